@@ -1,0 +1,84 @@
+"""The exception hierarchy.
+
+Few classes, each meaning one thing to the caller (kopf's split between temporary and
+permanent errors): only ``CommandFailed`` of kind ``BUSY`` or ``LOCKED`` is worth retrying
+within a pass; everything else is permanent for this pass and reported. Messages follow a
+"summary, expected/observed, what to do" pattern because they end up in front of an
+operator, not a developer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+
+class ReconcilerError(Exception):
+    """Base of every error the reconciler raises on purpose."""
+
+
+class SpecError(ReconcilerError):
+    """A spec file is wrong. Carries every problem found, each with file and key path."""
+
+    def __init__(self, problems: Sequence[tuple[str, str, str]]):
+        self.problems = tuple(problems)  # (file, key path, message)
+        lines = [f"{f}: {key or '(top level)'}: {msg}" for f, key, msg in self.problems]
+        super().__init__("invalid spec:\n  " + "\n  ".join(lines))
+
+
+class ObservationError(ReconcilerError):
+    """A tool's output could not be understood."""
+
+    def __init__(self, argv: Sequence[str], problem: str, excerpt: str = ""):
+        self.argv = tuple(argv)
+        self.problem = problem
+        self.excerpt = excerpt[:400]
+        msg = f"cannot read output of {' '.join(self.argv)}: {problem}"
+        if self.excerpt:
+            msg += f"\n  output begins: {self.excerpt!r}"
+        super().__init__(msg)
+
+
+class FailureKind(enum.StrEnum):
+    NOT_FOUND = "not-found"
+    BUSY = "busy"
+    LOCKED = "locked"
+    TIMEOUT = "timeout"
+    MISSING_TOOL = "missing-tool"
+    FATAL = "fatal"
+
+    @property
+    def is_transient(self) -> bool:
+        return self in (FailureKind.BUSY, FailureKind.LOCKED)
+
+
+class CommandFailed(ReconcilerError):
+    """A command exited non-zero (or timed out). ``kind`` is classified by the adapter."""
+
+    def __init__(self, host: str, argv: Sequence[str], rc: int, stderr: str,
+                 kind: FailureKind = FailureKind.FATAL):
+        self.host = host
+        self.argv = tuple(argv)
+        self.rc = rc
+        self.stderr = stderr
+        self.kind = kind
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        super().__init__(
+            f"[{host}] {' '.join(self.argv)} failed (exit {rc}, {kind}): {tail or 'no message'}")
+
+
+class UnsafePlan(ReconcilerError):
+    """The spec asks for something that cannot be done without risking data."""
+
+
+class NotConverged(ReconcilerError):
+    """A step's commands succeeded but the re-observed state is not what the step promised."""
+
+    def __init__(self, what: str, expected: str, observed: str):
+        self.expected = expected
+        self.observed = observed
+        super().__init__(f"{what}: expected {expected}, observed {observed}")
+
+
+class UnsupportedCommand(ReconcilerError):
+    """The simulator was asked for a command or flag it does not model. Never silenced."""
