@@ -1,0 +1,567 @@
+"""Transitions, steps and plans: pure data.
+
+An action is one state change in the tools' own vocabulary (``ExtendVg``, ``MoveExtents``,
+``AddMirrorLeg``…). Each answers, without running anything:
+
+* ``key``: stable identity, used for ordering edges, logs and JSON;
+* ``commands()``: the argv it runs;
+* ``is_done(state)``: whether observed state already shows its effect (idempotency, and the
+  check made after running it: exit code 0 is not proof);
+* for long operations (``long = True``), ``is_started(state)``: the operation is in flight
+  in the kernel, so the pass may return and a later pass will see it finish.
+
+A ``Plan`` is the ordered steps plus what is in flight, what is blocked (with the reason)
+and what the spec does not manage. Its ``str()`` is the human audit output; ``as_dict()`` is
+the ``--output json`` form. Neither is used to make decisions during apply (Terraform's rule
+for its ActionReason): apply re-checks observed state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from reconciler import errors, state
+from reconciler.adapters import lvm
+from reconciler.runner import Command, CommandResult
+from reconciler.units import format_size
+
+
+class Symbol(enum.StrEnum):
+    CREATE = "+"
+    CHANGE = "~"
+    MOVE = ">"
+    DELETE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    percent: float | None
+    detail: str = ""
+
+
+def _lv(st: state.HostState, vg: str, lv: str) -> state.Lv | None:
+    g = st.vgs.get(vg)
+    return g.lvs.get(lv) if g else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    host: str = "local"
+    long: ClassVar[bool] = False
+    # A long action already in flight is adopted rather than issued again; an action whose
+    # effect cannot be observed as "started" (resuming a poller) is never adopted.
+    adoptable: ClassVar[bool] = True
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def object(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def commands(self) -> tuple[Command, ...]:
+        raise NotImplementedError
+
+    def is_done(self, st: state.HostState) -> bool:
+        raise NotImplementedError
+
+    def is_started(self, st: state.HostState) -> bool:
+        return self.is_done(st)
+
+    def progress(self, st: state.HostState) -> Progress | None:
+        return None
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        """Classify a failed command of this action (the adapter knows its tool's errors)."""
+        return lvm.failure(result)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreatePv(Action):
+    """Label ``device`` as an LVM PV. Done when a PV with the same device number exists."""
+
+    device: str
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "pvcreate"
+
+    @property
+    def key(self) -> str:
+        return f"pv:{self.device}:create"
+
+    @property
+    def object(self) -> str:
+        return f"pv {self.device}"
+
+    def describe(self) -> str:
+        return "pvcreate"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.pvcreate(self.device, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return st.pv_for(self.device) is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateVg(Action):
+    """Create ``vg`` on ``devices`` (already PVs). Done when the VG exists."""
+
+    vg: str
+    devices: tuple[str, ...]
+    extent_size: int | None = None
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "vgcreate"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:create"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return f"vgcreate on {', '.join(self.devices)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.vgcreate(self.vg, self.devices, self.extent_size, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return self.vg in st.vgs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtendVg(Action):
+    """Add the PV ``device`` to ``vg``. Done when that PV belongs to the VG."""
+
+    vg: str
+    device: str
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "vgextend"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:extend:{self.device}"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return f"vgextend with {self.device}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.vgextend(self.vg, (self.device,), host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        pv = st.pv_for(self.device)
+        return pv is not None and pv.vg == self.vg
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReduceVg(Action):
+    """Remove the (empty) PV ``pv`` from ``vg``. Done when it no longer belongs to the VG."""
+
+    vg: str
+    pv: str
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "vgreduce"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:reduce:{self.pv}"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return f"vgreduce {self.pv}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.vgreduce(self.vg, self.pv, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        pv = st.pv_for(self.pv)
+        return pv is None or pv.vg != self.vg
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveVg(Action):
+    """Remove the (LV-less) ``vg``; only planned for a VG the spec marks absent."""
+
+    vg: str
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "vgremove"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:remove"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return "vgremove"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.vgremove(self.vg, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return self.vg not in st.vgs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateLv(Action):
+    """Create ``vg/lv`` of ``size`` bytes, on ``pvs`` when given. Done when the LV exists."""
+
+    vg: str
+    lv: str
+    size: int
+    pvs: tuple[str, ...] = ()
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "lvcreate"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:create"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        where = f" on {', '.join(self.pvs)}" if self.pvs else ""
+        return f"lvcreate {format_size(self.size)}{where}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.lvcreate(self.vg, self.lv, self.size, self.pvs, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return lv is not None and lv.size >= self.size
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizeLv(Action):
+    """Grow (or, when the spec opts in, shrink) ``vg/lv`` to ``size`` bytes rounded to extents."""
+
+    vg: str
+    lv: str
+    size: int
+    extent_size: int
+    pvs: tuple[str, ...] = ()
+    shrink: bool = False
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+
+    @property
+    def verb(self) -> str:  # type: ignore[override]
+        return "lvreduce" if self.shrink else "lvextend"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:resize"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"{self.verb} to {format_size(self.size)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        if self.shrink:
+            return (lvm.lvreduce(self.vg, self.lv, self.size, host=self.host),)
+        return (lvm.lvextend(self.vg, self.lv, self.size, self.pvs, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        want = -(-self.size // self.extent_size) * self.extent_size
+        return lv is not None and lv.size == want
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveLv(Action):
+    """Remove ``vg/lv`` (only ever planned for an LV the spec marks absent)."""
+
+    vg: str
+    lv: str
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "lvremove"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:remove"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return "lvremove"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.lvremove(self.vg, self.lv, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return _lv(st, self.vg, self.lv) is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoveExtents(Action):
+    """``pvmove -n vg/lv source dest…`` in the background.
+
+    Started when a pvmove LV in the VG carries this LV's segments; done when the LV holds
+    no extent on ``source`` and nothing of it is being moved.
+    """
+
+    vg: str
+    lv: str
+    source: str
+    destinations: tuple[str, ...]
+    long: ClassVar[bool] = True
+    symbol: ClassVar[Symbol] = Symbol.MOVE
+    verb: ClassVar[str] = "pvmove"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:move:{self.source}"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"pvmove {self.source} -> {', '.join(self.destinations)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.pvmove(self.vg, self.lv, self.source, self.destinations, host=self.host),)
+
+    def _source_name(self, st: state.HostState) -> str:
+        pv = st.pv_for(self.source)
+        return pv.name if pv else self.source
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is None:
+            return False
+        return lv.moving_via is None and lv.pv_extents.get(self._source_name(st), 0) == 0
+
+    def is_started(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return lv is not None and (lv.moving_via is not None or self.is_done(st))
+
+    def progress(self, st: state.HostState) -> Progress | None:
+        lv = _lv(st, self.vg, self.lv)
+        vg = st.vgs.get(self.vg)
+        if lv is None or vg is None or lv.moving_via is None:
+            return None
+        for mv in vg.pvmoves:
+            if mv.name == lv.moving_via:
+                return Progress(mv.copy_percent, f"pvmove {mv.source or '?'}")
+        return Progress(None, "pvmove")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeMoves(Action):
+    """Bare ``pvmove --background``: restart interrupted moves from their checkpoint.
+
+    Planned when a pvmove is found in the metadata that this process did not start or
+    that made no progress (after a crash or a reboot, nobody polls it). Never re-issues the
+    original move. Done when no pvmove remains in the VG.
+    """
+
+    vg: str
+    long: ClassVar[bool] = True
+    adoptable: ClassVar[bool] = False
+    symbol: ClassVar[Symbol] = Symbol.MOVE
+    verb: ClassVar[str] = "pvmove"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:resume-pvmove"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return "resume interrupted pvmove (pvmove --background, no arguments)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.pvmove_resume(host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        vg = st.vgs.get(self.vg)
+        return vg is None or not vg.pvmoves
+
+    def is_started(self, st: state.HostState) -> bool:
+        return True  # a poller is a process, not state; progress is checked by later passes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddMirrorLeg(Action):
+    """Add a raid1 leg of ``vg/lv`` on ``destinations`` (first half of mirror-then-split).
+
+    Started when the LV has a second image lying on the destinations; done when all its
+    images are in sync.
+    """
+
+    vg: str
+    lv: str
+    destinations: tuple[str, ...]
+    long: ClassVar[bool] = True
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "lvconvert"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:add-leg"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"add raid1 leg on {', '.join(self.destinations)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.add_raid1_leg(self.vg, self.lv, self.destinations, host=self.host),)
+
+    def is_started(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return lv is not None and len(lv.images) >= 2
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return lv is not None and len(lv.images) >= 2 and lv.is_synced
+
+    def progress(self, st: state.HostState) -> Progress | None:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is None or not lv.images:
+            return None
+        return Progress(lv.sync_percent if lv.sync_percent is not None else lv.copy_percent,
+                        "raid1 sync")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DropMirrorLeg(Action):
+    """Drop the leg(s) of ``vg/lv`` lying on ``sources`` (second half of mirror-then-split).
+
+    Only ever planned once every image is in sync and the kept leg shares no PV with
+    ``sources``. Done when the LV has one copy and no extent on ``sources``.
+    """
+
+    vg: str
+    lv: str
+    sources: tuple[str, ...]
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "lvconvert"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:drop-leg"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"drop the in-sync leg on {', '.join(self.sources)} (lvconvert -m0)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.drop_legs_on(self.vg, self.lv, self.sources, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is None or len(lv.images) > 1:
+            return False
+        names = {(st.pv_for(s).name if st.pv_for(s) else s) for s in self.sources}
+        return not any(lv.pv_extents.get(n, 0) for n in names)
+
+
+# -- plans ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: Action
+    reason: str  # for humans; never branch on it
+    after: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        return self.action.key
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    object: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    key: str  # steps that wait for this operation name it in ``after``
+    object: str
+    what: str
+    percent: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    node: str
+    steps: tuple[Step, ...] = ()
+    in_flight: tuple[InFlight, ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    spec_digest: str = ""
+
+    @property
+    def converged(self) -> bool:
+        return not self.steps and not self.in_flight and not self.blocked
+
+    def __str__(self) -> str:
+        lines = [f"Plan for node {self.node}" + (f" (spec {self.spec_digest[:12]})" if self.spec_digest else "")
+                 + ":"]
+        if self.converged:
+            lines.append("  nothing to do: in sync with the spec")
+        for s in self.steps:
+            after = f"  [after {', '.join(sorted(s.after))}]" if s.after else ""
+            lines.append(f"  {s.action.symbol} {s.action.object}: {s.action.describe()}"
+                         f"  # {s.reason}{after}")
+        for f in self.in_flight:
+            pct = f"{f.percent:.1f}%" if f.percent is not None else "?%"
+            lines.append(f"  … {f.object}: {f.what} in progress, {pct}")
+        for b in self.blocked:
+            lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
+        if self.unmanaged:
+            lines.append("  unmanaged (never touched): " + ", ".join(self.unmanaged))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "node": self.node,
+            "spec_digest": self.spec_digest,
+            "converged": self.converged,
+            "steps": [{
+                "key": s.key, "action": type(s.action).__name__, "symbol": str(s.action.symbol),
+                "object": s.action.object, "description": s.action.describe(),
+                "reason": s.reason, "after": sorted(s.after),
+                "argv": [list(c.argv) for c in s.action.commands()],
+                "long": s.action.long,
+            } for s in self.steps],
+            "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
+                           "percent": f.percent} for f in self.in_flight],
+            "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
+            "unmanaged": list(self.unmanaged),
+        }

@@ -1,0 +1,285 @@
+"""The LVM adapter: argv builders, the fullreport parser and the error classifier.
+
+Three pure jobs, in one place per tool (TopoLVM's lvm_command/lvm_state_json/lvm_error):
+
+* builders return ``runner.Command`` objects; they never run anything;
+* ``parse_fullreport`` turns the JSON of the one observation command into ``state`` objects;
+* ``classify`` turns a failed ``CommandResult`` into a ``FailureKind`` (exit code plus a
+  stderr pattern), the only place where lvm2's messages are interpreted.
+
+Sizes are always passed as ``<bytes>b`` so no unit conversion happens on either side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+
+from reconciler import errors, state
+from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.runner import Command, CommandResult
+from reconciler.units import Size
+
+OBSERVE_TIMEOUT = 120.0
+CHANGE_TIMEOUT = 600.0
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def fullreport(host: str = "local") -> Command:
+    return Command(argv=FULLREPORT_ARGV, host=host, mutates=False, timeout=OBSERVE_TIMEOUT)
+
+
+def version(host: str = "local") -> Command:
+    return Command(argv=("lvm", "version"), host=host, mutates=False, timeout=30.0)
+
+
+def _cmd(*argv: str, host: str) -> Command:
+    return Command(argv=tuple(argv), host=host, mutates=True, timeout=CHANGE_TIMEOUT)
+
+
+def pvcreate(device: str, *, host: str = "local") -> Command:
+    return _cmd("pvcreate", "--yes", device, host=host)
+
+
+def vgcreate(vg: str, devices: tuple[str, ...], extent_size: int | None = None, *,
+             host: str = "local") -> Command:
+    opts = ("--physicalextentsize", f"{extent_size}b") if extent_size else ()
+    return _cmd("vgcreate", *opts, vg, *devices, host=host)
+
+
+def vgextend(vg: str, devices: tuple[str, ...], *, host: str = "local") -> Command:
+    return _cmd("vgextend", vg, *devices, host=host)
+
+
+def vgreduce(vg: str, device: str, *, host: str = "local") -> Command:
+    return _cmd("vgreduce", vg, device, host=host)
+
+
+def vgremove(vg: str, *, host: str = "local") -> Command:
+    return _cmd("vgremove", vg, host=host)
+
+
+def lvcreate(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
+             host: str = "local") -> Command:
+    return _cmd("lvcreate", "--yes", "--name", lv, "--size", f"{size}b", vg, *pvs, host=host)
+
+
+def lvextend(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
+             host: str = "local") -> Command:
+    return _cmd("lvextend", "--size", f"{size}b", f"{vg}/{lv}", *pvs, host=host)
+
+
+def lvreduce(vg: str, lv: str, size: int, *, host: str = "local") -> Command:
+    return _cmd("lvreduce", "--yes", "--size", f"{size}b", f"{vg}/{lv}", host=host)
+
+
+def lvremove(vg: str, lv: str, *, host: str = "local") -> Command:
+    return _cmd("lvremove", "--yes", f"{vg}/{lv}", host=host)
+
+
+def pvmove(vg: str, lv: str, source: str, destinations: tuple[str, ...], *,
+           host: str = "local") -> Command:
+    """Start moving ``lv``'s extents off ``source``; returns at once (``--background``)."""
+    return _cmd("pvmove", "--background", "--name", f"{vg}/{lv}", source, *destinations,
+                host=host)
+
+
+def pvmove_resume(*, host: str = "local") -> Command:
+    """``pvmove`` with no PV restarts every interrupted move from its checkpoint."""
+    return _cmd("pvmove", "--background", host=host)
+
+
+def add_raid1_leg(vg: str, lv: str, destinations: tuple[str, ...], *,
+                  host: str = "local") -> Command:
+    return _cmd("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", f"{vg}/{lv}",
+                *destinations, host=host)
+
+
+def drop_legs_on(vg: str, lv: str, sources: tuple[str, ...], *, host: str = "local") -> Command:
+    """Back to one copy, removing the image(s) that sit on ``sources``."""
+    return _cmd("lvconvert", "--yes", "--mirrors", "0", f"{vg}/{lv}", *sources, host=host)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+_LOCKED = re.compile(r"lock start in progress|lockspace .* not (started|ready)|Failed to lock|"
+                     r"Can't get lock|lock (is )?held|LK_BUSY|lock failed|Lock .* busy",
+                     re.IGNORECASE)
+_BUSY = re.compile(r"Device or resource busy", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"Volume group \S+ not found|Failed to find logical volume|"
+                        r"Failed to find physical volume|not found", re.IGNORECASE)
+
+
+def classify(result: CommandResult) -> errors.FailureKind:
+    if result.timed_out:
+        return errors.FailureKind.TIMEOUT
+    if result.rc == 127:
+        return errors.FailureKind.MISSING_TOOL
+    if _LOCKED.search(result.stderr):
+        return errors.FailureKind.LOCKED
+    if _BUSY.search(result.stderr):
+        return errors.FailureKind.BUSY
+    if result.rc == 5 and _NOT_FOUND.search(result.stderr):
+        return errors.FailureKind.NOT_FOUND
+    return errors.FailureKind.FATAL
+
+
+def failure(result: CommandResult) -> errors.CommandFailed:
+    return errors.CommandFailed(result.command.host, result.command.argv, result.rc,
+                                result.stderr, classify(result))
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+_DEV_RE = re.compile(r"([^,()]+)\((\d+)\)")
+_LEG_RE = re.compile(r"_(?:r|m)(?:image|meta)_(\d+)$")
+
+
+def _int(row: dict, key: str) -> int:
+    value = row.get(key, "")
+    return int(value) if value not in ("", None) else 0
+
+
+def _pct(value: str | None) -> float | None:
+    return float(value) if value not in ("", None) else None
+
+
+def _strip(name: str) -> str:
+    return name[1:-1] if name.startswith("[") and name.endswith("]") else name
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v for v in value.split(",") if v) if value else ()
+
+
+def parse_fullreport(text: str, host: str = "local", observed_at: float = 0.0) -> state.HostState:
+    """Parse the stdout of ``FULLREPORT_ARGV`` into a ``HostState`` (LVM part)."""
+    try:
+        doc = json.loads(text)
+        reports = doc["report"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.ObservationError(FULLREPORT_ARGV, f"not lvm's JSON report ({exc})", text)
+    pvs: dict[str, state.Pv] = {}
+    vgs: dict[str, state.Vg] = {}
+    try:
+        for rep in reports:
+            vg_rows = rep.get("vg") or []
+            vg_row = vg_rows[0] if vg_rows else None
+            vg_name = vg_row["vg_name"] if vg_row and vg_row.get("vg_name") else None
+            pv_by_uuid: dict[str, str] = {}
+            for row in rep.get("pv", []):
+                major, minor = row.get("pv_major", ""), row.get("pv_minor", "")
+                devno = (int(major), int(minor)) if major not in ("", "-1") and minor not in ("", "-1") else None
+                attr = row.get("pv_attr", "---")
+                pv = state.Pv(
+                    name=row["pv_name"], uuid=row["pv_uuid"], vg=vg_name, devno=devno,
+                    dev_size=Size(_int(row, "dev_size")), size=Size(_int(row, "pv_size")),
+                    free=Size(_int(row, "pv_free")), pe_count=_int(row, "pv_pe_count"),
+                    pe_alloc_count=_int(row, "pv_pe_alloc_count"),
+                    missing=row.get("pv_missing", "") not in ("", "0") or (len(attr) > 2 and attr[2] == "m"),
+                    allocatable=len(attr) > 0 and attr[0] == "a")
+                # An orphan PV can appear in several report objects; a VG member wins.
+                if pv.name not in pvs or pv.vg is not None:
+                    pvs[pv.name] = pv
+                pv_by_uuid[pv.uuid] = pv.name
+            if vg_name is None:
+                continue
+            vgs[vg_name] = _parse_vg(vg_row, rep, pv_by_uuid)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise errors.ObservationError(FULLREPORT_ARGV, f"unexpected report content ({exc!r})",
+                                      text)
+    return state.HostState(host=host, vgs=vgs, pvs=pvs, observed_at=observed_at)
+
+
+def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
+    vg_name = vg_row["vg_name"]
+    lv_rows = {row["lv_uuid"]: row for row in rep.get("lv", [])}
+    name_of = {uuid: _strip(row["lv_name"]) for uuid, row in lv_rows.items()}
+    parent_of = {_strip(row["lv_name"]): _strip(row.get("lv_parent", "")) or None
+                 for row in lv_rows.values()}
+
+    def top(name: str) -> str:
+        seen = 0
+        while parent_of.get(name) and seen < 16:
+            name, seen = parent_of[name], seen + 1
+        return name
+
+    # Extents per (LV or sub-LV) per PV, from the pv-segment section.
+    extents: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rep.get("pvseg", []):
+        lv_uuid = row.get("lv_uuid", "")
+        if not lv_uuid or lv_uuid not in name_of:
+            continue
+        extents[name_of[lv_uuid]][pv_by_uuid.get(row["pv_uuid"], row["pv_uuid"])] += _int(row, "pvseg_size")
+    segtypes: dict[str, list[str]] = defaultdict(list)
+    via: dict[str, str] = {}
+    for row in rep.get("seg", []):
+        name = name_of.get(row.get("lv_uuid", ""))
+        if name is None:
+            continue
+        segtypes[name].append(row.get("segtype", ""))
+        for dev, _start in _DEV_RE.findall(row.get("devices", "")):
+            dev = _strip(dev)
+            if dev.startswith("pvmove"):
+                via[name] = dev
+
+    hidden_rows = [r for r in lv_rows.values() if r["lv_name"].startswith("[")]
+    visible_rows = [r for r in lv_rows.values() if not r["lv_name"].startswith("[")]
+    folded: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    legs: dict[str, dict[str, dict]] = defaultdict(dict)
+    pvmoves = []
+    for row in hidden_rows:
+        name = _strip(row["lv_name"])
+        attr = state.LvAttr(row["lv_attr"])
+        if attr.is_pvmove:
+            pv_ext = extents.get(name, {})
+            source = row.get("move_pv") or None
+            pvmoves.append(state.PvMove(
+                vg=vg_name, name=name, source=source, copy_percent=_pct(row.get("copy_percent")),
+                lvs=tuple(sorted(lv for lv, v in via.items() if v == name)),
+                destinations=tuple(sorted(p for p in pv_ext if p != source))))
+            continue
+        owner = top(name)
+        for pv, n in extents.get(name, {}).items():
+            folded[owner][pv] += n
+        m = _LEG_RE.search(name)
+        if m and owner != name:
+            leg = legs[owner].setdefault(m.group(1), {"name": None, "in_sync": True, "pvs": defaultdict(int)})
+            if attr.is_image:
+                leg["name"] = name
+                leg["in_sync"] = not attr.is_image_out_of_sync
+            for pv, n in extents.get(name, {}).items():
+                leg["pvs"][pv] += n
+    lvs: dict[str, state.Lv] = {}
+    for row in visible_rows:
+        name = row["lv_name"]
+        pv_ext = dict(extents.get(name, {}))
+        for pv, n in folded.get(name, {}).items():
+            pv_ext[pv] = pv_ext.get(pv, 0) + n
+        images = tuple(
+            state.RaidImage(name=leg["name"] or f"{name}_leg_{idx}", in_sync=leg["in_sync"],
+                            pv_extents=dict(leg["pvs"]))
+            for idx, leg in sorted(legs.get(name, {}).items(), key=lambda kv: int(kv[0])))
+        lvs[name] = state.Lv(
+            vg=vg_name, name=name, uuid=row["lv_uuid"], size=Size(_int(row, "lv_size")),
+            attr=state.LvAttr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
+            segtypes=tuple(segtypes.get(name, ())), pv_extents=pv_ext, images=images,
+            sync_percent=_pct(row.get("sync_percent")), copy_percent=_pct(row.get("copy_percent")),
+            raid_sync_action=row.get("raid_sync_action") or None, moving_via=via.get(name),
+            tags=_csv(row.get("lv_tags", "")))
+    return state.Vg(
+        name=vg_name, uuid=vg_row.get("vg_uuid", ""), extent_size=Size(_int(vg_row, "vg_extent_size")),
+        extent_count=_int(vg_row, "vg_extent_count"), free_count=_int(vg_row, "vg_free_count"),
+        lock_type=vg_row.get("vg_lock_type", "") or "none",
+        missing_pv_count=_int(vg_row, "vg_missing_pv_count"),
+        pvs=tuple(sorted(pv_by_uuid.values())), lvs=lvs, pvmoves=tuple(pvmoves))
+
+
+def parse_version(text: str) -> str:
+    """'  LVM version:     2.03.16(2) (2022-05-18)' → '2.03.16(2) (2022-05-18)'."""
+    for line in text.splitlines():
+        if "LVM version:" in line:
+            return line.split(":", 1)[1].strip()
+    return text.strip().splitlines()[0] if text.strip() else "unknown"

@@ -1,0 +1,195 @@
+"""One reconcile pass, and the ``--wait`` loop over passes.
+
+A pass is: observe (one process) → plan → log → apply (unless a dry run) → plan again on
+the last observed state, to say honestly whether the host is now in sync. Long operations
+are never waited for inside a pass; the result carries ``requeue_after`` instead.
+
+The only memory kept between passes is in this process: the progress each in-flight
+pvmove showed last time. A move that shows no progress, or that is first seen by this
+process (it was started before a crash or a reboot), is resumed with bare ``pvmove``.
+Nothing is written to disk: after a crash, observation alone says what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from reconciler import actions, errors, executing, observing, planning, state
+from reconciler.runner import CommandResult, RecordingRunner, Runner
+from reconciler.spec.loading import LoadedSpec
+
+EXIT_IN_SYNC = 0
+EXIT_ERROR = 1
+EXIT_PENDING = 2
+
+
+class Clock:
+    """Real time. The simulator provides one with the same two methods."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass
+class Environment:
+    """What a pass needs from the outside world, passed in (tests pass a simulator)."""
+
+    runner: Runner
+    node: str
+    resolve: observing.Resolver = observing.resolve_local
+    clock: Clock = field(default_factory=Clock)
+    requeue_seconds: float = 5.0
+    stall_seconds: float = 60.0
+
+
+@dataclass
+class Memory:
+    """In-process progress memory for in-flight pvmoves: key → (percent, since)."""
+
+    fresh: bool = True
+    moves: dict[str, tuple[float | None, float]] = field(default_factory=dict)
+
+    def stalled(self, st: state.HostState, now: float, stall_seconds: float) -> frozenset[str]:
+        out: set[str] = set()
+        seen: dict[str, tuple[float | None, float]] = {}
+        for vg in st.vgs.values():
+            for mv in vg.pvmoves:
+                key = f"{vg.name}/{mv.name}"
+                prev = self.moves.get(key)
+                if prev is None:
+                    seen[key] = (mv.copy_percent, now)
+                    if self.fresh:
+                        out.add(key)
+                elif prev[0] == mv.copy_percent:
+                    seen[key] = prev
+                    if now - prev[1] >= stall_seconds:
+                        out.add(key)
+                        seen[key] = (mv.copy_percent, now)
+                else:
+                    seen[key] = (mv.copy_percent, now)
+        self.moves = seen
+        self.fresh = False
+        return frozenset(out)
+
+
+@dataclass
+class PassResult:
+    plan: actions.Plan
+    final: actions.Plan
+    report: executing.ApplyReport | None
+    exit_code: int
+    processes: int
+    duration: float
+    requeue_after: float | None
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "exit_code": self.exit_code, "error": self.error, "processes": self.processes,
+            "duration_s": round(self.duration, 3), "requeue_after_s": self.requeue_after,
+            "plan": self.plan.as_dict(),
+            "applied": [{"key": r.step.key, "outcome": str(r.outcome), "detail": r.detail,
+                         "duration_s": round(r.duration, 3),
+                         "commands": [{"argv": list(c.command.argv), "rc": c.rc,
+                                       "duration_s": round(c.duration, 3)} for c in r.results]}
+                        for r in (self.report.results if self.report else [])],
+            "final": self.final.as_dict(),
+        }
+
+
+def _exit_code(p: actions.Plan) -> int:
+    if p.blocked:
+        return EXIT_ERROR
+    return EXIT_PENDING if (p.steps or p.in_flight) else EXIT_IN_SYNC
+
+
+def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
+                   memory: Memory | None = None, pass_no: int = 1) -> PassResult:
+    memory = memory if memory is not None else Memory()
+    log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
+    t0 = time.monotonic()
+    count = [0]
+
+    def on_result(res: CommandResult) -> None:
+        count[0] += 1
+        logger.bind(pass_no=pass_no, obj=res.command.host).log(
+            "DEBUG" if not res.command.mutates else "INFO",
+            "ran {} -> rc {} in {:.3f}s{}", " ".join(res.command.argv), res.rc, res.duration,
+            "" if res.ok else f": {res.stderr.strip().splitlines()[-1:] or ''}")
+
+    runner = RecordingRunner(env.runner, on_result)
+    spec = loaded.for_node(env.node)
+    devices = observing.spec_devices(spec)
+
+    def observe() -> state.HostState:
+        return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
+                                 now=env.clock.now())
+
+    log.info("pass start: spec {} ({} file(s)), {} VG(s) for this node{}", loaded.digest[:12],
+             len(loaded.files), len(spec.vg), " [dry run]" if dry_run else "")
+    empty = actions.Plan(node=env.node, spec_digest=loaded.digest)
+    try:
+        st = observe()
+    except errors.ReconcilerError as exc:
+        log.error("observation failed: {}", exc)
+        return PassResult(empty, empty, None, EXIT_ERROR, count[0], time.monotonic() - t0,
+                          env.requeue_seconds, str(exc))
+    stalled = memory.stalled(st, env.clock.now(), env.stall_seconds)
+    the_plan = planning.plan(spec, st, node=env.node, spec_digest=loaded.digest,
+                             stalled=stalled)
+    log.info("plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
+             len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
+    for b in the_plan.blocked:
+        logger.bind(pass_no=pass_no, obj=b.object).warning("blocked: {}", b.reason)
+    for f in the_plan.in_flight:
+        logger.bind(pass_no=pass_no, obj=f.object).info(
+            "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
+    if dry_run or not the_plan.steps:
+        code = _exit_code(the_plan)
+        return PassResult(the_plan, the_plan, None, code, count[0], time.monotonic() - t0,
+                          env.requeue_seconds if code == EXIT_PENDING else None)
+
+    def on_step(r: executing.StepResult) -> None:
+        lg = logger.bind(pass_no=pass_no, obj=r.step.action.object)
+        level = "ERROR" if r.outcome is executing.Outcome.FAILED else "INFO"
+        lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
+               f" ({r.detail})" if r.detail else "")
+
+    try:
+        report = executing.apply(the_plan, runner, observe, st, sleep=env.clock.sleep,
+                                 on_step=on_step)
+        final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest)
+    except errors.ReconcilerError as exc:
+        log.error("pass aborted: {}", exc)
+        return PassResult(the_plan, the_plan, None, EXIT_ERROR, count[0],
+                          time.monotonic() - t0, env.requeue_seconds, str(exc))
+    code = EXIT_ERROR if report.failed else _exit_code(final)
+    result = PassResult(the_plan, final, report, code, count[0], time.monotonic() - t0,
+                        env.requeue_seconds if code == EXIT_PENDING else None,
+                        "; ".join(r.detail for r in report.failed) or None)
+    log.info("pass end: exit {} in {:.3f}s, {} process(es)", code, result.duration, count[0])
+    return result
+
+
+def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
+                            max_passes: int = 100000,
+                            on_pass: Callable[[PassResult], None] | None = None) -> PassResult:
+    """``--wait``: repeat passes until in sync (0) or an error/block (1)."""
+    memory = Memory()
+    result = None
+    for n in range(1, max_passes + 1):
+        result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
+        if on_pass:
+            on_pass(result)
+        if result.exit_code != EXIT_PENDING or dry_run:
+            return result
+        env.clock.sleep(result.requeue_after or env.requeue_seconds)
+    assert result is not None
+    return result

@@ -1,0 +1,143 @@
+"""Apply a plan: walk its steps in order, act, re-observe, verify.
+
+The rules, all about not making things worse:
+
+* a step whose effect is already visible is not run again (crash between act and record);
+* a long operation already in flight is adopted, never started a second time;
+* only transient failures (a lock held, a busy device) are retried, by the one tenacity
+  policy here, with backoff; everything else fails the step at once;
+* after a step's commands succeed the state is observed again and the step must be done
+  (or, for a long operation, visibly started): exit code 0 is not proof (``NotConverged``);
+* the dependents of a failed step are skipped, the dependents of a started long operation
+  are deferred to a later pass; independent steps go on.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import tenacity
+
+from reconciler import actions, errors, state
+from reconciler.runner import CommandResult, Runner
+
+
+class Outcome(enum.StrEnum):
+    DONE = "done"
+    ALREADY_DONE = "already done"
+    STARTED = "started"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+
+
+@dataclass
+class StepResult:
+    step: actions.Step
+    outcome: Outcome
+    detail: str = ""
+    duration: float = 0.0
+    results: list[CommandResult] = field(default_factory=list)
+    error: errors.ReconcilerError | None = None
+
+
+@dataclass
+class ApplyReport:
+    results: list[StepResult]
+    state: state.HostState
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    @property
+    def changed(self) -> bool:
+        return any(r.outcome in (Outcome.DONE, Outcome.STARTED) and r.results
+                   for r in self.results)
+
+
+def _retrying(sleep: Callable[[float], None], attempts: int) -> tenacity.Retrying:
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=1, min=1, max=30),
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, errors.CommandFailed) and e.kind.is_transient),
+        sleep=sleep, reraise=True)
+
+
+def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostState],
+          current: state.HostState, *, sleep: Callable[[float], None] = time.sleep,
+          attempts: int = 5, on_step: Callable[[StepResult], None] | None = None) -> ApplyReport:
+    """Run ``plan`` against ``runner``; ``observe()`` re-reads the host after each change."""
+    failed: set[str] = set()
+    waiting: set[str] = {f.key for f in plan.in_flight}
+    results: list[StepResult] = []
+    st = current
+    for step in plan.steps:
+        res = _apply_step(step, runner, observe, st, failed, waiting, sleep, attempts)
+        if res.outcome in (Outcome.FAILED, Outcome.SKIPPED):
+            failed.add(step.key)
+        elif res.outcome in (Outcome.STARTED, Outcome.DEFERRED):
+            waiting.add(step.key)
+        if res.results:
+            st = observe()
+            res = _verify(step, st, res)
+            if res.outcome is Outcome.FAILED:
+                failed.add(step.key)
+            elif res.outcome is Outcome.STARTED:
+                waiting.add(step.key)
+        results.append(res)
+        if on_step:
+            on_step(res)
+    return ApplyReport(results=results, state=st)
+
+
+def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.HostState],
+                st: state.HostState, failed: set[str], waiting: set[str],
+                sleep: Callable[[float], None], attempts: int) -> StepResult:
+    bad = sorted(step.after & failed)
+    if bad:
+        return StepResult(step, Outcome.SKIPPED, f"upstream failed: {', '.join(bad)}")
+    pending = sorted(step.after & waiting)
+    if pending:
+        return StepResult(step, Outcome.DEFERRED, f"waiting for {', '.join(pending)}")
+    action = step.action
+    if action.is_done(st):
+        return StepResult(step, Outcome.ALREADY_DONE, "already visible in observed state")
+    if action.long and action.adoptable and action.is_started(st):
+        return StepResult(step, Outcome.STARTED, "already in flight; adopted")
+    t0 = time.monotonic()
+    ran: list[CommandResult] = []
+    try:
+        for attempt in _retrying(sleep, attempts):
+            with attempt:
+                for cmd in action.commands():
+                    result = runner.run(cmd)
+                    ran.append(result)
+                    if not result.ok:
+                        raise action.failure(result)
+    except errors.ReconcilerError as exc:
+        return StepResult(step, Outcome.FAILED, str(exc), time.monotonic() - t0, ran, exc)
+    return StepResult(step, Outcome.DONE, "", time.monotonic() - t0, ran)
+
+
+def _verify(step: actions.Step, st: state.HostState, res: StepResult) -> StepResult:
+    if res.outcome is not Outcome.DONE:
+        return res
+    action = step.action
+    if action.is_done(st):
+        return res
+    if action.long and action.is_started(st):
+        res.outcome = Outcome.STARTED
+        prog = action.progress(st)
+        if prog and prog.percent is not None:
+            res.detail = f"{prog.detail} {prog.percent:.1f}%"
+        return res
+    exc = errors.NotConverged(f"{action.object}: {action.describe()}",
+                              "its effect in the re-observed state",
+                              "no change; the command exited 0 but the host does not show it")
+    res.outcome, res.detail, res.error = Outcome.FAILED, str(exc), exc
+    return res

@@ -1,0 +1,352 @@
+"""(spec, observed state) → Plan. Pure: no I/O, no clock, no logging.
+
+Decisions taken here, each for a data-safety reason:
+
+* Objects the spec does not mention are listed as unmanaged and never touched; removal is
+  planned only for objects the spec marks ``absent``.
+* A VG with any blocked problem gets no step at all in this pass: a half-applied VG plan
+  (say, an LV created while the PV meant for it could not be added) is worse than waiting.
+* Extents move with ``pvmove`` per LV and per source PV, one move at a time per VG (each
+  waits for the previous one), after a free-extent pre-check; or by mirror-then-split,
+  where the leg dropped is the one on the source PVs, only once every image is in sync and
+  only when the kept leg shares no PV with what is dropped.
+* Shrinking needs ``allow_shrink``; an LV with more copies than mirror-then-split leaves is
+  never reduced; a missing PV is never removed (no ``--removemissing``).
+* Long operations found in flight are waited for (and adopted: a pvmove nobody polls is
+  resumed with bare ``pvmove``), never started twice.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reconciler import actions, state
+from reconciler.spec import models
+from reconciler.units import extents, format_size
+
+DEFAULT_EXTENT_SIZE = 4 * 1024**2
+
+
+@dataclass
+class _VgPlan:
+    """Accumulates one VG's steps; discarded whole if anything in the VG is blocked."""
+
+    steps: list[actions.Step] = field(default_factory=list)
+    blocked: list[actions.Blocked] = field(default_factory=list)
+    in_flight: list[actions.InFlight] = field(default_factory=list)
+    last_move: str | None = None  # key of the previous move in this VG (moves are chained)
+
+    def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
+        self.steps.append(actions.Step(action, reason, frozenset(a for a in after if a)))
+        return action.key
+
+    def block(self, obj: str, reason: str) -> None:
+        self.blocked.append(actions.Blocked(obj, reason))
+
+    def chain_move(self, action: actions.Action, reason: str, after: Iterable[str | None]) -> str:
+        key = self.add(action, reason, [*after, self.last_move])
+        self.last_move = key
+        return key
+
+
+def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str = "",
+         stalled: frozenset[str] = frozenset()) -> actions.Plan:
+    """Compute the plan that brings ``st`` to ``spec`` (already sliced for ``node``).
+
+    ``stalled`` names in-flight pvmoves (``vg/pvmoveN``) that nobody is known to be
+    polling: the first pass of a process, or no progress since the previous pass.
+    """
+    steps: list[actions.Step] = []
+    blocked: list[actions.Blocked] = []
+    in_flight: list[actions.InFlight] = []
+    unmanaged: list[str] = []
+    host = st.host
+    for vg_name in sorted(spec.vg):
+        vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled)
+        in_flight.extend(vp.in_flight)
+        if vp.blocked:
+            blocked.extend(vp.blocked)
+        else:
+            steps.extend(vp.steps)
+        obs = st.vgs.get(vg_name)
+        if obs is not None:
+            unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
+                             if lv not in spec.vg[vg_name].lv)
+    unmanaged[:0] = [f"vg {n}" for n in sorted(st.vgs) if n not in spec.vg]
+    return actions.Plan(node=node, steps=_ordered(steps), in_flight=tuple(in_flight),
+                        blocked=tuple(blocked), unmanaged=tuple(unmanaged),
+                        spec_digest=spec_digest)
+
+
+def _ordered(steps: list[actions.Step]) -> tuple[actions.Step, ...]:
+    """Topological order of the ``after`` edges; ties broken by key for stable output."""
+    by_key = {s.key: s for s in steps}
+    ts: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for s in steps:
+        ts.add(s.key, *(a for a in s.after if a in by_key))
+    ts.prepare()
+    out: list[actions.Step] = []
+    while ts.is_active():
+        ready = sorted(ts.get_ready())
+        out.extend(by_key[k] for k in ready)
+        ts.done(*ready)
+    return tuple(out)
+
+
+def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
+             stalled: frozenset[str]) -> _VgPlan:
+    vp = _VgPlan()
+    obs = st.vgs.get(name)
+    if want.state is models.Presence.ABSENT:
+        _plan_absent_vg(vp, name, want, obs, host)
+        return vp
+
+    # 1. The PVs: label and add what is missing; never take a PV from another VG.
+    ready: dict[str, str | None] = {}  # spec device -> key of the step that makes it usable
+    names: dict[str, str] = {}  # spec device -> the name to use on command lines
+    for dev in want.pvs:
+        pv = st.pv_for(dev)
+        names[dev] = pv.name if pv else dev
+        if pv is None:
+            # ``devices`` holds None for a path observed not to exist; a path missing from
+            # the table (no identity lookup on this runner) is left to the tool to judge.
+            if dev in st.devices and st.devices[dev] is None:
+                vp.block(f"vg {name}", f"device {dev} does not exist on {host}")
+                continue
+            ready[dev] = vp.add(actions.CreatePv(device=dev, host=host),
+                                f"{dev} is listed in vg.{name}.pvs but is not a PV")
+        elif pv.vg is not None and pv.vg != name:
+            vp.block(f"vg {name}", f"{dev} is a PV of VG {pv.vg!r}; it is never taken from "
+                     f"another VG (remove it there first)")
+        elif pv.missing:
+            vp.block(f"vg {name}", f"PV {dev} is missing from the system")
+        else:
+            ready[dev] = None
+    if obs is None:
+        key = vp.add(actions.CreateVg(vg=name, devices=tuple(want.pvs),
+                                      extent_size=want.extent_size, host=host),
+                     "VG does not exist", ready.values())
+        ready = {dev: key for dev in ready}
+    else:
+        for dev in want.pvs:
+            pv = st.pv_for(dev)
+            if dev in ready and (pv is None or pv.vg is None):
+                ready[dev] = vp.add(actions.ExtendVg(vg=name, device=dev, host=host),
+                                    f"{dev} is listed in vg.{name}.pvs but not in the VG",
+                                    [ready[dev]])
+    extent_size = obs.extent_size if obs else (want.extent_size or DEFAULT_EXTENT_SIZE)
+
+    # 2. PVs to evacuate: in the VG, not in the spec.
+    wanted_names = {names[d] for d in want.pvs}
+    evacuees = [p for p in (obs.pvs if obs else ()) if p not in wanted_names]
+    for p in evacuees:
+        if st.pvs[p].missing:
+            vp.block(f"vg {name}", f"PV {p} is missing; refusing to remove a missing PV "
+                     f"(vgreduce --removemissing loses the data on it)")
+        for lv_name, lv in sorted(obs.lvs.items()):
+            if lv.pv_extents.get(p) and lv_name not in want.lv:
+                vp.block(f"lv {name}/{lv_name}", f"unmanaged LV holds {lv.pv_extents[p]} "
+                         f"extents on {p}, which the spec removes from the VG; declare the "
+                         f"LV (with its placement) or move it yourself")
+
+    # 3. In-flight pvmoves: wait, and adopt the ones nobody polls.
+    for mv in (obs.pvmoves if obs else ()):
+        for lv_name in mv.lvs or ("?",):
+            in_flight.append(actions.InFlight(key=f"lv:{name}/{lv_name}:moving",
+                                              object=f"lv {name}/{lv_name}",
+                                              what=f"pvmove off {mv.source}",
+                                              percent=mv.copy_percent))
+        if f"{name}/{mv.name}" in stalled:
+            vp.add(actions.ResumeMoves(vg=name, host=host),
+                   f"{mv.name} is in the metadata but nothing is advancing it")
+    vp.in_flight.extend(in_flight)
+    if obs is not None and obs.pvmoves:
+        vp.last_move = vp.in_flight[-1].key
+
+    # 4. LVs.
+    for lv_name in sorted(want.lv):
+        _plan_lv(vp, name, lv_name, want.lv[lv_name], obs, st, host, extent_size, want,
+                 names, ready)
+
+    # 5. Drop the evacuees once every move in the VG (planned or in flight) has finished.
+    moves = [s.key for s in vp.steps if s.action.long or isinstance(s.action, actions.DropMirrorLeg)]
+    moves += [f.key for f in vp.in_flight]
+    for p in evacuees:
+        vp.add(actions.ReduceVg(vg=name, pv=p, host=host),
+               f"{p} is in the VG but not in vg.{name}.pvs", moves)
+    return vp
+
+
+def _plan_absent_vg(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
+                    host: str) -> None:
+    if obs is None:
+        return
+    keep = [lv for lv in sorted(obs.lvs) if lv not in want.lv
+            or want.lv[lv].state is not models.Presence.ABSENT]
+    if keep:
+        vp.block(f"vg {name}", f"marked absent but still holds LV(s) {', '.join(keep)}; "
+                 f"mark each one absent to have it removed")
+        return
+    removals = []
+    for lv_name in sorted(obs.lvs):
+        lv = obs.lvs[lv_name]
+        if lv.attr.is_open:
+            vp.block(f"lv {name}/{lv_name}", "marked absent but the LV is open (mounted or in "
+                     "use); stop its users first")
+        removals.append(vp.add(actions.RemoveLv(vg=name, lv=lv_name, host=host),
+                               "spec marks it absent"))
+    vp.add(actions.RemoveVg(vg=name, host=host), "spec marks the VG absent", removals)
+
+
+def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg | None,
+             st: state.HostState, host: str, extent_size: int, want_vg: models.Vg,
+             names: dict[str, str], ready: dict[str, str | None]) -> None:
+    obj = f"lv {vg}/{name}"
+    lv = obs_vg.lvs.get(name) if obs_vg else None
+    if want.state is models.Presence.ABSENT:
+        if lv is not None:
+            if lv.attr.is_open:
+                vp.block(obj, "marked absent but the LV is open (mounted or in use); "
+                         "stop its users first")
+            else:
+                vp.add(actions.RemoveLv(vg=vg, lv=name, host=host), "spec marks it absent")
+        return
+    assert want.size is not None
+    allowed_devs = list(want.placement or want_vg.pvs)
+    allowed = {names[d] for d in allowed_devs}
+    target = extents(want.size, extent_size) * extent_size
+    placement_ready = [ready.get(d) for d in allowed_devs]
+    if lv is None:
+        vp.add(actions.CreateLv(vg=vg, lv=name, size=want.size, pvs=tuple(allowed_devs),
+                                host=host),
+               "LV does not exist", placement_ready)
+        return
+
+    # Something long already under way for this LV: wait for it, change nothing else.
+    if lv.moving_via is not None:
+        return
+    if lv.images:
+        _plan_multi_leg(vp, vg, name, want, lv, allowed, host)
+        return
+
+    busy_key = None
+    offending = {p: n for p, n in sorted(lv.pv_extents.items()) if p not in allowed}
+    if offending:
+        if want.move is models.MoveStrategy.PVMOVE:
+            busy_key = _plan_pvmoves(vp, vg, name, lv, offending, allowed_devs, names, ready,
+                                     st, obj)
+        else:
+            busy_key = _plan_mirror(vp, vg, name, lv, offending, allowed_devs, names, ready,
+                                    st, obs_vg, obj)
+    if lv.size < target:
+        vp.add(actions.ResizeLv(vg=vg, lv=name, size=want.size, extent_size=extent_size,
+                                pvs=tuple(allowed_devs), host=host),
+               f"size {format_size(lv.size)} < {format_size(target)}",
+               [busy_key, *placement_ready])
+    elif lv.size > target:
+        if want.allow_shrink:
+            vp.add(actions.ResizeLv(vg=vg, lv=name, size=want.size, extent_size=extent_size,
+                                    shrink=True, host=host),
+                   f"size {format_size(lv.size)} > {format_size(target)}, allow_shrink is set",
+                   [busy_key])
+        else:
+            vp.block(obj, f"is {format_size(lv.size)}, spec says {format_size(want.size)}: "
+                     f"shrinking is refused (it destroys data beyond the new end); set "
+                     f"allow_shrink = true once the file system is smaller")
+
+
+def _plan_pvmoves(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[str, int],
+                  allowed_devs: list[str], names: dict[str, str], ready: dict[str, str | None],
+                  st: state.HostState, obj: str) -> str | None:
+    if not lv.is_linear:
+        vp.block(obj, f"extents on {', '.join(offending)} are outside its placement, but the "
+                 f"LV is {','.join(lv.layout) or 'not linear'}; only linear LVs are moved")
+        return None
+    dests = tuple(names[d] for d in allowed_devs if names[d] not in offending)
+    free = sum(st.pvs[n].free_extents for n in dests if n in st.pvs)
+    unknown = [n for n in dests if n not in st.pvs]
+    need = sum(offending.values())
+    if not unknown and free < need:
+        vp.block(obj, f"moving {need} extents off {', '.join(offending)} needs that many free "
+                 f"extents on {', '.join(dests)}, which have {free}")
+        return None
+    key = None
+    for src, n in offending.items():
+        key = vp.chain_move(
+            actions.MoveExtents(vg=vg, lv=name, source=src, destinations=dests, host=st.host),
+            f"{n} extents on {src}, outside the LV's placement",
+            [ready.get(d) for d in allowed_devs])
+    return key
+
+
+def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[str, int],
+                 allowed_devs: list[str], names: dict[str, str], ready: dict[str, str | None],
+                 st: state.HostState, obs_vg: state.Vg, obj: str) -> str | None:
+    if obs_vg.lock_type in ("sanlock", "dlm"):
+        vp.block(obj, f"VG uses lvmlockd ({obs_vg.lock_type}), which does not support "
+                 f"splitting mirrors; use move = \"pvmove\"")
+        return None
+    if not lv.is_linear:
+        vp.block(obj, "mirror-then-split starts from a linear LV; this one is "
+                 f"{','.join(lv.layout) or 'not linear'}")
+        return None
+    current = set(lv.pv_extents)
+    dests = tuple(names[d] for d in allowed_devs if names[d] not in current)
+    if not dests:
+        vp.block(obj, "mirror-then-split needs a placement PV that the LV does not already "
+                 "use, to hold the new leg; use move = \"pvmove\"")
+        return None
+    need = sum(lv.pv_extents.values()) + 1  # + one extent of raid metadata
+    free = sum(st.pvs[n].free_extents for n in dests if n in st.pvs)
+    if all(n in st.pvs for n in dests) and free < need:
+        vp.block(obj, f"a new leg needs {need} free extents on {', '.join(dests)}, which have "
+                 f"{free}")
+        return None
+    add = vp.chain_move(actions.AddMirrorLeg(vg=vg, lv=name, destinations=dests, host=st.host),
+                        f"extents on {', '.join(offending)} are outside the placement "
+                        f"(mirror-then-split)", [ready.get(d) for d in allowed_devs])
+    drop = vp.add(actions.DropMirrorLeg(vg=vg, lv=name, sources=tuple(sorted(current)),
+                                        host=st.host),
+                  "the old leg, once the new one is 100% in sync", [add])
+    vp.last_move = drop
+    return drop
+
+
+def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv,
+                    allowed: set[str], host: str) -> None:
+    """An LV with several images: a mirror-then-split under way, or one we must not touch."""
+    obj = f"lv {vg}/{name}"
+    inside = [img for img in lv.images if img.pv_extents and set(img.pv_extents) <= allowed]
+    outside = [img for img in lv.images if set(img.pv_extents) - allowed]
+    is_our_split = (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
+                    and len(inside) == 1 and len(outside) == 1)
+    if not lv.is_synced:
+        key = f"lv:{vg}/{name}:syncing"
+        pct = lv.sync_percent if lv.sync_percent is not None else lv.copy_percent
+        vp.in_flight.append(actions.InFlight(key=key, object=obj, what="raid1 sync",
+                                             percent=pct))
+        if is_our_split:
+            vp.add(actions.DropMirrorLeg(vg=vg, lv=name,
+                                         sources=tuple(sorted(outside[0].pv_extents)), host=host),
+                   "the old leg, once the new one is 100% in sync", [key])
+        vp.last_move = key
+        return
+    if is_our_split:
+        kept, dropped = set(inside[0].pv_extents), set(outside[0].pv_extents)
+        if kept & dropped:
+            vp.block(obj, f"the legs share PV(s) {', '.join(sorted(kept & dropped))}; "
+                     f"cannot drop one leg by PV without risking the other")
+            return
+        vp.last_move = vp.add(
+            actions.DropMirrorLeg(vg=vg, lv=name, sources=tuple(sorted(dropped)), host=host),
+            f"new leg on {', '.join(sorted(kept))} is 100% in sync")
+        return
+    if outside:
+        vp.block(obj, f"has {len(lv.images)} copies and extents outside its placement; "
+                 f"dropping a copy would lower its redundancy, which is never done "
+                 f"implicitly")
+    elif want.size is not None and lv.size != want.size:
+        vp.block(obj, f"is mirrored ({len(lv.images)} copies); resizing a mirrored LV is "
+                 f"not supported yet")

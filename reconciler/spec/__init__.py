@@ -1,0 +1,1 @@
+"""Desired state: the TOML spec files, their models and their loading."""

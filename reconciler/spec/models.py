@@ -1,0 +1,185 @@
+"""The desired-state models (pydantic), one class per spec table.
+
+Every model is frozen and forbids unknown keys: a typo in a spec must be an error that
+names the key, never a silently ignored setting. Names that will reach a command line
+(VG, LV, device paths, node names) are validated here, by the rules of the tool that will
+receive them, so nothing later has to wonder whether a string is safe to pass on.
+
+Layout of a spec file::
+
+    [vg.vgglobal]
+    nodes = ["node-1"]
+    pvs = ["/dev/mapper/lun02"]
+
+    [vg.vgglobal.lv.lvrepnb]
+    size = "128M"
+    placement = ["/dev/mapper/lun02"]
+    move = "pvmove"
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      PlainSerializer, WithJsonSchema, model_validator)
+
+from reconciler import units
+
+# -- names ---------------------------------------------------------------------------------
+
+_LVM_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
+# Suffixes lvm2 reserves for its hidden sub-LVs (lib/misc/lvm-string.c: apply_lvname_restrictions).
+_LV_RESERVED_PARTS = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_mimage", "_mlog",
+                      "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata",
+                      "_vorigin", "_wcorig")
+_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
+_NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
+
+
+def _lvm_name(kind: str, name: str) -> str:
+    if not name:
+        raise ValueError(f"{kind} name is empty")
+    if len(name) > 127:
+        raise ValueError(f"{kind} name is longer than LVM's 127 characters")
+    if name in (".", "..") or not _LVM_NAME_RE.match(name):
+        raise ValueError(f"{kind} name {name!r} may only contain letters, digits and + _ . - "
+                         f"and must not start with '-' (LVM's rule)")
+    return name
+
+
+def check_vg_name(name: str) -> str:
+    return _lvm_name("VG", name)
+
+
+def check_lv_name(name: str) -> str:
+    _lvm_name("LV", name)
+    if name.startswith(("snapshot", "pvmove")):
+        raise ValueError(f"LV name {name!r} starts with a prefix LVM reserves (snapshot, pvmove)")
+    for part in _LV_RESERVED_PARTS:
+        if part in name:
+            raise ValueError(f"LV name {name!r} contains {part!r}, which LVM reserves for "
+                             f"its hidden sub-volumes")
+    return name
+
+
+def check_device(path: str) -> str:
+    if len(path) > 4095 or not _DEVICE_RE.match(path) or "/../" in path + "/" or "/./" in path + "/":
+        raise ValueError(f"{path!r} is not a device path: it must be an absolute path under "
+                         f"/dev/ made of letters, digits and _ . : + @ = , - only")
+    return path
+
+
+def check_node(name: str) -> str:
+    if not _NODE_RE.match(name):
+        raise ValueError(f"{name!r} is not a host name (or '*' for every node)")
+    return name
+
+
+def _parse_size(value: object) -> int:
+    if isinstance(value, (str, int)):
+        return units.parse_size(value)
+    raise ValueError("a size must be a string like '10G' or a number of bytes")
+
+
+VgName = Annotated[str, AfterValidator(check_vg_name)]
+LvName = Annotated[str, AfterValidator(check_lv_name)]
+DevicePath = Annotated[str, AfterValidator(check_device)]
+NodeName = Annotated[str, AfterValidator(check_node)]
+SizeField = Annotated[
+    int, BeforeValidator(_parse_size), PlainSerializer(units.format_size, return_type=str),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?\s*[kKmMgGtTpPeE]?(i?[bB])?$",
+                               "examples": ["128M", "10G", "1.5T"]},
+                              {"type": "integer", "minimum": 1}],
+                    "description": "bytes, or a number with a binary suffix (K M G T P E)"}),
+]
+
+
+class Presence(enum.StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class MoveStrategy(enum.StrEnum):
+    PVMOVE = "pvmove"
+    MIRROR_THEN_SPLIT = "mirror-then-split"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+def _unique(kind: str, items: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"{kind} {item!r} is listed twice")
+        seen.add(item)
+    return items
+
+
+class Lv(_Model):
+    """A logical volume inside its VG."""
+
+    state: Presence = Field(Presence.PRESENT, description="'absent' removes the LV (lvremove)")
+    size: SizeField | None = Field(None, description="absolute size; required when present")
+    placement: tuple[DevicePath, ...] = Field(
+        (), description="PVs that must hold every extent of the LV; empty = anywhere in the VG")
+    move: MoveStrategy = Field(
+        MoveStrategy.PVMOVE, description="how extents are moved: pvmove, or mirror-then-split "
+        "(add a raid1 leg on the destination, wait for 100% sync, drop the source leg)")
+    allow_shrink: bool = Field(False, description="permit lvreduce when size is below the "
+                               "current size; the file system on it must already be smaller")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Lv":
+        _unique("placement PV", self.placement)
+        if self.state is Presence.PRESENT and self.size is None:
+            raise ValueError("size is required for an LV that is present")
+        return self
+
+
+class Vg(_Model):
+    """A volume group, the PVs it must consist of, and its LVs."""
+
+    nodes: tuple[NodeName, ...] = Field(
+        ..., min_length=1, description="hosts that reconcile this VG ('*' = any host)")
+    state: Presence = Presence.PRESENT
+    pvs: tuple[DevicePath, ...] = Field(
+        (), description="exactly the PVs of the VG; a PV found in the VG but not listed is "
+        "evacuated (pvmove) and removed (vgreduce)")
+    extent_size: SizeField | None = Field(None, description="for vgcreate only (default 4M)")
+    lv: dict[LvName, Lv] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Vg":
+        _unique("PV", self.pvs)
+        _unique("node", self.nodes)
+        if self.state is Presence.PRESENT and not self.pvs:
+            raise ValueError("pvs must list at least one device for a VG that is present")
+        for name, lv in self.lv.items():
+            stray = [p for p in lv.placement if p not in self.pvs]
+            if stray:
+                raise ValueError(f"lv.{name}.placement names {', '.join(stray)}, which is not "
+                                 f"in this VG's pvs")
+            if self.state is Presence.ABSENT and lv.state is Presence.PRESENT:
+                raise ValueError(f"lv.{name} is present but its VG is absent")
+        return self
+
+    def applies_to(self, node: str) -> bool:
+        return "*" in self.nodes or node in self.nodes
+
+
+class Spec(_Model):
+    """One spec file, or the merge of a directory of them."""
+
+    vg: dict[VgName, Vg] = Field(default_factory=dict)
+
+
+def json_schema() -> dict:
+    schema = Spec.model_json_schema()
+    schema["title"] = "reconciler spec"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -1,0 +1,175 @@
+"""Observed state: frozen, typed, built once per observation and never mutated.
+
+The parsers in ``adapters`` produce these objects; planning reads them; nothing writes to
+them. Sizes are ``units.Size`` bytes. Mappings are plain dicts for speed (a host with 10,000
+LVs is built in one pass); treat them as read-only.
+
+The LVM part keeps what placement and long operations need: per visible LV, how many
+extents each PV holds (hidden sub-LVs such as raid images are folded into their visible
+parent), the raid images with their sync flags, and in-flight pvmoves with what they move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.units import Size
+
+
+@dataclass(frozen=True, slots=True)
+class LvAttr:
+    """The 10 characters of ``lv_attr``, decoded (lvs(8), "lv_attr bits")."""
+
+    raw: str
+
+    @property
+    def volume_type(self) -> str:
+        return self.raw[0]
+
+    @property
+    def is_pvmove(self) -> bool:
+        return self.raw[0] == "p"
+
+    @property
+    def is_raid(self) -> bool:
+        return self.raw[0] in "rR"
+
+    @property
+    def is_mirror(self) -> bool:
+        return self.raw[0] in "mM"
+
+    @property
+    def is_image(self) -> bool:
+        return self.raw[0] in "iI"
+
+    @property
+    def is_image_out_of_sync(self) -> bool:
+        return self.raw[0] == "I"
+
+    @property
+    def is_locked_by_pvmove(self) -> bool:
+        """Allocation policy letter in capitals: extents are locked by a running pvmove."""
+        return self.raw[2].isupper()
+
+    @property
+    def is_active(self) -> bool:
+        return self.raw[4] == "a"
+
+    @property
+    def is_open(self) -> bool:
+        return self.raw[5] == "o"
+
+    @property
+    def health(self) -> str:
+        return {"-": "ok", "p": "partial", "r": "refresh needed", "m": "mismatches",
+                "w": "writemostly", "X": "unknown", "R": "remove after reshape"}.get(
+                    self.raw[8], self.raw[8])
+
+
+@dataclass(frozen=True, slots=True)
+class Pv:
+    name: str
+    uuid: str
+    vg: str | None
+    devno: tuple[int, int] | None
+    dev_size: Size
+    size: Size
+    free: Size
+    pe_count: int
+    pe_alloc_count: int
+    missing: bool
+    allocatable: bool
+
+    @property
+    def free_extents(self) -> int:
+        return self.pe_count - self.pe_alloc_count
+
+
+@dataclass(frozen=True, slots=True)
+class RaidImage:
+    """One leg of a raid1/mirror LV."""
+
+    name: str
+    in_sync: bool
+    pv_extents: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Lv:
+    vg: str
+    name: str
+    uuid: str
+    size: Size
+    attr: LvAttr
+    layout: tuple[str, ...]
+    segtypes: tuple[str, ...]
+    pv_extents: dict[str, int]  # PV name -> extents of this LV (sub-LVs included)
+    images: tuple[RaidImage, ...] = ()
+    sync_percent: float | None = None
+    copy_percent: float | None = None
+    raid_sync_action: str | None = None
+    moving_via: str | None = None  # name of the pvmove LV its segments go through
+    tags: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.vg}/{self.name}"
+
+    @property
+    def is_linear(self) -> bool:
+        return not self.images and all(s in ("linear", "striped") for s in self.segtypes)
+
+    @property
+    def is_synced(self) -> bool:
+        """True when every raid/mirror image is in sync (trivially true for linear LVs)."""
+        if not self.images:
+            return True
+        pct = self.sync_percent if self.sync_percent is not None else self.copy_percent
+        return (pct is not None and pct >= 100.0
+                and all(img.in_sync for img in self.images))
+
+
+@dataclass(frozen=True, slots=True)
+class PvMove:
+    """A pvmove in flight (its ``pvmoveN`` LV exists in the VG metadata)."""
+
+    vg: str
+    name: str
+    source: str | None
+    copy_percent: float | None
+    lvs: tuple[str, ...]
+    destinations: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Vg:
+    name: str
+    uuid: str
+    extent_size: Size
+    extent_count: int
+    free_count: int
+    lock_type: str
+    missing_pv_count: int
+    pvs: tuple[str, ...]
+    lvs: dict[str, Lv]
+    pvmoves: tuple[PvMove, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    host: str
+    vgs: dict[str, Vg] = field(default_factory=dict)
+    pvs: dict[str, Pv] = field(default_factory=dict)
+    # The block-device identity (major, minor) of every device path the spec names, or None
+    # when the path does not exist: spec paths are matched to PVs by identity, not spelling.
+    devices: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    observed_at: float = 0.0
+
+    def pv_for(self, device: str) -> Pv | None:
+        """The PV that ``device`` (as a spec spells it) is, matched by device number first."""
+        devno = self.devices.get(device)
+        if devno is not None:
+            for pv in self.pvs.values():
+                if pv.devno == devno:
+                    return pv
+        return self.pvs.get(device)
