@@ -154,14 +154,13 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     # 3. In-flight pvmoves: wait, and adopt the ones nobody polls.
     for mv in (obs.pvmoves if obs else ()):
         for lv_name in mv.lvs or ("?",):
-            in_flight.append(actions.InFlight(key=f"lv:{name}/{lv_name}:moving",
+            vp.in_flight.append(actions.InFlight(key=f"lv:{name}/{lv_name}:moving",
                                               object=f"lv {name}/{lv_name}",
                                               what=f"pvmove off {mv.source}",
                                               percent=mv.copy_percent))
         if f"{name}/{mv.name}" in stalled:
             vp.add(actions.ResumeMoves(vg=name, host=host),
                    f"{mv.name} is in the metadata but nothing is advancing it")
-    vp.in_flight.extend(in_flight)
     if obs is not None and obs.pvmoves:
         vp.last_move = vp.in_flight[-1].key
 

@@ -164,12 +164,15 @@ class HostState:
     # when the path does not exist: spec paths are matched to PVs by identity, not spelling.
     devices: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     observed_at: float = 0.0
+    _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_devno", {pv.devno: pv for pv in self.pvs.values()
+                                               if pv.devno is not None})
 
     def pv_for(self, device: str) -> Pv | None:
         """The PV that ``device`` (as a spec spells it) is, matched by device number first."""
         devno = self.devices.get(device)
-        if devno is not None:
-            for pv in self.pvs.values():
-                if pv.devno == devno:
-                    return pv
+        if devno is not None and devno in self._by_devno:
+            return self._by_devno[devno]
         return self.pvs.get(device)

@@ -1,0 +1,249 @@
+"""Planner rules on hand-built observed states (pure: no runner involved)."""
+
+import pytest
+
+from reconciler import actions, planning, state
+from reconciler.spec import models
+from reconciler.units import Size
+
+M = 1024**2
+EXT = 4 * M
+
+
+def pv(name, vg, pe=100, alloc=0, devno=None, missing=False):
+    return state.Pv(name=name, uuid=f"u-{name}", vg=vg, devno=devno, dev_size=Size(pe * EXT),
+                    size=Size(pe * EXT), free=Size((pe - alloc) * EXT), pe_count=pe,
+                    pe_alloc_count=alloc, missing=missing, allocatable=True)
+
+
+def lv(name, extents_on, vg="vg0", attr="-wi-a-----", images=(), sync=None, via=None):
+    size = sum(extents_on.values()) if not images else max(sum(i.pv_extents.values()) for i in images)
+    return state.Lv(vg=vg, name=name, uuid=f"u-{name}", size=Size(size * EXT),
+                    attr=state.LvAttr(attr), layout=("raid", "raid1") if images else ("linear",),
+                    segtypes=("raid1",) if images else ("linear",), pv_extents=dict(extents_on),
+                    images=tuple(images), sync_percent=sync, moving_via=via)
+
+
+def host(pvs, lvs=(), vg="vg0", lock_type="none", pvmoves=(), devices=None):
+    vgs = {}
+    members = tuple(sorted(p.name for p in pvs if p.vg == vg))
+    if members:
+        vgs[vg] = state.Vg(name=vg, uuid="vgu", extent_size=Size(EXT), extent_count=0,
+                           free_count=0, lock_type=lock_type, missing_pv_count=0, pvs=members,
+                           lvs={x.name: x for x in lvs}, pvmoves=tuple(pvmoves))
+    return state.HostState(host="local", vgs=vgs, pvs={p.name: p for p in pvs},
+                           devices=devices or {})
+
+
+def spec(pvs, lvs=None, vg="vg0", **kw):
+    return models.Spec.model_validate({"vg": {vg: {"nodes": ["*"], "pvs": pvs, "lv": lvs or {}, **kw}}})
+
+
+def plan_of(sp, st, **kw):
+    return planning.plan(sp, st, node="n1", **kw)
+
+
+def kinds(p):
+    return [type(s.action).__name__ for s in p.steps]
+
+
+def test_in_sync_plans_nothing():
+    st = host([pv("/dev/a", "vg0", alloc=32)], [lv("data", {"/dev/a": 32})])
+    p = plan_of(spec(["/dev/a"], {"data": {"size": "128M"}}), st)
+    assert p.converged and str(p).endswith("nothing to do: in sync with the spec")
+
+
+def test_new_vg_from_scratch_is_ordered():
+    st = host([], devices={"/dev/a": (8, 0), "/dev/b": (8, 16)})
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"data": {"size": "1G", "placement": ["/dev/b"]}}), st)
+    assert kinds(p) == ["CreatePv", "CreatePv", "CreateVg", "CreateLv"]
+    create = p.steps[-1]
+    assert create.after == {"vg:vg0:create"}
+    assert create.action.commands()[0].argv == (
+        "lvcreate", "--yes", "--name", "data", "--size", f"{1024 * M}b", "vg0", "/dev/b")
+
+
+def test_missing_device_blocks_whole_vg():
+    st = host([], devices={"/dev/a": (8, 0), "/dev/b": None})
+    p = plan_of(spec(["/dev/a", "/dev/b"]), st)
+    assert not p.steps
+    assert "device /dev/b does not exist" in p.blocked[0].reason
+
+
+def test_pv_of_another_vg_is_never_taken():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "other")])
+    p = plan_of(spec(["/dev/a", "/dev/b"]), st)
+    assert not p.steps and "is a PV of VG 'other'" in p.blocked[0].reason
+
+
+def test_symlink_spelling_matches_by_device_number():
+    st = host([pv("/dev/sdb", "vg0", devno=(8, 16))], devices={"/dev/disk/by-id/x": (8, 16)})
+    p = plan_of(spec(["/dev/disk/by-id/x"]), st)
+    assert p.converged
+
+
+def test_grow():
+    st = host([pv("/dev/a", "vg0", alloc=32)], [lv("big", {"/dev/a": 32})])
+    p = plan_of(spec(["/dev/a"], {"big": {"size": "256M"}}), st)
+    assert kinds(p) == ["ResizeLv"]
+    assert p.steps[0].action.commands()[0].argv == (
+        "lvextend", "--size", f"{256 * M}b", "vg0/big", "/dev/a")
+
+
+def test_refuse_shrink():
+    st = host([pv("/dev/a", "vg0", alloc=32)], [lv("small", {"/dev/a": 32})])
+    p = plan_of(spec(["/dev/a"], {"small": {"size": "64M"}}), st)
+    assert not p.steps
+    assert p.blocked[0].object == "lv vg0/small" and "shrinking is refused" in p.blocked[0].reason
+
+
+def test_blocked_lv_discards_the_whole_vg_plan():
+    st = host([pv("/dev/a", "vg0", alloc=32)], [lv("small", {"/dev/a": 32})])
+    p = plan_of(spec(["/dev/a"], {"small": {"size": "64M"}, "new": {"size": "4M"}}), st)
+    assert not p.steps and len(p.blocked) == 1
+
+
+def test_shrink_with_opt_in():
+    st = host([pv("/dev/a", "vg0", alloc=32)], [lv("small", {"/dev/a": 32})])
+    p = plan_of(spec(["/dev/a"], {"small": {"size": "64M", "allow_shrink": True}}), st)
+    assert p.steps[0].action.commands()[0].argv == ("lvreduce", "--yes", "--size", f"{64 * M}b", "vg0/small")
+
+
+def test_seed_000_evacuate_then_reduce():
+    st = host([pv("/dev/lun02", "vg0", pe=200, alloc=81), pv("/dev/lun30", "vg0", pe=35, alloc=32)],
+              [lv("lvrepnb", {"/dev/lun30": 32}), lv("mygfs", {"/dev/lun02": 81})])
+    p = plan_of(spec(["/dev/lun02"], {"lvrepnb": {"size": "128M"}, "mygfs": {"size": "324M"}}), st)
+    assert kinds(p) == ["MoveExtents", "ReduceVg"]
+    move, reduce_ = p.steps
+    assert move.action.commands()[0].argv == (
+        "pvmove", "--background", "--name", "vg0/lvrepnb", "/dev/lun30", "/dev/lun02")
+    assert reduce_.after == {move.key}
+    assert reduce_.action.commands()[0].argv == ("vgreduce", "vg0", "/dev/lun30")
+
+
+def test_evacuation_refuses_to_touch_unmanaged_lv():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", alloc=10)], [lv("stranger", {"/dev/b": 10})])
+    p = plan_of(spec(["/dev/a"]), st)
+    assert not p.steps and "unmanaged LV" in p.blocked[0].reason
+    assert "lv vg0/stranger" in p.unmanaged
+
+
+def test_missing_pv_is_never_removed():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", missing=True)])
+    p = plan_of(spec(["/dev/a"]), st)
+    assert not p.steps and "--removemissing" in p.blocked[0].reason
+
+
+def test_pvmove_precheck_free_extents():
+    st = host([pv("/dev/a", "vg0", pe=10, alloc=5), pv("/dev/b", "vg0", alloc=32)],
+              [lv("data", {"/dev/b": 32})])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"data": {"size": "128M", "placement": ["/dev/a"]}}), st)
+    assert not p.steps and "needs that many free extents" in p.blocked[0].reason
+
+
+def test_moves_in_one_vg_are_chained():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", alloc=20)],
+              [lv("x", {"/dev/b": 10}), lv("y", {"/dev/b": 10})])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "40M", "placement": ["/dev/a"]},
+                                           "y": {"size": "40M", "placement": ["/dev/a"]}}), st)
+    x, y = p.steps
+    assert y.after == {x.key}
+
+
+def test_in_flight_pvmove_is_waited_for_not_reissued():
+    mv = state.PvMove(vg="vg0", name="pvmove0", source="/dev/b", copy_percent=40.0, lvs=("x",),
+                      destinations=("/dev/a",))
+    st = host([pv("/dev/a", "vg0", alloc=10), pv("/dev/b", "vg0", alloc=10)],
+              [lv("x", {}, attr="-wI-ao----", via="pvmove0")], pvmoves=[mv])
+    p = plan_of(spec(["/dev/a"], {"x": {"size": "40M"}}), st)
+    assert kinds(p) == ["ReduceVg"]
+    assert p.steps[0].after == {"lv:vg0/x:moving"}
+    assert p.in_flight[0].percent == 40.0
+    p2 = plan_of(spec(["/dev/a"], {"x": {"size": "40M"}}), st, stalled=frozenset({"vg0/pvmove0"}))
+    assert kinds(p2) == ["ResumeMoves", "ReduceVg"]
+    assert p2.steps[0].action.commands()[0].argv == ("pvmove", "--background")
+
+
+def test_mirror_then_split_adds_leg_on_placement():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", alloc=10)], [lv("x", {"/dev/b": 10})])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "40M", "placement": ["/dev/a"],
+                                                  "move": "mirror-then-split"}}), st)
+    add, drop = p.steps
+    assert add.action.commands()[0].argv == (
+        "lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/x", "/dev/a")
+    assert drop.after == {add.key}
+    assert drop.action.commands()[0].argv == ("lvconvert", "--yes", "--mirrors", "0", "vg0/x", "/dev/b")
+
+
+def leg(name, pvs, in_sync=True):
+    return state.RaidImage(name=name, in_sync=in_sync, pv_extents=pvs)
+
+
+def test_split_waits_for_sync():
+    st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11)],
+              [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=42.0,
+                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11}, False)])])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "44M", "placement": ["/dev/a"],
+                                                  "move": "mirror-then-split"}}), st)
+    assert p.in_flight[0].what == "raid1 sync" and p.in_flight[0].percent == 42.0
+    (drop,) = p.steps
+    assert drop.after == {"lv:vg0/x:syncing"}
+
+
+def test_split_once_in_sync_drops_the_source_leg():
+    st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11)],
+              [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=100.0,
+                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11})])])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "44M", "placement": ["/dev/a"],
+                                                  "move": "mirror-then-split"}}), st)
+    (drop,) = p.steps
+    assert drop.action.sources == ("/dev/b",) and not drop.after
+
+
+def test_existing_mirror_is_never_reduced_implicitly():
+    st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11)],
+              [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=100.0,
+                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11})])])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "44M", "placement": ["/dev/a"]}}), st)
+    assert not p.steps and "lower its redundancy" in p.blocked[0].reason
+
+
+def test_mirror_split_refused_in_lockd_vg():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", alloc=10)], [lv("x", {"/dev/b": 10})],
+              lock_type="sanlock")
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "40M", "placement": ["/dev/a"],
+                                                  "move": "mirror-then-split"}}), st)
+    assert not p.steps and "lvmlockd" in p.blocked[0].reason
+
+
+def test_absent_lv_removed_but_not_when_open():
+    st = host([pv("/dev/a", "vg0", alloc=20)], [lv("old", {"/dev/a": 10}),
+                                                lv("busy", {"/dev/a": 10}, attr="-wi-ao----")])
+    p = plan_of(spec(["/dev/a"], {"old": {"state": "absent"}}), st)
+    assert kinds(p) == ["RemoveLv"] and "lv vg0/busy" in p.unmanaged
+    p = plan_of(spec(["/dev/a"], {"old": {"state": "absent"}, "busy": {"state": "absent"}}), st)
+    assert not p.steps and "is open" in p.blocked[0].reason
+
+
+def test_unmanaged_vgs_listed():
+    st = host([pv("/dev/a", "vgx")], vg="vgx")
+    p = plan_of(spec(["/dev/b"]), st)
+    assert "vg vgx" in p.unmanaged
+
+
+def test_absent_vg_removes_lvs_then_vg():
+    st = host([pv("/dev/a", "vg0", alloc=10)], [lv("old", {"/dev/a": 10})])
+    sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "state": "absent",
+                                                    "lv": {"old": {"state": "absent"}}}}})
+    p = plan_of(sp, st)
+    assert kinds(p) == ["RemoveLv", "RemoveVg"]
+    sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "state": "absent"}}})
+    p = plan_of(sp, st)
+    assert not p.steps and "still holds LV(s) old" in p.blocked[0].reason
+
+
+def test_plan_json_carries_argv():
+    st = host([pv("/dev/a", "vg0")])
+    d = plan_of(spec(["/dev/a"], {"n": {"size": "8M"}}), st).as_dict()
+    assert d["steps"][0]["argv"] == [["lvcreate", "--yes", "--name", "n", "--size", f"{8 * M}b", "vg0", "/dev/a"]]
+    assert d["steps"][0]["action"] == "CreateLv" and d["converged"] is False
