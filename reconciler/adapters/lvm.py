@@ -16,7 +16,7 @@ import json
 import re
 from collections import defaultdict
 
-from reconciler import errors, state
+from reconciler import bulk, errors, state
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 from reconciler.units import Size
@@ -151,11 +151,16 @@ def _strip(name: str) -> str:
 
 
 def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v for v in value.split(",") if v) if value else ()
+    return tuple(value.split(",")) if value else ()
 
 
 def parse_fullreport(text: str, host: str = "local", observed_at: float = 0.0) -> state.HostState:
     """Parse the stdout of ``FULLREPORT_ARGV`` into a ``HostState`` (LVM part)."""
+    with bulk.gc_paused():
+        return _parse_fullreport(text, host, observed_at)
+
+
+def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostState:
     try:
         doc = json.loads(text)
         reports = doc["report"]
@@ -207,12 +212,14 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         return name
 
     # Extents per (LV or sub-LV) per PV, from the pv-segment section.
-    extents: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for row in rep.get("pvseg", []):
-        lv_uuid = row.get("lv_uuid", "")
-        if not lv_uuid or lv_uuid not in name_of:
+    extents: dict[str, dict[str, int]] = {}
+    for row in rep.get("pvseg", ()):
+        name = name_of.get(row.get("lv_uuid", ""))
+        if name is None:
             continue
-        extents[name_of[lv_uuid]][pv_by_uuid.get(row["pv_uuid"], row["pv_uuid"])] += _int(row, "pvseg_size")
+        per_pv = extents.setdefault(name, {})
+        pv = pv_by_uuid.get(row["pv_uuid"], row["pv_uuid"])
+        per_pv[pv] = per_pv.get(pv, 0) + int(row["pvseg_size"])
     segtypes: dict[str, list[str]] = defaultdict(list)
     via: dict[str, str] = {}
     for row in rep.get("seg", []):
@@ -255,13 +262,16 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
     lvs: dict[str, state.Lv] = {}
     for row in visible_rows:
         name = row["lv_name"]
-        pv_ext = dict(extents.get(name, {}))
-        for pv, n in folded.get(name, {}).items():
-            pv_ext[pv] = pv_ext.get(pv, 0) + n
+        pv_ext = extents.get(name, {})
+        if name in folded:
+            pv_ext = dict(pv_ext)
+            for pv, n in folded[name].items():
+                pv_ext[pv] = pv_ext.get(pv, 0) + n
         images = tuple(
             state.RaidImage(name=leg["name"] or f"{name}_leg_{idx}", in_sync=leg["in_sync"],
                             pv_extents=dict(leg["pvs"]))
-            for idx, leg in sorted(legs.get(name, {}).items(), key=lambda kv: int(kv[0])))
+            for idx, leg in sorted(legs[name].items(), key=lambda kv: int(kv[0]))
+        ) if name in legs else ()
         lvs[name] = state.Lv(
             vg=vg_name, name=name, uuid=row["lv_uuid"], size=Size(_int(row, "lv_size")),
             attr=state.LvAttr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),

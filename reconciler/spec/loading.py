@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pydantic
 
-from reconciler import errors
+from reconciler import bulk, errors
 from reconciler.spec import models
 
 _FRIENDLY = {
@@ -58,7 +58,8 @@ def _parse_file(path: Path, problems: list[tuple[str, str, str]]) -> tuple[model
         problems.append((str(path), "", f"cannot read: {exc.strerror or exc}"))
         return None, b""
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        with bulk.gc_paused():
+            data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         problems.append((str(path), "", "not UTF-8 text"))
         return None, raw
@@ -66,7 +67,8 @@ def _parse_file(path: Path, problems: list[tuple[str, str, str]]) -> tuple[model
         problems.append((str(path), "", f"TOML syntax error: {exc}"))
         return None, raw
     try:
-        return models.Spec.model_validate(data), raw
+        with bulk.gc_paused():
+            return models.Spec.model_validate(data), raw
     except pydantic.ValidationError as exc:
         for err in exc.errors(include_url=False):
             msg = _FRIENDLY.get(err["type"], err["msg"])

@@ -1,0 +1,116 @@
+"""Benchmark: load + observe + plan for 10,000 LVs on 1,000 PVs (simulated host).
+
+Prints figures; asserts nothing. Goals (issue 2): under 0.5 s and 150 MB for
+load + observe + plan, and exactly 1 process for a no-op pass whatever the LV count.
+
+    python3 bench/bench_plan.py [--pvs 1000] [--lvs 10000]
+
+Peak memory is the process's peak RSS (ru_maxrss) measured in a fresh child process that
+only builds the fixture and then runs the measured work, minus the RSS before the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+M = 1024**2
+
+
+def build(pvs: int, lvs: int, workdir: Path):
+    from reconciler.simulate import SimulatedHost
+    host = SimulatedHost()
+    per_vg = 10  # PVs per VG
+    lines = []
+    per_pv = lvs // pvs
+    for v in range(pvs // per_vg):
+        devs = [f"/dev/disk/by-id/lun{v * per_vg + i:05d}" for i in range(per_vg)]
+        for d in devs:
+            host.add_device(d, 1024 * M)
+        host.add_vg(f"vg{v:04d}", devs)
+        lines.append(f'[vg.vg{v:04d}]\nnodes = ["*"]\npvs = {json.dumps(devs)}\n')
+        for i, d in enumerate(devs):
+            for j in range(per_pv):
+                name = f"lv{i:02d}_{j:02d}"
+                host.add_lv(f"vg{v:04d}", name, 64 * M, pvs=[d])
+                lines.append(f'[vg.vg{v:04d}.lv.{name}]\nsize = "64M"\nplacement = ["{d}"]\n')
+    (workdir / "spec.toml").write_text("\n".join(lines))
+    return host
+
+
+def measure(pvs: int, lvs: int) -> dict:
+    from reconciler import controller, observing, planning
+    from reconciler.spec import loading
+    with tempfile.TemporaryDirectory() as tmp:
+        host = build(pvs, lvs, Path(tmp))
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        loaded = loading.load(Path(tmp) / "spec.toml")
+        t1 = time.perf_counter()
+        spec = loaded.for_node("bench")
+        st = observing.observe(host, host="local", devices=observing.spec_devices(spec),
+                               resolve=host.resolve_device)
+        t2 = time.perf_counter()
+        p = planning.plan(spec, st, node="bench")
+        t3 = time.perf_counter()
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Split the observation into the simulator's rendering and our parsing.
+        from reconciler.adapters import lvm
+        r0 = time.perf_counter()
+        out = host.run(lvm.fullreport()).stdout
+        r1 = time.perf_counter()
+        lvm.parse_fullreport(out)
+        r2 = time.perf_counter()
+        before = host.started
+        env = controller.Environment(runner=host, node="bench", resolve=host.resolve_device,
+                                     clock=host.clock)
+        res = controller.reconcile_once(loaded, env)
+        procs = host.started - before
+    return {
+        "pvs": pvs, "lvs": lvs, "steps_planned": len(p.steps),
+        "load_s": round(t1 - t0, 3), "observe_s": round(t2 - t1, 3),
+        "plan_s": round(t3 - t2, 3), "total_s": round(t3 - t0, 3),
+        "of_observe_sim_render_s": round(r1 - r0, 3), "of_observe_parse_s": round(r2 - r1, 3),
+        "report_bytes": len(out),
+        "peak_rss_growth_mb": round((rss1 - rss0) / 1024, 1),
+        "peak_rss_mb": round(rss1 / 1024, 1),
+        "noop_pass_processes": procs, "noop_pass_exit": res.exit_code,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pvs", type=int, default=1000)
+    ap.add_argument("--lvs", type=int, default=10000)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        from reconciler import logs
+        logs.setup("WARNING")
+        print(json.dumps(measure(args.pvs, args.lvs)))
+        return
+    out = subprocess.run([sys.executable, __file__, "--child", "--pvs", str(args.pvs),
+                          "--lvs", str(args.lvs)], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"benchmark failed:\n{out.stderr}")
+    fig = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"load + observe + plan, {fig['lvs']} LVs on {fig['pvs']} PVs (simulated host):")
+    print(f"  load spec        {fig['load_s']:.3f} s")
+    print(f"  observe          {fig['observe_s']:.3f} s  (simulator renders {fig['of_observe_sim_render_s']:.3f} s, "
+          f"parser {fig['of_observe_parse_s']:.3f} s, report {fig['report_bytes'] / M:.1f} MiB)")
+    print(f"  plan             {fig['plan_s']:.3f} s  ({fig['steps_planned']} steps)")
+    print(f"  total            {fig['total_s']:.3f} s   (goal < 0.5 s)")
+    print(f"  peak RSS growth  {fig['peak_rss_growth_mb']:.1f} MB (process peak {fig['peak_rss_mb']:.1f} MB; goal < 150 MB)")
+    print(f"  no-op pass       {fig['noop_pass_processes']} process(es), exit {fig['noop_pass_exit']} (goal: 1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""One test per field procedure, run against the simulated host until converged."""
+
+from reconciler import controller
+from reconciler.simulate import SimulatedHost, demo
+
+M = 1024**2
+G = 1024**3
+
+
+def seed000_host():
+    host = SimulatedHost()
+    host.add_device("/dev/sdb", 808 * M, aliases=("/dev/disk/by-id/lun02",))
+    host.add_device("/dev/sdc", 140 * M, aliases=("/dev/disk/by-id/lun30",))
+    host.add_vg("vgglobal", ["/dev/sdb", "/dev/sdc"])
+    host.add_lv("vgglobal", "lvrepnb", 128 * M, pvs=["/dev/sdc"])
+    host.add_lv("vgglobal", "mygfs", 324 * M, pvs=["/dev/sdb"])
+    return host
+
+
+SEED000_SPEC = """
+[vg.vgglobal]
+nodes = ["node-1"]
+pvs = ["/dev/disk/by-id/lun02"]
+
+[vg.vgglobal.lv.lvrepnb]
+size = "128M"
+
+[vg.vgglobal.lv.mygfs]
+size = "324M"
+"""
+
+
+def test_seed000_evacuate_lun30_then_vgreduce(scenario):
+    sc = scenario(seed000_host())
+    spec = sc.spec(SEED000_SPEC)
+    first = sc.one_pass(spec, dry_run=True)
+    assert first.exit_code == controller.EXIT_PENDING
+    assert [s.action.verb for s in first.plan.steps] == ["pvmove", "vgreduce"]
+    assert sc.mutations() == []  # a dry run changes nothing
+    final = sc.converge(spec)
+    assert final.exit_code == 0
+    assert sc.mutations() == [
+        ("pvmove", "--background", "--name", "vgglobal/lvrepnb", "/dev/sdc", "/dev/sdb"),
+        ("vgreduce", "vgglobal", "/dev/sdc"),
+    ]
+    assert {pv.name for pv in sc.host.lv("vgglobal", "lvrepnb").pvs()} == {"/dev/sdb"}
+    sc.assert_settled(spec)
+
+
+def test_demo_host_converges_with_the_shipped_spec(scenario):
+    from reconciler.spec import loading
+    from pathlib import Path
+    sc = scenario(demo.default_host())
+    spec = loading.load(Path(__file__).parents[2] / "specs" / "demo")
+    final = sc.converge(spec, max_passes=2000)
+    assert final.exit_code == 0
+    assert "vg vgarc" in final.final.unmanaged
+    sc.assert_settled(spec)
+
+
+def test_create_from_scratch(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_device("/dev/vdc", 1 * G)
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.data]
+        nodes = ["*"]
+        pvs = ["/dev/vdb", "/dev/vdc"]
+        [vg.data.lv.db]
+        size = "300M"
+        placement = ["/dev/vdc"]
+        [vg.data.lv.logs]
+        size = "100M"
+        """)
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations()[:3] == [("pvcreate", "--yes", "/dev/vdb"), ("pvcreate", "--yes", "/dev/vdc"),
+                                  ("vgcreate", "data", "/dev/vdb", "/dev/vdc")]
+    assert {pv.name for pv in host.lv("data", "db").pvs()} == {"/dev/vdc"}
+    sc.assert_settled(spec)
+
+
+def test_placement_change_with_pvmove(scenario):
+    host = SimulatedHost()
+    for d in ("/dev/vdb", "/dev/vdc", "/dev/vdd"):
+        host.add_device(d, 512 * M)
+    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc", "/dev/vdd"])
+    host.add_lv("vg0", "data", 100 * M, pvs=["/dev/vdb"])
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
+        [vg.vg0.lv.data]
+        size = "100M"
+        placement = ["/dev/vdd"]
+        """)
+    assert sc.converge(spec).exit_code == 0
+    assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdd"}
+    assert sc.mutations() == [("pvmove", "--background", "--name", "vg0/data", "/dev/vdb", "/dev/vdd")]
+    sc.assert_settled(spec)
+
+
+def test_mirror_then_split_drops_the_source_leg_only_after_sync(scenario):
+    host = SimulatedHost(rate_bytes_per_s=1 * M)
+    host.add_device("/dev/vdb", 512 * M)
+    host.add_device("/dev/vdc", 512 * M)
+    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc"])
+    host.add_lv("vg0", "data", 64 * M, pvs=["/dev/vdb"])
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb", "/dev/vdc"]
+        [vg.vg0.lv.data]
+        size = "64M"
+        placement = ["/dev/vdc"]
+        move = "mirror-then-split"
+        """)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_PENDING
+    assert sc.mutations() == [("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/data", "/dev/vdc")]
+    assert r.final.in_flight and r.final.in_flight[0].what == "raid1 sync"
+    # While syncing, passes only wait.
+    for _ in range(5):
+        sc.host.clock.advance(5)
+        r = sc.one_pass(spec)
+        assert r.exit_code == controller.EXIT_PENDING
+        assert len(sc.mutations()) == 1
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations()[-1] == ("lvconvert", "--yes", "--mirrors", "0", "vg0/data", "/dev/vdb")
+    assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdc"}
+    sc.assert_settled(spec)
+
+
+def test_grow(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    host.add_lv("vg0", "data", 100 * M)
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb"]
+        [vg.vg0.lv.data]
+        size = "201M"
+        """)
+    assert sc.converge(spec).exit_code == 0
+    assert host.lv("vg0", "data").extents * 4 * M == 204 * M  # rounded up to whole extents
+    sc.assert_settled(spec)
+
+
+def test_refuse_to_shrink(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    host.add_lv("vg0", "data", 200 * M)
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb"]
+        [vg.vg0.lv.data]
+        size = "100M"
+        """)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    assert "shrinking is refused" in r.plan.blocked[0].reason
+    assert sc.mutations() == []
+    assert host.lv("vg0", "data").extents == 50
+
+
+def test_crash_during_pvmove_then_resume_without_reissuing(scenario):
+    host = seed000_host()
+    host.rate_bytes_per_s = 1 * M
+    sc = scenario(host)
+    spec = sc.spec(SEED000_SPEC)
+    host.crash_after(1)  # the pvmove is the one mutating command that gets through
+    try:
+        sc.one_pass(spec)
+    except BaseException as exc:  # SimulatedCrash: the host went down mid-pass
+        assert type(exc).__name__ == "SimulatedCrash"
+    else:
+        raise AssertionError("the simulated host did not crash")
+    host.recover()
+    host.clock.advance(30)
+    stuck = host.lv("vgglobal", "lvrepnb")
+    # A new reconciler process: it must adopt the move, not issue it again.
+    r = sc.one_pass(spec, fresh_memory=True)
+    assert r.exit_code == controller.EXIT_PENDING
+    assert sc.mutations().count(("pvmove", "--background", "--name", "vgglobal/lvrepnb", "/dev/sdc", "/dev/sdb")) == 1
+    assert ("pvmove", "--background") in sc.mutations()
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations()[-1] == ("vgreduce", "vgglobal", "/dev/sdc")
+    assert stuck is host.lv("vgglobal", "lvrepnb")
+    sc.assert_settled(spec)
+
+
+def test_transient_lock_failure_is_retried(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    host.fail_next(("lvcreate",), 5, "  VG vg0 lock failed: lock start in progress\n")
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb"]
+        [vg.vg0.lv.data]
+        size = "8M"
+        """)
+    assert sc.one_pass(spec).exit_code == 0
+    assert [c[0] for c in sc.mutations()] == ["lvcreate", "lvcreate"]
+
+
+def test_permanent_failure_skips_dependents(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    sc = scenario(host)
+    host.fail_next(("pvcreate",), 5, "  Can't open /dev/vdb exclusively.  Mounted filesystem?\n")
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb"]
+        [vg.vg0.lv.data]
+        size = "8M"
+        """)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    outcomes = {x.step.key: str(x.outcome) for x in r.report.results}
+    assert outcomes == {"pv:/dev/vdb:create": "failed", "vg:vg0:create": "skipped",
+                        "lv:vg0/data:create": "skipped"}
+    assert sc.mutations() == [("pvcreate", "--yes", "/dev/vdb")]
