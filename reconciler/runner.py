@@ -55,9 +55,17 @@ class CommandResult:
 
 
 class Runner(Protocol):
-    """Runs one command and reports how it ended. Never raises for a non-zero exit."""
+    """The host, as the reconciler may touch it.
+
+    ``run`` runs one command and reports how it ended (never raises for a non-zero exit).
+    ``read`` returns the text of a kernel interface file (``/proc/mdstat``, a sysfs
+    attribute), or None when it does not exist: where the kernel already says something,
+    reading it costs no process.
+    """
 
     def run(self, cmd: Command) -> CommandResult: ...
+
+    def read(self, path: str, *, host: str = "local") -> str | None: ...
 
 
 class SubprocessRunner:
@@ -100,6 +108,15 @@ class SubprocessRunner:
                              stdout=out, stderr=err, duration=time.monotonic() - t0,
                              timed_out=timed_out)
 
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        if host != "local":
+            raise ValueError(f"SubprocessRunner reads local files only, not on {host!r}")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
 
 @dataclass
 class DryRunRunner:
@@ -114,6 +131,9 @@ class DryRunRunner:
         self.recorded.append(cmd)
         return CommandResult(command=cmd, rc=0, stdout="", stderr="", duration=0.0)
 
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        return self.inner.read(path, host=host)
+
 
 @dataclass
 class RecordingRunner:
@@ -126,3 +146,6 @@ class RecordingRunner:
         res = self.inner.run(cmd)
         self.on_result(res)
         return res
+
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        return self.inner.read(path, host=host)

@@ -1,8 +1,7 @@
 """Planner rules on hand-built observed states (pure: no runner involved)."""
 
-import pytest
 
-from reconciler import actions, planning, state
+from reconciler import planning, state
 from reconciler.spec import models
 from reconciler.units import Size
 

@@ -3,7 +3,6 @@ import textwrap
 import pytest
 
 from reconciler import controller
-from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost
 from reconciler.spec import loading
 

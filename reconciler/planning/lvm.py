@@ -1,4 +1,4 @@
-"""(spec, observed state) → Plan. Pure: no I/O, no clock, no logging.
+"""Planning for LVM: VGs, their PVs, LVs, sizes, placement and moves. Pure.
 
 Decisions taken here, each for a data-safety reason:
 
@@ -18,11 +18,11 @@ Decisions taken here, each for a data-safety reason:
 
 from __future__ import annotations
 
-import graphlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
+from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.units import extents, format_size
 
@@ -51,48 +51,24 @@ class _VgPlan:
         return key
 
 
-def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str = "",
-         stalled: frozenset[str] = frozenset()) -> actions.Plan:
-    """Compute the plan that brings ``st`` to ``spec`` (already sliced for ``node``).
-
-    ``stalled`` names in-flight pvmoves (``vg/pvmoveN``) that nobody is known to be
-    polling: the first pass of a process, or no progress since the previous pass.
-    """
-    steps: list[actions.Step] = []
-    blocked: list[actions.Blocked] = []
-    in_flight: list[actions.InFlight] = []
-    unmanaged: list[str] = []
+def plan_vgs(spec: models.Spec, st: state.HostState,
+             stalled: frozenset[str]) -> Partial:
+    """The LVM part of a plan for ``spec`` (already sliced for the node)."""
+    out = Partial()
     host = st.host
     for vg_name in sorted(spec.vg):
         vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled)
-        in_flight.extend(vp.in_flight)
+        out.in_flight.extend(vp.in_flight)
         if vp.blocked:
-            blocked.extend(vp.blocked)
+            out.blocked.extend(vp.blocked)
         else:
-            steps.extend(vp.steps)
+            out.steps.extend(vp.steps)
         obs = st.vgs.get(vg_name)
         if obs is not None:
-            unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
-                             if lv not in spec.vg[vg_name].lv)
-    unmanaged[:0] = [f"vg {n}" for n in sorted(st.vgs) if n not in spec.vg]
-    return actions.Plan(node=node, steps=_ordered(steps), in_flight=tuple(in_flight),
-                        blocked=tuple(blocked), unmanaged=tuple(unmanaged),
-                        spec_digest=spec_digest)
-
-
-def _ordered(steps: list[actions.Step]) -> tuple[actions.Step, ...]:
-    """Topological order of the ``after`` edges; ties broken by key for stable output."""
-    by_key = {s.key: s for s in steps}
-    ts: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for s in steps:
-        ts.add(s.key, *(a for a in s.after if a in by_key))
-    ts.prepare()
-    out: list[actions.Step] = []
-    while ts.is_active():
-        ready = sorted(ts.get_ready())
-        out.extend(by_key[k] for k in ready)
-        ts.done(*ready)
-    return tuple(out)
+            out.unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
+                                 if lv not in spec.vg[vg_name].lv)
+    out.unmanaged[:0] = [f"vg {n}" for n in sorted(st.vgs) if n not in spec.vg]
+    return out
 
 
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,

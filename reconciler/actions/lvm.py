@@ -1,44 +1,15 @@
-"""Transitions, steps and plans: pure data.
-
-An action is one state change in the tools' own vocabulary (``ExtendVg``, ``MoveExtents``,
-``AddMirrorLeg``…). Each answers, without running anything:
-
-* ``key``: stable identity, used for ordering edges, logs and JSON;
-* ``commands()``: the argv it runs;
-* ``is_done(state)``: whether observed state already shows its effect (idempotency, and the
-  check made after running it: exit code 0 is not proof);
-* for long operations (``long = True``), ``is_started(state)``: the operation is in flight
-  in the kernel, so the pass may return and a later pass will see it finish.
-
-A ``Plan`` is the ordered steps plus what is in flight, what is blocked (with the reason)
-and what the spec does not manage. Its ``str()`` is the human audit output; ``as_dict()`` is
-the ``--output json`` form. Neither is used to make decisions during apply (Terraform's rule
-for its ActionReason): apply re-checks observed state.
-"""
+"""LVM transitions: PVs, VGs, LVs, pvmove and mirror-then-split legs."""
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from reconciler import errors, state
+from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.adapters import lvm
 from reconciler.runner import Command, CommandResult
 from reconciler.units import format_size
-
-
-class Symbol(enum.StrEnum):
-    CREATE = "+"
-    CHANGE = "~"
-    MOVE = ">"
-    DELETE = "-"
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    percent: float | None
-    detail: str = ""
 
 
 def _lv(st: state.HostState, vg: str, lv: str) -> state.Lv | None:
@@ -47,45 +18,15 @@ def _lv(st: state.HostState, vg: str, lv: str) -> state.Lv | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Action:
-    host: str = "local"
-    long: ClassVar[bool] = False
-    # A long action already in flight is adopted rather than issued again; an action whose
-    # effect cannot be observed as "started" (resuming a poller) is never adopted.
-    adoptable: ClassVar[bool] = True
-    symbol: ClassVar[Symbol] = Symbol.CHANGE
-    verb: ClassVar[str] = ""
-
-    @property
-    def key(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def object(self) -> str:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def commands(self) -> tuple[Command, ...]:
-        raise NotImplementedError
-
-    def is_done(self, st: state.HostState) -> bool:
-        raise NotImplementedError
-
-    def is_started(self, st: state.HostState) -> bool:
-        return self.is_done(st)
-
-    def progress(self, st: state.HostState) -> Progress | None:
-        return None
+class LvmAction(Action):
+    """Base of the LVM actions: their failures are classified by the LVM adapter."""
 
     def failure(self, result: CommandResult) -> errors.CommandFailed:
-        """Classify a failed command of this action (the adapter knows its tool's errors)."""
         return lvm.failure(result)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreatePv(Action):
+class CreatePv(LvmAction):
     """Label ``device`` as an LVM PV. Done when a PV with the same device number exists."""
 
     device: str
@@ -111,7 +52,7 @@ class CreatePv(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreateVg(Action):
+class CreateVg(LvmAction):
     """Create ``vg`` on ``devices`` (already PVs). Done when the VG exists."""
 
     vg: str
@@ -139,7 +80,7 @@ class CreateVg(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExtendVg(Action):
+class ExtendVg(LvmAction):
     """Add the PV ``device`` to ``vg``. Done when that PV belongs to the VG."""
 
     vg: str
@@ -167,7 +108,7 @@ class ExtendVg(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReduceVg(Action):
+class ReduceVg(LvmAction):
     """Remove the (empty) PV ``pv`` from ``vg``. Done when it no longer belongs to the VG."""
 
     vg: str
@@ -195,7 +136,7 @@ class ReduceVg(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoveVg(Action):
+class RemoveVg(LvmAction):
     """Remove the (LV-less) ``vg``; only planned for a VG the spec marks absent."""
 
     vg: str
@@ -221,7 +162,7 @@ class RemoveVg(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreateLv(Action):
+class CreateLv(LvmAction):
     """Create ``vg/lv`` of ``size`` bytes, on ``pvs`` when given. Done when the LV exists."""
 
     vg: str
@@ -252,7 +193,7 @@ class CreateLv(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ResizeLv(Action):
+class ResizeLv(LvmAction):
     """Grow (or, when the spec opts in, shrink) ``vg/lv`` to ``size`` bytes rounded to extents."""
 
     vg: str
@@ -290,7 +231,7 @@ class ResizeLv(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoveLv(Action):
+class RemoveLv(LvmAction):
     """Remove ``vg/lv`` (only ever planned for an LV the spec marks absent)."""
 
     vg: str
@@ -317,7 +258,7 @@ class RemoveLv(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MoveExtents(Action):
+class MoveExtents(LvmAction):
     """``pvmove -n vg/lv source dest…`` in the background.
 
     Started when a pvmove LV in the VG carries this LV's segments; done when the LV holds
@@ -372,7 +313,7 @@ class MoveExtents(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ResumeMoves(Action):
+class ResumeMoves(LvmAction):
     """Bare ``pvmove --background``: restart interrupted moves from their checkpoint.
 
     Planned when a pvmove is found in the metadata that this process did not start or
@@ -409,7 +350,7 @@ class ResumeMoves(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AddMirrorLeg(Action):
+class AddMirrorLeg(LvmAction):
     """Add a raid1 leg of ``vg/lv`` on ``destinations`` (first half of mirror-then-split).
 
     Started when the LV has a second image lying on the destinations; done when all its
@@ -454,7 +395,7 @@ class AddMirrorLeg(Action):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DropMirrorLeg(Action):
+class DropMirrorLeg(LvmAction):
     """Drop the leg(s) of ``vg/lv`` lying on ``sources`` (second half of mirror-then-split).
 
     Only ever planned once every image is in sync and the kept leg shares no PV with
@@ -487,81 +428,3 @@ class DropMirrorLeg(Action):
             return False
         names = {(st.pv_for(s).name if st.pv_for(s) else s) for s in self.sources}
         return not any(lv.pv_extents.get(n, 0) for n in names)
-
-
-# -- plans ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    action: Action
-    reason: str  # for humans; never branch on it
-    after: frozenset[str] = frozenset()
-
-    @property
-    def key(self) -> str:
-        return self.action.key
-
-
-@dataclass(frozen=True, slots=True)
-class Blocked:
-    object: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    key: str  # steps that wait for this operation name it in ``after``
-    object: str
-    what: str
-    percent: float | None
-
-
-@dataclass(frozen=True)
-class Plan:
-    node: str
-    steps: tuple[Step, ...] = ()
-    in_flight: tuple[InFlight, ...] = ()
-    blocked: tuple[Blocked, ...] = ()
-    unmanaged: tuple[str, ...] = ()
-    spec_digest: str = ""
-
-    @property
-    def converged(self) -> bool:
-        return not self.steps and not self.in_flight and not self.blocked
-
-    def __str__(self) -> str:
-        lines = [f"Plan for node {self.node}" + (f" (spec {self.spec_digest[:12]})" if self.spec_digest else "")
-                 + ":"]
-        if self.converged:
-            lines.append("  nothing to do: in sync with the spec")
-        for s in self.steps:
-            after = f"  [after {', '.join(sorted(s.after))}]" if s.after else ""
-            lines.append(f"  {s.action.symbol} {s.action.object}: {s.action.describe()}"
-                         f"  # {s.reason}{after}")
-        for f in self.in_flight:
-            pct = f"{f.percent:.1f}%" if f.percent is not None else "?%"
-            lines.append(f"  … {f.object}: {f.what} in progress, {pct}")
-        for b in self.blocked:
-            lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
-        if self.unmanaged:
-            lines.append("  unmanaged (never touched): " + ", ".join(self.unmanaged))
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict:
-        return {
-            "node": self.node,
-            "spec_digest": self.spec_digest,
-            "converged": self.converged,
-            "steps": [{
-                "key": s.key, "action": type(s.action).__name__, "symbol": str(s.action.symbol),
-                "object": s.action.object, "description": s.action.describe(),
-                "reason": s.reason, "after": sorted(s.after),
-                "argv": [list(c.argv) for c in s.action.commands()],
-                "long": s.action.long,
-            } for s in self.steps],
-            "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
-                           "percent": f.percent} for f in self.in_flight],
-            "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
-            "unmanaged": list(self.unmanaged),
-        }

@@ -1,0 +1,31 @@
+"""Transitions, steps and plans: pure data.
+
+An action is one state change in the tools' own vocabulary (``ExtendVg``, ``MoveExtents``,
+``AddMirrorLeg``, ``BuildMdClone``…), one module per subsystem. Each answers, without
+running anything:
+
+* ``key``: stable identity, used for ordering edges, logs and JSON;
+* ``commands()``: the argv it runs;
+* ``is_done(state)``: whether observed state already shows its effect (idempotency, and the
+  check made after running it: exit code 0 is not proof);
+* for long operations (``long = True``), ``is_started(state)``: the operation is in flight
+  in the kernel, so the pass may return and a later pass will see it finish.
+
+A ``Plan`` is the ordered steps plus what is in flight, what is blocked (with the reason)
+and what the spec does not manage. Its ``str()`` is the human audit output; ``as_dict()`` is
+the ``--output json`` form. Neither is used to make decisions during apply (Terraform's rule
+for its ActionReason): apply re-checks observed state.
+
+``from reconciler import actions`` gives every action class (``actions.MoveExtents``), the
+base types and ``Plan``.
+"""
+
+from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
+                                    ExtendVg, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
+                                    ResizeLv, ResumeMoves)
+from reconciler.actions.plans import Blocked, InFlight, Plan, Step
+
+__all__ = ["Action", "AddMirrorLeg", "Blocked", "CreateLv", "CreatePv", "CreateVg",
+           "DropMirrorLeg", "ExtendVg", "InFlight", "MoveExtents", "Plan", "Progress",
+           "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves", "Step", "Symbol"]

@@ -1,0 +1,64 @@
+"""The action base class and progress type; see ``reconciler.actions``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconciler import errors, state
+from reconciler.runner import Command, CommandResult
+
+
+class Symbol(enum.StrEnum):
+    CREATE = "+"
+    CHANGE = "~"
+    MOVE = ">"
+    DELETE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    percent: float | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    host: str = "local"
+    long: ClassVar[bool] = False
+    # A long action already in flight is adopted rather than issued again; an action whose
+    # effect cannot be observed as "started" (resuming a poller) is never adopted.
+    adoptable: ClassVar[bool] = True
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def object(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def commands(self) -> tuple[Command, ...]:
+        raise NotImplementedError
+
+    def is_done(self, st: state.HostState) -> bool:
+        raise NotImplementedError
+
+    def is_started(self, st: state.HostState) -> bool:
+        return self.is_done(st)
+
+    def progress(self, st: state.HostState) -> Progress | None:
+        return None
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        """Classify a failed command of this action; subsystems override with their adapter."""
+        return errors.CommandFailed(result.command.host, result.command.argv, result.rc,
+                                    result.stderr)
+
+

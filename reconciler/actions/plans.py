@@ -1,0 +1,81 @@
+"""Steps and plans: the ordered output of planning, rendered for humans and as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.actions.base import Action
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: Action
+    reason: str  # for humans; never branch on it
+    after: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        return self.action.key
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    object: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    key: str  # steps that wait for this operation name it in ``after``
+    object: str
+    what: str
+    percent: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    node: str
+    steps: tuple[Step, ...] = ()
+    in_flight: tuple[InFlight, ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    spec_digest: str = ""
+
+    @property
+    def converged(self) -> bool:
+        return not self.steps and not self.in_flight and not self.blocked
+
+    def __str__(self) -> str:
+        lines = [f"Plan for node {self.node}" + (f" (spec {self.spec_digest[:12]})" if self.spec_digest else "")
+                 + ":"]
+        if self.converged:
+            lines.append("  nothing to do: in sync with the spec")
+        for s in self.steps:
+            after = f"  [after {', '.join(sorted(s.after))}]" if s.after else ""
+            lines.append(f"  {s.action.symbol} {s.action.object}: {s.action.describe()}"
+                         f"  # {s.reason}{after}")
+        for f in self.in_flight:
+            pct = f"{f.percent:.1f}%" if f.percent is not None else "?%"
+            lines.append(f"  … {f.object}: {f.what} in progress, {pct}")
+        for b in self.blocked:
+            lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
+        if self.unmanaged:
+            lines.append("  unmanaged (never touched): " + ", ".join(self.unmanaged))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "node": self.node,
+            "spec_digest": self.spec_digest,
+            "converged": self.converged,
+            "steps": [{
+                "key": s.key, "action": type(s.action).__name__, "symbol": str(s.action.symbol),
+                "object": s.action.object, "description": s.action.describe(),
+                "reason": s.reason, "after": sorted(s.after),
+                "argv": [list(c.argv) for c in s.action.commands()],
+                "long": s.action.long,
+            } for s in self.steps],
+            "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
+                           "percent": f.percent} for f in self.in_flight],
+            "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
+            "unmanaged": list(self.unmanaged),
+        }
