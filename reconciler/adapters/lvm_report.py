@@ -6,8 +6,9 @@ simulator that renders it, and the lab harness that records real outputs as pars
 fixtures. Changing a column here means re-recording the fixtures.
 
 Why these columns: placement needs the pv-segment and segment sections (which PV extents
-belong to which LV, including hidden sub-LVs such as ``[lv_rimage_0]`` or ``[pvmove0]``,
-whose ``lv_parent`` names the visible LV); long operations need ``lv_attr``,
+belong to which LV, including hidden sub-LVs such as ``[lv_rimage_0]``, whose ``lv_parent``
+names the visible LV, and ``[pvmove0]``, whose ``lv_parent`` is empty: the LVs it moves are
+found through their segments' ``devices`` column, ``pvmove0(0)``); long operations need ``lv_attr``,
 ``copy_percent``, ``sync_percent``, ``move_pv`` and ``raid_sync_action``; comparing
 devices by their real identity needs ``pv_major``/``pv_minor``.
 """

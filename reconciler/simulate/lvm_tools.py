@@ -1,0 +1,606 @@
+"""The LVM command handlers of the simulated host.
+
+One handler per command. Each parses its own argv with ``_parse``, which knows exactly the
+flags that handler models and raises ``UnsupportedCommand`` for anything else, then checks
+the request against the model the way lvm2 2.03 does, and answers with lvm's exit code
+and messages (each line with lvm's two-space prefix; errors and warnings on stderr,
+progress and results on stdout). Exit codes: 0 success, 3 invalid command line, 5 failed.
+
+Texts and exit codes match the lab's recordings of lvm2 2.03.16 byte for byte where one
+exists (tests/simulate/test_recorded_scenarios.py replays them). Not yet recorded, written
+from lvm2's sources: the "Rounding ..." notices, locked-LV refusals ("Can't resize/remove
+locked ...", "Cannot convert locked LV ..."), "No extents available for allocation.",
+"Skipping locked LV ..." and "Unable to extract enough images to satisfy request", reserved
+or invalid LV names, and pvmove from an orphan PV without a VG-qualified --name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.errors import UnsupportedCommand
+
+from . import ops
+from .model import LV, PV, VG, NoSpace, display_size, pe_count_for
+from .render import fullreport
+
+if TYPE_CHECKING:
+    from .host import SimulatedHost
+
+ECMD_FAILED = 5
+EINVALID_CMD_LINE = 3
+
+VERSION_TEXT = (  # as recorded from Debian's lvm2 2.03.16
+    '  LVM version:     2.03.16(2) (2022-05-18)\n'
+    '  Library version: 1.02.185 (2022-05-18)\n'
+    '  Driver version:  4.47.0\n'
+    '  Configuration:   ./configure --build=x86_64-linux-gnu --prefix=/usr'
+    ' --includedir=${prefix}/include --mandir=${prefix}/share/man'
+    ' --infodir=${prefix}/share/info --sysconfdir=/etc --localstatedir=/var'
+    ' --disable-option-checking --disable-silent-rules'
+    ' --libdir=${prefix}/lib/x86_64-linux-gnu --runstatedir=/run'
+    ' --disable-maintainer-mode --disable-dependency-tracking'
+    ' --libdir=/lib/x86_64-linux-gnu --sbindir=/sbin'
+    ' --with-usrlibdir=/usr/lib/x86_64-linux-gnu --with-optimisation=-O2'
+    ' --with-cache=internal --with-device-uid=0 --with-device-gid=6'
+    ' --with-device-mode=0660 --with-default-pid-dir=/run'
+    ' --with-default-run-dir=/run/lvm --with-default-locking-dir=/run/lock/lvm'
+    ' --with-thin=internal --with-thin-check=/usr/sbin/thin_check'
+    ' --with-thin-dump=/usr/sbin/thin_dump --with-thin-repair=/usr/sbin/thin_repair'
+    ' --with-udev-prefix=/ --enable-applib --enable-blkid_wiping --enable-cmdlib'
+    ' --enable-dmeventd --enable-editline --enable-lvmlockd-dlm'
+    ' --enable-lvmlockd-sanlock --enable-lvmpolld --enable-notify-dbus'
+    ' --enable-pkgconfig --enable-udev_rules --enable-udev_sync --disable-readline\n'
+)
+
+
+@dataclass
+class Out:
+    """What a command prints and how it exits."""
+
+    rc: int = 0
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    def print(self, line: str) -> Out:
+        self.stdout.append(f"  {line}\n")
+        return self
+
+    def warn(self, line: str) -> Out:
+        self.stderr.append(f"  {line}\n")
+        return self
+
+    def fail(self, *lines: str, rc: int = ECMD_FAILED) -> Out:
+        for line in lines:
+            self.stderr.append(f"  {line}\n")
+        self.rc = rc
+        return self
+
+
+Handler = Callable[["SimulatedHost", tuple[str, ...]], Out]
+
+
+def _parse(argv: tuple[str, ...], spec: dict[str, bool],
+           required: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
+    """Split argv into {flag: value ("" for switches)} and positionals, strictly."""
+    opts: dict[str, str] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("-"):
+            if arg not in spec:
+                raise UnsupportedCommand(f"flag {arg} is not modelled in: {' '.join(argv)}")
+            if arg in opts:
+                raise UnsupportedCommand(f"flag {arg} given twice in: {' '.join(argv)}")
+            if spec[arg]:
+                if i + 1 >= len(argv):
+                    raise UnsupportedCommand(f"flag {arg} needs a value in: {' '.join(argv)}")
+                opts[arg] = argv[i + 1]
+                i += 1
+            else:
+                opts[arg] = ""
+        else:
+            positional.append(arg)
+        i += 1
+    for flag in required:
+        if flag not in opts:
+            raise UnsupportedCommand(f"only the form with {flag} is modelled: {' '.join(argv)}")
+    return opts, positional
+
+
+def _bytes(value: str, argv: tuple[str, ...]) -> int:
+    m = re.fullmatch(r"(\d+)b", value)
+    if not m or int(m.group(1)) == 0:
+        raise UnsupportedCommand(f"size {value!r} is not modelled (only <N>b, N > 0): "
+                                 f"{' '.join(argv)}")
+    return int(m.group(1))
+
+
+def _size(value: str, argv: tuple[str, ...], out: Out) -> int | None:
+    """--size <N>b as lvm parses it: whole 512-byte sectors only (rc 3 otherwise)."""
+    size = _bytes(value, argv)
+    if size % 512:
+        low = size - size % 512
+        out.fail(f"Size is not a multiple of 512. Try using {low} or {low + 512}.",
+                 f"Invalid argument for --size: {value}", "Error during parsing of command line.",
+                 rc=EINVALID_CMD_LINE)
+        return None
+    return size
+
+
+def _extents(size: int, vg: VG) -> int:
+    return -(-size // vg.extent_size)
+
+
+def _no_vg(out: Out, name: str) -> Out:
+    return out.fail(f'Volume group "{name}" not found', f"Cannot process volume group {name}")
+
+
+def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
+            out: Out) -> tuple[VG, LV] | None:
+    if arg.count("/") != 1 or arg.startswith("/"):
+        raise UnsupportedCommand(f"only VG/LV names are modelled, got {arg!r}: {' '.join(argv)}")
+    vg_name, lv_name = arg.split("/")
+    vg = host.model.vgs.get(vg_name)
+    if vg is None:
+        _no_vg(out, vg_name)
+        return None
+    lv = vg.lvs.get(lv_name)
+    if lv is None:
+        out.fail(f'Failed to find logical volume "{arg}"')
+        return None
+    if not lv.visible:
+        raise UnsupportedCommand(f"commands on hidden LV {arg} are not modelled")
+    return vg, lv
+
+
+def _pvs_in_vg(host: SimulatedHost, vg: VG, names: list[str], out: Out) -> list[PV] | None:
+    if not names:
+        return list(vg.pvs)
+    pvs: list[PV] = []
+    for name in names:
+        pv = host.model.pv(name)
+        if pv is None or pv.vg is not vg:
+            out.fail(f'Physical Volume "{name}" not found in Volume Group "{vg.name}".')
+            return None
+        if pv not in pvs:
+            pvs.append(pv)
+    return pvs
+
+
+# -- lvm ------------------------------------------------------------------------------------
+
+def lvm_fullreport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    if argv != FULLREPORT_ARGV:
+        raise UnsupportedCommand(f"only the exact FULLREPORT_ARGV is modelled: {' '.join(argv)}")
+    out = Out()
+    out.stdout.append(fullreport(host.model))
+    return out
+
+
+def lvm_version(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    _parse(argv[2:], {})
+    if len(argv) != 2:
+        raise UnsupportedCommand(f"lvm version takes no arguments: {' '.join(argv)}")
+    out = Out()
+    out.stdout.append(VERSION_TEXT)
+    return out
+
+
+# -- PVs and VGs ----------------------------------------------------------------------------
+
+def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    _, devices = _parse(argv[1:], {"--yes": False}, required=("--yes",))
+    if not devices:
+        raise UnsupportedCommand("pvcreate without a device")
+    out = Out()
+    model = host.model
+    for name in devices:
+        dev = model.device(name)
+        if dev is None:
+            return out.fail(f"No device found for {name}.")
+        pv = model.pvs.get(dev.path)
+        if pv is not None and pv.vg is not None:
+            return out.fail(f'Can\'t initialize physical volume "{name}" of volume group '
+                            f'"{pv.vg.name}" without -ff',
+                            f"{name}: physical volume not initialized.")
+    for name in devices:
+        dev = model.device(name)
+        model.pvs[dev.path] = PV(dev, model.new_uuid())
+        out.print(f'Physical volume "{name}" successfully created.')
+    return out
+
+
+def _add_pvs(host: SimulatedHost, vg_name: str, names: list[str], extent_size: int,
+             out: Out) -> list[PV] | None:
+    """Shared by vgcreate and vgextend: check every device, then label the new ones."""
+    model = host.model
+    chosen = []
+    for name in names:
+        dev = model.device(name)
+        if dev is None:
+            out.fail(f"No device found for {name}.")
+            return None
+        pv = model.pvs.get(dev.path)
+        if pv is not None and pv.vg is not None:  # lvm names the PV's own VG twice
+            out.fail(f"Physical volume '{name}' is already in volume group '{pv.vg.name}'",
+                     f"Unable to add physical volume '{name}' to volume group '{pv.vg.name}'",
+                     f"{name}: physical volume not initialized.")
+            return None
+        if pe_count_for(dev.size, extent_size) < 1:
+            out.fail(f"{name}: device is too small for a physical volume with "
+                     f"{display_size(extent_size)} extents")
+            return None
+        if all(dev is not seen for seen, _ in chosen):
+            chosen.append((dev, name))
+    pvs = []
+    for dev, _ in chosen:  # devices that are no PV yet are labelled silently
+        pv = model.pvs.get(dev.path)
+        if pv is None:
+            pv = model.pvs[dev.path] = PV(dev, model.new_uuid())
+        pvs.append(pv)
+    return pvs
+
+
+def vgcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--physicalextentsize": True})
+    if len(pos) < 2:
+        raise UnsupportedCommand(f"vgcreate needs a VG and devices: {' '.join(argv)}")
+    out = Out()
+    extent_size = host.default_extent_size
+    if "--physicalextentsize" in opts:
+        extent_size = _bytes(opts["--physicalextentsize"], argv)
+        if extent_size & (extent_size - 1) or extent_size < 1024:
+            return out.fail("Physical extent size must be a power of 2 of at least 1 KiB.",
+                            rc=EINVALID_CMD_LINE)
+    name, devices = pos[0], pos[1:]
+    if name in host.model.vgs:
+        if host.model.vgs[name].lvs:  # its active LVs make /dev/<vg> exist
+            return out.fail(f"/dev/{name}: already exists in filesystem",
+                            "Run `vgcreate --help' for more information.", rc=EINVALID_CMD_LINE)
+        return out.fail(f"A volume group called {name} already exists.")
+    pvs = _add_pvs(host, name, devices, extent_size, out)
+    if pvs is None:
+        return out
+    vg = VG(name, host.model.new_uuid(), extent_size)
+    ops.join_vg(vg, pvs)
+    host.model.vgs[name] = vg
+    return out.print(f'Volume group "{name}" successfully created')
+
+
+def vgextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    _, pos = _parse(argv[1:], {})
+    if len(pos) < 2:
+        raise UnsupportedCommand(f"vgextend needs a VG and devices: {' '.join(argv)}")
+    out = Out()
+    vg = host.model.vgs.get(pos[0])
+    if vg is None:
+        return _no_vg(out, pos[0])
+    pvs = _add_pvs(host, vg.name, pos[1:], vg.extent_size, out)
+    if pvs is None:
+        return out
+    ops.join_vg(vg, pvs)
+    return out.print(f'Volume group "{vg.name}" successfully extended')
+
+
+def vgreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 2:
+        raise UnsupportedCommand(f"only 'vgreduce VG PV' is modelled: {' '.join(argv)}")
+    out = Out()
+    vg = host.model.vgs.get(pos[0])
+    pv = host.model.pv(pos[1])
+    if vg is None:
+        _no_vg(out, pos[0])
+    if vg is None or pv is None or pv.vg is not vg:
+        return out.fail(f'Failed to find physical volume "{pos[1]}".')
+    if pv.alloc_count:
+        return out.fail(f'Physical volume "{pv.name}" still in use')
+    if len(vg.pvs) == 1:
+        return out.fail(f'Can\'t remove final physical volume "{pv.name}" from volume group '
+                        f'"{vg.name}"')
+    ops.leave_vg(pv)
+    return out.print(f'Removed "{pv.name}" from volume group "{vg.name}"')
+
+
+# -- LVs -----------------------------------------------------------------------------------
+
+_RESERVED = re.compile(r"_(?:[rc]?mlog|mimage|rimage|rmeta|tdata|tmeta|cdata|cmeta|vorigin|vdata)")
+
+
+def lvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--yes": False, "--name": True, "--size": True},
+                       required=("--yes", "--name", "--size"))
+    if not pos:
+        raise UnsupportedCommand(f"lvcreate needs a VG: {' '.join(argv)}")
+    out = Out()
+    size = _size(opts["--size"], argv, out)
+    if size is None:
+        return out
+    name = opts["--name"]
+    if name.startswith("pvmove"):
+        return out.fail('Names starting "pvmove" are reserved. Please choose a different '
+                        'LV name.', rc=EINVALID_CMD_LINE)
+    if _RESERVED.search(name) or not re.fullmatch(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]*", name):
+        return out.fail(f'Logical volume name "{name}" is invalid.', rc=EINVALID_CMD_LINE)
+    vg = host.model.vgs.get(pos[0])
+    if vg is None:
+        return _no_vg(out, pos[0])
+    if name in vg.lvs:
+        return out.fail(f'Logical Volume "{name}" already exists in volume group "{vg.name}"')
+    pvs = _pvs_in_vg(host, vg, pos[1:], out)
+    if pvs is None:
+        return out
+    extents = _extents(size, vg)
+    if size % vg.extent_size:
+        rounded = display_size(extents * vg.extent_size)
+        out.print(f"Rounding up size to full physical extent {rounded}")
+    if vg.free_count < extents:
+        return out.fail(f'Volume group "{vg.name}" has insufficient free space '
+                        f'({vg.free_count} extents): {extents} required.')
+    try:
+        ops.create_lv(host.model, vg, name, extents, pvs)
+    except NoSpace as e:
+        return out.fail(f"Insufficient free space: {e.needed} extents needed, "
+                        f"but only {e.available} available")
+    return out.print(f'Logical volume "{name}" created.')
+
+
+def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, str],
+                   pos: list[str], out: Out) -> tuple[VG, LV, int] | None:
+    if not pos:
+        raise UnsupportedCommand(f"{argv[0]} needs VG/LV: {' '.join(argv)}")
+    size = _size(opts["--size"], argv, out)
+    if size is None:
+        return None
+    found = _lv_arg(host, pos[0], argv, out)
+    if found is None:
+        return None
+    vg, lv = found
+    if lv.kind != "linear":
+        raise UnsupportedCommand(f"{argv[0]} of a {lv.kind} LV is not modelled")
+    if lv.locked:
+        out.fail(f"Can't resize locked logical volume {lv.full_name}.")
+        return None
+    extents = _extents(size, vg)
+    if size % vg.extent_size:
+        out.print("Rounding size to boundary between physical extents: "
+                  f"{display_size(extents * vg.extent_size)}.")
+    if extents == lv.extents:
+        out.fail(f"New size ({extents} extents) matches existing size ({lv.extents} extents).")
+        return None
+    return vg, lv, extents
+
+
+def _resized(out: Out, lv: LV, old: int) -> Out:
+    es = lv.vg.extent_size
+    out.print(f"Size of logical volume {lv.full_name} changed from "
+              f"{display_size(old * es)} ({old} extents) to "
+              f"{display_size(lv.extents * es)} ({lv.extents} extents).")
+    return out.print(f"Logical volume {lv.full_name} successfully resized.")
+
+
+def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--size": True}, required=("--size",))
+    out = Out()
+    checked = _resize_checks(host, argv, opts, pos, out)
+    if checked is None:
+        return out
+    vg, lv, extents = checked
+    if extents < lv.extents:
+        return out.fail(f"New size given ({extents} extents) not larger than existing size "
+                        f"({lv.extents} extents)")
+    pvs = _pvs_in_vg(host, vg, pos[1:], out)
+    if pvs is None:
+        return out
+    old = lv.extents
+    try:
+        ops.extend_lv(lv, extents, pvs)
+    except NoSpace as e:
+        return out.fail(f"Insufficient free space: {e.needed} extents needed, "
+                        f"but only {e.available} available")
+    return _resized(out, lv, old)
+
+
+def lvreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--yes": False, "--size": True}, required=("--yes", "--size"))
+    if len(pos) != 1:
+        raise UnsupportedCommand(f"only 'lvreduce --yes --size <N>b VG/LV' is modelled: "
+                                 f"{' '.join(argv)}")
+    out = Out()
+    checked = _resize_checks(host, argv, opts, pos, out)
+    if checked is None:
+        return out
+    vg, lv, extents = checked
+    if extents > lv.extents:
+        return out.fail(f"New size given ({extents} extents) not less than existing size "
+                        f"({lv.extents} extents)")
+    old = lv.extents
+    out.warn(f"WARNING: Reducing active logical volume to "
+             f"{display_size(extents * vg.extent_size)}.")
+    out.warn("THIS MAY DESTROY YOUR DATA (filesystem etc.)")
+    ops.reduce_lv(lv, extents)
+    return _resized(out, lv, old)
+
+
+def lvremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    _, pos = _parse(argv[1:], {"--yes": False}, required=("--yes",))
+    if len(pos) != 1:
+        raise UnsupportedCommand(f"only 'lvremove --yes VG/LV' is modelled: {' '.join(argv)}")
+    out = Out()
+    found = _lv_arg(host, pos[0], argv, out)
+    if found is None:
+        return out
+    _, lv = found
+    if lv.locked or any(img.locked for img in (*lv.images, *lv.metas)):
+        return out.fail(f"Can't remove locked logical volume {lv.full_name}.")
+    ops.remove_lv(host.model, lv)
+    return out.print(f'Logical volume "{lv.name}" successfully removed.')
+
+
+# -- long operations ---------------------------------------------------------------------------
+
+def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--background": False, "--name": True},
+                       required=("--background",))
+    out = Out()
+    model = host.model
+    if not pos:
+        if "--name" in opts:
+            raise UnsupportedCommand(f"pvmove --name needs a source PV: {' '.join(argv)}")
+        for vg in model.vgs.values():  # resume every interrupted move, like lvm's poll
+            for mirror in ops.pvmove_lvs(vg):
+                mirror.polling = True
+        return out
+    src = model.pv(pos[0])
+    if src is None:
+        return out.fail(f'Failed to find physical volume "{pos[0]}".', rc=EINVALID_CMD_LINE)
+    vg = src.vg  # None: an orphan PV, lvm's VG "#orphans_lvm2"
+    lv_name = None
+    if "--name" in opts:
+        lv_name = opts["--name"]
+        if "/" in lv_name:
+            vg_part, _, lv_name = lv_name.partition("/")
+            if "/" in lv_name or not lv_name:
+                return out.fail("--name takes a logical volume name.", "Failed to find an LV name.",
+                                "Run `pvmove --help' for more information.",
+                                rc=EINVALID_CMD_LINE)
+            if vg is None or vg_part != vg.name:
+                return out.fail("Named LV and old PV must be in the same VG.",
+                                "Failed to find an LV name.",
+                                "Run `pvmove --help' for more information.",
+                                rc=EINVALID_CMD_LINE)
+        if vg is None or lv_name not in vg.lvs:
+            return out.fail(f"Logical volume {lv_name} not found.")
+    if vg is None:
+        return out.fail("No data to move for #orphans_lvm2.")
+    running = ops.find_pvmove(vg, src)
+    if running is not None:
+        out.print(f"Detected pvmove in progress for {src.name}.")
+        if len(pos) > 1 or lv_name is not None:
+            out.warn("WARNING: Ignoring remaining command line arguments.")
+        running.polling = True
+        return out
+    dst = _pvs_in_vg(host, vg, pos[1:], out)
+    if dst is None:
+        return out
+    lvs, skipped = ops.movable(vg, src, lv_name)
+    if not lvs:
+        if skipped:
+            for lv in vg.lvs.values():
+                if lv.locked and lv.kind != "pvmove" and any(
+                        s.areas[0][0] is src for s in lv.segments):
+                    out.print(f"Skipping locked LV {lv.full_name}.")
+            out.fail("All data on source PV skipped. It contains locked, hidden or "
+                     "non-top level LVs only.")
+        return out.fail(f"No data to move for {vg.name}.")
+    if not any(pv is not src and pv.free_count for pv in dst):
+        return out.fail("No extents available for allocation.")
+    try:
+        ops.start_pvmove(model, vg, src, lvs, dst)
+    except ops.NoSpace as e:
+        return out.fail(f"Insufficient free space: {e.needed} extents needed, "
+                        f"but only {e.available} available",
+                        "Unable to allocate mirror extents for "
+                        f"{vg.name}/{ops.next_pvmove_name(vg)}.",
+                        "Failed to convert pvmove LV to mirrored.")
+    return out
+
+
+def lvconvert(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True},
+                       required=("--yes", "--mirrors"))
+    if not pos:
+        raise UnsupportedCommand(f"lvconvert needs VG/LV: {' '.join(argv)}")
+    if "--type" in opts and (opts["--type"], opts["--mirrors"]) == ("raid1", "1"):
+        return _add_leg(host, argv, pos)
+    if "--type" not in opts and opts["--mirrors"] == "0":
+        return _drop_leg(host, argv, pos)
+    raise UnsupportedCommand(f"only '--type raid1 --mirrors 1' and '--mirrors 0' are modelled: "
+                             f"{' '.join(argv)}")
+
+
+def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out:
+    out = Out()
+    found = _lv_arg(host, pos[0], argv, out)
+    if found is None:
+        return out
+    vg, lv = found
+    if lv.locked:
+        return out.fail(f"Cannot convert locked LV {lv.full_name}.")
+    if lv.kind == "raid1":
+        out.warn(f"WARNING: {lv.full_name} already has image count of 2.")
+        return out.print(f"Logical volume {lv.full_name} successfully converted.")
+    if lv.kind != "linear":
+        raise UnsupportedCommand(f"lvconvert of a {lv.kind} LV is not modelled")
+    dst = _pvs_in_vg(host, vg, pos[1:], out)
+    if dst is None:
+        return out
+    try:
+        ops.convert_to_raid1(host.model, lv, dst)
+    except NoSpace as e:
+        return out.fail(f"Insufficient free space: {e.needed} extents needed, "
+                        f"but only {e.available} available")
+    return out.print(f"Logical volume {lv.full_name} successfully converted.")
+
+
+def _drop_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out:
+    out = Out()
+    found = _lv_arg(host, pos[0], argv, out)
+    if found is None:
+        return out
+    vg, lv = found
+    if lv.kind == "linear":
+        out.warn(f"WARNING: {lv.full_name} already has image count of 1.")
+        return out.print(f"Logical volume {lv.full_name} successfully converted.")
+    if lv.kind != "raid1":
+        raise UnsupportedCommand(f"lvconvert of a {lv.kind} LV is not modelled")
+    if lv.locked or any(sub.locked for sub in (*lv.images, *lv.metas)):
+        return out.fail(f"Cannot convert locked LV {lv.full_name}.")
+    targets = _pvs_in_vg(host, vg, pos[1:], out)
+    if targets is None:
+        return out
+    in_sync = not lv.recovering
+    for s in range(len(lv.images) - 1, -1, -1):  # lvm looks from the last image down
+        # lvm takes an image only when both its data and its metadata touch the PV list
+        pair = (lv.images[s], lv.metas[s])
+        if not all(any(pv in targets for pv in sub.pvs()) for sub in pair):
+            continue
+        if not in_sync and s == 0:  # image 0 is the only one holding all the data
+            return out.fail("Unable to remove all primary source devices",
+                            f"Failed to extract images from {lv.full_name}.")
+        ops.raid1_to_linear(host.model, lv, s)
+        return out.print(f"Logical volume {lv.full_name} successfully converted.")
+    return out.fail("Unable to extract enough images to satisfy request")
+
+
+# -- the table -------------------------------------------------------------------------------
+
+# (argv[0], argv[1] for "lvm") -> (handler, mutates)
+COMMANDS: dict[tuple[str, ...], tuple[Handler, bool]] = {
+    ("lvm", "fullreport"): (lvm_fullreport, False),
+    ("lvm", "version"): (lvm_version, False),
+    ("pvcreate",): (pvcreate, True),
+    ("vgcreate",): (vgcreate, True),
+    ("vgextend",): (vgextend, True),
+    ("vgreduce",): (vgreduce, True),
+    ("lvcreate",): (lvcreate, True),
+    ("lvextend",): (lvextend, True),
+    ("lvreduce",): (lvreduce, True),
+    ("lvremove",): (lvremove, True),
+    ("pvmove",): (pvmove, True),
+    ("lvconvert",): (lvconvert, True),
+}
+
+
+def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool]:
+    key = argv[:2] if argv[0] == "lvm" else argv[:1]
+    entry = COMMANDS.get(key)
+    if entry is None:
+        raise UnsupportedCommand(f"command not modelled by the simulator: {' '.join(argv)}")
+    return entry

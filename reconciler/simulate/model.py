@@ -1,0 +1,399 @@
+"""The simulated host's LVM state: devices, PVs with extent maps, VGs, LVs with segments.
+
+An independent model of what lvm2 2.03 keeps in its metadata, written from lvm2's
+documented behaviour and not from this project's parser or planner. The one rule that
+keeps it consistent: every PV extent range in use is recorded once, in ``PV.used``, with
+the LV that owns it, and every LV segment area on a PV matches one such record. All
+changes go through ``place``/``trim``/``release_all``/``reown`` so the two never drift.
+
+Allocation imitates lvm's "normal" policy closely enough for planning tests: an extension
+first continues contiguously after the LV's last extent, then stays on the last PV
+("cling"), then takes the first single free area big enough on the allowed PVs (in the
+order given), and only then splits across areas and PVs in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from itertools import pairwise
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+DEFAULT_EXTENT_SIZE = 4 * MiB
+PE_START = 1 * MiB  # lvm2's default data alignment: the first extent starts at 1 MiB
+
+_ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class NoSpace(Exception):
+    """An allocation could not be satisfied: lvm's "Insufficient free space" case."""
+
+    def __init__(self, needed: int, available: int):
+        self.needed = needed
+        self.available = available
+        super().__init__(f"{needed} extents needed, but only {available} available")
+
+
+class Device:
+    __slots__ = ("path", "size", "major", "minor", "aliases")
+
+    def __init__(self, path: str, size: int, major: int, minor: int, aliases: tuple[str, ...]):
+        self.path = path
+        self.size = size
+        self.major = major
+        self.minor = minor
+        self.aliases = aliases
+
+
+class PV:
+    __slots__ = ("device", "uuid", "vg", "pe_count", "used", "alloc_count", "_free")
+
+    def __init__(self, device: Device, uuid: str):
+        self.device = device
+        self.uuid = uuid
+        self.vg: VG | None = None
+        self.pe_count = 0
+        self.used: dict[int, list] = {}  # first PE -> [length, owning LV]
+        self.alloc_count = 0
+        self._free: list[tuple[int, int]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.device.path
+
+    @property
+    def free_count(self) -> int:
+        return self.pe_count - self.alloc_count
+
+    def map(self) -> list[tuple[int, int, LV | None]]:
+        """The whole PV as (start, length, owner or None for free), in PE order."""
+        out: list[tuple[int, int, LV | None]] = []
+        pos = 0
+        used = self.used
+        for start in sorted(used):
+            length, lv = used[start]
+            if start > pos:
+                out.append((pos, start - pos, None))
+            out.append((start, length, lv))
+            pos = start + length
+        if pos < self.pe_count:
+            out.append((pos, self.pe_count - pos, None))
+        return out
+
+    def free_ranges(self) -> list[tuple[int, int]]:
+        if self._free is None:
+            self._free = [(s, n) for s, n, lv in self.map() if lv is None]
+        return self._free
+
+    def take(self, start: int, length: int, lv: LV) -> None:
+        if start < 0 or start + length > self.pe_count or length <= 0:
+            raise AssertionError(f"{self.name}: range {start}+{length} outside the PV")
+        if not any(s <= start and start + length <= s + n for s, n in self.free_ranges()):
+            raise AssertionError(f"{self.name}: extents {start}+{length} are not free")
+        self.used[start] = [length, lv]
+        self.alloc_count += length
+        self._free = None
+
+    def release(self, start: int, length: int) -> None:
+        entry = self.used.get(start)
+        if entry is None or entry[0] != length:
+            raise AssertionError(f"{self.name}: no allocation {start}+{length} to release")
+        del self.used[start]
+        self.alloc_count -= length
+        self._free = None
+
+
+class Seg:
+    """A run of logical extents. ``areas`` are (PV, first PE) or (LV, first LE) pairs."""
+
+    __slots__ = ("le", "length", "segtype", "areas")
+
+    def __init__(self, le: int, length: int, segtype: str, areas: list[tuple[PV | LV, int]]):
+        self.le = le
+        self.length = length
+        self.segtype = segtype  # "linear", "raid1" or "mirror" (pvmove)
+        self.areas = areas
+
+
+class LV:
+    """One logical volume, visible or hidden. ``kind`` says which of lvm's roles it has:
+    linear, raid1 (top level), rimage, rmeta, or pvmove (the temporary mirror)."""
+
+    def __init__(self, vg: VG, name: str, uuid: str, kind: str = "linear",
+                 visible: bool = True, parent: LV | None = None):
+        self.vg = vg
+        self.name = name
+        self.uuid = uuid
+        self.kind = kind
+        self.visible = visible
+        self.parent = parent
+        self.segments: list[Seg] = []
+        self.locked = False  # being moved by pvmove (attr 'I'), or the pvmove LV itself
+        # raid1 (top level): images/metas by index; images still recovering; progress
+        self.images: list[LV] = []
+        self.metas: list[LV] = []
+        self.recovering: set[int] = set()
+        self.synced = 0.0
+        # pvmove: the source PV, extents copied so far, whether a poller drives it,
+        # and which LV segment each of its segments stands in for
+        self.move_src: PV | None = None
+        self.moved = 0.0
+        self.polling = False
+        self.users: list[tuple[LV, Seg]] = []
+
+    @property
+    def extents(self) -> int:
+        return sum(s.length for s in self.segments)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.vg.name}/{self.name}"
+
+    def pvs(self) -> list[PV]:
+        """PVs holding this LV's extents, in segment order, without repeats; through
+        sub-LVs too (raid images and metadata, a pvmove mirror), like lvm's lv_is_on_pv."""
+        out: list[PV] = []
+        for seg in self.segments:
+            for target, _ in seg.areas:
+                found = [target] if isinstance(target, PV) else target.pvs()
+                out.extend(pv for pv in found if pv not in out)
+        for meta in self.metas:
+            out.extend(pv for pv in meta.pvs() if pv not in out)
+        return out
+
+    def image_in_sync(self, index: int) -> bool:
+        return index not in self.recovering
+
+
+class VG:
+    def __init__(self, name: str, uuid: str, extent_size: int, lock_type: str = ""):
+        self.name = name
+        self.uuid = uuid
+        self.extent_size = extent_size
+        self.lock_type = lock_type
+        self.pvs: list[PV] = []
+        self.lvs: dict[str, LV] = {}
+
+    @property
+    def free_count(self) -> int:
+        return sum(pv.free_count for pv in self.pvs)
+
+    @property
+    def extent_count(self) -> int:
+        return sum(pv.pe_count for pv in self.pvs)
+
+
+class Model:
+    """Everything lvm would find on the host: block devices, labels, VG metadata."""
+
+    def __init__(self, seed: str = "sim"):
+        self.devices: dict[str, Device] = {}
+        self.aliases: dict[str, str] = {}  # alias -> canonical path
+        self.pvs: dict[str, PV] = {}  # canonical device path -> PV
+        self.vgs: dict[str, VG] = {}
+        self.active: set[LV] = set()  # LVs with a long operation under way
+        self._seed = seed
+        self._uuid_counter = 0
+        self._numbers: set[tuple[int, int]] = set()
+        self._next_minor: dict[int, int] = {}
+
+    # -- identities ----------------------------------------------------------------------
+
+    def new_uuid(self) -> str:
+        self._uuid_counter += 1
+        digest = hashlib.sha256(f"{self._seed}:{self._uuid_counter}".encode()).digest()
+        chars = "".join(_ALNUM[b % 62] for b in digest[:32])
+        cuts = (0, 6, 10, 14, 18, 22, 26, 32)
+        return "-".join(chars[a:b] for a, b in pairwise(cuts))
+
+    def _device_number(self, path: str) -> tuple[int, int]:
+        m = re.fullmatch(r"/dev/(vd|sd|xvd)([a-z]+)", path)
+        if m:
+            # virtio-blk's major is dynamic; 254 is what the recorded Debian 6.1 guests show
+            major = {"vd": 254, "sd": 8, "xvd": 202}[m.group(1)]
+            index = 0
+            for ch in m.group(2):
+                index = index * 26 + (ord(ch) - ord("a") + 1)
+            number = (major, 16 * (index - 1))
+            if number not in self._numbers:
+                return number
+        major = 253 if path.startswith(("/dev/mapper/", "/dev/dm-")) else 259
+        while True:
+            minor = self._next_minor.get(major, 0)
+            self._next_minor[major] = minor + 1
+            if (major, minor) not in self._numbers:
+                return major, minor
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def device(self, path: str) -> Device | None:
+        return self.devices.get(self.aliases.get(path, path))
+
+    def pv(self, path: str) -> PV | None:
+        dev = self.device(path)
+        return self.pvs.get(dev.path) if dev else None
+
+    def add_device(self, path: str, size: int, aliases: tuple[str, ...] = (),
+                   major: int | None = None, minor: int | None = None) -> Device:
+        for name in (path, *aliases):
+            if name in self.devices or name in self.aliases:
+                raise ValueError(f"device name {name} is already in use")
+        if size <= 0:
+            raise ValueError(f"device size must be positive, got {size}")
+        if (major is None) != (minor is None):
+            raise ValueError("give both major and minor, or neither")
+        number = (major, minor) if major is not None else self._device_number(path)
+        if number in self._numbers:
+            raise ValueError(f"device number {number[0]}:{number[1]} is already in use")
+        self._numbers.add(number)
+        dev = Device(path, size, number[0], number[1], tuple(aliases))
+        self.devices[path] = dev
+        for alias in aliases:
+            self.aliases[alias] = path
+        return dev
+
+
+# -- extent bookkeeping (the only code that changes PV.used) -------------------------------
+
+def allocate(pvs: list[PV], n: int, *, after: tuple[PV, int] | None = None,
+             cling: PV | None = None) -> list[tuple[PV, int, int]]:
+    """Choose ``n`` free extents on ``pvs`` without taking them: [(pv, first PE, count)]."""
+    local: dict[PV, list[list[int]]] = {}
+
+    def ranges(pv: PV) -> list[list[int]]:
+        if pv not in local:
+            local[pv] = [[s, c] for s, c in pv.free_ranges()]
+        return local[pv]
+
+    pieces: list[tuple[PV, int, int]] = []
+    remaining = n
+
+    def take(pv: PV, rng: list[int], count: int) -> None:
+        nonlocal remaining
+        pieces.append((pv, rng[0], count))
+        rng[0] += count
+        rng[1] -= count
+        remaining -= count
+
+    if after is not None and after[0] in pvs:
+        for rng in ranges(after[0]):
+            if rng[0] == after[1] and rng[1] > 0:
+                take(after[0], rng, min(rng[1], remaining))
+                break
+    if remaining and cling is not None and cling in pvs:
+        for rng in ranges(cling):
+            if remaining and rng[1] > 0:
+                take(cling, rng, min(rng[1], remaining))
+    if remaining:
+        for pv in pvs:
+            if pv.free_count < remaining:
+                continue
+            if pv in local:
+                fit = next((r for r in local[pv] if r[1] >= remaining), None)
+            else:  # look without copying: most PVs are only looked at
+                fit = next(([s, c] for s, c in pv.free_ranges() if c >= remaining), None)
+                if fit is not None:
+                    fit = next(r for r in ranges(pv) if r[0] == fit[0])
+            if fit is not None:
+                take(pv, fit, remaining)
+                break
+    for pv in pvs:
+        if not remaining:
+            break
+        for rng in ranges(pv):
+            if remaining and rng[1] > 0:
+                take(pv, rng, min(rng[1], remaining))
+    if remaining:  # nothing was taken yet: pieces are only a plan
+        raise NoSpace(n, n - remaining)
+    return pieces
+
+
+def place(lv: LV, pieces: list[tuple[PV, int, int]]) -> None:
+    """Append the chosen extents to the end of ``lv`` as linear segments."""
+    le = lv.extents
+    for pv, start, length in pieces:
+        last = lv.segments[-1] if lv.segments else None
+        if (last is not None and last.segtype == "linear" and last.areas[0][0] is pv
+                and last.areas[0][1] + last.length == start):
+            pv.take(start, length, lv)
+            _merge_used(pv, last.areas[0][1], last.length, length, lv)
+            last.length += length
+        else:
+            pv.take(start, length, lv)
+            lv.segments.append(Seg(le, length, "linear", [(pv, start)]))
+        le += length
+
+
+def _merge_used(pv: PV, start: int, first: int, second: int, lv: LV) -> None:
+    pv.release(start, first)
+    pv.release(start + first, second)
+    pv.take(start, first + second, lv)
+
+
+def trim(lv: LV, keep: int) -> None:
+    """Shorten a linear LV to ``keep`` extents, freeing from the end."""
+    total = lv.extents
+    while total > keep:
+        seg = lv.segments[-1]
+        pv, start = seg.areas[0]
+        assert isinstance(pv, PV)
+        excess = total - keep
+        pv.release(start, seg.length)
+        if seg.length <= excess:
+            lv.segments.pop()
+            total -= seg.length
+        else:
+            seg.length -= excess
+            pv.take(start, seg.length, lv)
+            total = keep
+
+
+def release_all(lv: LV) -> None:
+    for seg in lv.segments:
+        for target, start in seg.areas:
+            if isinstance(target, PV):
+                target.release(start, seg.length)
+    lv.segments = []
+
+
+def reown(lv: LV) -> None:
+    """Record ``lv`` as owner of every PV range its segments point at."""
+    for seg in lv.segments:
+        for target, start in seg.areas:
+            if isinstance(target, PV):
+                target.used[start][1] = lv
+
+
+def merge_segments(lv: LV) -> None:
+    """Join neighbouring linear segments that are contiguous on one PV, as lvm does."""
+    out: list[Seg] = []
+    for seg in lv.segments:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.segtype == seg.segtype == "linear"
+                and isinstance(seg.areas[0][0], PV) and prev.areas[0][0] is seg.areas[0][0]
+                and prev.areas[0][1] + prev.length == seg.areas[0][1]):
+            pv = seg.areas[0][0]
+            _merge_used(pv, prev.areas[0][1], prev.length, seg.length, lv)
+            prev.length += seg.length
+        else:
+            out.append(seg)
+    lv.segments = out
+
+
+def pe_count_for(size: int, extent_size: int) -> int:
+    return max(0, (size - PE_START) // extent_size)
+
+
+def display_size(size: int) -> str:
+    """lvm's human size: two decimals, binary units, '<' when rounded up."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    unit = 0
+    while unit + 1 < len(units) and size >= 1024 ** (unit + 1):
+        unit += 1
+    if unit == 0:
+        return f"{size} B"
+    value = size / 1024 ** unit
+    shown = round(value, 2)
+    return f"{'<' if shown > value else ''}{shown:.2f} {units[unit]}"

@@ -1,0 +1,168 @@
+"""Renders the model as lvm2 2.03 prints ``lvm fullreport --reportformat json``.
+
+Layout as libdevmapper's JSON report writer produces it: every line carries lvm's
+two-space log prefix, nesting is indented by four, one report object per VG with the
+sub-reports vg, pv, lv, pvseg, seg in that order (orphan PVs get an object with only pv
+and pvseg), a row per line with ``"key":"value"`` pairs joined by ", ", and a lone ","
+line between sections and between objects. Rows are sorted as the recorded lvm2 2.03.16
+output shows: PVs by name, LVs by name (hidden ones without their brackets), pvsegs by
+PV *uuid* and start, segs by LV *uuid* and start. Values are strings; sizes are bytes
+because of ``--units b --nosuffix``.
+"""
+
+from __future__ import annotations
+
+from reconciler.adapters.lvm_report import (LV_COLUMNS, PV_COLUMNS, PVSEG_COLUMNS,
+                                            SEG_COLUMNS, VG_COLUMNS)
+
+from .model import LV, PV, VG, Model
+
+_IND = "  "  # lvm's log prefix
+
+
+def percent(done: float, total: int) -> str:
+    """dm_percent_to_round_float: never shows 100.00 before the end, nor 0.00 after start."""
+    if total <= 0 or done >= total:
+        return "100.00"
+    shown = f"{done * 100.0 / total:.2f}"
+    if shown == "100.00":
+        return "99.99"
+    if shown == "0.00" and done > 0:
+        return "0.01"
+    return shown
+
+
+def _template(keys: tuple[str, ...]) -> str:
+    return "{" + ", ".join(f'"{k}":"%s"' for k in keys) + "}"
+
+
+_VG_ROW = _template(VG_COLUMNS)
+_PV_ROW = _template(PV_COLUMNS)
+_LV_ROW = _template(LV_COLUMNS)
+_SEG_ROW = _template(SEG_COLUMNS)
+_PVSEG_ROW = _template(PVSEG_COLUMNS)
+
+
+def _vg_row(vg: VG) -> tuple[str, ...]:
+    es = vg.extent_size
+    count = vg.extent_count
+    free = vg.free_count
+    attr = "wz--n" + ("s" if vg.lock_type in ("sanlock", "dlm", "idm") else "-")
+    missing = "0"
+    return (vg.name, vg.uuid, attr, str(count * es), str(free * es), str(es), str(count),
+            str(free), vg.lock_type, missing, "")
+
+
+def _pv_row(pv: PV) -> tuple[str, ...]:
+    dev = pv.device
+    if pv.vg is None:  # orphan: no extents, sizes are the device's
+        size = free = dev.size
+        attr = "---"
+    else:
+        es = pv.vg.extent_size
+        size = pv.pe_count * es
+        free = pv.free_count * es
+        attr = "a--"
+    return (pv.name, pv.uuid, str(dev.major), str(dev.minor), str(dev.size), str(size),
+            str(free), str(pv.pe_count), str(pv.alloc_count), attr, "", "")
+
+
+def _lv_row(lv: LV) -> tuple[str, ...]:
+    kind = lv.kind
+    copy = move = action = parent = ""
+    if kind == "pvmove":
+        attr, layout, role = "p-C-aom---", "mirror", "private,pvmove"
+        total = lv.extents
+        copy = percent(lv.moved, total)
+        move = lv.move_src.name if lv.move_src else ""
+    elif kind == "raid1":
+        attr, layout, role = "rwi-a-r---", "raid,raid1", "public"
+        copy = percent(lv.synced, lv.extents) if lv.recovering else "100.00"
+        action = "recover" if lv.recovering else "idle"
+    elif kind == "rimage":
+        raid = lv.parent
+        in_sync = raid is not None and raid.image_in_sync(raid.images.index(lv))
+        attr = ("i" if in_sync else "I") + "wi-aor---"
+        layout, role = "linear", "private,raid,image"
+    elif kind == "rmeta":
+        attr, layout, role = "ewi-aor---", "linear", "private,raid,metadata"
+    else:
+        attr, layout, role = "-wi-a-----", "linear", "public"
+    if lv.locked and kind != "pvmove":
+        attr = attr[:2] + attr[2].upper() + attr[3:]
+    if not lv.visible and lv.parent is not None:
+        parent = lv.parent.name
+    name = lv.name if lv.visible else f"[{lv.name}]"
+    size = lv.extents * lv.vg.extent_size
+    return (lv.uuid, name, lv.full_name, parent, str(size), attr, layout, role, "active",
+            "active locally", "active exclusively", copy, copy, move, "", action, "", "",
+            str(len(lv.segments)))
+
+
+def _area(target: PV | LV, start: int) -> str:
+    if isinstance(target, PV):
+        return f"{target.name}({start})"
+    return f"{target.name}(0)"  # lvm prints 0 for an LV area, whatever the offset
+
+
+def layout(objects: list[list[tuple[str, list[str]]]]) -> str:
+    """lvm's JSON report layout for report objects given as [(section, [row text])]."""
+    lines = [_IND + "{", _IND + "    " + '"report": [']
+    for n, sections in enumerate(objects):
+        if n:
+            lines.append(_IND + " " * 8 + ",")
+        lines.append(_IND + " " * 8 + "{")
+        for i, (name, rows) in enumerate(sections):
+            if i:
+                lines.append(_IND + " " * 12 + ",")
+            lines.append(_IND + " " * 12 + f'"{name}": [')
+            last = len(rows) - 1
+            pad = _IND + " " * 16
+            lines.extend(pad + row + ("," if j < last else "") for j, row in enumerate(rows))
+            lines.append(_IND + " " * 12 + "]")
+        lines.append(_IND + " " * 8 + "}")
+    lines.append(_IND + "    ]")
+    lines.append(_IND + "}")
+    return "\n".join(lines) + "\n"
+
+
+def format_report(report: list[dict[str, list[dict[str, str]]]]) -> str:
+    """Lay out an already parsed report exactly as lvm would print it (for comparing the
+    simulator's conventions with recorded real output)."""
+    def row(d: dict[str, str]) -> str:
+        return "{" + ", ".join(f'"{k}":"{v}"' for k, v in d.items()) + "}"
+    return layout([[(name, [row(r) for r in rows]) for name, rows in obj.items()]
+                   for obj in report])
+
+
+def _pv_sections(pvs: list[PV]) -> tuple[list[str], list[str]]:
+    pv_rows = [_PV_ROW % _pv_row(pv) for pv in sorted(pvs, key=lambda p: p.name)]
+    pvseg_rows = []
+    for pv in sorted(pvs, key=lambda p: p.uuid):
+        uuid = pv.uuid
+        chunks = pv.map() if pv.vg is not None else [(0, 0, None)]
+        for start, length, owner in chunks:
+            pvseg_rows.append(_PVSEG_ROW % (uuid, start, length, owner.uuid if owner else ""))
+    return pv_rows, pvseg_rows
+
+
+def fullreport(model: Model) -> str:
+    objects: list[list[tuple[str, list[str]]]] = []
+    for vg_name in sorted(model.vgs):
+        vg = model.vgs[vg_name]
+        pv_rows, pvseg_rows = _pv_sections(vg.pvs)
+        lv_rows = [_LV_ROW % _lv_row(vg.lvs[name]) for name in sorted(vg.lvs)]
+        seg_rows = []
+        for lv in sorted(vg.lvs.values(), key=lambda lv: lv.uuid):
+            uuid = lv.uuid
+            for seg in lv.segments:
+                devices = ",".join(_area(t, s) for t, s in seg.areas)
+                seg_rows.append(_SEG_ROW % (uuid, seg.segtype, seg.le, seg.length,
+                                            len(seg.areas), devices))
+        objects.append([("vg", [_VG_ROW % _vg_row(vg)]), ("pv", pv_rows), ("lv", lv_rows),
+                        ("pvseg", pvseg_rows), ("seg", seg_rows)])
+    orphans = [pv for pv in model.pvs.values() if pv.vg is None]
+    if orphans:
+        pv_rows, pvseg_rows = _pv_sections(orphans)
+        objects.append([("pv", pv_rows), ("pvseg", pvseg_rows)])
+    return layout(objects)
