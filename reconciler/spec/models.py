@@ -138,6 +138,9 @@ class Lv(_Model):
         _unique("placement PV", self.placement)
         if self.state is Presence.PRESENT and self.size is None:
             raise ValueError("size is required for an LV that is present")
+        if self.size is not None and self.size % 512:
+            raise ValueError(f"size {self.size} bytes is not a whole number of 512-byte "
+                             f"sectors, which LVM refuses")
         return self
 
 

@@ -153,3 +153,8 @@ def test_schema_is_json_schema_with_descriptions():
     schema = models.json_schema()
     assert schema["$schema"].endswith("2020-12/schema")
     assert "Vg" in schema["$defs"] and schema["$defs"]["Lv"]["additionalProperties"] is False
+
+
+def test_size_must_be_whole_sectors(tmp_path):
+    (f, key, msg), = problems(tmp_path, GOOD.replace('"128M"', "1048577"))
+    assert key == "vg.vgglobal.lv.lvrepnb" and "512-byte sectors" in msg
