@@ -1,0 +1,100 @@
+#!/bin/sh
+# Stage-2 init of a lab guest, run as PID 1 by the host's /bin/sh after the initramfs has
+# mounted the host root read-only (9p) with writable /etc /var /root /run /tmp /mnt.
+# Configures the guest from lab.* kernel arguments, then execs the agent (guest_agent.py),
+# which stays PID 1, serves commands on the virtio-serial port and powers off on EOF.
+#
+# Kernel arguments read here (all written by harness.py):
+#   lab.hostname=NAME  lab.udev=0|1  lab.net=MAC=ADDR/PREFIX[,MAC=ADDR/PREFIX...]
+#   lab.agent=PATH     lab.python=PATH  lab.repo=PATH  lab.lvm=KEY=VALUE[,KEY=VALUE...]
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C LANG=C HOME=/root
+
+fail() {
+  echo "lab: stage2: $*"
+  echo o >/proc/sysrq-trigger
+  sleep 10
+  exit 1
+}
+
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 shm /dev/shm
+mount -t configfs configfs /sys/kernel/config 2>/dev/null
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
+[ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
+[ -e /dev/stderr ] || ln -s /proc/self/fd/2 /dev/stderr
+mkdir -p /run/lock /run/lvm /run/mdadm /var/tmp
+
+HOSTNAME=lab UDEV=0 NET= AGENT= PY=/usr/bin/python3 REPO= LVMSET=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    lab.hostname=*) HOSTNAME=${arg#*=} ;;
+    lab.udev=*) UDEV=${arg#*=} ;;
+    lab.net=*) NET=${arg#*=} ;;
+    lab.agent=*) AGENT=${arg#*=} ;;
+    lab.python=*) PY=${arg#*=} ;;
+    lab.repo=*) REPO=${arg#*=} ;;
+    lab.lvm=*) LVMSET=${arg#*=} ;;
+  esac
+done
+[ -n "$AGENT" ] || fail "no lab.agent= on the kernel command line"
+
+hostname "$HOSTNAME"
+echo "$HOSTNAME" >/etc/hostname
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$HOSTNAME" >/etc/hosts
+# A per-guest machine id (udev, iscsi and sanlock like to have one).
+cat /proc/sys/kernel/random/uuid | tr -d '-' >/etc/machine-id
+
+# Network: loopback, then each NIC by MAC address. Only link-local addresses ever come here.
+ip link set lo up
+if [ -n "$NET" ]; then
+  for spec in $(echo "$NET" | tr ',' ' '); do
+    mac=${spec%%=*}; addr=${spec#*=}
+    dev=
+    for d in /sys/class/net/*; do
+      [ "$(cat "$d/address")" = "$mac" ] && dev=${d##*/}
+    done
+    [ -n "$dev" ] || fail "no NIC with MAC $mac"
+    ip addr add "$addr" dev "$dev" || fail "ip addr add $addr dev $dev"
+    ip link set "$dev" up
+  done
+fi
+
+# LVM: no lvmpolld in the guest; without udev, libdm must not wait for it.
+if [ -f /etc/lvm/lvm.conf ]; then
+  set_lvm() {  # section-agnostic: the commented default line sits inside the right section
+    sed -i -E "s/^([[:space:]]*)#?[[:space:]]*$1 = .*/\1$1 = $2/" /etc/lvm/lvm.conf
+  }
+  set_lvm use_lvmpolld 0
+  if [ "$UDEV" != 1 ]; then
+    set_lvm udev_sync 0
+    set_lvm udev_rules 0
+    set_lvm obtain_device_list_from_udev 0
+  fi
+  # extra settings from the test (Guest(lvm={...})), e.g. polling_interval=1
+  for kv in $(echo "$LVMSET" | tr ',' ' '); do
+    set_lvm "${kv%%=*}" "${kv#*=}"
+    grep -Eq "^[[:space:]]*${kv%%=*} = ${kv#*=}\$" /etc/lvm/lvm.conf || fail "lvm.conf has no setting ${kv%%=*}"
+  done
+fi
+
+if [ "$UDEV" = 1 ]; then
+  UDEVD=/lib/systemd/systemd-udevd
+  [ -x "$UDEVD" ] || UDEVD=/usr/lib/systemd/systemd-udevd
+  "$UDEVD" --daemon || fail "systemd-udevd did not start"
+  udevadm trigger --type=subsystems --action=add
+  udevadm trigger --type=devices --action=add
+  udevadm settle --timeout=60 || echo "lab: udevadm settle timed out"
+fi
+
+# /dev/lab/<serial> for every virtio disk, so tests can name disks without guessing vdX.
+mkdir -p /dev/lab
+for b in /sys/block/vd*; do
+  [ -e "$b/serial" ] || continue
+  s=$(cat "$b/serial")
+  [ -n "$s" ] && ln -sf "/dev/${b##*/}" "/dev/lab/$s"
+done
+
+echo "LAB-T agent $(cat /proc/uptime)"
+exec "$PY" -S -E -B -u "$AGENT" --pid1 --python "$PY" --repo "$REPO"
