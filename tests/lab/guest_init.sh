@@ -1,6 +1,6 @@
 #!/bin/sh
 # Stage-2 init of a lab guest, run as PID 1 by the host's /bin/sh after the initramfs has
-# mounted the host root read-only (9p) with writable /etc /var /root /run /tmp /mnt.
+# mounted the host root read-only (9p) with writable /etc /var /root /tmp (overlays) and /run /mnt (tmpfs).
 # Configures the guest from lab.* kernel arguments, then execs the agent (guest_agent.py),
 # which stays PID 1, serves commands on the virtio-serial port and powers off on EOF.
 #

@@ -3,8 +3,8 @@
 A guest boots the Debian kernel prepared by ``tests/lab/setup.sh`` with the *host root*
 mounted read-only over 9p, so it runs the host's own lvm2, mdadm, drbd-utils, ... and the
 host's own Python (the interpreter running this module, with its site-packages), and sees
-this checkout at its host path. Writable in the guest: /etc /var /root (overlays on the
-host's), /run /tmp /mnt (tmpfs). Disks are sparse raw files in a per-guest work directory.
+this checkout at its host path. Writable in the guest: /etc /var /root /tmp (overlays on
+the host's: the guest sees what is there, its writes stay in the guest), /run /mnt (tmpfs). Disks are sparse raw files in a per-guest work directory.
 
     with Guest("a", disks=["140M", "808M"]) as g:
         g.run(["pvcreate", g.disk(0)])
@@ -606,7 +606,7 @@ class Guest:
         return self.run("set -euxo pipefail\n" + script, timeout, check, **kw)
 
     def write_file(self, path: str, data: str | bytes, mode: str = "644") -> None:
-        """Write a file in the guest (the host's /tmp is NOT the guest's /tmp)."""
+        """Write a file in the guest (writes to the guest's /tmp never reach the host's)."""
         if isinstance(data, bytes):
             import base64
             self.run(['sh', '-c', 'base64 -d > "$1" && chmod "$2" "$1"', "sh", path, mode],

@@ -255,12 +255,13 @@ mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144,cache=$LAB_9P_CACHE
   fail "cannot mount the host root over 9p"
 mount -t tmpfs -o mode=755 tmpfs /newroot/run || fail "tmpfs /run"
 mkdir -p /newroot/run/lab-overlay /newroot/run/lock
-for d in etc var root; do
+# /tmp is an overlay too, not a bare tmpfs: a checkout under the host's /tmp (where CI may
+# clone the project) must stay visible to the guest, which runs the project from it.
+for d in etc var root tmp; do
   mkdir -p /newroot/run/lab-overlay/$d/upper /newroot/run/lab-overlay/$d/work
   mount -t overlay -o lowerdir=/newroot/$d,upperdir=/newroot/run/lab-overlay/$d/upper,workdir=/newroot/run/lab-overlay/$d/work overlay /newroot/$d ||
     fail "overlay on /$d"
 done
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp || fail "tmpfs /tmp"
 mount -t tmpfs -o mode=755 tmpfs /newroot/mnt || fail "tmpfs /mnt"
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
