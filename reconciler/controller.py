@@ -111,15 +111,19 @@ def _exit_code(p: actions.Plan) -> int:
 
 
 def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
-                   memory: Memory | None = None, pass_no: int = 1) -> PassResult:
+                   memory: Memory | None = None, pass_no: int = 1,
+                   should_stop: Callable[[], bool] | None = None) -> PassResult:
+    """One pass. ``should_stop()`` is asked before each step starts (the daemon's SIGTERM):
+    once it is true, the steps not yet started are deferred and the pass ends normally."""
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
     count = [0]
+    current_step = ["-"]  # tags each command's log line with the step that ran it
 
     def on_result(res: CommandResult) -> None:
         count[0] += 1
-        logger.bind(pass_no=pass_no, obj=res.command.host).log(
+        logger.bind(pass_no=pass_no, obj=res.command.host, step=current_step[0]).log(
             "DEBUG" if not res.command.mutates else "INFO",
             "ran {} -> rc {} in {:.3f}s{}", " ".join(res.command.argv), res.rc, res.duration,
             "" if res.ok else f": {res.stderr.strip().splitlines()[-1:] or ''}")
@@ -157,14 +161,20 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                           env.requeue_seconds if code == EXIT_PENDING else None)
 
     def on_step(r: executing.StepResult) -> None:
-        lg = logger.bind(pass_no=pass_no, obj=r.step.action.object)
+        lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
         level = "ERROR" if r.outcome is executing.Outcome.FAILED else "INFO"
         lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
                f" ({r.detail})" if r.detail else "")
 
+    def before_step(step: actions.Step) -> bool:
+        if should_stop is not None and should_stop():
+            return False
+        current_step[0] = step.key
+        return True
+
     try:
         report = executing.apply(the_plan, runner, observe, st, sleep=env.clock.sleep,
-                                 on_step=on_step)
+                                 on_step=on_step, before_step=before_step)
         final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest)
     except errors.ReconcilerError as exc:
         log.error("pass aborted: {}", exc)

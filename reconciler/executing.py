@@ -70,13 +70,25 @@ def _retrying(sleep: Callable[[float], None], attempts: int) -> tenacity.Retryin
 
 def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostState],
           current: state.HostState, *, sleep: Callable[[float], None] = time.sleep,
-          attempts: int = 5, on_step: Callable[[StepResult], None] | None = None) -> ApplyReport:
-    """Run ``plan`` against ``runner``; ``observe()`` re-reads the host after each change."""
+          attempts: int = 5, on_step: Callable[[StepResult], None] | None = None,
+          before_step: Callable[[actions.Step], bool] | None = None) -> ApplyReport:
+    """Run ``plan`` against ``runner``; ``observe()`` re-reads the host after each change.
+
+    ``before_step(step)`` is asked before each step starts; when it returns False (the
+    daemon is shutting down) that step and every later one are reported deferred, never
+    started: a step already running always finishes, with its verification.
+    """
     failed: set[str] = set()
     waiting: set[str] = {f.key for f in plan.in_flight}
     results: list[StepResult] = []
     st = current
-    for step in plan.steps:
+    for i, step in enumerate(plan.steps):
+        if before_step is not None and not before_step(step):
+            for rest in plan.steps[i:]:
+                results.append(StepResult(rest, Outcome.DEFERRED, "not started: shutting down"))
+                if on_step:
+                    on_step(results[-1])
+            break
         res = _apply_step(step, runner, observe, st, failed, waiting, sleep, attempts)
         if res.outcome in (Outcome.FAILED, Outcome.SKIPPED):
             failed.add(step.key)

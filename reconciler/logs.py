@@ -1,23 +1,125 @@
 """Logging setup: loguru to stderr, one line per event, no colour unless on a TTY.
 
-The format carries the pass number and the object a line is about, so a journal read with
-``journalctl -u reconciler`` can be filtered by object without parsing free text.
+Every line carries the pass number and the object it is about, and a line written while a
+step runs ends with ``[step KEY]`` (the step's plan key), so a journal read with
+``journalctl -u reconciler`` can be filtered by pass, step or object without parsing free
+text.
+
+Three renderings of the same line:
+
+* on a terminal: time, level, tags and message, in colour (unless ``NO_COLOR`` is set);
+* piped or redirected: the same, never with colour codes;
+* under systemd with stderr connected to the journal (``JOURNAL_STREAM`` names our stderr):
+  no timestamp (the journal has its own) and a ``<N>`` syslog priority prefix, which
+  journald turns into the entry's priority, so ``journalctl -p warning`` works.
+
+On a terminal, ``progress()`` keeps a small block of progress lines (``--once --wait``'s
+bars) under the log lines: each log line is written above it and the block redrawn.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+from typing import TextIO
 
 from loguru import logger
 
-FORMAT = ("{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} "
-          "{extra[pass_no]: >3} {extra[obj]: <24} {message}")
+# Colour markup is turned into ANSI codes on a terminal and stripped everywhere else.
+FORMAT = ("<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+          "{extra[pass_no]: >3} <cyan>{extra[obj]: <24}</cyan> {message}")
+JOURNAL_FORMAT = "{extra[pass_no]: >3} {extra[obj]: <24} {message}"
+STEP_SUFFIX = "<dim>  [step {extra[step]}]</dim>"
+
+# syslog priorities (sd-daemon(3)), by loguru level
+_PRIORITY = {"TRACE": 7, "DEBUG": 7, "INFO": 6, "SUCCESS": 5, "WARNING": 4, "ERROR": 3,
+             "CRITICAL": 2}
 
 
-def setup(level: str | None = None) -> None:
+def to_journal(stream: TextIO, environ: dict[str, str] | os._Environ = os.environ) -> bool:
+    """Whether ``stream`` is the journal's stream socket systemd connected us to."""
+    value = environ.get("JOURNAL_STREAM", "")
+    try:
+        dev, ino = (int(x) for x in value.split(":"))
+        st = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+class _Console:
+    """stderr shared by log lines and a transient block of progress lines (TTY only)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.block: list[str] = []
+        self.lock = threading.Lock()
+
+    def _clear(self) -> None:
+        if self.block:
+            # cursor to the start of the block's first line, then erase to the end of screen
+            self.stream.write(f"\x1b[{len(self.block)}F\x1b[J")
+
+    def _draw(self) -> None:
+        for line in self.block:
+            self.stream.write(line + "\n")
+
+    def write(self, message: str) -> None:
+        with self.lock:
+            self._clear()
+            self.stream.write(message)
+            self._draw()
+            self.stream.flush()
+
+    def progress(self, lines: list[str]) -> None:
+        with self.lock:
+            self._clear()
+            self.block = list(lines)
+            self._draw()
+            self.stream.flush()
+
+
+_console: _Console | None = None
+
+
+def _step(record: dict) -> str:
+    return STEP_SUFFIX if record["extra"].get("step", "-") != "-" else ""
+
+
+def _format(record: dict) -> str:
+    return FORMAT + _step(record) + "\n{exception}"
+
+
+def _journal_format(record: dict) -> str:
+    # "\<" stops loguru from reading the priority as a colour tag.
+    return (f"\\<{_PRIORITY.get(record['level'].name, 6)}>" + JOURNAL_FORMAT + _step(record)
+            + "\n{exception}")
+
+
+def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
+    """Send log lines at ``level`` (else ``RECONCILER_LOG_LEVEL``, else INFO) to stderr."""
+    global _console
+    stream = stream or sys.stderr
     level = (level or os.environ.get("RECONCILER_LOG_LEVEL") or "INFO").upper()
     logger.remove()
-    logger.configure(extra={"pass_no": "-", "obj": "-"})
-    logger.add(sys.stderr, level=level, format=FORMAT, colorize=sys.stderr.isatty(),
-               backtrace=False, diagnose=False)
+    logger.configure(extra={"pass_no": "-", "obj": "-", "step": "-"})
+    _console = None
+    if to_journal(stream):
+        logger.add(stream, level=level, format=_journal_format, colorize=False,
+                   backtrace=False, diagnose=False)
+        return
+    tty = stream.isatty()
+    if tty:
+        _console = _Console(stream)
+    logger.add(_console.write if _console else stream, level=level, format=_format,
+               colorize=tty and not os.environ.get("NO_COLOR"), backtrace=False,
+               diagnose=False)
+
+
+def progress(lines: list[str]) -> bool:
+    """Show ``lines`` as the block under the log lines; False (nothing shown) off a TTY."""
+    if _console is None:
+        return False
+    _console.progress(lines)
+    return True

@@ -1,0 +1,560 @@
+"""The continuous reconciler: one loop thread that runs passes, and what wakes it.
+
+A pass runs at start, after a spec change (debounced), on SIGHUP, sooner while a long
+operation is in flight (the pass's ``requeue_after``), after an error (with backoff), and
+otherwise every ``resync_seconds`` to catch changes made by hand. Only the loop thread runs
+passes, so two passes never overlap; everything else (the watchdog observer thread, signal
+handlers) only *pokes* the ``Wakeup``.
+
+Why it is shaped this way:
+
+* **Debounce in one place.** A spec event schedules a pass ``debounce_seconds`` later; each
+  further event pushes it back, up to ``debounce_max_seconds`` after the first, so an
+  editor's save-rename-write or a ``git pull`` of many files gives one pass, and a file
+  written continuously still gets passes. If the spec changes again while it is being
+  loaded, the load is thrown away and the loop waits for quiet again: nothing is applied
+  from a half-written file (a load that fails validation keeps the last good spec).
+* **Signals set flags.** SIGTERM (and SIGINT) ask the loop to stop; a pass in progress
+  finishes the step it is running (a command is never abandoned half way: the executor is
+  asked before each step, see ``controller.reconcile_once(should_stop=…)``), defers the
+  rest, and the process exits 0. Long kernel operations (pvmove, raid sync) keep running;
+  the next start observes and adopts them. SIGHUP asks for a pass now.
+* **One instance per host.** ``flock`` on a lock file under /run, held for the process's
+  life (and closed on exec, so a command's children never inherit it); a second instance
+  refuses to start and names the PID holding it.
+* **Root acts on the spec, so only root may write it.** A spec directory or file that a
+  non-root user can write (or own) is refused like an invalid spec: reported, and the last
+  good spec stays in force.
+* **systemd.** READY=1 once the first pass has observed the host (the loop is up and the
+  tools answer), STATUS= after each pass, WATCHDOG=1 from this loop only: while it waits,
+  and around every command, with the interval stretched to the command's own timeout while
+  it runs (``notify.Notifier.allow``), so a loop stuck anywhere else is restarted.
+* **Runtime trouble is reported, not fatal.** An unreadable or missing spec directory, a
+  tool missing from PATH, a command killed by its timeout: each ends that pass with a
+  clear message in the log, the status file and the metrics, and the loop retries later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import signal
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from reconciler import actions, controller, errors, notify, status, watching
+from reconciler.runner import Command, CommandResult, Runner
+from reconciler.spec import loading
+
+RUN_DIR = status.DEFAULT_DIR
+KILL_GRACE_SECONDS = 30.0  # beyond a command's timeout: the runner kills, then reaps it
+
+
+@dataclass
+class Settings:
+    """How the daemon runs; every path is configurable so tests need no root or /run."""
+
+    spec: Path
+    resync_seconds: float = 300.0
+    debounce_seconds: float = 0.2
+    debounce_max_seconds: float = 1.0
+    error_backoff_seconds: float = 5.0
+    status_dir: Path | None = RUN_DIR
+    metrics_file: Path | None = RUN_DIR / status.METRICS_FILE
+    lock_file: Path = RUN_DIR / "lock"
+    watch: bool = True
+    check_permissions: bool = True
+    dry_run: bool = False
+
+
+class AlreadyRunning(errors.ReconcilerError):
+    """Another reconciler holds the per-host lock."""
+
+
+class UntrustedSpec(errors.SpecError):
+    """A spec file or directory that someone other than root could change: refused like an
+    invalid spec (the last good one stays in force), with its own first line."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        super().__init__(problems)
+        lines = [f"{f}: {msg}" for f, _, msg in self.problems]
+        self.args = ("spec refused (permissions):\n  " + "\n  ".join(lines),)
+
+
+# -- the single-instance lock ------------------------------------------------------------------
+
+
+class InstanceLock:
+    """``flock`` on a file; the holder writes its PID there so a refusal can name it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another reconciler is already running on this host (PID {holder} holds "
+                f"{self.path}); two loops must never act at once — stop it first "
+                f"(systemctl stop reconciler), or use `reconcile status` to read what it "
+                f"is doing") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            # The file stays: unlinking it would let a third instance lock a new inode
+            # while a second one still waits on the old.
+            os.close(self.fd)
+            self.fd = None
+
+
+# -- spec permissions --------------------------------------------------------------------------
+
+
+def check_permissions(location: str | Path, trusted_uids: frozenset[int] | None = None) -> None:
+    """Raise ``SpecError`` if anyone but root (or us) can change what ``load`` would read.
+
+    Checked: every ancestor directory of the location (a world-writable one is accepted only
+    with the sticky bit, like /tmp), the location, every spec file the loader would read and
+    every directory between it and the location. Writable by the group is accepted only
+    for group root. Symlinks are followed, as the loader follows them.
+    """
+    trusted = trusted_uids if trusted_uids is not None else frozenset({0, os.geteuid()})
+    root = Path(location).absolute()
+    problems: list[tuple[str, str, str]] = []
+    seen: set[Path] = set()
+
+    def check(path: Path, what: str, sticky_ok: bool = False) -> None:
+        if path in seen:
+            return
+        seen.add(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return  # the loader says "no such file or directory"
+        except OSError as exc:
+            problems.append((str(path), "", f"cannot read {what}: {exc.strerror or exc}"))
+            return
+        if st.st_uid not in trusted:
+            problems.append((str(path), "", (
+                f"{what} is owned by uid {st.st_uid}, not root; the reconciler runs as root "
+                f"and acts on these files, so only root may be able to change them — "
+                f"chown root: {path}")))
+        group_w = bool(st.st_mode & stat.S_IWGRP) and st.st_gid != 0
+        other_w = bool(st.st_mode & stat.S_IWOTH)
+        if (group_w or other_w) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
+            who = "others" if other_w else f"group {st.st_gid}"
+            problems.append((str(path), "", (
+                f"{what} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}); the "
+                f"reconciler runs as root and acts on these files, so only root may be able "
+                f"to change them — chmod go-w {path}")))
+
+    for base in (root, root.resolve()):
+        for anc in reversed(base.parents):
+            check(anc, "an ancestor directory of the spec", sticky_ok=True)
+    check(root, "the spec directory" if root.is_dir() else "the spec file")
+    if root.is_dir():
+        try:
+            os.listdir(root)
+        except OSError as exc:
+            problems.append((str(root), "", f"cannot read the spec directory: "
+                             f"{exc.strerror or exc}"))
+        for f in loading.spec_files(root):
+            for d in reversed(f.parents):
+                if d != root and d.is_relative_to(root):
+                    check(d, "a spec subdirectory")
+            check(f, "a spec file")
+    if problems:
+        raise UntrustedSpec(problems)
+
+
+# -- waking the loop ---------------------------------------------------------------------------
+
+
+class Wakeup:
+    """What the loop waits on: reasons for a pass, each due at a time, and a stop flag.
+
+    Thread-safe for the observer thread (``poke``). Signal handlers only set booleans and
+    notify (``signal_hup``/``signal_stop``) through a re-entrant lock, because a handler
+    runs on the main thread, possibly while that same thread is inside ``wait``.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.RLock())
+        self._due: dict[str, float] = {}
+        self._first: dict[str, float] = {}
+        self._details: dict[str, list[str]] = {}
+        self._hup = False
+        self.stopping = False
+
+    def poke(self, reason: str, detail: str = "", *, quiet: float = 0.0,
+             cap: float | None = None) -> None:
+        """Ask for a pass ``quiet`` seconds from now; a later poke of the same reason pushes
+        it back, but never past ``cap`` seconds after the first one still pending."""
+        with self._cond:
+            now = time.monotonic()
+            first = self._first.setdefault(reason, now)
+            due = now + quiet
+            if cap is not None:
+                due = min(due, first + cap)
+            self._due[reason] = due
+            details = self._details.setdefault(reason, [])
+            if detail and detail not in details and len(details) < 5:
+                details.append(detail)
+            self._cond.notify_all()
+
+    def signal_hup(self) -> None:
+        with self._cond:
+            self._hup = True
+            self._cond.notify_all()
+
+    def signal_stop(self) -> None:
+        with self._cond:
+            self.stopping = True
+            self._cond.notify_all()
+
+    def pending(self, reason: str) -> bool:
+        with self._cond:
+            return reason in self._due
+
+    def wait(self, deadline: float, *, tick: Callable[[], None] | None = None,
+             tick_every: float | None = None) -> list[tuple[str, list[str]]]:
+        """Block until a reason is due (returned, and cleared), ``deadline`` (monotonic)
+        passes (``[]``) or a stop is asked (``[]``). ``tick`` runs every ``tick_every``."""
+        last_tick = time.monotonic()
+        with self._cond:
+            while not self.stopping:
+                now = time.monotonic()
+                if self._hup:
+                    self._hup = False
+                    self._due.setdefault("SIGHUP", now)
+                    self._first.setdefault("SIGHUP", now)
+                due = sorted(r for r, t in self._due.items() if t <= now)
+                if due:
+                    out = [(r, self._details.pop(r, [])) for r in due]
+                    for r in due:
+                        del self._due[r]
+                        del self._first[r]
+                    return out
+                if now >= deadline:
+                    return []
+                timeout = min([deadline, *self._due.values()]) - now
+                if tick is not None and tick_every:
+                    if now - last_tick >= tick_every:
+                        tick()
+                        last_tick = now
+                    timeout = min(timeout, tick_every - (now - last_tick))
+                self._cond.wait(max(timeout, 0.001))
+            return []
+
+
+# -- the runner the passes use -----------------------------------------------------------------
+
+
+class _LoopRunner:
+    """Wraps the host's runner: watchdog keep-alives around each command, and READY once
+    the first observation has come back."""
+
+    def __init__(self, inner: Runner, daemon: Daemon):
+        self.inner = inner
+        self.daemon = daemon
+
+    def run(self, cmd: Command) -> CommandResult:
+        self.daemon._before_command(cmd)
+        try:
+            return self.inner.run(cmd)
+        finally:
+            self.daemon._after_command(cmd)
+
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        return self.inner.read(path, host=host)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+class Daemon:
+    """The continuous reconciler for one host. ``run()`` blocks until stopped; returns 0."""
+
+    def __init__(self, env: controller.Environment, settings: Settings, *,
+                 notifier: notify.Notifier | None = None,
+                 on_wait: Callable[[float], None] | None = None):
+        self.settings = settings
+        self.notifier = notifier if notifier is not None else notify.Notifier()
+        self.env = dataclasses.replace(env, runner=_LoopRunner(env.runner, self))
+        self.on_wait = on_wait  # told how long each wait lasted (a simulated clock follows)
+        self.wakeup = Wakeup()
+        self.lock = InstanceLock(settings.lock_file)
+        self.memory = controller.Memory()
+        self.etas = status.EtaTracker()
+        self.watcher: watching.SpecWatcher | None = None
+        self.started_at = time.time()
+        self.passes = 0
+        self.pass_errors = 0
+        self.last: controller.PassResult | None = None
+        self.in_force: loading.LoadedSpec | None = None
+        self.spec_loaded_at: float | None = None
+        self.spec_error: str | None = None
+        self.spec_error_at: float | None = None
+        self.state = status.STARTING
+        self.sections = status.empty_sections()
+        self.ready = False
+        self.next_pass_at = time.monotonic()
+        self.next_pass_wall: float | None = None
+        self.next_reason = "start"
+        self._backoff = settings.error_backoff_seconds
+        self._settle_skips = 0
+        self._extended = False
+        self._reported: dict[str, str | None] = {}
+
+    # -- control (any thread, or a signal handler) ---------------------------------------------
+
+    def request_pass(self, reason: str = "SIGHUP") -> None:
+        self.wakeup.poke(reason)
+
+    def request_stop(self) -> None:
+        self.wakeup.signal_stop()
+
+    def install_signal_handlers(self) -> dict[int, object]:
+        """SIGTERM/SIGINT stop, SIGHUP forces a pass; returns the previous handlers."""
+        previous = {}
+        for sig, handler in ((signal.SIGTERM, lambda *_: self.wakeup.signal_stop()),
+                             (signal.SIGINT, lambda *_: self.wakeup.signal_stop()),
+                             (signal.SIGHUP, lambda *_: self.wakeup.signal_hup())):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    def _spec_event(self, path: str) -> None:
+        self.wakeup.poke("spec changed", path, quiet=self.settings.debounce_seconds,
+                         cap=self.settings.debounce_max_seconds)
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.lock.acquire()  # AlreadyRunning propagates: the caller prints it and exits 1
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = self.install_signal_handlers()
+        log = logger.bind(obj=f"node {self.env.node}")
+        log.info("daemon started (pid {}): spec {}, resync every {:g} s{}", os.getpid(),
+                 self.settings.spec, self.settings.resync_seconds,
+                 ", dry run" if self.settings.dry_run else "")
+        try:
+            if self.settings.watch:
+                self.watcher = watching.SpecWatcher(self.settings.spec, self._spec_event)
+                self.watcher.start()
+            self._publish()
+            self.wakeup.poke("start")
+            tick_every = (self.notifier.watchdog_seconds / 2
+                          if self.notifier.watchdog_seconds else None)
+            while not self.wakeup.stopping:
+                if self.watcher is not None:
+                    if self.watcher.refresh() and self.watcher.error is None:
+                        # Re-armed on a new target (a swapped symlink, a recreated directory):
+                        # what changed there before the new watch existed is read by one pass.
+                        self._spec_event(str(self.settings.spec))
+                    self._report_once("watch", self.watcher.error, "spec changes will be seen "
+                                      "at the next resync only")
+                t0 = time.monotonic()
+                reasons = self.wakeup.wait(self.next_pass_at, tick=self.notifier.keepalive,
+                                           tick_every=tick_every)
+                if self.on_wait is not None:
+                    self.on_wait(time.monotonic() - t0)
+                if self.wakeup.stopping:
+                    break
+                reason = "; ".join(r + (f" ({', '.join(d)})" if d else "") for r, d in reasons)
+                self._pass(reason or self.next_reason)
+            log.info("stopping on request after {} pass(es); in-flight kernel operations keep "
+                     "running and are adopted at the next start", self.passes)
+            return 0
+        finally:
+            if self.watcher is not None:
+                self.watcher.stop()
+            self.state = status.STOPPED
+            self._publish()
+            self.notifier.stopping("stopping: " + status.summary(self._document()))
+            self.notifier.close()
+            if previous:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            self.lock.release()
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def _pass(self, reason: str) -> None:
+        loaded = self._load()
+        if self.wakeup.pending("spec changed") and self._settle_skips < 3:
+            # The spec changed again while it was being read: wait for it to settle.
+            self._settle_skips += 1
+            self.next_pass_at = time.monotonic() + self.settings.debounce_max_seconds
+            return
+        self._settle_skips = 0
+        if loaded is None:
+            self.state = status.NO_SPEC
+            self._schedule(error=True)
+            self._publish()
+            self._ready_once()
+            return
+        self.passes += 1
+        number = self.passes
+        logger.bind(pass_no=number, obj=f"node {self.env.node}").info("pass triggered by {}",
+                                                                      reason)
+        started = time.time()
+        try:
+            result = controller.reconcile_once(
+                loaded, self.env, dry_run=self.settings.dry_run, memory=self.memory,
+                pass_no=number, should_stop=lambda: self.wakeup.stopping)
+        except Exception as exc:
+            # A bug must not end the loop that keeps the storage converged; it is logged with
+            # its traceback, reported in the status, and the pass is retried with backoff.
+            logger.opt(exception=exc).bind(pass_no=number, obj=f"node {self.env.node}").error(
+                "pass {} failed with an internal error: {!r}", number, exc)
+            empty = actions.Plan(node=self.env.node, spec_digest=loaded.digest)
+            result = controller.PassResult(empty, empty, None, controller.EXIT_ERROR, 0,
+                                           time.time() - started, None,
+                                           f"internal error: {exc!r}")
+        self.last = result
+        self.state = status.pass_state(result, dry_run=self.settings.dry_run)
+        if self.state == status.ERROR:
+            self.pass_errors += 1
+        etas = self.etas.update(result.final.in_flight, self.env.clock.now())
+        self.sections = status.pass_section(result, number=number, reason=reason,
+                                            started_at=started, finished_at=time.time(),
+                                            etas=etas)
+        # Sooner re-passes while something moves: a long operation in flight, or steps left
+        # waiting for one. A dry-run daemon's drift does not move by itself: resync only.
+        moving = bool(result.final.in_flight) or (
+            result.exit_code == controller.EXIT_PENDING and not self.settings.dry_run)
+        self._schedule(error=self.state == status.ERROR,
+                       requeue=(result.requeue_after or self.env.requeue_seconds)
+                       if moving else None)
+        self._publish()
+        self._ready_once()
+
+    def _load(self) -> loading.LoadedSpec | None:
+        """Load and check the spec; on any problem keep (and return) the last good one."""
+        location = self.settings.spec
+        log = logger.bind(obj=f"spec {location}")
+        try:
+            if self.settings.check_permissions:
+                check_permissions(location)
+            loaded = loading.load(location)
+        except (errors.SpecError, OSError) as exc:
+            message = str(exc)
+            if message != self.spec_error:
+                log.error("{}\n  {}", message, (
+                    f"the last good spec ({self.in_force.digest[:12]}) stays in force"
+                    if self.in_force else "no pass will change anything until a valid spec "
+                    "is in place"))
+                self.spec_error_at = time.time()
+            self.spec_error = message
+            return self.in_force
+        if self.spec_error is not None:
+            log.info("spec accepted again")
+            self.spec_error = self.spec_error_at = None
+        if self.in_force is None or loaded.digest != self.in_force.digest:
+            log.info("spec in force: {} ({} file(s), {} VG(s))", loaded.digest[:12],
+                     len(loaded.files), len(loaded.spec.vg))
+            self.spec_loaded_at = time.time()
+        self.in_force = loaded
+        return loaded
+
+    def _schedule(self, *, error: bool, requeue: float | None = None) -> None:
+        s = self.settings
+        if error:
+            delay, self.next_reason = self._backoff, "retry after an error"
+            self._backoff = min(self._backoff * 2, s.resync_seconds)
+        else:
+            self._backoff = s.error_backoff_seconds
+            if requeue is not None:
+                delay, self.next_reason = requeue, "operation in flight"
+            else:
+                delay, self.next_reason = s.resync_seconds, "periodic resync"
+        delay = min(delay, s.resync_seconds)
+        self.next_pass_at = time.monotonic() + delay
+        self.next_pass_wall = time.time() + delay
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _document(self) -> dict:
+        loaded = self.in_force
+        return {
+            "format": status.FORMAT, "node": self.env.node, "pid": os.getpid(),
+            "started_at": self.started_at, "updated_at": time.time(),
+            "dry_run": self.settings.dry_run, "state": self.state, "passes": self.passes,
+            "pass_errors": self.pass_errors, "resync_interval_s": self.settings.resync_seconds,
+            "next_pass_at": self.next_pass_wall, "next_pass_reason": self.next_reason,
+            "spec": {"location": str(self.settings.spec),
+                     "digest": loaded.digest if loaded else None,
+                     "files": list(loaded.files) if loaded else [],
+                     "loaded_at": self.spec_loaded_at,
+                     "error": self.spec_error, "error_at": self.spec_error_at},
+            **self.sections,
+        }
+
+    def _publish(self) -> None:
+        doc = self._document()
+        s = self.settings
+        status_file = s.status_dir / status.STATUS_FILE if s.status_dir else None
+        try:
+            for d in {p.parent for p in (status_file, s.metrics_file) if p is not None}:
+                d.mkdir(parents=True, exist_ok=True)
+            status.write(doc, status_file, s.metrics_file)
+            problem = None
+        except OSError as exc:
+            problem = f"cannot write the status or metrics file: {exc}"
+        self._report_once("publish", problem, "the loop goes on")
+        if self.state != status.STOPPED:
+            self.notifier.status(status.summary(doc))
+
+    def _report_once(self, topic: str, problem: str | None, consequence: str) -> None:
+        """Log a recurring problem when it appears or changes, and when it clears."""
+        if problem == self._reported.get(topic):
+            return
+        log = logger.bind(obj=f"node {self.env.node}")
+        if problem:
+            log.warning("{}; {}", problem, consequence)
+        else:
+            log.info("{}: resolved", topic)
+        self._reported[topic] = problem
+
+    def _ready_once(self) -> None:
+        if not self.ready:
+            self.ready = True
+            self.notifier.ready(status.summary(self._document()))
+
+    # -- around each command (the loop thread) -------------------------------------------------
+
+    def _before_command(self, cmd: Command) -> None:
+        wd = self.notifier.watchdog_seconds
+        if wd is not None and cmd.timeout + KILL_GRACE_SECONDS > wd / 2:
+            self.notifier.allow(cmd.timeout + KILL_GRACE_SECONDS)
+            self._extended = True
+        else:
+            self.notifier.keepalive()
+
+    def _after_command(self, cmd: Command) -> None:
+        if self._extended:
+            self.notifier.allow(None)
+            self._extended = False
+        else:
+            self.notifier.keepalive()
+        if not self.ready and not cmd.mutates:
+            # The first observation is back: the loop is up and the tools answer.
+            self.ready = True
+            self.notifier.ready(f"observed the host; pass {self.passes} running")
