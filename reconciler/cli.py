@@ -65,7 +65,8 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="Prometheus text file (node_exporter textfile collector); default "
                    "STATUS_DIR/reconciler.prom, 'none' to disable")
     d.add_argument("--lock-file", default=None, metavar="FILE",
-                   help="single-instance lock (default /run/reconciler/lock)")
+                   help="single-instance lock, also taken by a --once pass that may change "
+                   "the host (default /run/reconciler/lock)")
     return p
 
 
@@ -102,12 +103,25 @@ def _cmd_run(argv: list[str]) -> int:
     logs.setup(args.log_level)
     if not args.once:
         return _run_daemon(args)
+    from reconciler import daemon
     from reconciler.spec import loading
     try:
+        if not args.simulate:
+            # Root acts on what the spec says: refuse one that others could have written.
+            daemon.check_permissions(args.spec)
         loaded = loading.load(args.spec)
     except errors.SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
+    if not args.simulate and not args.dry_run:
+        # A pass that changes the host must not run beside the daemon (or another --once).
+        lock = daemon.InstanceLock(Path(args.lock_file) if args.lock_file
+                                   else daemon.RUN_DIR / "lock")
+        try:
+            lock.acquire()
+        except errors.ReconcilerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return controller.EXIT_ERROR
     try:
         env = _environment(args)
     except errors.ReconcilerError as exc:

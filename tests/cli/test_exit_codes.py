@@ -98,3 +98,30 @@ def test_help_documents_exit_codes(capsys):
         cli.main(["--help"])
     out = capsys.readouterr().out
     assert "exit codes:" in out and "2  drift found" in out
+
+
+def _spec_dir(tmp_path):
+    d = tmp_path / "specs"
+    d.mkdir(mode=0o755)
+    (d / "s.toml").write_text('[vg.vgarc]\nnodes=["*"]\npvs=["/dev/mapper/lun00"]\n')
+    (d / "s.toml").chmod(0o644)
+    return d
+
+
+def test_once_refuses_while_another_instance_holds_the_lock(capsys, tmp_path):
+    from reconciler import daemon
+    lock = daemon.InstanceLock(tmp_path / "lock")
+    lock.acquire()
+    try:
+        code, out, err = run(capsys, "--spec", str(_spec_dir(tmp_path)), "--once",
+                             "--lock-file", str(tmp_path / "lock"))
+    finally:
+        lock.release()
+    assert code == 1 and "already running" in err
+
+
+def test_once_refuses_a_spec_others_can_write(capsys, tmp_path):
+    d = _spec_dir(tmp_path)
+    (d / "s.toml").chmod(0o666)
+    code, out, err = run(capsys, "--spec", str(d), "--once", "--dry-run")
+    assert code == 1 and "s.toml" in err and "writ" in err
