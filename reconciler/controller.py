@@ -45,8 +45,11 @@ class Environment:
     node: str
     resolve: observing.Resolver = observing.resolve_local
     clock: Clock = field(default_factory=Clock)
-    requeue_seconds: float = 5.0
+    requeue_seconds: float = 5.0  # first re-pass while an operation is in flight
+    requeue_max_seconds: float = 30.0  # re-passes slow down to this while only waiting
     stall_seconds: float = 60.0
+    # The clone ledger: which md clones were split after a complete sync (see planning.md).
+    ledger: str = observing.DEFAULT_LEDGER
 
 
 @dataclass
@@ -55,6 +58,12 @@ class Memory:
 
     fresh: bool = True
     moves: dict[str, tuple[float | None, float]] = field(default_factory=dict)
+    waiting_passes: int = 0  # consecutive passes that found nothing to do but wait
+
+    def requeue_after(self, env: "Environment", acted: bool) -> float:
+        """Re-pass soon after acting, then less and less often while only waiting."""
+        self.waiting_passes = 0 if acted else self.waiting_passes + 1
+        return min(env.requeue_seconds * (1 + self.waiting_passes), env.requeue_max_seconds)
 
     def stalled(self, st: state.HostState, now: float, stall_seconds: float) -> frozenset[str]:
         out: set[str] = set()
@@ -131,12 +140,13 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     runner = RecordingRunner(env.runner, on_result)
     spec = loaded.for_node(env.node)
     devices = observing.spec_devices(spec)
+    md_targets = observing.md_targets(spec, env.ledger)
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
-                                 now=env.clock.now())
+                                 now=env.clock.now(), md_targets=md_targets)
 
-    log.info("pass start: spec {} ({} file(s)), {} VG(s) for this node{}", loaded.digest[:12],
+    log.debug("pass start: spec {} ({} file(s)), {} VG(s) for this node{}", loaded.digest[:12],
              len(loaded.files), len(spec.vg), " [dry run]" if dry_run else "")
     empty = actions.Plan(node=env.node, spec_digest=loaded.digest)
     try:
@@ -148,8 +158,12 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     stalled = memory.stalled(st, env.clock.now(), env.stall_seconds)
     the_plan = planning.plan(spec, st, node=env.node, spec_digest=loaded.digest,
                              stalled=stalled)
-    log.info("plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
-             len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
+    # A pass that only waits for an operation in flight says so in one line (below).
+    waiting = {f.key for f in the_plan.in_flight}
+    only_waiting = not the_plan.blocked and all(s.after & waiting for s in the_plan.steps)
+    log.log("DEBUG" if only_waiting else "INFO",
+            "plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
+            len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
     for b in the_plan.blocked:
         logger.bind(pass_no=pass_no, obj=b.object).warning("blocked: {}", b.reason)
     for f in the_plan.in_flight:
@@ -158,11 +172,12 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     if dry_run or not the_plan.steps:
         code = _exit_code(the_plan)
         return PassResult(the_plan, the_plan, None, code, count[0], time.monotonic() - t0,
-                          env.requeue_seconds if code == EXIT_PENDING else None)
+                          memory.requeue_after(env, acted=False) if code == EXIT_PENDING else None)
 
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
-        level = "ERROR" if r.outcome is executing.Outcome.FAILED else "INFO"
+        level = ("ERROR" if r.outcome is executing.Outcome.FAILED else
+                 "DEBUG" if r.outcome is executing.Outcome.DEFERRED else "INFO")
         lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
                f" ({r.detail})" if r.detail else "")
 
@@ -182,9 +197,10 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                           time.monotonic() - t0, env.requeue_seconds, str(exc))
     code = EXIT_ERROR if report.failed else _exit_code(final)
     result = PassResult(the_plan, final, report, code, count[0], time.monotonic() - t0,
-                        env.requeue_seconds if code == EXIT_PENDING else None,
+                        memory.requeue_after(env, acted=report.changed) if code == EXIT_PENDING else None,
                         "; ".join(r.detail for r in report.failed) or None)
-    log.info("pass end: exit {} in {:.3f}s, {} process(es)", code, result.duration, count[0])
+    log.log("INFO" if report.changed or report.failed else "DEBUG",
+            "pass end: exit {} in {:.3f}s, {} process(es)", code, result.duration, count[0])
     return result
 
 
