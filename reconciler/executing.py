@@ -95,7 +95,17 @@ def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostSt
         elif res.outcome in (Outcome.STARTED, Outcome.DEFERRED):
             waiting.add(step.key)
         if res.results:
-            st = observe()
+            try:
+                st = observe()
+            except errors.ReconcilerError as exc:
+                # Commands ran but the host can no longer be read: stop here, and report
+                # what was done so far rather than losing it.
+                res.outcome, res.error = Outcome.FAILED, exc
+                res.detail = (res.detail + "; " if res.detail else "") + f"re-observation failed: {exc}"
+                results.append(res)
+                if on_step:
+                    on_step(res)
+                break
             res = _verify(step, st, res)
             if res.outcome is Outcome.FAILED:
                 failed.add(step.key)
@@ -121,6 +131,9 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
         return StepResult(step, Outcome.ALREADY_DONE, "already visible in observed state")
     if action.long and action.adoptable and action.is_started(st):
         return StepResult(step, Outcome.STARTED, "already in flight; adopted")
+    not_yet = action.waiting_for(st)
+    if not_yet:
+        return StepResult(step, Outcome.DEFERRED, not_yet)
     t0 = time.monotonic()
     ran: list[CommandResult] = []
     try:

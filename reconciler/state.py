@@ -39,6 +39,11 @@ class LvAttr:
         return self.raw[0] in "mM"
 
     @property
+    def has_dependents(self) -> bool:
+        """A snapshot origin or a thin pool: lvremove of it removes other LVs too."""
+        return self.raw[0] in "oOt"
+
+    @property
     def is_image(self) -> bool:
         return self.raw[0] in "iI"
 

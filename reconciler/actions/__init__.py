@@ -22,10 +22,10 @@ base types and ``Plan``.
 
 from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
-                                    ExtendVg, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
+                                    ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
                                     ResizeLv, ResumeMoves)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Step
 
 __all__ = ["Action", "AddMirrorLeg", "Blocked", "CreateLv", "CreatePv", "CreateVg",
-           "DropMirrorLeg", "ExtendVg", "InFlight", "MoveExtents", "Plan", "Progress",
+           "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents", "Plan", "Progress",
            "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves", "Step", "Symbol"]

@@ -56,6 +56,11 @@ class Action:
     def progress(self, st: state.HostState) -> Progress | None:
         return None
 
+    def waiting_for(self, st: state.HostState) -> str | None:
+        """A precondition checked again right before running: if observed state says the
+        step must not run yet, the reason (the step is deferred, not failed)."""
+        return None
+
     def failure(self, result: CommandResult) -> errors.CommandFailed:
         """Classify a failed command of this action; subsystems override with their adapter."""
         return errors.CommandFailed(result.command.host, result.command.argv, result.rc,

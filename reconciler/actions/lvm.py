@@ -317,11 +317,11 @@ class ResumeMoves(LvmAction):
     """Bare ``pvmove --background``: restart interrupted moves from their checkpoint.
 
     Planned when a pvmove is found in the metadata that this process did not start or
-    that made no progress (after a crash or a reboot, nobody polls it). Never re-issues the
-    original move. Done when no pvmove remains in the VG.
+    that made no progress (after a crash or a reboot, nobody polls it). It never re-issues
+    the original move. lvm resumes every interrupted move on the host with it, so the planner
+    only plans it when all of them are in VGs the spec manages. Done when no pvmove remains.
     """
 
-    vg: str
     long: ClassVar[bool] = True
     adoptable: ClassVar[bool] = False
     symbol: ClassVar[Symbol] = Symbol.MOVE
@@ -329,11 +329,11 @@ class ResumeMoves(LvmAction):
 
     @property
     def key(self) -> str:
-        return f"vg:{self.vg}:resume-pvmove"
+        return "host:resume-pvmove"
 
     @property
     def object(self) -> str:
-        return f"vg {self.vg}"
+        return f"host {self.host}"
 
     def describe(self) -> str:
         return "resume interrupted pvmove (pvmove --background, no arguments)"
@@ -342,8 +342,7 @@ class ResumeMoves(LvmAction):
         return (lvm.pvmove_resume(host=self.host),)
 
     def is_done(self, st: state.HostState) -> bool:
-        vg = st.vgs.get(self.vg)
-        return vg is None or not vg.pvmoves
+        return not any(vg.pvmoves for vg in st.vgs.values())
 
     def is_started(self, st: state.HostState) -> bool:
         return True  # a poller is a process, not state; progress is checked by later passes
@@ -360,6 +359,7 @@ class AddMirrorLeg(LvmAction):
     vg: str
     lv: str
     destinations: tuple[str, ...]
+    tagged: bool = False  # the LV already carries SPLIT_TAG (a crash after tagging)
     long: ClassVar[bool] = True
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "lvconvert"
@@ -376,15 +376,17 @@ class AddMirrorLeg(LvmAction):
         return f"add raid1 leg on {', '.join(self.destinations)}"
 
     def commands(self) -> tuple[Command, ...]:
-        return (lvm.add_raid1_leg(self.vg, self.lv, self.destinations, host=self.host),)
+        # The tag goes first: it is what later lets a leg be dropped, so an LV with two
+        # legs and no tag (a user's own mirror) is never reduced.
+        tag = () if self.tagged else (lvm.add_tag(self.vg, self.lv, lvm.SPLIT_TAG, host=self.host),)
+        return (*tag, lvm.add_raid1_leg(self.vg, self.lv, self.destinations, host=self.host))
 
     def is_started(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
-        return lv is not None and len(lv.images) >= 2
+        return lv is not None and len(lv.images) >= 2 and lvm.SPLIT_TAG in lv.tags
 
     def is_done(self, st: state.HostState) -> bool:
-        lv = _lv(st, self.vg, self.lv)
-        return lv is not None and len(lv.images) >= 2 and lv.is_synced
+        return self.is_started(st) and _lv(st, self.vg, self.lv).is_synced
 
     def progress(self, st: state.HostState) -> Progress | None:
         lv = _lv(st, self.vg, self.lv)
@@ -398,8 +400,10 @@ class AddMirrorLeg(LvmAction):
 class DropMirrorLeg(LvmAction):
     """Drop the leg(s) of ``vg/lv`` lying on ``sources`` (second half of mirror-then-split).
 
-    Only ever planned once every image is in sync and the kept leg shares no PV with
-    ``sources``. Done when the LV has one copy and no extent on ``sources``.
+    Planned after ``AddMirrorLeg`` (deferred while the new leg syncs), and only for an LV
+    carrying ``SPLIT_TAG`` whose kept leg shares no PV with ``sources``; it never runs
+    before every image is in sync (checked again right before running). Done when the LV
+    has one copy, no extent on ``sources`` and no tag.
     """
 
     vg: str
@@ -420,11 +424,46 @@ class DropMirrorLeg(LvmAction):
         return f"drop the in-sync leg on {', '.join(self.sources)} (lvconvert -m0)"
 
     def commands(self) -> tuple[Command, ...]:
-        return (lvm.drop_legs_on(self.vg, self.lv, self.sources, host=self.host),)
+        return (lvm.drop_legs_on(self.vg, self.lv, self.sources, host=self.host),
+                lvm.del_tag(self.vg, self.lv, lvm.SPLIT_TAG, host=self.host))
+
+    def waiting_for(self, st: state.HostState) -> str | None:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is not None and len(lv.images) > 1 and not lv.is_synced:
+            return "the legs are not 100% in sync yet"
+        return None
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
-        if lv is None or len(lv.images) > 1:
+        if lv is None or len(lv.images) > 1 or lvm.SPLIT_TAG in lv.tags:
             return False
         names = {(st.pv_for(s).name if st.pv_for(s) else s) for s in self.sources}
         return not any(lv.pv_extents.get(n, 0) for n in names)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetSplit(LvmAction):
+    """Remove ``SPLIT_TAG`` from a linear LV (left behind by a crash after the split)."""
+
+    vg: str
+    lv: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "lvchange"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:untag"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"remove tag {lvm.SPLIT_TAG}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.del_tag(self.vg, self.lv, lvm.SPLIT_TAG, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return lv is None or lvm.SPLIT_TAG not in lv.tags

@@ -39,8 +39,25 @@ def _cmd(*argv: str, host: str) -> Command:
     return Command(argv=tuple(argv), host=host, mutates=True, timeout=CHANGE_TIMEOUT)
 
 
+def pv_arg(device: str) -> str:
+    """A device path as a PV argument: lvm reads ``PV:PE-PE`` ranges and ``@tag`` there, so
+    ``:`` and ``@`` (common in /dev/disk/by-path names) are escaped with a backslash."""
+    return device.replace(":", "\\:").replace("@", "\\@")
+
+
+def _pvs(devices: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(pv_arg(d) for d in devices)
+
+
+# The tag that marks an LV whose second raid1 leg the reconciler added for a
+# mirror-then-split: only such an LV may later lose a leg (see planning.lvm).
+SPLIT_TAG = "reconciler_split"
+
+
 def pvcreate(device: str, *, host: str = "local") -> Command:
-    return _cmd("pvcreate", "--yes", device, host=host)
+    # No --yes: a device carrying a file system or another signature makes pvcreate ask, and
+    # with no terminal the answer is no, so the step fails instead of wiping someone's data.
+    return _cmd("pvcreate", device, host=host)
 
 
 def vgcreate(vg: str, devices: tuple[str, ...], extent_size: int | None = None, *,
@@ -63,12 +80,13 @@ def vgremove(vg: str, *, host: str = "local") -> Command:
 
 def lvcreate(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
              host: str = "local") -> Command:
-    return _cmd("lvcreate", "--yes", "--name", lv, "--size", f"{size}b", vg, *pvs, host=host)
+    return _cmd("lvcreate", "--yes", "--name", lv, "--size", f"{size}b", vg, *_pvs(pvs),
+                host=host)
 
 
 def lvextend(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
              host: str = "local") -> Command:
-    return _cmd("lvextend", "--size", f"{size}b", f"{vg}/{lv}", *pvs, host=host)
+    return _cmd("lvextend", "--size", f"{size}b", f"{vg}/{lv}", *_pvs(pvs), host=host)
 
 
 def lvreduce(vg: str, lv: str, size: int, *, host: str = "local") -> Command:
@@ -82,8 +100,8 @@ def lvremove(vg: str, lv: str, *, host: str = "local") -> Command:
 def pvmove(vg: str, lv: str, source: str, destinations: tuple[str, ...], *,
            host: str = "local") -> Command:
     """Start moving ``lv``'s extents off ``source``; returns at once (``--background``)."""
-    return _cmd("pvmove", "--background", "--name", f"{vg}/{lv}", source, *destinations,
-                host=host)
+    return _cmd("pvmove", "--background", "--name", f"{vg}/{lv}", pv_arg(source),
+                *_pvs(destinations), host=host)
 
 
 def pvmove_resume(*, host: str = "local") -> Command:
@@ -94,12 +112,20 @@ def pvmove_resume(*, host: str = "local") -> Command:
 def add_raid1_leg(vg: str, lv: str, destinations: tuple[str, ...], *,
                   host: str = "local") -> Command:
     return _cmd("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", f"{vg}/{lv}",
-                *destinations, host=host)
+                *_pvs(destinations), host=host)
 
 
 def drop_legs_on(vg: str, lv: str, sources: tuple[str, ...], *, host: str = "local") -> Command:
     """Back to one copy, removing the image(s) that sit on ``sources``."""
-    return _cmd("lvconvert", "--yes", "--mirrors", "0", f"{vg}/{lv}", *sources, host=host)
+    return _cmd("lvconvert", "--yes", "--mirrors", "0", f"{vg}/{lv}", *_pvs(sources), host=host)
+
+
+def add_tag(vg: str, lv: str, tag: str, *, host: str = "local") -> Command:
+    return _cmd("lvchange", "--addtag", tag, f"{vg}/{lv}", host=host)
+
+
+def del_tag(vg: str, lv: str, tag: str, *, host: str = "local") -> Command:
+    return _cmd("lvchange", "--deltag", tag, f"{vg}/{lv}", host=host)
 
 
 # -- errors --------------------------------------------------------------------------------

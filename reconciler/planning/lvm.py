@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
+from reconciler.adapters import lvm as lvm_adapter
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.units import extents, format_size
@@ -37,6 +38,7 @@ class _VgPlan:
     blocked: list[actions.Blocked] = field(default_factory=list)
     in_flight: list[actions.InFlight] = field(default_factory=list)
     last_move: str | None = None  # key of the previous move in this VG (moves are chained)
+    resume: bool = False  # an in-flight pvmove here needs resuming (planned host-wide)
 
     def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
         self.steps.append(actions.Step(action, reason, frozenset(a for a in after if a)))
@@ -56,8 +58,10 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     """The LVM part of a plan for ``spec`` (already sliced for the node)."""
     out = Partial()
     host = st.host
+    resume = False
     for vg_name in sorted(spec.vg):
         vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled)
+        resume = resume or vp.resume
         out.in_flight.extend(vp.in_flight)
         if vp.blocked:
             out.blocked.extend(vp.blocked)
@@ -68,7 +72,25 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
             out.unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
                                  if lv not in spec.vg[vg_name].lv)
     out.unmanaged[:0] = [f"vg {n}" for n in sorted(st.vgs) if n not in spec.vg]
+    if resume:
+        # Bare pvmove resumes every interrupted move on the host: not if one is in a VG
+        # the spec does not manage (that would be touching it).
+        foreign = sorted(n for n, vg in st.vgs.items() if vg.pvmoves and n not in spec.vg)
+        if foreign:
+            out.blocked.append(actions.Blocked(
+                f"host {host}", f"a pvmove is in flight in a managed VG with nothing advancing "
+                f"it, but resuming it (bare pvmove) would also resume the one in unmanaged "
+                f"VG(s) {', '.join(foreign)}; run `pvmove --background` yourself"))
+        else:
+            out.steps.append(actions.Step(actions.ResumeMoves(host=host),
+                                          "a pvmove is in the metadata but nothing is "
+                                          "advancing it (first seen by this process, or stalled)"))
     return out
+
+
+def _free(st: state.HostState, names: Iterable[str]) -> int:
+    """Free extents on the named PVs that lvm may allocate from."""
+    return sum(st.pvs[n].free_extents for n in names if n in st.pvs and st.pvs[n].allocatable)
 
 
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
@@ -135,8 +157,7 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                                               what=f"pvmove off {mv.source}",
                                               percent=mv.copy_percent))
         if f"{name}/{mv.name}" in stalled:
-            vp.add(actions.ResumeMoves(vg=name, host=host),
-                   f"{mv.name} is in the metadata but nothing is advancing it")
+            vp.resume = True
     if obs is not None and obs.pvmoves:
         vp.last_move = vp.in_flight[-1].key
 
@@ -146,7 +167,8 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                  names, ready)
 
     # 5. Drop the evacuees once every move in the VG (planned or in flight) has finished.
-    moves = [s.key for s in vp.steps if s.action.long or isinstance(s.action, actions.DropMirrorLeg)]
+    moves = [s.key for s in vp.steps
+             if s.action.long or isinstance(s.action, (actions.DropMirrorLeg, actions.RemoveLv))]
     moves += [f.key for f in vp.in_flight]
     for p in evacuees:
         vp.add(actions.ReduceVg(vg=name, pv=p, host=host),
@@ -170,6 +192,9 @@ def _plan_absent_vg(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | Non
         if lv.attr.is_open:
             vp.block(f"lv {name}/{lv_name}", "marked absent but the LV is open (mounted or in "
                      "use); stop its users first")
+        if lv.attr.has_dependents:
+            vp.block(f"lv {name}/{lv_name}", "is a snapshot origin or a thin pool; remove its "
+                     "dependents first")
         removals.append(vp.add(actions.RemoveLv(vg=name, lv=lv_name, host=host),
                                "spec marks it absent"))
     vp.add(actions.RemoveVg(vg=name, host=host), "spec marks the VG absent", removals)
@@ -185,16 +210,22 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
             if lv.attr.is_open:
                 vp.block(obj, "marked absent but the LV is open (mounted or in use); "
                          "stop its users first")
+            elif lv.attr.has_dependents:
+                vp.block(obj, "marked absent but it is a snapshot origin or a thin pool: "
+                         "lvremove would also remove its snapshots or thin volumes, which the "
+                         "spec does not mark absent; remove them first")
             else:
                 vp.add(actions.RemoveLv(vg=vg, lv=name, host=host), "spec marks it absent")
         return
     assert want.size is not None
     allowed_devs = list(want.placement or want_vg.pvs)
     allowed = {names[d] for d in allowed_devs}
+    # On command lines, LVM's own name for a PV it knows (no symlink spelling to resolve).
+    allowed_args = tuple(names[d] for d in allowed_devs)
     target = extents(want.size, extent_size) * extent_size
     placement_ready = [ready.get(d) for d in allowed_devs]
     if lv is None:
-        vp.add(actions.CreateLv(vg=vg, lv=name, size=want.size, pvs=tuple(allowed_devs),
+        vp.add(actions.CreateLv(vg=vg, lv=name, size=want.size, pvs=allowed_args,
                                 host=host),
                "LV does not exist", placement_ready)
         return
@@ -203,8 +234,11 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
     if lv.moving_via is not None:
         return
     if lv.images:
-        _plan_multi_leg(vp, vg, name, want, lv, allowed, host)
+        _plan_multi_leg(vp, vg, name, want, lv, allowed, host, target)
         return
+    if lvm_adapter.SPLIT_TAG in lv.tags and not (set(lv.pv_extents) - allowed):
+        vp.add(actions.ForgetSplit(vg=vg, lv=name, host=host),
+               "the mirror-then-split is complete; its tag was left behind")
 
     busy_key = None
     offending = {p: n for p, n in sorted(lv.pv_extents.items()) if p not in allowed}
@@ -217,7 +251,7 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
                                     st, obs_vg, obj)
     if lv.size < target:
         vp.add(actions.ResizeLv(vg=vg, lv=name, size=want.size, extent_size=extent_size,
-                                pvs=tuple(allowed_devs), host=host),
+                                pvs=allowed_args, host=host),
                f"size {format_size(lv.size)} < {format_size(target)}",
                [busy_key, *placement_ready])
     elif lv.size > target:
@@ -240,7 +274,7 @@ def _plan_pvmoves(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict
                  f"LV is {','.join(lv.layout) or 'not linear'}; only linear LVs are moved")
         return None
     dests = tuple(names[d] for d in allowed_devs if names[d] not in offending)
-    free = sum(st.pvs[n].free_extents for n in dests if n in st.pvs)
+    free = _free(st, dests)
     unknown = [n for n in dests if n not in st.pvs]
     need = sum(offending.values())
     if not unknown and free < need:
@@ -274,12 +308,22 @@ def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[
                  "use, to hold the new leg; use move = \"pvmove\"")
         return None
     need = sum(lv.pv_extents.values()) + 1  # + one extent of raid metadata
-    free = sum(st.pvs[n].free_extents for n in dests if n in st.pvs)
+    free = _free(st, dests)
     if all(n in st.pvs for n in dests) and free < need:
         vp.block(obj, f"a new leg needs {need} free extents on {', '.join(dests)}, which have "
                  f"{free}")
         return None
-    add = vp.chain_move(actions.AddMirrorLeg(vg=vg, lv=name, destinations=dests, host=st.host),
+    # lvm puts the raid metadata of the existing leg (``<lv>_rmeta_0``) on the PVs that leg
+    # already uses, whatever PVs the command names: with no free extent there, the
+    # conversion fails ("Insufficient free space: 1 extents needed, but only 0 available").
+    if _free(st, current) < 1:
+        vp.block(obj, f"mirror-then-split needs one free extent on {', '.join(sorted(current))} "
+                 f"for the raid metadata of the existing leg (lvm allocates it next to the "
+                 f"data), and there is none; free one extent there or use move = \"pvmove\"")
+        return None
+    add = vp.chain_move(actions.AddMirrorLeg(vg=vg, lv=name, destinations=dests,
+                                             tagged=lvm_adapter.SPLIT_TAG in lv.tags,
+                                             host=st.host),
                         f"extents on {', '.join(offending)} are outside the placement "
                         f"(mirror-then-split)", [ready.get(d) for d in allowed_devs])
     drop = vp.add(actions.DropMirrorLeg(vg=vg, lv=name, sources=tuple(sorted(current)),
@@ -290,12 +334,15 @@ def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[
 
 
 def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv,
-                    allowed: set[str], host: str) -> None:
+                    allowed: set[str], host: str, target: int) -> None:
     """An LV with several images: a mirror-then-split under way, or one we must not touch."""
     obj = f"lv {vg}/{name}"
     inside = [img for img in lv.images if img.pv_extents and set(img.pv_extents) <= allowed]
     outside = [img for img in lv.images if set(img.pv_extents) - allowed]
+    # Only a second leg this reconciler added (tagged) may be split off again; a user's own
+    # mirror keeps both its copies whatever the placement says.
     is_our_split = (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
+                    and lvm_adapter.SPLIT_TAG in lv.tags
                     and len(inside) == 1 and len(outside) == 1)
     if not lv.is_synced:
         key = f"lv:{vg}/{name}:syncing"
@@ -322,6 +369,6 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
         vp.block(obj, f"has {len(lv.images)} copies and extents outside its placement; "
                  f"dropping a copy would lower its redundancy, which is never done "
                  f"implicitly")
-    elif want.size is not None and lv.size != want.size:
+    elif lv.size != target:
         vp.block(obj, f"is mirrored ({len(lv.images)} copies); resizing a mirrored LV is "
                  f"not supported yet")

@@ -85,7 +85,8 @@ Handler = Callable[["SimulatedHost", tuple[str, ...]], Out]
 
 
 def _parse(argv: tuple[str, ...], spec: dict[str, bool],
-           required: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
+           required: tuple[str, ...] = (), *, pv_ranges: bool = False
+           ) -> tuple[dict[str, str], list[str]]:
     """Split argv into {flag: value ("" for switches)} and positionals, strictly."""
     opts: dict[str, str] = {}
     positional: list[str] = []
@@ -105,12 +106,22 @@ def _parse(argv: tuple[str, ...], spec: dict[str, bool],
             else:
                 opts[arg] = ""
         else:
-            positional.append(arg)
+            positional.append(_unescape_pv(arg, argv) if pv_ranges else arg)
         i += 1
     for flag in required:
         if flag not in opts:
             raise UnsupportedCommand(f"only the form with {flag} is modelled: {' '.join(argv)}")
     return opts, positional
+
+
+def _unescape_pv(arg: str, argv: tuple[str, ...]) -> str:
+    """lvm reads ``PV:PE-PE`` ranges and ``@tag`` in PV arguments; ``\\:`` and ``\\@`` are
+    literal. Ranges and tags are not modelled: an unescaped ``:``/``@`` in a device path is
+    exactly the mistake this must catch."""
+    if arg.startswith("/dev/") and re.search(r"(?<!\\)[:@]", arg):
+        raise UnsupportedCommand(f"PV argument {arg!r} has an unescaped ':' or '@' (a PE range "
+                                 f"or tag to lvm), not modelled: {' '.join(argv)}")
+    return arg.replace("\\:", ":").replace("\\@", "@")
 
 
 def _bytes(value: str, argv: tuple[str, ...]) -> int:
@@ -195,7 +206,7 @@ def lvm_version(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 # -- PVs and VGs ----------------------------------------------------------------------------
 
 def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
-    _, devices = _parse(argv[1:], {"--yes": False}, required=("--yes",))
+    opts, devices = _parse(argv[1:], {"--yes": False})
     if not devices:
         raise UnsupportedCommand("pvcreate without a device")
     out = Out()
@@ -204,6 +215,12 @@ def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         dev = model.device(name)
         if dev is None:
             return out.fail(f"No device found for {name}.")
+        if dev.signature and "--yes" not in opts:
+            # Without --yes, lvm asks before wiping; with no terminal the answer is no.
+            out.print(f"WARNING: {dev.signature} signature detected on {name} at offset 1080. "
+                      f"Wipe it? [y/n]: [n]")
+            return out.fail(f"Aborted wiping of {dev.signature}.",
+                            "1 existing signature left on the device.")
         pv = model.pvs.get(dev.path)
         if pv is not None and pv.vg is not None:
             return out.fail(f'Can\'t initialize physical volume "{name}" of volume group '
@@ -211,6 +228,9 @@ def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
                             f"{name}: physical volume not initialized.")
     for name in devices:
         dev = model.device(name)
+        if dev.signature:
+            out.print(f"Wiping {dev.signature} signature on {name}.")
+            dev.signature = None
         model.pvs[dev.path] = PV(dev, model.new_uuid())
         out.print(f'Physical volume "{name}" successfully created.')
     return out
@@ -315,7 +335,7 @@ _RESERVED = re.compile(r"_(?:[rc]?mlog|mimage|rimage|rmeta|tdata|tmeta|cdata|cme
 
 def lvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--name": True, "--size": True},
-                       required=("--yes", "--name", "--size"))
+                       required=("--yes", "--name", "--size"), pv_ranges=True)
     if not pos:
         raise UnsupportedCommand(f"lvcreate needs a VG: {' '.join(argv)}")
     out = Out()
@@ -386,7 +406,7 @@ def _resized(out: Out, lv: LV, old: int) -> Out:
 
 
 def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
-    opts, pos = _parse(argv[1:], {"--size": True}, required=("--size",))
+    opts, pos = _parse(argv[1:], {"--size": True}, required=("--size",), pv_ranges=True)
     out = Out()
     checked = _resize_checks(host, argv, opts, pos, out)
     if checked is None:
@@ -443,10 +463,51 @@ def lvremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Logical volume "{lv.name}" successfully removed.')
 
 
+def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    opts, pos = _parse(argv[1:], {"--addtag": True, "--deltag": True})
+    if len(pos) != 1 or len(opts) != 1:
+        raise UnsupportedCommand(f"only 'lvchange --addtag|--deltag TAG VG/LV' is modelled: "
+                                 f"{' '.join(argv)}")
+    out = Out()
+    found = _lv_arg(host, pos[0], argv, out)
+    if found is None:
+        return out
+    _, lv = found
+    if "--addtag" in opts:
+        tag = opts["--addtag"]
+        if tag in lv.tags:
+            out.warn(f'Tag "{tag}" already exists on {lv.full_name}.')  # lvm: rc 0
+        else:
+            lv.tags.append(tag)
+    else:
+        tag = opts["--deltag"]
+        if tag in lv.tags:
+            lv.tags.remove(tag)
+    return out.print(f"Logical volume {lv.full_name} changed.")
+
+
+def vgremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 1:
+        raise UnsupportedCommand(f"only 'vgremove VG' is modelled: {' '.join(argv)}")
+    out = Out()
+    vg = host.model.vgs.get(pos[0])
+    if vg is None:
+        return _no_vg(out, pos[0])
+    if vg.lvs:
+        # Real vgremove would ask to remove every LV; without --yes/terminal it declines.
+        return out.fail(f'Volume group "{vg.name}" still contains {len(vg.lvs)} logical '
+                        f'volume(s)')
+    for pv in list(vg.pvs):
+        ops.leave_vg(pv)
+    del host.model.vgs[vg.name]
+    return out.print(f'Volume group "{vg.name}" successfully removed')
+
+
 # -- long operations ---------------------------------------------------------------------------
 
 def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
-    opts, pos = _parse(argv[1:], {"--background": False, "--name": True},
+    opts, pos = _parse(argv[1:], {"--background": False, "--name": True}, pv_ranges=True,
                        required=("--background",))
     out = Out()
     model = host.model
@@ -513,7 +574,7 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 
 
 def lvconvert(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
-    opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True},
+    opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True}, pv_ranges=True,
                        required=("--yes", "--mirrors"))
     if not pos:
         raise UnsupportedCommand(f"lvconvert needs VG/LV: {' '.join(argv)}")
@@ -593,6 +654,8 @@ COMMANDS: dict[tuple[str, ...], tuple[Handler, bool]] = {
     ("lvextend",): (lvextend, True),
     ("lvreduce",): (lvreduce, True),
     ("lvremove",): (lvremove, True),
+    ("lvchange",): (lvchange, True),
+    ("vgremove",): (vgremove, True),
     ("pvmove",): (pvmove, True),
     ("lvconvert",): (lvconvert, True),
 }

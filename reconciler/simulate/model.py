@@ -37,7 +37,7 @@ class NoSpace(Exception):
 
 
 class Device:
-    __slots__ = ("path", "size", "major", "minor", "aliases")
+    __slots__ = ("path", "size", "major", "minor", "aliases", "signature")
 
     def __init__(self, path: str, size: int, major: int, minor: int, aliases: tuple[str, ...]):
         self.path = path
@@ -45,6 +45,8 @@ class Device:
         self.major = major
         self.minor = minor
         self.aliases = aliases
+        # A foreign signature (e.g. "ext4") that pvcreate would have to wipe; tests set it.
+        self.signature: str | None = None
 
 
 class PV:
@@ -130,6 +132,7 @@ class LV:
         self.visible = visible
         self.parent = parent
         self.segments: list[Seg] = []
+        self.tags: list[str] = []
         self.locked = False  # being moved by pvmove (attr 'I'), or the pvmove LV itself
         # raid1 (top level): images/metas by index; images still recovering; progress
         self.images: list[LV] = []

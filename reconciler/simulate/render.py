@@ -95,8 +95,8 @@ def _lv_row(lv: LV) -> tuple[str, ...]:
     name = lv.name if lv.visible else f"[{lv.name}]"
     size = lv.extents * lv.vg.extent_size
     return (lv.uuid, name, lv.full_name, parent, str(size), attr, layout, role, "active",
-            "active locally", "active exclusively", copy, copy, move, "", action, "", "",
-            str(len(lv.segments)))
+            "active locally", "active exclusively", copy, copy, move, "", action, "",
+            ",".join(lv.tags), str(len(lv.segments)))
 
 
 def _area(target: PV | LV, start: int) -> str:

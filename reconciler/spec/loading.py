@@ -66,6 +66,9 @@ def _parse_file(path: Path, problems: list[tuple[str, str, str]]) -> tuple[model
     except tomllib.TOMLDecodeError as exc:
         problems.append((str(path), "", f"TOML syntax error: {exc}"))
         return None, raw
+    except RecursionError:
+        problems.append((str(path), "", "TOML nested too deeply to read"))
+        return None, raw
     try:
         with bulk.gc_paused():
             return models.Spec.model_validate(data), raw

@@ -44,7 +44,7 @@ def _lvm_name(kind: str, name: str) -> str:
         raise ValueError(f"{kind} name is empty")
     if len(name) > 127:
         raise ValueError(f"{kind} name is longer than LVM's 127 characters")
-    if name in (".", "..") or not _LVM_NAME_RE.match(name):
+    if name in (".", "..") or not _LVM_NAME_RE.fullmatch(name):
         raise ValueError(f"{kind} name {name!r} may only contain letters, digits and + _ . - "
                          f"and must not start with '-' (LVM's rule)")
     return name
@@ -66,14 +66,14 @@ def check_lv_name(name: str) -> str:
 
 
 def check_device(path: str) -> str:
-    if len(path) > 4095 or not _DEVICE_RE.match(path) or "/../" in path + "/" or "/./" in path + "/":
+    if len(path) > 4095 or not _DEVICE_RE.fullmatch(path) or "/../" in path + "/" or "/./" in path + "/":
         raise ValueError(f"{path!r} is not a device path: it must be an absolute path under "
                          f"/dev/ made of letters, digits and _ . : + @ = , - only")
     return path
 
 
 def check_node(name: str) -> str:
-    if not _NODE_RE.match(name):
+    if not _NODE_RE.fullmatch(name):
         raise ValueError(f"{name!r} is not a host name (or '*' for every node)")
     return name
 

@@ -15,12 +15,12 @@ def pv(name, vg, pe=100, alloc=0, devno=None, missing=False):
                     pe_alloc_count=alloc, missing=missing, allocatable=True)
 
 
-def lv(name, extents_on, vg="vg0", attr="-wi-a-----", images=(), sync=None, via=None):
+def lv(name, extents_on, vg="vg0", attr="-wi-a-----", images=(), sync=None, via=None, tags=()):
     size = sum(extents_on.values()) if not images else max(sum(i.pv_extents.values()) for i in images)
     return state.Lv(vg=vg, name=name, uuid=f"u-{name}", size=Size(size * EXT),
                     attr=state.LvAttr(attr), layout=("raid", "raid1") if images else ("linear",),
                     segtypes=("raid1",) if images else ("linear",), pv_extents=dict(extents_on),
-                    images=tuple(images), sync_percent=sync, moving_via=via)
+                    images=tuple(images), sync_percent=sync, moving_via=via, tags=tuple(tags))
 
 
 def host(pvs, lvs=(), vg="vg0", lock_type="none", pvmoves=(), devices=None):
@@ -159,8 +159,24 @@ def test_in_flight_pvmove_is_waited_for_not_reissued():
     assert p.steps[0].after == {"lv:vg0/x:moving"}
     assert p.in_flight[0].percent == 40.0
     p2 = plan_of(spec(["/dev/a"], {"x": {"size": "40M"}}), st, stalled=frozenset({"vg0/pvmove0"}))
-    assert kinds(p2) == ["ResumeMoves", "ReduceVg"]
-    assert p2.steps[0].action.commands()[0].argv == ("pvmove", "--background")
+    assert sorted(kinds(p2)) == ["ReduceVg", "ResumeMoves"]
+    (resume,) = [s for s in p2.steps if s.key == "host:resume-pvmove"]
+    assert resume.action.commands()[0].argv == ("pvmove", "--background")
+
+
+def test_resume_refused_when_it_would_touch_an_unmanaged_vg():
+    mv = state.PvMove(vg="vg0", name="pvmove0", source="/dev/b", copy_percent=40.0, lvs=("x",),
+                      destinations=("/dev/a",))
+    st = host([pv("/dev/a", "vg0", alloc=10), pv("/dev/b", "vg0", alloc=10)],
+              [lv("x", {}, attr="-wI-ao----", via="pvmove0")], pvmoves=[mv])
+    other = state.Vg(name="other", uuid="o", extent_size=Size(EXT), extent_count=0, free_count=0,
+                     lock_type="none", missing_pv_count=0, pvs=(), lvs={},
+                     pvmoves=(state.PvMove(vg="other", name="pvmove0", source="/dev/z",
+                                           copy_percent=1.0, lvs=(), destinations=()),))
+    st = state.HostState(host="local", vgs={**st.vgs, "other": other}, pvs=st.pvs)
+    p = plan_of(spec(["/dev/a"], {"x": {"size": "40M"}}), st, stalled=frozenset({"vg0/pvmove0"}))
+    assert "ResumeMoves" not in kinds(p)
+    assert any("unmanaged VG(s) other" in b.reason for b in p.blocked)
 
 
 def test_mirror_then_split_adds_leg_on_placement():
@@ -168,10 +184,13 @@ def test_mirror_then_split_adds_leg_on_placement():
     p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "40M", "placement": ["/dev/a"],
                                                   "move": "mirror-then-split"}}), st)
     add, drop = p.steps
-    assert add.action.commands()[0].argv == (
-        "lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/x", "/dev/a")
+    assert [c.argv for c in add.action.commands()] == [
+        ("lvchange", "--addtag", "reconciler_split", "vg0/x"),
+        ("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/x", "/dev/a")]
     assert drop.after == {add.key}
-    assert drop.action.commands()[0].argv == ("lvconvert", "--yes", "--mirrors", "0", "vg0/x", "/dev/b")
+    assert [c.argv for c in drop.action.commands()] == [
+        ("lvconvert", "--yes", "--mirrors", "0", "vg0/x", "/dev/b"),
+        ("lvchange", "--deltag", "reconciler_split", "vg0/x")]
 
 
 def leg(name, pvs, in_sync=True):
@@ -181,7 +200,8 @@ def leg(name, pvs, in_sync=True):
 def test_split_waits_for_sync():
     st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11)],
               [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=42.0,
-                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11}, False)])])
+                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11}, False)],
+                  tags=["reconciler_split"])])
     p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "44M", "placement": ["/dev/a"],
                                                   "move": "mirror-then-split"}}), st)
     assert p.in_flight[0].what == "raid1 sync" and p.in_flight[0].percent == 42.0
@@ -192,7 +212,8 @@ def test_split_waits_for_sync():
 def test_split_once_in_sync_drops_the_source_leg():
     st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11)],
               [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=100.0,
-                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11})])])
+                  images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11})],
+                  tags=["reconciler_split"])])
     p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "44M", "placement": ["/dev/a"],
                                                   "move": "mirror-then-split"}}), st)
     (drop,) = p.steps
@@ -205,6 +226,48 @@ def test_existing_mirror_is_never_reduced_implicitly():
                   images=[leg("x_rimage_0", {"/dev/b": 11}), leg("x_rimage_1", {"/dev/a": 11})])])
     p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "44M", "placement": ["/dev/a"]}}), st)
     assert not p.steps and "lower its redundancy" in p.blocked[0].reason
+
+
+def test_users_own_mirror_is_not_split_even_with_mirror_then_split():
+    # raid1 on a+b that the reconciler did not build (no tag); the spec moves placement to a+c
+    st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11), pv("/dev/c", "vg0")],
+              [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=100.0,
+                  images=[leg("x_rimage_0", {"/dev/a": 11}), leg("x_rimage_1", {"/dev/b": 11})])])
+    p = plan_of(spec(["/dev/a", "/dev/b", "/dev/c"],
+                     {"x": {"size": "44M", "placement": ["/dev/a", "/dev/c"],
+                            "move": "mirror-then-split"}}), st)
+    assert not p.steps and "lower its redundancy" in p.blocked[0].reason
+
+
+def test_mirrored_lv_with_size_rounded_to_extents_is_in_sync():
+    st = host([pv("/dev/a", "vg0", alloc=11), pv("/dev/b", "vg0", alloc=11)],
+              [lv("x", {"/dev/a": 11, "/dev/b": 11}, attr="rwi-a-r---", sync=100.0,
+                  images=[leg("x_rimage_0", {"/dev/a": 11}), leg("x_rimage_1", {"/dev/b": 11})])])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "42M"}}), st)  # lvm made it 44M
+    assert p.converged
+
+
+def test_leftover_split_tag_is_removed():
+    st = host([pv("/dev/a", "vg0", alloc=10)], [lv("x", {"/dev/a": 10}, tags=["reconciler_split"])])
+    p = plan_of(spec(["/dev/a"], {"x": {"size": "40M"}}), st)
+    assert kinds(p) == ["ForgetSplit"]
+    assert p.steps[0].action.commands()[0].argv == ("lvchange", "--deltag", "reconciler_split", "vg0/x")
+
+
+def test_removing_an_origin_or_thin_pool_is_refused():
+    st = host([pv("/dev/a", "vg0", alloc=20)], [lv("orig", {"/dev/a": 10}, attr="owi-a-s---")])
+    p = plan_of(spec(["/dev/a"], {"orig": {"state": "absent"}}), st)
+    assert not p.steps and "snapshot origin or a thin pool" in p.blocked[0].reason
+
+
+def test_by_path_devices_are_escaped_for_lvm():
+    dev = "/dev/disk/by-path/ip-10.0.0.1:3260-iscsi-iqn.2026-11.lab:t-lun-0"
+    st = host([], devices={dev: (8, 0)})
+    p = plan_of(spec([dev], {"d": {"size": "8M"}}), st)
+    create = [s for s in p.steps if s.key == "lv:vg0/d:create"][0]
+    assert create.action.commands()[0].argv[-1] == dev.replace(":", "\\:")
+    pvcreate = [s for s in p.steps if s.key.startswith("pv:")][0]
+    assert pvcreate.action.commands()[0].argv == ("pvcreate", dev)  # no PE ranges there
 
 
 def test_mirror_split_refused_in_lockd_vg():
@@ -230,6 +293,13 @@ def test_unmanaged_vgs_listed():
     assert "vg vgx" in p.unmanaged
 
 
+def test_vgreduce_waits_for_lvremove():
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", alloc=10)], [lv("old", {"/dev/b": 10})])
+    p = plan_of(spec(["/dev/a"], {"old": {"state": "absent"}}), st)
+    remove, reduce_ = p.steps
+    assert kinds(p) == ["RemoveLv", "ReduceVg"] and reduce_.after == {remove.key}
+
+
 def test_absent_vg_removes_lvs_then_vg():
     st = host([pv("/dev/a", "vg0", alloc=10)], [lv("old", {"/dev/a": 10})])
     sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "state": "absent",
@@ -246,3 +316,11 @@ def test_plan_json_carries_argv():
     d = plan_of(spec(["/dev/a"], {"n": {"size": "8M"}}), st).as_dict()
     assert d["steps"][0]["argv"] == [["lvcreate", "--yes", "--name", "n", "--size", f"{8 * M}b", "vg0", "/dev/a"]]
     assert d["steps"][0]["action"] == "CreateLv" and d["converged"] is False
+
+
+def test_mirror_then_split_needs_a_free_extent_on_the_source_for_its_metadata():
+    # found in the lab: lvm allocates the existing leg's rmeta on the LV's own PVs
+    st = host([pv("/dev/a", "vg0"), pv("/dev/b", "vg0", pe=10, alloc=10)], [lv("x", {"/dev/b": 10})])
+    p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "40M", "placement": ["/dev/a"],
+                                                  "move": "mirror-then-split"}}), st)
+    assert not p.steps and "one free extent on /dev/b" in p.blocked[0].reason

@@ -1,6 +1,7 @@
 """One test per field procedure, run against the simulated host until converged."""
 
 from reconciler import controller
+from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost, demo
 
 M = 1024**2
@@ -74,7 +75,7 @@ def test_create_from_scratch(scenario):
         size = "100M"
         """)
     assert sc.converge(spec).exit_code == 0
-    assert sc.mutations()[:3] == [("pvcreate", "--yes", "/dev/vdb"), ("pvcreate", "--yes", "/dev/vdc"),
+    assert sc.mutations()[:3] == [("pvcreate", "/dev/vdb"), ("pvcreate", "/dev/vdc"),
                                   ("vgcreate", "data", "/dev/vdb", "/dev/vdc")]
     assert {pv.name for pv in host.lv("data", "db").pvs()} == {"/dev/vdc"}
     sc.assert_settled(spec)
@@ -119,16 +120,19 @@ def test_mirror_then_split_drops_the_source_leg_only_after_sync(scenario):
         """)
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_PENDING
-    assert sc.mutations() == [("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/data", "/dev/vdc")]
+    assert sc.mutations() == [("lvchange", "--addtag", "reconciler_split", "vg0/data"),
+                              ("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/data", "/dev/vdc")]
     assert r.final.in_flight and r.final.in_flight[0].what == "raid1 sync"
     # While syncing, passes only wait.
     for _ in range(5):
         sc.host.clock.advance(5)
         r = sc.one_pass(spec)
         assert r.exit_code == controller.EXIT_PENDING
-        assert len(sc.mutations()) == 1
+        assert len(sc.mutations()) == 2
     assert sc.converge(spec).exit_code == 0
-    assert sc.mutations()[-1] == ("lvconvert", "--yes", "--mirrors", "0", "vg0/data", "/dev/vdb")
+    assert sc.mutations()[-2:] == [("lvconvert", "--yes", "--mirrors", "0", "vg0/data", "/dev/vdb"),
+                                   ("lvchange", "--deltag", "reconciler_split", "vg0/data")]
+    assert host.lv("vg0", "data").tags == []
     assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdc"}
     sc.assert_settled(spec)
 
@@ -214,11 +218,11 @@ def test_transient_lock_failure_is_retried(scenario):
     assert [c[0] for c in sc.mutations()] == ["lvcreate", "lvcreate"]
 
 
-def test_permanent_failure_skips_dependents(scenario):
+def test_pvcreate_never_wipes_a_file_system_and_dependents_are_skipped(scenario):
     host = SimulatedHost()
     host.add_device("/dev/vdb", 1 * G)
     sc = scenario(host)
-    host.fail_next(("pvcreate",), 5, "  Can't open /dev/vdb exclusively.  Mounted filesystem?\n")
+    host.model.device("/dev/vdb").signature = "ext4"  # somebody's file system
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
@@ -231,4 +235,60 @@ def test_permanent_failure_skips_dependents(scenario):
     outcomes = {x.step.key: str(x.outcome) for x in r.report.results}
     assert outcomes == {"pv:/dev/vdb:create": "failed", "vg:vg0:create": "skipped",
                         "lv:vg0/data:create": "skipped"}
-    assert sc.mutations() == [("pvcreate", "--yes", "/dev/vdb")]
+    assert sc.mutations() == [("pvcreate", "/dev/vdb")]
+    assert "Aborted wiping of ext4" in r.report.results[0].detail
+    assert host.model.device("/dev/vdb").signature == "ext4"  # nothing was wiped
+
+
+def test_commands_already_run_are_reported_when_re_observation_fails(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    seen = {"reports": 0}
+
+    def second_report(cmd):
+        if cmd.argv[:2] == ("lvm", "fullreport"):
+            seen["reports"] += 1
+            return seen["reports"] == 2
+        return False
+
+    host.fail_next(second_report, 5, "  Reading VG vg0 failed.\n")
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb"]
+        [vg.vg0.lv.data]
+        size = "8M"
+        """)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    applied = r.as_dict()["applied"]
+    assert applied[0]["commands"][0]["argv"][:3] == ["lvcreate", "--yes", "--name"]
+    assert "re-observation failed" in applied[0]["detail"]
+    assert sc.one_pass(spec).exit_code == 0  # the next pass sees the LV: nothing to redo
+
+
+def test_users_own_raid1_is_never_reduced(scenario):
+    host = SimulatedHost()
+    for d in ("/dev/vdb", "/dev/vdc", "/dev/vdd"):
+        host.add_device(d, 512 * M)
+    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc", "/dev/vdd"])
+    host.add_lv("vg0", "db", 64 * M, pvs=["/dev/vdb"])
+    host.run(Command(argv=("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/db",
+                           "/dev/vdc")))
+    host.clock.advance(3600)  # fully in sync
+    sc = scenario(host)
+    spec = sc.spec("""
+        [vg.vg0]
+        nodes = ["*"]
+        pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
+        [vg.vg0.lv.db]
+        size = "64M"
+        placement = ["/dev/vdb", "/dev/vdd"]
+        move = "mirror-then-split"
+        """)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    assert "lower its redundancy" in r.plan.blocked[0].reason
+    assert sc.mutations()[1:] == [] and len(host.lv("vg0", "db").images) == 2  # [0]: the setup

@@ -158,3 +158,22 @@ def test_schema_is_json_schema_with_descriptions():
 def test_size_must_be_whole_sectors(tmp_path):
     (f, key, msg), = problems(tmp_path, GOOD.replace('"128M"', "1048577"))
     assert key == "vg.vgglobal.lv.lvrepnb" and "512-byte sectors" in msg
+
+
+@pytest.mark.parametrize("key, value", [("nodes", '["n1\\n"]'), ("pvs", '["/dev/sda\\n"]')])
+def test_trailing_newline_in_a_name_is_refused(tmp_path, key, value):
+    text = GOOD.replace('nodes = ["node-1"]', f"nodes = {value}" if key == "nodes" else 'nodes = ["node-1"]')
+    if key == "pvs":
+        text = text.replace('"/dev/mapper/lun30"', '"/dev/sda\\n"')
+    found = problems(tmp_path, text)
+    assert found and all("Traceback" not in m for _, _, m in found)
+
+
+def test_lv_name_with_trailing_newline_is_refused(tmp_path):
+    found = problems(tmp_path, GOOD.replace("lv.lvrepnb]", 'lv."data\\n"]'))
+    assert any("only contain" in msg for _, _, msg in found)
+
+
+def test_deeply_nested_toml_is_a_spec_error(tmp_path):
+    found = problems(tmp_path, "a = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nested too deeply" in found[0][2]
