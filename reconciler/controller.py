@@ -48,6 +48,8 @@ class Environment:
     requeue_seconds: float = 5.0  # first re-pass while an operation is in flight
     requeue_max_seconds: float = 30.0  # re-passes slow down to this while only waiting
     stall_seconds: float = 60.0
+    # The clone ledger: which md clones were split after a complete sync (see planning.md).
+    ledger: str = observing.DEFAULT_LEDGER
 
 
 @dataclass
@@ -138,10 +140,11 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     runner = RecordingRunner(env.runner, on_result)
     spec = loaded.for_node(env.node)
     devices = observing.spec_devices(spec)
+    md_targets = observing.md_targets(spec, env.ledger)
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
-                                 now=env.clock.now())
+                                 now=env.clock.now(), md_targets=md_targets)
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) for this node{}", loaded.digest[:12],
              len(loaded.files), len(spec.vg), " [dry run]" if dry_run else "")

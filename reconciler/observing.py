@@ -3,6 +3,11 @@
 Device identities (major:minor of each path the spec names) come from ``stat``, not from a
 process, so a spec may say ``/dev/disk/by-id/...`` while LVM reports ``/dev/sdb`` and the two
 are still recognised as the same disk.
+
+When the spec declares clones, the md side is read from kernel files only (``Runner.read``,
+no process): /proc/mdstat, the sysfs directory of each array a clone names, the size,
+holders and partitions of each clone device, the mount table, and the clone ledger. A pass
+with nothing to change therefore still starts exactly one process.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from reconciler import state
-from reconciler.adapters import lvm
+from reconciler import errors, state
+from reconciler.adapters import lvm, md
 from reconciler.runner import Runner
+
+DEFAULT_LEDGER = md.DEFAULT_LEDGER
 
 Resolver = Callable[[str], "tuple[int, int] | None"]
 
@@ -29,15 +37,32 @@ def resolve_local(path: str) -> tuple[int, int] | None:
     return os.major(st.st_rdev), os.minor(st.st_rdev)
 
 
+@dataclass(frozen=True)
+class MdTargets:
+    """What the clones of a spec ask observation to look at."""
+
+    arrays: tuple[str, ...]  # md device paths
+    devices: tuple[str, ...]  # the clones' sources and targets
+    ledger: str
+
+
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
-            now: float = 0.0) -> state.HostState:
+            now: float = 0.0, md_targets: MdTargets | None = None) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot."""
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
     parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
-    return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs,
-                           devices={d: resolve(d) for d in devices}, observed_at=now)
+    devnos = {d: resolve(d) for d in devices}
+    if md_targets is None:
+        return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
+                               observed_at=now)
+    for d in md_targets.devices:
+        if d not in devnos:
+            devnos[d] = resolve(d)
+    arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos)
+    return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
+                           observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger)
 
 
 def spec_devices(spec) -> list[str]:
@@ -47,4 +72,115 @@ def spec_devices(spec) -> list[str]:
         out.extend(vg.pvs)
         for lv in vg.lv.values():
             out.extend(lv.placement)
+    for clone in spec.clone.values():
+        out.extend((clone.source, clone.target))
     return sorted(set(out))
+
+
+def md_targets(spec, ledger: str = DEFAULT_LEDGER) -> MdTargets | None:
+    """What to read for the spec's clones; None when it declares none (no md reads at all)."""
+    clones = spec.clone
+    if not clones:
+        return None
+    return MdTargets(arrays=tuple(sorted({c.md for c in clones.values()})),
+                     devices=tuple(sorted({d for c in clones.values()
+                                           for d in (c.source, c.target)})),
+                     ledger=ledger)
+
+
+# -- md: kernel files only ---------------------------------------------------------------------
+
+
+def _observe_md(runner: Runner, host: str, targets: MdTargets,
+                devnos: dict[str, tuple[int, int] | None]
+                ) -> tuple[dict[str, state.MdArray], dict[str, state.BlockDevice], state.Ledger]:
+    def read(path: str) -> str | None:
+        return runner.read(path, host=host)
+
+    text = read("/proc/mdstat")  # absent while the md module is not loaded: no arrays
+    try:
+        mdstat = md.parse_mdstat(text or "")
+    except ValueError as exc:
+        raise errors.ObservationError(("cat", "/proc/mdstat"), str(exc), text or "") from None
+    mounts = md.parse_mountinfo(read("/proc/self/mountinfo") or "")
+    wanted = {md.md_name(p): p for p in targets.arrays}
+    arrays: dict[str, state.MdArray] = {}
+    for name, seen in mdstat.items():
+        if name in wanted:
+            detailed = _md_array(read, wanted[name], seen, mounts)
+            if detailed is not None:  # None: stopped between the two reads
+                arrays[name] = detailed
+        else:
+            arrays[name] = state.MdArray(
+                name=name, level=seen.level, metadata=seen.metadata, size=seen.blocks * md.KiB,
+                members=tuple(state.MdMember(name=n, index=i) for n, i, _ in seen.members))
+    blockdevs = {p: _block_device(read, p, devnos.get(p), mounts) for p in targets.devices}
+    return arrays, blockdevs, md.parse_ledger(targets.ledger, read(targets.ledger))
+
+
+def _md_array(read: Callable[[str], str | None], path: str, seen: md.MdstatArray,
+              mounts: dict[tuple[int, int], tuple[str, ...]]) -> state.MdArray | None:
+    attrs = {}
+    for attr in ("array_state", "level", "raid_disks", "metadata_version", "sync_action",
+                 "sync_completed", "degraded", "sync_speed", "sync_speed_min",
+                 "sync_speed_max"):
+        text = read(md.sysfs(path, attr))
+        if text is None:
+            return None
+        attrs[attr] = text.strip()
+    where = f"/sys/block/{seen.name}/md"
+    try:
+        members = []
+        for name, index, _ in seen.members:
+            flags, slot, devno = (read(md.sysfs(path, f"dev-{name}/{f}"))
+                                  for f in ("state", "slot", "block/dev"))
+            if flags is None or slot is None or devno is None:
+                return None
+            members.append(state.MdMember(name=name, index=index, devno=md.parse_devno(devno),
+                                          slot=md.parse_slot(slot), flags=md.parse_flags(flags)))
+        if seen.done_kib is not None and seen.total_kib:
+            done, total = seen.done_kib * md.KiB, seen.total_kib * md.KiB
+        else:
+            done, total = md.parse_sync_completed(attrs["sync_completed"]) or (None, None)
+        speed = md.parse_sync_speed(attrs["sync_speed"])
+        if speed is None and seen.speed_kib is not None and done is not None:
+            speed = float(seen.speed_kib * md.KiB)
+        return state.MdArray(
+            name=seen.name, level=attrs["level"], metadata=attrs["metadata_version"],
+            size=seen.blocks * md.KiB, members=tuple(members),
+            raid_disks=int(attrs["raid_disks"]), array_state=attrs["array_state"],
+            sync_action=attrs["sync_action"], degraded=int(attrs["degraded"]),
+            sync_done=done, sync_total=total, sync_speed=speed,
+            speed_min=md.parse_speed_limit(attrs["sync_speed_min"]),
+            speed_max=md.parse_speed_limit(attrs["sync_speed_max"]),
+            holders=md.parse_listing(read(f"/sys/block/{seen.name}/holders/")),
+            mounts=mounts.get(md.md_devno(path), ()))
+    except ValueError as exc:
+        raise errors.ObservationError(("cat", f"{where}/..."), str(exc),
+                                      repr(attrs)) from None
+
+
+def _block_device(read: Callable[[str], str | None], path: str,
+                  devno: tuple[int, int] | None,
+                  mounts: dict[tuple[int, int], tuple[str, ...]]) -> state.BlockDevice:
+    """Size, holders and mounts of a clone's device, its partitions' included (md refuses a
+    disk whose partition is in use, but the reason is clearer said beforehand)."""
+    if devno is None:
+        return state.BlockDevice(path=path, devno=None)
+    base = f"/sys/dev/block/{devno[0]}:{devno[1]}"
+    try:
+        name = md.parse_uevent(read(f"{base}/uevent") or "").get("DEVNAME", "")
+        size_text = read(f"{base}/size")
+        holders = list(md.parse_listing(read(f"{base}/holders/")))
+        used = list(mounts.get(devno, ()))
+        for part in md.partitions(name, md.parse_listing(read(f"{base}/"))):
+            part_no = read(f"{base}/{part}/dev")
+            holders += [f"{h} (on {part})" for h in
+                        md.parse_listing(read(f"{base}/{part}/holders/"))]
+            if part_no is not None:
+                used += [f"{m} ({part})" for m in mounts.get(md.parse_devno(part_no), ())]
+        size = int(size_text) * md.SECTOR if size_text is not None else None
+    except ValueError as exc:
+        raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
+    return state.BlockDevice(path=path, devno=devno, name=name, size=size,
+                             holders=tuple(holders), mounts=tuple(used))

@@ -60,7 +60,10 @@ class Runner(Protocol):
     ``run`` runs one command and reports how it ended (never raises for a non-zero exit).
     ``read`` returns the text of a kernel interface file (``/proc/mdstat``, a sysfs
     attribute), or None when it does not exist: where the kernel already says something,
-    reading it costs no process.
+    reading it costs no process. A path ending in ``/`` names a directory: ``read`` then
+    returns its entries, sorted, one per line (what ``ls -1`` prints), e.g. the holders of a
+    block device. Listing through ``read`` rather than a method of its own keeps every
+    wrapper of a runner (dry run, recording, the daemon's keep-alive) working unchanged.
     """
 
     def run(self, cmd: Command) -> CommandResult: ...
@@ -112,6 +115,8 @@ class SubprocessRunner:
         if host != "local":
             raise ValueError(f"SubprocessRunner reads local files only, not on {host!r}")
         try:
+            if path.endswith("/"):
+                return "".join(f"{name}\n" for name in sorted(os.listdir(path)))
             with open(path, encoding="utf-8", errors="replace") as f:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):

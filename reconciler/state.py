@@ -7,6 +7,11 @@ LVs is built in one pass); treat them as read-only.
 The LVM part keeps what placement and long operations need: per visible LV, how many
 extents each PV holds (hidden sub-LVs such as raid images are folded into their visible
 parent), the raid images with their sync flags, and in-flight pvmoves with what they move.
+
+The md part (clones) keeps the arrays of /proc/mdstat, with the sysfs details of the ones a
+clone names (members by device number, sync progress and speed knobs), what the clones'
+devices are used by (holders, mounts), and the clone ledger: the one fact that cannot be
+observed once a non-persistent array is gone, that a clone was split after a full sync.
 """
 
 from __future__ import annotations
@@ -161,6 +166,108 @@ class Vg:
 
 
 @dataclass(frozen=True, slots=True)
+class MdMember:
+    """One member of an md array (``/sys/block/mdN/md/dev-NAME``)."""
+
+    name: str  # kernel name: "vdb", "dm-3"
+    index: int  # descriptor number, the "[2]" of /proc/mdstat
+    devno: tuple[int, int] | None = None
+    slot: int | None = None  # role in the array; None for a spare not yet placed, or faulty
+    flags: tuple[str, ...] = ()  # dev-NAME/state: in_sync, spare, faulty, write_error, ...
+
+    @property
+    def is_in_sync(self) -> bool:
+        return "in_sync" in self.flags and not self.is_faulty
+
+    @property
+    def is_faulty(self) -> bool:
+        return "faulty" in self.flags
+
+
+@dataclass(frozen=True, slots=True)
+class MdArray:
+    """An md array: what /proc/mdstat says, and for arrays a clone names, its sysfs details.
+
+    Sync progress counts bytes of one member; ``sync_speed`` is md's recent average.
+    """
+
+    name: str  # "md100"
+    level: str
+    metadata: str  # "none" for a --build array ("super non-persistent" in /proc/mdstat)
+    size: Size
+    members: tuple[MdMember, ...]
+    raid_disks: int = 0
+    array_state: str = ""  # clean, active, read-auto, readonly, ...
+    sync_action: str = ""  # idle, recover, resync, check, ... ("" when not read)
+    degraded: int = 0
+    sync_done: Size | None = None
+    sync_total: Size | None = None
+    sync_speed: float | None = None  # bytes/s
+    speed_min: tuple[int, bool] | None = None  # (KiB/s, set on this array rather than system-wide)
+    speed_max: tuple[int, bool] | None = None
+    holders: tuple[str, ...] = ()  # devices stacked on the array
+    mounts: tuple[str, ...] = ()  # where the array itself is mounted
+
+    @property
+    def is_non_persistent(self) -> bool:
+        return self.metadata == "none"
+
+    def member(self, devno: tuple[int, int] | None) -> MdMember | None:
+        if devno is None:
+            return None
+        return next((m for m in self.members if m.devno == devno), None)
+
+    @property
+    def sync_percent(self) -> float | None:
+        if self.sync_done is None or not self.sync_total:
+            return None
+        return min(100.0, 100.0 * self.sync_done / self.sync_total)
+
+    @property
+    def sync_eta(self) -> float | None:
+        """Seconds left at md's current speed."""
+        if self.sync_done is None or not self.sync_total or not self.sync_speed:
+            return None
+        return max(0, self.sync_total - self.sync_done) / self.sync_speed
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDevice:
+    """What clone planning needs to know about a device a clone names."""
+
+    path: str
+    devno: tuple[int, int] | None  # None: the path does not exist (or is not a block device)
+    name: str = ""  # kernel name (its uevent DEVNAME)
+    size: Size | None = None
+    holders: tuple[str, ...] = ()  # what is stacked on it or on its partitions ("md100", "dm-0")
+    mounts: tuple[str, ...] = ()  # where it or one of its partitions is mounted
+
+    @property
+    def exists(self) -> bool:
+        return self.devno is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CloneRecord:
+    """A ledger entry: clone ``source`` → ``target`` through ``md`` was split after a full
+    sync, at ``split_at`` (seconds since the epoch)."""
+
+    source: str
+    target: str
+    md: str
+    split_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """The clone ledger file as read. ``problem`` says why it could not be understood."""
+
+    path: str
+    clones: dict[str, CloneRecord] = field(default_factory=dict)
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HostState:
     host: str
     vgs: dict[str, Vg] = field(default_factory=dict)
@@ -169,6 +276,9 @@ class HostState:
     # when the path does not exist: spec paths are matched to PVs by identity, not spelling.
     devices: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     observed_at: float = 0.0
+    md: dict[str, MdArray] = field(default_factory=dict)  # by kernel name, "md100"
+    blockdevs: dict[str, BlockDevice] = field(default_factory=dict)  # by spec path
+    ledger: Ledger | None = None  # read only when the spec declares clones
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

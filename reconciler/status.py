@@ -66,6 +66,9 @@ class EtaTracker:
         etas: dict[str, float | None] = {}
         first: dict[str, tuple[float, float]] = {}
         for f in in_flight:
+            if f.eta is not None:  # the operation's own counters (md) know better
+                etas[f.key] = f.eta
+                continue
             if f.percent is None:
                 etas[f.key] = None
                 continue
@@ -98,7 +101,8 @@ def pass_section(result: controller.PassResult, *, number: int, reason: str, sta
                    "reason": s.reason} for s in final.steps],
         "blocked": [{"object": b.object, "reason": b.reason} for b in final.blocked],
         "in_flight": [{"key": f.key, "object": f.object, "what": f.what, "percent": f.percent,
-                       "eta_s": None if etas.get(f.key) is None else round(etas[f.key], 1)}
+                       "eta_s": None if etas.get(f.key) is None else round(etas[f.key], 1),
+                       "speed_bps": f.speed}
                       for f in final.in_flight],
         "unmanaged": list(final.unmanaged),
     }
@@ -335,6 +339,7 @@ def render(doc: dict, now: float | None = None) -> str:
     if doc.get("in_flight"):
         lines.append("  in flight:")
         lines.extend("    " + progress_line(f["object"], f["what"], f["percent"], f.get("eta_s"))
+                     + (f"  {f['speed_bps'] / 2**20:.1f} MiB/s" if f.get("speed_bps") else "")
                      for f in doc["in_flight"])
     if doc.get("drift"):
         lines.append("  still to do:")

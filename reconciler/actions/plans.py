@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.actions.base import Action
+from reconciler.units import human
+
+
+def _seconds(seconds: float) -> str:
+    s = round(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -29,6 +40,10 @@ class InFlight:
     object: str
     what: str
     percent: float | None
+    # From the operation's own counters when it has them (md's sync_speed): bytes per second
+    # and seconds left. None: unknown, and whoever shows an ETA estimates it from percent.
+    speed: float | None = None
+    eta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,9 @@ class Plan:
                          f"  # {s.reason}{after}")
         for f in self.in_flight:
             pct = f"{f.percent:.1f}%" if f.percent is not None else "?%"
-            lines.append(f"  … {f.object}: {f.what} in progress, {pct}")
+            rate = f" at {human(int(f.speed))}/s" if f.speed else ""
+            eta = f", ETA {_seconds(f.eta)}" if f.eta is not None else ""
+            lines.append(f"  … {f.object}: {f.what} in progress, {pct}{rate}{eta}")
         for b in self.blocked:
             lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
         if self.unmanaged:
@@ -75,7 +92,8 @@ class Plan:
                 "long": s.action.long,
             } for s in self.steps],
             "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
-                           "percent": f.percent} for f in self.in_flight],
+                           "percent": f.percent, "speed_bps": f.speed, "eta_s": f.eta}
+                          for f in self.in_flight],
             "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
             "unmanaged": list(self.unmanaged),
         }

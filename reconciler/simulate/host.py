@@ -1,12 +1,19 @@
-"""``SimulatedHost``: a Runner that answers LVM commands from an in-memory model.
+"""``SimulatedHost``: a Runner that answers LVM and md commands from an in-memory model.
 
 It stands in for a machine in tests and benchmarks. ``run`` never raises for a command
-that fails (it returns lvm's exit code and messages) but raises ``UnsupportedCommand`` for
-any command or flag it does not model, so a planner change can never pass on a silent
-success. Long operations (pvmove, raid1 resync) advance with the virtual ``clock`` at
-``rate_bytes_per_s``. Fault injection: ``fail_next`` (one-shot failures) and
+that fails (it returns the tool's exit code and messages) but raises ``UnsupportedCommand``
+for any command or flag it does not model, so a planner change can never pass on a silent
+success. Long operations (pvmove, raid1 resync, md recovery) advance with the virtual
+``clock`` at ``rate_bytes_per_s`` (md's recovery also no faster than the array's
+``sync_speed_max``). Fault injection: ``fail_next`` (one-shot failures),
 ``crash_after``/``recover`` (the host dies after n more mutating commands; after the
-"reboot" pvmoves wait for a bare ``pvmove --background``, raid resync carries on).
+"reboot" pvmoves wait for a bare ``pvmove --background``, raid resync carries on, md arrays
+built without superblock are gone, nothing is mounted, files are kept) and ``fail_device``
+(every I/O to a device fails).
+
+``read`` answers the kernel files of the model (/proc/mdstat, /proc/self/mountinfo, md's
+and block devices' sysfs) and the host's own files (the clone ledger); see
+``md_tools.read``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ from collections.abc import Callable
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
-from . import lvm_tools, ops
+from . import lvm_tools, md_model, md_tools, ops
 from .clock import SimClock
-from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Model, NoSpace, pe_count_for
+from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Device, Model, NoSpace, pe_count_for
 
 Match = Callable[[Command], bool] | tuple[str, ...]
 
@@ -38,12 +45,15 @@ class SimulatedHost:
         self.rate_bytes_per_s = rate_bytes_per_s
         self.default_extent_size = DEFAULT_EXTENT_SIZE
         self.model = Model(seed)
+        self.md = md_model.MdModel()
+        self._dm_minors: dict[str, int] = {}
         self.calls: list[Command] = []
         self.started = 0
         self._faults: list[tuple[Match, int, str]] = []
         self._crash_budget: int | None = None
         self.crashed = False
         self.clock.on_advance(self._progress)
+        self.clock.on_advance(self._md_progress)
 
     # -- Runner --------------------------------------------------------------------------
 
@@ -53,14 +63,26 @@ class SimulatedHost:
         if cmd.host != self.name:
             raise UnsupportedCommand(f"command for host {cmd.host!r} sent to simulated host "
                                      f"{self.name!r}: {cmd}")
-        handler, mutates = lvm_tools.lookup(cmd.argv)
+        md_entry = md_tools.lookup(cmd.argv)
+        if md_entry is not None:
+            md_handler, mutates = md_entry
+
+            def call():
+                return md_handler(self, cmd.argv, cmd.input)
+        else:
+            handler, mutates = lvm_tools.lookup(cmd.argv)
+            if cmd.input is not None:
+                raise UnsupportedCommand(f"stdin is not modelled for: {cmd}")
+
+            def call():
+                return handler(self, cmd.argv)
         self.calls.append(cmd)
         self.started += 1
         fault = self._take_fault(cmd)
         if fault is not None:
             rc, stdout, stderr = fault[1], "", fault[2]
         else:
-            out = handler(self, cmd.argv)
+            out = call()
             rc, stdout, stderr = out.rc, "".join(out.stdout), "".join(out.stderr)
         if mutates and self._crash_budget is not None:
             self._crash_budget -= 1
@@ -70,16 +92,15 @@ class SimulatedHost:
         return CommandResult(command=cmd, rc=rc, stdout=stdout, stderr=stderr, duration=0.0)
 
     def read(self, path: str, *, host: str = "local") -> str | None:
-        """Kernel interface files. Only what the model knows is answered: /proc/mdstat
-        (no md arrays are modelled, so none are listed); any other path raises."""
+        """Kernel interface files the model knows (any other /proc or /sys path raises
+        ``UnsupportedCommand``), directory listings for sysfs paths ending in '/', and the
+        host's own files (None when absent)."""
         if self.crashed:
             raise SimulatedCrash(f"host {self.name} is down; cannot read {path}")
         if host != self.name:
             raise UnsupportedCommand(f"read for host {host!r} sent to simulated host "
                                      f"{self.name!r}: {path}")
-        if path == "/proc/mdstat":
-            return "Personalities : \nunused devices: <none>\n"
-        raise UnsupportedCommand(f"kernel file not modelled by the simulator: {path}")
+        return md_tools.read(self, path)
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -110,11 +131,13 @@ class SimulatedHost:
 
     def recover(self) -> None:
         """Reboot: commands run again; pvmove pollers are gone (the on-disk pvmove state
-        stays, back to its last finished segment), raid resync resumes by itself."""
+        stays, back to its last finished segment), raid resync resumes by itself; md arrays
+        (built without superblock) and mounts are gone; files and device content stay."""
         self.crashed = False
         for vg in self.model.vgs.values():
             for mirror in ops.pvmove_lvs(vg):
                 ops.interrupt_pvmove(mirror)
+        self.md.reboot()
 
     # -- progress ----------------------------------------------------------------------------
 
@@ -135,6 +158,10 @@ class SimulatedHost:
                     self.model.active.discard(lv)
             else:
                 self.model.active.discard(lv)
+
+    def _md_progress(self, before: float, now: float) -> None:
+        if not self.crashed:
+            self.md.advance(now - before, self.rate_bytes_per_s)
 
     # -- builder API (tests and seeding) -------------------------------------------------------
 
@@ -225,3 +252,100 @@ class SimulatedHost:
         if pv is None:
             raise KeyError(path)
         return pv
+
+    # -- block devices beyond LVM: partitions, mounts, holders, content (md clones) ------------
+
+    def _device(self, path: str) -> Device:
+        dev = self.model.device(path)
+        if dev is None:
+            raise ValueError(f"no device {path}")
+        return dev
+
+    def device_by_number(self, devno: tuple[int, int]) -> Device | None:
+        return next((d for d in self.model.devices.values() if (d.major, d.minor) == devno),
+                    None)
+
+    def dm_minor(self, lv_uuid: str) -> int:
+        """The device-mapper minor of an LV (every simulated LV counts as active), numbered
+        after the host's other device-mapper devices, in the order first asked for."""
+        if lv_uuid not in self._dm_minors:
+            taken = sum(1 for d in self.model.devices.values() if d.major == 253)
+            self._dm_minors[lv_uuid] = taken + len(self._dm_minors)
+        return self._dm_minors[lv_uuid]
+
+    def add_partition(self, disk: str, number: int, size_bytes: int) -> str:
+        """Partition ``number`` of ``disk`` (its device number follows the disk's)."""
+        parent = self._device(disk)
+        path = f"{parent.path}{'p' if parent.path[-1].isdigit() else ''}{number}"
+        self.model.add_device(path, size_bytes, (), parent.major, parent.minor + number)
+        self.md.partitions.setdefault(parent.path, []).append(self._device(path))
+        return path
+
+    def mount(self, path: str, mountpoint: str) -> None:
+        """Mount a device or an md array (refused like the kernel does when it is busy)."""
+        array = self.md.array(path)
+        if array is not None:
+            devno = array.devno
+        else:
+            dev = self._device(path)
+            if md_tools.busy(self, dev):
+                raise ValueError(f"{path} is busy (held or mounted)")
+            devno = (dev.major, dev.minor)
+        self.md.mounts.append((devno, mountpoint, path))
+
+    def umount(self, mountpoint: str) -> None:
+        before = len(self.md.mounts)
+        self.md.mounts = [m for m in self.md.mounts if m[1] != mountpoint]
+        if len(self.md.mounts) == before:
+            raise ValueError(f"nothing mounted at {mountpoint}")
+
+    def hold(self, path: str, holder: str) -> None:
+        """Stack ``holder`` (a dm or md name) on a device, or on an md array."""
+        array = self.md.array(path)
+        if array is not None:
+            array.holders.append(holder)
+            return
+        dev = self._device(path)
+        self.md.holders.setdefault((dev.major, dev.minor), []).append(holder)
+
+    def fail_device(self, path: str) -> None:
+        """Every I/O to the device fails from now on (qemu's drive_del in the lab): as a
+        member being recovered or written to, md marks it faulty."""
+        dev = self._device(path)
+        self.md.failed.add(dev)
+        for array in self.md.arrays.values():
+            for m in array.members:
+                if m.device is dev and array.recovering is m:
+                    self.md.fail_member(array, m)
+
+    def fill(self, path: str, label: str) -> None:
+        """Write every chunk of a device with data of its own (``label`` tells it apart)."""
+        dev = self._device(path)
+        for chunk in range(-(-dev.size // md_model.CHUNK)):
+            self.md.write(dev, chunk, f"{label}:{chunk}".encode())
+
+    def write(self, path: str, chunk: int, data: bytes) -> None:
+        """Write one 1 MiB chunk of a device or of an md array (then to each of its members
+        that has not failed; one that fails now becomes faulty)."""
+        array = self.md.array(path)
+        if array is None:
+            self.md.write(self._device(path), chunk, data)
+            return
+        if chunk * md_model.CHUNK >= array.size:
+            raise ValueError(f"chunk {chunk} is beyond the end of {path}")
+        array.array_state = "clean"
+        for m in array.members:
+            if m.faulty:
+                continue
+            if m.device in self.md.failed:
+                self.md.fail_member(array, m)
+                continue
+            self.md.write(m.device, chunk, data)
+
+    def fingerprint(self, path: str, size: int | None = None) -> str:
+        """md5 over a device's content (its first ``size`` bytes), like md5sum of the disk."""
+        dev = self._device(path)
+        return self.md.fingerprint(dev, dev.size if size is None else size)
+
+    def md_array(self, path: str) -> md_model.Array | None:
+        return self.md.array(path)

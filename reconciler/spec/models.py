@@ -15,6 +15,13 @@ Layout of a spec file::
     size = "128M"
     placement = ["/dev/mapper/lun02"]
     move = "pvmove"
+
+    [clone.db]                       # an online block-device clone (md RAID1, seed 002)
+    nodes = ["node-1"]
+    source = "/dev/mapper/old-lun"
+    target = "/dev/mapper/new-lun"
+    md = "/dev/md100"
+    state = "split"
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ _LV_RESERVED_PARTS = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_mimage"
                       "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata",
                       "_vorigin", "_wcorig")
 _DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
+_MD_RE = re.compile(r"^/dev/md(0|[1-9][0-9]{0,6})$")
+_CLONE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MD_MAX_MINOR = (1 << 20) - 1  # the kernel's MINORMASK: /dev/mdN has device number 9:N
 _NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
 
 
@@ -72,6 +82,21 @@ def check_device(path: str) -> str:
     return path
 
 
+def check_md(path: str) -> str:
+    m = _MD_RE.fullmatch(path)
+    if not m or int(m.group(1)) > MD_MAX_MINOR:
+        raise ValueError(f"{path!r} is not an md device: it must be /dev/mdN with N from 0 to "
+                         f"{MD_MAX_MINOR} (no leading zeros)")
+    return path
+
+
+def check_clone_name(name: str) -> str:
+    if not _CLONE_NAME_RE.fullmatch(name):
+        raise ValueError(f"clone name {name!r} must be 1 to 64 letters, digits and _ . -, "
+                         f"starting with a letter or digit")
+    return name
+
+
 def check_node(name: str) -> str:
     if not _NODE_RE.fullmatch(name):
         raise ValueError(f"{name!r} is not a host name (or '*' for every node)")
@@ -88,6 +113,8 @@ VgName = Annotated[str, AfterValidator(check_vg_name)]
 LvName = Annotated[str, AfterValidator(check_lv_name)]
 DevicePath = Annotated[str, AfterValidator(check_device)]
 NodeName = Annotated[str, AfterValidator(check_node)]
+MdPath = Annotated[str, AfterValidator(check_md)]
+CloneName = Annotated[str, AfterValidator(check_clone_name)]
 SizeField = Annotated[
     int, BeforeValidator(_parse_size), PlainSerializer(units.format_size, return_type=str),
     WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?\s*[kKmMgGtTpPeE]?(i?[bB])?$",
@@ -105,6 +132,12 @@ class Presence(enum.StrEnum):
 class MoveStrategy(enum.StrEnum):
     PVMOVE = "pvmove"
     MIRROR_THEN_SPLIT = "mirror-then-split"
+
+
+class CloneState(enum.StrEnum):
+    MIRRORED = "mirrored"
+    SPLIT = "split"
+    ABANDONED = "abandoned"
 
 
 class _Model(BaseModel):
@@ -175,10 +208,56 @@ class Vg(_Model):
         return "*" in self.nodes or node in self.nodes
 
 
+class Clone(_Model):
+    """An online clone of ``source`` onto ``target`` through a non-persistent md RAID1.
+
+    ``mirrored``: the array ``md`` is built over the source, the target added and kept in
+    it (the workload uses ``md`` meanwhile). ``split``: once the target is fully in sync the
+    array is stopped; the target is then an exact copy. ``abandoned``: the array is stopped
+    whatever its sync (the target's content is then meaningless).
+    """
+
+    nodes: tuple[NodeName, ...] = Field(
+        ..., min_length=1, description="hosts that reconcile this clone ('*' = any host)")
+    source: DevicePath = Field(..., description="the device being copied (the array's first member)")
+    target: DevicePath = Field(..., description="the device receiving the copy; overwritten")
+    md: MdPath = Field(..., description="the md device the clone is built as, /dev/mdN")
+    state: CloneState = Field(
+        CloneState.MIRRORED, description="mirrored (array running with both members), split "
+        "(array stopped after a complete sync) or abandoned (array stopped, sync or not)")
+    speed_limit_min: SizeField | None = Field(
+        None, description="bytes per second md keeps syncing at even under load "
+        "(the array's sync_speed_min, KiB/s); unset = left as it is")
+    speed_limit_max: SizeField | None = Field(
+        None, description="bytes per second md syncs at most (the array's sync_speed_max, "
+        "KiB/s); unset = left as it is")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Clone":
+        _unique("node", self.nodes)
+        if self.source == self.target:
+            raise ValueError("source and target are the same device")
+        if self.md in (self.source, self.target):
+            raise ValueError(f"{self.md} is the clone's own array; it cannot also be its "
+                             f"source or target")
+        for key in ("speed_limit_min", "speed_limit_max"):
+            value = getattr(self, key)
+            if value is not None and value < 1024:
+                raise ValueError(f"{key} is below 1K per second, md's unit (KiB/s)")
+        if (self.speed_limit_min is not None and self.speed_limit_max is not None
+                and self.speed_limit_min > self.speed_limit_max):
+            raise ValueError("speed_limit_min is above speed_limit_max")
+        return self
+
+    def applies_to(self, node: str) -> bool:
+        return "*" in self.nodes or node in self.nodes
+
+
 class Spec(_Model):
     """One spec file, or the merge of a directory of them."""
 
     vg: dict[VgName, Vg] = Field(default_factory=dict)
+    clone: dict[CloneName, Clone] = Field(default_factory=dict)
 
 
 def json_schema() -> dict:

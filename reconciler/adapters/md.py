@@ -1,0 +1,307 @@
+"""The md adapter: argv builders, the kernel-file parsers, the clone ledger's format, and the
+error classifier, for clones made with non-persistent RAID1 arrays (seed 002).
+
+Observation needs no mdadm process: /proc/mdstat lists the arrays with their members and
+sync progress, and /sys/block/mdN/md/ holds everything else (array and member states, the
+member's device numbers, the sync counters and speed knobs). The parsers here take the
+text of those files; ``observing`` decides which files to read. Formats are those of Linux
+6.1 and mdadm 4.2, recorded in tests/fixtures/outputs/md/.
+
+Writes to sysfs go through ``tee PATH`` with the value on stdin, as an administrator would
+echo it: a command like any other, visible in the plan, recorded by a dry run.
+
+The clone ledger (``DEFAULT_LEDGER``) is a small JSON file remembering which clones were
+split after a complete sync. It is written with ``dd conv=fsync`` to a temporary name, then
+renamed over the old file and the directory synced, so a crash leaves the old or the new
+ledger, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+
+from reconciler import errors, state
+from reconciler.runner import Command, CommandResult
+
+MD_MAJOR = 9
+DEFAULT_LEDGER = "/var/lib/reconciler/clones.json"
+LEDGER_FORMAT = 1
+CHANGE_TIMEOUT = 120.0
+SECTOR = 512
+KiB = 1024
+
+
+def md_name(path: str) -> str:
+    """``/dev/md100`` → ``md100`` (the name in /proc/mdstat and /sys/block)."""
+    return posixpath.basename(path)
+
+
+def md_devno(path: str) -> tuple[int, int]:
+    return MD_MAJOR, int(md_name(path)[2:])
+
+
+def sysfs(path: str, attr: str) -> str:
+    return f"/sys/block/{md_name(path)}/md/{attr}"
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _cmd(*argv: str, host: str, input: str | None = None) -> Command:
+    return Command(argv=tuple(argv), host=host, mutates=True, timeout=CHANGE_TIMEOUT,
+                   input=input)
+
+
+def build(md: str, source: str, *, host: str = "local") -> Command:
+    """A RAID1 without superblock over ``source``, its second slot empty (``missing``)."""
+    return _cmd("mdadm", "--build", md, "--level=1", "--raid-devices=2", source, "missing",
+                host=host)
+
+
+def add(md: str, target: str, *, host: str = "local") -> Command:
+    """Add ``target`` to the array: md starts recovering it from the in-sync member."""
+    return _cmd("mdadm", md, "--add", target, host=host)
+
+
+def stop(md: str, *, host: str = "local") -> Command:
+    return _cmd("mdadm", "--stop", md, host=host)
+
+
+def set_sync_speed(md: str, which: str, kib: int, *, host: str = "local") -> Command:
+    """Set the array's ``sync_speed_min`` or ``sync_speed_max`` (KiB/s)."""
+    if which not in ("min", "max"):
+        raise ValueError(f"which must be 'min' or 'max', not {which!r}")
+    return _cmd("tee", sysfs(md, f"sync_speed_{which}"), host=host, input=f"{kib}\n")
+
+
+def write_ledger(path: str, text: str, *, host: str = "local") -> tuple[Command, ...]:
+    """Replace the ledger atomically and durably: data synced before the rename, the
+    directory synced after it."""
+    directory = posixpath.dirname(path) or "/"
+    tmp = posixpath.join(directory, f".{posixpath.basename(path)}.tmp")
+    return (_cmd("mkdir", "-p", directory, host=host),
+            _cmd("dd", f"of={tmp}", "conv=fsync", "status=none", host=host, input=text),
+            _cmd("mv", "-f", tmp, path, host=host),
+            _cmd("sync", directory, host=host))
+
+
+# -- errors --------------------------------------------------------------------------------
+
+_BUSY = re.compile(r"Device or resource busy|Cannot get exclusive access", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"No such file or directory", re.IGNORECASE)
+
+
+def classify(result: CommandResult) -> errors.FailureKind:
+    if result.timed_out:
+        return errors.FailureKind.TIMEOUT
+    if result.rc == 127:
+        return errors.FailureKind.MISSING_TOOL
+    if _BUSY.search(result.stderr):
+        return errors.FailureKind.BUSY
+    if _NOT_FOUND.search(result.stderr):
+        return errors.FailureKind.NOT_FOUND
+    return errors.FailureKind.FATAL
+
+
+def failure(result: CommandResult) -> errors.CommandFailed:
+    return errors.CommandFailed(result.command.host, result.command.argv, result.rc,
+                                result.stderr, classify(result))
+
+
+# -- /proc/mdstat ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MdstatArray:
+    """One array as /proc/mdstat shows it."""
+
+    name: str
+    active: bool
+    read_only: str  # "", "auto-read-only" or "read-only"
+    level: str
+    members: tuple[tuple[str, int, str], ...]  # (kernel name, descriptor number, "F"/"S"/...)
+    blocks: int  # KiB
+    metadata: str  # "none" for "super non-persistent", else the version ("1.2")
+    action: str = ""  # recovery, resync, reshape, check, repair ("" when none shown)
+    done_kib: int | None = None
+    total_kib: int | None = None
+    speed_kib: int | None = None
+
+
+_ARRAY_LINE = re.compile(r"^(md[0-9]+|md_\S+) : (.*)$")
+_MEMBER = re.compile(r"^(\S+)\[(\d+)\]((?:\([A-Za-z]\))*)$")
+_STATUS = re.compile(r"^\s+(\d+) blocks(?: super (\S+))?")
+_PROGRESS = re.compile(r"\b(recovery|resync|reshape|check|repair) =\s*[\d.]+% \((\d+)/(\d+)\)"
+                       r"(?: finish=[\d.]+min)?(?: speed=(\d+)K/sec)?")
+_PENDING = re.compile(r"\b(recovery|resync|reshape|check|repair)=(DELAYED|PENDING)")
+_LEVELS = ("linear", "multipath", "raid0", "raid1", "raid4", "raid5", "raid6", "raid10",
+           "faulty")
+
+
+def parse_mdstat(text: str) -> dict[str, MdstatArray]:
+    """The arrays of /proc/mdstat by name. Raises ValueError on a line it cannot place."""
+    arrays: dict[str, MdstatArray] = {}
+    current: dict | None = None
+
+    def close() -> None:
+        if current is not None:
+            arrays[current["name"]] = MdstatArray(**current)
+
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(("Personalities", "unused devices")):
+            continue
+        m = _ARRAY_LINE.match(line)
+        if m:
+            close()
+            current = _array_line(m.group(1), m.group(2))
+            continue
+        if current is None or not line[0].isspace():
+            raise ValueError(f"unexpected line in /proc/mdstat: {line!r}")
+        s = _STATUS.match(line)
+        if s:
+            current["blocks"] = int(s.group(1))
+            sup = s.group(2) or ""
+            current["metadata"] = "none" if sup == "non-persistent" else sup
+            continue
+        p = _PROGRESS.search(line)
+        if p:
+            current["action"] = p.group(1)
+            current["done_kib"], current["total_kib"] = int(p.group(2)), int(p.group(3))
+            current["speed_kib"] = int(p.group(4)) if p.group(4) else None
+            continue
+        q = _PENDING.search(line)
+        if q:
+            current["action"] = q.group(1)
+            current["done_kib"] = 0
+    close()
+    return arrays
+
+
+def _array_line(name: str, rest: str) -> dict:
+    tokens = rest.split()
+    if not tokens or tokens[0] not in ("active", "inactive"):
+        raise ValueError(f"unexpected array line in /proc/mdstat: {name} : {rest}")
+    i = 1
+    read_only = ""
+    while i < len(tokens) and tokens[i].startswith("("):
+        read_only = tokens[i].strip("()")
+        i += 1
+    level = ""
+    if i < len(tokens) and tokens[i] in _LEVELS:
+        level = tokens[i]
+        i += 1
+    members = []
+    for tok in tokens[i:]:
+        mm = _MEMBER.match(tok)
+        if not mm:
+            raise ValueError(f"unexpected member {tok!r} in /proc/mdstat line of {name}")
+        members.append((mm.group(1), int(mm.group(2)), mm.group(3).replace("(", "").replace(")", "")))
+    # The kernel lists the most recently added member first; keep descriptor order.
+    members.sort(key=lambda m: m[1])
+    return {"name": name, "active": tokens[0] == "active", "read_only": read_only,
+            "level": level, "members": tuple(members), "blocks": 0, "metadata": ""}
+
+
+# -- sysfs values ------------------------------------------------------------------------------
+
+
+def parse_devno(text: str) -> tuple[int, int]:
+    major, _, minor = text.strip().partition(":")
+    return int(major), int(minor)
+
+
+def parse_sync_completed(text: str) -> tuple[int, int] | None:
+    """``sync_completed``: "done / total" in 512-byte sectors, or "none" → bytes, or None."""
+    text = text.strip()
+    if text in ("none", "delayed", ""):
+        return None
+    done, _, total = text.partition("/")
+    return int(done) * SECTOR, int(total) * SECTOR
+
+
+def parse_sync_speed(text: str) -> float | None:
+    """``sync_speed``: KiB/s over the last few seconds, or "none" → bytes/s, or None."""
+    text = text.strip()
+    return None if text in ("none", "") else float(int(text) * KiB)
+
+
+def parse_speed_limit(text: str) -> tuple[int, bool]:
+    """``sync_speed_min``/``_max``: "1000 (system)" or "512 (local)" → (KiB/s, is local)."""
+    value, _, origin = text.strip().partition(" ")
+    return int(value), origin == "(local)"
+
+
+def parse_flags(text: str) -> tuple[str, ...]:
+    """A member's ``state``: comma-separated flags ("in_sync", "faulty,write_error")."""
+    return tuple(f for f in text.strip().split(",") if f)
+
+
+def parse_slot(text: str) -> int | None:
+    text = text.strip()
+    return None if text in ("none", "") else int(text)
+
+
+def parse_uevent(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def parse_listing(text: str | None) -> tuple[str, ...]:
+    """A directory as ``Runner.read(path + "/")`` gives it: one name per line."""
+    return tuple(line for line in (text or "").splitlines() if line)
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> dict[tuple[int, int], tuple[str, ...]]:
+    """/proc/self/mountinfo → {device number: mount points}."""
+    out: dict[tuple[int, int], list[str]] = {}
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 5 or ":" not in fields[2]:
+            continue
+        try:
+            devno = parse_devno(fields[2])
+        except ValueError:
+            continue
+        out.setdefault(devno, []).append(_unescape(fields[4]))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def partitions(disk: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+    """The partitions among the entries of a disk's sysfs directory (``vdb1``, ``nvme0n1p2``)."""
+    pattern = re.compile(rf"^{re.escape(disk)}p?[0-9]+$")
+    return tuple(e for e in entries if pattern.match(e))
+
+
+# -- the clone ledger ----------------------------------------------------------------------------
+
+
+def parse_ledger(path: str, text: str | None) -> state.Ledger:
+    """The ledger file (None: it does not exist yet). A file that cannot be understood gives
+    a ledger with a ``problem``: clones are then blocked, never guessed."""
+    if text is None:
+        return state.Ledger(path=path)
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != LEDGER_FORMAT:
+            raise ValueError(f"not a format-{LEDGER_FORMAT} clone ledger")
+        clones = {}
+        for name, entry in data["clones"].items():
+            clones[str(name)] = state.CloneRecord(
+                source=str(entry["source"]), target=str(entry["target"]), md=str(entry["md"]),
+                split_at=float(entry["split_at"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return state.Ledger(path=path, problem=f"{path} cannot be read as a clone ledger "
+                            f"({exc.__class__.__name__}: {exc})")
+    return state.Ledger(path=path, clones=clones)
+
+
+def ledger_text(clones: dict[str, state.CloneRecord]) -> str:
+    body = {name: {"source": r.source, "target": r.target, "md": r.md, "split_at": r.split_at}
+            for name, r in sorted(clones.items())}
+    return json.dumps({"format": LEDGER_FORMAT, "clones": body}, indent=2, sort_keys=True) + "\n"

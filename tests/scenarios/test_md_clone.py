@@ -1,0 +1,448 @@
+"""Seed 002 on the simulated host: online clones through a non-persistent md RAID1.
+
+The simulated devices carry content (``SimulatedHost.fill``/``write``/``fingerprint``), so
+every test that copies data checks the target against the source, and that the source was
+never written by the copy.
+"""
+
+import json
+
+import pytest
+
+from reconciler import controller
+from reconciler.runner import Command, CommandResult
+from reconciler.simulate import SimulatedCrash, SimulatedHost
+
+M = 1024**2
+LEDGER = "/var/lib/reconciler/clones.json"
+OLD, NEW = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun"  # /dev/vda, /dev/vdb
+BUILD = ("mdadm", "--build", "/dev/md100", "--level=1", "--raid-devices=2", OLD, "missing")
+ADD = ("mdadm", "/dev/md100", "--add", NEW)
+STOP = ("mdadm", "--stop", "/dev/md100")
+WRITE_LEDGER = [("mkdir", "-p", "/var/lib/reconciler"),
+                ("dd", "of=/var/lib/reconciler/.clones.json.tmp", "conv=fsync", "status=none"),
+                ("mv", "-f", "/var/lib/reconciler/.clones.json.tmp", LEDGER),
+                ("sync", "/var/lib/reconciler")]
+
+
+def clone_host(src=64 * M, dst=64 * M, rate=4 * M):
+    host = SimulatedHost(rate_bytes_per_s=rate)
+    host.add_device("/dev/vda", src, aliases=("/dev/disk/by-id/old-lun",))
+    host.add_device("/dev/vdb", dst, aliases=("/dev/disk/by-id/new-lun",))
+    host.add_device("/dev/vdc", 64 * M)
+    host.fill("/dev/vda", "orig")
+    return host
+
+
+def clone_spec(state="mirrored", extra=""):
+    return f"""
+        [clone.db]
+        nodes = ["node-1"]
+        source = "/dev/disk/by-id/old-lun"
+        target = "/dev/disk/by-id/new-lun"
+        md = "/dev/md100"
+        state = "{state}"
+        {extra}
+        """
+
+
+def run(host, *argv: str) -> CommandResult:
+    """A command typed by an administrator, behind the reconciler's back."""
+    return host.run(Command(argv=tuple(argv)))
+
+
+def ledger(host):
+    text = host.md.files.get(LEDGER)
+    return None if text is None else json.loads(text)["clones"]
+
+
+def same_content(host, size=64 * M):
+    return host.fingerprint("/dev/vdb", size) == host.fingerprint("/dev/vda", size)
+
+
+def blocked(result):
+    assert result.exit_code == controller.EXIT_ERROR, str(result.final)
+    assert [b.object for b in result.final.blocked] == ["clone db"], str(result.final)
+    return result.final.blocked[0].reason
+
+
+def test_mirrored_builds_over_the_source_adds_the_target_and_keeps_the_array(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("mirrored"))
+    first = sc.one_pass(spec)
+    assert first.exit_code == controller.EXIT_PENDING
+    assert sc.mutations() == [BUILD, ADD]
+    flight, = first.final.in_flight
+    assert (flight.key, flight.object) == ("clone:db:syncing", "clone db")
+    assert flight.what == "md recovery /dev/disk/by-id/old-lun -> /dev/disk/by-id/new-lun"
+    assert flight.percent == 0.0 and flight.speed == 4 * M and flight.eta == pytest.approx(16)
+    host.clock.advance(8)
+    middle = sc.one_pass(spec)
+    assert middle.plan.in_flight[0].percent == pytest.approx(50.0)
+    assert middle.plan.as_dict()["in_flight"][0]["eta_s"] == pytest.approx(8)
+    assert middle.processes == 1 and not middle.plan.steps
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations() == [BUILD, ADD]
+    arr = host.md_array("/dev/md100")
+    assert [m.flags for m in arr.members] == ["in_sync", "in_sync"]
+    assert same_content(host)
+    assert ledger(host) is None
+    sc.assert_settled(spec)
+
+
+def test_split_waits_for_the_sync_records_it_then_stops_the_array(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    dry = sc.one_pass(spec, dry_run=True)
+    assert [s.action.describe() for s in dry.plan.steps] == [
+        "build /dev/md100 (RAID1, no superblock) over /dev/disk/by-id/old-lun",
+        "add /dev/disk/by-id/new-lun to /dev/md100; md copies the source onto it"]
+    assert sc.mutations() == []
+    sc.one_pass(spec)
+    host.mount("/dev/md100", "/srv/db")  # the workload moves onto the array
+    host.clock.advance(4)
+    for chunk in (1, 40):  # it writes while the copy runs, behind and ahead of it
+        host.write("/dev/md100", chunk, b"written-during-the-sync")
+    host.clock.advance(20)
+    in_use = sc.one_pass(spec)
+    assert "in sync, but /dev/md100 is in use (mounted at /srv/db)" in blocked(in_use)
+    assert STOP not in sc.mutations() and ledger(host) is None
+    host.umount("/srv/db")
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations() == [BUILD, ADD, *WRITE_LEDGER, STOP]
+    assert host.md_array("/dev/md100") is None
+    assert ledger(host) == {"db": {"source": "/dev/disk/by-id/old-lun",
+                                   "target": "/dev/disk/by-id/new-lun", "md": "/dev/md100",
+                                   "split_at": 24.0}}
+    assert same_content(host)
+    assert host.md.content[host.model.device("/dev/vdb")][40] == b"written-during-the-sync"
+    sc.assert_settled(spec)
+
+
+def test_speed_limits_are_set_before_the_target_is_added(scenario):
+    host = clone_host(rate=16 * M)
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("mirrored", 'speed_limit_max = "1M"\nspeed_limit_min = "512K"'))
+    r = sc.one_pass(spec)
+    assert sc.mutations() == [BUILD, ("tee", "/sys/block/md100/md/sync_speed_max"),
+                              ("tee", "/sys/block/md100/md/sync_speed_min"), ADD]
+    assert [c.input for c in host.calls if c.argv[0] == "tee"] == ["1024\n", "512\n"]
+    assert r.final.in_flight[0].speed == 1 * M
+    host.clock.advance(32)
+    assert sc.one_pass(spec).plan.in_flight[0].percent == pytest.approx(50.0)
+    assert sc.converge(spec).exit_code == 0
+    assert host.clock.now() >= 64
+    sc.assert_settled(spec)
+    host.md_array("/dev/md100").speed_max = None  # changed by hand: put back
+    sc.one_pass(spec)
+    assert sc.mutations()[-1] == ("tee", "/sys/block/md100/md/sync_speed_max")
+    sc.assert_settled(spec)
+
+
+def test_a_reboot_during_the_sync_rebuilds_from_the_source_never_the_target(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    orig = host.fingerprint("/dev/vda")
+    sc.one_pass(spec)
+    host.clock.advance(6)
+    sc.one_pass(spec)
+    host.crash_after(0)
+    host.recover()  # the array had no superblock: it is gone
+    assert host.md_array("/dev/md100") is None
+    host.fill("/dev/vdb", "half-written garbage")
+    calls = len(sc.mutations())
+    again = sc.one_pass(spec, fresh_memory=True)
+    assert [s.key for s in again.plan.steps] == ["clone:db:build", "clone:db:add"]
+    assert sc.mutations()[calls:] == [BUILD, ADD]
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations()[calls:] == [BUILD, ADD, *WRITE_LEDGER, STOP]
+    assert host.fingerprint("/dev/vda") == orig and same_content(host)
+    sc.assert_settled(spec)
+
+
+def test_a_crash_inside_a_pass_between_build_and_add(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("mirrored"))
+    host.crash_after(1)
+    with pytest.raises(SimulatedCrash):
+        sc.one_pass(spec)
+    assert sc.mutations() == [BUILD]
+    host.recover()
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations() == [BUILD, BUILD, ADD]
+    assert same_content(host)
+    sc.assert_settled(spec)
+
+
+def test_a_crash_after_the_record_and_before_the_stop_is_a_split(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(20)
+    host.crash_after(len(WRITE_LEDGER))  # the host dies right after the ledger is synced
+    with pytest.raises(SimulatedCrash):
+        sc.one_pass(spec)
+    assert sc.mutations()[-4:] == WRITE_LEDGER
+    host.recover()
+    settled = sc.one_pass(spec, fresh_memory=True)
+    assert settled.exit_code == 0 and settled.plan.converged
+    assert STOP not in sc.mutations() and BUILD == sc.mutations()[0]
+    assert same_content(host)
+    sc.assert_settled(spec)
+
+
+def test_a_split_clone_stays_split_after_a_reboot_while_the_target_is_used(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    assert sc.converge(spec).exit_code == 0
+    host.recover()
+    host.mount("/dev/vdb", "/srv/db")  # the workload now lives on the target
+    host.write("/dev/vdb", 3, b"new life")
+    before = len(sc.mutations())
+    sc.assert_settled(spec)
+    assert len(sc.mutations()) == before
+    assert host.md.content[host.model.device("/dev/vdb")][3] == b"new life"
+
+
+def test_a_mirrored_clone_is_rebuilt_after_a_reboot(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("mirrored"))
+    assert sc.converge(spec).exit_code == 0
+    host.recover()
+    orig = host.fingerprint("/dev/vda")
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations() == [BUILD, ADD, BUILD, ADD]
+    assert host.fingerprint("/dev/vda") == orig and same_content(host)
+    sc.assert_settled(spec)
+
+
+def test_after_a_reboot_without_a_record_a_target_in_use_is_never_overwritten(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(4)
+    host.crash_after(0)
+    host.recover()
+    host.mount("/dev/vdb", "/srv/db")
+    r = sc.one_pass(spec, fresh_memory=True)
+    reason = blocked(r)
+    assert "no completed split is recorded" in reason and "mounted at /srv/db" in reason
+    assert sc.mutations() == [BUILD, ADD]
+
+
+def _refusal(host, sc, state="split", extra=""):
+    spec = sc.spec(clone_spec(state, extra))
+    before = len(sc.mutations())
+    r = sc.one_pass(spec)
+    assert sc.mutations()[before:] == []
+    assert not r.plan.steps
+    return blocked(r)
+
+
+def test_refuses_a_target_smaller_than_the_source(scenario):
+    host = clone_host(dst=32 * M)
+    reason = _refusal(host, scenario(host))
+    assert "the target /dev/disk/by-id/new-lun (32M) is smaller than the source" in reason
+
+
+@pytest.mark.parametrize("use,words", [
+    (lambda h: h.mount("/dev/vdb", "/data"), "mounted at /data"),
+    (lambda h: h.mount(h.add_partition("/dev/vdb", 1, 16 * M), "/boot"), "mounted at /boot (vdb1)"),
+    (lambda h: h.hold("/dev/vdb", "dm-7"), "held by dm-7"),
+    (lambda h: h.add_pv("/dev/vdb"), "an LVM PV (in no VG)"),
+    (lambda h: (h.add_vg("vgx", ["/dev/vdb"]), h.add_lv("vgx", "l", 8 * M)),
+     "held by dm-0, an LVM PV (of VG vgx)"),
+])
+def test_refuses_a_target_in_use(scenario, use, words):
+    host = clone_host()
+    use(host)
+    reason = _refusal(host, scenario(host))
+    assert f"the target /dev/disk/by-id/new-lun is {words}; the copy would overwrite it" in reason
+
+
+def test_refuses_a_target_held_by_another_array(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    assert run(host, "mdadm", "--build", "/dev/md7", "--level=1", "--raid-devices=2",
+               "/dev/vdb", "missing").rc == 0
+    assert "is held by md7" in _refusal(host, sc)
+    assert "md md7" in sc.results[-1].final.unmanaged
+
+
+@pytest.mark.parametrize("use,words", [
+    (lambda h: h.mount("/dev/vda", "/srv/db"), "is mounted at /srv/db; md needs it to itself"),
+    (lambda h: h.add_pv("/dev/vda"), "is an LVM PV (in no VG)"),
+])
+def test_refuses_a_source_in_use(scenario, use, words):
+    host = clone_host()
+    use(host)
+    assert f"the source /dev/disk/by-id/old-lun {words}" in _refusal(host, scenario(host), "mirrored")
+
+
+def test_refuses_missing_devices(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vda", 64 * M, aliases=("/dev/disk/by-id/old-lun",))
+    reason = _refusal(host, scenario(host), "mirrored")
+    assert "the target /dev/disk/by-id/new-lun does not exist" in reason
+
+
+def test_refuses_an_array_that_is_not_this_clone(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    run(host, "mdadm", "--build", "/dev/md100", "--level=1", "--raid-devices=2", "/dev/vdc", "missing")
+    assert "/dev/md100 exists without the source /dev/disk/by-id/old-lun (members: vdc)" in \
+        _refusal(host, sc)
+    run(host, "mdadm", "--stop", "/dev/md100")
+    run(host, "mdadm", "--build", "/dev/md100", "--level=1", "--raid-devices=2", "/dev/vda", "missing")
+    run(host, "mdadm", "/dev/md100", "--add", "/dev/vdc")
+    assert "members other than the source and the target: vdc" in _refusal(host, sc)
+    run(host, "mdadm", "--stop", "/dev/md100")
+    run(host, "mdadm", "--build", "/dev/md100", "--level=1", "--raid-devices=2", "/dev/vdb", "missing")
+    run(host, "mdadm", "/dev/md100", "--add", "/dev/vda")  # the copy would run from the target
+    assert "the source /dev/disk/by-id/old-lun is not the in-sync member of /dev/md100 (spare)" \
+        in _refusal(host, sc, "abandoned")
+
+
+def test_never_stops_a_syncing_array_unless_abandoned(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    split = sc.spec(clone_spec("split"))
+    sc.one_pass(split)
+    for _ in range(3):
+        host.clock.advance(4)
+        r = sc.one_pass(split)
+        assert r.exit_code == controller.EXIT_PENDING and not r.plan.steps
+    assert STOP not in sc.mutations()
+    abandoned = sc.spec(clone_spec("abandoned"))
+    r = sc.one_pass(abandoned)
+    assert [s.action.describe() for s in r.plan.steps] == [
+        "stop /dev/md100 (clone abandoned; the target's content is meaningless)"]
+    assert sc.mutations() == [BUILD, ADD, STOP] and r.exit_code == 0
+    assert not same_content(host) and ledger(host) is None
+    sc.assert_settled(abandoned)
+
+
+def test_a_target_failing_during_the_sync_blocks_the_clone(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(4)
+    host.fail_device("/dev/vdb")
+    host.clock.advance(4)
+    reason = blocked(sc.one_pass(spec))
+    assert "/dev/disk/by-id/new-lun failed in /dev/md100 (faulty,write_error)" in reason
+    assert STOP not in sc.mutations()
+
+
+def test_an_unreadable_ledger_blocks_every_clone(scenario):
+    host = clone_host()
+    host.md.dirs.add("/var/lib/reconciler")
+    host.md.files[LEDGER] = "{ half a file"
+    sc = scenario(host)
+    reason = _refusal(host, sc)
+    assert reason.startswith(f"{LEDGER} cannot be read as a clone ledger")
+
+
+def test_a_ledger_that_cannot_be_written_leaves_the_array_running(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(20)
+    host.fail_next(("dd",), 1, "dd: error writing '/var/lib/reconciler/.clones.json.tmp': "
+                               "No space left on device\n")
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    outcomes = {x.step.key: str(x.outcome) for x in r.report.results}
+    assert outcomes == {"ledger:clones": "failed", "clone:db:stop": "skipped"}
+    assert host.md_array("/dev/md100") is not None and STOP not in sc.mutations()
+    assert sc.converge(spec).exit_code == 0
+    sc.assert_settled(spec)
+
+
+def test_a_target_leaving_the_sync_after_the_record_defers_the_stop(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(20)
+    def target_fails_now(cmd):
+        if cmd.argv[0] == "sync":  # while the ledger is written, the workload writes to the
+            host.fail_device("/dev/vdb")  # array and the target fails
+            host.write("/dev/md100", 0, b"late write")
+        return False
+
+    host.fail_next(target_fails_now, 0, "")
+    r = sc.one_pass(spec)
+    outcomes = {x.step.key: (str(x.outcome), x.detail) for x in r.report.results}
+    assert outcomes["clone:db:stop"] == (
+        "deferred", "/dev/disk/by-id/new-lun is no longer in sync in /dev/md100; not stopping it")
+    assert STOP not in sc.mutations() and host.md_array("/dev/md100") is not None
+    assert ledger(host)["db"]["target"] == NEW  # recorded before the target failed
+    again = sc.one_pass(spec)
+    assert "failed in /dev/md100" in blocked(again)
+    assert [s.key for s in again.plan.steps] == ["ledger:clones"]  # blocked, yet forgotten:
+    assert ledger(host) == {}  # after a reboot now, the clone would be copied again
+
+
+def test_a_stop_refused_by_md_is_retried_without_recording_again(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(20)
+    busy = ("mdadm: Cannot get exclusive access to /dev/md100:Perhaps a running process, "
+            "mounted filesystem or active volume group?\n")
+    for _ in range(5):  # something opens the array between observation and stop
+        host.fail_next(STOP, 1, busy)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    assert [c for c in sc.mutations() if c == STOP] == [STOP] * 5  # busy: retried with backoff
+    assert "Cannot get exclusive access" in r.error
+    recorded = ledger(host)["db"]
+    done = len(sc.mutations())
+    assert sc.converge(spec).exit_code == 0
+    assert sc.mutations()[done:] == [STOP]  # the record stands; only the stop is retried
+    assert ledger(host)["db"] == recorded
+    sc.assert_settled(spec)
+
+
+def test_cloning_again_after_a_split_forgets_the_record_before_building(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    assert sc.converge(sc.spec(clone_spec("split"))).exit_code == 0
+    host.fill("/dev/vda", "newer data")
+    done = len(sc.mutations())
+    spec = sc.spec(clone_spec("mirrored"))
+    r = sc.one_pass(spec)
+    assert [s.key for s in r.plan.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
+    assert "forget the split of clone db" in r.plan.steps[0].action.describe()
+    assert sc.mutations()[done:] == [*WRITE_LEDGER, BUILD, ADD]
+    assert ledger(host) == {}
+    assert sc.converge(spec).exit_code == 0 and same_content(host)
+    sc.assert_settled(spec)
+
+
+def test_clones_and_vgs_in_one_spec_settle_with_one_process(scenario):
+    host = clone_host()
+    host.add_device("/dev/vdd", 256 * M)
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split") + """
+        [vg.data]
+        nodes = ["node-1"]
+        pvs = ["/dev/vdd"]
+        [vg.data.lv.logs]
+        size = "32M"
+        """)
+    assert sc.converge(spec).exit_code == 0
+    assert ("vgcreate", "data", "/dev/vdd") in sc.mutations() and STOP in sc.mutations()
+    sc.assert_settled(spec)
