@@ -222,7 +222,7 @@ def _cmd_validate(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
     print(f"ok: {len(loaded.files)} file(s), {len(loaded.spec.vg)} VG(s), "
-          f"spec {loaded.digest[:12]}")
+          f"{len(loaded.spec.clone)} clone(s), spec {loaded.digest[:12]}")
     return 0
 
 

@@ -146,8 +146,9 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
                                  now=env.clock.now(), md_targets=md_targets)
 
-    log.debug("pass start: spec {} ({} file(s)), {} VG(s) for this node{}", loaded.digest[:12],
-             len(loaded.files), len(spec.vg), " [dry run]" if dry_run else "")
+    log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
+              loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),
+              " [dry run]" if dry_run else "")
     empty = actions.Plan(node=env.node, spec_digest=loaded.digest)
     try:
         st = observe()

@@ -468,8 +468,8 @@ class Daemon:
             log.info("spec accepted again")
             self.spec_error = self.spec_error_at = None
         if self.in_force is None or loaded.digest != self.in_force.digest:
-            log.info("spec in force: {} ({} file(s), {} VG(s))", loaded.digest[:12],
-                     len(loaded.files), len(loaded.spec.vg))
+            log.info("spec in force: {} ({} file(s), {} VG(s), {} clone(s))", loaded.digest[:12],
+                     len(loaded.files), len(loaded.spec.vg), len(loaded.spec.clone))
             self.spec_loaded_at = time.time()
         self.in_force = loaded
         return loaded
