@@ -190,7 +190,11 @@ def test_clone_a_mounted_file_system_online_while_it_is_written_then_split(make_
     assert percent_done(g) < 80  # at 1 MiB/s, tens of seconds of copy are left
     put_spec(g, "split", src, dst, 'speed_limit_max = "200M"')
     r = reconcile(g)
-    assert r.rc == 2 and r.ran() == [f"tee {SYS}/sync_speed_max"], r
+    assert r.ran() == [f"tee {SYS}/sync_speed_max"], r
+    # At full speed the copy may already be over when the pass re-plans: then the split is
+    # blocked by the mount (exit 1) rather than pending (exit 2). Both are right; nothing else.
+    assert r.rc == 2 or (r.rc == 1 and "is in use (mounted at /mnt/db)"
+                         in r.doc["final"]["blocked"][0]["reason"]), r
     wait_for(lambda: in_sync(g), 120, "the end of the recovery")
     busy = reconcile(g)
     assert busy.rc == 1 and busy.ran() == [], busy
