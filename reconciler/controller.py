@@ -59,11 +59,35 @@ class Memory:
     fresh: bool = True
     moves: dict[str, tuple[float | None, float]] = field(default_factory=dict)
     waiting_passes: int = 0  # consecutive passes that found nothing to do but wait
+    # in-flight key -> (percent, time) when first seen with a known percentage: for an ETA
+    samples: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def requeue_after(self, env: "Environment", acted: bool) -> float:
-        """Re-pass soon after acting, then less and less often while only waiting."""
+    def requeue_after(self, env: "Environment", acted: bool, plan: actions.Plan) -> float:
+        """Re-pass soon after acting, then less and less often while only waiting, but
+        never much later than the moment the first operation in flight should end (so the
+        step waiting for it, a vgreduce or a split, starts without a long idle gap)."""
         self.waiting_passes = 0 if acted else self.waiting_passes + 1
-        return min(env.requeue_seconds * (1 + self.waiting_passes), env.requeue_max_seconds)
+        delay = min(env.requeue_seconds * (1 + self.waiting_passes), env.requeue_max_seconds)
+        eta = self._first_eta(plan, env.clock.now())
+        if eta is not None:
+            delay = min(delay, max(env.requeue_seconds, eta + 1.0))
+        return delay
+
+    def _first_eta(self, plan: actions.Plan, now: float) -> float | None:
+        etas = []
+        seen = {}
+        for f in plan.in_flight:
+            if f.eta is not None:
+                etas.append(f.eta)
+            if f.percent is None:
+                continue
+            p0, t0 = self.samples.get(f.key, (f.percent, now))
+            seen[f.key] = (p0, t0)
+            if f.eta is None and f.percent > p0 and now > t0:
+                rate = (f.percent - p0) / (now - t0)  # percent per second
+                etas.append((100.0 - f.percent) / rate)
+        self.samples = seen
+        return min(etas) if etas else None
 
     def stalled(self, st: state.HostState, now: float, stall_seconds: float) -> frozenset[str]:
         out: set[str] = set()
@@ -173,7 +197,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     if dry_run or not the_plan.steps:
         code = _exit_code(the_plan)
         return PassResult(the_plan, the_plan, None, code, count[0], time.monotonic() - t0,
-                          memory.requeue_after(env, acted=False) if code == EXIT_PENDING else None)
+                          memory.requeue_after(env, False, the_plan) if code == EXIT_PENDING else None)
 
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
@@ -198,7 +222,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                           time.monotonic() - t0, env.requeue_seconds, str(exc))
     code = EXIT_ERROR if report.failed else _exit_code(final)
     result = PassResult(the_plan, final, report, code, count[0], time.monotonic() - t0,
-                        memory.requeue_after(env, acted=report.changed) if code == EXIT_PENDING else None,
+                        memory.requeue_after(env, report.changed, final) if code == EXIT_PENDING else None,
                         "; ".join(r.detail for r in report.failed) or None)
     log.log("INFO" if report.changed or report.failed else "DEBUG",
             "pass end: exit {} in {:.3f}s, {} process(es)", code, result.duration, count[0])

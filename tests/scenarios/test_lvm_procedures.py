@@ -292,3 +292,19 @@ def test_users_own_raid1_is_never_reduced(scenario):
     assert r.exit_code == controller.EXIT_ERROR
     assert "lower its redundancy" in r.plan.blocked[0].reason
     assert sc.mutations()[1:] == [] and len(host.lv("vg0", "db").images) == 2  # [0]: the setup
+
+
+def test_waiting_passes_slow_down_but_wake_up_when_the_move_should_end(scenario):
+    host = seed000_host()
+    host.rate_bytes_per_s = 1 * M  # lvrepnb's 128 MiB take 128 s of virtual time
+    sc = scenario(host)
+    spec = sc.spec(SEED000_SPEC)
+    delays = []
+    while ("vgreduce", "vgglobal", "/dev/sdc") not in sc.mutations():
+        r = sc.one_pass(spec)
+        if r.requeue_after is None:
+            break
+        delays.append(r.requeue_after)
+        host.clock.advance(r.requeue_after)
+    assert max(delays) > 15  # it did back off while only waiting
+    assert host.clock.now() <= 128 + 6  # and came back within seconds of the end, not 30 s
