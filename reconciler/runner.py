@@ -1,7 +1,7 @@
 """The one boundary where processes are started.
 
 Everything that touches the host goes through a ``Runner``: the real ``SubprocessRunner``,
-the ``DryRunRunner`` that records writes instead of doing them, or the simulator. This is
+or the simulator (a dry run never reaches apply: it stops after planning). This is
 the only module that imports ``subprocess`` (checked by an import contract), so an audit
 of what the reconciler can execute starts and ends here.
 
@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -121,23 +121,6 @@ class SubprocessRunner:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
-
-
-@dataclass
-class DryRunRunner:
-    """Passes read-only commands to ``inner``; records mutating ones and pretends success."""
-
-    inner: Runner
-    recorded: list[Command] = field(default_factory=list)
-
-    def run(self, cmd: Command) -> CommandResult:
-        if not cmd.mutates:
-            return self.inner.run(cmd)
-        self.recorded.append(cmd)
-        return CommandResult(command=cmd, rc=0, stdout="", stderr="", duration=0.0)
-
-    def read(self, path: str, *, host: str = "local") -> str | None:
-        return self.inner.read(path, host=host)
 
 
 @dataclass
