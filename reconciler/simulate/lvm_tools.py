@@ -342,10 +342,11 @@ def _add_pvs(host: SimulatedHost, vg_name: str, names: list[str], extent_size: i
         if all(dev is not seen for seen, _ in chosen):
             chosen.append((dev, name))
     pvs = []
-    for dev, _ in chosen:  # devices that are no PV yet are labelled silently
+    for dev, name in chosen:  # devices that are no PV yet are labelled, as pvcreate says
         pv = model.pvs.get(dev.path)
         if pv is None:
             pv = model.pvs[dev.path] = PV(dev, model.new_uuid())
+            out.print(f'Physical volume "{name}" successfully created.')  # recorded: vgcreate
         pvs.append(pv)
     return pvs
 

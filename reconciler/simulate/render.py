@@ -159,10 +159,19 @@ def _pv_sections(pvs: list[PV]) -> tuple[list[str], list[str]]:
     return pv_rows, pvseg_rows
 
 
+def _scan_order(model: Model) -> list[VG]:
+    """lvm lists VGs in its cache's order: it scans devices by device number and puts each
+    VG it finds at the head of the list, so the VG found last comes first (recorded with two
+    VGs: the one on /dev/vdf before the one on /dev/vda)."""
+    def first_seen(vg: VG) -> tuple[int, int]:
+        present = [(pv.device.major, pv.device.minor) for pv in vg.pvs if not pv.missing]
+        return min(present) if present else (-1, -1)
+    return sorted(model.vgs.values(), key=first_seen, reverse=True)
+
+
 def fullreport(model: Model) -> str:
     objects: list[list[tuple[str, list[str]]]] = []
-    for vg_name in sorted(model.vgs):
-        vg = model.vgs[vg_name]
+    for vg in _scan_order(model):
         pv_rows, pvseg_rows = _pv_sections(vg.pvs)
         partial = bool(vg.missing_pvs)
         lv_rows = [_LV_ROW % _lv_row(vg.lvs[name], model, partial) for name in sorted(vg.lvs)]
