@@ -9,7 +9,12 @@ success. Long operations (pvmove, raid1 resync, md recovery) advance with the vi
 ``crash_after``/``recover`` (the host dies after n more mutating commands; after the
 "reboot" pvmoves wait for a bare ``pvmove --background``, raid resync carries on, md arrays
 built without superblock are gone, nothing is mounted, files are kept) and ``fail_device``
-(every I/O to a device fails).
+(every I/O to a device fails: md marks it faulty, lvm sees its PV missing and the VG
+partial, as recorded in the lab with qemu's drive_del).
+
+An LV is a block device too (``/dev/VG/LV``, ``/dev/mapper/VG-LV``): ``mount`` and ``hold``
+take its path, and the kernel's open count of it (mounts, devices stacked on it, processes
+in ``opened``) is lv_attr's open bit, which lvremove obeys like lvm does.
 
 ``read`` answers the kernel files of the model (/proc/mdstat, /proc/self/mountinfo, md's
 and block devices' sysfs) and the host's own files (the clone ledger); see
@@ -52,6 +57,10 @@ class SimulatedHost:
         self._faults: list[tuple[Match, int, str]] = []
         self._crash_budget: int | None = None
         self.crashed = False
+        # Processes holding a block device open, by device number: [(pid, command name)].
+        self.opened: dict[tuple[int, int], list[tuple[int, str]]] = {}
+        self.model.open_count = self._lv_open_count
+        self.model.now = self.clock.now()
         self.clock.on_advance(self._progress)
         self.clock.on_advance(self._md_progress)
 
@@ -142,6 +151,7 @@ class SimulatedHost:
     # -- progress ----------------------------------------------------------------------------
 
     def _progress(self, before: float, now: float) -> None:
+        self.model.now = now
         if self.crashed or not self.model.active:
             return
         for lv in list(self.model.active):
@@ -281,11 +291,54 @@ class SimulatedHost:
         self.md.partitions.setdefault(parent.path, []).append(self._device(path))
         return path
 
+    def lv_by_path(self, path: str) -> LV | None:
+        """The visible LV that ``/dev/VG/LV`` or ``/dev/mapper/VG-LV`` names, if any."""
+        parts = path.split("/")
+        if len(parts) == 4 and parts[:2] == ["", "dev"] and parts[2] != "mapper":
+            vg_name, lv_name = parts[2], parts[3]
+        elif len(parts) == 4 and parts[:3] == ["", "dev", "mapper"]:
+            # device-mapper doubles the dashes inside each name and joins them with one
+            pieces = parts[3].replace("--", "\0").split("-")
+            if len(pieces) != 2:
+                return None
+            vg_name, lv_name = (p.replace("\0", "-") for p in pieces)
+        else:
+            return None
+        vg = self.model.vgs.get(vg_name)
+        lv = vg.lvs.get(lv_name) if vg is not None else None
+        return lv if lv is not None and lv.visible else None
+
+    def lv_devno(self, lv: LV) -> tuple[int, int]:
+        return 253, self.dm_minor(lv.uuid)
+
+    def lv_users(self, lv: LV) -> tuple[list[str], int, list[tuple[int, str]]]:
+        """Who keeps an LV's device open: (devices stacked on it, mounts of it, processes)."""
+        minor = self._dm_minors.get(lv.uuid)
+        if minor is None:  # never looked at as a device: nothing can have it open
+            return [], 0, []
+        devno = (253, minor)
+        return (list(self.md.holders.get(devno, [])),
+                sum(1 for m in self.md.mounts if m[0] == devno),
+                list(self.opened.get(devno, [])))
+
+    def _lv_open_count(self, lv: LV) -> int:
+        if lv.uuid not in self._dm_minors:
+            return 0
+        holders, mounts, processes = self.lv_users(lv)
+        return len(holders) + mounts + len(processes)
+
     def mount(self, path: str, mountpoint: str) -> None:
-        """Mount a device or an md array (refused like the kernel does when it is busy)."""
+        """Mount a device, an LV or an md array (refused like the kernel does when it is
+        busy)."""
         array = self.md.array(path)
+        lv = self.lv_by_path(path)
         if array is not None:
             devno = array.devno
+        elif lv is not None:
+            holders, mounts, _ = self.lv_users(lv)
+            if holders or mounts:
+                raise ValueError(f"{path} is busy (held or mounted)")
+            devno = self.lv_devno(lv)
         else:
             dev = self._device(path)
             if md_tools.busy(self, dev):
@@ -300,18 +353,35 @@ class SimulatedHost:
             raise ValueError(f"nothing mounted at {mountpoint}")
 
     def hold(self, path: str, holder: str) -> None:
-        """Stack ``holder`` (a dm or md name) on a device, or on an md array."""
+        """Stack ``holder`` (a dm or md name) on a device, an LV, or an md array."""
         array = self.md.array(path)
         if array is not None:
             array.holders.append(holder)
             return
+        lv = self.lv_by_path(path)
+        if lv is not None:
+            self.md.holders.setdefault(self.lv_devno(lv), []).append(holder)
+            return
         dev = self._device(path)
         self.md.holders.setdefault((dev.major, dev.minor), []).append(holder)
 
+    def unhold(self, path: str, holder: str) -> None:
+        """Take ``holder`` off a device or an LV again (``dmsetup remove`` of it)."""
+        lv = self.lv_by_path(path)
+        devno = self.lv_devno(lv) if lv is not None else self.resolve_device(path)
+        held = self.md.holders.get(devno, []) if devno is not None else []
+        if holder not in held:
+            raise ValueError(f"{holder} is not stacked on {path}")
+        held.remove(holder)
+
     def fail_device(self, path: str) -> None:
         """Every I/O to the device fails from now on (qemu's drive_del in the lab): as a
-        member being recovered or written to, md marks it faulty."""
+        member being recovered or written to, md marks it faulty; lvm cannot read its label,
+        so a PV on it is missing ("[unknown]") and its VG partial; a raid1 image on it is
+        seen out of sync once md notices (``RAID_NOTICE_DELAY`` later)."""
         dev = self._device(path)
+        if dev.failed_at is None:
+            dev.failed_at = self.clock.now()
         self.md.failed.add(dev)
         for array in self.md.arrays.values():
             for m in array.members:

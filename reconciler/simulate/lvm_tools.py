@@ -7,7 +7,16 @@ and messages (each line with lvm's two-space prefix; errors and warnings on stde
 progress and results on stdout). Exit codes: 0 success, 3 invalid command line, 5 failed.
 
 Texts and exit codes match the lab's recordings of lvm2 2.03.16 byte for byte where one
-exists (tests/simulate/test_recorded_scenarios.py replays them). Not yet recorded, written
+exists (tests/simulate/test_recorded_scenarios.py replays them).
+
+A VG with a missing PV (its disk failed) behaves as recorded: every command that reads it
+warns "Couldn't find device with uuid ..." and "VG ... is missing PV ... (last written to
+...)"; lvcreate, lvextend, lvreduce, lvconvert, pvmove and vgreduce refuse with "Cannot
+change VG ... while PVs are missing."; lvchange --addtag/--deltag, lvremove (even of an LV
+on the missing PV) and vgextend go through, and writing the metadata turns the PV's "last
+written to" into "[unknown]". Not recorded, so refused as not modelled: two missing PVs in
+a VG, two partial VGs in one report, a failed device named where the recordings name none,
+a bare ``pvmove`` or a ``vgremove`` while a VG is partial. Not yet recorded, written
 from lvm2's sources: the "Rounding ..." notices, locked-LV refusals ("Can't resize/remove
 locked ...", "Cannot convert locked LV ..."), "No extents available for allocation.",
 "Skipping locked LV ..." and "Unable to extract enough images to satisfy request", reserved
@@ -152,8 +161,66 @@ def _no_vg(out: Out, name: str) -> Out:
     return out.fail(f'Volume group "{name}" not found', f"Cannot process volume group {name}")
 
 
+# -- a VG with a missing PV -----------------------------------------------------------------
+
+def _missing_pv(vg: VG) -> PV | None:
+    missing = vg.missing_pvs
+    if len(missing) > 1:
+        raise UnsupportedCommand(f"VG {vg.name} has {len(missing)} missing PVs: only one "
+                                 f"missing PV per VG is recorded and modelled")
+    return missing[0] if missing else None
+
+
+def _read(vg: VG, out: Out) -> bool:
+    """lvm reads the VG's metadata: warn about a missing PV. True when one is missing."""
+    pv = _missing_pv(vg)
+    if pv is None:
+        return False
+    out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
+    out.warn(f"WARNING: VG {vg.name} is missing PV {pv.uuid} (last written to {pv.hint}).")
+    return True
+
+
+def _refuse_partial(vg: VG, out: Out) -> bool:
+    """lvm reads the VG for a change it refuses while a PV is missing. True: refused."""
+    if not _read(vg, out):
+        return False
+    out.fail(f"Cannot change VG {vg.name} while PVs are missing.",
+             "See vgreduce --removemissing and vgextend --restoremissing.",
+             f"Cannot process volume group {vg.name}")
+    return True
+
+
+def _written(vg: VG, out: Out) -> None:
+    """The VG's metadata was written: a missing PV is looked for twice more and, from now
+    on, "last written to [unknown]"."""
+    pv = _missing_pv(vg)
+    if pv is not None:
+        out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
+        out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
+        pv.hint = "[unknown]"
+
+
+def _unreadable(out: Out, name: str) -> Out:
+    """What lvm says when it tries to use a device whose every read fails."""
+    return out.fail(f"Error reading device {name} at 0 length 512.",
+                    f"Error reading device {name} at 0 length 4096.",
+                    f"Cannot use {name}: device has a signature")
+
+
+def _no_failed_device(host: SimulatedHost, names: list[str], argv: tuple[str, ...]) -> None:
+    for name in names:
+        dev = host.model.device(name)
+        if dev is not None and dev.failed_at is not None:
+            raise UnsupportedCommand(f"{name} has failed; naming a failed device here is not "
+                                     f"recorded, not modelled: {' '.join(argv)}")
+
+
 def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
-            out: Out) -> tuple[VG, LV] | None:
+            out: Out, *, change: bool = True) -> tuple[VG, LV] | None:
+    """The VG/LV argument. ``change``: the command changes the VG in a way lvm refuses while
+    a PV is missing (the refusal comes before the LV is looked for); otherwise a missing PV
+    only adds its warnings."""
     if arg.count("/") != 1 or arg.startswith("/"):
         raise UnsupportedCommand(f"only VG/LV names are modelled, got {arg!r}: {' '.join(argv)}")
     vg_name, lv_name = arg.split("/")
@@ -161,6 +228,11 @@ def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
     if vg is None:
         _no_vg(out, vg_name)
         return None
+    if change:
+        if _refuse_partial(vg, out):
+            return None
+    else:
+        _read(vg, out)
     lv = vg.lvs.get(lv_name)
     if lv is None:
         out.fail(f'Failed to find logical volume "{arg}"')
@@ -171,6 +243,7 @@ def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
 
 
 def _pvs_in_vg(host: SimulatedHost, vg: VG, names: list[str], out: Out) -> list[PV] | None:
+    _no_failed_device(host, names, ("PV arguments:", *names))
     if not names:
         return list(vg.pvs)
     pvs: list[PV] = []
@@ -191,6 +264,15 @@ def lvm_fullreport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         raise UnsupportedCommand(f"only the exact FULLREPORT_ARGV is modelled: {' '.join(argv)}")
     out = Out()
     out.stdout.append(fullreport(host.model))
+    partial = [vg for _, vg in sorted(host.model.vgs.items()) if vg.missing_pvs]
+    if len(partial) > 1:
+        raise UnsupportedCommand("a report with two partial VGs is not recorded, not modelled")
+    for vg in partial:
+        _read(vg, out)
+        for lv in vg.lvs.values():  # in metadata order, hidden sub-LVs too
+            if any(isinstance(t, PV) and t.missing for seg in lv.segments for t, _ in seg.areas):
+                out.warn(f"WARNING: Couldn't find all devices for LV {lv.full_name} while "
+                         f"checking used and assumed devices.")
     return out
 
 
@@ -209,6 +291,7 @@ def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     opts, devices = _parse(argv[1:], {"--yes": False})
     if not devices:
         raise UnsupportedCommand("pvcreate without a device")
+    _no_failed_device(host, devices, argv)
     out = Out()
     model = host.model
     for name in devices:
@@ -259,10 +342,11 @@ def _add_pvs(host: SimulatedHost, vg_name: str, names: list[str], extent_size: i
         if all(dev is not seen for seen, _ in chosen):
             chosen.append((dev, name))
     pvs = []
-    for dev, _ in chosen:  # devices that are no PV yet are labelled silently
+    for dev, name in chosen:  # devices that are no PV yet are labelled, as pvcreate says
         pv = model.pvs.get(dev.path)
         if pv is None:
             pv = model.pvs[dev.path] = PV(dev, model.new_uuid())
+            out.print(f'Physical volume "{name}" successfully created.')  # recorded: vgcreate
         pvs.append(pv)
     return pvs
 
@@ -279,6 +363,7 @@ def vgcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
             return out.fail("Physical extent size must be a power of 2 of at least 1 KiB.",
                             rc=EINVALID_CMD_LINE)
     name, devices = pos[0], pos[1:]
+    _no_failed_device(host, devices, argv)
     if name in host.model.vgs:
         if host.model.vgs[name].lvs:  # its active LVs make /dev/<vg> exist
             return out.fail(f"/dev/{name}: already exists in filesystem",
@@ -297,14 +382,17 @@ def vgextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) < 2:
         raise UnsupportedCommand(f"vgextend needs a VG and devices: {' '.join(argv)}")
+    _no_failed_device(host, pos[1:], argv)
     out = Out()
     vg = host.model.vgs.get(pos[0])
     if vg is None:
         return _no_vg(out, pos[0])
+    _read(vg, out)  # lvm extends a partial VG (recorded)
     pvs = _add_pvs(host, vg.name, pos[1:], vg.extent_size, out)
     if pvs is None:
         return out
     ops.join_vg(vg, pvs)
+    _written(vg, out)
     return out.print(f'Volume group "{vg.name}" successfully extended')
 
 
@@ -315,6 +403,16 @@ def vgreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     out = Out()
     vg = host.model.vgs.get(pos[0])
     pv = host.model.pv(pos[1])
+    dev = host.model.device(pos[1])
+    if dev is not None and dev.failed_at is not None:
+        if vg is None or pv is None or pv.vg is not vg:
+            raise UnsupportedCommand(f"vgreduce of a failed device outside its VG is not "
+                                     f"modelled: {' '.join(argv)}")
+        _unreadable(out, pos[1])
+        _refuse_partial(vg, out)
+        return out
+    if vg is not None and _refuse_partial(vg, out):
+        return out.fail(f'Failed to find physical volume "{pos[1]}".')
     if vg is None:
         _no_vg(out, pos[0])
     if vg is None or pv is None or pv.vg is not vg:
@@ -351,6 +449,8 @@ def lvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     vg = host.model.vgs.get(pos[0])
     if vg is None:
         return _no_vg(out, pos[0])
+    if _refuse_partial(vg, out):
+        return out
     if name in vg.lvs:
         return out.fail(f'Logical Volume "{name}" already exists in volume group "{vg.name}"')
     pvs = _pvs_in_vg(host, vg, pos[1:], out)
@@ -453,13 +553,21 @@ def lvremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'lvremove --yes VG/LV' is modelled: {' '.join(argv)}")
     out = Out()
-    found = _lv_arg(host, pos[0], argv, out)
+    found = _lv_arg(host, pos[0], argv, out, change=False)  # lvm removes in a partial VG
     if found is None:
         return out
-    _, lv = found
+    vg, lv = found
     if lv.locked or any(img.locked for img in (*lv.images, *lv.metas)):
         return out.fail(f"Can't remove locked logical volume {lv.full_name}.")
+    holders, mounts, processes = host.lv_users(lv)  # lvm's lv_check_not_in_use, in its order
+    if holders:
+        return out.fail(f"Logical volume {lv.full_name} is used by another device.")
+    if mounts:
+        return out.fail(f"Logical volume {lv.full_name} contains a filesystem in use.")
+    if processes:  # lvm re-checks the open count for ~5 s before it says so
+        return out.fail(f"Logical volume {lv.full_name} in use.")
     ops.remove_lv(host.model, lv)
+    _written(vg, out)
     return out.print(f'Logical volume "{lv.name}" successfully removed.')
 
 
@@ -469,20 +577,21 @@ def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         raise UnsupportedCommand(f"only 'lvchange --addtag|--deltag TAG VG/LV' is modelled: "
                                  f"{' '.join(argv)}")
     out = Out()
-    found = _lv_arg(host, pos[0], argv, out)
+    found = _lv_arg(host, pos[0], argv, out, change=False)  # lvm tags in a partial VG
     if found is None:
         return out
-    _, lv = found
+    vg, lv = found
+    # Adding a tag that is there, or removing one that is not, says nothing and exits 0
+    # (recorded): the metadata is written all the same.
     if "--addtag" in opts:
         tag = opts["--addtag"]
-        if tag in lv.tags:
-            out.warn(f'Tag "{tag}" already exists on {lv.full_name}.')  # lvm: rc 0
-        else:
+        if tag not in lv.tags:
             lv.tags.append(tag)
     else:
         tag = opts["--deltag"]
         if tag in lv.tags:
             lv.tags.remove(tag)
+    _written(vg, out)
     return out.print(f"Logical volume {lv.full_name} changed.")
 
 
@@ -494,6 +603,8 @@ def vgremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     vg = host.model.vgs.get(pos[0])
     if vg is None:
         return _no_vg(out, pos[0])
+    if vg.missing_pvs:
+        raise UnsupportedCommand(f"vgremove of partial VG {vg.name} is not recorded, not modelled")
     if vg.lvs:
         # Real vgremove would ask to remove every LV; without --yes/terminal it declines.
         return out.fail(f'Volume group "{vg.name}" still contains {len(vg.lvs)} logical '
@@ -514,14 +625,25 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if not pos:
         if "--name" in opts:
             raise UnsupportedCommand(f"pvmove --name needs a source PV: {' '.join(argv)}")
+        if any(vg.missing_pvs for vg in model.vgs.values()):
+            raise UnsupportedCommand("a bare pvmove while a VG is partial is not recorded, "
+                                     "not modelled")
         for vg in model.vgs.values():  # resume every interrupted move, like lvm's poll
             for mirror in ops.pvmove_lvs(vg):
                 mirror.polling = True
         return out
     src = model.pv(pos[0])
+    if src is not None and src.missing:
+        # Recorded with a second VG on the host and the PV's hint already "[unknown]"; an
+        # earlier recording (one VG) read the VG and printed its refusal before the last line.
+        _unreadable(out, pos[0])
+        return out.fail("Run `pvmove --help' for more information.", rc=EINVALID_CMD_LINE)
     if src is None:
         return out.fail(f'Failed to find physical volume "{pos[0]}".', rc=EINVALID_CMD_LINE)
     vg = src.vg  # None: an orphan PV, lvm's VG "#orphans_lvm2"
+    if vg is not None and _refuse_partial(vg, out):
+        return out.fail(f'Failed to find physical volume "{pos[0]}".',
+                        "Run `pvmove --help' for more information.", rc=EINVALID_CMD_LINE)
     lv_name = None
     if "--name" in opts:
         lv_name = opts["--name"]

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from itertools import pairwise
+
+# md notices a dead raid1 leg at its next bitmap/superblock write, without any I/O to the LV:
+# measured in the lab, the image reads 'i' right after the disk failed and 'I' 6 s later.
+RAID_NOTICE_DELAY = 5.0
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -37,7 +42,7 @@ class NoSpace(Exception):
 
 
 class Device:
-    __slots__ = ("path", "size", "major", "minor", "aliases", "signature")
+    __slots__ = ("path", "size", "major", "minor", "aliases", "signature", "failed_at")
 
     def __init__(self, path: str, size: int, major: int, minor: int, aliases: tuple[str, ...]):
         self.path = path
@@ -47,10 +52,13 @@ class Device:
         self.aliases = aliases
         # A foreign signature (e.g. "ext4") that pvcreate would have to wipe; tests set it.
         self.signature: str | None = None
+        # When every I/O to the device started failing (qemu's drive_del in the lab), or None.
+        # lvm cannot read its label any more: a PV on it is missing from then on.
+        self.failed_at: float | None = None
 
 
 class PV:
-    __slots__ = ("device", "uuid", "vg", "pe_count", "used", "alloc_count", "_free")
+    __slots__ = ("device", "uuid", "vg", "pe_count", "used", "alloc_count", "_free", "hint")
 
     def __init__(self, device: Device, uuid: str):
         self.device = device
@@ -60,10 +68,18 @@ class PV:
         self.used: dict[int, list] = {}  # first PE -> [length, owning LV]
         self.alloc_count = 0
         self._free: list[tuple[int, int]] | None = None
+        # The device name lvm wrote in the VG metadata for this PV ("last written to ..."):
+        # the path while the PV is present, "[unknown]" once written while it is missing.
+        self.hint = device.path
+
+    @property
+    def missing(self) -> bool:
+        """lvm cannot read the PV's label: the VG metadata names it, no device has it."""
+        return self.device.failed_at is not None
 
     @property
     def name(self) -> str:
-        return self.device.path
+        return "[unknown]" if self.missing else self.device.path
 
     @property
     def free_count(self) -> int:
@@ -169,6 +185,11 @@ class LV:
     def image_in_sync(self, index: int) -> bool:
         return index not in self.recovering
 
+    def on_missing_pv(self) -> bool:
+        """Some extent of this LV (through its sub-LVs too) is on a missing PV: lvm calls the
+        LV partial (health 'p')."""
+        return any(pv.missing for pv in self.pvs())
+
 
 class VG:
     def __init__(self, name: str, uuid: str, extent_size: int, lock_type: str = ""):
@@ -187,6 +208,10 @@ class VG:
     def extent_count(self) -> int:
         return sum(pv.pe_count for pv in self.pvs)
 
+    @property
+    def missing_pvs(self) -> list[PV]:
+        return [pv for pv in self.pvs if pv.missing]
+
 
 class Model:
     """Everything lvm would find on the host: block devices, labels, VG metadata."""
@@ -197,6 +222,10 @@ class Model:
         self.pvs: dict[str, PV] = {}  # canonical device path -> PV
         self.vgs: dict[str, VG] = {}
         self.active: set[LV] = set()  # LVs with a long operation under way
+        self.now = 0.0  # the host's clock, for what the kernel notices some time after
+        # The kernel's open count of an LV's dm device (mounts, devices stacked on it,
+        # processes): the host that owns the model answers it; lv_attr's 'o' shows it.
+        self.open_count: Callable[[LV], int] = lambda lv: 0
         self._seed = seed
         self._uuid_counter = 0
         self._numbers: set[tuple[int, int]] = set()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from reconciler.adapters.lvm_report import (LV_COLUMNS, PV_COLUMNS, PVSEG_COLUMNS,
                                             SEG_COLUMNS, VG_COLUMNS)
 
-from .model import LV, PV, VG, Model
+from .model import LV, PV, RAID_NOTICE_DELAY, VG, Model
 
 _IND = "  "  # lvm's log prefix
 
@@ -47,14 +47,20 @@ def _vg_row(vg: VG) -> tuple[str, ...]:
     es = vg.extent_size
     count = vg.extent_count
     free = vg.free_count
-    attr = "wz--n" + ("s" if vg.lock_type in ("sanlock", "dlm", "idm") else "-")
-    missing = "0"
+    missing = str(len(vg.missing_pvs))
+    attr = ("wz-pn" if vg.missing_pvs else "wz--n") + (
+        "s" if vg.lock_type in ("sanlock", "dlm", "idm") else "-")
     return (vg.name, vg.uuid, attr, str(count * es), str(free * es), str(es), str(count),
             str(free), vg.lock_type, missing, "")
 
 
 def _pv_row(pv: PV) -> tuple[str, ...]:
     dev = pv.device
+    if pv.missing:  # known from the VG metadata only: no device, sizes from the metadata
+        es = pv.vg.extent_size
+        return (pv.name, pv.uuid, "0", "0", "0", str(pv.pe_count * es),
+                str(pv.free_count * es), str(pv.pe_count), str(pv.alloc_count), "a-m",
+                "missing", "")
     if pv.vg is None:  # orphan: no extents, sizes are the device's
         size = free = dev.size
         attr = "---"
@@ -67,9 +73,9 @@ def _pv_row(pv: PV) -> tuple[str, ...]:
             str(free), str(pv.pe_count), str(pv.alloc_count), attr, "", "")
 
 
-def _lv_row(lv: LV) -> tuple[str, ...]:
+def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:
     kind = lv.kind
-    copy = move = action = parent = ""
+    copy = move = action = parent = health = ""
     if kind == "pvmove":
         attr, layout, role = "p-C-aom---", "mirror", "private,pvmove"
         total = lv.extents
@@ -81,7 +87,10 @@ def _lv_row(lv: LV) -> tuple[str, ...]:
         action = "recover" if lv.recovering else "idle"
     elif kind == "rimage":
         raid = lv.parent
-        in_sync = raid is not None and raid.image_in_sync(raid.images.index(lv))
+        in_sync = raid is not None and raid.image_in_sync(raid.images.index(lv)) and not (
+            partial and any(
+                pv.missing and model.now - pv.device.failed_at >= RAID_NOTICE_DELAY
+                for pv in lv.pvs()))
         attr = ("i" if in_sync else "I") + "wi-aor---"
         layout, role = "linear", "private,raid,image"
     elif kind == "rmeta":
@@ -90,12 +99,16 @@ def _lv_row(lv: LV) -> tuple[str, ...]:
         attr, layout, role = "-wi-a-----", "linear", "public"
     if lv.locked and kind != "pvmove":
         attr = attr[:2] + attr[2].upper() + attr[3:]
+    if lv.visible and model.open_count(lv):
+        attr = attr[:5] + "o" + attr[6:]
+    if partial and lv.on_missing_pv():
+        attr, health = attr[:8] + "p" + attr[9:], "partial"
     if not lv.visible and lv.parent is not None:
         parent = lv.parent.name
     name = lv.name if lv.visible else f"[{lv.name}]"
     size = lv.extents * lv.vg.extent_size
     return (lv.uuid, name, lv.full_name, parent, str(size), attr, layout, role, "active",
-            "active locally", "active exclusively", copy, copy, move, "", action, "",
+            "active locally", "active exclusively", copy, copy, move, "", action, health,
             ",".join(lv.tags), str(len(lv.segments)))
 
 
@@ -146,12 +159,22 @@ def _pv_sections(pvs: list[PV]) -> tuple[list[str], list[str]]:
     return pv_rows, pvseg_rows
 
 
+def _scan_order(model: Model) -> list[VG]:
+    """lvm lists VGs in its cache's order: it scans devices by device number and puts each
+    VG it finds at the head of the list, so the VG found last comes first (recorded with two
+    VGs: the one on /dev/vdf before the one on /dev/vda)."""
+    def first_seen(vg: VG) -> tuple[int, int]:
+        present = [(pv.device.major, pv.device.minor) for pv in vg.pvs if not pv.missing]
+        return min(present) if present else (-1, -1)
+    return sorted(model.vgs.values(), key=first_seen, reverse=True)
+
+
 def fullreport(model: Model) -> str:
     objects: list[list[tuple[str, list[str]]]] = []
-    for vg_name in sorted(model.vgs):
-        vg = model.vgs[vg_name]
+    for vg in _scan_order(model):
         pv_rows, pvseg_rows = _pv_sections(vg.pvs)
-        lv_rows = [_LV_ROW % _lv_row(vg.lvs[name]) for name in sorted(vg.lvs)]
+        partial = bool(vg.missing_pvs)
+        lv_rows = [_LV_ROW % _lv_row(vg.lvs[name], model, partial) for name in sorted(vg.lvs)]
         seg_rows = []
         for lv in sorted(vg.lvs.values(), key=lambda lv: lv.uuid):
             uuid = lv.uuid
@@ -161,7 +184,7 @@ def fullreport(model: Model) -> str:
                                             len(seg.areas), devices))
         objects.append([("vg", [_VG_ROW % _vg_row(vg)]), ("pv", pv_rows), ("lv", lv_rows),
                         ("pvseg", pvseg_rows), ("seg", seg_rows)])
-    orphans = [pv for pv in model.pvs.values() if pv.vg is None]
+    orphans = [pv for pv in model.pvs.values() if pv.vg is None and not pv.missing]
     if orphans:
         pv_rows, pvseg_rows = _pv_sections(orphans)
         objects.append([("pv", pv_rows), ("pvseg", pvseg_rows)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
@@ -36,3 +37,15 @@ def segs_of(host: SimulatedHost, vg: str, lv: str) -> list[dict]:
     obj = vg_report(host, vg)
     uuid = next(r["lv_uuid"] for r in obj["lv"] if r["lv_full_name"] == f"{vg}/{lv}")
     return [s for s in obj["seg"] if s["lv_uuid"] == uuid]
+
+
+def open_device(host: SimulatedHost, path: str, pid: int, comm: str) -> Callable[[], None]:
+    """Process ``pid`` opens a block device (a disk or an LV path) and keeps it open; call the
+    returned function to close it. The kernel's open count, so lv_attr's 'o' and lvremove's
+    "in use" follow it."""
+    lv = host.lv_by_path(path)
+    devno = host.lv_devno(lv) if lv is not None else host.resolve_device(path)
+    assert devno is not None, f"no device {path}"
+    entry = (pid, comm)
+    host.opened.setdefault(devno, []).append(entry)
+    return lambda: host.opened[devno].remove(entry)

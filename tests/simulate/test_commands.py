@@ -27,8 +27,9 @@ def test_pvcreate(host):
 
 
 def test_vgcreate(host):
-    res = run(host, "vgcreate", "data", "/dev/vdd")  # vdd is labelled without a word
-    assert (res.rc, res.stdout) == (0, '  Volume group "data" successfully created\n')
+    res = run(host, "vgcreate", "data", "/dev/vdd")  # vdd is labelled, as recorded
+    assert (res.rc, res.stdout) == (0, '  Physical volume "/dev/vdd" successfully created.\n'
+                                       '  Volume group "data" successfully created\n')
     res = run(host, "vgcreate", "data", "/dev/vdd")
     assert (res.rc, res.stderr) == (5, "  A volume group called data already exists.\n")
     run(host, "lvcreate", "--yes", "--name", "a", "--size", f"{E}b", "vg")
