@@ -34,7 +34,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, StrictBool, WithJsonSchema, model_validator)
 
 from reconciler import units
-from reconciler.spec.text import shown
+from reconciler.spec.text import shown, toml_type
 
 # -- names ---------------------------------------------------------------------------------
 
@@ -118,9 +118,10 @@ def check_node(name: str) -> str:
 
 
 def _parse_size(value: object) -> int:
-    if isinstance(value, (str, int)):
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
         return units.parse_size(value)
-    raise ValueError("a size must be a string like \"10G\" or an integer number of bytes")
+    raise ValueError(f"must be a size: a string like \"10G\" or an integer number of bytes, "
+                     f"not {toml_type(value)}")
 
 
 # lvm2 2.03 (lib/metadata/vg.c, measured in the lab with 512- and 4096-byte-sector disks):
@@ -332,8 +333,29 @@ class Spec(_Model):
     clone: dict[CloneName, Clone] = Field(default_factory=dict)
 
 
+def _no_null(node: object) -> object:
+    """TOML has no null: an optional key is one left out, so drop null branches and defaults."""
+    if isinstance(node, list):
+        return [_no_null(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _no_null(v) for k, v in node.items() if not (k == "default" and v is None)}
+    branches = [b for b in out.get("anyOf", []) if b != {"type": "null"}]
+    if "anyOf" in out and len(branches) == 1:
+        del out["anyOf"]
+        out = {**branches[0], **out}
+    elif "anyOf" in out:
+        out["anyOf"] = branches
+    return out
+
+
 def json_schema() -> dict:
-    schema = Spec.model_json_schema()
+    schema = _no_null(Spec.model_json_schema())
+    assert isinstance(schema, dict)
     schema["title"] = "reconciler spec"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    # What the Vg validator checks about scope, said so that an editor flags it as well.
+    schema["$defs"]["Vg"]["if"] = {"properties": {"nodes": {"anyOf": [
+        {"minItems": 2}, {"contains": {"const": "*"}}]}}}
+    schema["$defs"]["Vg"]["then"] = {"required": ["scope"]}
     return schema
