@@ -8,7 +8,7 @@ receive them, so nothing later has to wonder whether a string is safe to pass on
 Layout of a spec file::
 
     [vg.vgglobal]
-    nodes = ["node-1"]
+    nodes = ["node-1"]               # several hosts or "*": scope = "local" must be written
     pvs = ["/dev/mapper/lun02"]
 
     [vg.vgglobal.lv.lvrepnb]
