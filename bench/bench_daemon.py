@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 SPEC = """[vg.vgglobal]
 nodes = ["*"]
+scope = "local"
 pvs = ["/dev/mapper/lun02", "/dev/mapper/lun30"]
 
 [vg.vgglobal.lv.lvrepnb]

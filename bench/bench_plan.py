@@ -37,7 +37,7 @@ def build(pvs: int, lvs: int, workdir: Path):
         for d in devs:
             host.add_device(d, 1024 * M)
         host.add_vg(f"vg{v:04d}", devs)
-        lines.append(f'[vg.vg{v:04d}]\nnodes = ["*"]\npvs = {json.dumps(devs)}\n')
+        lines.append(f'[vg.vg{v:04d}]\nnodes = ["*"]\nscope = "local"\npvs = {json.dumps(devs)}\n')
         for i, d in enumerate(devs):
             for j in range(per_pv):
                 name = f"lv{i:02d}_{j:02d}"

@@ -12,9 +12,18 @@ from __future__ import annotations
 import re
 
 _POWERS = {"": 0, "B": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE]?)(?:i?[bB])?\s*$")
+# ASCII only, matched whole: \d would take Arabic-Indic or full-width digits, \s a newline or
+# a no-break space, and ``$`` a trailing newline. Plain spaces around the unit are allowed.
+_SIZE_RE = re.compile(r" *([0-9]+(?:\.[0-9]+)?) *([kKmMgGtTpPeE]?)(?:i?[bB])? *")
 
-MAX_BYTES = 8 * 1024**6  # lvm2's limit is 8 EiB
+MAX_BYTES = 8 * 1024**6  # lvm2's limit: sizes are below 8 EiB (2^63 bytes)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value as it may appear in a message: escaped (repr) and cut, with its length."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 class Size(int):
@@ -33,26 +42,35 @@ def parse_size(text: str | int) -> Size:
         raise ValueError("a size must be a number or a string like '10G', not a boolean")
     if isinstance(text, int):
         value = text
+        shown = str(text) if abs(text) < 10**30 else f"a {len(str(abs(text)))}-digit integer"
     else:
-        m = _SIZE_RE.match(text)
+        shown = _shown(text)
+        m = _SIZE_RE.fullmatch(text)
         if not m:
-            raise ValueError(f"{text!r} is not a size (examples: 512M, 10G, 1.5T, 4096)")
+            raise ValueError(f"{shown} is not a size: digits 0-9 with an optional binary unit "
+                             f"K M G T P E (examples: 512M, 10G, 1.5T, 4096)")
         number, unit = m.groups()
+        if len(number) > 30:  # far above 8 EiB; int() of a huge string is slow or refused
+            raise ValueError(f"size {shown} is not below LVM's limit of 8 EiB")
         mult = 1024 ** _POWERS[unit.upper()]
         if "." in number:
             whole, frac = number.split(".")
-            value = int(whole) * mult + (int(frac) * mult) // (10 ** len(frac))
+            scaled = int(frac) * mult
+            if scaled % 10 ** len(frac):
+                raise ValueError(f"{shown} is not a whole number of bytes")
+            value = int(whole) * mult + scaled // 10 ** len(frac)
         else:
             value = int(number) * mult
     if value <= 0:
-        raise ValueError(f"size must be positive, got {text!r}")
-    if value > MAX_BYTES:
-        raise ValueError(f"size {text!r} exceeds LVM's limit of 8 EiB")
+        raise ValueError(f"size must be positive, got {shown}")
+    if value >= MAX_BYTES:
+        raise ValueError(f"size {shown} is not below LVM's limit of 8 EiB")
     return Size(value)
 
 
 def format_size(n: int) -> str:
     """Shortest exact binary form: 134217728 → '128M'; 1000 → '1000B'; 1.5G stays '1536M'."""
+    n = int(n)  # a Size's own __str__ calls this: format a plain int, never recurse
     if n == 0:
         return "0B"
     for unit in "EPTGMK":

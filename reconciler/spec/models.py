@@ -8,7 +8,7 @@ receive them, so nothing later has to wonder whether a string is safe to pass on
 Layout of a spec file::
 
     [vg.vgglobal]
-    nodes = ["node-1"]
+    nodes = ["node-1"]               # several hosts or "*": scope = "local" must be written
     pvs = ["/dev/mapper/lun02"]
 
     [vg.vgglobal.lv.lvrepnb]
@@ -31,9 +31,10 @@ import re
 from typing import Annotated
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      PlainSerializer, WithJsonSchema, model_validator)
+                      PlainSerializer, StrictBool, WithJsonSchema, model_validator)
 
 from reconciler import units
+from reconciler.spec.text import shown, toml_type
 
 # -- names ---------------------------------------------------------------------------------
 
@@ -49,14 +50,26 @@ MD_MAX_MINOR = (1 << 20) - 1  # the kernel's MINORMASK: /dev/mdN has device numb
 _NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
 
 
+class At(ValueError):
+    """A problem found by a table's own check, about one of its keys (``lv.db.size``).
+
+    Raised inside a model validator, it keeps the key path exact: the loader appends
+    ``where`` to the table's path instead of naming the whole table.
+    """
+
+    def __init__(self, where: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.where = where
+
+
 def _lvm_name(kind: str, name: str) -> str:
     if not name:
         raise ValueError(f"{kind} name is empty")
     if len(name) > 127:
-        raise ValueError(f"{kind} name is longer than LVM's 127 characters")
+        raise ValueError(f"{kind} name {shown(name)} is longer than LVM's 127 characters")
     if name in (".", "..") or not _LVM_NAME_RE.fullmatch(name):
-        raise ValueError(f"{kind} name {name!r} may only contain letters, digits and + _ . - "
-                         f"and must not start with '-' (LVM's rule)")
+        raise ValueError(f"{kind} name {shown(name)} may only contain letters, digits and "
+                         f"+ _ . - and must not start with '-' (LVM's rule)")
     return name
 
 
@@ -67,46 +80,70 @@ def check_vg_name(name: str) -> str:
 def check_lv_name(name: str) -> str:
     _lvm_name("LV", name)
     if name.startswith(("snapshot", "pvmove")):
-        raise ValueError(f"LV name {name!r} starts with a prefix LVM reserves (snapshot, pvmove)")
+        raise ValueError(f"LV name {shown(name)} starts with a prefix LVM reserves "
+                         f"(snapshot, pvmove)")
     for part in _LV_RESERVED_PARTS:
         if part in name:
-            raise ValueError(f"LV name {name!r} contains {part!r}, which LVM reserves for "
+            raise ValueError(f"LV name {shown(name)} contains {part!r}, which LVM reserves for "
                              f"its hidden sub-volumes")
     return name
 
 
 def check_device(path: str) -> str:
     if len(path) > 4095 or not _DEVICE_RE.fullmatch(path) or "/../" in path + "/" or "/./" in path + "/":
-        raise ValueError(f"{path!r} is not a device path: it must be an absolute path under "
-                         f"/dev/ made of letters, digits and _ . : + @ = , - only")
+        raise ValueError(f"{shown(path)} is not a device path: it must be an absolute path "
+                         f"under /dev/ made of letters, digits and _ . : + @ = , - only")
     return path
 
 
 def check_md(path: str) -> str:
     m = _MD_RE.fullmatch(path)
     if not m or int(m.group(1)) > MD_MAX_MINOR:
-        raise ValueError(f"{path!r} is not an md device: it must be /dev/mdN with N from 0 to "
-                         f"{MD_MAX_MINOR} (no leading zeros)")
+        raise ValueError(f"{shown(path)} is not an md device: it must be /dev/mdN with N from "
+                         f"0 to {MD_MAX_MINOR} (no leading zeros)")
     return path
 
 
 def check_clone_name(name: str) -> str:
     if not _CLONE_NAME_RE.fullmatch(name):
-        raise ValueError(f"clone name {name!r} must be 1 to 64 letters, digits and _ . -, "
-                         f"starting with a letter or digit")
+        raise ValueError(f"clone name {shown(name)} must be 1 to 64 letters, digits and "
+                         f"_ . -, starting with a letter or digit")
     return name
 
 
 def check_node(name: str) -> str:
     if not _NODE_RE.fullmatch(name):
-        raise ValueError(f"{name!r} is not a host name (or '*' for every node)")
+        raise ValueError(f"{shown(name)} is not a host name (or \"*\" for every node)")
     return name
 
 
 def _parse_size(value: object) -> int:
-    if isinstance(value, (str, int)):
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
         return units.parse_size(value)
-    raise ValueError("a size must be a string like '10G' or a number of bytes")
+    raise ValueError(f"must be a size: a string like \"10G\" or an integer number of bytes, "
+                     f"not {toml_type(value)}")
+
+
+# lvm2 2.03 (lib/metadata/vg.c, measured in the lab with 512- and 4096-byte-sector disks):
+# a power of two of at least one sector of the largest-sector PV, or a multiple of 128 KiB,
+# and below 2 TiB (2^32 sectors). The validator cannot know the sector size, so it takes
+# 4 KiB as the floor; it accepts powers of two only (the simulator and offline planning model
+# those, and raid1 region sizes divide them), up to 1 TiB, the largest lvm2 takes.
+MIN_EXTENT_SIZE = 4 * 1024
+MAX_EXTENT_SIZE = 1024**4
+
+
+def check_extent_size(size: int) -> int:
+    if size & (size - 1):
+        raise ValueError(f"extent_size {units.format_size(size)} is not a power of two "
+                         f"(examples: 4M, the default, 8M, 32M)")
+    if size < MIN_EXTENT_SIZE:
+        raise ValueError(f"extent_size {units.format_size(size)} is below 4K: lvm2 refuses an "
+                         f"extent smaller than a PV's sector, which is 4K on many disks")
+    if size > MAX_EXTENT_SIZE:
+        raise ValueError(f"extent_size {units.format_size(size)} is above 1T, the largest "
+                         f"power of two lvm2 accepts")
+    return size
 
 
 VgName = Annotated[str, AfterValidator(check_vg_name)]
@@ -117,10 +154,24 @@ MdPath = Annotated[str, AfterValidator(check_md)]
 CloneName = Annotated[str, AfterValidator(check_clone_name)]
 SizeField = Annotated[
     int, BeforeValidator(_parse_size), PlainSerializer(units.format_size, return_type=str),
-    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?\s*[kKmMgGtTpPeE]?(i?[bB])?$",
+    WithJsonSchema({"anyOf": [{"type": "string",
+                               "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtTpPeE]?(i?[bB])? *$",
                                "examples": ["128M", "10G", "1.5T"]},
-                              {"type": "integer", "minimum": 1}],
-                    "description": "bytes, or a number with a binary suffix (K M G T P E)"}),
+                              {"type": "integer", "minimum": 1,
+                               "exclusiveMaximum": units.MAX_BYTES}],
+                    "description": "bytes, or a number with a binary suffix (K M G T P E); "
+                    "below 8 EiB"}),
+]
+ExtentSizeField = Annotated[
+    int, BeforeValidator(_parse_size), AfterValidator(check_extent_size),
+    PlainSerializer(units.format_size, return_type=str),
+    WithJsonSchema({"anyOf": [{"type": "string",
+                               "pattern": r"^ *[0-9]+ *[kKmMgGtT]?(i?[bB])? *$",
+                               "examples": ["4M", "32M"]},
+                              {"type": "integer", "minimum": MIN_EXTENT_SIZE,
+                               "maximum": MAX_EXTENT_SIZE}],
+                    "description": "a power of two from 4K to 1T (lvm2's physical extent "
+                    "size)"}),
 ]
 
 
@@ -134,6 +185,11 @@ class MoveStrategy(enum.StrEnum):
     MIRROR_THEN_SPLIT = "mirror-then-split"
 
 
+class Scope(enum.StrEnum):
+    LOCAL = "local"
+    SHARED = "shared"
+
+
 class CloneState(enum.StrEnum):
     MIRRORED = "mirrored"
     SPLIT = "split"
@@ -144,11 +200,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
-def _unique(kind: str, items: tuple[str, ...]) -> tuple[str, ...]:
+def _unique(kind: str, items: tuple[str, ...], key: str) -> tuple[str, ...]:
     seen: set[str] = set()
-    for item in items:
+    for i, item in enumerate(items):
         if item in seen:
-            raise ValueError(f"{kind} {item!r} is listed twice")
+            raise At((key, i), f"{kind} {shown(item)} is listed twice")
         seen.add(item)
     return items
 
@@ -163,17 +219,18 @@ class Lv(_Model):
     move: MoveStrategy = Field(
         MoveStrategy.PVMOVE, description="how extents are moved: pvmove, or mirror-then-split "
         "(add a raid1 leg on the destination, wait for 100% sync, drop the source leg)")
-    allow_shrink: bool = Field(False, description="permit lvreduce when size is below the "
-                               "current size; the file system on it must already be smaller")
+    allow_shrink: StrictBool = Field(
+        False, description="permit lvreduce when size is below the current size; the file "
+        "system on it must already be smaller (true or false, nothing else)")
 
     @model_validator(mode="after")
     def _check(self) -> "Lv":
-        _unique("placement PV", self.placement)
+        _unique("placement PV", self.placement, "placement")
         if self.state is Presence.PRESENT and self.size is None:
-            raise ValueError("size is required for an LV that is present")
+            raise At(("size",), "size is required for an LV that is present")
         if self.size is not None and self.size % 512:
-            raise ValueError(f"size {self.size} bytes is not a whole number of 512-byte "
-                             f"sectors, which LVM refuses")
+            raise At(("size",), f"size {int(self.size)} bytes is not a whole number of "
+                     f"512-byte sectors, which LVM refuses")
         return self
 
 
@@ -182,26 +239,42 @@ class Vg(_Model):
 
     nodes: tuple[NodeName, ...] = Field(
         ..., min_length=1, description="hosts that reconcile this VG ('*' = any host)")
+    scope: Scope | None = Field(
+        None, description="'local': every host in nodes has its own VG of this name on its own "
+        "disks (a fleet's vg0); 'shared': one VG on storage the nodes share (needs lvmlockd; "
+        "not supported yet). Default 'local' when nodes names one host; required when it "
+        "names several or '*'")
     state: Presence = Presence.PRESENT
     pvs: tuple[DevicePath, ...] = Field(
         (), description="exactly the PVs of the VG; a PV found in the VG but not listed is "
         "evacuated (pvmove) and removed (vgreduce)")
-    extent_size: SizeField | None = Field(None, description="for vgcreate only (default 4M)")
+    extent_size: ExtentSizeField | None = Field(
+        None, description="for vgcreate only (default 4M): a power of two from 4K to 1T")
     lv: dict[LvName, Lv] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "Vg":
-        _unique("PV", self.pvs)
-        _unique("node", self.nodes)
+        _unique("PV", self.pvs, "pvs")
+        _unique("node", self.nodes, "nodes")
+        if self.scope is None:
+            if len(self.nodes) > 1 or "*" in self.nodes:
+                raise At(("scope",), (
+                    "scope is required when nodes names several hosts or \"*\": \"local\" "
+                    "(each of these hosts has its own VG of this name on its own disks) or "
+                    "\"shared\" (one VG on storage they all see)"))
+            object.__setattr__(self, "scope", Scope.LOCAL)  # one host: local, as documented
+        if self.scope is Scope.SHARED:
+            raise At(("scope",), "shared VGs need lvmlockd (not supported yet); declare "
+                     "scope = \"local\" if each host has its own VG of this name")
         if self.state is Presence.PRESENT and not self.pvs:
-            raise ValueError("pvs must list at least one device for a VG that is present")
+            raise At(("pvs",), "pvs must list at least one device for a VG that is present")
         for name, lv in self.lv.items():
-            stray = [p for p in lv.placement if p not in self.pvs]
-            if stray:
-                raise ValueError(f"lv.{name}.placement names {', '.join(stray)}, which is not "
-                                 f"in this VG's pvs")
+            for i, p in enumerate(lv.placement):
+                if p not in self.pvs:
+                    raise At(("lv", name, "placement", i),
+                             f"{shown(p)} is not in this VG's pvs")
             if self.state is Presence.ABSENT and lv.state is Presence.PRESENT:
-                raise ValueError(f"lv.{name} is present but its VG is absent")
+                raise At(("lv", name, "state"), "the LV is present but its VG is absent")
         return self
 
     def applies_to(self, node: str) -> bool:
@@ -234,7 +307,7 @@ class Clone(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Clone":
-        _unique("node", self.nodes)
+        _unique("node", self.nodes, "nodes")
         if self.source == self.target:
             raise ValueError("source and target are the same device")
         if self.md in (self.source, self.target):
@@ -260,8 +333,29 @@ class Spec(_Model):
     clone: dict[CloneName, Clone] = Field(default_factory=dict)
 
 
+def _no_null(node: object) -> object:
+    """TOML has no null: an optional key is one left out, so drop null branches and defaults."""
+    if isinstance(node, list):
+        return [_no_null(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _no_null(v) for k, v in node.items() if not (k == "default" and v is None)}
+    branches = [b for b in out.get("anyOf", []) if b != {"type": "null"}]
+    if "anyOf" in out and len(branches) == 1:
+        del out["anyOf"]
+        out = {**branches[0], **out}
+    elif "anyOf" in out:
+        out["anyOf"] = branches
+    return out
+
+
 def json_schema() -> dict:
-    schema = Spec.model_json_schema()
+    schema = _no_null(Spec.model_json_schema())
+    assert isinstance(schema, dict)
     schema["title"] = "reconciler spec"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    # What the Vg validator checks about scope, said so that an editor flags it as well.
+    schema["$defs"]["Vg"]["if"] = {"properties": {"nodes": {"anyOf": [
+        {"minItems": 2}, {"contains": {"const": "*"}}]}}}
+    schema["$defs"]["Vg"]["then"] = {"required": ["scope"]}
     return schema

@@ -48,15 +48,15 @@ def test_wait_converges_demo_to_exit_0(capsys):
 
 
 def test_bad_spec_exit_1_without_traceback(capsys, tmp_path):
-    (tmp_path / "bad.toml").write_text('[vg."x;rm -rf /"]\nnodes=["*"]\npvs=["/dev/a"]\n')
+    (tmp_path / "bad.toml").write_text('[vg."x;rm -rf /"]\nnodes=["*"]\nscope="local"\npvs=["/dev/a"]\n')
     code, out, err = run(capsys, "--simulate", "default", "--spec", str(tmp_path), "--once")
     assert code == 1
-    assert "bad.toml: vg.x;rm -rf /:" in err and "Traceback" not in err
+    assert 'bad.toml: vg."x;rm -rf /":' in err and "Traceback" not in err
 
 
 def test_blocked_plan_exit_1_with_reason(capsys, tmp_path):
     (tmp_path / "s.toml").write_text(
-        '[vg.vgglobal]\nnodes=["*"]\npvs=["/dev/mapper/lun02","/dev/mapper/lun30"]\n'
+        '[vg.vgglobal]\nnodes=["*"]\nscope="local"\npvs=["/dev/mapper/lun02","/dev/mapper/lun30"]\n'
         '[vg.vgglobal.lv.lvrepnb]\nsize="1G"\n')
     code, out, _ = run(capsys, "--simulate", "default", "--spec", str(tmp_path), "--once")
     assert code == 1
@@ -64,7 +64,7 @@ def test_blocked_plan_exit_1_with_reason(capsys, tmp_path):
 
 
 def test_in_sync_exit_0(capsys, tmp_path):
-    (tmp_path / "s.toml").write_text('[vg.vgarc]\nnodes=["*"]\npvs=["/dev/mapper/lun00"]\n')
+    (tmp_path / "s.toml").write_text('[vg.vgarc]\nnodes=["*"]\nscope="local"\npvs=["/dev/mapper/lun00"]\n')
     code, out, _ = run(capsys, "--simulate", "default", "--spec", str(tmp_path), "--once")
     assert code == 0
 
@@ -103,7 +103,7 @@ def test_help_documents_exit_codes(capsys):
 def _spec_dir(tmp_path):
     d = tmp_path / "specs"
     d.mkdir(mode=0o755)
-    (d / "s.toml").write_text('[vg.vgarc]\nnodes=["*"]\npvs=["/dev/mapper/lun00"]\n')
+    (d / "s.toml").write_text('[vg.vgarc]\nnodes=["*"]\nscope="local"\npvs=["/dev/mapper/lun00"]\n')
     (d / "s.toml").chmod(0o644)
     return d
 

@@ -19,6 +19,7 @@ from reconciler.simulate import demo
 IN_SYNC = """
 [vg.vgglobal]
 nodes = ["*"]
+scope = "local"
 pvs = ["/dev/mapper/lun02", "/dev/mapper/lun30"]
 
 [vg.vgglobal.lv.lvrepnb]

@@ -30,7 +30,7 @@ def test_spec_change_causes_a_pass_that_applies_it(start_daemon, spec_dir):
 
 def test_new_file_in_a_subdirectory_is_seen(start_daemon, spec_dir):
     r = start_daemon()
-    write_spec(spec_dir / "vgglobal.toml", "")
+    (spec_dir / "vgglobal.toml").unlink()  # an empty file would be refused: declares nothing
     sub = spec_dir / "team-a"
     sub.mkdir()
     write_spec(sub / "vgglobal.toml", NEW_LV)

@@ -35,7 +35,7 @@ def host(pvs, lvs=(), vg="vg0", lock_type="none", pvmoves=(), devices=None):
 
 
 def spec(pvs, lvs=None, vg="vg0", **kw):
-    return models.Spec.model_validate({"vg": {vg: {"nodes": ["*"], "pvs": pvs, "lv": lvs or {}, **kw}}})
+    return models.Spec.model_validate({"vg": {vg: {"nodes": ["*"], "scope": "local", "pvs": pvs, "lv": lvs or {}, **kw}}})
 
 
 def plan_of(sp, st, **kw):
@@ -302,11 +302,11 @@ def test_vgreduce_waits_for_lvremove():
 
 def test_absent_vg_removes_lvs_then_vg():
     st = host([pv("/dev/a", "vg0", alloc=10)], [lv("old", {"/dev/a": 10})])
-    sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "state": "absent",
+    sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "scope": "local", "state": "absent",
                                                     "lv": {"old": {"state": "absent"}}}}})
     p = plan_of(sp, st)
     assert kinds(p) == ["RemoveLv", "RemoveVg"]
-    sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "state": "absent"}}})
+    sp = models.Spec.model_validate({"vg": {"vg0": {"nodes": ["*"], "scope": "local", "state": "absent"}}})
     p = plan_of(sp, st)
     assert not p.steps and "still holds LV(s) old" in p.blocked[0].reason
 

@@ -67,6 +67,7 @@ def test_create_from_scratch(scenario):
     spec = sc.spec("""
         [vg.data]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb", "/dev/vdc"]
         [vg.data.lv.db]
         size = "300M"
@@ -91,6 +92,7 @@ def test_placement_change_with_pvmove(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
         [vg.vg0.lv.data]
         size = "100M"
@@ -112,6 +114,7 @@ def test_mirror_then_split_drops_the_source_leg_only_after_sync(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb", "/dev/vdc"]
         [vg.vg0.lv.data]
         size = "64M"
@@ -146,6 +149,7 @@ def test_grow(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb"]
         [vg.vg0.lv.data]
         size = "201M"
@@ -164,6 +168,7 @@ def test_refuse_to_shrink(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb"]
         [vg.vg0.lv.data]
         size = "100M"
@@ -210,6 +215,7 @@ def test_transient_lock_failure_is_retried(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb"]
         [vg.vg0.lv.data]
         size = "8M"
@@ -226,6 +232,7 @@ def test_pvcreate_never_wipes_a_file_system_and_dependents_are_skipped(scenario)
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb"]
         [vg.vg0.lv.data]
         size = "8M"
@@ -257,6 +264,7 @@ def test_commands_already_run_are_reported_when_re_observation_fails(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb"]
         [vg.vg0.lv.data]
         size = "8M"
@@ -282,6 +290,7 @@ def test_users_own_raid1_is_never_reduced(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
         [vg.vg0.lv.db]
         size = "64M"

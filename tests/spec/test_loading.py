@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from reconciler import errors
-from reconciler.spec import loading, models
+from reconciler.spec import loading, models, text
 
 GOOD = """
 [vg.vgglobal]
@@ -79,7 +79,7 @@ def test_impossible_sizes(tmp_path, size, fragment):
 def test_vg_names_lvm_forbids(tmp_path, name):
     found = problems(tmp_path, GOOD.replace("vg.vgglobal]", f'vg."{name}"]').replace(
         "vg.vgglobal.lv", f'vg."{name}".lv'))
-    assert any(key == f"vg.{name}" and "LVM" in msg for _, key, msg in found)
+    assert any(key == text.key_path(("vg", name)) and "LVM" in msg for _, key, msg in found)
 
 
 @pytest.mark.parametrize("name, fragment", [
@@ -95,13 +95,14 @@ def test_lv_names_lvm_forbids(tmp_path, name, fragment):
                                  "/dev/$(id)", "/tmp/x"])
 def test_device_paths_are_checked(tmp_path, dev):
     found = problems(tmp_path, GOOD.replace('"/dev/mapper/lun30"', f'"{dev}"'))
-    assert any(key == "vg.vgglobal.pvs.1" and "device path" in msg for _, key, msg in found)
+    assert any(key == "vg.vgglobal.pvs[1]" and "device path" in msg for _, key, msg in found)
 
 
 def test_placement_must_be_in_vg(tmp_path):
     (f, key, msg), = problems(tmp_path, GOOD.replace('placement = ["/dev/mapper/lun02"]',
                                                      'placement = ["/dev/mapper/lun99"]'))
-    assert key == "vg.vgglobal" and "lun99" in msg and "not in this VG's pvs" in msg
+    assert key == "vg.vgglobal.lv.lvrepnb.placement[0]"
+    assert "lun99" in msg and "not in this VG's pvs" in msg
 
 
 def test_size_required_when_present(tmp_path):
@@ -157,7 +158,7 @@ def test_schema_is_json_schema_with_descriptions():
 
 def test_size_must_be_whole_sectors(tmp_path):
     (f, key, msg), = problems(tmp_path, GOOD.replace('"128M"', "1048577"))
-    assert key == "vg.vgglobal.lv.lvrepnb" and "512-byte sectors" in msg
+    assert key == "vg.vgglobal.lv.lvrepnb.size" and "512-byte sectors" in msg
 
 
 @pytest.mark.parametrize("key, value", [("nodes", '["n1\\n"]'), ("pvs", '["/dev/sda\\n"]')])
