@@ -237,6 +237,9 @@ class Applied:
     result: executing.StepResult
     # For a long operation started (or adopted) here: the pass that saw it end, if any.
     finished_pass: int | None = None
+    # ... and the in-flight operations it stands for (the object's own; for a step on the
+    # whole host, such as resuming interrupted pvmoves, everything then in flight)
+    watching: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -331,13 +334,17 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
         processes += result.processes
         changes += _changes(result)
         # Steps deferred while waiting come back every pass: the final plan says what is left.
-        applied.extend(Applied(n, r) for r in (result.report.results if result.report else [])
-                       if r.outcome is not executing.Outcome.DEFERRED)
-        flying = {f.object for f in result.final.in_flight}
+        flying = result.final.in_flight
+        for r in (result.report.results if result.report else []):
+            if r.outcome is executing.Outcome.DEFERRED:
+                continue
+            mine = frozenset(f.key for f in flying if f.object == r.step.action.object)
+            applied.append(Applied(n, r, watching=mine or frozenset(f.key for f in flying)))
+        keys = {f.key for f in flying}
         for i, a in enumerate(applied):  # long operations seen to end in this pass
             if (a.finished_pass is None and a.result.outcome is executing.Outcome.STARTED
-                    and a.result.step.action.object not in flying):
-                applied[i] = Applied(a.pass_no, a.result, n)
+                    and not a.watching & keys):
+                applied[i] = Applied(a.pass_no, a.result, n, a.watching)
         if on_pass:
             on_pass(result)
         if result.exit_code != EXIT_PENDING or dry_run:

@@ -131,17 +131,25 @@ def capture(directory: str, *, simulate: str | None = None,
             ledger: str = observing.DEFAULT_LEDGER) -> dict:
     """Observe the host as a pass does, every block device included, and write it out."""
     if simulate:
-        sim = simulated_host(simulate).host
-        runner: Runner = sim
-        inventory = _simulated_inventory(sim)
-        resolve: observing.Resolver = sim.resolve_device
-        host_name = f"simulated:{simulate}"
-    else:
-        from reconciler.runner import SubprocessRunner
-        runner = SubprocessRunner()
-        inventory = _local_inventory()
-        resolve = observing.resolve_local
-        host_name = socket.gethostname()
+        sim = simulated_host(simulate)
+        return capture_simulated(directory, sim.host, name=simulate, node=sim.node,
+                                 ledger=ledger)
+    from reconciler.runner import SubprocessRunner
+    return _capture(directory, SubprocessRunner(), _local_inventory(), observing.resolve_local,
+                    socket.gethostname(), ledger)
+
+
+def capture_simulated(directory: str, host, *, name: str = "sim", node: str | None = None,
+                      ledger: str = observing.DEFAULT_LEDGER) -> dict:
+    """Capture a ``SimulatedHost`` as it is now (tests capture one mid-operation); ``node``
+    is the node it plays, the default ``--node`` of a run from the capture."""
+    return _capture(directory, host, _simulated_inventory(host), host.resolve_device,
+                    f"simulated:{name}", ledger, node)
+
+
+def _capture(directory: str, runner: Runner, inventory: Inventory,
+             resolve: observing.Resolver, host_name: str, ledger: str,
+             node: str | None = None) -> dict:
     rec = _Recorder(runner)
     version = rec.run(lvm.version())
     if not version.ok:
@@ -161,7 +169,7 @@ def capture(directory: str, *, simulate: str | None = None,
     entries = [{"argv": list(r.command.argv), "rc": r.rc, "file": f,
                 "stderr": r.stderr[-2000:]}
                for r, f in ((version, VERSION_FILE), (report, FULLREPORT_FILE))]
-    manifest = {"format": FORMAT, "host": host_name,
+    manifest = {"format": FORMAT, "host": host_name, "node": node or host_name,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "versions": {"lvm2": lvm.parse_version(version.stdout)},
                 "commands": entries, "kernel_files": KERNEL_FILES,
@@ -237,9 +245,13 @@ def simulated_host(source: str, node: str | None = None) -> SimulatedSource:
             raise errors.ReconcilerError(f"--simulate {source}: {exc}") from None
         return SimulatedSource(host, example.node)
     cap = read_capture(source)
-    host, notes = _seed(cap, source)
-    captured = cap.host
-    return SimulatedSource(host, None if captured.startswith("simulated:") else captured, notes)
+    try:
+        host, notes = _seed(cap, source)
+    except ValueError as exc:  # the simulator's builder refused part of the capture
+        raise errors.ReconcilerError(f"cannot re-create the capture {source} in the "
+                                     f"simulator: {exc}") from None
+    node = cap.manifest.get("node") or cap.host
+    return SimulatedSource(host, None if node.startswith("simulated:") else node, notes)
 
 
 def _run(host, *argv: str) -> None:
@@ -303,7 +315,7 @@ def _seed_lvs(host, vg: state.Vg) -> None:
                     f"linear LVs and two-image raid1 LVs can be seeded into the simulator")
             first, second = lv.images
             host.add_lv(vg.name, lv.name, int(lv.size),
-                        layout=sorted(first.pv_extents.items()))
+                        layout=_data_extents(first.pv_extents, extents))
             _run(host, "lvconvert", "--yes", "--type", "raid1", "--mirrors", "1",
                  f"{vg.name}/{lv.name}", *sorted(second.pv_extents))
             sim_lv = host.lv(vg.name, lv.name)
@@ -330,6 +342,17 @@ def _seed_lvs(host, vg: state.Vg) -> None:
         # As after a reboot of the captured host: no poller; bare pvmove resumes it.
         from reconciler.simulate import ops
         ops.interrupt_pvmove(mirror)
+
+
+def _data_extents(pv_extents: dict[str, int], extents: int) -> list[tuple[str, int]]:
+    """A raid image's extents per PV without its metadata LV's (one extent, on the image's
+    PV with the most extents): the layout of the image's data."""
+    counts = dict(pv_extents)
+    excess = sum(counts.values()) - extents
+    if excess > 0:
+        biggest = max(counts, key=lambda p: counts[p])
+        counts[biggest] -= excess
+    return sorted((p, n) for p, n in counts.items() if n > 0)
 
 
 def _mdstat(cap: Capture) -> dict:
