@@ -274,6 +274,9 @@ def _cmd_run(argv: list[str]) -> int:
         except errors.ReconcilerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return controller.EXIT_ERROR
+        except OSError as exc:
+            print(f"error: cannot take the lock {lock.path}: {exc}", file=sys.stderr)
+            return controller.EXIT_ERROR
     try:
         env, notes = _environment(args)
     except errors.ReconcilerError as exc:
@@ -363,8 +366,9 @@ def _cmd_status(argv: list[str]) -> int:
         description="Show the daemon's last pass: spec in force, result, drift, blocked steps, "
                     "in-flight operations with progress and ETA. Exit 0 in sync, 2 pending, "
                     "1 otherwise (error, blocked, no valid spec, daemon not running).",
-        epilog=f"A simulated daemon (reconcile --simulate ...) writes its status in "
-               f"{status.simulated_dir()}: pass it with --status-dir.")
+        epilog=f"A simulated daemon (reconcile --simulate ...) writes its status in\n"
+               f"  {status.simulated_dir()}\npass it with --status-dir.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--status-dir", default=None,
                    help=f"default {status.DEFAULT_DIR}")
     p.add_argument("--output", choices=("text", "json"), default="text")
