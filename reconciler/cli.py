@@ -4,6 +4,9 @@ Exit codes (the same for every subcommand, like ``terraform plan -detailed-exitc
   0  in sync (or: the spec is valid / the capture was written)
   1  error: bad spec, failed command, or a plan that refuses to proceed (with why)
   2  drift found (dry run) or changes still pending (long operations in flight)
+
+A usage error (an unknown option, a bad value) is an error too: exit 1, never argparse's 2,
+which would read as "drift found".
 """
 
 from __future__ import annotations
@@ -13,18 +16,24 @@ import json
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
-from reconciler import controller, errors, logs
+from loguru import logger
+
+from reconciler import controller, errors, executing, logs
 
 DEFAULT_SPEC = "/etc/reconciler/specs"
 
 EPILOG = """\
 exit codes:
-  0  in sync with the spec (nothing to do, or everything done)
-  1  error: invalid spec, a command failed, or the plan is blocked (reasons are printed)
+  0  in sync with the spec (nothing to do, or everything done); also when nothing in the
+     spec applies to this node (a warning names the nodes it does name)
+  1  error: invalid spec, a command failed, the plan is blocked (reasons are printed), or
+     a usage error (unknown option, bad value)
   2  drift found (--dry-run) or changes still pending (a pvmove or sync in flight)
+
+simulated hosts (--simulate NAME), each made for an example spec:
+{hosts}
 
 without --once, reconcile runs as a daemon (see `systemd/reconciler.service`): a pass at
 start, on every spec change (debounced), on SIGHUP, every --resync-interval seconds, sooner
@@ -34,14 +43,38 @@ subcommands:
   reconcile status [--status-dir DIR] the daemon's last pass: 0 in sync, 2 pending, 1 otherwise
   reconcile validate [--spec PATH]   check spec files (for GitOps CI); exit 0 or 1
   reconcile schema                   print the JSON Schema of spec files
-  reconcile capture DIR              save the raw output of every observation command
+  reconcile capture DIR [--simulate SOURCE]
+                                     save everything a pass observes, for --simulate DIR
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 1 (2 means "drift found" here)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(controller.EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _hosts_help() -> str:
+    from reconciler.simulate import demo
+    return "\n".join(f"  {e.name:<9} {e.spec:<38} {e.about}" for e in demo.HOSTS.values())
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
 def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="reconcile", description="Converge this host's storage to the TOML spec.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG.format(hosts=_hosts_help()), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", default=DEFAULT_SPEC,
                    help=f"spec file or directory of *.toml (default {DEFAULT_SPEC})")
     p.add_argument("--node", default=None,
@@ -53,11 +86,12 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="repeat passes until in sync or blocked, showing progress")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--simulate", metavar="SOURCE", default=None,
-                   help="run against a simulated host: 'default' (embedded demo host) or a "
-                   "directory written by 'reconcile capture'")
+                   help="run against a simulated host: an embedded one (default, seed000, "
+                   "seed002, seed004, cluster; listed below) or a directory written by "
+                   "'reconcile capture'. --node defaults to the node the host plays")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     d = p.add_argument_group("daemon (without --once)")
-    d.add_argument("--resync-interval", type=float, default=300.0, metavar="SECONDS",
+    d.add_argument("--resync-interval", type=_positive, default=300.0, metavar="SECONDS",
                    help="pass at least this often, to catch changes made by hand (default 300)")
     d.add_argument("--status-dir", default=None, metavar="DIR",
                    help="where status.json is written (default /run/reconciler)")
@@ -70,21 +104,53 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _environment(args: argparse.Namespace) -> controller.Environment:
-    node = args.node or socket.gethostname()
+def _environment(args: argparse.Namespace) -> tuple[controller.Environment, list[str]]:
+    """The host to act on, and notes on what a simulated one leaves out."""
     if args.simulate:
         from reconciler import offline
-        host = offline.simulated_host(args.simulate)
+        sim = offline.simulated_host(args.simulate, node=args.node)
+        host = sim.host
+        node = args.node or sim.node or socket.gethostname()
         return controller.Environment(runner=host, node=node, resolve=host.resolve_device,
-                                      clock=host.clock)
+                                      clock=host.clock), sim.notes
     from reconciler.runner import SubprocessRunner
-    return controller.Environment(runner=SubprocessRunner(), node=node)
+    return controller.Environment(runner=SubprocessRunner(),
+                                  node=args.node or socket.gethostname()), []
 
 
-def _print_result(result: controller.PassResult, output: str) -> None:
+def _check_spec_path(spec: str) -> str | None:
+    """A clear message when the spec location itself is missing (not "invalid spec")."""
+    path = Path(spec)
+    if not path.exists():
+        kind = "file" if path.suffix == ".toml" else "directory"
+        return f"spec {kind} {spec} does not exist (--spec PATH: a *.toml file or a directory of them)"
+    return None
+
+
+def _nodes_named(loaded) -> list[str]:
+    spec = loaded.spec
+    return sorted({n for obj in (*spec.vg.values(), *spec.clone.values()) for n in obj.nodes})
+
+
+def _nothing_for_node(loaded, node: str) -> str | None:
+    """Nothing in a non-empty spec applies to ``node``: say which nodes it names."""
+    mine = loaded.for_node(node)
+    if mine.vg or mine.clone or not (loaded.spec.vg or loaded.spec.clone):
+        return None
+    return (f"nothing in the spec applies to node {node}: it names node(s) "
+            f"{', '.join(_nodes_named(loaded))} (choose one with --node NAME); "
+            f"this node is in sync with it (exit 0)")
+
+
+def _print_result(result: controller.PassResult, output: str,
+                  warnings: list[str] = ()) -> None:
     if output == "json":
-        print(json.dumps(result.as_dict(), indent=2))
+        doc = result.as_dict()
+        doc["warnings"] = list(warnings)
+        print(json.dumps(doc, indent=2))
         return
+    for w in warnings:
+        print(f"warning: {w}")
     print(result.plan)
     if result.report:
         print("Applied:")
@@ -98,13 +164,99 @@ def _print_result(result: controller.PassResult, output: str) -> None:
         print(f"error: {result.error}")
 
 
+def _print_settled(result: controller.SettledResult, *, dry_run: bool,
+                   simulated: bool = False) -> None:
+    """The end of a ``--wait`` run: every step applied over all passes, what is left, and
+    what the exit code means (the plan was printed before the run)."""
+    from reconciler import status
+    shown = [a for a in result.applied if a.result.outcome is not executing.Outcome.DEFERRED]
+    print(f"\nApplied over {result.passes} pass(es) in {status.duration(result.duration)}"
+          + (" of simulated time" if simulated else "") + ":")
+    if not shown:
+        print("  nothing")
+    for a in shown:
+        r = a.result
+        when = f"pass {a.pass_no}"
+        if r.outcome is executing.Outcome.STARTED:
+            when += (f", finished by pass {a.finished_pass}" if a.finished_pass
+                     else ", still in flight")
+        print(f"  {r.outcome:>12}  {r.step.action.object}: {r.step.action.describe()}  "
+              f"({when}{'; ' + r.detail if r.detail else ''})")
+    print("Left:")
+    print("\n".join(str(result.final).splitlines()[1:]))
+    print(f"Processes: {result.processes} ({result.changes} that change the host, "
+          f"{result.observations} observations)")
+    if result.error:
+        print(f"error: {result.error}")
+    print(f"Exit {result.exit_code}: "
+          f"{controller.exit_meaning(result.exit_code, result.final, dry_run=dry_run)}.")
+
+
+class _Progress:
+    """``--wait``'s progress: bars redrawn in place on a TTY; otherwise one line when an
+    operation appears, at each quarter of its progress, and when it ends; never a line per
+    pass."""
+
+    def __init__(self, clock) -> None:
+        from reconciler import status
+        self.clock = clock
+        self.etas = status.EtaTracker()
+        self.seen: dict[str, tuple[str, int]] = {}  # key -> (label, quarter last printed)
+
+    def __call__(self, r: controller.PassResult) -> None:
+        from reconciler import status
+        flying = r.final.in_flight
+        eta = self.etas.update(flying, self.clock.now())
+        bars = ["  " + status.progress_line(f.object, f.what, f.percent, eta.get(f.key),
+                                            fancy=True) for f in flying]
+        if logs.progress(bars):  # a TTY: bars redrawn in place under the log lines
+            return
+        now = {f.key for f in flying}
+        for key, (label, _q) in list(self.seen.items()):
+            if key not in now:
+                print(f"  … {label}: finished", file=sys.stderr)
+                del self.seen[key]
+        for f in flying:
+            quarter = -1 if f.percent is None else int(min(100.0, f.percent) // 25)
+            label = f"{f.object}: {f.what}"
+            prev = self.seen.get(f.key)
+            if prev is None or quarter > prev[1]:
+                pct = "?" if f.percent is None else f"{f.percent:5.1f}%"
+                left = eta.get(f.key)
+                print(f"  … {label} {pct}" + (f", ETA {status.duration(left)}"
+                                             if left is not None else "")
+                      + ("" if prev else " (started)"), file=sys.stderr)
+                self.seen[f.key] = (label, quarter)
+
+    def close(self) -> None:
+        logs.progress([])
+
+
+def _in_flight_line(record: dict) -> bool:
+    # The per-pass "in flight: ..." lines: --wait's progress says the same once per change.
+    return record["message"].startswith("in flight: ")
+
+
+def _preview_pass(record: dict) -> bool:
+    # The plan-only pass before --wait applies: its plan is printed on stdout instead.
+    return record["extra"].get("pass_no") == 0
+
+
 def _cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
-    logs.setup(args.log_level)
+    try:
+        logs.setup(args.log_level)
+    except logs.LogLevelError as exc:
+        print(f"reconcile: error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
     if not args.once:
         return _run_daemon(args)
     from reconciler import daemon
     from reconciler.spec import loading
+    missing = _check_spec_path(args.spec)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return controller.EXIT_ERROR
     try:
         if not args.simulate:
             # Root acts on what the spec says: refuse one that others could have written.
@@ -122,36 +274,52 @@ def _cmd_run(argv: list[str]) -> int:
         except errors.ReconcilerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return controller.EXIT_ERROR
+        except OSError as exc:
+            print(f"error: cannot take the lock {lock.path}: {exc}", file=sys.stderr)
+            return controller.EXIT_ERROR
     try:
-        env = _environment(args)
+        env, notes = _environment(args)
     except errors.ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
+    warnings = [f"simulated host: {n}" for n in notes]
+    nothing = _nothing_for_node(loaded, env.node)
+    if nothing:
+        warnings.append(nothing)
+    for w in warnings:
+        logger.warning(w)
 
-    if args.wait:
-        from reconciler import status
-        etas = status.EtaTracker()
-
-        def on_pass(r: controller.PassResult) -> None:
-            if args.output != "text":
-                return
-            eta = etas.update(r.final.in_flight, env.clock.now())
-            bars = ["  " + status.progress_line(f.object, f.what, f.percent, eta.get(f.key),
-                                                fancy=True) for f in r.final.in_flight]
-            if logs.progress(bars):  # a TTY: bars redrawn in place under the log lines
-                return
-            for f in r.final.in_flight:
-                pct = "?" if f.percent is None else f"{f.percent:5.1f}%"
-                print(f"  … {f.object}: {f.what} {pct}", file=sys.stderr)
-        try:
-            result = controller.reconcile_until_settled(loaded, env, dry_run=args.dry_run,
-                                                        on_pass=on_pass)
-        finally:
-            logs.progress([])
-    else:
+    if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
-    _print_result(result, args.output)
-    return result.exit_code
+        _print_result(result, args.output, warnings)
+        return result.exit_code
+    if args.output == "json":
+        settled = controller.reconcile_until_settled(loaded, env)
+        doc = settled.as_dict()
+        doc["warnings"] = warnings
+        print(json.dumps(doc, indent=2))
+        return settled.exit_code
+    # Like `terraform apply`: the plan first, then progress, then what was done.
+    with logs.muted(_preview_pass):
+        preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
+    for w in warnings:
+        print(f"warning: {w}")
+    print(preview.plan, flush=True)
+    if preview.error or not (preview.plan.steps or preview.plan.in_flight):
+        if preview.error:
+            print(f"error: {preview.error}")
+        print(f"Exit {preview.exit_code}: "
+              f"{controller.exit_meaning(preview.exit_code, preview.plan)}.")
+        return preview.exit_code
+    progress = _Progress(env.clock)
+    try:
+        with logs.muted(_in_flight_line):
+            settled = controller.reconcile_until_settled(loaded, env, on_pass=progress)
+    finally:
+        progress.close()
+    settled.processes += preview.processes  # the plan shown first was observed too
+    _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
+    return settled.exit_code
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
@@ -161,14 +329,18 @@ def _run_daemon(args: argparse.Namespace) -> int:
         return controller.EXIT_ERROR
     from reconciler import daemon, status
     try:
-        env = _environment(args)
+        env, notes = _environment(args)
     except errors.ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
+    for n in notes:
+        logger.warning("simulated host: {}", n)
     # A simulated daemon never touches /run/reconciler: it must not block or mask the real one.
-    base = (Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
-            / f"reconciler-sim-{os.geteuid()}") if args.simulate else daemon.RUN_DIR
+    base = status.simulated_dir() if args.simulate else daemon.RUN_DIR
     status_dir = Path(args.status_dir) if args.status_dir else base
+    if args.simulate:
+        logger.info("simulated daemon: status in {} (reconcile status --status-dir {})",
+                    status_dir, status_dir)
     metrics = (None if args.metrics_file == "none" else
                Path(args.metrics_file) if args.metrics_file else status_dir / status.METRICS_FILE)
     settings = daemon.Settings(
@@ -189,22 +361,32 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
 def _cmd_status(argv: list[str]) -> int:
     from reconciler import status
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="reconcile status",
         description="Show the daemon's last pass: spec in force, result, drift, blocked steps, "
                     "in-flight operations with progress and ETA. Exit 0 in sync, 2 pending, "
-                    "1 otherwise (error, blocked, no valid spec, daemon not running).")
-    p.add_argument("--status-dir", default=str(status.DEFAULT_DIR))
+                    "1 otherwise (error, blocked, no valid spec, daemon not running).",
+        epilog=f"A simulated daemon (reconcile --simulate ...) writes its status in\n"
+               f"  {status.simulated_dir()}\npass it with --status-dir.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--status-dir", default=None,
+                   help=f"default {status.DEFAULT_DIR}")
     p.add_argument("--output", choices=("text", "json"), default="text")
     args = p.parse_args(argv)
+    where = args.status_dir or str(status.DEFAULT_DIR)
     try:
-        doc = status.read(args.status_dir)
+        doc = status.read(where)
     except FileNotFoundError:
-        print(f"error: no status in {args.status_dir}: the daemon has not run on this host "
-              f"(systemctl status reconciler)", file=sys.stderr)
+        sim = status.simulated_dir()
+        hint = ""
+        if args.status_dir is None and (sim / status.STATUS_FILE).exists():
+            hint = (f"; a simulated daemon wrote its status in {sim}: "
+                    f"reconcile status --status-dir {sim}")
+        print(f"error: no status in {where}: the daemon has not run on this host "
+              f"(systemctl status reconciler){hint}", file=sys.stderr)
         return controller.EXIT_ERROR
     except (OSError, ValueError) as exc:
-        print(f"error: cannot read the status in {args.status_dir}: {exc}", file=sys.stderr)
+        print(f"error: cannot read the status in {where}: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
     print(json.dumps(doc, indent=2, sort_keys=True) if args.output == "json"
           else status.render(doc))
@@ -212,35 +394,48 @@ def _cmd_status(argv: list[str]) -> int:
 
 
 def _cmd_validate(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="reconcile validate", description="Check spec files.")
+    p = _Parser(prog="reconcile validate",
+                description="Check spec files (for GitOps CI). Exit 0 valid, 1 otherwise.")
     p.add_argument("--spec", default=DEFAULT_SPEC)
     args = p.parse_args(argv)
     from reconciler.spec import loading
+    missing = _check_spec_path(args.spec)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return controller.EXIT_ERROR
     try:
         loaded = loading.load(args.spec)
     except errors.SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
     print(f"ok: {len(loaded.files)} file(s), {len(loaded.spec.vg)} VG(s), "
-          f"{len(loaded.spec.clone)} clone(s), spec {loaded.digest[:12]}")
+          f"{len(loaded.spec.clone)} clone(s), spec {loaded.digest[:12]}"
+          + (f", node(s) {', '.join(_nodes_named(loaded))}" if _nodes_named(loaded) else ""))
     return 0
 
 
 def _cmd_schema(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="reconcile schema",
-                            description="Print the JSON Schema of spec files.").parse_args(argv)
+    _Parser(prog="reconcile schema",
+            description="Print the JSON Schema of spec files.").parse_args(argv)
     from reconciler.spec import models
     print(json.dumps(models.json_schema(), indent=2))
     return 0
 
 
 def _cmd_capture(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="reconcile capture",
-        description="Run every observation command and save its raw output, with a manifest "
-                    "(argv, exit codes, tool versions), for offline planning with --simulate.")
-    p.add_argument("dir")
-    p.add_argument("--simulate", default=None, help=argparse.SUPPRESS)
+        description="Observe this host as a pass does and save everything it saw: the raw "
+                    "lvm fullreport, every block device with its aliases (by-id, by-path, "
+                    "/dev/mapper) and size, md's kernel files, the clone ledger, and the "
+                    "operations in flight, with a manifest (argv, exit codes, tool "
+                    "versions). Plan or run from it anywhere with "
+                    "'reconcile --simulate DIR --spec ... --once --dry-run'.",
+        epilog="exit codes: 0 written, 1 error (usage errors included)")
+    p.add_argument("dir", help="where to write the capture (created if needed)")
+    p.add_argument("--simulate", default=None, metavar="SOURCE",
+                   help="capture a simulated host instead of this one: an embedded host "
+                   "(default, seed002, seed004, cluster) or a capture directory")
     args = p.parse_args(argv)
     from reconciler import offline
     try:
@@ -248,7 +443,10 @@ def _cmd_capture(argv: list[str]) -> int:
     except (errors.ReconcilerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
-    print(f"captured {len(manifest['commands'])} command(s) into {args.dir}")
+    flying = manifest.get("in_flight", [])
+    print(f"captured {len(manifest['commands'])} command(s), "
+          f"{len(json.loads((Path(args.dir) / offline.BLOCK_DEVICES).read_text())['devices'])} "
+          f"block device(s) and {len(flying)} operation(s) in flight into {args.dir}")
     return 0
 
 

@@ -229,18 +229,128 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     return result
 
 
+@dataclass(frozen=True)
+class Applied:
+    """One step's outcome in one pass of a ``--wait`` run."""
+
+    pass_no: int
+    result: executing.StepResult
+    # For a long operation started (or adopted) here: the pass that saw it end, if any.
+    finished_pass: int | None = None
+    # ... and the in-flight operations it stands for (the object's own; for a step on the
+    # whole host, such as resuming interrupted pvmoves, everything then in flight)
+    watching: frozenset[str] = frozenset()
+
+
+@dataclass
+class SettledResult:
+    """What a ``--wait`` run did over all its passes: the story from plan to result.
+
+    ``plan`` is the first pass's plan (what was about to be done), ``applied`` every step
+    that ran, started, failed, was skipped or found done, in every pass in order (not the
+    deferrals of steps waiting for an operation in flight), ``final`` what is left after
+    the last pass. The figures
+    add up what the log lines say: ``processes`` = ``changes`` (the commands steps ran) +
+    ``observations`` (one ``lvm fullreport`` per pass and per verified step).
+    """
+
+    plan: actions.Plan
+    final: actions.Plan
+    applied: list[Applied]
+    exit_code: int
+    passes: int
+    processes: int
+    changes: int
+    duration: float
+    error: str | None = None
+    last: PassResult | None = None
+
+    @property
+    def observations(self) -> int:
+        return self.processes - self.changes
+
+    @property
+    def report(self) -> executing.ApplyReport | None:
+        return self.last.report if self.last else None
+
+    @property
+    def requeue_after(self) -> float | None:
+        return self.last.requeue_after if self.last else None
+
+    def as_dict(self) -> dict:
+        return {
+            "exit_code": self.exit_code, "meaning": exit_meaning(self.exit_code, self.final),
+            "error": self.error, "passes": self.passes, "processes": self.processes,
+            "changes": self.changes, "observations": self.observations,
+            "duration_s": round(self.duration, 3),
+            "requeue_after_s": self.requeue_after,
+            "plan": self.plan.as_dict(),
+            "applied": [dict(_step_dict(a.result), pass_no=a.pass_no,
+                             finished_pass=a.finished_pass) for a in self.applied],
+            "final": self.final.as_dict(),
+        }
+
+
+def _step_dict(r: executing.StepResult) -> dict:
+    return {"key": r.step.key, "object": r.step.action.object,
+            "description": r.step.action.describe(), "outcome": str(r.outcome),
+            "detail": r.detail, "duration_s": round(r.duration, 3),
+            "commands": [{"argv": list(c.command.argv), "rc": c.rc,
+                          "duration_s": round(c.duration, 3)} for c in r.results]}
+
+
+def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> str:
+    """What an exit code says about this run, in the README's words."""
+    if code == EXIT_IN_SYNC:
+        return "in sync with the spec"
+    if code == EXIT_PENDING:
+        return ("drift found (dry run: nothing was changed)" if dry_run else
+                "changes still pending (an operation is in flight or steps are left)")
+    if final.blocked:
+        return "blocked: a safe plan cannot proceed (reasons above)"
+    return "error (see above)"
+
+
+def _changes(r: PassResult) -> int:
+    return sum(len(s.results) for s in r.report.results) if r.report else 0
+
+
 def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                             max_passes: int = 100000,
-                            on_pass: Callable[[PassResult], None] | None = None) -> PassResult:
-    """``--wait``: repeat passes until in sync (0) or an error/block (1)."""
+                            on_pass: Callable[[PassResult], None] | None = None
+                            ) -> SettledResult:
+    """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
+    ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept."""
     memory = Memory()
-    result = None
+    first: PassResult | None = None
+    result: PassResult | None = None
+    applied: list[Applied] = []
+    processes = changes = 0
+    started_at = env.clock.now()
+    n = 0
     for n in range(1, max_passes + 1):
         result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
+        first = first or result
+        processes += result.processes
+        changes += _changes(result)
+        # Steps deferred while waiting come back every pass: the final plan says what is left.
+        flying = result.final.in_flight
+        for r in (result.report.results if result.report else []):
+            if r.outcome is executing.Outcome.DEFERRED:
+                continue
+            mine = frozenset(f.key for f in flying if f.object == r.step.action.object)
+            applied.append(Applied(n, r, watching=mine or frozenset(f.key for f in flying)))
+        keys = {f.key for f in flying}
+        for i, a in enumerate(applied):  # long operations seen to end in this pass
+            if (a.finished_pass is None and a.result.outcome is executing.Outcome.STARTED
+                    and not a.watching & keys):
+                applied[i] = Applied(a.pass_no, a.result, n, a.watching)
         if on_pass:
             on_pass(result)
         if result.exit_code != EXIT_PENDING or dry_run:
-            return result
+            break
         env.clock.sleep(result.requeue_after or env.requeue_seconds)
-    assert result is not None
-    return result
+    assert result is not None and first is not None
+    return SettledResult(plan=first.plan, final=result.final, applied=applied,
+                         exit_code=result.exit_code, passes=n, processes=processes,
+                         changes=changes, duration=env.clock.now() - started_at, error=result.error, last=result)

@@ -13,15 +13,22 @@ Three renderings of the same line:
   no timestamp (the journal has its own) and a ``<N>`` syslog priority prefix, which
   journald turns into the entry's priority, so ``journalctl -p warning`` works.
 
+``muted(predicate)`` hides, for a while, the log lines a caller already shows otherwise
+(``--once --wait`` shows in-flight operations as bars or one line per change of state, so
+the per-pass "in flight" lines would only repeat them); warnings and errors always pass.
+
 On a terminal, ``progress()`` keeps a small block of progress lines (``--once --wait``'s
 bars) under the log lines: each log line is written above it and the block redrawn.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from loguru import logger
@@ -81,6 +88,30 @@ class _Console:
 
 
 _console: _Console | None = None
+_mutes: list[Callable[[dict], bool]] = []
+
+
+def _shown(record: dict) -> bool:
+    if record["level"].no >= logging.WARNING:
+        return True
+    return not any(mute(record) for mute in _mutes)
+
+
+@contextlib.contextmanager
+def muted(predicate: Callable[[dict], bool]) -> Iterator[None]:
+    """Drop the DEBUG/INFO records ``predicate`` accepts while the block runs."""
+    _mutes.append(predicate)
+    try:
+        yield
+    finally:
+        _mutes.remove(predicate)
+
+
+class LogLevelError(ValueError):
+    """``--log-level``/``RECONCILER_LOG_LEVEL`` names no level."""
+
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
 def _step(record: dict) -> str:
@@ -101,19 +132,25 @@ def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
     """Send log lines at ``level`` (else ``RECONCILER_LOG_LEVEL``, else INFO) to stderr."""
     global _console
     stream = stream or sys.stderr
-    level = (level or os.environ.get("RECONCILER_LOG_LEVEL") or "INFO").upper()
+    level_arg = bool(level)
+    given = level or os.environ.get("RECONCILER_LOG_LEVEL") or "INFO"
+    level = given.strip().upper()
+    if level not in LEVELS:
+        where = "--log-level" if level_arg else "RECONCILER_LOG_LEVEL"
+        raise LogLevelError(f"{where}: unknown log level {given!r}; use one of "
+                            f"{', '.join(LEVELS)}")
     logger.remove()
     logger.configure(extra={"pass_no": "-", "obj": "-", "step": "-"})
     _console = None
     if to_journal(stream):
-        logger.add(stream, level=level, format=_journal_format, colorize=False,
+        logger.add(stream, level=level, format=_journal_format, colorize=False, filter=_shown,
                    backtrace=False, diagnose=False)
         return
     tty = stream.isatty()
     if tty:
         _console = _Console(stream)
     logger.add(_console.write if _console else stream, level=level, format=_format,
-               colorize=tty and not os.environ.get("NO_COLOR"), backtrace=False,
+               filter=_shown, colorize=tty and not os.environ.get("NO_COLOR"), backtrace=False,
                diagnose=False)
 
 

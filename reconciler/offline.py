@@ -1,87 +1,430 @@
-"""Offline planning: capture a host's observation, and seed a simulated host from it.
+"""Offline planning: capture what a pass observes on a host, and seed a simulated host from it.
 
-``reconcile capture DIR`` writes the raw stdout of every observation command, untouched,
-plus ``manifest.json`` (argv, exit code, tool versions, host, time). ``--simulate DIR``
-parses that capture with the same parser a live pass uses and builds a ``SimulatedHost``
-holding the same PVs, VGs and LVs, so a plan can be reviewed away from the server.
+``reconcile capture DIR`` runs the pass's own observation (``observing.observe``) with every
+block device of the host as a target, and keeps what it saw, untouched:
+
+* ``lvm-fullreport.json`` and ``lvm-version.txt``: the raw stdout of the one LVM process;
+* ``kernel-files.json``: every kernel file the observation read (/proc/mdstat, md's sysfs
+  of every array, each block device's sysfs size/holders/partitions, the mount table) and
+  the clone ledger, path -> text (``null``: absent);
+* ``block-devices.json``: every block device with its device number, size and aliases
+  (the /dev/disk/by-id, by-path, ... and /dev/mapper symlinks that point at it), so disks
+  that are not PVs yet are known, and a spec's stable names resolve offline as on the host;
+* ``manifest.json``: argv, exit codes, tool versions, host, time, and a summary of the
+  operations in flight (pvmoves, raid syncs, md recoveries).
+
+``--simulate DIR`` builds a ``SimulatedHost`` from that: the same devices, numbers and
+aliases, PVs, VGs, LVs (linear and raid1, with their tags and placement), md arrays built
+without superblock (the clones') with their members and progress, the mounts, and the
+ledger. Operations in flight resume as after a reboot of the captured host: a pvmove is
+interrupted at its last finished segment (the reconciler resumes it with bare ``pvmove``),
+raid and md syncs carry on from the captured percentage. What the simulator does not model
+(persistent md arrays, other LV types) is refused or, for arrays nobody manages, left out
+and said so in ``SimulatedCapture.notes``.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import socket
+import stat as stat_mod
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler import errors, state
-from reconciler.adapters import lvm
-from reconciler.runner import Runner
+from reconciler import errors, observing, state
+from reconciler.adapters import lvm, md
+from reconciler.runner import CommandResult, Runner
 
 FULLREPORT_FILE = "lvm-fullreport.json"
+VERSION_FILE = "lvm-version.txt"
+KERNEL_FILES = "kernel-files.json"
+BLOCK_DEVICES = "block-devices.json"
 MANIFEST_FILE = "manifest.json"
+FORMAT = 2
+
+# Where stable names of block devices live (udev's symlinks, device-mapper's names).
+ALIAS_DIRS = ("/dev/disk/by-id", "/dev/disk/by-path", "/dev/disk/by-uuid",
+              "/dev/disk/by-label", "/dev/disk/by-partuuid", "/dev/mapper")
+
+Inventory = list[dict]  # [{"path", "devno": [major, minor], "size", "aliases": [...]}]
 
 
-def capture(directory: str, *, simulate: str | None = None) -> dict:
-    runner: Runner
+class _Recorder:
+    """A runner that keeps every command result and every file read."""
+
+    def __init__(self, inner: Runner):
+        self.inner = inner
+        self.results: list[CommandResult] = []
+        self.files: dict[str, str | None] = {}
+
+    def run(self, cmd):
+        res = self.inner.run(cmd)
+        self.results.append(res)
+        return res
+
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        text = self.inner.read(path, host=host)
+        self.files[path] = text
+        return text
+
+
+def _local_inventory() -> Inventory:
+    """Every block device of this machine (/sys/class/block) with its aliases."""
+    devices: dict[tuple[int, int], dict] = {}
+    base = Path("/sys/class/block")
+    for entry in sorted(base.iterdir()) if base.is_dir() else []:
+        try:
+            major, minor = (int(x) for x in (entry / "dev").read_text().split(":"))
+            size = int((entry / "size").read_text()) * md.SECTOR
+            dm_name = (entry / "dm" / "name").read_text().strip() if (entry / "dm").is_dir() else ""
+        except (OSError, ValueError):
+            continue
+        path = f"/dev/mapper/{dm_name}" if dm_name else f"/dev/{entry.name}"
+        devices[(major, minor)] = {"path": path, "devno": [major, minor], "size": size,
+                                   "aliases": [] if not dm_name else [f"/dev/{entry.name}"]}
+    for d in ALIAS_DIRS:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            link = f"{d}/{name}"
+            try:
+                st = os.stat(link)
+            except OSError:
+                continue
+            if not stat_mod.S_ISBLK(st.st_mode):
+                continue
+            dev = devices.get((os.major(st.st_rdev), os.minor(st.st_rdev)))
+            if dev is not None and link != dev["path"] and link not in dev["aliases"]:
+                dev["aliases"].append(link)
+    return sorted(devices.values(), key=lambda d: d["path"])
+
+
+def _simulated_inventory(host) -> Inventory:
+    return [{"path": d.path, "devno": [d.major, d.minor], "size": d.size,
+             "aliases": list(d.aliases)}
+            for d in sorted(host.model.devices.values(), key=lambda d: d.path)]
+
+
+def _in_flight(st: state.HostState) -> list[dict]:
+    out: list[dict] = []
+    for vg in st.vgs.values():
+        for mv in vg.pvmoves:
+            out.append({"what": "pvmove", "vg": vg.name, "name": mv.name, "source": mv.source,
+                        "lvs": list(mv.lvs), "percent": mv.copy_percent})
+        for lv in vg.lvs.values():
+            if lv.images and not lv.is_synced:
+                out.append({"what": "raid sync", "lv": lv.key,
+                            "percent": lv.sync_percent if lv.sync_percent is not None
+                            else lv.copy_percent})
+    for arr in st.md.values():
+        if arr.sync_total:
+            out.append({"what": f"md {arr.sync_action or 'sync'}", "md": f"/dev/{arr.name}",
+                        "percent": arr.sync_percent})
+    return out
+
+
+def capture(directory: str, *, simulate: str | None = None,
+            ledger: str = observing.DEFAULT_LEDGER) -> dict:
+    """Observe the host as a pass does, every block device included, and write it out."""
     if simulate:
-        runner = simulated_host(simulate)
-    else:
-        from reconciler.runner import SubprocessRunner
-        runner = SubprocessRunner()
+        sim = simulated_host(simulate)
+        return capture_simulated(directory, sim.host, name=simulate, node=sim.node,
+                                 ledger=ledger)
+    from reconciler.runner import SubprocessRunner
+    return _capture(directory, SubprocessRunner(), _local_inventory(), observing.resolve_local,
+                    socket.gethostname(), ledger)
+
+
+def capture_simulated(directory: str, host, *, name: str = "sim", node: str | None = None,
+                      ledger: str = observing.DEFAULT_LEDGER) -> dict:
+    """Capture a ``SimulatedHost`` as it is now (tests capture one mid-operation); ``node``
+    is the node it plays, the default ``--node`` of a run from the capture."""
+    return _capture(directory, host, _simulated_inventory(host), host.resolve_device,
+                    f"simulated:{name}", ledger, node)
+
+
+def _capture(directory: str, runner: Runner, inventory: Inventory,
+             resolve: observing.Resolver, host_name: str, ledger: str,
+             node: str | None = None) -> dict:
+    rec = _Recorder(runner)
+    version = rec.run(lvm.version())
+    if not version.ok:
+        raise lvm.failure(version)
+    # The md observation's targets: every array /proc/mdstat lists, every block device.
+    mdstat = md.parse_mdstat(runner.read("/proc/mdstat") or "")
+    targets = observing.MdTargets(arrays=tuple(f"/dev/{name}" for name in sorted(mdstat)),
+                                  devices=tuple(d["path"] for d in inventory), ledger=ledger)
+    st = observing.observe(rec, host="local", devices=(), resolve=resolve, md_targets=targets)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    versions = {}
-    for name, cmd in (("lvm-version.txt", lvm.version()), (FULLREPORT_FILE, lvm.fullreport())):
-        res = runner.run(cmd)
-        if not res.ok:
-            raise lvm.failure(res)
-        (out / name).write_text(res.stdout)
-        entries.append({"argv": list(cmd.argv), "rc": res.rc, "file": name,
-                        "stderr": res.stderr[-2000:]})
-        if name == "lvm-version.txt":
-            versions["lvm2"] = lvm.parse_version(res.stdout)
-    manifest = {"format": 1, "host": socket.gethostname(),
+    report = rec.results[-1]
+    (out / VERSION_FILE).write_text(version.stdout)
+    (out / FULLREPORT_FILE).write_text(report.stdout)
+    (out / KERNEL_FILES).write_text(json.dumps(rec.files, indent=1, sort_keys=True) + "\n")
+    (out / BLOCK_DEVICES).write_text(json.dumps({"devices": inventory}, indent=1) + "\n")
+    entries = [{"argv": list(r.command.argv), "rc": r.rc, "file": f,
+                "stderr": r.stderr[-2000:]}
+               for r, f in ((version, VERSION_FILE), (report, FULLREPORT_FILE))]
+    manifest = {"format": FORMAT, "host": host_name, "node": node or host_name,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                "versions": versions, "commands": entries}
+                "versions": {"lvm2": lvm.parse_version(version.stdout)},
+                "commands": entries, "kernel_files": KERNEL_FILES,
+                "block_devices": BLOCK_DEVICES, "ledger": ledger,
+                "in_flight": _in_flight(st)}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def load_capture(directory: str) -> state.HostState:
+@dataclass
+class Capture:
+    """A capture directory, read back."""
+
+    manifest: dict
+    fullreport: str
+    devices: Inventory = field(default_factory=list)
+    files: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.manifest.get("host", "captured")
+
+
+def read_capture(directory: str) -> Capture:
     path = Path(directory)
+    if not path.is_dir():
+        raise errors.ReconcilerError(
+            f"--simulate {directory}: no such capture directory, and not an embedded "
+            f"simulated host ({', '.join(_host_names())})")
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text())
         text = (path / FULLREPORT_FILE).read_text()
-    except (OSError, ValueError) as exc:
+        fmt = manifest.get("format")
+        if fmt not in (1, FORMAT):
+            raise errors.ReconcilerError(f"{directory}: unknown capture format {fmt!r}")
+        devices = (json.loads((path / BLOCK_DEVICES).read_text())["devices"]
+                   if fmt >= 2 else [])
+        files = json.loads((path / KERNEL_FILES).read_text()) if fmt >= 2 else {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise errors.ReconcilerError(f"{directory} is not a capture written by "
                                      f"'reconcile capture' ({exc})") from None
-    if manifest.get("format") != 1:
-        raise errors.ReconcilerError(f"{directory}: unknown capture format {manifest.get('format')!r}")
-    return lvm.parse_fullreport(text, host=manifest.get("host", "captured"))
+    return Capture(manifest, text, devices, files)
 
 
-def simulated_host(source: str):
-    """'default' → the embedded demo host; a directory → a host seeded from a capture."""
-    from reconciler import simulate
+def load_capture(directory: str) -> state.HostState:
+    cap = read_capture(directory)
+    return lvm.parse_fullreport(cap.fullreport, host=cap.host)
+
+
+@dataclass
+class SimulatedSource:
+    """What ``--simulate SOURCE`` gives: the host, the node it plays, what was left out."""
+
+    host: object  # reconciler.simulate.SimulatedHost
+    node: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _host_names() -> list[str]:
     from reconciler.simulate import demo
-    if source == "default":
-        return demo.default_host()
-    st = load_capture(source)
+    return sorted(demo.HOSTS)
+
+
+def simulated_host(source: str, node: str | None = None) -> SimulatedSource:
+    """An embedded host by name ('default', 'seed002', ...), or one seeded from a capture
+    directory. ``node`` picks the node a multi-node embedded host plays."""
+    from reconciler.simulate import demo
+    example = demo.HOSTS.get(source)
+    if example is not None and not Path(source).is_dir():
+        try:
+            host = example.build(node or example.node)
+        except ValueError as exc:
+            raise errors.ReconcilerError(f"--simulate {source}: {exc}") from None
+        return SimulatedSource(host, example.node)
+    cap = read_capture(source)
+    try:
+        host, notes = _seed(cap, source)
+    except ValueError as exc:  # the simulator's builder refused part of the capture
+        raise errors.ReconcilerError(f"cannot re-create the capture {source} in the "
+                                     f"simulator: {exc}") from None
+    node = cap.manifest.get("node") or cap.host
+    return SimulatedSource(host, None if node.startswith("simulated:") else node, notes)
+
+
+def _run(host, *argv: str) -> None:
+    from reconciler.runner import Command
+    res = host.run(Command(argv=argv))
+    if not res.ok:
+        raise errors.ReconcilerError(f"cannot re-create the capture in the simulator: "
+                                     f"{' '.join(argv)}: {res.stderr.strip()}")
+
+
+def _seed(cap: Capture, source: str):
+    from reconciler import simulate
+    st = lvm.parse_fullreport(cap.fullreport, host=cap.host)
     host = simulate.SimulatedHost()
+    notes: list[str] = []
+    by_devno: dict[tuple[int, int], str] = {}
+    built = {f"/dev/{n}" for n, a in _mdstat(cap).items() if _simulable(a)}
+    for d in cap.devices:
+        devno = (int(d["devno"][0]), int(d["devno"][1]))
+        if d["path"] in built:  # an array the simulator re-creates below
+            continue
+        aliases = tuple(a for a in d.get("aliases", ()) if host.model.device(a) is None)
+        if host.model.device(d["path"]) is not None:
+            continue
+        host.add_device(d["path"], int(d["size"]), aliases, major=devno[0], minor=devno[1])
+        by_devno[devno] = d["path"]
     for pv in sorted(st.pvs.values(), key=lambda p: p.name):
-        host.add_device(pv.name, int(pv.dev_size or pv.size))
+        if host.model.device(pv.name) is None:
+            if pv.devno is not None and pv.devno not in by_devno:
+                host.add_device(pv.name, int(pv.dev_size or pv.size), major=pv.devno[0],
+                                minor=pv.devno[1])
+            else:
+                host.add_device(pv.name, int(pv.dev_size or pv.size))
         host.add_pv(pv.name)
     for vg in sorted(st.vgs.values(), key=lambda v: v.name):
-        if vg.pvmoves:
-            raise errors.ReconcilerError(
-                f"the capture shows a pvmove in flight in VG {vg.name}; simulating in-flight "
-                f"operations from a capture is not supported, capture again once it ends")
         host.add_vg(vg.name, list(vg.pvs), extent_size=int(vg.extent_size))
-        for lv in sorted(vg.lvs.values(), key=lambda lv: lv.name):
-            if not lv.is_linear:
+        _seed_lvs(host, vg)
+    _seed_md(host, cap, by_devno, notes)
+    return host, notes
+
+
+def _seed_lvs(host, vg: state.Vg) -> None:
+    es = int(vg.extent_size)
+    moving = {lv: mv for mv in vg.pvmoves for lv in mv.lvs}
+    for lv in sorted(vg.lvs.values(), key=lambda lv: lv.name):
+        extents = -(-int(lv.size) // es)
+        if lv.name in moving:
+            mv = moving[lv.name]
+            if mv.source is None:
+                raise errors.ReconcilerError(f"LV {lv.key} is being moved by {mv.name}, whose "
+                                             f"source PV the capture does not show")
+            layout = dict(lv.pv_extents)
+            left = extents - sum(layout.values())
+            layout[mv.source] = layout.get(mv.source, 0) + left
+            host.add_lv(vg.name, lv.name, int(lv.size),
+                        layout=[(p, n) for p, n in layout.items() if n])
+        elif lv.images:
+            if len(lv.images) != 2 or "raid1" not in lv.segtypes:
                 raise errors.ReconcilerError(
-                    f"LV {lv.key} is {','.join(lv.layout)}; only linear LVs can be seeded "
-                    f"into the simulator from a capture")
+                    f"LV {lv.key} is {','.join(lv.layout)} with {len(lv.images)} images; only "
+                    f"linear LVs and two-image raid1 LVs can be seeded into the simulator")
+            first, second = lv.images
+            host.add_lv(vg.name, lv.name, int(lv.size),
+                        layout=_data_extents(first.pv_extents, extents))
+            _run(host, "lvconvert", "--yes", "--type", "raid1", "--mirrors", "1",
+                 f"{vg.name}/{lv.name}", *sorted(second.pv_extents))
+            sim_lv = host.lv(vg.name, lv.name)
+            pct = lv.sync_percent if lv.sync_percent is not None else lv.copy_percent
+            sim_lv.synced = sim_lv.extents * min(100.0, pct or 0.0) / 100.0
+            if lv.is_synced:
+                sim_lv.recovering = set()
+                host.model.active.discard(sim_lv)
+        elif lv.is_linear:
             host.add_lv(vg.name, lv.name, int(lv.size), layout=sorted(lv.pv_extents.items()))
-    return host
+        else:
+            raise errors.ReconcilerError(
+                f"LV {lv.key} is {','.join(lv.layout)}; only linear and raid1 LVs can be "
+                f"seeded into the simulator from a capture")
+        for tag in lv.tags:
+            _run(host, "lvchange", "--addtag", tag, f"{vg.name}/{lv.name}")
+    for mv in vg.pvmoves:
+        dests = [d for d in mv.destinations if d != mv.source]
+        name = ["--name", f"{vg.name}/{mv.lvs[0]}"] if len(mv.lvs) == 1 else []
+        _run(host, "pvmove", "--background", *name, str(mv.source), *dests)
+        mirror = next(lv for lv in host.vg(vg.name).lvs.values()
+                      if lv.kind == "pvmove" and lv.move_src is host.pv(str(mv.source)))
+        mirror.moved = mirror.extents * min(100.0, mv.copy_percent or 0.0) / 100.0
+        # As after a reboot of the captured host: no poller; bare pvmove resumes it.
+        from reconciler.simulate import ops
+        ops.interrupt_pvmove(mirror)
+
+
+def _data_extents(pv_extents: dict[str, int], extents: int) -> list[tuple[str, int]]:
+    """A raid image's extents per PV without its metadata LV's (one extent, on the image's
+    PV with the most extents): the layout of the image's data."""
+    counts = dict(pv_extents)
+    excess = sum(counts.values()) - extents
+    if excess > 0:
+        biggest = max(counts, key=lambda p: counts[p])
+        counts[biggest] -= excess
+    return sorted((p, n) for p, n in counts.items() if n > 0)
+
+
+def _mdstat(cap: Capture) -> dict:
+    try:
+        return md.parse_mdstat(cap.files.get("/proc/mdstat") or "")
+    except ValueError as exc:
+        raise errors.ReconcilerError(f"the captured /proc/mdstat cannot be read: {exc}") from None
+
+
+def _simulable(seen) -> bool:
+    return seen.metadata == "none" and seen.level == "raid1" and len(seen.members) <= 2
+
+
+def _seed_md(host, cap: Capture, by_devno: dict[tuple[int, int], str],
+             notes: list[str]) -> None:
+    files = cap.files
+    if not files:
+        return
+    mdstat = _mdstat(cap)
+    mounts = md.parse_mountinfo(files.get("/proc/self/mountinfo") or "")
+    ledger = cap.manifest.get("ledger", observing.DEFAULT_LEDGER)
+    if files.get(ledger) is not None:
+        host.md.files[ledger] = files[ledger]
+    for name, seen in sorted(mdstat.items()):
+        path = f"/dev/{name}"
+
+        def attr(a: str, path: str = path) -> str:
+            return (files.get(md.sysfs(path, a)) or "").strip()
+
+        if not _simulable(seen):
+            notes.append(f"{path} ({seen.level}, metadata {seen.metadata}) is not simulated: "
+                         f"the simulator models only the clones' arrays (RAID1 built without "
+                         f"superblock)")
+            continue
+        members = []
+        for kname, _index, _flag in seen.members:
+            try:
+                devno = md.parse_devno(files.get(md.sysfs(path, f"dev-{kname}/block/dev")) or "")
+            except ValueError:
+                devno = None
+            flags = md.parse_flags(files.get(md.sysfs(path, f"dev-{kname}/state")) or "")
+            slot = md.parse_slot(files.get(md.sysfs(path, f"dev-{kname}/slot")) or "none")
+            if devno not in by_devno:
+                raise errors.ReconcilerError(f"{path}: member {kname} ({devno}) is not among "
+                                             f"the captured block devices")
+            members.append((slot if slot is not None else 99, by_devno[devno], flags))
+        members.sort()
+        source = next((p for _s, p, f in members if "in_sync" in f), None)
+        if source is None:
+            notes.append(f"{path} has no member in sync: not simulated")
+            continue
+        _run(host, "mdadm", "--build", path, "--level=1", "--raid-devices=2", source, "missing")
+        array = host.md_array(path)
+        for knob, field_name in (("sync_speed_min", "speed_min"), ("sync_speed_max", "speed_max")):
+            text = attr(knob)
+            if text.endswith("(local)"):
+                setattr(array, field_name, int(text.split()[0]))
+        for _slot, dev, flags in members:
+            if dev == source or "faulty" in flags:
+                continue
+            _run(host, "mdadm", path, "--add", dev)
+            if "in_sync" in flags:
+                array.done = float(array.size)
+                host.md.advance(0.0, 0.0)
+            else:
+                done = md.parse_sync_completed(attr("sync_completed"))
+                if done is not None:
+                    array.done = float(done[0])
+        for mountpoint in mounts.get(array.devno, ()):
+            host.md.mounts.append((array.devno, mountpoint, path))
+    for devno, points in mounts.items():
+        dev_path = by_devno.get(devno)
+        if dev_path is not None:
+            for mountpoint in points:
+                host.md.mounts.append((devno, mountpoint, dev_path))

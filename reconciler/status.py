@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +26,15 @@ from reconciler import actions, controller
 FORMAT = 1
 DEFAULT_DIR = Path("/run/reconciler")
 STATUS_FILE = "status.json"
+
+
+def simulated_dir() -> Path:
+    """Where a simulated daemon (``reconcile --simulate ...``) keeps its status, metrics and
+    lock: never /run/reconciler, so it can neither block nor mask the real one."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"reconciler-sim-{os.geteuid()}"
+
+
 METRICS_FILE = "reconciler.prom"
 
 # Daemon states, in the words ``reconcile status`` prints.

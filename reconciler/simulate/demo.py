@@ -1,17 +1,40 @@
-"""The embedded demo host of the README, modelled on field report 000.
+"""The embedded simulated hosts: one per example spec, so every example can be seen working.
 
-Two SAN LUNs in ``vgglobal`` (lvrepnb on lun30, mygfs on lun02), a full ``vgarc`` on
-lun00, and a spare unused LUN (lun31), so a spec can ask to move lvrepnb off lun30 and
-drop lun30 from the VG.
+``reconcile --simulate NAME`` runs against one of these instead of a real machine. Each is
+modelled on a field report (a "seed") and made for one file of ``specs/examples`` (or the
+README's demo), with the node name that file gives it, so a newcomer sees each procedure
+converge before trying it on real storage:
+
+* ``default`` (also ``seed000``): seed 000's SAN host for ``specs/demo``: two LUNs in
+  ``vgglobal`` (lvrepnb on lun30, mygfs on lun02), a full ``vgarc`` on lun00, and a spare
+  unused LUN (lun31), so lvrepnb can be moved off lun30 and lun30 dropped from the VG.
+* ``seed002``: node-1 of seed 002 for ``clone.toml``: an old and a new SAN LUN (content on
+  the old one), to be cloned through a non-persistent md RAID1.
+* ``seed004``: old-server of seed 004 for ``mirror-then-split.toml``: ``vg0`` (root, srv) on
+  the local ``/dev/md0``, and a remote iSCSI disk that is not a PV yet.
+* ``cluster``: core-01 (default) or core-02 (``--node core-02``) for ``cluster.toml``: on
+  core-01 ``vgdata`` holds db and scratch on lun10 and lun11 is new; on core-02 lun20 is a
+  blank disk.
+
+Sizes are real-looking; the simulated clock makes a long copy take no real time.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .host import SimulatedHost
 from .model import GiB
 
 _WWID = {"lun00": "36001405a1b2c3d4e5f60000000000000", "lun02": "36001405a1b2c3d4e5f60000000000002",
-         "lun30": "36001405a1b2c3d4e5f60000000000030", "lun31": "36001405a1b2c3d4e5f60000000000031"}
+         "lun30": "36001405a1b2c3d4e5f60000000000030", "lun31": "36001405a1b2c3d4e5f60000000000031",
+         "lun10": "36001405a1b2c3d4e5f60000000000010", "lun11": "36001405a1b2c3d4e5f60000000000011",
+         "lun20": "36001405a1b2c3d4e5f60000000000020",
+         "oldsan-vm-db": "36001405a1b2c3d4e5f600000000000a0",
+         "newsan-vm-db": "36001405a1b2c3d4e5f600000000000b0"}
+
+ISCSI_DISK = "/dev/disk/by-path/ip-169.254.1.2:3260-iscsi-iqn.2026-11.lab:new-lun-0"
 
 
 def _lun(host: SimulatedHost, name: str, size: int) -> str:
@@ -21,7 +44,7 @@ def _lun(host: SimulatedHost, name: str, size: int) -> str:
     return path
 
 
-def default_host() -> SimulatedHost:
+def default_host(node: str | None = None) -> SimulatedHost:
     host = SimulatedHost(seed="demo")
     lun00 = _lun(host, "lun00", 1075 * GiB)
     lun02 = _lun(host, "lun02", 850 * GiB)
@@ -34,3 +57,65 @@ def default_host() -> SimulatedHost:
     arc = host.vg("vgarc")
     host.add_lv("vgarc", "lvarc", arc.free_count * arc.extent_size)
     return host
+
+
+def seed002_host(node: str | None = None) -> SimulatedHost:
+    """A VM's disk on the old SAN, in use, and its new LUN (a little bigger, blank)."""
+    host = SimulatedHost(seed="seed002", rate_bytes_per_s=512 * 2**20)
+    old = _lun(host, "oldsan-vm-db", 40 * GiB)
+    _lun(host, "newsan-vm-db", 48 * GiB)
+    host.fill(old, "vm-db")
+    return host
+
+
+def seed004_host(node: str | None = None) -> SimulatedHost:
+    """vg0 on a local md RAID1 (seen by LVM as one device), and the remote disk to move to."""
+    host = SimulatedHost(seed="seed004")
+    host.add_device("/dev/md0", 240 * GiB, major=9, minor=0)
+    host.add_device("/dev/sdb", 256 * GiB, aliases=(ISCSI_DISK,))
+    host.add_vg("vg0", ["/dev/md0"])
+    host.add_lv("vg0", "root", 20 * GiB)
+    host.add_lv("vg0", "srv", 200 * GiB)
+    return host
+
+
+def cluster_host(node: str | None = None) -> SimulatedHost:
+    """One node of cluster.toml: each node has its own disks (a local VG per node)."""
+    node = node or "core-01"
+    host = SimulatedHost(seed=f"cluster-{node}")
+    if node == "core-01":
+        lun10 = _lun(host, "lun10", 1024 * GiB)
+        _lun(host, "lun11", 1024 * GiB)
+        host.add_vg("vgdata", [lun10])
+        host.add_lv("vgdata", "db", 500 * GiB)
+        host.add_lv("vgdata", "scratch", 100 * GiB)
+    elif node == "core-02":
+        _lun(host, "lun20", 100 * GiB)
+    else:
+        raise ValueError(f"the simulated host 'cluster' plays core-01 or core-02, not {node!r}")
+    return host
+
+
+@dataclass(frozen=True)
+class Example:
+    """An embedded simulated host, and the spec it is made for."""
+
+    name: str
+    build: Callable[[str | None], SimulatedHost]
+    node: str | None  # the node it plays unless --node says otherwise; None: the host name
+    spec: str  # relative to the project's root
+    about: str
+
+
+HOSTS: dict[str, Example] = {e.name: e for e in (
+    Example("default", default_host, None, "specs/demo",
+            "seed 000: move lvrepnb off lun30 with pvmove, then vgreduce lun30"),
+    Example("seed000", default_host, None, "specs/demo", "the same as 'default'"),
+    Example("seed002", seed002_host, "node-1", "specs/examples/clone.toml",
+            "seed 002: clone a disk in use through an md RAID1 without superblock"),
+    Example("seed004", seed004_host, "old-server", "specs/examples/mirror-then-split.toml",
+            "seed 004: a new remote disk becomes a PV; root and srv are mirrored onto it, "
+            "then split off the old disk"),
+    Example("cluster", cluster_host, "core-01", "specs/examples/cluster.toml",
+            "cluster.toml's nodes: core-01 (default) or core-02 (--node core-02)"),
+)}

@@ -1,0 +1,73 @@
+"""Every file of specs/examples runs on an embedded simulated host made for it, and
+converges (issue 9); a spec with nothing for this node says which nodes it names."""
+
+import json
+
+import pytest
+
+from conftest import ROOT
+
+from reconciler.simulate import demo
+
+EXAMPLES = ROOT / "specs" / "examples"
+
+# (host, extra args, spec file): the commands the README gives
+RUNS = [
+    ("seed000", (), "specs/demo"),
+    ("seed002", (), "specs/examples/clone.toml"),
+    ("seed004", (), "specs/examples/mirror-then-split.toml"),
+    ("cluster", (), "specs/examples/cluster.toml"),
+    ("cluster", ("--node", "core-02"), "specs/examples/cluster.toml"),
+]
+
+
+def test_every_example_file_has_a_host_and_a_run():
+    files = {f"specs/examples/{p.name}" for p in EXAMPLES.glob("*.toml")}
+    assert files == {spec for _, _, spec in RUNS if spec.startswith("specs/examples/")}
+    assert files <= {e.spec for e in demo.HOSTS.values()}
+
+
+@pytest.mark.parametrize("host, extra, spec", RUNS, ids=[f"{h}{''.join(e)}" for h, e, _ in RUNS])
+def test_example_converges_on_its_host(reconcile, host, extra, spec):
+    code, out, err = reconcile("--simulate", host, *extra, "--spec", str(ROOT / spec),
+                               "--once", "--wait", "--output", "json")
+    assert code == 0, err[-3000:]
+    doc = json.loads(out)
+    assert doc["plan"]["steps"], "the example must have something to show"
+    assert doc["final"]["converged"] and doc["warnings"] == []
+    done = {a["outcome"] for a in doc["applied"]}
+    assert done <= {"done", "started"}, doc["applied"]
+    assert len(doc["applied"]) >= len(doc["plan"]["steps"])
+
+
+def test_clone_example_copies_the_data(reconcile, monkeypatch):
+    built = {}
+    real = demo.HOSTS["seed002"]
+
+    def build(node):
+        built["host"] = real.build(node)
+        return built["host"]
+
+    monkeypatch.setitem(demo.HOSTS, "seed002", demo.Example(
+        real.name, build, real.node, real.spec, real.about))
+    code, out, err = reconcile("--simulate", "seed002", "--spec",
+                               str(EXAMPLES / "clone.toml"), "--once", "--wait")
+    assert code == 0, out + err
+    host = built["host"]
+    old, new = "/dev/mapper/oldsan-vm-db", "/dev/mapper/newsan-vm-db"
+    size = host.model.device(old).size
+    assert host.fingerprint(new, size) == host.fingerprint(old, size)
+
+
+def test_nothing_for_this_node_names_the_nodes_and_exits_0(reconcile):
+    code, out, err = reconcile("--simulate", "default", "--node", "node-9", "--spec",
+                               str(EXAMPLES / "cluster.toml"), "--once")
+    assert code == 0
+    assert ("warning: nothing in the spec applies to node node-9: it names node(s) "
+            "core-01, core-02") in out
+    assert "nothing in the spec applies to node node-9" in err
+
+
+def test_validate_names_the_nodes(reconcile):
+    code, out, _ = reconcile("validate", "--spec", str(EXAMPLES / "cluster.toml"))
+    assert code == 0 and "node(s) core-01, core-02" in out
