@@ -83,6 +83,11 @@ def cluster_host(node: str | None = None) -> SimulatedHost:
     """One node of cluster.toml: each node has its own disks (a local VG per node)."""
     node = node or "core-01"
     host = SimulatedHost(seed=f"cluster-{node}")
+    if node in ("core-01", "core-02"):  # each host's own system disk, its own vgsys on it
+        sysdisk = "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"
+        host.add_device("/dev/sda", 240 * GiB, aliases=(sysdisk,))
+        host.add_vg("vgsys", [sysdisk])
+        host.add_lv("vgsys", "root", 20 * GiB)
     if node == "core-01":
         lun10 = _lun(host, "lun10", 1024 * GiB)
         _lun(host, "lun11", 1024 * GiB)
