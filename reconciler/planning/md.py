@@ -232,8 +232,8 @@ def _why_protected(rec: state.CloneRecord, name: str, want: models.Clone,
     if rec.clone != name:
         return f"clone {name} is not the clone that made it"
     if not rec.declared:
-        return (f"clone {name} left the spec (or named other devices) after that, so it is "
-                f"declared again now")
+        return (f"clone {name} has left the spec (or named other devices) since, so this is "
+                f"a new declaration")
     if not _owned(rec, name, want, src):
         return (f"the spec now names {want.source} ({src.identity or 'not present'}) as the "
                 f"source")

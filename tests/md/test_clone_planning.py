@@ -184,7 +184,7 @@ def test_a_renamed_clone_is_blocked_and_the_old_record_kept():
 
 def test_a_clone_declared_again_after_leaving_the_spec_is_blocked():
     p = plan(spec(db={}), host(records=[copy(declared=False)]))
-    assert "clone db left the spec (or named other devices) after that" in blocked_reason(p)
+    assert "clone db has left the spec (or named other devices) since" in blocked_reason(p)
     assert "ledger:clones" not in [s.key for s in p.steps]
 
 
