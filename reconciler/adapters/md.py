@@ -315,7 +315,8 @@ def partition_identity(disk: str, number: str | None) -> str | None:
 def fallback_identity(devno: tuple[int, int], size: int | None) -> str:
     """Nothing stable is shown: device number and size (a reboot may give the number to
     another device; planning then also compares paths as spelt)."""
-    return f"{state.UNSTABLE_IDENTITY}{devno[0]}:{devno[1]},size:{size if size is not None else '?'}"
+    shown = "?" if size is None else size
+    return f"{state.UNSTABLE_IDENTITY}{devno[0]}:{devno[1]},size:{shown}"
 
 
 # -- the clone ledger ----------------------------------------------------------------------------

@@ -194,7 +194,8 @@ def _find_record(records: dict[str, state.CloneRecord], want: models.Clone,
                 return r
         stable = state.is_stable_identity(dst.identity)
         for r in records.values():
-            if (not stable or not state.is_stable_identity(r.target_id)) and r.target == want.target:
+            unsure = not stable or not state.is_stable_identity(r.target_id)
+            if unsure and r.target == want.target:
                 return r
         return None
     return next((r for r in records.values() if r.target == want.target), None)

@@ -132,10 +132,10 @@ def test_ledger_round_trip_and_damage():
     assert md.parse_ledger("/x", text).records == {"serial:d1": rec}
     assert not md.parse_ledger("/x", text).legacy
     assert md.parse_ledger("/x", None).records == {} and md.parse_ledger("/x", None).problem is None
+    one = json.dumps(json.loads(text)["copies"][0])
     for bad in ("{", "[]", '{"format": 3, "copies": []}', '{"format": 1, "clones": {"a": {}}}',
                 '{"format": 2, "copies": [{}]}', text.replace('"declared": false', '"declared": 0'),
-                text.replace("67108864", '"64M"'),
-                '{"format": 2, "copies": [%s, %s]}' % ((json.dumps(json.loads(text)["copies"][0]),) * 2)):
+                text.replace("67108864", '"64M"'), f'{{"format": 2, "copies": [{one}, {one}]}}'):
         assert md.parse_ledger("/x", bad).problem.startswith("/x cannot be read"), bad
     cmds = md.write_ledger("/var/lib/reconciler/clones.json", text)
     assert [c.argv[0] for c in cmds] == ["mkdir", "dd", "mv", "sync"]

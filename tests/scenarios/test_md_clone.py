@@ -532,12 +532,13 @@ def test_a_renamed_clone_is_blocked_over_the_split_target(scenario):
     r = sc.one_pass(renamed)
     assert r.exit_code == controller.EXIT_ERROR
     reason, = [b.reason for b in r.final.blocked if b.object == "clone db-new"]
-    assert "made by clone db at" in reason and "clone db-new is not the clone that made it" in reason
+    assert "made by clone db at" in reason
+    assert "clone db-new is not the clone that made it" in reason
     assert sc.mutations()[done:] == WRITE_LEDGER  # only: the old record marked as undeclared
     assert record_of(host)["declared"] is False
     assert host.fingerprint("/dev/vdb") == target
-    assert blocked(sc.one_pass(sc.spec(clone_spec("split")))) .startswith(  # and the old name
-        f"the target {NEW} (serial:sim-vdb) holds a completed copy")   # is now declared again
+    back = blocked(sc.one_pass(sc.spec(clone_spec("split"))))  # the old name, declared again
+    assert back.startswith(f"the target {NEW} (serial:sim-vdb) holds a completed copy")
     assert host.fingerprint("/dev/vdb") == target
 
 
