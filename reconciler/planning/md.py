@@ -330,7 +330,7 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, host=st.host),
                f"{want.target} is in sync", [LEDGER_KEY])
         return cp
-    drop_record(f"{want.md} runs again with it not in sync")
+    drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
     if member is None:
         problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size)
