@@ -6,8 +6,10 @@ are still recognised as the same disk.
 
 When the spec declares clones, the md side is read from kernel files only (``Runner.read``,
 no process): /proc/mdstat, the sysfs directory of each array a clone names, the size,
-holders and partitions of each clone device, the mount table, and the clone ledger. A pass
-with nothing to change therefore still starts exactly one process.
+holders, partitions and stable identity of each clone device, the mount table, and the clone
+ledger. The ledger is read even when the spec declares no clone: its records of clones that
+left the spec are marked so, and keep protecting their targets. A pass with nothing to change
+therefore still starts exactly one process.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
-    arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos)
+    arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos, resolve)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
                            observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger)
 
@@ -77,11 +79,12 @@ def spec_devices(spec) -> list[str]:
     return sorted(set(out))
 
 
-def md_targets(spec, ledger: str = DEFAULT_LEDGER) -> MdTargets | None:
-    """What to read for the spec's clones; None when it declares none (no md reads at all)."""
+def md_targets(spec, ledger: str = DEFAULT_LEDGER) -> MdTargets:
+    """What to read for the spec's clones. Without clones, the ledger alone (one file read,
+    no md file): a record whose clone left the spec must be seen to be marked so."""
     clones = spec.clone
     if not clones:
-        return None
+        return MdTargets(arrays=(), devices=(), ledger=ledger)
     return MdTargets(arrays=tuple(sorted({c.md for c in clones.values()})),
                      devices=tuple(sorted({d for c in clones.values()
                                            for d in (c.source, c.target)})),
@@ -92,11 +95,22 @@ def md_targets(spec, ledger: str = DEFAULT_LEDGER) -> MdTargets | None:
 
 
 def _observe_md(runner: Runner, host: str, targets: MdTargets,
-                devnos: dict[str, tuple[int, int] | None]
+                devnos: dict[str, tuple[int, int] | None], resolve: Resolver
                 ) -> tuple[dict[str, state.MdArray], dict[str, state.BlockDevice], state.Ledger]:
     def read(path: str) -> str | None:
         return runner.read(path, host=host)
 
+    ledger = _read_ledger(read, targets.ledger)
+    # Records of a format-1 ledger name their devices by path only: identify those devices
+    # too, so that planning can rewrite the records with identities.
+    legacy = sorted({p for r in ledger.records.values() if not r.target_id
+                     for p in (r.source, r.target)} - set(targets.devices))
+    for p in legacy:
+        if p not in devnos:
+            devnos[p] = resolve(p)
+    if not targets.arrays and not targets.devices:  # no clone declared: the ledger alone
+        mounts: dict[tuple[int, int], tuple[str, ...]] = {}
+        return {}, {p: _block_device(read, p, devnos.get(p), mounts) for p in legacy}, ledger
     text = read("/proc/mdstat")  # absent while the md module is not loaded: no arrays
     try:
         mdstat = md.parse_mdstat(text or "")
@@ -114,8 +128,17 @@ def _observe_md(runner: Runner, host: str, targets: MdTargets,
             arrays[name] = state.MdArray(
                 name=name, level=seen.level, metadata=seen.metadata, size=seen.blocks * md.KiB,
                 members=tuple(state.MdMember(name=n, index=i) for n, i, _ in seen.members))
-    blockdevs = {p: _block_device(read, p, devnos.get(p), mounts) for p in targets.devices}
-    return arrays, blockdevs, md.parse_ledger(targets.ledger, read(targets.ledger))
+    blockdevs = {p: _block_device(read, p, devnos.get(p), mounts)
+                 for p in (*targets.devices, *legacy)}
+    return arrays, blockdevs, ledger
+
+
+def _read_ledger(read: Callable[[str], str | None], path: str) -> state.Ledger:
+    try:
+        text = read(path)
+    except OSError as exc:  # unreadable (permissions, I/O error): every clone is blocked
+        return state.Ledger(path=path, problem=f"{path} cannot be read ({exc})")
+    return md.parse_ledger(path, text)
 
 
 def _md_array(read: Callable[[str], str | None], path: str, seen: md.MdstatArray,
@@ -163,8 +186,9 @@ def _md_array(read: Callable[[str], str | None], path: str, seen: md.MdstatArray
 def _block_device(read: Callable[[str], str | None], path: str,
                   devno: tuple[int, int] | None,
                   mounts: dict[tuple[int, int], tuple[str, ...]]) -> state.BlockDevice:
-    """Size, holders and mounts of a clone's device, its partitions' included (md refuses a
-    disk whose partition is in use, but the reason is clearer said beforehand)."""
+    """Size, holders, mounts and identity of a clone's device, its partitions' holders and
+    mounts included (md refuses a disk whose partition is in use, but the reason is clearer
+    said beforehand)."""
     if devno is None:
         return state.BlockDevice(path=path, devno=None)
     base = f"/sys/dev/block/{devno[0]}:{devno[1]}"
@@ -183,4 +207,31 @@ def _block_device(read: Callable[[str], str | None], path: str,
     except ValueError as exc:
         raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
     return state.BlockDevice(path=path, devno=devno, name=name, size=size,
-                             holders=tuple(holders), mounts=tuple(used))
+                             holders=tuple(holders), mounts=tuple(used),
+                             identity=_identity(read, base, devno, size))
+
+
+def _identity(read: Callable[[str], str | None], base: str, devno: tuple[int, int],
+              size: int | None) -> str:
+    """Who the device is (``state.BlockDevice.identity``), from sysfs: the first file of
+    ``md.IDENTITY_FILES`` that says something; a partition by its disk's identity and its
+    number (sysfs resolves ``M:m/..`` to the disk); device number and size as a last resort."""
+    number = read(f"{base}/partition")
+    if number is not None:
+        disk = _stable_identity(read, f"{base}/..", devno[0])
+        found = md.partition_identity(disk, number) if disk else None
+    else:
+        found = _stable_identity(read, base, devno[0])
+    return found or md.fallback_identity(devno, size)
+
+
+def _stable_identity(read: Callable[[str], str | None], base: str, major: int) -> str | None:
+    if major == md.MD_MAJOR:
+        found = md.md_identity(*(read(f"{base}/{f}") for f in md.MD_IDENTITY_FILES))
+        if found:
+            return found
+    for rel, kind in md.IDENTITY_FILES:
+        value = md.identity_value(read(f"{base}/{rel}"))
+        if value:
+            return f"{kind}:{value}"
+    return None

@@ -10,8 +10,9 @@ parent), the raid images with their sync flags, and in-flight pvmoves with what 
 
 The md part (clones) keeps the arrays of /proc/mdstat, with the sysfs details of the ones a
 clone names (members by device number, sync progress and speed knobs), what the clones'
-devices are used by (holders, mounts), and the clone ledger: the one fact that cannot be
-observed once a non-persistent array is gone, that a clone was split after a full sync.
+devices are used by (holders, mounts) and who they are (a stable identity), and the clone
+ledger: the one fact that cannot be observed once a non-persistent array is gone, that a
+target received a complete copy when its clone was split.
 """
 
 from __future__ import annotations
@@ -231,6 +232,15 @@ class MdArray:
         return max(0, self.sync_total - self.sync_done) / self.sync_speed
 
 
+UNSTABLE_IDENTITY = "devno:"  # the prefix of an identity made of device number and size
+
+
+def is_stable_identity(identity: str) -> bool:
+    """Whether an identity names the device itself (dm/md uuid, WWID, serial) rather than its
+    device number, which a reboot or a rescan may give to another device."""
+    return bool(identity) and not identity.startswith(UNSTABLE_IDENTITY)
+
+
 @dataclass(frozen=True, slots=True)
 class BlockDevice:
     """What clone planning needs to know about a device a clone names."""
@@ -241,6 +251,10 @@ class BlockDevice:
     size: Size | None = None
     holders: tuple[str, ...] = ()  # what is stacked on it or on its partitions ("md100", "dm-0")
     mounts: tuple[str, ...] = ()  # where it or one of its partitions is mounted
+    # Who the device is, whatever path names it: "dm-uuid:LVM-...", "wwid:naa.6...",
+    # "serial:d1", "md-uuid:...", "<disk's identity>/part1", or, when the kernel shows nothing
+    # stable, "devno:M:m,size:BYTES". "" when the device does not exist.
+    identity: str = ""
 
     @property
     def exists(self) -> bool:
@@ -249,22 +263,44 @@ class BlockDevice:
 
 @dataclass(frozen=True, slots=True)
 class CloneRecord:
-    """A ledger entry: clone ``source`` → ``target`` through ``md`` was split after a full
-    sync, at ``split_at`` (seconds since the epoch)."""
+    """A ledger entry: a completed copy. The target (``target_id``) received a complete copy
+    of the source (``source_id``, ``size`` bytes) when the array was split, at ``split_at``
+    (seconds since the epoch). Such a target is never written again unless a clone asks with
+    a ``recopy`` token other than the one recorded here.
 
+    Paths, ``clone`` and ``md`` are as the spec spelt them then: information only.
+    ``declared`` stays true while the clone that made the copy stays in the spec over the same
+    devices; once false, the record still protects the target. ``target_id`` is "" only for
+    an entry of a format-1 ledger whose target could not be identified yet.
+    """
+
+    clone: str
     source: str
     target: str
     md: str
     split_at: float
+    source_id: str = ""
+    target_id: str = ""
+    size: Size | None = None
+    recopy: str = ""
+    declared: bool = True
+
+    @property
+    def key(self) -> str:
+        """What the ledger is keyed by: the target's identity (its path while unknown)."""
+        return self.target_id or f"path:{self.target}"
 
 
 @dataclass(frozen=True, slots=True)
 class Ledger:
-    """The clone ledger file as read. ``problem`` says why it could not be understood."""
+    """The clone ledger file as read, records by ``CloneRecord.key``. ``problem`` says why it
+    could not be understood. ``legacy``: read from a format-1 file (records without
+    identities, by clone name), to be rewritten in the current format."""
 
     path: str
-    clones: dict[str, CloneRecord] = field(default_factory=dict)
+    records: dict[str, CloneRecord] = field(default_factory=dict)
     problem: str | None = None
+    legacy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +314,7 @@ class HostState:
     observed_at: float = 0.0
     md: dict[str, MdArray] = field(default_factory=dict)  # by kernel name, "md100"
     blockdevs: dict[str, BlockDevice] = field(default_factory=dict)  # by spec path
-    ledger: Ledger | None = None  # read only when the spec declares clones
+    ledger: Ledger | None = None  # None: not read (the caller asked for no md observation)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
 """md transitions for clones (seed 002): build the array over the source, tune its sync
-speed, add the target, record a completed split in the ledger, stop the array.
+speed, add the target, record a completed copy in the ledger, stop the array.
 
 Each is checked against observed state like any other action; the array and its members
 are matched by device number, so a spec saying ``/dev/disk/by-id/...`` and md saying ``vdb``
@@ -149,12 +149,13 @@ class AddMdMember(CloneAction):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WriteCloneLedger(MdAction):
-    """Replace the clone ledger with ``records`` (every entry, kept ones included).
+    """Replace the clone ledger with ``records`` (every entry, kept ones included, by
+    ``CloneRecord.key``).
 
-    The ledger remembers only that a clone was split after a complete sync: the one fact
-    that cannot be observed once a non-persistent array is gone. One such step per plan,
-    however many clones change, so two entries never race. Done when the ledger reads back
-    as ``records``.
+    The ledger remembers which targets received a complete copy: the one fact that cannot be
+    observed once a non-persistent array is gone. One such step per plan, however many clones
+    change, so two entries never race. Done when the ledger reads back as ``records``, in the
+    current format.
     """
 
     path: str
@@ -178,8 +179,8 @@ class WriteCloneLedger(MdAction):
         return md.write_ledger(self.path, md.ledger_text(dict(self.records)), host=self.host)
 
     def is_done(self, st: state.HostState) -> bool:
-        return (st.ledger is not None and st.ledger.problem is None
-                and st.ledger.clones == dict(self.records))
+        return (st.ledger is not None and st.ledger.problem is None and not st.ledger.legacy
+                and st.ledger.records == dict(self.records))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,8 +10,9 @@ text of those files; ``observing`` decides which files to read. Formats are thos
 Writes to sysfs go through ``tee PATH`` with the value on stdin, as an administrator would
 echo it: a command like any other, visible in the plan, recorded by a dry run.
 
-The clone ledger (``DEFAULT_LEDGER``) is a small JSON file remembering which clones were
-split after a complete sync. It is written with ``dd conv=fsync`` to a temporary name, then
+The clone ledger (``DEFAULT_LEDGER``) is a small JSON file remembering which targets received
+a complete copy (a split after a full sync), by the devices' stable identities (see
+``IDENTITY_FILES``), not by path spelling or clone name. It is written with ``dd conv=fsync`` to a temporary name, then
 renamed over the old file and the directory synced, so a crash leaves the old or the new
 ledger, never half of one.
 """
@@ -28,7 +29,7 @@ from reconciler.runner import Command, CommandResult
 
 MD_MAJOR = 9
 DEFAULT_LEDGER = "/var/lib/reconciler/clones.json"
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
 CHANGE_TIMEOUT = 120.0
 SECTOR = 512
 KiB = 1024
@@ -278,7 +279,54 @@ def partitions(disk: str, entries: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(e for e in entries if pattern.match(e))
 
 
+# -- device identity ------------------------------------------------------------------------------
+
+# Files under /sys/dev/block/M:m/ naming the device itself, most stable first, with the kind
+# each gives. dm/uuid: LVM ("LVM-<vg uuid><lv uuid>"), multipath ("mpath-<wwid>"), crypt...;
+# wwid: an NVMe namespace's; device/wwid: a SCSI LUN's (VPD page 0x83); serial: virtio-blk's
+# (no newline; empty when qemu was given none); device/serial: an NVMe controller's or an MMC
+# card's. Recorded in tests/fixtures/outputs/md/identity/.
+IDENTITY_FILES = (("dm/uuid", "dm-uuid"), ("wwid", "wwid"), ("device/wwid", "wwid"),
+                  ("serial", "serial"), ("device/serial", "serial"))
+# md arrays (major 9): md/uuid, but only for an array with a superblock; one built without
+# (a clone's own) gets a random uuid at each build.
+MD_IDENTITY_FILES = ("md/metadata_version", "md/uuid")
+
+
+def identity_value(text: str | None) -> str | None:
+    """A sysfs identity file's value; None when it is absent or empty."""
+    if text is None:
+        return None
+    value = " ".join(text.split())
+    return value or None
+
+
+def md_identity(metadata: str | None, uuid: str | None) -> str | None:
+    metadata, uuid = identity_value(metadata), identity_value(uuid)
+    return f"md-uuid:{uuid}" if uuid and metadata not in (None, "none") else None
+
+
+def partition_identity(disk: str, number: str | None) -> str | None:
+    """A partition of a disk known by a stable identity: the disk's, and the number."""
+    n = identity_value(number)
+    return f"{disk}/part{n}" if n and state.is_stable_identity(disk) else None
+
+
+def fallback_identity(devno: tuple[int, int], size: int | None) -> str:
+    """Nothing stable is shown: device number and size (a reboot may give the number to
+    another device; planning then also compares paths as spelt)."""
+    shown = "?" if size is None else size
+    return f"{state.UNSTABLE_IDENTITY}{devno[0]}:{devno[1]},size:{shown}"
+
+
 # -- the clone ledger ----------------------------------------------------------------------------
+#
+# Format 2 (current): {"format": 2, "copies": [RECORD, ...]}, one record per target identity:
+#   {"target": {"id": ..., "path": ...}, "source": {"id": ..., "path": ...}, "size": BYTES,
+#    "clone": NAME, "md": "/dev/mdN", "split_at": SECONDS, "recopy": TOKEN, "declared": BOOL}
+# Format 1 (before identities): {"format": 1, "clones": {NAME: {"source": PATH, "target": PATH,
+#   "md": PATH, "split_at": SECONDS}}}: still read; its entries become records without
+#   identities that planning identifies and rewrites in format 2.
 
 
 def parse_ledger(path: str, text: str | None) -> state.Ledger:
@@ -288,20 +336,56 @@ def parse_ledger(path: str, text: str | None) -> state.Ledger:
         return state.Ledger(path=path)
     try:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != LEDGER_FORMAT:
-            raise ValueError(f"not a format-{LEDGER_FORMAT} clone ledger")
-        clones = {}
-        for name, entry in data["clones"].items():
-            clones[str(name)] = state.CloneRecord(
-                source=str(entry["source"]), target=str(entry["target"]), md=str(entry["md"]),
-                split_at=float(entry["split_at"]))
+        if not isinstance(data, dict) or data.get("format") not in (1, LEDGER_FORMAT):
+            raise ValueError(f"not a format-1 or format-{LEDGER_FORMAT} clone ledger")
+        if data["format"] == 1:
+            records = [_legacy_record(name, entry) for name, entry in data["clones"].items()]
+        else:
+            records = [_record(entry) for entry in data["copies"]]
+        by_key: dict[str, state.CloneRecord] = {}
+        for r in records:
+            if r.key in by_key:
+                raise ValueError(f"two records for the target {r.key}")
+            by_key[r.key] = r
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return state.Ledger(path=path, problem=f"{path} cannot be read as a clone ledger "
                             f"({exc.__class__.__name__}: {exc})")
-    return state.Ledger(path=path, clones=clones)
+    return state.Ledger(path=path, records=by_key, legacy=data["format"] == 1)
 
 
-def ledger_text(clones: dict[str, state.CloneRecord]) -> str:
-    body = {name: {"source": r.source, "target": r.target, "md": r.md, "split_at": r.split_at}
-            for name, r in sorted(clones.items())}
-    return json.dumps({"format": LEDGER_FORMAT, "clones": body}, indent=2, sort_keys=True) + "\n"
+def _str(entry: dict, key: str) -> str:
+    value = entry[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is not a string")
+    return value
+
+
+def _legacy_record(name: str, entry: dict) -> state.CloneRecord:
+    return state.CloneRecord(clone=str(name), source=_str(entry, "source"),
+                             target=_str(entry, "target"), md=_str(entry, "md"),
+                             split_at=float(entry["split_at"]))
+
+
+def _record(entry: dict) -> state.CloneRecord:
+    source, target = entry["source"], entry["target"]
+    size, declared = entry["size"], entry["declared"]
+    if not (size is None or (isinstance(size, int) and not isinstance(size, bool))):
+        raise TypeError("size is not a whole number of bytes")
+    if not isinstance(declared, bool):
+        raise TypeError("declared is not true or false")
+    return state.CloneRecord(
+        clone=_str(entry, "clone"), source=_str(source, "path"), target=_str(target, "path"),
+        md=_str(entry, "md"), split_at=float(entry["split_at"]), source_id=_str(source, "id"),
+        target_id=_str(target, "id"), size=size, recopy=_str(entry, "recopy"),
+        declared=declared)
+
+
+def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord]) -> str:
+    """The ledger file for these records (format 2, sorted by target)."""
+    items = records.values() if isinstance(records, dict) else records
+    body = [{"target": {"id": r.target_id, "path": r.target},
+             "source": {"id": r.source_id, "path": r.source}, "size": r.size,
+             "clone": r.clone, "md": r.md, "split_at": r.split_at, "recopy": r.recopy,
+             "declared": r.declared}
+            for r in sorted(items, key=lambda r: r.key)]
+    return json.dumps({"format": LEDGER_FORMAT, "copies": body}, indent=2, sort_keys=True) + "\n"

@@ -14,24 +14,39 @@ Decisions taken here, each for a data-safety reason:
 * The target is refused when it is smaller than the source, mounted (itself or one of its
   partitions), held by another array or a device-mapper device, or an LVM PV. The source is
   refused for a build when it is mounted, held or an LVM PV (LVM would see one PV twice).
+  Two clones naming one device (by identity, however spelt) are both refused.
 * The array is stopped only once the target is in sync and md idle (``split``), or when
   the spec abandons the clone; never while it is mounted or has holders.
 * A non-persistent array does not survive a reboot, and "the target was complete when the
   array was stopped" cannot be observed afterwards. That one fact is recorded in the clone
-  ledger, written after the sync is seen complete and before ``mdadm --stop``, and removed
-  before the array is (re)built and whenever the array runs with a target not in sync. A
-  ``split`` clone whose array is gone is therefore done if the ledger says so, and otherwise
-  rebuilt from the source (the target may be half-written), never from the target; if the
-  target is in use by then, the clone is blocked instead.
+  ledger, written after the sync is seen complete and before ``mdadm --stop``, keyed by the
+  target's stable identity (``state.BlockDevice.identity``), never by its path spelling or
+  the clone's name.
+* A target with such a record is never written again, by any clone, unless the clone asks
+  with a ``recopy`` value other than the one recorded (each new value: one new copy, from
+  the source; the record goes just before the build). The clone that made the copy, still
+  declared over the same devices as ``split``, is simply done. Anything else over that
+  target (the clone declared again after it left the spec, under another name, with another
+  source, asked to mirror again, or the same ``recopy`` value) is blocked with the reason.
+* A record whose clone leaves the spec, or now names other devices, is kept, marked as no
+  longer declared: it still protects the target.
+* A record is removed only for a new copy asked by ``recopy``, or when the array of the
+  clone that made it runs again with the target not in sync (then the split never
+  completed); a ``split`` clone without a record is rebuilt from the source (the target may
+  be half-written), never from the target; if the target is in use by then, it is blocked.
+* Records of a format-1 ledger (by name and path) are identified through their paths and
+  rewritten with identities; one whose target cannot be identified keeps protecting that
+  path as spelt.
 * If anything about a clone is blocked, nothing is done to it in that pass, except that a
-  ledger record that no longer holds (the array runs again with the target not in sync) is
-  still removed: forgetting a split can only cause a new copy from the source.
+  record that no longer holds (the array runs again with the target not in sync) is still
+  removed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
 from reconciler import actions, state
 from reconciler.planning.partial import Partial
@@ -51,7 +66,8 @@ class _ClonePlan:
     steps: list[actions.Step] = field(default_factory=list)
     blocked: list[actions.Blocked] = field(default_factory=list)
     in_flight: list[actions.InFlight] = field(default_factory=list)
-    record: object = _KEEP  # _KEEP, None (remove) or the CloneRecord to write
+    record: object = _KEEP  # _KEEP, None (remove ``old``) or the CloneRecord to write
+    old: state.CloneRecord | None = None  # the record found for the target
     note: str = ""
 
     def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
@@ -62,11 +78,10 @@ class _ClonePlan:
 def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
     """The clone part of a plan for ``spec`` (already sliced for the node)."""
     out = Partial()
-    if not spec.clone:
-        return out
-    wanted = {c.md.rsplit("/", 1)[1] for c in spec.clone.values()}
-    out.unmanaged.extend(f"md {n}" for n in sorted(st.md) if n not in wanted)
     ledger = st.ledger
+    if spec.clone:
+        wanted = {c.md.rsplit("/", 1)[1] for c in spec.clone.values()}
+        out.unmanaged.extend(f"md {n}" for n in sorted(st.md) if n not in wanted)
     if ledger is None or ledger.problem:
         why = ledger.problem if ledger else "the clone ledger was not read"
         for name in sorted(spec.clone):
@@ -74,44 +89,169 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
                 f"clone {name}", f"{why}; without it a split clone cannot be told from an "
                 f"interrupted one (fix or move the file away once you know every clone's state)"))
         return out
-    records = dict(ledger.clones)
-    notes = []
+    records = _identified(ledger, st)
+    notes = ["rewrite the ledger with device identities (format 2)"] if ledger.legacy else []
+    shared = _shared_devices(spec, st)
     for name in sorted(spec.clone):
-        cp = _plan_clone(name, spec.clone[name], st, ledger)
+        if name in shared:
+            out.blocked.extend(actions.Blocked(f"clone {name}", r) for r in shared[name])
+            continue
+        cp = _plan_clone(name, spec.clone[name], st, records)
         out.in_flight.extend(cp.in_flight)
         if cp.blocked:
             out.blocked.extend(cp.blocked)
-            if cp.record is None and name in records:  # forgetting a split is always safe:
-                del records[name]  # at worst the clone is copied again from the source
-                notes.append(cp.note)
-            continue
-        out.steps.extend(cp.steps)
-        if cp.record is None and name in records:
-            del records[name]
+        else:
+            out.steps.extend(cp.steps)
+        # A record that no longer holds goes even when the clone is blocked (see above).
+        if cp.record is None and cp.old is not None:
+            records.pop(cp.old.key, None)
             notes.append(cp.note)
-        elif isinstance(cp.record, state.CloneRecord) and records.get(name) != cp.record:
-            records[name] = cp.record
+        elif isinstance(cp.record, state.CloneRecord) and not cp.blocked:
+            if cp.old is not None:
+                records.pop(cp.old.key, None)
+            records[cp.record.key] = cp.record
             notes.append(cp.note)
-    if records != ledger.clones:
+    for key, r in sorted(records.items()):
+        if r.declared and not _still_declared(r, spec, st):
+            records[key] = replace(r, declared=False)
+            notes.append(f"keep the copy on {r.target} protected: clone {r.clone} no longer "
+                         f"declares it")
+    if records != ledger.records or ledger.legacy:
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(path=ledger.path, host=st.host,
                                      records=tuple(sorted(records.items())),
                                      note="; ".join(notes)),
-            "the ledger must say which clones were split after a complete sync"))
+            "the ledger must say which targets received a complete copy"))
     return out
 
 
+def _identified(ledger: state.Ledger, st: state.HostState) -> dict[str, state.CloneRecord]:
+    """The records, those of a format-1 ledger given the identities of their devices as they
+    are now (observation reads them); where two name one target, the latest copy is kept."""
+    out: dict[str, state.CloneRecord] = {}
+    for r in sorted(ledger.records.values(), key=lambda r: r.split_at):
+        if not r.target_id:
+            dst, src = st.blockdevs.get(r.target), st.blockdevs.get(r.source)
+            if dst is not None and dst.exists and dst.identity:
+                have_src = src is not None and src.exists
+                r = replace(r, target_id=dst.identity,
+                            source_id=src.identity if have_src else "",
+                            size=src.size if have_src else None)
+        out.pop(r.key, None)
+        out[r.key] = r
+    return dict(sorted(out.items()))
+
+
+def _still_declared(r: state.CloneRecord, spec: models.Spec, st: state.HostState) -> bool:
+    """Whether the clone that made ``r`` is still in the spec over the same devices (a
+    device that cannot be seen now is compared by its path as spelt)."""
+    want = spec.clone.get(r.clone)
+    if want is None:
+        return False
+    for recorded_id, recorded_path, path in ((r.target_id, r.target, want.target),
+                                             (r.source_id, r.source, want.source)):
+        dev = st.blockdevs.get(path)
+        if dev is None or not dev.exists or not dev.identity or not recorded_id:
+            same = path == recorded_path
+        elif state.is_stable_identity(dev.identity) and state.is_stable_identity(recorded_id):
+            same = dev.identity == recorded_id
+        else:  # a device number may have moved: the spelling counts too
+            same = dev.identity == recorded_id or path == recorded_path
+        if not same:
+            return False
+    return True
+
+
+def _shared_devices(spec: models.Spec, st: state.HostState) -> dict[str, list[str]]:
+    """Clones naming one device (by identity, whatever the spelling): why each is refused."""
+    seen: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(spec.clone):
+        want = spec.clone[name]
+        for path in (want.source, want.target):
+            dev = st.blockdevs.get(path)
+            if dev is not None and dev.exists and dev.identity:
+                seen.setdefault(dev.identity, []).append((name, path))
+    out: dict[str, list[str]] = {}
+    for identity, users in seen.items():
+        if len(users) < 2:
+            continue
+        for name, path in users:
+            others = ", ".join(f"{p} of clone {n}" if n != name else p
+                               for n, p in users if (n, p) != (name, path))
+            out.setdefault(name, []).append(
+                f"{path} is the same device as {others} ({identity}); a device takes part "
+                f"in one clone, as one of its devices")
+    return out
+
+
+def _find_record(records: dict[str, state.CloneRecord], want: models.Clone,
+                 dst: state.BlockDevice) -> state.CloneRecord | None:
+    """The record of a completed copy on the clone's target: by identity; by the path as
+    spelt where an identity is unknown or not stable (the device number and size)."""
+    if dst.exists and dst.identity:
+        for r in records.values():
+            if r.target_id == dst.identity:
+                return r
+        stable = state.is_stable_identity(dst.identity)
+        for r in records.values():
+            unsure = not stable or not state.is_stable_identity(r.target_id)
+            if unsure and r.target == want.target:
+                return r
+        return None
+    return next((r for r in records.values() if r.target == want.target), None)
+
+
+def _owned(rec: state.CloneRecord, name: str, want: models.Clone,
+           src: state.BlockDevice) -> bool:
+    """The copy was made by this clone, declared ever since over the same devices."""
+    if not rec.declared or rec.clone != name:
+        return False
+    if rec.source_id and src.exists and src.identity:
+        return rec.source_id == src.identity
+    return rec.source == want.source
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _protected(rec: state.CloneRecord, name: str, want: models.Clone, src: state.BlockDevice,
+               dst: state.BlockDevice, why: str) -> str:
+    made = (f"the target {want.target} ({dst.identity or 'not present now'}) holds a completed "
+            f"copy of {rec.source} ({rec.source_id or 'identity not recorded'}) made by clone "
+            f"{rec.clone} at {_when(rec.split_at)}")
+    return (f"{made}; {why}. A completed copy is never overwritten on its own: set recopy = "
+            f"\"<a new value, e.g. today's date>\" in clone {name} to copy {want.source} onto "
+            f"it again (which overwrites it), or remove clone {name} from the spec to keep the "
+            f"copy as it is")
+
+
+def _why_protected(rec: state.CloneRecord, name: str, want: models.Clone,
+                   src: state.BlockDevice) -> str:
+    if want.recopy and want.recopy == rec.recopy:
+        return f"recopy = \"{want.recopy}\" was already used for that copy"
+    if rec.clone != name:
+        return f"clone {name} is not the clone that made it"
+    if not rec.declared:
+        return (f"clone {name} has left the spec (or named other devices) since, so this is "
+                f"a new declaration")
+    if not _owned(rec, name, want, src):
+        return (f"the spec now names {want.source} ({src.identity or 'not present'}) as the "
+                f"source")
+    return f"the spec now asks for state = \"{want.state.value}\", which copies again"
+
+
 def _plan_clone(name: str, want: models.Clone, st: state.HostState,
-                ledger: state.Ledger) -> _ClonePlan:
+                records: dict[str, state.CloneRecord]) -> _ClonePlan:
     cp = _ClonePlan()
     obj = f"clone {name}"
     md_name = want.md.rsplit("/", 1)[1]
     arr = st.md.get(md_name)
     src = _device(st, want.source)
     dst = _device(st, want.target)
-    rec = ledger.clones.get(name)
-    split_recorded = rec is not None and (rec.source, rec.target, rec.md) == (
-        want.source, want.target, want.md)
+    rec = cp.old = _find_record(records, want, dst)
+    owned = rec is not None and _owned(rec, name, want, src)
+    asked = rec is not None and bool(want.recopy) and want.recopy != rec.recopy
     forget = LEDGER_KEY if rec is not None else None  # steps that need the record gone first
 
     def block(reason: str) -> _ClonePlan:
@@ -120,39 +260,49 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
 
     def drop_record(why: str) -> None:
         if rec is not None:
-            cp.record, cp.note = None, f"forget the split of clone {name} ({why})"
+            cp.record, cp.note = None, f"forget the copy on {rec.target} ({why})"
 
     if want.state is models.CloneState.ABANDONED:
-        drop_record("abandoned")
-        if arr is None:
+        if arr is None:  # a record stays: it protects the target
             return cp
         problem = _foreign(arr, want, src, dst) or _array_in_use(arr, want)
         if problem:
             return block(problem)
         cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, abandoned=True,
                               host=st.host),
-               "the spec abandons the clone", [forget])
+               "the spec abandons the clone")
         return cp
 
+    if rec is not None and not asked and not (
+            owned and (arr is not None or want.state is models.CloneState.SPLIT)):
+        return block(_protected(rec, name, want, src, dst,
+                                _why_protected(rec, name, want, src)))
+
     if arr is None:
-        if want.state is models.CloneState.SPLIT and split_recorded:
+        if rec is not None and not asked:
             return cp  # split after a complete sync, as the ledger remembers
         problems = _source_problems(want, src, st) + _target_problems(want, src, dst, st,
                                                                       md_name, src.size)
         if problems:
-            if want.state is models.CloneState.SPLIT:
-                problems = [f"{want.md} does not exist and no completed split is recorded, "
-                            f"so the clone must be (re)built from the source; but {p}"
-                            for p in problems]
+            if asked:
+                lead = (f"recopy = \"{want.recopy}\" asks for a new copy onto {want.target}; "
+                        f"but ")
+            elif want.state is models.CloneState.SPLIT:
+                lead = (f"{want.md} does not exist and no completed split is recorded, so the "
+                        f"clone must be (re)built from the source; but ")
+            else:
+                lead = ""
             for p in problems:
-                block(p)
+                block(lead + p)
             return cp
-        drop_record("rebuilt from the source")
+        if asked:
+            drop_record(f"recopy = \"{want.recopy}\" asks for a new copy from {want.source}")
         build = cp.add(actions.BuildMdClone(clone=name, md=want.md, source=want.source,
                                             host=st.host),
-                       f"{want.md} does not exist" + (" (no completed split is recorded)"
-                                                      if want.state is models.CloneState.SPLIT
-                                                      else ""), [forget])
+                       f"{want.md} does not exist" + (
+                           f" (recopy = \"{want.recopy}\" asks for a new copy)" if asked
+                           else " (no completed split is recorded)"
+                           if want.state is models.CloneState.SPLIT else ""), [forget])
         speeds = _speed_steps(cp, name, want, None, st.host, [build])
         cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target, host=st.host),
                f"{want.target} is not in {want.md} yet", [build, *speeds])
@@ -169,14 +319,18 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         if in_use:
             return block(f"the target is in sync, but {in_use}; point the workload at "
                          f"{want.target} and stop using {want.md}: the next pass splits it")
-        if not split_recorded:  # (already recorded: a stop that failed is simply retried)
-            cp.record = state.CloneRecord(source=want.source, target=want.target, md=want.md,
-                                          split_at=st.observed_at)
-            cp.note = f"record clone {name} as split"
+        made = state.CloneRecord(
+            clone=name, source=want.source, target=want.target, md=want.md,
+            split_at=st.observed_at, source_id=src.identity, target_id=dst.identity,
+            size=src.size if src.size is not None else arr.size, recopy=want.recopy or "")
+        if not (owned and rec is not None and rec.recopy == made.recopy
+                and (rec.source_id, rec.target_id) == (made.source_id, made.target_id)):
+            # (already recorded: a stop that failed is simply retried)
+            cp.record, cp.note = made, f"record the copy of clone {name} on {want.target}"
         cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, host=st.host),
                f"{want.target} is in sync", [LEDGER_KEY])
         return cp
-    drop_record(f"{want.md} runs again")
+    drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
     if member is None:
         problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size)

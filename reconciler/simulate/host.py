@@ -23,6 +23,7 @@ and block devices' sysfs) and the host's own files (the clone ledger); see
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from reconciler.errors import UnsupportedCommand
@@ -176,8 +177,37 @@ class SimulatedHost:
     # -- builder API (tests and seeding) -------------------------------------------------------
 
     def add_device(self, path: str, size_bytes: int, aliases: tuple[str, ...] = (), *,
-                   major: int | None = None, minor: int | None = None) -> None:
-        self.model.add_device(path, size_bytes, tuple(aliases), major, minor)
+                   major: int | None = None, minor: int | None = None,
+                   serial: str | None = None, wwid: str | None = None,
+                   dm_uuid: str | None = None) -> None:
+        """A block device. Its identity files are those the kernel shows for its kind (as
+        recorded in tests/fixtures/outputs/md/identity): a virtio disk (``/dev/vdX``) has
+        ``serial`` (no newline; default ``sim-vdX``, "" for a disk qemu gave none); a SCSI disk
+        (``/dev/sdX``) ``device/wwid`` (default an NAA id); an NVMe namespace ``wwid``; a
+        device-mapper device (``/dev/mapper/...``) ``dm/uuid`` (default an LVM LV's). Any other
+        device shows none. Giving one of them for another kind is an error."""
+        dev = self.model.add_device(path, size_bytes, tuple(aliases), major, minor)
+        name = path.rsplit("/", 1)[-1]
+        digest = hashlib.sha256(self.model.stable_id(path).encode()).hexdigest()
+        kind = ("virtio" if name.startswith("vd") and path.startswith("/dev/vd") else
+                "scsi" if path.startswith("/dev/sd") else
+                "nvme" if path.startswith("/dev/nvme") else
+                "dm" if path.startswith(("/dev/mapper/", "/dev/dm-")) else "")
+        given = {k for k, v in (("serial", serial), ("wwid", wwid), ("dm_uuid", dm_uuid))
+                 if v is not None}
+        allowed = {"virtio": {"serial"}, "scsi": {"wwid"}, "nvme": {"wwid"},
+                   "dm": {"dm_uuid"}}.get(kind, set())
+        if given - allowed:
+            raise ValueError(f"{path}: a {kind or 'device of this kind'} shows no "
+                             f"{', '.join(sorted(given - allowed))}")
+        if kind == "virtio":
+            dev.sysfs["serial"] = f"sim-{name}"[:20] if serial is None else serial
+        elif kind == "scsi":
+            dev.sysfs["device/wwid"] = (wwid or f"naa.6{digest[:31]}") + "\n"
+        elif kind == "nvme":
+            dev.sysfs["wwid"] = (wwid or f"eui.{digest[:16]}") + "\n"
+        elif kind == "dm":
+            dev.sysfs["dm/uuid"] = (dm_uuid or f"LVM-{self.model.stable_id(path, 64)}") + "\n"
 
     def resolve_device(self, path: str) -> tuple[int, int] | None:
         dev = self.model.device(path)

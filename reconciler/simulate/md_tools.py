@@ -310,12 +310,28 @@ def _md_file(array: Array, rest: str, path: str) -> str | None:
     return text
 
 
+# Identity files (observing reads them to tell who a device is; recorded in
+# tests/fixtures/outputs/md/identity): present only where the kernel shows them.
+IDENTITY_FILES = ("partition", "dm/uuid", "dm/name", "md/metadata_version", "md/uuid", "wwid",
+                  "device/wwid", "serial", "device/serial")
+
+
 def _dev_file(host: SimulatedHost, devno: tuple[int, int], rest: str, path: str) -> str | None:
     dev = host.device_by_number(devno)
     if dev is None:
-        return None
+        return _lv_file(host, devno, rest)
     parts = host.md.partitions.get(dev.path, [])
     name = md_model.kernel_name(dev)
+    if rest.startswith("../"):  # sysfs resolves M:m first: a partition's ".." is its disk
+        disk = _disk_of(host, dev)
+        if disk is None:
+            raise UnsupportedCommand(f"'..' of a whole disk is not modelled: {path}")
+        return _dev_file(host, (disk.major, disk.minor), rest[3:], path)
+    if rest in IDENTITY_FILES:
+        disk = _disk_of(host, dev)
+        if rest == "partition":
+            return None if disk is None else f"{dev.minor - disk.minor}\n"
+        return dev.sysfs.get(rest)
     if rest == "":
         return "".join(f"{e}\n" for e in sorted((*md_model.DISK_ENTRIES,
                                                  *(md_model.kernel_name(p) for p in parts))))
@@ -334,3 +350,27 @@ def _dev_file(host: SimulatedHost, devno: tuple[int, int], rest: str, path: str)
             return f"{part.size // 512}\n"
         return "".join(f"{h}\n" for h in holders(host, part))
     raise UnsupportedCommand(f"block device sysfs file not modelled by the simulator: {path}")
+
+
+def _disk_of(host: SimulatedHost, dev: Device) -> Device | None:
+    """The disk a partition is on (None for a whole disk)."""
+    return next((host.model.devices[disk] for disk, parts in host.md.partitions.items()
+                 if any(p is dev for p in parts)), None)
+
+
+def _lv_file(host: SimulatedHost, devno: tuple[int, int], rest: str) -> str | None:
+    """An active LV's device-mapper files (every simulated LV counts as active): its uuid is
+    "LVM-" and the VG's and LV's uuids without dashes, as lvm2 sets it."""
+    if devno[0] != 253:
+        return None
+    for vg in host.model.vgs.values():
+        for lv in vg.lvs.values():
+            if host._dm_minors.get(lv.uuid) == devno[1]:
+                if rest == "dm/uuid":
+                    return f"LVM-{vg.uuid.replace('-', '')}{lv.uuid.replace('-', '')}\n"
+                if rest == "dm/name":
+                    return f"{vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}\n"
+                if rest == "size":
+                    return f"{lv.extents * vg.extent_size // 512}\n"
+                return None
+    return None

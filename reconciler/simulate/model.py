@@ -42,7 +42,7 @@ class NoSpace(Exception):
 
 
 class Device:
-    __slots__ = ("path", "size", "major", "minor", "aliases", "signature", "failed_at")
+    __slots__ = ("path", "size", "major", "minor", "aliases", "signature", "failed_at", "sysfs")
 
     def __init__(self, path: str, size: int, major: int, minor: int, aliases: tuple[str, ...]):
         self.path = path
@@ -55,6 +55,10 @@ class Device:
         # When every I/O to the device started failing (qemu's drive_del in the lab), or None.
         # lvm cannot read its label any more: a PV on it is missing from then on.
         self.failed_at: float | None = None
+        # The identity files under /sys/dev/block/M:m/ with their exact content ("serial":
+        # "d0" for a virtio disk, "device/wwid" for a SCSI disk, "dm/uuid"...); see
+        # SimulatedHost.add_device.
+        self.sysfs: dict[str, str] = {}
 
 
 class PV:
@@ -239,6 +243,12 @@ class Model:
         chars = "".join(_ALNUM[b % 62] for b in digest[:32])
         cuts = (0, 6, 10, 14, 18, 22, 26, 32)
         return "-".join(chars[a:b] for a, b in pairwise(cuts))
+
+    def stable_id(self, what: str, n: int = 32) -> str:
+        """``n`` letters and digits of an id derived from ``what`` and the seed alone (device
+        identities, which must not move the sequence of ``new_uuid``)."""
+        digest = hashlib.sha512(f"{self._seed}:id:{what}".encode()).digest()
+        return "".join(_ALNUM[b % 62] for b in digest[:n])
 
     def _device_number(self, path: str) -> tuple[int, int]:
         m = re.fullmatch(r"/dev/(vd|sd|xvd)([a-z]+)", path)

@@ -288,6 +288,10 @@ class Clone(_Model):
     it (the workload uses ``md`` meanwhile). ``split``: once the target is fully in sync the
     array is stopped; the target is then an exact copy. ``abandoned``: the array is stopped
     whatever its sync (the target's content is then meaningless).
+
+    A target that received a complete copy (a split) is never written again, by this clone or
+    any other, unless ``recopy`` is set to a value not used before for that target: each new
+    value asks for one new copy from the source (the value used is kept in the ledger).
     """
 
     nodes: tuple[NodeName, ...] = Field(
@@ -304,10 +308,18 @@ class Clone(_Model):
     speed_limit_max: SizeField | None = Field(
         None, description="bytes per second md syncs at most (the array's sync_speed_max, "
         "KiB/s); unset = left as it is")
+    recopy: str | None = Field(
+        None, max_length=128, description="ask once for a new copy onto a target that already "
+        "received a complete copy (overwriting it): any value not used before for that "
+        "target, e.g. today's date; the value used is recorded, so the same value never "
+        "copies twice; unset = a completed copy is never overwritten")
 
     @model_validator(mode="after")
     def _check(self) -> "Clone":
         _unique("node", self.nodes, "nodes")
+        if self.recopy is not None and (not self.recopy.strip() or not self.recopy.isprintable()):
+            raise ValueError("recopy must be a non-empty printable value (e.g. a date); leave "
+                             "it out to never copy over a completed copy")
         if self.source == self.target:
             raise ValueError("source and target are the same device")
         if self.md in (self.source, self.target):

@@ -4,7 +4,9 @@ this checkout over 9p) against the guest's own kernel md and mdadm.
 
 Every test checks data with md5 sums: files written on the ext4 file system before the
 clone and by a writer while md copies, read back from the target after the split, and the
-whole source and target devices compared byte for byte.
+whole source and target devices compared byte for byte. After the split, the target that
+now lives its own life is never written again when the spec respells it or renames the
+clone; only a new ``recopy`` value copies it again.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ echo "$i"
 """
 
 
-def put_spec(g: Guest, state: str, source: str, target: str, extra: str = "") -> None:
+def put_spec(g: Guest, state: str, source: str, target: str, extra: str = "",
+             name: str = "db") -> None:
     g.run(["mkdir", "-p", SPEC_DIR])
     g.write_file(f"{SPEC_DIR}/clone.toml", textwrap.dedent(f"""
-        [clone.db]
+        [clone.{name}]
         nodes = ["{NODE}"]
         source = "{source}"
         target = "{target}"
@@ -208,14 +211,57 @@ def test_clone_a_mounted_file_system_online_while_it_is_written_then_split(make_
                            "sync /var/lib/reconciler",
                            f"mdadm --stop {MD}"], split
     assert "md100" not in g.read_file("/proc/mdstat")
-    record = json.loads(g.read_file(LEDGER))["clones"]["db"]
-    assert (record["source"], record["target"], record["md"]) == (src, dst, MD)
+    record, = json.loads(g.read_file(LEDGER))["copies"]
+    assert (record["source"], record["target"], record["clone"], record["md"]) == (
+        {"id": "serial:d0", "path": src}, {"id": "serial:d1", "path": dst}, "db", MD)
 
     # The target is an exact copy: every file, those written during the copy included.
     check_files(g, dst, "/root/before.md5", "/root/w/writer.md5")
     check_files(g, src, "/root/before.md5", "/root/w/writer.md5")
-    assert device_md5(g, src) == device_md5(g, dst)
+    source_md5 = device_md5(g, src)
+    assert source_md5 == device_md5(g, dst)
     assert_settled(g)
+
+    # The workload now lives on the target (a raw write, as a VM's disk would see it). The
+    # same disk named by another path (/dev/lab/d1, a symlink to it) is the same split
+    # target: nothing runs, nothing is written (issue 8: main rebuilt the array over it).
+    g.run(["dd", "if=/dev/urandom", f"of={dst}", "bs=1M", "count=1", "seek=40", "oflag=direct",
+           "status=none"])
+    target_md5 = device_md5(g, dst)
+    alias = "/dev/lab/d1"
+    assert g.run(["readlink", "-f", alias]).out.strip() == dst
+    put_spec(g, "split", src, alias)
+    assert_settled(g)
+    assert device_md5(g, dst) == target_md5
+
+    # Renamed, the clone is another clone over a completed copy: blocked, nothing written
+    # but the old record marked as no longer declared (still protecting the target).
+    put_spec(g, "split", src, alias, name="db2")
+    renamed = reconcile(g)
+    ledger_write = ("mkdir", "dd", "mv", "sync")
+    assert renamed.rc == 1, renamed
+    assert [c for c in renamed.ran() if not c.startswith(ledger_write)] == [], renamed
+    reason, = [b["reason"] for b in renamed.doc["final"]["blocked"]]
+    assert "holds a completed copy of" in reason
+    assert "clone db2 is not the clone that made it" in reason
+    assert json.loads(g.read_file(LEDGER))["copies"][0]["declared"] is False
+    assert device_md5(g, dst) == target_md5 and "md100" not in g.read_file("/proc/mdstat")
+
+    # recopy asks once: copied again from the source, then the same value copies no more.
+    put_spec(g, "split", src, alias, 'recopy = "lab-1"', name="db2")
+    recopied = reconcile(g, "--wait")
+    assert recopied.rc == 0, recopied
+    ran = recopied.ran()
+    assert ran[4:6] == [f"mdadm --build {MD} --level=1 --raid-devices=2 {src} missing",
+                        f"mdadm {MD} --add {alias}"] and ran[-1] == f"mdadm --stop {MD}", recopied
+    assert device_md5(g, dst) == source_md5 == device_md5(g, src)
+    record, = json.loads(g.read_file(LEDGER))["copies"]
+    assert (record["clone"], record["recopy"], record["declared"]) == ("db2", "lab-1", True)
+    g.run(["dd", "if=/dev/urandom", f"of={dst}", "bs=1M", "count=1", "seek=8", "oflag=direct",
+           "status=none"])
+    target_md5 = device_md5(g, dst)
+    assert_settled(g)
+    assert device_md5(g, dst) == target_md5
 
 
 def test_a_reset_mid_sync_converges_again_from_the_source(make_guest, request):
@@ -243,8 +289,8 @@ def test_a_reset_mid_sync_converges_again_from_the_source(make_guest, request):
 
     g = boot("after")
     assert "md100" not in g.run("cat /proc/mdstat 2>/dev/null || true").out
-    assert json.loads(g.run(f"cat {LEDGER} 2>/dev/null || echo '{{\"clones\": {{}}}}'").out)[
-        "clones"] == {}
+    assert json.loads(g.run(f"cat {LEDGER} 2>/dev/null || echo '{{\"copies\": []}}'").out)[
+        "copies"] == []
     # Whatever the half-written target holds, the copy restarts from the source.
     g.run(["dd", "if=/dev/urandom", f"of={dst}", "bs=1M", "count=64", "oflag=direct",
            "status=none"], timeout=120)

@@ -11,6 +11,7 @@ from reconciler.runner import Command, CommandResult
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "outputs"
 MD = FIX / "md"
 CLONE = MD / "clone"
+IDENTITY = MD / "identity" / "identity.txt"
 EMPTY_REPORT = (FIX / "lvm" / "empty.json").read_text().split("\n", 1)[1]
 M = 1 << 20
 
@@ -75,8 +76,9 @@ def virtio(path: str) -> tuple[int, int] | None:
 @dataclass
 class FixtureRunner:
     """A host that answers ``lvm fullreport`` with an empty report and every read from one
-    recorded state (``ls -1 DIR`` blocks answer directory reads). A read that was not
-    recorded fails the test; ``files`` are the host's own files (the ledger)."""
+    recorded state (``ls -1 DIR`` blocks answer directory reads), the devices' identity files
+    from the identity recording (same guest layout: vda..vdh with serials d0..d7). A read
+    that was not recorded fails the test; ``files`` are the host's own files (the ledger)."""
 
     state: str
     where: Path = CLONE
@@ -84,7 +86,7 @@ class FixtureRunner:
     reads: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.recorded = blocks(self.where / f"{self.state}.txt")
+        self.recorded = {**blocks(IDENTITY), **blocks(self.where / f"{self.state}.txt")}
 
     def run(self, cmd: Command) -> CommandResult:
         assert cmd.argv[:2] == ("lvm", "fullreport"), cmd

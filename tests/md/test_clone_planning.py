@@ -1,7 +1,13 @@
 """Clone planning rules on hand-made observed states (what the simulator cannot build:
-persistent arrays, other RAID levels, several clones at once)."""
+persistent arrays, other RAID levels, several clones at once), and the ledger's rules: a
+target that received a completed copy is known by its identity, never written again
+unless a new ``recopy`` value asks, and its record outlives the clone."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
 
 from reconciler import actions, planning
 from reconciler.spec import models
@@ -25,17 +31,37 @@ def spec(**clones) -> models.Spec:
     return models.Spec.model_validate({"clone": {name: {**base, **c} for name, c in clones.items()}})
 
 
+ALIAS = "/dev/disk/by-id/virtio-d1"  # another name of /dev/vdb
+
+
 def devs(**extra) -> dict[str, BlockDevice]:
-    out = {p: BlockDevice(path=p, devno=n, name=p[5:], size=64 * M)
-           for p, n in (("/dev/vda", VDA), ("/dev/vdb", VDB), ("/dev/vdc", VDC), ("/dev/vdd", VDD))}
+    out = {p: BlockDevice(path=p, devno=n, name=p[5:], size=64 * M, identity=f"serial:d{i}")
+           for i, (p, n) in enumerate((("/dev/vda", VDA), ("/dev/vdb", VDB), ("/dev/vdc", VDC),
+                                       ("/dev/vdd", VDD)))}
+    out[ALIAS] = BlockDevice(path=ALIAS, devno=VDB, name="vdb", size=64 * M, identity="serial:d1")
     out.update(extra)
     return out
 
 
-def host(arrays=(), records=None, problem=None, blockdevs=None) -> HostState:
+def host(arrays=(), records=(), problem=None, blockdevs=None, legacy=False) -> HostState:
     return HostState(host="local", md={a.name: a for a in arrays},
                      blockdevs=blockdevs or devs(), observed_at=100.0,
-                     ledger=Ledger(path=L, clones=records or {}, problem=problem))
+                     ledger=Ledger(path=L, records={r.key: r for r in records}, problem=problem,
+                                   legacy=legacy))
+
+
+def copy(clone="db", source="/dev/vda", target="/dev/vdb", at=50.0, **kw) -> CloneRecord:
+    """A record of a completed copy, with the identities devs() gives."""
+    ids = {"/dev/vda": "serial:d0", "/dev/vdb": "serial:d1", ALIAS: "serial:d1",
+           "/dev/vdc": "serial:d2", "/dev/vdd": "serial:d3"}
+    base = dict(clone=clone, source=source, target=target, md="/dev/md100", split_at=at,
+                source_id=ids[source], target_id=ids[target], size=64 * M)
+    return CloneRecord(**{**base, **kw})
+
+
+def written(p) -> dict[str, CloneRecord]:
+    step, = [s for s in p.steps if s.key == "ledger:clones"]
+    return dict(step.action.records)
 
 
 def array(*members, metadata="none", level="raid1", raid_disks=2, name="md100", **kw):
@@ -82,46 +108,172 @@ def test_two_clones_splitting_at_once_share_one_ledger_write():
     write = p.steps[0].action
     assert isinstance(write, actions.WriteCloneLedger)
     assert dict(write.records) == {
-        "a": CloneRecord("/dev/vda", "/dev/vdb", "/dev/md100", 100.0),
-        "b": CloneRecord("/dev/vdc", "/dev/vdd", "/dev/md101", 100.0)}
-    assert write.describe() == "record clone a as split; record clone b as split"
+        "serial:d1": copy("a", at=100.0),
+        "serial:d3": copy("b", "/dev/vdc", "/dev/vdd", at=100.0, md="/dev/md101")}
+    assert write.describe() == ("record the copy of clone a on /dev/vdb; "
+                                "record the copy of clone b on /dev/vdd")
     assert all(s.after == {"ledger:clones"} for s in p.steps[1:])
+    assert md_ledger_round_trip(write.records)
 
 
-def test_a_record_for_other_devices_does_not_count_as_split():
-    old = CloneRecord("/dev/vda", "/dev/vdc", "/dev/md100", 50.0)
-    p = plan(spec(db={}), host(records={"db": old, "other": old}))
-    assert [s.key for s in p.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
-    assert dict(p.steps[0].action.records) == {"other": old}  # others' records are kept
-    assert p.steps[1].after == {"ledger:clones"}
+def md_ledger_round_trip(records) -> bool:
+    from reconciler.adapters import md
+    return md.parse_ledger(L, md.ledger_text(dict(records))).records == dict(records)
+
+
+def test_a_record_for_another_target_does_not_count_and_is_kept_undeclared():
+    old = copy(target="/dev/vdc")  # clone db once copied onto vdc; it now names vdb
+    p = plan(spec(db={}), host(records=[old]))
+    steps = {s.key: s for s in p.steps}
+    assert set(steps) == {"clone:db:build", "clone:db:add", "ledger:clones"}
+    assert steps["clone:db:build"].after == frozenset()  # no record of vdb to forget first
+    assert written(p) == {"serial:d2": replace(old, declared=False)}  # vdc stays protected
+    assert "keep the copy on /dev/vdc protected: clone db no longer declares it" in \
+        steps["ledger:clones"].action.describe()
 
 
 def test_a_split_clone_with_its_record_is_done_whatever_its_devices_now():
-    rec = CloneRecord("/dev/vda", "/dev/vdb", "/dev/md100", 50.0)
+    rec = copy()
     gone = devs(**{"/dev/vda": BlockDevice(path="/dev/vda", devno=None),
                    "/dev/vdb": BlockDevice(path="/dev/vdb", devno=VDB, size=64 * M,
-                                           mounts=("/srv",))})
-    p = plan(spec(db={}), host(records={"db": rec}, blockdevs=gone))
-    assert p.converged
+                                           mounts=("/srv",), identity="serial:d1")})
+    assert plan(spec(db={}), host(records=[rec], blockdevs=gone)).converged
+    target_gone = devs(**{"/dev/vdb": BlockDevice(path="/dev/vdb", devno=None)})
+    assert plan(spec(db={}), host(records=[rec], blockdevs=target_gone)).converged
 
 
 def test_a_record_is_dropped_while_the_array_runs_out_of_sync():
-    rec = CloneRecord("/dev/vda", "/dev/vdb", "/dev/md100", 50.0)
     recovering = array(SRC, ("vdb", VDB, 1, ("spare",)), sync_action="recover", degraded=1,
                        sync_done=8 * M, sync_total=64 * M, sync_speed=2.0 * M)
-    p = plan(spec(db={}), host([recovering], records={"db": rec}))
+    p = plan(spec(db={}), host([recovering], records=[copy()]))
     assert [s.key for s in p.steps] == ["ledger:clones"] and p.steps[0].action.records == ()
     f, = p.in_flight
     assert (f.percent, f.speed, f.eta) == (12.5, 2.0 * M, 28.0)
     assert "12.5% at 2.0M/s, ETA 28s" in str(p)
 
 
-def test_abandoned_without_an_array_forgets_the_record_only():
-    rec = CloneRecord("/dev/vda", "/dev/vdb", "/dev/md100", 50.0)
-    p = plan(spec(db={"state": "abandoned"}), host(records={"db": rec}))
-    assert [s.key for s in p.steps] == ["ledger:clones"]
-    assert "forget the split of clone db (abandoned)" == p.steps[0].action.describe()
+def test_abandoned_keeps_the_record():
+    assert plan(spec(db={"state": "abandoned"}), host(records=[copy()])).converged
     assert plan(spec(db={"state": "abandoned"}), host()).converged
+
+
+# -- a completed copy is never written again unless a new recopy value asks ------------------
+
+
+def blocked_reason(p, name="db") -> str:
+    assert not [s for s in p.steps if s.key.startswith("clone:")], p.steps
+    reason, = [b.reason for b in p.blocked if b.object == f"clone {name}"]
+    return reason
+
+
+def test_a_respelled_target_is_the_same_target_and_stays_split():
+    p = plan(spec(db={"target": ALIAS}), host(records=[copy()]))
+    assert p.converged
+
+
+def test_a_renamed_clone_is_blocked_and_the_old_record_kept():
+    p = plan(spec(db2={}), host(records=[copy()]))
+    reason = blocked_reason(p, "db2")
+    assert reason.startswith("the target /dev/vdb (serial:d1) holds a completed copy of "
+                             "/dev/vda (serial:d0) made by clone db at 1970-01-01 00:00:50 UTC; "
+                             "clone db2 is not the clone that made it. A completed copy is never "
+                             "overwritten on its own: set recopy = ")
+    assert "in clone db2 to copy /dev/vda onto it again (which overwrites it)" in reason
+    assert written(p) == {"serial:d1": copy(declared=False)}
+
+
+def test_a_clone_declared_again_after_leaving_the_spec_is_blocked():
+    p = plan(spec(db={}), host(records=[copy(declared=False)]))
+    assert "clone db has left the spec (or named other devices) since" in blocked_reason(p)
+    assert "ledger:clones" not in [s.key for s in p.steps]
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"source": "/dev/vdc"}, "the spec now names /dev/vdc (serial:d2) as the source"),
+    ({"state": "mirrored"}, 'the spec now asks for state = "mirrored", which copies again'),
+])
+def test_a_split_clone_asked_to_copy_again_without_a_new_recopy_value_is_blocked(change, words):
+    p = plan(spec(db=change), host(records=[copy(recopy="2024-06-01")]))
+    assert words in blocked_reason(p)
+
+
+def test_a_recopy_value_copies_once():
+    used = copy(recopy="2024-06-01")
+    assert plan(spec(db={"recopy": "2024-06-01"}), host(records=[used])).converged
+    for again in (replace(used, declared=False), replace(used, clone="other")):
+        p = plan(spec(db={"recopy": "2024-06-01"}), host(records=[again]))
+        assert 'recopy = "2024-06-01" was already used for that copy' in blocked_reason(p)
+
+
+def test_a_new_recopy_value_forgets_the_copy_then_copies_from_the_source():
+    for rec in (copy(), copy(declared=False), copy("old", recopy="1"), copy(source="/dev/vdc")):
+        p = plan(spec(db={"recopy": "2"}), host(records=[rec]))
+        assert [s.key for s in p.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
+        assert p.steps[1].after == {"ledger:clones"}  # the record goes first
+        assert written(p) == {}
+        assert p.steps[0].action.describe() == (
+            'forget the copy on /dev/vdb (recopy = "2" asks for a new copy from /dev/vda)')
+    # once in sync, the copy is recorded with the value that asked for it
+    p = plan(spec(db={"recopy": "2"}), host([array(SRC, DST)]))
+    assert written(p) == {"serial:d1": copy(at=100.0, recopy="2")}
+
+
+def test_a_new_recopy_value_still_refuses_a_target_in_use():
+    busy = devs(**{"/dev/vdb": BlockDevice(path="/dev/vdb", devno=VDB, size=64 * M,
+                                           mounts=("/srv",), identity="serial:d1")})
+    p = plan(spec(db={"recopy": "2"}), host(records=[copy()], blockdevs=busy))
+    assert blocked_reason(p) == ('recopy = "2" asks for a new copy onto /dev/vdb; but the target '
+                                 '/dev/vdb is mounted at /srv; the copy would overwrite it')
+    assert not p.steps
+
+
+def test_two_clones_naming_one_device_are_both_refused():
+    p = plan(spec(a={}, b={"source": "/dev/vdc", "target": ALIAS, "md": "/dev/md101"}), host())
+    assert not p.steps
+    assert {b.object: b.reason for b in p.blocked} == {
+        "clone a": f"/dev/vdb is the same device as {ALIAS} of clone b (serial:d1); a device "
+                   "takes part in one clone, as one of its devices",
+        "clone b": f"{ALIAS} is the same device as /dev/vdb of clone a (serial:d1); a device "
+                   "takes part in one clone, as one of its devices"}
+
+
+def test_records_of_clones_that_left_the_spec_are_kept_marked():
+    p = plan(models.Spec(), host(records=[copy(), copy("x", "/dev/vdc", "/dev/vdd")]))
+    assert written(p) == {"serial:d1": copy(declared=False),
+                          "serial:d3": copy("x", "/dev/vdc", "/dev/vdd", declared=False)}
+    assert plan(models.Spec(), host(records=[copy(declared=False)])).converged
+
+
+def test_an_unstable_identity_also_matches_the_path_as_spelt():
+    # no serial: the identity is the device number and size, which a reboot may change
+    renumbered = devs(**{"/dev/vdb": BlockDevice(path="/dev/vdb", devno=(254, 64), size=64 * M,
+                                                 identity="devno:254:64,size:67108864")})
+    rec = copy(target_id="devno:254:16,size:67108864")
+    assert plan(spec(db={}), host(records=[rec], blockdevs=renumbered)).converged
+    assert "clone db2 is not the clone" in blocked_reason(
+        plan(spec(db2={}), host(records=[rec], blockdevs=renumbered)), "db2")
+
+
+def test_a_format_1_ledger_is_identified_and_rewritten():
+    legacy = [CloneRecord(clone="db", source="/dev/vda", target="/dev/vdb", md="/dev/md100",
+                          split_at=50.0),
+              CloneRecord(clone="gone", source="/dev/vdx", target="/dev/vdy", md="/dev/md7",
+                          split_at=40.0)]
+    unseen = devs(**{p: BlockDevice(path=p, devno=None) for p in ("/dev/vdx", "/dev/vdy")})
+    p = plan(spec(db={"target": ALIAS}), host(records=legacy, legacy=True, blockdevs=unseen))
+    assert [s.key for s in p.steps] == ["ledger:clones"]
+    assert written(p) == {"serial:d1": copy(),  # identified; still its clone's: stays split
+                          "path:/dev/vdy": replace(legacy[1], declared=False)}
+    assert p.steps[0].action.describe().startswith(
+        "rewrite the ledger with device identities (format 2)")
+    # renamed before the upgrade: the record protects the target all the same
+    p = plan(spec(db2={}), host(records=legacy[:1], legacy=True))
+    assert "made by clone db at" in blocked_reason(p, "db2")
+    assert written(p) == {"serial:d1": copy(declared=False)}
+    # an unidentified record protects its path as spelt
+    p = plan(spec(db={"source": "/dev/vda", "target": "/dev/vdy"}),
+             host(records=legacy[1:], legacy=True, blockdevs=unseen))
+    assert "made by clone gone" in blocked_reason(p)
 
 
 def test_abandoned_refuses_to_stop_an_array_in_use_or_not_its_own():

@@ -39,6 +39,9 @@ def test_a_clone_loads_with_defaults_and_sizes(tmp_path):
     assert loaded.clone_origin["db"].endswith("c.toml")
     assert list(loaded.for_node("node-1").clone) == ["db"]
     assert loaded.for_node("node-2").clone == {}
+    assert c.recopy is None
+    write(tmp_path, "c.toml", CLONE + 'recopy = "2024-06-01 after the SAN move"\n')
+    assert loading.load(tmp_path).spec.clone["db"].recopy == "2024-06-01 after the SAN move"
 
 
 @pytest.mark.parametrize("line,key,words", [
@@ -51,6 +54,11 @@ def test_a_clone_loads_with_defaults_and_sizes(tmp_path):
     ('state = "done"', "clone.db.state", "mirrored"),
     ('speed_limit_max = "100"', "clone.db", "below 1K"),
     ('colour = "blue"', "clone.db.colour", "unknown key"),
+    ('recopy = ""', "clone.db", "recopy must be a non-empty printable value"),
+    ('recopy = "  "', "clone.db", "recopy must be a non-empty printable value"),
+    ('recopy = "a\\nb"', "clone.db", "recopy must be a non-empty printable value"),
+    ('recopy = 2024', "clone.db.recopy", "string"),
+    (f'recopy = "{"x" * 129}"', "clone.db.recopy", "at most 128"),
 ])
 def test_bad_values_name_the_key(tmp_path, line, key, words):
     text = CLONE.replace(f"{line.split(' =')[0]} = ", "#") + line + "\n"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mdfix import CLONE, MD, FixtureRunner, M, blocks, command, stdout, virtio
 
@@ -123,15 +125,33 @@ def test_builders_are_the_recorded_argv():
 
 def test_ledger_round_trip_and_damage():
     from reconciler.state import CloneRecord
-    rec = CloneRecord(source="/dev/vda", target="/dev/vdb", md="/dev/md100", split_at=12.5)
-    text = md.ledger_text({"db": rec})
-    assert md.parse_ledger("/x", text).clones == {"db": rec}
-    assert md.parse_ledger("/x", None).clones == {} and md.parse_ledger("/x", None).problem is None
-    for bad in ("{", "[]", '{"format": 2, "clones": {}}', '{"format": 1, "clones": {"a": {}}}'):
+    rec = CloneRecord(clone="db", source="/dev/vda", target="/dev/disk/by-id/virtio-d1",
+                      md="/dev/md100", split_at=12.5, source_id="serial:d0",
+                      target_id="serial:d1", size=64 * M, recopy="2024-06-01", declared=False)
+    text = md.ledger_text({rec.key: rec})
+    assert md.parse_ledger("/x", text).records == {"serial:d1": rec}
+    assert not md.parse_ledger("/x", text).legacy
+    assert md.parse_ledger("/x", None).records == {} and md.parse_ledger("/x", None).problem is None
+    one = json.dumps(json.loads(text)["copies"][0])
+    for bad in ("{", "[]", '{"format": 3, "copies": []}', '{"format": 1, "clones": {"a": {}}}',
+                '{"format": 2, "copies": [{}]}', text.replace('"declared": false', '"declared": 0'),
+                text.replace("67108864", '"64M"'), f'{{"format": 2, "copies": [{one}, {one}]}}'):
         assert md.parse_ledger("/x", bad).problem.startswith("/x cannot be read"), bad
     cmds = md.write_ledger("/var/lib/reconciler/clones.json", text)
     assert [c.argv[0] for c in cmds] == ["mkdir", "dd", "mv", "sync"]
     assert cmds[1].input == text and cmds[2].argv[-1] == "/var/lib/reconciler/clones.json"
+
+
+def test_a_format_1_ledger_is_still_read():
+    """What main wrote before identities (a record per clone name, paths only)."""
+    old = ('{\n  "clones": {\n    "db": {\n      "md": "/dev/md100",\n      "source": '
+           '"/dev/disk/by-id/old-lun",\n      "split_at": 24.0,\n      "target": '
+           '"/dev/disk/by-id/new-lun"\n    }\n  },\n  "format": 1\n}\n')
+    ledger = md.parse_ledger("/x", old)
+    assert ledger.legacy and ledger.problem is None
+    rec, = ledger.records.values()
+    assert (rec.key, rec.clone, rec.source, rec.split_at, rec.target_id, rec.declared) == (
+        "path:/dev/disk/by-id/new-lun", "db", "/dev/disk/by-id/old-lun", 24.0, "", True)
 
 
 def _observe(state, files=None, ledger="/var/lib/reconciler/clones.json", **clone):
@@ -160,7 +180,8 @@ def test_observation_of_a_recovering_clone_reads_files_only():
     src, dst = st.blockdevs["/dev/vda"], st.blockdevs["/dev/vdb"]
     assert (src.name, src.size, src.holders, src.mounts) == ("vda", 64 * M, ("md100",), ())
     assert (dst.name, dst.size, dst.holders) == ("vdb", 64 * M, ("md100",))
-    assert st.ledger.clones == {} and st.ledger.problem is None
+    assert (src.identity, dst.identity) == ("serial:d0", "serial:d1")  # virtio serials
+    assert st.ledger.records == {} and st.ledger.problem is None
     assert "/var/lib/reconciler/clones.json" in runner.reads
 
 
@@ -186,4 +207,47 @@ def test_observation_of_mounted_faulty_and_unmanaged_arrays():
     assert st.md["md5"].metadata == "1.2"  # not named by the clone: mdstat only
     st, _ = _observe("in_sync", files={"/l": md.ledger_text({})}, ledger="/l")
     assert st.md["md100"].member((254, 16)).is_in_sync and st.md["md100"].degraded == 0
-    assert st.ledger.clones == {} and st.ledger.problem is None
+    assert st.ledger.records == {} and st.ledger.problem is None
+
+
+def _recorded_identity(devno: tuple[int, int], size: int | None = None) -> str:
+    recorded = blocks(MD / "identity" / "identity.txt")
+
+    def read(path: str) -> str | None:
+        rc, out, _ = recorded[f"cat {path}"]  # every read must have been recorded
+        return out if rc == 0 else None
+
+    return observing._identity(read, f"/sys/dev/block/{devno[0]}:{devno[1]}", devno, size)
+
+
+def test_device_identities_from_recorded_sysfs():
+    """Who a device is, from the files a real guest shows (no process): a virtio disk by its
+    serial, an LV by its device-mapper uuid, a partition by its disk and number, a
+    persistent array by its uuid; a disk qemu gave no serial, and an array built without
+    superblock (a new random uuid at each build), only by device number and size."""
+    assert _recorded_identity((254, 0)) == "serial:d0"
+    assert _recorded_identity((254, 112)) == "serial:d7"
+    assert _recorded_identity((253, 0)) == ("dm-uuid:LVM-WhHduILF7yt6CdmClVzI2nprBr8RLGdy8Eybtv"
+                                           "J42h7RfSDXjZfxEHc84YiOCzsJ")
+    assert _recorded_identity((254, 113)) == "serial:d7/part1"
+    assert _recorded_identity((9, 5)) == "md-uuid:0cacc333-501a-f172-7a33-edfe5a1411cf"
+    assert _recorded_identity((254, 128), 32 * M) == "devno:254:128,size:33554432"
+    assert _recorded_identity((9, 100), 64 * M) == "devno:9:100,size:67108864"
+
+
+def test_the_ledger_is_read_even_without_clones_and_old_records_are_identified():
+    """A record must see its clone leave the spec; a format-1 record's paths are observed so
+    that planning can give it identities."""
+    old = ('{"format": 1, "clones": {"db": {"source": "/dev/vda", "target": "/dev/vdb", '
+           '"md": "/dev/md100", "split_at": 24.0}}}')
+    runner = FixtureRunner("stopped", files={"/l": old})
+    st = observing.observe(runner, host="local", devices=[], resolve=virtio,
+                           md_targets=observing.md_targets(models.Spec(), "/l"))
+    assert st.ledger.legacy and st.md == {}
+    assert {p: d.identity for p, d in st.blockdevs.items()} == {"/dev/vda": "serial:d0",
+                                                                "/dev/vdb": "serial:d1"}
+    assert "/proc/mdstat" not in runner.reads
+    runner = FixtureRunner("stopped")
+    st = observing.observe(runner, host="local", devices=[], resolve=virtio,
+                           md_targets=observing.md_targets(models.Spec(), "/l"))
+    assert runner.reads == ["/l"] and st.ledger.records == {} and st.blockdevs == {}

@@ -2,7 +2,8 @@
 
 The simulated devices carry content (``SimulatedHost.fill``/``write``/``fingerprint``), so
 every test that copies data checks the target against the source, and that the source was
-never written by the copy.
+never written by the copy. The simulated disks have virtio serials (``sim-vda``...), so the
+ledger knows them by identity, as on a real host.
 """
 
 import json
@@ -52,8 +53,18 @@ def run(host, *argv: str) -> CommandResult:
 
 
 def ledger(host):
+    """The ledger's records (format 2), or None when there is no ledger file."""
     text = host.md.files.get(LEDGER)
-    return None if text is None else json.loads(text)["clones"]
+    if text is None:
+        return None
+    doc = json.loads(text)
+    assert doc["format"] == 2, doc
+    return doc["copies"]
+
+
+def record_of(host, clone="db"):
+    rec, = [r for r in ledger(host) if r["clone"] == clone]
+    return rec
 
 
 def same_content(host, size=64 * M):
@@ -113,9 +124,10 @@ def test_split_waits_for_the_sync_records_it_then_stops_the_array(scenario):
     assert sc.converge(spec).exit_code == 0
     assert sc.mutations() == [BUILD, ADD, *WRITE_LEDGER, STOP]
     assert host.md_array("/dev/md100") is None
-    assert ledger(host) == {"db": {"source": "/dev/disk/by-id/old-lun",
-                                   "target": "/dev/disk/by-id/new-lun", "md": "/dev/md100",
-                                   "split_at": 24.0}}
+    assert ledger(host) == [{"source": {"id": "serial:sim-vda", "path": OLD},
+                             "target": {"id": "serial:sim-vdb", "path": NEW},
+                             "size": 64 * M, "clone": "db", "md": "/dev/md100",
+                             "split_at": 24.0, "recopy": "", "declared": True}]
     assert same_content(host)
     assert host.md.content[host.model.device("/dev/vdb")][40] == b"written-during-the-sync"
     sc.assert_settled(spec)
@@ -387,11 +399,11 @@ def test_a_target_leaving_the_sync_after_the_record_defers_the_stop(scenario):
     assert outcomes["clone:db:stop"] == (
         "deferred", "/dev/disk/by-id/new-lun is no longer in sync in /dev/md100; not stopping it")
     assert STOP not in sc.mutations() and host.md_array("/dev/md100") is not None
-    assert ledger(host)["db"]["target"] == NEW  # recorded before the target failed
+    assert record_of(host)["target"]["path"] == NEW  # recorded before the target failed
     again = sc.one_pass(spec)
     assert "failed in /dev/md100" in blocked(again)
     assert [s.key for s in again.plan.steps] == ["ledger:clones"]  # blocked, yet forgotten:
-    assert ledger(host) == {}  # after a reboot now, the clone would be copied again
+    assert ledger(host) == []  # the split never completed: after a reboot, copied again
 
 
 def test_a_stop_refused_by_md_is_retried_without_recording_again(scenario):
@@ -408,28 +420,167 @@ def test_a_stop_refused_by_md_is_retried_without_recording_again(scenario):
     assert r.exit_code == controller.EXIT_ERROR
     assert [c for c in sc.mutations() if c == STOP] == [STOP] * 5  # busy: retried with backoff
     assert "Cannot get exclusive access" in r.error
-    recorded = ledger(host)["db"]
+    recorded = ledger(host)
     done = len(sc.mutations())
     assert sc.converge(spec).exit_code == 0
     assert sc.mutations()[done:] == [STOP]  # the record stands; only the stop is retried
-    assert ledger(host)["db"] == recorded
+    assert ledger(host) == recorded
     sc.assert_settled(spec)
 
 
-def test_cloning_again_after_a_split_forgets_the_record_before_building(scenario):
+# -- a completed copy is never written again unless a new recopy value asks -------------------
+
+VG_ONLY = """
+    [vg.data]
+    nodes = ["node-1"]
+    pvs = ["/dev/vdd"]
+    """
+
+
+def split_and_live_on_the_target(sc, host, spec):
+    """Clone, split, then the workload lives on the target (a raw-disk user: no mount)."""
+    assert sc.converge(spec).exit_code == 0 and same_content(host)
+    host.write("/dev/vdb", 3, b"new life on the target")
+    return host.fingerprint("/dev/vdb")
+
+
+def test_asking_to_mirror_again_after_a_split_is_blocked_until_a_new_recopy_value(scenario):
     host = clone_host()
     sc = scenario(host)
-    assert sc.converge(sc.spec(clone_spec("split"))).exit_code == 0
+    target = split_and_live_on_the_target(sc, host, sc.spec(clone_spec("split")))
     host.fill("/dev/vda", "newer data")
     done = len(sc.mutations())
-    spec = sc.spec(clone_spec("mirrored"))
+    reason = blocked(sc.one_pass(sc.spec(clone_spec("mirrored"))))
+    assert 'the spec now asks for state = "mirrored", which copies again' in reason
+    assert sc.mutations()[done:] == [] and host.fingerprint("/dev/vdb") == target
+    spec = sc.spec(clone_spec("mirrored", 'recopy = "2"'))
     r = sc.one_pass(spec)
     assert [s.key for s in r.plan.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
-    assert "forget the split of clone db" in r.plan.steps[0].action.describe()
+    assert r.plan.steps[0].action.describe() == (
+        f'forget the copy on {NEW} (recopy = "2" asks for a new copy from {OLD})')
     assert sc.mutations()[done:] == [*WRITE_LEDGER, BUILD, ADD]
-    assert ledger(host) == {}
+    assert ledger(host) == []
     assert sc.converge(spec).exit_code == 0 and same_content(host)
     sc.assert_settled(spec)
+
+
+def test_a_clone_declared_again_after_leaving_the_spec_is_blocked_then_recopied_once(scenario):
+    """Issue 8 (1a): on main, the clone declared again exits 0 with the stale target
+    reported in sync."""
+    host = clone_host()
+    host.add_device("/dev/vdd", 64 * M)
+    sc = scenario(host)
+    split = sc.spec(clone_spec("split") + VG_ONLY)
+    target = split_and_live_on_the_target(sc, host, split)
+    recorded = record_of(host)
+    # the clone leaves the spec: its record stays, marked, and keeps protecting the target
+    assert sc.converge(sc.spec(VG_ONLY)).exit_code == 0
+    assert ledger(host) == [{**recorded, "declared": False}]
+    host.fill("/dev/vda", "newer data")
+    source = host.fingerprint("/dev/vda")
+    done = len(sc.mutations())
+    again = sc.one_pass(split)
+    reason = blocked(again)
+    assert reason.startswith(
+        f"the target {NEW} (serial:sim-vdb) holds a completed copy of {OLD} (serial:sim-vda) "
+        f"made by clone db at 1970-01-01 00:00:20 UTC; clone db has left the spec (or named "
+        f"other devices) since, so this is a new declaration. A completed copy is never "
+        f'overwritten on its own: set recopy = "<a new value, e.g. today\'s date>" in clone '
+        f"db to copy {OLD} onto it again (which overwrites it)")
+    assert sc.mutations()[done:] == [] and host.fingerprint("/dev/vdb") == target
+    assert sc.one_pass(split).exit_code == controller.EXIT_ERROR  # still, every pass
+    # a new recopy value: copied again from the source, once
+    recopy = sc.spec(clone_spec("split", 'recopy = "2024-06-01"') + VG_ONLY)
+    assert sc.converge(recopy).exit_code == 0
+    assert sc.mutations()[done:] == [*WRITE_LEDGER, BUILD, ADD, *WRITE_LEDGER, STOP]
+    assert host.fingerprint("/dev/vdb") == source == host.fingerprint("/dev/vda")
+    assert (record_of(host)["recopy"], record_of(host)["declared"]) == ("2024-06-01", True)
+    # the same value later: no new copy, whatever happens to the source or the target
+    host.write("/dev/vdb", 5, b"the target lives on")
+    host.fill("/dev/vda", "even newer data")
+    target = host.fingerprint("/dev/vdb")
+    done = len(sc.mutations())
+    sc.assert_settled(recopy)
+    assert sc.converge(sc.spec(VG_ONLY)).exit_code == 0  # leaves and comes back: blocked
+    assert 'recopy = "2024-06-01" was already used for that copy' in blocked(sc.one_pass(recopy))
+    assert [m for m in sc.mutations()[done:] if m[0] != "dd"] == WRITE_LEDGER[:1] + WRITE_LEDGER[2:]
+    assert host.fingerprint("/dev/vdb") == target
+
+
+def test_a_respelled_target_is_the_same_split_target(scenario):
+    """Issue 8 (1b): on main, respelling the target (by-id -> /dev/vdb) rebuilds the array
+    over the live target."""
+    host = clone_host()
+    sc = scenario(host)
+    target = split_and_live_on_the_target(sc, host, sc.spec(clone_spec("split")))
+    done = len(sc.mutations())
+    respelled = sc.spec(clone_spec("split").replace(NEW, "/dev/vdb"))
+    r = sc.one_pass(respelled)
+    assert r.exit_code == 0 and not r.plan.steps and not r.final.blocked, str(r.final)
+    assert sc.mutations()[done:] == [] and host.fingerprint("/dev/vdb") == target
+    sc.assert_settled(respelled)
+    assert ledger(host)[0]["target"]["path"] == NEW  # as spelt when the copy was made
+
+
+def test_a_renamed_clone_is_blocked_over_the_split_target(scenario):
+    """Issue 8 (1b): on main, renaming the clone rebuilds the array over the live target."""
+    host = clone_host()
+    sc = scenario(host)
+    target = split_and_live_on_the_target(sc, host, sc.spec(clone_spec("split")))
+    done = len(sc.mutations())
+    renamed = sc.spec(clone_spec("split").replace("[clone.db]", "[clone.db-new]"))
+    r = sc.one_pass(renamed)
+    assert r.exit_code == controller.EXIT_ERROR
+    reason, = [b.reason for b in r.final.blocked if b.object == "clone db-new"]
+    assert "made by clone db at" in reason
+    assert "clone db-new is not the clone that made it" in reason
+    assert sc.mutations()[done:] == WRITE_LEDGER  # only: the old record marked as undeclared
+    assert record_of(host)["declared"] is False
+    assert host.fingerprint("/dev/vdb") == target
+    back = blocked(sc.one_pass(sc.spec(clone_spec("split"))))  # the old name, declared again
+    assert back.startswith(f"the target {NEW} (serial:sim-vdb) holds a completed copy")
+    assert host.fingerprint("/dev/vdb") == target
+
+
+def test_a_format_1_ledger_keeps_protecting_its_targets(scenario):
+    """A ledger written by the previous version (by clone name and path spelling) is read,
+    identified and rewritten; its split clone stays split, and a renamed clone is blocked."""
+    host = clone_host()
+    host.md.dirs.add("/var/lib/reconciler")
+    host.md.files[LEDGER] = json.dumps({"format": 1, "clones": {"db": {
+        "source": OLD, "target": NEW, "md": "/dev/md100", "split_at": 24.0}}})
+    host.write("/dev/vdb", 3, b"the target's own life")
+    target = host.fingerprint("/dev/vdb")
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    r = sc.one_pass(spec)
+    assert [s.key for s in r.plan.steps] == ["ledger:clones"] and r.exit_code == 0
+    assert sc.mutations() == WRITE_LEDGER
+    assert ledger(host) == [{"source": {"id": "serial:sim-vda", "path": OLD},
+                             "target": {"id": "serial:sim-vdb", "path": NEW}, "size": 64 * M,
+                             "clone": "db", "md": "/dev/md100", "split_at": 24.0,
+                             "recopy": "", "declared": True}]
+    sc.assert_settled(spec)
+    renamed = sc.one_pass(sc.spec(clone_spec("split").replace("[clone.db]", "[clone.x]")))
+    assert "clone x is not the clone that made it" in renamed.final.blocked[0].reason
+    assert BUILD not in sc.mutations() and host.fingerprint("/dev/vdb") == target
+
+
+def test_two_clones_naming_one_disk_by_two_paths_are_refused(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split") + """
+        [clone.other]
+        nodes = ["node-1"]
+        source = "/dev/vdc"
+        target = "/dev/vdb"
+        md = "/dev/md101"
+        """)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR and sc.mutations() == []
+    assert sorted(b.object for b in r.final.blocked) == ["clone db", "clone other"]
+    assert f"/dev/vdb is the same device as {NEW} of clone db (serial:sim-vdb)" in \
+        [b.reason for b in r.final.blocked if b.object == "clone other"][0]
 
 
 def test_clones_and_vgs_in_one_spec_settle_with_one_process(scenario):
