@@ -141,10 +141,11 @@ def write_atomic(path: str | Path, text: str, mode: int = 0o644) -> None:
 
 
 def write(doc: dict, status_file: Path | None, metrics_file: Path | None) -> None:
-    if status_file is not None:
-        write_atomic(status_file, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    # Metrics first: whoever sees a new status.json finds metrics at least as new.
     if metrics_file is not None:
         write_atomic(metrics_file, prometheus(doc))
+    if status_file is not None:
+        write_atomic(status_file, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def read(status_dir: str | Path) -> dict:
