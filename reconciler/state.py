@@ -143,6 +143,7 @@ class LegPart:
     name: str
     attr: LvAttr
     health_status: str = ""  # lv_health_status
+    is_image: bool = False  # the leg's data (``_rimage_N``/``_mimage_N``), not its metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +410,7 @@ def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = Non
             if not part.attr.is_healthy:
                 out.append(f"{part.name} has lv_attr health flag {part.attr.health_char!r} "
                            f"({part.attr.health})")
-        image = next((p for p in img.parts if p.attr.is_image), None)
+        image = next((p for p in img.parts if p.is_image), None)
         if image is None:
             out.append(f"leg {img.name} has no image in lvm's report")
         elif image.attr.volume_type not in "iI":

@@ -165,7 +165,7 @@ def failure(result: CommandResult) -> errors.CommandFailed:
 # -- parsing -------------------------------------------------------------------------------
 
 _DEV_RE = re.compile(r"([^,()]+)\((\d+)\)")
-_LEG_RE = re.compile(r"_(?:r|m)(?:image|meta)_(\d+)$")
+_LEG_RE = re.compile(r"_(?:r|m)(image|meta)_(\d+)$")
 
 
 def _int(row: dict, key: str) -> int:
@@ -288,12 +288,14 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         if m and owner != name:
             # A leg is in sync only when its image row says 'i': no image row, or a letter
             # lvm does not document, is not proof of a complete copy.
-            leg = legs[owner].setdefault(m.group(1), {"name": None, "in_sync": False,
+            # The image is known by its name (``_rimage_N``/``_mimage_N``), not its letter.
+            leg = legs[owner].setdefault(m.group(2), {"name": None, "in_sync": False,
                                                       "pvs": defaultdict(int), "parts": []})
-            if attr.is_image:
+            is_image = m.group(1) == "image"
+            if is_image:
                 leg["name"] = name
                 leg["in_sync"] = attr.is_image_in_sync
-            leg["parts"].append(state.LegPart(name=name, attr=attr,
+            leg["parts"].append(state.LegPart(name=name, attr=attr, is_image=is_image,
                                               health_status=row.get("lv_health_status") or ""))
             for pv, n in extents.get(name, {}).items():
                 leg["pvs"][pv] += n

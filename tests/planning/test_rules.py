@@ -199,7 +199,7 @@ def test_mirror_then_split_adds_leg_on_placement():
 def leg(name, pvs, in_sync=True):
     attr = state.LvAttr(("i" if in_sync else "I") + "wi-aor---")
     return state.RaidImage(name=name, in_sync=in_sync, pv_extents=pvs,
-                           parts=(state.LegPart(name=name, attr=attr),))
+                           parts=(state.LegPart(name=name, attr=attr, is_image=True),))
 
 
 def test_split_waits_for_sync():
