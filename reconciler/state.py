@@ -198,16 +198,6 @@ class Lv:
                 and all(img.in_sync for img in self.images)
                 and (not self.attr.is_raid or self.raid_sync_action == "idle"))
 
-    @property
-    def is_syncing(self) -> bool:
-        """A sync lvm is still running (raid1 recover/resync, or a mirror below 100 %)."""
-        if not self.images:
-            return False
-        if self.attr.is_raid:
-            return self.raid_sync_action in ("recover", "resync")
-        pct = self.percent
-        return pct is None or pct < 100.0
-
 
 @dataclass(frozen=True, slots=True)
 class PvMove:
@@ -387,21 +377,22 @@ def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = Non
     seen; empty when every field says each leg is a complete, healthy copy on present PVs.
 
     ``drop``: names of the PVs whose leg would be dropped; the other leg(s) are the kept one(s)
-    and must lie on present PVs none of which is in ``drop``. A sync still running is not a
-    problem here (the caller waits for it); anything that a wait will not cure is.
+    and must lie on present PVs none of which is in ``drop``. A sync that has not finished
+    is not a problem here (the caller waits: ``Lv.is_synced``); a failed device, a missing
+    PV, an image state lvm does not document, a frozen sync are, whatever the percent says.
     """
     out: list[str] = []
     if lv.health_status:
         out.append(f"lvm reports lv_health_status {lv.health_status!r} for the LV")
     if not lv.attr.is_healthy:
         out.append(f"the LV's lv_attr health flag is {lv.attr.health_char!r} ({lv.attr.health})")
-    if lv.attr.is_raid and lv.raid_sync_action not in ("idle", "recover", "resync"):
-        action = lv.raid_sync_action or ""
+    # A sync that has not finished (below 100 %, an image still 'I', a scrub running) is
+    # waited for by the caller; what a wait will not cure is a problem: a sync lvm reports
+    # as frozen or in a state it does not document, or no sync state at all.
+    action = lv.raid_sync_action or ""
+    if lv.attr.is_raid and action not in ("idle", "recover", "resync", "check", "repair"):
         out.append(f"raid_sync_action is {action!r}"
                    + (f" ({_SYNC_WORDS[action]})" if action in _SYNC_WORDS else ""))
-    if not lv.is_syncing and (lv.percent is None or lv.percent < 100.0):
-        out.append(f"sync_percent is {lv.percent if lv.percent is not None else 'not reported'}"
-                   f" while lvm runs no sync")
     for img in lv.images:
         kept = drop is None or not (set(img.pv_extents) & drop)
         for part in img.parts:
@@ -417,10 +408,6 @@ def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = Non
             out.append(f"{image.name} has lv_attr {image.attr.raw!r}: image state "
                        f"{image.attr.volume_type!r} is not one lvm documents, so it does not "
                        f"count as in sync")
-        elif image.attr.is_image_out_of_sync and not lv.is_syncing:
-            out.append(f"{image.name} is out of sync (lv_attr {image.attr.raw!r}) while lvm "
-                       f"runs no sync (raid_sync_action {lv.raid_sync_action or ''!r}, "
-                       f"sync_percent {lv.percent})")
         if not img.pv_extents:
             out.append(f"leg {img.name} holds no extent on any PV")
         for name in sorted(img.pv_extents):

@@ -172,7 +172,8 @@ def test_healthy_synced_raid1_has_no_split_problem():
     assert [p.name for p in lv.images[0].parts] == ["lvrepnb_rimage_0", "lvrepnb_rmeta_0"]
     assert state.split_problems(lv, st.pvs, frozenset({"/dev/vda"})) == []
     syncing = report("raid1_syncing").vgs["vgglobal"].lvs["lvrepnb"]
-    assert syncing.is_syncing and state.split_problems(syncing, st.pvs) == []
+    assert syncing.raid_sync_action == "recover" and not syncing.is_synced
+    assert state.split_problems(syncing, st.pvs) == []
 
 
 def test_unknown_image_letter_is_not_in_sync():
