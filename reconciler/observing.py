@@ -1,5 +1,9 @@
 """One observation of a host: exactly one ``lvm fullreport`` process, plus device identities.
 
+A second process, ``lvm systemid``, runs only when some VG carries an LVM system ID: the
+planner must then know whether that ID is this host's (the VG is ours) or another's (it is
+foreign and never touched). Hosts without system IDs never pay for it.
+
 Device identities (major:minor of each path the spec names) come from ``stat``, not from a
 process, so a spec may say ``/dev/disk/by-id/...`` while LVM reports ``/dev/sdb`` and the two
 are still recognised as the same disk.
@@ -55,16 +59,23 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     if not result.ok:
         raise lvm.failure(result)
     parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
+    system_id = None
+    if any(vg.system_id for vg in parsed.vgs.values()):
+        sid = runner.run(lvm.systemid(host))
+        if not sid.ok:
+            raise lvm.failure(sid)
+        system_id = lvm.parse_systemid(sid.stdout)
     devnos = {d: resolve(d) for d in devices}
     if md_targets is None:
         return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                               observed_at=now)
+                               observed_at=now, lvm_system_id=system_id)
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
     arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos, resolve)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                           observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger)
+                           observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
+                           lvm_system_id=system_id)
 
 
 def spec_devices(spec) -> list[str]:

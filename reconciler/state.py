@@ -6,7 +6,11 @@ LVs is built in one pass); treat them as read-only.
 
 The LVM part keeps what placement and long operations need: per visible LV, how many
 extents each PV holds (hidden sub-LVs such as raid images are folded into their visible
-parent), the raid images with their sync flags, and in-flight pvmoves with what they move.
+parent), the raid images with their sync and health flags, in-flight pvmoves with what they
+move, and each VG's LVM system ID (the host that owns it). ``split_problems`` is the one
+rule for dropping a mirror leg: every field lvm2 reports must say the kept leg is a
+complete, healthy copy on present PVs; sync percent alone is no proof (a raid1 whose new
+leg's disk fails mid-sync reports 100.00, health "partial" and the PV as [unknown]).
 
 The md part (clones) keeps the arrays of /proc/mdstat, with the sysfs details of the ones a
 clone names (members by device number, sync progress and speed knobs), what the clones'
@@ -58,6 +62,11 @@ class LvAttr:
         return self.raw[0] == "I"
 
     @property
+    def is_image_in_sync(self) -> bool:
+        """Only the letter lvm prints for an in-sync image counts; any other is not proof."""
+        return self.raw[0] == "i"
+
+    @property
     def is_locked_by_pvmove(self) -> bool:
         """Allocation policy letter in capitals: extents are locked by a running pvmove."""
         return self.raw[2].isupper()
@@ -72,9 +81,24 @@ class LvAttr:
 
     @property
     def health(self) -> str:
-        return {"-": "ok", "p": "partial", "r": "refresh needed", "m": "mismatches",
-                "w": "writemostly", "X": "unknown", "R": "remove after reshape"}.get(
-                    self.raw[8], self.raw[8])
+        """Bit 9 of lv_attr in words (lvs(8)); "ok" for '-'."""
+        return _ATTR_HEALTH.get(self.health_char, f"unknown flag {self.health_char!r}")
+
+    @property
+    def health_char(self) -> str:
+        return self.raw[8] if len(self.raw) > 8 else "?"
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.health_char == "-"
+
+
+_ATTR_HEALTH = {
+    "-": "ok", "p": "partial: a PV of it is missing", "r": "refresh needed: the kernel "
+    "counts a device of it as failed", "m": "mismatches exist between its copies",
+    "w": "writemostly", "X": "unknown: lvm could not tell", "R": "remove after reshape",
+    "F": "failed", "D": "out of data space", "M": "metadata read only", "E": "error",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +114,37 @@ class Pv:
     pe_alloc_count: int
     missing: bool
     allocatable: bool
+    pe_start: Size = Size(0)  # where the first extent starts (0: not reported)
+    mda_count: int = 0
+    mda_size: Size = Size(0)
 
     @property
     def free_extents(self) -> int:
         return self.pe_count - self.pe_alloc_count
+
+    def extents_once_added(self, extent_size: int) -> int:
+        """Extents this orphan PV will hold once it is in a VG of ``extent_size``: an orphan
+        reports none. Counted as lvm does at vgextend (lab: a 200 MiB orphan gives 49 extents
+        of 4 MiB), on the conservative side: 1 MiB of data alignment when ``pe_start`` is not
+        reported, and a second metadata area at the end of the device when there is one."""
+        if self.vg is not None or self.missing or extent_size <= 0:
+            return 0
+        start = int(self.pe_start) or 1024**2
+        tail = int(self.mda_size) if self.mda_count > 1 else 0
+        return max(0, (int(self.dev_size) - start - tail) // extent_size)
+
+
+MISSING_PV_NAME = "[unknown]"  # lvm's name for a PV whose device it cannot find
+
+
+@dataclass(frozen=True, slots=True)
+class LegPart:
+    """A hidden sub-LV of a leg (its image, its raid metadata) as lvm reports it."""
+
+    name: str
+    attr: LvAttr
+    health_status: str = ""  # lv_health_status
+    is_image: bool = False  # the leg's data (``_rimage_N``/``_mimage_N``), not its metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +152,9 @@ class RaidImage:
     """One leg of a raid1/mirror LV."""
 
     name: str
-    in_sync: bool
+    in_sync: bool  # the image's lv_attr says 'i'; any other letter (or none) is not in sync
     pv_extents: dict[str, int]
+    parts: tuple[LegPart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +173,7 @@ class Lv:
     raid_sync_action: str | None = None
     moving_via: str | None = None  # name of the pvmove LV its segments go through
     tags: tuple[str, ...] = ()
+    health_status: str = ""  # lv_health_status: "" when lvm sees nothing wrong
 
     @property
     def key(self) -> str:
@@ -131,13 +184,20 @@ class Lv:
         return not self.images and all(s in ("linear", "striped") for s in self.segtypes)
 
     @property
+    def percent(self) -> float | None:
+        return self.sync_percent if self.sync_percent is not None else self.copy_percent
+
+    @property
     def is_synced(self) -> bool:
-        """True when every raid/mirror image is in sync (trivially true for linear LVs)."""
+        """True when every raid/mirror image is in sync (trivially true for linear LVs): the
+        percent is 100, every image says 'i', and a raid LV's sync action is idle. Whether
+        the copies are *healthy* is ``split_problems``'s question."""
         if not self.images:
             return True
-        pct = self.sync_percent if self.sync_percent is not None else self.copy_percent
+        pct = self.percent
         return (pct is not None and pct >= 100.0
-                and all(img.in_sync for img in self.images))
+                and all(img.in_sync for img in self.images)
+                and (not self.attr.is_raid or self.raid_sync_action == "idle"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +224,7 @@ class Vg:
     pvs: tuple[str, ...]
     lvs: dict[str, Lv]
     pvmoves: tuple[PvMove, ...] = ()
+    system_id: str = ""  # vg_systemid: the host that owns the VG ("" = none, any host may)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,11 +376,21 @@ class HostState:
     md: dict[str, MdArray] = field(default_factory=dict)  # by kernel name, "md100"
     blockdevs: dict[str, BlockDevice] = field(default_factory=dict)  # by spec path
     ledger: Ledger | None = None  # None: not read (the caller asked for no md observation)
+    # This host's LVM system ID (``lvm systemid``; "" = none configured). Asked only when
+    # some VG carries a system ID; None = not asked.
+    lvm_system_id: str | None = None
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_devno", {pv.devno: pv for pv in self.pvs.values()
                                                if pv.devno is not None})
+
+    def foreign_owner(self, vg: Vg) -> str | None:
+        """The system ID of the other host that owns ``vg``, or None when this host may use
+        it (no system ID on the VG, or this host's own). Unknown ownership counts as foreign."""
+        if not vg.system_id or vg.system_id == self.lvm_system_id:
+            return None
+        return vg.system_id
 
     def pv_for(self, device: str) -> Pv | None:
         """The PV that ``device`` (as a spec spells it) is, matched by device number first."""
@@ -327,3 +398,62 @@ class HostState:
         if devno is not None and devno in self._by_devno:
             return self._by_devno[devno]
         return self.pvs.get(device)
+
+
+# -- the rule for dropping a mirror leg ---------------------------------------------------------
+
+_SYNC_WORDS = {"recover": "a new leg is still being copied", "resync": "the legs are being "
+               "resynchronised", "check": "a scrub (check) is running", "repair": "a scrub "
+               "(repair) is running", "frozen": "the sync is frozen", "reshape": "a reshape is "
+               "running"}
+
+
+def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = None) -> list[str]:
+    """Why ``lv`` must not lose a leg now, in the operator's words, each naming the lvm field
+    seen; empty when every field says each leg is a complete, healthy copy on present PVs.
+
+    ``drop``: names of the PVs whose leg would be dropped; the other leg(s) are the kept one(s)
+    and must lie on present PVs none of which is in ``drop``. A sync that has not finished
+    is not a problem here (the caller waits: ``Lv.is_synced``); a failed device, a missing
+    PV, an image state lvm does not document, a frozen sync are, whatever the percent says.
+    """
+    out: list[str] = []
+    if lv.health_status:
+        out.append(f"lvm reports lv_health_status {lv.health_status!r} for the LV")
+    if not lv.attr.is_healthy:
+        out.append(f"the LV's lv_attr health flag is {lv.attr.health_char!r} ({lv.attr.health})")
+    # A sync that has not finished (below 100 %, an image still 'I', a scrub running) is
+    # waited for by the caller; what a wait will not cure is a problem: a sync lvm reports
+    # as frozen or in a state it does not document, or no sync state at all.
+    action = lv.raid_sync_action or ""
+    if lv.attr.is_raid and action not in ("idle", "recover", "resync", "check", "repair"):
+        out.append(f"raid_sync_action is {action!r}"
+                   + (f" ({_SYNC_WORDS[action]})" if action in _SYNC_WORDS else ""))
+    for img in lv.images:
+        kept = drop is None or not (set(img.pv_extents) & drop)
+        for part in img.parts:
+            if part.health_status:
+                out.append(f"{part.name} reports lv_health_status {part.health_status!r}")
+            if not part.attr.is_healthy:
+                out.append(f"{part.name} has lv_attr health flag {part.attr.health_char!r} "
+                           f"({part.attr.health})")
+        image = next((p for p in img.parts if p.is_image), None)
+        if image is None:
+            out.append(f"leg {img.name} has no image in lvm's report")
+        elif image.attr.volume_type not in "iI":
+            out.append(f"{image.name} has lv_attr {image.attr.raw!r}: image state "
+                       f"{image.attr.volume_type!r} is not one lvm documents, so it does not "
+                       f"count as in sync")
+        if not img.pv_extents:
+            out.append(f"leg {img.name} holds no extent on any PV")
+        for name in sorted(img.pv_extents):
+            pv = pvs.get(name)
+            if name == MISSING_PV_NAME or pv is None or pv.missing:
+                out.append(f"leg {img.name} lies on a PV lvm cannot find ({name}, pv_missing)")
+        if kept and drop is not None and not img.pv_extents:
+            out.append(f"the kept leg {img.name} is empty")
+    if drop is not None:
+        kept_legs = [img for img in lv.images if not (set(img.pv_extents) & drop)]
+        if not kept_legs:
+            out.append(f"every leg has extents on {', '.join(sorted(drop))}: none would be left")
+    return list(dict.fromkeys(out))

@@ -402,8 +402,9 @@ class DropMirrorLeg(LvmAction):
 
     Planned after ``AddMirrorLeg`` (deferred while the new leg syncs), and only for an LV
     carrying ``SPLIT_TAG`` whose kept leg shares no PV with ``sources``; it never runs
-    before every image is in sync (checked again right before running). Done when the LV
-    has one copy, no extent on ``sources`` and no tag.
+    before every image is in sync and ``state.split_problems`` finds nothing wrong with the
+    legs (checked again right before running). Done when the LV has one copy, no extent on
+    ``sources`` and no tag.
     """
 
     vg: str
@@ -428,8 +429,16 @@ class DropMirrorLeg(LvmAction):
                 lvm.del_tag(self.vg, self.lv, lvm.SPLIT_TAG, host=self.host))
 
     def waiting_for(self, st: state.HostState) -> str | None:
+        # The planner's rule again, on the state observed right before the command: a leg
+        # that failed since the plan was made must stop the drop here.
         lv = _lv(st, self.vg, self.lv)
-        if lv is not None and len(lv.images) > 1 and not lv.is_synced:
+        if lv is None or len(lv.images) <= 1:
+            return None
+        drop = frozenset(pv.name if (pv := st.pv_for(s)) else s for s in self.sources)
+        problems = state.split_problems(lv, st.pvs, drop)
+        if problems:
+            return "no leg is dropped: " + "; ".join(problems)
+        if not lv.is_synced:
             return "the legs are not 100% in sync yet"
         return None
 

@@ -35,6 +35,11 @@ def version(host: str = "local") -> Command:
     return Command(argv=("lvm", "version"), host=host, mutates=False, timeout=30.0)
 
 
+def systemid(host: str = "local") -> Command:
+    """This host's LVM system ID; run only when some VG carries one (observing.py)."""
+    return Command(argv=("lvm", "systemid"), host=host, mutates=False, timeout=30.0)
+
+
 def _cmd(*argv: str, host: str) -> Command:
     return Command(argv=tuple(argv), host=host, mutates=True, timeout=CHANGE_TIMEOUT)
 
@@ -160,7 +165,7 @@ def failure(result: CommandResult) -> errors.CommandFailed:
 # -- parsing -------------------------------------------------------------------------------
 
 _DEV_RE = re.compile(r"([^,()]+)\((\d+)\)")
-_LEG_RE = re.compile(r"_(?:r|m)(?:image|meta)_(\d+)$")
+_LEG_RE = re.compile(r"_(?:r|m)(image|meta)_(\d+)$")
 
 
 def _int(row: dict, key: str) -> int:
@@ -210,7 +215,9 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
                     free=Size(_int(row, "pv_free")), pe_count=_int(row, "pv_pe_count"),
                     pe_alloc_count=_int(row, "pv_pe_alloc_count"),
                     missing=row.get("pv_missing", "") not in ("", "0") or (len(attr) > 2 and attr[2] == "m"),
-                    allocatable=len(attr) > 0 and attr[0] == "a")
+                    allocatable=len(attr) > 0 and attr[0] == "a",
+                    pe_start=Size(_int(row, "pe_start")), mda_count=_int(row, "pv_mda_count"),
+                    mda_size=Size(_int(row, "pv_mda_size")))
                 # An orphan PV can appear in several report objects; a VG member wins.
                 if pv.name not in pvs or pv.vg is not None:
                     pvs[pv.name] = pv
@@ -279,10 +286,17 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             folded[owner][pv] += n
         m = _LEG_RE.search(name)
         if m and owner != name:
-            leg = legs[owner].setdefault(m.group(1), {"name": None, "in_sync": True, "pvs": defaultdict(int)})
-            if attr.is_image:
+            # A leg is in sync only when its image row says 'i': no image row, or a letter
+            # lvm does not document, is not proof of a complete copy.
+            # The image is known by its name (``_rimage_N``/``_mimage_N``), not its letter.
+            leg = legs[owner].setdefault(m.group(2), {"name": None, "in_sync": False,
+                                                      "pvs": defaultdict(int), "parts": []})
+            is_image = m.group(1) == "image"
+            if is_image:
                 leg["name"] = name
-                leg["in_sync"] = not attr.is_image_out_of_sync
+                leg["in_sync"] = attr.is_image_in_sync
+            leg["parts"].append(state.LegPart(name=name, attr=attr, is_image=is_image,
+                                              health_status=row.get("lv_health_status") or ""))
             for pv, n in extents.get(name, {}).items():
                 leg["pvs"][pv] += n
     lvs: dict[str, state.Lv] = {}
@@ -295,7 +309,7 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
                 pv_ext[pv] = pv_ext.get(pv, 0) + n
         images = tuple(
             state.RaidImage(name=leg["name"] or f"{name}_leg_{idx}", in_sync=leg["in_sync"],
-                            pv_extents=dict(leg["pvs"]))
+                            pv_extents=dict(leg["pvs"]), parts=tuple(leg["parts"]))
             for idx, leg in sorted(legs[name].items(), key=lambda kv: int(kv[0]))
         ) if name in legs else ()
         lvs[name] = state.Lv(
@@ -304,13 +318,22 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             segtypes=tuple(segtypes.get(name, ())), pv_extents=pv_ext, images=images,
             sync_percent=_pct(row.get("sync_percent")), copy_percent=_pct(row.get("copy_percent")),
             raid_sync_action=row.get("raid_sync_action") or None, moving_via=via.get(name),
-            tags=_csv(row.get("lv_tags", "")))
+            tags=_csv(row.get("lv_tags", "")), health_status=row.get("lv_health_status") or "")
     return state.Vg(
         name=vg_name, uuid=vg_row.get("vg_uuid", ""), extent_size=Size(_int(vg_row, "vg_extent_size")),
         extent_count=_int(vg_row, "vg_extent_count"), free_count=_int(vg_row, "vg_free_count"),
         lock_type=vg_row.get("vg_lock_type", "") or "none",
         missing_pv_count=_int(vg_row, "vg_missing_pv_count"),
-        pvs=tuple(sorted(pv_by_uuid.values())), lvs=lvs, pvmoves=tuple(pvmoves))
+        pvs=tuple(sorted(pv_by_uuid.values())), lvs=lvs, pvmoves=tuple(pvmoves),
+        system_id=vg_row.get("vg_systemid") or "")
+
+
+def parse_systemid(text: str) -> str:
+    """'  system ID: hosta' → 'hosta'; '  system ID: ' (none configured) → ''."""
+    for line in text.splitlines():
+        if line.strip().startswith("system ID:"):
+            return line.split(":", 1)[1].strip()
+    raise errors.ObservationError(("lvm", "systemid"), "no 'system ID:' line", text)
 
 
 def parse_version(text: str) -> str:

@@ -11,16 +11,24 @@ names the visible LV, and ``[pvmove0]``, whose ``lv_parent`` is empty: the LVs i
 found through their segments' ``devices`` column, ``pvmove0(0)``); long operations need ``lv_attr``,
 ``copy_percent``, ``sync_percent``, ``move_pv`` and ``raid_sync_action``; comparing
 devices by their real identity needs ``pv_major``/``pv_minor``.
+
+``--foreign`` with ``vg_systemid``: lvm hides a VG whose system ID names another host, and
+its PVs with it (lab, lvm2 2.03.16), so without it a disk of another host's VG would look
+unused; with it, such a VG is seen and can be left alone. ``pe_start`` and the metadata
+area columns let the planner count what an orphan PV will hold once it is in a VG (an
+orphan reports no extents).
 """
 
 from __future__ import annotations
 
 VG_COLUMNS = (
     "vg_name", "vg_uuid", "vg_attr", "vg_size", "vg_free", "vg_extent_size",
-    "vg_extent_count", "vg_free_count", "vg_lock_type", "vg_missing_pv_count", "vg_tags",
+    "vg_extent_count", "vg_free_count", "vg_lock_type", "vg_systemid", "vg_missing_pv_count",
+    "vg_tags",
 )
 PV_COLUMNS = (
-    "pv_name", "pv_uuid", "pv_major", "pv_minor", "dev_size", "pv_size", "pv_free",
+    "pv_name", "pv_uuid", "pv_major", "pv_minor", "dev_size", "pe_start", "pv_mda_count",
+    "pv_mda_size", "pv_size", "pv_free",
     "pv_pe_count", "pv_pe_alloc_count", "pv_attr", "pv_missing", "pv_tags",
 )
 LV_COLUMNS = (
@@ -37,7 +45,7 @@ PVSEG_COLUMNS = (
 )
 
 FULLREPORT_ARGV: tuple[str, ...] = (
-    "lvm", "fullreport", "--all",
+    "lvm", "fullreport", "--all", "--foreign",
     "--reportformat", "json", "--units", "b", "--nosuffix",
     "--configreport", "vg", "-o", ",".join(VG_COLUMNS),
     "--configreport", "pv", "-o", ",".join(PV_COLUMNS),

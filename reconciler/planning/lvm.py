@@ -7,9 +7,20 @@ Decisions taken here, each for a data-safety reason:
 * A VG with any blocked problem gets no step at all in this pass: a half-applied VG plan
   (say, an LV created while the PV meant for it could not be added) is worse than waiting.
 * Extents move with ``pvmove`` per LV and per source PV, one move at a time per VG (each
-  waits for the previous one), after a free-extent pre-check; or by mirror-then-split,
-  where the leg dropped is the one on the source PVs, only once every image is in sync and
-  only when the kept leg shares no PV with what is dropped.
+  waits for the previous one), after a free-extent pre-check (an orphan PV the VG will take
+  counts for what it will hold: its size less lvm's data offset, in whole extents); or by
+  mirror-then-split, where the leg dropped is the one on the source PVs, only when every
+  field lvm reports says the kept leg is complete, healthy and on present PVs
+  (``state.split_problems``: health status, attr health bits, sync action and percent,
+  each image's state, missing PVs), and only when the kept leg shares no PV with what is
+  dropped. Anything else blocks the LV with the field seen; a sync that fails half way
+  is never waited for as if it were still running.
+* A VG whose LVM system ID names another host (foreign) is never touched: a spec VG of
+  that name is blocked, an unmanaged one is listed as foreign, and its PVs are never
+  taken (``fullreport --foreign`` shows them; without it lvm hides them).
+* One device named twice in the spec's ``pvs`` (two spellings of the same device number,
+  in one VG or in two) blocks every VG naming it before anything runs: it would be
+  ``pvcreate``d or ``vgcreate``d twice.
 * Shrinking needs ``allow_shrink``; an LV with more copies than mirror-then-split leaves is
   never reduced; a missing PV is never removed (no ``--removemissing``).
 * Long operations found in flight are waited for (and adopted: a pvmove nobody polls is
@@ -59,8 +70,11 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     out = Partial()
     host = st.host
     resume = False
+    twice = _same_device_twice(spec, st)
     for vg_name in sorted(spec.vg):
         vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled)
+        for reason in twice.get(vg_name, ()):
+            vp.block(f"vg {vg_name}", reason)
         resume = resume or vp.resume
         out.in_flight.extend(vp.in_flight)
         if vp.blocked:
@@ -71,7 +85,7 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
         if obs is not None:
             out.unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
                                  if lv not in spec.vg[vg_name].lv)
-    out.unmanaged[:0] = [f"vg {n}" for n in sorted(st.vgs) if n not in spec.vg]
+    out.unmanaged[:0] = [_unmanaged_vg(st, st.vgs[n]) for n in sorted(st.vgs) if n not in spec.vg]
     if resume:
         # Bare pvmove resumes every interrupted move on the host: not if one is in a VG
         # the spec does not manage (that would be touching it).
@@ -88,15 +102,60 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     return out
 
 
-def _free(st: state.HostState, names: Iterable[str]) -> int:
-    """Free extents on the named PVs that lvm may allocate from."""
-    return sum(st.pvs[n].free_extents for n in names if n in st.pvs and st.pvs[n].allocatable)
+def _unmanaged_vg(st: state.HostState, vg: state.Vg) -> str:
+    owner = st.foreign_owner(vg)
+    return f"vg {vg.name}" + (f" (foreign: system ID {owner})" if owner else "")
+
+
+def _same_device_twice(spec: models.Spec, st: state.HostState) -> dict[str, list[str]]:
+    """VG name -> reasons, for every VG whose ``pvs`` name a device (by device number)
+    that the spec names again, in the same VG or another, under another spelling."""
+    uses: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    for vg_name in sorted(spec.vg):
+        for dev in spec.vg[vg_name].pvs:
+            devno = st.devices.get(dev)
+            if devno is not None:
+                uses.setdefault(devno, []).append((vg_name, dev))
+    out: dict[str, list[str]] = {}
+    for devno, named in sorted(uses.items()):
+        if len(named) < 2:
+            continue
+        where = " and ".join(f"{dev} (vg.{vg}.pvs)" for vg, dev in named)
+        reason = (f"{where} are the same device ({devno[0]}:{devno[1]}): a disk is a PV of "
+                  f"one VG and is named once; nothing is done to this VG until the spec "
+                  f"names it once (pvcreate/vgcreate would otherwise run on it twice)")
+        for vg in dict.fromkeys(vg for vg, _ in named):
+            out.setdefault(vg, []).append(reason)
+    return out
+
+
+def _free(st: state.HostState, vg: str, names: Iterable[str], extent_size: int) -> int:
+    """Extents lvm may allocate for ``vg`` on the named PVs: the free extents of its own
+    allocatable PVs, and what an orphan PV will hold once it is added (it reports none)."""
+    total = 0
+    for n in names:
+        pv = st.pvs.get(n)
+        if pv is None:
+            continue
+        if pv.vg is None:
+            total += pv.extents_once_added(extent_size)
+        elif pv.vg == vg and pv.allocatable:
+            total += pv.free_extents
+    return total
 
 
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
              stalled: frozenset[str]) -> _VgPlan:
     vp = _VgPlan()
     obs = st.vgs.get(name)
+    owner = st.foreign_owner(obs) if obs is not None else None
+    if owner is not None:
+        mine = st.lvm_system_id or "none"
+        vp.block(f"vg {name}", f"LVM says this VG belongs to another host (vg_systemid "
+                 f"{owner!r}; this host's system ID: {mine}); it is never changed from here. "
+                 f"Reconcile it on the host that owns it, or hand it over with vgexport on "
+                 f"that host and vgimport here")
+        return vp
     if want.state is models.Presence.ABSENT:
         _plan_absent_vg(vp, name, want, obs, host)
         return vp
@@ -116,8 +175,11 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
             ready[dev] = vp.add(actions.CreatePv(device=dev, host=host),
                                 f"{dev} is listed in vg.{name}.pvs but is not a PV")
         elif pv.vg is not None and pv.vg != name:
-            vp.block(f"vg {name}", f"{dev} is a PV of VG {pv.vg!r}; it is never taken from "
-                     f"another VG (remove it there first)")
+            other = st.vgs.get(pv.vg)
+            owner = st.foreign_owner(other) if other is not None else None
+            whose = f" (foreign: owned by system ID {owner!r})" if owner else ""
+            vp.block(f"vg {name}", f"{dev} is a PV of VG {pv.vg!r}{whose}; it is never taken "
+                     f"from another VG (remove it there first)")
         elif pv.missing:
             vp.block(f"vg {name}", f"PV {dev} is missing from the system")
         else:
@@ -234,7 +296,7 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
     if lv.moving_via is not None:
         return
     if lv.images:
-        _plan_multi_leg(vp, vg, name, want, lv, allowed, host, target)
+        _plan_multi_leg(vp, vg, name, want, lv, allowed, st, target)
         return
     if lvm_adapter.SPLIT_TAG in lv.tags and not (set(lv.pv_extents) - allowed):
         vp.add(actions.ForgetSplit(vg=vg, lv=name, host=host),
@@ -245,7 +307,7 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
     if offending:
         if want.move is models.MoveStrategy.PVMOVE:
             busy_key = _plan_pvmoves(vp, vg, name, lv, offending, allowed_devs, names, ready,
-                                     st, obj)
+                                     st, obj, extent_size)
         else:
             busy_key = _plan_mirror(vp, vg, name, lv, offending, allowed_devs, names, ready,
                                     st, obs_vg, obj)
@@ -268,13 +330,13 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
 
 def _plan_pvmoves(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[str, int],
                   allowed_devs: list[str], names: dict[str, str], ready: dict[str, str | None],
-                  st: state.HostState, obj: str) -> str | None:
+                  st: state.HostState, obj: str, extent_size: int) -> str | None:
     if not lv.is_linear:
         vp.block(obj, f"extents on {', '.join(offending)} are outside its placement, but the "
                  f"LV is {','.join(lv.layout) or 'not linear'}; only linear LVs are moved")
         return None
     dests = tuple(names[d] for d in allowed_devs if names[d] not in offending)
-    free = _free(st, dests)
+    free = _free(st, vg, dests, extent_size)
     unknown = [n for n in dests if n not in st.pvs]
     need = sum(offending.values())
     if not unknown and free < need:
@@ -308,7 +370,7 @@ def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[
                  "use, to hold the new leg; use move = \"pvmove\"")
         return None
     need = sum(lv.pv_extents.values()) + 1  # + one extent of raid metadata
-    free = _free(st, dests)
+    free = _free(st, vg, dests, obs_vg.extent_size)
     if all(n in st.pvs for n in dests) and free < need:
         vp.block(obj, f"a new leg needs {need} free extents on {', '.join(dests)}, which have "
                  f"{free}")
@@ -316,7 +378,7 @@ def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[
     # lvm puts the raid metadata of the existing leg (``<lv>_rmeta_0``) on the PVs that leg
     # already uses, whatever PVs the command names: with no free extent there, the
     # conversion fails ("Insufficient free space: 1 extents needed, but only 0 available").
-    if _free(st, current) < 1:
+    if _free(st, vg, current, obs_vg.extent_size) < 1:
         vp.block(obj, f"mirror-then-split needs one free extent on {', '.join(sorted(current))} "
                  f"for the raid metadata of the existing leg (lvm allocates it next to the "
                  f"data), and there is none; free one extent there or use move = \"pvmove\"")
@@ -334,9 +396,20 @@ def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[
 
 
 def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv,
-                    allowed: set[str], host: str, target: int) -> None:
+                    allowed: set[str], st: state.HostState, target: int) -> None:
     """An LV with several images: a mirror-then-split under way, or one we must not touch."""
     obj = f"lv {vg}/{name}"
+    host = st.host
+    if (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
+            and lvm_adapter.SPLIT_TAG in lv.tags):
+        problems = state.split_problems(lv, st.pvs)
+        if problems:
+            vp.block(obj, f"mirror-then-split halted, no leg is dropped: "
+                     f"{'; '.join(problems)}. A leg is dropped only when the one kept is a "
+                     f"complete, healthy copy on present PVs: repair the LV (lvconvert "
+                     f"--repair, or lvchange --refresh once the device is back) or remove "
+                     f"the new leg yourself")
+            return
     inside = [img for img in lv.images if img.pv_extents and set(img.pv_extents) <= allowed]
     outside = [img for img in lv.images if set(img.pv_extents) - allowed]
     # Only a second leg this reconciler added (tagged) may be split off again; a user's own
@@ -346,7 +419,7 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
                     and len(inside) == 1 and len(outside) == 1)
     if not lv.is_synced:
         key = f"lv:{vg}/{name}:syncing"
-        pct = lv.sync_percent if lv.sync_percent is not None else lv.copy_percent
+        pct = lv.percent
         vp.in_flight.append(actions.InFlight(key=key, object=obj, what="raid1 sync",
                                              percent=pct))
         if is_our_split:

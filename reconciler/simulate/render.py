@@ -15,7 +15,9 @@ from __future__ import annotations
 from reconciler.adapters.lvm_report import (LV_COLUMNS, PV_COLUMNS, PVSEG_COLUMNS,
                                             SEG_COLUMNS, VG_COLUMNS)
 
-from .model import LV, PV, RAID_NOTICE_DELAY, VG, Model
+from .model import LV, PE_START, PV, RAID_NOTICE_DELAY, VG, Model
+
+MDA_SIZE = 1020 * 1024  # pv_mda_size of a default pvcreate (lvm2 2.03.16, lab)
 
 _IND = "  "  # lvm's log prefix
 
@@ -50,17 +52,18 @@ def _vg_row(vg: VG) -> tuple[str, ...]:
     missing = str(len(vg.missing_pvs))
     attr = ("wz-pn" if vg.missing_pvs else "wz--n") + (
         "s" if vg.lock_type in ("sanlock", "dlm", "idm") else "-")
+    system_id = ""  # the simulator models no LVM system IDs
     return (vg.name, vg.uuid, attr, str(count * es), str(free * es), str(es), str(count),
-            str(free), vg.lock_type, missing, "")
+            str(free), vg.lock_type, system_id, missing, "")
 
 
 def _pv_row(pv: PV) -> tuple[str, ...]:
     dev = pv.device
     if pv.missing:  # known from the VG metadata only: no device, sizes from the metadata
         es = pv.vg.extent_size
-        return (pv.name, pv.uuid, "0", "0", "0", str(pv.pe_count * es),
-                str(pv.free_count * es), str(pv.pe_count), str(pv.alloc_count), "a-m",
-                "missing", "")
+        return (pv.name, pv.uuid, "0", "0", "0", str(PE_START), "0", "0",
+                str(pv.pe_count * es), str(pv.free_count * es), str(pv.pe_count),
+                str(pv.alloc_count), "a-m", "missing", "")
     if pv.vg is None:  # orphan: no extents, sizes are the device's
         size = free = dev.size
         attr = "---"
@@ -69,8 +72,10 @@ def _pv_row(pv: PV) -> tuple[str, ...]:
         size = pv.pe_count * es
         free = pv.free_count * es
         attr = "a--"
-    return (pv.name, pv.uuid, str(dev.major), str(dev.minor), str(dev.size), str(size),
-            str(free), str(pv.pe_count), str(pv.alloc_count), attr, "", "")
+    # pvcreate's defaults, as recorded: data at 1 MiB, one 1020 KiB metadata area
+    return (pv.name, pv.uuid, str(dev.major), str(dev.minor), str(dev.size), str(PE_START),
+            "1", str(MDA_SIZE), str(size), str(free), str(pv.pe_count), str(pv.alloc_count),
+            attr, "", "")
 
 
 def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:

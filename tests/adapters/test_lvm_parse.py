@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors
+from reconciler import errors, state
 from reconciler.adapters import lvm
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
@@ -138,3 +138,83 @@ def test_lock_messages_are_transient():
 def test_version():
     text = (FIX / "commands" / "lvm_version.txt").read_text().split("--- stdout\n", 1)[1]
     assert lvm.parse_version(text).startswith("2.03.16(2)")
+
+
+# -- leg health, system IDs, orphan capacity (issue 8, items 4, 8, 9) --------------------------
+
+
+@pytest.mark.parametrize("case", ["raid1_new_leg_failed_mid_sync", "raid1_new_leg_failed_after_sync",
+                                  "raid1_new_leg_failed_after_sync_written"])
+def test_failed_new_leg_reads_100_percent_but_partial(case):
+    # The percent says 100 and the action idle: only the health fields tell the truth.
+    st = report(case)
+    lv = st.vgs["vgglobal"].lvs["lvrepnb"]
+    assert lv.sync_percent == 100.0 and lv.raid_sync_action == "idle"
+    assert lv.health_status == "partial" and lv.attr.health_char == "p"
+    old, new = lv.images
+    assert old.pv_extents == {"/dev/vda": 33} and new.pv_extents == {"[unknown]": 33}
+    assert st.pvs["[unknown]"].missing and not st.pvs["/dev/vda"].missing
+    assert st.vgs["vgglobal"].missing_pv_count == 1
+    (image,) = [p for p in new.parts if p.is_image]
+    assert image.health_status == "partial" and image.attr.health_char == "p"
+    assert state.split_problems(lv, st.pvs)  # never a safe split
+
+
+def test_mid_sync_failure_leaves_the_new_image_out_of_sync():
+    lv = report("raid1_new_leg_failed_mid_sync").vgs["vgglobal"].lvs["lvrepnb"]
+    assert [i.in_sync for i in lv.images] == [True, False] and not lv.is_synced
+
+
+def test_healthy_synced_raid1_has_no_split_problem():
+    st = report("raid1_synced")
+    lv = st.vgs["vgglobal"].lvs["lvrepnb"]
+    assert lv.health_status == "" and lv.raid_sync_action == "idle" and lv.is_synced
+    assert [p.name for p in lv.images[0].parts] == ["lvrepnb_rimage_0", "lvrepnb_rmeta_0"]
+    assert state.split_problems(lv, st.pvs, frozenset({"/dev/vda"})) == []
+    syncing = report("raid1_syncing").vgs["vgglobal"].lvs["lvrepnb"]
+    assert syncing.raid_sync_action == "recover" and not syncing.is_synced
+    assert state.split_problems(syncing, st.pvs) == []
+
+
+def test_unknown_image_letter_is_not_in_sync():
+    body = (FIX / "raid1_synced.json").read_text().split("\n", 1)[1]
+    body = body.replace('"lv_attr":"iwi-aor---", "lv_layout":"linear", "lv_role":"private,raid,image"',
+                        '"lv_attr":"?wi-aor---", "lv_layout":"linear", "lv_role":"private,raid,image"', 1)
+    st = lvm.parse_fullreport(body)
+    lv = st.vgs["vgglobal"].lvs["lvrepnb"]
+    assert not lv.images[0].in_sync and not lv.is_synced
+
+
+def test_foreign_vg_and_its_pv_are_seen_with_their_system_id():
+    st = report("foreign_vg")
+    assert {n: vg.system_id for n, vg in st.vgs.items()} == {
+        "vgforeign": "hostb", "vgfree": "", "vgown": "hosta"}
+    assert st.pvs["/dev/vdc"].vg == "vgforeign"
+    assert report("foreign_vg_no_local_id").vgs["vgforeign"].system_id == "hostb"
+
+
+def test_without_foreign_lvm_hides_the_vg_and_its_pv():
+    # Why FULLREPORT_ARGV carries --foreign: the recorded report without it.
+    text = (FIX / "commands" / "fullreport_without_foreign.txt").read_text()
+    body = text.split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
+    st = lvm.parse_fullreport(body)
+    assert set(st.vgs) == {"vgfree", "vgown"} and "/dev/vdc" not in st.pvs
+
+
+@pytest.mark.parametrize("case, expected", [("lvm_systemid", "hosta"), ("lvm_systemid_none", "")])
+def test_systemid(case, expected):
+    text = (FIX / "commands" / f"{case}.txt").read_text().split("--- stdout\n", 1)[1]
+    assert lvm.parse_systemid(text.split("--- stderr\n", 1)[0]) == expected
+
+
+def test_systemid_garbage_is_an_observation_error():
+    with pytest.raises(errors.ObservationError):
+        lvm.parse_systemid("nothing here\n")
+
+
+def test_orphan_pv_capacity_matches_what_lvm_gives_it_at_vgextend():
+    orphan = report("orphan_pv").pvs["/dev/vdc"]
+    assert orphan.pe_count == 0 and orphan.pe_start == M and orphan.mda_count == 1
+    added = report("lv_spanning").pvs["/dev/vdc"]  # the same disk after vgextend
+    assert orphan.extents_once_added(4 * M) == added.pe_count == 49
+    assert added.extents_once_added(4 * M) == 0  # in a VG: counted by its free extents

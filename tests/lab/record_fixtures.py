@@ -476,6 +476,132 @@ def scenario_missing(g: Guest, r: Recorder) -> None:
     r.report("pv_missing_after", "pv_missing, 8 s later and after the commands above.", check=partial)
 
 
+def _health(dt, name="lvrepnb") -> str:
+    lv = lv_of(dt, name)
+    return lv["lv_health_status"] if lv else ""
+
+
+def _fresh(r: Recorder) -> dict:
+    return json.loads(r.g.run(list(FULLREPORT_ARGV), check=False).out)
+
+
+def scenario_raid1fail(g: Guest, r: Recorder) -> None:
+    """The new raid1 leg's disk fails (QMP drive_del) while it is being synced."""
+    a, b = basic_layout(g)
+    g.throttle(1, write_bps=THROTTLE)
+    g.run(["lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", f"{VG}/lvrepnb", b])
+    r.wait_until("the resync to start", lambda: 0 < pct(r.lvs()["lvrepnb"]["sync_percent"]) < 100, 60, 0.5)
+    g.fail_disk(1)
+    r.wait_until("lvm to see the failed leg", lambda: _health(_fresh(r)), 60, 0.5)
+    r.report("raid1_new_leg_failed_mid_sync",
+             f"raid1_syncing (new leg on {b}, throttled), then {b} failed with QMP `drive_del` "
+             f"while the resync ran.",
+             check=lambda dt: None if _health(dt) else "health still empty")
+    r.cmd("lvconvert_split_new_leg_failed", ["lvconvert", "--yes", "--mirrors", "0", f"{VG}/lvrepnb", a],
+          f"drop the image on {a} (the only complete one) after the new leg on {b} failed mid-sync.")
+
+
+def scenario_raid1fail_synced(g: Guest, r: Recorder) -> None:
+    """The new raid1 leg's disk fails after the sync completed, before any split."""
+    _a, b = basic_layout(g)
+    g.run(["lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", f"{VG}/lvrepnb", b])
+    r.wait_until("the raid1 sync", lambda: pct(r.lvs()["lvrepnb"]["sync_percent"]) == 100
+                 and r.lvs()["lvrepnb"]["raid_sync_action"] == "idle", 180)
+    g.fail_disk(1)
+    r.report("raid1_new_leg_failed_after_sync",
+             f"raid1_synced (sync_percent 100, idle), then {b} failed with QMP `drive_del`; "
+             f"nothing written to the LV since.")
+    g.run(["dd", "if=/dev/urandom", f"of=/dev/{VG}/lvrepnb", "bs=1M", "count=4", "oflag=direct"],
+          check=False)
+    r.report("raid1_new_leg_failed_after_sync_written",
+             "raid1_new_leg_failed_after_sync, then 4 MiB written to the LV with O_DIRECT "
+             "(the kernel meets the failed leg).")
+
+
+LEG_DM = "leg"
+
+
+def scenario_raid1refresh(g: Guest, r: Recorder) -> None:
+    """A transient failure: the new leg's PV is a dm device whose table is swapped to
+    `error` while the LV is written, then back: the PV is present again, the kernel still
+    counts the leg as failed (lv_health_status "refresh needed")."""
+    a, _b, c = g.disk(0), g.disk(1), g.disk(2)
+    # The dm device starts 1 MiB into the disk, so lvm finds the PV label on the dm device
+    # only (the same label seen on the disk too would be a duplicate PV).
+    sectors = int(g.run(["blockdev", "--getsz", c]).out.strip()) - 2048
+    g.run(["dmsetup", "create", LEG_DM, "--table", f"0 {sectors} linear {c} 2048"])
+    g.run(["dmsetup", "mknodes", LEG_DM])  # no udev in the guest: make the node ourselves
+    leg = f"/dev/mapper/{LEG_DM}"
+    g.run(["test", "-b", leg])
+    g.run(["pvcreate", "--yes", a, leg])
+    g.run(["vgcreate", VG, a, leg])
+    g.run(["lvcreate", "--yes", "--name", "lvrepnb", "--size", f"{64 * MiB}b", VG, a])
+    g.run(["lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", f"{VG}/lvrepnb", leg])
+    r.wait_until("the raid1 sync", lambda: pct(r.lvs()["lvrepnb"]["sync_percent"]) == 100
+                 and r.lvs()["lvrepnb"]["raid_sync_action"] == "idle", 180)
+    g.sh(f"""
+        dmsetup suspend {LEG_DM}
+        dmsetup load {LEG_DM} --table "0 {sectors} error"
+        dmsetup resume {LEG_DM}
+        dd if=/dev/urandom of=/dev/{VG}/lvrepnb bs=1M count=4 oflag=direct || true
+        dmsetup suspend {LEG_DM}
+        dmsetup load {LEG_DM} --table "0 {sectors} linear {c} 2048"
+        dmsetup resume {LEG_DM}
+    """)
+    r.wait_until("lvm to report the failed leg", lambda: _health(_fresh(r)), 60, 0.5)
+    r.report("raid1_refresh_needed",
+             f"vgglobal on {a} and {leg} (dm linear over {c} from 1 MiB on); lvrepnb 64M on {a} converted "
+             f"to raid1 with the new leg on {leg}, synced; then {leg}'s table swapped to "
+             f"`error` while 4 MiB were written to the LV with O_DIRECT, and back to linear: "
+             f"the PV is present again, the kernel still counts the leg as failed.",
+             check=lambda dt: None if _health(dt) else "health still empty")
+
+
+def _lvm_conf(g: Guest, source: str, system_id: str | None) -> None:
+    g.sh(f"""sed -i 's/^\\(\\s*\\)#\\?\\s*system_id_source = .*/\\1system_id_source = "{source}"/' /etc/lvm/lvm.conf""")
+    body = f'local {{\n\tsystem_id = "{system_id}"\n}}\n' if system_id else "local {\n}\n"
+    g.write_file("/etc/lvm/lvmlocal.conf", body)
+
+
+def scenario_sysid(g: Guest, r: Recorder) -> None:
+    """LVM system IDs: a VG owned by this host, one owned by another host, one with none."""
+    a, b, c = g.disk(0), g.disk(1), g.disk(2)
+    r.cmd("lvm_systemid_none", ["lvm", "systemid"], "system_id_source = \"none\" (Debian's default).",
+          expect="ok")
+    g.run(["pvcreate", "--yes", a, b, c])
+    g.run(["vgcreate", "vgfree", b])
+    _lvm_conf(g, "lvmlocal", "hosta")
+    r.cmd("lvm_systemid", ["lvm", "systemid"],
+          "system_id_source = \"lvmlocal\", lvmlocal.conf local/system_id = \"hosta\".", expect="ok")
+    r.cmd("vgcreate_with_system_id", ["vgcreate", "vgown", a],
+          "with system_id_source = \"lvmlocal\": lvm records this host's system ID itself.",
+          expect="ok")
+    g.run(["vgcreate", "vgforeign", c])
+    g.run(["lvcreate", "--yes", "--name", "data", "--size", f"{8 * MiB}b", "vgforeign"])
+    g.run(["vgchange", "--activate", "n", "vgforeign"])  # lvm refuses while LVs are active
+    g.run(["vgchange", "--yes", "--systemid", "hostb", "vgforeign"])
+    r.report("foreign_vg",
+             f"this host's system ID is hosta (lvmlocal); vgown on {a} (created here: system ID "
+             f"hosta), vgfree on {b} (created before system IDs were set: none), vgforeign on "
+             f"{c} with LV data 8M, deactivated and given system ID hostb with `vgchange --systemid hostb`.",
+             check=lambda dt: None if len(dt["report"]) == 3 else "expected three VGs")
+    r.cmd("pvcreate_pv_in_foreign_vg", ["pvcreate", c], f"{c} is the PV of vgforeign (hostb).",
+          expect="fail")
+    r.cmd("vgextend_pv_in_foreign_vg", ["vgextend", "vgown", c], f"{c} is the PV of vgforeign (hostb).",
+          expect="fail")
+    r.cmd("lvcreate_in_foreign_vg", ["lvcreate", "--yes", "--name", "x", "--size", f"{8 * MiB}b",
+                                     "vgforeign"], "vgforeign belongs to hostb.", expect="fail")
+    fr = list(FULLREPORT_ARGV)
+    fr.remove("--foreign")
+    r.cmd("fullreport_without_foreign", fr,
+          "FULLREPORT_ARGV without --foreign, same state: vgforeign and its PV are not shown.",
+          expect="ok")
+    _lvm_conf(g, "none", None)
+    r.report("foreign_vg_no_local_id",
+             "foreign_vg, then system_id_source = \"none\" and no local/system_id: this host has "
+             "no system ID, so vgown and vgforeign are both foreign to it.")
+
+
 MD_DEV = "/dev/md0"
 
 
@@ -559,6 +685,10 @@ SCENARIOS = {
     "inuse": (["140M", "808M"], scenario_inuse),
     "missing": (["140M", "808M", "200M", "200M", "200M", "200M"], scenario_missing),
     "md": (["256M", "256M"], None),
+    "raid1fail": (["140M", "808M"], scenario_raid1fail),
+    "raid1fail_synced": (["140M", "808M"], scenario_raid1fail_synced),
+    "raid1refresh": (["140M", "808M", "200M"], scenario_raid1refresh),
+    "sysid": (["64M", "64M", "64M"], scenario_sysid),
 }
 
 
@@ -568,7 +698,7 @@ def run_scenario(name: str, out: Path) -> tuple[str, list[str], list[str], float
     lvm_index: list[str] = []
     md_index: list[str] = []
     # polling_interval=1: pollers notice the end of a copy after 1 s instead of 15 s.
-    with Guest(f"rec-{name}", disks, lvm={"polling_interval": 1}, mem="768M") as g:
+    with Guest(f"rec-{name.replace('_', '-')}", disks, lvm={"polling_interval": 1}, mem="768M") as g:
         print(f"[{name}] guest up in {g.boot_time:.1f}s", flush=True)
         if name == "md":
             scenario_md(g, out, md_index)
@@ -641,7 +771,7 @@ def main() -> int:
               "the order they were produced. Copies were slowed down with qemu block throttling "
               "(4 MiB/s of writes on the destination disk) to catch them mid-way.")
     lvm_intro = (common + "\n\nDisks: /dev/vda 140M, /dev/vdb 808M, /dev/vdc 200M, /dev/vdd 200M; "
-                 "extent size 4 MiB (the missing scenario adds /dev/vde and /dev/vdf, 200M). lvm.conf: use_lvmpolld=0, udev_sync=0, udev_rules=0, "
+                 "extent size 4 MiB (the missing scenario adds /dev/vde and /dev/vdf, 200M; scenario sysid: three 64M disks). lvm.conf: use_lvmpolld=0, udev_sync=0, udev_rules=0, "
                  "obtain_device_list_from_udev=0, polling_interval=1 (pollers check every second). "
                  "A disk is failed with qemu's `drive_del` (QMP): the device stays, every I/O to it "
                  "fails with EIO. A state whose `lvm fullreport` wrote to stderr has that run "

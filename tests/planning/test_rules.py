@@ -17,10 +17,13 @@ def pv(name, vg, pe=100, alloc=0, devno=None, missing=False):
 
 def lv(name, extents_on, vg="vg0", attr="-wi-a-----", images=(), sync=None, via=None, tags=()):
     size = sum(extents_on.values()) if not images else max(sum(i.pv_extents.values()) for i in images)
+    # a raid LV always reports its sync action (as real lvm does: idle once synced)
+    action = ("idle" if sync is not None and sync >= 100 else "recover") if attr[0] == "r" else None
     return state.Lv(vg=vg, name=name, uuid=f"u-{name}", size=Size(size * EXT),
                     attr=state.LvAttr(attr), layout=("raid", "raid1") if images else ("linear",),
                     segtypes=("raid1",) if images else ("linear",), pv_extents=dict(extents_on),
-                    images=tuple(images), sync_percent=sync, moving_via=via, tags=tuple(tags))
+                    images=tuple(images), sync_percent=sync, moving_via=via, tags=tuple(tags),
+                    raid_sync_action=action)
 
 
 def host(pvs, lvs=(), vg="vg0", lock_type="none", pvmoves=(), devices=None):
@@ -194,7 +197,9 @@ def test_mirror_then_split_adds_leg_on_placement():
 
 
 def leg(name, pvs, in_sync=True):
-    return state.RaidImage(name=name, in_sync=in_sync, pv_extents=pvs)
+    attr = state.LvAttr(("i" if in_sync else "I") + "wi-aor---")
+    return state.RaidImage(name=name, in_sync=in_sync, pv_extents=pvs,
+                           parts=(state.LegPart(name=name, attr=attr, is_image=True),))
 
 
 def test_split_waits_for_sync():
