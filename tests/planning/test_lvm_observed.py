@@ -45,7 +45,7 @@ def spec(doc):
 
 def mirror_spec(source, dest, size="128M"):
     return spec({"vg": {"vgglobal": {
-        "nodes": ["*"], "pvs": [source, dest],
+        "nodes": ["*"], "scope": "local", "pvs": [source, dest],
         "lv": {"lvrepnb": {"size": size, "placement": [dest], "move": "mirror-then-split"},
                "mygfs": {"size": "324M"}}}}})
 
@@ -88,7 +88,7 @@ def test_refresh_needed_leg_blocks_with_the_field():
     # The failed leg's PV is back (a transient failure): present, but the kernel still
     # counts the leg as failed.
     st = tagged(observed("raid1_refresh_needed"))
-    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "pvs": ["/dev/vda", "/dev/mapper/leg"],
+    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda", "/dev/mapper/leg"],
                                    "lv": {"lvrepnb": {"size": "64M", "placement": ["/dev/mapper/leg"],
                                                       "move": "mirror-then-split"}}}}})
     p = plan_of(sp, st)
@@ -152,7 +152,7 @@ def test_sync_running_is_waited_for_not_blocked():
 
 def test_orphan_pv_is_added_with_vgextend_and_holds_the_move():
     st = observed("orphan_pv")
-    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "pvs": ["/dev/vda", "/dev/vdb", "/dev/vdc"],
+    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda", "/dev/vdb", "/dev/vdc"],
                                    "lv": {"lvrepnb": {"size": "128M", "placement": ["/dev/vdc"]},
                                           "mygfs": {"size": "324M"}}}}})
     p = plan_of(sp, st)
@@ -166,7 +166,7 @@ def test_orphan_pv_is_added_with_vgextend_and_holds_the_move():
 
 def test_orphan_pv_for_mirror_then_split_counts_its_capacity():
     st = observed("orphan_pv")
-    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "pvs": ["/dev/vda", "/dev/vdb", "/dev/vdc"],
+    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda", "/dev/vdb", "/dev/vdc"],
                                    "lv": {"lvrepnb": {"size": "128M", "placement": ["/dev/vdc"],
                                                       "move": "mirror-then-split"},
                                           "mygfs": {"size": "324M"}}}}})
@@ -179,7 +179,7 @@ def test_orphan_pv_too_small_is_counted_conservatively():
     st = observed("orphan_pv")
     small = replace(st.pvs["/dev/vdc"], dev_size=Size(129 * M))  # (129 - 1) MiB = 32 extents
     st = replace(st, pvs={**st.pvs, "/dev/vdc": small})
-    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "pvs": ["/dev/vda", "/dev/vdb", "/dev/vdc"],
+    sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda", "/dev/vdb", "/dev/vdc"],
                                    "lv": {"lvrepnb": {"size": "128M", "placement": ["/dev/vdc"],
                                                       "move": "mirror-then-split"},
                                           "mygfs": {"size": "324M"}}}}})
@@ -197,7 +197,7 @@ def test_orphan_pv_too_small_is_counted_conservatively():
 def test_one_disk_named_twice_is_never_created_twice(vgs):
     st = observed("two_pvs_linear", devices={"/dev/vdc": (254, 32), "/dev/vdd": (254, 48),
                                              "/dev/disk/by-id/virtio-spare": (254, 32)})
-    sp = spec({"vg": {n: {"nodes": ["*"], "pvs": pvs} for n, pvs in vgs.items()}})
+    sp = spec({"vg": {n: {"nodes": ["*"], "scope": "local", "pvs": pvs} for n, pvs in vgs.items()}})
     p = plan_of(sp, st)
     assert p.steps == ()
     assert sorted(b.object for b in p.blocked) == sorted(f"vg {n}" for n in vgs)
@@ -211,7 +211,7 @@ def test_one_disk_named_twice_is_never_created_twice(vgs):
 
 def test_foreign_vg_is_never_touched():
     st = observed("foreign_vg", lvm_system_id="hosta")
-    sp = spec({"vg": {"vgforeign": {"nodes": ["*"], "pvs": ["/dev/vdc"],
+    sp = spec({"vg": {"vgforeign": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vdc"],
                                     "lv": {"data": {"size": "16M"}}}}})
     p = plan_of(sp, st)
     assert p.steps == ()
@@ -222,8 +222,8 @@ def test_foreign_vg_is_never_touched():
 
 def test_pv_of_a_foreign_vg_is_never_taken():
     st = observed("foreign_vg", lvm_system_id="hosta")
-    sp = spec({"vg": {"vgown": {"nodes": ["*"], "pvs": ["/dev/vda", "/dev/vdc"]},
-                      "vgnew": {"nodes": ["*"], "pvs": ["/dev/vdc"]}}})
+    sp = spec({"vg": {"vgown": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda", "/dev/vdc"]},
+                      "vgnew": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vdc"]}}})
     p = plan_of(sp, st)
     assert p.steps == ()
     assert {b.object for b in p.blocked} == {"vg vgown", "vg vgnew"}
@@ -233,8 +233,8 @@ def test_pv_of_a_foreign_vg_is_never_taken():
 
 def test_own_and_unrestricted_vgs_are_managed_and_foreign_ones_listed():
     st = observed("foreign_vg", lvm_system_id="hosta")
-    sp = spec({"vg": {"vgown": {"nodes": ["*"], "pvs": ["/dev/vda"], "lv": {"x": {"size": "8M"}}},
-                      "vgfree": {"nodes": ["*"], "pvs": ["/dev/vdb"]}}})
+    sp = spec({"vg": {"vgown": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda"], "lv": {"x": {"size": "8M"}}},
+                      "vgfree": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vdb"]}}})
     p = plan_of(sp, st)
     assert p.blocked == ()
     assert [s.action.object for s in p.steps] == ["lv vgown/x"]
@@ -246,7 +246,7 @@ def test_without_a_local_system_id_every_vg_with_one_is_foreign(case, local):
     # None: this host's system ID is unknown; ownership that cannot be checked counts as
     # foreign.
     st = observed(case, lvm_system_id=local)
-    sp = spec({"vg": {"vgown": {"nodes": ["*"], "pvs": ["/dev/vda"], "lv": {"x": {"size": "8M"}}}}})
+    sp = spec({"vg": {"vgown": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda"], "lv": {"x": {"size": "8M"}}}}})
     p = plan_of(sp, st)
     assert p.steps == () and "vg_systemid 'hosta'" in p.blocked[0].reason
 
