@@ -50,7 +50,8 @@ from harness import REPO_ROOT, Disk, Guest, LabError, Result, boot
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from reconciler.adapters.lvm_report import FULLREPORT_ARGV, LV_COLUMNS, PV_COLUMNS, SEG_COLUMNS, PVSEG_COLUMNS, VG_COLUMNS
+from reconciler.adapters.lvm_report import (FULLREPORT_ARGV, LV_COLUMNS, PV_COLUMNS, PVSEG_COLUMNS,
+                                            SEG_COLUMNS, VG_COLUMNS)
 
 NODE_NAMES = ("node-a", "node-b")
 HOST_IDS = {"node-a": 1, "node-b": 2}
@@ -85,7 +86,7 @@ LOCKD_FULLREPORT_ARGV: tuple[str, ...] = (
     "--configreport", "seg", "-o", ",".join(SEG_COLUMNS),
     "--configreport", "pvseg", "-o", ",".join(PVSEG_COLUMNS),
 )
-assert LOCKD_FULLREPORT_ARGV[:3] == FULLREPORT_ARGV[:3]
+assert LOCKD_FULLREPORT_ARGV[:8] == FULLREPORT_ARGV[:8]  # same command, more columns
 
 
 def lvmlocal_conf(host_id: int | None) -> str:
@@ -205,11 +206,14 @@ def lockd_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, mem: st
                     f.result()
             pair.start_s = time.monotonic() - t1
         for g in guests:
-            got = g.run(["sh", "-c", "hostname; lvmconfig --type full global/use_lvmlockd global/use_lvmpolld local/host_id"]).out
-            if "use_lvmlockd=1" not in got or "use_lvmpolld=1" not in got or f"host_id={HOST_IDS[g.name]}" not in got or g.name not in got:
-                raise LabError(f"[{g.name}] lvm not configured for lvmlockd: {got!r}")
+            got = g.run(["sh", "-c", "hostname; lvmconfig --type full global/use_lvmlockd "
+                         "global/use_lvmpolld local/host_id"]).out.split()
+            want = [g.name, "use_lvmlockd=1", "use_lvmpolld=1", f"host_id={HOST_IDS[g.name]}"]
+            if sorted(got) != sorted(want):
+                raise LabError(f"[{g.name}] not configured for lvmlockd: {got} (want {want})")
         if verbose:
-            what = f", lvmpolld+sanlock+lvmlockd started on both in {pair.start_s:.1f}s" if start else " (daemons not started)"
+            what = (f", lvmpolld+sanlock+lvmlockd started on both in {pair.start_s:.1f}s" if start
+                    else " (daemons not started)")
             print(f"lockd pair: booted in {pair.boot_s:.1f}s (udev){what}", flush=True)
         yield pair
     finally:

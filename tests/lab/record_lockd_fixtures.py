@@ -171,7 +171,7 @@ def scenario_shared(p: LockdPair, r: Recorder) -> None:
         for tool in ("lvs", "vgs"):
             res = a.run([tool, "--noheadings", "-o", f], check=False)
             why = "" if res.rc == 0 else ": " + " ".join(ln.strip() for ln in res.err.splitlines()
-                                                         if "nrecognised" in ln or "field" in ln.lower())[:120]
+                                                         if "Unrecognised" in ln)
             r.note(f"field `{f}` with {tool}: rc {res.rc}{why}")
     r.cmd(a, "field_lock_type_lvs", ["lvs", "-o", "lock_type"], "`lock_type` with lvs (lv_ prefix assumed).")
     r.cmd(a, "field_lock_type_vgs", ["vgs", "-o", "lock_type"], "`lock_type` with vgs (vg_ prefix assumed).")
@@ -397,10 +397,19 @@ def scenario_unstarted(p: LockdPair, r: Recorder) -> None:
     p.set_host_id(b, HOST_IDS["node-a"])
     r.cmd(b, "lock_start_host_id_in_use", ["vgchange", "--lock-start", VG],
           "node-b configured with host_id 1, which node-a holds (live) in this lockspace.", timeout=400)
-    started = b.run(["lvmlockctl", "--info"], check=False).out
+    started = r.cmd(b, "lvmlockctl_info_after_host_id_in_use", ["lvmlockctl", "--info"],
+                    "right after lock_start_host_id_in_use_b returned.").out
+    r.state(b, "after_host_id_in_use", "node-b right after the lock-start with node-a's host_id returned rc 0.")
+    r.cmd(a, "lvmlockctl_info_after_peer_host_id_in_use", ["lvmlockctl", "--info"],
+          "node-a after node-b tried to join with node-a's host_id.")
+    r.cmd(a, "sanlock_status_after_peer_host_id_in_use", ["sanlock", "client", "status"],
+          "node-a after node-b tried to join with node-a's host_id.")
     if "LS sanlock lvm_vgs" in started:
         r.note("node-b STARTED the lockspace with node-a's host_id; stopping it again")
         b.run(["vgchange", "--lock-stop", VG], check=False)
+    else:
+        r.note("lock-start with a host_id held by a live node: rc 0, same output as a good start, "
+               "but no lockspace (lvmlockctl --info empty)")
     p.set_host_id(b, HOST_IDS["node-b"])
     r.cmd(b, "lock_start", ["vgchange", "--lock-start", VG], "node-b with its own host_id 2.", expect="ok")
     r.report(b, "started", "node-b after a good lock-start; lv1 active exclusively on node-a.")
@@ -416,6 +425,8 @@ def scenario_unstarted(p: LockdPair, r: Recorder) -> None:
     r.cmd(b, "lock_start_disk_failed", ["vgchange", "--lock-start", VG], "30 s after the disk failed on node-b.",
           timeout=120)
     r.report(a, "peer_disk_failed", "node-a while node-b's view of the shared disk is failed.")
+    r.state(b, "disk_failed", "node-b 30+ s after its shared disk failed: sanlock dropped the lockspace, "
+            "lvmlockd still lists it.")
 
 
 SCENARIOS = {"shared": (True, scenario_shared), "unstarted": (False, scenario_unstarted)}
@@ -452,6 +463,71 @@ are what a node shows without lvm: dm sysfs (`/sys/block/dm-*/dm/name|uuid`, `si
 Cases are listed in the order they were produced; each scenario starts from fresh guests."""
 
 
+FINDINGS = """## What these recordings show (lvm2 2.03.16, sanlock; checked in the files below)
+
+- Fields: all asked-for fields exist except `lock_type` (`lvs -o lock_type`: "Unrecognised
+  field: lock_type"; vgs takes it as vg_lock_type). `lv_lock_args` is accepted but `lvs -o help`
+  lists it as `lv_lockargs` (used here). A shared VG: `vg_attr` 6th char `s`, `vg_shared`
+  "shared", `vg_lock_type` "sanlock", `vg_lock_args` "1.0.0:lvmlock", `vg_systemid` "". Each LV:
+  `lv_lockargs` "1.0.0:<byte offset of its lease in the lvmlock LV>". The hidden `[lvmlock]` LV
+  (256 MiB, `lv_role` "private,lockd,sanlock") is active on every node that started the lockspace.
+- **The report cannot tell shared from exclusive, nor see other nodes**: `lv_active_exclusively`
+  is "active exclusively" on a node that activated the LV with `-asy` (`lv_sh_both_a.json`,
+  `lv_sh_both_b.json`), and `lv_active_remotely` is always "". On node-b, an LV active on node-a
+  looks inactive (`lv_ex_a_b.json`). The mode per node is in `lvmlockctl --info`
+  (`LK LV sh|ex <lv_uuid>`) and `sanlock client status` (`r lvm_<vg>:<lv_uuid>:...:<offset>:SH`
+  for shared); what other nodes hold is only learnt by asking for the lock.
+- Without a process: a started lockspace shows as the dm device `<vg>-lvmlock`
+  (`/sys/block/dm-*/dm/name`, held open by sanlock); before the lock-start there is none
+  (`state/vg_not_started_b.txt`). After sanlock lost the lease storage it is still there.
+  `/run/lvm/lvmlockd.socket`, `/run/lvmlockd.pid`, `/run/sanlock/sanlock.sock` say only that the
+  daemons run. A node's dm table length is `/sys/block/dm-N/size` (512-byte sectors).
+- Messages (stderr, rc 5 unless said): lock held by the other node: "LV locked by other host:
+  vgs/lv1" (+ "Failed to lock logical volume vgs/lv1." for lvchange); `-aey` returns in 0.3 s,
+  `-asy` against an exclusive holder retries for ~5 s first. Lockspace not started on this node:
+  "Cannot access VG vgs due to failed lock." Resize with a shared lock (even if no other node has
+  it): "LV is already locked with incompatible mode: vgs/lv1". raid1 `-asy`: "Shared activation
+  not compatible with LV type raid1 of vgs/r1". A report or `vgs` on a node without the lockspace
+  still works (rc 0) with "Skipping global lock: lockspace not found or started" / "Reading VG vgs
+  without a lock.".
+- lock-start: ~10 s (io_timeout 3), stdout "VG vgs starting sanlock lockspace" / "Starting
+  locking.  Waiting for sanlock may take 20 sec to 3 min...". Again when started: rc 0 at once.
+  lvmlockd not running: "VG vgs start failed: lvmlockd is not running" (with "WARNING: lvmlockd
+  process is not running."); sanlock not running: "VG vgs start failed: lock manager sanlock is
+  not running" (with "Start a lock manager, lvmlockd did not find one running."); no host_id:
+  "VG vgs start failed: invalid sanlock host_id, set in lvmlocal.conf". **A host_id held by a live
+  node: rc 0 after ~89 s with the same output as a good start, but no lockspace** (`lvmlockctl
+  --info` empty; node-a unaffected): rc 0 does not prove the start. `vgcreate --shared` without
+  lvmlockd: rc 3, "Failed to detect a running lock manager to select lock type.".
+- Resize: allowed active exclusively on the node, or inactive everywhere. `lvextend --lockopt
+  shupdate` works with the LV shared on both nodes and prints "Refreshing LV /dev//vgs/lv1 on other
+  hosts...", but with sanlock nothing is refreshed: node-b's dm size stayed 81920 sectors against
+  90112 in the metadata until its own `lvchange --refresh` (`state/before_refresh_b.txt`).
+- pvmove needs lvmpolld ("Enable lvmpolld when using lvmlockd." with use_lvmpolld=0) and a named
+  LV ("pvmove in a shared VG requires a named LV."); an LV shared or active on the other node:
+  "LV locked by other host: vgs/lv1" + "pvmove in a shared VG requires exclusive lock on named
+  LV."; exclusive on this node (mounted, md5 kept) or inactive everywhere: works.
+- Removal: `lvremove` is refused while any node has the LV active ("LV locked by other host"), so
+  the seed's stale dm device does not come from a normal lvremove here; `lvremove --lockopt skiplv`
+  makes it ("WARNING: skipping LV lock in lvmlockd."). node-b then keeps the dm device (`dmsetup
+  remove` while mounted: "device-mapper: remove ioctl on vgs-lv3  failed: Device or resource busy",
+  rc 1; `lvchange -aln`: "Failed to find logical volume \"vgs/lv3\"") **and the LV's exclusive lock**,
+  which `dmsetup remove` does not release: node-b's `vgchange --lock-stop` is then refused ("VG vgs
+  stop failed: LVs must first be deactivated"), and the next LV created (r1) got the same lease
+  offset (`lv_lockargs` 1.0.0:71303168) that node-b still holds under lv3's name.
+- Refused in a sanlock VG: `lvconvert --splitmirrors` ("Splitting raid image is not allowed with
+  lock_type sanlock."), `vgmerge` ("vgmerge not allowed for lock_type sanlock"), `vgsplit` of a PV
+  holding an LV ("Internal error: LV vgnew2/lv4 with no lock_type has lock_args ...", VG left as it
+  was). Allowed: `lvconvert --mirrors 0` (drop a leg), and `vgsplit` of an empty PV, which makes a
+  *local* VG (`after_vgsplit_a.json`: vgnew, no lock type). `vgchange --lock-stop` with active
+  LVs: "VG vgs stop failed: LVs must first be deactivated".
+- Lease storage failing on node-b (QMP drive_del of its shared disk): "VG vgs lock skipped: error
+  -221" + "Volume group \"vgs\" not found"; 30 s later sanlock has dropped the lockspace (no `s`
+  line) while `lvmlockctl --info` still lists it; lock-start: "Global lock failed: error -221."
+  (-221 is lvmlockd's ELMERR, lock manager error).
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
@@ -478,7 +554,7 @@ def main() -> int:
     if set(results) == set(SCENARIOS):
         lines = [ln for n in SCENARIOS for ln in results[n][0]]
         (args.out / "INDEX.md").write_text("# Real lvm2 + lvmlockd + sanlock outputs (two nodes)\n\n"
-                                           + INTRO + "\n" + "\n".join(lines) + "\n")
+                                           + INTRO + "\n" + FINDINGS + "\n".join(lines) + "\n")
     print(f"recorded {len(results)}/{len(names)} scenarios in {time.monotonic() - t0:.1f}s"
           + (f"; FAILED: {failures}" if failures else ""))
     return 1 if failures else 0
