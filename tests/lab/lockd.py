@@ -77,16 +77,14 @@ def _with(base: Sequence[str], extra: Sequence[str]) -> str:
     return ",".join([*base, *[c for c in extra if c not in base]])
 
 
-LOCKD_FULLREPORT_ARGV: tuple[str, ...] = (
-    "lvm", "fullreport", "--all",
-    "--reportformat", "json", "--units", "b", "--nosuffix",
-    "--configreport", "vg", "-o", _with(VG_COLUMNS, LOCKD_VG_EXTRA),
-    "--configreport", "pv", "-o", ",".join(PV_COLUMNS),
-    "--configreport", "lv", "-o", _with(LV_COLUMNS, LOCKD_LV_EXTRA),
-    "--configreport", "seg", "-o", ",".join(SEG_COLUMNS),
-    "--configreport", "pvseg", "-o", ",".join(PVSEG_COLUMNS),
-)
-assert LOCKD_FULLREPORT_ARGV[:8] == FULLREPORT_ARGV[:8]  # same command, more columns
+def _lockd_argv() -> tuple[str, ...]:
+    """The pass's own fullreport argv with the lock columns added to its vg and lv lists."""
+    vg, lv = ",".join(VG_COLUMNS), ",".join(LV_COLUMNS)
+    return tuple(_with(VG_COLUMNS, LOCKD_VG_EXTRA) if a == vg else
+                 _with(LV_COLUMNS, LOCKD_LV_EXTRA) if a == lv else a for a in FULLREPORT_ARGV)
+
+
+LOCKD_FULLREPORT_ARGV: tuple[str, ...] = _lockd_argv()
 
 
 def lvmlocal_conf(host_id: int | None) -> str:
