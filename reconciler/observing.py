@@ -6,8 +6,9 @@ are still recognised as the same disk.
 
 When the spec declares clones, the md side is read from kernel files only (``Runner.read``,
 no process): /proc/mdstat, the sysfs directory of each array a clone names, the size,
-holders and partitions of each clone device, the mount table, and the clone ledger. A pass
-with nothing to change therefore still starts exactly one process.
+holders and partitions of each clone device, the mount table, and the clone ledger. While a
+pvmove is in flight, who polls it is read the same way (/proc/PID/cmdline, lvmpolld's socket,
+lvm.conf). A pass with nothing to change therefore still starts exactly one process.
 """
 
 from __future__ import annotations
@@ -54,15 +55,53 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
         raise lvm.failure(result)
     parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
     devnos = {d: resolve(d) for d in devices}
+    pollers = (observe_pollers(runner, host)
+               if any(vg.pvmoves for vg in parsed.vgs.values()) else None)
     if md_targets is None:
         return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                               observed_at=now)
+                               observed_at=now, pollers=pollers)
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
     arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                           observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger)
+                           observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
+                           pollers=pollers)
+
+
+# -- pvmove pollers: /proc only, and only while a pvmove is in flight -----------------------------
+
+
+def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
+    """Who polls pvmoves, from kernel files (no process): every /proc/PID/cmdline, the
+    lvmpolld socket's directory and lvm.conf. None when /proc cannot be listed (a runner
+    that has no /proc): then nobody is known to poll or not, and the loop judges by
+    progress alone."""
+    def read(path: str) -> str | None:
+        try:
+            return runner.read(path, host=host)
+        except (PermissionError, ProcessLookupError):  # a process that went away, hidepid
+            return None
+
+    listing = read("/proc/")
+    if not listing:
+        return None
+    processes: list[tuple[state.Process, str]] = []
+    lvmpolld = None
+    for entry in listing.split():
+        if not entry.isdigit():
+            continue
+        argv = lvm.parse_cmdline(read(f"/proc/{entry}/cmdline") or "")
+        target = lvm.poller_target(argv)
+        if target is not None:
+            processes.append((state.Process(int(entry), argv), target))
+        elif lvm.is_lvmpolld(argv) and lvmpolld is None:
+            lvmpolld = state.Process(int(entry), argv)
+    sockets = (read(lvm.LVMPOLLD_SOCKET_DIR) or "").split()
+    return state.Pollers(processes=tuple(processes), lvmpolld=lvmpolld,
+                         lvmpolld_socket=lvm.LVMPOLLD_SOCKET in sockets,
+                         use_lvmpolld=lvm.parse_use_lvmpolld(
+                             [read(p) for p in lvm.LVM_CONF_FILES]))
 
 
 def spec_devices(spec) -> list[str]:

@@ -272,7 +272,8 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             pvmoves.append(state.PvMove(
                 vg=vg_name, name=name, source=source, copy_percent=_pct(row.get("copy_percent")),
                 lvs=tuple(sorted(lv for lv, v in via.items() if v == name)),
-                destinations=tuple(sorted(p for p in pv_ext if p != source))))
+                destinations=tuple(sorted(p for p in pv_ext if p != source)),
+                size=Size(_int(row, "lv_size"))))
             continue
         owner = top(name)
         for pv, n in extents.get(name, {}).items():
@@ -319,3 +320,61 @@ def parse_version(text: str) -> str:
         if "LVM version:" in line:
             return line.split(":", 1)[1].strip()
     return text.strip().splitlines()[0] if text.strip() else "unknown"
+
+
+# -- who polls pvmoves (/proc, lvm.conf) -----------------------------------------------------------
+
+LVMPOLLD_SOCKET_DIR = "/run/lvm/"
+LVMPOLLD_SOCKET = "lvmpolld.socket"
+LVM_CONF_FILES = ("/etc/lvm/lvm.conf", "/etc/lvm/lvmlocal.conf")  # the latter overrides
+_USE_LVMPOLLD_RE = re.compile(r"^\s*(?:global/)?use_lvmpolld\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def parse_cmdline(text: str) -> tuple[str, ...]:
+    """/proc/PID/cmdline: NUL-separated arguments (empty for a kernel thread or a zombie)."""
+    return tuple(a for a in text.split("\0") if a) if text else ()
+
+
+def poller_target(argv: tuple[str, ...]) -> str | None:
+    """Which pvmove a process polls: "vg/pvmoveN" for lvmpolld's ``lvm lvpoll
+    --polloperation pvmove VG/LV``, "" for a ``pvmove``/``lvm pvmove`` process (the one a
+    ``--background`` move forks keeps the command line it was started with, and a bare one
+    polls every move), None for any other process."""
+    if not argv:
+        return None
+    prog = argv[0].rsplit("/", 1)[-1]
+    if prog == "pvmove" or (prog == "lvm" and argv[1:2] == ("pvmove",)):
+        return ""
+    if prog != "lvm" or argv[1:2] != ("lvpoll",):
+        return None
+    rest = list(argv[2:])
+    operation, positional = None, []
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--polloperation" and rest:
+            operation = rest.pop(0)
+        elif arg.startswith("--polloperation="):
+            operation = arg.partition("=")[2]
+        elif arg in ("--interval", "-i") and rest:
+            rest.pop(0)
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    if operation != "pvmove":
+        return None
+    return positional[0] if positional else ""
+
+
+def is_lvmpolld(argv: tuple[str, ...]) -> bool:
+    return bool(argv) and argv[0].rsplit("/", 1)[-1] == "lvmpolld"
+
+
+def parse_use_lvmpolld(texts: list[str | None]) -> bool:
+    """``global/use_lvmpolld`` from lvm.conf then lvmlocal.conf (the last setting wins);
+    lvm2's built-in default is 1 where it is built with lvmpolld, as Debian's is."""
+    value = True
+    for text in texts:
+        for line in (text or "").splitlines():
+            m = _USE_LVMPOLLD_RE.match(line.split("#", 1)[0])
+            if m:
+                value = m.group(1) != "0"
+    return value
