@@ -65,7 +65,7 @@ class Environment:
     requeue_max_seconds: float = 30.0  # re-passes slow down to this while only waiting
     stall_seconds: float = 60.0  # the shortest stall window (see Memory)
     stall_steps: float = 5.0  # ... or this many reporting steps (0.01 %) at the observed rate
-    stall_floor_rate: float = 1024.0**2  # bytes/s assumed for one never seen moving
+    stall_floor_rate: float = 256 * 1024.0  # bytes/s assumed until two changes are seen
     poller_grace_seconds: float = 10.0  # after starting a pvmove, before judging its poller
     # The clone ledger: which md clones were split after a complete sync (see planning.md).
     ledger: str = observing.DEFAULT_LEDGER
@@ -73,20 +73,25 @@ class Environment:
 
 @dataclass
 class _Track:
-    """Progress of one operation as this process saw it: (done, time) when first seen (or
-    restarted from a checkpoint), and when ``done`` last changed."""
+    """Progress of one operation as this process saw it: (done, time) when it last
+    changed (or was first seen), and when it was first seen to change. The rate is measured
+    between changes only: a first sample may sit anywhere inside a reporting step."""
 
-    first: tuple[float, float]
     last: tuple[float, float]
+    first_change: tuple[float, float] | None = None
 
     def see(self, done: float, now: float) -> None:
         if done < self.last[0]:  # restarted from a checkpoint: measure again from here
-            self.first = self.last = (done, now)
+            self.last, self.first_change = (done, now), None
         elif done > self.last[0]:
             self.last = (done, now)
+            if self.first_change is None:
+                self.first_change = self.last
 
     def rate(self) -> float | None:
-        (d0, t0), (d1, t1) = self.first, self.last
+        if self.first_change is None:
+            return None
+        (d0, t0), (d1, t1) = self.first_change, self.last
         return (d1 - d0) / (t1 - t0) if t1 > t0 and d1 > d0 else None
 
 
@@ -144,7 +149,7 @@ class Memory:
         step = total / 10000.0 if total else 0.01  # lvm reports percents with 2 decimals
         track = tracks.get(key)
         if track is None:
-            track = tracks[key] = _Track((done, now), (done, now))
+            track = tracks[key] = _Track((done, now))
         else:
             track.see(done, now)
         rate = track.rate()
@@ -162,8 +167,8 @@ class Memory:
         for vg in st.vgs.values():
             for mv in vg.pvmoves:
                 if mv.copy_percent is not None:
-                    tracks[mv.key] = self.moves.get(mv.key) or _Track((0, now), (0, now))
-                    self.moves[mv.key] = tracks[mv.key]
+                    if mv.key in self.moves:
+                        tracks[mv.key] = self.moves[mv.key]
                     stall = self._measure(tracks, mv.key, mv.copy_percent, mv.size, now, env)
                 else:
                     stall = None
