@@ -12,8 +12,10 @@ Why it is shaped this way:
   further event pushes it back, up to ``debounce_max_seconds`` after the first, so an
   editor's save-rename-write or a ``git pull`` of many files gives one pass, and a file
   written continuously still gets passes. If the spec changes again while it is being
-  loaded, the load is thrown away and the loop waits for quiet again: nothing is applied
-  from a half-written file.
+  loaded, the load is thrown away and the loop waits for quiet again; and while a spec
+  file is open for writing (modified and not closed yet: a writer that truncates it and
+  writes it in chunks, however slowly), the specs are not loaded at all. Nothing is
+  applied from a half-written file; one left open for ``write_wait_seconds`` is refused.
 * **An invalid spec on disk stops every change.** While the files on disk fail validation
   (or are refused for their permissions), passes go on against the last good spec as dry
   runs: they observe and report (status, metrics, the errors with file and key) and run no
@@ -71,6 +73,8 @@ class Settings:
     resync_seconds: float = 300.0
     debounce_seconds: float = 0.2
     debounce_max_seconds: float = 1.0
+    # A spec file still open for writing after this long: refused (passes only observe)
+    write_wait_seconds: float = 30.0
     error_backoff_seconds: float = 5.0
     status_dir: Path | None = RUN_DIR
     metrics_file: Path | None = RUN_DIR / status.METRICS_FILE
@@ -403,7 +407,16 @@ class Daemon:
     # -- one pass ------------------------------------------------------------------------------
 
     def _pass(self, reason: str) -> None:
-        loaded = self._load()
+        open_for_writing = self._open_for_writing()
+        if open_for_writing and open_for_writing[1] < self.settings.write_wait_seconds:
+            # A file is half-written (its writer has not closed it): wait for the close,
+            # whose event pokes the loop, and look again a little later anyway.
+            logger.bind(obj=f"spec {open_for_writing[0]}").debug(
+                "open for writing; the pass waits for it to be closed")
+            self.next_pass_at = time.monotonic() + self.settings.debounce_max_seconds
+            self.next_reason = reason
+            return
+        loaded = self._load(still_open=open_for_writing)
         if self.wakeup.pending("spec changed") and self._settle_skips < 3:
             # The spec changed again while it was being read: wait for it to settle.
             self._settle_skips += 1
@@ -459,12 +472,27 @@ class Daemon:
         self._publish()
         self._ready_once()
 
-    def _load(self) -> loading.LoadedSpec | None:
+    def _open_for_writing(self) -> tuple[str, float] | None:
+        """The spec file open for writing the longest, and for how many seconds."""
+        if self.watcher is None:
+            return None
+        writing = self.watcher.writing()
+        if not writing:
+            return None
+        path, since = min(writing.items(), key=lambda kv: kv[1])
+        return path, time.monotonic() - since
+
+    def _load(self, still_open: tuple[str, float] | None = None) -> loading.LoadedSpec | None:
         """Load and check the spec; on any problem return the last good one, with
         ``spec_error`` set (the pass then changes nothing)."""
         location = self.settings.spec
         log = logger.bind(obj=f"spec {location}")
         try:
+            if still_open is not None:
+                raise errors.SpecError([(still_open[0], "", (
+                    f"still open for writing after {still_open[1]:.0f} s (modified, never "
+                    f"closed); a half-written file is never applied: close it, or write "
+                    f"specs to a temporary name and rename them into place"))])
             if self.settings.check_permissions:
                 check_permissions(location)
             loaded = loading.load(location)

@@ -98,8 +98,12 @@ def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool)
     if polled:
         return "polled by " + ", ".join(str(p) for p in polled)
     if resume:
-        via = (f"lvmpolld ({pollers.lvmpolld}) will poll it" if pollers.lvmpolld_in_use
-               else "pvmove will fork a poller")
+        if pollers.lvmpolld_in_use and pollers.lvmpolld is not None:
+            via = f"lvmpolld ({pollers.lvmpolld}) will poll it"
+        elif pollers.lvmpolld_in_use:
+            via = "lvmpolld's socket will start lvmpolld to poll it, or pvmove polls it itself"
+        else:
+            via = "pvmove will fork a poller"
         return f"no process polls it: resuming; {via}"
     return "no process polls it yet (just started)"
 

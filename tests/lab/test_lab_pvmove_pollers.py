@@ -71,7 +71,7 @@ def argvs(g, section):
 def test_resume_only_when_nobody_polls_with_lvmpolld_and_udev(make_guest):
     g = make_guest("g", disks=["140M", "808M"], udev=True,
                    lvm={"use_lvmpolld": 1, "polling_interval": 1})
-    assert "use_lvmpolld = 1" in g.run("lvmconfig global/use_lvmpolld").out
+    assert g.run("lvmconfig global/use_lvmpolld").out.strip() == "use_lvmpolld=1"
     assert g.run("pgrep -x systemd-udevd").ok
     start_lvmpolld(g)
     small, big = g.disk(0), g.disk(1)
