@@ -252,3 +252,43 @@ def test_a_raid1_sync_that_stops_is_reported_then_blocked_then_resumes(scenario)
     assert sc.converge(spec).exit_code == 0
     assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdc"}
     sc.assert_settled(spec)
+
+
+CLONE_SPEC = """
+[clone.db]
+nodes = ["node-1"]
+source = "/dev/disk/by-id/old-lun"
+target = "/dev/disk/by-id/new-lun"
+md = "/dev/md100"
+state = "split"
+"""
+
+
+def test_an_md_clone_copy_that_stops_is_blocked_until_it_moves_again(scenario):
+    host = SimulatedHost(rate_bytes_per_s=1 * M)
+    host.add_device("/dev/vda", 256 * M, aliases=("/dev/disk/by-id/old-lun",))
+    host.add_device("/dev/vdb", 256 * M, aliases=("/dev/disk/by-id/new-lun",))
+    host.fill("/dev/vda", "orig")
+    sc = scenario(host)
+    spec = sc.spec(CLONE_SPEC)
+    sc.one_pass(spec)
+    for _ in range(4):
+        host.clock.advance(10)
+        r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_PENDING and not r.final.blocked
+    host.rate_bytes_per_s = 0  # the target stops taking writes
+    for _ in range(8):
+        host.clock.advance(10)
+        r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR
+    (block,) = r.final.blocked
+    assert block.object == "clone db" and "md recovery" in block.reason
+    assert "stalled" in block.reason and RATE_1M.search(block.reason)
+    assert ("mdadm", "--stop", "/dev/md100") not in sc.mutations()
+    host.rate_bytes_per_s = 1 * M
+    host.clock.advance(5)
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_PENDING and not r.final.blocked
+    assert sc.converge(spec).exit_code == 0
+    assert host.fingerprint("/dev/vdb") == host.fingerprint("/dev/vda")
+    assert sc.mutations()[-1] == ("mdadm", "--stop", "/dev/md100")
