@@ -97,8 +97,13 @@ def test_resume_only_when_nobody_polls_with_lvmpolld_and_udev(make_guest):
 
     # 1. the reconciler starts the move and dies; lvmpolld polls it
     mark(g, "run 1")
-    first = spawn_reconcile(g, "--wait")
-    wait_for(lambda: f"{VG}-pvmove0" in dm_names(g), 90, "the pvmove to start")
+    first = spawn_reconcile(g, "--wait", log="/tmp/run1.log")
+    try:
+        wait_for(lambda: f"{VG}-pvmove0" in dm_names(g) or first.done(), 180,
+                 "the pvmove to start")
+    finally:
+        print(g.run("cat /tmp/run1.log; ps -eo pid,args", check=False).out[-4000:])
+    assert not first.done(), g.wait(first)
     kill9(g, first)
     wait_for(lambda: lvpolls(g), 30, "lvmpolld's poll of the move")
     (poll,) = lvpolls(g)
