@@ -7,8 +7,8 @@ are still recognised as the same disk.
 When the spec declares clones, the md side is read from kernel files only (``Runner.read``,
 no process): /proc/mdstat, the sysfs directory of each array a clone names, the size,
 holders and partitions of each clone device, the mount table, and the clone ledger. While a
-pvmove is in flight, who polls it is read the same way (/proc/PID/cmdline, lvmpolld's socket,
-lvm.conf). A pass with nothing to change therefore still starts exactly one process.
+pvmove is in flight, who polls it is read the same way (/proc/PID/comm and cmdline, lvmpolld's
+socket, lvm.conf). A pass with nothing to change therefore still starts exactly one process.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
 
 
 def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
-    """Who polls pvmoves, from kernel files (no process): every /proc/PID/cmdline, the
-    lvmpolld socket's directory and lvm.conf. None when /proc cannot be listed (a runner
+    """Who polls pvmoves, from kernel files (no process): every /proc/PID/comm (and the
+    cmdline of the pvmove, lvm and lvmpolld ones), the lvmpolld socket's directory and
+    lvm.conf. None when /proc cannot be listed (a runner
     that has no /proc): then nobody is known to poll or not, and the loop judges by
     progress alone."""
     def read(path: str) -> str | None:
@@ -91,11 +92,14 @@ def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
     for entry in listing.split():
         if not entry.isdigit():
             continue
+        comm = (read(f"/proc/{entry}/comm") or "").strip()
+        if comm not in lvm.POLLER_COMMS:
+            continue
         argv = lvm.parse_cmdline(read(f"/proc/{entry}/cmdline") or "")
-        target = lvm.poller_target(argv)
+        target = lvm.poller_target(comm, argv)
         if target is not None:
             processes.append((state.Process(int(entry), argv), target))
-        elif lvm.is_lvmpolld(argv) and lvmpolld is None:
+        elif lvm.is_lvmpolld(comm) and lvmpolld is None:
             lvmpolld = state.Process(int(entry), argv)
     sockets = (read(lvm.LVMPOLLD_SOCKET_DIR) or "").split()
     return state.Pollers(processes=tuple(processes), lvmpolld=lvmpolld,

@@ -335,18 +335,24 @@ def parse_cmdline(text: str) -> tuple[str, ...]:
     return tuple(a for a in text.split("\0") if a) if text else ()
 
 
-def poller_target(argv: tuple[str, ...]) -> str | None:
-    """Which pvmove a process polls: "vg/pvmoveN" for lvmpolld's ``lvm lvpoll
-    --polloperation pvmove VG/LV``, "" for a ``pvmove``/``lvm pvmove`` process (the one a
-    ``--background`` move forks keeps the command line it was started with, and a bare one
-    polls every move), None for any other process."""
-    if not argv:
-        return None
-    prog = argv[0].rsplit("/", 1)[-1]
-    if prog == "pvmove" or (prog == "lvm" and argv[1:2] == ("pvmove",)):
+POLLER_COMMS = ("pvmove", "lvm", "lvmpolld")  # /proc/PID/comm worth a look at its cmdline
+
+
+def poller_target(comm: str, argv: tuple[str, ...]) -> str | None:
+    """Which pvmove a process polls, from /proc/PID/comm (the name it was executed by) and
+    its command line: "vg/pvmoveN" for lvmpolld's ``lvm lvpoll --polloperation pvmove
+    VG/LV``; "" (every move) for a ``pvmove`` or ``lvm pvmove`` process, a bare one polling
+    every move; None for any other process. The poller that ``pvmove --background`` forks
+    keeps its command line except the command's name, which lvm overwrites in place with
+    "(lvm2)" (cut to the name's length, NUL-padded): so the name is judged by ``comm``."""
+    comm = comm.strip()
+    if comm == "pvmove":
         return ""
-    if prog != "lvm" or argv[1:2] != ("lvpoll",):
+    if comm != "lvm" or len(argv) < 2:
         return None
+    if argv[1] != "lvpoll":
+        # "lvm pvmove ...", or its forked poller whose "pvmove" now reads "(lvm2)"
+        return "" if argv[1] == "pvmove" or argv[1].startswith("(") else None
     rest = list(argv[2:])
     operation, positional = None, []
     while rest:
@@ -364,8 +370,8 @@ def poller_target(argv: tuple[str, ...]) -> str | None:
     return positional[0] if positional else ""
 
 
-def is_lvmpolld(argv: tuple[str, ...]) -> bool:
-    return bool(argv) and argv[0].rsplit("/", 1)[-1] == "lvmpolld"
+def is_lvmpolld(comm: str) -> bool:
+    return comm.strip() == "lvmpolld"
 
 
 def parse_use_lvmpolld(texts: list[str | None]) -> bool:

@@ -16,8 +16,9 @@ and block devices' sysfs) and the host's own files (the clone ledger); see
 ``md_tools.read``.
 
 Processes: the pvmove pollers are processes in ``procs`` (pid → argv), listed in /proc and
-shown by /proc/PID/cmdline like the kernel does. A ``pvmove --background`` forks one poller
-that keeps the command line it was started with; with lvmpolld running and lvm.conf's
+shown by /proc/PID/comm and cmdline like the kernel does. A ``pvmove --background`` forks
+one poller that keeps the command line it was started with, except its name, which lvm
+overwrites with "(lvm2)" (comm still says ``pvmove``); with lvmpolld running and lvm.conf's
 ``use_lvmpolld = 1`` (``start_lvmpolld``) the poller is lvmpolld's child
 ``/sbin/lvm lvpoll --polloperation pvmove VG/pvmoveN``, one per move (a second request for a
 move it already polls is ignored, as lvmpolld does). Each move counts its pollers
@@ -35,12 +36,6 @@ from reconciler.runner import Command, CommandResult
 from . import lvm_tools, md_model, md_tools, ops
 from .clock import SimClock
 from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Device, Model, NoSpace, pe_count_for
-
-
-def lvm_tools_poller(argv: tuple[str, ...]) -> bool:
-    """A pvmove poller's command line (the forked ``pvmove``, or lvmpolld's ``lvpoll``)."""
-    prog = argv[0].rsplit("/", 1)[-1] if argv else ""
-    return prog == "pvmove" or (prog == "lvm" and argv[1:2] in (("pvmove",), ("lvpoll",)))
 
 Match = Callable[[Command], bool] | tuple[str, ...]
 
@@ -67,7 +62,8 @@ class SimulatedHost:
         self._faults: list[tuple[Match, int, str]] = []
         self._crash_budget: int | None = None
         self.crashed = False
-        self.procs: dict[int, tuple[str, ...]] = {1: ("/sbin/init",)}
+        self.procs: dict[int, tuple[str, ...]] = {1: ("/sbin/init",)}  # pid -> cmdline
+        self.comms: dict[int, str] = {1: "init"}  # pid -> /proc/PID/comm
         self._next_pid = 1000
         self.lvmpolld_pid: int | None = None
         self.lvmpolld_socket = False
@@ -135,17 +131,29 @@ class SimulatedHost:
             return "lvmpolld.socket\n" if self.lvmpolld_socket else "\n"
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "proc" and parts[2].isdigit():
+            pid = int(parts[2])
+            if pid not in self.procs:
+                return ""
+            if parts[3] == "comm":
+                return self.comms[pid] + "\n"
             if parts[3] != "cmdline":
                 raise UnsupportedCommand(f"process file not modelled by the simulator: {path}")
-            argv = self.procs.get(int(parts[2]))
-            return "" if argv is None else "".join(f"{a}\0" for a in argv)
+            return "".join(f"{a}\0" for a in self.procs[pid])
         return None
 
-    def _spawn(self, argv: tuple[str, ...]) -> int:
+    def _spawn(self, argv: tuple[str, ...], comm: str | None = None) -> int:
         pid = self._next_pid
         self._next_pid += 1
         self.procs[pid] = tuple(argv)
+        self.comms[pid] = (comm or argv[0].rsplit("/", 1)[-1])[:15]
         return pid
+
+    def _fork_poller(self, argv: tuple[str, ...]) -> int:
+        """lvm's background poller: a fork of the command, which overwrites its name in
+        place with "(lvm2)" (cut to the name's length, NUL-padded); comm keeps the name."""
+        name = argv[0]
+        renamed = "(lvm2)"[:len(name)] + "\0" * max(0, len(name) - 6)
+        return self._spawn((renamed, *argv[1:]), comm=name.rsplit("/", 1)[-1])
 
     def start_lvmpolld(self) -> None:
         """lvm.conf says ``use_lvmpolld = 1`` and lvmpolld runs (its socket is there)."""
@@ -162,6 +170,7 @@ class SimulatedHost:
                 if argv[1:2] == ("lvpoll",):
                     self.kill(pid)
             self.procs.pop(self.lvmpolld_pid, None)
+            self.comms.pop(self.lvmpolld_pid, None)
         self.lvmpolld_pid = None
         self.lvmpolld_socket = False
 
@@ -180,7 +189,7 @@ class SimulatedHost:
                 if not any(self.procs.get(p) == lvpoll for p in m.pollers):
                     m.pollers.append(self._spawn(lvpoll))
         else:
-            pid = self._spawn(argv)  # the forked child keeps the parent's command line
+            pid = self._fork_poller(argv)
             for m in mirrors:
                 m.pollers.append(pid)
         for m in mirrors:
@@ -192,6 +201,7 @@ class SimulatedHost:
         if pid not in self.procs:
             raise ValueError(f"no process {pid}")
         del self.procs[pid]
+        del self.comms[pid]
         if pid == self.lvmpolld_pid:
             self.lvmpolld_pid = None  # its children live on; its socket file stays
         for vg in self.model.vgs.values():
@@ -209,8 +219,9 @@ class SimulatedHost:
         busy = {p for vg in self.model.vgs.values() for m in ops.pvmove_lvs(vg)
                 for p in m.pollers}
         for pid, argv in list(self.procs.items()):
-            if lvm_tools_poller(argv) and pid not in busy:
-                del self.procs[pid]
+            poller = self.comms[pid] == "pvmove" or argv[1:2] == ("lvpoll",)
+            if poller and pid not in busy:
+                del self.procs[pid], self.comms[pid]
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -248,7 +259,7 @@ class SimulatedHost:
             for mirror in ops.pvmove_lvs(vg):
                 ops.interrupt_pvmove(mirror)
                 mirror.pollers = []
-        self.procs = {1: ("/sbin/init",)}
+        self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
 

@@ -368,6 +368,8 @@ def test_sigkill_during_pvmove_resumes_only_once_the_poller_is_gone(make_guest):
     mark(g, "run 2")
     second = reconcile(g)
     assert second.rc == 2, second
+    notes = [f["note"] for f in second.doc["final"]["in_flight"]]
+    assert notes and f"polled by pid {pollers[0]}" in notes[0], notes
     assert g.run("pgrep -x pvmove || true").out.split() == pollers
     #    then the poller is killed (as a cgroup kill would): nobody advances the move
     g.run(["kill", "-9", *pollers])

@@ -57,7 +57,9 @@ def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     assert sc.mutations() == [SEED000_MOVE]
     (poller,) = _pollers(host)
-    assert host.procs[poller] == SEED000_MOVE  # the forked child keeps the command line
+    # the forked child keeps the command line but its name (as lvm2 does), comm says pvmove
+    assert host.procs[poller] == ("(lvm2)", *SEED000_MOVE[1:])
+    assert host.comms[poller] == "pvmove"
     host.clock.advance(30)
     # A new process (a timer's --once, a restarted daemon): it sees the poller in /proc.
     r = sc.one_pass(spec, fresh_memory=True)
