@@ -4,10 +4,26 @@ A pass is: observe (one process) → plan → log → apply (unless a dry run) �
 the last observed state, to say honestly whether the host is now in sync. Long operations
 are never waited for inside a pass; the result carries ``requeue_after`` instead.
 
-The only memory kept between passes is in this process: the progress each in-flight
-pvmove showed last time. A move that shows no progress, or that is first seen by this
-process (it was started before a crash or a reboot), is resumed with bare ``pvmove``.
-Nothing is written to disk: after a crash, observation alone says what to do.
+The only memory kept between passes is in this process (``Memory``): the progress each
+operation in flight showed, to tell a slow one from a stalled one, and when this process
+last started a pvmove. Nothing is written to disk: after a crash, observation alone says
+what to do.
+
+* **A pvmove is resumed only when no process polls it.** Observation reads who polls it
+  from /proc (a ``pvmove`` process, or lvmpolld's ``lvm lvpoll``); bare
+  ``pvmove --background`` runs only when there is none (and not within
+  ``poller_grace_seconds`` of this process starting one: lvmpolld forks its poller a moment
+  after the request). Where /proc cannot be read, a move is resumed only after it has not
+  moved for longer than its stall window; a fresh process never resumes at first sight.
+* **Stalls are judged on progress over a window scaled to the operation**: at least
+  ``stall_seconds``, and ``stall_steps`` times what one reporting step of its percentage
+  (0.01 %, lvm's two decimals) takes at the rate it showed (or at ``stall_floor_rate`` when
+  it was never seen moving), so a multi-TB move whose percent changes once a minute is not
+  called stalled. An operation idle past its window is reported blocked (exit 1), with the
+  rate it had and how long it has not moved, until it moves again.
+* **Whatever blocked a pass stays in its result**: the final plan is computed with the
+  same knowledge as the first (what to resume, what is stalled), so a refusal to resume
+  is an exit 1 with its reason in the status and metrics, not a silent exit 2.
 """
 
 from __future__ import annotations
@@ -47,20 +63,49 @@ class Environment:
     clock: Clock = field(default_factory=Clock)
     requeue_seconds: float = 5.0  # first re-pass while an operation is in flight
     requeue_max_seconds: float = 30.0  # re-passes slow down to this while only waiting
-    stall_seconds: float = 60.0
+    stall_seconds: float = 60.0  # the shortest stall window (see Memory)
+    stall_steps: float = 5.0  # ... or this many reporting steps (0.01 %) at the observed rate
+    stall_floor_rate: float = 256 * 1024.0  # bytes/s assumed until two changes are seen
+    poller_grace_seconds: float = 10.0  # after starting a pvmove, before judging its poller
     # The clone ledger: which md clones were split after a complete sync (see planning.md).
     ledger: str = observing.DEFAULT_LEDGER
 
 
 @dataclass
+class _Track:
+    """Progress of one operation as this process saw it: (done, time) when it last
+    changed (or was first seen), and when it was first seen to change. The rate is measured
+    between changes only: a first sample may sit anywhere inside a reporting step."""
+
+    last: tuple[float, float]
+    first_change: tuple[float, float] | None = None
+
+    def see(self, done: float, now: float) -> None:
+        if done < self.last[0]:  # restarted from a checkpoint: measure again from here
+            self.last, self.first_change = (done, now), None
+        elif done > self.last[0]:
+            self.last = (done, now)
+            if self.first_change is None:
+                self.first_change = self.last
+
+    def rate(self) -> float | None:
+        if self.first_change is None:
+            return None
+        (d0, t0), (d1, t1) = self.first_change, self.last
+        return (d1 - d0) / (t1 - t0) if t1 > t0 and d1 > d0 else None
+
+
+@dataclass
 class Memory:
-    """In-process progress memory for in-flight pvmoves: key → (percent, since)."""
+    """What this process learnt across passes (see the module docstring)."""
 
     fresh: bool = True
-    moves: dict[str, tuple[float | None, float]] = field(default_factory=dict)
     waiting_passes: int = 0  # consecutive passes that found nothing to do but wait
     # in-flight key -> (percent, time) when first seen with a known percentage: for an ETA
     samples: dict[str, tuple[float, float]] = field(default_factory=dict)
+    progress: dict[str, _Track] = field(default_factory=dict)  # in-flight key -> progress
+    moves: dict[str, _Track] = field(default_factory=dict)  # "vg/pvmoveN" -> progress
+    pvmove_started_at: float | None = None  # when this process last started/resumed one
 
     def requeue_after(self, env: "Environment", acted: bool, plan: actions.Plan) -> float:
         """Re-pass soon after acting, then less and less often while only waiting, but
@@ -89,27 +134,70 @@ class Memory:
         self.samples = seen
         return min(etas) if etas else None
 
-    def stalled(self, st: state.HostState, now: float, stall_seconds: float) -> frozenset[str]:
+    @staticmethod
+    def _window(env: "Environment", step: float, rate: float | None, sized: bool) -> float:
+        """How long an operation may show no progress before it counts as stalled."""
+        if rate is not None:
+            return max(env.stall_seconds, env.stall_steps * step / rate)
+        if sized:
+            return max(env.stall_seconds, env.stall_steps * step / env.stall_floor_rate)
+        return env.stall_seconds
+
+    def _measure(self, tracks: dict[str, _Track], key: str, percent: float, total: int | None,
+                 now: float, env: "Environment") -> actions.Stall:
+        done = percent / 100.0 * total if total else percent
+        step = total / 10000.0 if total else 0.01  # lvm reports percents with 2 decimals
+        track = tracks.get(key)
+        if track is None:
+            track = tracks[key] = _Track((done, now))
+        else:
+            track.see(done, now)
+        rate = track.rate()
+        return actions.Stall(idle=now - track.last[1],
+                             window=self._window(env, step, rate, bool(total)),
+                             rate=rate, per="B" if total else "%")
+
+    def stalled(self, st: state.HostState, now: float, env: "Environment") -> frozenset[str]:
+        """The pvmoves to resume (``vg/pvmoveN``): no process polls them; or, where who
+        polls cannot be seen, no progress for longer than their window."""
         out: set[str] = set()
-        seen: dict[str, tuple[float | None, float]] = {}
+        tracks: dict[str, _Track] = {}
+        own_start = (self.pvmove_started_at is not None
+                     and now - self.pvmove_started_at < env.poller_grace_seconds)
         for vg in st.vgs.values():
             for mv in vg.pvmoves:
-                key = f"{vg.name}/{mv.name}"
-                prev = self.moves.get(key)
-                if prev is None:
-                    seen[key] = (mv.copy_percent, now)
-                    if self.fresh:
-                        out.add(key)
-                elif prev[0] == mv.copy_percent:
-                    seen[key] = prev
-                    if now - prev[1] >= stall_seconds:
-                        out.add(key)
-                        seen[key] = (mv.copy_percent, now)
+                if mv.copy_percent is not None:
+                    if mv.key in self.moves:
+                        tracks[mv.key] = self.moves[mv.key]
+                    stall = self._measure(tracks, mv.key, mv.copy_percent, mv.size, now, env)
                 else:
-                    seen[key] = (mv.copy_percent, now)
-        self.moves = seen
+                    stall = None
+                if st.pollers is not None:
+                    if not st.pollers.polling(mv.key) and not own_start:
+                        out.add(mv.key)
+                elif stall is not None and stall.expired:
+                    out.add(mv.key)
+                    del tracks[mv.key]  # measured again from the resume on
+        self.moves = tracks
         self.fresh = False
         return frozenset(out)
+
+    def stalls(self, plan: actions.Plan, now: float, env: "Environment"
+               ) -> dict[str, actions.Stall]:
+        """What each in-flight operation of ``plan`` showed: those that have not moved for
+        at least half their window (reported), past it (blocked, see planning)."""
+        out: dict[str, actions.Stall] = {}
+        tracks: dict[str, _Track] = {}
+        for f in plan.in_flight:
+            if f.percent is None:
+                continue
+            if f.key in self.progress:
+                tracks[f.key] = self.progress[f.key]
+            stall = self._measure(tracks, f.key, f.percent, f.total, now, env)
+            if stall.idle >= stall.window / 2 and stall.idle > 0:
+                out[f.key] = stall
+        self.progress = tracks
+        return out
 
 
 @dataclass
@@ -180,9 +268,10 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         log.error("observation failed: {}", exc)
         return PassResult(empty, empty, None, EXIT_ERROR, count[0], time.monotonic() - t0,
                           env.requeue_seconds, str(exc))
-    stalled = memory.stalled(st, env.clock.now(), env.stall_seconds)
+    stalled = memory.stalled(st, env.clock.now(), env)
     the_plan = planning.plan(spec, st, node=env.node, spec_digest=loaded.digest,
                              stalled=stalled)
+    the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
     # A pass that only waits for an operation in flight says so in one line (below).
     waiting = {f.key for f in the_plan.in_flight}
     only_waiting = not the_plan.blocked and all(s.after & waiting for s in the_plan.steps)
@@ -215,7 +304,17 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     try:
         report = executing.apply(the_plan, runner, observe, st, sleep=env.clock.sleep,
                                  on_step=on_step, before_step=before_step)
-        final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest)
+        moved = [r for r in report.results if r.outcome in (
+            executing.Outcome.STARTED, executing.Outcome.DONE) and r.results
+            and isinstance(r.step.action, (actions.MoveExtents, actions.ResumeMoves))]
+        if moved:
+            memory.pvmove_started_at = env.clock.now()
+        # The same knowledge as the first plan (what to resume, what is stalled), so that
+        # what blocked this pass is still in its result: only a resume issued now is done.
+        resumed = any(isinstance(r.step.action, actions.ResumeMoves) for r in moved)
+        final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest,
+                              stalled=frozenset() if resumed else stalled)
+        final = planning.note_stalls(final, memory.stalls(final, env.clock.now(), env))
     except errors.ReconcilerError as exc:
         log.error("pass aborted: {}", exc)
         return PassResult(the_plan, the_plan, None, EXIT_ERROR, count[0],

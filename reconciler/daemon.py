@@ -12,8 +12,16 @@ Why it is shaped this way:
   further event pushes it back, up to ``debounce_max_seconds`` after the first, so an
   editor's save-rename-write or a ``git pull`` of many files gives one pass, and a file
   written continuously still gets passes. If the spec changes again while it is being
-  loaded, the load is thrown away and the loop waits for quiet again: nothing is applied
-  from a half-written file (a load that fails validation keeps the last good spec).
+  loaded, the load is thrown away and the loop waits for quiet again; and while a spec
+  file is open for writing (modified and not closed yet: a writer that truncates it and
+  writes it in chunks, however slowly), the specs are not loaded at all. Nothing is
+  applied from a half-written file; one left open for ``write_wait_seconds`` is refused.
+* **An invalid spec on disk stops every change.** While the files on disk fail validation
+  (or are refused for their permissions), passes go on against the last good spec as dry
+  runs: they observe and report (status, metrics, the errors with file and key) and run no
+  step at all, not even one the last good spec asked for. The operator's latest intent is
+  unknown then: an edit that withdrew an ``absent`` and has a typo elsewhere must not let
+  the old ``absent`` remove what they meant to keep.
 * **Signals set flags.** SIGTERM (and SIGINT) ask the loop to stop; a pass in progress
   finishes the step it is running (a command is never abandoned half way: the executor is
   asked before each step, see ``controller.reconcile_once(should_stop=…)``), defers the
@@ -23,8 +31,8 @@ Why it is shaped this way:
   life (and closed on exec, so a command's children never inherit it); a second instance
   refuses to start and names the PID holding it.
 * **Root acts on the spec, so only root may write it.** A spec directory or file that a
-  non-root user can write (or own) is refused like an invalid spec: reported, and the last
-  good spec stays in force.
+  non-root user can write (or own) is refused like an invalid spec: reported, and nothing
+  is changed until it is fixed.
 * **systemd.** READY=1 once the first pass has observed the host (the loop is up and the
   tools answer), STATUS= after each pass, WATCHDOG=1 from this loop only: while it waits,
   and around every command, with the interval stretched to the command's own timeout while
@@ -65,6 +73,8 @@ class Settings:
     resync_seconds: float = 300.0
     debounce_seconds: float = 0.2
     debounce_max_seconds: float = 1.0
+    # A spec file still open for writing after this long: refused (passes only observe)
+    write_wait_seconds: float = 30.0
     error_backoff_seconds: float = 5.0
     status_dir: Path | None = RUN_DIR
     metrics_file: Path | None = RUN_DIR / status.METRICS_FILE
@@ -80,7 +90,7 @@ class AlreadyRunning(errors.ReconcilerError):
 
 class UntrustedSpec(errors.SpecError):
     """A spec file or directory that someone other than root could change: refused like an
-    invalid spec (the last good one stays in force), with its own first line."""
+    invalid spec (nothing is changed until it is fixed), with its own first line."""
 
     def __init__(self, problems: list[tuple[str, str, str]]):
         super().__init__(problems)
@@ -397,7 +407,16 @@ class Daemon:
     # -- one pass ------------------------------------------------------------------------------
 
     def _pass(self, reason: str) -> None:
-        loaded = self._load()
+        open_for_writing = self._open_for_writing()
+        if open_for_writing and open_for_writing[1] < self.settings.write_wait_seconds:
+            # A file is half-written (its writer has not closed it): wait for the close,
+            # whose event pokes the loop, and look again a little later anyway.
+            logger.bind(obj=f"spec {open_for_writing[0]}").debug(
+                "open for writing; the pass waits for it to be closed")
+            self.next_pass_at = time.monotonic() + self.settings.debounce_max_seconds
+            self.next_reason = reason
+            return
+        loaded = self._load(still_open=open_for_writing)
         if self.wakeup.pending("spec changed") and self._settle_skips < 3:
             # The spec changed again while it was being read: wait for it to settle.
             self._settle_skips += 1
@@ -412,12 +431,16 @@ class Daemon:
             return
         self.passes += 1
         number = self.passes
-        logger.bind(pass_no=number, obj=f"node {self.env.node}").info("pass triggered by {}",
-                                                                      reason)
+        # The files on disk were refused: observe and report against the last good spec,
+        # change nothing (its steps may be exactly what the operator just tried to withdraw).
+        refused = self.spec_error is not None
+        logger.bind(pass_no=number, obj=f"node {self.env.node}").info(
+            "pass triggered by {}{}", reason,
+            "; the spec on disk is refused, so this pass only observes" if refused else "")
         started = time.time()
         try:
             result = controller.reconcile_once(
-                loaded, self.env, dry_run=self.settings.dry_run, memory=self.memory,
+                loaded, self.env, dry_run=self.settings.dry_run or refused, memory=self.memory,
                 pass_no=number, should_stop=lambda: self.wakeup.stopping)
         except Exception as exc:
             # A bug must not end the loop that keeps the storage converged; it is logged with
@@ -430,6 +453,8 @@ class Daemon:
                                            f"internal error: {exc!r}")
         self.last = result
         self.state = status.pass_state(result, dry_run=self.settings.dry_run)
+        if refused and self.state != status.ERROR:
+            self.state = status.SPEC_REFUSED
         if self.state == status.ERROR:
             self.pass_errors += 1
         etas = self.etas.update(result.final.in_flight, self.env.clock.now())
@@ -439,18 +464,35 @@ class Daemon:
         # Sooner re-passes while something moves: a long operation in flight, or steps left
         # waiting for one. A dry-run daemon's drift does not move by itself: resync only.
         moving = bool(result.final.in_flight) or (
-            result.exit_code == controller.EXIT_PENDING and not self.settings.dry_run)
+            result.exit_code == controller.EXIT_PENDING and not self.settings.dry_run
+            and not refused)
         self._schedule(error=self.state == status.ERROR,
                        requeue=(result.requeue_after or self.env.requeue_seconds)
                        if moving else None)
         self._publish()
         self._ready_once()
 
-    def _load(self) -> loading.LoadedSpec | None:
-        """Load and check the spec; on any problem keep (and return) the last good one."""
+    def _open_for_writing(self) -> tuple[str, float] | None:
+        """The spec file open for writing the longest, and for how many seconds."""
+        if self.watcher is None:
+            return None
+        writing = self.watcher.writing()
+        if not writing:
+            return None
+        path, since = min(writing.items(), key=lambda kv: kv[1])
+        return path, time.monotonic() - since
+
+    def _load(self, still_open: tuple[str, float] | None = None) -> loading.LoadedSpec | None:
+        """Load and check the spec; on any problem return the last good one, with
+        ``spec_error`` set (the pass then changes nothing)."""
         location = self.settings.spec
         log = logger.bind(obj=f"spec {location}")
         try:
+            if still_open is not None:
+                raise errors.SpecError([(still_open[0], "", (
+                    f"still open for writing after {still_open[1]:.0f} s (modified, never "
+                    f"closed); a half-written file is never applied: close it, or write "
+                    f"specs to a temporary name and rename them into place"))])
             if self.settings.check_permissions:
                 check_permissions(location)
             loaded = loading.load(location)
@@ -458,7 +500,8 @@ class Daemon:
             message = str(exc)
             if message != self.spec_error:
                 log.error("{}\n  {}", message, (
-                    f"the last good spec ({self.in_force.digest[:12]}) stays in force"
+                    f"nothing will be changed until the spec on disk is valid again; passes "
+                    f"observe and report against the last good spec ({self.in_force.digest[:12]})"
                     if self.in_force else "no pass will change anything until a valid spec "
                     "is in place"))
                 self.spec_error_at = time.time()

@@ -12,8 +12,9 @@ When the spec declares clones, the md side is read from kernel files only (``Run
 no process): /proc/mdstat, the sysfs directory of each array a clone names, the size,
 holders, partitions and stable identity of each clone device, the mount table, and the clone
 ledger. The ledger is read even when the spec declares no clone: its records of clones that
-left the spec are marked so, and keep protecting their targets. A pass with nothing to change
-therefore still starts exactly one process.
+left the spec are marked so, and keep protecting their targets. While a pvmove is in flight,
+who polls it is read the same way (/proc/PID/comm and cmdline, lvmpolld's socket, lvm.conf).
+A pass with nothing to change therefore still starts exactly one process.
 """
 
 from __future__ import annotations
@@ -66,16 +67,57 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             raise lvm.failure(sid)
         system_id = lvm.parse_systemid(sid.stdout)
     devnos = {d: resolve(d) for d in devices}
+    pollers = (observe_pollers(runner, host)
+               if any(vg.pvmoves for vg in parsed.vgs.values()) else None)
     if md_targets is None:
         return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                               observed_at=now, lvm_system_id=system_id)
+                               observed_at=now, lvm_system_id=system_id, pollers=pollers)
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
     arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos, resolve)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
                            observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
-                           lvm_system_id=system_id)
+                           lvm_system_id=system_id, pollers=pollers)
+
+
+# -- pvmove pollers: /proc only, and only while a pvmove is in flight -----------------------------
+
+
+def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
+    """Who polls pvmoves, from kernel files (no process): every /proc/PID/comm (and the
+    cmdline of the pvmove, lvm and lvmpolld ones), the lvmpolld socket's directory and
+    lvm.conf. None when /proc cannot be listed (a runner
+    that has no /proc): then nobody is known to poll or not, and the loop judges by
+    progress alone."""
+    def read(path: str) -> str | None:
+        try:
+            return runner.read(path, host=host)
+        except (PermissionError, ProcessLookupError):  # a process that went away, hidepid
+            return None
+
+    listing = read("/proc/")
+    if not listing:
+        return None
+    processes: list[tuple[state.Process, str]] = []
+    lvmpolld = None
+    for entry in listing.split():
+        if not entry.isdigit():
+            continue
+        comm = (read(f"/proc/{entry}/comm") or "").strip()
+        if comm not in lvm.POLLER_COMMS:
+            continue
+        argv = lvm.parse_cmdline(read(f"/proc/{entry}/cmdline") or "")
+        target = lvm.poller_target(comm, argv)
+        if target is not None:
+            processes.append((state.Process(int(entry), argv), target))
+        elif lvm.is_lvmpolld(comm) and lvmpolld is None:
+            lvmpolld = state.Process(int(entry), argv)
+    sockets = (read(lvm.LVMPOLLD_SOCKET_DIR) or "").split()
+    return state.Pollers(processes=tuple(processes), lvmpolld=lvmpolld,
+                         lvmpolld_socket=lvm.LVMPOLLD_SOCKET in sockets,
+                         use_lvmpolld=lvm.parse_use_lvmpolld(
+                             [read(p) for p in lvm.LVM_CONF_FILES]))
 
 
 def spec_devices(spec) -> list[str]:

@@ -210,6 +210,50 @@ class PvMove:
     copy_percent: float | None
     lvs: tuple[str, ...]
     destinations: tuple[str, ...]
+    size: Size = Size(0)  # what the move copies (the pvmove LV's size): 0 when unknown
+
+    @property
+    def key(self) -> str:
+        return f"{self.vg}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """A live process, as /proc/PID/cmdline shows it."""
+
+    pid: int
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        cmd = " ".join(self.argv)
+        return f"pid {self.pid} ({cmd if len(cmd) <= 80 else cmd[:77] + '...'})"
+
+
+@dataclass(frozen=True, slots=True)
+class Pollers:
+    """Who drives in-flight pvmoves, read from /proc (only while a pvmove is in flight).
+
+    lvm2 polls a pvmove from a process: the one ``pvmove`` forks (``--background``), or,
+    when lvm.conf's ``use_lvmpolld`` is on and lvmpolld's socket answers, an
+    ``lvm lvpoll --polloperation pvmove VG/pvmoveN`` that lvmpolld spawns (lvmpolld keeps
+    one per move and ignores a second request for it). Without a poller the kernel finishes
+    at most the segment it is copying and the move never completes.
+    """
+
+    # (process, the move it polls as "vg/pvmoveN", or "" for every move: a pvmove process)
+    processes: tuple[tuple[Process, str], ...] = ()
+    lvmpolld: Process | None = None
+    lvmpolld_socket: bool = False
+    use_lvmpolld: bool = True  # lvm2's default when built with lvmpolld (Debian's is)
+
+    @property
+    def lvmpolld_in_use(self) -> bool:
+        """A pvmove run now would hand its polling to lvmpolld."""
+        return self.use_lvmpolld and self.lvmpolld_socket
+
+    def polling(self, key: str) -> tuple[Process, ...]:
+        """The live processes that poll move ``key`` ("vg/pvmoveN")."""
+        return tuple(p for p, target in self.processes if target in ("", key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +423,8 @@ class HostState:
     # This host's LVM system ID (``lvm systemid``; "" = none configured). Asked only when
     # some VG carries a system ID; None = not asked.
     lvm_system_id: str | None = None
+    # Who polls pvmoves: read only while one is in flight; None when not read or unreadable.
+    pollers: Pollers | None = None
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -45,11 +45,13 @@ DRIFT = "drift"          # a dry-run daemon found differences (it never changes 
 BLOCKED = "blocked"      # drift no safe action can fix; a person must look
 ERROR = "error"          # the last pass could not observe, or a step failed
 NO_SPEC = "no-spec"      # no valid spec has been loaded since start
+SPEC_REFUSED = "spec-refused"  # the spec on disk is invalid: passes observe, change nothing
 STOPPED = "stopped"
 
 _HEADLINE = {STARTING: "STARTING", IN_SYNC: "IN SYNC", PENDING: "CHANGES PENDING",
              DRIFT: "DRIFT FOUND (dry run)", BLOCKED: "BLOCKED", ERROR: "ERROR",
-             NO_SPEC: "NO VALID SPEC", STOPPED: "STOPPED"}
+             NO_SPEC: "NO VALID SPEC", SPEC_REFUSED: "SPEC ON DISK REFUSED, CHANGING NOTHING",
+             STOPPED: "STOPPED"}
 _EXIT = {IN_SYNC: 0, PENDING: 2, DRIFT: 2}
 
 
@@ -210,7 +212,7 @@ def prometheus(doc: dict) -> str:
             for f in doc.get("in_flight", []) if f.get("eta_s") is not None])
     metric("reconciler_spec_valid", "gauge",
            "1 when the spec files on disk were valid at the last load; 0 when they were refused "
-           "(the last good spec stays in force).",
+           "(passes then observe and report against the last good spec, and change nothing).",
            [({}, 0 if doc.get("spec", {}).get("error") else 1)])
     metric("reconciler_spec_info", "gauge", "The spec in force, by digest.",
            [({"digest": doc.get("spec", {}).get("digest") or ""}, 1)])
@@ -335,7 +337,8 @@ def render(doc: dict, now: float | None = None) -> str:
         lines.append(f"  spec in force: none (from {spec.get('location')})")
     if spec.get("error"):
         lines.append(f"  spec on disk REFUSED at {_clock(spec.get('error_at'))}"
-                     + (" — the last good spec stays in force:" if spec.get("digest") else ":"))
+                     + (" — nothing is changed until it is fixed (what follows is measured "
+                        "against the last good spec):" if spec.get("digest") else ":"))
         lines.extend("    " + line for line in spec["error"].splitlines())
     lp = doc.get("last_pass")
     if lp:

@@ -15,6 +15,12 @@ Which events count:
 * never opened / closed-without-write events: the loader's own reads would otherwise
   trigger the next pass, forever.
 
+Files being written: a spec file that was created or modified and not yet closed is
+*being written* (``writing()``). A writer that truncates a file and writes it in several
+chunks keeps it open until the last one; the daemon does not load the specs while a file
+is open for writing, so nothing is applied from a half-written file (an editor's or git's
+write-then-rename never shows: the temporary name is hidden or not ``.toml``).
+
 The spec location itself may be replaced (a GitOps tool swapping a symlink, a directory
 removed and recreated, a spec directory that did not exist yet at start): the parent
 directory is watched for that entry too, and ``refresh()`` re-arms the recursive watch
@@ -24,6 +30,8 @@ whenever the location now resolves to another inode.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +57,8 @@ class _Handler(FileSystemEventHandler):
         hit = next((p for p in paths if self.watcher.relevant(p, event.event_type,
                                                                 event.is_directory)), None)
         if hit is not None:
+            if not event.is_directory:
+                self.watcher._track(event.event_type, paths)
             self.watcher.trigger(hit)
 
 
@@ -63,6 +73,24 @@ class SpecWatcher:
         self._armed = False
         self._root = self.location  # the location's target, where its events come from
         self.error: str | None = None
+        self._lock = threading.Lock()
+        self._writing: dict[str, float] = {}  # path -> monotonic time first seen written
+
+    # -- files being written ---------------------------------------------------------------
+
+    def _track(self, kind: str, paths: list[str]) -> None:
+        with self._lock:
+            if kind in ("created", "modified"):
+                self._writing.setdefault(paths[0], time.monotonic())
+            elif kind in ("closed", "deleted", "moved"):
+                for p in paths:
+                    self._writing.pop(p, None)
+
+    def writing(self) -> dict[str, float]:
+        """Spec files open for writing now: path -> since when (monotonic), as far as the
+        events say (created or modified, not closed since)."""
+        with self._lock:
+            return dict(self._writing)
 
     # -- what counts -----------------------------------------------------------------------
 
@@ -104,6 +132,8 @@ class SpecWatcher:
         if self._armed and identity == self._identity and self.error is None:
             return False
         self._observer.unschedule_all()
+        with self._lock:
+            self._writing.clear()  # a new watch: what was open before is not known
         self._identity = identity
         self._armed = True
         self.error = None

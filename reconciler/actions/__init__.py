@@ -26,9 +26,9 @@ from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, 
                                     ResizeLv, ResumeMoves)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
-from reconciler.actions.plans import Blocked, InFlight, Plan, Step
+from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
 
 __all__ = ["Action", "AddMdMember", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
-           "SetMdSyncSpeed", "Step", "StopMd", "Symbol", "WriteCloneLedger"]
+           "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

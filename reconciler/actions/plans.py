@@ -35,6 +35,35 @@ class Blocked:
 
 
 @dataclass(frozen=True, slots=True)
+class Stall:
+    """An operation in flight whose progress has not moved, as the loop measured it.
+
+    ``window`` scales with the operation: at least the configured stall time, and several
+    times what one reporting step of its percentage (0.01 %) takes at the rate it showed, so
+    a multi-TB move whose percent moves once a minute is not called stalled.
+    """
+
+    idle: float  # seconds since its progress last changed (or since first seen)
+    window: float  # idle this long: reported blocked
+    rate: float | None = None  # bytes (or percent, when its size is unknown) per second before
+    per: str = "B"  # unit of ``rate``: "B" or "%"
+
+    @property
+    def expired(self) -> bool:
+        return self.idle >= self.window
+
+    def describe(self) -> str:
+        if self.rate is None:
+            before = "it was never seen moving"
+        elif self.per == "%":
+            before = f"it moved at {self.rate * 60:.2f} %/min before"
+        else:
+            before = f"it moved at {human(int(self.rate))}/s before"
+        return (f"no progress for {_seconds(self.idle)} ({before}; stalled after "
+                f"{_seconds(self.window)})")
+
+
+@dataclass(frozen=True, slots=True)
 class InFlight:
     key: str  # steps that wait for this operation name it in ``after``
     object: str
@@ -44,6 +73,9 @@ class InFlight:
     # and seconds left. None: unknown, and whoever shows an ETA estimates it from percent.
     speed: float | None = None
     eta: float | None = None
+    total: int | None = None  # bytes the operation copies in all, when known
+    note: str = ""  # for people: who drives it, how long it has not moved
+    stall: Stall | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +104,8 @@ class Plan:
             pct = f"{f.percent:.1f}%" if f.percent is not None else "?%"
             rate = f" at {human(int(f.speed))}/s" if f.speed else ""
             eta = f", ETA {_seconds(f.eta)}" if f.eta is not None else ""
-            lines.append(f"  … {f.object}: {f.what} in progress, {pct}{rate}{eta}")
+            note = f" ({f.note})" if f.note else ""
+            lines.append(f"  … {f.object}: {f.what} in progress, {pct}{rate}{eta}{note}")
         for b in self.blocked:
             lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
         if self.unmanaged:
@@ -92,7 +125,9 @@ class Plan:
                 "long": s.action.long,
             } for s in self.steps],
             "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
-                           "percent": f.percent, "speed_bps": f.speed, "eta_s": f.eta}
+                           "percent": f.percent, "speed_bps": f.speed, "eta_s": f.eta,
+                           "note": f.note,
+                           "idle_s": None if f.stall is None else round(f.stall.idle, 1)}
                           for f in self.in_flight],
             "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
             "unmanaged": list(self.unmanaged),

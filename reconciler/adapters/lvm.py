@@ -279,7 +279,8 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             pvmoves.append(state.PvMove(
                 vg=vg_name, name=name, source=source, copy_percent=_pct(row.get("copy_percent")),
                 lvs=tuple(sorted(lv for lv, v in via.items() if v == name)),
-                destinations=tuple(sorted(p for p in pv_ext if p != source))))
+                destinations=tuple(sorted(p for p in pv_ext if p != source)),
+                size=Size(_int(row, "lv_size"))))
             continue
         owner = top(name)
         for pv, n in extents.get(name, {}).items():
@@ -342,3 +343,67 @@ def parse_version(text: str) -> str:
         if "LVM version:" in line:
             return line.split(":", 1)[1].strip()
     return text.strip().splitlines()[0] if text.strip() else "unknown"
+
+
+# -- who polls pvmoves (/proc, lvm.conf) -----------------------------------------------------------
+
+LVMPOLLD_SOCKET_DIR = "/run/lvm/"
+LVMPOLLD_SOCKET = "lvmpolld.socket"
+LVM_CONF_FILES = ("/etc/lvm/lvm.conf", "/etc/lvm/lvmlocal.conf")  # the latter overrides
+_USE_LVMPOLLD_RE = re.compile(r"^\s*(?:global/)?use_lvmpolld\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def parse_cmdline(text: str) -> tuple[str, ...]:
+    """/proc/PID/cmdline: NUL-separated arguments (empty for a kernel thread or a zombie)."""
+    return tuple(a for a in text.split("\0") if a) if text else ()
+
+
+POLLER_COMMS = ("pvmove", "lvm", "lvmpolld")  # /proc/PID/comm worth a look at its cmdline
+
+
+def poller_target(comm: str, argv: tuple[str, ...]) -> str | None:
+    """Which pvmove a process polls, from /proc/PID/comm (the name it was executed by) and
+    its command line: "vg/pvmoveN" for lvmpolld's ``lvm lvpoll --polloperation pvmove
+    VG/LV``; "" (every move) for a ``pvmove`` or ``lvm pvmove`` process, a bare one polling
+    every move; None for any other process. The poller that ``pvmove --background`` forks
+    keeps its command line except the command's name, which lvm overwrites in place with
+    "(lvm2)" (cut to the name's length, NUL-padded): so the name is judged by ``comm``."""
+    comm = comm.strip()
+    if comm == "pvmove":
+        return ""
+    if comm != "lvm" or len(argv) < 2:
+        return None
+    if argv[1] != "lvpoll":
+        # "lvm pvmove ...", or its forked poller whose "pvmove" now reads "(lvm2)"
+        return "" if argv[1] == "pvmove" or argv[1].startswith("(") else None
+    rest = list(argv[2:])
+    operation, positional = None, []
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--polloperation" and rest:
+            operation = rest.pop(0)
+        elif arg.startswith("--polloperation="):
+            operation = arg.partition("=")[2]
+        elif arg in ("--interval", "-i") and rest:
+            rest.pop(0)
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    if operation != "pvmove":
+        return None
+    return positional[0] if positional else ""
+
+
+def is_lvmpolld(comm: str) -> bool:
+    return comm.strip() == "lvmpolld"
+
+
+def parse_use_lvmpolld(texts: list[str | None]) -> bool:
+    """``global/use_lvmpolld`` from lvm.conf then lvmlocal.conf (the last setting wins);
+    lvm2's built-in default is 1 where it is built with lvmpolld, as Debian's is."""
+    value = True
+    for text in texts:
+        for line in (text or "").splitlines():
+            m = _USE_LVMPOLLD_RE.match(line.split("#", 1)[0])
+            if m:
+                value = m.group(1) != "0"
+    return value

@@ -23,8 +23,8 @@ Decisions taken here, each for a data-safety reason:
   ``pvcreate``d or ``vgcreate``d twice.
 * Shrinking needs ``allow_shrink``; an LV with more copies than mirror-then-split leaves is
   never reduced; a missing PV is never removed (no ``--removemissing``).
-* Long operations found in flight are waited for (and adopted: a pvmove nobody polls is
-  resumed with bare ``pvmove``), never started twice.
+* Long operations found in flight are waited for (and adopted: a pvmove no process polls
+  is resumed with bare ``pvmove``), never started twice.
 """
 
 from __future__ import annotations
@@ -96,9 +96,11 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
                 f"it, but resuming it (bare pvmove) would also resume the one in unmanaged "
                 f"VG(s) {', '.join(foreign)}; run `pvmove --background` yourself"))
         else:
-            out.steps.append(actions.Step(actions.ResumeMoves(host=host),
-                                          "a pvmove is in the metadata but nothing is "
-                                          "advancing it (first seen by this process, or stalled)"))
+            out.steps.append(actions.Step(actions.ResumeMoves(host=host), (
+                "a pvmove is in the metadata and no process polls it (no pvmove process, no "
+                "lvpoll of lvmpolld)" if st.pollers is not None else
+                "a pvmove is in the metadata and has not moved for longer than its stall "
+                "window (who polls it cannot be seen here)")))
     return out
 
 
@@ -142,6 +144,24 @@ def _free(st: state.HostState, vg: str, names: Iterable[str], extent_size: int) 
         elif pv.vg == vg and pv.allocatable:
             total += pv.free_extents
     return total
+
+
+def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool) -> str:
+    """Who drives a pvmove, for people."""
+    if pollers is None:
+        return "resuming: no progress seen" if resume else ""
+    polled = pollers.polling(mv.key)
+    if polled:
+        return "polled by " + ", ".join(str(p) for p in polled)
+    if resume:
+        if pollers.lvmpolld_in_use and pollers.lvmpolld is not None:
+            via = f"lvmpolld ({pollers.lvmpolld}) will poll it"
+        elif pollers.lvmpolld_in_use:
+            via = "lvmpolld's socket will start lvmpolld to poll it, or pvmove polls it itself"
+        else:
+            via = "pvmove will fork a poller"
+        return f"no process polls it: resuming; {via}"
+    return "no process polls it yet (just started)"
 
 
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
@@ -213,12 +233,15 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
 
     # 3. In-flight pvmoves: wait, and adopt the ones nobody polls.
     for mv in (obs.pvmoves if obs else ()):
+        resume = mv.key in stalled
+        note = _pollers_note(st.pollers, mv, resume)
         for lv_name in mv.lvs or ("?",):
             vp.in_flight.append(actions.InFlight(key=f"lv:{name}/{lv_name}:moving",
                                               object=f"lv {name}/{lv_name}",
                                               what=f"pvmove off {mv.source}",
-                                              percent=mv.copy_percent))
-        if f"{name}/{mv.name}" in stalled:
+                                              percent=mv.copy_percent,
+                                              total=mv.size or None, note=note))
+        if resume:
             vp.resume = True
     if obs is not None and obs.pvmoves:
         vp.last_move = vp.in_flight[-1].key
@@ -421,7 +444,7 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
         key = f"lv:{vg}/{name}:syncing"
         pct = lv.percent
         vp.in_flight.append(actions.InFlight(key=key, object=obj, what="raid1 sync",
-                                             percent=pct))
+                                             percent=pct, total=lv.size))
         if is_our_split:
             vp.add(actions.DropMirrorLeg(vg=vg, lv=name,
                                          sources=tuple(sorted(outside[0].pv_extents)), host=host),

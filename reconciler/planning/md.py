@@ -350,7 +350,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         cp.in_flight.append(actions.InFlight(
             key=f"clone:{name}:syncing", object=obj,
             what=f"md {word} {want.source} -> {want.target}",
-            percent=arr.sync_percent, speed=arr.sync_speed, eta=arr.sync_eta))
+            percent=arr.sync_percent, speed=arr.sync_speed, eta=arr.sync_eta,
+            total=arr.sync_total))
     return cp
 
 

@@ -628,9 +628,9 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         if any(vg.missing_pvs for vg in model.vgs.values()):
             raise UnsupportedCommand("a bare pvmove while a VG is partial is not recorded, "
                                      "not modelled")
-        for vg in model.vgs.values():  # resume every interrupted move, like lvm's poll
-            for mirror in ops.pvmove_lvs(vg):
-                mirror.polling = True
+        # resume every interrupted move, like lvm's poll (one forked poller for all of
+        # them, or one lvpoll per move from lvmpolld, which ignores a move it already polls)
+        host.poll([m for vg in model.vgs.values() for m in ops.pvmove_lvs(vg)], argv)
         return out
     src = model.pv(pos[0])
     if src is not None and src.missing:
@@ -667,7 +667,7 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         out.print(f"Detected pvmove in progress for {src.name}.")
         if len(pos) > 1 or lv_name is not None:
             out.warn("WARNING: Ignoring remaining command line arguments.")
-        running.polling = True
+        host.poll([running], argv)
         return out
     dst = _pvs_in_vg(host, vg, pos[1:], out)
     if dst is None:
@@ -685,7 +685,7 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if not any(pv is not src and pv.free_count for pv in dst):
         return out.fail("No extents available for allocation.")
     try:
-        ops.start_pvmove(model, vg, src, lvs, dst)
+        host.poll([ops.start_pvmove(model, vg, src, lvs, dst)], argv)
     except ops.NoSpace as e:
         return out.fail(f"Insufficient free space: {e.needed} extents needed, "
                         f"but only {e.available} available",

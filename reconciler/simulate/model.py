@@ -164,6 +164,7 @@ class LV:
         self.move_src: PV | None = None
         self.moved = 0.0
         self.polling = False
+        self.pollers: list[int] = []  # pids of the live processes polling it (host.procs)
         self.users: list[tuple[LV, Seg]] = []
 
     @property

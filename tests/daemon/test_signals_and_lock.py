@@ -57,6 +57,8 @@ def test_sighup_forces_a_pass(start_daemon, handlers_of):
     handlers_of(r.daemon)
     os.kill(os.getpid(), signal.SIGHUP)
     wait_for(lambda: r.daemon.passes == 2, timeout=3)
+    # (the pass is counted when it starts; its status is written when it ends)
+    wait_for(lambda: status.read(r.settings.status_dir)["last_pass"]["number"] == 2)
     assert "SIGHUP" in status.read(r.settings.status_dir)["last_pass"]["reason"]
 
 

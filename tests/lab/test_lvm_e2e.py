@@ -335,7 +335,7 @@ def test_mirror_then_split_with_a_full_source_pv_is_blocked(make_guest):
 # -- crash resume -----------------------------------------------------------------------------
 
 
-def test_sigkill_during_pvmove_resumes_without_a_second_move(make_guest):
+def test_sigkill_during_pvmove_resumes_only_once_the_poller_is_gone(make_guest):
     g = make_guest("g", disks=["140M", "808M"], lvm=POLL)
     small, big = seed000(g, lvrepnb="64M")
     install_shims(g)
@@ -361,14 +361,17 @@ def test_sigkill_during_pvmove_resumes_without_a_second_move(make_guest):
     move = observe(g).vgs[VG].pvmoves[0]
     assert move.lvs == ("lvrepnb",) and move.copy_percent < 100, move
 
-    # 2. restarted: adopts the move with a bare resume; then killed with every pvmove
-    #    process (as a cgroup kill would): nobody advances the move any more
-    mark(g, "run 2")
-    second = spawn_reconcile(g, "--wait")
-    wait_for(lambda: argvs(g, "run 2"), 90, "the restarted reconciler to act")
-    kill9(g, second)
+    # 2. restarted: the move's poller (the process pvmove --background forked) is alive,
+    #    so it waits and never resumes (a bare pvmove would start a second poller)
     pollers = g.run("pgrep -x pvmove || true").out.split()
-    assert pollers
+    assert len(pollers) == 1, pollers
+    mark(g, "run 2")
+    second = reconcile(g)
+    assert second.rc == 2, second
+    notes = [f["note"] for f in second.doc["final"]["in_flight"]]
+    assert notes and f"polled by pid {pollers[0]}" in notes[0], notes
+    assert g.run("pgrep -x pvmove || true").out.split() == pollers
+    #    then the poller is killed (as a cgroup kill would): nobody advances the move
     g.run(["kill", "-9", *pollers])
     wait_for(lambda: not g.run("pgrep -x pvmove || true").out.split(), 30, "the pollers to die")
     assert observe(g).vgs[VG].pvmoves, "the interrupted move should still be in the metadata"
@@ -380,9 +383,9 @@ def test_sigkill_during_pvmove_resumes_without_a_second_move(make_guest):
     data.stop_writer()
     assert run.rc == 0, run
 
-    # the move was issued once; the restarted runs only resumed it with a bare pvmove
+    # the move was issued once; only the run that found it unpolled resumed it
     assert argvs(g, "run 1") == [argv_of(lvm.pvmove(VG, "lvrepnb", small, (big,)))]
-    assert argvs(g, "run 2") == [["pvmove", "--background"]]
+    assert argvs(g, "run 2") == []
     assert argvs(g, "run 3") == [["pvmove", "--background"], argv_of(lvm.vgreduce(VG, small))]
     st = observe(g)
     assert st.vgs[VG].pvs == (big,) and not st.vgs[VG].pvmoves

@@ -1,0 +1,111 @@
+"""Spec writers that are not an atomic rename (issue 8, item 15): a file truncated and
+written in place in slow chunks, and a ``git pull`` of many files. Nothing may be applied
+from a half-written spec: no mutating command before the final content is loaded, and what
+is applied is what the final spec says.
+"""
+
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from reconciler import status
+
+from .conftest import IN_SYNC, wait_for, write_spec
+
+# The final spec: a new LV placed on lun02. Cut after its size line (a valid spec on its
+# own), it would create the LV on any PV of the VG: a different lvcreate.
+FINAL = IN_SYNC + """
+[vg.vgglobal.lv.newlv]
+size = "1G"
+placement = ["/dev/mapper/lun02"]
+"""
+FINAL_LVCREATE = ("lvcreate", "--yes", "--name", "newlv", "--size", "1073741824b",
+                  "vgglobal", "/dev/mapper/lun02")
+
+
+def _mutations(r):
+    return [(t, c.argv) for t, c in list(r.runner.started) if c.mutates]
+
+
+def test_a_file_written_in_place_in_slow_chunks_is_applied_only_whole(start_daemon, spec_dir):
+    r = start_daemon()
+    text = textwrap.dedent(FINAL)
+    cut = text.index("placement")
+    chunks = [text[:cut], text[cut:], "# written by a slow tool\n"]
+    path = spec_dir / "vgglobal.toml"
+    with open(path, "w") as f:  # truncates: the old content is gone at once
+        for chunk in chunks:
+            f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+            time.sleep(0.6)  # longer than the debounce (0.2 s) and its cap's half
+        done = time.monotonic()
+    wait_for(lambda: _mutations(r), timeout=5)
+    wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=5)
+    mutations = _mutations(r)
+    assert mutations[0][0] >= done, "a command ran before the file was complete"
+    assert [argv for _, argv in mutations] == [FINAL_LVCREATE]
+    assert {pv.name for pv in r.host.lv("vgglobal", "newlv").pvs()} == {"/dev/mapper/lun02"}
+
+
+def test_a_file_left_open_for_writing_is_refused_and_nothing_changes(start_daemon, spec_dir):
+    r = start_daemon(write_wait_seconds=1.0, resync_seconds=0.3)
+    text = textwrap.dedent(FINAL)
+    with open(spec_dir / "vgglobal.toml", "w") as f:
+        f.write(text[:text.index("placement")])
+        f.flush()
+        wait_for(lambda: r.daemon.spec_error is not None, timeout=5)
+        assert "still open for writing" in r.daemon.spec_error
+        passes = r.daemon.passes
+        wait_for(lambda: r.daemon.passes > passes, timeout=5)  # passes go on, observing
+        assert _mutations(r) == []
+        assert r.daemon.state == status.SPEC_REFUSED
+        f.write(text[text.index("placement"):])
+    wait_for(lambda: _mutations(r), timeout=5)
+    assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
+
+
+def _git(*args, cwd):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                    "-c", "init.defaultBranch=main", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_git_pull_of_many_files_is_applied_once_complete(start_daemon, tmp_path):
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    _git("init", "-q", cwd=origin)
+    others = 60  # VGs of other nodes: this node ignores them, git writes them all
+    for i in range(others):
+        (origin / f"node9-vg{i:02d}.toml").write_text(
+            f'[vg.vg{i:02d}]\nnodes = ["node-9"]\npvs = ["/dev/sd{i:02d}"]\n')
+    (origin / "vgglobal.toml").write_text(textwrap.dedent(IN_SYNC))
+    _git("add", "-A", cwd=origin)
+    _git("commit", "-qm", "one", cwd=origin)
+    checkout = tmp_path / "checkout"
+    _git("clone", "-q", str(origin), str(checkout), cwd=tmp_path)
+    os.chmod(checkout, 0o755)
+    r = start_daemon(spec=checkout)
+    assert r.daemon.state == status.IN_SYNC
+    # The next commit changes every file; vgglobal's new LV comes with its placement.
+    for i in range(others):
+        (origin / f"node9-vg{i:02d}.toml").write_text(
+            f'[vg.vg{i:02d}]\nnodes = ["node-9"]\npvs = ["/dev/sd{i:02d}", "/dev/sx{i:02d}"]\n')
+    (origin / "vgglobal.toml").write_text(textwrap.dedent(FINAL))
+    _git("add", "-A", cwd=origin)
+    _git("commit", "-qm", "two", cwd=origin)
+    _git("pull", "-q", "--ff-only", cwd=checkout)
+    done = time.monotonic()
+    wait_for(lambda: _mutations(r), timeout=5)
+    wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=5)
+    mutations = _mutations(r)
+    assert mutations[0][0] >= done - 0.2  # not before the pull (allowing its last write)
+    assert [argv for _, argv in mutations] == [FINAL_LVCREATE]
+    assert r.daemon.in_force.digest != "" and r.daemon.spec_error is None
+    # one pass for the whole pull (and the one at start)
+    assert r.daemon.passes <= 3
