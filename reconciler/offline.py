@@ -341,6 +341,8 @@ def _seed_lvs(host, vg: state.Vg) -> None:
         mirror.moved = mirror.extents * min(100.0, mv.copy_percent or 0.0) / 100.0
         # As after a reboot of the captured host: no poller; bare pvmove resumes it.
         from reconciler.simulate import ops
+        for pid in list(mirror.pollers):
+            host.kill(pid)
         ops.interrupt_pvmove(mirror)
 
 

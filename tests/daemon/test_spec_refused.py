@@ -16,6 +16,7 @@ G = 1024**3
 GOOD_WITH_ABSENT = """
 [vg.vg0]
 nodes = ["*"]
+scope = "local"
 pvs = ["/dev/vdb", "/dev/vdc"]
 
 [vg.vg0.lv.keep]
@@ -29,6 +30,7 @@ state = "absent"
 WITHDRAWN_WITH_TYPO = """
 [vg.vg0]
 nodes = ["*"]
+scope = "local"
 pvs = ["/dev/vdb", "/dev/vdc"]
 
 [vg.vg0.lv.keep]

@@ -207,6 +207,7 @@ def test_a_refused_resume_is_kept_in_the_result_and_wait_returns(scenario):
 MIRROR_SPEC = """
 [vg.vg0]
 nodes = ["*"]
+scope = "local"
 pvs = ["/dev/vdb", "/dev/vdc"]
 [vg.vg0.lv.data]
 size = "256M"
