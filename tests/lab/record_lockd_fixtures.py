@@ -36,6 +36,7 @@ import argparse
 import concurrent.futures
 import json
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -66,6 +67,20 @@ STATE_PROBES: tuple[list[str], ...] = (
     ["lvmlockctl", "--info"],
     ["sanlock", "client", "status"],
 )
+
+
+# Every file this run wrote: scenarios run in threads into one directory, and a case name
+# used by two of them would silently keep only the last one's recording.
+_WRITTEN: set[Path] = set()
+_WRITTEN_LOCK = threading.Lock()
+
+
+def _claim(path: Path) -> Path:
+    with _WRITTEN_LOCK:
+        if path in _WRITTEN:
+            raise LabError(f"{path} written twice in one run: give the cases distinct names")
+        _WRITTEN.add(path)
+    return path
 
 
 class Recorder:
@@ -107,7 +122,7 @@ class Recorder:
         return res
 
     def _save_cmd(self, g: Guest, case: str, argv, res: Result) -> None:
-        path = self.out / "commands" / f"{case}.txt"
+        path = _claim(self.out / "commands" / f"{case}.txt")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.header(g, argv).encode() + render_block(argv, res))
 
@@ -119,7 +134,7 @@ class Recorder:
             problem = check(data)
             if problem:
                 raise LabError(f"{case}: recorded state is not the intended one: {problem}\n{res.out}\n{res.err}")
-        path = self.out / f"{case}.json"
+        path = _claim(self.out / f"{case}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.header(g, LOCKD_FULLREPORT_ARGV).encode() + res.out_bytes)
         line = f"- `{case}.json` ({g.name}): {how} rc={res.rc}"
@@ -137,7 +152,7 @@ class Recorder:
         for argv in STATE_PROBES:
             blocks.append(b"=== " + render_block(argv, g.run(argv, check=False)))
         text = b"".join(blocks)
-        path = self.out / "state" / f"{case}.txt"
+        path = _claim(self.out / "state" / f"{case}.txt")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text)
         self.index.append(f"- `state/{case}.txt` ({g.name}): {how}")
@@ -180,7 +195,7 @@ def scenario_shared(p: LockdPair, r: Recorder) -> None:
     r.report(a, "daemons_no_vg", "sanlock + lvmlockd running, no PV or VG at all.")
     r.state(b, "daemons_no_vg", "sanlock + lvmlockd running, no VG: no lockspace, no dm device.")
 
-    r.cmd(a, "vgcreate_shared", ["vgcreate", "--shared", VG, pv0],
+    r.cmd(a, "vgcreate_shared_both", ["vgcreate", "--shared", VG, pv0],
           f"`{pv0}` not yet a PV; makes the PV, the lvmlock LV (256 MiB) and starts the lockspace on node-a.",
           expect="ok")
     r.report(a, "vg_started", "right after vgcreate --shared on node-a (lockspace started there).",
@@ -190,7 +205,7 @@ def scenario_shared(p: LockdPair, r: Recorder) -> None:
     r.report(b, "vg_not_started", "node-b, lvmlockd running, the VG exists but its lockspace is not started there.")
     r.state(b, "vg_not_started", "node-b before its lock-start: no dm device at all, `lvmlockctl --info` empty.")
 
-    r.cmd(a, "lvcreate", ["lvcreate", "--yes", "--name", "lv1", "--size", f"{32 * MiB}b", VG, pv0],
+    r.cmd(a, "lvcreate_lv1", ["lvcreate", "--yes", "--name", "lv1", "--size", f"{32 * MiB}b", VG, pv0],
           "in the shared VG on node-a: the new LV is active exclusively there.", expect="ok")
     r.cmd(b, "lvchange_asy_not_started", ["lvchange", "-asy", f"{VG}/lv1"],
           "node-b has not started the lockspace.", expect="fail")
@@ -200,7 +215,7 @@ def scenario_shared(p: LockdPair, r: Recorder) -> None:
           "node-b has not started the lockspace.", expect="fail")
 
     r.cmd(a, "lock_start_again", ["vgchange", "--lock-start", VG], "already started on node-a.")
-    r.cmd(b, "lock_start", ["vgchange", "--lock-start", VG], "first lock-start on node-b (sanlock joins "
+    r.cmd(b, "lock_start_joins", ["vgchange", "--lock-start", VG], "first lock-start on node-b (sanlock joins "
           "the lockspace: about 2.5 x io_timeout 3 s).", expect="ok")
     r.cmd(b, "lock_start_again", ["vgchange", "--lock-start", VG], "already started on node-b.")
     r.cmd(a, "vgextend", ["vgextend", VG, pv1], f"{pv1} added (pvmove destination later).", expect="ok")
