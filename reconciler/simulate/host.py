@@ -11,6 +11,10 @@ success. Long operations (pvmove, raid1 resync, md recovery) advance with the vi
 built without superblock are gone, nothing is mounted, files are kept) and ``fail_device``
 (every I/O to a device fails).
 
+``openers`` answers from ``open_device``/``close_device``: a process holding a device (or
+an md array) open with a plain ``open()``, which no mount, holder or tool of the model
+shows, as a raw VM disk or a database device does on a real host.
+
 ``read`` answers the kernel files of the model (/proc/mdstat, /proc/self/mountinfo, md's
 and block devices' sysfs) and the host's own files (the clone ledger); see
 ``md_tools.read``.
@@ -18,7 +22,7 @@ and block devices' sysfs) and the host's own files (the clone ledger); see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
@@ -50,6 +54,8 @@ class SimulatedHost:
         self.calls: list[Command] = []
         self.started = 0
         self._faults: list[tuple[Match, int, str]] = []
+        self._openers: dict[tuple[int, int], dict[int, str]] = {}  # devno -> pid -> comm
+        self.opener_checks: list[tuple[str, ...]] = []
         self._crash_budget: int | None = None
         self.crashed = False
         self.clock.on_advance(self._progress)
@@ -101,6 +107,23 @@ class SimulatedHost:
             raise UnsupportedCommand(f"read for host {host!r} sent to simulated host "
                                      f"{self.name!r}: {path}")
         return md_tools.read(self, path)
+
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]:
+        """Who holds each device open (``open_device``), by device number like the real
+        scan: any alias of a disk names the same openers. Unknown paths have none."""
+        if self.crashed:
+            raise SimulatedCrash(f"host {self.name} is down; cannot check openers")
+        if host != self.name:
+            raise UnsupportedCommand(f"openers for host {host!r} asked of simulated host "
+                                     f"{self.name!r}: {paths}")
+        self.opener_checks.append(tuple(paths))
+        out = {}
+        for path in paths:
+            devno = self._devno(path)
+            held = self._openers.get(devno, {}) if devno is not None else {}
+            out[path] = tuple(f"pid {pid} ({comm})" for pid, comm in sorted(held.items()))
+        return out
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -298,6 +321,28 @@ class SimulatedHost:
         self.md.mounts = [m for m in self.md.mounts if m[1] != mountpoint]
         if len(self.md.mounts) == before:
             raise ValueError(f"nothing mounted at {mountpoint}")
+
+    def _devno(self, path: str) -> tuple[int, int] | None:
+        array = self.md.array(path)
+        if array is not None:
+            return array.devno
+        dev = self.model.device(path)
+        return (dev.major, dev.minor) if dev is not None else None
+
+    def open_device(self, path: str, pid: int, comm: str) -> None:
+        """Process ``pid`` (named ``comm``) opens a device or an md array with a plain
+        ``open()``: no mount, no holder, no O_EXCL. Only ``openers`` sees it."""
+        devno = self._devno(path)
+        if devno is None:
+            raise ValueError(f"no device or array {path}")
+        self._openers.setdefault(devno, {})[pid] = comm
+
+    def close_device(self, path: str, pid: int) -> None:
+        devno = self._devno(path)
+        held = self._openers.get(devno, {}) if devno is not None else {}
+        if pid not in held:
+            raise ValueError(f"pid {pid} does not hold {path} open")
+        del held[pid]
 
     def hold(self, path: str, holder: str) -> None:
         """Stack ``holder`` (a dm or md name) on a device, or on an md array."""
