@@ -16,9 +16,11 @@ SIGKILL could leave an LV suspended and every I/O to it hanging. Only after
 ``TERM_GRACE_SECONDS`` does SIGKILL follow, and the reap is waited for ``REAP_SECONDS`` at
 most: a process stuck in the kernel (state D, e.g. reading a suspended device-mapper
 device) cannot die, and a pass must never hang on it. Such a process is abandoned with an
-error that names it, and no new command of the same tool is started while it is still
-there (it would block on the same lock or device and pile up behind it). An orphaned
-``lvs`` holding a VG lock is worse than a failed pass.
+error that names it, and while it is still there no new command is started at all: it
+holds whatever lock it took, the next lvm or mdadm would block on the same device or lock
+and pile up behind it, and a host with a device that does not answer is no place to move
+data. Every pass then fails at once with that reason until the process is gone. An
+orphaned ``lvs`` holding a VG lock is worse than a failed pass.
 
 ``openers`` answers who has a block device open right now (every process's descriptors
 in /proc, and swap): a plain ``open()`` of a raw disk (a VM, a database) is invisible to
@@ -145,7 +147,7 @@ class SubprocessRunner:
         self.prefix = prefix
         self.term_grace = term_grace
         self.reap_wait = reap_wait
-        self._stuck: dict[str, subprocess.Popen] = {}  # tool -> process abandoned as stuck
+        self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
         self.env = dict(os.environ, LC_ALL="C", LANG="C")
         # lvm2 prints a warning per inherited descriptor otherwise; we close them anyway.
         self.env["LVM_SUPPRESS_FD_WARNINGS"] = "1"
@@ -158,8 +160,8 @@ class SubprocessRunner:
         t0 = time.monotonic()
         blocked = self._blocked_by_stuck(cmd)
         if blocked is not None:
-            return CommandResult(command=cmd, rc=124, stdout="", stderr=blocked, duration=0.0,
-                                 timed_out=True, stuck_pid=self._stuck[cmd.argv[0]].pid)
+            return CommandResult(command=cmd, rc=124, stdout="", stderr=blocked[1],
+                                 duration=0.0, timed_out=True, stuck_pid=blocked[0])
         self.started += 1
         try:
             proc = subprocess.Popen(
@@ -206,12 +208,12 @@ class SubprocessRunner:
                         f"holds its output open; stopped waiting after {self.reap_wait:g} s")
             return self._timed_out(cmd, "", "", said, t0)
         who = _describe_stuck(proc.pid)
-        self._stuck[cmd.argv[0]] = proc
+        self._stuck.append((cmd, proc))
         said.append(
             f"{who} did not exit {self.reap_wait:g} s after SIGKILL and was abandoned: it is "
             f"stuck in the kernel (state D is uninterruptible I/O, e.g. on a suspended "
             f"device-mapper device or a disk that does not answer) and keeps any lock it "
-            f"took; no further {cmd.argv[0]} command runs here until it is gone. Check "
+            f"took; no further command runs here until it is gone. Check "
             f"`dmsetup info -c` for a suspended device and `cat /proc/{proc.pid}/stack`; "
             f"resume or fail the device and the process ends by itself")
         return self._timed_out(cmd, "", "", said, t0, stuck_pid=proc.pid)
@@ -224,19 +226,18 @@ class SubprocessRunner:
         return CommandResult(command=cmd, rc=124, stdout=out or "", stderr=text,
                              duration=time.monotonic() - t0, timed_out=True, stuck_pid=stuck_pid)
 
-    def _blocked_by_stuck(self, cmd: Command) -> str | None:
-        """A process of the same tool abandoned earlier and still alive: the reason not to
-        start another one. Processes that have gone meanwhile are reaped here."""
-        for tool, proc in list(self._stuck.items()):
-            if proc.poll() is not None:
-                del self._stuck[tool]
-        proc = self._stuck.get(cmd.argv[0])
-        if proc is None:
+    def _blocked_by_stuck(self, cmd: Command) -> tuple[int, str] | None:
+        """A process abandoned earlier and still alive: its pid and the reason not to start
+        ``cmd``. Processes that have gone meanwhile are reaped here."""
+        self._stuck = [(c, p) for c, p in self._stuck if p.poll() is None]
+        if not self._stuck:
             return None
-        return (f"not started: {_describe_stuck(proc.pid)}, abandoned after an earlier "
-                f"timeout, is still stuck in the kernel; a new {cmd.argv[0]} command would "
-                f"block behind it. Resume or fail the device it waits on "
-                f"(`cat /proc/{proc.pid}/stack`)")
+        old, proc = self._stuck[0]
+        return proc.pid, (
+            f"not started: {_describe_stuck(proc.pid)} (`{' '.join(old.argv)[:80]}`), "
+            f"abandoned after its timeout, is still stuck in the kernel; a new command "
+            f"would block behind it. Resume or fail the device it waits on "
+            f"(`cat /proc/{proc.pid}/stack`), and the next pass goes on")
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         if host != "local":
