@@ -150,7 +150,7 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
                 if attempt.retry_state.attempt_number > 1:
                     seen = _observe_again(step, observe)
                     if seen is not None:
-                        return StepResult(step, Outcome.DONE, seen, time.monotonic() - t0, ran)
+                        return StepResult(step, seen[0], seen[1], time.monotonic() - t0, ran)
                 _check_openers(action, runner)
                 while done < len(commands):
                     result = runner.run(commands[done])
@@ -163,15 +163,20 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
     return StepResult(step, Outcome.DONE, "", time.monotonic() - t0, ran)
 
 
-def _observe_again(step: actions.Step, observe: Callable[[], state.HostState]) -> str | None:
-    """Before a retry: when the host already shows the step's effect (the failed command
-    did its work after all, or someone else did), the detail saying so; else None."""
+def _observe_again(step: actions.Step,
+                   observe: Callable[[], state.HostState]) -> tuple[Outcome, str] | None:
+    """Before a retry, on the host as it is now: the step's effect is there (the failed
+    command did its work after all, or someone else did), or its precondition no longer
+    holds (a leg left the sync while waiting): how the step ends. None: retry it."""
     action = step.action
     st = observe()
     if action.is_done(st):
-        return "done (seen when observing again before a retry)"
+        return Outcome.DONE, "done (seen when observing again before a retry)"
     if action.long and action.adoptable and action.is_started(st):
-        return "started (seen when observing again before a retry)"
+        return Outcome.DONE, "started (seen when observing again before a retry)"
+    not_yet = action.waiting_for(st)
+    if not_yet:
+        return Outcome.DEFERRED, f"not retried: {not_yet}"
     return None
 
 

@@ -224,3 +224,33 @@ def test_simulated_openers_follow_device_identity():
         host.close_device(OLD, 7)
     with pytest.raises(ValueError):
         host.open_device("/dev/nope", 1, "x")
+
+
+def test_a_retry_is_not_made_when_its_precondition_no_longer_holds(scenario):
+    """lvconvert -m0 fails on a lock; before the retry a leg is seen out of sync again
+    (e.g. a refresh): the leg is not dropped, the step waits for a later pass."""
+    host = mirror_host()
+    sc = scenario(host)
+    spec = sc.spec(MIRROR_SPEC)
+    sc.one_pass(spec)
+    host.clock.advance(20)  # 64 MiB at 8 MiB/s: in sync
+
+    def lock_then_resync(cmd):
+        if cmd.argv[:3] != ("lvconvert", "--yes", "--mirrors"):
+            return False
+        lv = host.lv("vg0", "data")
+        lv.recovering, lv.synced = {1}, 0.0  # the new leg resyncs from the start
+        host.model.active.add(lv)
+        return True
+
+    host.fail_next(lock_then_resync, 5, LOCKED)
+    r = sc.one_pass(spec)
+    drop = outcome(r, "lv:vg0/data:drop-leg")
+    assert str(drop.outcome) == "deferred", drop
+    assert "not retried: the legs are not 100% in sync yet" in drop.detail
+    assert [c for c in sc.mutations() if c[:3] == ("lvconvert", "--yes", "--mirrors")] == [
+        ("lvconvert", "--yes", "--mirrors", "0", "vg0/data", "/dev/vdb")]  # the failed one only
+    assert len(host.lv("vg0", "data").images) == 2
+    assert sc.converge(spec).exit_code == 0
+    assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdc"}
+    sc.assert_settled(spec)
