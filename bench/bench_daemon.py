@@ -60,6 +60,9 @@ class Timestamps:
     def read(self, path, *, host="local"):
         return self.inner.read(path, host=host)
 
+    def openers(self, paths, *, host="local"):
+        return self.inner.openers(paths, host=host)
+
 
 def write_spec(path: Path, size: int) -> float:
     tmp = path.with_name(f".{path.name}.tmp")

@@ -51,18 +51,20 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
 
 from reconciler import actions, controller, errors, notify, status, watching
-from reconciler.runner import Command, CommandResult, Runner
+from reconciler.runner import KILL_BOUND_SECONDS, Command, CommandResult, Runner
 from reconciler.spec import loading
 
 RUN_DIR = status.DEFAULT_DIR
-KILL_GRACE_SECONDS = 30.0  # beyond a command's timeout: the runner kills, then reaps it
+# Beyond a command's timeout: the runner's SIGTERM grace, SIGKILL and bounded reap (after
+# which a stuck process is abandoned), plus a margin; the watchdog is stretched by this much.
+KILL_GRACE_SECONDS = KILL_BOUND_SECONDS + 10.0
 
 
 @dataclass
@@ -293,6 +295,10 @@ class _LoopRunner:
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         return self.inner.read(path, host=host)
+
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]:
+        return self.inner.openers(paths, host=host)
 
 
 # -- the loop ----------------------------------------------------------------------------------

@@ -71,6 +71,16 @@ class UnsafePlan(ReconcilerError):
     """The spec asks for something that cannot be done without risking data."""
 
 
+class DeviceInUse(UnsafePlan):
+    """A step would overwrite or stop a device that a process (or swap) has open."""
+
+    def __init__(self, what: str, device: str, openers: Sequence[str]):
+        self.device = device
+        self.openers = tuple(openers)
+        super().__init__(f"not run: {what} {device} is open by {', '.join(self.openers)}; "
+                         f"stop it first (the step would overwrite or stop the device under it)")
+
+
 class NotConverged(ReconcilerError):
     """A step's commands succeeded but the re-observed state is not what the step promised."""
 

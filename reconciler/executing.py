@@ -5,7 +5,13 @@ The rules, all about not making things worse:
 * a step whose effect is already visible is not run again (crash between act and record);
 * a long operation already in flight is adopted, never started a second time;
 * only transient failures (a lock held, a busy device) are retried, by the one tenacity
-  policy here, with backoff; everything else fails the step at once;
+  policy here, with backoff; everything else fails the step at once. Before a retry the
+  host is observed again: a step whose effect is now visible stops there, otherwise it
+  resumes at the first command that has not succeeded, so a command that did succeed
+  (``pvcreate``, ``lvchange --addtag``) is never issued twice;
+* a step that overwrites or stops a device (``Action.exclusive_devices``) does not run
+  while any process or swap has that device open (``Runner.openers``, asked right before
+  each attempt, never on passes that do not need it);
 * after a step's commands succeed the state is observed again and the step must be done
   (or, for a long operation, visibly started): exit code 0 is not proof (``NotConverged``);
 * the dependents of a failed step are skipped, the dependents of a started long operation
@@ -136,17 +142,54 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
         return StepResult(step, Outcome.DEFERRED, not_yet)
     t0 = time.monotonic()
     ran: list[CommandResult] = []
+    commands = action.commands()
+    done = 0  # commands of this step that succeeded: never issued again
     try:
         for attempt in _retrying(sleep, attempts):
             with attempt:
-                for cmd in action.commands():
-                    result = runner.run(cmd)
+                if attempt.retry_state.attempt_number > 1:
+                    seen = _observe_again(step, observe)
+                    if seen is not None:
+                        return StepResult(step, seen[0], seen[1], time.monotonic() - t0, ran)
+                _check_openers(action, runner)
+                while done < len(commands):
+                    result = runner.run(commands[done])
                     ran.append(result)
                     if not result.ok:
                         raise action.failure(result)
+                    done += 1
     except errors.ReconcilerError as exc:
         return StepResult(step, Outcome.FAILED, str(exc), time.monotonic() - t0, ran, exc)
     return StepResult(step, Outcome.DONE, "", time.monotonic() - t0, ran)
+
+
+def _observe_again(step: actions.Step,
+                   observe: Callable[[], state.HostState]) -> tuple[Outcome, str] | None:
+    """Before a retry, on the host as it is now: the step's effect is there (the failed
+    command did its work after all, or someone else did), or its precondition no longer
+    holds (a leg left the sync while waiting): how the step ends. None: retry it."""
+    action = step.action
+    st = observe()
+    if action.is_done(st):
+        return Outcome.DONE, "done (seen when observing again before a retry)"
+    if action.long and action.adoptable and action.is_started(st):
+        return Outcome.DONE, "started (seen when observing again before a retry)"
+    not_yet = action.waiting_for(st)
+    if not_yet:
+        return Outcome.DEFERRED, f"not retried: {not_yet}"
+    return None
+
+
+def _check_openers(action: actions.Action, runner: Runner) -> None:
+    """Refuse to run a step while anything has one of its exclusive devices open."""
+    devices = action.exclusive_devices()
+    if not devices:
+        return
+    opened = runner.openers(devices, host=action.host)
+    for device in devices:
+        who = opened.get(device, ())
+        if who:
+            raise errors.DeviceInUse(action.exclusive_role(device), device, who)
 
 
 def _verify(step: actions.Step, st: state.HostState, res: StepResult) -> StepResult:

@@ -6,20 +6,45 @@ the only module that imports ``subprocess`` (checked by an import contract), so 
 of what the reconciler can execute starts and ends here.
 
 Rules kept here, not by callers: argv lists only (never a shell), ``LC_ALL=C`` so that
-messages and number formats are the ones the parsers expect, a timeout on every command
-with the whole process group killed when it expires (an orphaned ``lvs`` holding a VG lock
-is worse than a failed pass).
+messages and number formats are the ones the parsers expect, and a timeout on every command
+(each builder in the adapters sets one suited to what the command does).
+
+When a timeout expires, the command's whole process group is asked to stop with SIGTERM
+first: lvm blocks signals inside its critical sections (a suspended LV, a metadata commit),
+so a polite signal lets it finish or roll back that section and exit, where an immediate
+SIGKILL could leave an LV suspended and every I/O to it hanging. Only after
+``TERM_GRACE_SECONDS`` does SIGKILL follow, and the reap is waited for ``REAP_SECONDS`` at
+most: a process stuck in the kernel (state D, e.g. reading a suspended device-mapper
+device) cannot die, and a pass must never hang on it. Such a process is abandoned with an
+error that names it, and while it is still there no new command is started at all: it
+holds whatever lock it took, the next lvm or mdadm would block on the same device or lock
+and pile up behind it, and a host with a device that does not answer is no place to move
+data. Every pass then fails at once with that reason until the process is gone. An
+orphaned ``lvs`` holding a VG lock is worse than a failed pass.
+
+``openers`` answers who has a block device open right now (every process's descriptors
+in /proc, and swap): a plain ``open()`` of a raw disk (a VM, a database) is invisible to
+mounts and sysfs holders. The scan costs no process but touches every descriptor on the
+host, so the executor asks only right before a step that overwrites or stops a device.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+# After a command's timeout: how long SIGTERM is given to work before SIGKILL, and how long
+# the reap of a killed process is waited for before it is abandoned as stuck.
+TERM_GRACE_SECONDS = 10.0
+REAP_SECONDS = 10.0
+# ``run`` returns at most this long after a command's own timeout expired.
+KILL_BOUND_SECONDS = TERM_GRACE_SECONDS + REAP_SECONDS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +73,7 @@ class CommandResult:
     stderr: str
     duration: float = 0.0
     timed_out: bool = False
+    stuck_pid: int | None = None  # a process abandoned after its timeout (see the module doc)
 
     @property
     def ok(self) -> bool:
@@ -64,11 +90,49 @@ class Runner(Protocol):
     returns its entries, sorted, one per line (what ``ls -1`` prints), e.g. the holders of a
     block device. Listing through ``read`` rather than a method of its own keeps every
     wrapper of a runner (dry run, recording, the daemon's keep-alive) working unchanged.
+
+    ``openers(paths)`` says, for each device path, who has it open right now as short
+    human strings ("pid 4242 (qemu-system-x86)", "swap"); an empty tuple means nobody.
+    Asked only right before a step that overwrites or stops a device; wrappers forward it.
     """
 
     def run(self, cmd: Command) -> CommandResult: ...
 
     def read(self, path: str, *, host: str = "local") -> str | None: ...
+
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]: ...
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to a process group that may be gone already."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _proc_field(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _describe_stuck(pid: int) -> str:
+    """'pid 4242 (lvm) in state D, waiting in io_schedule' from /proc, as far as it says."""
+    comm = _proc_field(pid, "comm") or "?"
+    stat_line = _proc_field(pid, "stat")
+    # the state is the first field after the parenthesised command name
+    state = stat_line.rsplit(")", 1)[-1].split()[:1] if stat_line else []
+    wchan = _proc_field(pid, "wchan")
+    text = f"pid {pid} ({comm})"
+    if state:
+        text += f" in state {state[0]}"
+    if wchan and wchan != "0":
+        text += f", waiting in {wchan}"
+    return text
 
 
 class SubprocessRunner:
@@ -78,8 +142,12 @@ class SubprocessRunner:
     without any module knowing about it.
     """
 
-    def __init__(self, prefix: tuple[str, ...] = (), extra_env: dict[str, str] | None = None):
+    def __init__(self, prefix: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
+                 *, term_grace: float = TERM_GRACE_SECONDS, reap_wait: float = REAP_SECONDS):
         self.prefix = prefix
+        self.term_grace = term_grace
+        self.reap_wait = reap_wait
+        self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
         self.env = dict(os.environ, LC_ALL="C", LANG="C")
         # lvm2 prints a warning per inherited descriptor otherwise; we close them anyway.
         self.env["LVM_SUPPRESS_FD_WARNINGS"] = "1"
@@ -90,6 +158,10 @@ class SubprocessRunner:
     def run(self, cmd: Command) -> CommandResult:
         argv = self.prefix + cmd.argv
         t0 = time.monotonic()
+        blocked = self._blocked_by_stuck(cmd)
+        if blocked is not None:
+            return CommandResult(command=cmd, rc=124, stdout="", stderr=blocked[1],
+                                 duration=0.0, timed_out=True, stuck_pid=blocked[0])
         self.started += 1
         try:
             proc = subprocess.Popen(
@@ -101,15 +173,71 @@ class SubprocessRunner:
                                  stderr=f"{argv[0]}: command not found in PATH", duration=0.0)
         try:
             out, err = proc.communicate(cmd.input, timeout=cmd.timeout)
-            timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            timed_out = True
-            err = (err or "") + f"\nkilled after {cmd.timeout:.0f} s timeout"
-        return CommandResult(command=cmd, rc=proc.returncode if not timed_out else 124,
-                             stdout=out, stderr=err, duration=time.monotonic() - t0,
-                             timed_out=timed_out)
+            return self._stop(cmd, proc, t0)
+        return CommandResult(command=cmd, rc=proc.returncode, stdout=out, stderr=err,
+                             duration=time.monotonic() - t0)
+
+    def _stop(self, cmd: Command, proc: subprocess.Popen, t0: float) -> CommandResult:
+        """The timeout expired: SIGTERM the group, wait the grace, SIGKILL, wait the reap;
+        a process that is still there then is abandoned (never waited for again)."""
+        said = [f"timed out after {cmd.timeout:g} s: sent SIGTERM to its process group"]
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=self.term_grace)
+            said.append(f"it exited within the {self.term_grace:g} s grace (exit {proc.returncode})")
+            return self._timed_out(cmd, out, err, said, t0)
+        except subprocess.TimeoutExpired:
+            pass
+        said.append(f"still running after {self.term_grace:g} s: killed with SIGKILL")
+        _signal_group(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=self.reap_wait)
+            return self._timed_out(cmd, out, err, said, t0)
+        except subprocess.TimeoutExpired:
+            pass
+        # Abandon it: close our ends of its pipes (a writer gets EPIPE) and never wait again.
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        if proc.poll() is not None:
+            said.append(f"it exited (exit {proc.returncode}) but something it started still "
+                        f"holds its output open; stopped waiting after {self.reap_wait:g} s")
+            return self._timed_out(cmd, "", "", said, t0)
+        who = _describe_stuck(proc.pid)
+        self._stuck.append((cmd, proc))
+        said.append(
+            f"{who} did not exit {self.reap_wait:g} s after SIGKILL and was abandoned: it is "
+            f"stuck in the kernel (state D is uninterruptible I/O, e.g. on a suspended "
+            f"device-mapper device or a disk that does not answer) and keeps any lock it "
+            f"took; no further command runs here until it is gone. Check "
+            f"`dmsetup info -c` for a suspended device and `cat /proc/{proc.pid}/stack`; "
+            f"resume or fail the device and the process ends by itself")
+        return self._timed_out(cmd, "", "", said, t0, stuck_pid=proc.pid)
+
+    @staticmethod
+    def _timed_out(cmd: Command, out: str | None, err: str | None, said: list[str], t0: float,
+                   stuck_pid: int | None = None) -> CommandResult:
+        text = (err or "").rstrip("\n")
+        text = (text + "\n" if text else "") + "; ".join(said)
+        return CommandResult(command=cmd, rc=124, stdout=out or "", stderr=text,
+                             duration=time.monotonic() - t0, timed_out=True, stuck_pid=stuck_pid)
+
+    def _blocked_by_stuck(self, cmd: Command) -> tuple[int, str] | None:
+        """A process abandoned earlier and still alive: its pid and the reason not to start
+        ``cmd``. Processes that have gone meanwhile are reaped here."""
+        self._stuck = [(c, p) for c, p in self._stuck if p.poll() is None]
+        if not self._stuck:
+            return None
+        old, proc = self._stuck[0]
+        return proc.pid, (
+            f"not started: {_describe_stuck(proc.pid)} (`{' '.join(old.argv)[:80]}`), "
+            f"abandoned after its timeout, is still stuck in the kernel; a new command "
+            f"would block behind it. Resume or fail the device it waits on "
+            f"(`cat /proc/{proc.pid}/stack`), and the next pass goes on")
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         if host != "local":
@@ -121,6 +249,66 @@ class SubprocessRunner:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]:
+        """Who has each path open: every process's descriptors (/proc/PID/fd) and swap.
+
+        A block device is matched by device number (``st_rdev``), so another name of the
+        same disk (a by-id link, a partition node made elsewhere) is seen; any other file by
+        (``st_dev``, ``st_ino``). A path that does not exist has no openers. This process is
+        left out. Kernel users (mounts, md, device-mapper) are seen through sysfs holders
+        and mountinfo by the planner, not here.
+        """
+        if host != "local":
+            raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
+        wanted: dict[tuple[int, ...], list[str]] = {}
+        for path in paths:
+            key = _identity(path)
+            if key is not None:
+                wanted.setdefault(key, []).append(path)
+        found: dict[str, list[str]] = {path: [] for path in paths}
+        if not wanted:
+            return {path: () for path in paths}
+        me = os.getpid()
+        try:
+            pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+        except OSError:
+            pids = []
+        for pid in sorted(pids):
+            if pid == me:
+                continue
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:  # gone, or a kernel thread we may not look at
+                continue
+            hits: set[str] = set()
+            for fd in fds:
+                key = _identity(f"/proc/{pid}/fd/{fd}")
+                if key is not None and key in wanted:
+                    hits.update(wanted[key])
+            if hits:
+                who = f"pid {pid} ({_proc_field(pid, 'comm') or '?'})"
+                for path in hits:
+                    found[path].append(who)
+        for line in (self.read("/proc/swaps") or "").splitlines()[1:]:
+            fields = line.split()
+            key = _identity(fields[0].replace("\\040", " ")) if fields else None
+            if key is not None and key in wanted:
+                for path in wanted[key]:
+                    found[path].append("swap")
+        return {path: tuple(who) for path, who in found.items()}
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    """What makes two names the same open object: a block device's number, else the inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISBLK(st.st_mode):
+        return (0, st.st_rdev)
+    return (1, st.st_dev, st.st_ino)
 
 
 @dataclass
@@ -137,3 +325,7 @@ class RecordingRunner:
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         return self.inner.read(path, host=host)
+
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]:
+        return self.inner.openers(paths, host=host)

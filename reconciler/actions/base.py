@@ -61,6 +61,15 @@ class Action:
         step must not run yet, the reason (the step is deferred, not failed)."""
         return None
 
+    def exclusive_devices(self) -> tuple[str, ...]:
+        """Devices that must have no opener when the step starts: the ones it overwrites or
+        stops. The executor asks ``Runner.openers`` for them right before running it."""
+        return ()
+
+    def exclusive_role(self, device: str) -> str:
+        """What ``device`` is to this step, for the refusal message ("the target")."""
+        return "the device"
+
     def failure(self, result: CommandResult) -> errors.CommandFailed:
         """Classify a failed command of this action; subsystems override with their adapter."""
         return errors.CommandFailed(result.command.host, result.command.argv, result.rc,

@@ -47,6 +47,9 @@ class CreatePv(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lvm.pvcreate(self.device, host=self.host),)
 
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return (self.device,)  # pvcreate writes a label over whatever is there
+
     def is_done(self, st: state.HostState) -> bool:
         return st.pv_for(self.device) is not None
 

@@ -69,6 +69,13 @@ class BuildMdClone(CloneAction):
     def commands(self) -> tuple[Command, ...]:
         return (md.build(self.md, self.source, host=self.host),)
 
+    def exclusive_devices(self) -> tuple[str, ...]:
+        # A process writing the source directly while md copies it writes around the copy.
+        return (self.source,)
+
+    def exclusive_role(self, device: str) -> str:
+        return "the source"
+
     def is_done(self, st: state.HostState) -> bool:
         arr = _array(st, self.md)
         return arr is not None and arr.member(_devno(st, self.source)) is not None
@@ -126,6 +133,12 @@ class AddMdMember(CloneAction):
 
     def commands(self) -> tuple[Command, ...]:
         return (md.add(self.md, self.target, host=self.host),)
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return (self.target,)  # md overwrites all of it
+
+    def exclusive_role(self, device: str) -> str:
+        return "the target"
 
     def _member(self, st: state.HostState) -> tuple[state.MdArray | None, state.MdMember | None]:
         arr = _array(st, self.md)
@@ -210,6 +223,12 @@ class StopMd(CloneAction):
 
     def commands(self) -> tuple[Command, ...]:
         return (md.stop(self.md, host=self.host),)
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return (self.md,)
+
+    def exclusive_role(self, device: str) -> str:
+        return "the array"
 
     def is_done(self, st: state.HostState) -> bool:
         return _array(st, self.md) is None

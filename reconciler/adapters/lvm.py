@@ -21,18 +21,29 @@ from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 from reconciler.units import Size
 
-OBSERVE_TIMEOUT = 120.0
-CHANGE_TIMEOUT = 600.0
+# Timeouts by what a command does (seconds). When one expires the runner sends SIGTERM,
+# then SIGKILL (see ``runner``), so a value too short costs a failed step, never a half-done
+# one; too long only delays the report of a real hang.
+REPORT_TIMEOUT = 120.0    # fullreport: reads every device's label (slow SANs, many paths)
+VERSION_TIMEOUT = 30.0    # lvm version: reads nothing
+METADATA_TIMEOUT = 120.0  # a metadata change: VG lock, commit on every PV, suspend/resume;
+                          # pvmove --background returns once the move is set up (the copy
+                          # is its poller's), lvconvert -m0 only drops a leg
+CONVERT_TIMEOUT = 300.0   # lvconvert --type raid1: allocates, wipes and activates new sub-LVs
+DISCARD_TIMEOUT = 600.0   # lvremove, lvreduce: freed extents may be discarded first
+                          # (issue_discards), minutes on a multi-TB LV over a SAN
+OBSERVE_TIMEOUT = REPORT_TIMEOUT
+CHANGE_TIMEOUT = METADATA_TIMEOUT
 
 # -- commands ------------------------------------------------------------------------------
 
 
 def fullreport(host: str = "local") -> Command:
-    return Command(argv=FULLREPORT_ARGV, host=host, mutates=False, timeout=OBSERVE_TIMEOUT)
+    return Command(argv=FULLREPORT_ARGV, host=host, mutates=False, timeout=REPORT_TIMEOUT)
 
 
 def version(host: str = "local") -> Command:
-    return Command(argv=("lvm", "version"), host=host, mutates=False, timeout=30.0)
+    return Command(argv=("lvm", "version"), host=host, mutates=False, timeout=VERSION_TIMEOUT)
 
 
 def systemid(host: str = "local") -> Command:
@@ -40,8 +51,8 @@ def systemid(host: str = "local") -> Command:
     return Command(argv=("lvm", "systemid"), host=host, mutates=False, timeout=30.0)
 
 
-def _cmd(*argv: str, host: str) -> Command:
-    return Command(argv=tuple(argv), host=host, mutates=True, timeout=CHANGE_TIMEOUT)
+def _cmd(*argv: str, host: str, timeout: float = METADATA_TIMEOUT) -> Command:
+    return Command(argv=tuple(argv), host=host, mutates=True, timeout=timeout)
 
 
 def pv_arg(device: str) -> str:
@@ -95,11 +106,12 @@ def lvextend(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
 
 
 def lvreduce(vg: str, lv: str, size: int, *, host: str = "local") -> Command:
-    return _cmd("lvreduce", "--yes", "--size", f"{size}b", f"{vg}/{lv}", host=host)
+    return _cmd("lvreduce", "--yes", "--size", f"{size}b", f"{vg}/{lv}", host=host,
+                timeout=DISCARD_TIMEOUT)
 
 
 def lvremove(vg: str, lv: str, *, host: str = "local") -> Command:
-    return _cmd("lvremove", "--yes", f"{vg}/{lv}", host=host)
+    return _cmd("lvremove", "--yes", f"{vg}/{lv}", host=host, timeout=DISCARD_TIMEOUT)
 
 
 def pvmove(vg: str, lv: str, source: str, destinations: tuple[str, ...], *,
@@ -117,7 +129,7 @@ def pvmove_resume(*, host: str = "local") -> Command:
 def add_raid1_leg(vg: str, lv: str, destinations: tuple[str, ...], *,
                   host: str = "local") -> Command:
     return _cmd("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", f"{vg}/{lv}",
-                *_pvs(destinations), host=host)
+                *_pvs(destinations), host=host, timeout=CONVERT_TIMEOUT)
 
 
 def drop_legs_on(vg: str, lv: str, sources: tuple[str, ...], *, host: str = "local") -> Command:

@@ -30,7 +30,11 @@ from reconciler.runner import Command, CommandResult
 MD_MAJOR = 9
 DEFAULT_LEDGER = "/var/lib/reconciler/clones.json"
 LEDGER_FORMAT = 2
-CHANGE_TIMEOUT = 120.0
+# Timeouts by what a command does (seconds; see ``adapters.lvm``): building an array or
+# adding a member returns at once (md copies in the kernel), a sysfs write or a small file
+# is quick, a stop flushes the array's dirty pages first.
+CHANGE_TIMEOUT = 60.0
+STOP_TIMEOUT = 300.0
 SECTOR = 512
 KiB = 1024
 
@@ -51,9 +55,9 @@ def sysfs(path: str, attr: str) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 
-def _cmd(*argv: str, host: str, input: str | None = None) -> Command:
-    return Command(argv=tuple(argv), host=host, mutates=True, timeout=CHANGE_TIMEOUT,
-                   input=input)
+def _cmd(*argv: str, host: str, input: str | None = None,
+         timeout: float = CHANGE_TIMEOUT) -> Command:
+    return Command(argv=tuple(argv), host=host, mutates=True, timeout=timeout, input=input)
 
 
 def build(md: str, source: str, *, host: str = "local") -> Command:
@@ -68,7 +72,7 @@ def add(md: str, target: str, *, host: str = "local") -> Command:
 
 
 def stop(md: str, *, host: str = "local") -> Command:
-    return _cmd("mdadm", "--stop", md, host=host)
+    return _cmd("mdadm", "--stop", md, host=host, timeout=STOP_TIMEOUT)
 
 
 def set_sync_speed(md: str, which: str, kib: int, *, host: str = "local") -> Command:

@@ -16,6 +16,10 @@ An LV is a block device too (``/dev/VG/LV``, ``/dev/mapper/VG-LV``): ``mount`` a
 take its path, and the kernel's open count of it (mounts, devices stacked on it, processes
 in ``opened``) is lv_attr's open bit, which lvremove obeys like lvm does.
 
+``openers`` answers from ``open_device``/``close_device``: a process holding a device (or
+an md array) open with a plain ``open()``, which no mount, holder or tool of the model
+shows, as a raw VM disk or a database device does on a real host.
+
 ``read`` answers the kernel files of the model (/proc/mdstat, /proc/self/mountinfo, md's
 and block devices' sysfs) and the host's own files (the clone ledger); see
 ``md_tools.read``.
@@ -34,7 +38,7 @@ ends a poller (the move stops advancing); a reboot ends them all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
@@ -66,6 +70,7 @@ class SimulatedHost:
         self.calls: list[Command] = []
         self.started = 0
         self._faults: list[tuple[Match, int, str]] = []
+        self.opener_checks: list[tuple[str, ...]] = []
         self._crash_budget: int | None = None
         self.crashed = False
         # Processes holding a block device open, by device number: [(pid, command name)].
@@ -232,6 +237,22 @@ class SimulatedHost:
             poller = self.comms[pid] == "pvmove" or argv[1:2] == ("lvpoll",)
             if poller and pid not in busy:
                 del self.procs[pid], self.comms[pid]
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]:
+        """Who holds each device open (``open_device``), by device number like the real
+        scan: any alias of a disk names the same openers. Unknown paths have none."""
+        if self.crashed:
+            raise SimulatedCrash(f"host {self.name} is down; cannot check openers")
+        if host != self.name:
+            raise UnsupportedCommand(f"openers for host {host!r} asked of simulated host "
+                                     f"{self.name!r}: {paths}")
+        self.opener_checks.append(tuple(paths))
+        out = {}
+        for path in paths:
+            devno = self._devno(path)
+            held = self.opened.get(devno, []) if devno is not None else []
+            out[path] = tuple(f"pid {pid} ({comm})" for pid, comm in sorted(held))
+        return out
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -506,6 +527,34 @@ class SimulatedHost:
         self.md.mounts = [m for m in self.md.mounts if m[1] != mountpoint]
         if len(self.md.mounts) == before:
             raise ValueError(f"nothing mounted at {mountpoint}")
+
+    def _devno(self, path: str) -> tuple[int, int] | None:
+        array = self.md.array(path)
+        if array is not None:
+            return array.devno
+        lv = self.lv_by_path(path)
+        if lv is not None:
+            return self.lv_devno(lv)
+        dev = self.model.device(path)
+        return (dev.major, dev.minor) if dev is not None else None
+
+    def open_device(self, path: str, pid: int, comm: str) -> None:
+        """Process ``pid`` (named ``comm``) opens a device, an LV or an md array with a plain
+        ``open()``: no mount, no holder, no O_EXCL. ``openers`` sees it, and it counts in
+        the kernel's open count (an LV's lv_attr open bit)."""
+        devno = self._devno(path)
+        if devno is None:
+            raise ValueError(f"no device or array {path}")
+        held = self.opened.setdefault(devno, [])
+        if all(p != pid for p, _ in held):
+            held.append((pid, comm))
+
+    def close_device(self, path: str, pid: int) -> None:
+        devno = self._devno(path)
+        held = self.opened.get(devno, []) if devno is not None else []
+        if all(p != pid for p, _ in held):
+            raise ValueError(f"pid {pid} does not hold {path} open")
+        held[:] = [(p, c) for p, c in held if p != pid]
 
     def hold(self, path: str, holder: str) -> None:
         """Stack ``holder`` (a dm or md name) on a device, an LV, or an md array."""

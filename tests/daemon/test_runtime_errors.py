@@ -24,6 +24,9 @@ class ShortTimeouts:
     def read(self, path, *, host="local"):
         return self.inner.read(path, host=host)
 
+    def openers(self, paths, *, host="local"):
+        return self.inner.openers(paths, host=host)
+
 
 def test_a_tool_missing_from_path_is_reported_and_the_loop_goes_on(start_daemon, tmp_path):
     empty = tmp_path / "empty-bin"
@@ -53,7 +56,7 @@ def test_a_hanging_command_is_killed_by_its_timeout_and_reported(start_daemon, t
     assert time.monotonic() - t0 < 5
     doc = status.read(r.settings.status_dir)
     assert doc["state"] == status.ERROR
-    assert "timeout" in doc["last_pass"]["error"] and "killed after" in doc["last_pass"]["error"]
+    assert "timeout" in doc["last_pass"]["error"] and "timed out after" in doc["last_pass"]["error"]
     pid = int(pidfile.read_text())
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
              open(f"/proc/{pid}/stat").read().split()[2] == "Z", timeout=3)

@@ -313,3 +313,59 @@ def test_a_reset_mid_sync_converges_again_from_the_source(make_guest, request):
     target_md5 = device_md5(g, dst)
     assert_settled(g)
     assert device_md5(g, dst) == target_md5 and device_md5(g, src) == source_md5
+
+
+def hold_open(g: Guest, dev: str, mode: str = "<>"):
+    """A process holding ``dev`` open with a plain open(), as a VM's raw disk or a database
+    device is: no mount, no holder in sysfs. Returns (its pid, the future to wait on)."""
+    g.run(["rm", "-f", "/root/holder.pid"])
+    fut = g.spawn(f"exec 3{mode}{dev}; echo $$ > /root/holder.pid; exec sleep 600", timeout=700)
+    wait_for(lambda: g.run(["test", "-s", "/root/holder.pid"], check=False).ok, 30,
+             "the holder's pid file")
+    return int(g.read_file("/root/holder.pid")), fut
+
+
+def release(g: Guest, held) -> None:
+    pid, fut = held
+    g.run(["kill", str(pid)])
+    g.wait(fut, check=False)
+
+
+def test_a_device_held_open_by_a_process_is_never_added_nor_stopped(make_guest):
+    g = make_guest("openers", disks=["32M", "32M"], mem="768M")
+    src, dst = g.disk(0), g.disk(1)
+    make_files(g, src)
+    source_md5 = device_md5(g, src)
+    target_md5 = device_md5(g, dst)
+
+    # The target is some VM's raw disk: the array is built, the add is refused, naming it.
+    held = hold_open(g, dst)
+    put_spec(g, "mirrored", src, dst)
+    refused = reconcile(g)
+    assert refused.rc == 1, refused
+    assert refused.ran() == [f"mdadm --build {MD} --level=1 --raid-devices=2 {src} missing"]
+    add, = [a for a in refused.doc["applied"] if a["key"] == "clone:db:add"]
+    assert add["outcome"] == "failed" and add["commands"] == [], add
+    assert f"the target {dst} is open by pid {held[0]} (sleep); stop it first" in add["detail"]
+    assert device_md5(g, dst) == target_md5  # not one byte written
+    release(g, held)
+    copied = reconcile(g, "--wait")
+    assert copied.rc == 0 and copied.ran() == [f"mdadm {MD} --add {dst}"], copied
+    assert in_sync(g)
+
+    # The workload reads and writes the array raw: the split does not stop it under it.
+    held = hold_open(g, MD)
+    put_spec(g, "split", src, dst)
+    kept = reconcile(g)
+    assert kept.rc == 1, kept
+    assert f"mdadm --stop {MD}" not in kept.ran(), kept
+    stop, = [a for a in kept.doc["applied"] if a["key"] == "clone:db:stop"]
+    assert f"the array {MD} is open by pid {held[0]} (sleep)" in stop["detail"], stop
+    assert "md100" in g.read_file("/proc/mdstat")
+    release(g, held)
+    split = reconcile(g, "--wait")
+    assert split.rc == 0 and split.ran()[-1] == f"mdadm --stop {MD}", split
+    assert "md100" not in g.read_file("/proc/mdstat")
+    assert device_md5(g, src) == source_md5 == device_md5(g, dst)
+    check_files(g, dst, "/root/before.md5")
+    assert_settled(g)

@@ -43,9 +43,5 @@ def open_device(host: SimulatedHost, path: str, pid: int, comm: str) -> Callable
     """Process ``pid`` opens a block device (a disk or an LV path) and keeps it open; call the
     returned function to close it. The kernel's open count, so lv_attr's 'o' and lvremove's
     "in use" follow it."""
-    lv = host.lv_by_path(path)
-    devno = host.lv_devno(lv) if lv is not None else host.resolve_device(path)
-    assert devno is not None, f"no device {path}"
-    entry = (pid, comm)
-    host.opened.setdefault(devno, []).append(entry)
-    return lambda: host.opened[devno].remove(entry)
+    host.open_device(path, pid, comm)
+    return lambda: host.close_device(path, pid)

@@ -1,0 +1,276 @@
+"""The real runner with real processes: what happens when a command's timeout expires
+(SIGTERM, a grace, SIGKILL, a bounded reap, a stuck process abandoned and named), and who
+has a device open (/proc/*/fd and swap).
+
+The commands are short Python scripts that record the signals they receive in a file, so
+the order TERM -> grace -> KILL is read from the process's own side.
+"""
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from reconciler import runner as runner_mod
+from reconciler.adapters import lvm, md
+from reconciler.runner import Command, RecordingRunner, SubprocessRunner
+
+PY = sys.executable
+# Timeouts long enough for a Python to start and install its signal handlers on a loaded
+# machine: a signal that arrives before would test nothing.
+START = 2.0
+
+
+def script(body: str) -> tuple[str, ...]:
+    return (PY, "-c", textwrap.dedent(body))
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} still alive")
+
+
+def test_sigterm_comes_first_and_a_command_that_finishes_its_work_is_not_killed(tmp_path):
+    log = tmp_path / "signals"
+    cmd = Command(argv=script(f"""
+        import signal, sys, time
+        def term(sig, frame):
+            open({str(log)!r}, "a").write("TERM\\n")
+            time.sleep(0.3)  # lvm leaving its critical section: commit or roll back
+            open({str(log)!r}, "a").write("clean exit\\n")
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, term)
+        open({str(log)!r}, "a").write("started\\n")
+        time.sleep(30)
+        """), timeout=START)
+    r = SubprocessRunner(term_grace=5.0, reap_wait=2.0).run(cmd)
+    assert log.read_text() == "started\nTERM\nclean exit\n"
+    assert r.timed_out and r.rc == 124 and r.stuck_pid is None
+    assert f"timed out after {START:g} s: sent SIGTERM" in r.stderr
+    assert "exited within the 5 s grace (exit 3)" in r.stderr and "SIGKILL" not in r.stderr
+    assert START + 0.2 < r.duration < START + 5.0
+
+
+def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
+    log = tmp_path / "signals"
+    cmd = Command(argv=script(f"""
+        import os, signal, time
+        signal.signal(signal.SIGTERM, lambda s, f: open({str(log)!r}, "a").write(
+            "TERM %.3f\\n" % time.monotonic()))
+        open({str(log)!r}, "a").write("pid %d\\n" % os.getpid())
+        time.sleep(30)
+        """), timeout=START)
+    t0 = time.monotonic()
+    r = SubprocessRunner(term_grace=1.5, reap_wait=2.0).run(cmd)
+    elapsed = time.monotonic() - t0
+    lines = log.read_text().splitlines()
+    pid = int(lines[0].split()[1])
+    assert lines[1].startswith("TERM") and len(lines) == 2  # TERM was seen, once
+    term_at = float(lines[1].split()[1])
+    assert time.monotonic() - term_at >= 1.5  # the grace was given in full
+    assert r.timed_out and r.rc == 124
+    assert "still running after 1.5 s: killed with SIGKILL" in r.stderr
+    assert START + 1.5 <= elapsed < START + 1.5 + 2.0  # bounded: timeout + grace + reap
+    wait_gone(pid)
+
+
+def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
+    """A killed command whose child escaped its process group and holds stdout: the
+    reap is waited for a bounded time, not until the child closes the pipe."""
+    pidfile = tmp_path / "child"
+    cmd = Command(argv=script(f"""
+        import signal, subprocess, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        open({str(pidfile)!r}, "w").write(str(child.pid))
+        time.sleep(60)
+        """), timeout=START)
+    try:
+        t0 = time.monotonic()
+        r = SubprocessRunner(term_grace=0.5, reap_wait=1.0).run(cmd)
+        assert time.monotonic() - t0 < START + 0.5 + 1.0 + 1.0
+        assert r.timed_out and r.stuck_pid is None
+        assert "still holds its output open" in r.stderr
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_a_process_that_cannot_die_is_abandoned_named_and_not_piled_up(tmp_path, monkeypatch):
+    """A process in state D does not die on SIGKILL; here the SIGKILL is withheld to get
+    one. run() returns in bounded time, names the pid, and no other command starts while
+    it lives; once it is gone, commands run again."""
+    real = runner_mod._signal_group
+    monkeypatch.setattr(runner_mod, "_signal_group",
+                        lambda pgid, sig: None if sig == signal.SIGKILL else real(pgid, sig))
+    pidfile = tmp_path / "pid"
+    cmd = Command(argv=script(f"""
+        import os, signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open({str(pidfile)!r}, "w").write(str(os.getpid()))
+        time.sleep(60)
+        """), timeout=START)
+    r = SubprocessRunner(term_grace=0.5, reap_wait=0.5)
+    pid = None
+    try:
+        t0 = time.monotonic()
+        res = r.run(cmd)
+        assert time.monotonic() - t0 < START + 0.5 + 0.5 + 1.0
+        pid = int(pidfile.read_text())
+        assert res.timed_out and res.rc == 124 and res.stuck_pid == pid
+        assert f"pid {pid} (" in res.stderr and "was abandoned" in res.stderr
+        assert "stuck in the kernel" in res.stderr and f"/proc/{pid}/stack" in res.stderr
+        assert lvm.classify(res).value == "timeout"
+
+        started = r.started
+        again = r.run(Command(argv=(PY, "-c", "pass"), timeout=5))
+        assert r.started == started  # not started at all
+        assert again.timed_out and again.stuck_pid == pid
+        assert again.stderr.startswith(f"not started: pid {pid} (")
+        assert not r.run(Command(argv=("true",), timeout=5)).ok and r.started == started
+
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid)
+        assert r.run(Command(argv=(PY, "-c", "pass"), timeout=5)).ok
+    finally:
+        if pid is None and pidfile.exists():
+            pid = int(pidfile.read_text())
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_timeouts_suit_each_command():
+    """A metadata change is not given a long report's or a data operation's timeout."""
+    vg, lv = "vg0", "data"
+    assert lvm.fullreport().timeout == lvm.REPORT_TIMEOUT <= 120
+    assert lvm.version().timeout <= 30
+    metadata = [lvm.pvcreate("/dev/vdb"), lvm.vgcreate(vg, ("/dev/vdb",)),
+                lvm.vgextend(vg, ("/dev/vdb",)), lvm.vgreduce(vg, "/dev/vdb"), lvm.vgremove(vg),
+                lvm.lvcreate(vg, lv, 2**20), lvm.lvextend(vg, lv, 2**20),
+                lvm.pvmove(vg, lv, "/dev/vdb", ("/dev/vdc",)), lvm.pvmove_resume(),
+                lvm.drop_legs_on(vg, lv, ("/dev/vdb",)), lvm.add_tag(vg, lv, "t"),
+                lvm.del_tag(vg, lv, "t")]
+    assert {c.timeout for c in metadata} == {lvm.METADATA_TIMEOUT} and lvm.METADATA_TIMEOUT <= 120
+    assert lvm.add_raid1_leg(vg, lv, ("/dev/vdc",)).timeout == lvm.CONVERT_TIMEOUT
+    assert lvm.METADATA_TIMEOUT < lvm.CONVERT_TIMEOUT < lvm.DISCARD_TIMEOUT
+    assert lvm.lvremove(vg, lv).timeout == lvm.lvreduce(vg, lv, 2**20).timeout == lvm.DISCARD_TIMEOUT
+    assert md.build("/dev/md1", "/dev/vdb").timeout == md.add("/dev/md1", "/dev/vdc").timeout <= 60
+    assert md.set_sync_speed("/dev/md1", "max", 1024).timeout <= 60
+    assert md.stop("/dev/md1").timeout == md.STOP_TIMEOUT > 60
+
+
+# -- openers ---------------------------------------------------------------------------------
+
+
+def holder(path: Path | str, flags: int = os.O_RDONLY) -> subprocess.Popen:
+    """A process that opens ``path`` (plain open, no mount, no O_EXCL) and sleeps."""
+    proc = subprocess.Popen(
+        [PY, "-c", f"import os, sys, time; os.open({str(path)!r}, {flags}); "
+                   "print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "open\n"
+    return proc
+
+
+def test_openers_of_a_file_held_by_another_process(tmp_path):
+    f = tmp_path / "disk.img"
+    f.write_bytes(b"\0" * 4096)
+    other = tmp_path / "other.img"
+    other.write_bytes(b"")
+    r = SubprocessRunner()
+    assert r.openers([str(f)]) == {str(f): ()}
+    proc = holder(f, os.O_RDWR)
+    try:
+        comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+        got = r.openers([str(f), str(other), str(tmp_path / "missing")])
+        assert got == {str(f): (f"pid {proc.pid} ({comm})",), str(other): (),
+                       str(tmp_path / "missing"): ()}
+        # through a symlink too (a by-id name)
+        link = tmp_path / "by-id-link"
+        link.symlink_to(f)
+        assert r.openers([str(link)])[str(link)] == (f"pid {proc.pid} ({comm})",)
+        # the reconciler's own descriptors are not openers
+        fd = os.open(other, os.O_RDONLY)
+        try:
+            assert r.openers([str(other)]) == {str(other): ()}
+        finally:
+            os.close(fd)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.openers([str(f)]) == {str(f): ()}
+
+
+def _a_block_device() -> tuple[str, int] | None:
+    """A block device this machine can open (a loop device: unbound ones open fine)."""
+    for name in sorted(os.listdir("/dev")):
+        path = f"/dev/{name}"
+        if not name.startswith("loop") or not name[4:].isdigit():
+            continue
+        try:
+            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        os.close(fd)
+        if stat.S_ISBLK(st.st_mode):
+            return path, st.st_rdev
+    return None
+
+
+def test_openers_of_a_block_device_by_another_name_of_it(tmp_path):
+    """Matched by device number: a holder of /dev/loopN is seen through another node of
+    the same device (as a holder of /dev/sdb is through /dev/disk/by-id/...)."""
+    found = _a_block_device()
+    if found is None:
+        pytest.skip("no openable block device (loop) here; the file test covers the scan")
+    dev, rdev = found
+    alias = tmp_path / "same-disk"
+    os.mknod(alias, 0o600 | stat.S_IFBLK, rdev)
+    r = SubprocessRunner()
+    proc = holder(dev)
+    try:
+        comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+        assert r.openers([str(alias)]) == {str(alias): (f"pid {proc.pid} ({comm})",)}
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.openers([str(alias)]) == {str(alias): ()}
+
+
+def test_openers_include_swap(tmp_path):
+    area = tmp_path / "swapfile"
+    area.write_bytes(b"")
+
+    class Swapping(SubprocessRunner):
+        def read(self, path, *, host="local"):
+            if path == "/proc/swaps":
+                return ("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+                        f"{area}\tfile\t\t1024\t\t0\t\t-2\n")
+            return super().read(path, host=host)
+
+    assert Swapping().openers([str(area)]) == {str(area): ("swap",)}
+
+
+def test_recording_runner_forwards_openers(tmp_path):
+    f = tmp_path / "x"
+    f.write_text("")
+    rec = RecordingRunner(SubprocessRunner(), lambda res: None)
+    assert rec.openers([str(f)]) == {str(f): ()}
