@@ -33,6 +33,7 @@ def mirror_host():
 MIRROR_SPEC = """
     [vg.vg0]
     nodes = ["*"]
+    scope = "local"
     pvs = ["/dev/vdb", "/dev/vdc"]
     [vg.vg0.lv.data]
     size = "64M"
@@ -82,6 +83,7 @@ def test_a_step_seen_done_when_observing_before_the_retry_is_not_run_again(scena
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/vdb"]
         [vg.vg0.lv.data]
         size = "8M"
@@ -139,6 +141,7 @@ def test_pvcreate_is_not_run_on_a_device_a_process_holds_open(scenario):
     spec = sc.spec("""
         [vg.vg0]
         nodes = ["*"]
+        scope = "local"
         pvs = ["/dev/disk/by-id/lun7"]
         """)
     r = sc.one_pass(spec)
