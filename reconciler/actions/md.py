@@ -69,6 +69,12 @@ class BuildMdClone(CloneAction):
     def commands(self) -> tuple[Command, ...]:
         return (md.build(self.md, self.source, host=self.host),)
 
+    def needs(self) -> tuple[str, ...]:
+        return (self.source,)
+
+    def provides(self) -> tuple[str, ...]:
+        return (self.md,)
+
     def is_done(self, st: state.HostState) -> bool:
         arr = _array(st, self.md)
         return arr is not None and arr.member(_devno(st, self.source)) is not None
@@ -126,6 +132,9 @@ class AddMdMember(CloneAction):
 
     def commands(self) -> tuple[Command, ...]:
         return (md.add(self.md, self.target, host=self.host),)
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.md, self.target)
 
     def _member(self, st: state.HostState) -> tuple[state.MdArray | None, state.MdMember | None]:
         arr = _array(st, self.md)
