@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.state_iscsi import IscsiState
 from reconciler.units import Size
 
 
@@ -379,6 +380,7 @@ class HostState:
     # This host's LVM system ID (``lvm systemid``; "" = none configured). Asked only when
     # some VG carries a system ID; None = not asked.
     lvm_system_id: str | None = None
+    iscsi: IscsiState | None = None  # None: the spec declares no iSCSI table (not read)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

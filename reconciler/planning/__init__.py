@@ -24,7 +24,7 @@ import dataclasses
 import graphlib
 
 from reconciler import actions, state
-from reconciler.planning import lvm, md
+from reconciler.planning import iscsi, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 
@@ -55,6 +55,7 @@ def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
     out = Partial()
     out.extend(lvm.plan_vgs(spec, st, stalled, will_provide))
     out.extend(md.plan_clones(spec, st, will_provide))
+    out.extend(iscsi.plan_iscsi(spec, st, will_provide))
     return out
 
 
