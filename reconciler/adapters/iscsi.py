@@ -345,6 +345,7 @@ def apply_target(desired: dict) -> str:
     import rtslib_fb  # the only import of rtslib in the project (import contract)
 
     chap = read_chap(desired["chap_file"]) if desired.get("chap_file") else None
+    _mount_configfs()
     os.makedirs("/etc/target", exist_ok=True)  # rtslib sets configfs's dbroot there
     root = rtslib_fb.RTSRoot()
     fabric = rtslib_fb.FabricModule("iscsi")
@@ -396,6 +397,20 @@ def apply_target(desired: dict) -> str:
     tpg.set_attribute("generate_node_acls", "0")
     tpg.enable = True
     return "ok"
+
+
+def _mount_configfs() -> None:
+    """Mount configfs when nothing did (systemd's sys-kernel-config.mount usually has):
+    rtslib-fb 2.2's own fallback passes the literal "{config_dir}" to mount and fails."""
+    import ctypes
+    import os
+
+    if os.path.ismount("/sys/kernel/config"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"configfs", b"/sys/kernel/config", b"configfs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise ApplyError(f"cannot mount configfs on /sys/kernel/config: {os.strerror(err)}")
 
 
 def node_record_chap(portal: str, target: str, chap_file: str, nodes_dir: str = NODES_DIR) -> str:
