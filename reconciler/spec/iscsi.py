@@ -48,6 +48,7 @@ _IQN_RE = re.compile(r"^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(
 _PORTAL_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}):([0-9]{1,5})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
+_NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
 _FILE_RE = re.compile(r"^/[A-Za-z0-9_.@+=,-]+(/[A-Za-z0-9_.@+=,-]+)*$")
 
 
@@ -84,7 +85,14 @@ def check_name(v: str) -> str:
     return v
 
 
+def check_node(v: str) -> str:
+    if not _NODE_RE.match(v):
+        raise ValueError(f"node {shown(v)} must be a host name (letters, digits, - and .) or \"*\"")
+    return v
+
+
 Iqn = Annotated[str, AfterValidator(check_iqn)]
+NodeName = Annotated[str, AfterValidator(check_node)]
 Portal = Annotated[str, AfterValidator(check_portal)]
 DevicePath = Annotated[str, AfterValidator(check_device)]
 SecretsFile = Annotated[str, AfterValidator(check_file)]
@@ -119,7 +127,7 @@ class Lun(_Model):
 class Target(_Model):
     """A LIO iSCSI target (one TPG, tag 1) built through rtslib-fb on the nodes named."""
 
-    nodes: tuple[str, ...] = Field(..., min_length=1, description="the exporting host(s)")
+    nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the exporting host(s)")
     iqn: Iqn = Field(..., description="the target's iSCSI name")
     portals: tuple[Portal, ...] = Field(("0.0.0.0:3260",), description="IPv4:port to listen on")
     acls: tuple[Iqn, ...] = Field(..., min_length=1,
@@ -157,7 +165,7 @@ class Target(_Model):
 class Session(_Model):
     """An open-iscsi session to ``target`` through ``portal``, on the nodes named."""
 
-    nodes: tuple[str, ...] = Field(..., min_length=1, description="the importing host(s)")
+    nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the importing host(s)")
     portal: Portal = Field(..., description="IPv4:port of the target")
     target: Iqn = Field(..., description="the target's iSCSI name")
     chap_file: SecretsFile | None = Field(
