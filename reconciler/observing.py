@@ -19,13 +19,14 @@ A pass with nothing to change therefore still starts exactly one process.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler import errors, state
-from reconciler.adapters import lvm, md
+from reconciler.adapters import iscsi, lvm, md
 from reconciler.runner import Runner
 
 DEFAULT_LEDGER = md.DEFAULT_LEDGER
@@ -54,8 +55,22 @@ class MdTargets:
 
 
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
-            now: float = 0.0, md_targets: MdTargets | None = None) -> state.HostState:
-    """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot."""
+            now: float = 0.0, md_targets: MdTargets | None = None,
+            iscsi_parts: tuple[bool, bool] = (False, False)) -> state.HostState:
+    """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
+
+    ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process."""
+    st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
+                  md_targets=md_targets)
+    if not any(iscsi_parts):
+        return st
+    seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
+                         sessions=iscsi_parts[1])
+    return dataclasses.replace(st, iscsi=seen)
+
+
+def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
+             now: float = 0.0, md_targets: MdTargets | None = None) -> state.HostState:
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
@@ -129,7 +144,16 @@ def spec_devices(spec) -> list[str]:
             out.extend(lv.placement)
     for clone in spec.clone.values():
         out.extend((clone.source, clone.target))
+    for target in getattr(spec, "iscsi_target", {}).values():
+        out.extend(lun.device for lun in target.lun.values())
+    for session in getattr(spec, "iscsi_session", {}).values():
+        out.extend(session.disks())
     return sorted(set(out))
+
+
+def iscsi_parts(spec) -> tuple[bool, bool]:
+    """Which iSCSI sides the spec asks observation to read: (targets, sessions)."""
+    return bool(getattr(spec, "iscsi_target", {})), bool(getattr(spec, "iscsi_session", {}))
 
 
 def md_targets(spec, ledger: str = DEFAULT_LEDGER) -> MdTargets:

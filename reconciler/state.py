@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.state_iscsi import IscsiState
 from reconciler.units import Size
 
 
@@ -425,6 +426,7 @@ class HostState:
     lvm_system_id: str | None = None
     # Who polls pvmoves: read only while one is in flight; None when not read or unreadable.
     pollers: Pollers | None = None
+    iscsi: IscsiState | None = None  # None: the spec declares no iSCSI table (not read)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ base types and ``Plan``.
 """
 
 from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
 from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
                                     ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
                                     ResizeLv, ResumeMoves)
@@ -28,7 +29,7 @@ from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, St
                                    WriteCloneLedger)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
 
-__all__ = ["Action", "AddMdMember", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
+__all__ = ["Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

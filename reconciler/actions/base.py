@@ -56,6 +56,16 @@ class Action:
     def progress(self, st: state.HostState) -> Progress | None:
         return None
 
+    def provides(self) -> tuple[str, ...]:
+        """Device paths this step makes appear (an LV, an array, the disks of an iSCSI
+        login). Planning orders every step that ``needs`` one of them after this one, and a
+        planner that finds such a device missing does not block on it."""
+        return ()
+
+    def needs(self) -> tuple[str, ...]:
+        """Device paths this step requires to exist when it runs."""
+        return ()
+
     def waiting_for(self, st: state.HostState) -> str | None:
         """A precondition checked again right before running: if observed state says the
         step must not run yet, the reason (the step is deferred, not failed)."""

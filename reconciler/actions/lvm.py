@@ -25,6 +25,11 @@ class LvmAction(Action):
         return lvm.failure(result)
 
 
+def _dm_name(vg: str, lv: str) -> str:
+    """device-mapper's name for ``vg/lv``: each ``-`` doubled, then joined with ``-``."""
+    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreatePv(LvmAction):
     """Label ``device`` as an LVM PV. Done when a PV with the same device number exists."""
@@ -49,6 +54,8 @@ class CreatePv(LvmAction):
 
     def exclusive_devices(self) -> tuple[str, ...]:
         return (self.device,)  # pvcreate writes a label over whatever is there
+    def needs(self) -> tuple[str, ...]:
+        return (self.device,)
 
     def is_done(self, st: state.HostState) -> bool:
         return st.pv_for(self.device) is not None
@@ -78,6 +85,9 @@ class CreateVg(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lvm.vgcreate(self.vg, self.devices, self.extent_size, host=self.host),)
 
+    def needs(self) -> tuple[str, ...]:
+        return self.devices
+
     def is_done(self, st: state.HostState) -> bool:
         return self.vg in st.vgs
 
@@ -104,6 +114,9 @@ class ExtendVg(LvmAction):
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.vgextend(self.vg, (self.device,), host=self.host),)
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.device,)
 
     def is_done(self, st: state.HostState) -> bool:
         pv = st.pv_for(self.device)
@@ -189,6 +202,9 @@ class CreateLv(LvmAction):
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.lvcreate(self.vg, self.lv, self.size, self.pvs, host=self.host),)
+
+    def provides(self) -> tuple[str, ...]:
+        return (f"/dev/{self.vg}/{self.lv}", f"/dev/mapper/{_dm_name(self.vg, self.lv)}")
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)

@@ -75,6 +75,11 @@ class BuildMdClone(CloneAction):
 
     def exclusive_role(self, device: str) -> str:
         return "the source"
+    def needs(self) -> tuple[str, ...]:
+        return (self.source,)
+
+    def provides(self) -> tuple[str, ...]:
+        return (self.md,)
 
     def is_done(self, st: state.HostState) -> bool:
         arr = _array(st, self.md)
@@ -139,6 +144,8 @@ class AddMdMember(CloneAction):
 
     def exclusive_role(self, device: str) -> str:
         return "the target"
+    def needs(self) -> tuple[str, ...]:
+        return (self.md, self.target)
 
     def _member(self, st: state.HostState) -> tuple[state.MdArray | None, state.MdMember | None]:
         arr = _array(st, self.md)

@@ -5,6 +5,16 @@ spec and of the observed state into steps, in-flight operations, blocked items (
 reason) and unmanaged objects. This module merges them and orders the steps by their
 explicit ``after`` edges, ties broken by key, so the same input always gives the same plan.
 
+Devices link subsystems, and that link is made here, once, not per pair of subsystems: an
+action says which device paths it ``provides()`` (an LV, an array, the disks of an iSCSI
+login) and which it ``needs()``. Planners receive ``will_provide``, the paths that steps of
+the other partial plans make appear, so that a device another subsystem is about to create
+is not reported missing; the merged plan then gets an ``after`` edge from every step that
+needs a path to the step that provides it. ``will_provide`` is found by planning again until
+it stops growing: a device found only once another one is planned (a login's disk becomes a
+PV, which lets an LV be created there, which a clone needs) takes one more round each. More
+provided paths only ever unblock more steps, so this ends; the rounds are bounded anyway.
+
 Safety decisions are documented in each subsystem's module docstring.
 """
 
@@ -15,9 +25,10 @@ import graphlib
 from collections.abc import Mapping
 
 from reconciler import actions, state
-from reconciler.planning import lvm, md
+from reconciler.planning import iscsi, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
+
 
 def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str = "",
          stalled: frozenset[str] = frozenset()) -> actions.Plan:
@@ -26,10 +37,14 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     ``stalled`` names in-flight pvmoves (``vg/pvmoveN``) to resume: no process polls them
     (or, where pollers cannot be seen, no progress for longer than their stall window).
     """
-    out = Partial()
-    out.extend(lvm.plan_vgs(spec, st, stalled))
-    out.extend(md.plan_clones(spec, st))
-    return actions.Plan(node=node, steps=_ordered(out.steps), in_flight=tuple(out.in_flight),
+    provided: frozenset[str] = frozenset()
+    for _ in range(_MAX_ROUNDS):
+        out = _partials(spec, st, stalled, provided)
+        now = frozenset(p for s in out.steps for p in s.action.provides())
+        if now <= provided:
+            break
+        provided = provided | now
+    return actions.Plan(node=node, steps=_ordered(_linked(out.steps)), in_flight=tuple(out.in_flight),
                         blocked=tuple(out.blocked), unmanaged=tuple(out.unmanaged),
                         spec_digest=spec_digest)
 
@@ -58,6 +73,30 @@ def note_stalls(p: actions.Plan, stalls: Mapping[str, actions.Stall]) -> actions
                 f"that waits for it is done meanwhile, and it counts as in flight again as "
                 f"soon as it moves")))
     return dataclasses.replace(p, in_flight=tuple(in_flight), blocked=tuple(blocked))
+_MAX_ROUNDS = 8
+
+
+def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
+              will_provide: frozenset[str]) -> Partial:
+    out = Partial()
+    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide))
+    out.extend(md.plan_clones(spec, st, will_provide))
+    out.extend(iscsi.plan_iscsi(spec, st, will_provide))
+    return out
+
+
+def _linked(steps: list[actions.Step]) -> list[actions.Step]:
+    """Each step that needs a device path, ordered after the step that provides it."""
+    providers: dict[str, str] = {}
+    for s in steps:
+        for path in s.action.provides():
+            providers.setdefault(path, s.key)
+    out = []
+    for s in steps:
+        extra = {providers[p] for p in s.action.needs()
+                 if p in providers and providers[p] != s.key}
+        out.append(dataclasses.replace(s, after=s.after | extra) if extra - s.after else s)
+    return out
 
 
 def _ordered(steps: list[actions.Step]) -> tuple[actions.Step, ...]:

@@ -65,14 +65,18 @@ class _VgPlan:
 
 
 def plan_vgs(spec: models.Spec, st: state.HostState,
-             stalled: frozenset[str]) -> Partial:
-    """The LVM part of a plan for ``spec`` (already sliced for the node)."""
+             stalled: frozenset[str], will_provide: frozenset[str] = frozenset()) -> Partial:
+    """The LVM part of a plan for ``spec`` (already sliced for the node).
+
+    ``will_provide``: device paths another step of the same plan makes appear (an iSCSI
+    login's disk, an array); a PV among them is planned, not blocked as missing, and the
+    core orders its ``pvcreate`` after the step that provides it."""
     out = Partial()
     host = st.host
     resume = False
     twice = _same_device_twice(spec, st)
     for vg_name in sorted(spec.vg):
-        vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled)
+        vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled, will_provide)
         for reason in twice.get(vg_name, ()):
             vp.block(f"vg {vg_name}", reason)
         resume = resume or vp.resume
@@ -165,7 +169,7 @@ def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool)
 
 
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
-             stalled: frozenset[str]) -> _VgPlan:
+             stalled: frozenset[str], will_provide: frozenset[str] = frozenset()) -> _VgPlan:
     vp = _VgPlan()
     obs = st.vgs.get(name)
     owner = st.foreign_owner(obs) if obs is not None else None
@@ -189,8 +193,9 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
         if pv is None:
             # ``devices`` holds None for a path observed not to exist; a path missing from
             # the table (no identity lookup on this runner) is left to the tool to judge.
-            if dev in st.devices and st.devices[dev] is None:
-                vp.block(f"vg {name}", f"device {dev} does not exist on {host}")
+            if dev in st.devices and st.devices[dev] is None and dev not in will_provide:
+                vp.block(f"vg {name}", f"device {dev} does not exist on {host}, and no step "
+                         f"of this plan makes it appear")
                 continue
             ready[dev] = vp.add(actions.CreatePv(device=dev, host=host),
                                 f"{dev} is listed in vg.{name}.pvs but is not a PV")

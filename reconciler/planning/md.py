@@ -75,8 +75,12 @@ class _ClonePlan:
         return action.key
 
 
-def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
-    """The clone part of a plan for ``spec`` (already sliced for the node)."""
+def plan_clones(spec: models.Spec, st: state.HostState,
+                will_provide: frozenset[str] = frozenset()) -> Partial:
+    """The clone part of a plan for ``spec`` (already sliced for the node).
+
+    ``will_provide``: device paths that another step of the same plan makes appear (an LV
+    about to be created); a source or target among them is not "missing"."""
     out = Partial()
     ledger = st.ledger
     if spec.clone:
@@ -96,7 +100,7 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
         if name in shared:
             out.blocked.extend(actions.Blocked(f"clone {name}", r) for r in shared[name])
             continue
-        cp = _plan_clone(name, spec.clone[name], st, records)
+        cp = _plan_clone(name, spec.clone[name], st, records, will_provide)
         out.in_flight.extend(cp.in_flight)
         if cp.blocked:
             out.blocked.extend(cp.blocked)
@@ -242,7 +246,8 @@ def _why_protected(rec: state.CloneRecord, name: str, want: models.Clone,
 
 
 def _plan_clone(name: str, want: models.Clone, st: state.HostState,
-                records: dict[str, state.CloneRecord]) -> _ClonePlan:
+                records: dict[str, state.CloneRecord],
+                will_provide: frozenset[str] = frozenset()) -> _ClonePlan:
     cp = _ClonePlan()
     obj = f"clone {name}"
     md_name = want.md.rsplit("/", 1)[1]
@@ -281,8 +286,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     if arr is None:
         if rec is not None and not asked:
             return cp  # split after a complete sync, as the ledger remembers
-        problems = _source_problems(want, src, st) + _target_problems(want, src, dst, st,
-                                                                      md_name, src.size)
+        problems = (_source_problems(want, src, st, will_provide)
+                    + _target_problems(want, src, dst, st, md_name, src.size, will_provide))
         if problems:
             if asked:
                 lead = (f"recopy = \"{want.recopy}\" asks for a new copy onto {want.target}; "
@@ -401,9 +406,10 @@ def _in_use(dev: state.BlockDevice, st: state.HostState, allowed_holder: str = "
 
 
 def _source_problems(want: models.Clone, src: state.BlockDevice,
-                     st: state.HostState) -> list[str]:
+                     st: state.HostState, will_provide: frozenset[str] = frozenset()) -> list[str]:
     if not src.exists:
-        return [f"the source {want.source} does not exist"]
+        # A source another step creates now is new and empty: building over it is safe.
+        return [] if want.source in will_provide else [f"the source {want.source} does not exist"]
     uses = _in_use(src, st)
     if uses:
         return [f"the source {want.source} is {', '.join(uses)}; md needs it to itself: stop "
@@ -413,9 +419,12 @@ def _source_problems(want: models.Clone, src: state.BlockDevice,
 
 
 def _target_problems(want: models.Clone, src: state.BlockDevice, dst: state.BlockDevice,
-                     st: state.HostState, md_name: str, need: int | None) -> list[str]:
+                     st: state.HostState, md_name: str, need: int | None,
+                     will_provide: frozenset[str] = frozenset()) -> list[str]:
     if not dst.exists:
-        return [f"the target {want.target} does not exist"]
+        # Made by an earlier step of this plan (AddMdMember is ordered after it); its size is
+        # checked by mdadm --add itself, which refuses a device smaller than the array.
+        return [] if want.target in will_provide else [f"the target {want.target} does not exist"]
     out = []
     if need is not None and dst.size is not None and dst.size < need:
         out.append(f"the target {want.target} ({format_size(dst.size)}) is smaller than the "

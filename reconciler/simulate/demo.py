@@ -12,6 +12,8 @@ converge before trying it on real storage:
   the old one), to be cloned through a non-persistent md RAID1.
 * ``seed004``: old-server of seed 004 for ``mirror-then-split.toml``: ``vg0`` (root, srv) on
   the local ``/dev/md0``, and a remote iSCSI disk that is not a PV yet.
+* ``iscsi``: the old server of seed 004 for ``iscsi.toml``: ``vgold`` (var) on ``/dev/md1``; the
+  new server, simulated beside it, exports its md1 over iSCSI with CHAP.
 * ``cluster``: core-01 (default) or core-02 (``--node core-02``) for ``cluster.toml``: on
   core-01 ``vgdata`` holds db and scratch on lun10 and lun11 is new; on core-02 lun20 is a
   blank disk.
@@ -101,6 +103,39 @@ def cluster_host(node: str | None = None) -> SimulatedHost:
     return host
 
 
+ISCSI_IQN = "iqn.2003-01.org.example.new:export0"
+ISCSI_CHAP = "userid = old-server\npassword = demo-secret-16ch\n"
+
+
+def iscsi_host(node: str | None = None) -> SimulatedHost:
+    """Seed 004 over iSCSI, the old server's side: vg0 on the local md1, and on the network
+    the new server (another simulated host) exporting its md1 as iscsi.toml declares it."""
+    from reconciler.runner import Command
+
+    from .iscsi_model import Fabric
+
+    fabric = Fabric()
+    old, new = SimulatedHost(seed="iscsi-old"), SimulatedHost(seed="iscsi-new")
+    fabric.join(old, initiator="iqn.2004-10.com.example:old")
+    fabric.join(new)
+    old.add_device("/dev/md1", 480 * GiB, major=9, minor=1)
+    old.add_vg("vgold", ["/dev/md1"])
+    old.add_lv("vgold", "var", 400 * GiB)
+    old.md.files["/etc/reconciler/old.chap"] = ISCSI_CHAP
+    new.add_device("/dev/md1", 1800 * GiB, major=9, minor=1)
+    new.md.files["/etc/reconciler/export0.chap"] = ISCSI_CHAP
+    for argv in (("modprobe", "-a", "configfs", "target_core_mod", "target_core_iblock",
+                  "iscsi_target_mod"),
+                 ("python3", "-m", "reconciler.adapters.iscsi", "lio-apply",
+                  '{"acls":["iqn.2004-10.com.example:old"],"chap_file":'
+                  '"/etc/reconciler/export0.chap","delete":false,"iqn":"' + ISCSI_IQN + '",'
+                  '"luns":{"0":"/dev/md1"},"name":"export0","portals":["192.0.2.10:3260"],'
+                  '"remove_luns":[]}')):
+        res = new.run(Command(argv=argv))
+        assert res.ok, res.stderr
+    return old
+
+
 @dataclass(frozen=True)
 class Example:
     """An embedded simulated host, and the spec it is made for."""
@@ -121,6 +156,9 @@ HOSTS: dict[str, Example] = {e.name: e for e in (
     Example("seed004", seed004_host, "old-server", "specs/examples/mirror-then-split.toml",
             "seed 004: a new remote disk becomes a PV; root and srv are mirrored onto it, "
             "then split off the old disk"),
+    Example("iscsi", iscsi_host, "old", "specs/examples/iscsi.toml",
+            "seed 004 over iSCSI: log in to the new server's export, take its disk into vgold "
+            "and pvmove var onto it (the new server is simulated too)"),
     Example("cluster", cluster_host, "core-01", "specs/examples/cluster.toml",
             "cluster.toml's nodes: core-01 (default) or core-02 (--node core-02)"),
 )}

@@ -43,7 +43,8 @@ from collections.abc import Callable, Sequence
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
-from . import lvm_tools, md_model, md_tools, ops
+from . import iscsi_tools, lvm_tools, md_model, md_tools, ops
+from .iscsi_model import IscsiSide
 from .clock import SimClock
 from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Device, Model, NoSpace, pe_count_for
 
@@ -66,6 +67,7 @@ class SimulatedHost:
         self.default_extent_size = DEFAULT_EXTENT_SIZE
         self.model = Model(seed)
         self.md = md_model.MdModel()
+        self.iscsi: IscsiSide | None = None  # set by iscsi_model.Fabric.join
         self._dm_minors: dict[str, int] = {}
         self.calls: list[Command] = []
         self.started = 0
@@ -95,7 +97,13 @@ class SimulatedHost:
             raise UnsupportedCommand(f"command for host {cmd.host!r} sent to simulated host "
                                      f"{self.name!r}: {cmd}")
         md_entry = md_tools.lookup(cmd.argv)
-        if md_entry is not None:
+        iscsi_entry = iscsi_tools.lookup(cmd.argv) if self.iscsi is not None else None
+        if iscsi_entry is not None:
+            iscsi_handler, mutates = iscsi_entry
+
+            def call():
+                return iscsi_handler(self, cmd.argv)
+        elif md_entry is not None:
             md_handler, mutates = md_entry
 
             def call():
@@ -134,6 +142,8 @@ class SimulatedHost:
         proc = self._proc_file(path)
         if proc is not None:
             return proc or None
+        if self.iscsi is not None and iscsi_tools.handles(path):
+            return iscsi_tools.read(self, path)
         return md_tools.read(self, path)
 
     # -- processes (pvmove pollers, lvmpolld) -------------------------------------------------

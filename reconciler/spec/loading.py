@@ -57,7 +57,11 @@ class LoadedSpec:
         """The slice of the spec this node reconciles."""
         return models.Spec(vg={n: vg for n, vg in self.spec.vg.items() if vg.applies_to(node)},
                            clone={n: c for n, c in self.spec.clone.items()
-                                  if c.applies_to(node)})
+                                  if c.applies_to(node)},
+                           iscsi_target={n: t for n, t in self.spec.iscsi_target.items()
+                                         if t.applies_to(node)},
+                           iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
+                                          if s.applies_to(node)})
 
 
 def _collect(location: str | Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
@@ -234,7 +238,7 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
                 continue
             problems.append((where, key_path(loc), msg))
         return None, raw
-    if not spec.vg and not spec.clone:
+    if not spec.vg and not spec.clone and not spec.iscsi_target and not spec.iscsi_session:
         problems.append((where, "", "declares nothing: no [vg.NAME] or [clone.NAME] table "
                          "(the file is empty, or holds only whitespace and comments); "
                          "delete it if that is meant"))
@@ -256,6 +260,7 @@ def load(location: str | Path) -> LoadedSpec:
     pv_owner: dict[str, tuple[str, str]] = {}  # device -> (vg, file)
     clones: dict[str, models.Clone] = {}
     clone_origin: dict[str, str] = {}
+    iscsi: dict[str, dict] = {"iscsi_target": {}, "iscsi_session": {}}
     for path, rel in found:
         where = file_name(str(path))
         if not rel.isprintable():
@@ -289,13 +294,19 @@ def load(location: str | Path) -> LoadedSpec:
                 continue
             clones[name] = clone
             clone_origin[name] = str(path)
+        for table in iscsi:
+            for name, item in getattr(spec, table).items():
+                if name in iscsi[table]:
+                    problems.append((where, key_path((table, name)),
+                                     f"{table} {shown(name)} is declared twice"))
+                iscsi[table][name] = item
     problems.extend(_clone_conflicts(clones, clone_origin, merged, origin))
     if problems:
         if len(problems) > MAX_PROBLEMS:
             more = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [(where_loc, "", f"and {more} more problems")]
         raise errors.SpecError(problems)
-    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones),
+    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones, **iscsi),
                       files=tuple(str(path) for path, _ in found),
                       digest=digest.hexdigest(), origin=origin, clone_origin=clone_origin)
 

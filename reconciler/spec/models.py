@@ -34,6 +34,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, StrictBool, WithJsonSchema, model_validator)
 
 from reconciler import units
+from reconciler.spec import iscsi
 from reconciler.spec.text import shown, toml_type
 
 # -- names ---------------------------------------------------------------------------------
@@ -343,6 +344,8 @@ class Spec(_Model):
 
     vg: dict[VgName, Vg] = Field(default_factory=dict)
     clone: dict[CloneName, Clone] = Field(default_factory=dict)
+    iscsi_target: dict[iscsi.IscsiName, iscsi.Target] = Field(default_factory=dict)
+    iscsi_session: dict[iscsi.IscsiName, iscsi.Session] = Field(default_factory=dict)
 
 
 def _no_null(node: object) -> object:

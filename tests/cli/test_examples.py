@@ -16,6 +16,7 @@ RUNS = [
     ("seed000", (), "specs/demo"),
     ("seed002", (), "specs/examples/clone.toml"),
     ("seed004", (), "specs/examples/mirror-then-split.toml"),
+    ("iscsi", (), "specs/examples/iscsi.toml"),
     ("cluster", (), "specs/examples/cluster.toml"),
     ("cluster", ("--node", "core-02"), "specs/examples/cluster.toml"),
 ]

@@ -1,0 +1,172 @@
+"""iSCSI actions: build or remove a LIO target (rtslib-fb, in the applier process), log a
+session in or out (iscsiadm). See ``adapters.iscsi`` for why rtslib runs as a process.
+
+A login ``provides()`` the by-path names of the disks it makes appear, so planning orders
+the ``pvcreate``/``vgextend`` that ``needs()`` them after it, in the same plan; a target
+``needs()`` the devices it exports (an LV the same plan creates comes first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconciler import errors, state
+from reconciler.actions.base import Action, Symbol
+from reconciler.adapters import iscsi
+from reconciler.runner import Command, CommandResult
+from reconciler.spec.iscsi import disk_path
+
+
+def _targets(st: state.HostState) -> dict:
+    return (st.iscsi.targets or {}) if st.iscsi is not None else {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyTarget(Action):
+    """Make the LIO target ``iqn`` export ``luns`` through ``portals`` to ``acls`` (CHAP from
+    ``chap_file`` when set), removing ``remove_luns``; or remove the whole target
+    (``delete``). Only what is named is touched."""
+
+    name: str
+    iqn: str
+    portals: tuple[str, ...] = ()
+    luns: tuple[tuple[int, str], ...] = ()
+    remove_luns: tuple[int, ...] = ()
+    acls: tuple[str, ...] = ()
+    chap_file: str | None = None
+    delete: bool = False
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "rtslib"
+
+    @property
+    def key(self) -> str:
+        return f"iscsi-target:{self.name}:" + ("delete" if self.delete else "apply")
+
+    @property
+    def object(self) -> str:
+        return f"iscsi target {self.name}"
+
+    def describe(self) -> str:
+        if self.delete:
+            return f"remove target {self.iqn} (rtslib)"
+        parts = [f"LUN {n} = {d}" for n, d in self.luns]
+        parts += [f"remove LUN {n}" for n in self.remove_luns]
+        auth = ", CHAP" if self.chap_file else ""
+        return (f"target {self.iqn} on {', '.join(self.portals)}: {'; '.join(parts) or 'no LUN'};"
+                f" ACL {', '.join(self.acls)}{auth} (rtslib)")
+
+    def commands(self) -> tuple[Command, ...]:
+        desired = {"name": self.name, "iqn": self.iqn, "portals": list(self.portals),
+                   "luns": {str(n): d for n, d in self.luns},
+                   "remove_luns": list(self.remove_luns), "acls": list(self.acls),
+                   "chap_file": self.chap_file, "delete": self.delete}
+        return (iscsi.modprobe(iscsi.LIO_MODULES, host=self.host),
+                iscsi.lio_apply(desired, host=self.host))
+
+    def needs(self) -> tuple[str, ...]:
+        return tuple(d for _, d in self.luns)
+
+    def is_done(self, st: state.HostState) -> bool:
+        t = _targets(st).get(self.iqn)
+        if self.delete:
+            return t is None
+        if t is None or not t.enabled or t.authentication != bool(self.chap_file):
+            return False
+        if not set(self.portals) <= set(t.portals):
+            return False
+        if any(n in t.luns for n in self.remove_luns):
+            return False
+        if any(n not in t.luns or t.luns[n].device != d for n, d in self.luns):
+            return False
+        for initiator in self.acls:
+            acl = t.acls.get(initiator)
+            if acl is None or not {n for n, _ in self.luns} <= set(acl.mapped_luns):
+                return False
+            if self.chap_file and not acl.chap_userid:
+                return False
+        return True
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        last = result.stderr.strip().splitlines()[-1:] or ["no message"]
+        return iscsi.failure(result, f"iscsi target {self.name}: {last[0]}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginSession(Action):
+    """Discover ``portal``, put CHAP into the node record, log in to ``target``. Done when
+    sysfs shows the session logged in with a disk for every LUN in ``luns``."""
+
+    name: str
+    portal: str
+    target: str
+    chap_file: str | None = None
+    luns: tuple[int, ...] = (0,)
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "iscsiadm"
+
+    @property
+    def key(self) -> str:
+        return f"iscsi-session:{self.name}:login"
+
+    @property
+    def object(self) -> str:
+        return f"iscsi session {self.name}"
+
+    def describe(self) -> str:
+        return (f"log in to {self.target} at {self.portal}" + (" with CHAP" if self.chap_file
+                                                               else ""))
+
+    def commands(self) -> tuple[Command, ...]:
+        out = [iscsi.modprobe(iscsi.INITIATOR_MODULES, host=self.host),
+               iscsi.discover(self.portal, host=self.host)]
+        if self.chap_file:
+            out.append(iscsi.node_chap(self.portal, self.target, self.chap_file, host=self.host))
+        out.append(iscsi.login(self.portal, self.target, host=self.host))
+        return tuple(out)
+
+    def provides(self) -> tuple[str, ...]:
+        return tuple(disk_path(self.portal, self.target, n) for n in self.luns)
+
+    def is_done(self, st: state.HostState) -> bool:
+        s = st.iscsi.session(self.portal, self.target) if st.iscsi is not None else None
+        return (s is not None and s.state == "LOGGED_IN"
+                and set(self.luns) <= {d.lun for d in s.disks})
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        return iscsi.failure(result, iscsi.explain(
+            result, session=self.name, portal=self.portal, target=self.target))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogoutSession(Action):
+    """Log out of ``target`` at ``portal`` and delete its node record (which holds the CHAP
+    secret and could log in again at boot). Planned only when no disk of it is in use."""
+
+    name: str
+    portal: str
+    target: str
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "iscsiadm"
+
+    @property
+    def key(self) -> str:
+        return f"iscsi-session:{self.name}:logout"
+
+    @property
+    def object(self) -> str:
+        return f"iscsi session {self.name}"
+
+    def describe(self) -> str:
+        return f"log out of {self.target} at {self.portal}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (iscsi.logout(self.portal, self.target, host=self.host),
+                iscsi.forget_node(self.portal, self.target, host=self.host))
+
+    def is_done(self, st: state.HostState) -> bool:
+        return st.iscsi is None or st.iscsi.session(self.portal, self.target) is None
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        return iscsi.failure(result, iscsi.explain(
+            result, session=self.name, portal=self.portal, target=self.target))

@@ -1,0 +1,145 @@
+"""Planning for iSCSI: LIO targets on the exporting node, sessions on the importing one. Pure.
+
+Decisions taken here, each for a data-safety reason:
+
+* A target, LUN or ACL the spec does not name is listed as unmanaged and never touched
+  (the applier is told only what the spec names). A LUN goes only when the spec marks it
+  ``absent``, a target only when the spec marks it ``absent``.
+* Removing a LUN, or the whole target, while an initiator has a session on the target is
+  refused unless the target says ``export_ends = true``: the initiator may be writing to it
+  (a PV of its VG, a mounted file system), and losing the disk under it is data loss there.
+* A LUN already exporting another device than the spec says is refused, not re-pointed.
+* A device to export that does not exist blocks the target, unless another step of the
+  same plan provides it (an LV created in this pass): the core orders the two.
+* Logout is refused while any disk of the session is in use: an LVM PV (of a VG or not),
+  mounted, or held (device-mapper, md), saying what holds it. Removing the PV from its VG
+  (the VG's ``pvs``) is what frees it; the next pass logs out.
+* The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
+  in the same plan and runs after the login.
+"""
+
+from __future__ import annotations
+
+from reconciler import actions, state
+from reconciler import state_iscsi
+from reconciler.actions import iscsi as iscsi_actions
+from reconciler.planning.partial import Partial
+from reconciler.spec import iscsi as iscsi_spec
+from reconciler.spec import models
+
+
+def plan_iscsi(spec: models.Spec, st: state.HostState,
+               will_provide: frozenset[str] = frozenset()) -> Partial:
+    out = Partial()
+    if not spec.iscsi_target and not spec.iscsi_session:
+        return out
+    seen = st.iscsi
+    targets = (seen.targets or {}) if seen is not None else {}
+    wanted_iqns = {t.iqn for t in spec.iscsi_target.values()}
+    if spec.iscsi_target:
+        out.unmanaged.extend(f"iscsi target {iqn}" for iqn in sorted(targets)
+                             if iqn not in wanted_iqns)
+    for name in sorted(spec.iscsi_target):
+        _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide)
+    sessions = seen.sessions if seen is not None else ()
+    if spec.iscsi_session:
+        wanted = {(s.portal, s.target) for s in spec.iscsi_session.values()}
+        out.unmanaged.extend(f"iscsi session {s.target} at {s.portal} ({s.sid})"
+                             for s in sessions if (s.portal, s.target) not in wanted)
+    for name in sorted(spec.iscsi_session):
+        _plan_session(out, name, spec.iscsi_session[name], st)
+    return out
+
+
+def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
+                 targets: dict[str, state_iscsi.LioTarget], st: state.HostState,
+                 will_provide: frozenset[str]) -> None:
+    obj = f"iscsi target {name}"
+    have = targets.get(want.iqn)
+    who = ", ".join(have.sessions) if have is not None else ""
+    if want.state is iscsi_spec.Presence.ABSENT:
+        if have is None:
+            return
+        if have.sessions and not want.export_ends:
+            out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want, who)))
+            return
+        out.steps.append(actions.Step(iscsi_actions.ApplyTarget(
+            name=name, iqn=want.iqn, delete=True, host=st.host), "spec marks the target absent"))
+        return
+    problems: list[str] = []
+    keep: list[tuple[int, str]] = []
+    remove: list[int] = []
+    for n, lun in want.luns().items():
+        cur = have.luns.get(n) if have is not None else None
+        if lun.state is iscsi_spec.Presence.ABSENT:
+            if cur is not None:
+                remove.append(n)
+            continue
+        if cur is not None and cur.device != lun.device:
+            problems.append(f"LUN {n} exports {cur.device}, the spec says {lun.device}; a LUN "
+                            f"is never re-pointed: mark it absent first, or use another number")
+            continue
+        if cur is None and lun.device in st.devices and st.devices[lun.device] is None \
+                and lun.device not in will_provide:
+            problems.append(f"{lun.device} (LUN {n}) does not exist on {st.host}, and no step "
+                            f"of this plan makes it appear")
+            continue
+        keep.append((n, lun.device))
+    if remove and have is not None and have.sessions and not want.export_ends:
+        problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
+    if have is not None:
+        out.unmanaged.extend(f"iscsi lun {want.iqn}/{n}" for n in sorted(have.luns)
+                             if str(n) not in want.lun)
+        out.unmanaged.extend(f"iscsi acl {want.iqn}/{i}" for i in sorted(have.acls)
+                             if i not in want.acls)
+    if problems:
+        out.blocked.extend(actions.Blocked(obj, p) for p in problems)
+        return
+    step = iscsi_actions.ApplyTarget(
+        name=name, iqn=want.iqn, portals=want.portals, luns=tuple(keep),
+        remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host)
+    if not step.is_done(st):
+        why = ("target does not exist" if have is None else
+               "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
+               "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
+        out.steps.append(actions.Step(step, why))
+
+
+def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
+    return (f"{what} is refused: initiator(s) {who} are logged in to {want.iqn} and may be "
+            f"using its disks (a PV, a mounted file system); log them out first, or set "
+            f"export_ends = true on the target to end the export anyway")
+
+
+def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState) -> None:
+    obj = f"iscsi session {name}"
+    s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
+    if want.state is iscsi_spec.SessionState.LOGGED_IN:
+        step = iscsi_actions.LoginSession(name=name, portal=want.portal, target=want.target,
+                                          chap_file=want.chap_file, luns=want.luns,
+                                          host=st.host)
+        if not step.is_done(st):
+            why = "no session" if s is None else f"session {s.sid} is {s.state or 'not logged in'}"
+            out.steps.append(actions.Step(step, why))
+        return
+    if s is None:
+        return
+    uses = []
+    for d in s.disks:
+        what = []
+        pv = next((p for p in st.pvs.values() if d.devno is not None and p.devno == d.devno),
+                  None)
+        if pv is not None:
+            what.append(f"an LVM PV of VG {pv.vg}" if pv.vg else "an LVM PV (in no VG)")
+        what += [f"mounted at {m}" for m in d.mounts]
+        what += [f"held by {h}" for h in d.holders]
+        if what:
+            uses.append(f"/dev/{d.name} (LUN {d.lun}) is {', '.join(what)}")
+    if uses:
+        out.blocked.append(actions.Blocked(obj, "logout refused: " + "; ".join(uses) +
+                                           ". Take the disk out of use first (remove it from "
+                                           "the VG's pvs, unmount it); the next pass logs out"))
+        return
+    out.steps.append(actions.Step(iscsi_actions.LogoutSession(
+        name=name, portal=want.portal, target=want.target, host=st.host),
+        "spec says the session is absent"))

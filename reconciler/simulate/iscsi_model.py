@@ -1,0 +1,84 @@
+"""The iSCSI model: LIO targets on one simulated host, open-iscsi sessions on another, joined
+by a ``Fabric`` (the network between them).
+
+A login makes the target's mapped LUNs appear on the initiator's host as SCSI disks
+(``/dev/sdX``, major 8, with udev's by-path name as an alias) of the exported device's size;
+a logout makes them disappear (a disk that is an LVM PV stays, failed: lvm then sees its PV
+missing, as it does when a session drops under it). What each side shows in configfs/sysfs
+and what iscsiadm prints follow the lab recordings (tests/fixtures/outputs/iscsi/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .host import SimulatedHost
+
+
+@dataclass
+class Acl:
+    userid: str = ""
+    password: str = ""
+    mapped: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Target:
+    iqn: str
+    portals: list[str] = field(default_factory=list)
+    enabled: bool = False
+    auth: bool = False
+    luns: dict[int, str] = field(default_factory=dict)  # LUN -> backstore name "iblock_N/so"
+    acls: dict[str, Acl] = field(default_factory=dict)
+    sessions: set[str] = field(default_factory=set)  # initiator names logged in
+
+
+@dataclass
+class Session:
+    sid: int
+    portal: str
+    target: str
+    disks: dict[int, str] = field(default_factory=dict)  # LUN -> /dev/sdX on this host
+
+
+@dataclass
+class IscsiSide:
+    """One host's iSCSI state: what it exports and what it imports."""
+
+    initiator: str = ""
+    targets: dict[str, Target] = field(default_factory=dict)
+    backstores: dict[str, str] = field(default_factory=dict)  # "iblock_0/name" -> device path
+    lio_loaded: bool = False
+    nodes: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (portal, iqn)
+    sessions: list[Session] = field(default_factory=list)
+    next_sid: int = 1
+    file_modes: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (mode, uid)
+    fabric: Fabric | None = None
+
+
+class Fabric:
+    """The network: which host answers at which portal address."""
+
+    def __init__(self) -> None:
+        self.hosts: list[SimulatedHost] = []
+        self.unreachable: set[str] = set()  # portal addresses cut off
+
+    def join(self, host: SimulatedHost, initiator: str = "") -> IscsiSide:
+        side = IscsiSide(initiator=initiator, fabric=self)
+        host.iscsi = side
+        self.hosts.append(host)
+        return side
+
+    def at(self, portal: str) -> tuple[SimulatedHost, IscsiSide] | None:
+        """The host listening on ``portal`` (an enabled target has it, or 0.0.0.0:port)."""
+        if portal in self.unreachable:
+            return None
+        port = portal.rsplit(":", 1)[1]
+        for h in self.hosts:
+            side = h.iscsi
+            for t in side.targets.values():
+                if portal in t.portals or f"0.0.0.0:{port}" in t.portals:
+                    return h, side
+        return None

@@ -1,0 +1,346 @@
+"""Simulated iSCSI tools: ``modprobe``, the reconciler's rtslib applier process (``python3 -m
+reconciler.adapters.iscsi lio-apply|node-chap``), ``iscsiadm`` (discovery, node login,
+logout, delete), and the configfs / sysfs files the observer reads. Messages and exit codes
+are those recorded in tests/fixtures/outputs/iscsi/; anything else raises
+``UnsupportedCommand``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+from reconciler.errors import UnsupportedCommand
+
+from . import md_tools
+from .iscsi_model import Acl, IscsiSide, Session, Target
+from .md_tools import Out
+
+if TYPE_CHECKING:
+    from .host import SimulatedHost
+
+CONFIGFS = "/sys/kernel/config/target"
+APPLIER = "reconciler.adapters.iscsi"
+
+
+def lookup(argv: tuple[str, ...]):
+    """(handler, mutates) for an iSCSI command, or None when it is not one."""
+    if argv[0] == "modprobe":
+        return _modprobe, True
+    if argv[0] == "iscsiadm":
+        return _iscsiadm, True
+    if len(argv) >= 4 and argv[1:3] == ("-m", APPLIER):
+        return _applier, True
+    return None
+
+
+def _side(host: SimulatedHost) -> IscsiSide:
+    side = getattr(host, "iscsi", None)
+    if side is None:
+        raise UnsupportedCommand(f"host {host.name} is on no simulated iSCSI fabric "
+                                 f"(iscsi_model.Fabric().join(host))")
+    return side
+
+
+def _modprobe(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    known = {"configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod",
+             "iscsi_tcp", "sd_mod"}
+    if argv[1:2] != ("-a",) or not set(argv[2:]) <= known:
+        raise UnsupportedCommand(f"modprobe form not modelled: {' '.join(argv)}")
+    side = _side(host)
+    if "iscsi_target_mod" in argv:
+        side.lio_loaded = True
+    return Out(0)
+
+
+# -- the applier -----------------------------------------------------------------------------
+
+
+def _chap(host: SimulatedHost, side: IscsiSide, path: str) -> tuple[str, str] | str:
+    text = host.md.files.get(path)
+    if text is None:
+        return f"reconciler-iscsi: CHAP file {path}: No such file or directory\n"
+    mode, uid = side.file_modes.get(path, (0o600, 0))
+    if uid != 0 or mode not in (0o600, 0o400):
+        return (f"reconciler-iscsi: CHAP file {path}: mode {mode:04o}, owner uid {uid}; it must "
+                f"be mode 0600 or 0400 and owned by root (it holds a secret)\n")
+    vals = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    vals = {k.strip(): v.strip() for k, v in vals.items()}
+    return vals.get("userid", ""), vals.get("password", "")
+
+
+def _applier(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    side = _side(host)
+    op = argv[3]
+    if op == "node-chap" and len(argv) == 7:
+        portal, iqn, path = argv[4:7]
+        chap = _chap(host, side, path)
+        if isinstance(chap, str):
+            return Out(3, stderr=[chap])
+        rec = side.nodes.get((portal, iqn))
+        if rec is None:
+            return Out(3, stderr=[f"reconciler-iscsi: no node record for {iqn} at {portal}: No "
+                                  f"records found (discovery does not list that target)\n"])
+        rec["userid"], rec["password"] = chap
+        return Out(0, stdout=["ok\n"])
+    if op != "lio-apply" or len(argv) != 5:
+        raise UnsupportedCommand(f"applier form not modelled: {' '.join(argv)}")
+    if not side.lio_loaded:
+        raise UnsupportedCommand("lio-apply before modprobe of iscsi_target_mod")
+    d = json.loads(argv[4])
+    chap = None
+    if d.get("chap_file"):
+        chap = _chap(host, side, d["chap_file"])
+        if isinstance(chap, str):
+            return Out(3, stderr=[chap])
+    prefix = f"{d['name']}_lun"
+    if d.get("delete"):
+        side.targets.pop(d["iqn"], None)
+        for k in [k for k in side.backstores if k.split("/", 1)[1].startswith(prefix)]:
+            del side.backstores[k]
+        return Out(0, stdout=["deleted\n"])
+    t = side.targets.setdefault(d["iqn"], Target(iqn=d["iqn"]))
+    for p in d["portals"]:
+        if p not in t.portals:
+            t.portals.append(p)
+    for n in d.get("remove_luns", ()):
+        so = t.luns.pop(int(n), None)
+        for acl in t.acls.values():
+            acl.mapped.discard(int(n))
+        if so is not None and so.split("/", 1)[1].startswith(prefix):
+            side.backstores.pop(so, None)
+    for key, dev in sorted(d["luns"].items(), key=lambda kv: int(kv[0])):
+        n = int(key)
+        if n in t.luns:
+            if side.backstores[t.luns[n]] != dev:
+                return Out(1, stderr=[f"reconciler-iscsi: ApplyError: LUN {n} of {d['iqn']} "
+                                      f"exports {side.backstores[t.luns[n]]}, not {dev}\n"])
+            continue
+        if host.model.device(dev) is None and host.lv_by_path(dev) is None:
+            return Out(1, stderr=[f"reconciler-iscsi: RTSLibError: Device {dev} does not "
+                                  f"exist\n"])
+        so = f"iblock_{len(side.backstores)}/{prefix}{n}"
+        side.backstores[so] = dev
+        t.luns[n] = so
+    for initiator in d["acls"]:
+        acl = t.acls.setdefault(initiator, Acl())
+        if chap is not None:
+            acl.userid, acl.password = chap
+        acl.mapped |= set(t.luns)
+    t.auth = chap is not None
+    t.enabled = True
+    return Out(0, stdout=["ok\n"])
+
+
+# -- iscsiadm --------------------------------------------------------------------------------
+
+
+def _opt(argv: tuple[str, ...], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def _bracket(iqn: str, portal: str) -> str:
+    ip, port = portal.rsplit(":", 1)
+    return f"[iface: default, target: {iqn}, portal: {ip},{port}]"
+
+
+def _iscsiadm(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    side = _side(host)
+    mode, portal, iqn = _opt(argv, "-m"), _opt(argv, "-p"), _opt(argv, "-T")
+    if mode == "discovery" and _opt(argv, "-t") == "sendtargets" and portal and len(argv) == 7:
+        where = side.fabric.at(portal) if side.fabric else None
+        if where is None:
+            ip = portal.rsplit(":", 1)[0]
+            return Out(11, stderr=[f"iscsiadm: cannot make connection to {ip}: No route to "
+                                   f"host\n"] * 6 + [
+                "iscsiadm: connection login retries (reopen_max) 5 exceeded\n",
+                "iscsiadm: Could not perform SendTargets discovery: iSCSI PDU timed out\n"])
+        _, remote = where
+        lines = []
+        for t in sorted(remote.targets.values(), key=lambda t: t.iqn):
+            if t.enabled:
+                side.nodes.setdefault((portal, t.iqn), {})
+                lines.append(f"{portal},1 {t.iqn}\n")
+        return Out(0, stdout=lines)
+    if mode != "node" or not portal or not iqn or len(argv) not in (8, 9):
+        raise UnsupportedCommand(f"iscsiadm form not modelled: {' '.join(argv)}")
+    op = argv[7:]
+    rec = side.nodes.get((portal, iqn))
+    if rec is None:
+        return Out(21, stderr=["iscsiadm: No records found\n"])
+    if op == ("-o", "delete"):
+        del side.nodes[(portal, iqn)]
+        return Out(0)
+    current = next((s for s in side.sessions if (s.portal, s.target) == (portal, iqn)), None)
+    if op == ("--logout",):
+        if current is None:
+            return Out(21, stderr=["iscsiadm: No matching sessions found\n"])
+        _logout(host, side, current)
+        return Out(0, stdout=[f"Logging out of session [sid: {current.sid}, target: {iqn}, "
+                              f"portal: {portal.replace(':', ',')}]\n",
+                              f"Logout of [sid: {current.sid}, target: {iqn}, portal: "
+                              f"{portal.replace(':', ',')}] successful.\n"])
+    if op != ("--login",):
+        raise UnsupportedCommand(f"iscsiadm form not modelled: {' '.join(argv)}")
+    if current is not None:
+        return Out(15, stderr=["iscsiadm: default: 1 session requested, but 1 already present.\n",
+                               "iscsiadm: Could not log into all portals\n"])
+    head = [f"Logging in to {_bracket(iqn, portal)}\n"]
+    where = side.fabric.at(portal) if side.fabric else None
+    t = where[1].targets.get(iqn) if where else None
+
+    def fail(rc: int, why: str) -> Out:
+        return Out(rc, stdout=head, stderr=[f"iscsiadm: Could not login to {_bracket(iqn, portal)}.\n",
+                                            f"iscsiadm: initiator reported error ({why})\n",
+                                            "iscsiadm: Could not log into all portals\n"])
+    if where is None:
+        return fail(8, "8 - connection timed out")
+    if t is None or not t.enabled:
+        return fail(3, "3 - iSCSI login failed due to target not found")  # not recorded as such
+    acl = t.acls.get(side.initiator)
+    if acl is None or (t.auth and (rec.get("userid"), rec.get("password")) != (acl.userid, acl.password)):
+        return fail(24, "24 - iSCSI login failed due to authorization failure")
+    t.sessions.add(side.initiator)
+    s = Session(sid=side.next_sid, portal=portal, target=iqn)
+    side.next_sid += 1
+    remote_host, remote = where
+    for n in sorted(acl.mapped):
+        dev = remote.backstores[t.luns[n]]
+        size = _size(remote_host, dev)
+        name = _free_sd(host)
+        # udev's by-path name (60-persistent-storage.rules), as recorded in commands/by_path.txt
+        host.add_device(name, size, (f"/dev/disk/by-path/ip-{portal}-iscsi-{iqn}-lun-{n}",))
+        s.disks[n] = name
+    side.sessions.append(s)
+    return Out(0, stdout=[*head, f"Login to {_bracket(iqn, portal)} successful.\n"])
+
+
+def _size(host: SimulatedHost, path: str) -> int:
+    dev = host.model.device(path)
+    if dev is not None:
+        return dev.size
+    lv = host.lv_by_path(path)
+    if lv is None:
+        raise UnsupportedCommand(f"exported device {path} vanished on {host.name}")
+    return lv.extents * lv.vg.extent_size
+
+
+def _free_sd(host: SimulatedHost) -> str:
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        if host.model.device(f"/dev/sd{c}") is None:
+            return f"/dev/sd{c}"
+    raise UnsupportedCommand("more than 26 SCSI disks")
+
+
+def _logout(host: SimulatedHost, side: IscsiSide, s: Session) -> None:
+    side.sessions.remove(s)
+    where = side.fabric.at(s.portal) if side.fabric else None
+    if where is not None and s.target in where[1].targets:
+        where[1].targets[s.target].sessions.discard(side.initiator)
+    for name in s.disks.values():
+        if host.model.pv(name) is not None:
+            host.fail_device(name)  # the PV stays in lvm's metadata, missing
+        else:
+            dev = host.model.device(name)
+            host.model.devices.pop(dev.path)
+            for alias in dev.aliases:
+                host.model.aliases.pop(alias, None)
+            host.model._numbers.discard((dev.major, dev.minor))
+
+
+# -- kernel files ----------------------------------------------------------------------------
+
+
+def handles(path: str) -> bool:
+    return (path.startswith((CONFIGFS, "/sys/class/iscsi_", "/etc/iscsi/"))
+            or bool(re.match(r"^/sys/block/sd[a-z]+/", path)))
+
+
+def read(host: SimulatedHost, path: str) -> str | None:
+    side = _side(host)
+    files, dirs = _tree(host, side)
+    if path.endswith("/"):
+        entries = dirs.get(path.rstrip("/"))
+        return None if entries is None else "".join(f"{e}\n" for e in sorted(entries))
+    if path in files:
+        return files[path]
+    if path in dirs:
+        return None
+    parent = path.rsplit("/", 1)[0]
+    if parent in dirs or path.startswith("/etc/iscsi/"):
+        return None
+    # a path under a directory that does not exist: absent, like the kernel says
+    head = parent
+    while head and head not in dirs:
+        head = head.rsplit("/", 1)[0]
+    if head and path[len(head) + 1:].split("/", 1)[0] not in dirs.get(head, set()):
+        return None
+    raise UnsupportedCommand(f"iSCSI kernel file not modelled by the simulator: {path}")
+
+
+def _add(dirs: dict[str, set[str]], path: str) -> None:
+    while path.count("/") > 1:
+        parent, name = path.rsplit("/", 1)
+        dirs.setdefault(parent, set()).add(name)
+        dirs.setdefault(path, set())
+        path = parent
+
+
+def _tree(host: SimulatedHost, side: IscsiSide) -> tuple[dict[str, str], dict[str, set[str]]]:
+    files: dict[str, str] = {}
+    dirs: dict[str, set[str]] = {}
+
+    def f(path: str, text: str) -> None:
+        files[path] = text
+        _add(dirs, path)
+
+    if side.initiator:
+        f("/etc/iscsi/initiatorname.iscsi", f"InitiatorName={side.initiator}\n")
+    if side.lio_loaded:
+        _add(dirs, f"{CONFIGFS}/core")
+        _add(dirs, f"{CONFIGFS}/iscsi")
+        for so, dev in side.backstores.items():
+            f(f"{CONFIGFS}/core/{so}/udev_path", f"{dev}\n")
+        for t in side.targets.values():
+            tpg = f"{CONFIGFS}/iscsi/{t.iqn}/tpgt_1"
+            f(f"{tpg}/enable", "1\n" if t.enabled else "0\n")
+            f(f"{tpg}/attrib/authentication", "1\n" if t.auth else "0\n")
+            f(f"{tpg}/attrib/generate_node_acls", "0\n")
+            for p in t.portals:
+                f(f"{tpg}/np/{p}/iser", "0\n")
+            _add(dirs, f"{tpg}/lun")
+            _add(dirs, f"{tpg}/acls")
+            for n, so in t.luns.items():
+                link = f"{tpg}/lun/lun_{n}/{abs(hash(so)) % 10**10:010x}"[:len(tpg) + 22]
+                f(f"{link}/udev_path", f"{side.backstores[so]}\n")
+                _add(dirs, f"{tpg}/lun/lun_{n}/statistics")
+            for initiator, acl in t.acls.items():
+                a = f"{tpg}/acls/{initiator}"
+                f(f"{a}/auth/userid", f"{acl.userid}\n")
+                f(f"{a}/info", (f"InitiatorName: {initiator}\nSession State: "
+                                f"TARG_SESS_STATE_LOGGED_IN\n") if initiator in t.sessions else
+                  f"No active iSCSI Session for Initiator Endpoint: {initiator}\n")
+                for n in acl.mapped:
+                    f(f"{a}/lun_{n}/write_protect", "0\n")
+    _add(dirs, "/sys/class/iscsi_session")
+    _add(dirs, "/sys/class/iscsi_connection")
+    for s in side.sessions:
+        base = f"/sys/class/iscsi_session/session{s.sid}"
+        f(f"{base}/targetname", f"{s.target}\n")
+        f(f"{base}/state", "LOGGED_IN\n")
+        ip, port = s.portal.rsplit(":", 1)
+        conn = f"/sys/class/iscsi_connection/connection{s.sid}:0"
+        f(f"{conn}/persistent_address", f"{ip}\n")
+        f(f"{conn}/persistent_port", f"{port}\n")
+        hostno = s.sid + 1
+        for n, name in s.disks.items():
+            kname = name.rsplit("/", 1)[1]
+            f(f"{base}/device/target{hostno}:0:0/{hostno}:0:0:{n}/block/{kname}/dev", "")
+            dev = host.model.device(name)
+            f(f"/sys/block/{kname}/dev", f"{dev.major}:{dev.minor}\n")
+            holders = md_tools.holders(host, dev)
+            _add(dirs, f"/sys/block/{kname}/holders")
+            for h in holders:
+                _add(dirs, f"/sys/block/{kname}/holders/{h}")
+    return files, dirs

@@ -1,0 +1,187 @@
+"""Spec tables for iSCSI: a LIO target exported by one node, a session logged in by another.
+
+Layout::
+
+    [iscsi_target.export0]              # on the exporting node
+    nodes = ["new-server"]
+    iqn = "iqn.2003-01.org.example.new:export0"
+    portals = ["192.0.2.10:3260"]
+    acls = ["iqn.2004-10.com.example:old-server"]
+    chap_file = "/etc/reconciler/export0.chap"   # root-only; "userid = ..." / "password = ..."
+    [iscsi_target.export0.lun.0]
+    device = "/dev/md1"
+    [iscsi_target.export0.lun.1]
+    device = "/dev/vg0/spare"
+    state = "absent"                     # removed; refused while a session is on the target
+                                         # unless export_ends = true
+
+    [iscsi_session.new]                  # on the importing node
+    nodes = ["old-server"]
+    portal = "192.0.2.10:3260"
+    target = "iqn.2003-01.org.example.new:export0"
+    chap_file = "/etc/reconciler/old-server.chap"
+    luns = [0]                           # the disks the login makes appear
+    state = "logged-in"
+
+The CHAP secret is never in the spec: ``chap_file`` names a file that only root can read
+(mode 0600 or 0400, owned by root), checked when it is used, at apply, because a pure
+validator must not read files and a file's mode can change after validation anyway.
+
+A session's disks appear as udev's stable names,
+``/dev/disk/by-path/ip-<portal>-iscsi-<target>-lun-<n>`` (``disk_path``); a VG's ``pvs``
+name them that way, and planning orders ``pvcreate`` after the login that provides them.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from reconciler.spec.text import shown
+
+# RFC 3720 3.2.6.3.1: iqn.YYYY-MM.reversed.domain[:anything]; LIO also accepts eui./naa.
+_IQN_RE = re.compile(r"^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?"
+                     r"|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?)$")
+_PORTAL_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}):([0-9]{1,5})$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
+_NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
+_FILE_RE = re.compile(r"^/[A-Za-z0-9_.@+=,-]+(/[A-Za-z0-9_.@+=,-]+)*$")
+
+
+def check_iqn(v: str) -> str:
+    if len(v) > 223 or not _IQN_RE.match(v):
+        raise ValueError(f"{shown(v)} is not an iSCSI name (iqn.YYYY-MM.reversed.domain[:id], "
+                         f"lower case, at most 223 characters; or eui./naa.)")
+    return v
+
+
+def check_portal(v: str) -> str:
+    m = _PORTAL_RE.match(v)
+    if not m or any(int(o) > 255 for o in m.group(1).split(".")) or not 0 < int(m.group(3)) < 65536:
+        raise ValueError(f"portal {shown(v)} must be IPv4:port, e.g. \"192.0.2.10:3260\"")
+    return v
+
+
+def check_device(v: str) -> str:
+    if not _DEVICE_RE.match(v) or "/../" in v + "/" or "/./" in v + "/":
+        raise ValueError(f"{shown(v)} is not a device path under /dev")
+    return v
+
+
+def check_file(v: str) -> str:
+    if not _FILE_RE.match(v) or "/../" in v + "/" or "/./" in v + "/":
+        raise ValueError(f"{shown(v)} must be an absolute file path (the CHAP secrets file)")
+    return v
+
+
+def check_name(v: str) -> str:
+    if not _NAME_RE.match(v):
+        raise ValueError(f"name {shown(v)} must be 1 to 64 letters, digits and _ . - "
+                         f"(starting with a letter or digit)")
+    return v
+
+
+def check_node(v: str) -> str:
+    if not _NODE_RE.match(v):
+        raise ValueError(f"node {shown(v)} must be a host name (letters, digits, - and .) or \"*\"")
+    return v
+
+
+Iqn = Annotated[str, AfterValidator(check_iqn)]
+NodeName = Annotated[str, AfterValidator(check_node)]
+Portal = Annotated[str, AfterValidator(check_portal)]
+DevicePath = Annotated[str, AfterValidator(check_device)]
+SecretsFile = Annotated[str, AfterValidator(check_file)]
+IscsiName = Annotated[str, AfterValidator(check_name)]
+
+
+def disk_path(portal: str, target: str, lun: int) -> str:
+    """udev's by-path name of LUN ``lun`` of ``target`` logged in through ``portal``
+    (60-persistent-storage.rules: ``ip-$addr:$port-iscsi-$target-lun-$lun``)."""
+    return f"/dev/disk/by-path/ip-{portal}-iscsi-{target}-lun-{lun}"
+
+
+class Presence(enum.StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class SessionState(enum.StrEnum):
+    LOGGED_IN = "logged-in"
+    ABSENT = "absent"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Lun(_Model):
+    device: DevicePath = Field(..., description="the block device exported (an iblock backstore)")
+    state: Presence = Field(Presence.PRESENT, description="present or absent")
+
+
+class Target(_Model):
+    """A LIO iSCSI target (one TPG, tag 1) built through rtslib-fb on the nodes named."""
+
+    nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the exporting host(s)")
+    iqn: Iqn = Field(..., description="the target's iSCSI name")
+    portals: tuple[Portal, ...] = Field(("0.0.0.0:3260",), description="IPv4:port to listen on")
+    acls: tuple[Iqn, ...] = Field(..., min_length=1,
+                                  description="initiator names allowed (each sees every LUN)")
+    chap_file: SecretsFile | None = Field(
+        None, description="root-only file with 'userid = ...' and 'password = ...' lines; "
+        "set = CHAP required for every ACL")
+    lun: dict[str, Lun] = Field(default_factory=dict, description="LUN number -> device")
+    state: Presence = Field(Presence.PRESENT, description="present or absent")
+    export_ends: bool = Field(
+        False, description="removing LUNs (or the target) while an initiator is logged in is "
+        "refused unless this says the export ends")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Target":
+        for k in self.lun:
+            if not k.isdigit() or int(k) > 255 or (k != "0" and k.startswith("0")):
+                raise ValueError(f"LUN {shown(k)} must be a number from 0 to 255")
+        devs = [lun.device for lun in self.lun.values()]
+        for d in devs:
+            if devs.count(d) > 1:
+                raise ValueError(f"{d} is exported as two LUNs")
+        for seq, what in ((self.portals, "portal"), (self.acls, "acl"), (self.nodes, "node")):
+            if len(set(seq)) != len(seq):
+                raise ValueError(f"a {what} is listed twice")
+        return self
+
+    def luns(self) -> dict[int, Lun]:
+        return {int(k): v for k, v in sorted(self.lun.items(), key=lambda kv: int(kv[0]))}
+
+    def applies_to(self, node: str) -> bool:
+        return "*" in self.nodes or node in self.nodes
+
+
+class Session(_Model):
+    """An open-iscsi session to ``target`` through ``portal``, on the nodes named."""
+
+    nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the importing host(s)")
+    portal: Portal = Field(..., description="IPv4:port of the target")
+    target: Iqn = Field(..., description="the target's iSCSI name")
+    chap_file: SecretsFile | None = Field(
+        None, description="root-only file with 'userid = ...' and 'password = ...' lines")
+    luns: tuple[int, ...] = Field((0,), description="LUNs whose disks the login makes appear "
+                                  "(named /dev/disk/by-path/ip-PORTAL-iscsi-TARGET-lun-N)")
+    state: SessionState = Field(SessionState.LOGGED_IN, description="logged-in or absent")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Session":
+        if any(not 0 <= n <= 255 for n in self.luns) or len(set(self.luns)) != len(self.luns):
+            raise ValueError("luns must be distinct numbers from 0 to 255")
+        return self
+
+    def disks(self) -> tuple[str, ...]:
+        return tuple(disk_path(self.portal, self.target, n) for n in self.luns)
+
+    def applies_to(self, node: str) -> bool:
+        return "*" in self.nodes or node in self.nodes

@@ -1,0 +1,209 @@
+"""Seed 004 in the simulator: node a exports a disk and an LV over iSCSI (LIO, ACL, CHAP);
+node b logs in, adds the disk to its VG and moves an LV onto it, in one plan. Each refusal,
+and each login error naming the session while unrelated steps go on."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from reconciler import controller
+from reconciler.simulate import SimulatedHost
+from reconciler.simulate.iscsi_model import Fabric
+from reconciler.spec import loading
+
+M = 1024**2
+IQN = "iqn.2003-01.org.example.a:export0"
+INIT_B = "iqn.2004-10.com.example:b"
+PORTAL = "192.0.2.1:3260"
+DISK0 = f"/dev/disk/by-path/ip-{PORTAL}-iscsi-{IQN}-lun-0"
+CHAP = "userid = b\npassword = abcdefghijkl\n"
+
+SPEC = f"""
+[vg.exp]
+nodes = ["a"]
+pvs = ["/dev/vdc"]
+[vg.exp.lv.lv0]
+size = "32M"
+
+[iscsi_target.export0]
+nodes = ["a"]
+iqn = "{IQN}"
+portals = ["{PORTAL}"]
+acls = ["{INIT_B}"]
+chap_file = "/etc/reconciler/a.chap"
+[iscsi_target.export0.lun.0]
+device = "/dev/vdb"
+{{lun0_state}}
+[iscsi_target.export0.lun.1]
+device = "/dev/exp/lv0"
+
+[iscsi_session.from_a]
+nodes = ["b"]
+portal = "{PORTAL}"
+target = "{IQN}"
+chap_file = "/etc/reconciler/b.chap"
+luns = [0]
+state = "{{session}}"
+
+[vg.vg0]
+nodes = ["b"]
+pvs = [{{pvs}}]
+[vg.vg0.lv.data]
+size = "64M"
+placement = ["{DISK0}"]
+move = "pvmove"
+[vg.vg0.lv.other]
+size = "16M"
+placement = ["/dev/vda"]
+"""
+
+
+class Pair:
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.fabric = Fabric()
+        self.a = SimulatedHost(seed="a")
+        self.b = SimulatedHost(seed="b")
+        self.fabric.join(self.a)
+        self.fabric.join(self.b, initiator=INIT_B)
+        self.a.add_device("/dev/vdb", 256 * M)
+        self.a.add_device("/dev/vdc", 128 * M)
+        self.a.md.files["/etc/reconciler/a.chap"] = CHAP
+        self.b.md.files["/etc/reconciler/b.chap"] = CHAP
+        self.b.add_device("/dev/vda", 256 * M)
+        self.b.add_vg("vg0", ["/dev/vda"])
+        self.b.add_lv("vg0", "data", 64 * M)
+        self.memory = {"a": controller.Memory(), "b": controller.Memory()}
+
+    def spec(self, *, session="logged-in", pvs=f'"/dev/vda", "{DISK0}"', lun0_state=""):
+        (self.tmp / "spec.toml").write_text(textwrap.dedent(SPEC).format(
+            session=session, pvs=pvs, lun0_state=lun0_state))
+        return loading.load(self.tmp / "spec.toml")
+
+    def run(self, node, loaded, *, dry_run=False):
+        host = self.a if node == "a" else self.b
+        env = controller.Environment(runner=host, node=node, resolve=host.resolve_device,
+                                     clock=host.clock)
+        return controller.reconcile_once(loaded, env, dry_run=dry_run, memory=self.memory[node])
+
+    def converge(self, node, loaded, passes=200):
+        host = self.a if node == "a" else self.b
+        for _ in range(passes):
+            r = self.run(node, loaded)
+            if r.exit_code != controller.EXIT_PENDING:
+                return r
+            host.clock.advance(r.requeue_after or 5.0)
+        raise AssertionError(f"{node} not converged: {r.final}")
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return Pair(tmp_path)
+
+
+def _keys(plan):
+    return [s.key for s in plan.steps]
+
+
+def test_dry_run_on_b_before_anything_exists_shows_the_whole_chain_in_order(pair):
+    r = pair.run("b", pair.spec(), dry_run=True)
+    keys = _keys(r.plan)
+    assert not r.plan.blocked, r.plan.blocked
+    chain = ["iscsi-session:from_a:login", f"pv:{DISK0}:create", f"vg:vg0:extend:{DISK0}",
+             "lv:vg0/data:move:/dev/vda"]
+    assert [k for k in keys if k in chain] == chain, keys
+    assert "iscsi-session:from_a:login" in r.plan.steps[keys.index(f"pv:{DISK0}:create")].after
+    assert pair.b.calls and all(c.argv[0] == "lvm" for c in pair.b.calls)  # observed only
+
+
+def test_a_exports_then_b_converges_and_the_data_moves(pair):
+    loaded = pair.spec()
+    ra = pair.converge("a", loaded)
+    assert ra.exit_code == 0, ra.final
+    keys = _keys(ra.plan)
+    # the LV is created before the target that exports it (needs/provides on node a)
+    assert keys.index("lv:exp/lv0:create") < keys.index("iscsi-target:export0:apply")
+    t = pair.a.iscsi.targets[IQN]
+    assert t.enabled and t.auth and set(t.luns) == {0, 1}
+    rb = pair.converge("b", loaded)
+    assert rb.exit_code == 0, rb.final
+    lv = pair.b.lv("vg0", "data")
+    assert {area.device.path for seg in lv.segments for area, _ in seg.areas} == {"/dev/sda"}
+    # (the simulator models LV placement, not LV content: the lab test checks the data's md5)
+    assert pair.a.iscsi.targets[IQN].sessions == {INIT_B}
+    # settled on both: nothing more to do, observation costs one process (lvm fullreport)
+    for node in ("a", "b"):
+        r = pair.run(node, loaded)
+        assert r.plan.converged and r.processes == 1, (node, str(r.plan))
+
+
+def _converged_pair(pair):
+    loaded = pair.spec()
+    assert pair.converge("a", loaded).exit_code == 0
+    assert pair.converge("b", loaded).exit_code == 0
+
+
+def test_logout_is_refused_while_the_disk_is_a_pv_of_bs_vg(pair):
+    _converged_pair(pair)
+    r = pair.run("b", pair.spec(session="absent"))
+    (b,) = [b for b in r.plan.blocked if b.object == "iscsi session from_a"]
+    assert "logout refused" in b.reason and "an LVM PV of VG vg0" in b.reason
+    assert not any(c.argv[:2] == ("iscsiadm", "-m") and "--logout" in c.argv for c in pair.b.calls)
+
+
+def test_removing_a_lun_while_b_is_logged_in_is_refused_unless_the_export_ends(pair):
+    _converged_pair(pair)
+    r = pair.run("a", pair.spec(lun0_state='state = "absent"'))
+    (b,) = r.plan.blocked
+    assert b.object == "iscsi target export0"
+    assert "removing LUN 0 is refused" in b.reason and INIT_B in b.reason
+    assert 0 in pair.a.iscsi.targets[IQN].luns
+
+
+def test_wrong_chap_is_a_clear_error_naming_the_session_and_unrelated_steps_go_on(pair):
+    loaded = pair.spec()
+    assert pair.converge("a", loaded).exit_code == 0
+    pair.b.md.files["/etc/reconciler/b.chap"] = "userid = b\npassword = wrongwrong99\n"
+    r = pair.run("b", loaded)
+    by_key = {x.step.key: x for x in r.report.results}
+    login = by_key["iscsi-session:from_a:login"]
+    assert login.outcome == "failed"
+    assert "iscsi session from_a: the target refused the login" in str(login.error)
+    assert by_key[f"pv:{DISK0}:create"].outcome == "skipped"
+    assert by_key["lv:vg0/other:create"].outcome == "done"  # nothing unrelated held back
+
+
+def test_unreachable_portal_and_missing_target_are_named(pair):
+    loaded = pair.spec()
+    pair.fabric.unreachable.add(PORTAL)
+    r = pair.run("b", loaded)
+    login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
+    assert "iscsi session from_a: the portal 192.0.2.1:3260 is unreachable" in str(login.error)
+    pair.fabric.unreachable.clear()
+    pair.converge("a", loaded)
+    pair.a.iscsi.targets[IQN].iqn = IQN  # (the target exists, but under another name below)
+    pair.a.iscsi.targets["iqn.2003-01.org.example.a:other"] = pair.a.iscsi.targets.pop(IQN)
+    r = pair.run("b", loaded)
+    login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
+    assert "iscsi session from_a: no such target at that portal" in str(login.error)
+
+
+def test_chap_file_readable_by_others_is_refused_at_apply(pair):
+    pair.a.iscsi.file_modes["/etc/reconciler/a.chap"] = (0o644, 0)
+    r = pair.run("a", pair.spec())
+    res = next(x for x in r.report.results if x.step.key == "iscsi-target:export0:apply")
+    assert res.outcome == "failed" and "mode 0644" in str(res.error)
+    assert "abcdefghijkl" not in str(res.error)
+
+
+def test_a_target_the_spec_does_not_name_is_unmanaged_and_untouched(pair):
+    loaded = pair.spec()
+    pair.converge("a", loaded)
+    from reconciler.simulate.iscsi_model import Target
+    pair.a.iscsi.targets["iqn.2003-01.org.example.a:theirs"] = Target(
+        iqn="iqn.2003-01.org.example.a:theirs", enabled=True)
+    r = pair.run("a", loaded)
+    assert "iscsi target iqn.2003-01.org.example.a:theirs" in r.plan.unmanaged
+    assert r.plan.converged
