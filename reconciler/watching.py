@@ -15,7 +15,7 @@ Which events count:
 * never opened / closed-without-write events: the loader's own reads would otherwise
   trigger the next pass, forever.
 
-Files being written: a spec file that was created or modified and not yet closed is
+Files being written: a spec file that data was written to (modified) and not yet closed is
 *being written* (``writing()``). A writer that truncates a file and writes it in several
 chunks keeps it open until the last one; the daemon does not load the specs while a file
 is open for writing, so nothing is applied from a half-written file (an editor's or git's
@@ -80,7 +80,9 @@ class SpecWatcher:
 
     def _track(self, kind: str, paths: list[str]) -> None:
         with self._lock:
-            if kind in ("created", "modified"):
+            # Only data written marks a file as being written: watchdog also reports files it
+            # finds in a directory created a moment ago as "created", with no close to follow.
+            if kind == "modified":
                 self._writing.setdefault(paths[0], time.monotonic())
             elif kind in ("closed", "deleted", "moved"):
                 for p in paths:
