@@ -20,6 +20,7 @@ from loguru import logger
 
 from reconciler import actions, errors, executing, observing, planning, state
 from reconciler.runner import CommandResult, RecordingRunner, Runner
+from reconciler.spec import models
 from reconciler.spec.loading import LoadedSpec
 
 EXIT_IN_SYNC = 0
@@ -165,10 +166,11 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     spec = loaded.for_node(env.node)
     devices = observing.spec_devices(spec)
     md_targets = observing.md_targets(spec, env.ledger)
+    lockd = any(vg.scope is models.Scope.SHARED for vg in spec.vg.values())
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
-                                 now=env.clock.now(), md_targets=md_targets)
+                                 now=env.clock.now(), md_targets=md_targets, lockd=lockd)
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),

@@ -24,11 +24,15 @@ from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
                                     ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
                                     ResizeLv, ResumeMoves)
+from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
+                                      SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Step
 
 __all__ = ["Action", "AddMdMember", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
+           "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
+           "StartLockspace",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

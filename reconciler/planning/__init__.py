@@ -25,7 +25,7 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     polling: the first pass of a process, or no progress since the previous pass.
     """
     out = Partial()
-    out.extend(lvm.plan_vgs(spec, st, stalled))
+    out.extend(lvm.plan_vgs(spec, st, stalled, node))
     out.extend(md.plan_clones(spec, st))
     return actions.Plan(node=node, steps=_ordered(out.steps), in_flight=tuple(out.in_flight),
                         blocked=tuple(out.blocked), unmanaged=tuple(out.unmanaged),
