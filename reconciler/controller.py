@@ -204,7 +204,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
         level = ("ERROR" if r.outcome is executing.Outcome.FAILED else
-                 "DEBUG" if r.outcome is executing.Outcome.DEFERRED else "INFO")
+                 "DEBUG" if r.outcome is executing.Outcome.DEFERRED
+                 and not r.detail.startswith("waiting on another node") else "INFO")
         lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
                f" ({r.detail})" if r.detail else "")
 
