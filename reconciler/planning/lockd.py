@@ -103,7 +103,8 @@ def before_vg(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostSt
         if not creator:
             out.in_flight.append(actions.InFlight(
                 key=f"vg:{name}:created-elsewhere", object=f"vg {name}",
-                what=f"waiting on another node: {want.create_on} creates the shared VG"))
+                what=f"waiting on another node: {want.create_on} creates the shared VG",
+                percent=None))
             return out, False
         return out, True  # vgcreate --shared starts the lockspace too
     if not st.lockd.lockspace_started(name):
@@ -148,8 +149,6 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
             actions.SetActivation(vg=name, lv=lv_name, mode="off", host=st.host),
             f"marked absent; {want.create_on} removes it once no node has it active",
             frozenset({gate} if gate else ())))
-        if key:
-            activation_keys[lv_name] = key
     for step in planned:
         action = step.action
         if shared and isinstance(action, _CREATOR_ONLY):
@@ -217,7 +216,8 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
         if mode is not models.Activation.INACTIVE and not creator:
             out.in_flight.append(actions.InFlight(
                 key=f"lv:{vg}/{name}:created-elsewhere", object=obj,
-                what=f"waiting on another node: the VG's creator creates the LV"))
+                what="waiting on another node: the VG's create_on node creates the LV",
+                percent=None))
         if creator and mode is not models.Activation.INACTIVE and any(
                 s.key == create for s in planned):
             key = f"lv:{vg}/{name}:activate"
