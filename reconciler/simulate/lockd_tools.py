@@ -184,11 +184,11 @@ class LockdNode:
     def _exclusive_here_or_free(self, vg: SharedVg, lv: SharedLv, out: Out) -> bool:
         """What lvextend, lvremove and pvmove need: this node's ex lock, or none anywhere."""
         mine = self.c.locks.holders(lv.uuid).get(self.n.name)
+        if mine == "sh":  # checked first: lab, shared on both nodes
+            out.fail(f"LV is already locked with incompatible mode: {vg.name}/{lv.name}")
+            return False
         if self.c.locks.others(lv.uuid, self.n.name):
             out.fail(f"LV locked by other host: {vg.name}/{lv.name}")
-            return False
-        if mine == "sh":
-            out.fail(f"LV is already locked with incompatible mode: {vg.name}/{lv.name}")
             return False
         return True
 
@@ -296,10 +296,16 @@ def _pvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
 
 def _vgcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     args = list(argv[1:])
-    if args[:3] != ["--shared", "--locktype", "sanlock"] or len(args) < 5:
-        raise UnsupportedCommand(f"only 'vgcreate --shared --locktype sanlock VG PV...' is "
+    if args[:3] == ["--shared", "--locktype", "sanlock"]:
+        args = args[3:]
+    elif args[:1] == ["--shared"]:  # lvmlockd picks the lock manager running: sanlock here
+        args = args[1:]
+    else:
+        args = []
+    if len(args) < 2 or args[0].startswith("-"):
+        raise UnsupportedCommand(f"only 'vgcreate --shared [--locktype sanlock] VG PV...' is "
                                  f"modelled: {argv}")
-    vg_name, devs = args[3], args[4:]
+    vg_name, devs = args[0], args[1:]
     out = Out()
     if not node.n.lvmlockd:
         out.warn("WARNING: lvmlockd process is not running.")
@@ -343,7 +349,7 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
     if vg is None:
         return out.fail(f'Volume group "{name}" not found')
     if name in node.n.lockspaces:
-        return out
+        return out.print("Starting locking.  Waiting for sanlock may take 20 sec to 3 min...")
     if not node.n.sanlock:
         out.warn("Start a lock manager, lvmlockd did not find one running.")
         out.warn("Skipping global lock: lockspace not found or started")
@@ -363,10 +369,13 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
 
 def _lvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     a = list(argv[1:])
-    if a[:5] != ["--yes", "--activate", "n", "--name", a[4] if len(a) > 4 else ""] or a[5] != "--size":
-        raise UnsupportedCommand(f"only 'lvcreate --yes --activate n --name LV --size Nb VG "
+    activate = a[1:3] != ["--activate", "n"]
+    if not activate:
+        del a[1:3]
+    if len(a) < 5 or a[0] != "--yes" or a[1] != "--name" or a[3] != "--size":
+        raise UnsupportedCommand(f"only 'lvcreate --yes [--activate n] --name LV --size Nb VG "
                                  f"[PV...]' is modelled: {argv}")
-    name, size, vg_name, pvs = a[4], int(a[6].rstrip("b")), a[7], a[8:]
+    name, size, vg_name, pvs = a[2], int(a[4].rstrip("b")), a[5], a[6:]
     out = Out()
     vg = node.c.storage.vgs.get(vg_name)
     if vg is None:
@@ -379,8 +388,12 @@ def _lvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     for pv in (pvs or list(vg.pvs)):
         start = vg.free_on(pv, n)
         if start is not None:
-            vg.lvs[name] = SharedLv(name, dashed(node.c.storage.uuid("lv")), n, pv, start)
-            out.warn(f"WARNING: Logical volume {vg_name}/{name} not zeroed.")
+            lv = vg.lvs[name] = SharedLv(name, dashed(node.c.storage.uuid("lv")), n, pv, start)
+            if activate:  # a new LV in a shared VG is active exclusively where it was made
+                node.c.locks.take(lv.uuid, node.n.name, "ex")
+                node._activate(vg, lv)
+            else:
+                out.warn(f"WARNING: Logical volume {vg_name}/{name} not zeroed.")
             return out.print(f'Logical volume "{name}" created.')
     return out.fail(f"Volume group \"{vg_name}\" has insufficient free space.")
 
@@ -432,7 +445,9 @@ def _lvextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
     vg, lv = found
     if not node._exclusive_here_or_free(vg, lv, out):
         return out
-    new = -(-int(argv[2].rstrip("b")) // EXTENT)
+    size = argv[2].rstrip("b")
+    new = (lv.extents + -(-int(size[1:]) // EXTENT) if size.startswith("+")
+           else -(-int(size) // EXTENT))
     extra = new - lv.extents
     if extra <= 0:
         return out.fail(f"New size given ({new} extents) not larger than existing size "
@@ -474,8 +489,11 @@ def _lvremove(node: LockdNode, argv: tuple[str, ...]) -> Out:
 
 
 def _pvmove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    foreground = argv[1:3] == ("-i", "1")
+    if foreground:  # polling in the foreground: the same here (no time passes)
+        argv = (argv[0], "--background", *argv[3:])
     if len(argv) < 6 or argv[1:3] != ("--background", "--name"):
-        raise UnsupportedCommand(f"only 'pvmove --background --name VG/LV SRC DST...': {argv}")
+        raise UnsupportedCommand(f"only 'pvmove --background|-i 1 --name VG/LV SRC DST...': {argv}")
     out = Out()
     found = node._lv(argv[3], out)
     if found is None:
@@ -492,7 +510,7 @@ def _pvmove(node: LockdNode, argv: tuple[str, ...]) -> Out:
         start = vg.free_on(d, lv.extents) if d in vg.pvs else None
         if start is not None:
             lv.pv, lv.start = d, start
-            return out
+            return out.print(f"{src}: Moved: 100.00%") if foreground else out
     return out.fail(f"Insufficient free space: {lv.extents} extents needed")
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 OUTPUTS = TESTS / "fixtures" / "outputs"
 COMPARING_MODULES = (TESTS / "simulate" / "test_recorded_scenarios.py",
-                     TESTS / "md" / "test_md_simulator.py")
+                     TESTS / "md" / "test_md_simulator.py",
+                     TESTS / "lockd" / "test_lockd_recordings.py")
 
 
 def _claims() -> dict[str, str]:
