@@ -111,7 +111,7 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
         manifests = {m: a.run(["cat", f"{data.state_dir}/{m}"]).out
                      for m in ("before.md5", "writer.md5")}
         a.run(["umount", "/mnt/data"])
-        wait_for(lambda: lv_mode(b) == "ex", 240, "data exclusive on node-b")
+        wait_for(lambda: lv_mode(b) == "ex", 240, "data exclusive on node-b", interval=2)
         timings["move a->b after unmount"] = time.monotonic() - t1
         assert lv_mode(a) == "off"
         assert a.run(["test", "-e", f"/dev/mapper/{VG}-data"], check=False).rc == 1
@@ -127,13 +127,15 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
         put_spec(p, "96M", '"node-b" = "exclusive", "*" = "inactive"')
         wait_for(lambda: b.run(["lvs", "--noheadings", "--units", "b", "--nosuffix", "-o",
                                 "lv_size", f"{VG}/data"]).out.strip() == str(96 << 20), 240,
-                 "data grown to 96M by node-b")
+                 "data grown to 96M by node-b", interval=2)
         assert "lvextend" in log(b) and "lvextend" not in log(a)
         b.run(["umount", "/mnt/data"])
 
         # 4. shared on both + a new size: refused with lvmlockd's reason, before any command.
+        put_spec(p, "96M", '"*" = "shared"')
+        wait_for(lambda: lv_mode(a) == "sh" and lv_mode(b) == "sh", 240, "data shared on both",
+                 interval=2)
         put_spec(p, "128M", '"*" = "shared"')
-        wait_for(lambda: lv_mode(a) == "sh" and lv_mode(b) == "sh", 240, "data shared on both")
         for g in (a, b):
             wait_for(lambda g=g: "LV is already locked with incompatible mode" in log(g), 120,
                      f"the resize refused on {g.name}")
