@@ -361,9 +361,11 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
     out.print("Starting locking.  Waiting for sanlock may take 20 sec to 3 min...")
     clash = [n for n in node.c.nodes.values() if n is not node.n and n.up
              and n.host_id == node.n.host_id and name in n.lockspaces]
-    if not clash:  # a host_id a live node holds: rc 0 all the same, and no lockspace (lab)
+    # A host_id a live node holds: rc 0 all the same, the lvmlock LV active, and no
+    # lockspace (lab: state/after_host_id_in_use_b.txt).
+    node._activate(vg, vg.lvs["lvmlock"])
+    if not clash:
         node.n.lockspaces.add(name)
-        node._activate(vg, vg.lvs["lvmlock"])
     return out
 
 

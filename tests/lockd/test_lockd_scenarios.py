@@ -192,6 +192,9 @@ def test_a_lock_start_that_exits_0_without_a_lockspace_is_a_failure():
     r = out.outcome("vg:vgs:lock-start")
     assert r.outcome is D.FAILED and "exited 0 but the host does not show it" in r.detail
     assert "host_id is used by another live node" in r.detail
+    assert "vgs-lvmlock" in c.nodes["node-b"].dm  # as recorded: no proof of a lockspace
+    again = run_pass(c, "node-b", spec(data(node_a="exclusive", all="inactive")))
+    assert again.mutating == [("vgchange", "--lock-start", "vgs")]  # tried again next pass
 
 
 def test_a_shared_vg_that_lvm_reports_local_is_refused_with_both_facts():
