@@ -9,7 +9,9 @@ tests/fixtures/outputs/lvmlockd/):
   in a loop and never an error -- moving an LV between nodes is exactly this wait;
 * "Cannot access VG vgs due to failed lock.": this node has not started the lockspace;
 * "lock start in progress": retried (``LOCKED``);
-* "error -221" / "Global lock failed": sanlock lost its lease storage (an error);
+* "error -221" / "Global lock failed": sanlock lost its lease storage, or (pvcreate before
+  any shared VG's lockspace is started) there is no global lock yet (an error; planning
+  leaves the first PVs to ``vgcreate --shared``);
 * "lvmlockd is not running", "lock manager sanlock is not running", "invalid sanlock
   host_id": the node is not set up (errors that say what to enable).
 
@@ -145,7 +147,8 @@ def classify(stderr: str) -> errors.FailureKind | None:
         return errors.FailureKind.PEER
     if _IN_PROGRESS.search(stderr):
         return errors.FailureKind.LOCKED
-    if _NOT_STARTED.search(stderr) or any(k in stderr for k in _SETUP) or "error -221" in stderr:
+    if (_NOT_STARTED.search(stderr) or any(k in stderr for k in _SETUP) or "error -221" in stderr
+            or "Global lock failed" in stderr):
         return errors.FailureKind.FATAL
     return None
 

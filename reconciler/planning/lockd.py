@@ -159,7 +159,15 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
                     f"vg {name}", "removing a shared VG is not planned: stop its lockspace on "
                     "every other node (vgchange --lock-stop), then vgremove it yourself"))
                 continue
+            if isinstance(action, actions.CreatePv) and obs is None:
+                # pvcreate needs lvmlockd's global lock, which lives in a started shared VG's
+                # lockspace: before the first one exists it fails ("Global lock failed: check
+                # that global lockspace is started", lab). vgcreate --shared labels the
+                # devices itself (recorded: vgcreate_shared_a).
+                continue
             if type(action) is actions.CreateVg:
+                step = actions.Step(step.action, step.reason,
+                                    frozenset(a for a in step.after if not a.startswith("pv:")))
                 action = actions.CreateSharedVg(vg=action.vg, devices=action.devices,
                                                 extent_size=action.extent_size,
                                                 lock_type=want.lock_type.value, host=action.host)

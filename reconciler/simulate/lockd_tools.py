@@ -287,6 +287,8 @@ def _pvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     dev = argv[1]
     if dev not in node.c.storage.devices:
         return out.fail(f"No device found for {dev}.")
+    if not node.n.lockspaces:  # the global lock is in a started shared VG's lockspace
+        return out.fail("Global lock failed: check that global lockspace is started")
     if dev in node.c.storage.labels:
         return out.fail(f"Can't initialize physical volume \"{dev}\" of volume group \"?\" "
                         f"without -ff")
