@@ -149,11 +149,33 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
             actions.SetActivation(vg=name, lv=lv_name, mode="off", host=st.host),
             f"marked absent; {want.create_on} removes it once no node has it active",
             frozenset({gate} if gate else ())))
+    elsewhere: dict[str, str] = {}  # key of a step another node runs -> what it does
     for step in planned:
         action = step.action
+        if shared and not creator and isinstance(action, _CREATOR_ONLY):
+            elsewhere[step.key] = f"{action.object}: {action.describe()}"
+        elif shared and isinstance(action, _NEEDS_EX) and _ex_runner(want, action.lv)[0] != node:
+            elsewhere[step.key] = f"{action.object}: {action.describe()}"
+    for step in planned:
+        action = step.action
+        if shared and step.key not in elsewhere and step.after & set(elsewhere):
+            # It needs what another node does first (a PV the creator adds, say).
+            first = sorted(step.after & set(elsewhere))[0]
+            out.in_flight.append(actions.InFlight(
+                key=step.key, object=action.object, percent=None,
+                what=f"waiting on another node: {elsewhere[first]}"))
+            continue
         if shared and isinstance(action, _CREATOR_ONLY):
             if not creator:
                 continue
+            lv_here = obs.lvs.get(getattr(action, "lv", "")) if obs else None
+            if (isinstance(action, actions.RemoveLv) and lv_here is not None
+                    and lv_here.attr.is_active and not lv_here.attr.is_open):
+                # Let go of it here first: lvremove wants no lock held anywhere.
+                off = actions.SetActivation(vg=name, lv=action.lv, mode="off", host=st.host)
+                out.steps.append(actions.Step(off, "marked absent; deactivated before lvremove",
+                                              frozenset({gate} if gate else ())))
+                step = actions.Step(action, step.reason, step.after | {off.key})
             if isinstance(action, actions.RemoveVg):
                 out.blocked.append(actions.Blocked(
                     f"vg {name}", "removing a shared VG is not planned: stop its lockspace on "

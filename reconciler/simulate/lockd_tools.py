@@ -371,6 +371,23 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out
 
 
+def _vgextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) != 3:
+        raise UnsupportedCommand(f"only 'vgextend VG PV' is modelled: {argv}")
+    out = Out()
+    st = node.c.storage
+    vg, dev = st.vgs.get(argv[1]), argv[2]
+    if vg is None:
+        return out.fail(f'Volume group "{argv[1]}" not found')
+    if vg.name not in node.n.lockspaces:
+        return out.fail(f"Cannot access VG {vg.name} due to failed lock.")
+    if dev not in st.labels:
+        return out.fail(f"Physical volume {dev} not found")  # the planner pvcreates first
+    vg.pvs[dev] = SharedPv(dev, st.labels[dev], st.devices[dev].devno,
+                           (st.devices[dev].size - 1024**2) // EXTENT)
+    return out.print(f'Volume group "{vg.name}" successfully extended')
+
+
 def _lvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     a = list(argv[1:])
     activate = a[1:3] != ["--activate", "n"]
@@ -538,7 +555,7 @@ def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...]) -> Out:
 
 _COMMANDS = {
     ("lvm", "fullreport"): _fullreport, ("lvmlockctl",): _lockctl, ("pvcreate",): _pvcreate,
-    ("vgcreate",): _vgcreate, ("vgchange",): _vgchange, ("lvcreate",): _lvcreate,
+    ("vgcreate",): _vgcreate, ("vgchange",): _vgchange, ("vgextend",): _vgextend, ("lvcreate",): _lvcreate,
     ("lvchange",): _lvchange, ("lvextend",): _lvextend, ("lvremove",): _lvremove,
     ("pvmove",): _pvmove, ("dmsetup", "remove"): _dmsetup_remove,
 }

@@ -164,6 +164,37 @@ def test_pvmove_by_the_exclusive_holder_and_refused_while_shared():
     assert "pvmove in a shared VG requires exclusive lock" in out.plan.blocked[0].reason
 
 
+def test_a_move_onto_a_pv_the_creator_adds_waits_for_the_creator():
+    c = cluster()
+    converge(c, spec(data(node_b="exclusive", all="inactive"), pvs=("/dev/vda",)))
+    c.mount("node-b", "vgs", "data", "/mnt/data")  # pvmove runs mounted
+    onto = spec({"data": {"size": "32M", "placement": ["/dev/vdb"],
+                          "activation": {"node-b": "exclusive", "*": "inactive"}}})
+    b = run_pass(c, "node-b", onto)
+    assert b.mutating == [] and exit_code(b) == 2
+    assert any(f.what.startswith("waiting on another node: vg vgs: vgextend")
+               for f in b.plan.in_flight), b.plan.in_flight
+    a = run_pass(c, "node-a", onto)
+    assert a.mutating == [("pvcreate", "/dev/vdb"), ("vgextend", "vgs", "/dev/vdb")]
+    b = run_pass(c, "node-b", onto)
+    assert b.mutating == [("pvmove", "--background", "--name", "vgs/data", "/dev/vda",
+                           "/dev/vdb")]
+    assert c.storage.vgs["vgs"].lvs["data"].pv == "/dev/vdb"
+    assert exit_code(run_pass(c, "node-b", onto)) == 0
+
+
+def test_removal_of_an_lv_shared_on_both_nodes():
+    c = cluster()
+    converge(c, spec(data(all="shared")))
+    gone = spec({"data": {"state": "absent"}})
+    a = run_pass(c, "node-a", gone)
+    assert a.mutating[0] == ("lvchange", "-aln", "vgs/data")
+    assert a.outcome("lv:vgs/data:remove").outcome is D.DEFERRED  # node-b still has it
+    assert run_pass(c, "node-b", gone).mutating == [("lvchange", "-aln", "vgs/data")]
+    assert run_pass(c, "node-a", gone).mutating == [("lvremove", "--yes", "vgs/data")]
+    assert exit_code(run_pass(c, "node-b", gone)) == 0
+
+
 def test_raid_lvs_cannot_be_active_shared():
     c = cluster()
     converge(c, spec(data(node_a="exclusive", all="inactive")))
