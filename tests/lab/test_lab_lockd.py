@@ -13,8 +13,11 @@ on real lvm2 2.03.16 + lvmlockd + sanlock:
    unmounts on node-a (the admin's part); node-a deactivates, node-b activates, and every
    file's md5 on node-b is what node-a wrote.
 3. The spec grows the LV: node-b, which holds it exclusively, runs lvextend (node-a does not).
+   Then the spec adds /dev/vdb and places the LV there while it is mounted and written to:
+   node-a (creator) runs pvcreate + vgextend, node-b (the holder) the pvmove; md5 after.
 4. The spec declares the LV shared on both: a resize is refused with lvmlockd's reason
    before any command, on both nodes.
+5. The spec removes the LV: node-b deactivates, node-a deactivates and runs lvremove.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 import pytest
 
 from lockd import lockd_nodes  # noqa: F401  (fixture)
+from reconciler_lab import _WRITER as WRITER
 from reconciler_lab import Data, wait_for
 
 pytestmark = pytest.mark.lab
@@ -39,16 +43,18 @@ SPEC = """\
 nodes = ["node-a", "node-b"]
 scope = "shared"
 create_on = "node-a"
-pvs = ["/dev/vda"]
+pvs = [{pvs}]
 
 [vg.vgs.lv.data]
-size = "{size}"
-activation = {{ {activation} }}
+{lv}
 """
 
 
-def put_spec(p, size: str, activation: str) -> None:
-    text = SPEC.format(size=size, activation=activation)
+def put_spec(p, size: str, activation: str, pvs: str = '"/dev/vda"', placement: str = "",
+             absent: bool = False) -> None:
+    lv = ('state = "absent"' if absent else
+          f'size = "{size}"\nactivation = {{ {activation} }}\n{placement}')
+    text = SPEC.format(pvs=pvs, lv=lv)
     for g in p.nodes:  # the same spec on both; replaced atomically (the watcher sees one change)
         g.write_file(f"{SPEC_DIR}.new", text)
         g.run(["sh", "-c", f"mkdir -p {SPEC_DIR} && mv {SPEC_DIR}.new {SPEC_DIR}/spec.toml"])
@@ -129,17 +135,45 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
                                 "lv_size", f"{VG}/data"]).out.strip() == str(96 << 20), 240,
                  "data grown to 96M by node-b", interval=2)
         assert "lvextend" in log(b) and "lvextend" not in log(a)
+
+        # 3b. pvmove while mounted and written to, inside the shared VG: node-a (creator)
+        # adds /dev/vdb, node-b (exclusive holder) moves the extents; md5 afterwards.
+        moving = Data(b, f"/dev/{VG}/data", "/mnt/data")
+        b.write_file("/tmp/lab-writer.sh", WRITER, mode="755")
+        b.sh(f"mkdir -p {moving.state_dir} && rm -f {moving.state_dir}/* && "
+             f"(cd /mnt/data && md5sum before* w*) > {moving.state_dir}/before.md5")
+        moving.start_writer()
+        t2 = time.monotonic()
+        put_spec(p, "96M", '"node-b" = "exclusive", "*" = "inactive"',
+                 pvs='"/dev/vda", "/dev/vdb"', placement='placement = ["/dev/vdb"]')
+        wait_for(lambda: b.run(["lvs", "--noheadings", "-o", "devices", f"{VG}/data"]
+                               ).out.strip() == "/dev/vdb(0)", 300,
+                 "data moved onto /dev/vdb", interval=2)
+        timings["vgextend on a + pvmove on b"] = time.monotonic() - t2
+        moving.stop_writer()
+        assert moving.writer_files > 0
+        assert "vgextend" in log(a) and "pvmove" in log(b) and "pvmove" not in log(a)
+        moving.verify()
         b.run(["umount", "/mnt/data"])
 
         # 4. shared on both + a new size: refused with lvmlockd's reason, before any command.
-        put_spec(p, "96M", '"*" = "shared"')
+        put_spec(p, "96M", '"*" = "shared"', pvs='"/dev/vda", "/dev/vdb"',
+                 placement='placement = ["/dev/vdb"]')
         wait_for(lambda: lv_mode(a) == "sh" and lv_mode(b) == "sh", 240, "data shared on both",
                  interval=2)
-        put_spec(p, "128M", '"*" = "shared"')
+        put_spec(p, "128M", '"*" = "shared"', pvs='"/dev/vda", "/dev/vdb"',
+                 placement='placement = ["/dev/vdb"]')
         for g in (a, b):
             wait_for(lambda g=g: "LV is already locked with incompatible mode" in log(g), 120,
                      f"the resize refused on {g.name}")
             assert "lvextend --size 134217728b" not in log(g)
+
+        # 5. removal: node-b lets go, node-a (creator) deactivates and removes it.
+        put_spec(p, "", "", absent=True)
+        wait_for(lambda: a.run(["lvs", "--noheadings", "-o", "lv_name", VG]).out.split() == [],
+                 240, "data removed", interval=2)
+        assert "lvremove" in log(a) and "lvremove" not in log(b)
+        assert b.run(["test", "-e", f"/dev/mapper/{VG}-data"], check=False).rc == 1
         print(f"\nlockd daemons: boot {p.boot_s:.1f}s; "
               + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
               + f"; whole body {time.monotonic() - t0:.1f}s; writer wrote {data.writer_files} files")
