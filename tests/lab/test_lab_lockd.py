@@ -141,7 +141,8 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
         moving = Data(b, f"/dev/{VG}/data", "/mnt/data")
         b.write_file("/tmp/lab-writer.sh", WRITER, mode="755")
         b.sh(f"mkdir -p {moving.state_dir} && rm -f {moving.state_dir}/* && "
-             f"(cd /mnt/data && md5sum before* w*) > {moving.state_dir}/before.md5")
+             f"cd /mnt/data && mkdir froma && mv w* froma/ && "  # node-a's writer's files
+             f"md5sum before* froma/* > {moving.state_dir}/before.md5")
         moving.start_writer()
         t2 = time.monotonic()
         put_spec(p, "96M", '"node-b" = "exclusive", "*" = "inactive"',
