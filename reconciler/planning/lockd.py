@@ -154,7 +154,7 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
         action = step.action
         if shared and not creator and isinstance(action, _CREATOR_ONLY):
             elsewhere[step.key] = f"{action.object}: {action.describe()}"
-        elif shared and isinstance(action, _NEEDS_EX) and _ex_runner(want, action.lv)[0] != node:
+        elif shared and isinstance(action, _NEEDS_EX) and ex_runner(want, action.lv)[0] != node:
             elsewhere[step.key] = f"{action.object}: {action.describe()}"
     for step in planned:
         action = step.action
@@ -198,7 +198,7 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
                                                 pvs=action.pvs, host=action.host)
         elif shared and isinstance(action, _NEEDS_EX):
             lv_name = action.lv
-            runner, why = _ex_runner(want, lv_name)
+            runner, why = ex_runner(want, lv_name)
             if runner is None:
                 verb = "resized" if isinstance(action, actions.ResizeLv) else "moved"
                 out.blocked.append(actions.Blocked(f"lv {name}/{lv_name}", f"cannot be {verb}: {why}"))
@@ -215,7 +215,7 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
     return out
 
 
-def _ex_runner(want: models.Vg, lv: str) -> tuple[str | None, str]:
+def ex_runner(want: models.Vg, lv: str) -> tuple[str | None, str]:
     """The node that may resize or pvmove ``lv`` (it holds, or will hold, the exclusive lock;
     the creator when the LV is inactive everywhere), or None and lvmlockd's reason."""
     table = want.lv[lv].activation if lv in want.lv else {}

@@ -124,6 +124,10 @@ def _plan_vg_on_node(name: str, want: models.Vg, st: state.HostState, host: str,
             vp = _VgPlan(blocked=first.blocked, in_flight=first.in_flight)
             return vp
     vp = _plan_vg(name, want, st, host, stalled)
+    if shared and vp.resume and obs is not None:
+        # Only the node that holds (or may take) the moving LV's lock resumes its pvmove.
+        vp.resume = all(lockd.ex_runner(want, lv)[0] == node
+                        for mv in obs.pvmoves for lv in mv.lvs)
     shaped = lockd.shape(name, want, obs, st, node, vp.steps)
     vp.steps = first.steps + shaped.steps
     vp.blocked.extend(first.blocked + shaped.blocked)
