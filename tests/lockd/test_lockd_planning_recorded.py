@@ -96,3 +96,16 @@ def test_an_lv_whose_attr_says_X_is_deactivated_only_when_sysfs_shows_it_unused(
                for b in plan.blocked)
     free = host("lv_sh_extended_elsewhere_b.json", "before_refresh_b")
     assert "lv:vgs/lv1:deactivate" in [s.key for s in planning.plan(want, free, node="node-b").steps]
+
+
+def test_only_the_exclusive_node_resumes_an_interrupted_pvmove_in_a_shared_vg():
+    st = host("lv_ex_a_b.json", "lockspace_started_b")
+    vg = st.vgs["vgs"]
+    mv = state.PvMove(vg="vgs", name="pvmove0", source="/dev/vda", copy_percent=40.0,
+                      lvs=("lv1",), destinations=("/dev/vdb",))
+    st = dataclasses.replace(st, vgs={"vgs": dataclasses.replace(vg, pvmoves=(mv,))})
+    for node, holder, resumes in (("node-b", "node-a", False), ("node-a", "node-a", True)):
+        want = spec({"lv1": {"size": "32M", "activation": {holder: "exclusive"}}})
+        plan = planning.plan(want, st, node=node, stalled=frozenset({"vgs/pvmove0"}))
+        assert any(s.key.startswith("host:") or "resume" in s.key for s in plan.steps) is resumes, \
+            (node, [s.key for s in plan.steps])
