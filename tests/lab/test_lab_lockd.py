@@ -17,7 +17,11 @@ on real lvm2 2.03.16 + lvmlockd + sanlock:
    node-a (creator) runs pvcreate + vgextend, node-b (the holder) the pvmove; md5 after.
 4. The spec declares the LV shared on both: a resize is refused with lvmlockd's reason
    before any command, on both nodes.
+   The admin grows it under the shared lock on node-a (``--lockopt shupdate``): node-b's
+   reconciler sees its dm table shorter than the LV and runs ``lvchange --refresh``.
 5. The spec removes the LV: node-b deactivates, node-a deactivates and runs lvremove.
+6. A stale dm device (an LV removed on node-a with ``--lockopt skiplv`` while mounted on
+   node-b): node-b reports it while mounted, removes it with dmsetup once unmounted.
 """
 
 from __future__ import annotations
@@ -51,10 +55,10 @@ pvs = [{pvs}]
 
 
 def put_spec(p, size: str, activation: str, pvs: str = '"/dev/vda"', placement: str = "",
-             absent: bool = False) -> None:
+             absent: bool = False, extra: str = "") -> None:
     lv = ('state = "absent"' if absent else
           f'size = "{size}"\nactivation = {{ {activation} }}\n{placement}')
-    text = SPEC.format(pvs=pvs, lv=lv)
+    text = SPEC.format(pvs=pvs, lv=lv) + extra
     for g in p.nodes:  # the same spec on both; replaced atomically (the watcher sees one change)
         g.write_file(f"{SPEC_DIR}.new", text)
         g.run(["sh", "-c", f"mkdir -p {SPEC_DIR} && mv {SPEC_DIR}.new {SPEC_DIR}/spec.toml"])
@@ -169,12 +173,42 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
                      f"the resize refused on {g.name}")
             assert "lvextend --size 134217728b" not in log(g)
 
+        # 4b. the admin grows it under the shared lock on node-a (lvextend --lockopt
+        # shupdate); with sanlock node-b's table stays short until node-b's reconciler
+        # refreshes it (seen from sysfs, no process).
+        a.run(["lvextend", "--lockopt", "shupdate", "--size", "+8M", f"{VG}/data"])
+        put_spec(p, "104M", '"*" = "shared"', pvs='"/dev/vda", "/dev/vdb"',
+                 placement='placement = ["/dev/vdb"]')
+        wait_for(lambda: b.run(["blockdev", "--getsize64", f"/dev/mapper/{VG}-data"]
+                               ).out.strip() == str(104 << 20), 240,
+                 "node-b's table refreshed to 104M", interval=2)
+        assert "lvchange --refresh" in log(b) and "lvchange --refresh" not in log(a)
+
         # 5. removal: node-b lets go, node-a (creator) deactivates and removes it.
         put_spec(p, "", "", absent=True)
         wait_for(lambda: a.run(["lvs", "--noheadings", "-o", "lv_name", VG]).out.split() == [],
                  240, "data removed", interval=2)
         assert "lvremove" in log(a) and "lvremove" not in log(b)
         assert b.run(["test", "-e", f"/dev/mapper/{VG}-data"], check=False).rc == 1
+
+        # 6. a stale dm device: scratch exclusive and mounted on node-b, removed by an admin
+        # on node-a skipping the LV lock (the seed's case): node-b reports it while it is
+        # mounted, and removes it (dmsetup remove) once unmounted.
+        scratch = ('[vg.vgs.lv.scratch]\nsize = "16M"\n'
+                   'activation = { "node-b" = "exclusive", "*" = "inactive" }\n')
+        put_spec(p, "", "", absent=True, extra=scratch)
+        wait_for(lambda: lv_mode(b, "scratch") == "ex", 240, "scratch exclusive on node-b",
+                 interval=2)
+        b.sh(f"mkfs.ext4 -q /dev/{VG}/scratch && mkdir -p /mnt/s && mount /dev/{VG}/scratch /mnt/s")
+        put_spec(p, "", "", absent=True)  # scratch no longer in the spec: left alone
+        a.run(["lvremove", "--yes", "--lockopt", "skiplv", f"{VG}/scratch"])
+        wait_for(lambda: "stale device on node-b" in log(b), 120, "the stale device reported",
+                 interval=2)
+        assert b.run(["test", "-e", f"/dev/mapper/{VG}-scratch"], check=False).rc == 0
+        b.run(["umount", "/mnt/s"])
+        wait_for(lambda: b.run(["test", "-e", f"/dev/mapper/{VG}-scratch"], check=False).rc == 1,
+                 120, "the stale device removed on node-b", interval=2)
+        assert "dmsetup remove vgs-scratch" in log(b)
         print(f"\nlockd daemons: boot {p.boot_s:.1f}s; "
               + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
               + f"; whole body {time.monotonic() - t0:.1f}s; writer wrote {data.writer_files} files")
