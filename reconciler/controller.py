@@ -36,6 +36,7 @@ from loguru import logger
 
 from reconciler import actions, errors, executing, observing, planning, state
 from reconciler.runner import CommandResult, RecordingRunner, Runner
+from reconciler.spec import models
 from reconciler.spec.loading import LoadedSpec
 
 EXIT_IN_SYNC = 0
@@ -253,11 +254,12 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     spec = loaded.for_node(env.node)
     devices = observing.spec_devices(spec)
     md_targets = observing.md_targets(spec, env.ledger)
+    lockd = any(vg.scope is models.Scope.SHARED for vg in spec.vg.values())
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
                                  now=env.clock.now(), md_targets=md_targets,
-                                 iscsi_parts=observing.iscsi_parts(spec))
+                                 iscsi_parts=observing.iscsi_parts(spec), lockd=lockd)
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),
@@ -292,7 +294,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
         level = ("ERROR" if r.outcome is executing.Outcome.FAILED else
-                 "DEBUG" if r.outcome is executing.Outcome.DEFERRED else "INFO")
+                 "DEBUG" if r.outcome is executing.Outcome.DEFERRED
+                 and not r.detail.startswith("waiting on another node") else "INFO")
         lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
                f" ({r.detail})" if r.detail else "")
 

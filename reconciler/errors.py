@@ -46,6 +46,9 @@ class FailureKind(enum.StrEnum):
     TIMEOUT = "timeout"
     MISSING_TOOL = "missing-tool"
     FATAL = "fatal"
+    # Another node holds the lock (lvmlockd: "LV locked by other host"): the step waits for
+    # that node and is deferred, neither retried in a loop nor an error.
+    PEER = "held by another node"
 
     @property
     def is_transient(self) -> bool:

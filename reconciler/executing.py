@@ -158,6 +158,14 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
                     if not result.ok:
                         raise action.failure(result)
                     done += 1
+    except errors.CommandFailed as exc:
+        if exc.kind is errors.FailureKind.PEER:
+            # lvmlockd: another node holds the lock. Not an error: wait for that node.
+            tail = exc.stderr.strip().splitlines()
+            return StepResult(step, Outcome.DEFERRED, "waiting on another node: "
+                              + (tail[0].strip() if tail else "lock held elsewhere"),
+                              time.monotonic() - t0, ran)
+        return StepResult(step, Outcome.FAILED, str(exc), time.monotonic() - t0, ran, exc)
     except errors.ReconcilerError as exc:
         return StepResult(step, Outcome.FAILED, str(exc), time.monotonic() - t0, ran, exc)
     return StepResult(step, Outcome.DONE, "", time.monotonic() - t0, ran)

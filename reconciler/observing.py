@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from reconciler import errors, state
 from reconciler.adapters import iscsi, lvm, md
+from reconciler.adapters import lockd as lockd_adapter
 from reconciler.runner import Runner
 
 DEFAULT_LEDGER = md.DEFAULT_LEDGER
@@ -56,12 +57,16 @@ class MdTargets:
 
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
             now: float = 0.0, md_targets: MdTargets | None = None,
-            iscsi_parts: tuple[bool, bool] = (False, False)) -> state.HostState:
+            iscsi_parts: tuple[bool, bool] = (False, False),
+            lockd: bool = False) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
 
-    ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process."""
+    ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process.
+    ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
+    --info``, the pass's second process) and the dm devices (sysfs) are read too.
+    """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
-                  md_targets=md_targets)
+                  md_targets=md_targets, lockd=lockd)
     if not any(iscsi_parts):
         return st
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
@@ -70,11 +75,14 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
 
 
 def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
-             now: float = 0.0, md_targets: MdTargets | None = None) -> state.HostState:
+             now: float = 0.0, md_targets: MdTargets | None = None,
+             lockd: bool = False) -> state.HostState:
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
     parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
+    if lockd:
+        parsed = dataclasses.replace(parsed, lockd=observe_lockd(runner, host))
     system_id = None
     if any(vg.system_id for vg in parsed.vgs.values()):
         sid = runner.run(lvm.systemid(host))
@@ -86,14 +94,15 @@ def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Reso
                if any(vg.pvmoves for vg in parsed.vgs.values()) else None)
     if md_targets is None:
         return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                               observed_at=now, lvm_system_id=system_id, pollers=pollers)
+                               observed_at=now, lvm_system_id=system_id, pollers=pollers,
+                               lockd=parsed.lockd)
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
     arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos, resolve)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
                            observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
-                           lvm_system_id=system_id, pollers=pollers)
+                           lvm_system_id=system_id, pollers=pollers, lockd=parsed.lockd)
 
 
 # -- pvmove pollers: /proc only, and only while a pvmove is in flight -----------------------------
@@ -133,6 +142,43 @@ def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
                          lvmpolld_socket=lvm.LVMPOLLD_SOCKET in sockets,
                          use_lvmpolld=lvm.parse_use_lvmpolld(
                              [read(p) for p in lvm.LVM_CONF_FILES]))
+
+
+def observe_lockd(runner: Runner, host: str) -> state.Lockd:
+    """lvmlockd's locks on this node (one process) and the dm devices (sysfs, no process:
+    a table's length, holders, mounts). lvmlockd not reachable is a fact, not a failure:
+    planning says what to start."""
+    info = runner.run(lockd_adapter.lockctl_info(host))
+    if info.ok:
+        spaces, locks = lockd_adapter.parse_info(info.stdout)
+        running, problem = True, ""
+    else:
+        spaces, locks = {}, {}
+        running = False
+        problem = (info.stdout.strip() or info.stderr.strip() or f"exit {info.rc}").splitlines()[0]
+
+    def read(path: str) -> str | None:
+        return runner.read(path, host=host)
+
+    mounts = md.parse_mountinfo(read("/proc/self/mountinfo") or "")
+    dm: dict[str, state.DmDevice] = {}
+    for kernel in md.parse_listing(read("/sys/block/")):
+        if not kernel.startswith("dm-"):
+            continue
+        base = f"/sys/block/{kernel}"
+        name, uuid, size, dev = (read(f"{base}/{f}") for f in ("dm/name", "dm/uuid", "size", "dev"))
+        if name is None or size is None:
+            continue  # removed between the listing and the read
+        try:
+            devno = md.parse_devno(dev) if dev else None
+            dm[name.strip()] = state.DmDevice(
+                kernel=kernel, name=name.strip(), uuid=(uuid or "").strip(),
+                size=int(size) * md.SECTOR,
+                holders=md.parse_listing(read(f"{base}/holders/")),
+                mounts=mounts.get(devno, ()) if devno else ())
+        except ValueError as exc:
+            raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
+    return state.Lockd(running=running, lockspaces=spaces, locks=locks, dm=dm, problem=problem)
 
 
 def spec_devices(spec) -> list[str]:

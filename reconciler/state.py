@@ -427,6 +427,8 @@ class HostState:
     # Who polls pvmoves: read only while one is in flight; None when not read or unreadable.
     pollers: Pollers | None = None
     iscsi: IscsiState | None = None  # None: the spec declares no iSCSI table (not read)
+    # lvmlockd's view on this node (shared VGs); None = not asked (no shared VG in the spec).
+    lockd: "Lockd | None" = None
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -446,6 +448,54 @@ class HostState:
         if devno is not None and devno in self._by_devno:
             return self._by_devno[devno]
         return self.pvs.get(device)
+
+
+# -- lockd ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DmDevice:
+    """A device-mapper device as sysfs shows it (``/sys/block/dm-N``), no process."""
+
+    kernel: str  # "dm-1"
+    name: str  # dm/name: "vgs-lv1" (a '-' inside a VG or LV name is doubled)
+    uuid: str  # dm/uuid: "LVM-<vg uuid><lv uuid>" without dashes for an LV
+    size: Size  # the table's length (size, 512-byte sectors, in bytes here)
+    holders: tuple[str, ...] = ()
+    mounts: tuple[str, ...] = ()
+
+    @property
+    def in_use(self) -> tuple[str, ...]:
+        return (*(f"held by {h}" for h in self.holders), *(f"mounted on {m}" for m in self.mounts))
+
+
+@dataclass(frozen=True, slots=True)
+class Lockd:
+    """What lvmlockd says on this node (``lvmlockctl --info``) and the dm devices.
+
+    lvm2 2.03.16's report cannot tell a shared activation from an exclusive one, nor see
+    other nodes (lab, tests/fixtures/outputs/lvmlockd/INDEX.md): the lock mode per LV is
+    lvmlockd's. ``running`` False: lvmlockd could not be reached (``problem`` says how).
+    """
+
+    running: bool
+    lockspaces: dict[str, str] = field(default_factory=dict)  # VG name -> lock manager
+    locks: dict[str, str] = field(default_factory=dict)  # LV uuid (dashed) -> "ex" | "sh"
+    dm: dict[str, DmDevice] = field(default_factory=dict)  # by dm name
+    problem: str = ""
+
+    def lockspace_started(self, vg: str) -> bool:
+        """lvmlockd's word only: the ``<vg>-lvmlock`` dm device is no proof (a lock-start
+        with a host_id another live node holds leaves it there without a lockspace; lab)."""
+        return vg in self.lockspaces
+
+    def dm_for(self, vg: str, lv: str) -> DmDevice | None:
+        return self.dm.get(dm_name(vg, lv))
+
+
+def dm_name(vg: str, lv: str) -> str:
+    """The dm name lvm gives ``vg/lv`` (libdm's dm_build_dm_name: '-' doubled)."""
+    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
 # -- the rule for dropping a mirror leg ---------------------------------------------------------

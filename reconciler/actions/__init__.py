@@ -25,11 +25,16 @@ from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
 from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
                                     ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
                                     ResizeLv, ResumeMoves)
+from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
+                                      SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
 
-__all__ = ["Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
+__all__ = ["Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
+           "Blocked", "BuildMdClone", "CreateLv",
+           "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
+           "StartLockspace",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

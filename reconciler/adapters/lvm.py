@@ -17,6 +17,7 @@ import re
 from collections import defaultdict
 
 from reconciler import bulk, errors, state
+from reconciler.adapters import lockd
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 from reconciler.units import Size
@@ -160,6 +161,9 @@ def classify(result: CommandResult) -> errors.FailureKind:
         return errors.FailureKind.TIMEOUT
     if result.rc == 127:
         return errors.FailureKind.MISSING_TOOL
+    lockd_kind = lockd.classify(result.stderr)  # before _LOCKED: "Failed to lock" is there too
+    if lockd_kind is not None:
+        return lockd_kind
     if _LOCKED.search(result.stderr):
         return errors.FailureKind.LOCKED
     if _BUSY.search(result.stderr):

@@ -39,7 +39,7 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     """
     provided: frozenset[str] = frozenset()
     for _ in range(_MAX_ROUNDS):
-        out = _partials(spec, st, stalled, provided)
+        out = _partials(spec, st, stalled, provided, node)
         now = frozenset(p for s in out.steps for p in s.action.provides())
         if now <= provided:
             break
@@ -77,9 +77,9 @@ _MAX_ROUNDS = 8
 
 
 def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
-              will_provide: frozenset[str]) -> Partial:
+              will_provide: frozenset[str], node: str) -> Partial:
     out = Partial()
-    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide))
+    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node))
     out.extend(md.plan_clones(spec, st, will_provide))
     out.extend(iscsi.plan_iscsi(spec, st, will_provide))
     return out

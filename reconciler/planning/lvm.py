@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from reconciler import actions, state
 from reconciler.adapters import lvm as lvm_adapter
+from reconciler.planning import lockd
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.units import extents, format_size
@@ -65,8 +66,9 @@ class _VgPlan:
 
 
 def plan_vgs(spec: models.Spec, st: state.HostState,
-             stalled: frozenset[str], will_provide: frozenset[str] = frozenset()) -> Partial:
-    """The LVM part of a plan for ``spec`` (already sliced for the node).
+             stalled: frozenset[str], will_provide: frozenset[str] = frozenset(),
+             node: str = "") -> Partial:
+    """The LVM part of a plan for ``spec`` (already sliced for ``node``).
 
     ``will_provide``: device paths another step of the same plan makes appear (an iSCSI
     login's disk, an array); a PV among them is planned, not blocked as missing, and the
@@ -76,7 +78,8 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     resume = False
     twice = _same_device_twice(spec, st)
     for vg_name in sorted(spec.vg):
-        vp = _plan_vg(vg_name, spec.vg[vg_name], st, host, stalled, will_provide)
+        vp = _plan_vg_on_node(vg_name, spec.vg[vg_name], st, host, stalled, node, out,
+                              will_provide)
         for reason in twice.get(vg_name, ()):
             vp.block(f"vg {vg_name}", reason)
         resume = resume or vp.resume
@@ -106,6 +109,40 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
                 "a pvmove is in the metadata and has not moved for longer than its stall "
                 "window (who polls it cannot be seen here)")))
     return out
+
+
+def _plan_vg_on_node(name: str, want: models.Vg, st: state.HostState, host: str,
+                     stalled: frozenset[str], node: str, out: Partial,
+                     will_provide: frozenset[str] = frozenset()) -> _VgPlan:
+    """``_plan_vg``, with what this node may do to a shared VG and its LVs' activation
+    (planning.lockd). A VG without activation tables and not shared plans as before."""
+    obs = st.vgs.get(name)
+    shared = want.scope is models.Scope.SHARED
+    managed = shared or any(lv.activation for lv in want.lv.values())
+    problem = lockd.scope_problem(name, want, obs)
+    if problem and (st.foreign_owner(obs) is None if obs else True):
+        vp = _VgPlan()
+        vp.block(f"vg {name}", problem)
+        return vp
+    if not managed:
+        return _plan_vg(name, want, st, host, stalled, will_provide)
+    first = lockd.Shaped()
+    if shared:
+        first, go_on = lockd.before_vg(name, want, obs, st, node)
+        if not go_on:
+            vp = _VgPlan(blocked=first.blocked, in_flight=first.in_flight)
+            return vp
+    vp = _plan_vg(name, want, st, host, stalled, will_provide)
+    if shared and vp.resume and obs is not None:
+        # Only the node that holds (or may take) the moving LV's lock resumes its pvmove.
+        vp.resume = all(lockd.ex_runner(want, lv)[0] == node
+                        for mv in obs.pvmoves for lv in mv.lvs)
+    shaped = lockd.shape(name, want, obs, st, node, vp.steps)
+    vp.steps = first.steps + shaped.steps
+    vp.blocked.extend(first.blocked + shaped.blocked)
+    vp.in_flight.extend(first.in_flight + shaped.in_flight)
+    out.blocked.extend(shaped.notes)
+    return vp
 
 
 def _unmanaged_vg(st: state.HostState, vg: state.Vg) -> str:

@@ -191,6 +191,20 @@ class Scope(enum.StrEnum):
     SHARED = "shared"
 
 
+class LockType(enum.StrEnum):
+    SANLOCK = "sanlock"
+    DLM = "dlm"
+
+
+class Activation(enum.StrEnum):
+    """Where an LV is active, per node (``lv.X.activation``)."""
+
+    EXCLUSIVE = "exclusive"  # shared VG: lvchange -aey (at most one node)
+    SHARED = "shared"  # shared VG: lvchange -asy (several nodes; not raid)
+    ACTIVE = "active"  # local VG: lvchange -ay
+    INACTIVE = "inactive"  # lvchange -an (-aln in a shared VG)
+
+
 class CloneState(enum.StrEnum):
     MIRRORED = "mirrored"
     SPLIT = "split"
@@ -223,6 +237,10 @@ class Lv(_Model):
     allow_shrink: StrictBool = Field(
         False, description="permit lvreduce when size is below the current size; the file "
         "system on it must already be smaller (true or false, nothing else)")
+    activation: dict[NodeName, Activation] = Field(
+        default_factory=dict, description="where the LV is active, by node name, \"*\" for "
+        "the nodes not named: exclusive | shared | inactive in a shared VG, active | "
+        "inactive in a local one; empty = activation left as it is")
 
     @model_validator(mode="after")
     def _check(self) -> "Lv":
@@ -242,9 +260,13 @@ class Vg(_Model):
         ..., min_length=1, description="hosts that reconcile this VG ('*' = any host)")
     scope: Scope | None = Field(
         None, description="'local': every host in nodes has its own VG of this name on its own "
-        "disks (a fleet's vg0); 'shared': one VG on storage the nodes share (needs lvmlockd; "
-        "not supported yet). Default 'local' when nodes names one host; required when it "
-        "names several or '*'")
+        "disks (a fleet's vg0); 'shared': one VG on storage the nodes share, under lvmlockd. "
+        "Default 'local' when nodes names one host; required when it names several or '*'")
+    lock_type: LockType = Field(
+        LockType.SANLOCK, description="shared VGs: lvmlockd's lock manager, sanlock or dlm")
+    create_on: NodeName | None = Field(
+        None, description="shared VGs (required): the one node that runs pvcreate, vgcreate "
+        "--shared, vgextend/vgreduce, lvcreate and lvremove, so that two nodes never race")
     state: Presence = Presence.PRESENT
     pvs: tuple[DevicePath, ...] = Field(
         (), description="exactly the PVs of the VG; a PV found in the VG but not listed is "
@@ -265,8 +287,13 @@ class Vg(_Model):
                     "\"shared\" (one VG on storage they all see)"))
             object.__setattr__(self, "scope", Scope.LOCAL)  # one host: local, as documented
         if self.scope is Scope.SHARED:
-            raise At(("scope",), "shared VGs need lvmlockd (not supported yet); declare "
-                     "scope = \"local\" if each host has its own VG of this name")
+            _check_shared(self)
+        else:
+            if self.create_on is not None:
+                raise At(("create_on",), "create_on is for shared VGs (scope = \"shared\"); "
+                         "a local VG is created by each host in nodes")
+            if "lock_type" in self.model_fields_set:
+                raise At(("lock_type",), "lock_type is for shared VGs (scope = \"shared\")")
         if self.state is Presence.PRESENT and not self.pvs:
             raise At(("pvs",), "pvs must list at least one device for a VG that is present")
         for name, lv in self.lv.items():
@@ -276,10 +303,51 @@ class Vg(_Model):
                              f"{shown(p)} is not in this VG's pvs")
             if self.state is Presence.ABSENT and lv.state is Presence.PRESENT:
                 raise At(("lv", name, "state"), "the LV is present but its VG is absent")
+            _check_activation(self, name, lv)
         return self
 
     def applies_to(self, node: str) -> bool:
         return "*" in self.nodes or node in self.nodes
+
+
+def _check_shared(vg: Vg) -> None:
+    if vg.create_on is None:
+        raise At(("create_on",), "a shared VG needs create_on: the one node that creates it "
+                 "(pvcreate, vgcreate --shared) and adds or removes its PVs and LVs, so that "
+                 "two nodes never race")
+    if vg.create_on == "*" or not vg.applies_to(vg.create_on):
+        raise At(("create_on",), f"{shown(vg.create_on)} must be one of this VG's nodes")
+
+
+_SHARED_MODES = (Activation.EXCLUSIVE, Activation.SHARED, Activation.INACTIVE)
+_LOCAL_MODES = (Activation.ACTIVE, Activation.INACTIVE)
+
+
+def _check_activation(vg: Vg, name: str, lv: Lv) -> None:
+    """The activation table: nodes of the VG, modes of its scope, at most one exclusive
+    node and no shared+exclusive mix (lvmlockd would refuse the second lock anyway)."""
+    where = ("lv", name, "activation")
+    shared = vg.scope is Scope.SHARED
+    modes = _SHARED_MODES if shared else _LOCAL_MODES
+    for node, mode in lv.activation.items():
+        if node != "*" and not vg.applies_to(node):
+            raise At((*where, node), f"node {shown(node)} is not in this VG's nodes")
+        if mode not in modes:
+            raise At((*where, node), f"{mode.value!r} is not an activation of a "
+                     f"{'shared' if shared else 'local'} VG: use "
+                     f"{' | '.join(m.value for m in modes)}")
+    if lv.activation and lv.state is Presence.ABSENT:
+        raise At(where, "the LV is absent: it has no activation")
+    if not shared:
+        return
+    ex = [n for n, m in lv.activation.items() if m is Activation.EXCLUSIVE]
+    sh = [n for n, m in lv.activation.items() if m is Activation.SHARED]
+    if "*" in ex or len(ex) > 1:
+        raise At(where, f"exclusive on {', '.join(ex)}: an LV is exclusive on one node at "
+                 f"most (\"*\" with exclusive means every node)")
+    if ex and sh:
+        raise At(where, f"exclusive on {ex[0]} and shared on {', '.join(sh)}: lvmlockd "
+                 f"grants an exclusive lock only when no other node holds one")
 
 
 class Clone(_Model):

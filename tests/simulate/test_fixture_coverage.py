@@ -18,7 +18,8 @@ TESTS = Path(__file__).resolve().parents[1]
 OUTPUTS = TESTS / "fixtures" / "outputs"
 COMPARING_MODULES = (TESTS / "simulate" / "test_recorded_scenarios.py",
                      TESTS / "md" / "test_md_simulator.py",
-                     TESTS / "lvmlockd" / "test_lockd_recordings.py",
+                     TESTS / "lockd" / "test_lockd_fixture_facts.py",
+                     TESTS / "lockd" / "test_lockd_recordings.py",
                      TESTS / "iscsi" / "test_iscsi_simulator_vs_recorded.py")
 
 

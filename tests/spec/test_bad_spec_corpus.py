@@ -209,7 +209,8 @@ def mutants(draw):
     elif kind == "scope":
         path = ("vg", "fleet", "scope")
         if draw(st.booleans()):
-            doc["vg"]["fleet"]["scope"] = "shared"
+            doc["vg"]["fleet"]["scope"] = "shared"  # without create_on, which it needs
+            path = ("vg", "fleet", "create_on")
         else:
             doc["vg"]["fleet"]["nodes"] = ["a", "b"]
             del doc["vg"]["fleet"]["scope"]

@@ -141,10 +141,10 @@ def test_one_node_is_local_by_default_and_local_is_accepted_for_a_fleet(tmp_path
     assert spec.vg["fleet"].scope is models.Scope.LOCAL
 
 
-def test_shared_vgs_are_refused_until_lvmlockd(tmp_path):
+def test_a_shared_vg_needs_the_node_that_creates_it(tmp_path):
     key, msg = one(tmp_path, VG.replace('["node-1"]', '["a", "b"]')
                    .replace("pvs =", 'scope = "shared"\npvs ='))
-    assert key == "vg.vg0.scope" and "shared VGs need lvmlockd (not supported yet)" in msg
+    assert key == "vg.vg0.create_on" and "the one node that creates it" in msg
 
 
 def test_every_shipped_spec_validates():

@@ -1,0 +1,219 @@
+"""Cluster LVM (lvmlockd) transitions: create a shared VG, start its lockspace, activate or
+deactivate an LV on this node in a lock mode, reload a node's dm table after a resize
+elsewhere, remove a stale dm device.
+
+Each is checked by observation, never by exit code alone: ``vgchange --lock-start`` can
+exit 0 without a lockspace (a host_id another live node holds; lab), so its ``is_done``
+asks lvmlockd's own list of lockspaces. A step that finds the lock held by another node
+fails with ``FailureKind.PEER`` and is deferred (the executor's rule): that wait is how an
+LV moves between nodes, with no lock or message of our own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconciler import state
+from reconciler.actions.base import Symbol
+from reconciler.actions.lvm import CreateLv, CreateVg, LvmAction
+from reconciler.adapters import lockd
+from reconciler.runner import Command
+
+MODE_WORDS = {"ex": "exclusive", "sh": "shared", "active": "active", "off": "inactive",
+              "off-local": "inactive"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateSharedVg(CreateVg):
+    """``vgcreate --shared``: run by the VG's ``create_on`` node only (same key as CreateVg,
+    so the steps that wait for the VG wait for this one)."""
+
+    lock_type: str = "sanlock"
+    verb: ClassVar[str] = "vgcreate --shared"
+
+    def describe(self) -> str:
+        return f"vgcreate --shared ({self.lock_type}) on {', '.join(self.devices)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lockd.vgcreate_shared(self.vg, self.devices, self.lock_type, self.extent_size,
+                                      host=self.host),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateSharedLv(CreateLv):
+    """``lvcreate --activate n`` in a shared VG: activation is the activation steps' job."""
+
+    def describe(self) -> str:
+        return CreateLv.describe(self) + ", inactive (shared VG)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lockd.lvcreate_inactive(self.vg, self.lv, self.size, self.pvs, host=self.host),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartLockspace(LvmAction):
+    """``vgchange --lock-start``. Done when lvmlockd lists the VG's lockspace on this node."""
+
+    vg: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "vgchange --lock-start"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:lock-start"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return ("start the lockspace on this node (an exit 0 without a lockspace means this "
+                "node's host_id is used by another live node)")
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lockd.lock_start(self.vg, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return st.lockd is not None and self.vg in st.lockd.lockspaces
+
+
+def _lv(st: state.HostState, vg: str, lv: str) -> state.Lv | None:
+    g = st.vgs.get(vg)
+    return g.lvs.get(lv) if g else None
+
+
+def activation_here(st: state.HostState, lv: state.Lv) -> str:
+    """This node's activation of ``lv``: "ex", "sh" (lvmlockd's lock), "active" (active
+    without an lvmlockd lock: a local VG) or "off"."""
+    # lvmlockd's lock first: while this node's table differs from the metadata (another node
+    # resized the LV) lv_attr's state and open bits read 'X' (lab), yet the LV is active.
+    if st.lockd is not None and lv.uuid in st.lockd.locks:
+        return st.lockd.locks[lv.uuid]
+    if lv.attr.is_active or (lv.attr.raw[4:5] == "X" and st.lockd is not None
+                             and st.lockd.dm_for(lv.vg, lv.name) is not None):
+        return "active"
+    return "off"
+
+
+def open_state(st: state.HostState, lv: state.Lv) -> str | None:
+    """Why ``lv`` must be taken as open on this node, or None: lv_attr's open bit, or 'X'
+    (lvm cannot tell) when the dm device is mounted, held, or not seen."""
+    if lv.attr.is_open:
+        return "open (mounted or in use)"
+    if lv.attr.raw[5:6] == "X":
+        dm = st.lockd.dm_for(lv.vg, lv.name) if st.lockd is not None else None
+        if dm is None or dm.in_use:
+            return ("of unknown use (lv_attr's open bit is 'X'" +
+                    (f"; {', '.join(dm.in_use)}" if dm is not None and dm.in_use else "") + ")")
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetActivation(LvmAction):
+    """``lvchange -aey | -asy | -ay | -aln | -an`` of ``vg/lv`` on this node."""
+
+    vg: str
+    lv: str
+    mode: str  # "ex" | "sh" | "active" | "off" (-aln, shared VG) | "off-local" (-an)
+    verb: ClassVar[str] = "lvchange"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:{'deactivate' if self.mode.startswith('off') else 'activate'}"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    @property
+    def symbol(self) -> Symbol:  # type: ignore[override]
+        return Symbol.DELETE if self.mode.startswith("off") else Symbol.CREATE
+
+    def describe(self) -> str:
+        return f"lvchange {lockd.ACTIVATE_FLAG[self.mode]} ({MODE_WORDS[self.mode]} on this node)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lockd.lvchange_activate(self.vg, self.lv, lockd.ACTIVATE_FLAG[self.mode],
+                                        host=self.host),)
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return (f"/dev/{self.vg}/{self.lv}",) if self.mode.startswith("off") else ()
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is None:
+            return False
+        here = activation_here(st, lv)
+        if self.mode.startswith("off"):
+            return here == "off"
+        if self.mode == "active":
+            return here != "off"
+        return here == self.mode
+
+    def waiting_for(self, st: state.HostState) -> str | None:
+        lv = _lv(st, self.vg, self.lv)
+        why = open_state(st, lv) if lv is not None else None
+        if self.mode.startswith("off") and why:
+            return f"the LV is {why} on this node; it is never deactivated"
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshLv(LvmAction):
+    """``lvchange --refresh``: reload this node's dm table from the metadata after another
+    node resized the LV (lvmlockd does not do it with sanlock; lab). Done when the dm table
+    (sysfs size) is as long as the LV."""
+
+    vg: str
+    lv: str
+    verb: ClassVar[str] = "lvchange --refresh"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:refresh"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return "lvchange --refresh (this node's table is shorter than the LV)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lockd.lvchange_refresh(self.vg, self.lv, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        dm = st.lockd.dm_for(self.vg, self.lv) if st.lockd else None
+        return lv is None or dm is None or dm.size >= lv.size
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveStaleDm(LvmAction):
+    """``dmsetup remove`` of a dm device named for an LV the metadata no longer has."""
+
+    name: str
+    vg: str
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "dmsetup remove"
+
+    @property
+    def key(self) -> str:
+        return f"dm:{self.name}:remove"
+
+    @property
+    def object(self) -> str:
+        return f"dm {self.name}"
+
+    def describe(self) -> str:
+        return f"dmsetup remove (stale: VG {self.vg} no longer has this LV)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lockd.dmsetup_remove(self.name, host=self.host),)
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return (f"/dev/mapper/{self.name}",)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return st.lockd is not None and self.name not in st.lockd.dm

@@ -1,0 +1,561 @@
+"""Simulated nodes of a shared VG: lvm's and lvmlockd's commands, with the recorded messages.
+
+``LockdCluster`` holds the shared storage, the cluster's lock table and the nodes;
+``cluster.node("node-a")`` is a Runner for one node (its commands, its kernel files). The
+commands modelled are those the reconciler runs on a shared VG (``lvm fullreport``,
+``lvmlockctl --info``, pvcreate, ``vgcreate --shared``, ``vgchange --lock-start``,
+``lvcreate --activate n``, ``lvchange -aey|-asy|-aln|--refresh``, lvextend, lvremove,
+``pvmove --background --name``, ``dmsetup remove``) plus what an admin does by hand in the
+recordings (``lvremove --lockopt skiplv``); every message is the one recorded in
+tests/fixtures/outputs/lvmlockd/commands (compared by tests/lockd/test_lockd_simulator.py).
+Anything else raises ``UnsupportedCommand``. A pvmove completes at once (the time it takes
+is the LVM simulator's subject, not this one's).
+"""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.errors import UnsupportedCommand
+from reconciler.runner import Command, CommandResult
+
+from .lockd_model import (EXTENT, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
+                          SharedLv, SharedPv, SharedStorage, SharedVg, dashed)
+
+ECMD_FAILED = 5
+DM_MAJOR = 253
+
+
+class NodeDown(BaseException):
+    """The simulated node is down (a BaseException, like ``host.SimulatedCrash``)."""
+
+
+class LockdCluster:
+    def __init__(self, nodes: dict[str, int | None]):
+        """``nodes``: name -> sanlock host_id (None: not set in lvmlocal.conf)."""
+        self.storage = SharedStorage()
+        self.locks = LockTable()
+        self.nodes = {n: Node(n, hid) for n, hid in nodes.items()}
+        self._next_major_minor = 0
+
+    def add_disk(self, path: str, size: int) -> None:
+        self._next_major_minor += 16
+        self.storage.devices[path] = Device(path, size, (254, self._next_major_minor))
+
+    def node(self, name: str) -> "LockdNode":
+        return LockdNode(self, self.nodes[name])
+
+    # -- what happens to nodes -------------------------------------------------------------
+
+    def crash(self, name: str) -> None:
+        """The node dies: its dm devices and lockspaces go with it, its locks stay (sanlock
+        leases on the shared disk)."""
+        n = self.nodes[name]
+        n.up, n.dm, n.lockspaces = False, {}, set()
+
+    def expire(self, name: str) -> None:
+        """The dead node's host lease expired (sanlock saw it dead; fenced or rebooted): the
+        other nodes may take its locks."""
+        assert not self.nodes[name].up, "only a crashed node's leases expire"
+        self.locks.drop_node(name)
+
+    def recover(self, name: str) -> None:
+        """The node is back (rebooted): daemons running, no lockspace, nothing active."""
+        self.locks.drop_node(name)
+        self.nodes[name].up = True
+
+    def mount(self, node: str, vg: str, lv: str, where: str) -> None:
+        dm = self.nodes[node].dm.get(dm_name(vg, lv))
+        if dm is None:
+            raise ValueError(f"{vg}/{lv} is not active on {node}")
+        dm.mounts.append(where)
+
+    def umount(self, node: str, vg: str, lv: str) -> None:
+        self.nodes[node].dm[dm_name(vg, lv)].mounts.clear()
+
+
+def dm_name(vg: str, lv: str) -> str:
+    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
+
+
+class Out:
+    def __init__(self) -> None:
+        self.rc, self.out, self.err = 0, [], []
+
+    def print(self, line: str) -> "Out":
+        self.out.append(f"  {line}\n")
+        return self
+
+    def warn(self, line: str) -> "Out":
+        self.err.append(f"  {line}\n")
+        return self
+
+    def fail(self, *lines: str, rc: int = ECMD_FAILED) -> "Out":
+        for line in lines:
+            self.warn(line)
+        self.rc = rc
+        return self
+
+
+class LockdNode:
+    """One node: a Runner (``run``, ``read``) over the cluster."""
+
+    def __init__(self, cluster: LockdCluster, node: Node):
+        self.c = cluster
+        self.n = node
+        self.calls: list[Command] = []
+
+    @property
+    def name(self) -> str:
+        return self.n.name
+
+    def run(self, cmd: Command) -> CommandResult:
+        if not self.n.up:
+            raise NodeDown(f"node {self.n.name} is down; not running {cmd}")
+        argv = cmd.argv
+        self.calls.append(cmd)
+        key = argv[:2] if argv[0] in ("lvm", "dmsetup") else argv[:1]
+        handler = _COMMANDS.get(tuple(key))
+        if handler is None:
+            raise UnsupportedCommand(f"not modelled by the lockd simulator: {' '.join(argv)}")
+        if argv[0] == "lvm" and argv != FULLREPORT_ARGV:
+            raise UnsupportedCommand(f"only the project's fullreport argv is modelled: {argv}")
+        out = handler(self, argv)
+        if isinstance(out, str):
+            return CommandResult(command=cmd, rc=0, stdout=out, stderr="")
+        return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.out),
+                             stderr="".join(out.err))
+
+    # -- kernel files ----------------------------------------------------------------------
+
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        if not self.n.up:
+            raise NodeDown(f"node {self.n.name} is down")
+        if path == "/sys/block/":
+            return "".join(f"dm-{d.minor}\n" for d in sorted(self.n.dm.values(),
+                                                              key=lambda d: d.minor))
+        if path == "/proc/self/mountinfo":
+            return "".join(f"{30 + i} 1 {DM_MAJOR}:{d.minor} / {m} rw - ext4 /dev/mapper/{d.name} rw\n"
+                           for i, d in enumerate(self.n.dm.values()) for m in d.mounts)
+        if path.startswith("/sys/block/dm-"):
+            kernel, _, rest = path[len("/sys/block/"):].partition("/")
+            dev = next((d for d in self.n.dm.values() if f"dm-{d.minor}" == kernel), None)
+            if dev is None:
+                return None
+            return {"dm/name": f"{dev.name}\n", "dm/uuid": f"{dev.uuid}\n",
+                    "size": f"{dev.sectors}\n", "dev": f"{DM_MAJOR}:{dev.minor}\n",
+                    "holders/": "".join(f"{h}\n" for h in dev.holders)}.get(rest)
+        raise UnsupportedCommand(f"file not modelled by the lockd simulator: {path}")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _lv(self, arg: str, out: Out) -> tuple[SharedVg, SharedLv] | None:
+        vg_name, _, lv_name = arg.partition("/")
+        vg = self.c.storage.vgs.get(vg_name)
+        if vg is None:
+            out.fail(f'Volume group "{vg_name}" not found')
+            return None
+        if vg.name not in self.n.lockspaces:
+            out.fail(f"Cannot access VG {vg.name} due to failed lock.")
+            return None
+        lv = vg.lvs.get(lv_name)
+        if lv is None or lv.hidden:
+            out.fail(f'Failed to find logical volume "{arg}"')
+            return None
+        return vg, lv
+
+    def _activate(self, vg: SharedVg, lv: SharedLv) -> None:
+        name = dm_name(vg.name, lv.name)
+        dev = self.n.dm.get(name)
+        if dev is None:
+            self.n.next_minor += 1
+            self.n.dm[name] = DmDev(name, "LVM-" + vg.uuid.replace("-", "") + lv.uuid.replace("-", ""),
+                                    self.n.next_minor, lv.extents * EXTENT // SECTOR)
+
+    def _lock(self, vg: SharedVg, lv: SharedLv, mode: str, out: Out) -> bool:
+        others = self.c.locks.others(lv.uuid, self.n.name)
+        if others and (mode == "ex" or "ex" in others.values()):
+            out.fail(f"LV locked by other host: {vg.name}/{lv.name}")
+            return False
+        self.c.locks.take(lv.uuid, self.n.name, mode)
+        return True
+
+    def _exclusive_here_or_free(self, vg: SharedVg, lv: SharedLv, out: Out) -> bool:
+        """What lvextend, lvremove and pvmove need: this node's ex lock, or none anywhere."""
+        mine = self.c.locks.holders(lv.uuid).get(self.n.name)
+        if mine == "sh":  # checked first: lab, shared on both nodes
+            out.fail(f"LV is already locked with incompatible mode: {vg.name}/{lv.name}")
+            return False
+        if self.c.locks.others(lv.uuid, self.n.name):
+            out.fail(f"LV locked by other host: {vg.name}/{lv.name}")
+            return False
+        return True
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _fullreport(node: LockdNode, argv: tuple[str, ...]) -> str:
+    reports = []
+    st = node.c.storage
+    in_vg = {pv for vg in st.vgs.values() for pv in vg.pvs}
+    for vg in sorted(st.vgs.values(), key=lambda v: v.name):
+        extents = sum(p.pe_count for p in vg.pvs.values())
+        used = sum(lv.extents for lv in vg.lvs.values())
+        rows_lv, rows_seg, rows_pvseg = [], [], []
+        for lv in vg.lvs.values():
+            dev = node.n.dm.get(dm_name(vg.name, lv.name))
+            active = dev is not None
+            attr = ("r" if lv.kind == "raid1" else "-") + "wi-" + ("a" if active else "-") \
+                + ("o" if dev is not None and dev.open else "-") + "----"
+            name = f"[{lv.name}]" if lv.hidden else lv.name
+            rows_lv.append({"lv_uuid": lv.uuid, "lv_name": name, "lv_full_name": f"{vg.name}/{lv.name}",
+                            "lv_parent": "", "lv_size": str(lv.extents * EXTENT), "lv_attr": attr,
+                            "lv_layout": lv.kind if lv.kind != "linear" else "linear",
+                            "lv_role": "private,lockd,sanlock" if lv.hidden else "public",
+                            "lv_active": "active" if active else "",
+                            "lv_active_locally": "active locally" if active else "",
+                            "lv_active_exclusively": "active exclusively" if active else "",
+                            "copy_percent": "", "sync_percent": "", "move_pv": "", "convert_lv": "",
+                            "raid_sync_action": "", "lv_health_status": "", "lv_tags": "",
+                            "seg_count": "1"})
+            rows_seg.append({"lv_uuid": lv.uuid, "segtype": "linear", "seg_start_pe": "0",
+                             "seg_size_pe": str(lv.extents), "stripes": "1",
+                             "devices": f"{lv.pv}({lv.start})"})
+        for pv in vg.pvs.values():
+            at = 0
+            for lv in sorted((l for l in vg.lvs.values() if l.pv == pv.path), key=lambda l: l.start):
+                if lv.start > at:
+                    rows_pvseg.append({"pv_uuid": pv.uuid, "pvseg_start": str(at),
+                                       "pvseg_size": str(lv.start - at), "lv_uuid": ""})
+                rows_pvseg.append({"pv_uuid": pv.uuid, "pvseg_start": str(lv.start),
+                                   "pvseg_size": str(lv.extents), "lv_uuid": lv.uuid})
+                at = lv.start + lv.extents
+        reports.append({
+            "vg": [{"vg_name": vg.name, "vg_uuid": vg.uuid, "vg_attr": "wz--ns",
+                    "vg_size": str(extents * EXTENT), "vg_free": str((extents - used) * EXTENT),
+                    "vg_extent_size": str(EXTENT), "vg_extent_count": str(extents),
+                    "vg_free_count": str(extents - used), "vg_lock_type": vg.lock_type,
+                    "vg_systemid": "", "vg_missing_pv_count": "0", "vg_tags": ""}],
+            "pv": [_pv_row(node, pv, vg) for pv in vg.pvs.values()],
+            "lv": rows_lv, "seg": rows_seg, "pvseg": rows_pvseg})
+    orphans = [p for p in st.labels if p not in in_vg]
+    if orphans:
+        reports.append({"vg": [], "pv": [_pv_row(node, SharedPv(p, st.labels[p], st.devices[p].devno, 0), None)
+                                         for p in sorted(orphans)], "lv": [], "seg": [], "pvseg": []})
+    return json.dumps({"report": reports})
+
+
+def _pv_row(node: LockdNode, pv: SharedPv, vg: SharedVg | None) -> dict:
+    size = node.c.storage.devices[pv.path].size
+    alloc = sum(lv.extents for lv in vg.lvs.values() if lv.pv == pv.path) if vg else 0
+    return {"pv_name": pv.path, "pv_uuid": pv.uuid, "pv_major": str(pv.devno[0]),
+            "pv_minor": str(pv.devno[1]), "dev_size": str(size), "pe_start": str(1024**2),
+            "pv_mda_count": "1", "pv_mda_size": str(1024**2),
+            "pv_size": str(pv.pe_count * EXTENT if vg else size),
+            "pv_free": str((pv.pe_count - alloc) * EXTENT if vg else size),
+            "pv_pe_count": str(pv.pe_count), "pv_pe_alloc_count": str(alloc),
+            "pv_attr": "a--" if vg else "---", "pv_missing": "", "pv_tags": ""}
+
+
+def _lockctl(node: LockdNode, argv: tuple[str, ...]) -> Out | str:
+    if argv != ("lvmlockctl", "--info"):
+        raise UnsupportedCommand(f"only 'lvmlockctl --info' is modelled: {argv}")
+    if not node.n.lvmlockd:
+        out = Out()
+        out.out.append("Cannot connect to lvmlockd.\n")
+        out.err.append("/run/lvm/lvmlockd.socket: connect failed: No such file or directory\n")
+        out.rc = 255
+        return out
+    lines = []
+    for name in sorted(node.n.lockspaces):
+        vg = node.c.storage.vgs[name]
+        lines += [f"VG {name} lock_type={vg.lock_type} {vg.uuid}", f"LS {vg.lock_type} lvm_{name}",
+                  "LK VG un ver 1", "LK GL un ver 1"]
+        for lv in vg.lvs.values():
+            mode = node.c.locks.holders(lv.uuid).get(node.n.name)
+            if mode:
+                lines.append(f"LK LV {mode} {lv.uuid}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _pvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) != 2:
+        raise UnsupportedCommand(f"only 'pvcreate DEVICE' is modelled: {argv}")
+    out = Out()
+    dev = argv[1]
+    if dev not in node.c.storage.devices:
+        return out.fail(f"No device found for {dev}.")
+    if not node.n.lockspaces:  # the global lock is in a started shared VG's lockspace
+        return out.fail("Global lock failed: check that global lockspace is started")
+    if dev in node.c.storage.labels:
+        return out.fail(f"Can't initialize physical volume \"{dev}\" of volume group \"?\" "
+                        f"without -ff")
+    node.c.storage.labels[dev] = dashed(node.c.storage.uuid("pv"))
+    return out.print(f'Physical volume "{dev}" successfully created.')
+
+
+def _vgcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    args = list(argv[1:])
+    if args[:3] == ["--shared", "--locktype", "sanlock"]:
+        args = args[3:]
+    elif args[:1] == ["--shared"]:  # lvmlockd picks the lock manager running: sanlock here
+        args = args[1:]
+    else:
+        args = []
+    if len(args) < 2 or args[0].startswith("-"):
+        raise UnsupportedCommand(f"only 'vgcreate --shared [--locktype sanlock] VG PV...' is "
+                                 f"modelled: {argv}")
+    vg_name, devs = args[0], args[1:]
+    out = Out()
+    if not node.n.lvmlockd:
+        out.warn("WARNING: lvmlockd process is not running.")
+        return out.fail("Failed to detect a running lock manager to select lock type.",
+                        "Run `vgcreate --help' for more information.", rc=3)
+    st = node.c.storage
+    if vg_name in st.vgs:
+        return out.fail(f"A volume group called {vg_name} already exists.")
+    out.print("Enabling sanlock global lock")
+    vg = SharedVg(vg_name, dashed(st.uuid("vg")), "sanlock")
+    for d in devs:
+        if d not in st.devices:
+            return out.fail(f"No device found for {d}.")
+        if d not in st.labels:
+            st.labels[d] = dashed(st.uuid("pv"))
+            out.print(f'Physical volume "{d}" successfully created.')
+        vg.pvs[d] = SharedPv(d, st.labels[d], st.devices[d].devno,
+                             (st.devices[d].size - 1024**2) // EXTENT)
+    first = devs[0]
+    vg.lvs["lvmlock"] = SharedLv("lvmlock", dashed(st.uuid("lvmlock")), LVMLOCK_EXTENTS, first,
+                                 0, hidden=True)
+    st.vgs[vg_name] = vg
+    out.print('Logical volume "lvmlock" created.')
+    out.print(f'Volume group "{vg_name}" successfully created')
+    node.n.lockspaces.add(vg_name)
+    node._activate(vg, vg.lvs["lvmlock"])
+    out.print(f"VG {vg_name} starting sanlock lockspace")
+    return out.print("Starting locking.  Waiting until locks are ready...")
+
+
+def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) != 3 or argv[1] != "--lock-start":
+        raise UnsupportedCommand(f"only 'vgchange --lock-start VG' is modelled: {argv}")
+    name = argv[2]
+    out = Out()
+    vg = node.c.storage.vgs.get(name)
+    if not node.n.lvmlockd:
+        out.warn("WARNING: lvmlockd process is not running.")
+        out.warn("Reading without shared global lock.")
+        return out.fail(f"VG {name} start failed: lvmlockd is not running")
+    if vg is None:
+        return out.fail(f'Volume group "{name}" not found')
+    if name in node.n.lockspaces:
+        return out.print("Starting locking.  Waiting for sanlock may take 20 sec to 3 min...")
+    if not node.n.sanlock:
+        out.warn("Start a lock manager, lvmlockd did not find one running.")
+        out.warn("Skipping global lock: lockspace not found or started")
+        return out.fail(f"VG {name} start failed: lock manager sanlock is not running")
+    out.warn("Skipping global lock: lockspace not found or started")
+    if node.n.host_id is None:
+        return out.fail(f"VG {name} start failed: invalid sanlock host_id, set in lvmlocal.conf")
+    out.print(f"VG {name} starting sanlock lockspace")
+    out.print("Starting locking.  Waiting for sanlock may take 20 sec to 3 min...")
+    clash = [n for n in node.c.nodes.values() if n is not node.n and n.up
+             and n.host_id == node.n.host_id and name in n.lockspaces]
+    # A host_id a live node holds: rc 0 all the same, the lvmlock LV active, and no
+    # lockspace (lab: state/after_host_id_in_use_b.txt).
+    node._activate(vg, vg.lvs["lvmlock"])
+    if not clash:
+        node.n.lockspaces.add(name)
+    return out
+
+
+def _vgextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) != 3:
+        raise UnsupportedCommand(f"only 'vgextend VG PV' is modelled: {argv}")
+    out = Out()
+    st = node.c.storage
+    vg, dev = st.vgs.get(argv[1]), argv[2]
+    if vg is None:
+        return out.fail(f'Volume group "{argv[1]}" not found')
+    if vg.name not in node.n.lockspaces:
+        return out.fail(f"Cannot access VG {vg.name} due to failed lock.")
+    if dev not in st.labels:
+        return out.fail(f"Physical volume {dev} not found")  # the planner pvcreates first
+    vg.pvs[dev] = SharedPv(dev, st.labels[dev], st.devices[dev].devno,
+                           (st.devices[dev].size - 1024**2) // EXTENT)
+    return out.print(f'Volume group "{vg.name}" successfully extended')
+
+
+def _lvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    a = list(argv[1:])
+    activate = a[1:3] != ["--activate", "n"]
+    if not activate:
+        del a[1:3]
+    if len(a) < 5 or a[0] != "--yes" or a[1] != "--name" or a[3] != "--size":
+        raise UnsupportedCommand(f"only 'lvcreate --yes [--activate n] --name LV --size Nb VG "
+                                 f"[PV...]' is modelled: {argv}")
+    name, size, vg_name, pvs = a[2], int(a[4].rstrip("b")), a[5], a[6:]
+    out = Out()
+    vg = node.c.storage.vgs.get(vg_name)
+    if vg is None:
+        return out.fail(f'Volume group "{vg_name}" not found')
+    if vg_name not in node.n.lockspaces:
+        return out.fail(f"Cannot access VG {vg_name} due to failed lock.")
+    if name in vg.lvs:
+        return out.fail(f"Logical Volume \"{name}\" already exists in volume group \"{vg_name}\"")
+    n = -(-size // EXTENT)
+    for pv in (pvs or list(vg.pvs)):
+        start = vg.free_on(pv, n)
+        if start is not None:
+            lv = vg.lvs[name] = SharedLv(name, dashed(node.c.storage.uuid("lv")), n, pv, start)
+            if activate:  # a new LV in a shared VG is active exclusively where it was made
+                node.c.locks.take(lv.uuid, node.n.name, "ex")
+                node._activate(vg, lv)
+            else:
+                out.warn(f"WARNING: Logical volume {vg_name}/{name} not zeroed.")
+            return out.print(f'Logical volume "{name}" created.')
+    return out.fail(f"Volume group \"{vg_name}\" has insufficient free space.")
+
+
+def _lvchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) != 3 or argv[1] not in ("-aey", "-asy", "-aln", "--refresh"):
+        raise UnsupportedCommand(f"only 'lvchange -aey|-asy|-aln|--refresh VG/LV': {argv}")
+    out = Out()
+    found = node._lv(argv[2], out)
+    if found is None:
+        return out
+    vg, lv = found
+    flag = argv[1]
+    held = node.c.locks.holders(lv.uuid).get(node.n.name)
+    if flag == "--refresh":
+        dev = node.n.dm.get(dm_name(vg.name, lv.name))
+        if dev is not None:
+            dev.sectors = lv.extents * EXTENT // SECTOR
+        return out
+    if flag == "-aln":
+        dev = node.n.dm.get(dm_name(vg.name, lv.name))
+        if dev is not None and dev.open:
+            return out.fail(f"Logical volume {vg.name}/{lv.name} in use.")
+        node.n.dm.pop(dm_name(vg.name, lv.name), None)
+        node.c.locks.drop(lv.uuid, node.n.name)
+        return out
+    mode = "ex" if flag == "-aey" else "sh"
+    if held == mode:
+        return out
+    if mode == "sh" and lv.kind == "raid1":
+        return out.fail(f"Shared activation not compatible with LV type raid1 of "
+                        f"{vg.name}/{lv.name}", f"Failed to lock logical volume {vg.name}/{lv.name}.")
+    if held is not None and held != mode:  # lvmlockd does not convert a held lock
+        return out.fail(f"LV locked by other host: {vg.name}/{lv.name}",
+                        f"Failed to lock logical volume {vg.name}/{lv.name}.")
+    if not node._lock(vg, lv, mode, out):
+        return out.fail(f"Failed to lock logical volume {vg.name}/{lv.name}.")
+    node._activate(vg, lv)
+    return out
+
+
+def _lvextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) < 4 or argv[1] != "--size":
+        raise UnsupportedCommand(f"only 'lvextend --size Nb VG/LV [PV...]' is modelled: {argv}")
+    out = Out()
+    found = node._lv(argv[3], out)
+    if found is None:
+        return out
+    vg, lv = found
+    if not node._exclusive_here_or_free(vg, lv, out):
+        return out
+    size = argv[2].rstrip("b")
+    new = (lv.extents + -(-int(size[1:]) // EXTENT) if size.startswith("+")
+           else -(-int(size) // EXTENT))
+    extra = new - lv.extents
+    if extra <= 0:
+        return out.fail(f"New size given ({new} extents) not larger than existing size "
+                        f"({lv.extents} extents)")
+    end = lv.start + lv.extents
+    if any(s < end + extra and s + n > end for s, n in vg.used(lv.pv) if s != lv.start) or \
+            vg.pvs[lv.pv].pe_count < end + extra:
+        return out.fail("Insufficient free space (contiguous growth only in this model)")
+    old = lv.extents
+    lv.extents = new
+    dev = node.n.dm.get(dm_name(vg.name, lv.name))
+    if dev is not None:
+        dev.sectors = new * EXTENT // SECTOR
+    out.print(f"Size of logical volume {vg.name}/{lv.name} changed from "
+              f"{old * 4:.2f} MiB ({old} extents) to {new * 4:.2f} MiB ({new} extents).")
+    return out.print(f"Logical volume {vg.name}/{lv.name} successfully resized.")
+
+
+def _lvremove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    skip = argv[1:4] == ("--yes", "--lockopt", "skiplv")
+    if not (len(argv) == 3 and argv[1] == "--yes") and not (skip and len(argv) == 5):
+        raise UnsupportedCommand(f"only 'lvremove --yes [--lockopt skiplv] VG/LV': {argv}")
+    out = Out()
+    found = node._lv(argv[-1], out)
+    if found is None:
+        return out
+    vg, lv = found
+    if skip:
+        out.warn("WARNING: skipping LV lock in lvmlockd.")
+    elif not node._exclusive_here_or_free(vg, lv, out):
+        return out
+    dev = node.n.dm.get(dm_name(vg.name, lv.name))
+    if dev is not None and dev.open:
+        return out.fail(f"Logical volume {vg.name}/{lv.name} contains a filesystem in use.")
+    node.n.dm.pop(dm_name(vg.name, lv.name), None)
+    node.c.locks.drop(lv.uuid, node.n.name)
+    del vg.lvs[lv.name]
+    return out.print(f'Logical volume "{lv.name}" successfully removed.')
+
+
+def _pvmove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    foreground = argv[1:3] == ("-i", "1")
+    if foreground:  # polling in the foreground: the same here (no time passes)
+        argv = (argv[0], "--background", *argv[3:])
+    if len(argv) < 6 or argv[1:3] != ("--background", "--name"):
+        raise UnsupportedCommand(f"only 'pvmove --background|-i 1 --name VG/LV SRC DST...': {argv}")
+    out = Out()
+    found = node._lv(argv[3], out)
+    if found is None:
+        return out
+    vg, lv = found
+    others = node.c.locks.others(lv.uuid, node.n.name)
+    if others or node.c.locks.holders(lv.uuid).get(node.n.name) == "sh":
+        return out.fail(f"LV locked by other host: {vg.name}/{lv.name}",
+                        "pvmove in a shared VG requires exclusive lock on named LV.")
+    src, dests = argv[4], argv[5:]
+    if lv.pv != src:
+        return out.fail(f"No data to move for {vg.name}.")
+    for d in dests:
+        start = vg.free_on(d, lv.extents) if d in vg.pvs else None
+        if start is not None:
+            lv.pv, lv.start = d, start
+            return out.print(f"{src}: Moved: 100.00%") if foreground else out
+    return out.fail(f"Insufficient free space: {lv.extents} extents needed")
+
+
+def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    if len(argv) != 3:
+        raise UnsupportedCommand(f"only 'dmsetup remove NAME' is modelled: {argv}")
+    out = Out()
+    dev = node.n.dm.get(argv[2])
+    if dev is None:
+        out.err.append(f"Device {argv[2]} not found\nCommand failed.\n")
+        out.rc = 1
+        return out
+    if dev.open:
+        out.err.append(f"device-mapper: remove ioctl on {dev.name}  failed: Device or resource "
+                       f"busy\nCommand failed.\n")
+        out.rc = 1
+        return out
+    del node.n.dm[argv[2]]  # the LV's lock, if any, stays: dmsetup knows nothing of lvmlockd
+    return out
+
+
+_COMMANDS = {
+    ("lvm", "fullreport"): _fullreport, ("lvmlockctl",): _lockctl, ("pvcreate",): _pvcreate,
+    ("vgcreate",): _vgcreate, ("vgchange",): _vgchange, ("vgextend",): _vgextend, ("lvcreate",): _lvcreate,
+    ("lvchange",): _lvchange, ("lvextend",): _lvextend, ("lvremove",): _lvremove,
+    ("pvmove",): _pvmove, ("dmsetup", "remove"): _dmsetup_remove,
+}
