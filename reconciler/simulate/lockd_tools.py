@@ -105,6 +105,9 @@ class LockdNode:
         self.c = cluster
         self.n = node
         self.calls: list[Command] = []
+        # Processes holding a device open with a plain open() (no mount, no holder), by the
+        # path a step names: what Runner.openers answers. Tests add to it.
+        self.opened: dict[str, list[str]] = {}
 
     @property
     def name(self) -> str:
@@ -126,6 +129,11 @@ class LockdNode:
             return CommandResult(command=cmd, rc=0, stdout=out, stderr="")
         return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.out),
                              stderr="".join(out.err))
+
+    def openers(self, paths, *, host: str = "local") -> dict[str, tuple[str, ...]]:
+        if not self.n.up:
+            raise NodeDown(f"node {self.n.name} is down; cannot check openers")
+        return {p: tuple(self.opened.get(p, ())) for p in paths}
 
     # -- kernel files ----------------------------------------------------------------------
 
