@@ -165,10 +165,12 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     spec = loaded.for_node(env.node)
     devices = observing.spec_devices(spec)
     md_targets = observing.md_targets(spec, env.ledger)
+    drbd_targets = observing.drbd_targets(spec, env.node)
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
-                                 now=env.clock.now(), md_targets=md_targets)
+                                 now=env.clock.now(), md_targets=md_targets,
+                                 drbd_targets=drbd_targets)
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),

@@ -18,13 +18,15 @@ therefore still starts exactly one process.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler import errors, state
-from reconciler.adapters import lvm, md
+from reconciler.adapters import drbd, lvm, md
 from reconciler.runner import Runner
 
 DEFAULT_LEDGER = md.DEFAULT_LEDGER
@@ -53,8 +55,18 @@ class MdTargets:
 
 
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
-            now: float = 0.0, md_targets: MdTargets | None = None) -> state.HostState:
+            now: float = 0.0, md_targets: MdTargets | None = None,
+            drbd_targets: DrbdTargets | None = None) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot."""
+    st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
+                  md_targets=md_targets)
+    if drbd_targets is None or not drbd_targets.resources:
+        return st
+    return dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets))
+
+
+def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
+             now: float, md_targets: MdTargets | None) -> state.HostState:
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
@@ -246,3 +258,65 @@ def _stable_identity(read: Callable[[str], str | None], base: str, major: int) -
         if value:
             return f"{kind}:{value}"
     return None
+
+
+# -- drbd: /proc/drbd, the resource files, the split-brain marker; wipefs only before create-md ---
+
+@dataclass(frozen=True)
+class DrbdTarget:
+    name: str
+    minor: int
+    disk: str  # this node's declared backing disk
+
+
+@dataclass(frozen=True)
+class DrbdTargets:
+    resources: tuple[DrbdTarget, ...] = ()
+
+
+def drbd_targets(spec, node: str) -> DrbdTargets:
+    """What to read for the DRBD resources this node takes part in."""
+    return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk)
+                             for name, res in sorted(spec.drbd.items()) if node in res.nodes))
+
+
+def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets) -> state.DrbdHost:
+    """Kernel and config files only, except one ``wipefs --no-act`` per backing disk whose
+    resource is not attached in the kernel (down, or Diskless): what the disk holds decides
+    whether metadata may be created on it, and is asked only then."""
+    def read(path: str) -> str | None:
+        try:
+            return runner.read(path, host=host)
+        except OSError as exc:
+            raise errors.ObservationError(("cat", path), str(exc)) from None
+
+    text = read(drbd.PROC)
+    version, minors = "", {}
+    if text is not None:
+        try:
+            version, minors = drbd.parse_proc(text)
+        except ValueError as exc:
+            raise errors.ObservationError(("cat", drbd.PROC), str(exc), text) from None
+    mountinfo = read("/proc/self/mountinfo") or ""
+    resources: dict[str, state.DrbdResourceState] = {}
+    backing: dict[str, state.DrbdBacking] = {}
+    for t in targets.resources:
+        holders = read(f"/sys/block/drbd{t.minor}/holders/") if t.minor in minors else None
+        resources[t.name] = state.DrbdResourceState(
+            name=t.name, config_path=drbd.config_path(t.name),
+            config=read(drbd.config_path(t.name)),
+            split_brain=read(drbd.split_brain_marker(t.name)) is not None,
+            holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor))
+        seen = minors.get(t.minor)
+        if seen is None or seen.disk == "Diskless":
+            res = runner.run(drbd.probe_disk(t.disk, host=host))
+            if res.ok:
+                try:
+                    backing[t.disk] = state.DrbdBacking(t.disk, drbd.parse_wipefs(res.stdout))
+                except ValueError as exc:
+                    raise errors.ObservationError(res.command.argv, str(exc), res.stdout) from None
+            else:
+                why = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+                backing[t.disk] = state.DrbdBacking(t.disk, error=why)
+    return state.DrbdHost(loaded=text is not None, version=version, minors=minors,
+                          resources=resources, backing=backing)

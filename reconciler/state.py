@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.state_drbd import (DrbdBacking, DrbdHost, DrbdMinor, DrbdResourceState,  # noqa: F401
+                                   DrbdSync)
 from reconciler.units import Size
 
 
@@ -379,6 +381,7 @@ class HostState:
     # This host's LVM system ID (``lvm systemid``; "" = none configured). Asked only when
     # some VG carries a system ID; None = not asked.
     lvm_system_id: str | None = None
+    drbd: DrbdHost | None = None  # -- drbd -- (state_drbd); None: no DRBD resource declared
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -21,6 +21,8 @@ base types and ``Plan``.
 """
 
 from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
+                                     LoadDrbd, SeedFirstSync, SetDrbdRole, UpDrbd, WriteDrbdConfig)
 from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
                                     ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
                                     ResizeLv, ResumeMoves)
@@ -28,7 +30,8 @@ from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, St
                                    WriteCloneLedger)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Step
 
-__all__ = ["Action", "AddMdMember", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
+__all__ = ["Action", "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata",
+           "LoadDrbd", "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig", "AddMdMember", "AddMirrorLeg", "Blocked", "BuildMdClone", "CreateLv",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import graphlib
 
 from reconciler import actions, state
-from reconciler.planning import lvm, md
+from reconciler.planning import drbd, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 
@@ -27,6 +27,7 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     out = Partial()
     out.extend(lvm.plan_vgs(spec, st, stalled))
     out.extend(md.plan_clones(spec, st))
+    out.extend(drbd.plan_drbd(spec, st, node))
     return actions.Plan(node=node, steps=_ordered(out.steps), in_flight=tuple(out.in_flight),
                         blocked=tuple(out.blocked), unmanaged=tuple(out.unmanaged),
                         spec_digest=spec_digest)

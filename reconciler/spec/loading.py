@@ -57,7 +57,8 @@ class LoadedSpec:
         """The slice of the spec this node reconciles."""
         return models.Spec(vg={n: vg for n, vg in self.spec.vg.items() if vg.applies_to(node)},
                            clone={n: c for n, c in self.spec.clone.items()
-                                  if c.applies_to(node)})
+                                  if c.applies_to(node)},
+                           drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
 
 
 def _collect(location: str | Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
@@ -234,8 +235,8 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
                 continue
             problems.append((where, key_path(loc), msg))
         return None, raw
-    if not spec.vg and not spec.clone:
-        problems.append((where, "", "declares nothing: no [vg.NAME] or [clone.NAME] table "
+    if not spec.vg and not spec.clone and not spec.drbd:
+        problems.append((where, "", "declares nothing: no [vg.NAME], [clone.NAME] or [drbd.NAME] table "
                          "(the file is empty, or holds only whitespace and comments); "
                          "delete it if that is meant"))
         return None, raw
@@ -256,6 +257,8 @@ def load(location: str | Path) -> LoadedSpec:
     pv_owner: dict[str, tuple[str, str]] = {}  # device -> (vg, file)
     clones: dict[str, models.Clone] = {}
     clone_origin: dict[str, str] = {}
+    drbd: dict[str, object] = {}
+    drbd_origin: dict[str, str] = {}
     for path, rel in found:
         where = file_name(str(path))
         if not rel.isprintable():
@@ -289,13 +292,21 @@ def load(location: str | Path) -> LoadedSpec:
                 continue
             clones[name] = clone
             clone_origin[name] = str(path)
+        for name, res in spec.drbd.items():
+            if name in drbd:
+                problems.append((where, key_path(("drbd", name)),
+                                 f"DRBD resource {shown(name)} is already declared in "
+                                 f"{drbd_origin[name]}"))
+                continue
+            drbd[name] = res
+            drbd_origin[name] = str(path)
     problems.extend(_clone_conflicts(clones, clone_origin, merged, origin))
     if problems:
         if len(problems) > MAX_PROBLEMS:
             more = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [(where_loc, "", f"and {more} more problems")]
         raise errors.SpecError(problems)
-    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones),
+    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones, drbd=drbd),
                       files=tuple(str(path) for path, _ in found),
                       digest=digest.hexdigest(), origin=origin, clone_origin=clone_origin)
 

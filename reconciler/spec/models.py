@@ -34,6 +34,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, StrictBool, WithJsonSchema, model_validator)
 
 from reconciler import units
+from reconciler.spec.drbd import DrbdResource, ResourceName
 from reconciler.spec.text import shown, toml_type
 
 # -- names ---------------------------------------------------------------------------------
@@ -343,6 +344,7 @@ class Spec(_Model):
 
     vg: dict[VgName, Vg] = Field(default_factory=dict)
     clone: dict[CloneName, Clone] = Field(default_factory=dict)
+    drbd: dict[ResourceName, DrbdResource] = Field(default_factory=dict)
 
 
 def _no_null(node: object) -> object:
