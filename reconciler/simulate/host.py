@@ -29,7 +29,7 @@ from collections.abc import Callable
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
-from . import lvm_tools, md_model, md_tools, ops
+from . import drbd_tools, lvm_tools, md_model, md_tools, ops
 from .clock import SimClock
 from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Device, Model, NoSpace, pe_count_for
 
@@ -52,6 +52,7 @@ class SimulatedHost:
         self.default_extent_size = DEFAULT_EXTENT_SIZE
         self.model = Model(seed)
         self.md = md_model.MdModel()
+        self.drbd = None  # a drbd_model.DrbdNode once a DrbdNet joins this host
         self._dm_minors: dict[str, int] = {}
         self.calls: list[Command] = []
         self.started = 0
@@ -73,7 +74,7 @@ class SimulatedHost:
         if cmd.host != self.name:
             raise UnsupportedCommand(f"command for host {cmd.host!r} sent to simulated host "
                                      f"{self.name!r}: {cmd}")
-        md_entry = md_tools.lookup(cmd.argv)
+        md_entry = md_tools.lookup(cmd.argv) or drbd_tools.lookup(cmd.argv)
         if md_entry is not None:
             md_handler, mutates = md_entry
 
@@ -110,6 +111,10 @@ class SimulatedHost:
         if host != self.name:
             raise UnsupportedCommand(f"read for host {host!r} sent to simulated host "
                                      f"{self.name!r}: {path}")
+        if path == "/proc/drbd" or path.startswith("/sys/block/drbd"):
+            return drbd_tools.read(self, path)
+        if path == "/proc/self/mountinfo":
+            return (md_tools.read(self, path) or "") + drbd_tools.mount_lines(self)
         return md_tools.read(self, path)
 
     # -- fault injection -------------------------------------------------------------------
