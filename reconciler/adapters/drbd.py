@@ -142,6 +142,12 @@ def render(name: str, res: DrbdResource) -> str:
     return "\n".join(lines) + "\n"
 
 
+def config_disk(text: str | None, node: str) -> str | None:
+    """The backing disk a resource file gives ``node`` (``on <node> { disk X; }``)."""
+    m = re.search(rf"on {re.escape(node)} \{{[^}}]*?\bdisk (\S+);", text or "")
+    return m.group(1) if m else None
+
+
 def is_managed(text: str, name: str) -> bool:
     return text.splitlines()[:1] == [MANAGED.format(name=name)]
 

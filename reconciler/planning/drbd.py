@@ -106,7 +106,11 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
     # -- lost disk ---------------------------------------------------------------------------------
     if m.disk == "Diskless":
         b = d.backing.get(me.disk)
-        if b is None or b.error is not None:
+        # The disk DRBD detached is never re-attached by itself: it is the one the file on
+        # disk names, and it either fails to read or still carries its old metadata.
+        same = (drbd.config_disk(rs.config, node) in (None, me.disk)
+                and (b is None or b.error is not None or b.has_drbd_metadata))
+        if same or b is None or b.error is not None:
             block(f"DISKLESS on {node}: DRBD detached the backing disk (I/O error); reads and "
                   f"writes go to {peer}. {me.disk} cannot be read"
                   f"{': ' + b.error if b is not None and b.error else ''}. Declare a "
