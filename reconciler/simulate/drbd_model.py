@@ -139,7 +139,7 @@ class DrbdNode:
         dev = self.host.model.device(path)
         if dev is None:
             raise UnsupportedCommand(f"no simulated device {path}")
-        return dev.size // 1024 - 32  # internal metadata at the end
+        return dev.size // 1024 - 40  # internal metadata at the end (lab, 64 MiB: 65496 KiB left)
 
     def proc(self) -> str | None:
         if not self.loaded:

@@ -79,9 +79,9 @@ def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Ou
         return Out().err(f"'{name}' not defined in your config (for this host).", rc=10)
     out = Out()
     if verb == "create-md":
-        if stdin is not None and stdin != "" and not force:
-            raise UnsupportedCommand("create-md with answers on stdin is not modelled")
-        return _create_md(host, node, me.disk, force=force)
+        # stdin is never a TTY here: drbdmeta does not wait for an answer (lab: the same
+        # output with "no" and with nothing on stdin)
+        return _create_md(host, node, me.disk, me.minor, force=force)
     if verb not in ("up", "adjust", "primary", "secondary", "connect", "disconnect", "down"):
         raise UnsupportedCommand(f"drbdadm {verb} not modelled")
     if stdin is not None:
@@ -160,7 +160,7 @@ def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Ou
     return out
 
 
-def _create_md(host: SimulatedHost, node: DrbdNode, disk: str, *, force: bool) -> Out:
+def _create_md(host: SimulatedHost, node: DrbdNode, disk: str, minor: int, *, force: bool) -> Out:
     dev = host.model.device(disk)
     if dev is None or dev.failed_at is not None:
         raise UnsupportedCommand(f"create-md on a missing or failed disk {disk} is not modelled")
@@ -168,11 +168,12 @@ def _create_md(host: SimulatedHost, node: DrbdNode, disk: str, *, force: bool) -
     if not force and dev.signature is not None:
         out.stdout += ["\n", f"Found {'ext3' if dev.signature.startswith('ext') else dev.signature} filesystem\n",
                        "Operation refused.\n", "\n"]
-        return out.err(f"Command 'drbdmeta 0 v08 {disk} internal create-md' terminated with exit code 40", rc=40)
+        return out.err(f"Command 'drbdmeta {minor} v08 {disk} internal create-md' terminated with exit code 40", rc=40)
     if not force and disk in node.metadata:
         out.stdout.append("Operation cancelled.\n")
-        return out.err("There appears to be a v08 flexible-size internal meta data block",
-                       f"already in place on {disk}", "",
+        return out.err("You want me to create a v08 style flexible-size internal meta data block.",
+                       "There appears to be a v08 flexible-size internal meta data block",
+                       f"already in place on {disk} at byte offset {dev.size - 4096}", "",
                        "Do you really want to overwrite the existing meta-data?",
                        "stdin not a TTY, not waiting for confirmation", rc=1)
     node.metadata[disk] = ("Inconsistent", "")

@@ -17,7 +17,8 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 OUTPUTS = TESTS / "fixtures" / "outputs"
 COMPARING_MODULES = (TESTS / "simulate" / "test_recorded_scenarios.py",
-                     TESTS / "md" / "test_md_simulator.py")
+                     TESTS / "md" / "test_md_simulator.py",
+                     TESTS / "drbd" / "test_drbd_simulator.py")
 
 
 def _claims() -> dict[str, str]:
@@ -63,6 +64,6 @@ def test_each_index_describes_exactly_the_recordings_beside_it():
         files = {str(p.relative_to(here)) for p in here.rglob("*")
                  if p.is_file() and p.name != "INDEX.md"
                  and not any(n in p.parents for n in nested)}
-        named = set(re.findall(r"`((?:commands/)?[\w.-]+\.(?:txt|json))`", index.read_text()))
+        named = set(re.findall(r"`((?:commands/|proc/)?[\w.-]+\.(?:txt|json|res))`", index.read_text()))
         assert files - named == set(), f"{index}: recordings it does not describe"
         assert named - files == set(), f"{index}: describes recordings that do not exist"
