@@ -91,8 +91,9 @@ def parse_proc(text: str) -> tuple[str, dict[int, state_drbd.DrbdMinor]]:
             fin = _FINISH.search(rest)
             eta = speed = None
             if fin is not None:
-                eta = float(int(fin.group(1)) * 3600 + int(fin.group(2)) * 60 + int(fin.group(3)))
                 speed = int(fin.group(4).replace(",", ""))
+                if speed:  # at speed 0 (the sync has not moved yet) "finish:" means nothing
+                    eta = float(int(fin.group(1)) * 3600 + int(fin.group(2)) * 60 + int(fin.group(3)))
             sync = state_drbd.DrbdSync(percent=float(pct.group(1)), left_kib=int(pct.group(2)),
                                        total_kib=int(pct.group(3)), speed_kib=speed, eta=eta)
         minors[minor] = state_drbd.DrbdMinor(

@@ -34,7 +34,7 @@ import re
 from typing import Annotated
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      PlainSerializer, StrictBool, StrictInt, model_validator)
+                      PlainSerializer, StrictBool, StrictInt, WithJsonSchema, model_validator)
 
 from reconciler import units
 
@@ -84,7 +84,12 @@ ResourceName = Annotated[str, AfterValidator(check_resource_name)]
 DrbdDevice = Annotated[str, AfterValidator(_check_device)]
 DrbdNodeName = Annotated[str, AfterValidator(_check_node)]
 Address = Annotated[str, AfterValidator(_check_address)]
-Rate = Annotated[int, BeforeValidator(_parse_rate), PlainSerializer(units.format_size, return_type=str)]
+Rate = Annotated[int, BeforeValidator(_parse_rate), PlainSerializer(units.format_size, return_type=str),
+                 WithJsonSchema({"anyOf": [{"type": "string",
+                                            "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtT]?(i?[bB])? *$",
+                                            "examples": ["10M", "400M"]},
+                                           {"type": "integer", "minimum": 1024}],
+                                 "description": "bytes per second, or a number with a binary suffix"})]
 
 
 class Role(enum.StrEnum):

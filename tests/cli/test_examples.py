@@ -18,6 +18,8 @@ RUNS = [
     ("seed004", (), "specs/examples/mirror-then-split.toml"),
     ("cluster", (), "specs/examples/cluster.toml"),
     ("cluster", ("--node", "core-02"), "specs/examples/cluster.toml"),
+    ("seed003", (), "specs/examples/drbd.toml"),
+    ("seed003", ("--node", "node2"), "specs/examples/drbd.toml"),
 ]
 
 

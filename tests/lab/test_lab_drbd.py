@@ -172,7 +172,7 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     assert not lab.ran("node-b", "drbdadm -- --discard-my-data connect r0")
     assert lab.line("node-b") == "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate", lab.proc("node-b")
     b.sh("mount /dev/drbd0 /mnt/d && md5sum -c --quiet /tmp/survivor && cd /mnt/d && "
-         "md5sum -c --quiet /tmp/manifest && test ! -e /mnt/d/on_a && umount /mnt/d && sync")
+         "md5sum -c --quiet /tmp/manifest && test ! -e /mnt/d/on_a && cd / && umount /mnt/d && sync")
     assert lab.data_md5("node-a", "/dev/vda") == lab.data_md5("node-b", "/dev/vda")
     for g in (a, b):
         assert not g.run(["test", "-e", "/run/reconciler/drbd/r0.split-brain"], check=False).ok
@@ -192,6 +192,6 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     assert lab.ran("node-a", "drbdadm create-md r0") and lab.ran("node-a", "drbdadm adjust r0")
     assert lab.data_md5("node-a", "/dev/vdb") == lab.data_md5("node-b", "/dev/vda")
     b.sh("mount /dev/drbd0 /mnt/d && md5sum -c --quiet /tmp/survivor && cd /mnt/d && "
-         "md5sum -c --quiet /tmp/manifest && umount /mnt/d")
+         "md5sum -c --quiet /tmp/manifest && cd / && umount /mnt/d")
     print(f"create+sync {t_create:.1f}s, failover at {t_failover:.1f}s, split brain at {t_split:.1f}s, "
           f"total {time.monotonic() - t0:.1f}s")
