@@ -106,10 +106,11 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
     # -- lost disk ---------------------------------------------------------------------------------
     if m.disk == "Diskless":
         b = d.backing.get(me.disk)
-        # The disk DRBD detached is never re-attached by itself: it is the one the file on
-        # disk names, and it either fails to read or still carries its old metadata.
-        same = (drbd.config_disk(rs.config, node) in (None, me.disk)
-                and (b is None or b.error is not None or b.has_drbd_metadata))
+        # The disk DRBD detached is the one the file on disk names: never re-used by itself
+        # (lab: wipefs on a disk failed with drive_del exits 0 and finds nothing, so a probe
+        # cannot tell a failed disk from a blank one). Only a different declared disk is a
+        # replacement.
+        same = drbd.config_disk(rs.config, node) in (None, me.disk)
         if same or b is None or b.error is not None:
             block(f"DISKLESS on {node}: DRBD detached the backing disk (I/O error); reads and "
                   f"writes go to {peer}. {me.disk} cannot be read"

@@ -183,6 +183,8 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     b.sh("mount /dev/drbd0 /mnt/d && dd if=/dev/urandom of=/mnt/d/after_fail bs=1M count=2 conv=fsync "
          "status=none && md5sum /mnt/d/after_fail >> /tmp/survivor && umount /mnt/d")
     wait_for(lambda: "ds:Diskless/UpToDate" in lab.proc("node-a"), 60, "node-a Diskless")
+    probe = a.run(["wipefs", "--no-act", "--json", "/dev/vda"], check=False, env={"LC_ALL": "C"})
+    print(f"wipefs on the failed disk: rc {probe.rc} out {probe.out!r} err {probe.err!r}")
     runs = lab.both()
     assert runs["node-a"].rc != 0 and "DISKLESS on node-a" in runs["node-a"].result.out, runs["node-a"]
     assert runs["node-b"].rc == 0, runs["node-b"]
