@@ -11,7 +11,8 @@ joined by a harness Link, one scenario in order (boot once):
    link back): detected by both, left alone (no drbdadm run); then ``split_brain_victim =
    "node-a"``: resolved, the survivor's files intact, both backing disks equal;
 5. node-a's backing disk failed with QMP drive_del: Diskless reported; a replacement disk
-   declared: metadata, attach, resync to UpToDate/UpToDate, disks equal.
+   declared: metadata, attach, resync to UpToDate/UpToDate, disks equal;
+6. a changed resource file (resync rate) applied with ``drbdadm -c <new file> adjust``.
 
 Every pass is ``reconcile --once`` run in both guests at the same time.
 """
@@ -88,8 +89,10 @@ class Lab:
         return any(f"ran {needle} ->" in r.log for r in self.logs[node])
 
     def data_md5(self, node: str, disk: str) -> str:
+        # O_DIRECT: DRBD writes the backing disk under the page cache, which may still hold
+        # what an earlier buffered read (wipefs' probe) saw there
         return self.guests[node].run(
-            f"head -c {DATA_KIB * 1024} {disk} | md5sum").out.split()[0]
+            f"dd if={disk} bs=8k count={DATA_KIB // 8} iflag=direct status=none | md5sum").out.split()[0]
 
 
 def ok(runs: dict[str, Run]) -> bool:
@@ -195,5 +198,13 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     assert lab.data_md5("node-a", "/dev/vdb") == lab.data_md5("node-b", "/dev/vda")
     b.sh("mount /dev/drbd0 /mnt/d && md5sum -c --quiet /tmp/survivor && cd /mnt/d && "
          "md5sum -c --quiet /tmp/manifest && cd / && umount /mnt/d")
+    # 6. a config change (resync rate) on a resource that is up: drbdadm -c <new file> adjust
+    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra='split_brain_victim = "node-a"\n'
+             'resync_rate = "200M"')
+    lab.until(ok, 4, "config change applied")
+    for n in lab.guests:
+        assert lab.ran(n, "drbdadm -c /etc/drbd.d/.r0.res.tmp adjust r0"), lab.logs[n][-1]
+        assert "resync-rate 204800k;" in lab.guests[n].read_file("/etc/drbd.d/r0.res")
+    assert lab.line("node-b") == "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate", lab.proc("node-b")
     print(f"create+sync {t_create:.1f}s, failover at {t_failover:.1f}s, split brain at {t_split:.1f}s, "
           f"total {time.monotonic() - t0:.1f}s")
