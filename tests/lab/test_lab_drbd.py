@@ -30,7 +30,7 @@ SPEC = """
 [drbd.r0]
 protocol = "C"
 initial_sync_from = "node-a"
-resync_rate = "400M"
+resync_rate = "{rate}"
 {extra}
 [drbd.r0.nodes.node-a]
 disk = "{disk_a}"
@@ -50,8 +50,8 @@ class Lab:
         self.guests = {"node-a": self.a, "node-b": self.b}
         self.logs: dict[str, list[Run]] = {"node-a": [], "node-b": []}
 
-    def spec(self, *, role_a="primary", role_b="secondary", disk_a="/dev/vda", extra=""):
-        text = textwrap.dedent(SPEC.format(role_a=role_a, role_b=role_b, disk_a=disk_a, extra=extra,
+    def spec(self, *, role_a="primary", role_b="secondary", disk_a="/dev/vda", extra="", rate="400M"):
+        text = textwrap.dedent(SPEC.format(role_a=role_a, role_b=role_b, disk_a=disk_a, extra=extra, rate=rate,
                                            ip_a=self.link.a.ip, ip_b=self.link.b.ip))
         for g in (self.a, self.b):
             g.run(["mkdir", "-p", SPEC_DIR])
@@ -199,8 +199,8 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     b.sh("mount /dev/drbd0 /mnt/d && md5sum -c --quiet /tmp/survivor && cd /mnt/d && "
          "md5sum -c --quiet /tmp/manifest && cd / && umount /mnt/d")
     # 6. a config change (resync rate) on a resource that is up: drbdadm -c <new file> adjust
-    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra='split_brain_victim = "node-a"\n'
-             'resync_rate = "200M"')
+    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra='split_brain_victim = "node-a"',
+             rate="200M")
     lab.until(ok, 4, "config change applied")
     for n in lab.guests:
         assert lab.ran(n, "drbdadm -c /etc/drbd.d/.r0.res.tmp adjust r0"), lab.logs[n][-1]
