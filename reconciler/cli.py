@@ -130,16 +130,17 @@ def _check_spec_path(spec: str) -> str | None:
 def _nodes_named(loaded) -> list[str]:
     spec = loaded.spec
     return sorted({n for obj in (*spec.vg.values(), *spec.clone.values(),
-                                 *spec.iscsi_target.values(), *spec.iscsi_session.values())
+                                 *spec.iscsi_target.values(), *spec.iscsi_session.values(),
+                                 *spec.drbd.values())
                    for n in obj.nodes})
 
 
 def _nothing_for_node(loaded, node: str) -> str | None:
     """Nothing in a non-empty spec applies to ``node``: say which nodes it names."""
     mine = loaded.for_node(node)
-    if (mine.vg or mine.clone or mine.iscsi_target or mine.iscsi_session
+    if (mine.vg or mine.clone or mine.iscsi_target or mine.iscsi_session or mine.drbd
             or not (loaded.spec.vg or loaded.spec.clone or loaded.spec.iscsi_target
-                    or loaded.spec.iscsi_session)):
+                    or loaded.spec.iscsi_session or loaded.spec.drbd)):
         return None
     return (f"nothing in the spec applies to node {node}: it names node(s) "
             f"{', '.join(_nodes_named(loaded))} (choose one with --node NAME); "

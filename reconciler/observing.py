@@ -20,13 +20,14 @@ A pass with nothing to change therefore still starts exactly one process.
 from __future__ import annotations
 
 import dataclasses
+
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler import errors, state
-from reconciler.adapters import iscsi, lvm, md
+from reconciler.adapters import drbd, iscsi, lvm, md
 from reconciler.adapters import lockd as lockd_adapter
 from reconciler.runner import Runner
 
@@ -58,7 +59,8 @@ class MdTargets:
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
             now: float = 0.0, md_targets: MdTargets | None = None,
             iscsi_parts: tuple[bool, bool] = (False, False),
-            lockd: bool = False) -> state.HostState:
+            lockd: bool = False,
+            drbd_targets: DrbdTargets | None = None) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
 
     ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process.
@@ -67,6 +69,8 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
                   md_targets=md_targets, lockd=lockd)
+    if drbd_targets is not None and drbd_targets.resources:
+        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets))
     if not any(iscsi_parts):
         return st
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
@@ -358,3 +362,65 @@ def _stable_identity(read: Callable[[str], str | None], base: str, major: int) -
         if value:
             return f"{kind}:{value}"
     return None
+
+
+# -- drbd: /proc/drbd, the resource files, the split-brain marker; wipefs only before create-md ---
+
+@dataclass(frozen=True)
+class DrbdTarget:
+    name: str
+    minor: int
+    disk: str  # this node's declared backing disk
+
+
+@dataclass(frozen=True)
+class DrbdTargets:
+    resources: tuple[DrbdTarget, ...] = ()
+
+
+def drbd_targets(spec, node: str) -> DrbdTargets:
+    """What to read for the DRBD resources this node takes part in."""
+    return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk)
+                             for name, res in sorted(spec.drbd.items()) if node in res.nodes))
+
+
+def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets) -> state.DrbdHost:
+    """Kernel and config files only, except one ``wipefs --no-act`` per backing disk whose
+    resource is not attached in the kernel (down, or Diskless): what the disk holds decides
+    whether metadata may be created on it, and is asked only then."""
+    def read(path: str) -> str | None:
+        try:
+            return runner.read(path, host=host)
+        except OSError as exc:
+            raise errors.ObservationError(("cat", path), str(exc)) from None
+
+    text = read(drbd.PROC)
+    version, minors = "", {}
+    if text is not None:
+        try:
+            version, minors = drbd.parse_proc(text)
+        except ValueError as exc:
+            raise errors.ObservationError(("cat", drbd.PROC), str(exc), text) from None
+    mountinfo = read("/proc/self/mountinfo") or ""
+    resources: dict[str, state.DrbdResourceState] = {}
+    backing: dict[str, state.DrbdBacking] = {}
+    for t in targets.resources:
+        holders = read(f"/sys/block/drbd{t.minor}/holders/") if t.minor in minors else None
+        resources[t.name] = state.DrbdResourceState(
+            name=t.name, config_path=drbd.config_path(t.name),
+            config=read(drbd.config_path(t.name)),
+            split_brain=read(drbd.split_brain_marker(t.name)) is not None,
+            holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor))
+        seen = minors.get(t.minor)
+        if seen is None or seen.disk == "Diskless":
+            res = runner.run(drbd.probe_disk(t.disk, host=host))
+            if res.ok:
+                try:
+                    backing[t.disk] = state.DrbdBacking(t.disk, drbd.parse_wipefs(res.stdout))
+                except ValueError as exc:
+                    raise errors.ObservationError(res.command.argv, str(exc), res.stdout) from None
+            else:
+                why = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+                backing[t.disk] = state.DrbdBacking(t.disk, error=why)
+    return state.DrbdHost(loaded=text is not None, version=version, minors=minors,
+                          resources=resources, backing=backing)

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler.state_iscsi import IscsiState
+from reconciler.state_drbd import (DrbdBacking, DrbdHost, DrbdMinor, DrbdResourceState,  # noqa: F401
+                                   DrbdSync)
 from reconciler.units import Size
 
 
@@ -429,6 +431,7 @@ class HostState:
     iscsi: IscsiState | None = None  # None: the spec declares no iSCSI table (not read)
     # lvmlockd's view on this node (shared VGs); None = not asked (no shared VG in the spec).
     lockd: "Lockd | None" = None
+    drbd: DrbdHost | None = None  # -- drbd -- (state_drbd); None: no DRBD resource declared
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -22,6 +22,8 @@ base types and ``Plan``.
 
 from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
+from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
+                                     LoadDrbd, SeedFirstSync, SetDrbdRole, UpDrbd, WriteDrbdConfig)
 from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
                                     ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
                                     ResizeLv, ResumeMoves)
@@ -35,6 +37,8 @@ __all__ = ["Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSessio
            "Blocked", "BuildMdClone", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",
+           "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",
+           "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

@@ -25,7 +25,7 @@ import graphlib
 from collections.abc import Mapping
 
 from reconciler import actions, state
-from reconciler.planning import iscsi, lvm, md
+from reconciler.planning import drbd, iscsi, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 
@@ -82,6 +82,7 @@ def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
     out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node))
     out.extend(md.plan_clones(spec, st, will_provide))
     out.extend(iscsi.plan_iscsi(spec, st, will_provide))
+    out.extend(drbd.plan_drbd(spec, st, node))
     return out
 
 

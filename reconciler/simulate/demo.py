@@ -17,6 +17,10 @@ converge before trying it on real storage:
 * ``cluster``: core-01 (default) or core-02 (``--node core-02``) for ``cluster.toml``: on
   core-01 ``vgdata`` holds db and scratch on lun10 and lun11 is new; on core-02 lun20 is a
   blank disk.
+* ``seed003``: node1 (default) or node2 (``--node node2``) of seed 003 for ``drbd.toml``:
+  /dev/hdd1 on each, on a simulated DRBD link to the other node, whose side the host sets up
+  as that node's own reconciler would have (node2 up and waiting with fresh metadata; for
+  ``--node node2``, node1 already primary with the data).
 
 Sizes are real-looking; the simulated clock makes a long copy take no real time.
 """
@@ -26,6 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.runner import Command
+
+from .clock import SimClock
+from .drbd_model import DrbdNet
 from .host import SimulatedHost
 from .model import GiB
 
@@ -136,6 +144,41 @@ def iscsi_host(node: str | None = None) -> SimulatedHost:
     return old
 
 
+_SEED003_CONF = """resource drbd1 {
+  protocol C;
+  disk { c-plan-ahead 0; resync-rate 10M; }
+  on node1 { device /dev/drbd0 minor 0; disk /dev/hdd1; address ipv4 10.0.0.1:7789; meta-disk internal; }
+  on node2 { device /dev/drbd0 minor 0; disk /dev/hdd1; address ipv4 10.0.0.2:7789; meta-disk internal; }
+}
+"""
+
+
+def seed003_host(node: str | None = None) -> SimulatedHost:
+    """One node of drbd.toml, its peer already set up on the same simulated link."""
+    node = node or "node1"
+    if node not in ("node1", "node2"):
+        raise ValueError(f"the simulated host 'seed003' plays node1 or node2, not {node!r}")
+    clock = SimClock()
+    net = DrbdNet(clock)
+    hosts = {}
+    for name in ("node1", "node2"):
+        h = SimulatedHost(seed=f"seed003-{name}", clock=clock)
+        h.add_device("/dev/hdd1", 256 * 2**20)
+        net.join(h, name)
+        hosts[name] = h
+    peer = hosts["node2" if node == "node1" else "node1"]
+    peer.md.dirs.add("/etc/drbd.d")
+    peer.md.files["/etc/drbd.d/drbd1.res"] = _SEED003_CONF
+    for argv in (("modprobe", "drbd"), ("drbdadm", "--", "--force", "create-md", "drbd1"),
+                 ("drbdadm", "up", "drbd1")) + ((("drbdadm", "primary", "--force", "drbd1"),)
+                                                if node == "node2" else ()):
+        res = peer.run(Command(argv=argv))
+        if not res.ok:
+            raise RuntimeError(f"seed003 peer setup: {' '.join(argv)}: {res.stderr}")
+    peer.calls.clear()
+    return hosts[node]
+
+
 @dataclass(frozen=True)
 class Example:
     """An embedded simulated host, and the spec it is made for."""
@@ -161,4 +204,7 @@ HOSTS: dict[str, Example] = {e.name: e for e in (
             "and pvmove var onto it (the new server is simulated too)"),
     Example("cluster", cluster_host, "core-01", "specs/examples/cluster.toml",
             "cluster.toml's nodes: core-01 (default) or core-02 (--node core-02)"),
+    Example("seed003", seed003_host, "node1", "specs/examples/drbd.toml",
+            "seed 003: a DRBD resource on node1 (default) or node2 (--node node2); first sync "
+            "from node1"),
 )}

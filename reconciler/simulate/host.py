@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
-from . import iscsi_tools, lvm_tools, md_model, md_tools, ops
+from . import drbd_tools, iscsi_tools, lvm_tools, md_model, md_tools, ops
 from .iscsi_model import IscsiSide
 from .clock import SimClock
 from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Device, Model, NoSpace, pe_count_for
@@ -68,6 +68,7 @@ class SimulatedHost:
         self.model = Model(seed)
         self.md = md_model.MdModel()
         self.iscsi: IscsiSide | None = None  # set by iscsi_model.Fabric.join
+        self.drbd = None  # a drbd_model.DrbdNode once a DrbdNet joins this host
         self._dm_minors: dict[str, int] = {}
         self.calls: list[Command] = []
         self.started = 0
@@ -96,7 +97,7 @@ class SimulatedHost:
         if cmd.host != self.name:
             raise UnsupportedCommand(f"command for host {cmd.host!r} sent to simulated host "
                                      f"{self.name!r}: {cmd}")
-        md_entry = md_tools.lookup(cmd.argv)
+        md_entry = md_tools.lookup(cmd.argv) or drbd_tools.lookup(cmd.argv)
         iscsi_entry = iscsi_tools.lookup(cmd.argv) if self.iscsi is not None else None
         if iscsi_entry is not None:
             iscsi_handler, mutates = iscsi_entry
@@ -144,6 +145,10 @@ class SimulatedHost:
             return proc or None
         if self.iscsi is not None and iscsi_tools.handles(path):
             return iscsi_tools.read(self, path)
+        if path == "/proc/drbd" or path.startswith("/sys/block/drbd"):
+            return drbd_tools.read(self, path)
+        if path == "/proc/self/mountinfo":
+            return (md_tools.read(self, path) or "") + drbd_tools.mount_lines(self)
         return md_tools.read(self, path)
 
     # -- processes (pvmove pollers, lvmpolld) -------------------------------------------------

@@ -61,7 +61,8 @@ class LoadedSpec:
                            iscsi_target={n: t for n, t in self.spec.iscsi_target.items()
                                          if t.applies_to(node)},
                            iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
-                                          if s.applies_to(node)})
+                                          if s.applies_to(node)},
+                           drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
 
 
 def _collect(location: str | Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
@@ -238,8 +239,10 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
                 continue
             problems.append((where, key_path(loc), msg))
         return None, raw
-    if not spec.vg and not spec.clone and not spec.iscsi_target and not spec.iscsi_session:
-        problems.append((where, "", "declares nothing: no [vg.NAME] or [clone.NAME] table "
+    if (not spec.vg and not spec.clone and not spec.iscsi_target and not spec.iscsi_session
+            and not spec.drbd):
+        problems.append((where, "", "declares nothing: no [vg.NAME], [clone.NAME], [drbd.NAME], "
+                         "[iscsi_target.NAME] or [iscsi_session.NAME] table "
                          "(the file is empty, or holds only whitespace and comments); "
                          "delete it if that is meant"))
         return None, raw
@@ -261,6 +264,8 @@ def load(location: str | Path) -> LoadedSpec:
     clones: dict[str, models.Clone] = {}
     clone_origin: dict[str, str] = {}
     iscsi: dict[str, dict] = {"iscsi_target": {}, "iscsi_session": {}}
+    drbd: dict[str, object] = {}
+    drbd_origin: dict[str, str] = {}
     for path, rel in found:
         where = file_name(str(path))
         if not rel.isprintable():
@@ -300,13 +305,21 @@ def load(location: str | Path) -> LoadedSpec:
                     problems.append((where, key_path((table, name)),
                                      f"{table} {shown(name)} is declared twice"))
                 iscsi[table][name] = item
+        for name, res in spec.drbd.items():
+            if name in drbd:
+                problems.append((where, key_path(("drbd", name)),
+                                 f"DRBD resource {shown(name)} is already declared in "
+                                 f"{drbd_origin[name]}"))
+                continue
+            drbd[name] = res
+            drbd_origin[name] = str(path)
     problems.extend(_clone_conflicts(clones, clone_origin, merged, origin))
     if problems:
         if len(problems) > MAX_PROBLEMS:
             more = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [(where_loc, "", f"and {more} more problems")]
         raise errors.SpecError(problems)
-    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones, **iscsi),
+    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones, drbd=drbd, **iscsi),
                       files=tuple(str(path) for path, _ in found),
                       digest=digest.hexdigest(), origin=origin, clone_origin=clone_origin)
 

@@ -35,6 +35,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from reconciler import units
 from reconciler.spec import iscsi
+from reconciler.spec.drbd import DrbdResource, ResourceName
 from reconciler.spec.text import shown, toml_type
 
 # -- names ---------------------------------------------------------------------------------
@@ -414,6 +415,7 @@ class Spec(_Model):
     clone: dict[CloneName, Clone] = Field(default_factory=dict)
     iscsi_target: dict[iscsi.IscsiName, iscsi.Target] = Field(default_factory=dict)
     iscsi_session: dict[iscsi.IscsiName, iscsi.Session] = Field(default_factory=dict)
+    drbd: dict[ResourceName, DrbdResource] = Field(default_factory=dict)
 
 
 def _no_null(node: object) -> object:

@@ -19,6 +19,8 @@ RUNS = [
     ("iscsi", (), "specs/examples/iscsi.toml"),
     ("cluster", (), "specs/examples/cluster.toml"),
     ("cluster", ("--node", "core-02"), "specs/examples/cluster.toml"),
+    ("seed003", (), "specs/examples/drbd.toml"),
+    ("seed003", ("--node", "node2"), "specs/examples/drbd.toml"),
 ]
 
 

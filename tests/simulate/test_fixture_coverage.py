@@ -20,7 +20,8 @@ COMPARING_MODULES = (TESTS / "simulate" / "test_recorded_scenarios.py",
                      TESTS / "md" / "test_md_simulator.py",
                      TESTS / "lockd" / "test_lockd_fixture_facts.py",
                      TESTS / "lockd" / "test_lockd_recordings.py",
-                     TESTS / "iscsi" / "test_iscsi_simulator_vs_recorded.py")
+                     TESTS / "iscsi" / "test_iscsi_simulator_vs_recorded.py",
+                     TESTS / "drbd" / "test_drbd_simulator.py")
 
 
 def _claims() -> dict[str, str]:
@@ -67,6 +68,6 @@ def test_each_index_describes_exactly_the_recordings_beside_it():
                  if p.is_file() and p.name != "INDEX.md"
                  and not any(n in p.parents for n in nested)}
         # a recording is named in backquotes, by its path below the INDEX.md's directory
-        named = set(re.findall(r"`((?:[\w-]+/)?[\w.-]+\.(?:txt|json))`", index.read_text()))
+        named = set(re.findall(r"`((?:[\w-]+/)?[\w.-]+\.(?:txt|json|res))`", index.read_text()))
         assert files - named == set(), f"{index}: recordings it does not describe"
         assert named - files == set(), f"{index}: describes recordings that do not exist"

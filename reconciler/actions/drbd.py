@@ -1,0 +1,309 @@
+"""DRBD transitions (issue 11): write the resource file, load the module, create metadata,
+bring a resource up, attach a replacement disk, seed the first sync, change roles, and the
+declared split-brain resolution.
+
+Each is checked against /proc/drbd (and the resource file) after it runs, like every other
+action. Roles are each node's own business: a node changes only its own role, and DRBD's own
+rules (one primary unless dual-primary is configured; promotion needs UpToDate data) are the
+only coordination between the two nodes' reconcilers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconciler import errors, state
+from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.adapters import drbd
+from reconciler.runner import Command, CommandResult
+
+
+def _minor(st: state.HostState, minor: int) -> state.DrbdMinor | None:
+    return st.drbd.minors.get(minor) if st.drbd is not None else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrbdAction(Action):
+    resource: str
+    minor: int = 0
+
+    @property
+    def object(self) -> str:
+        return f"drbd {self.resource}"
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        return drbd.failure(result)
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return ()
+
+    def provides(self) -> tuple[str, ...]:
+        return ()
+
+    def needs(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteDrbdConfig(DrbdAction):
+    """Write /etc/drbd.d/RES.res (ours, marked). When the resource is up with its disk, the
+    new file is first applied with ``drbdadm -c <new file> adjust``, then moved in place, so a
+    file on disk always is one the kernel was adjusted to (a crash in between adjusts again)."""
+
+    text: str
+    adjust: bool = False
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:config"
+
+    def describe(self) -> str:
+        return f"write {drbd.config_path(self.resource)}" + (" and drbdadm adjust" if self.adjust else "")
+
+    def commands(self) -> tuple[Command, ...]:
+        mkdir, write, move = drbd.write_config(self.resource, self.text, host=self.host)
+        if not self.adjust:
+            return (mkdir, write, move)
+        tmp = write.argv[1].removeprefix("of=")
+        adjust = Command(argv=("drbdadm", "-c", tmp, "adjust", self.resource), host=self.host)
+        return (mkdir, write, adjust, move)
+
+    def is_done(self, st: state.HostState) -> bool:
+        res = st.drbd.resources.get(self.resource) if st.drbd is not None else None
+        return res is not None and res.config == self.text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadDrbd(DrbdAction):
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "modprobe"
+
+    @property
+    def key(self) -> str:
+        return "drbd:module"
+
+    @property
+    def object(self) -> str:
+        return "drbd module"
+
+    def describe(self) -> str:
+        return "modprobe drbd"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.modprobe(host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return st.drbd is not None and st.drbd.loaded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateDrbdMetadata(DrbdAction):
+    """``drbdadm create-md``: planned only on a disk wipefs found blank (or with ``wipe``,
+    then ``--force``). Without ``--force`` drbdmeta itself refuses a disk holding a file
+    system or metadata, should the disk have changed since it was probed."""
+
+    disk: str
+    force: bool = False
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:create-md"
+
+    def describe(self) -> str:
+        return f"create DRBD metadata on {self.disk}" + (" (wipe: --force)" if self.force else "")
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.create_md(self.resource, force=self.force, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        if st.drbd is None:
+            return False
+        b = st.drbd.backing.get(self.disk)
+        if b is not None:
+            return b.has_drbd_metadata
+        m = _minor(st, self.minor)
+        return m is not None and m.disk != "Diskless"
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.disk,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpDrbd(DrbdAction):
+    """``drbdadm up``: attach the disk and start connecting. Done when the minor exists."""
+
+    disk: str = ""
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:up"
+
+    def describe(self) -> str:
+        return f"drbdadm up (/dev/drbd{self.minor} over {self.disk})"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.drbdadm("up", self.resource, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return _minor(st, self.minor) is not None
+
+    def provides(self) -> tuple[str, ...]:
+        return (drbd.device(self.minor),)
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.disk,) if self.disk else ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttachDrbd(DrbdAction):
+    """``drbdadm adjust`` on a Diskless node: attaches the declared (replacement) disk; a
+    resync from the peer follows. Done when the local disk is no longer Diskless."""
+
+    disk: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:attach"
+
+    def describe(self) -> str:
+        return f"attach {self.disk} (drbdadm adjust); a full resync from the peer follows"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.drbdadm("adjust", self.resource, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        m = _minor(st, self.minor)
+        return m is not None and m.disk != "Diskless"
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.disk,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeedFirstSync(DrbdAction):
+    """``drbdadm primary --force`` on the node the spec names in ``initial_sync_from``, only
+    while both disks are Inconsistent and the nodes are connected: this node's data
+    overwrites the peer's. A long operation: the pass returns while the sync runs."""
+
+    long: ClassVar[bool] = True
+    symbol: ClassVar[Symbol] = Symbol.MOVE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:first-sync"
+
+    def describe(self) -> str:
+        return "first full sync from this node (drbdadm primary --force; the peer's data is overwritten)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.force_primary(self.resource, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        m = _minor(st, self.minor)
+        return m is not None and m.disk == "UpToDate" and m.peer_disk == "UpToDate"
+
+    def is_started(self, st: state.HostState) -> bool:
+        m = _minor(st, self.minor)
+        return m is not None and m.disk == "UpToDate" and m.role == "Primary"
+
+    def progress(self, st: state.HostState) -> Progress | None:
+        m = _minor(st, self.minor)
+        if m is None or m.sync is None:
+            return None
+        return Progress(m.sync.percent, "first sync")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetDrbdRole(DrbdAction):
+    """``drbdadm primary`` or ``secondary`` on this node. A demotion needs the device closed
+    (no mount, no holder); DRBD refuses it otherwise ("Device is held open by someone")."""
+
+    role: str  # "Primary" or "Secondary"
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:role"
+
+    def describe(self) -> str:
+        return f"become {self.role.lower()} (drbdadm {self.role.lower()})"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.drbdadm(self.role.lower(), self.resource, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        m = _minor(st, self.minor)
+        return m is not None and m.role == self.role
+
+    def waiting_for(self, st: state.HostState) -> str | None:
+        if self.role != "Secondary" or st.drbd is None:
+            return None
+        res = st.drbd.resources.get(self.resource)
+        if res is not None and (res.mounts or res.holders):
+            return f"/dev/drbd{self.minor} is in use ({', '.join(res.mounts + res.holders)})"
+        return None
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return (drbd.device(self.minor),) if self.role == "Secondary" else ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectDrbd(DrbdAction):
+    """``drbdadm connect`` (StandAlone -> WFConnection). ``discard`` is the declared
+    split-brain victim's reconnection: ``--discard-my-data``, this node's changes since the
+    split are given up and it resyncs from the peer."""
+
+    discard: bool = False
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "drbdadm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:connect"
+
+    def describe(self) -> str:
+        if self.discard:
+            return "reconnect discarding this node's changes (declared split-brain victim)"
+        return "drbdadm connect"
+
+    def commands(self) -> tuple[Command, ...]:
+        if self.discard:
+            return (drbd.connect_discard(self.resource, host=self.host),)
+        return (drbd.drbdadm("connect", self.resource, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        m = _minor(st, self.minor)
+        return m is not None and m.cstate != "StandAlone"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClearSplitBrain(DrbdAction):
+    """Remove the split-brain marker once the nodes are connected again."""
+
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "rm"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:split-brain-cleared"
+
+    def describe(self) -> str:
+        return f"the nodes are connected again: remove {drbd.split_brain_marker(self.resource)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (drbd.clear_split_brain(self.resource, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        res = st.drbd.resources.get(self.resource) if st.drbd is not None else None
+        return res is not None and not res.split_brain

@@ -1,0 +1,236 @@
+"""DRBD: read /proc/drbd, render resource files, build drbdadm argv, classify its errors.
+
+Everything DRBD-version specific lives here. The lab kernel's driver is DRBD 8.4 and
+drbd-utils 9 hands over to its 8.4 tools by itself (recordings: tests/fixtures/outputs/drbd/).
+On 8.4 /proc/drbd says everything a pass needs (connection state, roles, disk states, out of
+sync KiB and the resync's progress), so observation costs no process. A DRBD 9 kernel's
+/proc/drbd holds the version only: it is recognised and refused with a clear message (it
+would need one ``drbdsetup status --json`` per pass, not written yet).
+
+The resource file is rendered in drbd-utils' 8.4 syntax (``on <hostname>``) with a first line
+that marks it as ours; a file under /etc/drbd.d/ without that line was written by someone else
+and is never overwritten. The file carries a ``split-brain`` handler: when the kernel finds a
+split brain it runs that handler (through ``/sbin/drbdadm split-brain minor-N``), which leaves
+a marker under /run. /proc/drbd has no word for split brain (both ends just go StandAlone),
+so the marker is how a later pass knows, without reading the kernel log.
+
+Metadata is created without ``--force`` unless the spec says ``wipe``: drbdmeta then refuses
+a disk holding a file system (rc 40, "Operation refused.") or DRBD metadata (stdin not a TTY:
+"Operation cancelled."), a second guard behind the planner's own check of ``wipefs --no-act``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+
+from reconciler import errors, state_drbd
+from reconciler.runner import Command, CommandResult
+from reconciler.spec.drbd import DrbdResource, Role
+
+PROC = "/proc/drbd"
+CONF_DIR = "/etc/drbd.d"
+MARK_DIR = "/run/reconciler/drbd"
+MANAGED = "# managed by reconciler: do not edit, the spec is the source (drbd resource {name})"
+DRBD_MAJOR = 147
+
+
+def config_path(name: str) -> str:
+    return f"{CONF_DIR}/{name}.res"
+
+
+def split_brain_marker(name: str) -> str:
+    return f"{MARK_DIR}/{name}.split-brain"
+
+
+def device(minor: int) -> str:
+    return f"/dev/drbd{minor}"
+
+
+# -- /proc/drbd -----------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"^version: (\S+)", re.MULTILINE)
+_DEV = re.compile(r"^\s*(\d+): cs:(\S+)(?: ro:(\S+)/(\S+) ds:(\S+)/(\S+)(?: ([ABC]))?)?")
+_OOS = re.compile(r"\boos:(\d+)")
+_PCT = re.compile(r"sync'ed:\s*([0-9.]+)% \((\d+)/(\d+)\)K")
+_FINISH = re.compile(r"finish: (\d+):(\d\d):(\d\d) speed: ([0-9,]+)")
+
+
+class UnsupportedDrbd(ValueError):
+    """A kernel whose /proc/drbd does not carry the resources (DRBD 9)."""
+
+
+def parse_proc(text: str) -> tuple[str, dict[int, state_drbd.DrbdMinor]]:
+    """/proc/drbd (8.4) -> (version, {minor: DrbdMinor}). Raises ValueError on a line it
+    cannot read and UnsupportedDrbd for DRBD 9."""
+    m = _VERSION.search(text)
+    if m is None:
+        raise ValueError("no 'version:' line")
+    version = m.group(1)
+    if not version.startswith("8."):
+        raise UnsupportedDrbd(f"DRBD {version} kernel: its /proc/drbd does not list resources "
+                              "(needs drbdsetup status, not supported yet)")
+    minors: dict[int, state_drbd.DrbdMinor] = {}
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        if re.match(r"^\s*\d+: cs:", line):
+            blocks.append([line])
+        elif blocks and line.startswith((" ", "\t")):
+            blocks[-1].append(line)
+    for block in blocks:
+        d = _DEV.match(block[0])
+        if d is None:
+            raise ValueError(f"cannot read {block[0]!r}")
+        minor, cstate = int(d.group(1)), d.group(2)
+        rest = "\n".join(block)
+        oos = _OOS.search(rest)
+        sync = None
+        pct = _PCT.search(rest)
+        if pct is not None:
+            fin = _FINISH.search(rest)
+            eta = speed = None
+            if fin is not None:
+                speed = int(fin.group(4).replace(",", ""))
+                if speed:  # at speed 0 (the sync has not moved yet) "finish:" means nothing
+                    eta = float(int(fin.group(1)) * 3600 + int(fin.group(2)) * 60 + int(fin.group(3)))
+            sync = state_drbd.DrbdSync(percent=float(pct.group(1)), left_kib=int(pct.group(2)),
+                                       total_kib=int(pct.group(3)), speed_kib=speed, eta=eta)
+        minors[minor] = state_drbd.DrbdMinor(
+            minor=minor, cstate=cstate, role=d.group(3) or "Unknown",
+            peer_role=d.group(4) or "Unknown", disk=d.group(5) or "Unconfigured",
+            peer_disk=d.group(6) or "DUnknown", protocol=d.group(7) or "",
+            oos_kib=int(oos.group(1)) if oos else 0, sync=sync)
+    return version, minors
+
+
+def parse_mounts(text: str, minor: int) -> tuple[str, ...]:
+    """Mount points of /dev/drbd<minor> in /proc/self/mountinfo (major:minor in field 3)."""
+    out = []
+    for line in text.splitlines():
+        f = line.split(" ")
+        if len(f) > 4 and f[2] == f"{DRBD_MAJOR}:{minor}":
+            out.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[4]))
+    return tuple(out)
+
+
+def parse_wipefs(text: str) -> tuple[str, ...]:
+    """``wipefs --no-act --json`` -> the signature types found (``drbd``, ``ext4``...)."""
+    data = json.loads(text or "{}") if (text or "").strip() else {}
+    return tuple(str(s.get("type", "?")) for s in data.get("signatures", []))
+
+
+# -- the resource file ----------------------------------------------------------------------------
+
+def render(name: str, res: DrbdResource) -> str:
+    """The resource file, identical on both nodes (drbd-utils 8.4 syntax)."""
+    lines = [MANAGED.format(name=name), f"resource {name} {{", f"  protocol {res.protocol.value};",
+             "  net {", "    connect-int 1;", "    ping-int 1;", "    ping-timeout 20;"]
+    if res.allow_two_primaries:
+        lines.append("    allow-two-primaries yes;")
+    lines.append("  }")
+    if res.resync_rate is not None:
+        lines += ["  disk {", "    c-plan-ahead 0;", f"    resync-rate {res.resync_rate // 1024}k;", "  }"]
+    lines += ["  handlers {",
+              f"    split-brain \"mkdir -p {MARK_DIR} && touch {split_brain_marker(name)}\";",
+              "  }"]
+    for node in sorted(res.nodes):
+        n = res.nodes[node]
+        lines += [f"  on {node} {{", f"    device {device(n.minor)} minor {n.minor};",
+                  f"    disk {n.disk};", f"    address ipv4 {n.address}:{n.port};",
+                  "    meta-disk internal;", "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def config_disk(text: str | None, node: str) -> str | None:
+    """The backing disk a resource file gives ``node`` (``on <node> { disk X; }``)."""
+    m = re.search(rf"on {re.escape(node)} \{{[^}}]*?\bdisk (\S+);", text or "")
+    return m.group(1) if m else None
+
+
+def is_managed(text: str, name: str) -> bool:
+    return text.splitlines()[:1] == [MANAGED.format(name=name)]
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+def _cmd(*argv: str, host: str, mutates: bool = True, input: str | None = None,
+         timeout: float = 60.0) -> Command:
+    return Command(argv=tuple(argv), host=host, mutates=mutates, input=input, timeout=timeout)
+
+
+def probe_disk(path: str, *, host: str = "local") -> Command:
+    """What a disk holds, read-only (run only before metadata may be created on it)."""
+    return _cmd("wipefs", "--no-act", "--json", path, host=host, mutates=False)
+
+
+def write_config(name: str, text: str, *, host: str = "local") -> tuple[Command, ...]:
+    path = config_path(name)
+    tmp = posixpath.join(CONF_DIR, f".{name}.res.tmp")
+    return (_cmd("mkdir", "-p", CONF_DIR, host=host),
+            _cmd("dd", f"of={tmp}", "conv=fsync", "status=none", host=host, input=text),
+            _cmd("mv", "-f", tmp, path, host=host))
+
+
+def modprobe(*, host: str = "local") -> Command:
+    return _cmd("modprobe", "drbd", host=host)
+
+
+def create_md(name: str, *, force: bool, host: str = "local") -> Command:
+    if force:
+        return _cmd("drbdadm", "--", "--force", "create-md", name, host=host)
+    return _cmd("drbdadm", "create-md", name, host=host, input="")  # stdin not a TTY: refuses
+
+
+def drbdadm(verb: str, name: str, *, host: str = "local") -> Command:
+    if verb not in ("up", "adjust", "primary", "secondary", "connect", "disconnect", "attach"):
+        raise ValueError(f"drbdadm {verb}: not a verb the reconciler uses")
+    return _cmd("drbdadm", verb, name, host=host)
+
+
+def force_primary(name: str, *, host: str = "local") -> Command:
+    """Promote with both disks Inconsistent: this node's data seeds the first full sync."""
+    return _cmd("drbdadm", "primary", "--force", name, host=host)
+
+
+def connect_discard(name: str, *, host: str = "local") -> Command:
+    """Reconnect after a split brain, discarding this node's changes (the declared victim)."""
+    return _cmd("drbdadm", "--", "--discard-my-data", "connect", name, host=host)
+
+
+def clear_split_brain(name: str, *, host: str = "local") -> Command:
+    return _cmd("rm", "-f", split_brain_marker(name), host=host)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+_BUSY = re.compile(r"Device is held open by someone|Device or resource busy", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"No such file or directory|not defined in your config", re.IGNORECASE)
+_REFUSED_MD = re.compile(r"Operation refused|Operation cancelled|Found \S+ filesystem|"
+                         r"already in place", re.IGNORECASE)
+
+
+def classify(result: CommandResult) -> errors.FailureKind:
+    if result.timed_out:
+        return errors.FailureKind.TIMEOUT
+    if result.rc == 127:
+        return errors.FailureKind.MISSING_TOOL
+    text = result.stderr + "\n" + result.stdout
+    if _BUSY.search(text):
+        return errors.FailureKind.BUSY
+    if _NOT_FOUND.search(text):
+        return errors.FailureKind.NOT_FOUND
+    return errors.FailureKind.FATAL
+
+
+def failure(result: CommandResult) -> errors.CommandFailed:
+    text = result.stderr
+    if _REFUSED_MD.search(result.stdout + result.stderr):
+        text = (result.stderr + "\n" + result.stdout).strip()
+    return errors.CommandFailed(result.command.host, result.command.argv, result.rc, text,
+                                classify(result))
+
+
+def role_word(role: Role) -> str:
+    return "Primary" if role is Role.PRIMARY else "Secondary"

@@ -1,0 +1,167 @@
+"""DRBD resources in the spec (issue 11, seed 003): ``[drbd.RES]`` with one sub-table per node.
+
+A resource is declared once, for both of its nodes; each node's reconciler acts on its own
+node's sub-table only, and reads the peer's to write the same resource file as the peer.
+What can overwrite data is always written out by the operator, never inferred:
+
+* ``initial_sync_from``: the node whose data seeds the first full sync. Without it, two
+  Inconsistent disks stay Inconsistent (no ``primary --force`` anywhere).
+* ``split_brain_victim``: the node whose changes are discarded after a split brain. Without
+  it a split brain is reported and left alone.
+* ``wipe`` (per node): create DRBD metadata even on a disk that holds a signature.
+* ``allow_two_primaries``: dual-primary (needs a cluster file system on top).
+
+Layout::
+
+    [drbd.r0]
+    protocol = "C"
+    initial_sync_from = "node1"
+    [drbd.r0.nodes.node1]
+    disk = "/dev/vdb"
+    address = "10.0.0.1"
+    role = "primary"
+    [drbd.r0.nodes.node2]
+    disk = "/dev/vdb"
+    address = "10.0.0.2"
+    role = "secondary"
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      PlainSerializer, StrictBool, StrictInt, WithJsonSchema, model_validator)
+
+from reconciler import units
+
+_RES_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
+_NODE_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+DRBD_MAX_MINOR = (1 << 20) - 1
+
+
+def check_resource_name(name: str) -> str:
+    if not _RES_RE.fullmatch(name):
+        raise ValueError(f"DRBD resource name {name!r} must be 1 to 64 letters, digits and "
+                         "'_.-', starting with a letter or digit")
+    return name
+
+
+def _check_device(path: str) -> str:
+    if not _DEVICE_RE.fullmatch(path) or "/../" in f"{path}/" or "/./" in f"{path}/":
+        raise ValueError(f"{path!r} is not a device path under /dev/ made of safe characters")
+    return path
+
+
+def _check_node(name: str) -> str:
+    if not _NODE_RE.fullmatch(name):
+        raise ValueError(f"node name {name!r} is not a host name (DRBD's 'on <hostname>')")
+    return name
+
+
+def _check_address(addr: str) -> str:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise ValueError(f"address {addr!r} is not an IP address (the port is the 'port' "
+                         "key)") from None
+    if ip.version != 4:
+        raise ValueError(f"address {addr!r}: only IPv4 is supported for now")
+    return addr
+
+
+def _parse_rate(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("a rate is a size per second such as \"400M\"")
+    return units.parse_size(value) if isinstance(value, str) else value
+
+
+ResourceName = Annotated[str, AfterValidator(check_resource_name)]
+DrbdDevice = Annotated[str, AfterValidator(_check_device)]
+DrbdNodeName = Annotated[str, AfterValidator(_check_node)]
+Address = Annotated[str, AfterValidator(_check_address)]
+Rate = Annotated[int, BeforeValidator(_parse_rate), PlainSerializer(units.format_size, return_type=str),
+                 WithJsonSchema({"anyOf": [{"type": "string",
+                                            "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtT]?(i?[bB])? *$",
+                                            "examples": ["10M", "400M"]},
+                                           {"type": "integer", "minimum": 1024}],
+                                 "description": "bytes per second, or a number with a binary suffix"})]
+
+
+class Role(enum.StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class Protocol(enum.StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class DrbdNode(_Model):
+    """One node of a resource: its backing disk, address, device minor, port and role."""
+
+    disk: DrbdDevice = Field(..., description="the backing disk (internal metadata at its end)")
+    address: Address = Field(..., description="the node's IPv4 address on the replication link")
+    port: StrictInt = Field(7789, ge=1, le=65535, description="TCP port DRBD listens on")
+    minor: StrictInt = Field(0, ge=0, le=DRBD_MAX_MINOR, description="device minor: /dev/drbdN")
+    role: Role = Field(Role.SECONDARY, description="primary or secondary")
+    wipe: StrictBool = Field(
+        False, description="create DRBD metadata even though the disk holds a signature (a file "
+        "system, another DRBD resource's metadata...): its content is given up")
+
+    @property
+    def device(self) -> str:
+        return f"/dev/drbd{self.minor}"
+
+
+class DrbdResource(_Model):
+    """A DRBD resource replicated between two nodes (DRBD 8.4 pairs exactly two)."""
+
+    nodes: dict[DrbdNodeName, DrbdNode] = Field(..., description="the two nodes, by host name")
+    protocol: Protocol = Field(Protocol.C, description="replication protocol A, B or C")
+    initial_sync_from: DrbdNodeName | None = Field(
+        None, description="the node whose data seeds the first full sync (required before "
+        "two Inconsistent disks are ever synced)")
+    allow_two_primaries: StrictBool = Field(
+        False, description="dual-primary (both nodes primary); needs a cluster file system")
+    split_brain_victim: DrbdNodeName | None = Field(
+        None, description="after a split brain, the node whose changes are discarded; unset: "
+        "a split brain is reported and left alone")
+    resync_rate: Rate | None = Field(
+        None, description="resync bandwidth per second (disk resync-rate; c-plan-ahead 0 so "
+        "it is not throttled further); unset = DRBD's default")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DrbdResource":
+        if len(self.nodes) != 2:
+            raise ValueError(f"a DRBD 8.4 resource has exactly two nodes, not {len(self.nodes)}")
+        for key in ("initial_sync_from", "split_brain_victim"):
+            value = getattr(self, key)
+            if value is not None and value not in self.nodes:
+                raise ValueError(f"{key} {value!r} is not one of this resource's nodes")
+        primaries = [n for n, node in self.nodes.items() if node.role is Role.PRIMARY]
+        if len(primaries) > 1 and not self.allow_two_primaries:
+            raise ValueError(f"{' and '.join(primaries)} are both primary; dual-primary needs "
+                             "allow_two_primaries = true (and a cluster file system)")
+        addrs = [(n.address, n.port) for n in self.nodes.values()]
+        if len(set(addrs)) != len(addrs):
+            raise ValueError("the two nodes have the same address and port")
+        if self.resync_rate is not None and self.resync_rate < 1024:
+            raise ValueError("resync_rate is below 1K per second, DRBD's unit (KiB/s)")
+        return self
+
+    def applies_to(self, node: str) -> bool:
+        return node in self.nodes
+
+    def peer_of(self, node: str) -> str:
+        return next(n for n in self.nodes if n != node)

@@ -1,0 +1,126 @@
+"""DRBD end to end on the simulator: two nodes, one reconciler each (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+from drbdsim import Pair
+
+from reconciler import controller
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return Pair(tmp_path)
+
+
+def blocked(r) -> str:
+    return "\n".join(b.reason for b in r.final.blocked)
+
+
+def test_create_and_first_sync_from_the_declared_node_only(pair):
+    loaded = pair.spec()
+    out = pair.converge(loaded)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values()), [str(r.final) for r in out.values()]
+    a, b = pair.res("node-a"), pair.res("node-b")
+    assert (a.role, b.role, a.disk, b.disk, a.cstate) == ("Primary", "Secondary", "UpToDate", "UpToDate", "Connected")
+    assert ("drbdadm", "primary", "--force", "r0") in pair.drbdadm_calls("node-a")
+    assert not any("--force" in c for c in pair.drbdadm_calls("node-b"))
+    pair.net.write("node-a", 0, "payload")
+    assert pair.res("node-b").data == pair.res("node-a").data != ""
+    # the resource file is ours and the same on both nodes
+    fa = pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"]
+    assert fa == pair.hosts["node-b"].md.files["/etc/drbd.d/r0.res"] and fa.startswith("# managed by reconciler")
+
+
+def test_no_first_sync_without_initial_sync_from(pair):
+    loaded = pair.spec(extra="")
+    out = pair.rounds(loaded, 6)
+    assert "initial_sync_from" in blocked(out["node-a"])
+    assert out["node-a"].exit_code == controller.EXIT_ERROR
+    assert not any("--force" in c for n in ("node-a", "node-b") for c in pair.drbdadm_calls(n))
+    assert pair.res("node-a").disk == pair.res("node-b").disk == "Inconsistent"
+
+
+def test_sync_progress_is_in_flight_with_percent_speed_and_eta(pair):
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\nresync_rate = "4M"')
+    pair.rounds(loaded, 3, seconds=0.5)
+    r = pair.one_pass("node-b", loaded)
+    sync = [f for f in r.final.in_flight if f.key == "drbd:r0:sync"]
+    assert sync, str(r.final)
+    assert 0 < sync[0].percent < 100 and sync[0].speed == 4096 * 1024 and sync[0].eta > 0
+
+
+def test_failover_demote_refused_while_mounted_then_promote(pair):
+    pair.converge(pair.spec())
+    pair.net.write("node-a", 0, "before failover")
+    pair.node("node-a").mounts[0] = ["/mnt/d"]
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    out = pair.rounds(moved, 2)
+    assert "/mnt/d" in blocked(out["node-a"]) and "never unmounts" in blocked(out["node-a"])
+    assert pair.res("node-a").role == "Primary"
+    assert any(f.what.startswith("waiting for node-a") for f in out["node-b"].final.in_flight)
+    assert ("drbdadm", "primary", "r0") not in pair.drbdadm_calls("node-b")  # waits for the peer
+    pair.node("node-a").mounts.clear()  # the test unmounts
+    out = pair.converge(moved)
+    assert all(r.exit_code == 0 for r in out.values())
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Secondary", "Primary")
+    assert pair.res("node-a").data == pair.res("node-b").data
+
+
+def test_split_brain_is_left_alone_then_resolved_with_the_declared_victim(pair):
+    loaded = pair.spec()
+    pair.converge(loaded)
+    pair.net.cut("node-a", "node-b")
+    pair.res("node-b").role = "Primary"  # someone promoted node-b by hand during the cut
+    pair.net.write("node-a", 0, "survivor's change")
+    pair.net.write("node-b", 0, "victim's change")
+    survivor = pair.res("node-a").data
+    pair.net.restore("node-a", "node-b")
+    assert pair.res("node-a").cstate == pair.res("node-b").cstate == "StandAlone"
+    before = {n: len(pair.drbdadm_calls(n)) for n in ("node-a", "node-b")}
+    out = pair.rounds(loaded, 3)
+    for n in ("node-a", "node-b"):
+        assert "SPLIT BRAIN" in blocked(out[n]) and out[n].exit_code == controller.EXIT_ERROR
+        assert len(pair.drbdadm_calls(n)) == before[n]  # nothing touched
+    resolve = pair.spec(extra='initial_sync_from = "node-a"\nsplit_brain_victim = "node-b"')
+    out = pair.converge(resolve)
+    assert all(r.exit_code == 0 for r in out.values()), [str(r.final) for r in out.values()]
+    assert pair.res("node-a").data == pair.res("node-b").data == survivor
+    assert ("drbdadm", "--", "--discard-my-data", "connect", "r0") in pair.drbdadm_calls("node-b")
+    assert not any("--discard-my-data" in c for c in pair.drbdadm_calls("node-a"))
+    assert all("/run/reconciler/drbd/r0.split-brain" not in pair.hosts[n].md.files for n in ("node-a", "node-b"))
+
+
+def test_diskless_is_reported_then_a_replacement_disk_resyncs(pair):
+    loaded = pair.spec()
+    pair.converge(loaded)
+    pair.net.fail_disk("node-b", "/dev/vdb")
+    pair.net.write("node-a", 0, "while b is diskless")
+    out = pair.rounds(loaded, 1)
+    assert "DISKLESS on node-b" in blocked(out["node-b"]) and "replacement" in blocked(out["node-b"])
+    replaced = pair.spec(disk_b="/dev/vdc")
+    out = pair.converge(replaced)
+    assert all(r.exit_code == 0 for r in out.values()), [str(r.final) for r in out.values()]
+    assert pair.res("node-b").disk == "UpToDate" and pair.res("node-b").disk_path == "/dev/vdc"
+    assert pair.res("node-b").data == pair.res("node-a").data
+
+
+def test_create_md_is_refused_on_a_disk_that_holds_a_file_system(pair):
+    pair.hosts["node-a"].model.device("/dev/vdb").signature = "ext4"
+    loaded = pair.spec()
+    out = pair.rounds(loaded, 3)
+    assert "holds ext4" in blocked(out["node-a"]) and "wipe = true" in blocked(out["node-a"])
+    assert not any(c[:2] == ("drbdadm", "create-md") or "create-md" in c for c in pair.drbdadm_calls("node-a"))
+    # declared expendable: metadata is created with --force
+    wiped = pair.spec(wipe_a="wipe = true")
+    out = pair.converge(wiped)
+    assert ("drbdadm", "--", "--force", "create-md", "r0") in pair.drbdadm_calls("node-a")
+    assert all(r.exit_code == 0 for r in out.values())
+
+
+def test_a_resource_file_not_written_by_us_is_never_overwritten(pair):
+    pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"] = "resource r0 { }\n"
+    out = pair.rounds(pair.spec(), 1)
+    assert "was not written by the reconciler" in blocked(out["node-a"])
+    assert "+# managed by reconciler" in blocked(out["node-a"])
+    assert pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"] == "resource r0 { }\n"

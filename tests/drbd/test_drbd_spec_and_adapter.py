@@ -1,0 +1,146 @@
+"""DRBD spec validation, the adapter's parsers on lab recordings, rendering and planning
+refusals that need no simulator (issue 11)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler import errors, state
+from reconciler.adapters import drbd
+from reconciler.planning.drbd import plan_drbd
+from reconciler.runner import Command, CommandResult
+from reconciler.spec import loading
+
+OUT = Path(__file__).resolve().parents[1] / "fixtures" / "outputs" / "drbd"
+BASE = """
+[drbd.r0]
+{extra}
+[drbd.r0.nodes.a]
+disk = "/dev/vdb"
+address = "10.0.0.1"
+role = "{role_a}"
+[drbd.r0.nodes.b]
+disk = "/dev/vdb"
+address = "10.0.0.2"
+role = "{role_b}"
+"""
+
+
+def load(tmp_path, extra="", role_a="primary", role_b="secondary"):
+    (tmp_path / "s.toml").write_text(textwrap.dedent(BASE.format(extra=extra, role_a=role_a, role_b=role_b)))
+    return loading.load(tmp_path / "s.toml")
+
+
+def problems(tmp_path, **kw) -> str:
+    with pytest.raises(errors.SpecError) as exc:
+        load(tmp_path, **kw)
+    return str(exc.value)
+
+
+def test_two_primaries_need_the_opt_in(tmp_path):
+    assert "allow_two_primaries" in problems(tmp_path, role_b="primary")
+    assert load(tmp_path, extra="allow_two_primaries = true", role_b="primary").spec.drbd["r0"].allow_two_primaries
+
+
+def test_named_nodes_must_be_the_resources_own(tmp_path):
+    assert "initial_sync_from 'c' is not one of" in problems(tmp_path, extra='initial_sync_from = "c"')
+    assert "split_brain_victim 'x' is not one of" in problems(tmp_path, extra='split_brain_victim = "x"')
+
+
+def test_bad_values_are_refused(tmp_path):
+    (tmp_path / "s.toml").write_text(textwrap.dedent(BASE.format(extra='protocol = "D"', role_a="primary",
+                                                                 role_b="secondary")))
+    with pytest.raises(errors.SpecError):
+        loading.load(tmp_path / "s.toml")
+    bad_addr = BASE.replace('"10.0.0.2"', '"10.0.0.2:7789"')
+    (tmp_path / "s.toml").write_text(textwrap.dedent(bad_addr.format(extra="", role_a="primary", role_b="secondary")))
+    with pytest.raises(errors.SpecError, match="not an IP address"):
+        loading.load(tmp_path / "s.toml")
+
+
+def test_a_node_gets_only_the_resources_it_is_in(tmp_path):
+    loaded = load(tmp_path)
+    assert list(loaded.for_node("a").drbd) == ["r0"] and not loaded.for_node("c").drbd
+
+
+def test_shipped_example_renders_drbd_utils_syntax():
+    loaded = loading.load(Path(__file__).resolve().parents[2] / "specs" / "examples" / "drbd.toml")
+    text = drbd.render("drbd1", loaded.spec.drbd["drbd1"])
+    assert drbd.is_managed(text, "drbd1") and "on node1 {" in text and "address ipv4 10.0.0.1:7789;" in text
+    assert drbd.config_disk(text, "node2") == "/dev/hdd1"
+
+
+def test_proc_drbd_sync_progress_from_the_lab():
+    _, minors = drbd.parse_proc((OUT / "proc/29_syncsource_0_node-a.txt").read_text())
+    s = minors[0].sync
+    assert (minors[0].cstate, s.percent, s.left_kib, s.total_kib, s.speed_kib, s.eta) == (
+        "SyncSource", 12.5, 60552, 65496, 4944, 11.0)
+    _, minors = drbd.parse_proc((OUT / "proc/30_synctarget_0_node-b.txt").read_text())
+    assert minors[0].sync.speed_kib == 5768 and minors[0].syncing
+
+
+def test_standalone_has_no_protocol_column():
+    _, minors = drbd.parse_proc((OUT / "proc/67_split_brain_node-a.txt").read_text())
+    assert (minors[0].cstate, minors[0].protocol, minors[0].oos_kib) == ("StandAlone", "", 1064)
+
+
+def test_drbd9_proc_is_refused_with_a_reason():
+    with pytest.raises(drbd.UnsupportedDrbd, match="drbdsetup status"):
+        drbd.parse_proc("version: 9.2.4 (api:2/proto:86-122)\nGIT-hash: x\nTransports (api:18): tcp (9.2.4)\n")
+
+
+def test_wipefs_recordings():
+    def sigs(name):
+        text = (OUT / name).read_text().split("--- stdout\n")[1].split("--- stderr")[0]
+        return drbd.parse_wipefs(text)
+    assert sigs("commands/12_wipefs_used_node-a.txt") == ("ext4",)
+    assert sigs("commands/14_wipefs_blank_node-a.txt") == ()
+    assert sigs("commands/17_wipefs_after_create_md_node-a.txt") == ("drbd",)
+
+
+@pytest.mark.parametrize("name,kind", [("43_secondary_mounted_refused_node-a.txt", errors.FailureKind.BUSY),
+                                       ("27_primary_inconsistent_refused_node-b.txt", errors.FailureKind.FATAL),
+                                       ("10_create_md_used_no_node-a.txt", errors.FailureKind.FATAL)])
+def test_recorded_failures_are_classified(name, kind):
+    text = (OUT / "commands" / name).read_text()
+    head, _, rest = text.partition("--- stdout\n")
+    out, _, err = rest.partition("--- stderr\n")
+    argv = tuple(head.splitlines()[0].removeprefix("argv: ").split())
+    res = CommandResult(command=Command(argv=argv), rc=int(head.splitlines()[1][4:]), stdout=out, stderr=err)
+    exc = drbd.failure(res)
+    assert exc.kind is kind
+    if name.startswith("10_"):
+        assert "Found ext3 filesystem" in str(exc.stderr)  # the reason reaches the operator
+
+
+def _host(config, minors=None, backing=None, mounts=()):
+    rs = state.DrbdResourceState(name="r0", config_path="/etc/drbd.d/r0.res", config=config, mounts=mounts)
+    return state.HostState(host="local", drbd=state.DrbdHost(loaded=True, version="8.4.11", minors=minors or {},
+                                                             resources={"r0": rs}, backing=backing or {}))
+
+
+def test_create_md_is_not_planned_on_a_used_disk(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("ext4",))})
+    out = plan_drbd(spec, st, "a")
+    assert not any(s.action.key.endswith("create-md") for s in out.steps)
+    assert any("holds ext4" in b.reason and "wipe = true" in b.reason for b in out.blocked)
+
+
+def test_existing_metadata_is_brought_up_not_recreated(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",))})
+    keys = [s.action.key for s in plan_drbd(spec, st, "a").steps]
+    assert "drbd:r0:up" in keys and "drbd:r0:create-md" not in keys
+
+
+def test_no_promotion_while_the_peer_is_unreachable(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    m = state.DrbdMinor(minor=0, cstate="WFConnection", role="Secondary", peer_role="Unknown",
+                        disk="UpToDate", peer_disk="DUnknown", protocol="C")
+    out = plan_drbd(spec, _host(text, {0: m}), "a")
+    assert not out.steps and any("split brain" in b.reason for b in out.blocked)
