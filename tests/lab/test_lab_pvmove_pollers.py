@@ -92,7 +92,10 @@ def test_resume_only_when_nobody_polls_with_lvmpolld_and_udev(make_guest):
         [vg.{VG}.lv.mygfs]
         size = "324M"
     """)
-    g.throttle(1, write_bps=1 * MiB)  # 64 MiB: about a minute of copying
+    # 64 MiB at 256 KiB/s: about four minutes of copying, so that on a loaded machine (each
+    # `--once` costs 5-15 s of Python start-up under TCG) the move is still going at step 4,
+    # which lifts the throttle.
+    g.throttle(1, write_bps=256 * 1024)
     data.start_writer()
 
     # 1. the reconciler starts the move and dies; lvmpolld polls it

@@ -539,7 +539,7 @@ def _check_offline_plan(g, spec: str, capdir: Path) -> None:
     assert in_guest.rc == 2, in_guest
     g.run(["python3", "-m", "reconciler", "capture", "/tmp/capture"], timeout=120)
     capdir.mkdir()
-    for name in ("manifest.json", "lvm-fullreport.json", "lvm-version.txt"):
+    for name in g.run(["ls", "-1", "/tmp/capture"]).out.split():  # every file it wrote
         (capdir / name).write_text(g.read_file(f"/tmp/capture/{name}"))
     specdir = capdir.parent / "offline-spec"
     specdir.mkdir()
