@@ -241,10 +241,13 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
     count = [0]
+    changes = [0]  # of ``count``: commands that change the host (logged at INFO)
     current_step = ["-"]  # tags each command's log line with the step that ran it
 
     def on_result(res: CommandResult) -> None:
         count[0] += 1
+        if res.command.mutates:
+            changes[0] += 1
         logger.bind(pass_no=pass_no, obj=res.command.host, step=current_step[0]).log(
             "DEBUG" if not res.command.mutates else "INFO",
             "ran {} -> rc {} in {:.3f}s{}", " ".join(res.command.argv), res.rc, res.duration,
@@ -330,7 +333,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                         memory.requeue_after(env, report.changed, final) if code == EXIT_PENDING else None,
                         "; ".join(r.detail for r in report.failed) or None)
     log.log("INFO" if report.changed or report.failed else "DEBUG",
-            "pass end: exit {} in {:.3f}s, {} process(es)", code, result.duration, count[0])
+            "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
+            "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
     return result
 
 

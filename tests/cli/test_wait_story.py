@@ -64,3 +64,21 @@ def test_json_is_the_same_story_in_one_document(reconcile):
     assert doc["final"]["converged"] is True
     assert doc["exit_code"] == 0 and doc["meaning"] == "in sync with the spec"
     assert doc["processes"] == doc["changes"] + doc["observations"] and doc["changes"] == 2
+
+
+def test_each_pass_end_line_counts_the_ran_lines_it_follows(reconcile):
+    """The log's figures agree with its lines: per pass, the commands that change the host
+    are the INFO ``ran`` lines, the observations the DEBUG ones."""
+    import re
+
+    code, _, err = reconcile("--simulate", "default", "--spec", DEMO, "--once",
+                             "--log-level", "DEBUG")
+    assert code == 2, err
+    lines = err.splitlines()
+    changed = sum(1 for ln in lines if " INFO " in ln and " ran " in ln)
+    observed = sum(1 for ln in lines if " DEBUG " in ln and " ran " in ln)
+    (end,) = [ln for ln in lines if "pass end:" in ln]
+    m = re.search(r"(\d+) process\(es\): (\d+) that change the host, (\d+) observation", end)
+    assert m, end
+    assert (int(m[1]), int(m[2]), int(m[3])) == (changed + observed, changed, observed), end
+    assert changed == 1  # the pvmove
