@@ -62,9 +62,10 @@ def blocked_of(doc: dict) -> dict[str, str]:
     return {b["object"]: b["reason"] for b in doc["plan"]["blocked"]}
 
 
-def simulated_plan(tmp: Path) -> controller.PassResult:
+def simulated_plan(tmp: Path) -> tuple[controller.PassResult, str]:
     """The guest's state before the first pass, built on a SimulatedHost: the same disks,
-    VGs and LVs, vga/mnt mounted, vga/raw opened by a process, vdc failed."""
+    VGs and LVs, vga/mnt mounted, vga/raw opened by a process, vdc failed. Returns the
+    pass and the uuid of the simulated PV on vdc."""
     h = SimulatedHost()
     for p in ("/dev/vda", "/dev/vdb", "/dev/vdc"):
         h.add_device(p, DISK_MIB * MiB)
@@ -89,7 +90,7 @@ def simulated_plan(tmp: Path) -> controller.PassResult:
     finally:
         logger.enable("reconciler")
     assert [c.argv[0] for c in h.calls[calls_before:] if c.mutates] == []
-    return r
+    return r, h.pv("/dev/vdc").uuid
 
 
 def test_open_lvs_and_a_failed_pv_are_never_acted_on(make_guest, tmp_path):
@@ -121,9 +122,10 @@ def test_open_lvs_and_a_failed_pv_are_never_acted_on(make_guest, tmp_path):
     assert [a for sec, a in commands(g) if sec == "held"] == []  # not even an lvremove
 
     # (c) the simulator, seeded with the same states, plans the same: same blocks, no steps
-    sim = simulated_plan(tmp_path / "sim")
+    sim, sim_uuid = simulated_plan(tmp_path / "sim")
     assert sim.exit_code == held.rc
-    assert {(b.object, b.reason) for b in sim.plan.blocked} == set(blocked.items())
+    assert ({(b.object, b.reason.replace(sim_uuid, "UUID")) for b in sim.plan.blocked}
+            == {(o, r.replace(lost_uuid, "UUID")) for o, r in blocked.items()})
     assert sim.plan.steps == ()
 
     # the holders go: the next pass removes both LVs, and still leaves vgb alone
