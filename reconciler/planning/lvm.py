@@ -265,8 +265,9 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     evacuees = [p for p in (obs.pvs if obs else ()) if p not in wanted_names]
     for p in evacuees:
         if st.pvs[p].missing:
-            vp.block(f"vg {name}", f"PV {p} is missing; refusing to remove a missing PV "
-                     f"(vgreduce --removemissing loses the data on it)")
+            # lvm names a PV whose disk it cannot read "[unknown]": its uuid tells which
+            vp.block(f"vg {name}", f"PV {p} (uuid {st.pvs[p].uuid}) is missing; refusing to "
+                     f"remove a missing PV (vgreduce --removemissing loses the data on it)")
         for lv_name, lv in sorted(obs.lvs.items()):
             if lv.pv_extents.get(p) and lv_name not in want.lv:
                 vp.block(f"lv {name}/{lv_name}", f"unmanaged LV holds {lv.pv_extents[p]} "
