@@ -31,7 +31,8 @@ raid and md syncs carry on from the captured percentage. What the simulator does
 and said so in ``SimulatedCapture.notes``. Of the other subsystems the simulator is seeded
 with what it can represent (an iSCSI initiator's name, LIO loaded with no target) and refuses,
 naming the subsystem and the object, what it cannot: a shared (lvmlockd) VG or lockspace, an
-iSCSI target or session, a DRBD resource or a loaded DRBD module. A plan from a capture never
+iSCSI session (its target is elsewhere), a DRBD resource or a loaded DRBD module. LIO targets
+(backstores, LUNs, ACLs, portals) are seeded and observed again: what differs is refused. A plan from a capture never
 silently lacks a subsystem the host has.
 """
 
@@ -340,7 +341,7 @@ def _seed(cap: Capture, source: str):
     if int(cap.manifest.get("format", 1)) < 3:
         notes.append(f"{source} is a capture of format {cap.manifest.get('format', 1)}: it "
                      f"holds no lvmlockd, iSCSI or DRBD state; the plan assumes there is none")
-    _seed_iscsi(host, cap)
+    _seed_iscsi(host, cap, notes)
     by_devno: dict[tuple[int, int], str] = {}
     built = {f"/dev/{n}" for n, a in _mdstat(cap).items() if _simulable(a)}
     for d in cap.devices:
@@ -402,27 +403,38 @@ def _refuse_unmodelled(cap: Capture, st: state.HostState) -> None:
         if path.startswith(f"{DRBD_DIR}/") and path.endswith(".res") and text is not None:
             raise _cannot("DRBD", f"DRBD resource {Path(path).name[:-4]} (configured in {path})")
     seen = iscsi.observe(files.get, targets=True, sessions=True)
-    for iqn in sorted(seen.targets or {}):
-        t = seen.targets[iqn]
-        raise _cannot("iSCSI", f"the LIO target {iqn} (portals {', '.join(t.portals) or 'none'}, "
-                               f"{len(t.luns)} LUN(s), {'enabled' if t.enabled else 'disabled'})")
-    if seen.backstores:
-        raise _cannot("iSCSI", f"LIO backstores {', '.join(sorted(seen.backstores))}")
     for sess in seen.sessions:
         raise _cannot("iSCSI", f"the iSCSI session {sess.sid} to {sess.target} at {sess.portal} "
                                f"({sess.state}, {len(sess.disks)} disk(s)), whose target is not "
                                f"in the capture")
 
 
-def _seed_iscsi(host, cap: Capture) -> None:
-    """What of iSCSI the simulator holds without a target: the initiator's name, LIO loaded
-    with nothing exported (a target or session was refused above)."""
+def _seed_iscsi(host, cap: Capture, notes: list[str]) -> None:
+    """The initiator's name, and LIO with its backstores, targets, LUNs and ACLs (a session
+    of this host was refused above: its target is elsewhere). The seeded host is observed
+    again and must show what was captured, or the capture is refused."""
     seen = iscsi.observe(cap.files.get, targets=True, sessions=True)
     if not seen.initiator_name and seen.targets is None:
         return
-    from reconciler.simulate.iscsi_model import Fabric
+    from reconciler.simulate.iscsi_model import Acl, Fabric, Target
     side = Fabric().join(host, initiator=seen.initiator_name)
     side.lio_loaded = seen.targets is not None
+    side.backstores = dict(seen.backstores)
+    for iqn, t in (seen.targets or {}).items():
+        side.targets[iqn] = Target(
+            iqn=iqn, portals=list(t.portals), enabled=t.enabled, auth=t.authentication,
+            luns={n: lun.backstore for n, lun in t.luns.items()},
+            acls={i: Acl(userid=a.chap_userid, mapped=set(a.mapped_luns))
+                  for i, a in t.acls.items()},
+            sessions={i for i, a in t.acls.items() if a.session})
+        if t.authentication:
+            notes.append(f"LIO target {iqn}: the CHAP secrets are not in the capture (configfs "
+                         f"does not show them); a login to the seeded target is not simulated")
+    again = iscsi.observe(host.read, targets=True, sessions=True)
+    if again != seen:
+        what = ", ".join(sorted(seen.targets or {})) or "LIO with no target"
+        raise _cannot("iSCSI", f"the LIO state {what} (the simulator re-creates it as "
+                               f"{sorted((again.targets or {}).values(), key=str)!r})")
 
 
 def _seed_lvs(host, vg: state.Vg) -> None:

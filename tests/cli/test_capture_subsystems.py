@@ -85,13 +85,22 @@ def test_an_iscsi_session_in_the_capture_is_refused_by_name(reconcile, tmp_path)
     assert "192.0.2.10:3260" in err
 
 
-def test_an_iscsi_target_in_the_capture_is_refused_by_name(reconcile, tmp_path):
+def test_an_iscsi_target_in_the_capture_is_seeded_and_plans_as_the_host(reconcile, tmp_path):
     new = demo.iscsi_host("old").iscsi.fabric.hosts[1]  # the exporting server
+    new.iscsi.targets[demo.ISCSI_IQN].enabled = False  # drift the plan must see offline too
+    logs.setup("WARNING")
+    env = controller.Environment(runner=new, node="new", resolve=new.resolve_device,
+                                 clock=new.clock)
+    live = controller.reconcile_once(loading.load(ISCSI), env, dry_run=True)
     offline.capture_simulated(str(tmp_path), new, node="new")
     files = json.loads((tmp_path / offline.KERNEL_FILES).read_text())
     assert any(p.startswith("/sys/kernel/config/target/iscsi/") for p in files)
-    err = _refused(reconcile, tmp_path, ISCSI, "new")
-    assert f"LIO target {demo.ISCSI_IQN}" in err and "192.0.2.10:3260" in err
+    code, out, err = reconcile("--simulate", str(tmp_path), "--spec", ISCSI, "--once",
+                               "--dry-run", "--output", "json")
+    assert code == 2, err
+    steps = [s["description"] for s in json.loads(out)["plan"]["steps"]]
+    assert steps == [s.action.describe() for s in live.plan.steps] and len(steps) == 1
+    assert "CHAP secrets are not in the capture" in err
 
 
 def test_a_shared_vg_in_the_capture_is_refused_by_name(reconcile, tmp_path):
