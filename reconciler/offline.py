@@ -10,8 +10,16 @@ block device of the host as a target, and keeps what it saw, untouched:
 * ``block-devices.json``: every block device with its device number, size and aliases
   (the /dev/disk/by-id, by-path, ... and /dev/mapper symlinks that point at it), so disks
   that are not PVs yet are known, and a spec's stable names resolve offline as on the host;
-* ``manifest.json``: argv, exit codes, tool versions, host, time, and a summary of the
-  operations in flight (pvmoves, raid syncs, md recoveries).
+* ``commands.json`` (format 3): every command any part of the observation ran, argv, exit
+  code, stdout and stderr; ``kernel-files.json`` then also holds what the lvmlockd (dm
+  sysfs), iSCSI (configfs targets, sysfs sessions, the initiator name) and DRBD (/proc/drbd,
+  the resource files, split-brain markers, holders) observations read, each run with every
+  part enabled;
+* ``manifest.json``: argv, exit codes, tool versions, host, time, a summary of the
+  operations in flight (pvmoves, raid syncs, md recoveries), and the parts a simulated host
+  being captured does not model (``not_modelled``: nothing of them exists there).
+
+Formats 1 (fullreport only) and 2 (no ``commands.json``) are still read.
 
 ``--simulate DIR`` builds a ``SimulatedHost`` from that: the same devices, numbers and
 aliases, PVs, VGs, LVs (linear and raid1, with their tags and placement), md arrays built
@@ -20,7 +28,12 @@ ledger. Operations in flight resume as after a reboot of the captured host: a pv
 interrupted at its last finished segment (the reconciler resumes it with bare ``pvmove``),
 raid and md syncs carry on from the captured percentage. What the simulator does not model
 (persistent md arrays, other LV types) is refused or, for arrays nobody manages, left out
-and said so in ``SimulatedCapture.notes``.
+and said so in ``SimulatedCapture.notes``. Of the other subsystems the simulator is seeded
+with what it can represent (an iSCSI initiator's name, LIO loaded with no target) and refuses,
+naming the subsystem and the object, what it cannot: a shared (lvmlockd) VG or lockspace, an
+iSCSI session (its target is elsewhere), a DRBD resource or a loaded DRBD module. LIO targets
+(backstores, LUNs, ACLs, portals) are seeded and observed again: what differs is refused. A plan from a capture never
+silently lacks a subsystem the host has.
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import errors, observing, state
-from reconciler.adapters import lvm, md
+from reconciler.adapters import drbd, iscsi, lvm, md
 from reconciler.runner import CommandResult, Runner
 
 FULLREPORT_FILE = "lvm-fullreport.json"
@@ -42,7 +55,9 @@ VERSION_FILE = "lvm-version.txt"
 KERNEL_FILES = "kernel-files.json"
 BLOCK_DEVICES = "block-devices.json"
 MANIFEST_FILE = "manifest.json"
-FORMAT = 2
+COMMANDS_FILE = "commands.json"
+FORMAT = 3
+DRBD_DIR = "/etc/drbd.d"
 
 # Where stable names of block devices live (udev's symlinks, device-mapper's names).
 ALIAS_DIRS = ("/dev/disk/by-id", "/dev/disk/by-path", "/dev/disk/by-uuid",
@@ -68,6 +83,49 @@ class _Recorder:
         text = self.inner.read(path, host=host)
         self.files[path] = text
         return text
+
+    def openers(self, paths, *, host: str = "local"):
+        return self.inner.openers(paths, host=host)
+
+
+def _optional(part: str, not_modelled: dict[str, str], observe):
+    """Run one subsystem's observation; a simulated host that does not model that subsystem
+    at all (``UnsupportedCommand``: nothing of it exists there) is noted, not fatal. A real
+    host never raises it: an absent subsystem is an absent file or a failed command there."""
+    try:
+        return observe()
+    except errors.UnsupportedCommand as exc:
+        not_modelled[part] = str(exc)
+        return None
+
+
+def _local_drbd_configs() -> list[str]:
+    try:
+        return [f"{DRBD_DIR}/{n}" for n in sorted(os.listdir(DRBD_DIR)) if n.endswith(".res")]
+    except OSError:
+        return []
+
+
+def _observe_others(rec: "_Recorder", drbd_configs: list[str]) -> dict[str, str]:
+    """lvmlockd, iSCSI and DRBD, every part enabled: what they read and ran is recorded."""
+    skipped: dict[str, str] = {}
+    _optional("lvmlockd", skipped, lambda: observing.observe_lockd(rec, "local"))
+    _optional("iscsi targets", skipped,
+              lambda: iscsi.observe(lambda p: rec.read(p), targets=True, sessions=False))
+    _optional("iscsi sessions", skipped,
+              lambda: iscsi.observe(lambda p: rec.read(p), targets=False, sessions=True))
+
+    def drbd_part() -> None:
+        text = rec.read(drbd.PROC)
+        minors = drbd.parse_proc(text)[1] if text else {}
+        for minor in sorted(minors):
+            rec.read(f"/sys/block/drbd{minor}/holders/")
+        for path in drbd_configs:
+            name = Path(path).name[:-len(".res")]
+            rec.read(drbd.config_path(name))
+            rec.read(drbd.split_brain_marker(name))
+    _optional("drbd", skipped, drbd_part)
+    return skipped
 
 
 def _local_inventory() -> Inventory:
@@ -136,20 +194,22 @@ def capture(directory: str, *, simulate: str | None = None,
                                  ledger=ledger)
     from reconciler.runner import SubprocessRunner
     return _capture(directory, SubprocessRunner(), _local_inventory(), observing.resolve_local,
-                    socket.gethostname(), ledger)
+                    socket.gethostname(), ledger, drbd_configs=_local_drbd_configs())
 
 
 def capture_simulated(directory: str, host, *, name: str = "sim", node: str | None = None,
                       ledger: str = observing.DEFAULT_LEDGER) -> dict:
     """Capture a ``SimulatedHost`` as it is now (tests capture one mid-operation); ``node``
     is the node it plays, the default ``--node`` of a run from the capture."""
+    configs = sorted(p for p in host.md.files
+                     if p.startswith(f"{DRBD_DIR}/") and p.endswith(".res"))
     return _capture(directory, host, _simulated_inventory(host), host.resolve_device,
-                    f"simulated:{name}", ledger, node)
+                    f"simulated:{name}", ledger, node, drbd_configs=configs)
 
 
 def _capture(directory: str, runner: Runner, inventory: Inventory,
              resolve: observing.Resolver, host_name: str, ledger: str,
-             node: str | None = None) -> dict:
+             node: str | None = None, drbd_configs: list[str] = ()) -> dict:
     rec = _Recorder(runner)
     version = rec.run(lvm.version())
     if not version.ok:
@@ -159,9 +219,13 @@ def _capture(directory: str, runner: Runner, inventory: Inventory,
     targets = observing.MdTargets(arrays=tuple(f"/dev/{name}" for name in sorted(mdstat)),
                                   devices=tuple(d["path"] for d in inventory), ledger=ledger)
     st = observing.observe(rec, host="local", devices=(), resolve=resolve, md_targets=targets)
+    report = next(r for r in reversed(rec.results) if r.command.argv[:2] == ("lvm", "fullreport"))
+    not_modelled = _observe_others(rec, list(drbd_configs))
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    report = rec.results[-1]
+    (out / COMMANDS_FILE).write_text(json.dumps(
+        [{"argv": list(r.command.argv), "rc": r.rc, "stdout": r.stdout, "stderr": r.stderr}
+         for r in rec.results], indent=1) + "\n")
     (out / VERSION_FILE).write_text(version.stdout)
     (out / FULLREPORT_FILE).write_text(report.stdout)
     (out / KERNEL_FILES).write_text(json.dumps(rec.files, indent=1, sort_keys=True) + "\n")
@@ -172,9 +236,10 @@ def _capture(directory: str, runner: Runner, inventory: Inventory,
     manifest = {"format": FORMAT, "host": host_name, "node": node or host_name,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "versions": {"lvm2": lvm.parse_version(version.stdout)},
-                "commands": entries, "kernel_files": KERNEL_FILES,
+                "commands": entries, "all_commands": COMMANDS_FILE,
+                "kernel_files": KERNEL_FILES,
                 "block_devices": BLOCK_DEVICES, "ledger": ledger,
-                "in_flight": _in_flight(st)}
+                "in_flight": _in_flight(st), "not_modelled": not_modelled}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -187,6 +252,10 @@ class Capture:
     fullreport: str
     devices: Inventory = field(default_factory=list)
     files: dict[str, str | None] = field(default_factory=dict)
+    commands: list[dict] = field(default_factory=list)  # format 3: every command run
+
+    def result(self, argv: tuple[str, ...]) -> dict | None:
+        return next((c for c in self.commands if tuple(c["argv"]) == argv), None)
 
     @property
     def host(self) -> str:
@@ -203,15 +272,16 @@ def read_capture(directory: str) -> Capture:
         manifest = json.loads((path / MANIFEST_FILE).read_text())
         text = (path / FULLREPORT_FILE).read_text()
         fmt = manifest.get("format")
-        if fmt not in (1, FORMAT):
+        if fmt not in (1, 2, FORMAT):
             raise errors.ReconcilerError(f"{directory}: unknown capture format {fmt!r}")
         devices = (json.loads((path / BLOCK_DEVICES).read_text())["devices"]
                    if fmt >= 2 else [])
         files = json.loads((path / KERNEL_FILES).read_text()) if fmt >= 2 else {}
+        commands = json.loads((path / COMMANDS_FILE).read_text()) if fmt >= 3 else []
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise errors.ReconcilerError(f"{directory} is not a capture written by "
                                      f"'reconcile capture' ({exc})") from None
-    return Capture(manifest, text, devices, files)
+    return Capture(manifest, text, devices, files, commands)
 
 
 def load_capture(directory: str) -> state.HostState:
@@ -265,8 +335,13 @@ def _run(host, *argv: str) -> None:
 def _seed(cap: Capture, source: str):
     from reconciler import simulate
     st = lvm.parse_fullreport(cap.fullreport, host=cap.host)
+    _refuse_unmodelled(cap, st)
     host = simulate.SimulatedHost()
     notes: list[str] = []
+    if int(cap.manifest.get("format", 1)) < 3:
+        notes.append(f"{source} is a capture of format {cap.manifest.get('format', 1)}: it "
+                     f"holds no lvmlockd, iSCSI or DRBD state; the plan assumes there is none")
+    _seed_iscsi(host, cap, notes)
     by_devno: dict[tuple[int, int], str] = {}
     built = {f"/dev/{n}" for n, a in _mdstat(cap).items() if _simulable(a)}
     for d in cap.devices:
@@ -291,6 +366,75 @@ def _seed(cap: Capture, source: str):
         _seed_lvs(host, vg)
     _seed_md(host, cap, by_devno, notes)
     return host, notes
+
+
+def _cannot(subsystem: str, what: str) -> errors.ReconcilerError:
+    return errors.ReconcilerError(
+        f"this capture holds {what}; the simulator cannot seed {subsystem} state from a "
+        f"capture yet, and planning without it would not be the host's plan")
+
+
+def _refuse_unmodelled(cap: Capture, st: state.HostState) -> None:
+    """Refuse, naming it, any lvmlockd, iSCSI or DRBD state the simulator cannot hold."""
+    from reconciler.adapters import lockd as lockd_adapter
+    for vg in sorted(st.vgs.values(), key=lambda v: v.name):
+        if vg.lock_type and vg.lock_type != "none":
+            raise _cannot("lvmlockd", f"the shared VG {vg.name} (lock type {vg.lock_type})")
+    info = cap.result(lockd_adapter.lockctl_info("local").argv)
+    if info is not None and info["rc"] == 0:
+        try:
+            spaces, locks = lockd_adapter.parse_info(info["stdout"])
+        except ValueError:
+            spaces, locks = {"(unreadable lvmlockctl --info)": None}, {}
+        if spaces or locks:
+            raise _cannot("lvmlockd", f"lvmlockd lockspaces {', '.join(sorted(spaces))}")
+    files = cap.files
+    proc = files.get(drbd.PROC)
+    if proc is not None:
+        try:
+            _version, minors = drbd.parse_proc(proc)
+        except ValueError:
+            minors = {}
+        seen = "; ".join(f"minor {m.minor} {m.cstate} {m.role}/{m.peer_role} "
+                         f"{m.disk}/{m.peer_disk}" for m in sorted(minors.values(),
+                                                                   key=lambda m: m.minor))
+        raise _cannot("DRBD", f"the DRBD module loaded ({seen or 'no minor configured'})")
+    for path, text in sorted(files.items()):
+        if path.startswith(f"{DRBD_DIR}/") and path.endswith(".res") and text is not None:
+            raise _cannot("DRBD", f"DRBD resource {Path(path).name[:-4]} (configured in {path})")
+    seen = iscsi.observe(files.get, targets=True, sessions=True)
+    for sess in seen.sessions:
+        raise _cannot("iSCSI", f"the iSCSI session {sess.sid} to {sess.target} at {sess.portal} "
+                               f"({sess.state}, {len(sess.disks)} disk(s)), whose target is not "
+                               f"in the capture")
+
+
+def _seed_iscsi(host, cap: Capture, notes: list[str]) -> None:
+    """The initiator's name, and LIO with its backstores, targets, LUNs and ACLs (a session
+    of this host was refused above: its target is elsewhere). The seeded host is observed
+    again and must show what was captured, or the capture is refused."""
+    seen = iscsi.observe(cap.files.get, targets=True, sessions=True)
+    if not seen.initiator_name and seen.targets is None:
+        return
+    from reconciler.simulate.iscsi_model import Acl, Fabric, Target
+    side = Fabric().join(host, initiator=seen.initiator_name)
+    side.lio_loaded = seen.targets is not None
+    side.backstores = dict(seen.backstores)
+    for iqn, t in (seen.targets or {}).items():
+        side.targets[iqn] = Target(
+            iqn=iqn, portals=list(t.portals), enabled=t.enabled, auth=t.authentication,
+            luns={n: lun.backstore for n, lun in t.luns.items()},
+            acls={i: Acl(userid=a.chap_userid, mapped=set(a.mapped_luns))
+                  for i, a in t.acls.items()},
+            sessions={i for i, a in t.acls.items() if a.session})
+        if t.authentication:
+            notes.append(f"LIO target {iqn}: the CHAP secrets are not in the capture (configfs "
+                         f"does not show them); a login to the seeded target is not simulated")
+    again = iscsi.observe(host.read, targets=True, sessions=True)
+    if again != seen:
+        what = ", ".join(sorted(seen.targets or {})) or "LIO with no target"
+        raise _cannot("iSCSI", f"the LIO state {what} (the simulator re-creates it as "
+                               f"{sorted((again.targets or {}).values(), key=str)!r})")
 
 
 def _seed_lvs(host, vg: state.Vg) -> None:

@@ -36,7 +36,7 @@ def test_capture_holds_devices_that_are_not_pvs_with_aliases_and_md_files(reconc
     assert "/proc/mdstat" in files and "/proc/self/mountinfo" in files
     assert any(p.startswith("/sys/dev/block/") and p.endswith("/size") for p in files)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["format"] == 2 and manifest["node"] == "old-server"
+    assert manifest["format"] == 3 and manifest["node"] == "old-server"
     # offline, from the capture alone: seed 004's new disk is pvcreated and joins the VG
     code, out, err = reconcile("--simulate", str(tmp_path), "--spec",
                                str(EXAMPLES / "mirror-then-split.toml"), "--once", "--dry-run")
