@@ -124,3 +124,53 @@ def test_a_resource_file_not_written_by_us_is_never_overwritten(pair):
     assert "was not written by the reconciler" in blocked(out["node-a"])
     assert "+# managed by reconciler" in blocked(out["node-a"])
     assert pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"] == "resource r0 { }\n"
+
+
+DUAL = 'initial_sync_from = "node-a"\nallow_two_primaries = true\nresync_rate = "4M"\n[drbd.r0.disk]\nc_plan_ahead = 0'
+
+
+def _promotions(pair, loaded, rounds: int) -> list[tuple[str, tuple]]:
+    """Run ``rounds`` rounds; for each plain ``drbdadm primary`` a node ran, the states
+    (own disk, peer disk, connection) it saw just before its pass."""
+    seen = []
+    for _ in range(rounds):
+        for n in ("node-a", "node-b"):
+            r = pair.node(n).res.get(0)
+            before = (r.disk, pair.net.peer(pair.node(n), r).disk if pair.net.peer(pair.node(n), r) else None,
+                      r.cstate) if r else None
+            calls = len(pair.drbdadm_calls(n))
+            pair.one_pass(n, loaded)
+            if ("drbdadm", "primary", "r0") in pair.drbdadm_calls(n)[calls:]:
+                seen.append((n, before))
+        pair.clock.advance(1.0)
+    return seen
+
+
+def test_dual_primary_both_promote_only_when_both_are_uptodate_and_connected(pair):
+    loaded = pair.spec(role_b="primary", extra=DUAL)
+    seen = _promotions(pair, loaded, 40)
+    assert pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"].count("allow-two-primaries yes;") == 1
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Primary")
+    assert seen and all(before == ("UpToDate", "UpToDate", "Connected") for _, before in seen), seen
+    pair.net.write("node-b", 0, "written on b")
+    assert pair.res("node-a").data == pair.res("node-b").data
+    # a replacement disk on node-b: both declared primary, node-b secondary while it resyncs
+    pair.node("node-b").res[0].role = "Secondary"  # the operator demoted it to replace the disk
+    pair.net.fail_disk("node-b", "/dev/vdb")
+    replaced = pair.spec(role_b="primary", extra=DUAL, disk_b="/dev/vdc")
+    seen = _promotions(pair, replaced, 40)
+    assert [n for n, _ in seen] == ["node-b"] and seen[0][1] == ("UpToDate", "UpToDate", "Connected"), seen
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Primary")
+    assert pair.res("node-a").data == pair.res("node-b").data
+
+
+def test_dual_primary_the_first_node_waits_for_the_peers_resync(pair):
+    loaded = pair.spec(role_a="secondary", extra=DUAL)
+    pair.converge(loaded)
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Secondary", "Secondary")
+    pair.net.fail_disk("node-b", "/dev/vdb")
+    seen = _promotions(pair, pair.spec(role_b="primary", extra=DUAL, disk_b="/dev/vdc"), 40)
+    assert sorted(n for n, _ in seen) == ["node-a", "node-b"], seen
+    assert all(before == ("UpToDate", "UpToDate", "Connected") for _, before in seen), seen
+    assert pair.res("node-b").data == pair.res("node-a").data
+
