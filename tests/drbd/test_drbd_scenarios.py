@@ -174,3 +174,29 @@ def test_dual_primary_the_first_node_waits_for_the_peers_resync(pair):
     assert all(before == ("UpToDate", "UpToDate", "Connected") for _, before in seen), seen
     assert pair.res("node-b").data == pair.res("node-a").data
 
+
+
+def _split(pair):
+    pair.net.cut("node-a", "node-b")
+    pair.res("node-b").role = "Primary"  # node-a is primary too: a two-primary split brain (2pri)
+    pair.net.write("node-a", 0, "a")
+    pair.net.write("node-b", 0, "b")
+
+
+def test_after_sb_disconnect_leaves_the_split_brain_to_the_operator(pair):
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\n[drbd.r0.net]\nafter_sb_2pri = "disconnect"')
+    pair.converge(loaded)
+    assert "after-sb-2pri disconnect;" in pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"]
+    _split(pair)
+    pair.net.restore("node-a", "node-b")
+    out = pair.rounds(loaded, 1)
+    assert "SPLIT BRAIN" in blocked(out["node-a"]) and pair.res("node-a").cstate == "StandAlone"
+
+
+def test_the_simulator_refuses_to_guess_an_automatic_after_sb_policy(pair):
+    from reconciler.errors import UnsupportedCommand
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\n[drbd.r0.net]\nafter_sb_2pri = "violently-as0p"')
+    pair.converge(loaded)
+    _split(pair)
+    with pytest.raises(UnsupportedCommand, match="violently-as0p"):
+        pair.net.restore("node-a", "node-b")
