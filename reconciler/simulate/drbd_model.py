@@ -17,6 +17,10 @@ tests can check that the right side's data won.
 /proc/drbd is rendered in 8.4's format. The sync percent is the kernel's coarse one: the lab
 showed 12.5% at 7.5% and 8.8% done and 25.0% at 20.3% and 21.4% done, i.e. rounded up to
 eighths; the simulator does the same.
+
+Resync speed: the declared resync-rate (else a fast default). With c-plan-ahead 0 that is
+what DRBD does; with its dynamic controller on (c-plan-ahead unset or above 0) the real
+speed adapts, which the simulator does not model: tests that assert a speed declare 0.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_no_first_sync_without_initial_sync_from(pair):
 
 
 def test_sync_progress_is_in_flight_with_percent_speed_and_eta(pair):
-    loaded = pair.spec(extra='initial_sync_from = "node-a"\nresync_rate = "4M"')
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\nresync_rate = "4M"\n[drbd.r0.disk]\nc_plan_ahead = 0')
     pair.rounds(loaded, 3, seconds=0.5)
     r = pair.one_pass("node-b", loaded)
     sync = [f for f in r.final.in_flight if f.key == "drbd:r0:sync"]
