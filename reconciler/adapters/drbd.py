@@ -124,13 +124,29 @@ def parse_wipefs(text: str) -> tuple[str, ...]:
 
 def render(name: str, res: DrbdResource) -> str:
     """The resource file, identical on both nodes (drbd-utils 8.4 syntax)."""
-    lines = [MANAGED.format(name=name), f"resource {name} {{", f"  protocol {res.protocol.value};",
-             "  net {", "    connect-int 1;", "    ping-int 1;", "    ping-timeout 20;"]
+    lines = [MANAGED.format(name=name), f"resource {name} {{", f"  protocol {res.protocol.value};"]
+    net = res.net
+    opts = []  # each only when declared: unset is DRBD's own default
+    if net.connect_int is not None:
+        opts.append(f"connect-int {net.connect_int};")
+    if net.ping_int is not None:
+        opts.append(f"ping-int {net.ping_int};")
+    if net.ping_timeout is not None:
+        opts.append(f"ping-timeout {round(net.ping_timeout * 10)};")  # tenths of a second
     if res.allow_two_primaries:
-        lines.append("    allow-two-primaries yes;")
-    lines.append("  }")
+        opts.append("allow-two-primaries yes;")
+    for n, policy in ((0, net.after_sb_0pri), (1, net.after_sb_1pri), (2, net.after_sb_2pri)):
+        if policy is not None:
+            opts.append(f"after-sb-{n}pri {policy};")
+    if opts:
+        lines += ["  net {", *(f"    {o}" for o in opts), "  }"]
+    opts = []
+    if res.disk.c_plan_ahead is not None:
+        opts.append(f"c-plan-ahead {round(res.disk.c_plan_ahead * 10)};")
     if res.resync_rate is not None:
-        lines += ["  disk {", "    c-plan-ahead 0;", f"    resync-rate {res.resync_rate // 1024}k;", "  }"]
+        opts.append(f"resync-rate {res.resync_rate // 1024}k;")
+    if opts:
+        lines += ["  disk {", *(f"    {o}" for o in opts), "  }"]
     lines += ["  handlers {",
               f"    split-brain \"mkdir -p {MARK_DIR} && touch {split_brain_marker(name)}\";",
               "  }"]

@@ -14,8 +14,8 @@ Safety rules (each refusal is a Blocked entry that says what to do):
 * Two Inconsistent disks are synced only from the node named in ``initial_sync_from``, and
   only while the nodes are connected: ``primary --force`` runs there and nowhere else.
 * Demotion is blocked while /dev/drbdN is mounted or held (the reconciler never unmounts).
-  Promotion waits while the peer is primary (unless dual-primary is declared), and is blocked
-  while the nodes are not connected: promoting a node that cannot see its peer is how split
+  Promotion waits while the peer is primary (unless dual-primary is declared: then, with
+  both nodes declared primary, each waits for the peer's disk to be UpToDate), and is blocked while the nodes are not connected: promoting a node that cannot see its peer is how split
   brains are made, so a failover after losing the primary node is never automatic.
 * A split brain (the kernel ran our ``split-brain`` handler) is reported and left alone
   unless ``split_brain_victim`` names a node: then the victim becomes secondary and
@@ -209,6 +209,12 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
     if m.peer_role == "Primary" and not res.allow_two_primaries:
         out.in_flight.append(actions.InFlight(f"drbd:{name}:peer-demote", obj,
                                               f"waiting for {peer} to become secondary", None))
+        return
+    dual = res.allow_two_primaries and res.nodes[peer].role is Role.PRIMARY
+    if dual and m.connected and m.peer_disk != "UpToDate":
+        out.in_flight.append(actions.InFlight(
+            f"drbd:{name}:peer-uptodate", obj,
+            f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None))
         return
     if not m.connected:
         block(f"not promoted: {peer} is not connected ({m.cstate}); promoting a node that "

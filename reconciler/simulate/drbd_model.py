@@ -17,6 +17,10 @@ tests can check that the right side's data won.
 /proc/drbd is rendered in 8.4's format. The sync percent is the kernel's coarse one: the lab
 showed 12.5% at 7.5% and 8.8% done and 25.0% at 20.3% and 21.4% done, i.e. rounded up to
 eighths; the simulator does the same.
+
+Resync speed: the declared resync-rate (else a fast default). With c-plan-ahead 0 that is
+what DRBD does; with its dynamic controller on (c-plan-ahead unset or above 0) the real
+speed adapts, which the simulator does not model: tests that assert a speed declare 0.
 """
 
 from __future__ import annotations
@@ -52,11 +56,12 @@ class ResConf:
     rate_kib: int = 250 * 1024  # unset: DRBD's dynamic controller; fast enough here
     two_primaries: bool = False
     split_brain_handler: str | None = None
+    after_sb: dict[int, str] = field(default_factory=dict)  # primaries -> policy
     nodes: dict[str, NodeConf] = field(default_factory=dict)
 
 
 _KNOWN_OPTS = {"connect-int", "ping-int", "ping-timeout", "c-plan-ahead", "resync-rate",
-               "allow-two-primaries", "protocol"}
+               "allow-two-primaries", "protocol", "after-sb-0pri", "after-sb-1pri", "after-sb-2pri"}
 
 
 def parse_config(text: str) -> dict[str, ResConf]:
@@ -80,7 +85,7 @@ def parse_config(text: str) -> dict[str, ResConf]:
         if sb:
             rc.split_brain_handler = sb.group(1)
             rest = rest.replace(sb.group(0), "")
-        for key, value in re.findall(r"([a-z-]+)\s+([^;{}\s]+);", rest):
+        for key, value in re.findall(r"([a-z][a-z0-9-]*)\s+([^;{}\s]+);", rest):
             if key not in _KNOWN_OPTS:
                 raise UnsupportedCommand(f"drbd option {key} not modelled")
             if key == "protocol":
@@ -90,6 +95,8 @@ def parse_config(text: str) -> dict[str, ResConf]:
                 rc.rate_kib = n * 1024 if value[-1] in "mM" else n
             elif key == "allow-two-primaries":
                 rc.two_primaries = value == "yes"
+            elif key.startswith("after-sb-"):
+                rc.after_sb[int(key[len("after-sb-")])] = value
         if len(rc.nodes) != 2:
             raise UnsupportedCommand(f"resource {rc.name}: {len(rc.nodes)} 'on' sections; 8.4 pairs two")
         out[rc.name] = rc
@@ -266,6 +273,9 @@ class DrbdNet:
             a.dirty = b.dirty = False
             a.oos_kib = b.oos_kib = 0
         elif a.dirty and b.dirty and not (a.discard or b.discard):
+            policy = a.conf.after_sb.get((a.role == "Primary") + (b.role == "Primary"), "disconnect")
+            if policy != "disconnect":  # DRBD would resolve it by itself: not modelled
+                raise UnsupportedCommand(f"after-split-brain policy {policy!r} is not modelled")
             for n, x in ((node, a), (peer_node, b)):
                 x.cstate = "StandAlone"
                 self._split_brain_handler(n, x)

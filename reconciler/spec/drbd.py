@@ -10,6 +10,12 @@ What can overwrite data is always written out by the operator, never inferred:
   it a split brain is reported and left alone.
 * ``wipe`` (per node): create DRBD metadata even on a disk that holds a signature.
 * ``allow_two_primaries``: dual-primary (needs a cluster file system on top).
+* ``net.after_sb_0pri/1pri/2pri``: DRBD's own after-split-brain policies; most of them
+  discard one node's changes automatically, so there is never a default.
+
+Timeouts and the resync controller (``net.connect_int``, ``net.ping_int``,
+``net.ping_timeout``, ``disk.c_plan_ahead``, in seconds) are written into the resource file
+only when declared: unset means DRBD's own default (the option is omitted).
 
 Layout::
 
@@ -107,6 +113,71 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a number of seconds, not a boolean")
+    return value
+
+
+def _tenths(value: float) -> float:
+    if abs(value * 10 - round(value * 10)) > 1e-9:
+        raise ValueError(f"{value} s: DRBD counts this one in tenths of a second")
+    return value
+
+
+Seconds = Annotated[StrictInt, Field(ge=1, le=120)]
+Tenths = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_tenths)]
+
+# drbd.conf(5) for 8.4: what each after-split-brain option accepts (discard-node-NODENAME is
+# checked against the resource's nodes). "disconnect" is the only one that discards nothing.
+AFTER_SB_0PRI = ("disconnect", "discard-younger-primary", "discard-older-primary",
+                 "discard-zero-changes", "discard-least-changes")
+AFTER_SB_1PRI = ("disconnect", "consensus", "violently-as0p", "discard-secondary",
+                 "call-pri-lost-after-sb")
+AFTER_SB_2PRI = ("disconnect", "violently-as0p", "call-pri-lost-after-sb")
+
+
+class DrbdNetOptions(_Model):
+    """``net { }`` options; each is rendered only when declared (else DRBD's default)."""
+
+    connect_int: Seconds | None = Field(
+        None, description="seconds between connection attempts (connect-int; DRBD: 10)")
+    ping_int: Seconds | None = Field(
+        None, description="seconds of silence before a keep-alive (ping-int; DRBD: 10)")
+    ping_timeout: Tenths | None = Field(
+        None, ge=0.1, le=30, description="seconds to wait for the peer's answer to a "
+        "keep-alive (ping-timeout, written in tenths; DRBD: 0.5)")
+    after_sb_0pri: str | None = Field(
+        None, description="after-sb-0pri: split brain with no primary; " + ", ".join(AFTER_SB_0PRI)
+        + " or discard-node-NODENAME. Unset: disconnect (left to the operator)")
+    after_sb_1pri: str | None = Field(
+        None, description="after-sb-1pri: split brain with one primary; " + ", ".join(AFTER_SB_1PRI))
+    after_sb_2pri: str | None = Field(
+        None, description="after-sb-2pri: split brain with two primaries; " + ", ".join(AFTER_SB_2PRI))
+
+    @model_validator(mode="after")
+    def _check_policies(self) -> "DrbdNetOptions":
+        for key, allowed in (("after_sb_0pri", AFTER_SB_0PRI), ("after_sb_1pri", AFTER_SB_1PRI),
+                             ("after_sb_2pri", AFTER_SB_2PRI)):
+            value = getattr(self, key)
+            if value is None or value in allowed:
+                continue
+            if key == "after_sb_0pri" and value.startswith("discard-node-"):
+                continue  # the node is checked by the resource, which knows its nodes
+            extra = " or discard-node-NODENAME" if key == "after_sb_0pri" else ""
+            raise ValueError(f"{key} {value!r} is not one of DRBD 8.4's: {', '.join(allowed)}{extra}")
+        return self
+
+
+class DrbdDiskOptions(_Model):
+    """``disk { }`` options beyond the resync rate; rendered only when declared."""
+
+    c_plan_ahead: Tenths | None = Field(
+        None, ge=0, le=30, description="seconds the dynamic resync controller plans ahead "
+        "(c-plan-ahead, written in tenths); 0 turns it off so resync_rate is a fixed rate. "
+        "DRBD: 2")
+
+
 class DrbdNode(_Model):
     """One node of a resource: its backing disk, address, device minor, port and role."""
 
@@ -138,8 +209,13 @@ class DrbdResource(_Model):
         None, description="after a split brain, the node whose changes are discarded; unset: "
         "a split brain is reported and left alone")
     resync_rate: Rate | None = Field(
-        None, description="resync bandwidth per second (disk resync-rate; c-plan-ahead 0 so "
-        "it is not throttled further); unset = DRBD's default")
+        None, description="resync bandwidth per second (disk resync-rate; with DRBD's "
+        "dynamic controller on, the rate it starts from: disk.c_plan_ahead = 0 makes it fixed); "
+        "unset = DRBD's default")
+    net: DrbdNetOptions = Field(default_factory=DrbdNetOptions,
+                                description="net { } options: timeouts, after-split-brain policies")
+    disk: DrbdDiskOptions = Field(default_factory=DrbdDiskOptions,
+                                  description="disk { } options: the resync controller")
 
     @model_validator(mode="after")
     def _check(self) -> "DrbdResource":
@@ -156,6 +232,10 @@ class DrbdResource(_Model):
         addrs = [(n.address, n.port) for n in self.nodes.values()]
         if len(set(addrs)) != len(addrs):
             raise ValueError("the two nodes have the same address and port")
+        p0 = self.net.after_sb_0pri
+        if p0 is not None and p0.startswith("discard-node-") and p0.removeprefix("discard-node-") not in self.nodes:
+            raise ValueError(f"after_sb_0pri {p0!r}: {p0.removeprefix('discard-node-')!r} is not "
+                             "one of this resource's nodes")
         if self.resync_rate is not None and self.resync_rate < 1024:
             raise ValueError("resync_rate is below 1K per second, DRBD's unit (KiB/s)")
         return self

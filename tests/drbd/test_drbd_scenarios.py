@@ -42,7 +42,7 @@ def test_no_first_sync_without_initial_sync_from(pair):
 
 
 def test_sync_progress_is_in_flight_with_percent_speed_and_eta(pair):
-    loaded = pair.spec(extra='initial_sync_from = "node-a"\nresync_rate = "4M"')
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\nresync_rate = "4M"\n[drbd.r0.disk]\nc_plan_ahead = 0')
     pair.rounds(loaded, 3, seconds=0.5)
     r = pair.one_pass("node-b", loaded)
     sync = [f for f in r.final.in_flight if f.key == "drbd:r0:sync"]
@@ -124,3 +124,79 @@ def test_a_resource_file_not_written_by_us_is_never_overwritten(pair):
     assert "was not written by the reconciler" in blocked(out["node-a"])
     assert "+# managed by reconciler" in blocked(out["node-a"])
     assert pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"] == "resource r0 { }\n"
+
+
+DUAL = 'initial_sync_from = "node-a"\nallow_two_primaries = true\nresync_rate = "4M"\n[drbd.r0.disk]\nc_plan_ahead = 0'
+
+
+def _promotions(pair, loaded, rounds: int) -> list[tuple[str, tuple]]:
+    """Run ``rounds`` rounds; for each plain ``drbdadm primary`` a node ran, the states
+    (own disk, peer disk, connection) it saw just before its pass."""
+    seen = []
+    for _ in range(rounds):
+        for n in ("node-a", "node-b"):
+            r = pair.node(n).res.get(0)
+            before = (r.disk, pair.net.peer(pair.node(n), r).disk if pair.net.peer(pair.node(n), r) else None,
+                      r.cstate) if r else None
+            calls = len(pair.drbdadm_calls(n))
+            pair.one_pass(n, loaded)
+            if ("drbdadm", "primary", "r0") in pair.drbdadm_calls(n)[calls:]:
+                seen.append((n, before))
+        pair.clock.advance(1.0)
+    return seen
+
+
+def test_dual_primary_both_promote_only_when_both_are_uptodate_and_connected(pair):
+    loaded = pair.spec(role_b="primary", extra=DUAL)
+    seen = _promotions(pair, loaded, 40)
+    assert pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"].count("allow-two-primaries yes;") == 1
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Primary")
+    assert seen and all(before == ("UpToDate", "UpToDate", "Connected") for _, before in seen), seen
+    pair.net.write("node-b", 0, "written on b")
+    assert pair.res("node-a").data == pair.res("node-b").data
+    # a replacement disk on node-b: both declared primary, node-b secondary while it resyncs
+    pair.node("node-b").res[0].role = "Secondary"  # the operator demoted it to replace the disk
+    pair.net.fail_disk("node-b", "/dev/vdb")
+    replaced = pair.spec(role_b="primary", extra=DUAL, disk_b="/dev/vdc")
+    seen = _promotions(pair, replaced, 40)
+    assert [n for n, _ in seen] == ["node-b"] and seen[0][1] == ("UpToDate", "UpToDate", "Connected"), seen
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Primary")
+    assert pair.res("node-a").data == pair.res("node-b").data
+
+
+def test_dual_primary_the_first_node_waits_for_the_peers_resync(pair):
+    loaded = pair.spec(role_a="secondary", extra=DUAL)
+    pair.converge(loaded)
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Secondary", "Secondary")
+    pair.net.fail_disk("node-b", "/dev/vdb")
+    seen = _promotions(pair, pair.spec(role_b="primary", extra=DUAL, disk_b="/dev/vdc"), 40)
+    assert sorted(n for n, _ in seen) == ["node-a", "node-b"], seen
+    assert all(before == ("UpToDate", "UpToDate", "Connected") for _, before in seen), seen
+    assert pair.res("node-b").data == pair.res("node-a").data
+
+
+
+def _split(pair):
+    pair.net.cut("node-a", "node-b")
+    pair.res("node-b").role = "Primary"  # node-a is primary too: a two-primary split brain (2pri)
+    pair.net.write("node-a", 0, "a")
+    pair.net.write("node-b", 0, "b")
+
+
+def test_after_sb_disconnect_leaves_the_split_brain_to_the_operator(pair):
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\n[drbd.r0.net]\nafter_sb_2pri = "disconnect"')
+    pair.converge(loaded)
+    assert "after-sb-2pri disconnect;" in pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"]
+    _split(pair)
+    pair.net.restore("node-a", "node-b")
+    out = pair.rounds(loaded, 1)
+    assert "SPLIT BRAIN" in blocked(out["node-a"]) and pair.res("node-a").cstate == "StandAlone"
+
+
+def test_the_simulator_refuses_to_guess_an_automatic_after_sb_policy(pair):
+    from reconciler.errors import UnsupportedCommand
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\n[drbd.r0.net]\nafter_sb_2pri = "violently-as0p"')
+    pair.converge(loaded)
+    _split(pair)
+    with pytest.raises(UnsupportedCommand, match="violently-as0p"):
+        pair.net.restore("node-a", "node-b")

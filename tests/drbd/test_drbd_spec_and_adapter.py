@@ -3,6 +3,7 @@ refusals that need no simulator (issue 11)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -144,3 +145,63 @@ def test_no_promotion_while_the_peer_is_unreachable(tmp_path):
                         disk="UpToDate", peer_disk="DUnknown", protocol="C")
     out = plan_drbd(spec, _host(text, {0: m}), "a")
     assert not out.steps and any("split brain" in b.reason for b in out.blocked)
+
+
+def test_timeouts_and_controller_are_drbds_defaults_unless_declared(tmp_path):
+    text = drbd.render("r0", load(tmp_path).spec.drbd["r0"])
+    for option in ("connect-int", "ping-int", "ping-timeout", "c-plan-ahead", "after-sb", "net {", "disk {"):
+        assert option not in text, text
+    extra = ("resync_rate = \"400M\"\n[drbd.r0.net]\nconnect_int = 1\nping_int = 1\nping_timeout = 2\n"
+             "[drbd.r0.disk]\nc_plan_ahead = 0")
+    text = drbd.render("r0", load(tmp_path, extra=extra).spec.drbd["r0"])
+    assert ("  net {\n    connect-int 1;\n    ping-int 1;\n    ping-timeout 20;\n  }\n"
+            "  disk {\n    c-plan-ahead 0;\n    resync-rate 409600k;\n  }\n") in text
+    text = drbd.render("r0", load(tmp_path, extra="[drbd.r0.disk]\nc_plan_ahead = 2.5").spec.drbd["r0"])
+    assert "  disk {\n    c-plan-ahead 25;\n  }\n" in text
+
+
+@pytest.mark.parametrize("table,bad,match", [
+    ("net", "connect_int = 0", "greater than or equal to 1"),
+    ("net", "ping_int = 121", "less than or equal to 120"),
+    ("net", "ping_timeout = 0.25", "tenths of a second"),
+    ("net", "ping_timeout = true", "not a boolean"),
+    ("disk", "c_plan_ahead = 31", "less than or equal to 30"),
+    ("net", "after_sb_0pri = \"discard-secondary\"", "not one of DRBD 8.4's"),
+    ("net", "after_sb_1pri = \"discard-younger-primary\"", "not one of DRBD 8.4's"),
+    ("net", "after_sb_2pri = \"consensus\"", "not one of DRBD 8.4's"),
+    ("net", "after_sb_0pri = \"discard-node-c\"", "'c' is not one of this resource's nodes"),
+    ("net", "after_sb_3pri = \"disconnect\"", "after_sb_3pri"),
+])
+def test_bad_net_and_disk_options_are_refused(tmp_path, table, bad, match):
+    assert re.search(match, problems(tmp_path, extra=f"[drbd.r0.{table}]\n{bad}")), bad
+
+
+def test_after_split_brain_policies_are_rendered_into_net(tmp_path):
+    extra = ("allow_two_primaries = true\n[drbd.r0.net]\nafter_sb_0pri = \"discard-node-b\"\n"
+             "after_sb_1pri = \"discard-secondary\"\nafter_sb_2pri = \"disconnect\"")
+    text = drbd.render("r0", load(tmp_path, extra=extra, role_b="primary").spec.drbd["r0"])
+    assert ("  net {\n    allow-two-primaries yes;\n    after-sb-0pri discard-node-b;\n"
+            "    after-sb-1pri discard-secondary;\n    after-sb-2pri disconnect;\n  }\n") in text
+
+
+def test_dual_primary_waits_for_the_peers_disk_to_be_uptodate(tmp_path):
+    spec = load(tmp_path, extra="allow_two_primaries = true", role_b="primary").for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    for peer_role, peer_disk in (("Primary", "Inconsistent"), ("Primary", "Diskless"), ("Secondary", "Inconsistent")):
+        m = state.DrbdMinor(minor=0, cstate="Connected", role="Secondary", peer_role=peer_role,
+                            disk="UpToDate", peer_disk=peer_disk, protocol="C")
+        out = plan_drbd(spec, _host(text, {0: m}), "a")
+        assert not out.steps and any("UpToDate" in f.what for f in out.in_flight), (peer_role, peer_disk)
+    m = state.DrbdMinor(minor=0, cstate="Connected", role="Secondary", peer_role="Primary",
+                        disk="UpToDate", peer_disk="UpToDate", protocol="C")
+    assert [s.action.key for s in plan_drbd(spec, _host(text, {0: m}), "a").steps] == ["drbd:r0:role"]
+
+
+def test_two_primaries_without_the_opt_in_never_promote_while_the_peer_is_primary(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    assert "allow-two-primaries" not in text
+    m = state.DrbdMinor(minor=0, cstate="Connected", role="Secondary", peer_role="Primary",
+                        disk="UpToDate", peer_disk="UpToDate", protocol="C")
+    out = plan_drbd(spec, _host(text, {0: m}), "a")
+    assert not out.steps and any("to become secondary" in f.what for f in out.in_flight)

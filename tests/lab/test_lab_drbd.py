@@ -32,6 +32,12 @@ protocol = "C"
 initial_sync_from = "node-a"
 resync_rate = "{rate}"
 {extra}
+[drbd.r0.net]          # the lab's short timeouts (DRBD's default connect-int made up -> Connected 24 s)
+connect_int = 1
+ping_int = 1
+ping_timeout = 2       # seconds: ping-timeout 20 (tenths)
+[drbd.r0.disk]
+c_plan_ahead = 0       # resync_rate is a fixed rate
 [drbd.r0.nodes.node-a]
 disk = "{disk_a}"
 address = "{ip_a}"
