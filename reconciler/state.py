@@ -389,6 +389,9 @@ class CloneRecord:
     size: Size | None = None
     recopy: str = ""
     declared: bool = True
+    # False: the sync was seen complete (at ``split_at``) but the array not yet split. The
+    # target may be in use from then on: once the array is gone it is never rebuilt over.
+    split: bool = True
 
     @property
     def key(self) -> str:

@@ -174,12 +174,15 @@ class WriteCloneLedger(MdAction):
     path: str
     records: tuple[tuple[str, state.CloneRecord], ...]
     note: str = ""
+    # The split records, written after the plain ledger step (synced records, forgotten and
+    # undeclared ones) and right before the arrays are stopped.
+    split: bool = False
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "ledger"
 
     @property
     def key(self) -> str:
-        return "ledger:clones"
+        return "ledger:clones:split" if self.split else "ledger:clones"
 
     @property
     def object(self) -> str:

@@ -21,7 +21,9 @@ Decisions taken here, each for a data-safety reason:
   array was stopped" cannot be observed afterwards. That one fact is recorded in the clone
   ledger, written after the sync is seen complete and before ``mdadm --stop``, keyed by the
   target's stable identity (``state.BlockDevice.identity``), never by its path spelling or
-  the clone's name.
+  the clone's name. The completed sync is recorded first (``split = False``, even while the
+  split is blocked by the array's users): the target may be put to use from then on, so a
+  ``split`` clone whose array is gone with only that record is blocked, not rebuilt.
 * A target with such a record is never written again, by any clone, unless the clone asks
   with a ``recopy`` value other than the one recorded (each new value: one new copy, from
   the source; the record goes just before the build). The clone that made the copy, still
@@ -54,6 +56,7 @@ from reconciler.spec import models
 from reconciler.units import format_size
 
 LEDGER_KEY = "ledger:clones"
+SPLIT_KEY = "ledger:clones:split"
 _KEEP = object()  # a clone's ledger record stays as it is
 _WORDS = {"recover": "recovery", "resync": "resync", "check": "check", "repair": "repair",
           "reshape": "reshape"}
@@ -68,6 +71,7 @@ class _ClonePlan:
     in_flight: list[actions.InFlight] = field(default_factory=list)
     record: object = _KEEP  # _KEEP, None (remove ``old``) or the CloneRecord to write
     old: state.CloneRecord | None = None  # the record found for the target
+    synced: state.CloneRecord | None = None  # a completed sync to remember, blocked or not
     note: str = ""
 
     def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
@@ -92,6 +96,7 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
     records = _identified(ledger, st)
     notes = ["rewrite the ledger with device identities (format 2)"] if ledger.legacy else []
     shared = _shared_devices(spec, st)
+    splits: dict[str, state.CloneRecord] = {}
     for name in sorted(spec.clone):
         if name in shared:
             out.blocked.extend(actions.Blocked(f"clone {name}", r) for r in shared[name])
@@ -102,11 +107,20 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
             out.blocked.extend(cp.blocked)
         else:
             out.steps.extend(cp.steps)
+        # A completed sync is remembered even when the clone is blocked (its array in use).
+        if cp.synced is not None:
+            if cp.old is not None:
+                records.pop(cp.old.key, None)
+            records[cp.synced.key] = cp.synced
+            notes.append(f"remember that {cp.synced.target} of clone {name} is in sync")
         # A record that no longer holds goes even when the clone is blocked (see above).
         if cp.record is None and cp.old is not None:
             records.pop(cp.old.key, None)
             notes.append(cp.note)
         elif isinstance(cp.record, state.CloneRecord) and not cp.blocked:
+            if cp.record.split and cp.record.declared:
+                splits[cp.record.key] = cp.record
+                continue
             if cp.old is not None:
                 records.pop(cp.old.key, None)
             records[cp.record.key] = cp.record
@@ -116,12 +130,23 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
             records[key] = replace(r, declared=False)
             notes.append(f"keep the copy on {r.target} protected: clone {r.clone} no longer "
                          f"declares it")
+    first = None
     if records != ledger.records or ledger.legacy:
+        first = LEDGER_KEY
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(path=ledger.path, host=st.host,
                                      records=tuple(sorted(records.items())),
                                      note="; ".join(notes)),
             "the ledger must say which targets received a complete copy"))
+    if splits:
+        records.update(splits)
+        out.steps.append(actions.Step(
+            actions.WriteCloneLedger(
+                path=ledger.path, host=st.host, records=tuple(sorted(records.items())),
+                note="; ".join(f"record the copy of clone {r.clone} on {r.target}"
+                               for r in splits.values()), split=True),
+            "the ledger must say which targets received a complete copy before the split",
+            frozenset([first] if first else ())))
     return out
 
 
@@ -280,7 +305,15 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
 
     if arr is None:
         if rec is not None and not asked:
-            return cp  # split after a complete sync, as the ledger remembers
+            if rec.split:
+                return cp  # split after a complete sync, as the ledger remembers
+            return block(
+                f"the target {want.target} held a complete copy of {want.source} at "
+                f"{_when(rec.split_at)} and {want.md} is gone without the split being recorded "
+                f"(stopped by hand, or a reboot): the target may be in use; set recopy = "
+                f"\"<a new value, e.g. today's date>\" in clone {name} to copy again from the "
+                f"source (which overwrites the target), or remove clone {name} from the spec "
+                f"to keep the target as it is")
         problems = _source_problems(want, src, st) + _target_problems(want, src, dst, st,
                                                                       md_name, src.size)
         if problems:
@@ -315,20 +348,26 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     in_sync = (member is not None and member.is_in_sync and arr.degraded == 0
                and arr.sync_action in ("idle", ""))
     if want.state is models.CloneState.SPLIT and in_sync:
-        in_use = _array_in_use(arr, want)
-        if in_use:
-            return block(f"the target is in sync, but {in_use}; point the workload at "
-                         f"{want.target} and stop using {want.md}: the next pass splits it")
-        made = state.CloneRecord(
+        synced = state.CloneRecord(
             clone=name, source=want.source, target=want.target, md=want.md,
             split_at=st.observed_at, source_id=src.identity, target_id=dst.identity,
-            size=src.size if src.size is not None else arr.size, recopy=want.recopy or "")
-        if not (owned and rec is not None and rec.recopy == made.recopy
-                and (rec.source_id, rec.target_id) == (made.source_id, made.target_id)):
+            size=src.size if src.size is not None else arr.size, recopy=want.recopy or "",
+            split=False)
+        have = (owned and rec is not None and rec.recopy == synced.recopy
+                and (rec.source_id, rec.target_id) == (synced.source_id, synced.target_id))
+        if not have:  # first seen in sync: remembered before anything else
+            cp.synced = synced
+        in_use = _array_in_use(arr, want)
+        if in_use:
+            return block(f"the target is in sync, but {in_use}; stop using {want.md} (do not "
+                         f"use {want.target} yet): the next pass records the split and stops "
+                         f"{want.md}, and only then is {want.target} yours to use")
+        if not (have and rec is not None and rec.split):
             # (already recorded: a stop that failed is simply retried)
-            cp.record, cp.note = made, f"record the copy of clone {name} on {want.target}"
+            cp.record = replace(synced, split=True)
+            cp.note = f"record the copy of clone {name} on {want.target}"
         cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, host=st.host),
-               f"{want.target} is in sync", [LEDGER_KEY])
+               f"{want.target} is in sync", [LEDGER_KEY, SPLIT_KEY])
         return cp
     drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
