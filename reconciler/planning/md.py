@@ -32,9 +32,11 @@ Decisions taken here, each for a data-safety reason:
   source, asked to mirror again, or the same ``recopy`` value) is blocked with the reason.
 * A record whose clone leaves the spec, or now names other devices, is kept, marked as no
   longer declared: it still protects the target.
-* A record is removed only for a new copy asked by ``recopy``, or when the array of the
-  clone that made it runs again with the target not in sync (then the split never
-  completed); a ``split`` clone without a record is rebuilt from the source (the target may
+* A record is replaced (never removed first) by the record of a new copy asked by
+  ``recopy``: a refused or failed add followed by the request withdrawn leaves the target
+  protected (the array then blocks, it does not add). A record is removed only when the
+  array runs again with the target a member (md is already writing it: the split never
+  completed, or a new copy is under way); a ``split`` clone without a record is rebuilt from the source (the target may
   be half-written), never from the target; if the target is in use by then, it is blocked.
 * Records of a format-1 ledger (by name and path) are identified through their paths and
   rewritten with identities; one whose target cannot be identified keeps protecting that
@@ -277,7 +279,9 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     rec = cp.old = _find_record(records, want, dst)
     owned = rec is not None and _owned(rec, name, want, src)
     asked = rec is not None and bool(want.recopy) and want.recopy != rec.recopy
-    forget = LEDGER_KEY if rec is not None else None  # steps that need the record gone first
+    # Steps that need the record gone first. A new copy asked by ``recopy`` keeps the old
+    # record until the new one replaces it (at the sync): withdrawn, it still protects.
+    forget = LEDGER_KEY if rec is not None and not asked else None
 
     def block(reason: str) -> _ClonePlan:
         cp.blocked.append(actions.Blocked(obj, reason))
@@ -328,8 +332,6 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
             for p in problems:
                 block(lead + p)
             return cp
-        if asked:
-            drop_record(f"recopy = \"{want.recopy}\" asks for a new copy from {want.source}")
         build = cp.add(actions.BuildMdClone(clone=name, md=want.md, source=want.source,
                                             host=st.host),
                        f"{want.md} does not exist" + (
@@ -369,7 +371,11 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, host=st.host),
                f"{want.target} is in sync", [LEDGER_KEY, SPLIT_KEY])
         return cp
-    drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
+    if member is None and rec is not None and not asked:
+        return block(_protected(rec, name, want, src, dst,
+                                f"{want.md} runs without it, and adding it would overwrite it"))
+    if member is not None:  # md writes the target already: the copy recorded is gone
+        drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
     if member is None:
         problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size)

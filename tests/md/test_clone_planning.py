@@ -230,17 +230,28 @@ def test_a_recopy_value_copies_once():
         assert 'recopy = "2024-06-01" was already used for that copy' in blocked_reason(p)
 
 
-def test_a_new_recopy_value_forgets_the_copy_then_copies_from_the_source():
+def test_a_new_recopy_value_copies_from_the_source_keeping_the_record_until_replaced():
     for rec in (copy(), copy(declared=False), copy("old", recopy="1"), copy(source="/dev/vdc")):
         p = plan(spec(db={"recopy": "2"}), host(records=[rec]))
-        assert [s.key for s in p.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
-        assert p.steps[1].after == {"ledger:clones"}  # the record goes first
-        assert written(p) == {}
-        assert p.steps[0].action.describe() == (
-            'forget the copy on /dev/vdb (recopy = "2" asks for a new copy from /dev/vda)')
+        steps = {s.key: s for s in p.steps}
+        assert {"clone:db:build", "clone:db:add"} <= set(steps)
+        assert steps["clone:db:build"].after == frozenset()  # nothing forgotten first
+        if "ledger:clones" in steps:
+            assert "serial:d1" in written(p)
     # once in sync, the copy is recorded with the value that asked for it
     p = plan(spec(db={"recopy": "2"}), host([array(SRC, DST)]))
     assert written(p, "ledger:clones:split") == {"serial:d1": copy(at=100.0, recopy="2")}
+
+
+def test_a_withdrawn_recopy_after_a_refused_add_leaves_the_target_protected():
+    built = array(SRC)  # the build ran, the add failed or was refused
+    asked = plan(spec(db={"recopy": "2"}), host([built], records=[copy()]))
+    assert "clone:db:add" in [s.key for s in asked.steps]
+    assert "ledger:clones" not in [s.key for s in asked.steps]  # the record stays
+    withdrawn = plan(spec(db={}), host([built], records=[copy()]))
+    reason = blocked_reason(withdrawn)
+    assert "holds a completed copy" in reason and "runs without it" in reason
+    assert not withdrawn.steps
 
 
 def test_a_new_recopy_value_still_refuses_a_target_in_use():
