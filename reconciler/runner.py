@@ -154,6 +154,7 @@ class SubprocessRunner:
         if extra_env:
             self.env.update(extra_env)
         self.started = 0  # processes started, for the per-pass process budget
+        self.sys_root = "/sys"  # where sysfs is (tests point it at a made-up tree)
 
     def run(self, cmd: Command) -> CommandResult:
         argv = self.prefix + cmd.argv
@@ -255,8 +256,10 @@ class SubprocessRunner:
         """Who has each path open: every process's descriptors (/proc/PID/fd) and swap.
 
         A block device is matched by device number (``st_rdev``), so another name of the
-        same disk (a by-id link, a partition node made elsewhere) is seen; any other file by
-        (``st_dev``, ``st_ino``). A path that does not exist has no openers. This process is
+        same disk (a by-id link, a partition node made elsewhere) is seen, and so are its
+        partitions and, for a partition, its disk (sysfs: ``/sys/dev/block/M:m/<part>/dev``,
+        ``/sys/dev/block/M:m/partition`` then ``../dev``); any other file by (``st_dev``,
+        ``st_ino``). A path that does not exist has no openers. This process is
         left out. Kernel users (mounts, md, device-mapper) are seen through sysfs holders
         and mountinfo by the planner, not here.
         """
@@ -265,8 +268,14 @@ class SubprocessRunner:
         wanted: dict[tuple[int, ...], list[str]] = {}
         for path in paths:
             key = _identity(path)
-            if key is not None:
-                wanted.setdefault(key, []).append(path)
+            if key is None:
+                continue
+            # A partition held open is the whole disk in use (and the reverse): md or a dd
+            # onto the disk overwrites the partition.
+            keys = ([(0, n) for n in _family(key[1], self.sys_root)] if key[0] == 0
+                    else [key])
+            for k in keys:
+                wanted.setdefault(k, []).append(path)
         found: dict[str, list[str]] = {path: [] for path in paths}
         if not wanted:
             return {path: () for path in paths}
@@ -298,6 +307,32 @@ class SubprocessRunner:
                 for path in wanted[key]:
                     found[path].append("swap")
         return {path: tuple(who) for path, who in found.items()}
+
+
+def _family(rdev: int, sys_root: str = "/sys") -> list[int]:
+    """A block device's number with those of its partitions, or of its disk when it is a
+    partition (read from sysfs; what cannot be read is left out)."""
+    base = f"{sys_root}/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
+    out = [rdev]
+
+    def devno(d: str) -> int | None:
+        try:
+            with open(f"{d}/dev", encoding="ascii") as f:
+                major, minor = f.read().strip().split(":")
+            return os.makedev(int(major), int(minor))
+        except (OSError, ValueError):
+            return None
+
+    related: list[int | None] = []
+    if os.path.exists(f"{base}/partition"):
+        related.append(devno(f"{base}/.."))
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        names = []
+    related += [devno(f"{base}/{n}") for n in names if os.path.exists(f"{base}/{n}/partition")]
+    out += [n for n in related if n is not None and n not in out]
+    return out
 
 
 def _identity(path: str) -> tuple[int, ...] | None:

@@ -255,6 +255,40 @@ def test_openers_of_a_block_device_by_another_name_of_it(tmp_path):
     assert r.openers([str(alias)]) == {str(alias): ()}
 
 
+def test_openers_of_a_disk_include_its_partitions_and_the_reverse(tmp_path):
+    """A partition held open is its disk in use, and the reverse: found through sysfs
+    (a made-up tree here, naming a real loop device as partition 1 of a disk 7:250)."""
+    found = _a_block_device()
+    if found is None:
+        pytest.skip("no openable block device (loop) here")
+    dev, rdev = found
+    disk = os.makedev(7, 250)
+    base = tmp_path / "sys" / "dev" / "block"
+    (base / "7:250" / "loopp1").mkdir(parents=True)
+    (base / "7:250" / "dev").write_text("7:250\n")
+    (base / "7:250" / "loopp1" / "dev").write_text(f"{os.major(rdev)}:{os.minor(rdev)}\n")
+    (base / "7:250" / "loopp1" / "partition").write_text("1\n")
+    (base / f"{os.major(rdev)}:{os.minor(rdev)}").symlink_to(base / "7:250" / "loopp1")
+    disk_node = tmp_path / "disk"
+    os.mknod(disk_node, 0o600 | stat.S_IFBLK, disk)
+    part_node = tmp_path / "part"
+    os.mknod(part_node, 0o600 | stat.S_IFBLK, rdev)
+    r = SubprocessRunner()
+    r.sys_root = str(tmp_path / "sys")
+    proc = holder(dev)  # the "partition" is held open
+    try:
+        comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+        assert r.openers([str(disk_node)]) == {str(disk_node): (f"pid {proc.pid} ({comm})",)}
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.openers([str(disk_node)]) == {str(disk_node): ()}
+    # and the reverse: the partition's disk family is read from its own sysfs entry
+    from reconciler.runner import _family
+    assert sorted(_family(rdev, str(tmp_path / "sys"))) == sorted([rdev, disk])
+    assert sorted(_family(disk, str(tmp_path / "sys"))) == sorted([disk, rdev])
+
+
 def test_openers_include_swap(tmp_path):
     area = tmp_path / "swapfile"
     area.write_bytes(b"")
