@@ -120,6 +120,7 @@ class AddMdMember(CloneAction):
 
     md: str
     target: str
+    source: str = ""
     long: ClassVar[bool] = True
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "mdadm"
@@ -135,10 +136,12 @@ class AddMdMember(CloneAction):
         return (md.add(self.md, self.target, host=self.host),)
 
     def exclusive_devices(self) -> tuple[str, ...]:
-        return (self.target,)  # md overwrites all of it
+        # md overwrites all of the target; a process writing the source directly while md
+        # copies it writes around the copy.
+        return (self.target,) + ((self.source,) if self.source else ())
 
     def exclusive_role(self, device: str) -> str:
-        return "the target"
+        return "the source" if device == self.source else "the target"
 
     def _member(self, st: state.HostState) -> tuple[state.MdArray | None, state.MdMember | None]:
         arr = _array(st, self.md)
@@ -211,6 +214,7 @@ class StopMd(CloneAction):
 
     md: str
     target: str
+    source: str = ""
     abandoned: bool = False
     symbol: ClassVar[Symbol] = Symbol.DELETE
     verb: ClassVar[str] = "mdadm"
@@ -228,10 +232,13 @@ class StopMd(CloneAction):
         return (md.stop(self.md, host=self.host),)
 
     def exclusive_devices(self) -> tuple[str, ...]:
-        return (self.md,)
+        # A split with the source open: whatever writes it directly is not in the copy.
+        if self.abandoned or not self.source:
+            return (self.md,)
+        return (self.md, self.source)
 
     def exclusive_role(self, device: str) -> str:
-        return "the array"
+        return "the source" if device == self.source and device != self.md else "the array"
 
     def is_done(self, st: state.HostState) -> bool:
         return _array(st, self.md) is None

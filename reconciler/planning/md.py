@@ -339,7 +339,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                            else " (no completed split is recorded)"
                            if want.state is models.CloneState.SPLIT else ""), [forget])
         speeds = _speed_steps(cp, name, want, None, st.host, [build])
-        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target, host=st.host),
+        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
+                                      source=want.source, host=st.host),
                f"{want.target} is not in {want.md} yet", [build, *speeds])
         return cp
 
@@ -368,7 +369,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
             # (already recorded: a stop that failed is simply retried)
             cp.record = replace(synced, split=True)
             cp.note = f"record the copy of clone {name} on {want.target}"
-        cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, host=st.host),
+        cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, source=want.source,
+                              host=st.host),
                f"{want.target} is in sync", [LEDGER_KEY, SPLIT_KEY])
         return cp
     if member is None and rec is not None and not asked:
@@ -383,7 +385,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
             for p in problems:
                 block(p)
             return cp
-        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target, host=st.host),
+        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
+                                      source=want.source, host=st.host),
                f"{want.target} is not in {want.md}", [*speeds, forget])
         return cp
     if member.is_faulty:

@@ -257,3 +257,33 @@ def test_a_retry_is_not_made_when_its_precondition_no_longer_holds(scenario):
     assert sc.converge(spec).exit_code == 0
     assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdc"}
     sc.assert_settled(spec)
+
+
+def test_the_target_is_not_added_while_a_process_writes_the_source_directly(scenario):
+    host = clone_host()
+    host.open_device(NEW, 4242, "qemu-system-x86")
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    refused(sc.one_pass(spec), "clone:db:add", NEW, "the target")  # the build ran
+    host.close_device(NEW, 4242)
+    host.open_device(OLD, 4242, "qemu-system-x86")  # now the source is written around md
+    refused(sc.one_pass(spec), "clone:db:add", OLD, "the source")
+    assert [c[1] for c in sc.mutations()] == ["--build"]
+    host.close_device(OLD, 4242)
+    assert sc.converge(spec).exit_code == 0
+    assert host.md_array(MD) is None and same_content(host)
+
+
+def test_a_split_is_not_made_while_a_process_writes_the_source_directly(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("mirrored"))
+    assert sc.converge(spec).exit_code == 0
+    host.open_device(OLD, 4242, "qemu-system-x86")
+    r = sc.one_pass(sc.spec(clone_spec("split")))
+    assert r.exit_code == controller.EXIT_ERROR
+    assert f"the source {OLD} is open by {QEMU}" in r.error
+    assert ("mdadm", "--stop", MD) not in sc.mutations() and host.md_array(MD) is not None
+    host.close_device(OLD, 4242)
+    assert sc.converge(sc.spec(clone_spec("split"))).exit_code == 0
+    assert host.md_array(MD) is None and same_content(host)
