@@ -180,8 +180,18 @@ class WriteCloneLedger(MdAction):
     # The split records, written after the plain ledger step (synced records, forgotten and
     # undeclared ones) and right before the arrays are stopped.
     split: bool = False
+    # (device, role): what the stops that follow need unopened. The split record is refused
+    # exactly when its stop would be, so a "complete copy" is never recorded for a copy
+    # that an opener of the array or the source may still change.
+    exclusive: tuple[tuple[str, str], ...] = ()
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "ledger"
+
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return tuple(d for d, _ in self.exclusive)
+
+    def exclusive_role(self, device: str) -> str:
+        return next((role for d, role in self.exclusive if d == device), "the device")
 
     @property
     def key(self) -> str:

@@ -146,7 +146,9 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
             actions.WriteCloneLedger(
                 path=ledger.path, host=st.host, records=tuple(sorted(records.items())),
                 note="; ".join(f"record the copy of clone {r.clone} on {r.target}"
-                               for r in splits.values()), split=True),
+                               for r in splits.values()), split=True,
+                exclusive=tuple(x for r in splits.values()
+                                for x in ((r.md, "the array"), (r.source, "the source")))),
             "the ledger must say which targets received a complete copy before the split",
             frozenset([first] if first else ())))
     return out
