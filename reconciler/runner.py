@@ -15,7 +15,9 @@ so a polite signal lets it finish or roll back that section and exit, where an i
 SIGKILL could leave an LV suspended and every I/O to it hanging. Only after
 ``TERM_GRACE_SECONDS`` does SIGKILL follow, and the reap is waited for ``REAP_SECONDS`` at
 most: a process stuck in the kernel (state D, e.g. reading a suspended device-mapper
-device) cannot die, and a pass must never hang on it. Such a process is abandoned with an
+device) cannot die, and a pass must never hang on it. A mutating lvm command is never sent
+SIGKILL at all: after SIGTERM and the grace it is abandoned as below (a kill inside its
+suspend/commit section is the worst outcome); read-only commands may still be killed. Such a process is abandoned with an
 error that names it, and while it is still there no new command is started at all: it
 holds whatever lock it took, the next lvm or mdadm would block on the same device or lock
 and pile up behind it, and a host with a device that does not answer is no place to move
@@ -190,6 +192,14 @@ class SubprocessRunner:
             return self._timed_out(cmd, out, err, said, t0)
         except subprocess.TimeoutExpired:
             pass
+        if cmd.mutates and _is_lvm(cmd.argv):
+            # lvm blocks signals in its suspend/commit section: a SIGKILL there would leave
+            # an LV suspended (all I/O to it hanging). It is left to finish; the guard
+            # below keeps every other command off while it lives.
+            said.append(f"still running after {self.term_grace:g} s; not killed (a changing "
+                        f"lvm command may be inside its suspend/commit section, where a "
+                        f"kill would leave an LV suspended)")
+            return self._abandon(cmd, proc, said, t0, "was left running after SIGTERM")
         said.append(f"still running after {self.term_grace:g} s: killed with SIGKILL")
         _signal_group(proc.pid, signal.SIGKILL)
         try:
@@ -197,6 +207,13 @@ class SubprocessRunner:
             return self._timed_out(cmd, out, err, said, t0)
         except subprocess.TimeoutExpired:
             pass
+        return self._abandon(cmd, proc, said, t0,
+                             f"did not exit {self.reap_wait:g} s after SIGKILL")
+
+    def _abandon(self, cmd: Command, proc: subprocess.Popen, said: list[str], t0: float,
+                 how: str) -> CommandResult:
+        """Give up on ``proc``: never waited for again, and no command starts while it
+        lives (``_blocked_by_stuck``)."""
         # Abandon it: close our ends of its pipes (a writer gets EPIPE) and never wait again.
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
@@ -211,8 +228,8 @@ class SubprocessRunner:
         who = _describe_stuck(proc.pid)
         self._stuck.append((cmd, proc))
         said.append(
-            f"{who} did not exit {self.reap_wait:g} s after SIGKILL and was abandoned: it is "
-            f"stuck in the kernel (state D is uninterruptible I/O, e.g. on a suspended "
+            f"{who} {how} and was abandoned: it is stuck in the kernel or in lvm's own "
+            f"section (state D is uninterruptible I/O, e.g. on a suspended "
             f"device-mapper device or a disk that does not answer) and keeps any lock it "
             f"took; no further command runs here until it is gone. Check "
             f"`dmsetup info -c` for a suspended device and `cat /proc/{proc.pid}/stack`; "
@@ -307,6 +324,15 @@ class SubprocessRunner:
                 for path in wanted[key]:
                     found[path].append("swap")
         return {path: tuple(who) for path, who in found.items()}
+
+
+_LVM_TOOLS = ("lv", "vg", "pv")
+
+
+def _is_lvm(argv: Sequence[str]) -> bool:
+    """An lvm2 command: ``lvm ...`` or one of its tools (lvconvert, vgcreate, pvmove, ...)."""
+    name = os.path.basename(argv[0]) if argv else ""
+    return name == "lvm" or (name[:2] in _LVM_TOOLS and name[2:].isalpha() and len(name) > 3)
 
 
 def _family(rdev: int, sys_root: str = "/sys") -> list[int]:

@@ -88,6 +88,40 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     wait_gone(pid)
 
 
+@pytest.mark.parametrize("mutates", [True, False])
+def test_a_changing_lvm_command_is_never_killed_only_abandoned(tmp_path, mutates):
+    """lvm blocks signals in its suspend/commit section: a mutating lvm command that
+    outlives SIGTERM and the grace is left running (abandoned, every later command refused
+    while it lives), never SIGKILLed. A read-only one may still be killed."""
+    log = tmp_path / "signals"
+    tool = tmp_path / "lvconvert"  # an lvm tool by its name
+    tool.write_text(f"#!{PY}\n" + textwrap.dedent(f"""
+        import os, signal, time
+        signal.signal(signal.SIGTERM, lambda s, f: open({str(log)!r}, "a").write("TERM\\n"))
+        open({str(log)!r}, "a").write("pid %d\\n" % os.getpid())
+        time.sleep(30)
+        """))
+    tool.chmod(0o755)
+    r = SubprocessRunner(term_grace=1.0, reap_wait=1.0)
+    res = r.run(Command(argv=(str(tool), "--type", "raid1"), mutates=mutates, timeout=START))
+    pid = int(log.read_text().splitlines()[0].split()[1])
+    try:
+        assert res.timed_out and "TERM" in log.read_text()
+        if mutates:
+            assert "not killed" in res.stderr and res.stuck_pid == pid
+            assert Path(f"/proc/{pid}").exists()  # still alive: no SIGKILL was sent
+            later = r.run(Command(argv=("true",), mutates=False))
+            assert later.rc == 124 and "not started" in later.stderr
+        else:
+            assert "killed with SIGKILL" in res.stderr
+            wait_gone(pid)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
     """A killed command whose child escaped its process group and holds stdout: the
     reap is waited for a bounded time, not until the child closes the pipe."""
