@@ -283,6 +283,7 @@ class SubprocessRunner:
         if host != "local":
             raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
         wanted: dict[tuple[int, ...], list[str]] = {}
+        by_name: dict[str, list[str]] = {}
         for path in paths:
             key = _identity(path)
             if key is None:
@@ -293,6 +294,8 @@ class SubprocessRunner:
                     else [key])
             for k in keys:
                 wanted.setdefault(k, []).append(path)
+            if key[0] == 1:  # a plain file (an image): matched by its name, never stat'ed
+                by_name.setdefault(os.path.realpath(path), []).append(path)
         found: dict[str, list[str]] = {path: [] for path in paths}
         if not wanted:
             return {path: () for path in paths}
@@ -310,9 +313,19 @@ class SubprocessRunner:
                 continue
             hits: set[str] = set()
             for fd in fds:
-                key = _identity(f"/proc/{pid}/fd/{fd}")
-                if key is not None and key in wanted:
-                    hits.update(wanted[key])
+                # The link's text first: a stat through it would reach the open file, which
+                # can hang on a dead NFS or FUSE mount. Only /dev nodes are stat'ed (their
+                # number is what counts); pipes, sockets, memfd and anon inodes never are.
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("/dev/"):
+                    key = _identity(f"/proc/{pid}/fd/{fd}")
+                    if key is not None and key in wanted:
+                        hits.update(wanted[key])
+                elif target in by_name:
+                    hits.update(by_name[target])
             if hits:
                 who = f"pid {pid} ({_proc_field(pid, 'comm') or '?'})"
                 for path in hits:

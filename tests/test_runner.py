@@ -323,6 +323,34 @@ def test_openers_of_a_disk_include_its_partitions_and_the_reverse(tmp_path):
     assert sorted(_family(disk, str(tmp_path / "sys"))) == sorted([disk, rdev])
 
 
+def test_openers_stat_only_descriptors_that_name_a_dev_node(tmp_path, monkeypatch):
+    """A stat through /proc/PID/fd/N reaches the open file and can hang on a dead NFS or
+    FUSE mount: the link is read first, and only /dev targets are stat'ed."""
+    f = tmp_path / "disk.img"
+    f.write_bytes(b"")
+    stated: list[str] = []
+    real = runner_mod._identity
+
+    def spy(path):
+        if path.startswith("/proc/"):
+            stated.append(path)
+        return real(path)
+
+    monkeypatch.setattr(runner_mod, "_identity", spy)
+    proc = holder(f)  # it also holds pipes (its stdout) and whatever Python opened
+    try:
+        comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+        assert SubprocessRunner().openers([str(f)]) == {str(f): (f"pid {proc.pid} ({comm})",)}
+        for path in stated:
+            try:
+                assert os.readlink(path).startswith("/dev/"), path
+            except FileNotFoundError:
+                pass  # gone meanwhile
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_openers_include_swap(tmp_path):
     area = tmp_path / "swapfile"
     area.write_bytes(b"")
