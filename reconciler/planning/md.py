@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from reconciler import actions, state
-from reconciler.planning.partial import Partial
+from reconciler.planning.partial import Partial, devices_named_twice
 from reconciler.spec import models
 from reconciler.units import format_size
 
@@ -98,6 +98,9 @@ def plan_clones(spec: models.Spec, st: state.HostState) -> Partial:
     records = _identified(ledger, st)
     notes = ["rewrite the ledger with device identities (format 2)"] if ledger.legacy else []
     shared = _shared_devices(spec, st)
+    for obj, reasons in devices_named_twice(spec, st).items():
+        if obj.startswith("clone "):
+            shared.setdefault(obj[len("clone "):], []).extend(reasons)
     splits: dict[str, state.CloneRecord] = {}
     for name in sorted(spec.clone):
         if name in shared:

@@ -326,3 +326,18 @@ def test_mirrored_in_sync_is_converged_and_unmanaged_arrays_are_listed():
     st = host([array(SRC, DST), array(("vdc", VDC, 0, ("in_sync",)), name="md5", metadata="1.2")])
     p = plan(spec(db={"state": "mirrored"}), st)
     assert p.converged and p.unmanaged == ("md md5",)
+
+
+def test_a_clone_device_that_is_a_vg_pv_by_another_spelling_blocks_both():
+    sp = models.Spec.model_validate({
+        "vg": {"vg0": {"nodes": ["n"], "scope": "local", "pvs": ["/dev/vdb"]}},
+        "clone": {"db": {"nodes": ["n"], "source": "/dev/vda", "target": ALIAS,
+                         "md": "/dev/md100", "state": "split"}}})
+    st = replace(host(), devices={"/dev/vdb": VDB, ALIAS: VDB, "/dev/vda": VDA})
+    p = plan(sp, st)
+    assert not p.steps, p.steps
+    reasons = {b.object: b.reason for b in p.blocked}
+    assert set(reasons) == {"vg vg0", "clone db"}
+    for r in reasons.values():
+        assert r.startswith(f"/dev/vdb (vg.vg0.pvs) and {ALIAS} (clone.db.target) are the "
+                            f"same device (254:16)")
