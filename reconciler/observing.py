@@ -71,14 +71,16 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
                if any(vg.pvmoves for vg in parsed.vgs.values()) else None)
     if md_targets is None:
         return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
-                               observed_at=now, lvm_system_id=system_id, pollers=pollers)
+                               observed_at=now, lvm_system_id=system_id, pollers=pollers,
+                               vg_names_twice=parsed.vg_names_twice)
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
     arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos, resolve)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
                            observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
-                           lvm_system_id=system_id, pollers=pollers)
+                           lvm_system_id=system_id, pollers=pollers,
+                           vg_names_twice=parsed.vg_names_twice)
 
 
 # -- pvmove pollers: /proc only, and only while a pvmove is in flight -----------------------------

@@ -428,6 +428,9 @@ class HostState:
     lvm_system_id: str | None = None
     # Who polls pvmoves: read only while one is in flight; None when not read or unreadable.
     pollers: Pollers | None = None
+    # VG names lvm reported for two VGs (a local one and a foreign one, with --foreign):
+    # name -> the system IDs of each ("" = none). ``vgs`` holds one of them only.
+    vg_names_twice: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

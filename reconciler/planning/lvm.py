@@ -15,6 +15,8 @@ Decisions taken here, each for a data-safety reason:
   each image's state, missing PVs), and only when the kept leg shares no PV with what is
   dropped. Anything else blocks the LV with the field seen; a sync that fails half way
   is never waited for as if it were still running.
+* A VG name lvm reports twice (a local VG and a foreign one of the same name) is blocked,
+  both system IDs named.
 * A VG whose LVM system ID names another host (foreign) is never touched: a spec VG of
   that name is blocked, an unmanaged one is listed as foreign, and its PVs are never
   taken (``fullreport --foreign`` shows them; without it lvm hides them).
@@ -146,6 +148,13 @@ def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool)
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
              stalled: frozenset[str]) -> _VgPlan:
     vp = _VgPlan()
+    if name in st.vg_names_twice:
+        ids = ", ".join(repr(i) if i else "none" for i in st.vg_names_twice[name])
+        vp.block(f"vg {name}", f"lvm reports more than one VG named {name} (system IDs: "
+                 f"{ids}): which one the spec means cannot be told, and a command naming "
+                 f"{name} would act on whichever lvm picks; nothing is done to it. Rename one "
+                 f"(`vgrename <uuid> <new name>` on the host that owns it)")
+        return vp
     obs = st.vgs.get(name)
     owner = st.foreign_owner(obs) if obs is not None else None
     if owner is not None:
