@@ -21,7 +21,9 @@ suspend/commit section is the worst outcome); read-only commands may still be ki
 error that names it, and while it is still there no new command is started at all: it
 holds whatever lock it took, the next lvm or mdadm would block on the same device or lock
 and pile up behind it, and a host with a device that does not answer is no place to move
-data. Every pass then fails at once with that reason until the process is gone. An
+data. Every pass then fails at once with that reason until the process is gone; with a
+``stuck_file`` the process is remembered (pid and start time) for the next reconciler
+process too (a new ``--once``, a restarted daemon). An
 orphaned ``lvs`` holding a VG lock is worse than a failed pass.
 
 ``openers`` answers who has a block device open right now (every process's descriptors
@@ -122,6 +124,19 @@ def _proc_field(pid: int, name: str) -> str:
         return ""
 
 
+def _start_time(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22): with the
+    pid, what tells the same process from a later one that reused its number."""
+    line = _proc_field(pid, "stat")
+    try:
+        fields = line.rsplit(")", 1)[1].split() if line else []
+        if not fields or fields[0] == "Z":  # gone (a zombie waits only for its reap)
+            return None
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def _describe_stuck(pid: int) -> str:
     """'pid 4242 (lvm) in state D, waiting in io_schedule' from /proc, as far as it says."""
     comm = _proc_field(pid, "comm") or "?"
@@ -145,8 +160,12 @@ class SubprocessRunner:
     """
 
     def __init__(self, prefix: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
-                 *, term_grace: float = TERM_GRACE_SECONDS, reap_wait: float = REAP_SECONDS):
+                 *, term_grace: float = TERM_GRACE_SECONDS, reap_wait: float = REAP_SECONDS,
+                 stuck_file: str | None = None):
         self.prefix = prefix
+        # Where an abandoned process is remembered (pid, start time, argv) for the next
+        # process: a new --once or a restarted daemon must not start lvm behind it either.
+        self.stuck_file = stuck_file
         self.term_grace = term_grace
         self.reap_wait = reap_wait
         self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
@@ -227,6 +246,7 @@ class SubprocessRunner:
             return self._timed_out(cmd, "", "", said, t0)
         who = _describe_stuck(proc.pid)
         self._stuck.append((cmd, proc))
+        self._remember_stuck(cmd, proc.pid)
         said.append(
             f"{who} {how} and was abandoned: it is stuck in the kernel or in lvm's own "
             f"section (state D is uninterruptible I/O, e.g. on a suspended "
@@ -248,14 +268,52 @@ class SubprocessRunner:
         """A process abandoned earlier and still alive: its pid and the reason not to start
         ``cmd``. Processes that have gone meanwhile are reaped here."""
         self._stuck = [(c, p) for c, p in self._stuck if p.poll() is None]
-        if not self._stuck:
-            return None
-        old, proc = self._stuck[0]
-        return proc.pid, (
-            f"not started: {_describe_stuck(proc.pid)} (`{' '.join(old.argv)[:80]}`), "
+        if self._stuck:
+            old, proc = self._stuck[0]
+            pid, argv = proc.pid, " ".join(old.argv)
+        else:
+            remembered = self._remembered_stuck()
+            if remembered is None:
+                return None
+            pid, argv = remembered
+        return pid, (
+            f"not started: {_describe_stuck(pid)} (`{argv[:80]}`), "
             f"abandoned after its timeout, is still stuck in the kernel; a new command "
             f"would block behind it. Resume or fail the device it waits on "
-            f"(`cat /proc/{proc.pid}/stack`), and the next pass goes on")
+            f"(`cat /proc/{pid}/stack`), and the next pass goes on")
+
+    def _remember_stuck(self, cmd: Command, pid: int) -> None:
+        start = _start_time(pid)
+        if not self.stuck_file or start is None:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.stuck_file) or ".", exist_ok=True)
+            tmp = f"{self.stuck_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(f"{pid} {start}\n{' '.join(cmd.argv)}\n")
+            os.replace(tmp, self.stuck_file)
+        except OSError:
+            pass  # the in-memory guard still holds for this process
+
+    def _remembered_stuck(self) -> tuple[int, str] | None:
+        """The process another reconciler process abandoned, if that very process (same
+        pid and start time) is still alive; the file goes once it is not."""
+        if not self.stuck_file or not os.path.exists(self.stuck_file):
+            return None
+        try:
+            with open(self.stuck_file, encoding="utf-8") as f:
+                first, _, argv = f.read().partition("\n")
+            pid_text, start_text = first.split()
+            pid, start = int(pid_text), int(start_text)
+        except (OSError, ValueError):
+            return None
+        if _start_time(pid) == start:
+            return pid, argv.strip()
+        try:
+            os.unlink(self.stuck_file)
+        except OSError:
+            pass
+        return None
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         if host != "local":

@@ -122,6 +122,33 @@ def test_a_changing_lvm_command_is_never_killed_only_abandoned(tmp_path, mutates
             pass
 
 
+def test_a_stuck_process_is_remembered_by_the_next_runner(tmp_path):
+    """A new --once or a restarted daemon (a new runner) must not start commands behind a
+    process an earlier one abandoned: the pid and its start time are kept in a file; once
+    that process is gone (or the pid reused by another), commands run again."""
+    stuck_file = tmp_path / "run" / "stuck-command"
+    tool = tmp_path / "lvchange"
+    tool.write_text(f"#!{PY}\nimport signal, time\n"
+                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)\n")
+    tool.chmod(0o755)
+    first = SubprocessRunner(term_grace=0.5, reap_wait=0.5, stuck_file=str(stuck_file))
+    res = first.run(Command(argv=(str(tool), "--addtag", "x", "vg/lv"), timeout=START))
+    pid = res.stuck_pid
+    assert pid is not None
+    try:
+        second = SubprocessRunner(stuck_file=str(stuck_file))  # another process, later
+        blocked = second.run(Command(argv=("true",), mutates=False))
+        assert blocked.rc == 124 and blocked.stuck_pid == pid
+        assert f"not started: pid {pid}" in blocked.stderr and "--addtag" in blocked.stderr
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    first._stuck.clear()  # (this test's own process reaps it)
+    assert SubprocessRunner(stuck_file=str(stuck_file)).run(
+        Command(argv=("true",), mutates=False)).rc == 0
+    assert not stuck_file.exists()
+
+
 def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
     """A killed command whose child escaped its process group and holds stdout: the
     reap is waited for a bounded time, not until the child closes the pipe."""
