@@ -23,6 +23,8 @@ from loguru import logger
 from reconciler import controller, errors, executing, logs
 
 DEFAULT_SPEC = "/etc/reconciler/specs"
+# A command abandoned after its timeout, remembered for the next reconciler process.
+STUCK_FILE = "/run/reconciler/stuck-command"
 
 EPILOG = """\
 exit codes:
@@ -114,7 +116,7 @@ def _environment(args: argparse.Namespace) -> tuple[controller.Environment, list
         return controller.Environment(runner=host, node=node, resolve=host.resolve_device,
                                       clock=host.clock), sim.notes
     from reconciler.runner import SubprocessRunner
-    return controller.Environment(runner=SubprocessRunner(),
+    return controller.Environment(runner=SubprocessRunner(stuck_file=STUCK_FILE),
                                   node=args.node or socket.gethostname()), []
 
 

@@ -14,10 +14,12 @@ what to do.
   ``pvmove --background`` runs only when there is none (and not within
   ``poller_grace_seconds`` of this process starting one: lvmpolld forks its poller a moment
   after the request). Where /proc cannot be read, a move is resumed only after it has not
-  moved for longer than its stall window; a fresh process never resumes at first sight.
+  moved for longer than its stall window; a fresh process never resumes at first sight. A
+  move in a shared VG (``lock_type`` not none) is never resumed: another node may poll it.
 * **Stalls are judged on progress over a window scaled to the operation**: at least
   ``stall_seconds``, and ``stall_steps`` times what one reporting step of its percentage
-  (0.01 %, lvm's two decimals) takes at the rate it showed (or at ``stall_floor_rate`` when
+  (0.01 %, lvm's two decimals) takes at the slowest rate it showed between two changes (or
+  at ``stall_floor_rate`` when
   it was never seen moving), so a multi-TB move whose percent changes once a minute is not
   called stalled. An operation idle past its window is reported blocked (exit 1), with the
   rate it had and how long it has not moved, until it moves again.
@@ -80,20 +82,23 @@ class _Track:
 
     last: tuple[float, float]
     first_change: tuple[float, float] | None = None
+    slowest: float | None = None  # the slowest rate between two changes seen
 
     def see(self, done: float, now: float) -> None:
         if done < self.last[0]:  # restarted from a checkpoint: measure again from here
-            self.last, self.first_change = (done, now), None
+            self.last, self.first_change, self.slowest = (done, now), None, None
         elif done > self.last[0]:
-            self.last = (done, now)
+            (d0, t0), self.last = self.last, (done, now)
             if self.first_change is None:
                 self.first_change = self.last
+            elif now > t0:
+                seg = (done - d0) / (now - t0)
+                self.slowest = seg if self.slowest is None else min(self.slowest, seg)
 
     def rate(self) -> float | None:
-        if self.first_change is None:
-            return None
-        (d0, t0), (d1, t1) = self.first_change, self.last
-        return (d1 - d0) / (t1 - t0) if t1 > t0 and d1 > d0 else None
+        """The slowest rate seen between changes (not the average): the stall window is
+        sized for the slowest stretch the operation has shown."""
+        return self.slowest
 
 
 @dataclass
@@ -166,6 +171,10 @@ class Memory:
         own_start = (self.pvmove_started_at is not None
                      and now - self.pvmove_started_at < env.poller_grace_seconds)
         for vg in st.vgs.values():
+            if vg.lock_type not in ("", "none"):
+                # A shared VG's move may be polled on another node: no local poller proves
+                # nothing, so it is never resumed from here.
+                continue
             for mv in vg.pvmoves:
                 if mv.copy_percent is not None:
                     if mv.key in self.moves:

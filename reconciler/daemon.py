@@ -26,7 +26,9 @@ Why it is shaped this way:
   finishes the step it is running (a command is never abandoned half way: the executor is
   asked before each step, see ``controller.reconcile_once(should_stop=…)``), defers the
   rest, and the process exits 0. Long kernel operations (pvmove, raid sync) keep running;
-  the next start observes and adopts them. SIGHUP asks for a pass now.
+  the next start observes and adopts them. SIGHUP asks for a pass now. A change to the
+  spec seen during a pass is handled the same way: the steps planned from the spec loaded
+  before it are deferred after the running one, and the next pass reloads.
 * **One instance per host.** ``flock`` on a lock file under /run, held for the process's
   life (and closed on exec, so a command's children never inherit it); a second instance
   refuses to start and names the PID holding it.
@@ -315,6 +317,7 @@ class Daemon:
         self.env = dataclasses.replace(env, runner=_LoopRunner(env.runner, self))
         self.on_wait = on_wait  # told how long each wait lasted (a simulated clock follows)
         self.wakeup = Wakeup()
+        self.spec_events = 0  # events the watcher saw in the spec (see _pass)
         self.lock = InstanceLock(settings.lock_file)
         self.memory = controller.Memory()
         self.etas = status.EtaTracker()
@@ -356,6 +359,7 @@ class Daemon:
         return previous
 
     def _spec_event(self, path: str) -> None:
+        self.spec_events += 1  # a pass running from the spec loaded before this one stops
         self.wakeup.poke("spec changed", path, quiet=self.settings.debounce_seconds,
                          cap=self.settings.debounce_max_seconds)
 
@@ -422,6 +426,7 @@ class Daemon:
             self.next_pass_at = time.monotonic() + self.settings.debounce_max_seconds
             self.next_reason = reason
             return
+        events_at_load = self.spec_events
         loaded = self._load(still_open=open_for_writing)
         if self.wakeup.pending("spec changed") and self._settle_skips < 3:
             # The spec changed again while it was being read: wait for it to settle.
@@ -447,7 +452,8 @@ class Daemon:
         try:
             result = controller.reconcile_once(
                 loaded, self.env, dry_run=self.settings.dry_run or refused, memory=self.memory,
-                pass_no=number, should_stop=lambda: self.wakeup.stopping)
+                pass_no=number, should_stop=lambda: (self.wakeup.stopping
+                                                     or self.spec_events != events_at_load))
         except Exception as exc:
             # A bug must not end the loop that keeps the storage converged; it is logged with
             # its traceback, reported in the status, and the pass is retried with backoff.

@@ -99,14 +99,15 @@ def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Reso
     if md_targets is None:
         return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
                                observed_at=now, lvm_system_id=system_id, pollers=pollers,
-                               lockd=parsed.lockd)
+                               lockd=parsed.lockd, vg_names_twice=parsed.vg_names_twice)
     for d in md_targets.devices:
         if d not in devnos:
             devnos[d] = resolve(d)
     arrays, blockdevs, ledger = _observe_md(runner, host, md_targets, devnos, resolve)
     return state.HostState(host=host, vgs=parsed.vgs, pvs=parsed.pvs, devices=devnos,
                            observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
-                           lvm_system_id=system_id, pollers=pollers, lockd=parsed.lockd)
+                           lvm_system_id=system_id, pollers=pollers, lockd=parsed.lockd,
+                           vg_names_twice=parsed.vg_names_twice)
 
 
 # -- pvmove pollers: /proc only, and only while a pvmove is in flight -----------------------------

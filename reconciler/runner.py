@@ -15,11 +15,15 @@ so a polite signal lets it finish or roll back that section and exit, where an i
 SIGKILL could leave an LV suspended and every I/O to it hanging. Only after
 ``TERM_GRACE_SECONDS`` does SIGKILL follow, and the reap is waited for ``REAP_SECONDS`` at
 most: a process stuck in the kernel (state D, e.g. reading a suspended device-mapper
-device) cannot die, and a pass must never hang on it. Such a process is abandoned with an
+device) cannot die, and a pass must never hang on it. A mutating lvm command is never sent
+SIGKILL at all: after SIGTERM and the grace it is abandoned as below (a kill inside its
+suspend/commit section is the worst outcome); read-only commands may still be killed. Such a process is abandoned with an
 error that names it, and while it is still there no new command is started at all: it
 holds whatever lock it took, the next lvm or mdadm would block on the same device or lock
 and pile up behind it, and a host with a device that does not answer is no place to move
-data. Every pass then fails at once with that reason until the process is gone. An
+data. Every pass then fails at once with that reason until the process is gone; with a
+``stuck_file`` the process is remembered (pid and start time) for the next reconciler
+process too (a new ``--once``, a restarted daemon). An
 orphaned ``lvs`` holding a VG lock is worse than a failed pass.
 
 ``openers`` answers who has a block device open right now (every process's descriptors
@@ -120,6 +124,19 @@ def _proc_field(pid: int, name: str) -> str:
         return ""
 
 
+def _start_time(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22): with the
+    pid, what tells the same process from a later one that reused its number."""
+    line = _proc_field(pid, "stat")
+    try:
+        fields = line.rsplit(")", 1)[1].split() if line else []
+        if not fields or fields[0] == "Z":  # gone (a zombie waits only for its reap)
+            return None
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def _describe_stuck(pid: int) -> str:
     """'pid 4242 (lvm) in state D, waiting in io_schedule' from /proc, as far as it says."""
     comm = _proc_field(pid, "comm") or "?"
@@ -143,8 +160,12 @@ class SubprocessRunner:
     """
 
     def __init__(self, prefix: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
-                 *, term_grace: float = TERM_GRACE_SECONDS, reap_wait: float = REAP_SECONDS):
+                 *, term_grace: float = TERM_GRACE_SECONDS, reap_wait: float = REAP_SECONDS,
+                 stuck_file: str | None = None):
         self.prefix = prefix
+        # Where an abandoned process is remembered (pid, start time, argv) for the next
+        # process: a new --once or a restarted daemon must not start lvm behind it either.
+        self.stuck_file = stuck_file
         self.term_grace = term_grace
         self.reap_wait = reap_wait
         self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
@@ -154,6 +175,7 @@ class SubprocessRunner:
         if extra_env:
             self.env.update(extra_env)
         self.started = 0  # processes started, for the per-pass process budget
+        self.sys_root = "/sys"  # where sysfs is (tests point it at a made-up tree)
 
     def run(self, cmd: Command) -> CommandResult:
         argv = self.prefix + cmd.argv
@@ -189,6 +211,14 @@ class SubprocessRunner:
             return self._timed_out(cmd, out, err, said, t0)
         except subprocess.TimeoutExpired:
             pass
+        if cmd.mutates and _is_lvm(cmd.argv):
+            # lvm blocks signals in its suspend/commit section: a SIGKILL there would leave
+            # an LV suspended (all I/O to it hanging). It is left to finish; the guard
+            # below keeps every other command off while it lives.
+            said.append(f"still running after {self.term_grace:g} s; not killed (a changing "
+                        f"lvm command may be inside its suspend/commit section, where a "
+                        f"kill would leave an LV suspended)")
+            return self._abandon(cmd, proc, said, t0, "was left running after SIGTERM")
         said.append(f"still running after {self.term_grace:g} s: killed with SIGKILL")
         _signal_group(proc.pid, signal.SIGKILL)
         try:
@@ -196,6 +226,13 @@ class SubprocessRunner:
             return self._timed_out(cmd, out, err, said, t0)
         except subprocess.TimeoutExpired:
             pass
+        return self._abandon(cmd, proc, said, t0,
+                             f"did not exit {self.reap_wait:g} s after SIGKILL")
+
+    def _abandon(self, cmd: Command, proc: subprocess.Popen, said: list[str], t0: float,
+                 how: str) -> CommandResult:
+        """Give up on ``proc``: never waited for again, and no command starts while it
+        lives (``_blocked_by_stuck``)."""
         # Abandon it: close our ends of its pipes (a writer gets EPIPE) and never wait again.
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
@@ -209,9 +246,10 @@ class SubprocessRunner:
             return self._timed_out(cmd, "", "", said, t0)
         who = _describe_stuck(proc.pid)
         self._stuck.append((cmd, proc))
+        self._remember_stuck(cmd, proc.pid)
         said.append(
-            f"{who} did not exit {self.reap_wait:g} s after SIGKILL and was abandoned: it is "
-            f"stuck in the kernel (state D is uninterruptible I/O, e.g. on a suspended "
+            f"{who} {how} and was abandoned: it is stuck in the kernel or in lvm's own "
+            f"section (state D is uninterruptible I/O, e.g. on a suspended "
             f"device-mapper device or a disk that does not answer) and keeps any lock it "
             f"took; no further command runs here until it is gone. Check "
             f"`dmsetup info -c` for a suspended device and `cat /proc/{proc.pid}/stack`; "
@@ -230,14 +268,52 @@ class SubprocessRunner:
         """A process abandoned earlier and still alive: its pid and the reason not to start
         ``cmd``. Processes that have gone meanwhile are reaped here."""
         self._stuck = [(c, p) for c, p in self._stuck if p.poll() is None]
-        if not self._stuck:
-            return None
-        old, proc = self._stuck[0]
-        return proc.pid, (
-            f"not started: {_describe_stuck(proc.pid)} (`{' '.join(old.argv)[:80]}`), "
+        if self._stuck:
+            old, proc = self._stuck[0]
+            pid, argv = proc.pid, " ".join(old.argv)
+        else:
+            remembered = self._remembered_stuck()
+            if remembered is None:
+                return None
+            pid, argv = remembered
+        return pid, (
+            f"not started: {_describe_stuck(pid)} (`{argv[:80]}`), "
             f"abandoned after its timeout, is still stuck in the kernel; a new command "
             f"would block behind it. Resume or fail the device it waits on "
-            f"(`cat /proc/{proc.pid}/stack`), and the next pass goes on")
+            f"(`cat /proc/{pid}/stack`), and the next pass goes on")
+
+    def _remember_stuck(self, cmd: Command, pid: int) -> None:
+        start = _start_time(pid)
+        if not self.stuck_file or start is None:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.stuck_file) or ".", exist_ok=True)
+            tmp = f"{self.stuck_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(f"{pid} {start}\n{' '.join(cmd.argv)}\n")
+            os.replace(tmp, self.stuck_file)
+        except OSError:
+            pass  # the in-memory guard still holds for this process
+
+    def _remembered_stuck(self) -> tuple[int, str] | None:
+        """The process another reconciler process abandoned, if that very process (same
+        pid and start time) is still alive; the file goes once it is not."""
+        if not self.stuck_file or not os.path.exists(self.stuck_file):
+            return None
+        try:
+            with open(self.stuck_file, encoding="utf-8") as f:
+                first, _, argv = f.read().partition("\n")
+            pid_text, start_text = first.split()
+            pid, start = int(pid_text), int(start_text)
+        except (OSError, ValueError):
+            return None
+        if _start_time(pid) == start:
+            return pid, argv.strip()
+        try:
+            os.unlink(self.stuck_file)
+        except OSError:
+            pass
+        return None
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         if host != "local":
@@ -255,18 +331,29 @@ class SubprocessRunner:
         """Who has each path open: every process's descriptors (/proc/PID/fd) and swap.
 
         A block device is matched by device number (``st_rdev``), so another name of the
-        same disk (a by-id link, a partition node made elsewhere) is seen; any other file by
-        (``st_dev``, ``st_ino``). A path that does not exist has no openers. This process is
+        same disk (a by-id link, a partition node made elsewhere) is seen, and so are its
+        partitions and, for a partition, its disk (sysfs: ``/sys/dev/block/M:m/<part>/dev``,
+        ``/sys/dev/block/M:m/partition`` then ``../dev``); any other file by (``st_dev``,
+        ``st_ino``). A path that does not exist has no openers. This process is
         left out. Kernel users (mounts, md, device-mapper) are seen through sysfs holders
         and mountinfo by the planner, not here.
         """
         if host != "local":
             raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
         wanted: dict[tuple[int, ...], list[str]] = {}
+        by_name: dict[str, list[str]] = {}
         for path in paths:
             key = _identity(path)
-            if key is not None:
-                wanted.setdefault(key, []).append(path)
+            if key is None:
+                continue
+            # A partition held open is the whole disk in use (and the reverse): md or a dd
+            # onto the disk overwrites the partition.
+            keys = ([(0, n) for n in _family(key[1], self.sys_root)] if key[0] == 0
+                    else [key])
+            for k in keys:
+                wanted.setdefault(k, []).append(path)
+            if key[0] == 1:  # a plain file (an image): matched by its name, never stat'ed
+                by_name.setdefault(os.path.realpath(path), []).append(path)
         found: dict[str, list[str]] = {path: [] for path in paths}
         if not wanted:
             return {path: () for path in paths}
@@ -284,9 +371,19 @@ class SubprocessRunner:
                 continue
             hits: set[str] = set()
             for fd in fds:
-                key = _identity(f"/proc/{pid}/fd/{fd}")
-                if key is not None and key in wanted:
-                    hits.update(wanted[key])
+                # The link's text first: a stat through it would reach the open file, which
+                # can hang on a dead NFS or FUSE mount. Only /dev nodes are stat'ed (their
+                # number is what counts); pipes, sockets, memfd and anon inodes never are.
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("/dev/"):
+                    key = _identity(f"/proc/{pid}/fd/{fd}")
+                    if key is not None and key in wanted:
+                        hits.update(wanted[key])
+                elif target in by_name:
+                    hits.update(by_name[target])
             if hits:
                 who = f"pid {pid} ({_proc_field(pid, 'comm') or '?'})"
                 for path in hits:
@@ -298,6 +395,41 @@ class SubprocessRunner:
                 for path in wanted[key]:
                     found[path].append("swap")
         return {path: tuple(who) for path, who in found.items()}
+
+
+_LVM_TOOLS = ("lv", "vg", "pv")
+
+
+def _is_lvm(argv: Sequence[str]) -> bool:
+    """An lvm2 command: ``lvm ...`` or one of its tools (lvconvert, vgcreate, pvmove, ...)."""
+    name = os.path.basename(argv[0]) if argv else ""
+    return name == "lvm" or (name[:2] in _LVM_TOOLS and name[2:].isalpha() and len(name) > 3)
+
+
+def _family(rdev: int, sys_root: str = "/sys") -> list[int]:
+    """A block device's number with those of its partitions, or of its disk when it is a
+    partition (read from sysfs; what cannot be read is left out)."""
+    base = f"{sys_root}/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
+    out = [rdev]
+
+    def devno(d: str) -> int | None:
+        try:
+            with open(f"{d}/dev", encoding="ascii") as f:
+                major, minor = f.read().strip().split(":")
+            return os.makedev(int(major), int(minor))
+        except (OSError, ValueError):
+            return None
+
+    related: list[int | None] = []
+    if os.path.exists(f"{base}/partition"):
+        related.append(devno(f"{base}/.."))
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        names = []
+    related += [devno(f"{base}/{n}") for n in names if os.path.exists(f"{base}/{n}/partition")]
+    out += [n for n in related if n is not None and n not in out]
+    return out
 
 
 def _identity(path: str) -> tuple[int, ...] | None:

@@ -392,6 +392,9 @@ class CloneRecord:
     size: Size | None = None
     recopy: str = ""
     declared: bool = True
+    # False: the sync was seen complete (at ``split_at``) but the array not yet split. The
+    # target may be in use from then on: once the array is gone it is never rebuilt over.
+    split: bool = True
 
     @property
     def key(self) -> str:
@@ -432,6 +435,9 @@ class HostState:
     # lvmlockd's view on this node (shared VGs); None = not asked (no shared VG in the spec).
     lockd: "Lockd | None" = None
     drbd: DrbdHost | None = None  # -- drbd -- (state_drbd); None: no DRBD resource declared
+    # VG names lvm reported for two VGs (a local one and a foreign one, with --foreign):
+    # name -> the system IDs of each ("" = none). ``vgs`` holds one of them only.
+    vg_names_twice: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

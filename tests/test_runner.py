@@ -88,6 +88,67 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     wait_gone(pid)
 
 
+@pytest.mark.parametrize("mutates", [True, False])
+def test_a_changing_lvm_command_is_never_killed_only_abandoned(tmp_path, mutates):
+    """lvm blocks signals in its suspend/commit section: a mutating lvm command that
+    outlives SIGTERM and the grace is left running (abandoned, every later command refused
+    while it lives), never SIGKILLed. A read-only one may still be killed."""
+    log = tmp_path / "signals"
+    tool = tmp_path / "lvconvert"  # an lvm tool by its name
+    tool.write_text(f"#!{PY}\n" + textwrap.dedent(f"""
+        import os, signal, time
+        signal.signal(signal.SIGTERM, lambda s, f: open({str(log)!r}, "a").write("TERM\\n"))
+        open({str(log)!r}, "a").write("pid %d\\n" % os.getpid())
+        time.sleep(30)
+        """))
+    tool.chmod(0o755)
+    r = SubprocessRunner(term_grace=1.0, reap_wait=1.0)
+    res = r.run(Command(argv=(str(tool), "--type", "raid1"), mutates=mutates, timeout=START))
+    pid = int(log.read_text().splitlines()[0].split()[1])
+    try:
+        assert res.timed_out and "TERM" in log.read_text()
+        if mutates:
+            assert "not killed" in res.stderr and res.stuck_pid == pid
+            assert Path(f"/proc/{pid}").exists()  # still alive: no SIGKILL was sent
+            later = r.run(Command(argv=("true",), mutates=False))
+            assert later.rc == 124 and "not started" in later.stderr
+        else:
+            assert "killed with SIGKILL" in res.stderr
+            wait_gone(pid)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_stuck_process_is_remembered_by_the_next_runner(tmp_path):
+    """A new --once or a restarted daemon (a new runner) must not start commands behind a
+    process an earlier one abandoned: the pid and its start time are kept in a file; once
+    that process is gone (or the pid reused by another), commands run again."""
+    stuck_file = tmp_path / "run" / "stuck-command"
+    tool = tmp_path / "lvchange"
+    tool.write_text(f"#!{PY}\nimport signal, time\n"
+                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)\n")
+    tool.chmod(0o755)
+    first = SubprocessRunner(term_grace=0.5, reap_wait=0.5, stuck_file=str(stuck_file))
+    res = first.run(Command(argv=(str(tool), "--addtag", "x", "vg/lv"), timeout=START))
+    pid = res.stuck_pid
+    assert pid is not None
+    try:
+        second = SubprocessRunner(stuck_file=str(stuck_file))  # another process, later
+        blocked = second.run(Command(argv=("true",), mutates=False))
+        assert blocked.rc == 124 and blocked.stuck_pid == pid
+        assert f"not started: pid {pid}" in blocked.stderr and "--addtag" in blocked.stderr
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    first._stuck.clear()  # (this test's own process reaps it)
+    assert SubprocessRunner(stuck_file=str(stuck_file)).run(
+        Command(argv=("true",), mutates=False)).rc == 0
+    assert not stuck_file.exists()
+
+
 def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
     """A killed command whose child escaped its process group and holds stdout: the
     reap is waited for a bounded time, not until the child closes the pipe."""
@@ -253,6 +314,68 @@ def test_openers_of_a_block_device_by_another_name_of_it(tmp_path):
         proc.kill()
         proc.wait()
     assert r.openers([str(alias)]) == {str(alias): ()}
+
+
+def test_openers_of_a_disk_include_its_partitions_and_the_reverse(tmp_path):
+    """A partition held open is its disk in use, and the reverse: found through sysfs
+    (a made-up tree here, naming a real loop device as partition 1 of a disk 7:250)."""
+    found = _a_block_device()
+    if found is None:
+        pytest.skip("no openable block device (loop) here")
+    dev, rdev = found
+    disk = os.makedev(7, 250)
+    base = tmp_path / "sys" / "dev" / "block"
+    (base / "7:250" / "loopp1").mkdir(parents=True)
+    (base / "7:250" / "dev").write_text("7:250\n")
+    (base / "7:250" / "loopp1" / "dev").write_text(f"{os.major(rdev)}:{os.minor(rdev)}\n")
+    (base / "7:250" / "loopp1" / "partition").write_text("1\n")
+    (base / f"{os.major(rdev)}:{os.minor(rdev)}").symlink_to(base / "7:250" / "loopp1")
+    disk_node = tmp_path / "disk"
+    os.mknod(disk_node, 0o600 | stat.S_IFBLK, disk)
+    part_node = tmp_path / "part"
+    os.mknod(part_node, 0o600 | stat.S_IFBLK, rdev)
+    r = SubprocessRunner()
+    r.sys_root = str(tmp_path / "sys")
+    proc = holder(dev)  # the "partition" is held open
+    try:
+        comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+        assert r.openers([str(disk_node)]) == {str(disk_node): (f"pid {proc.pid} ({comm})",)}
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.openers([str(disk_node)]) == {str(disk_node): ()}
+    # and the reverse: the partition's disk family is read from its own sysfs entry
+    from reconciler.runner import _family
+    assert sorted(_family(rdev, str(tmp_path / "sys"))) == sorted([rdev, disk])
+    assert sorted(_family(disk, str(tmp_path / "sys"))) == sorted([disk, rdev])
+
+
+def test_openers_stat_only_descriptors_that_name_a_dev_node(tmp_path, monkeypatch):
+    """A stat through /proc/PID/fd/N reaches the open file and can hang on a dead NFS or
+    FUSE mount: the link is read first, and only /dev targets are stat'ed."""
+    f = tmp_path / "disk.img"
+    f.write_bytes(b"")
+    stated: list[str] = []
+    real = runner_mod._identity
+
+    def spy(path):
+        if path.startswith("/proc/"):
+            stated.append(path)
+        return real(path)
+
+    monkeypatch.setattr(runner_mod, "_identity", spy)
+    proc = holder(f)  # it also holds pipes (its stdout) and whatever Python opened
+    try:
+        comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+        assert SubprocessRunner().openers([str(f)]) == {str(f): (f"pid {proc.pid} ({comm})",)}
+        for path in stated:
+            try:
+                assert os.readlink(path).startswith("/dev/"), path
+            except FileNotFoundError:
+                pass  # gone meanwhile
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_openers_include_swap(tmp_path):

@@ -125,6 +125,7 @@ class AddMdMember(CloneAction):
 
     md: str
     target: str
+    source: str = ""
     long: ClassVar[bool] = True
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "mdadm"
@@ -140,10 +141,13 @@ class AddMdMember(CloneAction):
         return (md.add(self.md, self.target, host=self.host),)
 
     def exclusive_devices(self) -> tuple[str, ...]:
-        return (self.target,)  # md overwrites all of it
+        # md overwrites all of the target; a process writing the source directly while md
+        # copies it writes around the copy.
+        return (self.target,) + ((self.source,) if self.source else ())
 
     def exclusive_role(self, device: str) -> str:
-        return "the target"
+        return "the source" if device == self.source else "the target"
+
     def needs(self) -> tuple[str, ...]:
         return (self.md, self.target)
 
@@ -181,12 +185,25 @@ class WriteCloneLedger(MdAction):
     path: str
     records: tuple[tuple[str, state.CloneRecord], ...]
     note: str = ""
+    # The split records, written after the plain ledger step (synced records, forgotten and
+    # undeclared ones) and right before the arrays are stopped.
+    split: bool = False
+    # (device, role): what the stops that follow need unopened. The split record is refused
+    # exactly when its stop would be, so a "complete copy" is never recorded for a copy
+    # that an opener of the array or the source may still change.
+    exclusive: tuple[tuple[str, str], ...] = ()
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "ledger"
 
+    def exclusive_devices(self) -> tuple[str, ...]:
+        return tuple(d for d, _ in self.exclusive)
+
+    def exclusive_role(self, device: str) -> str:
+        return next((role for d, role in self.exclusive if d == device), "the device")
+
     @property
     def key(self) -> str:
-        return "ledger:clones"
+        return "ledger:clones:split" if self.split else "ledger:clones"
 
     @property
     def object(self) -> str:
@@ -215,6 +232,7 @@ class StopMd(CloneAction):
 
     md: str
     target: str
+    source: str = ""
     abandoned: bool = False
     symbol: ClassVar[Symbol] = Symbol.DELETE
     verb: ClassVar[str] = "mdadm"
@@ -232,10 +250,13 @@ class StopMd(CloneAction):
         return (md.stop(self.md, host=self.host),)
 
     def exclusive_devices(self) -> tuple[str, ...]:
-        return (self.md,)
+        # A split with the source open: whatever writes it directly is not in the copy.
+        if self.abandoned or not self.source:
+            return (self.md,)
+        return (self.md, self.source)
 
     def exclusive_role(self, device: str) -> str:
-        return "the array"
+        return "the source" if device == self.source and device != self.md else "the array"
 
     def is_done(self, st: state.HostState) -> bool:
         return _array(st, self.md) is None

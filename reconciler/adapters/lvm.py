@@ -215,6 +215,7 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
         raise errors.ObservationError(FULLREPORT_ARGV, f"not lvm's JSON report ({exc})", text)
     pvs: dict[str, state.Pv] = {}
     vgs: dict[str, state.Vg] = {}
+    twice: dict[str, list[str]] = {}
     try:
         for rep in reports:
             vg_rows = rep.get("vg") or []
@@ -240,11 +241,20 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
                 pv_by_uuid[pv.uuid] = pv.name
             if vg_name is None:
                 continue
-            vgs[vg_name] = _parse_vg(vg_row, rep, pv_by_uuid)
+            vg = _parse_vg(vg_row, rep, pv_by_uuid)
+            if vg_name in vgs and vgs[vg_name].uuid != vg.uuid:
+                # Two VGs of one name (a local vg0 and another host's, seen with
+                # --foreign): never merged or overwritten silently; the planner blocks the
+                # name. The first one reported stays in ``vgs``.
+                ids = twice.setdefault(vg_name, [vgs[vg_name].system_id])
+                ids.append(vg.system_id)
+                continue
+            vgs[vg_name] = vg
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise errors.ObservationError(FULLREPORT_ARGV, f"unexpected report content ({exc!r})",
                                       text)
-    return state.HostState(host=host, vgs=vgs, pvs=pvs, observed_at=observed_at)
+    return state.HostState(host=host, vgs=vgs, pvs=pvs, observed_at=observed_at,
+                           vg_names_twice={n: tuple(ids) for n, ids in twice.items()})
 
 
 def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:

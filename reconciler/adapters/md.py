@@ -377,11 +377,14 @@ def _record(entry: dict) -> state.CloneRecord:
         raise TypeError("size is not a whole number of bytes")
     if not isinstance(declared, bool):
         raise TypeError("declared is not true or false")
+    split = entry.get("split", True)  # absent: written before synced records existed
+    if not isinstance(split, bool):
+        raise TypeError("split is not true or false")
     return state.CloneRecord(
         clone=_str(entry, "clone"), source=_str(source, "path"), target=_str(target, "path"),
         md=_str(entry, "md"), split_at=float(entry["split_at"]), source_id=_str(source, "id"),
         target_id=_str(target, "id"), size=size, recopy=_str(entry, "recopy"),
-        declared=declared)
+        declared=declared, split=split)
 
 
 def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord]) -> str:
@@ -390,6 +393,6 @@ def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord])
     body = [{"target": {"id": r.target_id, "path": r.target},
              "source": {"id": r.source_id, "path": r.source}, "size": r.size,
              "clone": r.clone, "md": r.md, "split_at": r.split_at, "recopy": r.recopy,
-             "declared": r.declared}
+             "declared": r.declared, "split": r.split}
             for r in sorted(items, key=lambda r: r.key)]
     return json.dumps({"format": LEDGER_FORMAT, "copies": body}, indent=2, sort_keys=True) + "\n"

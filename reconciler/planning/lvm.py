@@ -15,12 +15,15 @@ Decisions taken here, each for a data-safety reason:
   each image's state, missing PVs), and only when the kept leg shares no PV with what is
   dropped. Anything else blocks the LV with the field seen; a sync that fails half way
   is never waited for as if it were still running.
+* A VG name lvm reports twice (a local VG and a foreign one of the same name) is blocked,
+  both system IDs named.
 * A VG whose LVM system ID names another host (foreign) is never touched: a spec VG of
   that name is blocked, an unmanaged one is listed as foreign, and its PVs are never
   taken (``fullreport --foreign`` shows them; without it lvm hides them).
 * One device named twice in the spec's ``pvs`` (two spellings of the same device number,
-  in one VG or in two) blocks every VG naming it before anything runs: it would be
-  ``pvcreate``d or ``vgcreate``d twice.
+  in one VG or in two), or as a PV and as a clone's source or target, blocks every VG and
+  clone naming it before anything runs: it would be ``pvcreate``d or ``vgcreate``d twice,
+  or copied over under a VG (``partial.devices_named_twice``).
 * Shrinking needs ``allow_shrink``; an LV with more copies than mirror-then-split leaves is
   never reduced; a missing PV is never removed (no ``--removemissing``).
 * Long operations found in flight are waited for (and adopted: a pvmove no process polls
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from reconciler import actions, state
 from reconciler.adapters import lvm as lvm_adapter
 from reconciler.planning import lockd
-from reconciler.planning.partial import Partial
+from reconciler.planning.partial import Partial, devices_named_twice
 from reconciler.spec import models
 from reconciler.units import extents, format_size
 
@@ -76,11 +79,11 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     out = Partial()
     host = st.host
     resume = False
-    twice = _same_device_twice(spec, st)
+    twice = devices_named_twice(spec, st)
     for vg_name in sorted(spec.vg):
         vp = _plan_vg_on_node(vg_name, spec.vg[vg_name], st, host, stalled, node, out,
                               will_provide)
-        for reason in twice.get(vg_name, ()):
+        for reason in twice.get(f"vg {vg_name}", ()):
             vp.block(f"vg {vg_name}", reason)
         resume = resume or vp.resume
         out.in_flight.extend(vp.in_flight)
@@ -150,28 +153,6 @@ def _unmanaged_vg(st: state.HostState, vg: state.Vg) -> str:
     return f"vg {vg.name}" + (f" (foreign: system ID {owner})" if owner else "")
 
 
-def _same_device_twice(spec: models.Spec, st: state.HostState) -> dict[str, list[str]]:
-    """VG name -> reasons, for every VG whose ``pvs`` name a device (by device number)
-    that the spec names again, in the same VG or another, under another spelling."""
-    uses: dict[tuple[int, int], list[tuple[str, str]]] = {}
-    for vg_name in sorted(spec.vg):
-        for dev in spec.vg[vg_name].pvs:
-            devno = st.devices.get(dev)
-            if devno is not None:
-                uses.setdefault(devno, []).append((vg_name, dev))
-    out: dict[str, list[str]] = {}
-    for devno, named in sorted(uses.items()):
-        if len(named) < 2:
-            continue
-        where = " and ".join(f"{dev} (vg.{vg}.pvs)" for vg, dev in named)
-        reason = (f"{where} are the same device ({devno[0]}:{devno[1]}): a disk is a PV of "
-                  f"one VG and is named once; nothing is done to this VG until the spec "
-                  f"names it once (pvcreate/vgcreate would otherwise run on it twice)")
-        for vg in dict.fromkeys(vg for vg, _ in named):
-            out.setdefault(vg, []).append(reason)
-    return out
-
-
 def _free(st: state.HostState, vg: str, names: Iterable[str], extent_size: int) -> int:
     """Extents lvm may allocate for ``vg`` on the named PVs: the free extents of its own
     allocatable PVs, and what an orphan PV will hold once it is added (it reports none)."""
@@ -208,6 +189,13 @@ def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool)
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
              stalled: frozenset[str], will_provide: frozenset[str] = frozenset()) -> _VgPlan:
     vp = _VgPlan()
+    if name in st.vg_names_twice:
+        ids = ", ".join(repr(i) if i else "none" for i in st.vg_names_twice[name])
+        vp.block(f"vg {name}", f"lvm reports more than one VG named {name} (system IDs: "
+                 f"{ids}): which one the spec means cannot be told, and a command naming "
+                 f"{name} would act on whichever lvm picks; nothing is done to it. Rename one "
+                 f"(`vgrename <uuid> <new name>` on the host that owns it)")
+        return vp
     obs = st.vgs.get(name)
     owner = st.foreign_owner(obs) if obs is not None else None
     if owner is not None:

@@ -21,7 +21,9 @@ Decisions taken here, each for a data-safety reason:
   array was stopped" cannot be observed afterwards. That one fact is recorded in the clone
   ledger, written after the sync is seen complete and before ``mdadm --stop``, keyed by the
   target's stable identity (``state.BlockDevice.identity``), never by its path spelling or
-  the clone's name.
+  the clone's name. The completed sync is recorded first (``split = False``, even while the
+  split is blocked by the array's users): the target may be put to use from then on, so a
+  ``split`` clone whose array is gone with only that record is blocked, not rebuilt.
 * A target with such a record is never written again, by any clone, unless the clone asks
   with a ``recopy`` value other than the one recorded (each new value: one new copy, from
   the source; the record goes just before the build). The clone that made the copy, still
@@ -30,9 +32,11 @@ Decisions taken here, each for a data-safety reason:
   source, asked to mirror again, or the same ``recopy`` value) is blocked with the reason.
 * A record whose clone leaves the spec, or now names other devices, is kept, marked as no
   longer declared: it still protects the target.
-* A record is removed only for a new copy asked by ``recopy``, or when the array of the
-  clone that made it runs again with the target not in sync (then the split never
-  completed); a ``split`` clone without a record is rebuilt from the source (the target may
+* A record is replaced (never removed first) by the record of a new copy asked by
+  ``recopy``: a refused or failed add followed by the request withdrawn leaves the target
+  protected (the array then blocks, it does not add). A record is removed only when the
+  array runs again with the target a member (md is already writing it: the split never
+  completed, or a new copy is under way); a ``split`` clone without a record is rebuilt from the source (the target may
   be half-written), never from the target; if the target is in use by then, it is blocked.
 * Records of a format-1 ledger (by name and path) are identified through their paths and
   rewritten with identities; one whose target cannot be identified keeps protecting that
@@ -49,11 +53,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from reconciler import actions, state
-from reconciler.planning.partial import Partial
+from reconciler.planning.partial import Partial, devices_named_twice
 from reconciler.spec import models
 from reconciler.units import format_size
 
 LEDGER_KEY = "ledger:clones"
+SPLIT_KEY = "ledger:clones:split"
 _KEEP = object()  # a clone's ledger record stays as it is
 _WORDS = {"recover": "recovery", "resync": "resync", "check": "check", "repair": "repair",
           "reshape": "reshape"}
@@ -68,6 +73,7 @@ class _ClonePlan:
     in_flight: list[actions.InFlight] = field(default_factory=list)
     record: object = _KEEP  # _KEEP, None (remove ``old``) or the CloneRecord to write
     old: state.CloneRecord | None = None  # the record found for the target
+    synced: state.CloneRecord | None = None  # a completed sync to remember, blocked or not
     note: str = ""
 
     def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
@@ -96,6 +102,10 @@ def plan_clones(spec: models.Spec, st: state.HostState,
     records = _identified(ledger, st)
     notes = ["rewrite the ledger with device identities (format 2)"] if ledger.legacy else []
     shared = _shared_devices(spec, st)
+    for obj, reasons in devices_named_twice(spec, st).items():
+        if obj.startswith("clone "):
+            shared.setdefault(obj[len("clone "):], []).extend(reasons)
+    splits: dict[str, state.CloneRecord] = {}
     for name in sorted(spec.clone):
         if name in shared:
             out.blocked.extend(actions.Blocked(f"clone {name}", r) for r in shared[name])
@@ -106,11 +116,20 @@ def plan_clones(spec: models.Spec, st: state.HostState,
             out.blocked.extend(cp.blocked)
         else:
             out.steps.extend(cp.steps)
+        # A completed sync is remembered even when the clone is blocked (its array in use).
+        if cp.synced is not None:
+            if cp.old is not None:
+                records.pop(cp.old.key, None)
+            records[cp.synced.key] = cp.synced
+            notes.append(f"remember that {cp.synced.target} of clone {name} is in sync")
         # A record that no longer holds goes even when the clone is blocked (see above).
         if cp.record is None and cp.old is not None:
             records.pop(cp.old.key, None)
             notes.append(cp.note)
         elif isinstance(cp.record, state.CloneRecord) and not cp.blocked:
+            if cp.record.split and cp.record.declared:
+                splits[cp.record.key] = cp.record
+                continue
             if cp.old is not None:
                 records.pop(cp.old.key, None)
             records[cp.record.key] = cp.record
@@ -120,12 +139,25 @@ def plan_clones(spec: models.Spec, st: state.HostState,
             records[key] = replace(r, declared=False)
             notes.append(f"keep the copy on {r.target} protected: clone {r.clone} no longer "
                          f"declares it")
+    first = None
     if records != ledger.records or ledger.legacy:
+        first = LEDGER_KEY
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(path=ledger.path, host=st.host,
                                      records=tuple(sorted(records.items())),
                                      note="; ".join(notes)),
             "the ledger must say which targets received a complete copy"))
+    if splits:
+        records.update(splits)
+        out.steps.append(actions.Step(
+            actions.WriteCloneLedger(
+                path=ledger.path, host=st.host, records=tuple(sorted(records.items())),
+                note="; ".join(f"record the copy of clone {r.clone} on {r.target}"
+                               for r in splits.values()), split=True,
+                exclusive=tuple(x for r in splits.values()
+                                for x in ((r.md, "the array"), (r.source, "the source")))),
+            "the ledger must say which targets received a complete copy before the split",
+            frozenset([first] if first else ())))
     return out
 
 
@@ -257,7 +289,9 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     rec = cp.old = _find_record(records, want, dst)
     owned = rec is not None and _owned(rec, name, want, src)
     asked = rec is not None and bool(want.recopy) and want.recopy != rec.recopy
-    forget = LEDGER_KEY if rec is not None else None  # steps that need the record gone first
+    # Steps that need the record gone first. A new copy asked by ``recopy`` keeps the old
+    # record until the new one replaces it (at the sync): withdrawn, it still protects.
+    forget = LEDGER_KEY if rec is not None and not asked else None
 
     def block(reason: str) -> _ClonePlan:
         cp.blocked.append(actions.Blocked(obj, reason))
@@ -285,7 +319,15 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
 
     if arr is None:
         if rec is not None and not asked:
-            return cp  # split after a complete sync, as the ledger remembers
+            if rec.split:
+                return cp  # split after a complete sync, as the ledger remembers
+            return block(
+                f"the target {want.target} held a complete copy of {want.source} at "
+                f"{_when(rec.split_at)} and {want.md} is gone without the split being recorded "
+                f"(stopped by hand, or a reboot): the target may be in use; set recopy = "
+                f"\"<a new value, e.g. today's date>\" in clone {name} to copy again from the "
+                f"source (which overwrites the target), or remove clone {name} from the spec "
+                f"to keep the target as it is")
         problems = (_source_problems(want, src, st, will_provide)
                     + _target_problems(want, src, dst, st, md_name, src.size, will_provide))
         if problems:
@@ -300,8 +342,6 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
             for p in problems:
                 block(lead + p)
             return cp
-        if asked:
-            drop_record(f"recopy = \"{want.recopy}\" asks for a new copy from {want.source}")
         build = cp.add(actions.BuildMdClone(clone=name, md=want.md, source=want.source,
                                             host=st.host),
                        f"{want.md} does not exist" + (
@@ -309,7 +349,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                            else " (no completed split is recorded)"
                            if want.state is models.CloneState.SPLIT else ""), [forget])
         speeds = _speed_steps(cp, name, want, None, st.host, [build])
-        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target, host=st.host),
+        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
+                                      source=want.source, host=st.host),
                f"{want.target} is not in {want.md} yet", [build, *speeds])
         return cp
 
@@ -320,22 +361,33 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     in_sync = (member is not None and member.is_in_sync and arr.degraded == 0
                and arr.sync_action in ("idle", ""))
     if want.state is models.CloneState.SPLIT and in_sync:
-        in_use = _array_in_use(arr, want)
-        if in_use:
-            return block(f"the target is in sync, but {in_use}; point the workload at "
-                         f"{want.target} and stop using {want.md}: the next pass splits it")
-        made = state.CloneRecord(
+        synced = state.CloneRecord(
             clone=name, source=want.source, target=want.target, md=want.md,
             split_at=st.observed_at, source_id=src.identity, target_id=dst.identity,
-            size=src.size if src.size is not None else arr.size, recopy=want.recopy or "")
-        if not (owned and rec is not None and rec.recopy == made.recopy
-                and (rec.source_id, rec.target_id) == (made.source_id, made.target_id)):
+            size=src.size if src.size is not None else arr.size, recopy=want.recopy or "",
+            split=False)
+        have = (owned and rec is not None and rec.recopy == synced.recopy
+                and (rec.source_id, rec.target_id) == (synced.source_id, synced.target_id))
+        if not have:  # first seen in sync: remembered before anything else
+            cp.synced = synced
+        in_use = _array_in_use(arr, want)
+        if in_use:
+            return block(f"the target is in sync, but {in_use}; stop using {want.md} (do not "
+                         f"use {want.target} yet): the next pass records the split and stops "
+                         f"{want.md}, and only then is {want.target} yours to use")
+        if not (have and rec is not None and rec.split):
             # (already recorded: a stop that failed is simply retried)
-            cp.record, cp.note = made, f"record the copy of clone {name} on {want.target}"
-        cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, host=st.host),
-               f"{want.target} is in sync", [LEDGER_KEY])
+            cp.record = replace(synced, split=True)
+            cp.note = f"record the copy of clone {name} on {want.target}"
+        cp.add(actions.StopMd(clone=name, md=want.md, target=want.target, source=want.source,
+                              host=st.host),
+               f"{want.target} is in sync", [LEDGER_KEY, SPLIT_KEY])
         return cp
-    drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
+    if member is None and rec is not None and not asked:
+        return block(_protected(rec, name, want, src, dst,
+                                f"{want.md} runs without it, and adding it would overwrite it"))
+    if member is not None:  # md writes the target already: the copy recorded is gone
+        drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
     if member is None:
         problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size)
@@ -343,7 +395,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
             for p in problems:
                 block(p)
             return cp
-        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target, host=st.host),
+        cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
+                                      source=want.source, host=st.host),
                f"{want.target} is not in {want.md}", [*speeds, forget])
         return cp
     if member.is_faulty:

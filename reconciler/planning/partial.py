@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler import actions
+from reconciler import actions, state
+from reconciler.spec import models
 
 
 @dataclass
@@ -19,3 +20,40 @@ class Partial:
         self.in_flight.extend(other.in_flight)
         self.blocked.extend(other.blocked)
         self.unmanaged.extend(other.unmanaged)
+
+
+def devices_named_twice(spec: models.Spec, st: state.HostState) -> dict[str, list[str]]:
+    """Object ("vg NAME", "clone NAME") -> reasons, for every VG whose ``pvs`` and every
+    clone whose source or target name a device (by device number) the spec names again
+    under another spelling: in a VG's ``pvs`` (the same or another VG's), or as a clone's
+    device. Two clones sharing a device are left to the clone planner (by identity)."""
+    uses: dict[tuple[int, int], list[tuple[str, str, str]]] = {}
+    for vg_name in sorted(spec.vg):
+        for dev in spec.vg[vg_name].pvs:
+            devno = st.devices.get(dev)
+            if devno is not None:
+                uses.setdefault(devno, []).append((f"vg {vg_name}", dev, f"vg.{vg_name}.pvs"))
+    for name in sorted(spec.clone):
+        clone = spec.clone[name]
+        for role, dev in (("source", clone.source), ("target", clone.target)):
+            bd = st.blockdevs.get(dev)
+            devno = st.devices.get(dev) or (bd.devno if bd is not None else None)
+            if devno is not None:
+                uses.setdefault(devno, []).append((f"clone {name}", dev, f"clone.{name}.{role}"))
+    out: dict[str, list[str]] = {}
+    for devno, named in sorted(uses.items()):
+        if len(named) < 2 or all(obj.startswith("clone ") for obj, _, _ in named):
+            continue
+        where = " and ".join(f"{dev} ({key})" for _, dev, key in named)
+        if all(obj.startswith("vg ") for obj, _, _ in named):
+            reason = (f"{where} are the same device ({devno[0]}:{devno[1]}): a disk is a PV "
+                      f"of one VG and is named once; nothing is done to this VG until the spec "
+                      f"names it once (pvcreate/vgcreate would otherwise run on it twice)")
+        else:
+            reason = (f"{where} are the same device ({devno[0]}:{devno[1]}): a disk is either "
+                      f"a PV of one VG or a clone's device, named once; nothing is done to "
+                      f"the VG or the clone until the spec names it once (the clone would "
+                      f"copy over a PV, or the PV be made of a clone's disk)")
+        for obj in dict.fromkeys(obj for obj, _, _ in named):
+            out.setdefault(obj, []).append(reason)
+    return out

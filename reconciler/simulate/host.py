@@ -16,7 +16,8 @@ An LV is a block device too (``/dev/VG/LV``, ``/dev/mapper/VG-LV``): ``mount`` a
 take its path, and the kernel's open count of it (mounts, devices stacked on it, processes
 in ``opened``) is lv_attr's open bit, which lvremove obeys like lvm does.
 
-``openers`` answers from ``open_device``/``close_device``: a process holding a device (or
+``openers`` answers from ``open_device``/``close_device`` (a partition's openers count for
+its disk, and the reverse): a process holding a device (or
 an md array) open with a plain ``open()``, which no mount, holder or tool of the model
 shows, as a raw VM disk or a database device does on a real host.
 
@@ -265,8 +266,23 @@ class SimulatedHost:
         out = {}
         for path in paths:
             devno = self._devno(path)
-            held = self.opened.get(devno, []) if devno is not None else []
+            held = {h for n in self._family(devno) for h in self.opened.get(n, [])}
             out[path] = tuple(f"pid {pid} ({comm})" for pid, comm in sorted(held))
+        return out
+
+    def _family(self, devno: tuple[int, int] | None) -> list[tuple[int, int]]:
+        """A device with its partitions, or a partition with its disk (as the real scan
+        reads them from sysfs)."""
+        if devno is None:
+            return []
+        out = [devno]
+        for disk, parts in self.md.partitions.items():
+            d = self._device(disk)
+            numbers = [(p.major, p.minor) for p in parts]
+            if devno == (d.major, d.minor):
+                out += numbers
+            elif devno in numbers:
+                out.append((d.major, d.minor))
         return out
 
     # -- fault injection -------------------------------------------------------------------

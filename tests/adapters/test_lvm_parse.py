@@ -218,3 +218,32 @@ def test_orphan_pv_capacity_matches_what_lvm_gives_it_at_vgextend():
     added = report("lv_spanning").pvs["/dev/vdc"]  # the same disk after vgextend
     assert orphan.extents_once_added(4 * M) == added.pe_count == 49
     assert added.extents_once_added(4 * M) == 0  # in a VG: counted by its free extents
+
+
+def test_a_vg_name_reported_twice_is_kept_apart_and_blocked():
+    """With --foreign, a local vgown and another host's vgown are two report objects of one
+    name: never merged or overwritten silently; the planner blocks the name, naming both
+    system IDs."""
+    import copy
+    import json
+
+    from reconciler import planning
+    from reconciler.spec import models
+
+    header, body = (FIX / "foreign_vg.json").read_text().split("\n", 1)
+    doc = json.loads(body)
+    reports = doc["report"]
+    foreign = next(r for r in reports if r.get("vg") and r["vg"][0]["vg_name"] == "vgforeign")
+    twin = copy.deepcopy(foreign)
+    twin["vg"][0]["vg_name"] = "vgown"
+    twin["vg"][0]["vg_uuid"] = "twin-" + twin["vg"][0]["vg_uuid"][5:]
+    reports.append(twin)
+    st = lvm.parse_fullreport(json.dumps(doc))
+    assert st.vgs["vgown"].system_id == "hosta"  # the first reported stays
+    assert st.vg_names_twice == {"vgown": ("hosta", "hostb")}
+    spec = models.Spec.model_validate({"vg": {"vgown": {"nodes": ["n"], "scope": "local",
+                                                        "pvs": ["/dev/vdb"]}}})
+    p = planning.plan(spec, st, node="n")
+    reason, = [b.reason for b in p.blocked if b.object == "vg vgown"]
+    assert "more than one VG named vgown (system IDs: 'hosta', 'hostb')" in reason
+    assert not [s for s in p.steps if "vgown" in s.key]

@@ -10,7 +10,7 @@ import pytest
 from reconciler import daemon, executing, status
 from reconciler.simulate import demo
 
-from .conftest import REPO, TWO_STEPS, Recorder, wait_for, write_spec
+from .conftest import GROW_MYGFS, REPO, TWO_STEPS, Recorder, wait_for, write_spec
 
 
 @pytest.fixture
@@ -50,6 +50,23 @@ def test_sigterm_mid_step_finishes_the_step_starts_no_other_and_exits_zero(
     assert sorted(map(str, outcomes.values())) == ["deferred", "done"]
     doc = status.read(r.settings.status_dir)
     assert doc["state"] == status.STOPPED
+
+
+def test_a_spec_edit_mid_pass_defers_the_steps_planned_from_the_old_spec(start_daemon, spec_dir):
+    host = demo.default_host()
+    runner = Recorder(host, gate_match=("lvextend",))
+    r = start_daemon(host=host, runner=runner)
+    write_spec(spec_dir / "vgglobal.toml", TWO_STEPS)
+    assert runner.gate_entered.wait(5)
+    write_spec(spec_dir / "vgglobal.toml", GROW_MYGFS)  # newlv withdrawn mid-pass
+    wait_for(lambda: r.daemon.wakeup.pending("spec changed"))  # the watcher saw it
+    runner.gate_release.set()
+    wait_for(lambda: r.daemon.passes >= 3, timeout=10)  # the pass from the new spec
+    assert r.stop() == 0
+    ran = [a[0] for a in runner.argvs(mutating_only=True)]
+    assert ran == ["lvextend"]  # the lvcreate of the old spec never ran
+    assert "newlv" not in host.vg("vgglobal").lvs
+    assert host.lv("vgglobal", "mygfs").extents * 4 * 2**20 == 330 * 2**30
 
 
 def test_sighup_forces_a_pass(start_daemon, handlers_of):

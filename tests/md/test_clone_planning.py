@@ -59,8 +59,8 @@ def copy(clone="db", source="/dev/vda", target="/dev/vdb", at=50.0, **kw) -> Clo
     return CloneRecord(**{**base, **kw})
 
 
-def written(p) -> dict[str, CloneRecord]:
-    step, = [s for s in p.steps if s.key == "ledger:clones"]
+def written(p, key="ledger:clones") -> dict[str, CloneRecord]:
+    step, = [s for s in p.steps if s.key == key]
     return dict(step.action.records)
 
 
@@ -104,16 +104,20 @@ def test_two_clones_splitting_at_once_share_one_ledger_write():
     st = host([array(SRC, DST), array(("vdc", VDC, 0, ("in_sync",)), ("vdd", VDD, 1, ("in_sync",)),
                                       name="md101")])
     p = plan(sp, st)
-    assert [s.key for s in p.steps] == ["ledger:clones", "clone:a:stop", "clone:b:stop"]
-    write = p.steps[0].action
+    assert [s.key for s in p.steps] == ["ledger:clones", "ledger:clones:split", "clone:a:stop",
+                                        "clone:b:stop"]
+    synced, write = p.steps[0].action, p.steps[1].action
     assert isinstance(write, actions.WriteCloneLedger)
-    assert dict(write.records) == {
-        "serial:d1": copy("a", at=100.0),
-        "serial:d3": copy("b", "/dev/vdc", "/dev/vdd", at=100.0, md="/dev/md101")}
+    records = {"serial:d1": copy("a", at=100.0),
+               "serial:d3": copy("b", "/dev/vdc", "/dev/vdd", at=100.0, md="/dev/md101")}
+    # first the completed syncs, then (one step, after it) the splits, then the stops
+    assert dict(synced.records) == {k: replace(r, split=False) for k, r in records.items()}
+    assert dict(write.records) == records
     assert write.describe() == ("record the copy of clone a on /dev/vdb; "
                                 "record the copy of clone b on /dev/vdd")
-    assert all(s.after == {"ledger:clones"} for s in p.steps[1:])
-    assert md_ledger_round_trip(write.records)
+    assert p.steps[1].after == {"ledger:clones"}
+    assert all(s.after == {"ledger:clones", "ledger:clones:split"} for s in p.steps[2:])
+    assert md_ledger_round_trip(write.records) and md_ledger_round_trip(synced.records)
 
 
 def md_ledger_round_trip(records) -> bool:
@@ -150,6 +154,27 @@ def test_a_record_is_dropped_while_the_array_runs_out_of_sync():
     f, = p.in_flight
     assert (f.percent, f.speed, f.eta) == (12.5, 2.0 * M, 28.0)
     assert "12.5% at 2.0M/s, ETA 28s" in str(p)
+
+
+def test_a_completed_sync_is_remembered_and_its_array_gone_blocks_the_rebuild():
+    mounted = array(SRC, DST, mounts=("/srv",))
+    p = plan(spec(db={}), host([mounted]))
+    assert "in sync, but /dev/md100 is in use (mounted at /srv); stop using /dev/md100 (do " \
+        "not use /dev/vdb yet)" in p.blocked[0].reason
+    # remembered though the split is blocked
+    assert written(p) == {"serial:d1": copy(at=100.0, split=False)}
+    # the array gone (a reboot, a stop by hand) without the split: never rebuilt over
+    gone = plan(spec(db={}), host(records=[copy(split=False)]))
+    reason = blocked_reason(gone)
+    assert reason.startswith("the target /dev/vdb held a complete copy of /dev/vda at "
+                             "1970-01-01 00:00:50 UTC and /dev/md100 is gone without the split")
+    assert not gone.steps
+    # a clone that never completed a sync is rebuilt from the source, as before
+    assert [s.key for s in plan(spec(db={}), host()).steps] == ["clone:db:build",
+                                                                "clone:db:add"]
+    # a new recopy value copies again
+    again = plan(spec(db={"recopy": "2"}), host(records=[copy(split=False)]))
+    assert "clone:db:build" in [s.key for s in again.steps]
 
 
 def test_abandoned_keeps_the_record():
@@ -205,17 +230,28 @@ def test_a_recopy_value_copies_once():
         assert 'recopy = "2024-06-01" was already used for that copy' in blocked_reason(p)
 
 
-def test_a_new_recopy_value_forgets_the_copy_then_copies_from_the_source():
+def test_a_new_recopy_value_copies_from_the_source_keeping_the_record_until_replaced():
     for rec in (copy(), copy(declared=False), copy("old", recopy="1"), copy(source="/dev/vdc")):
         p = plan(spec(db={"recopy": "2"}), host(records=[rec]))
-        assert [s.key for s in p.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
-        assert p.steps[1].after == {"ledger:clones"}  # the record goes first
-        assert written(p) == {}
-        assert p.steps[0].action.describe() == (
-            'forget the copy on /dev/vdb (recopy = "2" asks for a new copy from /dev/vda)')
+        steps = {s.key: s for s in p.steps}
+        assert {"clone:db:build", "clone:db:add"} <= set(steps)
+        assert steps["clone:db:build"].after == frozenset()  # nothing forgotten first
+        if "ledger:clones" in steps:
+            assert "serial:d1" in written(p)
     # once in sync, the copy is recorded with the value that asked for it
     p = plan(spec(db={"recopy": "2"}), host([array(SRC, DST)]))
-    assert written(p) == {"serial:d1": copy(at=100.0, recopy="2")}
+    assert written(p, "ledger:clones:split") == {"serial:d1": copy(at=100.0, recopy="2")}
+
+
+def test_a_withdrawn_recopy_after_a_refused_add_leaves_the_target_protected():
+    built = array(SRC)  # the build ran, the add failed or was refused
+    asked = plan(spec(db={"recopy": "2"}), host([built], records=[copy()]))
+    assert "clone:db:add" in [s.key for s in asked.steps]
+    assert "ledger:clones" not in [s.key for s in asked.steps]  # the record stays
+    withdrawn = plan(spec(db={}), host([built], records=[copy()]))
+    reason = blocked_reason(withdrawn)
+    assert "holds a completed copy" in reason and "runs without it" in reason
+    assert not withdrawn.steps
 
 
 def test_a_new_recopy_value_still_refuses_a_target_in_use():
@@ -290,3 +326,18 @@ def test_mirrored_in_sync_is_converged_and_unmanaged_arrays_are_listed():
     st = host([array(SRC, DST), array(("vdc", VDC, 0, ("in_sync",)), name="md5", metadata="1.2")])
     p = plan(spec(db={"state": "mirrored"}), st)
     assert p.converged and p.unmanaged == ("md md5",)
+
+
+def test_a_clone_device_that_is_a_vg_pv_by_another_spelling_blocks_both():
+    sp = models.Spec.model_validate({
+        "vg": {"vg0": {"nodes": ["n"], "scope": "local", "pvs": ["/dev/vdb"]}},
+        "clone": {"db": {"nodes": ["n"], "source": "/dev/vda", "target": ALIAS,
+                         "md": "/dev/md100", "state": "split"}}})
+    st = replace(host(), devices={"/dev/vdb": VDB, ALIAS: VDB, "/dev/vda": VDA})
+    p = plan(sp, st)
+    assert not p.steps, p.steps
+    reasons = {b.object: b.reason for b in p.blocked}
+    assert set(reasons) == {"vg vg0", "clone db"}
+    for r in reasons.values():
+        assert r.startswith(f"/dev/vdb (vg.vg0.pvs) and {ALIAS} (clone.db.target) are the "
+                            f"same device (254:16)")

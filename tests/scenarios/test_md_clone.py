@@ -119,15 +119,18 @@ def test_split_waits_for_the_sync_records_it_then_stops_the_array(scenario):
     host.clock.advance(20)
     in_use = sc.one_pass(spec)
     assert "in sync, but /dev/md100 is in use (mounted at /srv/db)" in blocked(in_use)
-    assert STOP not in sc.mutations() and ledger(host) is None
+    assert "stop using /dev/md100 (do not use /dev/disk/by-id/new-lun yet)" in blocked(in_use)
+    # the completed sync is remembered at once, though the split is blocked
+    record = {"source": {"id": "serial:sim-vda", "path": OLD},
+              "target": {"id": "serial:sim-vdb", "path": NEW},
+              "size": 64 * M, "clone": "db", "md": "/dev/md100",
+              "split_at": 24.0, "recopy": "", "declared": True, "split": False}
+    assert STOP not in sc.mutations() and ledger(host) == [record]
     host.umount("/srv/db")
     assert sc.converge(spec).exit_code == 0
-    assert sc.mutations() == [BUILD, ADD, *WRITE_LEDGER, STOP]
+    assert sc.mutations() == [BUILD, ADD, *WRITE_LEDGER, *WRITE_LEDGER, STOP]
     assert host.md_array("/dev/md100") is None
-    assert ledger(host) == [{"source": {"id": "serial:sim-vda", "path": OLD},
-                             "target": {"id": "serial:sim-vdb", "path": NEW},
-                             "size": 64 * M, "clone": "db", "md": "/dev/md100",
-                             "split_at": 24.0, "recopy": "", "declared": True}]
+    assert ledger(host) == [{**record, "split": True}]
     assert same_content(host)
     assert host.md.content[host.model.device("/dev/vdb")][40] == b"written-during-the-sync"
     sc.assert_settled(spec)
@@ -170,7 +173,7 @@ def test_a_reboot_during_the_sync_rebuilds_from_the_source_never_the_target(scen
     assert [s.key for s in again.plan.steps] == ["clone:db:build", "clone:db:add"]
     assert sc.mutations()[calls:] == [BUILD, ADD]
     assert sc.converge(spec).exit_code == 0
-    assert sc.mutations()[calls:] == [BUILD, ADD, *WRITE_LEDGER, STOP]
+    assert sc.mutations()[calls:] == [BUILD, ADD, *WRITE_LEDGER, *WRITE_LEDGER, STOP]
     assert host.fingerprint("/dev/vda") == orig and same_content(host)
     sc.assert_settled(spec)
 
@@ -196,16 +199,52 @@ def test_a_crash_after_the_record_and_before_the_stop_is_a_split(scenario):
     spec = sc.spec(clone_spec("split"))
     sc.one_pass(spec)
     host.clock.advance(20)
-    host.crash_after(len(WRITE_LEDGER))  # the host dies right after the ledger is synced
+    # the host dies right after the split record is synced (the sync's record first)
+    host.crash_after(2 * len(WRITE_LEDGER))
     with pytest.raises(SimulatedCrash):
         sc.one_pass(spec)
-    assert sc.mutations()[-4:] == WRITE_LEDGER
+    assert sc.mutations()[-8:] == WRITE_LEDGER * 2
     host.recover()
     settled = sc.one_pass(spec, fresh_memory=True)
     assert settled.exit_code == 0 and settled.plan.converged
     assert STOP not in sc.mutations() and BUILD == sc.mutations()[0]
     assert same_content(host)
     sc.assert_settled(spec)
+
+
+@pytest.mark.parametrize("how", ["reboot", "stopped by hand"])
+def test_a_completed_sync_whose_array_is_gone_before_the_split_is_blocked_not_rebuilt(
+        scenario, how):
+    """The target held a complete copy; the array went before the split was recorded (a
+    reboot, or `mdadm --stop` by an operator who moved the workload onto the target): the
+    target may be in use, so it is never added to a new array over it."""
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    sc.one_pass(spec)
+    host.clock.advance(20)
+    host.mount("/dev/md100", "/srv/db")  # still in use: the split is blocked
+    assert "in sync, but /dev/md100 is in use" in blocked(sc.one_pass(spec))
+    host.umount("/srv/db")
+    if how == "reboot":
+        host.crash_after(0)
+        host.recover()
+    else:
+        assert host.run(Command(argv=("mdadm", "--stop", "/dev/md100"))).ok
+    assert host.md_array("/dev/md100") is None
+    host.write("/dev/vdb", 3, b"the workload now writes the target")
+    calls = len(sc.mutations())
+    again = sc.one_pass(spec, fresh_memory=True)
+    assert again.exit_code == controller.EXIT_ERROR
+    reason = blocked(again)
+    assert "held a complete copy of /dev/disk/by-id/old-lun at" in reason
+    assert "is gone without the split being recorded" in reason and "recopy = " in reason
+    assert sc.mutations()[calls:] == []
+    assert host.md.content[host.model.device("/dev/vdb")][3] == b"the workload now writes the target"
+    # a new recopy value copies again from the source, once
+    assert sc.converge(sc.spec(clone_spec("split", 'recopy = "2"'))).exit_code == 0
+    mdadm = [m for m in sc.mutations()[calls:] if m[0] == "mdadm"]
+    assert mdadm[:2] == [BUILD, ADD] and same_content(host)
 
 
 def test_a_split_clone_stays_split_after_a_reboot_while_the_target_is_used(scenario):
@@ -375,7 +414,8 @@ def test_a_ledger_that_cannot_be_written_leaves_the_array_running(scenario):
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_ERROR
     outcomes = {x.step.key: str(x.outcome) for x in r.report.results}
-    assert outcomes == {"ledger:clones": "failed", "clone:db:stop": "skipped"}
+    assert outcomes == {"ledger:clones": "failed", "ledger:clones:split": "skipped",
+                        "clone:db:stop": "skipped"}
     assert host.md_array("/dev/md100") is not None and STOP not in sc.mutations()
     assert sc.converge(spec).exit_code == 0
     sc.assert_settled(spec)
@@ -455,11 +495,13 @@ def test_asking_to_mirror_again_after_a_split_is_blocked_until_a_new_recopy_valu
     assert sc.mutations()[done:] == [] and host.fingerprint("/dev/vdb") == target
     spec = sc.spec(clone_spec("mirrored", 'recopy = "2"'))
     r = sc.one_pass(spec)
-    assert [s.key for s in r.plan.steps] == ["ledger:clones", "clone:db:build", "clone:db:add"]
-    assert r.plan.steps[0].action.describe() == (
-        f'forget the copy on {NEW} (recopy = "2" asks for a new copy from {OLD})')
-    assert sc.mutations()[done:] == [*WRITE_LEDGER, BUILD, ADD]
-    assert ledger(host) == []
+    # the record stays until md writes the target (it protects the target if the request
+    # is withdrawn before that)
+    assert [s.key for s in r.plan.steps] == ["clone:db:build", "clone:db:add"]
+    assert sc.mutations()[done:] == [BUILD, ADD]
+    assert ledger(host) != []
+    sc.one_pass(spec)
+    assert sc.mutations()[done:] == [BUILD, ADD, *WRITE_LEDGER] and ledger(host) == []
     assert sc.converge(spec).exit_code == 0 and same_content(host)
     sc.assert_settled(spec)
 
@@ -492,7 +534,8 @@ def test_a_clone_declared_again_after_leaving_the_spec_is_blocked_then_recopied_
     # a new recopy value: copied again from the source, once
     recopy = sc.spec(clone_spec("split", 'recopy = "2024-06-01"') + VG_ONLY)
     assert sc.converge(recopy).exit_code == 0
-    assert sc.mutations()[done:] == [*WRITE_LEDGER, BUILD, ADD, *WRITE_LEDGER, STOP]
+    assert sc.mutations()[done:] == [BUILD, ADD, *WRITE_LEDGER, *WRITE_LEDGER, *WRITE_LEDGER,
+                                     STOP]
     assert host.fingerprint("/dev/vdb") == source == host.fingerprint("/dev/vda")
     assert (record_of(host)["recopy"], record_of(host)["declared"]) == ("2024-06-01", True)
     # the same value later: no new copy, whatever happens to the source or the target
@@ -559,7 +602,7 @@ def test_a_format_1_ledger_keeps_protecting_its_targets(scenario):
     assert ledger(host) == [{"source": {"id": "serial:sim-vda", "path": OLD},
                              "target": {"id": "serial:sim-vdb", "path": NEW}, "size": 64 * M,
                              "clone": "db", "md": "/dev/md100", "split_at": 24.0,
-                             "recopy": "", "declared": True}]
+                             "recopy": "", "declared": True, "split": True}]
     sc.assert_settled(spec)
     renamed = sc.one_pass(sc.spec(clone_spec("split").replace("[clone.db]", "[clone.x]")))
     assert "clone x is not the clone that made it" in renamed.final.blocked[0].reason

@@ -10,6 +10,8 @@
 Every test that copies data compares the target with the source.
 """
 
+import json
+
 import pytest
 
 from reconciler import controller
@@ -99,6 +101,12 @@ def test_a_step_seen_done_when_observing_before_the_retry_is_not_run_again(scena
 # -- openers ---------------------------------------------------------------------------------
 
 QEMU = "pid 4242 (qemu-system-x86)"
+LEDGER = "/var/lib/reconciler/clones.json"
+
+
+def split_recorded(host) -> bool:
+    text = host.md.files.get(LEDGER)
+    return text is not None and any(c["split"] for c in json.loads(text)["copies"])
 
 
 def clone_host():
@@ -197,8 +205,11 @@ def test_an_array_held_open_is_not_stopped(scenario):
     host.write(MD, 3, b"written-through-the-array")
     split = sc.spec(clone_spec("split"))
     r = sc.one_pass(split)
-    refused(r, "clone:db:stop", MD, "the array")
+    # the split record is refused as the stop would be: never "complete" while open
+    refused(r, "ledger:clones:split", MD, "the array")
+    assert str(outcome(r, "clone:db:stop").outcome) == "skipped"
     assert ("mdadm", "--stop", MD) not in sc.mutations() and host.md_array(MD) is not None
+    assert not split_recorded(host)
     host.close_device(MD, 4242)
     assert sc.converge(split).exit_code == 0
     assert ("mdadm", "--stop", MD) in sc.mutations() and host.md_array(MD) is None
@@ -257,3 +268,33 @@ def test_a_retry_is_not_made_when_its_precondition_no_longer_holds(scenario):
     assert sc.converge(spec).exit_code == 0
     assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdc"}
     sc.assert_settled(spec)
+
+
+def test_the_target_is_not_added_while_a_process_writes_the_source_directly(scenario):
+    host = clone_host()
+    host.open_device(NEW, 4242, "qemu-system-x86")
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("split"))
+    refused(sc.one_pass(spec), "clone:db:add", NEW, "the target")  # the build ran
+    host.close_device(NEW, 4242)
+    host.open_device(OLD, 4242, "qemu-system-x86")  # now the source is written around md
+    refused(sc.one_pass(spec), "clone:db:add", OLD, "the source")
+    assert [c[1] for c in sc.mutations()] == ["--build"]
+    host.close_device(OLD, 4242)
+    assert sc.converge(spec).exit_code == 0
+    assert host.md_array(MD) is None and same_content(host)
+
+
+def test_a_split_is_not_made_while_a_process_writes_the_source_directly(scenario):
+    host = clone_host()
+    sc = scenario(host)
+    spec = sc.spec(clone_spec("mirrored"))
+    assert sc.converge(spec).exit_code == 0
+    host.open_device(OLD, 4242, "qemu-system-x86")
+    r = sc.one_pass(sc.spec(clone_spec("split")))
+    refused(r, "ledger:clones:split", OLD, "the source")
+    assert not split_recorded(host)
+    assert ("mdadm", "--stop", MD) not in sc.mutations() and host.md_array(MD) is not None
+    host.close_device(OLD, 4242)
+    assert sc.converge(sc.spec(clone_spec("split"))).exit_code == 0
+    assert host.md_array(MD) is None and same_content(host)

@@ -127,3 +127,17 @@ def test_the_reconciler_never_reduces_a_vg_by_a_missing_pv(tmp_path, host):
     assert any("missing" in b.reason and uuid in b.reason for b in r.plan.blocked)
     assert [c.argv[:2] for c in host.calls] == [("lvm", "fullreport")]
     assert len(host.vg("vg").pvs) == 2
+
+
+def test_openers_of_a_disk_include_its_partitions_and_the_reverse():
+    """As the real scan reads sysfs: a partition held open is its disk in use (md or dd onto
+    the disk overwrites it), and a disk held open is each partition in use."""
+    host = SimulatedHost(name="local")
+    host.add_device("/dev/vdc", 64 * MiB)
+    part = host.add_partition("/dev/vdc", 1, 32 * MiB)
+    host.open_device(part, 4242, "postgres")
+    assert host.openers(["/dev/vdc", part]) == {"/dev/vdc": ("pid 4242 (postgres)",),
+                                                part: ("pid 4242 (postgres)",)}
+    host.close_device(part, 4242)
+    host.open_device("/dev/vdc", 77, "qemu-system-x86")
+    assert host.openers([part]) == {part: ("pid 77 (qemu-system-x86)",)}
