@@ -89,7 +89,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--simulate", metavar="SOURCE", default=None,
                    help="run against a simulated host: an embedded one (default, seed000, "
-                   "seed002, seed004, cluster; listed below) or a directory written by "
+                   "seed001, seed002, seed004, cluster, ...; listed below) or a directory written by "
                    "'reconcile capture'. --node defaults to the node the host plays")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     d = p.add_argument_group("daemon (without --once)")

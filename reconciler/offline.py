@@ -190,6 +190,11 @@ def capture(directory: str, *, simulate: str | None = None,
     """Observe the host as a pass does, every block device included, and write it out."""
     if simulate:
         sim = simulated_host(simulate)
+        if not hasattr(sim.host, "md"):  # a node of the simulated lvmlockd cluster (seed001)
+            raise errors.ReconcilerError(
+                f"--simulate {simulate} is a node of a simulated lvmlockd cluster; a capture "
+                f"of it could not be replayed (the simulator cannot seed lvmlockd state from a "
+                f"capture yet): run it with 'reconcile --simulate {simulate} ...' directly")
         return capture_simulated(directory, sim.host, name=simulate, node=sim.node,
                                  ledger=ledger)
     from reconciler.runner import SubprocessRunner

@@ -17,6 +17,11 @@ converge before trying it on real storage:
 * ``cluster``: core-01 (default) or core-02 (``--node core-02``) for ``cluster.toml``: on
   core-01 ``vgdata`` holds db and scratch on lun10 and lun11 is new; on core-02 lun20 is a
   blank disk.
+* ``seed001``: node-a (default) or node-b (``--node node-b``) of seed 001 for
+  ``lvmlockd.toml``: one SAN LUN both nodes see, under a simulated lvmlockd + sanlock
+  (``lockd_tools``). The other node's side is as its own reconciler left it: for node-a,
+  node-b could do nothing before the VG exists (a blank LUN); for ``--node node-b``, node-a
+  has made the shared VG and its LVs and holds gfs shared.
 * ``seed003``: node1 (default) or node2 (``--node node2``) of seed 003 for ``drbd.toml``:
   /dev/hdd1 on each, on a simulated DRBD link to the other node, whose side the host sets up
   as that node's own reconciler would have (node2 up and waiting with fresh metadata; for
@@ -35,6 +40,7 @@ from reconciler.runner import Command
 from .clock import SimClock
 from .drbd_model import DrbdNet
 from .host import SimulatedHost
+from .lockd_tools import LockdCluster, LockdNode
 from .model import GiB
 
 _WWID = {"lun00": "36001405a1b2c3d4e5f60000000000000", "lun02": "36001405a1b2c3d4e5f60000000000002",
@@ -144,6 +150,32 @@ def iscsi_host(node: str | None = None) -> SimulatedHost:
     return old
 
 
+SEED001_LUN = "/dev/mapper/lun01"
+
+
+def seed001_host(node: str | None = None) -> LockdNode:
+    """One node of lvmlockd.toml on a two-node lvmlockd cluster; the other node's side is
+    as its own reconciler would have left it (only node-a, create_on, makes the VG)."""
+    node = node or "node-a"
+    if node not in ("node-a", "node-b"):
+        raise ValueError(f"the simulated host 'seed001' plays node-a or node-b, not {node!r}")
+    cluster = LockdCluster({"node-a": 1, "node-b": 2})
+    cluster.add_disk(SEED001_LUN, 512 * GiB)
+    if node == "node-b":  # node-a converged first: the VG, both LVs, gfs shared on node-a
+        peer = cluster.node("node-a")
+        for argv in (("vgcreate", "--shared", "--locktype", "sanlock", "vgsan", SEED001_LUN),
+                     ("lvcreate", "--yes", "--activate", "n", "--name", "data", "--size",
+                      f"{200 * GiB}b", "vgsan"),
+                     ("lvcreate", "--yes", "--activate", "n", "--name", "gfs", "--size",
+                      f"{100 * GiB}b", "vgsan"),
+                     ("lvchange", "-asy", "vgsan/gfs")):
+            res = peer.run(Command(argv=argv))
+            if not res.ok:
+                raise RuntimeError(f"seed001 peer setup: {' '.join(argv)}: {res.stderr}")
+        cluster.mount("node-a", "vgsan", "gfs", "/srv/gfs")
+    return cluster.node(node)
+
+
 _SEED003_CONF = """resource drbd1 {
   protocol C;
   disk { c-plan-ahead 0; resync-rate 10M; }
@@ -184,7 +216,7 @@ class Example:
     """An embedded simulated host, and the spec it is made for."""
 
     name: str
-    build: Callable[[str | None], SimulatedHost]
+    build: Callable[[str | None], SimulatedHost | LockdNode]
     node: str | None  # the node it plays unless --node says otherwise; None: the host name
     spec: str  # relative to the project's root
     about: str
@@ -194,6 +226,9 @@ HOSTS: dict[str, Example] = {e.name: e for e in (
     Example("default", default_host, None, "specs/demo",
             "seed 000: move lvrepnb off lun30 with pvmove, then vgreduce lun30"),
     Example("seed000", default_host, None, "specs/demo", "the same as 'default'"),
+    Example("seed001", seed001_host, "node-a", "specs/examples/lvmlockd.toml",
+            "seed 001: a shared VG under lvmlockd on node-a (default) or node-b (--node "
+            "node-b); data exclusive on node-b, gfs shared on both"),
     Example("seed002", seed002_host, "node-1", "specs/examples/clone.toml",
             "seed 002: clone a disk in use through an md RAID1 without superblock"),
     Example("seed004", seed004_host, "old-server", "specs/examples/mirror-then-split.toml",

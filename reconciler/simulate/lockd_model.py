@@ -122,6 +122,12 @@ class Node:
     lockspaces: set[str] = field(default_factory=set)
     dm: dict[str, DmDev] = field(default_factory=dict)
     next_minor: int = 0
+    # The node's own files under LOCAL_STATE_DIR (the reconciler's clone ledger): none yet
+    # on a node that never split a clone, which is what reading it then says.
+    files: dict[str, str] = field(default_factory=dict)
+
+
+LOCAL_STATE_DIR = "/var/lib/reconciler/"
 
 
 @dataclass

@@ -20,7 +20,8 @@ from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
-from .lockd_model import (EXTENT, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
+from .clock import SimClock
+from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
                           SharedLv, SharedPv, SharedStorage, SharedVg, dashed)
 
 ECMD_FAILED = 5
@@ -32,8 +33,10 @@ class NodeDown(BaseException):
 
 
 class LockdCluster:
-    def __init__(self, nodes: dict[str, int | None]):
-        """``nodes``: name -> sanlock host_id (None: not set in lvmlocal.conf)."""
+    def __init__(self, nodes: dict[str, int | None], *, clock: SimClock | None = None):
+        """``nodes``: name -> sanlock host_id (None: not set in lvmlocal.conf). ``clock``:
+        the nodes' virtual time (nothing here waits on it; a pass sleeps on it)."""
+        self.clock = clock or SimClock()
         self.storage = SharedStorage()
         self.locks = LockTable()
         self.nodes = {n: Node(n, hid) for n, hid in nodes.items()}
@@ -113,6 +116,19 @@ class LockdNode:
     def name(self) -> str:
         return self.n.name
 
+    @property
+    def clock(self) -> SimClock:
+        """The cluster's virtual time: what ``reconcile --simulate`` sleeps on."""
+        return self.c.clock
+
+    def resolve_device(self, path: str) -> tuple[int, int] | None:
+        """(major, minor) of a shared disk as this node sees it (every node sees the same
+        ones); None for a path the cluster does not have."""
+        if not self.n.up:
+            raise NodeDown(f"node {self.n.name} is down; cannot resolve {path}")
+        d = self.c.storage.devices.get(path)
+        return d.devno if d else None
+
     def run(self, cmd: Command) -> CommandResult:
         if not self.n.up:
             raise NodeDown(f"node {self.n.name} is down; not running {cmd}")
@@ -154,6 +170,8 @@ class LockdNode:
             return {"dm/name": f"{dev.name}\n", "dm/uuid": f"{dev.uuid}\n",
                     "size": f"{dev.sectors}\n", "dev": f"{DM_MAJOR}:{dev.minor}\n",
                     "holders/": "".join(f"{h}\n" for h in dev.holders)}.get(rest)
+        if path.startswith(LOCAL_STATE_DIR):  # the node's own disk, not the shared one
+            return self.n.files.get(path)
         raise UnsupportedCommand(f"file not modelled by the lockd simulator: {path}")
 
     # -- helpers ---------------------------------------------------------------------------

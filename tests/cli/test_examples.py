@@ -14,6 +14,8 @@ EXAMPLES = ROOT / "specs" / "examples"
 # (host, extra args, spec file): the commands the README gives
 RUNS = [
     ("seed000", (), "specs/demo"),
+    ("seed001", (), "specs/examples/lvmlockd.toml"),
+    ("seed001", ("--node", "node-b"), "specs/examples/lvmlockd.toml"),
     ("seed002", (), "specs/examples/clone.toml"),
     ("seed004", (), "specs/examples/mirror-then-split.toml"),
     ("iscsi", (), "specs/examples/iscsi.toml"),
@@ -74,3 +76,56 @@ def test_nothing_for_this_node_names_the_nodes_and_exits_0(reconcile):
 def test_validate_names_the_nodes(reconcile):
     code, out, _ = reconcile("validate", "--spec", str(EXAMPLES / "cluster.toml"))
     assert code == 0 and "node(s) core-01, core-02" in out
+
+
+def _keep_seed001(monkeypatch) -> dict:
+    built = {}
+    real = demo.HOSTS["seed001"]
+
+    def build(node):
+        built["node"] = real.build(node)
+        return built["node"]
+
+    monkeypatch.setitem(demo.HOSTS, "seed001", demo.Example(
+        real.name, build, real.node, real.spec, real.about))
+    return built
+
+
+def _modes(cluster, vg: str = "vgsan") -> dict[str, dict[str, str]]:
+    lvs = cluster.storage.vgs[vg].lvs
+    return {lv: cluster.locks.holders(lvs[lv].uuid) for lv in ("data", "gfs")}
+
+
+def test_lvmlockd_example_node_a_creates_the_vg_and_leaves_data_to_node_b(reconcile, monkeypatch):
+    built = _keep_seed001(monkeypatch)
+    code, out, err = reconcile("--simulate", "seed001", "--spec", str(EXAMPLES / "lvmlockd.toml"),
+                               "--once", "--wait")
+    assert code == 0, out + err
+    node = built["node"]
+    assert node.name == "node-a"
+    assert [c.argv[0] for c in node.calls if c.mutates] == ["vgcreate", "lvcreate", "lvcreate",
+                                                              "lvchange"]
+    assert "vgcreate --shared (sanlock) on /dev/mapper/lun01" in out
+    assert _modes(node.c) == {"data": {}, "gfs": {"node-a": "sh"}}
+
+
+def test_lvmlockd_example_node_b_starts_the_lockspace_and_activates(reconcile, monkeypatch):
+    built = _keep_seed001(monkeypatch)
+    code, out, err = reconcile("--simulate", "seed001", "--node", "node-b", "--spec",
+                               str(EXAMPLES / "lvmlockd.toml"), "--once", "--wait")
+    assert code == 0, out + err
+    node = built["node"]
+    assert [c.argv for c in node.calls if c.mutates] == [
+        ("vgchange", "--lock-start", "vgsan"), ("lvchange", "-aey", "vgsan/data"),
+        ("lvchange", "-asy", "vgsan/gfs")]
+    assert "start the lockspace on this node" in out
+    assert _modes(node.c) == {"data": {"node-b": "ex"}, "gfs": {"node-a": "sh", "node-b": "sh"}}
+    assert "vgsan" in node.c.nodes["node-b"].lockspaces
+
+
+def test_lvmlockd_example_other_nodes_and_capture_are_refused_by_name(reconcile, tmp_path):
+    code, _, err = reconcile("--simulate", "seed001", "--node", "node-c", "--spec",
+                             str(EXAMPLES / "lvmlockd.toml"), "--once")
+    assert code == 1 and "plays node-a or node-b, not 'node-c'" in err
+    code, _, err = reconcile("capture", str(tmp_path / "cap"), "--simulate", "seed001")
+    assert code == 1 and "simulated lvmlockd cluster" in err and "Traceback" not in err
