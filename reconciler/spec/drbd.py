@@ -43,10 +43,9 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, StrictBool, StrictInt, WithJsonSchema, model_validator)
 
 from reconciler import units
+from reconciler.spec import names
 
 _RES_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
-_NODE_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
 DRBD_MAX_MINOR = (1 << 20) - 1
 
 
@@ -58,13 +57,13 @@ def check_resource_name(name: str) -> str:
 
 
 def _check_device(path: str) -> str:
-    if not _DEVICE_RE.fullmatch(path) or "/../" in f"{path}/" or "/./" in f"{path}/":
+    if not names.is_device_path(path):
         raise ValueError(f"{path!r} is not a device path under /dev/ made of safe characters")
     return path
 
 
 def _check_node(name: str) -> str:
-    if not _NODE_RE.fullmatch(name):
+    if not names.is_node_name(name, every=False):
         raise ValueError(f"node name {name!r} is not a host name (DRBD's 'on <hostname>')")
     return name
 

@@ -40,6 +40,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from reconciler.spec import names
 from reconciler.spec.text import shown
 
 # RFC 3720 3.2.6.3.1: iqn.YYYY-MM.reversed.domain[:anything]; LIO also accepts eui./naa.
@@ -47,8 +48,6 @@ _IQN_RE = re.compile(r"^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(
                      r"|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?)$")
 _PORTAL_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}):([0-9]{1,5})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
-_NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
 _FILE_RE = re.compile(r"^/[A-Za-z0-9_.@+=,-]+(/[A-Za-z0-9_.@+=,-]+)*$")
 
 
@@ -67,7 +66,7 @@ def check_portal(v: str) -> str:
 
 
 def check_device(v: str) -> str:
-    if not _DEVICE_RE.match(v) or "/../" in v + "/" or "/./" in v + "/":
+    if not names.is_device_path(v):
         raise ValueError(f"{shown(v)} is not a device path under /dev")
     return v
 
@@ -86,7 +85,7 @@ def check_name(v: str) -> str:
 
 
 def check_node(v: str) -> str:
-    if not _NODE_RE.match(v):
+    if not names.is_node_name(v):
         raise ValueError(f"node {shown(v)} must be a host name (letters, digits, - and .) or \"*\"")
     return v
 

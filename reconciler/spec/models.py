@@ -34,7 +34,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, StrictBool, WithJsonSchema, model_validator)
 
 from reconciler import units
-from reconciler.spec import iscsi
+from reconciler.spec import iscsi, names
 from reconciler.spec.drbd import DrbdResource, ResourceName
 from reconciler.spec.text import shown, toml_type
 
@@ -45,11 +45,9 @@ _LVM_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
 _LV_RESERVED_PARTS = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_mimage", "_mlog",
                       "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata",
                       "_vorigin", "_wcorig")
-_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*$")
 _MD_RE = re.compile(r"^/dev/md(0|[1-9][0-9]{0,6})$")
 _CLONE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MD_MAX_MINOR = (1 << 20) - 1  # the kernel's MINORMASK: /dev/mdN has device number 9:N
-_NODE_RE = re.compile(r"^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*)$")
 
 
 class At(ValueError):
@@ -92,7 +90,7 @@ def check_lv_name(name: str) -> str:
 
 
 def check_device(path: str) -> str:
-    if len(path) > 4095 or not _DEVICE_RE.fullmatch(path) or "/../" in path + "/" or "/./" in path + "/":
+    if not names.is_device_path(path):
         raise ValueError(f"{shown(path)} is not a device path: it must be an absolute path "
                          f"under /dev/ made of letters, digits and _ . : + @ = , - only")
     return path
@@ -114,7 +112,7 @@ def check_clone_name(name: str) -> str:
 
 
 def check_node(name: str) -> str:
-    if not _NODE_RE.fullmatch(name):
+    if not names.is_node_name(name):
         raise ValueError(f"{shown(name)} is not a host name (or \"*\" for every node)")
     return name
 
