@@ -13,32 +13,12 @@ from dataclasses import dataclass
 from reconciler import controller
 from reconciler.adapters import lvm
 from reconciler.simulate import SimulatedHost
+from seed000 import SEED000_SPEC, seed000_host
 
 M = 1024**2
 G = 1024**3
 
 
-def seed000_host():
-    host = SimulatedHost()
-    host.add_device("/dev/sdb", 808 * M, aliases=("/dev/disk/by-id/lun02",))
-    host.add_device("/dev/sdc", 140 * M, aliases=("/dev/disk/by-id/lun30",))
-    host.add_vg("vgglobal", ["/dev/sdb", "/dev/sdc"])
-    host.add_lv("vgglobal", "lvrepnb", 128 * M, pvs=["/dev/sdc"])
-    host.add_lv("vgglobal", "mygfs", 324 * M, pvs=["/dev/sdb"])
-    return host
-
-
-SEED000_SPEC = """
-[vg.vgglobal]
-nodes = ["node-1"]
-pvs = ["/dev/disk/by-id/lun02"]
-
-[vg.vgglobal.lv.lvrepnb]
-size = "128M"
-
-[vg.vgglobal.lv.mygfs]
-size = "324M"
-"""
 K = 1024
 BARE = ("pvmove", "--background")
 RATE_1M = re.compile(r"moved at (1\.0M|10[0-2]\d\.\dK)/s before")  # 1 MiB/s, as measured
