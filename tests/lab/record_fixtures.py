@@ -718,7 +718,8 @@ def write_index(path: Path, title: str, intro: str, lines: list[str]) -> None:
 
 def merge_index(path: Path, fresh: dict[str, list[str]]) -> list[str]:
     """INDEX.md's entries, scenario by scenario in SCENARIOS order: the ones recorded now
-    replace that scenario's old entries, the others are kept as they were."""
+    replace that scenario's old entries, the others are kept as they were (also those of
+    scenarios another script records, after these)."""
     old: dict[str, list[str]] = {}
     current = None
     if path.exists():
@@ -731,7 +732,9 @@ def merge_index(path: Path, fresh: dict[str, list[str]]) -> list[str]:
                 continue
             if current is not None:
                 old.setdefault(current, []).append(line)
-    return [line for name in SCENARIOS for line in fresh.get(name, old.get(name, []))]
+    # entries of other recorders' scenarios (record_handover_fixtures.py's) stay, at the end
+    others = [n for n in old if n not in SCENARIOS]
+    return [line for name in (*SCENARIOS, *others) for line in fresh.get(name, old.get(name, []))]
 
 
 def main() -> int:
