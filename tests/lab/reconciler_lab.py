@@ -46,7 +46,8 @@ SHIM_DIR = "/tmp/lab-shim"
 CMD_LOG = "/tmp/lab-cmds.log"
 PID_FILE = "/tmp/reconciler.pid"
 SHIMMED = ("pvcreate", "vgcreate", "vgextend", "vgreduce", "vgremove", "lvcreate", "lvextend",
-           "lvreduce", "lvremove", "lvchange", "pvmove", "lvconvert")
+           "lvreduce", "lvremove", "lvchange", "pvmove", "lvconvert", "vgsplit", "lvrename",
+           "vgexport", "vgimport", "vgrename", "vgchange", "pvresize", "iscsiadm")
 
 _SHIM = r"""#!/bin/sh
 # lab shim: record the argv (and, for lvconvert and pvmove, the dm status just before), run the tool
@@ -160,12 +161,13 @@ def reconcile(g: Guest, *args: str, shim: bool = True, timeout: float = 300,
 
 
 def spawn_reconcile(g: Guest, *args: str, shim: bool = True, timeout: float = 300,
-                    log: str | None = None) -> concurrent.futures.Future[Result]:
+                    log: str | None = None, spec: str = SPEC_DIR,
+                    node: str = NODE) -> concurrent.futures.Future[Result]:
     """Start ``reconcile --once ARGS --output json`` in the background; its pid goes to
     PID_FILE (the process is exec'd, so it is the reconciler itself), its log lines to
     ``log`` in the guest when given (to follow them while it runs)."""
     g.run(["rm", "-f", PID_FILE])
-    argv = reconcile_argv("--once", *args, "--output", "json")
+    argv = reconcile_argv("--once", *args, "--output", "json", spec=spec, node=node)
     fut = g.spawn(_wrap(argv, shim, PID_FILE, log), timeout=timeout, env={"NO_COLOR": "1"})
     wait_for(lambda: g.run(["test", "-s", PID_FILE], check=False).ok, 30,
              "the reconciler's pid file")
