@@ -272,6 +272,7 @@ class Vg:
     lvs: dict[str, Lv]
     pvmoves: tuple[PvMove, ...] = ()
     system_id: str = ""  # vg_systemid: the host that owns the VG ("" = none, any host may)
+    exported: bool = False  # vg_attr 'x': vgexport'ed, waiting for vgimport on some host
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +514,14 @@ _SYNC_WORDS = {"recover": "a new leg is still being copied", "resync": "the legs
                "resynchronised", "check": "a scrub (check) is running", "repair": "a scrub "
                "(repair) is running", "frozen": "the sync is frozen", "reshape": "a reshape is "
                "running"}
+
+
+def needs_refresh(lv: Lv) -> bool:
+    """lvm says a device of the raid LV failed and is back: only ``lvchange --refresh`` makes
+    the kernel take it again (lv_attr health 'r', lv_health_status "refresh needed")."""
+    return lv.attr.health_char == "r" or lv.health_status == "refresh needed" or any(
+        p.attr.health_char == "r" or p.health_status == "refresh needed"
+        for img in lv.images for p in img.parts)
 
 
 def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = None) -> list[str]:
