@@ -130,7 +130,15 @@ class Pv:
         reports none. Counted as lvm does at vgextend (lab: a 200 MiB orphan gives 49 extents
         of 4 MiB), on the conservative side: 1 MiB of data alignment when ``pe_start`` is not
         reported, and a second metadata area at the end of the device when there is one."""
-        if self.vg is not None or self.missing or extent_size <= 0:
+        if self.vg is not None:
+            return 0
+        return self.extents_on_device(extent_size)
+
+    def extents_on_device(self, extent_size: int) -> int:
+        """Extents the whole device can hold (what ``pvresize`` gives a PV of a VG whose
+        device grew; compared with ``pe_count``, not ``size``: lvm's pv_size is whole
+        extents, a little less than the device)."""
+        if self.missing or extent_size <= 0:
             return 0
         start = int(self.pe_start) or 1024**2
         tail = int(self.mda_size) if self.mda_count > 1 else 0

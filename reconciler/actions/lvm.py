@@ -812,4 +812,4 @@ class ResizePv(LvmAction):
 
     def is_done(self, st: state.HostState) -> bool:
         pv = st.pv_for(self.device)
-        return pv is not None and pv.dev_size - pv.size < self.extent_size
+        return pv is not None and pv.extents_on_device(self.extent_size) <= pv.pe_count

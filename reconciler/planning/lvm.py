@@ -136,7 +136,7 @@ def _plan_vg_on_node(name: str, want: models.Vg, st: state.HostState, host: str,
         if not go_on:
             vp = _VgPlan(blocked=first.blocked, in_flight=first.in_flight)
             return vp
-    vp = _plan_vg(name, want, st, host, stalled, will_provide)
+    vp = _plan_vg(name, want, st, host, stalled, will_provide, will_release)
     if shared and vp.resume and obs is not None:
         # Only the node that holds (or may take) the moving LV's lock resumes its pvmove.
         vp.resume = all(lockd.ex_runner(want, lv)[0] == node
@@ -208,6 +208,13 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                  f"{owner!r}; this host's system ID: {mine}); it is never changed from here. "
                  f"Reconcile it on the host that owns it, or hand it over with vgexport on "
                  f"that host and vgimport here")
+        return vp
+    exported = _exported_pvs(st, want, obs, will_release)
+    if exported:
+        vp.block(f"vg {name}", f"{'; '.join(exported)}: LVM must not use a disk this host "
+                 f"exports, another host may be writing to it through the export (the VG seen "
+                 f"there is that host's); nothing is done to the VG until the export ends "
+                 f"(mark the target or LUN absent)")
         return vp
     if want.state is models.Presence.ABSENT:
         _plan_absent_vg(vp, name, want, obs, host)
@@ -546,6 +553,13 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
         vp.block(obj, f"is a {','.join(lv.layout)} LV; copies are kept as raid1 (lvconvert "
                  f"--type raid1 it first)")
         return
+    gone = sorted(p for p in lv.pv_extents if p not in st.pvs or st.pvs[p].missing)
+    if gone:
+        vp.block(obj, f"a copy is on a missing PV ({', '.join(gone)}: its device is gone, a "
+                 f"link down?): the LV runs on its other copies; nothing is added, split or "
+                 f"handed over until the device is back (then the copy is refreshed and "
+                 f"resynced)")
+        return
     parts = [img.pv_extents for img in lv.images] if lv.images else [lv.pv_extents]
     where: list[int] = []
     for ext in parts:
@@ -561,9 +575,7 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
             return
         where.append(idx)
     if lv.images:
-        missing_pvs = sorted(p for p in lv.pv_extents if st.pvs.get(p) is None
-                             or st.pvs[p].missing)
-        if state.needs_refresh(lv) and not missing_pvs:
+        if state.needs_refresh(lv):
             vp.add(actions.RefreshCopy(vg=vg, lv=name, host=host),
                    "a copy failed while its device was away and the device is back")
             return
@@ -615,12 +627,15 @@ def _plan_pv_growth(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState
     keys = []
     for dev in want.pvs:
         pv = st.pv_for(dev)
-        if pv is None or pv.vg != name or pv.missing or pv.dev_size - pv.size < extent_size:
+        if pv is None or pv.vg != name or pv.missing:
+            continue
+        more = pv.extents_on_device(extent_size) - pv.pe_count
+        if more <= 0:
             continue
         keys.append(vp.add(actions.ResizePv(device=pv.name, extent_size=extent_size,
                                             host=st.host),
-                           f"its device is {format_size(pv.dev_size)}, the PV "
-                           f"{format_size(pv.size)} (grow_pvs)"))
+                           f"its device is {format_size(pv.dev_size)}, room for {more} more "
+                           f"extent(s) than the PV's {pv.pe_count} (grow_pvs)"))
     return keys
 
 
@@ -680,6 +695,8 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     splits: list[str] = []
     keys: list[str] = []
     problems: list[tuple[str, str]] = []
+    inactive: list[str] = []
+    splitting: set[str] = set()
     for lv_name in sorted(obs.lvs):
         lv = obs.lvs[lv_name]
         base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
@@ -693,18 +710,31 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
             problems.append((lv_name, f"its copy would be named {copy}, longer than LVM's 127 "
                              f"characters"))
             continue
+        if lv.images and not lv.attr.is_active:
+            # lvm cannot read an inactive raid1's sync (its images show 'I') and refuses to
+            # split it: activate it (unmounted, nothing else changes), split next pass.
+            inactive.append(lv_name)
+            continue
         why = actions.lvm.handover_problem(lv, st, names)
         if why:
             problems.append((lv_name, why))
             continue
         splits.append(copy)
+        splitting.add(lv_name)
         keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy, host=host),
                            f"handover of its copy on {', '.join(pvs)} to {ho.vg}"))
     for lv_name, why in problems:
         vp.block(f"lv {name}/{lv_name}", f"handover to {ho.vg} waits: {why}")
     if problems:
         return False
-    others = [lv for lv in sorted(obs.lvs) if lv not in splits
+    if inactive:
+        vp.steps = [s for s in vp.steps if not isinstance(s.action, actions.SplitCopy)]
+        for lv_name in inactive:
+            vp.add(actions.SetActivation(vg=name, lv=lv_name, mode="active", host=host),
+                   "the handover splits only an active raid1 (lvm cannot tell an inactive "
+                   "one's sync); the split follows in the next pass")
+        return False
+    others = [lv for lv in sorted(obs.lvs) if lv not in splits and lv not in splitting
               and set(obs.lvs[lv].pv_extents) & names]
     if others:
         vp.block(obj, f"handover: LV(s) {', '.join(others)} would still use {', '.join(pvs)} "
@@ -734,6 +764,20 @@ def _exported_here(st: state.HostState, dev: str, pv: state.Pv | None) -> str | 
     return None
 
 
+def _exported_pvs(st: state.HostState, want: models.Vg, obs: state.Vg | None,
+                  will_release: frozenset[str]) -> list[str]:
+    """The VG's devices (the spec's and the observed PVs) that an iSCSI target here exports,
+    each as "DEV is exported by ..."; those a step of this plan stops exporting are not."""
+    out = []
+    devs = list(want.pvs) + [p for p in (obs.pvs if obs else ()) if p not in want.pvs]
+    for dev in devs:
+        pv = st.pv_for(dev)
+        by = _exported_here(st, dev, pv)
+        if by and dev not in will_release and (pv is None or pv.name not in will_release):
+            out.append(f"{dev} is exported by {by}")
+    return out
+
+
 def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
                    will_release: frozenset[str]) -> bool:
     """The new node's half: import (and rename) the VG another host handed over. True when
@@ -748,6 +792,15 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
     have = st.vgs.get(name)
     old = st.vgs.get(src) if src != name else None
     if have is not None and not have.exported and old is None:
+        # Taken over already, if it is complete and not seen through an export of this host
+        # (the old host's VG of the same name, seen on the disk exported to it, is not).
+        exported = _exported_pvs(st, want, have, will_release)
+        if exported or have.missing_pv_count:
+            vp.block(obj, f"takeover: the VG named {name} seen here is not the one handed over "
+                     f"({'; '.join(exported) or f'{have.missing_pv_count} missing PV(s)'}): "
+                     f"it is another host's, seen through this host's disks; nothing is done "
+                     f"to it, the takeover waits for {src}")
+            return False
         return True
     if have is not None and old is not None:
         vp.block(obj, f"takeover: both {name} and {src} exist here; which one the spec means "
