@@ -732,10 +732,13 @@ class ExportVg(LvmAction):
         return f"vg {self.vg}"
 
     def describe(self) -> str:
-        return "vgexport (handed over)"
+        return "vgchange -an, vgexport (handed over)"
 
     def commands(self) -> tuple[Command, ...]:
-        return (lvm.vgexport(self.vg, host=self.host),)
+        # After a restart, event autoactivation may have activated the split copies again
+        # (lab): vgexport refuses a VG with an active LV.
+        return (lvm.vg_deactivate(self.vg, host=self.host),
+                lvm.vgexport(self.vg, host=self.host))
 
     def releases(self) -> tuple[str, ...]:
         return self.devices

@@ -175,6 +175,11 @@ def vgexport(vg: str, *, host: str = "local") -> Command:
     return _cmd("vgexport", vg, host=host)
 
 
+def vg_deactivate(vg: str, *, host: str = "local") -> Command:
+    """Every LV of ``vg`` inactive on this host (vgexport refuses a VG with an active LV)."""
+    return _cmd("vgchange", "--activate", "n", vg, host=host)
+
+
 def vgimport(vg: str, *, host: str = "local") -> Command:
     return _cmd("vgimport", vg, host=host)
 

@@ -124,6 +124,7 @@ def test_handover_splits_every_copy_then_vgsplit_rename_export_in_that_order():
         "lvchange --activate n vgglobal/lvrepnb_handover",
         "vgsplit vgglobal vgmoved /dev/vdb",
         "lvrename vgmoved lvrepnb_handover lvrepnb",
+        "vgchange --activate n vgmoved",
         "vgexport vgmoved",
     ]
 
