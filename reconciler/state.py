@@ -130,7 +130,15 @@ class Pv:
         reports none. Counted as lvm does at vgextend (lab: a 200 MiB orphan gives 49 extents
         of 4 MiB), on the conservative side: 1 MiB of data alignment when ``pe_start`` is not
         reported, and a second metadata area at the end of the device when there is one."""
-        if self.vg is not None or self.missing or extent_size <= 0:
+        if self.vg is not None:
+            return 0
+        return self.extents_on_device(extent_size)
+
+    def extents_on_device(self, extent_size: int) -> int:
+        """Extents the whole device can hold (what ``pvresize`` gives a PV of a VG whose
+        device grew; compared with ``pe_count``, not ``size``: lvm's pv_size is whole
+        extents, a little less than the device)."""
+        if self.missing or extent_size <= 0:
             return 0
         start = int(self.pe_start) or 1024**2
         tail = int(self.mda_size) if self.mda_count > 1 else 0
@@ -272,6 +280,7 @@ class Vg:
     lvs: dict[str, Lv]
     pvmoves: tuple[PvMove, ...] = ()
     system_id: str = ""  # vg_systemid: the host that owns the VG ("" = none, any host may)
+    exported: bool = False  # vg_attr 'x': vgexport'ed, waiting for vgimport on some host
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +522,14 @@ _SYNC_WORDS = {"recover": "a new leg is still being copied", "resync": "the legs
                "resynchronised", "check": "a scrub (check) is running", "repair": "a scrub "
                "(repair) is running", "frozen": "the sync is frozen", "reshape": "a reshape is "
                "running"}
+
+
+def needs_refresh(lv: Lv) -> bool:
+    """lvm says a device of the raid LV failed and is back: only ``lvchange --refresh`` makes
+    the kernel take it again (lv_attr health 'r', lv_health_status "refresh needed")."""
+    return lv.attr.health_char == "r" or lv.health_status == "refresh needed" or any(
+        p.attr.health_char == "r" or p.health_status == "refresh needed"
+        for img in lv.images for p in img.parts)
 
 
 def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = None) -> list[str]:

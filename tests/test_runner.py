@@ -24,7 +24,7 @@ from reconciler.runner import Command, RecordingRunner, SubprocessRunner
 PY = sys.executable
 # Timeouts long enough for a Python to start and install its signal handlers on a loaded
 # machine: a signal that arrives before would test nothing.
-START = 2.0
+START = 4.0  # the child is a Python start-up: slow on a busy 2-core machine
 
 
 def script(body: str) -> tuple[str, ...]:

@@ -24,16 +24,18 @@ from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
                                      LoadDrbd, SeedFirstSync, SetDrbdRole, UpDrbd, WriteDrbdConfig)
-from reconciler.actions.lvm import (AddMirrorLeg, CreateLv, CreatePv, CreateVg, DropMirrorLeg,
-                                    ExtendVg, ForgetSplit, MoveExtents, ReduceVg, RemoveLv, RemoveVg,
-                                    ResizeLv, ResumeMoves)
+from reconciler.actions.lvm import (AddCopy, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
+                                    DropMirrorLeg, ExportVg, ExtendVg, ForgetSplit, MoveExtents,
+                                    ReduceVg, RefreshCopy, RemoveLv, RemoveVg, RenameLv, ResizeLv,
+                                    ResizePv, ResumeMoves, SplitCopy, SplitVg, TakeOverVg)
 from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
                                       SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
 
-__all__ = ["Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
+__all__ = ["AddCopy", "ExportVg", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
+           "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
            "Blocked", "BuildMdClone", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",

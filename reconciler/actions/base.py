@@ -66,6 +66,16 @@ class Action:
         """Device paths this step requires to exist when it runs."""
         return ()
 
+    def releases(self) -> tuple[str, ...]:
+        """Device paths this step stops using or exporting (a VG exported off them, an
+        iSCSI export removed). Planning orders every step that ``needs_free`` one of them
+        after this one, and a planner that finds such a device in use does not block on it."""
+        return ()
+
+    def needs_free(self) -> tuple[str, ...]:
+        """Device paths nothing else may use or export when this step runs."""
+        return ()
+
     def waiting_for(self, st: state.HostState) -> str | None:
         """A precondition checked again right before running: if observed state says the
         step must not run yet, the reason (the step is deferred, not failed)."""

@@ -36,6 +36,7 @@ class ApplyTarget(Action):
     acls: tuple[str, ...] = ()
     chap_file: str | None = None
     delete: bool = False
+    released: tuple[str, ...] = ()  # devices no longer exported once applied
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "rtslib"
 
@@ -66,6 +67,9 @@ class ApplyTarget(Action):
 
     def needs(self) -> tuple[str, ...]:
         return tuple(d for _, d in self.luns)
+
+    def releases(self) -> tuple[str, ...]:
+        return tuple(self.released)
 
     def is_done(self, st: state.HostState) -> bool:
         t = _targets(st).get(self.iqn)
@@ -146,8 +150,12 @@ class LogoutSession(Action):
     name: str
     portal: str
     target: str
+    disks: tuple[str, ...] = ()  # its disks' by-path names: free before it logs out
     symbol: ClassVar[Symbol] = Symbol.DELETE
     verb: ClassVar[str] = "iscsiadm"
+
+    def needs_free(self) -> tuple[str, ...]:
+        return self.disks
 
     @property
     def key(self) -> str:

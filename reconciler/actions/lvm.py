@@ -221,6 +221,7 @@ class ResizeLv(LvmAction):
     extent_size: int
     pvs: tuple[str, ...] = ()
     shrink: bool = False
+    resize_fs: bool = False  # grow the file system with it (lvextend --resizefs)
     symbol: ClassVar[Symbol] = Symbol.CHANGE
 
     @property
@@ -236,12 +237,14 @@ class ResizeLv(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"{self.verb} to {format_size(self.size)}"
+        fs = " and its file system" if self.resize_fs else ""
+        return f"{self.verb}{fs} to {format_size(self.size)}"
 
     def commands(self) -> tuple[Command, ...]:
         if self.shrink:
             return (lvm.lvreduce(self.vg, self.lv, self.size, host=self.host),)
-        return (lvm.lvextend(self.vg, self.lv, self.size, self.pvs, host=self.host),)
+        return (lvm.lvextend(self.vg, self.lv, self.size, self.pvs, resize_fs=self.resize_fs,
+                             host=self.host),)
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
@@ -495,3 +498,321 @@ class ForgetSplit(LvmAction):
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
         return lv is None or lvm.SPLIT_TAG not in lv.tags
+
+
+def _names(st: state.HostState, devices: tuple[str, ...]) -> frozenset[str]:
+    """lvm's names for ``devices`` as the spec spells them (the spelling when not a PV)."""
+    return frozenset(pv.name if (pv := st.pv_for(d)) else d for d in devices)
+
+
+def image_on(lv: state.Lv, pvs: frozenset[str]) -> state.RaidImage | None:
+    """The image of ``lv`` lying wholly on ``pvs`` (None if none does)."""
+    return next((img for img in lv.images if img.pv_extents and set(img.pv_extents) <= pvs),
+                None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddCopy(LvmAction):
+    """One more raid1 copy of ``vg/lv``, wholly on ``pvs`` (``lv.copies``): ``copies`` is the
+    number of images once added. Started when an image lies on ``pvs``; done when in sync."""
+
+    vg: str
+    lv: str
+    pvs: tuple[str, ...]
+    copies: int
+    long: ClassVar[bool] = True
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "lvconvert"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:add-copy:{self.copies}"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"add raid1 copy {self.copies} on {', '.join(self.pvs)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.add_raid1_copy(self.vg, self.lv, self.copies, self.pvs, host=self.host),)
+
+    def needs(self) -> tuple[str, ...]:
+        return self.pvs
+
+    def is_started(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return (lv is not None and len(lv.images) >= self.copies
+                and image_on(lv, _names(st, self.pvs)) is not None)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return self.is_started(st) and _lv(st, self.vg, self.lv).is_synced
+
+    def progress(self, st: state.HostState) -> Progress | None:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is None or not lv.images:
+            return None
+        return Progress(lv.sync_percent if lv.sync_percent is not None else lv.copy_percent,
+                        "raid1 sync")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshCopy(LvmAction):
+    """``lvchange --refresh``: a raid1 whose failed device is back takes it again and
+    resyncs it from the copies that stayed in sync (lvmraid(7), transient failures)."""
+
+    vg: str
+    lv: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "lvchange"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:refresh-copy"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return "refresh (lvchange --refresh): the copy whose device came back resyncs"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.refresh(self.vg, self.lv, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        return lv is None or not state.needs_refresh(lv)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitCopy(LvmAction):
+    """The copy of ``vg/lv`` on ``pvs`` becomes the linear LV ``name`` (handover, first step).
+
+    Right before it runs, the LV must still be closed, in sync, and both copies healthy on
+    present PVs (``state.split_problems``): otherwise it waits, saying why."""
+
+    vg: str
+    lv: str
+    pvs: tuple[str, ...]
+    name: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "lvconvert"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.lv}:split-copy"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.lv}"
+
+    def describe(self) -> str:
+        return f"split the copy on {', '.join(self.pvs)} off as {self.name} (--splitmirrors)"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.split_copy(self.vg, self.lv, self.name, self.pvs, host=self.host),)
+
+    def waiting_for(self, st: state.HostState) -> str | None:
+        lv = _lv(st, self.vg, self.lv)
+        if lv is None:
+            return None
+        return handover_problem(lv, st, _names(st, self.pvs))
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        split = _lv(st, self.vg, self.name)
+        names = _names(st, self.pvs)
+        return (lv is not None and split is not None and not lv.images
+                and not set(lv.pv_extents) & names)
+
+
+def handover_problem(lv: state.Lv, st: state.HostState, pvs: frozenset[str]) -> str | None:
+    """Why the copy of ``lv`` on ``pvs`` cannot be split off for a handover now, or None."""
+    copy = image_on(lv, pvs)
+    if copy is None or len(lv.images) < 2:
+        return (f"it has no complete copy of its own on {', '.join(sorted(pvs))} (it is "
+                f"{','.join(lv.layout) or 'not a raid1'} on {', '.join(sorted(lv.pv_extents))})")
+    others = [img for img in lv.images if img is not copy]
+    if any(set(img.pv_extents) & pvs for img in others):
+        return (f"another of its copies also uses {', '.join(sorted(pvs))}: splitting by PV "
+                f"would take part of that copy")
+    if lv.attr.is_open:
+        return ("it is open (mounted or in use): a copy split off while it is written holds "
+                "a half-written file system; stop its users and unmount it first (the seed "
+                "stops the services), the next pass hands it over")
+    problems = state.split_problems(lv, st.pvs)
+    if problems:
+        return "its copies are not all healthy: " + "; ".join(problems)
+    if not lv.is_synced:
+        pct = lv.sync_percent if lv.sync_percent is not None else lv.copy_percent
+        return (f"its copies are not 100% in sync yet "
+                f"({'?' if pct is None else f'{pct:.2f}'}%): only a complete copy leaves")
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitVg(LvmAction):
+    """Move ``pvs`` (and the split copies ``lvs`` on them, deactivated first) out of ``vg``
+    into the new VG ``new_vg`` (``vgsplit``)."""
+
+    vg: str
+    new_vg: str
+    pvs: tuple[str, ...]
+    lvs: tuple[str, ...]
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "vgsplit"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:split:{self.new_vg}"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return f"vgsplit {', '.join(self.pvs)} (with {', '.join(self.lvs)}) into {self.new_vg}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (*(lvm.deactivate(self.vg, lv, host=self.host) for lv in self.lvs),
+                lvm.vgsplit(self.vg, self.new_vg, self.pvs, host=self.host))
+
+    def is_done(self, st: state.HostState) -> bool:
+        new = st.vgs.get(self.new_vg)
+        old = st.vgs.get(self.vg)
+        names = _names(st, self.pvs)
+        return new is not None and names <= set(new.pvs) and not (
+            old is not None and set(old.pvs) & names)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenameLv(LvmAction):
+    vg: str
+    old: str
+    new: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "lvrename"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.old}:rename"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.old}"
+
+    def describe(self) -> str:
+        return f"rename to {self.new}"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.lvrename(self.vg, self.old, self.new, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return _lv(st, self.vg, self.new) is not None and _lv(st, self.vg, self.old) is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportVg(LvmAction):
+    """``vgexport``: the VG leaves this host (no system ID; no host activates it until one
+    runs vgimport). Its PVs are then free for a logout (``releases``)."""
+
+    vg: str
+    devices: tuple[str, ...] = ()  # the PVs as the spec spells them, released once exported
+    symbol: ClassVar[Symbol] = Symbol.DELETE
+    verb: ClassVar[str] = "vgexport"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:export"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        return "vgchange -an, vgexport (handed over)"
+
+    def commands(self) -> tuple[Command, ...]:
+        # After a restart, event autoactivation may have activated the split copies again
+        # (lab): vgexport refuses a VG with an active LV.
+        return (lvm.vg_deactivate(self.vg, host=self.host),
+                lvm.vgexport(self.vg, host=self.host))
+
+    def releases(self) -> tuple[str, ...]:
+        return self.devices
+
+    def is_done(self, st: state.HostState) -> bool:
+        vg = st.vgs.get(self.vg)
+        return vg is not None and vg.exported
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakeOverVg(LvmAction):
+    """``vgimport`` the VG handed over as ``source`` (when exported) and ``vgrename`` it to
+    ``vg`` (when the names differ). Runs only once no iSCSI target here exports its PVs
+    (``needs_free``: a target removal in the same plan comes first)."""
+
+    vg: str
+    source: str
+    exported: bool
+    devices: tuple[str, ...] = ()
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "vgimport"
+
+    @property
+    def key(self) -> str:
+        return f"vg:{self.vg}:takeover"
+
+    @property
+    def object(self) -> str:
+        return f"vg {self.vg}"
+
+    def describe(self) -> str:
+        steps = ["vgimport"] if self.exported else []
+        if self.source != self.vg:
+            steps.append(f"vgrename {self.source} {self.vg}")
+        return f"take over {self.source}: {', then '.join(steps)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        imp = (lvm.vgimport(self.source, host=self.host),) if self.exported else ()
+        ren = ((lvm.vgrename(self.source, self.vg, host=self.host),)
+               if self.source != self.vg else ())
+        return (*imp, *ren)
+
+    def needs_free(self) -> tuple[str, ...]:
+        return self.devices
+
+    def is_done(self, st: state.HostState) -> bool:
+        vg = st.vgs.get(self.vg)
+        return (vg is not None and not vg.exported
+                and (self.source == self.vg or self.source not in st.vgs))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizePv(LvmAction):
+    """``pvresize``: the PV takes the whole of its device, which grew (``vg.grow_pvs``)."""
+
+    device: str
+    extent_size: int
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "pvresize"
+
+    @property
+    def key(self) -> str:
+        return f"pv:{self.device}:resize"
+
+    @property
+    def object(self) -> str:
+        return f"pv {self.device}"
+
+    def describe(self) -> str:
+        return "pvresize to its device's size"
+
+    def commands(self) -> tuple[Command, ...]:
+        return (lvm.pvresize(self.device, host=self.host),)
+
+    def is_done(self, st: state.HostState) -> bool:
+        pv = st.pv_for(self.device)
+        return pv is not None and pv.extents_on_device(self.extent_size) <= pv.pe_count

@@ -102,8 +102,11 @@ def lvcreate(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
 
 
 def lvextend(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
-             host: str = "local") -> Command:
-    return _cmd("lvextend", "--size", f"{size}b", f"{vg}/{lv}", *_pvs(pvs), host=host)
+             resize_fs: bool = False, host: str = "local") -> Command:
+    fs = ("--resizefs",) if resize_fs else ()
+    # --resizefs runs fsadm (resize2fs, xfs_growfs), which walks the whole file system.
+    return _cmd("lvextend", *fs, "--size", f"{size}b", f"{vg}/{lv}", *_pvs(pvs), host=host,
+                timeout=CONVERT_TIMEOUT if resize_fs else METADATA_TIMEOUT)
 
 
 def lvreduce(vg: str, lv: str, size: int, *, host: str = "local") -> Command:
@@ -136,6 +139,57 @@ def add_raid1_leg(vg: str, lv: str, destinations: tuple[str, ...], *,
 def drop_legs_on(vg: str, lv: str, sources: tuple[str, ...], *, host: str = "local") -> Command:
     """Back to one copy, removing the image(s) that sit on ``sources``."""
     return _cmd("lvconvert", "--yes", "--mirrors", "0", f"{vg}/{lv}", *_pvs(sources), host=host)
+
+
+def add_raid1_copy(vg: str, lv: str, copies: int, pvs: tuple[str, ...], *,
+                   host: str = "local") -> Command:
+    """One more raid1 image, on ``pvs``: ``copies`` is the number of images once added."""
+    return _cmd("lvconvert", "--yes", "--type", "raid1", "--mirrors", str(copies - 1),
+                f"{vg}/{lv}", *_pvs(pvs), host=host, timeout=CONVERT_TIMEOUT)
+
+
+def split_copy(vg: str, lv: str, name: str, pvs: tuple[str, ...], *,
+               host: str = "local") -> Command:
+    """The image of ``vg/lv`` lying on ``pvs`` becomes the separate linear LV ``name``."""
+    return _cmd("lvconvert", "--yes", "--splitmirrors", "1", "--name", name, f"{vg}/{lv}",
+                *_pvs(pvs), host=host)
+
+
+def deactivate(vg: str, lv: str, *, host: str = "local") -> Command:
+    return _cmd("lvchange", "--activate", "n", f"{vg}/{lv}", host=host)
+
+
+def refresh(vg: str, lv: str, *, host: str = "local") -> Command:
+    return _cmd("lvchange", "--refresh", f"{vg}/{lv}", host=host)
+
+
+def vgsplit(vg: str, new_vg: str, pvs: tuple[str, ...], *, host: str = "local") -> Command:
+    return _cmd("vgsplit", vg, new_vg, *_pvs(pvs), host=host)
+
+
+def lvrename(vg: str, old: str, new: str, *, host: str = "local") -> Command:
+    return _cmd("lvrename", vg, old, new, host=host)
+
+
+def vgexport(vg: str, *, host: str = "local") -> Command:
+    return _cmd("vgexport", vg, host=host)
+
+
+def vg_deactivate(vg: str, *, host: str = "local") -> Command:
+    """Every LV of ``vg`` inactive on this host (vgexport refuses a VG with an active LV)."""
+    return _cmd("vgchange", "--activate", "n", vg, host=host)
+
+
+def vgimport(vg: str, *, host: str = "local") -> Command:
+    return _cmd("vgimport", vg, host=host)
+
+
+def vgrename(old: str, new: str, *, host: str = "local") -> Command:
+    return _cmd("vgrename", old, new, host=host)
+
+
+def pvresize(device: str, *, host: str = "local") -> Command:
+    return _cmd("pvresize", device, host=host)
 
 
 def add_tag(vg: str, lv: str, tag: str, *, host: str = "local") -> Command:
@@ -352,7 +406,8 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         lock_type=vg_row.get("vg_lock_type", "") or "none",
         missing_pv_count=_int(vg_row, "vg_missing_pv_count"),
         pvs=tuple(sorted(pv_by_uuid.values())), lvs=lvs, pvmoves=tuple(pvmoves),
-        system_id=vg_row.get("vg_systemid") or "")
+        system_id=vg_row.get("vg_systemid") or "",
+        exported=(vg_row.get("vg_attr") or "---")[2:3] == "x")
 
 
 def parse_systemid(text: str) -> str:

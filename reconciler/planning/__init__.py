@@ -15,6 +15,10 @@ it stops growing: a device found only once another one is planned (a login's dis
 PV, which lets an LV be created there, which a clone needs) takes one more round each. More
 provided paths only ever unblock more steps, so this ends; the rounds are bounded anyway.
 
+The other way round, an action says which paths it ``releases()`` (a VG exported off its
+PVs, an iSCSI export removed) and which it ``needs_free()`` (a logout, a takeover of a disk
+this host exports); planners receive ``will_release`` and the merged plan gets the edge.
+
 Safety decisions are documented in each subsystem's module docstring.
 """
 
@@ -38,12 +42,14 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     (or, where pollers cannot be seen, no progress for longer than their stall window).
     """
     provided: frozenset[str] = frozenset()
+    released: frozenset[str] = frozenset()
     for _ in range(_MAX_ROUNDS):
-        out = _partials(spec, st, stalled, provided, node)
+        out = _partials(spec, st, stalled, provided, node, released)
         now = frozenset(p for s in out.steps for p in s.action.provides())
-        if now <= provided:
+        freed = frozenset(p for s in out.steps for p in s.action.releases())
+        if now <= provided and freed <= released:
             break
-        provided = provided | now
+        provided, released = provided | now, released | freed
     return actions.Plan(node=node, steps=_ordered(_linked(out.steps)), in_flight=tuple(out.in_flight),
                         blocked=tuple(out.blocked), unmanaged=tuple(out.unmanaged),
                         spec_digest=spec_digest)
@@ -77,25 +83,32 @@ _MAX_ROUNDS = 8
 
 
 def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
-              will_provide: frozenset[str], node: str) -> Partial:
+              will_provide: frozenset[str], node: str,
+              will_release: frozenset[str] = frozenset()) -> Partial:
     out = Partial()
-    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node))
+    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node, will_release))
     out.extend(md.plan_clones(spec, st, will_provide))
-    out.extend(iscsi.plan_iscsi(spec, st, will_provide))
+    out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release))
     out.extend(drbd.plan_drbd(spec, st, node))
     return out
 
 
 def _linked(steps: list[actions.Step]) -> list[actions.Step]:
-    """Each step that needs a device path, ordered after the step that provides it."""
+    """Each step that needs a device path, ordered after the step that provides it; each
+    that needs it free, after the step that releases it."""
     providers: dict[str, str] = {}
+    releasers: dict[str, str] = {}
     for s in steps:
         for path in s.action.provides():
             providers.setdefault(path, s.key)
+        for path in s.action.releases():
+            releasers.setdefault(path, s.key)
     out = []
     for s in steps:
         extra = {providers[p] for p in s.action.needs()
                  if p in providers and providers[p] != s.key}
+        extra |= {releasers[p] for p in s.action.needs_free()
+                  if p in releasers and releasers[p] != s.key}
         out.append(dataclasses.replace(s, after=s.after | extra) if extra - s.after else s)
     return out
 

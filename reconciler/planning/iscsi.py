@@ -13,7 +13,11 @@ Decisions taken here, each for a data-safety reason:
   same plan provides it (an LV created in this pass): the core orders the two.
 * Logout is refused while any disk of the session is in use: an LVM PV (of a VG or not),
   mounted, or held (device-mapper, md), saying what holds it. Removing the PV from its VG
-  (the VG's ``pvs``) is what frees it; the next pass logs out.
+  (the VG's ``pvs``) is what frees it; the next pass logs out. A PV of an exported VG
+  (a handover) is not in use; a handover planned in the same plan releases the disk, and
+  the logout is ordered after its ``vgexport``.
+* Removing a target or LUN ``releases()`` the devices it exported: a VG takeover of those
+  disks in the same plan runs after it.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
   in the same plan and runs after the login.
 """
@@ -29,7 +33,8 @@ from reconciler.spec import models
 
 
 def plan_iscsi(spec: models.Spec, st: state.HostState,
-               will_provide: frozenset[str] = frozenset()) -> Partial:
+               will_provide: frozenset[str] = frozenset(),
+               will_release: frozenset[str] = frozenset()) -> Partial:
     out = Partial()
     if not spec.iscsi_target and not spec.iscsi_session:
         return out
@@ -47,7 +52,7 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         out.unmanaged.extend(f"iscsi session {s.target} at {s.portal} ({s.sid})"
                              for s in sessions if (s.portal, s.target) not in wanted)
     for name in sorted(spec.iscsi_session):
-        _plan_session(out, name, spec.iscsi_session[name], st)
+        _plan_session(out, name, spec.iscsi_session[name], st, will_release)
     return out
 
 
@@ -64,7 +69,9 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want, who)))
             return
         out.steps.append(actions.Step(iscsi_actions.ApplyTarget(
-            name=name, iqn=want.iqn, delete=True, host=st.host), "spec marks the target absent"))
+            name=name, iqn=want.iqn, delete=True, host=st.host,
+            released=tuple(sorted({lun.device for lun in have.luns.values()}))),
+            "spec marks the target absent"))
         return
     problems: list[str] = []
     keep: list[tuple[int, str]] = []
@@ -97,7 +104,8 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         return
     step = iscsi_actions.ApplyTarget(
         name=name, iqn=want.iqn, portals=want.portals, luns=tuple(keep),
-        remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host)
+        remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host,
+        released=tuple(sorted({have.luns[n].device for n in remove})) if have else ())
     if not step.is_done(st):
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
@@ -111,7 +119,8 @@ def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
             f"export_ends = true on the target to end the export anyway")
 
 
-def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState) -> None:
+def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
+                  will_release: frozenset[str] = frozenset()) -> None:
     obj = f"iscsi session {name}"
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
@@ -125,11 +134,17 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
     if s is None:
         return
     uses = []
+    paths = {d.lun: iscsi_spec.disk_path(want.portal, want.target, d.lun) for d in s.disks}
     for d in s.disks:
         what = []
         pv = next((p for p in st.pvs.values() if d.devno is not None and p.devno == d.devno),
                   None)
-        if pv is not None:
+        vg = st.vgs.get(pv.vg) if pv is not None and pv.vg else None
+        if paths[d.lun] in will_release and not d.mounts and not d.holders:
+            pass  # a step of this plan exports its VG (a handover): the logout comes after
+        elif vg is not None and vg.exported:
+            pass  # a PV of an exported VG: no host uses it until one imports it
+        elif pv is not None:
             what.append(f"an LVM PV of VG {pv.vg}" if pv.vg else "an LVM PV (in no VG)")
         what += [f"mounted at {m}" for m in d.mounts]
         what += [f"held by {h}" for h in d.holders]
@@ -141,5 +156,6 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                                            "the VG's pvs, unmount it); the next pass logs out"))
         return
     out.steps.append(actions.Step(iscsi_actions.LogoutSession(
-        name=name, portal=want.portal, target=want.target, host=st.host),
+        name=name, portal=want.portal, target=want.target, host=st.host,
+        disks=tuple(paths[lun] for lun in sorted(paths))),
         "spec says the session is absent"))

@@ -70,7 +70,7 @@ class _VgPlan:
 
 def plan_vgs(spec: models.Spec, st: state.HostState,
              stalled: frozenset[str], will_provide: frozenset[str] = frozenset(),
-             node: str = "") -> Partial:
+             node: str = "", will_release: frozenset[str] = frozenset()) -> Partial:
     """The LVM part of a plan for ``spec`` (already sliced for ``node``).
 
     ``will_provide``: device paths another step of the same plan makes appear (an iSCSI
@@ -82,7 +82,7 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     twice = devices_named_twice(spec, st)
     for vg_name in sorted(spec.vg):
         vp = _plan_vg_on_node(vg_name, spec.vg[vg_name], st, host, stalled, node, out,
-                              will_provide)
+                              will_provide, will_release)
         for reason in twice.get(f"vg {vg_name}", ()):
             vp.block(f"vg {vg_name}", reason)
         resume = resume or vp.resume
@@ -116,7 +116,8 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
 
 def _plan_vg_on_node(name: str, want: models.Vg, st: state.HostState, host: str,
                      stalled: frozenset[str], node: str, out: Partial,
-                     will_provide: frozenset[str] = frozenset()) -> _VgPlan:
+                     will_provide: frozenset[str] = frozenset(),
+                     will_release: frozenset[str] = frozenset()) -> _VgPlan:
     """``_plan_vg``, with what this node may do to a shared VG and its LVs' activation
     (planning.lockd). A VG without activation tables and not shared plans as before."""
     obs = st.vgs.get(name)
@@ -128,14 +129,14 @@ def _plan_vg_on_node(name: str, want: models.Vg, st: state.HostState, host: str,
         vp.block(f"vg {name}", problem)
         return vp
     if not managed:
-        return _plan_vg(name, want, st, host, stalled, will_provide)
+        return _plan_vg(name, want, st, host, stalled, will_provide, will_release)
     first = lockd.Shaped()
     if shared:
         first, go_on = lockd.before_vg(name, want, obs, st, node)
         if not go_on:
             vp = _VgPlan(blocked=first.blocked, in_flight=first.in_flight)
             return vp
-    vp = _plan_vg(name, want, st, host, stalled, will_provide)
+    vp = _plan_vg(name, want, st, host, stalled, will_provide, will_release)
     if shared and vp.resume and obs is not None:
         # Only the node that holds (or may take) the moving LV's lock resumes its pvmove.
         vp.resume = all(lockd.ex_runner(want, lv)[0] == node
@@ -187,7 +188,8 @@ def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool)
 
 
 def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
-             stalled: frozenset[str], will_provide: frozenset[str] = frozenset()) -> _VgPlan:
+             stalled: frozenset[str], will_provide: frozenset[str] = frozenset(),
+             will_release: frozenset[str] = frozenset()) -> _VgPlan:
     vp = _VgPlan()
     if name in st.vg_names_twice:
         ids = ", ".join(repr(i) if i else "none" for i in st.vg_names_twice[name])
@@ -195,6 +197,8 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                  f"{ids}): which one the spec means cannot be told, and a command naming "
                  f"{name} would act on whichever lvm picks; nothing is done to it. Rename one "
                  f"(`vgrename <uuid> <new name>` on the host that owns it)")
+        return vp
+    if want.takeover is not None and not _plan_takeover(vp, name, want, st, will_release):
         return vp
     obs = st.vgs.get(name)
     owner = st.foreign_owner(obs) if obs is not None else None
@@ -205,8 +209,17 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                  f"Reconcile it on the host that owns it, or hand it over with vgexport on "
                  f"that host and vgimport here")
         return vp
+    exported = _exported_pvs(st, want, obs, will_release)
+    if exported:
+        vp.block(f"vg {name}", f"{'; '.join(exported)}: LVM must not use a disk this host "
+                 f"exports, another host may be writing to it through the export (the VG seen "
+                 f"there is that host's); nothing is done to the VG until the export ends "
+                 f"(mark the target or LUN absent)")
+        return vp
     if want.state is models.Presence.ABSENT:
         _plan_absent_vg(vp, name, want, obs, host)
+        return vp
+    if want.handover is not None and not _plan_handover(vp, name, want, obs, st):
         return vp
 
     # 1. The PVs: label and add what is missing; never take a PV from another VG.
@@ -247,6 +260,7 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                                     f"{dev} is listed in vg.{name}.pvs but not in the VG",
                                     [ready[dev]])
     extent_size = obs.extent_size if obs else (want.extent_size or DEFAULT_EXTENT_SIZE)
+    grown = _plan_pv_growth(vp, name, want, st, extent_size) if want.grow_pvs else []
 
     # 2. PVs to evacuate: in the VG, not in the spec.
     wanted_names = {names[d] for d in want.pvs}
@@ -280,7 +294,7 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     # 4. LVs.
     for lv_name in sorted(want.lv):
         _plan_lv(vp, name, lv_name, want.lv[lv_name], obs, st, host, extent_size, want,
-                 names, ready)
+                 names, ready, grown)
 
     # 5. Drop the evacuees once every move in the VG (planned or in flight) has finished.
     moves = [s.key for s in vp.steps
@@ -318,7 +332,8 @@ def _plan_absent_vg(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | Non
 
 def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg | None,
              st: state.HostState, host: str, extent_size: int, want_vg: models.Vg,
-             names: dict[str, str], ready: dict[str, str | None]) -> None:
+             names: dict[str, str], ready: dict[str, str | None],
+             grown: list[str] = ()) -> None:
     obj = f"lv {vg}/{name}"
     lv = obs_vg.lvs.get(name) if obs_vg else None
     if want.state is models.Presence.ABSENT:
@@ -341,6 +356,9 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
     target = extents(want.size, extent_size) * extent_size
     placement_ready = [ready.get(d) for d in allowed_devs]
     if lv is None:
+        if want.copies:
+            _plan_copies(vp, vg, name, want, None, st, names, target, placement_ready)
+            return
         vp.add(actions.CreateLv(vg=vg, lv=name, size=want.size, pvs=allowed_args,
                                 host=host),
                "LV does not exist", placement_ready)
@@ -348,6 +366,9 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
 
     # Something long already under way for this LV: wait for it, change nothing else.
     if lv.moving_via is not None:
+        return
+    if want.copies:
+        _plan_copies(vp, vg, name, want, lv, st, names, target, placement_ready)
         return
     if lv.images:
         _plan_multi_leg(vp, vg, name, want, lv, allowed, st, target)
@@ -367,9 +388,10 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
                                     st, obs_vg, obj)
     if lv.size < target:
         vp.add(actions.ResizeLv(vg=vg, lv=name, size=want.size, extent_size=extent_size,
-                                pvs=allowed_args, host=host),
-               f"size {format_size(lv.size)} < {format_size(target)}",
-               [busy_key, *placement_ready])
+                                pvs=allowed_args, resize_fs=want.resize_fs, host=host),
+               f"size {format_size(lv.size)} < {format_size(target)}"
+               + (", with its file system" if want.resize_fs else ""),
+               [busy_key, *placement_ready, *grown])
     elif lv.size > target:
         if want.allow_shrink:
             vp.add(actions.ResizeLv(vg=vg, lv=name, size=want.size, extent_size=extent_size,
@@ -499,3 +521,325 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     elif lv.size != target:
         vp.block(obj, f"is mirrored ({len(lv.images)} copies); resizing a mirrored LV is "
                  f"not supported yet")
+
+
+# -- the server move (seed 004): copies kept on several PV sets, handover, takeover ------------
+
+def _pv_name(st: state.HostState, dev: str) -> str:
+    pv = st.pv_for(dev)
+    return pv.name if pv else dev
+
+
+def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv | None,
+                 st: state.HostState, names: dict[str, str], target: int,
+                 after: Iterable[str | None] = ()) -> None:
+    """``lv.copies``: a raid1 with one complete copy on each PV set, added one at a time
+    (lvm refuses to add an image to a raid1 that is not in sync), then kept: a copy that
+    failed while its device was away is refreshed once the device is back; a copy is never
+    dropped or moved from here, and an image outside every set blocks the LV."""
+    obj = f"lv {vg}/{name}"
+    host = st.host
+    sets = [tuple(names[d] for d in group) for group in want.copies]
+    if lv is None:
+        key = vp.add(actions.CreateLv(vg=vg, lv=name, size=want.size, pvs=sets[0], host=host),
+                     "LV does not exist (its first copy)", after)
+        for i, pvs in enumerate(sets[1:], start=2):
+            key = vp.chain_move(actions.AddCopy(vg=vg, lv=name, pvs=pvs, copies=i, host=host),
+                                f"copy {i} of {len(sets)} on {', '.join(pvs)}", [key])
+        return
+    if lv.moving_via is not None:
+        return
+    if lv.images and not lv.attr.is_raid:
+        vp.block(obj, f"is a {','.join(lv.layout)} LV; copies are kept as raid1 (lvconvert "
+                 f"--type raid1 it first)")
+        return
+    gone = sorted(p for p in lv.pv_extents if p not in st.pvs or st.pvs[p].missing)
+    if gone:
+        vp.block(obj, f"a copy is on a missing PV ({', '.join(gone)}: its device is gone, a "
+                 f"link down?): the LV runs on its other copies; nothing is added, split or "
+                 f"handed over until the device is back (then the copy is refreshed and "
+                 f"resynced)")
+        return
+    parts = [img.pv_extents for img in lv.images] if lv.images else [lv.pv_extents]
+    where: list[int] = []
+    for ext in parts:
+        idx = next((i for i, pvs in enumerate(sets) if ext and set(ext) <= set(pvs)), None)
+        if idx is None:
+            vp.block(obj, f"a copy lies on {', '.join(sorted(ext)) or 'no PV'}, outside every "
+                     f"PV set of its copies: a copy is never moved or dropped from here; move "
+                     f"it into one of the sets (or list its PVs as one)")
+            return
+        if idx in where:
+            vp.block(obj, f"two of its copies lie on the PV set {', '.join(sets[idx])}; losing "
+                     f"that set loses both: fix the layout by hand")
+            return
+        where.append(idx)
+    if lv.images:
+        if state.needs_refresh(lv):
+            vp.add(actions.RefreshCopy(vg=vg, lv=name, host=host),
+                   "a copy failed while its device was away and the device is back")
+            return
+        problems = state.split_problems(lv, st.pvs)
+        if problems:
+            vp.block(obj, f"its copies are not all healthy: {'; '.join(problems)}. Nothing "
+                     f"is added, split or handed over until they are (a device that comes "
+                     f"back is refreshed and resynced)")
+            return
+    todo = [i for i in range(len(sets)) if i not in where]
+    last: str | None = None
+    ready = [k for k in after if k]
+    if lv.images and not lv.is_synced:
+        last = f"lv:{vg}/{name}:syncing"
+        vp.in_flight.append(actions.InFlight(key=last, object=obj, what="raid1 sync",
+                                             percent=lv.percent, total=lv.size))
+        vp.last_move = last
+    if todo:
+        need = sum(parts[0].values()) + 1  # one copy's extents + one of raid metadata
+        for i in todo:
+            free = _free(st, vg, sets[i], lv_extent_size(st, vg))
+            if all(p in st.pvs for p in sets[i]) and free < need:
+                vp.block(obj, f"copy {i + 1} needs {need} free extents on "
+                         f"{', '.join(sets[i])}, which have {free}")
+                return
+        if not lv.images and _free(st, vg, set(lv.pv_extents), lv_extent_size(st, vg)) < 1:
+            vp.block(obj, f"a raid1 needs one free extent next to the existing copy (on "
+                     f"{', '.join(sorted(lv.pv_extents))}) for its metadata, and there is none")
+            return
+        copies = len(parts)
+        for i in todo:
+            copies += 1
+            last = vp.chain_move(actions.AddCopy(vg=vg, lv=name, pvs=sets[i], copies=copies,
+                                                 host=host),
+                                 f"copy {copies} of {len(sets)} on {', '.join(sets[i])}",
+                                 [last, *ready])
+    if lv.size != target:
+        vp.block(obj, f"has copies; resizing a mirrored LV is not supported yet (it is "
+                 f"{format_size(lv.size)}, the spec says {format_size(target)})")
+
+
+def lv_extent_size(st: state.HostState, vg: str) -> int:
+    return st.vgs[vg].extent_size if vg in st.vgs else DEFAULT_EXTENT_SIZE
+
+
+def _plan_pv_growth(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
+                    extent_size: int) -> list[str]:
+    """``grow_pvs``: pvresize each PV of the VG whose device grew by one extent or more."""
+    keys = []
+    for dev in want.pvs:
+        pv = st.pv_for(dev)
+        if pv is None or pv.vg != name or pv.missing:
+            continue
+        more = pv.extents_on_device(extent_size) - pv.pe_count
+        if more <= 0:
+            continue
+        keys.append(vp.add(actions.ResizePv(device=pv.name, extent_size=extent_size,
+                                            host=st.host),
+                           f"its device is {format_size(pv.dev_size)}, room for {more} more "
+                           f"extent(s) than the PV's {pv.pe_count} (grow_pvs)"))
+    return keys
+
+
+def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
+                   st: state.HostState) -> bool:
+    """The old node's half of a server move. True when the handover is complete (or there
+    is nothing on the handover PVs) and the VG plans as usual; False when this pass is the
+    handover's (its steps, or why it cannot go on).
+
+    The copy leaves only whole: every LV of the VG must have one complete, in-sync, healthy
+    copy wholly on the handover PVs and be closed; then each copy is split off, the PVs go
+    to the new VG with them, the LVs get their names back there and the VG is exported.
+    Each step is seen in the metadata, so a pass after a crash plans only what is left."""
+    ho = want.handover
+    assert ho is not None
+    host = st.host
+    obj = f"vg {name}"
+    pvs = tuple(_pv_name(st, d) for d in ho.pvs)
+    names = frozenset(pvs)
+    new = st.vgs.get(ho.vg)
+    if new is not None and st.foreign_owner(new) is not None:
+        vp.block(obj, f"handover: a VG named {ho.vg} already exists here, owned by another "
+                 f"host ({new.system_id}); choose another handover.vg")
+        return False
+    staying = obs is not None and bool(set(obs.pvs) & names)
+    if not staying:
+        if new is None or new.exported:
+            return True
+        if not names <= set(new.pvs) or set(new.pvs) - names:
+            vp.block(obj, f"handover: VG {ho.vg} exists here on {', '.join(new.pvs)}, not on "
+                     f"the handover PVs {', '.join(pvs)}; it is not this handover's, and is "
+                     f"left alone: choose another handover.vg")
+            return False
+        last: list[str] = []
+        for lv_name in sorted(new.lvs):
+            base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
+            if base != lv_name and base not in new.lvs:
+                last.append(vp.add(actions.RenameLv(vg=ho.vg, old=lv_name, new=base, host=host),
+                                   "the copy handed over gets its LV's name back"))
+        vp.add(actions.ExportVg(vg=ho.vg, devices=ho.pvs, host=host),
+               f"the copy of {name} is complete in {ho.vg}: it leaves this host", last)
+        return True
+    assert obs is not None
+    if new is not None:
+        vp.block(obj, f"handover: a VG named {ho.vg} already exists on this host; vgsplit "
+                 f"would merge the copy into it. Choose another handover.vg")
+        return False
+    gone = [p for p in pvs if p not in st.pvs or st.pvs[p].missing]
+    if gone:
+        vp.block(obj, f"handover: PV {', '.join(gone)} is missing (a link down, a logout?): "
+                 f"the copy on it cannot leave complete; nothing is split until it is back, "
+                 f"and this host keeps working on its own copy")
+        return False
+    if obs.pvmoves:
+        vp.block(obj, "handover: a pvmove is in flight in the VG; it waits for it to finish")
+        return False
+    splits: list[str] = []
+    keys: list[str] = []
+    problems: list[tuple[str, str]] = []
+    inactive: list[str] = []
+    splitting: set[str] = set()
+    for lv_name in sorted(obs.lvs):
+        lv = obs.lvs[lv_name]
+        base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
+        if base != lv_name and base in obs.lvs and set(lv.pv_extents) <= names and lv.pv_extents:
+            splits.append(lv_name)  # split off by an earlier pass
+            continue
+        if lv_name + models.HANDOVER_SUFFIX in obs.lvs:
+            continue
+        copy = lv_name + models.HANDOVER_SUFFIX
+        if len(copy) > 127:
+            problems.append((lv_name, f"its copy would be named {copy}, longer than LVM's 127 "
+                             f"characters"))
+            continue
+        if lv.images and not lv.attr.is_active:
+            # lvm cannot read an inactive raid1's sync (its images show 'I') and refuses to
+            # split it: activate it (unmounted, nothing else changes), split next pass.
+            inactive.append(lv_name)
+            continue
+        why = actions.lvm.handover_problem(lv, st, names)
+        if why:
+            problems.append((lv_name, why))
+            continue
+        splits.append(copy)
+        splitting.add(lv_name)
+        keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy, host=host),
+                           f"handover of its copy on {', '.join(pvs)} to {ho.vg}"))
+    for lv_name, why in problems:
+        vp.block(f"lv {name}/{lv_name}", f"handover to {ho.vg} waits: {why}")
+    if problems:
+        return False
+    if inactive:
+        vp.steps = [s for s in vp.steps if not isinstance(s.action, actions.SplitCopy)]
+        for lv_name in inactive:
+            vp.add(actions.SetActivation(vg=name, lv=lv_name, mode="active", host=host),
+                   "the handover splits only an active raid1 (lvm cannot tell an inactive "
+                   "one's sync); the split follows in the next pass")
+        return False
+    others = [lv for lv in sorted(obs.lvs) if lv not in splits and lv not in splitting
+              and set(obs.lvs[lv].pv_extents) & names]
+    if others:
+        vp.block(obj, f"handover: LV(s) {', '.join(others)} would still use {', '.join(pvs)} "
+                 f"after the split")
+        return False
+    split = vp.add(actions.SplitVg(vg=name, new_vg=ho.vg, pvs=pvs, lvs=tuple(splits), host=host),
+                   f"every LV of {name} has its copy split off on {', '.join(pvs)}", keys)
+    renames = [vp.add(actions.RenameLv(vg=ho.vg, old=c, new=c.removesuffix(
+        models.HANDOVER_SUFFIX), host=host), "the copy handed over gets its LV's name back",
+        [split]) for c in splits]
+    vp.add(actions.ExportVg(vg=ho.vg, devices=ho.pvs, host=host),
+           f"the copy of {name} is complete in {ho.vg}: it leaves this host", [split, *renames])
+    return False
+
+
+def _exported_here(st: state.HostState, dev: str, pv: state.Pv | None) -> str | None:
+    """The iSCSI target and LUN that export ``dev`` from this host, if one does."""
+    if st.iscsi is None or not st.iscsi.targets:
+        return None
+    devno = st.devices.get(dev) or (pv.devno if pv else None)
+    for iqn, t in sorted(st.iscsi.targets.items()):
+        for n, lun in sorted(t.luns.items()):
+            same = lun.device in (dev, pv.name if pv else dev) or (
+                devno is not None and st.devices.get(lun.device) == devno)
+            if same:
+                return f"iSCSI target {iqn} (LUN {n})"
+    return None
+
+
+def _exported_pvs(st: state.HostState, want: models.Vg, obs: state.Vg | None,
+                  will_release: frozenset[str]) -> list[str]:
+    """The VG's devices (the spec's and the observed PVs) that an iSCSI target here exports,
+    each as "DEV is exported by ..."; those a step of this plan stops exporting are not."""
+    out = []
+    devs = list(want.pvs) + [p for p in (obs.pvs if obs else ()) if p not in want.pvs]
+    for dev in devs:
+        pv = st.pv_for(dev)
+        by = _exported_here(st, dev, pv)
+        if by and dev not in will_release and (pv is None or pv.name not in will_release):
+            out.append(f"{dev} is exported by {by}")
+    return out
+
+
+def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
+                   will_release: frozenset[str]) -> bool:
+    """The new node's half: import (and rename) the VG another host handed over. True when
+    done (the VG then plans as usual); False when this pass is the takeover's.
+
+    Never on a disk this host still exports (the other host may be writing through the
+    export): the export ends first, in the same plan or before. Never ``--removemissing``: a
+    handover leaves no missing PV, so a VG with one is not a complete copy."""
+    src = want.takeover
+    assert src is not None
+    obj = f"vg {name}"
+    have = st.vgs.get(name)
+    old = st.vgs.get(src) if src != name else None
+    if have is not None and not have.exported and old is None:
+        # Taken over already, if it is complete and not seen through an export of this host
+        # (the old host's VG of the same name, seen on the disk exported to it, is not).
+        exported = _exported_pvs(st, want, have, will_release)
+        if exported or have.missing_pv_count:
+            vp.block(obj, f"takeover: the VG named {name} seen here is not the one handed over "
+                     f"({'; '.join(exported) or f'{have.missing_pv_count} missing PV(s)'}): "
+                     f"it is another host's, seen through this host's disks; nothing is done "
+                     f"to it, the takeover waits for {src}")
+            return False
+        return True
+    if have is not None and old is not None:
+        vp.block(obj, f"takeover: both {name} and {src} exist here; which one the spec means "
+                 f"cannot be told, nothing is done")
+        return False
+    seen = have if src == name else old
+    if seen is None:
+        vp.block(obj, f"takeover: VG {src} is not seen on this host yet (the other host has "
+                 f"not handed it over, or its disks are not here); nothing is created in its "
+                 f"place")
+        return False
+    owner = st.foreign_owner(seen)
+    if owner is not None and not seen.exported:
+        vp.block(obj, f"takeover: VG {src} still belongs to host {owner!r} (system ID): it "
+                 f"has not been handed over (vgexport) there yet")
+        return False
+    if seen.missing_pv_count or any(st.pvs[p].missing for p in seen.pvs if p in st.pvs):
+        vp.block(obj, f"takeover: VG {src} has {seen.missing_pv_count or 'a'} missing PV(s): a "
+                 f"handover leaves none, so this is not a complete copy; it is not imported "
+                 f"(and vgreduce --removemissing is never run on it)")
+        return False
+    spec_names = {_pv_name(st, d): d for d in want.pvs}
+    stray = [p for p in seen.pvs if p not in spec_names]
+    if stray:
+        vp.block(obj, f"takeover: PV(s) {', '.join(stray)} of {src} are not in vg.{name}.pvs")
+        return False
+    devices = tuple(spec_names[p] for p in seen.pvs)
+    busy = []
+    for dev in devices:
+        pv = st.pv_for(dev)
+        by = _exported_here(st, dev, pv)
+        if by and dev not in will_release and (pv is None or pv.name not in will_release):
+            busy.append(f"{dev} is still exported by {by}")
+    if busy:
+        vp.block(obj, f"takeover waits: {'; '.join(busy)}. LVM must not use a disk that another "
+                 f"host may still write through the export: end the export first (mark the "
+                 f"target or LUN absent)")
+        return False
+    vp.add(actions.TakeOverVg(vg=name, source=src, exported=seen.exported, devices=devices,
+                              host=st.host),
+           f"{src} was handed over to this host" + (" (exported)" if seen.exported else ""))
+    return False

@@ -240,15 +240,73 @@ class Lv(_Model):
         default_factory=dict, description="where the LV is active, by node name, \"*\" for "
         "the nodes not named: exclusive | shared | inactive in a shared VG, active | "
         "inactive in a local one; empty = activation left as it is")
+    copies: tuple[tuple[DevicePath, ...], ...] = Field(
+        (), description="keep the LV a raid1 with one complete copy on each of these PV sets "
+        "(e.g. [[\"/dev/md1\"], [\"/dev/disk/by-path/...-lun-0\"]]), added one at a time "
+        "and kept in sync; instead of placement; empty = one copy")
+    resize_fs: StrictBool = Field(
+        False, description="grow the file system on the LV with it (lvextend --resizefs: "
+        "ext4, xfs); false = only the LV grows")
 
     @model_validator(mode="after")
     def _check(self) -> "Lv":
         _unique("placement PV", self.placement, "placement")
+        if self.copies:
+            _check_copies(self)
         if self.state is Presence.PRESENT and self.size is None:
             raise At(("size",), "size is required for an LV that is present")
         if self.size is not None and self.size % 512:
             raise At(("size",), f"size {int(self.size)} bytes is not a whole number of "
                      f"512-byte sectors, which LVM refuses")
+        return self
+
+
+def _check_copies(lv: "Lv") -> None:
+    if lv.placement:
+        raise At(("copies",), "copies and placement exclude each other: copies already says "
+                 "which PVs hold the LV (each set holds one whole copy)")
+    if "move" in lv.model_fields_set:
+        raise At(("move",), "move is for placement changes; an LV with copies gets new "
+                 "copies added and keeps them (a copy is dropped only by a handover)")
+    if lv.state is Presence.ABSENT:
+        raise At(("copies",), "the LV is absent: it has no copies")
+    if len(lv.copies) < 2:
+        raise At(("copies",), "copies needs at least two PV sets (one per copy); for one copy "
+                 "use placement")
+    seen: set[str] = set()
+    for i, group in enumerate(lv.copies):
+        if not group:
+            raise At(("copies", i), "a copy needs at least one PV")
+        for j, dev in enumerate(group):
+            if dev in seen:
+                raise At(("copies", i, j), f"{shown(dev)} is in two copies; each copy must "
+                         f"lie on its own PVs, or losing that PV loses both")
+            seen.add(dev)
+
+
+# lvconvert --splitmirrors names the split copy <lv>_handover until it leaves the VG.
+HANDOVER_SUFFIX = "_handover"
+
+
+class Handover(_Model):
+    """The copy of a VG's LVs on ``pvs`` leaves this host as its own exported VG ``vg``.
+
+    Every LV of the VG must be a raid1 with one complete, in-sync, healthy copy wholly on
+    ``pvs`` and be closed (unmounted, unused): each such copy is split off
+    (``lvconvert --splitmirrors``), the PVs go to a new VG (``vgsplit``), the LVs get back
+    their names there and the VG is exported (``vgexport``). This host keeps a complete VG on
+    its other PVs; the other host imports ``vg`` (``takeover``).
+    """
+
+    pvs: tuple[DevicePath, ...] = Field(
+        ..., min_length=1, description="the PVs that hold the copy which leaves (the remote "
+        "disk); they must not be in the VG's pvs")
+    vg: VgName = Field(..., description="the name of the exported VG the copy becomes "
+                       "(another host takes it over under its own name)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Handover":
+        _unique("PV", self.pvs, "pvs")
         return self
 
 
@@ -272,6 +330,15 @@ class Vg(_Model):
         "evacuated (pvmove) and removed (vgreduce)")
     extent_size: ExtentSizeField | None = Field(
         None, description="for vgcreate only (default 4M): a power of two from 4K to 1T")
+    grow_pvs: StrictBool = Field(
+        False, description="pvresize each PV whose device grew by at least one extent (never "
+        "shrinks a PV)")
+    handover: Handover | None = Field(
+        None, description="hand the copy on some PVs over to another host (see the README's "
+        "server move)")
+    takeover: VgName | None = Field(
+        None, description="the exported VG another host handed over: vgimport it, and "
+        "vgrename it to this VG's name, once no iSCSI target here exports its disks")
     lv: dict[LvName, Lv] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -295,11 +362,21 @@ class Vg(_Model):
                 raise At(("lock_type",), "lock_type is for shared VGs (scope = \"shared\")")
         if self.state is Presence.PRESENT and not self.pvs:
             raise At(("pvs",), "pvs must list at least one device for a VG that is present")
+        _check_move(self)
         for name, lv in self.lv.items():
             for i, p in enumerate(lv.placement):
                 if p not in self.pvs:
                     raise At(("lv", name, "placement", i),
                              f"{shown(p)} is not in this VG's pvs")
+            for i, group in enumerate(lv.copies):
+                for j, p in enumerate(group):
+                    if p not in self.pvs:
+                        raise At(("lv", name, "copies", i, j),
+                                 f"{shown(p)} is not in this VG's pvs")
+            if self.handover is not None and len(name) + len(HANDOVER_SUFFIX) > 127:
+                raise At(("lv", name), f"the LV name is too long for a handover: its copy is "
+                         f"named {name}{HANDOVER_SUFFIX} while it is split off, and LVM "
+                         f"allows 127 characters")
             if self.state is Presence.ABSENT and lv.state is Presence.PRESENT:
                 raise At(("lv", name, "state"), "the LV is present but its VG is absent")
             _check_activation(self, name, lv)
@@ -307,6 +384,31 @@ class Vg(_Model):
 
     def applies_to(self, node: str) -> bool:
         return "*" in self.nodes or node in self.nodes
+
+
+def _check_move(vg: Vg) -> None:
+    """handover and takeover: local VGs, present, one of the two, names that differ."""
+    if vg.scope is Scope.SHARED and vg.grow_pvs:
+        raise At(("grow_pvs",), "grow_pvs is for local VGs (not supported under lvmlockd yet)")
+    for name, lv in vg.lv.items():
+        if vg.scope is Scope.SHARED and lv.copies:
+            raise At(("lv", name, "copies"), "copies are not supported in a shared VG yet")
+    if vg.handover is None and vg.takeover is None:
+        return
+    key = "handover" if vg.handover is not None else "takeover"
+    if vg.handover is not None and vg.takeover is not None:
+        raise At(("takeover",), "a VG is either handed over (handover) or taken over "
+                 "(takeover) on a node, not both")
+    if vg.scope is Scope.SHARED:
+        raise At((key,), f"{key} is for local VGs: lvmlockd does not support vgsplit, and a "
+                 f"shared VG is already seen by every node")
+    if vg.state is Presence.ABSENT:
+        raise At((key,), f"the VG is absent: it has no {key}")
+    if vg.handover is not None:
+        for i, p in enumerate(vg.handover.pvs):
+            if p in vg.pvs:
+                raise At(("handover", "pvs", i), f"{shown(p)} is also in the VG's pvs: the "
+                         f"PVs handed over leave the VG, list only the ones it keeps")
 
 
 def _check_shared(vg: Vg) -> None:
@@ -414,6 +516,14 @@ class Spec(_Model):
     iscsi_target: dict[iscsi.IscsiName, iscsi.Target] = Field(default_factory=dict)
     iscsi_session: dict[iscsi.IscsiName, iscsi.Session] = Field(default_factory=dict)
     drbd: dict[ResourceName, DrbdResource] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Spec":
+        for name, vg in self.vg.items():
+            if vg.handover is not None and vg.handover.vg == name:
+                raise At(("vg", name, "handover", "vg"), f"the VG handed over needs a name of "
+                         f"its own ({name} stays here, with the copy this host keeps)")
+        return self
 
 
 def _no_null(node: object) -> object:

@@ -225,3 +225,77 @@ def test_control_characters_never_reach_a_message_raw(tmp_path, raw):
     for bad in ("\x1b", "\r", "\u202e"):
         assert bad not in text
     assert text.count("\n") == len(found)  # one line per problem: no forged lines
+
+
+# -- the server move (issue 13): copies, handover, takeover, growth ------------------------------
+
+MOVE = """
+[vg.vg0]
+nodes = ["old"]
+pvs = ["/dev/sdb"]
+{vg}
+[vg.vg0.lv.data]
+size = "1G"
+{lv}
+"""
+
+
+@pytest.mark.parametrize("vg, lv, key, words", [
+    ('', 'copies = [["/dev/sdb"]]', "vg.vg0.lv.data.copies", "at least two PV sets"),
+    ('', 'copies = [["/dev/sdb"], []]', "vg.vg0.lv.data.copies[1]", "at least one PV"),
+    ('', 'copies = [["/dev/sdb"], ["/dev/sdb"]]', "vg.vg0.lv.data.copies[1][0]", "in two copies"),
+    ('', 'copies = [["/dev/sdb"], ["/dev/sdc"]]', "vg.vg0.lv.data.copies[1][0]", "not in this VG's pvs"),
+    ('pvs = ["/dev/sdb", "/dev/sdc"]', 'copies = [["/dev/sdb"], ["/dev/sdc"]]\nplacement = ["/dev/sdb"]',
+     "vg.vg0.lv.data.copies", "exclude each other"),
+    ('pvs = ["/dev/sdb", "/dev/sdc"]', 'copies = [["/dev/sdb"], ["/dev/sdc"]]\nmove = "pvmove"',
+     "vg.vg0.lv.data.move", "keeps them"),
+    ('[vg.vg0.handover]\npvs = ["/dev/sdb"]\nvg = "vg1"', '', "vg.vg0.handover.pvs[0]",
+     "also in the VG's pvs"),
+    ('[vg.vg0.handover]\npvs = ["/dev/sdc"]\nvg = "vg0"', '', "vg.vg0.handover.vg",
+     "a name of its own"),
+    ('[vg.vg0.handover]\npvs = ["/dev/sdc"]\nvg = "-bad"', '', "vg.vg0.handover.vg", "LVM's rule"),
+    ('takeover = "vg1"\n[vg.vg0.handover]\npvs = ["/dev/sdc"]\nvg = "vg1"', '', "vg.vg0.takeover",
+     "not both"),
+    ('takeover = "vg 1"', '', "vg.vg0.takeover", "LVM's rule"),
+    ('state = "absent"\ntakeover = "vg1"', '', "vg.vg0.takeover", "absent"),
+    ('', 'resize_fs = "yes"', "vg.vg0.lv.data.resize_fs", "boolean"),
+    ('grow_pvs = 1', '', "vg.vg0.grow_pvs", "boolean"),
+])
+def test_move_keys_are_checked_and_named(tmp_path, vg, lv, key, words):
+    if vg.startswith("pvs = "):
+        text = MOVE.replace('pvs = ["/dev/sdb"]\n{vg}', vg).format(lv=lv)
+    else:
+        text = MOVE.format(vg=vg, lv=lv)
+    if 'state = "absent"' in vg:
+        text = text.replace('size = "1G"', 'state = "absent"')
+    found = problems(tmp_path, text)
+    assert any(k == key and words in m for _, k, m in found), found
+
+
+def test_move_keys_accepted(tmp_path):
+    (tmp_path / "old.toml").write_text(textwrap.dedent("""
+        [vg.vg0]
+        nodes = ["old"]
+        pvs = ["/dev/sdb", "/dev/disk/by-path/ip-192.0.2.10:3260-iscsi-iqn.2003-01.org.example:e0-lun-0"]
+        [vg.vg0.lv.data]
+        size = "1G"
+        copies = [["/dev/sdb"], ["/dev/disk/by-path/ip-192.0.2.10:3260-iscsi-iqn.2003-01.org.example:e0-lun-0"]]
+        [vg.vg9]
+        nodes = ["old"]
+        pvs = ["/dev/sdd"]
+        [vg.vg9.handover]
+        pvs = ["/dev/sde"]
+        vg = "vg9moved"
+        [vg.vgnew]
+        nodes = ["new"]
+        pvs = ["/dev/sdf"]
+        takeover = "vg9moved"
+        grow_pvs = true
+        [vg.vgnew.lv.data]
+        size = "2G"
+        resize_fs = true
+        """))
+    sp = loading.load(tmp_path).spec
+    assert sp.vg["vg0"].lv["data"].copies[1][0].endswith("lun-0")
+    assert sp.vg["vg9"].handover.vg == "vg9moved"
+    assert sp.vg["vgnew"].takeover == "vg9moved" and sp.vg["vgnew"].grow_pvs
