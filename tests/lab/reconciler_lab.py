@@ -56,13 +56,34 @@ n=${0##*/}
   printf 'cmd %s' "$n"; for a in "$@"; do printf ' %s' "$a"; done; printf '\n'
   case $n in lvconvert|pvmove) dmsetup status 2>/dev/null | sed 's/^/status /' ;; esac
 } >> CMD_LOG
+# hold(g, tool): the tool waits (before it runs) while HOLD_DIR/<tool> exists, so a test can
+# kill the node at a known point between two commands
+if [ -e HOLD_DIR/$n ]; then
+  : > HOLD_DIR/$n.held
+  while [ -e HOLD_DIR/$n ]; do sleep 0.2; done
+fi
 exec REAL_DIR/$n "$@"
 """
+HOLD_DIR = "/tmp/lab-hold"
+
+
+def hold(g: Guest, tool: str) -> None:
+    """The next calls of the shimmed ``tool`` wait before running, until ``release``."""
+    g.run(["sh", "-c", f'mkdir -p {HOLD_DIR} && : > {HOLD_DIR}/"$1"', "sh", tool])
+
+
+def held(g: Guest, tool: str) -> bool:
+    """True once a call of ``tool`` is waiting in its shim (it has not run)."""
+    return g.run(["test", "-e", f"{HOLD_DIR}/{tool}.held"], check=False).ok
+
+
+def release(g: Guest, tool: str) -> None:
+    g.run(["rm", "-f", f"{HOLD_DIR}/{tool}"])
 
 
 def install_shims(g: Guest) -> None:
     real = g.run("dirname \"$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v pvmove)\"").out.strip()
-    script = _SHIM.replace("CMD_LOG", CMD_LOG).replace("REAL_DIR", real)
+    script = _SHIM.replace("CMD_LOG", CMD_LOG).replace("REAL_DIR", real).replace("HOLD_DIR", HOLD_DIR)
     g.run(["mkdir", "-p", SHIM_DIR])
     g.write_file(f"{SHIM_DIR}/.shim", script, mode="755")
     g.run(["sh", "-c", f'cd {SHIM_DIR} && for t in "$@"; do ln -sf .shim "$t"; done; : > {CMD_LOG}',
