@@ -288,8 +288,10 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     for p in evacuees:
         if st.pvs[p].missing:
             # lvm names a PV whose disk it cannot read "[unknown]": its uuid tells which
-            vp.block(f"vg {name}", f"PV {p} (uuid {st.pvs[p].uuid}) is missing; refusing to "
-                     f"remove a missing PV (vgreduce --removemissing loses the data on it)")
+            vp.block(f"vg {name}", f"PV {p} (uuid {st.pvs[p].uuid}) is missing (its device "
+                     f"is gone: a failed disk, a link down?); nothing in the VG changes until "
+                     f"it is back, and it is never removed (vgreduce --removemissing loses "
+                     f"the data on it)")
         for lv_name, lv in sorted(obs.lvs.items()):
             if lv.pv_extents.get(p) and lv_name not in want.lv:
                 vp.block(f"lv {name}/{lv_name}", f"unmanaged LV holds {lv.pv_extents[p]} "
