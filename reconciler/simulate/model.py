@@ -159,6 +159,17 @@ class LV:
         self.metas: list[LV] = []
         self.recovering: set[int] = set()
         self.synced = 0.0
+        # raid1 (top level): images whose leg failed and came back while the LV stayed
+        # active: the kernel still counts them failed until ``lvchange --refresh``
+        # (lv_health_status "refresh needed", attr health 'r'; lab: raid1_refresh_needed).
+        self.refresh: set[int] = set()
+        # Activation: only a top-level LV has its own; sub-LVs follow their parent. An LV
+        # is created active (lvcreate); another host's LVs seen on a shared disk are not.
+        self.active = True
+        # The file system the LV holds ("ext4", "xfs") as a test recorded it (None: unknown),
+        # and its size in bytes: ``lvextend --resizefs`` grows it with the LV.
+        self.fs: str | None = None
+        self.fs_size = 0
         # pvmove: the source PV, extents copied so far, whether a poller drives it,
         # and which LV segment each of its segments stands in for
         self.move_src: PV | None = None
@@ -187,6 +198,10 @@ class LV:
             out.extend(pv for pv in meta.pvs() if pv not in out)
         return out
 
+    @property
+    def is_active(self) -> bool:
+        return (self.parent or self).active
+
     def image_in_sync(self, index: int) -> bool:
         return index not in self.recovering
 
@@ -204,6 +219,9 @@ class VG:
         self.lock_type = lock_type
         self.pvs: list[PV] = []
         self.lvs: dict[str, LV] = {}
+        # vgexport sets it (vg_attr 'x', pv_attr 'x', system ID cleared); vgimport clears it
+        self.exported = False
+        self.system_id = ""  # LVM system ID: the creating/importing host's, "" for none
 
     @property
     def free_count(self) -> int:
