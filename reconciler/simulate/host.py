@@ -124,11 +124,16 @@ class SimulatedHost:
         self.calls.append(cmd)
         self.started += 1
         fault = self._take_fault(cmd)
+        fabric = self.iscsi.fabric if self.iscsi is not None else None
+        shared = fabric is not None and mutates and iscsi_entry is None and md_entry is None
         if fault is not None:
             rc, stdout, stderr = fault[1], "", fault[2]
         else:
+            before = fabric.views(self) if shared else {}
             out = call()
             rc, stdout, stderr = out.rc, "".join(out.stdout), "".join(out.stderr)
+            if shared:  # LVM metadata written on a disk another host sees
+                fabric.share(self, before)
         if mutates and self._crash_budget is not None:
             self._crash_budget -= 1
             if self._crash_budget <= 0:

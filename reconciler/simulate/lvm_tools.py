@@ -134,6 +134,10 @@ def _unescape_pv(arg: str, argv: tuple[str, ...]) -> str:
     return arg.replace("\\:", ":").replace("\\@", "@")
 
 
+def _unescaped(arg: str) -> str:
+    return arg.replace("\\:", ":").replace("\\@", "@")
+
+
 def _bytes(value: str, argv: tuple[str, ...]) -> int:
     m = re.fullmatch(r"(\d+)b", value)
     if not m or int(m.group(1)) == 0:
@@ -748,12 +752,13 @@ def vgsplit(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     the PVs move to a new VG with every LV wholly on them; an active LV that would move, or
     an LV on both sides, refuses the split. Into an existing VG lvm would merge: not
     modelled (refused loudly), except the refusal of an exported one."""
-    _, pos = _parse(argv[1:], {}, pv_ranges=True)
+    _, pos = _parse(argv[1:], {})
     if len(pos) < 3:
         raise UnsupportedCommand(f"only 'vgsplit VG NEWVG PV...' is modelled: {' '.join(argv)}")
     out = Out()
     model = host.model
-    name_from, name_to, names = pos[0], pos[1], pos[2:]
+    # vgsplit unescapes "\:" and "\@" in its PV arguments but reads no ranges or tags
+    name_from, name_to, names = pos[0], pos[1], [_unescaped(p) for p in pos[2:]]
     _no_failed_device(host, names, argv)
     if name_from == name_to:
         return out.fail(f'Duplicate volume group name "{name_from}"')
@@ -899,8 +904,9 @@ def pvresize(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     """``pvresize PV``: the PV takes its device's current size (``SimulatedHost.grow_device``
     makes a device bigger); lvm's summary line either way (lvm2 2.03 tools/pvresize.c)."""
     _, pos = _parse(argv[1:], {})
-    if len(pos) != 1:
+    if len(pos) != 1 or pos[0].startswith("@"):
         raise UnsupportedCommand(f"only 'pvresize PV' is modelled: {' '.join(argv)}")
+    pos = [_unescaped(pos[0])]  # process_each_pv unescapes "\:" and "\@"
     _no_failed_device(host, pos, argv)
     out = Out()
     pv = host.model.pv(pos[0])
