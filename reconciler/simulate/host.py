@@ -333,6 +333,19 @@ class SimulatedHost:
         self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
+        # udev's event autoactivation (lab13-findings 3): every LV of a complete VG of this
+        # host's comes up active, those of a partial, exported or foreign VG do not; a
+        # kernel's memory of a failed leg is gone with the old tables
+        for vg in self.model.vgs.values():
+            up = not (vg.missing_pvs or vg.exported or
+                      (vg.system_id and vg.system_id != self.system_id))
+            for lv in vg.lvs.values():
+                if lv.parent is None and lv.kind != "pvmove":
+                    lv.active = up
+                if lv.refresh:  # not recorded: md re-adds the stale leg and recovers it
+                    lv.recovering |= lv.refresh
+                    lv.refresh, lv.synced = set(), 0.0
+                    self.model.active.add(lv)
 
     # -- progress ----------------------------------------------------------------------------
 
@@ -656,9 +669,12 @@ class SimulatedHost:
                 for i, (img, meta) in enumerate(zip(lv.images, lv.metas)):
                     if pv in img.pvs() or pv in meta.pvs():
                         if i in lv.recovering:
-                            raise ValueError(f"{path}: a raid1 image that was still "
-                                             f"recovering came back: not modelled")
-                        if noticed:
+                            # md failed the leg it was recovering at once; the recovery
+                            # ended there (lab13-findings 2: 100.00 idle, refresh needed)
+                            lv.recovering.discard(i)
+                            lv.refresh.add(i)
+                            self.model.active.discard(lv)
+                        elif noticed:
                             lv.refresh.add(i)
         dev.failed_at = None
         self.md.failed.discard(dev)
@@ -679,6 +695,7 @@ class SimulatedHost:
         if lv is None:
             raise ValueError(f"no LV {lv_path}")
         lv.fs, lv.fs_size = fstype, lv.extents * lv.vg.extent_size
+        lv.fs_made = lv.fs_size
 
     def fill(self, path: str, label: str) -> None:
         """Write every chunk of a device with data of its own (``label`` tells it apart)."""

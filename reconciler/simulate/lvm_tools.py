@@ -534,6 +534,12 @@ def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, s
         out.print("Rounding size to boundary between physical extents: "
                   f"{display_size(extents * vg.extent_size)}.")
     if extents == lv.extents:
+        if "--resizefs" in opts:  # lab (lab13-findings 4, xfs): rc 0, nothing to resize
+            es = vg.extent_size
+            out.print(f"Size of logical volume {lv.full_name} unchanged from "
+                      f"{display_size(lv.extents * es)} ({lv.extents} extents).")
+            out.print(f"Logical volume {lv.full_name} successfully resized.")
+            return None
         out.fail(f"New size ({extents} extents) matches existing size ({lv.extents} extents).")
         return None
     return vg, lv, extents
@@ -563,13 +569,12 @@ def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         return out.fail(f"New size given ({extents} extents) not larger than existing size "
                         f"({lv.extents} extents)")
     resizefs = "--resizefs" in opts
-    if resizefs and (lv.fs is None or not lv.is_active):
-        raise UnsupportedCommand(f"lvextend --resizefs of {lv.full_name} "
-                                 f"({'no recorded file system' if lv.fs is None else 'inactive'}"
-                                 f"): fsadm is not modelled here: {' '.join(argv)}")
-    if resizefs and lv.fs == "xfs" and not host.lv_users(lv)[1]:
-        raise UnsupportedCommand(f"lvextend --resizefs of an unmounted xfs ({lv.full_name}): "
-                                 f"fsadm mounts it first, not modelled")
+    mountpoint = _mountpoint(host, lv)
+    if resizefs and (lv.fs != "ext4" or mountpoint is None or not lv.is_active):
+        why = ("no recorded file system" if lv.fs is None else
+               "xfs_growfs's output" if lv.fs == "xfs" else "not mounted (fsadm runs e2fsck)")
+        raise UnsupportedCommand(f"lvextend --resizefs of {lv.full_name} ({why}): not "
+                                 f"modelled: {' '.join(argv)}")
     pvs = _pvs_in_vg(host, vg, pos[1:], out)
     if pvs is None:
         return out
@@ -579,9 +584,36 @@ def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     except NoSpace as e:
         return out.fail(f"Insufficient free space: {e.needed} extents needed, "
                         f"but only {e.available} available")
+    _resized(out, lv, old)
     if resizefs:
-        lv.fs_size = lv.extents * vg.extent_size
-    return _resized(out, lv, old)
+        was, lv.fs_size = lv.fs_size, lv.extents * vg.extent_size
+        _resize2fs(out, lv, mountpoint, was)
+    return out
+
+
+def _mountpoint(host: SimulatedHost, lv: LV) -> str | None:
+    devno = host.lv_devno(lv) if lv.uuid in host._dm_minors else None
+    return next((m[1] for m in host.md.mounts if m[0] == devno), None)
+
+
+def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
+    """What fsadm's resize2fs prints growing a mounted ext4 on-line (lab13-findings 4, lvm2
+    2.03.16, e2fsprogs 1.47.0): mke2fs's 1 KiB blocks below 512 MiB, 4 KiB above (the
+    size the file system was made at), 64-byte group descriptors (64bit)."""
+    name = f"/dev/mapper/{lv.vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}"
+    block = 1024 if lv.fs_made < 512 * 2**20 else 4096
+
+    def desc_blocks(size: int) -> int:
+        groups = -(-(size // block) // (8 * block))
+        return -(-groups * 64 // block)
+
+    out.stdout.append(f"Filesystem at {name} is mounted on {mountpoint}; on-line resizing "
+                      f"required\n")
+    out.stdout.append(f"old_desc_blocks = {desc_blocks(was)}, new_desc_blocks = "
+                      f"{desc_blocks(lv.fs_size)}\n")
+    out.stdout.append(f"The filesystem on {name} is now {lv.fs_size // block} "
+                      f"({block // 1024}k) blocks long.\n\n")
+    out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
 
 
 def lvreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
@@ -678,10 +710,11 @@ def _lvchange_activate(host: SimulatedHost, argv: tuple[str, ...], on: bool) -> 
         if lv.on_missing_pv():
             raise UnsupportedCommand(f"activation of partial LV {lv.full_name} is not "
                                      f"recorded, not modelled")
-        exported = _lio_exported(host, lv)
-        if exported:
-            raise UnsupportedCommand(f"activation of {lv.full_name} on {exported}, which this "
-                                     f"host's LIO target holds open: not modelled")
+        if _lio_exported(host, lv):
+            # LIO's iblock backstore holds the disk exclusively (lab13-findings 1)
+            minor = host.lv_devno(lv)[1]
+            return out.fail(f"device-mapper: reload ioctl on  (253:{minor}) failed: Device "
+                            f"or resource busy")
         lv.active = True
         if lv.kind == "raid1" and lv.recovering:
             host.model.active.add(lv)
@@ -1110,13 +1143,14 @@ def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name:
         raise UnsupportedCommand(f"--splitmirrors of a {lv.kind} LV is not modelled")
     if lv.locked or any(sub.locked for sub in (*lv.images, *lv.metas)):
         return out.fail(f"Cannot convert locked LV {lv.full_name}.")
-    if not lv.is_active:
-        raise UnsupportedCommand(f"--splitmirrors of inactive LV {lv.full_name} is not modelled")
     if not pos[1:]:
         raise UnsupportedCommand("--splitmirrors without PVs (lvm picks the image) is not "
                                  "modelled: name the PVs of the image to split")
     if name in vg.lvs:
         return out.fail(f'Logical Volume "{name}" already exists in {vg.name}.')
+    if not lv.is_active:  # lab (lab13-findings 1): the kernel cannot say it is in sync
+        return out.fail(f"Unable to determine sync status of {lv.full_name}.",
+                        f"Unable to split {lv.full_name} while it is not in-sync.")
     if lv.recovering or lv.refresh:
         return out.fail(f"Unable to split {lv.full_name} while it is not in-sync.")
     targets = _pvs_in_vg(host, vg, pos[1:], out)

@@ -170,6 +170,7 @@ class LV:
         # and its size in bytes: ``lvextend --resizefs`` grows it with the LV.
         self.fs: str | None = None
         self.fs_size = 0
+        self.fs_made = 0  # its size when it was made (mke2fs chose its block size then)
         # pvmove: the source PV, extents copied so far, whether a poller drives it,
         # and which LV segment each of its segments stands in for
         self.move_src: PV | None = None

@@ -103,7 +103,7 @@ def _clone_vg(vg: VG, dst: SimulatedHost, mapping: dict[str, str]) -> VG:
         copy.tags, copy.locked, copy.moved = list(lv.tags), lv.locked, lv.moved
         copy.recovering, copy.synced = set(lv.recovering), lv.synced
         copy.active = False
-        copy.fs, copy.fs_size = lv.fs, lv.fs_size
+        copy.fs, copy.fs_size, copy.fs_made = lv.fs, lv.fs_size, lv.fs_made
         lvs[lv] = copy
         new.lvs[lv.name] = copy
     for lv, copy in lvs.items():

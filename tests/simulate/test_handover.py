@@ -140,6 +140,24 @@ def test_split_refusals(host, case, argv, err):
     assert host.lv("vg", "data").kind == "raid1" and "h" not in host.vg("vg").lvs
 
 
+def test_split_of_an_inactive_raid1_is_refused_as_the_lab_shows(host):
+    _mirrored(host)
+    assert run(host, "lvchange", "--activate", "n", "vg/data").rc == 0
+    assert _attrs(host)["data_rimage_0"] == ("Iwi---r---", "", "", "")  # lab13-findings 1
+    res = run(host, *SPLIT, "h", "vg/data", "/dev/vdc")
+    assert (res.rc, res.stdout, res.stderr) == (
+        5, "", "  Unable to determine sync status of vg/data.\n"
+               "  Unable to split vg/data while it is not in-sync.\n")
+
+
+def test_split_of_a_mounted_raid1_is_not_refused(host):
+    _mirrored(host)
+    host.mount("/dev/vg/data", "/srv")  # lab13-findings 1: lvm splits an open LV
+    assert run(host, *SPLIT, "h", "vg/data", "/dev/vdc").rc == 0
+    assert {n: r["lv_attr"] for n, r in lv_rows(host, "vg").items()} == {
+        "data": "-wi-ao----", "h": "-wi-a-----"}
+
+
 def test_split_of_a_linear_lv_is_not_modelled(host):
     _lv(host)
     with pytest.raises(UnsupportedCommand):
@@ -210,6 +228,37 @@ def test_a_leg_that_comes_back_needs_a_refresh_then_resyncs(host):
     host.clock.advance(60)
     assert _attrs(host)["data"] == ("rwi-a-r---", "active", "100.00", "")
     assert run(host, *SPLIT, "h", "vg/data", "/dev/vdc").rc == 0
+
+
+def test_a_leg_that_failed_mid_recovery_comes_back_needing_a_refresh(host):
+    _mirrored(host, synced=False)
+    host.clock.advance(0.2)
+    host.fail_device("/dev/vdc")
+    host.restore_device("/dev/vdc")
+    # lab13-findings 2: 100.00 and idle (md's recovery ended with the leg), refresh needed
+    row = lv_rows(host, "vg")["data"]
+    assert (row["lv_attr"], row["copy_percent"], row["raid_sync_action"],
+            row["lv_health_status"]) == ("rwi-a-r-r-", "100.00", "idle", "refresh needed")
+    assert run(host, "lvchange", "--refresh", "vg/data").rc == 0
+    row = lv_rows(host, "vg")["data"]
+    assert (row["copy_percent"], row["raid_sync_action"]) == ("0.00", "recover")  # from 0
+    host.clock.advance(60)
+    assert _attrs(host)["data"] == ("rwi-a-r---", "active", "100.00", "")
+
+
+def test_after_a_reboot_complete_vgs_come_up_active(host):
+    """udev autoactivation (lab13-findings 3): a deactivated LV of a complete VG is active
+    again after a reboot; the LVs of a partial VG are not."""
+    _lv(host)
+    host.add_device("/dev/vde", GiB)
+    host.add_device("/dev/vdf", GiB)
+    host.add_vg("vg2", ["/dev/vde", "/dev/vdf"])
+    host.add_lv("vg2", "a", E, pvs=["/dev/vde"])
+    assert run(host, "lvchange", "--activate", "n", "vg/data").rc == 0
+    host.fail_device("/dev/vdf")
+    host.crash_after(0)
+    host.recover()
+    assert host.lv("vg", "data").active and not host.lv("vg2", "a").active
 
 
 def test_a_leg_back_before_md_noticed_needs_no_refresh(host):
@@ -391,24 +440,37 @@ def test_pvresize_refusals(host):
         host.grow_device("/dev/vdd", GiB)
 
 
-def test_lvextend_resizefs_grows_the_file_system(host):
-    _lv(host)
-    host.mkfs("/dev/vg/data", "ext4")
-    res = run(host, "lvextend", "--resizefs", "--size", f"{32 * E}b", "vg/data", "/dev/vdb")
-    assert (res.rc, res.stdout) == (0, "  Size of logical volume vg/data changed from 64.00 MiB "
-                                       "(16 extents) to 128.00 MiB (32 extents).\n"
-                                       "  Logical volume vg/data successfully resized.\n")
-    assert host.lv("vg", "data").fs_size == 32 * E
-    _lv(host, "raw", E)
-    with pytest.raises(UnsupportedCommand):  # fsadm would look at it: not modelled
-        run(host, "lvextend", "--resizefs", "--size", f"{2 * E}b", "vg/raw")
-    _lv(host, "x", E)
-    host.mkfs("/dev/vg/x", "xfs")
-    with pytest.raises(UnsupportedCommand):  # xfs grows only mounted
-        run(host, "lvextend", "--resizefs", "--size", f"{2 * E}b", "vg/x")
-    host.mount("/dev/vg/x", "/x")
-    assert run(host, "lvextend", "--resizefs", "--size", f"{2 * E}b", "vg/x").rc == 0
-    assert host.lv("vg", "x").fs_size == 2 * E
+def test_lvextend_resizefs_grows_a_mounted_ext4(host):
+    _lv(host, "lv", 12 * E)
+    host.mkfs("/dev/vg/lv", "ext4")
+    host.mount("/dev/vg/lv", "/mnt/lv")
+    res = run(host, "lvextend", "--resizefs", "--size", f"{16 * E}b", "vg/lv")
+    # as the lab recorded it (lab13-findings 4: 48 -> 64 MiB, mounted ext4)
+    assert (res.rc, res.stdout, res.stderr) == (
+        0, "  Size of logical volume vg/lv changed from 48.00 MiB (12 extents) to 64.00 MiB "
+           "(16 extents).\n"
+           "  Logical volume vg/lv successfully resized.\n"
+           "Filesystem at /dev/mapper/vg-lv is mounted on /mnt/lv; on-line resizing required\n"
+           "old_desc_blocks = 1, new_desc_blocks = 1\n"
+           "The filesystem on /dev/mapper/vg-lv is now 65536 (1k) blocks long.\n\n",
+        "resize2fs 1.47.0 (5-Feb-2023)\n")
+    assert host.lv("vg", "lv").fs_size == 16 * E
+    res = run(host, "lvextend", "--resizefs", "--size", f"{16 * E}b", "vg/lv")
+    assert (res.rc, res.stdout) == (0, "  Size of logical volume vg/lv unchanged from 64.00 MiB "
+                                       "(16 extents).\n"
+                                       "  Logical volume vg/lv successfully resized.\n")
+
+
+@pytest.mark.parametrize("fs, mounted", [(None, False), ("ext4", False), ("xfs", True)])
+def test_lvextend_resizefs_outside_the_model_is_refused(host, fs, mounted):
+    _lv(host, "x", 80 * E)
+    if fs:
+        host.mkfs("/dev/vg/x", fs)
+    if mounted:
+        host.mount("/dev/vg/x", "/x")
+    with pytest.raises(UnsupportedCommand):  # fsadm's e2fsck, xfs_growfs: output not modelled
+        run(host, "lvextend", "--resizefs", "--size", f"{100 * E}b", "vg/x")
+    assert host.lv("vg", "x").extents == 80
 
 
 # -- seed 004 over iSCSI: the VG written through the session disk ----------------------------
@@ -478,8 +540,9 @@ def test_seed004_handover_through_the_iscsi_disk(pair):
     assert lv_rows(old, "vg0")["root"]["lv_attr"] == "-wi-a-----"
     # commit 3: takeover, once the disk is no longer exported
     _ok(new, "vgimport", "vg0moved")  # lvm writes the metadata even while LIO holds vdb
-    with pytest.raises(UnsupportedCommand):  # but dm could not open it: not modelled
-        run(new, "lvchange", "-ay", "vg0moved/root")
+    res = run(new, "lvchange", "--activate", "y", "vg0moved/root")  # but dm cannot open it
+    assert (res.rc, res.stderr) == (5, "  device-mapper: reload ioctl on  (253:0) failed: "
+                                       "Device or resource busy\n")
     _lio(new, delete=True)
     _ok(new, "vgrename", "vg0moved", "vg0")
     _ok(new, "lvchange", "-ay", "vg0/root")
@@ -487,7 +550,8 @@ def test_seed004_handover_through_the_iscsi_disk(pair):
     assert segs_of(new, "vg0", "root")[0]["devices"] == "/dev/vdb(1)"
     new.grow_device("/dev/vdb", 2 * GiB)
     _ok(new, "pvresize", "/dev/vdb")
-    new.mkfs("/dev/vg0/root", "ext4")
+    new.mkfs("/dev/vg0/root", "ext4")  # (made on old: the model does not carry content)
+    new.mount("/dev/vg0/root", "/srv")
     _ok(new, "lvextend", "--resizefs", "--size", f"{64 * MiB}b", "vg0/root")
     assert new.lv("vg0", "root").fs_size == 64 * MiB
     # the old server's copy was left alone by the new one's changes (the session is gone)
