@@ -333,7 +333,7 @@ class SimulatedHost:
         self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
-        # udev's event autoactivation (lab13-findings 3): every LV of a complete VG of this
+        # udev's event autoactivation (issue-13 lab notes §3): every LV of a complete VG of this
         # host's comes up active, those of a partial, exported or foreign VG do not; a
         # kernel's memory of a failed leg is gone with the old tables
         for vg in self.model.vgs.values():
@@ -670,7 +670,7 @@ class SimulatedHost:
                     if pv in img.pvs() or pv in meta.pvs():
                         if i in lv.recovering:
                             # md failed the leg it was recovering at once; the recovery
-                            # ended there (lab13-findings 2: 100.00 idle, refresh needed)
+                            # ended there (issue-13 lab notes §2: 100.00 idle, refresh needed)
                             lv.recovering.discard(i)
                             lv.refresh.add(i)
                             self.model.active.discard(lv)

@@ -22,6 +22,16 @@ from lvm2's sources: the "Rounding ..." notices, locked-LV refusals ("Can't resi
 locked ...", "Cannot convert locked LV ..."), "No extents available for allocation.",
 "Skipping locked LV ..." and "Unable to extract enough images to satisfy request", reserved
 or invalid LV names, and pvmove from an orphan PV without a VG-qualified --name.
+
+Issue 13 (seed 004's handover), from lvm2 2.03 sources and the lab's hand runs
+for issue 13, not recorded as fixtures yet: ``lvconvert --type raid1
+--mirrors N`` one image more at a time ("Can't add image to RAID LV that is still
+initializing."), ``--splitmirrors 1 --name`` (silent on success; refusals: name taken, not in
+sync, inactive), ``lvchange -ay|-an|--activate y|n`` and ``--refresh`` (silent), ``vgsplit``,
+``lvrename``, ``vgexport``, ``vgimport``, ``vgrename`` and ``pvresize`` with their messages; an
+exported VG refuses every change ("Volume group X is exported"); ``lvextend --resizefs`` of a
+mounted ext4 prints resize2fs's lines. An LV is active or not (``LV.active``); the fullreport
+shows an inactive one as lvm does.
 """
 
 from __future__ import annotations
@@ -534,7 +544,7 @@ def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, s
         out.print("Rounding size to boundary between physical extents: "
                   f"{display_size(extents * vg.extent_size)}.")
     if extents == lv.extents:
-        if "--resizefs" in opts:  # lab (lab13-findings 4, xfs): rc 0, nothing to resize
+        if "--resizefs" in opts:  # lab (issue-13 lab notes §4, xfs): rc 0, nothing to resize
             es = vg.extent_size
             out.print(f"Size of logical volume {lv.full_name} unchanged from "
                       f"{display_size(lv.extents * es)} ({lv.extents} extents).")
@@ -597,7 +607,7 @@ def _mountpoint(host: SimulatedHost, lv: LV) -> str | None:
 
 
 def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
-    """What fsadm's resize2fs prints growing a mounted ext4 on-line (lab13-findings 4, lvm2
+    """What fsadm's resize2fs prints growing a mounted ext4 on-line (issue-13 lab notes §4, lvm2
     2.03.16, e2fsprogs 1.47.0): mke2fs's 1 KiB blocks below 512 MiB, 4 KiB above (the
     size the file system was made at), 64-byte group descriptors (64bit)."""
     name = f"/dev/mapper/{lv.vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}"
@@ -711,7 +721,7 @@ def _lvchange_activate(host: SimulatedHost, argv: tuple[str, ...], on: bool) -> 
             raise UnsupportedCommand(f"activation of partial LV {lv.full_name} is not "
                                      f"recorded, not modelled")
         if _lio_exported(host, lv):
-            # LIO's iblock backstore holds the disk exclusively (lab13-findings 1)
+            # LIO's iblock backstore holds the disk exclusively (issue-13 lab notes §1)
             minor = host.lv_devno(lv)[1]
             return out.fail(f"device-mapper: reload ioctl on  (253:{minor}) failed: Device "
                             f"or resource busy")
@@ -1148,7 +1158,7 @@ def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name:
                                  "modelled: name the PVs of the image to split")
     if name in vg.lvs:
         return out.fail(f'Logical Volume "{name}" already exists in {vg.name}.')
-    if not lv.is_active:  # lab (lab13-findings 1): the kernel cannot say it is in sync
+    if not lv.is_active:  # lab (issue-13 lab notes §1): the kernel cannot say it is in sync
         return out.fail(f"Unable to determine sync status of {lv.full_name}.",
                         f"Unable to split {lv.full_name} while it is not in-sync.")
     if lv.recovering or lv.refresh:

@@ -143,7 +143,7 @@ def test_split_refusals(host, case, argv, err):
 def test_split_of_an_inactive_raid1_is_refused_as_the_lab_shows(host):
     _mirrored(host)
     assert run(host, "lvchange", "--activate", "n", "vg/data").rc == 0
-    assert _attrs(host)["data_rimage_0"] == ("Iwi---r---", "", "", "")  # lab13-findings 1
+    assert _attrs(host)["data_rimage_0"] == ("Iwi---r---", "", "", "")  # issue-13 lab notes §1
     res = run(host, *SPLIT, "h", "vg/data", "/dev/vdc")
     assert (res.rc, res.stdout, res.stderr) == (
         5, "", "  Unable to determine sync status of vg/data.\n"
@@ -152,7 +152,7 @@ def test_split_of_an_inactive_raid1_is_refused_as_the_lab_shows(host):
 
 def test_split_of_a_mounted_raid1_is_not_refused(host):
     _mirrored(host)
-    host.mount("/dev/vg/data", "/srv")  # lab13-findings 1: lvm splits an open LV
+    host.mount("/dev/vg/data", "/srv")  # issue-13 lab notes §1: lvm splits an open LV
     assert run(host, *SPLIT, "h", "vg/data", "/dev/vdc").rc == 0
     assert {n: r["lv_attr"] for n, r in lv_rows(host, "vg").items()} == {
         "data": "-wi-ao----", "h": "-wi-a-----"}
@@ -235,7 +235,7 @@ def test_a_leg_that_failed_mid_recovery_comes_back_needing_a_refresh(host):
     host.clock.advance(0.2)
     host.fail_device("/dev/vdc")
     host.restore_device("/dev/vdc")
-    # lab13-findings 2: 100.00 and idle (md's recovery ended with the leg), refresh needed
+    # issue-13 lab notes §2: 100.00 and idle (md's recovery ended with the leg), refresh needed
     row = lv_rows(host, "vg")["data"]
     assert (row["lv_attr"], row["copy_percent"], row["raid_sync_action"],
             row["lv_health_status"]) == ("rwi-a-r-r-", "100.00", "idle", "refresh needed")
@@ -247,7 +247,7 @@ def test_a_leg_that_failed_mid_recovery_comes_back_needing_a_refresh(host):
 
 
 def test_after_a_reboot_complete_vgs_come_up_active(host):
-    """udev autoactivation (lab13-findings 3): a deactivated LV of a complete VG is active
+    """udev autoactivation (issue-13 lab notes §3): a deactivated LV of a complete VG is active
     again after a reboot; the LVs of a partial VG are not."""
     _lv(host)
     host.add_device("/dev/vde", GiB)
@@ -445,7 +445,7 @@ def test_lvextend_resizefs_grows_a_mounted_ext4(host):
     host.mkfs("/dev/vg/lv", "ext4")
     host.mount("/dev/vg/lv", "/mnt/lv")
     res = run(host, "lvextend", "--resizefs", "--size", f"{16 * E}b", "vg/lv")
-    # as the lab recorded it (lab13-findings 4: 48 -> 64 MiB, mounted ext4)
+    # as the lab recorded it (issue-13 lab notes §4: 48 -> 64 MiB, mounted ext4)
     assert (res.rc, res.stdout, res.stderr) == (
         0, "  Size of logical volume vg/lv changed from 48.00 MiB (12 extents) to 64.00 MiB "
            "(16 extents).\n"
@@ -488,8 +488,8 @@ def _ok(host: SimulatedHost, *argv: str) -> str:
 
 def _lio(new: SimulatedHost, delete: bool = False) -> None:
     _ok(new, "python3", "-m", "reconciler.adapters.iscsi", "lio-apply", json.dumps(
-        {"acls": [OLD_IQN], "chap_file": "", "delete": delete, "iqn": IQN, "luns": {"0": "/dev/vdb"},
-         "name": "export0", "portals": [PORTAL], "remove_luns": []}))
+        {"acls": [OLD_IQN], "chap_file": "", "delete": delete, "iqn": IQN,
+         "luns": {"0": "/dev/vdb"}, "name": "export0", "portals": [PORTAL], "remove_luns": []}))
 
 
 @pytest.fixture
