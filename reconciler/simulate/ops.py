@@ -369,7 +369,7 @@ def interrupt_pvmove(mirror: LV) -> None:
 
 
 __all__ = ["NoSpace", "add_raid1_image", "convert_to_raid1", "create_lv", "create_lv_on",
-           "extend_lv", "find_pvmove", "finish_pvmove", "interrupt_pvmove", "join_vg", "leave_vg",
-           "movable",           "next_pvmove_name", "pvmove_lvs", "raid1_to_linear", "reduce_lv", "remove_lv",
-           "rename_lv", "rename_vg", "resize_pv", "split_raid1_image", "split_vg",
-           "start_pvmove"]
+           "extend_lv", "find_pvmove", "finish_pvmove", "interrupt_pvmove", "join_vg",
+           "leave_vg", "movable", "next_pvmove_name", "pvmove_lvs", "raid1_to_linear",
+           "reduce_lv", "remove_lv", "rename_lv", "rename_vg", "resize_pv", "split_raid1_image",
+           "split_vg", "start_pvmove"]
