@@ -88,6 +88,8 @@ class Fabric:
         """After an LVM command on ``host``: each peer whose shared disks it wrote reads
         the new metadata."""
         for peer, mapping in self._peers(host).items():
+            if any(host.model.devices[path].failed_at is not None for path in mapping):
+                continue  # the link is down: nothing written reaches the disk
             if view(host, set(mapping)) != before.get(peer):
                 copy_lvm(host, peer, mapping)
 

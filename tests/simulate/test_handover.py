@@ -576,3 +576,30 @@ def test_changing_a_vg_the_other_host_has_active_is_not_modelled(pair):
     _ok(new, "lvchange", "-ay", "vgr/x")
     with pytest.raises(UnsupportedCommand):
         run(old, "lvcreate", "--yes", "--name", "y", "--size", f"{E}b", "vgr")
+
+
+def test_link_cut_during_the_sync_then_back_needs_a_refresh(pair):
+    """The session disk fails under the new leg (the link is cut): old's root is partial
+    and keeps running on its own leg; the disk back, the leg needs a refresh, then recovers
+    from 0 (issue-13 lab notes §2). Metadata old writes while the link is down does not
+    reach the disk, and lvm would then want vgextend --restoremissing (not modelled)."""
+    old, new, disk = pair
+    arg = disk.replace(":", "\\:")
+    _ok(old, "vgextend", "vg0", disk)
+    _ok(old, *ADD, "1", "vg0/root", arg)
+    old.clock.advance(0.1)
+    old.fail_device("/dev/sda")
+    old.clock.advance(8)
+    assert _attrs(old, "vg0")["root"][0] == "rwi-a-r-p-"
+    old.restore_device("/dev/sda")
+    assert _attrs(old, "vg0")["root"] == ("rwi-a-r-r-", "active", "100.00", "refresh needed")
+    _ok(old, "lvchange", "--refresh", "vg0/root")
+    assert _attrs(old, "vg0")["root"] == ("rwi-a-r---", "active", "0.00", "")
+    old.clock.advance(60)
+    assert _attrs(old, "vg0")["root"] == ("rwi-a-r---", "active", "100.00", "")
+    seen = report(new)
+    old.fail_device("/dev/sda")
+    _ok(old, "lvchange", "--addtag", "x", "vg0/root")  # written to vda only
+    assert report(new) == seen and "x" not in new.lv("vg0", "root").tags
+    with pytest.raises(ValueError, match="restoremissing"):
+        old.restore_device("/dev/sda")
