@@ -646,6 +646,20 @@ class SimulatedHost:
             for m in array.members:
                 if m.device is dev and array.recovering is m:
                     self.md.fail_member(array, m)
+        # an LVM raid1 image being recovered onto it fails at once and the recovery ends:
+        # lvm then shows 100.00 and idle (lab: raid1_new_leg_failed_mid_sync, and the
+        # issue-13 link cut), and the leg needs a refresh once the device is back
+        pv = self.model.pvs.get(dev.path)
+        if pv is not None and pv.vg is not None:
+            for lv in pv.vg.lvs.values():
+                if lv.kind != "raid1" or not lv.is_active:
+                    continue
+                for i in sorted(lv.recovering):
+                    if pv in lv.images[i].pvs() or pv in lv.metas[i].pvs():
+                        lv.recovering.discard(i)
+                        lv.refresh.add(i)
+                if not lv.recovering:
+                    self.model.active.discard(lv)
 
     def restore_device(self, path: str) -> None:
         """A failed device works again (a transient failure: a dm table swapped back, a
@@ -667,15 +681,8 @@ class SimulatedHost:
                 if lv.kind != "raid1" or not lv.is_active:
                     continue
                 for i, (img, meta) in enumerate(zip(lv.images, lv.metas)):
-                    if pv in img.pvs() or pv in meta.pvs():
-                        if i in lv.recovering:
-                            # md failed the leg it was recovering at once; the recovery
-                            # ended there (issue-13 lab notes §2: 100.00 idle, refresh needed)
-                            lv.recovering.discard(i)
-                            lv.refresh.add(i)
-                            self.model.active.discard(lv)
-                        elif noticed:
-                            lv.refresh.add(i)
+                    if (pv in img.pvs() or pv in meta.pvs()) and noticed:
+                        lv.refresh.add(i)  # (one recovering when it failed is in already)
         dev.failed_at = None
         self.md.failed.discard(dev)
 

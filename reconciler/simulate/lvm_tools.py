@@ -134,14 +134,29 @@ def _parse(argv: tuple[str, ...], spec: dict[str, bool],
     return opts, positional
 
 
+class RangedPv(str):
+    """A PV argument with an unescaped ``:``: lvm reads the part before it as the PV's name
+    and the rest as PE ranges. Its value is that name."""
+
+    def __new__(cls, name: str, raw: str) -> RangedPv:
+        obj = super().__new__(cls, name)
+        obj.raw = raw
+        return obj
+
+
 def _unescape_pv(arg: str, argv: tuple[str, ...]) -> str:
     """lvm reads ``PV:PE-PE`` ranges and ``@tag`` in PV arguments; ``\\:`` and ``\\@`` are
-    literal. Ranges and tags are not modelled: an unescaped ``:``/``@`` in a device path is
-    exactly the mistake this must catch."""
-    if arg.startswith("/dev/") and re.search(r"(?<!\\)[:@]", arg):
-        raise UnsupportedCommand(f"PV argument {arg!r} has an unescaped ':' or '@' (a PE range "
-                                 f"or tag to lvm), not modelled: {' '.join(argv)}")
-    return arg.replace("\\:", ":").replace("\\@", "@")
+    literal. Tags are not modelled; an unescaped ``:`` (a by-path name not escaped) makes the
+    part before it the PV's name (lab, issue 13: "Physical Volume "/dev/disk/by-path/ip-
+    169.254.225.2" not found ..."); the ranges themselves are not modelled (``_pvs_in_vg``
+    refuses them when that name is a PV)."""
+    if arg.startswith("/dev/") and re.search(r"(?<!\\)@", arg):
+        raise UnsupportedCommand(f"PV argument {arg!r} has an unescaped '@' (a tag to lvm), "
+                                 f"not modelled: {' '.join(argv)}")
+    cut = re.search(r"(?<!\\):", arg) if arg.startswith("/dev/") else None
+    if cut is not None:
+        return RangedPv(_unescaped(arg[:cut.start()]), arg)
+    return _unescaped(arg)
 
 
 def _unescaped(arg: str) -> str:
@@ -289,6 +304,8 @@ def _pvs_in_vg(host: SimulatedHost, vg: VG, names: list[str], out: Out) -> list[
         if pv is None or pv.vg is not vg:
             out.fail(f'Physical Volume "{name}" not found in Volume Group "{vg.name}".')
             return None
+        if isinstance(name, RangedPv):
+            raise UnsupportedCommand(f"PE ranges in PV argument {name.raw!r} are not modelled")
         if pv not in pvs:
             pvs.append(pv)
     return pvs
@@ -1014,6 +1031,8 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         # them, or one lvpoll per move from lvmpolld, which ignores a move it already polls)
         host.poll([m for vg in model.vgs.values() for m in ops.pvmove_lvs(vg)], argv)
         return out
+    if isinstance(pos[0], RangedPv):
+        raise UnsupportedCommand(f"PE ranges in pvmove's source {pos[0].raw!r}: not modelled")
     src = model.pv(pos[0])
     if src is not None and src.missing:
         # Recorded with a second VG on the host and the PV's hint already "[unknown]"; an
@@ -1108,6 +1127,11 @@ def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], images:
         return out.fail(f"Cannot convert locked LV {lv.full_name}.")
     if lv.kind not in ("linear", "raid1"):
         raise UnsupportedCommand(f"lvconvert of a {lv.kind} LV is not modelled")
+    # lvconvert reads its PV list before it looks at the conversion (lab, issue 13: an
+    # unescaped by-path name is "not found" whatever the LV's state)
+    dst = _pvs_in_vg(host, vg, pos[1:], out)
+    if dst is None:
+        return out
     have = len(lv.images) if lv.kind == "raid1" else 1
     if images == have and lv.kind == "raid1":
         out.warn(f"WARNING: {lv.full_name} already has image count of {have}.")
@@ -1123,9 +1147,6 @@ def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], images:
         # lvm2 2.03 _raid_add_images_without_commit (not recorded): a raid1 whose images
         # are not all in sync takes no new image
         return out.fail("Can't add image to RAID LV that is still initializing.")
-    dst = _pvs_in_vg(host, vg, pos[1:], out)
-    if dst is None:
-        return out
     try:
         if lv.kind == "linear":
             ops.convert_to_raid1(host.model, lv, dst)
@@ -1156,6 +1177,9 @@ def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name:
     if not pos[1:]:
         raise UnsupportedCommand("--splitmirrors without PVs (lvm picks the image) is not "
                                  "modelled: name the PVs of the image to split")
+    targets = _pvs_in_vg(host, vg, pos[1:], out)
+    if targets is None:
+        return out
     if name in vg.lvs:
         return out.fail(f'Logical Volume "{name}" already exists in {vg.name}.')
     if not lv.is_active:  # lab (issue-13 lab notes §1): the kernel cannot say it is in sync
@@ -1163,9 +1187,6 @@ def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name:
                         f"Unable to split {lv.full_name} while it is not in-sync.")
     if lv.recovering or lv.refresh:
         return out.fail(f"Unable to split {lv.full_name} while it is not in-sync.")
-    targets = _pvs_in_vg(host, vg, pos[1:], out)
-    if targets is None:
-        return out
     for s in range(len(lv.images) - 1, -1, -1):  # lvm looks from the last image down
         pair = (lv.images[s], lv.metas[s])
         if all(any(pv in targets for pv in sub.pvs()) for sub in pair):

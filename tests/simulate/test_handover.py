@@ -158,6 +158,18 @@ def test_split_of_a_mounted_raid1_is_not_refused(host):
         "data": "-wi-ao----", "h": "-wi-a-----"}
 
 
+def test_an_unescaped_by_path_name_is_read_as_a_pv_and_ranges(pair):
+    """lab, issue 13: lvm takes the part before the first ':' as the PV's name."""
+    old, new, disk = pair
+    _ok(old, "vgextend", "vg0", disk)  # vgextend reads no ranges
+    res = run(old, *ADD, "1", "vg0/root", disk)
+    assert (res.rc, res.stdout, res.stderr) == (
+        5, "", '  Physical Volume "/dev/disk/by-path/ip-192.0.2.10" not found in Volume Group '
+               '"vg0".\n')
+    with pytest.raises(UnsupportedCommand):  # a real PV with PE ranges: not modelled
+        run(old, *ADD, "1", "vg0/root", "/dev/sda:0-3")
+
+
 def test_split_of_a_linear_lv_is_not_modelled(host):
     _lv(host)
     with pytest.raises(UnsupportedCommand):
