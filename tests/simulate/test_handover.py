@@ -615,3 +615,19 @@ def test_link_cut_during_the_sync_then_back_needs_a_refresh(pair):
     assert report(new) == seen and "x" not in new.lv("vg0", "root").tags
     with pytest.raises(ValueError, match="restoremissing"):
         old.restore_device("/dev/sda")
+
+
+def test_the_iscsi_demo_plays_either_server_and_shares_the_disk():
+    from reconciler.simulate import demo
+    new = demo.iscsi_host("new")
+    old = new.iscsi.fabric.hosts[0]
+    assert new.iscsi.backstores and old.iscsi.initiator
+    with pytest.raises(ValueError):
+        demo.iscsi_host("other")
+    portal, iqn = "192.0.2.10:3260", demo.ISCSI_IQN
+    _ok(old, "iscsiadm", "-m", "discovery", "-t", "sendtargets", "-p", portal)
+    _ok(old, "python3", "-m", "reconciler.adapters.iscsi", "node-chap", portal, iqn,
+        "/etc/reconciler/old.chap")
+    _ok(old, "iscsiadm", "-m", "node", "-T", iqn, "-p", portal, "--login")
+    _ok(old, "vgextend", "vgold", "/dev/sda")
+    assert _vgs(new) == {"vgold": ("wz-pn-", "/dev/md1,[unknown]")}
