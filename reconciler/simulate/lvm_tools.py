@@ -1042,6 +1042,8 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if src is None:
         return out.fail(f'Failed to find physical volume "{pos[0]}".', rc=EINVALID_CMD_LINE)
     vg = src.vg  # None: an orphan PV, lvm's VG "#orphans_lvm2"
+    if vg is not None and (vg.exported or vg.system_id not in ("", host.system_id)):
+        raise UnsupportedCommand(f"pvmove in exported or foreign VG {vg.name}: not modelled")
     if vg is not None and _refuse_partial(vg, out):
         return out.fail(f'Failed to find physical volume "{pos[0]}".',
                         "Run `pvmove --help' for more information.", rc=EINVALID_CMD_LINE)
