@@ -561,11 +561,18 @@ def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, s
         out.print("Rounding size to boundary between physical extents: "
                   f"{display_size(extents * vg.extent_size)}.")
     if extents == lv.extents:
-        if "--resizefs" in opts:  # lab (issue-13 lab notes §4, xfs): rc 0, nothing to resize
+        if "--resizefs" in opts:  # recorded: rc 0, fsadm runs all the same
+            if lv.fs != "ext4" or _mountpoint(host, lv) is None:
+                raise UnsupportedCommand(f"lvextend --resizefs to the same size of {lv.full_name} "
+                                         f"(not a mounted ext4): not modelled")
             es = vg.extent_size
             out.print(f"Size of logical volume {lv.full_name} unchanged from "
                       f"{display_size(lv.extents * es)} ({lv.extents} extents).")
             out.print(f"Logical volume {lv.full_name} successfully resized.")
+            block = _fs_block(lv)
+            out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
+            out.stderr.append(f"The filesystem is already {lv.fs_size // block} "
+                              f"({block // 1024}k) blocks long.  Nothing to do!\n\n")
             return None
         out.fail(f"New size ({extents} extents) matches existing size ({lv.extents} extents).")
         return None
@@ -623,12 +630,17 @@ def _mountpoint(host: SimulatedHost, lv: LV) -> str | None:
     return next((m[1] for m in host.md.mounts if m[0] == devno), None)
 
 
+def _fs_block(lv: LV) -> int:
+    """mke2fs's block size: 1 KiB for a file system made below 512 MiB, else 4 KiB."""
+    return 1024 if lv.fs_made < 512 * 2**20 else 4096
+
+
 def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
     """What fsadm's resize2fs prints growing a mounted ext4 on-line (issue-13 lab notes §4, lvm2
     2.03.16, e2fsprogs 1.47.0): mke2fs's 1 KiB blocks below 512 MiB, 4 KiB above (the
     size the file system was made at), 64-byte group descriptors (64bit)."""
     name = f"/dev/mapper/{lv.vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}"
-    block = 1024 if lv.fs_made < 512 * 2**20 else 4096
+    block = _fs_block(lv)
 
     def desc_blocks(size: int) -> int:
         groups = -(-(size // block) // (8 * block))

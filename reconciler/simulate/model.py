@@ -8,8 +8,9 @@ changes go through ``place``/``trim``/``release_all``/``reown`` so the two never
 
 Allocation imitates lvm's "normal" policy closely enough for planning tests: an extension
 first continues contiguously after the LV's last extent, then stays on the last PV
-("cling"), then takes the first single free area big enough on the allowed PVs (in the
-order given), and only then splits across areas and PVs in order.
+("cling", its largest free areas first), then takes the first single free area big enough
+on the allowed PVs (in the order given), and only then splits across areas and PVs in
+order.
 """
 
 from __future__ import annotations
@@ -345,7 +346,9 @@ def allocate(pvs: list[PV], n: int, *, after: tuple[PV, int] | None = None,
                 take(after[0], rng, min(rng[1], remaining))
                 break
     if remaining and cling is not None and cling in pvs:
-        for rng in ranges(cling):
+        # lvm sorts a PV's free areas largest first (recorded: takeover_grown, where an
+        # extension skips a one-extent hole at the PV's start for the big area after it)
+        for rng in sorted(ranges(cling), key=lambda r: -r[1]):
             if remaining and rng[1] > 0:
                 take(cling, rng, min(rng[1], remaining))
     if remaining:

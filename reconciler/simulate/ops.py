@@ -182,6 +182,7 @@ def split_raid1_image(model: Model, lv: LV, index: int, name: str) -> LV:
     new.segments = img.segments
     reown(new)
     new.active = lv.active
+    new.fs, new.fs_size, new.fs_made = lv.fs, lv.fs_size, lv.fs_made  # a copy of its content
     vg.lvs[name] = new
     lv.refresh = {i - (i > index) for i in lv.refresh if i != index}
     if len(lv.images) == 1:

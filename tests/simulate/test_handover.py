@@ -468,9 +468,11 @@ def test_lvextend_resizefs_grows_a_mounted_ext4(host):
         "resize2fs 1.47.0 (5-Feb-2023)\n")
     assert host.lv("vg", "lv").fs_size == 16 * E
     res = run(host, "lvextend", "--resizefs", "--size", f"{16 * E}b", "vg/lv")
-    assert (res.rc, res.stdout) == (0, "  Size of logical volume vg/lv unchanged from 64.00 MiB "
-                                       "(16 extents).\n"
-                                       "  Logical volume vg/lv successfully resized.\n")
+    assert (res.rc, res.stdout, res.stderr) == (
+        0, "  Size of logical volume vg/lv unchanged from 64.00 MiB (16 extents).\n"
+           "  Logical volume vg/lv successfully resized.\n",
+        "resize2fs 1.47.0 (5-Feb-2023)\n"
+        "The filesystem is already 65536 (1k) blocks long.  Nothing to do!\n\n")
 
 
 @pytest.mark.parametrize("fs, mounted", [(None, False), ("ext4", False), ("xfs", True)])
