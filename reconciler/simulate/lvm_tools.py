@@ -23,8 +23,9 @@ locked ...", "Cannot convert locked LV ..."), "No extents available for allocati
 "Skipping locked LV ..." and "Unable to extract enough images to satisfy request", reserved
 or invalid LV names, and pvmove from an orphan PV without a VG-qualified --name.
 
-Issue 13 (seed 004's handover), from lvm2 2.03 sources and the lab's hand runs
-for issue 13, not recorded as fixtures yet: ``lvconvert --type raid1
+Issue 13 (seed 004's handover), from lvm2 2.03 sources and the lab's runs; what the lab
+recorded (handover_*, takeover_*) is replayed by tests/simulate/test_handover_recorded.py,
+the rest (marked "not recorded") is from the sources: ``lvconvert --type raid1
 --mirrors N`` one image more at a time ("Can't add image to RAID LV that is still
 initializing."), ``--splitmirrors 1 --name`` (silent on success; refusals: name taken, not in
 sync, inactive), ``lvchange -ay|-an|--activate y|n`` and ``--refresh`` (silent), ``vgsplit``,
