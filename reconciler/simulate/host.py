@@ -341,7 +341,7 @@ class SimulatedHost:
                       (vg.system_id and vg.system_id != self.system_id))
             for lv in vg.lvs.values():
                 if lv.parent is None and lv.kind != "pvmove":
-                    lv.active = up
+                    lv.active = up and lv.autoactivation
                 if lv.refresh:  # not recorded: md re-adds the stale leg and recovers it
                     lv.recovering |= lv.refresh
                     lv.refresh, lv.synced = set(), 0.0

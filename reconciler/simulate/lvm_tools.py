@@ -709,6 +709,8 @@ def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         return _lvchange_activate(host, argv, _ACTIVATE[tuple(argv[1:-1])])
     if argv[1:2] == ("--refresh",) and len(argv) == 3:
         return _lvchange_refresh(host, argv)
+    if argv[1:2] == ("--setautoactivation",) and len(argv) == 4 and argv[2] in ("y", "n"):
+        return _lvchange_autoactivation(host, argv)
     opts, pos = _parse(argv[1:], {"--addtag": True, "--deltag": True})
     if len(pos) != 1 or len(opts) != 1:
         raise UnsupportedCommand(f"only 'lvchange --addtag|--deltag TAG VG/LV', "
@@ -731,6 +733,51 @@ def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
             lv.tags.remove(tag)
     _written(vg, out)
     return out.print(f"Logical volume {lv.full_name} changed.")
+
+
+def _lvchange_autoactivation(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``lvchange --setautoactivation y|n VG/LV`` (lvm2 >= 2.03.12): a metadata flag that
+    event autoactivation honours (host.recover). Message as lvchange prints for a metadata
+    change; not recorded."""
+    out = Out()
+    found = _lv_arg(host, argv[-1], argv, out, change=False)
+    if found is None:
+        return out
+    vg, lv = found
+    lv.autoactivation = argv[2] == "y"
+    _written(vg, out)
+    return out.print(f"Logical volume {lv.full_name} changed.")
+
+
+def vgchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``vgchange --addtag TAG VG`` and ``vgchange --activate n VG`` (lvm2 2.03 messages,
+    not recorded). Deactivation goes LV by LV and stops at one in use, as lvm's
+    lv_check_not_in_use does."""
+    opts, pos = _parse(argv[1:], {"--addtag": True, "--activate": True})
+    if len(pos) != 1 or len(opts) != 1 or opts.get("--activate", "n") != "n":
+        raise UnsupportedCommand(f"only 'vgchange --addtag TAG VG' and 'vgchange --activate n "
+                                 f"VG' are modelled: {' '.join(argv)}")
+    out = Out()
+    vg = _vg_arg(host, pos[0], argv, out)
+    if vg is None:
+        return out
+    if "--addtag" in opts:
+        if opts["--addtag"] not in vg.tags:
+            vg.tags.append(opts["--addtag"])
+        _written(vg, out)
+        return out.print(f'Volume group "{vg.name}" successfully changed')
+    for lv in vg.lvs.values():
+        if lv.parent is None and lv.kind != "pvmove" and lv.is_active:
+            holders, mounts, processes = host.lv_users(lv)
+            if holders or mounts or processes:
+                out.fail(f"Logical volume {lv.full_name} contains a filesystem in use."
+                         if mounts else f"Logical volume {lv.full_name} in use.")
+                continue
+            lv.active = False
+            lv.refresh = set()
+    active = sum(1 for lv in vg.lvs.values() if lv.parent is None and lv.is_active)
+    out.print(f'{active} logical volume(s) in volume group "{vg.name}" now active')
+    return out
 
 
 def _lvchange_activate(host: SimulatedHost, argv: tuple[str, ...], on: bool) -> Out:
@@ -1265,6 +1312,7 @@ COMMANDS: dict[tuple[str, ...], tuple[Handler, bool]] = {
     ("vgimport",): (vgimport, True),
     ("vgrename",): (vgrename, True),
     ("pvresize",): (pvresize, True),
+    ("vgchange",): (vgchange, True),
 }
 
 

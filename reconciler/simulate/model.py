@@ -154,6 +154,9 @@ class LV:
         self.parent = parent
         self.segments: list[Seg] = []
         self.tags: list[str] = []
+        # lvchange --setautoactivation: whether udev's event autoactivation (at a reboot, or
+        # when the VG's last PV appears) activates it
+        self.autoactivation = True
         self.locked = False  # being moved by pvmove (attr 'I'), or the pvmove LV itself
         # raid1 (top level): images/metas by index; images still recovering; progress
         self.images: list[LV] = []
@@ -224,6 +227,7 @@ class VG:
         # vgexport sets it (vg_attr 'x', pv_attr 'x', system ID cleared); vgimport clears it
         self.exported = False
         self.system_id = ""  # LVM system ID: the creating/importing host's, "" for none
+        self.tags: list[str] = []
 
     @property
     def free_count(self) -> int:

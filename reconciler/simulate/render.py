@@ -53,7 +53,7 @@ def _vg_row(vg: VG) -> tuple[str, ...]:
     attr = "wz" + ("x" if vg.exported else "-") + ("p" if vg.missing_pvs else "-") + "n" + (
         "s" if vg.lock_type in ("sanlock", "dlm", "idm") else "-")
     return (vg.name, vg.uuid, attr, str(count * es), str(free * es), str(es), str(count),
-            str(free), vg.lock_type, vg.system_id, missing, "")
+            str(free), vg.lock_type, vg.system_id, missing, ",".join(vg.tags))
 
 
 def _pv_row(pv: PV) -> tuple[str, ...]:
