@@ -191,6 +191,8 @@ def spec_devices(spec) -> list[str]:
     out: list[str] = []
     for vg in spec.vg.values():
         out.extend(vg.pvs)
+        if vg.handover is not None:
+            out.extend(vg.handover.pvs)
         for lv in vg.lv.values():
             out.extend(lv.placement)
     for clone in spec.clone.values():
@@ -203,8 +205,12 @@ def spec_devices(spec) -> list[str]:
 
 
 def iscsi_parts(spec) -> tuple[bool, bool]:
-    """Which iSCSI sides the spec asks observation to read: (targets, sessions)."""
-    return bool(getattr(spec, "iscsi_target", {})), bool(getattr(spec, "iscsi_session", {}))
+    """Which iSCSI sides the spec asks observation to read: (targets, sessions). A takeover
+    reads the targets even when the spec has none: a VG is never taken over on a disk this
+    host still exports, and a target table deleted from the spec does not end the export."""
+    takeover = any(vg.takeover for vg in getattr(spec, "vg", {}).values())
+    return (bool(getattr(spec, "iscsi_target", {})) or takeover,
+            bool(getattr(spec, "iscsi_session", {})))
 
 
 def md_targets(spec, ledger: str = DEFAULT_LEDGER) -> MdTargets:

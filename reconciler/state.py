@@ -281,6 +281,7 @@ class Vg:
     pvmoves: tuple[PvMove, ...] = ()
     system_id: str = ""  # vg_systemid: the host that owns the VG ("" = none, any host may)
     exported: bool = False  # vg_attr 'x': vgexport'ed, waiting for vgimport on some host
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +460,14 @@ class HostState:
         if not vg.system_id or vg.system_id == self.lvm_system_id:
             return None
         return vg.system_id
+
+    def device_key(self, path: str) -> object:
+        """What identifies the device at ``path``: its device number when known (from the
+        spec's paths, or a PV of that name), else the path itself."""
+        devno = self.devices.get(path)
+        if devno is None and path in self.pvs:
+            devno = self.pvs[path].devno
+        return devno if devno is not None else path
 
     def pv_for(self, device: str) -> Pv | None:
         """The PV that ``device`` (as a spec spells it) is, matched by device number first."""

@@ -588,7 +588,10 @@ class RefreshCopy(LvmAction):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SplitCopy(LvmAction):
-    """The copy of ``vg/lv`` on ``pvs`` becomes the linear LV ``name`` (handover, first step).
+    """The copy of ``vg/lv`` on ``pvs`` becomes the linear LV ``name`` (handover, first step),
+    tagged as this handover's, inactive, and out of event autoactivation: it carries the same
+    file system UUID as ``lv``, so nothing (an fstab ``UUID=``, udev at boot) may mount it
+    in place of the LV this host keeps.
 
     Right before it runs, the LV must still be closed, in sync, and both copies healthy on
     present PVs (``state.split_problems``): otherwise it waits, saying why."""
@@ -612,7 +615,10 @@ class SplitCopy(LvmAction):
         return f"split the copy on {', '.join(self.pvs)} off as {self.name} (--splitmirrors)"
 
     def commands(self) -> tuple[Command, ...]:
-        return (lvm.split_copy(self.vg, self.lv, self.name, self.pvs, host=self.host),)
+        return (lvm.split_copy(self.vg, self.lv, self.name, self.pvs, host=self.host),
+                lvm.add_tag(self.vg, self.name, lvm.HANDOVER_TAG, host=self.host),
+                lvm.deactivate(self.vg, self.name, host=self.host),
+                lvm.set_autoactivation(self.vg, self.name, False, host=self.host))
 
     def waiting_for(self, st: state.HostState) -> str | None:
         lv = _lv(st, self.vg, self.lv)
@@ -624,8 +630,8 @@ class SplitCopy(LvmAction):
         lv = _lv(st, self.vg, self.lv)
         split = _lv(st, self.vg, self.name)
         names = _names(st, self.pvs)
-        return (lv is not None and split is not None and not lv.images
-                and not set(lv.pv_extents) & names)
+        return (lv is not None and split is not None and lvm.HANDOVER_TAG in split.tags
+                and not split.attr.is_active and not set(lv.pv_extents) & names)
 
 
 def handover_problem(lv: state.Lv, st: state.HostState, pvs: frozenset[str]) -> str | None:
@@ -758,6 +764,8 @@ class TakeOverVg(LvmAction):
     source: str
     exported: bool
     devices: tuple[str, ...] = ()
+    lvs: tuple[str, ...] = ()  # its LVs: event autoactivation, off since the split, back on
+    tagged: bool = False  # the source already carries TAKEOVER_TAG (a retry after a crash)
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "vgimport"
 
@@ -776,17 +784,26 @@ class TakeOverVg(LvmAction):
         return f"take over {self.source}: {', then '.join(steps)}"
 
     def commands(self) -> tuple[Command, ...]:
+        # The tag says "imported here by a takeover": a VG of that name that is not exported
+        # and not tagged is never taken for a completed takeover (it may be a handover that
+        # stopped before vgexport, still in use on the other host).
+        # Each command's effect implies the ones before it are done (the tag, then the name,
+        # are what is_done reads), so a retry after a crash never skips one.
         imp = (lvm.vgimport(self.source, host=self.host),) if self.exported else ()
+        auto = tuple(lvm.set_autoactivation(self.source, lv, True, host=self.host)
+                     for lv in self.lvs)
+        tag = () if self.tagged else (lvm.vg_add_tag(self.source, lvm.TAKEOVER_TAG,
+                                                      host=self.host),)
         ren = ((lvm.vgrename(self.source, self.vg, host=self.host),)
                if self.source != self.vg else ())
-        return (*imp, *ren)
+        return (*imp, *auto, *tag, *ren)
 
     def needs_free(self) -> tuple[str, ...]:
         return self.devices
 
     def is_done(self, st: state.HostState) -> bool:
         vg = st.vgs.get(self.vg)
-        return (vg is not None and not vg.exported
+        return (vg is not None and not vg.exported and lvm.TAKEOVER_TAG in vg.tags
                 and (self.source == self.vg or self.source not in st.vgs))
 
 

@@ -31,6 +31,7 @@ METADATA_TIMEOUT = 120.0  # a metadata change: VG lock, commit on every PV, susp
                           # pvmove --background returns once the move is set up (the copy
                           # is its poller's), lvconvert -m0 only drops a leg
 CONVERT_TIMEOUT = 300.0   # lvconvert --type raid1: allocates, wipes and activates new sub-LVs
+RESIZEFS_TIMEOUT = 12 * 3600.0  # lvextend --resizefs: see lvextend()
 DISCARD_TIMEOUT = 600.0   # lvremove, lvreduce: freed extents may be discarded first
                           # (issue_discards), minutes on a multi-TB LV over a SAN
 OBSERVE_TIMEOUT = REPORT_TIMEOUT
@@ -69,6 +70,10 @@ def _pvs(devices: tuple[str, ...]) -> tuple[str, ...]:
 # The tag that marks an LV whose second raid1 leg the reconciler added for a
 # mirror-then-split: only such an LV may later lose a leg (see planning.lvm).
 SPLIT_TAG = "reconciler_split"
+# A copy this reconciler split off for a handover (only such LVs are handed over), and a VG
+# this host imported in a takeover (only such a VG counts as taken over when not exported).
+HANDOVER_TAG = "reconciler_handover"
+TAKEOVER_TAG = "reconciler_takeover"
 
 
 def pvcreate(device: str, *, host: str = "local") -> Command:
@@ -104,9 +109,10 @@ def lvcreate(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
 def lvextend(vg: str, lv: str, size: int, pvs: tuple[str, ...] = (), *,
              resize_fs: bool = False, host: str = "local") -> Command:
     fs = ("--resizefs",) if resize_fs else ()
-    # --resizefs runs fsadm (resize2fs, xfs_growfs), which walks the whole file system.
+    # --resizefs runs fsadm: on an unmounted ext4, e2fsck -f and an offline resize2fs, which
+    # must never be interrupted (it can leave the file system broken): hours on a big one.
     return _cmd("lvextend", *fs, "--size", f"{size}b", f"{vg}/{lv}", *_pvs(pvs), host=host,
-                timeout=CONVERT_TIMEOUT if resize_fs else METADATA_TIMEOUT)
+                timeout=RESIZEFS_TIMEOUT if resize_fs else METADATA_TIMEOUT)
 
 
 def lvreduce(vg: str, lv: str, size: int, *, host: str = "local") -> Command:
@@ -157,6 +163,15 @@ def split_copy(vg: str, lv: str, name: str, pvs: tuple[str, ...], *,
 
 def deactivate(vg: str, lv: str, *, host: str = "local") -> Command:
     return _cmd("lvchange", "--activate", "n", f"{vg}/{lv}", host=host)
+
+
+def set_autoactivation(vg: str, lv: str, on: bool, *, host: str = "local") -> Command:
+    """Whether event autoactivation (udev, boot) may activate ``vg/lv`` (lvm >= 2.03.12)."""
+    return _cmd("lvchange", "--setautoactivation", "y" if on else "n", f"{vg}/{lv}", host=host)
+
+
+def vg_add_tag(vg: str, tag: str, *, host: str = "local") -> Command:
+    return _cmd("vgchange", "--addtag", tag, vg, host=host)
 
 
 def refresh(vg: str, lv: str, *, host: str = "local") -> Command:
@@ -407,7 +422,8 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         missing_pv_count=_int(vg_row, "vg_missing_pv_count"),
         pvs=tuple(sorted(pv_by_uuid.values())), lvs=lvs, pvmoves=tuple(pvmoves),
         system_id=vg_row.get("vg_systemid") or "",
-        exported=(vg_row.get("vg_attr") or "---")[2:3] == "x")
+        exported=(vg_row.get("vg_attr") or "---")[2:3] == "x",
+        tags=_csv(vg_row.get("vg_tags", "")))
 
 
 def parse_systemid(text: str) -> str:

@@ -50,7 +50,8 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
         if now <= provided and freed <= released:
             break
         provided, released = provided | now, released | freed
-    return actions.Plan(node=node, steps=_ordered(_linked(out.steps)), in_flight=tuple(out.in_flight),
+    return actions.Plan(node=node, steps=_ordered(_linked(out.steps, st)),
+                        in_flight=tuple(out.in_flight),
                         blocked=tuple(out.blocked), unmanaged=tuple(out.unmanaged),
                         spec_digest=spec_digest)
 
@@ -93,22 +94,23 @@ def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
     return out
 
 
-def _linked(steps: list[actions.Step]) -> list[actions.Step]:
+def _linked(steps: list[actions.Step], st: state.HostState) -> list[actions.Step]:
     """Each step that needs a device path, ordered after the step that provides it; each
-    that needs it free, after the step that releases it."""
+    that needs it free, after the step that releases it. Released and needed-free paths
+    are matched by device number where it is known (two spellings of one disk)."""
     providers: dict[str, str] = {}
-    releasers: dict[str, str] = {}
+    releasers: dict[object, str] = {}
     for s in steps:
         for path in s.action.provides():
             providers.setdefault(path, s.key)
         for path in s.action.releases():
-            releasers.setdefault(path, s.key)
+            releasers.setdefault(st.device_key(path), s.key)
     out = []
     for s in steps:
         extra = {providers[p] for p in s.action.needs()
                  if p in providers and providers[p] != s.key}
-        extra |= {releasers[p] for p in s.action.needs_free()
-                  if p in releasers and releasers[p] != s.key}
+        extra |= {releasers[k] for p in s.action.needs_free()
+                  if (k := st.device_key(p)) in releasers and releasers[k] != s.key}
         out.append(dataclasses.replace(s, after=s.after | extra) if extra - s.after else s)
     return out
 

@@ -53,6 +53,9 @@ class _VgPlan:
     blocked: list[actions.Blocked] = field(default_factory=list)
     in_flight: list[actions.InFlight] = field(default_factory=list)
     last_move: str | None = None  # key of the previous move in this VG (moves are chained)
+    # Steps that only make things safer (a split copy deactivated, a failed copy refreshed):
+    # run even when something else in the VG is blocked.
+    safe: list[actions.Step] = field(default_factory=list)
     resume: bool = False  # an in-flight pvmove here needs resuming (planned host-wide)
 
     def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
@@ -87,6 +90,7 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
             vp.block(f"vg {vg_name}", reason)
         resume = resume or vp.resume
         out.in_flight.extend(vp.in_flight)
+        out.steps.extend(vp.safe)
         if vp.blocked:
             out.blocked.extend(vp.blocked)
         else:
@@ -142,11 +146,25 @@ def _plan_vg_on_node(name: str, want: models.Vg, st: state.HostState, host: str,
         vp.resume = all(lockd.ex_runner(want, lv)[0] == node
                         for mv in obs.pvmoves for lv in mv.lvs)
     shaped = lockd.shape(name, want, obs, st, node, vp.steps)
-    vp.steps = first.steps + shaped.steps
+    vp.steps = _grow_after_activation(first.steps + shaped.steps)
     vp.blocked.extend(first.blocked + shaped.blocked)
     vp.in_flight.extend(first.in_flight + shaped.in_flight)
     out.blocked.extend(shaped.notes)
     return vp
+
+
+def _grow_after_activation(steps: list[actions.Step]) -> list[actions.Step]:
+    """``lvextend --resizefs`` of an LV being activated in the same plan runs after the
+    activation (fsadm needs the device), and not at all if it fails."""
+    keys = {s.key for s in steps}
+    out = []
+    for s in steps:
+        a = s.action
+        act = f"lv:{getattr(a, 'vg', '')}/{getattr(a, 'lv', '')}:activate"
+        if isinstance(a, actions.ResizeLv) and a.resize_fs and act in keys:
+            s = actions.Step(a, s.reason, s.after | {act})
+        out.append(s)
+    return out
 
 
 def _unmanaged_vg(st: state.HostState, vg: state.Vg) -> str:
@@ -209,7 +227,9 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                  f"Reconcile it on the host that owns it, or hand it over with vgexport on "
                  f"that host and vgimport here")
         return vp
-    exported = _exported_pvs(st, want, obs, will_release)
+    # Even an export this plan removes blocks the VG for this pass: its other steps (an
+    # activation, a pvresize) get no edge to that removal, and must not run if it fails.
+    exported = _exported_pvs(st, want, obs, frozenset())
     if exported:
         vp.block(f"vg {name}", f"{'; '.join(exported)}: LVM must not use a disk this host "
                  f"exports, another host may be writing to it through the export (the VG seen "
@@ -268,8 +288,10 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     for p in evacuees:
         if st.pvs[p].missing:
             # lvm names a PV whose disk it cannot read "[unknown]": its uuid tells which
-            vp.block(f"vg {name}", f"PV {p} (uuid {st.pvs[p].uuid}) is missing; refusing to "
-                     f"remove a missing PV (vgreduce --removemissing loses the data on it)")
+            vp.block(f"vg {name}", f"PV {p} (uuid {st.pvs[p].uuid}) is missing (its device "
+                     f"is gone: a failed disk, a link down?); nothing in the VG changes until "
+                     f"it is back, and it is never removed (vgreduce --removemissing loses "
+                     f"the data on it)")
         for lv_name, lv in sorted(obs.lvs.items()):
             if lv.pv_extents.get(p) and lv_name not in want.lv:
                 vp.block(f"lv {name}/{lv_name}", f"unmanaged LV holds {lv.pv_extents[p]} "
@@ -553,6 +575,13 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
         vp.block(obj, f"is a {','.join(lv.layout)} LV; copies are kept as raid1 (lvconvert "
                  f"--type raid1 it first)")
         return
+    if lv.images and not lv.attr.is_active:
+        if want.activation:
+            return  # its activation table decides; the copies are checked once it is active
+        vp.block(obj, "is inactive: lvm cannot tell an inactive raid1's sync (its images read "
+                 "'I'), so its copies cannot be checked; activate it (activation = { NODE = "
+                 "\"active\" }, or lvchange -ay)")
+        return
     gone = sorted(p for p in lv.pv_extents if p not in st.pvs or st.pvs[p].missing)
     if gone:
         vp.block(obj, f"a copy is on a missing PV ({', '.join(gone)}: its device is gone, a "
@@ -669,6 +698,12 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
                      f"the handover PVs {', '.join(pvs)}; it is not this handover's, and is "
                      f"left alone: choose another handover.vg")
             return False
+        strays = [lv for lv in sorted(new.lvs) if lvm_adapter.HANDOVER_TAG not in new.lvs[lv].tags]
+        if strays:
+            vp.block(obj, f"handover: VG {ho.vg} holds LV(s) {', '.join(strays)} that no "
+                     f"handover of this reconciler split off (no {lvm_adapter.HANDOVER_TAG} "
+                     f"tag); it is not exported from here")
+            return False
         last: list[str] = []
         for lv_name in sorted(new.lvs):
             base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
@@ -697,18 +732,48 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     problems: list[tuple[str, str]] = []
     inactive: list[str] = []
     splitting: set[str] = set()
+    def ours(lv: state.Lv | None) -> bool:
+        return lv is not None and lvm_adapter.HANDOVER_TAG in lv.tags
+
     for lv_name in sorted(obs.lvs):
         lv = obs.lvs[lv_name]
         base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
-        if base != lv_name and base in obs.lvs and set(lv.pv_extents) <= names and lv.pv_extents:
+        if base != lv_name and base in obs.lvs and ours(lv):
+            if not lv.pv_extents or not set(lv.pv_extents) <= names:
+                problems.append((lv_name, f"it is a copy split off by a handover but lies on "
+                                 f"{', '.join(sorted(lv.pv_extents))}, not only on "
+                                 f"{', '.join(pvs)}"))
+                continue
             splits.append(lv_name)  # split off by an earlier pass
+            if lv.attr.is_active:
+                # A restart since (udev autoactivation) or a crash before its -an: it holds
+                # the same file system UUID as the LV kept here; never leave it active.
+                vp.safe.append(actions.Step(
+                    actions.SetActivation(vg=name, lv=lv_name, mode="off-local", host=host),
+                    "a copy split off for the handover is active: it carries the same file "
+                    "system UUID as the LV this host keeps"))
             continue
-        if lv_name + models.HANDOVER_SUFFIX in obs.lvs:
+        if base != lv_name and base in obs.lvs:
+            problems.append((lv_name, f"an LV named {lv_name} exists that no handover of this "
+                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag): it "
+                             f"would be taken for {base}'s copy; rename it"))
             continue
+        if ours(obs.lvs.get(lv_name + models.HANDOVER_SUFFIX)):
+            continue  # split off already (its copy is checked above)
         copy = lv_name + models.HANDOVER_SUFFIX
+        if copy in obs.lvs:
+            continue  # an untagged LV of that name: blocked above
         if len(copy) > 127:
             problems.append((lv_name, f"its copy would be named {copy}, longer than LVM's 127 "
                              f"characters"))
+            continue
+        if lv.images and lv.attr.is_active and state.needs_refresh(lv) and not any(
+                p not in st.pvs or st.pvs[p].missing for p in lv.pv_extents):
+            vp.safe.append(actions.Step(actions.RefreshCopy(vg=name, lv=lv_name, host=host),
+                                        "a copy failed while its device was away and the "
+                                        "device is back"))
+            problems.append((lv_name, "a copy is being refreshed (it failed while its device "
+                             "was away); the handover waits for it to be back in sync"))
             continue
         if lv.images and not lv.attr.is_active:
             # lvm cannot read an inactive raid1's sync (its images show 'I') and refuses to
@@ -767,13 +832,16 @@ def _exported_here(st: state.HostState, dev: str, pv: state.Pv | None) -> str | 
 def _exported_pvs(st: state.HostState, want: models.Vg, obs: state.Vg | None,
                   will_release: frozenset[str]) -> list[str]:
     """The VG's devices (the spec's and the observed PVs) that an iSCSI target here exports,
-    each as "DEV is exported by ..."; those a step of this plan stops exporting are not."""
+    each as "DEV is exported by TARGET (LUN n)"; those a step of this plan stops exporting
+    are not (matched by device number: a target may name the disk another way)."""
     out = []
+    freed = {st.device_key(p) for p in will_release}
     devs = list(want.pvs) + [p for p in (obs.pvs if obs else ()) if p not in want.pvs]
     for dev in devs:
         pv = st.pv_for(dev)
         by = _exported_here(st, dev, pv)
-        if by and dev not in will_release and (pv is None or pv.name not in will_release):
+        if by and st.device_key(dev) not in freed and (
+                pv is None or st.device_key(pv.name) not in freed):
             out.append(f"{dev} is exported by {by}")
     return out
 
@@ -791,15 +859,22 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
     obj = f"vg {name}"
     have = st.vgs.get(name)
     old = st.vgs.get(src) if src != name else None
-    if have is not None and not have.exported and old is None:
-        # Taken over already, if it is complete and not seen through an export of this host
-        # (the old host's VG of the same name, seen on the disk exported to it, is not).
-        exported = _exported_pvs(st, want, have, will_release)
+    if (have is not None and not have.exported and old is None
+            and lvm_adapter.TAKEOVER_TAG not in have.tags and src != name):
+        vp.block(obj, f"takeover: a VG named {name} exists here and was not taken over by "
+                 f"this reconciler (no {lvm_adapter.TAKEOVER_TAG} tag): it may be another "
+                 f"host's, seen through a disk this host exports; nothing is done to it, and "
+                 f"{src} is not imported while it exists")
+        return False
+    if (have is not None and not have.exported and old is None
+            and lvm_adapter.TAKEOVER_TAG in have.tags):
+        # Taken over already (this host's tag), if it is complete and not seen through an
+        # export of this host.
+        exported = _exported_pvs(st, want, have, frozenset())
         if exported or have.missing_pv_count:
-            vp.block(obj, f"takeover: the VG named {name} seen here is not the one handed over "
-                     f"({'; '.join(exported) or f'{have.missing_pv_count} missing PV(s)'}): "
-                     f"it is another host's, seen through this host's disks; nothing is done "
-                     f"to it, the takeover waits for {src}")
+            vp.block(obj, f"{name}, taken over here, "
+                     f"{'; '.join(exported) or f'has {have.missing_pv_count} missing PV(s)'}: "
+                     f"nothing is done to it until that is fixed")
             return False
         return True
     if have is not None and old is not None:
@@ -817,6 +892,20 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
         vp.block(obj, f"takeover: VG {src} still belongs to host {owner!r} (system ID): it "
                  f"has not been handed over (vgexport) there yet")
         return False
+    tagged = lvm_adapter.TAKEOVER_TAG in seen.tags
+    if not seen.exported and not tagged:
+        # Only vgexport says the other host let go of it (its LVs inactive there). A VG that
+        # is not exported may be a handover stopped half way, still active on that host.
+        vp.block(obj, f"takeover: VG {src} is here but was never exported (vgexport) by the "
+                 f"host that handed it over: the handover stopped before its end, or the VG "
+                 f"is still in use there; it is not imported. Let that host finish its "
+                 f"handover. (If this host imported it itself and stopped right after, check "
+                 f"it and run `vgchange --addtag {lvm_adapter.TAKEOVER_TAG} {src}`)")
+        return False
+    if any(lv.name.endswith(models.HANDOVER_SUFFIX) for lv in seen.lvs.values()):
+        vp.block(obj, f"takeover: VG {src} still holds LV(s) named *{models.HANDOVER_SUFFIX}: "
+                 f"the handover stopped before giving them their names back")
+        return False
     if seen.missing_pv_count or any(st.pvs[p].missing for p in seen.pvs if p in st.pvs):
         vp.block(obj, f"takeover: VG {src} has {seen.missing_pv_count or 'a'} missing PV(s): a "
                  f"handover leaves none, so this is not a complete copy; it is not imported "
@@ -828,18 +917,13 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
         vp.block(obj, f"takeover: PV(s) {', '.join(stray)} of {src} are not in vg.{name}.pvs")
         return False
     devices = tuple(spec_names[p] for p in seen.pvs)
-    busy = []
-    for dev in devices:
-        pv = st.pv_for(dev)
-        by = _exported_here(st, dev, pv)
-        if by and dev not in will_release and (pv is None or pv.name not in will_release):
-            busy.append(f"{dev} is still exported by {by}")
+    busy = _exported_pvs(st, want, None, will_release)
     if busy:
         vp.block(obj, f"takeover waits: {'; '.join(busy)}. LVM must not use a disk that another "
                  f"host may still write through the export: end the export first (mark the "
                  f"target or LUN absent)")
         return False
     vp.add(actions.TakeOverVg(vg=name, source=src, exported=seen.exported, devices=devices,
-                              host=st.host),
+                              lvs=tuple(sorted(seen.lvs)), tagged=tagged, host=st.host),
            f"{src} was handed over to this host" + (" (exported)" if seen.exported else ""))
     return False

@@ -13,7 +13,8 @@ converge before trying it on real storage:
 * ``seed004``: old-server of seed 004 for ``mirror-then-split.toml``: ``vg0`` (root, srv) on
   the local ``/dev/md0``, and a remote iSCSI disk that is not a PV yet.
 * ``iscsi``: the old server of seed 004 for ``iscsi.toml``: ``vgold`` (var) on ``/dev/md1``; the
-  new server, simulated beside it, exports its md1 over iSCSI with CHAP.
+  new server, simulated beside it (``--node new`` plays it), exports its md1 over iSCSI with
+  CHAP and reads the LVM metadata the old one writes on it.
 * ``cluster``: core-01 (default) or core-02 (``--node core-02``) for ``cluster.toml``: on
   core-01 ``vgdata`` holds db and scratch on lun10 and lun11 is new; on core-02 lun20 is a
   blank disk.
@@ -122,8 +123,12 @@ ISCSI_CHAP = "userid = old-server\npassword = demo-secret-16ch\n"
 
 
 def iscsi_host(node: str | None = None) -> SimulatedHost:
-    """Seed 004 over iSCSI, the old server's side: vg0 on the local md1, and on the network
-    the new server (another simulated host) exporting its md1 as iscsi.toml declares it."""
+    """Seed 004 over iSCSI, the old server's side (or the new one's, ``--node new``): vgold on
+    the old server's md1, and on the network the new server (another simulated host)
+    exporting its md1 as iscsi.toml declares it. LVM metadata the old server writes on the
+    session disk is what the new one reads on its md1 (simulate/shared.py)."""
+    if node not in (None, "old", "new"):
+        raise ValueError(f"the simulated host 'iscsi' plays old or new, not {node!r}")
     from reconciler.runner import Command
 
     from .iscsi_model import Fabric
@@ -147,7 +152,7 @@ def iscsi_host(node: str | None = None) -> SimulatedHost:
                   '"remove_luns":[]}')):
         res = new.run(Command(argv=argv))
         assert res.ok, res.stderr
-    return old
+    return new if node == "new" else old
 
 
 SEED001_LUN = "/dev/mapper/lun01"

@@ -47,7 +47,8 @@ from reconciler.runner import Command, CommandResult
 from . import drbd_tools, iscsi_tools, lvm_tools, md_model, md_tools, ops
 from .iscsi_model import IscsiSide
 from .clock import SimClock
-from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Device, Model, NoSpace, pe_count_for
+from .model import (DEFAULT_EXTENT_SIZE, LV, PV, RAID_NOTICE_DELAY, VG, Device, Model,
+                    NoSpace, pe_count_for)
 
 Match = Callable[[Command], bool] | tuple[str, ...]
 
@@ -66,6 +67,9 @@ class SimulatedHost:
         self.clock = clock or SimClock()
         self.rate_bytes_per_s = rate_bytes_per_s
         self.default_extent_size = DEFAULT_EXTENT_SIZE
+        # lvm.conf's system ID for this host ("" = system_id_source "none", Debian's
+        # default): vgcreate, vgsplit and vgimport give it to the VG
+        self.system_id = ""
         self.model = Model(seed)
         self.md = md_model.MdModel()
         self.iscsi: IscsiSide | None = None  # set by iscsi_model.Fabric.join
@@ -120,11 +124,16 @@ class SimulatedHost:
         self.calls.append(cmd)
         self.started += 1
         fault = self._take_fault(cmd)
+        fabric = self.iscsi.fabric if self.iscsi is not None else None
+        shared = fabric is not None and mutates and iscsi_entry is None and md_entry is None
         if fault is not None:
             rc, stdout, stderr = fault[1], "", fault[2]
         else:
+            before = fabric.views(self) if shared else {}
             out = call()
             rc, stdout, stderr = out.rc, "".join(out.stdout), "".join(out.stderr)
+            if shared:  # LVM metadata written on a disk another host sees
+                fabric.share(self, before)
         if mutates and self._crash_budget is not None:
             self._crash_budget -= 1
             if self._crash_budget <= 0:
@@ -324,6 +333,19 @@ class SimulatedHost:
         self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
+        # udev's event autoactivation (issue-13 lab notes §3): every LV of a complete VG of this
+        # host's comes up active, those of a partial, exported or foreign VG do not; a
+        # kernel's memory of a failed leg is gone with the old tables
+        for vg in self.model.vgs.values():
+            up = not (vg.missing_pvs or vg.exported or
+                      (vg.system_id and vg.system_id != self.system_id))
+            for lv in vg.lvs.values():
+                if lv.parent is None and lv.kind != "pvmove":
+                    lv.active = up and lv.autoactivation
+                if lv.refresh:  # not recorded: md re-adds the stale leg and recovers it
+                    lv.recovering |= lv.refresh
+                    lv.refresh, lv.synced = set(), 0.0
+                    self.model.active.add(lv)
 
     # -- progress ----------------------------------------------------------------------------
 
@@ -339,6 +361,8 @@ class SimulatedHost:
                     if lv.moved >= lv.extents:
                         ops.finish_pvmove(self.model, lv)
                         self._reap()
+            elif lv.kind == "raid1" and lv.recovering and not lv.active:
+                continue  # no kernel array: the resync waits for the next activation
             elif lv.kind == "raid1" and lv.recovering:
                 lv.synced = min(float(lv.extents), lv.synced + step)
                 if lv.synced >= lv.extents:
@@ -622,6 +646,63 @@ class SimulatedHost:
             for m in array.members:
                 if m.device is dev and array.recovering is m:
                     self.md.fail_member(array, m)
+        # an LVM raid1 image being recovered onto it fails at once and the recovery ends:
+        # lvm then shows 100.00 and idle (lab: raid1_new_leg_failed_mid_sync, and the
+        # issue-13 link cut), and the leg needs a refresh once the device is back
+        pv = self.model.pvs.get(dev.path)
+        if pv is not None and pv.vg is not None:
+            for lv in pv.vg.lvs.values():
+                if lv.kind != "raid1" or not lv.is_active:
+                    continue
+                for i in sorted(lv.recovering):
+                    if pv in lv.images[i].pvs() or pv in lv.metas[i].pvs():
+                        lv.recovering.discard(i)
+                        lv.refresh.add(i)
+                if not lv.recovering:
+                    self.model.active.discard(lv)
+
+    def restore_device(self, path: str) -> None:
+        """A failed device works again (a transient failure: a dm table swapped back, a
+        path restored): lvm finds its PV again. A raid1 leg on it that md had noticed
+        failed (``RAID_NOTICE_DELAY`` after the failure) stays failed in the kernel until
+        ``lvchange --refresh``: lv_health_status "refresh needed", as recorded in the lab
+        (raid1_refresh_needed). The VG metadata written while the PV was missing marks it
+        MISSING in lvm (vgextend --restoremissing): not modelled, refused."""
+        dev = self._device(path)
+        if dev.failed_at is None:
+            raise ValueError(f"{path} has not failed")
+        pv = self.model.pvs.get(dev.path)
+        if pv is not None and pv.hint == "[unknown]":
+            raise ValueError(f"{path}: VG metadata was written while its PV was missing; lvm "
+                             f"then needs vgextend --restoremissing, which is not modelled")
+        noticed = self.clock.now() - dev.failed_at >= RAID_NOTICE_DELAY
+        if pv is not None and pv.vg is not None:
+            for lv in pv.vg.lvs.values():
+                if lv.kind != "raid1" or not lv.is_active:
+                    continue
+                for i, (img, meta) in enumerate(zip(lv.images, lv.metas)):
+                    if (pv in img.pvs() or pv in meta.pvs()) and noticed:
+                        lv.refresh.add(i)  # (one recovering when it failed is in already)
+        dev.failed_at = None
+        self.md.failed.discard(dev)
+
+    def grow_device(self, path: str, size_bytes: int) -> None:
+        """The device got bigger (a LUN or virtual disk resized, a RAID grown): dev_size
+        follows at once, pv_size only after ``pvresize``."""
+        dev = self._device(path)
+        if size_bytes <= dev.size:
+            raise ValueError(f"{path} is {dev.size} bytes; it can only grow")
+        dev.size = size_bytes
+
+    def mkfs(self, lv_path: str, fstype: str) -> None:
+        """Record a file system on an LV (its whole size) for ``lvextend --resizefs``."""
+        if fstype not in ("ext4", "xfs"):
+            raise ValueError(f"file system {fstype!r} is not modelled (ext4, xfs)")
+        lv = self.lv_by_path(lv_path)
+        if lv is None:
+            raise ValueError(f"no LV {lv_path}")
+        lv.fs, lv.fs_size = fstype, lv.extents * lv.vg.extent_size
+        lv.fs_made = lv.fs_size
 
     def fill(self, path: str, label: str) -> None:
         """Write every chunk of a device with data of its own (``label`` tells it apart)."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .shared import Link, copy_lvm, view
+
 if TYPE_CHECKING:
     from .host import SimulatedHost
 
@@ -64,6 +66,32 @@ class Fabric:
     def __init__(self) -> None:
         self.hosts: list[SimulatedHost] = []
         self.unreachable: set[str] = set()  # portal addresses cut off
+        # the disks two hosts see while a session is logged in (shared.Link): LVM metadata
+        # one writes there, the other reads (shared.copy_lvm)
+        self.links: list[Link] = []
+
+    def _peers(self, host: SimulatedHost) -> dict[SimulatedHost, dict[str, str]]:
+        """For each host sharing a disk with ``host``: {path here: path there}."""
+        out: dict[SimulatedHost, dict[str, str]] = {}
+        for link in self.links:
+            if link.initiator is host:
+                out.setdefault(link.exporter, {})[link.disk] = link.device
+            elif link.exporter is host:
+                out.setdefault(link.initiator, {})[link.device] = link.disk
+        return out
+
+    def views(self, host: SimulatedHost) -> dict[SimulatedHost, str]:
+        """The metadata ``host`` has on each peer's shared disks (before a command)."""
+        return {peer: view(host, set(mapping)) for peer, mapping in self._peers(host).items()}
+
+    def share(self, host: SimulatedHost, before: dict[SimulatedHost, str]) -> None:
+        """After an LVM command on ``host``: each peer whose shared disks it wrote reads
+        the new metadata."""
+        for peer, mapping in self._peers(host).items():
+            if any(host.model.devices[path].failed_at is not None for path in mapping):
+                continue  # the link is down: nothing written reaches the disk
+            if view(host, set(mapping)) != before.get(peer):
+                copy_lvm(host, peer, mapping)
 
     def join(self, host: SimulatedHost, initiator: str = "") -> IscsiSide:
         side = IscsiSide(initiator=initiator, fabric=self)

@@ -15,6 +15,7 @@ from reconciler.errors import UnsupportedCommand
 
 from . import md_tools
 from .iscsi_model import Acl, IscsiSide, Session, Target
+from .shared import Link, copy_lvm, forget_disk
 from .md_tools import Out
 
 if TYPE_CHECKING:
@@ -212,6 +213,12 @@ def _iscsiadm(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         # udev's by-path name (60-persistent-storage.rules), as recorded in commands/by_path.txt
         host.add_device(name, size, (f"/dev/disk/by-path/ip-{portal}-iscsi-{iqn}-lun-{n}",))
         s.disks[n] = name
+        backing = remote_host.model.device(dev)
+        if backing is not None and side.fabric is not None:
+            # a disk (not an LV: lvm does not scan LVs): its LVM metadata is shared
+            link = Link(host, name, remote_host, backing.path)
+            side.fabric.links.append(link)
+            copy_lvm(remote_host, host, {backing.path: name})
     side.sessions.append(s)
     return Out(0, stdout=[*head, f"Login to {_bracket(iqn, portal)} successful.\n"])
 
@@ -239,7 +246,10 @@ def _logout(host: SimulatedHost, side: IscsiSide, s: Session) -> None:
     if where is not None and s.target in where[1].targets:
         where[1].targets[s.target].sessions.discard(side.initiator)
     for name in s.disks.values():
-        if host.model.pv(name) is not None:
+        if side.fabric is not None:
+            side.fabric.links = [k for k in side.fabric.links
+                                 if not (k.initiator is host and k.disk == name)]
+        if host.model.pv(name) is not None and not forget_disk(host, name):
             host.fail_device(name)  # the PV stays in lvm's metadata, missing
         else:
             dev = host.model.device(name)

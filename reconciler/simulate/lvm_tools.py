@@ -22,6 +22,17 @@ from lvm2's sources: the "Rounding ..." notices, locked-LV refusals ("Can't resi
 locked ...", "Cannot convert locked LV ..."), "No extents available for allocation.",
 "Skipping locked LV ..." and "Unable to extract enough images to satisfy request", reserved
 or invalid LV names, and pvmove from an orphan PV without a VG-qualified --name.
+
+Issue 13 (seed 004's handover), from lvm2 2.03 sources and the lab's runs; what the lab
+recorded (handover_*, takeover_*) is replayed by tests/simulate/test_handover_recorded.py,
+the rest (marked "not recorded") is from the sources: ``lvconvert --type raid1
+--mirrors N`` one image more at a time ("Can't add image to RAID LV that is still
+initializing."), ``--splitmirrors 1 --name`` (silent on success; refusals: name taken, not in
+sync, inactive), ``lvchange -ay|-an|--activate y|n`` and ``--refresh`` (silent), ``vgsplit``,
+``lvrename``, ``vgexport``, ``vgimport``, ``vgrename`` and ``pvresize`` with their messages; an
+exported VG refuses every change ("Volume group X is exported"); ``lvextend --resizefs`` of a
+mounted ext4 prints resize2fs's lines. An LV is active or not (``LV.active``); the fullreport
+shows an inactive one as lvm does.
 """
 
 from __future__ import annotations
@@ -124,13 +135,32 @@ def _parse(argv: tuple[str, ...], spec: dict[str, bool],
     return opts, positional
 
 
+class RangedPv(str):
+    """A PV argument with an unescaped ``:``: lvm reads the part before it as the PV's name
+    and the rest as PE ranges. Its value is that name."""
+
+    def __new__(cls, name: str, raw: str) -> RangedPv:
+        obj = super().__new__(cls, name)
+        obj.raw = raw
+        return obj
+
+
 def _unescape_pv(arg: str, argv: tuple[str, ...]) -> str:
     """lvm reads ``PV:PE-PE`` ranges and ``@tag`` in PV arguments; ``\\:`` and ``\\@`` are
-    literal. Ranges and tags are not modelled: an unescaped ``:``/``@`` in a device path is
-    exactly the mistake this must catch."""
-    if arg.startswith("/dev/") and re.search(r"(?<!\\)[:@]", arg):
-        raise UnsupportedCommand(f"PV argument {arg!r} has an unescaped ':' or '@' (a PE range "
-                                 f"or tag to lvm), not modelled: {' '.join(argv)}")
+    literal. Tags are not modelled; an unescaped ``:`` (a by-path name not escaped) makes the
+    part before it the PV's name (lab, issue 13: "Physical Volume "/dev/disk/by-path/ip-
+    169.254.225.2" not found ..."); the ranges themselves are not modelled (``_pvs_in_vg``
+    refuses them when that name is a PV)."""
+    if arg.startswith("/dev/") and re.search(r"(?<!\\)@", arg):
+        raise UnsupportedCommand(f"PV argument {arg!r} has an unescaped '@' (a tag to lvm), "
+                                 f"not modelled: {' '.join(argv)}")
+    cut = re.search(r"(?<!\\):", arg) if arg.startswith("/dev/") else None
+    if cut is not None:
+        return RangedPv(_unescaped(arg[:cut.start()]), arg)
+    return _unescaped(arg)
+
+
+def _unescaped(arg: str) -> str:
     return arg.replace("\\:", ":").replace("\\@", "@")
 
 
@@ -160,6 +190,25 @@ def _extents(size: int, vg: VG) -> int:
 
 def _no_vg(out: Out, name: str) -> Out:
     return out.fail(f'Volume group "{name}" not found', f"Cannot process volume group {name}")
+
+
+def _exported(vg: VG, out: Out, *, processing: bool = True) -> bool:
+    """A command that changes an exported VG is refused (lvm2 2.03 vg_read for update:
+    "Volume group X is exported"; commands that go through process_each_* add "Cannot
+    process volume group X"). True: refused."""
+    if not vg.exported:
+        return False
+    out.fail(f"Volume group {vg.name} is exported")
+    if processing:
+        out.fail(f"Cannot process volume group {vg.name}")
+    return True
+
+
+def _foreign(host: SimulatedHost, vg: VG, argv: tuple[str, ...]) -> None:
+    if vg.system_id and vg.system_id != host.system_id:
+        raise UnsupportedCommand(f"VG {vg.name} has system ID {vg.system_id!r} (this host: "
+                                 f"{host.system_id!r}): commands on a foreign VG are not "
+                                 f"modelled: {' '.join(argv)}")
 
 
 # -- a VG with a missing PV -----------------------------------------------------------------
@@ -229,6 +278,9 @@ def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
     if vg is None:
         _no_vg(out, vg_name)
         return None
+    _foreign(host, vg, argv)
+    if _exported(vg, out):
+        return None
     if change:
         if _refuse_partial(vg, out):
             return None
@@ -253,6 +305,8 @@ def _pvs_in_vg(host: SimulatedHost, vg: VG, names: list[str], out: Out) -> list[
         if pv is None or pv.vg is not vg:
             out.fail(f'Physical Volume "{name}" not found in Volume Group "{vg.name}".')
             return None
+        if isinstance(name, RangedPv):
+            raise UnsupportedCommand(f"PE ranges in PV argument {name.raw!r} are not modelled")
         if pv not in pvs:
             pvs.append(pv)
     return pvs
@@ -380,6 +434,7 @@ def vgcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if pvs is None:
         return out
     vg = VG(name, host.model.new_uuid(), extent_size)
+    vg.system_id = host.system_id
     ops.join_vg(vg, pvs)
     host.model.vgs[name] = vg
     return out.print(f'Volume group "{name}" successfully created')
@@ -394,6 +449,9 @@ def vgextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     vg = host.model.vgs.get(pos[0])
     if vg is None:
         return _no_vg(out, pos[0])
+    _foreign(host, vg, argv)
+    if _exported(vg, out):
+        return out
     _read(vg, out)  # lvm extends a partial VG (recorded)
     pvs = _add_pvs(host, vg.name, pos[1:], vg.extent_size, out)
     if pvs is None:
@@ -409,6 +467,10 @@ def vgreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         raise UnsupportedCommand(f"only 'vgreduce VG PV' is modelled: {' '.join(argv)}")
     out = Out()
     vg = host.model.vgs.get(pos[0])
+    if vg is not None:
+        _foreign(host, vg, argv)
+        if _exported(vg, out):
+            return out
     pv = host.model.pv(pos[1])
     dev = host.model.device(pos[1])
     if dev is not None and dev.failed_at is not None:
@@ -456,7 +518,8 @@ def lvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     vg = host.model.vgs.get(pos[0])
     if vg is None:
         return _no_vg(out, pos[0])
-    if _refuse_partial(vg, out):
+    _foreign(host, vg, argv)
+    if _exported(vg, out) or _refuse_partial(vg, out):
         return out
     if name in vg.lvs:
         return out.fail(f'Logical Volume "{name}" already exists in volume group "{vg.name}"')
@@ -499,6 +562,19 @@ def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, s
         out.print("Rounding size to boundary between physical extents: "
                   f"{display_size(extents * vg.extent_size)}.")
     if extents == lv.extents:
+        if "--resizefs" in opts:  # recorded: rc 0, fsadm runs all the same
+            if lv.fs != "ext4" or _mountpoint(host, lv) is None:
+                raise UnsupportedCommand(f"lvextend --resizefs to the same size of {lv.full_name} "
+                                         f"(not a mounted ext4): not modelled")
+            es = vg.extent_size
+            out.print(f"Size of logical volume {lv.full_name} unchanged from "
+                      f"{display_size(lv.extents * es)} ({lv.extents} extents).")
+            out.print(f"Logical volume {lv.full_name} successfully resized.")
+            block = _fs_block(lv)
+            out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
+            out.stderr.append(f"The filesystem is already {lv.fs_size // block} "
+                              f"({block // 1024}k) blocks long.  Nothing to do!\n\n")
+            return None
         out.fail(f"New size ({extents} extents) matches existing size ({lv.extents} extents).")
         return None
     return vg, lv, extents
@@ -513,7 +589,12 @@ def _resized(out: Out, lv: LV, old: int) -> Out:
 
 
 def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
-    opts, pos = _parse(argv[1:], {"--size": True}, required=("--size",), pv_ranges=True)
+    """``lvextend --size Nb VG/LV [PV...]``, and with ``--resizefs``: the file system the
+    LV holds (``SimulatedHost.mkfs``) grows with it (lvm2 2.03.16 runs fsadm, whose own
+    output is not modelled). An LV with no recorded file system, or an inactive one, is
+    refused as not modelled (fsadm would have to look at it)."""
+    opts, pos = _parse(argv[1:], {"--size": True, "--resizefs": False}, required=("--size",),
+                       pv_ranges=True)
     out = Out()
     checked = _resize_checks(host, argv, opts, pos, out)
     if checked is None:
@@ -522,6 +603,13 @@ def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if extents < lv.extents:
         return out.fail(f"New size given ({extents} extents) not larger than existing size "
                         f"({lv.extents} extents)")
+    resizefs = "--resizefs" in opts
+    mountpoint = _mountpoint(host, lv)
+    if resizefs and (lv.fs != "ext4" or mountpoint is None or not lv.is_active):
+        why = ("no recorded file system" if lv.fs is None else
+               "xfs_growfs's output" if lv.fs == "xfs" else "not mounted (fsadm runs e2fsck)")
+        raise UnsupportedCommand(f"lvextend --resizefs of {lv.full_name} ({why}): not "
+                                 f"modelled: {' '.join(argv)}")
     pvs = _pvs_in_vg(host, vg, pos[1:], out)
     if pvs is None:
         return out
@@ -531,7 +619,41 @@ def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     except NoSpace as e:
         return out.fail(f"Insufficient free space: {e.needed} extents needed, "
                         f"but only {e.available} available")
-    return _resized(out, lv, old)
+    _resized(out, lv, old)
+    if resizefs:
+        was, lv.fs_size = lv.fs_size, lv.extents * vg.extent_size
+        _resize2fs(out, lv, mountpoint, was)
+    return out
+
+
+def _mountpoint(host: SimulatedHost, lv: LV) -> str | None:
+    devno = host.lv_devno(lv) if lv.uuid in host._dm_minors else None
+    return next((m[1] for m in host.md.mounts if m[0] == devno), None)
+
+
+def _fs_block(lv: LV) -> int:
+    """mke2fs's block size: 1 KiB for a file system made below 512 MiB, else 4 KiB."""
+    return 1024 if lv.fs_made < 512 * 2**20 else 4096
+
+
+def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
+    """What fsadm's resize2fs prints growing a mounted ext4 on-line (issue-13 lab notes §4, lvm2
+    2.03.16, e2fsprogs 1.47.0): mke2fs's 1 KiB blocks below 512 MiB, 4 KiB above (the
+    size the file system was made at), 64-byte group descriptors (64bit)."""
+    name = f"/dev/mapper/{lv.vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}"
+    block = _fs_block(lv)
+
+    def desc_blocks(size: int) -> int:
+        groups = -(-(size // block) // (8 * block))
+        return -(-groups * 64 // block)
+
+    out.stdout.append(f"Filesystem at {name} is mounted on {mountpoint}; on-line resizing "
+                      f"required\n")
+    out.stdout.append(f"old_desc_blocks = {desc_blocks(was)}, new_desc_blocks = "
+                      f"{desc_blocks(lv.fs_size)}\n")
+    out.stdout.append(f"The filesystem on {name} is now {lv.fs_size // block} "
+                      f"({block // 1024}k) blocks long.\n\n")
+    out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
 
 
 def lvreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
@@ -578,11 +700,22 @@ def lvremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Logical volume "{lv.name}" successfully removed.')
 
 
+_ACTIVATE = {("-ay",): True, ("--activate", "y"): True, ("-an",): False,
+             ("--activate", "n"): False}
+
+
 def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    if tuple(argv[1:-1]) in _ACTIVATE:
+        return _lvchange_activate(host, argv, _ACTIVATE[tuple(argv[1:-1])])
+    if argv[1:2] == ("--refresh",) and len(argv) == 3:
+        return _lvchange_refresh(host, argv)
+    if argv[1:2] == ("--setautoactivation",) and len(argv) == 4 and argv[2] in ("y", "n"):
+        return _lvchange_autoactivation(host, argv)
     opts, pos = _parse(argv[1:], {"--addtag": True, "--deltag": True})
     if len(pos) != 1 or len(opts) != 1:
-        raise UnsupportedCommand(f"only 'lvchange --addtag|--deltag TAG VG/LV' is modelled: "
-                                 f"{' '.join(argv)}")
+        raise UnsupportedCommand(f"only 'lvchange --addtag|--deltag TAG VG/LV', "
+                                 f"'-ay|-an|--activate y|n VG/LV' and '--refresh VG/LV' are "
+                                 f"modelled: {' '.join(argv)}")
     out = Out()
     found = _lv_arg(host, pos[0], argv, out, change=False)  # lvm tags in a partial VG
     if found is None:
@@ -602,6 +735,322 @@ def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f"Logical volume {lv.full_name} changed.")
 
 
+def _lvchange_autoactivation(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``lvchange --setautoactivation y|n VG/LV`` (lvm2 >= 2.03.12): a metadata flag that
+    event autoactivation honours (host.recover). Message as lvchange prints for a metadata
+    change; not recorded."""
+    out = Out()
+    found = _lv_arg(host, argv[-1], argv, out, change=False)
+    if found is None:
+        return out
+    vg, lv = found
+    lv.autoactivation = argv[2] == "y"
+    _written(vg, out)
+    return out.print(f"Logical volume {lv.full_name} changed.")
+
+
+def vgchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``vgchange --addtag TAG VG`` and ``vgchange --activate n VG`` (lvm2 2.03 messages,
+    not recorded). Deactivation goes LV by LV and stops at one in use, as lvm's
+    lv_check_not_in_use does."""
+    opts, pos = _parse(argv[1:], {"--addtag": True, "--activate": True})
+    if len(pos) != 1 or len(opts) != 1 or opts.get("--activate", "n") != "n":
+        raise UnsupportedCommand(f"only 'vgchange --addtag TAG VG' and 'vgchange --activate n "
+                                 f"VG' are modelled: {' '.join(argv)}")
+    out = Out()
+    vg = _vg_arg(host, pos[0], argv, out)
+    if vg is None:
+        return out
+    if "--addtag" in opts:
+        if opts["--addtag"] not in vg.tags:
+            vg.tags.append(opts["--addtag"])
+        _written(vg, out)
+        return out.print(f'Volume group "{vg.name}" successfully changed')
+    for lv in vg.lvs.values():
+        if lv.parent is None and lv.kind != "pvmove" and lv.is_active:
+            holders, mounts, processes = host.lv_users(lv)
+            if holders or mounts or processes:
+                out.fail(f"Logical volume {lv.full_name} contains a filesystem in use."
+                         if mounts else f"Logical volume {lv.full_name} in use.")
+                continue
+            lv.active = False
+            lv.refresh = set()
+    active = sum(1 for lv in vg.lvs.values() if lv.parent is None and lv.is_active)
+    out.print(f'{active} logical volume(s) in volume group "{vg.name}" now active')
+    return out
+
+
+def _lvchange_activate(host: SimulatedHost, argv: tuple[str, ...], on: bool) -> Out:
+    """Activate or deactivate a top-level LV (and its sub-LVs). lvm prints nothing; an
+    open LV is not deactivated (lv_check_not_in_use, as lvremove says it)."""
+    out = Out()
+    found = _lv_arg(host, argv[-1], argv, out, change=False)
+    if found is None:
+        return out
+    _, lv = found
+    if lv.kind == "pvmove" or lv.locked:
+        raise UnsupportedCommand(f"activation change of locked LV {lv.full_name} (pvmove) "
+                                 f"is not modelled")
+    if on == lv.active:
+        return out
+    if on:
+        if lv.on_missing_pv():
+            raise UnsupportedCommand(f"activation of partial LV {lv.full_name} is not "
+                                     f"recorded, not modelled")
+        if _lio_exported(host, lv):
+            # LIO's iblock backstore holds the disk exclusively (issue-13 lab notes §1)
+            minor = host.lv_devno(lv)[1]
+            return out.fail(f"device-mapper: reload ioctl on  (253:{minor}) failed: Device "
+                            f"or resource busy")
+        lv.active = True
+        if lv.kind == "raid1" and lv.recovering:
+            host.model.active.add(lv)
+        return out
+    holders, mounts, processes = host.lv_users(lv)
+    if holders:
+        return out.fail(f"Logical volume {lv.full_name} is used by another device.")
+    if mounts:
+        return out.fail(f"Logical volume {lv.full_name} contains a filesystem in use.")
+    if processes:
+        return out.fail(f"Logical volume {lv.full_name} in use.")
+    lv.active = False
+    # a leg the kernel had failed is forgotten with the device-mapper table
+    lv.refresh = set()
+    return out
+
+
+def _lio_exported(host: SimulatedHost, lv: LV) -> str | None:
+    side = host.iscsi
+    if side is None:
+        return None
+    held = {host.model.device(path).path for path in side.backstores.values()
+            if host.model.device(path) is not None}
+    return next((pv.name for pv in lv.pvs() if pv.device.path in held), None)
+
+
+def _lvchange_refresh(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``lvchange --refresh``: reload the LV's tables. A raid1 leg the kernel counted failed
+    whose PV is back is taken in again and recovers (lvmraid(7)); otherwise nothing changes.
+    lvm prints nothing."""
+    out = Out()
+    found = _lv_arg(host, argv[-1], argv, out, change=False)
+    if found is None:
+        return out
+    _, lv = found
+    if not lv.is_active:
+        raise UnsupportedCommand(f"lvchange --refresh of inactive LV {lv.full_name} is not "
+                                 f"modelled")
+    if lv.on_missing_pv():
+        raise UnsupportedCommand(f"lvchange --refresh of partial LV {lv.full_name} is not "
+                                 f"recorded, not modelled")
+    if lv.kind == "raid1" and lv.refresh:
+        lv.recovering |= lv.refresh
+        lv.refresh = set()
+        lv.synced = 0.0
+        host.model.active.add(lv)
+    return out
+
+
+def _vg_arg(host: SimulatedHost, name: str, argv: tuple[str, ...], out: Out,
+            *, exported_ok: bool = False) -> VG | None:
+    """The VG argument of a process_each_vg command that writes it."""
+    vg = host.model.vgs.get(name)
+    if vg is None:
+        _no_vg(out, name)
+        return None
+    _foreign(host, vg, argv)
+    if not exported_ok and _exported(vg, out):
+        return None
+    if _missing_pv(vg) is not None:
+        raise UnsupportedCommand(f"{argv[0]} of partial VG {vg.name} is not recorded, "
+                                 f"not modelled")
+    return vg
+
+
+def vgsplit(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``vgsplit VG NEWVG PV...`` as lvm2 2.03 does it (tools/vgsplit.c; not recorded yet):
+    the PVs move to a new VG with every LV wholly on them; an active LV that would move, or
+    an LV on both sides, refuses the split. Into an existing VG lvm would merge: not
+    modelled (refused loudly), except the refusal of an exported one."""
+    _, pos = _parse(argv[1:], {})
+    if len(pos) < 3:
+        raise UnsupportedCommand(f"only 'vgsplit VG NEWVG PV...' is modelled: {' '.join(argv)}")
+    out = Out()
+    model = host.model
+    # vgsplit unescapes "\:" and "\@" in its PV arguments but reads no ranges or tags
+    name_from, name_to, names = pos[0], pos[1], [_unescaped(p) for p in pos[2:]]
+    _no_failed_device(host, names, argv)
+    if name_from == name_to:
+        return out.fail(f'Duplicate volume group name "{name_from}"')
+    vg = model.vgs.get(name_from)
+    if vg is None:
+        return out.fail(f'Volume group "{name_from}" not found')
+    _foreign(host, vg, argv)
+    if _exported(vg, out, processing=False):
+        return out
+    if _read(vg, out):
+        return out.fail(f"Cannot change VG {vg.name} while PVs are missing.",
+                        "See vgreduce --removemissing and vgextend --restoremissing.")
+    if vg.lock_type:
+        return out.fail(f"vgsplit not allowed for lock_type {vg.lock_type}")
+    target = model.vgs.get(name_to)
+    if target is not None:
+        if _exported(target, out, processing=False):
+            return out
+        raise UnsupportedCommand(f"vgsplit into the existing VG {name_to} (lvm merges into "
+                                 f"it) is not modelled: {' '.join(argv)}")
+    if ops.pvmove_lvs(vg):
+        raise UnsupportedCommand(f"vgsplit of {vg.name} during a pvmove is not modelled")
+    moving: list[PV] = []
+    for name in names:
+        pv = model.pv(name)
+        if pv is None or pv.vg is not vg:
+            return out.fail(f"Physical volume {name} not in volume group {vg.name}")
+        if pv not in moving:
+            moving.append(pv)
+    if len(moving) == len(vg.pvs):
+        raise UnsupportedCommand(f"vgsplit of every PV of {vg.name} (a rename) is not modelled")
+    lvs: list[LV] = []
+    for lv in vg.lvs.values():  # _move_lvs: LVs other than raid, in metadata order
+        if lv.kind == "raid1":
+            continue
+        on = {pv in moving for pv in lv.pvs()}
+        if on != {True}:
+            if on == {True, False}:
+                return out.fail(f"Can't split Logical Volume {lv.name} between two Volume "
+                                f"Groups")
+            continue
+        if lv.is_active:
+            part = f" (part of {lv.parent.name})" if lv.parent is not None else ""
+            return out.fail(f"Logical volume {lv.full_name}{part} must be inactive.")
+        if lv.parent is None:
+            lvs.append(lv)
+    for lv in vg.lvs.values():  # _move_raids: a raid1 with any extent on the moving PVs
+        if lv.kind != "raid1" or not any(pv in moving for pv in lv.pvs()):
+            continue
+        if lv.is_active:
+            return out.fail(f"Logical volume {lv.full_name} must be inactive.")
+        if any(pv not in moving for pv in lv.pvs()):
+            return out.fail(f"Can't split LV {lv.name} between two Volume Groups")
+        lvs.append(lv)
+    new = ops.split_vg(model, vg, name_to, moving, lvs)
+    new.system_id = host.system_id
+    return out.print(f'New volume group "{name_to}" successfully split from "{vg.name}"')
+
+
+def lvrename(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``lvrename VG OLD NEW`` (lvm2 2.03 messages, not recorded yet)."""
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 3 or "/" in "".join(pos):
+        raise UnsupportedCommand(f"only 'lvrename VG OLD NEW' is modelled: {' '.join(argv)}")
+    out = Out()
+    vg_name, old, new = pos
+    if old == new:
+        return out.fail("Old and new logical volume names must differ", rc=EINVALID_CMD_LINE)
+    if _RESERVED.search(new) or new.startswith("pvmove") or not re.fullmatch(
+            r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]*", new):
+        raise UnsupportedCommand(f"LV name {new!r} is reserved or invalid: not modelled")
+    vg = _vg_arg(host, vg_name, argv, out)
+    if vg is None:
+        return out
+    lv = vg.lvs.get(old)
+    if lv is None:
+        return out.fail(f'Existing logical volume "{old}" not found in volume group '
+                        f'"{vg.name}"')
+    if not lv.visible or lv.kind == "pvmove" or lv.locked:
+        raise UnsupportedCommand(f"renaming hidden or locked LV {vg.name}/{old} is not modelled")
+    if new in vg.lvs:
+        return out.fail(f'Logical Volume "{new}" already exists in volume group "{vg.name}"')
+    ops.rename_lv(lv, new)
+    return out.print(f'Renamed "{old}" to "{new}" in volume group "{vg.name}"')
+
+
+def vgexport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``vgexport VG``: no LV may be active; the VG and its PVs are marked exported and its
+    system ID cleared (lvm2 2.03 tools/vgexport.c; not recorded yet)."""
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 1:
+        raise UnsupportedCommand(f"only 'vgexport VG' is modelled: {' '.join(argv)}")
+    out = Out()
+    vg = _vg_arg(host, pos[0], argv, out)
+    if vg is None:
+        return out
+    if any(lv.is_active for lv in vg.lvs.values()):
+        return out.fail(f'Volume group "{vg.name}" has active logical volumes')
+    vg.exported = True
+    vg.system_id = ""
+    return out.print(f'Volume group "{vg.name}" successfully exported')
+
+
+def vgimport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``vgimport VG``: clears the export; the VG takes this host's system ID (none if the
+    host has none). lvm2 2.03 tools/vgimport.c; not recorded yet."""
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 1:
+        raise UnsupportedCommand(f"only 'vgimport VG' is modelled: {' '.join(argv)}")
+    out = Out()
+    vg = _vg_arg(host, pos[0], argv, out, exported_ok=True)
+    if vg is None:
+        return out
+    if not vg.exported:
+        return out.fail(f'Volume group "{vg.name}" is not exported')
+    vg.exported = False
+    vg.system_id = host.system_id
+    return out.print(f'Volume group "{vg.name}" successfully imported')
+
+
+def vgrename(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``vgrename OLD NEW`` (lvm2 2.03 messages, not recorded yet). Active LVs follow (their
+    /dev names change): the model keeps them active."""
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 2 or "/" in "".join(pos):
+        raise UnsupportedCommand(f"only 'vgrename OLD NEW' is modelled: {' '.join(argv)}")
+    out = Out()
+    old, new = pos
+    if old == new or not re.fullmatch(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]*", new):
+        raise UnsupportedCommand(f"vgrename to {new!r} is not modelled: {' '.join(argv)}")
+    if new in host.model.vgs:
+        return out.fail(f'New volume group "{new}" already exists')
+    vg = _vg_arg(host, old, argv, out)
+    if vg is None:
+        return out
+    if any(lv.is_active and host.lv_users(lv) != ([], 0, []) for lv in vg.lvs.values()):
+        raise UnsupportedCommand(f"vgrename of {old} with LVs in use is not modelled")
+    ops.rename_vg(host.model, vg, new)
+    return out.print(f'Volume group "{old}" successfully renamed to "{new}"')
+
+
+def pvresize(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+    """``pvresize PV``: the PV takes its device's current size (``SimulatedHost.grow_device``
+    makes a device bigger); lvm's summary line either way (lvm2 2.03 tools/pvresize.c)."""
+    _, pos = _parse(argv[1:], {})
+    if len(pos) != 1 or pos[0].startswith("@"):
+        raise UnsupportedCommand(f"only 'pvresize PV' is modelled: {' '.join(argv)}")
+    pos = [_unescaped(pos[0])]  # process_each_pv unescapes "\:" and "\@"
+    _no_failed_device(host, pos, argv)
+    out = Out()
+    pv = host.model.pv(pos[0])
+    if pv is None:
+        out.fail(f'Failed to find physical volume "{pos[0]}".')
+        return out.print("0 physical volume(s) resized or updated / 0 physical volume(s) "
+                         "not resized")
+    if pv.vg is not None:
+        _foreign(host, pv.vg, argv)
+        if _missing_pv(pv.vg) is not None:
+            raise UnsupportedCommand(f"pvresize in partial VG {pv.vg.name} is not modelled")
+        if _exported(pv.vg, out, processing=False):
+            return out.print("0 physical volume(s) resized or updated / 1 physical volume(s) "
+                             "not resized")
+    try:
+        ops.resize_pv(pv)
+    except NoSpace:
+        raise UnsupportedCommand(f"pvresize of {pos[0]} below its allocated extents is not "
+                                 f"modelled") from None
+    out.print(f'Physical volume "{pos[0]}" changed')
+    return out.print("1 physical volume(s) resized or updated / 0 physical volume(s) not "
+                     "resized")
+
+
 def vgremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) != 1:
@@ -612,6 +1061,9 @@ def vgremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         return _no_vg(out, pos[0])
     if vg.missing_pvs:
         raise UnsupportedCommand(f"vgremove of partial VG {vg.name} is not recorded, not modelled")
+    _foreign(host, vg, argv)
+    if _exported(vg, out):
+        return out
     if vg.lvs:
         # Real vgremove would ask to remove every LV; without --yes/terminal it declines.
         return out.fail(f'Volume group "{vg.name}" still contains {len(vg.lvs)} logical '
@@ -639,6 +1091,8 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         # them, or one lvpoll per move from lvmpolld, which ignores a move it already polls)
         host.poll([m for vg in model.vgs.values() for m in ops.pvmove_lvs(vg)], argv)
         return out
+    if isinstance(pos[0], RangedPv):
+        raise UnsupportedCommand(f"PE ranges in pvmove's source {pos[0].raw!r}: not modelled")
     src = model.pv(pos[0])
     if src is not None and src.missing:
         # Recorded with a second VG on the host and the PV's hint already "[unknown]"; an
@@ -648,6 +1102,8 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     if src is None:
         return out.fail(f'Failed to find physical volume "{pos[0]}".', rc=EINVALID_CMD_LINE)
     vg = src.vg  # None: an orphan PV, lvm's VG "#orphans_lvm2"
+    if vg is not None and (vg.exported or vg.system_id not in ("", host.system_id)):
+        raise UnsupportedCommand(f"pvmove in exported or foreign VG {vg.name}: not modelled")
     if vg is not None and _refuse_partial(vg, out):
         return out.fail(f'Failed to find physical volume "{pos[0]}".',
                         "Run `pvmove --help' for more information.", rc=EINVALID_CMD_LINE)
@@ -703,19 +1159,27 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 
 
 def lvconvert(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
-    opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True}, pv_ranges=True,
-                       required=("--yes", "--mirrors"))
+    opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True,
+                                  "--splitmirrors": True, "--name": True}, pv_ranges=True,
+                       required=("--yes",))
     if not pos:
         raise UnsupportedCommand(f"lvconvert needs VG/LV: {' '.join(argv)}")
-    if "--type" in opts and (opts["--type"], opts["--mirrors"]) == ("raid1", "1"):
-        return _add_leg(host, argv, pos)
-    if "--type" not in opts and opts["--mirrors"] == "0":
+    if set(opts) == {"--yes", "--splitmirrors", "--name"} and opts["--splitmirrors"] == "1":
+        return _split_leg(host, argv, pos, opts["--name"])
+    mirrors = opts.get("--mirrors", "")
+    if set(opts) == {"--yes", "--type", "--mirrors"} and opts["--type"] == "raid1" \
+            and mirrors.isdigit() and 1 <= int(mirrors) <= 9:
+        return _add_leg(host, argv, pos, int(mirrors) + 1)
+    if set(opts) == {"--yes", "--mirrors"} and mirrors == "0":
         return _drop_leg(host, argv, pos)
-    raise UnsupportedCommand(f"only '--type raid1 --mirrors 1' and '--mirrors 0' are modelled: "
-                             f"{' '.join(argv)}")
+    raise UnsupportedCommand(f"only '--type raid1 --mirrors N', '--mirrors 0' and "
+                             f"'--splitmirrors 1 --name NAME' are modelled: {' '.join(argv)}")
 
 
-def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out:
+def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], images: int) -> Out:
+    """``--type raid1 --mirrors N``: N+1 images wanted. One image more than the LV has is
+    modelled (linear -> 2, raid1 of k -> k+1); the count it has already is a warning and
+    rc 0 (recorded for 2); fewer, or more than one step, is not modelled."""
     out = Out()
     found = _lv_arg(host, pos[0], argv, out)
     if found is None:
@@ -723,20 +1187,75 @@ def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out:
     vg, lv = found
     if lv.locked:
         return out.fail(f"Cannot convert locked LV {lv.full_name}.")
-    if lv.kind == "raid1":
-        out.warn(f"WARNING: {lv.full_name} already has image count of 2.")
-        return out.print(f"Logical volume {lv.full_name} successfully converted.")
-    if lv.kind != "linear":
+    if lv.kind not in ("linear", "raid1"):
         raise UnsupportedCommand(f"lvconvert of a {lv.kind} LV is not modelled")
+    # lvconvert reads its PV list before it looks at the conversion (lab, issue 13: an
+    # unescaped by-path name is "not found" whatever the LV's state)
     dst = _pvs_in_vg(host, vg, pos[1:], out)
     if dst is None:
         return out
+    have = len(lv.images) if lv.kind == "raid1" else 1
+    if images == have and lv.kind == "raid1":
+        out.warn(f"WARNING: {lv.full_name} already has image count of {have}.")
+        return out.print(f"Logical volume {lv.full_name} successfully converted.")
+    if images != have + 1:
+        raise UnsupportedCommand(f"lvconvert from {have} to {images} images is not modelled "
+                                 f"(one image more at a time): {' '.join(argv)}")
+    if not lv.is_active:
+        if lv.kind == "raid1":  # lvm2 2.03 raid_manip.c, not recorded
+            return out.fail(f"{lv.full_name} must be active to perform this operation.")
+        raise UnsupportedCommand(f"lvconvert of inactive LV {lv.full_name} is not modelled")
+    if lv.kind == "raid1" and (lv.recovering or lv.refresh):
+        # lvm2 2.03 _raid_add_images_without_commit (not recorded): a raid1 whose images
+        # are not all in sync takes no new image
+        return out.fail("Can't add image to RAID LV that is still initializing.")
     try:
-        ops.convert_to_raid1(host.model, lv, dst)
+        if lv.kind == "linear":
+            ops.convert_to_raid1(host.model, lv, dst)
+        else:
+            ops.add_raid1_image(host.model, lv, dst)
     except NoSpace as e:
         return out.fail(f"Insufficient free space: {e.needed} extents needed, "
                         f"but only {e.available} available")
     return out.print(f"Logical volume {lv.full_name} successfully converted.")
+
+
+def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name: str) -> Out:
+    """``--splitmirrors 1 --name NAME VG/LV PV...``: the image on PV... becomes the linear
+    LV NAME (lvm2 2.03 lv_raid_split; its messages, not recorded yet). lvm prints nothing
+    on success."""
+    out = Out()
+    if _RESERVED.search(name) or name.startswith("pvmove") or not re.fullmatch(
+            r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]*", name):
+        raise UnsupportedCommand(f"split name {name!r} is reserved or invalid: not modelled")
+    found = _lv_arg(host, pos[0], argv, out)
+    if found is None:
+        return out
+    vg, lv = found
+    if lv.kind != "raid1":
+        raise UnsupportedCommand(f"--splitmirrors of a {lv.kind} LV is not modelled")
+    if lv.locked or any(sub.locked for sub in (*lv.images, *lv.metas)):
+        return out.fail(f"Cannot convert locked LV {lv.full_name}.")
+    if not pos[1:]:
+        raise UnsupportedCommand("--splitmirrors without PVs (lvm picks the image) is not "
+                                 "modelled: name the PVs of the image to split")
+    targets = _pvs_in_vg(host, vg, pos[1:], out)
+    if targets is None:
+        return out
+    if name in vg.lvs:
+        return out.fail(f'Logical Volume "{name}" already exists in {vg.name}.')
+    if not lv.is_active:  # lab (issue-13 lab notes §1): the kernel cannot say it is in sync
+        return out.fail(f"Unable to determine sync status of {lv.full_name}.",
+                        f"Unable to split {lv.full_name} while it is not in-sync.")
+    if lv.recovering or lv.refresh:
+        return out.fail(f"Unable to split {lv.full_name} while it is not in-sync.")
+    for s in range(len(lv.images) - 1, -1, -1):  # lvm looks from the last image down
+        pair = (lv.images[s], lv.metas[s])
+        if all(any(pv in targets for pv in sub.pvs()) for sub in pair):
+            ops.split_raid1_image(host.model, lv, s, name)
+            return out
+    return out.fail("Unable to extract enough images to satisfy request",
+                    f"Failed to extract images from {lv.full_name}.")
 
 
 def _drop_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out:
@@ -787,6 +1306,13 @@ COMMANDS: dict[tuple[str, ...], tuple[Handler, bool]] = {
     ("vgremove",): (vgremove, True),
     ("pvmove",): (pvmove, True),
     ("lvconvert",): (lvconvert, True),
+    ("vgsplit",): (vgsplit, True),
+    ("lvrename",): (lvrename, True),
+    ("vgexport",): (vgexport, True),
+    ("vgimport",): (vgimport, True),
+    ("vgrename",): (vgrename, True),
+    ("pvresize",): (pvresize, True),
+    ("vgchange",): (vgchange, True),
 }
 
 

@@ -56,7 +56,9 @@ def holders(host: SimulatedHost, dev: Device) -> list[str]:
     out = [a.name for a in model.arrays.values() if any(m.device is dev for m in a.members)]
     pv = host.model.pvs.get(dev.path)
     if pv is not None:
-        for lv in sorted({entry[1] for entry in pv.used.values()}, key=lambda lv: lv.uuid):
+        # only an active LV has a device-mapper device holding the disk
+        for lv in sorted({entry[1] for entry in pv.used.values() if entry[1].is_active},
+                         key=lambda lv: lv.uuid):
             out.append(f"dm-{host.dm_minor(lv.uuid)}")
     out += model.holders.get((dev.major, dev.minor), [])
     return sorted(out)

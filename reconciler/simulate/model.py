@@ -8,8 +8,9 @@ changes go through ``place``/``trim``/``release_all``/``reown`` so the two never
 
 Allocation imitates lvm's "normal" policy closely enough for planning tests: an extension
 first continues contiguously after the LV's last extent, then stays on the last PV
-("cling"), then takes the first single free area big enough on the allowed PVs (in the
-order given), and only then splits across areas and PVs in order.
+("cling", its largest free areas first), then takes the first single free area big enough
+on the allowed PVs (in the order given), and only then splits across areas and PVs in
+order.
 """
 
 from __future__ import annotations
@@ -153,12 +154,27 @@ class LV:
         self.parent = parent
         self.segments: list[Seg] = []
         self.tags: list[str] = []
+        # lvchange --setautoactivation: whether udev's event autoactivation (at a reboot, or
+        # when the VG's last PV appears) activates it
+        self.autoactivation = True
         self.locked = False  # being moved by pvmove (attr 'I'), or the pvmove LV itself
         # raid1 (top level): images/metas by index; images still recovering; progress
         self.images: list[LV] = []
         self.metas: list[LV] = []
         self.recovering: set[int] = set()
         self.synced = 0.0
+        # raid1 (top level): images whose leg failed and came back while the LV stayed
+        # active: the kernel still counts them failed until ``lvchange --refresh``
+        # (lv_health_status "refresh needed", attr health 'r'; lab: raid1_refresh_needed).
+        self.refresh: set[int] = set()
+        # Activation: only a top-level LV has its own; sub-LVs follow their parent. An LV
+        # is created active (lvcreate); another host's LVs seen on a shared disk are not.
+        self.active = True
+        # The file system the LV holds ("ext4", "xfs") as a test recorded it (None: unknown),
+        # and its size in bytes: ``lvextend --resizefs`` grows it with the LV.
+        self.fs: str | None = None
+        self.fs_size = 0
+        self.fs_made = 0  # its size when it was made (mke2fs chose its block size then)
         # pvmove: the source PV, extents copied so far, whether a poller drives it,
         # and which LV segment each of its segments stands in for
         self.move_src: PV | None = None
@@ -187,6 +203,10 @@ class LV:
             out.extend(pv for pv in meta.pvs() if pv not in out)
         return out
 
+    @property
+    def is_active(self) -> bool:
+        return (self.parent or self).active
+
     def image_in_sync(self, index: int) -> bool:
         return index not in self.recovering
 
@@ -204,6 +224,10 @@ class VG:
         self.lock_type = lock_type
         self.pvs: list[PV] = []
         self.lvs: dict[str, LV] = {}
+        # vgexport sets it (vg_attr 'x', pv_attr 'x', system ID cleared); vgimport clears it
+        self.exported = False
+        self.system_id = ""  # LVM system ID: the creating/importing host's, "" for none
+        self.tags: list[str] = []
 
     @property
     def free_count(self) -> int:
@@ -326,7 +350,9 @@ def allocate(pvs: list[PV], n: int, *, after: tuple[PV, int] | None = None,
                 take(after[0], rng, min(rng[1], remaining))
                 break
     if remaining and cling is not None and cling in pvs:
-        for rng in ranges(cling):
+        # lvm sorts a PV's free areas largest first (recorded: takeover_grown, where an
+        # extension skips a one-extent hole at the PV's start for the big area after it)
+        for rng in sorted(ranges(cling), key=lambda r: -r[1]):
             if remaining and rng[1] > 0:
                 take(cling, rng, min(rng[1], remaining))
     if remaining:

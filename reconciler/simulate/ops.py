@@ -132,6 +132,120 @@ def raid1_to_linear(model: Model, lv: LV, drop: int) -> None:
     model.active.discard(lv)
 
 
+def add_raid1_image(model: Model, lv: LV, dst: list[PV]) -> None:
+    """One more image for a raid1 LV (``lvconvert --type raid1 --mirrors N`` with N the
+    current image count): ``<lv>_rmeta_K`` then ``<lv>_rimage_K`` from ``dst`` minus every
+    PV an existing image or metadata LV uses (lvm keeps raid1 images on separate PVs). The
+    new image recovers from the others."""
+    vg = lv.vg
+    k = len(lv.images)
+    used = [pv for sub in (*lv.images, *lv.metas) for pv in sub.pvs()]
+    pieces = allocate([pv for pv in dst if pv not in used], lv.extents + 1)
+    meta = LV(vg, f"{lv.name}_rmeta_{k}", model.new_uuid(), "rmeta", False, lv)
+    img = LV(vg, f"{lv.name}_rimage_{k}", model.new_uuid(), "rimage", False, lv)
+    pv, start, count = pieces[0]
+    place(meta, [(pv, start, 1)])
+    place(img, ([(pv, start + 1, count - 1)] if count > 1 else []) + pieces[1:])
+    lv.images.append(img)
+    lv.metas.append(meta)
+    lv.segments[0].areas.append((img, 0))
+    vg.lvs[meta.name] = meta
+    vg.lvs[img.name] = img
+    lv.recovering = {k}
+    lv.synced = 0.0
+    model.active.add(lv)
+
+
+def _renumber(lv: LV) -> None:
+    """lvm closes the gap an extracted image leaves: images and metadata LVs are renamed
+    to ``_rimage_0..`` / ``_rmeta_0..`` in their new order."""
+    vg = lv.vg
+    for sub in (*lv.images, *lv.metas):
+        del vg.lvs[sub.name]
+    for i, (img, meta) in enumerate(zip(lv.images, lv.metas)):
+        img.name, meta.name = f"{lv.name}_rimage_{i}", f"{lv.name}_rmeta_{i}"
+        vg.lvs[img.name] = img
+        vg.lvs[meta.name] = meta
+    lv.segments[0].areas = [(img, 0) for img in lv.images]
+
+
+def split_raid1_image(model: Model, lv: LV, index: int, name: str) -> LV:
+    """``lvconvert --splitmirrors 1 --name NAME``: image ``index`` becomes the linear LV
+    ``name`` (active when ``lv`` is), its metadata LV is freed; a raid1 left with one image
+    becomes linear on it."""
+    vg = lv.vg
+    img, meta = lv.images.pop(index), lv.metas.pop(index)
+    release_all(meta)
+    del vg.lvs[meta.name]
+    del vg.lvs[img.name]
+    new = LV(vg, name, img.uuid)  # the image LV itself becomes the new top-level LV
+    new.segments = img.segments
+    reown(new)
+    new.active = lv.active
+    new.fs, new.fs_size, new.fs_made = lv.fs, lv.fs_size, lv.fs_made  # a copy of its content
+    vg.lvs[name] = new
+    lv.refresh = {i - (i > index) for i in lv.refresh if i != index}
+    if len(lv.images) == 1:
+        keep, keep_meta = lv.images[0], lv.metas[0]
+        release_all(keep_meta)
+        del vg.lvs[keep_meta.name], vg.lvs[keep.name]
+        lv.segments = keep.segments
+        reown(lv)
+        lv.kind = "linear"
+        lv.images, lv.metas = [], []
+        lv.recovering, lv.refresh = set(), set()
+        lv.synced = 0.0
+        model.active.discard(lv)
+    else:
+        _renumber(lv)
+    return new
+
+
+def rename_lv(lv: LV, name: str) -> None:
+    vg = lv.vg
+    old = lv.name
+    del vg.lvs[old]
+    lv.name = name
+    vg.lvs[name] = lv
+    for sub in (*lv.images, *lv.metas):
+        del vg.lvs[sub.name]
+        sub.name = name + sub.name[len(old):]
+        vg.lvs[sub.name] = sub
+
+
+def resize_pv(pv: PV) -> None:
+    """pvresize: the PV takes its device's whole size (never below what is allocated)."""
+    if pv.vg is None:
+        return
+    count = pe_count_for(pv.device.size, pv.vg.extent_size)
+    if count < max((s + n for s, (n, _) in pv.used.items()), default=0):
+        raise NoSpace(count, count)
+    pv.pe_count = count
+    pv._free = None
+
+
+def split_vg(model: Model, vg: VG, name: str, pvs: list[PV], lvs: list[LV]) -> VG:
+    """``vgsplit``: ``pvs`` and ``lvs`` (top-level, with their sub-LVs) form VG ``name``."""
+    new = VG(name, model.new_uuid(), vg.extent_size, vg.lock_type)
+    for pv in pvs:
+        vg.pvs.remove(pv)
+        new.pvs.append(pv)
+        pv.vg = new
+    for lv in lvs:
+        for item in (lv, *lv.images, *lv.metas):
+            del vg.lvs[item.name]
+            new.lvs[item.name] = item
+            item.vg = new
+    model.vgs[name] = new
+    return new
+
+
+def rename_vg(model: Model, vg: VG, name: str) -> None:
+    del model.vgs[vg.name]
+    vg.name = name
+    model.vgs[name] = vg
+
+
 # -- pvmove --------------------------------------------------------------------------------
 
 def pvmove_lvs(vg: VG) -> list[LV]:
@@ -255,7 +369,8 @@ def interrupt_pvmove(mirror: LV) -> None:
     mirror.moved = float(done)
 
 
-__all__ = ["NoSpace", "convert_to_raid1", "create_lv", "create_lv_on", "extend_lv",
-           "find_pvmove", "finish_pvmove", "interrupt_pvmove", "join_vg", "leave_vg", "movable",
-           "next_pvmove_name", "pvmove_lvs", "raid1_to_linear", "reduce_lv", "remove_lv",
-           "start_pvmove"]
+__all__ = ["NoSpace", "add_raid1_image", "convert_to_raid1", "create_lv", "create_lv_on",
+           "extend_lv", "find_pvmove", "finish_pvmove", "interrupt_pvmove", "join_vg",
+           "leave_vg", "movable", "next_pvmove_name", "pvmove_lvs", "raid1_to_linear",
+           "reduce_lv", "remove_lv", "rename_lv", "rename_vg", "resize_pv", "split_raid1_image",
+           "split_vg", "start_pvmove"]

@@ -50,11 +50,10 @@ def _vg_row(vg: VG) -> tuple[str, ...]:
     count = vg.extent_count
     free = vg.free_count
     missing = str(len(vg.missing_pvs))
-    attr = ("wz-pn" if vg.missing_pvs else "wz--n") + (
+    attr = "wz" + ("x" if vg.exported else "-") + ("p" if vg.missing_pvs else "-") + "n" + (
         "s" if vg.lock_type in ("sanlock", "dlm", "idm") else "-")
-    system_id = ""  # the simulator models no LVM system IDs
     return (vg.name, vg.uuid, attr, str(count * es), str(free * es), str(es), str(count),
-            str(free), vg.lock_type, system_id, missing, "")
+            str(free), vg.lock_type, vg.system_id, missing, ",".join(vg.tags))
 
 
 def _pv_row(pv: PV) -> tuple[str, ...]:
@@ -71,7 +70,7 @@ def _pv_row(pv: PV) -> tuple[str, ...]:
         es = pv.vg.extent_size
         size = pv.pe_count * es
         free = pv.free_count * es
-        attr = "a--"
+        attr = "ax-" if pv.vg.exported else "a--"  # vgexport marks its PVs exported too
     # pvcreate's defaults, as recorded: data at 1 MiB, one 1020 KiB metadata area
     return (pv.name, pv.uuid, str(dev.major), str(dev.minor), str(dev.size), str(PE_START),
             "1", str(MDA_SIZE), str(size), str(free), str(pv.pe_count), str(pv.alloc_count),
@@ -106,15 +105,34 @@ def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:
         attr = attr[:2] + attr[2].upper() + attr[3:]
     if lv.visible and model.open_count(lv):
         attr = attr[:5] + "o" + attr[6:]
+    raid = lv if kind == "raid1" else lv.parent if kind in ("rimage", "rmeta") else None
+    if raid is not None and raid.refresh and not (partial and lv.on_missing_pv()):
+        # a leg the kernel failed, present again (lab: raid1_refresh_needed): the top LV
+        # and that leg's image and metadata say "refresh needed"; the sync stays 100 %
+        index = None if lv is raid else (raid.images + raid.metas).index(lv) % len(raid.images)
+        if lv is raid or index in raid.refresh:
+            attr, health = attr[:8] + "r" + attr[9:], "refresh needed"
+            if kind == "rimage":
+                attr = "I" + attr[1:]
     if partial and lv.on_missing_pv():
         attr, health = attr[:8] + "p" + attr[9:], "partial"
     if not lv.visible and lv.parent is not None:
         parent = lv.parent.name
     name = lv.name if lv.visible else f"[{lv.name}]"
     size = lv.extents * lv.vg.extent_size
-    return (lv.uuid, name, lv.full_name, parent, str(size), attr, layout, role, "active",
-            "active locally", "active exclusively", copy, copy, move, "", action, health,
-            ",".join(lv.tags), str(len(lv.segments)))
+    active = ("active", "active locally", "active exclusively")
+    if not lv.is_active:
+        # Not recorded for raid1 yet; linear as recorded (foreign_vg: "-wi-------", no
+        # activation columns). No open count, no kernel status: no sync, action or
+        # refresh. lvm shows an inactive raid image as out of sync ('I'): it cannot ask.
+        attr = attr[:4] + "--" + attr[6:]
+        if kind == "rimage":
+            attr = "I" + attr[1:]
+        if health == "refresh needed":
+            attr, health = attr[:8] + "-" + attr[9:], ""
+        active, copy, action = ("", "", ""), "", ""
+    return (lv.uuid, name, lv.full_name, parent, str(size), attr, layout, role, *active,
+            copy, copy, move, "", action, health, ",".join(lv.tags), str(len(lv.segments)))
 
 
 def _area(target: PV | LV, start: int) -> str:

@@ -253,6 +253,10 @@ class Lv(_Model):
         _unique("placement PV", self.placement, "placement")
         if self.copies:
             _check_copies(self)
+        if self.resize_fs and self.allow_shrink:
+            raise At(("allow_shrink",), "resize_fs grows the file system with the LV; shrinking "
+                     "one is not done from here (shrink the file system first, then the LV "
+                     "with allow_shrink and no resize_fs)")
         if self.state is Presence.PRESENT and self.size is None:
             raise At(("size",), "size is required for an LV that is present")
         if self.size is not None and self.size % 512:

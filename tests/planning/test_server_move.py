@@ -11,8 +11,9 @@ grow what the move left.
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler import actions, planning, state, state_iscsi
+from reconciler import actions, executing, planning, state, state_iscsi
 from reconciler.adapters import lvm
+from reconciler.runner import CommandResult
 from reconciler.spec import models
 from reconciler.units import Size
 
@@ -121,6 +122,9 @@ def test_handover_splits_every_copy_then_vgsplit_rename_export_in_that_order():
     assert p.blocked == ()
     assert argvs(p) == [
         "lvconvert --yes --splitmirrors 1 --name lvrepnb_handover vgglobal/lvrepnb /dev/vdb",
+        "lvchange --addtag reconciler_handover vgglobal/lvrepnb_handover",
+        "lvchange --activate n vgglobal/lvrepnb_handover",
+        "lvchange --setautoactivation n vgglobal/lvrepnb_handover",
         "lvchange --activate n vgglobal/lvrepnb_handover",
         "vgsplit vgglobal vgmoved /dev/vdb",
         "lvrename vgmoved lvrepnb_handover lvrepnb",
@@ -222,7 +226,7 @@ def test_takeover_waits_while_this_host_still_exports_the_disk():
     st = lio(exported_as(observed("two_pvs_linear"), "vgglobal", "vgmoved"), "/dev/vda")
     p = plan_of(takeover_spec(), st)
     assert not any(s.key.startswith("vg:vg0") for s in p.steps)
-    assert "still exported by iSCSI target" in " ".join(reasons(p, "vg vg0")), p.blocked
+    assert "/dev/vda is exported by iSCSI target" in " ".join(reasons(p, "vg vg0")), p.blocked
 
 
 def test_takeover_after_the_export_ends_in_the_same_plan():
@@ -231,7 +235,11 @@ def test_takeover_after_the_export_ends_in_the_same_plan():
     assert p.blocked == (), p.blocked
     keys = [s.key for s in p.steps]
     assert keys == ["iscsi-target:e0:delete", "vg:vg0:takeover"], keys
-    assert argvs(p)[-2:] == ["vgimport vgmoved", "vgrename vgmoved vg0"]
+    assert argvs(p)[-5:] == ["vgimport vgmoved",
+                             "lvchange --setautoactivation y vgmoved/lvrepnb",
+                             "lvchange --setautoactivation y vgmoved/mygfs",
+                             "vgchange --addtag reconciler_takeover vgmoved",
+                             "vgrename vgmoved vg0"]
     assert "iscsi-target:e0:delete" in p.steps[1].after
 
 
@@ -251,7 +259,7 @@ def test_takeover_never_touches_the_old_hosts_vg_seen_through_the_export():
                  pvs={k: replace(v, vg="vg0") for k, v in st.pvs.items()})
     p = plan_of(takeover_spec(), st)
     assert p.steps == ()
-    assert "exported by iSCSI target" in " ".join(reasons(p, "vg vg0")), p.blocked
+    assert "nothing is done to it" in " ".join(reasons(p, "vg vg0")), p.blocked
 
 
 def test_takeover_with_nothing_handed_over_yet_creates_nothing():
@@ -282,3 +290,204 @@ def test_grow_pvs_leaves_a_pv_that_fills_its_device():
     sp = spec({"vg": {"vgglobal": {"nodes": ["n1"], "pvs": ["/dev/vda", "/dev/vdb"],
                                    "grow_pvs": True}}})
     assert plan_of(sp, observed("two_pvs_linear")).steps == ()
+
+
+# -- from a storage engineer's review: crash points and look-alikes -------------------------------
+
+def rename_lv(st, vg, old, new, **kw):
+    g = st.vgs[vg]
+    lvs = {(new if k == old else k): (replace(v, name=new, **kw) if k == old else v)
+           for k, v in g.lvs.items()}
+    return replace(st, vgs={**st.vgs, vg: replace(g, lvs=lvs)})
+
+
+def split_not_exported(**kw):
+    """The old host stopped after vgsplit, before lvrename/vgexport: the new host sees
+    vgmoved complete, not exported (no system IDs), its LV still named *_handover."""
+    st = exported_as(observed("two_pvs_linear"), "vgglobal", "vgmoved")
+    st = replace(st, vgs={"vgmoved": replace(st.vgs["vgmoved"], exported=False, **kw)})
+    return rename_lv(st, "vgmoved", "lvrepnb", "lvrepnb_handover")
+
+
+def test_takeover_refuses_a_vg_the_old_host_never_exported():
+    p = plan_of(takeover_spec(), split_not_exported())
+    assert not any(isinstance(s.action, actions.TakeOverVg) for s in p.steps), argvs(p)
+    assert "never exported" in " ".join(reasons(p, "vg vg0"))
+
+
+def test_a_vg_of_the_takeovers_name_not_tagged_here_is_not_taken_for_done():
+    # Had it been renamed anyway, the next pass must not lvcreate an empty LV beside the data.
+    st = split_not_exported()
+    g = st.vgs["vgmoved"]
+    vg0 = replace(g, name="vg0", lvs={k: replace(v, vg="vg0") for k, v in g.lvs.items()})
+    st = replace(st, vgs={"vg0": vg0}, pvs={k: replace(v, vg="vg0") for k, v in st.pvs.items()})
+    p = plan_of(takeover_spec(), st)
+    assert p.steps == (), argvs(p)
+    assert "was not taken over by this reconciler" in " ".join(reasons(p, "vg vg0"))
+
+
+def test_takeover_resumes_after_its_own_crash_between_tag_and_rename():
+    st = exported_as(observed("two_pvs_linear"), "vgglobal", "vgmoved")
+    st = replace(st, vgs={"vgmoved": replace(st.vgs["vgmoved"], exported=False,
+                                             tags=("reconciler_takeover",))})
+    p = plan_of(takeover_spec(), st)
+    assert argvs(p) == ["lvchange --setautoactivation y vgmoved/lvrepnb",
+                        "lvchange --setautoactivation y vgmoved/mygfs",
+                        "vgrename vgmoved vg0"]
+
+
+def test_a_user_lv_named_x_handover_is_not_handed_over_as_x():
+    # lvrepnb: linear on /dev/vda (no copy on the handover PV); lvrepnb_handover: the user's
+    # own LV on /dev/vdb, untagged.
+    st = rename_lv(observed("two_pvs_linear"), "vgglobal", "mygfs", "lvrepnb_handover")
+    p = plan_of(handover_spec(), st)
+    assert p.steps == (), argvs(p)
+    assert "no reconciler_handover tag" in " ".join(reasons(p, "lv vgglobal/lvrepnb_handover"))
+
+
+def test_export_refuses_a_new_vg_with_lvs_this_handover_did_not_split():
+    # The old host after its vgsplit: vgglobal on /dev/vda, vgmoved on /dev/vdb with the
+    # copy still named lvrepnb_handover, here untagged.
+    base = without(observed("raid1_synced"), "mygfs")
+    g = base.vgs["vgglobal"]
+    lv = g.lvs["lvrepnb"]
+    kept = replace(lv, images=(), attr=state.LvAttr("-wi-a-----"), pv_extents={"/dev/vda": 32})
+    copy = replace(lv, vg="vgmoved", name="lvrepnb_handover", images=(),
+                   attr=state.LvAttr("-wi-------"), pv_extents={"/dev/vdb": 32})
+    st = replace(base, vgs={"vgglobal": replace(g, pvs=("/dev/vda",), lvs={"lvrepnb": kept}),
+                            "vgmoved": replace(g, name="vgmoved", pvs=("/dev/vdb",),
+                                               lvs={"lvrepnb_handover": copy})},
+                 pvs={**base.pvs, "/dev/vdb": replace(base.pvs["/dev/vdb"], vg="vgmoved")})
+    p = plan_of(handover_spec(), st)
+    assert not any(isinstance(s.action, actions.ExportVg) for s in p.steps), argvs(p)
+    tagged = rename_lv(st, "vgmoved", "lvrepnb_handover", "lvrepnb_handover",
+                       tags=("reconciler_handover",))
+    p = plan_of(handover_spec(), tagged)
+    assert argvs(p) == ["lvrename vgmoved lvrepnb_handover lvrepnb",
+                        "vgchange --activate n vgmoved", "vgexport vgmoved"], argvs(p)
+
+
+def takeover_byid(pvs):
+    return spec({"vg": {"vg0": {"nodes": ["n1"], "pvs": pvs, "takeover": "vgmoved",
+                                "lv": {"lvrepnb": {"size": "128M",
+                                                   "activation": {"n1": "active"}}}}},
+                 "iscsi_target": {"e0": {"nodes": ["n1"], "iqn": "iqn.2003-01.org.example.new:e0",
+                                         "portals": ["192.0.2.10:3260"], "state": "absent",
+                                         "acls": ["iqn.2004-10.com.example:old"],
+                                         "lun": {"0": {"device": "/dev/vda"}}}}})
+
+
+def byid_state():
+    st = lio(exported_as(observed("two_pvs_linear"), "vgglobal", "vgmoved"), "/dev/vda")
+    byid = {"/dev/disk/by-id/virtio-a": st.pvs["/dev/vda"].devno,
+            "/dev/disk/by-id/virtio-b": st.pvs["/dev/vdb"].devno}
+    return replace(st, devices={**st.devices, **byid, "/dev/vda": st.pvs["/dev/vda"].devno}), byid
+
+
+def test_takeover_depends_on_the_target_removal_whatever_the_spelling():
+    st, byid = byid_state()
+    p = plan_of(takeover_byid(list(byid)), st)
+    (take,) = [s for s in p.steps if isinstance(s.action, actions.TakeOverVg)]
+    assert "iscsi-target:e0:delete" in take.after, (take.after, argvs(p))
+
+
+class FailingTargetRunner:
+    """rtslib fails (the target stays); every lvm command 'succeeds'."""
+
+    def __init__(self):
+        self.ran = []
+
+    def run(self, command):
+        self.ran.append(" ".join(command.argv))
+        ok = command.argv[0].startswith(("vg", "lv", "pv")) or command.argv[0] == "modprobe"
+        return CommandResult(command=command, rc=0 if ok else 1, stdout="",
+                             stderr="" if ok else "boom")
+
+    def openers(self, paths, *, host="local"):
+        return {}
+
+
+def test_vgimport_never_runs_when_the_export_could_not_be_ended():
+    st, byid = byid_state()
+    p = plan_of(takeover_byid(list(byid)), st)
+    r = FailingTargetRunner()
+    executing.apply(p, r, observe=lambda: st, current=st, sleep=lambda s: None, attempts=1)
+    assert any("lio-apply" in c for c in r.ran), r.ran
+    assert not any(c.startswith(("vgimport", "vgrename")) for c in r.ran), r.ran
+
+
+def test_nothing_runs_on_a_taken_over_vg_while_its_disk_is_still_exported():
+    # Taken over, but last pass's target removal failed: LIO still exports /dev/vda. The
+    # removal is planned again; the VG's own steps (activation...) wait for a pass after it.
+    st = observed("two_pvs_linear")
+    g = st.vgs["vgglobal"]
+    vg0 = replace(g, name="vg0", tags=("reconciler_takeover",),
+                  lvs={k: replace(v, vg="vg0", attr=state.LvAttr("-wi-------"))
+                       for k, v in g.lvs.items()})
+    st = lio(replace(st, vgs={"vg0": vg0},
+                     pvs={k: replace(v, vg="vg0") for k, v in st.pvs.items()}), "/dev/vda")
+    p = plan_of(takeover_spec("absent"), st)
+    assert [s.key for s in p.steps] == ["iscsi-target:e0:delete"], argvs(p)
+    assert "exported by iSCSI target" in " ".join(reasons(p, "vg vg0"))
+
+
+def test_split_copy_done_on_a_three_copy_lv():
+    st = without(observed("raid1_synced"), "mygfs")
+    lv = st.vgs["vgglobal"].lvs["lvrepnb"]
+    img = lv.images
+    third = replace(img[0], name="lvrepnb_rimage_2", pv_extents={"/dev/vdc": 33})
+    after = replace(lv, images=(img[0], third), pv_extents={"/dev/vda": 33, "/dev/vdc": 33})
+    split = replace(lv, name="lvrepnb_handover", images=(), attr=state.LvAttr("-wi-------"),
+                    pv_extents={"/dev/vdb": 32}, tags=("reconciler_handover",))
+    g = st.vgs["vgglobal"]
+    st = replace(st, vgs={"vgglobal": replace(g, lvs={"lvrepnb": after,
+                                                       "lvrepnb_handover": split})})
+    a = actions.SplitCopy(vg="vgglobal", lv="lvrepnb", pvs=("/dev/vdb",), name="lvrepnb_handover")
+    assert a.is_done(st)
+
+
+def test_a_split_copy_is_deactivated_even_while_the_handover_waits():
+    # lvrepnb split (its copy active again: udev after a reboot); "other" is open: the
+    # handover waits, but the copy, which has lvrepnb's file system UUID, goes inactive.
+    st = without(observed("raid1_synced"), "mygfs")
+    g = st.vgs["vgglobal"]
+    lv = g.lvs["lvrepnb"]
+    kept = replace(lv, images=(), attr=state.LvAttr("-wi-a-----"), pv_extents={"/dev/vda": 32})
+    copy = replace(lv, name="lvrepnb_handover", images=(), attr=state.LvAttr("-wi-a-----"),
+                   pv_extents={"/dev/vdb": 32}, tags=("reconciler_handover",))
+    other = replace(lv, name="other", attr=state.LvAttr("rwi-aor---"))
+    st = replace(st, vgs={"vgglobal": replace(g, lvs={"lvrepnb": kept,
+                                                       "lvrepnb_handover": copy,
+                                                       "other": other})})
+    p = plan_of(handover_spec(), st)
+    assert "open (mounted or in use)" in " ".join(reasons(p, "lv vgglobal/other"))
+    assert argvs(p) == ["lvchange -an vgglobal/lvrepnb_handover"] or argvs(p) == [
+        "lvchange --activate n vgglobal/lvrepnb_handover"], argvs(p)
+
+
+def test_a_failed_copy_is_refreshed_during_a_handover_which_waits_for_it():
+    sp = spec({"vg": {"vgglobal": {"nodes": ["n1"], "pvs": ["/dev/vda"],
+                                   "handover": {"pvs": ["/dev/mapper/leg"], "vg": "vgmoved"},
+                                   "lv": {"lvrepnb": {"size": "64M"}}}}})
+    p = plan_of(sp, observed("raid1_refresh_needed"))
+    assert argvs(p) == ["lvchange --refresh vgglobal/lvrepnb"]
+    assert "being refreshed" in " ".join(reasons(p, "lv vgglobal/lvrepnb"))
+
+
+def test_resizefs_runs_after_the_activation_planned_with_it():
+    st = observed("two_pvs_linear")
+    st = with_lv(st, "lvrepnb", attr=state.LvAttr("-wi-------"))
+    sp = spec({"vg": {"vgglobal": {"nodes": ["n1"], "pvs": ["/dev/vda", "/dev/vdb"], "lv": {
+        "lvrepnb": {"size": "132M", "resize_fs": True, "activation": {"n1": "active"}},
+        "mygfs": {"size": "324M"}}}}})
+    p = plan_of(sp, st)
+    resize = next(s for s in p.steps if s.key == "lv:vgglobal/lvrepnb:resize")
+    assert "lv:vgglobal/lvrepnb:activate" in resize.after, p.steps
+
+
+def test_a_takeover_reads_the_targets_even_without_a_target_table():
+    from reconciler import observing
+    sp = spec({"vg": {"vg0": {"nodes": ["n1"], "pvs": ["/dev/vdb"], "takeover": "vgmoved"}}})
+    assert observing.iscsi_parts(sp) == (True, False)
+    assert observing.iscsi_parts(spec({"vg": {"vg0": {"nodes": ["n1"], "pvs": ["/dev/vdb"]}}})) \
+        == (False, False)

@@ -149,7 +149,14 @@ def test_lvremove(host):
     ("lvremove", "--yes", "/dev/vg/x"),
     ("pvmove", "/dev/vdb"),  # foreground pvmove is not modelled
     ("pvmove", "--background", "--atomic", "/dev/vdb"),
-    ("lvconvert", "--yes", "--type", "raid1", "--mirrors", "2", "vg/x"),
+    ("lvconvert", "--yes", "--mirrors", "+1", "vg/x"),  # relative counts are not modelled
+    ("lvconvert", "--yes", "--splitmirrors", "2", "--name", "y", "vg/x"),
+    ("lvconvert", "--yes", "--splitmirrors", "1", "--trackchanges", "vg/x"),
+    ("lvchange", "-aey", "vg/x"),
+    ("vgsplit", "--name", "x", "vg", "vg2"),
+    ("vgexport", "-a"),
+    ("pvresize", "--setphysicalvolumesize", "1G", "/dev/vdb"),
+    ("lvextend", "--resizefs", "--size", "4G", "vg/x"),
     ("lvconvert", "--yes", "--type", "mirror", "--mirrors", "1", "vg/x"),
     ("lvm", "fullreport", "--reportformat", "json"),
     ("lvm", "version", "--verbose"),

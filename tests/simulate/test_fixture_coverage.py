@@ -17,6 +17,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 OUTPUTS = TESTS / "fixtures" / "outputs"
 COMPARING_MODULES = (TESTS / "simulate" / "test_recorded_scenarios.py",
+                     TESTS / "simulate" / "test_handover_recorded.py",
                      TESTS / "md" / "test_md_simulator.py",
                      TESTS / "lockd" / "test_lockd_fixture_facts.py",
                      TESTS / "lockd" / "test_lockd_recordings.py",

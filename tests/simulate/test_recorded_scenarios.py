@@ -218,6 +218,7 @@ SCENARIOS: dict[str, frozenset[str]] = {
         "fullreport_pv_missing", "fullreport_pv_missing_after", *MISSING_COMMANDS)),
     "raid1fail": _files("raid1_new_leg_failed_mid_sync", *_cmds("lvconvert_split_new_leg_failed")),
     "raid1fail_synced": _files("raid1_new_leg_failed_after_sync"),
+    "raid1refresh": _files("raid1_refresh_needed"),
 }
 
 # Recordings of what the simulator does not model, each with the reason; for each, the
@@ -234,8 +235,6 @@ NOT_MODELLED: dict[str, str] = {
     "lvm/mirror_corelog_synced.json": "made by lvconvert --type mirror (not modelled)",
     "lvm/raid1_new_leg_failed_after_sync_written.json": "a write to the LV that meets the failed "
                                                         "leg: the simulator models no LV I/O",
-    "lvm/raid1_refresh_needed.json": "a PV on a dm device whose table is swapped to error and "
-                                     "back (dmsetup): not modelled",
     "lvm/commands/lvm_systemid_none.txt": "LVM system IDs: the simulated host has none",
     "lvm/commands/lvm_systemid.txt": "LVM system IDs: the simulated host has none",
     "lvm/commands/vgcreate_with_system_id.txt": "a VG given the host's system ID (lvmlocal.conf): "
@@ -257,8 +256,6 @@ MADE_BY: dict[str, str | tuple[str, ...]] = {
     "lvm/mirror_corelog_synced.json": "lvconvert_mirror_corelog",
     "lvm/raid1_new_leg_failed_after_sync_written.json": (
         "dd", "if=/dev/urandom", "of=/dev/vgglobal/lvrepnb", "bs=1M", "count=4", "oflag=direct"),
-    "lvm/raid1_refresh_needed.json": ("dmsetup", "create", "leg", "--table",
-                                      "0 407552 linear /dev/vdc 2048"),
     "lvm/commands/vgcreate_with_system_id.txt": "lvm_systemid",
     "lvm/foreign_vg.json": SYSTEMID,
     "lvm/foreign_vg_no_local_id.json": SYSTEMID,
@@ -439,3 +436,24 @@ def test_a_missing_recording_fails_the_replay(tmp_path, monkeypatch):
         Replay(lab_host()).command("lvm_version")
     with pytest.raises(FileNotFoundError):
         Replay(lab_host()).report("empty")
+
+
+def test_raid1refresh_scenario():
+    """A raid1 leg whose device failed (the lab swapped its dm table to error while writing to
+    the LV) and works again: "refresh needed" on the LV and that leg (issue 13)."""
+    host = SimulatedHost()
+    host.add_device("/dev/vda", 140 * M)
+    host.add_device("/dev/mapper/leg", 407552 * 512)  # dm linear over /dev/vdc from 1 MiB on
+    r = Replay(host)
+    for argv in (("vgcreate", "vgglobal", "/dev/vda", "/dev/mapper/leg"),
+                 ("lvcreate", "--yes", "--name", "lvrepnb", "--size", f"{64 * M}b", "vgglobal",
+                  "/dev/vda"),
+                 ("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vgglobal/lvrepnb",
+                  "/dev/mapper/leg")):
+        assert run(host, *argv).rc == 0
+    host.clock.advance(60)
+    host.fail_device("/dev/mapper/leg")
+    host.clock.advance(8)  # the write met the error table: md failed the leg
+    host.restore_device("/dev/mapper/leg")
+    r.report("raid1_refresh_needed")
+    assert frozenset(r.compared) == SCENARIOS["raid1refresh"]

@@ -1,0 +1,246 @@
+"""Seed 004's server move on two simulated hosts sharing an iSCSI disk, driven only by
+three versions of one spec, as a GitOps repo would change it (the lab test,
+tests/lab/test_lab_server_move.py, does the same on real kernels and checks the data).
+
+1. new exports its disks; old logs in, keeps every LV as a copy on each server, clones its
+   /boot device onto the second LUN; a link cut during the sync detaches nothing, and the
+   copy is refreshed and completes once the link is back.
+2. handover, with old crashing half way: the next pass finishes it from what it observes.
+3. old logs out; new ends the export, takes the VG over, activates it, grows the PV and an LV.
+Afterwards old still has a complete vg0 (the way back) and new has one with no missing PV.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from reconciler import controller
+from reconciler.adapters import lvm
+from reconciler.simulate import SimulatedHost
+from reconciler.simulate.clock import SimClock
+from reconciler.simulate.host import SimulatedCrash
+from reconciler.simulate.iscsi_model import Fabric
+from reconciler.spec import loading
+
+M = 1024**2
+IQN = "iqn.2003-01.org.example.new:move"
+OLD_IQN = "iqn.2004-10.com.example:old"
+PORTAL = "192.0.2.10:3260"
+LUN0 = f"/dev/disk/by-path/ip-{PORTAL}-iscsi-{IQN}-lun-0"
+LUN1 = f"/dev/disk/by-path/ip-{PORTAL}-iscsi-{IQN}-lun-1"
+
+TARGET = f"""
+[iscsi_target.move]
+nodes = ["new"]
+iqn = "{IQN}"
+portals = ["{PORTAL}"]
+acls = ["{OLD_IQN}"]
+state = "{{target}}"
+[iscsi_target.move.lun.0]
+device = "/dev/vdb"
+[iscsi_target.move.lun.1]
+device = "/dev/vdc"
+
+[iscsi_session.new]
+nodes = ["old"]
+portal = "{PORTAL}"
+target = "{IQN}"
+luns = [0, 1]
+state = "{{session}}"
+"""
+
+COMMIT1 = TARGET.format(target="present", session="logged-in") + f"""
+[vg.vg0]
+nodes = ["old"]
+pvs = ["/dev/vda", "{LUN0}"]
+[vg.vg0.lv.root]
+size = "48M"
+copies = [["/dev/vda"], ["{LUN0}"]]
+[vg.vg0.lv.srv]
+size = "96M"
+copies = [["/dev/vda"], ["{LUN0}"]]
+
+[clone.boot]
+nodes = ["old"]
+source = "/dev/vdd"
+target = "{LUN1}"
+md = "/dev/md100"
+state = "split"
+"""
+
+COMMIT2 = TARGET.format(target="present", session="logged-in") + f"""
+[vg.vg0]
+nodes = ["old"]
+pvs = ["/dev/vda"]
+[vg.vg0.handover]
+pvs = ["{LUN0}"]
+vg = "vg0moved"
+[vg.vg0.lv.root]
+size = "48M"
+placement = ["/dev/vda"]
+[vg.vg0.lv.srv]
+size = "96M"
+placement = ["/dev/vda"]
+
+[clone.boot]
+nodes = ["old"]
+source = "/dev/vdd"
+target = "{LUN1}"
+md = "/dev/md100"
+state = "split"
+"""
+
+COMMIT3 = TARGET.format(target="absent", session="absent") + """
+[vg.vg0]
+nodes = ["old"]
+pvs = ["/dev/vda"]
+[vg.vg0.lv.root]
+size = "48M"
+placement = ["/dev/vda"]
+[vg.vg0.lv.srv]
+size = "96M"
+placement = ["/dev/vda"]
+
+[vg.vgnew]
+nodes = ["new"]
+pvs = ["/dev/vdb"]
+takeover = "vg0moved"
+grow_pvs = true
+[vg.vgnew.lv.root]
+size = "48M"
+activation = { new = "active" }
+[vg.vgnew.lv.srv]
+size = "200M"
+activation = { new = "active" }
+"""
+
+
+class Move:
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        clock = SimClock()
+        fabric = Fabric()
+        self.old = SimulatedHost("local", clock, seed="old")
+        self.new = SimulatedHost("local", clock, seed="new")
+        fabric.join(self.old, initiator=OLD_IQN)
+        fabric.join(self.new)
+        self.old.add_device("/dev/vda", 512 * M)
+        self.old.add_device("/dev/vdd", 64 * M)  # /boot
+        self.old.add_vg("vg0", ["/dev/vda"])
+        self.old.add_lv("vg0", "root", 48 * M)
+        self.old.add_lv("vg0", "srv", 96 * M)
+        self.new.add_device("/dev/vdb", 512 * M)
+        self.new.add_device("/dev/vdc", 64 * M)
+        self.memory = {"old": controller.Memory(), "new": controller.Memory()}
+
+    def host(self, node):
+        return self.old if node == "old" else self.new
+
+    def commit(self, text):
+        (self.tmp / "spec.toml").write_text(textwrap.dedent(text))
+        return loading.load(self.tmp / "spec.toml")
+
+    def run(self, node, loaded):
+        host = self.host(node)
+        env = controller.Environment(runner=host, node=node, resolve=host.resolve_device,
+                                     clock=host.clock)
+        return controller.reconcile_once(loaded, env, memory=self.memory[node])
+
+    def converge(self, node, loaded, passes=400):
+        host = self.host(node)
+        for _ in range(passes):
+            r = self.run(node, loaded)
+            if r.exit_code != controller.EXIT_PENDING:
+                return r
+            host.clock.advance(r.requeue_after or 5.0)
+        raise AssertionError(f"{node} not converged: {r.final}")
+
+
+@pytest.fixture
+def move(tmp_path):
+    return Move(tmp_path)
+
+
+def observed(host):
+    return lvm.parse_fullreport(host.run(lvm.fullreport()).stdout)
+
+
+def images(host, vg, lv):
+    found = host.lv(vg, lv)
+    return sorted({area.device.path for img in found.images for seg in img.segments
+                   for area, _ in seg.areas})
+
+
+def where(host, vg, lv):
+    return sorted({area.device.path for seg in host.lv(vg, lv).segments
+                   for area, _ in seg.areas})
+
+
+def test_the_server_move_in_three_commits(move):
+    old, new = move.old, move.new
+    c1 = move.commit(COMMIT1)
+    assert move.converge("new", c1).exit_code == 0
+
+    # 1. old: login, pvcreate, vgextend, the first copy; the link is cut during its sync
+    r = move.run("old", c1)
+    assert r.exit_code == controller.EXIT_PENDING, r.final
+    assert old.lv("vg0", "root").kind == "raid1"
+    old.fail_device("/dev/sda")
+    old.clock.advance(10)
+    r = move.run("old", c1)
+    blocked = {b.object: b.reason for b in r.plan.blocked}
+    assert "a copy is on a missing PV" in blocked.get("lv vg0/root", ""), blocked
+    before = len(old.calls)
+    r = move.run("old", c1)
+    assert all(c.argv[0] == "lvm" for c in old.calls[before:]), old.calls[before:]
+    assert old.lv("vg0", "root").is_active  # old keeps working on its own copy
+    old.restore_device("/dev/sda")
+    r = move.converge("old", c1)
+    assert r.exit_code == 0, r.final
+    ran = [" ".join(c.argv) for c in old.calls]
+    assert "lvchange --refresh vg0/root" in ran
+    seen = observed(old)
+    for lv in ("root", "srv"):
+        assert images(old, "vg0", lv) == ["/dev/sda", "/dev/vda"]
+        got = seen.vgs["vg0"].lvs[lv]
+        assert got.is_synced and got.sync_percent == 100.0 and not got.health_status
+    assert not old.md.arrays  # the /boot clone was split after its copy
+
+    # 2. handover; old crashes right after its vgsplit (the 11th command that changes the
+    # host: 4 per split copy, an lvchange -an of each copy, vgsplit), and reboots
+    c2 = move.commit(COMMIT2)
+    old.crash_after(11)
+    with pytest.raises(SimulatedCrash):
+        move.converge("old", c2)
+    assert " ".join(old.calls[-1].argv).startswith("vgsplit vg0 vg0moved")
+    old.recover()
+    assert not old.vg("vg0moved").exported
+    assert sorted(old.vg("vg0moved").lvs) == ["root_handover", "srv_handover"]
+    move.memory["old"] = controller.Memory()
+    r = move.converge("old", c2)
+    assert r.exit_code == 0, r.final
+    assert old.vg("vg0moved").exported
+    assert sorted(old.vg("vg0moved").lvs) == ["root", "srv"]
+    for lv in ("root", "srv"):
+        assert where(old, "vg0", lv) == ["/dev/vda"]
+        assert old.lv("vg0", lv).kind == "linear"
+
+    # 3. old logs out; new ends the export, takes the VG over, activates and grows it
+    c3 = move.commit(COMMIT3)
+    r = move.converge("old", c3)
+    assert r.exit_code == 0, (r.final.blocked, r.report.results if r.report else None)
+    new.grow_device("/dev/vdb", 1024 * M)
+    r = move.converge("new", c3)
+    assert r.exit_code == 0, r.final
+    ran = [" ".join(c.argv) for c in new.calls]
+    assert ran.index("vgimport vg0moved") > max(
+        i for i, c in enumerate(ran) if "lio-apply" in c and '"delete":true' in c)
+    assert "vgrename vg0moved vgnew" in ran and "pvresize /dev/vdb" in ran
+    vg = new.vg("vgnew")
+    assert not vg.exported and not vg.missing_pvs
+    assert new.lv("vgnew", "srv").extents * vg.extent_size == 200 * M
+    assert all(new.lv("vgnew", lv).is_active for lv in ("root", "srv"))
+    # the way back: old's vg0 complete, its LVs active on its own disk
+    assert not old.vg("vg0").missing_pvs and old.lv("vg0", "srv").is_active
