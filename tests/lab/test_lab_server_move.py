@@ -259,6 +259,8 @@ def test_seed_004_server_move_with_fallback():
                     or (a[0] == "iscsiadm" and "--logout" in a)], done
         blocked = rd.doc["plan"]["blocked"]
         assert blocked, f"the plan does not say why nothing proceeds:\n{plan_says(rd)}"
+        assert any("missing" in b["reason"] and b["object"] in ("vg vg0", "lv vg0/root")
+                   for b in blocked), plan_says(rd)
         print("link down, the plan says:", json.dumps(blocked, indent=1))
         rep = report(old)
         assert lvs(rep)["vg0/root"]["lv_layout"] == "raid,raid1"  # nothing detached
