@@ -174,11 +174,19 @@ def pvs_of(rep: dict, vg: str) -> list[str]:
                   for p in obj.get("pv", []))
 
 
+# The lab's udev names a new disk within a fraction of a second; a loaded production host's
+# can take seconds. Made late on purpose, so that nothing passes by winning that race: a
+# login is not over until the by-path names of its disks exist.
+SLOW_UDEV = 'ACTION=="add", SUBSYSTEM=="block", KERNEL=="sd*", PROGRAM="/bin/sleep 3"\n'
+
+
 def prepare_old(g: Guest) -> None:
     """What an administrator set up on old before the spec: the initiator name, iscsid (with
     a short replacement timeout, so a dead link fails the remote legs in seconds)."""
     g.write_file("/etc/iscsi/initiatorname.iscsi", f"InitiatorName={INIT_OLD}\n")
-    g.sh("sed -i 's/^node.session.timeo.replacement_timeout = .*/"
+    g.write_file("/etc/udev/rules.d/00-lab-slow-disks.rules", SLOW_UDEV)
+    g.sh("udevadm control --reload; "
+         "sed -i 's/^node.session.timeo.replacement_timeout = .*/"
          "node.session.timeo.replacement_timeout = 5/' /etc/iscsi/iscsid.conf; "
          "modprobe iscsi_tcp; modprobe sd_mod; iscsid")
     install_shims(g)
@@ -233,6 +241,8 @@ def test_seed_004_server_move_with_fallback():
         mark(old, "c1-first")
         ro = reconcile(old, node="old", timeout=300)
         assert ro.doc is not None, ro
+        failed = [a for a in ro.doc["applied"] if a["outcome"] == "failed"]
+        assert not failed, json.dumps(failed, indent=1)
         conv = [a for a in ran(old, "c1-first") if a[0] == "lvconvert"]
         # copies are added one LV at a time per VG (a raid1 sync at a time): root first
         assert [a[-2] for a in conv] == ["vg0/root"], (conv, ro)
