@@ -446,6 +446,7 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
     processes = changes = 0
     started_at = env.clock.now()
     n = 0
+    looked_again = False
     for n in range(1, max_passes + 1):
         result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
         first = first or result
@@ -465,7 +466,13 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
                 applied[i] = Applied(a.pass_no, a.result, n, a.watching)
         if on_pass:
             on_pass(result)
-        if result.exit_code != EXIT_PENDING or dry_run:
+        # A pass that changed the host and then found something blocked looks once more: what
+        # it just did may not be visible everywhere yet (udev makes a login's by-path names
+        # a moment after iscsiadm returns).
+        again = (result.exit_code == EXIT_ERROR and not looked_again and result.report is not None
+                 and result.report.changed and not result.report.failed and not dry_run)
+        looked_again = again
+        if (result.exit_code != EXIT_PENDING and not again) or dry_run:
             break
         env.clock.sleep(result.requeue_after or env.requeue_seconds)
     assert result is not None and first is not None

@@ -690,6 +690,24 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
                  f"host ({new.system_id}); choose another handover.vg")
         return False
     staying = obs is not None and bool(set(obs.pvs) & names)
+    leftovers = sorted(n for n, lv in (obs.lvs.items() if obs is not None else ())
+                       if lvm_adapter.HANDOVER_TAG in lv.tags)
+    unresolved = [d for d in ho.pvs if st.pv_for(d) is None]
+    if not staying and obs is not None and (leftovers or (unresolved and obs.missing_pv_count)):
+        # Half way (copies split off, still in this VG) and the handover PVs are not here:
+        # not logged in yet after a reboot, a logout, udev not done yet. Wait for them.
+        for lv_name in leftovers:
+            if obs.lvs[lv_name].attr.is_active:
+                vp.safe.append(actions.Step(
+                    actions.SetActivation(vg=name, lv=lv_name, mode="off-local", host=host),
+                    "a copy split off for the handover is active: it carries the same file "
+                    "system UUID as the LV this host keeps"))
+        split = f" (copies split off so far: {', '.join(leftovers)})" if leftovers else ""
+        vp.block(obj, f"handover: its PV(s) {', '.join(unresolved or pvs)} are not there (not "
+                 f"logged in yet after a reboot, a logout, udev still making the disk's name?)"
+                 f"{split}; it goes on once they are back, and nothing else in the VG changes "
+                 f"meanwhile")
+        return False
     if not staying:
         if new is None or new.exported:
             return True

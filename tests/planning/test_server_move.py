@@ -491,3 +491,28 @@ def test_a_takeover_reads_the_targets_even_without_a_target_table():
     assert observing.iscsi_parts(sp) == (True, False)
     assert observing.iscsi_parts(spec({"vg": {"vg0": {"nodes": ["n1"], "pvs": ["/dev/vdb"]}}})) \
         == (False, False)
+
+
+def test_a_handover_half_way_waits_for_its_pv_after_a_reboot_and_keeps_the_copies_off():
+    # Old rebooted after splitting (before vgsplit), not logged in yet: the handover PV's
+    # by-path name resolves to nothing, vg0 misses a PV, its split copies (tagged) are there
+    # and one was autoactivated. Lab: this fell into evacuation planning ("move it yourself").
+    base = observed("raid1_new_leg_failed_after_sync")
+    g = base.vgs["vgglobal"]
+    lv = g.lvs["lvrepnb"]
+    kept = replace(lv, images=(), attr=state.LvAttr("-wi-a-----"), health_status="",
+                   pv_extents={"/dev/vda": 32})
+    copy = replace(lv, name="lvrepnb_handover", images=(), attr=state.LvAttr("-wi-a---p-"),
+                   pv_extents={"[unknown]": 32}, tags=("reconciler_handover",))
+    st = replace(base, vgs={"vgglobal": replace(g, lvs={"lvrepnb": kept,
+                                                         "lvrepnb_handover": copy})})
+    disk = "/dev/disk/by-path/ip-192.0.2.10:3260-iscsi-iqn.2003-01.org.example.new:e0-lun-0"
+    sp = spec({"vg": {"vgglobal": {
+        "nodes": ["n1"], "pvs": ["/dev/vda"], "handover": {"pvs": [disk], "vg": "vgmoved"},
+        "lv": {"lvrepnb": {"size": "128M", "placement": ["/dev/vda"]}}}}})
+    p = plan_of(sp, replace(st, devices={**st.devices, disk: None}))
+    why = " ".join(reasons(p, "vg vgglobal"))
+    assert "are not there" in why and "lvrepnb_handover" in why, p.blocked
+    assert not any("move it yourself" in b.reason for b in p.blocked), p.blocked
+    assert argvs(p) in (["lvchange -an vgglobal/lvrepnb_handover"],
+                        ["lvchange --activate n vgglobal/lvrepnb_handover"]), argvs(p)

@@ -244,3 +244,31 @@ def test_the_server_move_in_three_commits(move):
     assert all(new.lv("vgnew", lv).is_active for lv in ("root", "srv"))
     # the way back: old's vg0 complete, its LVs active on its own disk
     assert not old.vg("vg0").missing_pvs and old.lv("vg0", "srv").is_active
+
+
+def _pass(code, *, changed, failed=False):
+    from reconciler import actions, executing
+
+    step = actions.Step(actions.RefreshCopy(vg="vg0", lv="root"), "test")
+    outcome = executing.Outcome.FAILED if failed else executing.Outcome.DONE
+    results = [executing.StepResult(step, outcome, "", 0.0, [object()] if changed else [])]
+    empty = actions.Plan(node="old")
+    blocked = actions.Plan(node="old", blocked=(actions.Blocked("vg vg0", "not there yet"),))
+    return controller.PassResult(empty, blocked if code else empty,
+                                 executing.ApplyReport(results, None), code, 1, 0.0, None)
+
+
+@pytest.mark.parametrize("first, passes, code", [
+    (_pass(controller.EXIT_ERROR, changed=True), 2, 0),    # looks once more, then in sync
+    (_pass(controller.EXIT_ERROR, changed=False), 1, 1),   # nothing done: blocked is final
+    (_pass(controller.EXIT_ERROR, changed=True, failed=True), 1, 1),  # a failure is final
+])
+def test_wait_looks_once_more_after_a_pass_that_changed_the_host_then_blocked(
+        monkeypatch, tmp_path, first, passes, code):
+    # (udev makes a login's by-path names a moment after iscsiadm returns: lab, issue 13)
+    runs = iter([first, _pass(controller.EXIT_IN_SYNC, changed=False),
+                 _pass(controller.EXIT_ERROR, changed=True)])
+    monkeypatch.setattr(controller, "reconcile_once", lambda *a, **k: next(runs))
+    env = controller.Environment(runner=None, node="old", clock=SimClock())
+    settled = controller.reconcile_until_settled(None, env)
+    assert (settled.passes, settled.exit_code) == (passes, code)
