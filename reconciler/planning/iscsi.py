@@ -128,7 +128,10 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                                           chap_file=want.chap_file, luns=want.luns,
                                           host=st.host)
         if not step.is_done(st):
-            why = "no session" if s is None else f"session {s.sid} is {s.state or 'not logged in'}"
+            why = ("no session" if s is None else
+                   f"session {s.sid} is logged in; udev has not named its disks yet "
+                   f"({', '.join(step.provides())})" if step.is_started(st) else
+                   f"session {s.sid} is {s.state or 'not logged in'}")
             out.steps.append(actions.Step(step, why))
         return
     if s is None:

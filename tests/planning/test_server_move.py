@@ -516,3 +516,28 @@ def test_a_handover_half_way_waits_for_its_pv_after_a_reboot_and_keeps_the_copie
     assert not any("move it yourself" in b.reason for b in p.blocked), p.blocked
     assert argvs(p) in (["lvchange -an vgglobal/lvrepnb_handover"],
                         ["lvchange --activate n vgglobal/lvrepnb_handover"]), argvs(p)
+
+
+def test_a_login_is_done_only_once_udev_named_its_disks():
+    # Lab (udev 3 s late): the pass's pvcreate of the by-path name failed "No device found"
+    # when the login counted done at the session alone. Now the login is a long step until
+    # the names exist, and what needs them waits for the next pass.
+    portal, iqn = "192.0.2.10:3260", "iqn.2003-01.org.example.new:e0"
+    disk = f"/dev/disk/by-path/ip-{portal}-iscsi-{iqn}-lun-0"
+    sess = state_iscsi.IscsiSession(sid="session1", target=iqn, portal=portal,
+                                    state="LOGGED_IN",
+                                    disks=(state_iscsi.IscsiDisk(lun=0, name="sda",
+                                                                 devno=(8, 0)),))
+    st = replace(observed("two_pvs_linear"), iscsi=state_iscsi.IscsiState(sessions=(sess,)))
+    login = actions.LoginSession(name="e0", portal=portal, target=iqn, luns=(0,))
+    not_yet = replace(st, devices={**st.devices, disk: None})
+    assert login.long and login.is_started(not_yet) and not login.is_done(not_yet)
+    assert login.is_done(replace(st, devices={**st.devices, disk: (8, 0)}))
+    sp = spec({"iscsi_session": {"e0": {"nodes": ["n1"], "portal": portal, "target": iqn,
+                                        "luns": [0]}},
+               "vg": {"vgglobal": {"nodes": ["n1"], "pvs": ["/dev/vda", "/dev/vdb", disk]}}})
+    p = plan_of(sp, not_yet)
+    keys = [s.key for s in p.steps]
+    assert keys[0] == "iscsi-session:e0:login" and "udev has not named" in p.steps[0].reason
+    create = next(s for s in p.steps if s.key == f"pv:{disk}:create")
+    assert "iscsi-session:e0:login" in create.after
