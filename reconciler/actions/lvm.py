@@ -25,6 +25,14 @@ class LvmAction(Action):
         return lvm.failure(result)
 
 
+def _raid1_sync(lv: state.Lv | None) -> Progress | None:
+    """A raid1's sync as progress (the sync percent, else the copy percent)."""
+    if lv is None or not lv.images:
+        return None
+    return Progress(lv.sync_percent if lv.sync_percent is not None else lv.copy_percent,
+                    "raid1 sync")
+
+
 def _dm_name(vg: str, lv: str) -> str:
     """device-mapper's name for ``vg/lv``: each ``-`` doubled, then joined with ``-``."""
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
@@ -411,11 +419,7 @@ class AddMirrorLeg(LvmAction):
         return self.is_started(st) and _lv(st, self.vg, self.lv).is_synced
 
     def progress(self, st: state.HostState) -> Progress | None:
-        lv = _lv(st, self.vg, self.lv)
-        if lv is None or not lv.images:
-            return None
-        return Progress(lv.sync_percent if lv.sync_percent is not None else lv.copy_percent,
-                        "raid1 sync")
+        return _raid1_sync(_lv(st, self.vg, self.lv))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -550,11 +554,7 @@ class AddCopy(LvmAction):
         return self.is_started(st) and _lv(st, self.vg, self.lv).is_synced
 
     def progress(self, st: state.HostState) -> Progress | None:
-        lv = _lv(st, self.vg, self.lv)
-        if lv is None or not lv.images:
-            return None
-        return Progress(lv.sync_percent if lv.sync_percent is not None else lv.copy_percent,
-                        "raid1 sync")
+        return _raid1_sync(_lv(st, self.vg, self.lv))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
