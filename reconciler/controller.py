@@ -268,12 +268,13 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     md_targets = observing.md_targets(spec, env.ledger)
     lockd = any(vg.scope is models.Scope.SHARED for vg in spec.vg.values())
     drbd_targets = observing.drbd_targets(spec, env.node)
+    lvm_targets = observing.lvm_targets(spec)
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
                                  now=env.clock.now(), md_targets=md_targets,
                                  iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
-                                 drbd_targets=drbd_targets)
+                                 drbd_targets=drbd_targets, lvm_targets=lvm_targets)
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),

@@ -60,15 +60,20 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             now: float = 0.0, md_targets: MdTargets | None = None,
             iscsi_parts: tuple[bool, bool] = (False, False),
             lockd: bool = False,
-            drbd_targets: DrbdTargets | None = None) -> state.HostState:
+            drbd_targets: DrbdTargets | None = None,
+            lvm_targets: LvmTargets | None = None) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
 
     ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process.
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
+    ``lvm_targets``: the spec's PV devices (each one not a PV yet is probed with ``wipefs
+    --no-act``, the one process DRBD's create-md probe uses) and its ``resize_fs`` LVs.
     """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
                   md_targets=md_targets, lockd=lockd)
+    if lvm_targets is not None:
+        st = dataclasses.replace(st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st))
     if drbd_targets is not None and drbd_targets.resources:
         st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets))
     if not any(iscsi_parts):
@@ -108,6 +113,46 @@ def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Reso
                            observed_at=now, md=arrays, blockdevs=blockdevs, ledger=ledger,
                            lvm_system_id=system_id, pollers=pollers, lockd=parsed.lockd,
                            vg_names_twice=parsed.vg_names_twice)
+
+
+# -- LVM beyond the report: new PVs' signatures ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LvmTargets:
+    """What the spec's VGs ask observation to look at beyond the one report."""
+
+    # (VG, device) for each device a VG lists as a PV: probed while it is not a PV
+    pvs: tuple[tuple[str, str], ...] = ()
+
+
+def lvm_targets(spec) -> LvmTargets:
+    return LvmTargets(pvs=tuple(sorted({(n, d) for n, vg in spec.vg.items() for d in vg.pvs})))
+
+
+def _probe_new_pvs(runner: Runner, host: str, devices: tuple[tuple[str, str], ...],
+                   st: state.HostState) -> dict[str, state.DiskProbe]:
+    """``wipefs --no-act --json`` (the probe DRBD's create-md relies on, ``drbd.probe_disk``)
+    of each device that exists and is not a PV: pvcreate is planned only on one found blank.
+    A PV costs nothing here, so a settled host still starts one process per pass. Not in a
+    VG with a missing PV: lvm shows that PV without its device ("[unknown]"), so the disk
+    named may be it (a failed disk still exists); the VG waits for it whole anyway."""
+    out: dict[str, state.DiskProbe] = {}
+    for vg, dev in devices:
+        if vg in st.vgs and st.vgs[vg].missing_pv_count:
+            continue
+        if dev in out or st.devices.get(dev) is None or st.pv_for(dev) is not None:
+            continue  # not there (or not resolved: the tool judges), or a PV already
+        res = runner.run(drbd.probe_disk(dev, host=host))
+        if not res.ok:
+            why = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+            out[dev] = state.DiskProbe(dev, error=why)
+            continue
+        try:
+            out[dev] = state.DiskProbe(dev, drbd.parse_wipefs(res.stdout))
+        except ValueError as exc:
+            raise errors.ObservationError(res.command.argv, str(exc), res.stdout) from None
+    return out
 
 
 # -- pvmove pollers: /proc only, and only while a pvmove is in flight -----------------------------

@@ -149,6 +149,16 @@ MISSING_PV_NAME = "[unknown]"  # lvm's name for a PV whose device it cannot find
 
 
 @dataclass(frozen=True, slots=True)
+class DiskProbe:
+    """What ``wipefs --no-act`` found on a device the spec lists as a PV that is not one yet
+    (probed only then: ``pvcreate`` never runs over a signature, and is never asked to wipe)."""
+
+    path: str
+    signatures: tuple[str, ...] = ()  # wipefs' types: "ext4", "gpt", "linux_raid_member"...
+    error: str | None = None  # the probe failed (unreadable, gone): nothing is known
+
+
+@dataclass(frozen=True, slots=True)
 class LegPart:
     """A hidden sub-LV of a leg (its image, its raid metadata) as lvm reports it."""
 
@@ -448,6 +458,9 @@ class HostState:
     # VG names lvm reported for two VGs (a local one and a foreign one, with --foreign):
     # name -> the system IDs of each ("" = none). ``vgs`` holds one of them only.
     vg_names_twice: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Spec PV devices that are not PVs yet, as wipefs saw them (by spec path); a device not
+    # here was not probed (it is a PV, it does not exist, or nothing declares it).
+    probes: dict[str, DiskProbe] = field(default_factory=dict)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

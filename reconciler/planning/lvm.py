@@ -255,6 +255,10 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
                 vp.block(f"vg {name}", f"device {dev} does not exist on {host}, and no step "
                          f"of this plan makes it appear")
                 continue
+            probe = st.probes.get(dev)
+            if probe is not None and (probe.signatures or probe.error):
+                vp.block(f"vg {name}", _signature_reason(dev, probe))
+                continue
             ready[dev] = vp.add(actions.CreatePv(device=dev, host=host),
                                 f"{dev} is listed in vg.{name}.pvs but is not a PV")
         elif pv.vg is not None and pv.vg != name:
@@ -326,6 +330,20 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
         vp.add(actions.ReduceVg(vg=name, pv=p, host=host),
                f"{p} is in the VG but not in vg.{name}.pvs", moves)
     return vp
+
+
+def _signature_reason(dev: str, probe: state.DiskProbe) -> str:
+    """Why ``dev`` is not made a PV: what wipefs found on it, and what to check (never a
+    wipe: only a person can tell whether that content is still someone's)."""
+    if probe.error:
+        return (f"{dev} is listed in pvs but is not a PV, and what it holds could not be "
+                f"read (wipefs --no-act: {probe.error}); pvcreate runs only on a disk seen "
+                f"blank. Check that the device is the one meant and readable")
+    return (f"{dev} is listed in pvs but holds {', '.join(probe.signatures)} (wipefs "
+            f"--no-act): pvcreate runs only on a blank disk. Check that {dev} is the disk "
+            f"you meant (device names can change after a reboot; a /dev/disk/by-id name "
+            f"does not) and whose data that is (blkid, lsblk -f, mount it read-only); the "
+            f"VG waits, nothing is written to the disk")
 
 
 def _plan_absent_vg(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None,

@@ -322,6 +322,22 @@ def _pvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.print(f'Physical volume "{dev}" successfully created.')
 
 
+def _wipefs(node: LockdNode, argv: tuple[str, ...]) -> Out:
+    """``wipefs --no-act --json DEVICE`` (the probe before pvcreate): the shared disks of
+    this simulator carry no signature, so a known one probes blank (as the LVM simulator's
+    host answers it); an unknown path fails like wipefs does."""
+    if argv[:3] != ("wipefs", "--no-act", "--json") or len(argv) != 4:
+        raise UnsupportedCommand(f"wipefs form not modelled: {' '.join(argv)}")
+    out = Out()
+    if argv[3] not in node.c.storage.devices:
+        out.rc = 1
+        out.err.append(f"wipefs: error: {argv[3]}: probing initialization failed: No such "
+                       f"file or directory\n")
+        return out
+    out.out.append(json.dumps({"signatures": []}, indent=3) + "\n")
+    return out
+
+
 def _vgcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     args = list(argv[1:])
     if args[:3] == ["--shared", "--locktype", "sanlock"]:
@@ -583,5 +599,5 @@ _COMMANDS = {
     ("lvm", "fullreport"): _fullreport, ("lvmlockctl",): _lockctl, ("pvcreate",): _pvcreate,
     ("vgcreate",): _vgcreate, ("vgchange",): _vgchange, ("vgextend",): _vgextend, ("lvcreate",): _lvcreate,
     ("lvchange",): _lvchange, ("lvextend",): _lvextend, ("lvremove",): _lvremove,
-    ("pvmove",): _pvmove, ("dmsetup", "remove"): _dmsetup_remove,
+    ("pvmove",): _pvmove, ("dmsetup", "remove"): _dmsetup_remove, ("wipefs",): _wipefs,
 }

@@ -52,8 +52,8 @@ class Scenario:
         assert self.host.started - before == 1 == r.processes
 
     def mutations(self) -> list[tuple[str, ...]]:
-        return [c.argv for c in self.host.calls if c.argv[:2] != ("lvm", "fullreport")
-                and c.argv[:2] != ("lvm", "version")]
+        """The commands that changed the host (not the report, nor a read-only probe)."""
+        return [c.argv for c in self.host.calls if c.mutates]
 
 
 @pytest.fixture
