@@ -148,6 +148,18 @@ class Pv:
 MISSING_PV_NAME = "[unknown]"  # lvm's name for a PV whose device it cannot find
 
 
+def missing_pv_key(uuid: str) -> str:
+    """What a missing PV is known by here (its ``Pv.name``, its key in ``HostState.pvs``,
+    ``Vg.pvs`` and every ``pv_extents``): lvm calls every missing PV "[unknown]", so two of
+    them in one VG would be one; its uuid tells them apart. Never a device path: no command
+    names it."""
+    return f"{MISSING_PV_NAME} uuid {uuid}"
+
+
+def is_missing_pv_key(name: str) -> bool:
+    return name.startswith(MISSING_PV_NAME)
+
+
 @dataclass(frozen=True, slots=True)
 class DiskProbe:
     """What ``wipefs --no-act`` found on a device the spec lists as a PV that is not one yet
@@ -594,7 +606,7 @@ def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = Non
             out.append(f"leg {img.name} holds no extent on any PV")
         for name in sorted(img.pv_extents):
             pv = pvs.get(name)
-            if name == MISSING_PV_NAME or pv is None or pv.missing:
+            if is_missing_pv_key(name) or pv is None or pv.missing:
                 out.append(f"leg {img.name} lies on a PV lvm cannot find ({name}, pv_missing)")
         if kept and drop is not None and not img.pv_extents:
             out.append(f"the kept leg {img.name} is empty")

@@ -295,12 +295,18 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
                 major, minor = row.get("pv_major", ""), row.get("pv_minor", "")
                 devno = (int(major), int(minor)) if major not in ("", "-1") and minor not in ("", "-1") else None
                 attr = row.get("pv_attr", "---")
+                missing = (row.get("pv_missing", "") not in ("", "0")
+                           or (len(attr) > 2 and attr[2] == "m"))
+                name = row["pv_name"]
+                if missing or name == state.MISSING_PV_NAME:
+                    # lvm names every missing PV "[unknown]" (major:minor 0:0): by its uuid
+                    name, devno = state.missing_pv_key(row["pv_uuid"]), None
                 pv = state.Pv(
-                    name=row["pv_name"], uuid=row["pv_uuid"], vg=vg_name, devno=devno,
+                    name=name, uuid=row["pv_uuid"], vg=vg_name, devno=devno,
                     dev_size=Size(_int(row, "dev_size")), size=Size(_int(row, "pv_size")),
                     free=Size(_int(row, "pv_free")), pe_count=_int(row, "pv_pe_count"),
                     pe_alloc_count=_int(row, "pv_pe_alloc_count"),
-                    missing=row.get("pv_missing", "") not in ("", "0") or (len(attr) > 2 and attr[2] == "m"),
+                    missing=missing or state.is_missing_pv_key(name),
                     allocatable=len(attr) > 0 and attr[0] == "a",
                     pe_start=Size(_int(row, "pe_start")), mda_count=_int(row, "pv_mda_count"),
                     mda_size=Size(_int(row, "pv_mda_size")))

@@ -291,8 +291,8 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     evacuees = [p for p in (obs.pvs if obs else ()) if p not in wanted_names]
     for p in evacuees:
         if st.pvs[p].missing:
-            # lvm names a PV whose disk it cannot read "[unknown]": its uuid tells which
-            vp.block(f"vg {name}", f"PV {p} (uuid {st.pvs[p].uuid}) is missing (its device "
+            # lvm names a PV whose disk it cannot read "[unknown]": its key has its uuid
+            vp.block(f"vg {name}", f"PV {p} is missing (its device "
                      f"is gone: a failed disk, a link down?); nothing in the VG changes until "
                      f"it is back, and it is never removed (vgreduce --removemissing loses "
                      f"the data on it)")

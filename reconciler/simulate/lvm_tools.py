@@ -15,8 +15,9 @@ warns "Couldn't find device with uuid ..." and "VG ... is missing PV ... (last w
 before its "Couldn't find all devices for LV ..." lines; lvcreate, lvextend, lvreduce, lvconvert, pvmove and vgreduce refuse with "Cannot
 change VG ... while PVs are missing."; lvchange --addtag/--deltag, lvremove (even of an LV
 on the missing PV) and vgextend go through, and writing the metadata turns the PV's "last
-written to" into "[unknown]". Not recorded, so refused as not modelled: two missing PVs in
-a VG, two partial VGs in one report, a failed device named where the recordings name none,
+written to" into "[unknown]". Two missing PVs in a VG (not recorded) print those lines once
+per PV, in metadata order, as lvm2 2.03.16's metadata.c does. Not recorded, so refused as
+not modelled: two partial VGs in one report, a failed device named where the recordings name none,
 a bare ``pvmove`` or a ``vgremove`` while a VG is partial. Not yet recorded, written
 from lvm2's sources: the "Rounding ..." notices, locked-LV refusals ("Can't resize/remove
 locked ...", "Cannot convert locked LV ..."), "No extents available for allocation.",
@@ -213,22 +214,21 @@ def _foreign(host: SimulatedHost, vg: VG, argv: tuple[str, ...]) -> None:
 
 # -- a VG with a missing PV -----------------------------------------------------------------
 
-def _missing_pv(vg: VG) -> PV | None:
-    missing = vg.missing_pvs
-    if len(missing) > 1:
-        raise UnsupportedCommand(f"VG {vg.name} has {len(missing)} missing PVs: only one "
-                                 f"missing PV per VG is recorded and modelled")
-    return missing[0] if missing else None
+def _missing_pvs(vg: VG) -> list[PV]:
+    """The VG's PVs lvm cannot find, in metadata order."""
+    return vg.missing_pvs
 
 
 def _read(vg: VG, out: Out) -> bool:
-    """lvm reads the VG's metadata: warn about a missing PV. True when one is missing."""
-    pv = _missing_pv(vg)
-    if pv is None:
-        return False
-    out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
-    out.warn(f"WARNING: VG {vg.name} is missing PV {pv.uuid} (last written to {pv.hint}).")
-    return True
+    """lvm reads the VG's metadata: warn about missing PVs. True when one is missing. With
+    two or more (not recorded; lvm2 2.03.16's metadata.c): importing the metadata warns
+    "Couldn't find device" for each PV in turn, then vg_read "is missing PV" for each."""
+    missing = _missing_pvs(vg)
+    for pv in missing:
+        out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
+    for pv in missing:
+        out.warn(f"WARNING: VG {vg.name} is missing PV {pv.uuid} (last written to {pv.hint}).")
+    return bool(missing)
 
 
 def _refuse_partial(vg: VG, out: Out) -> bool:
@@ -242,12 +242,13 @@ def _refuse_partial(vg: VG, out: Out) -> bool:
 
 
 def _written(vg: VG, out: Out) -> None:
-    """The VG's metadata was written: a missing PV is looked for twice more and, from now
-    on, "last written to [unknown]"."""
-    pv = _missing_pv(vg)
-    if pv is not None:
-        out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
-        out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
+    """The VG's metadata was written: missing PVs are looked for twice more (each time one
+    warning per PV) and, from now on, "last written to [unknown]"."""
+    missing = _missing_pvs(vg)
+    for _ in range(2 if missing else 0):
+        for pv in missing:
+            out.warn(f"WARNING: Couldn't find device with uuid {pv.uuid}.")
+    for pv in missing:
         pv.hint = "[unknown]"
 
 
@@ -327,9 +328,10 @@ def lvm_fullreport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
         # for the missing PV, only the VG's warning (lab, FULLREPORT_ARGV: pv_missing,
         # pv_missing_after and the three raid1_new_leg_failed states; the same reports
         # without --foreign printed both lines, and every other command still does).
-        pv = _missing_pv(vg)
-        assert pv is not None  # the VG is partial
-        out.warn(f"WARNING: VG {vg.name} is missing PV {pv.uuid} (last written to {pv.hint}).")
+        # one line per missing PV, in metadata order (two: from lvm2's sources, not recorded)
+        for pv in _missing_pvs(vg):
+            out.warn(f"WARNING: VG {vg.name} is missing PV {pv.uuid} (last written to "
+                     f"{pv.hint}).")
         for lv in vg.lvs.values():  # in metadata order, hidden sub-LVs too
             if any(isinstance(t, PV) and t.missing for seg in lv.segments for t, _ in seg.areas):
                 out.warn(f"WARNING: Couldn't find all devices for LV {lv.full_name} while "
@@ -861,7 +863,7 @@ def _vg_arg(host: SimulatedHost, name: str, argv: tuple[str, ...], out: Out,
     _foreign(host, vg, argv)
     if not exported_ok and _exported(vg, out):
         return None
-    if _missing_pv(vg) is not None:
+    if _missing_pvs(vg):
         raise UnsupportedCommand(f"{argv[0]} of partial VG {vg.name} is not recorded, "
                                  f"not modelled")
     return vg
@@ -1036,7 +1038,7 @@ def pvresize(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
                          "not resized")
     if pv.vg is not None:
         _foreign(host, pv.vg, argv)
-        if _missing_pv(pv.vg) is not None:
+        if _missing_pvs(pv.vg):
             raise UnsupportedCommand(f"pvresize in partial VG {pv.vg.name} is not modelled")
         if _exported(pv.vg, out, processing=False):
             return out.print("0 physical volume(s) resized or updated / 1 physical volume(s) "

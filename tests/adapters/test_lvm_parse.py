@@ -152,8 +152,11 @@ def test_failed_new_leg_reads_100_percent_but_partial(case):
     assert lv.sync_percent == 100.0 and lv.raid_sync_action == "idle"
     assert lv.health_status == "partial" and lv.attr.health_char == "p"
     old, new = lv.images
-    assert old.pv_extents == {"/dev/vda": 33} and new.pv_extents == {"[unknown]": 33}
-    assert st.pvs["[unknown]"].missing and not st.pvs["/dev/vda"].missing
+    # the missing PV by its uuid (the one the recording's stderr names), not "[unknown]"
+    gone = state.missing_pv_key({"raid1_new_leg_failed_mid_sync": "eryStV-td2y-7s0x-GRKj-O3xK-1asd-NJ394y"}
+                                .get(case, "o1919U-BR0q-1Otq-nC6O-sygc-7RhR-P68oTy"))
+    assert old.pv_extents == {"/dev/vda": 33} and new.pv_extents == {gone: 33}
+    assert st.pvs[gone].missing and not st.pvs["/dev/vda"].missing
     assert st.vgs["vgglobal"].missing_pv_count == 1
     (image,) = [p for p in new.parts if p.is_image]
     assert image.health_status == "partial" and image.attr.health_char == "p"
@@ -247,3 +250,19 @@ def test_a_vg_name_reported_twice_is_kept_apart_and_blocked():
     reason, = [b.reason for b in p.blocked if b.object == "vg vgown"]
     assert "more than one VG named vgown (system IDs: 'hosta', 'hostb')" in reason
     assert not [s for s in p.steps if "vgown" in s.key]
+
+
+# -- issue 17: a missing PV is known by its uuid, not by lvm's name "[unknown]" ----------------
+
+
+def test_a_missing_pv_is_keyed_by_its_uuid():
+    st = report("pv_missing")  # /dev/vdc failed (drive_del): lvm prints "[unknown]"
+    uuid = "aDhaCQ-MomH-IJKT-H8WG-e9Sw-5jlG-iwUsPz"  # its pv_uuid in the recording
+    key = state.missing_pv_key(uuid)
+    assert uuid in key and key != state.MISSING_PV_NAME and state.is_missing_pv_key(key)
+    pv = st.pvs[key]
+    assert pv.missing and pv.uuid == uuid and pv.devno is None and pv.name == key
+    assert state.MISSING_PV_NAME not in st.pvs
+    g = st.vgs["vgglobal"]
+    assert key in g.pvs and g.missing_pv_count == 1
+    assert g.lvs["lvonc"].pv_extents == {key: 8}
