@@ -298,6 +298,10 @@ class _LoopRunner:
     def read(self, path: str, *, host: str = "local") -> str | None:
         return self.inner.read(path, host=host)
 
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        return self.inner.read_bytes(path, offset, length, host=host)
+
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
         return self.inner.openers(paths, host=host)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from reconciler import errors, state
 from reconciler.adapters import drbd, iscsi, lvm, md
+from reconciler.adapters import fs as fs_adapter
 from reconciler.adapters import lockd as lockd_adapter
 from reconciler.runner import Runner
 
@@ -68,12 +69,15 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
     ``lvm_targets``: the spec's PV devices (each one not a PV yet is probed with ``wipefs
-    --no-act``, the one process DRBD's create-md probe uses) and its ``resize_fs`` LVs.
+    --no-act``, the one process DRBD's create-md probe uses) and its ``resize_fs`` LVs (the
+    file system's superblock of each active one: ``Runner.read_bytes``, no process).
     """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
                   md_targets=md_targets, lockd=lockd)
     if lvm_targets is not None:
-        st = dataclasses.replace(st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st))
+        st = dataclasses.replace(
+            st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st),
+            filesystems=_read_filesystems(runner, host, lvm_targets.filesystems, st))
     if drbd_targets is not None and drbd_targets.resources:
         st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets))
     if not any(iscsi_parts):
@@ -124,10 +128,37 @@ class LvmTargets:
 
     # (VG, device) for each device a VG lists as a PV: probed while it is not a PV
     pvs: tuple[tuple[str, str], ...] = ()
+    # (VG, LV) whose spec says resize_fs: the file system's superblock is read while active
+    filesystems: tuple[tuple[str, str], ...] = ()
 
 
 def lvm_targets(spec) -> LvmTargets:
-    return LvmTargets(pvs=tuple(sorted({(n, d) for n, vg in spec.vg.items() for d in vg.pvs})))
+    return LvmTargets(
+        pvs=tuple(sorted({(n, d) for n, vg in spec.vg.items() for d in vg.pvs})),
+        filesystems=tuple(sorted((n, lv_name) for n, vg in spec.vg.items()
+                                 for lv_name, lv in vg.lv.items() if lv.resize_fs)))
+
+
+def _read_filesystems(runner: Runner, host: str, lvs: tuple[tuple[str, str], ...],
+                      st: state.HostState) -> dict[str, state.FileSystem]:
+    """The superblock of each active ``resize_fs`` LV, read from its device (no process):
+    whether a grow stopped between the LV and its file system. An inactive LV has no device
+    to read, and nothing is planned for its file system."""
+    out: dict[str, state.FileSystem] = {}
+    for vg_name, lv_name in lvs:
+        vg = st.vgs.get(vg_name)
+        lv = vg.lvs.get(lv_name) if vg is not None else None
+        if lv is None or not lv.attr.is_active or st.foreign_owner(vg) is not None:
+            continue
+        path = fs_adapter.device_path(vg_name, lv_name)
+        try:
+            data = runner.read_bytes(path, 0, fs_adapter.SPAN, host=host)
+        except OSError as exc:
+            out[lv.key] = state.FileSystem(kind="", error=f"{path}: {exc.strerror or exc}")
+            continue
+        if data is not None:
+            out[lv.key] = fs_adapter.parse(data)
+    return out
 
 
 def _probe_new_pvs(runner: Runner, host: str, devices: tuple[tuple[str, str], ...],

@@ -84,6 +84,10 @@ class _Recorder:
         self.files[path] = text
         return text
 
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        return self.inner.read_bytes(path, offset, length, host=host)
+
     def openers(self, paths, *, host: str = "local"):
         return self.inner.openers(paths, host=host)
 

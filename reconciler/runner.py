@@ -49,6 +49,14 @@ TERM_GRACE_SECONDS = 10.0
 REAP_SECONDS = 10.0
 # ``run`` returns at most this long after a command's own timeout expired.
 KILL_BOUND_SECONDS = TERM_GRACE_SECONDS + REAP_SECONDS
+# ``read_bytes`` reads a few blocks (a superblock), never a device's content.
+MAX_READ_BYTES = 64 * 1024
+
+
+def check_read_bounds(offset: int, length: int) -> None:
+    if offset < 0 or not 0 < length <= MAX_READ_BYTES:
+        raise ValueError(f"read_bytes reads 1 to {MAX_READ_BYTES} bytes from offset >= 0, "
+                         f"not {length} from {offset}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,11 +106,18 @@ class Runner(Protocol):
     ``openers(paths)`` says, for each device path, who has it open right now as short
     human strings ("pid 4242 (qemu-system-x86)", "swap"); an empty tuple means nobody.
     Asked only right before a step that overwrites or stops a device; wrappers forward it.
+
+    ``read_bytes(path, offset, length)`` returns at most ``length`` bytes (never more than
+    ``MAX_READ_BYTES``) of a file or block device from ``offset`` (fewer at its end), or None
+    when it does not exist: a file system's superblock, read with no process.
     """
 
     def run(self, cmd: Command) -> CommandResult: ...
 
     def read(self, path: str, *, host: str = "local") -> str | None: ...
+
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None: ...
 
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]: ...
@@ -326,6 +341,20 @@ class SubprocessRunner:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        if host != "local":
+            raise ValueError(f"SubprocessRunner reads local files only, not on {host!r}")
+        check_read_bounds(offset, length)
+        try:
+            # buffered: a mounted ext4's superblock lives in the device's page cache, so a
+            # resize done on-line is seen before it is written back
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
         """Who has each path open: every process's descriptors (/proc/PID/fd) and swap.
@@ -457,6 +486,10 @@ class RecordingRunner:
 
     def read(self, path: str, *, host: str = "local") -> str | None:
         return self.inner.read(path, host=host)
+
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        return self.inner.read_bytes(path, offset, length, host=host)
 
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:

@@ -161,6 +161,46 @@ def is_missing_pv_key(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSystem:
+    """The file system on an LV as its superblock says (``adapters.fs``). ``kind`` "" when no
+    file system the reconciler reads is there; ``size`` None when its size was not read (an
+    unknown kind, xfs, an error)."""
+
+    kind: str
+    size: Size | None = None
+    block_size: int = 0
+    # ext: what resize2fs's choice of size depends on (its last-group rule)
+    first_block: int = 0
+    blocks_per_group: int = 0
+    inode_blocks_per_group: int = 0
+    reserved_gdt_blocks: int = 0
+    desc_size: int = 32
+    error: str | None = None
+
+    def grown_size(self, device: int) -> int | None:
+        """The size resize2fs gives it on a device of ``device`` bytes, on the small side
+        (a last group of fewer than its overhead + 50 blocks is left out, the overhead
+        counted as if the group held a superblock backup); None when not known."""
+        if self.size is None or not self.block_size or not self.blocks_per_group:
+            return None
+        total = device // self.block_size
+        data = total - self.first_block
+        groups = -(-data // self.blocks_per_group)
+        desc_blocks = -(-groups * self.desc_size // self.block_size)
+        overhead = (2 + self.inode_blocks_per_group + 1 + desc_blocks
+                    + self.reserved_gdt_blocks)
+        rem = data % self.blocks_per_group
+        if groups > 1 and rem and rem < overhead + 50:
+            total -= rem
+        return total * self.block_size
+
+    def short_of(self, device: int) -> bool:
+        """A grow onto ``device`` bytes was not finished: resize2fs would make it bigger."""
+        grown = self.grown_size(device)
+        return grown is not None and self.size is not None and self.size < grown
+
+
+@dataclass(frozen=True, slots=True)
 class DiskProbe:
     """What ``wipefs --no-act`` found on a device the spec lists as a PV that is not one yet
     (probed only then: ``pvcreate`` never runs over a signature, and is never asked to wipe)."""
@@ -473,6 +513,8 @@ class HostState:
     # Spec PV devices that are not PVs yet, as wipefs saw them (by spec path); a device not
     # here was not probed (it is a PV, it does not exist, or nothing declares it).
     probes: dict[str, DiskProbe] = field(default_factory=dict)
+    # The file systems of active resize_fs LVs, by "vg/lv" (read only for those).
+    filesystems: dict[str, FileSystem] = field(default_factory=dict)
     _by_devno: dict[tuple[int, int], Pv] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -257,7 +257,11 @@ class ResizeLv(LvmAction):
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
         want = -(-self.size // self.extent_size) * self.extent_size
-        return lv is not None and lv.size == want
+        if lv is None or lv.size != want:
+            return False
+        # the LV at its size is not enough with --resizefs: fsadm may have failed after it
+        fs = st.filesystems.get(lv.key) if self.resize_fs and not self.shrink else None
+        return fs is None or not fs.short_of(int(lv.size))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

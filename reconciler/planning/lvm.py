@@ -57,6 +57,8 @@ class _VgPlan:
     # run even when something else in the VG is blocked.
     safe: list[actions.Step] = field(default_factory=list)
     resume: bool = False  # an in-flight pvmove here needs resuming (planned host-wide)
+    # Reported without holding the VG back (a file system whose size cannot be read).
+    notes: list[actions.Blocked] = field(default_factory=list)
 
     def add(self, action: actions.Action, reason: str, after: Iterable[str | None] = ()) -> str:
         self.steps.append(actions.Step(action, reason, frozenset(a for a in after if a)))
@@ -91,6 +93,7 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
         resume = resume or vp.resume
         out.in_flight.extend(vp.in_flight)
         out.steps.extend(vp.safe)
+        out.blocked.extend(vp.notes)
         if vp.blocked:
             out.blocked.extend(vp.blocked)
         else:
@@ -426,6 +429,8 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
         else:
             busy_key = _plan_mirror(vp, vg, name, lv, offending, allowed_devs, names, ready,
                                     st, obs_vg, obj)
+    if want.resize_fs and lv.size == target:
+        _plan_fs(vp, vg, name, lv, st, extent_size, busy_key)
     if lv.size < target:
         vp.add(actions.ResizeLv(vg=vg, lv=name, size=want.size, extent_size=extent_size,
                                 pvs=allowed_args, resize_fs=want.resize_fs, host=host),
@@ -442,6 +447,33 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
             vp.block(obj, f"is {format_size(lv.size)}, spec says {format_size(want.size)}: "
                      f"shrinking is refused (it destroys data beyond the new end); set "
                      f"allow_shrink = true once the file system is smaller")
+
+
+def _plan_fs(vp: _VgPlan, vg: str, name: str, lv: state.Lv, st: state.HostState,
+             extent_size: int, busy_key: str | None) -> None:
+    """``resize_fs`` and the LV at its size: its file system must be too. A grow that
+    stopped between the two (fsadm failed after lvextend, a crash in between) is finished
+    with ``lvextend --resizefs`` at the same size, which lvm2 2.03.16 turns into fsadm
+    alone. A file system whose size is not read here is reported, never guessed."""
+    fs = st.filesystems.get(lv.key)
+    if fs is None:
+        return  # not read: the LV is not active
+    if fs.size is None:
+        what = (f"cannot be read ({fs.error})" if fs.error else
+                f"is {fs.kind}, whose size is not read here" if fs.kind else
+                "is none the reconciler recognises (no ext2/3/4 superblock)")
+        vp.notes.append(actions.Blocked(
+            f"lv {vg}/{name}", f"resize_fs: its file system {what}, so whether a grow "
+            f"finished cannot be told; check it (df, xfs_info) against the LV's "
+            f"{format_size(lv.size)}, and grow it by hand if it is smaller"))
+        return
+    if fs.short_of(int(lv.size)):
+        vp.add(actions.ResizeLv(vg=vg, lv=name, size=int(lv.size), extent_size=extent_size,
+                                resize_fs=True, host=st.host),
+               f"its {fs.kind} file system is {format_size(fs.size)}, the LV "
+               f"{format_size(lv.size)}: a grow stopped between the LV and its file system "
+               f"(fsadm failed, or a crash after lvextend); lvextend --resizefs at the same "
+               f"size grows the file system only", [busy_key])
 
 
 def _plan_pvmoves(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[str, int],

@@ -42,9 +42,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 
 from reconciler.errors import UnsupportedCommand
-from reconciler.runner import Command, CommandResult
+from reconciler.runner import Command, CommandResult, check_read_bounds
 
-from . import drbd_tools, iscsi_tools, lvm_tools, md_model, md_tools, ops
+from . import drbd_tools, fs_model, iscsi_tools, lvm_tools, md_model, md_tools, ops
 from .iscsi_model import IscsiSide
 from .clock import SimClock
 from .model import (DEFAULT_EXTENT_SIZE, LV, PV, RAID_NOTICE_DELAY, VG, Device, Model,
@@ -81,6 +81,9 @@ class SimulatedHost:
         self.opener_checks: list[tuple[str, ...]] = []
         self._crash_budget: int | None = None
         self.crashed = False
+        # lvextend --resizefs: the next fsadm fails with this stderr, or ("crash") the host
+        # goes down once the LV has grown and before fsadm has touched the file system
+        self.fsadm_fault: str | None = None
         # Processes holding a block device open, by device number: [(pid, command name)].
         self.opened: dict[tuple[int, int], list[tuple[int, str]]] = {}
         self.model.open_count = self._lv_open_count
@@ -160,6 +163,35 @@ class SimulatedHost:
         if path == "/proc/self/mountinfo":
             return (md_tools.read(self, path) or "") + drbd_tools.mount_lines(self)
         return md_tools.read(self, path)
+
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        """Bytes of an LV's device (``/dev/mapper/VG-LV``, ``/dev/VG/LV``): its file
+        system's superblock as ``mkfs`` recorded it and grown since (``fs_model``), zeros
+        elsewhere. None for an inactive LV (no device node) or no such path; EIO when its
+        first extent is on a missing PV. Any other device's bytes are not modelled."""
+        if self.crashed:
+            raise SimulatedCrash(f"host {self.name} is down; cannot read {path}")
+        if host != self.name:
+            raise UnsupportedCommand(f"read_bytes for host {host!r} sent to simulated host "
+                                     f"{self.name!r}: {path}")
+        check_read_bounds(offset, length)
+        lv = self.lv_by_path(path)
+        if lv is None:
+            if self.model.device(path) is not None or self.md.array(path) is not None:
+                raise UnsupportedCommand(f"the bytes of {path} are not modelled (LVs only)")
+            return None
+        if not lv.is_active:
+            return None
+        first = lv.pvs()[:1]
+        if first and first[0].missing:
+            raise OSError(5, "Input/output error", path)
+        size = lv.extents * lv.vg.extent_size
+        data = fs_model.head(lv.fs, lv.fs_size, lv.fs_made)
+        end = min(offset + length, size)
+        if offset >= end:
+            return b""
+        return (data + bytes(max(0, end - len(data))))[offset:end]
 
     # -- processes (pvmove pollers, lvmpolld) -------------------------------------------------
 
@@ -308,6 +340,17 @@ class SimulatedHost:
             if hit:
                 return self._faults.pop(i)
         return None
+
+    def fail_fsadm(self, stderr: str) -> None:
+        """The next ``lvextend --resizefs`` grows the LV, then its fsadm fails with
+        ``stderr`` (lvm then says "/sbin/fsadm failed: 1" and exits 5); the file system
+        keeps its size. One-shot."""
+        self.fsadm_fault = stderr
+
+    def crash_in_fsadm(self) -> None:
+        """The next ``lvextend --resizefs`` grows the LV (its metadata committed), then the
+        host goes down before fsadm touches the file system. One-shot."""
+        self.fsadm_fault = "crash"
 
     def crash_after(self, n: int) -> None:
         """After ``n`` more mutating commands, every further command raises SimulatedCrash."""
@@ -714,6 +757,12 @@ class SimulatedHost:
         """Write one 1 MiB chunk of a device or of an md array (then to each of its members
         that has not failed; one that fails now becomes faulty)."""
         array = self.md.array(path)
+        lv = self.lv_by_path(path) if array is None else None
+        if lv is not None:  # an LV's content is its own (extents moved or added keep it)
+            if chunk * md_model.CHUNK >= lv.extents * lv.vg.extent_size:
+                raise ValueError(f"chunk {chunk} is beyond the end of {path}")
+            self.md.write(lv, chunk, data)
+            return
         if array is None:
             self.md.write(self._device(path), chunk, data)
             return
@@ -729,7 +778,12 @@ class SimulatedHost:
             self.md.write(m.device, chunk, data)
 
     def fingerprint(self, path: str, size: int | None = None) -> str:
-        """md5 over a device's content (its first ``size`` bytes), like md5sum of the disk."""
+        """md5 over a device's (or an LV's) content (its first ``size`` bytes), like md5sum
+        of the disk."""
+        lv = self.lv_by_path(path)
+        if lv is not None:
+            return self.md.fingerprint(lv, lv.extents * lv.vg.extent_size if size is None
+                                       else size)
         dev = self._device(path)
         return self.md.fingerprint(dev, dev.size if size is None else size)
 

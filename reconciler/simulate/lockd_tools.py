@@ -146,6 +146,11 @@ class LockdNode:
         return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.out),
                              stderr="".join(out.err))
 
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        raise UnsupportedCommand(f"device content is not modelled by the lockd simulator: "
+                                 f"{path}")
+
     def openers(self, paths, *, host: str = "local") -> dict[str, tuple[str, ...]]:
         if not self.n.up:
             raise NodeDown(f"node {self.n.name} is down; cannot check openers")

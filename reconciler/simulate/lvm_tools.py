@@ -565,13 +565,20 @@ def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, s
                   f"{display_size(extents * vg.extent_size)}.")
     if extents == lv.extents:
         if "--resizefs" in opts:  # recorded: rc 0, fsadm runs all the same
-            if lv.fs != "ext4" or _mountpoint(host, lv) is None:
+            mountpoint = _mountpoint(host, lv)
+            if lv.fs != "ext4" or mountpoint is None:
                 raise UnsupportedCommand(f"lvextend --resizefs to the same size of {lv.full_name} "
                                          f"(not a mounted ext4): not modelled")
             es = vg.extent_size
             out.print(f"Size of logical volume {lv.full_name} unchanged from "
                       f"{display_size(lv.extents * es)} ({lv.extents} extents).")
             out.print(f"Logical volume {lv.full_name} successfully resized.")
+            if lv.fs_size < lv.extents * es:
+                # lvm2 2.03.16 (lv_manip.c): the size unchanged, it still runs fsadm resize,
+                # which grows a file system left smaller (not recorded: the lab's run found
+                # it grown already)
+                _fsadm(host, out, lv, mountpoint)
+                return None
             block = _fs_block(lv)
             out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
             out.stderr.append(f"The filesystem is already {lv.fs_size // block} "
@@ -623,9 +630,25 @@ def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
                         f"but only {e.available} available")
     _resized(out, lv, old)
     if resizefs:
-        was, lv.fs_size = lv.fs_size, lv.extents * vg.extent_size
-        _resize2fs(out, lv, mountpoint, was)
+        _fsadm(host, out, lv, mountpoint)
     return out
+
+
+def _fsadm(host: SimulatedHost, out: Out, lv: LV, mountpoint: str) -> None:
+    """fsadm resize after the LV's metadata is committed: the file system grows to the LV,
+    unless a fault says otherwise (``fail_fsadm``: lvm reports "/sbin/fsadm failed: 1",
+    lib/misc/lvm-exec.c, and exits 5; ``crash_in_fsadm``: the host goes down first)."""
+    from .host import SimulatedCrash  # (host imports this module)
+    fault, host.fsadm_fault = host.fsadm_fault, None
+    if fault == "crash":
+        host._crash()
+        raise SimulatedCrash(f"host {host.name} went down during fsadm of {lv.full_name}")
+    if fault is not None:
+        out.stderr.append(fault if fault.endswith("\n") else fault + "\n")
+        out.fail("/sbin/fsadm failed: 1")
+        return
+    was, lv.fs_size = lv.fs_size, lv.extents * lv.vg.extent_size
+    _resize2fs(out, lv, mountpoint, was)
 
 
 def _mountpoint(host: SimulatedHost, lv: LV) -> str | None:

@@ -2,8 +2,10 @@
 PVs are told apart by their uuid, and a grow cut short between the LV and its file system is
 finished by a later pass. Each runs the real pass (controller) on the simulated host."""
 
+import pytest
+
 from reconciler import controller, observing, state
-from reconciler.simulate import SimulatedHost
+from reconciler.simulate import SimulatedCrash, SimulatedHost
 
 M = 1024**2
 G = 1024**3
@@ -81,3 +83,106 @@ def test_two_missing_pvs_of_one_vg_are_told_apart_by_their_uuids(scenario):
     why = " ".join(b.reason for b in r.plan.blocked if b.object == "vg data")
     assert uc in why and ud in why  # each missing PV named by its uuid
     assert not any(c.mutates for c in host.calls)
+
+
+GROW_SPEC = """
+    [vg.vg0]
+    nodes = ["*"]
+    scope = "local"
+    pvs = ["/dev/vdb"]
+    [vg.vg0.lv.root]
+    size = "{size}"
+    resize_fs = true
+    """
+
+
+def _fs_host():
+    """vg0/root: 48M, ext4 made on it and mounted, a file system's worth of data written."""
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    host.add_lv("vg0", "root", 48 * M)
+    host.mkfs("/dev/vg0/root", "ext4")
+    host.mount("/dev/vg0/root", "/srv")
+    for chunk in range(48):
+        host.write("/dev/vg0/root", chunk, f"root:{chunk}".encode())
+    return host, host.fingerprint("/dev/vg0/root", 48 * M)
+
+
+def _fs_size(sc):
+    st = observing.observe(sc.host, host="local", devices=(), resolve=sc.host.resolve_device,
+                           lvm_targets=observing.LvmTargets(filesystems=(("vg0", "root"),)))
+    return st.filesystems["vg0/root"].size
+
+
+def test_a_grow_whose_fsadm_failed_is_finished_by_the_next_pass(scenario):
+    host, before = _fs_host()
+    sc = scenario(host)
+    spec = sc.spec(GROW_SPEC.format(size="64M"))
+    host.fail_fsadm("resize2fs: Permission denied to resize filesystem")
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR  # the step failed: fsadm's error is shown
+    assert "fsadm failed" in r.report.results[0].detail
+    lv = host.lv("vg0", "root")
+    assert lv.extents * 4 * M == 64 * M and lv.fs_size == 48 * M  # the LV grew, the fs not
+    assert _fs_size(sc) == 48 * M
+    host.clock.advance(30)
+    r = sc.one_pass(spec)
+    (step,) = r.plan.steps
+    assert "a grow stopped between the LV and its file system" in step.reason
+    assert r.exit_code == 0 and lv.fs_size == 64 * M and _fs_size(sc) == 64 * M
+    grows = [c for c in sc.mutations() if c[0] == "lvextend"]
+    assert grows == [("lvextend", "--resizefs", "--size", f"{64 * M}b", "vg0/root", "/dev/vdb"),
+                     ("lvextend", "--resizefs", "--size", f"{64 * M}b", "vg0/root")]
+    assert host.fingerprint("/dev/vg0/root", 48 * M) == before
+    sc.assert_settled(spec)
+
+
+def test_a_transient_fsadm_failure_is_retried_within_the_pass(scenario):
+    # The executor observes again before its retry: the LV at its size no longer counts as
+    # done while the file system is smaller (before, the retry ended "done" and the file
+    # system stayed at 48M for good).
+    host, before = _fs_host()
+    sc = scenario(host)
+    spec = sc.spec(GROW_SPEC.format(size="64M"))
+    host.fail_fsadm("resize2fs: Device or resource busy while trying to open /dev/mapper/vg0-root")
+    r = sc.one_pass(spec)
+    assert r.exit_code == 0 and host.lv("vg0", "root").fs_size == 64 * M
+    assert [c[0] for c in sc.mutations()] == ["lvextend", "lvextend"]
+    assert host.fingerprint("/dev/vg0/root", 48 * M) == before
+    sc.assert_settled(spec)
+
+
+def test_a_crash_right_after_lvextend_leaves_a_grow_the_next_passes_finish(scenario):
+    host, before = _fs_host()
+    sc = scenario(host)
+    spec = sc.spec(GROW_SPEC.format(size="64M"))
+    host.crash_in_fsadm()
+    with pytest.raises(SimulatedCrash):
+        sc.one_pass(spec)
+    host.recover()  # the reboot: the VG autoactivated, fstab mounts root again
+    host.mount("/dev/vg0/root", "/srv")
+    lv = host.lv("vg0", "root")
+    assert lv.extents * 4 * M == 64 * M and lv.fs_size == 48 * M
+    r = sc.one_pass(spec)
+    (step,) = r.plan.steps
+    assert "a grow stopped between the LV and its file system" in step.reason
+    assert sc.converge(spec).exit_code == 0
+    assert lv.fs_size == 64 * M and _fs_size(sc) == 64 * M
+    assert host.fingerprint("/dev/vg0/root", 48 * M) == before
+    sc.assert_settled(spec)
+
+
+def test_a_file_system_whose_size_is_not_read_is_reported_not_guessed(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    host.add_lv("vg0", "root", 48 * M)
+    host.mkfs("/dev/vg0/root", "xfs")
+    sc = scenario(host)
+    spec = sc.spec(GROW_SPEC.format(size="48M"))
+    r = sc.one_pass(spec)
+    assert r.plan.steps == () and sc.mutations() == []
+    (note,) = r.plan.blocked
+    assert note.object == "lv vg0/root" and "xfs" in note.reason
+    assert "cannot be told" in note.reason
