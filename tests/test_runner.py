@@ -397,3 +397,15 @@ def test_recording_runner_forwards_openers(tmp_path):
     f.write_text("")
     rec = RecordingRunner(SubprocessRunner(), lambda res: None)
     assert rec.openers([str(f)]) == {str(f): ()}
+
+
+def test_read_bytes_is_bounded_and_says_none_for_a_missing_path(tmp_path):
+    f = tmp_path / "disk"
+    f.write_bytes(bytes(range(256)) * 16)
+    r = RecordingRunner(SubprocessRunner(), lambda res: None)  # wrappers forward it
+    assert r.read_bytes(str(f), 1024, 4) == bytes([0, 1, 2, 3])
+    assert r.read_bytes(str(f), 4094, 16) == bytes([254, 255])  # fewer at the end
+    assert r.read_bytes(str(tmp_path / "none"), 0, 16) is None
+    for offset, length in ((0, 0), (-1, 16), (0, 64 * 1024 + 1)):
+        with pytest.raises(ValueError):
+            r.read_bytes(str(f), offset, length)

@@ -295,3 +295,24 @@ def test_created_vgs_take_the_hosts_system_id_from_lvm_itself():
     assert "--systemid" not in argv
     assert state.HostState(host="h", lvm_system_id="hosta").foreign_owner(
         observed("foreign_vg").vgs["vgown"]) is None
+
+
+# -- issue 17: pvcreate only on a disk wipefs found blank ----------------------------------------
+
+
+@pytest.mark.parametrize("probe, said", [
+    (state.DiskProbe("/dev/vdd", ("gpt", "PMBR")), "holds gpt, PMBR"),
+    (state.DiskProbe("/dev/vdd", error="wipefs: error: /dev/vdd: probing initialization "
+                     "failed: Input/output error"), "could not be read"),
+])
+def test_a_disk_not_seen_blank_is_never_pvcreated(probe, said):
+    st = observed("orphan_pv", devices={"/dev/vdc": (254, 32), "/dev/vdd": (254, 48)},
+                  probes={"/dev/vdd": probe})
+    sp = spec({"vg": {"vgnew": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vdd"],
+                                "lv": {"x": {"size": "8M"}}}}})
+    p = plan_of(sp, st)
+    assert p.steps == ()
+    (b,) = p.blocked
+    assert b.object == "vg vgnew" and said in b.reason
+    blank = replace(st, probes={"/dev/vdd": state.DiskProbe("/dev/vdd")})
+    assert [s.action.verb for s in plan_of(sp, blank).steps][:2] == ["pvcreate", "vgcreate"]
