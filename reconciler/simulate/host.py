@@ -24,6 +24,10 @@ shows, as a raw VM disk or a database device does on a real host.
 ``read`` answers the kernel files of the model (/proc/mdstat, /proc/self/mountinfo, md's
 and block devices' sysfs) and the host's own files (the clone ledger); see
 ``md_tools.read``.
+``read_bytes`` answers an active LV's first bytes: the superblock of the file system
+``mkfs`` put there, at its current size (``fs_model``). ``fail_fsadm`` and ``crash_in_fsadm``
+stop the next ``lvextend --resizefs`` after the LV grew and before its file system did.
+An LV's content (``write``/``fingerprint`` on its path) is its own, whatever its extents do.
 
 Processes: the pvmove pollers are processes in ``procs`` (pid → argv), listed in /proc and
 shown by /proc/PID/comm and cmdline like the kernel does. A ``pvmove --background`` forks

@@ -32,7 +32,8 @@ initializing."), ``--splitmirrors 1 --name`` (silent on success; refusals: name 
 sync, inactive), ``lvchange -ay|-an|--activate y|n`` and ``--refresh`` (silent), ``vgsplit``,
 ``lvrename``, ``vgexport``, ``vgimport``, ``vgrename`` and ``pvresize`` with their messages; an
 exported VG refuses every change ("Volume group X is exported"); ``lvextend --resizefs`` of a
-mounted ext4 prints resize2fs's lines. An LV is active or not (``LV.active``); the fullreport
+mounted ext4 prints resize2fs's lines (at the LV's own size, not recorded: fsadm grows a file
+system left smaller, lv_manip.c; a failing fsadm: "/sbin/fsadm failed: 1", lvm-exec.c). An LV is active or not (``LV.active``); the fullreport
 shows an inactive one as lvm does.
 """
 
