@@ -164,7 +164,7 @@ def is_missing_pv_key(name: str) -> bool:
 class FileSystem:
     """The file system on an LV as its superblock says (``adapters.fs``). ``kind`` "" when no
     file system the reconciler reads is there; ``size`` None when its size was not read (an
-    unknown kind, xfs, an error)."""
+    unknown kind, an error). ext2/3/4 and xfs are sized."""
 
     kind: str
     size: Size | None = None
@@ -181,9 +181,16 @@ class FileSystem:
         """The size resize2fs gives it on a device of ``device`` bytes, on the small side
         (a last group of fewer than its overhead + 50 blocks is left out, the overhead
         counted as if the group held a superblock backup); None when not known."""
-        if self.size is None or not self.block_size or not self.blocks_per_group:
+        if self.size is None or not self.block_size:
             return None
         total = device // self.block_size
+        if self.kind == "xfs":
+            # xfs_growfs leaves out a last allocation group of fewer than 64 blocks
+            # (XFS_MIN_AG_BLOCKS); with the group size unknown, any tail under 64 blocks.
+            rem = total % self.blocks_per_group if self.blocks_per_group else 63
+            return (total - (rem if rem < 64 else 0)) * self.block_size
+        if not self.blocks_per_group:
+            return None
         data = total - self.first_block
         groups = -(-data // self.blocks_per_group)
         desc_blocks = -(-groups * self.desc_size // self.block_size)

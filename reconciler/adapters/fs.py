@@ -4,8 +4,10 @@ Read only for an LV whose spec says ``resize_fs`` and only while it is active: `
 --resizefs`` grows the LV first and then runs fsadm, so a failing fsadm or a crash between
 the two leaves the LV at its size and the file system smaller; the LV's size alone cannot
 show it. The ext2/3/4 superblock (1024 bytes at offset 1024, little-endian) gives the block
-count and size; other file systems are named when their magic is plain (xfs) but not sized:
-a size the reconciler does not read is reported, never guessed.
+count and size; xfs's superblock (512 bytes at offset 0, big-endian) gives its data block
+count, block size and allocation-group size. Anything else is not a file system the
+reconciler reads: nothing is grown by it, and a superblock it cannot read is reported,
+never guessed.
 
 resize2fs does not always fill the device: a last block group too small for its own
 metadata is left out (resize2fs's ``adjust_fs_info``: fewer than its overhead + 50 blocks).
@@ -39,8 +41,19 @@ def parse(data: bytes) -> state.FileSystem:
     if struct.unpack_from("<H", sb, 0x38)[0] == _EXT_MAGIC:
         return _ext(sb)
     if data[:4] == b"XFSB":
-        return state.FileSystem(kind="xfs")
+        return _xfs(data)
     return state.FileSystem(kind="")
+
+
+def _xfs(sb: bytes) -> state.FileSystem:
+    """xfs's superblock (big-endian): block size at 4, data blocks at 8, blocks per
+    allocation group at 84 (0 when unknown: then the grow rule is the lenient one)."""
+    block, dblocks = struct.unpack_from(">IQ", sb, 4)
+    if not block or block & (block - 1) or block > 65536:
+        return state.FileSystem(kind="xfs", error=f"sb_blocksize {block} is not xfs's")
+    agblocks = struct.unpack_from(">I", sb, 84)[0]
+    return state.FileSystem(kind="xfs", size=dblocks * block, block_size=block,
+                            blocks_per_group=agblocks)
 
 
 def _ext(sb: bytes) -> state.FileSystem:

@@ -454,18 +454,19 @@ def _plan_fs(vp: _VgPlan, vg: str, name: str, lv: state.Lv, st: state.HostState,
     """``resize_fs`` and the LV at its size: its file system must be too. A grow that
     stopped between the two (fsadm failed after lvextend, a crash in between) is finished
     with ``lvextend --resizefs`` at the same size, which lvm2 2.03.16 turns into fsadm
-    alone. A file system whose size is not read here is reported, never guessed."""
+    alone. ext2/3/4 and xfs are sized; a superblock that cannot be read is reported, never
+    guessed; an LV with no file system the reconciler knows has nothing to finish."""
     fs = st.filesystems.get(lv.key)
     if fs is None:
         return  # not read: the LV is not active
     if fs.size is None:
-        what = (f"cannot be read ({fs.error})" if fs.error else
-                f"is {fs.kind}, whose size is not read here" if fs.kind else
-                "is none the reconciler recognises (no ext2/3/4 superblock)")
+        if not fs.error:
+            return  # no file system the reconciler reads: nothing of it to finish
         vp.notes.append(actions.Blocked(
-            f"lv {vg}/{name}", f"resize_fs: its file system {what}, so whether a grow "
-            f"finished cannot be told; check it (df, xfs_info) against the LV's "
-            f"{format_size(lv.size)}, and grow it by hand if it is smaller"))
+            f"lv {vg}/{name}", f"resize_fs: its {fs.kind or 'file system'} superblock cannot "
+            f"be read ({fs.error}), so whether a grow finished cannot be told; check it (df, "
+            f"tune2fs -l, xfs_info) against the LV's {format_size(lv.size)}, and grow it by "
+            f"hand if it is smaller"))
         return
     if fs.short_of(int(lv.size)):
         vp.add(actions.ResizeLv(vg=vg, lv=name, size=int(lv.size), extent_size=extent_size,

@@ -41,9 +41,12 @@ def test_ext2_and_ext3_are_read_too(name, kind):
     assert (f.kind, f.size) == (kind, 64 * M) and not f.short_of(64 * M)
 
 
-def test_xfs_is_named_but_not_sized():
+def test_xfs_is_sized_from_its_superblock():
     f = fs.parse(sb("xfs_320M"))
-    assert (f.kind, f.size) == ("xfs", None) and not f.short_of(640 * M)
+    assert (f.kind, f.size, f.block_size, f.blocks_per_group) == ("xfs", 320 * M, 4096, 20480)
+    assert not f.short_of(320 * M) and f.short_of(640 * M)
+    # xfs_growfs leaves out a last allocation group of fewer than 64 blocks
+    assert not f.short_of(320 * M + 63 * 4096) and f.short_of(320 * M + 64 * 4096)
 
 
 def test_no_file_system_and_a_short_read():

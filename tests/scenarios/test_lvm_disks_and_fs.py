@@ -173,16 +173,35 @@ def test_a_crash_right_after_lvextend_leaves_a_grow_the_next_passes_finish(scena
     sc.assert_settled(spec)
 
 
-def test_a_file_system_whose_size_is_not_read_is_reported_not_guessed(scenario):
+def test_xfs_is_sized_and_an_lv_without_a_file_system_has_nothing_to_finish(scenario):
     host = SimulatedHost()
     host.add_device("/dev/vdb", 1 * G)
     host.add_vg("vg0", ["/dev/vdb"])
     host.add_lv("vg0", "root", 48 * M)
     host.mkfs("/dev/vg0/root", "xfs")
+    host.add_lv("vg0", "raw", 48 * M)  # no file system: nothing to grow, nothing to report
+    sc = scenario(host)
+    spec = sc.spec(GROW_SPEC.format(size="48M") + """
+        [vg.vg0.lv.raw]
+        size = "48M"
+        resize_fs = true
+        """)
+    r = sc.one_pass(spec)
+    assert r.plan.steps == () and r.plan.blocked == () and sc.mutations() == []
+    assert r.exit_code == 0
+
+
+def test_an_unreadable_superblock_is_reported_not_guessed(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("vg0", ["/dev/vdb"])
+    host.add_lv("vg0", "root", 48 * M)
+    host.mkfs("/dev/vg0/root", "ext4")
     sc = scenario(host)
     spec = sc.spec(GROW_SPEC.format(size="48M"))
+    real = host.read_bytes
+    host.read_bytes = lambda path, offset, length, **kw: real(path, offset, 100, **kw)  # short
     r = sc.one_pass(spec)
     assert r.plan.steps == () and sc.mutations() == []
     (note,) = r.plan.blocked
-    assert note.object == "lv vg0/root" and "xfs" in note.reason
-    assert "cannot be told" in note.reason
+    assert note.object == "lv vg0/root" and "cannot be told" in note.reason
