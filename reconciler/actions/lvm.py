@@ -687,6 +687,10 @@ class SplitVg(LvmAction):
         return (*(lvm.deactivate(self.vg, lv, host=self.host) for lv in self.lvs),
                 lvm.vgsplit(self.vg, self.new_vg, self.pvs, host=self.host))
 
+    def takes_devices(self) -> tuple[Take, ...]:
+        return tuple(Take(f"/dev/{self.vg}/{lv}", Effect.TAKES_AWAY, "the split copy")
+                     for lv in self.lvs)
+
     def is_done(self, st: state.HostState) -> bool:
         new = st.vgs.get(self.new_vg)
         old = st.vgs.get(self.vg)
