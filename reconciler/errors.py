@@ -80,13 +80,14 @@ class DeviceInUse(UnsafePlan):
     open, the whole refusal in words: "the disk /dev/sdb is mounted at /mnt, open by pid
     42 (qemu)")."""
 
-    def __init__(self, refused: Sequence[tuple[str, str, tuple[str, ...], str]]):
+    def __init__(self, refused: Sequence[tuple[str, str, tuple[str, ...], str]],
+                 advice: str = "stop it first"):
         self.refused = tuple(refused)
         self.device = self.refused[0][1]
         self.openers = tuple(p for r in self.refused for p in r[2])
-        super().__init__(f"not run: {'; '.join(r[3] for r in self.refused)}; stop it first "
-                         f"(the step takes the device away, writes over it, exports it or copies it: "
-                         f"never under a user of it)")
+        super().__init__(f"not run: {'; '.join(r[3] for r in self.refused)}; {advice} (the "
+                         f"step takes the device away, writes over it, exports it or copies "
+                         f"it: never under a user of it)")
 
 
 class NotConverged(ReconcilerError):

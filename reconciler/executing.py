@@ -201,16 +201,19 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner) ->
         return
     opened = runner.openers(tuple(dict.fromkeys(t.device for t in takes)), host=action.host)
     refused: list[tuple[str, str, tuple[str, ...], str]] = []
+    only_processes = True
     for take in takes:
         uses = taking.blocking(take, st) + [
             u for u in (taking.Use("process", who) for who in opened.get(take.device, ()))
             if take.counts(u)]
         if uses:
+            only_processes = only_processes and all(u.kind == "process" for u in uses)
             refused.append((take.role, take.device,
                             tuple(u.who for u in uses if u.kind == "process"),
                             taking.refusal(take, uses)))
     if refused:
-        raise errors.DeviceInUse(refused)
+        raise errors.DeviceInUse(refused, "stop it first" if only_processes
+                                 else "take it out of use here first")
 
 
 def _verify(step: actions.Step, st: state.HostState, res: StepResult) -> StepResult:

@@ -75,6 +75,9 @@ def test_every_step_that_takes_a_device_declares_it():
     assert takes(actions.StopMd(clone="c", md="/dev/md1", target="/dev/t", source="/dev/s")) == [
         ("/dev/md1", "takes away"), ("/dev/s", "copies")]
     assert takes(actions.ExportVg(vg="v", devices=("/dev/a",))) == [("/dev/a", "takes away")]
+    assert takes(actions.SplitVg(vg="v", new_vg="w", pvs=("/dev/a",), lvs=("l_handover",))) == [
+        ("/dev/v/l_handover", "takes away")]
+    assert takes(actions.RemoveStaleDm(name="v-l", vg="v")) == [("/dev/mapper/v-l", "takes away")]
     assert takes(actions.AddMdMember(clone="c", md="/dev/md1", target="/dev/t", source="/dev/s")) \
         == [("/dev/t", "overwrites"), ("/dev/s", "copies")]
     assert takes(actions.SetDrbdRole(resource="r0", minor=3, role="Secondary")) == [
@@ -93,3 +96,42 @@ def test_pvcreate_on_a_mounted_device_is_blocked_at_planning_with_the_steps_afte
            "use here first; the next pass goes on" in reasons, reasons
     assert any("waits for pv:/dev/vdb:create, which is refused" in r for r in reasons), reasons
     assert not any("wipe" in r for r in reasons)
+
+
+class _Runner:
+    def __init__(self, opened=None):
+        self.calls, self.asked = [], []
+        self.opened = opened or {}
+
+    def run(self, cmd):
+        self.calls.append(cmd)
+        raise AssertionError(f"must not run: {cmd.argv}")
+
+    def read(self, path, *, host="local"):
+        return None
+
+    def openers(self, paths, *, host="local"):
+        self.asked.append(tuple(paths))
+        return {p: tuple(self.opened.get(p, ())) for p in paths}
+
+
+def test_the_executor_refuses_a_step_naming_every_device_and_every_user():
+    from reconciler import executing, state_iscsi
+
+    session = state_iscsi.IscsiSession(sid="session1", target="t", portal="p", state="LOGGED_IN")
+    st = _host(devices={"/dev/sda": (8, 0), "/dev/vdb": (8, 16)}, blockdevs={
+        "/dev/vdb": state.BlockDevice(path="/dev/vdb", devno=(8, 16), mounts=("/mnt/x",))},
+        iscsi=state_iscsi.IscsiState(sessions=(session,)))
+    logout = actions.LogoutSession(name="s", portal="p", target="t",
+                                   disks=("/dev/sda", "/dev/vdb"))
+    runner = _Runner({"/dev/vdb": ("pid 7 (dd)", "pid 9 (qemu-system-x86)")})
+    report = executing.apply(actions.Plan(node="n1", steps=(actions.Step(logout, "spec"),)),
+                             runner, lambda: st, st, sleep=lambda s: None)
+    (res,) = report.results
+    assert res.outcome is executing.Outcome.FAILED and not res.results and runner.calls == []
+    assert runner.asked == [("/dev/sda", "/dev/vdb")]
+    assert res.detail.startswith(
+        "not run: the disk /dev/sda is a PV of VG vg0 (active here); the disk /dev/vdb is "
+        "mounted at /mnt/x, open by pid 7 (dd), pid 9 (qemu-system-x86); take it out of use "
+        "here first"), res.detail
+    assert res.error.openers == ("pid 7 (dd)", "pid 9 (qemu-system-x86)")
