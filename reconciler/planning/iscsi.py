@@ -23,7 +23,10 @@ Decisions taken here, each for a data-safety reason:
   mounted, or held (device-mapper, md), saying what holds it. Removing the PV from its VG
   (the VG's ``pvs``) is what frees it; the next pass logs out. A PV of an exported VG
   (a handover) is not in use; a handover planned in the same plan releases the disk, and
-  the logout is ordered after its ``vgexport``.
+  the logout is ordered after its ``vgexport``. A process holding a disk open (qemu, dd:
+  no PV, mount or holder) is seen by the executor right before the logout runs, which is
+  then refused naming it (``LogoutSession.takes_devices``); so are a LUN or target removal
+  while a process here holds the exported device.
 * Removing a target or LUN ``releases()`` the devices it exported: a VG takeover of those
   disks in the same plan runs after it.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
