@@ -274,7 +274,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
                                  now=env.clock.now(), md_targets=md_targets,
                                  iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
-                                 drbd_targets=drbd_targets, lvm_targets=lvm_targets)
+                                 drbd_targets=drbd_targets, lvm_targets=lvm_targets,
+                                 exported=observing.exported_devices(spec))
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),

@@ -75,13 +75,19 @@ class UnsafePlan(ReconcilerError):
 
 
 class DeviceInUse(UnsafePlan):
-    """A step would overwrite or stop a device that a process (or swap) has open."""
+    """A step would take away, overwrite or export a device in use here: each of
+    ``refused`` is (what the device is to the step, the device, the processes that have it
+    open, the whole refusal in words: "the disk /dev/sdb is mounted at /mnt, open by pid
+    42 (qemu)")."""
 
-    def __init__(self, what: str, device: str, openers: Sequence[str]):
-        self.device = device
-        self.openers = tuple(openers)
-        super().__init__(f"not run: {what} {device} is open by {', '.join(self.openers)}; "
-                         f"stop it first (the step would overwrite or stop the device under it)")
+    def __init__(self, refused: Sequence[tuple[str, str, tuple[str, ...], str]],
+                 advice: str = "stop it first"):
+        self.refused = tuple(refused)
+        self.device = self.refused[0][1]
+        self.openers = tuple(p for r in self.refused for p in r[2])
+        super().__init__(f"not run: {'; '.join(r[3] for r in self.refused)}; {advice} (the "
+                         f"step takes the device away, writes over it, exports it or copies "
+                         f"it: never under a user of it)")
 
 
 class NotConverged(ReconcilerError):

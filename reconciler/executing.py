@@ -9,9 +9,12 @@ The rules, all about not making things worse:
   host is observed again: a step whose effect is now visible stops there, otherwise it
   resumes at the first command that has not succeeded, so a command that did succeed
   (``pvcreate``, ``lvchange --addtag``) is never issued twice;
-* a step that overwrites or stops a device (``Action.exclusive_devices``) does not run
-  while any process or swap has that device open (``Runner.openers``, asked right before
-  each attempt, never on passes that do not need it);
+* a step that takes a device away, overwrites, exports or copies it
+  (``Action.takes_devices``, the one rule of ``actions.taking``) does not start while the
+  device is in use here: a PV of a VG active here, mounted, held (the state observed last),
+  or open by any process or swap (``Runner.openers``, asked right before the step's first
+  command, never on passes that do not need it). Once a command of the step has run, the
+  step is not refused half way on a retry;
 * after a step's commands succeed the state is observed again and the step must be done
   (or, for a long operation, visibly started): exit code 0 is not proof (``NotConverged``);
 * the dependents of a failed step are skipped, the dependents of a started long operation
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 import tenacity
 
 from reconciler import actions, errors, state
+from reconciler.actions import taking
 from reconciler.runner import CommandResult, Runner
 
 
@@ -144,14 +148,17 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
     ran: list[CommandResult] = []
     commands = action.commands()
     done = 0  # commands of this step that succeeded: never issued again
+    now = st
     try:
         for attempt in _retrying(sleep, attempts):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    seen = _observe_again(step, observe)
+                    now = observe()
+                    seen = _seen_again(action, now)
                     if seen is not None:
                         return StepResult(step, seen[0], seen[1], time.monotonic() - t0, ran)
-                _check_openers(action, runner)
+                if done == 0:
+                    _check_taken(action, now, runner)
                 while done < len(commands):
                     result = runner.run(commands[done])
                     ran.append(result)
@@ -171,13 +178,11 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
     return StepResult(step, Outcome.DONE, "", time.monotonic() - t0, ran)
 
 
-def _observe_again(step: actions.Step,
-                   observe: Callable[[], state.HostState]) -> tuple[Outcome, str] | None:
-    """Before a retry, on the host as it is now: the step's effect is there (the failed
-    command did its work after all, or someone else did), or its precondition no longer
-    holds (a leg left the sync while waiting): how the step ends. None: retry it."""
-    action = step.action
-    st = observe()
+def _seen_again(action: actions.Action, st: state.HostState) -> tuple[Outcome, str] | None:
+    """Before a retry, on the host as it is now (``st``, observed again): the step's effect
+    is there (the failed command did its work after all, or someone else did), or its
+    precondition no longer holds (a leg left the sync while waiting): how the step ends.
+    None: retry it."""
     if action.is_done(st):
         return Outcome.DONE, "done (seen when observing again before a retry)"
     if action.long and action.adoptable and action.is_started(st):
@@ -188,16 +193,27 @@ def _observe_again(step: actions.Step,
     return None
 
 
-def _check_openers(action: actions.Action, runner: Runner) -> None:
-    """Refuse to run a step while anything has one of its exclusive devices open."""
-    devices = action.exclusive_devices()
-    if not devices:
+def _check_taken(action: actions.Action, st: state.HostState, runner: Runner) -> None:
+    """Refuse to start a step while a device it takes is in use here (``actions.taking``):
+    the uses the last observed state shows, and every process that has it open now."""
+    takes = action.takes_devices()
+    if not takes:
         return
-    opened = runner.openers(devices, host=action.host)
-    for device in devices:
-        who = opened.get(device, ())
-        if who:
-            raise errors.DeviceInUse(action.exclusive_role(device), device, who)
+    opened = runner.openers(tuple(dict.fromkeys(t.device for t in takes)), host=action.host)
+    refused: list[tuple[str, str, tuple[str, ...], str]] = []
+    only_processes = True
+    for take in takes:
+        uses = taking.blocking(take, st) + [
+            u for u in (taking.Use("process", who) for who in opened.get(take.device, ()))
+            if take.counts(u)]
+        if uses:
+            only_processes = only_processes and all(u.kind == "process" for u in uses)
+            refused.append((take.role, take.device,
+                            tuple(u.who for u in uses if u.kind == "process"),
+                            taking.refusal(take, uses)))
+    if refused:
+        raise errors.DeviceInUse(refused, "stop it first" if only_processes
+                                 else "take it out of use here first")
 
 
 def _verify(step: actions.Step, st: state.HostState, res: StepResult) -> StepResult:

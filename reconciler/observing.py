@@ -62,8 +62,13 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             iscsi_parts: tuple[bool, bool] = (False, False),
             lockd: bool = False,
             drbd_targets: DrbdTargets | None = None,
-            lvm_targets: LvmTargets | None = None) -> state.HostState:
+            lvm_targets: LvmTargets | None = None,
+            exported: Iterable[str] = ()) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
+
+    ``exported``: devices this host's iSCSI targets export or are to export
+    (``exported_devices``): their holders and mounts are read too (sysfs, the mount
+    table), so that an export of a device in use here is refused at planning.
 
     ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process.
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
@@ -80,6 +85,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             filesystems=_read_filesystems(runner, host, lvm_targets.filesystems, st))
     if drbd_targets is not None and drbd_targets.resources:
         st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets))
+    st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
@@ -278,6 +284,33 @@ def spec_devices(spec) -> list[str]:
     for session in getattr(spec, "iscsi_session", {}).values():
         out.extend(session.disks())
     return sorted(set(out))
+
+
+def exported_devices(spec) -> tuple[str, ...]:
+    """The devices the spec's iSCSI targets name (what ``observe(exported=...)`` reads)."""
+    return tuple(sorted({lun.device for target in getattr(spec, "iscsi_target", {}).values()
+                         for lun in target.lun.values()}))
+
+
+def _observe_used(runner: Runner, host: str, st: state.HostState, paths: Iterable[str],
+                  resolve: Resolver) -> state.HostState:
+    """``st`` with the holders and mounts of ``paths`` (kernel files only) in ``blockdevs``,
+    for those it does not hold yet."""
+    wanted = [p for p in paths if p not in st.blockdevs]
+    if not wanted:
+        return st
+
+    def read(path: str) -> str | None:
+        return runner.read(path, host=host)
+
+    mounts = md.parse_mountinfo(read("/proc/self/mountinfo") or "")
+    devnos = dict(st.devices)
+    seen = dict(st.blockdevs)
+    for p in wanted:
+        if p not in devnos:
+            devnos[p] = resolve(p)
+        seen[p] = _block_device(read, p, devnos[p], mounts)
+    return dataclasses.replace(st, devices=devnos, blockdevs=seen)
 
 
 def iscsi_parts(spec) -> tuple[bool, bool]:

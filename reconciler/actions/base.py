@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reconciler import errors, state
+from reconciler.actions.taking import Effect, Take
 from reconciler.runner import Command, CommandResult
 
 
@@ -81,9 +82,18 @@ class Action:
         step must not run yet, the reason (the step is deferred, not failed)."""
         return None
 
+    def takes_devices(self) -> tuple[Take, ...]:
+        """The devices this step takes away, overwrites, exports or copies from
+        (``actions.taking``): planning blocks it while the observed state shows one in use,
+        and the executor refuses it right before its first command while one is in use or
+        open by a process (``Runner.openers``). The default is the older declaration,
+        ``exclusive_devices``."""
+        return tuple(Take(d, Effect.TAKES_AWAY, self.exclusive_role(d))
+                     for d in self.exclusive_devices())
+
     def exclusive_devices(self) -> tuple[str, ...]:
-        """Devices that must have no opener when the step starts: the ones it overwrites or
-        stops. The executor asks ``Runner.openers`` for them right before running it."""
+        """The older form of ``takes_devices`` (devices it overwrites or stops); declare
+        ``takes_devices`` instead."""
         return ()
 
     def exclusive_role(self, device: str) -> str:

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.actions.taking import Effect, Take
 from reconciler.adapters import drbd
 from reconciler.runner import Command, CommandResult
 
@@ -131,6 +132,9 @@ class CreateDrbdMetadata(DrbdAction):
 
     def needs(self) -> tuple[str, ...]:
         return (self.disk,)
+
+    def takes_devices(self) -> tuple[Take, ...]:
+        return (Take(self.disk, Effect.OVERWRITES, "the backing disk"),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

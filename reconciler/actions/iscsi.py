@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Symbol
+from reconciler.actions.taking import Effect, Take
 from reconciler.adapters import iscsi
 from reconciler.runner import Command, CommandResult
 from reconciler.spec.iscsi import disk_path
@@ -37,6 +38,7 @@ class ApplyTarget(Action):
     chap_file: str | None = None
     delete: bool = False
     released: tuple[str, ...] = ()  # devices no longer exported once applied
+    exports: tuple[str, ...] = ()  # devices this step starts exporting (new LUNs)
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "rtslib"
 
@@ -70,6 +72,12 @@ class ApplyTarget(Action):
 
     def releases(self) -> tuple[str, ...]:
         return tuple(self.released)
+
+    def takes_devices(self) -> tuple[Take, ...]:
+        # LIO itself has an exported device open (an LV's open bit): its own use.
+        return (*(Take(d, Effect.EXPORTS, "the device to export") for d in self.exports),
+                *(Take(d, Effect.TAKES_AWAY, "the exported device", allow=("open:",))
+                  for d in self.released))
 
     def is_done(self, st: state.HostState) -> bool:
         t = _targets(st).get(self.iqn)
@@ -165,6 +173,9 @@ class LogoutSession(Action):
 
     def needs_free(self) -> tuple[str, ...]:
         return self.disks
+
+    def takes_devices(self) -> tuple[Take, ...]:
+        return tuple(Take(d, Effect.TAKES_AWAY, "the disk") for d in self.disks)
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from reconciler import state
 from reconciler.actions.base import Symbol
+from reconciler.actions.taking import Effect, Take
 from reconciler.actions.lvm import CreateLv, CreateVg, LvmAction
 from reconciler.adapters import lockd
 from reconciler.runner import Command
@@ -137,8 +138,10 @@ class SetActivation(LvmAction):
         return (lockd.lvchange_activate(self.vg, self.lv, lockd.ACTIVATE_FLAG[self.mode],
                                         host=self.host),)
 
-    def exclusive_devices(self) -> tuple[str, ...]:
-        return (f"/dev/{self.vg}/{self.lv}",) if self.mode.startswith("off") else ()
+    def takes_devices(self) -> tuple[Take, ...]:
+        if not self.mode.startswith("off"):
+            return ()
+        return (Take(f"/dev/{self.vg}/{self.lv}", Effect.TAKES_AWAY, "the LV"),)
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
@@ -212,8 +215,8 @@ class RemoveStaleDm(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lockd.dmsetup_remove(self.name, host=self.host),)
 
-    def exclusive_devices(self) -> tuple[str, ...]:
-        return (f"/dev/mapper/{self.name}",)
+    def takes_devices(self) -> tuple[Take, ...]:
+        return (Take(f"/dev/mapper/{self.name}", Effect.TAKES_AWAY),)
 
     def is_done(self, st: state.HostState) -> bool:
         return st.lockd is not None and self.name not in st.lockd.dm

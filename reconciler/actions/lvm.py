@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.actions.taking import Effect, Take
 from reconciler.adapters import lvm
 from reconciler.runner import Command, CommandResult
 from reconciler.units import format_size
@@ -60,8 +61,9 @@ class CreatePv(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lvm.pvcreate(self.device, host=self.host),)
 
-    def exclusive_devices(self) -> tuple[str, ...]:
-        return (self.device,)  # pvcreate writes a label over whatever is there
+    def takes_devices(self) -> tuple[Take, ...]:
+        return (Take(self.device, Effect.OVERWRITES),)  # a label over whatever is there
+
     def needs(self) -> tuple[str, ...]:
         return (self.device,)
 
@@ -689,6 +691,10 @@ class SplitVg(LvmAction):
         return (*(lvm.deactivate(self.vg, lv, host=self.host) for lv in self.lvs),
                 lvm.vgsplit(self.vg, self.new_vg, self.pvs, host=self.host))
 
+    def takes_devices(self) -> tuple[Take, ...]:
+        return tuple(Take(f"/dev/{self.vg}/{lv}", Effect.TAKES_AWAY, "the split copy")
+                     for lv in self.lvs)
+
     def is_done(self, st: state.HostState) -> bool:
         new = st.vgs.get(self.new_vg)
         old = st.vgs.get(self.vg)
@@ -752,6 +758,12 @@ class ExportVg(LvmAction):
 
     def releases(self) -> tuple[str, ...]:
         return self.devices
+
+    def takes_devices(self) -> tuple[Take, ...]:
+        # Its own VG and its LVs' device-mapper devices (its vgchange -an removes them) are
+        # its own uses; a mounted or open LV fails vgchange -an itself.
+        return tuple(Take(d, Effect.TAKES_AWAY, "the PV", allow=(f"pv:{self.vg}", "holder:"))
+                     for d in self.devices)
 
     def is_done(self, st: state.HostState) -> bool:
         vg = st.vgs.get(self.vg)

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Progress, Symbol
+from reconciler.actions.taking import Effect, Take
 from reconciler.adapters import md
 from reconciler.runner import Command, CommandResult
 
@@ -69,12 +70,10 @@ class BuildMdClone(CloneAction):
     def commands(self) -> tuple[Command, ...]:
         return (md.build(self.md, self.source, host=self.host),)
 
-    def exclusive_devices(self) -> tuple[str, ...]:
+    def takes_devices(self) -> tuple[Take, ...]:
         # A process writing the source directly while md copies it writes around the copy.
-        return (self.source,)
+        return (Take(self.source, Effect.COPIES, "the source"),)
 
-    def exclusive_role(self, device: str) -> str:
-        return "the source"
     def needs(self) -> tuple[str, ...]:
         return (self.source,)
 
@@ -140,13 +139,11 @@ class AddMdMember(CloneAction):
     def commands(self) -> tuple[Command, ...]:
         return (md.add(self.md, self.target, host=self.host),)
 
-    def exclusive_devices(self) -> tuple[str, ...]:
+    def takes_devices(self) -> tuple[Take, ...]:
         # md overwrites all of the target; a process writing the source directly while md
         # copies it writes around the copy.
-        return (self.target,) + ((self.source,) if self.source else ())
-
-    def exclusive_role(self, device: str) -> str:
-        return "the source" if device == self.source else "the target"
+        return (Take(self.target, Effect.OVERWRITES, "the target"),) + (
+            (Take(self.source, Effect.COPIES, "the source"),) if self.source else ())
 
     def needs(self) -> tuple[str, ...]:
         return (self.md, self.target)
@@ -195,11 +192,9 @@ class WriteCloneLedger(MdAction):
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "ledger"
 
-    def exclusive_devices(self) -> tuple[str, ...]:
-        return tuple(d for d, _ in self.exclusive)
-
-    def exclusive_role(self, device: str) -> str:
-        return next((role for d, role in self.exclusive if d == device), "the device")
+    def takes_devices(self) -> tuple[Take, ...]:
+        return tuple(Take(d, Effect.COPIES if role == "the source" else Effect.TAKES_AWAY, role)
+                     for d, role in self.exclusive)
 
     @property
     def key(self) -> str:
@@ -249,14 +244,12 @@ class StopMd(CloneAction):
     def commands(self) -> tuple[Command, ...]:
         return (md.stop(self.md, host=self.host),)
 
-    def exclusive_devices(self) -> tuple[str, ...]:
+    def takes_devices(self) -> tuple[Take, ...]:
         # A split with the source open: whatever writes it directly is not in the copy.
-        if self.abandoned or not self.source:
-            return (self.md,)
-        return (self.md, self.source)
-
-    def exclusive_role(self, device: str) -> str:
-        return "the source" if device == self.source and device != self.md else "the array"
+        array = Take(self.md, Effect.TAKES_AWAY, "the array")
+        if self.abandoned or not self.source or self.source == self.md:
+            return (array,)
+        return (array, Take(self.source, Effect.COPIES, "the source"))
 
     def is_done(self, st: state.HostState) -> bool:
         return _array(st, self.md) is None

@@ -19,6 +19,15 @@ The other way round, an action says which paths it ``releases()`` (a VG exported
 PVs, an iSCSI export removed) and which it ``needs_free()`` (a logout, a takeover of a disk
 this host exports); planners receive ``will_release`` and the merged plan gets the edge.
 
+A step that takes a device away, overwrites or exports it (``Action.takes_devices``, the one
+rule of ``actions.taking``) is not planned while the observed state shows the device in use
+here (a PV of a VG active here, mounted, held): it is blocked with the reason, and so is
+every step ordered after it, so that a dry run says it. Only steps that run on the host as
+observed are judged so: one ordered after another step or operation (a logout after the
+vgexport that frees its disk, the vgexport of a VG the plan splits off first) is judged by
+the executor, which checks every step again right before it runs, on the state observed
+then and with the processes that have the device open (which only it asks).
+
 Safety decisions are documented in each subsystem's module docstring.
 """
 
@@ -29,6 +38,7 @@ import graphlib
 from collections.abc import Mapping
 
 from reconciler import actions, state
+from reconciler.actions import taking
 from reconciler.planning import drbd, iscsi, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
@@ -50,9 +60,10 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
         if now <= provided and freed <= released:
             break
         provided, released = provided | now, released | freed
-    return actions.Plan(node=node, steps=_ordered(_linked(out.steps, st)),
+    steps, refused = _refuse_taken(_linked(out.steps, st), st)
+    return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
-                        blocked=tuple(out.blocked), unmanaged=tuple(out.unmanaged),
+                        blocked=(*out.blocked, *refused), unmanaged=tuple(out.unmanaged),
                         spec_digest=spec_digest)
 
 
@@ -113,6 +124,44 @@ def _linked(steps: list[actions.Step], st: state.HostState) -> list[actions.Step
                   if (k := st.device_key(p)) in releasers and releasers[k] != s.key}
         out.append(dataclasses.replace(s, after=s.after | extra) if extra - s.after else s)
     return out
+
+
+def _refuse_taken(steps: list[actions.Step], st: state.HostState
+                  ) -> tuple[list[actions.Step], list[actions.Blocked]]:
+    """The steps without those that would take a device the observed state shows in use
+    here, and without every step ordered after one of those; each of them blocked. A step
+    ordered after another is left to the executor (the state it runs on is not this one)."""
+    why: dict[str, str] = {}
+    for s in steps:
+        a = s.action
+        takes = a.takes_devices()
+        if (not takes or s.after or a.is_done(st)
+                or (a.long and a.adoptable and a.is_started(st))):
+            continue
+        words = []
+        for take in takes:
+            uses = taking.blocking(take, st)
+            if uses:
+                words.append(taking.refusal(take, uses))
+        if words:
+            why[s.key] = "; ".join(words)
+    if not why:
+        return steps, []
+    blocked = [actions.Blocked(s.action.object, (
+        f"{s.action.describe()} is refused: {why[s.key]}. Take it out of use here first; "
+        f"the next pass goes on")) for s in steps if s.key in why]
+    refused = set(why)
+    grew = True
+    while grew:
+        grew = False
+        for s in steps:
+            if s.key not in refused and s.after & refused:
+                first = sorted(s.after & refused)[0]
+                refused.add(s.key)
+                blocked.append(actions.Blocked(s.action.object, (
+                    f"{s.action.describe()} waits for {first}, which is refused (see there)")))
+                grew = True
+    return [s for s in steps if s.key not in refused], blocked
 
 
 def _ordered(steps: list[actions.Step]) -> tuple[actions.Step, ...]:

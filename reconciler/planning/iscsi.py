@@ -9,13 +9,24 @@ Decisions taken here, each for a data-safety reason:
   refused unless the target says ``export_ends = true``: the initiator may be writing to it
   (a PV of its VG, a mounted file system), and losing the disk under it is data loss there.
 * A LUN already exporting another device than the spec says is refused, not re-pointed.
+* A new LUN over a device in use here is refused, the whole target with it, before any
+  initiator can see the device (a typo, or disks renumbered after a reboot): a PV of a VG
+  active here or that the spec declares on this node, mounted, held (matched by device
+  number; ``actions.taking``). The initiator would otherwise see that VG, and LVM's
+  autoactivation there makes two writers. There is no declaration that exports a local VG's
+  disk: hand the VG over first (``vg.N.handover``: vgexport), then its disks are free. A PV
+  of a VG that is neither active here nor declared on this node is exported: that is the
+  seed-004 exporter after a reboot, whose disk carries the VG its initiator wrote on it.
 * A device to export that does not exist blocks the target, unless another step of the
   same plan provides it (an LV created in this pass): the core orders the two.
 * Logout is refused while any disk of the session is in use: an LVM PV (of a VG or not),
   mounted, or held (device-mapper, md), saying what holds it. Removing the PV from its VG
   (the VG's ``pvs``) is what frees it; the next pass logs out. A PV of an exported VG
   (a handover) is not in use; a handover planned in the same plan releases the disk, and
-  the logout is ordered after its ``vgexport``.
+  the logout is ordered after its ``vgexport``. A process holding a disk open (qemu, dd:
+  no PV, mount or holder) is seen by the executor right before the logout runs, which is
+  then refused naming it (``LogoutSession.takes_devices``); so are a LUN or target removal
+  while a process here holds the exported device.
 * Removing a target or LUN ``releases()`` the devices it exported: a VG takeover of those
   disks in the same plan runs after it.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
@@ -27,6 +38,7 @@ from __future__ import annotations
 from reconciler import actions, state
 from reconciler import state_iscsi
 from reconciler.actions import iscsi as iscsi_actions
+from reconciler.actions import taking
 from reconciler.planning.partial import Partial
 from reconciler.spec import iscsi as iscsi_spec
 from reconciler.spec import models
@@ -45,7 +57,8 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         out.unmanaged.extend(f"iscsi target {iqn}" for iqn in sorted(targets)
                              if iqn not in wanted_iqns)
     for name in sorted(spec.iscsi_target):
-        _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide)
+        _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide,
+                     _declared_pvs(spec, st))
     sessions = seen.sessions if seen is not None else ()
     if spec.iscsi_session:
         wanted = {(s.portal, s.target) for s in spec.iscsi_session.values()}
@@ -56,9 +69,41 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
     return out
 
 
+def _declared_pvs(spec: models.Spec, st: state.HostState) -> dict[object, str]:
+    """Device (by number where known) -> the VG this node's spec declares it a PV of, from
+    the spec's ``pvs`` and from the observed PVs of a VG of that name."""
+    out: dict[object, str] = {}
+    for name in sorted(spec.vg):
+        for path in spec.vg[name].pvs:
+            out.setdefault(st.device_key(path), name)
+        vg = st.vgs.get(name)
+        for pv_name in vg.pvs if vg is not None else ():
+            pv = st.pvs.get(pv_name)
+            if pv is not None and pv.devno is not None:
+                out.setdefault(pv.devno, name)
+    return out
+
+
+def _export_refused(n: int, device: str, st: state.HostState,
+                    declared: dict[object, str]) -> str | None:
+    """Why LUN ``n`` must not start exporting ``device``, or None."""
+    take = taking.Take(device, taking.Effect.EXPORTS, "the device to export")
+    uses = taking.blocking(take, st)
+    words = [str(u) for u in uses]
+    vg = declared.get(st.device_key(device))
+    if vg is not None and not any(u.kind == "pv" and u.who == vg for u in uses):
+        words.insert(0, f"a PV of VG {vg}, which the spec declares on {st.host}")
+    if not words:
+        return None
+    return (f"exporting {device} (LUN {n}) is refused: it is {', '.join(words)}. Another "
+            f"host would see and write a device in use here (LVM autoactivates a VG it finds). "
+            f"Check the LUN's device (a typo, disks renumbered after a reboot); to give a VG's "
+            f"disks to another host, hand the VG over first (vg.N.handover)")
+
+
 def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
                  targets: dict[str, state_iscsi.LioTarget], st: state.HostState,
-                 will_provide: frozenset[str]) -> None:
+                 will_provide: frozenset[str], declared: dict[object, str]) -> None:
     obj = f"iscsi target {name}"
     have = targets.get(want.iqn)
     who = ", ".join(have.sessions) if have is not None else ""
@@ -76,6 +121,7 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
     problems: list[str] = []
     keep: list[tuple[int, str]] = []
     remove: list[int] = []
+    new: list[str] = []
     for n, lun in want.luns().items():
         cur = have.luns.get(n) if have is not None else None
         if lun.state is iscsi_spec.Presence.ABSENT:
@@ -91,6 +137,12 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             problems.append(f"{lun.device} (LUN {n}) does not exist on {st.host}, and no step "
                             f"of this plan makes it appear")
             continue
+        if cur is None:
+            refused = _export_refused(n, lun.device, st, declared)
+            if refused:
+                problems.append(refused)
+                continue
+            new.append(lun.device)
         keep.append((n, lun.device))
     if remove and have is not None and have.sessions and not want.export_ends:
         problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
@@ -105,7 +157,8 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
     step = iscsi_actions.ApplyTarget(
         name=name, iqn=want.iqn, portals=want.portals, luns=tuple(keep),
         remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host,
-        released=tuple(sorted({have.luns[n].device for n in remove})) if have else ())
+        released=tuple(sorted({have.luns[n].device for n in remove})) if have else (),
+        exports=tuple(new))
     if not step.is_done(st):
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else

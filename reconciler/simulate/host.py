@@ -458,8 +458,9 @@ class SimulatedHost:
             dev.sysfs["dm/uuid"] = (dm_uuid or f"LVM-{self.model.stable_id(path, 64)}") + "\n"
 
     def resolve_device(self, path: str) -> tuple[int, int] | None:
-        dev = self.model.device(path)
-        return (dev.major, dev.minor) if dev else None
+        """What ``stat`` gives for ``path``: a disk's, an md array's or an LV's device
+        number (an LV's /dev/VG/LV and /dev/mapper names exist while it does)."""
+        return self._devno(path)
 
     def add_pv(self, path: str) -> None:
         dev = self.model.device(path)

@@ -125,6 +125,9 @@ class Node:
     # The node's own files under LOCAL_STATE_DIR (the reconciler's clone ledger): none yet
     # on a node that never split a clone, which is what reading it then says.
     files: dict[str, str] = field(default_factory=dict)
+    # Processes holding a device open with a plain open() (no mount, no holder), by the path
+    # a step names: what Runner.openers answers. Tests add to it; they die with the node.
+    opened: dict[str, list[str]] = field(default_factory=dict)
 
 
 LOCAL_STATE_DIR = "/var/lib/reconciler/"

@@ -55,7 +55,7 @@ class LockdCluster:
         """The node dies: its dm devices and lockspaces go with it, its locks stay (sanlock
         leases on the shared disk)."""
         n = self.nodes[name]
-        n.up, n.dm, n.lockspaces = False, {}, set()
+        n.up, n.dm, n.lockspaces, n.opened = False, {}, set(), {}
 
     def expire(self, name: str) -> None:
         """The dead node's host lease expired (sanlock saw it dead; fenced or rebooted): the
@@ -108,9 +108,11 @@ class LockdNode:
         self.c = cluster
         self.n = node
         self.calls: list[Command] = []
-        # Processes holding a device open with a plain open() (no mount, no holder), by the
-        # path a step names: what Runner.openers answers. Tests add to it.
-        self.opened: dict[str, list[str]] = {}
+
+    @property
+    def opened(self) -> dict[str, list[str]]:
+        """The node's processes holding a device open (``Node.opened``), by path."""
+        return self.n.opened
 
     @property
     def name(self) -> str:

@@ -1,0 +1,185 @@
+"""The one rule for steps that take a device away or write over it. Pure.
+
+A logout, a LUN or target removal, an export, ``create-md``, a deactivation, ``mdadm
+--stop``, ``vgexport``, ``pvcreate``: each declares, in its action (``Action.takes_devices``),
+the devices it takes and how (``Take``). The rule is then the same for all of them, and
+lives here and in the executor, not in each action:
+
+* a taken device must not be in use here: a PV of a VG active on this host, mounted, held
+  (device-mapper, md), open by a process (or swap);
+* uses that are the step's own are declared with the take (``Take.allow``): the VG that
+  ``vgexport`` exports, the array an md member is read by, ...;
+* planning refuses a step early (blocked, with the reason) where the observed state already
+  shows a use, so a dry run says it (``planning`` calls ``observed_uses``);
+* the executor checks again right before the step's first command, on the state it last
+  observed plus ``Runner.openers`` (the /proc/*/fd scan, asked only then), and refuses the
+  step naming the device and every user.
+
+"In use here" for a PV means a VG with an LV active on this host: the exporting host of a
+seed-004 move sees the VG its initiator wrote on the exported disk (LVM reads its metadata
+through the device), inactive here, and re-exporting that disk after a reboot is what lets
+the initiator go on. A VG the spec declares on this node counts too, at planning (the
+iSCSI planner's rule: it has the spec).
+
+A copy's source (``Effect.COPIES``) is different: it is read, not taken, and only a process
+writing it directly (around the copy) makes the copy wrong; its mounts and holders are the
+clone planner's business. So only processes count for it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from reconciler import state
+
+
+class Effect(enum.StrEnum):
+    OVERWRITES = "overwrites"
+    TAKES_AWAY = "takes away"
+    EXPORTS = "exports"  # hands the device to another host, which may write it
+    COPIES = "copies"  # reads it as the source of a copy: nothing may write it directly
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """One observed user of a device. ``kind``: "pv" (a PV of VG ``who``, active here),
+    "mount" (mounted at ``who``), "holder" (held by the kernel device ``who``), "open"
+    (lv_attr's open bit: the kernel's open count, ``who`` the LV), "process" (``who`` as
+    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap")."""
+
+    kind: str
+    who: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.who}"
+
+    def __str__(self) -> str:
+        if self.kind == "pv":
+            return f"a PV of VG {self.who} (active here)"
+        if self.kind == "mount":
+            return f"mounted at {self.who}"
+        if self.kind == "holder":
+            return f"held by {self.who}"
+        if self.kind == "open":
+            return f"open (lv_attr of {self.who}: mounted, held or open by a process)"
+        return f"open by {self.who}"
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """A device a step takes: ``device`` as the step spells it, what the step does to it,
+    what it is to the step (for messages: "the target", "the array"), and the uses that
+    are the step's own (``Use.key``s; one ending in ':' allows every use of that kind)."""
+
+    device: str
+    effect: Effect = Effect.OVERWRITES
+    role: str = "the device"
+    allow: tuple[str, ...] = ()
+
+    def allows(self, use: Use) -> bool:
+        return any(use.key == a or (a.endswith(":") and use.key.startswith(a))
+                   for a in self.allow)
+
+    def counts(self, use: Use) -> bool:
+        """Whether ``use`` stops this step."""
+        if self.allows(use):
+            return False
+        return use.kind == "process" or self.effect is not Effect.COPIES
+
+
+def devno_of(st: state.HostState, path: str) -> tuple[int, int] | None:
+    """The device number observation found for ``path`` (any of the places it records one)."""
+    devno = st.devices.get(path)
+    if devno is not None:
+        return devno
+    bd = st.blockdevs.get(path)
+    if bd is not None and bd.devno is not None:
+        return bd.devno
+    pv = st.pvs.get(path)
+    return pv.devno if pv is not None else None
+
+
+def _active_here(st: state.HostState, vg: state.Vg) -> bool:
+    locks = st.lockd.locks if st.lockd is not None else {}
+    return any(lv.attr.is_active or lv.uuid in locks for lv in vg.lvs.values())
+
+
+def observed_uses(st: state.HostState, path: str) -> tuple[Use, ...]:
+    """Who uses ``path`` here, as far as the observed state tells (no process: those are
+    ``Runner.openers``' answer): a PV of a VG active here, mounts and holders wherever
+    observation recorded them (a clone's or LUN's device, an iSCSI session's disk, an md
+    array, an LV's device-mapper device), an md array it is a member of, an LV's open bit."""
+    out: list[Use] = []
+    devno = devno_of(st, path)
+    pv = st.pv_for(path)
+    if pv is None and devno is not None:
+        pv = next((p for p in st.pvs.values() if p.devno == devno), None)
+    if pv is not None and pv.vg:
+        vg = st.vgs.get(pv.vg)
+        if vg is not None and not vg.exported and _active_here(st, vg):
+            out.append(Use("pv", vg.name))
+    mounts: list[str] = []
+    holders: list[str] = []
+    for bd in st.blockdevs.values():
+        if bd.path == path or (devno is not None and bd.devno == devno):
+            mounts += bd.mounts
+            holders += bd.holders
+    if st.iscsi is not None and devno is not None:
+        for s in st.iscsi.sessions:
+            for d in s.disks:
+                if d.devno == devno:
+                    mounts += d.mounts
+                    holders += d.holders
+    name = path.rsplit("/", 1)[-1]
+    arr = st.md.get(name) if path.startswith("/dev/md") else None
+    if arr is not None:
+        mounts += arr.mounts
+        holders += arr.holders
+    for a in st.md.values():
+        if devno is not None and a.member(devno) is not None:
+            holders.append(a.name)
+    lv = _lv_of(st, path)
+    if st.lockd is not None:
+        dm = st.lockd.dm.get(_dm_name_of(path, lv))
+        if dm is not None:
+            mounts += dm.mounts
+            holders += dm.holders
+    out += [Use("mount", m) for m in dict.fromkeys(mounts)]
+    # "dm-3 (on vdb1)": a partition's holder; md's own listing says "md100"
+    out += [Use("holder", h) for h in dict.fromkeys(holders)]
+    if lv is not None and lv.attr.is_open:
+        out.append(Use("open", lv.key))
+    return tuple(out)
+
+
+def _lv_of(st: state.HostState, path: str) -> state.Lv | None:
+    parts = path.split("/")
+    if len(parts) != 4 or parts[:2] != ["", "dev"] or parts[2] == "mapper":
+        return None
+    vg = st.vgs.get(parts[2])
+    return vg.lvs.get(parts[3]) if vg is not None else None
+
+
+def _dm_name_of(path: str, lv: state.Lv | None) -> str:
+    if lv is not None:
+        return state.dm_name(lv.vg, lv.name)
+    if path.startswith("/dev/mapper/"):
+        return path[len("/dev/mapper/"):]
+    return ""
+
+
+def refusal(take: Take, uses: list[Use] | tuple[Use, ...]) -> str:
+    """The words for one taken device in use: "the target /dev/vdb is a PV of VG vg0
+    (active here), open by pid 42 (qemu)" (processes last, in one list)."""
+    procs = [u.who for u in uses if u.kind == "process"]
+    words = [str(u) for u in uses if u.kind != "process"]
+    if procs:
+        words.append("open by " + ", ".join(procs))
+    return f"{take.role} {take.device} is {', '.join(words)}"
+
+
+def blocking(take: Take, st: state.HostState) -> list[Use]:
+    """The observed uses (no process) that stop ``take``."""
+    return [u for u in observed_uses(st, take.device) if take.counts(u)]

@@ -1,0 +1,137 @@
+"""Issue 17: one rule for every step that takes a device away, overwrites or exports it
+(``actions.taking``): declared once per action, judged by planning on the observed state
+(blocked, with the steps after it, so a dry run says it) and by the executor right before
+the step runs (with the processes, tests/scenarios, iscsi, drbd, lockd)."""
+
+from __future__ import annotations
+
+from reconciler import actions, planning, state
+from reconciler.actions.taking import Effect, Take, Use, blocking, observed_uses
+from reconciler.spec import models
+from reconciler.units import Size
+
+M = 1024**2
+EXT = 4 * M
+
+
+def _pv(name, vg, devno):
+    return state.Pv(name=name, uuid=f"u-{name}", vg=vg, devno=devno, dev_size=Size(100 * EXT),
+                    size=Size(100 * EXT), free=Size(100 * EXT), pe_count=100, pe_alloc_count=0,
+                    missing=False, allocatable=True)
+
+
+def _host(attr="-wi-a-----", exported=False, **kw) -> state.HostState:
+    lv = state.Lv(vg="vg0", name="data", uuid="lvu", size=Size(8 * M), attr=state.LvAttr(attr),
+                  layout=("linear",), segtypes=("linear",), pv_extents={"/dev/sda": 2})
+    vg = state.Vg(name="vg0", uuid="vgu", extent_size=Size(EXT), extent_count=100,
+                  free_count=98, lock_type="none", missing_pv_count=0, pvs=("/dev/sda",),
+                  lvs={"data": lv}, exported=exported)
+    return state.HostState(host="local", vgs={"vg0": vg},
+                           pvs={"/dev/sda": _pv("/dev/sda", "vg0", (8, 0))}, **kw)
+
+
+def test_a_pv_counts_as_used_only_while_its_vg_is_active_here_and_not_exported():
+    alias = "/dev/disk/by-id/wwn-1"
+    active = _host(devices={alias: (8, 0)})
+    assert observed_uses(active, alias) == (Use("pv", "vg0"),)  # by device number
+    assert observed_uses(_host(attr="-wi-------", devices={alias: (8, 0)}), alias) == ()
+    assert observed_uses(_host(exported=True, devices={alias: (8, 0)}), alias) == ()
+
+
+def test_an_lvs_open_bit_and_mounts_and_holders_are_uses():
+    st = _host(attr="-wi-ao----", devices={"/dev/vdb": (8, 16)},
+               blockdevs={"/dev/vdb": state.BlockDevice(path="/dev/vdb", devno=(8, 16),
+                                                        holders=("md100",), mounts=("/mnt/x",))})
+    assert [str(u) for u in observed_uses(st, "/dev/vdb")] == ["mounted at /mnt/x",
+                                                               "held by md100"]
+    assert observed_uses(st, "/dev/vg0/data") == (Use("open", "vg0/data"),)
+
+
+def test_a_step_tolerates_its_own_uses_and_a_copy_source_only_processes():
+    st = _host(devices={"/dev/sda": (8, 0)})
+    assert blocking(Take("/dev/sda", Effect.TAKES_AWAY), st) == [Use("pv", "vg0")]
+    assert blocking(Take("/dev/sda", Effect.TAKES_AWAY, allow=("pv:vg0",)), st) == []
+    assert blocking(Take("/dev/sda", Effect.COPIES), st) == []
+    assert Take("/dev/sda", Effect.COPIES).counts(Use("process", "pid 1 (dd)"))
+    assert not Take("/dev/sda", allow=("holder:",)).counts(Use("holder", "dm-3"))
+
+
+def test_every_step_that_takes_a_device_declares_it():
+    def takes(action):
+        return [(t.device, str(t.effect)) for t in action.takes_devices()]
+
+    assert takes(actions.CreatePv(device="/dev/x")) == [("/dev/x", "overwrites")]
+    assert takes(actions.CreateDrbdMetadata(resource="r0", disk="/dev/x")) == [
+        ("/dev/x", "overwrites")]
+    assert takes(actions.LogoutSession(name="s", portal="p", target="t", disks=("/dev/a",))) == [
+        ("/dev/a", "takes away")]
+    assert takes(actions.ApplyTarget(name="e", iqn="i", luns=((0, "/dev/a"), (1, "/dev/b")),
+                                     exports=("/dev/b",), released=("/dev/c",))) == [
+        ("/dev/b", "exports"), ("/dev/c", "takes away")]
+    assert takes(actions.ApplyTarget(name="e", iqn="i", delete=True, released=("/dev/c",))) == [
+        ("/dev/c", "takes away")]
+    assert takes(actions.SetActivation(vg="v", lv="l", mode="off")) == [("/dev/v/l", "takes away")]
+    assert takes(actions.SetActivation(vg="v", lv="l", mode="ex")) == []
+    assert takes(actions.StopMd(clone="c", md="/dev/md1", target="/dev/t", source="/dev/s")) == [
+        ("/dev/md1", "takes away"), ("/dev/s", "copies")]
+    assert takes(actions.ExportVg(vg="v", devices=("/dev/a",))) == [("/dev/a", "takes away")]
+    assert takes(actions.SplitVg(vg="v", new_vg="w", pvs=("/dev/a",), lvs=("l_handover",))) == [
+        ("/dev/v/l_handover", "takes away")]
+    assert takes(actions.RemoveStaleDm(name="v-l", vg="v")) == [("/dev/mapper/v-l", "takes away")]
+    assert takes(actions.AddMdMember(clone="c", md="/dev/md1", target="/dev/t", source="/dev/s")) \
+        == [("/dev/t", "overwrites"), ("/dev/s", "copies")]
+    assert takes(actions.SetDrbdRole(resource="r0", minor=3, role="Secondary")) == [
+        ("/dev/drbd3", "takes away")]
+
+
+def test_pvcreate_on_a_mounted_device_is_blocked_at_planning_with_the_steps_after_it():
+    st = state.HostState(host="local", devices={"/dev/vdb": (8, 16)}, blockdevs={
+        "/dev/vdb": state.BlockDevice(path="/dev/vdb", devno=(8, 16), mounts=("/mnt/x",))})
+    spec = models.Spec.model_validate({"vg": {"vg1": {"nodes": ["n1"], "pvs": ["/dev/vdb"],
+                                                      "lv": {"data": {"size": "8M"}}}}})
+    p = planning.plan(spec, st, node="n1")
+    assert p.steps == (), p.steps
+    reasons = {b.reason for b in p.blocked}
+    assert "pvcreate is refused: the device /dev/vdb is mounted at /mnt/x. Take it out of " \
+           "use here first; the next pass goes on" in reasons, reasons
+    assert any("waits for pv:/dev/vdb:create, which is refused" in r for r in reasons), reasons
+    assert not any("wipe" in r for r in reasons)
+
+
+class _Runner:
+    def __init__(self, opened=None):
+        self.calls, self.asked = [], []
+        self.opened = opened or {}
+
+    def run(self, cmd):
+        self.calls.append(cmd)
+        raise AssertionError(f"must not run: {cmd.argv}")
+
+    def read(self, path, *, host="local"):
+        return None
+
+    def openers(self, paths, *, host="local"):
+        self.asked.append(tuple(paths))
+        return {p: tuple(self.opened.get(p, ())) for p in paths}
+
+
+def test_the_executor_refuses_a_step_naming_every_device_and_every_user():
+    from reconciler import executing, state_iscsi
+
+    session = state_iscsi.IscsiSession(sid="session1", target="t", portal="p", state="LOGGED_IN")
+    st = _host(devices={"/dev/sda": (8, 0), "/dev/vdb": (8, 16)}, blockdevs={
+        "/dev/vdb": state.BlockDevice(path="/dev/vdb", devno=(8, 16), mounts=("/mnt/x",))},
+        iscsi=state_iscsi.IscsiState(sessions=(session,)))
+    logout = actions.LogoutSession(name="s", portal="p", target="t",
+                                   disks=("/dev/sda", "/dev/vdb"))
+    runner = _Runner({"/dev/vdb": ("pid 7 (dd)", "pid 9 (qemu-system-x86)")})
+    report = executing.apply(actions.Plan(node="n1", steps=(actions.Step(logout, "spec"),)),
+                             runner, lambda: st, st, sleep=lambda s: None)
+    (res,) = report.results
+    assert res.outcome is executing.Outcome.FAILED and not res.results and runner.calls == []
+    assert runner.asked == [("/dev/sda", "/dev/vdb")]
+    assert res.detail.startswith(
+        "not run: the disk /dev/sda is a PV of VG vg0 (active here); the disk /dev/vdb is "
+        "mounted at /mnt/x, open by pid 7 (dd), pid 9 (qemu-system-x86); take it out of use "
+        "here first"), res.detail
+    assert res.error.openers == ("pid 7 (dd)", "pid 9 (qemu-system-x86)")
