@@ -239,6 +239,8 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     if want.state is models.Presence.ABSENT:
         _plan_absent_vg(vp, name, want, obs, host)
         return vp
+    if obs is not None and _finish_own_splits(vp, name, want, obs, st) and want.handover:
+        return vp  # the handover goes on once its interrupted split is finished
     if want.handover is not None and not _plan_handover(vp, name, want, obs, st):
         return vp
 
@@ -753,6 +755,8 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     def ours(lv: state.Lv | None) -> bool:
         return lv is not None and lvm_adapter.HANDOVER_TAG in lv.tags
 
+    pending = {copy: origin for copy, (origin, _) in _pending_splits(obs).items()}
+
     for lv_name in sorted(obs.lvs):
         lv = obs.lvs[lv_name]
         base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
@@ -771,10 +775,18 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
                     "a copy split off for the handover is active: it carries the same file "
                     "system UUID as the LV this host keeps"))
             continue
+        if lv_name in pending:
+            problems.append((lv_name, f"it is the copy split off {pending[lv_name]} (its lv_uuid "
+                             f"is in {pending[lv_name]}'s pending-split tag), not finished "
+                             f"yet: it is deactivated and tagged once every PV of the VG is "
+                             f"present"))
+            continue
         if base != lv_name and base in obs.lvs:
             problems.append((lv_name, f"an LV named {lv_name} exists that no handover of this "
-                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag): it "
-                             f"would be taken for {base}'s copy; rename it"))
+                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag, and "
+                             f"{base} has no pending-split tag naming its lv_uuid {lv.uuid}): "
+                             f"it would be taken for {base}'s copy. Check what it holds; if it "
+                             f"is yours, rename it (lvrename), and the handover goes on"))
             continue
         if ours(obs.lvs.get(lv_name + models.HANDOVER_SUFFIX)):
             continue  # split off already (its copy is checked above)
@@ -804,7 +816,9 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
             continue
         splits.append(copy)
         splitting.add(lv_name)
-        keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy, host=host),
+        image = actions.lvm.image_on(lv, names)
+        keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy,
+                                             image_uuid=image.uuid if image else "", host=host),
                            f"handover of its copy on {', '.join(pvs)} to {ho.vg}"))
     for lv_name, why in problems:
         vp.block(f"lv {name}/{lv_name}", f"handover to {ho.vg} waits: {why}")
@@ -831,6 +845,84 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     vp.add(actions.ExportVg(vg=ho.vg, devices=ho.pvs, host=host),
            f"the copy of {name} is complete in {ho.vg}: it leaves this host", [split, *renames])
     return False
+
+
+def _pending_splits(obs: state.Vg) -> dict[str, tuple[str, str]]:
+    """Copies a handover split off whose split a crash interrupted before their own tag:
+    copy name -> (origin, image uuid), by identity: the origin's pending-split tag names the
+    lv_uuid the copy carries (the image sub-LV becomes the copy, lvm2 lv_raid_split)."""
+    by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
+    out: dict[str, tuple[str, str]] = {}
+    for n, lv in obs.lvs.items():
+        for uuid in lvm_adapter.handover_pending(lv.tags):
+            copy = by_uuid.get(uuid)
+            if copy is not None and copy != n and \
+                    lvm_adapter.HANDOVER_TAG not in obs.lvs[copy].tags:
+                out[copy] = (n, uuid)
+    return out
+
+
+def _finish_own_splits(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
+                       st: state.HostState) -> bool:
+    """Finish (or forget) the handover splits a crash interrupted, whatever the spec says now:
+    a copy split off and not yet tagged has its origin's file system UUID and may be active
+    (udev autoactivates it at boot): it goes inactive, out of autoactivation, gets the
+    handover tag, and the origin loses its pending-split tag; a pending tag naming nothing
+    split is removed (unless the handover still means to split that image). True when a step
+    or a block was planned for it (the handover then waits for the next pass)."""
+    host = st.host
+    by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
+    partial = bool(obs.missing_pv_count) or any(
+        p not in st.pvs or st.pvs[p].missing for p in obs.pvs)
+    planned = False
+    for origin in sorted(obs.lvs):
+        lv = obs.lvs[origin]
+        for uuid in lvm_adapter.handover_pending(lv.tags):
+            tag = lvm_adapter.handover_pending_tag(uuid)
+            copy_name = by_uuid.get(uuid)
+            copy = obs.lvs.get(copy_name) if copy_name and copy_name != origin else None
+            if copy is None:
+                if want.handover is not None and any(img.uuid == uuid for img in lv.images):
+                    continue  # not split yet: the handover's SplitCopy goes on with it
+                vp.safe.append(actions.Step(
+                    actions.ForgetSplit(vg=name, lv=origin, tag=tag, host=host),
+                    "a handover's pending-split tag names no copy split off (the split never "
+                    "ran, or the handover left the spec)"))
+                planned = True
+                continue
+            if copy.attr.is_open:
+                vp.block(f"lv {name}/{copy_name}", f"it is the copy a handover split off "
+                         f"{origin} (its lv_uuid is in {origin}'s pending-split tag), and it "
+                         f"is open (mounted or in use): it carries the same file system UUID "
+                         f"as {origin}, so whoever opened it may have taken it for {origin}. "
+                         f"Check what uses it and stop that (umount); the reconciler then "
+                         f"deactivates it and finishes the split")
+                planned = True
+                continue
+            if partial:
+                # No metadata is written while a PV is missing; only never leave it active
+                # (the handover says why it waits).
+                if copy.attr.is_active:
+                    vp.safe.append(actions.Step(
+                        actions.SetActivation(vg=name, lv=copy_name, mode="off-local",
+                                              host=host),
+                        "a copy split off for the handover is active: it carries the same "
+                        "file system UUID as the LV this host keeps"))
+                continue
+            if lvm_adapter.HANDOVER_TAG in copy.tags and not copy.attr.is_active:
+                vp.safe.append(actions.Step(
+                    actions.ForgetSplit(vg=name, lv=origin, tag=tag, host=host),
+                    f"the copy split off for the handover ({copy_name}) is finished"))
+                planned = True
+                continue
+            vp.safe.append(actions.Step(
+                actions.FinishSplitCopy(vg=name, lv=origin, name=copy_name, image_uuid=uuid,
+                                        host=host),
+                f"{copy_name} is the copy split off {origin} for a handover (its lv_uuid is "
+                f"in {origin}'s pending-split tag) and the split stopped before its end (a "
+                f"crash): it carries {origin}'s file system UUID"))
+            planned = True
+    return planned
 
 
 def _exported_here(st: state.HostState, dev: str, pv: state.Pv | None) -> str | None:
