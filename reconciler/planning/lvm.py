@@ -502,6 +502,8 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     host = st.host
     if (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
             and lvm_adapter.SPLIT_TAG in lv.tags):
+        if _refresh_copy(vp, vg, name, lv, st):
+            return  # it resyncs; the leg is dropped once every field says it is complete
         problems = state.split_problems(lv, st.pvs)
         if problems:
             vp.block(obj, f"mirror-then-split halted, no leg is dropped: "
@@ -606,9 +608,7 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
             return
         where.append(idx)
     if lv.images:
-        if state.needs_refresh(lv):
-            vp.add(actions.RefreshCopy(vg=vg, lv=name, host=host),
-                   "a copy failed while its device was away and the device is back")
+        if _refresh_copy(vp, vg, name, lv, st):
             return
         problems = state.split_problems(lv, st.pvs)
         if problems:
@@ -646,6 +646,21 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
     if lv.size != target:
         vp.block(obj, f"has copies; resizing a mirrored LV is not supported yet (it is "
                  f"{format_size(lv.size)}, the spec says {format_size(target)})")
+
+
+def _refresh_copy(vp: _VgPlan, vg: str, name: str, lv: state.Lv, st: state.HostState) -> bool:
+    """The one rule, for every move kind (``copies``, mirror-then-split, the handover), for a
+    raid1 leg that failed while its device was away and whose device is back: ``lvchange
+    --refresh`` (a safe step: it drops nothing, the leg resyncs from the complete ones).
+    True when planned; the caller then waits for the resync."""
+    if not (lv.images and lv.attr.is_active and state.needs_refresh(lv)):
+        return False
+    if any(p not in st.pvs or st.pvs[p].missing for p in lv.pv_extents):
+        return False  # not back yet
+    vp.safe.append(actions.Step(actions.RefreshCopy(vg=vg, lv=name, host=st.host),
+                                "a copy failed while its device was away and the device "
+                                "is back"))
+    return True
 
 
 def lv_extent_size(st: state.HostState, vg: str) -> int:
@@ -797,11 +812,7 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
             problems.append((lv_name, f"its copy would be named {copy}, longer than LVM's 127 "
                              f"characters"))
             continue
-        if lv.images and lv.attr.is_active and state.needs_refresh(lv) and not any(
-                p not in st.pvs or st.pvs[p].missing for p in lv.pv_extents):
-            vp.safe.append(actions.Step(actions.RefreshCopy(vg=name, lv=lv_name, host=host),
-                                        "a copy failed while its device was away and the "
-                                        "device is back"))
+        if _refresh_copy(vp, name, lv_name, lv, st):
             problems.append((lv_name, "a copy is being refreshed (it failed while its device "
                              "was away); the handover waits for it to be back in sync"))
             continue
