@@ -154,6 +154,15 @@ class ReduceVg(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lvm.vgreduce(self.vg, self.pv, host=self.host),)
 
+    def waiting_for(self, st: state.HostState) -> str | None:
+        # Planned after the moves off it; one of them may have kept a leg there (a
+        # mirror-then-split finished on the legs it had): lvm would refuse, so wait.
+        pv = st.pv_for(self.pv)
+        if pv is not None and pv.vg == self.vg and pv.pe_alloc_count:
+            return (f"{self.pv} still holds {pv.pe_alloc_count} extent(s); it leaves the VG "
+                    f"once they are moved off")
+        return None
+
     def is_done(self, st: state.HostState) -> bool:
         pv = st.pv_for(self.pv)
         return pv is None or pv.vg != self.vg

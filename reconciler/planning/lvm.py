@@ -500,8 +500,10 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     """An LV with several images: a mirror-then-split under way, or one we must not touch."""
     obj = f"lv {vg}/{name}"
     host = st.host
-    if (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
-            and lvm_adapter.SPLIT_TAG in lv.tags):
+    # Our own mirror-then-split (the tag says so), whatever the spec's move says now: it is
+    # finished or blocked with a reason, never left raid1 for good.
+    ours = len(lv.images) == 2 and lvm_adapter.SPLIT_TAG in lv.tags
+    if ours:
         if _refresh_copy(vp, vg, name, lv, st):
             return  # it resyncs; the leg is dropped once every field says it is complete
         problems = state.split_problems(lv, st.pvs)
@@ -516,9 +518,20 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     outside = [img for img in lv.images if set(img.pv_extents) - allowed]
     # Only a second leg this reconciler added (tagged) may be split off again; a user's own
     # mirror keeps both its copies whatever the placement says.
-    is_our_split = (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
-                    and lvm_adapter.SPLIT_TAG in lv.tags
-                    and len(inside) == 1 and len(outside) == 1)
+    is_our_split = ours and len(inside) == 1 and len(outside) == 1
+    why = "the old leg, once the new one is 100% in sync"
+    if ours and not is_our_split:
+        # The placement no longer tells the legs apart (an edit made both legs inside it,
+        # or both outside): the move this reconciler started is finished as it began, the
+        # leg it added kept and the LV's original leg (image 0, the first copy, complete
+        # before the new one was added) dropped, under the same rules (in sync, healthy,
+        # no shared PV, checked again right before). Outside the placement, the LV then
+        # moves on from one copy.
+        inside, outside = [lv.images[1]], [lv.images[0]]
+        is_our_split = True
+        why = ("the placement no longer tells its legs apart: the mirror-then-split it "
+               "started is finished (its original leg dropped once the new one is 100% in "
+               "sync)")
     if not lv.is_synced:
         key = f"lv:{vg}/{name}:syncing"
         pct = lv.percent
@@ -527,7 +540,7 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
         if is_our_split:
             vp.add(actions.DropMirrorLeg(vg=vg, lv=name,
                                          sources=tuple(sorted(outside[0].pv_extents)), host=host),
-                   "the old leg, once the new one is 100% in sync", [key])
+                   why, [key])
         vp.last_move = key
         return
     if is_our_split:

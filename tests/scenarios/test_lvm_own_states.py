@@ -56,3 +56,64 @@ def test_a_new_leg_whose_disk_failed_and_came_back_is_refreshed_and_the_move_fin
     assert lv.kind == "linear" and {pv.name for pv in lv.pvs()} == {"/dev/vdc"}
     assert lv.tags == [] and host.fingerprint("/dev/vg0/data") == data
     sc.assert_settled(spec)
+
+
+def _mid_sync(scenario, host, placement='placement = ["/dev/vdc"]', pvs=None):
+    sc = scenario(host)
+    text = MIRROR.format(placement=placement)
+    if pvs:
+        text = text.replace('pvs = ["/dev/vdb", "/dev/vdc"]', pvs)
+    spec = sc.spec(MIRROR.format(placement='placement = ["/dev/vdc"]').replace(
+        'pvs = ["/dev/vdb", "/dev/vdc"]', pvs or 'pvs = ["/dev/vdb", "/dev/vdc"]'))
+    assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
+    host.clock.advance(10)
+    assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
+    lv = host.lv("vg0", "data")
+    assert lv.kind == "raid1" and lv.recovering and lv.tags == ["reconciler_split"]
+    return sc, sc.spec(text)
+
+
+def test_placement_emptied_mid_split_finishes_the_split_and_a_grow_then_works(scenario):
+    # finding 12: it stayed raid1 with the tag at exit 0, and a grow was refused for good
+    host = _host()
+    data = host.fingerprint("/dev/vg0/data")
+    sc, spec = _mid_sync(scenario, host, placement="")
+    r = sc.converge(spec)
+    assert r.exit_code == 0, r.final.blocked
+    lv = host.lv("vg0", "data")
+    assert lv.kind == "linear" and lv.tags == [] and host.fingerprint("/dev/vg0/data") == data
+    grown = sc.spec(MIRROR.format(placement="").replace('size = "64M"', 'size = "96M"'))
+    r = sc.converge(grown)
+    assert r.exit_code == 0, r.final.blocked
+    assert host.lv("vg0", "data").extents * 4 * M == 96 * M
+    sc.assert_settled(grown)
+
+
+def test_placement_moved_off_both_legs_mid_split_ends_on_the_new_placement(scenario):
+    host = _host()
+    host.add_device("/dev/vdd", 512 * M)
+    data = host.fingerprint("/dev/vg0/data")
+    three = 'pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]'
+    sc, spec = _mid_sync(scenario, host, placement='placement = ["/dev/vdd"]', pvs=three)
+    r = sc.converge(spec)
+    assert r.exit_code == 0, r.final.blocked
+    lv = host.lv("vg0", "data")
+    assert lv.kind == "linear" and lv.tags == [] and {p.name for p in lv.pvs()} == {"/dev/vdd"}
+    assert host.fingerprint("/dev/vg0/data") == data
+    sc.assert_settled(spec)
+
+
+def test_pvs_edited_off_both_legs_mid_split_ends_on_the_new_pv_and_drops_the_old(scenario):
+    host = _host()
+    host.add_device("/dev/vdd", 512 * M)
+    data = host.fingerprint("/dev/vg0/data")
+    sc, _ = _mid_sync(scenario, host, pvs='pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]')
+    spec = sc.spec(MIRROR.format(placement="").replace('pvs = ["/dev/vdb", "/dev/vdc"]',
+                                                        'pvs = ["/dev/vdd"]'))
+    r = sc.converge(spec)
+    assert r.exit_code == 0, r.final.blocked
+    lv = host.lv("vg0", "data")
+    assert lv.kind == "linear" and lv.tags == [] and {p.name for p in lv.pvs()} == {"/dev/vdd"}
+    assert [p.device.path for p in host.vg("vg0").pvs] == ["/dev/vdd"]
+    assert host.fingerprint("/dev/vg0/data") == data
+    sc.assert_settled(spec)
