@@ -789,6 +789,18 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
         lv = obs.lvs[lv_name]
         base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
         if base != lv_name and base in obs.lvs and ours(lv):
+            origin = obs.lvs[base]
+            if origin.images and actions.lvm.image_on(origin, names) is not None:
+                # Split off by an earlier pass; then the spec went back to copies and the
+                # LV got a new copy there. The old one is not handed over in its place.
+                problems.append((lv_name, f"it is a copy split off {base} by an earlier pass "
+                                 f"of this handover, and {base} has a newer copy on "
+                                 f"{', '.join(pvs)} since (the spec went back to copies in "
+                                 f"between): the old copy is not handed over in place of the "
+                                 f"new one. Check that {base} holds what you need, then "
+                                 f"remove the old copy (lvremove {name}/{lv_name}); the "
+                                 f"handover then splits the new one"))
+                continue
             if not lv.pv_extents or not set(lv.pv_extents) <= names:
                 problems.append((lv_name, f"it is a copy split off by a handover but lies on "
                                  f"{', '.join(sorted(lv.pv_extents))}, not only on "

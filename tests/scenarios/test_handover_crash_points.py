@@ -17,6 +17,7 @@ import pytest
 from test_server_move_three_commits import COMMIT1, COMMIT2, COMMIT3, Move
 
 from reconciler import controller
+from reconciler.runner import Command
 from reconciler.simulate.host import SimulatedCrash
 
 LVS = ("root", "srv")
@@ -147,3 +148,37 @@ def test_an_untagged_copy_whose_uuid_no_pending_tag_names_still_blocks(prepared)
     assert "no handover of this reconciler split off" in reason, r.plan.blocked
     assert "rename it (lvrename), and the handover goes on" in reason
     assert old.lv("vg0", "root_handover").is_active  # not touched
+
+
+def test_a_copy_split_before_the_spec_went_back_to_copies_is_not_handed_over_for_the_new(
+        prepared):
+    # handover half done (root split off, then a crash), the spec goes back to commit 1
+    # (root gets a new copy on the iSCSI disk), then forward again: the old copy is not
+    # taken for root's; the reason says what to check and do, and doing it finishes
+    move, data = copy.deepcopy(prepared)
+    old = move.old
+    ran = _clean_run(prepared)
+    after = next(i for i, c in enumerate(ran, 1) if c.startswith("lvchange --deltag"))
+    old.crash_after(after)  # root's copy split off and finished
+    with pytest.raises(SimulatedCrash):
+        move.converge("old", move.commit(COMMIT2))
+    old.recover()
+    move.memory["old"] = controller.Memory()
+    assert move.converge("old", move.commit(COMMIT1)).exit_code == 0
+    assert old.lv("vg0", "root").kind == "raid1"
+    c2 = move.commit(COMMIT2)
+    r = move.converge("old", c2)
+    assert r.exit_code == controller.EXIT_ERROR
+    (block,) = r.final.blocked
+    assert block.object == "lv vg0/root_handover"
+    assert "root has a newer copy" in block.reason
+    assert "lvremove vg0/root_handover" in block.reason
+    assert old.lv("vg0", "root").kind == "raid1"  # nothing split, nothing handed over
+    assert old.run(Command(argv=("lvremove", "--yes", "vg0/root_handover"), mutates=True)).rc == 0
+    assert move.converge("old", c2).exit_code == 0
+    c3 = move.commit(COMMIT3)
+    assert move.converge("old", c3).exit_code == 0
+    assert move.converge("new", c3).exit_code == 0
+    for lv in LVS:
+        assert move.new.fingerprint(f"/dev/vgnew/{lv}") == data[lv]
+        assert old.fingerprint(f"/dev/vg0/{lv}") == data[lv]
