@@ -7,11 +7,14 @@ finish the handover by itself, with:
 * no copy left active, nor autoactivated at a later reboot, next to the LV whose file
   system UUID it carries (udev's autoactivation at boot is the simulator's);
 * the takeover on new (commit 3) converging on complete copies.
+
+Then random walks (fixed seeds) between commits 1 and 2 with crashes.
 """
 
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 from test_server_move_three_commits import COMMIT1, COMMIT2, COMMIT3, Move
@@ -182,3 +185,44 @@ def test_a_copy_split_before_the_spec_went_back_to_copies_is_not_handed_over_for
     for lv in LVS:
         assert move.new.fingerprint(f"/dev/vgnew/{lv}") == data[lv]
         assert old.fingerprint(f"/dev/vg0/{lv}") == data[lv]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_walks_between_the_mirror_and_the_handover_with_crashes(prepared, seed):
+    """Commits 1 and 2 in random order, passes cut short by crashes and reboots; the
+    handover then runs to its end, or is blocked for a reason that says what to do, and
+    never with a file-system UUID active twice or data lost."""
+    rng = random.Random(seed)
+    move, data = copy.deepcopy(prepared)
+    old, log = move.old, []
+    for _ in range(6):
+        text = rng.choice([COMMIT1, COMMIT2, COMMIT2])
+        spec = move.commit(text)
+        if rng.random() < 0.5:
+            old.crash_after(rng.randint(1, 8))
+        for _ in range(rng.randint(1, 4)):
+            try:
+                r = move.run("old", spec)
+                log.append((text is COMMIT1, r.exit_code))
+            except SimulatedCrash:
+                old.recover()
+                move.memory["old"] = controller.Memory()
+                log.append("crash")
+            old.clock.advance(5)
+        for lv in LVS:
+            assert old.fingerprint(f"/dev/vg0/{lv}") == data[lv], log
+    old.crash_after(10**9)  # a crash still armed: never, from here
+    c2 = move.commit(COMMIT2)
+    r = move.converge("old", c2)
+    assert _twins_active(old) == [], log
+    for lv in LVS:
+        assert old.fingerprint(f"/dev/vg0/{lv}") == data[lv], log
+    if r.exit_code != 0:
+        for b in r.final.blocked:
+            assert "has a newer copy" in b.reason and "lvremove" in b.reason, (b, log)
+        return
+    c3 = move.commit(COMMIT3)
+    assert move.converge("old", c3).exit_code == 0
+    assert move.converge("new", c3).exit_code == 0, log
+    for lv in LVS:
+        assert move.new.fingerprint(f"/dev/vgnew/{lv}") == data[lv], log
