@@ -958,7 +958,38 @@ def _finish_own_splits(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
                 f"in {origin}'s pending-split tag) and the split stopped before its end (a "
                 f"crash): it carries {origin}'s file system UUID"))
             planned = True
+    if want.handover is None:
+        _orphan_copies(vp, name, want, obs, st)
     return planned
+
+
+def _orphan_copies(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
+                   st: state.HostState) -> None:
+    """Copies a handover split off (its tag) while the spec no longer has a handover: never
+    left active next to their origin (same file system UUID); on a PV the spec takes out of
+    the VG, what to do is said (they are never removed from here)."""
+    host = st.host
+    wanted = {_pv_name(st, d) for d in want.pvs}
+    for copy_name in sorted(obs.lvs):
+        copy = obs.lvs[copy_name]
+        origin = copy_name.removesuffix(models.HANDOVER_SUFFIX)
+        if (origin == copy_name or origin not in obs.lvs
+                or lvm_adapter.HANDOVER_TAG not in copy.tags):
+            continue
+        if copy.attr.is_active and not copy.attr.is_open:
+            vp.safe.append(actions.Step(
+                actions.SetActivation(vg=name, lv=copy_name, mode="off-local", host=host),
+                "a copy split off for a handover is active: it carries the same file system "
+                "UUID as the LV this host keeps"))
+        off = sorted(set(copy.pv_extents) - wanted)
+        if off:
+            vp.block(f"lv {name}/{copy_name}", f"it is the copy of {origin} a handover split "
+                     f"off ({lvm_adapter.HANDOVER_TAG} tag), and the spec has no handover "
+                     f"any more; it holds {origin}'s data as of the split and lies on "
+                     f"{', '.join(off)}, which the spec takes out of the VG. Put the handover "
+                     f"back to finish it; or check that {origin} holds what you need and "
+                     f"remove the copy (lvremove {name}/{copy_name}): it is never removed "
+                     f"from here")
 
 
 def _exported_here(st: state.HostState, dev: str, pv: state.Pv | None) -> str | None:

@@ -226,3 +226,47 @@ def test_random_walks_between_the_mirror_and_the_handover_with_crashes(prepared,
     assert move.converge("new", c3).exit_code == 0, log
     for lv in LVS:
         assert move.new.fingerprint(f"/dev/vgnew/{lv}") == data[lv], log
+
+
+WAY_BACK = COMMIT1.split("[vg.vg0]")[0] + """
+[vg.vg0]
+nodes = ["old"]
+pvs = ["/dev/vda"]
+[vg.vg0.lv.root]
+size = "48M"
+placement = ["/dev/vda"]
+[vg.vg0.lv.srv]
+size = "96M"
+placement = ["/dev/vda"]
+"""
+
+
+def test_copies_split_off_by_a_handover_taken_out_of_the_spec_say_what_to_do(prepared):
+    # both copies split off (and finished), a crash, then the handover leaves the spec and
+    # the iSCSI disk leaves the VG: the copies are the reconciler's own; they are never
+    # removed from here, and the reason says so and what to check
+    move, data = copy.deepcopy(prepared)
+    old = move.old
+    ran = _clean_run(prepared)
+    after = [i for i, c in enumerate(ran, 1) if c.startswith("lvchange --deltag")][1]
+    old.crash_after(after)
+    with pytest.raises(SimulatedCrash):
+        move.converge("old", move.commit(COMMIT2))
+    old.recover()
+    move.memory["old"] = controller.Memory()
+    back = move.commit(WAY_BACK)
+    r = move.converge("old", back)
+    assert r.exit_code == controller.EXIT_ERROR
+    reasons = {(b.object, b.reason) for b in r.final.blocked}
+    for lv in LVS:
+        assert any(o == f"lv vg0/{lv}_handover" and "the spec has no handover any more" in why
+                   and f"lvremove vg0/{lv}_handover" in why for o, why in reasons), reasons
+        assert not old.lv("vg0", f"{lv}_handover").is_active
+    assert _twins_active(old) == []
+    for lv in LVS:
+        cmd = Command(argv=("lvremove", "--yes", f"vg0/{lv}_handover"), mutates=True)
+        assert old.run(cmd).rc == 0
+    assert move.converge("old", back).exit_code == 0
+    assert [pv.device.path for pv in old.vg("vg0").pvs] == ["/dev/vda"]
+    for lv in LVS:
+        assert old.fingerprint(f"/dev/vg0/{lv}") == data[lv]
