@@ -235,6 +235,9 @@ class RaidImage:
     in_sync: bool  # the image's lv_attr says 'i'; any other letter (or none) is not in sync
     pv_extents: dict[str, int]
     parts: tuple[LegPart, ...] = ()
+    # the image sub-LV's lv_uuid ("" when not reported): ``lvconvert --splitmirrors`` turns
+    # that very sub-LV into the split-off LV, which keeps it (lvm2 lv_raid_split)
+    uuid: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
                                      LoadDrbd, SeedFirstSync, SetDrbdRole, UpDrbd, WriteDrbdConfig)
 from reconciler.actions.lvm import (AddCopy, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
-                                    DropMirrorLeg, ExportVg, ExtendVg, ForgetSplit, MoveExtents,
+                                    DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
+                                    ForgetSplit, MoveExtents,
                                     ReduceVg, RefreshCopy, RemoveLv, RemoveVg, RenameLv, ResizeLv,
                                     ResizePv, ResumeMoves, SplitCopy, SplitVg, TakeOverVg)
 from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
@@ -34,7 +35,7 @@ from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, St
                                    WriteCloneLedger)
 from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
 
-__all__ = ["AddCopy", "ExportVg", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
+__all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
            "Blocked", "BuildMdClone", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",

@@ -156,6 +156,15 @@ class ReduceVg(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lvm.vgreduce(self.vg, self.pv, host=self.host),)
 
+    def waiting_for(self, st: state.HostState) -> str | None:
+        # Planned after the moves off it; one of them may have kept a leg there (a
+        # mirror-then-split finished on the legs it had): lvm would refuse, so wait.
+        pv = st.pv_for(self.pv)
+        if pv is not None and pv.vg == self.vg and pv.pe_alloc_count:
+            return (f"{self.pv} still holds {pv.pe_alloc_count} extent(s); it leaves the VG "
+                    f"once they are moved off")
+        return None
+
     def is_done(self, st: state.HostState) -> bool:
         pv = st.pv_for(self.pv)
         return pv is None or pv.vg != self.vg
@@ -484,30 +493,33 @@ class DropMirrorLeg(LvmAction):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ForgetSplit(LvmAction):
-    """Remove ``SPLIT_TAG`` from a linear LV (left behind by a crash after the split)."""
+    """Remove ``tag`` (by default ``SPLIT_TAG``, left behind by a crash after the split; or a
+    handover's pending-split tag that no longer names anything) from an LV."""
 
     vg: str
     lv: str
+    tag: str = lvm.SPLIT_TAG
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "lvchange"
 
     @property
     def key(self) -> str:
-        return f"lv:{self.vg}/{self.lv}:untag"
+        base = f"lv:{self.vg}/{self.lv}:untag"
+        return base if self.tag == lvm.SPLIT_TAG else f"{base}:{self.tag}"
 
     @property
     def object(self) -> str:
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"remove tag {lvm.SPLIT_TAG}"
+        return f"remove tag {self.tag}"
 
     def commands(self) -> tuple[Command, ...]:
-        return (lvm.del_tag(self.vg, self.lv, lvm.SPLIT_TAG, host=self.host),)
+        return (lvm.del_tag(self.vg, self.lv, self.tag, host=self.host),)
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
-        return lv is None or lvm.SPLIT_TAG not in lv.tags
+        return lv is None or self.tag not in lv.tags
 
 
 def _names(st: state.HostState, devices: tuple[str, ...]) -> frozenset[str]:
@@ -595,9 +607,12 @@ class RefreshCopy(LvmAction):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SplitCopy(LvmAction):
     """The copy of ``vg/lv`` on ``pvs`` becomes the linear LV ``name`` (handover, first step),
-    tagged as this handover's, inactive, and out of event autoactivation: it carries the same
-    file system UUID as ``lv``, so nothing (an fstab ``UUID=``, udev at boot) may mount it
-    in place of the LV this host keeps.
+    inactive, out of event autoactivation, then tagged as this handover's: it carries the
+    same file system UUID as ``lv``, so nothing (an fstab ``UUID=``, udev at boot) may mount
+    it in place of the LV this host keeps. Before the split, ``lv`` is tagged with the
+    image's uuid (``handover_pending_tag``): a crash before the copy's own tag leaves an
+    untagged copy that this tag ties to the split (``FinishSplitCopy`` then finishes it);
+    the tag goes last. Each command's effect implies the ones before it are done.
 
     Right before it runs, the LV must still be closed, in sync, and both copies healthy on
     present PVs (``state.split_problems``): otherwise it waits, saying why."""
@@ -606,6 +621,7 @@ class SplitCopy(LvmAction):
     lv: str
     pvs: tuple[str, ...]
     name: str
+    image_uuid: str = ""  # lv_uuid of the image split off (it becomes ``name``'s)
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "lvconvert"
 
@@ -621,10 +637,12 @@ class SplitCopy(LvmAction):
         return f"split the copy on {', '.join(self.pvs)} off as {self.name} (--splitmirrors)"
 
     def commands(self) -> tuple[Command, ...]:
-        return (lvm.split_copy(self.vg, self.lv, self.name, self.pvs, host=self.host),
-                lvm.add_tag(self.vg, self.name, lvm.HANDOVER_TAG, host=self.host),
-                lvm.deactivate(self.vg, self.name, host=self.host),
-                lvm.set_autoactivation(self.vg, self.name, False, host=self.host))
+        tag = lvm.handover_pending_tag(self.image_uuid) if self.image_uuid else None
+        before = (lvm.add_tag(self.vg, self.lv, tag, host=self.host),) if tag else ()
+        after = (lvm.del_tag(self.vg, self.lv, tag, host=self.host),) if tag else ()
+        return (*before,
+                lvm.split_copy(self.vg, self.lv, self.name, self.pvs, host=self.host),
+                *_finish_split(self.vg, self.name, self.host), *after)
 
     def waiting_for(self, st: state.HostState) -> str | None:
         lv = _lv(st, self.vg, self.lv)
@@ -637,7 +655,54 @@ class SplitCopy(LvmAction):
         split = _lv(st, self.vg, self.name)
         names = _names(st, self.pvs)
         return (lv is not None and split is not None and lvm.HANDOVER_TAG in split.tags
-                and not split.attr.is_active and not set(lv.pv_extents) & names)
+                and not split.attr.is_active and not set(lv.pv_extents) & names
+                and not lvm.handover_pending(lv.tags))
+
+
+def _finish_split(vg: str, copy: str, host: str) -> tuple[Command, ...]:
+    """What makes a copy just split off safe and this handover's, the tag last."""
+    return (lvm.deactivate(vg, copy, host=host),
+            lvm.set_autoactivation(vg, copy, False, host=host),
+            lvm.add_tag(vg, copy, lvm.HANDOVER_TAG, host=host))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishSplitCopy(LvmAction):
+    """The rest of ``SplitCopy`` after a crash that stopped it after ``lvconvert
+    --splitmirrors``: the copy ``name``, known as the one split off ``lv`` by its lv_uuid
+    (named in ``lv``'s pending-split tag), goes inactive and out of autoactivation, gets the
+    handover tag, then ``lv`` loses the pending tag. Every command is idempotent."""
+
+    vg: str
+    lv: str
+    name: str
+    image_uuid: str
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "lvchange"
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.name}:finish-split"
+
+    @property
+    def object(self) -> str:
+        return f"lv {self.vg}/{self.name}"
+
+    def describe(self) -> str:
+        return (f"finish the split of {self.lv}'s copy: deactivate it, autoactivation off, "
+                f"tag {lvm.HANDOVER_TAG}")
+
+    def commands(self) -> tuple[Command, ...]:
+        tag = lvm.handover_pending_tag(self.image_uuid)
+        return (*_finish_split(self.vg, self.name, self.host),
+                lvm.del_tag(self.vg, self.lv, tag, host=self.host))
+
+    def is_done(self, st: state.HostState) -> bool:
+        lv = _lv(st, self.vg, self.lv)
+        copy = _lv(st, self.vg, self.name)
+        tag = lvm.handover_pending_tag(self.image_uuid)
+        return ((copy is None or (lvm.HANDOVER_TAG in copy.tags and not copy.attr.is_active))
+                and (lv is None or tag not in lv.tags))
 
 
 def handover_problem(lv: state.Lv, st: state.HostState, pvs: frozenset[str]) -> str | None:

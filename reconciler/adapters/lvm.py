@@ -74,6 +74,21 @@ SPLIT_TAG = "reconciler_split"
 # this host imported in a takeover (only such a VG counts as taken over when not exported).
 HANDOVER_TAG = "reconciler_handover"
 TAKEOVER_TAG = "reconciler_takeover"
+# Written on an LV right before the handover splits a copy off it, naming that copy's image
+# sub-LV by its lv_uuid (the split-off LV keeps it): after a crash between the split and
+# HANDOVER_TAG, the untagged ``<lv>_handover`` with that uuid is known to be this
+# reconciler's copy (identity, not name). Removed once the copy is tagged.
+HANDOVER_PENDING_PREFIX = "reconciler_handover_pending_"
+
+
+def handover_pending_tag(image_uuid: str) -> str:
+    return HANDOVER_PENDING_PREFIX + image_uuid
+
+
+def handover_pending(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """The image uuids that ``handover_pending_tag`` tags among ``tags`` name."""
+    return tuple(t[len(HANDOVER_PENDING_PREFIX):] for t in tags
+                 if t.startswith(HANDOVER_PENDING_PREFIX) and len(t) > len(HANDOVER_PENDING_PREFIX))
 
 
 def pvcreate(device: str, *, host: str = "local") -> Command:
@@ -392,10 +407,12 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             # lvm does not document, is not proof of a complete copy.
             # The image is known by its name (``_rimage_N``/``_mimage_N``), not its letter.
             leg = legs[owner].setdefault(m.group(2), {"name": None, "in_sync": False,
-                                                      "pvs": defaultdict(int), "parts": []})
+                                                      "pvs": defaultdict(int), "parts": [],
+                                                      "uuid": ""})
             is_image = m.group(1) == "image"
             if is_image:
                 leg["name"] = name
+                leg["uuid"] = row.get("lv_uuid") or ""
                 leg["in_sync"] = attr.is_image_in_sync
             leg["parts"].append(state.LegPart(name=name, attr=attr, is_image=is_image,
                                               health_status=row.get("lv_health_status") or ""))
@@ -411,7 +428,8 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
                 pv_ext[pv] = pv_ext.get(pv, 0) + n
         images = tuple(
             state.RaidImage(name=leg["name"] or f"{name}_leg_{idx}", in_sync=leg["in_sync"],
-                            pv_extents=dict(leg["pvs"]), parts=tuple(leg["parts"]))
+                            pv_extents=dict(leg["pvs"]), parts=tuple(leg["parts"]),
+                            uuid=leg["uuid"])
             for idx, leg in sorted(legs[name].items(), key=lambda kv: int(kv[0]))
         ) if name in legs else ()
         lvs[name] = state.Lv(

@@ -242,6 +242,8 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     if want.state is models.Presence.ABSENT:
         _plan_absent_vg(vp, name, want, obs, host)
         return vp
+    if obs is not None and _finish_own_splits(vp, name, want, obs, st) and want.handover:
+        return vp  # the handover goes on once its interrupted split is finished
     if want.handover is not None and not _plan_handover(vp, name, want, obs, st):
         return vp
 
@@ -549,8 +551,12 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     """An LV with several images: a mirror-then-split under way, or one we must not touch."""
     obj = f"lv {vg}/{name}"
     host = st.host
-    if (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
-            and lvm_adapter.SPLIT_TAG in lv.tags):
+    # Our own mirror-then-split (the tag says so), whatever the spec's move says now: it is
+    # finished or blocked with a reason, never left raid1 for good.
+    ours = len(lv.images) == 2 and lvm_adapter.SPLIT_TAG in lv.tags
+    if ours:
+        if _refresh_copy(vp, vg, name, lv, st):
+            return  # it resyncs; the leg is dropped once every field says it is complete
         problems = state.split_problems(lv, st.pvs)
         if problems:
             vp.block(obj, f"mirror-then-split halted, no leg is dropped: "
@@ -563,9 +569,20 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     outside = [img for img in lv.images if set(img.pv_extents) - allowed]
     # Only a second leg this reconciler added (tagged) may be split off again; a user's own
     # mirror keeps both its copies whatever the placement says.
-    is_our_split = (want.move is models.MoveStrategy.MIRROR_THEN_SPLIT and len(lv.images) == 2
-                    and lvm_adapter.SPLIT_TAG in lv.tags
-                    and len(inside) == 1 and len(outside) == 1)
+    is_our_split = ours and len(inside) == 1 and len(outside) == 1
+    why = "the old leg, once the new one is 100% in sync"
+    if ours and not is_our_split:
+        # The placement no longer tells the legs apart (an edit made both legs inside it,
+        # or both outside): the move this reconciler started is finished as it began, the
+        # leg it added kept and the LV's original leg (image 0, the first copy, complete
+        # before the new one was added) dropped, under the same rules (in sync, healthy,
+        # no shared PV, checked again right before). Outside the placement, the LV then
+        # moves on from one copy.
+        inside, outside = [lv.images[1]], [lv.images[0]]
+        is_our_split = True
+        why = ("the placement no longer tells its legs apart: the mirror-then-split it "
+               "started is finished (its original leg dropped once the new one is 100% in "
+               "sync)")
     if not lv.is_synced:
         key = f"lv:{vg}/{name}:syncing"
         pct = lv.percent
@@ -574,7 +591,7 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
         if is_our_split:
             vp.add(actions.DropMirrorLeg(vg=vg, lv=name,
                                          sources=tuple(sorted(outside[0].pv_extents)), host=host),
-                   "the old leg, once the new one is 100% in sync", [key])
+                   why, [key])
         vp.last_move = key
         return
     if is_our_split:
@@ -655,9 +672,7 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
             return
         where.append(idx)
     if lv.images:
-        if state.needs_refresh(lv):
-            vp.add(actions.RefreshCopy(vg=vg, lv=name, host=host),
-                   "a copy failed while its device was away and the device is back")
+        if _refresh_copy(vp, vg, name, lv, st):
             return
         problems = state.split_problems(lv, st.pvs)
         if problems:
@@ -695,6 +710,21 @@ def _plan_copies(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv 
     if lv.size != target:
         vp.block(obj, f"has copies; resizing a mirrored LV is not supported yet (it is "
                  f"{format_size(lv.size)}, the spec says {format_size(target)})")
+
+
+def _refresh_copy(vp: _VgPlan, vg: str, name: str, lv: state.Lv, st: state.HostState) -> bool:
+    """The one rule, for every move kind (``copies``, mirror-then-split, the handover), for a
+    raid1 leg that failed while its device was away and whose device is back: ``lvchange
+    --refresh`` (a safe step: it drops nothing, the leg resyncs from the complete ones).
+    True when planned; the caller then waits for the resync."""
+    if not (lv.images and lv.attr.is_active and state.needs_refresh(lv)):
+        return False
+    if any(p not in st.pvs or st.pvs[p].missing for p in lv.pv_extents):
+        return False  # not back yet
+    vp.safe.append(actions.Step(actions.RefreshCopy(vg=vg, lv=name, host=st.host),
+                                "a copy failed while its device was away and the device "
+                                "is back"))
+    return True
 
 
 def lv_extent_size(st: state.HostState, vg: str) -> int:
@@ -804,10 +834,24 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     def ours(lv: state.Lv | None) -> bool:
         return lv is not None and lvm_adapter.HANDOVER_TAG in lv.tags
 
+    pending = {copy: origin for copy, (origin, _) in _pending_splits(obs).items()}
+
     for lv_name in sorted(obs.lvs):
         lv = obs.lvs[lv_name]
         base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
         if base != lv_name and base in obs.lvs and ours(lv):
+            origin = obs.lvs[base]
+            if origin.images and actions.lvm.image_on(origin, names) is not None:
+                # Split off by an earlier pass; then the spec went back to copies and the
+                # LV got a new copy there. The old one is not handed over in its place.
+                problems.append((lv_name, f"it is a copy split off {base} by an earlier pass "
+                                 f"of this handover, and {base} has a newer copy on "
+                                 f"{', '.join(pvs)} since (the spec went back to copies in "
+                                 f"between): the old copy is not handed over in place of the "
+                                 f"new one. Check that {base} holds what you need, then "
+                                 f"remove the old copy (lvremove {name}/{lv_name}); the "
+                                 f"handover then splits the new one"))
+                continue
             if not lv.pv_extents or not set(lv.pv_extents) <= names:
                 problems.append((lv_name, f"it is a copy split off by a handover but lies on "
                                  f"{', '.join(sorted(lv.pv_extents))}, not only on "
@@ -822,10 +866,18 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
                     "a copy split off for the handover is active: it carries the same file "
                     "system UUID as the LV this host keeps"))
             continue
+        if lv_name in pending:
+            problems.append((lv_name, f"it is the copy split off {pending[lv_name]} (its lv_uuid "
+                             f"is in {pending[lv_name]}'s pending-split tag), not finished "
+                             f"yet: it is deactivated and tagged once every PV of the VG is "
+                             f"present"))
+            continue
         if base != lv_name and base in obs.lvs:
             problems.append((lv_name, f"an LV named {lv_name} exists that no handover of this "
-                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag): it "
-                             f"would be taken for {base}'s copy; rename it"))
+                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag, and "
+                             f"{base} has no pending-split tag naming its lv_uuid {lv.uuid}): "
+                             f"it would be taken for {base}'s copy. Check what it holds; if it "
+                             f"is yours, rename it (lvrename), and the handover goes on"))
             continue
         if ours(obs.lvs.get(lv_name + models.HANDOVER_SUFFIX)):
             continue  # split off already (its copy is checked above)
@@ -836,11 +888,7 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
             problems.append((lv_name, f"its copy would be named {copy}, longer than LVM's 127 "
                              f"characters"))
             continue
-        if lv.images and lv.attr.is_active and state.needs_refresh(lv) and not any(
-                p not in st.pvs or st.pvs[p].missing for p in lv.pv_extents):
-            vp.safe.append(actions.Step(actions.RefreshCopy(vg=name, lv=lv_name, host=host),
-                                        "a copy failed while its device was away and the "
-                                        "device is back"))
+        if _refresh_copy(vp, name, lv_name, lv, st):
             problems.append((lv_name, "a copy is being refreshed (it failed while its device "
                              "was away); the handover waits for it to be back in sync"))
             continue
@@ -855,7 +903,9 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
             continue
         splits.append(copy)
         splitting.add(lv_name)
-        keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy, host=host),
+        image = actions.lvm.image_on(lv, names)
+        keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy,
+                                             image_uuid=image.uuid if image else "", host=host),
                            f"handover of its copy on {', '.join(pvs)} to {ho.vg}"))
     for lv_name, why in problems:
         vp.block(f"lv {name}/{lv_name}", f"handover to {ho.vg} waits: {why}")
@@ -882,6 +932,115 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     vp.add(actions.ExportVg(vg=ho.vg, devices=ho.pvs, host=host),
            f"the copy of {name} is complete in {ho.vg}: it leaves this host", [split, *renames])
     return False
+
+
+def _pending_splits(obs: state.Vg) -> dict[str, tuple[str, str]]:
+    """Copies a handover split off whose split a crash interrupted before their own tag:
+    copy name -> (origin, image uuid), by identity: the origin's pending-split tag names the
+    lv_uuid the copy carries (the image sub-LV becomes the copy, lvm2 lv_raid_split)."""
+    by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
+    out: dict[str, tuple[str, str]] = {}
+    for n, lv in obs.lvs.items():
+        for uuid in lvm_adapter.handover_pending(lv.tags):
+            copy = by_uuid.get(uuid)
+            if copy is not None and copy != n and \
+                    lvm_adapter.HANDOVER_TAG not in obs.lvs[copy].tags:
+                out[copy] = (n, uuid)
+    return out
+
+
+def _finish_own_splits(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
+                       st: state.HostState) -> bool:
+    """Finish (or forget) the handover splits a crash interrupted, whatever the spec says now:
+    a copy split off and not yet tagged has its origin's file system UUID and may be active
+    (udev autoactivates it at boot): it goes inactive, out of autoactivation, gets the
+    handover tag, and the origin loses its pending-split tag; a pending tag naming nothing
+    split is removed (unless the handover still means to split that image). True when a step
+    or a block was planned for it (the handover then waits for the next pass)."""
+    host = st.host
+    by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
+    partial = bool(obs.missing_pv_count) or any(
+        p not in st.pvs or st.pvs[p].missing for p in obs.pvs)
+    planned = False
+    for origin in sorted(obs.lvs):
+        lv = obs.lvs[origin]
+        for uuid in lvm_adapter.handover_pending(lv.tags):
+            tag = lvm_adapter.handover_pending_tag(uuid)
+            copy_name = by_uuid.get(uuid)
+            copy = obs.lvs.get(copy_name) if copy_name and copy_name != origin else None
+            if copy is None:
+                if want.handover is not None and any(img.uuid == uuid for img in lv.images):
+                    continue  # not split yet: the handover's SplitCopy goes on with it
+                vp.safe.append(actions.Step(
+                    actions.ForgetSplit(vg=name, lv=origin, tag=tag, host=host),
+                    "a handover's pending-split tag names no copy split off (the split never "
+                    "ran, or the handover left the spec)"))
+                planned = True
+                continue
+            if copy.attr.is_open:
+                vp.block(f"lv {name}/{copy_name}", f"it is the copy a handover split off "
+                         f"{origin} (its lv_uuid is in {origin}'s pending-split tag), and it "
+                         f"is open (mounted or in use): it carries the same file system UUID "
+                         f"as {origin}, so whoever opened it may have taken it for {origin}. "
+                         f"Check what uses it and stop that (umount); the reconciler then "
+                         f"deactivates it and finishes the split")
+                planned = True
+                continue
+            if partial:
+                # No metadata is written while a PV is missing; only never leave it active
+                # (the handover says why it waits).
+                if copy.attr.is_active:
+                    vp.safe.append(actions.Step(
+                        actions.SetActivation(vg=name, lv=copy_name, mode="off-local",
+                                              host=host),
+                        "a copy split off for the handover is active: it carries the same "
+                        "file system UUID as the LV this host keeps"))
+                continue
+            if lvm_adapter.HANDOVER_TAG in copy.tags and not copy.attr.is_active:
+                vp.safe.append(actions.Step(
+                    actions.ForgetSplit(vg=name, lv=origin, tag=tag, host=host),
+                    f"the copy split off for the handover ({copy_name}) is finished"))
+                planned = True
+                continue
+            vp.safe.append(actions.Step(
+                actions.FinishSplitCopy(vg=name, lv=origin, name=copy_name, image_uuid=uuid,
+                                        host=host),
+                f"{copy_name} is the copy split off {origin} for a handover (its lv_uuid is "
+                f"in {origin}'s pending-split tag) and the split stopped before its end (a "
+                f"crash): it carries {origin}'s file system UUID"))
+            planned = True
+    if want.handover is None:
+        _orphan_copies(vp, name, want, obs, st)
+    return planned
+
+
+def _orphan_copies(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
+                   st: state.HostState) -> None:
+    """Copies a handover split off (its tag) while the spec no longer has a handover: never
+    left active next to their origin (same file system UUID); on a PV the spec takes out of
+    the VG, what to do is said (they are never removed from here)."""
+    host = st.host
+    wanted = {_pv_name(st, d) for d in want.pvs}
+    for copy_name in sorted(obs.lvs):
+        copy = obs.lvs[copy_name]
+        origin = copy_name.removesuffix(models.HANDOVER_SUFFIX)
+        if (origin == copy_name or origin not in obs.lvs
+                or lvm_adapter.HANDOVER_TAG not in copy.tags):
+            continue
+        if copy.attr.is_active and not copy.attr.is_open:
+            vp.safe.append(actions.Step(
+                actions.SetActivation(vg=name, lv=copy_name, mode="off-local", host=host),
+                "a copy split off for a handover is active: it carries the same file system "
+                "UUID as the LV this host keeps"))
+        off = sorted(set(copy.pv_extents) - wanted)
+        if off:
+            vp.block(f"lv {name}/{copy_name}", f"it is the copy of {origin} a handover split "
+                     f"off ({lvm_adapter.HANDOVER_TAG} tag), and the spec has no handover "
+                     f"any more; it holds {origin}'s data as of the split and lies on "
+                     f"{', '.join(off)}, which the spec takes out of the VG. Put the handover "
+                     f"back to finish it; or check that {origin} holds what you need and "
+                     f"remove the copy (lvremove {name}/{copy_name}): it is never removed "
+                     f"from here")
 
 
 def _exported_here(st: state.HostState, dev: str, pv: state.Pv | None) -> str | None:

@@ -413,6 +413,8 @@ class SimulatedHost:
             elif lv.kind == "raid1" and lv.recovering:
                 lv.synced = min(float(lv.extents), lv.synced + step)
                 if lv.synced >= lv.extents:
+                    for i in lv.recovering:  # the recovered image now holds the whole LV
+                        lv.images[i].content = dict(lv.content)
                     lv.recovering = set()
                     self.model.active.discard(lv)
             else:
@@ -751,23 +753,37 @@ class SimulatedHost:
             raise ValueError(f"no LV {lv_path}")
         lv.fs, lv.fs_size = fstype, lv.extents * lv.vg.extent_size
         lv.fs_made = lv.fs_size
+        lv.fs_uuid = self.model.new_uuid()
 
     def fill(self, path: str, label: str) -> None:
         """Write every chunk of a device with data of its own (``label`` tells it apart)."""
+        lv = self.lv_by_path(path)
+        if lv is not None:
+            for chunk in range(-(-lv.extents * lv.vg.extent_size // md_model.CHUNK)):
+                self.write(path, chunk, f"{label}:{chunk}".encode())
+            return
         dev = self._device(path)
         for chunk in range(-(-dev.size // md_model.CHUNK)):
             self.md.write(dev, chunk, f"{label}:{chunk}".encode())
 
     def write(self, path: str, chunk: int, data: bytes) -> None:
         """Write one 1 MiB chunk of a device or of an md array (then to each of its members
-        that has not failed; one that fails now becomes faulty)."""
-        array = self.md.array(path)
-        lv = self.lv_by_path(path) if array is None else None
-        if lv is not None:  # an LV's content is its own (extents moved or added keep it)
+        that has not failed; one that fails now becomes faulty), or of an LV (a raid1's
+        write reaches each image whose device works and that the kernel has not failed)."""
+        lv = self.lv_by_path(path)
+        if lv is not None:
+            if not lv.is_active:
+                raise ValueError(f"{path}: the LV is not active")
             if chunk * md_model.CHUNK >= lv.extents * lv.vg.extent_size:
                 raise ValueError(f"chunk {chunk} is beyond the end of {path}")
-            self.md.write(lv, chunk, data)
+            if lv.on_missing_pv() and not lv.images:
+                raise ValueError(f"{path}: its PV is missing, the write fails")
+            lv.content[chunk] = data
+            for i, img in enumerate(lv.images):
+                if i not in lv.refresh and not any(pv.missing for pv in img.pvs()):
+                    img.content[chunk] = data
             return
+        array = self.md.array(path)
         if array is None:
             self.md.write(self._device(path), chunk, data)
             return
@@ -783,12 +799,15 @@ class SimulatedHost:
             self.md.write(m.device, chunk, data)
 
     def fingerprint(self, path: str, size: int | None = None) -> str:
-        """md5 over a device's (or an LV's) content (its first ``size`` bytes), like md5sum
-        of the disk."""
+        """md5 over a device's content (its first ``size`` bytes), like md5sum of the disk;
+        of an LV (any, active or not: what its extents hold), over its chunks."""
         lv = self.lv_by_path(path)
         if lv is not None:
-            return self.md.fingerprint(lv, lv.extents * lv.vg.extent_size if size is None
-                                       else size)
+            h = hashlib.md5()
+            for chunk in sorted(lv.content):
+                if size is None or chunk * md_model.CHUNK < size:
+                    h.update(b"%d:" % chunk + lv.content[chunk])
+            return h.hexdigest()
         dev = self._device(path)
         return self.md.fingerprint(dev, dev.size if size is None else size)
 

@@ -174,6 +174,12 @@ class LV:
         # and its size in bytes: ``lvextend --resizefs`` grows it with the LV.
         self.fs: str | None = None
         self.fs_size = 0
+        # The file system's UUID (mkfs): a copy split off a raid1 carries the same one.
+        self.fs_uuid: str | None = None
+        # What the LV holds, by 1 MiB chunk (SimulatedHost.write/fingerprint of its path);
+        # a raid1 image holds its own copy: written while in sync, the whole LV's content
+        # once a recovery onto it completes, left stale while its device is away.
+        self.content: dict[int, bytes] = {}
         self.fs_made = 0  # its size when it was made (mke2fs chose its block size then)
         # pvmove: the source PV, extents copied so far, whether a poller drives it,
         # and which LV segment each of its segments stands in for

@@ -94,6 +94,7 @@ def convert_to_raid1(model: Model, lv: LV, dst: list[PV]) -> None:
     img0 = LV(vg, f"{lv.name}_rimage_0", model.new_uuid(), "rimage", False, lv)
     img0.segments = lv.segments
     reown(img0)
+    img0.content = dict(lv.content)  # the original extents, and what they hold
     meta0 = LV(vg, f"{lv.name}_rmeta_0", model.new_uuid(), "rmeta", False, lv)
     place(meta0, meta0_pieces)
     meta1 = LV(vg, f"{lv.name}_rmeta_1", model.new_uuid(), "rmeta", False, lv)
@@ -125,6 +126,7 @@ def raid1_to_linear(model: Model, lv: LV, drop: int) -> None:
         del vg.lvs[sub.name]
     lv.segments = keep.segments
     reown(lv)
+    lv.content = dict(keep.content)  # what the kept image holds, complete or not
     lv.kind = "linear"
     lv.images, lv.metas = [], []
     lv.recovering = set()
@@ -183,6 +185,7 @@ def split_raid1_image(model: Model, lv: LV, index: int, name: str) -> LV:
     reown(new)
     new.active = lv.active
     new.fs, new.fs_size, new.fs_made = lv.fs, lv.fs_size, lv.fs_made  # a copy of its content
+    new.fs_uuid, new.content = lv.fs_uuid, img.content
     vg.lvs[name] = new
     lv.refresh = {i - (i > index) for i in lv.refresh if i != index}
     if len(lv.images) == 1:
@@ -191,6 +194,7 @@ def split_raid1_image(model: Model, lv: LV, index: int, name: str) -> LV:
         del vg.lvs[keep_meta.name], vg.lvs[keep.name]
         lv.segments = keep.segments
         reown(lv)
+        lv.content = dict(keep.content)
         lv.kind = "linear"
         lv.images, lv.metas = [], []
         lv.recovering, lv.refresh = set(), set()

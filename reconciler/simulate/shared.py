@@ -13,7 +13,8 @@ side, ``copy_lvm`` rebuilds the other side's view of the shared disk from the wr
 * nothing active: activation is per host, and the reader has activated none of them;
 * an orphan PV label on the shared disk, or none.
 
-The device's data (md5) is not shared: only the LVM metadata. What the model cannot say
+The device's data (md5) is not shared: only the LVM metadata, and the content of an LV
+that lies wholly on the shared disks (``LV.content``, its file system UUID). What the model cannot say
 is refused (``UnsupportedCommand``): a VG of the reader's that spans the shared disk and
 one of its own, an LV the reader has active in a VG the writer changed (two hosts writing
 one VG), two different VGs of one name. A pvmove in a shared VG is seen, polled by nobody
@@ -104,6 +105,10 @@ def _clone_vg(vg: VG, dst: SimulatedHost, mapping: dict[str, str]) -> VG:
         copy.recovering, copy.synced = set(lv.recovering), lv.synced
         copy.active = False
         copy.fs, copy.fs_size, copy.fs_made = lv.fs, lv.fs_size, lv.fs_made
+        copy.autoactivation = lv.autoactivation  # a metadata flag
+        if all(not pv.missing and pv.device.path in mapping for pv in lv.pvs()):
+            # wholly on the shared disks: what its extents hold is there for the reader too
+            copy.fs_uuid, copy.content = lv.fs_uuid, dict(lv.content)
         lvs[lv] = copy
         new.lvs[lv.name] = copy
     for lv, copy in lvs.items():

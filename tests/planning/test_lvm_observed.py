@@ -84,18 +84,17 @@ def test_new_leg_on_a_failed_disk_is_never_the_one_kept(case, field):
     assert not any(f.object == "lv vgglobal/lvrepnb" for f in p.in_flight)
 
 
-def test_refresh_needed_leg_blocks_with_the_field():
+def test_refresh_needed_leg_is_refreshed_and_no_leg_is_dropped():
     # The failed leg's PV is back (a transient failure): present, but the kernel still
-    # counts the leg as failed.
+    # counts the leg as failed. Issue 17 finding 11: it used to block for good; now it is
+    # refreshed as ``copies`` does it (one rule), and no leg is dropped in that pass.
     st = tagged(observed("raid1_refresh_needed"))
     sp = spec({"vg": {"vgglobal": {"nodes": ["*"], "scope": "local", "pvs": ["/dev/vda", "/dev/mapper/leg"],
                                    "lv": {"lvrepnb": {"size": "64M", "placement": ["/dev/mapper/leg"],
                                                       "move": "mirror-then-split"}}}}})
     p = plan_of(sp, st)
-    assert p.steps == () and p.in_flight == ()
-    (reason,) = lv_blocks(p)
-    assert "lv_health_status 'refresh needed'" in reason
-    assert "lvchange --refresh" in reason
+    assert [type(s.action).__name__ for s in p.steps] == ["RefreshCopy"]
+    assert p.in_flight == () and p.blocked == ()
 
 
 @pytest.mark.parametrize("case", ["raid1_new_leg_failed_mid_sync", "raid1_new_leg_failed_after_sync",
@@ -116,6 +115,7 @@ def edited(case, old, new):
 def test_health_field_alone_blocks_even_when_images_say_in_sync():
     # raid1_synced with only the LV's health fields changed as lvm prints them for a leg
     # the kernel failed ("refresh needed", attr bit 9 'r'): every other field says in sync.
+    # The leg is refreshed (finding 11), never dropped.
     st = edited("raid1_synced", '"lv_attr":"rwi-a-r---", "lv_layout":"raid,raid1"',
                 '"lv_attr":"rwi-a-r-r-", "lv_layout":"raid,raid1"')
     st = replace(st, vgs={"vgglobal": replace(st.vgs["vgglobal"], lvs={
@@ -124,9 +124,17 @@ def test_health_field_alone_blocks_even_when_images_say_in_sync():
     st = tagged(st)
     assert st.vgs["vgglobal"].lvs["lvrepnb"].is_synced  # what the old rule looked at
     p = plan_of(mirror_spec("/dev/vda", "/dev/vdb"), st)
+    assert [type(s.action).__name__ for s in p.steps] == ["RefreshCopy"]
+    # A health flag no refresh cures ('m': mismatches between the copies) blocks, the
+    # flag named.
+    st = edited("raid1_synced", '"lv_attr":"rwi-a-r---", "lv_layout":"raid,raid1"',
+                '"lv_attr":"rwi-a-r-m-", "lv_layout":"raid,raid1"')
+    st = tagged(st)
+    assert st.vgs["vgglobal"].lvs["lvrepnb"].is_synced
+    p = plan_of(mirror_spec("/dev/vda", "/dev/vdb"), st)
     assert p.steps == ()
     (reason,) = lv_blocks(p)
-    assert "'refresh needed'" in reason and "health flag is 'r'" in reason
+    assert "health flag is 'm'" in reason
 
 
 def test_unknown_image_letter_blocks_instead_of_counting_as_in_sync():

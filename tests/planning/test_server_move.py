@@ -120,11 +120,18 @@ def test_handover_splits_every_copy_then_vgsplit_rename_export_in_that_order():
     st = without(observed("raid1_synced"), "mygfs")
     p = plan_of(handover_spec(), st)
     assert p.blocked == ()
+    # the image's lv_uuid goes on the LV before the split (the copy keeps it); the copy's
+    # own tag comes once it is inactive and out of autoactivation, the pending tag goes last
+    image = st.vgs["vgglobal"].lvs["lvrepnb"].images[1]
+    assert image.name == "lvrepnb_rimage_1" and image.uuid
+    pending = f"reconciler_handover_pending_{image.uuid}"
     assert argvs(p) == [
+        f"lvchange --addtag {pending} vgglobal/lvrepnb",
         "lvconvert --yes --splitmirrors 1 --name lvrepnb_handover vgglobal/lvrepnb /dev/vdb",
-        "lvchange --addtag reconciler_handover vgglobal/lvrepnb_handover",
         "lvchange --activate n vgglobal/lvrepnb_handover",
         "lvchange --setautoactivation n vgglobal/lvrepnb_handover",
+        "lvchange --addtag reconciler_handover vgglobal/lvrepnb_handover",
+        f"lvchange --deltag {pending} vgglobal/lvrepnb",
         "lvchange --activate n vgglobal/lvrepnb_handover",
         "vgsplit vgglobal vgmoved /dev/vdb",
         "lvrename vgmoved lvrepnb_handover lvrepnb",

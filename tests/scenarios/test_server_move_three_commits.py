@@ -208,10 +208,10 @@ def test_the_server_move_in_three_commits(move):
         assert got.is_synced and got.sync_percent == 100.0 and not got.health_status
     assert not old.md.arrays  # the /boot clone was split after its copy
 
-    # 2. handover; old crashes right after its vgsplit (the 11th command that changes the
-    # host: 4 per split copy, an lvchange -an of each copy, vgsplit), and reboots
+    # 2. handover; old crashes right after its vgsplit (the 15th command that changes the
+    # host: 6 per split copy, an lvchange -an of each copy, vgsplit), and reboots
     c2 = move.commit(COMMIT2)
-    old.crash_after(11)
+    old.crash_after(15)
     with pytest.raises(SimulatedCrash):
         move.converge("old", c2)
     assert " ".join(old.calls[-1].argv).startswith("vgsplit vg0 vg0moved")
