@@ -44,6 +44,9 @@ from reconciler.spec.loading import LoadedSpec
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_PENDING = 2
+# ``--wait`` with a deadline (``--wait-timeout``) that passed while changes were still
+# pending or the node was still waiting on another one: not an error of this node.
+EXIT_TIMEOUT = 4
 
 
 class Clock:
@@ -298,6 +301,10 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     for b in the_plan.blocked:
         logger.bind(pass_no=pass_no, obj=b.object).warning("blocked: {}", b.reason)
     for f in the_plan.in_flight:
+        if f.waiting_on:  # every pass, at INFO: what this node waits for, and on whom
+            logger.bind(pass_no=pass_no, obj=f.object).info(
+                "{}", actions.describe_in_flight(f))
+            continue
         logger.bind(pass_no=pass_no, obj=f.object).info(
             "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
     if dry_run or not the_plan.steps:
@@ -309,7 +316,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
         level = ("ERROR" if r.outcome is executing.Outcome.FAILED else
                  "DEBUG" if r.outcome is executing.Outcome.DEFERRED
-                 and not r.detail.startswith("waiting on another node") else "INFO")
+                 and not r.detail.startswith(actions.WAITING) else "INFO")
         lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
                f" ({r.detail})" if r.detail else "")
 
@@ -422,11 +429,25 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
     if code == EXIT_IN_SYNC:
         return "in sync with the spec"
     if code == EXIT_PENDING:
-        return ("drift found (dry run: nothing was changed)" if dry_run else
-                "changes still pending (an operation is in flight or steps are left)")
+        if dry_run:
+            return "drift found (dry run: nothing was changed)"
+        if final.only_waiting_on_others:
+            return f"{actions.WAITING} ({waited_for(final)})"
+        return "changes still pending (an operation is in flight or steps are left)"
+    if code == EXIT_TIMEOUT:
+        left = waited_for(final) or "changes still pending"
+        return f"the --wait deadline passed, still waiting ({left})"
     if final.blocked:
         return "blocked: a safe plan cannot proceed (reasons above)"
     return "error (see above)"
+
+
+def waited_for(final: actions.Plan) -> str:
+    """What ``final`` still waits for, in one line: each wait on another node ("NODE: what
+    it must do"), then each other operation in flight; "" when nothing is in flight."""
+    waits = [f"{f.waiting_on}: {f.what}" for f in final.waits]
+    others = [f"{f.object}: {f.what}" for f in final.in_flight if not f.waiting_on]
+    return "; ".join(waits + others)
 
 
 def _changes(r: PassResult) -> int:
@@ -435,10 +456,14 @@ def _changes(r: PassResult) -> int:
 
 def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                             max_passes: int = 100000,
-                            on_pass: Callable[[PassResult], None] | None = None
-                            ) -> SettledResult:
+                            on_pass: Callable[[PassResult], None] | None = None,
+                            timeout: float | None = None) -> SettledResult:
     """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
-    ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept."""
+    ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept.
+
+    ``timeout`` (seconds, on ``env.clock``): the deadline. The last pass runs at it; if that
+    pass still leaves something pending (an operation in flight, a wait on another node),
+    the run ends with ``EXIT_TIMEOUT``, never waiting past it."""
     memory = Memory()
     first: PassResult | None = None
     result: PassResult | None = None
@@ -446,7 +471,7 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
     processes = changes = 0
     started_at = env.clock.now()
     n = 0
-    looked_again = False
+    looked_again = timed_out = False
     for n in range(1, max_passes + 1):
         result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
         first = first or result
@@ -474,8 +499,16 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
         looked_again = again
         if (result.exit_code != EXIT_PENDING and not again) or dry_run:
             break
-        env.clock.sleep(result.requeue_after or env.requeue_seconds)
+        delay = result.requeue_after or env.requeue_seconds
+        if timeout is not None:
+            left = started_at + timeout - env.clock.now()
+            if left <= 0:
+                timed_out = result.exit_code == EXIT_PENDING
+                break
+            delay = min(delay, left)
+        env.clock.sleep(delay)
     assert result is not None and first is not None
     return SettledResult(plan=first.plan, final=result.final, applied=applied,
-                         exit_code=result.exit_code, passes=n, processes=processes,
+                         exit_code=EXIT_TIMEOUT if timed_out else result.exit_code,
+                         passes=n, processes=processes,
                          changes=changes, duration=env.clock.now() - started_at, error=result.error, last=result)

@@ -32,7 +32,8 @@ from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv,
                                       SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
-from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
+from reconciler.actions.plans import (WAITING, Blocked, InFlight, Plan, Stall, Step,
+                                      describe_in_flight, waiting_text)
 
 __all__ = ["AddCopy", "ExportVg", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
@@ -43,4 +44,5 @@ __all__ = ["AddCopy", "ExportVg", "RefreshCopy", "RenameLv", "ResizePv", "SplitC
            "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
-           "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]
+           "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger",
+           "WAITING", "describe_in_flight", "waiting_text"]
