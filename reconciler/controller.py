@@ -432,11 +432,13 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
         if dry_run:
             return "drift found (dry run: nothing was changed)"
         if final.only_waiting_on_others:
-            return f"{actions.WAITING} ({waited_for(final)})"
+            return f"{actions.WAITING}: {waited_for(final)}"
         return "changes still pending (an operation is in flight or steps are left)"
     if code == EXIT_TIMEOUT:
-        left = waited_for(final) or "changes still pending"
-        return f"the --wait deadline passed, still waiting ({left})"
+        if final.waits:
+            return f"the --wait deadline passed, still {actions.WAITING}: {waited_for(final)}"
+        return ("the --wait deadline passed with changes still pending"
+                + (f": {waited_for(final)}" if final.in_flight else ""))
     if final.blocked:
         return "blocked: a safe plan cannot proceed (reasons above)"
     return "error (see above)"

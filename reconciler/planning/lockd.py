@@ -105,7 +105,7 @@ def before_vg(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostSt
         if not creator:
             out.in_flight.append(actions.InFlight(
                 key=f"vg:{name}:created-elsewhere", object=f"vg {name}",
-                what=f"create the shared VG {name} (its create_on node)", percent=None,
+                what=f"create the shared VG {name}", percent=None,
                 waiting_on=want.create_on))
             return out, False
         return out, True  # vgcreate --shared starts the lockspace too
@@ -253,7 +253,7 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
         if mode is not models.Activation.INACTIVE and not creator:
             out.in_flight.append(actions.InFlight(
                 key=f"lv:{vg}/{name}:created-elsewhere", object=obj,
-                what=f"create the LV {vg}/{name} (the VG's create_on node)", percent=None,
+                what=f"create the LV {vg}/{name}", percent=None,
                 waiting_on=create_on))
         if creator and mode is not models.Activation.INACTIVE and any(
                 s.key == create for s in planned):

@@ -30,7 +30,7 @@ def test_the_creator_creates_the_other_node_waits_then_starts_its_lockspace():
     b0 = run_pass(c, "node-b", sp)
     assert b0.mutating == [] and exit_code(b0) == 2
     assert [actions.describe_in_flight(f) for f in b0.final.in_flight] == [
-        "waiting on another node: node-a: create the shared VG vgs (its create_on node)"]
+        "waiting on another node: node-a: create the shared VG vgs"]
     assert b0.final.only_waiting_on_others
     a1 = run_pass(c, "node-a", sp)
     # No pvcreate: without a started shared VG there is no global lock for it (lab:
