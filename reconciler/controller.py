@@ -290,7 +290,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                           env.requeue_seconds, str(exc))
     stalled = memory.stalled(st, env.clock.now(), env)
     the_plan = planning.plan(spec, st, node=env.node, spec_digest=loaded.digest,
-                             stalled=stalled)
+                             stalled=stalled, whole=loaded.spec)
     the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
     # A pass that only waits for an operation in flight says so in one line (below).
     waiting = {f.key for f in the_plan.in_flight}
@@ -338,7 +338,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         # what blocked this pass is still in its result: only a resume issued now is done.
         resumed = any(isinstance(r.step.action, actions.ResumeMoves) for r in moved)
         final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest,
-                              stalled=frozenset() if resumed else stalled)
+                              stalled=frozenset() if resumed else stalled, whole=loaded.spec)
         final = planning.note_stalls(final, memory.stalls(final, env.clock.now(), env))
     except errors.ReconcilerError as exc:
         log.error("pass aborted: {}", exc)

@@ -8,6 +8,11 @@ Decisions taken here, each for a data-safety reason:
 * Removing a LUN, or the whole target, while an initiator has a session on the target is
   refused unless the target says ``export_ends = true``: the initiator may be writing to it
   (a PV of its VG, a mounted file system), and losing the disk under it is data loss there.
+  When the spec itself declares the session to that target absent on the other node(s)
+  (and logged in nowhere), the removal is not refused but waits on those nodes ("waiting on
+  another node: NODE: log out of IQN", exit 2): it is planned after that wait, so what
+  needs the export gone (a VG takeover) is planned after it and nobody advises a change to
+  a spec that is already right.
 * A LUN already exporting another device than the spec says is refused, not re-pointed.
 * A device to export that does not exist blocks the target, unless another step of the
   same plan provides it (an LV created in this pass): the core orders the two.
@@ -24,6 +29,8 @@ Decisions taken here, each for a data-safety reason:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from reconciler import actions, state
 from reconciler import state_iscsi
 from reconciler.actions import iscsi as iscsi_actions
@@ -34,7 +41,11 @@ from reconciler.spec import models
 
 def plan_iscsi(spec: models.Spec, st: state.HostState,
                will_provide: frozenset[str] = frozenset(),
-               will_release: frozenset[str] = frozenset()) -> Partial:
+               will_release: frozenset[str] = frozenset(),
+               others: Mapping[str, iscsi_spec.Session] | None = None) -> Partial:
+    """The iSCSI part of a plan for ``spec`` (sliced for this node). ``others``: the
+    sessions the spec declares on other nodes (by table name), read to tell a removal that
+    waits for their logout from one that must be refused."""
     out = Partial()
     if not spec.iscsi_target and not spec.iscsi_session:
         return out
@@ -45,7 +56,8 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         out.unmanaged.extend(f"iscsi target {iqn}" for iqn in sorted(targets)
                              if iqn not in wanted_iqns)
     for name in sorted(spec.iscsi_target):
-        _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide)
+        _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide,
+                     others or {})
     sessions = seen.sessions if seen is not None else ()
     if spec.iscsi_session:
         wanted = {(s.portal, s.target) for s in spec.iscsi_session.values()}
@@ -56,22 +68,45 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
     return out
 
 
+def _logout_awaited(out: Partial, obj: str, name: str, want: iscsi_spec.Target, who: str,
+                    others: Mapping[str, iscsi_spec.Session]) -> str | None:
+    """When every session the spec declares to this target (on other nodes) is absent, the
+    wait for their logout, as an in-flight entry (its key returned); else None."""
+    declared = {n: sess for n, sess in sorted(others.items()) if sess.target == want.iqn}
+    if not declared or any(sess.state is not iscsi_spec.SessionState.ABSENT
+                           for sess in declared.values()):
+        return None
+    nodes = sorted({nd for sess in declared.values() for nd in sess.nodes})
+    tables = ", ".join(f"iscsi_session.{n}" for n in declared)
+    key = f"iscsi:target:{name}:logout-elsewhere"
+    out.in_flight.append(actions.InFlight(
+        key=key, object=obj, percent=None, waiting_on=", ".join(nodes),
+        what=f"log out of {want.iqn} ({tables} absent there; logged in now: {who})"))
+    return key
+
+
 def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
                  targets: dict[str, state_iscsi.LioTarget], st: state.HostState,
-                 will_provide: frozenset[str]) -> None:
+                 will_provide: frozenset[str],
+                 others: Mapping[str, iscsi_spec.Session] | None = None) -> None:
     obj = f"iscsi target {name}"
     have = targets.get(want.iqn)
     who = ", ".join(have.sessions) if have is not None else ""
+    after: frozenset[str] = frozenset()
     if want.state is iscsi_spec.Presence.ABSENT:
         if have is None:
             return
         if have.sessions and not want.export_ends:
-            out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want, who)))
-            return
+            wait = _logout_awaited(out, obj, name, want, who, others or {})
+            if wait is None:
+                out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want,
+                                                                who)))
+                return
+            after = frozenset({wait})
         out.steps.append(actions.Step(iscsi_actions.ApplyTarget(
             name=name, iqn=want.iqn, delete=True, host=st.host,
             released=tuple(sorted({lun.device for lun in have.luns.values()}))),
-            "spec marks the target absent"))
+            "spec marks the target absent", after))
         return
     problems: list[str] = []
     keep: list[tuple[int, str]] = []
@@ -93,7 +128,11 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             continue
         keep.append((n, lun.device))
     if remove and have is not None and have.sessions and not want.export_ends:
-        problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
+        wait = _logout_awaited(out, obj, name, want, who, others or {})
+        if wait is None:
+            problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
+        else:
+            after = frozenset({wait})
     if have is not None:
         out.unmanaged.extend(f"iscsi lun {want.iqn}/{n}" for n in sorted(have.luns)
                              if str(n) not in want.lun)
@@ -110,7 +149,7 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
                "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
-        out.steps.append(actions.Step(step, why))
+        out.steps.append(actions.Step(step, why, after))
 
 
 def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:

@@ -162,6 +162,36 @@ def test_removing_a_lun_while_b_is_logged_in_is_refused_unless_the_export_ends(p
     assert 0 in pair.a.iscsi.targets[IQN].luns
 
 
+def test_a_lun_removal_the_spec_pairs_with_a_logout_waits_on_that_node(pair):
+    """Issue 17 (9): the spec already says the session is absent on b: a waits for b's
+    logout (exit 2, naming b), it is not refused with advice to change the spec."""
+    _converged_pair(pair)
+    before = len(pair.a.calls)
+    loaded = pair.spec(lun0_state='state = "absent"', session="absent")
+    r = pair.run("a", loaded)
+    assert r.exit_code == controller.EXIT_PENDING and not r.final.blocked, r.final
+    (wait,) = r.final.waits
+    assert (wait.object, wait.waiting_on) == ("iscsi target export0", "b")
+    assert wait.what == (f"log out of {IQN} (iscsi_session.from_a absent there; logged in "
+                         f"now: {INIT_B})")
+    assert r.final.only_waiting_on_others
+    assert not [c for c in pair.a.calls[before:] if c.mutates]
+    assert 0 in pair.a.iscsi.targets[IQN].luns
+    # the same spec seen without the other nodes' part (a planner given only a's slice)
+    from reconciler import planning
+    sliced = planning.plan(loaded.for_node("a"), _observed(pair.a, loaded), node="a")
+    (b,) = sliced.blocked
+    assert "removing LUN 0 is refused" in b.reason
+
+
+def _observed(host, loaded):
+    from reconciler import observing
+    spec = loaded.for_node("a")
+    return observing.observe(host, host="local", devices=observing.spec_devices(spec),
+                             resolve=host.resolve_device, now=host.clock.now(),
+                             iscsi_parts=observing.iscsi_parts(spec))
+
+
 def test_wrong_chap_is_a_clear_error_naming_the_session_and_unrelated_steps_go_on(pair):
     loaded = pair.spec()
     assert pair.converge("a", loaded).exit_code == 0

@@ -272,3 +272,54 @@ def test_wait_looks_once_more_after_a_pass_that_changed_the_host_then_blocked(
     env = controller.Environment(runner=None, node="old", clock=SimClock())
     settled = controller.reconcile_until_settled(None, env)
     assert (settled.passes, settled.exit_code) == (passes, code)
+
+
+def _through_commit2(move):
+    assert move.converge("new", move.commit(COMMIT1)).exit_code == 0
+    assert move.converge("old", move.commit(COMMIT1)).exit_code == 0
+    assert move.converge("old", move.commit(COMMIT2)).exit_code == 0
+    return move.commit(COMMIT3)
+
+
+def _mutations(host, since):
+    return [c.argv for c in host.calls[since:] if c.mutates]
+
+
+@pytest.mark.parametrize("order", ["old first", "new first", "in turns"])
+def test_the_third_commit_converges_whichever_node_passes_first(move, order):
+    """Issue 17 (9): the new server's pass before the old one logged out ended in exit 1,
+    "takeover waits: ... end the export first (mark the target or LUN absent)", though the
+    spec already said absent: it waits on the old server's logout (exit 2, naming it)."""
+    old, new = move.old, move.new
+    c3 = _through_commit2(move)
+    if order == "new first":
+        before = len(new.calls)
+        r = move.run("new", c3)
+        assert r.exit_code == controller.EXIT_PENDING, r.final
+        assert not r.final.blocked and r.final.only_waiting_on_others, r.final
+        (wait,) = r.final.waits
+        assert wait.waiting_on == "old" and wait.object == "iscsi target move"
+        assert wait.what.startswith(f"log out of {IQN}")
+        assert "waiting on another node: old: log out of" in str(r.final)
+        assert _mutations(new, before) == []
+        r = move.run("new", c3)  # still waiting, every pass, nothing done
+        assert r.exit_code == controller.EXIT_PENDING and _mutations(new, before) == []
+        assert move.converge("old", c3).exit_code == 0
+    elif order == "in turns":
+        for _ in range(200):
+            a, b = move.run("new", c3), move.run("old", c3)
+            assert controller.EXIT_ERROR not in (a.exit_code, b.exit_code), (a.final, b.final)
+            if a.exit_code == b.exit_code == 0:
+                break
+            new.clock.advance(5.0)
+    else:
+        assert move.converge("old", c3).exit_code == 0
+    r = move.converge("new", c3)
+    assert r.exit_code == 0, r.final
+    ran = [" ".join(c.argv) for c in new.calls]
+    assert ran.index("vgimport vg0moved") > max(
+        i for i, c in enumerate(ran) if "lio-apply" in c and '"delete":true' in c)
+    vg = new.vg("vgnew")
+    assert not vg.exported and not vg.missing_pvs
+    assert all(new.lv("vgnew", lv).is_active for lv in ("root", "srv"))
+    assert not old.vg("vg0").missing_pvs and old.lv("vg0", "srv").is_active
