@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from reconciler import actions, state
 from reconciler.planning import drbd, iscsi, lvm, md
 from reconciler.planning.partial import Partial
-from reconciler.spec import iscsi as iscsi_spec
 from reconciler.spec import models
 
 
@@ -46,7 +45,7 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     do (an iSCSI logout there), so that this node waits on it instead of blocking; never
     planned here.
     """
-    others = _elsewhere(whole, node)
+    others = iscsi.elsewhere(whole, node)
     provided: frozenset[str] = frozenset()
     released: frozenset[str] = frozenset()
     for _ in range(_MAX_ROUNDS):
@@ -89,21 +88,14 @@ def note_stalls(p: actions.Plan, stalls: Mapping[str, actions.Stall]) -> actions
 _MAX_ROUNDS = 8
 
 
-def _elsewhere(whole: models.Spec | None, node: str) -> dict[str, iscsi_spec.Session]:
-    """The iSCSI sessions the whole spec declares on other nodes only."""
-    if whole is None:
-        return {}
-    return {n: sess for n, sess in whole.iscsi_session.items() if not sess.applies_to(node)}
-
-
 def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
               will_provide: frozenset[str], node: str,
               will_release: frozenset[str] = frozenset(),
-              others: Mapping[str, iscsi_spec.Session] | None = None) -> Partial:
+              others: iscsi.Elsewhere | None = None) -> Partial:
     out = Partial()
     out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node, will_release))
     out.extend(md.plan_clones(spec, st, will_provide))
-    out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release, others or {}))
+    out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release, others))
     out.extend(drbd.plan_drbd(spec, st, node))
     return out
 

@@ -24,12 +24,16 @@ Decisions taken here, each for a data-safety reason:
 * Removing a target or LUN ``releases()`` the devices it exported: a VG takeover of those
   disks in the same plan runs after it.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
-  in the same plan and runs after the login.
+  in the same plan and runs after the login. When the spec declares the target on other
+  node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
+  those nodes ("waiting on another node: NODE: export IQN at PORTAL"), not an error: on a
+  first bring-up the importing node may simply start before the exporting one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from reconciler import actions, state
 from reconciler import state_iscsi
@@ -39,13 +43,31 @@ from reconciler.spec import iscsi as iscsi_spec
 from reconciler.spec import models
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """The iSCSI tables the whole spec declares on other nodes only (by table name): read
+    to tell a wait on those nodes from a refusal or an error, never planned here."""
+
+    sessions: Mapping[str, iscsi_spec.Session] = field(default_factory=dict)
+    targets: Mapping[str, iscsi_spec.Target] = field(default_factory=dict)
+
+
+def elsewhere(whole: models.Spec | None, node: str) -> Elsewhere:
+    if whole is None:
+        return Elsewhere()
+    return Elsewhere(
+        sessions={n: s for n, s in whole.iscsi_session.items() if not s.applies_to(node)},
+        targets={n: t for n, t in whole.iscsi_target.items() if not t.applies_to(node)})
+
+
 def plan_iscsi(spec: models.Spec, st: state.HostState,
                will_provide: frozenset[str] = frozenset(),
                will_release: frozenset[str] = frozenset(),
-               others: Mapping[str, iscsi_spec.Session] | None = None) -> Partial:
-    """The iSCSI part of a plan for ``spec`` (sliced for this node). ``others``: the
-    sessions the spec declares on other nodes (by table name), read to tell a removal that
-    waits for their logout from one that must be refused."""
+               others: Elsewhere | None = None) -> Partial:
+    """The iSCSI part of a plan for ``spec`` (sliced for this node). ``others``: what the
+    spec declares on other nodes, read to tell a removal that waits for their logout from
+    one that must be refused, and a login that waits for their export from an error."""
+    others = others or Elsewhere()
     out = Partial()
     if not spec.iscsi_target and not spec.iscsi_session:
         return out
@@ -57,14 +79,15 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
                              if iqn not in wanted_iqns)
     for name in sorted(spec.iscsi_target):
         _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide,
-                     others or {})
+                     others.sessions)
     sessions = seen.sessions if seen is not None else ()
     if spec.iscsi_session:
         wanted = {(s.portal, s.target) for s in spec.iscsi_session.values()}
         out.unmanaged.extend(f"iscsi session {s.target} at {s.portal} ({s.sid})"
                              for s in sessions if (s.portal, s.target) not in wanted)
     for name in sorted(spec.iscsi_session):
-        _plan_session(out, name, spec.iscsi_session[name], st, will_release)
+        _plan_session(out, name, spec.iscsi_session[name], st, will_release,
+                      _exporters(want_iqn=spec.iscsi_session[name].target, others=others))
     return out
 
 
@@ -152,6 +175,13 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         out.steps.append(actions.Step(step, why, after))
 
 
+def _exporters(want_iqn: str, others: Elsewhere) -> str:
+    """The other nodes the spec declares export ``want_iqn`` (present), comma-separated."""
+    return ", ".join(sorted({n for t in others.targets.values() if t.iqn == want_iqn
+                             and t.state is iscsi_spec.Presence.PRESENT for n in t.nodes
+                             if n != "*"}))
+
+
 def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
     return (f"{what} is refused: initiator(s) {who} are logged in to {want.iqn} and may be "
             f"using its disks (a PV, a mounted file system); log them out first, or set "
@@ -159,13 +189,13 @@ def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
 
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
-                  will_release: frozenset[str] = frozenset()) -> None:
+                  will_release: frozenset[str] = frozenset(), exported_by: str = "") -> None:
     obj = f"iscsi session {name}"
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         step = iscsi_actions.LoginSession(name=name, portal=want.portal, target=want.target,
                                           chap_file=want.chap_file, luns=want.luns,
-                                          host=st.host)
+                                          host=st.host, exported_by=exported_by)
         if not step.is_done(st):
             why = ("no session" if s is None else
                    f"session {s.sid} is logged in; udev has not named its disks yet "

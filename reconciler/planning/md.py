@@ -419,7 +419,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
     if member is None:
-        problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size)
+        problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size,
+                                    will_provide)
         if problems:
             for p in problems:
                 block(p)

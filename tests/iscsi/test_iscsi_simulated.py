@@ -211,6 +211,9 @@ def test_unreachable_portal_and_missing_target_are_named(pair):
     r = pair.run("b", loaded)
     login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
     assert "iscsi session from_a: the portal 192.0.2.1:3260 is unreachable" in str(login.error)
+    # the spec declares the target on a: a wait on a (exit 2), not an error (issue 17)
+    assert login.outcome == "deferred" and r.exit_code == controller.EXIT_PENDING
+    assert login.detail.startswith(f"waiting on another node: a: export {IQN} at {PORTAL}; ")
     pair.fabric.unreachable.clear()
     pair.converge("a", loaded)
     pair.a.iscsi.targets[IQN].iqn = IQN  # (the target exists, but under another name below)
@@ -218,6 +221,17 @@ def test_unreachable_portal_and_missing_target_are_named(pair):
     r = pair.run("b", loaded)
     login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
     assert "iscsi session from_a: no such target at that portal" in str(login.error)
+    assert login.outcome == "deferred" and r.exit_code == controller.EXIT_PENDING
+    # a target the spec does not declare anywhere: nobody to wait for, an error
+    text = (pair.tmp / "spec.toml").read_text()
+    head, rest = text.split("[iscsi_target.export0]")
+    (pair.tmp / "spec.toml").write_text(head + "[iscsi_session" + rest.split("[iscsi_session", 1)[1])
+    alone = loading.load(pair.tmp / "spec.toml")
+    assert not alone.spec.iscsi_target and alone.spec.iscsi_session
+    r = pair.run("b", alone)
+    login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
+    assert login.outcome == "failed" and r.exit_code == controller.EXIT_ERROR
+    assert "iscsi session from_a: no such target at that portal" in login.detail
 
 
 def test_chap_file_readable_by_others_is_refused_at_apply(pair):

@@ -323,3 +323,27 @@ def test_the_third_commit_converges_whichever_node_passes_first(move, order):
     assert not vg.exported and not vg.missing_pvs
     assert all(new.lv("vgnew", lv).is_active for lv in ("root", "srv"))
     assert not old.vg("vg0").missing_pvs and old.lv("vg0", "srv").is_active
+
+
+@pytest.mark.parametrize("order", ["new first", "old first"])
+def test_the_first_commit_converges_whichever_node_passes_first(move, order):
+    """Issue 17: a first bring-up never ends in an error because of which node started
+    first. Old's login before new exports is a wait on new (exit 2, naming it), not exit 1."""
+    old, new = move.old, move.new
+    c1 = move.commit(COMMIT1)
+    if order == "old first":
+        r = move.run("old", c1)
+        assert r.exit_code == controller.EXIT_PENDING, (r.error, r.final)
+        assert not r.final.blocked and not r.report.failed, r.final
+        login, = [x for x in r.report.results if x.step.key == "iscsi-session:new:login"]
+        assert login.detail == (f"waiting on another node: new: export {IQN} at {PORTAL}; "
+                                f"seen from here: the portal {PORTAL} is unreachable (no "
+                                f"connection could be made)")
+        assert not any(c.argv[0] in ("pvcreate", "vgextend", "lvconvert") for c in old.calls)
+        assert move.run("old", c1).exit_code == controller.EXIT_PENDING
+    assert move.converge("new", c1).exit_code == 0
+    r = move.converge("old", c1)
+    assert r.exit_code == 0, r.final
+    for lv in ("root", "srv"):
+        assert images(old, "vg0", lv) == ["/dev/sda", "/dev/vda"]
+    assert not old.md.arrays
