@@ -294,7 +294,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
     # A pass that only waits for an operation in flight says so in one line (below).
     waiting = {f.key for f in the_plan.in_flight}
-    only_waiting = not the_plan.blocked and all(s.after & waiting for s in the_plan.steps)
+    only_waiting = the_plan.only_waiting_on_others or (
+        not the_plan.blocked and all(s.after & waiting for s in the_plan.steps))
     log.log("DEBUG" if only_waiting else "INFO",
             "plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
             len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
