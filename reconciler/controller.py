@@ -30,6 +30,7 @@ what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -341,6 +342,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest,
                               stalled=frozenset() if resumed else stalled, whole=loaded.spec)
         final = planning.note_stalls(final, memory.stalls(final, env.clock.now(), env))
+        final = _peer_waits(final, report)
     except errors.ReconcilerError as exc:
         log.error("pass aborted: {}", exc)
         return PassResult(the_plan, the_plan, None, EXIT_ERROR, count[0],
@@ -353,6 +355,27 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
             "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
             "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
     return result
+
+
+def _peer_waits(final: actions.Plan, report: executing.ApplyReport) -> actions.Plan:
+    """``final`` with each step this pass deferred because a named node must act first (an
+    iSCSI login before that node exported its target) as a wait on that node, the step
+    after it: what only execution can find out is said like any other wait."""
+    planned = {s.key for s in final.steps}
+    waits: dict[str, actions.InFlight] = {}  # step key -> its wait
+    for r in report.results:
+        exc = r.error
+        if (r.outcome is executing.Outcome.DEFERRED and r.step.key in planned
+                and isinstance(exc, errors.CommandFailed) and exc.peer is not None):
+            waits[r.step.key] = actions.InFlight(
+                key=f"{r.step.key}:waiting", object=r.step.action.object, what=exc.peer[1],
+                percent=None, waiting_on=exc.peer[0])
+    if not waits:
+        return final
+    steps = tuple(dataclasses.replace(s, after=s.after | {waits[s.key].key}) if s.key in waits
+                  else s for s in final.steps)
+    return dataclasses.replace(final, steps=steps,
+                               in_flight=final.in_flight + tuple(waits.values()))
 
 
 @dataclass(frozen=True)

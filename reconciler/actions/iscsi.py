@@ -155,11 +155,13 @@ class LoginSession(Action):
         why = iscsi.explain(result, session=self.name, portal=self.portal, target=self.target)
         if self.exported_by and iscsi.not_offered(result):
             # Not there yet: the exporting node has not run (or is down). Waited for.
-            return errors.CommandFailed(
-                result.command.host, result.command.argv, result.rc,
-                f"{self.exported_by}: export {self.target} at {self.portal}; seen from here: "
-                f"{iscsi.reason(result, portal=self.portal, target=self.target)}\n{why}",
-                errors.FailureKind.PEER)
+            must = (f"export {self.target} at {self.portal}; seen from here: "
+                    f"{iscsi.reason(result, portal=self.portal, target=self.target)}")
+            exc = errors.CommandFailed(result.command.host, result.command.argv, result.rc,
+                                       f"{self.exported_by}: {must}\n{why}",
+                                       errors.FailureKind.PEER)
+            exc.peer = (self.exported_by, must)
+            return exc
         return iscsi.failure(result, why)
 
 

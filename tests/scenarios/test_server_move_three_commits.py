@@ -340,6 +340,12 @@ def test_the_first_commit_converges_whichever_node_passes_first(move, order):
                                 f"seen from here: the portal {PORTAL} is unreachable (no "
                                 f"connection could be made)")
         assert not any(c.argv[0] in ("pvcreate", "vgextend", "lvconvert") for c in old.calls)
+        (wait,) = r.final.waits
+        assert (wait.object, wait.waiting_on) == ("iscsi session new", "new")
+        assert wait.what.startswith(f"export {IQN} at {PORTAL}; seen from here: ")
+        assert r.final.only_waiting_on_others, r.final
+        assert controller.exit_meaning(r.exit_code, r.final).startswith(
+            f"waiting on another node: new: export {IQN}")
         assert move.run("old", c1).exit_code == controller.EXIT_PENDING
     assert move.converge("new", c1).exit_code == 0
     r = move.converge("old", c1)
