@@ -325,7 +325,7 @@ def test_the_third_commit_converges_whichever_node_passes_first(move, order):
     assert not old.vg("vg0").missing_pvs and old.lv("vg0", "srv").is_active
 
 
-@pytest.mark.parametrize("order", ["new first", "old first"])
+@pytest.mark.parametrize("order", ["new first", "old first", "in turns"])
 def test_the_first_commit_converges_whichever_node_passes_first(move, order):
     """Issue 17: a first bring-up never ends in an error because of which node started
     first. Old's login before new exports is a wait on new (exit 2, naming it), not exit 1."""
@@ -347,6 +347,13 @@ def test_the_first_commit_converges_whichever_node_passes_first(move, order):
         assert controller.exit_meaning(r.exit_code, r.final).startswith(
             f"waiting on another node: new: export {IQN}")
         assert move.run("old", c1).exit_code == controller.EXIT_PENDING
+    elif order == "in turns":
+        for _ in range(400):
+            a, b = move.run("old", c1), move.run("new", c1)
+            assert controller.EXIT_ERROR not in (a.exit_code, b.exit_code), (a.final, b.final)
+            if a.exit_code == b.exit_code == 0:
+                break
+            old.clock.advance(a.requeue_after or 5.0)
     assert move.converge("new", c1).exit_code == 0
     r = move.converge("old", c1)
     assert r.exit_code == 0, r.final
