@@ -3,7 +3,10 @@
 Exit codes (the same for every subcommand, like ``terraform plan -detailed-exitcode``):
   0  in sync (or: the spec is valid / the capture was written)
   1  error: bad spec, failed command, or a plan that refuses to proceed (with why)
-  2  drift found (dry run) or changes still pending (long operations in flight)
+  2  drift found (dry run) or changes still pending (long operations in flight, or
+     waiting on another node)
+  4  --wait --wait-timeout: the deadline passed with changes still pending or still
+     waiting on another node (the last line says what it waited for)
 
 A usage error (an unknown option, a bad value) is an error too: exit 1, never argparse's 2,
 which would read as "drift found".
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from reconciler import controller, errors, executing, logs
+from reconciler import actions, controller, errors, executing, logs
 
 DEFAULT_SPEC = "/etc/reconciler/specs"
 # A command abandoned after its timeout, remembered for the next reconciler process.
@@ -32,7 +35,10 @@ exit codes:
      spec applies to this node (a warning names the nodes it does name)
   1  error: invalid spec, a command failed, the plan is blocked (reasons are printed), or
      a usage error (unknown option, bad value)
-  2  drift found (--dry-run) or changes still pending (a pvmove or sync in flight)
+  2  drift found (--dry-run) or changes still pending (a pvmove or sync in flight, or
+     "waiting on another node: NODE: what it must do")
+  4  --wait --wait-timeout DURATION: the deadline passed and changes are still pending
+     or another node is still waited for (named on the last line)
 
 simulated hosts (--simulate NAME), each made for an example spec:
 {hosts}
@@ -73,6 +79,23 @@ def _positive(text: str) -> float:
     return value
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1h30m``, ``2d``: seconds (a bare number is seconds)."""
+    import re
+    t = text.strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd]?)", t)
+    if not t or "".join(n + u for n, u in parts) != t or (len(parts) > 1 and not all(
+            u for _, u in parts)):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 10m, 1h30m)")
+    value = sum(float(n) * _UNITS[u or "s"] for n, u in parts)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration, not {text!r}")
+    return value
+
+
 def _run_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="reconcile", description="Converge this host's storage to the TOML spec.",
@@ -85,7 +108,11 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="observe for real, change nothing, print drift and plan")
     p.add_argument("--wait", action="store_true",
-                   help="repeat passes until in sync or blocked, showing progress")
+                   help="repeat passes until in sync or blocked, showing progress (and, at "
+                   "least once a minute, what it waits for)")
+    p.add_argument("--wait-timeout", type=_duration, default=None, metavar="DURATION",
+                   help="with --wait: give up at this deadline (90s, 10m, 1h30m) with exit 4 "
+                   "and what it still waited for; default: no deadline")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--simulate", metavar="SOURCE", default=None,
                    help="run against a simulated host: an embedded one (default, seed000, "
@@ -202,22 +229,30 @@ def _print_settled(result: controller.SettledResult, *, dry_run: bool,
 class _Progress:
     """``--wait``'s progress: bars redrawn in place on a TTY; otherwise one line when an
     operation appears, at each quarter of its progress, and when it ends; never a line per
-    pass."""
+    pass. A wait on another node is said when it starts, when it changes, and at least
+    once a minute (``WAIT_REMINDER`` seconds of the run's clock) while it lasts: a wait
+    that may never end is never silent."""
+
+    WAIT_REMINDER = 60.0
 
     def __init__(self, clock) -> None:
         from reconciler import status
         self.clock = clock
         self.etas = status.EtaTracker()
         self.seen: dict[str, tuple[str, int]] = {}  # key -> (label, quarter last printed)
+        # key -> (what it waits for, when first seen, when last printed)
+        self.waits: dict[str, tuple[str, float, float]] = {}
 
     def __call__(self, r: controller.PassResult) -> None:
         from reconciler import status
-        flying = r.final.in_flight
+        flying = [f for f in r.final.in_flight if not f.waiting_on]
         eta = self.etas.update(flying, self.clock.now())
         bars = ["  " + status.progress_line(f.object, f.what, f.percent, eta.get(f.key),
                                             fancy=True) for f in flying]
+        bars += [f"  … {f.object}: {actions.describe_in_flight(f)}" for f in r.final.waits]
         if logs.progress(bars):  # a TTY: bars redrawn in place under the log lines
             return
+        self._waits(r.final.waits, self.clock.now(), r.requeue_after or 0.0)
         now = {f.key for f in flying}
         for key, (label, _q) in list(self.seen.items()):
             if key not in now:
@@ -235,13 +270,35 @@ class _Progress:
                       + ("" if prev else " (started)"), file=sys.stderr)
                 self.seen[f.key] = (label, quarter)
 
+    def _waits(self, waits, now: float, next_pass: float) -> None:
+        """Say each wait when it starts or changes, and again whenever the next pass (in
+        ``next_pass`` seconds) would come more than ``WAIT_REMINDER`` after the last time
+        it was said: never a minute without a word."""
+        from reconciler import status
+        keys = {f.key for f in waits}
+        for key, (label, _t0, _t) in list(self.waits.items()):
+            if key not in keys:
+                print(f"  … {label}: no longer waited for", file=sys.stderr)
+                del self.waits[key]
+        for f in waits:
+            label = f"{f.object}: {actions.describe_in_flight(f)}"
+            prev = self.waits.get(f.key)
+            if (prev is not None and prev[0] == label
+                    and now - prev[2] + next_pass <= self.WAIT_REMINDER):
+                continue
+            since = prev[1] if prev is not None and prev[0] == label else now
+            print(f"  … {label}" + (f" (for {status.duration(now - since)})"
+                                    if now > since else ""), file=sys.stderr)
+            self.waits[f.key] = (label, since, now)
+
     def close(self) -> None:
         logs.progress([])
 
 
 def _in_flight_line(record: dict) -> bool:
-    # The per-pass "in flight: ..." lines: --wait's progress says the same once per change.
-    return record["message"].startswith("in flight: ")
+    # The per-pass "in flight: ..." and "waiting on another node: ..." lines: --wait's
+    # progress says the same once per change (and a wait at least once a minute).
+    return record["message"].startswith(("in flight: ", actions.WAITING + ": "))
 
 
 def _preview_pass(record: dict) -> bool:
@@ -296,12 +353,15 @@ def _cmd_run(argv: list[str]) -> int:
     for w in warnings:
         logger.warning(w)
 
+    if args.wait_timeout is not None and not args.wait:
+        print("error: --wait-timeout goes with --wait", file=sys.stderr)
+        return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
         _print_result(result, args.output, warnings)
         return result.exit_code
     if args.output == "json":
-        settled = controller.reconcile_until_settled(loaded, env)
+        settled = controller.reconcile_until_settled(loaded, env, timeout=args.wait_timeout)
         doc = settled.as_dict()
         doc["warnings"] = warnings
         print(json.dumps(doc, indent=2))
@@ -321,7 +381,8 @@ def _cmd_run(argv: list[str]) -> int:
     progress = _Progress(env.clock)
     try:
         with logs.muted(_in_flight_line):
-            settled = controller.reconcile_until_settled(loaded, env, on_pass=progress)
+            settled = controller.reconcile_until_settled(loaded, env, on_pass=progress,
+                                                         timeout=args.wait_timeout)
     finally:
         progress.close()
     settled.processes += preview.processes  # the plan shown first was observed too

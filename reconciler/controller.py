@@ -30,6 +30,7 @@ what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ from reconciler.spec.loading import LoadedSpec
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_PENDING = 2
+# ``--wait`` with a deadline (``--wait-timeout``) that passed while changes were still
+# pending or the node was still waiting on another one: not an error of this node.
+EXIT_TIMEOUT = 4
 
 
 class Clock:
@@ -289,17 +293,22 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                           env.requeue_seconds, str(exc))
     stalled = memory.stalled(st, env.clock.now(), env)
     the_plan = planning.plan(spec, st, node=env.node, spec_digest=loaded.digest,
-                             stalled=stalled)
+                             stalled=stalled, whole=loaded.spec)
     the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
     # A pass that only waits for an operation in flight says so in one line (below).
     waiting = {f.key for f in the_plan.in_flight}
-    only_waiting = not the_plan.blocked and all(s.after & waiting for s in the_plan.steps)
+    only_waiting = the_plan.only_waiting_on_others or (
+        not the_plan.blocked and all(s.after & waiting for s in the_plan.steps))
     log.log("DEBUG" if only_waiting else "INFO",
             "plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
             len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
     for b in the_plan.blocked:
         logger.bind(pass_no=pass_no, obj=b.object).warning("blocked: {}", b.reason)
     for f in the_plan.in_flight:
+        if f.waiting_on:  # every pass, at INFO: what this node waits for, and on whom
+            logger.bind(pass_no=pass_no, obj=f.object).info(
+                "{}", actions.describe_in_flight(f))
+            continue
         logger.bind(pass_no=pass_no, obj=f.object).info(
             "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
     if dry_run or not the_plan.steps:
@@ -311,7 +320,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
         level = ("ERROR" if r.outcome is executing.Outcome.FAILED else
                  "DEBUG" if r.outcome is executing.Outcome.DEFERRED
-                 and not r.detail.startswith("waiting on another node") else "INFO")
+                 and not r.detail.startswith(actions.WAITING) else "INFO")
         lg.log(level, "{} {}: {}{}", r.step.action.verb, r.outcome, r.step.action.describe(),
                f" ({r.detail})" if r.detail else "")
 
@@ -333,8 +342,9 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         # what blocked this pass is still in its result: only a resume issued now is done.
         resumed = any(isinstance(r.step.action, actions.ResumeMoves) for r in moved)
         final = planning.plan(spec, report.state, node=env.node, spec_digest=loaded.digest,
-                              stalled=frozenset() if resumed else stalled)
+                              stalled=frozenset() if resumed else stalled, whole=loaded.spec)
         final = planning.note_stalls(final, memory.stalls(final, env.clock.now(), env))
+        final = _peer_waits(final, report)
     except errors.ReconcilerError as exc:
         log.error("pass aborted: {}", exc)
         return PassResult(the_plan, the_plan, None, EXIT_ERROR, count[0],
@@ -347,6 +357,27 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
             "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
             "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
     return result
+
+
+def _peer_waits(final: actions.Plan, report: executing.ApplyReport) -> actions.Plan:
+    """``final`` with each step this pass deferred because a named node must act first (an
+    iSCSI login before that node exported its target) as a wait on that node, the step
+    after it: what only execution can find out is said like any other wait."""
+    planned = {s.key for s in final.steps}
+    waits: dict[str, actions.InFlight] = {}  # step key -> its wait
+    for r in report.results:
+        exc = r.error
+        if (r.outcome is executing.Outcome.DEFERRED and r.step.key in planned
+                and isinstance(exc, errors.CommandFailed) and exc.peer is not None):
+            waits[r.step.key] = actions.InFlight(
+                key=f"{r.step.key}:waiting", object=r.step.action.object, what=exc.peer[1],
+                percent=None, waiting_on=exc.peer[0])
+    if not waits:
+        return final
+    steps = tuple(dataclasses.replace(s, after=s.after | {waits[s.key].key}) if s.key in waits
+                  else s for s in final.steps)
+    return dataclasses.replace(final, steps=steps,
+                               in_flight=final.in_flight + tuple(waits.values()))
 
 
 @dataclass(frozen=True)
@@ -424,11 +455,27 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
     if code == EXIT_IN_SYNC:
         return "in sync with the spec"
     if code == EXIT_PENDING:
-        return ("drift found (dry run: nothing was changed)" if dry_run else
-                "changes still pending (an operation is in flight or steps are left)")
+        if dry_run:
+            return "drift found (dry run: nothing was changed)"
+        if final.only_waiting_on_others:
+            return f"{actions.WAITING}: {waited_for(final)}"
+        return "changes still pending (an operation is in flight or steps are left)"
+    if code == EXIT_TIMEOUT:
+        if final.waits:
+            return f"the --wait deadline passed, still {actions.WAITING}: {waited_for(final)}"
+        return ("the --wait deadline passed with changes still pending"
+                + (f": {waited_for(final)}" if final.in_flight else ""))
     if final.blocked:
         return "blocked: a safe plan cannot proceed (reasons above)"
     return "error (see above)"
+
+
+def waited_for(final: actions.Plan) -> str:
+    """What ``final`` still waits for, in one line: each wait on another node ("NODE: what
+    it must do"), then each other operation in flight; "" when nothing is in flight."""
+    waits = [f"{f.waiting_on}: {f.what}" for f in final.waits]
+    others = [f"{f.object}: {f.what}" for f in final.in_flight if not f.waiting_on]
+    return "; ".join(waits + others)
 
 
 def _changes(r: PassResult) -> int:
@@ -437,10 +484,14 @@ def _changes(r: PassResult) -> int:
 
 def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                             max_passes: int = 100000,
-                            on_pass: Callable[[PassResult], None] | None = None
-                            ) -> SettledResult:
+                            on_pass: Callable[[PassResult], None] | None = None,
+                            timeout: float | None = None) -> SettledResult:
     """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
-    ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept."""
+    ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept.
+
+    ``timeout`` (seconds, on ``env.clock``): the deadline. The last pass runs at it; if that
+    pass still leaves something pending (an operation in flight, a wait on another node),
+    the run ends with ``EXIT_TIMEOUT``, never waiting past it."""
     memory = Memory()
     first: PassResult | None = None
     result: PassResult | None = None
@@ -448,7 +499,7 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
     processes = changes = 0
     started_at = env.clock.now()
     n = 0
-    looked_again = False
+    looked_again = timed_out = False
     for n in range(1, max_passes + 1):
         result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
         first = first or result
@@ -476,8 +527,16 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
         looked_again = again
         if (result.exit_code != EXIT_PENDING and not again) or dry_run:
             break
-        env.clock.sleep(result.requeue_after or env.requeue_seconds)
+        delay = result.requeue_after or env.requeue_seconds
+        if timeout is not None:
+            left = started_at + timeout - env.clock.now()
+            if left <= 0:
+                timed_out = result.exit_code == EXIT_PENDING
+                break
+            delay = min(delay, left)
+        env.clock.sleep(delay)
     assert result is not None and first is not None
     return SettledResult(plan=first.plan, final=result.final, applied=applied,
-                         exit_code=result.exit_code, passes=n, processes=processes,
+                         exit_code=EXIT_TIMEOUT if timed_out else result.exit_code,
+                         passes=n, processes=processes,
                          changes=changes, duration=env.clock.now() - started_at, error=result.error, last=result)

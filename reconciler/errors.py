@@ -56,7 +56,10 @@ class FailureKind(enum.StrEnum):
 
 
 class CommandFailed(ReconcilerError):
-    """A command exited non-zero (or timed out). ``kind`` is classified by the adapter."""
+    """A command exited non-zero (or timed out). ``kind`` is classified by the adapter.
+    ``peer``, for a ``PEER`` failure whose node is known: (that node, what it must do)."""
+
+    peer: tuple[str, str] | None = None
 
     def __init__(self, host: str, argv: Sequence[str], rc: int, stderr: str,
                  kind: FailureKind = FailureKind.FATAL):

@@ -167,11 +167,14 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
                     done += 1
     except errors.CommandFailed as exc:
         if exc.kind is errors.FailureKind.PEER:
-            # lvmlockd: another node holds the lock. Not an error: wait for that node.
+            # Another node must act first (lvmlockd: it holds the lock; iSCSI: it has not
+            # exported the target yet). Not an error: wait for that node.
             tail = exc.stderr.strip().splitlines()
-            return StepResult(step, Outcome.DEFERRED, "waiting on another node: "
-                              + (tail[0].strip() if tail else "lock held elsewhere"),
-                              time.monotonic() - t0, ran)
+            # (lvmlockd does not say which node: "LV locked by other host"; an iSCSI login
+            # names the exporting node first.) The error stays, for whoever reads it whole.
+            return StepResult(step, Outcome.DEFERRED, actions.waiting_text(
+                "", tail[0].strip() if tail else "lock held elsewhere"),
+                time.monotonic() - t0, ran, exc)
         return StepResult(step, Outcome.FAILED, str(exc), time.monotonic() - t0, ran, exc)
     except errors.ReconcilerError as exc:
         return StepResult(step, Outcome.FAILED, str(exc), time.monotonic() - t0, ran, exc)

@@ -488,12 +488,25 @@ class CloneRecord:
 class Ledger:
     """The clone ledger file as read, records by ``CloneRecord.key``. ``problem`` says why it
     could not be understood. ``legacy``: read from a format-1 file (records without
-    identities, by clone name), to be rewritten in the current format."""
+    identities, by clone name), to be rewritten in the current format. ``used``: every
+    ``recopy`` value ever used for a copy onto a target, by the target's key (as
+    ``CloneRecord.key``), besides the one its record holds: a value asks once, ever."""
 
     path: str
     records: dict[str, CloneRecord] = field(default_factory=dict)
     problem: str | None = None
     legacy: bool = False
+    used: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def used_for(self, key: str) -> tuple[str, ...]:
+        """Every recopy value used onto the target ``key``, in the order they were used."""
+        rec = self.records.get(key)
+        return recopies_used(self.used.get(key, ()), rec.recopy if rec else "")
+
+
+def recopies_used(earlier: tuple[str, ...], current: str) -> tuple[str, ...]:
+    """``earlier`` then ``current`` (when set and new): the recopy values used on a target."""
+    return earlier + ((current,) if current and current not in earlier else ())
 
 
 @dataclass(frozen=True, slots=True)

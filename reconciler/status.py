@@ -41,6 +41,7 @@ METRICS_FILE = "reconciler.prom"
 STARTING = "starting"
 IN_SYNC = "in-sync"
 PENDING = "pending"      # steps or long operations still to finish
+WAITING = "waiting"      # nothing left here but waits on other nodes (named in in_flight)
 DRIFT = "drift"          # a dry-run daemon found differences (it never changes anything)
 BLOCKED = "blocked"      # drift no safe action can fix; a person must look
 ERROR = "error"          # the last pass could not observe, or a step failed
@@ -49,10 +50,11 @@ SPEC_REFUSED = "spec-refused"  # the spec on disk is invalid: passes observe, ch
 STOPPED = "stopped"
 
 _HEADLINE = {STARTING: "STARTING", IN_SYNC: "IN SYNC", PENDING: "CHANGES PENDING",
+             WAITING: "WAITING ON ANOTHER NODE",
              DRIFT: "DRIFT FOUND (dry run)", BLOCKED: "BLOCKED", ERROR: "ERROR",
              NO_SPEC: "NO VALID SPEC", SPEC_REFUSED: "SPEC ON DISK REFUSED, CHANGING NOTHING",
              STOPPED: "STOPPED"}
-_EXIT = {IN_SYNC: 0, PENDING: 2, DRIFT: 2}
+_EXIT = {IN_SYNC: 0, PENDING: 2, WAITING: 2, DRIFT: 2}
 
 
 def pass_state(result: controller.PassResult | None, *, dry_run: bool = False) -> str:
@@ -64,7 +66,9 @@ def pass_state(result: controller.PassResult | None, *, dry_run: bool = False) -
     if result.final.blocked:
         return BLOCKED
     if result.exit_code == controller.EXIT_PENDING:
-        return DRIFT if dry_run else PENDING
+        if dry_run:
+            return DRIFT
+        return WAITING if result.final.only_waiting_on_others else PENDING
     return IN_SYNC
 
 
@@ -114,7 +118,7 @@ def pass_section(result: controller.PassResult, *, number: int, reason: str, sta
         "blocked": [{"object": b.object, "reason": b.reason} for b in final.blocked],
         "in_flight": [{"key": f.key, "object": f.object, "what": f.what, "percent": f.percent,
                        "eta_s": None if etas.get(f.key) is None else round(etas[f.key], 1),
-                       "speed_bps": f.speed}
+                       "speed_bps": f.speed, "waiting_on": f.waiting_on or None}
                       for f in final.in_flight],
         "unmanaged": list(final.unmanaged),
     }
@@ -199,9 +203,16 @@ def prometheus(doc: dict) -> str:
     metric("reconciler_blocked", "gauge",
            "Objects whose drift no safe action can fix (see reconcile status).",
            [({}, len(doc.get("blocked", [])))])
+    flying = [f for f in doc.get("in_flight", []) if not f.get("waiting_on")]
+    waits = [f for f in doc.get("in_flight", []) if f.get("waiting_on")]
     metric("reconciler_in_flight_operations", "gauge",
            "Long operations (pvmove, mirror sync) in flight.",
-           [({}, len(doc.get("in_flight", [])))])
+           [({}, len(flying))])
+    metric("reconciler_waiting_on_node", "gauge",
+           "What this node waits for on another node (1 per wait): the node and what it "
+           "must do.",
+           [({"object": f["object"], "waiting_on": f["waiting_on"], "what": f["what"]}, 1)
+            for f in waits])
     metric("reconciler_in_flight_progress_ratio", "gauge",
            "Progress of each in-flight operation, 0 to 1.",
            [({"object": f["object"], "what": f["what"]}, f["percent"] / 100.0)
@@ -269,6 +280,10 @@ def progress_line(obj: str, what: str, percent: float | None, eta: float | None,
     return f"{obj}: {what} {b} {pct}{eta_text}"
 
 
+def _waiting(f: dict) -> str:
+    return actions.waiting_text(f["waiting_on"], f["what"])
+
+
 def summary(doc: dict) -> str:
     """One line, for systemd's STATUS= and the first line of ``reconcile status``."""
     state = doc.get("state", STARTING)
@@ -277,7 +292,8 @@ def summary(doc: dict) -> str:
     if spec.get("digest"):
         parts.append(f"spec {spec['digest'][:12]}")
     if doc.get("in_flight"):
-        parts.append(", ".join(f"{f['object']} {f['what']} "
+        parts.append(", ".join(f"{f['object']} {_waiting(f)}" if f.get("waiting_on") else
+                               f"{f['object']} {f['what']} "
                                + ("?" if f["percent"] is None else f"{f['percent']:.1f}%")
                                for f in doc["in_flight"]))
     if doc.get("drift"):
@@ -350,11 +366,15 @@ def render(doc: dict, now: float | None = None) -> str:
     if doc.get("next_pass_at") and state != STOPPED:
         lines.append(f"  next pass: in {duration(doc['next_pass_at'] - now)} "
                      f"({doc.get('next_pass_reason', 'resync')})")
-    if doc.get("in_flight"):
+    if any(not f.get("waiting_on") for f in doc.get("in_flight", [])):
         lines.append("  in flight:")
         lines.extend("    " + progress_line(f["object"], f["what"], f["percent"], f.get("eta_s"))
                      + (f"  {f['speed_bps'] / 2**20:.1f} MiB/s" if f.get("speed_bps") else "")
-                     for f in doc["in_flight"])
+                     for f in doc["in_flight"] if not f.get("waiting_on"))
+    if any(f.get("waiting_on") for f in doc.get("in_flight", [])):
+        lines.append("  waiting (not an error; another node must act first):")
+        lines.extend(f"    {f['object']}: {_waiting(f)}"
+                     for f in doc["in_flight"] if f.get("waiting_on"))
     if doc.get("drift"):
         lines.append("  still to do:")
         lines.extend(f"    {d['object']}: {d['description']}  # {d['reason']}"

@@ -33,7 +33,8 @@ from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv,
                                       SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
-from reconciler.actions.plans import Blocked, InFlight, Plan, Stall, Step
+from reconciler.actions.plans import (WAITING, Blocked, InFlight, Plan, Stall, Step,
+                                      describe_in_flight, waiting_text)
 
 __all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
@@ -44,4 +45,5 @@ __all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", 
            "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
-           "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]
+           "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger",
+           "WAITING", "describe_in_flight", "waiting_text"]

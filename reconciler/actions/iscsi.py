@@ -109,13 +109,18 @@ class LoginSession(Action):
     """Discover ``portal``, put CHAP into the node record, log in to ``target``. Started when
     sysfs shows the session logged in with a disk for every LUN in ``luns``; done once udev
     has made the disks' by-path names too (a moment later: what needs them, a pvcreate, a
-    clone, waits for the next pass instead of failing on a name that is not there yet)."""
+    clone, waits for the next pass instead of failing on a name that is not there yet).
+
+    ``exported_by``: the other node(s) the spec declares export ``target``; a login that
+    finds no such target or no portal then waits on them (``FailureKind.PEER``), since on a
+    first bring-up this node may start before they do."""
 
     name: str
     portal: str
     target: str
     chap_file: str | None = None
     luns: tuple[int, ...] = (0,)
+    exported_by: str = ""
     long: ClassVar[bool] = True
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "iscsiadm"
@@ -155,8 +160,17 @@ class LoginSession(Action):
                                            for p in self.provides())
 
     def failure(self, result: CommandResult) -> errors.CommandFailed:
-        return iscsi.failure(result, iscsi.explain(
-            result, session=self.name, portal=self.portal, target=self.target))
+        why = iscsi.explain(result, session=self.name, portal=self.portal, target=self.target)
+        if self.exported_by and iscsi.not_offered(result):
+            # Not there yet: the exporting node has not run (or is down). Waited for.
+            must = (f"export {self.target} at {self.portal}; seen from here: "
+                    f"{iscsi.reason(result, portal=self.portal, target=self.target)}")
+            exc = errors.CommandFailed(result.command.host, result.command.argv, result.rc,
+                                       f"{self.exported_by}: {must}\n{why}",
+                                       errors.FailureKind.PEER)
+            exc.peer = (self.exported_by, must)
+            return exc
+        return iscsi.failure(result, why)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -175,13 +175,15 @@ class WriteCloneLedger(MdAction):
 
     The ledger remembers which targets received a complete copy: the one fact that cannot be
     observed once a non-persistent array is gone. One such step per plan, however many clones
-    change, so two entries never race. Done when the ledger reads back as ``records``, in the
+    change, so two entries never race. Done when the ledger reads back as ``records`` (and
+    ``used``: every recopy value used before on each target, ``state.Ledger.used``), in the
     current format.
     """
 
     path: str
     records: tuple[tuple[str, state.CloneRecord], ...]
     note: str = ""
+    used: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The split records, written after the plain ledger step (synced records, forgotten and
     # undeclared ones) and right before the arrays are stopped.
     split: bool = False
@@ -208,11 +210,13 @@ class WriteCloneLedger(MdAction):
         return self.note or f"write {len(self.records)} clone record(s)"
 
     def commands(self) -> tuple[Command, ...]:
-        return md.write_ledger(self.path, md.ledger_text(dict(self.records)), host=self.host)
+        return md.write_ledger(self.path, md.ledger_text(dict(self.records), dict(self.used)),
+                               host=self.host)
 
     def is_done(self, st: state.HostState) -> bool:
         return (st.ledger is not None and st.ledger.problem is None and not st.ledger.legacy
-                and st.ledger.records == dict(self.records))
+                and st.ledger.records == dict(self.records)
+                and st.ledger.used == dict(self.used))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,22 @@ def _seconds(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+# One vocabulary for every cross-node dependency (an InFlight's ``waiting_on``, lvmlockd's
+# lock held elsewhere): not an error, exit 2, the node named with what it must do.
+WAITING = "waiting on another node"
+
+
+def waiting_text(node: str, what: str) -> str:
+    """``waiting on another node: NODE: WHAT`` (NODE left out when it is not known)."""
+    return f"{WAITING}: {node}: {what}" if node else f"{WAITING}: {what}"
+
+
+def describe_in_flight(f: "InFlight") -> str:
+    """What an in-flight entry stands for, in words: ``f.what``, or for a wait on another
+    node, ``waiting on another node: NODE: what it must do``."""
+    return waiting_text(f.waiting_on, f.what) if f.waiting_on else f.what
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     action: Action
@@ -76,6 +92,7 @@ class InFlight:
     total: int | None = None  # bytes the operation copies in all, when known
     note: str = ""  # for people: who drives it, how long it has not moved
     stall: Stall | None = None
+    waiting_on: str = ""  # the other node this waits for ("" = none)
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,24 @@ class Plan:
     def converged(self) -> bool:
         return not self.steps and not self.in_flight and not self.blocked
 
+    @property
+    def waits(self) -> tuple[InFlight, ...]:
+        """What this plan waits for on other nodes (in-flight entries with ``waiting_on``)."""
+        return tuple(f for f in self.in_flight if f.waiting_on)
+
+    @property
+    def only_waiting_on_others(self) -> bool:
+        """Nothing is blocked, everything in flight is a wait on another node, and every
+        step comes after one (directly or through another step that does)."""
+        if self.blocked or not self.in_flight or len(self.waits) != len(self.in_flight):
+            return False
+        held = {f.key for f in self.in_flight}
+        for s in self.steps:  # in order: a step comes after those it depends on
+            if not s.after & held:
+                return False
+            held.add(s.key)
+        return True
+
     def __str__(self) -> str:
         lines = [f"Plan for node {self.node}" + (f" (spec {self.spec_digest[:12]})" if self.spec_digest else "")
                  + ":"]
@@ -101,6 +136,10 @@ class Plan:
             lines.append(f"  {s.action.symbol} {s.action.object}: {s.action.describe()}"
                          f"  # {s.reason}{after}")
         for f in self.in_flight:
+            if f.waiting_on:
+                note = f" ({f.note})" if f.note else ""
+                lines.append(f"  … {f.object}: {describe_in_flight(f)}{note}")
+                continue
             pct = f"{f.percent:.1f}%" if f.percent is not None else "?%"
             rate = f" at {human(int(f.speed))}/s" if f.speed else ""
             eta = f", ETA {_seconds(f.eta)}" if f.eta is not None else ""
@@ -126,7 +165,7 @@ class Plan:
             } for s in self.steps],
             "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
                            "percent": f.percent, "speed_bps": f.speed, "eta_s": f.eta,
-                           "note": f.note,
+                           "note": f.note, "waiting_on": f.waiting_on or None,
                            "idle_s": None if f.stall is None else round(f.stall.idle, 1)}
                           for f in self.in_flight],
             "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],

@@ -255,19 +255,35 @@ _ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
 _CODES = {24: 0, 21: 1, 3: 1, 4: 2, 8: 2, 11: 2}
 
 
+def _which(result: CommandResult) -> int | None:
+    """The index in ``_ERRORS`` of what went wrong (message first, then exit code)."""
+    text = result.stderr + result.stdout
+    for i, (pattern, _why) in enumerate(_ERRORS):
+        if pattern.search(text):
+            return i
+    return _CODES.get(result.rc)
+
+
+def reason(result: CommandResult, *, portal: str, target: str, initiator: str = "") -> str:
+    """Why a failed iscsiadm/applier command failed, in one line."""
+    idx = _which(result)
+    why = _ERRORS[idx][1] if idx is not None else "iscsiadm failed (exit {rc})"
+    return why.format(
+        portal=portal, target=target, initiator=initiator or "unknown", rc=result.rc,
+        stderr=result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
+
+
 def explain(result: CommandResult, *, session: str, portal: str, target: str,
             initiator: str = "") -> str:
     """A one-line reason for a failed iscsiadm/applier command, naming the session."""
-    text = result.stderr + result.stdout
-    for pattern, why in _ERRORS:
-        if pattern.search(text):
-            break
-    else:
-        idx = _CODES.get(result.rc)
-        why = _ERRORS[idx][1] if idx is not None else "iscsiadm failed (exit {rc})"
-    return f"iscsi session {session}: " + why.format(
-        portal=portal, target=target, initiator=initiator or "unknown", rc=result.rc,
-        stderr=result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
+    return f"iscsi session {session}: " + reason(result, portal=portal, target=target,
+                                                 initiator=initiator)
+
+
+def not_offered(result: CommandResult) -> bool:
+    """The target is not offered at the portal, or nothing answers there: what a login
+    sees before the exporting node has exported (not a refusal: CHAP, ACL)."""
+    return _which(result) in (1, 2)
 
 
 def classify(result: CommandResult) -> errors.FailureKind:

@@ -351,10 +351,22 @@ def parse_ledger(path: str, text: str | None) -> state.Ledger:
             if r.key in by_key:
                 raise ValueError(f"two records for the target {r.key}")
             by_key[r.key] = r
+        used = _used(data.get("recopies_used", {})) if data["format"] != 1 else {}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return state.Ledger(path=path, problem=f"{path} cannot be read as a clone ledger "
                             f"({exc.__class__.__name__}: {exc})")
-    return state.Ledger(path=path, records=by_key, legacy=data["format"] == 1)
+    return state.Ledger(path=path, records=by_key, legacy=data["format"] == 1, used=used)
+
+
+def _used(section: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(section, dict):
+        raise TypeError("recopies_used is not a table")
+    out = {}
+    for key, values in section.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise TypeError(f"recopies_used of {key} is not a list of values")
+        out[str(key)] = tuple(values)
+    return out
 
 
 def _str(entry: dict, key: str) -> str:
@@ -387,12 +399,17 @@ def _record(entry: dict) -> state.CloneRecord:
         declared=declared, split=split)
 
 
-def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord]) -> str:
-    """The ledger file for these records (format 2, sorted by target)."""
+def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord],
+                used: dict[str, tuple[str, ...]] | None = None) -> str:
+    """The ledger file for these records (format 2, sorted by target), and the recopy
+    values used before on each target (``Ledger.used``; the section only when not empty)."""
     items = records.values() if isinstance(records, dict) else records
     body = [{"target": {"id": r.target_id, "path": r.target},
              "source": {"id": r.source_id, "path": r.source}, "size": r.size,
              "clone": r.clone, "md": r.md, "split_at": r.split_at, "recopy": r.recopy,
              "declared": r.declared, "split": r.split}
             for r in sorted(items, key=lambda r: r.key)]
-    return json.dumps({"format": LEDGER_FORMAT, "copies": body}, indent=2, sort_keys=True) + "\n"
+    doc: dict = {"format": LEDGER_FORMAT, "copies": body}
+    if used:
+        doc["recopies_used"] = {k: list(v) for k, v in sorted(used.items()) if v}
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"

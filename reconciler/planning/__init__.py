@@ -45,16 +45,21 @@ from reconciler.spec import models
 
 
 def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str = "",
-         stalled: frozenset[str] = frozenset()) -> actions.Plan:
+         stalled: frozenset[str] = frozenset(), whole: models.Spec | None = None
+         ) -> actions.Plan:
     """Compute the plan that brings ``st`` to ``spec`` (already sliced for ``node``).
 
     ``stalled`` names in-flight pvmoves (``vg/pvmoveN``) to resume: no process polls them
     (or, where pollers cannot be seen, no progress for longer than their stall window).
+    ``whole``: the spec of every node, read only to tell what another node is declared to
+    do (an iSCSI logout there), so that this node waits on it instead of blocking; never
+    planned here.
     """
+    others = iscsi.elsewhere(whole, node)
     provided: frozenset[str] = frozenset()
     released: frozenset[str] = frozenset()
     for _ in range(_MAX_ROUNDS):
-        out = _partials(spec, st, stalled, provided, node, released)
+        out = _partials(spec, st, stalled, provided, node, released, others)
         now = frozenset(p for s in out.steps for p in s.action.provides())
         freed = frozenset(p for s in out.steps for p in s.action.releases())
         if now <= provided and freed <= released:
@@ -96,11 +101,12 @@ _MAX_ROUNDS = 8
 
 def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
               will_provide: frozenset[str], node: str,
-              will_release: frozenset[str] = frozenset()) -> Partial:
+              will_release: frozenset[str] = frozenset(),
+              others: iscsi.Elsewhere | None = None) -> Partial:
     out = Partial()
     out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node, will_release))
     out.extend(md.plan_clones(spec, st, will_provide))
-    out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release))
+    out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release, others))
     out.extend(drbd.plan_drbd(spec, st, node))
     return out
 

@@ -8,6 +8,11 @@ Decisions taken here, each for a data-safety reason:
 * Removing a LUN, or the whole target, while an initiator has a session on the target is
   refused unless the target says ``export_ends = true``: the initiator may be writing to it
   (a PV of its VG, a mounted file system), and losing the disk under it is data loss there.
+  When the spec itself declares the session to that target absent on the other node(s)
+  (and logged in nowhere), the removal is not refused but waits on those nodes ("waiting on
+  another node: NODE: log out of IQN", exit 2): it is planned after that wait, so what
+  needs the export gone (a VG takeover) is planned after it and nobody advises a change to
+  a spec that is already right.
 * A LUN already exporting another device than the spec says is refused, not re-pointed.
 * A new LUN over a device in use here is refused, the whole target with it, before any
   initiator can see the device (a typo, or disks renumbered after a reboot): a PV of a VG
@@ -30,10 +35,16 @@ Decisions taken here, each for a data-safety reason:
 * Removing a target or LUN ``releases()`` the devices it exported: a VG takeover of those
   disks in the same plan runs after it.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
-  in the same plan and runs after the login.
+  in the same plan and runs after the login. When the spec declares the target on other
+  node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
+  those nodes ("waiting on another node: NODE: export IQN at PORTAL"), not an error: on a
+  first bring-up the importing node may simply start before the exporting one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from reconciler import actions, state
 from reconciler import state_iscsi
@@ -44,9 +55,31 @@ from reconciler.spec import iscsi as iscsi_spec
 from reconciler.spec import models
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """The iSCSI tables the whole spec declares on other nodes only (by table name): read
+    to tell a wait on those nodes from a refusal or an error, never planned here."""
+
+    sessions: Mapping[str, iscsi_spec.Session] = field(default_factory=dict)
+    targets: Mapping[str, iscsi_spec.Target] = field(default_factory=dict)
+
+
+def elsewhere(whole: models.Spec | None, node: str) -> Elsewhere:
+    if whole is None:
+        return Elsewhere()
+    return Elsewhere(
+        sessions={n: s for n, s in whole.iscsi_session.items() if not s.applies_to(node)},
+        targets={n: t for n, t in whole.iscsi_target.items() if not t.applies_to(node)})
+
+
 def plan_iscsi(spec: models.Spec, st: state.HostState,
                will_provide: frozenset[str] = frozenset(),
-               will_release: frozenset[str] = frozenset()) -> Partial:
+               will_release: frozenset[str] = frozenset(),
+               others: Elsewhere | None = None) -> Partial:
+    """The iSCSI part of a plan for ``spec`` (sliced for this node). ``others``: what the
+    spec declares on other nodes, read to tell a removal that waits for their logout from
+    one that must be refused, and a login that waits for their export from an error."""
+    others = others or Elsewhere()
     out = Partial()
     if not spec.iscsi_target and not spec.iscsi_session:
         return out
@@ -58,14 +91,15 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
                              if iqn not in wanted_iqns)
     for name in sorted(spec.iscsi_target):
         _plan_target(out, name, spec.iscsi_target[name], targets, st, will_provide,
-                     _declared_pvs(spec, st))
+                     _declared_pvs(spec, st), others.sessions)
     sessions = seen.sessions if seen is not None else ()
     if spec.iscsi_session:
         wanted = {(s.portal, s.target) for s in spec.iscsi_session.values()}
         out.unmanaged.extend(f"iscsi session {s.target} at {s.portal} ({s.sid})"
                              for s in sessions if (s.portal, s.target) not in wanted)
     for name in sorted(spec.iscsi_session):
-        _plan_session(out, name, spec.iscsi_session[name], st, will_release)
+        _plan_session(out, name, spec.iscsi_session[name], st, will_release,
+                      _exporters(want_iqn=spec.iscsi_session[name].target, others=others))
     return out
 
 
@@ -101,22 +135,45 @@ def _export_refused(n: int, device: str, st: state.HostState,
             f"disks to another host, hand the VG over first (vg.N.handover)")
 
 
+def _logout_awaited(out: Partial, obj: str, name: str, want: iscsi_spec.Target, who: str,
+                    others: Mapping[str, iscsi_spec.Session]) -> str | None:
+    """When every session the spec declares to this target (on other nodes) is absent, the
+    wait for their logout, as an in-flight entry (its key returned); else None."""
+    declared = {n: sess for n, sess in sorted(others.items()) if sess.target == want.iqn}
+    if not declared or any(sess.state is not iscsi_spec.SessionState.ABSENT
+                           for sess in declared.values()):
+        return None
+    nodes = sorted({nd for sess in declared.values() for nd in sess.nodes})
+    tables = ", ".join(f"iscsi_session.{n}" for n in declared)
+    key = f"iscsi:target:{name}:logout-elsewhere"
+    out.in_flight.append(actions.InFlight(
+        key=key, object=obj, percent=None, waiting_on=", ".join(nodes),
+        what=f"log out of {want.iqn} ({tables} absent there; logged in now: {who})"))
+    return key
+
+
 def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
                  targets: dict[str, state_iscsi.LioTarget], st: state.HostState,
-                 will_provide: frozenset[str], declared: dict[object, str]) -> None:
+                 will_provide: frozenset[str], declared: dict[object, str],
+                 others: Mapping[str, iscsi_spec.Session] | None = None) -> None:
     obj = f"iscsi target {name}"
     have = targets.get(want.iqn)
     who = ", ".join(have.sessions) if have is not None else ""
+    after: frozenset[str] = frozenset()
     if want.state is iscsi_spec.Presence.ABSENT:
         if have is None:
             return
         if have.sessions and not want.export_ends:
-            out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want, who)))
-            return
+            wait = _logout_awaited(out, obj, name, want, who, others or {})
+            if wait is None:
+                out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want,
+                                                                who)))
+                return
+            after = frozenset({wait})
         out.steps.append(actions.Step(iscsi_actions.ApplyTarget(
             name=name, iqn=want.iqn, delete=True, host=st.host,
             released=tuple(sorted({lun.device for lun in have.luns.values()}))),
-            "spec marks the target absent"))
+            "spec marks the target absent", after))
         return
     problems: list[str] = []
     keep: list[tuple[int, str]] = []
@@ -145,7 +202,11 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             new.append(lun.device)
         keep.append((n, lun.device))
     if remove and have is not None and have.sessions and not want.export_ends:
-        problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
+        wait = _logout_awaited(out, obj, name, want, who, others or {})
+        if wait is None:
+            problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
+        else:
+            after = frozenset({wait})
     if have is not None:
         out.unmanaged.extend(f"iscsi lun {want.iqn}/{n}" for n in sorted(have.luns)
                              if str(n) not in want.lun)
@@ -163,7 +224,14 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
                "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
-        out.steps.append(actions.Step(step, why))
+        out.steps.append(actions.Step(step, why, after))
+
+
+def _exporters(want_iqn: str, others: Elsewhere) -> str:
+    """The other nodes the spec declares export ``want_iqn`` (present), comma-separated."""
+    return ", ".join(sorted({n for t in others.targets.values() if t.iqn == want_iqn
+                             and t.state is iscsi_spec.Presence.PRESENT for n in t.nodes
+                             if n != "*"}))
 
 
 def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
@@ -173,13 +241,13 @@ def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
 
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
-                  will_release: frozenset[str] = frozenset()) -> None:
+                  will_release: frozenset[str] = frozenset(), exported_by: str = "") -> None:
     obj = f"iscsi session {name}"
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         step = iscsi_actions.LoginSession(name=name, portal=want.portal, target=want.target,
                                           chap_file=want.chap_file, luns=want.luns,
-                                          host=st.host)
+                                          host=st.host, exported_by=exported_by)
         if not step.is_done(st):
             why = ("no session" if s is None else
                    f"session {s.sid} is logged in; udev has not named its disks yet "

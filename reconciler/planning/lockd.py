@@ -15,7 +15,9 @@ our own). The rules, each for a reason recorded in the lab (tests/fixtures/outpu
 * **Activation per node.** ``lvchange -aey | -asy | -aln`` (``-ay``/``-an`` in a local VG)
   converges this node's own activation. Another node holding the lock makes the step wait
   ("waiting on another node", deferred, not an error): that is how an exclusive LV moves
-  from A to B. An open LV (lv_attr's open bit) is never deactivated: blocked, saying where.
+  from A to B. Whatever another node must do first (create the VG or an LV, a step only
+  the creator or the exclusive holder runs) is an in-flight entry with ``waiting_on`` set
+  to that node (exit 2, "waiting on another node: NODE: what it must do"), never a block. An open LV (lv_attr's open bit) is never deactivated: blocked, saying where.
   raid LVs cannot be active shared (lvmlockd refuses: "Shared activation not compatible").
 * **Resize and pvmove** run only where lvmlockd allows: on the node where the LV is declared
   exclusive (after its activation), or on the creator when the LV is declared inactive
@@ -103,8 +105,8 @@ def before_vg(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostSt
         if not creator:
             out.in_flight.append(actions.InFlight(
                 key=f"vg:{name}:created-elsewhere", object=f"vg {name}",
-                what=f"waiting on another node: {want.create_on} creates the shared VG",
-                percent=None))
+                what=f"create the shared VG {name}", percent=None,
+                waiting_on=want.create_on))
             return out, False
         return out, True  # vgcreate --shared starts the lockspace too
     if not st.lockd.lockspace_started(name):
@@ -130,7 +132,7 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
         if lv_want.state is not models.Presence.PRESENT:
             continue
         key = _plan_activation(out, name, lv_name, lv_want, obs, st, node, shared, creator,
-                               planned, gate)
+                               planned, gate, want.create_on or "")
         if key:
             activation_keys[lv_name] = key
     # An LV the spec removes: the other nodes let go of it, so the creator's lvremove can
@@ -150,21 +152,24 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
             actions.SetActivation(vg=name, lv=lv_name, mode="off", host=st.host),
             f"marked absent; {want.create_on} removes it once no node has it active",
             frozenset({gate} if gate else ())))
-    elsewhere: dict[str, str] = {}  # key of a step another node runs -> what it does
+    # key of a step another node runs -> (that node, what it does)
+    elsewhere: dict[str, tuple[str, str]] = {}
     for step in planned:
         action = step.action
         if shared and not creator and isinstance(action, _CREATOR_ONLY):
-            elsewhere[step.key] = f"{action.object}: {action.describe()}"
+            elsewhere[step.key] = (want.create_on or "", f"{action.object}: {action.describe()}")
         elif shared and isinstance(action, _NEEDS_EX) and ex_runner(want, action.lv)[0] != node:
-            elsewhere[step.key] = f"{action.object}: {action.describe()}"
+            elsewhere[step.key] = (ex_runner(want, action.lv)[0] or "",
+                                   f"{action.object}: {action.describe()}")
     for step in planned:
         action = step.action
         if shared and step.key not in elsewhere and step.after & set(elsewhere):
             # It needs what another node does first (a PV the creator adds, say).
             first = sorted(step.after & set(elsewhere))[0]
+            who, what = elsewhere[first]
             out.in_flight.append(actions.InFlight(
-                key=step.key, object=action.object, percent=None,
-                what=f"waiting on another node: {elsewhere[first]}"))
+                key=step.key, object=action.object, percent=None, what=what,
+                waiting_on=who))
             continue
         if shared and isinstance(action, _CREATOR_ONLY):
             if not creator:
@@ -234,7 +239,8 @@ def ex_runner(want: models.Vg, lv: str) -> tuple[str | None, str]:
 
 def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: state.Vg | None,
                      st: state.HostState, node: str, shared: bool, creator: bool,
-                     planned: list[actions.Step], gate: str | None) -> str | None:
+                     planned: list[actions.Step], gate: str | None,
+                     create_on: str = "") -> str | None:
     mode = wanted(want, node)
     if mode is None:
         return None
@@ -247,8 +253,8 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
         if mode is not models.Activation.INACTIVE and not creator:
             out.in_flight.append(actions.InFlight(
                 key=f"lv:{vg}/{name}:created-elsewhere", object=obj,
-                what="waiting on another node: the VG's create_on node creates the LV",
-                percent=None))
+                what=f"create the LV {vg}/{name}", percent=None,
+                waiting_on=create_on))
         if creator and mode is not models.Activation.INACTIVE and any(
                 s.key == create for s in planned):
             key = f"lv:{vg}/{name}:activate"

@@ -1147,9 +1147,12 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
     devices = tuple(spec_names[p] for p in seen.pvs)
     busy = _exported_pvs(st, want, None, will_release)
     if busy:
+        # (A removal the spec declares and that waits on another node's logout is a step
+        # of this plan, in will_release: then the takeover waits with it, not here.)
         vp.block(obj, f"takeover waits: {'; '.join(busy)}. LVM must not use a disk that another "
                  f"host may still write through the export: end the export first (mark the "
-                 f"target or LUN absent)")
+                 f"target or LUN absent; where the spec already does, the target's own line "
+                 f"says why its removal cannot run)")
         return False
     vp.add(actions.TakeOverVg(vg=name, source=src, exported=seen.exported, devices=devices,
                               lvs=tuple(sorted(seen.lvs)), tagged=tagged, host=st.host),

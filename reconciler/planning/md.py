@@ -25,8 +25,10 @@ Decisions taken here, each for a data-safety reason:
   split is blocked by the array's users): the target may be put to use from then on, so a
   ``split`` clone whose array is gone with only that record is blocked, not rebuilt.
 * A target with such a record is never written again, by any clone, unless the clone asks
-  with a ``recopy`` value other than the one recorded (each new value: one new copy, from
-  the source; the record goes just before the build). The clone that made the copy, still
+  with a ``recopy`` value never used on that target before (each new value: one new copy,
+  from the source; the record goes just before the build). The ledger keeps every value
+  used per target, not only the record's (``Ledger.used``): a spec reverted to an earlier
+  value (a Git revert) never copies again. The clone that made the copy, still
   declared over the same devices as ``split``, is simply done. Anything else over that
   target (the clone declared again after it left the spec, under another name, with another
   source, asked to mirror again, or the same ``recopy`` value) is blocked with the reason.
@@ -73,6 +75,7 @@ class _ClonePlan:
     in_flight: list[actions.InFlight] = field(default_factory=list)
     record: object = _KEEP  # _KEEP, None (remove ``old``) or the CloneRecord to write
     old: state.CloneRecord | None = None  # the record found for the target
+    using: str = ""  # the recopy value of a new copy md now writes (``old`` dropped)
     synced: state.CloneRecord | None = None  # a completed sync to remember, blocked or not
     note: str = ""
 
@@ -100,6 +103,14 @@ def plan_clones(spec: models.Spec, st: state.HostState,
                 f"interrupted one (fix or move the file away once you know every clone's state)"))
         return out
     records = _identified(ledger, st)
+    used = dict(ledger.used)
+
+    def retire(r: state.CloneRecord, also: str = "") -> None:
+        """``r`` leaves the records: the recopy values it used stay used for its target."""
+        for value in (r.recopy, also):
+            if value and value not in used.get(r.key, ()):
+                used[r.key] = used.get(r.key, ()) + (value,)
+
     notes = ["rewrite the ledger with device identities (format 2)"] if ledger.legacy else []
     shared = _shared_devices(spec, st)
     for obj, reasons in devices_named_twice(spec, st).items():
@@ -110,7 +121,7 @@ def plan_clones(spec: models.Spec, st: state.HostState,
         if name in shared:
             out.blocked.extend(actions.Blocked(f"clone {name}", r) for r in shared[name])
             continue
-        cp = _plan_clone(name, spec.clone[name], st, records, will_provide)
+        cp = _plan_clone(name, spec.clone[name], st, records, will_provide, used)
         out.in_flight.extend(cp.in_flight)
         if cp.blocked:
             out.blocked.extend(cp.blocked)
@@ -119,19 +130,19 @@ def plan_clones(spec: models.Spec, st: state.HostState,
         # A completed sync is remembered even when the clone is blocked (its array in use).
         if cp.synced is not None:
             if cp.old is not None:
-                records.pop(cp.old.key, None)
+                retire(records.pop(cp.old.key, cp.old))
             records[cp.synced.key] = cp.synced
             notes.append(f"remember that {cp.synced.target} of clone {name} is in sync")
         # A record that no longer holds goes even when the clone is blocked (see above).
         if cp.record is None and cp.old is not None:
-            records.pop(cp.old.key, None)
+            retire(records.pop(cp.old.key, cp.old), cp.using)
             notes.append(cp.note)
         elif isinstance(cp.record, state.CloneRecord) and not cp.blocked:
             if cp.record.split and cp.record.declared:
                 splits[cp.record.key] = cp.record
                 continue
             if cp.old is not None:
-                records.pop(cp.old.key, None)
+                retire(records.pop(cp.old.key, cp.old))
             records[cp.record.key] = cp.record
             notes.append(cp.note)
     for key, r in sorted(records.items()):
@@ -140,18 +151,23 @@ def plan_clones(spec: models.Spec, st: state.HostState,
             notes.append(f"keep the copy on {r.target} protected: clone {r.clone} no longer "
                          f"declares it")
     first = None
-    if records != ledger.records or ledger.legacy:
+    if records != ledger.records or ledger.legacy or used != ledger.used:
         first = LEDGER_KEY
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(path=ledger.path, host=st.host,
                                      records=tuple(sorted(records.items())),
+                                     used=tuple(sorted(used.items())),
                                      note="; ".join(notes)),
             "the ledger must say which targets received a complete copy"))
     if splits:
+        for key, r in splits.items():
+            if key in records and records[key].recopy != r.recopy:
+                retire(records[key])
         records.update(splits)
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(
                 path=ledger.path, host=st.host, records=tuple(sorted(records.items())),
+                used=tuple(sorted(used.items())),
                 note="; ".join(f"record the copy of clone {r.clone} on {r.target}"
                                for r in splits.values()), split=True,
                 exclusive=tuple(x for r in splits.values()
@@ -263,9 +279,14 @@ def _protected(rec: state.CloneRecord, name: str, want: models.Clone, src: state
 
 
 def _why_protected(rec: state.CloneRecord, name: str, want: models.Clone,
-                   src: state.BlockDevice) -> str:
+                   src: state.BlockDevice, used: tuple[str, ...] = ()) -> str:
     if want.recopy and want.recopy == rec.recopy:
         return f"recopy = \"{want.recopy}\" was already used for that copy"
+    if want.recopy and want.recopy in used:
+        return (f"recopy = \"{want.recopy}\" was already used for an earlier copy onto this "
+                f"target (values used there: {', '.join(used)}; the copy it holds now was "
+                f"asked by recopy = \"{rec.recopy}\"); a value asks once, ever, so a spec "
+                f"reverted to an earlier value never copies again")
     if rec.clone != name:
         return f"clone {name} is not the clone that made it"
     if not rec.declared:
@@ -279,7 +300,8 @@ def _why_protected(rec: state.CloneRecord, name: str, want: models.Clone,
 
 def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                 records: dict[str, state.CloneRecord],
-                will_provide: frozenset[str] = frozenset()) -> _ClonePlan:
+                will_provide: frozenset[str] = frozenset(),
+                used: dict[str, tuple[str, ...]] | None = None) -> _ClonePlan:
     cp = _ClonePlan()
     obj = f"clone {name}"
     md_name = want.md.rsplit("/", 1)[1]
@@ -288,7 +310,10 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     dst = _device(st, want.target)
     rec = cp.old = _find_record(records, want, dst)
     owned = rec is not None and _owned(rec, name, want, src)
-    asked = rec is not None and bool(want.recopy) and want.recopy != rec.recopy
+    # Every value used on this target, the record's last: each asks once, ever.
+    values = (state.recopies_used((used or {}).get(rec.key, ()), rec.recopy)
+              if rec is not None else ())
+    asked = rec is not None and bool(want.recopy) and want.recopy not in values
     # Steps that need the record gone first. A new copy asked by ``recopy`` keeps the old
     # record until the new one replaces it (at the sync): withdrawn, it still protects.
     forget = LEDGER_KEY if rec is not None and not asked else None
@@ -300,6 +325,7 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     def drop_record(why: str) -> None:
         if rec is not None:
             cp.record, cp.note = None, f"forget the copy on {rec.target} ({why})"
+            cp.using = want.recopy if asked else ""
 
     if want.state is models.CloneState.ABANDONED:
         if arr is None:  # a record stays: it protects the target
@@ -312,10 +338,13 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                "the spec abandons the clone")
         return cp
 
-    if rec is not None and not asked and not (
-            owned and (arr is not None or want.state is models.CloneState.SPLIT)):
+    # A value used before, not the one the target's copy was made with: a revert (never a
+    # copy again, nor "in sync" with a copy it did not ask for).
+    reverted = rec is not None and bool(want.recopy) and want.recopy != rec.recopy and not asked
+    if rec is not None and not asked and (reverted or not (
+            owned and (arr is not None or want.state is models.CloneState.SPLIT))):
         return block(_protected(rec, name, want, src, dst,
-                                _why_protected(rec, name, want, src)))
+                                _why_protected(rec, name, want, src, values)))
 
     if arr is None:
         if rec is not None and not asked:
@@ -390,7 +419,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         drop_record(f"{want.md} runs again" + ("" if in_sync else " with it not in sync"))
     speeds = _speed_steps(cp, name, want, arr, st.host, [forget])
     if member is None:
-        problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size)
+        problems = _target_problems(want, src, dst, st, md_name, src.size or arr.size,
+                                    will_provide)
         if problems:
             for p in problems:
                 block(p)

@@ -156,3 +156,41 @@ def test_status_exit_code_follows_the_state(tmp_path, capsys):
                "updated_at": 0, "started_at": 0}
         (tmp_path / "status.json").write_text(json.dumps(doc))
         assert _status_cli(capsys, tmp_path)[0] == expected, state
+
+
+def test_a_wait_on_another_node_is_its_own_state_in_json_metrics_and_text():
+    from reconciler import actions, controller
+
+    wait = actions.InFlight(key="vg:vgs:created-elsewhere", object="vg vgs",
+                            what="create the shared VG vgs", percent=None, waiting_on="node-a")
+    after = actions.Step(actions.StartLockspace(vg="vgs"), "test", frozenset({wait.key}))
+    final = actions.Plan(node="node-b", steps=(after,), in_flight=(wait,))
+    assert final.only_waiting_on_others
+    result = controller.PassResult(final, final, None, controller.EXIT_PENDING, 1, 0.0, 30.0)
+    assert status.pass_state(result) == status.WAITING
+    assert status.pass_state(result, dry_run=True) == status.DRIFT
+    doc = {"format": 1, "node": "node-b", "state": status.pass_state(result), "pid": os.getpid(),
+           **status.pass_section(result, number=1, reason="test", started_at=0.0,
+                                 finished_at=1.0, etas={})}
+    (flight,) = doc["in_flight"]
+    assert flight["waiting_on"] == "node-a" and flight["what"] == "create the shared VG vgs"
+    m = parse_textfile(status.prometheus(doc))
+    assert one(m, "reconciler_in_flight_operations") == 0
+    assert m["reconciler_waiting_on_node"] == {
+        'node="node-b",object="vg vgs",waiting_on="node-a",what="create the shared VG vgs"': 1}
+    assert m["reconciler_state"]['node="node-b",state="waiting"'] == 1
+    text = status.render(doc)
+    assert text.splitlines()[0].startswith("reconciler on node node-b: WAITING ON ANOTHER NODE; "
+                                           "vg vgs waiting on another node: node-a: create the "
+                                           "shared VG vgs")
+    assert "    vg vgs: waiting on another node: node-a: create the shared VG vgs" in text
+    assert status.exit_code(doc) == controller.EXIT_PENDING
+    assert controller.exit_meaning(controller.EXIT_PENDING, final) == (
+        "waiting on another node: node-a: create the shared VG vgs")
+    # an operation of this node in flight too: pending, not only waiting
+    sync = actions.InFlight(key="lv:vgs/x:sync", object="lv vgs/x", what="raid1 sync",
+                            percent=5.0)
+    mixed = actions.Plan(node="node-b", in_flight=(wait, sync))
+    assert not mixed.only_waiting_on_others
+    assert not actions.Plan(node="node-b", steps=(actions.Step(
+        actions.StartLockspace(vg="other"), "test"),), in_flight=(wait,)).only_waiting_on_others

@@ -162,6 +162,36 @@ def test_removing_a_lun_while_b_is_logged_in_is_refused_unless_the_export_ends(p
     assert 0 in pair.a.iscsi.targets[IQN].luns
 
 
+def test_a_lun_removal_the_spec_pairs_with_a_logout_waits_on_that_node(pair):
+    """Issue 17 (9): the spec already says the session is absent on b: a waits for b's
+    logout (exit 2, naming b), it is not refused with advice to change the spec."""
+    _converged_pair(pair)
+    before = len(pair.a.calls)
+    loaded = pair.spec(lun0_state='state = "absent"', session="absent")
+    r = pair.run("a", loaded)
+    assert r.exit_code == controller.EXIT_PENDING and not r.final.blocked, r.final
+    (wait,) = r.final.waits
+    assert (wait.object, wait.waiting_on) == ("iscsi target export0", "b")
+    assert wait.what == (f"log out of {IQN} (iscsi_session.from_a absent there; logged in "
+                         f"now: {INIT_B})")
+    assert r.final.only_waiting_on_others
+    assert not [c for c in pair.a.calls[before:] if c.mutates]
+    assert 0 in pair.a.iscsi.targets[IQN].luns
+    # the same spec seen without the other nodes' part (a planner given only a's slice)
+    from reconciler import planning
+    sliced = planning.plan(loaded.for_node("a"), _observed(pair.a, loaded), node="a")
+    (b,) = sliced.blocked
+    assert "removing LUN 0 is refused" in b.reason
+
+
+def _observed(host, loaded):
+    from reconciler import observing
+    spec = loaded.for_node("a")
+    return observing.observe(host, host="local", devices=observing.spec_devices(spec),
+                             resolve=host.resolve_device, now=host.clock.now(),
+                             iscsi_parts=observing.iscsi_parts(spec))
+
+
 def test_wrong_chap_is_a_clear_error_naming_the_session_and_unrelated_steps_go_on(pair):
     loaded = pair.spec()
     assert pair.converge("a", loaded).exit_code == 0
@@ -181,6 +211,9 @@ def test_unreachable_portal_and_missing_target_are_named(pair):
     r = pair.run("b", loaded)
     login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
     assert "iscsi session from_a: the portal 192.0.2.1:3260 is unreachable" in str(login.error)
+    # the spec declares the target on a: a wait on a (exit 2), not an error (issue 17)
+    assert login.outcome == "deferred" and r.exit_code == controller.EXIT_PENDING
+    assert login.detail.startswith(f"waiting on another node: a: export {IQN} at {PORTAL}; ")
     pair.fabric.unreachable.clear()
     pair.converge("a", loaded)
     pair.a.iscsi.targets[IQN].iqn = IQN  # (the target exists, but under another name below)
@@ -188,6 +221,17 @@ def test_unreachable_portal_and_missing_target_are_named(pair):
     r = pair.run("b", loaded)
     login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
     assert "iscsi session from_a: no such target at that portal" in str(login.error)
+    assert login.outcome == "deferred" and r.exit_code == controller.EXIT_PENDING
+    # a target the spec does not declare anywhere: nobody to wait for, an error
+    text = (pair.tmp / "spec.toml").read_text()
+    head, rest = text.split("[iscsi_target.export0]")
+    (pair.tmp / "spec.toml").write_text(head + "[iscsi_session" + rest.split("[iscsi_session", 1)[1])
+    alone = loading.load(pair.tmp / "spec.toml")
+    assert not alone.spec.iscsi_target and alone.spec.iscsi_session
+    r = pair.run("b", alone)
+    login = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:login")
+    assert login.outcome == "failed" and r.exit_code == controller.EXIT_ERROR
+    assert "iscsi session from_a: no such target at that portal" in login.detail
 
 
 def test_chap_file_readable_by_others_is_refused_at_apply(pair):

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lockd_passes import cluster, converge, data, run_pass, spec  # noqa: E402
 
-from reconciler import controller, executing  # noqa: E402
+from reconciler import actions, controller, executing  # noqa: E402
 
 D = executing.Outcome
 
@@ -29,7 +29,9 @@ def test_the_creator_creates_the_other_node_waits_then_starts_its_lockspace():
     sp = spec(data(node_a="exclusive", all="inactive"))
     b0 = run_pass(c, "node-b", sp)
     assert b0.mutating == [] and exit_code(b0) == 2
-    assert any("node-a creates the shared VG" in f.what for f in b0.final.in_flight)
+    assert [actions.describe_in_flight(f) for f in b0.final.in_flight] == [
+        "waiting on another node: node-a: create the shared VG vgs"]
+    assert b0.final.only_waiting_on_others
     a1 = run_pass(c, "node-a", sp)
     # No pvcreate: without a started shared VG there is no global lock for it (lab:
     # "Global lock failed"); vgcreate --shared labels the devices itself.
@@ -172,7 +174,8 @@ def test_a_move_onto_a_pv_the_creator_adds_waits_for_the_creator():
                           "activation": {"node-b": "exclusive", "*": "inactive"}}})
     b = run_pass(c, "node-b", onto)
     assert b.mutating == [] and exit_code(b) == 2
-    assert any(f.what.startswith("waiting on another node: vg vgs: vgextend")
+    assert any(actions.describe_in_flight(f).startswith(
+        "waiting on another node: node-a: vg vgs: vgextend") and f.waiting_on == "node-a"
                for f in b.plan.in_flight), b.plan.in_flight
     a = run_pass(c, "node-a", onto)
     assert a.mutating == [("pvcreate", "/dev/vdb"), ("vgextend", "vgs", "/dev/vdb")]

@@ -142,6 +142,24 @@ def test_ledger_round_trip_and_damage():
     assert cmds[1].input == text and cmds[2].argv[-1] == "/var/lib/reconciler/clones.json"
 
 
+def test_ledger_keeps_every_recopy_value_used_and_reads_files_without_them():
+    from reconciler.state import CloneRecord
+    rec = CloneRecord(clone="db", source="/dev/vda", target="/dev/vdb", md="/dev/md100",
+                      split_at=1.0, source_id="serial:d0", target_id="serial:d1",
+                      recopy="2024-06-02")
+    text = md.ledger_text({rec.key: rec}, {"serial:d1": ("2024-06-01",)})
+    ledger = md.parse_ledger("/x", text)
+    assert ledger.used == {"serial:d1": ("2024-06-01",)}
+    assert ledger.used_for("serial:d1") == ("2024-06-01", "2024-06-02")
+    before = md.ledger_text({rec.key: rec})  # the format written before issue 17
+    assert "recopies_used" not in before and md.parse_ledger("/x", before).used == {}
+    assert md.parse_ledger("/x", before).used_for("serial:d1") == ("2024-06-02",)
+    for bad in ('"recopies_used": []', '"recopies_used": {"serial:d1": "2024-06-01"}',
+                '"recopies_used": {"serial:d1": [""]}'):
+        damaged = text.replace('"recopies_used": {', bad + ', "x": {')
+        assert md.parse_ledger("/x", damaged).problem.startswith("/x cannot be read"), bad
+
+
 def test_a_format_1_ledger_is_still_read():
     """What main wrote before identities (a record per clone name, paths only)."""
     old = ('{\n  "clones": {\n    "db": {\n      "md": "/dev/md100",\n      "source": '

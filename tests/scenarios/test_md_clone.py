@@ -640,3 +640,31 @@ def test_clones_and_vgs_in_one_spec_settle_with_one_process(scenario):
     assert sc.converge(spec).exit_code == 0
     assert ("vgcreate", "data", "/dev/vdd") in sc.mutations() and STOP in sc.mutations()
     sc.assert_settled(spec)
+
+
+def test_a_recopy_value_used_before_never_copies_again_after_a_revert(scenario):
+    """Issue 17 (14): the ledger kept only the last recopy value, so a Git revert to an
+    earlier value copied over the split target that the later copy had handed over."""
+    host = clone_host()
+    sc = scenario(host)
+    first = sc.spec(clone_spec("split", 'recopy = "2024-06-01"'))
+    split_and_live_on_the_target(sc, host, first)
+    host.fill("/dev/vda", "newer data")
+    second = sc.spec(clone_spec("split", 'recopy = "2024-06-02"'))
+    target = split_and_live_on_the_target(sc, host, second)
+    assert record_of(host)["recopy"] == "2024-06-02"
+    assert json.loads(host.md.files[LEDGER])["recopies_used"] == {
+        "serial:sim-vdb": ["2024-06-01", "2024-06-02"]}
+    host.fill("/dev/vda", "even newer data")
+    done = len(sc.mutations())
+    reverted = sc.spec(clone_spec("split", 'recopy = "2024-06-01"'))
+    reason = blocked(sc.one_pass(reverted))
+    assert 'recopy = "2024-06-01" was already used for an earlier copy onto this target' in reason
+    assert "2024-06-01, 2024-06-02" in reason
+    assert ADD not in sc.mutations()[done:] and BUILD not in sc.mutations()[done:]
+    assert host.fingerprint("/dev/vdb") == target
+    assert sc.one_pass(reverted).exit_code == controller.EXIT_ERROR  # every pass
+    assert host.fingerprint("/dev/vdb") == target
+    # a value never used still asks once
+    assert sc.converge(sc.spec(clone_spec("split", 'recopy = "2024-06-03"'))).exit_code == 0
+    assert same_content(host)

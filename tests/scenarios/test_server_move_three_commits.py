@@ -272,3 +272,91 @@ def test_wait_looks_once_more_after_a_pass_that_changed_the_host_then_blocked(
     env = controller.Environment(runner=None, node="old", clock=SimClock())
     settled = controller.reconcile_until_settled(None, env)
     assert (settled.passes, settled.exit_code) == (passes, code)
+
+
+def _through_commit2(move):
+    assert move.converge("new", move.commit(COMMIT1)).exit_code == 0
+    assert move.converge("old", move.commit(COMMIT1)).exit_code == 0
+    assert move.converge("old", move.commit(COMMIT2)).exit_code == 0
+    return move.commit(COMMIT3)
+
+
+def _mutations(host, since):
+    return [c.argv for c in host.calls[since:] if c.mutates]
+
+
+@pytest.mark.parametrize("order", ["old first", "new first", "in turns"])
+def test_the_third_commit_converges_whichever_node_passes_first(move, order):
+    """Issue 17 (9): the new server's pass before the old one logged out ended in exit 1,
+    "takeover waits: ... end the export first (mark the target or LUN absent)", though the
+    spec already said absent: it waits on the old server's logout (exit 2, naming it)."""
+    old, new = move.old, move.new
+    c3 = _through_commit2(move)
+    if order == "new first":
+        before = len(new.calls)
+        r = move.run("new", c3)
+        assert r.exit_code == controller.EXIT_PENDING, r.final
+        assert not r.final.blocked and r.final.only_waiting_on_others, r.final
+        (wait,) = r.final.waits
+        assert wait.waiting_on == "old" and wait.object == "iscsi target move"
+        assert wait.what.startswith(f"log out of {IQN}")
+        assert "waiting on another node: old: log out of" in str(r.final)
+        assert _mutations(new, before) == []
+        r = move.run("new", c3)  # still waiting, every pass, nothing done
+        assert r.exit_code == controller.EXIT_PENDING and _mutations(new, before) == []
+        assert move.converge("old", c3).exit_code == 0
+    elif order == "in turns":
+        for _ in range(200):
+            a, b = move.run("new", c3), move.run("old", c3)
+            assert controller.EXIT_ERROR not in (a.exit_code, b.exit_code), (a.final, b.final)
+            if a.exit_code == b.exit_code == 0:
+                break
+            new.clock.advance(5.0)
+    else:
+        assert move.converge("old", c3).exit_code == 0
+    r = move.converge("new", c3)
+    assert r.exit_code == 0, r.final
+    ran = [" ".join(c.argv) for c in new.calls]
+    assert ran.index("vgimport vg0moved") > max(
+        i for i, c in enumerate(ran) if "lio-apply" in c and '"delete":true' in c)
+    vg = new.vg("vgnew")
+    assert not vg.exported and not vg.missing_pvs
+    assert all(new.lv("vgnew", lv).is_active for lv in ("root", "srv"))
+    assert not old.vg("vg0").missing_pvs and old.lv("vg0", "srv").is_active
+
+
+@pytest.mark.parametrize("order", ["new first", "old first", "in turns"])
+def test_the_first_commit_converges_whichever_node_passes_first(move, order):
+    """Issue 17: a first bring-up never ends in an error because of which node started
+    first. Old's login before new exports is a wait on new (exit 2, naming it), not exit 1."""
+    old, new = move.old, move.new
+    c1 = move.commit(COMMIT1)
+    if order == "old first":
+        r = move.run("old", c1)
+        assert r.exit_code == controller.EXIT_PENDING, (r.error, r.final)
+        assert not r.final.blocked and not r.report.failed, r.final
+        login, = [x for x in r.report.results if x.step.key == "iscsi-session:new:login"]
+        assert login.detail == (f"waiting on another node: new: export {IQN} at {PORTAL}; "
+                                f"seen from here: the portal {PORTAL} is unreachable (no "
+                                f"connection could be made)")
+        assert not any(c.argv[0] in ("pvcreate", "vgextend", "lvconvert") for c in old.calls)
+        (wait,) = r.final.waits
+        assert (wait.object, wait.waiting_on) == ("iscsi session new", "new")
+        assert wait.what.startswith(f"export {IQN} at {PORTAL}; seen from here: ")
+        assert r.final.only_waiting_on_others, r.final
+        assert controller.exit_meaning(r.exit_code, r.final).startswith(
+            f"waiting on another node: new: export {IQN}")
+        assert move.run("old", c1).exit_code == controller.EXIT_PENDING
+    elif order == "in turns":
+        for _ in range(400):
+            a, b = move.run("old", c1), move.run("new", c1)
+            assert controller.EXIT_ERROR not in (a.exit_code, b.exit_code), (a.final, b.final)
+            if a.exit_code == b.exit_code == 0:
+                break
+            old.clock.advance(a.requeue_after or 5.0)
+    assert move.converge("new", c1).exit_code == 0
+    r = move.converge("old", c1)
+    assert r.exit_code == 0, r.final
+    for lv in ("root", "srv"):
+        assert images(old, "vg0", lv) == ["/dev/sda", "/dev/vda"]
+    assert not old.md.arrays
