@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import UnsupportedCommand
 
 from .drbd_model import CONNECTED, JUST_CREATED, DrbdNode, Meta, Res, ResConf, gi_text, parse_config
+from .md_model import kernel_name
 from .md_tools import Handler, Out
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ def drbdmeta(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> O
         raise UnsupportedCommand(f"drbdmeta form not modelled: {' '.join(argv)}")
     node = _node(host)
     minor, disk = int(argv[1]), argv[3]
-    if minor in node.res:
+    if minor in node.res and node.res[minor].disk_path is not None:  # attached
         return Out().err(f"Device '{minor}' is configured!", rc=20)
     meta = node.metadata.get(disk)
     dev = host.model.device(disk)
@@ -292,7 +293,7 @@ def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
     return _TOOLS.get(argv[0])
 
 
-_HOLDERS = re.compile(r"^/sys/block/drbd(\d+)/holders/$")
+_HOLDERS = re.compile(r"^/sys/block/drbd(\d+)/(holders|slaves)/$")
 
 
 def read(host: SimulatedHost, path: str) -> str | None:
@@ -305,6 +306,10 @@ def read(host: SimulatedHost, path: str) -> str | None:
         minor = int(m.group(1))
         if node is None or minor not in node.res:
             return None
+        if m.group(2) == "slaves":  # the attached backing disk, by kernel name
+            r = node.res[minor]
+            dev = host.model.device(r.disk_path) if r.disk_path else None
+            return "" if dev is None else kernel_name(dev) + "\n"
         return "".join(f"{h}\n" for h in sorted(node.holders.get(minor, [])))
     raise UnsupportedCommand(f"DRBD kernel file not modelled: {path}")
 
