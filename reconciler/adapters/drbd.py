@@ -23,7 +23,8 @@ not read). Not recorded in the lab yet.
 The DRBD ledger (``state_drbd.DEFAULT_LEDGER``) records, per resource and node, the disk
 (stable identity, as the md clone ledger identifies disks) on which the reconciler created
 or adopted the metadata, and the generation identifiers read then. It is written like the
-clone ledger (``md.write_ledger``: temporary file synced, renamed, directory synced).
+clone ledger (temporary file synced, renamed, directory synced: a crash leaves the old or the
+new ledger).
 
 Metadata is created without ``--force`` unless the spec says ``wipe``: drbdmeta then refuses
 a disk holding a file system (rc 40, "Operation refused.") or DRBD metadata (stdin not a TTY:
@@ -37,7 +38,6 @@ import posixpath
 import re
 
 from reconciler import errors, state_drbd
-from reconciler.adapters import md as md_adapter
 from reconciler.runner import Command, CommandResult
 from reconciler.spec.drbd import DrbdResource, Role
 
@@ -191,7 +191,12 @@ def ledger_text(records) -> str:
 
 
 def write_ledger(path: str, text: str, *, host: str = "local") -> tuple[Command, ...]:
-    return md_adapter.write_ledger(path, text, host=host)
+    directory = posixpath.dirname(path) or "/"
+    tmp = posixpath.join(directory, f".{posixpath.basename(path)}.tmp")
+    return (_cmd("mkdir", "-p", directory, host=host),
+            _cmd("dd", f"of={tmp}", "conv=fsync", "status=none", host=host, input=text),
+            _cmd("mv", "-f", tmp, path, host=host),
+            _cmd("sync", directory, host=host))
 
 
 # -- the resource file ----------------------------------------------------------------------------
