@@ -149,6 +149,7 @@ class RecordDrbdMetadata(DrbdAction):
     disk: str
     disk_id: str
     how: str
+    gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
     path: str  # the ledger file
     text: str  # the whole ledger with this record
     expect_just_created: bool = False  # after create-md: only over the metadata it wrote

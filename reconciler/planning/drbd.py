@@ -37,6 +37,7 @@ Safety rules (each refusal is a Blocked entry that says what to do):
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from reconciler import actions, state
@@ -70,7 +71,27 @@ def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
     for name, res in sorted(spec.drbd.items()):
         if node in res.nodes:
             _plan_resource(out, name, res, node, st.drbd)
+    _chain_records(out, st.drbd)
     return out
+
+
+def _chain_records(out: Partial, d: state.DrbdHost) -> None:
+    """Every record step rewrites the whole ledger: when several resources record in one
+    pass, each runs after the one before and writes the records before it too, so that no
+    write drops another's record, and none records metadata whose create-md has not run."""
+    records = dict(d.ledger.records)
+    previous: str | None = None
+    for i, step in enumerate(out.steps):
+        a = step.action
+        if not isinstance(a, act.RecordDrbdMetadata):
+            continue
+        rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
+                                   disk=a.disk, gi=a.gi, how=a.how)
+        records[rec.key] = rec
+        after = step.after | ({previous} if previous else set())
+        out.steps[i] = actions.Step(dataclasses.replace(a, text=drbd.ledger_text(records.values())),
+                                    step.reason, frozenset(after))
+        previous = a.key
 
 
 def _diff(current: str, wanted: str, path: str) -> str:
@@ -289,12 +310,12 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
 def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str,
                  gi: str, how: str, after: set[str], *, expect_just_created: bool = False) -> str:
     rec = state.DrbdMetaRecord(resource=name, node=node, disk_id=disk_id, disk=me.disk, gi=gi, how=how)
-    records = {**d.ledger.records, rec.key: rec}
+    records = {**d.ledger.records, rec.key: rec}  # _chain_records adds the pass's others
     reason = (f"tie the new metadata on {me.disk} to {name} (survives a reboot)" if how == "created"
               else f"{name} is up on {me.disk} with metadata the ledger does not know yet: "
               f"record it as {name}'s")
     return _step(out, act.RecordDrbdMetadata(
-        resource=name, minor=me.minor, node=node, disk=me.disk, disk_id=disk_id, how=how,
+        resource=name, minor=me.minor, node=node, disk=me.disk, disk_id=disk_id, how=how, gi=gi,
         path=d.ledger.path, text=drbd.ledger_text(records.values()),
         expect_just_created=expect_just_created), reason, after)
 

@@ -14,6 +14,7 @@ from drbdsim import Pair
 from reconciler import controller
 from reconciler.runner import Command
 from reconciler.simulate.drbd_model import Meta
+from reconciler.state import JUST_CREATED_GI
 
 LEDGER = "/var/lib/reconciler/drbd.json"
 DISK_ID = "serial:sim-vdb"  # /dev/vdb's identity on both simulated nodes
@@ -273,3 +274,53 @@ def test_the_first_bring_up_never_fails_whichever_node_starts_first(pair, order)
     assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Secondary")
     assert ("drbdadm", "primary", "--force", "r0") in pair.drbdadm_calls("node-a")
     assert not any("--force" in c for c in pair.drbdadm_calls("node-b"))
+
+
+TWO = """
+[drbd.r0]
+initial_sync_from = "node-a"
+[drbd.r0.nodes.node-a]
+disk = "/dev/vdb"
+address = "169.254.101.1"
+role = "primary"
+[drbd.r0.nodes.node-b]
+disk = "/dev/vdb"
+address = "169.254.101.2"
+[drbd.r1]
+initial_sync_from = "node-a"
+[drbd.r1.nodes.node-a]
+disk = "/dev/vdc"
+address = "169.254.101.1"
+port = 7790
+minor = 1
+role = "primary"
+[drbd.r1.nodes.node-b]
+disk = "/dev/vdc"
+address = "169.254.101.2"
+port = 7790
+minor = 1
+"""
+
+
+def test_two_resources_created_in_one_pass_are_both_recorded_and_survive_a_reboot(pair, tmp_path):
+    from reconciler.spec import loading
+    (tmp_path / "two.toml").write_text(TWO)
+    loaded = loading.load(tmp_path / "two.toml")
+    out = pair.converge(loaded)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values()), [str(r.final) for r in out.values()]
+    for n in ("node-a", "node-b"):
+        records = json.loads(pair.hosts[n].md.files[LEDGER])["metadata"]
+        assert sorted((r["resource"], r["disk"]["id"], r["how"], r["gi"]) for r in records) == [
+            ("r0", "serial:sim-vdb", "created", JUST_CREATED_GI),
+            ("r1", "serial:sim-vdc", "created", JUST_CREATED_GI)]
+    for minor in (0, 1):
+        pair.net.write("node-a", minor, f"data {minor}")
+    content = {m: pair.node("node-a").res[m].data for m in (0, 1)}
+    calls = {n: len(create_mds(pair, n)) for n in ("node-a", "node-b")}
+    for n in ("node-a", "node-b"):
+        pair.reboot(n)
+    out = pair.converge(loaded)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values())
+    assert {n: len(create_mds(pair, n)) for n in ("node-a", "node-b")} == calls
+    for m in (0, 1):
+        assert pair.node("node-a").res[m].data == pair.node("node-b").res[m].data == content[m]
