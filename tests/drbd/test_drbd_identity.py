@@ -13,7 +13,6 @@ from drbdsim import Pair
 
 from reconciler import controller
 from reconciler.runner import Command
-from reconciler.simulate.drbd_model import Meta
 from reconciler.state import JUST_CREATED_GI
 
 LEDGER = "/var/lib/reconciler/drbd.json"
@@ -100,18 +99,41 @@ def test_a_host_upgraded_while_running_adopts_its_up_resource_and_survives_a_reb
 
 # -- 2. metadata identity, wipe bound to its disk ---------------------------------------------------
 
+EARLIER = """resource r0 {
+  on node-a { device /dev/drbd0 minor 0; disk /dev/vdb; address ipv4 10.9.9.1:7789; meta-disk internal; }
+  on old-peer { device /dev/drbd0 minor 0; disk /dev/vdb; address ipv4 10.9.9.2:7789; meta-disk internal; }
+}
+"""
+
+
+def earlier_cluster(pair, node: str) -> None:
+    """``node``'s /dev/vdb was r0 of an earlier cluster (written by hand, no reconciler):
+    metadata created, forced primary alone, written to, down; its resource file gone."""
+    files = pair.hosts[node].md.files
+    files["/etc/drbd.d/r0.res"] = EARLIER
+    for argv in (("modprobe", "drbd"), ("drbdadm", "--", "--force", "create-md", "r0"),
+                 ("drbdadm", "up", "r0"), ("drbdadm", "primary", "--force", "r0")):
+        pair.by_hand(node, *argv)
+    pair.net.write(node, 0, "the earlier cluster's data")
+    for argv in (("drbdadm", "secondary", "r0"), ("drbdadm", "down", "r0")):
+        pair.by_hand(node, *argv)
+    del files["/etc/drbd.d/r0.res"]
+    pair.hosts[node].calls.clear()
+
+
 def test_stale_metadata_from_an_earlier_cluster_is_never_brought_up(pair):
     # node-a's disk holds UpToDate metadata written by an earlier cluster; node-b's disk holds
     # the data that must seed r0 (a file system the spec gives up to DRBD's metadata only)
-    pair.node("node-a").metadata["/dev/vdb"] = Meta("UpToDate", "old cluster's data", (0xA0, 0xB0, 0xC0, 0))
-    pair.node("node-a").contents["/dev/vdb"] = "old cluster's data"
+    earlier_cluster(pair, "node-a")
+    assert pair.node("node-a").metadata["/dev/vdb"].disk == "UpToDate"
+    old_gi = ":".join(f"{u:016X}" for u in pair.node("node-a").metadata["/dev/vdb"].uuids)
     pair.node("node-b").contents["/dev/vdb"] = "b's data"
     pair.hosts["node-b"].model.device("/dev/vdb").signature = "ext4"
     loaded = pair.spec(extra='initial_sync_from = "node-b"', wipe_b=f'wipe = "{DISK_ID}"')
     out = pair.rounds(loaded, 8)
     a = blocked(out["node-a"])
     assert "/dev/vdb (serial:sim-vdb) holds DRBD metadata the reconciler cannot tie to r0" in a
-    assert "00000000000000A0:00000000000000B0:00000000000000C0:0000000000000000" in a
+    assert old_gi in a and "a data generation was started on it" in a
     assert out["node-a"].exit_code == controller.EXIT_ERROR
     assert not pair.node("node-a").res  # never up
     assert not any(c[1:2] == ("up",) or "primary" in c for c in pair.drbdadm_calls("node-a"))
@@ -150,7 +172,7 @@ def test_a_wipe_for_another_disk_gives_nothing_up(pair):
 
 def test_the_first_sync_never_runs_the_other_way(pair):
     # node-a's stale metadata says UpToDate: were it brought up, it would seed node-b
-    pair.node("node-a").metadata["/dev/vdb"] = Meta("UpToDate", "stale", (0xA0, 0xB0, 0, 0))
+    earlier_cluster(pair, "node-a")
     pair.node("node-b").contents["/dev/vdb"] = "b's data"
     loaded = pair.spec(extra='initial_sync_from = "node-b"')
     for order in (("node-a", "node-b"), ("node-b", "node-a")) * 4:
@@ -158,6 +180,7 @@ def test_the_first_sync_never_runs_the_other_way(pair):
             pair.one_pass(n, loaded)
         pair.clock.advance(5)
     assert pair.res("node-b").data == "b's data" and not pair.node("node-a").res
+    assert not any("up" in c for c in pair.drbdadm_calls("node-a"))
 
 
 # -- 3. split-brain declarations bound to the incident ---------------------------------------------
