@@ -427,19 +427,18 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
         except ValueError as exc:
             raise errors.ObservationError(res.command.argv, str(exc), res.stdout) from None
 
-    def identity(path: str) -> tuple[str | None, str | None]:
-        """(stable identity, kernel name) of a backing disk, from sysfs."""
+    def identity(path: str) -> str | None:
+        """The stable identity of a backing disk, from sysfs (the md clone ledger's)."""
         devno = resolve(path)
         if devno is None:
-            return None, None
+            return None
         base = f"/sys/dev/block/{devno[0]}:{devno[1]}"
         try:
             size_text = read(f"{base}/size")
             size = int(size_text) * md.SECTOR if size_text is not None else None
-            name = md.parse_uevent(read(f"{base}/uevent") or "").get("DEVNAME")
         except ValueError as exc:
             raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
-        return _identity(read, base, devno, size), name
+        return _identity(read, base, devno, size)
 
     hostname = read("/proc/sys/kernel/hostname")
     ledger = drbd.parse_ledger(targets.ledger, read(targets.ledger))
@@ -459,13 +458,9 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
         attached = seen is not None and seen.disk not in ("Diskless", "Unconfigured")
         holders = read(f"/sys/block/drbd{t.minor}/holders/") if t.minor in minors else None
         split_brain = read(drbd.split_brain_marker(t.name)) is not None
-        disk_id, kname = identity(t.disk)
+        disk_id = identity(t.disk)
         gi = gi_error = None
         if attached:
-            # the kernel's backing disk must be the declared one for its metadata to count
-            slaves = read(f"/sys/block/drbd{t.minor}/slaves/")
-            if kname is None or kname not in md.parse_listing(slaves):
-                disk_id = None
             rec = ledger.records.get((t.name, targets.node))
             if split_brain or rec is None or rec.disk_id != disk_id:
                 gi, gi_error = gi_of(drbd.get_gi(t.name, host=host))

@@ -322,11 +322,16 @@ def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk
 
 def _adopt(out: Partial, name: str, me, node: str, d: state.DrbdHost, rs, after: set[str],
            block) -> None:
-    """A resource up with its disk attached, and no record of it on that disk: record it
-    (the kernel runs it on the declared disk, so its metadata is this resource's)."""
+    """A resource up with its disk attached, and no record of it on that disk: record it.
+    The kernel was configured from the resource file (``up``/``adjust`` read it; ours is
+    applied before it is moved in place), so when that file gives this node the declared
+    disk, the metadata the kernel runs is this resource's on that disk. (/proc/drbd and sysfs
+    do not name DRBD's backing disk: it links no holder.)"""
     m = d.minors.get(me.minor)
     if m is None or m.disk in ("Diskless", "Unconfigured") or rs.disk_id is None:
         return
+    if drbd.config_disk(rs.config, node) != me.disk:
+        return  # the file (hence the kernel) names another disk: the config step comes first
     rec = d.ledger.records.get((name, node))
     if rec is not None and rec.disk_id == rs.disk_id:
         return

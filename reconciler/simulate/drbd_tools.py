@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from reconciler.errors import UnsupportedCommand
 
 from .drbd_model import CONNECTED, JUST_CREATED, DrbdNode, Meta, Res, ResConf, gi_text, parse_config
-from .md_model import kernel_name
 from .md_tools import Handler, Out
 
 if TYPE_CHECKING:
@@ -293,7 +292,7 @@ def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
     return _TOOLS.get(argv[0])
 
 
-_HOLDERS = re.compile(r"^/sys/block/drbd(\d+)/(holders|slaves)/$")
+_HOLDERS = re.compile(r"^/sys/block/drbd(\d+)/holders/$")
 
 
 def read(host: SimulatedHost, path: str) -> str | None:
@@ -306,10 +305,6 @@ def read(host: SimulatedHost, path: str) -> str | None:
         minor = int(m.group(1))
         if node is None or minor not in node.res:
             return None
-        if m.group(2) == "slaves":  # the attached backing disk, by kernel name
-            r = node.res[minor]
-            dev = host.model.device(r.disk_path) if r.disk_path else None
-            return "" if dev is None else kernel_name(dev) + "\n"
         return "".join(f"{h}\n" for h in sorted(node.holders.get(minor, [])))
     raise UnsupportedCommand(f"DRBD kernel file not modelled: {path}")
 
