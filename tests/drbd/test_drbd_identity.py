@@ -13,6 +13,7 @@ from drbdsim import Pair
 
 from reconciler import controller
 from reconciler.runner import Command
+from reconciler.simulate.host import SimulatedCrash
 from reconciler.state import JUST_CREATED_GI
 
 LEDGER = "/var/lib/reconciler/drbd.json"
@@ -347,3 +348,50 @@ def test_two_resources_created_in_one_pass_are_both_recorded_and_survive_a_reboo
     assert {n: len(create_mds(pair, n)) for n in ("node-a", "node-b")} == calls
     for m in (0, 1):
         assert pair.node("node-a").res[m].data == pair.node("node-b").res[m].data == content[m]
+
+
+# -- the ledger and the crash between create-md and its record ----------------------------------------
+
+def test_a_crash_right_after_create_md_leaves_metadata_that_is_recorded_not_refused(pair):
+    loaded = pair.spec()
+    h = pair.hosts["node-a"]
+    pair.one_pass("node-a", loaded)  # a clean first pass: how many commands change the host
+    changing = [c.argv for c in h.calls if c.mutates]
+    assert ("drbdadm", "create-md", "r0") in changing
+    for n in range(1, len(changing) + 1):  # crash node-a right after its n-th such command
+        p = Pair(pair.tmp / f"crash{n}")
+        p.hosts["node-a"].crash_after(n)
+        with pytest.raises(SimulatedCrash):
+            p.one_pass("node-a", loaded)
+        created = any("create-md" in c.argv for c in p.hosts["node-a"].calls)
+        p.hosts["node-a"].recover()
+        out = p.converge(loaded)
+        assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values()), (n, [str(r.final) for r in out.values()])
+        assert len(create_mds(p, "node-a")) == 1, (n, created)  # never a second create-md
+        records = json.loads(p.hosts["node-a"].md.files[LEDGER])["metadata"]
+        assert [(r["resource"], r["how"]) for r in records] == [("r0", "created")], n
+    assert h is pair.hosts["node-a"]
+
+
+def test_an_unreadable_ledger_trusts_and_creates_nothing(pair):
+    loaded, content = used_resource(pair)
+    pair.by_hand("node-a", "drbdadm", "secondary", "r0")
+    for n in ("node-a", "node-b"):
+        pair.by_hand(n, "drbdadm", "down", "r0")
+    pair.hosts["node-a"].md.files[LEDGER] = "{not json"
+    out = pair.rounds(loaded, 2)
+    assert f"{LEDGER} cannot be read as the DRBD ledger" in blocked(out["node-a"])
+    assert not pair.node("node-a").res and not create_mds(pair, "node-a")[1:]
+
+
+def test_generation_identifiers_and_the_ledger_parse():
+    from reconciler.adapters import drbd as adapter
+    gi = adapter.parse_gi("A923D7CF74DD8F8F:AE17373DD4A5E47D:6BDD0A6494603146:6BDC0A6494603147:1:1:1:0:0:0:0\n")
+    assert (gi.current, gi.incident, gi.just_created) == ("A923D7CF74DD8F8F", "AE17373DD4A5E47C", False)
+    assert adapter.parse_gi("0000000000000004:0000000000000000:0000000000000000:0000000000000000:0:0\n").just_created
+    with pytest.raises(ValueError):
+        adapter.parse_gi("Device '0' is configured!\n")
+    ledger = adapter.parse_ledger(LEDGER, json.dumps({"format": 1, "metadata": [
+        {"resource": "r0", "node": "a", "disk": {"id": "serial:x", "path": "/dev/vdb"},
+         "gi": JUST_CREATED_GI, "how": "created"}] * 2}))
+    assert "two records for r0 on a" in ledger.problem
