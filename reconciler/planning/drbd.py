@@ -174,11 +174,13 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         if m.connected:
             _step(out, act.ClearSplitBrain(resource=name, minor=me.minor),
                   "the split brain is resolved: the nodes are connected again", after)
-        elif rs.gi is None:
+        elif rs.gi is None or not int(rs.gi.bitmap, 16) & ~1:
+            why = (f"drbdadm get-gi {name}: {rs.gi_error or 'no answer'}" if rs.gi is None else
+                   f"generation identifiers {rs.gi}: no bitmap UUID, the generation the nodes "
+                   f"parted from")
             block(f"SPLIT BRAIN: {node} and {peer} both changed {name}'s data while "
-                  f"disconnected, and its incident cannot be identified (drbdadm get-gi "
-                  f"{name}: {rs.gi_error or 'no answer'}); nothing is resolved. Check "
-                  f"drbdadm get-gi {name} on both nodes")
+                  f"disconnected, and its incident cannot be identified ({why}); nothing is "
+                  f"resolved. Check drbdadm get-gi {name} on both nodes")
             return
         else:
             incident = rs.gi.incident

@@ -3,6 +3,7 @@ refusals that need no simulator (issue 11)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from pathlib import Path
@@ -259,3 +260,16 @@ def test_two_primaries_without_the_opt_in_never_promote_while_the_peer_is_primar
                         disk="UpToDate", peer_disk="UpToDate", protocol="C")
     out = plan_drbd(spec, _host(text, {0: m}), "a")
     assert not out.steps and any("to become secondary" in f.what for f in out.in_flight)
+
+
+def test_a_split_brain_without_a_bitmap_uuid_has_no_incident_and_is_never_resolved(tmp_path):
+    spec = load(tmp_path, extra='split_brain_victim = "a@0000000000000000"').for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    m = state.DrbdMinor(minor=0, cstate="StandAlone", role="Primary", peer_role="Unknown",
+                        disk="UpToDate", peer_disk="DUnknown")
+    st = _host(text, {0: m})
+    rs = dataclasses.replace(st.drbd.resources["r0"], split_brain=True,
+                             gi=state.Gi("A923D7CF74DD8F8F", "0000000000000001", "0" * 16, "0" * 16))
+    st = dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, resources={"r0": rs}))
+    out = plan_drbd(spec, st, "a")
+    assert not out.steps and "its incident cannot be identified" in out.blocked[0].reason
