@@ -61,7 +61,8 @@ def test_every_step_that_takes_a_device_declares_it():
         return [(t.device, str(t.effect)) for t in action.takes_devices()]
 
     assert takes(actions.CreatePv(device="/dev/x")) == [("/dev/x", "overwrites")]
-    assert takes(actions.CreateDrbdMetadata(resource="r0", disk="/dev/x")) == [
+    assert takes(actions.CreateDrbdMetadata(resource="r0", disk="/dev/x", disk_id="serial:x",
+                                            node="a")) == [
         ("/dev/x", "overwrites")]
     assert takes(actions.LogoutSession(name="s", portal="p", target="t", disks=("/dev/a",))) == [
         ("/dev/a", "takes away")]
