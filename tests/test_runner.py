@@ -44,6 +44,7 @@ def wait_gone(pid: int, timeout: float = 5.0) -> None:
     raise AssertionError(f"pid {pid} still alive")
 
 
+@pytest.mark.real_process
 def test_sigterm_comes_first_and_a_command_that_finishes_its_work_is_not_killed(tmp_path):
     log = tmp_path / "signals"
     cmd = Command(argv=script(f"""
@@ -65,6 +66,7 @@ def test_sigterm_comes_first_and_a_command_that_finishes_its_work_is_not_killed(
     assert START + 0.2 < r.duration < START + 5.0
 
 
+@pytest.mark.real_process
 def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     log = tmp_path / "signals"
     cmd = Command(argv=script(f"""
@@ -88,6 +90,7 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     wait_gone(pid)
 
 
+@pytest.mark.real_process
 @pytest.mark.parametrize("mutates", [True, False])
 def test_a_changing_lvm_command_is_never_killed_only_abandoned(tmp_path, mutates):
     """lvm blocks signals in its suspend/commit section: a mutating lvm command that
@@ -122,6 +125,7 @@ def test_a_changing_lvm_command_is_never_killed_only_abandoned(tmp_path, mutates
             pass
 
 
+@pytest.mark.real_process
 def test_a_stuck_process_is_remembered_by_the_next_runner(tmp_path):
     """A new --once or a restarted daemon (a new runner) must not start commands behind a
     process an earlier one abandoned: the pid and its start time are kept in a file; once
@@ -149,6 +153,7 @@ def test_a_stuck_process_is_remembered_by_the_next_runner(tmp_path):
     assert not stuck_file.exists()
 
 
+@pytest.mark.real_process
 def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
     """A killed command whose child escaped its process group and holds stdout: the
     reap is waited for a bounded time, not until the child closes the pipe."""
@@ -171,6 +176,7 @@ def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
+@pytest.mark.real_process
 def test_a_process_that_cannot_die_is_abandoned_named_and_not_piled_up(tmp_path, monkeypatch):
     """A process in state D does not die on SIGKILL; here the SIGKILL is withheld to get
     one. run() returns in bounded time, names the pid, and no other command starts while
@@ -250,6 +256,7 @@ def holder(path: Path | str, flags: int = os.O_RDONLY) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.real_process
 def test_openers_of_a_file_held_by_another_process(tmp_path):
     f = tmp_path / "disk.img"
     f.write_bytes(b"\0" * 4096)
@@ -296,6 +303,7 @@ def _a_block_device() -> tuple[str, int] | None:
     return None
 
 
+@pytest.mark.real_process
 def test_openers_of_a_block_device_by_another_name_of_it(tmp_path):
     """Matched by device number: a holder of /dev/loopN is seen through another node of
     the same device (as a holder of /dev/sdb is through /dev/disk/by-id/...)."""
@@ -316,6 +324,7 @@ def test_openers_of_a_block_device_by_another_name_of_it(tmp_path):
     assert r.openers([str(alias)]) == {str(alias): ()}
 
 
+@pytest.mark.real_process
 def test_openers_of_a_disk_include_its_partitions_and_the_reverse(tmp_path):
     """A partition held open is its disk in use, and the reverse: found through sysfs
     (a made-up tree here, naming a real loop device as partition 1 of a disk 7:250)."""
@@ -350,6 +359,7 @@ def test_openers_of_a_disk_include_its_partitions_and_the_reverse(tmp_path):
     assert sorted(_family(disk, str(tmp_path / "sys"))) == sorted([disk, rdev])
 
 
+@pytest.mark.real_process
 def test_openers_stat_only_descriptors_that_name_a_dev_node(tmp_path, monkeypatch):
     """A stat through /proc/PID/fd/N reaches the open file and can hang on a dead NFS or
     FUSE mount: the link is read first, and only /dev targets are stat'ed."""

@@ -72,6 +72,7 @@ def scratch(tmp_path_factory):
     return d, env
 
 
+@pytest.mark.real_process
 def test_readme_commands_run_as_written(scratch):
     d, env = scratch
     cmds = commands()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from loguru import logger
 
 from reconciler import logs
@@ -91,6 +92,7 @@ def test_progress_is_refused_off_a_tty():
     assert logs.progress(["x"]) is False
 
 
+@pytest.mark.real_process
 def test_once_wait_draws_progress_bars_on_a_tty():
     master, slave = pty.openpty()
     proc = subprocess.Popen(

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from reconciler import status
 from reconciler.runner import SubprocessRunner
 
@@ -28,6 +30,7 @@ class ShortTimeouts:
         return self.inner.openers(paths, host=host)
 
 
+@pytest.mark.real_process
 def test_a_tool_missing_from_path_is_reported_and_the_loop_goes_on(start_daemon, tmp_path):
     empty = tmp_path / "empty-bin"
     empty.mkdir()
@@ -42,6 +45,7 @@ def test_a_tool_missing_from_path_is_reported_and_the_loop_goes_on(start_daemon,
     assert r.thread.is_alive()
 
 
+@pytest.mark.real_process
 def test_a_hanging_command_is_killed_by_its_timeout_and_reported(start_daemon, tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -81,6 +85,7 @@ def test_a_missing_spec_directory_is_reported_then_picked_up_when_created(start_
     assert r.daemon.spec_error is None and r.daemon.state == status.IN_SYNC
 
 
+@pytest.mark.real_process
 def test_an_unreadable_spec_directory_is_reported_and_the_loop_goes_on(tmp_path, spec_dir):
     run = tmp_path / "run"
     argv = [sys.executable, "-m", "reconciler", "--simulate", "default", "--node", "node-1",

@@ -110,6 +110,7 @@ def _wait_status(tmp_path, predicate, timeout=10.0):
     return wait_for(ok, timeout=timeout, interval=0.05)
 
 
+@pytest.mark.real_process
 def test_cli_daemon_sighup_sigterm_and_a_refused_second_instance(tmp_path, spec_dir):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(_cli(tmp_path, spec_dir), cwd=REPO, env=env,

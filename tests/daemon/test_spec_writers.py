@@ -75,6 +75,7 @@ def _git(*args, cwd):
                    capture_output=True)
 
 
+@pytest.mark.real_process
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_a_git_pull_of_many_files_is_applied_once_complete(start_daemon, tmp_path):
     origin = tmp_path / "origin"

@@ -53,10 +53,12 @@ def verify(analyze: str, unit_text: str, where) -> str:
     return f"rc={res.returncode}\n{res.stdout}{res.stderr}".strip()
 
 
+@pytest.mark.real_process
 def test_unit_verifies_without_a_single_warning(systemd_analyze, tmp_path):
     assert verify(systemd_analyze, UNIT.read_text(), tmp_path) == "rc=0"
 
 
+@pytest.mark.real_process
 def test_verify_does_catch_a_broken_unit(systemd_analyze, tmp_path):
     broken = UNIT.read_text().replace("Type=notify", "Type=notifyy").replace(
         "KillMode=mixed", "KillMode=mixed\nWatchdogSecs=1")

@@ -4,13 +4,10 @@ refused naming the process; done once it has gone, and the other node then takes
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+from lockd_sim import cluster, data, nodes, spec
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lockd_passes import cluster, converge, data, run_pass, spec  # noqa: E402
-
-from reconciler import executing  # noqa: E402
+from reconciler import executing
 
 QEMU = "pid 4242 (qemu-system-x86)"
 
@@ -19,17 +16,34 @@ def mode(c, node: str) -> str:
     return c.locks.holders(c.storage.vgs["vgs"].lvs["data"].uuid).get(node, "off")
 
 
-def test_a_deactivation_is_refused_while_a_process_holds_the_lv_open():
-    c = cluster()
-    converge(c, spec(data(node_a="exclusive", all="inactive")))
+@pytest.fixture
+def c():
+    return cluster()
+
+
+@pytest.fixture
+def n(tmp_path, c):
+    return nodes(tmp_path, c)
+
+
+def run_pass(n, node: str, text: str):
+    return n.one_pass(node, n.spec(text))
+
+
+def converge(n, text: str, rounds: int = 4):
+    return n.converge(n.spec(text), max_rounds=rounds)
+
+
+def test_a_deactivation_is_refused_while_a_process_holds_the_lv_open(c, n):
+    converge(n, spec(data(node_a="exclusive", all="inactive")))
     assert mode(c, "node-a") == "ex"
     c.node("node-a").opened["/dev/vgs/data"] = [QEMU]
     moved = spec(data(node_b="exclusive", all="inactive"))
-    a = run_pass(c, "node-a", moved)
+    a = run_pass(n, "node-a", moved)
     off = a.outcome("lv:vgs/data:deactivate")
     assert off.outcome is executing.Outcome.FAILED and not off.results
     assert f"the LV /dev/vgs/data is open by {QEMU}; stop it first" in off.detail
-    assert a.mutating == [] and mode(c, "node-a") == "ex"
+    assert a.changes == [] and mode(c, "node-a") == "ex"
     del c.node("node-a").opened["/dev/vgs/data"]
-    converge(c, moved)
+    converge(n, moved)
     assert mode(c, "node-a") == "off" and mode(c, "node-b") == "ex"

@@ -1,0 +1,355 @@
+"""One harness for 1..N simulated nodes, each running the real pass.
+
+``Nodes`` holds simulated nodes (``SimulatedHost``s, or the nodes of a ``LockdCluster``), one
+virtual clock, one spec file, and for each node what one reconciler process keeps: its
+``controller.Memory`` (fresh after a reboot, like a restarted process) and the passes it
+ran. A pass is ``controller.reconcile_once`` itself, never a re-implementation, so the
+pass's memory, requeue and stall handling run in every multi-node test.
+
+* ``spec(text)``: writes the TOML text (dedented) as the spec file and loads it.
+* ``one_pass(node, loaded)``: one pass on one node -> ``Pass`` (the ``PassResult`` plus the
+  commands that pass ran, ``changes`` being those that change the host).
+* ``round(loaded, order)``: one pass per node in ``order`` ("a first", "b first");
+  ``interleave=True`` runs the passes at the same time, taking turns command by command
+  (each pass in its own thread; a pass waits for its turn before each command it runs), as
+  two daemons would.
+* ``converge(loaded, order, max_rounds)``: rounds until no node is pending (each node's
+  last pass exits 0 or 1), advancing the clock between rounds; raises after ``max_rounds``.
+* ``changes(node)``: every host-changing command (``Command.mutates``) the node ran, in order;
+  ``crash_after(node, n)``: the node dies right after its n-th next host-changing command
+  (the command took effect; the pass ends there, like a killed machine); ``reboot(node)``:
+  it comes back as a reboot leaves it, with a fresh process (new ``Memory``).
+
+A node that is down runs no pass. What a crash and a reboot do to a node is the
+simulator's (``SimulatedHost.recover``, ``LockdCluster.crash``/``recover``), plus, for a host
+with DRBD, ``_drbd_crash`` below (the kernel's resources go with the machine).
+"""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler import controller, executing
+from reconciler.runner import Command, CommandResult
+from reconciler.simulate import SimulatedHost
+from reconciler.simulate.clock import SimClock
+from reconciler.simulate.host import SimulatedCrash
+from reconciler.simulate.lockd_tools import LockdCluster, NodeDown
+from reconciler.spec import loading
+
+
+class NodeCrashed(BaseException):
+    """A node the harness was told to crash went down in the middle of a pass."""
+
+
+@dataclass
+class Pass:
+    """One pass of one node: the real pass's result, and the commands it ran."""
+
+    node: str
+    no: int
+    result: controller.PassResult | None  # None: the node crashed during the pass
+    commands: list[Command] = field(default_factory=list)
+
+    @property
+    def crashed(self) -> bool:
+        return self.result is None
+
+    def __getattr__(self, name: str):  # exit_code, plan, final, report, requeue_after...
+        if name.startswith("_") or self.__dict__.get("result") is None:
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+    @property
+    def changes(self) -> list[tuple[str, ...]]:
+        """The host-changing commands this pass ran (argv)."""
+        return [c.argv for c in self.commands if c.mutates]
+
+    def outcome(self, key: str) -> executing.StepResult:
+        assert self.result is not None and self.result.report is not None, self
+        return next(r for r in self.result.report.results if r.step.key == key)
+
+
+@dataclass
+class Node:
+    name: str
+    runner: object  # the simulated machine: run, read, openers, resolve_device
+    crash: Callable[[], None]  # the machine dies now
+    reboot: Callable[[], None]  # ... and comes back
+    down_errors: tuple[type[BaseException], ...] = ()
+    memory: controller.Memory = field(default_factory=controller.Memory)
+    passes: list[Pass] = field(default_factory=list)
+    log: list[Command] = field(default_factory=list)  # every command, all passes
+    budget: int | None = None  # host-changing commands left before it crashes
+    down: bool = False
+
+    @property
+    def last(self) -> Pass | None:
+        return self.passes[-1] if self.passes else None
+
+
+def host_node(name: str, host: SimulatedHost) -> Node:
+    """A ``SimulatedHost`` (with its DRBD kernel, if a ``DrbdNet`` joined it)."""
+
+    def crash() -> None:
+        _drbd_crash(host)
+        host.crash_after(0)
+
+    def reboot() -> None:
+        host.recover()
+
+    return Node(name, host, crash, reboot, (SimulatedCrash,))
+
+
+def lockd_node(cluster: LockdCluster, name: str) -> Node:
+    """A node of the lvmlockd simulator (its dm devices and lockspaces die with it, its
+    sanlock leases stay until it comes back)."""
+    return Node(name, cluster.node(name), lambda: cluster.crash(name),
+                lambda: cluster.recover(name), (NodeDown,))
+
+
+def _drbd_crash(host: SimulatedHost) -> None:
+    """DRBD's kernel state goes with a crashed machine: each resource's state is what its
+    metadata on disk says (DRBD writes it as it changes), the peer loses the connection
+    (a sync in progress stops there), the module is not loaded after the reboot, nothing
+    is mounted. (Idempotent: a simulator that models this itself leaves nothing to do.)"""
+    from reconciler.simulate.drbd_model import CONNECTED
+
+    node = host.drbd
+    if node is None:
+        return
+    for r in list(node.res.values()):
+        if r.disk_path is not None:
+            node.metadata[r.disk_path] = (r.disk, r.data)
+        peer = node.net.peer(node, r)
+        if peer is not None and (peer.cstate in CONNECTED or peer.cstate == "WFConnection"):
+            peer.cstate = "WFConnection"
+            peer.left_kib, peer.total_kib, peer.speed_kib = 0.0, 0, 0.0
+    node.res.clear()
+    node.mounts.clear()
+    node.holders.clear()
+    node.loaded = False
+
+
+class _Turns:
+    """Passes running at the same time, one command each in turn (see ``round``)."""
+
+    def __init__(self, order: Sequence[str]):
+        self.cv = threading.Condition()
+        self.live = list(order)
+        self.turn = self.live[0]
+
+    def _wait(self, me: str) -> None:
+        if not self.cv.wait_for(lambda: self.turn == me, timeout=60):
+            raise AssertionError(f"interleaved passes: {me} never got its turn back")
+
+    def start(self, me: str) -> None:
+        with self.cv:
+            self._wait(me)
+
+    def step(self, me: str) -> None:
+        """Before a command: the next live pass runs up to its next command first."""
+        with self.cv:
+            i = self.live.index(me)
+            self.turn = self.live[(i + 1) % len(self.live)]
+            self.cv.notify_all()
+            self._wait(me)
+
+    def leave(self, me: str) -> None:
+        with self.cv:
+            i = self.live.index(me)
+            self.live.remove(me)
+            if self.live:
+                self.turn = self.live[i % len(self.live)]
+            self.cv.notify_all()
+
+
+@dataclass
+class _NodeRunner:
+    """What a pass runs on: the node's machine, every command recorded, the crash budget
+    spent on host-changing commands, and (interleaved) a turn taken before each command."""
+
+    harness: "Nodes"
+    node: Node
+    into: list[Command]
+    turns: _Turns | None = None
+
+    def run(self, cmd: Command) -> CommandResult:
+        if self.turns is not None:
+            self.turns.step(self.node.name)
+        res = self.node.runner.run(cmd)
+        self.node.log.append(cmd)
+        self.into.append(cmd)
+        if cmd.mutates and self.node.budget is not None:
+            self.node.budget -= 1
+            if self.node.budget <= 0:
+                self.node.budget = None
+                self.harness.crash(self.node.name)
+                raise NodeCrashed(f"{self.node.name} crashed right after: {' '.join(cmd.argv)}")
+        return res
+
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        return self.node.runner.read(path, host=host)
+
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        return self.node.runner.read_bytes(path, offset, length, host=host)
+
+    def openers(self, paths, *, host: str = "local"):
+        return self.node.runner.openers(paths, host=host)
+
+
+class Nodes:
+    """1..N simulated nodes sharing one clock, each with its own reconciler process."""
+
+    def __init__(self, tmp_path: Path, nodes: Iterable[Node], clock: SimClock):
+        self.tmp = Path(tmp_path)
+        self.clock = clock
+        self.nodes: dict[str, Node] = {n.name: n for n in nodes}
+        self.order: tuple[str, ...] = tuple(self.nodes)
+
+    @classmethod
+    def of_hosts(cls, tmp_path: Path, hosts: dict[str, SimulatedHost],
+                 clock: SimClock | None = None) -> "Nodes":
+        clock = clock or next(iter(hosts.values())).clock
+        for name, h in hosts.items():
+            if h.clock is not clock:
+                raise ValueError(f"host {name} has a clock of its own: the nodes share one")
+        return cls(tmp_path, [host_node(n, h) for n, h in hosts.items()], clock)
+
+    @classmethod
+    def of_lockd(cls, tmp_path: Path, cluster: LockdCluster) -> "Nodes":
+        return cls(tmp_path, [lockd_node(cluster, n) for n in cluster.nodes], cluster.clock)
+
+    # -- the spec ------------------------------------------------------------------------
+
+    def spec(self, text: str, name: str = "spec.toml") -> loading.LoadedSpec:
+        path = self.tmp / name
+        path.write_text(textwrap.dedent(text))
+        return loading.load(path)
+
+    # -- passes --------------------------------------------------------------------------
+
+    def env(self, name: str, runner=None) -> controller.Environment:
+        node = self.nodes[name]
+        runner = runner if runner is not None else node.runner
+        return controller.Environment(runner=runner, node=name,
+                                      resolve=node.runner.resolve_device, clock=self.clock)
+
+    def one_pass(self, name: str, loaded: loading.LoadedSpec, *, dry_run: bool = False,
+                 fresh_memory: bool = False, _turns: _Turns | None = None) -> Pass:
+        node = self.nodes[name]
+        if node.down:
+            raise AssertionError(f"{name} is down: reboot it first")
+        if fresh_memory:
+            node.memory = controller.Memory()
+        p = Pass(name, len(node.passes) + 1, None)
+        node.passes.append(p)
+        runner = _NodeRunner(self, node, p.commands, _turns)
+        try:
+            p.result = controller.reconcile_once(loaded, self.env(name, runner),
+                                                 dry_run=dry_run, memory=node.memory,
+                                                 pass_no=p.no)
+        except NodeCrashed:
+            pass
+        except node.down_errors:  # crashed by the simulator's own fault injection
+            node.down = True
+        return p
+
+    def round(self, loaded: loading.LoadedSpec, order: Sequence[str] | None = None, *,
+              interleave: bool = False) -> dict[str, Pass]:
+        """One pass on every node that is up, in ``order`` (default: as given)."""
+        order = [n for n in (order or self.order) if not self.nodes[n].down]
+        if not interleave or len(order) < 2:
+            return {n: self.one_pass(n, loaded) for n in order}
+        turns = _Turns(order)
+        out: dict[str, Pass] = {}
+        errors: list[BaseException] = []
+
+        def work(n: str) -> None:
+            try:
+                turns.start(n)
+                out[n] = self.one_pass(n, loaded, _turns=turns)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                errors.append(exc)
+            finally:
+                turns.leave(n)
+
+        threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in order]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        if errors:
+            raise errors[0]
+        return {n: out[n] for n in order}
+
+    def rounds(self, loaded, n: int = 1, seconds: float = 5.0, order=None, *,
+               interleave: bool = False) -> dict[str, Pass]:
+        out: dict[str, Pass] = {}
+        for _ in range(n):
+            out.update(self.round(loaded, order, interleave=interleave))
+            self.clock.advance(seconds)
+        return out
+
+    def converge(self, loaded, order: Sequence[str] | None = None, *, max_rounds: int = 60,
+                 seconds: float | None = None, interleave: bool = False,
+                 reboot_crashed: bool = False) -> dict[str, Pass]:
+        """Rounds until no node that is up is pending. Between rounds the clock advances by
+        ``seconds``, or (None) by the soonest re-pass a pending node asked for. A node that
+        crashes is rebooted at once with ``reboot_crashed``; otherwise ``NodeCrashed``."""
+        out: dict[str, Pass] = {}
+        for _ in range(max_rounds):
+            out = self.round(loaded, order, interleave=interleave)
+            crashed = [n for n, p in out.items() if p.crashed]
+            for n in crashed:
+                if not reboot_crashed:
+                    raise NodeCrashed(f"{n} crashed during its pass")
+                self.reboot(n)
+            if not crashed and all(p.exit_code != controller.EXIT_PENDING
+                                   for p in out.values()):
+                return out
+            waits = [p.requeue_after for p in out.values() if not p.crashed and p.requeue_after]
+            self.clock.advance(seconds if seconds is not None else min(waits, default=5.0))
+        raise AssertionError("not converged after %d rounds: %s" % (max_rounds, {
+            n: (p.exit_code, str(p.final)) for n, p in out.items() if not p.crashed}))
+
+    def converge_node(self, name: str, loaded, *, max_passes: int = 500,
+                      step_seconds: float = 5.0) -> Pass:
+        """One node alone, pass after pass (the clock advancing by what it asks for)."""
+        for _ in range(max_passes):
+            p = self.one_pass(name, loaded)
+            if p.crashed:
+                raise NodeCrashed(f"{name} crashed during its pass")
+            if p.exit_code != controller.EXIT_PENDING:
+                return p
+            self.clock.advance(p.requeue_after or step_seconds)
+        raise AssertionError(f"{name} not converged after {max_passes} passes: {p.final}")
+
+    # -- what nodes ran, crashes, reboots --------------------------------------------------
+
+    def changes(self, name: str) -> list[tuple[str, ...]]:
+        """Every host-changing command ``name`` ran, in order, over all its passes."""
+        return [c.argv for c in self.nodes[name].log if c.mutates]
+
+    def crash_after(self, name: str, n: int) -> None:
+        """``name`` dies right after its ``n``-th next host-changing command (n >= 1)."""
+        if n < 1:
+            raise ValueError("n must be >= 1 (crash now: crash())")
+        self.nodes[name].budget = n
+
+    def crash(self, name: str) -> None:
+        node = self.nodes[name]
+        node.crash()
+        node.down, node.budget = True, None
+
+    def reboot(self, name: str) -> None:
+        """The machine comes back; the reconciler starts again with an empty memory."""
+        node = self.nodes[name]
+        node.reboot()
+        node.down = False
+        node.memory = controller.Memory()
