@@ -1,17 +1,16 @@
-"""Two simulated nodes joined by a simulated DRBD link, each with its own reconciler."""
+"""Two simulated nodes joined by a simulated DRBD link, each with its own reconciler: the
+one harness (``support.nodes``) with the DRBD pair's spec and accessors."""
 
 from __future__ import annotations
 
-import textwrap
+from support import M
+from support.nodes import Nodes, Pass, host_node
 
-from reconciler import controller
 from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost
 from reconciler.simulate.clock import SimClock
 from reconciler.simulate.drbd_model import DrbdNet
 from reconciler.spec import loading
-
-M = 1024**2
 
 SPEC = """
 [drbd.r0]
@@ -30,58 +29,36 @@ role = "{role_b}"
 """
 
 
-class Pair:
+class Pair(Nodes):
     def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        self.clock = SimClock()
-        self.net = DrbdNet(self.clock)
-        self.hosts = {}
-        self.memory = {}
+        clock = SimClock()
+        self.net = DrbdNet(clock)
+        self.hosts: dict[str, SimulatedHost] = {}
         for name in ("node-a", "node-b"):
-            h = SimulatedHost(name="local", clock=self.clock)
+            h = SimulatedHost(name="local", clock=clock)
+            h.hostname = name  # uname -n: what drbdadm matches the 'on' sections against
             h.add_device("/dev/vdb", 64 * M)
             h.add_device("/dev/vdc", 64 * M)
             self.hosts[name] = h
-            self.memory[name] = controller.Memory()
         for name, h in self.hosts.items():  # commands run as "local"; DRBD knows host names
             self.net.join(h, name)
-            h.hostname = name  # uname -n: what drbdadm matches the 'on' sections against
-        self.results: dict[str, list[controller.PassResult]] = {"node-a": [], "node-b": []}
+        super().__init__(tmp_path, [host_node(n, h) for n, h in self.hosts.items()], clock)
 
     def node(self, name: str):
         return self.net.nodes[name]
 
     def spec(self, *, role_a="primary", role_b="secondary", disk_a="/dev/vdb", disk_b="/dev/vdb",
              extra='initial_sync_from = "node-a"', wipe_a="", wipe_b="") -> loading.LoadedSpec:
-        text = SPEC.format(role_a=role_a, role_b=role_b, disk_a=disk_a, disk_b=disk_b, extra=extra,
-                           wipe_a=wipe_a, wipe_b=wipe_b)
-        (self.tmp / "spec.toml").write_text(textwrap.dedent(text))
-        return loading.load(self.tmp / "spec.toml")
+        return super().spec(SPEC.format(role_a=role_a, role_b=role_b, disk_a=disk_a,
+                                        disk_b=disk_b, extra=extra, wipe_a=wipe_a,
+                                        wipe_b=wipe_b))
 
-    def one_pass(self, name: str, loaded, *, as_node: str | None = None) -> controller.PassResult:
+    def one_pass(self, name: str, loaded, *, as_node: str | None = None, **kw) -> Pass:
         """``name``'s reconciler pass (``--node name``, or ``as_node`` for a wrong unit)."""
-        h = self.hosts[name]
-        env = controller.Environment(runner=h, node=as_node or name, resolve=h.resolve_device,
-                                     clock=self.clock)
-        r = controller.reconcile_once(loaded, env, memory=self.memory[name],
-                                      pass_no=len(self.results[name]) + 1)
-        self.results[name].append(r)
-        return r
+        return super().one_pass(name, loaded, as_node=as_node, **kw)
 
-    def rounds(self, loaded, n: int = 1, seconds: float = 5.0) -> dict[str, controller.PassResult]:
-        out = {}
-        for _ in range(n):
-            for name in ("node-a", "node-b"):
-                out[name] = self.one_pass(name, loaded)
-            self.clock.advance(seconds)
-        return out
-
-    def converge(self, loaded, max_rounds: int = 60, seconds: float = 5.0) -> dict[str, controller.PassResult]:
-        for _ in range(max_rounds):
-            out = self.rounds(loaded, 1, seconds)
-            if all(r.exit_code != controller.EXIT_PENDING for r in out.values()):
-                return out
-        raise AssertionError(f"not converged: {[str(r.final) for r in out.values()]}")
+    def converge(self, loaded, max_rounds: int = 60, seconds: float = 5.0, **kw):
+        return super().converge(loaded, max_rounds=max_rounds, seconds=seconds, **kw)
 
     def by_hand(self, name: str, *argv: str):
         """An operator's command on ``name`` (outside the reconciler)."""
@@ -90,10 +67,10 @@ class Pair:
         return res
 
     def reboot(self, name: str) -> None:
-        """``name`` reboots: the host crashes and comes back (DRBD down, module unloaded)."""
-        h = self.hosts[name]
-        h.crash_after(0)
-        h.recover()
+        """``name`` reboots: the host crashes and comes back (DRBD down, module unloaded),
+        its reconciler with an empty memory."""
+        self.crash(name)
+        super().reboot(name)
 
     def res(self, name: str):
         return self.net.nodes[name].res[0]

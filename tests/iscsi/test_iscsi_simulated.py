@@ -7,13 +7,15 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from support import M
+from support.nodes import Nodes, host_node
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
+from reconciler.simulate.clock import SimClock
 from reconciler.simulate.iscsi_model import Fabric
 from reconciler.spec import loading
 
-M = 1024**2
 IQN = "iqn.2003-01.org.example.a:export0"
 INIT_B = "iqn.2004-10.com.example:b"
 PORTAL = "192.0.2.1:3260"
@@ -60,12 +62,14 @@ placement = ["/dev/vda"]
 """
 
 
-class Pair:
+class Pair(Nodes):
+    """Node a (the target) and node b (the initiator) under the one harness."""
+
     def __init__(self, tmp_path):
-        self.tmp = tmp_path
         self.fabric = Fabric()
-        self.a = SimulatedHost(seed="a")
-        self.b = SimulatedHost(seed="b")
+        clock = SimClock()
+        self.a = SimulatedHost(clock=clock, seed="a")
+        self.b = SimulatedHost(clock=clock, seed="b")
         self.fabric.join(self.a)
         self.fabric.join(self.b, initiator=INIT_B)
         self.a.add_device("/dev/vdb", 256 * M)
@@ -75,27 +79,17 @@ class Pair:
         self.b.add_device("/dev/vda", 256 * M)
         self.b.add_vg("vg0", ["/dev/vda"])
         self.b.add_lv("vg0", "data", 64 * M)
-        self.memory = {"a": controller.Memory(), "b": controller.Memory()}
+        super().__init__(tmp_path, [host_node("a", self.a), host_node("b", self.b)], clock)
 
     def spec(self, *, session="logged-in", pvs=f'"/dev/vda", "{DISK0}"', lun0_state=""):
-        (self.tmp / "spec.toml").write_text(textwrap.dedent(SPEC).format(
-            session=session, pvs=pvs, lun0_state=lun0_state))
-        return loading.load(self.tmp / "spec.toml")
+        return super().spec(textwrap.dedent(SPEC).format(session=session, pvs=pvs,
+                                                         lun0_state=lun0_state))
 
     def run(self, node, loaded, *, dry_run=False):
-        host = self.a if node == "a" else self.b
-        env = controller.Environment(runner=host, node=node, resolve=host.resolve_device,
-                                     clock=host.clock)
-        return controller.reconcile_once(loaded, env, dry_run=dry_run, memory=self.memory[node])
+        return self.one_pass(node, loaded, dry_run=dry_run)
 
     def converge(self, node, loaded, passes=200):
-        host = self.a if node == "a" else self.b
-        for _ in range(passes):
-            r = self.run(node, loaded)
-            if r.exit_code != controller.EXIT_PENDING:
-                return r
-            host.clock.advance(r.requeue_after or 5.0)
-        raise AssertionError(f"{node} not converged: {r.final}")
+        return self.converge_node(node, loaded, max_passes=passes)
 
 
 @pytest.fixture

@@ -1,47 +1,45 @@
-import textwrap
-
 import pytest
+from support.nodes import Nodes
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 from reconciler.spec import loading
 
-M = 1024**2
-G = 1024**3
+NODE = "node-1"
 
 
 class Scenario:
-    """A simulated host, a spec directory and the passes run against them."""
+    """One simulated host (node-1) under the one harness (``support.nodes``): its spec
+    file and the real passes run against it."""
 
     def __init__(self, tmp_path, host: SimulatedHost):
-        self.tmp = tmp_path
         self.host = host
-        self.memory = controller.Memory()
-        self.results: list[controller.PassResult] = []
+        self.nodes = Nodes.of_hosts(tmp_path, {NODE: host})
+
+    @property
+    def memory(self) -> controller.Memory:
+        return self.nodes.nodes[NODE].memory
+
+    @memory.setter
+    def memory(self, memory: controller.Memory) -> None:  # a new process
+        self.nodes.nodes[NODE].memory = memory
+
+    @property
+    def results(self) -> list[controller.PassResult]:
+        return [p.result for p in self.nodes.nodes[NODE].passes]
 
     def spec(self, text: str) -> loading.LoadedSpec:
-        (self.tmp / "spec.toml").write_text(textwrap.dedent(text))
-        return loading.load(self.tmp / "spec.toml")
+        return self.nodes.spec(text)
 
     def env(self) -> controller.Environment:
-        return controller.Environment(runner=self.host, node="node-1",
-                                      resolve=self.host.resolve_device, clock=self.host.clock)
+        return self.nodes.env(NODE)
 
-    def one_pass(self, loaded, *, dry_run=False, fresh_memory=False) -> controller.PassResult:
-        if fresh_memory:
-            self.memory = controller.Memory()
-        r = controller.reconcile_once(loaded, self.env(), dry_run=dry_run, memory=self.memory,
-                                      pass_no=len(self.results) + 1)
-        self.results.append(r)
-        return r
+    def one_pass(self, loaded, *, dry_run=False, fresh_memory=False):
+        return self.nodes.one_pass(NODE, loaded, dry_run=dry_run, fresh_memory=fresh_memory)
 
-    def converge(self, loaded, max_passes=500, step_seconds=5.0) -> controller.PassResult:
-        for _ in range(max_passes):
-            r = self.one_pass(loaded)
-            if r.exit_code != controller.EXIT_PENDING:
-                return r
-            self.host.clock.advance(r.requeue_after or step_seconds)
-        raise AssertionError(f"not converged after {max_passes} passes: {r.final}")
+    def converge(self, loaded, max_passes=500, step_seconds=5.0):
+        return self.nodes.converge_node(NODE, loaded, max_passes=max_passes,
+                                        step_seconds=step_seconds)
 
     def assert_settled(self, loaded):
         """A further pass plans nothing and starts exactly one process."""

@@ -12,19 +12,16 @@ Afterwards old still has a complete vg0 (the way back) and new has one with no m
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
+from support import M
+from support.nodes import NodeCrashed, Nodes, host_node
 
 from reconciler import controller
 from reconciler.adapters import lvm
 from reconciler.simulate import SimulatedHost
 from reconciler.simulate.clock import SimClock
-from reconciler.simulate.host import SimulatedCrash
 from reconciler.simulate.iscsi_model import Fabric
-from reconciler.spec import loading
 
-M = 1024**2
 IQN = "iqn.2003-01.org.example.new:move"
 OLD_IQN = "iqn.2004-10.com.example:old"
 PORTAL = "192.0.2.10:3260"
@@ -117,9 +114,10 @@ activation = { new = "active" }
 """
 
 
-class Move:
+class Move(Nodes):
+    """The old and the new server on one iSCSI fabric, under the one harness."""
+
     def __init__(self, tmp_path):
-        self.tmp = tmp_path
         clock = SimClock()
         fabric = Fabric()
         self.old = SimulatedHost("local", clock, seed="old")
@@ -133,29 +131,20 @@ class Move:
         self.old.add_lv("vg0", "srv", 96 * M)
         self.new.add_device("/dev/vdb", 512 * M)
         self.new.add_device("/dev/vdc", 64 * M)
-        self.memory = {"old": controller.Memory(), "new": controller.Memory()}
+        super().__init__(tmp_path, [host_node("old", self.old), host_node("new", self.new)],
+                         clock)
 
     def host(self, node):
         return self.old if node == "old" else self.new
 
     def commit(self, text):
-        (self.tmp / "spec.toml").write_text(textwrap.dedent(text))
-        return loading.load(self.tmp / "spec.toml")
+        return self.spec(text)
 
     def run(self, node, loaded):
-        host = self.host(node)
-        env = controller.Environment(runner=host, node=node, resolve=host.resolve_device,
-                                     clock=host.clock)
-        return controller.reconcile_once(loaded, env, memory=self.memory[node])
+        return self.one_pass(node, loaded)
 
     def converge(self, node, loaded, passes=400):
-        host = self.host(node)
-        for _ in range(passes):
-            r = self.run(node, loaded)
-            if r.exit_code != controller.EXIT_PENDING:
-                return r
-            host.clock.advance(r.requeue_after or 5.0)
-        raise AssertionError(f"{node} not converged: {r.final}")
+        return self.converge_node(node, loaded, max_passes=passes)
 
 
 @pytest.fixture
@@ -211,14 +200,13 @@ def test_the_server_move_in_three_commits(move):
     # 2. handover; old crashes right after its vgsplit (the 15th command that changes the
     # host: 6 per split copy, an lvchange -an of each copy, vgsplit), and reboots
     c2 = move.commit(COMMIT2)
-    old.crash_after(15)
-    with pytest.raises(SimulatedCrash):
+    move.crash_after("old", 15)
+    with pytest.raises(NodeCrashed):
         move.converge("old", c2)
     assert " ".join(old.calls[-1].argv).startswith("vgsplit vg0 vg0moved")
-    old.recover()
+    move.reboot("old")  # the host comes back, a new reconciler process starts
     assert not old.vg("vg0moved").exported
     assert sorted(old.vg("vg0moved").lvs) == ["root_handover", "srv_handover"]
-    move.memory["old"] = controller.Memory()
     r = move.converge("old", c2)
     assert r.exit_code == 0, r.final
     assert old.vg("vg0moved").exported
