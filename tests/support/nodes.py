@@ -15,6 +15,8 @@ pass's memory, requeue and stall handling run in every multi-node test.
   two daemons would.
 * ``converge(loaded, order, max_rounds)``: rounds until no node is pending (each node's
   last pass exits 0 or 1), advancing the clock between rounds; raises after ``max_rounds``.
+* ``watchers``: functions called after every command any pass runs (invariants that must
+  hold at every moment, such as "never two writers").
 * ``changes(node)``: every host-changing command (``Command.mutates``) the node ran, in order;
   ``crash_after(node, n)``: the node dies right after its n-th next host-changing command
   (the command took effect; the pass ends there, like a killed machine); ``reboot(node)``:
@@ -158,12 +160,16 @@ class _NodeRunner:
         res = self.node.runner.run(cmd)
         self.node.log.append(cmd)
         self.into.append(cmd)
+        crash = False
         if cmd.mutates and self.node.budget is not None:
             self.node.budget -= 1
             if self.node.budget <= 0:
-                self.node.budget = None
+                self.node.budget, crash = None, True
                 self.harness.crash(self.node.name)
-                raise NodeCrashed(f"{self.node.name} crashed right after: {' '.join(cmd.argv)}")
+        for watch in self.harness.watchers:
+            watch(self.node.name, cmd)
+        if crash:
+            raise NodeCrashed(f"{self.node.name} crashed right after: {' '.join(cmd.argv)}")
         return res
 
     def read(self, path: str, *, host: str = "local") -> str | None:
@@ -185,6 +191,9 @@ class Nodes:
         self.clock = clock
         self.nodes: dict[str, Node] = {n.name: n for n in nodes}
         self.order: tuple[str, ...] = tuple(self.nodes)
+        # called as watch(node, command) after every command any node's pass runs (and
+        # after the crash it may cause): invariants that must hold at every moment
+        self.watchers: list[Callable[[str, Command], None]] = []
 
     @classmethod
     def of_hosts(cls, tmp_path: Path, hosts: dict[str, SimulatedHost],
