@@ -4,11 +4,11 @@
 from pathlib import Path
 
 import pytest
+from support import M
 
 from reconciler.adapters import fs
 
 FIX = Path(__file__).parents[1] / "fixtures" / "fs"
-M = 1024**2
 
 
 def sb(name):

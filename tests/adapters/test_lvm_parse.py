@@ -4,6 +4,7 @@ beside the fixtures for how each was produced)."""
 from pathlib import Path
 
 import pytest
+from support import M
 
 from reconciler import errors, state
 from reconciler.adapters import lvm
@@ -11,7 +12,6 @@ from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 
 FIX = Path(__file__).parents[1] / "fixtures" / "outputs" / "lvm"
-M = 1024**2
 
 
 def report(case):

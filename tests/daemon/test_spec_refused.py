@@ -5,13 +5,14 @@ edit. The last good spec still says ``absent``; if it stayed in force, the LV th
 meant to keep would be removed as soon as whatever held its removal back went away.
 """
 
+from support import G
+
 from reconciler import status
 from reconciler.simulate import SimulatedHost
 
 from .conftest import wait_for, write_spec
 from .test_status import one, parse_textfile
 
-G = 1024**3
 
 GOOD_WITH_ABSENT = """
 [vg.vg0]

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support import M
 
 from reconciler.adapters import drbd as adapter
 from reconciler.errors import UnsupportedCommand
@@ -25,7 +26,6 @@ from reconciler.simulate.clock import SimClock
 from reconciler.simulate.drbd_model import DrbdNet
 
 OUT = Path(__file__).resolve().parents[1] / "fixtures" / "outputs" / "drbd"
-M = 1024**2
 NOT_MODELLED = ("05_dump", "06_sh_dev", "07_sh_md_dev", "08_role_unconfigured", "09_dstate_unconfigured",
                 "13_blkid_used", "19_dump_md", "22_cstate_wfc", "34_adjust_rate", "35_adjust_dry_run_rate",
                 "41_adjust_noop_dry", "42_holders_mounted", "51_role", "52_cstate", "53_dstate",

@@ -8,11 +8,11 @@ import textwrap
 
 import pytest
 from test_iscsi_simulated import DISK0, IQN, SPEC, Pair
+from support import M
 
 from reconciler import controller
 from reconciler.spec import loading
 
-M = 1024**2
 QEMU = "pid 4242 (qemu-system-x86)"
 
 

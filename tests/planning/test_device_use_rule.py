@@ -5,12 +5,13 @@ the step runs (with the processes, tests/scenarios, iscsi, drbd, lockd)."""
 
 from __future__ import annotations
 
+from support import M
+
 from reconciler import actions, planning, state
 from reconciler.actions.taking import Effect, Take, Use, blocking, observed_uses
 from reconciler.spec import models
 from reconciler.units import Size
 
-M = 1024**2
 EXT = 4 * M
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support import M
 
 from reconciler import actions, observing, planning, state
 from reconciler.adapters import lvm
@@ -20,7 +21,6 @@ from reconciler.spec import models
 from reconciler.units import Size
 
 FIX = Path(__file__).parents[1] / "fixtures" / "outputs" / "lvm"
-M = 1024**2
 
 
 def body(case):

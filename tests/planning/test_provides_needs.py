@@ -5,11 +5,12 @@ an LV that a clone copies onto."""
 
 from __future__ import annotations
 
+from support import M
+
 from reconciler import actions, planning, state
 from reconciler.spec import models
 from reconciler.units import Size
 
-M = 1024**2
 EXT = 4 * M
 
 

@@ -1,11 +1,12 @@
 """Planner rules on hand-built observed states (pure: no runner involved)."""
 
 
+from support import M
+
 from reconciler import planning, state
 from reconciler.spec import models
 from reconciler.units import Size
 
-M = 1024**2
 EXT = 4 * M
 
 

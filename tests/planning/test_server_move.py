@@ -10,6 +10,7 @@ grow what the move left.
 
 from dataclasses import replace
 from pathlib import Path
+from support import M
 
 from reconciler import actions, executing, planning, state, state_iscsi
 from reconciler.adapters import lvm
@@ -18,7 +19,6 @@ from reconciler.spec import models
 from reconciler.units import Size
 
 FIX = Path(__file__).parents[1] / "fixtures" / "outputs" / "lvm"
-M = 1024**2
 
 
 def observed(case):

@@ -1,8 +1,8 @@
 """Seed 000's host and spec, shared by the scenario modules that start from it."""
 
-from reconciler.simulate import SimulatedHost
+from support import M
 
-M = 1024**2
+from reconciler.simulate import SimulatedHost
 
 
 def seed000_host():

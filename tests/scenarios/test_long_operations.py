@@ -9,17 +9,14 @@ starts.
 
 import re
 from dataclasses import dataclass
+from support import K, M, G
 
 from reconciler import controller
 from reconciler.adapters import lvm
 from reconciler.simulate import SimulatedHost
 from seed000 import SEED000_SPEC, seed000_host
 
-M = 1024**2
-G = 1024**3
 
-
-K = 1024
 BARE = ("pvmove", "--background")
 RATE_1M = re.compile(r"moved at (1\.0M|10[0-2]\d\.\dK)/s before")  # 1 MiB/s, as measured
 SEED000_MOVE = ("pvmove", "--background", "--name", "vgglobal/lvrepnb", "/dev/sdc", "/dev/sdb")

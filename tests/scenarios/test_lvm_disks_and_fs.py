@@ -3,12 +3,11 @@ PVs are told apart by their uuid, and a grow cut short between the LV and its fi
 finished by a later pass. Each runs the real pass (controller) on the simulated host."""
 
 import pytest
+from support import M, G
 
 from reconciler import controller, observing, state
 from reconciler.simulate import SimulatedCrash, SimulatedHost
 
-M = 1024**2
-G = 1024**3
 
 SIGNED_SPEC = """
     [vg.data]

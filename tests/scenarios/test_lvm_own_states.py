@@ -4,10 +4,11 @@ that failed while its device was away is refreshed the same way for every move k
 
 from __future__ import annotations
 
+from support import M
+
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 
-M = 1024**2
 
 MIRROR = """
 [vg.vg0]

@@ -1,14 +1,11 @@
 """One test per field procedure, run against the simulated host until converged."""
 
+from support import M, G
+
 from reconciler import controller
 from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost, demo
 from seed000 import SEED000_SPEC, seed000_host
-
-M = 1024**2
-G = 1024**3
-
-
 
 
 def test_seed000_evacuate_lun30_then_vgreduce(scenario):

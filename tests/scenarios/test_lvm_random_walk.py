@@ -14,12 +14,12 @@ import random
 import re
 
 import pytest
+from support import M
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 from reconciler.simulate.host import SimulatedCrash
 
-M = 1024**2
 DISKS = ("/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde")
 LVS = {"a": ("/dev/vdb", 48), "b": ("/dev/vdc", 32)}
 

@@ -9,12 +9,12 @@ ledger knows them by identity, as on a real host.
 import json
 
 import pytest
+from support import M
 
 from reconciler import controller
 from reconciler.runner import Command, CommandResult
 from reconciler.simulate import SimulatedCrash, SimulatedHost
 
-M = 1024**2
 LEDGER = "/var/lib/reconciler/clones.json"
 OLD, NEW = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun"  # /dev/vda, /dev/vdb
 BUILD = ("mdadm", "--build", "/dev/md100", "--level=1", "--raid-devices=2", OLD, "missing")

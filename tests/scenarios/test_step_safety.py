@@ -13,12 +13,11 @@ Every test that copies data compares the target with the source.
 import json
 
 import pytest
+from support import M, G
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 
-M = 1024**2
-G = 1024**3
 OLD, NEW, MD = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun", "/dev/md100"
 LOCKED = "  VG vg0 lock failed: lock start in progress\n"
 
