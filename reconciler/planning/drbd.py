@@ -153,7 +153,14 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         # (lab: wipefs on a disk failed with drive_del exits 0 and finds nothing, so a probe
         # cannot tell a failed disk from a blank one). Only a different declared disk is a
         # replacement.
-        same = drbd.config_disk(rs.config, node) in (None, me.disk)
+        # The file may already name the declared disk without DRBD ever having had it: a pass
+        # that wrote the file and then failed before attaching (create-md refused, a crash).
+        # The ledger (which disk the metadata was on) or create-md's own untouched set on the
+        # declared disk tells a replacement from the detached disk then.
+        rec = d.ledger.records.get((name, node))
+        same = (drbd.config_disk(rs.config, node) in (None, me.disk)
+                and not (rec is not None and rs.disk_id is not None and rec.disk_id != rs.disk_id)
+                and not (b is not None and b.gi is not None and b.gi.just_created))
         if same or b is None or b.error is not None:
             block(f"DISKLESS on {node}: DRBD detached the backing disk (I/O error); reads and "
                   f"writes go to {peer}. {me.disk} cannot be read"
