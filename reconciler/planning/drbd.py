@@ -128,7 +128,9 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
               f"{name}:\n{_diff(rs.config, wanted, rs.config_path)}")
         return
     if rs.config != wanted:
-        adjust = m is not None and m.disk != "Diskless"
+        # adjust only a resource up with its disk: on a down one (8.4's "cs:Unconfigured"
+        # minor included) it would attach the declared disk whatever metadata it holds
+        adjust = m is not None and m.disk not in ("Diskless", "Unconfigured")
         after.add(_step(out, act.WriteDrbdConfig(resource=name, minor=me.minor, text=wanted,
                                                  adjust=adjust),
                         "the resource file differs from the spec" if rs.config is not None
