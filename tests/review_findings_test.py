@@ -60,3 +60,42 @@ def test_a_target_removal_never_waits_on_a_node_while_an_undeclared_initiator_is
     assert 0 in pair.a.iscsi.targets[sim.IQN].luns
     assert r.exit_code == controller.EXIT_ERROR and r.final.blocked, (
         f"a waits on b, which has nothing to do, while c is logged in: {r.final}")
+
+
+# -- md clones: a recopy value used twice, when the spec is reverted while its copy runs -------------
+
+def _md_clone():
+    import importlib.util
+    here = Path(__file__).parent / "scenarios"
+    sys.path.insert(0, str(here))
+    spec = importlib.util.spec_from_file_location("review_scenarios_conftest", here / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import test_md_clone
+    return mod.Scenario, test_md_clone
+
+
+def test_a_recopy_value_whose_copy_ran_is_used_once_even_if_the_spec_was_reverted_meanwhile(
+        tmp_path):
+    """planning/md.py: a copy asked by a new recopy value keeps the old record until the sync
+    replaces it, and nothing records the new value as used before that. Reverted while md
+    writes the target (a quick Git revert), the copy completes under the old value's record
+    (recopy "v1"), and the new value "v2" is in neither the record nor recopies_used: re-applying
+    "v2" later copies over the target again, after the second split handed it to its user."""
+    Scenario, mdc = _md_clone()
+    host = mdc.clone_host()
+    sc = Scenario(tmp_path, host)
+    v1 = sc.spec(mdc.clone_spec("split", 'recopy = "v1"'))
+    mdc.split_and_live_on_the_target(sc, host, v1)
+    host.fill("/dev/vda", "newer data")
+    v2 = sc.spec(mdc.clone_spec("split", 'recopy = "v2"'))
+    sc.one_pass(v2)  # the v2 copy starts: md writes the target
+    assert mdc.ADD in sc.mutations()
+    assert sc.converge(v1).exit_code == 0  # reverted while it runs: the copy completes, split
+    host.write("/dev/vdb", 3, b"life after the second split")
+    target = host.fingerprint("/dev/vdb")
+    done = len(sc.mutations())
+    sc.one_pass(v2)  # the revert reverted: "v2" asked its copy already
+    assert mdc.ADD not in sc.mutations()[done:] and mdc.BUILD not in sc.mutations()[done:], \
+        f"v2 copied a second time: {sc.mutations()[done:]}"
+    assert host.fingerprint("/dev/vdb") == target
