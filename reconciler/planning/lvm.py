@@ -562,8 +562,11 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
             vp.block(obj, f"mirror-then-split halted, no leg is dropped: "
                      f"{'; '.join(problems)}. A leg is dropped only when the one kept is a "
                      f"complete, healthy copy on present PVs: repair the LV (lvconvert "
-                     f"--repair, or lvchange --refresh once the device is back) or remove "
-                     f"the new leg yourself")
+                     f"--repair, or lvchange --refresh once the device is back). Either leg "
+                     f"may be the only complete copy (the new one once the original's disk "
+                     f"failed): before changing the LV by hand, check which leg is complete "
+                     f"and on present PVs (lvs -a -o name,devices,sync_percent,"
+                     f"lv_health_status {vg}/{name})")
             return
     inside = [img for img in lv.images if img.pv_extents and set(img.pv_extents) <= allowed]
     outside = [img for img in lv.images if set(img.pv_extents) - allowed]
