@@ -87,6 +87,11 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
             continue
         rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
                                    disk=a.disk, gi=a.gi, how=a.how)
+        # a disk holds one resource's internal metadata: another resource's record of the
+        # same disk on this node is stale from now on (its metadata was written over)
+        for key, other in list(records.items()):
+            if other.node == rec.node and other.disk_id == rec.disk_id and key != rec.key:
+                del records[key]
         records[rec.key] = rec
         after = step.after | ({previous} if previous else set())
         out.steps[i] = actions.Step(dataclasses.replace(a, text=drbd.ledger_text(records.values())),
