@@ -1,7 +1,7 @@
 """Review of issue 17's merges: failing demonstrations of findings NOT fixed on branch
-``review``. Not collected by default (the name has no ``test_`` prefix); run with
+``review``. Not collected by default (the name matches neither test_*.py nor *_test.py); run with
 
-    PYTHONPATH=$PWD python3 -m pytest -q tests/review_findings_test.py
+    PYTHONPATH=$PWD python3 -m pytest -q tests/review_findings.py
 
 Each test asserts the behaviour the issue asks for and fails on the code as merged."""
 
