@@ -271,7 +271,9 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
             owner = st.foreign_owner(other) if other is not None else None
             whose = f" (foreign: owned by system ID {owner!r})" if owner else ""
             vp.block(f"vg {name}", f"{dev} is a PV of VG {pv.vg!r}{whose}; it is never taken "
-                     f"from another VG (remove it there first)")
+                     f"from another VG. Check that {dev} is the disk you meant (device names "
+                     f"can change after a reboot; a /dev/disk/by-id name does not) and what "
+                     f"VG {pv.vg!r} keeps on it (pvs -o +vg_name,pv_used {dev})")
         elif pv.missing:
             vp.block(f"vg {name}", f"PV {dev} is missing from the system")
         else:
@@ -358,8 +360,10 @@ def _plan_absent_vg(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | Non
     keep = [lv for lv in sorted(obs.lvs) if lv not in want.lv
             or want.lv[lv].state is not models.Presence.ABSENT]
     if keep:
-        vp.block(f"vg {name}", f"marked absent but still holds LV(s) {', '.join(keep)}; "
-                 f"mark each one absent to have it removed")
+        vp.block(f"vg {name}", f"marked absent but still holds LV(s) {', '.join(keep)}, "
+                 f"which the spec does not mark absent; nothing is removed. Check what they "
+                 f"hold and whose they are (they may be another user's); only an LV marked "
+                 f"absent itself is ever removed")
         return
     removals = []
     for lv_name in sorted(obs.lvs):
