@@ -99,33 +99,3 @@ def test_a_recopy_value_whose_copy_ran_is_used_once_even_if_the_spec_was_reverte
     assert mdc.ADD not in sc.mutations()[done:] and mdc.BUILD not in sc.mutations()[done:], \
         f"v2 copied a second time: {sc.mutations()[done:]}"
     assert host.fingerprint("/dev/vdb") == target
-
-
-# -- the one device-in-use rule: a mount made after the pass observed the host ---------------------
-
-def test_a_logout_is_refused_when_the_disk_was_mounted_after_the_pass_observed_the_host(tmp_path):
-    """executing.py _check_taken judges mounts and holders on the state observed last (the
-    pass's start, for the first step) and asks only for processes right before the step:
-    ``Runner.openers`` scans /proc/*/fd, where a mount does not appear. A disk mounted
-    between the observation and the logout (an operator, an automounter) is logged out
-    from under the mounted file system. Simulated: the mount happens when the executor asks
-    who has the disk open, i.e. right before the logout."""
-    import test_iscsi_device_use as dev
-    import test_iscsi_simulated as sim
-    pair = sim.Pair(tmp_path)
-    dev.unused_session(pair)
-    loaded = dev.spec(pair, pvs='"/dev/vda"', back=True, session="absent")
-    asked = pair.b.openers
-
-    mounted = []
-
-    def openers(paths, **kw):
-        if sim.DISK0 in paths and not mounted:
-            pair.b.mount(sim.DISK0, "/mnt/just-now")
-            mounted.append(sim.DISK0)
-        return asked(paths, **kw)
-
-    pair.b.openers = openers
-    r = pair.run("b", loaded)
-    assert any("--logout" in c.argv for c in pair.b.calls) is False, (
-        f"logged out of a disk mounted at /mnt/just-now: {r.final}")
