@@ -393,7 +393,9 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
             elif lv.attr.has_dependents:
                 vp.block(obj, "marked absent but it is a snapshot origin or a thin pool: "
                          "lvremove would also remove its snapshots or thin volumes, which the "
-                         "spec does not mark absent; remove them first")
+                         "spec does not mark absent: nothing is removed. List them (lvs -a -o "
+                         "+origin,pool_lv) and check whether they are still needed; declaring "
+                         "each one absent is what removes it")
             else:
                 vp.add(actions.RemoveLv(vg=vg, lv=name, host=host), "spec marks it absent")
         return
