@@ -32,6 +32,7 @@ import tenacity
 
 from reconciler import actions, errors, state
 from reconciler.actions import taking
+from reconciler.adapters import md
 from reconciler.runner import CommandResult, Runner
 
 
@@ -196,19 +197,35 @@ def _seen_again(action: actions.Action, st: state.HostState) -> tuple[Outcome, s
     return None
 
 
+def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, ...]]:
+    """Device number -> mount points, as the kernel says right now (/proc/self/mountinfo:
+    a file, no process). A mount made since the last observation is in no /proc/*/fd."""
+    try:
+        text = runner.read("/proc/self/mountinfo", host=host)
+    except OSError:
+        return {}
+    return md.parse_mountinfo(text or "")
+
+
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner) -> None:
     """Refuse to start a step while a device it takes is in use here (``actions.taking``):
-    the uses the last observed state shows, and every process that has it open now."""
+    the uses the last observed state shows, every mount the kernel lists now, and every
+    process that has it open now."""
     takes = action.takes_devices()
     if not takes:
         return
     opened = runner.openers(tuple(dict.fromkeys(t.device for t in takes)), host=action.host)
+    mounted = _mounted_now(runner, action.host)
     refused: list[tuple[str, str, tuple[str, ...], str]] = []
     only_processes = True
     for take in takes:
-        uses = taking.blocking(take, st) + [
-            u for u in (taking.Use("process", who) for who in opened.get(take.device, ()))
-            if take.counts(u)]
+        uses = taking.blocking(take, st)
+        devno = taking.devno_of(st, take.device)
+        seen = {u.key for u in uses}
+        uses += [u for u in (taking.Use("mount", m) for m in mounted.get(devno, ()))
+                 if devno is not None and u.key not in seen and take.counts(u)]
+        uses += [u for u in (taking.Use("process", who) for who in opened.get(take.device, ()))
+                 if take.counts(u)]
         if uses:
             only_processes = only_processes and all(u.kind == "process" for u in uses)
             refused.append((take.role, take.device,

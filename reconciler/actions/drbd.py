@@ -214,6 +214,10 @@ class UpDrbd(DrbdAction):
     def needs(self) -> tuple[str, ...]:
         return (self.disk,) if self.disk else ()
 
+    def takes_devices(self) -> tuple[Take, ...]:
+        # DRBD becomes the disk's writer (a resync from the peer writes over it)
+        return (Take(self.disk, Effect.OVERWRITES, "the backing disk"),) if self.disk else ()
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttachDrbd(DrbdAction):
@@ -240,6 +244,10 @@ class AttachDrbd(DrbdAction):
 
     def needs(self) -> tuple[str, ...]:
         return (self.disk,)
+
+    def takes_devices(self) -> tuple[Take, ...]:
+        # the full resync from the peer that follows writes over all of it
+        return (Take(self.disk, Effect.OVERWRITES, "the backing disk"),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

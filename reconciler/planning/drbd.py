@@ -87,6 +87,11 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
             continue
         rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
                                    disk=a.disk, gi=a.gi, how=a.how)
+        # a disk holds one resource's internal metadata: another resource's record of the
+        # same disk on this node is stale from now on (its metadata was written over)
+        for key, other in list(records.items()):
+            if other.node == rec.node and other.disk_id == rec.disk_id and key != rec.key:
+                del records[key]
         records[rec.key] = rec
         after = step.after | ({previous} if previous else set())
         out.steps[i] = actions.Step(dataclasses.replace(a, text=drbd.ledger_text(records.values())),
@@ -128,7 +133,9 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
               f"{name}:\n{_diff(rs.config, wanted, rs.config_path)}")
         return
     if rs.config != wanted:
-        adjust = m is not None and m.disk != "Diskless"
+        # adjust only a resource up with its disk: on a down one (8.4's "cs:Unconfigured"
+        # minor included) it would attach the declared disk whatever metadata it holds
+        adjust = m is not None and m.disk not in ("Diskless", "Unconfigured")
         after.add(_step(out, act.WriteDrbdConfig(resource=name, minor=me.minor, text=wanted,
                                                  adjust=adjust),
                         "the resource file differs from the spec" if rs.config is not None
@@ -153,7 +160,14 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         # (lab: wipefs on a disk failed with drive_del exits 0 and finds nothing, so a probe
         # cannot tell a failed disk from a blank one). Only a different declared disk is a
         # replacement.
-        same = drbd.config_disk(rs.config, node) in (None, me.disk)
+        # The file may already name the declared disk without DRBD ever having had it: a pass
+        # that wrote the file and then failed before attaching (create-md refused, a crash).
+        # The ledger (which disk the metadata was on) or create-md's own untouched set on the
+        # declared disk tells a replacement from the detached disk then.
+        rec = d.ledger.records.get((name, node))
+        same = (drbd.config_disk(rs.config, node) in (None, me.disk)
+                and not (rec is not None and rs.disk_id is not None and rec.disk_id != rs.disk_id)
+                and not (b is not None and b.gi is not None and b.gi.just_created))
         if same or b is None or b.error is not None:
             block(f"DISKLESS on {node}: DRBD detached the backing disk (I/O error); reads and "
                   f"writes go to {peer}. {me.disk} cannot be read"

@@ -99,7 +99,8 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
                              for s in sessions if (s.portal, s.target) not in wanted)
     for name in sorted(spec.iscsi_session):
         _plan_session(out, name, spec.iscsi_session[name], st, will_release,
-                      _exporters(want_iqn=spec.iscsi_session[name].target, others=others))
+                      _exporters(want_iqn=spec.iscsi_session[name].target,
+                                 portal=spec.iscsi_session[name].portal, others=others))
     return out
 
 
@@ -227,11 +228,15 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         out.steps.append(actions.Step(step, why, after))
 
 
-def _exporters(want_iqn: str, others: Elsewhere) -> str:
-    """The other nodes the spec declares export ``want_iqn`` (present), comma-separated."""
+def _exporters(want_iqn: str, portal: str, others: Elsewhere) -> str:
+    """The other nodes the spec declares export ``want_iqn`` (present) at ``portal`` (one
+    of the target's portals, or a wildcard address on its port), comma-separated. A portal
+    no node is declared to export at is an error of this node's spec, never a wait."""
+    port = portal.rsplit(":", 1)[-1]
+    at = {portal, f"0.0.0.0:{port}"}
     return ", ".join(sorted({n for t in others.targets.values() if t.iqn == want_iqn
-                             and t.state is iscsi_spec.Presence.PRESENT for n in t.nodes
-                             if n != "*"}))
+                             and t.state is iscsi_spec.Presence.PRESENT
+                             and at & set(t.portals) for n in t.nodes if n != "*"}))
 
 
 def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:

@@ -271,7 +271,9 @@ def _plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
             owner = st.foreign_owner(other) if other is not None else None
             whose = f" (foreign: owned by system ID {owner!r})" if owner else ""
             vp.block(f"vg {name}", f"{dev} is a PV of VG {pv.vg!r}{whose}; it is never taken "
-                     f"from another VG (remove it there first)")
+                     f"from another VG. Check that {dev} is the disk you meant (device names "
+                     f"can change after a reboot; a /dev/disk/by-id name does not) and what "
+                     f"VG {pv.vg!r} keeps on it (pvs -o +vg_name,pv_used {dev})")
         elif pv.missing:
             vp.block(f"vg {name}", f"PV {dev} is missing from the system")
         else:
@@ -358,8 +360,10 @@ def _plan_absent_vg(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | Non
     keep = [lv for lv in sorted(obs.lvs) if lv not in want.lv
             or want.lv[lv].state is not models.Presence.ABSENT]
     if keep:
-        vp.block(f"vg {name}", f"marked absent but still holds LV(s) {', '.join(keep)}; "
-                 f"mark each one absent to have it removed")
+        vp.block(f"vg {name}", f"marked absent but still holds LV(s) {', '.join(keep)}, "
+                 f"which the spec does not mark absent; nothing is removed. Check what they "
+                 f"hold and whose they are (they may be another user's); only an LV marked "
+                 f"absent itself is ever removed")
         return
     removals = []
     for lv_name in sorted(obs.lvs):
@@ -389,7 +393,9 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
             elif lv.attr.has_dependents:
                 vp.block(obj, "marked absent but it is a snapshot origin or a thin pool: "
                          "lvremove would also remove its snapshots or thin volumes, which the "
-                         "spec does not mark absent; remove them first")
+                         "spec does not mark absent: nothing is removed. List them (lvs -a -o "
+                         "+origin,pool_lv) and check whether they are still needed; declaring "
+                         "each one absent is what removes it")
             else:
                 vp.add(actions.RemoveLv(vg=vg, lv=name, host=host), "spec marks it absent")
         return
@@ -562,8 +568,11 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
             vp.block(obj, f"mirror-then-split halted, no leg is dropped: "
                      f"{'; '.join(problems)}. A leg is dropped only when the one kept is a "
                      f"complete, healthy copy on present PVs: repair the LV (lvconvert "
-                     f"--repair, or lvchange --refresh once the device is back) or remove "
-                     f"the new leg yourself")
+                     f"--repair, or lvchange --refresh once the device is back). Either leg "
+                     f"may be the only complete copy (the new one once the original's disk "
+                     f"failed): before changing the LV by hand, check which leg is complete "
+                     f"and on present PVs (lvs -a -o name,devices,sync_percent,"
+                     f"lv_health_status {vg}/{name})")
             return
     inside = [img for img in lv.images if img.pv_extents and set(img.pv_extents) <= allowed]
     outside = [img for img in lv.images if set(img.pv_extents) - allowed]

@@ -38,3 +38,22 @@ def test_create_md_is_refused_while_a_process_holds_the_backing_disk_open(pair):
         [str(r.final) for r in out.values()]
     assert len(create_md_calls(pair, "node-b")) == 1
     assert pair.res("node-a").disk == pair.res("node-b").disk == "UpToDate"
+
+
+def test_up_is_refused_while_a_process_holds_the_backing_disk_open(pair):
+    # after a reboot, recorded metadata is brought up as it is: DRBD then writes the disk
+    # (a resync from the peer), so not under a process writing it directly (a VM started
+    # on the raw disk while DRBD was down); refused naming it, done once it has gone
+    loaded = pair.spec()
+    pair.converge(loaded)
+    pair.reboot("node-b")
+    pair.hosts["node-b"].open_device("/dev/vdb", 4242, "qemu-system-x86")
+    ups = pair.drbdadm_calls("node-b").count(("drbdadm", "up", "r0"))
+    out = pair.rounds(loaded, 2)
+    assert out["node-b"].exit_code == controller.EXIT_ERROR and QEMU in out["node-b"].error
+    assert pair.drbdadm_calls("node-b").count(("drbdadm", "up", "r0")) == ups
+    assert not pair.node("node-b").res
+    pair.hosts["node-b"].close_device("/dev/vdb", 4242)
+    out = pair.converge(loaded)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values())
+    assert pair.res("node-b").disk == "UpToDate"

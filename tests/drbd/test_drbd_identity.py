@@ -395,3 +395,49 @@ def test_generation_identifiers_and_the_ledger_parse():
         {"resource": "r0", "node": "a", "disk": {"id": "serial:x", "path": "/dev/vdb"},
          "gi": JUST_CREATED_GI, "how": "created"}] * 2}))
     assert "two records for r0 on a" in ledger.problem
+
+
+R1_OVER_R0 = """
+[drbd.r1]
+initial_sync_from = "node-a"
+[drbd.r1.nodes.node-a]
+disk = "/dev/vdb"
+address = "169.254.101.1"
+port = 7790
+minor = 1
+role = "primary"
+wipe = "serial:sim-vdb"
+[drbd.r1.nodes.node-b]
+disk = "/dev/vdb"
+address = "169.254.101.2"
+port = 7790
+minor = 1
+wipe = "serial:sim-vdb"
+"""
+
+
+def test_a_resource_declared_again_never_comes_up_on_the_metadata_another_resource_took_over(
+        pair, tmp_path):
+    # r0 leaves the spec (taken down by hand); r1 is declared over the same disks and gives
+    # their content up (wipe), is used; then r1 leaves and r0 is declared again: the ledger's
+    # r0 record names the disk, but the metadata on it is r1's now, never brought up as r0
+    from reconciler.spec import loading
+    r0, _ = used_resource(pair)
+    pair.by_hand("node-a", "drbdadm", "secondary", "r0")
+    for n in ("node-a", "node-b"):
+        pair.by_hand(n, "drbdadm", "down", "r0")
+        del pair.hosts[n].md.files["/etc/drbd.d/r0.res"]
+    (tmp_path / "r1.toml").write_text(R1_OVER_R0)
+    out = pair.converge(loading.load(tmp_path / "r1.toml"))
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values())
+    pair.net.write("node-a", 1, "r1's data")
+    pair.by_hand("node-a", "drbdadm", "secondary", "r1")
+    for n in ("node-a", "node-b"):
+        pair.by_hand(n, "drbdadm", "down", "r1")
+        records = json.loads(pair.hosts[n].md.files[LEDGER])["metadata"]
+        assert [(r["resource"], r["disk"]["id"]) for r in records] == [("r1", DISK_ID)]
+    out = pair.rounds(r0, 4)
+    for n in ("node-a", "node-b"):
+        assert "holds DRBD metadata the reconciler cannot tie to r0" in blocked(out[n])
+        assert not pair.node(n).res
+        assert ("drbdadm", "up", "r0") not in pair.drbdadm_calls(n)[-4:]

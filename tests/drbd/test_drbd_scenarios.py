@@ -115,6 +115,23 @@ def test_diskless_is_reported_then_a_replacement_disk_resyncs(pair):
     assert pair.res("node-b").data == pair.res("node-a").data
 
 
+def test_diskless_replacement_refused_once_is_not_a_dead_end(pair):
+    """A replacement disk whose create-md is refused once (a process had it open) must be
+    taken up again once the process is gone; the resource file already names it."""
+    loaded = pair.spec()
+    pair.converge(loaded)
+    pair.net.fail_disk("node-b", "/dev/vdb")
+    replaced = pair.spec(disk_b="/dev/vdc")
+    pair.hosts["node-b"].open_device("/dev/vdc", 4242, "dd")
+    out = pair.rounds(replaced, 1)
+    assert out["node-b"].exit_code == controller.EXIT_ERROR
+    pair.hosts["node-b"].close_device("/dev/vdc", 4242)
+    out = pair.converge(replaced)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values()), \
+        [str(r.final) for r in out.values()]
+    assert pair.res("node-b").disk == "UpToDate" and pair.res("node-b").disk_path == "/dev/vdc"
+
+
 def test_create_md_is_refused_on_a_disk_that_holds_a_file_system(pair):
     pair.hosts["node-a"].model.device("/dev/vdb").signature = "ext4"
     loaded = pair.spec()

@@ -273,3 +273,21 @@ def test_a_split_brain_without_a_bitmap_uuid_has_no_incident_and_is_never_resolv
     st = dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, resources={"r0": rs}))
     out = plan_drbd(spec, st, "a")
     assert not out.steps and "its incident cannot be identified" in out.blocked[0].reason
+
+
+def test_a_resource_file_change_never_adjusts_an_unconfigured_minor_onto_untied_metadata(tmp_path):
+    # 8.4's /proc/drbd says "cs:Unconfigured" for a minor that exists StandAlone, Diskless and
+    # Secondary (a detached and disconnected node): drbdadm adjust would attach the declared
+    # disk and connect, whatever metadata it holds, around the identity check of create-md/up
+    spec = load(tmp_path).for_node("a")
+    m = drbd.parse_proc("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Unconfigured\n")[1]
+    assert m[0].cstate == m[0].disk == "Unconfigured"
+    older = drbd.render("r0", spec.drbd["r0"]).replace(":7789;", ":7790;")  # ours, an older spec
+    for config in (None, older):
+        st = _host(config, minors=m, records=[],
+                   backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",), gi=GI_USED)})
+        out = plan_drbd(spec, st, "a")
+        adjusts = [s.action for s in out.steps if "adjust" in " ".join(
+            " ".join(c.argv) for c in s.action.commands())]
+        assert not adjusts, (config, [a.describe() for a in adjusts])
+        assert any("cannot tie to r0" in b.reason for b in out.blocked), config

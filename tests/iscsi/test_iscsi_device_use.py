@@ -169,3 +169,30 @@ def test_target_removal_is_refused_while_a_process_holds_an_exported_device(pair
     pair.a.close_device("/dev/exp/lv0", 4242)
     assert pair.converge("a", loaded).exit_code == 0
     assert IQN not in pair.a.iscsi.targets
+
+
+def test_a_logout_is_refused_when_the_disk_was_mounted_after_the_pass_observed_the_host(pair):
+    # the executor judged mounts on the state observed last and asked only for processes
+    # right before the step (a mount is not in /proc/*/fd): a disk mounted between the
+    # observation and the logout (an operator, an automounter) was logged out from under
+    # the mount. Simulated: the mount happens when the executor asks who has the disk open,
+    # i.e. right before the logout; the executor reads the mounts again then.
+    unused_session(pair)
+    loaded = spec(pair, pvs='"/dev/vda"', back=True, session="absent")
+    asked, mounted = pair.b.openers, []
+
+    def openers(paths, **kw):
+        if DISK0 in paths and not mounted:
+            pair.b.mount(DISK0, "/mnt/just-now")
+            mounted.append(DISK0)
+        return asked(paths, **kw)
+
+    pair.b.openers = openers
+    r = pair.run("b", loaded)
+    assert mounted and not any("--logout" in c.argv for c in pair.b.calls)
+    step = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:logout")
+    assert str(step.outcome) == "failed" and "mounted at /mnt/just-now" in step.detail
+    assert len(pair.b.iscsi.sessions) == 1
+    pair.b.umount("/mnt/just-now")
+    assert pair.converge("b", loaded).exit_code == 0
+    assert pair.b.iscsi.sessions == []

@@ -4,6 +4,7 @@ and each login error naming the session while unrelated steps go on."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -245,3 +246,21 @@ def test_a_target_the_spec_does_not_name_is_unmanaged_and_untouched(pair):
     r = pair.run("a", loaded)
     assert "iscsi target iqn.2003-01.org.example.a:theirs" in r.plan.unmanaged
     assert r.plan.converged
+
+
+def test_a_login_to_a_portal_no_node_is_declared_to_export_at_is_an_error_not_a_wait(
+        tmp_path, monkeypatch):
+    """A session whose portal is mistyped: a exports the target at PORTAL as declared and is
+    in sync; b's login finds nothing at the typo. That is not a wait on a (a will never
+    export there): the pass fails naming the session, as without an exporting node."""
+    wrong = "192.0.2.9:3260"
+    text = (SPEC.replace(f'portal = "{PORTAL}"', f'portal = "{wrong}"')
+            .replace(f'placement = ["{DISK0}"]', 'placement = ["/dev/vda"]'))
+    assert text.count(wrong) == 1
+    monkeypatch.setattr(sys.modules[__name__], "SPEC", text)
+    pair = Pair(tmp_path)
+    loaded = pair.spec(pvs='"/dev/vda"')
+    assert pair.converge("a", loaded).exit_code == 0
+    r = pair.run("b", loaded)
+    assert not r.final.waits, r.final
+    assert r.exit_code == controller.EXIT_ERROR and "iscsi session from_a" in r.error, r.final

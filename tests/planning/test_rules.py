@@ -330,3 +330,11 @@ def test_mirror_then_split_needs_a_free_extent_on_the_source_for_its_metadata():
     p = plan_of(spec(["/dev/a", "/dev/b"], {"x": {"size": "40M", "placement": ["/dev/a"],
                                                   "move": "mirror-then-split"}}), st)
     assert not p.steps and "one free extent on /dev/b" in p.blocked[0].reason
+
+
+def test_an_origin_marked_absent_says_what_to_check_never_to_remove_its_dependents():
+    # its snapshots or thin volumes are not marked absent: they may hold someone's data
+    st = host([pv("/dev/a", "vg0", alloc=20)], [lv("orig", {"/dev/a": 10}, attr="owi-a-s---")])
+    reason = plan_of(spec(["/dev/a"], {"orig": {"state": "absent"}}), st).blocked[0].reason
+    assert "remove them" not in reason
+    assert "check whether they are still needed" in reason, reason

@@ -413,6 +413,9 @@ class FailingTargetRunner:
     def openers(self, paths, *, host="local"):
         return {}
 
+    def read(self, path, *, host="local"):  # the Runner protocol's kernel files: none here
+        return None
+
 
 def test_vgimport_never_runs_when_the_export_could_not_be_ended():
     st, byid = byid_state()

@@ -204,3 +204,40 @@ def test_an_unreadable_superblock_is_reported_not_guessed(scenario):
     assert r.plan.steps == () and sc.mutations() == []
     (note,) = r.plan.blocked
     assert note.object == "lv vg0/root" and "cannot be told" in note.reason
+
+
+def _vg_reason(r, obj="vg data"):
+    (b,) = [b for b in r.final.blocked if b.object == obj]
+    return b.reason
+
+
+def test_a_pv_of_another_vg_is_refused_saying_what_to_check_not_to_remove_it_there(scenario):
+    # device names change after a reboot: /dev/vdc may be another VG's disk by mistake, and
+    # "remove it there first" would have the operator take a PV out of a VG that needs it
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_device("/dev/vdc", 1 * G)
+    host.add_vg("other", ["/dev/vdc"])
+    host.add_lv("other", "keep", 100 * M)
+    sc = scenario(host)
+    why = _vg_reason(sc.one_pass(sc.spec(SIGNED_SPEC)))
+    assert "/dev/vdc is a PV of VG 'other'" in why
+    assert "remove it there" not in why
+    assert "Check that /dev/vdc is the disk you meant" in why
+
+
+def test_a_vg_marked_absent_with_undeclared_lvs_says_what_to_check(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_vg("data", ["/dev/vdb"])
+    host.add_lv("data", "someones", 100 * M)
+    sc = scenario(host)
+    why = _vg_reason(sc.one_pass(sc.spec("""
+        [vg.data]
+        nodes = ["*"]
+        scope = "local"
+        state = "absent"
+        pvs = ["/dev/vdb"]
+        """)))
+    assert "still holds LV(s) someones" in why
+    assert "Check what they hold" in why, why

@@ -118,3 +118,20 @@ def test_pvs_edited_off_both_legs_mid_split_ends_on_the_new_pv_and_drops_the_old
     assert [p.device.path for p in host.vg("vg0").pvs] == ["/dev/vdd"]
     assert host.fingerprint("/dev/vg0/data") == data
     sc.assert_settled(spec)
+
+
+def test_a_halted_mirror_then_split_never_advises_removing_the_only_complete_leg(scenario):
+    # the original leg's disk fails once the new leg is complete: the new leg is the one
+    # good copy, and the halt must not advise removing "the new leg"; it says what to check
+    host = _host()
+    sc = scenario(host)
+    spec = sc.spec(MIRROR.format(placement='placement = ["/dev/vdc"]'))
+    sc.one_pass(spec)
+    host.clock.advance(600)  # the new leg on /dev/vdc is 100% in sync
+    host.fail_device("/dev/vdb")
+    r = sc.one_pass(spec)
+    (halt,) = [b.reason for b in r.final.blocked if b.object == "lv vg0/data"]
+    assert "mirror-then-split halted, no leg is dropped" in halt
+    assert "remove" not in halt.split("no leg is dropped", 1)[1], halt
+    assert "lvs -a -o name,devices,sync_percent,lv_health_status vg0/data" in halt
+    assert host.lv("vg0", "data").kind == "raid1"
