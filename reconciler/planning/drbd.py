@@ -417,8 +417,10 @@ def _metadata(out: Partial, name: str, me, node: str, peer: str, d: state.DrbdHo
               f"{'; its data area holds ' + ', '.join(b.foreign) if b.foreign else ''}. It may be "
               f"an earlier cluster's or another resource's, and is neither brought up nor "
               f"overwritten{wipe_note}. Check whose it is (drbdadm dump-md {name} while down; "
-              f"compare with {peer}'s drbdadm get-gi {name}): if it is "
-              f"{name}'s own, bring it up by hand (drbdadm up {name}) and the next pass records "
+              f"compare with {peer}'s drbdadm get-gi {name}). Bringing it up connects it to "
+              f"{peer}, and DRBD then syncs towards whichever side its identifiers favour, "
+              f"whatever initial_sync_from says: only if it is {name}'s own and {peer}'s data "
+              f"is not newer, bring it up by hand (drbdadm up {name}) and the next pass records "
               f"it; if its data is known to be expendable, wipe = \"{disk_id}\" in {where} "
               f"gives it up")
         return None
