@@ -169,9 +169,11 @@ def _environment(args: argparse.Namespace) -> tuple[controller.Environment, list
         node = args.node or sim.node or socket.gethostname()
         return controller.Environment(runner=host, node=node, resolve=host.resolve_device,
                                       clock=host.clock), sim.notes
+    from reconciler.adapters import iscsi
     from reconciler.runner import SubprocessRunner
     return controller.Environment(runner=SubprocessRunner(stuck_file=STUCK_FILE),
-                                  node=args.node or socket.gethostname()), []
+                                  node=args.node or socket.gethostname(),
+                                  lio_applier=iscsi.applier_problem()), []
 
 
 def _check_spec_path(spec: str) -> str | None:
