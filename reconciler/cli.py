@@ -27,11 +27,11 @@ from pathlib import Path
 
 from loguru import logger
 
-from reconciler import actions, controller, errors, executing, logs
+from reconciler import actions, controller, errors, executing, logs, paths
 
 DEFAULT_SPEC = "/etc/reconciler/specs"
 # A command abandoned after its timeout, remembered for the next reconciler process.
-STUCK_FILE = "/run/reconciler/stuck-command"
+STUCK_FILE = paths.STUCK_FILE
 
 EPILOG = """\
 exit codes:

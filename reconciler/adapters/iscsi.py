@@ -36,7 +36,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from reconciler import errors
+from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
 from reconciler.state_iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
                                     LioTarget)
@@ -45,7 +45,7 @@ CONFIGFS = "/sys/kernel/config/target"
 SESSIONS = "/sys/class/iscsi_session"
 CONNECTIONS = "/sys/class/iscsi_connection"
 INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
-NODES_DIR = "/etc/iscsi/nodes"
+NODES_DIR = paths.ISCSI_NODES_DIR
 LIO_MODULES = ("configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod")
 INITIATOR_MODULES = ("iscsi_tcp", "sd_mod")
 APPLY_TIMEOUT = 120.0
@@ -385,7 +385,10 @@ def apply_target(desired: dict) -> str:
 
     chap = read_chap(desired["chap_file"]) if desired.get("chap_file") else None
     _mount_configfs()
-    os.makedirs("/etc/target", exist_ok=True)  # rtslib sets configfs's dbroot there
+    # rtslib sets configfs's dbroot to its preferred directory, which must exist
+    # (Debian's python3-rtslib-fb prefers /etc/rtslib-fb-target, upstream /etc/target)
+    os.makedirs(getattr(rtslib_fb.RTSRoot, "_preferred_dbroot", paths.LIO_DBROOTS[0]),
+                exist_ok=True)
     root = rtslib_fb.RTSRoot()
     fabric = rtslib_fb.FabricModule("iscsi")
     prefix = f"{desired['name']}_lun"

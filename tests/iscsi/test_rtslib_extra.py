@@ -102,3 +102,28 @@ def test_an_initiator_needs_no_rtslib(no_rtslib):
                                  clock=old.clock, lio_applier=iscsi.applier_problem())
     result = controller.reconcile_once(loading.load(SPEC), env, dry_run=True)
     assert "rtslib" not in str(result.plan)
+
+
+def test_the_applier_makes_the_dbroot_its_rtslib_prefers(monkeypatch, tmp_path):
+    """Debian's python3-rtslib-fb prefers /etc/rtslib-fb-target, upstream /etc/target: the
+    directory made is the installed rtslib's, before rtslib sets configfs's dbroot to it."""
+    import types
+
+    dbroot = tmp_path / "rtslib-fb-target"
+
+    class Stop(Exception):
+        pass
+
+    class RTSRoot:
+        _preferred_dbroot = str(dbroot)
+
+        def __init__(self):
+            assert dbroot.is_dir()
+            raise Stop
+
+    monkeypatch.setitem(sys.modules, "rtslib_fb", types.SimpleNamespace(RTSRoot=RTSRoot))
+    monkeypatch.setattr(iscsi, "_mount_configfs", lambda: None)
+    with pytest.raises(Stop):
+        iscsi.apply_target({"iqn": "iqn.2003-01.org.example.new:export0", "name": "export0",
+                            "portals": [], "luns": {}, "acls": [], "chap_file": None})
+    assert dbroot.is_dir()
