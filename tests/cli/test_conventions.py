@@ -209,3 +209,13 @@ def test_output_after_the_reader_left_is_dropped_and_the_run_goes_on(monkeypatch
     monkeypatch.setattr(sys, "stdout", Gone())
     assert cli.main([]) == 2
     assert seen == ["finished"] and Gone.writes == 1
+
+
+def test_the_license_pyproject_names_is_shipped():
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == {"text": "Apache-2.0"}
+    text = (ROOT / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text
