@@ -8,13 +8,17 @@ Exit codes (the same for every subcommand, like ``terraform plan -detailed-exitc
   4  --wait --wait-timeout: the deadline passed with changes still pending or still
      waiting on another node (the last line says what it waited for)
 
-A usage error (an unknown option, a bad value) is an error too: exit 1, never argparse's 2,
-which would read as "drift found".
+A usage error (an unknown option, a bad value, a misspelt subcommand, no --spec for the
+daemon) is an error too: exit 1, never argparse's 2, which would read as "drift found".
+Output to a pipe whose reader went away (``reconcile ... | head -1``) is dropped quietly: the
+run goes on and ends with the exit code it earned.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import io
 import json
 import os
 import socket
@@ -23,18 +27,19 @@ from pathlib import Path
 
 from loguru import logger
 
-from reconciler import actions, controller, errors, executing, logs
+from reconciler import actions, controller, errors, executing, logs, paths
 
 DEFAULT_SPEC = "/etc/reconciler/specs"
 # A command abandoned after its timeout, remembered for the next reconciler process.
-STUCK_FILE = "/run/reconciler/stuck-command"
+STUCK_FILE = paths.STUCK_FILE
 
 EPILOG = """\
 exit codes:
   0  in sync with the spec (nothing to do, or everything done); also when nothing in the
-     spec applies to this node (a warning names the nodes it does name)
-  1  error: invalid spec, a command failed, the plan is blocked (reasons are printed), or
-     a usage error (unknown option, bad value)
+     spec applies to this host (a warning names the nodes it does name)
+  1  error: invalid spec, a command failed, the plan is blocked (reasons are printed), an
+     explicit --node the spec never names, or a usage error (unknown option, bad value,
+     unknown subcommand, the daemon started without --spec)
   2  drift found (--dry-run) or changes still pending (a pvmove or sync in flight, or
      "waiting on another node: NODE: what it must do")
   4  --wait --wait-timeout DURATION: the deadline passed and changes are still pending
@@ -43,7 +48,8 @@ exit codes:
 simulated hosts (--simulate NAME), each made for an example spec:
 {hosts}
 
-without --once, reconcile runs as a daemon (see `systemd/reconciler.service`): a pass at
+without --once, reconcile runs as a daemon (see `systemd/reconciler.service`; it needs an
+explicit --spec, so a bare `reconcile` only prints this usage): a pass at
 start, on every spec change (debounced), on SIGHUP, every --resync-interval seconds, sooner
 while an operation is in flight; SIGTERM finishes the current step and exits 0.
 
@@ -54,6 +60,20 @@ subcommands:
   reconcile capture DIR [--simulate SOURCE]
                                      save everything a pass observes, for --simulate DIR
 """
+
+
+SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture")
+
+
+def version() -> str:
+    """The installed distribution's version; from a source checkout, the source's."""
+    from importlib import metadata
+
+    from reconciler import __version__
+    try:
+        return metadata.version("reconciler")
+    except metadata.PackageNotFoundError:
+        return __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,10 +120,13 @@ def _run_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="reconcile", description="Converge this host's storage to the TOML spec.",
         epilog=EPILOG.format(hosts=_hosts_help()), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--spec", default=DEFAULT_SPEC,
-                   help=f"spec file or directory of *.toml (default {DEFAULT_SPEC})")
-    p.add_argument("--node", default=None,
-                   help="the node whose slice of the spec to reconcile (default: host name)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--spec", default=None, metavar="PATH",
+                   help=f"spec file or directory of *.toml (with --once, default {DEFAULT_SPEC}; "
+                   "the daemon needs it given)")
+    p.add_argument("--node", default=None, metavar="NAME",
+                   help="the node whose slice of the spec to reconcile (default: host name); "
+                   "one the spec never names is an error")
     p.add_argument("--once", action="store_true", help="one pass, then exit with a status")
     p.add_argument("--dry-run", action="store_true",
                    help="observe for real, change nothing, print drift and plan")
@@ -130,6 +153,10 @@ def _run_parser() -> argparse.ArgumentParser:
     d.add_argument("--lock-file", default=None, metavar="FILE",
                    help="single-instance lock, also taken by a --once pass that may change "
                    "the host (default /run/reconciler/lock)")
+    # The subcommands in the usage line too (argparse knows only this parser's options).
+    own = p.format_usage().removeprefix("usage: ").rstrip().replace("%", "%%")
+    p.usage = (f"{own}\n       reconcile {{{','.join(SUBCOMMAND_NAMES)}}} ...   "
+               f"(reconcile SUBCOMMAND --help)")
     return p
 
 
@@ -142,9 +169,11 @@ def _environment(args: argparse.Namespace) -> tuple[controller.Environment, list
         node = args.node or sim.node or socket.gethostname()
         return controller.Environment(runner=host, node=node, resolve=host.resolve_device,
                                       clock=host.clock), sim.notes
+    from reconciler.adapters import iscsi
     from reconciler.runner import SubprocessRunner
     return controller.Environment(runner=SubprocessRunner(stuck_file=STUCK_FILE),
-                                  node=args.node or socket.gethostname()), []
+                                  node=args.node or socket.gethostname(),
+                                  lio_applier=iscsi.applier_problem()), []
 
 
 def _check_spec_path(spec: str) -> str | None:
@@ -174,6 +203,16 @@ def _nothing_for_node(loaded, node: str) -> str | None:
     return (f"nothing in the spec applies to node {node}: it names node(s) "
             f"{', '.join(_nodes_named(loaded))} (choose one with --node NAME); "
             f"this node is in sync with it (exit 0)")
+
+
+def _unknown_node(loaded, node: str) -> str | None:
+    """An explicit ``--node`` that a non-empty spec never names: a typo must not read as
+    "in sync" (exit 0) and keep a CI job green."""
+    if _nothing_for_node(loaded, node) is None:
+        return None
+    return (f"--node {node}: the spec never names node {node} (no VG, clone, DRBD resource, "
+            f"iSCSI target or session for it); it names node(s) "
+            f"{', '.join(_nodes_named(loaded))}")
 
 
 def _print_result(result: controller.PassResult, output: str,
@@ -314,7 +353,17 @@ def _cmd_run(argv: list[str]) -> int:
         print(f"reconcile: error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
     if not args.once:
+        if args.spec is None:
+            # A bare `reconcile` must not start managing this host: the daemon is started on
+            # purpose, with its spec named (as the unit does).
+            _run_parser().print_usage(sys.stderr)
+            print("reconcile: error: no --spec: the daemon needs the spec named (the unit "
+                  f"runs `reconcile --spec {DEFAULT_SPEC}`); one pass: reconcile --once "
+                  "[--dry-run]; see reconcile --help", file=sys.stderr)
+            return controller.EXIT_ERROR
         return _run_daemon(args)
+    if args.spec is None:
+        args.spec = DEFAULT_SPEC
     from reconciler import daemon
     from reconciler.spec import loading
     missing = _check_spec_path(args.spec)
@@ -347,6 +396,10 @@ def _cmd_run(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
     warnings = [f"simulated host: {n}" for n in notes]
+    unknown = _unknown_node(loaded, args.node) if args.node is not None else None
+    if unknown:
+        print(f"error: {unknown}", file=sys.stderr)
+        return controller.EXIT_ERROR
     nothing = _nothing_for_node(loaded, env.node)
     if nothing:
         warnings.append(nothing)
@@ -522,10 +575,71 @@ SUBCOMMANDS = {"validate": _cmd_validate, "schema": _cmd_schema, "capture": _cmd
                "status": _cmd_status, "run": _cmd_run}
 
 
+def _unknown_subcommand(word: str) -> int:
+    """``reconcile valdiate``: say which subcommand was probably meant (exit 1, a usage
+    error; never 2, which means drift)."""
+    close = difflib.get_close_matches(word, SUBCOMMAND_NAMES, n=1, cutoff=0.6)
+    _run_parser().print_usage(sys.stderr)
+    hint = (f"did you mean '{close[0]}'?" if close
+            else f"subcommands: {', '.join(SUBCOMMAND_NAMES)}")
+    print(f"reconcile: error: unknown subcommand '{word}'; {hint}", file=sys.stderr)
+    return controller.EXIT_ERROR
+
+
+class _PipeSafe:
+    """A text stream whose reader may go away (``reconcile ... | head -1``): once the pipe
+    is closed, further output is dropped and the run goes on to the exit code it earns,
+    without a BrokenPipeError traceback (nor one from Python's own flush at exit)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        try:  # what is still buffered goes nowhere when Python flushes at exit
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PipeSafe(out), _PipeSafe(err)
+    try:
+        return _dispatch(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
+    if argv and not argv[0].startswith("-"):
+        return _unknown_subcommand(argv[0])
     return _cmd_run(argv)
 
 

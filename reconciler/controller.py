@@ -76,6 +76,10 @@ class Environment:
     poller_grace_seconds: float = 10.0  # after starting a pvmove, before judging its poller
     # The clone ledger: which md clones were split after a complete sync (see planning.md).
     ledger: str = observing.DEFAULT_LEDGER
+    # Why this host cannot change LIO targets (rtslib-fb missing for the applier), with what
+    # to install; empty when it can (a simulated host models the applier). Observed as
+    # ``IscsiState.lio_applier``: a change to a target is then blocked with it.
+    lio_applier: str = ""
 
 
 @dataclass
@@ -275,11 +279,15 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     lvm_targets = observing.lvm_targets(spec)
 
     def observe() -> state.HostState:
-        return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
-                                 now=env.clock.now(), md_targets=md_targets,
-                                 iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
-                                 drbd_targets=drbd_targets, lvm_targets=lvm_targets,
-                                 exported=observing.exported_devices(spec))
+        st = observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
+                               now=env.clock.now(), md_targets=md_targets,
+                               iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
+                               drbd_targets=drbd_targets, lvm_targets=lvm_targets,
+                               exported=observing.exported_devices(spec))
+        if env.lio_applier and st.iscsi is not None:
+            st = dataclasses.replace(st, iscsi=dataclasses.replace(
+                st.iscsi, lio_applier=env.lio_applier))
+        return st
 
     log.debug("pass start: spec {} ({} file(s)), {} VG(s) and {} clone(s) for this node{}",
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),

@@ -27,7 +27,7 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from reconciler import errors, state
+from reconciler import errors, paths, state
 from reconciler.adapters import drbd, iscsi, lvm, md
 from reconciler.adapters import fs as fs_adapter
 from reconciler.adapters import lockd as lockd_adapter
@@ -494,7 +494,7 @@ class DrbdTarget:
 class DrbdTargets:
     resources: tuple[DrbdTarget, ...] = ()
     node: str = ""  # --node: the ledger's records are this node's
-    ledger: str = "/var/lib/reconciler/drbd.json"
+    ledger: str = paths.DRBD_LEDGER
 
 
 def drbd_ledger_path(clone_ledger: str) -> str:
@@ -502,7 +502,7 @@ def drbd_ledger_path(clone_ledger: str) -> str:
     return posixpath.join(posixpath.dirname(clone_ledger) or "/", "drbd.json")
 
 
-def drbd_targets(spec, node: str, ledger: str = "/var/lib/reconciler/drbd.json") -> DrbdTargets:
+def drbd_targets(spec, node: str, ledger: str = paths.DRBD_LEDGER) -> DrbdTargets:
     """What to read for the DRBD resources this node takes part in."""
     return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk)
                              for name, res in sorted(spec.drbd.items()) if node in res.nodes),

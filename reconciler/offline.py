@@ -46,7 +46,7 @@ import stat as stat_mod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler import errors, observing, state
+from reconciler import errors, observing, paths, state
 from reconciler.adapters import drbd, iscsi, lvm, md
 from reconciler.runner import CommandResult, Runner
 
@@ -57,7 +57,7 @@ BLOCK_DEVICES = "block-devices.json"
 MANIFEST_FILE = "manifest.json"
 COMMANDS_FILE = "commands.json"
 FORMAT = 3
-DRBD_DIR = "/etc/drbd.d"
+DRBD_DIR = paths.DRBD_CONF_DIR
 
 # Where stable names of block devices live (udev's symlinks, device-mapper's names).
 ALIAS_DIRS = ("/dev/disk/by-id", "/dev/disk/by-path", "/dev/disk/by-uuid",
@@ -114,7 +114,7 @@ def _local_drbd_configs() -> list[str]:
 
 
 def _observe_others(rec: "_Recorder", drbd_configs: list[str],
-                    drbd_ledger: str = "/var/lib/reconciler/drbd.json") -> dict[str, str]:
+                    drbd_ledger: str = paths.DRBD_LEDGER) -> dict[str, str]:
     """lvmlockd, iSCSI and DRBD, every part enabled: what they read and ran is recorded."""
     skipped: dict[str, str] = {}
     _optional("lvmlockd", skipped, lambda: observing.observe_lockd(rec, "local"))

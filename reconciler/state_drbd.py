@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_LEDGER = "/var/lib/reconciler/drbd.json"
+from reconciler import paths
+
+DEFAULT_LEDGER = paths.DRBD_LEDGER
 # drbdmeta create-md's generation identifiers (lab recording 19, dump-md): nothing generated yet
 JUST_CREATED_GI = "0000000000000004:0000000000000000:0000000000000000:0000000000000000"
 

@@ -65,6 +65,9 @@ class IscsiState:
     backstores: dict[str, str] = field(default_factory=dict)  # "iblock_0/name" -> udev_path
     sessions: tuple[IscsiSession, ...] = ()
     initiator_name: str = ""  # /etc/iscsi/initiatorname.iscsi
+    # Why this host cannot change LIO targets (the applier's rtslib-fb is not installed),
+    # with what to install; empty when it can. Reading targets needs nothing of it.
+    lio_applier: str = ""
 
     def session(self, portal: str, target: str) -> IscsiSession | None:
         return next((s for s in self.sessions if s.target == target and s.portal == portal), None)

@@ -21,10 +21,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from reconciler import actions, controller
+from reconciler import actions, controller, paths
 
 FORMAT = 1
-DEFAULT_DIR = Path("/run/reconciler")
+DEFAULT_DIR = Path(paths.RUN_DIR)
 STATUS_FILE = "status.json"
 
 

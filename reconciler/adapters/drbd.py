@@ -37,13 +37,13 @@ import json
 import posixpath
 import re
 
-from reconciler import errors, state_drbd
+from reconciler import errors, paths, state_drbd
 from reconciler.runner import Command, CommandResult
 from reconciler.spec.drbd import DrbdResource, Role
 
 PROC = "/proc/drbd"
-CONF_DIR = "/etc/drbd.d"
-MARK_DIR = "/run/reconciler/drbd"
+CONF_DIR = paths.DRBD_CONF_DIR
+MARK_DIR = paths.DRBD_MARK_DIR
 MANAGED = "# managed by reconciler: do not edit, the spec is the source (drbd resource {name})"
 DRBD_MAJOR = 147
 

@@ -36,7 +36,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from reconciler import errors
+from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
 from reconciler.state_iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
                                     LioTarget)
@@ -45,7 +45,7 @@ CONFIGFS = "/sys/kernel/config/target"
 SESSIONS = "/sys/class/iscsi_session"
 CONNECTIONS = "/sys/class/iscsi_connection"
 INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
-NODES_DIR = "/etc/iscsi/nodes"
+NODES_DIR = paths.ISCSI_NODES_DIR
 LIO_MODULES = ("configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod")
 INITIATOR_MODULES = ("iscsi_tcp", "sd_mod")
 APPLY_TIMEOUT = 120.0
@@ -304,6 +304,26 @@ def failure(result: CommandResult, reason: str = "") -> errors.CommandFailed:
 
 # -- the applier (runs as its own process; the only importer of rtslib_fb) ---------------------
 
+RTSLIB_MISSING = ("rtslib-fb (LIO's library, which the reconciler's applier changes targets "
+                  "with) is not installed for {python}: install the iscsi extra into the "
+                  "reconciler's environment (pip install 'reconciler[iscsi]'), or Debian's "
+                  "python3-rtslib-fb (apt install python3-rtslib-fb; a venv sees it only "
+                  "when made with --system-site-packages)")
+
+
+def applier_problem(python: str = sys.executable) -> str:
+    """Why the applier (``python -m reconciler.adapters.iscsi``, this interpreter) cannot
+    change LIO targets here, with what to install; empty when it can. Looks rtslib-fb up
+    without importing it (it is imported in the applier process only)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("rtslib_fb") is not None
+    except (ImportError, ValueError):
+        found = False
+    return "" if found else RTSLIB_MISSING.format(python=python)
+
+
 
 class ApplyError(Exception):
     pass
@@ -358,11 +378,17 @@ def apply_target(desired: dict) -> str:
     Only what ``desired`` names is touched: other ACLs, LUNs and backstores stay."""
     import os
 
-    import rtslib_fb  # the only import of rtslib in the project (import contract)
+    try:
+        import rtslib_fb  # the only import of rtslib in the project (import contract)
+    except ImportError:
+        raise ApplyError(RTSLIB_MISSING.format(python=sys.executable)) from None
 
     chap = read_chap(desired["chap_file"]) if desired.get("chap_file") else None
     _mount_configfs()
-    os.makedirs("/etc/target", exist_ok=True)  # rtslib sets configfs's dbroot there
+    # rtslib sets configfs's dbroot to its preferred directory, which must exist
+    # (Debian's python3-rtslib-fb prefers /etc/rtslib-fb-target, upstream /etc/target)
+    os.makedirs(getattr(rtslib_fb.RTSRoot, "_preferred_dbroot", paths.LIO_DBROOTS[0]),
+                exist_ok=True)
     root = rtslib_fb.RTSRoot()
     fabric = rtslib_fb.FabricModule("iscsi")
     prefix = f"{desired['name']}_lun"

@@ -24,11 +24,11 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from reconciler import errors, state
+from reconciler import errors, paths, state
 from reconciler.runner import Command, CommandResult
 
 MD_MAJOR = 9
-DEFAULT_LEDGER = "/var/lib/reconciler/clones.json"
+DEFAULT_LEDGER = paths.CLONE_LEDGER
 LEDGER_FORMAT = 2
 # Timeouts by what a command does (seconds; see ``adapters.lvm``): building an array or
 # adding a member returns at once (md copies in the kernel), a sysfs write or a small file

@@ -171,6 +171,8 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
                                                                 who)))
                 return
             after = frozenset({wait})
+        if _applier_missing(out, obj, st):
+            return
         out.steps.append(actions.Step(iscsi_actions.ApplyTarget(
             name=name, iqn=want.iqn, delete=True, host=st.host,
             released=tuple(sorted({lun.device for lun in have.luns.values()}))),
@@ -221,11 +223,20 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host,
         released=tuple(sorted({have.luns[n].device for n in remove})) if have else (),
         exports=tuple(new))
-    if not step.is_done(st):
+    if not step.is_done(st) and not _applier_missing(out, obj, st):
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
                "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
         out.steps.append(actions.Step(step, why, after))
+
+
+def _applier_missing(out: Partial, obj: str, st: state.HostState) -> bool:
+    """A change to a target needs the LIO applier (rtslib-fb): without it, blocked with
+    what to install (nothing else of the plan depends on how it would fail)."""
+    problem = st.iscsi.lio_applier if st.iscsi is not None else ""
+    if problem:
+        out.blocked.append(actions.Blocked(obj, f"changing the target is refused: {problem}"))
+    return bool(problem)
 
 
 def _exporters(want_iqn: str, portal: str, others: Elsewhere) -> str:

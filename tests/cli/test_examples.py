@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT
 
+from reconciler import cli
 from reconciler.simulate import demo
 
 EXAMPLES = ROOT / "specs" / "examples"
@@ -64,8 +65,11 @@ def test_clone_example_copies_the_data(reconcile, monkeypatch):
     assert host.fingerprint(new, size) == host.fingerprint(old, size)
 
 
-def test_nothing_for_this_node_names_the_nodes_and_exits_0(reconcile):
-    code, out, err = reconcile("--simulate", "default", "--node", "node-9", "--spec",
+def test_nothing_for_this_host_names_the_nodes_and_exits_0(reconcile, monkeypatch):
+    # No --node: the host's own name. A shared spec may name only some hosts; an explicit
+    # --node it never names is an error (tests/cli/test_conventions.py).
+    monkeypatch.setattr(cli.socket, "gethostname", lambda: "node-9")
+    code, out, err = reconcile("--simulate", "default", "--spec",
                                str(EXAMPLES / "cluster.toml"), "--once")
     assert code == 0
     assert ("warning: nothing in the spec applies to node node-9: it names node(s) "

@@ -23,6 +23,12 @@ NOT_RUN = {
     "bash .ci/run": "installs Debian packages and runs the whole suite, the lab included",
     "pip install .": "installs the package into the environment (bash .ci/run does it); "
                      "the rest of that line is run",
+    "python3 -m venv /opt/reconciler": "the service install: a venv under /opt (root)",
+    "/opt/reconciler/bin/pip install .": "the service install: the package into that venv",
+    "ln -sf /opt/reconciler/bin/reconcile /usr/local/sbin/reconcile":
+        "the service install: the unit's ExecStart (root)",
+    "install -D -m 0644 README.md /usr/share/doc/reconciler/README.md":
+        "the service install: the unit's Documentation= (root)",
     "systemd-tmpfiles --create reconciler.conf": "needs a real host with systemd (root)",
     "systemctl daemon-reload": "needs a real host with systemd (root)",
     "systemctl enable --now reconciler": "needs a real host with systemd (root)",
