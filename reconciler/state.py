@@ -615,6 +615,32 @@ def dm_name(vg: str, lv: str) -> str:
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
+def activation_here(st: HostState, lv: Lv) -> str:
+    """This node's activation of ``lv``: "ex", "sh" (lvmlockd's lock), "active" (active
+    without an lvmlockd lock: a local VG) or "off"."""
+    # lvmlockd's lock first: while this node's table differs from the metadata (another node
+    # resized the LV) lv_attr's state and open bits read 'X' (lab), yet the LV is active.
+    if st.lockd is not None and lv.uuid in st.lockd.locks:
+        return st.lockd.locks[lv.uuid]
+    if lv.attr.is_active or (lv.attr.raw[4:5] == "X" and st.lockd is not None
+                             and st.lockd.dm_for(lv.vg, lv.name) is not None):
+        return "active"
+    return "off"
+
+
+def open_state(st: HostState, lv: Lv) -> str | None:
+    """Why ``lv`` must be taken as open on this node, or None: lv_attr's open bit, or 'X'
+    (lvm cannot tell) when the dm device is mounted, held, or not seen."""
+    if lv.attr.is_open:
+        return "open (mounted or in use)"
+    if lv.attr.raw[5:6] == "X":
+        dm = st.lockd.dm_for(lv.vg, lv.name) if st.lockd is not None else None
+        if dm is None or dm.in_use:
+            return ("of unknown use (lv_attr's open bit is 'X'" +
+                    (f"; {', '.join(dm.in_use)}" if dm is not None and dm.in_use else "") + ")")
+    return None
+
+
 # -- the rule for dropping a mirror leg ---------------------------------------------------------
 
 _SYNC_WORDS = {"recover": "a new leg is still being copied", "resync": "the legs are being "

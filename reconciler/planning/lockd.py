@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
-from reconciler.actions.lockd import activation_here, open_state
 from reconciler.adapters import lockd as lockd_adapter
 from reconciler.spec import models
 
@@ -140,9 +139,9 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
     for lv_name in sorted(want.lv):
         lv = obs.lvs.get(lv_name) if obs else None
         if (not shared or creator or lv is None or want.lv[lv_name].state
-                is not models.Presence.ABSENT or activation_here(st, lv) == "off"):
+                is not models.Presence.ABSENT or state.activation_here(st, lv) == "off"):
             continue
-        why = open_state(st, lv)
+        why = state.open_state(st, lv)
         if why:
             out.blocked.append(actions.Blocked(
                 f"lv {name}/{lv_name}", f"is marked absent and is {why} on "
@@ -176,7 +175,8 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
                 continue
             lv_here = obs.lvs.get(getattr(action, "lv", "")) if obs else None
             if (isinstance(action, actions.RemoveLv) and lv_here is not None
-                    and activation_here(st, lv_here) != "off" and not open_state(st, lv_here)):
+                    and state.activation_here(st, lv_here) != "off"
+                    and not state.open_state(st, lv_here)):
                 # Let go of it here first: lvremove wants no lock held anywhere.
                 off = actions.SetActivation(vg=name, lv=action.lv, mode="off", host=st.host)
                 out.steps.append(actions.Step(off, "marked absent; deactivated before lvremove",
@@ -263,7 +263,7 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
                 f"spec: {mode.value} on {node}", frozenset({create, *([gate] if gate else [])})))
             return key
         return None
-    here = activation_here(st, lv)
+    here = state.activation_here(st, lv)
     if mode is models.Activation.INACTIVE:
         target = "off" if shared else "off-local"
     else:
@@ -278,7 +278,7 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
         return None
     after = {gate} if gate else set()
     if here != "off":  # deactivate first (to inactive, or to change the lock mode)
-        why = open_state(st, lv)
+        why = state.open_state(st, lv)
         if why:
             out.blocked.append(actions.Blocked(
                 obj, f"is {why} on {node}; the spec wants it "
@@ -306,7 +306,7 @@ def _plan_refresh(out: Shaped, vg: str, want: models.Vg, obs: state.Vg, st: stat
     assert st.lockd is not None
     for name, lv in sorted(obs.lvs.items()):
         dm = st.lockd.dm_for(vg, name)
-        if dm is None or activation_here(st, lv) == "off" or dm.size >= lv.size:
+        if dm is None or state.activation_here(st, lv) == "off" or dm.size >= lv.size:
             continue
         out.steps.append(actions.Step(
             actions.RefreshLv(vg=vg, lv=name, host=st.host),
