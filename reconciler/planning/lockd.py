@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 from reconciler import actions, state
 from reconciler.adapters import lockd as lockd_adapter
+from reconciler.planning import lvm
+from reconciler.planning.vgplan import VgPlan
 from reconciler.spec import models
 
 LOCKD_TYPES = ("sanlock", "dlm")
@@ -64,6 +66,55 @@ class Shaped:
 
 def wanted(lv: models.Lv, node: str) -> models.Activation | None:
     return lv.activation.get(node) or lv.activation.get("*")
+
+
+def plan_vg(name: str, want: models.Vg, st: state.HostState, stalled: frozenset[str],
+            node: str, will_provide: frozenset[str] = frozenset(),
+            will_release: frozenset[str] = frozenset()) -> VgPlan:
+    """One VG on this node (``planning.lvm.plan_vgs`` calls it for each): ``lvm.plan_vg``,
+    with what this node may do to a shared VG and its LVs' activation. A VG without
+    activation tables and not shared plans as LVM alone plans it."""
+    obs = st.vgs.get(name)
+    shared = want.scope is models.Scope.SHARED
+    managed = shared or any(lv.activation for lv in want.lv.values())
+    problem = scope_problem(name, want, obs)
+    if problem and (st.foreign_owner(obs) is None if obs else True):
+        vp = VgPlan()
+        vp.block(f"vg {name}", problem)
+        return vp
+    if not managed:
+        return lvm.plan_vg(name, want, st, st.host, stalled, will_provide, will_release)
+    first = Shaped()
+    if shared:
+        first, go_on = before_vg(name, want, obs, st, node)
+        if not go_on:
+            vp = VgPlan(blocked=first.blocked, in_flight=first.in_flight)
+            return vp
+    vp = lvm.plan_vg(name, want, st, st.host, stalled, will_provide, will_release)
+    if shared and vp.resume and obs is not None:
+        # Only the node that holds (or may take) the moving LV's lock resumes its pvmove.
+        vp.resume = all(ex_runner(want, lv)[0] == node
+                        for mv in obs.pvmoves for lv in mv.lvs)
+    shaped = shape(name, want, obs, st, node, vp.steps)
+    vp.steps = _grow_after_activation(first.steps + shaped.steps)
+    vp.blocked.extend(first.blocked + shaped.blocked)
+    vp.in_flight.extend(first.in_flight + shaped.in_flight)
+    vp.notes[:0] = shaped.notes
+    return vp
+
+
+def _grow_after_activation(steps: list[actions.Step]) -> list[actions.Step]:
+    """``lvextend --resizefs`` of an LV being activated in the same plan runs after the
+    activation (fsadm needs the device), and not at all if it fails."""
+    keys = {s.key for s in steps}
+    out = []
+    for s in steps:
+        a = s.action
+        act = f"lv:{getattr(a, 'vg', '')}/{getattr(a, 'lv', '')}:activate"
+        if isinstance(a, actions.ResizeLv) and a.resize_fs and act in keys:
+            s = actions.Step(a, s.reason, s.after | {act})
+        out.append(s)
+    return out
 
 
 def scope_problem(name: str, want: models.Vg, obs: state.Vg | None) -> str | None:
