@@ -573,9 +573,11 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
             rec = ledger.records.get((t.name, targets.node))
             if split_brain or rec is None or rec.disk_id != disk_id:
                 gi, gi_error = gi_of(drbd.get_gi(t.name, host=host))
+        config = read(drbd.config_path(t.name))
         resources[t.name] = state.DrbdResourceState(
-            name=t.name, config_path=drbd.config_path(t.name),
-            config=read(drbd.config_path(t.name)), split_brain=split_brain,
+            name=t.name, config_path=drbd.config_path(t.name), config=config,
+            managed=config is not None and drbd.is_managed(config, t.name),
+            config_disk=drbd.config_disk(config, targets.node), split_brain=split_brain,
             holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor),
             disk_id=disk_id, gi=gi, gi_error=gi_error)
         if not attached:

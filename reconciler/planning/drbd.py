@@ -122,7 +122,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         out.blocked.append(actions.Blocked(obj, reason))
 
     # -- the resource file -------------------------------------------------------------------
-    if rs.config is not None and not drbd.is_managed(rs.config, name):
+    if rs.config is not None and not rs.managed:
         block(f"{rs.config_path} was not written by the reconciler; it is never overwritten. "
               f"Move it away (or make it what the spec says) to let the reconciler manage "
               f"{name}:\n{_diff(rs.config, wanted, rs.config_path)}")
@@ -153,7 +153,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         # (lab: wipefs on a disk failed with drive_del exits 0 and finds nothing, so a probe
         # cannot tell a failed disk from a blank one). Only a different declared disk is a
         # replacement.
-        same = drbd.config_disk(rs.config, node) in (None, me.disk)
+        same = rs.config_disk in (None, me.disk)
         if same or b is None or b.error is not None:
             block(f"DISKLESS on {node}: DRBD detached the backing disk (I/O error); reads and "
                   f"writes go to {peer}. {me.disk} cannot be read"
@@ -332,7 +332,7 @@ def _adopt(out: Partial, name: str, me, node: str, d: state.DrbdHost, rs, after:
     m = d.minors.get(me.minor)
     if m is None or m.disk in ("Diskless", "Unconfigured") or rs.disk_id is None:
         return
-    if drbd.config_disk(rs.config, node) != me.disk:
+    if rs.config_disk != me.disk:
         return  # the file (hence the kernel) names another disk: the config step comes first
     rec = d.ledger.records.get((name, node))
     if rec is not None and rec.disk_id == rs.disk_id:
