@@ -512,7 +512,9 @@ def drbd_targets(spec, node: str, ledger: str = "/var/lib/reconciler/drbd.json")
 def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
                   resolve: Resolver) -> state.DrbdHost:
     """Kernel and config files only (the host name, /proc/drbd, the resource files, the
-    DRBD ledger, the backing disks' identities from sysfs), except:
+    DRBD ledger, the backing disks' identities from sysfs), except as below. Each resource
+    file is parsed here, once: whether it carries the reconciler's marker and which disk it
+    gives this node are in the state, so planning never parses it again. The exceptions:
 
     * one ``wipefs --no-act`` per backing disk whose resource is not attached in the kernel
       (down, or Diskless): what the disk holds decides whether metadata may be created on

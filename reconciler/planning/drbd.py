@@ -108,6 +108,18 @@ def _step(out: Partial, action: actions.Action, reason: str, after: set[str]) ->
 
 
 def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: state.DrbdHost) -> None:
+    """This node's next steps for resource ``name``, taken in the order DRBD needs them,
+    stopping at the first stage that is not done: the resource file (never over one without
+    our marker) and the module; while not configured in the kernel, metadata (``_metadata``:
+    only on a disk tied to it, or blank) then ``up``; a Diskless node, only onto a
+    replacement disk the spec declares (the disk DRBD detached is never re-used by itself: a
+    probe cannot tell a failed disk from a blank one); a split brain, resolved only for the
+    declared victim of that very incident; metadata found up without a record adopted
+    (``_adopt``); the first sync, started only on ``initial_sync_from``; last the role,
+    where a demotion waits for the device to close and a promotion for UpToDate data, the
+    peer's demotion (unless dual-primary is declared) and a connected peer (promoting a node
+    that cannot see its peer is how split brains are made). What only the peer can change is
+    in flight with ``waiting_on``, never an error."""
     me, peer = res.nodes[node], res.peer_of(node)
     obj = f"drbd {name}"
     rs = d.resources.get(name)

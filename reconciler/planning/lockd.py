@@ -292,6 +292,13 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
                      st: state.HostState, node: str, shared: bool, creator: bool,
                      planned: list[actions.Step], gate: str | None,
                      create_on: str = "") -> str | None:
+    """This node's activation of one LV, as its activation table declares it (the node's
+    own entry, else ``*``); the key of the step that sets it, or None. An LV not created yet
+    is activated right after the creator's ``lvcreate --activate n``, and another node waits
+    for the creator (in flight, ``waiting_on``). A change of mode (exclusive, shared,
+    inactive) deactivates first, and an open LV is never deactivated: blocked, saying where.
+    raid LVs cannot be active shared (lvmlockd refuses it). A lock another node holds is no
+    concern here: the step waits for that node when it runs (``FailureKind.PEER``)."""
     mode = wanted(want, node)
     if mode is None:
         return None

@@ -135,6 +135,16 @@ def _pollers_note(pollers: state.Pollers | None, mv: state.PvMove, resume: bool)
 def plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
              stalled: frozenset[str], will_provide: frozenset[str] = frozenset(),
              will_release: frozenset[str] = frozenset()) -> VgPlan:
+    """One VG as LVM alone sees it on this host (``planning.lockd.plan_vg`` adds what a node
+    may do of a shared one). First whether it may be touched at all: a VG name lvm reports
+    twice, a VG another host owns (system ID) or one on a disk this host exports over iSCSI
+    (another host may be writing through it) is blocked whole; a takeover or handover in
+    progress (``planning.move``) takes the pass. Then, in order: its PVs (a device is
+    labelled only when it exists or a step provides it and ``wipefs`` finds it blank, and a
+    PV is never taken from another VG), the VG, PV growth; PVs the spec drops (a missing one
+    is never removed, an unmanaged LV on one blocks); in-flight pvmoves waited for (and
+    adopted when stalled); each LV (``_plan_lv``); last the evacuated PVs, removed only
+    after every move of the VG has finished."""
     vp = VgPlan()
     if name in st.vg_names_twice:
         ids = ", ".join(repr(i) if i else "none" for i in st.vg_names_twice[name])
@@ -303,6 +313,13 @@ def _plan_lv(vp: VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg |
              st: state.HostState, host: str, extent_size: int, want_vg: models.Vg,
              names: dict[str, str], ready: dict[str, str | None],
              grown: list[str] = ()) -> None:
+    """One LV: removed when marked absent (never while open, never a snapshot origin or thin
+    pool, whose dependents lvremove would take too); created; otherwise left alone while a
+    long operation runs on it. ``copies`` are the server move's (``planning.move``), several
+    images a mirror-then-split or a user's mirror (``_plan_multi_leg``). Extents outside the
+    placement move by pvmove or mirror-then-split, as declared; a file system left short by
+    an interrupted grow is finished; it grows after its move and the PVs it needs, and
+    shrinks only with ``allow_shrink`` (a shrink destroys data beyond the new end)."""
     obj = f"lv {vg}/{name}"
     lv = obs_vg.lvs.get(name) if obs_vg else None
     if want.state is models.Presence.ABSENT:
