@@ -253,7 +253,7 @@ def plan_handover(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
         base = lv_name.removesuffix(models.HANDOVER_SUFFIX)
         if base != lv_name and base in obs.lvs and ours(lv):
             origin = obs.lvs[base]
-            if origin.images and actions.lvm.image_on(origin, names) is not None:
+            if origin.images and state.image_on(origin, names) is not None:
                 # Split off by an earlier pass; then the spec went back to copies and the
                 # LV got a new copy there. The old one is not handed over in its place.
                 problems.append((lv_name, f"it is a copy split off {base} by an earlier pass "
@@ -309,13 +309,13 @@ def plan_handover(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
             # split it: activate it (unmounted, nothing else changes), split next pass.
             inactive.append(lv_name)
             continue
-        why = actions.lvm.handover_problem(lv, st, names)
+        why = state.handover_problem(lv, st, names)
         if why:
             problems.append((lv_name, why))
             continue
         splits.append(copy)
         splitting.add(lv_name)
-        image = actions.lvm.image_on(lv, names)
+        image = state.image_on(lv, names)
         keys.append(vp.add(actions.SplitCopy(vg=name, lv=lv_name, pvs=pvs, name=copy,
                                              image_uuid=image.uuid if image else "", host=host),
                            f"handover of its copy on {', '.join(pvs)} to {ho.vg}"))
