@@ -131,6 +131,17 @@ def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostSt
 def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.HostState],
                 st: state.HostState, failed: set[str], waiting: set[str],
                 sleep: Callable[[float], None], attempts: int) -> StepResult:
+    """Run one step, or say why not. Skipped when a step it is ordered after failed,
+    deferred while one it waits for is deferred; nothing runs when the observed state
+    already shows its effect, or shows it started (a long operation, adopted, never started
+    twice), or when the action says it must wait. Right before its first command, a step
+    that takes a device is checked again on the state as observed now and against the
+    processes that have the device open (``_check_taken``). Its commands run in order, each
+    at most once successfully; only a transient failure is retried (with backoff, at most
+    ``attempts`` times), and before each retry the host is observed again: the step ends
+    there when its effect is now seen or its precondition is gone (``_seen_again``). Another
+    node holding what the step needs (``FailureKind.PEER``) defers it: a wait, not an
+    error."""
     bad = sorted(step.after & failed)
     if bad:
         return StepResult(step, Outcome.SKIPPED, f"upstream failed: {', '.join(bad)}")

@@ -512,7 +512,9 @@ def drbd_targets(spec, node: str, ledger: str = paths.DRBD_LEDGER) -> DrbdTarget
 def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
                   resolve: Resolver) -> state.DrbdHost:
     """Kernel and config files only (the host name, /proc/drbd, the resource files, the
-    DRBD ledger, the backing disks' identities from sysfs), except:
+    DRBD ledger, the backing disks' identities from sysfs), except as below. Each resource
+    file is parsed here, once: whether it carries the reconciler's marker and which disk it
+    gives this node are in the state, so planning never parses it again. The exceptions:
 
     * one ``wipefs --no-act`` per backing disk whose resource is not attached in the kernel
       (down, or Diskless): what the disk holds decides whether metadata may be created on
@@ -573,9 +575,11 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
             rec = ledger.records.get((t.name, targets.node))
             if split_brain or rec is None or rec.disk_id != disk_id:
                 gi, gi_error = gi_of(drbd.get_gi(t.name, host=host))
+        config = read(drbd.config_path(t.name))
         resources[t.name] = state.DrbdResourceState(
-            name=t.name, config_path=drbd.config_path(t.name),
-            config=read(drbd.config_path(t.name)), split_brain=split_brain,
+            name=t.name, config_path=drbd.config_path(t.name), config=config,
+            managed=config is not None and drbd.is_managed(config, t.name),
+            config_disk=drbd.config_disk(config, targets.node), split_brain=split_brain,
             holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor),
             disk_id=disk_id, gi=gi, gi_error=gi_error)
         if not attached:

@@ -615,6 +615,32 @@ def dm_name(vg: str, lv: str) -> str:
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
+def activation_here(st: HostState, lv: Lv) -> str:
+    """This node's activation of ``lv``: "ex", "sh" (lvmlockd's lock), "active" (active
+    without an lvmlockd lock: a local VG) or "off"."""
+    # lvmlockd's lock first: while this node's table differs from the metadata (another node
+    # resized the LV) lv_attr's state and open bits read 'X' (lab), yet the LV is active.
+    if st.lockd is not None and lv.uuid in st.lockd.locks:
+        return st.lockd.locks[lv.uuid]
+    if lv.attr.is_active or (lv.attr.raw[4:5] == "X" and st.lockd is not None
+                             and st.lockd.dm_for(lv.vg, lv.name) is not None):
+        return "active"
+    return "off"
+
+
+def open_state(st: HostState, lv: Lv) -> str | None:
+    """Why ``lv`` must be taken as open on this node, or None: lv_attr's open bit, or 'X'
+    (lvm cannot tell) when the dm device is mounted, held, or not seen."""
+    if lv.attr.is_open:
+        return "open (mounted or in use)"
+    if lv.attr.raw[5:6] == "X":
+        dm = st.lockd.dm_for(lv.vg, lv.name) if st.lockd is not None else None
+        if dm is None or dm.in_use:
+            return ("of unknown use (lv_attr's open bit is 'X'" +
+                    (f"; {', '.join(dm.in_use)}" if dm is not None and dm.in_use else "") + ")")
+    return None
+
+
 # -- the rule for dropping a mirror leg ---------------------------------------------------------
 
 _SYNC_WORDS = {"recover": "a new leg is still being copied", "resync": "the legs are being "
@@ -680,3 +706,35 @@ def split_problems(lv: Lv, pvs: dict[str, Pv], drop: frozenset[str] | None = Non
         if not kept_legs:
             out.append(f"every leg has extents on {', '.join(sorted(drop))}: none would be left")
     return list(dict.fromkeys(out))
+
+
+# -- the rule for splitting a copy off for a handover (seed 004) --------------------------------
+
+def image_on(lv: Lv, pvs: frozenset[str]) -> RaidImage | None:
+    """The image of ``lv`` lying wholly on ``pvs`` (None if none does)."""
+    return next((img for img in lv.images if img.pv_extents and set(img.pv_extents) <= pvs),
+                None)
+
+
+def handover_problem(lv: Lv, st: HostState, pvs: frozenset[str]) -> str | None:
+    """Why the copy of ``lv`` on ``pvs`` cannot be split off for a handover now, or None."""
+    copy = image_on(lv, pvs)
+    if copy is None or len(lv.images) < 2:
+        return (f"it has no complete copy of its own on {', '.join(sorted(pvs))} (it is "
+                f"{','.join(lv.layout) or 'not a raid1'} on {', '.join(sorted(lv.pv_extents))})")
+    others = [img for img in lv.images if img is not copy]
+    if any(set(img.pv_extents) & pvs for img in others):
+        return (f"another of its copies also uses {', '.join(sorted(pvs))}: splitting by PV "
+                f"would take part of that copy")
+    if lv.attr.is_open:
+        return ("it is open (mounted or in use): a copy split off while it is written holds "
+                "a half-written file system; stop its users and unmount it first (the seed "
+                "stops the services), the next pass hands it over")
+    problems = split_problems(lv, st.pvs)
+    if problems:
+        return "its copies are not all healthy: " + "; ".join(problems)
+    if not lv.is_synced:
+        pct = lv.sync_percent if lv.sync_percent is not None else lv.copy_percent
+        return (f"its copies are not 100% in sync yet "
+                f"({'?' if pct is None else f'{pct:.2f}'}%): only a complete copy leaves")
+    return None

@@ -114,6 +114,11 @@ class DrbdResourceState:
     name: str
     config_path: str
     config: str | None  # the file's text; None: no such file
+    # What observation read in that file (adapters.drbd parses it there, once): whether its
+    # first line is the reconciler's marker for this resource, and the backing disk it gives
+    # this node (``on <node> { disk X; }``; None: no file, or no such line).
+    managed: bool = False
+    config_disk: str | None = None
     split_brain: bool = False  # the kernel called the split-brain handler (its marker exists)
     holders: tuple[str, ...] = ()  # /sys/block/drbdN/holders
     mounts: tuple[str, ...] = ()  # mount points of /dev/drbdN

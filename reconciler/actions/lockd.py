@@ -84,32 +84,6 @@ def _lv(st: state.HostState, vg: str, lv: str) -> state.Lv | None:
     return g.lvs.get(lv) if g else None
 
 
-def activation_here(st: state.HostState, lv: state.Lv) -> str:
-    """This node's activation of ``lv``: "ex", "sh" (lvmlockd's lock), "active" (active
-    without an lvmlockd lock: a local VG) or "off"."""
-    # lvmlockd's lock first: while this node's table differs from the metadata (another node
-    # resized the LV) lv_attr's state and open bits read 'X' (lab), yet the LV is active.
-    if st.lockd is not None and lv.uuid in st.lockd.locks:
-        return st.lockd.locks[lv.uuid]
-    if lv.attr.is_active or (lv.attr.raw[4:5] == "X" and st.lockd is not None
-                             and st.lockd.dm_for(lv.vg, lv.name) is not None):
-        return "active"
-    return "off"
-
-
-def open_state(st: state.HostState, lv: state.Lv) -> str | None:
-    """Why ``lv`` must be taken as open on this node, or None: lv_attr's open bit, or 'X'
-    (lvm cannot tell) when the dm device is mounted, held, or not seen."""
-    if lv.attr.is_open:
-        return "open (mounted or in use)"
-    if lv.attr.raw[5:6] == "X":
-        dm = st.lockd.dm_for(lv.vg, lv.name) if st.lockd is not None else None
-        if dm is None or dm.in_use:
-            return ("of unknown use (lv_attr's open bit is 'X'" +
-                    (f"; {', '.join(dm.in_use)}" if dm is not None and dm.in_use else "") + ")")
-    return None
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetActivation(LvmAction):
     """``lvchange -aey | -asy | -ay | -aln | -an`` of ``vg/lv`` on this node."""
@@ -147,7 +121,7 @@ class SetActivation(LvmAction):
         lv = _lv(st, self.vg, self.lv)
         if lv is None:
             return False
-        here = activation_here(st, lv)
+        here = state.activation_here(st, lv)
         if self.mode.startswith("off"):
             return here == "off"
         if self.mode == "active":
@@ -156,7 +130,7 @@ class SetActivation(LvmAction):
 
     def waiting_for(self, st: state.HostState) -> str | None:
         lv = _lv(st, self.vg, self.lv)
-        why = open_state(st, lv) if lv is not None else None
+        why = state.open_state(st, lv) if lv is not None else None
         if self.mode.startswith("off") and why:
             return f"the LV is {why} on this node; it is never deactivated"
         return None

@@ -527,12 +527,6 @@ def _names(st: state.HostState, devices: tuple[str, ...]) -> frozenset[str]:
     return frozenset(pv.name if (pv := st.pv_for(d)) else d for d in devices)
 
 
-def image_on(lv: state.Lv, pvs: frozenset[str]) -> state.RaidImage | None:
-    """The image of ``lv`` lying wholly on ``pvs`` (None if none does)."""
-    return next((img for img in lv.images if img.pv_extents and set(img.pv_extents) <= pvs),
-                None)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddCopy(LvmAction):
     """One more raid1 copy of ``vg/lv``, wholly on ``pvs`` (``lv.copies``): ``copies`` is the
@@ -566,7 +560,7 @@ class AddCopy(LvmAction):
     def is_started(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
         return (lv is not None and len(lv.images) >= self.copies
-                and image_on(lv, _names(st, self.pvs)) is not None)
+                and state.image_on(lv, _names(st, self.pvs)) is not None)
 
     def is_done(self, st: state.HostState) -> bool:
         return self.is_started(st) and _lv(st, self.vg, self.lv).is_synced
@@ -648,7 +642,7 @@ class SplitCopy(LvmAction):
         lv = _lv(st, self.vg, self.lv)
         if lv is None:
             return None
-        return handover_problem(lv, st, _names(st, self.pvs))
+        return state.handover_problem(lv, st, _names(st, self.pvs))
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)
@@ -703,30 +697,6 @@ class FinishSplitCopy(LvmAction):
         tag = lvm.handover_pending_tag(self.image_uuid)
         return ((copy is None or (lvm.HANDOVER_TAG in copy.tags and not copy.attr.is_active))
                 and (lv is None or tag not in lv.tags))
-
-
-def handover_problem(lv: state.Lv, st: state.HostState, pvs: frozenset[str]) -> str | None:
-    """Why the copy of ``lv`` on ``pvs`` cannot be split off for a handover now, or None."""
-    copy = image_on(lv, pvs)
-    if copy is None or len(lv.images) < 2:
-        return (f"it has no complete copy of its own on {', '.join(sorted(pvs))} (it is "
-                f"{','.join(lv.layout) or 'not a raid1'} on {', '.join(sorted(lv.pv_extents))})")
-    others = [img for img in lv.images if img is not copy]
-    if any(set(img.pv_extents) & pvs for img in others):
-        return (f"another of its copies also uses {', '.join(sorted(pvs))}: splitting by PV "
-                f"would take part of that copy")
-    if lv.attr.is_open:
-        return ("it is open (mounted or in use): a copy split off while it is written holds "
-                "a half-written file system; stop its users and unmount it first (the seed "
-                "stops the services), the next pass hands it over")
-    problems = state.split_problems(lv, st.pvs)
-    if problems:
-        return "its copies are not all healthy: " + "; ".join(problems)
-    if not lv.is_synced:
-        pct = lv.sync_percent if lv.sync_percent is not None else lv.copy_percent
-        return (f"its copies are not 100% in sync yet "
-                f"({'?' if pct is None else f'{pct:.2f}'}%): only a complete copy leaves")
-    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,9 @@
-"""The lvmlockd adapter: argv builders, ``lvmlockctl --info`` and dm sysfs parsers, and the
-classification of lvmlockd's messages. Pure.
+"""The lvmlockd adapter: argv builders, ``lvmlockctl --info`` and dm sysfs parsers. Pure.
 
-Every message below was recorded in the lab (lvm2 2.03.16, sanlock; the files are in
+lvmlockd's refusals reach us as what an lvm command prints, so they are classified with
+every other lvm failure, by ``adapters.lvm.classify`` (this module imports lvm, never the
+reverse); ``setup_hint`` and ``peer_message`` are re-exported here. Every message was
+recorded in the lab (lvm2 2.03.16, sanlock; the files are in
 tests/fixtures/outputs/lvmlockd/):
 
 * "LV locked by other host: vgs/lv1" (rc 5): another node holds the LV's lock. The step
@@ -23,8 +25,11 @@ from __future__ import annotations
 
 import re
 
-from reconciler import errors
+from reconciler.adapters.lvm import lockd_peer_message as peer_message
+from reconciler.adapters.lvm import lockd_setup_hint as setup_hint
 from reconciler.runner import Command
+
+__all__ = ["peer_message", "setup_hint"]  # lvm's, re-exported: what to do about lvmlockd
 
 CHANGE_TIMEOUT = 600.0
 # A first lock-start takes ~2.5 x sanlock's io_timeout (10 s by default) and up to minutes.
@@ -115,51 +120,3 @@ def lv_uuid_of_dm(dm_uuid: str, vg_uuid: str) -> str | None:
     if not rest.startswith(prefix) or len(rest) != len(prefix) + 32:
         return None
     return rest[len(prefix):]
-
-
-# -- errors ------------------------------------------------------------------------------------
-
-_PEER = re.compile(r"LV locked by other host|locked by other host")
-_NOT_STARTED = re.compile(r"Cannot access VG \S+ due to failed lock")
-_IN_PROGRESS = re.compile(r"lock start in progress|lockspace is starting", re.IGNORECASE)
-_SETUP = {
-    "lvmlockd is not running": "start lvmlockd on this node (systemctl enable --now "
-                               "lvmlockd; with sanlock also sanlock and wdmd)",
-    "lock manager sanlock is not running": "start sanlock on this node (systemctl enable "
-                                           "--now wdmd sanlock)",
-    "lock manager dlm is not running": "start dlm on this node (systemctl enable --now dlm)",
-    "invalid sanlock host_id": "set a host_id unique in the cluster in /etc/lvm/lvmlocal.conf "
-                               "(local { host_id = N })",
-}
-
-
-def peer_message(stderr: str) -> str | None:
-    """lvmlockd's own line when another node holds the lock, else None."""
-    for line in stderr.splitlines():
-        if _PEER.search(line):
-            return line.strip()
-    return None
-
-
-def classify(stderr: str) -> errors.FailureKind | None:
-    """The kind of an lvmlockd failure, or None when the message is not lvmlockd's."""
-    if _PEER.search(stderr):
-        return errors.FailureKind.PEER
-    if _IN_PROGRESS.search(stderr):
-        return errors.FailureKind.LOCKED
-    if (_NOT_STARTED.search(stderr) or any(k in stderr for k in _SETUP) or "error -221" in stderr
-            or "Global lock failed" in stderr):
-        return errors.FailureKind.FATAL
-    return None
-
-
-def setup_hint(stderr: str) -> str | None:
-    """What to do about a node that is not set up for lvmlockd, from lvm's message."""
-    for key, hint in _SETUP.items():
-        if key in stderr:
-            return f"{key}: {hint}"
-    if _NOT_STARTED.search(stderr):
-        return "the VG's lockspace is not started on this node (vgchange --lock-start)"
-    if "error -221" in stderr:
-        return "sanlock cannot reach its leases (error -221): check this node's path to the shared disk"
-    return None

@@ -17,7 +17,6 @@ import re
 from collections import defaultdict
 
 from reconciler import bulk, errors, state
-from reconciler.adapters import lockd
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 from reconciler.units import Size
@@ -240,12 +239,62 @@ _NOT_FOUND = re.compile(r"Volume group \S+ not found|Failed to find logical volu
                         r"Failed to find physical volume|not found", re.IGNORECASE)
 
 
+# lvmlockd's refusals, as lvm commands print them: what each means is in adapters.lockd's
+# docstring (recorded in the lab). Classified here, with every lvm failure, so that the LVM
+# adapter needs nothing of the lvmlockd one (lockd imports lvm, never the reverse).
+_LOCKD_PEER = re.compile(r"LV locked by other host|locked by other host")
+_LOCKD_NOT_STARTED = re.compile(r"Cannot access VG \S+ due to failed lock")
+_LOCKD_IN_PROGRESS = re.compile(r"lock start in progress|lockspace is starting", re.IGNORECASE)
+_LOCKD_SETUP = {
+    "lvmlockd is not running": "start lvmlockd on this node (systemctl enable --now "
+                               "lvmlockd; with sanlock also sanlock and wdmd)",
+    "lock manager sanlock is not running": "start sanlock on this node (systemctl enable "
+                                           "--now wdmd sanlock)",
+    "lock manager dlm is not running": "start dlm on this node (systemctl enable --now dlm)",
+    "invalid sanlock host_id": "set a host_id unique in the cluster in /etc/lvm/lvmlocal.conf "
+                               "(local { host_id = N })",
+}
+
+
+def lockd_peer_message(stderr: str) -> str | None:
+    """lvmlockd's own line when another node holds the lock, else None."""
+    for line in stderr.splitlines():
+        if _LOCKD_PEER.search(line):
+            return line.strip()
+    return None
+
+
+def _lockd_kind(stderr: str) -> errors.FailureKind | None:
+    """The kind of an lvmlockd failure, or None when the message is not lvmlockd's."""
+    if _LOCKD_PEER.search(stderr):
+        return errors.FailureKind.PEER
+    if _LOCKD_IN_PROGRESS.search(stderr):
+        return errors.FailureKind.LOCKED
+    if (_LOCKD_NOT_STARTED.search(stderr) or any(k in stderr for k in _LOCKD_SETUP)
+            or "error -221" in stderr or "Global lock failed" in stderr):
+        return errors.FailureKind.FATAL
+    return None
+
+
+def lockd_setup_hint(stderr: str) -> str | None:
+    """What to do about a node that is not set up for lvmlockd, from lvm's message."""
+    for key, hint in _LOCKD_SETUP.items():
+        if key in stderr:
+            return f"{key}: {hint}"
+    if _LOCKD_NOT_STARTED.search(stderr):
+        return "the VG's lockspace is not started on this node (vgchange --lock-start)"
+    if "error -221" in stderr:
+        return ("sanlock cannot reach its leases (error -221): check this node's path to the "
+                "shared disk")
+    return None
+
+
 def classify(result: CommandResult) -> errors.FailureKind:
     if result.timed_out:
         return errors.FailureKind.TIMEOUT
     if result.rc == 127:
         return errors.FailureKind.MISSING_TOOL
-    lockd_kind = lockd.classify(result.stderr)  # before _LOCKED: "Failed to lock" is there too
+    lockd_kind = _lockd_kind(result.stderr)  # before _LOCKED: "Failed to lock" is there too
     if lockd_kind is not None:
         return lockd_kind
     if _LOCKED.search(result.stderr):

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 
 from reconciler import actions, state
 from reconciler.actions import taking
-from reconciler.planning import drbd, iscsi, lvm, md
+from reconciler.planning import drbd, iscsi, lockd, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 
@@ -104,7 +104,10 @@ def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
               will_release: frozenset[str] = frozenset(),
               others: iscsi.Elsewhere | None = None) -> Partial:
     out = Partial()
-    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node, will_release))
+    # Each VG through planning.lockd, which plans it with planning.lvm and keeps what this
+    # node may do of it (lockd builds on LVM, never the reverse).
+    out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node, will_release,
+                            plan_vg_on_node=lockd.plan_vg))
     out.extend(md.plan_clones(spec, st, will_provide))
     out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release, others))
     out.extend(drbd.plan_drbd(spec, st, node))

@@ -113,6 +113,18 @@ def _step(out: Partial, action: actions.Action, reason: str, after: set[str]) ->
 
 
 def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: state.DrbdHost) -> None:
+    """This node's next steps for resource ``name``, taken in the order DRBD needs them,
+    stopping at the first stage that is not done: the resource file (never over one without
+    our marker) and the module; while not configured in the kernel, metadata (``_metadata``:
+    only on a disk tied to it, or blank) then ``up``; a Diskless node, only onto a
+    replacement disk the spec declares (the disk DRBD detached is never re-used by itself: a
+    probe cannot tell a failed disk from a blank one); a split brain, resolved only for the
+    declared victim of that very incident; metadata found up without a record adopted
+    (``_adopt``); the first sync, started only on ``initial_sync_from``; last the role,
+    where a demotion waits for the device to close and a promotion for UpToDate data, the
+    peer's demotion (unless dual-primary is declared) and a connected peer (promoting a node
+    that cannot see its peer is how split brains are made). What only the peer can change is
+    in flight with ``waiting_on``, never an error."""
     me, peer = res.nodes[node], res.peer_of(node)
     obj = f"drbd {name}"
     rs = d.resources.get(name)
@@ -127,7 +139,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         out.blocked.append(actions.Blocked(obj, reason))
 
     # -- the resource file -------------------------------------------------------------------
-    if rs.config is not None and not drbd.is_managed(rs.config, name):
+    if rs.config is not None and not rs.managed:
         block(f"{rs.config_path} was not written by the reconciler; it is never overwritten. "
               f"Move it away (or make it what the spec says) to let the reconciler manage "
               f"{name}:\n{_diff(rs.config, wanted, rs.config_path)}")
@@ -165,7 +177,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         # The ledger (which disk the metadata was on) or create-md's own untouched set on the
         # declared disk tells a replacement from the detached disk then.
         rec = d.ledger.records.get((name, node))
-        same = (drbd.config_disk(rs.config, node) in (None, me.disk)
+        same = (rs.config_disk in (None, me.disk)
                 and not (rec is not None and rs.disk_id is not None and rec.disk_id != rs.disk_id)
                 and not (b is not None and b.gi is not None and b.gi.just_created))
         if same or b is None or b.error is not None:
@@ -346,7 +358,7 @@ def _adopt(out: Partial, name: str, me, node: str, d: state.DrbdHost, rs, after:
     m = d.minors.get(me.minor)
     if m is None or m.disk in ("Diskless", "Unconfigured") or rs.disk_id is None:
         return
-    if drbd.config_disk(rs.config, node) != me.disk:
+    if rs.config_disk != me.disk:
         return  # the file (hence the kernel) names another disk: the config step comes first
     rec = d.ledger.records.get((name, node))
     if rec is not None and rec.disk_id == rs.disk_id:

@@ -157,6 +157,16 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
                  targets: dict[str, state_iscsi.LioTarget], st: state.HostState,
                  will_provide: frozenset[str], declared: dict[object, str],
                  others: Mapping[str, iscsi_spec.Session] | None = None) -> None:
+    """One target on this host, as one ``ApplyTarget`` (the applier converges the whole
+    target in one rtslib call) or nothing. Removing the target or a LUN while an initiator
+    is logged in is refused, since its disk may be a PV or mounted there, unless
+    ``export_ends`` says so, or it waits for the logout when the spec declares every session
+    to it absent on the other nodes (``_logout_awaited``). A LUN is never re-pointed at
+    another device (that would swap the disk under a logged-in initiator), a device that
+    does not exist and that no step provides is blocked, and a new export of a device in use
+    here (a PV of an active VG, mounted, held) or declared elsewhere in the spec is refused
+    (``_export_refused``). LUNs and ACLs the spec does not name are listed as unmanaged. Any
+    problem blocks the whole target: it is applied whole or not at all."""
     obj = f"iscsi target {name}"
     have = targets.get(want.iqn)
     who = ", ".join(have.sessions) if have is not None else ""

@@ -38,8 +38,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
-from reconciler.actions.lockd import activation_here, open_state
 from reconciler.adapters import lockd as lockd_adapter
+from reconciler.planning import lvm
+from reconciler.planning.vgplan import VgPlan
 from reconciler.spec import models
 
 LOCKD_TYPES = ("sanlock", "dlm")
@@ -65,6 +66,55 @@ class Shaped:
 
 def wanted(lv: models.Lv, node: str) -> models.Activation | None:
     return lv.activation.get(node) or lv.activation.get("*")
+
+
+def plan_vg(name: str, want: models.Vg, st: state.HostState, stalled: frozenset[str],
+            node: str, will_provide: frozenset[str] = frozenset(),
+            will_release: frozenset[str] = frozenset()) -> VgPlan:
+    """One VG on this node (``planning.lvm.plan_vgs`` calls it for each): ``lvm.plan_vg``,
+    with what this node may do to a shared VG and its LVs' activation. A VG without
+    activation tables and not shared plans as LVM alone plans it."""
+    obs = st.vgs.get(name)
+    shared = want.scope is models.Scope.SHARED
+    managed = shared or any(lv.activation for lv in want.lv.values())
+    problem = scope_problem(name, want, obs)
+    if problem and (st.foreign_owner(obs) is None if obs else True):
+        vp = VgPlan()
+        vp.block(f"vg {name}", problem)
+        return vp
+    if not managed:
+        return lvm.plan_vg(name, want, st, st.host, stalled, will_provide, will_release)
+    first = Shaped()
+    if shared:
+        first, go_on = before_vg(name, want, obs, st, node)
+        if not go_on:
+            vp = VgPlan(blocked=first.blocked, in_flight=first.in_flight)
+            return vp
+    vp = lvm.plan_vg(name, want, st, st.host, stalled, will_provide, will_release)
+    if shared and vp.resume and obs is not None:
+        # Only the node that holds (or may take) the moving LV's lock resumes its pvmove.
+        vp.resume = all(ex_runner(want, lv)[0] == node
+                        for mv in obs.pvmoves for lv in mv.lvs)
+    shaped = shape(name, want, obs, st, node, vp.steps)
+    vp.steps = _grow_after_activation(first.steps + shaped.steps)
+    vp.blocked.extend(first.blocked + shaped.blocked)
+    vp.in_flight.extend(first.in_flight + shaped.in_flight)
+    vp.notes[:0] = shaped.notes
+    return vp
+
+
+def _grow_after_activation(steps: list[actions.Step]) -> list[actions.Step]:
+    """``lvextend --resizefs`` of an LV being activated in the same plan runs after the
+    activation (fsadm needs the device), and not at all if it fails."""
+    keys = {s.key for s in steps}
+    out = []
+    for s in steps:
+        a = s.action
+        act = f"lv:{getattr(a, 'vg', '')}/{getattr(a, 'lv', '')}:activate"
+        if isinstance(a, actions.ResizeLv) and a.resize_fs and act in keys:
+            s = actions.Step(a, s.reason, s.after | {act})
+        out.append(s)
+    return out
 
 
 def scope_problem(name: str, want: models.Vg, obs: state.Vg | None) -> str | None:
@@ -140,9 +190,9 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
     for lv_name in sorted(want.lv):
         lv = obs.lvs.get(lv_name) if obs else None
         if (not shared or creator or lv is None or want.lv[lv_name].state
-                is not models.Presence.ABSENT or activation_here(st, lv) == "off"):
+                is not models.Presence.ABSENT or state.activation_here(st, lv) == "off"):
             continue
-        why = open_state(st, lv)
+        why = state.open_state(st, lv)
         if why:
             out.blocked.append(actions.Blocked(
                 f"lv {name}/{lv_name}", f"is marked absent and is {why} on "
@@ -176,7 +226,8 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
                 continue
             lv_here = obs.lvs.get(getattr(action, "lv", "")) if obs else None
             if (isinstance(action, actions.RemoveLv) and lv_here is not None
-                    and activation_here(st, lv_here) != "off" and not open_state(st, lv_here)):
+                    and state.activation_here(st, lv_here) != "off"
+                    and not state.open_state(st, lv_here)):
                 # Let go of it here first: lvremove wants no lock held anywhere.
                 off = actions.SetActivation(vg=name, lv=action.lv, mode="off", host=st.host)
                 out.steps.append(actions.Step(off, "marked absent; deactivated before lvremove",
@@ -241,6 +292,13 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
                      st: state.HostState, node: str, shared: bool, creator: bool,
                      planned: list[actions.Step], gate: str | None,
                      create_on: str = "") -> str | None:
+    """This node's activation of one LV, as its activation table declares it (the node's
+    own entry, else ``*``); the key of the step that sets it, or None. An LV not created yet
+    is activated right after the creator's ``lvcreate --activate n``, and another node waits
+    for the creator (in flight, ``waiting_on``). A change of mode (exclusive, shared,
+    inactive) deactivates first, and an open LV is never deactivated: blocked, saying where.
+    raid LVs cannot be active shared (lvmlockd refuses it). A lock another node holds is no
+    concern here: the step waits for that node when it runs (``FailureKind.PEER``)."""
     mode = wanted(want, node)
     if mode is None:
         return None
@@ -263,7 +321,7 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
                 f"spec: {mode.value} on {node}", frozenset({create, *([gate] if gate else [])})))
             return key
         return None
-    here = activation_here(st, lv)
+    here = state.activation_here(st, lv)
     if mode is models.Activation.INACTIVE:
         target = "off" if shared else "off-local"
     else:
@@ -278,7 +336,7 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
         return None
     after = {gate} if gate else set()
     if here != "off":  # deactivate first (to inactive, or to change the lock mode)
-        why = open_state(st, lv)
+        why = state.open_state(st, lv)
         if why:
             out.blocked.append(actions.Blocked(
                 obj, f"is {why} on {node}; the spec wants it "
@@ -306,7 +364,7 @@ def _plan_refresh(out: Shaped, vg: str, want: models.Vg, obs: state.Vg, st: stat
     assert st.lockd is not None
     for name, lv in sorted(obs.lvs.items()):
         dm = st.lockd.dm_for(vg, name)
-        if dm is None or activation_here(st, lv) == "off" or dm.size >= lv.size:
+        if dm is None or state.activation_here(st, lv) == "off" or dm.size >= lv.size:
             continue
         out.steps.append(actions.Step(
             actions.RefreshLv(vg=vg, lv=name, host=st.host),

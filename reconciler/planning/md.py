@@ -302,6 +302,19 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                 records: dict[str, state.CloneRecord],
                 will_provide: frozenset[str] = frozenset(),
                 used: dict[str, tuple[str, ...]] | None = None) -> _ClonePlan:
+    """One clone, from its array, its devices and the clone ledger's record for its target
+    (found by the target's identity). Abandoned: the array is stopped (never while in use);
+    the record stays, it protects the target. A target with a record is never written again
+    unless this clone made that copy and still declares it, or ``recopy`` asks with a value
+    never used on that target (``_why_protected`` says which rule refused). No array: a
+    ``split`` clone whose split is recorded is done; a complete sync whose split was not
+    recorded blocks (the target may be in use); otherwise the array is built over the source
+    alone and the target added, once every check on both devices passes. Array running:
+    once the target is in sync the copy is recorded first (the target may be used from
+    then), then the split is recorded and the array stopped, never while it is in use; a
+    target not yet a member is added after the same checks; a faulty member blocks with
+    what to check; a sync under way is in flight. The record goes only when md writes the
+    target again (the copy it describes is gone), or is replaced by a new copy's record."""
     cp = _ClonePlan()
     obj = f"clone {name}"
     md_name = want.md.rsplit("/", 1)[1]

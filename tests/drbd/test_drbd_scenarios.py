@@ -7,7 +7,7 @@ import re
 import pytest
 from drbdsim import Pair
 
-from reconciler import controller
+from reconciler import controller, observing
 
 
 @pytest.fixture
@@ -227,3 +227,24 @@ def test_the_simulator_refuses_to_guess_an_automatic_after_sb_policy(pair):
     _split(pair)
     with pytest.raises(UnsupportedCommand, match="violently-as0p"):
         pair.net.restore("node-a", "node-b")
+
+
+def _observed(pair, name, loaded):
+    env = pair.env(name)
+    targets = observing.drbd_targets(loaded.for_node(name), name)
+    return observing.observe(env.runner, host="local", devices=(), resolve=env.resolve,
+                             drbd_targets=targets).drbd.resources["r0"]
+
+
+def test_observation_delivers_what_the_resource_file_says(pair):
+    """The planner reads the resource file's facts from the observed state (issue 21): ours
+    or not (the marker), and the backing disk it gives this node (each node its own)."""
+    loaded = pair.spec(disk_b="/dev/vdc")
+    pair.converge(loaded)
+    a, b = _observed(pair, "node-a", loaded), _observed(pair, "node-b", loaded)
+    assert (a.managed, a.config_disk, b.managed, b.config_disk) == (
+        True, "/dev/vdb", True, "/dev/vdc")
+    pair.hosts["node-a"].md.files["/etc/drbd.d/r0.res"] = "resource r0 {\n}\n"
+    a = _observed(pair, "node-a", loaded)
+    assert (a.managed, a.config_disk) == (False, None)
+    assert "was not written by the reconciler" in blocked(pair.one_pass("node-a", loaded))

@@ -132,7 +132,9 @@ def test_recorded_failures_are_classified(name, kind):
 
 def _host(config, minors=None, backing=None, mounts=(), records=None, hostname="a"):
     rs = state.DrbdResourceState(name="r0", config_path="/etc/drbd.d/r0.res", config=config, mounts=mounts,
-                                 disk_id="serial:vdb-a")
+                                 disk_id="serial:vdb-a",
+                                 managed=config is not None and drbd.is_managed(config, "r0"),
+                                 config_disk=drbd.config_disk(config, "a"))
     if records is None:  # a resource up: its metadata recorded (the ledger's own tests are elsewhere)
         records = [state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI,
                                         "created")] if minors else []
