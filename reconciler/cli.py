@@ -315,7 +315,7 @@ def _cmd_run(argv: list[str]) -> int:
         return controller.EXIT_ERROR
     if not args.once:
         return _run_daemon(args)
-    from reconciler import daemon
+    from reconciler import daemon, instance_lock, status
     from reconciler.spec import loading
     missing = _check_spec_path(args.spec)
     if missing:
@@ -331,8 +331,8 @@ def _cmd_run(argv: list[str]) -> int:
         return controller.EXIT_ERROR
     if not args.simulate and not args.dry_run:
         # A pass that changes the host must not run beside the daemon (or another --once).
-        lock = daemon.InstanceLock(Path(args.lock_file) if args.lock_file
-                                   else daemon.RUN_DIR / "lock")
+        lock = instance_lock.InstanceLock(Path(args.lock_file) if args.lock_file
+                                          else status.DEFAULT_DIR / "lock")
         try:
             lock.acquire()
         except errors.ReconcilerError as exc:

@@ -47,7 +47,6 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import signal
 import stat
@@ -60,6 +59,7 @@ from pathlib import Path
 from loguru import logger
 
 from reconciler import actions, controller, errors, notify, status, watching
+from reconciler.instance_lock import AlreadyRunning, InstanceLock  # noqa: F401 (cli catches it here)
 from reconciler.runner import KILL_BOUND_SECONDS, Command, CommandResult, Runner
 from reconciler.spec import loading
 
@@ -88,10 +88,6 @@ class Settings:
     dry_run: bool = False
 
 
-class AlreadyRunning(errors.ReconcilerError):
-    """Another reconciler holds the per-host lock."""
-
-
 class UntrustedSpec(errors.SpecError):
     """A spec file or directory that someone other than root could change: refused like an
     invalid spec (nothing is changed until it is fixed), with its own first line."""
@@ -100,41 +96,6 @@ class UntrustedSpec(errors.SpecError):
         super().__init__(problems)
         lines = [f"{f}: {msg}" for f, _, msg in self.problems]
         self.args = ("spec refused (permissions):\n  " + "\n  ".join(lines),)
-
-
-# -- the single-instance lock ------------------------------------------------------------------
-
-
-class InstanceLock:
-    """``flock`` on a file; the holder writes its PID there so a refusal can name it."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AlreadyRunning(
-                f"another reconciler is already running on this host (PID {holder} holds "
-                f"{self.path}); two loops must never act at once — stop it first "
-                f"(systemctl stop reconciler), or use `reconcile status` to read what it "
-                f"is doing") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            # The file stays: unlinking it would let a third instance lock a new inode
-            # while a second one still waits on the old.
-            os.close(self.fd)
-            self.fd = None
 
 
 # -- spec permissions --------------------------------------------------------------------------
