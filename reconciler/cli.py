@@ -315,8 +315,8 @@ def _cmd_run(argv: list[str]) -> int:
         return controller.EXIT_ERROR
     if not args.once:
         return _run_daemon(args)
-    from reconciler import daemon, instance_lock, status
-    from reconciler.spec import loading
+    from reconciler import instance_lock, status
+    from reconciler.spec import loading, permissions
     missing = _check_spec_path(args.spec)
     if missing:
         print(f"error: {missing}", file=sys.stderr)
@@ -324,7 +324,7 @@ def _cmd_run(argv: list[str]) -> int:
     try:
         if not args.simulate:
             # Root acts on what the spec says: refuse one that others could have written.
-            daemon.check_permissions(args.spec)
+            permissions.check_permissions(args.spec)
         loaded = loading.load(args.spec)
     except errors.SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -49,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +61,7 @@ from reconciler import actions, controller, errors, notify, status, watching
 from reconciler.instance_lock import AlreadyRunning, InstanceLock  # noqa: F401 (cli catches it here)
 from reconciler.runner import KILL_BOUND_SECONDS, Command, CommandResult, Runner
 from reconciler.spec import loading
+from reconciler.spec.permissions import UntrustedSpec, check_permissions  # noqa: F401
 
 RUN_DIR = status.DEFAULT_DIR
 # Beyond a command's timeout: the runner's SIGTERM grace, SIGKILL and bounded reap (after
@@ -86,76 +86,6 @@ class Settings:
     watch: bool = True
     check_permissions: bool = True
     dry_run: bool = False
-
-
-class UntrustedSpec(errors.SpecError):
-    """A spec file or directory that someone other than root could change: refused like an
-    invalid spec (nothing is changed until it is fixed), with its own first line."""
-
-    def __init__(self, problems: list[tuple[str, str, str]]):
-        super().__init__(problems)
-        lines = [f"{f}: {msg}" for f, _, msg in self.problems]
-        self.args = ("spec refused (permissions):\n  " + "\n  ".join(lines),)
-
-
-# -- spec permissions --------------------------------------------------------------------------
-
-
-def check_permissions(location: str | Path, trusted_uids: frozenset[int] | None = None) -> None:
-    """Raise ``SpecError`` if anyone but root (or us) can change what ``load`` would read.
-
-    Checked: every ancestor directory of the location (a world-writable one is accepted only
-    with the sticky bit, like /tmp), the location, every spec file the loader would read and
-    every directory between it and the location. Writable by the group is accepted only
-    for group root. Symlinks are followed, as the loader follows them.
-    """
-    trusted = trusted_uids if trusted_uids is not None else frozenset({0, os.geteuid()})
-    root = Path(location).absolute()
-    problems: list[tuple[str, str, str]] = []
-    seen: set[Path] = set()
-
-    def check(path: Path, what: str, sticky_ok: bool = False) -> None:
-        if path in seen:
-            return
-        seen.add(path)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return  # the loader says "no such file or directory"
-        except OSError as exc:
-            problems.append((str(path), "", f"cannot read {what}: {exc.strerror or exc}"))
-            return
-        if st.st_uid not in trusted:
-            problems.append((str(path), "", (
-                f"{what} is owned by uid {st.st_uid}, not root; the reconciler runs as root "
-                f"and acts on these files, so only root may be able to change them — "
-                f"chown root: {path}")))
-        group_w = bool(st.st_mode & stat.S_IWGRP) and st.st_gid != 0
-        other_w = bool(st.st_mode & stat.S_IWOTH)
-        if (group_w or other_w) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
-            who = "others" if other_w else f"group {st.st_gid}"
-            problems.append((str(path), "", (
-                f"{what} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}); the "
-                f"reconciler runs as root and acts on these files, so only root may be able "
-                f"to change them — chmod go-w {path}")))
-
-    for base in (root, root.resolve()):
-        for anc in reversed(base.parents):
-            check(anc, "an ancestor directory of the spec", sticky_ok=True)
-    check(root, "the spec directory" if root.is_dir() else "the spec file")
-    if root.is_dir():
-        try:
-            os.listdir(root)
-        except OSError as exc:
-            problems.append((str(root), "", f"cannot read the spec directory: "
-                             f"{exc.strerror or exc}"))
-        for f in loading.spec_files(root):
-            for d in reversed(f.parents):
-                if d != root and d.is_relative_to(root):
-                    check(d, "a spec subdirectory")
-            check(f, "a spec file")
-    if problems:
-        raise UntrustedSpec(problems)
 
 
 # -- waking the loop ---------------------------------------------------------------------------
