@@ -364,8 +364,8 @@ def _cmd_run(argv: list[str]) -> int:
         return _run_daemon(args)
     if args.spec is None:
         args.spec = DEFAULT_SPEC
-    from reconciler import daemon
-    from reconciler.spec import loading
+    from reconciler import instance_lock, status
+    from reconciler.spec import loading, permissions
     missing = _check_spec_path(args.spec)
     if missing:
         print(f"error: {missing}", file=sys.stderr)
@@ -373,15 +373,15 @@ def _cmd_run(argv: list[str]) -> int:
     try:
         if not args.simulate:
             # Root acts on what the spec says: refuse one that others could have written.
-            daemon.check_permissions(args.spec)
+            permissions.check_permissions(args.spec)
         loaded = loading.load(args.spec)
     except errors.SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
     if not args.simulate and not args.dry_run:
         # A pass that changes the host must not run beside the daemon (or another --once).
-        lock = daemon.InstanceLock(Path(args.lock_file) if args.lock_file
-                                   else daemon.RUN_DIR / "lock")
+        lock = instance_lock.InstanceLock(Path(args.lock_file) if args.lock_file
+                                          else status.DEFAULT_DIR / "lock")
         try:
             lock.acquire()
         except errors.ReconcilerError as exc:

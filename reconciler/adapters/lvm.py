@@ -16,7 +16,7 @@ import json
 import re
 from collections import defaultdict
 
-from reconciler import bulk, errors, state
+from reconciler import errors, gc_pause, state
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 from reconciler.units import Size
@@ -336,7 +336,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def parse_fullreport(text: str, host: str = "local", observed_at: float = 0.0) -> state.HostState:
     """Parse the stdout of ``FULLREPORT_ARGV`` into a ``HostState`` (LVM part)."""
-    with bulk.gc_paused():
+    with gc_pause.paused():
         return _parse_fullreport(text, host, observed_at)
 
 

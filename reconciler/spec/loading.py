@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pydantic
 
-from reconciler import bulk, errors
+from reconciler import errors, gc_pause
 from reconciler.spec import models
 from reconciler.spec.text import file_name, key_path, shown, toml_type
 
@@ -219,7 +219,7 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
     if text is None:
         return None, raw
     try:
-        with bulk.gc_paused():
+        with gc_pause.paused():
             data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problems.append((where, "", f"TOML syntax error: {_cut(str(exc))}"))
@@ -228,7 +228,7 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
         problems.append((where, "", "TOML nested too deeply to read"))
         return None, raw
     try:
-        with bulk.gc_paused():
+        with gc_pause.paused():
             spec = models.Spec.model_validate(data)
     except pydantic.ValidationError as exc:
         found = [_message(err) + (err["type"],) for err in exc.errors(include_url=False)]

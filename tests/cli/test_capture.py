@@ -87,3 +87,16 @@ def test_a_mirror_sync_in_flight_when_captured_finishes_and_splits(reconcile, tm
 def test_capture_help_documents_simulate(reconcile):
     code, out, _ = reconcile("capture", "--help")
     assert code == 0 and "--simulate SOURCE" in out
+
+
+def test_simulate_source_that_is_no_capture_is_refused_by_name(reconcile, tmp_path):
+    # Neither a directory nor an embedded host: the embedded hosts are named.
+    code, _, err = reconcile("--simulate", str(tmp_path / "none"), "--spec", DEMO, "--once")
+    assert code == 1 and "Traceback" not in err
+    assert (f"--simulate {tmp_path / 'none'}: no such capture directory, and not an embedded "
+            f"simulated host (cluster, default, iscsi, seed000, seed001") in err
+    # A directory that 'reconcile capture' did not write.
+    (tmp_path / "empty").mkdir()
+    code, _, err = reconcile("--simulate", str(tmp_path / "empty"), "--spec", DEMO, "--once")
+    assert code == 1 and "Traceback" not in err
+    assert f"{tmp_path / 'empty'} is not a capture written by 'reconcile capture'" in err

@@ -1,56 +1,17 @@
-"""The continuous reconciler: one loop thread that runs passes, and what wakes it.
+"""The loop: one thread that runs the passes, one at a time, and reports each.
 
-A pass runs at start, after a spec change (debounced), on SIGHUP, sooner while a long
-operation is in flight (the pass's ``requeue_after``), after an error (with backoff), and
-otherwise every ``resync_seconds`` to catch changes made by hand. Only the loop thread runs
-passes, so two passes never overlap; everything else (the watchdog observer thread, signal
-handlers) only *pokes* the ``Wakeup``.
-
-Why it is shaped this way:
-
-* **Debounce in one place.** A spec event schedules a pass ``debounce_seconds`` later; each
-  further event pushes it back, up to ``debounce_max_seconds`` after the first, so an
-  editor's save-rename-write or a ``git pull`` of many files gives one pass, and a file
-  written continuously still gets passes. If the spec changes again while it is being
-  loaded, the load is thrown away and the loop waits for quiet again; and while a spec
-  file is open for writing (modified and not closed yet: a writer that truncates it and
-  writes it in chunks, however slowly), the specs are not loaded at all. Nothing is
-  applied from a half-written file; one left open for ``write_wait_seconds`` is refused.
-* **An invalid spec on disk stops every change.** While the files on disk fail validation
-  (or are refused for their permissions), passes go on against the last good spec as dry
-  runs: they observe and report (status, metrics, the errors with file and key) and run no
-  step at all, not even one the last good spec asked for. The operator's latest intent is
-  unknown then: an edit that withdrew an ``absent`` and has a typo elsewhere must not let
-  the old ``absent`` remove what they meant to keep.
-* **Signals set flags.** SIGTERM (and SIGINT) ask the loop to stop; a pass in progress
-  finishes the step it is running (a command is never abandoned half way: the executor is
-  asked before each step, see ``controller.reconcile_once(should_stop=…)``), defers the
-  rest, and the process exits 0. Long kernel operations (pvmove, raid sync) keep running;
-  the next start observes and adopts them. SIGHUP asks for a pass now. A change to the
-  spec seen during a pass is handled the same way: the steps planned from the spec loaded
-  before it are deferred after the running one, and the next pass reloads.
-* **One instance per host.** ``flock`` on a lock file under /run, held for the process's
-  life (and closed on exec, so a command's children never inherit it); a second instance
-  refuses to start and names the PID holding it.
-* **Root acts on the spec, so only root may write it.** A spec directory or file that a
-  non-root user can write (or own) is refused like an invalid spec: reported, and nothing
-  is changed until it is fixed.
-* **systemd.** READY=1 once the first pass has observed the host (the loop is up and the
-  tools answer), STATUS= after each pass, WATCHDOG=1 from this loop only: while it waits,
-  and around every command, with the interval stretched to the command's own timeout while
-  it runs (``notify.Notifier.allow``), so a loop stuck anywhere else is restarted.
-* **Runtime trouble is reported, not fatal.** An unreadable or missing spec directory, a
-  tool missing from PATH, a command killed by its timeout: each ends that pass with a
-  clear message in the log, the status file and the metrics, and the loop retries later.
+``Daemon.run`` holds the instance lock, starts the spec watcher, and then waits on its
+``Wakeup`` and runs a pass for each reason it returns; ``_pass`` loads the spec (keeping the
+last good one while the files on disk are refused), runs ``controller.reconcile_once`` and
+schedules the next pass; the status file, the metrics and systemd hear of each. Why it is
+shaped this way: see the package's docstring (``reconciler.daemon``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import signal
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -60,8 +21,11 @@ from pathlib import Path
 from loguru import logger
 
 from reconciler import actions, controller, errors, notify, status, watching
+from reconciler.daemon.wakeup import Wakeup
+from reconciler.instance_lock import InstanceLock
 from reconciler.runner import KILL_BOUND_SECONDS, Command, CommandResult, Runner
 from reconciler.spec import loading
+from reconciler.spec.permissions import check_permissions
 
 RUN_DIR = status.DEFAULT_DIR
 # Beyond a command's timeout: the runner's SIGTERM grace, SIGKILL and bounded reap (after
@@ -86,195 +50,6 @@ class Settings:
     watch: bool = True
     check_permissions: bool = True
     dry_run: bool = False
-
-
-class AlreadyRunning(errors.ReconcilerError):
-    """Another reconciler holds the per-host lock."""
-
-
-class UntrustedSpec(errors.SpecError):
-    """A spec file or directory that someone other than root could change: refused like an
-    invalid spec (nothing is changed until it is fixed), with its own first line."""
-
-    def __init__(self, problems: list[tuple[str, str, str]]):
-        super().__init__(problems)
-        lines = [f"{f}: {msg}" for f, _, msg in self.problems]
-        self.args = ("spec refused (permissions):\n  " + "\n  ".join(lines),)
-
-
-# -- the single-instance lock ------------------------------------------------------------------
-
-
-class InstanceLock:
-    """``flock`` on a file; the holder writes its PID there so a refusal can name it."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AlreadyRunning(
-                f"another reconciler is already running on this host (PID {holder} holds "
-                f"{self.path}); two loops must never act at once — stop it first "
-                f"(systemctl stop reconciler), or use `reconcile status` to read what it "
-                f"is doing") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            # The file stays: unlinking it would let a third instance lock a new inode
-            # while a second one still waits on the old.
-            os.close(self.fd)
-            self.fd = None
-
-
-# -- spec permissions --------------------------------------------------------------------------
-
-
-def check_permissions(location: str | Path, trusted_uids: frozenset[int] | None = None) -> None:
-    """Raise ``SpecError`` if anyone but root (or us) can change what ``load`` would read.
-
-    Checked: every ancestor directory of the location (a world-writable one is accepted only
-    with the sticky bit, like /tmp), the location, every spec file the loader would read and
-    every directory between it and the location. Writable by the group is accepted only
-    for group root. Symlinks are followed, as the loader follows them.
-    """
-    trusted = trusted_uids if trusted_uids is not None else frozenset({0, os.geteuid()})
-    root = Path(location).absolute()
-    problems: list[tuple[str, str, str]] = []
-    seen: set[Path] = set()
-
-    def check(path: Path, what: str, sticky_ok: bool = False) -> None:
-        if path in seen:
-            return
-        seen.add(path)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return  # the loader says "no such file or directory"
-        except OSError as exc:
-            problems.append((str(path), "", f"cannot read {what}: {exc.strerror or exc}"))
-            return
-        if st.st_uid not in trusted:
-            problems.append((str(path), "", (
-                f"{what} is owned by uid {st.st_uid}, not root; the reconciler runs as root "
-                f"and acts on these files, so only root may be able to change them — "
-                f"chown root: {path}")))
-        group_w = bool(st.st_mode & stat.S_IWGRP) and st.st_gid != 0
-        other_w = bool(st.st_mode & stat.S_IWOTH)
-        if (group_w or other_w) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
-            who = "others" if other_w else f"group {st.st_gid}"
-            problems.append((str(path), "", (
-                f"{what} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}); the "
-                f"reconciler runs as root and acts on these files, so only root may be able "
-                f"to change them — chmod go-w {path}")))
-
-    for base in (root, root.resolve()):
-        for anc in reversed(base.parents):
-            check(anc, "an ancestor directory of the spec", sticky_ok=True)
-    check(root, "the spec directory" if root.is_dir() else "the spec file")
-    if root.is_dir():
-        try:
-            os.listdir(root)
-        except OSError as exc:
-            problems.append((str(root), "", f"cannot read the spec directory: "
-                             f"{exc.strerror or exc}"))
-        for f in loading.spec_files(root):
-            for d in reversed(f.parents):
-                if d != root and d.is_relative_to(root):
-                    check(d, "a spec subdirectory")
-            check(f, "a spec file")
-    if problems:
-        raise UntrustedSpec(problems)
-
-
-# -- waking the loop ---------------------------------------------------------------------------
-
-
-class Wakeup:
-    """What the loop waits on: reasons for a pass, each due at a time, and a stop flag.
-
-    Thread-safe for the observer thread (``poke``). Signal handlers only set booleans and
-    notify (``signal_hup``/``signal_stop``) through a re-entrant lock, because a handler
-    runs on the main thread, possibly while that same thread is inside ``wait``.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.RLock())
-        self._due: dict[str, float] = {}
-        self._first: dict[str, float] = {}
-        self._details: dict[str, list[str]] = {}
-        self._hup = False
-        self.stopping = False
-
-    def poke(self, reason: str, detail: str = "", *, quiet: float = 0.0,
-             cap: float | None = None) -> None:
-        """Ask for a pass ``quiet`` seconds from now; a later poke of the same reason pushes
-        it back, but never past ``cap`` seconds after the first one still pending."""
-        with self._cond:
-            now = time.monotonic()
-            first = self._first.setdefault(reason, now)
-            due = now + quiet
-            if cap is not None:
-                due = min(due, first + cap)
-            self._due[reason] = due
-            details = self._details.setdefault(reason, [])
-            if detail and detail not in details and len(details) < 5:
-                details.append(detail)
-            self._cond.notify_all()
-
-    def signal_hup(self) -> None:
-        with self._cond:
-            self._hup = True
-            self._cond.notify_all()
-
-    def signal_stop(self) -> None:
-        with self._cond:
-            self.stopping = True
-            self._cond.notify_all()
-
-    def pending(self, reason: str) -> bool:
-        with self._cond:
-            return reason in self._due
-
-    def wait(self, deadline: float, *, tick: Callable[[], None] | None = None,
-             tick_every: float | None = None) -> list[tuple[str, list[str]]]:
-        """Block until a reason is due (returned, and cleared), ``deadline`` (monotonic)
-        passes (``[]``) or a stop is asked (``[]``). ``tick`` runs every ``tick_every``."""
-        last_tick = time.monotonic()
-        with self._cond:
-            while not self.stopping:
-                now = time.monotonic()
-                if self._hup:
-                    self._hup = False
-                    self._due.setdefault("SIGHUP", now)
-                    self._first.setdefault("SIGHUP", now)
-                due = sorted(r for r, t in self._due.items() if t <= now)
-                if due:
-                    out = [(r, self._details.pop(r, [])) for r in due]
-                    for r in due:
-                        del self._due[r]
-                        del self._first[r]
-                    return out
-                if now >= deadline:
-                    return []
-                timeout = min([deadline, *self._due.values()]) - now
-                if tick is not None and tick_every:
-                    if now - last_tick >= tick_every:
-                        tick()
-                        last_tick = now
-                    timeout = min(timeout, tick_every - (now - last_tick))
-                self._cond.wait(max(timeout, 0.001))
-            return []
 
 
 # -- the runner the passes use -----------------------------------------------------------------
@@ -421,6 +196,19 @@ class Daemon:
     # -- one pass ------------------------------------------------------------------------------
 
     def _pass(self, reason: str) -> None:
+        """One wake-up of the loop: run a pass for ``reason`` if the spec lets it, then
+        schedule the next one.
+
+        Decides, in order: whether to wait instead (a spec file still open for writing, or a
+        spec that changed again while it was read: nothing is applied from a half-written
+        file); which spec the pass runs from (the one on disk, or the last good one when the
+        files are refused, and then the pass only observes, because the operator's latest
+        intent is unknown); and when the next pass is due (backoff after an error, the
+        requeue interval while something moves, the resync otherwise). A pass stops between
+        steps when a stop is asked or the spec changes under it. An internal error in the
+        pass is caught and reported like a failed pass: a bug must not end the loop that keeps
+        the storage converged.
+        """
         open_for_writing = self._open_for_writing()
         if open_for_writing and open_for_writing[1] < self.settings.write_wait_seconds:
             # A file is half-written (its writer has not closed it): wait for the close,
