@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from reconciler.errors import UnsupportedCommand
 
 from .drbd_model import CONNECTED, JUST_CREATED, DrbdNode, Meta, Res, ResConf, gi_text, parse_config
-from .md_tools import Handler, Out
+from .md_tools import Handler
+from .tool import Out
 
 if TYPE_CHECKING:
     from .host import SimulatedHost

@@ -51,15 +51,11 @@ from reconciler.runner import Command, CommandResult, check_read_bounds
 from . import drbd_tools, fs_model, iscsi_tools, lvm_tools, md_model, md_tools, ops
 from .iscsi_model import IscsiSide
 from .clock import SimClock
+from .tool import SimulatedCrash
 from .model import (DEFAULT_EXTENT_SIZE, LV, PV, RAID_NOTICE_DELAY, VG, Device, Model,
                     NoSpace, pe_count_for)
 
 Match = Callable[[Command], bool] | tuple[str, ...]
-
-
-class SimulatedCrash(BaseException):
-    """The simulated host went down. A BaseException so that no ``except Exception`` in
-    the code under test can swallow it: it must end the pass like a killed process."""
 
 
 class SimulatedHost:

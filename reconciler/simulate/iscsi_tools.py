@@ -16,7 +16,7 @@ from reconciler.errors import UnsupportedCommand
 from . import md_tools
 from .iscsi_model import Acl, IscsiSide, Session, Target
 from .shared import Link, copy_lvm, forget_disk
-from .md_tools import Out
+from .tool import Out
 
 if TYPE_CHECKING:
     from .host import SimulatedHost

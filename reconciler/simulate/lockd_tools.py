@@ -21,10 +21,10 @@ from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
 from .clock import SimClock
+from .tool import Out
 from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
                           SharedLv, SharedPv, SharedStorage, SharedVg, dashed)
 
-ECMD_FAILED = 5
 DM_MAJOR = 253
 
 
@@ -82,25 +82,6 @@ def dm_name(vg: str, lv: str) -> str:
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
-class Out:
-    def __init__(self) -> None:
-        self.rc, self.out, self.err = 0, [], []
-
-    def print(self, line: str) -> "Out":
-        self.out.append(f"  {line}\n")
-        return self
-
-    def warn(self, line: str) -> "Out":
-        self.err.append(f"  {line}\n")
-        return self
-
-    def fail(self, *lines: str, rc: int = ECMD_FAILED) -> "Out":
-        for line in lines:
-            self.warn(line)
-        self.rc = rc
-        return self
-
-
 class LockdNode:
     """One node: a Runner (``run``, ``read``) over the cluster."""
 
@@ -145,8 +126,8 @@ class LockdNode:
         out = handler(self, argv)
         if isinstance(out, str):
             return CommandResult(command=cmd, rc=0, stdout=out, stderr="")
-        return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.out),
-                             stderr="".join(out.err))
+        return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.stdout),
+                             stderr="".join(out.stderr))
 
     def read_bytes(self, path: str, offset: int, length: int, *,
                    host: str = "local") -> bytes | None:
@@ -297,8 +278,8 @@ def _lockctl(node: LockdNode, argv: tuple[str, ...]) -> Out | str:
         raise UnsupportedCommand(f"only 'lvmlockctl --info' is modelled: {argv}")
     if not node.n.lvmlockd:
         out = Out()
-        out.out.append("Cannot connect to lvmlockd.\n")
-        out.err.append("/run/lvm/lvmlockd.socket: connect failed: No such file or directory\n")
+        out.stdout.append("Cannot connect to lvmlockd.\n")
+        out.stderr.append("/run/lvm/lvmlockd.socket: connect failed: No such file or directory\n")
         out.rc = 255
         return out
     lines = []
@@ -338,10 +319,10 @@ def _wipefs(node: LockdNode, argv: tuple[str, ...]) -> Out:
     out = Out()
     if argv[3] not in node.c.storage.devices:
         out.rc = 1
-        out.err.append(f"wipefs: error: {argv[3]}: probing initialization failed: No such "
+        out.stderr.append(f"wipefs: error: {argv[3]}: probing initialization failed: No such "
                        f"file or directory\n")
         return out
-    out.out.append(json.dumps({"signatures": []}, indent=3) + "\n")
+    out.stdout.append(json.dumps({"signatures": []}, indent=3) + "\n")
     return out
 
 
@@ -590,11 +571,11 @@ def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...]) -> Out:
     out = Out()
     dev = node.n.dm.get(argv[2])
     if dev is None:
-        out.err.append(f"Device {argv[2]} not found\nCommand failed.\n")
+        out.stderr.append(f"Device {argv[2]} not found\nCommand failed.\n")
         out.rc = 1
         return out
     if dev.open:
-        out.err.append(f"device-mapper: remove ioctl on {dev.name}  failed: Device or resource "
+        out.stderr.append(f"device-mapper: remove ioctl on {dev.name}  failed: Device or resource "
                        f"busy\nCommand failed.\n")
         out.rc = 1
         return out

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
@@ -50,11 +49,11 @@ from reconciler.errors import UnsupportedCommand
 from . import ops
 from .model import LV, PV, VG, NoSpace, display_size, pe_count_for
 from .render import fullreport
+from .tool import ECMD_FAILED, Out, SimulatedCrash
 
 if TYPE_CHECKING:
     from .host import SimulatedHost
 
-ECMD_FAILED = 5
 EINVALID_CMD_LINE = 3
 
 VERSION_TEXT = (  # as recorded from Debian's lvm2 2.03.16
@@ -79,29 +78,6 @@ VERSION_TEXT = (  # as recorded from Debian's lvm2 2.03.16
     ' --enable-lvmlockd-sanlock --enable-lvmpolld --enable-notify-dbus'
     ' --enable-pkgconfig --enable-udev_rules --enable-udev_sync --disable-readline\n'
 )
-
-
-@dataclass
-class Out:
-    """What a command prints and how it exits."""
-
-    rc: int = 0
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-    def print(self, line: str) -> Out:
-        self.stdout.append(f"  {line}\n")
-        return self
-
-    def warn(self, line: str) -> Out:
-        self.stderr.append(f"  {line}\n")
-        return self
-
-    def fail(self, *lines: str, rc: int = ECMD_FAILED) -> Out:
-        for line in lines:
-            self.stderr.append(f"  {line}\n")
-        self.rc = rc
-        return self
 
 
 Handler = Callable[["SimulatedHost", tuple[str, ...]], Out]
@@ -639,7 +615,6 @@ def _fsadm(host: SimulatedHost, out: Out, lv: LV, mountpoint: str) -> None:
     """fsadm resize after the LV's metadata is committed: the file system grows to the LV,
     unless a fault says otherwise (``fail_fsadm``: lvm reports "/sbin/fsadm failed: 1",
     lib/misc/lvm-exec.c, and exits 5; ``crash_in_fsadm``: the host goes down first)."""
-    from .host import SimulatedCrash  # (host imports this module)
     fault, host.fsadm_fault = host.fsadm_fault, None
     if fault == "crash":
         host._crash()

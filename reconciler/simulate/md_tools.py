@@ -12,7 +12,6 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
@@ -20,23 +19,12 @@ from reconciler.errors import UnsupportedCommand
 from . import md_model
 from .md_model import Array, Member
 from .model import Device
+from .tool import Out
 
 if TYPE_CHECKING:
     from .host import SimulatedHost
 
 ZERO_UUID = "00000000:00000000:00000000:00000000"
-
-
-@dataclass
-class Out:
-    rc: int = 0
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-    def err(self, *lines: str, rc: int = 1) -> Out:
-        self.stderr.extend(f"{line}\n" for line in lines)
-        self.rc = rc
-        return self
 
 
 Handler = Callable[["SimulatedHost", tuple[str, ...], "str | None"], Out]
