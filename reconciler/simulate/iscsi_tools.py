@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
 
-from . import md_tools
+from . import kernel
 from .iscsi_model import Acl, IscsiSide, Session, Target
 from .shared import Link, copy_lvm, forget_disk
 from .tool import Out
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
 CONFIGFS = "/sys/kernel/config/target"
 APPLIER = "reconciler.adapters.iscsi"
@@ -36,7 +36,7 @@ def lookup(argv: tuple[str, ...]):
     return None
 
 
-def _side(host: SimulatedHost) -> IscsiSide:
+def _side(host: Machine) -> IscsiSide:
     side = getattr(host, "iscsi", None)
     if side is None:
         raise UnsupportedCommand(f"host {host.name} is on no simulated iSCSI fabric "
@@ -44,7 +44,7 @@ def _side(host: SimulatedHost) -> IscsiSide:
     return side
 
 
-def _modprobe(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _modprobe(host: Machine, argv: tuple[str, ...]) -> Out:
     known = {"configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod",
              "iscsi_tcp", "sd_mod"}
     if argv[1:2] != ("-a",) or not set(argv[2:]) <= known:
@@ -58,7 +58,7 @@ def _modprobe(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 # -- the applier -----------------------------------------------------------------------------
 
 
-def _chap(host: SimulatedHost, side: IscsiSide, path: str) -> tuple[str, str] | str:
+def _chap(host: Machine, side: IscsiSide, path: str) -> tuple[str, str] | str:
     text = host.md.files.get(path)
     if text is None:
         return f"reconciler-iscsi: CHAP file {path}: No such file or directory\n"
@@ -71,7 +71,7 @@ def _chap(host: SimulatedHost, side: IscsiSide, path: str) -> tuple[str, str] | 
     return vals.get("userid", ""), vals.get("password", "")
 
 
-def _applier(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _applier(host: Machine, argv: tuple[str, ...]) -> Out:
     side = _side(host)
     op = argv[3]
     if op == "node-chap" and len(argv) == 7:
@@ -146,7 +146,7 @@ def _bracket(iqn: str, portal: str) -> str:
     return f"[iface: default, target: {iqn}, portal: {ip},{port}]"
 
 
-def _iscsiadm(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _iscsiadm(host: Machine, argv: tuple[str, ...]) -> Out:
     side = _side(host)
     mode, portal, iqn = _opt(argv, "-m"), _opt(argv, "-p"), _opt(argv, "-T")
     if mode == "discovery" and _opt(argv, "-t") == "sendtargets" and portal and len(argv) == 7:
@@ -223,7 +223,7 @@ def _iscsiadm(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return Out(0, stdout=[*head, f"Login to {_bracket(iqn, portal)} successful.\n"])
 
 
-def _size(host: SimulatedHost, path: str) -> int:
+def _size(host: Machine, path: str) -> int:
     dev = host.model.device(path)
     if dev is not None:
         return dev.size
@@ -233,14 +233,14 @@ def _size(host: SimulatedHost, path: str) -> int:
     return lv.extents * lv.vg.extent_size
 
 
-def _free_sd(host: SimulatedHost) -> str:
+def _free_sd(host: Machine) -> str:
     for c in "abcdefghijklmnopqrstuvwxyz":
         if host.model.device(f"/dev/sd{c}") is None:
             return f"/dev/sd{c}"
     raise UnsupportedCommand("more than 26 SCSI disks")
 
 
-def _logout(host: SimulatedHost, side: IscsiSide, s: Session) -> None:
+def _logout(host: Machine, side: IscsiSide, s: Session) -> None:
     side.sessions.remove(s)
     where = side.fabric.at(s.portal) if side.fabric else None
     if where is not None and s.target in where[1].targets:
@@ -267,7 +267,7 @@ def handles(path: str) -> bool:
             or bool(re.match(r"^/sys/block/sd[a-z]+/", path)))
 
 
-def read(host: SimulatedHost, path: str) -> str | None:
+def read(host: Machine, path: str) -> str | None:
     side = _side(host)
     files, dirs = _tree(host, side)
     if path.endswith("/"):
@@ -297,7 +297,7 @@ def _add(dirs: dict[str, set[str]], path: str) -> None:
         path = parent
 
 
-def _tree(host: SimulatedHost, side: IscsiSide) -> tuple[dict[str, str], dict[str, set[str]]]:
+def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set[str]]]:
     files: dict[str, str] = {}
     dirs: dict[str, set[str]] = {}
 
@@ -349,7 +349,7 @@ def _tree(host: SimulatedHost, side: IscsiSide) -> tuple[dict[str, str], dict[st
             f(f"{base}/device/target{hostno}:0:0/{hostno}:0:0:{n}/block/{kname}/dev", "")
             dev = host.model.device(name)
             f(f"/sys/block/{kname}/dev", f"{dev.major}:{dev.minor}\n")
-            holders = md_tools.holders(host, dev)
+            holders = kernel.holders(host, dev)
             _add(dirs, f"/sys/block/{kname}/holders")
             for h in holders:
                 _add(dirs, f"/sys/block/{kname}/holders/{h}")
