@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import UnsupportedCommand
 
 from .drbd_model import CONNECTED, JUST_CREATED, DrbdNode, Meta, Res, ResConf, gi_text, parse_config
-from .tool import Handler, Out
+from .tool import Out, Tool
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -281,14 +281,16 @@ def rm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     return Out()
 
 
-_TOOLS: dict[str, tuple[Handler, bool]] = {"drbdadm": (drbdadm, True), "modprobe": (modprobe, True),
-                                           "drbdmeta": (drbdmeta, False),
-                                           "wipefs": (wipefs, False), "rm": (rm, True)}
+# each handler checks stdin itself (create-md takes an empty one, the others refuse it)
+_TOOLS: dict[str, Tool] = {"drbdadm": Tool(drbdadm, True, stdin=True),
+                           "modprobe": Tool(modprobe, True, stdin=True),
+                           "drbdmeta": Tool(drbdmeta, False, stdin=True),
+                           "wipefs": Tool(wipefs, False, stdin=True), "rm": Tool(rm, True, stdin=True)}
 
 
-def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
+def lookup(argv: tuple[str, ...]) -> Tool | None:
     if argv[:1] == ("drbdadm",) and "get-gi" in argv:
-        return (drbdadm, False)  # reads the generation identifiers only
+        return Tool(drbdadm, False, stdin=True)  # reads the generation identifiers only
     return _TOOLS.get(argv[0])
 
 

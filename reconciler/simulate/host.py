@@ -48,39 +48,27 @@ class SimulatedHost(Machine):
         if cmd.host != self.name:
             raise UnsupportedCommand(f"command for host {cmd.host!r} sent to simulated host "
                                      f"{self.name!r}: {cmd}")
-        md_entry = md_tools.lookup(cmd.argv) or drbd_tools.lookup(cmd.argv)
-        iscsi_entry = iscsi_tools.lookup(cmd.argv) if self.iscsi is not None else None
-        if iscsi_entry is not None:
-            iscsi_handler, mutates = iscsi_entry
-
-            def call():
-                return iscsi_handler(self, cmd.argv)
-        elif md_entry is not None:
-            md_handler, mutates = md_entry
-
-            def call():
-                return md_handler(self, cmd.argv, cmd.input)
-        else:
-            handler, mutates = lvm_tools.lookup(cmd.argv)
-            if cmd.input is not None:
-                raise UnsupportedCommand(f"stdin is not modelled for: {cmd}")
-
-            def call():
-                return handler(self, cmd.argv)
+        tool = ((iscsi_tools.lookup(cmd.argv) if self.iscsi is not None else None)
+                or md_tools.lookup(cmd.argv) or drbd_tools.lookup(cmd.argv)
+                or lvm_tools.lookup(cmd.argv))
+        if tool is None:
+            raise UnsupportedCommand(f"command not modelled by the simulator: {' '.join(cmd.argv)}")
+        if cmd.input is not None and not tool.stdin:
+            raise UnsupportedCommand(f"stdin is not modelled for: {cmd}")
         self.calls.append(cmd)
         self.started += 1
         fault = self._take_fault(cmd)
         fabric = self.iscsi.fabric if self.iscsi is not None else None
-        shared = fabric is not None and mutates and iscsi_entry is None and md_entry is None
+        shared = fabric is not None and tool.mutates and tool.lvm
         if fault is not None:
             rc, stdout, stderr = fault[1], "", fault[2]
         else:
             before = fabric.views(self) if shared else {}
-            out = call()
+            out = tool.handler(self, cmd.argv, cmd.input)
             rc, stdout, stderr = out.rc, "".join(out.stdout), "".join(out.stderr)
             if shared:  # LVM metadata written on a disk another host sees
                 fabric.share(self, before)
-        if mutates and self._crash_budget is not None:
+        if tool.mutates and self._crash_budget is not None:
             self._crash_budget -= 1
             if self._crash_budget <= 0:
                 self._crash()

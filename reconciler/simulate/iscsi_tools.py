@@ -16,7 +16,7 @@ from reconciler.errors import UnsupportedCommand
 from . import kernel
 from .iscsi_model import Acl, IscsiSide, Session, Target
 from .shared import Link, copy_lvm, forget_disk
-from .tool import Out
+from .tool import Out, Tool
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -25,14 +25,14 @@ CONFIGFS = "/sys/kernel/config/target"
 APPLIER = "reconciler.adapters.iscsi"
 
 
-def lookup(argv: tuple[str, ...]):
-    """(handler, mutates) for an iSCSI command, or None when it is not one."""
+def lookup(argv: tuple[str, ...]) -> Tool | None:
+    """The tool for an iSCSI command, or None when it is not one. None reads stdin."""
     if argv[0] == "modprobe":
-        return _modprobe, True
+        return Tool(_modprobe, True)
     if argv[0] == "iscsiadm":
-        return _iscsiadm, True
+        return Tool(_iscsiadm, True)
     if len(argv) >= 4 and argv[1:3] == ("-m", APPLIER):
-        return _applier, True
+        return Tool(_applier, True)
     return None
 
 
@@ -44,7 +44,7 @@ def _side(host: Machine) -> IscsiSide:
     return side
 
 
-def _modprobe(host: Machine, argv: tuple[str, ...]) -> Out:
+def _modprobe(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     known = {"configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod",
              "iscsi_tcp", "sd_mod"}
     if argv[1:2] != ("-a",) or not set(argv[2:]) <= known:
@@ -71,7 +71,7 @@ def _chap(host: Machine, side: IscsiSide, path: str) -> tuple[str, str] | str:
     return vals.get("userid", ""), vals.get("password", "")
 
 
-def _applier(host: Machine, argv: tuple[str, ...]) -> Out:
+def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     side = _side(host)
     op = argv[3]
     if op == "node-chap" and len(argv) == 7:
@@ -146,7 +146,7 @@ def _bracket(iqn: str, portal: str) -> str:
     return f"[iface: default, target: {iqn}, portal: {ip},{port}]"
 
 
-def _iscsiadm(host: Machine, argv: tuple[str, ...]) -> Out:
+def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     side = _side(host)
     mode, portal, iqn = _opt(argv, "-m"), _opt(argv, "-p"), _opt(argv, "-T")
     if mode == "discovery" and _opt(argv, "-t") == "sendtargets" and portal and len(argv) == 7:

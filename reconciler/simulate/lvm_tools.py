@@ -40,7 +40,6 @@ shows an inactive one as lvm does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
@@ -49,7 +48,7 @@ from reconciler.errors import UnsupportedCommand
 from . import ops
 from .model import LV, PV, VG, NoSpace, display_size, pe_count_for
 from .render import fullreport
-from .tool import Out, SimulatedCrash
+from .tool import Out, SimulatedCrash, Tool
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -78,9 +77,6 @@ VERSION_TEXT = (  # as recorded from Debian's lvm2 2.03.16
     ' --enable-lvmlockd-sanlock --enable-lvmpolld --enable-notify-dbus'
     ' --enable-pkgconfig --enable-udev_rules --enable-udev_sync --disable-readline\n'
 )
-
-
-Handler = Callable[["Machine", tuple[str, ...]], Out]
 
 
 def _parse(argv: tuple[str, ...], spec: dict[str, bool],
@@ -292,7 +288,7 @@ def _pvs_in_vg(host: Machine, vg: VG, names: list[str], out: Out) -> list[PV] | 
 
 # -- lvm ------------------------------------------------------------------------------------
 
-def lvm_fullreport(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvm_fullreport(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if argv != FULLREPORT_ARGV:
         raise UnsupportedCommand(f"only the exact FULLREPORT_ARGV is modelled: {' '.join(argv)}")
     out = Out()
@@ -316,7 +312,7 @@ def lvm_fullreport(host: Machine, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def lvm_version(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvm_version(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _parse(argv[2:], {})
     if len(argv) != 2:
         raise UnsupportedCommand(f"lvm version takes no arguments: {' '.join(argv)}")
@@ -327,7 +323,7 @@ def lvm_version(host: Machine, argv: tuple[str, ...]) -> Out:
 
 # -- PVs and VGs ----------------------------------------------------------------------------
 
-def pvcreate(host: Machine, argv: tuple[str, ...]) -> Out:
+def pvcreate(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, devices = _parse(argv[1:], {"--yes": False})
     if not devices:
         raise UnsupportedCommand("pvcreate without a device")
@@ -391,7 +387,7 @@ def _add_pvs(host: Machine, vg_name: str, names: list[str], extent_size: int,
     return pvs
 
 
-def vgcreate(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgcreate(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--physicalextentsize": True})
     if len(pos) < 2:
         raise UnsupportedCommand(f"vgcreate needs a VG and devices: {' '.join(argv)}")
@@ -419,7 +415,7 @@ def vgcreate(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{name}" successfully created')
 
 
-def vgextend(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgextend(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) < 2:
         raise UnsupportedCommand(f"vgextend needs a VG and devices: {' '.join(argv)}")
@@ -440,7 +436,7 @@ def vgextend(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully extended')
 
 
-def vgreduce(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgreduce(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) != 2:
         raise UnsupportedCommand(f"only 'vgreduce VG PV' is modelled: {' '.join(argv)}")
@@ -479,7 +475,7 @@ def vgreduce(host: Machine, argv: tuple[str, ...]) -> Out:
 _RESERVED = re.compile(r"_(?:[rc]?mlog|mimage|rimage|rmeta|tdata|tmeta|cdata|cmeta|vorigin|vdata)")
 
 
-def lvcreate(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvcreate(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--name": True, "--size": True},
                        required=("--yes", "--name", "--size"), pv_ranges=True)
     if not pos:
@@ -574,7 +570,7 @@ def _resized(out: Out, lv: LV, old: int) -> Out:
     return out.print(f"Logical volume {lv.full_name} successfully resized.")
 
 
-def lvextend(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvextend(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``lvextend --size Nb VG/LV [PV...]``, and with ``--resizefs``: the file system the
     LV holds (``SimulatedHost.mkfs``) grows with it (lvm2 2.03.16 runs fsadm, whose own
     output is not modelled). An LV with no recorded file system, or an inactive one, is
@@ -657,7 +653,7 @@ def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
     out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
 
 
-def lvreduce(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvreduce(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--size": True}, required=("--yes", "--size"))
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'lvreduce --yes --size <N>b VG/LV' is modelled: "
@@ -678,7 +674,7 @@ def lvreduce(host: Machine, argv: tuple[str, ...]) -> Out:
     return _resized(out, lv, old)
 
 
-def lvremove(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvremove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {"--yes": False}, required=("--yes",))
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'lvremove --yes VG/LV' is modelled: {' '.join(argv)}")
@@ -705,7 +701,7 @@ _ACTIVATE = {("-ay",): True, ("--activate", "y"): True, ("-an",): False,
              ("--activate", "n"): False}
 
 
-def lvchange(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvchange(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if tuple(argv[1:-1]) in _ACTIVATE:
         return _lvchange_activate(host, argv, _ACTIVATE[tuple(argv[1:-1])])
     if argv[1:2] == ("--refresh",) and len(argv) == 3:
@@ -750,7 +746,7 @@ def _lvchange_autoactivation(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f"Logical volume {lv.full_name} changed.")
 
 
-def vgchange(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgchange(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgchange --addtag TAG VG`` and ``vgchange --activate n VG`` (lvm2 2.03 messages,
     not recorded). Deactivation goes LV by LV and stops at one in use, as lvm's
     lv_check_not_in_use does."""
@@ -868,7 +864,7 @@ def _vg_arg(host: Machine, name: str, argv: tuple[str, ...], out: Out,
     return vg
 
 
-def vgsplit(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgsplit(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgsplit VG NEWVG PV...`` as lvm2 2.03 does it (tools/vgsplit.c; not recorded yet):
     the PVs move to a new VG with every LV wholly on them; an active LV that would move, or
     an LV on both sides, refuses the split. Into an existing VG lvm would merge: not
@@ -939,7 +935,7 @@ def vgsplit(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'New volume group "{name_to}" successfully split from "{vg.name}"')
 
 
-def lvrename(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvrename(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``lvrename VG OLD NEW`` (lvm2 2.03 messages, not recorded yet)."""
     _, pos = _parse(argv[1:], {})
     if len(pos) != 3 or "/" in "".join(pos):
@@ -966,7 +962,7 @@ def lvrename(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'Renamed "{old}" to "{new}" in volume group "{vg.name}"')
 
 
-def vgexport(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgexport(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgexport VG``: no LV may be active; the VG and its PVs are marked exported and its
     system ID cleared (lvm2 2.03 tools/vgexport.c; not recorded yet)."""
     _, pos = _parse(argv[1:], {})
@@ -983,7 +979,7 @@ def vgexport(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully exported')
 
 
-def vgimport(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgimport(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgimport VG``: clears the export; the VG takes this host's system ID (none if the
     host has none). lvm2 2.03 tools/vgimport.c; not recorded yet."""
     _, pos = _parse(argv[1:], {})
@@ -1000,7 +996,7 @@ def vgimport(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully imported')
 
 
-def vgrename(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgrename(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgrename OLD NEW`` (lvm2 2.03 messages, not recorded yet). Active LVs follow (their
     /dev names change): the model keeps them active."""
     _, pos = _parse(argv[1:], {})
@@ -1021,7 +1017,7 @@ def vgrename(host: Machine, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{old}" successfully renamed to "{new}"')
 
 
-def pvresize(host: Machine, argv: tuple[str, ...]) -> Out:
+def pvresize(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``pvresize PV``: the PV takes its device's current size (``SimulatedHost.grow_device``
     makes a device bigger); lvm's summary line either way (lvm2 2.03 tools/pvresize.c)."""
     _, pos = _parse(argv[1:], {})
@@ -1052,7 +1048,7 @@ def pvresize(host: Machine, argv: tuple[str, ...]) -> Out:
                      "resized")
 
 
-def vgremove(host: Machine, argv: tuple[str, ...]) -> Out:
+def vgremove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'vgremove VG' is modelled: {' '.join(argv)}")
@@ -1077,7 +1073,7 @@ def vgremove(host: Machine, argv: tuple[str, ...]) -> Out:
 
 # -- long operations ---------------------------------------------------------------------------
 
-def pvmove(host: Machine, argv: tuple[str, ...]) -> Out:
+def pvmove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--background": False, "--name": True}, pv_ranges=True,
                        required=("--background",))
     out = Out()
@@ -1159,7 +1155,7 @@ def pvmove(host: Machine, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def lvconvert(host: Machine, argv: tuple[str, ...]) -> Out:
+def lvconvert(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True,
                                   "--splitmirrors": True, "--name": True}, pv_ranges=True,
                        required=("--yes",))
@@ -1291,35 +1287,31 @@ def _drop_leg(host: Machine, argv: tuple[str, ...], pos: list[str]) -> Out:
 
 # -- the table -------------------------------------------------------------------------------
 
-# (argv[0], argv[1] for "lvm") -> (handler, mutates)
-COMMANDS: dict[tuple[str, ...], tuple[Handler, bool]] = {
-    ("lvm", "fullreport"): (lvm_fullreport, False),
-    ("lvm", "version"): (lvm_version, False),
-    ("pvcreate",): (pvcreate, True),
-    ("vgcreate",): (vgcreate, True),
-    ("vgextend",): (vgextend, True),
-    ("vgreduce",): (vgreduce, True),
-    ("lvcreate",): (lvcreate, True),
-    ("lvextend",): (lvextend, True),
-    ("lvreduce",): (lvreduce, True),
-    ("lvremove",): (lvremove, True),
-    ("lvchange",): (lvchange, True),
-    ("vgremove",): (vgremove, True),
-    ("pvmove",): (pvmove, True),
-    ("lvconvert",): (lvconvert, True),
-    ("vgsplit",): (vgsplit, True),
-    ("lvrename",): (lvrename, True),
-    ("vgexport",): (vgexport, True),
-    ("vgimport",): (vgimport, True),
-    ("vgrename",): (vgrename, True),
-    ("pvresize",): (pvresize, True),
-    ("vgchange",): (vgchange, True),
+# (argv[0], argv[1] for "lvm") -> the tool
+COMMANDS: dict[tuple[str, ...], Tool] = {
+    ("lvm", "fullreport"): Tool(lvm_fullreport, False, lvm=True),
+    ("lvm", "version"): Tool(lvm_version, False, lvm=True),
+    ("pvcreate",): Tool(pvcreate, True, lvm=True),
+    ("vgcreate",): Tool(vgcreate, True, lvm=True),
+    ("vgextend",): Tool(vgextend, True, lvm=True),
+    ("vgreduce",): Tool(vgreduce, True, lvm=True),
+    ("lvcreate",): Tool(lvcreate, True, lvm=True),
+    ("lvextend",): Tool(lvextend, True, lvm=True),
+    ("lvreduce",): Tool(lvreduce, True, lvm=True),
+    ("lvremove",): Tool(lvremove, True, lvm=True),
+    ("lvchange",): Tool(lvchange, True, lvm=True),
+    ("vgremove",): Tool(vgremove, True, lvm=True),
+    ("pvmove",): Tool(pvmove, True, lvm=True),
+    ("lvconvert",): Tool(lvconvert, True, lvm=True),
+    ("vgsplit",): Tool(vgsplit, True, lvm=True),
+    ("lvrename",): Tool(lvrename, True, lvm=True),
+    ("vgexport",): Tool(vgexport, True, lvm=True),
+    ("vgimport",): Tool(vgimport, True, lvm=True),
+    ("vgrename",): Tool(vgrename, True, lvm=True),
+    ("pvresize",): Tool(pvresize, True, lvm=True),
+    ("vgchange",): Tool(vgchange, True, lvm=True),
 }
 
 
-def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool]:
-    key = argv[:2] if argv[0] == "lvm" else argv[:1]
-    entry = COMMANDS.get(key)
-    if entry is None:
-        raise UnsupportedCommand(f"command not modelled by the simulator: {' '.join(argv)}")
-    return entry
+def lookup(argv: tuple[str, ...]) -> Tool | None:
+    return COMMANDS.get(argv[:2] if argv[0] == "lvm" else argv[:1])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
@@ -20,15 +19,12 @@ from . import md_model
 from .md_model import Array, Member
 from .kernel import busy, holders
 from .model import Device
-from .tool import Out
+from .tool import Out, Tool
 
 if TYPE_CHECKING:
     from .machine import Machine
 
 ZERO_UUID = "00000000:00000000:00000000:00000000"
-
-
-Handler = Callable[["Machine", tuple[str, ...], "str | None"], Out]
 
 
 def _no_stdin(argv: tuple[str, ...], stdin: str | None) -> None:
@@ -217,18 +213,20 @@ def sync(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
 
 
 # (argv[0],) -> (handler, mutates); ``mdadm --detail`` alone reads.
-COMMANDS: dict[str, tuple[Handler, bool]] = {
-    "mdadm": (mdadm, True), "tee": (tee, True), "mkdir": (mkdir, True), "dd": (dd, True),
-    "mv": (mv, True), "sync": (sync, True),
+# each handler checks stdin itself (tee and dd read it, the others refuse it)
+COMMANDS: dict[str, Tool] = {
+    "mdadm": Tool(mdadm, True, stdin=True), "tee": Tool(tee, True, stdin=True),
+    "mkdir": Tool(mkdir, True, stdin=True), "dd": Tool(dd, True, stdin=True),
+    "mv": Tool(mv, True, stdin=True), "sync": Tool(sync, True, stdin=True),
 }
 
 
-def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
+def lookup(argv: tuple[str, ...]) -> Tool | None:
     entry = COMMANDS.get(argv[0])
     if entry is None:
         return None
     if argv[:2] == ("mdadm", "--detail"):
-        return mdadm, False
+        return Tool(mdadm, False, stdin=True)
     return entry
 
 

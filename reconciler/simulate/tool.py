@@ -1,8 +1,9 @@
 """The one tool-handler convention of the simulator, at the bottom of its layers.
 
-A tool is a handler ``(host, argv, ...) -> Out`` in its subsystem's table, with whether it
-mutates (a crash budget counts only those); the host's ``run`` turns the ``Out`` into the
-``CommandResult`` a real process would give. ``Out`` holds what the command prints and
+A tool is a ``Tool`` in its subsystem's table (each tool module's ``lookup(argv)`` finds it,
+or None): a handler ``(host, argv, stdin) -> Out``, whether it mutates (a crash budget
+counts only those) and whether it reads stdin; the host's ``run`` turns the ``Out`` into
+the ``CommandResult`` a real process would give. ``Out`` holds what the command prints and
 how it exits: lvm's indented messages (``print``, ``warn``, ``fail`` with lvm's
 ``ECMD_FAILED``) and the plain lines of other tools (``err``). ``SimulatedCrash`` is how a
 simulated host goes down, whichever tool or kernel path takes it down.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 ECMD_FAILED = 5  # lvm's exit code for a command that failed (lib/commands/errors.h)
 
@@ -53,6 +55,19 @@ class Out:
         return self
 
 
-# (host, argv[, stdin]) -> Out; each subsystem's table says which form its handlers take
-Handler = Callable[..., Out]
-Tool = tuple[Handler, bool]  # a handler, and whether the command mutates
+# (host, argv, stdin) -> Out: every handler of every tool takes the command's stdin (None
+# when it has none); the host refuses stdin before the call for a tool that reads none
+Handler = Callable[[Any, tuple[str, ...], "str | None"], Out]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A command the simulator models: its handler, whether it mutates (a crash budget
+    counts those), whether it reads stdin (any other is refused, before it runs or counts),
+    and whether it writes LVM metadata (which an iSCSI fabric then shares with the hosts
+    that see the disk)."""
+
+    handler: Handler
+    mutates: bool
+    stdin: bool = False
+    lvm: bool = False
