@@ -54,6 +54,13 @@ def _fail(out: Out, minor: int, code: int, text: str, verb: str) -> Out:
 
 
 def drbdadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """``drbdadm [-c FILE] [-- --force|--discard-my-data] VERB RES`` as drbd-utils 8.4 does
+    it on this node: the resource from the configuration (refused for a host it does not
+    name), then ``get-gi``, ``create-md``, ``up``/``adjust``, ``primary`` (refused without
+    UpToDate data unless forced, or while the peer is primary without two primaries),
+    ``secondary``/``down`` (refused while the device is held open), ``connect`` (the
+    handshake on the net, which may resync or split-brain) and ``disconnect``, with the
+    recorded messages and exit codes. Anything else is not modelled: UnsupportedCommand."""
     node = _node(host)
     args = list(argv[1:])
     conf_path = None

@@ -72,6 +72,12 @@ def _chap(host: Machine, side: IscsiSide, path: str) -> tuple[str, str] | str:
 
 
 def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """The project's rtslib applier (``python3 -m reconciler.adapters.iscsi``) on this host:
+    ``node-chap`` sets a node record's CHAP from a file; ``lio-apply JSON`` creates, updates
+    or deletes one target with its LUNs (refusing a LUN that exports another device, or a
+    device that does not exist, with rtslib's errors), portals and ACLs (CHAP from the
+    file) in LIO, and prints "ok" (or "deleted"). Refused (UnsupportedCommand) before LIO's
+    module is loaded or for another form."""
     side = _side(host)
     op = argv[3]
     if op == "node-chap" and len(argv) == 7:
@@ -147,6 +153,13 @@ def _bracket(iqn: str, portal: str) -> str:
 
 
 def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """open-iscsi's ``iscsiadm``: ``-m discovery -t sendtargets`` (the exporting host's
+    enabled targets, or the recorded connection failure when no host answers at the
+    portal), and ``-m node`` ``--login``, ``--logout`` and ``-o delete`` of a node record,
+    with the recorded exit codes (21: no record or session, 15: already logged in, 8, 3,
+    24: the login failed and why). A login checks the target's ACL and CHAP, and makes
+    the LUNs mapped to this initiator appear here as SCSI disks (with their by-path names;
+    a disk's LVM metadata is then shared with the exporting host, ``shared.Link``)."""
     side = _side(host)
     mode, portal, iqn = _opt(argv, "-m"), _opt(argv, "-p"), _opt(argv, "-T")
     if mode == "discovery" and _opt(argv, "-t") == "sendtargets" and portal and len(argv) == 7:
@@ -298,6 +311,9 @@ def _add(dirs: dict[str, set[str]], path: str) -> None:
 
 
 def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """The host's iSCSI files and directories as the kernel and open-iscsi show them: the
+    initiator name, LIO's configfs tree (targets, TPGs, LUNs, portals, ACLs, backstores)
+    and the sessions' sysfs; (files by path, directory listings by path)."""
     files: dict[str, str] = {}
     dirs: dict[str, set[str]] = {}
 

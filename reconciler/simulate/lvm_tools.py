@@ -1074,6 +1074,10 @@ def vgremove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
 # -- long operations ---------------------------------------------------------------------------
 
 def pvmove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """``pvmove --background [--name VG/LV] SRC [DST...]``, or a bare ``pvmove
+    --background`` resuming every interrupted move: refused like lvm2 2.03 for a missing,
+    unknown or partial-VG source, otherwise a pvmove LV is started and a poller forked (or
+    asked of lvmpolld); the extents move as the clock advances (``Machine._progress``)."""
     opts, pos = _parse(argv[1:], {"--background": False, "--name": True}, pv_ranges=True,
                        required=("--background",))
     out = Out()
