@@ -102,5 +102,10 @@ class NotConverged(ReconcilerError):
         super().__init__(f"{what}: expected {expected}, observed {observed}")
 
 
-class UnsupportedCommand(ReconcilerError):
-    """The simulator was asked for a command or flag it does not model. Never silenced."""
+class UnsupportedCommand(BaseException):
+    """The simulator was asked for a command or flag it does not model. Never silenced: not
+    a ``ReconcilerError`` (the executor would report it as an ordinary failed step, so a
+    model gap would look like a tool failure) and not even an ``Exception`` (the daemon's
+    loop logs those and carries on); like ``SimulatedCrash`` it ends the test. Only
+    ``offline``'s capture, which asks a simulated host for every subsystem, catches it by
+    name."""

@@ -49,7 +49,7 @@ from reconciler.errors import UnsupportedCommand
 
 if TYPE_CHECKING:
     from .clock import SimClock
-    from .host import SimulatedHost
+    from .machine import Machine
 
 VERSION = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: F73C670A7EC572DB9CF3E5B \n"
 CONNECTED = {"Connected", "SyncSource", "SyncTarget"}
@@ -159,7 +159,7 @@ class Res:
 class DrbdNode:
     """One host's DRBD: module loaded or not, its resources, metadata on its disks."""
 
-    def __init__(self, net: DrbdNet, host: SimulatedHost, hostname: str):
+    def __init__(self, net: DrbdNet, host: Machine, hostname: str):
         self.net = net
         self.host = host
         self.hostname = hostname  # what uname -n says: DRBD's 'on <hostname>'
@@ -275,7 +275,7 @@ class DrbdNet:
             node.metadata[r.disk_path] = Meta(r.disk, r.data, tuple(r.uuids))
         del node.res[r.minor]
 
-    def join(self, host: SimulatedHost, hostname: str) -> DrbdNode:
+    def join(self, host: Machine, hostname: str) -> DrbdNode:
         """Give ``host`` a DRBD kernel; ``hostname`` is its name on the link."""
         node = DrbdNode(self, host, hostname)
         host.drbd = node

@@ -21,21 +21,21 @@ from typing import TYPE_CHECKING
 from reconciler.errors import UnsupportedCommand
 
 from .drbd_model import CONNECTED, JUST_CREATED, DrbdNode, Meta, Res, ResConf, gi_text, parse_config
-from .md_tools import Handler, Out
+from .tool import Out, Tool
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
 CONF_DIR = "/etc/drbd.d/"
 
 
-def _node(host: SimulatedHost) -> DrbdNode:
+def _node(host: Machine) -> DrbdNode:
     if host.drbd is None:
         raise UnsupportedCommand(f"host {host.name} has no simulated DRBD (DrbdNet.join)")
     return host.drbd
 
 
-def _configs(host: SimulatedHost, path: str | None) -> dict[str, ResConf]:
+def _configs(host: Machine, path: str | None) -> dict[str, ResConf]:
     files = host.md.files
     if path is not None:
         if path not in files:
@@ -53,7 +53,14 @@ def _fail(out: Out, minor: int, code: int, text: str, verb: str) -> Out:
                    f"Command 'drbdsetup-84 {verb} {minor}' terminated with exit code 11", rc=11)
 
 
-def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def drbdadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """``drbdadm [-c FILE] [-- --force|--discard-my-data] VERB RES`` as drbd-utils 8.4 does
+    it on this node: the resource from the configuration (refused for a host it does not
+    name), then ``get-gi``, ``create-md``, ``up``/``adjust``, ``primary`` (refused without
+    UpToDate data unless forced, or while the peer is primary without two primaries),
+    ``secondary``/``down`` (refused while the device is held open), ``connect`` (the
+    handshake on the net, which may resync or split-brain) and ``disconnect``, with the
+    recorded messages and exit codes. Anything else is not modelled: UnsupportedCommand."""
     node = _node(host)
     args = list(argv[1:])
     conf_path = None
@@ -173,7 +180,7 @@ def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Ou
     return out
 
 
-def _create_md(host: SimulatedHost, node: DrbdNode, disk: str, minor: int, *, force: bool) -> Out:
+def _create_md(host: Machine, node: DrbdNode, disk: str, minor: int, *, force: bool) -> Out:
     dev = host.model.device(disk)
     if dev is None or dev.failed_at is not None:
         raise UnsupportedCommand(f"create-md on a missing or failed disk {disk} is not modelled")
@@ -232,7 +239,7 @@ def _attach(node: DrbdNode, r: Res, disk: str) -> None:
         node.net._sync(pn, peer, r, full=True)
 
 
-def drbdmeta(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def drbdmeta(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``drbdmeta MINOR v08 DISK internal get-gi`` (read only; the one form modelled)."""
     if len(argv) != 6 or argv[2] != "v08" or argv[4] != "internal" or argv[5] != "get-gi" \
             or stdin is not None:
@@ -248,14 +255,14 @@ def drbdmeta(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> O
     return Out(stdout=[gi_text(meta.uuids)])
 
 
-def modprobe(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def modprobe(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if argv != ("modprobe", "drbd") or stdin is not None:
         raise UnsupportedCommand(f"modprobe form not modelled: {' '.join(argv)}")
     _node(host).loaded = True
     return Out()
 
 
-def wipefs(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def wipefs(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if argv[:3] != ("wipefs", "--no-act", "--json") or len(argv) != 4 or stdin is not None:
         raise UnsupportedCommand(f"wipefs form not modelled: {' '.join(argv)}")
     path = argv[3]
@@ -274,28 +281,30 @@ def wipefs(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out
     return Out(stdout=[json.dumps({"signatures": sigs}, indent=3) + "\n"])
 
 
-def rm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def rm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 3 or argv[1] != "-f" or stdin is not None:
         raise UnsupportedCommand(f"rm form not modelled: {' '.join(argv)}")
     host.md.files.pop(argv[2], None)
     return Out()
 
 
-_TOOLS: dict[str, tuple[Handler, bool]] = {"drbdadm": (drbdadm, True), "modprobe": (modprobe, True),
-                                           "drbdmeta": (drbdmeta, False),
-                                           "wipefs": (wipefs, False), "rm": (rm, True)}
+# each handler checks stdin itself (create-md takes an empty one, the others refuse it)
+_TOOLS: dict[str, Tool] = {"drbdadm": Tool(drbdadm, True, stdin=True),
+                           "modprobe": Tool(modprobe, True, stdin=True),
+                           "drbdmeta": Tool(drbdmeta, False, stdin=True),
+                           "wipefs": Tool(wipefs, False, stdin=True), "rm": Tool(rm, True, stdin=True)}
 
 
-def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
+def lookup(argv: tuple[str, ...]) -> Tool | None:
     if argv[:1] == ("drbdadm",) and "get-gi" in argv:
-        return (drbdadm, False)  # reads the generation identifiers only
+        return Tool(drbdadm, False, stdin=True)  # reads the generation identifiers only
     return _TOOLS.get(argv[0])
 
 
 _HOLDERS = re.compile(r"^/sys/block/drbd(\d+)/holders/$")
 
 
-def read(host: SimulatedHost, path: str) -> str | None:
+def read(host: Machine, path: str) -> str | None:
     """/proc/drbd and /sys/block/drbdN/holders/ (None when the minor does not exist)."""
     node = host.drbd
     if path == "/proc/drbd":
@@ -309,7 +318,7 @@ def read(host: SimulatedHost, path: str) -> str | None:
     raise UnsupportedCommand(f"DRBD kernel file not modelled: {path}")
 
 
-def mount_lines(host: SimulatedHost) -> str:
+def mount_lines(host: Machine) -> str:
     node = host.drbd
     if node is None:
         return ""

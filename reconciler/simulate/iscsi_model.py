@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .shared import Link, copy_lvm, view
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
 
 @dataclass
@@ -64,15 +64,15 @@ class Fabric:
     """The network: which host answers at which portal address."""
 
     def __init__(self) -> None:
-        self.hosts: list[SimulatedHost] = []
+        self.hosts: list[Machine] = []
         self.unreachable: set[str] = set()  # portal addresses cut off
         # the disks two hosts see while a session is logged in (shared.Link): LVM metadata
         # one writes there, the other reads (shared.copy_lvm)
         self.links: list[Link] = []
 
-    def _peers(self, host: SimulatedHost) -> dict[SimulatedHost, dict[str, str]]:
+    def _peers(self, host: Machine) -> dict[Machine, dict[str, str]]:
         """For each host sharing a disk with ``host``: {path here: path there}."""
-        out: dict[SimulatedHost, dict[str, str]] = {}
+        out: dict[Machine, dict[str, str]] = {}
         for link in self.links:
             if link.initiator is host:
                 out.setdefault(link.exporter, {})[link.disk] = link.device
@@ -80,11 +80,11 @@ class Fabric:
                 out.setdefault(link.initiator, {})[link.device] = link.disk
         return out
 
-    def views(self, host: SimulatedHost) -> dict[SimulatedHost, str]:
+    def views(self, host: Machine) -> dict[Machine, str]:
         """The metadata ``host`` has on each peer's shared disks (before a command)."""
         return {peer: view(host, set(mapping)) for peer, mapping in self._peers(host).items()}
 
-    def share(self, host: SimulatedHost, before: dict[SimulatedHost, str]) -> None:
+    def share(self, host: Machine, before: dict[Machine, str]) -> None:
         """After an LVM command on ``host``: each peer whose shared disks it wrote reads
         the new metadata."""
         for peer, mapping in self._peers(host).items():
@@ -93,13 +93,13 @@ class Fabric:
             if view(host, set(mapping)) != before.get(peer):
                 copy_lvm(host, peer, mapping)
 
-    def join(self, host: SimulatedHost, initiator: str = "") -> IscsiSide:
+    def join(self, host: Machine, initiator: str = "") -> IscsiSide:
         side = IscsiSide(initiator=initiator, fabric=self)
         host.iscsi = side
         self.hosts.append(host)
         return side
 
-    def at(self, portal: str) -> tuple[SimulatedHost, IscsiSide] | None:
+    def at(self, portal: str) -> tuple[Machine, IscsiSide] | None:
         """The host listening on ``portal`` (an enabled target has it, or 0.0.0.0:port)."""
         if portal in self.unreachable:
             return None

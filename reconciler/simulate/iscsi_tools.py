@@ -13,30 +13,30 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
 
-from . import md_tools
+from . import kernel
 from .iscsi_model import Acl, IscsiSide, Session, Target
 from .shared import Link, copy_lvm, forget_disk
-from .md_tools import Out
+from .tool import Out, Tool
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
 CONFIGFS = "/sys/kernel/config/target"
 APPLIER = "reconciler.adapters.iscsi"
 
 
-def lookup(argv: tuple[str, ...]):
-    """(handler, mutates) for an iSCSI command, or None when it is not one."""
+def lookup(argv: tuple[str, ...]) -> Tool | None:
+    """The tool for an iSCSI command, or None when it is not one. None reads stdin."""
     if argv[0] == "modprobe":
-        return _modprobe, True
+        return Tool(_modprobe, True)
     if argv[0] == "iscsiadm":
-        return _iscsiadm, True
+        return Tool(_iscsiadm, True)
     if len(argv) >= 4 and argv[1:3] == ("-m", APPLIER):
-        return _applier, True
+        return Tool(_applier, True)
     return None
 
 
-def _side(host: SimulatedHost) -> IscsiSide:
+def _side(host: Machine) -> IscsiSide:
     side = getattr(host, "iscsi", None)
     if side is None:
         raise UnsupportedCommand(f"host {host.name} is on no simulated iSCSI fabric "
@@ -44,7 +44,7 @@ def _side(host: SimulatedHost) -> IscsiSide:
     return side
 
 
-def _modprobe(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _modprobe(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     known = {"configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod",
              "iscsi_tcp", "sd_mod"}
     if argv[1:2] != ("-a",) or not set(argv[2:]) <= known:
@@ -58,7 +58,7 @@ def _modprobe(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 # -- the applier -----------------------------------------------------------------------------
 
 
-def _chap(host: SimulatedHost, side: IscsiSide, path: str) -> tuple[str, str] | str:
+def _chap(host: Machine, side: IscsiSide, path: str) -> tuple[str, str] | str:
     text = host.md.files.get(path)
     if text is None:
         return f"reconciler-iscsi: CHAP file {path}: No such file or directory\n"
@@ -71,7 +71,13 @@ def _chap(host: SimulatedHost, side: IscsiSide, path: str) -> tuple[str, str] | 
     return vals.get("userid", ""), vals.get("password", "")
 
 
-def _applier(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """The project's rtslib applier (``python3 -m reconciler.adapters.iscsi``) on this host:
+    ``node-chap`` sets a node record's CHAP from a file; ``lio-apply JSON`` creates, updates
+    or deletes one target with its LUNs (refusing a LUN that exports another device, or a
+    device that does not exist, with rtslib's errors), portals and ACLs (CHAP from the
+    file) in LIO, and prints "ok" (or "deleted"). Refused (UnsupportedCommand) before LIO's
+    module is loaded or for another form."""
     side = _side(host)
     op = argv[3]
     if op == "node-chap" and len(argv) == 7:
@@ -146,7 +152,14 @@ def _bracket(iqn: str, portal: str) -> str:
     return f"[iface: default, target: {iqn}, portal: {ip},{port}]"
 
 
-def _iscsiadm(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """open-iscsi's ``iscsiadm``: ``-m discovery -t sendtargets`` (the exporting host's
+    enabled targets, or the recorded connection failure when no host answers at the
+    portal), and ``-m node`` ``--login``, ``--logout`` and ``-o delete`` of a node record,
+    with the recorded exit codes (21: no record or session, 15: already logged in, 8, 3,
+    24: the login failed and why). A login checks the target's ACL and CHAP, and makes
+    the LUNs mapped to this initiator appear here as SCSI disks (with their by-path names;
+    a disk's LVM metadata is then shared with the exporting host, ``shared.Link``)."""
     side = _side(host)
     mode, portal, iqn = _opt(argv, "-m"), _opt(argv, "-p"), _opt(argv, "-T")
     if mode == "discovery" and _opt(argv, "-t") == "sendtargets" and portal and len(argv) == 7:
@@ -223,7 +236,7 @@ def _iscsiadm(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return Out(0, stdout=[*head, f"Login to {_bracket(iqn, portal)} successful.\n"])
 
 
-def _size(host: SimulatedHost, path: str) -> int:
+def _size(host: Machine, path: str) -> int:
     dev = host.model.device(path)
     if dev is not None:
         return dev.size
@@ -233,14 +246,14 @@ def _size(host: SimulatedHost, path: str) -> int:
     return lv.extents * lv.vg.extent_size
 
 
-def _free_sd(host: SimulatedHost) -> str:
+def _free_sd(host: Machine) -> str:
     for c in "abcdefghijklmnopqrstuvwxyz":
         if host.model.device(f"/dev/sd{c}") is None:
             return f"/dev/sd{c}"
     raise UnsupportedCommand("more than 26 SCSI disks")
 
 
-def _logout(host: SimulatedHost, side: IscsiSide, s: Session) -> None:
+def _logout(host: Machine, side: IscsiSide, s: Session) -> None:
     side.sessions.remove(s)
     where = side.fabric.at(s.portal) if side.fabric else None
     if where is not None and s.target in where[1].targets:
@@ -267,7 +280,7 @@ def handles(path: str) -> bool:
             or bool(re.match(r"^/sys/block/sd[a-z]+/", path)))
 
 
-def read(host: SimulatedHost, path: str) -> str | None:
+def read(host: Machine, path: str) -> str | None:
     side = _side(host)
     files, dirs = _tree(host, side)
     if path.endswith("/"):
@@ -297,7 +310,10 @@ def _add(dirs: dict[str, set[str]], path: str) -> None:
         path = parent
 
 
-def _tree(host: SimulatedHost, side: IscsiSide) -> tuple[dict[str, str], dict[str, set[str]]]:
+def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """The host's iSCSI files and directories as the kernel and open-iscsi show them: the
+    initiator name, LIO's configfs tree (targets, TPGs, LUNs, portals, ACLs, backstores)
+    and the sessions' sysfs; (files by path, directory listings by path)."""
     files: dict[str, str] = {}
     dirs: dict[str, set[str]] = {}
 
@@ -349,7 +365,7 @@ def _tree(host: SimulatedHost, side: IscsiSide) -> tuple[dict[str, str], dict[st
             f(f"{base}/device/target{hostno}:0:0/{hostno}:0:0:{n}/block/{kname}/dev", "")
             dev = host.model.device(name)
             f(f"/sys/block/{kname}/dev", f"{dev.major}:{dev.minor}\n")
-            holders = md_tools.holders(host, dev)
+            holders = kernel.holders(host, dev)
             _add(dirs, f"/sys/block/{kname}/holders")
             for h in holders:
                 _add(dirs, f"/sys/block/{kname}/holders/{h}")

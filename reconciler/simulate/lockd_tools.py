@@ -21,10 +21,10 @@ from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 
 from .clock import SimClock
+from .tool import Out, Tool
 from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
                           SharedLv, SharedPv, SharedStorage, SharedVg, dashed)
 
-ECMD_FAILED = 5
 DM_MAJOR = 253
 
 
@@ -82,25 +82,6 @@ def dm_name(vg: str, lv: str) -> str:
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
-class Out:
-    def __init__(self) -> None:
-        self.rc, self.out, self.err = 0, [], []
-
-    def print(self, line: str) -> "Out":
-        self.out.append(f"  {line}\n")
-        return self
-
-    def warn(self, line: str) -> "Out":
-        self.err.append(f"  {line}\n")
-        return self
-
-    def fail(self, *lines: str, rc: int = ECMD_FAILED) -> "Out":
-        for line in lines:
-            self.warn(line)
-        self.rc = rc
-        return self
-
-
 class LockdNode:
     """One node: a Runner (``run``, ``read``) over the cluster."""
 
@@ -137,16 +118,16 @@ class LockdNode:
         argv = cmd.argv
         self.calls.append(cmd)
         key = argv[:2] if argv[0] in ("lvm", "dmsetup") else argv[:1]
-        handler = _COMMANDS.get(tuple(key))
-        if handler is None:
+        tool = _COMMANDS.get(tuple(key))
+        if tool is None:
             raise UnsupportedCommand(f"not modelled by the lockd simulator: {' '.join(argv)}")
         if argv[0] == "lvm" and argv != FULLREPORT_ARGV:
             raise UnsupportedCommand(f"only the project's fullreport argv is modelled: {argv}")
-        out = handler(self, argv)
-        if isinstance(out, str):
-            return CommandResult(command=cmd, rc=0, stdout=out, stderr="")
-        return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.out),
-                             stderr="".join(out.err))
+        if cmd.input is not None and not tool.stdin:
+            raise UnsupportedCommand(f"stdin is not modelled for: {cmd}")
+        out = tool.handler(self, argv, cmd.input)
+        return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.stdout),
+                             stderr="".join(out.stderr))
 
     def read_bytes(self, path: str, offset: int, length: int, *,
                    host: str = "local") -> bytes | None:
@@ -229,7 +210,7 @@ class LockdNode:
 # -- commands ----------------------------------------------------------------------------------
 
 
-def _fullreport(node: LockdNode, argv: tuple[str, ...]) -> str:
+def _fullreport(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     reports = []
     st = node.c.storage
     in_vg = {pv for vg in st.vgs.values() for pv in vg.pvs}
@@ -277,7 +258,7 @@ def _fullreport(node: LockdNode, argv: tuple[str, ...]) -> str:
     if orphans:
         reports.append({"vg": [], "pv": [_pv_row(node, SharedPv(p, st.labels[p], st.devices[p].devno, 0), None)
                                          for p in sorted(orphans)], "lv": [], "seg": [], "pvseg": []})
-    return json.dumps({"report": reports})
+    return Out(stdout=[json.dumps({"report": reports})])
 
 
 def _pv_row(node: LockdNode, pv: SharedPv, vg: SharedVg | None) -> dict:
@@ -292,13 +273,13 @@ def _pv_row(node: LockdNode, pv: SharedPv, vg: SharedVg | None) -> dict:
             "pv_attr": "a--" if vg else "---", "pv_missing": "", "pv_tags": ""}
 
 
-def _lockctl(node: LockdNode, argv: tuple[str, ...]) -> Out | str:
+def _lockctl(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if argv != ("lvmlockctl", "--info"):
         raise UnsupportedCommand(f"only 'lvmlockctl --info' is modelled: {argv}")
     if not node.n.lvmlockd:
         out = Out()
-        out.out.append("Cannot connect to lvmlockd.\n")
-        out.err.append("/run/lvm/lvmlockd.socket: connect failed: No such file or directory\n")
+        out.stdout.append("Cannot connect to lvmlockd.\n")
+        out.stderr.append("/run/lvm/lvmlockd.socket: connect failed: No such file or directory\n")
         out.rc = 255
         return out
     lines = []
@@ -310,10 +291,10 @@ def _lockctl(node: LockdNode, argv: tuple[str, ...]) -> Out | str:
             mode = node.c.locks.holders(lv.uuid).get(node.n.name)
             if mode:
                 lines.append(f"LK LV {mode} {lv.uuid}")
-    return "".join(f"{line}\n" for line in lines)
+    return Out(stdout=[f"{line}\n" for line in lines])
 
 
-def _pvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _pvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 2:
         raise UnsupportedCommand(f"only 'pvcreate DEVICE' is modelled: {argv}")
     out = Out()
@@ -329,7 +310,7 @@ def _pvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.print(f'Physical volume "{dev}" successfully created.')
 
 
-def _wipefs(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _wipefs(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``wipefs --no-act --json DEVICE`` (the probe before pvcreate): the shared disks of
     this simulator carry no signature, so a known one probes blank (as the LVM simulator's
     host answers it); an unknown path fails like wipefs does."""
@@ -338,14 +319,14 @@ def _wipefs(node: LockdNode, argv: tuple[str, ...]) -> Out:
     out = Out()
     if argv[3] not in node.c.storage.devices:
         out.rc = 1
-        out.err.append(f"wipefs: error: {argv[3]}: probing initialization failed: No such "
-                       f"file or directory\n")
+        out.stderr.append(f"wipefs: error: {argv[3]}: probing initialization failed: No such "
+                          f"file or directory\n")
         return out
-    out.out.append(json.dumps({"signatures": []}, indent=3) + "\n")
+    out.stdout.append(json.dumps({"signatures": []}, indent=3) + "\n")
     return out
 
 
-def _vgcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _vgcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     args = list(argv[1:])
     if args[:3] == ["--shared", "--locktype", "sanlock"]:
         args = args[3:]
@@ -387,7 +368,7 @@ def _vgcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.print("Starting locking.  Waiting until locks are ready...")
 
 
-def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _vgchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 3 or argv[1] != "--lock-start":
         raise UnsupportedCommand(f"only 'vgchange --lock-start VG' is modelled: {argv}")
     name = argv[2]
@@ -420,7 +401,7 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def _vgextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _vgextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 3:
         raise UnsupportedCommand(f"only 'vgextend VG PV' is modelled: {argv}")
     out = Out()
@@ -437,7 +418,7 @@ def _vgextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully extended')
 
 
-def _lvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _lvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     a = list(argv[1:])
     activate = a[1:3] != ["--activate", "n"]
     if not activate:
@@ -468,7 +449,7 @@ def _lvcreate(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.fail(f"Volume group \"{vg_name}\" has insufficient free space.")
 
 
-def _lvchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _lvchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 3 or argv[1] not in ("-aey", "-asy", "-aln", "--refresh"):
         raise UnsupportedCommand(f"only 'lvchange -aey|-asy|-aln|--refresh VG/LV': {argv}")
     out = Out()
@@ -505,7 +486,7 @@ def _lvchange(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def _lvextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _lvextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) < 4 or argv[1] != "--size":
         raise UnsupportedCommand(f"only 'lvextend --size Nb VG/LV [PV...]' is modelled: {argv}")
     out = Out()
@@ -536,7 +517,7 @@ def _lvextend(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.print(f"Logical volume {vg.name}/{lv.name} successfully resized.")
 
 
-def _lvremove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _lvremove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     skip = argv[1:4] == ("--yes", "--lockopt", "skiplv")
     if not (len(argv) == 3 and argv[1] == "--yes") and not (skip and len(argv) == 5):
         raise UnsupportedCommand(f"only 'lvremove --yes [--lockopt skiplv] VG/LV': {argv}")
@@ -558,7 +539,7 @@ def _lvremove(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.print(f'Logical volume "{lv.name}" successfully removed.')
 
 
-def _pvmove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _pvmove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     foreground = argv[1:3] == ("-i", "1")
     if foreground:  # polling in the foreground: the same here (no time passes)
         argv = (argv[0], "--background", *argv[3:])
@@ -584,27 +565,31 @@ def _pvmove(node: LockdNode, argv: tuple[str, ...]) -> Out:
     return out.fail(f"Insufficient free space: {lv.extents} extents needed")
 
 
-def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...]) -> Out:
+def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 3:
         raise UnsupportedCommand(f"only 'dmsetup remove NAME' is modelled: {argv}")
     out = Out()
     dev = node.n.dm.get(argv[2])
     if dev is None:
-        out.err.append(f"Device {argv[2]} not found\nCommand failed.\n")
+        out.stderr.append(f"Device {argv[2]} not found\nCommand failed.\n")
         out.rc = 1
         return out
     if dev.open:
-        out.err.append(f"device-mapper: remove ioctl on {dev.name}  failed: Device or resource "
-                       f"busy\nCommand failed.\n")
+        out.stderr.append(f"device-mapper: remove ioctl on {dev.name}  failed: Device or resource "
+                          f"busy\nCommand failed.\n")
         out.rc = 1
         return out
     del node.n.dm[argv[2]]  # the LV's lock, if any, stays: dmsetup knows nothing of lvmlockd
     return out
 
 
-_COMMANDS = {
-    ("lvm", "fullreport"): _fullreport, ("lvmlockctl",): _lockctl, ("pvcreate",): _pvcreate,
-    ("vgcreate",): _vgcreate, ("vgchange",): _vgchange, ("vgextend",): _vgextend, ("lvcreate",): _lvcreate,
-    ("lvchange",): _lvchange, ("lvextend",): _lvextend, ("lvremove",): _lvremove,
-    ("pvmove",): _pvmove, ("dmsetup", "remove"): _dmsetup_remove, ("wipefs",): _wipefs,
+# (argv[0], argv[1] for lvm and dmsetup) -> the tool (mutates: as in SimulatedHost's tables)
+_COMMANDS: dict[tuple[str, ...], Tool] = {
+    ("lvm", "fullreport"): Tool(_fullreport, False), ("lvmlockctl",): Tool(_lockctl, False),
+    ("pvcreate",): Tool(_pvcreate, True), ("vgcreate",): Tool(_vgcreate, True),
+    ("vgchange",): Tool(_vgchange, True), ("vgextend",): Tool(_vgextend, True),
+    ("lvcreate",): Tool(_lvcreate, True), ("lvchange",): Tool(_lvchange, True),
+    ("lvextend",): Tool(_lvextend, True), ("lvremove",): Tool(_lvremove, True),
+    ("pvmove",): Tool(_pvmove, True), ("dmsetup", "remove"): Tool(_dmsetup_remove, True),
+    ("wipefs",): Tool(_wipefs, False),
 }

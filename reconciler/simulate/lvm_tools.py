@@ -40,8 +40,6 @@ shows an inactive one as lvm does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
@@ -50,11 +48,11 @@ from reconciler.errors import UnsupportedCommand
 from . import ops
 from .model import LV, PV, VG, NoSpace, display_size, pe_count_for
 from .render import fullreport
+from .tool import Out, SimulatedCrash, Tool
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
-ECMD_FAILED = 5
 EINVALID_CMD_LINE = 3
 
 VERSION_TEXT = (  # as recorded from Debian's lvm2 2.03.16
@@ -79,32 +77,6 @@ VERSION_TEXT = (  # as recorded from Debian's lvm2 2.03.16
     ' --enable-lvmlockd-sanlock --enable-lvmpolld --enable-notify-dbus'
     ' --enable-pkgconfig --enable-udev_rules --enable-udev_sync --disable-readline\n'
 )
-
-
-@dataclass
-class Out:
-    """What a command prints and how it exits."""
-
-    rc: int = 0
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-    def print(self, line: str) -> Out:
-        self.stdout.append(f"  {line}\n")
-        return self
-
-    def warn(self, line: str) -> Out:
-        self.stderr.append(f"  {line}\n")
-        return self
-
-    def fail(self, *lines: str, rc: int = ECMD_FAILED) -> Out:
-        for line in lines:
-            self.stderr.append(f"  {line}\n")
-        self.rc = rc
-        return self
-
-
-Handler = Callable[["SimulatedHost", tuple[str, ...]], Out]
 
 
 def _parse(argv: tuple[str, ...], spec: dict[str, bool],
@@ -206,7 +178,7 @@ def _exported(vg: VG, out: Out, *, processing: bool = True) -> bool:
     return True
 
 
-def _foreign(host: SimulatedHost, vg: VG, argv: tuple[str, ...]) -> None:
+def _foreign(host: Machine, vg: VG, argv: tuple[str, ...]) -> None:
     if vg.system_id and vg.system_id != host.system_id:
         raise UnsupportedCommand(f"VG {vg.name} has system ID {vg.system_id!r} (this host: "
                                  f"{host.system_id!r}): commands on a foreign VG are not "
@@ -260,7 +232,7 @@ def _unreadable(out: Out, name: str) -> Out:
                     f"Cannot use {name}: device has a signature")
 
 
-def _no_failed_device(host: SimulatedHost, names: list[str], argv: tuple[str, ...]) -> None:
+def _no_failed_device(host: Machine, names: list[str], argv: tuple[str, ...]) -> None:
     for name in names:
         dev = host.model.device(name)
         if dev is not None and dev.failed_at is not None:
@@ -268,7 +240,7 @@ def _no_failed_device(host: SimulatedHost, names: list[str], argv: tuple[str, ..
                                      f"recorded, not modelled: {' '.join(argv)}")
 
 
-def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
+def _lv_arg(host: Machine, arg: str, argv: tuple[str, ...],
             out: Out, *, change: bool = True) -> tuple[VG, LV] | None:
     """The VG/LV argument. ``change``: the command changes the VG in a way lvm refuses while
     a PV is missing (the refusal comes before the LV is looked for); otherwise a missing PV
@@ -297,7 +269,7 @@ def _lv_arg(host: SimulatedHost, arg: str, argv: tuple[str, ...],
     return vg, lv
 
 
-def _pvs_in_vg(host: SimulatedHost, vg: VG, names: list[str], out: Out) -> list[PV] | None:
+def _pvs_in_vg(host: Machine, vg: VG, names: list[str], out: Out) -> list[PV] | None:
     _no_failed_device(host, names, ("PV arguments:", *names))
     if not names:
         return list(vg.pvs)
@@ -316,7 +288,7 @@ def _pvs_in_vg(host: SimulatedHost, vg: VG, names: list[str], out: Out) -> list[
 
 # -- lvm ------------------------------------------------------------------------------------
 
-def lvm_fullreport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvm_fullreport(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if argv != FULLREPORT_ARGV:
         raise UnsupportedCommand(f"only the exact FULLREPORT_ARGV is modelled: {' '.join(argv)}")
     out = Out()
@@ -340,7 +312,7 @@ def lvm_fullreport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def lvm_version(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvm_version(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _parse(argv[2:], {})
     if len(argv) != 2:
         raise UnsupportedCommand(f"lvm version takes no arguments: {' '.join(argv)}")
@@ -351,7 +323,7 @@ def lvm_version(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 
 # -- PVs and VGs ----------------------------------------------------------------------------
 
-def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def pvcreate(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, devices = _parse(argv[1:], {"--yes": False})
     if not devices:
         raise UnsupportedCommand("pvcreate without a device")
@@ -383,7 +355,7 @@ def pvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def _add_pvs(host: SimulatedHost, vg_name: str, names: list[str], extent_size: int,
+def _add_pvs(host: Machine, vg_name: str, names: list[str], extent_size: int,
              out: Out) -> list[PV] | None:
     """Shared by vgcreate and vgextend: check every device, then label the new ones."""
     model = host.model
@@ -415,7 +387,7 @@ def _add_pvs(host: SimulatedHost, vg_name: str, names: list[str], extent_size: i
     return pvs
 
 
-def vgcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgcreate(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--physicalextentsize": True})
     if len(pos) < 2:
         raise UnsupportedCommand(f"vgcreate needs a VG and devices: {' '.join(argv)}")
@@ -443,7 +415,7 @@ def vgcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{name}" successfully created')
 
 
-def vgextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgextend(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) < 2:
         raise UnsupportedCommand(f"vgextend needs a VG and devices: {' '.join(argv)}")
@@ -464,7 +436,7 @@ def vgextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully extended')
 
 
-def vgreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgreduce(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) != 2:
         raise UnsupportedCommand(f"only 'vgreduce VG PV' is modelled: {' '.join(argv)}")
@@ -503,7 +475,7 @@ def vgreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 _RESERVED = re.compile(r"_(?:[rc]?mlog|mimage|rimage|rmeta|tdata|tmeta|cdata|cmeta|vorigin|vdata)")
 
 
-def lvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvcreate(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--name": True, "--size": True},
                        required=("--yes", "--name", "--size"), pv_ranges=True)
     if not pos:
@@ -544,7 +516,7 @@ def lvcreate(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Logical volume "{name}" created.')
 
 
-def _resize_checks(host: SimulatedHost, argv: tuple[str, ...], opts: dict[str, str],
+def _resize_checks(host: Machine, argv: tuple[str, ...], opts: dict[str, str],
                    pos: list[str], out: Out) -> tuple[VG, LV, int] | None:
     if not pos:
         raise UnsupportedCommand(f"{argv[0]} needs VG/LV: {' '.join(argv)}")
@@ -598,7 +570,7 @@ def _resized(out: Out, lv: LV, old: int) -> Out:
     return out.print(f"Logical volume {lv.full_name} successfully resized.")
 
 
-def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvextend(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``lvextend --size Nb VG/LV [PV...]``, and with ``--resizefs``: the file system the
     LV holds (``SimulatedHost.mkfs``) grows with it (lvm2 2.03.16 runs fsadm, whose own
     output is not modelled). An LV with no recorded file system, or an inactive one, is
@@ -635,11 +607,10 @@ def lvextend(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def _fsadm(host: SimulatedHost, out: Out, lv: LV, mountpoint: str) -> None:
+def _fsadm(host: Machine, out: Out, lv: LV, mountpoint: str) -> None:
     """fsadm resize after the LV's metadata is committed: the file system grows to the LV,
     unless a fault says otherwise (``fail_fsadm``: lvm reports "/sbin/fsadm failed: 1",
     lib/misc/lvm-exec.c, and exits 5; ``crash_in_fsadm``: the host goes down first)."""
-    from .host import SimulatedCrash  # (host imports this module)
     fault, host.fsadm_fault = host.fsadm_fault, None
     if fault == "crash":
         host._crash()
@@ -652,7 +623,7 @@ def _fsadm(host: SimulatedHost, out: Out, lv: LV, mountpoint: str) -> None:
     _resize2fs(out, lv, mountpoint, was)
 
 
-def _mountpoint(host: SimulatedHost, lv: LV) -> str | None:
+def _mountpoint(host: Machine, lv: LV) -> str | None:
     devno = host.lv_devno(lv) if lv.uuid in host._dm_minors else None
     return next((m[1] for m in host.md.mounts if m[0] == devno), None)
 
@@ -682,7 +653,7 @@ def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
     out.stderr.append("resize2fs 1.47.0 (5-Feb-2023)\n")
 
 
-def lvreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvreduce(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--size": True}, required=("--yes", "--size"))
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'lvreduce --yes --size <N>b VG/LV' is modelled: "
@@ -703,7 +674,7 @@ def lvreduce(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return _resized(out, lv, old)
 
 
-def lvremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvremove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {"--yes": False}, required=("--yes",))
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'lvremove --yes VG/LV' is modelled: {' '.join(argv)}")
@@ -730,7 +701,7 @@ _ACTIVATE = {("-ay",): True, ("--activate", "y"): True, ("-an",): False,
              ("--activate", "n"): False}
 
 
-def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvchange(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if tuple(argv[1:-1]) in _ACTIVATE:
         return _lvchange_activate(host, argv, _ACTIVATE[tuple(argv[1:-1])])
     if argv[1:2] == ("--refresh",) and len(argv) == 3:
@@ -761,7 +732,7 @@ def lvchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f"Logical volume {lv.full_name} changed.")
 
 
-def _lvchange_autoactivation(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _lvchange_autoactivation(host: Machine, argv: tuple[str, ...]) -> Out:
     """``lvchange --setautoactivation y|n VG/LV`` (lvm2 >= 2.03.12): a metadata flag that
     event autoactivation honours (host.recover). Message as lvchange prints for a metadata
     change; not recorded."""
@@ -775,7 +746,7 @@ def _lvchange_autoactivation(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f"Logical volume {lv.full_name} changed.")
 
 
-def vgchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgchange(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgchange --addtag TAG VG`` and ``vgchange --activate n VG`` (lvm2 2.03 messages,
     not recorded). Deactivation goes LV by LV and stops at one in use, as lvm's
     lv_check_not_in_use does."""
@@ -806,7 +777,7 @@ def vgchange(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def _lvchange_activate(host: SimulatedHost, argv: tuple[str, ...], on: bool) -> Out:
+def _lvchange_activate(host: Machine, argv: tuple[str, ...], on: bool) -> Out:
     """Activate or deactivate a top-level LV (and its sub-LVs). lvm prints nothing; an
     open LV is not deactivated (lv_check_not_in_use, as lvremove says it)."""
     out = Out()
@@ -845,7 +816,7 @@ def _lvchange_activate(host: SimulatedHost, argv: tuple[str, ...], on: bool) -> 
     return out
 
 
-def _lio_exported(host: SimulatedHost, lv: LV) -> str | None:
+def _lio_exported(host: Machine, lv: LV) -> str | None:
     side = host.iscsi
     if side is None:
         return None
@@ -854,7 +825,7 @@ def _lio_exported(host: SimulatedHost, lv: LV) -> str | None:
     return next((pv.name for pv in lv.pvs() if pv.device.path in held), None)
 
 
-def _lvchange_refresh(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _lvchange_refresh(host: Machine, argv: tuple[str, ...]) -> Out:
     """``lvchange --refresh``: reload the LV's tables. A raid1 leg the kernel counted failed
     whose PV is back is taken in again and recovers (lvmraid(7)); otherwise nothing changes.
     lvm prints nothing."""
@@ -877,7 +848,7 @@ def _lvchange_refresh(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def _vg_arg(host: SimulatedHost, name: str, argv: tuple[str, ...], out: Out,
+def _vg_arg(host: Machine, name: str, argv: tuple[str, ...], out: Out,
             *, exported_ok: bool = False) -> VG | None:
     """The VG argument of a process_each_vg command that writes it."""
     vg = host.model.vgs.get(name)
@@ -893,7 +864,7 @@ def _vg_arg(host: SimulatedHost, name: str, argv: tuple[str, ...], out: Out,
     return vg
 
 
-def vgsplit(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgsplit(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgsplit VG NEWVG PV...`` as lvm2 2.03 does it (tools/vgsplit.c; not recorded yet):
     the PVs move to a new VG with every LV wholly on them; an active LV that would move, or
     an LV on both sides, refuses the split. Into an existing VG lvm would merge: not
@@ -964,7 +935,7 @@ def vgsplit(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'New volume group "{name_to}" successfully split from "{vg.name}"')
 
 
-def lvrename(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvrename(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``lvrename VG OLD NEW`` (lvm2 2.03 messages, not recorded yet)."""
     _, pos = _parse(argv[1:], {})
     if len(pos) != 3 or "/" in "".join(pos):
@@ -991,7 +962,7 @@ def lvrename(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Renamed "{old}" to "{new}" in volume group "{vg.name}"')
 
 
-def vgexport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgexport(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgexport VG``: no LV may be active; the VG and its PVs are marked exported and its
     system ID cleared (lvm2 2.03 tools/vgexport.c; not recorded yet)."""
     _, pos = _parse(argv[1:], {})
@@ -1008,7 +979,7 @@ def vgexport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully exported')
 
 
-def vgimport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgimport(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgimport VG``: clears the export; the VG takes this host's system ID (none if the
     host has none). lvm2 2.03 tools/vgimport.c; not recorded yet."""
     _, pos = _parse(argv[1:], {})
@@ -1025,7 +996,7 @@ def vgimport(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{vg.name}" successfully imported')
 
 
-def vgrename(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgrename(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``vgrename OLD NEW`` (lvm2 2.03 messages, not recorded yet). Active LVs follow (their
     /dev names change): the model keeps them active."""
     _, pos = _parse(argv[1:], {})
@@ -1046,7 +1017,7 @@ def vgrename(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.print(f'Volume group "{old}" successfully renamed to "{new}"')
 
 
-def pvresize(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def pvresize(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """``pvresize PV``: the PV takes its device's current size (``SimulatedHost.grow_device``
     makes a device bigger); lvm's summary line either way (lvm2 2.03 tools/pvresize.c)."""
     _, pos = _parse(argv[1:], {})
@@ -1077,7 +1048,7 @@ def pvresize(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
                      "resized")
 
 
-def vgremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def vgremove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _, pos = _parse(argv[1:], {})
     if len(pos) != 1:
         raise UnsupportedCommand(f"only 'vgremove VG' is modelled: {' '.join(argv)}")
@@ -1102,7 +1073,11 @@ def vgremove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
 
 # -- long operations ---------------------------------------------------------------------------
 
-def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def pvmove(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """``pvmove --background [--name VG/LV] SRC [DST...]``, or a bare ``pvmove
+    --background`` resuming every interrupted move: refused like lvm2 2.03 for a missing,
+    unknown or partial-VG source, otherwise a pvmove LV is started and a poller forked (or
+    asked of lvmpolld); the extents move as the clock advances (``Machine._progress``)."""
     opts, pos = _parse(argv[1:], {"--background": False, "--name": True}, pv_ranges=True,
                        required=("--background",))
     out = Out()
@@ -1184,7 +1159,7 @@ def pvmove(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out
 
 
-def lvconvert(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def lvconvert(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     opts, pos = _parse(argv[1:], {"--yes": False, "--type": True, "--mirrors": True,
                                   "--splitmirrors": True, "--name": True}, pv_ranges=True,
                        required=("--yes",))
@@ -1202,7 +1177,7 @@ def lvconvert(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
                              f"'--splitmirrors 1 --name NAME' are modelled: {' '.join(argv)}")
 
 
-def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], images: int) -> Out:
+def _add_leg(host: Machine, argv: tuple[str, ...], pos: list[str], images: int) -> Out:
     """``--type raid1 --mirrors N``: N+1 images wanted. One image more than the LV has is
     modelled (linear -> 2, raid1 of k -> k+1); the count it has already is a warning and
     rc 0 (recorded for 2); fewer, or more than one step, is not modelled."""
@@ -1246,7 +1221,7 @@ def _add_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], images:
     return out.print(f"Logical volume {lv.full_name} successfully converted.")
 
 
-def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name: str) -> Out:
+def _split_leg(host: Machine, argv: tuple[str, ...], pos: list[str], name: str) -> Out:
     """``--splitmirrors 1 --name NAME VG/LV PV...``: the image on PV... becomes the linear
     LV NAME (lvm2 2.03 lv_raid_split; its messages, not recorded yet). lvm prints nothing
     on success."""
@@ -1284,7 +1259,7 @@ def _split_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str], name:
                     f"Failed to extract images from {lv.full_name}.")
 
 
-def _drop_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out:
+def _drop_leg(host: Machine, argv: tuple[str, ...], pos: list[str]) -> Out:
     out = Out()
     found = _lv_arg(host, pos[0], argv, out)
     if found is None:
@@ -1316,35 +1291,31 @@ def _drop_leg(host: SimulatedHost, argv: tuple[str, ...], pos: list[str]) -> Out
 
 # -- the table -------------------------------------------------------------------------------
 
-# (argv[0], argv[1] for "lvm") -> (handler, mutates)
-COMMANDS: dict[tuple[str, ...], tuple[Handler, bool]] = {
-    ("lvm", "fullreport"): (lvm_fullreport, False),
-    ("lvm", "version"): (lvm_version, False),
-    ("pvcreate",): (pvcreate, True),
-    ("vgcreate",): (vgcreate, True),
-    ("vgextend",): (vgextend, True),
-    ("vgreduce",): (vgreduce, True),
-    ("lvcreate",): (lvcreate, True),
-    ("lvextend",): (lvextend, True),
-    ("lvreduce",): (lvreduce, True),
-    ("lvremove",): (lvremove, True),
-    ("lvchange",): (lvchange, True),
-    ("vgremove",): (vgremove, True),
-    ("pvmove",): (pvmove, True),
-    ("lvconvert",): (lvconvert, True),
-    ("vgsplit",): (vgsplit, True),
-    ("lvrename",): (lvrename, True),
-    ("vgexport",): (vgexport, True),
-    ("vgimport",): (vgimport, True),
-    ("vgrename",): (vgrename, True),
-    ("pvresize",): (pvresize, True),
-    ("vgchange",): (vgchange, True),
+# (argv[0], argv[1] for "lvm") -> the tool
+COMMANDS: dict[tuple[str, ...], Tool] = {
+    ("lvm", "fullreport"): Tool(lvm_fullreport, False, lvm=True),
+    ("lvm", "version"): Tool(lvm_version, False, lvm=True),
+    ("pvcreate",): Tool(pvcreate, True, lvm=True),
+    ("vgcreate",): Tool(vgcreate, True, lvm=True),
+    ("vgextend",): Tool(vgextend, True, lvm=True),
+    ("vgreduce",): Tool(vgreduce, True, lvm=True),
+    ("lvcreate",): Tool(lvcreate, True, lvm=True),
+    ("lvextend",): Tool(lvextend, True, lvm=True),
+    ("lvreduce",): Tool(lvreduce, True, lvm=True),
+    ("lvremove",): Tool(lvremove, True, lvm=True),
+    ("lvchange",): Tool(lvchange, True, lvm=True),
+    ("vgremove",): Tool(vgremove, True, lvm=True),
+    ("pvmove",): Tool(pvmove, True, lvm=True),
+    ("lvconvert",): Tool(lvconvert, True, lvm=True),
+    ("vgsplit",): Tool(vgsplit, True, lvm=True),
+    ("lvrename",): Tool(lvrename, True, lvm=True),
+    ("vgexport",): Tool(vgexport, True, lvm=True),
+    ("vgimport",): Tool(vgimport, True, lvm=True),
+    ("vgrename",): Tool(vgrename, True, lvm=True),
+    ("pvresize",): Tool(pvresize, True, lvm=True),
+    ("vgchange",): Tool(vgchange, True, lvm=True),
 }
 
 
-def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool]:
-    key = argv[:2] if argv[0] == "lvm" else argv[:1]
-    entry = COMMANDS.get(key)
-    if entry is None:
-        raise UnsupportedCommand(f"command not modelled by the simulator: {' '.join(argv)}")
-    return entry
+def lookup(argv: tuple[str, ...]) -> Tool | None:
+    return COMMANDS.get(argv[:2] if argv[0] == "lvm" else argv[:1])

@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
 
 from . import md_model
 from .md_model import Array, Member
+from .kernel import busy, holders
 from .model import Device
+from .tool import Out, Tool
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
 ZERO_UUID = "00000000:00000000:00000000:00000000"
-
-
-@dataclass
-class Out:
-    rc: int = 0
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-    def err(self, *lines: str, rc: int = 1) -> Out:
-        self.stderr.extend(f"{line}\n" for line in lines)
-        self.rc = rc
-        return self
-
-
-Handler = Callable[["SimulatedHost", tuple[str, ...], "str | None"], Out]
 
 
 def _no_stdin(argv: tuple[str, ...], stdin: str | None) -> None:
@@ -47,36 +32,13 @@ def _no_stdin(argv: tuple[str, ...], stdin: str | None) -> None:
         raise UnsupportedCommand(f"stdin is not modelled for: {' '.join(argv)}")
 
 
-# -- who uses a device ---------------------------------------------------------------------------
-
-
-def holders(host: SimulatedHost, dev: Device) -> list[str]:
-    """What the kernel would list in the device's holders/ directory."""
-    model = host.md
-    out = [a.name for a in model.arrays.values() if any(m.device is dev for m in a.members)]
-    pv = host.model.pvs.get(dev.path)
-    if pv is not None:
-        # only an active LV has a device-mapper device holding the disk
-        for lv in sorted({entry[1] for entry in pv.used.values() if entry[1].is_active},
-                         key=lambda lv: lv.uuid):
-            out.append(f"dm-{host.dm_minor(lv.uuid)}")
-    out += model.holders.get((dev.major, dev.minor), [])
-    return sorted(out)
-
-
-def busy(host: SimulatedHost, dev: Device) -> bool:
-    """An exclusive open (mdadm's) fails: the device or one of its partitions is mounted or
-    held by something."""
-    for d in (dev, *host.md.partitions.get(dev.path, [])):
-        if holders(host, d) or any(m[0] == (d.major, d.minor) for m in host.md.mounts):
-            return True
-    return False
+# -- who uses a device: kernel.holders and kernel.busy ------------------------------------------
 
 
 # -- mdadm ---------------------------------------------------------------------------------------
 
 
-def mdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def mdadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _no_stdin(argv, stdin)
     if argv[1:2] == ("--build",):
         return _build(host, argv)
@@ -95,7 +57,7 @@ def _md_path(path: str, argv: tuple[str, ...]) -> str:
     return path
 
 
-def _build(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
+def _build(host: Machine, argv: tuple[str, ...]) -> Out:
     rest = list(argv[3:])
     opts: dict[str, str] = {}
     while rest and rest[0].startswith("-"):
@@ -127,7 +89,7 @@ def _build(host: SimulatedHost, argv: tuple[str, ...]) -> Out:
     return out.err(f"mdadm: array {path} built and started.", rc=0)
 
 
-def _add(host: SimulatedHost, path: str, target: str) -> Out:
+def _add(host: Machine, path: str, target: str) -> Out:
     out = Out()
     array = host.md.array(path)
     if array is None:
@@ -152,7 +114,7 @@ def _add(host: SimulatedHost, path: str, target: str) -> Out:
     return out.err(f"mdadm: added {target}", rc=0)
 
 
-def _stop(host: SimulatedHost, path: str) -> Out:
+def _stop(host: Machine, path: str) -> Out:
     out = Out()
     array = host.md.array(path)
     if array is None:
@@ -165,7 +127,7 @@ def _stop(host: SimulatedHost, path: str) -> Out:
     return out.err(f"mdadm: stopped {path}", rc=0)
 
 
-def _detail_export(host: SimulatedHost, path: str) -> Out:
+def _detail_export(host: Machine, path: str) -> Out:
     out = Out()
     array = host.md.array(path)
     if array is None:
@@ -185,7 +147,7 @@ def _detail_export(host: SimulatedHost, path: str) -> Out:
 _SPEED = re.compile(r"^/sys/block/(md[0-9]+)/md/sync_speed_(min|max)$")
 
 
-def tee(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def tee(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 2 or stdin is None:
         raise UnsupportedCommand(f"only 'tee FILE' with stdin is modelled: {' '.join(argv)}")
     m = _SPEED.match(argv[1])
@@ -205,7 +167,7 @@ def tee(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
     return out
 
 
-def mkdir(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def mkdir(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _no_stdin(argv, stdin)
     if len(argv) != 3 or argv[1] != "-p" or not argv[2].startswith("/"):
         raise UnsupportedCommand(f"only 'mkdir -p /ABSOLUTE' is modelled: {' '.join(argv)}")
@@ -216,7 +178,7 @@ def mkdir(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
     return Out()
 
 
-def dd(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def dd(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if (len(argv) != 4 or not argv[1].startswith("of=/") or argv[2:] != ("conv=fsync", "status=none")
             or stdin is None):
         raise UnsupportedCommand(f"only 'dd of=/FILE conv=fsync status=none' with stdin is "
@@ -228,7 +190,7 @@ def dd(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
     return Out()
 
 
-def mv(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def mv(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _no_stdin(argv, stdin)
     if len(argv) != 4 or argv[1] != "-f":
         raise UnsupportedCommand(f"only 'mv -f SRC DST' is modelled: {' '.join(argv)}")
@@ -241,7 +203,7 @@ def mv(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
     return Out()
 
 
-def sync(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+def sync(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     _no_stdin(argv, stdin)
     if len(argv) != 2:
         raise UnsupportedCommand(f"only 'sync PATH' is modelled: {' '.join(argv)}")
@@ -251,18 +213,20 @@ def sync(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
 
 
 # (argv[0],) -> (handler, mutates); ``mdadm --detail`` alone reads.
-COMMANDS: dict[str, tuple[Handler, bool]] = {
-    "mdadm": (mdadm, True), "tee": (tee, True), "mkdir": (mkdir, True), "dd": (dd, True),
-    "mv": (mv, True), "sync": (sync, True),
+# each handler checks stdin itself (tee and dd read it, the others refuse it)
+COMMANDS: dict[str, Tool] = {
+    "mdadm": Tool(mdadm, True, stdin=True), "tee": Tool(tee, True, stdin=True),
+    "mkdir": Tool(mkdir, True, stdin=True), "dd": Tool(dd, True, stdin=True),
+    "mv": Tool(mv, True, stdin=True), "sync": Tool(sync, True, stdin=True),
 }
 
 
-def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
+def lookup(argv: tuple[str, ...]) -> Tool | None:
     entry = COMMANDS.get(argv[0])
     if entry is None:
         return None
     if argv[:2] == ("mdadm", "--detail"):
-        return mdadm, False
+        return Tool(mdadm, False, stdin=True)
     return entry
 
 
@@ -272,7 +236,7 @@ _MD_SYS = re.compile(r"^/sys/block/(md[0-9]+)/(.+)$")
 _DEV_SYS = re.compile(r"^/sys/dev/block/([0-9]+):([0-9]+)/(.*)$")
 
 
-def read(host: SimulatedHost, path: str) -> str | None:
+def read(host: Machine, path: str) -> str | None:
     """A kernel file (or directory listing, for a path ending in '/'); UnsupportedCommand
     for a kernel path that is not modelled; None for one that does not exist."""
     model = host.md
@@ -318,7 +282,7 @@ IDENTITY_FILES = ("partition", "dm/uuid", "dm/name", "md/metadata_version", "md/
                   "device/wwid", "serial", "device/serial")
 
 
-def _dev_file(host: SimulatedHost, devno: tuple[int, int], rest: str, path: str) -> str | None:
+def _dev_file(host: Machine, devno: tuple[int, int], rest: str, path: str) -> str | None:
     dev = host.device_by_number(devno)
     if dev is None:
         return _lv_file(host, devno, rest)
@@ -354,13 +318,13 @@ def _dev_file(host: SimulatedHost, devno: tuple[int, int], rest: str, path: str)
     raise UnsupportedCommand(f"block device sysfs file not modelled by the simulator: {path}")
 
 
-def _disk_of(host: SimulatedHost, dev: Device) -> Device | None:
+def _disk_of(host: Machine, dev: Device) -> Device | None:
     """The disk a partition is on (None for a whole disk)."""
     return next((host.model.devices[disk] for disk, parts in host.md.partitions.items()
                  if any(p is dev for p in parts)), None)
 
 
-def _lv_file(host: SimulatedHost, devno: tuple[int, int], rest: str) -> str | None:
+def _lv_file(host: Machine, devno: tuple[int, int], rest: str) -> str | None:
     """An active LV's device-mapper files (every simulated LV counts as active): its uuid is
     "LVM-" and the VG's and LV's uuids without dashes, as lvm2 sets it."""
     if devno[0] != 253:

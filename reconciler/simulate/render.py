@@ -78,6 +78,9 @@ def _pv_row(pv: PV) -> tuple[str, ...]:
 
 
 def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:
+    """One LV's row of ``lvm fullreport`` (LV_COLUMNS): attributes, layout, role, copy and
+    move percentages, health and sync action as lvm2 2.03 prints them for a linear LV, a
+    raid1 (resyncing, or with a leg to refresh), its images and metadata LVs, and a pvmove."""
     kind = lv.kind
     copy = move = action = parent = health = ""
     if kind == "pvmove":

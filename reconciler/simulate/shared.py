@@ -31,16 +31,16 @@ from reconciler.errors import UnsupportedCommand
 from .model import LV, PV, VG, Device, Seg
 
 if TYPE_CHECKING:
-    from .host import SimulatedHost
+    from .machine import Machine
 
 
 @dataclass(frozen=True)
 class Link:
     """One disk seen by two hosts: ``initiator``'s session disk is ``exporter``'s device."""
 
-    initiator: SimulatedHost
+    initiator: Machine
     disk: str  # canonical path on the initiator (/dev/sdX)
-    exporter: SimulatedHost
+    exporter: Machine
     device: str  # canonical path on the exporter (the LIO backstore's device)
 
 
@@ -48,7 +48,7 @@ def _touches(vg: VG, paths: set[str]) -> bool:
     return any(not pv.missing and pv.device.path in paths for pv in vg.pvs)
 
 
-def copy_lvm(src: SimulatedHost, dst: SimulatedHost, mapping: dict[str, str]) -> None:
+def copy_lvm(src: Machine, dst: Machine, mapping: dict[str, str]) -> None:
     """Make ``dst``'s view of the disks in ``mapping`` (src path -> dst path) what ``src``
     wrote on them."""
     src_model, dst_model = src.model, dst.model
@@ -80,7 +80,7 @@ def copy_lvm(src: SimulatedHost, dst: SimulatedHost, mapping: dict[str, str]) ->
         dst_model.vgs[vg.name] = _clone_vg(vg, dst, mapping)
 
 
-def _clone_vg(vg: VG, dst: SimulatedHost, mapping: dict[str, str]) -> VG:
+def _clone_vg(vg: VG, dst: Machine, mapping: dict[str, str]) -> VG:
     model = dst.model
     new = VG(vg.name, vg.uuid, vg.extent_size, vg.lock_type)
     new.exported, new.system_id = vg.exported, vg.system_id
@@ -130,7 +130,7 @@ def _clone_vg(vg: VG, dst: SimulatedHost, mapping: dict[str, str]) -> VG:
     return new
 
 
-def view(host: SimulatedHost, paths: set[str]) -> str:
+def view(host: Machine, paths: set[str]) -> str:
     """What the LVM metadata on ``paths`` says, as text (to tell whether a command wrote
     any): the VGs with a PV there and the orphan labels there."""
     parts = []
@@ -150,7 +150,7 @@ def view(host: SimulatedHost, paths: set[str]) -> str:
     return "\n".join(parts)
 
 
-def forget_disk(host: SimulatedHost, path: str) -> bool:
+def forget_disk(host: Machine, path: str) -> bool:
     """The disk at ``path`` left ``host`` (iSCSI logout): a VG that has no other present PV
     leaves with it, as lvm no longer finds its metadata anywhere. False: a VG still has
     other disks here (its PV on ``path`` becomes missing instead)."""

@@ -57,3 +57,27 @@ def test_calls_and_started(host):
     assert host.calls == cmds and host.started == 2
     res = host.run(cmds[0])
     assert res.command is cmds[0] and res.duration >= 0 and host.started == 3
+
+
+def test_a_command_the_simulator_does_not_model_stops_the_pass_not_a_failed_step(host):
+    """A model gap is not a tool failure: ``executing.apply`` must not report it as a failed
+    step (nor the daemon's ``except Exception`` log it and carry on); it ends the test."""
+    from reconciler import actions, executing, state
+    from reconciler.errors import ReconcilerError, UnsupportedCommand
+
+    class Unmodelled(actions.Action):  # an action whose command the simulator refuses
+        key = object = "lvs"
+
+        def commands(self):
+            return (Command(argv=("lvs",)),)
+
+        def is_done(self, st):
+            return False
+
+    st = state.HostState(host="local")
+    step = actions.Step(Unmodelled(), "spec")
+    with pytest.raises(UnsupportedCommand):
+        executing.apply(actions.Plan(node="local", steps=(step,)), host, lambda: st, st,
+                        sleep=lambda s: None)
+    assert not issubclass(UnsupportedCommand, ReconcilerError)
+    assert not issubclass(UnsupportedCommand, Exception)  # "except Exception" cannot eat it
