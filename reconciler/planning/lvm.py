@@ -36,7 +36,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
-from reconciler.adapters import lvm as lvm_adapter
 from reconciler.planning import lockd
 from reconciler.planning.partial import Partial, devices_named_twice
 from reconciler.spec import models
@@ -418,7 +417,7 @@ def _plan_lv(vp: _VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg 
     if lv.images:
         _plan_multi_leg(vp, vg, name, want, lv, allowed, st, target)
         return
-    if lvm_adapter.SPLIT_TAG in lv.tags and not (set(lv.pv_extents) - allowed):
+    if state.SPLIT_TAG in lv.tags and not (set(lv.pv_extents) - allowed):
         vp.add(actions.ForgetSplit(vg=vg, lv=name, host=host),
                "the mirror-then-split is complete; its tag was left behind")
 
@@ -535,7 +534,7 @@ def _plan_mirror(vp: _VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[
                  f"data), and there is none; free one extent there or use move = \"pvmove\"")
         return None
     add = vp.chain_move(actions.AddMirrorLeg(vg=vg, lv=name, destinations=dests,
-                                             tagged=lvm_adapter.SPLIT_TAG in lv.tags,
+                                             tagged=state.SPLIT_TAG in lv.tags,
                                              host=st.host),
                         f"extents on {', '.join(offending)} are outside the placement "
                         f"(mirror-then-split)", [ready.get(d) for d in allowed_devs])
@@ -553,7 +552,7 @@ def _plan_multi_leg(vp: _VgPlan, vg: str, name: str, want: models.Lv, lv: state.
     host = st.host
     # Our own mirror-then-split (the tag says so), whatever the spec's move says now: it is
     # finished or blocked with a reason, never left raid1 for good.
-    ours = len(lv.images) == 2 and lvm_adapter.SPLIT_TAG in lv.tags
+    ours = len(lv.images) == 2 and state.SPLIT_TAG in lv.tags
     if ours:
         if _refresh_copy(vp, vg, name, lv, st):
             return  # it resyncs; the leg is dropped once every field says it is complete
@@ -772,7 +771,7 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
         return False
     staying = obs is not None and bool(set(obs.pvs) & names)
     leftovers = sorted(n for n, lv in (obs.lvs.items() if obs is not None else ())
-                       if lvm_adapter.HANDOVER_TAG in lv.tags)
+                       if state.HANDOVER_TAG in lv.tags)
     unresolved = [d for d in ho.pvs if st.pv_for(d) is None]
     if not staying and obs is not None and (leftovers or (unresolved and obs.missing_pv_count)):
         # Half way (copies split off, still in this VG) and the handover PVs are not here:
@@ -797,10 +796,10 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
                      f"the handover PVs {', '.join(pvs)}; it is not this handover's, and is "
                      f"left alone: choose another handover.vg")
             return False
-        strays = [lv for lv in sorted(new.lvs) if lvm_adapter.HANDOVER_TAG not in new.lvs[lv].tags]
+        strays = [lv for lv in sorted(new.lvs) if state.HANDOVER_TAG not in new.lvs[lv].tags]
         if strays:
             vp.block(obj, f"handover: VG {ho.vg} holds LV(s) {', '.join(strays)} that no "
-                     f"handover of this reconciler split off (no {lvm_adapter.HANDOVER_TAG} "
+                     f"handover of this reconciler split off (no {state.HANDOVER_TAG} "
                      f"tag); it is not exported from here")
             return False
         last: list[str] = []
@@ -832,7 +831,7 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
     inactive: list[str] = []
     splitting: set[str] = set()
     def ours(lv: state.Lv | None) -> bool:
-        return lv is not None and lvm_adapter.HANDOVER_TAG in lv.tags
+        return lv is not None and state.HANDOVER_TAG in lv.tags
 
     pending = {copy: origin for copy, (origin, _) in _pending_splits(obs).items()}
 
@@ -874,7 +873,7 @@ def _plan_handover(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg | None
             continue
         if base != lv_name and base in obs.lvs:
             problems.append((lv_name, f"an LV named {lv_name} exists that no handover of this "
-                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag, and "
+                             f"reconciler split off (no {state.HANDOVER_TAG} tag, and "
                              f"{base} has no pending-split tag naming its lv_uuid {lv.uuid}): "
                              f"it would be taken for {base}'s copy. Check what it holds; if it "
                              f"is yours, rename it (lvrename), and the handover goes on"))
@@ -941,10 +940,10 @@ def _pending_splits(obs: state.Vg) -> dict[str, tuple[str, str]]:
     by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
     out: dict[str, tuple[str, str]] = {}
     for n, lv in obs.lvs.items():
-        for uuid in lvm_adapter.handover_pending(lv.tags):
+        for uuid in state.handover_pending(lv.tags):
             copy = by_uuid.get(uuid)
             if copy is not None and copy != n and \
-                    lvm_adapter.HANDOVER_TAG not in obs.lvs[copy].tags:
+                    state.HANDOVER_TAG not in obs.lvs[copy].tags:
                 out[copy] = (n, uuid)
     return out
 
@@ -964,8 +963,8 @@ def _finish_own_splits(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
     planned = False
     for origin in sorted(obs.lvs):
         lv = obs.lvs[origin]
-        for uuid in lvm_adapter.handover_pending(lv.tags):
-            tag = lvm_adapter.handover_pending_tag(uuid)
+        for uuid in state.handover_pending(lv.tags):
+            tag = state.handover_pending_tag(uuid)
             copy_name = by_uuid.get(uuid)
             copy = obs.lvs.get(copy_name) if copy_name and copy_name != origin else None
             if copy is None:
@@ -996,7 +995,7 @@ def _finish_own_splits(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
                         "a copy split off for the handover is active: it carries the same "
                         "file system UUID as the LV this host keeps"))
                 continue
-            if lvm_adapter.HANDOVER_TAG in copy.tags and not copy.attr.is_active:
+            if state.HANDOVER_TAG in copy.tags and not copy.attr.is_active:
                 vp.safe.append(actions.Step(
                     actions.ForgetSplit(vg=name, lv=origin, tag=tag, host=host),
                     f"the copy split off for the handover ({copy_name}) is finished"))
@@ -1025,7 +1024,7 @@ def _orphan_copies(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
         copy = obs.lvs[copy_name]
         origin = copy_name.removesuffix(models.HANDOVER_SUFFIX)
         if (origin == copy_name or origin not in obs.lvs
-                or lvm_adapter.HANDOVER_TAG not in copy.tags):
+                or state.HANDOVER_TAG not in copy.tags):
             continue
         if copy.attr.is_active and not copy.attr.is_open:
             vp.safe.append(actions.Step(
@@ -1035,7 +1034,7 @@ def _orphan_copies(vp: _VgPlan, name: str, want: models.Vg, obs: state.Vg,
         off = sorted(set(copy.pv_extents) - wanted)
         if off:
             vp.block(f"lv {name}/{copy_name}", f"it is the copy of {origin} a handover split "
-                     f"off ({lvm_adapter.HANDOVER_TAG} tag), and the spec has no handover "
+                     f"off ({state.HANDOVER_TAG} tag), and the spec has no handover "
                      f"any more; it holds {origin}'s data as of the split and lies on "
                      f"{', '.join(off)}, which the spec takes out of the VG. Put the handover "
                      f"back to finish it; or check that {origin} holds what you need and "
@@ -1088,14 +1087,14 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
     have = st.vgs.get(name)
     old = st.vgs.get(src) if src != name else None
     if (have is not None and not have.exported and old is None
-            and lvm_adapter.TAKEOVER_TAG not in have.tags and src != name):
+            and state.TAKEOVER_TAG not in have.tags and src != name):
         vp.block(obj, f"takeover: a VG named {name} exists here and was not taken over by "
-                 f"this reconciler (no {lvm_adapter.TAKEOVER_TAG} tag): it may be another "
+                 f"this reconciler (no {state.TAKEOVER_TAG} tag): it may be another "
                  f"host's, seen through a disk this host exports; nothing is done to it, and "
                  f"{src} is not imported while it exists")
         return False
     if (have is not None and not have.exported and old is None
-            and lvm_adapter.TAKEOVER_TAG in have.tags):
+            and state.TAKEOVER_TAG in have.tags):
         # Taken over already (this host's tag), if it is complete and not seen through an
         # export of this host.
         exported = _exported_pvs(st, want, have, frozenset())
@@ -1120,7 +1119,7 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
         vp.block(obj, f"takeover: VG {src} still belongs to host {owner!r} (system ID): it "
                  f"has not been handed over (vgexport) there yet")
         return False
-    tagged = lvm_adapter.TAKEOVER_TAG in seen.tags
+    tagged = state.TAKEOVER_TAG in seen.tags
     if not seen.exported and not tagged:
         # Only vgexport says the other host let go of it (its LVs inactive there). A VG that
         # is not exported may be a handover stopped half way, still active on that host.
@@ -1128,7 +1127,7 @@ def _plan_takeover(vp: _VgPlan, name: str, want: models.Vg, st: state.HostState,
                  f"host that handed it over: the handover stopped before its end, or the VG "
                  f"is still in use there; it is not imported. Let that host finish its "
                  f"handover. (If this host imported it itself and stopped right after, check "
-                 f"it and run `vgchange --addtag {lvm_adapter.TAKEOVER_TAG} {src}`)")
+                 f"it and run `vgchange --addtag {state.TAKEOVER_TAG} {src}`)")
         return False
     if any(lv.name.endswith(models.HANDOVER_SUFFIX) for lv in seen.lvs.values()):
         vp.block(obj, f"takeover: VG {src} still holds LV(s) named *{models.HANDOVER_SUFFIX}: "
