@@ -323,7 +323,7 @@ def _plan_stale(out: Shaped, vg: str, obs: state.Vg, st: state.HostState, node: 
             continue
         lv_name = parts[1]
         if lv_name in obs.lvs or lv_name == "lvmlock" or lv_name.startswith("pvmove") or any(
-                p in lv_name for p in models._LV_RESERVED_PARTS):
+                p in lv_name for p in state.LV_RESERVED_PARTS):
             continue
         uuid = state.lv_uuid_of_dm(dm.uuid, obs.uuid)
         if uuid is None or uuid in known:

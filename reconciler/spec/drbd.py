@@ -53,25 +53,18 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from reconciler import units
 from reconciler.spec import names
 
-_RES_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DRBD_MAX_MINOR = (1 << 20) - 1
 
 
 def check_resource_name(name: str) -> str:
-    if not _RES_RE.fullmatch(name):
-        raise ValueError(f"DRBD resource name {name!r} must be 1 to 64 letters, digits and "
-                         "'_.-', starting with a letter or digit")
-    return name
+    return names.check_object_name("DRBD resource", name)
 
 
-def _check_device(path: str) -> str:
-    if not names.is_device_path(path):
-        raise ValueError(f"{path!r} is not a device path under /dev/ made of safe characters")
-    return path
+_check_device = names.check_device  # the one rule for a device path in every table
 
 
 def _check_node(name: str) -> str:
-    if not names.is_node_name(name, every=False):
+    if not names.is_node_name(name, every=False):  # DRBD's 'on' name: never "*"
         raise ValueError(f"node name {name!r} is not a host name (DRBD's 'on <hostname>')")
     return name
 

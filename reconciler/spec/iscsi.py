@@ -41,13 +41,13 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from reconciler.spec import names
+from reconciler.spec.names import DevicePath, NodeName, check_device, check_node  # noqa: F401
 from reconciler.spec.text import shown
 
 # RFC 3720 3.2.6.3.1: iqn.YYYY-MM.reversed.domain[:anything]; LIO also accepts eui./naa.
 _IQN_RE = re.compile(r"^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?"
                      r"|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?)$")
 _PORTAL_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}):([0-9]{1,5})$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FILE_RE = re.compile(r"^/[A-Za-z0-9_.@+=,-]+(/[A-Za-z0-9_.@+=,-]+)*$")
 
 
@@ -65,12 +65,6 @@ def check_portal(v: str) -> str:
     return v
 
 
-def check_device(v: str) -> str:
-    if not names.is_device_path(v):
-        raise ValueError(f"{shown(v)} is not a device path under /dev")
-    return v
-
-
 def check_file(v: str) -> str:
     if not _FILE_RE.match(v) or "/../" in v + "/" or "/./" in v + "/":
         raise ValueError(f"{shown(v)} must be an absolute file path (the CHAP secrets file)")
@@ -78,22 +72,11 @@ def check_file(v: str) -> str:
 
 
 def check_name(v: str) -> str:
-    if not _NAME_RE.match(v):
-        raise ValueError(f"name {shown(v)} must be 1 to 64 letters, digits and _ . - "
-                         f"(starting with a letter or digit)")
-    return v
-
-
-def check_node(v: str) -> str:
-    if not names.is_node_name(v):
-        raise ValueError(f"node {shown(v)} must be a host name (letters, digits, - and .) or \"*\"")
-    return v
+    return names.check_object_name("iSCSI table", v)
 
 
 Iqn = Annotated[str, AfterValidator(check_iqn)]
-NodeName = Annotated[str, AfterValidator(check_node)]
 Portal = Annotated[str, AfterValidator(check_portal)]
-DevicePath = Annotated[str, AfterValidator(check_device)]
 SecretsFile = Annotated[str, AfterValidator(check_file)]
 IscsiName = Annotated[str, AfterValidator(check_name)]
 

@@ -42,6 +42,11 @@ def handover_pending(tags: tuple[str, ...]) -> tuple[str, ...]:
 
 # lvconvert --splitmirrors names the split copy <lv>_handover until it leaves the VG.
 HANDOVER_SUFFIX = "_handover"
+# Suffixes lvm2 reserves for its hidden sub-LVs (lib/misc/lvm-string.c: apply_lvname_restrictions):
+# no LV of the spec has one, and a dm device named with one is lvm's, not an LV's.
+LV_RESERVED_PARTS = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_mimage", "_mlog",
+                     "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata",
+                     "_vorigin", "_wcorig")
 
 
 def dm_name(vg: str, lv: str) -> str:
