@@ -19,6 +19,7 @@ import json
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
+from reconciler.state.names import dm_name
 
 from .clock import SimClock
 from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
@@ -76,10 +77,6 @@ class LockdCluster:
 
     def umount(self, node: str, vg: str, lv: str) -> None:
         self.nodes[node].dm[dm_name(vg, lv)].mounts.clear()
-
-
-def dm_name(vg: str, lv: str) -> str:
-    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
 class Out:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
+from reconciler.state.names import dm_name
 
 from . import md_model
 from .md_model import Array, Member
@@ -371,7 +372,7 @@ def _lv_file(host: SimulatedHost, devno: tuple[int, int], rest: str) -> str | No
                 if rest == "dm/uuid":
                     return f"LVM-{vg.uuid.replace('-', '')}{lv.uuid.replace('-', '')}\n"
                 if rest == "dm/name":
-                    return f"{vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}\n"
+                    return f"{dm_name(vg.name, lv.name)}\n"
                 if rest == "size":
                     return f"{lv.extents * vg.extent_size // 512}\n"
                 return None
