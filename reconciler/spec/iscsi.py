@@ -38,9 +38,10 @@ import enum
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from reconciler.spec import names
+from reconciler.spec.base import Model, Presence
 from reconciler.spec.names import DevicePath, NodeName, check_device, check_node  # noqa: F401
 from reconciler.spec.text import shown
 
@@ -87,26 +88,17 @@ def disk_path(portal: str, target: str, lun: int) -> str:
     return f"/dev/disk/by-path/ip-{portal}-iscsi-{target}-lun-{lun}"
 
 
-class Presence(enum.StrEnum):
-    PRESENT = "present"
-    ABSENT = "absent"
-
-
 class SessionState(enum.StrEnum):
     LOGGED_IN = "logged-in"
     ABSENT = "absent"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
-
-
-class Lun(_Model):
+class Lun(Model):
     device: DevicePath = Field(..., description="the block device exported (an iblock backstore)")
     state: Presence = Field(Presence.PRESENT, description="present or absent")
 
 
-class Target(_Model):
+class Target(Model):
     """A LIO iSCSI target (one TPG, tag 1) built through rtslib-fb on the nodes named."""
 
     nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the exporting host(s)")
@@ -144,7 +136,7 @@ class Target(_Model):
         return "*" in self.nodes or node in self.nodes
 
 
-class Session(_Model):
+class Session(Model):
     """An open-iscsi session to ``target`` through ``portal``, on the nodes named."""
 
     nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the importing host(s)")
