@@ -13,7 +13,8 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from reconciler.spec.text import shown
-from reconciler.state.names import PATH_MAX, is_device_path, is_node_name, is_object_name  # noqa: F401
+from reconciler.state.names import (PATH_MAX, is_device_path, is_node_name,  # noqa: F401
+                                    is_object_name)
 
 
 def check_device(path: str) -> str:

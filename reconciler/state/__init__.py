@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from reconciler.state.names import (  # noqa: F401
     SPLIT_TAG, HANDOVER_TAG, TAKEOVER_TAG, HANDOVER_PENDING_PREFIX, handover_pending_tag,
-    handover_pending, HANDOVER_SUFFIX, LV_RESERVED_PARTS, dm_name, split_dm_name, lv_uuid_of_dm, PATH_MAX,
-    is_device_path, is_node_name, is_object_name)
+    handover_pending, HANDOVER_SUFFIX, LV_RESERVED_PARTS, dm_name, split_dm_name,
+    lv_uuid_of_dm, PATH_MAX, is_device_path, is_node_name, is_object_name)
 from reconciler.state.lvm import (  # noqa: F401
     LvAttr, Pv, MISSING_PV_NAME, missing_pv_key, is_missing_pv_key, LegPart, RaidImage, Lv,
     PvMove, Process, Pollers, Vg, needs_refresh, split_problems)
