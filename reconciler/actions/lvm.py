@@ -10,6 +10,7 @@ from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.taking import Effect, Take
 from reconciler.adapters import lvm
 from reconciler.runner import Command, CommandResult
+from reconciler.state.names import dm_name
 from reconciler.units import format_size
 
 
@@ -32,11 +33,6 @@ def _raid1_sync(lv: state.Lv | None) -> Progress | None:
         return None
     return Progress(lv.sync_percent if lv.sync_percent is not None else lv.copy_percent,
                     "raid1 sync")
-
-
-def _dm_name(vg: str, lv: str) -> str:
-    """device-mapper's name for ``vg/lv``: each ``-`` doubled, then joined with ``-``."""
-    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,7 +219,7 @@ class CreateLv(LvmAction):
         return (lvm.lvcreate(self.vg, self.lv, self.size, self.pvs, host=self.host),)
 
     def provides(self) -> tuple[str, ...]:
-        return (f"/dev/{self.vg}/{self.lv}", f"/dev/mapper/{_dm_name(self.vg, self.lv)}")
+        return (f"/dev/{self.vg}/{self.lv}", f"/dev/mapper/{dm_name(self.vg, self.lv)}")
 
     def is_done(self, st: state.HostState) -> bool:
         lv = _lv(st, self.vg, self.lv)

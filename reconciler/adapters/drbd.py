@@ -37,9 +37,10 @@ import json
 import posixpath
 import re
 
-from reconciler import errors, paths, state_drbd
+from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
 from reconciler.spec.drbd import DrbdResource, Role
+from reconciler.state import drbd as state_drbd
 
 PROC = "/proc/drbd"
 CONF_DIR = paths.DRBD_CONF_DIR

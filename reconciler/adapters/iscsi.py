@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
-from reconciler.state_iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
+from reconciler.state.iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
                                     LioTarget)
 
 CONFIGFS = "/sys/kernel/config/target"

@@ -28,6 +28,7 @@ import re
 from reconciler.adapters.lvm import lockd_peer_message as peer_message
 from reconciler.adapters.lvm import lockd_setup_hint as setup_hint
 from reconciler.runner import Command
+from reconciler.state.names import lv_uuid_of_dm, split_dm_name  # noqa: F401  (their home is state.names)
 
 __all__ = ["peer_message", "setup_hint"]  # lvm's, re-exported: what to do about lvmlockd
 
@@ -102,21 +103,3 @@ def parse_info(text: str) -> tuple[dict[str, str], dict[str, str]]:
     return spaces, locks
 
 
-def split_dm_name(name: str) -> tuple[str, str] | None:
-    """``vg-lv`` -> (vg, lv), undoing libdm's doubled '-'; None for names with a layer suffix
-    (``vg-lv-real``) or that are not LVM's."""
-    parts = re.split(r"(?<!-)-(?!-)", name)
-    if len(parts) != 2 or not all(parts):
-        return None
-    return parts[0].replace("--", "-"), parts[1].replace("--", "-")
-
-
-def lv_uuid_of_dm(dm_uuid: str, vg_uuid: str) -> str | None:
-    """The LV uuid part of an LVM dm uuid (``LVM-<vg uuid><lv uuid>``, no dashes) when the
-    device belongs to the VG ``vg_uuid`` (dashed, as the report prints it); None otherwise
-    (another VG, a layer device with a suffix)."""
-    prefix = "LVM-" + vg_uuid.replace("-", "")
-    rest = dm_uuid.strip()
-    if not rest.startswith(prefix) or len(rest) != len(prefix) + 32:
-        return None
-    return rest[len(prefix):]

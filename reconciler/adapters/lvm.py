@@ -19,6 +19,10 @@ from collections import defaultdict
 from reconciler import errors, gc_pause, state
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
+# The project's tags live with its other name rules; re-exported for the callers that build
+# tag commands from here.
+from reconciler.state.names import (HANDOVER_PENDING_PREFIX, HANDOVER_TAG, SPLIT_TAG,  # noqa: F401
+                                    TAKEOVER_TAG, handover_pending, handover_pending_tag)
 from reconciler.units import Size
 
 # Timeouts by what a command does (seconds). When one expires the runner sends SIGTERM,
@@ -64,30 +68,6 @@ def pv_arg(device: str) -> str:
 
 def _pvs(devices: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(pv_arg(d) for d in devices)
-
-
-# The tag that marks an LV whose second raid1 leg the reconciler added for a
-# mirror-then-split: only such an LV may later lose a leg (see planning.lvm).
-SPLIT_TAG = "reconciler_split"
-# A copy this reconciler split off for a handover (only such LVs are handed over), and a VG
-# this host imported in a takeover (only such a VG counts as taken over when not exported).
-HANDOVER_TAG = "reconciler_handover"
-TAKEOVER_TAG = "reconciler_takeover"
-# Written on an LV right before the handover splits a copy off it, naming that copy's image
-# sub-LV by its lv_uuid (the split-off LV keeps it): after a crash between the split and
-# HANDOVER_TAG, the untagged ``<lv>_handover`` with that uuid is known to be this
-# reconciler's copy (identity, not name). Removed once the copy is tagged.
-HANDOVER_PENDING_PREFIX = "reconciler_handover_pending_"
-
-
-def handover_pending_tag(image_uuid: str) -> str:
-    return HANDOVER_PENDING_PREFIX + image_uuid
-
-
-def handover_pending(tags: tuple[str, ...]) -> tuple[str, ...]:
-    """The image uuids that ``handover_pending_tag`` tags among ``tags`` name."""
-    return tuple(t[len(HANDOVER_PENDING_PREFIX):] for t in tags
-                 if t.startswith(HANDOVER_PENDING_PREFIX) and len(t) > len(HANDOVER_PENDING_PREFIX))
 
 
 def pvcreate(device: str, *, host: str = "local") -> Command:

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
-from reconciler import state_iscsi
+from reconciler.state import iscsi as state_iscsi
 from reconciler.actions import iscsi as iscsi_actions
 from reconciler.actions import taking
 from reconciler.planning.partial import Partial

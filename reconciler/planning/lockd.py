@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler import actions, state
-from reconciler.adapters import lockd as lockd_adapter
 from reconciler.planning import lvm
 from reconciler.planning.vgplan import VgPlan
 from reconciler.spec import models
@@ -377,14 +376,14 @@ def _plan_stale(out: Shaped, vg: str, obs: state.Vg, st: state.HostState, node: 
     assert st.lockd is not None
     known = {lv.uuid.replace("-", "") for lv in obs.lvs.values()}
     for dm_name, dm in sorted(st.lockd.dm.items()):
-        parts = lockd_adapter.split_dm_name(dm_name)
+        parts = state.split_dm_name(dm_name)
         if parts is None or parts[0] != vg:
             continue
         lv_name = parts[1]
         if lv_name in obs.lvs or lv_name == "lvmlock" or lv_name.startswith("pvmove") or any(
-                p in lv_name for p in models._LV_RESERVED_PARTS):
+                p in lv_name for p in state.LV_RESERVED_PARTS):
             continue
-        uuid = lockd_adapter.lv_uuid_of_dm(dm.uuid, obs.uuid)
+        uuid = state.lv_uuid_of_dm(dm.uuid, obs.uuid)
         if uuid is None or uuid in known:
             continue
         if dm.in_use:

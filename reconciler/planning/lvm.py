@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from reconciler import actions, state
-from reconciler.adapters import lvm as lvm_adapter
 from reconciler.planning import move
 from reconciler.planning.partial import Partial, devices_named_twice
 from reconciler.planning.vgplan import DEFAULT_EXTENT_SIZE, VgPlan, free_extents
@@ -365,7 +364,7 @@ def _plan_lv(vp: VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg |
     if lv.images:
         _plan_multi_leg(vp, vg, name, want, lv, allowed, st, target)
         return
-    if lvm_adapter.SPLIT_TAG in lv.tags and not (set(lv.pv_extents) - allowed):
+    if state.SPLIT_TAG in lv.tags and not (set(lv.pv_extents) - allowed):
         vp.add(actions.ForgetSplit(vg=vg, lv=name, host=host),
                "the mirror-then-split is complete; its tag was left behind")
 
@@ -482,7 +481,7 @@ def _plan_mirror(vp: VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[s
                  f"data), and there is none; free one extent there or use move = \"pvmove\"")
         return None
     add = vp.chain_move(actions.AddMirrorLeg(vg=vg, lv=name, destinations=dests,
-                                             tagged=lvm_adapter.SPLIT_TAG in lv.tags,
+                                             tagged=state.SPLIT_TAG in lv.tags,
                                              host=st.host),
                         f"extents on {', '.join(offending)} are outside the placement "
                         f"(mirror-then-split)", [ready.get(d) for d in allowed_devs])
@@ -500,7 +499,7 @@ def _plan_multi_leg(vp: VgPlan, vg: str, name: str, want: models.Lv, lv: state.L
     host = st.host
     # Our own mirror-then-split (the tag says so), whatever the spec's move says now: it is
     # finished or blocked with a reason, never left raid1 for good.
-    ours = len(lv.images) == 2 and lvm_adapter.SPLIT_TAG in lv.tags
+    ours = len(lv.images) == 2 and state.SPLIT_TAG in lv.tags
     if ours:
         if move.refresh_copy(vp, vg, name, lv, st):
             return  # it resyncs; the leg is dropped once every field says it is complete

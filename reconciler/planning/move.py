@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from reconciler import actions, state
-from reconciler.adapters import lvm as lvm_adapter
 from reconciler.planning.vgplan import VgPlan, free_extents, lv_extent_size, pv_name
 from reconciler.spec import models
 from reconciler.units import format_size
@@ -184,7 +183,7 @@ def plan_handover(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
         return False
     staying = obs is not None and bool(set(obs.pvs) & names)
     leftovers = sorted(n for n, lv in (obs.lvs.items() if obs is not None else ())
-                       if lvm_adapter.HANDOVER_TAG in lv.tags)
+                       if state.HANDOVER_TAG in lv.tags)
     unresolved = [d for d in ho.pvs if st.pv_for(d) is None]
     if not staying and obs is not None and (leftovers or (unresolved and obs.missing_pv_count)):
         # Half way (copies split off, still in this VG) and the handover PVs are not here:
@@ -209,10 +208,10 @@ def plan_handover(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
                      f"the handover PVs {', '.join(pvs)}; it is not this handover's, and is "
                      f"left alone: choose another handover.vg")
             return False
-        strays = [lv for lv in sorted(new.lvs) if lvm_adapter.HANDOVER_TAG not in new.lvs[lv].tags]
+        strays = [lv for lv in sorted(new.lvs) if state.HANDOVER_TAG not in new.lvs[lv].tags]
         if strays:
             vp.block(obj, f"handover: VG {ho.vg} holds LV(s) {', '.join(strays)} that no "
-                     f"handover of this reconciler split off (no {lvm_adapter.HANDOVER_TAG} "
+                     f"handover of this reconciler split off (no {state.HANDOVER_TAG} "
                      f"tag); it is not exported from here")
             return False
         last: list[str] = []
@@ -244,7 +243,7 @@ def plan_handover(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
     inactive: list[str] = []
     splitting: set[str] = set()
     def ours(lv: state.Lv | None) -> bool:
-        return lv is not None and lvm_adapter.HANDOVER_TAG in lv.tags
+        return lv is not None and state.HANDOVER_TAG in lv.tags
 
     pending = {copy: origin for copy, (origin, _) in _pending_splits(obs).items()}
 
@@ -286,7 +285,7 @@ def plan_handover(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg | None,
             continue
         if base != lv_name and base in obs.lvs:
             problems.append((lv_name, f"an LV named {lv_name} exists that no handover of this "
-                             f"reconciler split off (no {lvm_adapter.HANDOVER_TAG} tag, and "
+                             f"reconciler split off (no {state.HANDOVER_TAG} tag, and "
                              f"{base} has no pending-split tag naming its lv_uuid {lv.uuid}): "
                              f"it would be taken for {base}'s copy. Check what it holds; if it "
                              f"is yours, rename it (lvrename), and the handover goes on"))
@@ -353,10 +352,10 @@ def _pending_splits(obs: state.Vg) -> dict[str, tuple[str, str]]:
     by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
     out: dict[str, tuple[str, str]] = {}
     for n, lv in obs.lvs.items():
-        for uuid in lvm_adapter.handover_pending(lv.tags):
+        for uuid in state.handover_pending(lv.tags):
             copy = by_uuid.get(uuid)
             if copy is not None and copy != n and \
-                    lvm_adapter.HANDOVER_TAG not in obs.lvs[copy].tags:
+                    state.HANDOVER_TAG not in obs.lvs[copy].tags:
                 out[copy] = (n, uuid)
     return out
 
@@ -376,8 +375,8 @@ def finish_own_splits(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg,
     planned = False
     for origin in sorted(obs.lvs):
         lv = obs.lvs[origin]
-        for uuid in lvm_adapter.handover_pending(lv.tags):
-            tag = lvm_adapter.handover_pending_tag(uuid)
+        for uuid in state.handover_pending(lv.tags):
+            tag = state.handover_pending_tag(uuid)
             copy_name = by_uuid.get(uuid)
             copy = obs.lvs.get(copy_name) if copy_name and copy_name != origin else None
             if copy is None:
@@ -408,7 +407,7 @@ def finish_own_splits(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg,
                         "a copy split off for the handover is active: it carries the same "
                         "file system UUID as the LV this host keeps"))
                 continue
-            if lvm_adapter.HANDOVER_TAG in copy.tags and not copy.attr.is_active:
+            if state.HANDOVER_TAG in copy.tags and not copy.attr.is_active:
                 vp.safe.append(actions.Step(
                     actions.ForgetSplit(vg=name, lv=origin, tag=tag, host=host),
                     f"the copy split off for the handover ({copy_name}) is finished"))
@@ -437,7 +436,7 @@ def _orphan_copies(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg,
         copy = obs.lvs[copy_name]
         origin = copy_name.removesuffix(models.HANDOVER_SUFFIX)
         if (origin == copy_name or origin not in obs.lvs
-                or lvm_adapter.HANDOVER_TAG not in copy.tags):
+                or state.HANDOVER_TAG not in copy.tags):
             continue
         if copy.attr.is_active and not copy.attr.is_open:
             vp.safe.append(actions.Step(
@@ -447,7 +446,7 @@ def _orphan_copies(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg,
         off = sorted(set(copy.pv_extents) - wanted)
         if off:
             vp.block(f"lv {name}/{copy_name}", f"it is the copy of {origin} a handover split "
-                     f"off ({lvm_adapter.HANDOVER_TAG} tag), and the spec has no handover "
+                     f"off ({state.HANDOVER_TAG} tag), and the spec has no handover "
                      f"any more; it holds {origin}'s data as of the split and lies on "
                      f"{', '.join(off)}, which the spec takes out of the VG. Put the handover "
                      f"back to finish it; or check that {origin} holds what you need and "
@@ -500,14 +499,14 @@ def plan_takeover(vp: VgPlan, name: str, want: models.Vg, st: state.HostState,
     have = st.vgs.get(name)
     old = st.vgs.get(src) if src != name else None
     if (have is not None and not have.exported and old is None
-            and lvm_adapter.TAKEOVER_TAG not in have.tags and src != name):
+            and state.TAKEOVER_TAG not in have.tags and src != name):
         vp.block(obj, f"takeover: a VG named {name} exists here and was not taken over by "
-                 f"this reconciler (no {lvm_adapter.TAKEOVER_TAG} tag): it may be another "
+                 f"this reconciler (no {state.TAKEOVER_TAG} tag): it may be another "
                  f"host's, seen through a disk this host exports; nothing is done to it, and "
                  f"{src} is not imported while it exists")
         return False
     if (have is not None and not have.exported and old is None
-            and lvm_adapter.TAKEOVER_TAG in have.tags):
+            and state.TAKEOVER_TAG in have.tags):
         # Taken over already (this host's tag), if it is complete and not seen through an
         # export of this host.
         exported = exported_pvs(st, want, have, frozenset())
@@ -532,7 +531,7 @@ def plan_takeover(vp: VgPlan, name: str, want: models.Vg, st: state.HostState,
         vp.block(obj, f"takeover: VG {src} still belongs to host {owner!r} (system ID): it "
                  f"has not been handed over (vgexport) there yet")
         return False
-    tagged = lvm_adapter.TAKEOVER_TAG in seen.tags
+    tagged = state.TAKEOVER_TAG in seen.tags
     if not seen.exported and not tagged:
         # Only vgexport says the other host let go of it (its LVs inactive there). A VG that
         # is not exported may be a handover stopped half way, still active on that host.
@@ -540,7 +539,7 @@ def plan_takeover(vp: VgPlan, name: str, want: models.Vg, st: state.HostState,
                  f"host that handed it over: the handover stopped before its end, or the VG "
                  f"is still in use there; it is not imported. Let that host finish its "
                  f"handover. (If this host imported it itself and stopped right after, check "
-                 f"it and run `vgchange --addtag {lvm_adapter.TAKEOVER_TAG} {src}`)")
+                 f"it and run `vgchange --addtag {state.TAKEOVER_TAG} {src}`)")
         return False
     if any(lv.name.endswith(models.HANDOVER_SUFFIX) for lv in seen.lvs.values()):
         vp.block(obj, f"takeover: VG {src} still holds LV(s) named *{models.HANDOVER_SUFFIX}: "

@@ -19,6 +19,7 @@ import json
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
+from reconciler.state.names import dm_name
 
 from .clock import SimClock
 from .tool import Out, Tool
@@ -78,8 +79,6 @@ class LockdCluster:
         self.nodes[node].dm[dm_name(vg, lv)].mounts.clear()
 
 
-def dm_name(vg: str, lv: str) -> str:
-    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
 class LockdNode:

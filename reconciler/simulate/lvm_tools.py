@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.errors import UnsupportedCommand
+from reconciler.state.names import dm_name
 
 from . import ops
 from .model import LV, PV, VG, NoSpace, display_size, pe_count_for
@@ -637,7 +638,7 @@ def _resize2fs(out: Out, lv: LV, mountpoint: str, was: int) -> None:
     """What fsadm's resize2fs prints growing a mounted ext4 on-line (issue-13 lab notes §4, lvm2
     2.03.16, e2fsprogs 1.47.0): mke2fs's 1 KiB blocks below 512 MiB, 4 KiB above (the
     size the file system was made at), 64-byte group descriptors (64bit)."""
-    name = f"/dev/mapper/{lv.vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}"
+    name = f"/dev/mapper/{dm_name(lv.vg.name, lv.name)}"
     block = _fs_block(lv)
 
     def desc_blocks(size: int) -> int:

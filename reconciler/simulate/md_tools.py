@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
+from reconciler.state.names import dm_name
 
 from . import md_model
 from .md_model import Array, Member
@@ -335,7 +336,7 @@ def _lv_file(host: Machine, devno: tuple[int, int], rest: str) -> str | None:
                 if rest == "dm/uuid":
                     return f"LVM-{vg.uuid.replace('-', '')}{lv.uuid.replace('-', '')}\n"
                 if rest == "dm/name":
-                    return f"{vg.name.replace('-', '--')}-{lv.name.replace('-', '--')}\n"
+                    return f"{dm_name(vg.name, lv.name)}\n"
                 if rest == "size":
                     return f"{lv.extents * vg.extent_size // 512}\n"
                 return None

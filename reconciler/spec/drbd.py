@@ -47,31 +47,25 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+from pydantic import (AfterValidator, BeforeValidator, Field,
                       PlainSerializer, StrictBool, StrictInt, WithJsonSchema, model_validator)
 
 from reconciler import units
 from reconciler.spec import names
+from reconciler.spec.base import Model
 
-_RES_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DRBD_MAX_MINOR = (1 << 20) - 1
 
 
 def check_resource_name(name: str) -> str:
-    if not _RES_RE.fullmatch(name):
-        raise ValueError(f"DRBD resource name {name!r} must be 1 to 64 letters, digits and "
-                         "'_.-', starting with a letter or digit")
-    return name
+    return names.check_object_name("DRBD resource", name)
 
 
-def _check_device(path: str) -> str:
-    if not names.is_device_path(path):
-        raise ValueError(f"{path!r} is not a device path under /dev/ made of safe characters")
-    return path
+_check_device = names.check_device  # the one rule for a device path in every table
 
 
 def _check_node(name: str) -> str:
-    if not names.is_node_name(name, every=False):
+    if not names.is_node_name(name, every=False):  # DRBD's 'on' name: never "*"
         raise ValueError(f"node name {name!r} is not a host name (DRBD's 'on <hostname>')")
     return name
 
@@ -141,10 +135,6 @@ class Protocol(enum.StrEnum):
     C = "C"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
-
-
 def _no_bool(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("a number of seconds, not a boolean")
@@ -169,7 +159,7 @@ AFTER_SB_1PRI = ("disconnect", "consensus", "violently-as0p", "discard-secondary
 AFTER_SB_2PRI = ("disconnect", "violently-as0p", "call-pri-lost-after-sb")
 
 
-class DrbdNetOptions(_Model):
+class DrbdNetOptions(Model):
     """``net { }`` options; each is rendered only when declared (else DRBD's default)."""
 
     connect_int: Seconds | None = Field(
@@ -201,7 +191,7 @@ class DrbdNetOptions(_Model):
         return self
 
 
-class DrbdDiskOptions(_Model):
+class DrbdDiskOptions(Model):
     """``disk { }`` options beyond the resync rate; rendered only when declared."""
 
     c_plan_ahead: Tenths | None = Field(
@@ -210,7 +200,7 @@ class DrbdDiskOptions(_Model):
         "DRBD: 2")
 
 
-class DrbdNode(_Model):
+class DrbdNode(Model):
     """One node of a resource: its backing disk, address, device minor, port and role."""
 
     disk: DrbdDevice = Field(..., description="the backing disk (internal metadata at its end)")
@@ -228,7 +218,7 @@ class DrbdNode(_Model):
         return f"/dev/drbd{self.minor}"
 
 
-class DrbdResource(_Model):
+class DrbdResource(Model):
     """A DRBD resource replicated between two nodes (DRBD 8.4 pairs exactly two)."""
 
     nodes: dict[DrbdNodeName, DrbdNode] = Field(..., description="the two nodes, by host name")

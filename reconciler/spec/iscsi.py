@@ -38,16 +38,17 @@ import enum
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from reconciler.spec import names
+from reconciler.spec.base import Model, Presence
+from reconciler.spec.names import DevicePath, NodeName, check_device, check_node  # noqa: F401
 from reconciler.spec.text import shown
 
 # RFC 3720 3.2.6.3.1: iqn.YYYY-MM.reversed.domain[:anything]; LIO also accepts eui./naa.
 _IQN_RE = re.compile(r"^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?"
                      r"|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?)$")
 _PORTAL_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}):([0-9]{1,5})$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FILE_RE = re.compile(r"^/[A-Za-z0-9_.@+=,-]+(/[A-Za-z0-9_.@+=,-]+)*$")
 
 
@@ -65,12 +66,6 @@ def check_portal(v: str) -> str:
     return v
 
 
-def check_device(v: str) -> str:
-    if not names.is_device_path(v):
-        raise ValueError(f"{shown(v)} is not a device path under /dev")
-    return v
-
-
 def check_file(v: str) -> str:
     if not _FILE_RE.match(v) or "/../" in v + "/" or "/./" in v + "/":
         raise ValueError(f"{shown(v)} must be an absolute file path (the CHAP secrets file)")
@@ -78,22 +73,11 @@ def check_file(v: str) -> str:
 
 
 def check_name(v: str) -> str:
-    if not _NAME_RE.match(v):
-        raise ValueError(f"name {shown(v)} must be 1 to 64 letters, digits and _ . - "
-                         f"(starting with a letter or digit)")
-    return v
-
-
-def check_node(v: str) -> str:
-    if not names.is_node_name(v):
-        raise ValueError(f"node {shown(v)} must be a host name (letters, digits, - and .) or \"*\"")
-    return v
+    return names.check_object_name("iSCSI table", v)
 
 
 Iqn = Annotated[str, AfterValidator(check_iqn)]
-NodeName = Annotated[str, AfterValidator(check_node)]
 Portal = Annotated[str, AfterValidator(check_portal)]
-DevicePath = Annotated[str, AfterValidator(check_device)]
 SecretsFile = Annotated[str, AfterValidator(check_file)]
 IscsiName = Annotated[str, AfterValidator(check_name)]
 
@@ -104,26 +88,17 @@ def disk_path(portal: str, target: str, lun: int) -> str:
     return f"/dev/disk/by-path/ip-{portal}-iscsi-{target}-lun-{lun}"
 
 
-class Presence(enum.StrEnum):
-    PRESENT = "present"
-    ABSENT = "absent"
-
-
 class SessionState(enum.StrEnum):
     LOGGED_IN = "logged-in"
     ABSENT = "absent"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
-
-
-class Lun(_Model):
+class Lun(Model):
     device: DevicePath = Field(..., description="the block device exported (an iblock backstore)")
     state: Presence = Field(Presence.PRESENT, description="present or absent")
 
 
-class Target(_Model):
+class Target(Model):
     """A LIO iSCSI target (one TPG, tag 1) built through rtslib-fb on the nodes named."""
 
     nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the exporting host(s)")
@@ -161,7 +136,7 @@ class Target(_Model):
         return "*" in self.nodes or node in self.nodes
 
 
-class Session(_Model):
+class Session(Model):
     """An open-iscsi session to ``target`` through ``portal``, on the nodes named."""
 
     nodes: tuple[NodeName, ...] = Field(..., min_length=1, description="the importing host(s)")

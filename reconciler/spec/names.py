@@ -1,26 +1,43 @@
-"""What a device path and a node name may be, for every table of the spec.
+"""What a device path, a node name and an object name may be, for every table of the spec.
 
-One definition, used by each subsystem's spec module, so that a disk or a host named in a
+One validator each, used by each subsystem's spec module, so that a disk or a host named in a
 VG, a clone, a DRBD resource or an iSCSI table is checked by the same rule (a path that
-reaches a command line must be safe there). ``fullmatch`` only: ``$`` alone lets a trailing
-newline through.
+reaches a command line must be safe there). The rules themselves are ``state.names``'s, the
+one place for the project's names.
 """
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
-_DEVICE_RE = re.compile(r"/dev/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*(/[A-Za-z0-9_][A-Za-z0-9_.:+@=,-]*)*")
-_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
-PATH_MAX = 4095
+from pydantic import AfterValidator
 
-
-def is_device_path(path: str) -> bool:
-    """An absolute path under /dev/ of safe characters, no ``.``/``..`` components."""
-    return (len(path) <= PATH_MAX and _DEVICE_RE.fullmatch(path) is not None
-            and "/../" not in f"{path}/" and "/./" not in f"{path}/")
+from reconciler.spec.text import shown
+from reconciler.state.names import (PATH_MAX, is_device_path, is_node_name,  # noqa: F401
+                                    is_object_name)
 
 
-def is_node_name(name: str, *, every: bool = True) -> bool:
-    """A host name (letters, digits, ``-``, dot-separated labels); ``"*"`` too if ``every``."""
-    return (every and name == "*") or _HOST_RE.fullmatch(name) is not None
+def check_device(path: str) -> str:
+    if not is_device_path(path):
+        raise ValueError(f"{shown(path)} is not a device path: it must be an absolute path "
+                         f"under /dev/ made of letters, digits and _ . : + @ = , - only")
+    return path
+
+
+def check_node(name: str) -> str:
+    if not is_node_name(name):
+        raise ValueError(f"{shown(name)} is not a node name: it must be a host name (letters, "
+                         f"digits, - and .) or \"*\" for every node")
+    return name
+
+
+def check_object_name(kind: str, name: str) -> str:
+    """A name of one of the spec's own tables (``kind``: "clone", "DRBD resource"...)."""
+    if not is_object_name(name):
+        raise ValueError(f"{kind} name {shown(name)} must be 1 to 64 letters, digits and "
+                         f"_ . -, starting with a letter or digit")
+    return name
+
+
+DevicePath = Annotated[str, AfterValidator(check_device)]
+NodeName = Annotated[str, AfterValidator(check_node)]

@@ -118,7 +118,8 @@ class _Runner:
 
 
 def test_the_executor_refuses_a_step_naming_every_device_and_every_user():
-    from reconciler import executing, state_iscsi
+    from reconciler import executing
+    from reconciler.state import iscsi as state_iscsi
 
     session = state_iscsi.IscsiSession(sid="session1", target="t", portal="p", state="LOGGED_IN")
     st = _host(devices={"/dev/sda": (8, 0), "/dev/vdb": (8, 16)}, blockdevs={

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from support import M
 
-from reconciler import actions, executing, planning, state, state_iscsi
+from reconciler import actions, executing, planning, state
+from reconciler.state import iscsi as state_iscsi
 from reconciler.adapters import lvm
 from reconciler.runner import CommandResult
 from reconciler.spec import models

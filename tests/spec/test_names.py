@@ -2,7 +2,7 @@
 
 import pytest
 
-from reconciler.spec import drbd, iscsi, models
+from reconciler.spec import drbd, iscsi, md, models
 
 
 @pytest.mark.parametrize("check", [models.check_device, iscsi.check_device, drbd._check_device])
@@ -25,3 +25,10 @@ def test_the_same_names_pass_everywhere():
         assert check("/dev/disk/by-path/ip-10.0.0.2:3260-iscsi-iqn.2026-11.x:y-lun-0")
     for check in (models.check_node, iscsi.check_node, drbd._check_node):
         assert check("core-01.example")
+
+
+@pytest.mark.parametrize("check", [md.check_clone_name, iscsi.check_name, drbd.check_resource_name])
+@pytest.mark.parametrize("bad", ["db\n", "-db", "a" * 65, "", "d b", "db/x"])
+def test_every_table_refuses_the_same_object_names(check, bad):
+    with pytest.raises(ValueError):
+        check(bad)

@@ -9,7 +9,7 @@ finds the resource up in the kernel on the declared disk (a host upgraded while 
 Generation identifiers (``Gi``) are read only when they decide something: a down disk that
 holds DRBD metadata (drbdmeta get-gi), an up resource without a record, a split brain.
 
-Kept apart from ``state.py`` so the DRBD subsystem stays in its own files; ``HostState.drbd``
+Kept in its own module so the DRBD subsystem stays in its own files; ``HostState.drbd``
 holds one ``DrbdHost`` (None when the spec declares no DRBD resource: nothing was read).
 Words are DRBD 8.4's own (``Connected``, ``UpToDate``...); the adapter maps a DRBD 9
 kernel's words onto them so that planning never sees the version.

@@ -1,0 +1,65 @@
+"""What every spec table is built on: the frozen model that forbids unknown keys, the error
+that keeps a key path exact (``At``), the size field, and ``Presence``.
+
+Every model is frozen and forbids unknown keys: a typo in a spec must be an error that
+names the key, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+
+from reconciler import units
+from reconciler.spec.text import shown, toml_type
+
+
+class At(ValueError):
+    """A problem found by a table's own check, about one of its keys (``lv.db.size``).
+
+    Raised inside a model validator, it keeps the key path exact: the loader appends
+    ``where`` to the table's path instead of naming the whole table.
+    """
+
+    def __init__(self, where: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.where = where
+
+
+def parse_size(value: object) -> int:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return units.parse_size(value)
+    raise ValueError(f"must be a size: a string like \"10G\" or an integer number of bytes, "
+                     f"not {toml_type(value)}")
+
+
+SizeField = Annotated[
+    int, BeforeValidator(parse_size), PlainSerializer(units.format_size, return_type=str),
+    WithJsonSchema({"anyOf": [{"type": "string",
+                               "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtTpPeE]?(i?[bB])? *$",
+                               "examples": ["128M", "10G", "1.5T"]},
+                              {"type": "integer", "minimum": 1,
+                               "exclusiveMaximum": units.MAX_BYTES}],
+                    "description": "bytes, or a number with a binary suffix (K M G T P E); "
+                    "below 8 EiB"}),
+]
+
+
+class Presence(enum.StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+def unique(kind: str, items: tuple[str, ...], key: str) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            raise At((key, i), f"{kind} {shown(item)} is listed twice")
+        seen.add(item)
+    return items
