@@ -342,8 +342,9 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     # Steps that need the record gone first. A new copy asked by ``recopy`` keeps the old
     # record until the new one replaces it (at the sync): withdrawn, it still protects.
     forget = LEDGER_KEY if rec is not None and not asked else None
-    # The add of a copy asked by ``recopy`` comes after the ledger marks the value used.
-    marked = LEDGER_KEY if asked else None
+    # The add of a copy asked by ``recopy`` comes after the ledger marks the value used
+    # (not yet marked: a mark left by a crash stands already).
+    marked = LEDGER_KEY if asked and want.recopy != started else None
 
     def block(reason: str) -> _ClonePlan:
         cp.blocked.append(actions.Blocked(obj, reason))

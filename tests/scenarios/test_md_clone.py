@@ -703,29 +703,36 @@ def test_a_recopy_value_whose_copy_ran_is_used_once_even_if_the_spec_was_reverte
     assert host.fingerprint("/dev/vdb") == target
 
 
-def _crash_between_the_mark_and_the_add(sc, host):
+CRASH_AT = ["before the add", "after the add"]
+
+
+def _crash_between_the_mark_and_the_add(sc, host, at):
     """Split with "v1", the target lived on; "v2" asks a new copy and the host dies right
-    after the ledger (with v2's mark) is written, before ``mdadm --add``."""
+    after the ledger (with v2's mark) is written, before ``mdadm --add`` or right after it
+    (the same ledger either way: the pass never saw md write the target)."""
     v1 = sc.spec(clone_spec("split", 'recopy = "v1"'))
     target = split_and_live_on_the_target(sc, host, v1)
     host.fill("/dev/vda", "newer data")
     v2 = sc.spec(clone_spec("split", 'recopy = "v2"'))
-    host.crash_after(1 + len(WRITE_LEDGER))
+    added = at == "after the add"
+    host.crash_after(1 + len(WRITE_LEDGER) + added)
     with pytest.raises(SimulatedCrash):
         sc.one_pass(v2)
-    assert sc.mutations()[-len(WRITE_LEDGER) - 1:] == [BUILD, *WRITE_LEDGER]
+    assert sc.mutations()[-len(WRITE_LEDGER) - 1 - added:] == [BUILD, *WRITE_LEDGER] + [ADD] * added
     host.recover()
-    assert host.md_array("/dev/md100") is None and host.fingerprint("/dev/vdb") == target
+    assert host.md_array("/dev/md100") is None
+    assert added or host.fingerprint("/dev/vdb") == target
     assert json.loads(host.md.files[LEDGER])["recopy_running"] == {"serial:sim-vdb": "v2"}
-    return v1, v2, target
+    return v1, v2, host.fingerprint("/dev/vdb")
 
 
-def test_a_crash_between_the_recopy_mark_and_the_add_completes_the_copy_asked(scenario):
+@pytest.mark.parametrize("at", CRASH_AT)
+def test_a_crash_between_the_recopy_mark_and_the_add_completes_the_copy_asked(scenario, at):
     """The value marked as running still asks its copy after the crash (it is not spent
     without a copy): rebuilt from the source, added, split, recorded as v2's."""
     host = clone_host()
     sc = scenario(host)
-    _, v2, _ = _crash_between_the_mark_and_the_add(sc, host)
+    _, v2, _ = _crash_between_the_mark_and_the_add(sc, host, at)
     done = len(sc.mutations())
     assert sc.converge(v2).exit_code == 0
     assert [m for m in sc.mutations()[done:] if m[0] == "mdadm"] == [BUILD, ADD, STOP]
@@ -736,14 +743,15 @@ def test_a_crash_between_the_recopy_mark_and_the_add_completes_the_copy_asked(sc
     sc.assert_settled(v2)
 
 
+@pytest.mark.parametrize("at", CRASH_AT)
 def test_a_crash_between_the_recopy_mark_and_the_add_then_a_revert_blocks_never_copies(
-        scenario):
+        scenario, at):
     """Reverted after such a crash: the ledger cannot tell whether md had begun writing the
     target, so the record of v1's copy is not trusted as complete, and nothing is copied
     that the spec does not ask: blocked, with the way out (ask v2 again: its copy, once)."""
     host = clone_host()
     sc = scenario(host)
-    v1, v2, target = _crash_between_the_mark_and_the_add(sc, host)
+    v1, v2, target = _crash_between_the_mark_and_the_add(sc, host, at)
     done = len(sc.mutations())
     reason = blocked(sc.one_pass(v1, fresh_memory=True))
     assert 'a copy asked by recopy = "v2" was starting' in reason
