@@ -176,14 +176,17 @@ class WriteCloneLedger(MdAction):
     The ledger remembers which targets received a complete copy: the one fact that cannot be
     observed once a non-persistent array is gone. One such step per plan, however many clones
     change, so two entries never race. Done when the ledger reads back as ``records`` (and
-    ``used``: every recopy value used before on each target, ``state.Ledger.used``), in the
-    current format.
+    ``used``: every recopy value used before on each target, ``state.Ledger.used``; and
+    ``running``: the recopy copies started, ``state.Ledger.running``), in the current format.
+    A plan that starts a copy asked by ``recopy`` (``mdadm --add`` over a target with a
+    record) orders the add after this step, which marks the value used and running first.
     """
 
     path: str
     records: tuple[tuple[str, state.CloneRecord], ...]
     note: str = ""
     used: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    running: tuple[tuple[str, str], ...] = ()
     # The split records, written after the plain ledger step (synced records, forgotten and
     # undeclared ones) and right before the arrays are stopped.
     split: bool = False
@@ -210,13 +213,15 @@ class WriteCloneLedger(MdAction):
         return self.note or f"write {len(self.records)} clone record(s)"
 
     def commands(self) -> tuple[Command, ...]:
-        return md.write_ledger(self.path, md.ledger_text(dict(self.records), dict(self.used)),
+        return md.write_ledger(self.path, md.ledger_text(dict(self.records), dict(self.used),
+                                                         dict(self.running)),
                                host=self.host)
 
     def is_done(self, st: state.HostState) -> bool:
         return (st.ledger is not None and st.ledger.problem is None and not st.ledger.legacy
                 and st.ledger.records == dict(self.records)
-                and st.ledger.used == dict(self.used))
+                and st.ledger.used == dict(self.used)
+                and st.ledger.running == dict(self.running))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

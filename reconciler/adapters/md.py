@@ -328,6 +328,10 @@ def fallback_identity(devno: tuple[int, int], size: int | None) -> str:
 # Format 2 (current): {"format": 2, "copies": [RECORD, ...]}, one record per target identity:
 #   {"target": {"id": ..., "path": ...}, "source": {"id": ..., "path": ...}, "size": BYTES,
 #    "clone": NAME, "md": "/dev/mdN", "split_at": SECONDS, "recopy": TOKEN, "declared": BOOL}
+# and, each only when not empty, "recopies_used": {TARGET ID: [TOKEN, ...]} (every recopy value
+# used on a target) and "recopy_running": {TARGET ID: TOKEN} (the value whose copy was started
+# while the target's record still stands; see ``state.Ledger.running``). A file without them
+# reads as having none.
 # Format 1 (before identities): {"format": 1, "clones": {NAME: {"source": PATH, "target": PATH,
 #   "md": PATH, "split_at": SECONDS}}}: still read; its entries become records without
 #   identities that planning identifies and rewrites in format 2.
@@ -352,10 +356,12 @@ def parse_ledger(path: str, text: str | None) -> state.Ledger:
                 raise ValueError(f"two records for the target {r.key}")
             by_key[r.key] = r
         used = _used(data.get("recopies_used", {})) if data["format"] != 1 else {}
+        running = _running(data.get("recopy_running", {})) if data["format"] != 1 else {}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return state.Ledger(path=path, problem=f"{path} cannot be read as a clone ledger "
                             f"({exc.__class__.__name__}: {exc})")
-    return state.Ledger(path=path, records=by_key, legacy=data["format"] == 1, used=used)
+    return state.Ledger(path=path, records=by_key, legacy=data["format"] == 1, used=used,
+                        running=running)
 
 
 def _used(section: object) -> dict[str, tuple[str, ...]]:
@@ -366,6 +372,17 @@ def _used(section: object) -> dict[str, tuple[str, ...]]:
         if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
             raise TypeError(f"recopies_used of {key} is not a list of values")
         out[str(key)] = tuple(values)
+    return out
+
+
+def _running(section: object) -> dict[str, str]:
+    if not isinstance(section, dict):
+        raise TypeError("recopy_running is not a table")
+    out = {}
+    for key, value in section.items():
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"recopy_running of {key} is not a value")
+        out[str(key)] = value
     return out
 
 
@@ -400,9 +417,11 @@ def _record(entry: dict) -> state.CloneRecord:
 
 
 def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord],
-                used: dict[str, tuple[str, ...]] | None = None) -> str:
-    """The ledger file for these records (format 2, sorted by target), and the recopy
-    values used before on each target (``Ledger.used``; the section only when not empty)."""
+                used: dict[str, tuple[str, ...]] | None = None,
+                running: dict[str, str] | None = None) -> str:
+    """The ledger file for these records (format 2, sorted by target), the recopy values
+    used before on each target (``Ledger.used``) and the copies started (``Ledger.running``);
+    each section only when not empty."""
     items = records.values() if isinstance(records, dict) else records
     body = [{"target": {"id": r.target_id, "path": r.target},
              "source": {"id": r.source_id, "path": r.source}, "size": r.size,
@@ -412,4 +431,6 @@ def ledger_text(records: dict[str, state.CloneRecord] | list[state.CloneRecord],
     doc: dict = {"format": LEDGER_FORMAT, "copies": body}
     if used:
         doc["recopies_used"] = {k: list(v) for k, v in sorted(used.items()) if v}
+    if running:
+        doc["recopy_running"] = dict(sorted(running.items()))
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"

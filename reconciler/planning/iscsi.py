@@ -12,7 +12,13 @@ Decisions taken here, each for a data-safety reason:
   (and logged in nowhere), the removal is not refused but waits on those nodes ("waiting on
   another node: NODE: log out of IQN", exit 2): it is planned after that wait, so what
   needs the export gone (a VG takeover) is planned after it and nobody advises a change to
-  a spec that is already right.
+  a spec that is already right. The exporter sees initiator names, not nodes: when those
+  sessions name their node's ``initiator``, the wait is only for initiators they name (on
+  their nodes), and any other initiator logged in refuses the removal, naming it (it may be
+  a host no spec declares, writing). When none names one, the removal waits on the declared
+  nodes whoever is logged in, and the wait lists who is and says what tells them apart.
+  A session naming an ``initiator`` is blocked on its node unless that is the node's own
+  name (/etc/iscsi/initiatorname.iscsi, as observed).
 * A LUN already exporting another device than the spec says is refused, not re-pointed.
 * A new LUN over a device in use here is refused, the whole target with it, before any
   initiator can see the device (a typo, or disks renumbered after a reboot): a PV of a VG
@@ -136,21 +142,49 @@ def _export_refused(n: int, device: str, st: state.HostState,
             f"disks to another host, hand the VG over first (vg.N.handover)")
 
 
-def _logout_awaited(out: Partial, obj: str, name: str, want: iscsi_spec.Target, who: str,
-                    others: Mapping[str, iscsi_spec.Session]) -> str | None:
+def _logout_awaited(out: Partial, obj: str, name: str, want: iscsi_spec.Target,
+                    who: tuple[str, ...], others: Mapping[str, iscsi_spec.Session]
+                    ) -> tuple[str | None, tuple[str, ...], str]:
     """When every session the spec declares to this target (on other nodes) is absent, the
-    wait for their logout, as an in-flight entry (its key returned); else None."""
+    wait for their logout, as an in-flight entry: (its key, (), ""). Else (None, the
+    initiators to name in the refusal, what to add to it). ``who``: logged in now.
+
+    Sessions naming their ``initiator``: the wait is for those logged in, each one named by
+    a session; one that none names is refused. None naming one: every declared node is
+    waited on (an initiator no spec declares cannot be told apart)."""
     declared = {n: sess for n, sess in sorted(others.items()) if sess.target == want.iqn}
     if not declared or any(sess.state is not iscsi_spec.SessionState.ABSENT
                            for sess in declared.values()):
-        return None
-    nodes = sorted({nd for sess in declared.values() for nd in sess.nodes})
-    tables = ", ".join(f"iscsi_session.{n}" for n in declared)
+        return None, who, ""
+    named: dict[str, list[str]] = {}
+    for n, sess in declared.items():
+        if sess.initiator:
+            named.setdefault(sess.initiator, []).append(n)
+    hint = ""
+    if named:
+        unknown = tuple(i for i in who if i not in named)
+        if unknown:
+            said = "; ".join(
+                f"iscsi_session.{n} on {', '.join(sess.nodes)}: {sess.initiator}"
+                if sess.initiator else
+                f"iscsi_session.{n} on {', '.join(sess.nodes)} declares no initiator"
+                for n, sess in declared.items())
+            return None, unknown, (f"no session the spec declares absent names "
+                                   f"{', '.join(unknown)} ({said})")
+        waited = sorted({n for i in who for n in named[i]})
+    else:
+        waited = list(declared)
+        hint = ("; declaring initiator = \"<iqn>\" in each session (the node's "
+                "/etc/iscsi/initiatorname.iscsi) lets an initiator no spec declares be told "
+                "apart, and refused instead of waited on")
+    nodes = sorted({nd for n in waited for nd in declared[n].nodes})
+    tables = ", ".join(f"iscsi_session.{n}" for n in waited)
     key = f"iscsi:target:{name}:logout-elsewhere"
     out.in_flight.append(actions.InFlight(
         key=key, object=obj, percent=None, waiting_on=", ".join(nodes),
-        what=f"log out of {want.iqn} ({tables} absent there; logged in now: {who})"))
-    return key
+        what=f"log out of {want.iqn} ({tables} absent there; logged in now: "
+             f"{', '.join(who)}{hint})"))
+    return key, (), ""
 
 
 def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
@@ -169,16 +203,16 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
     problem blocks the whole target: it is applied whole or not at all."""
     obj = f"iscsi target {name}"
     have = targets.get(want.iqn)
-    who = ", ".join(have.sessions) if have is not None else ""
+    who = have.sessions if have is not None else ()
     after: frozenset[str] = frozenset()
     if want.state is iscsi_spec.Presence.ABSENT:
         if have is None:
             return
         if have.sessions and not want.export_ends:
-            wait = _logout_awaited(out, obj, name, want, who, others or {})
+            wait, named, why = _logout_awaited(out, obj, name, want, who, others or {})
             if wait is None:
                 out.blocked.append(actions.Blocked(obj, _refuse("removing the target", want,
-                                                                who)))
+                                                                named, why)))
                 return
             after = frozenset({wait})
         if _applier_missing(out, obj, st):
@@ -215,9 +249,10 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             new.append(lun.device)
         keep.append((n, lun.device))
     if remove and have is not None and have.sessions and not want.export_ends:
-        wait = _logout_awaited(out, obj, name, want, who, others or {})
+        wait, named, why = _logout_awaited(out, obj, name, want, who, others or {})
         if wait is None:
-            problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want, who))
+            problems.append(_refuse(f"removing LUN {', '.join(map(str, remove))}", want,
+                                    named, why))
         else:
             after = frozenset({wait})
     if have is not None:
@@ -260,15 +295,25 @@ def _exporters(want_iqn: str, portal: str, others: Elsewhere) -> str:
                              and at & set(t.portals) for n in t.nodes if n != "*"}))
 
 
-def _refuse(what: str, want: iscsi_spec.Target, who: str) -> str:
-    return (f"{what} is refused: initiator(s) {who} are logged in to {want.iqn} and may be "
-            f"using its disks (a PV, a mounted file system); log them out first, or set "
-            f"export_ends = true on the target to end the export anyway")
+def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str = "") -> str:
+    return (f"{what} is refused: initiator(s) {', '.join(who)} are logged in to {want.iqn} "
+            f"and may be using its disks (a PV, a mounted file system)"
+            f"{'; ' + why if why else ''}; log them out first, or set export_ends = true on "
+            f"the target to end the export anyway")
 
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "") -> None:
     obj = f"iscsi session {name}"
+    mine = st.iscsi.initiator_name if st.iscsi is not None else ""
+    if want.initiator is not None and want.initiator != mine:
+        says = f"says {mine}" if mine else "names none (no InitiatorName= line, or no file)"
+        out.blocked.append(actions.Blocked(obj, (
+            f"the spec says this node's initiator is {want.initiator}, but "
+            f"/etc/iscsi/initiatorname.iscsi here {says}: the exporting node tells "
+            f"this node's session from others by that name; correct initiator in "
+            f"iscsi_session.{name} (or the file)")))
+        return
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         step = iscsi_actions.LoginSession(name=name, portal=want.portal, target=want.target,

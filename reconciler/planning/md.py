@@ -28,7 +28,14 @@ Decisions taken here, each for a data-safety reason:
   with a ``recopy`` value never used on that target before (each new value: one new copy,
   from the source; the record goes just before the build). The ledger keeps every value
   used per target, not only the record's (``Ledger.used``): a spec reverted to an earlier
-  value (a Git revert) never copies again. The clone that made the copy, still
+  value (a Git revert) never copies again. A value counts as used from the moment its copy
+  starts overwriting the target: the ledger records it, with a "running" mark
+  (``Ledger.running``), in a step the ``mdadm --add`` is ordered after; reverted while md
+  writes the target, the value stays used. The mark goes with the old record once md is seen
+  writing the target. A crash between the mark and the add (or before md is seen writing)
+  leaves the mark and no array: the same value still asks its copy (it is not spent without
+  one); any other spec is blocked, since the target may hold the copy's first part and the
+  old record can no longer be trusted as a complete copy. The clone that made the copy, still
   declared over the same devices as ``split``, is simply done. Anything else over that
   target (the clone declared again after it left the spec, under another name, with another
   source, asked to mirror again, or the same ``recopy`` value) is blocked with the reason.
@@ -76,6 +83,7 @@ class _ClonePlan:
     record: object = _KEEP  # _KEEP, None (remove ``old``) or the CloneRecord to write
     old: state.CloneRecord | None = None  # the record found for the target
     using: str = ""  # the recopy value of a new copy md now writes (``old`` dropped)
+    starting: str = ""  # the recopy value whose copy this plan's add starts (marked first)
     synced: state.CloneRecord | None = None  # a completed sync to remember, blocked or not
     note: str = ""
 
@@ -104,12 +112,15 @@ def plan_clones(spec: models.Spec, st: state.HostState,
         return out
     records = _identified(ledger, st)
     used = dict(ledger.used)
+    running = dict(ledger.running)
 
     def retire(r: state.CloneRecord, also: str = "") -> None:
-        """``r`` leaves the records: the recopy values it used stay used for its target."""
+        """``r`` leaves the records: the recopy values it used stay used for its target, and
+        the mark of a copy started over it has done its work."""
         for value in (r.recopy, also):
             if value and value not in used.get(r.key, ()):
                 used[r.key] = used.get(r.key, ()) + (value,)
+        running.pop(r.key, None)
 
     notes = ["rewrite the ledger with device identities (format 2)"] if ledger.legacy else []
     shared = _shared_devices(spec, st)
@@ -121,12 +132,20 @@ def plan_clones(spec: models.Spec, st: state.HostState,
         if name in shared:
             out.blocked.extend(actions.Blocked(f"clone {name}", r) for r in shared[name])
             continue
-        cp = _plan_clone(name, spec.clone[name], st, records, will_provide, used)
+        cp = _plan_clone(name, spec.clone[name], st, records, will_provide, used, running)
         out.in_flight.extend(cp.in_flight)
         if cp.blocked:
             out.blocked.extend(cp.blocked)
         else:
             out.steps.extend(cp.steps)
+            if cp.starting and cp.old is not None:  # used from now on: marked before the add
+                key = cp.old.key  # (in the order used: the record's own value first)
+                used[key] = state.recopies_used(
+                    state.recopies_used(used.get(key, ()), cp.old.recopy), cp.starting)
+                if running.get(key) != cp.starting:
+                    running[key] = cp.starting
+                    notes.append(f"mark recopy = \"{cp.starting}\" as used on {cp.old.target} "
+                                 f"before md writes it")
         # A completed sync is remembered even when the clone is blocked (its array in use).
         if cp.synced is not None:
             if cp.old is not None:
@@ -151,12 +170,14 @@ def plan_clones(spec: models.Spec, st: state.HostState,
             notes.append(f"keep the copy on {r.target} protected: clone {r.clone} no longer "
                          f"declares it")
     first = None
-    if records != ledger.records or ledger.legacy or used != ledger.used:
+    if (records != ledger.records or ledger.legacy or used != ledger.used
+            or running != ledger.running):
         first = LEDGER_KEY
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(path=ledger.path, host=st.host,
                                      records=tuple(sorted(records.items())),
                                      used=tuple(sorted(used.items())),
+                                     running=tuple(sorted(running.items())),
                                      note="; ".join(notes)),
             "the ledger must say which targets received a complete copy"))
     if splits:
@@ -167,7 +188,7 @@ def plan_clones(spec: models.Spec, st: state.HostState,
         out.steps.append(actions.Step(
             actions.WriteCloneLedger(
                 path=ledger.path, host=st.host, records=tuple(sorted(records.items())),
-                used=tuple(sorted(used.items())),
+                used=tuple(sorted(used.items())), running=tuple(sorted(running.items())),
                 note="; ".join(f"record the copy of clone {r.clone} on {r.target}"
                                for r in splits.values()), split=True,
                 exclusive=tuple(x for r in splits.values()
@@ -301,7 +322,8 @@ def _why_protected(rec: state.CloneRecord, name: str, want: models.Clone,
 def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                 records: dict[str, state.CloneRecord],
                 will_provide: frozenset[str] = frozenset(),
-                used: dict[str, tuple[str, ...]] | None = None) -> _ClonePlan:
+                used: dict[str, tuple[str, ...]] | None = None,
+                running: dict[str, str] | None = None) -> _ClonePlan:
     """One clone, from its array, its devices and the clone ledger's record for its target
     (found by the target's identity). Abandoned: the array is stopped (never while in use);
     the record stays, it protects the target. A target with a record is never written again
@@ -314,7 +336,9 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     then), then the split is recorded and the array stopped, never while it is in use; a
     target not yet a member is added after the same checks; a faulty member blocks with
     what to check; a sync under way is in flight. The record goes only when md writes the
-    target again (the copy it describes is gone), or is replaced by a new copy's record."""
+    target again (the copy it describes is gone), or is replaced by a new copy's record.
+    ``running``: the recopy value whose copy was started over a recorded target (marked in
+    the ledger before ``mdadm --add``): only that value may resume it."""
     cp = _ClonePlan()
     obj = f"clone {name}"
     md_name = want.md.rsplit("/", 1)[1]
@@ -326,10 +350,16 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     # Every value used on this target, the record's last: each asks once, ever.
     values = (state.recopies_used((used or {}).get(rec.key, ()), rec.recopy)
               if rec is not None else ())
-    asked = rec is not None and bool(want.recopy) and want.recopy not in values
+    # A copy started (marked in the ledger) and not yet seen writing the target.
+    started = (running or {}).get(rec.key, "") if rec is not None else ""
+    asked = rec is not None and bool(want.recopy) and (want.recopy not in values
+                                                       or want.recopy == started)
     # Steps that need the record gone first. A new copy asked by ``recopy`` keeps the old
     # record until the new one replaces it (at the sync): withdrawn, it still protects.
     forget = LEDGER_KEY if rec is not None and not asked else None
+    # The add of a copy asked by ``recopy`` comes after the ledger marks the value used
+    # (not yet marked: a mark left by a crash stands already).
+    marked = LEDGER_KEY if asked and want.recopy != started else None
 
     def block(reason: str) -> _ClonePlan:
         cp.blocked.append(actions.Blocked(obj, reason))
@@ -361,6 +391,16 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
 
     if arr is None:
         if rec is not None and not asked:
+            if started:
+                return block(
+                    f"a copy asked by recopy = \"{started}\" was starting onto {want.target} "
+                    f"when {want.md} went (a crash or reboot after the ledger marked it, before "
+                    f"or just after `mdadm --add`): the target holds either its earlier content "
+                    f"(the copy made by clone {rec.clone} at {_when(rec.split_at)} and what was "
+                    f"written there since) or the first part of the new copy, which cannot be "
+                    f"told apart; set recopy = \"{started}\" again in clone {name} to complete "
+                    f"that copy (which overwrites the target), or, once you have checked the "
+                    f"target's content, remove clone {name} from the spec to keep it as it is")
             if rec.split:
                 return cp  # split after a complete sync, as the ledger remembers
             return block(
@@ -393,7 +433,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
         speeds = _speed_steps(cp, name, want, None, st.host, [build])
         cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
                                       source=want.source, host=st.host),
-               f"{want.target} is not in {want.md} yet", [build, *speeds])
+               f"{want.target} is not in {want.md} yet", [build, *speeds, marked])
+        cp.starting = want.recopy if asked else ""
         return cp
 
     problem = _foreign(arr, want, src, dst)
@@ -440,7 +481,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
             return cp
         cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
                                       source=want.source, host=st.host),
-               f"{want.target} is not in {want.md}", [*speeds, forget])
+               f"{want.target} is not in {want.md}", [*speeds, forget, marked])
+        cp.starting = want.recopy if asked else ""
         return cp
     if member.is_faulty:
         return block(f"{want.target} failed in {want.md} ({','.join(member.flags)}): check the "

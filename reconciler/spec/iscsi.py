@@ -22,6 +22,8 @@ Layout::
     chap_file = "/etc/reconciler/old-server.chap"
     luns = [0]                           # the disks the login makes appear
     state = "logged-in"
+    initiator = "iqn.2004-10.com.example:old-server"   # optional: old-server's own name
+                                         # (/etc/iscsi/initiatorname.iscsi), checked there
 
 The CHAP secret is never in the spec: ``chap_file`` names a file that only root can read
 (mode 0600 or 0400, owned by root), checked when it is used, at apply, because a pure
@@ -147,11 +149,18 @@ class Session(Model):
     luns: tuple[int, ...] = Field((0,), description="LUNs whose disks the login makes appear "
                                   "(named /dev/disk/by-path/ip-PORTAL-iscsi-TARGET-lun-N)")
     state: SessionState = Field(SessionState.LOGGED_IN, description="logged-in or absent")
+    initiator: Iqn | None = Field(
+        None, description="the node's own initiator name (/etc/iscsi/initiatorname.iscsi), "
+        "checked on the node; lets the exporting node tell this session from an initiator "
+        "no spec declares")
 
     @model_validator(mode="after")
     def _check(self) -> "Session":
         if any(not 0 <= n <= 255 for n in self.luns) or len(set(self.luns)) != len(self.luns):
             raise ValueError("luns must be distinct numbers from 0 to 255")
+        if self.initiator is not None and (len(self.nodes) != 1 or self.nodes[0] == "*"):
+            raise ValueError("initiator is one node's own name: the session must name exactly "
+                             "one node (not \"*\")")
         return self
 
     def disks(self) -> tuple[str, ...]:

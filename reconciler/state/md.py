@@ -116,13 +116,17 @@ class Ledger:
     could not be understood. ``legacy``: read from a format-1 file (records without
     identities, by clone name), to be rewritten in the current format. ``used``: every
     ``recopy`` value ever used for a copy onto a target, by the target's key (as
-    ``CloneRecord.key``), besides the one its record holds: a value asks once, ever."""
+    ``CloneRecord.key``), besides the one its record holds: a value asks once, ever.
+    ``running``: by target key, the recopy value whose copy was started (recorded, also in
+    ``used``, right before ``mdadm --add``) while the target's record still stands; it goes
+    with that record once md is seen writing the target."""
 
     path: str
     records: dict[str, CloneRecord] = field(default_factory=dict)
     problem: str | None = None
     legacy: bool = False
     used: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    running: dict[str, str] = field(default_factory=dict)
 
     def used_for(self, key: str) -> tuple[str, ...]:
         """Every recopy value used onto the target ``key``, in the order they were used."""

@@ -175,7 +175,8 @@ def test_no_other_path_in_the_code_is_written():
 
 
 def test_the_adapters_and_the_daemon_take_their_paths_from_the_table():
-    from reconciler import cli, daemon, paths, state_drbd, status
+    from reconciler import cli, daemon, paths, status
+    from reconciler.state import drbd as state_drbd
     from reconciler.adapters import drbd, iscsi, md
     assert drbd.CONF_DIR == paths.DRBD_CONF_DIR and drbd.MARK_DIR == paths.DRBD_MARK_DIR
     assert iscsi.NODES_DIR == paths.ISCSI_NODES_DIR

@@ -168,7 +168,9 @@ def test_a_lun_removal_the_spec_pairs_with_a_logout_waits_on_that_node(pair):
     (wait,) = r.final.waits
     assert (wait.object, wait.waiting_on) == ("iscsi target export0", "b")
     assert wait.what == (f"log out of {IQN} (iscsi_session.from_a absent there; logged in "
-                         f"now: {INIT_B})")
+                         f"now: {INIT_B}; declaring initiator = \"<iqn>\" in each session (the "
+                         f"node's /etc/iscsi/initiatorname.iscsi) lets an initiator no spec "
+                         f"declares be told apart, and refused instead of waited on)")
     assert r.final.only_waiting_on_others
     assert not [c for c in pair.a.calls[before:] if c.mutates]
     assert 0 in pair.a.iscsi.targets[IQN].luns
@@ -264,3 +266,149 @@ def test_a_login_to_a_portal_no_node_is_declared_to_export_at_is_an_error_not_a_
     r = pair.run("b", loaded)
     assert not r.final.waits, r.final
     assert r.exit_code == controller.EXIT_ERROR and "iscsi session from_a" in r.error, r.final
+
+
+# -- a removal waits on the declared nodes only for the initiators their sessions name ------------
+
+INIT_C = "iqn.2004-10.com.example:c"
+
+
+def _with_c(tmp_path, monkeypatch, initiator=INIT_B, more=""):
+    """a exports to b and c (both in the ACLs); b's session (``from_a``) names ``initiator``
+    when given; c logs in with a spec of its own that a's spec never declares."""
+    text = (SPEC.replace(f'acls = ["{INIT_B}"]', f'acls = ["{INIT_B}", "{INIT_C}"]')
+            .replace(f'placement = ["{DISK0}"]', 'placement = ["/dev/vda"]'))
+    if initiator:
+        text = text.replace('state = "{session}"', f'state = "{{session}}"\ninitiator = "{initiator}"')
+    monkeypatch.setattr(sys.modules[__name__], "SPEC", text + more)
+    pair = Pair(tmp_path)
+    c = SimulatedHost(seed="c")
+    pair.fabric.join(c, initiator=INIT_C)
+    c.md.files["/etc/reconciler/c.chap"] = CHAP
+    loaded = pair.spec(session="absent", pvs='"/dev/vda"')
+    assert pair.converge("a", loaded).exit_code == 0
+    (tmp_path / "c.toml").write_text(textwrap.dedent(f"""
+        [iscsi_session.mine]
+        nodes = ["c"]
+        portal = "{PORTAL}"
+        target = "{IQN}"
+        chap_file = "/etc/reconciler/c.chap"
+        luns = [0]
+        """))
+    env = controller.Environment(runner=c, node="c", resolve=c.resolve_device, clock=c.clock)
+    mem = controller.Memory()
+    for _ in range(5):
+        controller.reconcile_once(loading.load(tmp_path / "c.toml"), env, memory=mem)
+    assert pair.a.iscsi.targets[IQN].sessions == {INIT_C}
+    assert pair.run("b", loaded).exit_code == controller.EXIT_IN_SYNC  # b: nothing to do, ever
+    return pair
+
+
+def test_a_target_removal_never_waits_on_a_node_while_an_undeclared_initiator_is_logged_in(
+        tmp_path, monkeypatch):
+    """Review of issue 17 (9): the export may end once every session the spec declares to
+    the target is absent, and waited on those nodes while anything was logged in, never
+    checking that what is logged in is one of them. b (the declared session, absent, naming
+    its initiator) is in sync and never logged in; c, which no spec declares, is logged in
+    and may be writing: the removal is refused naming c (it waited on b for ever)."""
+    pair = _with_c(tmp_path, monkeypatch)
+    gone = pair.spec(session="absent", pvs='"/dev/vda"', lun0_state='state = "absent"')
+    r = pair.run("a", gone)
+    assert 0 in pair.a.iscsi.targets[IQN].luns
+    assert r.exit_code == controller.EXIT_ERROR and not r.final.waits, (
+        f"a waits on b, which has nothing to do, while c is logged in: {r.final}")
+    (b,) = r.final.blocked
+    assert b.object == "iscsi target export0"
+    assert b.reason.startswith(f"removing LUN 0 is refused: initiator(s) {INIT_C} are logged "
+                               f"in to {IQN}")
+    assert f"no session the spec declares absent names {INIT_C}" in b.reason
+    assert f"iscsi_session.from_a on b: {INIT_B}" in b.reason
+
+
+def test_an_initiator_declared_by_no_session_refuses_the_removal_also_beside_one_without_a_name(
+        tmp_path, monkeypatch):
+    """A second absent session (on c) that names no initiator: c's IQN, logged in, is named
+    by no session, so the removal is refused, saying which session could name it."""
+    more = textwrap.dedent(f"""
+        [iscsi_session.to_c]
+        nodes = ["c"]
+        portal = "{PORTAL}"
+        target = "{IQN}"
+        state = "absent"
+        """)
+    pair = _with_c(tmp_path, monkeypatch, more=more)
+    r = pair.run("a", pair.spec(session="absent", pvs='"/dev/vda"',
+                                lun0_state='state = "absent"'))
+    assert r.exit_code == controller.EXIT_ERROR and not r.final.waits, r.final
+    (b,) = r.final.blocked
+    assert f"initiator(s) {INIT_C} are logged in" in b.reason
+    assert "iscsi_session.to_c on c declares no initiator" in b.reason
+    assert 0 in pair.a.iscsi.targets[IQN].luns
+
+
+def test_without_declared_initiators_the_wait_lists_who_is_logged_in_and_how_to_tell_apart(
+        tmp_path, monkeypatch):
+    """No session names its initiator: the removal waits on b as before (the exporter cannot
+    tell b's initiator from c's), and the wait says who is logged in and what tells them
+    apart."""
+    pair = _with_c(tmp_path, monkeypatch, initiator="")
+    r = pair.run("a", pair.spec(session="absent", pvs='"/dev/vda"',
+                                lun0_state='state = "absent"'))
+    assert r.exit_code == controller.EXIT_PENDING and not r.final.blocked, r.final
+    (wait,) = r.final.waits
+    assert wait.waiting_on == "b"
+    assert wait.what == (
+        f"log out of {IQN} (iscsi_session.from_a absent there; logged in now: {INIT_C}; "
+        f"declaring initiator = \"<iqn>\" in each session (the node's "
+        f"/etc/iscsi/initiatorname.iscsi) lets an initiator no spec declares be told apart, "
+        f"and refused instead of waited on)")
+    assert 0 in pair.a.iscsi.targets[IQN].luns
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_removal_waits_on_the_node_whose_initiator_is_logged_in_then_goes(
+        tmp_path, monkeypatch, declared):
+    """b logged in, its session now absent (naming its initiator or not): a waits on b
+    (exit 2), b logs out, a removes the LUN."""
+    text = SPEC.replace(f'placement = ["{DISK0}"]', 'placement = ["/dev/vda"]')
+    if declared:
+        text = text.replace('state = "{session}"', f'state = "{{session}}"\ninitiator = "{INIT_B}"')
+    monkeypatch.setattr(sys.modules[__name__], "SPEC", text)
+    pair = Pair(tmp_path)
+    ready = pair.spec(pvs='"/dev/vda"')
+    assert pair.converge("a", ready).exit_code == 0
+    assert pair.converge("b", ready).exit_code == 0  # logged in, the disk in no VG
+    assert pair.a.iscsi.targets[IQN].sessions == {INIT_B}
+    gone = pair.spec(lun0_state='state = "absent"', session="absent", pvs='"/dev/vda"')
+    r = pair.run("a", gone)
+    assert r.exit_code == controller.EXIT_PENDING and not r.final.blocked, r.final
+    (wait,) = r.final.waits
+    assert wait.waiting_on == "b" and f"logged in now: {INIT_B}" in wait.what
+    assert ("lets an initiator no spec declares be told apart" in wait.what) is not declared
+    assert pair.converge("b", gone).exit_code == 0
+    assert pair.a.iscsi.targets[IQN].sessions == set()
+    assert pair.converge("a", gone).exit_code == 0
+    assert 0 not in pair.a.iscsi.targets[IQN].luns
+
+
+def test_a_session_naming_another_initiator_than_the_nodes_own_is_blocked(tmp_path, monkeypatch):
+    """b's spec says its initiator is INIT_C, its /etc/iscsi/initiatorname.iscsi says INIT_B:
+    the session is blocked, naming both (no login), since the exporter would take c's logins
+    for b's."""
+    text = (SPEC.replace('state = "{session}"', f'state = "{{session}}"\ninitiator = "{INIT_C}"')
+            .replace(f'placement = ["{DISK0}"]', 'placement = ["/dev/vda"]'))
+    monkeypatch.setattr(sys.modules[__name__], "SPEC", text)
+    pair = Pair(tmp_path)
+    loaded = pair.spec(pvs='"/dev/vda"')
+    assert pair.converge("a", loaded).exit_code == 0
+    for session in ("logged-in", "absent"):
+        r = pair.run("b", pair.spec(pvs='"/dev/vda"', session=session))
+        assert r.exit_code == controller.EXIT_ERROR, r.final
+        (b,) = [b for b in r.final.blocked if b.object == "iscsi session from_a"]
+        assert b.reason == (
+            f"the spec says this node's initiator is {INIT_C}, but "
+            f"/etc/iscsi/initiatorname.iscsi here says {INIT_B}: the exporting node tells "
+            f"this node's session from others by that name; correct initiator in "
+            f"iscsi_session.from_a (or the file)")
+        assert not [c for c in pair.b.calls if c.argv[0] == "iscsiadm"]
+    assert pair.a.iscsi.targets[IQN].sessions == set()

@@ -23,7 +23,9 @@ def test_a_target_and_a_session_are_accepted_with_their_defaults():
     s = _spec(iscsi_target={"t": TARGET}, iscsi_session={"s": SESSION})
     t, ses = s.iscsi_target["t"], s.iscsi_session["s"]
     assert t.portals == ("0.0.0.0:3260",) and t.chap_file is None and not t.export_ends
-    assert ses.luns == (0,) and ses.state.value == "logged-in"
+    assert ses.luns == (0,) and ses.state.value == "logged-in" and ses.initiator is None
+    named = _spec(iscsi_session={"s": {**SESSION, "initiator": "iqn.2004-10.com.example:b"}})
+    assert named.iscsi_session["s"].initiator == "iqn.2004-10.com.example:b"
     assert ses.disks() == (f"/dev/disk/by-path/ip-192.0.2.1:3260-iscsi-{IQN}-lun-0",)
 
 
@@ -38,6 +40,12 @@ def test_a_target_and_a_session_are_accepted_with_their_defaults():
     ("iscsi_session", {"luns": [0, 0]}, "distinct"),
     ("iscsi_session", {"nodes": ["bad node"]}, "must be a host name"),
     ("iscsi_session", {"state": "up"}, "logged-in"),
+    ("iscsi_session", {"initiator": "IQN.2004-10.com.example:B"}, "not an iSCSI name"),
+    ("iscsi_session", {"initiator": "b"}, "not an iSCSI name"),
+    ("iscsi_session", {"initiator": "iqn.2004-10.com.example:b", "nodes": ["b", "c"]},
+     "exactly one node"),
+    ("iscsi_session", {"initiator": "iqn.2004-10.com.example:b", "nodes": ["*"]},
+     "exactly one node"),
 ])
 def test_bad_values_are_refused(table, change, words):
     base = TARGET if table == "iscsi_target" else SESSION

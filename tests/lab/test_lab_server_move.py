@@ -63,6 +63,7 @@ portal = "{portal}"
 target = "{iqn}"
 luns = [0, 1]
 state = "{session}"
+initiator = "{init}"
 """
 
 CLONE = """

@@ -246,8 +246,11 @@ def test_a_new_recopy_value_copies_from_the_source_keeping_the_record_until_repl
 def test_a_withdrawn_recopy_after_a_refused_add_leaves_the_target_protected():
     built = array(SRC)  # the build ran, the add failed or was refused
     asked = plan(spec(db={"recopy": "2"}), host([built], records=[copy()]))
-    assert "clone:db:add" in [s.key for s in asked.steps]
-    assert "ledger:clones" not in [s.key for s in asked.steps]  # the record stays
+    steps = {s.key: s for s in asked.steps}
+    assert "ledger:clones" in steps["clone:db:add"].after  # "2" marked used before the add
+    assert written(asked) == {"serial:d1": copy()}  # the record stays
+    mark = steps["ledger:clones"].action
+    assert (dict(mark.used), dict(mark.running)) == ({"serial:d1": ("2",)}, {"serial:d1": "2"})
     withdrawn = plan(spec(db={}), host([built], records=[copy()]))
     reason = blocked_reason(withdrawn)
     assert "holds a completed copy" in reason and "runs without it" in reason

@@ -160,6 +160,24 @@ def test_ledger_keeps_every_recopy_value_used_and_reads_files_without_them():
         assert md.parse_ledger("/x", damaged).problem.startswith("/x cannot be read"), bad
 
 
+def test_ledger_keeps_the_mark_of_a_recopy_started_and_reads_files_without_it():
+    from reconciler.state import CloneRecord
+    rec = CloneRecord(clone="db", source="/dev/vda", target="/dev/vdb", md="/dev/md100",
+                      split_at=1.0, source_id="serial:d0", target_id="serial:d1", recopy="v1")
+    text = md.ledger_text({rec.key: rec}, {"serial:d1": ("v1", "v2")}, {"serial:d1": "v2"})
+    ledger = md.parse_ledger("/x", text)
+    assert (ledger.running, ledger.used_for("serial:d1")) == ({"serial:d1": "v2"}, ("v1", "v2"))
+    assert ledger.records == {"serial:d1": rec}
+    today = md.ledger_text({rec.key: rec}, {"serial:d1": ("v0",)})  # written without the mark
+    assert "recopy_running" not in today
+    assert md.parse_ledger("/x", today).running == {}
+    assert md.parse_ledger("/x", today).used == {"serial:d1": ("v0",)}
+    for bad in ('"recopy_running": []', '"recopy_running": {"serial:d1": ["v2"]}',
+                '"recopy_running": {"serial:d1": ""}'):
+        damaged = text.replace('"recopy_running": {', bad + ', "x": {')
+        assert md.parse_ledger("/x", damaged).problem.startswith("/x cannot be read"), bad
+
+
 def test_a_format_1_ledger_is_still_read():
     """What main wrote before identities (a record per clone name, paths only)."""
     old = ('{\n  "clones": {\n    "db": {\n      "md": "/dev/md100",\n      "source": '

@@ -496,12 +496,13 @@ def test_asking_to_mirror_again_after_a_split_is_blocked_until_a_new_recopy_valu
     spec = sc.spec(clone_spec("mirrored", 'recopy = "2"'))
     r = sc.one_pass(spec)
     # the record stays until md writes the target (it protects the target if the request
-    # is withdrawn before that)
-    assert [s.key for s in r.plan.steps] == ["clone:db:build", "clone:db:add"]
-    assert sc.mutations()[done:] == [BUILD, ADD]
+    # is withdrawn before that); "2" is marked used before the add
+    assert [s.key for s in r.plan.steps] == ["clone:db:build", "ledger:clones", "clone:db:add"]
+    assert sc.mutations()[done:] == [BUILD, *WRITE_LEDGER, ADD]
     assert ledger(host) != []
     sc.one_pass(spec)
-    assert sc.mutations()[done:] == [BUILD, ADD, *WRITE_LEDGER] and ledger(host) == []
+    assert sc.mutations()[done:] == [BUILD, *WRITE_LEDGER, ADD, *WRITE_LEDGER]
+    assert ledger(host) == []
     assert sc.converge(spec).exit_code == 0 and same_content(host)
     sc.assert_settled(spec)
 
@@ -534,8 +535,8 @@ def test_a_clone_declared_again_after_leaving_the_spec_is_blocked_then_recopied_
     # a new recopy value: copied again from the source, once
     recopy = sc.spec(clone_spec("split", 'recopy = "2024-06-01"') + VG_ONLY)
     assert sc.converge(recopy).exit_code == 0
-    assert sc.mutations()[done:] == [BUILD, ADD, *WRITE_LEDGER, *WRITE_LEDGER, *WRITE_LEDGER,
-                                     STOP]
+    assert sc.mutations()[done:] == [BUILD, *WRITE_LEDGER, ADD, *WRITE_LEDGER, *WRITE_LEDGER,
+                                     *WRITE_LEDGER, STOP]
     assert host.fingerprint("/dev/vdb") == source == host.fingerprint("/dev/vda")
     assert (record_of(host)["recopy"], record_of(host)["declared"]) == ("2024-06-01", True)
     # the same value later: no new copy, whatever happens to the source or the target
@@ -668,3 +669,96 @@ def test_a_recopy_value_used_before_never_copies_again_after_a_revert(scenario):
     # a value never used still asks once
     assert sc.converge(sc.spec(clone_spec("split", 'recopy = "2024-06-03"'))).exit_code == 0
     assert same_content(host)
+
+
+def test_a_recopy_value_whose_copy_ran_is_used_once_even_if_the_spec_was_reverted_meanwhile(
+        scenario):
+    """Issue 17 (14), review: a copy asked by a new recopy value kept the old record until
+    the sync replaced it, and nothing recorded the new value as used before that. Reverted
+    while md writes the target (a quick Git revert), the copy completed under the old value's
+    record, and the new value was in neither the record nor recopies_used: re-applying it
+    later copied over the target again, after the second split handed it to its user. The
+    value is now recorded, with a "running" mark, before ``mdadm --add``."""
+    host = clone_host()
+    sc = scenario(host)
+    v1 = sc.spec(clone_spec("split", 'recopy = "v1"'))
+    split_and_live_on_the_target(sc, host, v1)
+    host.fill("/dev/vda", "newer data")
+    v2 = sc.spec(clone_spec("split", 'recopy = "v2"'))
+    done = len(sc.mutations())
+    sc.one_pass(v2)  # the v2 copy starts: md writes the target
+    assert sc.mutations()[done:] == [BUILD, *WRITE_LEDGER, ADD]  # recorded before the add
+    doc = json.loads(host.md.files[LEDGER])
+    assert doc["recopies_used"] == {"serial:sim-vdb": ["v1", "v2"]}
+    assert doc["recopy_running"] == {"serial:sim-vdb": "v2"}
+    assert sc.converge(v1).exit_code == 0  # reverted while it runs: the copy completes, split
+    assert "recopy_running" not in json.loads(host.md.files[LEDGER])  # the mark did its job
+    host.write("/dev/vdb", 3, b"life after the second split")
+    target = host.fingerprint("/dev/vdb")
+    done = len(sc.mutations())
+    reason = blocked(sc.one_pass(v2))  # the revert reverted: "v2" asked its copy already
+    assert 'recopy = "v2" was already used for an earlier copy onto this target' in reason
+    assert ADD not in sc.mutations()[done:] and BUILD not in sc.mutations()[done:], \
+        f"v2 copied a second time: {sc.mutations()[done:]}"
+    assert host.fingerprint("/dev/vdb") == target
+
+
+CRASH_AT = ["before the add", "after the add"]
+
+
+def _crash_between_the_mark_and_the_add(sc, host, at):
+    """Split with "v1", the target lived on; "v2" asks a new copy and the host dies right
+    after the ledger (with v2's mark) is written, before ``mdadm --add`` or right after it
+    (the same ledger either way: the pass never saw md write the target)."""
+    v1 = sc.spec(clone_spec("split", 'recopy = "v1"'))
+    target = split_and_live_on_the_target(sc, host, v1)
+    host.fill("/dev/vda", "newer data")
+    v2 = sc.spec(clone_spec("split", 'recopy = "v2"'))
+    added = at == "after the add"
+    host.crash_after(1 + len(WRITE_LEDGER) + added)
+    with pytest.raises(SimulatedCrash):
+        sc.one_pass(v2)
+    assert sc.mutations()[-len(WRITE_LEDGER) - 1 - added:] == [BUILD, *WRITE_LEDGER] + [ADD] * added
+    host.recover()
+    assert host.md_array("/dev/md100") is None
+    assert added or host.fingerprint("/dev/vdb") == target
+    assert json.loads(host.md.files[LEDGER])["recopy_running"] == {"serial:sim-vdb": "v2"}
+    return v1, v2, host.fingerprint("/dev/vdb")
+
+
+@pytest.mark.parametrize("at", CRASH_AT)
+def test_a_crash_between_the_recopy_mark_and_the_add_completes_the_copy_asked(scenario, at):
+    """The value marked as running still asks its copy after the crash (it is not spent
+    without a copy): rebuilt from the source, added, split, recorded as v2's."""
+    host = clone_host()
+    sc = scenario(host)
+    _, v2, _ = _crash_between_the_mark_and_the_add(sc, host, at)
+    done = len(sc.mutations())
+    assert sc.converge(v2).exit_code == 0
+    assert [m for m in sc.mutations()[done:] if m[0] == "mdadm"] == [BUILD, ADD, STOP]
+    assert same_content(host) and record_of(host)["recopy"] == "v2"
+    doc = json.loads(host.md.files[LEDGER])
+    assert doc["recopies_used"] == {"serial:sim-vdb": ["v1", "v2"]}
+    assert "recopy_running" not in doc
+    sc.assert_settled(v2)
+
+
+@pytest.mark.parametrize("at", CRASH_AT)
+def test_a_crash_between_the_recopy_mark_and_the_add_then_a_revert_blocks_never_copies(
+        scenario, at):
+    """Reverted after such a crash: the ledger cannot tell whether md had begun writing the
+    target, so the record of v1's copy is not trusted as complete, and nothing is copied
+    that the spec does not ask: blocked, with the way out (ask v2 again: its copy, once)."""
+    host = clone_host()
+    sc = scenario(host)
+    v1, v2, target = _crash_between_the_mark_and_the_add(sc, host, at)
+    done = len(sc.mutations())
+    reason = blocked(sc.one_pass(v1, fresh_memory=True))
+    assert 'a copy asked by recopy = "v2" was starting' in reason
+    assert 'set recopy = "v2" again' in reason
+    assert sc.mutations()[done:] == [] and host.fingerprint("/dev/vdb") == target
+    assert sc.one_pass(v1).exit_code == controller.EXIT_ERROR  # every pass, nothing written
+    assert host.fingerprint("/dev/vdb") == target
+    assert sc.converge(v2).exit_code == 0 and same_content(host)
+    assert record_of(host)["recopy"] == "v2"
+    sc.assert_settled(v2)

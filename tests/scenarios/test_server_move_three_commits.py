@@ -46,6 +46,7 @@ portal = "{PORTAL}"
 target = "{IQN}"
 luns = [0, 1]
 state = "{{session}}"
+initiator = "{OLD_IQN}"
 """
 
 COMMIT1 = TARGET.format(target="present", session="logged-in") + f"""
@@ -287,7 +288,8 @@ def test_the_third_commit_converges_whichever_node_passes_first(move, order):
         assert not r.final.blocked and r.final.only_waiting_on_others, r.final
         (wait,) = r.final.waits
         assert wait.waiting_on == "old" and wait.object == "iscsi target move"
-        assert wait.what.startswith(f"log out of {IQN}")
+        assert wait.what == (f"log out of {IQN} (iscsi_session.new absent there; logged in "
+                             f"now: {OLD_IQN})")  # the session names old's initiator
         assert "waiting on another node: old: log out of" in str(r.final)
         assert _mutations(new, before) == []
         r = move.run("new", c3)  # still waiting, every pass, nothing done
