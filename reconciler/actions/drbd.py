@@ -19,6 +19,12 @@ from reconciler.actions.taking import Effect, Take
 from reconciler.adapters import drbd
 from reconciler.runner import Command, CommandResult
 
+# What WriteDrbdConfig and RecordDrbdMetadata write, and the role word the kernel shows: the
+# planner compares them with what observation read, through the actions that write them.
+config_text = drbd.render
+ledger_text = drbd.ledger_text
+role_word = drbd.role_word
+
 
 def _minor(st: state.HostState, minor: int) -> state.DrbdMinor | None:
     return st.drbd.minors.get(minor) if st.drbd is not None else None

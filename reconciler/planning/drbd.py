@@ -42,7 +42,6 @@ import difflib
 
 from reconciler import actions, state
 from reconciler.actions import drbd as act
-from reconciler.adapters import drbd
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.spec import drbd as drbd_spec
@@ -94,7 +93,7 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
                 del records[key]
         records[rec.key] = rec
         after = step.after | ({previous} if previous else set())
-        out.steps[i] = actions.Step(dataclasses.replace(a, text=drbd.ledger_text(records.values())),
+        out.steps[i] = actions.Step(dataclasses.replace(a, text=act.ledger_text(records.values())),
                                     step.reason, frozenset(after))
         previous = a.key
 
@@ -132,7 +131,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         out.blocked.append(actions.Blocked(obj, "not observed"))
         return
     m = d.minors.get(me.minor)
-    wanted = drbd.render(name, res)
+    wanted = act.config_text(name, res)
     after: set[str] = set()
 
     def block(reason: str) -> None:
@@ -285,7 +284,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             eta=s.eta if s else None))
 
     # -- roles ---------------------------------------------------------------------------------------
-    want = drbd.role_word(me.role)
+    want = act.role_word(me.role)
     if m.role == want:
         return
     if want == "Secondary":
@@ -344,7 +343,7 @@ def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk
               f"record it as {name}'s")
     return _step(out, act.RecordDrbdMetadata(
         resource=name, minor=me.minor, node=node, disk=me.disk, disk_id=disk_id, how=how, gi=gi,
-        path=d.ledger.path, text=drbd.ledger_text(records.values()),
+        path=d.ledger.path, text=act.ledger_text(records.values()),
         expect_just_created=expect_just_created), reason, after)
 
 
