@@ -346,6 +346,7 @@ def _preview_pass(record: dict) -> bool:
 
 
 def _cmd_run(argv: list[str]) -> int:
+    """`reconcile [--once] ...`: the daemon, or one pass (``--wait``: until settled)."""
     args = _run_parser().parse_args(argv)
     try:
         logs.setup(args.log_level)
@@ -364,6 +365,25 @@ def _cmd_run(argv: list[str]) -> int:
         return _run_daemon(args)
     if args.spec is None:
         args.spec = DEFAULT_SPEC
+    ready = _prepare_once(args)
+    if isinstance(ready, int):
+        return ready
+    loaded, env, warnings = ready
+    if args.wait_timeout is not None and not args.wait:
+        print("error: --wait-timeout goes with --wait", file=sys.stderr)
+        return controller.EXIT_ERROR
+    if not args.wait or args.dry_run:
+        result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
+        _print_result(result, args.output, warnings)
+        return result.exit_code
+    return _wait(args, loaded, env, warnings)
+
+
+def _prepare_once(args: argparse.Namespace):
+    """What one pass needs: the spec loaded (its files' permissions checked on a real host),
+    the instance lock taken (a pass that changes the host never runs beside the daemon or
+    another --once), the environment and the warnings to show; or the exit code of the
+    first refusal, already printed."""
     from reconciler import instance_lock, status
     from reconciler.spec import loading, permissions
     missing = _check_spec_path(args.spec)
@@ -405,14 +425,12 @@ def _cmd_run(argv: list[str]) -> int:
         warnings.append(nothing)
     for w in warnings:
         logger.warning(w)
+    return loaded, env, warnings
 
-    if args.wait_timeout is not None and not args.wait:
-        print("error: --wait-timeout goes with --wait", file=sys.stderr)
-        return controller.EXIT_ERROR
-    if not args.wait or args.dry_run:
-        result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
-        _print_result(result, args.output, warnings)
-        return result.exit_code
+
+def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
+    """``--once --wait``: passes until settled (or ``--wait-timeout``), with the plan first,
+    then progress, then what was done (text), or one JSON document."""
     if args.output == "json":
         settled = controller.reconcile_until_settled(loaded, env, timeout=args.wait_timeout)
         doc = settled.as_dict()

@@ -321,6 +321,10 @@ def parse_fullreport(text: str, host: str = "local", observed_at: float = 0.0) -
 
 
 def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostState:
+    """``lvm fullreport``'s JSON -> HostState: one report per VG (its vg, pv, lv, seg and
+    pvseg rows) plus the orphan PVs' report. A missing PV is keyed by its uuid (lvm names
+    every one "[unknown]"); a report that is not lvm's JSON raises ObservationError rather
+    than giving a partial state that planning would read as "absent"."""
     try:
         doc = json.loads(text)
         reports = doc["report"]
@@ -377,6 +381,10 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
 
 
 def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
+    """One VG's report -> Vg: its top-level LVs, each carrying what its hidden sub-LVs say
+    (raid images with their PVs, sync and health), per-PV extents from the PV segments, and
+    the VG's pvmoves in flight (from the hidden pvmove LVs), so that placement and leg rules
+    read one object per LV."""
     vg_name = vg_row["vg_name"]
     lv_rows = {row["lv_uuid"]: row for row in rep.get("lv", [])}
     name_of = {uuid: _strip(row["lv_name"]) for uuid, row in lv_rows.items()}

@@ -304,6 +304,12 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "") -> None:
+    """One declared session on this node. Its initiator name is checked first (a session
+    naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
+    done, or a login (a long step until udev names its disks) that waits on the exporting
+    node while the target is not offered yet. Absent: a logout, refused while any of its
+    disks is in use here (a PV of any VG, mounted, held), unless a step of this plan frees
+    it first (``will_release``: the vgexport that hands the VG over)."""
     obj = f"iscsi session {name}"
     mine = st.iscsi.initiator_name if st.iscsi is not None else ""
     if want.initiator is not None and want.initiator != mine:
