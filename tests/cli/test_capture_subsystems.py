@@ -106,8 +106,7 @@ def test_an_iscsi_target_in_the_capture_is_seeded_and_plans_as_the_host(reconcil
 def test_a_shared_vg_in_the_capture_is_refused_by_name(reconcile, tmp_path):
     """A lockd node's own fullreport and ``lvmlockctl --info`` in a capture: seeding the
     shared VG as a local one would plan something else than the node does."""
-    sys.path.insert(0, str(ROOT / "tests" / "lockd"))
-    import lockd_sim
+    from support import lockd_sim
     c = lockd_sim.cluster()
     nodes = lockd_sim.nodes(tmp_path / "spec", c)
     (tmp_path / "spec").mkdir()
