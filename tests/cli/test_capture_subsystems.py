@@ -112,7 +112,7 @@ def test_a_shared_vg_in_the_capture_is_refused_by_name(reconcile, tmp_path):
     (tmp_path / "spec").mkdir()
     from loguru import logger
     logger.remove()  # the real passes log: not into an earlier test's closed stream
-    nodes.converge(nodes.spec(lockd_sim.spec(lockd_sim.data(all="shared"))), max_rounds=4)
+    nodes.converge(nodes.spec(lockd_sim.shared_vg(lockd_sim.data(all="shared"))), max_rounds=4)
     node = c.node("node-a")
     from reconciler.adapters import lockd as lockd_adapter
     from reconciler.adapters.lvm_report import FULLREPORT_ARGV

@@ -30,7 +30,8 @@ class Scenario:
     def results(self) -> list[controller.PassResult]:
         return [p.result for p in self.nodes.nodes[NODE].passes]
 
-    def spec(self, text: str) -> loading.LoadedSpec:
+    def spec(self, text) -> loading.LoadedSpec:
+        """The host's spec (TOML text or a dict), through ``Nodes.spec``."""
         return self.nodes.spec(text)
 
     def env(self) -> controller.Environment:

@@ -4,14 +4,11 @@ removal or a target removal does not run while a process holds the device open."
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
-from test_iscsi_simulated import DISK0, IQN, SPEC, Pair
+from test_iscsi_simulated import DISK0, IQN, Pair
 from support import M
 
 from reconciler import controller
-from reconciler.spec import loading
 
 QEMU = "pid 4242 (qemu-system-x86)"
 
@@ -21,32 +18,17 @@ def pair(tmp_path):
     return Pair(tmp_path)
 
 
-def spec(pair, extra="", *, target_state="", back=False, session="logged-in",
-         pvs=f'"/dev/vda", "{DISK0}"', lun0_state=""):
-    """The pair's spec, with ``extra`` TOML appended, ``target_state`` in the target, and
-    ``back``: vg0's data back on /dev/vda (b lets go of LUN 0)."""
-    path = pair.tmp / "spec.toml"
-    text = textwrap.dedent(SPEC).format(session=session, pvs=pvs, lun0_state=lun0_state) + extra
-    if target_state:
-        text = text.replace('chap_file = "/etc/reconciler/a.chap"\n',
-                            f'chap_file = "/etc/reconciler/a.chap"\nstate = "{target_state}"\n', 1)
-    if back:
-        text = text.replace(f'placement = ["{DISK0}"]', 'placement = ["/dev/vda"]')
-    path.write_text(text)
-    return loading.load(path)
-
-
 def unused_session(pair):
     """a exports, b logs in and leaves the disk alone (no PV, no mount, no holder)."""
-    assert pair.converge("a", spec(pair)).exit_code == 0
-    assert pair.converge("b", spec(pair, pvs='"/dev/vda"', back=True)).exit_code == 0
+    assert pair.converge("a", pair.spec()).exit_code == 0
+    assert pair.converge("b", pair.spec(pvs='"/dev/vda"', back=True)).exit_code == 0
     assert len(pair.b.iscsi.sessions) == 1
 
 
 def let_go(pair):
     """b, which never used the disk, logs out."""
     unused_session(pair)
-    assert pair.converge("b", spec(pair, pvs='"/dev/vda"', back=True,
+    assert pair.converge("b", pair.spec(pvs='"/dev/vda"', back=True,
                                    session="absent")).exit_code == 0
     assert pair.b.iscsi.sessions == []
 
@@ -108,7 +90,7 @@ def test_export_of_a_pv_of_a_vg_the_spec_declares_on_this_node_is_refused_even_i
     pair.a.lv("exp2", "quiet").active = False
     extra = ('\n[vg.exp2]\nnodes = ["a"]\npvs = ["/dev/vdb"]\n'
              '[vg.exp2.lv.quiet]\nsize = "16M"\n')
-    r = pair.run("a", spec(pair, extra), dry_run=True)
+    r = pair.run("a", pair.spec(extra), dry_run=True)
     (reason,) = target_blocked(r)
     assert "a PV of VG exp2, which the spec declares on local" in reason, reason
 
@@ -127,7 +109,7 @@ def test_a_disk_carrying_an_inactive_vg_nobody_here_declares_is_exported(pair):
 def test_logout_is_refused_while_a_process_holds_the_disk_open_then_done(pair):
     # finding 7: no PV, no mount, no holder; a process has the disk open (qemu, dd)
     unused_session(pair)
-    loaded = spec(pair, pvs='"/dev/vda"', back=True, session="absent")
+    loaded = pair.spec(pvs='"/dev/vda"', back=True, session="absent")
     pair.b.open_device(DISK0, 4242, "qemu-system-x86")
     r = pair.run("b", loaded)
     step = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:logout")
@@ -144,7 +126,7 @@ def test_logout_is_refused_while_a_process_holds_the_disk_open_then_done(pair):
 def test_lun_removal_is_refused_while_a_process_on_the_exporter_holds_the_device(pair):
     let_go(pair)
     pair.a.open_device("/dev/vdb", 4242, "qemu-system-x86")
-    loaded = spec(pair, lun0_state='state = "absent"', session="absent", pvs='"/dev/vda"',
+    loaded = pair.spec(lun0_state='state = "absent"', session="absent", pvs='"/dev/vda"',
                   back=True)
     before = len(lio_applies(pair.a))
     r = pair.run("a", loaded)
@@ -160,7 +142,7 @@ def test_lun_removal_is_refused_while_a_process_on_the_exporter_holds_the_device
 def test_target_removal_is_refused_while_a_process_holds_an_exported_device(pair):
     let_go(pair)
     pair.a.open_device("/dev/exp/lv0", 4242, "qemu-system-x86")
-    loaded = spec(pair, target_state="absent", session="absent", pvs='"/dev/vda"', back=True)
+    loaded = pair.spec(target_state="absent", session="absent", pvs='"/dev/vda"', back=True)
     r = pair.run("a", loaded)
     step = next(x for x in r.report.results if x.step.key == "iscsi-target:export0:delete")
     assert str(step.outcome) == "failed" and not step.results
@@ -178,7 +160,7 @@ def test_a_logout_is_refused_when_the_disk_was_mounted_after_the_pass_observed_t
     # the mount. Simulated: the mount happens when the executor asks who has the disk open,
     # i.e. right before the logout; the executor reads the mounts again then.
     unused_session(pair)
-    loaded = spec(pair, pvs='"/dev/vda"', back=True, session="absent")
+    loaded = pair.spec(pvs='"/dev/vda"', back=True, session="absent")
     asked, mounted = pair.b.openers, []
 
     def openers(paths, **kw):

@@ -82,9 +82,17 @@ class Pair(Nodes):
         self.b.add_lv("vg0", "data", 64 * M)
         super().__init__(tmp_path, [host_node("a", self.a), host_node("b", self.b)], clock)
 
-    def spec(self, *, session="logged-in", pvs=f'"/dev/vda", "{DISK0}"', lun0_state=""):
-        return super().spec(textwrap.dedent(SPEC).format(session=session, pvs=pvs,
-                                                         lun0_state=lun0_state))
+    def spec(self, extra="", *, target_state="", back=False, session="logged-in",
+             pvs=f'"/dev/vda", "{DISK0}"', lun0_state=""):
+        """The pair's spec (``SPEC``), with ``extra`` TOML appended, ``target_state`` in the
+        target, and ``back``: vg0's data back on /dev/vda (b lets go of LUN 0)."""
+        text = textwrap.dedent(SPEC).format(session=session, pvs=pvs, lun0_state=lun0_state) + extra
+        if target_state:
+            text = text.replace('chap_file = "/etc/reconciler/a.chap"\n',
+                                f'chap_file = "/etc/reconciler/a.chap"\nstate = "{target_state}"\n', 1)
+        if back:
+            text = text.replace(f'placement = ["{DISK0}"]', 'placement = ["/dev/vda"]')
+        return super().spec(text)
 
     def run(self, node, loaded, *, dry_run=False):
         return self.one_pass(node, loaded, dry_run=dry_run)

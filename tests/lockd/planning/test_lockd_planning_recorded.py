@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 from support import FIXTURES
+from support.specs import spec
 
 from reconciler import planning, state
 from reconciler.adapters import lockd as lockd_adapter
 from reconciler.adapters import lvm
-from reconciler.spec import models
 
 LOCKD = FIXTURES / "outputs" / "lvmlockd"
 DM_ARGV = ("sh -c grep -H . /sys/block/dm-*/dm/name /sys/block/dm-*/dm/uuid /sys/block/dm-*/size "
@@ -43,10 +43,11 @@ def host(report: str, st_name: str, mounted: tuple[str, ...] = ()) -> state.Host
                                                      locks=locks, dm=dm))
 
 
-def spec(lv: dict) -> models.Spec:
-    return models.Spec.model_validate({"vg": {"vgs": {
+def shared_vg(lv: dict) -> dict:
+    """The recorded shared VG ``vgs`` (node-a and node-b) with the LVs ``lv``, for ``spec``."""
+    return {"vg": {"vgs": {
         "nodes": ["node-a", "node-b"], "scope": "shared", "create_on": "node-a",
-        "pvs": ["/dev/vda", "/dev/vdb"], "lv": lv}}})
+        "pvs": ["/dev/vda", "/dev/vdb"], "lv": lv}}}
 
 
 def keys(plan) -> list[str]:
@@ -55,13 +56,13 @@ def keys(plan) -> list[str]:
 
 def test_node_b_before_its_lock_start_starts_it_first():
     st = host("vg_not_started_b.json", "vg_not_started_b")
-    plan = planning.plan(spec({}), st, node="node-b")
+    plan = planning.plan(spec(shared_vg({})), st, node="node-b")
     assert [s.key for s in plan.steps] == ["vg:vgs:lock-start"]
 
 
 def test_node_b_takes_lv1_exclusively_after_the_lock_start():
     st = host("lv_ex_a_b.json", "lockspace_started_b")
-    plan = planning.plan(spec({"lv1": {"size": "32M", "activation": {"node-b": "exclusive"}}}),
+    plan = planning.plan(spec(shared_vg({"lv1": {"size": "32M", "activation": {"node-b": "exclusive"}}})),
                          st, node="node-b")
     assert keys(plan) == ["lvchange -aey (exclusive on this node)"]
 
@@ -70,26 +71,26 @@ def test_node_b_refreshes_its_shorter_table_after_node_a_grew_lv1():
     st = host("lv_sh_extended_elsewhere_b.json", "before_refresh_b")
     lv1 = st.vgs["vgs"].lvs["lv1"]
     assert (lv1.size, st.lockd.dm["vgs-lv1"].size) == (90112 * 512, 81920 * 512)
-    plan = planning.plan(spec({"lv1": {"size": f"{90112 * 512}", "activation": {"*": "shared"}}}),
+    plan = planning.plan(spec(shared_vg({"lv1": {"size": f"{90112 * 512}", "activation": {"*": "shared"}}})),
                          st, node="node-b")
     assert [s.key for s in plan.steps] == ["lv:vgs/lv1:refresh"]
 
 
 def test_the_stale_lv3_device_on_node_b_is_reported_while_mounted_and_removed_after():
     mounted = host("lv_removed_elsewhere_b.json", "stale_dm_open_b", mounted=("vgs-lv3",))
-    plan = planning.plan(spec({}), mounted, node="node-b")
+    plan = planning.plan(spec(shared_vg({})), mounted, node="node-b")
     assert plan.steps == ()
     assert any(b.object == "dm vgs-lv3" and "never removed while open" in b.reason
                for b in plan.blocked)
     closed = host("lv_removed_elsewhere_b.json", "stale_dm_open_b")
-    plan = planning.plan(spec({}), closed, node="node-b")
+    plan = planning.plan(spec(shared_vg({})), closed, node="node-b")
     assert [s.key for s in plan.steps] == ["dm:vgs-lv3:remove"]
 
 
 def test_an_lv_whose_attr_says_X_is_deactivated_only_when_sysfs_shows_it_unused():
     """lv_attr '-wi-XX--X-' (the table differs from the metadata): lvm cannot tell whether
     it is open, so sysfs decides; mounted = never deactivated."""
-    want = spec({"lv1": {"size": f"{90112 * 512}", "activation": {"*": "inactive"}}})
+    want = spec(shared_vg({"lv1": {"size": f"{90112 * 512}", "activation": {"*": "inactive"}}}))
     st = host("lv_sh_extended_elsewhere_b.json", "before_refresh_b", mounted=("vgs-lv1",))
     assert st.vgs["vgs"].lvs["lv1"].attr.raw == "-wi-XX--X-"
     plan = planning.plan(want, st, node="node-b")
@@ -107,7 +108,7 @@ def test_only_the_exclusive_node_resumes_an_interrupted_pvmove_in_a_shared_vg():
                       lvs=("lv1",), destinations=("/dev/vdb",))
     st = dataclasses.replace(st, vgs={"vgs": dataclasses.replace(vg, pvmoves=(mv,))})
     for node, holder, resumes in (("node-b", "node-a", False), ("node-a", "node-a", True)):
-        want = spec({"lv1": {"size": "32M", "activation": {holder: "exclusive"}}})
+        want = spec(shared_vg({"lv1": {"size": "32M", "activation": {holder: "exclusive"}}}))
         plan = planning.plan(want, st, node=node, stalled=frozenset({"vgs/pvmove0"}))
         assert any(s.key.startswith("host:") or "resume" in s.key for s in plan.steps) is resumes, \
             (node, [s.key for s in plan.steps])

@@ -5,7 +5,7 @@ refused naming the process; done once it has gone, and the other node then takes
 from __future__ import annotations
 
 import pytest
-from support.lockd_sim import cluster, data, nodes, spec
+from support.lockd_sim import cluster, data, nodes, shared_vg
 
 from reconciler import executing
 
@@ -26,19 +26,19 @@ def n(tmp_path, c):
     return nodes(tmp_path, c)
 
 
-def run_pass(n, node: str, text: str):
-    return n.one_pass(node, n.spec(text))
+def run_pass(n, node: str, doc: dict):
+    return n.one_pass(node, n.spec(doc))
 
 
-def converge(n, text: str, rounds: int = 4):
-    return n.converge(n.spec(text), max_rounds=rounds)
+def converge(n, doc: dict, rounds: int = 4):
+    return n.converge(n.spec(doc), max_rounds=rounds)
 
 
 def test_a_deactivation_is_refused_while_a_process_holds_the_lv_open(c, n):
-    converge(n, spec(data(node_a="exclusive", all="inactive")))
+    converge(n, shared_vg(data(node_a="exclusive", all="inactive")))
     assert mode(c, "node-a") == "ex"
     c.node("node-a").opened["/dev/vgs/data"] = [QEMU]
-    moved = spec(data(node_b="exclusive", all="inactive"))
+    moved = shared_vg(data(node_b="exclusive", all="inactive"))
     a = run_pass(n, "node-a", moved)
     off = a.outcome("lv:vgs/data:deactivate")
     assert off.outcome is executing.Outcome.FAILED and not off.results

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from support import M
+from support.specs import spec
 
 from reconciler import actions, planning
 from reconciler.spec import models
@@ -26,10 +27,11 @@ L = "/var/lib/reconciler/clones.json"
 VDA, VDB, VDC, VDD = (254, 0), (254, 16), (254, 32), (254, 48)
 
 
-def spec(**clones) -> models.Spec:
+def clone_tables(**clones) -> dict:
+    """``[clone.NAME]`` tables for ``spec``: each clone the base one with its own fields."""
     base = {"nodes": ["n"], "source": "/dev/vda", "target": "/dev/vdb", "md": "/dev/md100",
             "state": "split"}
-    return models.Spec.model_validate({"clone": {name: {**base, **c} for name, c in clones.items()}})
+    return {"clone": {name: {**base, **c} for name, c in clones.items()}}
 
 
 ALIAS = "/dev/disk/by-id/virtio-d1"  # another name of /dev/vdb
@@ -87,13 +89,13 @@ def test_an_existing_array_that_is_not_a_clone_is_refused():
         (array(SRC, DST, level="raid5", raid_disks=3), "exists as raid5 with 3 devices"),
     ]
     for arr, words in cases:
-        p = plan(spec(db={}), host([arr]))
+        p = plan(spec(clone_tables(db={})), host([arr]))
         assert not p.steps and [b.object for b in p.blocked] == ["clone db"]
         assert words in p.blocked[0].reason
 
 
 def test_a_damaged_or_unread_ledger_blocks_all_clones():
-    sp = spec(a={}, b={"source": "/dev/vdc", "target": "/dev/vdd", "md": "/dev/md101"})
+    sp = spec(clone_tables(a={}, b={"source": "/dev/vdc", "target": "/dev/vdd", "md": "/dev/md101"}))
     p = plan(sp, host(problem=f"{L} cannot be read as a clone ledger (x)"))
     assert [b.object for b in p.blocked] == ["clone a", "clone b"] and not p.steps
     p = plan(sp, HostState(host="local", blockdevs=devs()))
@@ -101,7 +103,7 @@ def test_a_damaged_or_unread_ledger_blocks_all_clones():
 
 
 def test_two_clones_splitting_at_once_share_one_ledger_write():
-    sp = spec(a={}, b={"source": "/dev/vdc", "target": "/dev/vdd", "md": "/dev/md101"})
+    sp = spec(clone_tables(a={}, b={"source": "/dev/vdc", "target": "/dev/vdd", "md": "/dev/md101"}))
     st = host([array(SRC, DST), array(("vdc", VDC, 0, ("in_sync",)), ("vdd", VDD, 1, ("in_sync",)),
                                       name="md101")])
     p = plan(sp, st)
@@ -128,7 +130,7 @@ def md_ledger_round_trip(records) -> bool:
 
 def test_a_record_for_another_target_does_not_count_and_is_kept_undeclared():
     old = copy(target="/dev/vdc")  # clone db once copied onto vdc; it now names vdb
-    p = plan(spec(db={}), host(records=[old]))
+    p = plan(spec(clone_tables(db={})), host(records=[old]))
     steps = {s.key: s for s in p.steps}
     assert set(steps) == {"clone:db:build", "clone:db:add", "ledger:clones"}
     assert steps["clone:db:build"].after == frozenset()  # no record of vdb to forget first
@@ -142,15 +144,15 @@ def test_a_split_clone_with_its_record_is_done_whatever_its_devices_now():
     gone = devs(**{"/dev/vda": BlockDevice(path="/dev/vda", devno=None),
                    "/dev/vdb": BlockDevice(path="/dev/vdb", devno=VDB, size=64 * M,
                                            mounts=("/srv",), identity="serial:d1")})
-    assert plan(spec(db={}), host(records=[rec], blockdevs=gone)).converged
+    assert plan(spec(clone_tables(db={})), host(records=[rec], blockdevs=gone)).converged
     target_gone = devs(**{"/dev/vdb": BlockDevice(path="/dev/vdb", devno=None)})
-    assert plan(spec(db={}), host(records=[rec], blockdevs=target_gone)).converged
+    assert plan(spec(clone_tables(db={})), host(records=[rec], blockdevs=target_gone)).converged
 
 
 def test_a_record_is_dropped_while_the_array_runs_out_of_sync():
     recovering = array(SRC, ("vdb", VDB, 1, ("spare",)), sync_action="recover", degraded=1,
                        sync_done=8 * M, sync_total=64 * M, sync_speed=2.0 * M)
-    p = plan(spec(db={}), host([recovering], records=[copy()]))
+    p = plan(spec(clone_tables(db={})), host([recovering], records=[copy()]))
     assert [s.key for s in p.steps] == ["ledger:clones"] and p.steps[0].action.records == ()
     f, = p.in_flight
     assert (f.percent, f.speed, f.eta) == (12.5, 2.0 * M, 28.0)
@@ -159,28 +161,28 @@ def test_a_record_is_dropped_while_the_array_runs_out_of_sync():
 
 def test_a_completed_sync_is_remembered_and_its_array_gone_blocks_the_rebuild():
     mounted = array(SRC, DST, mounts=("/srv",))
-    p = plan(spec(db={}), host([mounted]))
+    p = plan(spec(clone_tables(db={})), host([mounted]))
     assert "in sync, but /dev/md100 is in use (mounted at /srv); stop using /dev/md100 (do " \
         "not use /dev/vdb yet)" in p.blocked[0].reason
     # remembered though the split is blocked
     assert written(p) == {"serial:d1": copy(at=100.0, split=False)}
     # the array gone (a reboot, a stop by hand) without the split: never rebuilt over
-    gone = plan(spec(db={}), host(records=[copy(split=False)]))
+    gone = plan(spec(clone_tables(db={})), host(records=[copy(split=False)]))
     reason = blocked_reason(gone)
     assert reason.startswith("the target /dev/vdb held a complete copy of /dev/vda at "
                              "1970-01-01 00:00:50 UTC and /dev/md100 is gone without the split")
     assert not gone.steps
     # a clone that never completed a sync is rebuilt from the source, as before
-    assert [s.key for s in plan(spec(db={}), host()).steps] == ["clone:db:build",
+    assert [s.key for s in plan(spec(clone_tables(db={})), host()).steps] == ["clone:db:build",
                                                                 "clone:db:add"]
     # a new recopy value copies again
-    again = plan(spec(db={"recopy": "2"}), host(records=[copy(split=False)]))
+    again = plan(spec(clone_tables(db={"recopy": "2"})), host(records=[copy(split=False)]))
     assert "clone:db:build" in [s.key for s in again.steps]
 
 
 def test_abandoned_keeps_the_record():
-    assert plan(spec(db={"state": "abandoned"}), host(records=[copy()])).converged
-    assert plan(spec(db={"state": "abandoned"}), host()).converged
+    assert plan(spec(clone_tables(db={"state": "abandoned"})), host(records=[copy()])).converged
+    assert plan(spec(clone_tables(db={"state": "abandoned"})), host()).converged
 
 
 # -- a completed copy is never written again unless a new recopy value asks ------------------
@@ -193,12 +195,12 @@ def blocked_reason(p, name="db") -> str:
 
 
 def test_a_respelled_target_is_the_same_target_and_stays_split():
-    p = plan(spec(db={"target": ALIAS}), host(records=[copy()]))
+    p = plan(spec(clone_tables(db={"target": ALIAS})), host(records=[copy()]))
     assert p.converged
 
 
 def test_a_renamed_clone_is_blocked_and_the_old_record_kept():
-    p = plan(spec(db2={}), host(records=[copy()]))
+    p = plan(spec(clone_tables(db2={})), host(records=[copy()]))
     reason = blocked_reason(p, "db2")
     assert reason.startswith("the target /dev/vdb (serial:d1) holds a completed copy of "
                              "/dev/vda (serial:d0) made by clone db at 1970-01-01 00:00:50 UTC; "
@@ -209,7 +211,7 @@ def test_a_renamed_clone_is_blocked_and_the_old_record_kept():
 
 
 def test_a_clone_declared_again_after_leaving_the_spec_is_blocked():
-    p = plan(spec(db={}), host(records=[copy(declared=False)]))
+    p = plan(spec(clone_tables(db={})), host(records=[copy(declared=False)]))
     assert "clone db has left the spec (or named other devices) since" in blocked_reason(p)
     assert "ledger:clones" not in [s.key for s in p.steps]
 
@@ -219,40 +221,40 @@ def test_a_clone_declared_again_after_leaving_the_spec_is_blocked():
     ({"state": "mirrored"}, 'the spec now asks for state = "mirrored", which copies again'),
 ])
 def test_a_split_clone_asked_to_copy_again_without_a_new_recopy_value_is_blocked(change, words):
-    p = plan(spec(db=change), host(records=[copy(recopy="2024-06-01")]))
+    p = plan(spec(clone_tables(db=change)), host(records=[copy(recopy="2024-06-01")]))
     assert words in blocked_reason(p)
 
 
 def test_a_recopy_value_copies_once():
     used = copy(recopy="2024-06-01")
-    assert plan(spec(db={"recopy": "2024-06-01"}), host(records=[used])).converged
+    assert plan(spec(clone_tables(db={"recopy": "2024-06-01"})), host(records=[used])).converged
     for again in (replace(used, declared=False), replace(used, clone="other")):
-        p = plan(spec(db={"recopy": "2024-06-01"}), host(records=[again]))
+        p = plan(spec(clone_tables(db={"recopy": "2024-06-01"})), host(records=[again]))
         assert 'recopy = "2024-06-01" was already used for that copy' in blocked_reason(p)
 
 
 def test_a_new_recopy_value_copies_from_the_source_keeping_the_record_until_replaced():
     for rec in (copy(), copy(declared=False), copy("old", recopy="1"), copy(source="/dev/vdc")):
-        p = plan(spec(db={"recopy": "2"}), host(records=[rec]))
+        p = plan(spec(clone_tables(db={"recopy": "2"})), host(records=[rec]))
         steps = {s.key: s for s in p.steps}
         assert {"clone:db:build", "clone:db:add"} <= set(steps)
         assert steps["clone:db:build"].after == frozenset()  # nothing forgotten first
         if "ledger:clones" in steps:
             assert "serial:d1" in written(p)
     # once in sync, the copy is recorded with the value that asked for it
-    p = plan(spec(db={"recopy": "2"}), host([array(SRC, DST)]))
+    p = plan(spec(clone_tables(db={"recopy": "2"})), host([array(SRC, DST)]))
     assert written(p, "ledger:clones:split") == {"serial:d1": copy(at=100.0, recopy="2")}
 
 
 def test_a_withdrawn_recopy_after_a_refused_add_leaves_the_target_protected():
     built = array(SRC)  # the build ran, the add failed or was refused
-    asked = plan(spec(db={"recopy": "2"}), host([built], records=[copy()]))
+    asked = plan(spec(clone_tables(db={"recopy": "2"})), host([built], records=[copy()]))
     steps = {s.key: s for s in asked.steps}
     assert "ledger:clones" in steps["clone:db:add"].after  # "2" marked used before the add
     assert written(asked) == {"serial:d1": copy()}  # the record stays
     mark = steps["ledger:clones"].action
     assert (dict(mark.used), dict(mark.running)) == ({"serial:d1": ("2",)}, {"serial:d1": "2"})
-    withdrawn = plan(spec(db={}), host([built], records=[copy()]))
+    withdrawn = plan(spec(clone_tables(db={})), host([built], records=[copy()]))
     reason = blocked_reason(withdrawn)
     assert "holds a completed copy" in reason and "runs without it" in reason
     assert not withdrawn.steps
@@ -261,14 +263,14 @@ def test_a_withdrawn_recopy_after_a_refused_add_leaves_the_target_protected():
 def test_a_new_recopy_value_still_refuses_a_target_in_use():
     busy = devs(**{"/dev/vdb": BlockDevice(path="/dev/vdb", devno=VDB, size=64 * M,
                                            mounts=("/srv",), identity="serial:d1")})
-    p = plan(spec(db={"recopy": "2"}), host(records=[copy()], blockdevs=busy))
+    p = plan(spec(clone_tables(db={"recopy": "2"})), host(records=[copy()], blockdevs=busy))
     assert blocked_reason(p) == ('recopy = "2" asks for a new copy onto /dev/vdb; but the target '
                                  '/dev/vdb is mounted at /srv; the copy would overwrite it')
     assert not p.steps
 
 
 def test_two_clones_naming_one_device_are_both_refused():
-    p = plan(spec(a={}, b={"source": "/dev/vdc", "target": ALIAS, "md": "/dev/md101"}), host())
+    p = plan(spec(clone_tables(a={}, b={"source": "/dev/vdc", "target": ALIAS, "md": "/dev/md101"})), host())
     assert not p.steps
     assert {b.object: b.reason for b in p.blocked} == {
         "clone a": f"/dev/vdb is the same device as {ALIAS} of clone b (serial:d1); a device "
@@ -289,9 +291,9 @@ def test_an_unstable_identity_also_matches_the_path_as_spelt():
     renumbered = devs(**{"/dev/vdb": BlockDevice(path="/dev/vdb", devno=(254, 64), size=64 * M,
                                                  identity="devno:254:64,size:67108864")})
     rec = copy(target_id="devno:254:16,size:67108864")
-    assert plan(spec(db={}), host(records=[rec], blockdevs=renumbered)).converged
+    assert plan(spec(clone_tables(db={})), host(records=[rec], blockdevs=renumbered)).converged
     assert "clone db2 is not the clone" in blocked_reason(
-        plan(spec(db2={}), host(records=[rec], blockdevs=renumbered)), "db2")
+        plan(spec(clone_tables(db2={})), host(records=[rec], blockdevs=renumbered)), "db2")
 
 
 def test_a_format_1_ledger_is_identified_and_rewritten():
@@ -300,18 +302,18 @@ def test_a_format_1_ledger_is_identified_and_rewritten():
               CloneRecord(clone="gone", source="/dev/vdx", target="/dev/vdy", md="/dev/md7",
                           split_at=40.0)]
     unseen = devs(**{p: BlockDevice(path=p, devno=None) for p in ("/dev/vdx", "/dev/vdy")})
-    p = plan(spec(db={"target": ALIAS}), host(records=legacy, legacy=True, blockdevs=unseen))
+    p = plan(spec(clone_tables(db={"target": ALIAS})), host(records=legacy, legacy=True, blockdevs=unseen))
     assert [s.key for s in p.steps] == ["ledger:clones"]
     assert written(p) == {"serial:d1": copy(),  # identified; still its clone's: stays split
                           "path:/dev/vdy": replace(legacy[1], declared=False)}
     assert p.steps[0].action.describe().startswith(
         "rewrite the ledger with device identities (format 2)")
     # renamed before the upgrade: the record protects the target all the same
-    p = plan(spec(db2={}), host(records=legacy[:1], legacy=True))
+    p = plan(spec(clone_tables(db2={})), host(records=legacy[:1], legacy=True))
     assert "made by clone db at" in blocked_reason(p, "db2")
     assert written(p) == {"serial:d1": copy(declared=False)}
     # an unidentified record protects its path as spelt
-    p = plan(spec(db={"source": "/dev/vda", "target": "/dev/vdy"}),
+    p = plan(spec(clone_tables(db={"source": "/dev/vda", "target": "/dev/vdy"})),
              host(records=legacy[1:], legacy=True, blockdevs=unseen))
     assert "made by clone gone" in blocked_reason(p)
 
@@ -319,16 +321,16 @@ def test_a_format_1_ledger_is_identified_and_rewritten():
 def test_abandoned_refuses_to_stop_an_array_in_use_or_not_its_own():
     busy = array(SRC, ("vdb", VDB, 1, ("spare",)), sync_action="recover", degraded=1,
                  mounts=("/srv/db",))
-    p = plan(spec(db={"state": "abandoned"}), host([busy]))
+    p = plan(spec(clone_tables(db={"state": "abandoned"})), host([busy]))
     assert "/dev/md100 is in use (mounted at /srv/db)" in p.blocked[0].reason and not p.steps
     other = array(("vdc", VDC, 0, ("in_sync",)))
-    p = plan(spec(db={"state": "abandoned"}), host([other]))
+    p = plan(spec(clone_tables(db={"state": "abandoned"})), host([other]))
     assert "without the source" in p.blocked[0].reason and not p.steps
 
 
 def test_mirrored_in_sync_is_converged_and_unmanaged_arrays_are_listed():
     st = host([array(SRC, DST), array(("vdc", VDC, 0, ("in_sync",)), name="md5", metadata="1.2")])
-    p = plan(spec(db={"state": "mirrored"}), st)
+    p = plan(spec(clone_tables(db={"state": "mirrored"})), st)
     assert p.converged and p.unmanaged == ("md md5",)
 
 

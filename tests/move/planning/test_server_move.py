@@ -11,12 +11,12 @@ grow what the move left.
 from dataclasses import replace
 from pathlib import Path
 from support import M, FIXTURES
+from support.specs import spec
 
 from reconciler import actions, executing, planning, state
 from reconciler.state import iscsi as state_iscsi
 from reconciler.adapters import lvm
 from reconciler.runner import CommandResult
-from reconciler.spec import models
 from reconciler.units import Size
 
 FIX = FIXTURES / "outputs" / "lvm"
@@ -36,10 +36,6 @@ def without(st, *lvs, vg="vgglobal"):
 def with_lv(st, lv, vg="vgglobal", **kw):
     g = st.vgs[vg]
     return replace(st, vgs={**st.vgs, vg: replace(g, lvs={**g.lvs, lv: replace(g.lvs[lv], **kw)})})
-
-
-def spec(doc):
-    return models.Spec.model_validate(doc)
 
 
 def copies_spec(**lv):
