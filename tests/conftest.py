@@ -1,6 +1,7 @@
 """Root fixtures: size constants, and the tripwire that keeps unit tests off real processes.
 
-``M`` and ``G`` (bytes) come from ``support`` (``from support import M, G``).
+``M`` and ``G`` (bytes) come from ``support`` (``from support import M, G``); the fixtures
+``host`` (support.fixtures) and ``scenario`` (support.scenario) are registered here.
 
 The tripwire (autouse): a test that starts a real process fails, whether it meant to or
 not: a runner left a ``SubprocessRunner`` where a simulated host belonged, a helper
@@ -12,7 +13,7 @@ no ``except Exception`` swallows it) and the test fails at teardown even if some
 Opting out, explicitly: tests under ``tests/lab`` (marked ``lab``), and tests marked
 ``real_process`` because running a real process is what they test. Those are:
 
-* tests/test_runner.py: the SubprocessRunner itself (timeouts, kills, openers);
+* tests/runner/test_runner.py: the SubprocessRunner itself (timeouts, kills, openers);
 * tests/daemon/test_logs.py, test_runtime_errors.py, test_signals_and_lock.py: the CLI
   or daemon as a separate process (signals, the instance lock, stderr);
 * tests/daemon/test_spec_writers.py: git commits a spec like a GitOps writer;
@@ -29,6 +30,8 @@ import subprocess
 import pytest
 
 from support import G, M  # noqa: F401 - the size constants, importable from here too
+from support.fixtures import host  # noqa: F401 - the small simulated host (tests/simulate, tests/lvm/simulate)
+from support.scenario import scenario  # noqa: F401 - one host under the real pass (tests/*/scenarios)
 
 
 class RealProcessStarted(BaseException):

@@ -106,14 +106,13 @@ def test_an_iscsi_target_in_the_capture_is_seeded_and_plans_as_the_host(reconcil
 def test_a_shared_vg_in_the_capture_is_refused_by_name(reconcile, tmp_path):
     """A lockd node's own fullreport and ``lvmlockctl --info`` in a capture: seeding the
     shared VG as a local one would plan something else than the node does."""
-    sys.path.insert(0, str(ROOT / "tests" / "lockd"))
-    import lockd_sim
+    from support import lockd_sim
     c = lockd_sim.cluster()
     nodes = lockd_sim.nodes(tmp_path / "spec", c)
     (tmp_path / "spec").mkdir()
     from loguru import logger
     logger.remove()  # the real passes log: not into an earlier test's closed stream
-    nodes.converge(nodes.spec(lockd_sim.spec(lockd_sim.data(all="shared"))), max_rounds=4)
+    nodes.converge(nodes.spec(lockd_sim.shared_vg(lockd_sim.data(all="shared"))), max_rounds=4)
     node = c.node("node-a")
     from reconciler.adapters import lockd as lockd_adapter
     from reconciler.adapters.lvm_report import FULLREPORT_ARGV

@@ -1,11 +1,11 @@
 """One test per field procedure, run against the simulated host until converged."""
 
-from support import M, G
+from support import M, G, ROOT
 
 from reconciler import controller
 from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost, demo
-from seed000 import SEED000_SPEC, seed000_host
+from support.seed000 import SEED000_SPEC, seed000_host
 
 
 def test_seed000_evacuate_lun30_then_vgreduce(scenario):
@@ -29,7 +29,7 @@ def test_demo_host_converges_with_the_shipped_spec(scenario):
     from reconciler.spec import loading
     from pathlib import Path
     sc = scenario(demo.default_host())
-    spec = loading.load(Path(__file__).parents[2] / "specs" / "demo")
+    spec = loading.load(ROOT / "specs" / "demo")
     final = sc.converge(spec, max_passes=2000)
     assert final.exit_code == 0
     assert "vg vgarc" in final.final.unmanaged

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from simtools import run
+from support.simtools import run
 
 from reconciler.runner import Command
 from reconciler.simulate import SimulatedCrash

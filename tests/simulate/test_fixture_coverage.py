@@ -12,17 +12,17 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
-OUTPUTS = TESTS / "fixtures" / "outputs"
-COMPARING_MODULES = (TESTS / "simulate" / "test_recorded_scenarios.py",
-                     TESTS / "simulate" / "test_handover_recorded.py",
-                     TESTS / "md" / "test_md_simulator.py",
-                     TESTS / "lockd" / "test_lockd_fixture_facts.py",
-                     TESTS / "lockd" / "test_lockd_recordings.py",
-                     TESTS / "iscsi" / "test_iscsi_simulator_vs_recorded.py",
-                     TESTS / "drbd" / "test_drbd_simulator.py")
+from support import FIXTURES, TESTS
+
+OUTPUTS = FIXTURES / "outputs"
+COMPARING_MODULES = (TESTS / "lvm" / "simulate" / "test_recorded_scenarios.py",
+                     TESTS / "lvm" / "simulate" / "test_handover_recorded.py",
+                     TESTS / "md" / "simulate" / "test_md_simulator.py",
+                     TESTS / "lockd" / "simulate" / "test_lockd_fixture_facts.py",
+                     TESTS / "lockd" / "simulate" / "test_lockd_recordings.py",
+                     TESTS / "iscsi" / "simulate" / "test_iscsi_simulator_vs_recorded.py",
+                     TESTS / "drbd" / "simulate" / "test_drbd_simulator.py")
 
 
 def _claims() -> dict[str, str]:

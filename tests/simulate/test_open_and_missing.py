@@ -7,7 +7,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from simtools import MiB, open_device, run
+from support import M
+from support.simtools import open_device, run
 
 from reconciler import controller, state
 from reconciler.adapters import lvm
@@ -25,7 +26,7 @@ def observe(host: SimulatedHost):
 
 @pytest.fixture
 def lvhost(host):
-    assert run(host, "lvcreate", "--yes", "--name", "data", "--size", f"{64 * MiB}b", "vg").rc == 0
+    assert run(host, "lvcreate", "--yes", "--name", "data", "--size", f"{64 * M}b", "vg").rc == 0
     return host
 
 
@@ -56,7 +57,7 @@ def test_an_open_lv_is_shown_open_and_lvremove_refuses_it(lvhost, how, message):
 
 
 def test_a_failed_disk_leaves_its_pv_missing_and_the_vg_partial(lvhost):
-    run(lvhost, "lvcreate", "--yes", "--name", "onc", "--size", f"{8 * MiB}b", "vg", "/dev/vdc")
+    run(lvhost, "lvcreate", "--yes", "--name", "onc", "--size", f"{8 * M}b", "vg", "/dev/vdc")
     lvhost.fail_device("/dev/vdc")
     st, stderr = observe(lvhost)
     vg = st.vgs["vg"]
@@ -69,7 +70,7 @@ def test_a_failed_disk_leaves_its_pv_missing_and_the_vg_partial(lvhost):
     assert stderr.startswith(f"  WARNING: VG vg is missing PV {uuid} (last written to /dev/vdc).\n"
                              f"  WARNING: Couldn't find all devices for LV vg/onc ")
     assert "Couldn't find device with uuid" not in stderr
-    res = run(lvhost, "lvcreate", "--yes", "--name", "x", "--size", f"{8 * MiB}b", "vg")
+    res = run(lvhost, "lvcreate", "--yes", "--name", "x", "--size", f"{8 * M}b", "vg")
     assert res.rc == 5 and "Cannot change VG vg while PVs are missing." in res.stderr
     res = run(lvhost, "lvremove", "--yes", "vg/onc")  # lvm does remove it (recorded)
     assert res.rc == 0 and "onc" not in lvhost.vg("vg").lvs
@@ -77,7 +78,7 @@ def test_a_failed_disk_leaves_its_pv_missing_and_the_vg_partial(lvhost):
 
 
 def test_a_raid1_image_on_a_failed_disk_is_out_of_sync_once_md_notices(host):
-    run(host, "lvcreate", "--yes", "--name", "m", "--size", f"{32 * MiB}b", "vg", "/dev/vdb")
+    run(host, "lvcreate", "--yes", "--name", "m", "--size", f"{32 * M}b", "vg", "/dev/vdb")
     run(host, "lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg/m", "/dev/vdc")
     host.clock.advance(60)
     host.fail_device("/dev/vdc")
@@ -134,8 +135,8 @@ def test_openers_of_a_disk_include_its_partitions_and_the_reverse():
     """As the real scan reads sysfs: a partition held open is its disk in use (md or dd onto
     the disk overwrites it), and a disk held open is each partition in use."""
     host = SimulatedHost(name="local")
-    host.add_device("/dev/vdc", 64 * MiB)
-    part = host.add_partition("/dev/vdc", 1, 32 * MiB)
+    host.add_device("/dev/vdc", 64 * M)
+    part = host.add_partition("/dev/vdc", 1, 32 * M)
     host.open_device(part, 4242, "postgres")
     assert host.openers(["/dev/vdc", part]) == {"/dev/vdc": ("pid 4242 (postgres)",),
                                                 part: ("pid 4242 (postgres)",)}

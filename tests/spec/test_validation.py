@@ -13,10 +13,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from support import ROOT
+
 from reconciler import errors, units
 from reconciler.spec import loading, models
 
-ROOT = Path(__file__).resolve().parents[2]
 
 VG = """
 [vg.vg0]

@@ -6,7 +6,8 @@ virtual clock, one spec file, and for each node what one reconciler process keep
 ran. A pass is ``controller.reconcile_once`` itself, never a re-implementation, so the
 pass's memory, requeue and stall handling run in every multi-node test.
 
-* ``spec(text)``: writes the TOML text (dedented) as the spec file and loads it.
+* ``spec(text_or_dict)``: writes the spec file (TOML text dedented, or a dict rendered by
+  ``support.specs``) and loads it with the real loader.
 * ``one_pass(node, loaded)``: one pass on one node -> ``Pass`` (the ``PassResult`` plus the
   commands that pass ran, ``changes`` being those that change the host).
 * ``round(loaded, order)``: one pass per node in ``order`` ("a first", "b first");
@@ -29,11 +30,12 @@ the reboot; ``LockdCluster.crash``/``recover``).
 
 from __future__ import annotations
 
-import textwrap
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from support import specs
 
 from reconciler import controller, executing
 from reconciler.runner import Command, CommandResult
@@ -221,10 +223,10 @@ class Nodes:
 
     # -- the spec ------------------------------------------------------------------------
 
-    def spec(self, text: str, name: str = "spec.toml") -> loading.LoadedSpec:
-        path = self.tmp / name
-        path.write_text(textwrap.dedent(text))
-        return loading.load(path)
+    def spec(self, doc: str | Mapping, name: str = "spec.toml") -> loading.LoadedSpec:
+        """The spec file ``name`` of every node (TOML text, dedented, or a dict rendered as
+        TOML), loaded by the real loader (``support.specs``)."""
+        return specs.load(doc, directory=self.tmp, name=name)
 
     # -- passes --------------------------------------------------------------------------
 

@@ -1,0 +1,297 @@
+"""DRBD spec validation, the adapter's parsers on lab recordings, rendering and planning
+refusals that need no simulator (issue 11)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from support import FIXTURES, ROOT
+
+from reconciler import errors, state
+from reconciler.adapters import drbd
+from reconciler.planning.drbd import plan_drbd
+from reconciler.runner import Command, CommandResult
+from reconciler.spec import loading
+
+OUT = FIXTURES / "outputs" / "drbd"
+BASE = """
+[drbd.r0]
+{extra}
+[drbd.r0.nodes.a]
+disk = "/dev/vdb"
+address = "10.0.0.1"
+role = "{role_a}"
+[drbd.r0.nodes.b]
+disk = "/dev/vdb"
+address = "10.0.0.2"
+role = "{role_b}"
+"""
+
+
+def load(tmp_path, extra="", role_a="primary", role_b="secondary"):
+    (tmp_path / "s.toml").write_text(textwrap.dedent(BASE.format(extra=extra, role_a=role_a, role_b=role_b)))
+    return loading.load(tmp_path / "s.toml")
+
+
+def problems(tmp_path, **kw) -> str:
+    with pytest.raises(errors.SpecError) as exc:
+        load(tmp_path, **kw)
+    return str(exc.value)
+
+
+def test_two_primaries_need_the_opt_in(tmp_path):
+    assert "allow_two_primaries" in problems(tmp_path, role_b="primary")
+    assert load(tmp_path, extra="allow_two_primaries = true", role_b="primary").spec.drbd["r0"].allow_two_primaries
+
+
+def test_named_nodes_must_be_the_resources_own(tmp_path):
+    assert "initial_sync_from 'c' is not one of" in problems(tmp_path, extra='initial_sync_from = "c"')
+    assert "split_brain_victim 'x' is not one of" in problems(
+        tmp_path, extra='split_brain_victim = "x@0123456789ABCDEF"')
+
+
+def test_declarations_that_give_data_up_are_bound_to_their_object(tmp_path):
+    # a split-brain victim names the incident, a wipe the disk: a bare node or true is refused
+    assert '"<node>@<incident>"' in problems(tmp_path, extra='split_brain_victim = "a"')
+    text = BASE.replace('role = "{role_a}"', 'role = "{role_a}"\nwipe = true', 1)
+    (tmp_path / "w.toml").write_text(textwrap.dedent(text.format(extra="", role_a="primary", role_b="secondary")))
+    with pytest.raises(errors.SpecError, match="wipe = true is not accepted.*the disk's identity"):
+        loading.load(tmp_path / "w.toml")
+    res = load(tmp_path, extra='split_brain_victim = "b@0123456789abcdef"').spec.drbd["r0"]
+    assert res.split_brain_victim == "b@0123456789abcdef"
+
+
+def test_bad_values_are_refused(tmp_path):
+    (tmp_path / "s.toml").write_text(textwrap.dedent(BASE.format(extra='protocol = "D"', role_a="primary",
+                                                                 role_b="secondary")))
+    with pytest.raises(errors.SpecError):
+        loading.load(tmp_path / "s.toml")
+    bad_addr = BASE.replace('"10.0.0.2"', '"10.0.0.2:7789"')
+    (tmp_path / "s.toml").write_text(textwrap.dedent(bad_addr.format(extra="", role_a="primary", role_b="secondary")))
+    with pytest.raises(errors.SpecError, match="not an IP address"):
+        loading.load(tmp_path / "s.toml")
+
+
+def test_a_node_gets_only_the_resources_it_is_in(tmp_path):
+    loaded = load(tmp_path)
+    assert list(loaded.for_node("a").drbd) == ["r0"] and not loaded.for_node("c").drbd
+
+
+def test_shipped_example_renders_drbd_utils_syntax():
+    loaded = loading.load(ROOT / "specs" / "examples" / "drbd.toml")
+    text = drbd.render("drbd1", loaded.spec.drbd["drbd1"])
+    assert drbd.is_managed(text, "drbd1") and "on node1 {" in text and "address ipv4 10.0.0.1:7789;" in text
+    assert drbd.config_disk(text, "node2") == "/dev/hdd1"
+
+
+def test_proc_drbd_sync_progress_from_the_lab():
+    _, minors = drbd.parse_proc((OUT / "proc/29_syncsource_0_node-a.txt").read_text())
+    s = minors[0].sync
+    assert (minors[0].cstate, s.percent, s.left_kib, s.total_kib, s.speed_kib, s.eta) == (
+        "SyncSource", 12.5, 60552, 65496, 4944, 11.0)
+    _, minors = drbd.parse_proc((OUT / "proc/30_synctarget_0_node-b.txt").read_text())
+    assert minors[0].sync.speed_kib == 5768 and minors[0].syncing
+
+
+def test_standalone_has_no_protocol_column():
+    _, minors = drbd.parse_proc((OUT / "proc/67_split_brain_node-a.txt").read_text())
+    assert (minors[0].cstate, minors[0].protocol, minors[0].oos_kib) == ("StandAlone", "", 1064)
+
+
+def test_drbd9_proc_is_refused_with_a_reason():
+    with pytest.raises(drbd.UnsupportedDrbd, match="drbdsetup status"):
+        drbd.parse_proc("version: 9.2.4 (api:2/proto:86-122)\nGIT-hash: x\nTransports (api:18): tcp (9.2.4)\n")
+
+
+def test_wipefs_recordings():
+    def sigs(name):
+        text = (OUT / name).read_text().split("--- stdout\n")[1].split("--- stderr")[0]
+        return drbd.parse_wipefs(text)
+    assert sigs("commands/12_wipefs_used_node-a.txt") == ("ext4",)
+    assert sigs("commands/14_wipefs_blank_node-a.txt") == ()
+    assert sigs("commands/17_wipefs_after_create_md_node-a.txt") == ("drbd",)
+
+
+@pytest.mark.parametrize("name,kind", [("43_secondary_mounted_refused_node-a.txt", errors.FailureKind.BUSY),
+                                       ("27_primary_inconsistent_refused_node-b.txt", errors.FailureKind.FATAL),
+                                       ("10_create_md_used_no_node-a.txt", errors.FailureKind.FATAL)])
+def test_recorded_failures_are_classified(name, kind):
+    text = (OUT / "commands" / name).read_text()
+    head, _, rest = text.partition("--- stdout\n")
+    out, _, err = rest.partition("--- stderr\n")
+    argv = tuple(head.splitlines()[0].removeprefix("argv: ").split())
+    res = CommandResult(command=Command(argv=argv), rc=int(head.splitlines()[1][4:]), stdout=out, stderr=err)
+    exc = drbd.failure(res)
+    assert exc.kind is kind
+    if name.startswith("10_"):
+        assert "Found ext3 filesystem" in str(exc.stderr)  # the reason reaches the operator
+
+
+def _host(config, minors=None, backing=None, mounts=(), records=None, hostname="a"):
+    rs = state.DrbdResourceState(name="r0", config_path="/etc/drbd.d/r0.res", config=config, mounts=mounts,
+                                 disk_id="serial:vdb-a",
+                                 managed=config is not None and drbd.is_managed(config, "r0"),
+                                 config_disk=drbd.config_disk(config, "a"))
+    if records is None:  # a resource up: its metadata recorded (the ledger's own tests are elsewhere)
+        records = [state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI,
+                                        "created")] if minors else []
+    ledger = state.DrbdLedger("/var/lib/reconciler/drbd.json", {r.key: r for r in records})
+    return state.HostState(host="local", drbd=state.DrbdHost(loaded=True, version="8.4.11", minors=minors or {},
+                                                             resources={"r0": rs}, backing=backing or {},
+                                                             hostname=hostname, ledger=ledger))
+
+
+GI_USED = state.Gi("A923D7CF74DD8F8F", "AE17373DD4A5E47C", "6BDD0A6494603146", "6BDC0A6494603147")
+
+
+def test_create_md_is_not_planned_on_a_used_disk(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("ext4",))})
+    out = plan_drbd(spec, st, "a")
+    assert not any(s.action.key.endswith("create-md") for s in out.steps)
+    assert any("holds ext4" in b.reason and 'wipe = "serial:vdb-a"' in b.reason for b in out.blocked)
+
+
+def test_recorded_metadata_is_brought_up_as_it_is_whatever_the_data_area_holds(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    rec = state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI, "created")
+    for sigs in (("drbd",), ("ext4", "drbd")):
+        st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", sigs, gi=GI_USED)}, records=[rec])
+        out = plan_drbd(spec, st, "a")
+        keys = [s.action.key for s in out.steps]
+        assert "drbd:r0:up" in keys and "drbd:r0:create-md" not in keys and not out.blocked, sigs
+
+
+def test_metadata_not_tied_to_the_resource_is_refused_with_its_generation_identifiers(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    other = state.DrbdMetaRecord("r0", "a", "serial:another", "/dev/vdc", state.JUST_CREATED_GI, "created")
+    for records in ((), (other,)):
+        st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",), gi=GI_USED)},
+                   records=records)
+        out = plan_drbd(spec, st, "a")
+        assert [s.action.key for s in out.steps] == ["drbd:r0:config"], records  # no up, no create-md
+        reason = " ".join(b.reason for b in out.blocked)
+        assert "/dev/vdb (serial:vdb-a) holds DRBD metadata the reconciler cannot tie to r0" in reason
+        assert str(GI_USED) in reason and "drbdadm dump-md r0" in reason
+
+
+def test_a_wipe_is_bound_to_the_disk_it_names(tmp_path):
+    backing = {"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",), gi=GI_USED)}
+    text = BASE.replace('role = "{role_a}"', 'role = "{role_a}"\nwipe = "serial:another-disk"', 1)
+    (tmp_path / "w.toml").write_text(textwrap.dedent(text.format(extra="", role_a="primary", role_b="secondary")))
+    out = plan_drbd(loading.load(tmp_path / "w.toml").for_node("a"), _host(None, backing=backing), "a")
+    assert [s.action.key for s in out.steps] == ["drbd:r0:config"]
+    assert 'wipe = "serial:another-disk" names another disk' in out.blocked[0].reason
+    text = BASE.replace('role = "{role_a}"', 'role = "{role_a}"\nwipe = "serial:vdb-a"', 1)
+    (tmp_path / "w.toml").write_text(textwrap.dedent(text.format(extra="", role_a="primary", role_b="secondary")))
+    out = plan_drbd(loading.load(tmp_path / "w.toml").for_node("a"), _host(None, backing=backing), "a")
+    create = [s.action for s in out.steps if s.action.key == "drbd:r0:create-md"]
+    assert create and create[0].force, out
+    assert [s.action.key for s in out.steps if s.action.key == "drbd:r0:record"]
+
+
+def test_no_promotion_while_the_peer_is_unreachable(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    m = state.DrbdMinor(minor=0, cstate="WFConnection", role="Secondary", peer_role="Unknown",
+                        disk="UpToDate", peer_disk="DUnknown", protocol="C")
+    out = plan_drbd(spec, _host(text, {0: m}), "a")
+    # a wait on the peer (issue 17: waiting on another node, not an error), never a promotion
+    assert not out.steps and not out.blocked
+    assert [(f.waiting_on, "split brain" in f.what) for f in out.in_flight] == [("b", True)]
+
+
+def test_timeouts_and_controller_are_drbds_defaults_unless_declared(tmp_path):
+    text = drbd.render("r0", load(tmp_path).spec.drbd["r0"])
+    for option in ("connect-int", "ping-int", "ping-timeout", "c-plan-ahead", "after-sb", "net {", "disk {"):
+        assert option not in text, text
+    extra = ("resync_rate = \"400M\"\n[drbd.r0.net]\nconnect_int = 1\nping_int = 1\nping_timeout = 2\n"
+             "[drbd.r0.disk]\nc_plan_ahead = 0")
+    text = drbd.render("r0", load(tmp_path, extra=extra).spec.drbd["r0"])
+    assert ("  net {\n    connect-int 1;\n    ping-int 1;\n    ping-timeout 20;\n  }\n"
+            "  disk {\n    c-plan-ahead 0;\n    resync-rate 409600k;\n  }\n") in text
+    text = drbd.render("r0", load(tmp_path, extra="[drbd.r0.disk]\nc_plan_ahead = 2.5").spec.drbd["r0"])
+    assert "  disk {\n    c-plan-ahead 25;\n  }\n" in text
+
+
+@pytest.mark.parametrize("table,bad,match", [
+    ("net", "connect_int = 0", "greater than or equal to 1"),
+    ("net", "ping_int = 121", "less than or equal to 120"),
+    ("net", "ping_timeout = 0.25", "tenths of a second"),
+    ("net", "ping_timeout = true", "not a boolean"),
+    ("disk", "c_plan_ahead = 31", "less than or equal to 30"),
+    ("net", "after_sb_0pri = \"discard-secondary\"", "not one of DRBD 8.4's"),
+    ("net", "after_sb_1pri = \"discard-younger-primary\"", "not one of DRBD 8.4's"),
+    ("net", "after_sb_2pri = \"consensus\"", "not one of DRBD 8.4's"),
+    ("net", "after_sb_0pri = \"discard-node-c\"", "'c' is not one of this resource's nodes"),
+    ("net", "after_sb_3pri = \"disconnect\"", "after_sb_3pri"),
+])
+def test_bad_net_and_disk_options_are_refused(tmp_path, table, bad, match):
+    assert re.search(match, problems(tmp_path, extra=f"[drbd.r0.{table}]\n{bad}")), bad
+
+
+def test_after_split_brain_policies_are_rendered_into_net(tmp_path):
+    extra = ("allow_two_primaries = true\n[drbd.r0.net]\nafter_sb_0pri = \"discard-node-b\"\n"
+             "after_sb_1pri = \"discard-secondary\"\nafter_sb_2pri = \"disconnect\"")
+    text = drbd.render("r0", load(tmp_path, extra=extra, role_b="primary").spec.drbd["r0"])
+    assert ("  net {\n    allow-two-primaries yes;\n    after-sb-0pri discard-node-b;\n"
+            "    after-sb-1pri discard-secondary;\n    after-sb-2pri disconnect;\n  }\n") in text
+
+
+def test_dual_primary_waits_for_the_peers_disk_to_be_uptodate(tmp_path):
+    spec = load(tmp_path, extra="allow_two_primaries = true", role_b="primary").for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    for peer_role, peer_disk in (("Primary", "Inconsistent"), ("Primary", "Diskless"), ("Secondary", "Inconsistent")):
+        m = state.DrbdMinor(minor=0, cstate="Connected", role="Secondary", peer_role=peer_role,
+                            disk="UpToDate", peer_disk=peer_disk, protocol="C")
+        out = plan_drbd(spec, _host(text, {0: m}), "a")
+        assert not out.steps and any("UpToDate" in f.what for f in out.in_flight), (peer_role, peer_disk)
+    m = state.DrbdMinor(minor=0, cstate="Connected", role="Secondary", peer_role="Primary",
+                        disk="UpToDate", peer_disk="UpToDate", protocol="C")
+    assert [s.action.key for s in plan_drbd(spec, _host(text, {0: m}), "a").steps] == ["drbd:r0:role"]
+
+
+def test_two_primaries_without_the_opt_in_never_promote_while_the_peer_is_primary(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    assert "allow-two-primaries" not in text
+    m = state.DrbdMinor(minor=0, cstate="Connected", role="Secondary", peer_role="Primary",
+                        disk="UpToDate", peer_disk="UpToDate", protocol="C")
+    out = plan_drbd(spec, _host(text, {0: m}), "a")
+    assert not out.steps and any("to become secondary" in f.what for f in out.in_flight)
+
+
+def test_a_split_brain_without_a_bitmap_uuid_has_no_incident_and_is_never_resolved(tmp_path):
+    spec = load(tmp_path, extra='split_brain_victim = "a@0000000000000000"').for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    m = state.DrbdMinor(minor=0, cstate="StandAlone", role="Primary", peer_role="Unknown",
+                        disk="UpToDate", peer_disk="DUnknown")
+    st = _host(text, {0: m})
+    rs = dataclasses.replace(st.drbd.resources["r0"], split_brain=True,
+                             gi=state.Gi("A923D7CF74DD8F8F", "0000000000000001", "0" * 16, "0" * 16))
+    st = dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, resources={"r0": rs}))
+    out = plan_drbd(spec, st, "a")
+    assert not out.steps and "its incident cannot be identified" in out.blocked[0].reason
+
+
+def test_a_resource_file_change_never_adjusts_an_unconfigured_minor_onto_untied_metadata(tmp_path):
+    # 8.4's /proc/drbd says "cs:Unconfigured" for a minor that exists StandAlone, Diskless and
+    # Secondary (a detached and disconnected node): drbdadm adjust would attach the declared
+    # disk and connect, whatever metadata it holds, around the identity check of create-md/up
+    spec = load(tmp_path).for_node("a")
+    m = drbd.parse_proc("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Unconfigured\n")[1]
+    assert m[0].cstate == m[0].disk == "Unconfigured"
+    older = drbd.render("r0", spec.drbd["r0"]).replace(":7789;", ":7790;")  # ours, an older spec
+    for config in (None, older):
+        st = _host(config, minors=m, records=[],
+                   backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",), gi=GI_USED)})
+        out = plan_drbd(spec, st, "a")
+        adjusts = [s.action for s in out.steps if "adjust" in " ".join(
+            " ".join(c.argv) for c in s.action.commands())]
+        assert not adjusts, (config, [a.describe() for a in adjusts])
+        assert any("cannot tie to r0" in b.reason for b in out.blocked), config

@@ -1,0 +1,93 @@
+"""The one spec builder: TOML a person would write, loaded by the real loader.
+
+A test's spec is TOML text, or built from small dicts (``spec(vg={"vg0": {...}})`` or
+``spec({"vg": {...}})``), rendered as TOML (``toml()``), written to a spec file and loaded by
+``reconciler.spec.loading.load``: the file/key checks, the merge rules and the problems
+(``SpecError``, each naming its file and key) are the product's own, never a test's
+shortcut around them.
+
+* ``toml(doc)``: the TOML text of a dict (tables as ``[a.b]`` headers, scalars and lists as
+  values, a dict inside a list inline).
+* ``write(doc_or_text, directory, name)``: the spec file (text is dedented).
+* ``load(doc_or_text, directory=..., name=..., **tables)`` -> ``LoadedSpec``; without a
+  directory the file lives in a temporary one for the duration of the load.
+* ``spec(...)``: the same, -> ``models.Spec`` (what pure planning tests hand the planner).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.spec import loading, models
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(key: str) -> str:
+    return key if _BARE.match(key) else json.dumps(key)
+
+
+def value(v) -> str:
+    """One TOML value: strings quoted, booleans lowercase, lists and inline tables."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_key(k)} = {value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"no TOML value for {v!r}")
+
+
+def toml(doc: Mapping) -> str:
+    """``doc`` as TOML text: each dict a ``[dotted.header]`` table, its other keys values."""
+    lines: list[str] = []
+
+    def table(path: tuple[str, ...], body: Mapping) -> None:
+        scalars = [(k, v) for k, v in body.items() if not isinstance(v, Mapping)]
+        tables = [(k, v) for k, v in body.items() if isinstance(v, Mapping)]
+        if path and (scalars or not tables):
+            lines.append("[" + ".".join(_key(p) for p in path) + "]")
+        lines.extend(f"{_key(k)} = {value(v)}" for k, v in scalars)
+        for k, v in tables:
+            table(path + (k,), v)
+
+    table((), doc)
+    return "\n".join(lines) + "\n"
+
+
+def _doc(doc: Mapping | str | None, tables: dict) -> str:
+    if isinstance(doc, str):
+        if tables:
+            raise TypeError("spec text and tables given together")
+        return textwrap.dedent(doc)
+    return toml({**(doc or {}), **tables})
+
+
+def write(doc: Mapping | str | None, directory: Path, name: str = "spec.toml", **tables) -> Path:
+    """Write the spec file ``directory/name`` (TOML text, or a dict and/or tables rendered)."""
+    path = Path(directory) / name
+    path.write_text(_doc(doc, tables))
+    return path
+
+
+def load(doc: Mapping | str | None = None, /, *, directory: Path | None = None,
+         name: str = "spec.toml", **tables) -> loading.LoadedSpec:
+    """The spec loaded by the real loader (``SpecError`` naming file and key on a problem)."""
+    if directory is not None:
+        return loading.load(write(doc, directory, name, **tables))
+    with tempfile.TemporaryDirectory(prefix="spec-") as tmp:
+        return loading.load(write(doc, Path(tmp), name, **tables))
+
+
+def spec(doc: Mapping | str | None = None, /, **tables) -> models.Spec:
+    """The validated ``models.Spec`` of a dict, tables or TOML text (through ``load``)."""
+    return load(doc, **tables).spec
