@@ -7,7 +7,7 @@ commands modelled are those the reconciler runs on a shared VG (``lvm fullreport
 ``lvcreate --activate n``, ``lvchange -aey|-asy|-aln|--refresh``, lvextend, lvremove,
 ``pvmove --background --name``, ``dmsetup remove``) plus what an admin does by hand in the
 recordings (``lvremove --lockopt skiplv``); every message is the one recorded in
-tests/fixtures/outputs/lvmlockd/commands (compared by tests/lockd/test_lockd_simulator.py).
+tests/fixtures/outputs/lvmlockd/commands (compared by tests/lockd/simulate/test_lockd_recordings.py).
 Anything else raises ``UnsupportedCommand``. A pvmove completes at once (the time it takes
 is the LVM simulator's subject, not this one's).
 """

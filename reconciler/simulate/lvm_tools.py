@@ -7,7 +7,7 @@ and messages (each line with lvm's two-space prefix; errors and warnings on stde
 progress and results on stdout). Exit codes: 0 success, 3 invalid command line, 5 failed.
 
 Texts and exit codes match the lab's recordings of lvm2 2.03.16 byte for byte where one
-exists (tests/simulate/test_recorded_scenarios.py replays them).
+exists (tests/lvm/simulate/test_recorded_scenarios.py replays them).
 
 A VG with a missing PV (its disk failed) behaves as recorded: every command that reads it
 warns "Couldn't find device with uuid ..." and "VG ... is missing PV ... (last written to
@@ -25,7 +25,7 @@ locked ...", "Cannot convert locked LV ..."), "No extents available for allocati
 or invalid LV names, and pvmove from an orphan PV without a VG-qualified --name.
 
 Issue 13 (seed 004's handover), from lvm2 2.03 sources and the lab's runs; what the lab
-recorded (handover_*, takeover_*) is replayed by tests/simulate/test_handover_recorded.py,
+recorded (handover_*, takeover_*) is replayed by tests/lvm/simulate/test_handover_recorded.py,
 the rest (marked "not recorded") is from the sources: ``lvconvert --type raid1
 --mirrors N`` one image more at a time ("Can't add image to RAID LV that is still
 initializing."), ``--splitmirrors 1 --name`` (silent on success; refusals: name taken, not in
