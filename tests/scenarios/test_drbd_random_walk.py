@@ -300,3 +300,18 @@ def test_seed_10_a_primary_rebooted_after_a_split_keeps_its_writes(tmp_path):
     w = walk(tmp_path, 10, interleave=False)
     assert "node-b: promoted by hand" in w.log and "node-a: crash and reboot" in w.log
     assert w.incidents, w.log
+
+
+def test_the_walks_checks_see_what_they_are_for(tmp_path):
+    w = walk(tmp_path, 1, steps=2)
+    # a promotion while the peer is Primary, dual-primary not declared
+    w.spec.update(primary={A}, two=False)
+    w.res(A).role = w.res(B).role = "Primary"
+    w.watch(B, Command(argv=("drbdadm", "primary", "r0")))
+    assert "two primaries" in w.violations[0]
+    # the declared primary's write replaced on both nodes
+    w.violations.clear()
+    w.kept.append((A, w.res(A).data))
+    w.res(A).data = w.res(B).data = "something else"
+    w.check_kept("now")
+    assert "discarded" in w.violations[0]

@@ -209,3 +209,12 @@ def walk(tmp: Path, seed: int, steps: int = 10) -> LockdWalk:
 @pytest.mark.parametrize("seed", range(64))
 def test_random_walk_of_activation_edits_grows_and_holder_crashes(tmp_path, seed):
     walk(tmp_path, seed, steps=12)
+
+
+def test_the_walks_checks_see_what_they_are_for(tmp_path):
+    w = walk(tmp_path, 1, steps=2)
+    a, b = w.c.nodes["node-a"], w.c.nodes["node-b"]
+    name = dm_name("vgs", "data")
+    a.dm[name] = b.dm[name] = object()  # active on two nodes behind lvmlockd's back
+    w.watch("node-b", Command(argv=("lvchange", "-aey", "vgs/data")))
+    assert "active on ['node-a', 'node-b']" in w.violations[0]

@@ -258,3 +258,22 @@ def test_seed_17_a_value_of_the_first_copy_reverted_to_never_copies_again(scenar
     test_a_value_in_the_spec_when_the_first_copy_started_is_used_too)."""
     w = walk(scenario, 17)
     assert "edit recopy new: {'state': 'split', 'recopy': '2024-06-01'}" in w.log
+
+
+def test_the_walks_checks_see_what_they_are_for(scenario):
+    w = CloneWalk(scenario, 3)
+    w.spec = {"state": "split", "recopy": None}
+    w.settle()
+    assert w.target is not None  # split: the target is its user's
+    w.host.write("/dev/vdb", 1, b"not the user")  # (as a copy would)
+    w.watch(NODE, Command(argv=("mdadm", "--stop", "/dev/md100")))
+    assert "the protected target was written" in w.violations[-1]
+    w.violations.clear()
+    w.target = w.host.fingerprint("/dev/vdb")
+    w.used.add("2024-06-01")
+    w.spec["recopy"] = "2024-06-01"  # a value used before
+    w.watch(NODE, Command(argv=("mdadm", "/dev/md100", "--add", NEW)))
+    assert "over a protected target" in w.violations[0]
+    w.host.write("/dev/vda", 1, b"the source written")
+    w.watch(NODE, Command(argv=("true",)))
+    assert "the source changed" in w.violations[-1]
