@@ -84,6 +84,9 @@ class _ClonePlan:
     old: state.CloneRecord | None = None  # the record found for the target
     using: str = ""  # the recopy value of a new copy md now writes (``old`` dropped)
     starting: str = ""  # the recopy value whose copy this plan's add starts (marked first)
+    # the first copy onto a target (no record): (its ledger key, the spec's recopy value),
+    # marked used before the add like any other copy's value
+    first: tuple[str, str] | None = None
     synced: state.CloneRecord | None = None  # a completed sync to remember, blocked or not
     note: str = ""
 
@@ -138,6 +141,10 @@ def plan_clones(spec: models.Spec, st: state.HostState,
             out.blocked.extend(cp.blocked)
         else:
             out.steps.extend(cp.steps)
+            if cp.first is not None and cp.first[1] not in used.get(cp.first[0], ()):
+                used[cp.first[0]] = used.get(cp.first[0], ()) + (cp.first[1],)
+                notes.append(f"mark recopy = \"{cp.first[1]}\" as used on "
+                             f"{spec.clone[name].target} before md writes it")
             if cp.starting and cp.old is not None:  # used from now on: marked before the add
                 key = cp.old.key  # (in the order used: the record's own value first)
                 used[key] = state.recopies_used(
@@ -360,6 +367,13 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     # The add of a copy asked by ``recopy`` comes after the ledger marks the value used
     # (not yet marked: a mark left by a crash stands already).
     marked = LEDGER_KEY if asked and want.recopy != started else None
+    if rec is None and want.recopy:
+        # The first copy onto this target: the value in the spec is used by it too, or a
+        # value changed during the copy and later reverted would copy over its target.
+        first_key = dst.identity or f"path:{want.target}"
+        if want.recopy not in (used or {}).get(first_key, ()):
+            marked = LEDGER_KEY
+        cp.first = (first_key, want.recopy)
 
     def block(reason: str) -> _ClonePlan:
         cp.blocked.append(actions.Blocked(obj, reason))

@@ -127,6 +127,10 @@ class Meta:
     disk: str  # disk state recorded: Inconsistent, UpToDate, Outdated...
     data: str  # fingerprint of the data area
     uuids: tuple[int, int, int, int] = JUST_CREATED
+    # what changed while disconnected (DRBD's bitmap, and a current UUID of its own): kept
+    # over a down/up or a reboot, so the next handshake still sees a split brain
+    dirty: bool = False
+    oos_kib: int = 0
 
 
 def gi_text(uuids) -> str:
@@ -272,7 +276,7 @@ class DrbdNet:
             peer.left_kib = 0
             self._lost_peer(peer)
         if r.disk_path is not None:
-            node.metadata[r.disk_path] = Meta(r.disk, r.data, tuple(r.uuids))
+            node.metadata[r.disk_path] = Meta(r.disk, r.data, tuple(r.uuids), r.dirty, r.oos_kib)
         del node.res[r.minor]
 
     def join(self, host: Machine, hostname: str) -> DrbdNode:

@@ -215,6 +215,7 @@ def _up(node: DrbdNode, conf: ResConf, minor: int, disk: str) -> Out:
         raise UnsupportedCommand(f"drbdadm up on the failed disk {disk} is not modelled")
     meta = node.metadata[disk]
     r.disk, r.data, r.uuids, r.fs = meta.disk, meta.data, list(meta.uuids), dev.signature if dev else None
+    r.dirty, r.oos_kib = meta.dirty, meta.oos_kib
     r.cstate = "WFConnection"
     node.res[minor] = r
     node.net.handshake(node, r)

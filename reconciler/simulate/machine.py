@@ -67,13 +67,14 @@ class Machine(Kernel, Processes, Faults):
     def recover(self) -> None:
         """Reboot: commands run again; pvmove pollers are gone (the on-disk pvmove state
         stays, back to its last finished segment), raid resync resumes by itself; md arrays
-        (built without superblock) and mounts are gone; files and device content stay."""
+        (built without superblock), mounts and every process holding a device open are gone; files and device content stay."""
         self.crashed = False
         for vg in self.model.vgs.values():
             for mirror in ops.pvmove_lvs(vg):
                 ops.interrupt_pvmove(mirror)
                 mirror.pollers = []
         self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
+        self.opened = {}  # the processes that held devices open died with the machine
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
         if self.drbd is not None:

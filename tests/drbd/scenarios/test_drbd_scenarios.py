@@ -248,3 +248,24 @@ def test_observation_delivers_what_the_resource_file_says(pair):
     a = _observed(pair, "node-a", loaded)
     assert (a.managed, a.config_disk) == (False, None)
     assert "was not written by the reconciler" in blocked(pair.one_pass("node-a", loaded))
+
+
+def test_a_split_brain_survives_a_reboot_of_either_node(pair):
+    """DRBD keeps what each side changed while disconnected in its metadata (the generation
+    identifiers and the bitmap): a node rebooted after writing during a cut still has those
+    changes to tell, so the handshake is a split brain, never a resync that silently drops
+    one side's writes (found by the DRBD random walk, seed 10)."""
+    loaded = pair.spec()
+    pair.converge(loaded)
+    pair.net.cut("node-a", "node-b")
+    pair.by_hand("node-b", "drbdadm", "primary", "r0")
+    pair.net.write("node-a", 0, "the primary's change")
+    pair.net.write("node-b", 0, "a change on the node promoted by hand")
+    pair.by_hand("node-b", "drbdadm", "secondary", "r0")
+    pair.net.nodes["node-a"].reboot()  # the primary crashes and comes back
+    assert pair.by_hand("node-a", "modprobe", "drbd").ok
+    assert pair.by_hand("node-a", "drbdadm", "up", "r0").ok
+    pair.net.restore("node-a", "node-b")
+    assert pair.res("node-a").cstate == pair.res("node-b").cstate == "StandAlone"
+    out = pair.rounds(loaded, 1)
+    assert incident(out["node-a"]) == incident(out["node-b"])

@@ -762,3 +762,25 @@ def test_a_crash_between_the_recopy_mark_and_the_add_then_a_revert_blocks_never_
     assert sc.converge(v2).exit_code == 0 and same_content(host)
     assert record_of(host)["recopy"] == "v2"
     sc.assert_settled(v2)
+
+
+def test_a_value_in_the_spec_when_the_first_copy_started_is_used_too(scenario):
+    """A recopy value asks once from the moment a copy starts with it, the first copy
+    included: the first copy starts with recopy = "2024-06-01", the value is changed to
+    "2024-06-02" while it runs, the copy is recorded with "2024-06-02" and split, the
+    target's user writes it; a spec reverted to "2024-06-01" must not copy again (found by
+    the md clone random walk, seed 17: the revert overwrote the split target)."""
+    host = clone_host()
+    sc = scenario(host)
+    r = sc.one_pass(sc.spec(clone_spec("split", 'recopy = "2024-06-01"')))
+    assert [s.key for s in r.plan.steps][-1] == "clone:db:add"
+    host.clock.advance(4)  # the copy runs
+    assert sc.converge(sc.spec(clone_spec("split", 'recopy = "2024-06-02"'))).exit_code == 0
+    assert record_of(host)["split"] and record_of(host)["recopy"] == "2024-06-02"
+    host.write("/dev/vdb", 3, b"the target's user")
+    target = host.fingerprint("/dev/vdb")
+    done = len(sc.mutations())
+    reason = blocked(sc.one_pass(sc.spec(clone_spec("split", 'recopy = "2024-06-01"'))))
+    assert 'recopy = "2024-06-01" was already used for an earlier copy' in reason
+    assert [m for m in sc.mutations()[done:] if m[0] == "mdadm"] == []
+    assert host.fingerprint("/dev/vdb") == target
