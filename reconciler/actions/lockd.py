@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from reconciler import state
+from reconciler import errors, state
 from reconciler.actions.base import Symbol
 from reconciler.actions.taking import Effect, Take
 from reconciler.actions.lvm import CreateLv, CreateVg, LvmAction
 from reconciler.adapters import lockd
-from reconciler.runner import Command
+from reconciler.runner import Command, CommandResult
 
 MODE_WORDS = {"ex": "exclusive", "sh": "shared", "active": "active", "off": "inactive",
               "off-local": "inactive"}
@@ -91,6 +91,10 @@ class SetActivation(LvmAction):
     vg: str
     lv: str
     mode: str  # "ex" | "sh" | "active" | "off" (-aln, shared VG) | "off-local" (-an)
+    # The other nodes that may hold the lock, with what the spec declares there (lvmlockd's
+    # "locked by other host" names none): a refusal is then a wait on them, named.
+    holders: str = ""
+    declared: str = ""  # what the spec declares on each of them ("node-a inactive; ...")
     verb: ClassVar[str] = "lvchange"
 
     @property
@@ -111,6 +115,15 @@ class SetActivation(LvmAction):
     def commands(self) -> tuple[Command, ...]:
         return (lockd.lvchange_activate(self.vg, self.lv, lockd.ACTIVATE_FLAG[self.mode],
                                         host=self.host),)
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        exc = LvmAction.failure(self, result)  # slots=True: no zero-argument super()
+        if exc.kind is errors.FailureKind.PEER and self.holders and exc.peer is None:
+            exc.peer = (self.holders, f"release the lock on {self.vg}/{self.lv}: deactivate it "
+                                      f"there, or a crashed holder's lease expires (the spec "
+                                      f"declares {self.declared}; lvmlockd says another host "
+                                      f"holds it, not which)")
+        return exc
 
     def takes_devices(self) -> tuple[Take, ...]:
         if not self.mode.startswith("off"):

@@ -181,7 +181,8 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
         if lv_want.state is not models.Presence.PRESENT:
             continue
         key = _plan_activation(out, name, lv_name, lv_want, obs, st, node, shared, creator,
-                               planned, gate, want.create_on or "")
+                               planned, gate, want.create_on or "",
+                               _lock_holders(want, lv_want, node))
         if key:
             activation_keys[lv_name] = key
     # An LV the spec removes: the other nodes let go of it, so the creator's lvremove can
@@ -287,10 +288,23 @@ def ex_runner(want: models.Vg, lv: str) -> tuple[str | None, str]:
     return want.create_on, ""
 
 
+def _lock_holders(vg: models.Vg, lv: models.Lv, node: str) -> tuple[str, str]:
+    """The other nodes that may hold ``lv``'s lock when lvmlockd says "locked by other host"
+    (it does not say which), comma-separated: the VG's named nodes, else those the activation
+    table names; and what the spec declares on each. ("", "") when the spec names none."""
+    names = [n for n in (vg.nodes if "*" not in vg.nodes else sorted(lv.activation))
+             if n not in ("*", node)]
+    declared = []
+    for n in names:
+        mode = wanted(lv, n)
+        declared.append(f"{n} {mode.value if mode is not None else 'not declared'}")
+    return ", ".join(names), "; ".join(declared)
+
+
 def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: state.Vg | None,
                      st: state.HostState, node: str, shared: bool, creator: bool,
                      planned: list[actions.Step], gate: str | None,
-                     create_on: str = "") -> str | None:
+                     create_on: str = "", holders: tuple[str, str] = ("", "")) -> str | None:
     """This node's activation of one LV, as its activation table declares it (the node's
     own entry, else ``*``); the key of the step that sets it, or None. An LV not created yet
     is activated right after the creator's ``lvcreate --activate n``, and another node waits
@@ -349,7 +363,8 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
         if target.startswith("off"):
             return off.key
         after = {off.key}
-    on = actions.SetActivation(vg=vg, lv=name, mode=target, host=st.host)
+    on = actions.SetActivation(vg=vg, lv=name, mode=target, host=st.host, holders=holders[0],
+                               declared=holders[1])
     out.steps.append(actions.Step(on, f"spec: {mode.value} on {node}; {_WORD[here]} here",
                                   frozenset(after)))
     return on.key
