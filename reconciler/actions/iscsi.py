@@ -139,6 +139,8 @@ class LoginSession(Action):
 
     def commands(self) -> tuple[Command, ...]:
         out = [iscsi.modprobe(iscsi.INITIATOR_MODULES, host=self.host),
+               # a record left empty by a power cut is kept by discovery, and never logs in
+               iscsi.node_clean(self.portal, self.target, host=self.host),
                iscsi.discover(self.portal, host=self.host)]
         if self.chap_file:
             out.append(iscsi.node_chap(self.portal, self.target, self.chap_file, host=self.host))

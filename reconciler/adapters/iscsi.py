@@ -221,6 +221,13 @@ def node_chap(portal: str, target: str, chap_file: str, *, host: str = "local") 
                 chap_file, host=host)
 
 
+def node_clean(portal: str, target: str, *, host: str = "local") -> Command:
+    """Remove a node record of ``target`` at ``portal`` that holds no record (``node-clean``:
+    see ``node_record_clean``), so that discovery writes it anew."""
+    return _cmd(sys.executable, "-m", "reconciler.adapters.iscsi", "node-clean", portal, target,
+                host=host)
+
+
 def login(portal: str, target: str, *, host: str = "local") -> Command:
     return _cmd("iscsiadm", "-m", "node", "-T", target, "-p", _portal_arg(portal), "--login",
                 host=host, timeout=LOGIN_TIMEOUT)
@@ -491,15 +498,50 @@ def node_record_chap(portal: str, target: str, chap_file: str, nodes_dir: str = 
     return "ok"
 
 
+def node_record_clean(portal: str, target: str, nodes_dir: str = NODES_DIR) -> str:
+    """Remove the node record(s) of ``target`` at ``portal`` that hold no record: a file with
+    no ``node.name`` line (lab: a reset right after a login left it 0 bytes, as a power cut
+    does; discovery then keeps it as it is and every login says "No records found"). A
+    record with content is never touched. Prints what it removed, or "ok"."""
+    import os
+
+    ip, port = portal.rsplit(":", 1)
+    tdir = os.path.join(nodes_dir, target)
+    try:
+        entries = [e for e in os.listdir(tdir) if e.startswith(f"{ip},{port},")]
+    except OSError:
+        return "ok"
+    removed = []
+    for e in entries:
+        path = os.path.join(tdir, e)
+        record = os.path.join(path, "default") if os.path.isdir(path) else path
+        try:
+            with open(record, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        if any(line.strip().startswith("node.name") for line in text.splitlines()):
+            continue
+        if os.path.exists(record):
+            os.remove(record)
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+        removed.append(e)
+    return f"removed the empty node record(s) {', '.join(removed)}" if removed else "ok"
+
+
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["lio-apply"] and len(argv) == 2:
             print(apply_target(json.loads(argv[1])))
         elif argv[:1] == ["node-chap"] and len(argv) == 4:
             print(node_record_chap(argv[1], argv[2], argv[3]))
+        elif argv[:1] == ["node-clean"] and len(argv) == 3:
+            print(node_record_clean(argv[1], argv[2]))
         else:
             print("usage: python3 -m reconciler.adapters.iscsi lio-apply JSON | "
-                  "node-chap PORTAL TARGET CHAP_FILE", file=sys.stderr)
+                  "node-chap PORTAL TARGET CHAP_FILE | node-clean PORTAL TARGET",
+                  file=sys.stderr)
             return 2
     except ApplyError as e:
         print(f"reconciler-iscsi: {e}", file=sys.stderr)

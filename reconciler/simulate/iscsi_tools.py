@@ -73,7 +73,9 @@ def _chap(host: Machine, side: IscsiSide, path: str) -> tuple[str, str] | str:
 
 def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     """The project's rtslib applier (``python3 -m reconciler.adapters.iscsi``) on this host:
-    ``node-chap`` sets a node record's CHAP from a file; ``lio-apply JSON`` creates, updates
+    ``node-chap`` sets a node record's CHAP from a file; ``node-clean`` removes a record a
+    power cut left empty (``{"broken": ...}``: iscsiadm reads it as no record, discovery
+    keeps it); ``lio-apply JSON`` creates, updates
     or deletes one target with its LUNs (refusing a LUN that exports another device, or a
     device that does not exist, with rtslib's errors), portals and ACLs (CHAP from the
     file) in LIO, and prints "ok" (or "deleted"). Refused (UnsupportedCommand) before LIO's
@@ -90,6 +92,12 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
             return Out(3, stderr=[f"reconciler-iscsi: no node record for {iqn} at {portal}: No "
                                   f"records found (discovery does not list that target)\n"])
         rec["userid"], rec["password"] = chap
+        return Out(0, stdout=["ok\n"])
+    if op == "node-clean" and len(argv) == 6:
+        key = (argv[4], argv[5])
+        if side.nodes.get(key, {}).get("broken"):
+            del side.nodes[key]
+            return Out(0, stdout=[f"removed the empty node record(s) {argv[4].replace(':', ',')},1\n"])
         return Out(0, stdout=["ok\n"])
     if op != "lio-apply" or len(argv) != 5:
         raise UnsupportedCommand(f"applier form not modelled: {' '.join(argv)}")
@@ -181,7 +189,7 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         raise UnsupportedCommand(f"iscsiadm form not modelled: {' '.join(argv)}")
     op = argv[7:]
     rec = side.nodes.get((portal, iqn))
-    if rec is None:
+    if rec is None or rec.get("broken"):  # an empty record file reads as no record
         return Out(21, stderr=["iscsiadm: No records found\n"])
     if op == ("-o", "delete"):
         del side.nodes[(portal, iqn)]

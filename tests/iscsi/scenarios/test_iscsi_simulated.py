@@ -420,3 +420,39 @@ def test_a_session_naming_another_initiator_than_the_nodes_own_is_blocked(tmp_pa
             f"iscsi_session.from_a (or the file)")
         assert not [c for c in pair.b.calls if c.argv[0] == "iscsiadm"]
     assert pair.a.iscsi.targets[IQN].sessions == set()
+
+
+def test_a_node_record_left_empty_by_a_power_cut_is_written_anew_and_the_login_succeeds(pair):
+    """Lab (reset of the initiator right after a login): open-iscsi's node record was still
+    0 bytes on disk; discovery keeps such a record as it is, and every login then says "No
+    records found". The login step removes a record with no ``node.name`` (nothing of it can
+    be lost) before discovery, which writes it anew; a record with content is never touched."""
+    from reconciler.runner import Command
+    assert pair.converge("a", pair.spec()).exit_code == 0
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)
+    assert pair.converge("b", loaded).exit_code == 0
+    argv = ("iscsiadm", "-m", "node", "-T", IQN, "-p", PORTAL, "--logout")
+    assert pair.b.run(Command(argv=argv)).rc == 0  # the session ends with the machine
+    pair.b.iscsi.nodes[(PORTAL, IQN)] = {"broken": "0 bytes"}  # the power cut's record
+    r = pair.converge("b", loaded)
+    assert r.exit_code == 0, str(r.final)
+    assert len(pair.b.iscsi.sessions) == 1 and not pair.b.iscsi.nodes[(PORTAL, IQN)].get("broken")
+    ran = [c.argv for c in pair.b.calls]
+    clean = next(i for i, a in enumerate(ran) if "node-clean" in a)
+    assert any(a[:3] == ("iscsiadm", "-m", "discovery") for a in ran[clean:])
+
+
+def test_node_clean_removes_only_a_record_that_holds_nothing(tmp_path):
+    from reconciler.adapters import iscsi
+    nodes = tmp_path / "nodes"
+    empty = nodes / IQN / "192.0.2.1,3260,1"
+    empty.mkdir(parents=True)
+    (empty / "default").write_text("")
+    kept = nodes / IQN / "192.0.2.1,3261,1"
+    kept.mkdir(parents=True)
+    (kept / "default").write_text(f"node.name = {IQN}\nnode.tpgt = 1\n")
+    assert "192.0.2.1,3260,1" in iscsi.node_record_clean(PORTAL, IQN, str(nodes))
+    assert not empty.exists()
+    assert iscsi.node_record_clean("192.0.2.1:3261", IQN, str(nodes)) == "ok"
+    assert (kept / "default").read_text().startswith("node.name")
+    assert iscsi.node_record_clean(PORTAL, "iqn.2003-01.org.example:none", str(nodes)) == "ok"
