@@ -163,7 +163,7 @@ def test_drbd_reboot_of_the_primary_then_the_secondary_with_ext4_mounted_and_a_w
     t_reset_a = time.monotonic()
     lab.until(lab.healthy, 10, "node-a back as the primary after its reset")
     t_back_a = time.monotonic() - t_reset_a
-    a.sh("mount /dev/drbd0 /mnt/d")  # the journal is replayed here
+    a.sh("mkdir -p /mnt/d && mount /dev/drbd0 /mnt/d")  # /mnt: a tmpfs; the journal is replayed here
     check_md5(a, "before", "p")
 
     # 3. the secondary is reset mid-write; node-a writes on while it is away and resyncs

@@ -150,6 +150,7 @@ def test_lockd_reboot_of_the_node_holding_an_exclusive_lv(lockd_nodes):
                              + "\n".join(f"== {n}\n{r}" for n, r in runs.items()))
     t_back = time.monotonic() - t_reset
     a.sh(f"""
+        mkdir -p /mnt/data  # /mnt is a tmpfs: gone with the reset
         mount /dev/{VG}/data /mnt/data
         cd /mnt/data && md5sum --quiet -c {STATE}/before.md5 && md5sum --quiet -c {STATE}/w.md5
         cd / && umount /mnt/data
