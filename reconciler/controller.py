@@ -267,7 +267,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     devices = observing.spec_devices(spec)
     md_targets = observing.md_targets(spec, env.ledger)
     lockd = any(vg.scope is models.Scope.SHARED for vg in spec.vg.values())
-    drbd_targets = observing.drbd_targets(spec, env.node)
+    drbd_targets = observing.drbd_targets(spec, env.node, observing.drbd_ledger_path(env.ledger))
 
     def observe() -> state.HostState:
         return observing.observe(runner, host="local", devices=devices, resolve=env.resolve,

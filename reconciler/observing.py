@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 import os
+import posixpath
 import stat as stat_mod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
                   md_targets=md_targets, lockd=lockd)
     if drbd_targets is not None and drbd_targets.resources:
-        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets))
+        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve))
     if not any(iscsi_parts):
         return st
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
@@ -383,23 +384,64 @@ class DrbdTarget:
 @dataclass(frozen=True)
 class DrbdTargets:
     resources: tuple[DrbdTarget, ...] = ()
+    node: str = ""  # --node: the ledger's records are this node's
+    ledger: str = "/var/lib/reconciler/drbd.json"
 
 
-def drbd_targets(spec, node: str) -> DrbdTargets:
+def drbd_ledger_path(clone_ledger: str) -> str:
+    """The DRBD ledger lives next to the md clone ledger (/var/lib/reconciler/drbd.json)."""
+    return posixpath.join(posixpath.dirname(clone_ledger) or "/", "drbd.json")
+
+
+def drbd_targets(spec, node: str, ledger: str = "/var/lib/reconciler/drbd.json") -> DrbdTargets:
     """What to read for the DRBD resources this node takes part in."""
     return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk)
-                             for name, res in sorted(spec.drbd.items()) if node in res.nodes))
+                             for name, res in sorted(spec.drbd.items()) if node in res.nodes),
+                       node=node, ledger=ledger)
 
 
-def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets) -> state.DrbdHost:
-    """Kernel and config files only, except one ``wipefs --no-act`` per backing disk whose
-    resource is not attached in the kernel (down, or Diskless): what the disk holds decides
-    whether metadata may be created on it, and is asked only then."""
+def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
+                  resolve: Resolver) -> state.DrbdHost:
+    """Kernel and config files only (the host name, /proc/drbd, the resource files, the
+    DRBD ledger, the backing disks' identities from sysfs), except:
+
+    * one ``wipefs --no-act`` per backing disk whose resource is not attached in the kernel
+      (down, or Diskless): what the disk holds decides whether metadata may be created on
+      it, and is asked only then; when it holds DRBD metadata, one ``drbdmeta get-gi`` too
+      (the refusal of metadata the reconciler cannot tie to the resource names them);
+    * one ``drbdadm get-gi`` for a resource that is up while a split brain is seen (its
+      incident identifier) or while the ledger has no record of it on this disk (to
+      record it)."""
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)
         except OSError as exc:
             raise errors.ObservationError(("cat", path), str(exc)) from None
+
+    def gi_of(cmd) -> tuple[state.Gi | None, str | None]:
+        res = runner.run(cmd)
+        if not res.ok:
+            return None, (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+        try:
+            return drbd.parse_gi(res.stdout), None
+        except ValueError as exc:
+            raise errors.ObservationError(res.command.argv, str(exc), res.stdout) from None
+
+    def identity(path: str) -> str | None:
+        """The stable identity of a backing disk, from sysfs (the md clone ledger's)."""
+        devno = resolve(path)
+        if devno is None:
+            return None
+        base = f"/sys/dev/block/{devno[0]}:{devno[1]}"
+        try:
+            size_text = read(f"{base}/size")
+            size = int(size_text) * md.SECTOR if size_text is not None else None
+        except ValueError as exc:
+            raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
+        return _identity(read, base, devno, size)
+
+    hostname = read("/proc/sys/kernel/hostname")
+    ledger = drbd.parse_ledger(targets.ledger, read(targets.ledger))
 
     text = read(drbd.PROC)
     version, minors = "", {}
@@ -412,22 +454,35 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets) -> state.Drbd
     resources: dict[str, state.DrbdResourceState] = {}
     backing: dict[str, state.DrbdBacking] = {}
     for t in targets.resources:
+        seen = minors.get(t.minor)
+        attached = seen is not None and seen.disk not in ("Diskless", "Unconfigured")
         holders = read(f"/sys/block/drbd{t.minor}/holders/") if t.minor in minors else None
+        split_brain = read(drbd.split_brain_marker(t.name)) is not None
+        disk_id = identity(t.disk)
+        gi = gi_error = None
+        if attached:
+            rec = ledger.records.get((t.name, targets.node))
+            if split_brain or rec is None or rec.disk_id != disk_id:
+                gi, gi_error = gi_of(drbd.get_gi(t.name, host=host))
         resources[t.name] = state.DrbdResourceState(
             name=t.name, config_path=drbd.config_path(t.name),
-            config=read(drbd.config_path(t.name)),
-            split_brain=read(drbd.split_brain_marker(t.name)) is not None,
-            holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor))
-        seen = minors.get(t.minor)
-        if seen is None or seen.disk == "Diskless":
+            config=read(drbd.config_path(t.name)), split_brain=split_brain,
+            holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor),
+            disk_id=disk_id, gi=gi, gi_error=gi_error)
+        if not attached:
             res = runner.run(drbd.probe_disk(t.disk, host=host))
             if res.ok:
                 try:
-                    backing[t.disk] = state.DrbdBacking(t.disk, drbd.parse_wipefs(res.stdout))
+                    sigs = drbd.parse_wipefs(res.stdout)
                 except ValueError as exc:
                     raise errors.ObservationError(res.command.argv, str(exc), res.stdout) from None
+                b_gi = b_err = None
+                if "drbd" in sigs:
+                    b_gi, b_err = gi_of(drbd.get_gi_down(t.minor, t.disk, host=host))
+                backing[t.disk] = state.DrbdBacking(t.disk, sigs, gi=b_gi, gi_error=b_err)
             else:
                 why = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
                 backing[t.disk] = state.DrbdBacking(t.disk, error=why)
     return state.DrbdHost(loaded=text is not None, version=version, minors=minors,
-                          resources=resources, backing=backing)
+                          resources=resources, backing=backing,
+                          hostname=(hostname or "").strip() or None, ledger=ledger)

@@ -99,6 +99,9 @@ def _optional(part: str, not_modelled: dict[str, str], observe):
         return None
 
 
+HOSTNAME = "/proc/sys/kernel/hostname"
+
+
 def _local_drbd_configs() -> list[str]:
     try:
         return [f"{DRBD_DIR}/{n}" for n in sorted(os.listdir(DRBD_DIR)) if n.endswith(".res")]
@@ -106,7 +109,8 @@ def _local_drbd_configs() -> list[str]:
         return []
 
 
-def _observe_others(rec: "_Recorder", drbd_configs: list[str]) -> dict[str, str]:
+def _observe_others(rec: "_Recorder", drbd_configs: list[str],
+                    drbd_ledger: str = "/var/lib/reconciler/drbd.json") -> dict[str, str]:
     """lvmlockd, iSCSI and DRBD, every part enabled: what they read and ran is recorded."""
     skipped: dict[str, str] = {}
     _optional("lvmlockd", skipped, lambda: observing.observe_lockd(rec, "local"))
@@ -116,6 +120,7 @@ def _observe_others(rec: "_Recorder", drbd_configs: list[str]) -> dict[str, str]
               lambda: iscsi.observe(lambda p: rec.read(p), targets=False, sessions=True))
 
     def drbd_part() -> None:
+        rec.read(drbd_ledger)  # which metadata the reconciler created or adopted
         text = rec.read(drbd.PROC)
         minors = drbd.parse_proc(text)[1] if text else {}
         for minor in sorted(minors):
@@ -125,6 +130,8 @@ def _observe_others(rec: "_Recorder", drbd_configs: list[str]) -> dict[str, str]
             rec.read(drbd.config_path(name))
             rec.read(drbd.split_brain_marker(name))
     _optional("drbd", skipped, drbd_part)
+    # uname -n: a DRBD pass checks --node against it
+    _optional("hostname", skipped, lambda: rec.read(HOSTNAME))
     return skipped
 
 
@@ -225,7 +232,7 @@ def _capture(directory: str, runner: Runner, inventory: Inventory,
                                   devices=tuple(d["path"] for d in inventory), ledger=ledger)
     st = observing.observe(rec, host="local", devices=(), resolve=resolve, md_targets=targets)
     report = next(r for r in reversed(rec.results) if r.command.argv[:2] == ("lvm", "fullreport"))
-    not_modelled = _observe_others(rec, list(drbd_configs))
+    not_modelled = _observe_others(rec, list(drbd_configs), observing.drbd_ledger_path(ledger))
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     (out / COMMANDS_FILE).write_text(json.dumps(
@@ -527,6 +534,13 @@ def _seed_md(host, cap: Capture, by_devno: dict[tuple[int, int], str],
     ledger = cap.manifest.get("ledger", observing.DEFAULT_LEDGER)
     if files.get(ledger) is not None:
         host.md.files[ledger] = files[ledger]
+    # the host name (a DRBD pass checks --node against it); absent from older captures,
+    # where a DRBD pass then fails loudly rather than guess it
+    if files.get(HOSTNAME):
+        host.hostname = files[HOSTNAME].strip()
+    drbd_ledger = observing.drbd_ledger_path(ledger)
+    if files.get(drbd_ledger) is not None:
+        host.md.files[drbd_ledger] = files[drbd_ledger]
     for name, seen in sorted(mdstat.items()):
         path = f"/dev/{name}"
 

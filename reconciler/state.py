@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler.state_iscsi import IscsiState
-from reconciler.state_drbd import (DrbdBacking, DrbdHost, DrbdMinor, DrbdResourceState,  # noqa: F401
-                                   DrbdSync)
+from reconciler.state_drbd import (DrbdBacking, DrbdHost, DrbdLedger, DrbdMetaRecord,  # noqa: F401
+                                   DrbdMinor, DrbdResourceState, DrbdSync, Gi, JUST_CREATED_GI)
 from reconciler.units import Size
 
 

@@ -2,6 +2,13 @@
 under /etc/drbd.d/ hold, whether the kernel reported a split brain, and what a declared
 backing disk holds when that must be known (before creating metadata on it).
 
+Metadata identity: a disk's DRBD metadata is this resource's when the DRBD ledger
+(``DrbdLedger``, /var/lib/reconciler/drbd.json) has a record for the resource and node naming
+that disk's stable identity: the reconciler writes one when it creates metadata, and when it
+finds the resource up in the kernel on the declared disk (a host upgraded while running).
+Generation identifiers (``Gi``) are read only when they decide something: a down disk that
+holds DRBD metadata (drbdmeta get-gi), an up resource without a record, a split brain.
+
 Kept apart from ``state.py`` so the DRBD subsystem stays in its own files; ``HostState.drbd``
 holds one ``DrbdHost`` (None when the spec declares no DRBD resource: nothing was read).
 Words are DRBD 8.4's own (``Connected``, ``UpToDate``...); the adapter maps a DRBD 9
@@ -11,6 +18,10 @@ kernel's words onto them so that planning never sees the version.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+DEFAULT_LEDGER = "/var/lib/reconciler/drbd.json"
+# drbdmeta create-md's generation identifiers (lab recording 19, dump-md): nothing generated yet
+JUST_CREATED_GI = "0000000000000004:0000000000000000:0000000000000000:0000000000000000"
 
 # Connection states in which the two nodes talk to each other (8.4's drbd_conns).
 CONNECTED = frozenset({"Connected", "StartingSyncS", "StartingSyncT", "WFBitMapS", "WFBitMapT",
@@ -53,12 +64,39 @@ class DrbdMinor:
 
 
 @dataclass(frozen=True, slots=True)
+class Gi:
+    """DRBD 8.4's generation identifiers: the four UUIDs (16 hex digits, upper case)."""
+
+    current: str
+    bitmap: str
+    history1: str
+    history2: str
+
+    def __str__(self) -> str:
+        return f"{self.current}:{self.bitmap}:{self.history1}:{self.history2}"
+
+    @property
+    def just_created(self) -> bool:
+        """create-md's set: no data generation was ever started on this metadata."""
+        return (int(self.current, 16) & ~1) == 4 and not any(
+            int(u, 16) for u in (self.bitmap, self.history1, self.history2))
+
+    @property
+    def incident(self) -> str:
+        """A split brain's identifier: the generation both sides held when they parted (the
+        bitmap UUID each keeps from then on; DRBD's lowest bit is a flag, masked)."""
+        return f"{int(self.bitmap, 16) & ~1:016X}"
+
+
+@dataclass(frozen=True, slots=True)
 class DrbdBacking:
     """A declared backing disk, probed only when metadata may have to be created on it."""
 
     path: str
     signatures: tuple[str, ...] = ()  # wipefs' types: ("drbd",) = DRBD metadata, ("ext4",)...
     error: str | None = None  # unreadable (a failed disk), or missing
+    gi: Gi | None = None  # its metadata's generation identifiers (when it holds DRBD metadata)
+    gi_error: str | None = None  # drbdmeta could not read them
 
     @property
     def has_drbd_metadata(self) -> bool:
@@ -77,6 +115,32 @@ class DrbdResourceState:
     split_brain: bool = False  # the kernel called the split-brain handler (its marker exists)
     holders: tuple[str, ...] = ()  # /sys/block/drbdN/holders
     mounts: tuple[str, ...] = ()  # mount points of /dev/drbdN
+    disk_id: str | None = None  # the declared backing disk's identity (the md ledger's kind)
+    gi: Gi | None = None  # read while up: during a split brain, or to record metadata
+    gi_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrbdMetaRecord:
+    """The reconciler created (or adopted) ``resource``'s metadata for ``node`` on a disk."""
+
+    resource: str
+    node: str
+    disk_id: str  # the disk's stable identity when the record was written
+    disk: str  # its path as the spec spelt it
+    gi: str  # the generation identifiers read then (CURRENT:BITMAP:H1:H2)
+    how: str  # "created" or "adopted"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.resource, self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class DrbdLedger:
+    path: str
+    records: dict[tuple[str, str], DrbdMetaRecord] = field(default_factory=dict)
+    problem: str | None = None  # the file cannot be read: nothing is trusted or created
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +150,5 @@ class DrbdHost:
     minors: dict[int, DrbdMinor] = field(default_factory=dict)
     resources: dict[str, DrbdResourceState] = field(default_factory=dict)
     backing: dict[str, DrbdBacking] = field(default_factory=dict)  # by spec path
+    hostname: str | None = None  # uname -n (/proc/sys/kernel/hostname): DRBD's 'on' name
+    ledger: DrbdLedger = field(default_factory=lambda: DrbdLedger(DEFAULT_LEDGER))

@@ -23,7 +23,8 @@ base types and ``Plan``.
 from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
-                                     LoadDrbd, SeedFirstSync, SetDrbdRole, UpDrbd, WriteDrbdConfig)
+                                     LoadDrbd, RecordDrbdMetadata, SeedFirstSync, SetDrbdRole, UpDrbd,
+                                     WriteDrbdConfig)
 from reconciler.actions.lvm import (AddCopy, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, ForgetSplit, MoveExtents,
                                     ReduceVg, RefreshCopy, RemoveLv, RemoveVg, RenameLv, ResizeLv,
@@ -40,7 +41,7 @@ __all__ = ["AddCopy", "ExportVg", "RefreshCopy", "RenameLv", "ResizePv", "SplitC
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",
            "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",
-           "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
+           "RecordDrbdMetadata", "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger"]

@@ -101,11 +101,16 @@ class LoadDrbd(DrbdAction):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateDrbdMetadata(DrbdAction):
-    """``drbdadm create-md``: planned only on a disk wipefs found blank (or with ``wipe``,
-    then ``--force``). Without ``--force`` drbdmeta itself refuses a disk holding a file
-    system or metadata, should the disk have changed since it was probed."""
+    """``drbdadm create-md``: planned only on a disk wipefs found blank, or with ``wipe``
+    naming this disk's identity (then ``--force``: over a file system, or over DRBD metadata
+    the reconciler cannot tie to this resource). Without ``--force`` drbdmeta itself refuses a
+    disk holding a file system or metadata, should the disk have changed since it was probed.
+    Done when the disk holds metadata whose generation identifiers are create-md's (nothing
+    generated on it yet) or the ledger records it as this resource's."""
 
     disk: str
+    disk_id: str
+    node: str
     force: bool = False
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "drbdadm"
@@ -123,14 +128,59 @@ class CreateDrbdMetadata(DrbdAction):
     def is_done(self, st: state.HostState) -> bool:
         if st.drbd is None:
             return False
+        rec = st.drbd.ledger.records.get((self.resource, self.node))
+        if rec is not None and rec.disk_id == self.disk_id:
+            return True
         b = st.drbd.backing.get(self.disk)
-        if b is not None:
-            return b.has_drbd_metadata
-        m = _minor(st, self.minor)
-        return m is not None and m.disk != "Diskless"
+        return b is not None and b.has_drbd_metadata and b.gi is not None and b.gi.just_created
 
     def needs(self) -> tuple[str, ...]:
         return (self.disk,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDrbdMetadata(DrbdAction):
+    """Write the DRBD ledger with a record tying this resource's metadata, on this node, to
+    the disk's stable identity (and the generation identifiers read then): after create-md
+    (``how = "created"``), or for metadata found up in the kernel on the declared disk
+    (``how = "adopted"``: a host that ran the resource before the ledger existed)."""
+
+    node: str
+    disk: str
+    disk_id: str
+    how: str
+    gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
+    path: str  # the ledger file
+    text: str  # the whole ledger with this record
+    expect_just_created: bool = False  # after create-md: only over the metadata it wrote
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "dd"
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:record"
+
+    def describe(self) -> str:
+        return (f"record in {self.path} that {self.disk} ({self.disk_id}) holds "
+                f"{self.resource}'s metadata ({self.how})")
+
+    def commands(self) -> tuple[Command, ...]:
+        return drbd.write_ledger(self.path, self.text, host=self.host)
+
+    def is_done(self, st: state.HostState) -> bool:
+        if st.drbd is None:
+            return False
+        rec = st.drbd.ledger.records.get((self.resource, self.node))
+        return rec is not None and rec.disk_id == self.disk_id
+
+    def waiting_for(self, st: state.HostState) -> str | None:
+        if not self.expect_just_created or st.drbd is None:
+            return None
+        b = st.drbd.backing.get(self.disk)
+        if b is None or b.gi is None or not b.gi.just_created:
+            found = "no readable metadata" if b is None or b.gi is None else f"generation identifiers {b.gi}"
+            return f"not recorded: {self.disk} does not hold the metadata create-md just wrote ({found})"
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

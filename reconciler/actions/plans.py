@@ -76,6 +76,7 @@ class InFlight:
     total: int | None = None  # bytes the operation copies in all, when known
     note: str = ""  # for people: who drives it, how long it has not moved
     stall: Stall | None = None
+    waiting_on: str = ""  # the other node this waits for ("" = none)
 
 
 @dataclass(frozen=True)

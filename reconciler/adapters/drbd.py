@@ -14,6 +14,18 @@ split brain it runs that handler (through ``/sbin/drbdadm split-brain minor-N``)
 a marker under /run. /proc/drbd has no word for split brain (both ends just go StandAlone),
 so the marker is how a later pass knows, without reading the kernel log.
 
+Generation identifiers: ``drbdadm get-gi RES`` while the resource is up (drbdsetup's), and
+``drbdmeta MINOR v08 DISK internal get-gi`` for a disk whose resource is down (needs no
+resource file; drbdadm runs drbdmeta in this form, lab recording 19). Both print
+``CURRENT:BITMAP:HISTORY1:HISTORY2:`` then flags (drbdsetup(8), drbdmeta(8); the flags are
+not read). Not recorded in the lab yet.
+
+The DRBD ledger (``state_drbd.DEFAULT_LEDGER``) records, per resource and node, the disk
+(stable identity, as the md clone ledger identifies disks) on which the reconciler created
+or adopted the metadata, and the generation identifiers read then. It is written like the
+clone ledger (temporary file synced, renamed, directory synced: a crash leaves the old or the
+new ledger).
+
 Metadata is created without ``--force`` unless the spec says ``wipe``: drbdmeta then refuses
 a disk holding a file system (rc 40, "Operation refused.") or DRBD metadata (stdin not a TTY:
 "Operation cancelled."), a second guard behind the planner's own check of ``wipefs --no-act``.
@@ -118,6 +130,73 @@ def parse_wipefs(text: str) -> tuple[str, ...]:
     """``wipefs --no-act --json`` -> the signature types found (``drbd``, ``ext4``...)."""
     data = json.loads(text or "{}") if (text or "").strip() else {}
     return tuple(str(s.get("type", "?")) for s in data.get("signatures", []))
+
+
+_GI = re.compile(r"^([0-9A-Fa-f]{16}):([0-9A-Fa-f]{16}):([0-9A-Fa-f]{16}):([0-9A-Fa-f]{16})(?::|$)")
+
+
+def parse_gi(text: str) -> state_drbd.Gi:
+    """get-gi's first line -> Gi. Raises ValueError when it is not four 64-bit UUIDs."""
+    line = (text or "").strip().splitlines()[:1]
+    m = _GI.match(line[0]) if line else None
+    if m is None:
+        raise ValueError(f"not DRBD generation identifiers: {text!r}")
+    return state_drbd.Gi(*(g.upper() for g in m.groups()))
+
+
+def get_gi(name: str, *, host: str = "local") -> Command:
+    """The generation identifiers of a resource that is up (read only)."""
+    return _cmd("drbdadm", "get-gi", name, host=host, mutates=False)
+
+
+def get_gi_down(minor: int, disk: str, *, host: str = "local") -> Command:
+    """The generation identifiers on ``disk`` while its resource is down (read only)."""
+    return _cmd("drbdmeta", str(minor), "v08", disk, "internal", "get-gi", host=host,
+                mutates=False)
+
+
+# -- the DRBD ledger ------------------------------------------------------------------------------
+#
+# {"format": 1, "metadata": [{"resource": R, "node": N, "disk": {"id": ID, "path": P},
+#   "gi": "CURRENT:BITMAP:H1:H2", "how": "created" | "adopted"}, ...]}
+
+LEDGER_FORMAT = 1
+
+
+def parse_ledger(path: str, text: str | None) -> state_drbd.DrbdLedger:
+    if text is None:
+        return state_drbd.DrbdLedger(path)
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != LEDGER_FORMAT:
+            raise ValueError(f"not a format-{LEDGER_FORMAT} DRBD ledger")
+        records: dict[tuple[str, str], state_drbd.DrbdMetaRecord] = {}
+        for e in data["metadata"]:
+            r = state_drbd.DrbdMetaRecord(resource=str(e["resource"]), node=str(e["node"]),
+                                          disk_id=str(e["disk"]["id"]), disk=str(e["disk"]["path"]),
+                                          gi=str(e["gi"]), how=str(e["how"]))
+            if r.key in records:
+                raise ValueError(f"two records for {r.resource} on {r.node}")
+            records[r.key] = r
+    except (ValueError, KeyError, TypeError) as exc:
+        return state_drbd.DrbdLedger(path, problem=f"{path} cannot be read as the DRBD ledger "
+                                     f"({exc.__class__.__name__}: {exc})")
+    return state_drbd.DrbdLedger(path, records)
+
+
+def ledger_text(records) -> str:
+    body = [{"resource": r.resource, "node": r.node, "disk": {"id": r.disk_id, "path": r.disk},
+             "gi": r.gi, "how": r.how} for r in sorted(records, key=lambda r: r.key)]
+    return json.dumps({"format": LEDGER_FORMAT, "metadata": body}, indent=2, sort_keys=True) + "\n"
+
+
+def write_ledger(path: str, text: str, *, host: str = "local") -> tuple[Command, ...]:
+    directory = posixpath.dirname(path) or "/"
+    tmp = posixpath.join(directory, f".{posixpath.basename(path)}.tmp")
+    return (_cmd("mkdir", "-p", directory, host=host),
+            _cmd("dd", f"of={tmp}", "conv=fsync", "status=none", host=host, input=text),
+            _cmd("mv", "-f", tmp, path, host=host),
+            _cmd("sync", directory, host=host))
 
 
 # -- the resource file ----------------------------------------------------------------------------

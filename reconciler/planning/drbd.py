@@ -8,25 +8,36 @@ Safety rules (each refusal is a Blocked entry that says what to do):
 
 * A resource file under /etc/drbd.d/ that does not carry our marker is never overwritten:
   blocked, with a diff of what the spec would write.
-* Metadata is created only on a disk that ``wipefs --no-act`` finds blank; a disk holding a
-  file system or anything else needs ``wipe = true`` on that node. A disk that already holds
-  DRBD metadata is brought up as it is (a restart), never re-created.
+* Nothing DRBD is done unless ``--node`` is this host's DRBD name (uname -n, which drbdadm
+  matches against the ``on`` sections): a unit copied with the wrong ``--node`` would act as
+  the other node.
+* Metadata identity: DRBD metadata on a declared disk is brought up as it is (a restart,
+  whatever its data area holds) only when the DRBD ledger ties it to this resource and node
+  (the reconciler created it there, or found the resource up on that disk and recorded it).
+  Metadata it cannot tie is refused with its generation identifiers; ``wipe`` (bound to the
+  disk's identity) gives it up with ``create-md --force``. Metadata is otherwise created only
+  on a disk that ``wipefs --no-act`` finds blank. Never re-created over recorded metadata.
 * Two Inconsistent disks are synced only from the node named in ``initial_sync_from``, and
   only while the nodes are connected: ``primary --force`` runs there and nowhere else.
 * Demotion is blocked while /dev/drbdN is mounted or held (the reconciler never unmounts).
   Promotion waits while the peer is primary (unless dual-primary is declared: then, with
   both nodes declared primary, each waits for the peer's disk to be UpToDate), and is blocked while the nodes are not connected: promoting a node that cannot see its peer is how split
   brains are made, so a failover after losing the primary node is never automatic.
-* A split brain (the kernel ran our ``split-brain`` handler) is reported and left alone
-  unless ``split_brain_victim`` names a node: then the victim becomes secondary and
-  reconnects with ``--discard-my-data``, the survivor reconnects; the marker is removed once
-  the nodes are connected again.
+* A split brain (the kernel ran our ``split-brain`` handler) is reported with its incident
+  identifier (the generation both nodes held when they parted: ``drbdadm get-gi``'s bitmap
+  UUID) and left alone unless ``split_brain_victim = "NODE@INCIDENT"`` names that incident:
+  then the victim becomes secondary and reconnects with ``--discard-my-data``, the survivor
+  reconnects; the marker is removed once the nodes are connected again. A declaration for
+  another incident is reported and ignored.
+* A wait on the peer (to connect, to start the first sync, to demote) is in flight with
+  ``waiting_on`` naming the peer, never an error.
 * A Diskless node (its backing disk failed and DRBD detached it) is reported; a replacement
   disk declared in the spec is probed, given metadata and attached, and a resync follows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from reconciler import actions, state
@@ -34,6 +45,7 @@ from reconciler.actions import drbd as act
 from reconciler.adapters import drbd
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
+from reconciler.spec import drbd as drbd_spec
 from reconciler.spec.drbd import DrbdResource, Role
 
 
@@ -45,10 +57,41 @@ def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
         for name in sorted(spec.drbd):
             out.blocked.append(actions.Blocked(f"drbd {name}", "DRBD was not observed"))
         return out
+    mine = [name for name, res in sorted(spec.drbd.items()) if node in res.nodes]
+    if mine and st.drbd.hostname != node:
+        said = (f"this host's name is {st.drbd.hostname!r} (uname -n)" if st.drbd.hostname
+                else "this host's name (/proc/sys/kernel/hostname) could not be read")
+        for name in mine:
+            out.blocked.append(actions.Blocked(
+                f"drbd {name}", f"--node is {node!r} but {said}: drbdadm matches the resource "
+                f"file's 'on' sections against the host name, so acting as {node!r} here would "
+                f"run {node!r}'s commands on another host. Nothing DRBD is done: check the "
+                f"unit's --node (or the host name)"))
+        return out
     for name, res in sorted(spec.drbd.items()):
         if node in res.nodes:
             _plan_resource(out, name, res, node, st.drbd)
+    _chain_records(out, st.drbd)
     return out
+
+
+def _chain_records(out: Partial, d: state.DrbdHost) -> None:
+    """Every record step rewrites the whole ledger: when several resources record in one
+    pass, each runs after the one before and writes the records before it too, so that no
+    write drops another's record, and none records metadata whose create-md has not run."""
+    records = dict(d.ledger.records)
+    previous: str | None = None
+    for i, step in enumerate(out.steps):
+        a = step.action
+        if not isinstance(a, act.RecordDrbdMetadata):
+            continue
+        rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
+                                   disk=a.disk, gi=a.gi, how=a.how)
+        records[rec.key] = rec
+        after = step.after | ({previous} if previous else set())
+        out.steps[i] = actions.Step(dataclasses.replace(a, text=drbd.ledger_text(records.values())),
+                                    step.reason, frozenset(after))
+        previous = a.key
 
 
 def _diff(current: str, wanted: str, path: str) -> str:
@@ -96,7 +139,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
 
     # -- not up: metadata, then up -------------------------------------------------------------
     if m is None or m.cstate == "Unconfigured":
-        created = _metadata(out, name, me, node, d, after, block)
+        created = _metadata(out, name, me, node, peer, d, after, block)
         if created is None:
             return
         _step(out, act.UpDrbd(resource=name, minor=me.minor, disk=me.disk),
@@ -118,7 +161,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
                   f"replacement disk (drbd.{name}.nodes.{node}.disk) to re-create metadata "
                   f"on it, attach it and resync from {peer}")
             return
-        created = _metadata(out, name, me, node, d, after, block)
+        created = _metadata(out, name, me, node, peer, d, after, block)
         if created is None:
             return
         _step(out, act.AttachDrbd(resource=name, minor=me.minor, disk=me.disk),
@@ -131,45 +174,68 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         if m.connected:
             _step(out, act.ClearSplitBrain(resource=name, minor=me.minor),
                   "the split brain is resolved: the nodes are connected again", after)
-        elif res.split_brain_victim is None:
+        elif rs.gi is None:
             block(f"SPLIT BRAIN: {node} and {peer} both changed {name}'s data while "
-                  f"disconnected; DRBD dropped the connection ({m.cstate}, {node} is "
-                  f"{m.role}, {m.oos_kib} KiB out of sync here). Nothing is resolved "
-                  f"automatically: declare split_brain_victim = \"<node>\" in [drbd.{name}] "
-                  f"(that node's changes since the split are discarded)")
-            return
-        elif res.split_brain_victim == node:
-            if m.role == "Primary":
-                if rs.mounts or rs.holders:
-                    block(f"SPLIT BRAIN: {node} is the declared victim but /dev/drbd{me.minor} "
-                          f"is in use ({', '.join(rs.mounts + rs.holders)}); unmount it so "
-                          f"its changes can be discarded")
-                    return
-                after.add(_step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Secondary"),
-                                "split brain, this node is the declared victim: secondary first", after))
-            if m.cstate == "StandAlone":
-                _step(out, act.ConnectDrbd(resource=name, minor=me.minor, discard=True),
-                      f"split brain: discard {node}'s changes and resync from {peer}", after)
-            out.in_flight.append(actions.InFlight(f"drbd:{name}:split-brain", obj,
-                                                  f"split-brain resolution (waiting for {peer})", None))
+                  f"disconnected, and its incident cannot be identified (drbdadm get-gi "
+                  f"{name}: {rs.gi_error or 'no answer'}); nothing is resolved. Check "
+                  f"drbdadm get-gi {name} on both nodes")
             return
         else:
-            if m.cstate == "StandAlone":
+            incident = rs.gi.incident
+            what = (f"SPLIT BRAIN, incident {incident}: {node} and {peer} both changed "
+                    f"{name}'s data while disconnected; DRBD dropped the connection "
+                    f"({m.cstate}, {node} is {m.role}, {m.oos_kib} KiB out of sync here, "
+                    f"generation identifiers {rs.gi})")
+            victim = drbd_spec.split_victim(res.split_brain_victim) if res.split_brain_victim else None
+            if victim is None:
+                block(f"{what}. Nothing is resolved automatically: find out which node's changes "
+                      f"since the split may be dropped, then declare split_brain_victim = "
+                      f"\"<node>@{incident}\" in [drbd.{name}] (that node's changes are discarded)")
+                return
+            if victim[1] != incident:
+                block(f"{what}. split_brain_victim = \"{res.split_brain_victim}\" was written for "
+                      f"another incident ({victim[1]}): ignored, nothing is resolved. Declare "
+                      f"split_brain_victim = \"<node>@{incident}\" for this one once you know whose "
+                      f"changes to drop")
+                return
+            if victim[0] == node:
+                if m.role == "Primary":
+                    if rs.mounts or rs.holders:
+                        block(f"SPLIT BRAIN {incident}: {node} is the declared victim but "
+                              f"/dev/drbd{me.minor} is in use ({', '.join(rs.mounts + rs.holders)}); "
+                              f"unmount it so its changes can be discarded")
+                        return
+                    after.add(_step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Secondary"),
+                                    f"split brain {incident}, this node is the declared victim: "
+                                    "secondary first", after))
+                if m.cstate == "StandAlone":
+                    _step(out, act.ConnectDrbd(resource=name, minor=me.minor, discard=True),
+                          f"split brain {incident}: discard {node}'s changes and resync from {peer}",
+                          after)
+            elif m.cstate == "StandAlone":
                 _step(out, act.ConnectDrbd(resource=name, minor=me.minor),
-                      f"split brain, {peer} is the declared victim: reconnect as the survivor", after)
+                      f"split brain {incident}, {peer} is the declared victim: reconnect as the "
+                      "survivor", after)
             out.in_flight.append(actions.InFlight(f"drbd:{name}:split-brain", obj,
-                                                  f"split-brain resolution (waiting for {peer})", None))
+                                                  f"split-brain resolution (waiting for {peer})", None,
+                                                  waiting_on=peer))
             return
     elif m.cstate == "StandAlone":
         after.add(_step(out, act.ConnectDrbd(resource=name, minor=me.minor),
                         "StandAlone: connect to the peer", after))
 
+    # -- metadata found up without a record: adopt it ---------------------------------------------
+    _adopt(out, name, me, node, d, rs, after, block)
+
     # -- first sync --------------------------------------------------------------------------------
+    if m.disk == "Inconsistent" and not m.connected:
+        # a new (or resyncing) disk whose peer is not there yet: nothing here can help
+        out.in_flight.append(actions.InFlight(
+            f"drbd:{name}:connect", obj, f"waiting for {peer} to connect ({m.cstate}; the "
+            f"local disk is Inconsistent until a sync with {peer})", None, waiting_on=peer))
+        return
     if m.disk == "Inconsistent" and m.peer_disk == "Inconsistent" and not m.syncing:
-        if not m.connected:
-            out.in_flight.append(actions.InFlight(f"drbd:{name}:connect", obj,
-                                                  f"waiting for {peer} to connect ({m.cstate})", None))
-        elif res.initial_sync_from is None:
+        if res.initial_sync_from is None:
             block(f"both disks are Inconsistent (new): nothing is synced until the spec says "
                   f"whose data seeds the first full sync: initial_sync_from = \"{node}\" or "
                   f"\"{peer}\" in [drbd.{name}] (the other node's data is overwritten)")
@@ -178,7 +244,8 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
                   f"both disks Inconsistent; the spec names {node} as the first sync's source", after)
         else:
             out.in_flight.append(actions.InFlight(f"drbd:{name}:first-sync", obj,
-                                                  f"waiting for {peer} to start the first sync", None))
+                                                  f"waiting for {peer} to start the first sync",
+                                                  None, waiting_on=peer))
         return
 
     if m.syncing:
@@ -203,32 +270,88 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
               f"the spec says {node} is secondary", after)
         return
     if m.disk != "UpToDate":
-        if not m.syncing:
-            block(f"cannot become primary: the local disk is {m.disk}, DRBD needs UpToDate data")
-        return
-    if m.peer_role == "Primary" and not res.allow_two_primaries:
-        out.in_flight.append(actions.InFlight(f"drbd:{name}:peer-demote", obj,
-                                              f"waiting for {peer} to become secondary", None))
+        if m.syncing:
+            return
+        if m.connected and m.peer_disk == "UpToDate":  # a resync from the peer is starting
+            out.in_flight.append(actions.InFlight(
+                f"drbd:{name}:resync", obj, f"waiting for the resync from {peer} (local disk "
+                f"{m.disk})", None, waiting_on=peer))
+            return
+        block(f"cannot become primary: the local disk is {m.disk} and {peer}'s is {m.peer_disk} "
+              f"({m.cstate}); DRBD needs UpToDate data")
         return
     dual = res.allow_two_primaries and res.nodes[peer].role is Role.PRIMARY
+    if m.peer_role == "Primary" and not dual:
+        # one primary declared: the peer demotes first, even when DRBD would allow two
+        out.in_flight.append(actions.InFlight(f"drbd:{name}:peer-demote", obj,
+                                              f"waiting for {peer} to become secondary", None,
+                                              waiting_on=peer))
+        return
     if dual and m.connected and m.peer_disk != "UpToDate":
         out.in_flight.append(actions.InFlight(
             f"drbd:{name}:peer-uptodate", obj,
-            f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None))
+            f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None,
+            waiting_on=peer))
         return
     if not m.connected:
-        block(f"not promoted: {peer} is not connected ({m.cstate}); promoting a node that "
-              f"cannot see its peer risks a split brain. Never automatic: run drbdadm primary "
-              f"{name} by hand once you know {peer} is down")
+        # the peer may be booting (a reboot of both) or gone: either way only the peer can
+        # change this here, and promoting a node that cannot see its peer risks a split brain
+        out.in_flight.append(actions.InFlight(
+            f"drbd:{name}:peer-connect", obj,
+            f"not promoted: waiting for {peer} to connect ({m.cstate}); promoting a node that "
+            f"cannot see its peer risks a split brain. Never automatic: if {peer} is down for "
+            f"good, run drbdadm primary {name} by hand once you know it is", None,
+            waiting_on=peer))
         return
     _step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
           f"the spec says {node} is primary", after)
 
 
-def _metadata(out: Partial, name: str, me, node: str, d: state.DrbdHost, after: set[str],
-              block) -> set[str] | None:
-    """The create-md step if one is needed: {its key}, set() when the disk already has DRBD
-    metadata, None when blocked."""
+def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str,
+                 gi: str, how: str, after: set[str], *, expect_just_created: bool = False) -> str:
+    rec = state.DrbdMetaRecord(resource=name, node=node, disk_id=disk_id, disk=me.disk, gi=gi, how=how)
+    records = {**d.ledger.records, rec.key: rec}  # _chain_records adds the pass's others
+    reason = (f"tie the new metadata on {me.disk} to {name} (survives a reboot)" if how == "created"
+              else f"{name} is up on {me.disk} with metadata the ledger does not know yet: "
+              f"record it as {name}'s")
+    return _step(out, act.RecordDrbdMetadata(
+        resource=name, minor=me.minor, node=node, disk=me.disk, disk_id=disk_id, how=how, gi=gi,
+        path=d.ledger.path, text=drbd.ledger_text(records.values()),
+        expect_just_created=expect_just_created), reason, after)
+
+
+def _adopt(out: Partial, name: str, me, node: str, d: state.DrbdHost, rs, after: set[str],
+           block) -> None:
+    """A resource up with its disk attached, and no record of it on that disk: record it.
+    The kernel was configured from the resource file (``up``/``adjust`` read it; ours is
+    applied before it is moved in place), so when that file gives this node the declared
+    disk, the metadata the kernel runs is this resource's on that disk. (/proc/drbd and sysfs
+    do not name DRBD's backing disk: it links no holder.)"""
+    m = d.minors.get(me.minor)
+    if m is None or m.disk in ("Diskless", "Unconfigured") or rs.disk_id is None:
+        return
+    if drbd.config_disk(rs.config, node) != me.disk:
+        return  # the file (hence the kernel) names another disk: the config step comes first
+    rec = d.ledger.records.get((name, node))
+    if rec is not None and rec.disk_id == rs.disk_id:
+        return
+    if d.ledger.problem is not None:
+        block(f"{d.ledger.problem}: {name}'s metadata on {me.disk} cannot be recorded. Check "
+              f"the file (it is rewritten whole by the reconciler)")
+        return
+    if rs.gi is None:
+        block(f"{name} is up on {me.disk} but its generation identifiers cannot be read "
+              f"(drbdadm get-gi {name}: {rs.gi_error or 'no answer'}), so it is not recorded "
+              f"as {name}'s; check drbdadm get-gi {name}")
+        return
+    after.add(_record_step(out, name, me, node, d, rs.disk_id, str(rs.gi), "adopted", after))
+
+
+def _metadata(out: Partial, name: str, me, node: str, peer: str, d: state.DrbdHost,
+              after: set[str], block) -> set[str] | None:
+    """What the declared disk's metadata needs before ``up``/attach: {step keys} to wait for
+    (create-md and its record, or the record of metadata nothing was generated on yet),
+    set() when the disk holds this resource's recorded metadata, None when blocked."""
     b = d.backing.get(me.disk)
     if b is None:
         block(f"{me.disk} was not probed")
@@ -236,17 +359,78 @@ def _metadata(out: Partial, name: str, me, node: str, d: state.DrbdHost, after: 
     if b.error is not None:
         block(f"cannot read {me.disk} (declared backing disk of {node}): {b.error}")
         return None
-    if b.foreign and not me.wipe:
-        block(f"{me.disk} holds {', '.join(b.foreign)}: DRBD metadata is created only on a "
-              f"blank disk. Declare wipe = true in [drbd.{name}.nodes.{node}] to give its "
-              f"content up")
+    rs = d.resources.get(name)
+    disk_id = rs.disk_id if rs is not None else None
+    if disk_id is None:
+        block(f"{me.disk} (declared backing disk of {node}) has no identity the reconciler can "
+              f"read (not a block device here?); nothing is created or brought up on it")
         return None
-    if b.has_drbd_metadata and not b.foreign:
-        return set()
-    return {_step(out, act.CreateDrbdMetadata(resource=name, minor=me.minor, disk=me.disk,
-                                              force=bool(b.foreign)),
-                  f"{me.disk} is blank" if not b.foreign else
-                  f"{me.disk} holds {', '.join(b.foreign)} and the spec says wipe", after)}
+    if d.ledger.problem is not None:
+        block(f"{d.ledger.problem}: whose metadata {me.disk} holds cannot be known; nothing is "
+              f"created or brought up. Check the file")
+        return None
+    rec = d.ledger.records.get((name, node))
+    ours = rec is not None and rec.disk_id == disk_id
+    wipe_here = me.wipe is not None and me.wipe == disk_id
+    wipe_note = (f" (wipe = \"{me.wipe}\" names another disk: this one is \"{disk_id}\")"
+                 if me.wipe is not None and not wipe_here else "")
+    where = f"[drbd.{name}.nodes.{node}]"
+    if b.has_drbd_metadata:
+        if ours:
+            return set()  # this resource's own metadata: up as it is, whatever the data holds
+        if b.gi is None:
+            block(f"{me.disk} ({disk_id}) holds DRBD metadata whose generation identifiers "
+                  f"cannot be read (drbdmeta {me.minor} v08 {me.disk} internal get-gi: "
+                  f"{b.gi_error or 'no answer'}); nothing is brought up or created on it")
+            return None
+        if wipe_here:
+            return _create(out, name, me, node, d, disk_id, True,
+                           f"{me.disk} holds DRBD metadata not tied to {name} (generation "
+                           f"identifiers {b.gi}) and wipe names this disk: it is given up", after)
+        if b.gi.just_created and not b.foreign:
+            # create-md's own set: nothing was ever generated on it (a crash between
+            # create-md and its record, or create-md by hand): nothing to lose by taking it
+            return {_record_step(out, name, me, node, d, disk_id, str(b.gi), "created", after,
+                                 expect_just_created=True)}
+        known = (f"the ledger ({d.ledger.path}) ties {name} on {node} to another disk "
+                 f"({rec.disk}, {rec.disk_id})" if rec is not None else
+                 f"the ledger ({d.ledger.path}) has no record of {name} on {node}")
+        block(f"{me.disk} ({disk_id}) holds DRBD metadata the reconciler cannot tie to {name}: "
+              f"{known}; generation identifiers {b.gi}"
+              f"{', a data generation was started on it' if not b.gi.just_created else ''}"
+              f"{'; its data area holds ' + ', '.join(b.foreign) if b.foreign else ''}. It may be "
+              f"an earlier cluster's or another resource's, and is neither brought up nor "
+              f"overwritten{wipe_note}. Check whose it is (drbdadm dump-md {name} while down; "
+              f"compare with {peer}'s drbdadm get-gi {name}): if it is "
+              f"{name}'s own, bring it up by hand (drbdadm up {name}) and the next pass records "
+              f"it; if its data is known to be expendable, wipe = \"{disk_id}\" in {where} "
+              f"gives it up")
+        return None
+    if ours:
+        block(f"the ledger ({d.ledger.path}) says {name}'s metadata was created on {me.disk} "
+              f"({disk_id}), but wipefs finds no DRBD signature there (did the disk grow, or "
+              f"was it replaced by one with the same identity?). It is never re-created by "
+              f"itself: check the disk (drbdadm dump-md {name})")
+        return None
+    if b.foreign and not wipe_here:
+        block(f"{me.disk} ({disk_id}) holds {', '.join(b.foreign)}: DRBD metadata is created only "
+              f"on a blank disk, and nothing is written over it{wipe_note}. Check what it holds "
+              f"(the right disk? another resource's data?); only if that content is known to "
+              f"be expendable, wipe = \"{disk_id}\" in {where} gives it up")
+        return None
+    return _create(out, name, me, node, d, disk_id, bool(b.foreign),
+                   f"{me.disk} is blank" if not b.foreign else
+                   f"{me.disk} holds {', '.join(b.foreign)} and wipe names this disk", after)
+
+
+def _create(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str, force: bool,
+            reason: str, after: set[str]) -> set[str]:
+    create = _step(out, act.CreateDrbdMetadata(resource=name, minor=me.minor, disk=me.disk,
+                                                disk_id=disk_id, node=node, force=force),
+                   reason, after)
+    record = _record_step(out, name, me, node, d, disk_id, state.JUST_CREATED_GI, "created", after | {create},
+                          expect_just_created=True)
+    return {create, record}
 
 
 __all__ = ["plan_drbd", "Role"]

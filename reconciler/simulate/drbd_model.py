@@ -14,6 +14,20 @@ handler runs on both, and nothing is synced, unless one side connected with
 ``--discard-my-data``: that side becomes the sync target. Data is a fingerprint per node so
 tests can check that the right side's data won.
 
+Generation identifiers (8.4's four UUIDs: current, bitmap, two history), as drbdmeta and
+drbdsetup ``get-gi`` show them: ``create-md`` writes the "just created" set (current 4, the
+rest 0, as the lab's dump-md shows); a node gets a new current UUID when it is forced primary,
+promoted while not connected, or loses its peer while primary, and the current UUID it had
+moves to the bitmap slot (kept while already set, so both sides of a split brain keep the one
+they parted from); a finished resync hands the source's current UUID to the target and moves
+the bitmap UUIDs into history. What DRBD does beyond that (the lowest bit as a flag, the
+resync handshake's 30-odd rules) is not modelled: the handshake decides by the fingerprints.
+
+The data area is the backing disk's: ``create-md`` (with ``--force`` too) keeps it (internal
+metadata lives at the end), so a file system made on /dev/drbdN is what wipefs finds at 0x438
+of the backing disk (``DrbdNet.mkfs``), next to the drbd signature. ``DrbdNode.reboot`` is what
+a reboot leaves: every resource down with its metadata on disk, the module unloaded.
+
 /proc/drbd is rendered in 8.4's format. The sync percent is the kernel's coarse one: the lab
 showed 12.5% at 7.5% and 8.8% done and 25.0% at 20.3% and 21.4% done, i.e. rounded up to
 eighths; the simulator does the same.
@@ -103,6 +117,24 @@ def parse_config(text: str) -> dict[str, ResConf]:
     return out
 
 
+JUST_CREATED = (4, 0, 0, 0)  # drbdmeta create-md's generation identifiers (lab: dump-md)
+
+
+@dataclass
+class Meta:
+    """DRBD metadata on one backing disk, as last written (down, or create-md)."""
+
+    disk: str  # disk state recorded: Inconsistent, UpToDate, Outdated...
+    data: str  # fingerprint of the data area
+    uuids: tuple[int, int, int, int] = JUST_CREATED
+
+
+def gi_text(uuids) -> str:
+    """get-gi's line: the four UUIDs, then flags (not modelled: printed as 8.4 shows a
+    consistent, connected-once disk)."""
+    return ":".join(f"{u:016X}" for u in uuids) + ":1:1:0:0:0:0:0\n"
+
+
 @dataclass
 class Res:
     """A resource configured in one node's kernel."""
@@ -116,6 +148,8 @@ class Res:
     data: str = ""  # fingerprint of this node's copy
     dirty: bool = False  # written while not connected
     discard: bool = False  # connecting with --discard-my-data
+    uuids: list[int] = field(default_factory=lambda: list(JUST_CREATED))
+    fs: str | None = None  # the file system in the data area (what wipefs finds at 0x438)
     oos_kib: int = 0
     left_kib: float = 0.0
     total_kib: int = 0
@@ -131,13 +165,27 @@ class DrbdNode:
         self.hostname = hostname  # what uname -n says: DRBD's 'on <hostname>'
         self.loaded = False
         self.res: dict[int, Res] = {}  # by minor
-        # DRBD metadata on a disk: path -> (disk state, data fingerprint) as last written
-        self.metadata: dict[str, tuple[str, str]] = {}
+        # DRBD metadata on a disk, by path, as last written (create-md, down)
+        self.metadata: dict[str, Meta] = {}
+        # what a disk's data area holds before any DRBD metadata is put on it (tests set it)
+        self.contents: dict[str, str] = {}
         self.mounts: dict[int, list[str]] = {}
         self.holders: dict[int, list[str]] = {}
 
     def by_name(self, name: str) -> Res | None:
         return next((r for r in self.res.values() if r.conf.name == name), None)
+
+    def reboot(self) -> None:
+        """What a reboot leaves: every resource down (its metadata as the kernel last wrote
+        it), the module unloaded, nothing mounted or held; the peer loses the connection."""
+        for minor in sorted(self.res):
+            self.net.down(self, self.res[minor])
+        self.loaded = False
+        self.mounts.clear()
+        self.holders.clear()
+        files = self.host.md.files  # /run is a tmpfs: the split-brain marker is gone too
+        for path in [p for p in files if p.startswith("/run/")]:
+            del files[path]
 
     def in_use(self, minor: int) -> bool:
         return bool(self.mounts.get(minor) or self.holders.get(minor))
@@ -181,13 +229,57 @@ class DrbdNet:
     def __init__(self, clock: SimClock):
         self.clock = clock
         self.nodes: dict[str, DrbdNode] = {}
-        self.down: set[frozenset[str]] = set()
+        self.down_links: set[frozenset[str]] = set()
+        self._uuid_seq = 0
         clock.on_advance(self._progress)
+
+    # -- generation identifiers ----------------------------------------------------------------
+
+    def new_uuid(self) -> int:
+        self._uuid_seq += 1
+        return int(hashlib.sha256(f"uuid{self._uuid_seq}".encode()).hexdigest()[:16], 16) & ~1
+
+    def new_current(self, r: Res) -> None:
+        """A new data generation starts on ``r`` (forced primary, promoted alone, primary
+        losing its peer): the current UUID goes to the bitmap slot unless one is kept there."""
+        if r.uuids[1] == 0:
+            r.uuids[1] = r.uuids[0]
+        r.uuids[0] = self.new_uuid()
+
+    @staticmethod
+    def _settle(r: Res) -> None:
+        """In sync with the peer: the bitmap UUID moves into history."""
+        if r.uuids[1]:
+            r.uuids[3], r.uuids[2], r.uuids[1] = r.uuids[2], r.uuids[1], 0
+
+    def _copy(self, src: Res, dst_node: DrbdNode, dst: Res) -> None:
+        """``dst`` now holds ``src``'s data (a finished resync or a replicated write)."""
+        dst.data, dst.fs = src.data, src.fs
+        if dst.disk_path is not None:
+            dev = dst_node.host.model.device(dst.disk_path)
+            if dev is not None:
+                dev.signature = src.fs
+
+    def _lost_peer(self, r: Res) -> None:
+        if r.role == "Primary":
+            self.new_current(r)
+
+    def down(self, node: DrbdNode, r: Res) -> None:
+        """``drbdadm down`` (or a reboot): metadata written, the peer loses the connection."""
+        peer = self.peer(node, r)
+        if peer is not None and peer.cstate in CONNECTED:
+            peer.cstate = "WFConnection"
+            peer.left_kib = 0
+            self._lost_peer(peer)
+        if r.disk_path is not None:
+            node.metadata[r.disk_path] = Meta(r.disk, r.data, tuple(r.uuids))
+        del node.res[r.minor]
 
     def join(self, host: SimulatedHost, hostname: str) -> DrbdNode:
         """Give ``host`` a DRBD kernel; ``hostname`` is its name on the link."""
         node = DrbdNode(self, host, hostname)
         host.drbd = node
+        host.hostname = hostname
         self.nodes[hostname] = node
         return node
 
@@ -202,11 +294,11 @@ class DrbdNet:
         return pn.by_name(r.conf.name) if pn else None
 
     def link_up(self, a: str, b: str) -> bool:
-        return frozenset((a, b)) not in self.down
+        return frozenset((a, b)) not in self.down_links
 
     def cut(self, a: str, b: str) -> None:
         """The link goes down: connected resources between a and b wait for each other."""
-        self.down.add(frozenset((a, b)))
+        self.down_links.add(frozenset((a, b)))
         for name in (a, b):
             node = self.nodes[name]
             for r in node.res.values():
@@ -214,9 +306,10 @@ class DrbdNet:
                 if pn and pn.hostname in (a, b) and r.cstate in CONNECTED:
                     r.cstate = "WFConnection"
                     r.left_kib = 0
+                    self._lost_peer(r)
 
     def restore(self, a: str, b: str) -> None:
-        self.down.discard(frozenset((a, b)))
+        self.down_links.discard(frozenset((a, b)))
         for name in (a, b):
             node = self.nodes[name]
             for r in list(node.res.values()):
@@ -234,12 +327,27 @@ class DrbdNet:
         r.data = hashlib.sha256(f"{r.data}|{label}".encode()).hexdigest()[:16]
         peer = self.peer(node, r)
         if r.cstate in CONNECTED and peer is not None and peer.disk in ("UpToDate", "Inconsistent"):
-            if peer.disk == "UpToDate" or r.cstate == "SyncSource":
-                peer.data = r.data if peer.disk == "UpToDate" else peer.data
+            if peer.disk == "UpToDate":
+                self._copy(r, self.peer_node(node, r), peer)
             return
         r.oos_kib += kib
         if r.cstate not in CONNECTED:
             r.dirty = True
+
+    def mkfs(self, host: str, minor: int, fstype: str = "ext4") -> None:
+        """``mkfs.<fstype> /dev/drbd<minor>`` on ``host`` (must be Primary): a write whose
+        superblock lands at the start of the data area, i.e. of the backing disk."""
+        node = self.nodes[host]
+        r = node.res[minor]
+        if r.role != "Primary":
+            raise ValueError(f"{host}: /dev/drbd{minor} is {r.role}; mkfs needs Primary")
+        r.fs = fstype
+        if r.disk_path is not None:
+            node.host.model.device(r.disk_path).signature = fstype
+        self.write(host, minor, f"mkfs.{fstype}")
+        peer = self.peer(node, r)
+        if r.cstate in CONNECTED and peer is not None and peer.disk == "UpToDate":
+            self._copy(r, self.peer_node(node, r), peer)
 
     def fail_disk(self, host: str, path: str) -> None:
         """Every I/O to ``path`` fails (drive_del): a resource on it detaches: Diskless."""
@@ -272,6 +380,9 @@ class DrbdNet:
             a.cstate = b.cstate = "Connected"
             a.dirty = b.dirty = False
             a.oos_kib = b.oos_kib = 0
+            src, dst = (b, a) if b.uuids[1] and not a.uuids[1] else (a, b)
+            self._settle(src)
+            dst.uuids = list(src.uuids)
         elif a.dirty and b.dirty and not (a.discard or b.discard):
             policy = a.conf.after_sb.get((a.role == "Primary") + (b.role == "Primary"), "disconnect")
             if policy != "disconnect":  # DRBD would resolve it by itself: not modelled
@@ -318,7 +429,9 @@ class DrbdNet:
                 r.speed_kib = dst.speed_kib = rate
                 r.oos_kib = dst.oos_kib = int(r.left_kib)
                 if r.left_kib <= 0:
-                    dst.data = r.data
+                    self._copy(r, self.peer_node(node, r), dst)
+                    self._settle(r)
+                    dst.uuids = list(r.uuids)
                     dst.disk = "UpToDate"
                     r.cstate = dst.cstate = "Connected"
                     r.total_kib = dst.total_kib = 0

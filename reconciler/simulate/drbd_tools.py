@@ -5,6 +5,11 @@ Messages and exit codes are the lab's (tests/fixtures/outputs/drbd/commands). No
 and raised as UnsupportedCommand rather than guessed: ``up`` on a disk without metadata,
 drbdadm verbs the reconciler does not use (dump, role, cstate, dstate, -d dry runs...).
 ``wipefs`` on a failed disk: as the lab test saw it (rc 0, no signature).
+
+Not recorded in the lab, written from drbdsetup(8)/drbdmeta(8) for 8.4: ``drbdadm get-gi RES``
+on a resource that is up (drbdsetup's get-gi: ``CURRENT:BITMAP:HISTORY1:HISTORY2:`` then
+flags) and ``drbdmeta MINOR v08 DISK internal get-gi`` on a disk whose resource is down (the
+same line, read from the metadata; refused while the minor is configured, as drbdmeta does).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
 
-from .drbd_model import CONNECTED, DrbdNode, Res, ResConf, parse_config
+from .drbd_model import CONNECTED, JUST_CREATED, DrbdNode, Meta, Res, ResConf, gi_text, parse_config
 from .md_tools import Handler, Out
 
 if TYPE_CHECKING:
@@ -78,6 +83,12 @@ def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Ou
     if me is None:
         return Out().err(f"'{name}' not defined in your config (for this host).", rc=10)
     out = Out()
+    if verb == "get-gi":
+        r = node.res.get(me.minor) if node.loaded else None
+        if r is None or r.disk_path is None:
+            raise UnsupportedCommand("drbdadm get-gi on a resource that is down is not modelled "
+                                     "(the reconciler reads a down disk with drbdmeta)")
+        return Out(stdout=[gi_text(r.uuids)])
     if verb == "create-md":
         # stdin is never a TTY here: drbdmeta does not wait for an answer (lab: the same
         # output with "no" and with nothing on stdin)
@@ -118,8 +129,11 @@ def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Ou
         r.role = "Primary"
         if force and r.disk == "Inconsistent":
             r.disk = "UpToDate"
+            node.net.new_current(r)
             if connected and peer is not None and peer.disk == "Inconsistent":
                 node.net._sync(node, r, peer, full=True)
+        elif not connected:
+            node.net.new_current(r)
         return out
     if verb == "secondary":
         if r.role == "Secondary":
@@ -147,16 +161,15 @@ def drbdadm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Ou
                            "terminated with exit code 10", rc=10)
         if peer is not None and peer.cstate in CONNECTED:
             peer.cstate = "WFConnection"
+            node.net._lost_peer(peer)
+        if r.cstate in CONNECTED:
+            node.net._lost_peer(r)
         r.cstate = "StandAlone"
         return out
     # down
     if node.in_use(me.minor):
         return _fail(out, me.minor, -12, "Device is held open by someone", "secondary")
-    if peer is not None and peer.cstate in CONNECTED:
-        peer.cstate = "WFConnection"
-    if r.disk_path is not None:
-        node.metadata[r.disk_path] = (r.disk, r.data)
-    del node.res[me.minor]
+    node.net.down(node, r)
     return out
 
 
@@ -176,7 +189,10 @@ def _create_md(host: SimulatedHost, node: DrbdNode, disk: str, minor: int, *, fo
                        f"already in place on {disk} at byte offset {dev.size - 4096}", "",
                        "Do you really want to overwrite the existing meta-data?",
                        "stdin not a TTY, not waiting for confirmation", rc=1)
-    node.metadata[disk] = ("Inconsistent", "")
+    old = node.metadata.get(disk)
+    # internal metadata lives at the end: the data area (and a file system in it) stays
+    node.metadata[disk] = Meta("Inconsistent", old.data if old else node.contents.get(disk, ""),
+                               JUST_CREATED)
     out.stdout += ["initializing activity log\n", "Writing meta data...\n",
                    "New drbd meta data block successfully created.\n"]
     out.stderr.append("initializing bitmap (4 KB) to all zero\n")
@@ -190,7 +206,8 @@ def _up(node: DrbdNode, conf: ResConf, minor: int, disk: str) -> Out:
     dev = node.host.model.device(disk)
     if dev is not None and dev.failed_at is not None:
         raise UnsupportedCommand(f"drbdadm up on the failed disk {disk} is not modelled")
-    r.disk, r.data = node.metadata[disk]
+    meta = node.metadata[disk]
+    r.disk, r.data, r.uuids, r.fs = meta.disk, meta.data, list(meta.uuids), dev.signature if dev else None
     r.cstate = "WFConnection"
     node.res[minor] = r
     node.net.handshake(node, r)
@@ -204,7 +221,8 @@ def _attach(node: DrbdNode, r: Res, disk: str) -> None:
     if dev is None or dev.failed_at is not None:
         raise UnsupportedCommand(f"attach of the failed disk {disk} is not modelled")
     r.disk_path = disk
-    r.disk, r.data = node.metadata[disk]
+    meta = node.metadata[disk]
+    r.disk, r.data, r.uuids, r.fs = meta.disk, meta.data, list(meta.uuids), dev.signature
     if r.disk == "UpToDate":
         r.disk = "Outdated"  # not modelled further: the lab attached fresh metadata only
         raise UnsupportedCommand("attaching a disk with old DRBD data is not modelled")
@@ -212,6 +230,22 @@ def _attach(node: DrbdNode, r: Res, disk: str) -> None:
     if r.cstate in CONNECTED and peer is not None and peer.disk == "UpToDate":
         pn = node.net.peer_node(node, r)
         node.net._sync(pn, peer, r, full=True)
+
+
+def drbdmeta(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """``drbdmeta MINOR v08 DISK internal get-gi`` (read only; the one form modelled)."""
+    if len(argv) != 6 or argv[2] != "v08" or argv[4] != "internal" or argv[5] != "get-gi" \
+            or stdin is not None:
+        raise UnsupportedCommand(f"drbdmeta form not modelled: {' '.join(argv)}")
+    node = _node(host)
+    minor, disk = int(argv[1]), argv[3]
+    if minor in node.res and node.res[minor].disk_path is not None:  # attached
+        return Out().err(f"Device '{minor}' is configured!", rc=20)
+    meta = node.metadata.get(disk)
+    dev = host.model.device(disk)
+    if meta is None or dev is None or dev.failed_at is not None:
+        raise UnsupportedCommand(f"drbdmeta get-gi on {disk} without DRBD metadata is not modelled")
+    return Out(stdout=[gi_text(meta.uuids)])
 
 
 def modprobe(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
@@ -248,10 +282,13 @@ def rm(host: SimulatedHost, argv: tuple[str, ...], stdin: str | None) -> Out:
 
 
 _TOOLS: dict[str, tuple[Handler, bool]] = {"drbdadm": (drbdadm, True), "modprobe": (modprobe, True),
+                                           "drbdmeta": (drbdmeta, False),
                                            "wipefs": (wipefs, False), "rm": (rm, True)}
 
 
 def lookup(argv: tuple[str, ...]) -> tuple[Handler, bool] | None:
+    if argv[:1] == ("drbdadm",) and "get-gi" in argv:
+        return (drbdadm, False)  # reads the generation identifiers only
     return _TOOLS.get(argv[0])
 
 

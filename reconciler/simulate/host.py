@@ -74,6 +74,9 @@ class SimulatedHost:
         self.md = md_model.MdModel()
         self.iscsi: IscsiSide | None = None  # set by iscsi_model.Fabric.join
         self.drbd = None  # a drbd_model.DrbdNode once a DrbdNet joins this host
+        # what uname -n (/proc/sys/kernel/hostname) says; None: not modelled (reading it
+        # raises). DrbdNet.join sets it to the name the host has on the DRBD link.
+        self.hostname: str | None = None
         self._dm_minors: dict[str, int] = {}
         self.calls: list[Command] = []
         self.started = 0
@@ -155,6 +158,10 @@ class SimulatedHost:
             return proc or None
         if self.iscsi is not None and iscsi_tools.handles(path):
             return iscsi_tools.read(self, path)
+        if path == "/proc/sys/kernel/hostname":
+            if self.hostname is None:
+                raise UnsupportedCommand(f"host {self.name} has no hostname set (SimulatedHost.hostname)")
+            return self.hostname + "\n"
         if path == "/proc/drbd" or path.startswith("/sys/block/drbd"):
             return drbd_tools.read(self, path)
         if path == "/proc/self/mountinfo":
@@ -333,6 +340,8 @@ class SimulatedHost:
         self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
+        if self.drbd is not None:
+            self.drbd.reboot()
         # udev's event autoactivation (issue-13 lab notes §3): every LV of a complete VG of this
         # host's comes up active, those of a partial, exported or foreign VG do not; a
         # kernel's memory of a failed leg is gone with the old tables

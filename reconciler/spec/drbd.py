@@ -6,9 +6,17 @@ What can overwrite data is always written out by the operator, never inferred:
 
 * ``initial_sync_from``: the node whose data seeds the first full sync. Without it, two
   Inconsistent disks stay Inconsistent (no ``primary --force`` anywhere).
-* ``split_brain_victim``: the node whose changes are discarded after a split brain. Without
-  it a split brain is reported and left alone.
-* ``wipe`` (per node): create DRBD metadata even on a disk that holds a signature.
+* ``split_brain_victim = "NODE@INCIDENT"``: after a split brain, the node whose changes are
+  discarded, for that one incident: INCIDENT is the identifier the pass prints when it reports
+  the split brain (16 hex digits: the DRBD generation both nodes held when they parted). A
+  declaration naming another incident (an old one left in the spec) is reported and ignored.
+  Without it a split brain is reported and left alone.
+* ``wipe = "DISK-IDENTITY"`` (per node): give up what the declared disk holds (a file system,
+  DRBD metadata the reconciler cannot tie to this resource) and create DRBD metadata over it
+  (``create-md --force``). Bound to the one disk it was written for: the value is that disk's
+  stable identity as the plan prints it; on another disk it is ignored (reported). Once the
+  reconciler has created the metadata and recorded it, the metadata is this resource's and
+  ``wipe`` no longer applies to it (a reboot never re-creates it).
 * ``allow_two_primaries``: dual-primary (needs a cluster file system on top).
 * ``net.after_sb_0pri/1pri/2pri``: DRBD's own after-split-brain policies; most of them
   discard one node's changes automatically, so there is never a default.
@@ -77,6 +85,31 @@ def _check_address(addr: str) -> str:
     if ip.version != 4:
         raise ValueError(f"address {addr!r}: only IPv4 is supported for now")
     return addr
+
+
+def _check_wipe(value: object) -> object:
+    if value is False:
+        return None
+    if value is True:
+        raise ValueError("wipe = true is not accepted: a wipe is bound to one disk. Write "
+                         "wipe = \"<the disk's identity as the plan prints it>\" (the blocked "
+                         "reason names it, e.g. \"serial:...\")")
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("wipe is the disk's identity as the plan prints it (a string)")
+    return value
+
+
+_INCIDENT_RE = re.compile(r"^([^@]+)@([0-9A-Fa-f]{16})$")
+
+
+def split_victim(value: str) -> tuple[str, str]:
+    """``"node@INCIDENT"`` -> (node, INCIDENT in upper case)."""
+    m = _INCIDENT_RE.fullmatch(value)
+    if m is None:
+        raise ValueError(f"split_brain_victim {value!r} must name the node and the incident: "
+                         "\"<node>@<incident>\", the incident as the pass prints it when it "
+                         "reports the split brain (16 hex digits)")
+    return m.group(1), m.group(2).upper()
 
 
 def _parse_rate(value: object) -> int:
@@ -185,9 +218,10 @@ class DrbdNode(_Model):
     port: StrictInt = Field(7789, ge=1, le=65535, description="TCP port DRBD listens on")
     minor: StrictInt = Field(0, ge=0, le=DRBD_MAX_MINOR, description="device minor: /dev/drbdN")
     role: Role = Field(Role.SECONDARY, description="primary or secondary")
-    wipe: StrictBool = Field(
-        False, description="create DRBD metadata even though the disk holds a signature (a file "
-        "system, another DRBD resource's metadata...): its content is given up")
+    wipe: Annotated[str | None, BeforeValidator(_check_wipe)] = Field(
+        None, description="the stable identity of the disk (as the plan prints it) whose content "
+        "is given up: DRBD metadata is created over what it holds (a file system, metadata "
+        "not tied to this resource). Bound to that disk only")
 
     @property
     def device(self) -> str:
@@ -204,9 +238,10 @@ class DrbdResource(_Model):
         "two Inconsistent disks are ever synced)")
     allow_two_primaries: StrictBool = Field(
         False, description="dual-primary (both nodes primary); needs a cluster file system")
-    split_brain_victim: DrbdNodeName | None = Field(
-        None, description="after a split brain, the node whose changes are discarded; unset: "
-        "a split brain is reported and left alone")
+    split_brain_victim: str | None = Field(
+        None, description="\"NODE@INCIDENT\": for the split brain the pass reported as INCIDENT, "
+        "the node whose changes are discarded; a declaration naming another incident is "
+        "reported and ignored; unset: a split brain is reported and left alone")
     resync_rate: Rate | None = Field(
         None, description="resync bandwidth per second (disk resync-rate; with DRBD's "
         "dynamic controller on, the rate it starts from: disk.c_plan_ahead = 0 makes it fixed); "
@@ -220,10 +255,13 @@ class DrbdResource(_Model):
     def _check(self) -> "DrbdResource":
         if len(self.nodes) != 2:
             raise ValueError(f"a DRBD 8.4 resource has exactly two nodes, not {len(self.nodes)}")
-        for key in ("initial_sync_from", "split_brain_victim"):
-            value = getattr(self, key)
-            if value is not None and value not in self.nodes:
-                raise ValueError(f"{key} {value!r} is not one of this resource's nodes")
+        if self.initial_sync_from is not None and self.initial_sync_from not in self.nodes:
+            raise ValueError(f"initial_sync_from {self.initial_sync_from!r} is not one of this "
+                             "resource's nodes")
+        if self.split_brain_victim is not None:
+            victim, _ = split_victim(self.split_brain_victim)
+            if victim not in self.nodes:
+                raise ValueError(f"split_brain_victim {victim!r} is not one of this resource's nodes")
         primaries = [n for n, node in self.nodes.items() if node.role is Role.PRIMARY]
         if len(primaries) > 1 and not self.allow_two_primaries:
             raise ValueError(f"{' and '.join(primaries)} are both primary; dual-primary needs "

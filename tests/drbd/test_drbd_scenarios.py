@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from drbdsim import Pair
 
@@ -15,6 +17,13 @@ def pair(tmp_path):
 
 def blocked(r) -> str:
     return "\n".join(b.reason for b in r.final.blocked)
+
+
+def incident(r) -> str:
+    """The split brain's incident identifier as the pass printed it."""
+    found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
+    assert len(found) == 1, blocked(r)
+    return found.pop()
 
 
 def test_create_and_first_sync_from_the_declared_node_only(pair):
@@ -71,7 +80,7 @@ def test_split_brain_is_left_alone_then_resolved_with_the_declared_victim(pair):
     loaded = pair.spec()
     pair.converge(loaded)
     pair.net.cut("node-a", "node-b")
-    pair.res("node-b").role = "Primary"  # someone promoted node-b by hand during the cut
+    pair.by_hand("node-b", "drbdadm", "primary", "r0")  # someone promoted node-b during the cut
     pair.net.write("node-a", 0, "survivor's change")
     pair.net.write("node-b", 0, "victim's change")
     survivor = pair.res("node-a").data
@@ -82,7 +91,8 @@ def test_split_brain_is_left_alone_then_resolved_with_the_declared_victim(pair):
     for n in ("node-a", "node-b"):
         assert "SPLIT BRAIN" in blocked(out[n]) and out[n].exit_code == controller.EXIT_ERROR
         assert len(pair.drbdadm_calls(n)) == before[n]  # nothing touched
-    resolve = pair.spec(extra='initial_sync_from = "node-a"\nsplit_brain_victim = "node-b"')
+    assert incident(out["node-a"]) == incident(out["node-b"])  # both print the same incident
+    resolve = pair.spec(extra=f'initial_sync_from = "node-a"\nsplit_brain_victim = "node-b@{incident(out["node-a"])}"')
     out = pair.converge(resolve)
     assert all(r.exit_code == 0 for r in out.values()), [str(r.final) for r in out.values()]
     assert pair.res("node-a").data == pair.res("node-b").data == survivor
@@ -109,10 +119,10 @@ def test_create_md_is_refused_on_a_disk_that_holds_a_file_system(pair):
     pair.hosts["node-a"].model.device("/dev/vdb").signature = "ext4"
     loaded = pair.spec()
     out = pair.rounds(loaded, 3)
-    assert "holds ext4" in blocked(out["node-a"]) and "wipe = true" in blocked(out["node-a"])
+    assert "holds ext4" in blocked(out["node-a"]) and 'wipe = "serial:sim-vdb"' in blocked(out["node-a"])
     assert not any(c[:2] == ("drbdadm", "create-md") or "create-md" in c for c in pair.drbdadm_calls("node-a"))
-    # declared expendable: metadata is created with --force
-    wiped = pair.spec(wipe_a="wipe = true")
+    # declared expendable, bound to this disk: metadata is created with --force
+    wiped = pair.spec(wipe_a='wipe = "serial:sim-vdb"')
     out = pair.converge(wiped)
     assert ("drbdadm", "--", "--force", "create-md", "r0") in pair.drbdadm_calls("node-a")
     assert all(r.exit_code == 0 for r in out.values())
@@ -178,7 +188,7 @@ def test_dual_primary_the_first_node_waits_for_the_peers_resync(pair):
 
 def _split(pair):
     pair.net.cut("node-a", "node-b")
-    pair.res("node-b").role = "Primary"  # node-a is primary too: a two-primary split brain (2pri)
+    pair.by_hand("node-b", "drbdadm", "primary", "r0")  # node-a is primary too: (2pri)
     pair.net.write("node-a", 0, "a")
     pair.net.write("node-b", 0, "b")
 

@@ -48,7 +48,19 @@ def test_two_primaries_need_the_opt_in(tmp_path):
 
 def test_named_nodes_must_be_the_resources_own(tmp_path):
     assert "initial_sync_from 'c' is not one of" in problems(tmp_path, extra='initial_sync_from = "c"')
-    assert "split_brain_victim 'x' is not one of" in problems(tmp_path, extra='split_brain_victim = "x"')
+    assert "split_brain_victim 'x' is not one of" in problems(
+        tmp_path, extra='split_brain_victim = "x@0123456789ABCDEF"')
+
+
+def test_declarations_that_give_data_up_are_bound_to_their_object(tmp_path):
+    # a split-brain victim names the incident, a wipe the disk: a bare node or true is refused
+    assert '"<node>@<incident>"' in problems(tmp_path, extra='split_brain_victim = "a"')
+    text = BASE.replace('role = "{role_a}"', 'role = "{role_a}"\nwipe = true', 1)
+    (tmp_path / "w.toml").write_text(textwrap.dedent(text.format(extra="", role_a="primary", role_b="secondary")))
+    with pytest.raises(errors.SpecError, match="wipe = true is not accepted.*the disk's identity"):
+        loading.load(tmp_path / "w.toml")
+    res = load(tmp_path, extra='split_brain_victim = "b@0123456789abcdef"').spec.drbd["r0"]
+    assert res.split_brain_victim == "b@0123456789abcdef"
 
 
 def test_bad_values_are_refused(tmp_path):
@@ -117,10 +129,19 @@ def test_recorded_failures_are_classified(name, kind):
         assert "Found ext3 filesystem" in str(exc.stderr)  # the reason reaches the operator
 
 
-def _host(config, minors=None, backing=None, mounts=()):
-    rs = state.DrbdResourceState(name="r0", config_path="/etc/drbd.d/r0.res", config=config, mounts=mounts)
+def _host(config, minors=None, backing=None, mounts=(), records=None, hostname="a"):
+    rs = state.DrbdResourceState(name="r0", config_path="/etc/drbd.d/r0.res", config=config, mounts=mounts,
+                                 disk_id="serial:vdb-a")
+    if records is None:  # a resource up: its metadata recorded (the ledger's own tests are elsewhere)
+        records = [state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI,
+                                        "created")] if minors else []
+    ledger = state.DrbdLedger("/var/lib/reconciler/drbd.json", {r.key: r for r in records})
     return state.HostState(host="local", drbd=state.DrbdHost(loaded=True, version="8.4.11", minors=minors or {},
-                                                             resources={"r0": rs}, backing=backing or {}))
+                                                             resources={"r0": rs}, backing=backing or {},
+                                                             hostname=hostname, ledger=ledger))
+
+
+GI_USED = state.Gi("A923D7CF74DD8F8F", "AE17373DD4A5E47C", "6BDD0A6494603146", "6BDC0A6494603147")
 
 
 def test_create_md_is_not_planned_on_a_used_disk(tmp_path):
@@ -128,14 +149,45 @@ def test_create_md_is_not_planned_on_a_used_disk(tmp_path):
     st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("ext4",))})
     out = plan_drbd(spec, st, "a")
     assert not any(s.action.key.endswith("create-md") for s in out.steps)
-    assert any("holds ext4" in b.reason and "wipe = true" in b.reason for b in out.blocked)
+    assert any("holds ext4" in b.reason and 'wipe = "serial:vdb-a"' in b.reason for b in out.blocked)
 
 
-def test_existing_metadata_is_brought_up_not_recreated(tmp_path):
+def test_recorded_metadata_is_brought_up_as_it_is_whatever_the_data_area_holds(tmp_path):
     spec = load(tmp_path).for_node("a")
-    st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",))})
-    keys = [s.action.key for s in plan_drbd(spec, st, "a").steps]
-    assert "drbd:r0:up" in keys and "drbd:r0:create-md" not in keys
+    rec = state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI, "created")
+    for sigs in (("drbd",), ("ext4", "drbd")):
+        st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", sigs, gi=GI_USED)}, records=[rec])
+        out = plan_drbd(spec, st, "a")
+        keys = [s.action.key for s in out.steps]
+        assert "drbd:r0:up" in keys and "drbd:r0:create-md" not in keys and not out.blocked, sigs
+
+
+def test_metadata_not_tied_to_the_resource_is_refused_with_its_generation_identifiers(tmp_path):
+    spec = load(tmp_path).for_node("a")
+    other = state.DrbdMetaRecord("r0", "a", "serial:another", "/dev/vdc", state.JUST_CREATED_GI, "created")
+    for records in ((), (other,)):
+        st = _host(None, backing={"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",), gi=GI_USED)},
+                   records=records)
+        out = plan_drbd(spec, st, "a")
+        assert [s.action.key for s in out.steps] == ["drbd:r0:config"], records  # no up, no create-md
+        reason = " ".join(b.reason for b in out.blocked)
+        assert "/dev/vdb (serial:vdb-a) holds DRBD metadata the reconciler cannot tie to r0" in reason
+        assert str(GI_USED) in reason and "drbdadm dump-md r0" in reason
+
+
+def test_a_wipe_is_bound_to_the_disk_it_names(tmp_path):
+    backing = {"/dev/vdb": state.DrbdBacking("/dev/vdb", ("drbd",), gi=GI_USED)}
+    text = BASE.replace('role = "{role_a}"', 'role = "{role_a}"\nwipe = "serial:another-disk"', 1)
+    (tmp_path / "w.toml").write_text(textwrap.dedent(text.format(extra="", role_a="primary", role_b="secondary")))
+    out = plan_drbd(loading.load(tmp_path / "w.toml").for_node("a"), _host(None, backing=backing), "a")
+    assert [s.action.key for s in out.steps] == ["drbd:r0:config"]
+    assert 'wipe = "serial:another-disk" names another disk' in out.blocked[0].reason
+    text = BASE.replace('role = "{role_a}"', 'role = "{role_a}"\nwipe = "serial:vdb-a"', 1)
+    (tmp_path / "w.toml").write_text(textwrap.dedent(text.format(extra="", role_a="primary", role_b="secondary")))
+    out = plan_drbd(loading.load(tmp_path / "w.toml").for_node("a"), _host(None, backing=backing), "a")
+    create = [s.action for s in out.steps if s.action.key == "drbd:r0:create-md"]
+    assert create and create[0].force, out
+    assert [s.action.key for s in out.steps if s.action.key == "drbd:r0:record"]
 
 
 def test_no_promotion_while_the_peer_is_unreachable(tmp_path):
@@ -144,7 +196,9 @@ def test_no_promotion_while_the_peer_is_unreachable(tmp_path):
     m = state.DrbdMinor(minor=0, cstate="WFConnection", role="Secondary", peer_role="Unknown",
                         disk="UpToDate", peer_disk="DUnknown", protocol="C")
     out = plan_drbd(spec, _host(text, {0: m}), "a")
-    assert not out.steps and any("split brain" in b.reason for b in out.blocked)
+    # a wait on the peer (issue 17: waiting on another node, not an error), never a promotion
+    assert not out.steps and not out.blocked
+    assert [(f.waiting_on, "split brain" in f.what) for f in out.in_flight] == [("b", True)]
 
 
 def test_timeouts_and_controller_are_drbds_defaults_unless_declared(tmp_path):

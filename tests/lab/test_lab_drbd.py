@@ -8,8 +8,9 @@ joined by a harness Link, one scenario in order (boot once):
 3. move the primary to node-b: node-a's demotion refused while mounted, node-b waits; the
    test unmounts; node-a demotes, node-b promotes; every file's md5 checked on node-b;
 4. split brain for real (link cut in node-a, node-a promoted by hand, writes on both,
-   link back): detected by both, left alone (no drbdadm run); then ``split_brain_victim =
-   "node-a"``: resolved, the survivor's files intact, both backing disks equal;
+   link back): detected by both with the same incident identifier, left alone (no drbdadm
+   run); then ``split_brain_victim = "node-a@<incident>"``: resolved, the survivor's files
+   intact, both backing disks equal;
 5. node-a's backing disk failed with QMP drive_del: Diskless reported; a replacement disk
    declared: metadata, attach, resync to UpToDate/UpToDate, disks equal;
 6. a changed resource file (resync rate) applied with ``drbdadm -c <new file> adjust``.
@@ -171,11 +172,16 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     runs = lab.both()
     for n, r in runs.items():
         assert r.rc != 0 and "SPLIT BRAIN" in r.result.out, r
-        assert "drbdadm" not in "".join(line for line in r.log.splitlines() if "ran " in line), r
+        ran = [line for line in r.log.splitlines() if "ran " in line and "drbdadm" in line]
+        assert all("drbdadm get-gi r0" in line for line in ran), r  # reads only
+    incidents = {n: set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", r.result.out))
+                 for n, r in runs.items()}
+    assert incidents["node-a"] == incidents["node-b"] and len(incidents["node-a"]) == 1, incidents
+    victim = f'split_brain_victim = "node-a@{incidents["node-a"].pop()}"'
     assert "cs:StandAlone ro:Primary/Unknown" in lab.proc("node-a")
     assert "cs:StandAlone ro:Primary/Unknown" in lab.proc("node-b")
     assert before  # left alone
-    lab.spec(role_a="secondary", role_b="primary", extra='split_brain_victim = "node-a"')
+    lab.spec(role_a="secondary", role_b="primary", extra=victim)
     lab.until(lambda r: ok(r) and "UpToDate/UpToDate" in lab.proc("node-a"), 8, "split-brain resolution")
     assert lab.ran("node-a", "drbdadm -- --discard-my-data connect r0")
     assert not lab.ran("node-b", "drbdadm -- --discard-my-data connect r0")
@@ -197,7 +203,7 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     runs = lab.both()
     assert runs["node-a"].rc != 0 and "DISKLESS on node-a" in runs["node-a"].result.out, runs["node-a"]
     assert runs["node-b"].rc == 0, runs["node-b"]
-    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra='split_brain_victim = "node-a"')
+    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra=victim)
     lab.until(lambda r: ok(r) and lab.line("node-a") == "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
               8, "replacement disk resynced")
     assert lab.ran("node-a", "drbdadm create-md r0") and lab.ran("node-a", "drbdadm adjust r0")
@@ -205,7 +211,7 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     b.sh("mount /dev/drbd0 /mnt/d && md5sum -c --quiet /tmp/survivor && cd /mnt/d && "
          "md5sum -c --quiet /tmp/manifest && cd / && umount /mnt/d")
     # 6. a config change (resync rate) on a resource that is up: drbdadm -c <new file> adjust
-    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra='split_brain_victim = "node-a"',
+    lab.spec(role_a="secondary", role_b="primary", disk_a="/dev/vdb", extra=victim,
              rate="200M")
     lab.until(ok, 4, "config change applied")
     for n in lab.guests:
