@@ -169,8 +169,9 @@ def test_drbd_reboot_of_the_primary_then_the_secondary_with_ext4_mounted_and_a_w
     # 3. the secondary is reset mid-write; node-a writes on while it is away and resyncs
     writer = start_writer(a, "s")
     wait_for(lambda: written(a, "s") >= 3, 120, "node-a's writer: 3 files")
+    before_reset = written(a, "s")
     b.reboot()
-    at_reset = written(a, "s")
+    at_reset = written(a, "s")  # node-b booted again (the resource down there)
     assert b.read_file("/etc/drbd.d/r0.res") == res_file
     assert lab.line("node-a").startswith(("cs:WFConnection ro:Primary/Unknown", "cs:Connecting ro:Primary/Unknown",
                                           "cs:NetworkFailure", "cs:BrokenPipe", "cs:Timeout")), lab.proc("node-a")
@@ -182,11 +183,12 @@ def test_drbd_reboot_of_the_primary_then_the_secondary_with_ext4_mounted_and_a_w
     wait_for(lambda: written(a, "s") >= at_back + 2, 60, "node-a writing after node-b is back")
     a.run(["touch", "/tmp/lab-stop-writer"])
     n_s = int(a.wait(writer, check=True).out.split()[-1])
-    assert n_s == written(a, "s") and n_s > at_back > at_reset, (at_reset, at_back, n_s)
+    assert n_s == written(a, "s") and n_s > at_back > at_reset > before_reset, (before_reset, at_reset, at_back, n_s)
     check_md5(a, "before", "p", "s")
     a.sh("umount /mnt/d && e2fsck -fn /dev/drbd0")
     assert lab.healthy(lab.both())  # nothing left to do
     assert lab.data_md5("node-a") == lab.data_md5("node-b")
     print(f"setup {t_setup:.0f}s; primary back in {t_back_a:.0f}s ({n_p} files before its reset); "
-          f"secondary back in {t_back_b:.0f}s ({at_reset} files before its reset, {at_back} when back, "
+          f"secondary back in {t_back_b:.0f}s ({before_reset} files before its reset, {at_reset} when it "
+          f"had booted, {at_back} when back in sync, "
           f"{n_s} in all); total {time.monotonic() - t0:.0f}s")

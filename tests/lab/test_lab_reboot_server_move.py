@@ -92,7 +92,8 @@ def test_server_move_reboot_of_the_old_host_mid_sync_and_after_the_split():
         assert old.run(f"ls /etc/iscsi/nodes/{IQN}", check=False).ok, "the node record did not survive"
         timings["reset mid-sync"] = time.monotonic() - t0
         host_boot(old)
-        old.sh(f"mount /dev/vg0/root /mnt/root && cd /mnt/root && md5sum --quiet -c {STATE}/root/before.md5 "
+        checkout(repo, c1, old)  # the lab's spec lives in /tmp
+        old.sh(f"mkdir -p /mnt/root && mount /dev/vg0/root /mnt/root && cd /mnt/root && md5sum --quiet -c {STATE}/root/before.md5 "
                f"&& md5sum --quiet -c {STATE}/root/writer.md5")
         old.sh(f"cd /mnt/root && mkdir before-reset && mv w* before-reset/ && "
                f"sed 's|  w|  before-reset/w|' {STATE}/root/writer.md5 >> {STATE}/root/before.md5 && "
@@ -120,6 +121,7 @@ def test_server_move_reboot_of_the_old_host_mid_sync_and_after_the_split():
         assert vgs(report(old))["vg0moved"]["vg_attr"][2] == "x"
         old.reboot()
         host_boot(old)
+        checkout(repo, c2, old)
         mark(old, "c2-after-reset")
         ra = reconcile(old, "--wait", node="old", timeout=600)
         assert ra.rc == 0, f"{plan_says(ra)}\n{ra}"
@@ -131,7 +133,7 @@ def test_server_move_reboot_of_the_old_host_mid_sync_and_after_the_split():
         for name in ("root", "srv"):
             assert lvs(rep)[f"vg0/{name}"]["lv_layout"] == "linear"
             assert lvs(rep)[f"vg0moved/{name}"]["lv_active"] == ""
-        old.sh("mount /dev/vg0/root /mnt/root")
+        old.sh("mkdir -p /mnt/root && mount /dev/vg0/root /mnt/root")
         root.verify()  # vg0's root on old: the way back
         old.run(["umount", "/mnt/root"])
         timings["reset after the split"] = time.monotonic() - t0
