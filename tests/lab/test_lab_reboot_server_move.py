@@ -45,6 +45,24 @@ def ran(g: Guest, section: str) -> list[list[str]]:
     return [argv for sec, argv in commands(g) if sec == section]
 
 
+def converge(g: Guest, node: str, what: str, passes: int = 3):
+    """``reconcile --wait`` until it exits 0, at most ``passes`` times (a daemon would pass
+    again at its next interval). A pass that failed is printed: right after old's reset its
+    first login can fail (LIO's sendtargets answer, while the target still holds old's dead
+    session, lists nothing: iscsiadm's discovery then drops the node record, the login
+    finds none)."""
+    failed = []
+    for _ in range(passes):
+        r = reconcile(g, "--wait", node=node, timeout=600)
+        if r.rc == 0:
+            for f in failed:
+                print(f"{what}: a pass failed before it converged:\n{plan_says(f)}\n{f.log[-2500:]}")
+            return r
+        failed.append(r)
+    raise AssertionError(f"{what}: not converged after {passes} passes\n"
+                         + "\n".join(f"{plan_says(f)}\n{f}" for f in failed))
+
+
 def test_server_move_reboot_of_the_old_host_mid_sync_and_after_the_split():
     t0 = time.monotonic()
     timings: dict[str, float] = {}
@@ -102,8 +120,7 @@ def test_server_move_reboot_of_the_old_host_mid_sync_and_after_the_split():
         root.start_writer()
         new.throttle(1)
         mark(old, "c1-after-reset")
-        rw = reconcile(old, "--wait", node="old", timeout=600)
-        assert rw.rc == 0, f"{plan_says(rw)}\n{rw}"
+        converge(old, "old", "after the reset mid-sync")
         rep = report(old)
         for name in ("vg0/root", "vg0/srv"):
             lv = lvs(rep)[name]
@@ -123,8 +140,7 @@ def test_server_move_reboot_of_the_old_host_mid_sync_and_after_the_split():
         host_boot(old)
         checkout(repo, c2, old)
         mark(old, "c2-after-reset")
-        ra = reconcile(old, "--wait", node="old", timeout=600)
-        assert ra.rc == 0, f"{plan_says(ra)}\n{ra}"
+        converge(old, "old", "after the reset after the split")
         done = ran(old, "c2-after-reset")
         assert not [a for a in done if a[0] != "iscsiadm"], done  # only the login again, if anything
         rep = report(old)
