@@ -47,10 +47,14 @@ def ran(g: Guest, section: str) -> list[list[str]]:
 
 def converge(g: Guest, node: str, what: str, passes: int = 3):
     """``reconcile --wait`` until it exits 0, at most ``passes`` times (a daemon would pass
-    again at its next interval). A pass that failed is printed: right after old's reset its
-    first login can fail (LIO's sendtargets answer, while the target still holds old's dead
-    session, lists nothing: iscsiadm's discovery then drops the node record, the login
-    finds none)."""
+    again at its next interval); a pass that failed is printed.
+
+    Seen here right after old's reset mid-sync (2 runs of 3): the pass's ``iscsiadm -m
+    discovery -t sendtargets`` exits 0 listing nothing (new still holds old's dead session),
+    which drops the persisted node record; ``--login`` then finds no record (exit 21) and the
+    pass fails "discovery does not list it", every pass for as long as the test tried. The run
+    that passed had run ``ping`` and ``iscsiadm -m discovery -o nonpersistent`` (listing the
+    target) just before."""
     failed = []
     for _ in range(passes):
         r = reconcile(g, "--wait", node=node, timeout=600)
