@@ -49,12 +49,12 @@ def converge(g: Guest, node: str, what: str, passes: int = 3):
     """``reconcile --wait`` until it exits 0, at most ``passes`` times (a daemon would pass
     again at its next interval); a pass that failed is printed.
 
-    Seen here right after old's reset mid-sync (2 runs of 3): the pass's ``iscsiadm -m
-    discovery -t sendtargets`` exits 0 listing nothing (new still holds old's dead session),
-    which drops the persisted node record; ``--login`` then finds no record (exit 21) and the
-    pass fails "discovery does not list it", every pass for as long as the test tried. The run
-    that passed had run ``ping`` and ``iscsiadm -m discovery -o nonpersistent`` (listing the
-    target) just before."""
+    Seen here after old's reset mid-sync (4 runs of 5): open-iscsi's node record
+    /etc/iscsi/nodes/<iqn>/<portal>,1/default, rewritten at the login and not yet on disk
+    at the reset, is 0 bytes after it (as after a host's power cut). ``iscsiadm -m discovery``
+    (exit 0; a non-persistent discovery lists the target) leaves it so, ``--login`` says "No
+    records found" (exit 21), and every pass fails "no such target at that portal ...
+    (discovery does not list it)". The run that passed had the record whole (2177 bytes)."""
     failed = []
     for _ in range(passes):
         r = reconcile(g, "--wait", node=node, timeout=600)
