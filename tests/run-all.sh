@@ -1,9 +1,38 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs (Debian packages, the lab's guest kernel, the
 # Python package with its test extras), check the import layering, run every test.
+#
+# With arguments: one `pytest "$@"`. Without (CI): three runs that together select every
+# test once, so that the lab (guests under software emulation, nearly all of the time) uses
+# both cores:
+#   1. the fast suite (-m "not lab");
+#   2. the one-guest lab tests, two at a time (pytest-xdist, two workers; --dist loadfile
+#      keeps a file's tests on one worker, in order, so a file's shared boot stays shared;
+#      files with the most tests start first, test_lvm_e2e.py, the longest, among them);
+#   3. the lab tests marked lab_alone (two guests at once, see tests/lab/conftest.py), one
+#      after the other.
+# Every run goes on when an earlier one failed; the exit code is the first non-zero one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/lab/setup.sh
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 lint-imports
-python3 -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec python3 -m pytest "$@"
+fi
+
+rc=0
+summary=()
+run() {  # run LABEL PYTEST-ARGS...
+  local label=$1 t0=$SECONDS st=0
+  shift
+  echo "=== tests/run-all.sh: $label: pytest $*"
+  python3 -m pytest "$@" || st=$?
+  summary+=("$label: exit $st, $((SECONDS - t0)) s")
+  [ "$rc" -ne 0 ] || rc=$st
+}
+run "fast suite" -m "not lab"
+run "lab, one guest, two at a time" -m "lab and not lab_alone" -n 2 --dist loadfile tests/lab
+run "lab, two guests, one at a time" -m "lab and lab_alone" tests/lab
+printf '=== tests/run-all.sh: %s\n' "${summary[@]}"
+exit "$rc"

@@ -36,10 +36,17 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+# Fixtures that boot two guests at once: their tests are marked ``lab_alone`` so that
+# tests/run-all.sh runs them one at a time (tests booting pairs by hand say so themselves).
+PAIR_FIXTURES = {"make_pair", "guest_pair", "lockd_nodes", "lockd_nodes_unstarted"}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if LAB_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.lab)
+            if PAIR_FIXTURES & set(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.lab_alone)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Stage-2 init of a lab guest, run as PID 1 by the host's /bin/sh after the initramfs has
-# mounted the host root read-only (9p) with writable /etc /var /root /tmp (overlays) and /run /mnt (tmpfs).
+# mounted the host root read-only (9p) with writable /etc /var /root /tmp (overlays) and /run /mnt (tmpfs);
+# the overlays of /etc /var /root move onto the persistent disk here (see below).
 # Configures the guest from lab.* kernel arguments, then execs the agent (guest_agent.py),
 # which stays PID 1, serves commands on the virtio-serial port and powers off on EOF.
 #
@@ -24,6 +25,36 @@ mount -t configfs configfs /sys/kernel/config 2>/dev/null
 [ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
 [ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
 [ -e /dev/stderr ] || ln -s /proc/self/fd/2 /dev/stderr
+
+# /etc /var /root keep their upper layers on the harness's per-guest disk (serial lab-persist,
+# attached after the test's disks): formatted at the first boot, reused at the next ones, so
+# a reset keeps what a real host's reboot keeps (/etc/drbd.d, /etc/iscsi, /etc/lvm/archive,
+# /var/lib/...). Stage 1's overlays (upper layers in /run) stay underneath, unused; /tmp
+# keeps its tmpfs upper layer (emptied at boot, as on a Debian host).
+PERSIST= FIRST_BOOT=1
+for b in /sys/block/vd*; do
+  [ "$(cat "$b/serial" 2>/dev/null)" = lab-persist ] && PERSIST=/dev/${b##*/}
+done
+if [ -n "$PERSIST" ]; then
+  modprobe ext4 2>/dev/null
+  if [ "$(blkid -p -o value -s TYPE "$PERSIST" 2>/dev/null)" = ext4 ]; then
+    FIRST_BOOT=0
+    e2fsck -p "$PERSIST" >/dev/null 2>&1  # what a host's boot does after a crash (journal replay)
+    [ $? -le 1 ] || fail "e2fsck $PERSIST (lab-persist) exited $?"
+  else
+    mkfs.ext4 -q -F -L lab-persist -E lazy_itable_init=1,lazy_journal_init=1 "$PERSIST" ||
+      fail "mkfs.ext4 $PERSIST (lab-persist)"
+  fi
+  mkdir -p /run/lab-persist /run/lab-root
+  mount -t ext4 "$PERSIST" /run/lab-persist || fail "mount $PERSIST (lab-persist)"
+  mount --bind / /run/lab-root || fail "bind mount of the host root"
+  for d in etc var root; do
+    mkdir -p /run/lab-persist/$d/upper /run/lab-persist/$d/work
+    mount -t overlay -o lowerdir=/run/lab-root/$d,upperdir=/run/lab-persist/$d/upper,workdir=/run/lab-persist/$d/work \
+      overlay /$d || fail "persistent overlay on /$d"
+  done
+  echo "LAB-T persist $PERSIST first_boot=$FIRST_BOOT $(cat /proc/uptime)"
+fi
 mkdir -p /run/lock /run/lvm /run/mdadm /var/tmp
 
 HOSTNAME=lab UDEV=0 NET= AGENT= PY=/usr/bin/python3 REPO= LVMSET=
@@ -43,8 +74,8 @@ done
 hostname "$HOSTNAME"
 echo "$HOSTNAME" >/etc/hostname
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$HOSTNAME" >/etc/hosts
-# A per-guest machine id (udev, iscsi and sanlock like to have one).
-cat /proc/sys/kernel/random/uuid | tr -d '-' >/etc/machine-id
+# A per-guest machine id (udev, iscsi and sanlock like to have one), kept across reboots.
+[ "$FIRST_BOOT" = 1 ] && cat /proc/sys/kernel/random/uuid | tr -d '-' >/etc/machine-id
 
 # Network: loopback, then each NIC by MAC address. Only link-local addresses ever come here.
 ip link set lo up
@@ -96,5 +127,7 @@ for b in /sys/block/vd*; do
   [ -n "$s" ] && ln -sf "/dev/${b##*/}" "/dev/lab/$s"
 done
 
+# What this boot wrote to /etc (machine id, lvm.conf) must not hang on the first reset.
+[ -n "$PERSIST" ] && sync
 echo "LAB-T agent $(cat /proc/uptime)"
 exec "$PY" -S -E -B -u "$AGENT" --pid1 --python "$PY" --repo "$REPO"

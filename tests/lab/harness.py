@@ -4,7 +4,11 @@ A guest boots the Debian kernel prepared by ``tests/lab/setup.sh`` with the *hos
 mounted read-only over 9p, so it runs the host's own lvm2, mdadm, drbd-utils, ... and the
 host's own Python (the interpreter running this module, with its site-packages), and sees
 this checkout at its host path. Writable in the guest: /etc /var /root /tmp (overlays on
-the host's: the guest sees what is there, its writes stay in the guest), /run /mnt (tmpfs). Disks are sparse raw files in a per-guest work directory.
+the host's: the guest sees what is there, its writes stay in the guest), /run /mnt (tmpfs).
+Disks are sparse raw files in a per-guest work directory. The overlays of /etc /var /root
+keep their upper layers on a small per-guest disk (serial ``lab-persist``, attached after
+the test's disks), so ``Guest.reboot()`` keeps what a real host's reboot keeps (/etc/drbd.d,
+/etc/iscsi, /etc/lvm/archive, /var/lib/...) and loses what it loses (/run, /tmp, memory).
 
     with Guest("a", disks=["140M", "808M"]) as g:
         g.run(["pvcreate", g.disk(0)])
@@ -47,6 +51,8 @@ MANIFEST = LAB_DIR / "lab.json"
 INITRAMFS_FORMAT = 1  # must match setup.sh
 SETUP_HINT = "bash tests/lab/setup.sh"
 QEMU = os.environ.get("LAB_QEMU", "qemu-system-x86_64")
+PERSIST_SERIAL = "lab-persist"  # the disk holding the upper layers of /etc /var /root
+PERSIST_SIZE = "64M"
 
 
 class LabUnavailable(RuntimeError):
@@ -314,7 +320,8 @@ class Guest:
                  nics: Iterable[LinkEnd] = (), udev: bool = False, mem: str = "1024M",
                  smp: int = 1, boot_timeout: float = 180.0, keep: bool | None = None,
                  append: str = "", qemu_args: Sequence[str] = (), python: str | None = None,
-                 accel: str | None = None, lvm: dict[str, object] | None = None):
+                 accel: str | None = None, lvm: dict[str, object] | None = None,
+                 persist: bool = True):
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
             raise ValueError(f"guest name {name!r}: lowercase letters, digits, '-'")
         self.cfg = lab_config()
@@ -347,6 +354,13 @@ class Guest:
         serials = [d.serial for d in self.disks]
         if len(set(serials)) != len(serials):
             raise ValueError(f"duplicate disk serials {serials}")
+        if PERSIST_SERIAL in serials:
+            raise ValueError(f"disk serial {PERSIST_SERIAL!r} is the harness's own")
+        # Attached after every test disk (and named by its serial in the guest), so the
+        # test's disks keep /dev/vda, /dev/vdb, ... in their order.
+        self.persist_disk = (Disk(PERSIST_SIZE, PERSIST_SERIAL, path=self.workdir / "persist.img")
+                             if persist else None)
+        self.boots = 0  # how many times qemu was started (reboot() adds one)
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}  # the agent's ready message
         self.boot_time: float | None = None
@@ -382,7 +396,7 @@ class Guest:
             "-smp", str(self.smp), "-m", self.mem,
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-kernel", self.cfg["vmlinux"], "-initrd", self.cfg["initramfs"], "-append", append,
-            "-chardev", f"file,id=con,path={wd}/console.log", "-serial", "chardev:con",
+            "-chardev", f"file,id=con,path={wd}/console.log,append=on", "-serial", "chardev:con",
             "-qmp", f"unix:{wd}/qmp.sock,server=on,wait=off",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=ctl,path={wd}/ctl.sock,server=on,wait=on",
@@ -393,6 +407,8 @@ class Guest:
         ]
         for i, d in enumerate(self.disks):
             argv += d.drive_args(f"d{i}")
+        if self.persist_disk is not None:
+            argv += self.persist_disk.drive_args("persist")
         for i, n in enumerate(self.nics):
             argv += n.netdev_args(i)
         return argv + self.extra_qemu_args
@@ -402,7 +418,10 @@ class Guest:
         killed when the thread that started it ends."""
         if self.proc is not None:
             raise LabError("already started")
+        if self._closed:
+            raise LabError(f"[{self.name}] closed")
         argv = self.qemu_argv()
+        self.boots += 1
         (self.workdir / "qemu.cmd").write_text(shlex.join(argv) + "\n")
         self._t_start = time.monotonic()
         with _live_lock:
@@ -495,6 +514,66 @@ class Guest:
             self.proc.kill()
             self.proc.wait()
 
+    def reboot(self, *, hard: bool = True) -> Guest:
+        """Reset the guest and boot it again: the same disks (contents as the crash left
+        them), the same persistent disk (so /etc, /var and /root are as a real host's after
+        a reset; the file system there is replayed from its journal), the same NICs and
+        link addresses. /run, /tmp, /mnt, the page cache and every process are gone;
+        nothing is remounted, no daemon restarted: that is the test's (or the host's) job.
+
+        ``hard=True`` (the default) pulls the plug: qemu is SIGKILLed mid-whatever, like a
+        power cut; what the guest had not written to its disks is lost. ``hard=False``
+        resets from the outside too, after ``sync`` in the guest (a crash right after a
+        sync). Commands still running fail with LabError. Waits until the agent is ready;
+        call it from the thread that booted the guest (qemu dies with its starting thread).
+        Returns ``self``; ``g.boots`` counts the boots."""
+        if self._closed:
+            raise LabError(f"[{self.name}] closed")
+        if not hard and self.alive and self._ready.is_set() and not self._dead:
+            self.run(["sync"], timeout=60)
+        self.kill()
+        self._disconnect("guest rebooted")
+        self.proc = None
+        for f in ("ctl.sock", "qmp.sock", "qemu.pid"):
+            try:
+                (self.workdir / f).unlink()
+            except FileNotFoundError:
+                pass
+        with open(self.workdir / "console.log", "a") as con:
+            con.write(f"\n===== lab: reboot {self.boots} -> {self.boots + 1} (hard={hard}) =====\n")
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _disconnect(self, why: str) -> None:
+        """Forget the control and QMP connections of a qemu that is gone (before a reboot)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        if self._reader is not None:
+            self._reader.join(10)
+            self._reader = None
+        with self._qmp_lock:
+            if self._qmp is not None:
+                try:
+                    self._qmp.close()
+                except OSError:
+                    pass
+            self._qmp = self._qmp_file = None
+        self._fail_pending(why)
+        self._ready.clear()
+        self._dead = None
+        self.info = {}
+        self.boot_time = None
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -518,11 +597,12 @@ class Guest:
     # ---- control channel -----------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        sock = self._sock  # this boot's socket (reboot() replaces self._sock)
         buf = b""
         why = "guest agent closed the control channel (guest powered off or crashed)"
         try:
             while True:
-                chunk = self._sock.recv(65536)
+                chunk = sock.recv(65536)
                 if not chunk:
                     break
                 buf += chunk

@@ -72,6 +72,7 @@ def test_pair_link_and_shared_disk(guest_pair):
     assert a.run(f"dd if={shared_a} bs=4k skip=2000 count=1 status=none | head -c 12").out == "hello-from-b"
 
 
+@pytest.mark.lab_alone  # its sweep_stale() must find the orphan's dir before another runner's sweep does
 def test_teardown_leaves_no_qemu(lab):
     # 1. normal exit and exception inside the context: qemu gone, work dir and images gone
     with Guest("td", disks=["64M"]) as g:
