@@ -23,11 +23,12 @@ fi
 
 rc=0
 summary=()
+reports=$(mktemp -d)
 run() {  # run LABEL PYTEST-ARGS...
   local label=$1 t0=$SECONDS st=0
   shift
   echo "=== tests/run-all.sh: $label: pytest $*"
-  python3 -m pytest "$@" || st=$?
+  python3 -m pytest --junitxml="$reports/${#summary[@]}.xml" "$@" || st=$?
   summary+=("$label: exit $st, $((SECONDS - t0)) s")
   [ "$rc" -ne 0 ] || rc=$st
 }
@@ -35,4 +36,16 @@ run "fast suite" -m "not lab"
 run "lab, one guest, two at a time" -m "lab and not lab_alone" -n 2 --dist loadfile tests/lab
 run "lab, two guests, one at a time" -m "lab and lab_alone" tests/lab
 printf '=== tests/run-all.sh: %s\n' "${summary[@]}"
+# The three runs' counts added up, as the last line (a run that collected nothing counts 0).
+python3 - "$reports" <<'PY'
+import pathlib, sys, xml.etree.ElementTree as ET
+n = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for f in pathlib.Path(sys.argv[1]).glob("*.xml"):
+    for suite in ET.parse(f).getroot().iter("testsuite"):
+        for k in n:
+            n[k] += int(suite.get(k, 0))
+failed = n["failures"] + n["errors"]
+passed = n["tests"] - failed - n["skipped"]
+print(f"total: {passed} passed, {failed} failed, {n['skipped']} skipped")
+PY
 exit "$rc"
