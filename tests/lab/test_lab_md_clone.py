@@ -255,9 +255,16 @@ def test_clone_a_mounted_file_system_online_while_it_is_written_then_split(make_
     recopied = reconcile(g, "--wait")
     assert recopied.rc == 0, recopied
     ran = recopied.ran()
-    # the old record stays until the new copy's replaces it: no ledger write first
-    assert ran[0:2] == [f"mdadm --build {MD} --level=1 --raid-devices=2 {src} missing",
-                        f"mdadm {MD} --add {alias}"] and ran[-1] == f"mdadm --stop {MD}", recopied
+    # the old record stays until the new copy's replaces it, but the value is marked used in
+    # the ledger before md writes the target (issue 17: a value never copies twice, even if
+    # the spec is reverted while it copies)
+    add = f"mdadm {MD} --add {alias}"
+    build = f"mdadm --build {MD} --level=1 --raid-devices=2 {src} missing"
+    assert build in ran and add in ran and ran.index(build) < ran.index(add), recopied
+    assert ran[-1] == f"mdadm --stop {MD}", recopied
+    assert [c for c in ran[:ran.index(add)] if not c.startswith(("mkdir ", "dd ", "mv ", "sync "))
+            ] == [build], ran  # nothing but the build and one ledger write before the add
+    assert any(c.startswith("mv -f ") and c.endswith(LEDGER) for c in ran[:ran.index(add)]), ran
     assert device_md5(g, dst) == source_md5 == device_md5(g, src)
     record, = json.loads(g.read_file(LEDGER))["copies"]
     assert (record["clone"], record["recopy"], record["declared"]) == ("db2", "lab-1", True)

@@ -193,10 +193,14 @@ def test_pvcreate_never_wipes_a_file_system(make_guest):
     """)
     run = reconcile(g, "--wait")
     assert run.rc == 1, run
-    # the second pvcreate refuses to wipe the file system; nothing runs after it
-    assert argvs(g) == [argv_of(lvm.pvcreate(a)), argv_of(lvm.pvcreate(b))]
-    failed = [r for r in run.doc["applied"] if r["outcome"] == "failed"]
-    assert [r["key"] for r in failed] == [f"pv:{b}:create"] and "signature" in failed[0]["detail"]
+    # the probe (wipefs --no-act, no change) sees ext4 on b: the VG is blocked with the
+    # signature named, and no pvcreate is even tried (issue 17 finding 13: before, pvcreate
+    # of b ran and lvm refused it on every pass)
+    assert argvs(g) == []
+    assert not [r for r in run.doc["applied"] if r["outcome"] == "failed"]
+    reasons = [x["reason"] for x in run.doc["final"]["blocked"] if x["object"] == "vg vgdata"]
+    assert reasons and any(b in r and "ext4" in r and "wipe" not in r.replace("wipefs --no-act", "")
+                           for r in reasons), reasons
     assert "TYPE=\"ext4\"" in g.run(["blkid", b]).out
     g.sh(f"mount {b} /mnt/b && md5sum -c /tmp/f.md5")
     assert "vgdata" not in observe(g).vgs
@@ -505,7 +509,7 @@ class _Sim:
         return self.host.run(lvm.fullreport()).stdout
 
     def mutations(self) -> list[list[str]]:
-        return [list(c.argv) for c in self.host.calls if c.argv[0] != "lvm"]
+        return [list(c.argv) for c in self.host.calls if c.mutates]  # not the reports, probes
 
 
 def test_simulator_ends_where_real_lvm_ends(make_guest, tmp_path):
