@@ -177,15 +177,21 @@ def _lockd_build(tmp: Path) -> World:
 
 def _lockd_remember(w: World) -> None:
     """The LVs as created: their identity and where their data is (nothing moves them)."""
-    vg = w.objects["cluster"].storage.vgs["vgs"]
+    vg = w.objects["cluster"].lvm.vgs["vgs"]
     w.objects["vg"] = vg.uuid
-    w.objects["lvs"] = {n: (lv.uuid, lv.pv, lv.start, lv.extents) for n, lv in vg.lvs.items()
-                        if not lv.hidden}
+    w.objects["lvs"] = {n: (lv.uuid, *_lockd_at(lv), lv.extents) for n, lv in vg.lvs.items()
+                        if lv.visible}
+
+
+def _lockd_at(lv) -> tuple[str, int]:
+    """Where an LV's data starts: its first segment's PV and first extent."""
+    pv, start = lv.segments[0].areas[0]
+    return pv.device.path, start
 
 
 def _lockd_holder(w: World, node: str) -> None:
     c = w.objects["cluster"]
-    lv = c.storage.vgs["vgs"].lvs["data"]
+    lv = c.lvm.vgs["vgs"].lvs["data"]
     assert dm_name("vgs", "data") in c.nodes[node].dm
     assert c.locks.holders(lv.uuid) == {node: "ex"}
     for n in c.nodes:
@@ -196,25 +202,25 @@ def _lockd_kept(w: World) -> list[str]:
     c = w.objects["cluster"]
     if not w.objects["lvs"]:
         return []
-    vg = c.storage.vgs.get("vgs")
+    vg = c.lvm.vgs.get("vgs")
     if vg is None or vg.uuid != w.objects["vg"]:
         return ["VG vgs is gone or was created again"]
     lost = []
     for name, (uuid, pv, start, extents) in w.objects["lvs"].items():
         lv = vg.lvs.get(name)
-        if lv is None or (lv.uuid, lv.pv, lv.start) != (uuid, pv, start) or lv.extents < extents:
+        if lv is None or (lv.uuid, *_lockd_at(lv)) != (uuid, pv, start) or lv.extents < extents:
             lost.append(f"{name}: was {(uuid, pv, start, extents)}, now "
-                        f"{lv and (lv.uuid, lv.pv, lv.start, lv.extents)}")
+                        f"{lv and (lv.uuid, *_lockd_at(lv), lv.extents)}")
     return lost
 
 
 def _lockd_watch(w: World, node: str, cmd) -> None:
     c = w.objects["cluster"]
-    vg = c.storage.vgs.get("vgs")
+    vg = c.lvm.vgs.get("vgs")
     if vg is None:
         return
     for lv in vg.lvs.values():
-        if lv.hidden:  # lvmlock: sanlock's leases, on every node by design
+        if not lv.visible:  # lvmlock: sanlock's leases, on every node by design
             continue
         up = [n for n, nd in c.nodes.items() if nd.up and dm_name("vgs", lv.name) in nd.dm]
         modes = c.locks.holders(lv.uuid)
@@ -226,7 +232,7 @@ def _lockd_watch(w: World, node: str, cmd) -> None:
 
 def _lockd_grown(w: World) -> None:
     _lockd_holder(w, "node-b")
-    assert w.objects["cluster"].storage.vgs["vgs"].lvs["data"].extents == 12
+    assert w.objects["cluster"].lvm.vgs["vgs"].lvs["data"].extents == 12
 
 
 SEED001 = Procedure(
@@ -599,7 +605,7 @@ def test_the_checks_see_what_they_are_for(tmp_path):
     c.nodes["node-a"].dm[dm_name("vgs", "data")] = c.nodes["node-b"].dm[dm_name("vgs", "data")]
     _lockd_watch(r.world, "node-a", _cmd("lvchange", "-aey", "vgs/data"))
     assert "data active on ['node-a', 'node-b']" in r.world.violations[0]
-    del c.storage.vgs["vgs"].lvs["data"]
+    del c.lvm.vgs["vgs"].lvs["data"]
     assert _lockd_kept(r.world) and _lockd_kept(r.world)[0].startswith("data: was")
     # seed 003: a promotion while the peer is Primary; the declared primary's data replaced
     r = run(SEED003, tmp_path / "3")
