@@ -36,15 +36,14 @@ from pathlib import Path
 
 import pytest
 from support import M
-from support.nodes import Nodes, host_node
+from support.nodes import Nodes
 from test_server_move_three_commits import COMMIT1, COMMIT2, COMMIT3, LUN1, Move
 
 from reconciler import controller
 from reconciler.runner import Command
-from reconciler.simulate import SimulatedHost
-from reconciler.simulate.clock import SimClock
-from reconciler.simulate.drbd_model import CONNECTED, DrbdNet
-from reconciler.simulate.lockd_tools import LockdCluster, dm_name
+from reconciler.simulate.cluster import Cluster
+from reconciler.simulate.drbd_model import CONNECTED
+from reconciler.simulate.lockd_tools import dm_name
 
 
 @dataclass
@@ -169,10 +168,11 @@ activation = {{ "{holder}" = "exclusive", "*" = "inactive" }}
 
 
 def _lockd_build(tmp: Path) -> World:
-    c = LockdCluster({"node-a": 1, "node-b": 2})
-    c.add_disk("/dev/vda", 1024 * M)
-    c.add_disk("/dev/vdb", 256 * M)
-    return World(Nodes.of_lockd(tmp, c), {"cluster": c, "lvs": {}})
+    cluster = Cluster()
+    c = cluster.join_lockd({"node-a": 1, "node-b": 2})
+    cluster.add_shared_disk("/dev/vda", 1024 * M)
+    cluster.add_shared_disk("/dev/vdb", 256 * M)
+    return World(Nodes(tmp, cluster), {"cluster": c, "lvs": {}})
 
 
 def _lockd_remember(w: World) -> None:
@@ -268,16 +268,12 @@ role = "{role_b}"
 
 
 def _drbd_build(tmp: Path) -> World:
-    clock = SimClock()
-    net = DrbdNet(clock)
-    hosts = {}
+    cluster = Cluster()
     for name in ("node-a", "node-b"):
-        h = SimulatedHost(name="local", clock=clock)
-        h.add_device("/dev/vdb", 64 * M)
-        net.join(h, name)
-        hosts[name] = h
-    return World(Nodes(tmp, [host_node(n, h) for n, h in hosts.items()], clock),
-                 {"net": net, "expected": None, "primary": "node-a"})
+        cluster.add_host(name).add_device("/dev/vdb", 64 * M)
+        cluster.join_drbd(name)
+    return World(Nodes(tmp, cluster),
+                 {"net": cluster.drbd, "expected": None, "primary": "node-a"})
 
 
 def _res(w: World, node: str):
