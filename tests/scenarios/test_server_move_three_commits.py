@@ -18,8 +18,8 @@ from support.nodes import NodeCrashed, Nodes
 
 from reconciler import controller
 from reconciler.adapters import lvm
-from reconciler.simulate.cluster import Cluster
 from reconciler.simulate.clock import SimClock
+from reconciler.simulate.cluster import Cluster
 
 IQN = "iqn.2003-01.org.example.new:move"
 OLD_IQN = "iqn.2004-10.com.example:old"

@@ -7,8 +7,8 @@ from support import M
 from support.nodes import Nodes, Pass
 
 from reconciler.runner import Command
-from reconciler.simulate.cluster import Cluster
 from reconciler.simulate import SimulatedHost
+from reconciler.simulate.cluster import Cluster
 from reconciler.spec import loading
 
 SPEC = """

@@ -12,8 +12,8 @@ from support import M
 from support.nodes import Nodes
 
 from reconciler import controller
-from reconciler.simulate.cluster import Cluster
 from reconciler.simulate import SimulatedHost
+from reconciler.simulate.cluster import Cluster
 from reconciler.spec import loading
 
 IQN = "iqn.2003-01.org.example.a:export0"
