@@ -273,11 +273,7 @@ def _logout(host: Machine, side: IscsiSide, s: Session) -> None:
         if host.model.pv(name) is not None and not forget_disk(host, name):
             host.fail_device(name)  # the PV stays in lvm's metadata, missing
         else:
-            dev = host.model.device(name)
-            host.model.devices.pop(dev.path)
-            for alias in dev.aliases:
-                host.model.aliases.pop(alias, None)
-            host.model._numbers.discard((dev.major, dev.minor))
+            host.devices.remove_device(host.model.device(name).path)
 
 
 # -- kernel files ----------------------------------------------------------------------------
