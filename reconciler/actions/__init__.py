@@ -34,12 +34,12 @@ from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv,
                                       SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
-from reconciler.actions.plans import (WAITING, Blocked, InFlight, Plan, Stall, Step,
+from reconciler.actions.plans import (WAITING, Blocked, Condition, Health, InFlight, Plan, Stall, Step,
                                       describe_in_flight, waiting_text)
 
 __all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
-           "Blocked", "BuildMdClone", "CreateLv",
+           "Blocked", "BuildMdClone", "Condition", "Health", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",
            "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",
