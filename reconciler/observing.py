@@ -92,7 +92,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     if not any(iscsi_parts):
         return st
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
-                         sessions=iscsi_parts[1], private=lambda p: runner.read(p, host=host),
+                         sessions=iscsi_parts[1], private=_private(runner, host),
                          chap_files=chap_files)
     return dataclasses.replace(st, iscsi=seen)
 
@@ -315,6 +315,17 @@ def _observe_used(runner: Runner, host: str, st: state.HostState, paths: Iterabl
             devnos[p] = resolve(p)
         seen[p] = _block_device(read, p, devnos[p], mounts)
     return dataclasses.replace(st, devices=devnos, blockdevs=seen)
+
+
+def _private(runner: Runner, host: str) -> Callable[[str], str | None]:
+    """The reader of files that hold a secret: one this process may not read (a dry run as
+    another user than root) is not known, never an error of the observation."""
+    def read(path: str) -> str | None:
+        try:
+            return runner.read(path, host=host)
+        except PermissionError:
+            return None
+    return read
 
 
 def chap_files(spec) -> tuple[str, ...]:

@@ -144,8 +144,8 @@ def _target(read: Read, iqn: str, backstores: dict[str, str],
                               if re.match(r"^lun_[0-9]+$", e)))
         info = read(f"{a}/info") or ""
         userid = _one(read, f"{a}/auth/userid")
-        chap = (fingerprint(userid, (private(f"{a}/auth/password") or "").strip())
-                if private is not None else "")
+        password = private(f"{a}/auth/password") if private is not None else None
+        chap = fingerprint(userid, password.strip()) if password is not None else ""
         acls[initiator] = LioAcl(initiator=initiator, mapped_luns=mapped, chap_userid=userid,
                                  session=parse_acl_session(info), chap=chap)
     return LioTarget(
@@ -244,8 +244,8 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                 timeouts[short] = n
         target = _one(read, f"{base}/targetname")
         record = None
-        if private is not None:
-            for path in record_paths(read, f"{addr}:{port}", target):
+        if private is not None:  # /etc/iscsi/nodes is root's alone: the listing too
+            for path in record_paths(private, f"{addr}:{port}", target):
                 record = parse_node_record(private(path)) or record
         out.append(IscsiSession(sid=sid, target=target,
                                 portal=f"{addr}:{port}", state=_one(read, f"{base}/state"),

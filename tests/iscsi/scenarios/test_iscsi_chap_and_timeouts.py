@@ -88,6 +88,32 @@ def test_an_unreadable_chap_file_is_not_a_rotation(pair):
     assert pair.run("b", loaded).plan.steps == ()
 
 
+class _NotRoot:
+    """The host as another user than root sees it: secrets' files refuse to be read."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, path, *, host="local"):
+        if path.startswith(("/etc/iscsi/nodes", "/etc/reconciler/")) or "/auth/password" in path:
+            raise PermissionError(13, "Permission denied", path)
+        return self.inner.read(path, host=host)
+
+
+def test_a_dry_run_that_may_not_read_the_secrets_compares_nothing_and_goes_on(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    pair.a.md.files["/etc/reconciler/a.chap"] = NEW
+    pair.b.md.files["/etc/reconciler/b.chap"] = NEW
+    for node in ("a", "b"):
+        r = controller.reconcile_once(loaded, pair.env(node, _NotRoot(pair.nodes[node].runner)),
+                                      dry_run=True)
+        assert r.error is None and r.plan.steps == () and r.exit_code == 0, r.plan
+
+
 def test_timeouts_are_written_before_the_login_and_observed_live(pair):
     loaded = _with_timeouts(pair)
     _converged(pair, loaded)
@@ -155,3 +181,15 @@ def test_the_node_record_parser_and_fingerprints():
     assert adapter.parse_node_record("") is None  # empty, as a power cut leaves it
     plain = adapter.parse_node_record("node.name = iqn.x:y\nnode.session.auth.authmethod = None\n")
     assert plain.chap == ""
+
+
+def test_a_capture_of_either_node_holds_no_secret(pair, tmp_path):
+    from reconciler.offline import capturing
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    for node, host in (("a", pair.a), ("b", pair.b)):
+        out = tmp_path / f"cap-{node}"
+        capturing.capture_simulated(str(out), host, node=node)
+        text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+        assert "abcdefghijkl" not in text and "auth/password" not in text
+    assert "/sys/class/iscsi_session/" in (tmp_path / "cap-b" / "kernel-files.json").read_text()
