@@ -22,6 +22,7 @@ Layout::
     chap_file = "/etc/reconciler/old-server.chap"
     luns = [0]                           # the disks the login makes appear
     state = "logged-in"
+    timeouts = { replacement_timeout = 15, noop_out_interval = 5, noop_out_timeout = 5 }
     initiator = "iqn.2004-10.com.example:old-server"   # optional: old-server's own name
                                          # (/etc/iscsi/initiatorname.iscsi), checked there
 
@@ -138,6 +139,35 @@ class Target(Model):
         return "*" in self.nodes or node in self.nodes
 
 
+class Timeouts(Model):
+    """How long I/O stalls when the link to the target is cut (open-iscsi's node record,
+    applied at login; ``replacement_timeout`` also to a live session through sysfs)."""
+
+    replacement_timeout: int | None = Field(
+        None, ge=1, le=86400, description="seconds a failed session queues I/O before failing "
+        "it upward (node.session.timeo.replacement_timeout; sysfs recovery_tmo)")
+    noop_out_interval: int | None = Field(
+        None, ge=0, le=3600, description="seconds between NOP-Out pings that detect a dead "
+        "link (node.conn[0].timeo.noop_out_interval; 0 = no pings)")
+    noop_out_timeout: int | None = Field(
+        None, ge=0, le=3600, description="seconds without a NOP-In answer before the link "
+        "counts as down (node.conn[0].timeo.noop_out_timeout)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Timeouts":
+        if self.noop_out_interval == 0 and self.noop_out_timeout:
+            raise ValueError("noop_out_timeout is set but noop_out_interval = 0 sends no ping "
+                             "to time out: set both, or neither")
+        if self.noop_out_interval and self.noop_out_timeout == 0:
+            raise ValueError("noop_out_interval sends pings but noop_out_timeout = 0 never "
+                             "calls the link down: give it a timeout")
+        return self
+
+    def declared(self) -> dict[str, int]:
+        """The timeouts the spec sets, by open-iscsi's short name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Session(Model):
     """An open-iscsi session to ``target`` through ``portal``, on the nodes named."""
 
@@ -153,6 +183,8 @@ class Session(Model):
         None, description="the node's own initiator name (/etc/iscsi/initiatorname.iscsi), "
         "checked on the node; lets the exporting node tell this session from an initiator "
         "no spec declares")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="link-cut timeouts; "
+                               "each left to open-iscsi's default (iscsid.conf) when unset")
 
     @model_validator(mode="after")
     def _check(self) -> "Session":

@@ -43,6 +43,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils lz4 zstd gzip
   dbus udev lvm2 lvm2-lockd sanlock mdadm drbd-utils open-iscsi targetcli-fb tgt
   e2fsprogs xfsprogs util-linux procps iproute2 psmisc python3
+  prometheus  # promtool: tests/daemon/test_monitoring.py checks and runs monitoring/'s alert rules
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
