@@ -118,7 +118,7 @@ DrbdNodeName = Annotated[str, AfterValidator(_check_node)]
 Address = Annotated[str, AfterValidator(_check_address)]
 Rate = Annotated[int, BeforeValidator(_parse_rate), PlainSerializer(units.format_size, return_type=str),
                  WithJsonSchema({"anyOf": [{"type": "string",
-                                            "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtT]?(i?[bB])? *$",
+                                            "pattern": r"^ *[0-9]+(\.[0-9]+)? *" + units.UNIT_PATTERN + " *$",
                                             "examples": ["10M", "400M"]},
                                            {"type": "integer", "minimum": 1024}],
                                  "description": "bytes per second, or a number with a binary suffix"})]
