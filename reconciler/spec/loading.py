@@ -236,7 +236,7 @@ def _validate(data: dict) -> tuple[models.Spec | None, list[tuple[tuple, str]]]:
     returned is what remains: the cross-file checks run on it, and the caller refuses the spec
     whenever there was any problem.
     """
-    original, data = data, copy.deepcopy(data)
+    original = data  # left as read: the rounds work on a copy, made at the first problem
     kept: dict[int, list[int]] = {}  # id of a list items were taken out of -> original indices
     found: list[tuple[tuple, str]] = []
     reported: list[tuple] = []
@@ -247,6 +247,8 @@ def _validate(data: dict) -> tuple[models.Spec | None, list[tuple[tuple, str]]]:
             return spec, sorted(found, key=lambda f: _position(original, f[0]))
         except pydantic.ValidationError as exc:
             errs = exc.errors(include_url=False)
+        if round_no == 0:
+            data = copy.deepcopy(data)
         earlier = list(reported)
         this_round: list[tuple[tuple, str, str]] = []
         for err in errs:

@@ -148,3 +148,32 @@ def test_an_invalid_spec_with_many_problems_touches_nothing_on_the_host(tmp_path
     assert code == 1
     assert out.getvalue().count("s.toml: vg.vg0.lv.") == 6, out.getvalue()
     assert ran == []
+
+
+def test_the_drbd_and_iscsi_tables_list_every_problem_with_its_key(tmp_path):
+    exc = problems(tmp_path, """
+        [drbd.r0]
+        initial_sync_from = "c"             # not one of its nodes
+        resync_rate = "512"                 # below 1K
+        [drbd.r0.nodes.a]
+        disk = "/dev/vdb"
+        address = "10.0.0.1"
+        role = "primary"
+        [drbd.r0.nodes.b]
+        disk = "/dev/vdb"
+        address = "10.0.0.1"                # the same address and port
+        role = "primary"                    # two primaries
+
+        [iscsi_target.t]
+        nodes = ["new", "new"]              # twice
+        iqn = "iqn.2003-01.org.example.new:t"
+        acls = ["iqn.2004-10.com.example:old"]
+        [iscsi_target.t.lun.0]
+        device = "/dev/md1"
+        [iscsi_target.t.lun.1]
+        device = "/dev/md1"                 # exported twice
+        """)
+    keys = [key for _, key, _ in exc.problems]
+    assert keys == ["drbd.r0.initial_sync_from", "drbd.r0.resync_rate",
+                    "drbd.r0.nodes.b.address", "drbd.r0.nodes.b.role",
+                    "iscsi_target.t.nodes", "iscsi_target.t.lun.1.device"], exc.problems
