@@ -239,42 +239,80 @@ def _validate(data: dict) -> tuple[models.Spec | None, list[tuple[tuple, str]]]:
     original = data  # left as read: the rounds work on a copy, made at the first problem
     kept: dict[int, list[int]] = {}  # id of a list items were taken out of -> original indices
     found: list[tuple[tuple, str]] = []
-    reported: list[tuple] = []
+    said: set[tuple[tuple, str]] = set()
+    reported = _Reported()
     for round_no in range(MAX_ROUNDS):
         try:
             with gc_pause.paused():
                 spec = models.Spec.model_validate(data)
-            return spec, sorted(found, key=lambda f: _position(original, f[0]))
+            return spec, _in_file_order(original, found)
         except pydantic.ValidationError as exc:
             errs = exc.errors(include_url=False)
         if round_no == 0:
             data = copy.deepcopy(data)
-        earlier = list(reported)
+        earlier = reported.frozen()
         this_round: list[tuple[tuple, str, str]] = []
         for err in errs:
             for loc, msg in _messages(err):
                 this_round.append((_original(data, loc, kept), msg, err["type"]))
+        refused = _Reported()
+        for loc, _, kind in this_round:
+            if kind != "too_short":
+                refused.add(loc)
         for loc, msg, kind in this_round:
-            if any(_related(loc, old) for old in earlier):
+            if earlier.related(loc):
                 continue  # about what a previous round left out: said already
             # "at least 1 item" after an item was refused says nothing the item's error does not
-            if kind == "too_short" and any(len(o) > len(loc) and o[:len(loc)] == loc
-                                           for o, _, _ in this_round):
+            if kind == "too_short" and refused.holds_inside(loc):
                 continue
-            if (loc, msg) not in found:
+            if (loc, msg) not in said:
+                said.add((loc, msg))
                 found.append((loc, msg))
-                reported.append(loc)
+                reported.add(loc)
         if round_no == MAX_ROUNDS - 1 or not _leave_out(data, errs, kept, earlier):
             break
-    return None, sorted(found, key=lambda f: _position(original, f[0]))
+    return None, _in_file_order(original, found)
 
 
-def _position(data: object, loc: tuple) -> list[int]:
+class _Reported:
+    """Key paths already reported, and every path that leads to one: whether a path is one of
+    them, inside one or around one takes a few set lookups, for 100,000 problems too."""
+
+    def __init__(self) -> None:
+        self.locs: set[tuple] = set()
+        self.around: set[tuple] = set()  # proper prefixes of reported paths
+
+    def add(self, loc: tuple) -> None:
+        self.locs.add(loc)
+        for n in range(len(loc)):
+            self.around.add(loc[:n])
+
+    def frozen(self) -> "_Reported":
+        out = _Reported()
+        out.locs, out.around = set(self.locs), set(self.around)
+        return out
+
+    def related(self, loc: tuple) -> bool:
+        return loc in self.around or any(loc[:n] in self.locs for n in range(len(loc) + 1))
+
+    def holds_inside(self, loc: tuple) -> bool:
+        return loc in self.around
+
+
+def _in_file_order(data: dict, found: list[tuple[tuple, str]]) -> list[tuple[tuple, str]]:
+    index: dict[int, dict] = {}
+    return sorted(found, key=lambda f: _position(data, f[0], index))
+
+
+def _position(data: object, loc: tuple, index: dict[int, dict]) -> list[int]:
     """Where a key path is in the file, for listing problems in the file's order."""
     out, node = [], data
     for part in loc:
         if isinstance(node, dict) and part in node:
-            out.append(list(node).index(part))
+            keys = index.get(id(node))
+            if keys is None:
+                keys = index[id(node)] = {k: i for i, k in enumerate(node)}
+            out.append(keys[part])
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             out.append(part)
@@ -283,12 +321,6 @@ def _position(data: object, loc: tuple) -> list[int]:
             out.append(1 << 30)  # a key that is missing: after what is there
             node = None
     return out
-
-
-def _related(a: tuple, b: tuple) -> bool:
-    """One key path is the other, or inside it."""
-    n = min(len(a), len(b))
-    return a[:n] == b[:n]
 
 
 def _original(data: dict, loc: tuple, kept: dict[int, list[int]]) -> tuple:
@@ -305,7 +337,7 @@ def _original(data: dict, loc: tuple, kept: dict[int, list[int]]) -> tuple:
 
 
 def _leave_out(data: dict, errs: list[dict], kept: dict[int, list[int]],
-               earlier: list[tuple]) -> bool:
+               earlier: "_Reported") -> bool:
     """Take out of ``data`` what ``errs`` refused: False when nothing more can be taken out.
 
     A refused value is left out (its default applies) or, for a size, replaced by a valid one
@@ -323,8 +355,8 @@ def _leave_out(data: dict, errs: list[dict], kept: dict[int, list[int]],
         for loc in named:
             if loc and loc[-1] == "[key]":  # a refused name: the whole table it names
                 drops.append(loc[:-1])
-            elif (any(_related(_original(data, loc, kept), old) for old in earlier)
-                  or err["type"] == "missing" or isinstance(_at(data, loc), dict)
+            elif (earlier.related(_original(data, loc, kept)) or err["type"] == "missing"
+                  or isinstance(_at(data, loc), dict)
                   and not isinstance(exc, base.At | base.Problems)):
                 drops.append(table if isinstance(_at(data, table), dict)
                              and err["type"] == "value_error" else _table_of(data, loc))
