@@ -34,8 +34,8 @@ from pathlib import Path
 
 from reconciler import errors, observing, state, units
 from reconciler.adapters import drbd, iscsi, md
-from reconciler.offline.capturing import (_local_drbd_configs, _local_inventory, _optional,
-                                          _simulated_inventory)
+from reconciler.offline.capturing import (local_drbd_configs, local_inventory, optional_part,
+                                          simulated_inventory)
 from reconciler.offline.files import DRBD_DIR, Inventory
 from reconciler.offline.seeding import simulated_host
 from reconciler.runner import Runner
@@ -66,14 +66,14 @@ def source(simulate: str | None, node: str | None) -> Source:
     if simulate:
         sim = simulated_host(simulate, node=node)
         host = sim.host
-        inventory = _simulated_inventory(host) if hasattr(host, "model") else []
+        inventory = simulated_inventory(host) if hasattr(host, "model") else []
         files = getattr(getattr(host, "md", None), "files", {})
         configs = sorted(p for p in files if p.startswith(f"{DRBD_DIR}/") and p.endswith(".res"))
         return Source(host, inventory, host.resolve_device,
                       node or sim.node or socket.gethostname(), configs)
     from reconciler.runner import SubprocessRunner
-    return Source(SubprocessRunner(), _local_inventory(), observing.resolve_local,
-                  node or socket.gethostname(), _local_drbd_configs())
+    return Source(SubprocessRunner(), local_inventory(), observing.resolve_local,
+                  node or socket.gethostname(), local_drbd_configs())
 
 
 def check_directory(directory: str, force: bool) -> None:
@@ -92,7 +92,7 @@ def adopt(src: Source, vgs: Iterable[str] = ()) -> Adopted:
     wanted = tuple(vgs)
     result = Adopted()
     skipped: dict[str, str] = {}
-    mdstat = _optional("md", skipped, lambda: md.parse_mdstat(
+    mdstat = optional_part("md", skipped, lambda: md.parse_mdstat(
         src.runner.read("/proc/mdstat") or "")) or {}
     targets = observing.MdTargets(arrays=tuple(f"/dev/{n}" for n in sorted(mdstat)),
                                   devices=tuple(d["path"] for d in src.inventory),
@@ -114,11 +114,11 @@ def adopt(src: Source, vgs: Iterable[str] = ()) -> Adopted:
         result.files["lvm.toml"] = writing.dumps(doc, notes, _header(src.node, "LVM"))
     if not wanted:
         _md(result, st, src.node, name_of)
-        seen = _optional("iscsi", skipped, lambda: iscsi.observe(
+        seen = optional_part("iscsi", skipped, lambda: iscsi.observe(
             lambda p: src.runner.read(p), targets=True, sessions=True))
         if seen is not None:
             _iscsi(result, seen, src.node)
-        _optional("drbd", skipped, lambda: _drbd(result, src.runner, src.drbd_configs,
+        optional_part("drbd", skipped, lambda: _drbd(result, src.runner, src.drbd_configs,
                                                   src.node))
     return result
 

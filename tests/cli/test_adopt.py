@@ -197,3 +197,12 @@ def test_a_drbd_file_written_by_hand_is_named_not_adopted(reconcile, monkeypatch
     assert code == 0 and "nothing to adopt" in err
     assert ("DRBD resource drbd1 (/etc/drbd.d/drbd1.res) left out: the file was not written "
             "by the reconciler") in err
+
+
+def test_a_capture_is_adopted_like_the_host_it_was_taken_on(reconcile, tmp_path):
+    assert reconcile("capture", str(tmp_path / "cap"), "--simulate", "cluster")[0] == 0
+    code, out, err = reconcile("--simulate", str(tmp_path / "cap"), "adopt", "--out",
+                               str(tmp_path / "spec"))
+    assert code == 0 and "a dry pass with this spec plans nothing on core-01" in out, out + err
+    assert sorted(tomllib.loads((tmp_path / "spec" / "lvm.toml").read_text())["vg"]) == [
+        "vgdata", "vgsys"]
