@@ -604,7 +604,8 @@ def _cmd_adopt(argv: list[str]) -> int:
     p.add_argument("--vg", action="append", default=[], metavar="NAME",
                    help="adopt only this VG (repeat for several); nothing else is adopted")
     p.add_argument("--force", action="store_true", help="write into a non-empty DIR")
-    p.add_argument("--simulate", default=None, metavar="HOST|CAPTURE_DIR")
+    p.add_argument("--simulate", default=None, metavar="HOST|CAPTURE_DIR",
+                   help="adopt a simulated host: an embedded one or a capture directory")
     p.add_argument("--node", default=None, help="the node the spec names (default: this host)")
     args = p.parse_args(argv)
     from reconciler.offline import adopting

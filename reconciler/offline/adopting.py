@@ -83,8 +83,8 @@ def check_directory(directory: str, force: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not force:
         raise errors.ReconcilerError(
             f"{directory} is not empty: adopt writes a spec into an empty (or new) directory; "
-            f"--force writes its files there anyway (replacing lvm.toml, md.toml and "
-            f"iscsi.toml, keeping the rest)")
+            f"--force writes its files there anyway (lvm.toml, md.toml, drbd.toml, "
+            f"iscsi.toml replace files of the same name; the others stay)")
 
 
 def adopt(src: Source, vgs: Iterable[str] = ()) -> Adopted:
