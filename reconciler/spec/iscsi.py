@@ -44,7 +44,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from reconciler.spec import names
-from reconciler.spec.base import Model, Presence
+from reconciler.spec.base import At, Checks, Model, Presence
 from reconciler.spec.names import DevicePath, NodeName, check_device, check_node  # noqa: F401
 from reconciler.spec.text import shown
 
@@ -120,16 +120,23 @@ class Target(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Target":
+        checks = Checks()
         for k in self.lun:
-            if not k.isdigit() or int(k) > 255 or (k != "0" and k.startswith("0")):
-                raise ValueError(f"LUN {shown(k)} must be a number from 0 to 255")
-        devs = [lun.device for lun in self.lun.values()]
-        for d in devs:
-            if devs.count(d) > 1:
-                raise ValueError(f"{d} is exported as two LUNs")
-        for seq, what in ((self.portals, "portal"), (self.acls, "acl"), (self.nodes, "node")):
-            if len(set(seq)) != len(seq):
-                raise ValueError(f"a {what} is listed twice")
+            with checks:
+                if not k.isdigit() or int(k) > 255 or (k != "0" and k.startswith("0")):
+                    raise At(("lun", k), f"LUN {shown(k)} must be a number from 0 to 255")
+        seen: set[str] = set()
+        for k, lun in self.lun.items():
+            with checks:
+                if lun.device in seen:
+                    raise At(("lun", k, "device"), f"{lun.device} is exported as two LUNs")
+            seen.add(lun.device)
+        for seq, what, key in ((self.portals, "portal", "portals"), (self.acls, "acl", "acls"),
+                               (self.nodes, "node", "nodes")):
+            with checks:
+                if len(set(seq)) != len(seq):
+                    raise At((key,), f"a {what} is listed twice")
+        checks.done()
         return self
 
     def luns(self) -> dict[int, Lun]:
@@ -188,11 +195,15 @@ class Session(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Session":
-        if any(not 0 <= n <= 255 for n in self.luns) or len(set(self.luns)) != len(self.luns):
-            raise ValueError("luns must be distinct numbers from 0 to 255")
-        if self.initiator is not None and (len(self.nodes) != 1 or self.nodes[0] == "*"):
-            raise ValueError("initiator is one node's own name: the session must name exactly "
-                             "one node (not \"*\")")
+        checks = Checks()
+        with checks:
+            if any(not 0 <= n <= 255 for n in self.luns) or len(set(self.luns)) != len(self.luns):
+                raise At(("luns",), "luns must be distinct numbers from 0 to 255")
+        with checks:
+            if self.initiator is not None and (len(self.nodes) != 1 or self.nodes[0] == "*"):
+                raise At(("initiator",), "initiator is one node's own name: the session must "
+                         "name exactly one node (not \"*\")")
+        checks.done()
         return self
 
     def disks(self) -> tuple[str, ...]:
