@@ -216,15 +216,19 @@ def _unknown_node(loaded, node: str) -> str | None:
 
 
 def _print_result(result: controller.PassResult, output: str,
-                  warnings: list[str] = ()) -> None:
+                  warnings: list[str] = (), forecast=None) -> None:
     if output == "json":
         doc = result.as_dict()
         doc["warnings"] = list(warnings)
+        if forecast is not None:
+            doc["forecast"] = forecast.as_dict()
         print(json.dumps(doc, indent=2))
         return
     for w in warnings:
         print(f"warning: {w}")
     print(result.plan)
+    if forecast is not None:
+        print(forecast.render())
     if result.report:
         print("Applied:")
         for r in result.report.results:
@@ -374,7 +378,11 @@ def _cmd_run(argv: list[str]) -> int:
         return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
-        _print_result(result, args.output, warnings)
+        forecast = None
+        if args.dry_run and not result.error:
+            from reconciler import forecasting
+            forecast = forecasting.forecast(loaded, env, simulated=bool(args.simulate))
+        _print_result(result, args.output, warnings, forecast)
         return result.exit_code
     return _wait(args, loaded, env, warnings)
 

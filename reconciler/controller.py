@@ -493,13 +493,19 @@ def _changes(r: PassResult) -> int:
 def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                             max_passes: int = 100000,
                             on_pass: Callable[[PassResult], None] | None = None,
-                            timeout: float | None = None) -> SettledResult:
+                            timeout: float | None = None,
+                            go_on: Callable[[PassResult], bool | None] | None = None
+                            ) -> SettledResult:
     """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
     ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept.
 
     ``timeout`` (seconds, on ``env.clock``): the deadline. The last pass runs at it; if that
     pass still leaves something pending (an operation in flight, a wait on another node),
-    the run ends with ``EXIT_TIMEOUT``, never waiting past it."""
+    the run ends with ``EXIT_TIMEOUT``, never waiting past it.
+
+    ``go_on(result)``, when given, overrides the decision after each pass: True goes on (a
+    pass blocked on one object while another's operation is still moving), False stops (a
+    forecast that reached a wait on another node), None keeps the rule above."""
     memory = Memory()
     first: PassResult | None = None
     result: PassResult | None = None
@@ -533,7 +539,9 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
         again = (result.exit_code == EXIT_ERROR and not looked_again and result.report is not None
                  and result.report.changed and not result.report.failed and not dry_run)
         looked_again = again
-        if (result.exit_code != EXIT_PENDING and not again) or dry_run:
+        verdict = go_on(result) if go_on is not None else None
+        if verdict is False or dry_run or (
+                verdict is None and result.exit_code != EXIT_PENDING and not again):
             break
         delay = result.requeue_after or env.requeue_seconds
         if timeout is not None:

@@ -255,6 +255,10 @@ class ResizeLv(LvmAction):
         fs = " and its file system" if self.resize_fs else ""
         return f"{self.verb}{fs} to {format_size(self.size)}"
 
+    def gives_up(self) -> str:
+        return (f"what {self.vg}/{self.lv} holds beyond {format_size(self.size)} is cut off"
+                if self.shrink else "")
+
     def commands(self) -> tuple[Command, ...]:
         if self.shrink:
             return (lvm.lvreduce(self.vg, self.lv, self.size, host=self.host),)
@@ -290,6 +294,9 @@ class RemoveLv(LvmAction):
 
     def describe(self) -> str:
         return "lvremove"
+
+    def gives_up(self) -> str:
+        return f"the data of {self.vg}/{self.lv} is removed"
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.lvremove(self.vg, self.lv, host=self.host),)

@@ -33,6 +33,10 @@ def describe_in_flight(f: "InFlight") -> str:
     return waiting_text(f.waiting_on, f.what) if f.waiting_on else f.what
 
 
+# How a step that overwrites or gives up data is marked in text (``Action.gives_up``).
+GIVES_UP_MARK = "!! GIVES UP DATA"
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     action: Action
@@ -103,6 +107,9 @@ class Plan:
     blocked: tuple[Blocked, ...] = ()
     unmanaged: tuple[str, ...] = ()
     spec_digest: str = ""
+    # Steps of objects that are not blocked themselves, held back (not planned, never run)
+    # because something else in their VG is: shown, so a block hides nothing.
+    held: tuple[Step, ...] = ()
 
     @property
     def converged(self) -> bool:
@@ -135,6 +142,8 @@ class Plan:
             after = f"  [after {', '.join(sorted(s.after))}]" if s.after else ""
             lines.append(f"  {s.action.symbol} {s.action.object}: {s.action.describe()}"
                          f"  # {s.reason}{after}")
+            if s.action.gives_up():
+                lines.append(f"    {GIVES_UP_MARK}: {s.action.gives_up()}")
         for f in self.in_flight:
             if f.waiting_on:
                 note = f" ({f.note})" if f.note else ""
@@ -147,6 +156,12 @@ class Plan:
             lines.append(f"  … {f.object}: {f.what} in progress, {pct}{rate}{eta}{note}")
         for b in self.blocked:
             lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
+        if self.held:
+            lines.append("  held back while the block above lasts (nothing else in their VG "
+                         "runs before it is resolved):")
+        for s in self.held:
+            lines.append(f"    {s.action.symbol} {s.action.object}: {s.action.describe()}"
+                         f"  # {s.reason}")
         if self.unmanaged:
             lines.append("  unmanaged (never touched): " + ", ".join(self.unmanaged))
         return "\n".join(lines)
@@ -161,7 +176,7 @@ class Plan:
                 "object": s.action.object, "description": s.action.describe(),
                 "reason": s.reason, "after": sorted(s.after),
                 "argv": [list(c.argv) for c in s.action.commands()],
-                "long": s.action.long,
+                "long": s.action.long, "gives_up": s.action.gives_up() or None,
             } for s in self.steps],
             "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
                            "percent": f.percent, "speed_bps": f.speed, "eta_s": f.eta,
@@ -169,5 +184,8 @@ class Plan:
                            "idle_s": None if f.stall is None else round(f.stall.idle, 1)}
                           for f in self.in_flight],
             "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
+            "held": [{"key": s.key, "object": s.action.object,
+                      "description": s.action.describe(), "reason": s.reason,
+                      "gives_up": s.action.gives_up() or None} for s in self.held],
             "unmanaged": list(self.unmanaged),
         }

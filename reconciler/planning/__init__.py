@@ -69,7 +69,7 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
                         blocked=(*out.blocked, *refused), unmanaged=tuple(out.unmanaged),
-                        spec_digest=spec_digest)
+                        spec_digest=spec_digest, held=tuple(out.held))
 
 
 def note_stalls(p: actions.Plan, stalls: Mapping[str, actions.Stall]) -> actions.Plan:

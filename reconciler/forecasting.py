@@ -1,0 +1,246 @@
+"""The forecast: every step of every pass until convergence, before anything runs.
+
+A dry run's plan is one pass; the steps a long operation unlocks (the ``vgreduce`` after a
+``pvmove``, DRBD's ``primary --force`` once both nodes are connected) come only in later
+passes. The forecast finds them the only honest way this project has: it replays the passes
+(``controller.reconcile_until_settled``, what ``--wait`` runs) on a **simulated copy of the
+observed host**, and reports each step that ran there, pass by pass, in order:
+
+* a simulated host (``--simulate``) is copied whole (``copy.deepcopy``: its devices, its
+  clock, the peers on its simulated links); what the copy does is what the simulator would
+  do, at the simulator's rates, so a long operation's expected duration is known;
+* a real host is captured as ``reconcile capture`` does (read only) and a simulated host is
+  seeded from the capture (``offline.simulated_host``): the one model the project has. Its
+  copy speed is the simulator's, not the host's, so durations say "unknown". What the
+  seeding cannot hold (lvmlockd, DRBD, an iSCSI session) leaves the forecast at the first
+  pass, and it says why.
+
+The replay goes on past an object that is blocked while another object's operation is still
+moving (a blocked object never hides the forecast of unrelated ones), and stops where the
+outcome depends on another node or on the operator, saying where and why. Passes are
+numbered as the forecast counts them: only the passes in which a step ran (the passes that
+only waited for an operation in flight are left out), so they compare with a real run's.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from reconciler import actions, controller, errors, executing, offline
+from reconciler.spec.loading import LoadedSpec
+
+# How a copy was made (``Forecast.copy``).
+COPIED = "a copy of the simulated host"
+SEEDED = "a simulated host seeded from what this host shows (reconcile capture)"
+
+
+@dataclass(frozen=True)
+class ForecastStep:
+    """One step of the forecast, as it ran on the copy."""
+
+    pass_no: int  # the forecast's pass (1: the dry run's own plan)
+    key: str
+    action: str
+    symbol: str
+    object: str
+    description: str
+    reason: str
+    argv: tuple[tuple[str, ...], ...]
+    long: bool  # a long operation this step started (it runs on after the pass)
+    gives_up: str  # what data it overwrites or gives up ("": none); ``Action.gives_up``
+    outcome: str  # on the copy: done, started, failed, skipped
+    expected_s: float | None = None  # a long step: how long it ran on the copy (None: unknown)
+    finished_pass: int | None = None  # a long step: the forecast's pass that saw it end
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"pass_no": self.pass_no, "key": self.key, "action": self.action,
+                "symbol": self.symbol, "object": self.object,
+                "description": self.description, "reason": self.reason,
+                "argv": [list(a) for a in self.argv], "long": self.long,
+                "gives_up": self.gives_up or None, "outcome": self.outcome,
+                "expected_duration_s": (None if self.expected_s is None
+                                        else round(self.expected_s, 1)),
+                "expected_duration": (None if not self.long else "unknown"
+                                      if self.expected_s is None
+                                      else actions.plans._seconds(self.expected_s)),
+                "finished_pass": self.finished_pass, "detail": self.detail or None}
+
+
+@dataclass
+class Forecast:
+    """The steps of every pass until convergence (or until it stops, and why)."""
+
+    steps: list[ForecastStep] = field(default_factory=list)
+    passes: int = 0  # passes in which a step ran
+    converged: bool = False
+    stops: list[str] = field(default_factory=list)  # where it stops, and why
+    copy: str = ""  # how the simulated copy was made (COPIED, SEEDED)
+    unavailable: str = ""  # why there is no forecast beyond the first pass
+    durations_known: bool = False
+    duration_s: float | None = None  # the copy's time from the first pass to the last
+
+    def pass_steps(self, n: int) -> list[ForecastStep]:
+        return [s for s in self.steps if s.pass_no == n]
+
+    @property
+    def gives_up(self) -> list[ForecastStep]:
+        return [s for s in self.steps if s.gives_up]
+
+    def as_dict(self) -> dict:
+        return {"copy": self.copy or None, "unavailable": self.unavailable or None,
+                "passes": self.passes, "converged": self.converged,
+                "stops": list(self.stops), "durations_known": self.durations_known,
+                "duration_s": None if self.duration_s is None else round(self.duration_s, 1),
+                "gives_up": len(self.gives_up),
+                "steps": [s.as_dict() for s in self.steps]}
+
+    def render(self, *, mark=lambda text, _kind: text) -> str:
+        """The forecast in text; ``mark(text, kind)`` colours it (kind: "gives_up",
+        "stop", "pass")."""
+        if self.unavailable:
+            return f"Forecast: only the plan above: {self.unavailable}"
+        head = (f"Forecast ({self.passes} pass(es) replayed on {self.copy}"
+                + (f", about {actions.plans._seconds(self.duration_s)} in all"
+                   if self.durations_known and self.duration_s else "") + "):")
+        lines = [head]
+        if not self.steps:
+            lines.append("  nothing to do")
+        for n in range(1, self.passes + 1):
+            lines.append(mark(f"  pass {n}:", "pass"))
+            for s in self.pass_steps(n):
+                when = ""
+                if s.long:
+                    took = ("expected duration unknown" if s.expected_s is None
+                            else f"expected {actions.plans._seconds(s.expected_s)}")
+                    when = (f"  (long: {took}; ends by pass {s.finished_pass})"
+                            if s.finished_pass else f"  (long: {took})")
+                out = "" if s.outcome in ("done", "started") else f"  [{s.outcome}: {s.detail}]"
+                lines.append(f"    {s.symbol} {s.object}: {s.description}{when}{out}")
+                if s.gives_up:
+                    lines.append(mark(f"      {actions.GIVES_UP_MARK}: {s.gives_up}",
+                                      "gives_up"))
+                for argv in s.argv:
+                    lines.append(f"      $ {' '.join(argv)}")
+        if self.converged:
+            lines.append(f"  then: in sync with the spec")
+        for stop in self.stops:
+            lines.append(mark(f"  stops: {stop}", "stop"))
+        return "\n".join(lines)
+
+
+def simulated_copy(env: controller.Environment, *, simulated: bool,
+                   capture: Callable[[str], object] | None = None
+                   ) -> tuple[controller.Environment, str]:
+    """An environment on a simulated copy of ``env``'s host, and how it was made. Raises
+    ``ReconcilerError`` when the host cannot be held by the simulator (said why).
+    ``capture(dir)`` writes the capture a real host's copy is seeded from (default: this
+    host's, as ``reconcile capture`` makes it; tests pass a simulated host's)."""
+    if simulated and capture is None:
+        host = copy.deepcopy(env.runner)
+        return dataclasses.replace(env, runner=host, resolve=host.resolve_device,
+                                   clock=host.clock), COPIED
+    if capture is None:
+        def capture(directory: str) -> object:
+            return offline.capture(directory, ledger=env.ledger)
+    with tempfile.TemporaryDirectory(prefix="reconciler-forecast-") as tmp:
+        capture(tmp)
+        sim = offline.simulated_host(tmp)
+    host = sim.host
+    return dataclasses.replace(env, runner=host, resolve=host.resolve_device,
+                               clock=host.clock, lio_applier=""), SEEDED
+
+
+def _go_on(result: controller.PassResult) -> bool | None:
+    """After each replayed pass: go on past a block while something else still moves;
+    stop where only another node (or the operator) can move things."""
+    final = result.final
+    report = result.report
+    moving = [f for f in final.in_flight if not f.waiting_on]
+    changed = report is not None and report.changed
+    if report is not None and report.failed:
+        return False
+    if result.exit_code == controller.EXIT_ERROR and final.blocked:
+        return bool(moving or changed) or None
+    if result.exit_code == controller.EXIT_PENDING and final.waits and not moving and not changed:
+        return False  # nothing here moves until another node acts
+    return None
+
+
+def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool,
+             max_passes: int = 2000, capture: Callable[[str], object] | None = None
+             ) -> Forecast:
+    """Replay the passes on a simulated copy of the host; the host itself is untouched."""
+    try:
+        copy_env, how = simulated_copy(env, simulated=simulated, capture=capture)
+    except (errors.ReconcilerError, OSError) as exc:
+        return Forecast(unavailable=f"the host cannot be replayed in the simulator: {exc}")
+    times: dict[int, float] = {}
+    start = copy_env.clock.now()
+
+    def seen(r: controller.PassResult) -> None:
+        times[len(times) + 1] = copy_env.clock.now()
+
+    try:
+        with logger.contextualize(forecast=True):
+            settled = controller.reconcile_until_settled(
+                loaded, copy_env, max_passes=max_passes, on_pass=seen, go_on=_go_on)
+    except (errors.ReconcilerError, errors.UnsupportedCommand) as exc:
+        return Forecast(copy=how, unavailable=f"the replay on {how} stopped, the simulator "
+                                              f"cannot model this host: {exc}")
+    return _from_settled(settled, times, start, how, durations=how == COPIED)
+
+
+def _from_settled(settled: controller.SettledResult, times: dict[int, float], start: float,
+                  how: str, *, durations: bool) -> Forecast:
+    shown = [a for a in settled.applied if a.result.outcome is not executing.Outcome.DEFERRED]
+    numbers = {p: i for i, p in enumerate(sorted({a.pass_no for a in shown}), 1)}
+
+    def number(p: int | None) -> int | None:
+        if p is None:
+            return None
+        # a pass that only saw an operation end counts as the next pass that ran a step
+        later = [q for q in numbers if q >= p]
+        return numbers[min(later)] if later else None  # after the last pass
+
+    steps = []
+    for a in shown:
+        r = a.result
+        act = r.step.action
+        expected = None
+        if act.long and durations and a.finished_pass is not None:
+            expected = times.get(a.finished_pass, start) - times.get(a.pass_no, start)
+        if r.outcome is executing.Outcome.SKIPPED:
+            argv: tuple[tuple[str, ...], ...] = ()
+        else:  # what ran on the copy (nothing: found done already)
+            argv = tuple(tuple(c.command.argv) for c in r.results)
+        steps.append(ForecastStep(
+            pass_no=numbers[a.pass_no], key=r.step.key, action=type(act).__name__,
+            symbol=str(act.symbol), object=act.object, description=act.describe(),
+            reason=r.step.reason, argv=argv,
+            long=act.long and r.outcome is executing.Outcome.STARTED, gives_up=act.gives_up(),
+            outcome=str(r.outcome), expected_s=expected,
+            finished_pass=number(a.finished_pass), detail=r.detail))
+    final = settled.final
+    stops = [f"{b.object}: BLOCKED: {b.reason}" for b in final.blocked]
+    stops += [f"{s.action.object}: {s.action.describe()}: held back while the block in its VG "
+              f"lasts" for s in final.held]
+    stops += [f"{f.object}: {actions.describe_in_flight(f)}" for f in final.waits]
+    stops += [f"{f.object}: {f.what} still in flight" for f in final.in_flight
+              if not f.waiting_on]
+    if settled.error:
+        stops.append(f"a step failed on the copy: {settled.error}")
+    if final.steps and not settled.error:
+        stops.append(f"{len(final.steps)} step(s) left after it: "
+                     + "; ".join(f"{s.action.object}: {s.action.describe()}"
+                                 for s in final.steps))
+    last = max(times.values()) if times else start
+    return Forecast(steps=steps, passes=len(numbers), converged=final.converged, stops=stops,
+                    copy=how, durations_known=durations,
+                    duration_s=(last - start) if durations else None)
