@@ -42,6 +42,9 @@ exit codes:
      unknown subcommand, the daemon started without --spec)
   2  drift found (--dry-run) or changes still pending (a pvmove or sync in flight, or
      "waiting on another node: NODE: what it must do")
+  3  reconcile apply PLAN.json: the saved plan no longer matches (the spec or the
+     relevant observed state changed: the diff is printed; or a pass would run a step the
+     plan does not hold); nothing more was run
   4  --wait --wait-timeout DURATION: the deadline passed and changes are still pending
      or another node is still waited for (named on the last line)
 
@@ -59,10 +62,13 @@ subcommands:
   reconcile schema                   print the JSON Schema of spec files
   reconcile capture DIR [--simulate SOURCE]
                                      save everything a pass observes, for --simulate DIR
+  reconcile [--simulate SOURCE] apply PLAN.json
+                                     run a plan saved by --once --dry-run --out PLAN.json,
+                                     or nothing (exit 3 with what changed)
 """
 
 
-SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture")
+SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture", "apply")
 
 
 def version() -> str:
@@ -137,6 +143,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="with --wait: give up at this deadline (90s, 10m, 1h30m) with exit 4 "
                    "and what it still waited for; default: no deadline")
     p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--out", default=None, metavar="PLAN.json",
+                   help="with --once --dry-run: save the forecast, with the spec's digest and "
+                   "the relevant observed state's, for 'reconcile apply PLAN.json'")
     p.add_argument("--simulate", metavar="SOURCE", default=None,
                    help="run against a simulated host: an embedded one (default, seed000, "
                    "seed001, seed002, seed004, cluster, ...; listed below) or a directory written by "
@@ -376,6 +385,9 @@ def _cmd_run(argv: list[str]) -> int:
     if args.wait_timeout is not None and not args.wait:
         print("error: --wait-timeout goes with --wait", file=sys.stderr)
         return controller.EXIT_ERROR
+    if args.out and not args.dry_run:
+        print("error: --out goes with --once --dry-run (it saves the forecast)", file=sys.stderr)
+        return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
         forecast = None
@@ -383,8 +395,30 @@ def _cmd_run(argv: list[str]) -> int:
             from reconciler import forecasting
             forecast = forecasting.forecast(loaded, env, simulated=bool(args.simulate))
         _print_result(result, args.output, warnings, forecast)
+        if args.out and forecast is not None:
+            return _save_plan(args, loaded, env, result, forecast)
         return result.exit_code
     return _wait(args, loaded, env, warnings)
+
+
+def _save_plan(args: argparse.Namespace, loaded, env, result, forecast) -> int:
+    """``--out PLAN.json``: the forecast, the spec and the relevant observed state."""
+    from reconciler import forecasting
+    if forecast.unavailable:
+        print(f"error: no plan written to {args.out}: {forecast.unavailable}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    doc = forecasting.saved_plan(loaded, args.spec, result, forecast, node=env.node,
+                                 simulate=args.simulate)
+    try:
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    except OSError as exc:
+        print(f"error: cannot write the plan {args.out}: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    print(f"Plan saved to {args.out} (spec {loaded.digest[:12]}, observed state "
+          f"{doc['observed']['digest'][:12]}); run it with: reconcile "
+          + (f"--simulate {args.simulate} " if args.simulate else "") + f"apply {args.out}",
+          file=sys.stderr)
+    return result.exit_code
 
 
 def _prepare_once(args: argparse.Namespace):
@@ -465,6 +499,89 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
     finally:
         progress.close()
     settled.processes += preview.processes  # the plan shown first was observed too
+    _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
+    return settled.exit_code
+
+
+def _cmd_apply(argv: list[str]) -> int:
+    """``reconcile [--simulate SOURCE] apply PLAN.json``: run exactly the saved plan, pass
+    after pass, or nothing (exit 3 with what changed)."""
+    from reconciler import forecasting
+    p = _Parser(prog="reconcile apply",
+                description="Run a plan saved by 'reconcile --once --dry-run --out PLAN.json', "
+                "pass after pass as --wait does, on the node and spec it was made for. Refused "
+                "(exit 3, with a diff) when the spec or the relevant observed state changed "
+                "since, and stopped (exit 3) before a pass that would run a step the plan does "
+                "not hold.")
+    p.add_argument("plan", metavar="PLAN.json")
+    p.add_argument("--simulate", default=None, metavar="SOURCE",
+                   help="the simulated host the plan was made on (as when it was made)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--log-level", default=None)
+    p.add_argument("--lock-file", default=None, metavar="FILE")
+    args = p.parse_args(argv)
+    try:
+        logs.setup(args.log_level)
+    except logs.LogLevelError as exc:
+        print(f"reconcile: error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    try:
+        doc = forecasting.read_saved_plan(args.plan)
+    except errors.ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    if doc["simulate"] != args.simulate:
+        made = f"--simulate {doc['simulate']}" if doc["simulate"] else "this host (no --simulate)"
+        now = f"--simulate {args.simulate}" if args.simulate else "no --simulate"
+        print(f"error: {args.plan} was made on {made}; applied with {now} it would not be the "
+              f"reviewed plan: nothing was run", file=sys.stderr)
+        return controller.EXIT_STALE_PLAN
+    args.spec, args.node, args.dry_run, args.wait = doc["spec"]["path"], doc["node"], False, True
+    ready = _prepare_once(args)
+    if isinstance(ready, int):
+        return ready
+    loaded, env, warnings = ready
+    with logs.muted(_preview_pass):
+        preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
+    if preview.error:
+        print(f"error: {preview.error}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    changed = (forecasting.spec_changes(doc, loaded)
+               or forecasting.state_changes(doc, loaded, preview.observed, env.node))
+    if changed:
+        if args.output == "json":
+            print(json.dumps({"exit_code": controller.EXIT_STALE_PLAN, "changed": changed,
+                              "meaning": controller.exit_meaning(controller.EXIT_STALE_PLAN,
+                                                                 preview.plan)}, indent=2))
+        else:
+            print("\n".join(changed))
+            print(f"Exit {controller.EXIT_STALE_PLAN}: "
+                  f"{controller.exit_meaning(controller.EXIT_STALE_PLAN, preview.plan)}.")
+        return controller.EXIT_STALE_PLAN
+    vet = forecasting.vetter(doc)
+    if args.output == "json":
+        settled = controller.reconcile_until_settled(loaded, env, vet=vet,
+                                                     go_on=forecasting.apply_go_on)
+        out = settled.as_dict()
+        out["warnings"] = warnings
+        out["saved_plan"] = {"spec_digest": doc["spec"]["digest"],
+                             "observed_digest": doc["observed"]["digest"]}
+        print(json.dumps(out, indent=2))
+        return settled.exit_code
+    for w in warnings:
+        print(f"warning: {w}")
+    print(f"Applying {args.plan}: spec {loaded.digest[:12]} and observed state "
+          f"{doc['observed']['digest'][:12]} as planned; "
+          f"{len(doc['forecast']['steps'])} step(s) over {doc['forecast']['passes']} pass(es)",
+          flush=True)
+    progress = _Progress(env.clock)
+    try:
+        with logs.muted(_in_flight_line):
+            settled = controller.reconcile_until_settled(
+                loaded, env, on_pass=progress, vet=vet, go_on=forecasting.apply_go_on)
+    finally:
+        progress.close()
+    settled.processes += preview.processes
     _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
     return settled.exit_code
 
@@ -598,7 +715,10 @@ def _cmd_capture(argv: list[str]) -> int:
 
 
 SUBCOMMANDS = {"validate": _cmd_validate, "schema": _cmd_schema, "capture": _cmd_capture,
-               "status": _cmd_status, "run": _cmd_run}
+               "status": _cmd_status, "run": _cmd_run, "apply": _cmd_apply}
+# Options given before a subcommand that takes them too (``reconcile --simulate default
+# apply PLAN.json``, as every command takes --simulate first).
+_LEADING = {"apply": ("--simulate", "--log-level", "--output", "--lock-file")}
 
 
 def _unknown_subcommand(word: str) -> int:
@@ -661,7 +781,23 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = out, err
 
 
+def _leading_options(argv: list[str]) -> list[str] | None:
+    """``--simulate X apply PLAN``: the subcommand's argv with the options before it moved
+    after it, when only options it takes come before it; else None."""
+    i = 0
+    while i + 1 < len(argv) and argv[i].split("=")[0] in {o for os_ in _LEADING.values()
+                                                           for o in os_}:
+        i += 1 if "=" in argv[i] else 2
+    if 0 < i < len(argv) and argv[i] in _LEADING and all(
+            a.split("=")[0] in _LEADING[argv[i]] for a in argv[:i] if a.startswith("--")):
+        return [argv[i], *argv[i + 1:], *argv[:i]]
+    return None
+
+
 def _dispatch(argv: list[str]) -> int:
+    moved = _leading_options(argv)
+    if moved is not None:
+        argv = moved
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     if argv and not argv[0].startswith("-"):

@@ -48,6 +48,10 @@ EXIT_PENDING = 2
 # ``--wait`` with a deadline (``--wait-timeout``) that passed while changes were still
 # pending or the node was still waiting on another one: not an error of this node.
 EXIT_TIMEOUT = 4
+# ``reconcile apply PLAN.json``: the saved plan no longer matches (the spec or the relevant
+# observed state changed since it was made, or a pass would run a step it does not hold);
+# nothing more was run.
+EXIT_STALE_PLAN = 3
 
 
 class Clock:
@@ -228,6 +232,7 @@ class PassResult:
     duration: float
     requeue_after: float | None
     error: str | None = None
+    observed: state.HostState | None = None  # what the pass observed first (its plan's input)
 
     def as_dict(self) -> dict:
         return {
@@ -251,9 +256,12 @@ def _exit_code(p: actions.Plan) -> int:
 
 def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                    memory: Memory | None = None, pass_no: int = 1,
-                   should_stop: Callable[[], bool] | None = None) -> PassResult:
+                   should_stop: Callable[[], bool] | None = None,
+                   vet: Callable[[actions.Plan], str | None] | None = None) -> PassResult:
     """One pass. ``should_stop()`` is asked before each step starts (the daemon's SIGTERM):
-    once it is true, the steps not yet started are deferred and the pass ends normally."""
+    once it is true, the steps not yet started are deferred and the pass ends normally.
+    ``vet(plan)`` (``reconcile apply``) is asked before anything is applied: a reason from
+    it ends the pass with ``EXIT_STALE_PLAN`` and that reason, nothing run."""
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
@@ -319,10 +327,16 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
             continue
         logger.bind(pass_no=pass_no, obj=f.object).info(
             "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
+    refusal = vet(the_plan) if vet is not None and not dry_run else None
+    if refusal:
+        log.error("not applied: {}", refusal)
+        return PassResult(the_plan, the_plan, None, EXIT_STALE_PLAN, count[0],
+                          time.monotonic() - t0, None, refusal, observed=st)
     if dry_run or not the_plan.steps:
         code = _exit_code(the_plan)
         return PassResult(the_plan, the_plan, None, code, count[0], time.monotonic() - t0,
-                          memory.requeue_after(env, False, the_plan) if code == EXIT_PENDING else None)
+                          memory.requeue_after(env, False, the_plan) if code == EXIT_PENDING else None,
+                          observed=st)
 
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
@@ -360,7 +374,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     code = EXIT_ERROR if report.failed else _exit_code(final)
     result = PassResult(the_plan, final, report, code, count[0], time.monotonic() - t0,
                         memory.requeue_after(env, report.changed, final) if code == EXIT_PENDING else None,
-                        "; ".join(r.detail for r in report.failed) or None)
+                        "; ".join(r.detail for r in report.failed) or None, observed=st)
     log.log("INFO" if report.changed or report.failed else "DEBUG",
             "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
             "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
@@ -473,6 +487,9 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
             return f"the --wait deadline passed, still {actions.WAITING}: {waited_for(final)}"
         return ("the --wait deadline passed with changes still pending"
                 + (f": {waited_for(final)}" if final.in_flight else ""))
+    if code == EXIT_STALE_PLAN:
+        return ("the saved plan no longer matches (what changed is above); nothing more was "
+                "run: make and review a new plan")
     if final.blocked:
         return "blocked: a safe plan cannot proceed (reasons above)"
     return "error (see above)"
@@ -494,7 +511,8 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
                             max_passes: int = 100000,
                             on_pass: Callable[[PassResult], None] | None = None,
                             timeout: float | None = None,
-                            go_on: Callable[[PassResult], bool | None] | None = None
+                            go_on: Callable[[PassResult], bool | None] | None = None,
+                            vet: Callable[[actions.Plan], str | None] | None = None
                             ) -> SettledResult:
     """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
     ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept.
@@ -515,7 +533,8 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
     n = 0
     looked_again = timed_out = False
     for n in range(1, max_passes + 1):
-        result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
+        result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n,
+                                vet=vet)
         first = first or result
         processes += result.processes
         changes += _changes(result)

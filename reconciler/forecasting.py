@@ -85,6 +85,9 @@ class Forecast:
     unavailable: str = ""  # why there is no forecast beyond the first pass
     durations_known: bool = False
     duration_s: float | None = None  # the copy's time from the first pass to the last
+    # every step any replayed pass planned, (key, its commands): what ``reconcile apply``
+    # lets a pass run (a step waiting for an operation is planned before it runs)
+    planned: list[tuple[str, tuple[tuple[str, ...], ...]]] = field(default_factory=list)
 
     def pass_steps(self, n: int) -> list[ForecastStep]:
         return [s for s in self.steps if s.pass_no == n]
@@ -99,7 +102,9 @@ class Forecast:
                 "stops": list(self.stops), "durations_known": self.durations_known,
                 "duration_s": None if self.duration_s is None else round(self.duration_s, 1),
                 "gives_up": len(self.gives_up),
-                "steps": [s.as_dict() for s in self.steps]}
+                "steps": [s.as_dict() for s in self.steps],
+                "planned": [{"key": k, "argv": [list(a) for a in argv]}
+                            for k, argv in self.planned]}
 
     def render(self, *, mark=lambda text, _kind: text) -> str:
         """The forecast in text; ``mark(text, kind)`` colours it (kind: "gives_up",
@@ -173,6 +178,13 @@ def _go_on(result: controller.PassResult) -> bool | None:
     return None
 
 
+def apply_go_on(result: controller.PassResult) -> bool | None:
+    """``reconcile apply``'s rule after each pass: as ``--wait`` (a wait on another node is
+    waited for), and past a block while something else still moves, as the forecast was."""
+    verdict = _go_on(result)
+    return None if verdict is False and not (result.report and result.report.failed) else verdict
+
+
 def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool,
              max_passes: int = 2000, capture: Callable[[str], object] | None = None
              ) -> Forecast:
@@ -182,10 +194,13 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
     except (errors.ReconcilerError, OSError) as exc:
         return Forecast(unavailable=f"the host cannot be replayed in the simulator: {exc}")
     times: dict[int, float] = {}
+    planned: dict[tuple, None] = {}
     start = copy_env.clock.now()
 
     def seen(r: controller.PassResult) -> None:
         times[len(times) + 1] = copy_env.clock.now()
+        for s in r.plan.steps:
+            planned[(s.key, tuple(tuple(c.argv) for c in s.action.commands()))] = None
 
     try:
         with logger.contextualize(forecast=True):
@@ -194,7 +209,9 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
     except (errors.ReconcilerError, errors.UnsupportedCommand) as exc:
         return Forecast(copy=how, unavailable=f"the replay on {how} stopped, the simulator "
                                               f"cannot model this host: {exc}")
-    return _from_settled(settled, times, start, how, durations=how == COPIED)
+    fc = _from_settled(settled, times, start, how, durations=how == COPIED)
+    fc.planned = list(planned)
+    return fc
 
 
 def _from_settled(settled: controller.SettledResult, times: dict[int, float], start: float,
@@ -244,3 +261,166 @@ def _from_settled(settled: controller.SettledResult, times: dict[int, float], st
     return Forecast(steps=steps, passes=len(numbers), converged=final.converged, stops=stops,
                     copy=how, durations_known=durations,
                     duration_s=(last - start) if durations else None)
+
+
+# -- saved plans: ``--once --dry-run --out PLAN.json`` and ``reconcile apply PLAN.json`` --------
+
+PLAN_FORMAT = "reconciler-plan/1"
+# Observed facts that move on their own while nothing is done (progress, rates, the time):
+# left out of the relevant observed state, so an operation in flight does not stale a plan.
+_VOLATILE = frozenset({"observed_at", "pollers", "sync_completed", "sync_speed", "speed_kib",
+                       "sync_done", "eta"})
+
+
+def _plain(value: object) -> object:
+    """JSON-able, in a stable order: dataclasses as dicts of their fields (volatile ones and
+    private ones left out), mappings with string keys, sets sorted."""
+    import enum
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.name.startswith("_") and f.name not in _VOLATILE
+                and "percent" not in f.name}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def relevant_state(st, spec) -> dict:
+    """What of the observed state the plan is made from: everything observed for the spec's
+    objects (the VGs it declares, every PV, its devices, md arrays, the ledgers, iSCSI, DRBD,
+    lvmlockd), without what moves on its own (progress, rates, the time) and without the VGs
+    it does not manage (never touched)."""
+    import json
+    doc = _plain(st)
+    doc["vgs"] = {name: vg for name, vg in doc.get("vgs", {}).items() if name in spec.vg}
+    return json.loads(json.dumps(doc))  # as it reads back from PLAN.json (plain ints)
+
+
+def digest(doc: object) -> str:
+    import hashlib
+    import json
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def _flat(doc: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(doc, dict):
+        out: dict[str, object] = {}
+        for k, v in doc.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    return {prefix: doc}
+
+
+def state_diff(before: dict, after: dict) -> list[str]:
+    """What changed between two relevant states, one line per key path."""
+    a, b = _flat(before), _flat(after)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key not in b:
+            lines.append(f"- {key}: {a[key]!r} (gone)")
+        elif key not in a:
+            lines.append(f"+ {key}: {b[key]!r} (new)")
+        elif a[key] != b[key]:
+            lines.append(f"~ {key}: {a[key]!r} -> {b[key]!r}")
+    return lines
+
+
+def spec_texts(loaded: LoadedSpec) -> dict[str, str]:
+    from pathlib import Path
+    out = {}
+    for f in loaded.files:
+        try:
+            out[f] = Path(f).read_text()
+        except OSError as exc:
+            out[f] = f"<unreadable: {exc}>"
+    return out
+
+
+def _reviewed_steps(forecast: dict) -> set[tuple[str, str]]:
+    import json
+    return {(s["key"], json.dumps(s["argv"])) for s in forecast["planned"]}
+
+
+def saved_plan(loaded: LoadedSpec, spec_path: str, result: controller.PassResult,
+               fc: Forecast, *, node: str, simulate: str | None) -> dict:
+    """The document ``--out PLAN.json`` writes: the forecast, the spec's digest and files,
+    and the relevant observed state with its digest."""
+    import datetime
+    from pathlib import Path
+    observed = relevant_state(result.observed, loaded.for_node(node)) if result.observed else {}
+    return {"format": PLAN_FORMAT,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "node": node, "simulate": simulate,
+            "spec": {"path": str(Path(spec_path).absolute()), "digest": loaded.digest,
+                     "files": spec_texts(loaded)},
+            "observed": {"digest": digest(observed), "state": observed},
+            "plan": result.plan.as_dict(), "forecast": fc.as_dict()}
+
+
+def read_saved_plan(path: str) -> dict:
+    import json
+    try:
+        doc = json.loads(open(path).read())
+    except OSError as exc:
+        raise errors.ReconcilerError(f"cannot read the plan {path}: {exc}") from None
+    except ValueError as exc:
+        raise errors.ReconcilerError(f"{path} is not a saved plan (JSON: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+        raise errors.ReconcilerError(f"{path} is not a saved plan of format {PLAN_FORMAT} "
+                                     f"(written by reconcile --once --dry-run --out PLAN.json)")
+    if doc["forecast"].get("unavailable"):
+        raise errors.ReconcilerError(
+            f"{path} holds no forecast beyond the first pass "
+            f"({doc['forecast']['unavailable']}): apply runs only a reviewed forecast")
+    return doc
+
+
+def spec_changes(doc: dict, loaded: LoadedSpec) -> list[str]:
+    """What differs between the spec the plan was made from and the one on disk now, as a
+    unified diff ("" when the digests agree)."""
+    import difflib
+    if loaded.digest == doc["spec"]["digest"]:
+        return []
+    old, new = doc["spec"]["files"], spec_texts(loaded)
+    lines = [f"the spec changed: digest {doc['spec']['digest'][:12]} when planned, "
+             f"{loaded.digest[:12]} now"]
+    for f in sorted(set(old) | set(new)):
+        lines += [line.rstrip("\n") for line in difflib.unified_diff(
+            old.get(f, "").splitlines(True), new.get(f, "").splitlines(True),
+            fromfile=f"{f} (planned)" if f in old else "/dev/null",
+            tofile=f"{f} (now)" if f in new else "/dev/null")]
+    return lines
+
+
+def state_changes(doc: dict, loaded: LoadedSpec, st, node: str) -> list[str]:
+    now = relevant_state(st, loaded.for_node(node))
+    if digest(now) == doc["observed"]["digest"]:
+        return []
+    return ([f"the observed state changed: digest {doc['observed']['digest'][:12]} when "
+             f"planned, {digest(now)[:12]} now"] + state_diff(doc["observed"]["state"], now))
+
+
+def vetter(doc: dict):
+    """``vet(plan)`` for ``reconcile apply``: every step a pass is about to run must be one
+    the saved forecast holds, with the same commands; the reason otherwise."""
+    import json
+    reviewed = _reviewed_steps(doc["forecast"])
+
+    def vet(plan: actions.Plan) -> str | None:
+        for s in plan.steps:
+            argv = json.dumps([list(c.argv) for c in s.action.commands()])
+            if (s.key, argv) not in reviewed:
+                return (f"this pass would run a step the saved plan does not hold: "
+                        f"{s.action.object}: {s.action.describe()} ("
+                        + "; ".join(" ".join(c.argv) for c in s.action.commands()) + ")")
+        return None
+    return vet
