@@ -5,8 +5,11 @@ Exit codes (the same for every subcommand, like ``terraform plan -detailed-exitc
   1  error: bad spec, failed command, or a plan that refuses to proceed (with why)
   2  drift found (dry run) or changes still pending (long operations in flight, or
      waiting on another node)
+  3  reconcile apply PLAN.json: the saved plan no longer matches (spec or observed state
+     changed, or a pass would run a step it does not hold); nothing more was run
   4  --wait --wait-timeout: the deadline passed with changes still pending or still
      waiting on another node (the last line says what it waited for)
+  5  only with --detailed-exitcodes: changes applied, now in sync (0: nothing to do)
 
 A usage error (an unknown option, a bad value, a misspelt subcommand, no --spec for the
 daemon) is an error too: exit 1, never argparse's 2, which would read as "drift found".
@@ -47,6 +50,8 @@ exit codes:
      plan does not hold); nothing more was run
   4  --wait --wait-timeout DURATION: the deadline passed and changes are still pending
      or another node is still waited for (named on the last line)
+  5  only with --detailed-exitcodes (like Puppet's): changes were applied and the host is
+     now in sync; 0 then means nothing needed doing
 
 simulated hosts (--simulate NAME), each made for an example spec:
 {hosts}
@@ -143,6 +148,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="with --wait: give up at this deadline (90s, 10m, 1h30m) with exit 4 "
                    "and what it still waited for; default: no deadline")
     p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--detailed-exitcodes", action="store_true",
+                   help="with --once: exit 5 when changes were applied and the host is now in "
+                   "sync, 0 only when nothing needed doing (as Puppet's --detailed-exitcodes)")
     p.add_argument("--out", default=None, metavar="PLAN.json",
                    help="with --once --dry-run: save the forecast, with the spec's digest and "
                    "the relevant observed state's, for 'reconcile apply PLAN.json'")
@@ -390,6 +398,9 @@ def _cmd_run(argv: list[str]) -> int:
         return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
+        if args.detailed_exitcodes:
+            result.exit_code = controller.detailed(
+                result.exit_code, result.report is not None and result.report.changed)
         forecast = None
         if args.dry_run and not result.error:
             from reconciler import forecasting
@@ -475,6 +486,7 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
     then progress, then what was done (text), or one JSON document."""
     if args.output == "json":
         settled = controller.reconcile_until_settled(loaded, env, timeout=args.wait_timeout)
+        _detail(args, settled)
         doc = settled.as_dict()
         doc["warnings"] = warnings
         print(json.dumps(doc, indent=2))
@@ -499,8 +511,15 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
     finally:
         progress.close()
     settled.processes += preview.processes  # the plan shown first was observed too
+    _detail(args, settled)
     _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
     return settled.exit_code
+
+
+def _detail(args: argparse.Namespace, settled: controller.SettledResult) -> None:
+    """``--detailed-exitcodes``: exit 5 for changes applied and now in sync."""
+    if getattr(args, "detailed_exitcodes", False):
+        settled.exit_code = controller.detailed(settled.exit_code, settled.changes > 0)
 
 
 def _cmd_apply(argv: list[str]) -> int:
@@ -519,6 +538,8 @@ def _cmd_apply(argv: list[str]) -> int:
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--log-level", default=None)
     p.add_argument("--lock-file", default=None, metavar="FILE")
+    p.add_argument("--detailed-exitcodes", action="store_true",
+                   help="exit 5 when changes were applied and the host is now in sync")
     args = p.parse_args(argv)
     try:
         logs.setup(args.log_level)
@@ -562,6 +583,7 @@ def _cmd_apply(argv: list[str]) -> int:
     if args.output == "json":
         settled = controller.reconcile_until_settled(loaded, env, vet=vet,
                                                      go_on=forecasting.apply_go_on)
+        _detail(args, settled)
         out = settled.as_dict()
         out["warnings"] = warnings
         out["saved_plan"] = {"spec_digest": doc["spec"]["digest"],
@@ -582,6 +604,7 @@ def _cmd_apply(argv: list[str]) -> int:
     finally:
         progress.close()
     settled.processes += preview.processes
+    _detail(args, settled)
     _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
     return settled.exit_code
 
@@ -718,7 +741,8 @@ SUBCOMMANDS = {"validate": _cmd_validate, "schema": _cmd_schema, "capture": _cmd
                "status": _cmd_status, "run": _cmd_run, "apply": _cmd_apply}
 # Options given before a subcommand that takes them too (``reconcile --simulate default
 # apply PLAN.json``, as every command takes --simulate first).
-_LEADING = {"apply": ("--simulate", "--log-level", "--output", "--lock-file")}
+_LEADING = {"apply": ("--simulate", "--log-level", "--output", "--lock-file",
+                      "--detailed-exitcodes")}
 
 
 def _unknown_subcommand(word: str) -> int:
@@ -781,13 +805,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = out, err
 
 
+_FLAGS = frozenset({"--detailed-exitcodes"})  # leading options that take no value
+
+
 def _leading_options(argv: list[str]) -> list[str] | None:
     """``--simulate X apply PLAN``: the subcommand's argv with the options before it moved
     after it, when only options it takes come before it; else None."""
+    known = {o for opts in _LEADING.values() for o in opts}
     i = 0
-    while i + 1 < len(argv) and argv[i].split("=")[0] in {o for os_ in _LEADING.values()
-                                                           for o in os_}:
-        i += 1 if "=" in argv[i] else 2
+    while i < len(argv) and argv[i].split("=")[0] in known:
+        i += 1 if ("=" in argv[i] or argv[i] in _FLAGS) else 2
     if 0 < i < len(argv) and argv[i] in _LEADING and all(
             a.split("=")[0] in _LEADING[argv[i]] for a in argv[:i] if a.startswith("--")):
         return [argv[i], *argv[i + 1:], *argv[:i]]

@@ -52,6 +52,9 @@ EXIT_TIMEOUT = 4
 # observed state changed since it was made, or a pass would run a step it does not hold);
 # nothing more was run.
 EXIT_STALE_PLAN = 3
+# Only with ``--detailed-exitcodes`` (as Puppet's): the run applied changes and the host is
+# now in sync with the spec; 0 then means that nothing needed doing.
+EXIT_CHANGED = 5
 
 
 class Clock:
@@ -476,6 +479,8 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
     """What an exit code says about this run, in the README's words."""
     if code == EXIT_IN_SYNC:
         return "in sync with the spec"
+    if code == EXIT_CHANGED:
+        return "changes applied, now in sync with the spec (--detailed-exitcodes)"
     if code == EXIT_PENDING:
         if dry_run:
             return "drift found (dry run: nothing was changed)"
@@ -501,6 +506,12 @@ def waited_for(final: actions.Plan) -> str:
     waits = [f"{f.waiting_on}: {f.what}" for f in final.waits]
     others = [f"{f.object}: {f.what}" for f in final.in_flight if not f.waiting_on]
     return "; ".join(waits + others)
+
+
+def detailed(code: int, changed: bool) -> int:
+    """``--detailed-exitcodes``: ``EXIT_CHANGED`` for a run that changed the host and ended
+    in sync; every other code as it is (0 is then "nothing to do")."""
+    return EXIT_CHANGED if code == EXIT_IN_SYNC and changed else code
 
 
 def _changes(r: PassResult) -> int:
