@@ -232,6 +232,40 @@ def _unknown_node(loaded, node: str) -> str | None:
             f"{', '.join(_nodes_named(loaded))}")
 
 
+_COLOURS = {"+": "32", "~": "33", ">": "36", "-": "31", "…": "34", "!": "1;31"}
+
+
+def _coloured() -> bool:
+    """Colour on a terminal only, and never with NO_COLOR set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _paint(text: str) -> str:
+    """A plan or forecast with its signs (and what gives up data) in colour, on a terminal."""
+    if not _coloured():
+        return text
+    import re
+    out = []
+    for line in text.splitlines():
+        if actions.GIVES_UP_MARK in line:
+            line = f"\033[1;31m{line}\033[0m"
+        else:
+            m = re.match(r"^(\s+)(\S+)( .*)$", line)
+            if m and m.group(2) in _COLOURS:
+                line = f"{m.group(1)}\033[{_COLOURS[m.group(2)]}m{m.group(2)}\033[0m{m.group(3)}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _show_plan(*texts: str) -> None:
+    """The plan (and the forecast), then the legend of the signs they use."""
+    for text in texts:
+        print(_paint(text))
+    signs = actions.legend("\n".join(texts))
+    if signs:
+        print(signs)
+
+
 def _print_result(result: controller.PassResult, output: str,
                   warnings: list[str] = (), forecast=None) -> None:
     if output == "json":
@@ -243,9 +277,7 @@ def _print_result(result: controller.PassResult, output: str,
         return
     for w in warnings:
         print(f"warning: {w}")
-    print(result.plan)
-    if forecast is not None:
-        print(forecast.render())
+    _show_plan(str(result.plan), *([forecast.render()] if forecast is not None else []))
     if result.report:
         print("Applied:")
         for r in result.report.results:
@@ -485,7 +517,12 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
     """``--once --wait``: passes until settled (or ``--wait-timeout``), with the plan first,
     then progress, then what was done (text), or one JSON document."""
     if args.output == "json":
+        # the same passes as the text run (the plan observed first included), so the
+        # figures agree whichever output is asked for
+        with logs.muted(_preview_pass):
+            preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
         settled = controller.reconcile_until_settled(loaded, env, timeout=args.wait_timeout)
+        settled.processes += preview.processes
         _detail(args, settled)
         doc = settled.as_dict()
         doc["warnings"] = warnings
@@ -496,7 +533,8 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
         preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
     for w in warnings:
         print(f"warning: {w}")
-    print(preview.plan, flush=True)
+    _show_plan(str(preview.plan))
+    sys.stdout.flush()
     if preview.error or not (preview.plan.steps or preview.plan.in_flight):
         if preview.error:
             print(f"error: {preview.error}")
@@ -583,6 +621,7 @@ def _cmd_apply(argv: list[str]) -> int:
     if args.output == "json":
         settled = controller.reconcile_until_settled(loaded, env, vet=vet,
                                                      go_on=forecasting.apply_go_on)
+        settled.processes += preview.processes
         _detail(args, settled)
         out = settled.as_dict()
         out["warnings"] = warnings

@@ -193,6 +193,10 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
         copy_env, how = simulated_copy(env, simulated=simulated, capture=capture)
     except (errors.ReconcilerError, OSError) as exc:
         return Forecast(unavailable=f"the host cannot be replayed in the simulator: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the audit itself must not fail with its forecast
+        logger.opt(exception=exc).warning("forecast: copying the host failed")
+        return Forecast(unavailable=f"copying the host into the simulator failed: "
+                                    f"{type(exc).__name__}: {exc}")
     times: dict[int, float] = {}
     planned: dict[tuple, None] = {}
     start = copy_env.clock.now()
@@ -209,6 +213,10 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
     except (errors.ReconcilerError, errors.UnsupportedCommand) as exc:
         return Forecast(copy=how, unavailable=f"the replay on {how} stopped, the simulator "
                                               f"cannot model this host: {exc}")
+    except Exception as exc:  # noqa: BLE001 - said, and the dry run's own plan still stands
+        logger.opt(exception=exc).warning("forecast: the replay failed")
+        return Forecast(copy=how, unavailable=f"the replay on {how} failed: "
+                                              f"{type(exc).__name__}: {exc}")
     fc = _from_settled(settled, times, start, how, durations=how == COPIED)
     fc.planned = list(planned)
     return fc

@@ -37,6 +37,23 @@ def describe_in_flight(f: "InFlight") -> str:
 GIVES_UP_MARK = "!! GIVES UP DATA"
 
 
+# What each sign at the head of a plan's (and a forecast's) line means.
+SIGNS = (("+", "create or add"), ("~", "change"), (">", "move or copy"),
+         ("-", "remove or drop"), ("…", "in flight, or waiting on another node"),
+         ("!", "blocked (nothing runs for it)"), ("!!", "gives up data"))
+
+
+def legend(text: str) -> str:
+    """``Signs: + create or add, ...``: the signs ``text`` (a rendered plan or forecast)
+    uses; "" when it uses none."""
+    import re
+    used = set(re.findall(r"^\s+(\S+) ", text, flags=re.M))
+    if GIVES_UP_MARK in text:
+        used.add("!!")
+    shown = [f"{sign} {what}" for sign, what in SIGNS if sign in used]
+    return f"Signs: {'; '.join(shown)}" if shown else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     action: Action
