@@ -140,6 +140,12 @@ class Forecast:
         return "\n".join(lines)
 
 
+# On the copy, passes that only wait may be as far apart as the operation they wait for
+# needs (a multi-TB move is replayed in tens of passes, not thousands); a pass still comes
+# as soon as the first operation in flight should end.
+_COPY_REQUEUE_MAX = 86400.0
+
+
 def simulated_copy(env: controller.Environment, *, simulated: bool,
                    capture: Callable[[str], object] | None = None
                    ) -> tuple[controller.Environment, str]:
@@ -150,7 +156,8 @@ def simulated_copy(env: controller.Environment, *, simulated: bool,
     if simulated and capture is None:
         host = copy.deepcopy(env.runner)
         return dataclasses.replace(env, runner=host, resolve=host.resolve_device,
-                                   clock=host.clock), COPIED
+                                   clock=host.clock,
+                                   requeue_max_seconds=_COPY_REQUEUE_MAX), COPIED
     if capture is None:
         def capture(directory: str) -> object:
             return offline.capture(directory, ledger=env.ledger)
@@ -159,7 +166,8 @@ def simulated_copy(env: controller.Environment, *, simulated: bool,
         sim = offline.simulated_host(tmp)
     host = sim.host
     return dataclasses.replace(env, runner=host, resolve=host.resolve_device,
-                               clock=host.clock, lio_applier=""), SEEDED
+                               clock=host.clock, lio_applier="",
+                               requeue_max_seconds=_COPY_REQUEUE_MAX), SEEDED
 
 
 def _go_on(result: controller.PassResult) -> bool | None:
@@ -219,6 +227,9 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
                                               f"{type(exc).__name__}: {exc}")
     fc = _from_settled(settled, times, start, how, durations=how == COPIED)
     fc.planned = list(planned)
+    if settled.passes >= max_passes and settled.exit_code == controller.EXIT_PENDING:
+        fc.stops.append(f"the replay ended at its limit of {max_passes} passes, before the "
+                        f"host was in sync")
     return fc
 
 

@@ -204,3 +204,80 @@ def test_a_wait_on_another_node_is_where_the_forecast_stops(reconcile):
     assert not fc.converged and fc.stops
     assert all(actions.WAITING in s for s in fc.stops[:1]), fc.stops
     assert "stops: " in fc.render()
+
+
+def test_a_multi_terabyte_move_is_forecast_to_its_end(scenario):
+    # a 6 TiB pvmove at the simulator's rate: hours of simulated time, a few passes
+    from support import G
+    from reconciler.simulate import SimulatedHost
+    host = SimulatedHost()
+    host.add_device("/dev/sdb", 6200 * G)
+    host.add_device("/dev/sdc", 6200 * G)
+    host.add_vg("big", ["/dev/sdb", "/dev/sdc"])
+    host.add_lv("big", "data", 6144 * G, pvs=["/dev/sdb"])
+    sc = scenario(host)
+    loaded = sc.spec('[vg.big]\nnodes = ["node-1"]\npvs = ["/dev/sdc"]\n'
+                     '[vg.big.lv.data]\nsize = "6144G"\n')
+    env = controller.Environment(runner=host, node="node-1", resolve=host.resolve_device,
+                                 clock=host.clock)
+    fc = forecasting.forecast(loaded, env, simulated=True, max_passes=200)
+    assert fc.converged, fc.stops
+    assert [(s.pass_no, s.action) for s in fc.steps] == [(1, "MoveExtents"), (2, "ReduceVg")]
+    assert fc.steps[0].expected_s > 3600
+
+
+def test_a_replay_cut_short_says_so(scenario):
+    sc = scenario(seed000_host())
+    loaded = sc.spec(SEED000_SPEC)
+    env = controller.Environment(runner=sc.host, node="node-1", resolve=sc.host.resolve_device,
+                                 clock=sc.host.clock)
+    fc = forecasting.forecast(loaded, env, simulated=True, max_passes=1)
+    assert not fc.converged
+    assert fc.stops[-1] == ("the replay ended at its limit of 1 passes, before the host was "
+                            "in sync")
+
+
+SCENARIO_SEEDS = {
+    "seed000": (seed000_host, SEED000_SPEC),
+    "from-scratch": (lambda: _scratch_host(), """
+        [vg.data]
+        nodes = ["*"]
+        scope = "local"
+        pvs = ["/dev/vdb", "/dev/vdc"]
+        [vg.data.lv.db]
+        size = "300M"
+        placement = ["/dev/vdc"]
+        [vg.data.lv.logs]
+        size = "100M"
+        """),
+}
+
+
+def _scratch_host():
+    from support import G
+    from reconciler.simulate import SimulatedHost
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.add_device("/dev/vdc", 1 * G)
+    return host
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIO_SEEDS))
+def test_the_scenarios_seed_procedures_forecast_what_their_passes_do(scenario, name):
+    build, text = SCENARIO_SEEDS[name]
+    forecast_host, real_host = build(), build()
+    sc = scenario(real_host)
+    loaded = sc.spec(text)
+    env = controller.Environment(runner=forecast_host, node="node-1",
+                                 resolve=forecast_host.resolve_device, clock=forecast_host.clock)
+    fc = forecasting.forecast(loaded, env, simulated=True)
+    assert fc.converged and fc.steps
+    real_env = controller.Environment(runner=real_host, node="node-1",
+                                      resolve=real_host.resolve_device, clock=real_host.clock)
+    settled = controller.reconcile_until_settled(loaded, real_env)
+    assert settled.exit_code == 0
+    ran = [a for a in settled.applied if a.result.outcome.value != "deferred"]
+    numbers = sorted({a.pass_no for a in ran})
+    real = [[(a.result.step.key, tuple(tuple(c.command.argv) for c in a.result.results))
+             for a in ran if a.pass_no == p] for p in numbers]
+    assert [[(s.key, s.argv) for s in fc.pass_steps(n)] for n in range(1, fc.passes + 1)] == real
