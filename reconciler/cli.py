@@ -140,7 +140,8 @@ def _run_parser() -> argparse.ArgumentParser:
                    "one the spec never names is an error")
     p.add_argument("--once", action="store_true", help="one pass, then exit with a status")
     p.add_argument("--dry-run", action="store_true",
-                   help="observe for real, change nothing, print drift and plan")
+                   help="observe for real, change nothing, print drift, plan and the "
+                   "forecast (every step of every pass, replayed on a simulated copy)")
     p.add_argument("--wait", action="store_true",
                    help="repeat passes until in sync or blocked, showing progress (and, at "
                    "least once a minute, what it waits for)")
