@@ -437,7 +437,8 @@ def _cmd_run(argv: list[str]) -> int:
         forecast = None
         if args.dry_run and not result.error:
             from reconciler import forecasting
-            forecast = forecasting.forecast(loaded, env, simulated=bool(args.simulate))
+            forecast = forecasting.forecast(loaded, env, simulated=bool(args.simulate),
+                                            first=result.plan)
         _print_result(result, args.output, warnings, forecast)
         if args.out and forecast is not None:
             return _save_plan(args, loaded, env, result, forecast)

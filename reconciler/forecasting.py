@@ -88,6 +88,9 @@ class Forecast:
     # every step any replayed pass planned, (key, its commands): what ``reconcile apply``
     # lets a pass run (a step waiting for an operation is planned before it runs)
     planned: list[tuple[str, tuple[tuple[str, ...], ...]]] = field(default_factory=list)
+    # what was already in flight on the host itself, with the time left at the rate the host
+    # shows (its own counters: md's and DRBD's sync speed; None: it shows none)
+    in_flight: list[actions.InFlight] = field(default_factory=list)
 
     def pass_steps(self, n: int) -> list[ForecastStep]:
         return [s for s in self.steps if s.pass_no == n]
@@ -102,23 +105,34 @@ class Forecast:
                 "stops": list(self.stops), "durations_known": self.durations_known,
                 "duration_s": None if self.duration_s is None else round(self.duration_s, 1),
                 "gives_up": len(self.gives_up),
+                "in_flight": [{"object": f.object, "what": actions.describe_in_flight(f),
+                               "percent": f.percent,
+                               "expected_left_s": None if f.eta is None else round(f.eta, 1)}
+                              for f in self.in_flight],
                 "steps": [s.as_dict() for s in self.steps],
                 "planned": [{"key": k, "argv": [list(a) for a in argv]}
                             for k, argv in self.planned]}
 
-    def render(self, *, mark=lambda text, _kind: text) -> str:
-        """The forecast in text; ``mark(text, kind)`` colours it (kind: "gives_up",
-        "stop", "pass")."""
+    def render(self) -> str:
+        """The forecast in text (the command line colours its signs on a terminal)."""
         if self.unavailable:
             return f"Forecast: only the plan above: {self.unavailable}"
         head = (f"Forecast ({self.passes} pass(es) replayed on {self.copy}"
                 + (f", about {actions.plans._seconds(self.duration_s)} in all"
                    if self.durations_known and self.duration_s else "") + "):")
         lines = [head]
+        for f in self.in_flight:
+            if f.waiting_on:
+                lines.append(f"  … now: {f.object}: {actions.describe_in_flight(f)}")
+                continue
+            pct = "?%" if f.percent is None else f"{f.percent:.1f}%"
+            left = ("time left unknown (the host shows no rate)" if f.eta is None else
+                    f"about {actions.plans._seconds(f.eta)} left at the rate the host shows")
+            lines.append(f"  … now: {f.object}: {f.what} in progress, {pct}, {left}")
         if not self.steps:
             lines.append("  nothing to do")
         for n in range(1, self.passes + 1):
-            lines.append(mark(f"  pass {n}:", "pass"))
+            lines.append(f"  pass {n}:")
             for s in self.pass_steps(n):
                 when = ""
                 if s.long:
@@ -129,14 +143,13 @@ class Forecast:
                 out = "" if s.outcome in ("done", "started") else f"  [{s.outcome}: {s.detail}]"
                 lines.append(f"    {s.symbol} {s.object}: {s.description}{when}{out}")
                 if s.gives_up:
-                    lines.append(mark(f"      {actions.GIVES_UP_MARK}: {s.gives_up}",
-                                      "gives_up"))
+                    lines.append(f"      {actions.GIVES_UP_MARK}: {s.gives_up}")
                 for argv in s.argv:
                     lines.append(f"      $ {' '.join(argv)}")
         if self.converged:
-            lines.append(f"  then: in sync with the spec")
+            lines.append("  then: in sync with the spec")
         for stop in self.stops:
-            lines.append(mark(f"  stops: {stop}", "stop"))
+            lines.append(f"  stops: {stop}")
         return "\n".join(lines)
 
 
@@ -194,9 +207,18 @@ def apply_go_on(result: controller.PassResult) -> bool | None:
 
 
 def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool,
-             max_passes: int = 2000, capture: Callable[[str], object] | None = None
-             ) -> Forecast:
-    """Replay the passes on a simulated copy of the host; the host itself is untouched."""
+             max_passes: int = 2000, capture: Callable[[str], object] | None = None,
+             first: actions.Plan | None = None) -> Forecast:
+    """Replay the passes on a simulated copy of the host; the host itself is untouched.
+    ``first``: the dry run's own plan, whose operations in flight are reported with the
+    time left the host's own counters give."""
+    fc = _forecast(loaded, env, simulated=simulated, max_passes=max_passes, capture=capture)
+    fc.in_flight = list(first.in_flight) if first is not None else []
+    return fc
+
+
+def _forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool,
+              max_passes: int, capture: Callable[[str], object] | None) -> Forecast:
     try:
         copy_env, how = simulated_copy(env, simulated=simulated, capture=capture)
     except (errors.ReconcilerError, OSError) as exc:

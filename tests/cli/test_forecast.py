@@ -281,3 +281,22 @@ def test_the_scenarios_seed_procedures_forecast_what_their_passes_do(scenario, n
     real = [[(a.result.step.key, tuple(tuple(c.command.argv) for c in a.result.results))
              for a in ran if a.pass_no == p] for p in numbers]
     assert [[(s.key, s.argv) for s in fc.pass_steps(n)] for n in range(1, fc.passes + 1)] == real
+
+
+def test_an_operation_in_flight_is_shown_with_the_time_the_hosts_rate_leaves():
+    # seed 002's clone mid-copy: md's own counters give its speed, so the time left
+    example = demo.HOSTS["seed002"]
+    host = example.build("node-1")
+    env = controller.Environment(runner=host, node="node-1", resolve=host.resolve_device,
+                                 clock=host.clock)
+    loaded = loading.load(ROOT / example.spec)
+    assert controller.reconcile_once(loaded, env).exit_code == controller.EXIT_PENDING
+    host.clock.advance(30.0)
+    dry = controller.reconcile_once(loaded, env, dry_run=True)
+    fc = forecasting.forecast(loaded, env, simulated=True, first=dry.plan)
+    (f,) = fc.in_flight
+    assert f.eta is not None and 0 < f.eta < 300
+    assert f"  … now: clone vm-db: {f.what} in progress, " in fc.render()
+    assert "left at the rate the host shows" in fc.render()
+    assert fc.as_dict()["in_flight"][0]["expected_left_s"] == round(f.eta, 1)
+    assert fc.converged
