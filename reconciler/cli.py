@@ -562,6 +562,16 @@ def _detail(args: argparse.Namespace, settled: controller.SettledResult) -> None
         settled.exit_code = controller.detailed(settled.exit_code, settled.changes > 0)
 
 
+def _same_source(planned: str | None, given: str | None) -> bool:
+    """The ``--simulate`` source a plan was made on, given again (a capture directory however
+    its path is spelled)."""
+    if planned is None or given is None:
+        return planned == given
+    if Path(planned).is_dir() and Path(given).is_dir():
+        return Path(planned).resolve() == Path(given).resolve()
+    return planned == given
+
+
 def _cmd_apply(argv: list[str]) -> int:
     """``reconcile [--simulate SOURCE] apply PLAN.json``: run exactly the saved plan, pass
     after pass, or nothing (exit 3 with what changed)."""
@@ -591,7 +601,7 @@ def _cmd_apply(argv: list[str]) -> int:
     except errors.ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
-    if doc["simulate"] != args.simulate:
+    if not _same_source(doc["simulate"], args.simulate):
         made = f"--simulate {doc['simulate']}" if doc["simulate"] else "this host (no --simulate)"
         now = f"--simulate {args.simulate}" if args.simulate else "no --simulate"
         print(f"error: {args.plan} was made on {made}; applied with {now} it would not be the "

@@ -137,3 +137,15 @@ def test_every_example_saved_then_applied_on_a_fresh_simulated_host(reconcile, t
     ran = [(a["key"], [c["argv"] for c in a["commands"]])
            for a in json.loads(out)["applied"] if a["outcome"] != "deferred"]
     assert ran == [(s["key"], s["argv"]) for s in json.loads(plan.read_text())["forecast"]["steps"]]
+
+
+def test_a_plan_made_on_a_capture_applies_on_it_however_its_path_is_spelled(
+        reconcile, tmp_path, monkeypatch):
+    assert reconcile("capture", str(tmp_path / "cap"), "--simulate", "default")[0] == 0
+    monkeypatch.chdir(tmp_path)
+    plan = tmp_path / "plan.json"
+    code, _, err = reconcile("--simulate", "cap", "--spec", str(DEMO), "--once", "--dry-run",
+                             "--out", str(plan))
+    assert code == 2, err[-2000:]
+    code, out, err = reconcile("--simulate", str(tmp_path / "cap"), "apply", str(plan))
+    assert code == 0, (out + err)[-2000:]
