@@ -149,3 +149,27 @@ def test_a_plan_made_on_a_capture_applies_on_it_however_its_path_is_spelled(
     assert code == 2, err[-2000:]
     code, out, err = reconcile("--simulate", str(tmp_path / "cap"), "apply", str(plan))
     assert code == 0, (out + err)[-2000:]
+
+
+def test_a_refusal_in_json_lists_what_changed(reconcile, tmp_path):
+    spec = tmp_path / "spec"
+    shutil.copytree(DEMO, spec)
+    plan = _save(reconcile, tmp_path, spec=spec)
+    (spec / "more.toml").write_text('[vg.vgarc]\nnodes = ["*"]\nscope = "local"\n'
+                                    'pvs = ["/dev/mapper/lun00"]\n')
+    code, out, _ = reconcile("--simulate", "default", "apply", str(plan), "--output", "json")
+    doc = json.loads(out)
+    assert code == doc["exit_code"] == 3
+    assert doc["changed"][0].startswith("the spec changed: digest ")
+    assert f"+++ {spec / 'more.toml'} (now)" in doc["changed"]
+
+
+def test_no_plan_is_saved_without_a_forecast(reconcile, tmp_path, monkeypatch):
+    monkeypatch.setattr(forecasting, "simulated_copy", lambda *a, **k: (_ for _ in ()).throw(
+        forecasting.errors.ReconcilerError("no copy here")))
+    plan = tmp_path / "plan.json"
+    code, out, err = reconcile("--simulate", "default", "--spec", str(DEMO), "--once",
+                               "--dry-run", "--out", str(plan))
+    assert code == 1 and not plan.exists()
+    assert "Forecast: only the plan above: the host cannot be replayed in the simulator: no copy here" in out
+    assert f"no plan written to {plan}" in err
