@@ -5,8 +5,11 @@ Exit codes (the same for every subcommand, like ``terraform plan -detailed-exitc
   1  error: bad spec, failed command, or a plan that refuses to proceed (with why)
   2  drift found (dry run) or changes still pending (long operations in flight, or
      waiting on another node)
+  3  reconcile apply PLAN.json: the saved plan no longer matches (spec or observed state
+     changed, or a pass would run a step it does not hold); nothing more was run
   4  --wait --wait-timeout: the deadline passed with changes still pending or still
      waiting on another node (the last line says what it waited for)
+  5  only with --detailed-exitcodes: changes applied, now in sync (0: nothing to do)
 
 A usage error (an unknown option, a bad value, a misspelt subcommand, no --spec for the
 daemon) is an error too: exit 1, never argparse's 2, which would read as "drift found".
@@ -42,8 +45,13 @@ exit codes:
      unknown subcommand, the daemon started without --spec)
   2  drift found (--dry-run) or changes still pending (a pvmove or sync in flight, or
      "waiting on another node: NODE: what it must do")
+  3  reconcile apply PLAN.json: the saved plan no longer matches (the spec or the
+     relevant observed state changed: the diff is printed; or a pass would run a step the
+     plan does not hold); nothing more was run
   4  --wait --wait-timeout DURATION: the deadline passed and changes are still pending
      or another node is still waited for (named on the last line)
+  5  only with --detailed-exitcodes (like Puppet's): changes were applied and the host is
+     now in sync; 0 then means nothing needed doing
 
 simulated hosts (--simulate NAME), each made for an example spec:
 {hosts}
@@ -61,10 +69,13 @@ subcommands:
                                      save everything a pass observes, for --simulate DIR
   reconcile [--simulate HOST] adopt --out DIR [--vg NAME ...]
                                      write the spec of what the host has now
+  reconcile [--simulate SOURCE] apply PLAN.json
+                                     run a plan saved by --once --dry-run --out PLAN.json,
+                                     or nothing (exit 3 with what changed)
 """
 
 
-SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture", "adopt")
+SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture", "adopt", "apply")
 
 
 def version() -> str:
@@ -131,7 +142,8 @@ def _run_parser() -> argparse.ArgumentParser:
                    "one the spec never names is an error")
     p.add_argument("--once", action="store_true", help="one pass, then exit with a status")
     p.add_argument("--dry-run", action="store_true",
-                   help="observe for real, change nothing, print drift and plan")
+                   help="observe for real, change nothing, print drift, plan and the "
+                   "forecast (every step of every pass, replayed on a simulated copy)")
     p.add_argument("--wait", action="store_true",
                    help="repeat passes until in sync or blocked, showing progress (and, at "
                    "least once a minute, what it waits for)")
@@ -139,6 +151,12 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="with --wait: give up at this deadline (90s, 10m, 1h30m) with exit 4 "
                    "and what it still waited for; default: no deadline")
     p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--detailed-exitcodes", action="store_true",
+                   help="with --once: exit 5 when changes were applied and the host is now in "
+                   "sync, 0 only when nothing needed doing (as Puppet's --detailed-exitcodes)")
+    p.add_argument("--out", default=None, metavar="PLAN.json",
+                   help="with --once --dry-run: save the forecast, with the spec's digest and "
+                   "the relevant observed state's, for 'reconcile apply PLAN.json'")
     p.add_argument("--simulate", metavar="SOURCE", default=None,
                    help="run against a simulated host: an embedded one (default, seed000, "
                    "seed001, seed002, seed004, cluster, ...; listed below) or a directory written by "
@@ -217,16 +235,52 @@ def _unknown_node(loaded, node: str) -> str | None:
             f"{', '.join(_nodes_named(loaded))}")
 
 
+_COLOURS = {"+": "32", "~": "33", ">": "36", "-": "31", "…": "34", "!": "1;31"}
+
+
+def _coloured() -> bool:
+    """Colour on a terminal only, and never with NO_COLOR set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _paint(text: str) -> str:
+    """A plan or forecast with its signs (and what gives up data) in colour, on a terminal."""
+    if not _coloured():
+        return text
+    import re
+    out = []
+    for line in text.splitlines():
+        if actions.GIVES_UP_MARK in line:
+            line = f"\033[1;31m{line}\033[0m"
+        else:
+            m = re.match(r"^(\s+)(\S+)( .*)$", line)
+            if m and m.group(2) in _COLOURS:
+                line = f"{m.group(1)}\033[{_COLOURS[m.group(2)]}m{m.group(2)}\033[0m{m.group(3)}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _show_plan(*texts: str) -> None:
+    """The plan (and the forecast), then the legend of the signs they use."""
+    for text in texts:
+        print(_paint(text))
+    signs = actions.legend("\n".join(texts))
+    if signs:
+        print(signs)
+
+
 def _print_result(result: controller.PassResult, output: str,
-                  warnings: list[str] = ()) -> None:
+                  warnings: list[str] = (), forecast=None) -> None:
     if output == "json":
         doc = result.as_dict()
         doc["warnings"] = list(warnings)
+        if forecast is not None:
+            doc["forecast"] = forecast.as_dict()
         print(json.dumps(doc, indent=2))
         return
     for w in warnings:
         print(f"warning: {w}")
-    print(result.plan)
+    _show_plan(str(result.plan), *([forecast.render()] if forecast is not None else []))
     if result.report:
         print("Applied:")
         for r in result.report.results:
@@ -374,11 +428,44 @@ def _cmd_run(argv: list[str]) -> int:
     if args.wait_timeout is not None and not args.wait:
         print("error: --wait-timeout goes with --wait", file=sys.stderr)
         return controller.EXIT_ERROR
+    if args.out and not args.dry_run:
+        print("error: --out goes with --once --dry-run (it saves the forecast)", file=sys.stderr)
+        return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
-        _print_result(result, args.output, warnings)
+        if args.detailed_exitcodes:
+            result.exit_code = controller.detailed(
+                result.exit_code, result.report is not None and result.report.changed)
+        forecast = None
+        if args.dry_run and not result.error:
+            from reconciler import forecasting
+            forecast = forecasting.forecast(loaded, env, simulated=bool(args.simulate),
+                                            first=result.plan)
+        _print_result(result, args.output, warnings, forecast)
+        if args.out and forecast is not None:
+            return _save_plan(args, loaded, env, result, forecast)
         return result.exit_code
     return _wait(args, loaded, env, warnings)
+
+
+def _save_plan(args: argparse.Namespace, loaded, env, result, forecast) -> int:
+    """``--out PLAN.json``: the forecast, the spec and the relevant observed state."""
+    from reconciler import forecasting
+    if forecast.unavailable:
+        print(f"error: no plan written to {args.out}: {forecast.unavailable}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    doc = forecasting.saved_plan(loaded, args.spec, result, forecast, node=env.node,
+                                 simulate=args.simulate)
+    try:
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    except OSError as exc:
+        print(f"error: cannot write the plan {args.out}: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    print(f"Plan saved to {args.out} (spec {loaded.digest[:12]}, observed state "
+          f"{doc['observed']['digest'][:12]}); run it with: reconcile "
+          + (f"--simulate {args.simulate} " if args.simulate else "") + f"apply {args.out}",
+          file=sys.stderr)
+    return result.exit_code
 
 
 def _prepare_once(args: argparse.Namespace):
@@ -434,7 +521,13 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
     """``--once --wait``: passes until settled (or ``--wait-timeout``), with the plan first,
     then progress, then what was done (text), or one JSON document."""
     if args.output == "json":
+        # the same passes as the text run (the plan observed first included), so the
+        # figures agree whichever output is asked for
+        with logs.muted(_preview_pass):
+            preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
         settled = controller.reconcile_until_settled(loaded, env, timeout=args.wait_timeout)
+        settled.processes += preview.processes
+        _detail(args, settled)
         doc = settled.as_dict()
         doc["warnings"] = warnings
         print(json.dumps(doc, indent=2))
@@ -444,7 +537,8 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
         preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
     for w in warnings:
         print(f"warning: {w}")
-    print(preview.plan, flush=True)
+    _show_plan(str(preview.plan))
+    sys.stdout.flush()
     if preview.error or not (preview.plan.steps or preview.plan.in_flight):
         if preview.error:
             print(f"error: {preview.error}")
@@ -459,6 +553,111 @@ def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
     finally:
         progress.close()
     settled.processes += preview.processes  # the plan shown first was observed too
+    _detail(args, settled)
+    _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
+    return settled.exit_code
+
+
+def _detail(args: argparse.Namespace, settled: controller.SettledResult) -> None:
+    """``--detailed-exitcodes``: exit 5 for changes applied and now in sync."""
+    if getattr(args, "detailed_exitcodes", False):
+        settled.exit_code = controller.detailed(settled.exit_code, settled.changes > 0)
+
+
+def _same_source(planned: str | None, given: str | None) -> bool:
+    """The ``--simulate`` source a plan was made on, given again (a capture directory however
+    its path is spelled)."""
+    if planned is None or given is None:
+        return planned == given
+    if Path(planned).is_dir() and Path(given).is_dir():
+        return Path(planned).resolve() == Path(given).resolve()
+    return planned == given
+
+
+def _cmd_apply(argv: list[str]) -> int:
+    """``reconcile [--simulate SOURCE] apply PLAN.json``: run exactly the saved plan, pass
+    after pass, or nothing (exit 3 with what changed)."""
+    from reconciler import forecasting
+    p = _Parser(prog="reconcile apply",
+                description="Run a plan saved by 'reconcile --once --dry-run --out PLAN.json', "
+                "pass after pass as --wait does, on the node and spec it was made for. Refused "
+                "(exit 3, with a diff) when the spec or the relevant observed state changed "
+                "since, and stopped (exit 3) before a pass that would run a step the plan does "
+                "not hold.")
+    p.add_argument("plan", metavar="PLAN.json")
+    p.add_argument("--simulate", default=None, metavar="SOURCE",
+                   help="the simulated host the plan was made on (as when it was made)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--log-level", default=None)
+    p.add_argument("--lock-file", default=None, metavar="FILE")
+    p.add_argument("--detailed-exitcodes", action="store_true",
+                   help="exit 5 when changes were applied and the host is now in sync")
+    args = p.parse_args(argv)
+    try:
+        logs.setup(args.log_level)
+    except logs.LogLevelError as exc:
+        print(f"reconcile: error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    try:
+        doc = forecasting.read_saved_plan(args.plan)
+    except errors.ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    if not _same_source(doc["simulate"], args.simulate):
+        made = f"--simulate {doc['simulate']}" if doc["simulate"] else "this host (no --simulate)"
+        now = f"--simulate {args.simulate}" if args.simulate else "no --simulate"
+        print(f"error: {args.plan} was made on {made}; applied with {now} it would not be the "
+              f"reviewed plan: nothing was run", file=sys.stderr)
+        return controller.EXIT_STALE_PLAN
+    args.spec, args.node, args.dry_run, args.wait = doc["spec"]["path"], doc["node"], False, True
+    ready = _prepare_once(args)
+    if isinstance(ready, int):
+        return ready
+    loaded, env, warnings = ready
+    with logs.muted(_preview_pass):
+        preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
+    if preview.error:
+        print(f"error: {preview.error}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    changed = (forecasting.spec_changes(doc, loaded)
+               or forecasting.state_changes(doc, loaded, preview.observed, env.node))
+    if changed:
+        if args.output == "json":
+            print(json.dumps({"exit_code": controller.EXIT_STALE_PLAN, "changed": changed,
+                              "meaning": controller.exit_meaning(controller.EXIT_STALE_PLAN,
+                                                                 preview.plan)}, indent=2))
+        else:
+            print("\n".join(changed))
+            print(f"Exit {controller.EXIT_STALE_PLAN}: "
+                  f"{controller.exit_meaning(controller.EXIT_STALE_PLAN, preview.plan)}.")
+        return controller.EXIT_STALE_PLAN
+    vet = forecasting.vetter(doc)
+    if args.output == "json":
+        settled = controller.reconcile_until_settled(loaded, env, vet=vet,
+                                                     go_on=forecasting.apply_go_on)
+        settled.processes += preview.processes
+        _detail(args, settled)
+        out = settled.as_dict()
+        out["warnings"] = warnings
+        out["saved_plan"] = {"spec_digest": doc["spec"]["digest"],
+                             "observed_digest": doc["observed"]["digest"]}
+        print(json.dumps(out, indent=2))
+        return settled.exit_code
+    for w in warnings:
+        print(f"warning: {w}")
+    print(f"Applying {args.plan}: spec {loaded.digest[:12]} and observed state "
+          f"{doc['observed']['digest'][:12]} as planned; "
+          f"{len(doc['forecast']['steps'])} step(s) over {doc['forecast']['passes']} pass(es)",
+          flush=True)
+    progress = _Progress(env.clock)
+    try:
+        with logs.muted(_in_flight_line):
+            settled = controller.reconcile_until_settled(
+                loaded, env, on_pass=progress, vet=vet, go_on=forecasting.apply_go_on)
+    finally:
+        progress.close()
+    settled.processes += preview.processes
+    _detail(args, settled)
     _print_settled(settled, dry_run=False, simulated=bool(args.simulate))
     return settled.exit_code
 
@@ -636,7 +835,13 @@ def _cmd_adopt(argv: list[str]) -> int:
 
 
 SUBCOMMANDS = {"validate": _cmd_validate, "schema": _cmd_schema, "capture": _cmd_capture,
-               "status": _cmd_status, "run": _cmd_run, "adopt": _cmd_adopt}
+               "status": _cmd_status, "run": _cmd_run, "adopt": _cmd_adopt,
+               "apply": _cmd_apply}
+# Options given before a subcommand that takes them too (``reconcile --simulate default
+# apply PLAN.json``, as every command takes --simulate first).
+_LEADING = {"apply": ("--simulate", "--log-level", "--output", "--lock-file",
+                      "--detailed-exitcodes"),
+            "adopt": ("--simulate", "--node")}
 
 
 def _unknown_subcommand(word: str) -> int:
@@ -699,11 +904,26 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = out, err
 
 
+_FLAGS = frozenset({"--detailed-exitcodes"})  # leading options that take no value
+
+
+def _leading_options(argv: list[str]) -> list[str] | None:
+    """``--simulate X apply PLAN``: the subcommand's argv with the options before it moved
+    after it, when only options it takes come before it; else None."""
+    known = {o for opts in _LEADING.values() for o in opts}
+    i = 0
+    while i < len(argv) and argv[i].split("=")[0] in known:
+        i += 1 if ("=" in argv[i] or argv[i] in _FLAGS) else 2
+    if 0 < i < len(argv) and argv[i] in _LEADING and all(
+            a.split("=")[0] in _LEADING[argv[i]] for a in argv[:i] if a.startswith("--")):
+        return [argv[i], *argv[i + 1:], *argv[:i]]
+    return None
+
+
 def _dispatch(argv: list[str]) -> int:
-    # reconcile --simulate HOST [--node N] adopt ...: the host options go to the subcommand
-    if "adopt" in argv and all(a in ("--simulate", "--node") for a in argv[:argv.index("adopt"):2]):
-        i = argv.index("adopt")
-        argv = argv[i:] + argv[:i] if i % 2 == 0 else argv
+    moved = _leading_options(argv)
+    if moved is not None:
+        argv = moved
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     if argv and not argv[0].startswith("-"):

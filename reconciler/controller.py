@@ -48,6 +48,13 @@ EXIT_PENDING = 2
 # ``--wait`` with a deadline (``--wait-timeout``) that passed while changes were still
 # pending or the node was still waiting on another one: not an error of this node.
 EXIT_TIMEOUT = 4
+# ``reconcile apply PLAN.json``: the saved plan no longer matches (the spec or the relevant
+# observed state changed since it was made, or a pass would run a step it does not hold);
+# nothing more was run.
+EXIT_STALE_PLAN = 3
+# Only with ``--detailed-exitcodes`` (as Puppet's): the run applied changes and the host is
+# now in sync with the spec; 0 then means that nothing needed doing.
+EXIT_CHANGED = 5
 
 
 class Clock:
@@ -228,6 +235,7 @@ class PassResult:
     duration: float
     requeue_after: float | None
     error: str | None = None
+    observed: state.HostState | None = None  # what the pass observed first (its plan's input)
 
     def as_dict(self) -> dict:
         return {
@@ -251,9 +259,12 @@ def _exit_code(p: actions.Plan) -> int:
 
 def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                    memory: Memory | None = None, pass_no: int = 1,
-                   should_stop: Callable[[], bool] | None = None) -> PassResult:
+                   should_stop: Callable[[], bool] | None = None,
+                   vet: Callable[[actions.Plan], str | None] | None = None) -> PassResult:
     """One pass. ``should_stop()`` is asked before each step starts (the daemon's SIGTERM):
-    once it is true, the steps not yet started are deferred and the pass ends normally."""
+    once it is true, the steps not yet started are deferred and the pass ends normally.
+    ``vet(plan)`` (``reconcile apply``) is asked before anything is applied: a reason from
+    it ends the pass with ``EXIT_STALE_PLAN`` and that reason, nothing run."""
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
@@ -320,10 +331,16 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
             continue
         logger.bind(pass_no=pass_no, obj=f.object).info(
             "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
+    refusal = vet(the_plan) if vet is not None and not dry_run else None
+    if refusal:
+        log.error("not applied: {}", refusal)
+        return PassResult(the_plan, the_plan, None, EXIT_STALE_PLAN, count[0],
+                          time.monotonic() - t0, None, refusal, observed=st)
     if dry_run or not the_plan.steps:
         code = _exit_code(the_plan)
         return PassResult(the_plan, the_plan, None, code, count[0], time.monotonic() - t0,
-                          memory.requeue_after(env, False, the_plan) if code == EXIT_PENDING else None)
+                          memory.requeue_after(env, False, the_plan) if code == EXIT_PENDING else None,
+                          observed=st)
 
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)
@@ -361,7 +378,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     code = EXIT_ERROR if report.failed else _exit_code(final)
     result = PassResult(the_plan, final, report, code, count[0], time.monotonic() - t0,
                         memory.requeue_after(env, report.changed, final) if code == EXIT_PENDING else None,
-                        "; ".join(r.detail for r in report.failed) or None)
+                        "; ".join(r.detail for r in report.failed) or None, observed=st)
     log.log("INFO" if report.changed or report.failed else "DEBUG",
             "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
             "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
@@ -463,6 +480,8 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
     """What an exit code says about this run, in the README's words."""
     if code == EXIT_IN_SYNC:
         return "in sync with the spec"
+    if code == EXIT_CHANGED:
+        return "changes applied, now in sync with the spec (--detailed-exitcodes)"
     if code == EXIT_PENDING:
         if dry_run:
             return "drift found (dry run: nothing was changed)"
@@ -474,6 +493,9 @@ def exit_meaning(code: int, final: actions.Plan, *, dry_run: bool = False) -> st
             return f"the --wait deadline passed, still {actions.WAITING}: {waited_for(final)}"
         return ("the --wait deadline passed with changes still pending"
                 + (f": {waited_for(final)}" if final.in_flight else ""))
+    if code == EXIT_STALE_PLAN:
+        return ("the saved plan no longer matches (what changed is above); nothing more was "
+                "run: make and review a new plan")
     if final.blocked:
         return "blocked: a safe plan cannot proceed (reasons above)"
     return "error (see above)"
@@ -487,6 +509,12 @@ def waited_for(final: actions.Plan) -> str:
     return "; ".join(waits + others)
 
 
+def detailed(code: int, changed: bool) -> int:
+    """``--detailed-exitcodes``: ``EXIT_CHANGED`` for a run that changed the host and ended
+    in sync; every other code as it is (0 is then "nothing to do")."""
+    return EXIT_CHANGED if code == EXIT_IN_SYNC and changed else code
+
+
 def _changes(r: PassResult) -> int:
     return sum(len(s.results) for s in r.report.results) if r.report else 0
 
@@ -494,13 +522,20 @@ def _changes(r: PassResult) -> int:
 def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                             max_passes: int = 100000,
                             on_pass: Callable[[PassResult], None] | None = None,
-                            timeout: float | None = None) -> SettledResult:
+                            timeout: float | None = None,
+                            go_on: Callable[[PassResult], bool | None] | None = None,
+                            vet: Callable[[actions.Plan], str | None] | None = None
+                            ) -> SettledResult:
     """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
     ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept.
 
     ``timeout`` (seconds, on ``env.clock``): the deadline. The last pass runs at it; if that
     pass still leaves something pending (an operation in flight, a wait on another node),
-    the run ends with ``EXIT_TIMEOUT``, never waiting past it."""
+    the run ends with ``EXIT_TIMEOUT``, never waiting past it.
+
+    ``go_on(result)``, when given, overrides the decision after each pass: True goes on (a
+    pass blocked on one object while another's operation is still moving), False stops (a
+    forecast that reached a wait on another node), None keeps the rule above."""
     memory = Memory()
     first: PassResult | None = None
     result: PassResult | None = None
@@ -510,7 +545,8 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
     n = 0
     looked_again = timed_out = False
     for n in range(1, max_passes + 1):
-        result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n)
+        result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n,
+                                vet=vet)
         first = first or result
         processes += result.processes
         changes += _changes(result)
@@ -534,7 +570,9 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
         again = (result.exit_code == EXIT_ERROR and not looked_again and result.report is not None
                  and result.report.changed and not result.report.failed and not dry_run)
         looked_again = again
-        if (result.exit_code != EXIT_PENDING and not again) or dry_run:
+        verdict = go_on(result) if go_on is not None else None
+        if verdict is False or dry_run or (
+                verdict is None and result.exit_code != EXIT_PENDING and not again):
             break
         delay = result.requeue_after or env.requeue_seconds
         if timeout is not None:

@@ -92,6 +92,9 @@ _mutes: list[Callable[[dict], bool]] = []
 
 
 def _shown(record: dict) -> bool:
+    if record["extra"].get("forecast"):
+        # a pass replayed on a simulated copy (``forecasting``): its story is the forecast
+        return False
     if record["level"].no >= logging.WARNING:
         return True
     return not any(mute(record) for mute in _mutes)

@@ -34,7 +34,8 @@ from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv,
                                       SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
-from reconciler.actions.plans import (WAITING, Blocked, Condition, Health, InFlight, Plan, Stall, Step,
+from reconciler.actions.plans import (GIVES_UP_MARK, SIGNS, WAITING, Blocked, Condition, Health, InFlight, Plan,
+                                      Stall, Step, legend,
                                       describe_in_flight, waiting_text)
 
 __all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
@@ -47,4 +48,5 @@ __all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", 
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger",
-           "WAITING", "describe_in_flight", "waiting_text"]
+           "GIVES_UP_MARK", "SIGNS", "WAITING", "describe_in_flight", "legend",
+           "waiting_text"]

@@ -48,6 +48,13 @@ class Action:
     def commands(self) -> tuple[Command, ...]:
         raise NotImplementedError
 
+    def gives_up(self) -> str:
+        """What data this step overwrites or gives up, in words ("" when none): the one
+        place the plan, the forecast and their JSON read it from (an LV removed, DRBD
+        metadata forced over a disk, ``primary --force``, ``--discard-my-data``, a clone's
+        recopy over a completed copy, an LV shrunk)."""
+        return ""
+
     def is_done(self, st: state.HostState) -> bool:
         raise NotImplementedError
 

@@ -129,6 +129,10 @@ class CreateDrbdMetadata(DrbdAction):
     def describe(self) -> str:
         return f"create DRBD metadata on {self.disk}" + (" (wipe: --force)" if self.force else "")
 
+    def gives_up(self) -> str:
+        return (f"what {self.disk} holds is overwritten (wipe declared: create-md --force)"
+                if self.force else "")
+
     def commands(self) -> tuple[Command, ...]:
         return (drbd.create_md(self.resource, force=self.force, host=self.host),)
 
@@ -273,6 +277,9 @@ class SeedFirstSync(DrbdAction):
     def describe(self) -> str:
         return "first full sync from this node (drbdadm primary --force; the peer's data is overwritten)"
 
+    def gives_up(self) -> str:
+        return "the peer's disk is overwritten with this node's (primary --force)"
+
     def commands(self) -> tuple[Command, ...]:
         return (drbd.force_primary(self.resource, host=self.host),)
 
@@ -344,6 +351,10 @@ class ConnectDrbd(DrbdAction):
         if self.discard:
             return "reconnect discarding this node's changes (declared split-brain victim)"
         return "drbdadm connect"
+
+    def gives_up(self) -> str:
+        return ("this node's changes since the split brain are discarded (--discard-my-data)"
+                if self.discard else "")
 
     def commands(self) -> tuple[Command, ...]:
         if self.discard:

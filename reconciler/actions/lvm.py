@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from reconciler import errors, state
@@ -21,7 +21,19 @@ def _lv(st: state.HostState, vg: str, lv: str) -> state.Lv | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LvmAction(Action):
-    """Base of the LVM actions: their failures are classified by the LVM adapter."""
+    """Base of the LVM actions: their failures are classified by the LVM adapter.
+
+    ``aka``: (LVM's name of a PV, the spec's spelling of that device) pairs, set by planning:
+    commands name a PV as LVM does, descriptions as the spec does (a by-path name, not the
+    ``/dev/sdb`` it resolves to), so a plan, a forecast and a summary name one device one way.
+    """
+
+    aka: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def spelled(self, names) -> str:
+        """``names`` as the spec spells them, comma-separated."""
+        aka = dict(self.aka)
+        return ", ".join(aka.get(n, n) for n in ((names,) if isinstance(names, str) else names))
 
     def failure(self, result: CommandResult) -> errors.CommandFailed:
         return lvm.failure(result)
@@ -147,7 +159,7 @@ class ReduceVg(LvmAction):
         return f"vg {self.vg}"
 
     def describe(self) -> str:
-        return f"vgreduce {self.pv}"
+        return f"vgreduce {self.spelled(self.pv)}"
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.vgreduce(self.vg, self.pv, host=self.host),)
@@ -212,7 +224,7 @@ class CreateLv(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        where = f" on {', '.join(self.pvs)}" if self.pvs else ""
+        where = f" on {self.spelled(self.pvs)}" if self.pvs else ""
         return f"lvcreate {format_size(self.size)}{where}"
 
     def commands(self) -> tuple[Command, ...]:
@@ -255,6 +267,10 @@ class ResizeLv(LvmAction):
         fs = " and its file system" if self.resize_fs else ""
         return f"{self.verb}{fs} to {format_size(self.size)}"
 
+    def gives_up(self) -> str:
+        return (f"what {self.vg}/{self.lv} holds beyond {format_size(self.size)} is cut off"
+                if self.shrink else "")
+
     def commands(self) -> tuple[Command, ...]:
         if self.shrink:
             return (lvm.lvreduce(self.vg, self.lv, self.size, host=self.host),)
@@ -291,6 +307,9 @@ class RemoveLv(LvmAction):
     def describe(self) -> str:
         return "lvremove"
 
+    def gives_up(self) -> str:
+        return f"the data of {self.vg}/{self.lv} is removed"
+
     def commands(self) -> tuple[Command, ...]:
         return (lvm.lvremove(self.vg, self.lv, host=self.host),)
 
@@ -323,7 +342,7 @@ class MoveExtents(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"pvmove {self.source} -> {', '.join(self.destinations)}"
+        return f"pvmove {self.spelled(self.source)} -> {self.spelled(self.destinations)}"
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.pvmove(self.vg, self.lv, self.source, self.destinations, host=self.host),)
@@ -414,7 +433,7 @@ class AddMirrorLeg(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"add raid1 leg on {', '.join(self.destinations)}"
+        return f"add raid1 leg on {self.spelled(self.destinations)}"
 
     def commands(self) -> tuple[Command, ...]:
         # The tag goes first: it is what later lets a leg be dropped, so an LV with two
@@ -459,7 +478,7 @@ class DropMirrorLeg(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"drop the in-sync leg on {', '.join(self.sources)} (lvconvert -m0)"
+        return f"drop the in-sync leg on {self.spelled(self.sources)} (lvconvert -m0)"
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.drop_legs_on(self.vg, self.lv, self.sources, host=self.host),
@@ -545,7 +564,7 @@ class AddCopy(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"add raid1 copy {self.copies} on {', '.join(self.pvs)}"
+        return f"add raid1 copy {self.copies} on {self.spelled(self.pvs)}"
 
     def commands(self) -> tuple[Command, ...]:
         return (lvm.add_raid1_copy(self.vg, self.lv, self.copies, self.pvs, host=self.host),)
@@ -624,7 +643,7 @@ class SplitCopy(LvmAction):
         return f"lv {self.vg}/{self.lv}"
 
     def describe(self) -> str:
-        return f"split the copy on {', '.join(self.pvs)} off as {self.name} (--splitmirrors)"
+        return f"split the copy on {self.spelled(self.pvs)} off as {self.name} (--splitmirrors)"
 
     def commands(self) -> tuple[Command, ...]:
         tag = lvm.handover_pending_tag(self.image_uuid) if self.image_uuid else None
@@ -716,7 +735,7 @@ class SplitVg(LvmAction):
         return f"vg {self.vg}"
 
     def describe(self) -> str:
-        return f"vgsplit {', '.join(self.pvs)} (with {', '.join(self.lvs)}) into {self.new_vg}"
+        return f"vgsplit {self.spelled(self.pvs)} (with {', '.join(self.lvs)}) into {self.new_vg}"
 
     def commands(self) -> tuple[Command, ...]:
         return (*(lvm.deactivate(self.vg, lv, host=self.host) for lv in self.lvs),

@@ -125,6 +125,9 @@ class AddMdMember(CloneAction):
     md: str
     target: str
     source: str = ""
+    # The spec's ``recopy`` value when this add copies again over a completed copy
+    # ("" for a first copy onto a target nobody declared holding data).
+    recopy: str = ""
     long: ClassVar[bool] = True
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "mdadm"
@@ -135,6 +138,10 @@ class AddMdMember(CloneAction):
 
     def describe(self) -> str:
         return f"add {self.target} to {self.md}; md copies the source onto it"
+
+    def gives_up(self) -> str:
+        return (f"the completed copy on {self.target} is copied over again "
+                f"(recopy = \"{self.recopy}\")" if self.recopy else "")
 
     def commands(self) -> tuple[Command, ...]:
         return (md.add(self.md, self.target, host=self.host),)

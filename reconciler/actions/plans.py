@@ -34,6 +34,27 @@ def describe_in_flight(f: "InFlight") -> str:
     return waiting_text(f.waiting_on, f.what) if f.waiting_on else f.what
 
 
+# How a step that overwrites or gives up data is marked in text (``Action.gives_up``).
+GIVES_UP_MARK = "!! GIVES UP DATA"
+
+
+# What each sign at the head of a plan's (and a forecast's) line means.
+SIGNS = (("+", "create or add"), ("~", "change"), (">", "move or copy"),
+         ("-", "remove or drop"), ("…", "in flight, or waiting on another node"),
+         ("!", "blocked (nothing runs for it)"), ("!!", "gives up data"))
+
+
+def legend(text: str) -> str:
+    """``Signs: + create or add, ...``: the signs ``text`` (a rendered plan or forecast)
+    uses; "" when it uses none."""
+    import re
+    used = set(re.findall(r"^\s+(\S+) ", text, flags=re.M))
+    if GIVES_UP_MARK in text:
+        used.add("!!")
+    shown = [f"{sign} {what}" for sign, what in SIGNS if sign in used]
+    return f"Signs: {'; '.join(shown)}" if shown else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     action: Action
@@ -123,6 +144,9 @@ class Plan:
     unmanaged: tuple[str, ...] = ()
     spec_digest: str = ""
     conditions: tuple[Condition, ...] = ()  # health facts for monitoring; never decide on them
+    # Steps of objects that are not blocked themselves, held back (not planned, never run)
+    # because something else in their VG is: shown, so a block hides nothing.
+    held: tuple[Step, ...] = ()
 
     @property
     def converged(self) -> bool:
@@ -155,6 +179,8 @@ class Plan:
             after = f"  [after {', '.join(sorted(s.after))}]" if s.after else ""
             lines.append(f"  {s.action.symbol} {s.action.object}: {s.action.describe()}"
                          f"  # {s.reason}{after}")
+            if s.action.gives_up():
+                lines.append(f"    {GIVES_UP_MARK}: {s.action.gives_up()}")
         for f in self.in_flight:
             if f.waiting_on:
                 note = f" ({f.note})" if f.note else ""
@@ -167,6 +193,12 @@ class Plan:
             lines.append(f"  … {f.object}: {f.what} in progress, {pct}{rate}{eta}{note}")
         for b in self.blocked:
             lines.append(f"  ! {b.object}: BLOCKED: {b.reason}")
+        if self.held:
+            lines.append("  held back while the block above lasts (nothing else in their VG "
+                         "runs before it is resolved):")
+        for s in self.held:
+            lines.append(f"    {s.action.symbol} {s.action.object}: {s.action.describe()}"
+                         f"  # {s.reason}")
         if self.unmanaged:
             lines.append("  unmanaged (never touched): " + ", ".join(self.unmanaged))
         return "\n".join(lines)
@@ -181,7 +213,7 @@ class Plan:
                 "object": s.action.object, "description": s.action.describe(),
                 "reason": s.reason, "after": sorted(s.after),
                 "argv": [list(c.argv) for c in s.action.commands()],
-                "long": s.action.long,
+                "long": s.action.long, "gives_up": s.action.gives_up() or None,
             } for s in self.steps],
             "in_flight": [{"key": f.key, "object": f.object, "what": f.what,
                            "percent": f.percent, "speed_bps": f.speed, "eta_s": f.eta,
@@ -189,6 +221,9 @@ class Plan:
                            "idle_s": None if f.stall is None else round(f.stall.idle, 1)}
                           for f in self.in_flight],
             "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
+            "held": [{"key": s.key, "object": s.action.object,
+                      "description": s.action.describe(), "reason": s.reason,
+                      "gives_up": s.action.gives_up() or None} for s in self.held],
             "unmanaged": list(self.unmanaged),
             "conditions": [{"kind": str(c.kind), "object": c.object, "detail": c.detail}
                            for c in self.conditions],

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 
 from reconciler import actions, state
 from reconciler.actions import taking
+from reconciler.actions.lvm import LvmAction
 from reconciler.planning import drbd, iscsi, lockd, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
@@ -66,15 +67,34 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
             break
         provided, released = provided | now, released | freed
     steps, refused = _refuse_taken(_linked(out.steps, st), st)
+    steps = _spelled(steps, spec, st)
     return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
                         blocked=(*out.blocked, *refused), unmanaged=tuple(out.unmanaged),
-                        spec_digest=spec_digest, conditions=_health(spec, st, node))
+                        spec_digest=spec_digest, held=tuple(out.held),
+                        conditions=_health(spec, st, node))
 
 
 def _health(spec: models.Spec, st: state.HostState, node: str) -> tuple[actions.Condition, ...]:
     """What monitoring alerts on besides the plan (``Plan.conditions``), per subsystem."""
     return (*lvm.health(spec, st), *md.health(spec, st), *drbd.health(spec, st, node))
+
+
+def _spelled(steps: list[actions.Step], spec: models.Spec, st: state.HostState
+             ) -> list[actions.Step]:
+    """Each LVM step told how the spec spells the PVs LVM names otherwise (``LvmAction.aka``),
+    for its description; its commands keep LVM's names."""
+    aka: dict[str, str] = {}
+    for vg in spec.vg.values():
+        for dev in (*vg.pvs, *(d for lv in vg.lv.values() for d in (lv.placement or ()))):
+            pv = st.pv_for(dev)
+            if pv is not None and pv.name != dev:
+                aka.setdefault(pv.name, dev)
+    if not aka:
+        return steps
+    pairs = tuple(sorted(aka.items()))
+    return [dataclasses.replace(s, action=dataclasses.replace(s.action, aka=pairs))
+            if isinstance(s.action, LvmAction) else s for s in steps]
 
 
 def note_stalls(p: actions.Plan, stalls: Mapping[str, actions.Stall]) -> actions.Plan:

@@ -103,6 +103,7 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
         out.blocked.extend(vp.notes)
         if vp.blocked:
             out.blocked.extend(vp.blocked)
+            out.held.extend(vp.steps)  # said, never run, while the block lasts
         else:
             out.steps.extend(vp.steps)
         obs = st.vgs.get(vg_name)

@@ -465,7 +465,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                            if want.state is models.CloneState.SPLIT else ""), [forget])
         speeds = _speed_steps(cp, name, want, None, st.host, [build])
         cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
-                                      source=want.source, host=st.host),
+                                   source=want.source, recopy=want.recopy if asked else "",
+                                   host=st.host),
                f"{want.target} is not in {want.md} yet", [build, *speeds, marked])
         cp.starting = want.recopy if asked else ""
         return cp
@@ -513,7 +514,8 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
                 block(p)
             return cp
         cp.add(actions.AddMdMember(clone=name, md=want.md, target=want.target,
-                                      source=want.source, host=st.host),
+                                   source=want.source, recopy=want.recopy if asked else "",
+                                   host=st.host),
                f"{want.target} is not in {want.md}", [*speeds, forget, marked])
         cp.starting = want.recopy if asked else ""
         return cp

@@ -14,9 +14,12 @@ class Partial:
     in_flight: list[actions.InFlight] = field(default_factory=list)
     blocked: list[actions.Blocked] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
+    # steps held back, not planned, because something else in their VG is blocked
+    held: list[actions.Step] = field(default_factory=list)
 
     def extend(self, other: "Partial") -> None:
         self.steps.extend(other.steps)
+        self.held.extend(other.held)
         self.in_flight.extend(other.in_flight)
         self.blocked.extend(other.blocked)
         self.unmanaged.extend(other.unmanaged)

@@ -23,7 +23,12 @@ def _same_plan(reconcile, tmp_path, name: str, spec: str, node: str) -> str:
     live = reconcile("--simulate", name, "--spec", spec, "--once", "--dry-run", "--node", node)
     offline_ = reconcile("--simulate", str(tmp_path), "--spec", spec, "--once", "--dry-run",
                          "--node", node)
-    assert live[0] == 2 and offline_[:2] == live[:2], (live, offline_)
+    # the plan is the same; the forecast after it (issue 18) may stop earlier offline, where
+    # the seeded host lacks what the capture cannot hold (a login to a seeded target)
+    def plan(out: str) -> str:
+        return out.split("\nForecast")[0]
+    assert live[0] == 2 and offline_[0] == live[0], (live, offline_)
+    assert plan(offline_[1]) == plan(live[1]) and "\nForecast" in live[1], (live, offline_)
     return offline_[1]
 
 
