@@ -3,6 +3,8 @@ one harness (``support.nodes``) with the DRBD pair's spec and accessors."""
 
 from __future__ import annotations
 
+import re
+
 from support import M
 from support.nodes import Nodes, Pass, host_node
 
@@ -79,3 +81,15 @@ class Pair(Nodes):
         """The drbdadm and modprobe commands ``name`` ran that change something (get-gi reads)."""
         return [c.argv for c in self.hosts[name].calls
                 if c.argv[0] in ("drbdadm", "modprobe") and c.mutates]
+
+
+def blocked(r) -> str:
+    """Every blocked reason of a pass's final plan, one a line."""
+    return "\n".join(b.reason for b in r.final.blocked)
+
+
+def incident(r) -> str:
+    """The split brain's incident identifier as the pass printed it."""
+    found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
+    assert len(found) == 1, blocked(r)
+    return found.pop()

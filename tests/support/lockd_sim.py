@@ -36,3 +36,19 @@ def shared_vg(lv: dict | None = None, *, create_on: str = "node-a", scope: str =
 def data(size: str = "32M", **activation: str) -> dict:
     return {"data": {"size": size, "activation": {k.replace("_", "-") if k != "all" else "*": v
                                                   for k, v in activation.items()}}}
+
+
+def run_pass(n: Nodes, node: str, doc: dict):
+    """``node``'s one pass on the spec ``doc``."""
+    return n.one_pass(node, n.spec(doc))
+
+
+def converge(n: Nodes, doc: dict, nodes=("node-a", "node-b"), rounds: int = 4):
+    """Rounds (node-a then node-b, unless ``nodes`` says) until no node is pending."""
+    return n.converge(n.spec(doc), order=nodes, max_rounds=rounds)
+
+
+def mode(c: LockdCluster, node: str, lv: str = "data") -> str:
+    """The lock ``node`` holds on LV ``vgs/lv`` in the simulated lvmlockd ("off": none)."""
+    uuid = c.storage.vgs["vgs"].lvs[lv].uuid
+    return c.locks.holders(uuid).get(node, "off")

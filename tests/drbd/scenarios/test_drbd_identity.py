@@ -6,10 +6,9 @@ Each test runs the real controller pass on two simulated nodes (tests/support/dr
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-from support.drbdsim import Pair
+from support.drbdsim import Pair, blocked, incident
 
 from reconciler import controller
 from reconciler.runner import Command
@@ -18,21 +17,6 @@ from reconciler.state import JUST_CREATED_GI
 
 LEDGER = "/var/lib/reconciler/drbd.json"
 DISK_ID = "serial:sim-vdb"  # /dev/vdb's identity on both simulated nodes
-
-
-@pytest.fixture
-def pair(tmp_path):
-    return Pair(tmp_path)
-
-
-def blocked(r) -> str:
-    return "\n".join(b.reason for b in r.final.blocked)
-
-
-def incident(r) -> str:
-    found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
-    assert len(found) == 1, blocked(r)
-    return found.pop()
 
 
 def wipefs_types(pair, node: str, disk: str = "/dev/vdb") -> list[str]:
