@@ -12,6 +12,8 @@ shortcut around them.
 * ``load(doc_or_text, directory=..., name=..., **tables)`` -> ``LoadedSpec``; without a
   directory the file lives in a temporary one for the duration of the load.
 * ``spec(...)``: the same, -> ``models.Spec`` (what pure planning tests hand the planner).
+* ``local_vg(name, pvs, lv=..., **fields)``: the doc of one local VG on every node, the
+  table most LVM tests start from.
 """
 
 from __future__ import annotations
@@ -91,3 +93,12 @@ def load(doc: Mapping | str | None = None, /, *, directory: Path | None = None,
 def spec(doc: Mapping | str | None = None, /, **tables) -> models.Spec:
     """The validated ``models.Spec`` of a dict, tables or TOML text (through ``load``)."""
     return load(doc, **tables).spec
+
+
+def local_vg(name: str, pvs, lv: Mapping | None = None, **fields) -> dict:
+    """The doc of one VG ``name`` on every node (``nodes = ["*"]``, ``scope = "local"``,
+    either overridden by ``fields``) over ``pvs``, with the LV tables ``lv`` (name -> table)."""
+    vg: dict = {"nodes": ["*"], "scope": "local", "pvs": list(pvs), **fields}
+    if lv:
+        vg["lv"] = dict(lv)
+    return {"vg": {name: vg}}

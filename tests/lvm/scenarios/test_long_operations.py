@@ -10,6 +10,7 @@ starts.
 import re
 from dataclasses import dataclass
 from support import K, M, G
+from support.fixtures import mirror_host, mirror_spec
 
 from reconciler import controller
 from reconciler.adapters import lvm
@@ -181,26 +182,10 @@ def test_a_refused_resume_is_kept_in_the_result_and_wait_returns(scenario):
     assert BARE not in sc.mutations()
 
 
-MIRROR_SPEC = """
-[vg.vg0]
-nodes = ["*"]
-scope = "local"
-pvs = ["/dev/vdb", "/dev/vdc"]
-[vg.vg0.lv.data]
-size = "256M"
-placement = ["/dev/vdc"]
-move = "mirror-then-split"
-"""
-
-
 def test_a_raid1_sync_that_stops_is_reported_then_blocked_then_resumes(scenario):
-    host = SimulatedHost(rate_bytes_per_s=1 * M)
-    host.add_device("/dev/vdb", 512 * M)
-    host.add_device("/dev/vdc", 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc"])
-    host.add_lv("vg0", "data", 256 * M, pvs=["/dev/vdb"])
+    host = mirror_host(rate=1 * M, size=256 * M)
     sc = scenario(host)
-    spec = sc.spec(MIRROR_SPEC)
+    spec = sc.spec(mirror_spec("256M"))
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     for _ in range(6):
         host.clock.advance(10)
