@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from support import K, M, G
 from support.fixtures import mirror_host, mirror_spec
+from support.mdfix import clone_host, clone_spec
 
 from reconciler import controller
 from reconciler.adapters import lvm
@@ -219,23 +220,10 @@ def test_a_raid1_sync_that_stops_is_reported_then_blocked_then_resumes(scenario)
     sc.assert_settled(spec)
 
 
-CLONE_SPEC = """
-[clone.db]
-nodes = ["node-1"]
-source = "/dev/disk/by-id/old-lun"
-target = "/dev/disk/by-id/new-lun"
-md = "/dev/md100"
-state = "split"
-"""
-
-
 def test_an_md_clone_copy_that_stops_is_blocked_until_it_moves_again(scenario):
-    host = SimulatedHost(rate_bytes_per_s=1 * M)
-    host.add_device("/dev/vda", 256 * M, aliases=("/dev/disk/by-id/old-lun",))
-    host.add_device("/dev/vdb", 256 * M, aliases=("/dev/disk/by-id/new-lun",))
-    host.fill("/dev/vda", "orig")
+    host = clone_host(256 * M, 256 * M, rate=1 * M, spare=False)
     sc = scenario(host)
-    spec = sc.spec(CLONE_SPEC)
+    spec = sc.spec(clone_spec("split"))
     sc.one_pass(spec)
     for _ in range(4):
         host.clock.advance(10)

@@ -15,12 +15,13 @@ import json
 import pytest
 from support import M, G
 from support.fixtures import disks_host, mirror_host, mirror_spec
+from support.mdfix import LEDGER, MD_DEV, NEW, OLD, clone_host, clone_spec, same_content
 from support.specs import local_vg
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 
-OLD, NEW, MD = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun", "/dev/md100"
+MD = MD_DEV
 LOCKED = "  VG vg0 lock failed: lock start in progress\n"
 
 
@@ -74,35 +75,11 @@ def test_a_step_seen_done_when_observing_before_the_retry_is_not_run_again(scena
 # -- openers ---------------------------------------------------------------------------------
 
 QEMU = "pid 4242 (qemu-system-x86)"
-LEDGER = "/var/lib/reconciler/clones.json"
 
 
 def split_recorded(host) -> bool:
     text = host.md.files.get(LEDGER)
     return text is not None and any(c["split"] for c in json.loads(text)["copies"])
-
-
-def clone_host():
-    host = SimulatedHost(rate_bytes_per_s=4 * M)
-    host.add_device("/dev/vda", 64 * M, aliases=(OLD,))
-    host.add_device("/dev/vdb", 64 * M, aliases=(NEW,))
-    host.fill("/dev/vda", "orig")
-    return host
-
-
-def clone_spec(state):
-    return f"""
-        [clone.db]
-        nodes = ["node-1"]
-        source = "{OLD}"
-        target = "{NEW}"
-        md = "{MD}"
-        state = "{state}"
-        """
-
-
-def same_content(host):
-    return host.fingerprint("/dev/vdb", 64 * M) == host.fingerprint("/dev/vda", 64 * M)
 
 
 def refused(r, key, device, role):
@@ -132,7 +109,7 @@ def test_pvcreate_is_not_run_on_a_device_a_process_holds_open(scenario):
 
 
 def test_an_md_build_is_not_run_while_a_process_writes_the_source_directly(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     host.open_device("/dev/vda", 4242, "qemu-system-x86")  # by another name of the disk
     sc = scenario(host)
     spec = sc.spec(clone_spec("mirrored"))
@@ -146,7 +123,7 @@ def test_an_md_build_is_not_run_while_a_process_writes_the_source_directly(scena
 
 
 def test_a_target_held_open_is_not_added_until_its_holder_has_gone(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     target_before = host.fingerprint("/dev/vdb")
     host.open_device(NEW, 4242, "qemu-system-x86")
     sc = scenario(host)
@@ -165,7 +142,7 @@ def test_a_target_held_open_is_not_added_until_its_holder_has_gone(scenario):
 
 
 def test_an_array_held_open_is_not_stopped(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     sc = scenario(host)
     spec = sc.spec(clone_spec("mirrored"))
     assert sc.converge(spec).exit_code == 0
@@ -195,7 +172,7 @@ def test_the_openers_check_costs_nothing_on_passes_that_do_not_need_it(scenario)
 
 
 def test_simulated_openers_follow_device_identity():
-    host = clone_host()
+    host = clone_host(spare=False)
     host.open_device(OLD, 7, "dd")
     host.open_device("/dev/vda", 9, "qemu-system-x86")
     assert host.openers(["/dev/vda", NEW]) == {"/dev/vda": ("pid 7 (dd)", "pid 9 (qemu-system-x86)"),
@@ -239,7 +216,7 @@ def test_a_retry_is_not_made_when_its_precondition_no_longer_holds(scenario):
 
 
 def test_the_target_is_not_added_while_a_process_writes_the_source_directly(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     host.open_device(NEW, 4242, "qemu-system-x86")
     sc = scenario(host)
     spec = sc.spec(clone_spec("split"))
@@ -254,7 +231,7 @@ def test_the_target_is_not_added_while_a_process_writes_the_source_directly(scen
 
 
 def test_a_split_is_not_made_while_a_process_writes_the_source_directly(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     sc = scenario(host)
     spec = sc.spec(clone_spec("mirrored"))
     assert sc.converge(spec).exit_code == 0
