@@ -68,19 +68,23 @@ md = "/dev/md100"
 state = "split"
 """
 
-COMMIT2 = TARGET.format(target="present", session="logged-in") + f"""
+# vg0 on old's own disk only: after the handover, and the way back
+VG0_ON_VDA = """
 [vg.vg0]
 nodes = ["old"]
 pvs = ["/dev/vda"]
-[vg.vg0.handover]
-pvs = ["{LUN0}"]
-vg = "vg0moved"
 [vg.vg0.lv.root]
 size = "48M"
 placement = ["/dev/vda"]
 [vg.vg0.lv.srv]
 size = "96M"
 placement = ["/dev/vda"]
+"""
+
+COMMIT2 = TARGET.format(target="present", session="logged-in") + VG0_ON_VDA + f"""
+[vg.vg0.handover]
+pvs = ["{LUN0}"]
+vg = "vg0moved"
 
 [clone.boot]
 nodes = ["old"]
@@ -90,17 +94,7 @@ md = "/dev/md100"
 state = "split"
 """
 
-COMMIT3 = TARGET.format(target="absent", session="absent") + """
-[vg.vg0]
-nodes = ["old"]
-pvs = ["/dev/vda"]
-[vg.vg0.lv.root]
-size = "48M"
-placement = ["/dev/vda"]
-[vg.vg0.lv.srv]
-size = "96M"
-placement = ["/dev/vda"]
-
+COMMIT3 = TARGET.format(target="absent", session="absent") + VG0_ON_VDA + """
 [vg.vgnew]
 nodes = ["new"]
 pvs = ["/dev/vdb"]
