@@ -28,11 +28,19 @@ def _pollers(host):
     return host.pollers("vgglobal", "pvmove0")
 
 
-def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
+def _slow_move(scenario, *, lvmpolld: bool):
+    """Seed 000's host moving at 256 KiB/s (polled by lvmpolld, or by the pvmove it forks):
+    -> the host, its scenario and the spec; no pass run yet."""
     host = seed000_host()
     host.rate_bytes_per_s = 256 * K
+    if lvmpolld:
+        host.start_lvmpolld()
     sc = scenario(host)
-    spec = sc.spec(SEED000_SPEC)
+    return host, sc, sc.spec(SEED000_SPEC)
+
+
+def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
+    host, sc, spec = _slow_move(scenario, lvmpolld=False)
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     assert sc.mutations() == [SEED000_MOVE]
     (poller,) = _pollers(host)
@@ -52,11 +60,7 @@ def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
 
 
 def test_with_lvmpolld_a_fresh_process_leaves_its_poll_alone(scenario):
-    host = seed000_host()
-    host.rate_bytes_per_s = 256 * K
-    host.start_lvmpolld()
-    sc = scenario(host)
-    spec = sc.spec(SEED000_SPEC)
+    host, sc, spec = _slow_move(scenario, lvmpolld=True)
     sc.one_pass(spec)
     (poller,) = _pollers(host)
     assert host.procs[poller][:2] == ("/sbin/lvm", "lvpoll")
@@ -69,11 +73,7 @@ def test_with_lvmpolld_a_fresh_process_leaves_its_poll_alone(scenario):
 
 
 def test_a_move_whose_poller_died_is_resumed_once(scenario):
-    host = seed000_host()
-    host.rate_bytes_per_s = 256 * K
-    host.start_lvmpolld()
-    sc = scenario(host)
-    spec = sc.spec(SEED000_SPEC)
+    host, sc, spec = _slow_move(scenario, lvmpolld=True)
     sc.one_pass(spec)
     host.clock.advance(20)
     (poller,) = _pollers(host)
