@@ -49,6 +49,16 @@ state = "{{session}}"
 initiator = "{OLD_IQN}"
 """
 
+# old's /boot device cloned onto the second LUN (commits 1 and 2)
+CLONE_BOOT = f"""
+[clone.boot]
+nodes = ["old"]
+source = "/dev/vdd"
+target = "{LUN1}"
+md = "/dev/md100"
+state = "split"
+"""
+
 COMMIT1 = TARGET.format(target="present", session="logged-in") + f"""
 [vg.vg0]
 nodes = ["old"]
@@ -60,13 +70,7 @@ copies = [["/dev/vda"], ["{LUN0}"]]
 size = "96M"
 copies = [["/dev/vda"], ["{LUN0}"]]
 
-[clone.boot]
-nodes = ["old"]
-source = "/dev/vdd"
-target = "{LUN1}"
-md = "/dev/md100"
-state = "split"
-"""
+""" + CLONE_BOOT
 
 # vg0 on old's own disk only: after the handover, and the way back
 VG0_ON_VDA = """
@@ -86,13 +90,7 @@ COMMIT2 = TARGET.format(target="present", session="logged-in") + VG0_ON_VDA + f"
 pvs = ["{LUN0}"]
 vg = "vg0moved"
 
-[clone.boot]
-nodes = ["old"]
-source = "/dev/vdd"
-target = "{LUN1}"
-md = "/dev/md100"
-state = "split"
-"""
+""" + CLONE_BOOT
 
 COMMIT3 = TARGET.format(target="absent", session="absent") + VG0_ON_VDA + """
 [vg.vgnew]

@@ -93,3 +93,23 @@ def incident(r) -> str:
     found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
     assert len(found) == 1, blocked(r)
     return found.pop()
+
+
+def resource(disk: str = "/dev/vdb", *, port: int | None = None, minor: int | None = None,
+             wipe: str | None = None) -> dict:
+    """One resource's table for the pair's spec (a doc for ``support.specs``): node-a primary
+    and the first sync's source, both nodes on ``disk``; ``port`` and ``minor`` when not DRBD's
+    defaults, ``wipe`` (the content given up) on both nodes."""
+    def node(address: str, primary: bool) -> dict:
+        n: dict = {"disk": disk, "address": address}
+        if port is not None:
+            n["port"] = port
+        if minor is not None:
+            n["minor"] = minor
+        if primary:
+            n["role"] = "primary"
+        if wipe is not None:
+            n["wipe"] = wipe
+        return n
+    return {"initial_sync_from": "node-a",
+            "nodes": {"node-a": node("169.254.101.1", True), "node-b": node("169.254.101.2", False)}}
