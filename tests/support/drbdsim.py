@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from support import M
 from support.nodes import Nodes, Pass, host_node
 
@@ -81,6 +83,12 @@ class Pair(Nodes):
         """The drbdadm and modprobe commands ``name`` ran that change something (get-gi reads)."""
         return [c.argv for c in self.hosts[name].calls
                 if c.argv[0] in ("drbdadm", "modprobe") and c.mutates]
+
+
+@pytest.fixture
+def pair(tmp_path) -> Pair:
+    """Fixture: the two nodes (import it into the test module that uses it)."""
+    return Pair(tmp_path)
 
 
 def blocked(r) -> str:

@@ -4,6 +4,7 @@ lvmlockd. ``shared_vg()`` is the spec as a dict (rendered as TOML by ``support.s
 
 from __future__ import annotations
 
+import pytest
 from support import M
 from support.nodes import Nodes
 
@@ -19,6 +20,18 @@ def cluster() -> LockdCluster:
 
 def nodes(tmp_path, c: LockdCluster | None = None) -> Nodes:
     return Nodes.of_lockd(tmp_path, c or cluster())
+
+
+@pytest.fixture
+def c() -> LockdCluster:
+    """Fixture: the cluster (import ``c`` and ``n`` into the test module that uses them)."""
+    return cluster()
+
+
+@pytest.fixture
+def n(tmp_path, c) -> Nodes:
+    """Fixture: the cluster's nodes under the one harness."""
+    return nodes(tmp_path, c)
 
 
 def shared_vg(lv: dict | None = None, *, create_on: str = "node-a", scope: str = "shared",

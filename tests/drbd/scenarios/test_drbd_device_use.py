@@ -4,6 +4,8 @@ gone."""
 
 from __future__ import annotations
 
+from support.drbdsim import pair  # noqa: F401 - fixture
+
 from reconciler import actions, controller
 
 QEMU = "pid 4242 (qemu-system-x86)"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from support import specs
-from support.drbdsim import Pair, blocked, incident, resource
+from support.drbdsim import Pair, blocked, incident, pair, resource  # noqa: F401 - pair: fixture
 
 from reconciler import controller
 from reconciler.runner import Command

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.drbdsim import blocked, incident
+from support.drbdsim import blocked, incident, pair  # noqa: F401 - pair: fixture
 
 from reconciler import controller, observing
 

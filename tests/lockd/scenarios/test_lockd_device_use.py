@@ -4,7 +4,7 @@ refused naming the process; done once it has gone, and the other node then takes
 
 from __future__ import annotations
 
-from support.lockd_sim import converge, data, mode, run_pass, shared_vg
+from support.lockd_sim import c, converge, data, mode, n, run_pass, shared_vg  # noqa: F401 - c, n: fixtures
 
 from reconciler import executing
 
