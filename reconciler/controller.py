@@ -261,8 +261,18 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                    memory: Memory | None = None, pass_no: int = 1,
                    should_stop: Callable[[], bool] | None = None,
                    vet: Callable[[actions.Plan], str | None] | None = None) -> PassResult:
-    """One pass. ``should_stop()`` is asked before each step starts (the daemon's SIGTERM):
-    once it is true, the steps not yet started are deferred and the pass ends normally.
+    """One pass: observe, plan, apply, and plan again on what the apply left.
+
+    Decides the pass's exit code and when to come back: an observation that fails ends the
+    pass with an error before anything is planned (a plan on a partial view could undo
+    something); a dry run or an empty plan applies nothing; otherwise the plan is applied
+    and planned again on the state the executor last observed, with the same knowledge of
+    what is stalled (unless a resume was issued now), so the result says what is still to
+    do or blocked. ``memory`` carries what a pass cannot observe (when a pvmove started,
+    stalls) from pass to pass and says when to requeue.
+
+    ``should_stop()`` is asked before each step starts (the daemon's SIGTERM): once it is
+    true, the steps not yet started are deferred and the pass ends normally.
     ``vet(plan)`` (``reconcile apply``) is asked before anything is applied: a reason from
     it ends the pass with ``EXIT_STALE_PLAN`` and that reason, nothing run."""
     memory = memory if memory is not None else Memory()

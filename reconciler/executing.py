@@ -10,7 +10,7 @@ The rules, all about not making things worse:
   resumes at the first command that has not succeeded, so a command that did succeed
   (``pvcreate``, ``lvchange --addtag``) is never issued twice;
 * a step that takes a device away, overwrites, exports or copies it
-  (``Action.takes_devices``, the one rule of ``actions.taking``) does not start while the
+  (``Action.takes_devices``, the one rule of ``state.taking``) does not start while the
   device is in use here: a PV of a VG active here, mounted, held (the state observed last),
   or open by any process or swap (``Runner.openers``, asked right before the step's first
   command, never on passes that do not need it). Once a command of the step has run, the
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import tenacity
 
 from reconciler import actions, errors, state
-from reconciler.actions import taking
 from reconciler.adapters import md
 from reconciler.runner import CommandResult, Runner
+from reconciler.state import taking
 
 
 class Outcome(enum.StrEnum):
@@ -219,7 +219,7 @@ def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, 
 
 
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner) -> None:
-    """Refuse to start a step while a device it takes is in use here (``actions.taking``):
+    """Refuse to start a step while a device it takes is in use here (``state.taking``):
     the uses the last observed state shows, every mount the kernel lists now, and every
     process that has it open now."""
     takes = action.takes_devices()

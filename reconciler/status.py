@@ -184,7 +184,14 @@ def _num(value: float) -> str:
 
 
 def prometheus(doc: dict) -> str:
-    """The node_exporter textfile collector format: HELP, TYPE, then samples, per metric."""
+    """The node_exporter textfile collector format: HELP, TYPE, then samples, per metric.
+
+    Decides what an alert can key on without parsing text: in sync or not, the daemon's
+    state, how much drift and how many blocked objects are left, what is in flight (and
+    what this node waits for on another node, apart: waiting is not an error), whether the
+    spec on disk was refused, and the last pass's exit code, duration and time. Counters
+    only for what only grows (passes, pass errors); the last pass's metrics are left out
+    before the first pass rather than reported as zeros."""
     node = doc.get("node", "")
     lp = doc.get("last_pass") or {}
     state = doc.get("state", STARTING)
@@ -361,7 +368,13 @@ def _alive(pid: int | None) -> bool:
 
 
 def render(doc: dict, now: float | None = None) -> str:
-    """``reconcile status``: the daemon's last pass, for a person."""
+    """``reconcile status``: the daemon's last pass, for a person.
+
+    Decides what a person reads first and what is flagged: the headline, then whether the
+    daemon is alive (a pid that is gone is said loudly: the rest is then old), the spec in
+    force and a refused spec on disk (nothing changes until it is fixed), the last pass,
+    then in flight, waiting on another node (not an error), still to do, blocked (a person
+    must look), what the last pass applied and what is unmanaged."""
     now = time.time() if now is None else now
     state = doc.get("state", STARTING)
     lines = [f"reconciler on node {doc.get('node', '?')}: {summary(doc)}"]

@@ -25,7 +25,7 @@ from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession, U
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
                                      LoadDrbd, RecordDrbdMetadata, SeedFirstSync, SetDrbdRole, UpDrbd,
                                      WriteDrbdConfig)
-from reconciler.actions.lvm import (AddCopy, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
+from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
                                     ForgetSplit, MoveExtents,
                                     ReduceVg, RefreshCopy, RemoveLv, RemoveVg, RenameLv, ResizeLv,
@@ -38,7 +38,7 @@ from reconciler.actions.plans import (GIVES_UP_MARK, SIGNS, WAITING, Blocked, Co
                                       Stall, Step, legend,
                                       describe_in_flight, waiting_text)
 
-__all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
+__all__ = ["AddCopy", "LvmAction", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession", "AddMirrorLeg",
            "Blocked", "BuildMdClone", "Condition", "Health", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",

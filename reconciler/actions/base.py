@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reconciler import errors, state
-from reconciler.actions.taking import Effect, Take
+from reconciler.state.taking import Effect, Take
 from reconciler.runner import Command, CommandResult
 
 
@@ -91,7 +91,7 @@ class Action:
 
     def takes_devices(self) -> tuple[Take, ...]:
         """The devices this step takes away, overwrites, exports or copies from
-        (``actions.taking``): planning blocks it while the observed state shows one in use,
+        (``state.taking``): planning blocks it while the observed state shows one in use,
         and the executor refuses it right before its first command while one is in use or
         open by a process (``Runner.openers``). The default is the older declaration,
         ``exclusive_devices``."""

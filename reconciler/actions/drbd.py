@@ -15,16 +15,9 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Progress, Symbol
-from reconciler.actions.taking import Effect, Take
+from reconciler.state.taking import Effect, Take
 from reconciler.adapters import drbd
 from reconciler.runner import Command, CommandResult
-
-# What WriteDrbdConfig and RecordDrbdMetadata write, and the role word the kernel shows: the
-# planner compares them with what observation read, through the actions that write them.
-config_text = drbd.render
-ledger_text = drbd.ledger_text
-role_word = drbd.role_word
-
 
 def _minor(st: state.HostState, minor: int) -> state.DrbdMinor | None:
     return st.drbd.minors.get(minor) if st.drbd is not None else None
@@ -62,6 +55,12 @@ class WriteDrbdConfig(DrbdAction):
     adjust: bool = False
     symbol: ClassVar[Symbol] = Symbol.CHANGE
     verb: ClassVar[str] = "drbdadm"
+
+    @staticmethod
+    def text_for(name: str, res) -> str:
+        """The file this action writes for resource ``name`` as the spec declares it
+        (``res``): the planner compares it with the file observation read."""
+        return drbd.render(name, res)
 
     @property
     def key(self) -> str:
@@ -165,10 +164,15 @@ class RecordDrbdMetadata(DrbdAction):
     how: str
     gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
     path: str  # the ledger file
-    text: str  # the whole ledger with this record
+    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger with this record
     expect_just_created: bool = False  # after create-md: only over the metadata it wrote
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "dd"
+
+    @property
+    def text(self) -> str:
+        """The ledger file written: every record of ``records``."""
+        return drbd.ledger_text(self.records)
 
     @property
     def key(self) -> str:
@@ -305,6 +309,11 @@ class SetDrbdRole(DrbdAction):
 
     role: str  # "Primary" or "Secondary"
     symbol: ClassVar[Symbol] = Symbol.CHANGE
+
+    @staticmethod
+    def word(role) -> str:
+        """The kernel's word (/proc/drbd's ``ro:``) for a role the spec declares."""
+        return drbd.role_word(role)
     verb: ClassVar[str] = "drbdadm"
 
     @property

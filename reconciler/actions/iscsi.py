@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Symbol
-from reconciler.actions.taking import Effect, Take
+from reconciler.state.taking import Effect, Take
 from reconciler.adapters import iscsi
 from reconciler.runner import Command, CommandResult
 from reconciler.spec.iscsi import disk_path
@@ -21,15 +21,6 @@ from reconciler.spec.iscsi import disk_path
 
 def _targets(st: state.HostState) -> dict:
     return (st.iscsi.targets or {}) if st.iscsi is not None else {}
-
-
-def chap_differs(observed: str, chap_file: str | None, st: state.HostState) -> bool:
-    """The credentials ``observed`` (a fingerprint) are not those of ``chap_file`` now: the
-    file was rotated. Unknown on either side (not read, unreadable) is not a difference."""
-    if not chap_file or st.iscsi is None:
-        return False
-    want = st.iscsi.chap_files.get(chap_file, "")
-    return bool(want) and bool(observed) and observed != want
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +97,7 @@ class ApplyTarget(Action):
                 return False
             if self.chap_file and not acl.chap_userid:
                 return False
-            if chap_differs(acl.chap, self.chap_file, st):
+            if st.iscsi.chap_differs(acl.chap, self.chap_file):
                 return False
         return True
 
@@ -231,7 +222,7 @@ class UpdateSession(Action):
         if s is None or s.record is None:
             return []  # no session (the login writes the record), or the record not read
         out = []
-        if chap_differs(s.record.chap, self.chap_file, st):
+        if st.iscsi.chap_differs(s.record.chap, self.chap_file):
             out.append(f"the node record's CHAP credentials are not those of {self.chap_file} "
                        f"(rotated)")
         for k, v in self.timeouts:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Symbol
-from reconciler.actions.taking import Effect, Take
+from reconciler.state.taking import Effect, Take
 from reconciler.actions.lvm import CreateLv, CreateVg, LvmAction
 from reconciler.adapters import lockd
 from reconciler.runner import Command, CommandResult

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from reconciler import errors, state
 from reconciler.actions.base import Action, Progress, Symbol
-from reconciler.actions.taking import Effect, Take
+from reconciler.state.taking import Effect, Take
 from reconciler.adapters import lvm
 from reconciler.runner import Command, CommandResult
 from reconciler.state.names import dm_name

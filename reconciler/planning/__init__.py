@@ -20,7 +20,7 @@ PVs, an iSCSI export removed) and which it ``needs_free()`` (a logout, a takeove
 this host exports); planners receive ``will_release`` and the merged plan gets the edge.
 
 A step that takes a device away, overwrites or exports it (``Action.takes_devices``, the one
-rule of ``actions.taking``) is not planned while the observed state shows the device in use
+rule of ``state.taking``) is not planned while the observed state shows the device in use
 here (a PV of a VG active here, mounted, held): it is blocked with the reason, and so is
 every step ordered after it, so that a dry run says it. Only steps that run on the host as
 observed are judged so: one ordered after another step or operation (a logout after the
@@ -38,11 +38,10 @@ import graphlib
 from collections.abc import Mapping
 
 from reconciler import actions, state
-from reconciler.actions import taking
-from reconciler.actions.lvm import LvmAction
 from reconciler.planning import drbd, iscsi, lockd, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
+from reconciler.state import taking
 
 
 def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str = "",
@@ -94,7 +93,7 @@ def _spelled(steps: list[actions.Step], spec: models.Spec, st: state.HostState
         return steps
     pairs = tuple(sorted(aka.items()))
     return [dataclasses.replace(s, action=dataclasses.replace(s.action, aka=pairs))
-            if isinstance(s.action, LvmAction) else s for s in steps]
+            if isinstance(s.action, actions.LvmAction) else s for s in steps]
 
 
 def note_stalls(p: actions.Plan, stalls: Mapping[str, actions.Stall]) -> actions.Plan:

@@ -41,7 +41,6 @@ import dataclasses
 import difflib
 
 from reconciler import actions, state
-from reconciler.actions import drbd as act
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.spec import drbd as drbd_spec
@@ -113,7 +112,7 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
     previous: str | None = None
     for i, step in enumerate(out.steps):
         a = step.action
-        if not isinstance(a, act.RecordDrbdMetadata):
+        if not isinstance(a, actions.RecordDrbdMetadata):
             continue
         rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
                                    disk=a.disk, gi=a.gi, how=a.how)
@@ -124,7 +123,7 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
                 del records[key]
         records[rec.key] = rec
         after = step.after | ({previous} if previous else set())
-        out.steps[i] = actions.Step(dataclasses.replace(a, text=act.ledger_text(records.values())),
+        out.steps[i] = actions.Step(dataclasses.replace(a, records=tuple(records.values())),
                                     step.reason, frozenset(after))
         previous = a.key
 
@@ -162,7 +161,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         out.blocked.append(actions.Blocked(obj, "not observed"))
         return
     m = d.minors.get(me.minor)
-    wanted = act.config_text(name, res)
+    wanted = actions.WriteDrbdConfig.text_for(name, res)
     after: set[str] = set()
 
     def block(reason: str) -> None:
@@ -178,12 +177,12 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         # adjust only a resource up with its disk: on a down one (8.4's "cs:Unconfigured"
         # minor included) it would attach the declared disk whatever metadata it holds
         adjust = m is not None and m.disk not in ("Diskless", "Unconfigured")
-        after.add(_step(out, act.WriteDrbdConfig(resource=name, minor=me.minor, text=wanted,
+        after.add(_step(out, actions.WriteDrbdConfig(resource=name, minor=me.minor, text=wanted,
                                                  adjust=adjust),
                         "the resource file differs from the spec" if rs.config is not None
                         else "the resource file does not exist yet", set()))
     if not d.loaded:
-        after.add(_step(out, act.LoadDrbd(resource=name), "/proc/drbd is absent: the drbd "
+        after.add(_step(out, actions.LoadDrbd(resource=name), "/proc/drbd is absent: the drbd "
                         "module is not loaded", set()))
 
     # -- not up: metadata, then up -------------------------------------------------------------
@@ -191,7 +190,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         created = _metadata(out, name, me, node, peer, d, after, block)
         if created is None:
             return
-        _step(out, act.UpDrbd(resource=name, minor=me.minor, disk=me.disk),
+        _step(out, actions.UpDrbd(resource=name, minor=me.minor, disk=me.disk),
               f"/dev/drbd{me.minor} is not configured in the kernel", after | created)
         return
 
@@ -220,7 +219,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         created = _metadata(out, name, me, node, peer, d, after, block)
         if created is None:
             return
-        _step(out, act.AttachDrbd(resource=name, minor=me.minor, disk=me.disk),
+        _step(out, actions.AttachDrbd(resource=name, minor=me.minor, disk=me.disk),
               f"{node} is Diskless; attach the declared disk {me.disk} and resync from {peer}",
               after | created)
         return
@@ -228,7 +227,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
     # -- split brain -----------------------------------------------------------------------------
     if rs.split_brain:
         if m.connected:
-            _step(out, act.ClearSplitBrain(resource=name, minor=me.minor),
+            _step(out, actions.ClearSplitBrain(resource=name, minor=me.minor),
                   "the split brain is resolved: the nodes are connected again", after)
         elif rs.gi is None or not int(rs.gi.bitmap, 16) & ~1:
             why = (f"drbdadm get-gi {name}: {rs.gi_error or 'no answer'}" if rs.gi is None else
@@ -263,15 +262,15 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
                               f"/dev/drbd{me.minor} is in use ({', '.join(rs.mounts + rs.holders)}); "
                               f"unmount it so its changes can be discarded")
                         return
-                    after.add(_step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Secondary"),
+                    after.add(_step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Secondary"),
                                     f"split brain {incident}, this node is the declared victim: "
                                     "secondary first", after))
                 if m.cstate == "StandAlone":
-                    _step(out, act.ConnectDrbd(resource=name, minor=me.minor, discard=True),
+                    _step(out, actions.ConnectDrbd(resource=name, minor=me.minor, discard=True),
                           f"split brain {incident}: discard {node}'s changes and resync from {peer}",
                           after)
             elif m.cstate == "StandAlone":
-                _step(out, act.ConnectDrbd(resource=name, minor=me.minor),
+                _step(out, actions.ConnectDrbd(resource=name, minor=me.minor),
                       f"split brain {incident}, {peer} is the declared victim: reconnect as the "
                       "survivor", after)
             out.in_flight.append(actions.InFlight(f"drbd:{name}:split-brain", obj,
@@ -279,7 +278,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
                                                   waiting_on=peer))
             return
     elif m.cstate == "StandAlone":
-        after.add(_step(out, act.ConnectDrbd(resource=name, minor=me.minor),
+        after.add(_step(out, actions.ConnectDrbd(resource=name, minor=me.minor),
                         "StandAlone: connect to the peer", after))
 
     # -- metadata found up without a record: adopt it ---------------------------------------------
@@ -298,7 +297,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
                   f"whose data seeds the first full sync: initial_sync_from = \"{node}\" or "
                   f"\"{peer}\" in [drbd.{name}] (the other node's data is overwritten)")
         elif res.initial_sync_from == node:
-            _step(out, act.SeedFirstSync(resource=name, minor=me.minor),
+            _step(out, actions.SeedFirstSync(resource=name, minor=me.minor),
                   f"both disks Inconsistent; the spec names {node} as the first sync's source", after)
         else:
             out.in_flight.append(actions.InFlight(f"drbd:{name}:first-sync", obj,
@@ -315,7 +314,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             eta=s.eta if s else None))
 
     # -- roles ---------------------------------------------------------------------------------------
-    want = act.role_word(me.role)
+    want = actions.SetDrbdRole.word(me.role)
     if m.role == want:
         return
     if want == "Secondary":
@@ -324,7 +323,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
                   f"({', '.join(rs.mounts + rs.holders)}); unmount it (the reconciler never "
                   f"unmounts)")
             return
-        _step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Secondary"),
+        _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Secondary"),
               f"the spec says {node} is secondary", after)
         return
     if m.disk != "UpToDate":
@@ -361,7 +360,7 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             f"good, run drbdadm primary {name} by hand once you know it is", None,
             waiting_on=peer))
         return
-    _step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
+    _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
           f"the spec says {node} is primary", after)
 
 
@@ -372,9 +371,9 @@ def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk
     reason = (f"tie the new metadata on {me.disk} to {name} (survives a reboot)" if how == "created"
               else f"{name} is up on {me.disk} with metadata the ledger does not know yet: "
               f"record it as {name}'s")
-    return _step(out, act.RecordDrbdMetadata(
+    return _step(out, actions.RecordDrbdMetadata(
         resource=name, minor=me.minor, node=node, disk=me.disk, disk_id=disk_id, how=how, gi=gi,
-        path=d.ledger.path, text=act.ledger_text(records.values()),
+        path=d.ledger.path, records=tuple(records.values()),
         expect_just_created=expect_just_created), reason, after)
 
 
@@ -485,7 +484,7 @@ def _metadata(out: Partial, name: str, me, node: str, peer: str, d: state.DrbdHo
 
 def _create(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str, force: bool,
             reason: str, after: set[str]) -> set[str]:
-    create = _step(out, act.CreateDrbdMetadata(resource=name, minor=me.minor, disk=me.disk,
+    create = _step(out, actions.CreateDrbdMetadata(resource=name, minor=me.minor, disk=me.disk,
                                                 disk_id=disk_id, node=node, force=force),
                    reason, after)
     record = _record_step(out, name, me, node, d, disk_id, state.JUST_CREATED_GI, "created", after | {create},

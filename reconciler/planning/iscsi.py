@@ -23,7 +23,7 @@ Decisions taken here, each for a data-safety reason:
 * A new LUN over a device in use here is refused, the whole target with it, before any
   initiator can see the device (a typo, or disks renumbered after a reboot): a PV of a VG
   active here or that the spec declares on this node, mounted, held (matched by device
-  number; ``actions.taking``). The initiator would otherwise see that VG, and LVM's
+  number; ``state.taking``). The initiator would otherwise see that VG, and LVM's
   autoactivation there makes two writers. There is no declaration that exports a local VG's
   disk: hand the VG over first (``vg.N.handover``: vgexport), then its disks are free. A PV
   of a VG that is neither active here nor declared on this node is exported: that is the
@@ -54,8 +54,7 @@ from dataclasses import dataclass, field
 
 from reconciler import actions, state
 from reconciler.state import iscsi as state_iscsi
-from reconciler.actions import iscsi as iscsi_actions
-from reconciler.actions import taking
+from reconciler.state import taking
 from reconciler.planning.partial import Partial
 from reconciler.spec import iscsi as iscsi_spec
 from reconciler.spec import models
@@ -217,7 +216,7 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             after = frozenset({wait})
         if _applier_missing(out, obj, st):
             return
-        out.steps.append(actions.Step(iscsi_actions.ApplyTarget(
+        out.steps.append(actions.Step(actions.ApplyTarget(
             name=name, iqn=want.iqn, delete=True, host=st.host,
             released=tuple(sorted({lun.device for lun in have.luns.values()}))),
             "spec marks the target absent", after))
@@ -263,14 +262,14 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
     if problems:
         out.blocked.extend(actions.Blocked(obj, p) for p in problems)
         return
-    step = iscsi_actions.ApplyTarget(
+    step = actions.ApplyTarget(
         name=name, iqn=want.iqn, portals=want.portals, luns=tuple(keep),
         remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host,
         released=tuple(sorted({have.luns[n].device for n in remove})) if have else (),
         exports=tuple(new))
     if not step.is_done(st) and not _applier_missing(out, obj, st):
         rotated = have is not None and any(
-            iscsi_actions.chap_differs(a.chap, want.chap_file, st)
+            st.iscsi.chap_differs(a.chap, want.chap_file)
             for i, a in have.acls.items() if i in want.acls)
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
@@ -328,7 +327,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         timeouts = tuple(sorted(want.timeouts.declared().items()))
-        step = iscsi_actions.LoginSession(name=name, portal=want.portal, target=want.target,
+        step = actions.LoginSession(name=name, portal=want.portal, target=want.target,
                                           chap_file=want.chap_file, luns=want.luns,
                                           host=st.host, exported_by=exported_by,
                                           timeouts=timeouts)
@@ -339,7 +338,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                    f"session {s.sid} is {s.state or 'not logged in'}")
             out.steps.append(actions.Step(step, why))
             return
-        update = iscsi_actions.UpdateSession(name=name, portal=want.portal, target=want.target,
+        update = actions.UpdateSession(name=name, portal=want.portal, target=want.target,
                                              chap_file=want.chap_file, timeouts=timeouts,
                                              host=st.host)
         differs = update.differences(st)
@@ -370,7 +369,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                                            ". Take the disk out of use first (remove it from "
                                            "the VG's pvs, unmount it); the next pass logs out"))
         return
-    out.steps.append(actions.Step(iscsi_actions.LogoutSession(
+    out.steps.append(actions.Step(actions.LogoutSession(
         name=name, portal=want.portal, target=want.target, host=st.host,
         disks=tuple(paths[lun] for lun in sorted(paths))),
         "spec says the session is absent"))

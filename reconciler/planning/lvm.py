@@ -515,7 +515,16 @@ def _plan_mirror(vp: VgPlan, vg: str, name: str, lv: state.Lv, offending: dict[s
 
 def _plan_multi_leg(vp: VgPlan, vg: str, name: str, want: models.Lv, lv: state.Lv,
                     allowed: set[str], st: state.HostState, target: int) -> None:
-    """An LV with several images: a mirror-then-split under way, or one we must not touch."""
+    """An LV with several images: a mirror-then-split under way, or one we must not touch.
+
+    Decides which leg may go, and when. Only a mirror this reconciler made (``SPLIT_TAG``)
+    ever loses a leg, and only once the leg kept is a complete, healthy copy on present PVs
+    (else blocked with what to check: either leg may be the only complete copy); a copy gone
+    stale while its device was away is refreshed first. The placement tells the legs apart
+    (the one inside it stays); when it no longer can, the original leg goes, so the move
+    ends as it began. Two legs sharing a PV are never split by PV. A user's own mirror keeps
+    every copy whatever the placement says (redundancy is never lowered implicitly), and is
+    not resized."""
     obj = f"lv {vg}/{name}"
     host = st.host
     # Our own mirror-then-split (the tag says so), whatever the spec's move says now: it is

@@ -498,7 +498,14 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
 
 
 def load(location: str | Path) -> LoadedSpec:
-    """Load and validate every spec file at ``location``; raise ``SpecError`` on any problem."""
+    """Load and validate every spec file at ``location``; raise ``SpecError`` on any problem.
+
+    Decides what one spec is, made of many files: each object (VG, clone, iSCSI target or
+    session, DRBD resource) is declared in exactly one file, and a PV belongs to one VG
+    across files, because two files claiming the same thing have no rule to say which wins.
+    All the problems are gathered (up to ``MAX_PROBLEMS``) and none of the spec is used,
+    so a half-valid spec never applies. The digest covers every file's name and bytes, so
+    the daemon can tell a changed spec from a re-saved one."""
     where_loc = file_name(str(location))
     if not os.path.lexists(location):
         raise errors.SpecError([(where_loc, "", "no such file or directory")])

@@ -88,5 +88,13 @@ class IscsiState:
     # unreadable or invalid (the applier then says why, at apply); not read by a capture
     chap_files: dict[str, str] = field(default_factory=dict)
 
+    def chap_differs(self, observed: str, chap_file: str | None) -> bool:
+        """The credentials ``observed`` (a fingerprint) are not those of ``chap_file`` now: the
+        file was rotated. Unknown on either side (not read, unreadable) is not a difference."""
+        if not chap_file:
+            return False
+        want = self.chap_files.get(chap_file, "")
+        return bool(want) and bool(observed) and observed != want
+
     def session(self, portal: str, target: str) -> IscsiSession | None:
         return next((s for s in self.sessions if s.target == target and s.portal == portal), None)

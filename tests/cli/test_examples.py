@@ -46,20 +46,26 @@ def test_example_converges_on_its_host(reconcile, host, extra, spec):
     assert len(doc["applied"]) >= len(doc["plan"]["steps"])
 
 
-def test_clone_example_copies_the_data(reconcile, monkeypatch):
+def _keep_built(monkeypatch, example: str) -> dict:
+    """Keep what the CLI's ``--simulate example`` builds (``["node"]``), to look at it after."""
     built = {}
-    real = demo.HOSTS["seed002"]
+    real = demo.HOSTS[example]
 
     def build(node):
-        built["host"] = real.build(node)
-        return built["host"]
+        built["node"] = real.build(node)
+        return built["node"]
 
-    monkeypatch.setitem(demo.HOSTS, "seed002", demo.Example(
+    monkeypatch.setitem(demo.HOSTS, example, demo.Example(
         real.name, build, real.node, real.spec, real.about))
+    return built
+
+
+def test_clone_example_copies_the_data(reconcile, monkeypatch):
+    built = _keep_built(monkeypatch, "seed002")
     code, out, err = reconcile("--simulate", "seed002", "--spec",
                                str(EXAMPLES / "clone.toml"), "--once", "--wait")
     assert code == 0, out + err
-    host = built["host"]
+    host = built["node"]
     old, new = "/dev/mapper/oldsan-vm-db", "/dev/mapper/newsan-vm-db"
     size = host.model.device(old).size
     assert host.fingerprint(new, size) == host.fingerprint(old, size)
@@ -82,26 +88,13 @@ def test_validate_names_the_nodes(reconcile):
     assert code == 0 and "node(s) core-01, core-02" in out
 
 
-def _keep_seed001(monkeypatch) -> dict:
-    built = {}
-    real = demo.HOSTS["seed001"]
-
-    def build(node):
-        built["node"] = real.build(node)
-        return built["node"]
-
-    monkeypatch.setitem(demo.HOSTS, "seed001", demo.Example(
-        real.name, build, real.node, real.spec, real.about))
-    return built
-
-
 def _modes(cluster, vg: str = "vgsan") -> dict[str, dict[str, str]]:
     lvs = cluster.lvm.vgs[vg].lvs
     return {lv: cluster.locks.holders(lvs[lv].uuid) for lv in ("data", "gfs")}
 
 
 def test_lvmlockd_example_node_a_creates_the_vg_and_leaves_data_to_node_b(reconcile, monkeypatch):
-    built = _keep_seed001(monkeypatch)
+    built = _keep_built(monkeypatch, "seed001")
     code, out, err = reconcile("--simulate", "seed001", "--spec", str(EXAMPLES / "lvmlockd.toml"),
                                "--once", "--wait")
     assert code == 0, out + err
@@ -114,7 +107,7 @@ def test_lvmlockd_example_node_a_creates_the_vg_and_leaves_data_to_node_b(reconc
 
 
 def test_lvmlockd_example_node_b_starts_the_lockspace_and_activates(reconcile, monkeypatch):
-    built = _keep_seed001(monkeypatch)
+    built = _keep_built(monkeypatch, "seed001")
     code, out, err = reconcile("--simulate", "seed001", "--node", "node-b", "--spec",
                                str(EXAMPLES / "lvmlockd.toml"), "--once", "--wait")
     assert code == 0, out + err

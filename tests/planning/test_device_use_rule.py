@@ -1,5 +1,5 @@
 """Issue 17: one rule for every step that takes a device away, overwrites or exports it
-(``actions.taking``): declared once per action, judged by planning on the observed state
+(``state.taking``): declared once per action, judged by planning on the observed state
 (blocked, with the steps after it, so a dry run says it) and by the executor right before
 the step runs (with the processes, tests/scenarios, iscsi, drbd, lockd)."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from support import M
 
 from reconciler import actions, planning, state
-from reconciler.actions.taking import Effect, Take, Use, blocking, observed_uses
+from reconciler.state.taking import Effect, Take, Use, blocking, observed_uses
 from reconciler.spec import models
 from reconciler.units import Size
 

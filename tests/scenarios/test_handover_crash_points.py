@@ -17,7 +17,7 @@ import copy
 import random
 
 import pytest
-from test_server_move_three_commits import COMMIT1, COMMIT2, COMMIT3, Move
+from test_server_move_three_commits import COMMIT1, COMMIT2, COMMIT3, VG0_ON_VDA, Move
 
 from reconciler import controller
 from reconciler.runner import Command
@@ -228,17 +228,7 @@ def test_random_walks_between_the_mirror_and_the_handover_with_crashes(prepared,
         assert move.new.fingerprint(f"/dev/vgnew/{lv}") == data[lv], log
 
 
-WAY_BACK = COMMIT1.split("[vg.vg0]")[0] + """
-[vg.vg0]
-nodes = ["old"]
-pvs = ["/dev/vda"]
-[vg.vg0.lv.root]
-size = "48M"
-placement = ["/dev/vda"]
-[vg.vg0.lv.srv]
-size = "96M"
-placement = ["/dev/vda"]
-"""
+WAY_BACK = COMMIT1.split("[vg.vg0]")[0] + VG0_ON_VDA
 
 
 def test_copies_split_off_by_a_handover_taken_out_of_the_spec_say_what_to_do(prepared):

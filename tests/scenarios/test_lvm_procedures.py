@@ -1,11 +1,20 @@
 """One test per field procedure, run against the simulated host until converged."""
 
 from support import M, G, ROOT
+from support.fixtures import disks_host, mirror_host, mirror_spec
+from support.seed000 import SEED000_SPEC, seed000_host
+from support.specs import local_vg
 
 from reconciler import controller
 from reconciler.runner import Command
-from reconciler.simulate import SimulatedHost, demo
-from support.seed000 import SEED000_SPEC, seed000_host
+from reconciler.simulate import demo
+
+VDBCD = ("/dev/vdb", "/dev/vdc", "/dev/vdd")
+
+
+def data_vg(size: str) -> dict:
+    """VG vg0 on /dev/vdb with one LV, data, of ``size``."""
+    return local_vg("vg0", ["/dev/vdb"], lv={"data": {"size": size}})
 
 
 def test_seed000_evacuate_lun30_then_vgreduce(scenario):
@@ -37,21 +46,10 @@ def test_demo_host_converges_with_the_shipped_spec(scenario):
 
 
 def test_create_from_scratch(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_device("/dev/vdc", 1 * G)
+    host = disks_host(G, "/dev/vdb", "/dev/vdc")
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.data]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb", "/dev/vdc"]
-        [vg.data.lv.db]
-        size = "300M"
-        placement = ["/dev/vdc"]
-        [vg.data.lv.logs]
-        size = "100M"
-        """)
+    spec = sc.spec(local_vg("data", ["/dev/vdb", "/dev/vdc"], lv={
+        "db": {"size": "300M", "placement": ["/dev/vdc"]}, "logs": {"size": "100M"}}))
     assert sc.converge(spec).exit_code == 0
     assert sc.mutations()[:3] == [("pvcreate", "/dev/vdb"), ("pvcreate", "/dev/vdc"),
                                   ("vgcreate", "data", "/dev/vdb", "/dev/vdc")]
@@ -60,21 +58,10 @@ def test_create_from_scratch(scenario):
 
 
 def test_placement_change_with_pvmove(scenario):
-    host = SimulatedHost()
-    for d in ("/dev/vdb", "/dev/vdc", "/dev/vdd"):
-        host.add_device(d, 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc", "/dev/vdd"])
+    host = disks_host(512 * M, *VDBCD, vg="vg0")
     host.add_lv("vg0", "data", 100 * M, pvs=["/dev/vdb"])
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
-        [vg.vg0.lv.data]
-        size = "100M"
-        placement = ["/dev/vdd"]
-        """)
+    spec = sc.spec(local_vg("vg0", VDBCD, lv={"data": {"size": "100M", "placement": ["/dev/vdd"]}}))
     assert sc.converge(spec).exit_code == 0
     assert {pv.name for pv in host.lv("vg0", "data").pvs()} == {"/dev/vdd"}
     assert sc.mutations() == [("pvmove", "--background", "--name", "vg0/data", "/dev/vdb", "/dev/vdd")]
@@ -82,22 +69,9 @@ def test_placement_change_with_pvmove(scenario):
 
 
 def test_mirror_then_split_drops_the_source_leg_only_after_sync(scenario):
-    host = SimulatedHost(rate_bytes_per_s=1 * M)
-    host.add_device("/dev/vdb", 512 * M)
-    host.add_device("/dev/vdc", 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc"])
-    host.add_lv("vg0", "data", 64 * M, pvs=["/dev/vdb"])
+    host = mirror_host(rate=1 * M)
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb", "/dev/vdc"]
-        [vg.vg0.lv.data]
-        size = "64M"
-        placement = ["/dev/vdc"]
-        move = "mirror-then-split"
-        """)
+    spec = sc.spec(mirror_spec())
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_PENDING
     assert sc.mutations() == [("lvchange", "--addtag", "reconciler_split", "vg0/data"),
@@ -118,38 +92,20 @@ def test_mirror_then_split_drops_the_source_leg_only_after_sync(scenario):
 
 
 def test_grow(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     host.add_lv("vg0", "data", 100 * M)
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb"]
-        [vg.vg0.lv.data]
-        size = "201M"
-        """)
+    spec = sc.spec(data_vg("201M"))
     assert sc.converge(spec).exit_code == 0
     assert host.lv("vg0", "data").extents * 4 * M == 204 * M  # rounded up to whole extents
     sc.assert_settled(spec)
 
 
 def test_refuse_to_shrink(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     host.add_lv("vg0", "data", 200 * M)
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb"]
-        [vg.vg0.lv.data]
-        size = "100M"
-        """)
+    spec = sc.spec(data_vg("100M"))
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_ERROR
     assert "shrinking is refused" in r.plan.blocked[0].reason
@@ -184,36 +140,19 @@ def test_crash_during_pvmove_then_resume_without_reissuing(scenario):
 
 
 def test_transient_lock_failure_is_retried(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     host.fail_next(("lvcreate",), 5, "  VG vg0 lock failed: lock start in progress\n")
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb"]
-        [vg.vg0.lv.data]
-        size = "8M"
-        """)
+    spec = sc.spec(data_vg("8M"))
     assert sc.one_pass(spec).exit_code == 0
     assert [c[0] for c in sc.mutations()] == ["lvcreate", "lvcreate"]
 
 
 def test_pvcreate_never_wipes_a_file_system_and_dependents_are_skipped(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
+    host = disks_host(G, "/dev/vdb")
     sc = scenario(host)
     host.model.device("/dev/vdb").signature = "ext4"  # somebody's file system
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb"]
-        [vg.vg0.lv.data]
-        size = "8M"
-        """)
+    spec = sc.spec(data_vg("8M"))
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_ERROR
     # wipefs --no-act saw it: the VG is planned blocked, so nothing runs at all (issue 17,
@@ -231,9 +170,7 @@ def test_pvcreate_never_wipes_a_file_system_and_dependents_are_skipped(scenario)
 
 
 def test_commands_already_run_are_reported_when_re_observation_fails(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     seen = {"reports": 0}
 
     def second_report(cmd):
@@ -244,14 +181,7 @@ def test_commands_already_run_are_reported_when_re_observation_fails(scenario):
 
     host.fail_next(second_report, 5, "  Reading VG vg0 failed.\n")
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb"]
-        [vg.vg0.lv.data]
-        size = "8M"
-        """)
+    spec = sc.spec(data_vg("8M"))
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_ERROR
     applied = r.as_dict()["applied"]
@@ -261,25 +191,14 @@ def test_commands_already_run_are_reported_when_re_observation_fails(scenario):
 
 
 def test_users_own_raid1_is_never_reduced(scenario):
-    host = SimulatedHost()
-    for d in ("/dev/vdb", "/dev/vdc", "/dev/vdd"):
-        host.add_device(d, 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc", "/dev/vdd"])
+    host = disks_host(512 * M, *VDBCD, vg="vg0")
     host.add_lv("vg0", "db", 64 * M, pvs=["/dev/vdb"])
     host.run(Command(argv=("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/db",
                            "/dev/vdc")))
     host.clock.advance(3600)  # fully in sync
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
-        [vg.vg0.lv.db]
-        size = "64M"
-        placement = ["/dev/vdb", "/dev/vdd"]
-        move = "mirror-then-split"
-        """)
+    spec = sc.spec(local_vg("vg0", VDBCD, lv={"db": {
+        "size": "64M", "placement": ["/dev/vdb", "/dev/vdd"], "move": "mirror-then-split"}}))
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_ERROR
     assert "lower its redundancy" in r.plan.blocked[0].reason

@@ -48,6 +48,16 @@ state = "{{session}}"
 initiator = "{OLD_IQN}"
 """
 
+# old's /boot device cloned onto the second LUN (commits 1 and 2)
+CLONE_BOOT = f"""
+[clone.boot]
+nodes = ["old"]
+source = "/dev/vdd"
+target = "{LUN1}"
+md = "/dev/md100"
+state = "split"
+"""
+
 COMMIT1 = TARGET.format(target="present", session="logged-in") + f"""
 [vg.vg0]
 nodes = ["old"]
@@ -59,47 +69,29 @@ copies = [["/dev/vda"], ["{LUN0}"]]
 size = "96M"
 copies = [["/dev/vda"], ["{LUN0}"]]
 
-[clone.boot]
-nodes = ["old"]
-source = "/dev/vdd"
-target = "{LUN1}"
-md = "/dev/md100"
-state = "split"
-"""
+""" + CLONE_BOOT
 
-COMMIT2 = TARGET.format(target="present", session="logged-in") + f"""
+# vg0 on old's own disk only: after the handover, and the way back
+VG0_ON_VDA = """
 [vg.vg0]
 nodes = ["old"]
 pvs = ["/dev/vda"]
+[vg.vg0.lv.root]
+size = "48M"
+placement = ["/dev/vda"]
+[vg.vg0.lv.srv]
+size = "96M"
+placement = ["/dev/vda"]
+"""
+
+COMMIT2 = TARGET.format(target="present", session="logged-in") + VG0_ON_VDA + f"""
 [vg.vg0.handover]
 pvs = ["{LUN0}"]
 vg = "vg0moved"
-[vg.vg0.lv.root]
-size = "48M"
-placement = ["/dev/vda"]
-[vg.vg0.lv.srv]
-size = "96M"
-placement = ["/dev/vda"]
 
-[clone.boot]
-nodes = ["old"]
-source = "/dev/vdd"
-target = "{LUN1}"
-md = "/dev/md100"
-state = "split"
-"""
+""" + CLONE_BOOT
 
-COMMIT3 = TARGET.format(target="absent", session="absent") + """
-[vg.vg0]
-nodes = ["old"]
-pvs = ["/dev/vda"]
-[vg.vg0.lv.root]
-size = "48M"
-placement = ["/dev/vda"]
-[vg.vg0.lv.srv]
-size = "96M"
-placement = ["/dev/vda"]
-
+COMMIT3 = TARGET.format(target="absent", session="absent") + VG0_ON_VDA + """
 [vg.vgnew]
 nodes = ["new"]
 pvs = ["/dev/vdb"]

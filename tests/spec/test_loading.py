@@ -1,6 +1,7 @@
 import textwrap
 
 import pytest
+from support import specs
 
 from reconciler import errors
 from reconciler.spec import loading, models, text
@@ -18,16 +19,11 @@ move = "mirror-then-split"
 
 
 def write(tmp_path, name, text):
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
+    return specs.write(text, tmp_path, name)
 
 
 def problems(tmp_path, text, name="s.toml"):
-    write(tmp_path, name, text)
-    with pytest.raises(errors.SpecError) as exc:
-        loading.load(tmp_path)
-    return exc.value.problems
+    return specs.refused(tmp_path, **{name: text})
 
 
 def test_good_spec_loads_with_bytes_and_enums(tmp_path):

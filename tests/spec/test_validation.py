@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from support import ROOT
+from support import ROOT, specs
 
 from reconciler import errors, units
 from reconciler.spec import loading, models
@@ -38,10 +38,7 @@ md = "/dev/md100"
 
 
 def problems(tmp_path, text, name="s.toml"):
-    (tmp_path / name).write_text(textwrap.dedent(text))
-    with pytest.raises(errors.SpecError) as exc:
-        loading.load(tmp_path)
-    return exc.value.problems
+    return specs.refused(tmp_path, **{name: text})
 
 
 def one(tmp_path, text):

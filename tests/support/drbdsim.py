@@ -3,6 +3,10 @@ one harness (``support.nodes``) with the DRBD pair's spec and accessors."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from support import M
 from support.nodes import Nodes, Pass
 
@@ -76,3 +80,41 @@ class Pair(Nodes):
         """The drbdadm and modprobe commands ``name`` ran that change something (get-gi reads)."""
         return [c.argv for c in self.hosts[name].calls
                 if c.argv[0] in ("drbdadm", "modprobe") and c.mutates]
+
+
+@pytest.fixture
+def pair(tmp_path) -> Pair:
+    """Fixture: the two nodes (import it into the test module that uses it)."""
+    return Pair(tmp_path)
+
+
+def blocked(r) -> str:
+    """Every blocked reason of a pass's final plan, one a line."""
+    return "\n".join(b.reason for b in r.final.blocked)
+
+
+def incident(r) -> str:
+    """The split brain's incident identifier as the pass printed it."""
+    found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
+    assert len(found) == 1, blocked(r)
+    return found.pop()
+
+
+def resource(disk: str = "/dev/vdb", *, port: int | None = None, minor: int | None = None,
+             wipe: str | None = None) -> dict:
+    """One resource's table for the pair's spec (a doc for ``support.specs``): node-a primary
+    and the first sync's source, both nodes on ``disk``; ``port`` and ``minor`` when not DRBD's
+    defaults, ``wipe`` (the content given up) on both nodes."""
+    def node(address: str, primary: bool) -> dict:
+        n: dict = {"disk": disk, "address": address}
+        if port is not None:
+            n["port"] = port
+        if minor is not None:
+            n["minor"] = minor
+        if primary:
+            n["role"] = "primary"
+        if wipe is not None:
+            n["wipe"] = wipe
+        return n
+    return {"initial_sync_from": "node-a",
+            "nodes": {"node-a": node("169.254.101.1", True), "node-b": node("169.254.101.2", False)}}

@@ -4,6 +4,7 @@ lvmlockd. ``shared_vg()`` is the spec as a dict (rendered as TOML by ``support.s
 
 from __future__ import annotations
 
+import pytest
 from support import M
 from support.nodes import Nodes
 
@@ -24,6 +25,18 @@ def nodes(tmp_path, c: LockdCluster | None = None) -> Nodes:
     return Nodes.of_lockd(tmp_path, c or cluster())
 
 
+@pytest.fixture
+def c() -> LockdCluster:
+    """Fixture: the cluster (import ``c`` and ``n`` into the test module that uses them)."""
+    return cluster()
+
+
+@pytest.fixture
+def n(tmp_path, c) -> Nodes:
+    """Fixture: the cluster's nodes under the one harness."""
+    return nodes(tmp_path, c)
+
+
 def shared_vg(lv: dict | None = None, *, create_on: str = "node-a", scope: str = "shared",
               pvs: tuple[str, ...] = ("/dev/vda", "/dev/vdb")) -> dict:
     """The spec as a dict for ``Nodes.spec``/``support.specs``: shared VG ``vgs`` on node-a
@@ -39,3 +52,19 @@ def shared_vg(lv: dict | None = None, *, create_on: str = "node-a", scope: str =
 def data(size: str = "32M", **activation: str) -> dict:
     return {"data": {"size": size, "activation": {k.replace("_", "-") if k != "all" else "*": v
                                                   for k, v in activation.items()}}}
+
+
+def run_pass(n: Nodes, node: str, doc: dict):
+    """``node``'s one pass on the spec ``doc``."""
+    return n.one_pass(node, n.spec(doc))
+
+
+def converge(n: Nodes, doc: dict, nodes=("node-a", "node-b"), rounds: int = 4):
+    """Rounds (node-a then node-b, unless ``nodes`` says) until no node is pending."""
+    return n.converge(n.spec(doc), order=nodes, max_rounds=rounds)
+
+
+def mode(c: LockdCluster, node: str, lv: str = "data") -> str:
+    """The lock ``node`` holds on LV ``vgs/lv`` in the simulated lvmlockd ("off": none)."""
+    uuid = c.lvm.vgs["vgs"].lvs[lv].uuid
+    return c.locks.holders(uuid).get(node, "off")

@@ -1,4 +1,6 @@
-"""Recorded md outputs (tests/fixtures/outputs/md), and a runner that serves them."""
+"""Recorded md outputs (tests/fixtures/outputs/md), and a runner that serves them; the
+simulated host and spec of one md clone (seed 002's db: ``clone_host``, ``clone_spec``,
+``same_content``, the ledger's path)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,46 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support import FIXTURES
+from support import FIXTURES, M
 
 from reconciler.runner import Command, CommandResult
+from reconciler.simulate import SimulatedHost
+
+LEDGER = "/var/lib/reconciler/clones.json"
+OLD, NEW = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun"  # /dev/vda, /dev/vdb
+MD_DEV = "/dev/md100"
+
+
+def clone_host(src: int = 64 * M, dst: int = 64 * M, rate: int = 4 * M,
+               spare: bool = True) -> SimulatedHost:
+    """The clone's source /dev/vda (``OLD``, filled) and target /dev/vdb (``NEW``), copied at
+    ``rate`` bytes/s; a spare 64 MiB /dev/vdc unless ``spare`` is False."""
+    host = SimulatedHost(rate_bytes_per_s=rate)
+    host.add_device("/dev/vda", src, aliases=(OLD,))
+    host.add_device("/dev/vdb", dst, aliases=(NEW,))
+    if spare:
+        host.add_device("/dev/vdc", 64 * M)
+    host.fill("/dev/vda", "orig")
+    return host
+
+
+def clone_spec(state: str = "mirrored", extra: str = "") -> str:
+    """Clone db (``OLD`` -> ``NEW`` through ``MD_DEV``) on node-1 in ``state``, plus ``extra``
+    TOML lines in its table."""
+    return f"""
+        [clone.db]
+        nodes = ["node-1"]
+        source = "{OLD}"
+        target = "{NEW}"
+        md = "{MD_DEV}"
+        state = "{state}"
+        {extra}
+        """
+
+
+def same_content(host: SimulatedHost, size: int = 64 * M) -> bool:
+    """The target holds what the source holds (their first ``size`` bytes)."""
+    return host.fingerprint("/dev/vdb", size) == host.fingerprint("/dev/vda", size)
 
 FIX = FIXTURES / "outputs"
 MD = FIX / "md"

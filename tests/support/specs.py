@@ -12,6 +12,10 @@ shortcut around them.
 * ``load(doc_or_text, directory=..., name=..., **tables)`` -> ``LoadedSpec``; without a
   directory the file lives in a temporary one for the duration of the load.
 * ``spec(...)``: the same, -> ``models.Spec`` (what pure planning tests hand the planner).
+* ``refused(directory, **files)``: the problems the loader finds in spec files (name ->
+  text or doc) written to ``directory``; the test fails if they load.
+* ``local_vg(name, pvs, lv=..., **fields)``: the doc of one local VG on every node, the
+  table most LVM tests start from.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
+from reconciler import errors
 from reconciler.spec import loading, models
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -91,3 +98,22 @@ def load(doc: Mapping | str | None = None, /, *, directory: Path | None = None,
 def spec(doc: Mapping | str | None = None, /, **tables) -> models.Spec:
     """The validated ``models.Spec`` of a dict, tables or TOML text (through ``load``)."""
     return load(doc, **tables).spec
+
+
+def refused(directory: Path, **files: Mapping | str) -> list[tuple[str, str, str]]:
+    """Write each spec file (name -> TOML text or doc) to ``directory`` and load it: the
+    ``SpecError``'s problems, (file, key, message) each. Fails the test if it loads."""
+    for name, doc in files.items():
+        write(doc, directory, name)
+    with pytest.raises(errors.SpecError) as exc:
+        loading.load(directory)
+    return exc.value.problems
+
+
+def local_vg(name: str, pvs, lv: Mapping | None = None, **fields) -> dict:
+    """The doc of one VG ``name`` on every node (``nodes = ["*"]``, ``scope = "local"``,
+    either overridden by ``fields``) over ``pvs``, with the LV tables ``lv`` (name -> table)."""
+    vg: dict = {"nodes": ["*"], "scope": "local", "pvs": list(pvs), **fields}
+    if lv:
+        vg["lv"] = dict(lv)
+    return {"vg": {name: vg}}

@@ -4,17 +4,11 @@ gone."""
 
 from __future__ import annotations
 
-import pytest
-from support.drbdsim import Pair
+from support.drbdsim import pair  # noqa: F401 - fixture
 
 from reconciler import actions, controller
 
 QEMU = "pid 4242 (qemu-system-x86)"
-
-
-@pytest.fixture
-def pair(tmp_path):
-    return Pair(tmp_path)
 
 
 def create_md_calls(pair, node):

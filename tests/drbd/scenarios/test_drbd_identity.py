@@ -6,10 +6,10 @@ Each test runs the real controller pass on two simulated nodes (tests/support/dr
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-from support.drbdsim import Pair
+from support import specs
+from support.drbdsim import Pair, blocked, incident, pair, resource  # noqa: F401 - pair: fixture
 
 from reconciler import controller
 from reconciler.runner import Command
@@ -18,21 +18,6 @@ from reconciler.state import JUST_CREATED_GI
 
 LEDGER = "/var/lib/reconciler/drbd.json"
 DISK_ID = "serial:sim-vdb"  # /dev/vdb's identity on both simulated nodes
-
-
-@pytest.fixture
-def pair(tmp_path):
-    return Pair(tmp_path)
-
-
-def blocked(r) -> str:
-    return "\n".join(b.reason for b in r.final.blocked)
-
-
-def incident(r) -> str:
-    found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
-    assert len(found) == 1, blocked(r)
-    return found.pop()
 
 
 def wipefs_types(pair, node: str, disk: str = "/dev/vdb") -> list[str]:
@@ -300,36 +285,11 @@ def test_the_first_bring_up_never_fails_whichever_node_starts_first(pair, order)
     assert not any("--force" in c for c in pair.drbdadm_calls("node-b"))
 
 
-TWO = """
-[drbd.r0]
-initial_sync_from = "node-a"
-[drbd.r0.nodes.node-a]
-disk = "/dev/vdb"
-address = "169.254.101.1"
-role = "primary"
-[drbd.r0.nodes.node-b]
-disk = "/dev/vdb"
-address = "169.254.101.2"
-[drbd.r1]
-initial_sync_from = "node-a"
-[drbd.r1.nodes.node-a]
-disk = "/dev/vdc"
-address = "169.254.101.1"
-port = 7790
-minor = 1
-role = "primary"
-[drbd.r1.nodes.node-b]
-disk = "/dev/vdc"
-address = "169.254.101.2"
-port = 7790
-minor = 1
-"""
+TWO = {"drbd": {"r0": resource("/dev/vdb"), "r1": resource("/dev/vdc", port=7790, minor=1)}}
 
 
 def test_two_resources_created_in_one_pass_are_both_recorded_and_survive_a_reboot(pair, tmp_path):
-    from reconciler.spec import loading
-    (tmp_path / "two.toml").write_text(TWO)
-    loaded = loading.load(tmp_path / "two.toml")
+    loaded = specs.load(TWO, directory=tmp_path, name="two.toml")
     out = pair.converge(loaded)
     assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values()), [str(r.final) for r in out.values()]
     for n in ("node-a", "node-b"):
@@ -397,23 +357,7 @@ def test_generation_identifiers_and_the_ledger_parse():
     assert "two records for r0 on a" in ledger.problem
 
 
-R1_OVER_R0 = """
-[drbd.r1]
-initial_sync_from = "node-a"
-[drbd.r1.nodes.node-a]
-disk = "/dev/vdb"
-address = "169.254.101.1"
-port = 7790
-minor = 1
-role = "primary"
-wipe = "serial:sim-vdb"
-[drbd.r1.nodes.node-b]
-disk = "/dev/vdb"
-address = "169.254.101.2"
-port = 7790
-minor = 1
-wipe = "serial:sim-vdb"
-"""
+R1_OVER_R0 = {"drbd": {"r1": resource("/dev/vdb", port=7790, minor=1, wipe="serial:sim-vdb")}}
 
 
 def test_a_resource_declared_again_never_comes_up_on_the_metadata_another_resource_took_over(
@@ -421,14 +365,12 @@ def test_a_resource_declared_again_never_comes_up_on_the_metadata_another_resour
     # r0 leaves the spec (taken down by hand); r1 is declared over the same disks and gives
     # their content up (wipe), is used; then r1 leaves and r0 is declared again: the ledger's
     # r0 record names the disk, but the metadata on it is r1's now, never brought up as r0
-    from reconciler.spec import loading
     r0, _ = used_resource(pair)
     pair.by_hand("node-a", "drbdadm", "secondary", "r0")
     for n in ("node-a", "node-b"):
         pair.by_hand(n, "drbdadm", "down", "r0")
         del pair.hosts[n].md.files["/etc/drbd.d/r0.res"]
-    (tmp_path / "r1.toml").write_text(R1_OVER_R0)
-    out = pair.converge(loading.load(tmp_path / "r1.toml"))
+    out = pair.converge(specs.load(R1_OVER_R0, directory=tmp_path, name="r1.toml"))
     assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values())
     pair.net.write("node-a", 1, "r1's data")
     pair.by_hand("node-a", "drbdadm", "secondary", "r1")

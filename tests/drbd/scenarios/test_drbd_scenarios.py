@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from support.drbdsim import Pair
+from support.drbdsim import blocked, incident, pair  # noqa: F401 - pair: fixture
 
 from reconciler import controller, observing
-
-
-@pytest.fixture
-def pair(tmp_path):
-    return Pair(tmp_path)
-
-
-def blocked(r) -> str:
-    return "\n".join(b.reason for b in r.final.blocked)
-
-
-def incident(r) -> str:
-    """The split brain's incident identifier as the pass printed it."""
-    found = set(re.findall(r"SPLIT BRAIN, incident ([0-9A-F]{16})", blocked(r)))
-    assert len(found) == 1, blocked(r)
-    return found.pop()
 
 
 def test_create_and_first_sync_from_the_declared_node_only(pair):

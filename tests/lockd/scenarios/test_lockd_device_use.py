@@ -4,34 +4,11 @@ refused naming the process; done once it has gone, and the other node then takes
 
 from __future__ import annotations
 
-import pytest
-from support.lockd_sim import cluster, data, nodes, shared_vg
+from support.lockd_sim import c, converge, data, mode, n, run_pass, shared_vg  # noqa: F401 - c, n: fixtures
 
 from reconciler import executing
 
 QEMU = "pid 4242 (qemu-system-x86)"
-
-
-def mode(c, node: str) -> str:
-    return c.locks.holders(c.lvm.vgs["vgs"].lvs["data"].uuid).get(node, "off")
-
-
-@pytest.fixture
-def c():
-    return cluster()
-
-
-@pytest.fixture
-def n(tmp_path, c):
-    return nodes(tmp_path, c)
-
-
-def run_pass(n, node: str, doc: dict):
-    return n.one_pass(node, n.spec(doc))
-
-
-def converge(n, doc: dict, rounds: int = 4):
-    return n.converge(n.spec(doc), max_rounds=rounds)
 
 
 def test_a_deactivation_is_refused_while_a_process_holds_the_lv_open(c, n):

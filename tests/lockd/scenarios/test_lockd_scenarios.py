@@ -4,36 +4,12 @@ only by the simulated lvmlockd."""
 
 from __future__ import annotations
 
-import pytest
-from support.lockd_sim import cluster, data, nodes, shared_vg
+from support.lockd_sim import c, converge, data, mode, n, run_pass, shared_vg  # noqa: F401 - c, n: fixtures
 
 from reconciler import actions, executing
 from reconciler.simulate.ops import extend_lv
 
 D = executing.Outcome
-
-
-@pytest.fixture
-def c():
-    return cluster()
-
-
-@pytest.fixture
-def n(tmp_path, c):
-    return nodes(tmp_path, c)
-
-
-def run_pass(n, node: str, doc: dict):
-    return n.one_pass(node, n.spec(doc))
-
-
-def converge(n, doc: dict, nodes=("node-a", "node-b"), rounds: int = 4):
-    return n.converge(n.spec(doc), order=nodes, max_rounds=rounds)
-
-
-def mode(c, node: str, lv: str = "data") -> str:
-    uuid = c.lvm.vgs["vgs"].lvs[lv].uuid
-    return c.locks.holders(uuid).get(node, "off")
 
 
 def exit_code(out) -> int:

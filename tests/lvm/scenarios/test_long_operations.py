@@ -10,6 +10,8 @@ starts.
 import re
 from dataclasses import dataclass
 from support import K, M, G
+from support.fixtures import mirror_host, mirror_spec
+from support.mdfix import clone_host, clone_spec
 
 from reconciler import controller
 from reconciler.adapters import lvm
@@ -26,11 +28,19 @@ def _pollers(host):
     return host.pollers("vgglobal", "pvmove0")
 
 
-def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
+def _slow_move(scenario, *, lvmpolld: bool):
+    """Seed 000's host moving at 256 KiB/s (polled by lvmpolld, or by the pvmove it forks):
+    -> the host, its scenario and the spec; no pass run yet."""
     host = seed000_host()
     host.rate_bytes_per_s = 256 * K
+    if lvmpolld:
+        host.start_lvmpolld()
     sc = scenario(host)
-    spec = sc.spec(SEED000_SPEC)
+    return host, sc, sc.spec(SEED000_SPEC)
+
+
+def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
+    host, sc, spec = _slow_move(scenario, lvmpolld=False)
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     assert sc.mutations() == [SEED000_MOVE]
     (poller,) = _pollers(host)
@@ -50,11 +60,7 @@ def test_a_fresh_process_does_not_resume_a_move_its_poller_drives(scenario):
 
 
 def test_with_lvmpolld_a_fresh_process_leaves_its_poll_alone(scenario):
-    host = seed000_host()
-    host.rate_bytes_per_s = 256 * K
-    host.start_lvmpolld()
-    sc = scenario(host)
-    spec = sc.spec(SEED000_SPEC)
+    host, sc, spec = _slow_move(scenario, lvmpolld=True)
     sc.one_pass(spec)
     (poller,) = _pollers(host)
     assert host.procs[poller][:2] == ("/sbin/lvm", "lvpoll")
@@ -67,11 +73,7 @@ def test_with_lvmpolld_a_fresh_process_leaves_its_poll_alone(scenario):
 
 
 def test_a_move_whose_poller_died_is_resumed_once(scenario):
-    host = seed000_host()
-    host.rate_bytes_per_s = 256 * K
-    host.start_lvmpolld()
-    sc = scenario(host)
-    spec = sc.spec(SEED000_SPEC)
+    host, sc, spec = _slow_move(scenario, lvmpolld=True)
     sc.one_pass(spec)
     host.clock.advance(20)
     (poller,) = _pollers(host)
@@ -181,26 +183,10 @@ def test_a_refused_resume_is_kept_in_the_result_and_wait_returns(scenario):
     assert BARE not in sc.mutations()
 
 
-MIRROR_SPEC = """
-[vg.vg0]
-nodes = ["*"]
-scope = "local"
-pvs = ["/dev/vdb", "/dev/vdc"]
-[vg.vg0.lv.data]
-size = "256M"
-placement = ["/dev/vdc"]
-move = "mirror-then-split"
-"""
-
-
 def test_a_raid1_sync_that_stops_is_reported_then_blocked_then_resumes(scenario):
-    host = SimulatedHost(rate_bytes_per_s=1 * M)
-    host.add_device("/dev/vdb", 512 * M)
-    host.add_device("/dev/vdc", 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc"])
-    host.add_lv("vg0", "data", 256 * M, pvs=["/dev/vdb"])
+    host = mirror_host(rate=1 * M, size=256 * M)
     sc = scenario(host)
-    spec = sc.spec(MIRROR_SPEC)
+    spec = sc.spec(mirror_spec("256M"))
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     for _ in range(6):
         host.clock.advance(10)
@@ -234,23 +220,10 @@ def test_a_raid1_sync_that_stops_is_reported_then_blocked_then_resumes(scenario)
     sc.assert_settled(spec)
 
 
-CLONE_SPEC = """
-[clone.db]
-nodes = ["node-1"]
-source = "/dev/disk/by-id/old-lun"
-target = "/dev/disk/by-id/new-lun"
-md = "/dev/md100"
-state = "split"
-"""
-
-
 def test_an_md_clone_copy_that_stops_is_blocked_until_it_moves_again(scenario):
-    host = SimulatedHost(rate_bytes_per_s=1 * M)
-    host.add_device("/dev/vda", 256 * M, aliases=("/dev/disk/by-id/old-lun",))
-    host.add_device("/dev/vdb", 256 * M, aliases=("/dev/disk/by-id/new-lun",))
-    host.fill("/dev/vda", "orig")
+    host = clone_host(256 * M, 256 * M, rate=1 * M, spare=False)
     sc = scenario(host)
-    spec = sc.spec(CLONE_SPEC)
+    spec = sc.spec(clone_spec("split"))
     sc.one_pass(spec)
     for _ in range(4):
         host.clock.advance(10)

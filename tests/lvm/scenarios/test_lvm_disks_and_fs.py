@@ -4,25 +4,18 @@ finished by a later pass. Each runs the real pass (controller) on the simulated 
 
 import pytest
 from support import M, G
+from support.fixtures import disks_host
+from support.specs import local_vg
 
 from reconciler import controller, observing, state
-from reconciler.simulate import SimulatedCrash, SimulatedHost
+from reconciler.simulate import SimulatedCrash
 
 
-SIGNED_SPEC = """
-    [vg.data]
-    nodes = ["*"]
-    scope = "local"
-    pvs = ["/dev/vdb", "/dev/vdc"]
-    [vg.data.lv.db]
-    size = "100M"
-    """
+SIGNED_SPEC = local_vg("data", ["/dev/vdb", "/dev/vdc"], lv={"db": {"size": "100M"}})
 
 
 def test_a_disk_holding_a_signature_is_never_pvcreated_and_blocks_with_a_stable_reason(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_device("/dev/vdc", 1 * G)
+    host = disks_host(G, "/dev/vdb", "/dev/vdc")
     host.model.device("/dev/vdc").signature = "ext4"
     sc = scenario(host)
     spec = sc.spec(SIGNED_SPEC)
@@ -46,10 +39,7 @@ def test_a_disk_holding_a_signature_is_never_pvcreated_and_blocks_with_a_stable_
 
 
 def test_two_missing_pvs_of_one_vg_are_told_apart_by_their_uuids(scenario):
-    host = SimulatedHost()
-    for d in ("/dev/vdb", "/dev/vdc", "/dev/vdd"):
-        host.add_device(d, 1 * G)
-    host.add_vg("data", ["/dev/vdb", "/dev/vdc", "/dev/vdd"])
+    host = disks_host(G, "/dev/vdb", "/dev/vdc", "/dev/vdd", vg="data")
     host.add_lv("data", "a", 40 * M, ["/dev/vdc"])
     host.add_lv("data", "b", 80 * M, ["/dev/vdd"])
     host.add_lv("data", "ab", 16 * M, layout=[("/dev/vdc", 2), ("/dev/vdd", 2)])
@@ -57,18 +47,8 @@ def test_two_missing_pvs_of_one_vg_are_told_apart_by_their_uuids(scenario):
     host.fail_device("/dev/vdc")
     host.fail_device("/dev/vdd")
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.data]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
-        [vg.data.lv.a]
-        size = "40M"
-        [vg.data.lv.b]
-        size = "80M"
-        [vg.data.lv.ab]
-        size = "16M"
-        """)
+    spec = sc.spec(local_vg("data", ["/dev/vdb", "/dev/vdc", "/dev/vdd"], lv={
+        "a": {"size": "40M"}, "b": {"size": "80M"}, "ab": {"size": "16M"}}))
     r = sc.one_pass(spec)
     st = observing.observe(host, host="local", devices=["/dev/vdb", "/dev/vdc", "/dev/vdd"],
                            resolve=host.resolve_device)
@@ -84,22 +64,17 @@ def test_two_missing_pvs_of_one_vg_are_told_apart_by_their_uuids(scenario):
     assert not any(c.mutates for c in host.calls)
 
 
-GROW_SPEC = """
-    [vg.vg0]
-    nodes = ["*"]
-    scope = "local"
-    pvs = ["/dev/vdb"]
-    [vg.vg0.lv.root]
-    size = "{size}"
-    resize_fs = true
-    """
+def grow_spec(size: str, **lvs: str) -> dict:
+    """VG vg0 on /dev/vdb: root of ``size`` and the LVs ``lvs`` (name="size"), each with
+    resize_fs."""
+    sizes = {"root": size, **lvs}
+    return local_vg("vg0", ["/dev/vdb"], lv={n: {"size": s, "resize_fs": True}
+                                             for n, s in sizes.items()})
 
 
 def _fs_host():
     """vg0/root: 48M, ext4 made on it and mounted, a file system's worth of data written."""
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     host.add_lv("vg0", "root", 48 * M)
     host.mkfs("/dev/vg0/root", "ext4")
     host.mount("/dev/vg0/root", "/srv")
@@ -117,7 +92,7 @@ def _fs_size(sc):
 def test_a_grow_whose_fsadm_failed_is_finished_by_the_next_pass(scenario):
     host, before = _fs_host()
     sc = scenario(host)
-    spec = sc.spec(GROW_SPEC.format(size="64M"))
+    spec = sc.spec(grow_spec("64M"))
     host.fail_fsadm("resize2fs: Permission denied to resize filesystem")
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_ERROR  # the step failed: fsadm's error is shown
@@ -143,7 +118,7 @@ def test_a_transient_fsadm_failure_is_retried_within_the_pass(scenario):
     # system stayed at 48M for good).
     host, before = _fs_host()
     sc = scenario(host)
-    spec = sc.spec(GROW_SPEC.format(size="64M"))
+    spec = sc.spec(grow_spec("64M"))
     host.fail_fsadm("resize2fs: Device or resource busy while trying to open /dev/mapper/vg0-root")
     r = sc.one_pass(spec)
     assert r.exit_code == 0 and host.lv("vg0", "root").fs_size == 64 * M
@@ -155,7 +130,7 @@ def test_a_transient_fsadm_failure_is_retried_within_the_pass(scenario):
 def test_a_crash_right_after_lvextend_leaves_a_grow_the_next_passes_finish(scenario):
     host, before = _fs_host()
     sc = scenario(host)
-    spec = sc.spec(GROW_SPEC.format(size="64M"))
+    spec = sc.spec(grow_spec("64M"))
     host.crash_in_fsadm()
     with pytest.raises(SimulatedCrash):
         sc.one_pass(spec)
@@ -173,31 +148,23 @@ def test_a_crash_right_after_lvextend_leaves_a_grow_the_next_passes_finish(scena
 
 
 def test_xfs_is_sized_and_an_lv_without_a_file_system_has_nothing_to_finish(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     host.add_lv("vg0", "root", 48 * M)
     host.mkfs("/dev/vg0/root", "xfs")
     host.add_lv("vg0", "raw", 48 * M)  # no file system: nothing to grow, nothing to report
     sc = scenario(host)
-    spec = sc.spec(GROW_SPEC.format(size="48M") + """
-        [vg.vg0.lv.raw]
-        size = "48M"
-        resize_fs = true
-        """)
+    spec = sc.spec(grow_spec("48M", raw="48M"))
     r = sc.one_pass(spec)
     assert r.plan.steps == () and r.plan.blocked == () and sc.mutations() == []
     assert r.exit_code == 0
 
 
 def test_an_unreadable_superblock_is_reported_not_guessed(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
     host.add_lv("vg0", "root", 48 * M)
     host.mkfs("/dev/vg0/root", "ext4")
     sc = scenario(host)
-    spec = sc.spec(GROW_SPEC.format(size="48M"))
+    spec = sc.spec(grow_spec("48M"))
     real = host.read_bytes
     host.read_bytes = lambda path, offset, length, **kw: real(path, offset, 100, **kw)  # short
     r = sc.one_pass(spec)
@@ -214,9 +181,7 @@ def _vg_reason(r, obj="vg data"):
 def test_a_pv_of_another_vg_is_refused_saying_what_to_check_not_to_remove_it_there(scenario):
     # device names change after a reboot: /dev/vdc may be another VG's disk by mistake, and
     # "remove it there first" would have the operator take a PV out of a VG that needs it
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_device("/dev/vdc", 1 * G)
+    host = disks_host(G, "/dev/vdb", "/dev/vdc")
     host.add_vg("other", ["/dev/vdc"])
     host.add_lv("other", "keep", 100 * M)
     sc = scenario(host)
@@ -227,17 +192,9 @@ def test_a_pv_of_another_vg_is_refused_saying_what_to_check_not_to_remove_it_the
 
 
 def test_a_vg_marked_absent_with_undeclared_lvs_says_what_to_check(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("data", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="data")
     host.add_lv("data", "someones", 100 * M)
     sc = scenario(host)
-    why = _vg_reason(sc.one_pass(sc.spec("""
-        [vg.data]
-        nodes = ["*"]
-        scope = "local"
-        state = "absent"
-        pvs = ["/dev/vdb"]
-        """)))
+    why = _vg_reason(sc.one_pass(sc.spec(local_vg("data", ["/dev/vdb"], state="absent"))))
     assert "still holds LV(s) someones" in why
     assert "Check what they hold" in why, why

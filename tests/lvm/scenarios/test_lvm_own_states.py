@@ -5,31 +5,9 @@ that failed while its device was away is refreshed the same way for every move k
 from __future__ import annotations
 
 from support import M
+from support.fixtures import mirror_host, mirror_spec
 
 from reconciler import controller
-from reconciler.simulate import SimulatedHost
-
-
-MIRROR = """
-[vg.vg0]
-nodes = ["*"]
-scope = "local"
-pvs = ["/dev/vdb", "/dev/vdc"]
-[vg.vg0.lv.data]
-size = "64M"
-{placement}
-move = "mirror-then-split"
-"""
-
-
-def _host() -> SimulatedHost:
-    host = SimulatedHost(rate_bytes_per_s=1 * M)
-    host.add_device("/dev/vdb", 512 * M)
-    host.add_device("/dev/vdc", 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc"])
-    host.add_lv("vg0", "data", 64 * M, pvs=["/dev/vdb"])
-    host.fill("/dev/vg0/data", "data")
-    return host
 
 
 def _ran(host) -> list[str]:
@@ -39,10 +17,10 @@ def _ran(host) -> list[str]:
 def test_a_new_leg_whose_disk_failed_and_came_back_is_refreshed_and_the_move_finishes(
         scenario):
     # finding 11: "raid1 sync is stalled at 100.00%" for good; copies refreshes, this did not
-    host = _host()
+    host = mirror_host(rate=1 * M, fill="data")
     data = host.fingerprint("/dev/vg0/data")
     sc = scenario(host)
-    spec = sc.spec(MIRROR.format(placement='placement = ["/dev/vdc"]'))
+    spec = sc.spec(mirror_spec())
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     host.clock.advance(10)
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
@@ -59,31 +37,29 @@ def test_a_new_leg_whose_disk_failed_and_came_back_is_refreshed_and_the_move_fin
     sc.assert_settled(spec)
 
 
-def _mid_sync(scenario, host, placement='placement = ["/dev/vdc"]', pvs=None):
+def _mid_sync(scenario, host, placement=("/dev/vdc",), pvs=("/dev/vdb", "/dev/vdc")):
+    """A mirror-then-split onto /dev/vdc half done; -> the scenario and the spec with
+    ``placement`` and ``pvs`` (the edit made mid-sync)."""
     sc = scenario(host)
-    text = MIRROR.format(placement=placement)
-    if pvs:
-        text = text.replace('pvs = ["/dev/vdb", "/dev/vdc"]', pvs)
-    spec = sc.spec(MIRROR.format(placement='placement = ["/dev/vdc"]').replace(
-        'pvs = ["/dev/vdb", "/dev/vdc"]', pvs or 'pvs = ["/dev/vdb", "/dev/vdc"]'))
+    spec = sc.spec(mirror_spec(pvs=pvs))
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     host.clock.advance(10)
     assert sc.one_pass(spec).exit_code == controller.EXIT_PENDING
     lv = host.lv("vg0", "data")
     assert lv.kind == "raid1" and lv.recovering and lv.tags == ["reconciler_split"]
-    return sc, sc.spec(text)
+    return sc, sc.spec(mirror_spec(placement=placement, pvs=pvs))
 
 
 def test_placement_emptied_mid_split_finishes_the_split_and_a_grow_then_works(scenario):
     # finding 12: it stayed raid1 with the tag at exit 0, and a grow was refused for good
-    host = _host()
+    host = mirror_host(rate=1 * M, fill="data")
     data = host.fingerprint("/dev/vg0/data")
-    sc, spec = _mid_sync(scenario, host, placement="")
+    sc, spec = _mid_sync(scenario, host, placement=None)
     r = sc.converge(spec)
     assert r.exit_code == 0, r.final.blocked
     lv = host.lv("vg0", "data")
     assert lv.kind == "linear" and lv.tags == [] and host.fingerprint("/dev/vg0/data") == data
-    grown = sc.spec(MIRROR.format(placement="").replace('size = "64M"', 'size = "96M"'))
+    grown = sc.spec(mirror_spec("96M", placement=None))
     r = sc.converge(grown)
     assert r.exit_code == 0, r.final.blocked
     assert host.lv("vg0", "data").extents * 4 * M == 96 * M
@@ -91,11 +67,11 @@ def test_placement_emptied_mid_split_finishes_the_split_and_a_grow_then_works(sc
 
 
 def test_placement_moved_off_both_legs_mid_split_ends_on_the_new_placement(scenario):
-    host = _host()
+    host = mirror_host(rate=1 * M, fill="data")
     host.add_device("/dev/vdd", 512 * M)
     data = host.fingerprint("/dev/vg0/data")
-    three = 'pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]'
-    sc, spec = _mid_sync(scenario, host, placement='placement = ["/dev/vdd"]', pvs=three)
+    three = ("/dev/vdb", "/dev/vdc", "/dev/vdd")
+    sc, spec = _mid_sync(scenario, host, placement=("/dev/vdd",), pvs=three)
     r = sc.converge(spec)
     assert r.exit_code == 0, r.final.blocked
     lv = host.lv("vg0", "data")
@@ -105,12 +81,11 @@ def test_placement_moved_off_both_legs_mid_split_ends_on_the_new_placement(scena
 
 
 def test_pvs_edited_off_both_legs_mid_split_ends_on_the_new_pv_and_drops_the_old(scenario):
-    host = _host()
+    host = mirror_host(rate=1 * M, fill="data")
     host.add_device("/dev/vdd", 512 * M)
     data = host.fingerprint("/dev/vg0/data")
-    sc, _ = _mid_sync(scenario, host, pvs='pvs = ["/dev/vdb", "/dev/vdc", "/dev/vdd"]')
-    spec = sc.spec(MIRROR.format(placement="").replace('pvs = ["/dev/vdb", "/dev/vdc"]',
-                                                        'pvs = ["/dev/vdd"]'))
+    sc, _ = _mid_sync(scenario, host, pvs=("/dev/vdb", "/dev/vdc", "/dev/vdd"))
+    spec = sc.spec(mirror_spec(placement=None, pvs=("/dev/vdd",)))
     r = sc.converge(spec)
     assert r.exit_code == 0, r.final.blocked
     lv = host.lv("vg0", "data")
@@ -123,9 +98,9 @@ def test_pvs_edited_off_both_legs_mid_split_ends_on_the_new_pv_and_drops_the_old
 def test_a_halted_mirror_then_split_never_advises_removing_the_only_complete_leg(scenario):
     # the original leg's disk fails once the new leg is complete: the new leg is the one
     # good copy, and the halt must not advise removing "the new leg"; it says what to check
-    host = _host()
+    host = mirror_host(rate=1 * M, fill="data")
     sc = scenario(host)
-    spec = sc.spec(MIRROR.format(placement='placement = ["/dev/vdc"]'))
+    spec = sc.spec(mirror_spec())
     sc.one_pass(spec)
     host.clock.advance(600)  # the new leg on /dev/vdc is 100% in sync
     host.fail_device("/dev/vdb")

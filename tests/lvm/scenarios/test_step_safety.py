@@ -14,33 +14,17 @@ import json
 
 import pytest
 from support import M, G
+from support.fixtures import disks_host, mirror_host, mirror_spec
+from support.mdfix import LEDGER, MD_DEV, NEW, OLD, clone_host, clone_spec, same_content
+from support.specs import local_vg
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 
-OLD, NEW, MD = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun", "/dev/md100"
+MD = MD_DEV
 LOCKED = "  VG vg0 lock failed: lock start in progress\n"
 
 
-def mirror_host():
-    host = SimulatedHost(rate_bytes_per_s=8 * M)
-    host.add_device("/dev/vdb", 512 * M)
-    host.add_device("/dev/vdc", 512 * M)
-    host.add_vg("vg0", ["/dev/vdb", "/dev/vdc"])
-    host.add_lv("vg0", "data", 64 * M, pvs=["/dev/vdb"])
-    return host
-
-
-MIRROR_SPEC = """
-    [vg.vg0]
-    nodes = ["*"]
-    scope = "local"
-    pvs = ["/dev/vdb", "/dev/vdc"]
-    [vg.vg0.lv.data]
-    size = "64M"
-    placement = ["/dev/vdc"]
-    move = "mirror-then-split"
-    """
 ADDTAG = ("lvchange", "--addtag", "reconciler_split", "vg0/data")
 CONVERT = ("lvconvert", "--yes", "--type", "raid1", "--mirrors", "1", "vg0/data", "/dev/vdc")
 
@@ -51,10 +35,10 @@ def outcome(result, key):
 
 
 def test_a_transient_failure_of_the_second_command_does_not_repeat_the_first(scenario):
-    host = mirror_host()
+    host = mirror_host(rate=8 * M)
     host.fail_next(("lvconvert",), 5, LOCKED)
     sc = scenario(host)
-    spec = sc.spec(MIRROR_SPEC)
+    spec = sc.spec(mirror_spec())
     r = sc.one_pass(spec)
     assert r.exit_code == controller.EXIT_PENDING, r.final
     assert sc.mutations() == [ADDTAG, CONVERT, CONVERT]  # the tag once, the convert retried
@@ -68,9 +52,7 @@ def test_a_transient_failure_of_the_second_command_does_not_repeat_the_first(sce
 
 
 def test_a_step_seen_done_when_observing_before_the_retry_is_not_run_again(scenario):
-    host = SimulatedHost()
-    host.add_device("/dev/vdb", 1 * G)
-    host.add_vg("vg0", ["/dev/vdb"])
+    host = disks_host(G, "/dev/vdb", vg="vg0")
 
     def took_effect_but_failed(cmd):
         # lvm created the LV, then its lock release failed: exit 5, the LV is there
@@ -81,14 +63,7 @@ def test_a_step_seen_done_when_observing_before_the_retry_is_not_run_again(scena
 
     host.fail_next(took_effect_but_failed, 5, LOCKED)
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/vdb"]
-        [vg.vg0.lv.data]
-        size = "8M"
-        """)
+    spec = sc.spec(local_vg("vg0", ["/dev/vdb"], lv={"data": {"size": "8M"}}))
     r = sc.one_pass(spec)
     assert r.exit_code == 0, r.final
     assert [c[0] for c in sc.mutations()] == ["lvcreate"]  # never issued a second time
@@ -100,35 +75,11 @@ def test_a_step_seen_done_when_observing_before_the_retry_is_not_run_again(scena
 # -- openers ---------------------------------------------------------------------------------
 
 QEMU = "pid 4242 (qemu-system-x86)"
-LEDGER = "/var/lib/reconciler/clones.json"
 
 
 def split_recorded(host) -> bool:
     text = host.md.files.get(LEDGER)
     return text is not None and any(c["split"] for c in json.loads(text)["copies"])
-
-
-def clone_host():
-    host = SimulatedHost(rate_bytes_per_s=4 * M)
-    host.add_device("/dev/vda", 64 * M, aliases=(OLD,))
-    host.add_device("/dev/vdb", 64 * M, aliases=(NEW,))
-    host.fill("/dev/vda", "orig")
-    return host
-
-
-def clone_spec(state):
-    return f"""
-        [clone.db]
-        nodes = ["node-1"]
-        source = "{OLD}"
-        target = "{NEW}"
-        md = "{MD}"
-        state = "{state}"
-        """
-
-
-def same_content(host):
-    return host.fingerprint("/dev/vdb", 64 * M) == host.fingerprint("/dev/vda", 64 * M)
 
 
 def refused(r, key, device, role):
@@ -145,12 +96,7 @@ def test_pvcreate_is_not_run_on_a_device_a_process_holds_open(scenario):
     host.add_device("/dev/vdb", 1 * G, aliases=("/dev/disk/by-id/lun7",))
     host.open_device("/dev/vdb", 4242, "qemu-system-x86")  # a VM's raw disk
     sc = scenario(host)
-    spec = sc.spec("""
-        [vg.vg0]
-        nodes = ["*"]
-        scope = "local"
-        pvs = ["/dev/disk/by-id/lun7"]
-        """)
+    spec = sc.spec(local_vg("vg0", ["/dev/disk/by-id/lun7"]))
     r = sc.one_pass(spec)
     refused(r, "pv:/dev/disk/by-id/lun7:create", "/dev/disk/by-id/lun7", "the device")
     assert str(outcome(r, "vg:vg0:create").outcome) == "skipped"
@@ -163,7 +109,7 @@ def test_pvcreate_is_not_run_on_a_device_a_process_holds_open(scenario):
 
 
 def test_an_md_build_is_not_run_while_a_process_writes_the_source_directly(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     host.open_device("/dev/vda", 4242, "qemu-system-x86")  # by another name of the disk
     sc = scenario(host)
     spec = sc.spec(clone_spec("mirrored"))
@@ -177,7 +123,7 @@ def test_an_md_build_is_not_run_while_a_process_writes_the_source_directly(scena
 
 
 def test_a_target_held_open_is_not_added_until_its_holder_has_gone(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     target_before = host.fingerprint("/dev/vdb")
     host.open_device(NEW, 4242, "qemu-system-x86")
     sc = scenario(host)
@@ -196,7 +142,7 @@ def test_a_target_held_open_is_not_added_until_its_holder_has_gone(scenario):
 
 
 def test_an_array_held_open_is_not_stopped(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     sc = scenario(host)
     spec = sc.spec(clone_spec("mirrored"))
     assert sc.converge(spec).exit_code == 0
@@ -218,15 +164,15 @@ def test_an_array_held_open_is_not_stopped(scenario):
 
 
 def test_the_openers_check_costs_nothing_on_passes_that_do_not_need_it(scenario):
-    host = mirror_host()
+    host = mirror_host(rate=8 * M)
     sc = scenario(host)
-    spec = sc.spec(MIRROR_SPEC)
+    spec = sc.spec(mirror_spec())
     assert sc.converge(spec).exit_code == 0
     assert host.opener_checks == []  # no step of a mirror-then-split overwrites a device
 
 
 def test_simulated_openers_follow_device_identity():
-    host = clone_host()
+    host = clone_host(spare=False)
     host.open_device(OLD, 7, "dd")
     host.open_device("/dev/vda", 9, "qemu-system-x86")
     assert host.openers(["/dev/vda", NEW]) == {"/dev/vda": ("pid 7 (dd)", "pid 9 (qemu-system-x86)"),
@@ -242,9 +188,9 @@ def test_simulated_openers_follow_device_identity():
 def test_a_retry_is_not_made_when_its_precondition_no_longer_holds(scenario):
     """lvconvert -m0 fails on a lock; before the retry a leg is seen out of sync again
     (e.g. a refresh): the leg is not dropped, the step waits for a later pass."""
-    host = mirror_host()
+    host = mirror_host(rate=8 * M)
     sc = scenario(host)
-    spec = sc.spec(MIRROR_SPEC)
+    spec = sc.spec(mirror_spec())
     sc.one_pass(spec)
     host.clock.advance(20)  # 64 MiB at 8 MiB/s: in sync
 
@@ -270,7 +216,7 @@ def test_a_retry_is_not_made_when_its_precondition_no_longer_holds(scenario):
 
 
 def test_the_target_is_not_added_while_a_process_writes_the_source_directly(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     host.open_device(NEW, 4242, "qemu-system-x86")
     sc = scenario(host)
     spec = sc.spec(clone_spec("split"))
@@ -285,7 +231,7 @@ def test_the_target_is_not_added_while_a_process_writes_the_source_directly(scen
 
 
 def test_a_split_is_not_made_while_a_process_writes_the_source_directly(scenario):
-    host = clone_host()
+    host = clone_host(spare=False)
     sc = scenario(host)
     spec = sc.spec(clone_spec("mirrored"))
     assert sc.converge(spec).exit_code == 0

@@ -10,13 +10,12 @@ import json
 
 import pytest
 from support import M
+from support.mdfix import LEDGER, NEW, OLD, clone_host, clone_spec, same_content
 
 from reconciler import controller
 from reconciler.runner import Command, CommandResult
 from reconciler.simulate import SimulatedCrash, SimulatedHost
 
-LEDGER = "/var/lib/reconciler/clones.json"
-OLD, NEW = "/dev/disk/by-id/old-lun", "/dev/disk/by-id/new-lun"  # /dev/vda, /dev/vdb
 BUILD = ("mdadm", "--build", "/dev/md100", "--level=1", "--raid-devices=2", OLD, "missing")
 ADD = ("mdadm", "/dev/md100", "--add", NEW)
 STOP = ("mdadm", "--stop", "/dev/md100")
@@ -24,27 +23,6 @@ WRITE_LEDGER = [("mkdir", "-p", "/var/lib/reconciler"),
                 ("dd", "of=/var/lib/reconciler/.clones.json.tmp", "conv=fsync", "status=none"),
                 ("mv", "-f", "/var/lib/reconciler/.clones.json.tmp", LEDGER),
                 ("sync", "/var/lib/reconciler")]
-
-
-def clone_host(src=64 * M, dst=64 * M, rate=4 * M):
-    host = SimulatedHost(rate_bytes_per_s=rate)
-    host.add_device("/dev/vda", src, aliases=("/dev/disk/by-id/old-lun",))
-    host.add_device("/dev/vdb", dst, aliases=("/dev/disk/by-id/new-lun",))
-    host.add_device("/dev/vdc", 64 * M)
-    host.fill("/dev/vda", "orig")
-    return host
-
-
-def clone_spec(state="mirrored", extra=""):
-    return f"""
-        [clone.db]
-        nodes = ["node-1"]
-        source = "/dev/disk/by-id/old-lun"
-        target = "/dev/disk/by-id/new-lun"
-        md = "/dev/md100"
-        state = "{state}"
-        {extra}
-        """
 
 
 def run(host, *argv: str) -> CommandResult:
@@ -65,10 +43,6 @@ def ledger(host):
 def record_of(host, clone="db"):
     rec, = [r for r in ledger(host) if r["clone"] == clone]
     return rec
-
-
-def same_content(host, size=64 * M):
-    return host.fingerprint("/dev/vdb", size) == host.fingerprint("/dev/vda", size)
 
 
 def blocked(result):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
+from support import ROOT, specs
 
-from support import ROOT
-
-from reconciler import errors
 from reconciler.spec import loading, models
 
 CLONE = """
@@ -21,15 +17,10 @@ md = "/dev/md100"
 
 
 def write(tmp_path, name, text):
-    (tmp_path / name).write_text(textwrap.dedent(text))
+    specs.write(text, tmp_path, name)
 
 
-def problems(tmp_path, **files):
-    for name, text in files.items():
-        write(tmp_path, name, text)
-    with pytest.raises(errors.SpecError) as exc:
-        loading.load(tmp_path)
-    return exc.value.problems
+problems = specs.refused
 
 
 def test_a_clone_loads_with_defaults_and_sizes(tmp_path):

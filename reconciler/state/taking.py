@@ -1,9 +1,15 @@
 """The one rule for steps that take a device away or write over it. Pure.
 
+It lives in ``state`` because it is a question asked of the observed state alone ("who
+uses this device here?") and two layers ask it: planning (to block a step early, so a dry
+run says it) and the executor (to refuse it right before its first command); the actions
+only declare what they take (``Take``). Here, below both, neither has to import the other's
+helpers (planning never imports ``actions``' helpers: an import-linter contract).
+
 A logout, a LUN or target removal, an export, ``create-md``, a deactivation, ``mdadm
 --stop``, ``vgexport``, ``pvcreate``: each declares, in its action (``Action.takes_devices``),
 the devices it takes and how (``Take``). The rule is then the same for all of them, and
-lives here and in the executor, not in each action:
+is judged here (by planning and the executor), not in each action:
 
 * a taken device must not be in use here: a PV of a VG active on this host, mounted, held
   (device-mapper, md), open by a process (or swap);
@@ -31,7 +37,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from reconciler import state
+from reconciler.state.host import HostState
+from reconciler.state.lvm import Lv, Vg
+from reconciler.state.names import dm_name
 
 
 class Effect(enum.StrEnum):
@@ -89,7 +97,7 @@ class Take:
         return use.kind == "process" or self.effect is not Effect.COPIES
 
 
-def devno_of(st: state.HostState, path: str) -> tuple[int, int] | None:
+def devno_of(st: HostState, path: str) -> tuple[int, int] | None:
     """The device number observation found for ``path`` (any of the places it records one)."""
     devno = st.devices.get(path)
     if devno is not None:
@@ -101,12 +109,12 @@ def devno_of(st: state.HostState, path: str) -> tuple[int, int] | None:
     return pv.devno if pv is not None else None
 
 
-def _active_here(st: state.HostState, vg: state.Vg) -> bool:
+def _active_here(st: HostState, vg: Vg) -> bool:
     locks = st.lockd.locks if st.lockd is not None else {}
     return any(lv.attr.is_active or lv.uuid in locks for lv in vg.lvs.values())
 
 
-def observed_uses(st: state.HostState, path: str) -> tuple[Use, ...]:
+def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
     """Who uses ``path`` here, as far as the observed state tells (no process: those are
     ``Runner.openers``' answer): a PV of a VG active here, mounts and holders wherever
     observation recorded them (a clone's or LUN's device, an iSCSI session's disk, an md
@@ -154,7 +162,7 @@ def observed_uses(st: state.HostState, path: str) -> tuple[Use, ...]:
     return tuple(out)
 
 
-def _lv_of(st: state.HostState, path: str) -> state.Lv | None:
+def _lv_of(st: HostState, path: str) -> Lv | None:
     parts = path.split("/")
     if len(parts) != 4 or parts[:2] != ["", "dev"] or parts[2] == "mapper":
         return None
@@ -162,9 +170,9 @@ def _lv_of(st: state.HostState, path: str) -> state.Lv | None:
     return vg.lvs.get(parts[3]) if vg is not None else None
 
 
-def _dm_name_of(path: str, lv: state.Lv | None) -> str:
+def _dm_name_of(path: str, lv: Lv | None) -> str:
     if lv is not None:
-        return state.dm_name(lv.vg, lv.name)
+        return dm_name(lv.vg, lv.name)
     if path.startswith("/dev/mapper/"):
         return path[len("/dev/mapper/"):]
     return ""
@@ -180,6 +188,6 @@ def refusal(take: Take, uses: list[Use] | tuple[Use, ...]) -> str:
     return f"{take.role} {take.device} is {', '.join(words)}"
 
 
-def blocking(take: Take, st: state.HostState) -> list[Use]:
+def blocking(take: Take, st: HostState) -> list[Use]:
     """The observed uses (no process) that stop ``take``."""
     return [u for u in observed_uses(st, take.device) if take.counts(u)]
