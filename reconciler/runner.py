@@ -292,7 +292,7 @@ class SubprocessRunner:
                 return None
             pid, argv = remembered
         return pid, (
-            f"not started: {_describe_stuck(pid)} (`{argv[:80]}`), "
+            f"not started: {_describe_stuck(pid)} (`{_short(argv)}`), "
             f"abandoned after its timeout, is still stuck in the kernel; a new command "
             f"would block behind it. Resume or fail the device it waits on "
             f"(`cat /proc/{pid}/stack`), and the next pass goes on")
@@ -494,3 +494,11 @@ class RecordingRunner:
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
         return self.inner.openers(paths, host=host)
+
+
+def _short(argv: str, width: int = 100) -> str:
+    """A command line for a message: the program by its base name (a long path would push
+    the arguments that say what it does out of the message), cut at ``width``."""
+    prog, _, rest = argv.partition(" ")
+    text = f"{os.path.basename(prog)} {rest}".rstrip()
+    return text if len(text) <= width else text[:width - 3] + "..."
