@@ -488,6 +488,7 @@ class DrbdTarget:
     name: str
     minor: int
     disk: str  # this node's declared backing disk
+    primary: bool = False  # this node is declared primary (the fence incident is read then)
 
 
 @dataclass(frozen=True)
@@ -504,7 +505,8 @@ def drbd_ledger_path(clone_ledger: str) -> str:
 
 def drbd_targets(spec, node: str, ledger: str = paths.DRBD_LEDGER) -> DrbdTargets:
     """What to read for the DRBD resources this node takes part in."""
-    return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk)
+    return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk,
+                                        res.nodes[node].role == "primary")
                              for name, res in sorted(spec.drbd.items()) if node in res.nodes),
                        node=node, ledger=ledger)
 
@@ -521,8 +523,9 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
       it, and is asked only then; when it holds DRBD metadata, one ``drbdmeta get-gi`` too
       (the refusal of metadata the reconciler cannot tie to the resource names them);
     * one ``drbdadm get-gi`` for a resource that is up while a split brain is seen (its
-      incident identifier) or while the ledger has no record of it on this disk (to
-      record it)."""
+      incident identifier), while the ledger has no record of it on this disk (to
+      record it), or while it is declared primary, is not, and has lost its peer (the
+      incident a ``fenced`` declaration is bound to: the generation it holds)."""
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)
@@ -573,7 +576,8 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
         gi = gi_error = None
         if attached:
             rec = ledger.records.get((t.name, targets.node))
-            if split_brain or rec is None or rec.disk_id != disk_id:
+            lost = t.primary and seen.role != "Primary" and not seen.connected
+            if split_brain or lost or rec is None or rec.disk_id != disk_id:
                 gi, gi_error = gi_of(drbd.get_gi(t.name, host=host))
         config = read(drbd.config_path(t.name))
         resources[t.name] = state.DrbdResourceState(

@@ -22,7 +22,9 @@ Safety rules (each refusal is a Blocked entry that says what to do):
 * Demotion is blocked while /dev/drbdN is mounted or held (the reconciler never unmounts).
   Promotion waits while the peer is primary (unless dual-primary is declared: then, with
   both nodes declared primary, each waits for the peer's disk to be UpToDate), and is blocked while the nodes are not connected: promoting a node that cannot see its peer is how split
-  brains are made, so a failover after losing the primary node is never automatic.
+  brains are made, so a failover after losing the primary node is never automatic: only
+  ``fenced = "PEER@INCIDENT"``, bound to the generation this node holds since it lost the
+  peer (the pass prints it), lets it be promoted without the peer, for that incident only.
 * A split brain (the kernel ran our ``split-brain`` handler) is reported with its incident
   identifier (the generation both nodes held when they parted: ``drbdadm get-gi``'s bitmap
   UUID) and left alone unless ``split_brain_victim = "NODE@INCIDENT"`` names that incident:
@@ -320,18 +322,50 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None,
             waiting_on=peer))
         return
-    if not m.connected:
-        # the peer may be booting (a reboot of both) or gone: either way only the peer can
-        # change this here, and promoting a node that cannot see its peer risks a split brain
-        out.in_flight.append(actions.InFlight(
-            f"drbd:{name}:peer-connect", obj,
-            f"not promoted: waiting for {peer} to connect ({m.cstate}); promoting a node that "
-            f"cannot see its peer risks a split brain. Never automatic: if {peer} is down for "
-            f"good, run drbdadm primary {name} by hand once you know it is", None,
-            waiting_on=peer))
+    if not m.connected and not _fenced(out, name, res, node, peer, m, rs, block):
         return
     _step(out, act.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
-          f"the spec says {node} is primary", after)
+          f"the spec says {node} is primary" if m.connected else
+          f"the spec says {node} is primary, and declares {peer} fenced for this incident "
+          f"({res.fenced}): promoted without {peer}", after)
+
+
+def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m, rs,
+            block) -> bool:
+    """This node is to be promoted but cannot see ``peer``: True only when the spec declares
+    ``peer`` fenced for this very incident (the generation this node holds since it lost
+    the peer, printed here; the promotion starts a new one, which spends the declaration).
+    Otherwise the peer may be booting or gone, and promoting a node that cannot see its peer
+    risks a split brain: a wait on the peer, or blocked for a declaration that does not
+    apply (reported, ignored)."""
+    obj = f"drbd {name}"
+    why = (f"not promoted: {peer} cannot be reached ({m.cstate}), and promoting a node that "
+           f"cannot see its peer risks a split brain")
+    if rs.gi is None:
+        incident = None
+        how = (f"the generation {node} holds cannot be read (drbdadm get-gi {name}: "
+               f"{rs.gi_error or 'no answer'}), so no fence can be declared for this incident")
+    else:
+        incident = f"{int(rs.gi.current, 16) & ~1:016X}"
+        how = (f"if {peer} is lost for good, make sure it stays so (power it off, or cut it "
+               f"from its disk), then declare fenced = \"{peer}@{incident}\" in [drbd.{name}] "
+               f"({incident} is the generation {node} holds since it lost {peer}): {node} is "
+               f"then promoted without it, for this incident only")
+    if res.fenced is None:
+        out.in_flight.append(actions.InFlight(
+            f"drbd:{name}:peer-connect", obj, f"{why}; waiting for {peer} to connect. Never "
+            f"automatic: {how}", None, waiting_on=peer))
+        return False
+    gone, declared = drbd_spec.fenced_node(res.fenced)
+    if gone != peer:
+        block(f"{why}. fenced = \"{res.fenced}\" names {node} itself: ignored. {how[0].upper()}{how[1:]}")
+        return False
+    if incident is None or declared != incident:
+        now = f"this one is {incident}" if incident else "this one cannot be identified"
+        block(f"{why}. fenced = \"{res.fenced}\" was written for another incident ({now}): "
+              f"ignored, nothing is promoted. {how[0].upper()}{how[1:]}")
+        return False
+    return True
 
 
 def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str,
