@@ -61,7 +61,7 @@ class MdTargets:
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
             now: float = 0.0, md_targets: MdTargets | None = None,
             iscsi_parts: tuple[bool, bool] = (False, False),
-            lockd: bool = False,
+            lockd: bool = False, quorum: bool = False,
             drbd_targets: DrbdTargets | None = None,
             lvm_targets: LvmTargets | None = None,
             exported: Iterable[str] = ()) -> state.HostState:
@@ -74,12 +74,13 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process.
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
+    ``quorum``: one of them is a DLM VG: corosync's quorum too (``corosync-quorumtool -s``).
     ``lvm_targets``: the spec's PV devices (each one not a PV yet is probed with ``wipefs
     --no-act``, the one process DRBD's create-md probe uses) and its ``resize_fs`` LVs (the
     file system's superblock of each active one: ``Runner.read_bytes``, no process).
     """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
-                  md_targets=md_targets, lockd=lockd)
+                  md_targets=md_targets, lockd=lockd, quorum=quorum)
     if lvm_targets is not None:
         st = dataclasses.replace(
             st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st),
@@ -96,13 +97,13 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
 
 def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
              now: float = 0.0, md_targets: MdTargets | None = None,
-             lockd: bool = False) -> state.HostState:
+             lockd: bool = False, quorum: bool = False) -> state.HostState:
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
     parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
     if lockd:
-        parsed = dataclasses.replace(parsed, lockd=observe_lockd(runner, host))
+        parsed = dataclasses.replace(parsed, lockd=observe_lockd(runner, host, quorum))
     system_id = None
     if any(vg.system_id for vg in parsed.vgs.values()):
         sid = runner.run(lvm.systemid(host))
@@ -232,10 +233,11 @@ def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
                              [read(p) for p in lvm.LVM_CONF_FILES]))
 
 
-def observe_lockd(runner: Runner, host: str) -> state.Lockd:
+def observe_lockd(runner: Runner, host: str, quorum: bool = False) -> state.Lockd:
     """lvmlockd's locks on this node (one process) and the dm devices (sysfs, no process:
     a table's length, holders, mounts). lvmlockd not reachable is a fact, not a failure:
-    planning says what to start."""
+    planning says what to start. ``quorum`` (a DLM VG is declared on this node): corosync's
+    quorum too (``corosync-quorumtool -s``, read-only, a second process)."""
     info = runner.run(lockd_adapter.lockctl_info(host))
     if info.ok:
         spaces, locks = lockd_adapter.parse_info(info.stdout)
@@ -266,7 +268,12 @@ def observe_lockd(runner: Runner, host: str) -> state.Lockd:
                 mounts=mounts.get(devno, ()) if devno else ())
         except ValueError as exc:
             raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
-    return state.Lockd(running=running, lockspaces=spaces, locks=locks, dm=dm, problem=problem)
+    q = None
+    if quorum:
+        res = runner.run(lockd_adapter.quorum_status(host))
+        q = lockd_adapter.parse_quorum(res.rc, res.stdout, res.stderr)
+    return state.Lockd(running=running, lockspaces=spaces, locks=locks, dm=dm, problem=problem,
+                       quorum=q)
 
 
 def spec_devices(spec) -> list[str]:
