@@ -31,6 +31,7 @@ from reconciler import errors, paths, state
 from reconciler.adapters import drbd, iscsi, lvm, md
 from reconciler.adapters import fs as fs_adapter
 from reconciler.adapters import lockd as lockd_adapter
+from reconciler.adapters import pacemaker as pcmk
 from reconciler.runner import Runner
 
 DEFAULT_LEDGER = md.DEFAULT_LEDGER
@@ -86,7 +87,8 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st),
             filesystems=_read_filesystems(runner, host, lvm_targets.filesystems, st))
     if drbd_targets is not None and drbd_targets.resources:
-        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve))
+        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve),
+                                 pacemaker=observe_pacemaker(runner, host))
     st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st
@@ -274,6 +276,40 @@ def observe_lockd(runner: Runner, host: str, quorum: bool = False) -> state.Lock
         q = lockd_adapter.parse_quorum(res.rc, res.stdout, res.stderr)
     return state.Lockd(running=running, lockspaces=spaces, locks=locks, dm=dm, problem=problem,
                        quorum=q)
+
+
+def observe_pacemaker(runner: Runner, host: str) -> state.Pacemaker | None:
+    """Pacemaker's configuration and status (issue 20), read-only, asked only on a host
+    where its CIB file exists (a file read; no process otherwise): ``cibadmin --query`` (the
+    live CIB; when it does not answer, the CIB file says what Pacemaker manages all the same)
+    and ``crm_mon --output-as=xml`` (where each resource runs, in which role)."""
+    try:
+        cib_file = runner.read(pcmk.CIB_FILE, host=host)
+    except OSError as exc:
+        raise errors.ObservationError(("cat", pcmk.CIB_FILE), str(exc)) from None
+    if cib_file is None:
+        return None
+
+    def said(res) -> str:
+        return (res.stderr.strip().splitlines() or res.stdout.strip().splitlines()
+                or [f"exit {res.rc}"])[-1]
+
+    q = runner.run(pcmk.cib_query(host))
+    text, source = ((q.stdout, "cibadmin --query") if q.ok else
+                    (cib_file, f"{pcmk.CIB_FILE} (cibadmin --query: {said(q)})"))
+    try:
+        cib = pcmk.parse_cib(text)
+    except ValueError as exc:
+        raise errors.ObservationError(q.command.argv if q.ok else ("cat", pcmk.CIB_FILE),
+                                      str(exc), text) from None
+    mon = runner.run(pcmk.crm_mon(host))
+    try:
+        parsed = pcmk.parse_crm_mon(mon.stdout) if mon.stdout.strip() else None
+    except ValueError:
+        parsed = None
+    if parsed is None or (not mon.ok and not parsed[2]):
+        parsed = ({}, {}, f"crm_mon: {said(mon)} (rc {mon.rc})")
+    return pcmk.pacemaker_state(cib, source, parsed)
 
 
 def spec_devices(spec) -> list[str]:

@@ -31,6 +31,10 @@ Safety rules (each refusal is a Blocked entry that says what to do):
   then the victim becomes secondary and reconnects with ``--discard-my-data``, the survivor
   reconnects; the marker is removed once the nodes are connected again. A declaration for
   another incident is reported and ignored.
+* A resource an ``ocf:linbit:drbd`` Pacemaker primitive manages (``drbd_resource``) is
+  Pacemaker's (issue 20): only its resource file is written (never applied); no up,
+  connect or role change; where the spec and Pacemaker disagree on this node's role, the
+  plan says so (blocked), and lists the resource as Pacemaker's either way.
 * A wait on the peer (to connect, to start the first sync, to demote) is in flight with
   ``waiting_on`` naming the peer, never an error.
 * A Diskless node (its backing disk failed and DRBD detached it) is reported; a replacement
@@ -71,7 +75,7 @@ def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
         return out
     for name, res in sorted(spec.drbd.items()):
         if node in res.nodes:
-            _plan_resource(out, name, res, node, st.drbd)
+            _plan_resource(out, name, res, node, st.drbd, st.pacemaker)
     _chain_records(out, st.drbd)
     return out
 
@@ -113,7 +117,8 @@ def _step(out: Partial, action: actions.Action, reason: str, after: set[str]) ->
     return action.key
 
 
-def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: state.DrbdHost) -> None:
+def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: state.DrbdHost,
+                   pcmk: state.Pacemaker | None = None) -> None:
     """This node's next steps for resource ``name``, taken in the order DRBD needs them,
     stopping at the first stage that is not done: the resource file (never over one without
     our marker) and the module; while not configured in the kernel, metadata (``_metadata``:
@@ -144,6 +149,10 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         block(f"{rs.config_path} was not written by the reconciler; it is never overwritten. "
               f"Move it away (or make it what the spec says) to let the reconciler manage "
               f"{name}:\n{_diff(rs.config, wanted, rs.config_path)}")
+        return
+    owner = pcmk.drbd_owner(name) if pcmk is not None else None
+    if owner is not None:
+        _left_to_pacemaker(out, name, res, node, rs, d.minors.get(me.minor), owner, pcmk, wanted)
         return
     if rs.config != wanted:
         # adjust only a resource up with its disk: on a down one (8.4's "cs:Unconfigured"
@@ -328,6 +337,43 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
           f"the spec says {node} is primary" if m.connected else
           f"the spec says {node} is primary, and declares {peer} fenced for this incident "
           f"({res.fenced}): promoted without {peer}", after)
+
+
+_PCMK_ROLE = {"primary": "Promoted", "secondary": "Unpromoted"}
+
+
+def _left_to_pacemaker(out: Partial, name: str, res: DrbdResource, node: str, rs, m,
+                       owner: state.PcmkResource, pcmk: state.Pacemaker, wanted: str) -> None:
+    """A resource an ``ocf:linbit:drbd`` primitive manages is Pacemaker's: no module load,
+    metadata, up, connect, promotion or demotion here, ever (two controllers would fight
+    over it). Only the resource file is kept as the spec says (never applied with adjust:
+    the agent's next start reads it). The plan lists it as Pacemaker's and, where the spec
+    and Pacemaker disagree on this node's role, says so (blocked: nothing here can make the
+    spec true)."""
+    obj = f"drbd {name}"
+    if rs.config != wanted:
+        _step(out, act.WriteDrbdConfig(resource=name, minor=res.nodes[node].minor, text=wanted,
+                                       adjust=False),
+              f"the resource file differs from the spec (not applied here: {name} is "
+              f"Pacemaker's, whose next start of it reads the file)", set())
+    out.unmanaged.append(f"{obj} (Pacemaker's: {owner.describe()})")
+    want = _PCMK_ROLE[res.nodes[node].role.value]
+    if pcmk.running:
+        have = owner.roles.get(node) or "Stopped"
+        seen = f"Pacemaker runs it {have} on {node}"
+    else:
+        kernel = m.role if m is not None and m.cstate != "Unconfigured" else "down"
+        have = {"Primary": "Promoted", "Secondary": "Unpromoted"}.get(kernel, "Stopped")
+        seen = (f"Pacemaker is not running ({pcmk.status}); the kernel has it {kernel} on "
+                f"{node}")
+    if have == want:
+        return
+    out.blocked.append(actions.Blocked(obj, (
+        f"managed by Pacemaker ({owner.describe()}, from {pcmk.source}): the spec says "
+        f"{node} is {res.nodes[node].role.value} ({want}), {seen}. The reconciler never "
+        f"changes what Pacemaker manages (no up, connect, promotion or demotion): make the "
+        f"spec say what Pacemaker does, or move the resource with Pacemaker "
+        f"(crm_resource --move)")))
 
 
 def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m, rs,
