@@ -16,6 +16,8 @@ from reconciler.runner import Command
 from reconciler.simulate.pacemaker_tools import PacemakerSim
 
 REC = FIXTURES / "outputs" / "pacemaker" / "commands"
+# every recording is read by the tests below (the parsers, the simulator's crm_mon)
+COMPARES = tuple(f"pacemaker/commands/{p.name}" for p in sorted(REC.glob("*.txt")))
 
 
 def recorded(case: str) -> tuple[int, str, str]:
