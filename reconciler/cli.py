@@ -59,10 +59,12 @@ subcommands:
   reconcile schema                   print the JSON Schema of spec files
   reconcile capture DIR [--simulate SOURCE]
                                      save everything a pass observes, for --simulate DIR
+  reconcile [--simulate HOST] adopt --out DIR [--vg NAME ...]
+                                     write the spec of what the host has now
 """
 
 
-SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture")
+SUBCOMMAND_NAMES = ("status", "validate", "schema", "capture", "adopt")
 
 
 def version() -> str:
@@ -589,8 +591,52 @@ def _cmd_capture(argv: list[str]) -> int:
     return 0
 
 
+def _cmd_adopt(argv: list[str]) -> int:
+    p = _Parser(prog="reconcile adopt",
+                description="Write the spec of what this host has now (VGs, PVs, LVs with "
+                "exact sizes and placement, md clones, DRBD resources, iSCSI targets and "
+                "sessions), so that "
+                "its first pass plans nothing; then edit what must change.",
+                epilog="exit codes: 0 written, and a dry pass with it plans nothing; 2 written, "
+                "and a pass would still do what is listed (a shared VG's lockspace to start); "
+                "1 error")
+    p.add_argument("--out", required=True, metavar="DIR", help="an empty or new directory")
+    p.add_argument("--vg", action="append", default=[], metavar="NAME",
+                   help="adopt only this VG (repeat for several); nothing else is adopted")
+    p.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+    p.add_argument("--simulate", default=None, metavar="HOST|CAPTURE_DIR",
+                   help="adopt a simulated host: an embedded one or a capture directory")
+    p.add_argument("--node", default=None, help="the node the spec names (default: this host)")
+    args = p.parse_args(argv)
+    from reconciler.offline import adopting
+    logs.setup("WARNING")  # the dry pass that checks the spec logs only what goes wrong
+    try:
+        adopting.check_directory(args.out, args.force)
+        src = adopting.source(args.simulate, args.node)
+        adopted = adopting.adopt(src, args.vg)
+        if not adopted.files:
+            print("nothing to adopt: no VG, md clone, DRBD resource, iSCSI target or session "
+                  f"on {src.node}", file=sys.stderr)
+        for note in adopted.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if not adopted.files:
+            return 0
+        for path in adopting.write(args.out, adopted):
+            print(f"wrote {path}")
+        left, _ = adopting.first_pass(src, args.out)
+    except (errors.ReconcilerError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    print("adopted " + ", ".join(f"{n} {k}" for k, n in adopted.counts.items()) + f" of {src.node}")
+    if left:
+        print("a pass with this spec would still do:\n  " + "\n  ".join(left), file=sys.stderr)
+        return controller.EXIT_PENDING
+    print(f"a dry pass with this spec plans nothing on {src.node}")
+    return 0
+
+
 SUBCOMMANDS = {"validate": _cmd_validate, "schema": _cmd_schema, "capture": _cmd_capture,
-               "status": _cmd_status, "run": _cmd_run}
+               "status": _cmd_status, "run": _cmd_run, "adopt": _cmd_adopt}
 
 
 def _unknown_subcommand(word: str) -> int:
@@ -654,6 +700,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
+    # reconcile --simulate HOST [--node N] adopt ...: the host options go to the subcommand
+    if "adopt" in argv and all(a in ("--simulate", "--node") for a in argv[:argv.index("adopt"):2]):
+        i = argv.index("adopt")
+        argv = argv[i:] + argv[:i] if i % 2 == 0 else argv
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     if argv and not argv[0].startswith("-"):

@@ -286,7 +286,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                                iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
                                quorum=quorum,
                                drbd_targets=drbd_targets, lvm_targets=lvm_targets,
-                               exported=observing.exported_devices(spec))
+                               exported=observing.exported_devices(spec),
+                               chap_files=observing.chap_files(spec))
         if env.lio_applier and st.iscsi is not None:
             st = dataclasses.replace(st, iscsi=dataclasses.replace(
                 st.iscsi, lio_applier=env.lio_applier))

@@ -65,7 +65,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             lockd: bool = False, quorum: bool = False,
             drbd_targets: DrbdTargets | None = None,
             lvm_targets: LvmTargets | None = None,
-            exported: Iterable[str] = ()) -> state.HostState:
+            exported: Iterable[str] = (), chap_files: Iterable[str] = ()) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
 
     ``exported``: devices this host's iSCSI targets export or are to export
@@ -73,6 +73,8 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     table), so that an export of a device in use here is refused at planning.
 
     ``iscsi_parts``: (targets, sessions) to read, from configfs and sysfs: no process.
+    Their secrets (LIO's CHAP passwords, the node records) and ``chap_files`` (the spec's)
+    are read too, and kept only as fingerprints (``adapters.iscsi``).
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
     ``quorum``: one of them is a DLM VG: corosync's quorum too (``corosync-quorumtool -s``).
@@ -93,7 +95,8 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     if not any(iscsi_parts):
         return st
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
-                         sessions=iscsi_parts[1])
+                         sessions=iscsi_parts[1], private=_private(runner, host),
+                         chap_files=chap_files)
     return dataclasses.replace(st, iscsi=seen)
 
 
@@ -355,6 +358,23 @@ def _observe_used(runner: Runner, host: str, st: state.HostState, paths: Iterabl
             devnos[p] = resolve(p)
         seen[p] = _block_device(read, p, devnos[p], mounts)
     return dataclasses.replace(st, devices=devnos, blockdevs=seen)
+
+
+def _private(runner: Runner, host: str) -> Callable[[str], str | None]:
+    """The reader of files that hold a secret: one this process may not read (a dry run as
+    another user than root) is not known, never an error of the observation."""
+    def read(path: str) -> str | None:
+        try:
+            return runner.read(path, host=host)
+        except PermissionError:
+            return None
+    return read
+
+
+def chap_files(spec) -> tuple[str, ...]:
+    """The CHAP files the spec's iSCSI targets and sessions name."""
+    return tuple(sorted({t.chap_file for table in ("iscsi_target", "iscsi_session")
+                         for t in getattr(spec, table, {}).values() if t.chap_file}))
 
 
 def iscsi_parts(spec) -> tuple[bool, bool]:

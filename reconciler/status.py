@@ -118,14 +118,19 @@ def pass_section(result: controller.PassResult, *, number: int, reason: str, sta
         "blocked": [{"object": b.object, "reason": b.reason} for b in final.blocked],
         "in_flight": [{"key": f.key, "object": f.object, "what": f.what, "percent": f.percent,
                        "eta_s": None if etas.get(f.key) is None else round(etas[f.key], 1),
-                       "speed_bps": f.speed, "waiting_on": f.waiting_on or None}
+                       "speed_bps": f.speed, "waiting_on": f.waiting_on or None,
+                       "idle_s": None if f.stall is None else round(f.stall.idle, 1),
+                       "stalled": f.stall is not None and f.stall.expired}
                       for f in final.in_flight],
         "unmanaged": list(final.unmanaged),
+        "conditions": [{"kind": str(c.kind), "object": c.object, "detail": c.detail}
+                       for c in final.conditions],
     }
 
 
 def empty_sections() -> dict:
-    return {"last_pass": None, "drift": [], "blocked": [], "in_flight": [], "unmanaged": []}
+    return {"last_pass": None, "drift": [], "blocked": [], "in_flight": [], "unmanaged": [],
+            "conditions": []}
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -227,16 +232,43 @@ def prometheus(doc: dict) -> str:
            [({}, 0 if doc.get("spec", {}).get("error") else 1)])
     metric("reconciler_spec_info", "gauge", "The spec in force, by digest.",
            [({"digest": doc.get("spec", {}).get("digest") or ""}, 1)])
-    if lp:
-        metric("reconciler_last_pass_duration_seconds", "gauge", "Duration of the last pass.",
-               [({}, lp["duration_s"])])
-        metric("reconciler_last_pass_processes", "gauge",
-               "Processes the last pass started (observation included).", [({}, lp["processes"])])
-        metric("reconciler_last_pass_exit_code", "gauge",
-               "Exit code of the last pass: 0 in sync, 2 pending or drift, 1 error or blocked.",
-               [({}, lp["exit_code"])])
-        metric("reconciler_last_pass_timestamp_seconds", "gauge",
-               "When the last pass ended (Unix time).", [({}, lp["finished_at"])])
+    # Written with no sample before the first pass, so that every name exists from the start.
+    metric("reconciler_last_pass_duration_seconds", "gauge", "Duration of the last pass.",
+           [({}, lp["duration_s"])] if lp else [])
+    metric("reconciler_last_pass_processes", "gauge",
+           "Processes the last pass started (observation included).",
+           [({}, lp["processes"])] if lp else [])
+    metric("reconciler_last_pass_exit_code", "gauge",
+           "Exit code of the last pass: 0 in sync, 2 pending or drift, 1 error or blocked.",
+           [({}, lp["exit_code"])] if lp else [])
+    metric("reconciler_last_pass_timestamp_seconds", "gauge",
+           "When the last pass ended (Unix time).", [({}, lp["finished_at"])] if lp else [])
+    metric("reconciler_resync_interval_seconds", "gauge",
+           "The longest the daemon waits between passes (--resync-interval): no pass for "
+           "much longer than this means the loop is stuck or dead.",
+           [({}, doc["resync_interval_s"])] if doc.get("resync_interval_s") else [])
+    stalled = [f for f in doc.get("in_flight", []) if f.get("stalled")]
+    metric("reconciler_stalled_operations", "gauge",
+           "In-flight operations (pvmove, mirror or md sync) whose progress has not moved "
+           "for longer than their stall window (each is also blocked).",
+           [({}, len(stalled))])
+    metric("reconciler_in_flight_idle_seconds", "gauge",
+           "Seconds an in-flight operation has shown no progress (only once it has been idle "
+           "for half its stall window).",
+           [({"object": f["object"], "what": f["what"]}, f["idle_s"])
+            for f in doc.get("in_flight", []) if f.get("idle_s") is not None])
+    conditions = doc.get("conditions", [])
+    metric("reconciler_split_brain", "gauge",
+           "DRBD resources of this node in split brain (the kernel reported it).",
+           [({}, sum(1 for c in conditions if c["kind"] == "split-brain"))])
+    metric("reconciler_degraded", "gauge",
+           "Redundant devices running on fewer good copies than they have: an LV leg failed "
+           "or on a missing PV, an md member faulty or missing, a DRBD disk lost.",
+           [({}, sum(1 for c in conditions if c["kind"] == "degraded"))])
+    metric("reconciler_condition", "gauge",
+           "1 per health condition, by kind (split-brain, degraded) and object; reconcile "
+           "status gives the details.",
+           [({"kind": c["kind"], "object": c["object"]}, 1) for c in conditions])
     metric("reconciler_passes_total", "counter", "Passes run since the daemon started.",
            [({}, doc.get("passes", 0))])
     metric("reconciler_pass_errors_total", "counter",
@@ -382,6 +414,9 @@ def render(doc: dict, now: float | None = None) -> str:
     if doc.get("blocked"):
         lines.append("  blocked (a person must look):")
         lines.extend(f"    ! {b['object']}: {b['reason']}" for b in doc["blocked"])
+    if doc.get("conditions"):
+        lines.append("  health (what monitoring alerts on):")
+        lines.extend(f"    ! {c['object']}: {c['kind']}: {c['detail']}" for c in doc["conditions"])
     if lp and lp.get("applied"):
         lines.append("  applied by the last pass:")
         lines.extend(f"    {a['outcome']:>12}  {a['object']}: {a['description']}"

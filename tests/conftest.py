@@ -18,7 +18,9 @@ Opting out, explicitly: tests under ``tests/lab`` (marked ``lab``), and tests ma
   or daemon as a separate process (signals, the instance lock, stderr);
 * tests/daemon/test_spec_writers.py: git commits a spec like a GitOps writer;
 * tests/daemon/test_systemd_unit.py: ``systemd-analyze verify`` of the unit;
-* tests/cli/test_readme_commands.py: the README's shell commands, run by bash.
+* tests/cli/test_readme_commands.py: the README's shell commands, run by bash;
+* tests/daemon/test_monitoring.py: ``promtool`` checks the alert rules and runs them on
+  textfiles the daemon wrote.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ base types and ``Plan``.
 """
 
 from reconciler.actions.base import Action, Progress, Symbol
-from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession
+from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession, UpdateSession
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
                                      LoadDrbd, RecordDrbdMetadata, SeedFirstSync, SetDrbdRole, UpDrbd,
                                      WriteDrbdConfig)
@@ -34,12 +34,12 @@ from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv,
                                       SetActivation, StartLockspace)
 from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
                                    WriteCloneLedger)
-from reconciler.actions.plans import (WAITING, Blocked, InFlight, Plan, Stall, Step,
+from reconciler.actions.plans import (WAITING, Blocked, Condition, Health, InFlight, Plan, Stall, Step,
                                       describe_in_flight, waiting_text)
 
 __all__ = ["AddCopy", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
-           "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "AddMirrorLeg",
-           "Blocked", "BuildMdClone", "CreateLv",
+           "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession", "AddMirrorLeg",
+           "Blocked", "BuildMdClone", "Condition", "Health", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",
            "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",

@@ -23,6 +23,15 @@ def _targets(st: state.HostState) -> dict:
     return (st.iscsi.targets or {}) if st.iscsi is not None else {}
 
 
+def chap_differs(observed: str, chap_file: str | None, st: state.HostState) -> bool:
+    """The credentials ``observed`` (a fingerprint) are not those of ``chap_file`` now: the
+    file was rotated. Unknown on either side (not read, unreadable) is not a difference."""
+    if not chap_file or st.iscsi is None:
+        return False
+    want = st.iscsi.chap_files.get(chap_file, "")
+    return bool(want) and bool(observed) and observed != want
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyTarget(Action):
     """Make the LIO target ``iqn`` export ``luns`` through ``portals`` to ``acls`` (CHAP from
@@ -97,6 +106,8 @@ class ApplyTarget(Action):
                 return False
             if self.chap_file and not acl.chap_userid:
                 return False
+            if chap_differs(acl.chap, self.chap_file, st):
+                return False
         return True
 
     def failure(self, result: CommandResult) -> errors.CommandFailed:
@@ -121,6 +132,7 @@ class LoginSession(Action):
     chap_file: str | None = None
     luns: tuple[int, ...] = (0,)
     exported_by: str = ""
+    timeouts: tuple[tuple[str, int], ...] = ()  # written into the node record before login
     long: ClassVar[bool] = True
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "iscsiadm"
@@ -144,6 +156,9 @@ class LoginSession(Action):
                iscsi.discover(self.portal, host=self.host)]
         if self.chap_file:
             out.append(iscsi.node_chap(self.portal, self.target, self.chap_file, host=self.host))
+        if self.timeouts:
+            out.append(iscsi.node_update(self.portal, self.target,
+                                         {"timeouts": dict(self.timeouts)}, host=self.host))
         out.append(iscsi.login(self.portal, self.target, host=self.host))
         return tuple(out)
 
@@ -173,6 +188,69 @@ class LoginSession(Action):
             exc.peer = (self.exported_by, must)
             return exc
         return iscsi.failure(result, why)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateSession(Action):
+    """Bring the node record of a logged-in session to the spec: CHAP from ``chap_file``
+    (rotated: the record holds other credentials) and the ``timeouts``; the replacement
+    timeout also into the live session (sysfs ``recovery_tmo``, at once). The session is
+    not logged out: the record's CHAP and noop timeouts serve its next login (LIO checks
+    CHAP at login only, so the running session goes on)."""
+
+    name: str
+    portal: str
+    target: str
+    chap_file: str | None = None
+    timeouts: tuple[tuple[str, int], ...] = ()
+    symbol: ClassVar[Symbol] = Symbol.CHANGE
+    verb: ClassVar[str] = "iscsiadm"
+
+    @property
+    def key(self) -> str:
+        return f"iscsi-session:{self.name}:update"
+
+    @property
+    def object(self) -> str:
+        return f"iscsi session {self.name}"
+
+    def describe(self) -> str:
+        what = (["CHAP from " + self.chap_file] if self.chap_file else []) + [
+            f"{k} {v}s" for k, v in self.timeouts]
+        return f"update the node record of {self.target} at {self.portal}: {', '.join(what)}"
+
+    def commands(self) -> tuple[Command, ...]:
+        settings: dict = {"timeouts": dict(self.timeouts)}
+        if self.chap_file:
+            settings["chap_file"] = self.chap_file
+        return (iscsi.node_update(self.portal, self.target, settings, host=self.host),)
+
+    def differences(self, st: state.HostState) -> list[str]:
+        """What of the session differs from the spec, in words (empty: done)."""
+        s = st.iscsi.session(self.portal, self.target) if st.iscsi is not None else None
+        if s is None or s.record is None:
+            return []  # no session (the login writes the record), or the record not read
+        out = []
+        if chap_differs(s.record.chap, self.chap_file, st):
+            out.append(f"the node record's CHAP credentials are not those of {self.chap_file} "
+                       f"(rotated)")
+        for k, v in self.timeouts:
+            if s.record.timeouts.get(k) != v:
+                out.append(f"{k} is {s.record.timeouts.get(k, 'unset')} in the node record, "
+                           f"the spec says {v}")
+        live = s.timeouts.get("replacement_timeout")
+        want = dict(self.timeouts).get("replacement_timeout")
+        if want is not None and live is not None and live != want:
+            out.append(f"the live session's replacement timeout (recovery_tmo) is {live}s, "
+                       f"the spec says {want}s")
+        return out
+
+    def is_done(self, st: state.HostState) -> bool:
+        return not self.differences(st)
+
+    def failure(self, result: CommandResult) -> errors.CommandFailed:
+        return iscsi.failure(result, iscsi.explain(
+            result, session=self.name, portal=self.portal, target=self.target))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from reconciler.actions.base import Action
 from reconciler.units import human
@@ -48,6 +49,24 @@ class Step:
 class Blocked:
     object: str
     reason: str
+
+
+class Health(StrEnum):
+    """What a ``Condition`` reports (the ``kind`` label of ``reconciler_condition``)."""
+
+    SPLIT_BRAIN = "split-brain"  # a DRBD resource whose nodes both wrote while parted
+    DEGRADED = "degraded"  # a redundant device runs on fewer good copies than it has legs
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A fact about the health of a managed object that monitoring alerts on, read from
+    the observed state alone: present whether or not the plan has a step or a block for
+    it (a degraded leg of an LV in sync with the spec is still degraded)."""
+
+    kind: Health
+    object: str
+    detail: str  # for people: the fields that say so
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +122,7 @@ class Plan:
     blocked: tuple[Blocked, ...] = ()
     unmanaged: tuple[str, ...] = ()
     spec_digest: str = ""
+    conditions: tuple[Condition, ...] = ()  # health facts for monitoring; never decide on them
 
     @property
     def converged(self) -> bool:
@@ -170,4 +190,6 @@ class Plan:
                           for f in self.in_flight],
             "blocked": [{"object": b.object, "reason": b.reason} for b in self.blocked],
             "unmanaged": list(self.unmanaged),
+            "conditions": [{"kind": str(c.kind), "object": c.object, "detail": c.detail}
+                           for c in self.conditions],
         }

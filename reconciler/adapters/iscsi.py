@@ -24,6 +24,14 @@ change (about 0.3 s warm, 1.4 s cold in a TCG guest), only when something is to 
 The same applier writes CHAP into open-iscsi's node record (``node-chap``): iscsiadm only
 takes a secret as an argument (``-o update -v SECRET``), which every local user can read in
 ``/proc/PID/cmdline``; the record is open-iscsi's own root-only file, read at login.
+``node-update`` writes CHAP and the link-cut timeouts into the record of a session logged
+in, and the replacement timeout into the live session (sysfs ``recovery_tmo``).
+
+Secrets are observed, never kept: the files that hold one (LIO's ``auth/password``, a node
+record, a spec's CHAP file) are read through a separate ``private`` reader, and reduced at
+once to a ``fingerprint`` (an HMAC keyed with a random key of this process, so it can only
+be compared within it, never reversed nor matched against a guess elsewhere). A capture
+passes no private reader: what it saves holds no secret, and CHAP is then not compared.
 
 Formats are those of Linux 6.1, rtslib-fb 2.2 and open-iscsi 2.1.8, recorded in
 tests/fixtures/outputs/iscsi/.
@@ -31,15 +39,18 @@ tests/fixtures/outputs/iscsi/.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
 from reconciler.state.iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
-                                    LioTarget)
+                                    LioTarget, NodeRecord)
 
 CONFIGFS = "/sys/kernel/config/target"
 SESSIONS = "/sys/class/iscsi_session"
@@ -53,6 +64,25 @@ LOGIN_TIMEOUT = 60.0
 
 Read = Callable[[str], str | None]
 
+# Link-cut timeouts: short name (the spec's) -> (node record key, sysfs file under the
+# session's or the connection's directory). open-iscsi hands noop_out_timeout to the kernel
+# as the connection's ping_tmo and noop_out_interval as its recv_tmo.
+TIMEOUTS = {
+    "replacement_timeout": ("node.session.timeo.replacement_timeout", "session", "recovery_tmo"),
+    "noop_out_interval": ("node.conn[0].timeo.noop_out_interval", "connection", "recv_tmo"),
+    "noop_out_timeout": ("node.conn[0].timeo.noop_out_timeout", "connection", "ping_tmo"),
+}
+_RECORD_CHAP = ("node.session.auth.username", "node.session.auth.password")
+_KEY = secrets.token_bytes(32)  # this process's fingerprint key: never written anywhere
+
+
+def fingerprint(userid: str, password: str) -> str:
+    """A comparable stand-in for CHAP credentials, valid within this process only."""
+    if not userid and not password:
+        return ""
+    mac = hmac.new(_KEY, f"{userid}\0{password}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:24]
+
 
 def _lines(text: str | None) -> list[str]:
     return [x for x in (text or "").splitlines() if x]
@@ -65,7 +95,8 @@ def _one(read: Read, path: str) -> str:
 # -- observation: configfs ---------------------------------------------------------------------
 
 
-def observe_targets(read: Read) -> tuple[dict[str, LioTarget] | None, dict[str, str]]:
+def observe_targets(read: Read, private: Read | None = None
+                    ) -> tuple[dict[str, LioTarget] | None, dict[str, str]]:
     """The iSCSI targets and the backstores (``hba/name`` -> udev_path) configfs shows.
 
     ``None`` for targets when LIO's iscsi fabric is not loaded (nothing can be exported)."""
@@ -84,11 +115,12 @@ def observe_targets(read: Read) -> tuple[dict[str, LioTarget] | None, dict[str, 
     for iqn in _lines(top):
         if not re.match(r"^(iqn|eui|naa)\.", iqn):
             continue
-        targets[iqn] = _target(read, iqn, backstores)
+        targets[iqn] = _target(read, iqn, backstores, private)
     return targets, backstores
 
 
-def _target(read: Read, iqn: str, backstores: dict[str, str]) -> LioTarget:
+def _target(read: Read, iqn: str, backstores: dict[str, str],
+            private: Read | None = None) -> LioTarget:
     base = f"{CONFIGFS}/iscsi/{iqn}"
     tpgs = sorted(int(t[5:]) for t in _lines(read(f"{base}/")) if re.match(r"^tpgt_[0-9]+$", t))
     if not tpgs:
@@ -111,9 +143,11 @@ def _target(read: Read, iqn: str, backstores: dict[str, str]) -> LioTarget:
         mapped = tuple(sorted(int(e[4:]) for e in _lines(read(f"{a}/"))
                               if re.match(r"^lun_[0-9]+$", e)))
         info = read(f"{a}/info") or ""
-        acls[initiator] = LioAcl(initiator=initiator, mapped_luns=mapped,
-                                 chap_userid=_one(read, f"{a}/auth/userid"),
-                                 session=parse_acl_session(info))
+        userid = _one(read, f"{a}/auth/userid")
+        password = private(f"{a}/auth/password") if private is not None else None
+        chap = fingerprint(userid, password.strip()) if password is not None else ""
+        acls[initiator] = LioAcl(initiator=initiator, mapped_luns=mapped, chap_userid=userid,
+                                 session=parse_acl_session(info), chap=chap)
     return LioTarget(
         iqn=iqn, tpg=tag, enabled=_one(read, f"{tpg}/enable") == "1",
         authentication=_one(read, f"{tpg}/attrib/authentication") == "1",
@@ -142,7 +176,41 @@ def parse_mounts(text: str | None) -> dict[tuple[int, int], tuple[str, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def observe_sessions(read: Read) -> tuple[IscsiSession, ...]:
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def parse_node_record(text: str | None) -> NodeRecord | None:
+    """open-iscsi's node record (``key = value`` lines): CHAP as a fingerprint, the
+    timeouts; None for no record (absent, or empty as a power cut leaves it)."""
+    values: dict[str, str] = {}
+    for line in _lines(text):
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    if "node.name" not in values:
+        return None
+    chap = ""
+    if values.get("node.session.auth.authmethod", "None") == "CHAP":
+        chap = fingerprint(*(values.get(k, "") for k in _RECORD_CHAP))
+    timeouts = {short: n for short, (key, _, _) in TIMEOUTS.items()
+                if (n := _number(values.get(key, ""))) is not None}
+    return NodeRecord(chap=chap, timeouts=timeouts)
+
+
+def record_paths(read: Read, portal: str, target: str) -> list[str]:
+    """The node record file(s) of ``target`` at ``portal``: ``<nodes>/<iqn>/<ip>,<port>,<tpgt>``,
+    a directory holding ``default`` (or, in old layouts, the file itself)."""
+    ip, port = portal.rsplit(":", 1)
+    out = []
+    for e in _lines(read(f"{NODES_DIR}/{target}/")):
+        if e.startswith(f"{ip},{port},"):
+            base = f"{NODES_DIR}/{target}/{e}"
+            out.append(f"{base}/default" if read(f"{base}/") is not None else base)
+    return out
+
+
+def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSession, ...]:
     out = []
     mounts: dict[tuple[int, int], tuple[str, ...]] | None = None
     for sid in _lines(read(f"{SESSIONS}/")):
@@ -169,9 +237,20 @@ def observe_sessions(read: Read) -> tuple[IscsiSession, ...]:
                     disks.append(IscsiDisk(
                         lun=int(hctl.rsplit(":", 1)[1]), name=blk, devno=devno,
                         holders=holders, mounts=mounts.get(devno, ()) if devno else ()))
-        out.append(IscsiSession(sid=sid, target=_one(read, f"{base}/targetname"),
+        timeouts = {}
+        for short, (_, where, name) in TIMEOUTS.items():
+            n = _number(_one(read, f"{base if where == 'session' else conn}/{name}"))
+            if n is not None:
+                timeouts[short] = n
+        target = _one(read, f"{base}/targetname")
+        record = None
+        if private is not None:  # /etc/iscsi/nodes is root's alone: the listing too
+            for path in record_paths(private, f"{addr}:{port}", target):
+                record = parse_node_record(private(path)) or record
+        out.append(IscsiSession(sid=sid, target=target,
                                 portal=f"{addr}:{port}", state=_one(read, f"{base}/state"),
-                                disks=tuple(sorted(disks, key=lambda d: d.lun))))
+                                disks=tuple(sorted(disks, key=lambda d: d.lun)),
+                                timeouts=timeouts, record=record))
     return tuple(sorted(out, key=lambda s: int(s.sid[7:])))
 
 
@@ -182,11 +261,28 @@ def parse_initiator_name(text: str | None) -> str:
     return ""
 
 
-def observe(read: Read, *, targets: bool, sessions: bool) -> IscsiState:
-    t, b = observe_targets(read) if targets else (None, {})
+def chap_file_fingerprint(private: Read, path: str) -> str:
+    """The fingerprint of a CHAP file's credentials; "" when it cannot be read or parsed
+    (the applier, which checks its owner and mode too, then says why)."""
+    text = private(path)
+    if text is None:
+        return ""
+    try:
+        return fingerprint(*parse_chap(path, text))
+    except ApplyError:
+        return ""
+
+
+def observe(read: Read, *, targets: bool, sessions: bool, private: Read | None = None,
+            chap_files: Iterable[str] = ()) -> IscsiState:
+    """``private``: the reader of files that hold a secret (reduced to fingerprints here);
+    None reads none of them (CHAP is then not compared). ``chap_files``: the spec's."""
+    t, b = observe_targets(read, private) if targets else (None, {})
     return IscsiState(targets=t, backstores=b,
-                      sessions=observe_sessions(read) if sessions else (),
-                      initiator_name=parse_initiator_name(read(INITIATOR_FILE)) if sessions else "")
+                      sessions=observe_sessions(read, private) if sessions else (),
+                      initiator_name=parse_initiator_name(read(INITIATOR_FILE)) if sessions else "",
+                      chap_files={p: chap_file_fingerprint(private, p) for p in chap_files}
+                      if private is not None else {})
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -219,6 +315,14 @@ def discover(portal: str, *, host: str = "local") -> Command:
 def node_chap(portal: str, target: str, chap_file: str, *, host: str = "local") -> Command:
     return _cmd(sys.executable, "-m", "reconciler.adapters.iscsi", "node-chap", portal, target,
                 chap_file, host=host)
+
+
+def node_update(portal: str, target: str, settings: dict, *, host: str = "local") -> Command:
+    """The applier writing ``settings`` (``chap_file``: CHAP from that file; ``timeouts``:
+    short name -> seconds) into the node record of ``target`` at ``portal``, and the
+    replacement timeout into its live session, if one is logged in."""
+    return _cmd(sys.executable, "-m", "reconciler.adapters.iscsi", "node-update", portal, target,
+                json.dumps(settings, sort_keys=True, separators=(",", ":")), host=host)
 
 
 def node_clean(portal: str, target: str, *, host: str = "local") -> Command:
@@ -498,6 +602,81 @@ def node_record_chap(portal: str, target: str, chap_file: str, nodes_dir: str = 
     return "ok"
 
 
+def _record_files(portal: str, target: str, nodes_dir: str) -> list[str]:
+    import os
+
+    ip, port = portal.rsplit(":", 1)
+    tdir = os.path.join(nodes_dir, target)
+    try:
+        entries = [e for e in os.listdir(tdir) if e.startswith(f"{ip},{port},")]
+    except OSError:
+        entries = []
+    if not entries:
+        raise ApplyError(f"no node record for {target} at {portal}: No records found "
+                         f"(discovery does not list that target)")
+    out = []
+    for e in entries:
+        path = os.path.join(tdir, e)
+        out.append(os.path.join(path, "default") if os.path.isdir(path) else path)
+    return out
+
+
+def _rewrite_record(path: str, values: dict[str, str]) -> None:
+    """Set ``values`` (key -> value) in a node record, other lines kept; the file is
+    replaced whole, root-only (it may hold a secret)."""
+    import os
+
+    with open(path, encoding="utf-8") as f:
+        lines = [x for x in f.read().splitlines()
+                 if x.partition("=")[0].strip() not in values]
+    lines += [f"{k} = {v}" for k, v in values.items()]
+    tmp = path + ".reconciler"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def node_record_update(portal: str, target: str, settings: dict, nodes_dir: str = NODES_DIR,
+                       sysfs: str = "/sys/class") -> str:
+    """Write ``settings`` into the node record(s) of ``target`` at ``portal`` (CHAP from
+    ``chap_file``; ``timeouts``), and ``replacement_timeout`` into the live session's
+    ``recovery_tmo`` (the kernel applies it at once). The noop timeouts of a live
+    connection are the kernel's until the next login (sysfs shows them read-only)."""
+    import os
+
+    values: dict[str, str] = {}
+    if settings.get("chap_file"):
+        user, secret = read_chap(settings["chap_file"])
+        values.update({"node.session.auth.authmethod": "CHAP", _RECORD_CHAP[0]: user,
+                       _RECORD_CHAP[1]: secret})
+    timeouts = settings.get("timeouts") or {}
+    for short, seconds in timeouts.items():
+        if short not in TIMEOUTS:
+            raise ApplyError(f"unknown timeout {short!r}")
+        values[TIMEOUTS[short][0]] = str(int(seconds))
+    for path in _record_files(portal, target, nodes_dir):
+        _rewrite_record(path, values)
+    if "replacement_timeout" in timeouts:
+        ip, port = portal.rsplit(":", 1)
+        base = os.path.join(sysfs, "iscsi_session")
+        for sid in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            conn = os.path.join(sysfs, "iscsi_connection", f"connection{sid[7:]}:0")
+
+            def one(p: str) -> str:
+                try:
+                    with open(p, encoding="utf-8") as f:
+                        return f.read().strip()
+                except OSError:
+                    return ""
+            if (one(os.path.join(base, sid, "targetname")) == target
+                    and one(os.path.join(conn, "persistent_address")) == ip
+                    and one(os.path.join(conn, "persistent_port")) == port):
+                with open(os.path.join(base, sid, "recovery_tmo"), "w", encoding="utf-8") as f:
+                    f.write(f"{int(timeouts['replacement_timeout'])}\n")
+    return "ok"
+
+
 def node_record_clean(portal: str, target: str, nodes_dir: str = NODES_DIR) -> str:
     """Remove the node record(s) of ``target`` at ``portal`` that hold no record: a file with
     no ``node.name`` line (lab: a reset right after a login left it 0 bytes, as a power cut
@@ -538,9 +717,12 @@ def main(argv: list[str]) -> int:
             print(node_record_chap(argv[1], argv[2], argv[3]))
         elif argv[:1] == ["node-clean"] and len(argv) == 3:
             print(node_record_clean(argv[1], argv[2]))
+        elif argv[:1] == ["node-update"] and len(argv) == 4:
+            print(node_record_update(argv[1], argv[2], json.loads(argv[3])))
         else:
             print("usage: python3 -m reconciler.adapters.iscsi lio-apply JSON | "
-                  "node-chap PORTAL TARGET CHAP_FILE | node-clean PORTAL TARGET",
+                  "node-chap PORTAL TARGET CHAP_FILE | node-clean PORTAL TARGET | "
+                  "node-update PORTAL TARGET JSON",
                   file=sys.stderr)
             return 2
     except ApplyError as e:

@@ -3,7 +3,8 @@
 Two rooms on one format: ``capturing`` writes a capture directory (``reconcile capture``),
 ``seeding`` builds the simulated host a pass runs against (``--simulate NAME`` for an
 embedded host, ``--simulate DIR`` for one re-created from a capture); ``files`` is the
-directory's format, which both share. The names below are what the command line and the
+directory's format, which both share. ``adopting`` (``reconcile adopt``) observes a host, real
+or simulated, as a capture does and writes the spec of what it has. The names below are what the command line and the
 tests use.
 """
 

@@ -76,7 +76,7 @@ class _Recorder:
         return self.inner.openers(paths, host=host)
 
 
-def _optional(part: str, not_modelled: dict[str, str], observe):
+def optional_part(part: str, not_modelled: dict[str, str], observe):
     """Run one subsystem's observation; a simulated host that does not model that subsystem
     at all (``UnsupportedCommand``: nothing of it exists there) is noted, not fatal. A real
     host never raises it: an absent subsystem is an absent file or a failed command there."""
@@ -87,7 +87,7 @@ def _optional(part: str, not_modelled: dict[str, str], observe):
         return None
 
 
-def _local_drbd_configs() -> list[str]:
+def local_drbd_configs() -> list[str]:
     try:
         return [f"{DRBD_DIR}/{n}" for n in sorted(os.listdir(DRBD_DIR)) if n.endswith(".res")]
     except OSError:
@@ -98,10 +98,10 @@ def _observe_others(rec: "_Recorder", drbd_configs: list[str],
                     drbd_ledger: str = paths.DRBD_LEDGER) -> dict[str, str]:
     """lvmlockd, iSCSI and DRBD, every part enabled: what they read and ran is recorded."""
     skipped: dict[str, str] = {}
-    _optional("lvmlockd", skipped, lambda: observing.observe_lockd(rec, "local"))
-    _optional("iscsi targets", skipped,
+    optional_part("lvmlockd", skipped, lambda: observing.observe_lockd(rec, "local"))
+    optional_part("iscsi targets", skipped,
               lambda: iscsi.observe(lambda p: rec.read(p), targets=True, sessions=False))
-    _optional("iscsi sessions", skipped,
+    optional_part("iscsi sessions", skipped,
               lambda: iscsi.observe(lambda p: rec.read(p), targets=False, sessions=True))
 
     def drbd_part() -> None:
@@ -114,13 +114,13 @@ def _observe_others(rec: "_Recorder", drbd_configs: list[str],
             name = Path(path).name[:-len(".res")]
             rec.read(drbd.config_path(name))
             rec.read(drbd.split_brain_marker(name))
-    _optional("drbd", skipped, drbd_part)
+    optional_part("drbd", skipped, drbd_part)
     # uname -n: a DRBD pass checks --node against it
-    _optional("hostname", skipped, lambda: rec.read(HOSTNAME))
+    optional_part("hostname", skipped, lambda: rec.read(HOSTNAME))
     return skipped
 
 
-def _local_inventory() -> Inventory:
+def local_inventory() -> Inventory:
     """Every block device of this machine (/sys/class/block) with its aliases."""
     devices: dict[tuple[int, int], dict] = {}
     base = Path("/sys/class/block")
@@ -153,7 +153,7 @@ def _local_inventory() -> Inventory:
     return sorted(devices.values(), key=lambda d: d["path"])
 
 
-def _simulated_inventory(host) -> Inventory:
+def simulated_inventory(host) -> Inventory:
     return [{"path": d.path, "devno": [d.major, d.minor], "size": d.size,
              "aliases": list(d.aliases)}
             for d in sorted(host.model.devices.values(), key=lambda d: d.path)]
@@ -190,8 +190,8 @@ def capture(directory: str, *, simulate: str | None = None,
         return capture_simulated(directory, sim.host, name=simulate, node=sim.node,
                                  ledger=ledger)
     from reconciler.runner import SubprocessRunner
-    return _capture(directory, SubprocessRunner(), _local_inventory(), observing.resolve_local,
-                    socket.gethostname(), ledger, drbd_configs=_local_drbd_configs())
+    return _capture(directory, SubprocessRunner(), local_inventory(), observing.resolve_local,
+                    socket.gethostname(), ledger, drbd_configs=local_drbd_configs())
 
 
 def capture_simulated(directory: str, host: SimulatedHost, *, name: str = "sim",
@@ -200,7 +200,7 @@ def capture_simulated(directory: str, host: SimulatedHost, *, name: str = "sim",
     is the node it plays, the default ``--node`` of a run from the capture."""
     configs = sorted(p for p in host.md.files
                      if p.startswith(f"{DRBD_DIR}/") and p.endswith(".res"))
-    return _capture(directory, host, _simulated_inventory(host), host.resolve_device,
+    return _capture(directory, host, simulated_inventory(host), host.resolve_device,
                     f"simulated:{name}", ledger, node, drbd_configs=configs)
 
 

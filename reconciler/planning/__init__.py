@@ -69,7 +69,12 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
                         blocked=(*out.blocked, *refused), unmanaged=tuple(out.unmanaged),
-                        spec_digest=spec_digest)
+                        spec_digest=spec_digest, conditions=_health(spec, st, node))
+
+
+def _health(spec: models.Spec, st: state.HostState, node: str) -> tuple[actions.Condition, ...]:
+    """What monitoring alerts on besides the plan (``Plan.conditions``), per subsystem."""
+    return (*lvm.health(spec, st), *md.health(spec, st), *drbd.health(spec, st, node))
 
 
 def note_stalls(p: actions.Plan, stalls: Mapping[str, actions.Stall]) -> actions.Plan:

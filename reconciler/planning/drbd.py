@@ -54,6 +54,37 @@ from reconciler.spec import drbd as drbd_spec
 from reconciler.spec.drbd import DrbdResource, Role
 
 
+_LOST_DISK = ("Diskless", "Failed")
+
+
+def health(spec: models.Spec, st: state.HostState, node: str) -> list[actions.Condition]:
+    """What monitoring must hear of this node's resources, from the kernel's view alone: a
+    split brain (the kernel ran our handler), and a leg lost, here or on the peer (a disk
+    DRBD detached: reads and writes go to one copy)."""
+    out: list[actions.Condition] = []
+    if st.drbd is None or st.drbd.hostname != node:
+        return out
+    for name, res in sorted(spec.drbd.items()):
+        rs = st.drbd.resources.get(name)
+        if node not in res.nodes or rs is None:
+            continue
+        obj = f"drbd {name}"
+        m = st.drbd.minors.get(res.nodes[node].minor)
+        if rs.split_brain:
+            out.append(actions.Condition(actions.Health.SPLIT_BRAIN, obj, (
+                f"the kernel reported a split brain with {res.peer_of(node)}"
+                + (f" ({m.cstate})" if m is not None else ""))))
+        if m is None or m.cstate == "Unconfigured":
+            continue
+        if m.disk in _LOST_DISK:
+            out.append(actions.Condition(actions.Health.DEGRADED, obj, (
+                f"{node}'s disk is {m.disk}: reads and writes go to {res.peer_of(node)}")))
+        elif m.connected and m.peer_disk in _LOST_DISK:
+            out.append(actions.Condition(actions.Health.DEGRADED, obj, (
+                f"{res.peer_of(node)}'s disk is {m.peer_disk}: {node} holds the only copy")))
+    return out
+
+
 def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
     out = Partial()
     if not spec.drbd:

@@ -269,8 +269,13 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         released=tuple(sorted({have.luns[n].device for n in remove})) if have else (),
         exports=tuple(new))
     if not step.is_done(st) and not _applier_missing(out, obj, st):
+        rotated = have is not None and any(
+            iscsi_actions.chap_differs(a.chap, want.chap_file, st)
+            for i, a in have.acls.items() if i in want.acls)
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
+               f"the ACLs' CHAP credentials are not those of {want.chap_file} (rotated)"
+               if rotated else
                "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
         out.steps.append(actions.Step(step, why, after))
 
@@ -322,15 +327,24 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
         return
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
+        timeouts = tuple(sorted(want.timeouts.declared().items()))
         step = iscsi_actions.LoginSession(name=name, portal=want.portal, target=want.target,
                                           chap_file=want.chap_file, luns=want.luns,
-                                          host=st.host, exported_by=exported_by)
+                                          host=st.host, exported_by=exported_by,
+                                          timeouts=timeouts)
         if not step.is_done(st):
             why = ("no session" if s is None else
                    f"session {s.sid} is logged in; udev has not named its disks yet "
                    f"({', '.join(step.provides())})" if step.is_started(st) else
                    f"session {s.sid} is {s.state or 'not logged in'}")
             out.steps.append(actions.Step(step, why))
+            return
+        update = iscsi_actions.UpdateSession(name=name, portal=want.portal, target=want.target,
+                                             chap_file=want.chap_file, timeouts=timeouts,
+                                             host=st.host)
+        differs = update.differences(st)
+        if differs:
+            out.steps.append(actions.Step(update, "; ".join(differs)))
         return
     if s is None:
         return

@@ -52,6 +52,26 @@ VgPlanner = Callable[[str, models.Vg, state.HostState, frozenset[str], str, froz
                       frozenset[str]], VgPlan]
 
 
+def health(spec: models.Spec, st: state.HostState) -> list[actions.Condition]:
+    """Every LV with legs (raid1, mirror) in a VG the spec declares whose report says one
+    leg is not a complete, healthy copy on a present PV (``state.split_problems``, the rule
+    a leg drop obeys): a failed or missing device, a partial LV, a refresh needed. A leg
+    still being copied is not degraded (it is in flight)."""
+    out: list[actions.Condition] = []
+    for vg_name in sorted(spec.vg):
+        vg = st.vgs.get(vg_name)
+        if vg is None:
+            continue
+        for lv in sorted(vg.lvs.values(), key=lambda lv: lv.name):
+            if not lv.images:
+                continue
+            problems = state.split_problems(lv, st.pvs)
+            if problems:
+                out.append(actions.Condition(actions.Health.DEGRADED, f"lv {lv.key}",
+                                             "; ".join(problems)))
+    return out
+
+
 def plan_vgs(spec: models.Spec, st: state.HostState,
              stalled: frozenset[str], will_provide: frozenset[str] = frozenset(),
              node: str = "", will_release: frozenset[str] = frozenset(), *,

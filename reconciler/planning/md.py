@@ -95,6 +95,25 @@ class _ClonePlan:
         return action.key
 
 
+def health(spec: models.Spec, st: state.HostState) -> list[actions.Condition]:
+    """Each array a clone names with a faulty member, or missing a member with no recovery
+    running to bring one back (a copy in progress is in flight, not degraded)."""
+    out: list[actions.Condition] = []
+    for md_name in sorted({c.md.rsplit("/", 1)[1] for c in spec.clone.values()}):
+        arr = st.md.get(md_name)
+        if arr is None:
+            continue
+        faulty = [m.name for m in arr.members if m.is_faulty]
+        if faulty:
+            out.append(actions.Condition(actions.Health.DEGRADED, f"md {md_name}",
+                                         f"member(s) {', '.join(faulty)} faulty"))
+        elif arr.degraded and arr.sync_action not in ("recover", "resync"):
+            out.append(actions.Condition(actions.Health.DEGRADED, f"md {md_name}", (
+                f"{arr.degraded} of {arr.raid_disks} member(s) missing, sync_action "
+                f"{arr.sync_action or '?'}")))
+    return out
+
+
 def plan_clones(spec: models.Spec, st: state.HostState,
                 will_provide: frozenset[str] = frozenset()) -> Partial:
     """The clone part of a plan for ``spec`` (already sliced for the node).

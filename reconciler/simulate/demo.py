@@ -38,10 +38,9 @@ from dataclasses import dataclass
 
 from reconciler.runner import Command
 
-from .clock import SimClock
-from .drbd_model import DrbdNet
+from .cluster import Cluster
 from .host import SimulatedHost
-from .lockd_tools import LockdCluster, LockdNode
+from .lockd_tools import LockdNode
 from .model import GiB
 
 _WWID = {"lun00": "36001405a1b2c3d4e5f60000000000000", "lun02": "36001405a1b2c3d4e5f60000000000002",
@@ -131,12 +130,11 @@ def iscsi_host(node: str | None = None) -> SimulatedHost:
         raise ValueError(f"the simulated host 'iscsi' plays old or new, not {node!r}")
     from reconciler.runner import Command
 
-    from .iscsi_model import Fabric
-
-    fabric = Fabric()
-    old, new = SimulatedHost(seed="iscsi-old"), SimulatedHost(seed="iscsi-new")
-    fabric.join(old, initiator="iqn.2004-10.com.example:old")
-    fabric.join(new)
+    cluster = Cluster()
+    old = cluster.add_host("old", seed="iscsi-old")
+    new = cluster.add_host("new", seed="iscsi-new")
+    cluster.join_iscsi("old", initiator="iqn.2004-10.com.example:old")
+    cluster.join_iscsi("new")
     old.add_device("/dev/md1", 480 * GiB, major=9, minor=1)
     old.add_vg("vgold", ["/dev/md1"])
     old.add_lv("vgold", "var", 400 * GiB)
@@ -164,7 +162,7 @@ def seed001_host(node: str | None = None) -> LockdNode:
     node = node or "node-a"
     if node not in ("node-a", "node-b"):
         raise ValueError(f"the simulated host 'seed001' plays node-a or node-b, not {node!r}")
-    cluster = LockdCluster({"node-a": 1, "node-b": 2})
+    cluster = Cluster().join_lockd({"node-a": 1, "node-b": 2})
     cluster.add_disk(SEED001_LUN, 512 * GiB)
     if node == "node-b":  # node-a converged first: the VG, both LVs, gfs shared on node-a
         peer = cluster.node("node-a")
@@ -195,14 +193,11 @@ def seed003_host(node: str | None = None) -> SimulatedHost:
     node = node or "node1"
     if node not in ("node1", "node2"):
         raise ValueError(f"the simulated host 'seed003' plays node1 or node2, not {node!r}")
-    clock = SimClock()
-    net = DrbdNet(clock)
-    hosts = {}
+    cluster = Cluster()
     for name in ("node1", "node2"):
-        h = SimulatedHost(seed=f"seed003-{name}", clock=clock)
-        h.add_device("/dev/hdd1", 256 * 2**20)
-        net.join(h, name)
-        hosts[name] = h
+        cluster.add_host(name, seed=f"seed003-{name}").add_device("/dev/hdd1", 256 * 2**20)
+        cluster.join_drbd(name)
+    hosts = cluster.hosts
     peer = hosts["node2" if node == "node1" else "node1"]
     peer.md.dirs.add("/etc/drbd.d")
     peer.md.files["/etc/drbd.d/drbd1.res"] = _SEED003_CONF

@@ -37,12 +37,18 @@ class Target:
     sessions: set[str] = field(default_factory=set)  # initiator names logged in
 
 
+# open-iscsi's defaults (iscsid.conf as Debian ships it), by the spec's short names
+DEFAULT_TIMEOUTS = {"replacement_timeout": 120, "noop_out_interval": 5, "noop_out_timeout": 5}
+
+
 @dataclass
 class Session:
     sid: int
     portal: str
     target: str
     disks: dict[int, str] = field(default_factory=dict)  # LUN -> /dev/sdX on this host
+    # what the kernel holds: the record's timeouts at login (recovery_tmo can change live)
+    timeouts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import UnsupportedCommand
 
 from . import kernel
-from .iscsi_model import Acl, IscsiSide, Session, Target
+from .iscsi_model import DEFAULT_TIMEOUTS, Acl, IscsiSide, Session, Target
 from .shared import Link, copy_lvm, forget_disk
 from .tool import Out, Tool
 
@@ -92,6 +92,26 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
             return Out(3, stderr=[f"reconciler-iscsi: no node record for {iqn} at {portal}: No "
                                   f"records found (discovery does not list that target)\n"])
         rec["userid"], rec["password"] = chap
+        return Out(0, stdout=["ok\n"])
+    if op == "node-update" and len(argv) == 7:
+        portal, iqn, settings = argv[4], argv[5], json.loads(argv[6])
+        rec = side.nodes.get((portal, iqn))
+        if rec is None or rec.get("broken"):
+            return Out(3, stderr=[f"reconciler-iscsi: no node record for {iqn} at {portal}: No "
+                                  f"records found (discovery does not list that target)\n"])
+        if settings.get("chap_file"):
+            chap = _chap(host, side, settings["chap_file"])
+            if isinstance(chap, str):
+                return Out(3, stderr=[chap])
+            rec["userid"], rec["password"] = chap
+        timeouts = settings.get("timeouts") or {}
+        unknown = set(timeouts) - set(DEFAULT_TIMEOUTS)
+        if unknown:
+            raise UnsupportedCommand(f"node-update of timeouts not modelled: {sorted(unknown)}")
+        rec.update({k: str(v) for k, v in timeouts.items()})
+        live = next((x for x in side.sessions if (x.portal, x.target) == (portal, iqn)), None)
+        if live is not None and "replacement_timeout" in timeouts:
+            live.timeouts["replacement_timeout"] = int(timeouts["replacement_timeout"])
         return Out(0, stdout=["ok\n"])
     if op == "node-clean" and len(argv) == 6:
         key = (argv[4], argv[5])
@@ -224,7 +244,8 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if acl is None or (t.auth and (rec.get("userid"), rec.get("password")) != (acl.userid, acl.password)):
         return fail(24, "24 - iSCSI login failed due to authorization failure")
     t.sessions.add(side.initiator)
-    s = Session(sid=side.next_sid, portal=portal, target=iqn)
+    s = Session(sid=side.next_sid, portal=portal, target=iqn,
+                timeouts={k: int(rec.get(k, v)) for k, v in DEFAULT_TIMEOUTS.items()})
     side.next_sid += 1
     remote_host, remote = where
     for n in sorted(acl.mapped):
@@ -273,11 +294,7 @@ def _logout(host: Machine, side: IscsiSide, s: Session) -> None:
         if host.model.pv(name) is not None and not forget_disk(host, name):
             host.fail_device(name)  # the PV stays in lvm's metadata, missing
         else:
-            dev = host.model.device(name)
-            host.model.devices.pop(dev.path)
-            for alias in dev.aliases:
-                host.model.aliases.pop(alias, None)
-            host.model._numbers.discard((dev.major, dev.minor))
+            host.devices.remove_device(host.model.device(name).path)
 
 
 # -- kernel files ----------------------------------------------------------------------------
@@ -352,21 +369,39 @@ def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set
             for initiator, acl in t.acls.items():
                 a = f"{tpg}/acls/{initiator}"
                 f(f"{a}/auth/userid", f"{acl.userid}\n")
+                f(f"{a}/auth/password", f"{acl.password}\n")
                 f(f"{a}/info", (f"InitiatorName: {initiator}\nSession State: "
                                 f"TARG_SESS_STATE_LOGGED_IN\n") if initiator in t.sessions else
                   f"No active iSCSI Session for Initiator Endpoint: {initiator}\n")
                 for n in acl.mapped:
                     f(f"{a}/lun_{n}/write_protect", "0\n")
+    for (portal, iqn), rec in side.nodes.items():
+        ip, port = portal.rsplit(":", 1)
+        # open-iscsi's node record (as iscsiadm writes it); an empty one as a power cut left it
+        lines = [] if rec.get("broken") else [
+            f"node.name = {iqn}", "node.tpgt = 1", f"node.conn[0].address = {ip}",
+            f"node.conn[0].port = {port}",
+            "node.session.auth.authmethod = " + ("CHAP" if rec.get("userid") else "None"),
+            *([f"node.session.auth.username = {rec['userid']}",
+               f"node.session.auth.password = {rec['password']}"] if rec.get("userid") else []),
+            *(f"{key} = {rec.get(short, DEFAULT_TIMEOUTS[short])}" for short, key in (
+                ("replacement_timeout", "node.session.timeo.replacement_timeout"),
+                ("noop_out_interval", "node.conn[0].timeo.noop_out_interval"),
+                ("noop_out_timeout", "node.conn[0].timeo.noop_out_timeout")))]
+        f(f"/etc/iscsi/nodes/{iqn}/{ip},{port},1/default", "".join(f"{x}\n" for x in lines))
     _add(dirs, "/sys/class/iscsi_session")
     _add(dirs, "/sys/class/iscsi_connection")
     for s in side.sessions:
         base = f"/sys/class/iscsi_session/session{s.sid}"
         f(f"{base}/targetname", f"{s.target}\n")
         f(f"{base}/state", "LOGGED_IN\n")
+        f(f"{base}/recovery_tmo", f"{s.timeouts['replacement_timeout']}\n")
         ip, port = s.portal.rsplit(":", 1)
         conn = f"/sys/class/iscsi_connection/connection{s.sid}:0"
         f(f"{conn}/persistent_address", f"{ip}\n")
         f(f"{conn}/persistent_port", f"{port}\n")
+        f(f"{conn}/recv_tmo", f"{s.timeouts['noop_out_interval']}\n")
+        f(f"{conn}/ping_tmo", f"{s.timeouts['noop_out_timeout']}\n")
         hostno = s.sid + 1
         for n, name in s.disks.items():
             kname = name.rsplit("/", 1)[1]

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from reconciler.errors import UnsupportedCommand
 
 from . import md_model
-from .model import LV, Device
+from .blockdev import Device
+from .model import LV
 from .tool import SimulatedCrash
 
 
@@ -53,7 +54,13 @@ def busy(host: Kernel, dev: Device) -> bool:
 
 class Kernel:
     """Block devices as the kernel shows them: numbers, partitions, mounts, holders,
-    processes holding them open, and what is written on them."""
+    processes holding them open, and what is written on them (the host's
+    ``blockdev.DeviceTable``, read here with LVs and md arrays in mind)."""
+
+    @property
+    def opened(self) -> dict[tuple[int, int], list[tuple[int, str]]]:
+        """Processes holding a block device open, by device number: [(pid, comm)]."""
+        return self.devices.opened
 
     def add_device(self, path: str, size_bytes: int, aliases: tuple[str, ...] = (), *,
                    major: int | None = None, minor: int | None = None,

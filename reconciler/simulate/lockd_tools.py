@@ -1,6 +1,8 @@
 """Simulated nodes of a shared VG: lvm's and lvmlockd's commands, with the recorded messages.
 
-``LockdCluster`` holds the shared storage, the cluster's lock table and the nodes;
+``LockdCluster`` holds the shared disks' LVM metadata (one ``model.Model``, the same LVM
+model a ``SimulatedHost`` keeps, changed through ``ops`` and reported by ``render``), the
+cluster's lock table and the nodes;
 ``cluster.node("node-a")`` is a Runner for one node (its commands, its kernel files). The
 commands modelled are those the reconciler runs on a shared VG (``lvm fullreport``,
 ``lvmlockctl --info``, pvcreate, ``vgcreate --shared``, ``vgchange --lock-start``,
@@ -8,8 +10,10 @@ commands modelled are those the reconciler runs on a shared VG (``lvm fullreport
 ``pvmove --background --name``, ``dmsetup remove``) plus what an admin does by hand in the
 recordings (``lvremove --lockopt skiplv``); every message is the one recorded in
 tests/fixtures/outputs/lvmlockd/commands (compared by tests/lockd/simulate/test_lockd_recordings.py).
-Anything else raises ``UnsupportedCommand``. A pvmove completes at once (the time it takes
-is the LVM simulator's subject, not this one's).
+Anything else raises ``UnsupportedCommand``. What this module adds to the LVM model is
+lvmlockd's: lockspaces, the lock table, each node's dm devices, and the messages lvm prints
+on a shared VG. A pvmove completes at once (the time it takes is the LVM simulator's
+subject, not this one's).
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult
 from reconciler.state.names import dm_name
 
+from . import ops
 from .clock import SimClock
+from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK, LVMLOCK_EXTENTS, SECTOR, DmDev,
+                          LockTable, Node)
+from .model import LV, PV, VG, MiB, Model, place, release_all
+from .render import View, fullreport
 from .tool import Out, Tool
-from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK_EXTENTS, SECTOR, Device, DmDev, LockTable, Node,
-                          SharedLv, SharedPv, SharedStorage, SharedVg, dashed)
 
 DM_MAJOR = 253
 
@@ -38,14 +45,16 @@ class LockdCluster:
         """``nodes``: name -> sanlock host_id (None: not set in lvmlocal.conf). ``clock``:
         the nodes' virtual time (nothing here waits on it; a pass sleeps on it)."""
         self.clock = clock or SimClock()
-        self.storage = SharedStorage()
+        # the shared disks and the LVM metadata on them: what every node's lvm reads
+        self.lvm = Model(seed="lockd")
         self.locks = LockTable()
         self.nodes = {n: Node(n, hid) for n, hid in nodes.items()}
         self._next_major_minor = 0
 
     def add_disk(self, path: str, size: int) -> None:
+        """A disk every node sees (a SAN LUN): the same device number on each."""
         self._next_major_minor += 16
-        self.storage.devices[path] = Device(path, size, (254, self._next_major_minor))
+        self.lvm.add_device(path, size, major=254, minor=self._next_major_minor)
 
     def node(self, name: str) -> "LockdNode":
         return LockdNode(self, self.nodes[name])
@@ -108,8 +117,8 @@ class LockdNode:
         ones); None for a path the cluster does not have."""
         if not self.n.up:
             raise NodeDown(f"node {self.n.name} is down; cannot resolve {path}")
-        d = self.c.storage.devices.get(path)
-        return d.devno if d else None
+        d = self.c.lvm.device(path)
+        return (d.major, d.minor) if d else None
 
     def run(self, cmd: Command) -> CommandResult:
         if not self.n.up:
@@ -163,9 +172,9 @@ class LockdNode:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _lv(self, arg: str, out: Out) -> tuple[SharedVg, SharedLv] | None:
+    def _lv(self, arg: str, out: Out) -> tuple[VG, LV] | None:
         vg_name, _, lv_name = arg.partition("/")
-        vg = self.c.storage.vgs.get(vg_name)
+        vg = self.c.lvm.vgs.get(vg_name)
         if vg is None:
             out.fail(f'Volume group "{vg_name}" not found')
             return None
@@ -173,20 +182,20 @@ class LockdNode:
             out.fail(f"Cannot access VG {vg.name} due to failed lock.")
             return None
         lv = vg.lvs.get(lv_name)
-        if lv is None or lv.hidden:
+        if lv is None or not lv.visible:
             out.fail(f'Failed to find logical volume "{arg}"')
             return None
         return vg, lv
 
-    def _activate(self, vg: SharedVg, lv: SharedLv) -> None:
+    def _activate(self, vg: VG, lv: LV) -> None:
         name = dm_name(vg.name, lv.name)
         dev = self.n.dm.get(name)
         if dev is None:
             self.n.next_minor += 1
             self.n.dm[name] = DmDev(name, "LVM-" + vg.uuid.replace("-", "") + lv.uuid.replace("-", ""),
-                                    self.n.next_minor, lv.extents * EXTENT // SECTOR)
+                                    self.n.next_minor, lv.extents * vg.extent_size // SECTOR)
 
-    def _lock(self, vg: SharedVg, lv: SharedLv, mode: str, out: Out) -> bool:
+    def _lock(self, vg: VG, lv: LV, mode: str, out: Out) -> bool:
         others = self.c.locks.others(lv.uuid, self.n.name)
         if others and (mode == "ex" or "ex" in others.values()):
             out.fail(f"LV locked by other host: {vg.name}/{lv.name}")
@@ -194,7 +203,7 @@ class LockdNode:
         self.c.locks.take(lv.uuid, self.n.name, mode)
         return True
 
-    def _exclusive_here_or_free(self, vg: SharedVg, lv: SharedLv, out: Out) -> bool:
+    def _exclusive_here_or_free(self, vg: VG, lv: LV, out: Out) -> bool:
         """What lvextend, lvremove and pvmove need: this node's ex lock, or none anywhere."""
         mine = self.c.locks.holders(lv.uuid).get(self.n.name)
         if mine == "sh":  # checked first: lab, shared on both nodes
@@ -210,66 +219,14 @@ class LockdNode:
 
 
 def _fullreport(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
-    reports = []
-    st = node.c.storage
-    in_vg = {pv for vg in st.vgs.values() for pv in vg.pvs}
-    for vg in sorted(st.vgs.values(), key=lambda v: v.name):
-        extents = sum(p.pe_count for p in vg.pvs.values())
-        used = sum(lv.extents for lv in vg.lvs.values())
-        rows_lv, rows_seg, rows_pvseg = [], [], []
-        for lv in vg.lvs.values():
-            dev = node.n.dm.get(dm_name(vg.name, lv.name))
-            active = dev is not None
-            attr = ("r" if lv.kind == "raid1" else "-") + "wi-" + ("a" if active else "-") \
-                + ("o" if dev is not None and dev.open else "-") + "----"
-            name = f"[{lv.name}]" if lv.hidden else lv.name
-            rows_lv.append({"lv_uuid": lv.uuid, "lv_name": name, "lv_full_name": f"{vg.name}/{lv.name}",
-                            "lv_parent": "", "lv_size": str(lv.extents * EXTENT), "lv_attr": attr,
-                            "lv_layout": lv.kind if lv.kind != "linear" else "linear",
-                            "lv_role": "private,lockd,sanlock" if lv.hidden else "public",
-                            "lv_active": "active" if active else "",
-                            "lv_active_locally": "active locally" if active else "",
-                            "lv_active_exclusively": "active exclusively" if active else "",
-                            "copy_percent": "", "sync_percent": "", "move_pv": "", "convert_lv": "",
-                            "raid_sync_action": "", "lv_health_status": "", "lv_tags": "",
-                            "seg_count": "1"})
-            rows_seg.append({"lv_uuid": lv.uuid, "segtype": "linear", "seg_start_pe": "0",
-                             "seg_size_pe": str(lv.extents), "stripes": "1",
-                             "devices": f"{lv.pv}({lv.start})"})
-        for pv in vg.pvs.values():
-            at = 0
-            for lv in sorted((l for l in vg.lvs.values() if l.pv == pv.path), key=lambda l: l.start):
-                if lv.start > at:
-                    rows_pvseg.append({"pv_uuid": pv.uuid, "pvseg_start": str(at),
-                                       "pvseg_size": str(lv.start - at), "lv_uuid": ""})
-                rows_pvseg.append({"pv_uuid": pv.uuid, "pvseg_start": str(lv.start),
-                                   "pvseg_size": str(lv.extents), "lv_uuid": lv.uuid})
-                at = lv.start + lv.extents
-        reports.append({
-            "vg": [{"vg_name": vg.name, "vg_uuid": vg.uuid, "vg_attr": "wz--ns",
-                    "vg_size": str(extents * EXTENT), "vg_free": str((extents - used) * EXTENT),
-                    "vg_extent_size": str(EXTENT), "vg_extent_count": str(extents),
-                    "vg_free_count": str(extents - used), "vg_lock_type": vg.lock_type,
-                    "vg_systemid": "", "vg_missing_pv_count": "0", "vg_tags": ""}],
-            "pv": [_pv_row(node, pv, vg) for pv in vg.pvs.values()],
-            "lv": rows_lv, "seg": rows_seg, "pvseg": rows_pvseg})
-    orphans = [p for p in st.labels if p not in in_vg]
-    if orphans:
-        reports.append({"vg": [], "pv": [_pv_row(node, SharedPv(p, st.labels[p], st.devices[p].devno, 0), None)
-                                         for p in sorted(orphans)], "lv": [], "seg": [], "pvseg": []})
-    return Out(stdout=[json.dumps({"report": reports})])
+    """The one LVM model's report, with this node's activation: an LV is active here when
+    this node has its dm device, open when that device is mounted or held."""
+    def dev(lv: LV) -> DmDev | None:
+        return node.n.dm.get(dm_name(lv.vg.name, lv.name))
 
-
-def _pv_row(node: LockdNode, pv: SharedPv, vg: SharedVg | None) -> dict:
-    size = node.c.storage.devices[pv.path].size
-    alloc = sum(lv.extents for lv in vg.lvs.values() if lv.pv == pv.path) if vg else 0
-    return {"pv_name": pv.path, "pv_uuid": pv.uuid, "pv_major": str(pv.devno[0]),
-            "pv_minor": str(pv.devno[1]), "dev_size": str(size), "pe_start": str(1024**2),
-            "pv_mda_count": "1", "pv_mda_size": str(1024**2),
-            "pv_size": str(pv.pe_count * EXTENT if vg else size),
-            "pv_free": str((pv.pe_count - alloc) * EXTENT if vg else size),
-            "pv_pe_count": str(pv.pe_count), "pv_pe_alloc_count": str(alloc),
-            "pv_attr": "a--" if vg else "---", "pv_missing": "", "pv_tags": ""}
+    view = View(node.c.lvm, active=lambda lv: dev(lv) is not None,
+                open_count=lambda lv: int(bool((d := dev(lv)) and d.open)))
+    return Out(stdout=[fullreport(node.c.lvm, view)])
 
 
 def _lockctl(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
@@ -283,7 +240,7 @@ def _lockctl(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out
     lines = []
     for name in sorted(node.n.lockspaces):
-        vg = node.c.storage.vgs[name]
+        vg = node.c.lvm.vgs[name]
         lines += [f"VG {name} lock_type={vg.lock_type} {vg.uuid}", f"LS {vg.lock_type} lvm_{name}",
                   "LK VG un ver 1", "LK GL un ver 1"]
         for lv in vg.lvs.values():
@@ -298,14 +255,16 @@ def _pvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         raise UnsupportedCommand(f"only 'pvcreate DEVICE' is modelled: {argv}")
     out = Out()
     dev = argv[1]
-    if dev not in node.c.storage.devices:
+    lvm = node.c.lvm
+    device = lvm.device(dev)
+    if device is None:
         return out.fail(f"No device found for {dev}.")
     if not node.n.lockspaces:  # the global lock is in a started shared VG's lockspace
         return out.fail("Global lock failed: check that global lockspace is started")
-    if dev in node.c.storage.labels:
+    if device.path in lvm.pvs:
         return out.fail(f"Can't initialize physical volume \"{dev}\" of volume group \"?\" "
                         f"without -ff")
-    node.c.storage.labels[dev] = dashed(node.c.storage.uuid("pv"))
+    lvm.pvs[device.path] = PV(device, lvm.new_uuid())
     return out.print(f'Physical volume "{dev}" successfully created.')
 
 
@@ -316,7 +275,7 @@ def _wipefs(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if argv[:3] != ("wipefs", "--no-act", "--json") or len(argv) != 4:
         raise UnsupportedCommand(f"wipefs form not modelled: {' '.join(argv)}")
     out = Out()
-    if argv[3] not in node.c.storage.devices:
+    if node.c.lvm.device(argv[3]) is None:
         out.rc = 1
         out.stderr.append(f"wipefs: error: {argv[3]}: probing initialization failed: No such "
                           f"file or directory\n")
@@ -342,27 +301,33 @@ def _vgcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         out.warn("WARNING: lvmlockd process is not running.")
         return out.fail("Failed to detect a running lock manager to select lock type.",
                         "Run `vgcreate --help' for more information.", rc=3)
-    st = node.c.storage
-    if vg_name in st.vgs:
+    lvm = node.c.lvm
+    if vg_name in lvm.vgs:
         return out.fail(f"A volume group called {vg_name} already exists.")
     out.print("Enabling sanlock global lock")
-    vg = SharedVg(vg_name, dashed(st.uuid("vg")), "sanlock")
+    pvs: list[PV] = []
     for d in devs:
-        if d not in st.devices:
+        device = lvm.device(d)
+        if device is None:
             return out.fail(f"No device found for {d}.")
-        if d not in st.labels:
-            st.labels[d] = dashed(st.uuid("pv"))
+        pv = lvm.pvs.get(device.path)
+        if pv is None:
+            pv = lvm.pvs[device.path] = PV(device, lvm.new_uuid())
             out.print(f'Physical volume "{d}" successfully created.')
-        vg.pvs[d] = SharedPv(d, st.labels[d], st.devices[d].devno,
-                             (st.devices[d].size - 1024**2) // EXTENT)
-    first = devs[0]
-    vg.lvs["lvmlock"] = SharedLv("lvmlock", dashed(st.uuid("lvmlock")), LVMLOCK_EXTENTS, first,
-                                 0, hidden=True)
-    st.vgs[vg_name] = vg
-    out.print('Logical volume "lvmlock" created.')
+        elif pv.vg is not None:  # as the LVM simulator's vgcreate says it
+            return out.fail(f"Physical volume '{d}' is already in volume group '{pv.vg.name}'",
+                            f"Unable to add physical volume '{d}' to volume group "
+                            f"'{pv.vg.name}'", f"{d}: physical volume not initialized.")
+        pvs.append(pv)
+    vg = VG(vg_name, lvm.new_uuid(), EXTENT, "sanlock")
+    ops.join_vg(vg, pvs)
+    lock = ops.create_lv_on(lvm, vg, LVMLOCK, [(pvs[0], LVMLOCK_EXTENTS)])
+    lock.kind, lock.visible = LVMLOCK, False
+    lvm.vgs[vg_name] = vg
+    out.print(f'Logical volume "{LVMLOCK}" created.')
     out.print(f'Volume group "{vg_name}" successfully created')
     node.n.lockspaces.add(vg_name)
-    node._activate(vg, vg.lvs["lvmlock"])
+    node._activate(vg, lock)
     out.print(f"VG {vg_name} starting sanlock lockspace")
     return out.print("Starting locking.  Waiting until locks are ready...")
 
@@ -372,7 +337,7 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         raise UnsupportedCommand(f"only 'vgchange --lock-start VG' is modelled: {argv}")
     name = argv[2]
     out = Out()
-    vg = node.c.storage.vgs.get(name)
+    vg = node.c.lvm.vgs.get(name)
     if not node.n.lvmlockd:
         out.warn("WARNING: lvmlockd process is not running.")
         out.warn("Reading without shared global lock.")
@@ -394,7 +359,7 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
              and n.host_id == node.n.host_id and name in n.lockspaces]
     # A host_id a live node holds: rc 0 all the same, the lvmlock LV active, and no
     # lockspace (lab: state/after_host_id_in_use_b.txt).
-    node._activate(vg, vg.lvs["lvmlock"])
+    node._activate(vg, vg.lvs[LVMLOCK])
     if not clash:
         node.n.lockspaces.add(name)
     return out
@@ -404,16 +369,20 @@ def _vgextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(argv) != 3:
         raise UnsupportedCommand(f"only 'vgextend VG PV' is modelled: {argv}")
     out = Out()
-    st = node.c.storage
-    vg, dev = st.vgs.get(argv[1]), argv[2]
+    lvm = node.c.lvm
+    vg, dev = lvm.vgs.get(argv[1]), argv[2]
     if vg is None:
         return out.fail(f'Volume group "{argv[1]}" not found')
     if vg.name not in node.n.lockspaces:
         return out.fail(f"Cannot access VG {vg.name} due to failed lock.")
-    if dev not in st.labels:
+    pv = lvm.pv(dev)
+    if pv is None:
         return out.fail(f"Physical volume {dev} not found")  # the planner pvcreates first
-    vg.pvs[dev] = SharedPv(dev, st.labels[dev], st.devices[dev].devno,
-                           (st.devices[dev].size - 1024**2) // EXTENT)
+    if pv.vg is not None:  # as the LVM simulator's vgextend says it
+        return out.fail(f"Physical volume '{dev}' is already in volume group '{pv.vg.name}'",
+                        f"Unable to add physical volume '{dev}' to volume group "
+                        f"'{pv.vg.name}'", f"{dev}: physical volume not initialized.")
+    ops.join_vg(vg, [pv])
     return out.print(f'Volume group "{vg.name}" successfully extended')
 
 
@@ -427,18 +396,18 @@ def _lvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
                                  f"[PV...]' is modelled: {argv}")
     name, size, vg_name, pvs = a[2], int(a[4].rstrip("b")), a[5], a[6:]
     out = Out()
-    vg = node.c.storage.vgs.get(vg_name)
+    lvm = node.c.lvm
+    vg = lvm.vgs.get(vg_name)
     if vg is None:
         return out.fail(f'Volume group "{vg_name}" not found')
     if vg_name not in node.n.lockspaces:
         return out.fail(f"Cannot access VG {vg_name} due to failed lock.")
     if name in vg.lvs:
         return out.fail(f"Logical Volume \"{name}\" already exists in volume group \"{vg_name}\"")
-    n = -(-size // EXTENT)
-    for pv in (pvs or list(vg.pvs)):
-        start = vg.free_on(pv, n)
-        if start is not None:
-            lv = vg.lvs[name] = SharedLv(name, dashed(node.c.storage.uuid("lv")), n, pv, start)
+    n = -(-size // vg.extent_size)
+    for pv in (_vg_pvs(lvm, vg, pvs, argv) if pvs else vg.pvs):
+        if _first_fit(pv, n) is not None:  # one free area on one PV (linear, as lvm picks)
+            lv = ops.create_lv_on(lvm, vg, name, [(pv, n)])
             if activate:  # a new LV in a shared VG is active exclusively where it was made
                 node.c.locks.take(lv.uuid, node.n.name, "ex")
                 node._activate(vg, lv)
@@ -461,7 +430,7 @@ def _lvchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if flag == "--refresh":
         dev = node.n.dm.get(dm_name(vg.name, lv.name))
         if dev is not None:
-            dev.sectors = lv.extents * EXTENT // SECTOR
+            dev.sectors = lv.extents * vg.extent_size // SECTOR
         return out
     if flag == "-aln":
         dev = node.n.dm.get(dm_name(vg.name, lv.name))
@@ -496,23 +465,24 @@ def _lvextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if not node._exclusive_here_or_free(vg, lv, out):
         return out
     size = argv[2].rstrip("b")
-    new = (lv.extents + -(-int(size[1:]) // EXTENT) if size.startswith("+")
-           else -(-int(size) // EXTENT))
+    es = vg.extent_size
+    new = (lv.extents + -(-int(size[1:]) // es) if size.startswith("+")
+           else -(-int(size) // es))
     extra = new - lv.extents
     if extra <= 0:
         return out.fail(f"New size given ({new} extents) not larger than existing size "
                         f"({lv.extents} extents)")
-    end = lv.start + lv.extents
-    if any(s < end + extra and s + n > end for s, n in vg.used(lv.pv) if s != lv.start) or \
-            vg.pvs[lv.pv].pe_count < end + extra:
+    end = ops.last_end(lv)
+    if end is None or not any(s == end[1] and n >= extra for s, n in end[0].free_ranges()):
         return out.fail("Insufficient free space (contiguous growth only in this model)")
     old = lv.extents
-    lv.extents = new
+    place(lv, [(end[0], end[1], extra)])
     dev = node.n.dm.get(dm_name(vg.name, lv.name))
     if dev is not None:
-        dev.sectors = new * EXTENT // SECTOR
+        dev.sectors = new * es // SECTOR
     out.print(f"Size of logical volume {vg.name}/{lv.name} changed from "
-              f"{old * 4:.2f} MiB ({old} extents) to {new * 4:.2f} MiB ({new} extents).")
+              f"{old * es / MiB:.2f} MiB ({old} extents) to {new * es / MiB:.2f} MiB "
+              f"({new} extents).")
     return out.print(f"Logical volume {vg.name}/{lv.name} successfully resized.")
 
 
@@ -534,7 +504,7 @@ def _lvremove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail(f"Logical volume {vg.name}/{lv.name} contains a filesystem in use.")
     node.n.dm.pop(dm_name(vg.name, lv.name), None)
     node.c.locks.drop(lv.uuid, node.n.name)
-    del vg.lvs[lv.name]
+    ops.remove_lv(node.c.lvm, lv)
     return out.print(f'Logical volume "{lv.name}" successfully removed.')
 
 
@@ -554,12 +524,19 @@ def _pvmove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail(f"LV locked by other host: {vg.name}/{lv.name}",
                         "pvmove in a shared VG requires exclusive lock on named LV.")
     src, dests = argv[4], argv[5:]
-    if lv.pv != src:
+    lvm = node.c.lvm
+    on = lv.pvs()
+    if lvm.pv(src) not in on:
         return out.fail(f"No data to move for {vg.name}.")
+    if len(on) != 1:
+        raise UnsupportedCommand(f"pvmove of an LV on several PVs is not modelled here: {argv}")
     for d in dests:
-        start = vg.free_on(d, lv.extents) if d in vg.pvs else None
-        if start is not None:
-            lv.pv, lv.start = d, start
+        pv = lvm.pv(d)
+        start = _first_fit(pv, lv.extents) if pv is not None and pv.vg is vg else None
+        if start is not None:  # the whole LV to one free area, at once
+            n = lv.extents
+            release_all(lv)
+            place(lv, [(pv, start, n)])
             return out.print(f"{src}: Moved: 100.00%") if foreground else out
     return out.fail(f"Insufficient free space: {lv.extents} extents needed")
 
@@ -580,6 +557,18 @@ def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -
         return out
     del node.n.dm[argv[2]]  # the LV's lock, if any, stays: dmsetup knows nothing of lvmlockd
     return out
+
+
+def _first_fit(pv: PV, n: int) -> int | None:
+    """The first PE of the first free area of ``pv`` that holds ``n`` extents."""
+    return next((s for s, c in pv.free_ranges() if c >= n), None)
+
+
+def _vg_pvs(lvm: Model, vg: VG, names: list[str], argv: tuple[str, ...]) -> list[PV]:
+    pvs = [lvm.pv(name) for name in names]
+    if any(pv is None or pv.vg is not vg for pv in pvs):
+        raise UnsupportedCommand(f"a PV outside the VG is not modelled here: {argv}")
+    return pvs
 
 
 # (argv[0], argv[1] for lvm and dmsetup) -> the tool (mutates: as in SimulatedHost's tables)

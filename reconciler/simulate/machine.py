@@ -15,6 +15,7 @@ from reconciler.runner import Command
 from . import md_model, ops
 from .clock import SimClock
 from .faults import Faults, Match
+from .blockdev import DeviceTable
 from .kernel import Kernel
 from .model import DEFAULT_EXTENT_SIZE, LV, PV, VG, Model, NoSpace, pe_count_for
 from .processes import Processes
@@ -34,8 +35,10 @@ class Machine(Kernel, Processes, Faults):
         # lvm.conf's system ID for this host ("" = system_id_source "none", Debian's
         # default): vgcreate, vgsplit and vgimport give it to the VG
         self.system_id = ""
-        self.model = Model(seed)
-        self.md = md_model.MdModel()
+        # the kernel's block devices, which every subsystem's model sits on
+        self.devices = DeviceTable()
+        self.model = Model(seed, self.devices)
+        self.md = md_model.MdModel(self.devices)
         self.iscsi = None  # an iscsi_model.IscsiSide, set by iscsi_model.Fabric.join
         self.drbd = None  # a drbd_model.DrbdNode once a DrbdNet joins this host
         # what uname -n (/proc/sys/kernel/hostname) says; None: not modelled (reading it
@@ -51,8 +54,6 @@ class Machine(Kernel, Processes, Faults):
         # lvextend --resizefs: the next fsadm fails with this stderr, or ("crash") the host
         # goes down once the LV has grown and before fsadm has touched the file system
         self.fsadm_fault: str | None = None
-        # Processes holding a block device open, by device number: [(pid, command name)].
-        self.opened: dict[tuple[int, int], list[tuple[int, str]]] = {}
         self.model.open_count = self._lv_open_count
         self.model.now = self.clock.now()
         self.procs: dict[int, tuple[str, ...]] = {1: ("/sbin/init",)}  # pid -> cmdline
@@ -74,7 +75,7 @@ class Machine(Kernel, Processes, Faults):
                 ops.interrupt_pvmove(mirror)
                 mirror.pollers = []
         self.procs, self.comms = {1: ("/sbin/init",)}, {1: "init"}
-        self.opened = {}  # the processes that held devices open died with the machine
+        self.devices.opened = {}  # the processes that held devices open died with the machine
         self.lvmpolld_pid, self.lvmpolld_socket = None, False
         self.md.reboot()
         if self.drbd is not None:

@@ -18,14 +18,12 @@ one: every array (none has a superblock), every mount, the loaded md module. Fil
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 
-from .model import Device
+from .blockdev import CHUNK, Device, DeviceTable
 
 MD_MAJOR = 9
-CHUNK = 1 << 20
 SYSTEM_SPEED_MIN = 1000  # KiB/s, /proc/sys/dev/raid/speed_limit_min
 SYSTEM_SPEED_MAX = 200000  # KiB/s, /proc/sys/dev/raid/speed_limit_max
 MD_PATH = re.compile(r"^/dev/md(0|[1-9][0-9]*)$")
@@ -83,20 +81,44 @@ class Array:
 
 
 class MdModel:
-    """Arrays, mounts, holders, partitions, device content and plain files of one host."""
+    """Arrays and plain files of one host, on its kernel's device table (``blockdev``:
+    mounts, holders, partitions, failing devices and device content are the table's; md
+    reads and changes them through the names below)."""
 
-    def __init__(self) -> None:
+    def __init__(self, devices: DeviceTable | None = None) -> None:
+        self.table = devices if devices is not None else DeviceTable()
         self.arrays: dict[str, Array] = {}
         self.order: list[str] = []  # names, oldest first (/proc/mdstat lists newest first)
         self.loaded = False  # the md module: /proc/mdstat exists once mdadm has loaded it
         self.personalities: list[str] = []
-        self.mounts: list[tuple[tuple[int, int], str, str]] = []  # (devno, mount point, source)
-        self.holders: dict[tuple[int, int], list[str]] = {}  # added by tests: crypt, dm, ...
-        self.partitions: dict[str, list[Device]] = {}  # disk path -> its partitions
-        self.failed: set[Device] = set()  # every I/O fails
-        self.content: dict[Device, dict[int, bytes]] = {}
         self.files: dict[str, str] = {}
         self.dirs: set[str] = {"/", "/etc", "/run", "/tmp", "/var", "/var/lib"}
+
+    # -- the kernel's device table ------------------------------------------------------------
+
+    @property
+    def mounts(self) -> list[tuple[tuple[int, int], str, str]]:
+        return self.table.mounts
+
+    @mounts.setter
+    def mounts(self, value: list[tuple[tuple[int, int], str, str]]) -> None:
+        self.table.mounts = value
+
+    @property
+    def holders(self) -> dict[tuple[int, int], list[str]]:
+        return self.table.holders
+
+    @property
+    def partitions(self) -> dict[str, list[Device]]:
+        return self.table.partitions
+
+    @property
+    def failed(self) -> set[Device]:
+        return self.table.failed
+
+    @property
+    def content(self) -> dict[Device, dict[int, bytes]]:
+        return self.table.content
 
     # -- arrays -------------------------------------------------------------------------------
 
@@ -166,15 +188,11 @@ class MdModel:
     # -- content ------------------------------------------------------------------------------
 
     def write(self, dev: Device, chunk: int, token: bytes) -> None:
-        self.content.setdefault(dev, {})[chunk] = token
+        self.table.write(dev, chunk, token)
 
     def fingerprint(self, dev: Device, size: int) -> str:
         """md5 over the device's chunks (zero chunks included, as the same count)."""
-        h = hashlib.md5(f"{size}\n".encode())
-        chunks = self.content.get(dev, {})
-        for chunk in sorted(c for c in chunks if c * CHUNK < size):
-            h.update(f"{chunk}:".encode() + chunks[chunk] + b"\n")
-        return h.hexdigest()
+        return self.table.fingerprint(dev, size)
 
     # -- files --------------------------------------------------------------------------------
 

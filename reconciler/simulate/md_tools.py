@@ -19,7 +19,7 @@ from reconciler.state.names import dm_name
 from . import md_model
 from .md_model import Array, Member
 from .kernel import busy, holders
-from .model import Device
+from .blockdev import Device
 from .tool import Out, Tool
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ order.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from itertools import pairwise
+
+from .blockdev import Device, DeviceTable  # noqa: F401  (Device: the kernel's, re-exported)
 
 # md notices a dead raid1 leg at its next bitmap/superblock write, without any I/O to the LV:
 # measured in the lab, the image reads 'i' right after the disk failed and 'I' 6 s later.
@@ -40,26 +41,6 @@ class NoSpace(Exception):
         self.needed = needed
         self.available = available
         super().__init__(f"{needed} extents needed, but only {available} available")
-
-
-class Device:
-    __slots__ = ("path", "size", "major", "minor", "aliases", "signature", "failed_at", "sysfs")
-
-    def __init__(self, path: str, size: int, major: int, minor: int, aliases: tuple[str, ...]):
-        self.path = path
-        self.size = size
-        self.major = major
-        self.minor = minor
-        self.aliases = aliases
-        # A foreign signature (e.g. "ext4") that pvcreate would have to wipe; tests set it.
-        self.signature: str | None = None
-        # When every I/O to the device started failing (qemu's drive_del in the lab), or None.
-        # lvm cannot read its label any more: a PV on it is missing from then on.
-        self.failed_at: float | None = None
-        # The identity files under /sys/dev/block/M:m/ with their exact content ("serial":
-        # "d0" for a virtio disk, "device/wwid" for a SCSI disk, "dm/uuid"...); see
-        # SimulatedHost.add_device.
-        self.sysfs: dict[str, str] = {}
 
 
 class PV:
@@ -249,11 +230,12 @@ class VG:
 
 
 class Model:
-    """Everything lvm would find on the host: block devices, labels, VG metadata."""
+    """Everything lvm would find on the host: the kernel's block devices (``devices``, the
+    host's ``blockdev.DeviceTable``, which LVM reads and does not own), labels, VG
+    metadata."""
 
-    def __init__(self, seed: str = "sim"):
-        self.devices: dict[str, Device] = {}
-        self.aliases: dict[str, str] = {}  # alias -> canonical path
+    def __init__(self, seed: str = "sim", devices: DeviceTable | None = None):
+        self.table = devices if devices is not None else DeviceTable()
         self.pvs: dict[str, PV] = {}  # canonical device path -> PV
         self.vgs: dict[str, VG] = {}
         self.active: set[LV] = set()  # LVs with a long operation under way
@@ -263,8 +245,14 @@ class Model:
         self.open_count: Callable[[LV], int] = lambda lv: 0
         self._seed = seed
         self._uuid_counter = 0
-        self._numbers: set[tuple[int, int]] = set()
-        self._next_minor: dict[int, int] = {}
+
+    @property
+    def devices(self) -> dict[str, Device]:
+        return self.table.devices
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return self.table.aliases
 
     # -- identities ----------------------------------------------------------------------
 
@@ -281,28 +269,10 @@ class Model:
         digest = hashlib.sha512(f"{self._seed}:id:{what}".encode()).digest()
         return "".join(_ALNUM[b % 62] for b in digest[:n])
 
-    def _device_number(self, path: str) -> tuple[int, int]:
-        m = re.fullmatch(r"/dev/(vd|sd|xvd)([a-z]+)", path)
-        if m:
-            # virtio-blk's major is dynamic; 254 is what the recorded Debian 6.1 guests show
-            major = {"vd": 254, "sd": 8, "xvd": 202}[m.group(1)]
-            index = 0
-            for ch in m.group(2):
-                index = index * 26 + (ord(ch) - ord("a") + 1)
-            number = (major, 16 * (index - 1))
-            if number not in self._numbers:
-                return number
-        major = 253 if path.startswith(("/dev/mapper/", "/dev/dm-")) else 259
-        while True:
-            minor = self._next_minor.get(major, 0)
-            self._next_minor[major] = minor + 1
-            if (major, minor) not in self._numbers:
-                return major, minor
-
     # -- lookups -------------------------------------------------------------------------
 
     def device(self, path: str) -> Device | None:
-        return self.devices.get(self.aliases.get(path, path))
+        return self.table.device(path)
 
     def pv(self, path: str) -> PV | None:
         dev = self.device(path)
@@ -310,22 +280,7 @@ class Model:
 
     def add_device(self, path: str, size: int, aliases: tuple[str, ...] = (),
                    major: int | None = None, minor: int | None = None) -> Device:
-        for name in (path, *aliases):
-            if name in self.devices or name in self.aliases:
-                raise ValueError(f"device name {name} is already in use")
-        if size <= 0:
-            raise ValueError(f"device size must be positive, got {size}")
-        if (major is None) != (minor is None):
-            raise ValueError("give both major and minor, or neither")
-        number = (major, minor) if major is not None else self._device_number(path)
-        if number in self._numbers:
-            raise ValueError(f"device number {number[0]}:{number[1]} is already in use")
-        self._numbers.add(number)
-        dev = Device(path, size, number[0], number[1], tuple(aliases))
-        self.devices[path] = dev
-        for alias in aliases:
-            self.aliases[alias] = path
-        return dev
+        return self.table.add_device(path, size, aliases, major, minor)
 
 
 # -- extent bookkeeping (the only code that changes PV.used) -------------------------------

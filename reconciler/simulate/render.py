@@ -15,6 +15,8 @@ from __future__ import annotations
 from reconciler.adapters.lvm_report import (LV_COLUMNS, PV_COLUMNS, PVSEG_COLUMNS,
                                             SEG_COLUMNS, VG_COLUMNS)
 
+from collections.abc import Callable
+
 from .model import LV, PE_START, PV, RAID_NOTICE_DELAY, VG, Model
 
 MDA_SIZE = 1020 * 1024  # pv_mda_size of a default pvcreate (lvm2 2.03.16, lab)
@@ -77,10 +79,11 @@ def _pv_row(pv: PV) -> tuple[str, ...]:
             attr, "", "")
 
 
-def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:
+def _lv_row(lv: LV, model: Model, partial: bool, view: View) -> tuple[str, ...]:
     """One LV's row of ``lvm fullreport`` (LV_COLUMNS): attributes, layout, role, copy and
     move percentages, health and sync action as lvm2 2.03 prints them for a linear LV, a
-    raid1 (resyncing, or with a leg to refresh), its images and metadata LVs, and a pvmove."""
+    raid1 (resyncing, or with a leg to refresh), its images and metadata LVs, a pvmove,
+    and a shared VG's hidden lvmlock LV; active and open as ``view`` says."""
     kind = lv.kind
     copy = move = action = parent = health = ""
     if kind == "pvmove":
@@ -102,11 +105,13 @@ def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:
         layout, role = "linear", "private,raid,image"
     elif kind == "rmeta":
         attr, layout, role = "ewi-aor---", "linear", "private,raid,metadata"
+    elif kind == "lvmlock":  # sanlock's leases (lab: lvmlockd recordings)
+        attr, layout, role = "-wi-a-----", "linear", "private,lockd,sanlock"
     else:
         attr, layout, role = "-wi-a-----", "linear", "public"
     if lv.locked and kind != "pvmove":
         attr = attr[:2] + attr[2].upper() + attr[3:]
-    if lv.visible and model.open_count(lv):
+    if lv.visible and view.open_count(lv):
         attr = attr[:5] + "o" + attr[6:]
     raid = lv if kind == "raid1" else lv.parent if kind in ("rimage", "rmeta") else None
     if raid is not None and raid.refresh and not (partial and lv.on_missing_pv()):
@@ -124,7 +129,7 @@ def _lv_row(lv: LV, model: Model, partial: bool) -> tuple[str, ...]:
     name = lv.name if lv.visible else f"[{lv.name}]"
     size = lv.extents * lv.vg.extent_size
     active = ("active", "active locally", "active exclusively")
-    if not lv.is_active:
+    if not view.active(lv):
         # Not recorded for raid1 yet; linear as recorded (foreign_vg: "-wi-------", no
         # activation columns). No open count, no kernel status: no sync, action or
         # refresh. lvm shows an inactive raid image as out of sync ('I'): it cannot ask.
@@ -195,12 +200,23 @@ def _scan_order(model: Model) -> list[VG]:
     return sorted(model.vgs.values(), key=first_seen, reverse=True)
 
 
-def fullreport(model: Model) -> str:
+class View:
+    """Which LVs the reporting host has active and open: by default the model's own (one
+    host's model); a node of a shared VG sees the one metadata with its own activation."""
+
+    def __init__(self, model: Model, active: Callable[[LV], bool] | None = None,
+                 open_count: Callable[[LV], int] | None = None):
+        self.active = active or (lambda lv: lv.is_active)
+        self.open_count = open_count or model.open_count
+
+
+def fullreport(model: Model, view: View | None = None) -> str:
+    view = view or View(model)
     objects: list[list[tuple[str, list[str]]]] = []
     for vg in _scan_order(model):
         pv_rows, pvseg_rows = _pv_sections(vg.pvs)
         partial = bool(vg.missing_pvs)
-        lv_rows = [_LV_ROW % _lv_row(vg.lvs[name], model, partial) for name in sorted(vg.lvs)]
+        lv_rows = [_LV_ROW % _lv_row(vg.lvs[name], model, partial, view) for name in sorted(vg.lvs)]
         seg_rows = []
         for lv in sorted(vg.lvs.values(), key=lambda lv: lv.uuid):
             uuid = lv.uuid

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import UnsupportedCommand
 
-from .model import LV, PV, VG, Device, Seg
+from .blockdev import Device
+from .model import LV, PV, VG, Seg
 
 if TYPE_CHECKING:
     from .machine import Machine

@@ -28,6 +28,46 @@ class At(ValueError):
         self.where = where
 
 
+class Problems(ValueError):
+    """Several ``At`` problems of one table, found by checks that do not depend on each other."""
+
+    def __init__(self, found: list[At]):
+        super().__init__("; ".join(str(p) for p in found))
+        self.found = tuple(found)
+
+
+class Checks:
+    """Runs a table's independent checks and reports every problem, not only the first.
+
+    ``with checks:`` around each check keeps its ``At`` and goes on; ``checks.done()`` raises
+    them all at the end (one ``At``, or ``Problems``)::
+
+        checks = Checks()
+        with checks:
+            unique("PV", self.pvs, "pvs")
+        ...
+        checks.done()
+    """
+
+    def __init__(self) -> None:
+        self.found: list[At] = []
+
+    def __enter__(self) -> "Checks":
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, At):
+            self.found.append(exc)
+            return True
+        return False
+
+    def done(self) -> None:
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise Problems(self.found)
+
+
 def parse_size(value: object) -> int:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return units.parse_size(value)
@@ -38,12 +78,12 @@ def parse_size(value: object) -> int:
 SizeField = Annotated[
     int, BeforeValidator(parse_size), PlainSerializer(units.format_size, return_type=str),
     WithJsonSchema({"anyOf": [{"type": "string",
-                               "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtTpPeE]?(i?[bB])? *$",
+                               "pattern": r"^ *[0-9]+(\.[0-9]+)? *" + units.UNIT_PATTERN + " *$",
                                "examples": ["128M", "10G", "1.5T"]},
                               {"type": "integer", "minimum": 1,
                                "exclusiveMaximum": units.MAX_BYTES}],
-                    "description": "bytes, or a number with a binary suffix (K M G T P E); "
-                    "below 8 EiB"}),
+                    "description": "bytes, or a number with a binary unit (K M G T P E, "
+                    "or KiB MiB GiB TiB PiB EiB; GB, TB... are refused as ambiguous); below 8 EiB"}),
 ]
 
 

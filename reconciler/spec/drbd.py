@@ -57,7 +57,7 @@ from pydantic import (AfterValidator, BeforeValidator, Field,
 
 from reconciler import units
 from reconciler.spec import names
-from reconciler.spec.base import Model
+from reconciler.spec.base import At, Checks, Model
 
 DRBD_MAX_MINOR = (1 << 20) - 1
 
@@ -130,7 +130,7 @@ DrbdNodeName = Annotated[str, AfterValidator(_check_node)]
 Address = Annotated[str, AfterValidator(_check_address)]
 Rate = Annotated[int, BeforeValidator(_parse_rate), PlainSerializer(units.format_size, return_type=str),
                  WithJsonSchema({"anyOf": [{"type": "string",
-                                            "pattern": r"^ *[0-9]+(\.[0-9]+)? *[kKmMgGtT]?(i?[bB])? *$",
+                                            "pattern": r"^ *[0-9]+(\.[0-9]+)? *" + units.UNIT_PATTERN + " *$",
                                             "examples": ["10M", "400M"]},
                                            {"type": "integer", "minimum": 1024}],
                                  "description": "bytes per second, or a number with a binary suffix"})]
@@ -260,36 +260,59 @@ class DrbdResource(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "DrbdResource":
-        if len(self.nodes) != 2:
-            raise ValueError(f"a DRBD 8.4 resource has exactly two nodes, not {len(self.nodes)}")
-        if self.initial_sync_from is not None and self.initial_sync_from not in self.nodes:
-            raise ValueError(f"initial_sync_from {self.initial_sync_from!r} is not one of this "
-                             "resource's nodes")
-        if self.split_brain_victim is not None:
-            victim, _ = split_victim(self.split_brain_victim)
-            if victim not in self.nodes:
-                raise ValueError(f"split_brain_victim {victim!r} is not one of this resource's nodes")
+        checks = Checks()
+        with checks:
+            if len(self.nodes) != 2:
+                raise At(("nodes",), f"a DRBD 8.4 resource has exactly two nodes, not "
+                         f"{len(self.nodes)}")
+        with checks:
+            if self.initial_sync_from is not None and self.initial_sync_from not in self.nodes:
+                raise At(("initial_sync_from",), f"initial_sync_from {self.initial_sync_from!r} "
+                         "is not one of this resource's nodes")
+        with checks:
+            if self.split_brain_victim is not None:
+                try:
+                    victim, _ = split_victim(self.split_brain_victim)
+                except ValueError as exc:
+                    raise At(("split_brain_victim",), str(exc)) from None
+                if victim not in self.nodes:
+                    raise At(("split_brain_victim",), f"split_brain_victim {victim!r} is not one "
+                             "of this resource's nodes")
         primaries = [n for n, node in self.nodes.items() if node.role is Role.PRIMARY]
-        if self.fenced is not None:
-            gone, _ = fenced_node(self.fenced)
-            if gone not in self.nodes:
-                raise ValueError(f"fenced {gone!r} is not one of this resource's nodes")
-            if gone in primaries:
-                raise ValueError(f"fenced names {gone!r}, which is declared primary: a node "
-                                 "declared fenced is not to be primary (remove fenced once "
-                                 "the incident is over)")
-        if len(primaries) > 1 and not self.allow_two_primaries:
-            raise ValueError(f"{' and '.join(primaries)} are both primary; dual-primary needs "
-                             "allow_two_primaries = true (and a cluster file system)")
-        addrs = [(n.address, n.port) for n in self.nodes.values()]
-        if len(set(addrs)) != len(addrs):
-            raise ValueError("the two nodes have the same address and port")
-        p0 = self.net.after_sb_0pri
-        if p0 is not None and p0.startswith("discard-node-") and p0.removeprefix("discard-node-") not in self.nodes:
-            raise ValueError(f"after_sb_0pri {p0!r}: {p0.removeprefix('discard-node-')!r} is not "
-                             "one of this resource's nodes")
-        if self.resync_rate is not None and self.resync_rate < 1024:
-            raise ValueError("resync_rate is below 1K per second, DRBD's unit (KiB/s)")
+        with checks:
+            if self.fenced is not None:
+                try:
+                    gone, _ = fenced_node(self.fenced)
+                except ValueError as exc:
+                    raise At(("fenced",), str(exc)) from None
+                if gone not in self.nodes:
+                    raise At(("fenced",), f"fenced {gone!r} is not one of this resource's nodes")
+                if gone in primaries:
+                    raise At(("fenced",), f"fenced names {gone!r}, which is declared primary: a "
+                             "node declared fenced is not to be primary (remove fenced once the "
+                             "incident is over)")
+        with checks:
+            if len(primaries) > 1 and not self.allow_two_primaries:
+                raise At(("nodes", primaries[-1], "role"), f"{' and '.join(primaries)} are both "
+                         "primary; dual-primary needs allow_two_primaries = true (and a cluster "
+                         "file system)")
+        with checks:
+            addrs = [(n.address, n.port) for n in self.nodes.values()]
+            if len(set(addrs)) != len(addrs):
+                raise At(("nodes", list(self.nodes)[-1], "address"),
+                         "the two nodes have the same address and port")
+        with checks:
+            p0 = self.net.after_sb_0pri
+            if (p0 is not None and p0.startswith("discard-node-")
+                    and p0.removeprefix("discard-node-") not in self.nodes):
+                raise At(("net", "after_sb_0pri"), f"after_sb_0pri {p0!r}: "
+                         f"{p0.removeprefix('discard-node-')!r} is not one of this resource's "
+                         "nodes")
+        with checks:
+            if self.resync_rate is not None and self.resync_rate < 1024:
+                raise At(("resync_rate",), "resync_rate is below 1K per second, DRBD's unit "
+                         "(KiB/s)")
+        checks.done()
         return self
 
     def applies_to(self, node: str) -> bool:

@@ -22,6 +22,7 @@ Layout::
     chap_file = "/etc/reconciler/old-server.chap"
     luns = [0]                           # the disks the login makes appear
     state = "logged-in"
+    timeouts = { replacement_timeout = 15, noop_out_interval = 5, noop_out_timeout = 5 }
     initiator = "iqn.2004-10.com.example:old-server"   # optional: old-server's own name
                                          # (/etc/iscsi/initiatorname.iscsi), checked there
 
@@ -43,7 +44,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from reconciler.spec import names
-from reconciler.spec.base import Model, Presence
+from reconciler.spec.base import At, Checks, Model, Presence
 from reconciler.spec.names import DevicePath, NodeName, check_device, check_node  # noqa: F401
 from reconciler.spec.text import shown
 
@@ -119,16 +120,23 @@ class Target(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Target":
+        checks = Checks()
         for k in self.lun:
-            if not k.isdigit() or int(k) > 255 or (k != "0" and k.startswith("0")):
-                raise ValueError(f"LUN {shown(k)} must be a number from 0 to 255")
-        devs = [lun.device for lun in self.lun.values()]
-        for d in devs:
-            if devs.count(d) > 1:
-                raise ValueError(f"{d} is exported as two LUNs")
-        for seq, what in ((self.portals, "portal"), (self.acls, "acl"), (self.nodes, "node")):
-            if len(set(seq)) != len(seq):
-                raise ValueError(f"a {what} is listed twice")
+            with checks:
+                if not k.isdigit() or int(k) > 255 or (k != "0" and k.startswith("0")):
+                    raise At(("lun", k), f"LUN {shown(k)} must be a number from 0 to 255")
+        seen: set[str] = set()
+        for k, lun in self.lun.items():
+            with checks:
+                if lun.device in seen:
+                    raise At(("lun", k, "device"), f"{lun.device} is exported as two LUNs")
+            seen.add(lun.device)
+        for seq, what, key in ((self.portals, "portal", "portals"), (self.acls, "acl", "acls"),
+                               (self.nodes, "node", "nodes")):
+            with checks:
+                if len(set(seq)) != len(seq):
+                    raise At((key,), f"a {what} is listed twice")
+        checks.done()
         return self
 
     def luns(self) -> dict[int, Lun]:
@@ -136,6 +144,35 @@ class Target(Model):
 
     def applies_to(self, node: str) -> bool:
         return "*" in self.nodes or node in self.nodes
+
+
+class Timeouts(Model):
+    """How long I/O stalls when the link to the target is cut (open-iscsi's node record,
+    applied at login; ``replacement_timeout`` also to a live session through sysfs)."""
+
+    replacement_timeout: int | None = Field(
+        None, ge=1, le=86400, description="seconds a failed session queues I/O before failing "
+        "it upward (node.session.timeo.replacement_timeout; sysfs recovery_tmo)")
+    noop_out_interval: int | None = Field(
+        None, ge=0, le=3600, description="seconds between NOP-Out pings that detect a dead "
+        "link (node.conn[0].timeo.noop_out_interval; 0 = no pings)")
+    noop_out_timeout: int | None = Field(
+        None, ge=0, le=3600, description="seconds without a NOP-In answer before the link "
+        "counts as down (node.conn[0].timeo.noop_out_timeout)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Timeouts":
+        if self.noop_out_interval == 0 and self.noop_out_timeout:
+            raise ValueError("noop_out_timeout is set but noop_out_interval = 0 sends no ping "
+                             "to time out: set both, or neither")
+        if self.noop_out_interval and self.noop_out_timeout == 0:
+            raise ValueError("noop_out_interval sends pings but noop_out_timeout = 0 never "
+                             "calls the link down: give it a timeout")
+        return self
+
+    def declared(self) -> dict[str, int]:
+        """The timeouts the spec sets, by open-iscsi's short name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class Session(Model):
@@ -153,14 +190,20 @@ class Session(Model):
         None, description="the node's own initiator name (/etc/iscsi/initiatorname.iscsi), "
         "checked on the node; lets the exporting node tell this session from an initiator "
         "no spec declares")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="link-cut timeouts; "
+                               "each left to open-iscsi's default (iscsid.conf) when unset")
 
     @model_validator(mode="after")
     def _check(self) -> "Session":
-        if any(not 0 <= n <= 255 for n in self.luns) or len(set(self.luns)) != len(self.luns):
-            raise ValueError("luns must be distinct numbers from 0 to 255")
-        if self.initiator is not None and (len(self.nodes) != 1 or self.nodes[0] == "*"):
-            raise ValueError("initiator is one node's own name: the session must name exactly "
-                             "one node (not \"*\")")
+        checks = Checks()
+        with checks:
+            if any(not 0 <= n <= 255 for n in self.luns) or len(set(self.luns)) != len(self.luns):
+                raise At(("luns",), "luns must be distinct numbers from 0 to 255")
+        with checks:
+            if self.initiator is not None and (len(self.nodes) != 1 or self.nodes[0] == "*"):
+                raise At(("initiator",), "initiator is one node's own name: the session must "
+                         "name exactly one node (not \"*\")")
+        checks.done()
         return self
 
     def disks(self) -> tuple[str, ...]:

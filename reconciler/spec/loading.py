@@ -18,17 +18,21 @@ notation (``vg.a.pvs[0]``), and show spec text only escaped and cut (``spec.text
 
 from __future__ import annotations
 
+import copy
+import difflib
 import hashlib
 import os
 import stat
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydantic
 
 from reconciler import errors, gc_pause
-from reconciler.spec import models
+from reconciler.spec import base, models
 from reconciler.spec.text import file_name, key_path, shown, toml_type
 
 # 10,000 LVs (bench/bench_plan.py) make a 0.8 MB spec; 16 MiB leaves room for twenty times that
@@ -175,6 +179,14 @@ def _cut(message: str, limit: int = 400) -> str:
     return message if len(message) <= limit else f"{message[:limit]}… ({len(message)} characters)"
 
 
+def _messages(err: dict) -> list[tuple[tuple, str]]:
+    """A pydantic error → [(location, message in TOML's words)]: several for ``Problems``."""
+    exc = (err.get("ctx") or {}).get("error") if err["type"] == "value_error" else None
+    if isinstance(exc, base.Problems):
+        return [(tuple(err["loc"]) + at.where, str(at)) for at in exc.found]
+    return [_message(err)]
+
+
 def _message(err: dict) -> tuple[tuple, str]:
     """A pydantic error → (location, message in TOML's words)."""
     loc, kind, got = tuple(err["loc"]), err["type"], err.get("input")
@@ -188,7 +200,7 @@ def _message(err: dict) -> tuple[tuple, str]:
     if kind == "missing":
         return loc, "required key is missing"
     if kind == "extra_forbidden":
-        return loc, "unknown key (check the spelling; see `reconcile schema`)"
+        return loc, "unknown key" + _did_you_mean(loc)
     if kind in ("tuple_type", "list_type", "set_type", "frozen_set_type"):
         return loc, f"must be an array{not_}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -210,43 +222,279 @@ def _message(err: dict) -> tuple[tuple, str]:
     return loc, _cut(err["msg"])
 
 
-def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None, bytes | None]:
+MAX_ROUNDS = 8  # validation rounds per file: each leaves out what the previous one refused
+
+
+def _validate(data: dict) -> tuple[models.Spec | None, list[tuple[tuple, str]]]:
+    """Validate one file's tables: the spec (None if nothing is left) and every problem.
+
+    pydantic stops a table's own checks at its first bad key (a placement is compared with the
+    VG's pvs only once every LV of the VG validated), so one problem would hide others. Each
+    round therefore leaves out what the previous rounds refused (a bad key, or the table whose
+    own check failed) and validates again; problems about, inside or around what was already
+    reported are not repeated ("required key is missing" for a key left out). The spec
+    returned is what remains: the cross-file checks run on it, and the caller refuses the spec
+    whenever there was any problem.
+    """
+    original = data  # left as read: the rounds work on a copy, made at the first problem
+    kept: dict[int, list[int]] = {}  # id of a list items were taken out of -> original indices
+    found: list[tuple[tuple, str]] = []
+    said: set[tuple[tuple, str]] = set()
+    reported = _Reported()
+    for round_no in range(MAX_ROUNDS):
+        try:
+            with gc_pause.paused():
+                spec = models.Spec.model_validate(data)
+            return spec, _in_file_order(original, found)
+        except pydantic.ValidationError as exc:
+            errs = exc.errors(include_url=False)
+        if round_no == 0:
+            data = copy.deepcopy(data)
+        earlier = reported.frozen()
+        this_round: list[tuple[tuple, str, str]] = []
+        for err in errs:
+            for loc, msg in _messages(err):
+                this_round.append((_original(data, loc, kept), msg, err["type"]))
+        refused = _Reported()
+        for loc, _, kind in this_round:
+            if kind != "too_short":
+                refused.add(loc)
+        for loc, msg, kind in this_round:
+            if earlier.related(loc):
+                continue  # about what a previous round left out: said already
+            # "at least 1 item" after an item was refused says nothing the item's error does not
+            if kind == "too_short" and refused.holds_inside(loc):
+                continue
+            if (loc, msg) not in said:
+                said.add((loc, msg))
+                found.append((loc, msg))
+                reported.add(loc)
+        if round_no == MAX_ROUNDS - 1 or not _leave_out(data, errs, kept, earlier):
+            break
+    return None, _in_file_order(original, found)
+
+
+class _Reported:
+    """Key paths already reported, and every path that leads to one: whether a path is one of
+    them, inside one or around one takes a few set lookups, for 100,000 problems too."""
+
+    def __init__(self) -> None:
+        self.locs: set[tuple] = set()
+        self.around: set[tuple] = set()  # proper prefixes of reported paths
+
+    def add(self, loc: tuple) -> None:
+        self.locs.add(loc)
+        for n in range(len(loc)):
+            self.around.add(loc[:n])
+
+    def frozen(self) -> "_Reported":
+        out = _Reported()
+        out.locs, out.around = set(self.locs), set(self.around)
+        return out
+
+    def related(self, loc: tuple) -> bool:
+        return loc in self.around or any(loc[:n] in self.locs for n in range(len(loc) + 1))
+
+    def holds_inside(self, loc: tuple) -> bool:
+        return loc in self.around
+
+
+def _in_file_order(data: dict, found: list[tuple[tuple, str]]) -> list[tuple[tuple, str]]:
+    index: dict[int, dict] = {}
+    return sorted(found, key=lambda f: _position(data, f[0], index))
+
+
+def _position(data: object, loc: tuple, index: dict[int, dict]) -> list[int]:
+    """Where a key path is in the file, for listing problems in the file's order."""
+    out, node = [], data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            keys = index.get(id(node))
+            if keys is None:
+                keys = index[id(node)] = {k: i for i, k in enumerate(node)}
+            out.append(keys[part])
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        else:
+            out.append(1 << 30)  # a key that is missing: after what is there
+            node = None
+    return out
+
+
+def _original(data: dict, loc: tuple, kept: dict[int, list[int]]) -> tuple:
+    """A key path in the data as left by earlier rounds → the same path in the file."""
+    out, node = [], data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            out.append(kept.get(id(node), range(len(node)))[part] if part < len(node) else part)
+            node = node[part] if part < len(node) else None
+            continue
+        out.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
+
+
+def _leave_out(data: dict, errs: list[dict], kept: dict[int, list[int]],
+               earlier: "_Reported") -> bool:
+    """Take out of ``data`` what ``errs`` refused: False when nothing more can be taken out.
+
+    A refused value is left out (its default applies) or, for a size, replaced by a valid one
+    (so the LV is still checked against its VG); what a table's own check named is treated
+    the same way. A table whose problem comes back, that misses a required key, whose name
+    was refused, or whose check named no key, is left out whole.
+    """
+    drops: list[tuple] = []
+    swaps: list[tuple] = []
+    for err in errs:
+        table = tuple(err["loc"])
+        exc = (err.get("ctx") or {}).get("error") if err["type"] == "value_error" else None
+        named = [table + at.where for at in exc.found] if isinstance(exc, base.Problems) else (
+            [table + exc.where] if isinstance(exc, base.At) else [table])
+        for loc in named:
+            if loc and loc[-1] == "[key]":  # a refused name: the whole table it names
+                drops.append(loc[:-1])
+            elif (earlier.related(_original(data, loc, kept)) or err["type"] == "missing"
+                  or isinstance(_at(data, loc), dict)
+                  and not isinstance(exc, base.At | base.Problems)):
+                drops.append(table if isinstance(_at(data, table), dict)
+                             and err["type"] == "value_error" else _table_of(data, loc))
+            elif _placeholder(loc) is not None:
+                swaps.append(loc)
+            else:
+                drops.append(loc)
+    drops = [loc for loc in drops if loc]
+    if not drops and not swaps:
+        return False
+    for loc in swaps:
+        parent = _at(data, loc[:-1])
+        if isinstance(parent, dict):
+            parent[loc[-1]] = _placeholder(loc)
+    # deepest first, list items from the end, so one removal never shifts another's index
+    for loc in sorted(set(drops), key=lambda l: (len(l), l[-1] if isinstance(l[-1], int) else -1),
+                      reverse=True):
+        parent = _at(data, loc[:-1])
+        if isinstance(parent, dict) and loc[-1] in parent:
+            del parent[loc[-1]]
+        elif isinstance(parent, list) and isinstance(loc[-1], int) and loc[-1] < len(parent):
+            indices = kept.setdefault(id(parent), list(range(len(parent))))
+            del indices[loc[-1]]
+            del parent[loc[-1]]
+    return True
+
+
+def _placeholder(loc: tuple) -> str | None:
+    """A valid stand-in for a refused size (the field's first JSON-schema example), or None."""
+    model: object = models.Spec
+    for part in loc[:-1]:
+        model = _inner(model, part)
+    if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+        return None
+    field_info = model.model_fields.get(str(loc[-1]))
+    annotation = field_info.annotation if field_info else None
+    while typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
+    for meta in getattr(annotation, "__metadata__", ()):
+        schema = getattr(meta, "json_schema", None) or {}
+        for branch in schema.get("anyOf", []):
+            if branch.get("type") == "string" and branch.get("examples"):
+                return branch["examples"][0]
+    return None
+
+
+def _at(data: object, loc: tuple) -> object:
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _table_of(data: dict, loc: tuple) -> tuple:
+    """The named table that holds ``loc`` (``vg.a.lv.b`` for ``vg.a.lv.b.size``), or ()."""
+    for n in range(len(loc) - 1, 1, -1):
+        if isinstance(_at(data, loc[:n]), dict) and isinstance(_at(data, loc[:n - 1]), dict):
+            return loc[:n]
+    return ()
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """``; did you mean 'size'?`` for a misspelt key, from the keys its table may hold."""
+    model: object = models.Spec
+    for part in loc[:-1]:
+        model = _inner(model, part)
+    names = sorted(model.model_fields) if isinstance(model, type) and issubclass(
+        model, pydantic.BaseModel) else []
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6) if loc else []
+    if not names:
+        return " (check the spelling; see `reconcile schema`)"
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (keys here: {', '.join(names)}; see `reconcile schema`)"
+
+
+def _inner(model: object, part: object) -> object:
+    """What the value at key ``part`` of ``model`` (a model class or a container type) is."""
+    if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+        field_info = model.model_fields.get(str(part))
+        return _unwrap(field_info.annotation) if field_info else None
+    args = typing.get_args(model)
+    origin = typing.get_origin(model)
+    if origin is dict and len(args) == 2:
+        return _unwrap(args[1])
+    if origin in (tuple, list) and args:
+        return _unwrap(args[0])
+    return None
+
+
+def _unwrap(annotation: object) -> object:
+    """``Annotated[X, ...]`` and ``X | None`` → ``X``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(rest) != 1:
+                return annotation
+            annotation = rest[0]
+        else:
+            return annotation
+
+
+def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None, bytes | None, dict]:
     where = file_name(str(path))
     raw = _read(path, problems)
     if raw is None:
-        return None, None
+        return None, None, {}
     text = _decode(raw, where, problems)
     if text is None:
-        return None, raw
+        return None, raw, {}
     try:
         with gc_pause.paused():
             data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problems.append((where, "", f"TOML syntax error: {_cut(str(exc))}"))
-        return None, raw
+        return None, raw, {}
     except RecursionError:
         problems.append((where, "", "TOML nested too deeply to read"))
-        return None, raw
-    try:
-        with gc_pause.paused():
-            spec = models.Spec.model_validate(data)
-    except pydantic.ValidationError as exc:
-        found = [_message(err) + (err["type"],) for err in exc.errors(include_url=False)]
-        for loc, msg, kind in found:
-            # "at least 1 item" after an item was refused says nothing the item's error does not
-            if kind == "too_short" and any(len(o) > len(loc) and o[:len(loc)] == loc
-                                           for o, _, _ in found):
-                continue
-            problems.append((where, key_path(loc), msg))
-        return None, raw
+        return None, raw, {}
+    spec, found = _validate(data)
+    problems.extend((where, key_path(loc), msg) for loc, msg in found)
+    if spec is None or found:
+        return spec, raw, data  # what was valid still meets the checks across files
     if (not spec.vg and not spec.clone and not spec.iscsi_target and not spec.iscsi_session
             and not spec.drbd):
         problems.append((where, "", "declares nothing: no [vg.NAME], [clone.NAME], [drbd.NAME], "
                          "[iscsi_target.NAME] or [iscsi_session.NAME] table "
                          "(the file is empty, or holds only whitespace and comments); "
                          "delete it if that is meant"))
-        return None, raw
-    return spec, raw
+        return None, raw, {}
+    return spec, raw, data
 
 
 def load(location: str | Path) -> LoadedSpec:
@@ -272,11 +520,12 @@ def load(location: str | Path) -> LoadedSpec:
             problems.append((where, "", "the file name holds control or invisible characters; "
                              "rename the file"))
             continue
-        spec, raw = _parse_file(path, problems)
+        spec, raw, data = _parse_file(path, problems)
         if raw is not None:
             digest.update(rel.encode() + b"\0" + str(len(raw)).encode() + b"\0" + raw)
         if spec is None:
             continue
+        pv_lists = {name: _at(data, ("vg", name, "pvs")) for name in spec.vg}
         for name, vg in spec.vg.items():
             if name in merged:
                 problems.append((where, key_path(("vg", name)),
@@ -285,6 +534,8 @@ def load(location: str | Path) -> LoadedSpec:
             merged[name] = vg
             origin[name] = str(path)
             for i, dev in enumerate(vg.pvs):
+                as_written = pv_lists[name]  # the spec may have lost refused items: their index
+                i = as_written.index(dev) if isinstance(as_written, list) and dev in as_written else i
                 if dev in pv_owner and pv_owner[dev][0] != name:
                     other_vg, other_file = pv_owner[dev]
                     problems.append((where, key_path(("vg", name, "pvs", i)),

@@ -26,7 +26,7 @@ from pydantic import (AfterValidator, BeforeValidator, Field, PlainSerializer, S
                       WithJsonSchema, model_validator)
 
 from reconciler import units
-from reconciler.spec.base import At, Model, Presence, SizeField, parse_size, unique
+from reconciler.spec.base import At, Checks, Model, Presence, SizeField, parse_size, unique
 from reconciler.spec.names import DevicePath, NodeName
 from reconciler.spec.text import shown
 from reconciler.state.names import HANDOVER_SUFFIX, LV_RESERVED_PARTS
@@ -89,7 +89,7 @@ ExtentSizeField = Annotated[
     int, BeforeValidator(parse_size), AfterValidator(check_extent_size),
     PlainSerializer(units.format_size, return_type=str),
     WithJsonSchema({"anyOf": [{"type": "string",
-                               "pattern": r"^ *[0-9]+ *[kKmMgGtT]?(i?[bB])? *$",
+                               "pattern": r"^ *[0-9]+ *([kKmMgGtT]([iI][bB])?|[bB])? *$",
                                "examples": ["4M", "32M"]},
                               {"type": "integer", "minimum": MIN_EXTENT_SIZE,
                                "maximum": MAX_EXTENT_SIZE}],
@@ -149,18 +149,24 @@ class Lv(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Lv":
-        unique("placement PV", self.placement, "placement")
+        checks = Checks()
+        with checks:
+            unique("placement PV", self.placement, "placement")
         if self.copies:
-            _check_copies(self)
-        if self.resize_fs and self.allow_shrink:
-            raise At(("allow_shrink",), "resize_fs grows the file system with the LV; shrinking "
-                     "one is not done from here (shrink the file system first, then the LV "
-                     "with allow_shrink and no resize_fs)")
-        if self.state is Presence.PRESENT and self.size is None:
-            raise At(("size",), "size is required for an LV that is present")
-        if self.size is not None and self.size % 512:
-            raise At(("size",), f"size {int(self.size)} bytes is not a whole number of "
-                     f"512-byte sectors, which LVM refuses")
+            with checks:
+                _check_copies(self)
+        with checks:
+            if self.resize_fs and self.allow_shrink:
+                raise At(("allow_shrink",), "resize_fs grows the file system with the LV; "
+                         "shrinking one is not done from here (shrink the file system first, "
+                         "then the LV with allow_shrink and no resize_fs)")
+        with checks:
+            if self.state is Presence.PRESENT and self.size is None:
+                raise At(("size",), "size is required for an LV that is present")
+            if self.size is not None and self.size % 512:
+                raise At(("size",), f"size {int(self.size)} bytes is not a whole number of "
+                         f"512-byte sectors, which LVM refuses")
+        checks.done()
         return self
 
 
@@ -242,8 +248,37 @@ class Vg(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Vg":
-        unique("PV", self.pvs, "pvs")
-        unique("node", self.nodes, "nodes")
+        checks = Checks()
+        with checks:
+            unique("PV", self.pvs, "pvs")
+        with checks:
+            unique("node", self.nodes, "nodes")
+        with checks:
+            self._check_scope()
+        with checks:
+            if self.state is Presence.PRESENT and not self.pvs:
+                raise At(("pvs",), "pvs must list at least one device for a VG that is present")
+        with checks:
+            _check_move(self)
+        for name, lv in self.lv.items():
+            for where, p in _lv_pvs(name, lv):
+                with checks:
+                    if p not in self.pvs:
+                        raise At(where, f"{shown(p)} is not in this VG's pvs")
+            with checks:
+                if self.handover is not None and len(name) + len(HANDOVER_SUFFIX) > 127:
+                    raise At(("lv", name), f"the LV name is too long for a handover: its copy "
+                             f"is named {name}{HANDOVER_SUFFIX} while it is split off, and LVM "
+                             f"allows 127 characters")
+            with checks:
+                if self.state is Presence.ABSENT and lv.state is Presence.PRESENT:
+                    raise At(("lv", name, "state"), "the LV is present but its VG is absent")
+            with checks:
+                _check_activation(self, name, lv)
+        checks.done()
+        return self
+
+    def _check_scope(self) -> None:
         if self.scope is None:
             if len(self.nodes) > 1 or "*" in self.nodes:
                 raise At(("scope",), (
@@ -259,30 +294,16 @@ class Vg(Model):
                          "a local VG is created by each host in nodes")
             if "lock_type" in self.model_fields_set:
                 raise At(("lock_type",), "lock_type is for shared VGs (scope = \"shared\")")
-        if self.state is Presence.PRESENT and not self.pvs:
-            raise At(("pvs",), "pvs must list at least one device for a VG that is present")
-        _check_move(self)
-        for name, lv in self.lv.items():
-            for i, p in enumerate(lv.placement):
-                if p not in self.pvs:
-                    raise At(("lv", name, "placement", i),
-                             f"{shown(p)} is not in this VG's pvs")
-            for i, group in enumerate(lv.copies):
-                for j, p in enumerate(group):
-                    if p not in self.pvs:
-                        raise At(("lv", name, "copies", i, j),
-                                 f"{shown(p)} is not in this VG's pvs")
-            if self.handover is not None and len(name) + len(HANDOVER_SUFFIX) > 127:
-                raise At(("lv", name), f"the LV name is too long for a handover: its copy is "
-                         f"named {name}{HANDOVER_SUFFIX} while it is split off, and LVM "
-                         f"allows 127 characters")
-            if self.state is Presence.ABSENT and lv.state is Presence.PRESENT:
-                raise At(("lv", name, "state"), "the LV is present but its VG is absent")
-            _check_activation(self, name, lv)
-        return self
 
     def applies_to(self, node: str) -> bool:
         return "*" in self.nodes or node in self.nodes
+
+
+def _lv_pvs(name: str, lv: Lv) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key path in the VG, device) of every PV an LV's placement or copies name."""
+    return ([(("lv", name, "placement", i), p) for i, p in enumerate(lv.placement)]
+            + [(("lv", name, "copies", i, j), p) for i, group in enumerate(lv.copies)
+               for j, p in enumerate(group)])
 
 
 def _check_move(vg: Vg) -> None:
@@ -327,6 +348,8 @@ def _check_activation(vg: Vg, name: str, lv: Lv) -> None:
     """The activation table: nodes of the VG, modes of its scope, at most one exclusive
     node and no shared+exclusive mix (lvmlockd would refuse the second lock anyway)."""
     where = ("lv", name, "activation")
+    if vg.scope is None:
+        return  # reported already (scope is required here): which modes apply is unknown
     shared = vg.scope is Scope.SHARED
     modes = _SHARED_MODES if shared else _LOCAL_MODES
     for node, mode in lv.activation.items():

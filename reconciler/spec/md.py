@@ -18,7 +18,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from reconciler.spec.base import Model, SizeField, unique
+from reconciler.spec.base import At, Checks, Model, SizeField, unique
 from reconciler.spec.names import DevicePath, NodeName, check_object_name
 from reconciler.spec.text import shown
 
@@ -83,22 +83,31 @@ class Clone(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Clone":
-        unique("node", self.nodes, "nodes")
-        if self.recopy is not None and (not self.recopy.strip() or not self.recopy.isprintable()):
-            raise ValueError("recopy must be a non-empty printable value (e.g. a date); leave "
-                             "it out to never copy over a completed copy")
-        if self.source == self.target:
-            raise ValueError("source and target are the same device")
-        if self.md in (self.source, self.target):
-            raise ValueError(f"{self.md} is the clone's own array; it cannot also be its "
-                             f"source or target")
+        checks = Checks()
+        with checks:
+            unique("node", self.nodes, "nodes")
+        with checks:
+            if self.recopy is not None and (not self.recopy.strip()
+                                            or not self.recopy.isprintable()):
+                raise At(("recopy",), "recopy must be a non-empty printable value (e.g. a "
+                         "date); leave it out to never copy over a completed copy")
+        with checks:
+            if self.source == self.target:
+                raise At(("target",), "source and target are the same device")
+        with checks:
+            if self.md in (self.source, self.target):
+                raise At(("md",), f"{self.md} is the clone's own array; it cannot also be its "
+                         f"source or target")
         for key in ("speed_limit_min", "speed_limit_max"):
-            value = getattr(self, key)
-            if value is not None and value < 1024:
-                raise ValueError(f"{key} is below 1K per second, md's unit (KiB/s)")
-        if (self.speed_limit_min is not None and self.speed_limit_max is not None
-                and self.speed_limit_min > self.speed_limit_max):
-            raise ValueError("speed_limit_min is above speed_limit_max")
+            with checks:
+                value = getattr(self, key)
+                if value is not None and value < 1024:
+                    raise At((key,), f"{key} is below 1K per second, md's unit (KiB/s)")
+        with checks:
+            if (self.speed_limit_min is not None and self.speed_limit_max is not None
+                    and self.speed_limit_min > self.speed_limit_max):
+                raise At(("speed_limit_min",), "speed_limit_min is above speed_limit_max")
+        checks.done()
         return self
 
     def applies_to(self, node: str) -> bool:

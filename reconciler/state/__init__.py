@@ -29,6 +29,6 @@ from reconciler.state.drbd import (  # noqa: F401
     DrbdResourceState, DrbdMetaRecord, DrbdLedger, DrbdHost)
 from reconciler.state.pacemaker import PcmkResource, Pacemaker  # noqa: F401
 from reconciler.state.iscsi import (  # noqa: F401
-    LioLun, LioAcl, LioTarget, IscsiDisk, IscsiSession, IscsiState)
+    LioLun, LioAcl, LioTarget, IscsiDisk, IscsiSession, IscsiState, NodeRecord)
 from reconciler.state.host import (  # noqa: F401
     HostState, activation_here, open_state, image_on, handover_problem)

@@ -21,6 +21,9 @@ class LioAcl:
     mapped_luns: tuple[int, ...] = ()
     chap_userid: str = ""
     session: bool = False  # the initiator has an active session (acls/<iqn>/info)
+    # the CHAP credentials LIO holds, as a fingerprint (``adapters.iscsi.fingerprint``:
+    # keyed per process, never the secret); "" when not read (a capture does not)
+    chap: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +53,25 @@ class IscsiDisk:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """What open-iscsi's node record of a session holds (its root-only file), for what the
+    reconciler manages of it: CHAP as a fingerprint, and the link-cut timeouts."""
+
+    chap: str = ""  # fingerprint of username and password; "" when the record has no CHAP
+    timeouts: dict[str, int] = field(default_factory=dict)  # short name -> seconds
+
+
+@dataclass(frozen=True, slots=True)
 class IscsiSession:
     sid: str  # "session1"
     target: str
     portal: str  # "ip:port" of the connection
     state: str  # sysfs state: LOGGED_IN, FAILED, FREE
     disks: tuple[IscsiDisk, ...] = ()
+    # the live session's timeouts from sysfs (recovery_tmo; the connection's recv_tmo and
+    # ping_tmo), by the node record's short names; a value the kernel does not show is absent
+    timeouts: dict[str, int] = field(default_factory=dict)
+    record: NodeRecord | None = None  # None: not read (a capture does not; or no record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,9 @@ class IscsiState:
     # Why this host cannot change LIO targets (the applier's rtslib-fb is not installed),
     # with what to install; empty when it can. Reading targets needs nothing of it.
     lio_applier: str = ""
+    # the CHAP files the spec names, by path: a fingerprint of their credentials, "" when
+    # unreadable or invalid (the applier then says why, at apply); not read by a capture
+    chap_files: dict[str, str] = field(default_factory=dict)
 
     def session(self, portal: str, target: str) -> IscsiSession | None:
         return next((s for s in self.sessions if s.target == target and s.portal == portal), None)

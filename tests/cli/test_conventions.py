@@ -48,7 +48,7 @@ def test_usage_lists_the_subcommands(reconcile):
     code, out, _ = reconcile("--help")
     usage = out.split("\n\n")[0]
     assert code == 0
-    assert "reconcile {status,validate,schema,capture} ..." in usage
+    assert "reconcile {status,validate,schema,capture,adopt} ..." in usage
     assert "--spec PATH" in usage and "--once" in usage
 
 
@@ -58,7 +58,7 @@ def test_a_misspelt_subcommand_says_what_was_meant(reconcile, typo, meant):
     code, out, err = reconcile(typo, "--spec", DEMO)
     assert code == 1  # a usage error; 2 would read as "drift found"
     assert f"unknown subcommand '{typo}'; did you mean '{meant}'?" in err
-    assert "reconcile {status,validate,schema,capture}" in err  # the usage, to stderr
+    assert "reconcile {status,validate,schema,capture,adopt}" in err  # the usage, to stderr
     assert out == "" and "Traceback" not in err
 
 

@@ -96,7 +96,7 @@ def _keep_seed001(monkeypatch) -> dict:
 
 
 def _modes(cluster, vg: str = "vgsan") -> dict[str, dict[str, str]]:
-    lvs = cluster.storage.vgs[vg].lvs
+    lvs = cluster.lvm.vgs[vg].lvs
     return {lv: cluster.locks.holders(lvs[lv].uuid) for lv in ("data", "gfs")}
 
 

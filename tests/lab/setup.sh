@@ -44,6 +44,7 @@ PACKAGES=(
   dbus udev lvm2 lvm2-lockd sanlock corosync dlm-controld pacemaker pacemaker-cli-utils
   mdadm drbd-utils open-iscsi targetcli-fb tgt
   e2fsprogs xfsprogs util-linux procps iproute2 psmisc python3
+  prometheus  # promtool: tests/daemon/test_monitoring.py checks and runs monitoring/'s alert rules
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -6,7 +6,10 @@ in, adds the disk to its VG and pvmoves an LV onto it while ext4 on it is mounte
 written to; md5 afterwards. Also: b's dry run before anything exists shows the whole chain
 in order; a wrong CHAP secret is a clear error naming the session while an unrelated step
 still runs; logout is refused while the disk is a PV of b's VG; removing a LUN from a's spec
-while b is logged in is refused.
+while b is logged in is refused. Issue 19: the session's timeouts, declared from the start,
+are what the kernel shows once logged in; then the CHAP secret is rotated in both files and
+the timeouts changed: a's pass re-applies the target's ACL, b's rewrites the node record and
+the live replacement timeout, with no logout and no secret in any output.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.lab_alone]  # two guests booted by ha
 IQN = "iqn.2003-01.org.example.lab-a:export0"
 INIT_B = "iqn.2004-10.com.example:lab-b"
 GOOD = "userid = labuser\npassword = labsecret1234\n"
+ROTATED = "userid = labuser\npassword = rotated-5678\n"
+TIMEOUTS = "timeouts = {{ replacement_timeout = {}, noop_out_interval = {}, noop_out_timeout = {} }}"
 BAD = "userid = labuser\npassword = wrongsecret99\n"
 
 SPEC = """
@@ -50,6 +55,7 @@ target = "{iqn}"
 chap_file = "/etc/reconciler/b.chap"
 luns = [0]
 state = "{session}"
+{timeouts}
 
 [vg.vg0]
 nodes = ["b"]
@@ -64,10 +70,11 @@ placement = ["/dev/vda"]
 """
 
 
-def _spec(portal: str, *, session: str = "logged-in", lun0: str = "") -> str:
+def _spec(portal: str, *, session: str = "logged-in", lun0: str = "",
+          timeouts: tuple[int, int, int] = (20, 7, 9)) -> str:
     disk0 = f"/dev/disk/by-path/ip-{portal}-iscsi-{IQN}-lun-0"
     return SPEC.format(iqn=IQN, portal=portal, init=INIT_B, session=session, lun0=lun0,
-                       disk0=disk0)
+                       disk0=disk0, timeouts=TIMEOUTS.format(*timeouts))
 
 
 def _put(g: Guest, text: str) -> None:
@@ -142,6 +149,11 @@ def test_seed_004_iscsi_export_login_move_and_refusals():
         assert "/dev/sd" in pvs and "/dev/vda" not in pvs, pvs
         data.verify()
         assert data.writer_files > 0
+        sid = b.run(["ls", "/sys/class/iscsi_session/"]).out.split()[0]
+        sess = f"/sys/class/iscsi_session/{sid}"
+        conn = f"/sys/class/iscsi_connection/connection{sid[7:]}:0"
+        live = [f"{sess}/recovery_tmo", f"{conn}/recv_tmo", f"{conn}/ping_tmo"]
+        assert b.run(["cat", *live]).out.split() == ["20", "7", "9"]  # from the record
 
         # 5. logout refused while the disk is a PV of b's VG.
         _put(b, _spec(portal, session="absent"))
@@ -161,6 +173,37 @@ def test_seed_004_iscsi_export_login_move_and_refusals():
         assert "removing LUN 0 is refused" in why and INIT_B in why, rr
         assert "lun_0" in a.run(["ls", f"{tpg}/lun"]).out
         data.verify()
+
+        # 7. CHAP rotated in both files, timeouts changed: applied without a logout.
+        t7 = time.monotonic()
+        a.write_file("/etc/reconciler/a.chap", ROTATED, mode="600")
+        b.write_file("/etc/reconciler/b.chap", ROTATED, mode="600")
+        _put(a, _spec(portal))
+        _put(b, _spec(portal, timeouts=(30, 6, 8)))
+        ra = reconcile(a, node="a")
+        assert ra.rc == 0 and "iscsi-target:export0:apply" in _steps(ra), ra
+        step = next(s for s in ra.doc["plan"]["steps"] if s["key"] == "iscsi-target:export0:apply")
+        assert "(rotated)" in step["reason"], ra
+        assert a.run(["cat", f"{tpg}/acls/{INIT_B}/auth/password"]).out.strip() == "rotated-5678"
+        rb = reconcile(b, node="b")
+        assert rb.rc == 0 and _steps(rb) == ["iscsi-session:from_a:update"], rb
+        record = b.run(["sh", "-c", f"stat -c %a /etc/iscsi/nodes/{IQN}/*/default; "
+                                    f"cat /etc/iscsi/nodes/{IQN}/*/default"]).out
+        assert record.startswith("600\n"), record
+        for line in ("node.session.auth.password = rotated-5678",
+                     "node.session.timeo.replacement_timeout = 30",
+                     "node.conn[0].timeo.noop_out_interval = 6",
+                     "node.conn[0].timeo.noop_out_timeout = 8"):
+            assert line in record.splitlines(), record
+        # the live replacement timeout at once; the pings at the next login; no logout
+        assert b.run(["cat", *live]).out.split() == ["30", "7", "9"]
+        assert b.run(["cat", f"{sess}/state"]).out.strip() == "LOGGED_IN"
+        for run in (ra, rb):
+            assert "rotated-5678" not in run.result.out + run.result.err
+        again = reconcile(b, node="b")
+        assert again.rc == 0 and _steps(again) == [], again
+        data.verify()
+        print(f"step 7 (CHAP rotation, timeouts): {time.monotonic() - t7:.1f}s")
     finally:
         a.close()
         b.close()

@@ -22,6 +22,9 @@ on real lvm2 2.03.16 + lvmlockd + sanlock:
 5. The spec removes the LV: node-b deactivates, node-a deactivates and runs lvremove.
 6. A stale dm device (an LV removed on node-a with ``--lockopt skiplv`` while mounted on
    node-b): node-b reports it while mounted, removes it with dmsetup once unmounted.
+
+After step 1, each daemon's metrics textfile (issue 19) parses with prometheus_client's
+parser and holds every metric monitoring/'s alert rules and dashboard name.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import pytest
 from lockd import lockd_nodes  # noqa: F401  (fixture)
 from reconciler_lab import _WRITER as WRITER
 from reconciler_lab import Data, wait_for
+from support.monitoring import missing_names, parsed
 
 pytestmark = pytest.mark.lab
 
@@ -103,6 +107,12 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
         assert lv_mode(b) == "off"
         assert "ran vgcreate" not in log(b) and "ran lvcreate" not in log(b), log(b)[-3000:]
         assert "waiting on another node" in log(b) or "created-elsewhere" in log(b) or True
+        for g in (a, b):  # the textfile each daemon wrote: what monitoring/ reads
+            text = g.read_file("/tmp/rec-status/reconciler.prom")
+            assert missing_names(text) == [], (g.name, text)
+            m = parsed(text)
+            assert m["reconciler_spec_valid"] == {frozenset({("node", g.name)}): 1.0}, text
+            assert list(m["reconciler_last_pass_timestamp_seconds"].values())[0] > 0, text
 
         # 2. ext4 + writer on a; the spec moves the LV to b.
         data = Data(a, f"/dev/{VG}/data", "/mnt/data").make(files=4, size="1M")

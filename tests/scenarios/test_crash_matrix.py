@@ -36,15 +36,14 @@ from pathlib import Path
 
 import pytest
 from support import M
-from support.nodes import Nodes, host_node
+from support.nodes import Nodes
 from test_server_move_three_commits import COMMIT1, COMMIT2, COMMIT3, LUN1, Move
 
 from reconciler import controller
 from reconciler.runner import Command
-from reconciler.simulate import SimulatedHost
-from reconciler.simulate.clock import SimClock
-from reconciler.simulate.drbd_model import CONNECTED, DrbdNet
-from reconciler.simulate.lockd_tools import LockdCluster, dm_name
+from reconciler.simulate.cluster import Cluster
+from reconciler.simulate.drbd_model import CONNECTED
+from reconciler.simulate.lockd_tools import dm_name
 
 
 @dataclass
@@ -169,23 +168,30 @@ activation = {{ "{holder}" = "exclusive", "*" = "inactive" }}
 
 
 def _lockd_build(tmp: Path) -> World:
-    c = LockdCluster({"node-a": 1, "node-b": 2})
-    c.add_disk("/dev/vda", 1024 * M)
-    c.add_disk("/dev/vdb", 256 * M)
-    return World(Nodes.of_lockd(tmp, c), {"cluster": c, "lvs": {}})
+    cluster = Cluster()
+    c = cluster.join_lockd({"node-a": 1, "node-b": 2})
+    cluster.add_shared_disk("/dev/vda", 1024 * M)
+    cluster.add_shared_disk("/dev/vdb", 256 * M)
+    return World(Nodes(tmp, cluster), {"cluster": c, "lvs": {}})
 
 
 def _lockd_remember(w: World) -> None:
     """The LVs as created: their identity and where their data is (nothing moves them)."""
-    vg = w.objects["cluster"].storage.vgs["vgs"]
+    vg = w.objects["cluster"].lvm.vgs["vgs"]
     w.objects["vg"] = vg.uuid
-    w.objects["lvs"] = {n: (lv.uuid, lv.pv, lv.start, lv.extents) for n, lv in vg.lvs.items()
-                        if not lv.hidden}
+    w.objects["lvs"] = {n: (lv.uuid, *_lockd_at(lv), lv.extents) for n, lv in vg.lvs.items()
+                        if lv.visible}
+
+
+def _lockd_at(lv) -> tuple[str, int]:
+    """Where an LV's data starts: its first segment's PV and first extent."""
+    pv, start = lv.segments[0].areas[0]
+    return pv.device.path, start
 
 
 def _lockd_holder(w: World, node: str) -> None:
     c = w.objects["cluster"]
-    lv = c.storage.vgs["vgs"].lvs["data"]
+    lv = c.lvm.vgs["vgs"].lvs["data"]
     assert dm_name("vgs", "data") in c.nodes[node].dm
     assert c.locks.holders(lv.uuid) == {node: "ex"}
     for n in c.nodes:
@@ -196,25 +202,25 @@ def _lockd_kept(w: World) -> list[str]:
     c = w.objects["cluster"]
     if not w.objects["lvs"]:
         return []
-    vg = c.storage.vgs.get("vgs")
+    vg = c.lvm.vgs.get("vgs")
     if vg is None or vg.uuid != w.objects["vg"]:
         return ["VG vgs is gone or was created again"]
     lost = []
     for name, (uuid, pv, start, extents) in w.objects["lvs"].items():
         lv = vg.lvs.get(name)
-        if lv is None or (lv.uuid, lv.pv, lv.start) != (uuid, pv, start) or lv.extents < extents:
+        if lv is None or (lv.uuid, *_lockd_at(lv)) != (uuid, pv, start) or lv.extents < extents:
             lost.append(f"{name}: was {(uuid, pv, start, extents)}, now "
-                        f"{lv and (lv.uuid, lv.pv, lv.start, lv.extents)}")
+                        f"{lv and (lv.uuid, *_lockd_at(lv), lv.extents)}")
     return lost
 
 
 def _lockd_watch(w: World, node: str, cmd) -> None:
     c = w.objects["cluster"]
-    vg = c.storage.vgs.get("vgs")
+    vg = c.lvm.vgs.get("vgs")
     if vg is None:
         return
     for lv in vg.lvs.values():
-        if lv.hidden:  # lvmlock: sanlock's leases, on every node by design
+        if not lv.visible:  # lvmlock: sanlock's leases, on every node by design
             continue
         up = [n for n, nd in c.nodes.items() if nd.up and dm_name("vgs", lv.name) in nd.dm]
         modes = c.locks.holders(lv.uuid)
@@ -226,7 +232,7 @@ def _lockd_watch(w: World, node: str, cmd) -> None:
 
 def _lockd_grown(w: World) -> None:
     _lockd_holder(w, "node-b")
-    assert w.objects["cluster"].storage.vgs["vgs"].lvs["data"].extents == 12
+    assert w.objects["cluster"].lvm.vgs["vgs"].lvs["data"].extents == 12
 
 
 SEED001 = Procedure(
@@ -262,16 +268,12 @@ role = "{role_b}"
 
 
 def _drbd_build(tmp: Path) -> World:
-    clock = SimClock()
-    net = DrbdNet(clock)
-    hosts = {}
+    cluster = Cluster()
     for name in ("node-a", "node-b"):
-        h = SimulatedHost(name="local", clock=clock)
-        h.add_device("/dev/vdb", 64 * M)
-        net.join(h, name)
-        hosts[name] = h
-    return World(Nodes(tmp, [host_node(n, h) for n, h in hosts.items()], clock),
-                 {"net": net, "expected": None, "primary": "node-a"})
+        cluster.add_host(name).add_device("/dev/vdb", 64 * M)
+        cluster.join_drbd(name)
+    return World(Nodes(tmp, cluster),
+                 {"net": cluster.drbd, "expected": None, "primary": "node-a"})
 
 
 def _res(w: World, node: str):
@@ -599,7 +601,7 @@ def test_the_checks_see_what_they_are_for(tmp_path):
     c.nodes["node-a"].dm[dm_name("vgs", "data")] = c.nodes["node-b"].dm[dm_name("vgs", "data")]
     _lockd_watch(r.world, "node-a", _cmd("lvchange", "-aey", "vgs/data"))
     assert "data active on ['node-a', 'node-b']" in r.world.violations[0]
-    del c.storage.vgs["vgs"].lvs["data"]
+    del c.lvm.vgs["vgs"].lvs["data"]
     assert _lockd_kept(r.world) and _lockd_kept(r.world)[0].startswith("data: was")
     # seed 003: a promotion while the peer is Primary; the declared primary's data replaced
     r = run(SEED003, tmp_path / "3")

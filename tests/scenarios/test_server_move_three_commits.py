@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import pytest
 from support import M
-from support.nodes import NodeCrashed, Nodes, host_node
+from support.nodes import NodeCrashed, Nodes
 
 from reconciler import controller
 from reconciler.adapters import lvm
-from reconciler.simulate import SimulatedHost
 from reconciler.simulate.clock import SimClock
-from reconciler.simulate.iscsi_model import Fabric
+from reconciler.simulate.cluster import Cluster
 
 IQN = "iqn.2003-01.org.example.new:move"
 OLD_IQN = "iqn.2004-10.com.example:old"
@@ -119,12 +118,11 @@ class Move(Nodes):
     """The old and the new server on one iSCSI fabric, under the one harness."""
 
     def __init__(self, tmp_path):
-        clock = SimClock()
-        fabric = Fabric()
-        self.old = SimulatedHost("local", clock, seed="old")
-        self.new = SimulatedHost("local", clock, seed="new")
-        fabric.join(self.old, initiator=OLD_IQN)
-        fabric.join(self.new)
+        cluster = Cluster()
+        self.old = cluster.add_host("old", seed="old")
+        self.new = cluster.add_host("new", seed="new")
+        cluster.join_iscsi("old", initiator=OLD_IQN)
+        cluster.join_iscsi("new")
         self.old.add_device("/dev/vda", 512 * M)
         self.old.add_device("/dev/vdd", 64 * M)  # /boot
         self.old.add_vg("vg0", ["/dev/vda"])
@@ -132,8 +130,7 @@ class Move(Nodes):
         self.old.add_lv("vg0", "srv", 96 * M)
         self.new.add_device("/dev/vdb", 512 * M)
         self.new.add_device("/dev/vdc", 64 * M)
-        super().__init__(tmp_path, [host_node("old", self.old), host_node("new", self.new)],
-                         clock)
+        super().__init__(tmp_path, cluster)
 
     def host(self, node):
         return self.old if node == "old" else self.new

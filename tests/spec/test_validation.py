@@ -197,8 +197,10 @@ def test_one_index_notation_everywhere(tmp_path):
     (tmp_path / "a.toml").write_text(VG)
     found = problems(tmp_path, VG.replace("vg0", "vg1").replace('"/dev/sdb", ', "")
                      .replace('"/dev/sdc"', '"/dev/sdd", "sde", "/dev/sdc"'), name="b.toml")
-    keys = sorted(k for _, k, _ in found)
-    assert keys == ["vg.vg1.pvs[1]"]  # the bad path; the duplicate is not reached
+    keys = [k for _, k, _ in found]
+    # the bad path, and the PV another VG claims, by its index in the file
+    assert keys == ["vg.vg1.pvs[1]", "vg.vg1.pvs[2]"]
+    assert "'/dev/sdc' is also claimed by VG 'vg0'" in found[1][2]
     found = problems(tmp_path, VG.replace("vg0", "vg1").replace('"/dev/sdb", ', ""),
                      name="b.toml")
     assert [k for _, k, _ in found] == ["vg.vg1.pvs[0]"]

@@ -4,12 +4,11 @@ one harness (``support.nodes``) with the DRBD pair's spec and accessors."""
 from __future__ import annotations
 
 from support import M
-from support.nodes import Nodes, Pass, host_node
+from support.nodes import Nodes, Pass
 
 from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost
-from reconciler.simulate.clock import SimClock
-from reconciler.simulate.drbd_model import DrbdNet
+from reconciler.simulate.cluster import Cluster
 from reconciler.spec import loading
 
 SPEC = """
@@ -31,18 +30,16 @@ role = "{role_b}"
 
 class Pair(Nodes):
     def __init__(self, tmp_path):
-        clock = SimClock()
-        self.net = DrbdNet(clock)
-        self.hosts: dict[str, SimulatedHost] = {}
+        cluster = Cluster()
         for name in ("node-a", "node-b"):
-            h = SimulatedHost(name="local", clock=clock)
-            h.hostname = name  # uname -n: what drbdadm matches the 'on' sections against
+            h = cluster.add_host(name)
             h.add_device("/dev/vdb", 64 * M)
             h.add_device("/dev/vdc", 64 * M)
-            self.hosts[name] = h
-        for name, h in self.hosts.items():  # commands run as "local"; DRBD knows host names
-            self.net.join(h, name)
-        super().__init__(tmp_path, [host_node(n, h) for n, h in self.hosts.items()], clock)
+        for name in cluster.hosts:  # commands run as "local"; DRBD knows host names (uname -n)
+            cluster.join_drbd(name)
+        self.net = cluster.drbd
+        self.hosts: dict[str, SimulatedHost] = cluster.hosts
+        super().__init__(tmp_path, cluster)
 
     def node(self, name: str):
         return self.net.nodes[name]

@@ -7,14 +7,17 @@ from __future__ import annotations
 from support import M
 from support.nodes import Nodes
 
+from reconciler.simulate.cluster import Cluster
 from reconciler.simulate.lockd_tools import LockdCluster
 
 
 def cluster() -> LockdCluster:
-    c = LockdCluster({"node-a": 1, "node-b": 2})
-    c.add_disk("/dev/vda", 1024 * M)
-    c.add_disk("/dev/vdb", 256 * M)
-    return c
+    """node-a (host_id 1) and node-b (host_id 2) sharing /dev/vda and /dev/vdb."""
+    c = Cluster()
+    c.join_lockd({"node-a": 1, "node-b": 2})
+    c.add_shared_disk("/dev/vda", 1024 * M)
+    c.add_shared_disk("/dev/vdb", 256 * M)
+    return c.lockd
 
 
 def nodes(tmp_path, c: LockdCluster | None = None) -> Nodes:

@@ -1,7 +1,7 @@
 """One harness for 1..N simulated nodes, each running the real pass.
 
-``Nodes`` holds simulated nodes (``SimulatedHost``s, or the nodes of a ``LockdCluster``), one
-virtual clock, one spec file, and for each node what one reconciler process keeps: its
+``Nodes`` holds the nodes of one ``simulate.cluster.Cluster`` (the one way simulated hosts
+are joined: its ``SimulatedHost``s, and its lvmlockd nodes), its virtual clock, one spec file, and for each node what one reconciler process keeps: its
 ``controller.Memory`` (fresh after a reboot, like a restarted process) and the passes it
 ran. A pass is ``controller.reconcile_once`` itself, never a re-implementation, so the
 pass's memory, requeue and stall handling run in every multi-node test.
@@ -25,13 +25,14 @@ pass's memory, requeue and stall handling run in every multi-node test.
 
 A node that is down runs no pass. What a crash and a reboot do to a node is the
 simulator's (``SimulatedHost.crash_after``/``recover``, with DRBD's resources going down at
-the reboot; ``LockdCluster.crash``/``recover``).
+the reboot; ``LockdCluster.crash``/``recover``). ``Nodes(tmp_path, cluster)``;
+``of_hosts``/``of_lockd`` build the cluster for hosts or lvmlockd nodes made already.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from reconciler import controller, executing
 from reconciler.runner import Command, CommandResult
 from reconciler.simulate import SimulatedHost
 from reconciler.simulate.clock import SimClock
+from reconciler.simulate.cluster import Cluster
 from reconciler.simulate.lockd_tools import LockdCluster
 from reconciler.spec import loading
 
@@ -186,11 +188,15 @@ class _NodeRunner:
 
 
 class Nodes:
-    """1..N simulated nodes sharing one clock, each with its own reconciler process."""
+    """The 1..N nodes of one simulated cluster, each with its own reconciler process."""
 
-    def __init__(self, tmp_path: Path, nodes: Iterable[Node], clock: SimClock):
+    def __init__(self, tmp_path: Path, cluster: Cluster):
         self.tmp = Path(tmp_path)
-        self.clock = clock
+        self.cluster = cluster
+        self.clock = cluster.clock
+        nodes = [host_node(n, h) for n, h in cluster.hosts.items()]
+        if cluster.names != list(cluster.hosts):
+            nodes += [lockd_node(cluster.lockd, n) for n in cluster.lockd.nodes]
         self.nodes: dict[str, Node] = {n.name: n for n in nodes}
         self.order: tuple[str, ...] = tuple(self.nodes)
         # called as watch(node, command) after every command any node's pass runs (and
@@ -200,15 +206,11 @@ class Nodes:
     @classmethod
     def of_hosts(cls, tmp_path: Path, hosts: dict[str, SimulatedHost],
                  clock: SimClock | None = None) -> "Nodes":
-        clock = clock or next(iter(hosts.values())).clock
-        for name, h in hosts.items():
-            if h.clock is not clock:
-                raise ValueError(f"host {name} has a clock of its own: the nodes share one")
-        return cls(tmp_path, [host_node(n, h) for n, h in hosts.items()], clock)
+        return cls(tmp_path, Cluster.of_hosts(hosts, clock))
 
     @classmethod
     def of_lockd(cls, tmp_path: Path, cluster: LockdCluster) -> "Nodes":
-        return cls(tmp_path, [lockd_node(cluster, n) for n in cluster.nodes], cluster.clock)
+        return cls(tmp_path, Cluster.of_lockd(cluster))
 
     @property
     def results(self) -> dict[str, list[controller.PassResult]]:

@@ -9,6 +9,7 @@ from support.nodes import NodeCrashed, Nodes
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
 from reconciler.simulate.clock import SimClock
+from reconciler.simulate.cluster import Cluster
 from reconciler.simulate.lockd_tools import LockdCluster
 
 TWO_VGS = """
@@ -128,3 +129,35 @@ def test_lockd_nodes_crash_and_come_back(tmp_path):
     assert all(p.exit_code == 0 for p in out.values())
     assert n.changes("node-a") == [("vgcreate", "--shared", "--locktype", "sanlock", "vgs",
                                     "/dev/vda"), ("vgchange", "--lock-start", "vgs")]
+
+
+def test_one_cluster_joins_hosts_and_lockd_nodes_on_one_clock(tmp_path):
+    """The one way hosts are joined (simulate.cluster.Cluster): its hosts and its lvmlockd
+    nodes are the harness's nodes, all on the cluster's clock; a name is one node's."""
+    cluster = Cluster()
+    solo = cluster.add_host("solo")
+    solo.add_device("/dev/vdb", 64 * M)
+    c = cluster.join_lockd({"node-a": 1, "node-b": 2})
+    cluster.add_shared_disk("/dev/vda", 1024 * M)
+    assert cluster.names == ["solo", "node-a", "node-b"]
+    assert solo.clock is cluster.clock is c.clock
+    with pytest.raises(ValueError, match="clock of its own"):
+        cluster.add_host("other", SimulatedHost(clock=SimClock()))
+    with pytest.raises(ValueError, match="node-a already"):
+        cluster.add_host("node-a")
+    n = Nodes(tmp_path, cluster)
+    assert list(n.nodes) == cluster.names and n.clock is cluster.clock
+    loaded = n.spec("""
+        [vg.local]
+        nodes = ["solo"]
+        pvs = ["/dev/vdb"]
+        [vg.vgs]
+        nodes = ["node-a", "node-b"]
+        scope = "shared"
+        create_on = "node-a"
+        pvs = ["/dev/vda"]
+        """)
+    out = n.converge(loaded)
+    assert all(p.exit_code == 0 for p in out.values())
+    assert n.changes("solo") == [("pvcreate", "/dev/vdb"), ("vgcreate", "local", "/dev/vdb")]
+    assert "vgs" in c.lvm.vgs and "local" in solo.model.vgs and "local" not in c.lvm.vgs

@@ -26,13 +26,12 @@ from pathlib import Path
 
 import pytest
 from support import M
-from support.nodes import Nodes, host_node
+from support.nodes import Nodes
 
 from reconciler import controller
 from reconciler.runner import Command
-from reconciler.simulate import SimulatedHost
-from reconciler.simulate.clock import SimClock
-from reconciler.simulate.drbd_model import CONNECTED, DrbdNet
+from reconciler.simulate.cluster import Cluster
+from reconciler.simulate.drbd_model import CONNECTED
 
 A, B = "node-a", "node-b"
 NODES = (A, B)
@@ -60,15 +59,12 @@ class DrbdWalk:
     def __init__(self, tmp: Path, seed: int, interleave: bool = True):
         self.rng = random.Random(seed)
         self.interleave = interleave
-        clock = SimClock()
-        self.net = DrbdNet(clock)
-        hosts = {}
+        cluster = Cluster()
         for name in NODES:
-            h = SimulatedHost(name="local", clock=clock)
-            h.add_device("/dev/vdb", 16 * M)
-            self.net.join(h, name)
-            hosts[name] = h
-        self.nodes = Nodes(tmp, [host_node(n, h) for n, h in hosts.items()], clock)
+            cluster.add_host(name).add_device("/dev/vdb", 16 * M)
+            cluster.join_drbd(name)
+        self.net = cluster.drbd
+        self.nodes = Nodes(tmp, cluster)
         self.spec = {"primary": {A}, "two": False, "sync_from": A, "victim": None}
         self.parent: dict[str, str] = {}  # data fingerprint -> the one it was written over
         self.kept: list[tuple[str, str]] = []  # (node, data): declared primary's writes

@@ -9,12 +9,11 @@ import textwrap
 
 import pytest
 from support import M
-from support.nodes import Nodes, host_node
+from support.nodes import Nodes
 
 from reconciler import controller
 from reconciler.simulate import SimulatedHost
-from reconciler.simulate.clock import SimClock
-from reconciler.simulate.iscsi_model import Fabric
+from reconciler.simulate.cluster import Cluster
 from reconciler.spec import loading
 
 IQN = "iqn.2003-01.org.example.a:export0"
@@ -67,12 +66,12 @@ class Pair(Nodes):
     """Node a (the target) and node b (the initiator) under the one harness."""
 
     def __init__(self, tmp_path):
-        self.fabric = Fabric()
-        clock = SimClock()
-        self.a = SimulatedHost(clock=clock, seed="a")
-        self.b = SimulatedHost(clock=clock, seed="b")
-        self.fabric.join(self.a)
-        self.fabric.join(self.b, initiator=INIT_B)
+        cluster = Cluster()
+        self.fabric = cluster.fabric
+        self.a = cluster.add_host("a", seed="a")
+        self.b = cluster.add_host("b", seed="b")
+        cluster.join_iscsi("a")
+        cluster.join_iscsi("b", initiator=INIT_B)
         self.a.add_device("/dev/vdb", 256 * M)
         self.a.add_device("/dev/vdc", 128 * M)
         self.a.md.files["/etc/reconciler/a.chap"] = CHAP
@@ -80,7 +79,7 @@ class Pair(Nodes):
         self.b.add_device("/dev/vda", 256 * M)
         self.b.add_vg("vg0", ["/dev/vda"])
         self.b.add_lv("vg0", "data", 64 * M)
-        super().__init__(tmp_path, [host_node("a", self.a), host_node("b", self.b)], clock)
+        super().__init__(tmp_path, cluster)
 
     def spec(self, extra="", *, target_state="", back=False, session="logged-in",
              pvs=f'"/dev/vda", "{DISK0}"', lun0_state=""):

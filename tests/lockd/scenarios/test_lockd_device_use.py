@@ -13,7 +13,7 @@ QEMU = "pid 4242 (qemu-system-x86)"
 
 
 def mode(c, node: str) -> str:
-    return c.locks.holders(c.storage.vgs["vgs"].lvs["data"].uuid).get(node, "off")
+    return c.locks.holders(c.lvm.vgs["vgs"].lvs["data"].uuid).get(node, "off")
 
 
 @pytest.fixture

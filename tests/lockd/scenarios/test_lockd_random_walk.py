@@ -75,11 +75,11 @@ class LockdWalk:
         self.nodes.watchers.append(self.watch)
 
     def watch(self, node: str, cmd: Command) -> None:
-        vg = self.c.storage.vgs.get("vgs")
+        vg = self.c.lvm.vgs.get("vgs")
         if vg is None:
             return
         for lv in vg.lvs.values():
-            if lv.hidden:  # lvmlock: sanlock's leases, on every node by design
+            if not lv.visible:  # lvmlock: sanlock's leases, on every node by design
                 continue
             up = [n for n, nd in self.c.nodes.items() if nd.up and dm_name("vgs", lv.name) in nd.dm]
             modes = self.c.locks.holders(lv.uuid)
@@ -94,7 +94,7 @@ class LockdWalk:
                                            activation=_activation(self.spec["act"])))
 
     def holders(self) -> list[str]:
-        vg = self.c.storage.vgs.get("vgs")
+        vg = self.c.lvm.vgs.get("vgs")
         lv = vg.lvs.get("data") if vg is not None else None
         return sorted(self.c.locks.holders(lv.uuid)) if lv is not None else []
 
@@ -198,7 +198,7 @@ def walk(tmp: Path, seed: int, steps: int = 10) -> LockdWalk:
     w = LockdWalk(tmp, seed)
     w.run(steps)
     w.settle()
-    lv = w.c.storage.vgs["vgs"].lvs["data"]
+    lv = w.c.lvm.vgs["vgs"].lvs["data"]
     active = sorted(n for n, nd in w.c.nodes.items() if dm_name("vgs", "data") in nd.dm)
     act = w.spec["act"]
     want = list(NODES) if act == "shared" else [] if act is None else [act]

@@ -8,6 +8,7 @@ import pytest
 from support.lockd_sim import cluster, data, nodes, shared_vg
 
 from reconciler import actions, executing
+from reconciler.simulate.ops import extend_lv
 
 D = executing.Outcome
 
@@ -31,7 +32,7 @@ def converge(n, doc: dict, nodes=("node-a", "node-b"), rounds: int = 4):
 
 
 def mode(c, node: str, lv: str = "data") -> str:
-    uuid = c.storage.vgs["vgs"].lvs[lv].uuid
+    uuid = c.lvm.vgs["vgs"].lvs[lv].uuid
     return c.locks.holders(uuid).get(node, "off")
 
 
@@ -105,7 +106,7 @@ def test_resize_runs_on_the_exclusive_holder_only(c, n):
     b = run_pass(n, "node-b", grown)
     assert b.changes == [("lvextend", "--size", str(48 << 20) + "b", "vgs/data",
                            "/dev/vda", "/dev/vdb")]
-    assert c.storage.vgs["vgs"].lvs["data"].extents == 12
+    assert c.lvm.vgs["vgs"].lvs["data"].extents == 12
 
 
 def test_resize_while_shared_is_refused_with_lvmlockds_reason_before_any_command(c, n):
@@ -123,7 +124,8 @@ def test_a_node_whose_table_is_shorter_than_the_lv_refreshes(c, n):
     converge(n, sp)
     # The admin grew it under the shared lock (lvextend --lockopt shupdate on node-a): with
     # sanlock, node-b's table stays as it was (lab: 81920 sectors against 90112).
-    c.storage.vgs["vgs"].lvs["data"].extents += 2
+    data_lv = c.lvm.vgs["vgs"].lvs["data"]
+    extend_lv(data_lv, data_lv.extents + 2, data_lv.vg.pvs)
     c.nodes["node-a"].dm["vgs-data"].sectors += 2 * 8192
     b = run_pass(n, "node-b", shared_vg(data("40M", all="shared")))
     assert b.changes == [("lvchange", "--refresh", "vgs/data")]
@@ -137,7 +139,7 @@ def test_removal_on_the_creator_after_the_other_node_lets_go(c, n):
     assert a.outcome("lv:vgs/data:remove").outcome is D.DEFERRED  # b still has it
     assert run_pass(n, "node-b", gone).changes == [("lvchange", "-aln", "vgs/data")]
     assert run_pass(n, "node-a", gone).changes == [("lvremove", "--yes", "vgs/data")]
-    assert "data" not in c.storage.vgs["vgs"].lvs
+    assert "data" not in c.lvm.vgs["vgs"].lvs
 
 
 def test_a_stale_dm_device_is_removed_only_once_nothing_holds_it(c, n):
@@ -163,7 +165,7 @@ def test_pvmove_by_the_exclusive_holder_and_refused_while_shared(c, n):
     assert run_pass(n, "node-a", moved).changes == []
     b = run_pass(n, "node-b", moved)
     assert b.changes and b.changes[0][:4] == ("pvmove", "--background", "--name", "vgs/data")
-    assert c.storage.vgs["vgs"].lvs["data"].pv == "/dev/vdb"
+    assert [pv.name for pv in c.lvm.vgs["vgs"].lvs["data"].pvs()] == ["/dev/vdb"]
     back = shared_vg({"data": {"size": "32M", "placement": ["/dev/vda"], "activation": {"*": "shared"}}})
     converge(n, shared_vg({"data": {"size": "32M", "placement": ["/dev/vdb"],
                                "activation": {"*": "shared"}}}))
@@ -187,7 +189,7 @@ def test_a_move_onto_a_pv_the_creator_adds_waits_for_the_creator(c, n):
     b = run_pass(n, "node-b", onto)
     assert b.changes == [("pvmove", "--background", "--name", "vgs/data", "/dev/vda",
                            "/dev/vdb")]
-    assert c.storage.vgs["vgs"].lvs["data"].pv == "/dev/vdb"
+    assert [pv.name for pv in c.lvm.vgs["vgs"].lvs["data"].pvs()] == ["/dev/vdb"]
     assert exit_code(run_pass(n, "node-b", onto)) == 0
 
 
@@ -204,7 +206,7 @@ def test_removal_of_an_lv_shared_on_both_nodes(c, n):
 
 def test_raid_lvs_cannot_be_active_shared(c, n):
     converge(n, shared_vg(data(node_a="exclusive", all="inactive")))
-    c.storage.vgs["vgs"].lvs["data"].kind = "raid1"
+    c.lvm.vgs["vgs"].lvs["data"].kind = "raid1"
     c.nodes["node-a"].dm.pop("vgs-data")
     c.locks.drop_node("node-a")
     out = run_pass(n, "node-b", shared_vg(data(all="shared")))
@@ -236,7 +238,7 @@ def test_a_lock_start_that_exits_0_without_a_lockspace_is_a_failure(c, n):
 
 def test_a_shared_vg_that_lvm_reports_local_is_refused_with_both_facts(c, n):
     converge(n, shared_vg(data(node_a="exclusive", all="inactive")), nodes=("node-a",))
-    c.storage.vgs["vgs"].lock_type = ""
+    c.lvm.vgs["vgs"].lock_type = ""
     out = run_pass(n, "node-a", shared_vg(data(node_a="exclusive", all="inactive")))
     assert out.changes == []
     reason = out.plan.blocked[0].reason

@@ -22,6 +22,7 @@ from reconciler.adapters import lockd as lockd_adapter
 from reconciler.adapters import lvm
 from reconciler.runner import Command, CommandResult
 from reconciler.simulate.lockd_tools import LockdCluster
+from reconciler.simulate.ops import extend_lv
 
 OUTPUTS = FIXTURES / "outputs"
 LOCKD = OUTPUTS / "lvmlockd"
@@ -70,7 +71,8 @@ def test_the_shared_scenario_replays_as_recorded():
     compared = []
     for case, node in SHARED:
         if case == "shupdate":  # lvextend --lockopt shupdate on node-a (not modelled): +4M
-            c.storage.vgs["vgs"].lvs["lv1"].extents += 1
+            lv1 = c.lvm.vgs["vgs"].lvs["lv1"]
+            extend_lv(lv1, lv1.extents + 1, lv1.vg.pvs)
             c.nodes["node-a"].dm["vgs-lv1"].sectors += 8192
             continue
         if case == "lvcreate_lv1_32m":  # the shared scenario's lvcreate (32 MiB on /dev/vda)

@@ -40,7 +40,8 @@ def test_percent_speed_and_eta_come_from_md(tmp_path):
                               etas=etas)
     assert doc["in_flight"] == [{"key": "clone:db:syncing", "object": "clone db",
                                  "what": "md recovery /dev/vda -> /dev/vdb", "percent": 25.0,
-                                 "eta_s": 24.0, "speed_bps": 2.0 * M, "waiting_on": None}]
+                                 "eta_s": 24.0, "speed_bps": 2.0 * M, "waiting_on": None,
+                                 "idle_s": None, "stalled": False}]
     text = status.render({"state": status.PENDING, **doc})
     assert "clone db: md recovery /dev/vda -> /dev/vdb [######------------------]  25.0%  " \
            "ETA 24s  2.0 MiB/s" in text

@@ -54,11 +54,11 @@ def test_a_clone_loads_with_defaults_and_sizes(tmp_path):
     ('source = "sda"', "clone.db.source", "not a device path"),
     ('target = "/dev/../etc/passwd"', "clone.db.target", "not a device path"),
     ('state = "done"', "clone.db.state", "mirrored"),
-    ('speed_limit_max = "100"', "clone.db", "below 1K"),
+    ('speed_limit_max = "100"', "clone.db.speed_limit_max", "below 1K"),
     ('colour = "blue"', "clone.db.colour", "unknown key"),
-    ('recopy = ""', "clone.db", "recopy must be a non-empty printable value"),
-    ('recopy = "  "', "clone.db", "recopy must be a non-empty printable value"),
-    ('recopy = "a\\nb"', "clone.db", "recopy must be a non-empty printable value"),
+    ('recopy = ""', "clone.db.recopy", "recopy must be a non-empty printable value"),
+    ('recopy = "  "', "clone.db.recopy", "recopy must be a non-empty printable value"),
+    ('recopy = "a\\nb"', "clone.db.recopy", "recopy must be a non-empty printable value"),
     ('recopy = 2024', "clone.db.recopy", "string"),
     (f'recopy = "{"x" * 129}"', "clone.db.recopy", "at most 128"),
 ])
@@ -71,7 +71,7 @@ def test_bad_values_name_the_key(tmp_path, line, key, words):
 def test_clone_wide_rules(tmp_path):
     text = CLONE.replace('target = "/dev/mapper/new"', 'target = "/dev/mapper/old"')
     (_, key, msg), = problems(tmp_path, **{"s.toml": text})
-    assert key == "clone.db" and "same device" in msg
+    assert key == "clone.db.target" and "same device" in msg
     text = CLONE + 'speed_limit_min = "10M"\nspeed_limit_max = "5M"\n'
     (_, key, msg), = problems(tmp_path, **{"s.toml": text})
     assert "speed_limit_min is above speed_limit_max" in msg

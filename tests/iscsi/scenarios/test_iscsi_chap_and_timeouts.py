@@ -1,0 +1,195 @@
+"""Issue 19: a rotated CHAP secret reaches the target and the initiator's node record, found
+by comparing what each holds with the file (observation, not memory), never in an argv or a
+log; the session's link-cut timeouts declared, validated, applied and observed."""
+
+from __future__ import annotations
+
+import pytest
+from loguru import logger
+
+from reconciler import controller, errors, observing
+from reconciler.adapters import iscsi as adapter
+from reconciler.spec import loading
+
+from test_iscsi_simulated import IQN, PORTAL, Pair
+
+NEW = "userid = b\npassword = rotated-0987\n"
+TIMEOUTS = 'timeouts = { replacement_timeout = 15, noop_out_interval = 7, noop_out_timeout = 9 }\n'
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return Pair(tmp_path)
+
+
+def _with_timeouts(pair, text=TIMEOUTS):
+    loaded = pair.spec()
+    spec_text = (pair.tmp / "spec.toml").read_text().replace(
+        'state = "logged-in"\n', 'state = "logged-in"\n' + text, 1)
+    (pair.tmp / "spec.toml").write_text(spec_text)
+    return loading.load(pair.tmp / "spec.toml")
+
+
+def _converged(pair, loaded):
+    assert pair.converge("a", loaded).exit_code == 0
+    r = pair.converge("b", loaded)
+    assert r.exit_code == 0, r.final
+    return r
+
+
+def _argvs(host):
+    return [" ".join(c.argv) for c in host.calls]
+
+
+def test_a_rotated_secret_is_applied_to_the_target_and_the_node_record(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    acl = pair.a.iscsi.targets[IQN].acls["iqn.2004-10.com.example:b"]
+    assert pair.run("a", loaded).plan.steps == ()  # in sync: nothing re-applied
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG")
+    try:
+        pair.a.md.files["/etc/reconciler/a.chap"] = NEW
+        ra = pair.run("a", loaded)
+        (step,) = ra.plan.steps
+        assert step.key == "iscsi-target:export0:apply" and "(rotated)" in step.reason
+        assert ra.exit_code == 0 and acl.password == "rotated-0987"
+        session = pair.b.iscsi.sessions[0]
+        pair.b.md.files["/etc/reconciler/b.chap"] = NEW
+        rb = pair.run("b", loaded)
+        (step,) = rb.plan.steps
+        assert step.key == "iscsi-session:from_a:update"
+        assert "CHAP credentials are not those of /etc/reconciler/b.chap" in step.reason
+        assert rb.exit_code == 0, rb.final
+        assert pair.b.iscsi.nodes[(PORTAL, IQN)]["password"] == "rotated-0987"
+        assert pair.b.iscsi.sessions == [session]  # the session went on: no logout
+        assert pair.run("b", loaded).plan.steps == () and pair.run("a", loaded).plan.steps == ()
+    finally:
+        logger.remove(sink)
+    calls = _argvs(pair.a) + _argvs(pair.b)
+    assert not any("rotated-0987" in c or "abcdefghijkl" in c for c in calls)
+    assert not any("rotated-0987" in line for line in lines)
+    assert any("node-update" in c for c in _argvs(pair.b))
+
+
+def test_the_rotation_is_seen_by_a_fresh_reconciler_not_remembered(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    pair.b.iscsi.nodes[(PORTAL, IQN)]["password"] = "changed-by-hand"  # the record, by hand
+    r = controller.reconcile_once(loaded, pair.env("b"))  # a new process: no memory
+    assert [s.key for s in r.plan.steps] == ["iscsi-session:from_a:update"]
+    assert pair.b.iscsi.nodes[(PORTAL, IQN)]["password"] == "abcdefghijkl"
+
+
+def test_an_unreadable_chap_file_is_not_a_rotation(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    pair.b.md.files["/etc/reconciler/b.chap"] = "userid = b\n"  # half-written: no password
+    assert pair.run("b", loaded).plan.steps == ()
+
+
+class _NotRoot:
+    """The host as another user than root sees it: secrets' files refuse to be read."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, path, *, host="local"):
+        if path.startswith(("/etc/iscsi/nodes", "/etc/reconciler/")) or "/auth/password" in path:
+            raise PermissionError(13, "Permission denied", path)
+        return self.inner.read(path, host=host)
+
+
+def test_a_dry_run_that_may_not_read_the_secrets_compares_nothing_and_goes_on(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    pair.a.md.files["/etc/reconciler/a.chap"] = NEW
+    pair.b.md.files["/etc/reconciler/b.chap"] = NEW
+    for node in ("a", "b"):
+        r = controller.reconcile_once(loaded, pair.env(node, _NotRoot(pair.nodes[node].runner)),
+                                      dry_run=True)
+        assert r.error is None and r.plan.steps == () and r.exit_code == 0, r.plan
+
+
+def test_timeouts_are_written_before_the_login_and_observed_live(pair):
+    loaded = _with_timeouts(pair)
+    _converged(pair, loaded)
+    (s,) = pair.b.iscsi.sessions
+    assert s.timeouts == {"replacement_timeout": 15, "noop_out_interval": 7,
+                          "noop_out_timeout": 9}
+    calls = _argvs(pair.b)
+    update = next(i for i, c in enumerate(calls) if "node-update" in c)
+    assert update < next(i for i, c in enumerate(calls) if "--login" in c)
+    st = pair.run("b", loaded)
+    assert st.plan.steps == ()
+
+
+def test_a_changed_replacement_timeout_applies_to_the_live_session_without_a_logout(pair):
+    loaded = _with_timeouts(pair)
+    _converged(pair, loaded)
+    (s,) = pair.b.iscsi.sessions
+    changed = _with_timeouts(pair, TIMEOUTS.replace("15", "30").replace("= 7", "= 10"))
+    r = pair.run("b", changed)
+    (step,) = r.plan.steps
+    assert step.key == "iscsi-session:from_a:update"
+    assert "replacement_timeout is 15 in the node record, the spec says 30" in step.reason
+    assert "the live session's replacement timeout (recovery_tmo) is 15s" in step.reason
+    assert r.exit_code == 0
+    assert pair.b.iscsi.sessions == [s] and s.timeouts["replacement_timeout"] == 30
+    assert s.timeouts["noop_out_interval"] == 7  # the kernel's until the next login
+    assert pair.b.iscsi.nodes[(PORTAL, IQN)]["noop_out_interval"] == "10"
+    assert pair.run("b", changed).plan.steps == ()
+
+
+def test_the_live_timeouts_are_observed_from_sysfs(pair):
+    loaded = _with_timeouts(pair)
+    _converged(pair, loaded)
+    spec = loaded.for_node("b")
+    st = observing.observe(pair.b, host="local", devices=observing.spec_devices(spec),
+                           resolve=pair.b.resolve_device, iscsi_parts=observing.iscsi_parts(spec),
+                           chap_files=observing.chap_files(spec))
+    (seen,) = st.iscsi.sessions
+    assert st.iscsi.chap_files["/etc/reconciler/b.chap"] == seen.record.chap
+    assert seen.timeouts == {"replacement_timeout": 15, "noop_out_interval": 7,
+                             "noop_out_timeout": 9}
+    assert seen.record is not None and seen.record.timeouts == seen.timeouts
+    assert seen.record.chap and "abcdefghijkl" not in repr(seen)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("timeouts = { replacement_timeout = 0 }", "greater than or equal to 1"),
+    ("timeouts = { noop_out_interval = 0, noop_out_timeout = 5 }", "sends no ping"),
+    ("timeouts = { noop_out_interval = 5, noop_out_timeout = 0 }", "never calls the link down"),
+    ("timeouts = { replacement_timout = 5 }", "replacement_timout"),
+])
+def test_timeouts_are_validated(pair, text, words):
+    with pytest.raises(errors.SpecError, match=words):
+        _with_timeouts(pair, text + "\n")
+
+
+def test_the_node_record_parser_and_fingerprints():
+    rec = adapter.parse_node_record(
+        "node.name = iqn.x:y\nnode.session.auth.authmethod = CHAP\n"
+        "node.session.auth.username = u\nnode.session.auth.password = secret123456\n"
+        "node.session.timeo.replacement_timeout = 20\nnode.conn[0].timeo.noop_out_timeout = 4\n")
+    assert rec.timeouts == {"replacement_timeout": 20, "noop_out_timeout": 4}
+    assert rec.chap == adapter.fingerprint("u", "secret123456") != adapter.fingerprint("u", "x")
+    assert "secret" not in rec.chap and len(rec.chap) == 24
+    assert adapter.parse_node_record("") is None  # empty, as a power cut leaves it
+    plain = adapter.parse_node_record("node.name = iqn.x:y\nnode.session.auth.authmethod = None\n")
+    assert plain.chap == ""
+
+
+def test_a_capture_of_either_node_holds_no_secret(pair, tmp_path):
+    from reconciler.offline import capturing
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    for node, host in (("a", pair.a), ("b", pair.b)):
+        out = tmp_path / f"cap-{node}"
+        capturing.capture_simulated(str(out), host, node=node)
+        text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+        assert "abcdefghijkl" not in text and "auth/password" not in text
+    assert "/sys/class/iscsi_session/" in (tmp_path / "cap-b" / "kernel-files.json").read_text()
