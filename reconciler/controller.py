@@ -296,6 +296,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     devices = observing.spec_devices(spec)
     md_targets = observing.md_targets(spec, env.ledger)
     lockd = any(vg.scope is models.Scope.SHARED for vg in spec.vg.values())
+    quorum = any(vg.scope is models.Scope.SHARED and vg.lock_type is models.LockType.DLM
+                 for vg in spec.vg.values())
     drbd_targets = observing.drbd_targets(spec, env.node, observing.drbd_ledger_path(env.ledger))
     lvm_targets = observing.lvm_targets(spec)
 
@@ -303,6 +305,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         st = observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
                                now=env.clock.now(), md_targets=md_targets,
                                iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
+                               quorum=quorum,
                                drbd_targets=drbd_targets, lvm_targets=lvm_targets,
                                exported=observing.exported_devices(spec),
                                chap_files=observing.chap_files(spec))

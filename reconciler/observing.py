@@ -31,6 +31,7 @@ from reconciler import errors, paths, state
 from reconciler.adapters import drbd, iscsi, lvm, md
 from reconciler.adapters import fs as fs_adapter
 from reconciler.adapters import lockd as lockd_adapter
+from reconciler.adapters import pacemaker as pcmk
 from reconciler.runner import Runner
 
 DEFAULT_LEDGER = md.DEFAULT_LEDGER
@@ -61,7 +62,7 @@ class MdTargets:
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
             now: float = 0.0, md_targets: MdTargets | None = None,
             iscsi_parts: tuple[bool, bool] = (False, False),
-            lockd: bool = False,
+            lockd: bool = False, quorum: bool = False,
             drbd_targets: DrbdTargets | None = None,
             lvm_targets: LvmTargets | None = None,
             exported: Iterable[str] = (), chap_files: Iterable[str] = ()) -> state.HostState:
@@ -76,18 +77,20 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     are read too, and kept only as fingerprints (``adapters.iscsi``).
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
+    ``quorum``: one of them is a DLM VG: corosync's quorum too (``corosync-quorumtool -s``).
     ``lvm_targets``: the spec's PV devices (each one not a PV yet is probed with ``wipefs
     --no-act``, the one process DRBD's create-md probe uses) and its ``resize_fs`` LVs (the
     file system's superblock of each active one: ``Runner.read_bytes``, no process).
     """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
-                  md_targets=md_targets, lockd=lockd)
+                  md_targets=md_targets, lockd=lockd, quorum=quorum)
     if lvm_targets is not None:
         st = dataclasses.replace(
             st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st),
             filesystems=_read_filesystems(runner, host, lvm_targets.filesystems, st))
     if drbd_targets is not None and drbd_targets.resources:
-        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve))
+        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve),
+                                 pacemaker=observe_pacemaker(runner, host))
     st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st
@@ -99,13 +102,13 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
 
 def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
              now: float = 0.0, md_targets: MdTargets | None = None,
-             lockd: bool = False) -> state.HostState:
+             lockd: bool = False, quorum: bool = False) -> state.HostState:
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
     parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
     if lockd:
-        parsed = dataclasses.replace(parsed, lockd=observe_lockd(runner, host))
+        parsed = dataclasses.replace(parsed, lockd=observe_lockd(runner, host, quorum))
     system_id = None
     if any(vg.system_id for vg in parsed.vgs.values()):
         sid = runner.run(lvm.systemid(host))
@@ -235,10 +238,11 @@ def observe_pollers(runner: Runner, host: str) -> state.Pollers | None:
                              [read(p) for p in lvm.LVM_CONF_FILES]))
 
 
-def observe_lockd(runner: Runner, host: str) -> state.Lockd:
+def observe_lockd(runner: Runner, host: str, quorum: bool = False) -> state.Lockd:
     """lvmlockd's locks on this node (one process) and the dm devices (sysfs, no process:
     a table's length, holders, mounts). lvmlockd not reachable is a fact, not a failure:
-    planning says what to start."""
+    planning says what to start. ``quorum`` (a DLM VG is declared on this node): corosync's
+    quorum too (``corosync-quorumtool -s``, read-only, a second process)."""
     info = runner.run(lockd_adapter.lockctl_info(host))
     if info.ok:
         spaces, locks = lockd_adapter.parse_info(info.stdout)
@@ -269,7 +273,46 @@ def observe_lockd(runner: Runner, host: str) -> state.Lockd:
                 mounts=mounts.get(devno, ()) if devno else ())
         except ValueError as exc:
             raise errors.ObservationError(("cat", f"{base}/..."), str(exc)) from None
-    return state.Lockd(running=running, lockspaces=spaces, locks=locks, dm=dm, problem=problem)
+    q = None
+    if quorum:
+        res = runner.run(lockd_adapter.quorum_status(host))
+        q = lockd_adapter.parse_quorum(res.rc, res.stdout, res.stderr)
+    return state.Lockd(running=running, lockspaces=spaces, locks=locks, dm=dm, problem=problem,
+                       quorum=q)
+
+
+def observe_pacemaker(runner: Runner, host: str) -> state.Pacemaker | None:
+    """Pacemaker's configuration and status (issue 20), read-only, asked only on a host
+    where its CIB file exists (a file read; no process otherwise): ``cibadmin --query`` (the
+    live CIB; when it does not answer, the CIB file says what Pacemaker manages all the same)
+    and ``crm_mon --output-as=xml`` (where each resource runs, in which role)."""
+    try:
+        cib_file = runner.read(pcmk.CIB_FILE, host=host)
+    except OSError as exc:
+        raise errors.ObservationError(("cat", pcmk.CIB_FILE), str(exc)) from None
+    if cib_file is None:
+        return None
+
+    def said(res) -> str:
+        return (res.stderr.strip().splitlines() or res.stdout.strip().splitlines()
+                or [f"exit {res.rc}"])[-1]
+
+    q = runner.run(pcmk.cib_query(host))
+    text, source = ((q.stdout, "cibadmin --query") if q.ok else
+                    (cib_file, f"{pcmk.CIB_FILE} (cibadmin --query: {said(q)})"))
+    try:
+        cib = pcmk.parse_cib(text)
+    except ValueError as exc:
+        raise errors.ObservationError(q.command.argv if q.ok else ("cat", pcmk.CIB_FILE),
+                                      str(exc), text) from None
+    mon = runner.run(pcmk.crm_mon(host))
+    try:
+        parsed = pcmk.parse_crm_mon(mon.stdout) if mon.stdout.strip() else None
+    except ValueError:
+        parsed = None
+    if parsed is None or (not mon.ok and not parsed[2]):
+        parsed = ({}, {}, f"crm_mon: {said(mon)} (rc {mon.rc})")
+    return pcmk.pacemaker_state(cib, source, parsed)
 
 
 def spec_devices(spec) -> list[str]:
@@ -508,6 +551,7 @@ class DrbdTarget:
     name: str
     minor: int
     disk: str  # this node's declared backing disk
+    primary: bool = False  # this node is declared primary (the fence incident is read then)
 
 
 @dataclass(frozen=True)
@@ -524,7 +568,8 @@ def drbd_ledger_path(clone_ledger: str) -> str:
 
 def drbd_targets(spec, node: str, ledger: str = paths.DRBD_LEDGER) -> DrbdTargets:
     """What to read for the DRBD resources this node takes part in."""
-    return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk)
+    return DrbdTargets(tuple(DrbdTarget(name, res.nodes[node].minor, res.nodes[node].disk,
+                                        res.nodes[node].role == "primary")
                              for name, res in sorted(spec.drbd.items()) if node in res.nodes),
                        node=node, ledger=ledger)
 
@@ -541,8 +586,9 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
       it, and is asked only then; when it holds DRBD metadata, one ``drbdmeta get-gi`` too
       (the refusal of metadata the reconciler cannot tie to the resource names them);
     * one ``drbdadm get-gi`` for a resource that is up while a split brain is seen (its
-      incident identifier) or while the ledger has no record of it on this disk (to
-      record it)."""
+      incident identifier), while the ledger has no record of it on this disk (to
+      record it), or while it is declared primary, is not, and has lost its peer (the
+      incident a ``fenced`` declaration is bound to: the generation it holds)."""
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)
@@ -593,7 +639,8 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
         gi = gi_error = None
         if attached:
             rec = ledger.records.get((t.name, targets.node))
-            if split_brain or rec is None or rec.disk_id != disk_id:
+            lost = t.primary and seen.role != "Primary" and not seen.connected
+            if split_brain or lost or rec is None or rec.disk_id != disk_id:
                 gi, gi_error = gi_of(drbd.get_gi(t.name, host=host))
         config = read(drbd.config_path(t.name))
         resources[t.name] = state.DrbdResourceState(

@@ -36,6 +36,8 @@ CHANGE_TIMEOUT = 600.0
 # A first lock-start takes ~2.5 x sanlock's io_timeout (10 s by default) and up to minutes.
 LOCK_START_TIMEOUT = 300.0
 LOCKCTL_INFO = ("lvmlockctl", "--info")
+# corosync's quorum, read-only (issue 20): DLM grants no lock on a node without quorum.
+QUORUM_ARGV = ("corosync-quorumtool", "-s")
 
 
 def _cmd(*argv: str, host: str, timeout: float = CHANGE_TIMEOUT) -> Command:
@@ -44,6 +46,10 @@ def _cmd(*argv: str, host: str, timeout: float = CHANGE_TIMEOUT) -> Command:
 
 def lockctl_info(host: str = "local") -> Command:
     return Command(argv=LOCKCTL_INFO, host=host, mutates=False, timeout=30.0)
+
+
+def quorum_status(host: str = "local") -> Command:
+    return Command(argv=QUORUM_ARGV, host=host, mutates=False, timeout=30.0)
 
 
 def lock_start(vg: str, *, host: str = "local") -> Command:
@@ -103,3 +109,30 @@ def parse_info(text: str) -> tuple[dict[str, str], dict[str, str]]:
     return spaces, locks
 
 
+
+
+# -- corosync-quorumtool -s ----------------------------------------------------------------------
+
+_QUORATE_RE = re.compile(r"^Quorate:\s+(Yes|No)\s*$", re.M)
+_FIELD_RE = re.compile(r"^(Total votes|Expected votes|Flags):\s+(.*?)\s*$", re.M)
+
+
+def parse_quorum(rc: int, stdout: str, stderr: str) -> tuple[bool | None, str]:
+    """(quorate, what corosync says) from ``corosync-quorumtool -s``.
+
+    Recorded (corosync 3.1.7, tests/fixtures/outputs/dlm/commands/quorumtool_*): rc 0 and
+    ``Quorate: Yes``; rc 2 and ``Quorate: No`` (e.g. two_node's wait_for_all before both
+    nodes were seen: ``Flags: 2Node WaitForAll``, ``Quorum: 1 Activity blocked``); rc 1 and
+    ``Cannot initialize CMAP service`` when corosync is not running: quorate None (unknown).
+    """
+    m = _QUORATE_RE.search(stdout)
+    if m is None:
+        said = (stderr.strip() or stdout.strip() or f"exit {rc}").splitlines()[0]
+        return None, f"corosync-quorumtool -s: {said} (rc {rc})"
+    fields = dict(_FIELD_RE.findall(stdout))
+    votes = (f"{fields['Total votes']} of {fields['Expected votes']} votes"
+             if "Total votes" in fields and "Expected votes" in fields else "")
+    flags = f"flags {fields['Flags']}" if fields.get("Flags") else ""
+    detail = "; ".join(x for x in (votes, flags) if x)
+    quorate = m.group(1) == "Yes"
+    return quorate, ("quorate" if quorate else "not quorate") + (f" ({detail})" if detail else "")

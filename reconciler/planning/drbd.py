@@ -22,13 +22,19 @@ Safety rules (each refusal is a Blocked entry that says what to do):
 * Demotion is blocked while /dev/drbdN is mounted or held (the reconciler never unmounts).
   Promotion waits while the peer is primary (unless dual-primary is declared: then, with
   both nodes declared primary, each waits for the peer's disk to be UpToDate), and is blocked while the nodes are not connected: promoting a node that cannot see its peer is how split
-  brains are made, so a failover after losing the primary node is never automatic.
+  brains are made, so a failover after losing the primary node is never automatic: only
+  ``fenced = "PEER@INCIDENT"``, bound to the generation this node holds since it lost the
+  peer (the pass prints it), lets it be promoted without the peer, for that incident only.
 * A split brain (the kernel ran our ``split-brain`` handler) is reported with its incident
   identifier (the generation both nodes held when they parted: ``drbdadm get-gi``'s bitmap
   UUID) and left alone unless ``split_brain_victim = "NODE@INCIDENT"`` names that incident:
   then the victim becomes secondary and reconnects with ``--discard-my-data``, the survivor
   reconnects; the marker is removed once the nodes are connected again. A declaration for
   another incident is reported and ignored.
+* A resource an ``ocf:linbit:drbd`` Pacemaker primitive manages (``drbd_resource``) is
+  Pacemaker's (issue 20): only its resource file is written (never applied); no up,
+  connect or role change; where the spec and Pacemaker disagree on this node's role, the
+  plan says so (blocked), and lists the resource as Pacemaker's either way.
 * A wait on the peer (to connect, to start the first sync, to demote) is in flight with
   ``waiting_on`` naming the peer, never an error.
 * A Diskless node (its backing disk failed and DRBD detached it) is reported; a replacement
@@ -99,7 +105,7 @@ def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
         return out
     for name, res in sorted(spec.drbd.items()):
         if node in res.nodes:
-            _plan_resource(out, name, res, node, st.drbd)
+            _plan_resource(out, name, res, node, st.drbd, st.pacemaker)
     _chain_records(out, st.drbd)
     return out
 
@@ -141,7 +147,8 @@ def _step(out: Partial, action: actions.Action, reason: str, after: set[str]) ->
     return action.key
 
 
-def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: state.DrbdHost) -> None:
+def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: state.DrbdHost,
+                   pcmk: state.Pacemaker | None = None) -> None:
     """This node's next steps for resource ``name``, taken in the order DRBD needs them,
     stopping at the first stage that is not done: the resource file (never over one without
     our marker) and the module; while not configured in the kernel, metadata (``_metadata``:
@@ -172,6 +179,10 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         block(f"{rs.config_path} was not written by the reconciler; it is never overwritten. "
               f"Move it away (or make it what the spec says) to let the reconciler manage "
               f"{name}:\n{_diff(rs.config, wanted, rs.config_path)}")
+        return
+    owner = pcmk.drbd_owner(name) if pcmk is not None else None
+    if owner is not None:
+        _left_to_pacemaker(out, name, res, node, rs, d.minors.get(me.minor), owner, pcmk, wanted)
         return
     if rs.config != wanted:
         # adjust only a resource up with its disk: on a down one (8.4's "cs:Unconfigured"
@@ -350,18 +361,87 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None,
             waiting_on=peer))
         return
-    if not m.connected:
-        # the peer may be booting (a reboot of both) or gone: either way only the peer can
-        # change this here, and promoting a node that cannot see its peer risks a split brain
-        out.in_flight.append(actions.InFlight(
-            f"drbd:{name}:peer-connect", obj,
-            f"not promoted: waiting for {peer} to connect ({m.cstate}); promoting a node that "
-            f"cannot see its peer risks a split brain. Never automatic: if {peer} is down for "
-            f"good, run drbdadm primary {name} by hand once you know it is", None,
-            waiting_on=peer))
+    if not m.connected and not _fenced(out, name, res, node, peer, m, rs, block):
         return
     _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
-          f"the spec says {node} is primary", after)
+          f"the spec says {node} is primary" if m.connected else
+          f"the spec says {node} is primary, and declares {peer} fenced for this incident "
+          f"({res.fenced}): promoted without {peer}", after)
+
+
+_PCMK_ROLE = {"primary": "Promoted", "secondary": "Unpromoted"}
+
+
+def _left_to_pacemaker(out: Partial, name: str, res: DrbdResource, node: str, rs, m,
+                       owner: state.PcmkResource, pcmk: state.Pacemaker, wanted: str) -> None:
+    """A resource an ``ocf:linbit:drbd`` primitive manages is Pacemaker's: no module load,
+    metadata, up, connect, promotion or demotion here, ever (two controllers would fight
+    over it). Only the resource file is kept as the spec says (never applied with adjust:
+    the agent's next start reads it). The plan lists it as Pacemaker's and, where the spec
+    and Pacemaker disagree on this node's role, says so (blocked: nothing here can make the
+    spec true)."""
+    obj = f"drbd {name}"
+    if rs.config != wanted:
+        _step(out, actions.WriteDrbdConfig(resource=name, minor=res.nodes[node].minor, text=wanted,
+                                       adjust=False),
+              f"the resource file differs from the spec (not applied here: {name} is "
+              f"Pacemaker's, whose next start of it reads the file)", set())
+    out.unmanaged.append(f"{obj} (Pacemaker's: {owner.describe()})")
+    want = _PCMK_ROLE[res.nodes[node].role.value]
+    if pcmk.running:
+        have = owner.roles.get(node) or "Stopped"
+        seen = f"Pacemaker runs it {have} on {node}"
+    else:
+        kernel = m.role if m is not None and m.cstate != "Unconfigured" else "down"
+        have = {"Primary": "Promoted", "Secondary": "Unpromoted"}.get(kernel, "Stopped")
+        seen = (f"Pacemaker is not running ({pcmk.status}); the kernel has it {kernel} on "
+                f"{node}")
+    if have == want:
+        return
+    out.blocked.append(actions.Blocked(obj, (
+        f"managed by Pacemaker ({owner.describe()}, from {pcmk.source}): the spec says "
+        f"{node} is {res.nodes[node].role.value} ({want}), {seen}. The reconciler never "
+        f"changes what Pacemaker manages (no up, connect, promotion or demotion): make the "
+        f"spec say what Pacemaker does, or move the resource with Pacemaker "
+        f"(crm_resource --move)")))
+
+
+def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m, rs,
+            block) -> bool:
+    """This node is to be promoted but cannot see ``peer``: True only when the spec declares
+    ``peer`` fenced for this very incident (the generation this node holds since it lost
+    the peer, printed here; the promotion starts a new one, which spends the declaration).
+    Otherwise the peer may be booting or gone, and promoting a node that cannot see its peer
+    risks a split brain: a wait on the peer, or blocked for a declaration that does not
+    apply (reported, ignored)."""
+    obj = f"drbd {name}"
+    why = (f"not promoted: {peer} cannot be reached ({m.cstate}), and promoting a node that "
+           f"cannot see its peer risks a split brain")
+    if rs.gi is None:
+        incident = None
+        how = (f"the generation {node} holds cannot be read (drbdadm get-gi {name}: "
+               f"{rs.gi_error or 'no answer'}), so no fence can be declared for this incident")
+    else:
+        incident = f"{int(rs.gi.current, 16) & ~1:016X}"
+        how = (f"if {peer} is lost for good, make sure it stays so (power it off, or cut it "
+               f"from its disk), then declare fenced = \"{peer}@{incident}\" in [drbd.{name}] "
+               f"({incident} is the generation {node} holds since it lost {peer}): {node} is "
+               f"then promoted without it, for this incident only")
+    if res.fenced is None:
+        out.in_flight.append(actions.InFlight(
+            f"drbd:{name}:peer-connect", obj, f"{why}; waiting for {peer} to connect. Never "
+            f"automatic: {how}", None, waiting_on=peer))
+        return False
+    gone, declared = drbd_spec.fenced_node(res.fenced)
+    if gone != peer:
+        block(f"{why}. fenced = \"{res.fenced}\" names {node} itself: ignored. {how[0].upper()}{how[1:]}")
+        return False
+    if incident is None or declared != incident:
+        now = f"this one is {incident}" if incident else "this one cannot be identified"
+        block(f"{why}. fenced = \"{res.fenced}\" was written for another incident ({now}): "
+              f"ignored, nothing is promoted. {how[0].upper()}{how[1:]}")
+        return False
+    return True
 
 
 def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str,

@@ -9,6 +9,9 @@ our own). The rules, each for a reason recorded in the lab (tests/fixtures/outpu
   lvremove) is planned on the VG's ``create_on`` node only, so two nodes never race a
   pvcreate. LVs are created inactive (``lvcreate --activate n``): activation is the
   activation table's. A node that finds the VG missing and is not the creator waits.
+* **Quorum (DLM).** A VG with ``lock_type = "dlm"`` gets nothing on a node whose corosync
+  is not quorate (``corosync-quorumtool -s``, read each pass while one is declared), or
+  cannot say: DLM grants no lock without quorum (lab, tests/fixtures/outputs/dlm).
 * **Lockspace.** Every node starts the VG's lockspace when lvmlockd does not list it;
   every other step of the VG on that node waits for it. lvmlockd not reachable blocks the
   VG with what to enable.
@@ -144,12 +147,22 @@ def before_vg(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostSt
         out.blocked.append(actions.Blocked(f"vg {name}", "lvmlockd's state was not observed "
                                            "on this node; a shared VG is never changed blind"))
         return out, False
+    dlm = want.lock_type is models.LockType.DLM
     if not st.lockd.running:
         out.blocked.append(actions.Blocked(
             f"vg {name}", f"lvmlockd is not running on {node} ({st.lockd.problem}): enable "
-            f"lvmlockd.service, and {'wdmd.service and sanlock.service' if want.lock_type is models.LockType.SANLOCK else 'dlm.service'}, "
-            f"with this node's host_id in /etc/lvm/lvmlocal.conf"))
+            + ("corosync.service, dlm.service and lvmlockd.service (lvmlockd -g dlm)" if dlm else
+               "lvmlockd.service, wdmd.service and sanlock.service, with this node's host_id "
+               "in /etc/lvm/lvmlocal.conf")))
         return out, False
+    if dlm:
+        why = _quorum_problem(st.lockd.quorum)
+        if why:
+            out.blocked.append(actions.Blocked(
+                f"vg {name}", f"{why} on {node}: DLM grants no lock without quorum, so nothing "
+                f"is done to the DLM VG {name} here. Check corosync-quorumtool -s on every "
+                f"node, corosync.service and the cluster link"))
+            return out, False
     if obs is None:
         if not creator:
             out.in_flight.append(actions.InFlight(
@@ -162,6 +175,18 @@ def before_vg(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostSt
         out.steps.append(actions.Step(actions.StartLockspace(vg=name, host=st.host),
                                       "lvmlockd has not started this VG's lockspace here"))
     return out, True
+
+
+def _quorum_problem(quorum: tuple[bool | None, str] | None) -> str | None:
+    """Why a DLM VG gets nothing on this node, from corosync's quorum; None when quorate."""
+    if quorum is None:
+        return "corosync's quorum was not observed"
+    quorate, said = quorum
+    if quorate:
+        return None
+    if quorate is None:
+        return f"corosync's quorum cannot be read ({said})"
+    return f"corosync is {said}"
 
 
 def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState, node: str,

@@ -31,7 +31,7 @@ from __future__ import annotations
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command, CommandResult, check_read_bounds
 
-from . import drbd_tools, fs_model, iscsi_tools, lvm_tools, md_tools
+from . import drbd_tools, fs_model, iscsi_tools, lvm_tools, md_tools, pacemaker_tools
 from .faults import Match
 from .machine import Machine
 from .tool import SimulatedCrash
@@ -50,7 +50,7 @@ class SimulatedHost(Machine):
                                      f"{self.name!r}: {cmd}")
         tool = ((iscsi_tools.lookup(cmd.argv) if self.iscsi is not None else None)
                 or md_tools.lookup(cmd.argv) or drbd_tools.lookup(cmd.argv)
-                or lvm_tools.lookup(cmd.argv))
+                or pacemaker_tools.lookup(cmd.argv) or lvm_tools.lookup(cmd.argv))
         if tool is None:
             raise UnsupportedCommand(f"command not modelled by the simulator: {' '.join(cmd.argv)}")
         if cmd.input is not None and not tool.stdin:

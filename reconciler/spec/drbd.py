@@ -11,6 +11,11 @@ What can overwrite data is always written out by the operator, never inferred:
   the split brain (16 hex digits: the DRBD generation both nodes held when they parted). A
   declaration naming another incident (an old one left in the spec) is reported and ignored.
   Without it a split brain is reported and left alone.
+* ``fenced = "NODE@INCIDENT"`` (issue 20): the lost NODE is fenced (powered off, or cut from
+  its disk) for that one incident, so its peer, declared primary, may be promoted without
+  it. INCIDENT is what the pass prints when it refuses that promotion (16 hex digits: the
+  generation the survivor holds since it lost NODE; the promotion starts a new one, so the
+  declaration is spent by it). Another incident's declaration is reported and ignored.
 * ``wipe = "DISK-IDENTITY"`` (per node): give up what the declared disk holds (a file system,
   DRBD metadata the reconciler cannot tie to this resource) and create DRBD metadata over it
   (``create-md --force``). Bound to the one disk it was written for: the value is that disk's
@@ -96,14 +101,21 @@ def _check_wipe(value: object) -> object:
 _INCIDENT_RE = re.compile(r"^([^@]+)@([0-9A-Fa-f]{16})$")
 
 
-def split_victim(value: str) -> tuple[str, str]:
+def split_victim(value: str, key: str = "split_brain_victim") -> tuple[str, str]:
     """``"node@INCIDENT"`` -> (node, INCIDENT in upper case)."""
     m = _INCIDENT_RE.fullmatch(value)
     if m is None:
-        raise ValueError(f"split_brain_victim {value!r} must name the node and the incident: "
-                         "\"<node>@<incident>\", the incident as the pass prints it when it "
-                         "reports the split brain (16 hex digits)")
+        what = ("reports the split brain" if key == "split_brain_victim" else
+                "refuses to promote a node that lost its peer")
+        raise ValueError(f"{key} {value!r} must name the node and the incident: "
+                         f"\"<node>@<incident>\", the incident as the pass prints it when it "
+                         f"{what} (16 hex digits)")
     return m.group(1), m.group(2).upper()
+
+
+def fenced_node(value: str) -> tuple[str, str]:
+    """``fenced = "node@INCIDENT"`` -> (node, INCIDENT in upper case)."""
+    return split_victim(value, "fenced")
 
 
 def _parse_rate(value: object) -> int:
@@ -232,6 +244,11 @@ class DrbdResource(Model):
         None, description="\"NODE@INCIDENT\": for the split brain the pass reported as INCIDENT, "
         "the node whose changes are discarded; a declaration naming another incident is "
         "reported and ignored; unset: a split brain is reported and left alone")
+    fenced: str | None = Field(
+        None, description="\"NODE@INCIDENT\": NODE, lost, is fenced (powered off or cut from "
+        "its disk) for the incident the pass printed when it refused to promote its peer (the "
+        "generation the survivor holds since it lost NODE); the survivor declared primary is "
+        "then promoted without it. A declaration for another incident is reported and ignored")
     resync_rate: Rate | None = Field(
         None, description="resync bandwidth per second (disk resync-rate; with DRBD's "
         "dynamic controller on, the rate it starts from: disk.c_plan_ahead = 0 makes it fixed); "
@@ -243,6 +260,12 @@ class DrbdResource(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "DrbdResource":
+        """What drbdadm would refuse, or what would lose data, refused here, every problem
+        at its own key (``Checks`` collects them all): two nodes exactly; the first sync's
+        source, a split-brain victim and a fenced node each one of them; a fenced node never
+        also declared primary; two primaries only with allow_two_primaries; distinct
+        endpoints; a discard policy naming a node of this resource; a resync rate in DRBD's
+        unit."""
         checks = Checks()
         with checks:
             if len(self.nodes) != 2:
@@ -261,8 +284,20 @@ class DrbdResource(Model):
                 if victim not in self.nodes:
                     raise At(("split_brain_victim",), f"split_brain_victim {victim!r} is not one "
                              "of this resource's nodes")
+        primaries = [n for n, node in self.nodes.items() if node.role is Role.PRIMARY]
         with checks:
-            primaries = [n for n, node in self.nodes.items() if node.role is Role.PRIMARY]
+            if self.fenced is not None:
+                try:
+                    gone, _ = fenced_node(self.fenced)
+                except ValueError as exc:
+                    raise At(("fenced",), str(exc)) from None
+                if gone not in self.nodes:
+                    raise At(("fenced",), f"fenced {gone!r} is not one of this resource's nodes")
+                if gone in primaries:
+                    raise At(("fenced",), f"fenced names {gone!r}, which is declared primary: a "
+                             "node declared fenced is not to be primary (remove fenced once the "
+                             "incident is over)")
+        with checks:
             if len(primaries) > 1 and not self.allow_two_primaries:
                 raise At(("nodes", primaries[-1], "role"), f"{' and '.join(primaries)} are both "
                          "primary; dual-primary needs allow_two_primaries = true (and a cluster "

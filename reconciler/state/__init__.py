@@ -1,6 +1,7 @@
 """Observed state: frozen, typed, built once per observation and never mutated.
 
-One module per subsystem (``lvm``, ``md``, ``devices``, ``lockd``, ``drbd``, ``iscsi``), none of
+One module per subsystem (``lvm``, ``md``, ``devices``, ``lockd``, ``drbd``, ``iscsi``,
+``pacemaker``), none of
 which imports another; ``host`` holds ``HostState``, which gathers them, and ``names`` the
 project's tags and name rules, which every layer uses. The parsers in ``adapters`` produce
 these objects; planning reads them; nothing writes to them. Sizes are ``units.Size`` bytes.
@@ -26,6 +27,7 @@ from reconciler.state.lockd import (  # noqa: F401
 from reconciler.state.drbd import (  # noqa: F401
     DEFAULT_LEDGER, JUST_CREATED_GI, CONNECTED, SYNCING, DrbdSync, DrbdMinor, Gi, DrbdBacking,
     DrbdResourceState, DrbdMetaRecord, DrbdLedger, DrbdHost)
+from reconciler.state.pacemaker import PcmkResource, Pacemaker  # noqa: F401
 from reconciler.state.iscsi import (  # noqa: F401
     LioLun, LioAcl, LioTarget, IscsiDisk, IscsiSession, IscsiState, NodeRecord)
 from reconciler.state.host import (  # noqa: F401

@@ -15,6 +15,7 @@ from reconciler.state.iscsi import IscsiState
 from reconciler.state.lockd import Lockd
 from reconciler.state.lvm import Lv, Pollers, Pv, RaidImage, Vg, split_problems
 from reconciler.state.md import Ledger, MdArray
+from reconciler.state.pacemaker import Pacemaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,9 @@ class HostState:
     # lvmlockd's view on this node (shared VGs); None = not asked (no shared VG in the spec).
     lockd: "Lockd | None" = None
     drbd: DrbdHost | None = None  # None: no DRBD resource declared
+    # Pacemaker's configuration and status (issue 20): None when no CIB exists on this host
+    # (Pacemaker never configured here) or nothing declared could be Pacemaker's.
+    pacemaker: Pacemaker | None = None
     # VG names lvm reported for two VGs (a local one and a foreign one, with --foreign):
     # name -> the system IDs of each ("" = none). ``vgs`` holds one of them only.
     vg_names_twice: dict[str, tuple[str, ...]] = field(default_factory=dict)

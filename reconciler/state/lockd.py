@@ -38,6 +38,9 @@ class Lockd:
     locks: dict[str, str] = field(default_factory=dict)  # LV uuid (dashed) -> "ex" | "sh"
     dm: dict[str, DmDevice] = field(default_factory=dict)  # by dm name
     problem: str = ""
+    # corosync's quorum (issue 20), read only when a DLM VG is declared here: None not asked;
+    # else (quorate True/False/None unknown, corosync-quorumtool's words)
+    quorum: tuple[bool | None, str] | None = None
 
     def lockspace_started(self, vg: str) -> bool:
         """lvmlockd's word only: the ``<vg>-lvmlock`` dm device is no proof (a lock-start

@@ -38,7 +38,7 @@ def _in_ci() -> bool:
 
 # Fixtures that boot two guests at once: their tests are marked ``lab_alone`` so that
 # tests/run-all.sh runs them one at a time (tests booting pairs by hand say so themselves).
-PAIR_FIXTURES = {"make_pair", "guest_pair", "lockd_nodes", "lockd_nodes_unstarted"}
+PAIR_FIXTURES = {"make_pair", "guest_pair", "lockd_nodes", "lockd_nodes_unstarted", "dlm_nodes"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -41,7 +41,9 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 # 1. packages
 PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils lz4 zstd gzip
-  dbus udev lvm2 lvm2-lockd sanlock mdadm drbd-utils open-iscsi targetcli-fb tgt
+  dbus udev lvm2 lvm2-lockd sanlock corosync dlm-controld pacemaker pacemaker-cli-utils
+  resource-agents
+  mdadm drbd-utils open-iscsi targetcli-fb tgt
   e2fsprogs xfsprogs util-linux procps iproute2 psmisc python3
   prometheus  # promtool: tests/daemon/test_monitoring.py checks and runs monitoring/'s alert rules
 )

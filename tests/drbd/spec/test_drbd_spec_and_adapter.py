@@ -295,3 +295,13 @@ def test_a_resource_file_change_never_adjusts_an_unconfigured_minor_onto_untied_
             " ".join(c.argv) for c in s.action.commands())]
         assert not adjusts, (config, [a.describe() for a in adjusts])
         assert any("cannot tie to r0" in b.reason for b in out.blocked), config
+
+
+def test_a_fence_declaration_is_bound_to_one_node_and_incident(tmp_path):
+    """``fenced = "NODE@INCIDENT"`` (issue 20): the node must be the resource's, the incident
+    as the pass prints it, and a node declared fenced is never declared primary."""
+    assert '"<node>@<incident>"' in problems(tmp_path, extra='fenced = "b"')
+    assert "fenced 'x' is not one of" in problems(tmp_path, extra='fenced = "x@0123456789ABCDEF"')
+    assert "declared primary" in problems(tmp_path, extra='fenced = "a@0123456789ABCDEF"')
+    res = load(tmp_path, extra='fenced = "b@0123456789abcdef"').spec.drbd["r0"]
+    assert res.fenced == "b@0123456789abcdef"

@@ -1,0 +1,146 @@
+"""Failover after losing a node, declared (issue 20): without a cluster manager the survivor
+of a lost primary is never promoted by itself; ``fenced = "NODE@INCIDENT"`` says the lost
+node is fenced for that one incident (the generation the survivor holds since it lost it),
+and only then is the survivor promoted."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from support.drbdsim import Pair
+
+from reconciler import controller
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return Pair(tmp_path)
+
+
+def report(r) -> str:
+    return str(r.final)
+
+
+def blocked(r) -> str:
+    return "\n".join(b.reason for b in r.final.blocked)
+
+
+def offered(r) -> str:
+    """The fence declaration the pass offers for this incident (printed once)."""
+    found = set(re.findall(r'fenced = "node-a@([0-9A-F]{16})"', report(r)))
+    assert len(found) == 1, report(r)
+    return found.pop()
+
+
+def lose_node_a(pair) -> None:
+    """node-a (the primary) dies: its reconciler stops and node-b cannot reach it."""
+    pair.crash("node-a")
+    pair.net.cut("node-a", "node-b")
+
+
+def primary_calls(pair, name):
+    return [c for c in pair.drbdadm_calls(name) if "primary" in c]
+
+
+def test_the_survivor_is_not_promoted_without_a_declaration_and_is_told_what_to_declare(pair):
+    pair.converge(pair.spec())
+    pair.net.write("node-a", 0, "before the loss")
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    out = pair.rounds(moved, 3)
+    b = out["node-b"]
+    assert "node-a" not in out  # down: no pass
+    assert b.exit_code == controller.EXIT_PENDING and "split brain" in report(b)
+    gi = pair.res("node-b").uuids[0]
+    assert offered(b) == f"{gi & ~1:016X}"  # the generation node-b holds since it lost node-a
+    assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b")
+
+
+def test_a_fence_declared_for_this_incident_promotes_the_survivor_then_the_lost_node_resyncs(pair):
+    pair.converge(pair.spec())
+    pair.net.write("node-a", 0, "before the loss")
+    before = pair.res("node-a").data
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    incident = offered(pair.one_pass("node-b", moved))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    b = pair.converge_node("node-b", fenced)
+    assert b.exit_code == controller.EXIT_IN_SYNC, report(b)
+    assert pair.res("node-b").role == "Primary" and pair.res("node-b").data == before
+    assert ("drbdadm", "primary", "r0") in pair.drbdadm_calls("node-b")
+    assert not any("--force" in c for c in primary_calls(pair, "node-b"))
+    # the promotion started a new generation: the declaration is spent
+    assert f"{pair.res('node-b').uuids[0] & ~1:016X}" != incident
+    pair.net.write("node-b", 0, "written on the survivor")
+    # node-a comes back (secondary in the spec): it resyncs from node-b, no split brain
+    pair.reboot("node-a")
+    pair.net.restore("node-a", "node-b")
+    out = pair.converge(fenced)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values()), [report(r) for r in out.values()]
+    a, b = pair.res("node-a"), pair.res("node-b")
+    assert (a.role, b.role, a.cstate, a.disk) == ("Secondary", "Primary", "Connected", "UpToDate")
+    assert a.data == b.data != before
+    assert not any("--discard-my-data" in c for n in ("node-a", "node-b") for c in pair.drbdadm_calls(n))
+
+
+def test_a_fence_declared_for_another_incident_is_reported_and_ignored(pair):
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    incident = offered(pair.one_pass("node-b", moved))
+    stale = "0123456789ABCDEF"
+    assert stale != incident
+    out = pair.rounds(pair.spec(role_a="secondary", role_b="primary",
+                                extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{stale}"'), 3)
+    b = out["node-b"]
+    assert b.exit_code == controller.EXIT_ERROR
+    assert f'fenced = "node-a@{stale}"' in blocked(b) and "another incident" in blocked(b)
+    assert f'"node-a@{incident}"' in blocked(b)
+    assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b")
+
+
+def test_a_fence_spent_on_an_earlier_incident_does_not_promote_after_the_next_loss(pair):
+    """A declaration left in the spec is bound to the incident it was written for: after a
+    failover and the old node's return, losing the new primary's peer again is a new
+    incident, and the old declaration promotes nothing."""
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    incident = offered(pair.one_pass("node-b", moved))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    pair.converge_node("node-b", fenced)
+    pair.reboot("node-a")
+    pair.net.restore("node-a", "node-b")
+    pair.converge(fenced)
+    # a planned switch back to node-a (the old declaration still in the spec) ...
+    back = pair.spec(role_a="primary", role_b="secondary",
+                     extra=f'initial_sync_from = "node-a"\nfenced = "node-b@{incident}"')
+    out = pair.converge(back)
+    assert all(r.exit_code == controller.EXIT_IN_SYNC for r in out.values())
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Secondary")
+    # ... then node-a is lost again and the operator flips the roles, keeping the old fence
+    pair.net.write("node-a", 0, "x")
+    lose_node_a(pair)
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(fenced, 3)
+    assert "another incident" in blocked(out["node-b"]) and out["node-b"].exit_code == controller.EXIT_ERROR
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+
+
+def test_a_fence_does_not_make_a_survivor_without_uptodate_data_primary(pair):
+    """node-b was still receiving the first sync when node-a was lost: its disk is
+    Inconsistent, and a fence declaration does not make it usable."""
+    loaded = pair.spec(extra='initial_sync_from = "node-a"\nresync_rate = "1M"\n[drbd.r0.disk]\nc_plan_ahead = 0')
+    pair.rounds(loaded, 3, seconds=0.5)
+    assert pair.res("node-b").cstate == "SyncTarget"
+    lose_node_a(pair)
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra='initial_sync_from = "node-a"\nfenced = "node-a@0123456789ABCDEF"\n'
+                             'resync_rate = "1M"\n[drbd.r0.disk]\nc_plan_ahead = 0')
+    out = pair.rounds(fenced, 3)
+    assert out["node-b"].exit_code != controller.EXIT_IN_SYNC
+    assert "Inconsistent" in report(out["node-b"])
+    assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b")
