@@ -32,7 +32,7 @@ from pathlib import Path
 import pydantic
 
 from reconciler import errors, gc_pause
-from reconciler.spec import base, models
+from reconciler.spec import base, models, parsing
 from reconciler.spec.text import file_name, key_path, shown, toml_type
 
 # 10,000 LVs (bench/bench_plan.py) make a 0.8 MB spec; 16 MiB leaves room for twenty times that
@@ -476,7 +476,7 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
         return None, raw, {}
     try:
         with gc_pause.paused():
-            data = tomllib.loads(text)
+            data = parsing.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problems.append((where, "", f"TOML syntax error: {_cut(str(exc))}"))
         return None, raw, {}
