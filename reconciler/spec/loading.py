@@ -59,14 +59,13 @@ class LoadedSpec:
 
     def for_node(self, node: str) -> models.Spec:
         """The slice of the spec this node reconciles."""
-        return models.Spec(vg={n: vg for n, vg in self.spec.vg.items() if vg.applies_to(node)},
-                           clone={n: c for n, c in self.spec.clone.items()
-                                  if c.applies_to(node)},
-                           iscsi_target={n: t for n, t in self.spec.iscsi_target.items()
-                                         if t.applies_to(node)},
-                           iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
-                                          if s.applies_to(node)},
-                           drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
+        return models.Spec.of_validated(
+            vg={n: vg for n, vg in self.spec.vg.items() if vg.applies_to(node)},
+            clone={n: c for n, c in self.spec.clone.items() if c.applies_to(node)},
+            iscsi_target={n: t for n, t in self.spec.iscsi_target.items() if t.applies_to(node)},
+            iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
+                           if s.applies_to(node)},
+            drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
 
 
 def _collect(location: str | Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
@@ -570,7 +569,8 @@ def load(location: str | Path) -> LoadedSpec:
             more = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [(where_loc, "", f"and {more} more problems")]
         raise errors.SpecError(problems)
-    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones, drbd=drbd, **iscsi),
+    return LoadedSpec(spec=models.Spec.of_validated(vg=merged, clone=clones, drbd=drbd,
+                                                    **iscsi),
                       files=tuple(str(path) for path, _ in found),
                       digest=digest.hexdigest(), origin=origin, clone_origin=clone_origin)
 
