@@ -387,9 +387,12 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
     read one object per LV."""
     vg_name = vg_row["vg_name"]
     lv_rows = {row["lv_uuid"]: row for row in rep.get("lv", [])}
-    name_of = {uuid: _strip(row["lv_name"]) for uuid, row in lv_rows.items()}
-    parent_of = {_strip(row["lv_name"]): _strip(row.get("lv_parent", "")) or None
-                 for row in lv_rows.values()}
+    # (Hidden sub-LVs are "[name]"; the common case, a visible LV, is not stripped.)
+    name_of = {uuid: (_strip(n) if n[:1] == "[" else n)
+               for uuid, n in ((uuid, row["lv_name"]) for uuid, row in lv_rows.items())}
+    # Only sub-LVs have a parent: an LV missing here has none (top() reads .get()).
+    parent_of = {name_of[uuid]: _strip(row["lv_parent"])
+                 for uuid, row in lv_rows.items() if row.get("lv_parent")}
 
     def top(name: str) -> str:
         seen = 0
@@ -413,13 +416,17 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         if name is None:
             continue
         segtypes[name].append(row.get("segtype", ""))
-        for dev, _start in _DEV_RE.findall(row.get("devices", "")):
+        devices = row.get("devices", "")
+        if "pvmove" not in devices:  # the common case: no segment through a pvmove
+            continue
+        for dev, _start in _DEV_RE.findall(devices):
             dev = _strip(dev)
             if dev.startswith("pvmove"):
                 via[name] = dev
 
-    hidden_rows = [r for r in lv_rows.values() if r["lv_name"].startswith("[")]
-    visible_rows = [r for r in lv_rows.values() if not r["lv_name"].startswith("[")]
+    hidden_rows, visible_rows = [], []
+    for r in lv_rows.values():
+        (hidden_rows if r["lv_name"][:1] == "[" else visible_rows).append(r)
     folded: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     legs: dict[str, dict[str, dict]] = defaultdict(dict)
     pvmoves = []
