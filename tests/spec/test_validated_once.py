@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from reconciler.spec import models
 from tests.support import specs
 
@@ -43,3 +45,15 @@ def test_a_nodes_slice_is_not_validated_again_and_equals_the_validated_one(tmp_p
     assert mine.vg["a"] is loaded.spec.vg["a"]
     assert list(mine.vg) == ["a"] and not mine.clone and not mine.drbd
     assert mine.iscsi_target == {} and mine.iscsi_session == {}
+
+
+def test_a_size_text_is_parsed_once_and_a_refused_one_every_time():
+    from reconciler.spec import base
+    assert base.parse_size("64M") == 64 * 1024**2
+    assert base.parse_size("64M") is base.parse_size("64M")  # parsed once, then looked up
+    for _ in range(2):
+        with pytest.raises(ValueError, match="is not a size"):
+            base.parse_size("64Q")
+    assert "64Q" not in base._SIZES
+    with pytest.raises(ValueError, match="not a boolean|must be a size"):
+        base.parse_size(True)
