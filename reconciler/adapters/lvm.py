@@ -12,6 +12,7 @@ Sizes are always passed as ``<bytes>b`` so no unit conversion happens on either 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import defaultdict
@@ -310,6 +311,13 @@ def _strip(name: str) -> str:
     return name[1:-1] if name.startswith("[") and name.endswith("]") else name
 
 
+@functools.lru_cache(maxsize=512)
+def _attr(raw: str) -> state.LvAttr:
+    """One (immutable) ``LvAttr`` per distinct lv_attr text: 10,000 LVs share a handful."""
+    return state.LvAttr(raw)
+
+
+@functools.lru_cache(maxsize=512)
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(value.split(",")) if value else ()
 
@@ -432,7 +440,7 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
     pvmoves = []
     for row in hidden_rows:
         name = _strip(row["lv_name"])
-        attr = state.LvAttr(row["lv_attr"])
+        attr = _attr(row["lv_attr"])
         if attr.is_pvmove:
             pv_ext = extents.get(name, {})
             source = row.get("move_pv") or None
@@ -478,7 +486,7 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         ) if name in legs else ()
         lvs[name] = state.Lv(
             vg=vg_name, name=name, uuid=row["lv_uuid"], size=Size(_int(row, "lv_size")),
-            attr=state.LvAttr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
+            attr=_attr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
             segtypes=tuple(segtypes.get(name, ())), pv_extents=pv_ext, images=images,
             sync_percent=_pct(row.get("sync_percent")), copy_percent=_pct(row.get("copy_percent")),
             raid_sync_action=row.get("raid_sync_action") or None, moving_via=via.get(name),
