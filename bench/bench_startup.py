@@ -96,7 +96,8 @@ def main() -> None:
     print(f"python -X importtime, {args.runs} fresh interpreters each, alternated (medians):")
     print(f"  import json              {med(yard) / 1000:8.1f} ms   (the yardstick)")
     print(f"  import reconciler.cli    {med(cli) / 1000:8.1f} ms   = {med(ratios):.0f} x json "
-          f"(median of the runs' ratios)")
+          f"(median of the runs' ratios; ratio of the medians {med(cli) / med(yard):.0f}; "
+          f"json ranged {min(yard) / 1000:.1f} to {max(yard) / 1000:.1f} ms)")
     print("  of which, by part (median self times; medians of parts need not add up):")
     total = med(cli)
     for name, values in sorted(parts.items(), key=lambda kv: -med(kv[1])):
