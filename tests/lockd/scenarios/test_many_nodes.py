@@ -78,5 +78,5 @@ def test_moving_an_lv_between_two_nodes_touches_those_two_only(tmp_path, count):
     assert changed == {names[0]: [("lvchange", "-aln", "vgs/data")],
                        names[1]: [("lvchange", "-aey", "vgs/data")]}
     assert ops == [("drop", names[0]), ("take", names[1])]
-    uuid = c.storage.vgs["vgs"].lvs["data"].uuid
+    uuid = c.lvm.vgs["vgs"].lvs["data"].uuid
     assert c.locks.holders(uuid) == {names[1]: "ex"}
