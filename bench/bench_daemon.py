@@ -131,7 +131,20 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def idle(seconds: float) -> tuple[float, float, float, int]:
+def _wakeups(pid: int) -> dict[str, int]:
+    """Thread id -> voluntary context switches so far (each one a wake-up from a wait)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    out[task.name] = int(line.split()[1])
+        except OSError:
+            pass
+    return out
+
+
+def idle(seconds: float) -> tuple[float, float, float, int, list[int]]:
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-idle-"))
     specs = work / "specs"
     specs.mkdir()
@@ -168,6 +181,7 @@ def idle(seconds: float) -> tuple[float, float, float, int]:
                 break
         sock.settimeout(0.2)
         cpu0, t0 = _proc_cpu_seconds(proc.pid), time.monotonic()
+        woke0 = _wakeups(proc.pid)
         end = t0 + seconds
         while time.monotonic() < end:
             try:
@@ -176,6 +190,8 @@ def idle(seconds: float) -> tuple[float, float, float, int]:
             except (TimeoutError, socket.timeout):
                 pass
         cpu1, t1 = _proc_cpu_seconds(proc.pid), time.monotonic()
+        woke1 = _wakeups(proc.pid)
+        woke = sorted((n - woke0.get(t, 0) for t, n in woke1.items()), reverse=True)
         rss = _proc_rss_kib(proc.pid) / 1024
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
@@ -183,7 +199,7 @@ def idle(seconds: float) -> tuple[float, float, float, int]:
         if proc.poll() is None:
             proc.kill()
         sock.close()
-    return rss, cpu1 - cpu0, t1 - t0, messages
+    return rss, cpu1 - cpu0, t1 - t0, messages, woke
 
 
 def main() -> None:
@@ -198,10 +214,13 @@ def main() -> None:
     print(f"spec write -> first change started (lvextend):              "
           f"median {statistics.median(first_change) * 1000:.0f} ms, "
           f"max {max(first_change) * 1000:.0f} ms")
-    rss, cpu, wall, messages = idle(args.idle_seconds)
+    rss, cpu, wall, messages, woke = idle(args.idle_seconds)
     print(f"idle daemon (reconcile --simulate default, watchdog 120 s): RSS {rss:.1f} MB "
           f"(goal < 80 MB), CPU {cpu:.3f} s over {wall:.1f} s ({100 * cpu / wall:.2f} %), "
           f"{messages} notify message(s) while idle")
+    print(f"  wake-ups while idle, per thread ({len(woke)} threads; voluntary context switches "
+          f"over {wall:.1f} s): {', '.join(map(str, woke))}   (goal: none but the watchdog "
+          f"keep-alive, every 60 s)")
 
 
 if __name__ == "__main__":

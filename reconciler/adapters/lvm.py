@@ -12,6 +12,7 @@ Sizes are always passed as ``<bytes>b`` so no unit conversion happens on either 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import defaultdict
@@ -310,6 +311,13 @@ def _strip(name: str) -> str:
     return name[1:-1] if name.startswith("[") and name.endswith("]") else name
 
 
+@functools.lru_cache(maxsize=512)
+def _attr(raw: str) -> state.LvAttr:
+    """One (immutable) ``LvAttr`` per distinct lv_attr text: 10,000 LVs share a handful."""
+    return state.LvAttr(raw)
+
+
+@functools.lru_cache(maxsize=512)
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(value.split(",")) if value else ()
 
@@ -387,9 +395,12 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
     read one object per LV."""
     vg_name = vg_row["vg_name"]
     lv_rows = {row["lv_uuid"]: row for row in rep.get("lv", [])}
-    name_of = {uuid: _strip(row["lv_name"]) for uuid, row in lv_rows.items()}
-    parent_of = {_strip(row["lv_name"]): _strip(row.get("lv_parent", "")) or None
-                 for row in lv_rows.values()}
+    # (Hidden sub-LVs are "[name]"; the common case, a visible LV, is not stripped.)
+    name_of = {uuid: (_strip(n) if n[:1] == "[" else n)
+               for uuid, n in ((uuid, row["lv_name"]) for uuid, row in lv_rows.items())}
+    # Only sub-LVs have a parent: an LV missing here has none (top() reads .get()).
+    parent_of = {name_of[uuid]: _strip(row["lv_parent"])
+                 for uuid, row in lv_rows.items() if row.get("lv_parent")}
 
     def top(name: str) -> str:
         seen = 0
@@ -413,19 +424,23 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         if name is None:
             continue
         segtypes[name].append(row.get("segtype", ""))
-        for dev, _start in _DEV_RE.findall(row.get("devices", "")):
+        devices = row.get("devices", "")
+        if "pvmove" not in devices:  # the common case: no segment through a pvmove
+            continue
+        for dev, _start in _DEV_RE.findall(devices):
             dev = _strip(dev)
             if dev.startswith("pvmove"):
                 via[name] = dev
 
-    hidden_rows = [r for r in lv_rows.values() if r["lv_name"].startswith("[")]
-    visible_rows = [r for r in lv_rows.values() if not r["lv_name"].startswith("[")]
+    hidden_rows, visible_rows = [], []
+    for r in lv_rows.values():
+        (hidden_rows if r["lv_name"][:1] == "[" else visible_rows).append(r)
     folded: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     legs: dict[str, dict[str, dict]] = defaultdict(dict)
     pvmoves = []
     for row in hidden_rows:
         name = _strip(row["lv_name"])
-        attr = state.LvAttr(row["lv_attr"])
+        attr = _attr(row["lv_attr"])
         if attr.is_pvmove:
             pv_ext = extents.get(name, {})
             source = row.get("move_pv") or None
@@ -471,7 +486,7 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         ) if name in legs else ()
         lvs[name] = state.Lv(
             vg=vg_name, name=name, uuid=row["lv_uuid"], size=Size(_int(row, "lv_size")),
-            attr=state.LvAttr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
+            attr=_attr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
             segtypes=tuple(segtypes.get(name, ())), pv_extents=pv_ext, images=images,
             sync_percent=_pct(row.get("sync_percent")), copy_percent=_pct(row.get("copy_percent")),
             raid_sync_action=row.get("raid_sync_action") or None, moving_via=via.get(name),

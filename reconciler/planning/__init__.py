@@ -37,7 +37,7 @@ import dataclasses
 import graphlib
 from collections.abc import Mapping
 
-from reconciler import actions, state
+from reconciler import actions, gc_pause, state
 from reconciler.planning import drbd, iscsi, lockd, lvm, md
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
@@ -55,6 +55,13 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     do (an iSCSI logout there), so that this node waits on it instead of blocking; never
     planned here.
     """
+    with gc_pause.paused():  # tens of thousands of objects at 10,000 LVs, none in a cycle
+        return _plan(spec, st, node=node, spec_digest=spec_digest, stalled=stalled,
+                     whole=whole)
+
+
+def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str,
+          stalled: frozenset[str], whole: models.Spec | None) -> actions.Plan:
     others = iscsi.elsewhere(whole, node)
     provided: frozenset[str] = frozenset()
     released: frozenset[str] = frozenset()

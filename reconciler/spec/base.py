@@ -68,7 +68,20 @@ class Checks:
             raise Problems(self.found)
 
 
+# A spec repeats a few sizes ("64M" for 10,000 LVs): each text is parsed once per process.
+# Only a valid text is kept (a refused one raises every time), and only so many of them.
+_SIZES: dict[str, units.Size] = {}
+_SIZES_KEPT = 4096
+
+
 def parse_size(value: object) -> int:
+    if type(value) is str:
+        size = _SIZES.get(value)
+        if size is None:
+            size = units.parse_size(value)
+            if len(_SIZES) < _SIZES_KEPT:
+                _SIZES[value] = size
+        return size
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return units.parse_size(value)
     raise ValueError(f"must be a size: a string like \"10G\" or an integer number of bytes, "

@@ -32,7 +32,7 @@ from pathlib import Path
 import pydantic
 
 from reconciler import errors, gc_pause
-from reconciler.spec import base, models
+from reconciler.spec import base, models, parsing
 from reconciler.spec.text import file_name, key_path, shown, toml_type
 
 # 10,000 LVs (bench/bench_plan.py) make a 0.8 MB spec; 16 MiB leaves room for twenty times that
@@ -59,14 +59,13 @@ class LoadedSpec:
 
     def for_node(self, node: str) -> models.Spec:
         """The slice of the spec this node reconciles."""
-        return models.Spec(vg={n: vg for n, vg in self.spec.vg.items() if vg.applies_to(node)},
-                           clone={n: c for n, c in self.spec.clone.items()
-                                  if c.applies_to(node)},
-                           iscsi_target={n: t for n, t in self.spec.iscsi_target.items()
-                                         if t.applies_to(node)},
-                           iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
-                                          if s.applies_to(node)},
-                           drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
+        return models.Spec.of_validated(
+            vg={n: vg for n, vg in self.spec.vg.items() if vg.applies_to(node)},
+            clone={n: c for n, c in self.spec.clone.items() if c.applies_to(node)},
+            iscsi_target={n: t for n, t in self.spec.iscsi_target.items() if t.applies_to(node)},
+            iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
+                           if s.applies_to(node)},
+            drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
 
 
 def _collect(location: str | Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
@@ -476,7 +475,7 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
         return None, raw, {}
     try:
         with gc_pause.paused():
-            data = tomllib.loads(text)
+            data = parsing.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problems.append((where, "", f"TOML syntax error: {_cut(str(exc))}"))
         return None, raw, {}
@@ -577,7 +576,8 @@ def load(location: str | Path) -> LoadedSpec:
             more = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [(where_loc, "", f"and {more} more problems")]
         raise errors.SpecError(problems)
-    return LoadedSpec(spec=models.Spec(vg=merged, clone=clones, drbd=drbd, **iscsi),
+    return LoadedSpec(spec=models.Spec.of_validated(vg=merged, clone=clones, drbd=drbd,
+                                                    **iscsi),
                       files=tuple(str(path) for path, _ in found),
                       digest=digest.hexdigest(), origin=origin, clone_origin=clone_origin)
 

@@ -33,6 +33,19 @@ class Spec(Model):
     iscsi_session: dict[iscsi.IscsiName, iscsi.Session] = Field(default_factory=dict)
     drbd: dict[ResourceName, DrbdResource] = Field(default_factory=dict)
 
+    @classmethod
+    def of_validated(cls, *, vg: dict | None = None, clone: dict | None = None,
+                     iscsi_target: dict | None = None, iscsi_session: dict | None = None,
+                     drbd: dict | None = None) -> "Spec":
+        """A spec made of tables already validated (each file's ``Spec``, merged; a node's
+        slice of one), without validating them again: what ``_check`` below checks is
+        about one VG at a time, so it holds for any choice of validated VGs. The merge's own
+        rules (a name declared twice, a PV claimed twice) are the loader's. Validating again
+        cost as much as the first validation (bench/bench_plan.py)."""
+        return cls.model_construct(vg=vg or {}, clone=clone or {},
+                                   iscsi_target=iscsi_target or {},
+                                   iscsi_session=iscsi_session or {}, drbd=drbd or {})
+
     @model_validator(mode="after")
     def _check(self) -> "Spec":
         for name, vg in self.vg.items():

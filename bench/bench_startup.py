@@ -1,0 +1,108 @@
+"""Benchmark: what ``reconcile --once`` pays in imports before its first command.
+
+Prints figures; asserts nothing. Goal (issue 22): the import time of ``reconciler.cli`` for
+an LVM-only spec at most half of what it was, measured with ``python -X importtime`` side by
+side with ``import json`` as the yardstick (absolute times swing with the machine's load; the
+ratio to json, measured in the same run, much less).
+
+    python3 bench/bench_startup.py [--runs 9]
+
+* ``import reconciler.cli`` and ``import json``, each in a fresh interpreter, alternated,
+  ``--runs`` times: the cumulative microseconds ``-X importtime`` prints for each, medians,
+  and their ratio.
+* What the CLI's import is made of, by part (median self time of every module imported under
+  it): the subsystems an LVM-only spec does not use (md, DRBD, iSCSI: their spec tables,
+  observed state, adapters, actions and planners), LVM and lockd, the shared core, and the
+  third-party libraries (pydantic, loguru with the asyncio it imports, tenacity, the
+  standard library's modules). The first part is what importing only the spec's subsystems
+  could save at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
+OTHER_SUBSYSTEMS = ("md", "drbd", "iscsi")
+
+
+def importtime(statement: str) -> dict[str, tuple[int, int, int]]:
+    """module -> (self us, cumulative us, depth), from one fresh interpreter."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], env=env,
+                         capture_output=True, text=True, check=True).stderr
+    found = {}
+    for line in out.splitlines():
+        m = _LINE.match(line)
+        if m:
+            found[m.group(4)] = (int(m.group(1)), int(m.group(2)), len(m.group(3)) // 2)
+    return found
+
+
+def part(module: str) -> str:
+    if module.startswith("reconciler."):
+        last = module.split(".")[-1]
+        sub = module.split(".")
+        if any(s in OTHER_SUBSYSTEMS or s.startswith(tuple(f"{o}_" for o in OTHER_SUBSYSTEMS))
+               for s in sub[1:]) or last in OTHER_SUBSYSTEMS:
+            return "md, DRBD, iSCSI (unused by an LVM-only spec)"
+        if last in ("lvm", "lockd", "move", "vgplan", "lvm_report"):
+            return "LVM and lockd"
+        return "reconciler's shared core"
+    if module.split(".")[0] in ("pydantic", "pydantic_core", "annotated_types",
+                                "typing_extensions", "typing_inspection"):
+        return "pydantic"
+    if module.split(".")[0] in ("loguru", "asyncio", "ssl", "_ssl", "concurrent"):
+        return "loguru (and the asyncio it imports)"
+    if module.split(".")[0] == "tenacity":
+        return "tenacity"
+    return "standard library and others"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=9)
+    args = ap.parse_args()
+    importtime("import reconciler.cli")  # bytecode written, caches warm
+    cli, yard, ratios = [], [], []
+    parts: dict[str, list[int]] = collections.defaultdict(list)
+    for _ in range(args.runs):
+        j = importtime("import json")["json"][1]
+        found = importtime("import reconciler.cli")
+        c = found["reconciler.cli"][1]
+        cli.append(c)
+        yard.append(j)
+        ratios.append(c / j)
+        # Modules imported under reconciler.cli: those listed before it, deeper than it.
+        names = list(found)
+        under = names[:names.index("reconciler.cli")]
+        start = max((i for i, n in enumerate(under) if found[n][2] == 0), default=-1) + 1
+        sums: dict[str, int] = collections.defaultdict(int)
+        for n in under[start:]:
+            sums[part(n)] += found[n][0]
+        sums[part("reconciler.cli")] += found["reconciler.cli"][0]
+        for k, v in sums.items():
+            parts[k].append(v)
+    med = statistics.median
+    print(f"python -X importtime, {args.runs} fresh interpreters each, alternated (medians):")
+    print(f"  import json              {med(yard) / 1000:8.1f} ms   (the yardstick)")
+    print(f"  import reconciler.cli    {med(cli) / 1000:8.1f} ms   = {med(ratios):.0f} x json "
+          f"(median of the runs' ratios; ratio of the medians {med(cli) / med(yard):.0f}; "
+          f"json ranged {min(yard) / 1000:.1f} to {max(yard) / 1000:.1f} ms)")
+    print("  of which, by part (median self times; medians of parts need not add up):")
+    total = med(cli)
+    for name, values in sorted(parts.items(), key=lambda kv: -med(kv[1])):
+        print(f"    {name:<48} {med(values) / 1000:7.1f} ms  {100 * med(values) / total:4.0f} %")
+
+
+if __name__ == "__main__":
+    main()
