@@ -569,36 +569,11 @@ def _mount_configfs() -> None:
 def node_record_chap(portal: str, target: str, chap_file: str, nodes_dir: str = NODES_DIR) -> str:
     """Put CHAP credentials into open-iscsi's node record(s) for ``target`` at ``portal``
     (``<nodes_dir>/<target>/<ip>,<port>,<tpgt>/default``, made by discovery)."""
-    import os
-
     user, secret = read_chap(chap_file)
-    ip, port = portal.rsplit(":", 1)
-    tdir = os.path.join(nodes_dir, target)
-    try:
-        entries = [e for e in os.listdir(tdir) if e.startswith(f"{ip},{port},")]
-    except OSError:
-        entries = []
-    if not entries:
-        raise ApplyError(f"no node record for {target} at {portal}: No records found "
-                         f"(discovery does not list that target)")
-    for e in entries:
-        path = os.path.join(tdir, e)
-        if os.path.isdir(path):
-            path = os.path.join(path, "default")
-        with open(path, encoding="utf-8") as f:
-            lines = [x for x in f.read().splitlines()
-                     if not x.startswith(("node.session.auth.authmethod",
-                                          "node.session.auth.username ",
-                                          "node.session.auth.username=",
-                                          "node.session.auth.password ",
-                                          "node.session.auth.password="))]
-        lines += ["node.session.auth.authmethod = CHAP", f"node.session.auth.username = {user}",
-                  f"node.session.auth.password = {secret}"]
-        tmp = path + ".reconciler"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
+    for path in _record_files(portal, target, nodes_dir):
+        _rewrite_record(path, {"node.session.auth.authmethod": "CHAP",
+                               "node.session.auth.username": user,
+                               "node.session.auth.password": secret})
     return "ok"
 
 
