@@ -315,6 +315,8 @@ def _print_settled(result: controller.SettledResult, *, dry_run: bool,
     print("\n".join(str(result.final).splitlines()[1:]))
     print(f"Processes: {result.processes} ({result.changes} that change the host, "
           f"{result.observations} observations)")
+    print("  (the processes the reconciler started; their own children, such as fsadm's "
+          "helpers or a pvmove's poller, are not seen and not counted)")
     if result.error:
         print(f"error: {result.error}")
     print(f"Exit {result.exit_code}: "

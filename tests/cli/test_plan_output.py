@@ -73,3 +73,13 @@ def test_the_text_summary_and_the_json_give_the_same_figures(reconcile):
         doc["processes"], doc["changes"], doc["observations"])
     assert m.group(2) == actions.plans._seconds(doc["duration_s"])
     assert f"Exit {doc['exit_code']}: {doc['meaning']}." in text
+
+
+def test_the_process_count_says_what_it_counts(reconcile):
+    """Issue 18: the figure is the processes the reconciler started; a tool's own children
+    (fsadm's helpers, a pvmove poller) are not seen from here, and the summary says so rather
+    than passing the figure off as every process the run caused."""
+    _, text, _ = reconcile("--simulate", "default", "--spec", DEMO, "--once", "--wait")
+    after = text.split("Processes: ")[1].splitlines()
+    assert "the processes the reconciler started" in after[1]
+    assert "not counted" in after[1] and "fsadm" in after[1]
