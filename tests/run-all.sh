@@ -33,8 +33,8 @@ run() {  # run LABEL PYTEST-ARGS...
   [ "$rc" -ne 0 ] || rc=$st
 }
 run "fast suite" -m "not lab"
-run "lab, one guest, two at a time" -m "lab and not lab_alone" -n 2 --dist loadfile tests/lab
-run "lab, two guests, one at a time" -m "lab and lab_alone" tests/lab
+run "lab, one guest, two at a time" -m "lab and not lab_alone" -n 2 --dist loadfile --durations=12 tests/lab
+run "lab, two guests, one at a time" -m "lab and lab_alone" --durations=12 tests/lab
 printf '=== tests/run-all.sh: %s\n' "${summary[@]}"
 # The three runs' counts added up, as the last line (a run that collected nothing counts 0).
 python3 - "$reports" <<'PY'
