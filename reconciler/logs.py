@@ -126,9 +126,18 @@ def _format(record: dict) -> str:
 
 
 def _journal_format(record: dict) -> str:
-    # "\<" stops loguru from reading the priority as a colour tag.
-    return (f"\\<{_PRIORITY.get(record['level'].name, 6)}>" + JOURNAL_FORMAT + _step(record)
-            + "\n{exception}")
+    return JOURNAL_FORMAT + _step(record) + "\n{exception}"
+
+
+def _journal_sink(stream: TextIO) -> Callable[[object], None]:
+    """Every line of a record with its ``<N>`` priority: journald reads the prefix per line,
+    and a continuation line without one (a multi-line error, a traceback) would be stored at
+    the default priority, out of ``journalctl -p err``'s sight."""
+    def write(message) -> None:
+        prefix = f"<{_PRIORITY.get(message.record['level'].name, 6)}>"
+        stream.write("".join(prefix + line + "\n" for line in str(message).rstrip("\n").split("\n")))
+        stream.flush()
+    return write
 
 
 def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
@@ -146,7 +155,8 @@ def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
     logger.configure(extra={"pass_no": "-", "obj": "-", "step": "-"})
     _console = None
     if to_journal(stream):
-        logger.add(stream, level=level, format=_journal_format, colorize=False, filter=_shown,
+        logger.add(_journal_sink(stream), level=level, format=_journal_format, colorize=False,
+                   filter=_shown,
                    backtrace=False, diagnose=False)
         return
     tty = stream.isatty()

@@ -53,6 +53,25 @@ def test_under_journald_lines_get_a_priority_prefix_and_no_timestamp(monkeypatch
     assert lines[1].startswith("<6>  3 vg vg0") and lines[1].endswith("fine <b>not a tag</b>")
 
 
+def test_under_journald_every_line_of_a_multi_line_record_keeps_its_priority(monkeypatch):
+    """journald reads the <N> prefix per line: a continuation line without one is stored at
+    the default priority (info), so `journalctl -p err` showed "invalid spec:" without the
+    file and key that follow it (lab, tests/lab/test_lab_systemd.py)."""
+    r, w = os.pipe()
+    with os.fdopen(w, "w") as stream, os.fdopen(r) as reader:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        logs.setup("info", stream=stream)
+        logger.bind(pass_no=3, obj="spec").error("invalid spec:\n  bad.toml: vg.broken: bad\n  more")
+        logger.warning("one line")
+        logger.remove()
+        stream.close()
+        lines = reader.read().splitlines()
+    assert lines[0].startswith("<3>  3 spec") and lines[0].endswith("invalid spec:")
+    assert lines[1:3] == ["<3>  bad.toml: vg.broken: bad", "<3>  more"]
+    assert lines[3].startswith("<4>") and lines[3].endswith("one line") and len(lines) == 4
+
+
 def test_journal_stream_of_another_file_is_not_ours(monkeypatch):
     monkeypatch.setenv("JOURNAL_STREAM", "1:1")
     assert logs.to_journal(io.StringIO()) is False

@@ -206,20 +206,28 @@ def service_section() -> str:
     return text[text.index("## Running as a service"):text.index("## Offline planning")]
 
 
+INSTALL_SH = REPO / "install.sh"  # what the README's second install command runs
+
+
 def test_exec_start_finds_the_program_whatever_the_install():
     d = directives(UNIT.read_text())
     argv = d["Service.ExecStart"][0].split()
     assert argv[0] == INSTALLED  # absolute: never systemd's PATH lookup of a bare name
+    script = INSTALL_SH.read_text()
+    assert 'VENV=${RECONCILER_VENV:-/opt/reconciler}' in script
+    assert f'ln -sf "$VENV/bin/reconcile" {INSTALLED}' in script
+    assert '-m venv --system-site-packages "$VENV"' in script  # Debian 12 refuses a root pip install
     section = service_section()
-    assert f"ln -sf /opt/reconciler/bin/reconcile {INSTALLED}" in section
-    assert "python3 -m venv /opt/reconciler" in section  # Debian 12 refuses a root pip install
+    assert "\nsh install.sh " in section  # the README's second command
+    assert f'ln -sf "$(command -v reconcile)" {INSTALLED}' in section  # any other install
 
 
 def test_documentation_points_at_what_the_install_step_puts_there():
     d = directives(UNIT.read_text())
     assert d["Unit.Documentation"] == ["file:///usr/share/doc/reconciler/README.md"]
-    assert ("install -D -m 0644 README.md /usr/share/doc/reconciler/README.md"
-            in service_section())
+    assert ('install -D -m 0644 "$SRC/README.md" /usr/share/doc/reconciler/README.md'
+            in INSTALL_SH.read_text())
+    assert f'"$SRC/{UNIT.relative_to(REPO)}" /etc/systemd/system/{UNIT.name}' in INSTALL_SH.read_text()
 
 
 def test_the_unit_s_command_line_starts_the_daemon(monkeypatch, capsys):

@@ -8,6 +8,7 @@
 # Kernel arguments read here (all written by harness.py):
 #   lab.hostname=NAME  lab.udev=0|1  lab.net=MAC=ADDR/PREFIX[,MAC=ADDR/PREFIX...]
 #   lab.agent=PATH     lab.python=PATH  lab.repo=PATH  lab.lvm=KEY=VALUE[,KEY=VALUE...]
+#   lab.systemd=0|1    1: exec the host's systemd as PID 1 instead (see the end of this file)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C LANG=C HOME=/root
 
 fail() {
@@ -48,7 +49,10 @@ if [ -n "$PERSIST" ]; then
   mkdir -p /run/lab-persist /run/lab-root
   mount -t ext4 "$PERSIST" /run/lab-persist || fail "mount $PERSIST (lab-persist)"
   mount --bind / /run/lab-root || fail "bind mount of the host root"
-  for d in etc var root; do
+  # Under systemd (lab.systemd=1) /usr and /opt too: a test installs the project there.
+  PERSIST_DIRS="etc var root"
+  grep -q 'lab.systemd=1' /proc/cmdline && PERSIST_DIRS="$PERSIST_DIRS usr opt"
+  for d in $PERSIST_DIRS; do
     mkdir -p /run/lab-persist/$d/upper /run/lab-persist/$d/work
     mount -t overlay -o lowerdir=/run/lab-root/$d,upperdir=/run/lab-persist/$d/upper,workdir=/run/lab-persist/$d/work \
       overlay /$d || fail "persistent overlay on /$d"
@@ -57,7 +61,7 @@ if [ -n "$PERSIST" ]; then
 fi
 mkdir -p /run/lock /run/lvm /run/mdadm /var/tmp
 
-HOSTNAME=lab UDEV=0 NET= AGENT= PY=/usr/bin/python3 REPO= LVMSET=
+HOSTNAME=lab UDEV=0 NET= AGENT= PY=/usr/bin/python3 REPO= LVMSET= SYSTEMD=0
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     lab.hostname=*) HOSTNAME=${arg#*=} ;;
@@ -67,6 +71,7 @@ for arg in $(cat /proc/cmdline); do
     lab.python=*) PY=${arg#*=} ;;
     lab.repo=*) REPO=${arg#*=} ;;
     lab.lvm=*) LVMSET=${arg#*=} ;;
+    lab.systemd=*) SYSTEMD=${arg#*=} ;;
   esac
 done
 [ -n "$AGENT" ] || fail "no lab.agent= on the kernel command line"
@@ -110,7 +115,7 @@ if [ -f /etc/lvm/lvm.conf ]; then
   done
 fi
 
-if [ "$UDEV" = 1 ]; then
+if [ "$UDEV" = 1 ] && [ "$SYSTEMD" != 1 ]; then  # under systemd, its own systemd-udevd.service
   UDEVD=/lib/systemd/systemd-udevd
   [ -x "$UDEVD" ] || UDEVD=/usr/lib/systemd/systemd-udevd
   "$UDEVD" --daemon || fail "systemd-udevd did not start"
@@ -129,5 +134,53 @@ done
 
 # What this boot wrote to /etc (machine id, lvm.conf) must not hang on the first reset.
 [ -n "$PERSIST" ] && sync
+
+if [ "$SYSTEMD" = 1 ]; then
+  # systemd as PID 1 (the host's /lib/systemd/systemd), booted into lab.target: sysinit.target
+  # (journald, udevd, tmpfiles, the host's lvm2/iscsi/mdadm sysinit units) plus the agent as
+  # a plain service that powers the guest off when it ends (the host closed the channel).
+  # What the test installs goes to /etc/systemd/system, as on a host; the lab's own units are
+  # runtime units in /run/systemd/system, gone at the next boot.
+  SYSTEMD_BIN=/lib/systemd/systemd
+  [ -x "$SYSTEMD_BIN" ] || fail "no $SYSTEMD_BIN on the host root"
+  U=/run/systemd/system
+  mkdir -p "$U/lab.target.wants"
+  cat >"$U/lab.target" <<EOT
+[Unit]
+Description=Lab guest (sysinit.target and the lab agent)
+Requires=sysinit.target
+Wants=lab-agent.service
+After=sysinit.target
+AllowIsolate=yes
+EOT
+  cat >"$U/lab-agent.service" <<EOT
+[Unit]
+Description=Lab guest agent (commands from the host over virtio-serial)
+DefaultDependencies=no
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
+[Service]
+ExecStart=$PY -S -E -B -u $AGENT --python $PY --repo $REPO
+KillMode=process
+EOT
+  # Units of the host that have no business in a throw-away guest and cost seconds each under
+  # TCG: time sync (no network), the crash-dump store, users (the host root has them), binfmt
+  # and the debug/tracing/hugepages/mqueue/fuse mounts, the journal's flush to /var (the
+  # journal stays in /run/log/journal), dmeventd monitoring of existing LVs (lvm2-monitor).
+  for u in systemd-timesyncd.service systemd-pstore.service systemd-sysusers.service \
+           systemd-binfmt.service proc-sys-fs-binfmt_misc.automount dev-hugepages.mount \
+           dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+           sys-fs-fuse-connections.mount systemd-journal-flush.service lvm2-monitor.service; do
+    ln -sf /dev/null "$U/$u"
+  done
+  # systemd-tmpfiles-setup empties /tmp at boot (D /tmp in tmp.conf), which through the
+  # overlay would mean a whiteout for every file of the host's /tmp (a minute here) and would
+  # hide a checkout there: a runtime tmp.conf of the same name overrides it (d: keep).
+  mkdir -p /run/tmpfiles.d
+  echo 'd /tmp 1777 root root -' >/run/tmpfiles.d/tmp.conf
+  echo "LAB-T systemd $(cat /proc/uptime)"
+  exec "$SYSTEMD_BIN" --unit=lab.target
+fi
+
 echo "LAB-T agent $(cat /proc/uptime)"
 exec "$PY" -S -E -B -u "$AGENT" --pid1 --python "$PY" --repo "$REPO"

@@ -314,6 +314,8 @@ class Guest:
     lvm: extra lvm.conf settings by bare key (they must exist, commented or not, in the host's
     lvm.conf), e.g. ``{"polling_interval": 1}`` so pvmove/lvconvert pollers notice the end
     of a copy after 1 s instead of the default 15 s.
+    systemd: the host's systemd runs as PID 1 (with udev, journald, the host's sysinit units)
+    and the agent as its service ``lab-agent.service``; ``systemctl``/``journalctl`` work.
     """
 
     def __init__(self, name: str = "lab", disks: Iterable[int | str | Disk] = (), *,
@@ -321,12 +323,13 @@ class Guest:
                  smp: int = 1, boot_timeout: float = 180.0, keep: bool | None = None,
                  append: str = "", qemu_args: Sequence[str] = (), python: str | None = None,
                  accel: str | None = None, lvm: dict[str, object] | None = None,
-                 persist: bool = True):
+                 persist: bool = True, systemd: bool = False):
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
             raise ValueError(f"guest name {name!r}: lowercase letters, digits, '-'")
         self.cfg = lab_config()
         self.name = name
-        self.udev = udev
+        self.systemd = systemd
+        self.udev = udev or systemd  # systemd's own systemd-udevd.service runs
         self.mem = mem
         self.smp = smp
         self.boot_timeout = boot_timeout
@@ -358,7 +361,9 @@ class Guest:
             raise ValueError(f"disk serial {PERSIST_SERIAL!r} is the harness's own")
         # Attached after every test disk (and named by its serial in the guest), so the
         # test's disks keep /dev/vda, /dev/vdb, ... in their order.
-        self.persist_disk = (Disk(PERSIST_SIZE, PERSIST_SERIAL, path=self.workdir / "persist.img")
+        # (larger under systemd: /usr and /opt are kept there too, an install goes there)
+        self.persist_disk = (Disk("512M" if systemd else PERSIST_SIZE, PERSIST_SERIAL,
+                                  path=self.workdir / "persist.img")
                              if persist else None)
         self.boots = 0  # how many times qemu was started (reboot() adds one)
         self.proc: subprocess.Popen | None = None
@@ -388,6 +393,7 @@ class Guest:
             f"lab.python={self.python}", f"lab.repo={REPO_ROOT}",
             f"lab.hostname={self.name}", f"lab.udev={int(self.udev)}",
             f"lab.net={net}" if net else "",
+            "lab.systemd=1 systemd.show_status=0" if self.systemd else "",
             "lab.lvm=" + ",".join(f"{k}={v}" for k, v in self.lvm.items()) if self.lvm else "",
             self.append,
         ]))

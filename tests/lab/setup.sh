@@ -15,7 +15,10 @@
 #   4. Extract the ELF vmlinux from the bzImage (qemu boots it through its PVH entry point,
 #      which saves the slow in-guest decompression under TCG).
 #   5. Build initramfs.gz: static busybox, the virtio/9p/overlay modules, a stage-1 init.
-#   6. Write /opt/reconciler-lab/lab.json, which the harness reads.
+#   6. Download the wheels of the project's dependencies into /opt/reconciler-lab/wheels
+#      (pip download, Debian's python3): the guest has no network, and the systemd lab test
+#      installs the project there the README's way (PIP_NO_INDEX=1 PIP_FIND_LINKS=...).
+#   7. Write /opt/reconciler-lab/lab.json, which the harness reads.
 #
 # Environment: LAB_DIR (default /opt/reconciler-lab), LAB_KERNEL_PACKAGE (default: what
 # linux-image-amd64 depends on).
@@ -44,7 +47,7 @@ PACKAGES=(
   dbus udev lvm2 lvm2-lockd sanlock corosync dlm-controld pacemaker pacemaker-cli-utils
   resource-agents
   mdadm drbd-utils open-iscsi targetcli-fb tgt
-  e2fsprogs xfsprogs util-linux procps iproute2 psmisc python3
+  e2fsprogs xfsprogs util-linux procps iproute2 psmisc python3 python3-venv python3-pip
   prometheus  # promtool: tests/daemon/test_monitoring.py checks and runs monitoring/'s alert rules
 )
 missing=()
@@ -282,7 +285,25 @@ INIT
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 6. manifest for the harness
+# 6. wheels of the dependencies, for an install in a guest (no network there)
+WHEELS=$LAB_DIR/wheels
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+DEPS=$(/usr/bin/python3 -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' "$REPO/pyproject.toml")
+if [ -d "$WHEELS" ] && [ "$(cat "$WHEELS/.deps" 2>/dev/null)" = "$DEPS" ]; then
+  say "wheels up to date in $WHEELS"
+else
+  say "downloading the wheels of: $(echo $DEPS)"
+  rm -rf "$WHEELS.tmp" && mkdir -p "$WHEELS.tmp"
+  # shellcheck disable=SC2086
+  (IFS=$'\n'; /usr/bin/python3 -m pip download --quiet --disable-pip-version-check \
+     --only-binary=:all: -d "$WHEELS.tmp" $DEPS) || die "pip download of the dependencies failed"
+  echo "$DEPS" >"$WHEELS.tmp/.deps"
+  rm -rf "$WHEELS" && mv "$WHEELS.tmp" "$WHEELS"
+  say "wheels: $(ls "$WHEELS" | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 7. manifest for the harness
 cat >"$LAB_DIR/lab.json.tmp" <<JSON
 {
   "kver": "$KVER",
@@ -290,7 +311,8 @@ cat >"$LAB_DIR/lab.json.tmp" <<JSON
   "vmlinux": "$KDIR/vmlinux",
   "initramfs": "$KDIR/initramfs.gz",
   "modules": "/lib/modules/$KVER",
-  "initramfs_format": $INITRAMFS_FORMAT
+  "initramfs_format": $INITRAMFS_FORMAT,
+  "wheels": "$WHEELS"
 }
 JSON
 mv -f "$LAB_DIR/lab.json.tmp" "$LAB_DIR/lab.json"
