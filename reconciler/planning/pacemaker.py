@@ -22,7 +22,7 @@ planner handles ``ocf:linbit:drbd`` itself (planning.drbd). Per agent:
 * ``ocf:heartbeat:Filesystem`` (``device``, resolved to one of our devices: an LV by
   either spelling or device number, a DRBD device): whatever takes the device away or
   hands it to another writer (a deactivation, a DRBD demotion, an export, an overwrite;
-  the steps' ``takes_devices`` and ``exclusive_devices``), whether or not it is mounted
+  the steps' ``takes_devices``), whether or not it is mounted
   now: Pacemaker mounts it where and when it decides.
 """
 
@@ -97,8 +97,6 @@ def _owner(a: actions.Action, pcmk: state.Pacemaker,
             if r is not None:
                 return r, "the LUN's device"
     taken = [t.device for t in a.takes_devices() if t.effect is not Effect.COPIES]
-    if isinstance(a, actions.SetDrbdRole):
-        taken += list(a.exclusive_devices())
     for d in taken:
         r = _filesystem_on(pcmk, st, d)
         if r is not None:
