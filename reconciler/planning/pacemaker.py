@@ -29,7 +29,6 @@ planner handles ``ocf:linbit:drbd`` itself (planning.drbd). Per agent:
 from __future__ import annotations
 
 from reconciler import actions, state
-from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.state.names import dm_name
 from reconciler.state.pacemaker import FILESYSTEM, ISCSI_LU, LVM_ACTIVATE

@@ -10,7 +10,7 @@ from support.drbdsim import Pair
 
 from reconciler import controller
 from reconciler.adapters import pacemaker as pcmk
-from reconciler.simulate.pacemaker_tools import PacemakerSim
+from reconciler.simulate.pacemaker_tools import PacemakerSim, cib, primitive
 
 CIB = (FIXTURES / "outputs" / "pacemaker" / "commands" / "cibadmin_query_a.txt").read_text(
     ).split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
@@ -91,8 +91,6 @@ def test_the_resource_file_is_written_but_never_applied_under_pacemaker(pair):
 def test_a_filesystem_primitive_on_the_drbd_device_forbids_its_demotion(tmp_path):
     """No ocf:linbit:drbd primitive here: the reconciler manages r0, but Pacemaker mounts
     /dev/drbd0 (ocf:heartbeat:Filesystem), so demoting it is Pacemaker's to decide."""
-    from reconciler.simulate.pacemaker_tools import cib, primitive
-
     p = Pair(tmp_path)
     p.converge(p.spec())
     text = cib(primitive("fs-r0", "ocf:heartbeat:Filesystem", device="/dev/drbd0",
