@@ -300,6 +300,10 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                  for vg in spec.vg.values())
     drbd_targets = observing.drbd_targets(spec, env.node, observing.drbd_ledger_path(env.ledger))
     lvm_targets = observing.lvm_targets(spec)
+    # Pacemaker is read once per pass, when anything declared could be Pacemaker's: the
+    # reconciler changes nothing Pacemaker manages, so a re-observation reuses it.
+    pcmk_seen: list[state.Pacemaker | None] = []
+    pcmk_wanted = bool(spec.vg or spec.iscsi_target or spec.drbd)
 
     def observe() -> state.HostState:
         st = observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
@@ -308,7 +312,10 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                                quorum=quorum,
                                drbd_targets=drbd_targets, lvm_targets=lvm_targets,
                                exported=observing.exported_devices(spec),
-                               chap_files=observing.chap_files(spec))
+                               chap_files=observing.chap_files(spec),
+                               pacemaker=pcmk_seen[0] if pcmk_seen else pcmk_wanted)
+        if pcmk_wanted and not pcmk_seen:
+            pcmk_seen.append(st.pacemaker)
         if env.lio_applier and st.iscsi is not None:
             st = dataclasses.replace(st, iscsi=dataclasses.replace(
                 st.iscsi, lio_applier=env.lio_applier))

@@ -65,7 +65,8 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             lockd: bool = False, quorum: bool = False,
             drbd_targets: DrbdTargets | None = None,
             lvm_targets: LvmTargets | None = None,
-            exported: Iterable[str] = (), chap_files: Iterable[str] = ()) -> state.HostState:
+            exported: Iterable[str] = (), chap_files: Iterable[str] = (),
+            pacemaker: bool | state.Pacemaker | None = False) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
 
     ``exported``: devices this host's iSCSI targets export or are to export
@@ -78,6 +79,11 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     ``lockd``: the spec has a shared VG on this node; lvmlockd's locks (``lvmlockctl
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
     ``quorum``: one of them is a DLM VG: corosync's quorum too (``corosync-quorumtool -s``).
+    ``pacemaker``: True when the spec declares anything Pacemaker could manage (a VG, an
+    iSCSI target, a DRBD resource): Pacemaker is read (``observe_pacemaker``: its CIB file,
+    and only when that exists, two read-only processes); a ``state.Pacemaker`` (or None)
+    already read in this pass is used as it is (Pacemaker is read once per pass: the
+    reconciler changes nothing it manages); False: not read (unless DRBD resources are).
     ``lvm_targets``: the spec's PV devices (each one not a PV yet is probed with ``wipefs
     --no-act``, the one process DRBD's create-md probe uses) and its ``resize_fs`` LVs (the
     file system's superblock of each active one: ``Runner.read_bytes``, no process).
@@ -88,9 +94,13 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
         st = dataclasses.replace(
             st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st),
             filesystems=_read_filesystems(runner, host, lvm_targets.filesystems, st))
-    if drbd_targets is not None and drbd_targets.resources:
-        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve),
-                                 pacemaker=observe_pacemaker(runner, host))
+    drbd = drbd_targets is not None and bool(drbd_targets.resources)
+    if drbd:
+        st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve))
+    if pacemaker is True or (pacemaker is False and drbd):
+        st = dataclasses.replace(st, pacemaker=observe_pacemaker(runner, host))
+    elif pacemaker is not False:
+        st = dataclasses.replace(st, pacemaker=pacemaker)
     st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st

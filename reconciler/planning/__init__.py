@@ -28,6 +28,11 @@ vgexport that frees its disk, the vgexport of a VG the plan splits off first) is
 the executor, which checks every step again right before it runs, on the state observed
 then and with the processes that have the device open (which only it asks).
 
+A step that would change what a Pacemaker primitive manages (an LV's activation, an iSCSI
+target's or LUN's export, a device a Filesystem primitive mounts) is taken out and blocked
+by ``planning.pacemaker``, before the device-in-use rule; the objects Pacemaker manages are
+listed as unmanaged.
+
 Safety decisions are documented in each subsystem's module docstring.
 """
 
@@ -38,7 +43,7 @@ import graphlib
 from collections.abc import Mapping
 
 from reconciler import actions, gc_pause, state
-from reconciler.planning import drbd, iscsi, lockd, lvm, md
+from reconciler.planning import drbd, iscsi, lockd, lvm, md, pacemaker
 from reconciler.planning.partial import Partial
 from reconciler.spec import models
 from reconciler.state import taking
@@ -72,11 +77,14 @@ def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str
         if now <= provided and freed <= released:
             break
         provided, released = provided | now, released | freed
-    steps, refused = _refuse_taken(_linked(out.steps, st), st)
+    steps, pacemakers = pacemaker.leave_to_pacemaker(_linked(out.steps, st), st)
+    steps, refused = _refuse_taken(steps, st)
     steps = _spelled(steps, spec, st)
+    unmanaged = [*out.unmanaged, *pacemaker.owned(spec, st, node)]
     return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
-                        blocked=(*out.blocked, *refused), unmanaged=tuple(out.unmanaged),
+                        blocked=(*out.blocked, *pacemakers, *refused),
+                        unmanaged=tuple(dict.fromkeys(unmanaged)),
                         spec_digest=spec_digest, held=tuple(out.held),
                         conditions=_health(spec, st, node))
 

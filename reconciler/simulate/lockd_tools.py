@@ -88,6 +88,7 @@ class LockdCluster:
         self.nodes[node].dm[dm_name(vg, lv)].mounts.clear()
 
 
+PCMK_CIB_FILE = "/var/lib/pacemaker/cib/cib.xml"  # Pacemaker's CIB file (adapters.pacemaker)
 
 
 class LockdNode:
@@ -168,6 +169,8 @@ class LockdNode:
                     "holders/": "".join(f"{h}\n" for h in dev.holders)}.get(rest)
         if path.startswith(LOCAL_STATE_DIR):  # the node's own disk, not the shared one
             return self.n.files.get(path)
+        if path == PCMK_CIB_FILE:  # no Pacemaker here unless a test writes its CIB (then
+            return self.n.files.get(path)  # cibadmin, not modelled here, fails loudly)
         raise UnsupportedCommand(f"file not modelled by the lockd simulator: {path}")
 
     # -- helpers ---------------------------------------------------------------------------

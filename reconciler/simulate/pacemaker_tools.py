@@ -9,13 +9,22 @@ host has one. Modelled, in the recorded formats (Pacemaker 2.1.5):
   manager" on stderr (not recorded verbatim: only the exit code is relied on);
 * ``crm_mon --output-as=xml``: per ``ocf:linbit:drbd`` primitive of the CIB, one
   ``<resource role=...>`` per node whose simulated DRBD has the resource up: Promoted for
-  Primary, Unpromoted for Secondary (what the agent's monitor reports); not running: the
-  recorded ``<status code="102" message="Not connected">`` document, rc 102.
+  Primary, Unpromoted for Secondary (what the agent's monitor reports); per primitive of
+  the other modelled agents, what its monitor would find on this host (``PacemakerSim.node``
+  names it): ``ocf:heartbeat:LVM-activate`` Started where its LV (without ``lvname``: any LV
+  of its VG) is active, ``ocf:heartbeat:Filesystem`` where its ``directory`` is mounted,
+  ``ocf:heartbeat:iSCSITarget`` / ``iSCSILogicalUnit`` where LIO has the target / the LUN;
+  Stopped (no node) otherwise. Not running: the recorded ``<status code="102"
+  message="Not connected">`` document, rc 102.
+
+Any other agent (IPaddr2, an iSCSITarget not on LIO, ...) or a primitive without the
+parameters its agent requires raises ``UnsupportedCommand``. ``cib(*primitive(...))``
+builds a CIB in the recorded layout for tests.
 
 Pacemaker's own decisions (placement, promotion scores, moves, fencing) are not modelled:
-a test plays them with the DRBD tools by hand. Any other Pacemaker command (crm_resource,
-crm_attribute, cibadmin with other options, pcs, crm) raises ``UnsupportedCommand``; the
-reconciler runs none of them.
+a test plays them with the DRBD, LVM or iSCSI tools by hand. Any other Pacemaker command
+(crm_resource, crm_attribute, cibadmin with other options, pcs, crm) raises
+``UnsupportedCommand``; the reconciler runs none of them.
 """
 
 from __future__ import annotations
@@ -43,10 +52,40 @@ NOT_CONNECTED = """<pacemaker-result api-version="2.25" request="crm_mon --outpu
 ROLE = {"Primary": "Promoted", "Secondary": "Unpromoted"}
 
 
+# agent -> (required instance attributes, optional ones): what the simulator models
+AGENTS = {
+    "ocf:linbit:drbd": (("drbd_resource",), ()),
+    "ocf:heartbeat:LVM-activate": (("vgname", "vg_access_mode"), ("lvname", "activation_mode")),
+    "ocf:heartbeat:Filesystem": (("device", "directory", "fstype"), ("options",)),
+    "ocf:heartbeat:iSCSITarget": (("iqn",), ("implementation", "portals", "allowed_initiators")),
+    "ocf:heartbeat:iSCSILogicalUnit": (("target_iqn", "lun", "path"), ("implementation",)),
+}
+
+
 @dataclass
 class PacemakerSim:
     cib: str
     running: bool = True
+    node: str | None = None  # this host's name in the cluster (default: the host's name)
+
+
+def primitive(pid: str, agent: str, **params: str) -> str:
+    """One ``<primitive>`` as the CIB spells it (params as instance attributes)."""
+    cls, provider, typ = agent.split(":")
+    nvs = "".join(f'\n          <nvpair id="{pid}-instance_attributes-{k}" name="{k}" value="{v}"/>'
+                  for k, v in params.items())
+    return (f'<primitive id="{pid}" class="{cls}" provider="{provider}" type="{typ}">\n'
+            f'        <instance_attributes id="{pid}-instance_attributes">{nvs}\n'
+            f'        </instance_attributes>\n      </primitive>')
+
+
+def cib(*primitives: str) -> str:
+    """A CIB (the recorded layout, Pacemaker 2.1.5) whose resources are ``primitives``."""
+    body = "\n      ".join(primitives)
+    return (f'<cib crm_feature_set="3.16.2" validate-with="pacemaker-3.9" epoch="7" '
+            f'num_updates="0" admin_epoch="0">\n  <configuration>\n    <crm_config/>\n'
+            f'    <nodes/>\n    <resources>\n      {body}\n    </resources>\n'
+            f'    <constraints/>\n  </configuration>\n  <status/>\n</cib>\n')
 
 
 def _sim(host: Machine) -> PacemakerSim:
@@ -66,29 +105,66 @@ def _cibadmin(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     return Out(stdout=[sim.cib])
 
 
-def _drbd_primitives(cib: str) -> list[tuple[str, str, str | None]]:
-    """(primitive id, drbd_resource, parent clone id) of every ocf:linbit:drbd primitive."""
+def _primitives(cib: str) -> list[tuple[str, str, dict[str, str], tuple[str, str] | None]]:
+    """(id, agent, params, (parent tag, parent id)) of every primitive; an agent or a
+    primitive the simulator does not model raises."""
     out = []
 
-    def walk(el: ET.Element, parent: str | None) -> None:
+    def walk(el: ET.Element, parent: tuple[str, str] | None) -> None:
         for c in el:
             if c.tag == "primitive":
-                if (c.get("class"), c.get("provider"), c.get("type")) != ("ocf", "linbit", "drbd"):
-                    raise UnsupportedCommand(f"Pacemaker resource {c.get('id')} "
-                                             f"({c.get('class')}:{c.get('provider')}:{c.get('type')}) "
-                                             "is not modelled (ocf:linbit:drbd only)")
-                res = next((nv.get("value") for nv in c.iter("nvpair")
-                            if nv.get("name") == "drbd_resource"), None)
-                if res is None:
-                    raise UnsupportedCommand(f"{c.get('id')}: no drbd_resource")
-                out.append((c.get("id", ""), res, parent))
+                agent = f"{c.get('class')}:{c.get('provider')}:{c.get('type')}"
+                if agent not in AGENTS:
+                    raise UnsupportedCommand(f"Pacemaker resource {c.get('id')} ({agent}) is "
+                                             f"not modelled ({', '.join(AGENTS)})")
+                params = {nv.get("name", ""): nv.get("value", "")
+                          for ia in c.findall("instance_attributes") for nv in ia.iter("nvpair")}
+                required, optional = AGENTS[agent]
+                missing = [k for k in required if k not in params]
+                if missing:
+                    raise UnsupportedCommand(f"{c.get('id')}: no {', '.join(missing)}")
+                unknown = set(params) - set(required) - set(optional)
+                if unknown:
+                    raise UnsupportedCommand(f"{c.get('id')}: {', '.join(sorted(unknown))} "
+                                             f"not modelled for {agent}")
+                if params.get("implementation", "lio-t") != "lio-t":
+                    raise UnsupportedCommand(f"{c.get('id')}: only LIO (lio-t) is modelled")
+                out.append((c.get("id", ""), agent, params, parent))
             elif c.tag in ("clone", "group"):
-                walk(c, c.get("id"))
+                walk(c, (c.tag, c.get("id", "")))
+            elif c.tag != "meta_attributes":
+                raise UnsupportedCommand(f"<{c.tag}> in the CIB's resources is not modelled")
 
     resources = ET.fromstring(cib).find("configuration/resources")
     if resources is not None:
         walk(resources, None)
     return out
+
+
+def _running_here(host: Machine, agent: str, params: dict[str, str]) -> bool:
+    """What the agent's monitor would find on ``host``."""
+    if agent == "ocf:heartbeat:LVM-activate":
+        vg = host.model.vgs.get(params["vgname"])
+        lvs = [] if vg is None else [lv for lv in vg.lvs.values() if lv.visible and (
+            "lvname" not in params or lv.name == params["lvname"])]
+        return any(lv.active for lv in lvs)
+    if agent == "ocf:heartbeat:Filesystem":
+        mounts = host.read("/proc/self/mountinfo") or ""
+        return any(line.split()[4] == params["directory"] for line in mounts.splitlines())
+    side = host.iscsi
+    target = side.targets.get(params.get("iqn") or params["target_iqn"]) if side else None
+    if agent == "ocf:heartbeat:iSCSITarget":
+        return target is not None
+    return target is not None and int(params["lun"]) in target.luns
+
+
+def _resource(pid: str, agent: str, role: str, node: tuple[str, int] | None) -> str:
+    where = (f'\n        <node name="{node[0]}" id="{node[1]}" cached="true"/>\n      '
+             if node else "")
+    return (f'      <resource id="{pid}" resource_agent="{agent}" role="{role}" '
+            f'active="{"true" if node else "false"}" orphaned="false" blocked="false" '
+            f'managed="true" failed="false" failure_ignored="false" '
+            f'nodes_running_on="{1 if node else 0}">{where}</resource>')
 
 
 def _crm_mon(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
@@ -101,24 +177,28 @@ def _crm_mon(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     nodes = drbd.net.nodes if drbd is not None else {}
     lines = ['<pacemaker-result api-version="2.25" request="crm_mon --output-as=xml">',
              "  <resources>"]
-    by_parent: dict[str | None, list[str]] = {}
-    for pid, res, parent in _drbd_primitives(sim.cib):
+    by_parent: dict[tuple[str, str] | None, list[str]] = {}
+    for pid, agent, params, parent in _primitives(sim.cib):
+        items = by_parent.setdefault(parent, [])
+        if agent != "ocf:linbit:drbd":
+            here = _running_here(host, agent, params)
+            items.append(_resource(pid, agent, "Started" if here else "Stopped",
+                                   (sim.node or host.name, 1) if here else None))
+            continue
         for i, (name, node) in enumerate(sorted(nodes.items()), 1):
-            r = node.by_name(res)
-            if r is None:
-                continue
-            by_parent.setdefault(parent, []).append(
-                f'      <resource id="{pid}" resource_agent="ocf:linbit:drbd" role="{ROLE[r.role]}" '
-                f'active="true" orphaned="false" blocked="false" managed="true" failed="false" '
-                f'failure_ignored="false" nodes_running_on="1">\n'
-                f'        <node name="{name}" id="{i}" cached="true"/>\n      </resource>')
+            r = node.by_name(params["drbd_resource"])
+            if r is not None:
+                items.append(_resource(pid, agent, ROLE[r.role], (name, i)))
     for parent, items in by_parent.items():
-        if parent is not None:
-            lines.append(f'    <clone id="{parent}" multi_state="true" unique="false" '
+        if parent is not None and parent[0] == "clone":
+            lines.append(f'    <clone id="{parent[1]}" multi_state="true" unique="false" '
                          f'managed="true" disabled="false" failed="false" failure_ignored="false">')
+        elif parent is not None:
+            lines.append(f'    <group id="{parent[1]}" number_resources="{len(items)}" '
+                         f'maintenance="false" managed="true" disabled="false">')
         lines.extend(items)
         if parent is not None:
-            lines.append("    </clone>")
+            lines.append(f"    </{parent[0]}>")
     lines += ["  </resources>", '  <status code="0" message="OK"/>', "</pacemaker-result>"]
     return Out(stdout=["\n".join(lines) + "\n"])
 

@@ -1,14 +1,23 @@
 """What Pacemaker manages on this cluster, and in which role each resource runs (issue 20).
 
 Read only (``cibadmin --query``, ``crm_mon --output-as=xml``); planning leaves every object
-a Pacemaker resource manages to Pacemaker. Today the DRBD planner uses it: a DRBD resource
-an ``ocf:linbit:drbd`` primitive names (``drbd_resource``) gets no up, connect or role
-change from the reconciler.
+a Pacemaker resource manages to Pacemaker: a DRBD resource an ``ocf:linbit:drbd`` primitive
+names (``drbd_resource``; the DRBD planner), an LV or a VG an ``ocf:heartbeat:LVM-activate``
+primitive activates (``vgname``, ``lvname``), an iSCSI target or LUN an
+``ocf:heartbeat:iSCSITarget`` / ``iSCSILogicalUnit`` exports (``iqn``; ``target_iqn``,
+``lun``, ``path``), a device an ``ocf:heartbeat:Filesystem`` mounts (``device``): planning
+.pacemaker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+DRBD = "ocf:linbit:drbd"
+LVM_ACTIVATE = "ocf:heartbeat:LVM-activate"
+FILESYSTEM = "ocf:heartbeat:Filesystem"
+ISCSI_TARGET = "ocf:heartbeat:iSCSITarget"
+ISCSI_LU = "ocf:heartbeat:iSCSILogicalUnit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +52,35 @@ class Pacemaker:
     def running(self) -> bool:
         return not self.status
 
+    def of(self, agent: str) -> list[PcmkResource]:
+        return [r for r in self.resources if r.agent == agent]
+
     def drbd_owner(self, resource: str) -> PcmkResource | None:
         """The ocf:linbit:drbd primitive that manages DRBD ``resource``, if any."""
-        return next((r for r in self.resources if r.agent == "ocf:linbit:drbd"
-                     and r.params.get("drbd_resource") == resource), None)
+        return next((r for r in self.of(DRBD) if r.params.get("drbd_resource") == resource),
+                    None)
+
+    def lv_owner(self, vg: str, lv: str) -> PcmkResource | None:
+        """The LVM-activate primitive that activates ``vg/lv``: one naming it, or one naming
+        its VG without ``lvname`` (the agent then activates every LV of the VG)."""
+        return next((r for r in self.of(LVM_ACTIVATE) if r.params.get("vgname") == vg
+                     and r.params.get("lvname", lv) == lv), None)
+
+    def vg_owner(self, vg: str) -> PcmkResource | None:
+        """An LVM-activate primitive on any LV of ``vg``."""
+        return next((r for r in self.of(LVM_ACTIVATE) if r.params.get("vgname") == vg), None)
+
+    def target_owner(self, iqn: str) -> PcmkResource | None:
+        return next((r for r in self.of(ISCSI_TARGET) if r.params.get("iqn") == iqn), None)
+
+    def lun_owner(self, iqn: str, lun: int) -> PcmkResource | None:
+        return next((r for r in self.of(ISCSI_LU) if r.params.get("target_iqn") == iqn
+                     and r.params.get("lun") == str(lun)), None)
+
+    def where(self, r: PcmkResource) -> str:
+        """Where Pacemaker runs ``r``, in words ("Pacemaker runs it Started on node-1")."""
+        if not self.running:
+            return f"Pacemaker is not running ({self.status})"
+        if not r.roles:
+            return "Pacemaker runs it nowhere (Stopped)"
+        return "Pacemaker runs it " + ", ".join(f"{role} on {n}" for n, role in sorted(r.roles.items()))

@@ -10,7 +10,7 @@ from support.drbdsim import Pair
 
 from reconciler import controller
 from reconciler.adapters import pacemaker as pcmk
-from reconciler.simulate.pacemaker_tools import PacemakerSim
+from reconciler.simulate.pacemaker_tools import PacemakerSim, cib, primitive
 
 CIB = (FIXTURES / "outputs" / "pacemaker" / "commands" / "cibadmin_query_a.txt").read_text(
     ).split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
@@ -86,3 +86,24 @@ def test_the_resource_file_is_written_but_never_applied_under_pacemaker(pair):
     for n, h in pair.hosts.items():
         assert "resync-rate 8192k;" in h.md.files["/etc/drbd.d/r0.res"]
         assert len(pair.drbdadm_calls(n)) == before[n]  # no drbdadm adjust, nothing else
+
+
+def test_a_filesystem_primitive_on_the_drbd_device_forbids_its_demotion(tmp_path):
+    """No ocf:linbit:drbd primitive here: the reconciler manages r0, but Pacemaker mounts
+    /dev/drbd0 (ocf:heartbeat:Filesystem), so demoting it is Pacemaker's to decide."""
+    p = Pair(tmp_path)
+    p.converge(p.spec())
+    text = cib(primitive("fs-r0", "ocf:heartbeat:Filesystem", device="/dev/drbd0",
+                         directory="/srv/r0", fstype="ext4"))
+    for name, h in p.hosts.items():
+        h.pacemaker = PacemakerSim(text, node=name)
+        h.md.files[pcmk.CIB_FILE] = text
+    out = p.rounds(p.spec(role_a="secondary", role_b="primary"), 2)
+    assert p.res("node-a").role == "Primary"
+    assert ("secondary", "r0") not in [c.argv[1:] for c in p.hosts["node-a"].calls
+                                       if c.argv[0] == "drbdadm"]
+    why = blocked(out["node-a"])
+    assert "managed by Pacemaker (ocf:heartbeat:Filesystem primitive fs-r0" in why
+    assert "the device it mounts at /srv/r0" in why
+    assert ("device /dev/drbd0 (Pacemaker's: ocf:heartbeat:Filesystem primitive fs-r0, "
+            "mounted at /srv/r0)") in out["node-a"].final.unmanaged
