@@ -290,6 +290,12 @@ def _drbd(result: Adopted, runner: Runner, configs: list[str], node: str) -> Non
                                 f"written by the reconciler; declare the resource by hand")
             continue
         entry = _drbd_resource(text, node, minors)
+        roles = _roles_unknown(entry, node, minors) if entry is not None else None
+        if roles:
+            result.notes.append(f"DRBD resource {name} ({path}) left out: {roles}; a role "
+                                f"adopted as secondary could demote a real primary: declare "
+                                f"the roles by hand once both nodes are seen")
+            continue
         if entry is None:
             result.notes.append(f"DRBD resource {name} ({path}) left out: {node} is not one "
                                 f"of its two nodes, or the file cannot be read back")
@@ -303,6 +309,18 @@ def _drbd(result: Adopted, runner: Runner, configs: list[str], node: str) -> Non
     if doc:
         result.files["drbd.toml"] = writing.dumps({"drbd": doc}, header=_header(node, "DRBD"))
         result.counts["DRBD resource"] = len(doc)
+
+
+def _roles_unknown(entry: dict, node: str, minors: dict) -> str | None:
+    """Why the two roles cannot be read from /proc/drbd (the resource is down here, or the
+    peer is not connected: its role shows as Unknown), or None when both are known."""
+    seen = minors.get(entry["nodes"][node]["minor"])
+    if seen is None:
+        return f"it is not up on {node}, so neither role can be seen"
+    known = ("Primary", "Secondary")
+    if seen.role not in known or seen.peer_role not in known:
+        return f"its roles read {seen.role}/{seen.peer_role} ({seen.cstate})"
+    return None
 
 
 def _drbd_resource(text: str, node: str, minors: dict) -> dict | None:

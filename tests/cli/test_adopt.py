@@ -206,3 +206,21 @@ def test_a_capture_is_adopted_like_the_host_it_was_taken_on(reconcile, tmp_path)
     assert code == 0 and "a dry pass with this spec plans nothing on core-01" in out, out + err
     assert sorted(tomllib.loads((tmp_path / "spec" / "lvm.toml").read_text())["vg"]) == [
         "vgdata", "vgsys"]
+
+
+def test_a_drbd_resource_whose_peer_is_not_seen_is_left_out(reconcile, monkeypatch, tmp_path):
+    """Review finding: with the link cut the peer's role reads Unknown, and adopting it as
+    "secondary" would give the peer's reconciler a spec that demotes a real primary. The
+    resource is left out with a note until both roles can be seen."""
+    host = demo.seed003_host("node1")
+    real = demo.HOSTS["seed003"]
+    monkeypatch.setitem(demo.HOSTS, "seed003", demo.Example(real.name, lambda node: host,
+                                                            real.node, real.spec, real.about))
+    code, _, err = reconcile("--simulate", "seed003", "--spec",
+                             str(ROOT / "specs/examples/drbd.toml"), "--once", "--wait")
+    assert code == 0, err[-2000:]
+    host.drbd.net.cut("node1", "node2")
+    code, out, err = adopt(reconcile, "seed003", (), tmp_path)
+    assert not (tmp_path / "drbd.toml").exists()
+    assert "DRBD resource drbd1 (/etc/drbd.d/drbd1.res) left out: its roles read" in err
+    assert "could demote a real primary" in err
