@@ -72,6 +72,14 @@ def _owner(a: actions.Action, pcmk: state.Pacemaker,
         r = pcmk.lv_owner(a.vg, a.lv)
         if r is not None:
             return r, "the LV's activation"
+    if isinstance(a, actions.RemoveLv):
+        r = pcmk.lv_owner(a.vg, a.lv)
+        if r is not None:
+            return r, "the LV itself (removing it leaves the primitive on nothing)"
+    if isinstance(a, actions.RenameLv):
+        r = pcmk.lv_owner(a.vg, a.old)
+        if r is not None:
+            return r, "the LV's name (the primitive names it)"
     if isinstance(a, (actions.ExportVg, actions.TakeOverVg)):
         r = pcmk.vg_owner(a.vg)
         if r is not None:

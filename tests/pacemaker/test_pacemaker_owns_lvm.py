@@ -142,3 +142,17 @@ def test_the_simulator_refuses_what_it_does_not_model():
         h = host_with(bad)
         with pytest.raises(UnsupportedCommand):
             h.run(Command(argv=pcmk.CRM_MON_ARGV, mutates=False))
+
+
+def test_an_lv_pacemaker_manages_is_never_removed(scenario):
+    """Review finding: an LV an LVM-activate primitive names is Pacemaker's resource; even
+    stopped (inactive), removing it would leave the cluster a primitive on nothing."""
+    h = host_with(LVM_DATA, active=False)
+    sc = scenario(h)
+    r = sc.one_pass(sc.spec(local_vg("vg0", ("/dev/vdb", "/dev/vdc"),
+                                     lv={"data": {"size": "32M", "state": "absent"}})))
+    assert r.exit_code == controller.EXIT_ERROR
+    assert not any(m[0] == "lvremove" for m in sc.mutations())
+    assert h.lv("vg0", "data") is not None
+    assert "lv vg0/data: managed by Pacemaker (ocf:heartbeat:LVM-activate primitive lvm-data" \
+        in blocked(r)
