@@ -273,8 +273,10 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
             for i, a in have.acls.items() if i in want.acls)
         why = ("target does not exist" if have is None else
                "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
-               f"the ACLs' CHAP credentials are not those of {want.chap_file} (rotated)"
-               if rotated else
+               f"the ACLs' CHAP credentials are not those of {want.chap_file} (rotated); an "
+               f"initiator logged in now keeps its old credentials until it logs in again, so "
+               f"after a link cut its re-login may fail: log it out and in when its disks can "
+               f"be idle" if rotated else
                "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
         out.steps.append(actions.Step(step, why, after))
 

@@ -53,6 +53,7 @@ def test_a_rotated_secret_is_applied_to_the_target_and_the_node_record(pair):
         ra = pair.run("a", loaded)
         (step,) = ra.plan.steps
         assert step.key == "iscsi-target:export0:apply" and "(rotated)" in step.reason
+        assert "keeps its old credentials until it logs in again" in step.reason
         assert ra.exit_code == 0 and acl.password == "rotated-0987"
         session = pair.b.iscsi.sessions[0]
         pair.b.md.files["/etc/reconciler/b.chap"] = NEW
