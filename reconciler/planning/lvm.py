@@ -87,10 +87,12 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
     tables). It is passed in because lockd builds on LVM, never the reverse. Around it,
     this decides what is VG-wide: a VG with anything blocked gets none of its steps (its
     safe ones aside), unmanaged VGs and LVs are listed, and one bare ``pvmove`` resumes
-    the stalled moves, unless it would also resume one in a VG the spec does not manage."""
+    the stalled moves, unless it would also resume one in a VG the spec does not manage or
+    one in a VG blocked in this pass (a DLM VG without quorum, say)."""
     out = Partial()
     host = st.host
     resume = False
+    held_vgs: list[str] = []  # VGs blocked in this plan: a bare pvmove must not touch them
     twice = devices_named_twice(spec, st)
     for vg_name in sorted(spec.vg):
         vp = plan_vg_on_node(vg_name, spec.vg[vg_name], st, stalled, node, will_provide,
@@ -104,6 +106,7 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
         if vp.blocked:
             out.blocked.extend(vp.blocked)
             out.held.extend(vp.steps)  # said, never run, while the block lasts
+            held_vgs.append(vg_name)
         else:
             out.steps.extend(vp.steps)
         obs = st.vgs.get(vg_name)
@@ -115,7 +118,14 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
         # Bare pvmove resumes every interrupted move on the host: not if one is in a VG
         # the spec does not manage (that would be touching it).
         foreign = sorted(n for n, vg in st.vgs.items() if vg.pvmoves and n not in spec.vg)
-        if foreign:
+        held = sorted(n for n in held_vgs if n in st.vgs and st.vgs[n].pvmoves)
+        if held and not foreign:
+            out.blocked.append(actions.Blocked(
+                f"host {host}", f"a pvmove is in flight in a managed VG with nothing advancing "
+                f"it, but resuming it (bare pvmove) would also resume the one in VG(s) "
+                f"{', '.join(held)}, blocked in this pass (see why above); it is resumed once "
+                f"that block is gone"))
+        elif foreign:
             out.blocked.append(actions.Blocked(
                 f"host {host}", f"a pvmove is in flight in a managed VG with nothing advancing "
                 f"it, but resuming it (bare pvmove) would also resume the one in unmanaged "

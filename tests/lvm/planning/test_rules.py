@@ -340,3 +340,26 @@ def test_an_origin_marked_absent_says_what_to_check_never_to_remove_its_dependen
     reason = plan_of(spec(vg_table(["/dev/a"], {"orig": {"state": "absent"}})), st).blocked[0].reason
     assert "remove them" not in reason
     assert "check whether they are still needed" in reason, reason
+
+
+def test_resume_refused_when_it_would_touch_a_vg_blocked_in_this_pass():
+    """Review finding: a bare pvmove resumes every interrupted move on the host, so it must
+    not run while another managed VG with a move in it is blocked (a DLM VG without quorum,
+    a missing disk): that VG is not to be touched until its block is gone."""
+    mv = state.PvMove(vg="vg0", name="pvmove0", source="/dev/b", copy_percent=40.0, lvs=("x",),
+                      destinations=("/dev/a",))
+    st = host([pv("/dev/a", "vg0", alloc=10), pv("/dev/b", "vg0", alloc=10)],
+              [lv("x", {}, attr="-wI-ao----", via="pvmove0")], pvmoves=[mv])
+    other = state.Vg(name="other", uuid="o", extent_size=Size(EXT), extent_count=0, free_count=0,
+                     lock_type="none", missing_pv_count=1, pvs=("/dev/z",), lvs={},
+                     pvmoves=(state.PvMove(vg="other", name="pvmove0", source="/dev/z",
+                                           copy_percent=1.0, lvs=(), destinations=()),))
+    st = state.HostState(host="local", vgs={**st.vgs, "other": other},
+                         pvs={**st.pvs, "/dev/z": pv("/dev/z", "other", missing=True)})
+    doc = {"vg": {**vg_table(["/dev/a"], {"x": {"size": "40M"}})["vg"],
+                  **vg_table(["/dev/z"], {}, vg="other")["vg"]}}
+    p = plan_of(spec(doc), st, stalled=frozenset({"vg0/pvmove0"}))
+    assert any(b.object == "vg other" for b in p.blocked), p.blocked  # the missing PV
+    assert "ResumeMoves" not in kinds(p)
+    assert any("would also resume the one in VG(s) other, blocked in this pass" in b.reason
+               for b in p.blocked)
