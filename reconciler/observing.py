@@ -658,6 +658,8 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
             managed=config is not None and drbd.is_managed(config, t.name),
             config_disk=drbd.config_disk(config, targets.node), split_brain=split_brain,
             holders=tuple((holders or "").split()), mounts=drbd.parse_mounts(mountinfo, t.minor),
+            device=drbd.device(t.minor),
+            devno=(drbd.DRBD_MAJOR, t.minor) if t.minor in minors else None,
             disk_id=disk_id, gi=gi, gi_error=gi_error)
         if not attached:
             res = runner.run(drbd.probe_disk(t.disk, host=host))

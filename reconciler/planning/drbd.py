@@ -81,7 +81,22 @@ def health(spec: models.Spec, st: state.HostState, node: str) -> list[actions.Co
         elif m.connected and m.peer_disk in _LOST_DISK:
             out.append(actions.Condition(actions.Health.DEGRADED, obj, (
                 f"{res.peer_of(node)}'s disk is {m.peer_disk}: {node} holds the only copy")))
+        elif m.role == "Primary" and not m.connected and not rs.split_brain:
+            out.append(actions.Condition(actions.Health.DEGRADED, obj, _unreplicated(
+                name, res, node, m)))
     return out
+
+
+def _unreplicated(name: str, res: DrbdResource, node: str, m) -> str:
+    """A primary that cannot see its peer: what it means (both nodes may be primary and
+    written under ``allow_two_primaries``: the copies diverge)."""
+    peer = res.peer_of(node)
+    text = (f"{node} is primary and not connected to {peer} ({m.cstate}): writes here reach "
+            f"{node}'s disk only")
+    if res.allow_two_primaries:
+        text += (f"; with allow_two_primaries {peer} may be primary and written too: the "
+                 f"copies then diverge, a split brain DRBD reports when they reconnect")
+    return text
 
 
 def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
@@ -327,6 +342,19 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
     # -- roles ---------------------------------------------------------------------------------------
     want = actions.SetDrbdRole.word(me.role)
     if m.role == want:
+        if (want == "Primary" and not m.connected and m.cstate != "StandAlone"
+                and res.allow_two_primaries and res.nodes[peer].role is Role.PRIMARY):
+            # both declared primary, and the peer out of sight: the spec (two primaries
+            # replicating) does not hold here. DRBD's own policy holds while the link is
+            # down (8.4 without a fencing policy: both primaries stay primary, each writing
+            # its own disk); a demotion or a discard here would not fence the peer and may
+            # drop the writes that count. (A single primary without its peer is in line with
+            # the spec; ``health`` reports it degraded.)
+            out.in_flight.append(actions.InFlight(
+                f"drbd:{name}:peer-connect", obj,
+                f"{_unreplicated(name, res, node, m)}. Waiting for {peer} to connect; no "
+                f"demotion, no discard here (fencing the lost node is a cluster manager's job: "
+                f"Pacemaker with stonith)", None, waiting_on=peer))
         return
     if want == "Secondary":
         if rs.mounts or rs.holders:

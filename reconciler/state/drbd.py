@@ -122,6 +122,10 @@ class DrbdResourceState:
     split_brain: bool = False  # the kernel called the split-brain handler (its marker exists)
     holders: tuple[str, ...] = ()  # /sys/block/drbdN/holders
     mounts: tuple[str, ...] = ()  # mount points of /dev/drbdN
+    # /dev/drbdN and its device number (DRBD's block major, the minor) while the minor is
+    # configured: the device-in-use rule (state.taking) finds its mounts and holders by them
+    device: str | None = None
+    devno: tuple[int, int] | None = None
     disk_id: str | None = None  # the declared backing disk's identity (the md ledger's kind)
     gi: Gi | None = None  # read while up: during a split brain, or to record metadata
     gi_error: str | None = None

@@ -37,6 +37,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from reconciler.state.drbd import DrbdResourceState
 from reconciler.state.host import HostState
 from reconciler.state.lvm import Lv, Vg
 from reconciler.state.names import dm_name
@@ -106,7 +107,17 @@ def devno_of(st: HostState, path: str) -> tuple[int, int] | None:
     if bd is not None and bd.devno is not None:
         return bd.devno
     pv = st.pvs.get(path)
-    return pv.devno if pv is not None else None
+    if pv is not None:
+        return pv.devno
+    rs = _drbd_of(st, path)
+    return rs.devno if rs is not None else None
+
+
+def _drbd_of(st: HostState, path: str) -> DrbdResourceState | None:
+    """The DRBD resource whose device ``path`` is (/dev/drbdN), as observed."""
+    if st.drbd is None or not path.startswith("/dev/drbd"):
+        return None
+    return next((rs for rs in st.drbd.resources.values() if rs.device == path), None)
 
 
 def _active_here(st: HostState, vg: Vg) -> bool:
@@ -118,7 +129,8 @@ def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
     """Who uses ``path`` here, as far as the observed state tells (no process: those are
     ``Runner.openers``' answer): a PV of a VG active here, mounts and holders wherever
     observation recorded them (a clone's or LUN's device, an iSCSI session's disk, an md
-    array, an LV's device-mapper device), an md array it is a member of, an LV's open bit."""
+    array, an LV's device-mapper device, a DRBD device), an md array it is a member of, an
+    LV's open bit."""
     out: list[Use] = []
     devno = devno_of(st, path)
     pv = st.pv_for(path)
@@ -140,6 +152,10 @@ def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
                 if d.devno == devno:
                     mounts += d.mounts
                     holders += d.holders
+    rs = _drbd_of(st, path)
+    if rs is not None:  # a DRBD device (a demotion takes it away): its mounts and holders
+        mounts += rs.mounts
+        holders += rs.holders
     name = path.rsplit("/", 1)[-1]
     arr = st.md.get(name) if path.startswith("/dev/md") else None
     if arr is not None:

@@ -40,6 +40,7 @@ from harness import Disk, Guest, LabError, Link, boot
 from lockd import LVM_SETTINGS, NODE_NAMES, LockdPair
 
 SHARED_DISKS = ("256M", "128M")
+OWN_DISKS = ("64M",)  # /dev/vdc in each guest: test_lab_lockd_dlm.py's GFS2 test backs DRBD on it
 NODE_IDS = {"node-a": 1, "node-b": 2}
 COROSYNC_ARGV = ("corosync",)
 DLM_CONTROLD_ARGV = ("dlm_controld", "--enable_fencing", "0")
@@ -95,14 +96,16 @@ class DlmPair(LockdPair):
 
 
 @contextlib.contextmanager
-def dlm_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, mem: str = "768M",
-             verbose: bool = True) -> Iterator[DlmPair]:
-    """Boot node-a and node-b on one link with udev and the shared disks; (``start``) write
+def dlm_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, own: Sequence[str] = OWN_DISKS,
+             mem: str = "768M", verbose: bool = True) -> Iterator[DlmPair]:
+    """Boot node-a and node-b on one link with udev, the shared disks and then one disk of
+    each guest's own per size in ``own`` (after the shared ones: /dev/vdc, ...; the GFS2
+    test's DRBD backing disk; they go with the guest); (``start``) write
     corosync.conf, start corosync on both, wait for quorum, then dlm_controld, lvmpolld and
     lvmlockd -g dlm. Always tears down."""
     disks = [Disk(s, f"shared{i}", shared=True) for i, s in enumerate(shared)]
     link = Link()
-    guests = [Guest(n, disks, nics=[end], udev=True, mem=mem, lvm=LVM_SETTINGS)
+    guests = [Guest(n, [*disks, *own], nics=[end], udev=True, mem=mem, lvm=LVM_SETTINGS)
               for n, end in zip(NODE_NAMES, (link.a, link.b))]
     pair = DlmPair(guests[0], guests[1], disks)
     pair.link = link

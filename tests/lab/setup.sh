@@ -45,7 +45,7 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils lz4 zstd gzip
   dbus udev lvm2 lvm2-lockd sanlock corosync dlm-controld pacemaker pacemaker-cli-utils
-  resource-agents
+  resource-agents gfs2-utils  # mkfs.gfs2: test_lab_lockd_dlm.py's GFS2 on dual-primary DRBD
   mdadm drbd-utils open-iscsi targetcli-fb tgt
   e2fsprogs xfsprogs util-linux procps iproute2 psmisc python3 python3-venv python3-pip
   prometheus  # promtool: tests/daemon/test_monitoring.py checks and runs monitoring/'s alert rules

@@ -138,3 +138,39 @@ def test_the_executor_refuses_a_step_naming_every_device_and_every_user():
         "mounted at /mnt/x, open by pid 7 (dd), pid 9 (qemu-system-x86); take it out of use "
         "here first"), res.detail
     assert res.error.openers == ("pid 7 (dd)", "pid 9 (qemu-system-x86)")
+
+
+def _drbd_host(mounts=(), holders=()) -> state.HostState:
+    """r0 up on minor 0, primary (dual-primary with a cluster file system, seed 003 §6)."""
+    m = state.DrbdMinor(minor=0, cstate="Connected", role="Primary", peer_role="Primary",
+                        disk="UpToDate", peer_disk="UpToDate", protocol="C")
+    rs = state.DrbdResourceState(name="r0", config_path="/etc/drbd.d/r0.res", config="x",
+                                 managed=True, device="/dev/drbd0", devno=(147, 0),
+                                 mounts=tuple(mounts), holders=tuple(holders))
+    return state.HostState(host="local", drbd=state.DrbdHost(loaded=True, minors={0: m},
+                                                             resources={"r0": rs}))
+
+
+def test_a_drbd_devices_mounts_and_holders_are_uses_of_it():
+    # the demotion takes /dev/drbd0 away: the one rule sees what the DRBD observation saw
+    st = _drbd_host(mounts=("/mnt/gfs2",), holders=("dm-4",))
+    assert observed_uses(st, "/dev/drbd0") == (Use("mount", "/mnt/gfs2"), Use("holder", "dm-4"))
+    (take,) = actions.SetDrbdRole(resource="r0", minor=0, role="Secondary").takes_devices()
+    assert blocking(take, st) == [Use("mount", "/mnt/gfs2"), Use("holder", "dm-4")]
+    assert observed_uses(_drbd_host(), "/dev/drbd1") == ()
+
+
+def test_the_executor_refuses_a_drbd_demotion_mounted_since_the_plan_was_made():
+    from reconciler import executing
+
+    st = _drbd_host()  # not mounted when observed; GFS2 mounted since (mountinfo now)
+    runner = _Runner()
+    runner.read = lambda path, host="local": (
+        "61 24 147:0 / /mnt/gfs2 rw,relatime - gfs2 /dev/drbd0 rw\n"
+        if path == "/proc/self/mountinfo" else None)
+    demote = actions.SetDrbdRole(resource="r0", minor=0, role="Secondary")
+    report = executing.apply(actions.Plan(node="n1", steps=(actions.Step(demote, "spec"),)),
+                             runner, lambda: st, st, sleep=lambda s: None)
+    (res,) = report.results
+    assert res.outcome is executing.Outcome.FAILED and runner.calls == [], res
+    assert res.detail.startswith("not run: the device /dev/drbd0 is mounted at /mnt/gfs2"), res.detail

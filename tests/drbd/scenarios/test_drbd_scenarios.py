@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.drbdsim import blocked, incident, pair  # noqa: F401 - pair: fixture
 
-from reconciler import controller, observing
+from reconciler import actions, controller, observing
 
 
 def test_create_and_first_sync_from_the_declared_node_only(pair):
@@ -182,6 +182,56 @@ def test_dual_primary_the_first_node_waits_for_the_peers_resync(pair):
     assert sorted(n for n, _ in seen) == ["node-a", "node-b"], seen
     assert all(before == ("UpToDate", "UpToDate", "Connected") for _, before in seen), seen
     assert pair.res("node-b").data == pair.res("node-a").data
+
+
+
+def test_dual_primary_with_a_cluster_fs_the_link_cut_is_reported_never_fixed(pair):
+    # seed 003 §6: GFS2 mounted on both primaries. A demotion is refused while mounted; the
+    # link cut leaves DRBD's own policy in charge (both stay primary, each writes its own
+    # copy): reported on both (degraded, in flight on the peer), nothing demoted, discarded
+    # or promoted without the peer; the split brain at reconnection is reported, not resolved
+    loaded = pair.spec(role_b="primary", extra=DUAL)
+    pair.converge(loaded)
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Primary")
+    for n in ("node-a", "node-b"):
+        pair.node(n).mounts[0] = ["/mnt/gfs2"]
+    out = pair.rounds(pair.spec(role_b="secondary", extra=DUAL), 2)
+    assert "to become secondary, /dev/drbd0 must be closed" in blocked(out["node-b"])
+    assert "(/mnt/gfs2)" in blocked(out["node-b"]) and "never unmounts" in blocked(out["node-b"])
+    assert ("drbdadm", "secondary", "r0") not in pair.drbdadm_calls("node-b")
+    before = {n: len(pair.drbdadm_calls(n)) for n in ("node-a", "node-b")}
+
+    pair.net.cut("node-a", "node-b")
+    pair.net.write("node-a", 0, "on a")
+    pair.net.write("node-b", 0, "on b")
+    out = pair.rounds(loaded, 3)
+    for n, peer in (("node-a", "node-b"), ("node-b", "node-a")):
+        r = out[n]
+        assert pair.res(n).role == "Primary" and pair.res(n).cstate == "WFConnection"
+        cond = [c for c in r.final.conditions if c.object == "drbd r0"]
+        assert [c.kind for c in cond] == [actions.Health.DEGRADED], r.final.conditions
+        assert f"{n} is primary and not connected to {peer} (WFConnection)" in cond[0].detail
+        assert f"{peer} may be primary and written too" in cond[0].detail
+        waits = [f for f in r.final.in_flight if f.waiting_on == peer]
+        assert waits and "no demotion, no discard" in waits[0].what, r.final
+        assert r.exit_code == controller.EXIT_PENDING, str(r.final)
+    assert {n: len(pair.drbdadm_calls(n)) for n in before} == before  # nothing run
+
+    # node-b's operator unmounts and demotes it by hand: not promoted again without node-a
+    pair.node("node-b").mounts.clear()
+    pair.by_hand("node-b", "drbdadm", "secondary", "r0")
+    out = pair.rounds(loaded, 2)
+    waits = [f.what for f in out["node-b"].final.in_flight if f.waiting_on == "node-a"]
+    assert any("not promoted: node-a cannot be reached" in w for w in waits), out["node-b"].final
+    assert ("drbdadm", "primary", "r0") not in pair.drbdadm_calls("node-b")[before["node-b"]:]
+
+    # the link back: both wrote, a split brain: reported with its incident, nothing discarded
+    pair.net.restore("node-a", "node-b")
+    out = pair.rounds(loaded, 2)
+    for n in ("node-a", "node-b"):
+        assert "SPLIT BRAIN, incident" in blocked(out[n]), blocked(out[n])
+        assert not any("--discard-my-data" in c for c in pair.drbdadm_calls(n))
+    assert incident(out["node-a"]) == incident(out["node-b"])
 
 
 
