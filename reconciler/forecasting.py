@@ -236,6 +236,10 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
 
 def _forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool,
               max_passes: int, capture: Callable[[str], object] | None) -> Forecast:
+    """The replay, and what ``reconcile apply`` may later run from it: the steps shown are
+    those that ran (not deferred) on the copy; ``reviewed`` holds each time one of them
+    reached its first command, with the forecast's pass; a step only ever deferred is
+    listed apart (``deferred``) and is never reviewed as runnable."""
     try:
         copy_env, how = simulated_copy(env, simulated=simulated, capture=capture)
     except (errors.ReconcilerError, OSError) as exc:
