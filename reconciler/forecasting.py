@@ -362,7 +362,7 @@ def _from_settled(settled: controller.SettledResult, times: dict[int, float], st
 
 # -- saved plans: ``--once --dry-run --out PLAN.json`` and ``reconcile apply PLAN.json`` --------
 
-PLAN_FORMAT = "reconciler-plan/1"
+PLAN_FORMAT = "reconciler-plan/2"  # 2: forecast.reviewed and forecast.deferred
 # Observed facts that move on their own while nothing is done (progress, rates, the time):
 # left out of the relevant observed state, so an operation in flight does not stale a plan.
 _VOLATILE = frozenset({"observed_at", "pollers", "sync_completed", "sync_speed", "speed_kib",
