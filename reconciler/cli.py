@@ -635,7 +635,7 @@ def _cmd_apply(argv: list[str]) -> int:
         return controller.EXIT_STALE_PLAN
     vet = forecasting.vetter(doc)
     if args.output == "json":
-        settled = controller.reconcile_until_settled(loaded, env, vet=vet,
+        settled = controller.reconcile_until_settled(loaded, env, vet=vet, vet_step=vet.step,
                                                      go_on=forecasting.apply_go_on)
         settled.processes += preview.processes
         _detail(args, settled)
@@ -655,7 +655,8 @@ def _cmd_apply(argv: list[str]) -> int:
     try:
         with logs.muted(_in_flight_line):
             settled = controller.reconcile_until_settled(
-                loaded, env, on_pass=progress, vet=vet, go_on=forecasting.apply_go_on)
+                loaded, env, on_pass=progress, vet=vet, vet_step=vet.step,
+                go_on=forecasting.apply_go_on)
     finally:
         progress.close()
     settled.processes += preview.processes

@@ -260,7 +260,8 @@ def _exit_code(p: actions.Plan) -> int:
 def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                    memory: Memory | None = None, pass_no: int = 1,
                    should_stop: Callable[[], bool] | None = None,
-                   vet: Callable[[actions.Plan], str | None] | None = None) -> PassResult:
+                   vet: Callable[[actions.Plan], str | None] | None = None,
+                   vet_step: Callable[[actions.Step], str | None] | None = None) -> PassResult:
     """One pass: observe, plan, apply, and plan again on what the apply left.
 
     Decides the pass's exit code and when to come back: an observation that fails ends the
@@ -274,7 +275,9 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     ``should_stop()`` is asked before each step starts (the daemon's SIGTERM): once it is
     true, the steps not yet started are deferred and the pass ends normally.
     ``vet(plan)`` (``reconcile apply``) is asked before anything is applied: a reason from
-    it ends the pass with ``EXIT_STALE_PLAN`` and that reason, nothing run."""
+    it ends the pass with ``EXIT_STALE_PLAN`` and that reason, nothing run. ``vet_step(step)``
+    is asked right before a step's first command (``executing.apply``'s ``before_commands``):
+    a reason from it ends the pass there with ``EXIT_STALE_PLAN``, nothing more run."""
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
@@ -378,7 +381,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
 
     try:
         report = executing.apply(the_plan, runner, observe, st, sleep=env.clock.sleep,
-                                 on_step=on_step, before_step=before_step)
+                                 on_step=on_step, before_step=before_step,
+                                 before_commands=vet_step)
         moved = [r for r in report.results if r.outcome in (
             executing.Outcome.STARTED, executing.Outcome.DONE) and r.results
             and isinstance(r.step.action, (actions.MoveExtents, actions.ResumeMoves))]
@@ -396,9 +400,14 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         return PassResult(the_plan, the_plan, None, EXIT_ERROR, count[0],
                           time.monotonic() - t0, env.requeue_seconds, str(exc))
     code = EXIT_ERROR if report.failed else _exit_code(final)
+    if report.refused:
+        log.error("stopped: {}", report.refused)
+        code = EXIT_STALE_PLAN
     result = PassResult(the_plan, final, report, code, count[0], time.monotonic() - t0,
                         memory.requeue_after(env, report.changed, final) if code == EXIT_PENDING else None,
-                        "; ".join(r.detail for r in report.failed) or None, observed=st)
+                        "; ".join([r.detail for r in report.failed]
+                                  + ([report.refused] if report.refused else [])) or None,
+                        observed=st)
     log.log("INFO" if report.changed or report.failed else "DEBUG",
             "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
             "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
@@ -544,7 +553,8 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
                             on_pass: Callable[[PassResult], None] | None = None,
                             timeout: float | None = None,
                             go_on: Callable[[PassResult], bool | None] | None = None,
-                            vet: Callable[[actions.Plan], str | None] | None = None
+                            vet: Callable[[actions.Plan], str | None] | None = None,
+                            vet_step: Callable[[actions.Step, int], str | None] | None = None
                             ) -> SettledResult:
     """``--wait``: repeat passes until in sync (0) or an error/block (1); 2 only when
     ``max_passes`` ran out or for a dry run. Every pass's applied steps are kept.
@@ -555,7 +565,10 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
 
     ``go_on(result)``, when given, overrides the decision after each pass: True goes on (a
     pass blocked on one object while another's operation is still moving), False stops (a
-    forecast that reached a wait on another node), None keeps the rule above."""
+    forecast that reached a wait on another node), None keeps the rule above.
+
+    ``vet(plan)`` and ``vet_step(step, n)``: see ``reconcile_once``; ``n`` is the pass as
+    a forecast counts passes (only those in which a step ran, this one included)."""
     memory = Memory()
     first: PassResult | None = None
     result: PassResult | None = None
@@ -565,8 +578,11 @@ def reconcile_until_settled(loaded: LoadedSpec, env: Environment, *, dry_run: bo
     n = 0
     looked_again = timed_out = False
     for n in range(1, max_passes + 1):
-        result = reconcile_once(loaded, env, dry_run=dry_run, memory=memory, pass_no=n,
-                                vet=vet)
+        ordinal = len({a.pass_no for a in applied}) + 1
+        result = reconcile_once(
+            loaded, env, dry_run=dry_run, memory=memory, pass_no=n, vet=vet,
+            vet_step=None if vet_step is None else (
+                lambda step, k=ordinal: vet_step(step, k)))
         first = first or result
         processes += result.processes
         changes += _changes(result)

@@ -59,6 +59,7 @@ class StepResult:
 class ApplyReport:
     results: list[StepResult]
     state: state.HostState
+    refused: str | None = None  # ``before_commands``'s reason: the apply stopped there
 
     @property
     def failed(self) -> list[StepResult]:
@@ -68,6 +69,12 @@ class ApplyReport:
     def changed(self) -> bool:
         return any(r.outcome in (Outcome.DONE, Outcome.STARTED) and r.results
                    for r in self.results)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _retrying(sleep: Callable[[float], None], attempts: int) -> tenacity.Retrying:
@@ -82,12 +89,17 @@ def _retrying(sleep: Callable[[float], None], attempts: int) -> tenacity.Retryin
 def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostState],
           current: state.HostState, *, sleep: Callable[[float], None] = time.sleep,
           attempts: int = 5, on_step: Callable[[StepResult], None] | None = None,
-          before_step: Callable[[actions.Step], bool] | None = None) -> ApplyReport:
+          before_step: Callable[[actions.Step], bool] | None = None,
+          before_commands: Callable[[actions.Step], str | None] | None = None) -> ApplyReport:
     """Run ``plan`` against ``runner``; ``observe()`` re-reads the host after each change.
 
     ``before_step(step)`` is asked before each step starts; when it returns False (the
     daemon is shutting down) that step and every later one are reported deferred, never
     started: a step already running always finishes, with its verification.
+    ``before_commands(step)`` (``reconcile apply``) is asked right before a step's first
+    command, once its own checks on the observed state (done, started, waiting) let it run:
+    a reason from it reports that step and every later one deferred, none started, and the
+    report says why (``refused``).
     """
     failed: set[str] = set()
     waiting: set[str] = {f.key for f in plan.in_flight}
@@ -100,7 +112,16 @@ def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostSt
                 if on_step:
                     on_step(results[-1])
             break
-        res = _apply_step(step, runner, observe, st, failed, waiting, sleep, attempts)
+        try:
+            res = _apply_step(step, runner, observe, st, failed, waiting, sleep, attempts,
+                              before_commands)
+        except _Refused as exc:
+            for j, rest in enumerate(plan.steps[i:]):
+                results.append(StepResult(rest, Outcome.DEFERRED, f"not run: {exc.reason}"
+                                          if j == 0 else "not started: the apply stopped"))
+                if on_step:
+                    on_step(results[-1])
+            return ApplyReport(results=results, state=st, refused=exc.reason)
         if res.outcome in (Outcome.FAILED, Outcome.SKIPPED):
             failed.add(step.key)
         elif res.outcome in (Outcome.STARTED, Outcome.DEFERRED):
@@ -130,7 +151,9 @@ def apply(plan: actions.Plan, runner: Runner, observe: Callable[[], state.HostSt
 
 def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.HostState],
                 st: state.HostState, failed: set[str], waiting: set[str],
-                sleep: Callable[[float], None], attempts: int) -> StepResult:
+                sleep: Callable[[float], None], attempts: int,
+                before_commands: Callable[[actions.Step], str | None] | None = None
+                ) -> StepResult:
     """Run one step, or say why not. Skipped when a step it is ordered after failed,
     deferred while one it waits for is deferred; nothing runs when the observed state
     already shows its effect, or shows it started (a long operation, adopted, never started
@@ -156,6 +179,9 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
     not_yet = action.waiting_for(st)
     if not_yet:
         return StepResult(step, Outcome.DEFERRED, not_yet)
+    refusal = before_commands(step) if before_commands is not None else None
+    if refusal:
+        raise _Refused(refusal)
     t0 = time.monotonic()
     ran: list[CommandResult] = []
     commands = action.commands()

@@ -86,8 +86,15 @@ class Forecast:
     durations_known: bool = False
     duration_s: float | None = None  # the copy's time from the first pass to the last
     # every step any replayed pass planned, (key, its commands): what ``reconcile apply``
-    # lets a pass run (a step waiting for an operation is planned before it runs)
+    # lets a pass plan (a step waiting for an operation is planned before it runs)
     planned: list[tuple[str, tuple[tuple[str, ...], ...]]] = field(default_factory=list)
+    # each time a step shown above started its commands on the copy, (key, its commands,
+    # the forecast's pass): what ``reconcile apply`` lets run, once each, in that pass or a
+    # later one
+    reviewed: list[tuple[str, tuple[tuple[str, ...], ...], int]] = field(default_factory=list)
+    # the steps the replay planned but only ever deferred (never shown above, never run by
+    # ``reconcile apply``), each with its last reason
+    deferred: list[ForecastStep] = field(default_factory=list)
     # what was already in flight on the host itself, with the time left at the rate the host
     # shows (its own counters: md's and DRBD's sync speed; None: it shows none)
     in_flight: list[actions.InFlight] = field(default_factory=list)
@@ -110,8 +117,11 @@ class Forecast:
                                "expected_left_s": None if f.eta is None else round(f.eta, 1)}
                               for f in self.in_flight],
                 "steps": [s.as_dict() for s in self.steps],
+                "deferred": [s.as_dict() for s in self.deferred],
                 "planned": [{"key": k, "argv": [list(a) for a in argv]}
-                            for k, argv in self.planned]}
+                            for k, argv in self.planned],
+                "reviewed": [{"key": k, "argv": [list(a) for a in argv], "pass_no": n}
+                             for k, argv, n in self.reviewed]}
 
     def render(self) -> str:
         """The forecast in text (the command line colours its signs on a terminal)."""
@@ -146,6 +156,13 @@ class Forecast:
                     lines.append(f"      {actions.GIVES_UP_MARK}: {s.gives_up}")
                 for argv in s.argv:
                     lines.append(f"      $ {' '.join(argv)}")
+        if self.deferred:
+            lines.append("  never run in the replay (reconcile apply will not run them):")
+        for s in self.deferred:
+            lines.append(f"    {s.symbol} {s.object}: {s.description}  "
+                         f"[deferred in the replay: {s.detail}]")
+            if s.gives_up:
+                lines.append(f"      {actions.GIVES_UP_MARK}: {s.gives_up}")
         if self.converged:
             lines.append("  then: in sync with the spec")
         for stop in self.stops:
@@ -219,6 +236,10 @@ def forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool
 
 def _forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: bool,
               max_passes: int, capture: Callable[[str], object] | None) -> Forecast:
+    """The replay, and what ``reconcile apply`` may later run from it: the steps shown are
+    those that ran (not deferred) on the copy; ``reviewed`` holds each time one of them
+    reached its first command, with the forecast's pass; a step only ever deferred is
+    listed apart (``deferred``) and is never reviewed as runnable."""
     try:
         copy_env, how = simulated_copy(env, simulated=simulated, capture=capture)
     except (errors.ReconcilerError, OSError) as exc:
@@ -229,17 +250,27 @@ def _forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: boo
                                     f"{type(exc).__name__}: {exc}")
     times: dict[int, float] = {}
     planned: dict[tuple, None] = {}
+    started: list[tuple[str, tuple[tuple[str, ...], ...], int]] = []
+    deferred: dict[str, tuple[int, executing.StepResult]] = {}  # key -> first pass, last
     start = copy_env.clock.now()
 
     def seen(r: controller.PassResult) -> None:
         times[len(times) + 1] = copy_env.clock.now()
         for s in r.plan.steps:
-            planned[(s.key, tuple(tuple(c.argv) for c in s.action.commands()))] = None
+            planned[(s.key, _argv(s))] = None
+        for res in (r.report.results if r.report else []):
+            if res.outcome is executing.Outcome.DEFERRED:
+                deferred[res.step.key] = (deferred.get(res.step.key, (len(times), res))[0],
+                                          res)
+
+    def record(step: actions.Step, n: int) -> None:
+        started.append((step.key, _argv(step), n))
 
     try:
         with logger.contextualize(forecast=True):
             settled = controller.reconcile_until_settled(
-                loaded, copy_env, max_passes=max_passes, on_pass=seen, go_on=_go_on)
+                loaded, copy_env, max_passes=max_passes, on_pass=seen, go_on=_go_on,
+                vet_step=record)
     except (errors.ReconcilerError, errors.UnsupportedCommand) as exc:
         return Forecast(copy=how, unavailable=f"the replay on {how} stopped, the simulator "
                                               f"cannot model this host: {exc}")
@@ -249,10 +280,35 @@ def _forecast(loaded: LoadedSpec, env: controller.Environment, *, simulated: boo
                                               f"{type(exc).__name__}: {exc}")
     fc = _from_settled(settled, times, start, how, durations=how == COPIED)
     fc.planned = list(planned)
+    shown = {(a.result.step.key, _argv(a.result.step)) for a in settled.applied
+             if a.result.outcome is not executing.Outcome.DEFERRED}
+    fc.reviewed = [r for r in started if (r[0], r[1]) in shown]
+    ran = {key for key, _ in shown}
+    fc.deferred = [_deferred_step(res, first, settled, fc.passes)
+                   for key, (first, res) in deferred.items() if key not in ran]
     if settled.passes >= max_passes and settled.exit_code == controller.EXIT_PENDING:
         fc.stops.append(f"the replay ended at its limit of {max_passes} passes, before the "
                         f"host was in sync")
     return fc
+
+
+def _argv(step: actions.Step) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(c.argv) for c in step.action.commands())
+
+
+def _deferred_step(res: executing.StepResult, first: int, settled: controller.SettledResult,
+                   passes: int) -> ForecastStep:
+    """A step the replay only ever deferred, as the forecast shows it: numbered with the
+    forecast's pass in which it was first deferred (``passes + 1``: after the last)."""
+    ran = sorted({a.pass_no for a in settled.applied
+                  if a.result.outcome is not executing.Outcome.DEFERRED})
+    later = [i for i, p in enumerate(ran, 1) if p >= first]
+    act = res.step.action
+    return ForecastStep(
+        pass_no=later[0] if later else passes + 1, key=res.step.key,
+        action=type(act).__name__, symbol=str(act.symbol), object=act.object,
+        description=act.describe(), reason=res.step.reason, argv=(), long=False,
+        gives_up=act.gives_up(), outcome=str(res.outcome), detail=res.detail)
 
 
 def _from_settled(settled: controller.SettledResult, times: dict[int, float], start: float,
@@ -306,7 +362,7 @@ def _from_settled(settled: controller.SettledResult, times: dict[int, float], st
 
 # -- saved plans: ``--once --dry-run --out PLAN.json`` and ``reconcile apply PLAN.json`` --------
 
-PLAN_FORMAT = "reconciler-plan/1"
+PLAN_FORMAT = "reconciler-plan/2"  # 2: forecast.reviewed and forecast.deferred
 # Observed facts that move on their own while nothing is done (progress, rates, the time):
 # left out of the relevant observed state, so an operation in flight does not stale a plan.
 _VOLATILE = frozenset({"observed_at", "pollers", "sync_completed", "sync_speed", "speed_kib",
@@ -450,18 +506,57 @@ def state_changes(doc: dict, loaded: LoadedSpec, st, node: str) -> list[str]:
              f"planned, {digest(now)[:12]} now"] + state_diff(doc["observed"]["state"], now))
 
 
-def vetter(doc: dict):
-    """``vet(plan)`` for ``reconcile apply``: every step a pass is about to run must be one
-    the saved forecast holds, with the same commands; the reason otherwise."""
-    import json
-    reviewed = _reviewed_steps(doc["forecast"])
+class Vetter:
+    """What ``reconcile apply`` lets run, from a saved plan.
 
-    def vet(plan: actions.Plan) -> str | None:
+    ``vet(plan)``, before each pass: every step the pass plans must be one the replay
+    planned, with the same commands (else nothing of the pass runs). ``vet.step(step, n)``,
+    right before a step's first command (once its own checks on the host as observed now
+    let it run): the step must be one the forecast *shows* run, with the same commands,
+    reviewed for pass ``n`` or an earlier one (passes counted as the forecast counts them),
+    and each run the forecast shows authorizes one run. A step the replay only ever
+    deferred is never authorized."""
+
+    def __init__(self, doc: dict) -> None:
+        import json
+        fc = doc["forecast"]
+        self._planned = _reviewed_steps(fc)
+        self._left: dict[tuple[str, str], list[int]] = {}
+        for r in fc.get("reviewed", []):
+            self._left.setdefault((r["key"], json.dumps(r["argv"])), []).append(r["pass_no"])
+        self._deferred = {d["key"]: d for d in fc.get("deferred", [])}
+        self._shown = {s["key"] for s in fc["steps"]}
+
+    def __call__(self, plan: actions.Plan) -> str | None:
+        import json
         for s in plan.steps:
             argv = json.dumps([list(c.argv) for c in s.action.commands()])
-            if (s.key, argv) not in reviewed:
+            if (s.key, argv) not in self._planned:
                 return (f"this pass would run a step the saved plan does not hold: "
                         f"{s.action.object}: {s.action.describe()} ("
                         + "; ".join(" ".join(c.argv) for c in s.action.commands()) + ")")
         return None
-    return vet
+
+    def step(self, step: actions.Step, n: int) -> str | None:
+        import json
+        what = f"{step.action.object}: {step.action.describe()}"
+        left = self._left.get((step.key, json.dumps([list(c.argv)
+                                                     for c in step.action.commands()])))
+        if not left:
+            d = self._deferred.get(step.key)
+            why = (f"the saved plan shows it only deferred in the replay ({d['detail']})"
+                   if d is not None else
+                   "the saved plan shows it run no more times than it ran already"
+                   if step.key in self._shown else
+                   "the saved plan never shows it run, with these commands")
+            return f"{what}: not reviewed as runnable: {why}"
+        ready = [p for p in left if p <= n]
+        if not ready:
+            return (f"{what}: not run in this pass: reviewed for pass {min(left)} of the "
+                    f"forecast, this is its pass {n}")
+        left.remove(min(ready))
+        return None
+
+
+def vetter(doc: dict) -> Vetter:
+    return Vetter(doc)

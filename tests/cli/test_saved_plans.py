@@ -173,3 +173,83 @@ def test_no_plan_is_saved_without_a_forecast(reconcile, tmp_path, monkeypatch):
     assert code == 1 and not plan.exists()
     assert "Forecast: only the plan above: the host cannot be replayed in the simulator: no copy here" in out
     assert f"no plan written to {plan}" in err
+
+
+SEED004 = ROOT / "specs" / "examples" / "mirror-then-split.toml"
+
+
+def _cut_short(monkeypatch, passes):
+    """The replay cut short after ``passes`` passes (its limit): what it never got to run is
+    only ever deferred on the copy."""
+    real = forecasting.forecast
+    monkeypatch.setattr(forecasting, "forecast",
+                        lambda *a, **k: real(*a, **{**k, "max_passes": passes}))
+
+
+def test_a_step_only_deferred_in_the_replay_is_shown_as_such_and_never_applied(
+        reconcile, tmp_path, monkeypatch):
+    # seed 004: the replay stops after two passes (the second only waits), while vg0/root's
+    # new leg syncs: its `lvconvert -m0` (drop the leg on /dev/md0) was planned there,
+    # deferred, never run; the apply then met it runnable (and ran it, and vg0/srv's too)
+    _cut_short(monkeypatch, 2)
+    plan = tmp_path / "plan.json"
+    code, out, err = reconcile("--simulate", "seed004", "--spec", str(SEED004), "--once",
+                               "--dry-run", "--out", str(plan))
+    assert code == controller.EXIT_PENDING, err[-2000:]
+    forecast = out.split("\nForecast ", 1)[1]
+    assert "  pass 2:" not in forecast
+    assert ("    - lv vg0/root: drop the in-sync leg on /dev/md0 (lvconvert -m0)  "
+            "[deferred in the replay: ") in forecast
+    doc = json.loads(plan.read_text())
+    assert '"--mirrors", "0"' not in json.dumps(doc["forecast"]["steps"])
+    deferred = {d["key"]: d for d in doc["forecast"]["deferred"]}
+    drop = [d for d in deferred.values() if d["action"] == "DropMirrorLeg"]
+    assert drop and drop[0]["object"] == "lv vg0/root" and drop[0]["outcome"] == "deferred"
+    monkeypatch.undo()
+    code, out, err = reconcile("--simulate", "seed004", "apply", str(plan), "--output", "json")
+    assert code == controller.EXIT_STALE_PLAN, (out + err)[-3000:]
+    res = json.loads(out)
+    ran = [(a["key"], [c["argv"] for c in a["commands"]]) for a in res["applied"]
+           if a["outcome"] != "deferred"]
+    assert ran == [(s["key"], s["argv"]) for s in doc["forecast"]["steps"]]
+    assert '"--mirrors", "0"' not in json.dumps(res["applied"])
+    assert res["error"].startswith("lv vg0/root: drop the in-sync leg on /dev/md0 "
+                                   "(lvconvert -m0): not reviewed as runnable: the saved plan "
+                                   "shows it only deferred in the replay")
+
+
+def test_a_step_never_runs_in_an_earlier_pass_than_the_one_it_was_reviewed_in(
+        reconcile, tmp_path):
+    plan = _save(reconcile, tmp_path)
+    doc = json.loads(plan.read_text())
+    # the vgreduce reviewed for pass 3: apply's pass 2 (the first after the move) may not
+    # run it
+    for r in doc["forecast"]["reviewed"]:
+        if r["key"].startswith("vg:vgglobal:reduce"):
+            r["pass_no"] = 3
+    plan.write_text(json.dumps(doc))
+    code, out, err = reconcile("--simulate", "default", "apply", str(plan), "--output", "json")
+    assert code == controller.EXIT_STALE_PLAN, (out + err)[-3000:]
+    res = json.loads(out)
+    assert [a["key"] for a in res["applied"] if a["outcome"] != "deferred"] == [
+        "lv:vgglobal/lvrepnb:move:/dev/mapper/lun30"]
+    assert "ran vgreduce" not in err and "ran pvmove" in err
+    assert res["error"].startswith("vg vgglobal: vgreduce /dev/mapper/lun30")
+    assert res["error"].endswith("reviewed for pass 3 of the forecast, this is its pass 2")
+
+
+def test_a_step_runs_no_more_times_than_the_forecast_shows_it(reconcile, tmp_path):
+    # each run the forecast shows authorizes one run: the pvmove's one taken away, the
+    # first pass stops before it (the plan-level check still knows the step)
+    plan = _save(reconcile, tmp_path)
+    doc = json.loads(plan.read_text())
+    move = [r for r in doc["forecast"]["reviewed"] if r["key"].startswith("lv:vgglobal/lvrepnb:move")]
+    assert len(move) == 1
+    doc["forecast"]["reviewed"].remove(move[0])
+    plan.write_text(json.dumps(doc))
+    code, out, err = reconcile("--simulate", "default", "apply", str(plan), "--output", "json")
+    assert code == controller.EXIT_STALE_PLAN
+    res = json.loads(out)
+    assert res["applied"] == [] or all(a["outcome"] == "deferred" for a in res["applied"])
+    assert "ran pvmove" not in err
+    assert "not reviewed as runnable" in res["error"]
