@@ -44,7 +44,8 @@ Decisions taken here, each for a data-safety reason:
   in the same plan and runs after the login. When the spec declares the target on other
   node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
   those nodes ("waiting on another node: NODE: export IQN at PORTAL"), not an error: on a
-  first bring-up the importing node may simply start before the exporting one.
+  first bring-up the importing node may simply start before the exporting one. A node
+  that logs in to a target it exports itself logs in after this plan's step for that target.
 """
 
 from __future__ import annotations
@@ -103,10 +104,23 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         out.unmanaged.extend(f"iscsi session {s.target} at {s.portal} ({s.sid})"
                              for s in sessions if (s.portal, s.target) not in wanted)
     for name in sorted(spec.iscsi_session):
-        _plan_session(out, name, spec.iscsi_session[name], st, will_release,
-                      _exporters(want_iqn=spec.iscsi_session[name].target,
-                                 portal=spec.iscsi_session[name].portal, others=others))
+        want = spec.iscsi_session[name]
+        _plan_session(out, name, want, st, will_release,
+                      _exporters(want_iqn=want.target, portal=want.portal, others=others),
+                      _applied_here(out, spec, want))
     return out
+
+
+def _applied_here(out: Partial, spec: models.Spec, want: iscsi_spec.Session) -> frozenset[str]:
+    """The keys of this plan's target steps that make the target ``want`` logs in to, at
+    its portal, on this very node (a node logging in to its own export): the login runs
+    after them, or it would find no target that this plan is about to offer."""
+    port = want.portal.rsplit(":", 1)[-1]
+    at = {want.portal, f"0.0.0.0:{port}"}
+    here = {n for n, t in spec.iscsi_target.items() if t.iqn == want.target
+            and t.state is iscsi_spec.Presence.PRESENT and at & set(t.portals)}
+    return frozenset(s.key for s in out.steps if isinstance(s.action, actions.ApplyTarget)
+                     and s.action.name in here and not s.action.delete)
 
 
 def _declared_pvs(spec: models.Spec, st: state.HostState) -> dict[object, str]:
@@ -309,7 +323,8 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
-                  will_release: frozenset[str] = frozenset(), exported_by: str = "") -> None:
+                  will_release: frozenset[str] = frozenset(), exported_by: str = "",
+                  after: frozenset[str] = frozenset()) -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
@@ -338,7 +353,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                    f"session {s.sid} is logged in; udev has not named its disks yet "
                    f"({', '.join(step.provides())})" if step.is_started(st) else
                    f"session {s.sid} is {s.state or 'not logged in'}")
-            out.steps.append(actions.Step(step, why))
+            out.steps.append(actions.Step(step, why, after))
             return
         update = actions.UpdateSession(name=name, portal=want.portal, target=want.target,
                                              chap_file=want.chap_file, timeouts=timeouts,

@@ -455,3 +455,36 @@ def test_node_clean_removes_only_a_record_that_holds_nothing(tmp_path):
     assert iscsi.node_record_clean("192.0.2.1:3261", IQN, str(nodes)) == "ok"
     assert (kept / "default").read_text().startswith("node.name")
     assert iscsi.node_record_clean(PORTAL, "iqn.2003-01.org.example:none", str(nodes)) == "ok"
+
+
+def test_a_node_logging_in_to_its_own_target_applies_the_target_first(tmp_path):
+    """One node exports a disk and logs in to it itself (the lab's systemd guest, a loopback
+    check of a new target): the first pass applies the target before the login, so the
+    login does not fail on a portal that this very plan is about to offer."""
+    me, portal = "iqn.2004-10.com.example:sd", "127.0.0.1:3260"
+    cluster = Cluster()
+    sd = cluster.add_host("sd", seed="sd")
+    cluster.join_iscsi("sd", initiator=me)
+    sd.add_device("/dev/vdd", 8 * M)
+    nodes = Nodes(tmp_path, cluster)
+    loaded = nodes.spec(f"""
+        [iscsi_session.self0]
+        nodes = ["sd"]
+        portal = "{portal}"
+        target = "{IQN}"
+        initiator = "{me}"
+
+        [iscsi_target.self0]
+        nodes = ["sd"]
+        iqn = "{IQN}"
+        portals = ["{portal}"]
+        acls = ["{me}"]
+        [iscsi_target.self0.lun.0]
+        device = "/dev/vdd"
+        """)
+    r = nodes.one_pass("sd", loaded)
+    assert r.exit_code == 0, r.final
+    assert [(s.key, str(r.outcome(s.key).outcome)) for s in r.plan.steps] == [
+        ("iscsi-target:self0:apply", "done"), ("iscsi-session:self0:login", "done")]
+    assert sd.iscsi.targets[IQN].sessions == {me}
+    assert nodes.one_pass("sd", loaded).plan.converged
