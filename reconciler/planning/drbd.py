@@ -363,7 +363,10 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         return
     if not m.connected and not _fenced(out, name, res, node, peer, m, rs, block):
         return
-    _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
+    fenced = drbd_spec.fenced_node(res.fenced) if not m.connected else ("", "")
+    _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary",
+                                   fenced_node=fenced[0], fenced_incident=fenced[1],
+                                   two_primaries=dual),
           f"the spec says {node} is primary" if m.connected else
           f"the spec says {node} is primary, and declares {peer} fenced for this incident "
           f"({res.fenced}): promoted without {peer}", after)
@@ -422,7 +425,7 @@ def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m,
         how = (f"the generation {node} holds cannot be read (drbdadm get-gi {name}: "
                f"{rs.gi_error or 'no answer'}), so no fence can be declared for this incident")
     else:
-        incident = f"{int(rs.gi.current, 16) & ~1:016X}"
+        incident = rs.gi.generation
         how = (f"if {peer} is lost for good, make sure it stays so (power it off, or cut it "
                f"from its disk), then declare fenced = \"{peer}@{incident}\" in [drbd.{name}] "
                f"({incident} is the generation {node} holds since it lost {peer}): {node} is "

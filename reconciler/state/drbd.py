@@ -84,6 +84,12 @@ class Gi:
             int(u, 16) for u in (self.bitmap, self.history1, self.history2))
 
     @property
+    def generation(self) -> str:
+        """The current generation (DRBD's lowest bit, a flag, masked): what a ``fenced``
+        declaration is bound to."""
+        return f"{int(self.current, 16) & ~1:016X}"
+
+    @property
     def incident(self) -> str:
         """A split brain's identifier: the generation both sides held when they parted (the
         bitmap UUID each keeps from then on; DRBD's lowest bit is a flag, masked)."""
