@@ -165,14 +165,15 @@ class RecordDrbdMetadata(DrbdAction):
     gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
     path: str  # the ledger file
     records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger with this record
+    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... and its spent fence declarations
     expect_just_created: bool = False  # after create-md: only over the metadata it wrote
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "dd"
 
     @property
     def text(self) -> str:
-        """The ledger file written: every record of ``records``."""
-        return drbd.ledger_text(self.records)
+        """The ledger file written: every record of ``records`` and ``spent``."""
+        return drbd.ledger_text(self.records, self.spent)
 
     @property
     def key(self) -> str:
@@ -199,6 +200,43 @@ class RecordDrbdMetadata(DrbdAction):
             found = "no readable metadata" if b is None or b.gi is None else f"generation identifiers {b.gi}"
             return f"not recorded: {self.disk} does not hold the metadata create-md just wrote ({found})"
         return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendDrbdFence(DrbdAction):
+    """Write the DRBD ledger with a record that ``fenced = "NODE@INCIDENT"`` is spent on this
+    node (``how``: "used" once the fenced promotion ran, "connected" once the nodes were seen
+    connected while it was declared): from then on it promotes nothing, whatever generation
+    this node holds. The ledger on disk is the record (a later pass, or a reboot, reads it)."""
+
+    node: str
+    fenced: str  # "NODE@INCIDENT"
+    how: str  # "used" or "connected"
+    path: str  # the ledger file
+    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
+    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with this one
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "dd"
+
+    @property
+    def text(self) -> str:
+        return drbd.ledger_text(self.records, self.spent)
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:fence-spent"
+
+    def describe(self) -> str:
+        why = ("the fenced promotion ran" if self.how == "used" else
+               "the nodes were seen connected while it was declared")
+        return f"record in {self.path} that fenced = \"{self.fenced}\" is spent ({why})"
+
+    def commands(self) -> tuple[Command, ...]:
+        return drbd.write_ledger(self.path, self.text, host=self.host)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return (st.drbd is not None
+                and (self.resource, self.node, self.fenced) in st.drbd.ledger.spent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -150,9 +150,30 @@ class DrbdMetaRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DrbdSpentFence:
+    """A ``fenced = "NODE@INCIDENT"`` declaration of ``resource`` that is spent on ``node``
+    (the survivor it was to promote): ``how = "used"`` (the fenced promotion ran, or this node
+    was seen primary without its peer while it was declared) or ``"connected"`` (the nodes
+    were seen connected while it was declared: the incident it was written for is over). A
+    Secondary that loses its peer keeps its generation, and so does a promotion made while
+    connected: without this record, a declaration made moot by the link's return would match
+    the next cut too."""
+
+    resource: str
+    node: str
+    fenced: str  # "NODE@INCIDENT", the incident in upper case
+    how: str  # "used" or "connected"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.resource, self.node, self.fenced)
+
+
+@dataclass(frozen=True, slots=True)
 class DrbdLedger:
     path: str
     records: dict[tuple[str, str], DrbdMetaRecord] = field(default_factory=dict)
+    spent: dict[tuple[str, str, str], DrbdSpentFence] = field(default_factory=dict)
     problem: str | None = None  # the file cannot be read: nothing is trusted or created
 
 

@@ -127,7 +127,9 @@ def test_a_fence_spent_on_an_earlier_incident_does_not_promote_after_the_next_lo
     lose_node_a(pair)
     calls = len(primary_calls(pair, "node-b"))
     out = pair.rounds(fenced, 3)
-    assert "another incident" in blocked(out["node-b"]) and out["node-b"].exit_code == controller.EXIT_ERROR
+    # (its promotion recorded it spent in node-b's ledger: refused as such)
+    assert "already spent" in blocked(out["node-b"]) and out["node-b"].exit_code == controller.EXIT_ERROR
+    assert f'fenced = "node-a@{incident}"' in blocked(out["node-b"])
     assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
 
 
@@ -156,7 +158,38 @@ def spent(pair, name) -> list[dict]:
     return json.loads(text).get("fences", []) if text else []
 
 
-def test_a_fenced_promotion_says_what_it_gives_up(pair):
+def test_a_declaration_seen_connected_is_spent_and_promotes_nothing_after_a_later_cut(pair):
+    """(storage review) A Secondary that loses its peer keeps its generation, and so does a
+    promotion made while connected: a declaration the link's return made moot would match
+    the next cut too. Seen Connected while declared, it is spent (in the ledger on disk),
+    and refused from then on."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)  # a planned switch: node-a demotes first
+    assert pair.res("node-a").role == "Secondary"
+    pair.net.cut("node-a", "node-b")  # incident X: the link is cut, node-a alive
+    incident = offered(pair.one_pass("node-b", moved))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    pair.net.restore("node-a", "node-b")  # the link returns before node-b's pass
+    pair.converge(fenced)
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Secondary", "Primary")
+    assert spent(pair, "node-b") == [{"resource": "r0", "node": "node-b",
+                                      "fenced": f"node-a@{incident}", "how": "connected"}]
+    # node-b still holds X (a promotion while connected starts no new generation) ...
+    assert f"{pair.res('node-b').uuids[0] & ~1:016X}" == incident
+    pair.reboot("node-b")  # ... reboots cleanly and comes back to a cut link; node-a is alive
+    pair.net.cut("node-a", "node-b")
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(fenced, 4, order=["node-b"])
+    b = out["node-b"]
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+    assert b.exit_code == controller.EXIT_ERROR
+    assert f'fenced = "node-a@{incident}"' in blocked(b) and "already spent" in blocked(b)
+    assert "remove it" in blocked(b)
+
+
+def test_a_fenced_promotion_spends_its_declaration_and_says_what_it_gives_up(pair):
     pair.converge(pair.spec())
     lose_node_a(pair)
     moved = pair.spec(role_a="secondary", role_b="primary")
@@ -174,6 +207,8 @@ def test_a_fenced_promotion_says_what_it_gives_up(pair):
     b = pair.converge_node("node-b", fenced)
     assert b.exit_code == controller.EXIT_IN_SYNC, report(b)
     assert pair.res("node-b").role == "Primary"
+    assert spent(pair, "node-b") == [{"resource": "r0", "node": "node-b",
+                                      "fenced": f"node-a@{incident}", "how": "used"}]
 
 
 def test_a_promotion_planned_while_connected_is_not_run_once_the_link_drops_mid_pass(pair):
