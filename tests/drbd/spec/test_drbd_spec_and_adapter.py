@@ -387,3 +387,28 @@ def test_a_metadata_record_written_in_the_same_pass_keeps_the_spent_declarations
     ledger = drbd.parse_ledger("/x", last.text)
     assert set(ledger.spent) == {f.key, ("r0", "a", f"b@{GI_USED.generation}")}
     assert set(ledger.records) == {("r0", "a")}
+
+
+def test_a_promotion_is_checked_again_on_the_host_as_last_observed(tmp_path):
+    """SetDrbdRole(Primary).waiting_for: connected (the peer not primary unless both are
+    declared primary), or, planned as a fenced promotion, still cut off and still holding
+    the declared incident's generation."""
+    _, st = _lost_peer(tmp_path)
+
+    def at(cstate="Connected", peer_role="Secondary", gi=GI_USED):
+        m = dataclasses.replace(st.drbd.minors[0], cstate=cstate, peer_role=peer_role)
+        rs = dataclasses.replace(st.drbd.resources["r0"], gi=gi)
+        return dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, minors={0: m}, resources={"r0": rs}))
+
+    plain = actions.SetDrbdRole(resource="r0", role="Primary")
+    assert plain.waiting_for(at()) is None
+    assert "not connected" in plain.waiting_for(at("WFConnection", "Unknown"))
+    assert "the peer is primary" in plain.waiting_for(at(peer_role="Primary"))
+    assert dataclasses.replace(plain, two_primaries=True).waiting_for(at(peer_role="Primary")) is None
+    fenced = actions.SetDrbdRole(resource="r0", role="Primary", fenced_node="b",
+                                 fenced_incident=GI_USED.generation)
+    assert fenced.waiting_for(at("WFConnection", "Unknown")) is None
+    assert "connected again" in fenced.waiting_for(at())
+    newer = dataclasses.replace(GI_USED, current="1111111111111111")
+    assert "now holds 1111111111111110" in fenced.waiting_for(at("WFConnection", "Unknown", newer))
+    assert "cannot be read" in fenced.waiting_for(at("WFConnection", "Unknown", None))
