@@ -23,7 +23,7 @@ base types and ``Plan``.
 from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession, UpdateSession
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
-                                     LoadDrbd, RecordDrbdMetadata, SeedFirstSync, SetDrbdRole, UpDrbd,
+                                     LoadDrbd, RecordDrbdMetadata, SpendDrbdFence, SeedFirstSync, SetDrbdRole, UpDrbd,
                                      WriteDrbdConfig)
 from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
@@ -44,7 +44,7 @@ __all__ = ["AddCopy", "LvmAction", "ExportVg", "FinishSplitCopy", "RefreshCopy",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",
            "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",
-           "RecordDrbdMetadata", "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
+           "RecordDrbdMetadata", "SpendDrbdFence", "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",
            "SetMdSyncSpeed", "Stall", "Step", "StopMd", "Symbol", "WriteCloneLedger",

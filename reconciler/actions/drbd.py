@@ -165,14 +165,15 @@ class RecordDrbdMetadata(DrbdAction):
     gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
     path: str  # the ledger file
     records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger with this record
+    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... and its spent fence declarations
     expect_just_created: bool = False  # after create-md: only over the metadata it wrote
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "dd"
 
     @property
     def text(self) -> str:
-        """The ledger file written: every record of ``records``."""
-        return drbd.ledger_text(self.records)
+        """The ledger file written: every record of ``records`` and ``spent``."""
+        return drbd.ledger_text(self.records, self.spent)
 
     @property
     def key(self) -> str:
@@ -199,6 +200,43 @@ class RecordDrbdMetadata(DrbdAction):
             found = "no readable metadata" if b is None or b.gi is None else f"generation identifiers {b.gi}"
             return f"not recorded: {self.disk} does not hold the metadata create-md just wrote ({found})"
         return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendDrbdFence(DrbdAction):
+    """Write the DRBD ledger with a record that ``fenced = "NODE@INCIDENT"`` is spent on this
+    node (``how``: "used" once the fenced promotion ran, "connected" once the nodes were seen
+    connected while it was declared): from then on it promotes nothing, whatever generation
+    this node holds. The ledger on disk is the record (a later pass, or a reboot, reads it)."""
+
+    node: str
+    fenced: str  # "NODE@INCIDENT"
+    how: str  # "used" or "connected"
+    path: str  # the ledger file
+    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
+    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with this one
+    symbol: ClassVar[Symbol] = Symbol.CREATE
+    verb: ClassVar[str] = "dd"
+
+    @property
+    def text(self) -> str:
+        return drbd.ledger_text(self.records, self.spent)
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:fence-spent"
+
+    def describe(self) -> str:
+        why = ("the fenced promotion ran" if self.how == "used" else
+               "the nodes were seen connected while it was declared")
+        return f"record in {self.path} that fenced = \"{self.fenced}\" is spent ({why})"
+
+    def commands(self) -> tuple[Command, ...]:
+        return drbd.write_ledger(self.path, self.text, host=self.host)
+
+    def is_done(self, st: state.HostState) -> bool:
+        return (st.drbd is not None
+                and (self.resource, self.node, self.fenced) in st.drbd.ledger.spent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -305,9 +343,21 @@ class SeedFirstSync(DrbdAction):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetDrbdRole(DrbdAction):
     """``drbdadm primary`` or ``secondary`` on this node. A demotion needs the device closed
-    (no mount, no holder); DRBD refuses it otherwise ("Device is held open by someone")."""
+    (no mount, no holder); DRBD refuses it otherwise ("Device is held open by someone").
+
+    A promotion is checked again just before it runs, on the host as last observed: it runs
+    only while the nodes are connected (and the peer is not primary, unless both are declared
+    primary: ``two_primaries``), or, planned as a fenced promotion (``fenced_node`` lost,
+    declared fenced for incident ``fenced_incident``), while this node still cannot see its
+    peer and still holds the declared incident's generation. Otherwise it waits: a link that
+    dropped (or came back) mid-pass is the next pass's to plan. A fenced promotion has its own
+    key and description, so that a saved plan reviewed with one never authorizes the other,
+    and says what it gives up: what the fenced node wrote after the link was lost."""
 
     role: str  # "Primary" or "Secondary"
+    fenced_node: str = ""  # a fenced promotion: the lost peer declared fenced ...
+    fenced_incident: str = ""  # ... for this incident (the generation this node holds)
+    two_primaries: bool = False  # both nodes declared primary (allow_two_primaries)
     symbol: ClassVar[Symbol] = Symbol.CHANGE
 
     @staticmethod
@@ -317,11 +367,25 @@ class SetDrbdRole(DrbdAction):
     verb: ClassVar[str] = "drbdadm"
 
     @property
+    def fenced(self) -> str:
+        """The declaration a fenced promotion was planned with ("NODE@INCIDENT"), or ""."""
+        return f"{self.fenced_node}@{self.fenced_incident}" if self.fenced_incident else ""
+
+    @property
     def key(self) -> str:
-        return f"drbd:{self.resource}:role"
+        return f"drbd:{self.resource}:role" + (f":fenced:{self.fenced}" if self.fenced else "")
 
     def describe(self) -> str:
+        if self.fenced:
+            return (f"become primary without {self.fenced_node} (drbdadm primary; "
+                    f"{self.fenced_node} declared fenced for incident {self.fenced_incident})")
         return f"become {self.role.lower()} (drbdadm {self.role.lower()})"
+
+    def gives_up(self) -> str:
+        if not self.fenced:
+            return ""
+        return (f"whatever {self.fenced_node} wrote after the link was lost is given up when it "
+                f"returns and resyncs from here (fenced = \"{self.fenced}\")")
 
     def commands(self) -> tuple[Command, ...]:
         return (drbd.drbdadm(self.role.lower(), self.resource, host=self.host),)
@@ -331,11 +395,32 @@ class SetDrbdRole(DrbdAction):
         return m is not None and m.role == self.role
 
     def waiting_for(self, st: state.HostState) -> str | None:
-        if self.role != "Secondary" or st.drbd is None:
+        if st.drbd is None:
             return None
         res = st.drbd.resources.get(self.resource)
-        if res is not None and (res.mounts or res.holders):
-            return f"/dev/drbd{self.minor} is in use ({', '.join(res.mounts + res.holders)})"
+        if self.role == "Secondary":
+            if res is not None and (res.mounts or res.holders):
+                return f"/dev/drbd{self.minor} is in use ({', '.join(res.mounts + res.holders)})"
+            return None
+        m = _minor(st, self.minor)
+        if m is None or m.cstate == "Unconfigured":
+            return f"not promoted: /dev/drbd{self.minor} is not up"
+        if self.fenced:
+            if m.connected:
+                return (f"not promoted: planned without {self.fenced_node} (declared fenced for "
+                        f"incident {self.fenced_incident}), but the nodes are connected again "
+                        f"({m.cstate}); the next pass plans it again")
+            now = res.gi.generation if res is not None and res.gi is not None else None
+            if now != self.fenced_incident:
+                return (f"not promoted: fenced = \"{self.fenced}\" was planned for incident "
+                        f"{self.fenced_incident}, but this node now holds "
+                        f"{now or 'a generation that cannot be read'}")
+            return None
+        if not m.connected:
+            return (f"not promoted: the peer is not connected ({m.cstate}); promoting a node "
+                    f"that cannot see its peer risks a split brain")
+        if m.peer_role == "Primary" and not self.two_primaries:
+            return "not promoted: the peer is primary"
         return None
 
     def exclusive_devices(self) -> tuple[str, ...]:

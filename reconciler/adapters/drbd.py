@@ -159,7 +159,9 @@ def get_gi_down(minor: int, disk: str, *, host: str = "local") -> Command:
 # -- the DRBD ledger ------------------------------------------------------------------------------
 #
 # {"format": 1, "metadata": [{"resource": R, "node": N, "disk": {"id": ID, "path": P},
-#   "gi": "CURRENT:BITMAP:H1:H2", "how": "created" | "adopted"}, ...]}
+#   "gi": "CURRENT:BITMAP:H1:H2", "how": "created" | "adopted"}, ...],
+#  "fences": [{"resource": R, "node": N, "fenced": "NODE@INCIDENT", "how": "used" | "connected"},
+#   ...]}   (spent fence declarations; optional: a ledger written before them has none)
 
 LEDGER_FORMAT = 1
 
@@ -179,16 +181,25 @@ def parse_ledger(path: str, text: str | None) -> state_drbd.DrbdLedger:
             if r.key in records:
                 raise ValueError(f"two records for {r.resource} on {r.node}")
             records[r.key] = r
-    except (ValueError, KeyError, TypeError) as exc:
+        spent: dict[tuple[str, str, str], state_drbd.DrbdSpentFence] = {}
+        for e in data.get("fences", []):
+            f = state_drbd.DrbdSpentFence(resource=str(e["resource"]), node=str(e["node"]),
+                                          fenced=str(e["fenced"]), how=str(e["how"]))
+            spent[f.key] = f
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return state_drbd.DrbdLedger(path, problem=f"{path} cannot be read as the DRBD ledger "
                                      f"({exc.__class__.__name__}: {exc})")
-    return state_drbd.DrbdLedger(path, records)
+    return state_drbd.DrbdLedger(path, records, spent)
 
 
-def ledger_text(records) -> str:
+def ledger_text(records, spent=()) -> str:
     body = [{"resource": r.resource, "node": r.node, "disk": {"id": r.disk_id, "path": r.disk},
              "gi": r.gi, "how": r.how} for r in sorted(records, key=lambda r: r.key)]
-    return json.dumps({"format": LEDGER_FORMAT, "metadata": body}, indent=2, sort_keys=True) + "\n"
+    doc: dict = {"format": LEDGER_FORMAT, "metadata": body}
+    if spent:
+        doc["fences"] = [{"resource": f.resource, "node": f.node, "fenced": f.fenced,
+                          "how": f.how} for f in sorted(spent, key=lambda f: f.key)]
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
 def write_ledger(path: str, text: str, *, host: str = "local") -> tuple[Command, ...]:

@@ -25,6 +25,11 @@ Safety rules (each refusal is a Blocked entry that says what to do):
   brains are made, so a failover after losing the primary node is never automatic: only
   ``fenced = "PEER@INCIDENT"``, bound to the generation this node holds since it lost the
   peer (the pass prints it), lets it be promoted without the peer, for that incident only.
+  A declaration is spent once used or once the nodes are seen connected while it is declared
+  (recorded in the DRBD ledger: a node's generation does not change when it loses its peer as
+  a Secondary, nor when it is promoted while connected, so it could match a later cut); a
+  spent one is refused. Every promotion is checked again just before it runs (connected, or
+  the fenced incident still the one observed).
 * A split brain (the kernel ran our ``split-brain`` handler) is reported with its incident
   identifier (the generation both nodes held when they parted: ``drbdadm get-gi``'s bitmap
   UUID) and left alone unless ``split_brain_victim = "NODE@INCIDENT"`` names that incident:
@@ -126,25 +131,32 @@ def plan_drbd(spec: models.Spec, st: state.HostState, node: str) -> Partial:
 
 
 def _chain_records(out: Partial, d: state.DrbdHost) -> None:
-    """Every record step rewrites the whole ledger: when several resources record in one
-    pass, each runs after the one before and writes the records before it too, so that no
-    write drops another's record, and none records metadata whose create-md has not run."""
+    """Every ledger step (a metadata record, a spent fence declaration) rewrites the whole
+    ledger: when several write in one pass, each runs after the one before and writes what
+    those wrote too, so that no write drops another's record, and none records metadata
+    whose create-md has not run."""
     records = dict(d.ledger.records)
+    spent = dict(d.ledger.spent)
     previous: str | None = None
     for i, step in enumerate(out.steps):
         a = step.action
-        if not isinstance(a, actions.RecordDrbdMetadata):
+        if isinstance(a, actions.RecordDrbdMetadata):
+            rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
+                                       disk=a.disk, gi=a.gi, how=a.how)
+            # a disk holds one resource's internal metadata: another resource's record of the
+            # same disk on this node is stale from now on (its metadata was written over)
+            for key, other in list(records.items()):
+                if other.node == rec.node and other.disk_id == rec.disk_id and key != rec.key:
+                    del records[key]
+            records[rec.key] = rec
+        elif isinstance(a, actions.SpendDrbdFence):
+            f = state.DrbdSpentFence(resource=a.resource, node=a.node, fenced=a.fenced, how=a.how)
+            spent[f.key] = f
+        else:
             continue
-        rec = state.DrbdMetaRecord(resource=a.resource, node=a.node, disk_id=a.disk_id,
-                                   disk=a.disk, gi=a.gi, how=a.how)
-        # a disk holds one resource's internal metadata: another resource's record of the
-        # same disk on this node is stale from now on (its metadata was written over)
-        for key, other in list(records.items()):
-            if other.node == rec.node and other.disk_id == rec.disk_id and key != rec.key:
-                del records[key]
-        records[rec.key] = rec
         after = step.after | ({previous} if previous else set())
-        out.steps[i] = actions.Step(dataclasses.replace(a, records=tuple(records.values())),
+        out.steps[i] = actions.Step(dataclasses.replace(a, records=tuple(records.values()),
+                                                        spent=tuple(spent.values())),
                                     step.reason, frozenset(after))
         previous = a.key
 
@@ -307,6 +319,9 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         after.add(_step(out, actions.ConnectDrbd(resource=name, minor=me.minor),
                         "StandAlone: connect to the peer", after))
 
+    # -- a fence declaration the nodes' state has made moot: spent ---------------------------------
+    _spend_moot_fence(out, name, res, node, m, d)
+
     # -- metadata found up without a record: adopt it ---------------------------------------------
     _adopt(out, name, me, node, d, rs, after, block)
 
@@ -389,12 +404,20 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None,
             waiting_on=peer))
         return
-    if not m.connected and not _fenced(out, name, res, node, peer, m, rs, block):
+    if not m.connected and not _fenced(out, name, res, node, peer, m, rs, d, block):
         return
-    _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary"),
-          f"the spec says {node} is primary" if m.connected else
-          f"the spec says {node} is primary, and declares {peer} fenced for this incident "
-          f"({res.fenced}): promoted without {peer}", after)
+    fenced = drbd_spec.fenced_node(res.fenced) if not m.connected else ("", "")
+    promote = _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary",
+                                             fenced_node=fenced[0], fenced_incident=fenced[1],
+                                             two_primaries=dual),
+                    f"the spec says {node} is primary" if m.connected else
+                    f"the spec says {node} is primary, and declares {peer} fenced for this "
+                    f"incident ({res.fenced}): promoted without {peer}", after)
+    if fenced[1]:
+        _step(out, actions.SpendDrbdFence(resource=name, minor=me.minor, node=node,
+                                          fenced=f"{fenced[0]}@{fenced[1]}", how="used",
+                                          path=d.ledger.path),
+              f"fenced = \"{res.fenced}\" was used: it promotes nothing again", {promote})
 
 
 _PCMK_ROLE = {"primary": "Promoted", "secondary": "Unpromoted"}
@@ -434,11 +457,37 @@ def _left_to_pacemaker(out: Partial, name: str, res: DrbdResource, node: str, rs
         f"(crm_resource --move)")))
 
 
+def _spend_moot_fence(out: Partial, name: str, res: DrbdResource, node: str, m,
+                      d: state.DrbdHost) -> None:
+    """A ``fenced`` declaration that would promote this node is spent (recorded in the
+    ledger) once the nodes are seen connected while it is declared (the incident it was
+    written for is over: a Secondary that loses its peer keeps its generation, and so does a
+    promotion made while connected, so it would match the next cut too), or this node is seen
+    primary without its peer (it was used: a pass that promoted it ended before its record)."""
+    if res.fenced is None or d.ledger.problem is not None:
+        return
+    gone, incident = drbd_spec.fenced_node(res.fenced)
+    if gone == node or (name, node, f"{gone}@{incident}") in d.ledger.spent:
+        return
+    if m.connected:
+        how, why = "connected", f"the nodes are connected ({m.cstate}): the incident it was written for is over"
+    elif m.role == "Primary":
+        how, why = "used", f"{node} is primary without {gone}"
+    else:
+        return
+    _step(out, actions.SpendDrbdFence(resource=name, minor=res.nodes[node].minor, node=node,
+                                      fenced=f"{gone}@{incident}", how=how, path=d.ledger.path),
+          f"fenced = \"{res.fenced}\" is spent: {why}; it promotes nothing from now on "
+          f"(remove it from the spec)", set())
+
+
 def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m, rs,
-            block) -> bool:
+            d: state.DrbdHost, block) -> bool:
     """This node is to be promoted but cannot see ``peer``: True only when the spec declares
     ``peer`` fenced for this very incident (the generation this node holds since it lost
-    the peer, printed here; the promotion starts a new one, which spends the declaration).
+    the peer, printed here) and the ledger does not record the declaration as spent (used,
+    or seen while the nodes were connected: ``_spend_moot_fence``); refused, with the ledger
+    unreadable.
     Otherwise the peer may be booting or gone, and promoting a node that cannot see its peer
     risks a split brain: a wait on the peer, or blocked for a declaration that does not
     apply (reported, ignored)."""
@@ -449,8 +498,14 @@ def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m,
         incident = None
         how = (f"the generation {node} holds cannot be read (drbdadm get-gi {name}: "
                f"{rs.gi_error or 'no answer'}), so no fence can be declared for this incident")
+    elif (name, node, f"{peer}@{rs.gi.generation}") in d.ledger.spent:
+        incident = rs.gi.generation
+        how = (f"{node} still holds generation {incident}, for which a fenced declaration was "
+               f"already spent (DRBD started no new generation since), so the spec cannot "
+               f"declare a fence for this incident: {node} waits for {peer}; promoting it "
+               f"without {peer} is outside what the reconciler does")
     else:
-        incident = f"{int(rs.gi.current, 16) & ~1:016X}"
+        incident = rs.gi.generation
         how = (f"if {peer} is lost for good, make sure it stays so (power it off, or cut it "
                f"from its disk), then declare fenced = \"{peer}@{incident}\" in [drbd.{name}] "
                f"({incident} is the generation {node} holds since it lost {peer}): {node} is "
@@ -463,6 +518,18 @@ def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m,
     gone, declared = drbd_spec.fenced_node(res.fenced)
     if gone != peer:
         block(f"{why}. fenced = \"{res.fenced}\" names {node} itself: ignored. {how[0].upper()}{how[1:]}")
+        return False
+    spent = d.ledger.spent.get((name, node, f"{gone}@{declared}"))
+    if d.ledger.problem is not None:
+        block(f"{why}. {d.ledger.problem}: whether fenced = \"{res.fenced}\" is already spent "
+              f"cannot be known, so it promotes nothing. Check the file")
+        return False
+    if spent is not None:
+        when = ("its fenced promotion ran" if spent.how == "used" else
+                "the nodes were seen connected while it was declared")
+        block(f"{why}. fenced = \"{res.fenced}\" is already spent ({when}; recorded in "
+              f"{d.ledger.path}): it promotes nothing, whatever generation {node} holds: "
+              f"remove it from the spec. {how[0].upper()}{how[1:]}")
         return False
     if incident is None or declared != incident:
         now = f"this one is {incident}" if incident else "this one cannot be identified"

@@ -14,8 +14,9 @@ What can overwrite data is always written out by the operator, never inferred:
 * ``fenced = "NODE@INCIDENT"`` (issue 20): the lost NODE is fenced (powered off, or cut from
   its disk) for that one incident, so its peer, declared primary, may be promoted without
   it. INCIDENT is what the pass prints when it refuses that promotion (16 hex digits: the
-  generation the survivor holds since it lost NODE; the promotion starts a new one, so the
-  declaration is spent by it). Another incident's declaration is reported and ignored.
+  generation the survivor holds since it lost NODE). It is spent once used or once the nodes
+  are seen connected while it is declared (recorded in the DRBD ledger): a spent one is
+  refused. Another incident's declaration is reported and ignored.
 * ``wipe = "DISK-IDENTITY"`` (per node): give up what the declared disk holds (a file system,
   DRBD metadata the reconciler cannot tie to this resource) and create DRBD metadata over it
   (``create-md --force``). Bound to the one disk it was written for: the value is that disk's
@@ -248,7 +249,9 @@ class DrbdResource(Model):
         None, description="\"NODE@INCIDENT\": NODE, lost, is fenced (powered off or cut from "
         "its disk) for the incident the pass printed when it refused to promote its peer (the "
         "generation the survivor holds since it lost NODE); the survivor declared primary is "
-        "then promoted without it. A declaration for another incident is reported and ignored")
+        "then promoted without it. Spent once used or once the nodes are seen connected while "
+        "it is declared (a spent one is refused); a declaration for another incident is "
+        "reported and ignored")
     resync_rate: Rate | None = Field(
         None, description="resync bandwidth per second (disk resync-rate; with DRBD's "
         "dynamic controller on, the rate it starts from: disk.c_plan_ahead = 0 makes it fixed); "

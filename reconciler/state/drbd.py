@@ -84,6 +84,12 @@ class Gi:
             int(u, 16) for u in (self.bitmap, self.history1, self.history2))
 
     @property
+    def generation(self) -> str:
+        """The current generation (DRBD's lowest bit, a flag, masked): what a ``fenced``
+        declaration is bound to."""
+        return f"{int(self.current, 16) & ~1:016X}"
+
+    @property
     def incident(self) -> str:
         """A split brain's identifier: the generation both sides held when they parted (the
         bitmap UUID each keeps from then on; DRBD's lowest bit is a flag, masked)."""
@@ -148,9 +154,30 @@ class DrbdMetaRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DrbdSpentFence:
+    """A ``fenced = "NODE@INCIDENT"`` declaration of ``resource`` that is spent on ``node``
+    (the survivor it was to promote): ``how = "used"`` (the fenced promotion ran, or this node
+    was seen primary without its peer while it was declared) or ``"connected"`` (the nodes
+    were seen connected while it was declared: the incident it was written for is over). A
+    Secondary that loses its peer keeps its generation, and so does a promotion made while
+    connected: without this record, a declaration made moot by the link's return would match
+    the next cut too."""
+
+    resource: str
+    node: str
+    fenced: str  # "NODE@INCIDENT", the incident in upper case
+    how: str  # "used" or "connected"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.resource, self.node, self.fenced)
+
+
+@dataclass(frozen=True, slots=True)
 class DrbdLedger:
     path: str
     records: dict[tuple[str, str], DrbdMetaRecord] = field(default_factory=dict)
+    spent: dict[tuple[str, str, str], DrbdSpentFence] = field(default_factory=dict)
     problem: str | None = None  # the file cannot be read: nothing is trusted or created
 
 

@@ -5,12 +5,13 @@ and only then is the survivor promoted."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from support.drbdsim import Pair
 
-from reconciler import controller
+from reconciler import actions, controller, executing
 
 
 @pytest.fixture
@@ -126,7 +127,9 @@ def test_a_fence_spent_on_an_earlier_incident_does_not_promote_after_the_next_lo
     lose_node_a(pair)
     calls = len(primary_calls(pair, "node-b"))
     out = pair.rounds(fenced, 3)
-    assert "another incident" in blocked(out["node-b"]) and out["node-b"].exit_code == controller.EXIT_ERROR
+    # (its promotion recorded it spent in node-b's ledger: refused as such)
+    assert "already spent" in blocked(out["node-b"]) and out["node-b"].exit_code == controller.EXIT_ERROR
+    assert f'fenced = "node-a@{incident}"' in blocked(out["node-b"])
     assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
 
 
@@ -144,3 +147,85 @@ def test_a_fence_does_not_make_a_survivor_without_uptodate_data_primary(pair):
     assert out["node-b"].exit_code != controller.EXIT_IN_SYNC
     assert "Inconsistent" in report(out["node-b"])
     assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b")
+
+
+LEDGER = "/var/lib/reconciler/drbd.json"
+
+
+def spent(pair, name) -> list[dict]:
+    """The spent fence declarations ``name``'s DRBD ledger records (the file on its disk)."""
+    text = pair.hosts[name].read(LEDGER)
+    return json.loads(text).get("fences", []) if text else []
+
+
+def test_a_declaration_seen_connected_is_spent_and_promotes_nothing_after_a_later_cut(pair):
+    """(storage review) A Secondary that loses its peer keeps its generation, and so does a
+    promotion made while connected: a declaration the link's return made moot would match
+    the next cut too. Seen Connected while declared, it is spent (in the ledger on disk),
+    and refused from then on."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)  # a planned switch: node-a demotes first
+    assert pair.res("node-a").role == "Secondary"
+    pair.net.cut("node-a", "node-b")  # incident X: the link is cut, node-a alive
+    incident = offered(pair.one_pass("node-b", moved))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    pair.net.restore("node-a", "node-b")  # the link returns before node-b's pass
+    pair.converge(fenced)
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Secondary", "Primary")
+    assert spent(pair, "node-b") == [{"resource": "r0", "node": "node-b",
+                                      "fenced": f"node-a@{incident}", "how": "connected"}]
+    # node-b still holds X (a promotion while connected starts no new generation) ...
+    assert f"{pair.res('node-b').uuids[0] & ~1:016X}" == incident
+    pair.reboot("node-b")  # ... reboots cleanly and comes back to a cut link; node-a is alive
+    pair.net.cut("node-a", "node-b")
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(fenced, 4, order=["node-b"])
+    b = out["node-b"]
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+    assert b.exit_code == controller.EXIT_ERROR
+    assert f'fenced = "node-a@{incident}"' in blocked(b) and "already spent" in blocked(b)
+    assert "remove it" in blocked(b)
+
+
+def test_a_fenced_promotion_spends_its_declaration_and_says_what_it_gives_up(pair):
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    incident = offered(pair.one_pass("node-b", moved))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    b = pair.one_pass("node-b", fenced, dry_run=True)
+    [promote] = [s for s in b.plan.steps if isinstance(s.action, actions.SetDrbdRole)]
+    assert promote.action.fenced_incident == incident
+    assert "whatever node-a wrote after the link was lost is given up" in promote.action.gives_up()
+    assert incident in promote.action.describe() and incident in promote.action.key
+    connected = actions.SetDrbdRole(resource="r0", role="Primary")
+    assert (connected.key, connected.describe()) != (promote.action.key, promote.action.describe())
+    assert not connected.gives_up()
+    b = pair.converge_node("node-b", fenced)
+    assert b.exit_code == controller.EXIT_IN_SYNC, report(b)
+    assert pair.res("node-b").role == "Primary"
+    assert spent(pair, "node-b") == [{"resource": "r0", "node": "node-b",
+                                      "fenced": f"node-a@{incident}", "how": "used"}]
+
+
+def test_a_promotion_planned_while_connected_is_not_run_once_the_link_drops_mid_pass(pair):
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)  # node-a demotes
+    # node-b's pass rewrites its resource file (adjust), then promotes: the link drops
+    # right after the adjust, between the plan and the promotion
+    changed = pair.spec(role_a="secondary", role_b="primary",
+                        extra='initial_sync_from = "node-a"\nresync_rate = "7M"')
+
+    def cut(node, cmd):
+        if node == "node-b" and "adjust" in cmd.argv:
+            pair.net.cut("node-a", "node-b")
+    pair.watchers.append(cut)
+    b = pair.one_pass("node-b", changed)
+    assert any("adjust" in c for c in pair.drbdadm_calls("node-b"))
+    assert pair.res("node-b").cstate != "Connected"
+    assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b"), report(b)
+    assert b.outcome("drbd:r0:role").outcome is executing.Outcome.DEFERRED

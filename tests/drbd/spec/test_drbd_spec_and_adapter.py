@@ -12,7 +12,7 @@ import pytest
 
 from support import FIXTURES, ROOT
 
-from reconciler import errors, state
+from reconciler import actions, errors, state
 from reconciler.adapters import drbd
 from reconciler.planning.drbd import plan_drbd
 from reconciler.runner import Command, CommandResult
@@ -305,3 +305,110 @@ def test_a_fence_declaration_is_bound_to_one_node_and_incident(tmp_path):
     assert "declared primary" in problems(tmp_path, extra='fenced = "a@0123456789ABCDEF"')
     res = load(tmp_path, extra='fenced = "b@0123456789abcdef"').spec.drbd["r0"]
     assert res.fenced == "b@0123456789abcdef"
+
+
+# -- spent fence declarations (storage review, issue 20) ---------------------------------------
+
+def _lost_peer(tmp_path, *, role="Secondary", cstate="WFConnection", spent=(), problem=None,
+               records=None, gi=GI_USED):
+    """Node a, declared primary with b declared fenced for the generation it holds (GI_USED's
+    current), b unreachable; the ledger as given."""
+    spec = load(tmp_path, extra=f'fenced = "b@{gi.generation}"').for_node("a")
+    text = drbd.render("r0", spec.drbd["r0"])
+    m = state.DrbdMinor(minor=0, cstate=cstate, role=role, peer_role="Unknown", disk="UpToDate",
+                        peer_disk="DUnknown", protocol="C")
+    st = _host(text, {0: m}, records=records)
+    d = st.drbd
+    ledger = dataclasses.replace(d.ledger, spent={f.key: f for f in spent}, problem=problem)
+    rs = dataclasses.replace(d.resources["r0"], gi=gi)
+    return spec, dataclasses.replace(st, drbd=dataclasses.replace(d, ledger=ledger, resources={"r0": rs}))
+
+
+def test_the_ledger_keeps_spent_fence_declarations_and_reads_one_written_before_them():
+    rec = state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI, "created")
+    f = state.DrbdSpentFence("r0", "a", "b@A923D7CF74DD8F8E", "connected")
+    ledger = drbd.parse_ledger("/x", drbd.ledger_text([rec], [f]))
+    assert ledger.problem is None and ledger.records == {rec.key: rec} and ledger.spent == {f.key: f}
+    before = drbd.ledger_text([rec])  # the format written before spent declarations
+    assert "fences" not in before and drbd.parse_ledger("/x", before).spent == {}
+    bad = before.replace('"metadata"', '"fences": [{"resource": "r0"}], "metadata"')
+    assert drbd.parse_ledger("/x", bad).problem.startswith("/x cannot be read")
+
+
+def test_a_fenced_promotion_is_planned_then_recorded_as_spent(tmp_path):
+    spec, st = _lost_peer(tmp_path)
+    out = plan_drbd(spec, st, "a")
+    assert not out.blocked
+    incident = GI_USED.generation
+    assert [s.action.key for s in out.steps] == [f"drbd:r0:role:fenced:b@{incident}", "drbd:r0:fence-spent"]
+    promote, spend = out.steps
+    assert spend.after == {promote.action.key}
+    assert (spend.action.how, spend.action.fenced) == ("used", f"b@{incident}")
+    assert '"fenced": "b@' + incident + '"' in spend.action.text  # the records stay too
+    assert '"serial:vdb-a"' in spend.action.text
+
+
+def test_a_spent_declaration_or_an_unreadable_ledger_promotes_nothing(tmp_path):
+    for how in ("used", "connected"):
+        f = state.DrbdSpentFence("r0", "a", f"b@{GI_USED.generation}", how)
+        spec, st = _lost_peer(tmp_path, spent=[f])
+        out = plan_drbd(spec, st, "a")
+        assert not out.steps
+        [b] = out.blocked
+        assert "already spent" in b.reason and "remove it" in b.reason
+        assert "cannot declare a fence for this incident" in b.reason  # the same generation
+    spec, st = _lost_peer(tmp_path, problem="/var/lib/reconciler/drbd.json cannot be read as the DRBD ledger")
+    out = plan_drbd(spec, st, "a")
+    assert not out.steps and "cannot be read" in out.blocked[0].reason
+    assert "already spent cannot be known" in out.blocked[0].reason
+
+
+def test_a_declaration_is_spent_when_seen_connected_or_this_node_is_primary_without_its_peer(tmp_path):
+    for role, cstate, how in (("Secondary", "Connected", "connected"),
+                              ("Primary", "Connected", "connected"),
+                              ("Primary", "WFConnection", "used")):
+        spec, st = _lost_peer(tmp_path, role=role, cstate=cstate)
+        out = plan_drbd(spec, st, "a")
+        spends = [s.action for s in out.steps if isinstance(s.action, actions.SpendDrbdFence)]
+        assert [(a.how, a.node, a.fenced) for a in spends] == [(how, "a", f"b@{GI_USED.generation}")], (role, cstate)
+        assert not any(isinstance(s.action, actions.SetDrbdRole) and s.action.fenced for s in out.steps)
+    f = state.DrbdSpentFence("r0", "a", f"b@{GI_USED.generation}", "connected")
+    spec, st = _lost_peer(tmp_path, cstate="Connected", spent=[f])
+    assert not any(isinstance(s.action, actions.SpendDrbdFence) for s in plan_drbd(spec, st, "a").steps)
+
+
+def test_a_metadata_record_written_in_the_same_pass_keeps_the_spent_declarations(tmp_path):
+    f = state.DrbdSpentFence("r1", "a", "b@0123456789ABCDEE", "used")
+    spec, st = _lost_peer(tmp_path, cstate="Connected", records=[], spent=[f])
+    out = plan_drbd(spec, st, "a")
+    keys = [s.action.key for s in out.steps]
+    assert "drbd:r0:fence-spent" in keys and "drbd:r0:record" in keys
+    last = out.steps[max(keys.index("drbd:r0:fence-spent"), keys.index("drbd:r0:record"))].action
+    ledger = drbd.parse_ledger("/x", last.text)
+    assert set(ledger.spent) == {f.key, ("r0", "a", f"b@{GI_USED.generation}")}
+    assert set(ledger.records) == {("r0", "a")}
+
+
+def test_a_promotion_is_checked_again_on_the_host_as_last_observed(tmp_path):
+    """SetDrbdRole(Primary).waiting_for: connected (the peer not primary unless both are
+    declared primary), or, planned as a fenced promotion, still cut off and still holding
+    the declared incident's generation."""
+    _, st = _lost_peer(tmp_path)
+
+    def at(cstate="Connected", peer_role="Secondary", gi=GI_USED):
+        m = dataclasses.replace(st.drbd.minors[0], cstate=cstate, peer_role=peer_role)
+        rs = dataclasses.replace(st.drbd.resources["r0"], gi=gi)
+        return dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, minors={0: m}, resources={"r0": rs}))
+
+    plain = actions.SetDrbdRole(resource="r0", role="Primary")
+    assert plain.waiting_for(at()) is None
+    assert "not connected" in plain.waiting_for(at("WFConnection", "Unknown"))
+    assert "the peer is primary" in plain.waiting_for(at(peer_role="Primary"))
+    assert dataclasses.replace(plain, two_primaries=True).waiting_for(at(peer_role="Primary")) is None
+    fenced = actions.SetDrbdRole(resource="r0", role="Primary", fenced_node="b",
+                                 fenced_incident=GI_USED.generation)
+    assert fenced.waiting_for(at("WFConnection", "Unknown")) is None
+    assert "connected again" in fenced.waiting_for(at())
+    newer = dataclasses.replace(GI_USED, current="1111111111111111")
+    assert "now holds 1111111111111110" in fenced.waiting_for(at("WFConnection", "Unknown", newer))
+    assert "cannot be read" in fenced.waiting_for(at("WFConnection", "Unknown", None))
