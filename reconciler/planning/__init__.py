@@ -44,7 +44,7 @@ from collections.abc import Mapping
 
 from reconciler import actions, gc_pause, state
 from reconciler.planning import drbd, iscsi, lockd, lvm, md, pacemaker
-from reconciler.planning.partial import Partial
+from reconciler.planning.partial import Partial, without_refused
 from reconciler.spec import models
 from reconciler.state import taking
 
@@ -198,18 +198,7 @@ def _refuse_taken(steps: list[actions.Step], st: state.HostState
     blocked = [actions.Blocked(s.action.object, (
         f"{s.action.describe()} is refused: {why[s.key]}. Take it out of use here first; "
         f"the next pass goes on")) for s in steps if s.key in why]
-    refused = set(why)
-    grew = True
-    while grew:
-        grew = False
-        for s in steps:
-            if s.key not in refused and s.after & refused:
-                first = sorted(s.after & refused)[0]
-                refused.add(s.key)
-                blocked.append(actions.Blocked(s.action.object, (
-                    f"{s.action.describe()} waits for {first}, which is refused (see there)")))
-                grew = True
-    return [s for s in steps if s.key not in refused], blocked
+    return without_refused(steps, set(why), blocked, "refused")
 
 
 def _ordered(steps: list[actions.Step]) -> tuple[actions.Step, ...]:

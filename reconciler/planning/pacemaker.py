@@ -29,6 +29,7 @@ planner handles ``ocf:linbit:drbd`` itself (planning.drbd). Per agent:
 from __future__ import annotations
 
 from reconciler import actions, state
+from reconciler.planning.partial import without_refused
 from reconciler.spec import models
 from reconciler.state.names import dm_name
 from reconciler.state.pacemaker import FILESYSTEM, ISCSI_LU, LVM_ACTIVATE
@@ -131,17 +132,7 @@ def leave_to_pacemaker(steps: list[actions.Step], st: state.HostState
             f"the spec wants {s.action.describe()}, and the reconciler never changes what "
             f"Pacemaker manages ({what}): make the spec say what Pacemaker does, or move it "
             f"with Pacemaker (crm_resource --move {r.parent or r.id})")))
-    grew = bool(refused)
-    while grew:
-        grew = False
-        for s in steps:
-            if s.key not in refused and s.after & refused:
-                first = sorted(s.after & refused)[0]
-                refused.add(s.key)
-                blocked.append(actions.Blocked(s.action.object, (
-                    f"{s.action.describe()} waits for {first}, which is Pacemaker's (see there)")))
-                grew = True
-    return [s for s in steps if s.key not in refused], blocked
+    return without_refused(steps, refused, blocked, "Pacemaker's")
 
 
 def owned(spec: models.Spec, st: state.HostState, node: str) -> list[str]:

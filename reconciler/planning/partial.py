@@ -60,3 +60,20 @@ def devices_named_twice(spec: models.Spec, st: state.HostState) -> dict[str, lis
         for obj in dict.fromkeys(obj for obj, _, _ in named):
             out.setdefault(obj, []).append(reason)
     return out
+
+
+def without_refused(steps: list, refused: set[str], blocked: list, whose: str
+                    ) -> tuple[list, list]:
+    """``steps`` without those in ``refused`` and every step ordered after one of them (each
+    of those blocked, naming the first refused step it waits for, ``whose`` it is)."""
+    grew = bool(refused)
+    while grew:
+        grew = False
+        for s in steps:
+            if s.key not in refused and s.after & refused:
+                first = sorted(s.after & refused)[0]
+                refused.add(s.key)
+                blocked.append(actions.Blocked(s.action.object, (
+                    f"{s.action.describe()} waits for {first}, which is {whose} (see there)")))
+                grew = True
+    return [s for s in steps if s.key not in refused], blocked
