@@ -108,6 +108,11 @@ def test_two_daemons_move_an_exclusive_lv_from_a_to_b(lockd_nodes):
         assert "ran vgcreate" not in log(b) and "ran lvcreate" not in log(b), log(b)[-3000:]
         assert "waiting on another node" in log(b) or "created-elsewhere" in log(b) or True
         for g in (a, b):  # the textfile each daemon wrote: what monitoring/ reads
+            # The node's first pass may still be running (its last step just ran): the file
+            # has every name from the start but no last-pass sample until a pass has ended.
+            wait_for(lambda: "reconciler_last_pass_timestamp_seconds{"
+                     in g.read_file("/tmp/rec-status/reconciler.prom"), 60,
+                     f"{g.name}'s first pass to end", interval=1)
             text = g.read_file("/tmp/rec-status/reconciler.prom")
             assert missing_names(text) == [], (g.name, text)
             m = parsed(text)
