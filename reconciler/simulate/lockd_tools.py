@@ -10,6 +10,10 @@ commands modelled are those the reconciler runs on a shared VG (``lvm fullreport
 ``pvmove --background --name``, ``dmsetup remove``) plus what an admin does by hand in the
 recordings (``lvremove --lockopt skiplv``); every message is the one recorded in
 tests/fixtures/outputs/lvmlockd/commands (compared by tests/lockd/simulate/test_lockd_recordings.py).
+With DLM (``vgcreate --shared --locktype dlm``) also ``corosync-quorumtool -s``, and the
+DLM's messages and ``lvmlockctl --info`` as tests/fixtures/outputs/dlm recorded them
+(tests/lockd/simulate/test_lockd_dlm_recordings.py); the corosync and DLM daemons are the
+test's to start (``start_corosync``, ``start_dlm``, ``dlm_cluster``).
 Anything else raises ``UnsupportedCommand``. What this module adds to the LVM model is
 lvmlockd's: lockspaces, the lock table, each node's dm devices, and the messages lvm prints
 on a shared VG. A pvmove completes at once (the time it takes is the LVM simulator's
@@ -19,6 +23,7 @@ subject, not this one's).
 from __future__ import annotations
 
 import json
+import time
 
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.errors import UnsupportedCommand
@@ -27,8 +32,8 @@ from reconciler.state.names import dm_name
 
 from . import ops
 from .clock import SimClock
-from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK, LVMLOCK_EXTENTS, SECTOR, DmDev,
-                          LockTable, Node)
+from .lockd_model import (EXTENT, LOCAL_STATE_DIR, LVMLOCK, LVMLOCK_EXTENTS, SECTOR, Corosync,
+                          DmDev, LockTable, Node)
 from .model import LV, PV, VG, MiB, Model, place, release_all
 from .render import View, fullreport
 from .tool import Out, Tool
@@ -50,6 +55,14 @@ class LockdCluster:
         self.locks = LockTable()
         self.nodes = {n: Node(n, hid) for n, hid in nodes.items()}
         self._next_major_minor = 0
+        # corosync (DLM's cluster): every node in its nodelist, two_node with two nodes
+        self.corosync = Corosync(self.nodes, two_node=len(self.nodes) == 2)
+        # wall-clock time at the clock's 0 (corosync-quorumtool prints the date)
+        self.epoch = 1796471201.0  # Sat Dec  5 11:46:41 2026 UTC, the recordings' day
+        # the DLM VGs' lock versions (lvmlockd's ``LK VG un ver N``: the VG's metadata
+        # commits, as the recordings count them) and the global lock's
+        self.vg_seq: dict[str, int] = {}
+        self.gl_ver = 0
 
     def add_disk(self, path: str, size: int) -> None:
         """A disk every node sees (a SAN LUN): the same device number on each."""
@@ -63,9 +76,17 @@ class LockdCluster:
 
     def crash(self, name: str) -> None:
         """The node dies: its dm devices and lockspaces go with it, its locks stay (sanlock
-        leases on the shared disk)."""
+        leases on the shared disk); with DLM (no fencing, as the lab runs it) the other
+        nodes' DLM drops its locks at once and corosync's membership loses it."""
         n = self.nodes[name]
         n.up, n.dm, n.lockspaces, n.opened = False, {}, set(), {}
+        n.corosync = n.dlm_controld = n.dlm_global = False
+        n.rem, n.vg_ver, n.lv_un = set(), {}, set()
+        for vg in self.lvm.vgs.values():
+            if vg.lock_type == "dlm":
+                for lv in vg.lvs.values():
+                    self.locks.drop(lv.uuid, name)
+        self.corosync.changed()
 
     def expire(self, name: str) -> None:
         """The dead node's host lease expired (sanlock saw it dead; fenced or rebooted): the
@@ -74,9 +95,42 @@ class LockdCluster:
         self.locks.drop_node(name)
 
     def recover(self, name: str) -> None:
-        """The node is back (rebooted): daemons running, no lockspace, nothing active."""
+        """The node is back (rebooted): daemons running (corosync and dlm_controld too on a
+        node that ran them: enabled services), no lockspace, nothing active."""
         self.locks.drop_node(name)
-        self.nodes[name].up = True
+        n = self.nodes[name]
+        n.up = True
+        n.corosync, n.dlm_controld = "corosync" in n.enabled, "dlm" in n.enabled
+        self.corosync.changed()
+
+    # -- corosync and dlm_controld (DLM's cluster) -----------------------------------------
+
+    def start_corosync(self, *names: str) -> None:
+        """corosync starts on ``names`` (its nodelist: every node of the cluster)."""
+        for name in names:
+            self.nodes[name].corosync = True
+            self.nodes[name].enabled.add("corosync")
+        self.corosync.changed()
+
+    def stop_corosync(self, name: str) -> None:
+        """corosync stops on ``name``; dlm_controld, which cannot run without it, too."""
+        n = self.nodes[name]
+        n.corosync = n.dlm_controld = False
+        self.corosync.changed()
+
+    def start_dlm(self, *names: str) -> None:
+        """dlm_controld starts on ``names`` (``--enable_fencing 0``, as in the lab)."""
+        for name in names:
+            if not self.nodes[name].corosync:
+                raise ValueError(f"dlm_controld on {name} needs corosync running there")
+            self.nodes[name].dlm_controld = True
+            self.nodes[name].enabled.add("dlm")
+
+    def dlm_cluster(self) -> LockdCluster:
+        """corosync (two_node) and dlm_controld running on every node: quorate."""
+        self.start_corosync(*self.nodes)
+        self.start_dlm(*self.nodes)
+        return self
 
     def mount(self, node: str, vg: str, lv: str, where: str) -> None:
         dm = self.nodes[node].dm.get(dm_name(vg, lv))
@@ -134,7 +188,10 @@ class LockdNode:
             raise UnsupportedCommand(f"only the project's fullreport argv is modelled: {argv}")
         if cmd.input is not None and not tool.stdin:
             raise UnsupportedCommand(f"stdin is not modelled for: {cmd}")
+        self._touched: set[str] = set()
         out = tool.handler(self, argv, cmd.input)
+        for name in self._touched:  # the VG lock's version this command read and left
+            self.n.vg_ver[name] = self.c.vg_seq.get(name, 0)
         return CommandResult(command=cmd, rc=out.rc, stdout="".join(out.stdout),
                              stderr="".join(out.stderr))
 
@@ -184,11 +241,33 @@ class LockdNode:
         if vg.name not in self.n.lockspaces:
             out.fail(f"Cannot access VG {vg.name} due to failed lock.")
             return None
+        self._dlm_ready(vg, f"a lock in {vg.name}")
         lv = vg.lvs.get(lv_name)
         if lv is None or not lv.visible:
             out.fail(f'Failed to find logical volume "{arg}"')
             return None
         return vg, lv
+
+    def _dlm_ready(self, vg: VG, what: str) -> None:
+        """A DLM VG's lock request needs corosync quorate here and dlm_controld running: the
+        DLM makes a request wait without quorum (no recording says for how long, nor what
+        lvm then prints), so this fails loudly instead. Marks the VG's lock as read."""
+        if vg.lock_type != "dlm":
+            return
+        if not self.c.corosync.quorate(self.n.name):
+            raise UnsupportedCommand(
+                f"{what} on {self.n.name} without corosync quorum: the DLM waits for quorum "
+                f"(dlm_controld), which no recording shows; the reconciler reads "
+                f"corosync-quorumtool -s first")
+        if not self.n.dlm_controld:
+            raise UnsupportedCommand(f"{what} on {self.n.name} after dlm_controld stopped "
+                                     f"there: not recorded")
+        self._touched.add(vg.name)
+
+    def _commit(self, vg: VG) -> None:
+        """The VG's metadata was written: its DLM VG lock's version moves on."""
+        if vg.lock_type == "dlm":
+            self.c.vg_seq[vg.name] = self.c.vg_seq.get(vg.name, 0) + 1
 
     def _activate(self, vg: VG, lv: LV) -> None:
         name = dm_name(vg.name, lv.name)
@@ -201,9 +280,12 @@ class LockdNode:
     def _lock(self, vg: VG, lv: LV, mode: str, out: Out) -> bool:
         others = self.c.locks.others(lv.uuid, self.n.name)
         if others and (mode == "ex" or "ex" in others.values()):
+            if vg.lock_type == "dlm":  # lvmlockd keeps the LV's resource, unlocked
+                self.n.lv_un.add(lv.uuid)
             out.fail(f"LV locked by other host: {vg.name}/{lv.name}")
             return False
         self.c.locks.take(lv.uuid, self.n.name, mode)
+        self.n.lv_un.discard(lv.uuid)
         return True
 
     def _exclusive_here_or_free(self, vg: VG, lv: LV, out: Out) -> bool:
@@ -244,13 +326,82 @@ def _lockctl(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     lines = []
     for name in sorted(node.n.lockspaces):
         vg = node.c.lvm.vgs[name]
+        if vg.lock_type == "dlm":
+            continue
         lines += [f"VG {name} lock_type={vg.lock_type} {vg.uuid}", f"LS {vg.lock_type} lvm_{name}",
                   "LK VG un ver 1", "LK GL un ver 1"]
         for lv in vg.lvs.values():
             mode = node.c.locks.holders(lv.uuid).get(node.n.name)
             if mode:
                 lines.append(f"LK LV {mode} {lv.uuid}")
-    return Out(stdout=[f"{line}\n" for line in lines])
+    blocks = [lines] if lines else []
+    return Out(stdout=[f"{line}\n" for line in _join_blocks(blocks + _dlm_info(node))])
+
+
+def _join_blocks(blocks: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for b in blocks:
+        out += ([""] if out else []) + b
+    return out
+
+
+def _dlm_info(node: LockdNode) -> list[list[str]]:
+    """lvmlockctl --info's DLM blocks, as recorded (dlm/commands/lockctl_info_*): the global
+    lockspace (``lvm_global``, with the global lock once started), then each DLM VG's
+    lockspace, ``REM:`` when its start failed, its VG lock's version and its LV locks."""
+    n = node.n
+    if not (n.dlm_global or n.rem):
+        return []
+    blocks = [["VG vg_uuid= lock_type= ", "LS  " + ("lvm_global" if n.dlm_global else "REM:lvm_global"),
+               "LK VG un ver 0"] + ([f"LK GL un ver {node.c.gl_ver}"] if n.dlm_global else [])]
+    for name in sorted((n.lockspaces | n.rem) & {v for v, vg in node.c.lvm.vgs.items()
+                                                  if vg.lock_type == "dlm"}):
+        vg = node.c.lvm.vgs[name]
+        started = name in n.lockspaces
+        b = [f"VG {name} lock_type=dlm {vg.uuid}", "LS dlm " + ("" if started else "REM:") + f"lvm_{name}",
+             f"LK VG un ver {n.vg_ver.get(name, 0)}"]
+        for lv in vg.lvs.values() if started else ():
+            mode = node.c.locks.holders(lv.uuid).get(n.name) or ("un" if lv.uuid in n.lv_un else None)
+            if mode:
+                b.append(f"LK LV {mode} {lv.uuid}")
+        blocks.append(b)
+    return blocks
+
+
+def _quorumtool(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
+    """``corosync-quorumtool -s`` as corosync 3.1.7 prints it (dlm/commands/quorumtool_*):
+    rc 0 quorate, 2 not quorate, 1 when corosync does not run here. Two-node clusters only
+    (the recorded flags; a larger cluster's are not recorded)."""
+    if argv != ("corosync-quorumtool", "-s"):
+        raise UnsupportedCommand(f"only 'corosync-quorumtool -s' is modelled: {argv}")
+    out = Out()
+    n, cs = node.n, node.c.corosync
+    if not n.corosync:
+        return out.err("Cannot initialize CMAP service")
+    if not cs.two_node:
+        raise UnsupportedCommand("corosync-quorumtool of a cluster of more than two nodes is "
+                                 "not recorded")
+    quorate = cs.quorate(n.name)
+    ids = sorted(cs.ids[m] for m in n.members)
+    names = {i: m for m, i in cs.ids.items()}
+    flags = "2Node " + ("Quorate " if quorate else "") + "WaitForAll "
+    date = time.asctime(time.gmtime(node.c.epoch + node.c.clock.now()))
+    lines = ["Quorum information", "------------------",
+             f"Date:             {date}", "Quorum provider:  corosync_votequorum",
+             f"Nodes:            {len(ids)}", f"Node ID:          {cs.ids[n.name]}",
+             f"Ring ID:          {ids[0]}.{n.ring_seq}",
+             f"Quorate:          {'Yes' if quorate else 'No'}", "",
+             "Votequorum information", "----------------------",
+             f"Expected votes:   {cs.expected}", f"Highest expected: {cs.expected}",
+             f"Total votes:      {len(ids)}",
+             f"Quorum:           {cs.quorum} {' ' if quorate else 'Activity blocked'}",
+             f"Flags:            {flags}", "", "Membership information", "----------------------",
+             "    Nodeid      Votes Name"]
+    lines += [f"{i:>10} {1:>10} {names[i]}" + (" (local)" if names[i] == n.name else "")
+              for i in ids]
+    out.stdout.extend(f"{line}\n" for line in lines)
+    out.rc = 0 if quorate else 2
+    return out
 
 
 def _pvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
@@ -289,15 +440,16 @@ def _wipefs(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
 
 def _vgcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     args = list(argv[1:])
-    if args[:3] == ["--shared", "--locktype", "sanlock"]:
-        args = args[3:]
+    lock_type = "sanlock"
+    if args[:3] in (["--shared", "--locktype", "sanlock"], ["--shared", "--locktype", "dlm"]):
+        lock_type, args = args[2], args[3:]
     elif args[:1] == ["--shared"]:  # lvmlockd picks the lock manager running: sanlock here
         args = args[1:]
     else:
         args = []
     if len(args) < 2 or args[0].startswith("-"):
-        raise UnsupportedCommand(f"only 'vgcreate --shared [--locktype sanlock] VG PV...' is "
-                                 f"modelled: {argv}")
+        raise UnsupportedCommand(f"only 'vgcreate --shared [--locktype sanlock|dlm] VG PV...' "
+                                 f"is modelled: {argv}")
     vg_name, devs = args[0], args[1:]
     out = Out()
     if not node.n.lvmlockd:
@@ -307,21 +459,12 @@ def _vgcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     lvm = node.c.lvm
     if vg_name in lvm.vgs:
         return out.fail(f"A volume group called {vg_name} already exists.")
+    if lock_type == "dlm":
+        return _vgcreate_dlm(node, vg_name, devs, out)
     out.print("Enabling sanlock global lock")
-    pvs: list[PV] = []
-    for d in devs:
-        device = lvm.device(d)
-        if device is None:
-            return out.fail(f"No device found for {d}.")
-        pv = lvm.pvs.get(device.path)
-        if pv is None:
-            pv = lvm.pvs[device.path] = PV(device, lvm.new_uuid())
-            out.print(f'Physical volume "{d}" successfully created.')
-        elif pv.vg is not None:  # as the LVM simulator's vgcreate says it
-            return out.fail(f"Physical volume '{d}' is already in volume group '{pv.vg.name}'",
-                            f"Unable to add physical volume '{d}' to volume group "
-                            f"'{pv.vg.name}'", f"{d}: physical volume not initialized.")
-        pvs.append(pv)
+    pvs = _new_pvs(node, devs, out)
+    if pvs is None:
+        return out
     vg = VG(vg_name, lvm.new_uuid(), EXTENT, "sanlock")
     ops.join_vg(vg, pvs)
     lock = ops.create_lv_on(lvm, vg, LVMLOCK, [(pvs[0], LVMLOCK_EXTENTS)])
@@ -332,6 +475,72 @@ def _vgcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     node.n.lockspaces.add(vg_name)
     node._activate(vg, lock)
     out.print(f"VG {vg_name} starting sanlock lockspace")
+    return out.print("Starting locking.  Waiting until locks are ready...")
+
+
+def _new_pvs(node: LockdNode, devs: list[str], out: Out) -> list[PV] | None:
+    lvm = node.c.lvm
+    pvs: list[PV] = []
+    for d in devs:
+        device = lvm.device(d)
+        if device is None:
+            out.fail(f"No device found for {d}.")
+            return None
+        pv = lvm.pvs.get(device.path)
+        if pv is None:
+            pv = lvm.pvs[device.path] = PV(device, lvm.new_uuid())
+            out.print(f'Physical volume "{d}" successfully created.')
+        elif pv.vg is not None:  # as the LVM simulator's vgcreate says it
+            out.fail(f"Physical volume '{d}' is already in volume group '{pv.vg.name}'",
+                     f"Unable to add physical volume '{d}' to volume group '{pv.vg.name}'",
+                     f"{d}: physical volume not initialized.")
+            return None
+        pvs.append(pv)
+    return pvs
+
+
+def _vgcreate_dlm(node: LockdNode, vg_name: str, devs: list[str], out: Out) -> Out:
+    """``vgcreate --shared --locktype dlm`` (recorded: dlm/commands/vgcreate_shared_dlm_a):
+    no lvmlock LV (the locks are the DLM's), the VG's lockspace and lvm_global started."""
+    n = node.n
+    if not node.c.corosync.quorate(n.name) or not n.dlm_controld:
+        raise UnsupportedCommand(f"vgcreate --locktype dlm on {n.name} without a quorate "
+                                 f"corosync and dlm_controld: not recorded")
+    pvs = _new_pvs(node, devs, out)
+    if pvs is None:
+        return out
+    lvm = node.c.lvm
+    vg = VG(vg_name, lvm.new_uuid(), EXTENT, "dlm")
+    ops.join_vg(vg, pvs)
+    lvm.vgs[vg_name] = vg
+    node.c.vg_seq[vg_name] = 2  # the VG written, then its lock_args
+    node.c.gl_ver += 1
+    out.print(f'Volume group "{vg_name}" successfully created')
+    n.lockspaces.add(vg_name)
+    n.dlm_global = True
+    node._touched.add(vg_name)
+    out.print(f"VG {vg_name} starting dlm lockspace")
+    return out.print("Starting locking.  Waiting until locks are ready...")
+
+
+def _lock_start_dlm(node: LockdNode, vg: VG, out: Out) -> Out:
+    """``vgchange --lock-start`` of a DLM VG (recorded: dlm/commands/lock_start_*)."""
+    n = node.n
+    if vg.name in n.lockspaces:  # lvm prints its wait, as for sanlock's lock_start_again
+        return out.print("Starting locking.  Waiting until locks are ready...")
+    if not n.dlm_controld:
+        n.rem |= {vg.name} | (set() if n.dlm_global else {""})
+        out.warn("Start a lock manager, lvmlockd did not find one running.")
+        out.warn("Skipping global lock: lockspace not found or started")
+        return out.fail(f"VG {vg.name} start failed: lock manager dlm is not running")
+    if not node.c.corosync.quorate(n.name):
+        raise UnsupportedCommand(f"vgchange --lock-start {vg.name} on {n.name} without corosync "
+                                 f"quorum: dlm_controld waits for quorum before it joins a "
+                                 f"lockspace, which no recording shows")
+    n.rem -= {vg.name, ""}
+    n.lockspaces.add(vg.name)
+    n.dlm_global = True
+    out.print(f"VG {vg.name} starting dlm lockspace")
     return out.print("Starting locking.  Waiting until locks are ready...")
 
 
@@ -347,6 +556,8 @@ def _vgchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail(f"VG {name} start failed: lvmlockd is not running")
     if vg is None:
         return out.fail(f'Volume group "{name}" not found')
+    if vg.lock_type == "dlm":
+        return _lock_start_dlm(node, vg, out)
     if name in node.n.lockspaces:
         return out.print("Starting locking.  Waiting for sanlock may take 20 sec to 3 min...")
     if not node.n.sanlock:
@@ -378,6 +589,7 @@ def _vgextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail(f'Volume group "{argv[1]}" not found')
     if vg.name not in node.n.lockspaces:
         return out.fail(f"Cannot access VG {vg.name} due to failed lock.")
+    node._dlm_ready(vg, f"vgextend {vg.name}")
     pv = lvm.pv(dev)
     if pv is None:
         return out.fail(f"Physical volume {dev} not found")  # the planner pvcreates first
@@ -386,6 +598,7 @@ def _vgextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
                         f"Unable to add physical volume '{dev}' to volume group "
                         f"'{pv.vg.name}'", f"{dev}: physical volume not initialized.")
     ops.join_vg(vg, [pv])
+    node._commit(vg)
     return out.print(f'Volume group "{vg.name}" successfully extended')
 
 
@@ -397,7 +610,7 @@ def _lvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     if len(a) < 5 or a[0] != "--yes" or a[1] != "--name" or a[3] != "--size":
         raise UnsupportedCommand(f"only 'lvcreate --yes [--activate n] --name LV --size Nb VG "
                                  f"[PV...]' is modelled: {argv}")
-    name, size, vg_name, pvs = a[2], int(a[4].rstrip("b")), a[5], a[6:]
+    name, size, vg_name, pvs = a[2], _size(a[4], argv), a[5], a[6:]
     out = Out()
     lvm = node.c.lvm
     vg = lvm.vgs.get(vg_name)
@@ -405,12 +618,14 @@ def _lvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail(f'Volume group "{vg_name}" not found')
     if vg_name not in node.n.lockspaces:
         return out.fail(f"Cannot access VG {vg_name} due to failed lock.")
+    node._dlm_ready(vg, f"lvcreate in {vg_name}")
     if name in vg.lvs:
         return out.fail(f"Logical Volume \"{name}\" already exists in volume group \"{vg_name}\"")
     n = -(-size // vg.extent_size)
     for pv in (_vg_pvs(lvm, vg, pvs, argv) if pvs else vg.pvs):
         if _first_fit(pv, n) is not None:  # one free area on one PV (linear, as lvm picks)
             lv = ops.create_lv_on(lvm, vg, name, [(pv, n)])
+            node._commit(vg)
             if activate:  # a new LV in a shared VG is active exclusively where it was made
                 node.c.locks.take(lv.uuid, node.n.name, "ex")
                 node._activate(vg, lv)
@@ -441,6 +656,7 @@ def _lvchange(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
             return out.fail(f"Logical volume {vg.name}/{lv.name} in use.")
         node.n.dm.pop(dm_name(vg.name, lv.name), None)
         node.c.locks.drop(lv.uuid, node.n.name)
+        node.n.lv_un.discard(lv.uuid)
         return out
     mode = "ex" if flag == "-aey" else "sh"
     if held == mode:
@@ -480,6 +696,7 @@ def _lvextend(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail("Insufficient free space (contiguous growth only in this model)")
     old = lv.extents
     place(lv, [(end[0], end[1], extra)])
+    node._commit(vg)
     dev = node.n.dm.get(dm_name(vg.name, lv.name))
     if dev is not None:
         dev.sectors = new * es // SECTOR
@@ -508,6 +725,7 @@ def _lvremove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
     node.n.dm.pop(dm_name(vg.name, lv.name), None)
     node.c.locks.drop(lv.uuid, node.n.name)
     ops.remove_lv(node.c.lvm, lv)
+    node._commit(vg)
     return out.print(f'Logical volume "{lv.name}" successfully removed.')
 
 
@@ -540,6 +758,7 @@ def _pvmove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
             n = lv.extents
             release_all(lv)
             place(lv, [(pv, start, n)])
+            node._commit(vg)
             return out.print(f"{src}: Moved: 100.00%") if foreground else out
     return out.fail(f"Insufficient free space: {lv.extents} extents needed")
 
@@ -562,6 +781,17 @@ def _dmsetup_remove(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -
     return out
 
 
+_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size(arg: str, argv: tuple[str, ...]) -> int:
+    """lvm's --size: a number and a unit (b, k, m, g, t; either case: powers of 1024)."""
+    num, unit = arg[:-1], arg[-1:].lower()
+    if unit not in _UNITS or not num.isdigit():
+        raise UnsupportedCommand(f"size {arg!r} not modelled: {argv}")
+    return int(num) * _UNITS[unit]
+
+
 def _first_fit(pv: PV, n: int) -> int | None:
     """The first PE of the first free area of ``pv`` that holds ``n`` extents."""
     return next((s for s, c in pv.free_ranges() if c >= n), None)
@@ -582,5 +812,5 @@ _COMMANDS: dict[tuple[str, ...], Tool] = {
     ("lvcreate",): Tool(_lvcreate, True), ("lvchange",): Tool(_lvchange, True),
     ("lvextend",): Tool(_lvextend, True), ("lvremove",): Tool(_lvremove, True),
     ("pvmove",): Tool(_pvmove, True), ("dmsetup", "remove"): Tool(_dmsetup_remove, True),
-    ("wipefs",): Tool(_wipefs, False),
+    ("wipefs",): Tool(_wipefs, False), ("corosync-quorumtool",): Tool(_quorumtool, False),
 }

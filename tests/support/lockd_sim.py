@@ -21,6 +21,11 @@ def cluster() -> LockdCluster:
     return c.lockd
 
 
+def dlm_cluster() -> LockdCluster:
+    """The same two nodes and disks under corosync (two_node) + dlm_controld, quorate."""
+    return cluster().dlm_cluster()
+
+
 def nodes(tmp_path, c: LockdCluster | None = None) -> Nodes:
     return Nodes.of_lockd(tmp_path, c or cluster())
 
@@ -38,10 +43,13 @@ def n(tmp_path, c) -> Nodes:
 
 
 def shared_vg(lv: dict | None = None, *, create_on: str = "node-a", scope: str = "shared",
-              pvs: tuple[str, ...] = ("/dev/vda", "/dev/vdb")) -> dict:
+              pvs: tuple[str, ...] = ("/dev/vda", "/dev/vdb"), lock_type: str | None = None) -> dict:
     """The spec as a dict for ``Nodes.spec``/``support.specs``: shared VG ``vgs`` on node-a
-    and node-b, with the LVs ``lv`` names (name -> {size, activation, placement, state})."""
+    and node-b, with the LVs ``lv`` names (name -> {size, activation, placement, state});
+    ``lock_type`` "dlm" or "sanlock" (None: the default, sanlock)."""
     vg: dict = {"nodes": ["node-a", "node-b"], "scope": scope, "pvs": list(pvs)}
+    if lock_type is not None:
+        vg["lock_type"] = lock_type
     if scope == "shared":
         vg["create_on"] = create_on
     if lv:
