@@ -303,10 +303,13 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                  for vg in spec.vg.values())
     drbd_targets = observing.drbd_targets(spec, env.node, observing.drbd_ledger_path(env.ledger))
     lvm_targets = observing.lvm_targets(spec)
-    # Pacemaker is read once per pass, when anything declared could be Pacemaker's: the
-    # reconciler changes nothing Pacemaker manages, so a re-observation reuses it.
+    # Pacemaker is read once per pass, when anything declared could be Pacemaker's (a VG,
+    # a DRBD resource, a target; an md clone's devices or a session's disks, which a
+    # Filesystem or an iSCSILogicalUnit primitive could mount or export): the reconciler
+    # changes nothing Pacemaker manages, so a re-observation reuses it.
     pcmk_seen: list[state.Pacemaker | None] = []
-    pcmk_wanted = bool(spec.vg or spec.iscsi_target or spec.drbd)
+    pcmk_wanted = bool(spec.vg or spec.iscsi_target or spec.drbd or spec.clone
+                       or spec.iscsi_session)
 
     def observe() -> state.HostState:
         st = observing.observe(runner, host="local", devices=devices, resolve=env.resolve,

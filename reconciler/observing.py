@@ -80,7 +80,8 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     --info``, the pass's second process) and the dm devices (sysfs) are read too.
     ``quorum``: one of them is a DLM VG: corosync's quorum too (``corosync-quorumtool -s``).
     ``pacemaker``: True when the spec declares anything Pacemaker could manage (a VG, an
-    iSCSI target, a DRBD resource): Pacemaker is read (``observe_pacemaker``: its CIB file,
+    iSCSI target, a DRBD resource, an md clone's devices, an iSCSI session's disks, which a
+    Filesystem or iSCSILogicalUnit primitive could mount or export): Pacemaker is read (``observe_pacemaker``: its CIB file,
     and only when that exists, two read-only processes); a ``state.Pacemaker`` (or None)
     already read in this pass is used as it is (Pacemaker is read once per pass: the
     reconciler changes nothing it manages); False: not read (unless DRBD resources are).

@@ -38,27 +38,67 @@ def _xml(text: str, what: str) -> ET.Element:
 
 def parse_cib(text: str) -> list[state.PcmkResource]:
     """Every primitive under ``configuration/resources`` (inside clones and groups too), with
-    its agent ``class:provider:type`` and instance attributes."""
+    its agent ``class:provider:type``, instance and meta attributes, as Pacemaker reads them:
+
+    * a primitive with ``template="T"`` takes its agent from the ``<template id="T">`` and
+      the template's attributes under its own (its own win);
+    * an attribute set with ``id-ref`` is the set of that id elsewhere in the
+      configuration; an ``<nvpair id-ref>`` takes the value of the nvpair of that id, under
+      its own ``name`` if it has one, else that nvpair's;
+    * of two values for one name the first set's wins; a primitive's meta attributes over
+      its clone's or group's (which it inherits).
+
+    An ``id-ref`` or a ``template`` that names nothing is an error (Pacemaker refuses such a
+    CIB): ``ValueError``."""
     root = _xml(text, "CIB")
+    config = root.find("configuration")
     resources = root.find("configuration/resources")
-    if root.tag != "cib" or resources is None:
+    if root.tag != "cib" or resources is None or config is None:
         raise ValueError("CIB: no <cib><configuration><resources>")
+    by_id = {el.get("id"): el for el in config.iter() if el.get("id")}
     out: list[state.PcmkResource] = []
 
-    def walk(el: ET.Element, parent: str | None) -> None:
+    def ref(el: ET.Element, tag: str) -> ET.Element:
+        target = by_id.get(el.get("id-ref", ""))
+        if target is None or target.tag != tag:
+            raise ValueError(f"CIB: <{el.tag} id-ref=\"{el.get('id-ref')}\"> names no <{tag}>")
+        return target
+
+    def nvsets(el: ET.Element | None, tag: str, into: dict[str, str]) -> dict[str, str]:
+        for nvset in el.findall(tag) if el is not None else ():
+            if nvset.get("id-ref") is not None:
+                nvset = ref(nvset, tag)
+            for nv in nvset.findall("nvpair"):
+                if nv.get("id-ref") is not None:
+                    target = ref(nv, "nvpair")
+                    into.setdefault(nv.get("name") or target.get("name", ""),
+                                    target.get("value", ""))
+                else:
+                    into.setdefault(nv.get("name", ""), nv.get("value", ""))
+        return into
+
+    def walk(el: ET.Element, parent: str | None, parent_meta: dict[str, str]) -> None:
         for child in el:
             if child.tag == "primitive":
-                agent = ":".join(x for x in (child.get("class"), child.get("provider"),
-                                             child.get("type")) if x)
-                params = {nv.get("name", ""): nv.get("value", "")
-                          for ia in child.findall("instance_attributes")
-                          for nv in ia.findall("nvpair")}
-                out.append(state.PcmkResource(id=child.get("id", ""), agent=agent,
-                                              params=params, parent=parent))
+                template = None
+                if child.get("template") is not None:
+                    template = by_id.get(child.get("template", ""))
+                    if template is None or template.tag != "template":
+                        raise ValueError(f"CIB: primitive {child.get('id')} names no template "
+                                         f"{child.get('template')!r}")
+                source = template if template is not None else child
+                agent = ":".join(x for x in (source.get("class"), source.get("provider"),
+                                             source.get("type")) if x)
+                params = nvsets(template, "instance_attributes",
+                                nvsets(child, "instance_attributes", {}))
+                meta = nvsets(template, "meta_attributes", nvsets(child, "meta_attributes", {}))
+                out.append(state.PcmkResource(id=child.get("id", ""), agent=agent, params=params,
+                                              parent=parent, meta={**parent_meta, **meta}))
             elif child.tag in ("clone", "group", "master", "bundle"):
-                walk(child, child.get("id"))
+                meta = nvsets(child, "meta_attributes", {})
+                walk(child, child.get("id"), {**parent_meta, **meta})
 
-    walk(resources, None)
+    walk(resources, None, {})
     return out
 
 
@@ -85,6 +125,9 @@ def pacemaker_state(cib: list[state.PcmkResource], source: str,
                     mon: tuple[dict[str, dict[str, str]], dict[str, bool], str]) -> state.Pacemaker:
     roles, managed, status = mon
     return state.Pacemaker(
-        resources=tuple(dataclasses.replace(r, roles=roles.get(r.id, {}),
-                                            managed=managed.get(r.id, True)) for r in cib),
+        resources=tuple(dataclasses.replace(r, roles=roles.get(r.id, {}), managed=managed.get(
+            r.id, r.meta.get("is-managed", "true").lower() not in FALSE)) for r in cib),
         source=source, status=status)
+
+
+FALSE = ("false", "no", "off", "n", "0")  # Pacemaker's words for a false boolean

@@ -6,7 +6,8 @@ plan each step that would change what a Pacemaker primitive manages (CIB as obse
 and lists each object of the spec a primitive manages as Pacemaker's (unmanaged). The DRBD
 planner handles ``ocf:linbit:drbd`` itself (planning.drbd). Per agent:
 
-* ``ocf:heartbeat:LVM-activate`` (``vgname``, ``lvname``; none: every LV of the VG): the
+* ``ocf:heartbeat:LVM-activate`` (``vgname``, ``lvname``; none: every LV of the VG), and
+  the legacy ``ocf:heartbeat:LVM`` (``volgrpname``: always every LV of the VG): the
   LV's activation on every node (``lvchange -a``), and what deactivates the VG or hands it
   to another owner (``vgexport``, the takeover's ``vgimport``). In ``vg_access_mode =
   system_id`` the agent writes its own system ID at start, in ``tagging`` its tags: the
@@ -20,10 +21,12 @@ planner handles ``ocf:linbit:drbd`` itself (planning.drbd). Per agent:
   ``path``): a change that adds, replaces or removes that LUN, or exports its ``path``
   elsewhere.
 * ``ocf:heartbeat:Filesystem`` (``device``, resolved to one of our devices: an LV by
-  either spelling or device number, a DRBD device): whatever takes the device away or
-  hands it to another writer (a deactivation, a DRBD demotion, an export, an overwrite;
-  the steps' ``takes_devices``), whether or not it is mounted
-  now: Pacemaker mounts it where and when it decides.
+  either spelling or device number, a DRBD device, an md clone's source or target, an
+  iSCSI session's disk), and the device an ``iSCSILogicalUnit`` exports (``path``):
+  whatever takes the device away or hands it to another writer (a deactivation, a DRBD
+  demotion, an export, an md clone's overwrite, a logout; the steps' ``takes_devices``),
+  whether or not it is mounted or exported now: Pacemaker does it where and when it
+  decides.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from reconciler import actions, state
 from reconciler.planning.partial import without_refused
 from reconciler.spec import models
 from reconciler.state.names import dm_name
-from reconciler.state.pacemaker import FILESYSTEM, ISCSI_LU, LVM_ACTIVATE
+from reconciler.state.pacemaker import FILESYSTEM, ISCSI_LU, LVM_ACTIVATE, LVM_LEGACY
 from reconciler.state.taking import Effect
 
 _FS_KIND = "nothing takes a device a Filesystem primitive mounts away"
@@ -109,7 +112,18 @@ def _owner(a: actions.Action, pcmk: state.Pacemaker,
         r = _filesystem_on(pcmk, st, d)
         if r is not None:
             return r, f"the device it mounts at {r.params.get('directory', '?')}"
+        # a target's own LUNs and exports are ApplyTarget's branch above
+        r = None if isinstance(a, actions.ApplyTarget) else _lun_on(pcmk, st, d)
+        if r is not None:
+            return r, (f"the device it exports as LUN {r.params.get('lun', '?')} of "
+                       f"{r.params.get('target_iqn', '?')}")
     return None
+
+
+def _lun_on(pcmk: state.Pacemaker, st: state.HostState,
+            path: str) -> state.PcmkResource | None:
+    return next((r for r in pcmk.of(ISCSI_LU) if _same(st, r.params.get("path", ""), path)),
+                None)
 
 
 def leave_to_pacemaker(steps: list[actions.Step], st: state.HostState
@@ -143,15 +157,16 @@ def owned(spec: models.Spec, st: state.HostState, node: str) -> list[str]:
     if pcmk is None:
         return []
     out: list[str] = []
-    for r in pcmk.of(LVM_ACTIVATE):
-        vg = spec.vg.get(r.params.get("vgname", ""))
+    for r in pcmk.of(LVM_ACTIVATE) + pcmk.of(LVM_LEGACY):
+        name = r.params.get("vgname" if r.agent == LVM_ACTIVATE else "volgrpname", "")
+        vg = spec.vg.get(name)
         if vg is None:
             continue
-        lv = r.params.get("lvname")
+        lv = r.params.get("lvname") if r.agent == LVM_ACTIVATE else None
         if lv is None:
-            out.append(f"vg {r.params['vgname']} (Pacemaker's: {r.describe()})")
+            out.append(f"vg {name} (Pacemaker's: {r.describe()})")
         elif lv in vg.lv:
-            out.append(f"lv {r.params['vgname']}/{lv} (Pacemaker's: {r.describe()})")
+            out.append(f"lv {name}/{lv} (Pacemaker's: {r.describe()})")
     for name, t in sorted(spec.iscsi_target.items()):
         if node not in t.nodes and "*" not in t.nodes:
             continue
@@ -164,10 +179,24 @@ def owned(spec: models.Spec, st: state.HostState, node: str) -> list[str]:
                 out.append(f"iscsi target {name} LUN {n} (Pacemaker's: {r.describe()})")
     ours = [f"/dev/{v}/{lv}" for v, vg in spec.vg.items() for lv in vg.lv]
     ours += [n.device for res in spec.drbd.values() for n in res.nodes.values()]
+    ours += [d for c in spec.clone.values() if node in c.nodes or "*" in c.nodes
+             for d in (c.source, c.target, c.md)]
+    declared = {(w.target, w.portal) for w in spec.iscsi_session.values()
+                if node in w.nodes or "*" in w.nodes}
+    ours += [f"/dev/{d.name}" for s in (st.iscsi.sessions if st.iscsi is not None else ())
+             if (s.target, s.portal) in declared for d in s.disks]
     for r in pcmk.of(FILESYSTEM):
         dev = r.params.get("device", "")
         mine = next((p for p in ours if _same(st, dev, p)), None)
         if mine is not None:
             out.append(f"device {dev} (Pacemaker's: {r.describe()}, mounted at "
                        f"{r.params.get('directory', '?')})")
+    exported = {t.iqn for t in spec.iscsi_target.values()}
+    for r in pcmk.of(ISCSI_LU):
+        dev = r.params.get("path", "")
+        if r.params.get("target_iqn") in exported:
+            continue  # listed with its target above
+        if next((p for p in ours if _same(st, dev, p)), None) is not None:
+            out.append(f"device {dev} (Pacemaker's: {r.describe()}, exported as LUN "
+                       f"{r.params.get('lun', '?')} of {r.params.get('target_iqn', '?')})")
     return out

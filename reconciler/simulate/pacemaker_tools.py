@@ -17,8 +17,11 @@ host has one. Modelled, in the recorded formats (Pacemaker 2.1.5):
   Stopped (no node) otherwise. Not running: the recorded ``<status code="102"
   message="Not connected">`` document, rc 102.
 
-Any other agent (IPaddr2, an iSCSITarget not on LIO, ...) or a primitive without the
-parameters its agent requires raises ``UnsupportedCommand``. ``cib(*primitive(...))``
+The legacy ``ocf:heartbeat:LVM`` (``volgrpname``) is Started where any LV of its VG is
+active. A primitive's ``template`` and the ``id-ref`` of attribute sets and nvpairs are
+followed as Pacemaker follows them (the primitive's own attributes first). Any other agent
+(IPaddr2, an iSCSITarget not on LIO, ...) or a primitive without the parameters its agent
+requires raises ``UnsupportedCommand``. ``cib(*primitive(...))``
 builds a CIB in the recorded layout for tests.
 
 Pacemaker's own decisions (placement, promotion scores, moves, fencing) are not modelled:
@@ -56,6 +59,7 @@ ROLE = {"Primary": "Promoted", "Secondary": "Unpromoted"}
 AGENTS = {
     "ocf:linbit:drbd": (("drbd_resource",), ()),
     "ocf:heartbeat:LVM-activate": (("vgname", "vg_access_mode"), ("lvname", "activation_mode")),
+    "ocf:heartbeat:LVM": (("volgrpname",), ("exclusive", "tag", "partial_activation")),
     "ocf:heartbeat:Filesystem": (("device", "directory", "fstype"), ("options",)),
     "ocf:heartbeat:iSCSITarget": (("iqn",), ("implementation", "portals", "allowed_initiators")),
     "ocf:heartbeat:iSCSILogicalUnit": (("target_iqn", "lun", "path"), ("implementation",)),
@@ -109,16 +113,37 @@ def _primitives(cib: str) -> list[tuple[str, str, dict[str, str], tuple[str, str
     """(id, agent, params, (parent tag, parent id)) of every primitive; an agent or a
     primitive the simulator does not model raises."""
     out = []
+    root = ET.fromstring(cib)
+    ids = {e.get("id"): e for e in root.iter() if e.get("id")}
+
+    def deref(e: ET.Element) -> ET.Element:
+        """Pacemaker's id-ref: the element of that id stands for this one."""
+        if e.get("id-ref") is None:
+            return e
+        if e.get("id-ref") not in ids:
+            raise UnsupportedCommand(f"id-ref {e.get('id-ref')!r} names nothing in the CIB")
+        return ids[e.get("id-ref", "")]
+
+    def attrs(e: ET.Element | None) -> dict[str, str]:
+        got: dict[str, str] = {}
+        for ia in e.findall("instance_attributes") if e is not None else ():
+            for nv in deref(ia).findall("nvpair"):
+                got.setdefault(nv.get("name") or deref(nv).get("name", ""),
+                               deref(nv).get("value", ""))
+        return got
 
     def walk(el: ET.Element, parent: tuple[str, str] | None) -> None:
         for c in el:
             if c.tag == "primitive":
-                agent = f"{c.get('class')}:{c.get('provider')}:{c.get('type')}"
+                t = ids.get(c.get("template", "")) if c.get("template") else None
+                if c.get("template") and (t is None or t.tag != "template"):
+                    raise UnsupportedCommand(f"{c.get('id')}: no template {c.get('template')}")
+                a = t if t is not None else c
+                agent = f"{a.get('class')}:{a.get('provider')}:{a.get('type')}"
                 if agent not in AGENTS:
                     raise UnsupportedCommand(f"Pacemaker resource {c.get('id')} ({agent}) is "
                                              f"not modelled ({', '.join(AGENTS)})")
-                params = {nv.get("name", ""): nv.get("value", "")
-                          for ia in c.findall("instance_attributes") for nv in ia.iter("nvpair")}
+                params = {**attrs(t), **attrs(c)}
                 required, optional = AGENTS[agent]
                 missing = [k for k in required if k not in params]
                 if missing:
@@ -132,10 +157,10 @@ def _primitives(cib: str) -> list[tuple[str, str, dict[str, str], tuple[str, str
                 out.append((c.get("id", ""), agent, params, parent))
             elif c.tag in ("clone", "group"):
                 walk(c, (c.tag, c.get("id", "")))
-            elif c.tag != "meta_attributes":
+            elif c.tag not in ("meta_attributes", "template"):
                 raise UnsupportedCommand(f"<{c.tag}> in the CIB's resources is not modelled")
 
-    resources = ET.fromstring(cib).find("configuration/resources")
+    resources = root.find("configuration/resources")
     if resources is not None:
         walk(resources, None)
     return out
@@ -143,6 +168,9 @@ def _primitives(cib: str) -> list[tuple[str, str, dict[str, str], tuple[str, str
 
 def _running_here(host: Machine, agent: str, params: dict[str, str]) -> bool:
     """What the agent's monitor would find on ``host``."""
+    if agent == "ocf:heartbeat:LVM":  # the whole VG
+        vg = host.model.vgs.get(params["volgrpname"])
+        return vg is not None and any(lv.active for lv in vg.lvs.values() if lv.visible)
     if agent == "ocf:heartbeat:LVM-activate":
         vg = host.model.vgs.get(params["vgname"])
         lvs = [] if vg is None else [lv for lv in vg.lvs.values() if lv.visible and (

@@ -3,7 +3,8 @@
 Read only (``cibadmin --query``, ``crm_mon --output-as=xml``); planning leaves every object
 a Pacemaker resource manages to Pacemaker: a DRBD resource an ``ocf:linbit:drbd`` primitive
 names (``drbd_resource``; the DRBD planner), an LV or a VG an ``ocf:heartbeat:LVM-activate``
-primitive activates (``vgname``, ``lvname``), an iSCSI target or LUN an
+primitive activates (``vgname``, ``lvname``) or the legacy ``ocf:heartbeat:LVM`` does
+(``volgrpname``: the whole VG, so every LV of it), an iSCSI target or LUN an
 ``ocf:heartbeat:iSCSITarget`` / ``iSCSILogicalUnit`` exports (``iqn``; ``target_iqn``,
 ``lun``, ``path``), a device an ``ocf:heartbeat:Filesystem`` mounts (``device``): planning
 .pacemaker.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 DRBD = "ocf:linbit:drbd"
 LVM_ACTIVATE = "ocf:heartbeat:LVM-activate"
+LVM_LEGACY = "ocf:heartbeat:LVM"  # activates a whole VG (volgrpname); LVM-activate's forebear
 FILESYSTEM = "ocf:heartbeat:Filesystem"
 ISCSI_TARGET = "ocf:heartbeat:iSCSITarget"
 ISCSI_LU = "ocf:heartbeat:iSCSILogicalUnit"
@@ -31,7 +33,9 @@ class PcmkResource:
     # node -> role crm_mon shows there ("Promoted", "Unpromoted", "Started", ...); nodes not
     # listed run nothing of it. Empty when crm_mon did not answer.
     roles: dict[str, str] = field(default_factory=dict)
-    managed: bool = True  # crm_mon's managed flag (False: maintenance, unmanaged)
+    managed: bool = True  # crm_mon's managed flag (False: maintenance, unmanaged); the
+    # CIB's is-managed meta attribute when crm_mon did not answer
+    meta: dict[str, str] = field(default_factory=dict)  # meta attributes (a clone's inherited)
 
     def describe(self) -> str:
         where = f" in {self.parent}" if self.parent else ""
@@ -61,14 +65,18 @@ class Pacemaker:
                     None)
 
     def lv_owner(self, vg: str, lv: str) -> PcmkResource | None:
-        """The LVM-activate primitive that activates ``vg/lv``: one naming it, or one naming
-        its VG without ``lvname`` (the agent then activates every LV of the VG)."""
-        return next((r for r in self.of(LVM_ACTIVATE) if r.params.get("vgname") == vg
-                     and r.params.get("lvname", lv) == lv), None)
+        """The primitive that activates ``vg/lv``: an LVM-activate one naming it, or naming
+        its VG without ``lvname`` (the agent then activates every LV of the VG), or a legacy
+        ``ocf:heartbeat:LVM`` one naming its VG (``volgrpname``: always the whole VG)."""
+        return next((r for r in self.resources if (r.agent == LVM_ACTIVATE and r.params.get(
+            "vgname") == vg and r.params.get("lvname", lv) == lv) or (
+                r.agent == LVM_LEGACY and r.params.get("volgrpname") == vg)), None)
 
     def vg_owner(self, vg: str) -> PcmkResource | None:
-        """An LVM-activate primitive on any LV of ``vg``."""
-        return next((r for r in self.of(LVM_ACTIVATE) if r.params.get("vgname") == vg), None)
+        """An LVM-activate primitive on any LV of ``vg``, or a legacy LVM one on ``vg``."""
+        return next((r for r in self.resources if (r.agent == LVM_ACTIVATE and r.params.get(
+            "vgname") == vg) or (r.agent == LVM_LEGACY and r.params.get("volgrpname") == vg)),
+            None)
 
     def target_owner(self, iqn: str) -> PcmkResource | None:
         return next((r for r in self.of(ISCSI_TARGET) if r.params.get("iqn") == iqn), None)
