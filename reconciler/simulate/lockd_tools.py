@@ -152,6 +152,7 @@ class LockdNode:
         self.c = cluster
         self.n = node
         self.calls: list[Command] = []
+        self._touched: set[str] = set()  # the DLM VGs whose lock the running command took
 
     @property
     def opened(self) -> dict[str, list[str]]:
@@ -415,6 +416,10 @@ def _pvcreate(node: LockdNode, argv: tuple[str, ...], stdin: str | None) -> Out:
         return out.fail(f"No device found for {dev}.")
     if not node.n.lockspaces:  # the global lock is in a started shared VG's lockspace
         return out.fail("Global lock failed: check that global lockspace is started")
+    if all(node.c.lvm.vgs[v].lock_type == "dlm" for v in node.n.lockspaces):
+        # DLM's global lock (lvm_global): the same quorum and dlm_controld as a VG's lock
+        node._dlm_ready(node.c.lvm.vgs[min(node.n.lockspaces)], "the global lock")
+        node.c.gl_ver += 1
     if device.path in lvm.pvs:
         return out.fail(f"Can't initialize physical volume \"{dev}\" of volume group \"?\" "
                         f"without -ff")

@@ -129,3 +129,16 @@ def test_without_fencing_dlm_frees_a_crashed_nodes_lock_for_the_survivor(c, n):
     moved = dlm_vg(data(node_b="exclusive", all="inactive"))
     assert run_pass(n, "node-b", moved).changes == [("lvchange", "-aey", "vgs/data")]
     assert mode(c, "node-b") == "ex"
+
+
+def test_a_move_onto_a_pv_the_creator_adds_under_dlm(c, n):
+    converge(n, dlm_vg(data(node_b="exclusive", all="inactive"), pvs=("/dev/vda",)))
+    onto = dlm_vg({"data": {"size": "32M", "placement": ["/dev/vdb"],
+                            "activation": {"node-b": "exclusive", "*": "inactive"}}})
+    assert run_pass(n, "node-b", onto).changes == []  # waits for the creator's vgextend
+    a = run_pass(n, "node-a", onto)
+    assert a.changes == [("pvcreate", "/dev/vdb"), ("vgextend", "vgs", "/dev/vdb")]
+    b = run_pass(n, "node-b", onto)
+    assert b.changes == [("pvmove", "--background", "--name", "vgs/data", "/dev/vda",
+                          "/dev/vdb")]
+    assert [pv.name for pv in c.lvm.vgs["vgs"].lvs["data"].pvs()] == ["/dev/vdb"]
