@@ -189,7 +189,7 @@ class LockdNode:
             raise UnsupportedCommand(f"only the project's fullreport argv is modelled: {argv}")
         if cmd.input is not None and not tool.stdin:
             raise UnsupportedCommand(f"stdin is not modelled for: {cmd}")
-        self._touched: set[str] = set()
+        self._touched = set()
         out = tool.handler(self, argv, cmd.input)
         for name in self._touched:  # the VG lock's version this command read and left
             self.n.vg_ver[name] = self.c.vg_seq.get(name, 0)
