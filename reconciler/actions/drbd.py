@@ -152,21 +152,16 @@ class CreateDrbdMetadata(DrbdAction):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecordDrbdMetadata(DrbdAction):
-    """Write the DRBD ledger with a record tying this resource's metadata, on this node, to
-    the disk's stable identity (and the generation identifiers read then): after create-md
-    (``how = "created"``), or for metadata found up in the kernel on the declared disk
-    (``how = "adopted"``: a host that ran the resource before the ledger existed)."""
+class DrbdLedgerWrite(DrbdAction):
+    """A step that rewrites the DRBD ledger whole (the file on disk is the record a later
+    pass, or a reboot, reads): ``records`` and ``spent`` are the whole ledger with this
+    step's change (the planner chains the pass's ledger steps, each writing what the ones
+    before it wrote too)."""
 
     node: str
-    disk: str
-    disk_id: str
-    how: str
-    gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
     path: str  # the ledger file
-    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger with this record
-    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... and its spent fence declarations
-    expect_just_created: bool = False  # after create-md: only over the metadata it wrote
+    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
+    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with its spent fence declarations
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "dd"
 
@@ -175,6 +170,23 @@ class RecordDrbdMetadata(DrbdAction):
         """The ledger file written: every record of ``records`` and ``spent``."""
         return drbd.ledger_text(self.records, self.spent)
 
+    def commands(self) -> tuple[Command, ...]:
+        return drbd.write_ledger(self.path, self.text, host=self.host)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDrbdMetadata(DrbdLedgerWrite):
+    """Write the DRBD ledger with a record tying this resource's metadata, on this node, to
+    the disk's stable identity (and the generation identifiers read then): after create-md
+    (``how = "created"``), or for metadata found up in the kernel on the declared disk
+    (``how = "adopted"``: a host that ran the resource before the ledger existed)."""
+
+    disk: str
+    disk_id: str
+    how: str
+    gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
+    expect_just_created: bool = False  # after create-md: only over the metadata it wrote
+
     @property
     def key(self) -> str:
         return f"drbd:{self.resource}:record"
@@ -182,9 +194,6 @@ class RecordDrbdMetadata(DrbdAction):
     def describe(self) -> str:
         return (f"record in {self.path} that {self.disk} ({self.disk_id}) holds "
                 f"{self.resource}'s metadata ({self.how})")
-
-    def commands(self) -> tuple[Command, ...]:
-        return drbd.write_ledger(self.path, self.text, host=self.host)
 
     def is_done(self, st: state.HostState) -> bool:
         if st.drbd is None:
@@ -203,24 +212,13 @@ class RecordDrbdMetadata(DrbdAction):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SpendDrbdFence(DrbdAction):
+class SpendDrbdFence(DrbdLedgerWrite):
     """Write the DRBD ledger with a record that ``fenced = "NODE@INCIDENT"`` is spent on this
     node (``how``: "used" once the fenced promotion ran, "connected" once the nodes were seen
-    connected while it was declared): from then on it promotes nothing, whatever generation
-    this node holds. The ledger on disk is the record (a later pass, or a reboot, reads it)."""
+    connected while it was declared): from then on it promotes nothing."""
 
-    node: str
     fenced: str  # "NODE@INCIDENT"
     how: str  # "used" or "connected"
-    path: str  # the ledger file
-    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
-    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with this one
-    symbol: ClassVar[Symbol] = Symbol.CREATE
-    verb: ClassVar[str] = "dd"
-
-    @property
-    def text(self) -> str:
-        return drbd.ledger_text(self.records, self.spent)
 
     @property
     def key(self) -> str:
@@ -230,9 +228,6 @@ class SpendDrbdFence(DrbdAction):
         why = ("the fenced promotion ran" if self.how == "used" else
                "the nodes were seen connected while it was declared")
         return f"record in {self.path} that fenced = \"{self.fenced}\" is spent ({why})"
-
-    def commands(self) -> tuple[Command, ...]:
-        return drbd.write_ledger(self.path, self.text, host=self.host)
 
     def is_done(self, st: state.HostState) -> bool:
         return (st.drbd is not None

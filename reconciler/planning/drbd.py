@@ -155,6 +155,7 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
         else:
             continue
         after = step.after | ({previous} if previous else set())
+        assert isinstance(a, actions.DrbdLedgerWrite)
         out.steps[i] = actions.Step(dataclasses.replace(a, records=tuple(records.values()),
                                                         spent=tuple(spent.values())),
                                     step.reason, frozenset(after))
