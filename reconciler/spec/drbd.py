@@ -129,12 +129,13 @@ def fenced_node(value: str) -> tuple[str, str]:
         return m.group(1), m.group(2).upper()
     if _INCIDENT_RE.fullmatch(value):
         raise ValueError(f"fenced {value!r} names a generation alone, the earlier form of an "
-                         f"incident: a generation alone can match a later loss at the same "
-                         f"generation (a node that loses its peer as a Secondary keeps it), so "
-                         f"it is no longer accepted. The incident is now "
-                         f"\"<generation>-<loss>\" as the pass prints it when it refuses the "
-                         f"promotion (reconcile status shows it): write that, or remove fenced "
-                         f"if the incident is over")
+                         f"incident, and is refused: a generation alone can match a later loss "
+                         f"at the same generation (a node that loses its peer as a Secondary "
+                         f"keeps it), and the DRBD ledger of the version that took it recorded "
+                         f"no losses, so which loss it was written for cannot be known. Remove "
+                         f"it; if the survivor must still be promoted without its peer, the "
+                         f"next pass prints the incident to declare, "
+                         f"\"<node>@<generation>-<loss>\", as the pass prints it")
     raise ValueError(f"fenced {value!r} must name the node and the incident: "
                      f"\"<node>@<generation>-<loss>\", the incident as the pass prints it when it "
                      f"refuses to promote a node that lost its peer (16 hex digits, a dash, the "
