@@ -516,9 +516,11 @@ def _incident(out: Partial, name: str, res: DrbdResource, node: str, peer: str, 
     "GENERATION-N", the generation this node holds and the ordinal of the loss its DRBD
     ledger has open (``state.DrbdLoss``). Derived from observation and the ledger alone, so
     a dry run, a pass after a crash of the reconciler and one after a reboot of this node
-    name the same incident while no pass has seen the nodes connected. No loss open, or one
-    recorded at another generation (this node's data moved on): the next ordinal, recorded
-    by a step planned here. Returns (the incident or None, {that step's key}, what the
+    name the same incident while no pass has seen the nodes connected. No loss open, one
+    recorded at another generation (this node's data moved on), or one whose declaration is
+    spent (a pass that spent it ended before it recorded the loss over): the next ordinal,
+    recorded by a step planned here, so that a survivor is never left with no incident to
+    declare. Returns (the incident or None, {that step's key}, what the
     operator may declare)."""
     if rs.gi is None:
         return None, set(), (f"the generation {node} holds cannot be read (drbdadm get-gi "
@@ -530,7 +532,8 @@ def _incident(out: Partial, name: str, res: DrbdResource, node: str, peer: str, 
     loss = d.ledger.losses.get((name, node))
     generation = rs.gi.generation
     recorded: set[str] = set()
-    if loss is None or not loss.open or loss.generation != generation:
+    if (loss is None or not loss.open or loss.generation != generation
+            or (name, node, f"{peer}@{loss.incident}") in d.ledger.spent):
         loss = state.DrbdLoss(resource=name, node=node, generation=generation, open=True,
                               ordinal=(loss.ordinal if loss is not None else 0) + 1)
         recorded.add(_step(out, actions.RecordDrbdLoss(
@@ -539,10 +542,6 @@ def _incident(out: Partial, name: str, res: DrbdResource, node: str, peer: str, 
             f"{node} cannot see {peer}: record this loss of {peer} ({loss.ordinal}) as the "
             f"incident a fenced declaration names ({loss.incident})", set()))
     incident = loss.incident
-    if (name, node, f"{peer}@{incident}") in d.ledger.spent:
-        return incident, recorded, (
-            f"fenced = \"{peer}@{incident}\", the declaration for this loss, was already spent "
-            f"on it: {node} waits for {peer}")
     return incident, recorded, (
         f"declare fenced = \"{peer}@{incident}\" in [drbd.{name}] once {peer} is powered off "
         f"or cut from its disk (and stays so): {node} is then promoted without it, for this "

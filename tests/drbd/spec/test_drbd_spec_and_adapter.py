@@ -401,12 +401,17 @@ def test_a_loss_is_closed_once_the_nodes_are_seen_connected(tmp_path):
 
 def test_a_spent_declaration_or_an_unreadable_ledger_promotes_nothing(tmp_path):
     for how in ("used", "connected"):
+        # (the loss it named still open: a pass that recorded the declaration spent ended
+        # before it recorded the loss over, and the link dropped again)
         f = state.DrbdSpentFence("r0", "a", f"b@{INCIDENT}", how)
         spec, st = _lost_peer(tmp_path, spent=[f])
         out = plan_drbd(spec, st, "a")
-        assert not out.steps
         [b] = out.blocked
         assert "already spent" in b.reason and "remove it" in b.reason
+        # that loss is over for fencing: this one is the next, which the pass offers
+        [rec] = [s.action for s in out.steps]
+        assert isinstance(rec, actions.RecordDrbdLoss) and (rec.ordinal, rec.open) == (2, True)
+        assert f'declare fenced = "b@{GI_USED.generation}-2"' in b.reason
     spec, st = _lost_peer(tmp_path, problem="/var/lib/reconciler/drbd.json cannot be read as the DRBD ledger")
     out = plan_drbd(spec, st, "a")
     assert not out.steps and "cannot be read" in out.blocked[0].reason
