@@ -335,3 +335,18 @@ def test_the_incident_is_the_same_across_a_restart_of_the_reconciler_and_of_the_
                        extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{seen[0]}"')
     b = pair.converge_node("node-b", fenced)
     assert b.exit_code == controller.EXIT_IN_SYNC and pair.res("node-b").role == "Primary", report(b)
+
+
+def test_a_declaration_written_from_a_dry_run_promotes_in_the_pass_that_records_the_loss(pair):
+    """reconcile status printed the incident before any pass recorded the loss: the pass
+    records it first, then promotes (re-checked against the ledger just written)."""
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    incident = offered(pair.one_pass("node-b", moved, dry_run=True))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    b = pair.one_pass("node-b", fenced)
+    assert [r.step.key for r in b.report.results] == [
+        "drbd:r0:loss", f"drbd:r0:role:fenced:node-a@{incident}", "drbd:r0:fence-spent"]
+    assert b.exit_code == controller.EXIT_IN_SYNC and pair.res("node-b").role == "Primary", report(b)
