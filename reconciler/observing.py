@@ -599,7 +599,8 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
     * one ``drbdadm get-gi`` for a resource that is up while a split brain is seen (its
       incident identifier), while the ledger has no record of it on this disk (to
       record it), or while it is declared primary, is not, and has lost its peer (the
-      incident a ``fenced`` declaration is bound to: the generation it holds)."""
+      incident a ``fenced`` declaration is bound to: the generation it holds, with the
+      ordinal of the loss the DRBD ledger records)."""
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)

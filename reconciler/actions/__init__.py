@@ -23,7 +23,9 @@ base types and ``Plan``.
 from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession, UpdateSession
 from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
-                                     LoadDrbd, RecordDrbdMetadata, SpendDrbdFence, SeedFirstSync, SetDrbdRole, UpDrbd,
+                                     DrbdLedgerWrite, LoadDrbd, RecordDrbdLoss, RecordDrbdMetadata, SpendDrbdFence,
+                                     SeedFirstSync,
+                                     SetDrbdRole, UpDrbd,
                                      WriteDrbdConfig)
 from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
@@ -43,7 +45,7 @@ __all__ = ["AddCopy", "LvmAction", "ExportVg", "FinishSplitCopy", "RefreshCopy",
            "Blocked", "BuildMdClone", "Condition", "Health", "CreateLv",
            "CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
            "StartLockspace",
-           "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",
+           "AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "DrbdLedgerWrite", "LoadDrbd", "RecordDrbdLoss",
            "RecordDrbdMetadata", "SpendDrbdFence", "SeedFirstSync", "SetDrbdRole", "UpDrbd", "WriteDrbdConfig",
            "CreatePv", "CreateVg", "DropMirrorLeg", "ExtendVg", "ForgetSplit", "InFlight", "MoveExtents",
            "Plan", "Progress", "ReduceVg", "RemoveLv", "RemoveVg", "ResizeLv", "ResumeMoves",

@@ -152,28 +152,41 @@ class CreateDrbdMetadata(DrbdAction):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecordDrbdMetadata(DrbdAction):
-    """Write the DRBD ledger with a record tying this resource's metadata, on this node, to
-    the disk's stable identity (and the generation identifiers read then): after create-md
-    (``how = "created"``), or for metadata found up in the kernel on the declared disk
-    (``how = "adopted"``: a host that ran the resource before the ledger existed)."""
+class DrbdLedgerWrite(DrbdAction):
+    """A step that rewrites the DRBD ledger whole (the file on disk is the record a later
+    pass, or a reboot, reads): ``records``, ``spent`` and ``losses`` are the whole ledger
+    with this step's change (the planner chains the pass's ledger steps, each writing what
+    the ones before it wrote too)."""
 
     node: str
-    disk: str
-    disk_id: str
-    how: str
-    gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
     path: str  # the ledger file
-    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger with this record
-    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... and its spent fence declarations
-    expect_just_created: bool = False  # after create-md: only over the metadata it wrote
+    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
+    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with its spent fence declarations
+    losses: tuple[state.DrbdLoss, ...] = ()  # ... and its losses
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "dd"
 
     @property
     def text(self) -> str:
-        """The ledger file written: every record of ``records`` and ``spent``."""
-        return drbd.ledger_text(self.records, self.spent)
+        """The ledger file written: every record of ``records``, ``spent`` and ``losses``."""
+        return drbd.ledger_text(self.records, self.spent, self.losses)
+
+    def commands(self) -> tuple[Command, ...]:
+        return drbd.write_ledger(self.path, self.text, host=self.host)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDrbdMetadata(DrbdLedgerWrite):
+    """Write the DRBD ledger with a record tying this resource's metadata, on this node, to
+    the disk's stable identity (and the generation identifiers read then): after create-md
+    (``how = "created"``), or for metadata found up in the kernel on the declared disk
+    (``how = "adopted"``: a host that ran the resource before the ledger existed)."""
+
+    disk: str
+    disk_id: str
+    how: str
+    gi: str  # the generation identifiers recorded (CURRENT:BITMAP:H1:H2)
+    expect_just_created: bool = False  # after create-md: only over the metadata it wrote
 
     @property
     def key(self) -> str:
@@ -182,9 +195,6 @@ class RecordDrbdMetadata(DrbdAction):
     def describe(self) -> str:
         return (f"record in {self.path} that {self.disk} ({self.disk_id}) holds "
                 f"{self.resource}'s metadata ({self.how})")
-
-    def commands(self) -> tuple[Command, ...]:
-        return drbd.write_ledger(self.path, self.text, host=self.host)
 
     def is_done(self, st: state.HostState) -> bool:
         if st.drbd is None:
@@ -203,24 +213,13 @@ class RecordDrbdMetadata(DrbdAction):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SpendDrbdFence(DrbdAction):
+class SpendDrbdFence(DrbdLedgerWrite):
     """Write the DRBD ledger with a record that ``fenced = "NODE@INCIDENT"`` is spent on this
     node (``how``: "used" once the fenced promotion ran, "connected" once the nodes were seen
-    connected while it was declared): from then on it promotes nothing, whatever generation
-    this node holds. The ledger on disk is the record (a later pass, or a reboot, reads it)."""
+    connected while it was declared): from then on it promotes nothing."""
 
-    node: str
     fenced: str  # "NODE@INCIDENT"
     how: str  # "used" or "connected"
-    path: str  # the ledger file
-    records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
-    spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with this one
-    symbol: ClassVar[Symbol] = Symbol.CREATE
-    verb: ClassVar[str] = "dd"
-
-    @property
-    def text(self) -> str:
-        return drbd.ledger_text(self.records, self.spent)
 
     @property
     def key(self) -> str:
@@ -231,12 +230,40 @@ class SpendDrbdFence(DrbdAction):
                "the nodes were seen connected while it was declared")
         return f"record in {self.path} that fenced = \"{self.fenced}\" is spent ({why})"
 
-    def commands(self) -> tuple[Command, ...]:
-        return drbd.write_ledger(self.path, self.text, host=self.host)
-
     def is_done(self, st: state.HostState) -> bool:
         return (st.drbd is not None
                 and (self.resource, self.node, self.fenced) in st.drbd.ledger.spent)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDrbdLoss(DrbdLedgerWrite):
+    """Write the DRBD ledger with this node's loss of its peer (``state.DrbdLoss``): the
+    ``ordinal``-th, first seen while this node held ``generation`` (``open``), or that loss
+    over (not ``open``: the nodes were seen connected). A ``fenced`` declaration names the
+    open one ("GENERATION-N") as its incident."""
+
+    ordinal: int
+    generation: str
+    open: bool
+
+    @property
+    def loss(self) -> state.DrbdLoss:
+        return state.DrbdLoss(resource=self.resource, node=self.node, ordinal=self.ordinal,
+                              generation=self.generation, open=self.open)
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.resource}:loss"
+
+    def describe(self) -> str:
+        if self.open:
+            return (f"record in {self.path} loss {self.ordinal} of the peer (incident "
+                    f"{self.loss.incident})")
+        return f"record in {self.path} that loss {self.ordinal} of the peer is over (connected)"
+
+    def is_done(self, st: state.HostState) -> bool:
+        return (st.drbd is not None
+                and st.drbd.ledger.losses.get((self.resource, self.node)) == self.loss)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,14 +376,16 @@ class SetDrbdRole(DrbdAction):
     only while the nodes are connected (and the peer is not primary, unless both are declared
     primary: ``two_primaries``), or, planned as a fenced promotion (``fenced_node`` lost,
     declared fenced for incident ``fenced_incident``), while this node still cannot see its
-    peer and still holds the declared incident's generation. Otherwise it waits: a link that
+    peer, still holds the declared incident's generation, and its DRBD ledger still has that
+    loss open (its ordinal: not one seen over since). Otherwise it waits: a link that
     dropped (or came back) mid-pass is the next pass's to plan. A fenced promotion has its own
     key and description, so that a saved plan reviewed with one never authorizes the other,
     and says what it gives up: what the fenced node wrote after the link was lost."""
 
     role: str  # "Primary" or "Secondary"
     fenced_node: str = ""  # a fenced promotion: the lost peer declared fenced ...
-    fenced_incident: str = ""  # ... for this incident (the generation this node holds)
+    fenced_incident: str = ""  # ... for this incident ("GENERATION-N": the generation this
+    # node holds, the ordinal of the loss its ledger records open)
     two_primaries: bool = False  # both nodes declared primary (allow_two_primaries)
     symbol: ClassVar[Symbol] = Symbol.CHANGE
 
@@ -411,10 +440,17 @@ class SetDrbdRole(DrbdAction):
                         f"incident {self.fenced_incident}), but the nodes are connected again "
                         f"({m.cstate}); the next pass plans it again")
             now = res.gi.generation if res is not None and res.gi is not None else None
-            if now != self.fenced_incident:
+            generation, _, _ = self.fenced_incident.partition("-")
+            if now != generation:
                 return (f"not promoted: fenced = \"{self.fenced}\" was planned for incident "
                         f"{self.fenced_incident}, but this node now holds "
                         f"{now or 'a generation that cannot be read'}")
+            loss = st.drbd.ledger.losses.get((self.resource, st.drbd.hostname or ""))
+            if loss is None or not loss.open or loss.incident != self.fenced_incident:
+                seen = ("records no loss" if loss is None else
+                        f"records loss {loss.incident}{'' if loss.open else ', over'}")
+                return (f"not promoted: fenced = \"{self.fenced}\" is not the loss of the peer "
+                        f"the DRBD ledger has open (it {seen}); the next pass plans it again")
             return None
         if not m.connected:
             return (f"not promoted: the peer is not connected ({m.cstate}); promoting a node "

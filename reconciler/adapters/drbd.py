@@ -161,7 +161,9 @@ def get_gi_down(minor: int, disk: str, *, host: str = "local") -> Command:
 # {"format": 1, "metadata": [{"resource": R, "node": N, "disk": {"id": ID, "path": P},
 #   "gi": "CURRENT:BITMAP:H1:H2", "how": "created" | "adopted"}, ...],
 #  "fences": [{"resource": R, "node": N, "fenced": "NODE@INCIDENT", "how": "used" | "connected"},
-#   ...]}   (spent fence declarations; optional: a ledger written before them has none)
+#   ...],   (spent fence declarations; optional: a ledger written before them has none)
+#  "losses": [{"resource": R, "node": N, "ordinal": 1, "generation": G, "open": true}, ...]}
+#           (the last loss of its peer each node recorded; optional likewise)
 
 LEDGER_FORMAT = 1
 
@@ -186,19 +188,34 @@ def parse_ledger(path: str, text: str | None) -> state_drbd.DrbdLedger:
             f = state_drbd.DrbdSpentFence(resource=str(e["resource"]), node=str(e["node"]),
                                           fenced=str(e["fenced"]), how=str(e["how"]))
             spent[f.key] = f
+        losses: dict[tuple[str, str], state_drbd.DrbdLoss] = {}
+        for e in data.get("losses", []):
+            x = state_drbd.DrbdLoss(resource=str(e["resource"]), node=str(e["node"]),
+                                    ordinal=e["ordinal"], generation=str(e["generation"]),
+                                    open=e["open"])
+            if type(x.ordinal) is not int or x.ordinal < 1 or type(x.open) is not bool:
+                raise ValueError(f"a loss of {x.resource} on {x.node} with ordinal {x.ordinal!r}, "
+                                 f"open {x.open!r}")
+            if x.key in losses:
+                raise ValueError(f"two losses for {x.resource} on {x.node}")
+            losses[x.key] = x
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return state_drbd.DrbdLedger(path, problem=f"{path} cannot be read as the DRBD ledger "
                                      f"({exc.__class__.__name__}: {exc})")
-    return state_drbd.DrbdLedger(path, records, spent)
+    return state_drbd.DrbdLedger(path, records, spent, losses)
 
 
-def ledger_text(records, spent=()) -> str:
+def ledger_text(records, spent=(), losses=()) -> str:
     body = [{"resource": r.resource, "node": r.node, "disk": {"id": r.disk_id, "path": r.disk},
              "gi": r.gi, "how": r.how} for r in sorted(records, key=lambda r: r.key)]
     doc: dict = {"format": LEDGER_FORMAT, "metadata": body}
     if spent:
         doc["fences"] = [{"resource": f.resource, "node": f.node, "fenced": f.fenced,
                           "how": f.how} for f in sorted(spent, key=lambda f: f.key)]
+    if losses:
+        doc["losses"] = [{"resource": x.resource, "node": x.node, "ordinal": x.ordinal,
+                          "generation": x.generation, "open": x.open}
+                         for x in sorted(losses, key=lambda x: x.key)]
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 

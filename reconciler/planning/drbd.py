@@ -23,13 +23,18 @@ Safety rules (each refusal is a Blocked entry that says what to do):
   Promotion waits while the peer is primary (unless dual-primary is declared: then, with
   both nodes declared primary, each waits for the peer's disk to be UpToDate), and is blocked while the nodes are not connected: promoting a node that cannot see its peer is how split
   brains are made, so a failover after losing the primary node is never automatic: only
-  ``fenced = "PEER@INCIDENT"``, bound to the generation this node holds since it lost the
-  peer (the pass prints it), lets it be promoted without the peer, for that incident only.
-  A declaration is spent once used or once the nodes are seen connected while it is declared
-  (recorded in the DRBD ledger: a node's generation does not change when it loses its peer as
-  a Secondary, nor when it is promoted while connected, so it could match a later cut); a
-  spent one is refused. Every promotion is checked again just before it runs (connected, or
-  the fenced incident still the one observed).
+  ``fenced = "PEER@INCIDENT"`` lets it be promoted without the peer, for that incident only.
+  The incident is "GENERATION-N": the generation this node holds and N, the ordinal of this
+  loss of its peer in the DRBD ledger, recorded by the first pass that needs it (losses are
+  counted from 1 and never reused; a loss ends when a pass sees the nodes connected). A
+  generation alone would not do: a node keeps its generation when it loses its peer as a
+  Secondary, or is promoted while connected, so it could match a later cut. The pass prints
+  the incident in the form to write (so does a dry run, before it is recorded: the ledger
+  gives the same answer after a crash of the reconciler or a reboot of this node). A
+  declaration is also spent once used or once the nodes are seen connected while it is
+  declared (recorded in the ledger); a spent one is refused. Every promotion is checked
+  again just before it runs (connected, or the fenced incident still the one observed and
+  still the loss the ledger has open).
 * A split brain (the kernel ran our ``split-brain`` handler) is reported with its incident
   identifier (the generation both nodes held when they parted: ``drbdadm get-gi``'s bitmap
   UUID) and left alone unless ``split_brain_victim = "NODE@INCIDENT"`` names that incident:
@@ -137,6 +142,7 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
     whose create-md has not run."""
     records = dict(d.ledger.records)
     spent = dict(d.ledger.spent)
+    losses = dict(d.ledger.losses)
     previous: str | None = None
     for i, step in enumerate(out.steps):
         a = step.action
@@ -152,11 +158,14 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
         elif isinstance(a, actions.SpendDrbdFence):
             f = state.DrbdSpentFence(resource=a.resource, node=a.node, fenced=a.fenced, how=a.how)
             spent[f.key] = f
+        elif isinstance(a, actions.RecordDrbdLoss):
+            losses[a.loss.key] = a.loss
         else:
             continue
         after = step.after | ({previous} if previous else set())
         out.steps[i] = actions.Step(dataclasses.replace(a, records=tuple(records.values()),
-                                                        spent=tuple(spent.values())),
+                                                        spent=tuple(spent.values()),
+                                                        losses=tuple(losses.values())),
                                     step.reason, frozenset(after))
         previous = a.key
 
@@ -319,8 +328,9 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
         after.add(_step(out, actions.ConnectDrbd(resource=name, minor=me.minor),
                         "StandAlone: connect to the peer", after))
 
-    # -- a fence declaration the nodes' state has made moot: spent ---------------------------------
+    # -- a fence declaration the nodes' state has made moot: spent; a loss seen over: ended ----
     _spend_moot_fence(out, name, res, node, m, d)
+    _end_loss(out, name, res, node, m, d)
 
     # -- metadata found up without a record: adopt it ---------------------------------------------
     _adopt(out, name, me, node, d, rs, after, block)
@@ -404,15 +414,19 @@ def _plan_resource(out: Partial, name: str, res: DrbdResource, node: str, d: sta
             f"dual-primary: waiting for {peer}'s disk to be UpToDate ({m.peer_disk})", None,
             waiting_on=peer))
         return
-    if not m.connected and not _fenced(out, name, res, node, peer, m, rs, d, block):
-        return
+    recorded: set[str] = set()
+    if not m.connected:
+        got = _fenced(out, name, res, node, peer, m, rs, d, block)
+        if got is None:
+            return
+        recorded = got
     fenced = drbd_spec.fenced_node(res.fenced) if not m.connected else ("", "")
     promote = _step(out, actions.SetDrbdRole(resource=name, minor=me.minor, role="Primary",
                                              fenced_node=fenced[0], fenced_incident=fenced[1],
                                              two_primaries=dual),
                     f"the spec says {node} is primary" if m.connected else
                     f"the spec says {node} is primary, and declares {peer} fenced for this "
-                    f"incident ({res.fenced}): promoted without {peer}", after)
+                    f"incident ({res.fenced}): promoted without {peer}", after | recorded)
     if fenced[1]:
         _step(out, actions.SpendDrbdFence(resource=name, minor=me.minor, node=node,
                                           fenced=f"{fenced[0]}@{fenced[1]}", how="used",
@@ -481,62 +495,100 @@ def _spend_moot_fence(out: Partial, name: str, res: DrbdResource, node: str, m,
           f"(remove it from the spec)", set())
 
 
+def _end_loss(out: Partial, name: str, res: DrbdResource, node: str, m,
+              d: state.DrbdHost) -> None:
+    """The loss of its peer this node's ledger has open is over once a pass sees the nodes
+    connected: recorded, so that the next loss is another incident (the next ordinal), even
+    at the same generation."""
+    loss = d.ledger.losses.get((name, node))
+    if not m.connected or loss is None or not loss.open or d.ledger.problem is not None:
+        return
+    _step(out, actions.RecordDrbdLoss(resource=name, minor=res.nodes[node].minor, node=node,
+                                      path=d.ledger.path, ordinal=loss.ordinal,
+                                      generation=loss.generation, open=False),
+          f"the nodes are connected ({m.cstate}): loss {loss.ordinal} of {res.peer_of(node)} "
+          f"(incident {loss.incident}) is over; a fence declared for it promotes nothing", set())
+
+
+def _incident(out: Partial, name: str, res: DrbdResource, node: str, peer: str, rs,
+              d: state.DrbdHost) -> tuple[str | None, set[str], str]:
+    """The incident a ``fenced`` declaration must name for this node's loss of ``peer``:
+    "GENERATION-N", the generation this node holds and the ordinal of the loss its DRBD
+    ledger has open (``state.DrbdLoss``). Derived from observation and the ledger alone, so
+    a dry run, a pass after a crash of the reconciler and one after a reboot of this node
+    name the same incident while no pass has seen the nodes connected. No loss open, one
+    recorded at another generation (this node's data moved on), or one whose declaration is
+    spent (a pass that spent it ended before it recorded the loss over): the next ordinal,
+    recorded by a step planned here, so that a survivor is never left with no incident to
+    declare. Returns (the incident or None, {that step's key}, what the
+    operator may declare)."""
+    if rs.gi is None:
+        return None, set(), (f"the generation {node} holds cannot be read (drbdadm get-gi "
+                             f"{name}: {rs.gi_error or 'no answer'}), so no fence can be "
+                             f"declared for this incident")
+    if d.ledger.problem is not None:
+        return None, set(), (f"{d.ledger.problem}: this loss of {peer} cannot be recorded, so no "
+                             f"fence can be declared for it; check the file")
+    loss = d.ledger.losses.get((name, node))
+    generation = rs.gi.generation
+    recorded: set[str] = set()
+    if (loss is None or not loss.open or loss.generation != generation
+            or (name, node, f"{peer}@{loss.incident}") in d.ledger.spent):
+        loss = state.DrbdLoss(resource=name, node=node, generation=generation, open=True,
+                              ordinal=(loss.ordinal if loss is not None else 0) + 1)
+        recorded.add(_step(out, actions.RecordDrbdLoss(
+            resource=name, minor=res.nodes[node].minor, node=node, path=d.ledger.path,
+            ordinal=loss.ordinal, generation=generation, open=True),
+            f"{node} cannot see {peer}: record this loss of {peer} ({loss.ordinal}) as the "
+            f"incident a fenced declaration names ({loss.incident})", set()))
+    incident = loss.incident
+    return incident, recorded, (
+        f"declare fenced = \"{peer}@{incident}\" in [drbd.{name}] once {peer} is powered off "
+        f"or cut from its disk (and stays so): {node} is then promoted without it, for this "
+        f"incident only ({incident}: the generation {node} holds, then the number of this loss "
+        f"of {peer} in {d.ledger.path}; a loss ends when the nodes are seen connected)")
+
+
 def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m, rs,
-            d: state.DrbdHost, block) -> bool:
-    """This node is to be promoted but cannot see ``peer``: True only when the spec declares
-    ``peer`` fenced for this very incident (the generation this node holds since it lost
-    the peer, printed here) and the ledger does not record the declaration as spent (used,
-    or seen while the nodes were connected: ``_spend_moot_fence``); refused, with the ledger
-    unreadable.
-    Otherwise the peer may be booting or gone, and promoting a node that cannot see its peer
-    risks a split brain: a wait on the peer, or blocked for a declaration that does not
-    apply (reported, ignored)."""
+            d: state.DrbdHost, block) -> set[str] | None:
+    """This node is to be promoted but cannot see ``peer``: {the step keys the promotion
+    follows} only when the spec declares ``peer`` fenced for this very incident (``_incident``:
+    this node's generation and the ordinal of the loss its ledger has open, printed here)
+    and the ledger does not record the declaration as spent (used, or seen while the nodes
+    were connected: ``_spend_moot_fence``); refused, with the ledger unreadable.
+    Otherwise (None) the peer may be booting or gone, and promoting a node that cannot see
+    its peer risks a split brain: a wait on the peer, or blocked for a declaration that does
+    not apply (reported, ignored)."""
     obj = f"drbd {name}"
     why = (f"not promoted: {peer} cannot be reached ({m.cstate}), and promoting a node that "
            f"cannot see its peer risks a split brain")
-    if rs.gi is None:
-        incident = None
-        how = (f"the generation {node} holds cannot be read (drbdadm get-gi {name}: "
-               f"{rs.gi_error or 'no answer'}), so no fence can be declared for this incident")
-    elif (name, node, f"{peer}@{rs.gi.generation}") in d.ledger.spent:
-        incident = rs.gi.generation
-        how = (f"{node} still holds generation {incident}, for which a fenced declaration was "
-               f"already spent (DRBD started no new generation since), so the spec cannot "
-               f"declare a fence for this incident: {node} waits for {peer}; promoting it "
-               f"without {peer} is outside what the reconciler does")
-    else:
-        incident = rs.gi.generation
-        how = (f"if {peer} is lost for good, make sure it stays so (power it off, or cut it "
-               f"from its disk), then declare fenced = \"{peer}@{incident}\" in [drbd.{name}] "
-               f"({incident} is the generation {node} holds since it lost {peer}): {node} is "
-               f"then promoted without it, for this incident only")
+    incident, recorded, how = _incident(out, name, res, node, peer, rs, d)
     if res.fenced is None:
         out.in_flight.append(actions.InFlight(
             f"drbd:{name}:peer-connect", obj, f"{why}; waiting for {peer} to connect. Never "
             f"automatic: {how}", None, waiting_on=peer))
-        return False
+        return None
     gone, declared = drbd_spec.fenced_node(res.fenced)
     if gone != peer:
-        block(f"{why}. fenced = \"{res.fenced}\" names {node} itself: ignored. {how[0].upper()}{how[1:]}")
-        return False
+        block(f"{why}. fenced = \"{res.fenced}\" names {node} itself: ignored; {how}")
+        return None
     spent = d.ledger.spent.get((name, node, f"{gone}@{declared}"))
     if d.ledger.problem is not None:
         block(f"{why}. {d.ledger.problem}: whether fenced = \"{res.fenced}\" is already spent "
               f"cannot be known, so it promotes nothing. Check the file")
-        return False
+        return None
     if spent is not None:
         when = ("its fenced promotion ran" if spent.how == "used" else
                 "the nodes were seen connected while it was declared")
         block(f"{why}. fenced = \"{res.fenced}\" is already spent ({when}; recorded in "
-              f"{d.ledger.path}): it promotes nothing, whatever generation {node} holds: "
-              f"remove it from the spec. {how[0].upper()}{how[1:]}")
-        return False
+              f"{d.ledger.path}): it promotes nothing: remove it from the spec; {how}")
+        return None
     if incident is None or declared != incident:
         now = f"this one is {incident}" if incident else "this one cannot be identified"
         block(f"{why}. fenced = \"{res.fenced}\" was written for another incident ({now}): "
-              f"ignored, nothing is promoted. {how[0].upper()}{how[1:]}")
-        return False
-    return True
+              f"ignored, nothing is promoted; {how}")
+        return None
+    return recorded
 
 
 def _record_step(out: Partial, name: str, me, node: str, d: state.DrbdHost, disk_id: str,

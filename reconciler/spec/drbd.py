@@ -13,10 +13,12 @@ What can overwrite data is always written out by the operator, never inferred:
   Without it a split brain is reported and left alone.
 * ``fenced = "NODE@INCIDENT"`` (issue 20): the lost NODE is fenced (powered off, or cut from
   its disk) for that one incident, so its peer, declared primary, may be promoted without
-  it. INCIDENT is what the pass prints when it refuses that promotion (16 hex digits: the
-  generation the survivor holds since it lost NODE). It is spent once used or once the nodes
-  are seen connected while it is declared (recorded in the DRBD ledger): a spent one is
-  refused. Another incident's declaration is reported and ignored.
+  it. INCIDENT is what the pass prints when it refuses that promotion, "GENERATION-N": the
+  generation the survivor holds (16 hex digits) and N, the ordinal of this loss of its peer
+  in the survivor's DRBD ledger (a loss ends when a pass sees the nodes connected). It is
+  spent once used or once the nodes are seen connected while it is declared (recorded in
+  the DRBD ledger): a spent one is refused. Another incident's declaration is reported and
+  ignored; the earlier form (a generation alone) is refused.
 * ``wipe = "DISK-IDENTITY"`` (per node): give up what the declared disk holds (a file system,
   DRBD metadata the reconciler cannot tie to this resource) and create DRBD metadata over it
   (``create-md --force``). Bound to the one disk it was written for: the value is that disk's
@@ -114,9 +116,30 @@ def split_victim(value: str, key: str = "split_brain_victim") -> tuple[str, str]
     return m.group(1), m.group(2).upper()
 
 
+_FENCED_RE = re.compile(r"^([^@]+)@([0-9A-Fa-f]{16}-[1-9][0-9]*)$")
+
+
 def fenced_node(value: str) -> tuple[str, str]:
-    """``fenced = "node@INCIDENT"`` -> (node, INCIDENT in upper case)."""
-    return split_victim(value, "fenced")
+    """``fenced = "node@GENERATION-N"`` -> (node, "GENERATION-N", the generation in upper
+    case). The incident is the survivor's generation and the ordinal of the loss of its peer
+    as its DRBD ledger recorded it (``state.DrbdLoss``). The earlier form, a generation
+    alone, is refused: it could match a later loss at the same generation."""
+    m = _FENCED_RE.fullmatch(value)
+    if m is not None:
+        return m.group(1), m.group(2).upper()
+    if _INCIDENT_RE.fullmatch(value):
+        raise ValueError(f"fenced {value!r} names a generation alone, the earlier form of an "
+                         f"incident, and is refused: a generation alone can match a later loss "
+                         f"at the same generation (a node that loses its peer as a Secondary "
+                         f"keeps it), and the DRBD ledger of the version that took it recorded "
+                         f"no losses, so which loss it was written for cannot be known. Remove "
+                         f"it; if the survivor must still be promoted without its peer, the "
+                         f"next pass prints the incident to declare, "
+                         f"\"<node>@<generation>-<loss>\", as the pass prints it")
+    raise ValueError(f"fenced {value!r} must name the node and the incident: "
+                     f"\"<node>@<generation>-<loss>\", the incident as the pass prints it when it "
+                     f"refuses to promote a node that lost its peer (16 hex digits, a dash, the "
+                     f"loss's number)")
 
 
 def _parse_rate(value: object) -> int:
@@ -247,8 +270,9 @@ class DrbdResource(Model):
         "reported and ignored; unset: a split brain is reported and left alone")
     fenced: str | None = Field(
         None, description="\"NODE@INCIDENT\": NODE, lost, is fenced (powered off or cut from "
-        "its disk) for the incident the pass printed when it refused to promote its peer (the "
-        "generation the survivor holds since it lost NODE); the survivor declared primary is "
+        "its disk) for the incident the pass printed when it refused to promote its peer "
+        "(\"GENERATION-N\": the generation the survivor holds and the ordinal of this loss "
+        "in its DRBD ledger); the survivor declared primary is "
         "then promoted without it. Spent once used or once the nodes are seen connected while "
         "it is declared (a spent one is refused); a declaration for another incident is "
         "reported and ignored")

@@ -26,7 +26,7 @@ from reconciler.state.lockd import (  # noqa: F401
     DmDevice, Lockd)
 from reconciler.state.drbd import (  # noqa: F401
     DEFAULT_LEDGER, JUST_CREATED_GI, CONNECTED, SYNCING, DrbdSync, DrbdMinor, Gi, DrbdBacking,
-    DrbdResourceState, DrbdMetaRecord, DrbdSpentFence, DrbdLedger, DrbdHost)
+    DrbdResourceState, DrbdMetaRecord, DrbdSpentFence, DrbdLoss, DrbdLedger, DrbdHost)
 from reconciler.state.pacemaker import PcmkResource, Pacemaker  # noqa: F401
 from reconciler.state.iscsi import (  # noqa: F401
     LioLun, LioAcl, LioTarget, IscsiDisk, IscsiSession, IscsiState, NodeRecord)

@@ -85,8 +85,8 @@ class Gi:
 
     @property
     def generation(self) -> str:
-        """The current generation (DRBD's lowest bit, a flag, masked): what a ``fenced``
-        declaration is bound to."""
+        """The current generation (DRBD's lowest bit, a flag, masked): with the loss's
+        ordinal (``DrbdLoss``), what a ``fenced`` declaration is bound to."""
         return f"{int(self.current, 16) & ~1:016X}"
 
     @property
@@ -158,10 +158,9 @@ class DrbdSpentFence:
     """A ``fenced = "NODE@INCIDENT"`` declaration of ``resource`` that is spent on ``node``
     (the survivor it was to promote): ``how = "used"`` (the fenced promotion ran, or this node
     was seen primary without its peer while it was declared) or ``"connected"`` (the nodes
-    were seen connected while it was declared: the incident it was written for is over). A
-    Secondary that loses its peer keeps its generation, and so does a promotion made while
-    connected: without this record, a declaration made moot by the link's return would match
-    the next cut too."""
+    were seen connected while it was declared: the incident it was written for is over). The
+    incident's loss ordinal (``DrbdLoss``) already keeps a declaration from matching a later
+    loss; this record says why one still in the spec promotes nothing ("already spent")."""
 
     resource: str
     node: str
@@ -174,10 +173,35 @@ class DrbdSpentFence:
 
 
 @dataclass(frozen=True, slots=True)
+class DrbdLoss:
+    """The last loss of its peer that ``node`` recorded for ``resource`` (issue 20): the
+    ``ordinal``-th (1, 2, ...: never reused), first seen by a pass while ``node`` held
+    ``generation``, and ``open`` until a pass sees the nodes connected again. A ``fenced``
+    declaration names it as its incident, ``incident`` ("GENERATION-N"): bound to that one
+    loss, so a declaration left in the spec never applies to a later one, even at the same
+    generation (a Secondary that loses its peer keeps its generation)."""
+
+    resource: str
+    node: str
+    ordinal: int
+    generation: str  # 16 hex digits, upper case, DRBD's flag bit masked
+    open: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.resource, self.node)
+
+    @property
+    def incident(self) -> str:
+        return f"{self.generation}-{self.ordinal}"
+
+
+@dataclass(frozen=True, slots=True)
 class DrbdLedger:
     path: str
     records: dict[tuple[str, str], DrbdMetaRecord] = field(default_factory=dict)
     spent: dict[tuple[str, str, str], DrbdSpentFence] = field(default_factory=dict)
+    losses: dict[tuple[str, str], DrbdLoss] = field(default_factory=dict)
     problem: str | None = None  # the file cannot be read: nothing is trusted or created
 
 

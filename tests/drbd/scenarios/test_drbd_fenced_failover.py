@@ -1,7 +1,9 @@
 """Failover after losing a node, declared (issue 20): without a cluster manager the survivor
 of a lost primary is never promoted by itself; ``fenced = "NODE@INCIDENT"`` says the lost
-node is fenced for that one incident (the generation the survivor holds since it lost it),
-and only then is the survivor promoted."""
+node is fenced for that one incident, and only then is the survivor promoted. The incident
+is "GENERATION-N": the generation the survivor holds, and N, the ordinal of the loss of its
+peer as the survivor's DRBD ledger recorded it when a pass first saw it (a loss ends when a
+pass sees the nodes connected; the next is N + 1)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import re
 import pytest
 from support.drbdsim import Pair
 
-from reconciler import actions, controller, executing
+from reconciler import actions, controller, executing, status
 
 
 @pytest.fixture
@@ -28,10 +30,17 @@ def blocked(r) -> str:
 
 
 def offered(r) -> str:
-    """The fence declaration the pass offers for this incident (printed once)."""
-    found = set(re.findall(r'fenced = "node-a@([0-9A-F]{16})"', report(r)))
+    """The incident of the fence declaration the pass offers ("GENERATION-N", printed once,
+    in the form to write)."""
+    found = set(re.findall(r'declare fenced = "node-a@([0-9A-F]{16}-[0-9]+)" in \[drbd\.r0\] once '
+                           r'node-a is powered off or cut from its disk', report(r)))
     assert len(found) == 1, report(r)
     return found.pop()
+
+
+def generation(pair, name) -> str:
+    """The generation ``name`` holds (its current UUID, DRBD's flag bit masked)."""
+    return f"{pair.res(name).uuids[0] & ~1:016X}"
 
 
 def lose_node_a(pair) -> None:
@@ -53,8 +62,15 @@ def test_the_survivor_is_not_promoted_without_a_declaration_and_is_told_what_to_
     b = out["node-b"]
     assert "node-a" not in out  # down: no pass
     assert b.exit_code == controller.EXIT_PENDING and "split brain" in report(b)
-    gi = pair.res("node-b").uuids[0]
-    assert offered(b) == f"{gi & ~1:016X}"  # the generation node-b holds since it lost node-a
+    # the generation node-b holds since it lost node-a, and the first loss its ledger recorded
+    incident = offered(b)
+    assert incident == f"{generation(pair, 'node-b')}-1"
+    # reconcile status (the daemon's status document) says it in the form to write
+    doc = {"format": 1, "node": "node-b", "state": status.pass_state(b), "pid": 1,
+           **status.pass_section(b, number=1, reason="test", started_at=0.0, finished_at=1.0,
+                                 etas={})}
+    assert (f'declare fenced = "node-a@{incident}" in [drbd.r0] once node-a is powered off or '
+            f'cut from its disk') in status.render(doc)
     assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b")
 
 
@@ -73,7 +89,7 @@ def test_a_fence_declared_for_this_incident_promotes_the_survivor_then_the_lost_
     assert ("drbdadm", "primary", "r0") in pair.drbdadm_calls("node-b")
     assert not any("--force" in c for c in primary_calls(pair, "node-b"))
     # the promotion started a new generation: the declaration is spent
-    assert f"{pair.res('node-b').uuids[0] & ~1:016X}" != incident
+    assert f"{generation(pair, 'node-b')}-1" != incident
     pair.net.write("node-b", 0, "written on the survivor")
     # node-a comes back (secondary in the spec): it resyncs from node-b, no split brain
     pair.reboot("node-a")
@@ -91,7 +107,7 @@ def test_a_fence_declared_for_another_incident_is_reported_and_ignored(pair):
     lose_node_a(pair)
     moved = pair.spec(role_a="secondary", role_b="primary")
     incident = offered(pair.one_pass("node-b", moved))
-    stale = "0123456789ABCDEF"
+    stale = "0123456789ABCDEF-1"
     assert stale != incident
     out = pair.rounds(pair.spec(role_a="secondary", role_b="primary",
                                 extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{stale}"'), 3)
@@ -141,7 +157,7 @@ def test_a_fence_does_not_make_a_survivor_without_uptodate_data_primary(pair):
     assert pair.res("node-b").cstate == "SyncTarget"
     lose_node_a(pair)
     fenced = pair.spec(role_a="secondary", role_b="primary",
-                       extra='initial_sync_from = "node-a"\nfenced = "node-a@0123456789ABCDEF"\n'
+                       extra='initial_sync_from = "node-a"\nfenced = "node-a@0123456789ABCDEF-1"\n'
                              'resync_rate = "1M"\n[drbd.r0.disk]\nc_plan_ahead = 0')
     out = pair.rounds(fenced, 3)
     assert out["node-b"].exit_code != controller.EXIT_IN_SYNC
@@ -177,7 +193,7 @@ def test_a_declaration_seen_connected_is_spent_and_promotes_nothing_after_a_late
     assert spent(pair, "node-b") == [{"resource": "r0", "node": "node-b",
                                       "fenced": f"node-a@{incident}", "how": "connected"}]
     # node-b still holds X (a promotion while connected starts no new generation) ...
-    assert f"{pair.res('node-b').uuids[0] & ~1:016X}" == incident
+    assert f"{generation(pair, 'node-b')}-1" == incident
     pair.reboot("node-b")  # ... reboots cleanly and comes back to a cut link; node-a is alive
     pair.net.cut("node-a", "node-b")
     calls = len(primary_calls(pair, "node-b"))
@@ -229,3 +245,108 @@ def test_a_promotion_planned_while_connected_is_not_run_once_the_link_drops_mid_
     assert pair.res("node-b").cstate != "Connected"
     assert pair.res("node-b").role == "Secondary" and not primary_calls(pair, "node-b"), report(b)
     assert b.outcome("drbd:r0:role").outcome is executing.Outcome.DEFERRED
+
+
+def test_a_survivor_still_holding_a_spent_generation_is_offered_the_next_loss_and_promoted(pair):
+    """(storage review) The declaration for loss 1 was spent when the nodes were seen
+    connected; nobody wrote since, so node-b still holds the same generation when node-a is
+    lost again. The new loss is another incident (same generation, loss 2): the pass offers
+    it, the old declaration left in the spec promotes nothing, the new one promotes node-b."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)  # a planned switch: node-a demotes first
+    pair.net.cut("node-a", "node-b")
+    first = offered(pair.one_pass("node-b", moved))
+    old = pair.spec(role_a="secondary", role_b="primary",
+                    extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{first}"')
+    pair.net.restore("node-a", "node-b")
+    pair.converge(old)  # seen connected: loss 1 is over, its declaration spent
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Secondary", "Primary")
+    back = pair.spec(extra='initial_sync_from = "node-a"')
+    pair.converge(back)  # node-a primary again, node-b secondary: nothing written since
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Secondary")
+    assert generation(pair, "node-b") == first.split("-")[0]
+    pair.net.write("node-a", 0, "written before the second loss")
+    data = pair.res("node-a").data
+    lose_node_a(pair)
+    # node-b holds the spent generation (the write went to both: no new generation) ...
+    assert generation(pair, "node-b") == first.split("-")[0] and pair.res("node-b").data == data
+    out = pair.rounds(old, 3, order=["node-b"])
+    b = out["node-b"]
+    assert pair.res("node-b").role == "Secondary" and b.exit_code == controller.EXIT_ERROR
+    assert f'fenced = "node-a@{first}"' in blocked(b) and "already spent" in blocked(b)
+    # ... and is offered the second loss at that generation, which promotes it
+    second = offered(b)
+    assert second == f"{generation(pair, 'node-b')}-2" != first
+    new = pair.spec(role_a="secondary", role_b="primary",
+                    extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{second}"')
+    b = pair.converge_node("node-b", new)
+    assert b.exit_code == controller.EXIT_IN_SYNC, report(b)
+    assert pair.res("node-b").role == "Primary" and pair.res("node-b").data == data
+    assert spent(pair, "node-b")[-1] == {"resource": "r0", "node": "node-b",
+                                         "fenced": f"node-a@{second}", "how": "used"}
+
+
+def test_a_loss_ends_when_the_nodes_are_seen_connected_even_with_nothing_declared(pair):
+    """A declaration is never standing: the incident a pass printed during loss 1, written
+    only after the link came back and was cut again, names an incident that is over."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)
+    pair.net.cut("node-a", "node-b")
+    first = offered(pair.one_pass("node-b", moved))
+    pair.net.restore("node-a", "node-b")
+    pair.one_pass("node-b", moved)  # seen connected (and promoted: node-a is secondary)
+    pair.one_pass("node-b", pair.spec())  # the roles back as they were
+    pair.one_pass("node-a", pair.spec())
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Secondary")
+    lose_node_a(pair)
+    late = pair.spec(role_a="secondary", role_b="primary",
+                     extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{first}"')
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(late, 3, order=["node-b"])
+    b = out["node-b"]
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+    assert "another incident" in blocked(b) and offered(b) != first
+    assert offered(b).split("-")[0] == first.split("-")[0]  # the same generation, loss 2
+
+
+def test_the_incident_is_the_same_across_a_restart_of_the_reconciler_and_of_the_survivor(pair):
+    """Derived from observation and the ledger, not from the reconciler's memory: what a
+    dry run prints before anything is recorded, a pass after a crash of the reconciler, and
+    a pass after the survivor's reboot (the peer still gone) all name the same incident,
+    and the declaration written for it then promotes."""
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    seen = [offered(pair.one_pass("node-b", moved, dry_run=True))]  # reconcile status
+    assert spent(pair, "node-b") == [] and "losses" not in (pair.hosts["node-b"].read(LEDGER) or "")
+    pair.crash_after("node-b", 1)  # the reconciler dies while it records the loss
+    pair.one_pass("node-b", moved)
+    pair.reboot("node-b")  # the survivor restarts too (DRBD down, the peer still gone)
+    for _ in range(3):
+        seen.append(offered(pair.one_pass("node-b", moved)))
+    pair.memory["node-b"] = controller.Memory()  # the reconciler alone restarts
+    seen.append(offered(pair.one_pass("node-b", moved)))
+    pair.reboot("node-b")
+    seen.append(offered(pair.one_pass("node-b", moved)))
+    assert len(set(seen)) == 1, seen
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{seen[0]}"')
+    b = pair.converge_node("node-b", fenced)
+    assert b.exit_code == controller.EXIT_IN_SYNC and pair.res("node-b").role == "Primary", report(b)
+
+
+def test_a_declaration_written_from_a_dry_run_promotes_in_the_pass_that_records_the_loss(pair):
+    """reconcile status printed the incident before any pass recorded the loss: the pass
+    records it first, then promotes (re-checked against the ledger just written)."""
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    incident = offered(pair.one_pass("node-b", moved, dry_run=True))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{incident}"')
+    b = pair.one_pass("node-b", fenced)
+    assert [r.step.key for r in b.report.results] == [
+        "drbd:r0:loss", f"drbd:r0:role:fenced:node-a@{incident}", "drbd:r0:fence-spent"]
+    assert b.exit_code == controller.EXIT_IN_SYNC and pair.res("node-b").role == "Primary", report(b)

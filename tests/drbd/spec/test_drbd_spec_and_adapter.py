@@ -16,6 +16,7 @@ from reconciler import actions, errors, state
 from reconciler.adapters import drbd
 from reconciler.planning.drbd import plan_drbd
 from reconciler.runner import Command, CommandResult
+from reconciler.spec import drbd as drbd_spec
 from reconciler.spec import loading
 
 OUT = FIXTURES / "outputs" / "drbd"
@@ -299,39 +300,60 @@ def test_a_resource_file_change_never_adjusts_an_unconfigured_minor_onto_untied_
 
 def test_a_fence_declaration_is_bound_to_one_node_and_incident(tmp_path):
     """``fenced = "NODE@INCIDENT"`` (issue 20): the node must be the resource's, the incident
-    as the pass prints it, and a node declared fenced is never declared primary."""
-    assert '"<node>@<incident>"' in problems(tmp_path, extra='fenced = "b"')
-    assert "fenced 'x' is not one of" in problems(tmp_path, extra='fenced = "x@0123456789ABCDEF"')
-    assert "declared primary" in problems(tmp_path, extra='fenced = "a@0123456789ABCDEF"')
-    res = load(tmp_path, extra='fenced = "b@0123456789abcdef"').spec.drbd["r0"]
-    assert res.fenced == "b@0123456789abcdef"
+    as the pass prints it ("GENERATION-N"), and a node declared fenced is never declared
+    primary. The earlier form (a generation alone) is refused, saying why and what to write."""
+    assert '"<node>@<generation>-<loss>"' in problems(tmp_path, extra='fenced = "b"')
+    assert "fenced 'x' is not one of" in problems(tmp_path, extra='fenced = "x@0123456789ABCDEF-1"')
+    assert "declared primary" in problems(tmp_path, extra='fenced = "a@0123456789ABCDEF-1"')
+    assert '"<node>@<generation>-<loss>"' in problems(tmp_path, extra='fenced = "b@0123456789ABCDEF-0"')
+    old = problems(tmp_path, extra='fenced = "b@0123456789ABCDEF"')
+    assert "a generation alone" in old and "later loss" in old and "as the pass prints it" in old
+    res = load(tmp_path, extra='fenced = "b@0123456789abcdef-12"').spec.drbd["r0"]
+    assert res.fenced == "b@0123456789abcdef-12"
+    assert drbd_spec.fenced_node(res.fenced) == ("b", "0123456789ABCDEF-12")
 
 
 # -- spent fence declarations (storage review, issue 20) ---------------------------------------
 
 def _lost_peer(tmp_path, *, role="Secondary", cstate="WFConnection", spent=(), problem=None,
-               records=None, gi=GI_USED):
-    """Node a, declared primary with b declared fenced for the generation it holds (GI_USED's
-    current), b unreachable; the ledger as given."""
-    spec = load(tmp_path, extra=f'fenced = "b@{gi.generation}"').for_node("a")
+               records=None, gi=GI_USED, losses=None, declared=None):
+    """Node a, declared primary with b declared fenced (``declared``; by default for loss 1
+    at the generation it holds, GI_USED's current), b unreachable; the ledger as given (by
+    default recording loss 1 at that generation, still open)."""
+    if losses is None:
+        losses = [state.DrbdLoss("r0", "a", 1, gi.generation, True)]
+    if declared is None:
+        declared = f"{gi.generation}-1"
+    spec = load(tmp_path, extra=f'fenced = "b@{declared}"').for_node("a")
     text = drbd.render("r0", spec.drbd["r0"])
     m = state.DrbdMinor(minor=0, cstate=cstate, role=role, peer_role="Unknown", disk="UpToDate",
                         peer_disk="DUnknown", protocol="C")
     st = _host(text, {0: m}, records=records)
     d = st.drbd
-    ledger = dataclasses.replace(d.ledger, spent={f.key: f for f in spent}, problem=problem)
+    ledger = dataclasses.replace(d.ledger, spent={f.key: f for f in spent}, problem=problem,
+                                 losses={x.key: x for x in losses})
     rs = dataclasses.replace(d.resources["r0"], gi=gi)
     return spec, dataclasses.replace(st, drbd=dataclasses.replace(d, ledger=ledger, resources={"r0": rs}))
 
 
-def test_the_ledger_keeps_spent_fence_declarations_and_reads_one_written_before_them():
+INCIDENT = f"{GI_USED.generation}-1"
+
+
+def test_the_ledger_keeps_spent_fence_declarations_and_losses_and_reads_one_written_before_them():
     rec = state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI, "created")
-    f = state.DrbdSpentFence("r0", "a", "b@A923D7CF74DD8F8E", "connected")
-    ledger = drbd.parse_ledger("/x", drbd.ledger_text([rec], [f]))
+    f = state.DrbdSpentFence("r0", "a", "b@A923D7CF74DD8F8E-1", "connected")
+    loss = state.DrbdLoss("r0", "a", 3, "A923D7CF74DD8F8E", True)
+    assert loss.incident == "A923D7CF74DD8F8E-3"
+    ledger = drbd.parse_ledger("/x", drbd.ledger_text([rec], [f], [loss]))
     assert ledger.problem is None and ledger.records == {rec.key: rec} and ledger.spent == {f.key: f}
-    before = drbd.ledger_text([rec])  # the format written before spent declarations
-    assert "fences" not in before and drbd.parse_ledger("/x", before).spent == {}
+    assert ledger.losses == {loss.key: loss}
+    before = drbd.ledger_text([rec])  # the format written before spent declarations and losses
+    assert "fences" not in before and "losses" not in before
+    assert drbd.parse_ledger("/x", before).spent == {} == drbd.parse_ledger("/x", before).losses
     bad = before.replace('"metadata"', '"fences": [{"resource": "r0"}], "metadata"')
+    assert drbd.parse_ledger("/x", bad).problem.startswith("/x cannot be read")
+    bad = before.replace('"metadata"', '"losses": [{"resource": "r0", "node": "a", "ordinal": "x", '
+                         '"generation": "A923D7CF74DD8F8E", "open": true}], "metadata"')
     assert drbd.parse_ledger("/x", bad).problem.startswith("/x cannot be read")
 
 
@@ -339,28 +361,71 @@ def test_a_fenced_promotion_is_planned_then_recorded_as_spent(tmp_path):
     spec, st = _lost_peer(tmp_path)
     out = plan_drbd(spec, st, "a")
     assert not out.blocked
-    incident = GI_USED.generation
-    assert [s.action.key for s in out.steps] == [f"drbd:r0:role:fenced:b@{incident}", "drbd:r0:fence-spent"]
+    assert [s.action.key for s in out.steps] == [f"drbd:r0:role:fenced:b@{INCIDENT}", "drbd:r0:fence-spent"]
     promote, spend = out.steps
     assert spend.after == {promote.action.key}
-    assert (spend.action.how, spend.action.fenced) == ("used", f"b@{incident}")
-    assert '"fenced": "b@' + incident + '"' in spend.action.text  # the records stay too
-    assert '"serial:vdb-a"' in spend.action.text
+    assert (spend.action.how, spend.action.fenced) == ("used", f"b@{INCIDENT}")
+    assert '"fenced": "b@' + INCIDENT + '"' in spend.action.text  # the records stay too
+    assert '"serial:vdb-a"' in spend.action.text and '"ordinal": 1' in spend.action.text
+
+
+def test_the_first_pass_to_see_the_loss_records_it_and_offers_it(tmp_path):
+    """No loss recorded yet (or the last one over, or recorded at another generation): the
+    pass records the next one and offers it; a declaration for it (a dry run printed it)
+    promotes only after the record is written."""
+    for losses, n in (([], 1), ([state.DrbdLoss("r0", "a", 4, GI_USED.generation, False)], 5),
+                      ([state.DrbdLoss("r0", "a", 4, "1111111111111110", True)], 5)):
+        spec, st = _lost_peer(tmp_path, losses=losses, declared="0123456789ABCDEF-9")
+        out = plan_drbd(spec, st, "a")
+        [rec] = [s.action for s in out.steps]
+        assert isinstance(rec, actions.RecordDrbdLoss) and (rec.ordinal, rec.generation, rec.open) == (
+            n, GI_USED.generation, True)
+        assert f'declare fenced = "b@{GI_USED.generation}-{n}" in [drbd.r0] once b is powered off' in out.blocked[0].reason
+        spec, st = _lost_peer(tmp_path, losses=losses, declared=f"{GI_USED.generation}-{n}")
+        out = plan_drbd(spec, st, "a")
+        rec, promote, spend = out.steps
+        assert isinstance(rec.action, actions.RecordDrbdLoss) and promote.after >= {rec.action.key}
+        assert promote.action.fenced == f"b@{GI_USED.generation}-{n}" and spend.action.how == "used"
+        assert '"ordinal": ' + str(n) in spend.action.text  # the chained write keeps the loss
+
+
+def test_a_loss_is_closed_once_the_nodes_are_seen_connected(tmp_path):
+    spec, st = _lost_peer(tmp_path, role="Primary", cstate="Connected")
+    out = plan_drbd(spec, st, "a")
+    [close] = [s.action for s in out.steps if isinstance(s.action, actions.RecordDrbdLoss)]
+    assert (close.ordinal, close.open) == (1, False)
+    spec, st = _lost_peer(tmp_path, role="Primary", cstate="Connected",
+                          losses=[state.DrbdLoss("r0", "a", 1, GI_USED.generation, False)])
+    assert not any(isinstance(s.action, actions.RecordDrbdLoss) for s in plan_drbd(spec, st, "a").steps)
 
 
 def test_a_spent_declaration_or_an_unreadable_ledger_promotes_nothing(tmp_path):
     for how in ("used", "connected"):
-        f = state.DrbdSpentFence("r0", "a", f"b@{GI_USED.generation}", how)
+        # (the loss it named still open: a pass that recorded the declaration spent ended
+        # before it recorded the loss over, and the link dropped again)
+        f = state.DrbdSpentFence("r0", "a", f"b@{INCIDENT}", how)
         spec, st = _lost_peer(tmp_path, spent=[f])
         out = plan_drbd(spec, st, "a")
-        assert not out.steps
         [b] = out.blocked
         assert "already spent" in b.reason and "remove it" in b.reason
-        assert "cannot declare a fence for this incident" in b.reason  # the same generation
+        # that loss is over for fencing: this one is the next, which the pass offers
+        [rec] = [s.action for s in out.steps]
+        assert isinstance(rec, actions.RecordDrbdLoss) and (rec.ordinal, rec.open) == (2, True)
+        assert f'declare fenced = "b@{GI_USED.generation}-2"' in b.reason
     spec, st = _lost_peer(tmp_path, problem="/var/lib/reconciler/drbd.json cannot be read as the DRBD ledger")
     out = plan_drbd(spec, st, "a")
     assert not out.steps and "cannot be read" in out.blocked[0].reason
     assert "already spent cannot be known" in out.blocked[0].reason
+
+
+def test_a_declaration_for_a_loss_that_is_over_promotes_nothing(tmp_path):
+    """Loss 1 ended (seen connected) and loss 2 is open at the same generation: the
+    declaration for loss 1 is another incident's, whatever the generation."""
+    spec, st = _lost_peer(tmp_path, losses=[state.DrbdLoss("r0", "a", 2, GI_USED.generation, True)])
+    out = plan_drbd(spec, st, "a")
+    assert not out.steps
+    [b] = out.blocked
+    assert "another incident" in b.reason and f'"b@{GI_USED.generation}-2"' in b.reason
 
 
 def test_a_declaration_is_spent_when_seen_connected_or_this_node_is_primary_without_its_peer(tmp_path):
@@ -370,35 +435,40 @@ def test_a_declaration_is_spent_when_seen_connected_or_this_node_is_primary_with
         spec, st = _lost_peer(tmp_path, role=role, cstate=cstate)
         out = plan_drbd(spec, st, "a")
         spends = [s.action for s in out.steps if isinstance(s.action, actions.SpendDrbdFence)]
-        assert [(a.how, a.node, a.fenced) for a in spends] == [(how, "a", f"b@{GI_USED.generation}")], (role, cstate)
+        assert [(a.how, a.node, a.fenced) for a in spends] == [(how, "a", f"b@{INCIDENT}")], (role, cstate)
         assert not any(isinstance(s.action, actions.SetDrbdRole) and s.action.fenced for s in out.steps)
-    f = state.DrbdSpentFence("r0", "a", f"b@{GI_USED.generation}", "connected")
+    f = state.DrbdSpentFence("r0", "a", f"b@{INCIDENT}", "connected")
     spec, st = _lost_peer(tmp_path, cstate="Connected", spent=[f])
     assert not any(isinstance(s.action, actions.SpendDrbdFence) for s in plan_drbd(spec, st, "a").steps)
 
 
 def test_a_metadata_record_written_in_the_same_pass_keeps_the_spent_declarations(tmp_path):
-    f = state.DrbdSpentFence("r1", "a", "b@0123456789ABCDEE", "used")
+    f = state.DrbdSpentFence("r1", "a", "b@0123456789ABCDEE-1", "used")
     spec, st = _lost_peer(tmp_path, cstate="Connected", records=[], spent=[f])
     out = plan_drbd(spec, st, "a")
     keys = [s.action.key for s in out.steps]
-    assert "drbd:r0:fence-spent" in keys and "drbd:r0:record" in keys
-    last = out.steps[max(keys.index("drbd:r0:fence-spent"), keys.index("drbd:r0:record"))].action
+    assert {"drbd:r0:fence-spent", "drbd:r0:record", "drbd:r0:loss"} <= set(keys)
+    last = out.steps[max(keys.index("drbd:r0:fence-spent"), keys.index("drbd:r0:record"),
+                         keys.index("drbd:r0:loss"))].action
     ledger = drbd.parse_ledger("/x", last.text)
-    assert set(ledger.spent) == {f.key, ("r0", "a", f"b@{GI_USED.generation}")}
+    assert set(ledger.spent) == {f.key, ("r0", "a", f"b@{INCIDENT}")}
     assert set(ledger.records) == {("r0", "a")}
+    assert ledger.losses == {("r0", "a"): state.DrbdLoss("r0", "a", 1, GI_USED.generation, False)}
 
 
 def test_a_promotion_is_checked_again_on_the_host_as_last_observed(tmp_path):
     """SetDrbdRole(Primary).waiting_for: connected (the peer not primary unless both are
-    declared primary), or, planned as a fenced promotion, still cut off and still holding
-    the declared incident's generation."""
+    declared primary), or, planned as a fenced promotion, still cut off, still holding the
+    declared incident's generation, and that loss still the one the ledger has open."""
     _, st = _lost_peer(tmp_path)
 
-    def at(cstate="Connected", peer_role="Secondary", gi=GI_USED):
+    def at(cstate="Connected", peer_role="Secondary", gi=GI_USED, losses=None):
         m = dataclasses.replace(st.drbd.minors[0], cstate=cstate, peer_role=peer_role)
         rs = dataclasses.replace(st.drbd.resources["r0"], gi=gi)
-        return dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, minors={0: m}, resources={"r0": rs}))
+        ledger = st.drbd.ledger if losses is None else dataclasses.replace(
+            st.drbd.ledger, losses={x.key: x for x in losses})
+        return dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, minors={0: m}, resources={"r0": rs},
+                                                                ledger=ledger))
 
     plain = actions.SetDrbdRole(resource="r0", role="Primary")
     assert plain.waiting_for(at()) is None
@@ -406,9 +476,12 @@ def test_a_promotion_is_checked_again_on_the_host_as_last_observed(tmp_path):
     assert "the peer is primary" in plain.waiting_for(at(peer_role="Primary"))
     assert dataclasses.replace(plain, two_primaries=True).waiting_for(at(peer_role="Primary")) is None
     fenced = actions.SetDrbdRole(resource="r0", role="Primary", fenced_node="b",
-                                 fenced_incident=GI_USED.generation)
+                                 fenced_incident=INCIDENT)
     assert fenced.waiting_for(at("WFConnection", "Unknown")) is None
     assert "connected again" in fenced.waiting_for(at())
     newer = dataclasses.replace(GI_USED, current="1111111111111111")
     assert "now holds 1111111111111110" in fenced.waiting_for(at("WFConnection", "Unknown", newer))
     assert "cannot be read" in fenced.waiting_for(at("WFConnection", "Unknown", None))
+    for losses in ([], [state.DrbdLoss("r0", "a", 1, GI_USED.generation, False)],
+                   [state.DrbdLoss("r0", "a", 2, GI_USED.generation, True)]):
+        assert "not the loss" in fenced.waiting_for(at("WFConnection", "Unknown", losses=losses)), losses
