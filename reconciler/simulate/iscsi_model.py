@@ -49,6 +49,12 @@ class Session:
     disks: dict[int, str] = field(default_factory=dict)  # LUN -> /dev/sdX on this host
     # what the kernel holds: the record's timeouts at login (recovery_tmo can change live)
     timeouts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    # the CHAP credentials the session logged in with (iscsid keeps them, the kernel shows
+    # them in sysfs): a re-login after a link cut uses these, never the node record's
+    userid: str = ""
+    password: str = ""
+    # LOGGED_IN; FAILED once a re-login after a link cut was refused (``Fabric.blip``)
+    state: str = "LOGGED_IN"
 
 
 @dataclass
@@ -98,6 +104,30 @@ class Fabric:
                 continue  # the link is down: nothing written reaches the disk
             if view(host, set(mapping)) != before.get(peer):
                 copy_lvm(host, peer, mapping)
+
+    def blip(self, portal: str) -> None:
+        """The connection of every session to ``portal`` drops and open-iscsi re-logs in at
+        once (a target restart, a TPG disabled and enabled, a switch blip), as the lab showed
+        (tests/lab/test_lab_iscsi.py): with the credentials the session logged in with. A
+        target that no longer admits them refuses every retry: the session is FAILED and,
+        its replacement_timeout later, its disks fail their I/O (modelled at once; what
+        happens to a FAILED session afterwards is not modelled: see ``iscsi_tools``)."""
+        where = self.at(portal)
+        for h in self.hosts:
+            side = h.iscsi
+            for s in side.sessions:
+                if s.portal != portal or s.state != "LOGGED_IN":
+                    continue
+                t = where[1].targets.get(s.target) if where else None
+                acl = t.acls.get(side.initiator) if t is not None and t.enabled else None
+                if acl is not None and (not t.auth or (s.userid, s.password)
+                                        == (acl.userid, acl.password)):
+                    continue  # re-logged in
+                s.state = "FAILED"
+                if t is not None:
+                    t.sessions.discard(side.initiator)
+                for name in s.disks.values():
+                    h.fail_device(name)
 
     def join(self, host: Machine, initiator: str = "") -> IscsiSide:
         side = IscsiSide(initiator=initiator, fabric=self)

@@ -8,10 +8,12 @@ import pytest
 from loguru import logger
 
 from reconciler import controller, errors, observing
+from reconciler.errors import UnsupportedCommand
+from reconciler.runner import Command
 from reconciler.adapters import iscsi as adapter
 from reconciler.spec import loading
 
-from test_iscsi_simulated import IQN, PORTAL, Pair
+from test_iscsi_simulated import INIT_B, IQN, PORTAL, Pair
 
 NEW = "userid = b\npassword = rotated-0987\n"
 TIMEOUTS = 'timeouts = { replacement_timeout = 15, noop_out_interval = 7, noop_out_timeout = 9 }\n'
@@ -194,3 +196,36 @@ def test_a_capture_of_either_node_holds_no_secret(pair, tmp_path):
         text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
         assert "abcdefghijkl" not in text and "auth/password" not in text
     assert "/sys/class/iscsi_session/" in (tmp_path / "cap-b" / "kernel-files.json").read_text()
+
+
+# -- session recovery after a link cut (the lab: open-iscsi re-logs in with the credentials the
+# session logged in with, held by iscsid and the kernel, not the node record's) -------------
+
+
+def test_the_simulator_re_logs_in_after_a_link_cut_with_the_sessions_own_credentials(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    (s,) = pair.b.iscsi.sessions
+    sysfs = f"/sys/class/iscsi_session/session{s.sid}"
+    assert pair.b.read(f"{sysfs}/username") == "b\n"
+    assert pair.b.read(f"{sysfs}/password") == "abcdefghijkl\n"
+    pair.b.iscsi.nodes[(PORTAL, IQN)]["password"] = "rotated-0987"  # the record only
+    pair.fabric.blip(PORTAL)
+    assert pair.b.read(f"{sysfs}/state") == "LOGGED_IN\n"  # the old secret still admitted
+    disk = pair.b.model.device(s.disks[0])
+    assert disk.failed_at is None
+
+
+def test_the_simulator_fails_a_session_whose_credentials_the_target_no_longer_admits(pair):
+    loaded = pair.spec()
+    _converged(pair, loaded)
+    (s,) = pair.b.iscsi.sessions
+    pair.b.iscsi.nodes[(PORTAL, IQN)]["password"] = "rotated-0987"
+    pair.a.iscsi.targets[IQN].acls[INIT_B].password = "rotated-0987"  # the target changed
+    pair.fabric.blip(PORTAL)
+    assert pair.b.read(f"/sys/class/iscsi_session/session{s.sid}/state") == "FAILED\n"
+    assert pair.b.model.device(s.disks[0]).failed_at is not None  # I/O fails upward
+    assert INIT_B not in pair.a.iscsi.targets[IQN].sessions
+    with pytest.raises(UnsupportedCommand, match="in recovery"):
+        pair.b.run(Command(argv=("iscsiadm", "-m", "node", "-T", IQN, "-p", PORTAL,
+                                 "--logout")))
