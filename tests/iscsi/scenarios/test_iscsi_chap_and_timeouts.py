@@ -43,36 +43,93 @@ def _argvs(host):
     return [" ".join(c.argv) for c in host.calls]
 
 
-def test_a_rotated_secret_is_applied_to_the_target_and_the_node_record(pair):
+def _rotate(pair):
+    pair.a.md.files["/etc/reconciler/a.chap"] = NEW
+    pair.b.md.files["/etc/reconciler/b.chap"] = NEW
+
+
+def _capture_logs():
+    lines: list[str] = []
+    return lines, logger.add(lambda m: lines.append(str(m)), level="DEBUG")
+
+
+def test_a_rotation_is_held_on_the_target_while_the_initiator_is_logged_in(pair):
+    """The lab: open-iscsi re-logs in after a link cut with the credentials the session
+    logged in with. The target keeps the old secret while that session lives, so a link cut
+    after the rotation recovers; the initiator's node record gets the new one (its next
+    login), and its disks in use say what the operator must do to finish."""
     loaded = pair.spec()
     _converged(pair, loaded)
-    acl = pair.a.iscsi.targets[IQN].acls["iqn.2004-10.com.example:b"]
+    acl = pair.a.iscsi.targets[IQN].acls[INIT_B]
     assert pair.run("a", loaded).plan.steps == ()  # in sync: nothing re-applied
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG")
+    lines, sink = _capture_logs()
     try:
-        pair.a.md.files["/etc/reconciler/a.chap"] = NEW
+        _rotate(pair)
         ra = pair.run("a", loaded)
-        (step,) = ra.plan.steps
-        assert step.key == "iscsi-target:export0:apply" and "(rotated)" in step.reason
-        assert "keeps its old credentials until it logs in again" in step.reason
-        assert ra.exit_code == 0 and acl.password == "rotated-0987"
-        session = pair.b.iscsi.sessions[0]
-        pair.b.md.files["/etc/reconciler/b.chap"] = NEW
+        assert ra.plan.steps == ()
+        (held,) = ra.plan.blocked
+        assert held.object == "iscsi target export0"
+        assert "the CHAP rotation is held" in held.reason and INIT_B in held.reason
+        assert "re-logs in after a link cut" in held.reason
+        assert acl.password == "abcdefghijkl"  # LIO still admits the session's secret
+        (session,) = pair.b.iscsi.sessions
         rb = pair.run("b", loaded)
         (step,) = rb.plan.steps
         assert step.key == "iscsi-session:from_a:update"
         assert "CHAP credentials are not those of /etc/reconciler/b.chap" in step.reason
-        assert rb.exit_code == 0, rb.final
+        (why,) = rb.plan.blocked
+        assert why.object == "iscsi session from_a"
+        assert "logged in with other CHAP credentials" in why.reason
+        assert "an LVM PV of VG vg0" in why.reason and "reboot this node" in why.reason
         assert pair.b.iscsi.nodes[(PORTAL, IQN)]["password"] == "rotated-0987"
         assert pair.b.iscsi.sessions == [session]  # the session went on: no logout
-        assert pair.run("b", loaded).plan.steps == () and pair.run("a", loaded).plan.steps == ()
+        pair.fabric.blip(PORTAL)  # a link cut after the rotation: the session recovers
+        assert session.state == "LOGGED_IN"
+        assert pair.b.model.device(session.disks[0]).failed_at is None
+        again = pair.run("b", loaded)
+        assert again.plan.steps == () and len(again.plan.blocked) == 1
     finally:
         logger.remove(sink)
     calls = _argvs(pair.a) + _argvs(pair.b)
     assert not any("rotated-0987" in c or "abcdefghijkl" in c for c in calls)
-    assert not any("rotated-0987" in line for line in lines)
+    assert not any("rotated-0987" in line or "abcdefghijkl" in line for line in lines)
     assert any("node-update" in c for c in _argvs(pair.b))
+
+
+def test_an_idle_session_logs_out_so_that_the_target_takes_the_new_secret_then_logs_in(pair):
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)  # b logs in but does not use the disk
+    _converged(pair, loaded)
+    acl = pair.a.iscsi.targets[IQN].acls[INIT_B]
+    _rotate(pair)
+    assert pair.run("a", loaded).plan.blocked  # held: b is logged in
+    rb = pair.run("b", loaded)
+    (step,) = rb.plan.steps
+    assert step.key == "iscsi-session:from_a:logout" and "(rotated)" in step.reason
+    assert rb.plan.blocked == () and pair.b.iscsi.sessions == []
+    ra = pair.run("a", loaded)
+    (step,) = ra.plan.steps
+    assert step.key == "iscsi-target:export0:apply" and "(rotated)" in step.reason
+    assert ra.exit_code == 0 and acl.password == "rotated-0987"
+    rb = pair.run("b", loaded)
+    assert [s.key for s in rb.plan.steps] == ["iscsi-session:from_a:login"], rb.final
+    assert rb.exit_code == 0
+    (session,) = pair.b.iscsi.sessions
+    assert session.password == "rotated-0987"
+    for node in ("a", "b"):
+        r = pair.run(node, loaded)
+        assert r.plan.steps == () and r.plan.blocked == (), r.plan
+    pair.fabric.blip(PORTAL)
+    assert session.state == "LOGGED_IN"
+
+
+def test_a_target_with_no_initiator_logged_in_takes_the_new_secret_at_once(pair):
+    loaded = pair.spec(session="absent", pvs='"/dev/vda"', back=True)
+    assert pair.converge("a", loaded).exit_code == 0
+    _rotate(pair)
+    ra = pair.run("a", loaded)
+    (step,) = ra.plan.steps
+    assert "(rotated)" in step.reason and ra.plan.blocked == ()
+    assert pair.a.iscsi.targets[IQN].acls[INIT_B].password == "rotated-0987"
 
 
 def test_the_rotation_is_seen_by_a_fresh_reconciler_not_remembered(pair):
