@@ -4,7 +4,9 @@ by a ``Fabric`` (the network between them).
 A login makes the target's mapped LUNs appear on the initiator's host as SCSI disks
 (``/dev/sdX``, major 8, with udev's by-path name as an alias) of the exported device's size;
 a logout makes them disappear (a disk that is an LVM PV stays, failed: lvm then sees its PV
-missing, as it does when a session drops under it). What each side shows in configfs/sysfs
+missing, as it does when a session drops under it). A session keeps the CHAP credentials it
+logged in with and re-logs in with them after a link cut (``Fabric.blip``), as open-iscsi
+does. What each side shows in configfs/sysfs
 and what iscsiadm prints follow the lab recordings (tests/fixtures/outputs/iscsi/).
 """
 

@@ -66,7 +66,7 @@ def test_a_rotation_is_held_on_the_target_while_the_initiator_is_logged_in(pair)
     try:
         _rotate(pair)
         ra = pair.run("a", loaded)
-        assert ra.plan.steps == ()
+        assert ra.plan.steps == () and ra.exit_code == 1
         (held,) = ra.plan.blocked
         assert held.object == "iscsi target export0"
         assert "the CHAP rotation is held" in held.reason and INIT_B in held.reason
@@ -75,7 +75,7 @@ def test_a_rotation_is_held_on_the_target_while_the_initiator_is_logged_in(pair)
         (session,) = pair.b.iscsi.sessions
         rb = pair.run("b", loaded)
         (step,) = rb.plan.steps
-        assert step.key == "iscsi-session:from_a:update"
+        assert step.key == "iscsi-session:from_a:update" and rb.exit_code == 1
         assert "CHAP credentials are not those of /etc/reconciler/b.chap" in step.reason
         (why,) = rb.plan.blocked
         assert why.object == "iscsi session from_a"
