@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from reconciler.errors import UnsupportedCommand
+
 from .shared import Link, copy_lvm, view
 
 if TYPE_CHECKING:
@@ -118,8 +120,12 @@ class Fabric:
         for h in self.hosts:
             side = h.iscsi
             for s in side.sessions:
-                if s.portal != portal or s.state != "LOGGED_IN":
+                if s.portal != portal:
                     continue
+                if s.state != "LOGGED_IN":
+                    raise UnsupportedCommand(f"a link cut of session {s.sid}, already "
+                                             f"FAILED (iscsid's retries "
+                                             f"of a refused re-login), is not modelled")
                 t = where[1].targets.get(s.target) if where else None
                 acl = t.acls.get(side.initiator) if t is not None and t.enabled else None
                 if acl is not None and (not t.auth or (s.userid, s.password)

@@ -286,3 +286,5 @@ def test_the_simulator_fails_a_session_whose_credentials_the_target_no_longer_ad
     with pytest.raises(UnsupportedCommand, match="in recovery"):
         pair.b.run(Command(argv=("iscsiadm", "-m", "node", "-T", IQN, "-p", PORTAL,
                                  "--logout")))
+    with pytest.raises(UnsupportedCommand, match="already FAILED"):
+        pair.fabric.blip(PORTAL)  # iscsid's retries of a refused re-login: not modelled
