@@ -115,7 +115,7 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         want = spec.iscsi_session[name]
         _plan_session(out, name, want, st, will_release,
                       _exporters(want_iqn=want.target, portal=want.portal, others=others),
-                      _applied_here(out, spec, want))
+                      _applied_here(out, spec, want), _named_pvs(spec))
     return out
 
 
@@ -129,6 +129,11 @@ def _applied_here(out: Partial, spec: models.Spec, want: iscsi_spec.Session) -> 
             and t.state is iscsi_spec.Presence.PRESENT and at & set(t.portals)}
     return frozenset(s.key for s in out.steps if isinstance(s.action, actions.ApplyTarget)
                      and s.action.name in here and not s.action.delete)
+
+
+def _named_pvs(spec: models.Spec) -> dict[str, str]:
+    """Device path -> the VG whose ``pvs`` name it in this node's spec."""
+    return {path: name for name in sorted(spec.vg) for path in spec.vg[name].pvs}
 
 
 def _declared_pvs(spec: models.Spec, st: state.HostState) -> dict[object, str]:
@@ -360,7 +365,8 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "",
-                  after: frozenset[str] = frozenset()) -> None:
+                  after: frozenset[str] = frozenset(),
+                  named_pvs: Mapping[str, str] | None = None) -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
@@ -395,7 +401,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                                              chap_file=want.chap_file, timeouts=timeouts,
                                              host=st.host)
         if s is not None and st.iscsi.chap_differs(s.chap, want.chap_file) \
-                and _relogin(out, obj, name, want, s, st):
+                and _relogin(out, obj, name, want, s, st, named_pvs or {}):
             return  # logged out: the login after it writes the record anew
         differs = update.differences(st)
         if differs:
@@ -421,14 +427,21 @@ def _logout(name: str, want: iscsi_spec.Session, s: state_iscsi.IscsiSession,
 
 
 def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
-             s: state_iscsi.IscsiSession, st: state.HostState) -> bool:
+             s: state_iscsi.IscsiSession, st: state.HostState,
+             named_pvs: Mapping[str, str]) -> bool:
     """The session logged in with other CHAP credentials than its file's (rotated). open-iscsi
     re-logs in after a link cut with those (see ``_rotation_held``), and the target's node
     keeps the old secret while this session lives: with its disks idle, it logs out (the
     target then takes the new secret, the next pass logs in with it); in use, blocked, saying
     what finishes the rotation. The session goes on meanwhile: its re-logins still work.
-    True when it logs out."""
+    A disk a VG of this node's spec names in its ``pvs`` is in use too, even before it is a
+    PV: this plan may be about to pvcreate it. True when it logs out."""
     uses = _in_use(want, s, st, frozenset())
+    for d in s.disks:
+        path = iscsi_spec.disk_path(want.portal, want.target, d.lun)
+        vg = named_pvs.get(path) or named_pvs.get(f"/dev/{d.name}")
+        if vg is not None and not any(u.startswith(f"/dev/{d.name} ") for u in uses):
+            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in vg.{vg}.pvs")
     if not uses:
         out.steps.append(_logout(name, want, s, st, (
             f"the session logged in with other CHAP credentials than those of "

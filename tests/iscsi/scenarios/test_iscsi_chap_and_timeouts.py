@@ -13,7 +13,7 @@ from reconciler.runner import Command
 from reconciler.adapters import iscsi as adapter
 from reconciler.spec import loading
 
-from test_iscsi_simulated import INIT_B, IQN, PORTAL, Pair
+from test_iscsi_simulated import DISK0, INIT_B, IQN, PORTAL, Pair
 
 NEW = "userid = b\npassword = rotated-0987\n"
 TIMEOUTS = 'timeouts = { replacement_timeout = 15, noop_out_interval = 7, noop_out_timeout = 9 }\n'
@@ -120,6 +120,17 @@ def test_an_idle_session_logs_out_so_that_the_target_takes_the_new_secret_then_l
         assert r.plan.steps == () and r.plan.blocked == (), r.plan
     pair.fabric.blip(PORTAL)
     assert session.state == "LOGGED_IN"
+
+
+def test_a_disk_the_spec_is_about_to_make_a_pv_is_not_idle_for_a_rotation(pair):
+    idle = pair.spec(pvs='"/dev/vda"', back=True)
+    _converged(pair, idle)
+    _rotate(pair)
+    rb = pair.run("b", pair.spec(back=True), dry_run=True)  # now vg0 takes the disk too
+    keys = [s.key for s in rb.plan.steps]
+    assert "iscsi-session:from_a:logout" not in keys and f"pv:{DISK0}:create" in keys, keys
+    (why,) = [b for b in rb.plan.blocked if b.object == "iscsi session from_a"]
+    assert "named in vg.vg0.pvs" in why.reason
 
 
 def test_a_target_with_no_initiator_logged_in_takes_the_new_secret_at_once(pair):
