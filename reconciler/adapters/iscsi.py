@@ -244,14 +244,27 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                 timeouts[short] = n
         target = _one(read, f"{base}/targetname")
         record = None
+        live = ""
         if private is not None:  # /etc/iscsi/nodes is root's alone: the listing too
             for path in record_paths(private, f"{addr}:{port}", target):
                 record = parse_node_record(private(path)) or record
+            live = session_chap(private, base)
         out.append(IscsiSession(sid=sid, target=target,
                                 portal=f"{addr}:{port}", state=_one(read, f"{base}/state"),
                                 disks=tuple(sorted(disks, key=lambda d: d.lun)),
-                                timeouts=timeouts, record=record))
+                                timeouts=timeouts, record=record, chap=live))
     return tuple(sorted(out, key=lambda s: int(s.sid[7:])))
+
+
+def session_chap(private: Read, base: str) -> str:
+    """The fingerprint of the CHAP credentials a live session logged in with: the kernel's
+    copy in sysfs (``username``, ``password``; reading them needs CAP_SYS_ADMIN), which
+    open-iscsi's iscsid also holds and re-logs in with after a link cut. "" for none
+    ("(null)": no CHAP) or unreadable."""
+    def one(name: str) -> str:
+        value = _one(private, f"{base}/{name}")
+        return "" if value == "(null)" else value
+    return fingerprint(one("username"), one("password"))
 
 
 def parse_initiator_name(text: str | None) -> str:

@@ -40,6 +40,14 @@ Decisions taken here, each for a data-safety reason:
   while a process here holds the exported device.
 * Removing a target or LUN ``releases()`` the devices it exported: a VG takeover of those
   disks in the same plan runs after it.
+* A rotated CHAP secret (the file differs from what LIO's ACL holds) is not applied to the
+  target while that ACL's initiator is logged in (blocked, saying what finishes it): open-iscsi
+  re-logs in after a link cut with the credentials the session logged in with, not its node
+  record's (seen in the lab; ``_rotation_held``), and LIO admits one secret per ACL, so the
+  new one would fail that re-login and, a replacement_timeout later, the session's I/O. The
+  initiator rewrites its node record at once, and a session whose live credentials (sysfs)
+  are not its file's logs out when its disks are idle (the target then takes the new secret
+  and the next pass logs in); in use, it is blocked, saying what the operator can do.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
   in the same plan and runs after the login. When the spec declares the target on other
   node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
@@ -107,7 +115,7 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         want = spec.iscsi_session[name]
         _plan_session(out, name, want, st, will_release,
                       _exporters(want_iqn=want.target, portal=want.portal, others=others),
-                      _applied_here(out, spec, want))
+                      _applied_here(out, spec, want), _named_pvs(spec))
     return out
 
 
@@ -121,6 +129,11 @@ def _applied_here(out: Partial, spec: models.Spec, want: iscsi_spec.Session) -> 
             and t.state is iscsi_spec.Presence.PRESENT and at & set(t.portals)}
     return frozenset(s.key for s in out.steps if isinstance(s.action, actions.ApplyTarget)
                      and s.action.name in here and not s.action.delete)
+
+
+def _named_pvs(spec: models.Spec) -> dict[str, str]:
+    """Device path -> the VG whose ``pvs`` name it in this node's spec."""
+    return {path: name for name in sorted(spec.vg) for path in spec.vg[name].pvs}
 
 
 def _declared_pvs(spec: models.Spec, st: state.HostState) -> dict[object, str]:
@@ -281,18 +294,46 @@ def _plan_target(out: Partial, name: str, want: iscsi_spec.Target,
         remove_luns=tuple(remove), acls=want.acls, chap_file=want.chap_file, host=st.host,
         released=tuple(sorted({have.luns[n].device for n in remove})) if have else (),
         exports=tuple(new))
-    if not step.is_done(st) and not _applier_missing(out, obj, st):
-        rotated = have is not None and any(
-            st.iscsi.chap_differs(a.chap, want.chap_file)
-            for i, a in have.acls.items() if i in want.acls)
-        why = ("target does not exist" if have is None else
-               "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
-               f"the ACLs' CHAP credentials are not those of {want.chap_file} (rotated); an "
-               f"initiator logged in now keeps its old credentials until it logs in again, so "
-               f"after a link cut its re-login may fail: log it out and in when its disks can "
-               f"be idle" if rotated else
-               "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
-        out.steps.append(actions.Step(step, why, after))
+    if step.is_done(st):
+        return
+    rotated = () if have is None else tuple(
+        i for i, a in sorted(have.acls.items())
+        if i in want.acls and st.iscsi.chap_differs(a.chap, want.chap_file))
+    live = tuple(i for i in rotated if have.acls[i].session)
+    if live:
+        out.blocked.append(actions.Blocked(obj, _rotation_held(want, live)))
+        return
+    if _applier_missing(out, obj, st):
+        return
+    why = ("target does not exist" if have is None else
+           "LUNs to remove: " + ", ".join(map(str, remove)) if remove else
+           f"the ACLs' CHAP credentials are not those of {want.chap_file} (rotated); no "
+           f"initiator of theirs is logged in, so each one's next login uses the new secret"
+           if rotated else
+           "target differs from the spec (portals, LUNs, ACLs, CHAP or not enabled)")
+    out.steps.append(actions.Step(step, why, after))
+
+
+def _rotation_held(want: iscsi_spec.Target, live: tuple[str, ...]) -> str:
+    """Why a rotated CHAP secret is not applied to the target while ``live`` initiators are
+    logged in: open-iscsi re-logs in after a link cut with the credentials the session
+    logged in with (iscsid's copy, the kernel's in sysfs), never re-reading its node record
+    (open-iscsi usr/initiator.c: the session's credentials are copied once, when iscsid
+    creates it; its reopen after a connection error logs in with that copy). LIO admits one
+    secret per ACL: the new one now would refuse that re-login, and the session's I/O would
+    fail once its replacement_timeout passes."""
+    return (f"the CHAP rotation is held: initiator(s) {', '.join(live)} are logged in to "
+            f"{want.iqn} with the secret LIO holds now, and open-iscsi re-logs in after a link "
+            f"cut (a target restart, a network blip) with the credentials its session logged "
+            f"in with, not its node record's: the new secret of {want.chap_file} now would "
+            f"make that re-login fail and, once the session's replacement_timeout passes, its "
+            f"I/O fail. It is applied once they are logged out: their node's reconciler logs "
+            f"the session out when its disks are idle (then in again, with the new secret); "
+            f"while they are in use there, reboot that node at a quiet moment (its login after "
+            f"the boot uses the new secret once this node's next pass has applied it), or put "
+            f"the old secret back in {want.chap_file} and in the session's file to cancel the "
+            f"rotation. Until then the target goes on with the old secret, nothing else of it "
+            f"changes")
 
 
 def _applier_missing(out: Partial, obj: str, st: state.HostState) -> bool:
@@ -324,7 +365,8 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "",
-                  after: frozenset[str] = frozenset()) -> None:
+                  after: frozenset[str] = frozenset(),
+                  named_pvs: Mapping[str, str] | None = None) -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
@@ -358,12 +400,69 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
         update = actions.UpdateSession(name=name, portal=want.portal, target=want.target,
                                              chap_file=want.chap_file, timeouts=timeouts,
                                              host=st.host)
+        if s is not None and st.iscsi.chap_differs(s.chap, want.chap_file) \
+                and _relogin(out, obj, name, want, s, st, named_pvs or {}):
+            return  # logged out: the login after it writes the record anew
         differs = update.differences(st)
         if differs:
             out.steps.append(actions.Step(update, "; ".join(differs)))
         return
     if s is None:
         return
+    uses = _in_use(want, s, st, will_release)
+    if uses:
+        out.blocked.append(actions.Blocked(obj, "logout refused: " + "; ".join(uses) +
+                                           ". Take the disk out of use first (remove it from "
+                                           "the VG's pvs, unmount it); the next pass logs out"))
+        return
+    out.steps.append(_logout(name, want, s, st, "spec says the session is absent"))
+
+
+def _logout(name: str, want: iscsi_spec.Session, s: state_iscsi.IscsiSession,
+            st: state.HostState, why: str) -> actions.Step:
+    paths = {d.lun: iscsi_spec.disk_path(want.portal, want.target, d.lun) for d in s.disks}
+    return actions.Step(actions.LogoutSession(
+        name=name, portal=want.portal, target=want.target, host=st.host,
+        disks=tuple(paths[lun] for lun in sorted(paths))), why)
+
+
+def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
+             s: state_iscsi.IscsiSession, st: state.HostState,
+             named_pvs: Mapping[str, str]) -> bool:
+    """The session logged in with other CHAP credentials than its file's (rotated). open-iscsi
+    re-logs in after a link cut with those (see ``_rotation_held``), and the target's node
+    keeps the old secret while this session lives: with its disks idle, it logs out (the
+    target then takes the new secret, the next pass logs in with it); in use, blocked, saying
+    what finishes the rotation. The session goes on meanwhile: its re-logins still work.
+    A disk a VG of this node's spec names in its ``pvs`` is in use too, even before it is a
+    PV: this plan may be about to pvcreate it. True when it logs out."""
+    uses = _in_use(want, s, st, frozenset())
+    for d in s.disks:
+        path = iscsi_spec.disk_path(want.portal, want.target, d.lun)
+        vg = named_pvs.get(path) or named_pvs.get(f"/dev/{d.name}")
+        if vg is not None and not any(u.startswith(f"/dev/{d.name} ") for u in uses):
+            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in vg.{vg}.pvs")
+    if not uses:
+        out.steps.append(_logout(name, want, s, st, (
+            f"the session logged in with other CHAP credentials than those of "
+            f"{want.chap_file} (rotated) and its disks are idle: it logs out so that the "
+            f"target's node applies the new secret, and the next pass logs in with it")))
+        return True
+    out.blocked.append(actions.Blocked(obj, (
+        f"the session logged in with other CHAP credentials than those of {want.chap_file} "
+        f"(rotated); open-iscsi re-logs in after a link cut with those, so the target's node "
+        f"keeps the old secret until this session logs out, and it cannot log out while "
+        f"{'; '.join(uses)}. The session goes on with the old secret (a link cut recovers); "
+        f"its node record has the new one. To finish the rotation, reboot this node at a "
+        f"quiet moment (its login after the boot uses the new secret, once the target's node "
+        f"has applied it: the first login may be refused until that node's next pass), or "
+        f"take the disks out of use; or put the old secret back in both files to cancel it")))
+    return False
+
+
+def _in_use(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.HostState,
+            will_release: frozenset[str]) -> list[str]:
+    """What holds each disk of session ``s`` here, in words (empty: none is in use)."""
     uses = []
     paths = {d.lun: iscsi_spec.disk_path(want.portal, want.target, d.lun) for d in s.disks}
     for d in s.disks:
@@ -381,12 +480,4 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
         what += [f"held by {h}" for h in d.holders]
         if what:
             uses.append(f"/dev/{d.name} (LUN {d.lun}) is {', '.join(what)}")
-    if uses:
-        out.blocked.append(actions.Blocked(obj, "logout refused: " + "; ".join(uses) +
-                                           ". Take the disk out of use first (remove it from "
-                                           "the VG's pvs, unmount it); the next pass logs out"))
-        return
-    out.steps.append(actions.Step(actions.LogoutSession(
-        name=name, portal=want.portal, target=want.target, host=st.host,
-        disks=tuple(paths[lun] for lun in sorted(paths))),
-        "spec says the session is absent"))
+    return uses

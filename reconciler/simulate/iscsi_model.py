@@ -4,7 +4,9 @@ by a ``Fabric`` (the network between them).
 A login makes the target's mapped LUNs appear on the initiator's host as SCSI disks
 (``/dev/sdX``, major 8, with udev's by-path name as an alias) of the exported device's size;
 a logout makes them disappear (a disk that is an LVM PV stays, failed: lvm then sees its PV
-missing, as it does when a session drops under it). What each side shows in configfs/sysfs
+missing, as it does when a session drops under it). A session keeps the CHAP credentials it
+logged in with and re-logs in with them after a link cut (``Fabric.blip``), as open-iscsi
+does. What each side shows in configfs/sysfs
 and what iscsiadm prints follow the lab recordings (tests/fixtures/outputs/iscsi/).
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from reconciler.errors import UnsupportedCommand
 
 from .shared import Link, copy_lvm, view
 
@@ -49,6 +53,12 @@ class Session:
     disks: dict[int, str] = field(default_factory=dict)  # LUN -> /dev/sdX on this host
     # what the kernel holds: the record's timeouts at login (recovery_tmo can change live)
     timeouts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    # the CHAP credentials the session logged in with (iscsid keeps them, the kernel shows
+    # them in sysfs): a re-login after a link cut uses these, never the node record's
+    userid: str = ""
+    password: str = ""
+    # LOGGED_IN; FAILED once a re-login after a link cut was refused (``Fabric.blip``)
+    state: str = "LOGGED_IN"
 
 
 @dataclass
@@ -98,6 +108,34 @@ class Fabric:
                 continue  # the link is down: nothing written reaches the disk
             if view(host, set(mapping)) != before.get(peer):
                 copy_lvm(host, peer, mapping)
+
+    def blip(self, portal: str) -> None:
+        """The connection of every session to ``portal`` drops and open-iscsi re-logs in at
+        once (a target restart, a TPG disabled and enabled, a switch blip), as the lab showed
+        (tests/lab/test_lab_iscsi.py): with the credentials the session logged in with. A
+        target that no longer admits them refuses every retry: the session is FAILED and,
+        its replacement_timeout later, its disks fail their I/O (modelled at once; what
+        happens to a FAILED session afterwards is not modelled: see ``iscsi_tools``)."""
+        where = self.at(portal)
+        for h in self.hosts:
+            side = h.iscsi
+            for s in side.sessions:
+                if s.portal != portal:
+                    continue
+                if s.state != "LOGGED_IN":
+                    raise UnsupportedCommand(f"a link cut of session {s.sid}, already "
+                                             f"FAILED (iscsid's retries "
+                                             f"of a refused re-login), is not modelled")
+                t = where[1].targets.get(s.target) if where else None
+                acl = t.acls.get(side.initiator) if t is not None and t.enabled else None
+                if acl is not None and (not t.auth or (s.userid, s.password)
+                                        == (acl.userid, acl.password)):
+                    continue  # re-logged in
+                s.state = "FAILED"
+                if t is not None:
+                    t.sessions.discard(side.initiator)
+                for name in s.disks.values():
+                    h.fail_device(name)
 
     def join(self, host: Machine, initiator: str = "") -> IscsiSide:
         side = IscsiSide(initiator=initiator, fabric=self)

@@ -215,6 +215,9 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         del side.nodes[(portal, iqn)]
         return Out(0)
     current = next((s for s in side.sessions if (s.portal, s.target) == (portal, iqn)), None)
+    if current is not None and current.state != "LOGGED_IN":
+        raise UnsupportedCommand(f"a session in recovery ({current.state}: its re-login after "
+                                 f"a link cut was refused) is not modelled: {' '.join(argv)}")
     if op == ("--logout",):
         if current is None:
             return Out(21, stderr=["iscsiadm: No matching sessions found\n"])
@@ -245,7 +248,8 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         return fail(24, "24 - iSCSI login failed due to authorization failure")
     t.sessions.add(side.initiator)
     s = Session(sid=side.next_sid, portal=portal, target=iqn,
-                timeouts={k: int(rec.get(k, v)) for k, v in DEFAULT_TIMEOUTS.items()})
+                timeouts={k: int(rec.get(k, v)) for k, v in DEFAULT_TIMEOUTS.items()},
+                userid=rec.get("userid", ""), password=rec.get("password", ""))
     side.next_sid += 1
     remote_host, remote = where
     for n in sorted(acl.mapped):
@@ -394,7 +398,10 @@ def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set
     for s in side.sessions:
         base = f"/sys/class/iscsi_session/session{s.sid}"
         f(f"{base}/targetname", f"{s.target}\n")
-        f(f"{base}/state", "LOGGED_IN\n")
+        f(f"{base}/state", f"{s.state}\n")
+        # the credentials it logged in with (the kernel's copy; root-only: CAP_SYS_ADMIN)
+        f(f"{base}/username", f"{s.userid or '(null)'}\n")
+        f(f"{base}/password", f"{s.password or '(null)'}\n")
         f(f"{base}/recovery_tmo", f"{s.timeouts['replacement_timeout']}\n")
         ip, port = s.portal.rsplit(":", 1)
         conn = f"/sys/class/iscsi_connection/connection{s.sid}:0"

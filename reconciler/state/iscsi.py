@@ -72,6 +72,10 @@ class IscsiSession:
     # ping_tmo), by the node record's short names; a value the kernel does not show is absent
     timeouts: dict[str, int] = field(default_factory=dict)
     record: NodeRecord | None = None  # None: not read (a capture does not; or no record)
+    # the CHAP credentials the session logged in with (sysfs username/password, root-only),
+    # as a fingerprint: open-iscsi re-logs in after a link cut with these, not the record's;
+    # "" when not read (a capture does not) or the session has no CHAP
+    chap: str = ""
 
 
 @dataclass(frozen=True, slots=True)

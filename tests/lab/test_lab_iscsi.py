@@ -8,8 +8,10 @@ in order; a wrong CHAP secret is a clear error naming the session while an unrel
 still runs; logout is refused while the disk is a PV of b's VG; removing a LUN from a's spec
 while b is logged in is refused. Issue 19: the session's timeouts, declared from the start,
 are what the kernel shows once logged in; then the CHAP secret is rotated in both files and
-the timeouts changed: a's pass re-applies the target's ACL, b's rewrites the node record and
-the live replacement timeout, with no logout and no secret in any output.
+the timeouts changed: a's pass holds the new secret (b is logged in, and open-iscsi re-logs
+in after a link cut with the credentials its session logged in with), b's rewrites the node
+record and the live replacement timeout, with no logout (its disk is a PV) and no secret in
+any output; one link cut (a's TPG disabled and enabled) then recovers: a write and md5s.
 """
 
 from __future__ import annotations
@@ -174,19 +176,28 @@ def test_seed_004_iscsi_export_login_move_and_refusals():
         assert "lun_0" in a.run(["ls", f"{tpg}/lun"]).out
         data.verify()
 
-        # 7. CHAP rotated in both files, timeouts changed: applied without a logout.
+        # 7. CHAP rotated in both files, timeouts changed. open-iscsi re-logs in after a link
+        # cut with the credentials its session logged in with, so a's pass holds the new
+        # secret while b is logged in; b's rewrites the node record and the live replacement
+        # timeout, with no logout (its disk is a PV), and says what finishes the rotation.
         t7 = time.monotonic()
         a.write_file("/etc/reconciler/a.chap", ROTATED, mode="600")
         b.write_file("/etc/reconciler/b.chap", ROTATED, mode="600")
         _put(a, _spec(portal))
         _put(b, _spec(portal, timeouts=(30, 6, 8)))
         ra = reconcile(a, node="a")
-        assert ra.rc == 0 and "iscsi-target:export0:apply" in _steps(ra), ra
-        step = next(s for s in ra.doc["plan"]["steps"] if s["key"] == "iscsi-target:export0:apply")
-        assert "(rotated)" in step["reason"], ra
-        assert a.run(["cat", f"{tpg}/acls/{INIT_B}/auth/password"]).out.strip() == "rotated-5678"
+        blocked = {x["object"]: x["reason"] for x in ra.doc["plan"]["blocked"]}
+        assert ra.rc == 1 and _steps(ra) == [], ra  # blocked: exit 1, a person must look
+        assert INIT_B in blocked.get("iscsi target export0", ""), ra
+        assert "the CHAP rotation is held" in blocked["iscsi target export0"], ra
+        acl_password = f"{tpg}/acls/{INIT_B}/auth/password"
+        assert a.run(["cat", acl_password]).out.strip() == "labsecret1234"
         rb = reconcile(b, node="b")
-        assert rb.rc == 0 and _steps(rb) == ["iscsi-session:from_a:update"], rb
+        assert rb.rc == 1 and _steps(rb) == ["iscsi-session:from_a:update"], rb
+        assert _applied(rb)["iscsi-session:from_a:update"]["outcome"] == "done", rb
+        blocked = {x["object"]: x["reason"] for x in rb.doc["plan"]["blocked"]}
+        why = blocked.get("iscsi session from_a", "")
+        assert "logged in with other CHAP credentials" in why and "VG vg0" in why, rb
         record = b.run(["sh", "-c", f"stat -c %a /etc/iscsi/nodes/{IQN}/*/default; "
                                     f"cat /etc/iscsi/nodes/{IQN}/*/default"]).out
         assert record.startswith("600\n"), record
@@ -200,10 +211,27 @@ def test_seed_004_iscsi_export_login_move_and_refusals():
         assert b.run(["cat", f"{sess}/state"]).out.strip() == "LOGGED_IN"
         for run in (ra, rb):
             assert "rotated-5678" not in run.result.out + run.result.err
+            assert "labsecret1234" not in run.result.out + run.result.err
+        # one link cut (a's TPG disabled and enabled: LIO drops the connection): b re-logs in
+        # with its session's credentials, which LIO still admits; a write and md5s after it
+        def cuts() -> int:
+            return b.run(["dmesg"]).out.count(f"connection{sid[7:]}:0: detected conn error")
+        before, t_cut = cuts(), time.monotonic()
+        a.run(["sh", "-c", f"echo 0 > {tpg}/enable; sleep 1; echo 1 > {tpg}/enable"])
+        for _ in range(60):
+            if cuts() > before and b.run(["cat", f"{sess}/state"]).out.strip() == "LOGGED_IN":
+                break
+            time.sleep(0.5)
+        assert cuts() > before  # the link cut happened
+        assert b.run(["cat", f"{sess}/state"]).out.strip() == "LOGGED_IN"
+        b.sh("dd if=/dev/urandom of=/mnt/data/after-cut bs=64k count=16 oflag=direct "
+             "status=none; md5sum /mnt/data/after-cut > /tmp/after-cut.md5")
+        print(f"step 7's link cut, recovery and write: {time.monotonic() - t_cut:.1f}s")
         again = reconcile(b, node="b")
-        assert again.rc == 0 and _steps(again) == [], again
+        assert _steps(again) == [], again
         data.verify()
-        print(f"step 7 (CHAP rotation, timeouts): {time.monotonic() - t7:.1f}s")
+        b.run(["md5sum", "-c", "/tmp/after-cut.md5"])
+        print(f"step 7 (CHAP rotation, timeouts, a link cut): {time.monotonic() - t7:.1f}s")
     finally:
         a.close()
         b.close()
