@@ -22,9 +22,10 @@ not read). Not recorded in the lab yet.
 
 The DRBD ledger (``state_drbd.DEFAULT_LEDGER``) records, per resource and node, the disk
 (stable identity, as the md clone ledger identifies disks) on which the reconciler created
-or adopted the metadata, and the generation identifiers read then. It is written like the
-clone ledger (temporary file synced, renamed, directory synced: a crash leaves the old or the
-new ledger).
+or adopted the metadata, and the generation identifiers read then; for fencing, spent
+declarations and each node's last loss of its peer, under the ledger's random epoch (below).
+It is written like the clone ledger (temporary file synced, renamed, directory synced, and
+the directory's parent: a crash leaves the old or the new ledger).
 
 Metadata is created without ``--force`` unless the spec says ``wipe``: drbdmeta then refuses
 a disk holding a file system (rc 40, "Operation refused.") or DRBD metadata (stdin not a TTY:

@@ -597,7 +597,8 @@ def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m,
             d: state.DrbdHost, block) -> set[str] | None:
     """This node is to be promoted but cannot see ``peer``: {the step keys the promotion
     follows} only when the spec declares ``peer`` fenced for this very incident (``_incident``:
-    this node's generation and the ordinal of the loss its ledger has open, printed here)
+    this node's generation, its ledger's epoch and the ordinal of the loss it has open,
+    printed here)
     and the ledger does not record the declaration as spent (used, or seen while the nodes
     were connected: ``_spend_moot_fence``); refused, with the ledger unreadable.
     Otherwise (None) the peer may be booting or gone, and promoting a node that cannot see
