@@ -600,7 +600,11 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
       incident identifier), while the ledger has no record of it on this disk (to
       record it), or while it is declared primary, is not, and has lost its peer (the
       incident a ``fenced`` declaration is bound to: the generation it holds, with the
-      ordinal of the loss the DRBD ledger records)."""
+      ledger's epoch and the ordinal of the loss it records).
+
+    The boot id is read each pass (a loss of the peer is recorded with it and with
+    /proc/drbd's counters), and /proc/sys/kernel/random/uuid once while the DRBD ledger has
+    no epoch (the new ledger's)."""
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)
@@ -630,7 +634,17 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
         return _identity(read, base, devno, size)
 
     hostname = read("/proc/sys/kernel/hostname")
+    boot_id = (read("/proc/sys/kernel/random/boot_id") or "").strip() or None
     ledger = drbd.parse_ledger(targets.ledger, read(targets.ledger))
+    if ledger.epoch is None and ledger.problem is None:
+        # no ledger yet, or one of the earlier format: its next write carries a new epoch,
+        # drawn here (the kernel's random UUID) so that planning stays pure
+        text = read("/proc/sys/kernel/random/uuid")
+        new_epoch = drbd.epoch_from_uuid(text)
+        if new_epoch is None:
+            raise errors.ObservationError(("cat", "/proc/sys/kernel/random/uuid"),
+                                          "not a random UUID", text)
+        ledger = dataclasses.replace(ledger, new_epoch=new_epoch)
 
     text = read(drbd.PROC)
     version, minors = "", {}
@@ -679,4 +693,5 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
                 backing[t.disk] = state.DrbdBacking(t.disk, error=why)
     return state.DrbdHost(loaded=text is not None, version=version, minors=minors,
                           resources=resources, backing=backing,
-                          hostname=(hostname or "").strip() or None, ledger=ledger)
+                          hostname=(hostname or "").strip() or None, ledger=ledger,
+                          boot_id=boot_id)

@@ -163,13 +163,14 @@ class DrbdLedgerWrite(DrbdAction):
     records: tuple[state.DrbdMetaRecord, ...] = ()  # the whole ledger ...
     spent: tuple[state.DrbdSpentFence, ...] = ()  # ... with its spent fence declarations
     losses: tuple[state.DrbdLoss, ...] = ()  # ... and its losses
+    epoch: str = ""  # ... under its epoch (the file's, or a new one: state.DrbdLedger)
     symbol: ClassVar[Symbol] = Symbol.CREATE
     verb: ClassVar[str] = "dd"
 
     @property
     def text(self) -> str:
         """The ledger file written: every record of ``records``, ``spent`` and ``losses``."""
-        return drbd.ledger_text(self.records, self.spent, self.losses)
+        return drbd.ledger_text(self.records, self.spent, self.losses, epoch=self.epoch)
 
     def commands(self) -> tuple[Command, ...]:
         return drbd.write_ledger(self.path, self.text, host=self.host)
@@ -238,18 +239,23 @@ class SpendDrbdFence(DrbdLedgerWrite):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordDrbdLoss(DrbdLedgerWrite):
     """Write the DRBD ledger with this node's loss of its peer (``state.DrbdLoss``): the
-    ``ordinal``-th, first seen while this node held ``generation`` (``open``), or that loss
-    over (not ``open``: the nodes were seen connected). A ``fenced`` declaration names the
-    open one ("GENERATION-N") as its incident."""
+    ``ordinal``-th, first seen while this node held ``generation`` (``open``), with this
+    boot's id and /proc/drbd's ns:/nr: then (or again after a reboot), or that loss over
+    (not ``open``: the nodes were seen connected). A ``fenced`` declaration names the open
+    one ("GENERATION-EPOCH-N") as its incident."""
 
     ordinal: int
     generation: str
     open: bool
+    boot_id: str = ""
+    ns: int | None = None
+    nr: int | None = None
 
     @property
     def loss(self) -> state.DrbdLoss:
         return state.DrbdLoss(resource=self.resource, node=self.node, ordinal=self.ordinal,
-                              generation=self.generation, open=self.open)
+                              generation=self.generation, open=self.open, epoch=self.epoch,
+                              boot_id=self.boot_id, ns=self.ns, nr=self.nr)
 
     @property
     def key(self) -> str:
@@ -376,16 +382,18 @@ class SetDrbdRole(DrbdAction):
     only while the nodes are connected (and the peer is not primary, unless both are declared
     primary: ``two_primaries``), or, planned as a fenced promotion (``fenced_node`` lost,
     declared fenced for incident ``fenced_incident``), while this node still cannot see its
-    peer, still holds the declared incident's generation, and its DRBD ledger still has that
-    loss open (its ordinal: not one seen over since). Otherwise it waits: a link that
+    peer, still holds the declared incident's generation, its DRBD ledger still has that
+    loss open (its epoch and ordinal: not one seen over since), recorded in this boot, and
+    /proc/drbd shows no data exchanged with the peer since (ns:/nr: as recorded: no
+    reconnection happened in between). Otherwise it waits: a link that
     dropped (or came back) mid-pass is the next pass's to plan. A fenced promotion has its own
     key and description, so that a saved plan reviewed with one never authorizes the other,
     and says what it gives up: what the fenced node wrote after the link was lost."""
 
     role: str  # "Primary" or "Secondary"
     fenced_node: str = ""  # a fenced promotion: the lost peer declared fenced ...
-    fenced_incident: str = ""  # ... for this incident ("GENERATION-N": the generation this
-    # node holds, the ordinal of the loss its ledger records open)
+    fenced_incident: str = ""  # ... for this incident ("GENERATION-EPOCH-N": the generation
+    # this node holds, its ledger's epoch, the ordinal of the loss it records open)
     two_primaries: bool = False  # both nodes declared primary (allow_two_primaries)
     symbol: ClassVar[Symbol] = Symbol.CHANGE
 
@@ -451,6 +459,12 @@ class SetDrbdRole(DrbdAction):
                         f"records loss {loss.incident}{'' if loss.open else ', over'}")
                 return (f"not promoted: fenced = \"{self.fenced}\" is not the loss of the peer "
                         f"the DRBD ledger has open (it {seen}); the next pass plans it again")
+            if loss.traffic_since(st.drbd.boot_id, m) is not False:
+                what = ("rebooted" if loss.boot_id != st.drbd.boot_id else
+                        "exchanged data with its peer (/proc/drbd ns:/nr: moved: a "
+                        "reconnection no pass saw)")
+                return (f"not promoted: since loss {loss.incident} was recorded, this node "
+                        f"{what}; the next pass plans it again")
             return None
         if not m.connected:
             return (f"not promoted: the peer is not connected ({m.cstate}); promoting a node "

@@ -22,9 +22,10 @@ not read). Not recorded in the lab yet.
 
 The DRBD ledger (``state_drbd.DEFAULT_LEDGER``) records, per resource and node, the disk
 (stable identity, as the md clone ledger identifies disks) on which the reconciler created
-or adopted the metadata, and the generation identifiers read then. It is written like the
-clone ledger (temporary file synced, renamed, directory synced: a crash leaves the old or the
-new ledger).
+or adopted the metadata, and the generation identifiers read then; for fencing, spent
+declarations and each node's last loss of its peer, under the ledger's random epoch (below).
+It is written like the clone ledger (temporary file synced, renamed, directory synced, and
+the directory's parent: a crash leaves the old or the new ledger).
 
 Metadata is created without ``--force`` unless the spec says ``wipe``: drbdmeta then refuses
 a disk holding a file system (rc 40, "Operation refused.") or DRBD metadata (stdin not a TTY:
@@ -66,6 +67,8 @@ def device(minor: int) -> str:
 _VERSION = re.compile(r"^version: (\S+)", re.MULTILINE)
 _DEV = re.compile(r"^\s*(\d+): cs:(\S+)(?: ro:(\S+)/(\S+) ds:(\S+)/(\S+)(?: ([ABC]))?)?")
 _OOS = re.compile(r"\boos:(\d+)")
+_NS = re.compile(r"\bns:(\d+)")
+_NR = re.compile(r"\bnr:(\d+)")
 _PCT = re.compile(r"sync'ed:\s*([0-9.]+)% \((\d+)/(\d+)\)K")
 _FINISH = re.compile(r"finish: (\d+):(\d\d):(\d\d) speed: ([0-9,]+)")
 
@@ -98,6 +101,7 @@ def parse_proc(text: str) -> tuple[str, dict[int, state_drbd.DrbdMinor]]:
         minor, cstate = int(d.group(1)), d.group(2)
         rest = "\n".join(block)
         oos = _OOS.search(rest)
+        ns, nr = _NS.search(rest), _NR.search(rest)
         sync = None
         pct = _PCT.search(rest)
         if pct is not None:
@@ -113,7 +117,8 @@ def parse_proc(text: str) -> tuple[str, dict[int, state_drbd.DrbdMinor]]:
             minor=minor, cstate=cstate, role=d.group(3) or "Unknown",
             peer_role=d.group(4) or "Unknown", disk=d.group(5) or "Unconfigured",
             peer_disk=d.group(6) or "DUnknown", protocol=d.group(7) or "",
-            oos_kib=int(oos.group(1)) if oos else 0, sync=sync)
+            oos_kib=int(oos.group(1)) if oos else 0, sync=sync,
+            ns_kib=int(ns.group(1)) if ns else None, nr_kib=int(nr.group(1)) if nr else None)
     return version, minors
 
 
@@ -158,14 +163,29 @@ def get_gi_down(minor: int, disk: str, *, host: str = "local") -> Command:
 
 # -- the DRBD ledger ------------------------------------------------------------------------------
 #
-# {"format": 1, "metadata": [{"resource": R, "node": N, "disk": {"id": ID, "path": P},
+# {"format": 2, "epoch": "8 HEX DIGITS",
+#  "metadata": [{"resource": R, "node": N, "disk": {"id": ID, "path": P},
 #   "gi": "CURRENT:BITMAP:H1:H2", "how": "created" | "adopted"}, ...],
 #  "fences": [{"resource": R, "node": N, "fenced": "NODE@INCIDENT", "how": "used" | "connected"},
-#   ...],   (spent fence declarations; optional: a ledger written before them has none)
-#  "losses": [{"resource": R, "node": N, "ordinal": 1, "generation": G, "open": true}, ...]}
-#           (the last loss of its peer each node recorded; optional likewise)
+#   ...],   (spent fence declarations)
+#  "losses": [{"resource": R, "node": N, "ordinal": 1, "generation": G, "open": true,
+#              "boot_id": B, "ns": KIB, "nr": KIB}, ...]}
+#           (the last loss of its peer each node recorded, with the boot and /proc/drbd's
+#            ns:/nr: then)
+# The epoch is drawn at random when the file is created and is part of every incident. Format 1
+# (no epoch; losses without boot or counters) is read, and rewritten as format 2 with a new
+# epoch: none of its incidents can be declared again. A version that knows format 1 only
+# refuses format 2 (it would drop the epoch and the losses, reviving spent declarations).
 
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
+_EPOCH = re.compile(r"^[0-9A-F]{8}$")
+
+
+def epoch_from_uuid(text: str | None) -> str | None:
+    """A new ledger epoch from /proc/sys/kernel/random/uuid (a random UUID at each read): its
+    first 8 hex digits, upper case. None when it cannot be read."""
+    head = (text or "").strip()[:8].upper()
+    return head if _EPOCH.match(head) else None
 
 
 def parse_ledger(path: str, text: str | None) -> state_drbd.DrbdLedger:
@@ -173,8 +193,13 @@ def parse_ledger(path: str, text: str | None) -> state_drbd.DrbdLedger:
         return state_drbd.DrbdLedger(path)
     try:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != LEDGER_FORMAT:
-            raise ValueError(f"not a format-{LEDGER_FORMAT} DRBD ledger")
+        if not isinstance(data, dict) or data.get("format") not in (1, LEDGER_FORMAT):
+            raise ValueError(f"not a format-{LEDGER_FORMAT} (or format-1) DRBD ledger")
+        epoch = None
+        if data["format"] == LEDGER_FORMAT:
+            epoch = data["epoch"]
+            if not isinstance(epoch, str) or not _EPOCH.match(epoch):
+                raise ValueError(f"epoch {epoch!r} is not 8 hex digits")
         records: dict[tuple[str, str], state_drbd.DrbdMetaRecord] = {}
         for e in data["metadata"]:
             r = state_drbd.DrbdMetaRecord(resource=str(e["resource"]), node=str(e["node"]),
@@ -190,42 +215,58 @@ def parse_ledger(path: str, text: str | None) -> state_drbd.DrbdLedger:
             spent[f.key] = f
         losses: dict[tuple[str, str], state_drbd.DrbdLoss] = {}
         for e in data.get("losses", []):
+            counters = (e["ns"], e["nr"]) if epoch is not None else (None, None)
             x = state_drbd.DrbdLoss(resource=str(e["resource"]), node=str(e["node"]),
                                     ordinal=e["ordinal"], generation=str(e["generation"]),
-                                    open=e["open"])
+                                    open=e["open"], epoch=epoch or "",
+                                    boot_id=str(e["boot_id"]) if epoch is not None else "",
+                                    ns=counters[0], nr=counters[1])
             if type(x.ordinal) is not int or x.ordinal < 1 or type(x.open) is not bool:
                 raise ValueError(f"a loss of {x.resource} on {x.node} with ordinal {x.ordinal!r}, "
                                  f"open {x.open!r}")
+            if epoch is not None and any(type(c) is not int or c < 0 for c in counters):
+                raise ValueError(f"a loss of {x.resource} on {x.node} with counters {counters!r}")
             if x.key in losses:
                 raise ValueError(f"two losses for {x.resource} on {x.node}")
             losses[x.key] = x
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return state_drbd.DrbdLedger(path, problem=f"{path} cannot be read as the DRBD ledger "
                                      f"({exc.__class__.__name__}: {exc})")
-    return state_drbd.DrbdLedger(path, records, spent, losses)
+    return state_drbd.DrbdLedger(path, records, spent, losses, epoch=epoch)
 
 
-def ledger_text(records, spent=(), losses=()) -> str:
+def ledger_text(records, spent=(), losses=(), *, epoch: str) -> str:
+    """The ledger file (format 2): ``epoch`` is the ledger's (kept from the file read, or a
+    new one for a file created or rewritten from format 1)."""
+    if not _EPOCH.match(epoch or ""):
+        raise ValueError(f"a DRBD ledger epoch is 8 hex digits, not {epoch!r}")
     body = [{"resource": r.resource, "node": r.node, "disk": {"id": r.disk_id, "path": r.disk},
              "gi": r.gi, "how": r.how} for r in sorted(records, key=lambda r: r.key)]
-    doc: dict = {"format": LEDGER_FORMAT, "metadata": body}
+    doc: dict = {"format": LEDGER_FORMAT, "epoch": epoch, "metadata": body}
     if spent:
         doc["fences"] = [{"resource": f.resource, "node": f.node, "fenced": f.fenced,
                           "how": f.how} for f in sorted(spent, key=lambda f: f.key)]
     if losses:
+        if any(x.epoch != epoch for x in losses):
+            raise ValueError(f"a loss recorded under another epoch than {epoch}")
         doc["losses"] = [{"resource": x.resource, "node": x.node, "ordinal": x.ordinal,
-                          "generation": x.generation, "open": x.open}
+                          "generation": x.generation, "open": x.open, "boot_id": x.boot_id,
+                          "ns": x.ns, "nr": x.nr}
                          for x in sorted(losses, key=lambda x: x.key)]
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
 def write_ledger(path: str, text: str, *, host: str = "local") -> tuple[Command, ...]:
+    """Written whole: a temporary file synced, renamed over the ledger, then its directory
+    synced (the rename), and the directory's parent (the directory itself, which mkdir -p
+    may just have created: without it a power loss can lose the ledger with its directory)."""
     directory = posixpath.dirname(path) or "/"
     tmp = posixpath.join(directory, f".{posixpath.basename(path)}.tmp")
     return (_cmd("mkdir", "-p", directory, host=host),
             _cmd("dd", f"of={tmp}", "conv=fsync", "status=none", host=host, input=text),
             _cmd("mv", "-f", tmp, path, host=host),
-            _cmd("sync", directory, host=host))
+            _cmd("sync", directory, host=host),
+            _cmd("sync", posixpath.dirname(directory) or "/", host=host))
 
 
 # -- the resource file ----------------------------------------------------------------------------

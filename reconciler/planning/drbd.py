@@ -24,13 +24,17 @@ Safety rules (each refusal is a Blocked entry that says what to do):
   both nodes declared primary, each waits for the peer's disk to be UpToDate), and is blocked while the nodes are not connected: promoting a node that cannot see its peer is how split
   brains are made, so a failover after losing the primary node is never automatic: only
   ``fenced = "PEER@INCIDENT"`` lets it be promoted without the peer, for that incident only.
-  The incident is "GENERATION-N": the generation this node holds and N, the ordinal of this
-  loss of its peer in the DRBD ledger, recorded by the first pass that needs it (losses are
-  counted from 1 and never reused; a loss ends when a pass sees the nodes connected). A
-  generation alone would not do: a node keeps its generation when it loses its peer as a
-  Secondary, or is promoted while connected, so it could match a later cut. The pass prints
-  the incident in the form to write (so does a dry run, before it is recorded: the ledger
-  gives the same answer after a crash of the reconciler or a reboot of this node). A
+  The incident is "GENERATION-EPOCH-N": the generation this node holds, the DRBD ledger's
+  epoch (random, drawn when the ledger is created: a lost or re-created ledger never
+  reproduces an old incident) and N, the ordinal of this loss of its peer in that ledger,
+  recorded by the first pass that needs it with the boot id and /proc/drbd's ns:/nr: (losses
+  are counted from 1 and never reused; a loss ends when a pass sees the nodes connected, or
+  sees in the same boot that DRBD exchanged data with the peer since). A generation alone
+  would not do: a node keeps its generation when it loses its peer as a Secondary, or is
+  promoted while connected, so it could match a later cut. The pass prints the incident in
+  the form to write (so does a dry run, before it is recorded, once the ledger has an
+  epoch: the ledger gives the same answer after a crash of the reconciler or a reboot of
+  this node). A
   declaration is also spent once used or once the nodes are seen connected while it is
   declared (recorded in the ledger); a spent one is refused. Every promotion is checked
   again just before it runs (connected, or the fenced incident still the one observed and
@@ -142,7 +146,11 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
     whose create-md has not run."""
     records = dict(d.ledger.records)
     spent = dict(d.ledger.spent)
-    losses = dict(d.ledger.losses)
+    epoch = d.ledger.write_epoch or ""
+    # a ledger of the earlier format (no epoch) is rewritten under a new one: its losses
+    # keep their ordinals but are over (none of their incidents can be declared any more)
+    losses = {k: x if x.epoch == epoch else dataclasses.replace(x, epoch=epoch, open=False)
+              for k, x in d.ledger.losses.items()}
     previous: str | None = None
     for i, step in enumerate(out.steps):
         a = step.action
@@ -165,7 +173,8 @@ def _chain_records(out: Partial, d: state.DrbdHost) -> None:
         after = step.after | ({previous} if previous else set())
         out.steps[i] = actions.Step(dataclasses.replace(a, records=tuple(records.values()),
                                                         spent=tuple(spent.values()),
-                                                        losses=tuple(losses.values())),
+                                                        losses=tuple(losses.values()),
+                                                        epoch=epoch),
                                     step.reason, frozenset(after))
         previous = a.key
 
@@ -505,7 +514,9 @@ def _end_loss(out: Partial, name: str, res: DrbdResource, node: str, m,
         return
     _step(out, actions.RecordDrbdLoss(resource=name, minor=res.nodes[node].minor, node=node,
                                       path=d.ledger.path, ordinal=loss.ordinal,
-                                      generation=loss.generation, open=False),
+                                      generation=loss.generation, open=False,
+                                      epoch=loss.epoch, boot_id=loss.boot_id, ns=loss.ns,
+                                      nr=loss.nr),
           f"the nodes are connected ({m.cstate}): loss {loss.ordinal} of {res.peer_of(node)} "
           f"(incident {loss.incident}) is over; a fence declared for it promotes nothing", set())
 
@@ -513,15 +524,22 @@ def _end_loss(out: Partial, name: str, res: DrbdResource, node: str, m,
 def _incident(out: Partial, name: str, res: DrbdResource, node: str, peer: str, rs,
               d: state.DrbdHost) -> tuple[str | None, set[str], str]:
     """The incident a ``fenced`` declaration must name for this node's loss of ``peer``:
-    "GENERATION-N", the generation this node holds and the ordinal of the loss its DRBD
-    ledger has open (``state.DrbdLoss``). Derived from observation and the ledger alone, so
-    a dry run, a pass after a crash of the reconciler and one after a reboot of this node
-    name the same incident while no pass has seen the nodes connected. No loss open, one
-    recorded at another generation (this node's data moved on), or one whose declaration is
-    spent (a pass that spent it ended before it recorded the loss over): the next ordinal,
-    recorded by a step planned here, so that a survivor is never left with no incident to
-    declare. Returns (the incident or None, {that step's key}, what the
-    operator may declare)."""
+    "GENERATION-EPOCH-N", the generation this node holds, its DRBD ledger's epoch (random,
+    drawn when the ledger was created: a re-created ledger never reproduces an incident) and
+    the ordinal of the loss the ledger has open (``state.DrbdLoss``). Derived from
+    observation and the ledger alone, so a dry run, a pass after a crash of the reconciler
+    and one after a reboot of this node name the same incident while no pass has seen the
+    nodes connected. The loss is over, and the next ordinal is recorded by a step planned
+    here (a survivor is never left with no incident to declare), when: no loss is open, or
+    one was recorded under another epoch or at another generation (this node's data moved
+    on), or its declaration is spent (a pass that spent it ended before it recorded the loss
+    over), or, in the boot it was recorded in, /proc/drbd's ns:/nr: moved since (this node
+    exchanged data with its peer: a reconnection no pass saw, with the peer writing). After
+    a reboot (the counters began again) the open loss is recorded again with this boot's
+    (the same incident). Without an epoch yet (no ledger, or one of the earlier format) the
+    loss is recorded first, and no incident is printed until it is: a dry run never prints
+    a string a later ledger could reproduce. Returns (the incident or None, {that step's
+    key}, what the operator may declare)."""
     if rs.gi is None:
         return None, set(), (f"the generation {node} holds cannot be read (drbdadm get-gi "
                              f"{name}: {rs.gi_error or 'no answer'}), so no fence can be "
@@ -529,31 +547,58 @@ def _incident(out: Partial, name: str, res: DrbdResource, node: str, peer: str, 
     if d.ledger.problem is not None:
         return None, set(), (f"{d.ledger.problem}: this loss of {peer} cannot be recorded, so no "
                              f"fence can be declared for it; check the file")
+    m = d.minors.get(res.nodes[node].minor)
+    if d.boot_id is None or m is None or m.ns_kib is None or m.nr_kib is None:
+        return None, set(), (f"this node's boot id (/proc/sys/kernel/random/boot_id) or what "
+                             f"DRBD exchanged with {peer} (/proc/drbd ns:/nr:) cannot be read, "
+                             f"so this loss cannot be told from an earlier one and no fence "
+                             f"can be declared for it")
+    epoch = d.ledger.write_epoch or ""
     loss = d.ledger.losses.get((name, node))
     generation = rs.gi.generation
     recorded: set[str] = set()
-    if (loss is None or not loss.open or loss.generation != generation
-            or (name, node, f"{peer}@{loss.incident}") in d.ledger.spent):
+    evidence = dict(boot_id=d.boot_id, ns=m.ns_kib, nr=m.nr_kib)
+    if (loss is None or not loss.open or loss.epoch != epoch or loss.generation != generation
+            or (name, node, f"{peer}@{loss.incident}") in d.ledger.spent
+            or loss.traffic_since(d.boot_id, m)):
         loss = state.DrbdLoss(resource=name, node=node, generation=generation, open=True,
-                              ordinal=(loss.ordinal if loss is not None else 0) + 1)
+                              ordinal=(loss.ordinal if loss is not None else 0) + 1,
+                              epoch=epoch, **evidence)
+        why = (f"{node} cannot see {peer}: record this loss of {peer} ({loss.ordinal}) as the "
+               f"incident a fenced declaration names ({loss.incident})")
+    elif loss.boot_id != d.boot_id:
+        loss = dataclasses.replace(loss, **evidence)
+        why = (f"{node} rebooted since loss {loss.incident} of {peer} was recorded: record it "
+               f"again with this boot's id and DRBD's counters (the same incident)")
+    else:
+        loss = None
+    if loss is not None:
         recorded.add(_step(out, actions.RecordDrbdLoss(
             resource=name, minor=res.nodes[node].minor, node=node, path=d.ledger.path,
-            ordinal=loss.ordinal, generation=generation, open=True),
-            f"{node} cannot see {peer}: record this loss of {peer} ({loss.ordinal}) as the "
-            f"incident a fenced declaration names ({loss.incident})", set()))
+            ordinal=loss.ordinal, generation=generation, open=True, epoch=epoch,
+            **evidence), why, set()))
+    loss = loss or d.ledger.losses[(name, node)]
+    if d.ledger.epoch is None:
+        return None, recorded, (
+            f"{d.ledger.path} has no epoch yet (it does not exist, or an earlier version wrote "
+            f"it): this loss of {peer} is recorded first, in a new ledger, and the incident a "
+            f"fenced declaration names is printed once it is (the next pass, or reconcile "
+            f"status after it)")
     incident = loss.incident
     return incident, recorded, (
         f"declare fenced = \"{peer}@{incident}\" in [drbd.{name}] once {peer} is powered off "
         f"or cut from its disk (and stays so): {node} is then promoted without it, for this "
-        f"incident only ({incident}: the generation {node} holds, then the number of this loss "
-        f"of {peer} in {d.ledger.path}; a loss ends when the nodes are seen connected)")
+        f"incident only ({incident}: the generation {node} holds, the epoch of {d.ledger.path}, "
+        f"then the number of this loss of {peer} there; a loss ends when the nodes are seen "
+        f"connected, or when {node} is seen to have exchanged data with {peer} since)")
 
 
 def _fenced(out: Partial, name: str, res: DrbdResource, node: str, peer: str, m, rs,
             d: state.DrbdHost, block) -> set[str] | None:
     """This node is to be promoted but cannot see ``peer``: {the step keys the promotion
     follows} only when the spec declares ``peer`` fenced for this very incident (``_incident``:
-    this node's generation and the ordinal of the loss its ledger has open, printed here)
+    this node's generation, its ledger's epoch and the ordinal of the loss it has open,
+    printed here)
     and the ledger does not record the declaration as spent (used, or seen while the nodes
     were connected: ``_spend_moot_fence``); refused, with the ledger unreadable.
     Otherwise (None) the peer may be booting or gone, and promoting a node that cannot see

@@ -155,6 +155,11 @@ class Res:
     uuids: list[int] = field(default_factory=lambda: list(JUST_CREATED))
     fs: str | None = None  # the file system in the data area (what wipefs finds at 0x438)
     oos_kib: int = 0
+    # /proc/drbd's ns: (sent to the peer), nr: (received from it: replicated writes and
+    # resync) and dw: (written to the local disk), KiB: zero when the minor is created (up)
+    ns_kib: int = 0
+    nr_kib: int = 0
+    dw_kib: int = 0
     left_kib: float = 0.0
     total_kib: int = 0
     speed_kib: float = 0.0
@@ -212,7 +217,8 @@ class DrbdNode:
             pd = peer.disk if connected and peer else "DUnknown"
             proto = r.conf.protocol if r.cstate != "StandAlone" else " "
             lines.append(f" {minor}: cs:{r.cstate} ro:{r.role}/{pr} ds:{r.disk}/{pd} {proto} r-----\n")
-            lines.append(f"    ns:0 nr:0 dw:0 dr:0 al:8 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{r.oos_kib}\n")
+            lines.append(f"    ns:{r.ns_kib} nr:{r.nr_kib} dw:{r.dw_kib} dr:0 al:8 bm:0 lo:0 pe:0 ua:0 "
+                         f"ap:0 ep:1 wo:f oos:{r.oos_kib}\n")
             if r.cstate in ("SyncSource", "SyncTarget") and r.total_kib:
                 left = int(r.left_kib)
                 done = (r.total_kib - left) / r.total_kib
@@ -329,8 +335,12 @@ class DrbdNet:
         if r.role != "Primary":
             raise ValueError(f"{host}: /dev/drbd{minor} is {r.role}; writes need Primary")
         r.data = hashlib.sha256(f"{r.data}|{label}".encode()).hexdigest()[:16]
+        r.dw_kib += kib
         peer = self.peer(node, r)
         if r.cstate in CONNECTED and peer is not None and peer.disk in ("UpToDate", "Inconsistent"):
+            r.ns_kib += kib  # replicated: the peer receives it and writes it
+            peer.nr_kib += kib
+            peer.dw_kib += kib
             if peer.disk == "UpToDate":
                 self._copy(r, self.peer_node(node, r), peer)
             return
@@ -428,6 +438,10 @@ class DrbdNet:
                 if dst is None or dst.cstate != "SyncTarget":
                     continue
                 rate = min(r.conf.rate_kib, dst.conf.rate_kib)
+                moved = int(r.left_kib) - int(max(0.0, r.left_kib - rate * dt))
+                r.ns_kib += moved  # resync traffic counts as sent and received too
+                dst.nr_kib += moved
+                dst.dw_kib += moved
                 r.left_kib = max(0.0, r.left_kib - rate * dt)
                 dst.left_kib = r.left_kib
                 r.speed_kib = dst.speed_kib = rate

@@ -93,6 +93,10 @@ class SimulatedHost(Machine):
             if self.hostname is None:
                 raise UnsupportedCommand(f"host {self.name} has no hostname set (SimulatedHost.hostname)")
             return self.hostname + "\n"
+        if path == "/proc/sys/kernel/random/boot_id":
+            return self.boot_id + "\n"
+        if path == "/proc/sys/kernel/random/uuid":
+            return self.random_uuid() + "\n"
         if path == "/proc/drbd" or path.startswith("/sys/block/drbd"):
             return drbd_tools.read(self, path)
         if path == "/proc/self/mountinfo":

@@ -10,6 +10,8 @@ with the clock), the reboot, and the builder API for tests and seeding.
 
 from __future__ import annotations
 
+import hashlib
+
 from reconciler.runner import Command
 
 from . import md_model, ops
@@ -44,6 +46,8 @@ class Machine(Kernel, Processes, Faults):
         # what uname -n (/proc/sys/kernel/hostname) says; None: not modelled (reading it
         # raises). DrbdNet.join sets it to the name the host has on the DRBD link.
         self.hostname: str | None = None
+        self.boots = 0  # reboots so far: /proc/sys/kernel/random/boot_id changes with each
+        self._uuids = 0  # /proc/sys/kernel/random/uuid reads so far (a new UUID at each)
         self._dm_minors: dict[str, int] = {}
         self.calls: list[Command] = []
         self.started = 0
@@ -65,11 +69,23 @@ class Machine(Kernel, Processes, Faults):
         self.clock.on_advance(self._progress)
         self.clock.on_advance(self._md_progress)
 
+    @property
+    def boot_id(self) -> str:
+        """/proc/sys/kernel/random/boot_id: a UUID of its own for each boot (deterministic
+        here: derived from the host's name and its number of reboots)."""
+        return _uuid(f"boot:{self.name}:{self.boots}")
+
+    def random_uuid(self) -> str:
+        """/proc/sys/kernel/random/uuid: a new UUID at each read (deterministic here)."""
+        self._uuids += 1
+        return _uuid(f"uuid:{self.name}:{self._uuids}")
+
     def recover(self) -> None:
         """Reboot: commands run again; pvmove pollers are gone (the on-disk pvmove state
         stays, back to its last finished segment), raid resync resumes by itself; md arrays
         (built without superblock), mounts and every process holding a device open are gone; files and device content stay."""
         self.crashed = False
+        self.boots += 1
         for vg in self.model.vgs.values():
             for mirror in ops.pvmove_lvs(vg):
                 ops.interrupt_pvmove(mirror)
@@ -202,3 +218,8 @@ class Machine(Kernel, Processes, Faults):
 
     def md_array(self, path: str) -> md_model.Array | None:
         return self.md.array(path)
+
+
+def _uuid(seed: str) -> str:
+    h = hashlib.sha256(seed.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"

@@ -13,12 +13,14 @@ What can overwrite data is always written out by the operator, never inferred:
   Without it a split brain is reported and left alone.
 * ``fenced = "NODE@INCIDENT"`` (issue 20): the lost NODE is fenced (powered off, or cut from
   its disk) for that one incident, so its peer, declared primary, may be promoted without
-  it. INCIDENT is what the pass prints when it refuses that promotion, "GENERATION-N": the
-  generation the survivor holds (16 hex digits) and N, the ordinal of this loss of its peer
-  in the survivor's DRBD ledger (a loss ends when a pass sees the nodes connected). It is
+  it. INCIDENT is what the pass prints when it refuses that promotion, "GENERATION-EPOCH-N":
+  the generation the survivor holds (16 hex digits), the epoch of the survivor's DRBD ledger
+  (8 hex digits, random, drawn when the ledger was created) and N, the ordinal of this loss
+  of its peer in that ledger (a loss ends when a pass sees the nodes connected, or sees that
+  the survivor exchanged data with its peer since it was recorded). It is
   spent once used or once the nodes are seen connected while it is declared (recorded in
   the DRBD ledger): a spent one is refused. Another incident's declaration is reported and
-  ignored; the earlier form (a generation alone) is refused.
+  ignored; the earlier forms (a generation alone, "GENERATION-N") are refused.
 * ``wipe = "DISK-IDENTITY"`` (per node): give up what the declared disk holds (a file system,
   DRBD metadata the reconciler cannot tie to this resource) and create DRBD metadata over it
   (``create-md --force``). Bound to the one disk it was written for: the value is that disk's
@@ -116,17 +118,27 @@ def split_victim(value: str, key: str = "split_brain_victim") -> tuple[str, str]
     return m.group(1), m.group(2).upper()
 
 
-_FENCED_RE = re.compile(r"^([^@]+)@([0-9A-Fa-f]{16}-[1-9][0-9]*)$")
+_FENCED_RE = re.compile(r"^([^@]+)@([0-9A-Fa-f]{16}-[0-9A-Fa-f]{8}-[1-9][0-9]*)$")
+_FENCED_V2_RE = re.compile(r"^([^@]+)@([0-9A-Fa-f]{16}-[1-9][0-9]*)$")
 
 
 def fenced_node(value: str) -> tuple[str, str]:
-    """``fenced = "node@GENERATION-N"`` -> (node, "GENERATION-N", the generation in upper
-    case). The incident is the survivor's generation and the ordinal of the loss of its peer
-    as its DRBD ledger recorded it (``state.DrbdLoss``). The earlier form, a generation
-    alone, is refused: it could match a later loss at the same generation."""
+    """``fenced = "node@GENERATION-EPOCH-N"`` -> (node, "GENERATION-EPOCH-N" in upper case).
+    The incident is the survivor's generation, its DRBD ledger's epoch and the ordinal of
+    the loss of its peer as that ledger recorded it (``state.DrbdLoss``). The earlier forms
+    are refused: a generation alone could match a later loss at the same generation, and
+    "GENERATION-N" (no epoch) a loss a lost or re-created ledger numbered the same."""
     m = _FENCED_RE.fullmatch(value)
     if m is not None:
         return m.group(1), m.group(2).upper()
+    if _FENCED_V2_RE.fullmatch(value):
+        raise ValueError(f"fenced {value!r} names \"<generation>-<loss>\", the earlier form of "
+                         f"an incident, and is refused: without the DRBD ledger's epoch it can "
+                         f"match a loss that a lost, re-created or restored ledger numbers the "
+                         f"same, and the ledger of the version that took it cannot say which "
+                         f"loss it was written for. Remove it; if the survivor must still be "
+                         f"promoted without its peer, the next pass prints the incident to "
+                         f"declare, \"<node>@<generation>-<epoch>-<loss>\"")
     if _INCIDENT_RE.fullmatch(value):
         raise ValueError(f"fenced {value!r} names a generation alone, the earlier form of an "
                          f"incident, and is refused: a generation alone can match a later loss "
@@ -135,11 +147,11 @@ def fenced_node(value: str) -> tuple[str, str]:
                          f"no losses, so which loss it was written for cannot be known. Remove "
                          f"it; if the survivor must still be promoted without its peer, the "
                          f"next pass prints the incident to declare, "
-                         f"\"<node>@<generation>-<loss>\", as the pass prints it")
+                         f"\"<node>@<generation>-<epoch>-<loss>\", as the pass prints it")
     raise ValueError(f"fenced {value!r} must name the node and the incident: "
-                     f"\"<node>@<generation>-<loss>\", the incident as the pass prints it when it "
-                     f"refuses to promote a node that lost its peer (16 hex digits, a dash, the "
-                     f"loss's number)")
+                     f"\"<node>@<generation>-<epoch>-<loss>\", the incident as the pass prints it "
+                     f"when it refuses to promote a node that lost its peer (16 hex digits, a "
+                     f"dash, the DRBD ledger's epoch (8 hex digits), a dash, the loss's number)")
 
 
 def _parse_rate(value: object) -> int:
@@ -271,8 +283,8 @@ class DrbdResource(Model):
     fenced: str | None = Field(
         None, description="\"NODE@INCIDENT\": NODE, lost, is fenced (powered off or cut from "
         "its disk) for the incident the pass printed when it refused to promote its peer "
-        "(\"GENERATION-N\": the generation the survivor holds and the ordinal of this loss "
-        "in its DRBD ledger); the survivor declared primary is "
+        "(\"GENERATION-EPOCH-N\": the generation the survivor holds, its DRBD ledger's epoch "
+        "and the ordinal of this loss in that ledger); the survivor declared primary is "
         "then promoted without it. Spent once used or once the nodes are seen connected while "
         "it is declared (a spent one is refused); a declaration for another incident is "
         "reported and ignored")

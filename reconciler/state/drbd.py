@@ -55,6 +55,10 @@ class DrbdMinor:
     protocol: str = ""  # blank while StandAlone
     oos_kib: int = 0  # out of sync, KiB
     sync: DrbdSync | None = None
+    # what the minor sent to and received from its peer, KiB (ns:, nr:), since it was
+    # created (drbdadm up, a module load); None: not shown (an unconfigured minor)
+    ns_kib: int | None = None
+    nr_kib: int | None = None
 
     @property
     def connected(self) -> bool:
@@ -175,17 +179,25 @@ class DrbdSpentFence:
 @dataclass(frozen=True, slots=True)
 class DrbdLoss:
     """The last loss of its peer that ``node`` recorded for ``resource`` (issue 20): the
-    ``ordinal``-th (1, 2, ...: never reused), first seen by a pass while ``node`` held
-    ``generation``, and ``open`` until a pass sees the nodes connected again. A ``fenced``
-    declaration names it as its incident, ``incident`` ("GENERATION-N"): bound to that one
-    loss, so a declaration left in the spec never applies to a later one, even at the same
-    generation (a Secondary that loses its peer keeps its generation)."""
+    ``ordinal``-th of its ledger (1, 2, ...: never reused), first seen by a pass while
+    ``node`` held ``generation``, and ``open`` until a pass sees the nodes connected again,
+    or sees that this node exchanged data with its peer since the loss was recorded: in the
+    same boot (``boot_id``), /proc/drbd's ns:/nr: differ from ``ns``/``nr`` (a reconnection
+    no pass saw). A ``fenced`` declaration names it as its incident, ``incident``
+    ("GENERATION-EPOCH-N", ``epoch`` the ledger's): bound to that one loss of that one ledger,
+    so a declaration left in the spec never applies to a later one, even at the same
+    generation (a Secondary that loses its peer keeps its generation), nor to a loss a
+    re-created ledger numbers the same."""
 
     resource: str
     node: str
     ordinal: int
     generation: str  # 16 hex digits, upper case, DRBD's flag bit masked
     open: bool
+    epoch: str = ""  # the ledger's epoch ("": a ledger of the earlier format, which had none)
+    boot_id: str = ""  # /proc/sys/kernel/random/boot_id when recorded ("": not recorded)
+    ns: int | None = None  # /proc/drbd's ns: and nr: for the resource's minor then
+    nr: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -193,7 +205,15 @@ class DrbdLoss:
 
     @property
     def incident(self) -> str:
-        return f"{self.generation}-{self.ordinal}"
+        return f"{self.generation}-{self.epoch}-{self.ordinal}"
+
+    def traffic_since(self, boot_id: str | None, m: DrbdMinor | None) -> bool | None:
+        """Whether this node exchanged data with its peer since the loss was recorded: True
+        in the same boot with other counters (or counters that cannot be read), False in the
+        same boot with the same ones, None after a reboot (the counters began again at 0)."""
+        if boot_id is None or boot_id != self.boot_id:
+            return None
+        return m is None or (m.ns_kib, m.nr_kib) != (self.ns, self.nr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +223,16 @@ class DrbdLedger:
     spent: dict[tuple[str, str, str], DrbdSpentFence] = field(default_factory=dict)
     losses: dict[tuple[str, str], DrbdLoss] = field(default_factory=dict)
     problem: str | None = None  # the file cannot be read: nothing is trusted or created
+    # drawn at random when the ledger is created, part of every incident: a re-created
+    # ledger (lost, reinstalled) never reproduces an old one. None: no file yet, or one of
+    # the earlier format; its next write takes ``new_epoch`` (drawn by observation then)
+    epoch: str | None = None
+    new_epoch: str | None = None
+
+    @property
+    def write_epoch(self) -> str | None:
+        """The epoch the next write of the ledger carries."""
+        return self.epoch or self.new_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,4 +243,5 @@ class DrbdHost:
     resources: dict[str, DrbdResourceState] = field(default_factory=dict)
     backing: dict[str, DrbdBacking] = field(default_factory=dict)  # by spec path
     hostname: str | None = None  # uname -n (/proc/sys/kernel/hostname): DRBD's 'on' name
+    boot_id: str | None = None  # /proc/sys/kernel/random/boot_id: a new one at every boot
     ledger: DrbdLedger = field(default_factory=lambda: DrbdLedger(DEFAULT_LEDGER))

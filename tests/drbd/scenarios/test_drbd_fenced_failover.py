@@ -1,9 +1,10 @@
 """Failover after losing a node, declared (issue 20): without a cluster manager the survivor
 of a lost primary is never promoted by itself; ``fenced = "NODE@INCIDENT"`` says the lost
 node is fenced for that one incident, and only then is the survivor promoted. The incident
-is "GENERATION-N": the generation the survivor holds, and N, the ordinal of the loss of its
-peer as the survivor's DRBD ledger recorded it when a pass first saw it (a loss ends when a
-pass sees the nodes connected; the next is N + 1)."""
+is "GENERATION-EPOCH-N": the generation the survivor holds, the epoch of its DRBD ledger
+(random, drawn when the ledger was created), and N, the ordinal of the loss of its peer as
+that ledger recorded it when a pass first saw it (a loss ends when a pass sees the nodes
+connected, or that the survivor exchanged data with its peer since; the next is N + 1)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def blocked(r) -> str:
 
 
 def offered(r) -> str:
-    """The incident of the fence declaration the pass offers ("GENERATION-N", printed once,
+    """The incident of the fence declaration the pass offers ("GENERATION-EPOCH-N", printed once,
     in the form to write)."""
-    found = set(re.findall(r'declare fenced = "node-a@([0-9A-F]{16}-[0-9]+)" in \[drbd\.r0\] once '
+    found = set(re.findall(r'declare fenced = "node-a@([0-9A-F]{16}-[0-9A-F]{8}-[0-9]+)" in \[drbd\.r0\] once '
                            r'node-a is powered off or cut from its disk', report(r)))
     assert len(found) == 1, report(r)
     return found.pop()
@@ -41,6 +42,13 @@ def offered(r) -> str:
 def generation(pair, name) -> str:
     """The generation ``name`` holds (its current UUID, DRBD's flag bit masked)."""
     return f"{pair.res(name).uuids[0] & ~1:016X}"
+
+
+def at(pair, name, n: int) -> str:
+    """The incident of loss ``n`` at the generation ``name`` holds, under its DRBD ledger's
+    epoch ("GENERATION-EPOCH-N")."""
+    epoch = json.loads(pair.hosts[name].read(LEDGER))["epoch"]
+    return f"{generation(pair, name)}-{epoch}-{n}"
 
 
 def lose_node_a(pair) -> None:
@@ -64,7 +72,7 @@ def test_the_survivor_is_not_promoted_without_a_declaration_and_is_told_what_to_
     assert b.exit_code == controller.EXIT_PENDING and "split brain" in report(b)
     # the generation node-b holds since it lost node-a, and the first loss its ledger recorded
     incident = offered(b)
-    assert incident == f"{generation(pair, 'node-b')}-1"
+    assert incident == at(pair, "node-b", 1)
     # reconcile status (the daemon's status document) says it in the form to write
     doc = {"format": 1, "node": "node-b", "state": status.pass_state(b), "pid": 1,
            **status.pass_section(b, number=1, reason="test", started_at=0.0, finished_at=1.0,
@@ -89,7 +97,7 @@ def test_a_fence_declared_for_this_incident_promotes_the_survivor_then_the_lost_
     assert ("drbdadm", "primary", "r0") in pair.drbdadm_calls("node-b")
     assert not any("--force" in c for c in primary_calls(pair, "node-b"))
     # the promotion started a new generation: the declaration is spent
-    assert f"{generation(pair, 'node-b')}-1" != incident
+    assert at(pair, "node-b", 1) != incident
     pair.net.write("node-b", 0, "written on the survivor")
     # node-a comes back (secondary in the spec): it resyncs from node-b, no split brain
     pair.reboot("node-a")
@@ -107,7 +115,7 @@ def test_a_fence_declared_for_another_incident_is_reported_and_ignored(pair):
     lose_node_a(pair)
     moved = pair.spec(role_a="secondary", role_b="primary")
     incident = offered(pair.one_pass("node-b", moved))
-    stale = "0123456789ABCDEF-1"
+    stale = "0123456789ABCDEF-00000000-1"
     assert stale != incident
     out = pair.rounds(pair.spec(role_a="secondary", role_b="primary",
                                 extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{stale}"'), 3)
@@ -157,7 +165,7 @@ def test_a_fence_does_not_make_a_survivor_without_uptodate_data_primary(pair):
     assert pair.res("node-b").cstate == "SyncTarget"
     lose_node_a(pair)
     fenced = pair.spec(role_a="secondary", role_b="primary",
-                       extra='initial_sync_from = "node-a"\nfenced = "node-a@0123456789ABCDEF-1"\n'
+                       extra='initial_sync_from = "node-a"\nfenced = "node-a@0123456789ABCDEF-00000000-1"\n'
                              'resync_rate = "1M"\n[drbd.r0.disk]\nc_plan_ahead = 0')
     out = pair.rounds(fenced, 3)
     assert out["node-b"].exit_code != controller.EXIT_IN_SYNC
@@ -193,7 +201,7 @@ def test_a_declaration_seen_connected_is_spent_and_promotes_nothing_after_a_late
     assert spent(pair, "node-b") == [{"resource": "r0", "node": "node-b",
                                       "fenced": f"node-a@{incident}", "how": "connected"}]
     # node-b still holds X (a promotion while connected starts no new generation) ...
-    assert f"{generation(pair, 'node-b')}-1" == incident
+    assert at(pair, "node-b", 1) == incident
     pair.reboot("node-b")  # ... reboots cleanly and comes back to a cut link; node-a is alive
     pair.net.cut("node-a", "node-b")
     calls = len(primary_calls(pair, "node-b"))
@@ -277,7 +285,7 @@ def test_a_survivor_still_holding_a_spent_generation_is_offered_the_next_loss_an
     assert f'fenced = "node-a@{first}"' in blocked(b) and "already spent" in blocked(b)
     # ... and is offered the second loss at that generation, which promotes it
     second = offered(b)
-    assert second == f"{generation(pair, 'node-b')}-2" != first
+    assert second == at(pair, "node-b", 2) != first
     new = pair.spec(role_a="secondary", role_b="primary",
                     extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{second}"')
     b = pair.converge_node("node-b", new)
@@ -350,3 +358,111 @@ def test_a_declaration_written_from_a_dry_run_promotes_in_the_pass_that_records_
     assert [r.step.key for r in b.report.results] == [
         "drbd:r0:loss", f"drbd:r0:role:fenced:node-a@{incident}", "drbd:r0:fence-spent"]
     assert b.exit_code == controller.EXIT_IN_SYNC and pair.res("node-b").role == "Primary", report(b)
+
+
+def test_a_lost_ledger_never_revives_a_spent_declaration(pair):
+    """(storage review, F1) The survivor's DRBD ledger is lost after its declaration was
+    spent (a reinstall, a replaced disk, a first write that was not durable): the re-created
+    ledger numbers its losses from 1 again, but never reproduces the old incident (each
+    ledger has an epoch of its own, part of every incident), so the line left in the spec
+    promotes nothing while node-a is alive and primary behind a cut link."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)
+    pair.net.cut("node-a", "node-b")
+    first = offered(pair.one_pass("node-b", moved))
+    old = pair.spec(role_a="secondary", role_b="primary",
+                    extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{first}"')
+    pair.net.restore("node-a", "node-b")
+    pair.converge(old)  # loss 1 over, its declaration spent
+    pair.converge(pair.spec(extra='initial_sync_from = "node-a"'))
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Secondary")
+    del pair.hosts["node-b"].md.files[LEDGER]  # node-b's ledger is gone
+    pair.net.cut("node-a", "node-b")  # node-a alive and primary: only the link is cut
+    pair.net.write("node-a", 0, "written by node-a after the cut")
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(old, 3, order=["node-b"])
+    b = out["node-b"]
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+    assert "another incident" in blocked(b) and f'fenced = "node-a@{first}"' in blocked(b)
+    again = offered(b)
+    assert again != first and again.split("-")[0] == first.split("-")[0]  # same generation
+    assert again.endswith("-1")  # the new ledger's first loss: its epoch tells them apart
+
+
+def test_a_reconnection_no_pass_saw_with_the_peer_writing_ends_the_loss(pair):
+    """(storage review, F2) node-b records loss 1 and the declaration for it is deployed;
+    the link returns before node-b's next pass, node-a (its spec copy stale) is promoted
+    while connected and writes, which DRBD replicates to node-b without a new generation;
+    the link drops again. node-b's ledger recorded, with the loss, its boot and what DRBD
+    had received from its peer then (/proc/drbd's nr:): it received writes since, so loss 1
+    is over and the declaration promotes nothing."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)  # a planned switch: node-a demotes
+    pair.net.cut("node-a", "node-b")  # loss 1: both Secondary, node-b keeps its generation
+    first = offered(pair.one_pass("node-b", moved))
+    fenced = pair.spec(role_a="secondary", role_b="primary",
+                       extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{first}"')
+    pair.net.restore("node-a", "node-b")  # no node-b pass sees it
+    for _ in range(10):
+        pair.one_pass("node-a", pair.spec())  # node-a's stale spec: node-a primary
+        if pair.res("node-a").role == "Primary" and pair.res("node-a").cstate == "Connected":
+            break
+    assert (pair.res("node-a").role, pair.res("node-a").cstate) == ("Primary", "Connected")
+    pair.net.write("node-a", 0, "a write node-b receives")
+    pair.net.cut("node-a", "node-b")  # loss 2: node-a alive, primary, writing
+    pair.net.write("node-a", 0, "after the second cut")
+    assert generation(pair, "node-b") == first.split("-")[0]  # the generation alone matches
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(fenced, 3, order=["node-b"])
+    b = out["node-b"]
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+    assert "another incident" in blocked(b)
+    second = offered(b)
+    assert second.split("-")[:-1] == first.split("-")[:-1] and second.endswith("-2")
+
+
+def test_a_restored_ledger_that_reopens_a_loss_the_survivor_received_writes_after(pair):
+    """(storage review, F1) node-b's ledger is restored from a backup taken while loss 1 was
+    open: the loss is open again, at the same epoch, with its declaration's spent record
+    gone. node-b received node-a's writes since the loss was recorded (same boot, more
+    received): the loss is over, and the line left in the spec promotes nothing."""
+    pair.converge(pair.spec())
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    pair.one_pass("node-a", moved)
+    pair.net.cut("node-a", "node-b")
+    first = offered(pair.one_pass("node-b", moved))
+    backup = pair.hosts["node-b"].read(LEDGER)
+    assert '"open": true' in backup
+    old = pair.spec(role_a="secondary", role_b="primary",
+                    extra=f'initial_sync_from = "node-a"\nfenced = "node-a@{first}"')
+    pair.net.restore("node-a", "node-b")
+    pair.converge(old)
+    pair.converge(pair.spec(extra='initial_sync_from = "node-a"'))
+    assert (pair.res("node-a").role, pair.res("node-b").role) == ("Primary", "Secondary")
+    pair.net.write("node-a", 0, "replicated to node-b")
+    pair.hosts["node-b"].md.files[LEDGER] = backup  # the backup comes back
+    pair.net.cut("node-a", "node-b")
+    pair.net.write("node-a", 0, "after the cut")
+    assert generation(pair, "node-b") == first.split("-")[0]
+    calls = len(primary_calls(pair, "node-b"))
+    out = pair.rounds(old, 3, order=["node-b"])
+    assert pair.res("node-b").role == "Secondary" and len(primary_calls(pair, "node-b")) == calls
+    assert "another incident" in blocked(out["node-b"]) and offered(out["node-b"]) != first
+
+
+def test_without_a_ledger_a_dry_run_prints_no_incident_and_the_pass_that_creates_it_does(pair):
+    """No DRBD ledger yet (lost): the epoch a dry run would draw is never written, so it
+    prints no incident (nothing a later ledger could reproduce); the pass records the loss
+    in a new ledger, and from then on the incident it names is the one printed."""
+    pair.converge(pair.spec())
+    lose_node_a(pair)
+    del pair.hosts["node-b"].md.files[LEDGER]
+    moved = pair.spec(role_a="secondary", role_b="primary")
+    dry = pair.one_pass("node-b", moved, dry_run=True)
+    assert "declare fenced" not in report(dry) and "has no epoch yet" in report(dry)
+    assert pair.hosts["node-b"].read(LEDGER) is None
+    incident = offered(pair.one_pass("node-b", moved))
+    assert incident == at(pair, "node-b", 1)
+    assert offered(pair.one_pass("node-b", moved, dry_run=True)) == incident

@@ -4,6 +4,7 @@ refusals that need no simulator (issue 11)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support import FIXTURES, ROOT
+from support.drbdsim import pair  # noqa: F401  (the fixture)
 
 from reconciler import actions, errors, state
 from reconciler.adapters import drbd
@@ -141,10 +143,16 @@ def _host(config, minors=None, backing=None, mounts=(), records=None, hostname="
     if records is None:  # a resource up: its metadata recorded (the ledger's own tests are elsewhere)
         records = [state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI,
                                         "created")] if minors else []
-    ledger = state.DrbdLedger("/var/lib/reconciler/drbd.json", {r.key: r for r in records})
+    ledger = state.DrbdLedger("/var/lib/reconciler/drbd.json", {r.key: r for r in records}, epoch=EPOCH)
     return state.HostState(host="local", drbd=state.DrbdHost(loaded=True, version="8.4.11", minors=minors or {},
                                                              resources={"r0": rs}, backing=backing or {},
-                                                             hostname=hostname, ledger=ledger))
+                                                             hostname=hostname, ledger=ledger,
+                                                             boot_id=BOOT))
+
+
+EPOCH = "5EED0001"  # the DRBD ledger's epoch
+BOOT = "0d8a7c1e-2b3f-4a5d-9e6f-7a8b9c0d1e2f"  # /proc/sys/kernel/random/boot_id
+NS, NR = 1045, 69938  # /proc/drbd's ns: and nr: while the peer is lost
 
 
 GI_USED = state.Gi("A923D7CF74DD8F8F", "AE17373DD4A5E47C", "6BDD0A6494603146", "6BDC0A6494603147")
@@ -300,17 +308,21 @@ def test_a_resource_file_change_never_adjusts_an_unconfigured_minor_onto_untied_
 
 def test_a_fence_declaration_is_bound_to_one_node_and_incident(tmp_path):
     """``fenced = "NODE@INCIDENT"`` (issue 20): the node must be the resource's, the incident
-    as the pass prints it ("GENERATION-N"), and a node declared fenced is never declared
-    primary. The earlier form (a generation alone) is refused, saying why and what to write."""
-    assert '"<node>@<generation>-<loss>"' in problems(tmp_path, extra='fenced = "b"')
-    assert "fenced 'x' is not one of" in problems(tmp_path, extra='fenced = "x@0123456789ABCDEF-1"')
-    assert "declared primary" in problems(tmp_path, extra='fenced = "a@0123456789ABCDEF-1"')
-    assert '"<node>@<generation>-<loss>"' in problems(tmp_path, extra='fenced = "b@0123456789ABCDEF-0"')
+    as the pass prints it ("GENERATION-EPOCH-N"), and a node declared fenced is never
+    declared primary. The earlier forms (a generation alone; "GENERATION-N", without the
+    ledger's epoch) are refused, saying why and what to write."""
+    form = '"<node>@<generation>-<epoch>-<loss>"'
+    assert form in problems(tmp_path, extra='fenced = "b"')
+    assert "fenced 'x' is not one of" in problems(tmp_path, extra='fenced = "x@0123456789ABCDEF-5EED0001-1"')
+    assert "declared primary" in problems(tmp_path, extra='fenced = "a@0123456789ABCDEF-5EED0001-1"')
+    assert form in problems(tmp_path, extra='fenced = "b@0123456789ABCDEF-5EED0001-0"')
     old = problems(tmp_path, extra='fenced = "b@0123456789ABCDEF"')
     assert "a generation alone" in old and "later loss" in old and "as the pass prints it" in old
-    res = load(tmp_path, extra='fenced = "b@0123456789abcdef-12"').spec.drbd["r0"]
-    assert res.fenced == "b@0123456789abcdef-12"
-    assert drbd_spec.fenced_node(res.fenced) == ("b", "0123456789ABCDEF-12")
+    old = problems(tmp_path, extra='fenced = "b@0123456789ABCDEF-1"')
+    assert "the earlier form" in old and "epoch" in old and "re-created" in old and form in old
+    res = load(tmp_path, extra='fenced = "b@0123456789abcdef-5eed0001-12"').spec.drbd["r0"]
+    assert res.fenced == "b@0123456789abcdef-5eed0001-12"
+    assert drbd_spec.fenced_node(res.fenced) == ("b", "0123456789ABCDEF-5EED0001-12")
 
 
 # -- spent fence declarations (storage review, issue 20) ---------------------------------------
@@ -321,13 +333,13 @@ def _lost_peer(tmp_path, *, role="Secondary", cstate="WFConnection", spent=(), p
     at the generation it holds, GI_USED's current), b unreachable; the ledger as given (by
     default recording loss 1 at that generation, still open)."""
     if losses is None:
-        losses = [state.DrbdLoss("r0", "a", 1, gi.generation, True)]
+        losses = [_loss(1, gi.generation, True)]
     if declared is None:
-        declared = f"{gi.generation}-1"
+        declared = f"{gi.generation}-{EPOCH}-1"
     spec = load(tmp_path, extra=f'fenced = "b@{declared}"').for_node("a")
     text = drbd.render("r0", spec.drbd["r0"])
     m = state.DrbdMinor(minor=0, cstate=cstate, role=role, peer_role="Unknown", disk="UpToDate",
-                        peer_disk="DUnknown", protocol="C")
+                        peer_disk="DUnknown", protocol="C", ns_kib=NS, nr_kib=NR)
     st = _host(text, {0: m}, records=records)
     d = st.drbd
     ledger = dataclasses.replace(d.ledger, spent={f.key: f for f in spent}, problem=problem,
@@ -336,25 +348,126 @@ def _lost_peer(tmp_path, *, role="Secondary", cstate="WFConnection", spent=(), p
     return spec, dataclasses.replace(st, drbd=dataclasses.replace(d, ledger=ledger, resources={"r0": rs}))
 
 
-INCIDENT = f"{GI_USED.generation}-1"
+def _loss(n, generation=GI_USED.generation, open=True, **kw):
+    """Loss ``n`` of b on a, recorded under EPOCH in this boot with the counters of now."""
+    return state.DrbdLoss("r0", "a", n, generation, open, **{
+        "epoch": EPOCH, "boot_id": BOOT, "ns": NS, "nr": NR, **kw})
 
 
-def test_the_ledger_keeps_spent_fence_declarations_and_losses_and_reads_one_written_before_them():
+INCIDENT = f"{GI_USED.generation}-{EPOCH}-1"
+
+
+def test_the_ledger_keeps_its_epoch_spent_fence_declarations_and_losses():
     rec = state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI, "created")
-    f = state.DrbdSpentFence("r0", "a", "b@A923D7CF74DD8F8E-1", "connected")
-    loss = state.DrbdLoss("r0", "a", 3, "A923D7CF74DD8F8E", True)
-    assert loss.incident == "A923D7CF74DD8F8E-3"
-    ledger = drbd.parse_ledger("/x", drbd.ledger_text([rec], [f], [loss]))
-    assert ledger.problem is None and ledger.records == {rec.key: rec} and ledger.spent == {f.key: f}
-    assert ledger.losses == {loss.key: loss}
-    before = drbd.ledger_text([rec])  # the format written before spent declarations and losses
-    assert "fences" not in before and "losses" not in before
-    assert drbd.parse_ledger("/x", before).spent == {} == drbd.parse_ledger("/x", before).losses
-    bad = before.replace('"metadata"', '"fences": [{"resource": "r0"}], "metadata"')
-    assert drbd.parse_ledger("/x", bad).problem.startswith("/x cannot be read")
-    bad = before.replace('"metadata"', '"losses": [{"resource": "r0", "node": "a", "ordinal": "x", '
-                         '"generation": "A923D7CF74DD8F8E", "open": true}], "metadata"')
-    assert drbd.parse_ledger("/x", bad).problem.startswith("/x cannot be read")
+    f = state.DrbdSpentFence("r0", "a", f"b@A923D7CF74DD8F8E-{EPOCH}-1", "connected")
+    loss = _loss(3, "A923D7CF74DD8F8E")
+    assert loss.incident == f"A923D7CF74DD8F8E-{EPOCH}-3"
+    text = drbd.ledger_text([rec], [f], [loss], epoch=EPOCH)
+    doc = json.loads(text)
+    assert (doc["format"], doc["epoch"]) == (2, EPOCH) == (drbd.LEDGER_FORMAT, EPOCH)
+    assert doc["losses"] == [{"resource": "r0", "node": "a", "ordinal": 3, "generation": "A923D7CF74DD8F8E",
+                              "open": True, "boot_id": BOOT, "ns": NS, "nr": NR}]
+    ledger = drbd.parse_ledger("/x", text)
+    assert ledger.problem is None and ledger.epoch == EPOCH and ledger.records == {rec.key: rec}
+    assert ledger.spent == {f.key: f} and ledger.losses == {loss.key: loss}
+    with pytest.raises(ValueError):  # a loss is written under the ledger's own epoch only
+        drbd.ledger_text([rec], [], [loss], epoch="5EED0002")
+    with pytest.raises(ValueError):
+        drbd.ledger_text([rec], epoch="")
+    bare = drbd.ledger_text([rec], epoch=EPOCH)
+    assert "fences" not in bare and "losses" not in bare
+    for bad in (bare.replace('"metadata"', '"fences": [{"resource": "r0"}], "metadata"'),
+                bare.replace('"metadata"', '"losses": [{"resource": "r0", "node": "a", "ordinal": 1, '
+                             '"generation": "A923D7CF74DD8F8E", "open": true, "boot_id": "x", '
+                             '"ns": -1, "nr": 0}], "metadata"'),
+                bare.replace(f'"epoch": "{EPOCH}"', '"epoch": "xyz"'),
+                bare.replace(f'"epoch": "{EPOCH}",', ''),
+                bare.replace('"format": 2', '"format": 3')):
+        assert drbd.parse_ledger("/x", bad).problem.startswith("/x cannot be read"), bad
+
+
+def test_a_ledger_of_the_earlier_format_is_read_and_rewritten_under_a_new_epoch(tmp_path):
+    """Format 1 (no epoch; its losses without boot or counters) is read, its records kept;
+    its next write is format 2 under a new epoch (a version that knows format 1 only refuses
+    it), and its open loss is over: the next loss is offered once that write is made."""
+    rec = state.DrbdMetaRecord("r0", "a", "serial:vdb-a", "/dev/vdb", state.JUST_CREATED_GI, "created")
+    old = json.dumps({"format": 1, "metadata": [{"resource": "r0", "node": "a", "disk": {
+        "id": "serial:vdb-a", "path": "/dev/vdb"}, "gi": state.JUST_CREATED_GI, "how": "created"}],
+        "losses": [{"resource": "r0", "node": "a", "ordinal": 1, "generation": GI_USED.generation,
+                    "open": True}]})
+    ledger = drbd.parse_ledger("/var/lib/reconciler/drbd.json", old)
+    assert ledger.problem is None and ledger.epoch is None and ledger.records == {rec.key: rec}
+    assert ledger.losses[("r0", "a")].incident == f"{GI_USED.generation}--1"  # never declarable
+    spec, st = _lost_peer(tmp_path, declared=f"{GI_USED.generation}-5EED0002-2")
+    st = dataclasses.replace(st, drbd=dataclasses.replace(st.drbd, ledger=dataclasses.replace(
+        ledger, new_epoch="5EED0002")))
+    out = plan_drbd(spec, st, "a")
+    [rec_step] = [s.action for s in out.steps]
+    assert isinstance(rec_step, actions.RecordDrbdLoss) and (rec_step.ordinal, rec_step.open) == (2, True)
+    assert json.loads(rec_step.text)["format"] == 2 and json.loads(rec_step.text)["epoch"] == "5EED0002"
+    assert not any(isinstance(s.action, actions.SetDrbdRole) for s in out.steps)
+    # no incident is printed before the ledger has an epoch on disk: the one drawn for this
+    # write is not written yet (a dry run would print a string no later ledger reproduces)
+    [b] = out.blocked
+    assert b.reason.count("5EED0002") == 1 and "has no epoch yet" in b.reason  # (the quote)
+    assert "declare fenced" not in b.reason
+
+
+def test_the_ledger_write_syncs_its_directory_and_the_directorys_parent():
+    """(storage review, F6) mkdir -p may have just created the directory: without a sync of
+    its parent, a power loss can take the ledger with it."""
+    argv = [c.argv for c in drbd.write_ledger("/var/lib/reconciler/drbd.json", "{}\n")]
+    assert argv == [("mkdir", "-p", "/var/lib/reconciler"),
+                    ("dd", "of=/var/lib/reconciler/.drbd.json.tmp", "conv=fsync", "status=none"),
+                    ("mv", "-f", "/var/lib/reconciler/.drbd.json.tmp", "/var/lib/reconciler/drbd.json"),
+                    ("sync", "/var/lib/reconciler"), ("sync", "/var/lib")]
+
+
+def test_proc_drbd_counters_from_the_lab_and_the_simulator_give_the_same_fields(pair):
+    """What DRBD exchanged with its peer (ns:, nr:, KiB) is read per minor from /proc/drbd
+    (lab recording); the simulator prints the same fields, and counts replicated writes."""
+    lab = (OUT / "proc" / "62_link_cut_node-b.txt").read_text()
+    _, minors = drbd.parse_proc(lab)
+    assert (minors[0].ns_kib, minors[0].nr_kib) == (1045, 69938)
+    assert drbd.parse_proc("version: 8.4.11 (api:1/proto:86-101)\n 1: cs:Unconfigured\n")[1][1].nr_kib is None
+    pair.converge(pair.spec())
+    before = drbd.parse_proc(pair.hosts["node-b"].read("/proc/drbd"))[1][0]
+    pair.net.write("node-a", 0, "replicated", kib=64)
+    sim = pair.hosts["node-b"].read("/proc/drbd")
+    fields = lambda text: [w.split(":")[0] for w in text.splitlines()[3].split()]
+    assert fields(sim) == fields(lab)
+    after = drbd.parse_proc(sim)[1][0]
+    assert (after.ns_kib, after.nr_kib) == (before.ns_kib, before.nr_kib + 64)
+
+
+def test_a_loss_is_over_once_the_survivor_exchanged_data_with_its_peer_in_the_same_boot(tmp_path):
+    """(storage review, F2) In the boot the loss was recorded in, /proc/drbd's ns:/nr: moved:
+    the nodes reconnected (no pass saw it) and exchanged data; the loss is over, the next is
+    recorded and offered, and the declaration for the old one promotes nothing. After a
+    reboot (the counters began again) the open loss is recorded again with this boot's id
+    and counters, the same incident, and its declaration promotes."""
+    for moved in (dict(nr=NR - 64), dict(ns=NS - 1)):
+        spec, st = _lost_peer(tmp_path, losses=[_loss(1, **moved)])
+        out = plan_drbd(spec, st, "a")
+        [rec] = [s.action for s in out.steps]
+        assert isinstance(rec, actions.RecordDrbdLoss) and (rec.ordinal, rec.open) == (2, True)
+        assert (rec.boot_id, rec.ns, rec.nr) == (BOOT, NS, NR)
+        [b] = out.blocked
+        assert "another incident" in b.reason and f'"b@{GI_USED.generation}-{EPOCH}-2"' in b.reason
+    spec, st = _lost_peer(tmp_path, losses=[_loss(1, boot_id="an-earlier-boot", nr=5, ns=7)])
+    out = plan_drbd(spec, st, "a")
+    rec, promote, spend = out.steps
+    assert isinstance(rec.action, actions.RecordDrbdLoss) and rec.action.loss == _loss(1)
+    assert "rebooted" in rec.reason and promote.action.fenced == f"b@{INCIDENT}"
+    assert promote.after >= {rec.action.key}
+
+
+def test_the_boot_or_counters_unreadable_give_no_incident(tmp_path):
+    spec, st = _lost_peer(tmp_path)
+    for d in (dataclasses.replace(st.drbd, boot_id=None),
+              dataclasses.replace(st.drbd, minors={0: dataclasses.replace(st.drbd.minors[0], nr_kib=None)})):
+        out = plan_drbd(spec, dataclasses.replace(st, drbd=d), "a")
+        assert not out.steps and "cannot be told from an earlier one" in out.blocked[0].reason
 
 
 def test_a_fenced_promotion_is_planned_then_recorded_as_spent(tmp_path):
@@ -373,19 +486,19 @@ def test_the_first_pass_to_see_the_loss_records_it_and_offers_it(tmp_path):
     """No loss recorded yet (or the last one over, or recorded at another generation): the
     pass records the next one and offers it; a declaration for it (a dry run printed it)
     promotes only after the record is written."""
-    for losses, n in (([], 1), ([state.DrbdLoss("r0", "a", 4, GI_USED.generation, False)], 5),
-                      ([state.DrbdLoss("r0", "a", 4, "1111111111111110", True)], 5)):
-        spec, st = _lost_peer(tmp_path, losses=losses, declared="0123456789ABCDEF-9")
+    for losses, n in (([], 1), ([_loss(4, GI_USED.generation, False)], 5),
+                      ([_loss(4, "1111111111111110", True)], 5)):
+        spec, st = _lost_peer(tmp_path, losses=losses, declared=f"0123456789ABCDEF-{EPOCH}-9")
         out = plan_drbd(spec, st, "a")
         [rec] = [s.action for s in out.steps]
         assert isinstance(rec, actions.RecordDrbdLoss) and (rec.ordinal, rec.generation, rec.open) == (
             n, GI_USED.generation, True)
-        assert f'declare fenced = "b@{GI_USED.generation}-{n}" in [drbd.r0] once b is powered off' in out.blocked[0].reason
-        spec, st = _lost_peer(tmp_path, losses=losses, declared=f"{GI_USED.generation}-{n}")
+        assert f'declare fenced = "b@{GI_USED.generation}-{EPOCH}-{n}" in [drbd.r0] once b is powered off' in out.blocked[0].reason
+        spec, st = _lost_peer(tmp_path, losses=losses, declared=f"{GI_USED.generation}-{EPOCH}-{n}")
         out = plan_drbd(spec, st, "a")
         rec, promote, spend = out.steps
         assert isinstance(rec.action, actions.RecordDrbdLoss) and promote.after >= {rec.action.key}
-        assert promote.action.fenced == f"b@{GI_USED.generation}-{n}" and spend.action.how == "used"
+        assert promote.action.fenced == f"b@{GI_USED.generation}-{EPOCH}-{n}" and spend.action.how == "used"
         assert '"ordinal": ' + str(n) in spend.action.text  # the chained write keeps the loss
 
 
@@ -395,7 +508,7 @@ def test_a_loss_is_closed_once_the_nodes_are_seen_connected(tmp_path):
     [close] = [s.action for s in out.steps if isinstance(s.action, actions.RecordDrbdLoss)]
     assert (close.ordinal, close.open) == (1, False)
     spec, st = _lost_peer(tmp_path, role="Primary", cstate="Connected",
-                          losses=[state.DrbdLoss("r0", "a", 1, GI_USED.generation, False)])
+                          losses=[_loss(1, GI_USED.generation, False)])
     assert not any(isinstance(s.action, actions.RecordDrbdLoss) for s in plan_drbd(spec, st, "a").steps)
 
 
@@ -411,7 +524,7 @@ def test_a_spent_declaration_or_an_unreadable_ledger_promotes_nothing(tmp_path):
         # that loss is over for fencing: this one is the next, which the pass offers
         [rec] = [s.action for s in out.steps]
         assert isinstance(rec, actions.RecordDrbdLoss) and (rec.ordinal, rec.open) == (2, True)
-        assert f'declare fenced = "b@{GI_USED.generation}-2"' in b.reason
+        assert f'declare fenced = "b@{GI_USED.generation}-{EPOCH}-2"' in b.reason
     spec, st = _lost_peer(tmp_path, problem="/var/lib/reconciler/drbd.json cannot be read as the DRBD ledger")
     out = plan_drbd(spec, st, "a")
     assert not out.steps and "cannot be read" in out.blocked[0].reason
@@ -421,11 +534,11 @@ def test_a_spent_declaration_or_an_unreadable_ledger_promotes_nothing(tmp_path):
 def test_a_declaration_for_a_loss_that_is_over_promotes_nothing(tmp_path):
     """Loss 1 ended (seen connected) and loss 2 is open at the same generation: the
     declaration for loss 1 is another incident's, whatever the generation."""
-    spec, st = _lost_peer(tmp_path, losses=[state.DrbdLoss("r0", "a", 2, GI_USED.generation, True)])
+    spec, st = _lost_peer(tmp_path, losses=[_loss(2, GI_USED.generation, True)])
     out = plan_drbd(spec, st, "a")
     assert not out.steps
     [b] = out.blocked
-    assert "another incident" in b.reason and f'"b@{GI_USED.generation}-2"' in b.reason
+    assert "another incident" in b.reason and f'"b@{GI_USED.generation}-{EPOCH}-2"' in b.reason
 
 
 def test_a_declaration_is_spent_when_seen_connected_or_this_node_is_primary_without_its_peer(tmp_path):
@@ -443,7 +556,7 @@ def test_a_declaration_is_spent_when_seen_connected_or_this_node_is_primary_with
 
 
 def test_a_metadata_record_written_in_the_same_pass_keeps_the_spent_declarations(tmp_path):
-    f = state.DrbdSpentFence("r1", "a", "b@0123456789ABCDEE-1", "used")
+    f = state.DrbdSpentFence("r1", "a", "b@0123456789ABCDEE-5EED0001-1", "used")
     spec, st = _lost_peer(tmp_path, cstate="Connected", records=[], spent=[f])
     out = plan_drbd(spec, st, "a")
     keys = [s.action.key for s in out.steps]
@@ -453,7 +566,7 @@ def test_a_metadata_record_written_in_the_same_pass_keeps_the_spent_declarations
     ledger = drbd.parse_ledger("/x", last.text)
     assert set(ledger.spent) == {f.key, ("r0", "a", f"b@{INCIDENT}")}
     assert set(ledger.records) == {("r0", "a")}
-    assert ledger.losses == {("r0", "a"): state.DrbdLoss("r0", "a", 1, GI_USED.generation, False)}
+    assert ledger.losses == {("r0", "a"): _loss(1, GI_USED.generation, False)}
 
 
 def test_a_promotion_is_checked_again_on_the_host_as_last_observed(tmp_path):
@@ -482,6 +595,11 @@ def test_a_promotion_is_checked_again_on_the_host_as_last_observed(tmp_path):
     newer = dataclasses.replace(GI_USED, current="1111111111111111")
     assert "now holds 1111111111111110" in fenced.waiting_for(at("WFConnection", "Unknown", newer))
     assert "cannot be read" in fenced.waiting_for(at("WFConnection", "Unknown", None))
-    for losses in ([], [state.DrbdLoss("r0", "a", 1, GI_USED.generation, False)],
-                   [state.DrbdLoss("r0", "a", 2, GI_USED.generation, True)]):
+    for losses in ([], [_loss(1, GI_USED.generation, False)],
+                   [_loss(2, GI_USED.generation, True)],
+                   [dataclasses.replace(_loss(1), epoch="5EED0002")]):
         assert "not the loss" in fenced.waiting_for(at("WFConnection", "Unknown", losses=losses)), losses
+    # the loss recorded in another boot, or data exchanged with the peer since (F2)
+    for loss, why in ((_loss(1, boot_id="an-earlier-boot"), "rebooted"),
+                      (_loss(1, nr=NR - 1), "exchanged data with its peer")):
+        assert why in fenced.waiting_for(at("WFConnection", "Unknown", losses=[loss])), loss
