@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler import errors, paths, state
-from reconciler.adapters import drbd, iscsi, lvm, md
+from reconciler.adapters import lvm, md
 from reconciler.adapters import fs as fs_adapter
 from reconciler.adapters import lockd as lockd_adapter
 from reconciler.adapters import pacemaker as pcmk
@@ -104,6 +104,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st
+    from reconciler.adapters import iscsi  # read only for a spec with iSCSI tables (issue 22)
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
                          sessions=iscsi_parts[1], private=_private(runner, host),
                          chap_files=chap_files)
@@ -191,6 +192,7 @@ def _probe_new_pvs(runner: Runner, host: str, devices: tuple[tuple[str, str], ..
     A PV costs nothing here, so a settled host still starts one process per pass. Not in a
     VG with a missing PV: lvm shows that PV without its device ("[unknown]"), so the disk
     named may be it (a failed disk still exists); the VG waits for it whole anyway."""
+    from reconciler.adapters import drbd  # its wipefs probe, only when a PV is to be made
     out: dict[str, state.DiskProbe] = {}
     for vg, dev in devices:
         if vg in st.vgs and st.vgs[vg].missing_pv_count:
@@ -599,6 +601,8 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
       incident identifier), while the ledger has no record of it on this disk (to
       record it), or while it is declared primary, is not, and has lost its peer (the
       incident a ``fenced`` declaration is bound to: the generation it holds)."""
+    from reconciler.adapters import drbd  # read only for a spec with DRBD resources
+
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)

@@ -21,10 +21,6 @@ base types and ``Plan``.
 """
 
 from reconciler.actions.base import Action, Progress, Symbol
-from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession, UpdateSession
-from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
-                                     LoadDrbd, RecordDrbdMetadata, SpendDrbdFence, SeedFirstSync, SetDrbdRole, UpDrbd,
-                                     WriteDrbdConfig)
 from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
                                     ForgetSplit, MoveExtents,
@@ -32,11 +28,41 @@ from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, 
                                     ResizePv, ResumeMoves, SplitCopy, SplitVg, TakeOverVg)
 from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
                                       SetActivation, StartLockspace)
-from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
-                                   WriteCloneLedger)
 from reconciler.actions.plans import (GIVES_UP_MARK, SIGNS, WAITING, Blocked, Condition, Health, InFlight, Plan,
                                       Stall, Step, legend,
                                       describe_in_flight, waiting_text)
+
+# The subsystems an LVM-only spec does not use are imported the first time one of their
+# classes is asked for (``actions.BuildMdClone``), not with the package (issue 22: start-up).
+# LVM and lockd are every pass's.
+_ON_DEMAND = {
+    "iscsi": ("ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession"),
+    "drbd": ("AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "LoadDrbd",
+             "RecordDrbdMetadata", "SpendDrbdFence", "SeedFirstSync", "SetDrbdRole", "UpDrbd",
+             "WriteDrbdConfig"),
+    "md": ("AddMdMember", "BuildMdClone", "SetMdSyncSpeed", "StopMd", "WriteCloneLedger"),
+}
+_MODULE_OF = {name: sub for sub, names in _ON_DEMAND.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    sub = _MODULE_OF.get(name)
+    if sub == "iscsi":
+        from reconciler.actions import iscsi as module
+    elif sub == "drbd":
+        from reconciler.actions import drbd as module
+    elif sub == "md":
+        from reconciler.actions import md as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for each in _ON_DEMAND[sub]:
+        globals()[each] = getattr(module, each)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})
+
 
 __all__ = ["AddCopy", "LvmAction", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession", "AddMirrorLeg",
