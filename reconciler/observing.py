@@ -192,13 +192,13 @@ def _probe_new_pvs(runner: Runner, host: str, devices: tuple[tuple[str, str], ..
     A PV costs nothing here, so a settled host still starts one process per pass. Not in a
     VG with a missing PV: lvm shows that PV without its device ("[unknown]"), so the disk
     named may be it (a failed disk still exists); the VG waits for it whole anyway."""
-    from reconciler.adapters import drbd  # its wipefs probe, only when a PV is to be made
     out: dict[str, state.DiskProbe] = {}
     for vg, dev in devices:
         if vg in st.vgs and st.vgs[vg].missing_pv_count:
             continue
         if dev in out or st.devices.get(dev) is None or st.pv_for(dev) is not None:
             continue  # not there (or not resolved: the tool judges), or a PV already
+        from reconciler.adapters import drbd  # its wipefs probe: only for a PV to be made
         res = runner.run(drbd.probe_disk(dev, host=host))
         if not res.ok:
             why = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]

@@ -20,6 +20,7 @@ for its ActionReason): apply re-checks observed state.
 base types and ``Plan``.
 """
 
+from reconciler import ondemand
 from reconciler.actions.base import Action, Progress, Symbol
 from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
@@ -42,27 +43,7 @@ _ON_DEMAND = {
              "WriteDrbdConfig"),
     "md": ("AddMdMember", "BuildMdClone", "SetMdSyncSpeed", "StopMd", "WriteCloneLedger"),
 }
-_MODULE_OF = {name: sub for sub, names in _ON_DEMAND.items() for name in names}
-
-
-def __getattr__(name: str) -> object:
-    sub = _MODULE_OF.get(name)
-    if sub == "iscsi":
-        from reconciler.actions import iscsi as module
-    elif sub == "drbd":
-        from reconciler.actions import drbd as module
-    elif sub == "md":
-        from reconciler.actions import md as module
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    for each in _ON_DEMAND[sub]:
-        globals()[each] = getattr(module, each)
-    return globals()[name]
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
-
+__getattr__, __dir__ = ondemand.names(__name__, globals(), _ON_DEMAND)
 
 __all__ = ["AddCopy", "LvmAction", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession", "AddMirrorLeg",

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from reconciler import actions, gc_pause, state
-from reconciler.planning import lockd, lvm, pacemaker
+from reconciler.planning import lockd, lvm
 from reconciler.planning.partial import Partial, without_refused
 from reconciler.spec import models
 from reconciler.state import taking
@@ -84,10 +84,14 @@ def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str
         if now <= provided and freed <= released:
             break
         provided, released = provided | now, released | freed
-    steps, pacemakers = pacemaker.leave_to_pacemaker(_linked(out.steps, st), st)
+    steps, pacemakers = _linked(out.steps, st), []
+    unmanaged = list(out.unmanaged)
+    if st.pacemaker is not None:  # a host with Pacemaker's CIB: its planner, imported then
+        from reconciler.planning import pacemaker
+        steps, pacemakers = pacemaker.leave_to_pacemaker(steps, st)
+        unmanaged.extend(pacemaker.owned(spec, st, node))
     steps, refused = _refuse_taken(steps, st)
     steps = _spelled(steps, spec, st)
-    unmanaged = [*out.unmanaged, *pacemaker.owned(spec, st, node)]
     return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
                         blocked=(*out.blocked, *pacemakers, *refused),

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import Field, create_model, model_validator
 
+from reconciler import ondemand
 from reconciler.spec.base import At, Model, Presence, SizeField  # noqa: F401
 from reconciler.spec.lvm import (MAX_EXTENT_SIZE, MIN_EXTENT_SIZE, Activation,  # noqa: F401
                                  ExtentSizeField, Handover, LockType, Lv, LvName, MoveStrategy,
@@ -104,23 +105,12 @@ def model_with(tables: frozenset[str]) -> type[Spec]:
                         __module__=__name__, **fields)
 
 
-# The names of md's table, and the iSCSI and DRBD modules, for the callers that know them as
-# ``models.Clone``: imported the first time one is asked for.
-_MD_NAMES = ("MD_MAX_MINOR", "Clone", "CloneName", "CloneState", "MdPath", "check_clone_name",
-             "check_md")
-
-
-def __getattr__(name: str) -> object:
-    if name in _MD_NAMES:
-        from reconciler.spec import md
-        return getattr(md, name)
-    if name == "iscsi":
-        from reconciler.spec import iscsi
-        return iscsi
-    if name in ("DrbdResource", "ResourceName"):
-        from reconciler.spec import drbd
-        return getattr(drbd, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# md's and DRBD's names, for the callers that know them as ``models.Clone``: imported the
+# first time one is asked for.
+__getattr__, __dir__ = ondemand.names("reconciler.spec", globals(), {
+    "md": ("MD_MAX_MINOR", "Clone", "CloneName", "CloneState", "MdPath", "check_clone_name",
+           "check_md"),
+    "drbd": ("DrbdResource", "ResourceName")})
 
 
 def _no_null(node: object) -> object:
