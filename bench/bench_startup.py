@@ -19,6 +19,9 @@ ratio to json, measured in the same run, much less).
 * ``--against REV``: the same ``import reconciler.cli`` of the product as it was at git
   revision REV (its ``reconciler/`` exported to a temporary directory) in the same rounds,
   alternated with today's and json: before and after side by side under the same load.
+* The CPU time (user + sys) of each of those interpreters, medians: what the import itself
+  costs whatever the wall clock waited for a core the machine's other processes held; with
+  ``--against``, the CLI's import beyond json's interpreter, now over then.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import collections
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,13 +42,24 @@ _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 OTHER_SUBSYSTEMS = ("md", "drbd", "iscsi")
 
 
+CPU: list[float] = []  # user + sys seconds of each interpreter importtime started, in order
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def importtime(statement: str, root: Path = ROOT) -> dict[str, tuple[int, int, int]]:
-    """module -> (self us, cumulative us, depth), from one fresh interpreter."""
+    """module -> (self us, cumulative us, depth), from one fresh interpreter (its CPU time
+    appended to ``CPU``)."""
     env = dict(os.environ, PYTHONPATH=str(root))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     # run in ``root``: ``-c`` puts the working directory first on the path
+    cpu = _children_cpu()
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], env=env,
                          cwd=root, capture_output=True, text=True, check=True).stderr
+    CPU.append(_children_cpu() - cpu)
     found = {}
     for line in out.splitlines():
         m = _LINE.match(line)
@@ -96,13 +111,17 @@ def measure(runs: int, rev: str | None, before: Path | None) -> None:
     then, then_ratios = [], []
     cli, yard, ratios = [], [], []
     parts: dict[str, list[int]] = collections.defaultdict(list)
+    cpu: dict[str, list[float]] = collections.defaultdict(list)
     for _ in range(runs):
         j = importtime("import json")["json"][1]
+        cpu["json"].append(CPU[-1])
         if before is not None:
             t = importtime("import reconciler.cli", before)["reconciler.cli"][1]
+            cpu["then"].append(CPU[-1])
             then.append(t)
             then_ratios.append(t / j)
         found = importtime("import reconciler.cli")
+        cpu["now"].append(CPU[-1])
         c = found["reconciler.cli"][1]
         cli.append(c)
         yard.append(j)
@@ -130,6 +149,14 @@ def measure(runs: int, rev: str | None, before: Path | None) -> None:
         print(f"  now / at {rev}: {med(ratios) / med(then_ratios):.2f} (the medians of the ratios "
               f"to json), {med(c / t for c, t in zip(cli, then)):.2f} (median of each round's "
               f"now / then)")
+    # CPU time counts only what the interpreter itself did, not the time it waited for a
+    # core the machine's other processes held: steadier than the wall clock under load.
+    base = med(cpu["json"])
+    print(f"  CPU (user + sys) of each interpreter, median: {base * 1000:.0f} ms with json, "
+          f"{med(cpu['now']) * 1000:.0f} ms with the CLI"
+          + (f", {med(cpu['then']) * 1000:.0f} ms with the CLI at {rev}; the CLI's import "
+             f"beyond json's interpreter, now / then: "
+             f"{(med(cpu['now']) - base) / (med(cpu['then']) - base):.2f}" if then else ""))
     print("  of which, by part (median self times; medians of parts need not add up):")
     total = med(cli)
     for name, values in sorted(parts.items(), key=lambda kv: -med(kv[1])):
