@@ -5,7 +5,7 @@ an LVM-only spec at most half of what it was, measured with ``python -X importti
 side with ``import json`` as the yardstick (absolute times swing with the machine's load; the
 ratio to json, measured in the same run, much less).
 
-    python3 bench/bench_startup.py [--runs 9]
+    python3 bench/bench_startup.py [--runs 9] [--against REV]
 
 * ``import reconciler.cli`` and ``import json``, each in a fresh interpreter, alternated,
   ``--runs`` times: the cumulative microseconds ``-X importtime`` prints for each, medians,
@@ -16,6 +16,12 @@ ratio to json, measured in the same run, much less).
   third-party libraries (pydantic, loguru with the asyncio it imports, tenacity, the
   standard library's modules). The first part is what importing only the spec's subsystems
   could save at most.
+* ``--against REV``: the same ``import reconciler.cli`` of the product as it was at git
+  revision REV (its ``reconciler/`` exported to a temporary directory) in the same rounds,
+  alternated with today's and json: before and after side by side under the same load.
+* The CPU time (user + sys) of each of those interpreters, medians: what the import itself
+  costs whatever the wall clock waited for a core the machine's other processes held; with
+  ``--against``, the CLI's import beyond json's interpreter, now over then.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import argparse
 import collections
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +42,24 @@ _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 OTHER_SUBSYSTEMS = ("md", "drbd", "iscsi")
 
 
-def importtime(statement: str) -> dict[str, tuple[int, int, int]]:
-    """module -> (self us, cumulative us, depth), from one fresh interpreter."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+CPU: list[float] = []  # user + sys seconds of each interpreter importtime started, in order
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def importtime(statement: str, root: Path = ROOT) -> dict[str, tuple[int, int, int]]:
+    """module -> (self us, cumulative us, depth), from one fresh interpreter (its CPU time
+    appended to ``CPU``)."""
+    env = dict(os.environ, PYTHONPATH=str(root))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # run in ``root``: ``-c`` puts the working directory first on the path
+    cpu = _children_cpu()
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], env=env,
-                         capture_output=True, text=True, check=True).stderr
+                         cwd=root, capture_output=True, text=True, check=True).stderr
+    CPU.append(_children_cpu() - cpu)
     found = {}
     for line in out.splitlines():
         m = _LINE.match(line)
@@ -71,13 +91,37 @@ def part(module: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="also the CLI as it was at this git revision, in the same rounds")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        before = None
+        if args.against:
+            before = Path(tmp)
+            tar = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "reconciler"],
+                                 capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=tar, check=True)
+        measure(args.runs, args.against, before)
+
+
+def measure(runs: int, rev: str | None, before: Path | None) -> None:
     importtime("import reconciler.cli")  # bytecode written, caches warm
+    if before is not None:
+        importtime("import reconciler.cli", before)
+    then, then_ratios = [], []
     cli, yard, ratios = [], [], []
     parts: dict[str, list[int]] = collections.defaultdict(list)
-    for _ in range(args.runs):
+    cpu: dict[str, list[float]] = collections.defaultdict(list)
+    for _ in range(runs):
         j = importtime("import json")["json"][1]
+        cpu["json"].append(CPU[-1])
+        if before is not None:
+            t = importtime("import reconciler.cli", before)["reconciler.cli"][1]
+            cpu["then"].append(CPU[-1])
+            then.append(t)
+            then_ratios.append(t / j)
         found = importtime("import reconciler.cli")
+        cpu["now"].append(CPU[-1])
         c = found["reconciler.cli"][1]
         cli.append(c)
         yard.append(j)
@@ -93,11 +137,26 @@ def main() -> None:
         for k, v in sums.items():
             parts[k].append(v)
     med = statistics.median
-    print(f"python -X importtime, {args.runs} fresh interpreters each, alternated (medians):")
+    print(f"python -X importtime, {runs} fresh interpreters each, alternated (medians):")
     print(f"  import json              {med(yard) / 1000:8.1f} ms   (the yardstick)")
+    if then:
+        print(f"  import reconciler.cli    {med(then) / 1000:8.1f} ms   = {med(then_ratios):.0f} x json "
+              f"at {rev} (ratio of the medians {med(then) / med(yard):.0f})")
     print(f"  import reconciler.cli    {med(cli) / 1000:8.1f} ms   = {med(ratios):.0f} x json "
           f"(median of the runs' ratios; ratio of the medians {med(cli) / med(yard):.0f}; "
           f"json ranged {min(yard) / 1000:.1f} to {max(yard) / 1000:.1f} ms)")
+    if then:
+        print(f"  now / at {rev}: {med(ratios) / med(then_ratios):.2f} (the medians of the ratios "
+              f"to json), {med(c / t for c, t in zip(cli, then)):.2f} (median of each round's "
+              f"now / then)")
+    # CPU time counts only what the interpreter itself did, not the time it waited for a
+    # core the machine's other processes held: steadier than the wall clock under load.
+    base = med(cpu["json"])
+    print(f"  CPU (user + sys) of each interpreter, median: {base * 1000:.0f} ms with json, "
+          f"{med(cpu['now']) * 1000:.0f} ms with the CLI"
+          + (f", {med(cpu['then']) * 1000:.0f} ms with the CLI at {rev}; the CLI's import "
+             f"beyond json's interpreter, now / then: "
+             f"{(med(cpu['now']) - base) / (med(cpu['then']) - base):.2f}" if then else ""))
     print("  of which, by part (median self times; medians of parts need not add up):")
     total = med(cli)
     for name, values in sorted(parts.items(), key=lambda kv: -med(kv[1])):

@@ -205,6 +205,33 @@ def _check_spec_path(spec: str) -> str | None:
     return None
 
 
+def _logging(level: str | None) -> bool:
+    """Logging set up at ``level``; False (the error printed) for a level loguru refuses."""
+    try:
+        logs.setup(level)
+    except logs.LogLevelError as exc:
+        print(f"reconcile: error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _load_spec(spec: str, *, trusted_only: bool = False):
+    """The spec at ``spec`` loaded (``trusted_only``: its files' permissions checked first),
+    or the exit code of the refusal, printed: what `validate` and one pass start with."""
+    from reconciler.spec import loading, permissions
+    missing = _check_spec_path(spec)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    try:
+        if trusted_only:
+            permissions.check_permissions(spec)
+        return loading.load(spec)
+    except errors.SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+
+
 def _nodes_named(loaded) -> list[str]:
     spec = loaded.spec
     return sorted({n for obj in (*spec.vg.values(), *spec.clone.values(),
@@ -406,10 +433,7 @@ def _preview_pass(record: dict) -> bool:
 def _cmd_run(argv: list[str]) -> int:
     """`reconcile [--once] ...`: the daemon, or one pass (``--wait``: until settled)."""
     args = _run_parser().parse_args(argv)
-    try:
-        logs.setup(args.log_level)
-    except logs.LogLevelError as exc:
-        print(f"reconcile: error: {exc}", file=sys.stderr)
+    if not _logging(args.log_level):
         return controller.EXIT_ERROR
     if not args.once:
         if args.spec is None:
@@ -476,19 +500,10 @@ def _prepare_once(args: argparse.Namespace):
     another --once), the environment and the warnings to show; or the exit code of the
     first refusal, already printed."""
     from reconciler import instance_lock, status
-    from reconciler.spec import loading, permissions
-    missing = _check_spec_path(args.spec)
-    if missing:
-        print(f"error: {missing}", file=sys.stderr)
-        return controller.EXIT_ERROR
-    try:
-        if not args.simulate:
-            # Root acts on what the spec says: refuse one that others could have written.
-            permissions.check_permissions(args.spec)
-        loaded = loading.load(args.spec)
-    except errors.SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return controller.EXIT_ERROR
+    # Root acts on what the spec says: on a real host, refuse one others could have written.
+    loaded = _load_spec(args.spec, trusted_only=not args.simulate)
+    if isinstance(loaded, int):
+        return loaded
     if not args.simulate and not args.dry_run:
         # A pass that changes the host must not run beside the daemon (or another --once).
         lock = instance_lock.InstanceLock(Path(args.lock_file) if args.lock_file
@@ -595,10 +610,7 @@ def _cmd_apply(argv: list[str]) -> int:
     p.add_argument("--detailed-exitcodes", action="store_true",
                    help="exit 5 when changes were applied and the host is now in sync")
     args = p.parse_args(argv)
-    try:
-        logs.setup(args.log_level)
-    except logs.LogLevelError as exc:
-        print(f"reconcile: error: {exc}", file=sys.stderr)
+    if not _logging(args.log_level):
         return controller.EXIT_ERROR
     try:
         doc = forecasting.read_saved_plan(args.plan)
@@ -741,16 +753,9 @@ def _cmd_validate(argv: list[str]) -> int:
                 description="Check spec files (for GitOps CI). Exit 0 valid, 1 otherwise.")
     p.add_argument("--spec", default=DEFAULT_SPEC)
     args = p.parse_args(argv)
-    from reconciler.spec import loading
-    missing = _check_spec_path(args.spec)
-    if missing:
-        print(f"error: {missing}", file=sys.stderr)
-        return controller.EXIT_ERROR
-    try:
-        loaded = loading.load(args.spec)
-    except errors.SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return controller.EXIT_ERROR
+    loaded = _load_spec(args.spec)
+    if isinstance(loaded, int):
+        return loaded
     print(f"ok: {len(loaded.files)} file(s), {len(loaded.spec.vg)} VG(s), "
           f"{len(loaded.spec.clone)} clone(s), spec {loaded.digest[:12]}"
           + (f", node(s) {', '.join(_nodes_named(loaded))}" if _nodes_named(loaded) else ""))

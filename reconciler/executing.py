@@ -27,13 +27,15 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import tenacity
+from typing import TYPE_CHECKING
 
 from reconciler import actions, errors, state
 from reconciler.adapters import md
 from reconciler.runner import CommandResult, Runner
 from reconciler.state import taking
+
+if TYPE_CHECKING:
+    import tenacity
 
 
 class Outcome(enum.StrEnum):
@@ -78,6 +80,7 @@ class _Refused(Exception):
 
 
 def _retrying(sleep: Callable[[float], None], attempts: int) -> tenacity.Retrying:
+    import tenacity  # imported by the first step run: a pass with nothing to do never needs it
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential(multiplier=1, min=1, max=30),

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler import errors, paths, state
-from reconciler.adapters import drbd, iscsi, lvm, md
+from reconciler.adapters import lvm, md
 from reconciler.adapters import fs as fs_adapter
 from reconciler.adapters import lockd as lockd_adapter
 from reconciler.adapters import pacemaker as pcmk
@@ -105,6 +105,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st
+    from reconciler.adapters import iscsi  # read only for a spec with iSCSI tables (issue 22)
     seen = iscsi.observe(lambda p: runner.read(p, host=host), targets=iscsi_parts[0],
                          sessions=iscsi_parts[1], private=_private(runner, host),
                          chap_files=chap_files)
@@ -198,6 +199,7 @@ def _probe_new_pvs(runner: Runner, host: str, devices: tuple[tuple[str, str], ..
             continue
         if dev in out or st.devices.get(dev) is None or st.pv_for(dev) is not None:
             continue  # not there (or not resolved: the tool judges), or a PV already
+        from reconciler.adapters import drbd  # its wipefs probe: only for a PV to be made
         res = runner.run(drbd.probe_disk(dev, host=host))
         if not res.ok:
             why = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
@@ -605,6 +607,8 @@ def _observe_drbd(runner: Runner, host: str, targets: DrbdTargets,
     The boot id is read each pass (a loss of the peer is recorded with it and with
     /proc/drbd's counters), and /proc/sys/kernel/random/uuid once while the DRBD ledger has
     no epoch (the new ledger's)."""
+    from reconciler.adapters import drbd  # read only for a spec with DRBD resources
+
     def read(path: str) -> str | None:
         try:
             return runner.read(path, host=host)

@@ -20,13 +20,8 @@ for its ActionReason): apply re-checks observed state.
 base types and ``Plan``.
 """
 
+from reconciler import ondemand
 from reconciler.actions.base import Action, Progress, Symbol
-from reconciler.actions.iscsi import ApplyTarget, LoginSession, LogoutSession, UpdateSession
-from reconciler.actions.drbd import (AttachDrbd, ClearSplitBrain, ConnectDrbd, CreateDrbdMetadata,
-                                     DrbdLedgerWrite, LoadDrbd, RecordDrbdLoss, RecordDrbdMetadata, SpendDrbdFence,
-                                     SeedFirstSync,
-                                     SetDrbdRole, UpDrbd,
-                                     WriteDrbdConfig)
 from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
                                     DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
                                     ForgetSplit, MoveExtents,
@@ -34,11 +29,21 @@ from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, 
                                     ResizePv, ResumeMoves, SplitCopy, SplitVg, TakeOverVg)
 from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
                                       SetActivation, StartLockspace)
-from reconciler.actions.md import (AddMdMember, BuildMdClone, SetMdSyncSpeed, StopMd,
-                                   WriteCloneLedger)
 from reconciler.actions.plans import (GIVES_UP_MARK, SIGNS, WAITING, Blocked, Condition, Health, InFlight, Plan,
                                       Stall, Step, legend,
                                       describe_in_flight, waiting_text)
+
+# The subsystems an LVM-only spec does not use are imported the first time one of their
+# classes is asked for (``actions.BuildMdClone``), not with the package (issue 22: start-up).
+# LVM and lockd are every pass's.
+_ON_DEMAND = {
+    "iscsi": ("ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession"),
+    "drbd": ("AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "DrbdLedgerWrite",
+             "LoadDrbd", "RecordDrbdLoss", "RecordDrbdMetadata", "SpendDrbdFence", "SeedFirstSync", "SetDrbdRole", "UpDrbd",
+             "WriteDrbdConfig"),
+    "md": ("AddMdMember", "BuildMdClone", "SetMdSyncSpeed", "StopMd", "WriteCloneLedger"),
+}
+__getattr__, __dir__ = ondemand.names(__name__, globals(), _ON_DEMAND)
 
 __all__ = ["AddCopy", "LvmAction", "ExportVg", "FinishSplitCopy", "RefreshCopy", "RenameLv", "ResizePv", "SplitCopy", "SplitVg",
            "TakeOverVg", "Action", "AddMdMember", "ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession", "AddMirrorLeg",

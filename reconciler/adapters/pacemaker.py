@@ -11,10 +11,13 @@ runs and in which role. When Pacemaker does not answer, the CIB file it keeps on
 from __future__ import annotations
 
 import dataclasses
-import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
 
 from reconciler import state
 from reconciler.runner import Command
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 CIB_FILE = "/var/lib/pacemaker/cib/cib.xml"
 CIB_QUERY_ARGV = ("cibadmin", "--query")
@@ -30,6 +33,8 @@ def crm_mon(host: str = "local") -> Command:
 
 
 def _xml(text: str, what: str) -> ET.Element:
+    # Imported here: most hosts have no CIB, and a pass reads one only where it exists.
+    import xml.etree.ElementTree as ET
     try:
         return ET.fromstring(text)
     except ET.ParseError as exc:

@@ -41,12 +41,16 @@ from __future__ import annotations
 import dataclasses
 import graphlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from reconciler import actions, gc_pause, state
-from reconciler.planning import drbd, iscsi, lockd, lvm, md, pacemaker
+from reconciler.planning import lockd, lvm
 from reconciler.planning.partial import Partial, without_refused
 from reconciler.spec import models
 from reconciler.state import taking
+
+if TYPE_CHECKING:
+    from reconciler.planning import iscsi
 
 
 def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str = "",
@@ -67,7 +71,10 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
 
 def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str,
           stalled: frozenset[str], whole: models.Spec | None) -> actions.Plan:
-    others = iscsi.elsewhere(whole, node)
+    others = None
+    if spec.iscsi_target or spec.iscsi_session:
+        from reconciler.planning import iscsi
+        others = iscsi.elsewhere(whole, node)
     provided: frozenset[str] = frozenset()
     released: frozenset[str] = frozenset()
     for _ in range(_MAX_ROUNDS):
@@ -77,10 +84,14 @@ def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str
         if now <= provided and freed <= released:
             break
         provided, released = provided | now, released | freed
-    steps, pacemakers = pacemaker.leave_to_pacemaker(_linked(out.steps, st), st)
+    steps, pacemakers = _linked(out.steps, st), []
+    unmanaged = list(out.unmanaged)
+    if st.pacemaker is not None:  # a host with Pacemaker's CIB: its planner, imported then
+        from reconciler.planning import pacemaker
+        steps, pacemakers = pacemaker.leave_to_pacemaker(steps, st)
+        unmanaged.extend(pacemaker.owned(spec, st, node))
     steps, refused = _refuse_taken(steps, st)
     steps = _spelled(steps, spec, st)
-    unmanaged = [*out.unmanaged, *pacemaker.owned(spec, st, node)]
     return actions.Plan(node=node, steps=_ordered(steps),
                         in_flight=tuple(out.in_flight),
                         blocked=(*out.blocked, *pacemakers, *refused),
@@ -91,7 +102,14 @@ def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str
 
 def _health(spec: models.Spec, st: state.HostState, node: str) -> tuple[actions.Condition, ...]:
     """What monitoring alerts on besides the plan (``Plan.conditions``), per subsystem."""
-    return (*lvm.health(spec, st), *md.health(spec, st), *drbd.health(spec, st, node))
+    out = list(lvm.health(spec, st))
+    if spec.clone:
+        from reconciler.planning import md
+        out.extend(md.health(spec, st))
+    if spec.drbd:
+        from reconciler.planning import drbd
+        out.extend(drbd.health(spec, st, node))
+    return tuple(out)
 
 
 def _spelled(steps: list[actions.Step], spec: models.Spec, st: state.HostState
@@ -147,10 +165,28 @@ def _partials(spec: models.Spec, st: state.HostState, stalled: frozenset[str],
     # node may do of it (lockd builds on LVM, never the reverse).
     out.extend(lvm.plan_vgs(spec, st, stalled, will_provide, node, will_release,
                             plan_vg_on_node=lockd.plan_vg))
-    out.extend(md.plan_clones(spec, st, will_provide))
-    out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release, others))
-    out.extend(drbd.plan_drbd(spec, st, node))
+    # The other subsystems' planners are imported when the spec or the ledger gives them
+    # something to plan (issue 22: an LVM-only pass imports none of them); without it each
+    # of them plans nothing.
+    if _md_wanted(spec, st):
+        from reconciler.planning import md
+        out.extend(md.plan_clones(spec, st, will_provide))
+    if spec.iscsi_target or spec.iscsi_session:
+        from reconciler.planning import iscsi
+        out.extend(iscsi.plan_iscsi(spec, st, will_provide, will_release, others))
+    if spec.drbd:
+        from reconciler.planning import drbd
+        out.extend(drbd.plan_drbd(spec, st, node))
     return out
+
+
+def _md_wanted(spec: models.Spec, st: state.HostState) -> bool:
+    """Whether the clone planner has anything to do: clones declared, or a ledger that holds
+    something (records of clones no longer declared stay protected, a format-1 ledger is
+    rewritten); an array no clone names is none of its business."""
+    ledger = st.ledger
+    return bool(spec.clone) or (ledger is not None and bool(
+        ledger.records or ledger.legacy or ledger.used or ledger.running))
 
 
 def _linked(steps: list[actions.Step], st: state.HostState) -> list[actions.Step]:

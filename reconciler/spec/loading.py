@@ -385,7 +385,7 @@ def _leave_out(data: dict, errs: list[dict], kept: dict[int, list[int]],
 
 def _placeholder(loc: tuple) -> str | None:
     """A valid stand-in for a refused size (the field's first JSON-schema example), or None."""
-    model: object = models.Spec
+    model: object = _root(loc)
     for part in loc[:-1]:
         model = _inner(model, part)
     if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
@@ -424,7 +424,7 @@ def _table_of(data: dict, loc: tuple) -> tuple:
 
 def _did_you_mean(loc: tuple) -> str:
     """``; did you mean 'size'?`` for a misspelt key, from the keys its table may hold."""
-    model: object = models.Spec
+    model: object = _root(loc)
     for part in loc[:-1]:
         model = _inner(model, part)
     names = sorted(model.model_fields) if isinstance(model, type) and issubclass(
@@ -434,6 +434,11 @@ def _did_you_mean(loc: tuple) -> str:
         return " (check the spelling; see `reconcile schema`)"
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{hint} (keys here: {', '.join(names)}; see `reconcile schema`)"
+
+
+def _root(loc: tuple) -> type[models.Spec]:
+    """The root model that validated the table ``loc`` is in."""
+    return models.model_with(frozenset(loc[:1]) & frozenset(models.TABLES))
 
 
 def _inner(model: object, part: object) -> object:

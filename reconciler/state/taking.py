@@ -36,11 +36,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from reconciler.state.drbd import DrbdResourceState
 from reconciler.state.host import HostState
 from reconciler.state.lvm import Lv, Vg
 from reconciler.state.names import dm_name
+
+if TYPE_CHECKING:  # a DRBD resource is only met in a state that holds one (issue 22)
+    from reconciler.state.drbd import DrbdResourceState
 
 
 class Effect(enum.StrEnum):

@@ -1,0 +1,102 @@
+"""What ``reconcile --once`` imports (issue 22): only the subsystems the spec, or what the pass
+finds on the host, needs.
+
+Each test imports the product (and the test support built on it) anew in this process, with
+``sys.modules`` put back as it was afterwards (a unit test starts no process, see
+tests/conftest.py), and looks at which modules that import, and the real pass under the one
+harness, loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+import sys
+from collections.abc import Iterator
+
+from support import M
+
+# A module of md, DRBD, iSCSI or Pacemaker in a layer of the pass (the simulator, which stands
+# for the host's tools, is not the product's start-up).
+OTHER_SUBSYSTEM = re.compile(
+    r"^reconciler\.(spec|state|adapters|actions|planning)\.(md|drbd|iscsi|pacemaker)$")
+ANEW = ("reconciler", "support")
+
+LVM_ONLY = {"vg": {"vg0": {"nodes": ["node-1"], "pvs": ["/dev/vdb"],
+                           "lv": {"data": {"size": "8M"}}}}}
+CLONE = {"clone": {"db": {"nodes": ["node-1"], "source": "/dev/mapper/old",
+                          "target": "/dev/mapper/new", "md": "/dev/md100"}}}
+
+
+@contextlib.contextmanager
+def anew() -> Iterator[None]:
+    """The product and the test support imported anew inside; sys.modules as it was after."""
+    def ours() -> list[str]:
+        return [n for n in sys.modules if n.split(".")[0] in ANEW]
+
+    saved = {n: sys.modules.pop(n) for n in ours()}
+    try:
+        yield
+    finally:
+        for n in ours():
+            del sys.modules[n]
+        sys.modules.update(saved)
+
+
+def loaded_subsystems() -> list[str]:
+    return sorted(n for n in sys.modules if OTHER_SUBSYSTEM.match(n))
+
+
+# What every pass reads whatever the spec holds, and so imports with the CLI: md's adapter
+# (the mount table and the clone ledger, which keeps protecting a copy after its clone is no
+# longer declared) and Pacemaker's (whether its CIB file exists: a VG can be Pacemaker's).
+EVERY_PASS = ["reconciler.adapters.md", "reconciler.adapters.pacemaker"]
+
+
+def test_importing_the_cli_loads_no_other_subsystem_than_what_every_pass_reads():
+    with anew():
+        importlib.import_module("reconciler.cli")
+        assert "reconciler.controller" in sys.modules  # the pass's own modules are there
+        assert loaded_subsystems() == EVERY_PASS
+
+
+def lvm_only(tmp_path, host):
+    """(the harness, the LVM-only spec loaded) on ``host``."""
+    nodes = importlib.import_module("support.nodes")
+    tmp_path.mkdir()
+    n = nodes.Nodes.of_hosts(tmp_path, {"node-1": host})
+    return n, n.spec(LVM_ONLY)
+
+
+def test_an_lvm_only_pass_loads_only_what_the_host_shows(tmp_path):
+    with anew():
+        host = importlib.import_module("reconciler.simulate").SimulatedHost()
+        host.add_device("/dev/vdb", 64 * M)
+        n, loaded = lvm_only(tmp_path / "first", host)
+        first = n.one_pass("node-1", loaded)
+        assert first.exit_code == 0 and ("vgcreate", "vg0", "/dev/vdb") in first.changes
+        # A device to make a PV of is probed first (DRBD's wipefs probe, its adapter's),
+        # and the clone ledger was read (md's observed state).
+        assert loaded_subsystems() == sorted([*EVERY_PASS, "reconciler.adapters.drbd",
+                                              "reconciler.spec.drbd", "reconciler.state.drbd",
+                                              "reconciler.state.md"])
+    with anew():  # the same host, settled, under a new process
+        n, loaded = lvm_only(tmp_path / "again", host)
+        settled = n.one_pass("node-1", loaded)
+        assert settled.exit_code == 0 and settled.plan.converged and not settled.changes
+        # No CIB here, so neither Pacemaker's state nor its planner.
+        assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
+
+
+def test_a_clone_table_loads_md_and_only_md():
+    with anew():
+        specs = importlib.import_module("support.specs")
+        spec = specs.spec(CLONE)
+        assert list(spec.clone) == ["db"]
+        assert loaded_subsystems() == ["reconciler.spec.md"]
+        planning = importlib.import_module("reconciler.planning")
+        state = importlib.import_module("reconciler.state")
+        p = planning.plan(spec, state.HostState(host="node-1"), node="node-1")
+        assert [b.object for b in p.blocked] == ["clone db"]  # the ledger was not read
+        assert loaded_subsystems() == ["reconciler.planning.md", "reconciler.spec.md"]
