@@ -390,8 +390,11 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         return PassResult(empty, empty, None, EXIT_ERROR, count[0], time.monotonic() - t0,
                           env.requeue_seconds, str(exc))
     stalled = memory.stalled(st, env.clock.now(), env)
+    reused = memory.reused
     the_plan = memory.plan(spec, st, node=env.node, digest=loaded.digest, stalled=stalled,
                            whole=loaded.spec)
+    if memory.reused != reused:
+        log.debug("plan: the previous pass's, made from the same inputs (spec, report, files)")
     the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
     # A pass that only waits for an operation in flight says so in one line (below).
     waiting = {f.key for f in the_plan.in_flight}
