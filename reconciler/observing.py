@@ -59,6 +59,27 @@ class MdTargets:
     ledger: str
 
 
+class ReportMemo:
+    """The last ``lvm fullreport`` text one process parsed, and what it parsed to.
+
+    The parser is a pure function of the text (and of the host's name), and what it builds
+    is never mutated (``state.HostState``), so a report byte-identical to the previous one
+    is not parsed again: its VGs and PVs are the same objects. The daemon's no-op passes
+    (and a pass's re-observations after a step that changed nothing LVM reports) pay a
+    string comparison instead of the parse; a changed byte anywhere parses it whole."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.parsed: state.HostState | None = None
+
+    def parse(self, text: str, host: str) -> state.HostState:
+        if self.parsed is not None and self.parsed.host == host and text == self.text:
+            return self.parsed
+        parsed = lvm.parse_fullreport(text, host=host)
+        self.text, self.parsed = text, parsed
+        return parsed
+
+
 def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
             now: float = 0.0, md_targets: MdTargets | None = None,
             iscsi_parts: tuple[bool, bool] = (False, False),
@@ -66,8 +87,12 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
             drbd_targets: DrbdTargets | None = None,
             lvm_targets: LvmTargets | None = None,
             exported: Iterable[str] = (), chap_files: Iterable[str] = (),
-            pacemaker: bool | state.Pacemaker | None = False) -> state.HostState:
+            pacemaker: bool | state.Pacemaker | None = False,
+            reports: ReportMemo | None = None) -> state.HostState:
     """Observe ``host``. Raises ``CommandFailed`` or ``ObservationError`` when it cannot.
+
+    ``reports``: the process's memo of the last report parsed (``ReportMemo``), if it keeps
+    one: the same text is then not parsed again.
 
     ``exported``: devices this host's iSCSI targets export or are to export
     (``exported_devices``): their holders and mounts are read too (sysfs, the mount
@@ -90,7 +115,7 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     file system's superblock of each active one: ``Runner.read_bytes``, no process).
     """
     st = _observe(runner, host=host, devices=devices, resolve=resolve, now=now,
-                  md_targets=md_targets, lockd=lockd, quorum=quorum)
+                  md_targets=md_targets, lockd=lockd, quorum=quorum, reports=reports)
     if lvm_targets is not None:
         st = dataclasses.replace(
             st, probes=_probe_new_pvs(runner, host, lvm_targets.pvs, st),
@@ -114,11 +139,14 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
 
 def _observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resolver,
              now: float = 0.0, md_targets: MdTargets | None = None,
-             lockd: bool = False, quorum: bool = False) -> state.HostState:
+             lockd: bool = False, quorum: bool = False,
+             reports: ReportMemo | None = None) -> state.HostState:
     result = runner.run(lvm.fullreport(host))
     if not result.ok:
         raise lvm.failure(result)
-    parsed = lvm.parse_fullreport(result.stdout, host=host, observed_at=now)
+    # (The parse's own observed_at is not kept: the state below is stamped with ``now``.)
+    parsed = (reports.parse(result.stdout, host) if reports is not None
+              else lvm.parse_fullreport(result.stdout, host=host, observed_at=now))
     if lockd:
         parsed = dataclasses.replace(parsed, lockd=observe_lockd(runner, host, quorum))
     system_id = None

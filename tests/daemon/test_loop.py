@@ -161,3 +161,22 @@ def test_a_symlinked_checkout_swapped_atomically_is_followed(start_daemon, tmp_p
     wait_for(lambda: lvextends(r.runner), timeout=3)
     write_spec(v2 / "vgglobal.toml", TWO_STEPS)  # edits in the new target are watched too
     wait_for(lambda: any(a[0] == "lvcreate" for a in r.runner.argvs(True)), timeout=3)
+
+
+def test_a_no_op_pass_on_unchanged_inputs_reuses_the_last_plan_and_a_change_is_seen(
+        start_daemon):
+    """Issue 22: the daemon's second no-op pass (same spec, same report bytes, same
+    kernel files) reuses the first one's plan; a change made behind its back (one more PV in
+    the VG: another report) is planned and undone as before."""
+    r = start_daemon(resync_seconds=60)
+    r.daemon.request_pass("test")
+    wait_for(lambda: r.daemon.passes == 2, timeout=2)
+    assert r.daemon.memory.reused == 1 and r.daemon.state == status.IN_SYNC
+    assert r.runner.observations() == 2  # it observed all the same
+    with r.runner.lock:
+        assert r.host.run(lvm.pvcreate("/dev/mapper/lun31")).ok
+        assert r.host.run(lvm.vgextend("vgglobal", ("/dev/mapper/lun31",))).ok
+    r.daemon.request_pass("test")
+    wait_for(lambda: ("vgreduce", "vgglobal", "/dev/mapper/lun31") in r.runner.argvs(True),
+             timeout=3)
+    assert r.daemon.memory.reused == 1

@@ -1,0 +1,195 @@
+"""A pass whose inputs are byte-identical to the previous pass's reuses that pass's parse of
+``lvm fullreport`` and its plan (issue 22): the parse is a pure function of the report's
+text, and the plan a pure function of (the node's spec, the observed state, what is
+stalled). Anything else (one changed byte of the report, another spec, another observed
+fact, an operation in flight, a clone, whose planning reads the observation's time) makes a
+full pass, and every pass's plan is the one a fresh process would make."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from support import G, M
+from support.fixtures import disks_host, mirror_host, mirror_spec
+from support.mdfix import clone_host, clone_spec
+from support.nodes import Nodes
+from support.specs import local_vg
+
+from reconciler import controller, planning
+from reconciler.adapters import lvm
+from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.runner import CommandResult
+
+NODE = "node-1"
+
+
+class Edited:
+    """The simulated host, with ``edit`` applied to the text of every ``lvm fullreport``
+    and the devices in ``moved`` resolved as the device they name (what a test changes
+    between two passes, on top of the host itself)."""
+
+    def __init__(self, host):
+        self.host = host
+        self.edit = None
+        self.moved: dict[str, str] = {}
+
+    def run(self, cmd):
+        res = self.host.run(cmd)
+        if self.edit is not None and cmd.argv == FULLREPORT_ARGV:
+            return dataclasses.replace(res, stdout=self.edit(res.stdout))
+        return res
+
+    def read(self, path, *, host="local"):
+        return self.host.read(path, host=host)
+
+    def read_bytes(self, path, offset, length, *, host="local"):
+        return self.host.read_bytes(path, offset, length, host=host)
+
+    def openers(self, paths, *, host="local"):
+        return self.host.openers(paths, host=host)
+
+    def resolve_device(self, path):
+        return self.host.resolve_device(self.moved.get(path, path))
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How many times the report was parsed and a plan was made."""
+    seen = {"parse": 0, "plan": 0}
+    parse, plan = lvm.parse_fullreport, planning.plan
+
+    def counted_parse(*a, **kw):
+        seen["parse"] += 1
+        return parse(*a, **kw)
+
+    def counted_plan(*a, **kw):
+        seen["plan"] += 1
+        return plan(*a, **kw)
+
+    monkeypatch.setattr(lvm, "parse_fullreport", counted_parse)
+    monkeypatch.setattr(planning, "plan", counted_plan)
+    return seen
+
+
+def _settled(tmp_path, spec=None, host=None):
+    """A node whose first pass created what ``spec`` declares, then one no-op pass."""
+    host = host or disks_host(G, "/dev/vdb", "/dev/vdc", vg="vg0")
+    edited = Edited(host)
+    nodes = Nodes.of_hosts(tmp_path, {NODE: host})
+    nodes.nodes[NODE].runner = edited
+    loaded = nodes.spec(spec or local_vg("vg0", ["/dev/vdb", "/dev/vdc"],
+                                         lv={"data": {"size": "64M"}, "logs": {"size": "8M"}}))
+    assert nodes.one_pass(NODE, loaded).changes  # lvcreate x2
+    second = nodes.one_pass(NODE, loaded)
+    assert second.exit_code == 0 and not second.changes
+    return nodes, edited, loaded, second
+
+
+def _fresh(nodes, loaded):
+    """The same pass by a fresh process (a new Memory): what every pass must equal."""
+    memory = nodes.nodes[NODE].memory
+    try:
+        return nodes.one_pass(NODE, loaded, fresh_memory=True)
+    finally:
+        nodes.nodes[NODE].memory = memory
+
+
+def test_a_no_op_pass_on_identical_inputs_reuses_the_parse_and_the_plan(tmp_path, calls):
+    nodes, _, loaded, second = _settled(tmp_path)
+    before = dict(calls)
+    third = nodes.one_pass(NODE, loaded)
+    assert (calls["parse"], calls["plan"]) == (before["parse"], before["plan"])
+    # ... but it observed as every pass does, and says the same
+    assert [c.argv for c in third.commands] == [c.argv for c in second.commands]
+    assert third.commands[0].argv == FULLREPORT_ARGV
+    assert third.exit_code == 0 and third.plan.as_dict() == second.plan.as_dict()
+    assert third.result.processes == second.result.processes
+    fresh = _fresh(nodes, loaded)
+    assert calls["parse"] == before["parse"] + 1 and calls["plan"] == before["plan"] + 1
+    assert fresh.plan.as_dict() == third.plan.as_dict()
+
+
+def test_one_changed_byte_of_the_report_forces_a_full_pass(tmp_path, calls):
+    nodes, edited, loaded, second = _settled(tmp_path)
+    # One byte of a column the planner never reads (the segment's first extent): parsed
+    # and planned again all the same, and the plan is still the no-op.
+    text = edited.host.run(lvm.fullreport()).stdout
+    assert text.count('"seg_start_pe":"0"') >= 1
+    edited.edit = lambda t: t.replace('"seg_start_pe":"0"', '"seg_start_pe":"1"', 1)
+    before = dict(calls)
+    third = nodes.one_pass(NODE, loaded)
+    assert (calls["parse"], calls["plan"]) == (before["parse"] + 1, before["plan"] + 1)
+    assert third.exit_code == 0
+    # One byte that matters: LV "logs" reported as "logz": logs must be made again (a dry
+    # run: the plan is what is looked at).
+    edited.edit = lambda t: t.replace('"lv_name":"logs"', '"lv_name":"logz"', 1)
+    fourth = nodes.one_pass(NODE, loaded, dry_run=True)
+    assert (calls["parse"], calls["plan"]) == (before["parse"] + 2, before["plan"] + 2)
+    assert [s.action.describe() for s in fourth.plan.steps], fourth.plan.as_dict()
+    assert any("logs" in s.key for s in fourth.plan.steps)
+
+
+def test_another_spec_forces_a_full_plan(tmp_path, calls):
+    nodes, _, loaded, second = _settled(tmp_path)
+    doc = local_vg("vg0", ["/dev/vdb", "/dev/vdc"],
+                   lv={"data": {"size": "64M"}, "logs": {"size": "16M"}})
+    other = nodes.spec(doc)
+    assert other.digest != loaded.digest
+    before = dict(calls)
+    third = nodes.one_pass(NODE, other)
+    assert calls["plan"] == before["plan"] + 2  # planned, grown, planned again
+    assert calls["parse"] > before["parse"]  # lvextend changed the report
+    assert third.changes and third.changes[0][0] == "lvextend"
+
+
+def test_another_observed_fact_forces_a_full_plan(tmp_path, calls):
+    """Same report bytes, but a spec device now resolves to another device (/dev/vdc is
+    /dev/vdb's number: one disk named twice): the parse is reused (same text), the plan
+    is not."""
+    nodes, edited, loaded, second = _settled(tmp_path)
+    edited.moved["/dev/vdc"] = "/dev/vdb"
+    before = dict(calls)
+    third = nodes.one_pass(NODE, loaded)
+    assert calls["parse"] == before["parse"]
+    assert calls["plan"] == before["plan"] + 1
+    assert third.plan.as_dict() == _fresh(nodes, loaded).plan.as_dict()
+    assert third.plan.as_dict() != second.plan.as_dict()
+
+
+def test_nothing_is_reused_while_an_operation_is_in_flight(tmp_path, calls):
+    """A pvmove in flight: its stall window is judged on the clock, so even a report that
+    did not change (the clock stood still) is planned again."""
+    host = mirror_host(rate=1 * M)
+    edited = Edited(host)
+    nodes = Nodes.of_hosts(tmp_path, {NODE: host})
+    nodes.nodes[NODE].runner = edited
+    spec = mirror_spec()
+    spec["vg"]["vg0"]["lv"]["data"]["move"] = "pvmove"
+    loaded = nodes.spec(spec)
+    first = nodes.one_pass(NODE, loaded)
+    assert any(c[0] == "pvmove" for c in first.changes), first.changes
+    texts = []
+    edited.edit = lambda t: texts.append(t) or t
+    before = dict(calls)
+    for _ in range(2):
+        p = nodes.one_pass(NODE, loaded)
+        assert p.exit_code == 2 and p.final.in_flight
+    assert texts[-1] == texts[-2]  # byte-identical reports
+    assert calls["plan"] == before["plan"] + 2
+
+
+def test_a_pass_with_a_clone_is_always_planned(tmp_path, calls):
+    """md's planning reads the observation's time (when a split copy was complete): a
+    clone in the node's spec makes every pass plan, even on identical inputs."""
+    host = clone_host()
+    edited = Edited(host)
+    nodes = Nodes.of_hosts(tmp_path, {NODE: host})
+    nodes.nodes[NODE].runner = edited
+    loaded = nodes.spec(clone_spec("split"))
+    nodes.converge(loaded, seconds=30)
+    assert nodes.nodes[NODE].last.exit_code == 0, nodes.nodes[NODE].last.plan.as_dict()
+    before = dict(calls)
+    for _ in range(2):
+        assert nodes.one_pass(NODE, loaded).exit_code == 0
+    assert calls["plan"] == before["plan"] + 2
