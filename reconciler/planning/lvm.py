@@ -62,9 +62,7 @@ def health(spec: models.Spec, st: state.HostState) -> list[actions.Condition]:
         vg = st.vgs.get(vg_name)
         if vg is None:
             continue
-        for lv in sorted(vg.lvs.values(), key=lambda lv: lv.name):
-            if not lv.images:
-                continue
+        for lv in sorted((lv for lv in vg.lvs.values() if lv.images), key=lambda lv: lv.name):
             problems = state.split_problems(lv, st.pvs)
             if problems:
                 out.append(actions.Condition(actions.Health.DEGRADED, f"lv {lv.key}",
@@ -111,8 +109,8 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
             out.steps.extend(vp.steps)
         obs = st.vgs.get(vg_name)
         if obs is not None:
-            out.unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
-                                 if lv not in spec.vg[vg_name].lv)
+            out.unmanaged.extend(f"lv {vg_name}/{lv}"
+                                 for lv in sorted(obs.lvs.keys() - spec.vg[vg_name].lv.keys()))
     out.unmanaged[:0] = [_unmanaged_vg(st, st.vgs[n]) for n in sorted(st.vgs) if n not in spec.vg]
     if resume:
         # Bare pvmove resumes every interrupted move on the host: not if one is in a VG
@@ -354,8 +352,14 @@ def _plan_lv(vp: VgPlan, vg: str, name: str, want: models.Lv, obs_vg: state.Vg |
     placement move by pvmove or mirror-then-split, as declared; a file system left short by
     an interrupted grow is finished; it grows after its move and the PVs it needs, and
     shrinks only with ``allow_shrink`` (a shrink destroys data beyond the new end)."""
-    obj = f"lv {vg}/{name}"
     lv = obs_vg.lvs.get(name) if obs_vg else None
+    if (lv is not None and want.state is models.Presence.PRESENT and lv.moving_via is None
+            and not want.copies and not lv.images and not want.resize_fs
+            and state.SPLIT_TAG not in lv.tags and want.size is not None
+            and lv.size == extents(want.size, extent_size) * extent_size
+            and {names[d] for d in want.placement or want_vg.pvs}.issuperset(lv.pv_extents)):
+        return  # as declared (size, placement), nothing under way: what follows plans nothing
+    obj = f"lv {vg}/{name}"
     if want.state is models.Presence.ABSENT:
         if lv is not None:
             if lv.attr.is_open:
