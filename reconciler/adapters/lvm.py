@@ -298,6 +298,10 @@ _DEV_RE = re.compile(r"([^,()]+)\((\d+)\)")
 _LEG_RE = re.compile(r"_(?:r|m)(image|meta)_(\d+)$")
 
 
+_NONE = ("", None)  # what lvm prints for a number it has not
+_NO_SIZE = Size(0)
+
+
 def _int(row: dict, key: str) -> int:
     value = row.get(key, "")
     return int(value) if value not in ("", None) else 0
@@ -409,21 +413,33 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
         return name
 
     # Extents per (LV or sub-LV) per PV, from the pv-segment section.
+    # (The loops below run once per segment of 10,000 LVs: methods are looked up once.)
+    name_get, pv_get = name_of.get, pv_by_uuid.get
     extents: dict[str, dict[str, int]] = {}
+    extents_get = extents.get
     for row in rep.get("pvseg", ()):
-        name = name_of.get(row.get("lv_uuid", ""))
+        name = name_get(row.get("lv_uuid", ""))
         if name is None:
             continue
-        per_pv = extents.setdefault(name, {})
-        pv = pv_by_uuid.get(row["pv_uuid"], row["pv_uuid"])
-        per_pv[pv] = per_pv.get(pv, 0) + int(row["pvseg_size"])
-    segtypes: dict[str, list[str]] = defaultdict(list)
+        pv_uuid = row["pv_uuid"]
+        pv = pv_get(pv_uuid, pv_uuid)
+        n = int(row["pvseg_size"])
+        per_pv = extents_get(name)
+        if per_pv is None:
+            extents[name] = {pv: n}
+        else:
+            per_pv[pv] = per_pv.get(pv, 0) + n
+    segtypes: dict[str, list[str]] = {}
     via: dict[str, str] = {}
     for row in rep.get("seg", []):
-        name = name_of.get(row.get("lv_uuid", ""))
+        name = name_get(row.get("lv_uuid", ""))
         if name is None:
             continue
-        segtypes[name].append(row.get("segtype", ""))
+        types = segtypes.get(name)
+        if types is None:
+            segtypes[name] = [row.get("segtype", "")]
+        else:
+            types.append(row.get("segtype", ""))
         devices = row.get("devices", "")
         if "pvmove" not in devices:  # the common case: no segment through a pvmove
             continue
@@ -471,9 +487,10 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             for pv, n in extents.get(name, {}).items():
                 leg["pvs"][pv] += n
     lvs: dict[str, state.Lv] = {}
+    make_lv, segtypes_get, via_get = state.Lv, segtypes.get, via.get
     for row in visible_rows:
         name = row["lv_name"]
-        pv_ext = extents.get(name, {})
+        pv_ext = extents_get(name, {})
         if name in folded:
             pv_ext = dict(pv_ext)
             for pv, n in folded[name].items():
@@ -484,12 +501,16 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
                             uuid=leg["uuid"])
             for idx, leg in sorted(legs[name].items(), key=lambda kv: int(kv[0]))
         ) if name in legs else ()
-        lvs[name] = state.Lv(
-            vg=vg_name, name=name, uuid=row["lv_uuid"], size=Size(_int(row, "lv_size")),
+        # _int and _pct, inline: a report's numbers are strings, "" when lvm has none
+        size, sync, copy = row.get("lv_size", ""), row.get("sync_percent"), row.get("copy_percent")
+        lvs[name] = make_lv(
+            vg=vg_name, name=name, uuid=row["lv_uuid"],
+            size=Size(int(size)) if size not in _NONE else _NO_SIZE,
             attr=_attr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
-            segtypes=tuple(segtypes.get(name, ())), pv_extents=pv_ext, images=images,
-            sync_percent=_pct(row.get("sync_percent")), copy_percent=_pct(row.get("copy_percent")),
-            raid_sync_action=row.get("raid_sync_action") or None, moving_via=via.get(name),
+            segtypes=tuple(segtypes_get(name, ())), pv_extents=pv_ext, images=images,
+            sync_percent=float(sync) if sync not in _NONE else None,
+            copy_percent=float(copy) if copy not in _NONE else None,
+            raid_sync_action=row.get("raid_sync_action") or None, moving_via=via_get(name),
             tags=_csv(row.get("lv_tags", "")), health_status=row.get("lv_health_status") or "")
     return state.Vg(
         name=vg_name, uuid=vg_row.get("vg_uuid", ""), extent_size=Size(_int(vg_row, "vg_extent_size")),

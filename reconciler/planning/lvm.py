@@ -62,9 +62,7 @@ def health(spec: models.Spec, st: state.HostState) -> list[actions.Condition]:
         vg = st.vgs.get(vg_name)
         if vg is None:
             continue
-        for lv in sorted(vg.lvs.values(), key=lambda lv: lv.name):
-            if not lv.images:
-                continue
+        for lv in sorted((lv for lv in vg.lvs.values() if lv.images), key=lambda lv: lv.name):
             problems = state.split_problems(lv, st.pvs)
             if problems:
                 out.append(actions.Condition(actions.Health.DEGRADED, f"lv {lv.key}",
@@ -111,8 +109,8 @@ def plan_vgs(spec: models.Spec, st: state.HostState,
             out.steps.extend(vp.steps)
         obs = st.vgs.get(vg_name)
         if obs is not None:
-            out.unmanaged.extend(f"lv {vg_name}/{lv}" for lv in sorted(obs.lvs)
-                                 if lv not in spec.vg[vg_name].lv)
+            out.unmanaged.extend(f"lv {vg_name}/{lv}"
+                                 for lv in sorted(obs.lvs.keys() - spec.vg[vg_name].lv.keys()))
     out.unmanaged[:0] = [_unmanaged_vg(st, st.vgs[n]) for n in sorted(st.vgs) if n not in spec.vg]
     if resume:
         # Bare pvmove resumes every interrupted move on the host: not if one is in a VG
@@ -288,9 +286,20 @@ def plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     if obs is not None and obs.pvmoves:
         vp.last_move = vp.in_flight[-1].key
 
-    # 4. LVs.
+    # 4. LVs. One that is as declared (its size, on its placement) with nothing under way
+    # plans nothing (``_plan_lv``): told by one test here, for 10,000 LVs.
+    have = obs.lvs if obs is not None else {}
+    anywhere = {names[d] for d in want.pvs}  # the PVs of an LV without placement
     for lv_name in sorted(want.lv):
-        _plan_lv(vp, name, lv_name, want.lv[lv_name], obs, st, host, extent_size, want,
+        lv_want, lv = want.lv[lv_name], have.get(lv_name)
+        if (lv is not None and lv_want.state is models.Presence.PRESENT
+                and lv_want.size is not None and lv.moving_via is None and not lv_want.copies
+                and not lv.images and not lv_want.resize_fs and state.SPLIT_TAG not in lv.tags
+                and lv.size == -(-lv_want.size // extent_size) * extent_size
+                and (set(map(names.__getitem__, lv_want.placement)) if lv_want.placement
+                     else anywhere).issuperset(lv.pv_extents)):
+            continue
+        _plan_lv(vp, name, lv_name, lv_want, obs, st, host, extent_size, want,
                  names, ready, grown)
 
     # 5. Drop the evacuees once every move in the VG (planned or in flight) has finished.

@@ -369,13 +369,19 @@ def finish_own_splits(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg,
     split is removed (unless the handover still means to split that image). True when a step
     or a block was planned for it (the handover then waits for the next pass)."""
     host = st.host
+    pending = {n: uuids for n, lv in obs.lvs.items()
+               if lv.tags and (uuids := state.handover_pending(lv.tags))}
+    if not pending:  # the common case: no LV carries a pending-split tag
+        if want.handover is None:
+            _orphan_copies(vp, name, want, obs, st)
+        return False
     by_uuid = {lv.uuid: n for n, lv in obs.lvs.items() if lv.uuid}
     partial = bool(obs.missing_pv_count) or any(
         p not in st.pvs or st.pvs[p].missing for p in obs.pvs)
     planned = False
-    for origin in sorted(obs.lvs):
+    for origin in sorted(pending):
         lv = obs.lvs[origin]
-        for uuid in state.handover_pending(lv.tags):
+        for uuid in pending[origin]:
             tag = state.handover_pending_tag(uuid)
             copy_name = by_uuid.get(uuid)
             copy = obs.lvs.get(copy_name) if copy_name and copy_name != origin else None
@@ -431,12 +437,14 @@ def _orphan_copies(vp: VgPlan, name: str, want: models.Vg, obs: state.Vg,
     left active next to their origin (same file system UUID); on a PV the spec takes out of
     the VG, what to do is said (they are never removed from here)."""
     host = st.host
+    tagged = sorted(n for n, lv in obs.lvs.items() if state.HANDOVER_TAG in lv.tags)
+    if not tagged:
+        return
     wanted = {pv_name(st, d) for d in want.pvs}
-    for copy_name in sorted(obs.lvs):
+    for copy_name in tagged:
         copy = obs.lvs[copy_name]
         origin = copy_name.removesuffix(models.HANDOVER_SUFFIX)
-        if (origin == copy_name or origin not in obs.lvs
-                or state.HANDOVER_TAG not in copy.tags):
+        if origin == copy_name or origin not in obs.lvs:
             continue
         if copy.attr.is_active and not copy.attr.is_open:
             vp.safe.append(actions.Step(
@@ -473,6 +481,8 @@ def exported_pvs(st: state.HostState, want: models.Vg, obs: state.Vg | None,
     """The VG's devices (the spec's and the observed PVs) that an iSCSI target here exports,
     each as "DEV is exported by TARGET (LUN n)"; those a step of this plan stops exporting
     are not (matched by device number: a target may name the disk another way)."""
+    if st.iscsi is None or not st.iscsi.targets:
+        return []  # nothing exported here (``_exported_here`` finds no target)
     out = []
     freed = {st.device_key(p) for p in will_release}
     devs = list(want.pvs) + [p for p in (obs.pvs if obs else ()) if p not in want.pvs]

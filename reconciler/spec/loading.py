@@ -504,6 +504,16 @@ def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None
 def load(location: str | Path) -> LoadedSpec:
     """Load and validate every spec file at ``location``; raise ``SpecError`` on any problem.
 
+    The cyclic collector is paused for the whole load (``gc_pause``), not per parse: the
+    files' TOML trees are freed (by their reference counts) before it runs again, so it never
+    scans them, only what ``load`` returns."""
+    with gc_pause.paused():
+        return _load(location)
+
+
+def _load(location: str | Path) -> LoadedSpec:
+    """``load``'s work.
+
     Decides what one spec is, made of many files: each object (VG, clone, iSCSI target or
     session, DRBD resource) is declared in exactly one file, and a PV belongs to one VG
     across files, because two files claiming the same thing have no rule to say which wins.

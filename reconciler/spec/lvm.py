@@ -49,7 +49,17 @@ def check_vg_name(name: str) -> str:
     return _lvm_name("VG", name)
 
 
+# What every rule below accepts, in one match (a name it does not match is judged, and its
+# message written, by the rules themselves): LVM's characters and length, no reserved prefix,
+# no reserved part anywhere.
+_GOOD_LV_NAME_RE = re.compile(
+    r"(?!snapshot|pvmove|\.\.?$)(?!.*(?:" + "|".join(LV_RESERVED_PARTS) + r"))"
+    r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}")
+
+
 def check_lv_name(name: str) -> str:
+    if _GOOD_LV_NAME_RE.fullmatch(name) is not None:
+        return name
     _lvm_name("LV", name)
     if name.startswith(("snapshot", "pvmove")):
         raise ValueError(f"LV name {shown(name)} starts with a prefix LVM reserves "
@@ -149,6 +159,11 @@ class Lv(Model):
 
     @model_validator(mode="after")
     def _check(self) -> "Lv":
+        size = self.size
+        if (size is not None and not size % 512 and not self.copies
+                and not (self.resize_fs and self.allow_shrink)
+                and (len(self.placement) < 2 or len(set(self.placement)) == len(self.placement))):
+            return self  # the common LV, which no check below can refuse (10,000 of them)
         checks = Checks()
         with checks:
             unique("placement PV", self.placement, "placement")
@@ -260,7 +275,13 @@ class Vg(Model):
                 raise At(("pvs",), "pvs must list at least one device for a VG that is present")
         with checks:
             _check_move(self)
+        # An LV without copies or activation, in a present VG with no handover, placed on
+        # PVs of the VG, meets every check of the loop below: one cheap test (10,000 LVs).
+        simple = self.state is not Presence.ABSENT and self.handover is None
+        pvs = frozenset(self.pvs)
         for name, lv in self.lv.items():
+            if simple and not lv.copies and not lv.activation and pvs.issuperset(lv.placement):
+                continue
             for where, p in _lv_pvs(name, lv):
                 with checks:
                     if p not in self.pvs:

@@ -12,7 +12,7 @@ say the kept leg is a complete, healthy copy on present PVs; sync percent alone 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from reconciler.units import Size
 
@@ -189,6 +189,33 @@ class Lv:
     tags: tuple[str, ...] = ()
     health_status: str = ""  # lv_health_status: "" when lvm sees nothing wrong
 
+    def __init__(self, vg: str, name: str, uuid: str, size: Size, attr: LvAttr,
+                 layout: tuple[str, ...], segtypes: tuple[str, ...], pv_extents: dict[str, int],
+                 images: tuple[RaidImage, ...] = (), sync_percent: float | None = None,
+                 copy_percent: float | None = None, raid_sync_action: str | None = None,
+                 moving_via: str | None = None, tags: tuple[str, ...] = (),
+                 health_status: str = "") -> None:
+        # The dataclass's own __init__ (kept for every other class) sets each field of a
+        # frozen instance through object.__setattr__; this one sets the slots directly, in
+        # less than half the time: the report parser builds 10,000 of them per pass. Same
+        # fields, order and defaults (tests/lvm/parse/test_lvm_parse.py checks).
+        s = _LV_SLOTS
+        s[0](self, vg)
+        s[1](self, name)
+        s[2](self, uuid)
+        s[3](self, size)
+        s[4](self, attr)
+        s[5](self, layout)
+        s[6](self, segtypes)
+        s[7](self, pv_extents)
+        s[8](self, images)
+        s[9](self, sync_percent)
+        s[10](self, copy_percent)
+        s[11](self, raid_sync_action)
+        s[12](self, moving_via)
+        s[13](self, tags)
+        s[14](self, health_status)
+
     @property
     def key(self) -> str:
         return f"{self.vg}/{self.name}"
@@ -212,6 +239,10 @@ class Lv:
         return (pct is not None and pct >= 100.0
                 and all(img.in_sync for img in self.images)
                 and (not self.attr.is_raid or self.raid_sync_action == "idle"))
+
+
+# Each field's slot setter, in field order (``Lv.__init__``).
+_LV_SLOTS = tuple(Lv.__dict__[f.name].__set__ for f in fields(Lv))
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,3 +266,25 @@ def test_a_missing_pv_is_keyed_by_its_uuid():
     g = st.vgs["vgglobal"]
     assert key in g.pvs and g.missing_pv_count == 1
     assert g.lvs["lvonc"].pv_extents == {key: 8}
+
+
+def test_an_observed_lv_is_built_as_its_dataclass_declares_and_stays_frozen():
+    """``state.Lv`` sets its slots itself (the parser builds 10,000 per pass): the same
+    fields, order and defaults as the dataclass declares, each value where it belongs."""
+    import dataclasses
+    import inspect
+
+    fields = dataclasses.fields(state.Lv)
+    params = list(inspect.signature(state.Lv.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        for f in fields]
+    values = [object() for _ in fields]  # a distinct value per field
+    for lv in (state.Lv(*values), state.Lv(**{f.name: v for f, v in zip(fields, values)})):
+        assert [getattr(lv, f.name) for f in fields] == values
+    lv = state.Lv(*values[:8])
+    assert [getattr(lv, f.name) for f in fields[8:]] == [f.default for f in fields[8:]]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lv.name = "other"
+    assert dataclasses.replace(lv, name="other").name == "other"
