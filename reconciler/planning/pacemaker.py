@@ -26,7 +26,12 @@ planner handles ``ocf:linbit:drbd`` itself (planning.drbd). Per agent:
   whatever takes the device away or hands it to another writer (a deactivation, a DRBD
   demotion, an export, an md clone's overwrite, a logout; the steps' ``takes_devices``),
   whether or not it is mounted or exported now: Pacemaker does it where and when it
-  decides.
+  decides. Device names are resolved on this node at observation (``Pacemaker.devices``),
+  any spelling; a name that does not resolve here and is no LV or DRBD name (UUID=,
+  LABEL=, -U, a missing link) may be any device: every step that takes one is blocked.
+
+A primitive whose attribute sets have rules or scores owns every value any set gives
+(``PcmkResource.values``).
 """
 
 from __future__ import annotations
