@@ -78,19 +78,21 @@ def _devno(path: str, st: state.HostState) -> tuple[int, int] | None:
     return st.pacemaker.devices.get(path) if st.pacemaker is not None else None
 
 
-def _canon(path: str, st: state.HostState) -> object:
-    """One key per device: its device number when this node resolves it (either spelling),
-    else its name (/dev/VG/LV, /dev/drbdN), else the path itself."""
+def _keys(path: str, st: state.HostState) -> frozenset[object]:
+    """What identifies the device at ``path``, in each way this node knows it: the path,
+    its LV or DRBD name (/dev/VG/LV, /dev/drbdN), and the device number either resolves to.
+    Two spellings are one device when they share a key."""
     name = _by_name(path, st)
-    for p in (path, name):
-        devno = _devno(p, st) if p else None
+    keys: set[object] = {path} | ({name} if name else set())
+    for p in tuple(keys):
+        devno = _devno(p, st)
         if devno is not None:
-            return devno
-    return name or path
+            keys.add(devno)
+    return frozenset(keys)
 
 
 def _same(st: state.HostState, a: str, b: str) -> bool:
-    return a == b or _canon(a, st) == _canon(b, st)
+    return a == b or bool(_keys(a, st) & _keys(b, st))
 
 
 def unresolved(pcmk: state.Pacemaker, st: state.HostState) -> list[tuple[state.PcmkResource, str]]:
@@ -237,11 +239,11 @@ def owned(spec: models.Spec, st: state.HostState, node: str) -> list[str]:
             r = pcmk.lun_owner(t.iqn, int(n))
             if r is not None:
                 out.append(f"iscsi target {name} LUN {n} (Pacemaker's: {r.describe()})")
-    ours = {_canon(p, st) for p in [f"/dev/{v}/{lv}" for v, vg in spec.vg.items()
-                                    for lv in vg.lv]}
-    ours |= {_canon(n.device, st) for res in spec.drbd.values() for n in res.nodes.values()}
-    ours |= {_canon(d, st) for c in spec.clone.values() if node in c.nodes or "*" in c.nodes
-             for d in (c.source, c.target, c.md)}
+    paths = [f"/dev/{v}/{lv}" for v, vg in spec.vg.items() for lv in vg.lv]
+    paths += [n.device for res in spec.drbd.values() for n in res.nodes.values()]
+    paths += [d for c in spec.clone.values() if node in c.nodes or "*" in c.nodes
+              for d in (c.source, c.target, c.md)]
+    ours: set[object] = {k for p in paths for k in _keys(p, st)}
     declared = {(w.target, w.portal) for w in spec.iscsi_session.values()
                 if node in w.nodes or "*" in w.nodes}
     # a session's disks by device number (Pacemaker names them /dev/disk/by-path/...)
@@ -250,7 +252,7 @@ def owned(spec: models.Spec, st: state.HostState, node: str) -> list[str]:
         if (s.target, s.portal) in declared for d in s.disks}
     for r in pcmk.of(FILESYSTEM):
         for dev in r.values("device"):
-            if _canon(dev, st) in ours:
+            if _keys(dev, st) & ours:
                 out.append(f"device {dev} (Pacemaker's: {r.describe()}, mounted at "
                            f"{r.params.get('directory', '?')})")
     exported = {t.iqn for t in spec.iscsi_target.values()}
@@ -258,7 +260,7 @@ def owned(spec: models.Spec, st: state.HostState, node: str) -> list[str]:
         if any(r.gives("target_iqn", t) for t in exported):
             continue  # listed with its target above
         for dev in r.values("path"):
-            if _canon(dev, st) in ours:
+            if _keys(dev, st) & ours:
                 out.append(f"device {dev} (Pacemaker's: {r.describe()}, exported as LUN "
                            f"{r.params.get('lun', '?')} of {r.params.get('target_iqn', '?')})")
     return out

@@ -250,3 +250,17 @@ def test_sets_without_rules_or_scores_keep_the_first_sets_values():
       </primitive>"""
     r, = pcmk.parse_cib(recorded_cib(text))
     assert r.values("device") == ("/dev/vdb",) and not r.may_lack("device")
+
+
+def test_a_filesystem_on_an_active_lvs_mapper_name_owns_the_lv(scenario):
+    """/dev/mapper/vg0-data resolves to the LV's device number while it is active; the
+    spec's /dev/vg0/data is the same LV by name."""
+    from test_pacemaker_cib_reading import lv_host, lv_spec, lvchanges
+    h = lv_host(filesystem("/dev/mapper/vg0-data"))
+    sc = scenario(h)
+    r = sc.one_pass(sc.spec(lv_spec("inactive")))
+    assert ("lvchange", "-an", "vg0/data") not in lvchanges(h) and h.lv("vg0", "data").active
+    assert "lv vg0/data: managed by Pacemaker (ocf:heartbeat:Filesystem primitive fs-new" \
+        in blocked(r)
+    assert ("device /dev/mapper/vg0-data (Pacemaker's: ocf:heartbeat:Filesystem primitive "
+            "fs-new, mounted at /srv/new)") in r.final.unmanaged
