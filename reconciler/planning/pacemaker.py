@@ -95,15 +95,37 @@ def _same(st: state.HostState, a: str, b: str) -> bool:
     return a == b or bool(_keys(a, st) & _keys(b, st))
 
 
+# file systems the Filesystem agent mounts from no block device (a network share, memory,
+# a bind mount of a directory: fstype "none")
+_NOT_BLOCK = frozenset(("nfs", "nfs4", "cifs", "smb3", "smbfs", "efs", "glusterfs", "ceph",
+                        "cephfs", "tmpfs", "ramfs", "overlay", "overlayfs", "rozofs",
+                        "lustre", "9p", "virtiofs", "none"))
+
+
+def _no_block_device(r: state.PcmkResource, dev: str) -> bool:
+    """A Filesystem primitive's ``device`` that names no block device: an NFS
+    ``host:/path``, a CIFS ``//host/share``, or its every ``fstype`` one of ``_NOT_BLOCK``
+    (``options`` with ``bind``: a directory)."""
+    if r.agent != FILESYSTEM:
+        return False
+    if dev.startswith("//") or (":" in dev and not dev.startswith(("/", "-", "UUID=",
+                                                                     "LABEL="))):
+        return True
+    types = r.values("fstype")
+    return bool(types) and all(t in _NOT_BLOCK or t.startswith("fuse") for t in types) \
+        or any("bind" in o.split(",") for o in r.values("options"))
+
+
 def unresolved(pcmk: state.Pacemaker, st: state.HostState) -> list[tuple[state.PcmkResource, str]]:
     """Each (primitive, device name) this node cannot tell from any of its devices: not
     resolved to a device number here (UUID=, LABEL=, -U, a missing link, no such device)
-    and not an LV or DRBD name. Any device here may be it."""
+    and not an LV or DRBD name, nor a network share or other mount of no block device.
+    Any device here may be it."""
     out = []
     for r in pcmk.of(FILESYSTEM) + pcmk.of(ISCSI_LU):
         for dev in r.values("device" if r.agent == FILESYSTEM else "path"):
             if dev and pcmk.devices.get(dev) is None and _by_name(dev, st) is None \
-                    and isinstance(st.device_key(dev), str):
+                    and isinstance(st.device_key(dev), str) and not _no_block_device(r, dev):
                 out.append((r, dev))
     return out
 

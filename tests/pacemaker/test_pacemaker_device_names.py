@@ -264,3 +264,16 @@ def test_a_filesystem_on_an_active_lvs_mapper_name_owns_the_lv(scenario):
         in blocked(r)
     assert ("device /dev/mapper/vg0-data (Pacemaker's: ocf:heartbeat:Filesystem primitive "
             "fs-new, mounted at /srv/new)") in r.final.unmanaged
+
+
+@pytest.mark.parametrize("device, fstype, options", [
+    ("nfs-server:/export/home", "nfs4", ""), ("//fileserver/share", "cifs", ""),
+    ("tmpfs", "tmpfs", ""), ("/srv/data", "none", "bind")])
+def test_a_filesystem_of_no_block_device_blocks_nothing(scenario, device, fstype, options):
+    params = {"device": device, "directory": "/srv/new", "fstype": fstype}
+    if options:
+        params["options"] = options
+    h = with_pacemaker(clone_host(), primitive("fs-net", "ocf:heartbeat:Filesystem", **params))
+    sc = scenario(h)
+    r = sc.one_pass(sc.spec(clone_spec("mirrored")))
+    assert ADD_NEW in sc.mutations(), blocked(r)
