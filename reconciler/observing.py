@@ -124,9 +124,13 @@ def observe(runner: Runner, *, host: str, devices: Iterable[str], resolve: Resol
     if drbd:
         st = dataclasses.replace(st, drbd=_observe_drbd(runner, host, drbd_targets, resolve))
     if pacemaker is True or (pacemaker is False and drbd):
-        st = dataclasses.replace(st, pacemaker=observe_pacemaker(runner, host))
-    elif pacemaker is not False:
-        st = dataclasses.replace(st, pacemaker=pacemaker)
+        pacemaker = observe_pacemaker(runner, host)
+    if pacemaker is not False and pacemaker is not None:
+        # the device names of its Filesystem and iSCSILogicalUnit primitives, resolved as
+        # the spec's paths are (stat, no process), at each observation
+        st = dataclasses.replace(st, pacemaker=dataclasses.replace(
+            pacemaker, devices={n: resolve(n) if n.startswith("/") else None
+                                for n in pacemaker.device_names()}))
     st = _observe_used(runner, host, st, exported, resolve)
     if not any(iscsi_parts):
         return st

@@ -51,7 +51,14 @@ def parse_cib(text: str) -> list[state.PcmkResource]:
       configuration; an ``<nvpair id-ref>`` takes the value of the nvpair of that id, under
       its own ``name`` if it has one, else that nvpair's;
     * of two values for one name the first set's wins; a primitive's meta attributes over
-      its clone's or group's (which it inherits).
+      its clone's or group's (which it inherits);
+    * an instance attribute set with a ``<rule>`` (per node, per date...) or a ``score``
+      makes the values Pacemaker uses depend on where and when: the primitive is then taken
+      to own every value any of its sets (its template's too) gives for a name
+      (``PcmkResource.alternatives``: device, path, vgname, lvname, volgrpname,
+      drbd_resource... all of them), and a name only sets with a rule give may also be
+      unset (``PcmkResource.maybe_unset``: an LVM-activate without ``lvname`` activates
+      the whole VG). ``params`` keeps the first set's values (for messages only).
 
     An ``id-ref`` or a ``template`` that names nothing is an error (Pacemaker refuses such a
     CIB): ``ValueError``."""
@@ -69,18 +76,41 @@ def parse_cib(text: str) -> list[state.PcmkResource]:
             raise ValueError(f"CIB: <{el.tag} id-ref=\"{el.get('id-ref')}\"> names no <{tag}>")
         return target
 
-    def nvsets(el: ET.Element | None, tag: str, into: dict[str, str]) -> dict[str, str]:
+    def nvsets(el: ET.Element | None, tag: str, into: dict[str, str],
+               sets: list[tuple[bool, bool, dict[str, str]]] | None = None) -> dict[str, str]:
+        """``into`` with the sets' values (the first wins); each set's own values, with
+        whether it has a rule or a score, appended to ``sets``."""
         for nvset in el.findall(tag) if el is not None else ():
             if nvset.get("id-ref") is not None:
                 nvset = ref(nvset, tag)
+            own: dict[str, str] = {}
             for nv in nvset.findall("nvpair"):
                 if nv.get("id-ref") is not None:
                     target = ref(nv, "nvpair")
-                    into.setdefault(nv.get("name") or target.get("name", ""),
-                                    target.get("value", ""))
+                    own.setdefault(nv.get("name") or target.get("name", ""),
+                                   target.get("value", ""))
                 else:
-                    into.setdefault(nv.get("name", ""), nv.get("value", ""))
+                    own.setdefault(nv.get("name", ""), nv.get("value", ""))
+            for k, v in own.items():
+                into.setdefault(k, v)
+            if sets is not None:
+                sets.append((nvset.find("rule") is not None,
+                             nvset.get("score") is not None, own))
         return into
+
+    def conditional(sets: list[tuple[bool, bool, dict[str, str]]]
+                    ) -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+        """Every value each name takes in any set, and the names only ruled sets give:
+        when a set has a rule or a score (else nothing: ``params`` is what Pacemaker uses)."""
+        if not any(ruled or scored for ruled, scored, _ in sets):
+            return {}, frozenset()
+        values: dict[str, tuple[str, ...]] = {}
+        for _, _, own in sets:
+            for k, v in own.items():
+                if v not in values.get(k, ()):
+                    values[k] = (*values.get(k, ()), v)
+        always = {k for ruled, _, own in sets if not ruled for k in own}
+        return values, frozenset(set(values) - always)
 
     def walk(el: ET.Element, parent: str | None, parent_meta: dict[str, str]) -> None:
         for child in el:
@@ -94,11 +124,15 @@ def parse_cib(text: str) -> list[state.PcmkResource]:
                 source = template if template is not None else child
                 agent = ":".join(x for x in (source.get("class"), source.get("provider"),
                                              source.get("type")) if x)
+                sets: list[tuple[bool, bool, dict[str, str]]] = []
                 params = nvsets(template, "instance_attributes",
-                                nvsets(child, "instance_attributes", {}))
+                                nvsets(child, "instance_attributes", {}, sets), sets)
+                alternatives, maybe_unset = conditional(sets)
                 meta = nvsets(template, "meta_attributes", nvsets(child, "meta_attributes", {}))
                 out.append(state.PcmkResource(id=child.get("id", ""), agent=agent, params=params,
-                                              parent=parent, meta={**parent_meta, **meta}))
+                                              parent=parent, meta={**parent_meta, **meta},
+                                              alternatives=alternatives,
+                                              maybe_unset=maybe_unset))
             elif child.tag in ("clone", "group", "master", "bundle"):
                 meta = nvsets(child, "meta_attributes", {})
                 walk(child, child.get("id"), {**parent_meta, **meta})

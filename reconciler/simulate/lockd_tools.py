@@ -13,7 +13,10 @@ tests/fixtures/outputs/lvmlockd/commands (compared by tests/lockd/simulate/test_
 With DLM (``vgcreate --shared --locktype dlm``) also ``corosync-quorumtool -s``, and the
 DLM's messages and ``lvmlockctl --info`` as tests/fixtures/outputs/dlm recorded them
 (tests/lockd/simulate/test_lockd_dlm_recordings.py); the corosync and DLM daemons are the
-test's to start (``start_corosync``, ``start_dlm``, ``dlm_cluster``).
+test's to start (``start_corosync``, ``start_dlm``, ``dlm_cluster``). Not recorded, so
+refused: a lock on a DLM VG after a member of its lockspace crashed while another survived
+(unless the test passes ``crash(..., no_fencing_assumed=True)``), a repeated DLM
+``--lock-start``, one on a node without corosync.
 Anything else raises ``UnsupportedCommand``. What this module adds to the LVM model is
 lvmlockd's: lockspaces, the lock table, each node's dm devices, and the messages lvm prints
 on a shared VG. A pvmove completes at once (the time it takes is the LVM simulator's
@@ -63,6 +66,9 @@ class LockdCluster:
         # commits, as the recordings count them) and the global lock's
         self.vg_seq: dict[str, int] = {}
         self.gl_ver = 0
+        # DLM VG -> (the node that crashed, the members of its lockspace that survived):
+        # the DLM's recovery of a dead node is not recorded (``crash``)
+        self.dlm_unrecovered: dict[str, tuple[str, frozenset[str]]] = {}
 
     def add_disk(self, path: str, size: int) -> None:
         """A disk every node sees (a SAN LUN): the same device number on each."""
@@ -74,18 +80,33 @@ class LockdCluster:
 
     # -- what happens to nodes -------------------------------------------------------------
 
-    def crash(self, name: str) -> None:
+    def crash(self, name: str, *, no_fencing_assumed: bool = False) -> None:
         """The node dies: its dm devices and lockspaces go with it, its locks stay (sanlock
-        leases on the shared disk); with DLM (no fencing, as the lab runs it) the other
-        nodes' DLM drops its locks at once and corosync's membership loses it."""
+        leases on the shared disk).
+
+        With DLM, what the surviving members of its lockspaces do next is not recorded:
+        with fencing (production) the DLM's recovery waits until the dead node is fenced;
+        without (``--enable_fencing 0``, the lab) it frees the dead node's locks; under a
+        partition two_node without fencing grants both sides. So any lock request on a DLM
+        VG whose lockspace the dead node and a survivor shared raises ``UnsupportedCommand``
+        from then on, unless the test states the unrecorded assumption it relies on:
+        ``no_fencing_assumed=True``, a real crash (not a partition) under dlm_controld
+        without fencing: the survivors' DLM drops the dead node's locks at once. Corosync's
+        membership loses it either way (recorded: two_node keeps the survivor quorate)."""
         n = self.nodes[name]
+        for vg in self.lvm.vgs.values():
+            if vg.lock_type != "dlm" or vg.name not in n.lockspaces:
+                continue
+            survivors = frozenset(o.name for o in self.nodes.values()
+                                  if o is not n and o.up and vg.name in o.lockspaces)
+            if no_fencing_assumed:
+                for lv in vg.lvs.values():
+                    self.locks.drop(lv.uuid, name)
+            elif survivors:
+                self.dlm_unrecovered[vg.name] = (name, survivors)
         n.up, n.dm, n.lockspaces, n.opened = False, {}, set(), {}
         n.corosync = n.dlm_controld = n.dlm_global = False
         n.rem, n.vg_ver, n.lv_un = set(), {}, set()
-        for vg in self.lvm.vgs.values():
-            if vg.lock_type == "dlm":
-                for lv in vg.lvs.values():
-                    self.locks.drop(lv.uuid, name)
         self.corosync.changed()
 
     def expire(self, name: str) -> None:
@@ -263,7 +284,25 @@ class LockdNode:
         if not self.n.dlm_controld:
             raise UnsupportedCommand(f"{what} on {self.n.name} after dlm_controld stopped "
                                      f"there: not recorded")
+        self._unrecovered(vg, what)
         self._touched.add(vg.name)
+
+    def _unrecovered(self, vg: VG, what: str) -> None:
+        """A DLM VG whose lockspace lost a member to a crash while another survived: what
+        the DLM then grants is not recorded (``LockdCluster.crash``)."""
+        dead = self.c.dlm_unrecovered.get(vg.name)
+        if dead is None:
+            return
+        if not any(self.c.nodes[s].up and vg.name in self.c.nodes[s].lockspaces
+                   for s in dead[1]):
+            del self.c.dlm_unrecovered[vg.name]  # no survivor's lockspace left to recover
+            return
+        raise UnsupportedCommand(
+            f"{what} on {self.n.name} after {dead[0]} crashed, a member of {vg.name}'s DLM "
+            f"lockspace: the DLM's recovery is not recorded (with fencing it waits for the "
+            f"dead node to be fenced; without, it frees its locks; under a partition "
+            f"two_node without fencing grants both sides); a test that assumes no fencing "
+            f"says so: crash({dead[0]!r}, no_fencing_assumed=True)")
 
     def _commit(self, vg: VG) -> None:
         """The VG's metadata was written: its DLM VG lock's version moves on."""
@@ -531,8 +570,14 @@ def _vgcreate_dlm(node: LockdNode, vg_name: str, devs: list[str], out: Out) -> O
 def _lock_start_dlm(node: LockdNode, vg: VG, out: Out) -> Out:
     """``vgchange --lock-start`` of a DLM VG (recorded: dlm/commands/lock_start_*)."""
     n = node.n
-    if vg.name in n.lockspaces:  # lvm prints its wait, as for sanlock's lock_start_again
-        return out.print("Starting locking.  Waiting until locks are ready...")
+    if vg.name in n.lockspaces:
+        raise UnsupportedCommand(f"vgchange --lock-start {vg.name} on {n.name} again (its DLM "
+                                 f"lockspace is started): not recorded")
+    if not n.corosync:
+        raise UnsupportedCommand(f"vgchange --lock-start {vg.name} on {n.name} without "
+                                 f"corosync running there: not recorded (dlm_controld not "
+                                 f"running, corosync running is: lock_start_no_dlm_controld_b)")
+    node._unrecovered(vg, f"vgchange --lock-start {vg.name}")
     if not n.dlm_controld:
         n.rem |= {vg.name} | (set() if n.dlm_global else {""})
         out.warn("Start a lock manager, lvmlockd did not find one running.")

@@ -36,6 +36,25 @@ class PcmkResource:
     managed: bool = True  # crm_mon's managed flag (False: maintenance, unmanaged); the
     # CIB's is-managed meta attribute when crm_mon did not answer
     meta: dict[str, str] = field(default_factory=dict)  # meta attributes (a clone's inherited)
+    # When an instance attribute set has a <rule> or a score (the values Pacemaker uses
+    # depend on the node, the date...): every value any set gives, per name; and the names
+    # only ruled sets give (they may be unset). Empty otherwise: ``params`` is what it uses.
+    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    maybe_unset: frozenset[str] = frozenset()
+
+    def values(self, name: str) -> tuple[str, ...]:
+        """Every value of instance attribute ``name`` Pacemaker may use for this primitive
+        (what it owns: all of them when its sets have rules or scores)."""
+        if name in self.alternatives:
+            return self.alternatives[name]
+        return (self.params[name],) if name in self.params else ()
+
+    def gives(self, name: str, value: str) -> bool:
+        return value in self.values(name)
+
+    def may_lack(self, name: str) -> bool:
+        """``name`` may be unset (not given, or given by ruled sets only)."""
+        return name not in self.params or name in self.maybe_unset
 
     def describe(self) -> str:
         where = f" in {self.parent}" if self.parent else ""
@@ -51,6 +70,17 @@ class Pacemaker:
     resources: tuple[PcmkResource, ...] = ()
     source: str = "cibadmin --query"
     status: str = ""
+    # The device number of each device name its primitives give (``device_names``), as
+    # this node's stat resolves it (symlinks followed), None when it does not resolve here
+    # (UUID=, LABEL=, -U, a missing link, no such device): read at each observation.
+    devices: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+
+    def device_names(self) -> tuple[str, ...]:
+        """Every device a Filesystem primitive mounts (``device``) or an iSCSILogicalUnit
+        exports (``path``), in any of its attribute sets."""
+        return tuple(sorted({v for r in self.resources for v in (
+            r.values("device") if r.agent == FILESYSTEM else
+            r.values("path") if r.agent == ISCSI_LU else ()) if v}))
 
     @property
     def running(self) -> bool:
@@ -61,29 +91,27 @@ class Pacemaker:
 
     def drbd_owner(self, resource: str) -> PcmkResource | None:
         """The ocf:linbit:drbd primitive that manages DRBD ``resource``, if any."""
-        return next((r for r in self.of(DRBD) if r.params.get("drbd_resource") == resource),
-                    None)
+        return next((r for r in self.of(DRBD) if r.gives("drbd_resource", resource)), None)
 
     def lv_owner(self, vg: str, lv: str) -> PcmkResource | None:
         """The primitive that activates ``vg/lv``: an LVM-activate one naming it, or naming
         its VG without ``lvname`` (the agent then activates every LV of the VG), or a legacy
         ``ocf:heartbeat:LVM`` one naming its VG (``volgrpname``: always the whole VG)."""
-        return next((r for r in self.resources if (r.agent == LVM_ACTIVATE and r.params.get(
-            "vgname") == vg and r.params.get("lvname", lv) == lv) or (
-                r.agent == LVM_LEGACY and r.params.get("volgrpname") == vg)), None)
+        return next((r for r in self.resources if (r.agent == LVM_ACTIVATE and r.gives(
+            "vgname", vg) and (r.gives("lvname", lv) or r.may_lack("lvname"))) or (
+                r.agent == LVM_LEGACY and r.gives("volgrpname", vg))), None)
 
     def vg_owner(self, vg: str) -> PcmkResource | None:
         """An LVM-activate primitive on any LV of ``vg``, or a legacy LVM one on ``vg``."""
-        return next((r for r in self.resources if (r.agent == LVM_ACTIVATE and r.params.get(
-            "vgname") == vg) or (r.agent == LVM_LEGACY and r.params.get("volgrpname") == vg)),
-            None)
+        return next((r for r in self.resources if (r.agent == LVM_ACTIVATE and r.gives(
+            "vgname", vg)) or (r.agent == LVM_LEGACY and r.gives("volgrpname", vg))), None)
 
     def target_owner(self, iqn: str) -> PcmkResource | None:
-        return next((r for r in self.of(ISCSI_TARGET) if r.params.get("iqn") == iqn), None)
+        return next((r for r in self.of(ISCSI_TARGET) if r.gives("iqn", iqn)), None)
 
     def lun_owner(self, iqn: str, lun: int) -> PcmkResource | None:
-        return next((r for r in self.of(ISCSI_LU) if r.params.get("target_iqn") == iqn
-                     and r.params.get("lun") == str(lun)), None)
+        return next((r for r in self.of(ISCSI_LU) if r.gives("target_iqn", iqn)
+                     and r.gives("lun", str(lun))), None)
 
     def where(self, r: PcmkResource) -> str:
         """Where Pacemaker runs ``r``, in words ("Pacemaker runs it Started on node-1")."""

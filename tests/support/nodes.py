@@ -83,7 +83,7 @@ class Pass:
 class Node:
     name: str
     runner: object  # the simulated machine: run, read, openers, resolve_device
-    crash: Callable[[], None]  # the machine dies now
+    crash: Callable[..., None]  # the machine dies now (keywords: what the test assumes)
     reboot: Callable[[], None]  # ... and comes back
     memory: controller.Memory = field(default_factory=controller.Memory)
     passes: list[Pass] = field(default_factory=list)
@@ -111,7 +111,7 @@ def host_node(name: str, host: SimulatedHost) -> Node:
 def lockd_node(cluster: LockdCluster, name: str) -> Node:
     """A node of the lvmlockd simulator (its dm devices and lockspaces die with it, its
     sanlock leases stay until it comes back)."""
-    return Node(name, cluster.node(name), lambda: cluster.crash(name),
+    return Node(name, cluster.node(name), lambda **assumed: cluster.crash(name, **assumed),
                 lambda: cluster.recover(name))
 
 
@@ -342,9 +342,12 @@ class Nodes:
             raise ValueError("n must be >= 1 (crash now: crash())")
         self.nodes[name].budget = n
 
-    def crash(self, name: str) -> None:
+    def crash(self, name: str, **assumed: bool) -> None:
+        """``name`` dies now. ``assumed``: what the test assumes of a crash the simulator
+        has no recording of, named for it (the lvmlockd simulator's
+        ``no_fencing_assumed=True``)."""
         node = self.nodes[name]
-        node.crash()
+        node.crash(**assumed)
         node.down, node.budget = True, None
 
     def reboot(self, name: str) -> None:

@@ -149,3 +149,70 @@ def test_the_dlm_recordings_say_what_the_readme_says():
         rc, out, err = rec(case)
     assert (rc, err.strip()) == (1, "Cannot initialize CMAP service")
     assert seen == set(COMPARES)
+
+
+# -- what no recording shows fails loudly ---------------------------------------------------
+
+
+def _dlm_lv(c: LockdCluster) -> None:
+    """vgd with lv1 on both nodes' lockspaces, lv1 ex on node-a."""
+    c.add_disk("/dev/vda", 256 * M)
+    c.dlm_cluster()
+    a, b = c.node("node-a"), c.node("node-b")
+    for node, argv in ((a, ("vgcreate", "--shared", "--locktype", "dlm", "vgd", "/dev/vda")),
+                       (b, ("vgchange", "--lock-start", "vgd")),
+                       (a, ("lvcreate", "--yes", "--activate", "n", "--name", "lv1",
+                            "--size", "32m", "vgd")),
+                       (a, ("lvchange", "-aey", "vgd/lv1"))):
+        assert node.run(Command(argv=argv, mutates=True)).ok, argv
+
+
+def test_after_a_dlm_peer_crashed_a_lock_on_its_vg_fails_loudly_unless_no_fencing_is_assumed():
+    """No recording shows what the DLM does once a member of a lockspace died: with fencing
+    it waits for the node to be fenced, without it frees its locks, under a partition
+    two_node without fencing grants both sides."""
+    c = LockdCluster({"node-a": None, "node-b": None})
+    _dlm_lv(c)
+    c.crash("node-a")
+    b = c.node("node-b")
+    for argv in (("lvchange", "-aey", "vgd/lv1"), ("lvchange", "-aln", "vgd/lv1"),
+                 ("lvcreate", "--yes", "--activate", "n", "--name", "lv2", "--size", "8m",
+                  "vgd")):
+        with pytest.raises(UnsupportedCommand, match=r"after node-a crashed.*"
+                           r"no_fencing_assumed=True"):
+            b.run(Command(argv=argv, mutates=True))
+    c.recover("node-a")  # back, node-b's lockspace still the one that lost it
+    with pytest.raises(UnsupportedCommand, match="after node-a crashed"):
+        c.node("node-a").run(Command(argv=("vgchange", "--lock-start", "vgd"), mutates=True))
+
+
+def test_the_assumption_of_no_fencing_frees_the_dead_nodes_locks_at_once():
+    c = LockdCluster({"node-a": None, "node-b": None})
+    _dlm_lv(c)
+    c.crash("node-a", no_fencing_assumed=True)
+    assert c.node("node-b").run(Command(argv=("lvchange", "-aey", "vgd/lv1"),
+                                        mutates=True)).ok
+
+
+def test_when_no_member_of_the_lockspace_survived_nothing_is_to_recover():
+    c = LockdCluster({"node-a": None, "node-b": None})
+    _dlm_lv(c)
+    c.crash("node-a")
+    c.crash("node-b")
+    for name in c.nodes:
+        c.recover(name)
+    c.start_corosync(*c.nodes)  # both seen: quorate
+    a = c.node("node-a")
+    assert a.run(Command(argv=("vgchange", "--lock-start", "vgd"), mutates=True)).ok
+    assert a.run(Command(argv=("lvchange", "-aey", "vgd/lv1"), mutates=True)).ok
+
+
+def test_a_repeated_dlm_lock_start_and_one_without_corosync_fail_loudly():
+    c = LockdCluster({"node-a": None, "node-b": None})
+    _dlm_lv(c)
+    with pytest.raises(UnsupportedCommand, match="again"):
+        c.node("node-b").run(Command(argv=("vgchange", "--lock-start", "vgd"), mutates=True))
+    c.stop_corosync("node-b")
+    c.nodes["node-b"].lockspaces.discard("vgd")
+    with pytest.raises(UnsupportedCommand, match="without corosync running there"):
+        c.node("node-b").run(Command(argv=("vgchange", "--lock-start", "vgd"), mutates=True))
