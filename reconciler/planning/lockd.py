@@ -375,7 +375,11 @@ def _plan_activation(out: Shaped, vg: str, name: str, want: models.Lv, obs: stat
     after = {gate} if gate else set()
     if here != "off":  # deactivate first (to inactive, or to change the lock mode)
         why = state.open_state(st, lv)
-        if why:
+        # an LV a Pacemaker primitive activates (its Filesystem mounts it, say): the step is
+        # planned and planning.pacemaker refuses it, naming the primitive (unmounting what
+        # Pacemaker mounted is no advice to give)
+        pcmk = st.pacemaker.lv_owner(vg, name) if st.pacemaker is not None else None
+        if why and pcmk is None:
             out.blocked.append(actions.Blocked(
                 obj, f"is {why} on {node}; the spec wants it "
                 f"{mode.value} here, which needs it deactivated, and an open LV is never "

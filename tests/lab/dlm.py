@@ -40,7 +40,7 @@ from harness import Disk, Guest, LabError, Link, boot
 from lockd import LVM_SETTINGS, NODE_NAMES, LockdPair
 
 SHARED_DISKS = ("256M", "128M")
-OWN_DISKS = ("64M",)  # /dev/vdc in each guest: test_lab_lockd_dlm.py's GFS2 test backs DRBD on it
+OWN_DISKS = ("64M", "64M")  # /dev/vdc, /dev/vdd in each guest: test_lab_lockd_dlm.py backs DRBD on them (GFS2, Pacemaker)
 NODE_IDS = {"node-a": 1, "node-b": 2}
 COROSYNC_ARGV = ("corosync",)
 DLM_CONTROLD_ARGV = ("dlm_controld", "--enable_fencing", "0")
@@ -61,6 +61,8 @@ def corosync_conf(link: Link) -> str:
 
 class DlmPair(LockdPair):
     link: Link
+    lock_type = "dlm"
+    lvmlockd_argv = LVMLOCKD_ARGV
 
     def start_corosync(self, g: Guest) -> None:
         g.run(["sh", "-c", 'set -e; mkdir -p /var/log /var/lib/corosync; "$@"', "sh", *COROSYNC_ARGV],
@@ -83,11 +85,6 @@ class DlmPair(LockdPair):
                "for i in $(seq 200); do dlm_tool ls >/dev/null 2>&1 && exit 0; sleep 0.1; done\n"
                "echo 'dlm_controld never answered' >&2; exit 1", "sh", *DLM_CONTROLD_ARGV], timeout=60)
 
-    def start_lvmlockd(self, g: Guest):
-        return g.run(["sh", "-c", 'set -e; "$@" </dev/null >/dev/null 2>&1\n'
-                      "for i in $(seq 200); do [ -S /run/lvm/lvmlockd.socket ] && exit 0; sleep 0.05; done\n"
-                      "echo 'lvmlockd socket never appeared' >&2; exit 1", "sh", *LVMLOCKD_ARGV], timeout=60)
-
     def start_stack(self, g: Guest) -> None:
         """dlm_controld, lvmpolld, lvmlockd -g dlm (corosync must be quorate)."""
         self.start_dlm(g)
@@ -97,10 +94,10 @@ class DlmPair(LockdPair):
 
 @contextlib.contextmanager
 def dlm_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, own: Sequence[str] = OWN_DISKS,
-             mem: str = "768M", verbose: bool = True) -> Iterator[DlmPair]:
+             mem: str = "1024M", verbose: bool = True) -> Iterator[DlmPair]:
     """Boot node-a and node-b on one link with udev, the shared disks and then one disk of
-    each guest's own per size in ``own`` (after the shared ones: /dev/vdc, ...; the GFS2
-    test's DRBD backing disk; they go with the guest); (``start``) write
+    each guest's own per size in ``own`` (after the shared ones: /dev/vdc, /dev/vdd: the
+    GFS2 and Pacemaker tests' DRBD backing disks; they go with the guest); (``start``) write
     corosync.conf, start corosync on both, wait for quorum, then dlm_controld, lvmpolld and
     lvmlockd -g dlm. Always tears down."""
     disks = [Disk(s, f"shared{i}", shared=True) for i, s in enumerate(shared)]

@@ -103,6 +103,8 @@ class LockdPair:
     boot_s: float = 0.0
     start_s: float = 0.0  # sanlock + lvmlockd on both (0 when not started)
     timings: dict[str, float] = field(default_factory=dict)
+    lock_type = "sanlock"  # the lock manager (class attributes: dlm.DlmPair's are DLM's)
+    lvmlockd_argv = LVMLOCKD_ARGV
 
     def __iter__(self):  # a, b = pair
         return iter((self.a, self.b))
@@ -117,20 +119,20 @@ class LockdPair:
         """Write (or, with None, empty) the node's lvmlocal.conf ``local { host_id }``."""
         g.write_file("/etc/lvm/lvmlocal.conf", lvmlocal_conf(host_id))
 
-    def start_sanlock(self, g: Guest) -> Result:
+    def _start(self, g: Guest, argv: Sequence[str], socket: str, what: str) -> Result:
+        """Start a daemon (it forks) and wait for its socket."""
         return g.run(["sh", "-c", 'set -e; "$@" </dev/null >/dev/null 2>&1\n'
-                      "for i in $(seq 200); do [ -S /run/sanlock/sanlock.sock ] && exit 0; sleep 0.05; done\n"
-                      "echo 'sanlock socket never appeared' >&2; exit 1", "sh", *SANLOCK_ARGV], timeout=60)
+                      f"for i in $(seq 200); do [ -S {socket} ] && exit 0; sleep 0.05; done\n"
+                      f"echo '{what} socket never appeared' >&2; exit 1", "sh", *argv], timeout=60)
+
+    def start_sanlock(self, g: Guest) -> Result:
+        return self._start(g, SANLOCK_ARGV, "/run/sanlock/sanlock.sock", "sanlock")
 
     def start_lvmlockd(self, g: Guest) -> Result:
-        return g.run(["sh", "-c", 'set -e; "$@" </dev/null >/dev/null 2>&1\n'
-                      "for i in $(seq 200); do [ -S /run/lvm/lvmlockd.socket ] && exit 0; sleep 0.05; done\n"
-                      "echo 'lvmlockd socket never appeared' >&2; exit 1", "sh", *LVMLOCKD_ARGV], timeout=60)
+        return self._start(g, self.lvmlockd_argv, "/run/lvm/lvmlockd.socket", "lvmlockd")
 
     def start_lvmpolld(self, g: Guest) -> Result:
-        return g.run(["sh", "-c", 'set -e; "$@" </dev/null >/dev/null 2>&1\n'
-                      "for i in $(seq 200); do [ -S /run/lvm/lvmpolld.socket ] && exit 0; sleep 0.05; done\n"
-                      "echo 'lvmpolld socket never appeared' >&2; exit 1", "sh", *LVMPOLLD_ARGV], timeout=60)
+        return self._start(g, LVMPOLLD_ARGV, "/run/lvm/lvmpolld.socket", "lvmpolld")
 
     def start_daemons(self, g: Guest) -> float:
         """lvmpolld, sanlock, lvmlockd (in that order); returns the seconds it took."""

@@ -13,8 +13,15 @@ scenarios the sanlock test runs (test_lab_lockd.py), on DLM:
 3. The spec grows it (node-b, the holder, runs lvextend), then adds /dev/vdb and places the
    LV there while node-b writes: node-a runs vgextend, node-b the pvmove; md5s after.
 
-``test_gfs2_on_dual_primary_drbd_over_dlm`` (``-k gfs2``, seed 003 §6), on the same guests
-(each with a 64M disk of its own, /dev/vdc): two daemons from a spec declaring DRBD r0 with
+The steps are tests/lab/lockd_daemons.py's, the sanlock test's own.
+
+``test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them`` (``-k
+pacemaker``), on the same guests and corosync: DRBD r0 (each guest's /dev/vdd) and an LV of
+the DLM VG handed to Pacemaker, moved by it, never by the reconcilers (its docstring). It
+stops Pacemaker when done, and makes its VG itself when the DLM test did not run.
+
+``test_gfs2_on_dual_primary_drbd_over_dlm`` (``-k gfs2``, seed 003 §6), last, on the same
+guests (each with a 64M disk of its own, /dev/vdc): two daemons from a spec declaring DRBD r0 with
 both nodes primary and ``allow_two_primaries``; the operator makes GFS2 over DLM and mounts
 it on both; files written on each node checked (md5) from the other; a demotion refused
 while mounted; the link cut (both stay primary: reported, nothing run), DLM without fencing
@@ -32,57 +39,16 @@ import pytest
 
 from dlm import dlm_nodes  # noqa: F401  (fixture)
 from harness import LabError
-from reconciler_lab import _WRITER as WRITER
-from reconciler_lab import Data, wait_for
+from lockd_daemons import (VG, create_and_start, grow, log, lv_mode, move_a_to_b,
+                           pvmove_while_written, two_daemons)
+from record_pacemaker_fixtures import CLONE
+from reconciler_lab import Run, _json, _wrap, reconcile_argv, wait_for
+from test_lab_drbd import Lab, ok
+
+from reconciler.adapters import pacemaker as pcmk
+from reconciler.simulate.pacemaker_tools import primitive
 
 pytestmark = pytest.mark.lab
-
-VG = "vgs"
-SPEC_DIR = "/tmp/spec"
-LOG = "/tmp/reconciler.log"
-PIDFILE = "/tmp/reconciler.pid"
-
-SPEC = """\
-[vg.vgs]
-nodes = ["node-a", "node-b"]
-scope = "shared"
-lock_type = "dlm"
-create_on = "node-a"
-pvs = [{pvs}]
-
-[vg.vgs.lv.data]
-size = "{size}"
-activation = {{ {activation} }}
-{placement}
-"""
-
-
-def put_spec(p, size: str, activation: str, pvs: str = '"/dev/vda"', placement: str = "") -> None:
-    text = SPEC.format(pvs=pvs, size=size, activation=activation, placement=placement)
-    for g in p.nodes:  # the same spec on both; replaced atomically
-        g.write_file(f"{SPEC_DIR}.new", text)
-        g.run(["sh", "-c", f"mkdir -p {SPEC_DIR} && mv {SPEC_DIR}.new {SPEC_DIR}/spec.toml"])
-
-
-def start_daemon(g):
-    argv = (f"echo $$ > {PIDFILE}; cd / && exec python3 -m reconciler --spec {SPEC_DIR} "
-            f"--node {g.name} --resync-interval 5 --status-dir /tmp/rec-status "
-            f"--log-level DEBUG 2> {LOG}")
-    return g.spawn(argv, timeout=1800, env={"NO_COLOR": "1"})
-
-
-def lv_mode(g, lv: str = "data") -> str:
-    """'ex', 'sh' or 'off' on this node, from lvmlockd."""
-    uuid = g.run(["lvs", "--noheadings", "-o", "lv_uuid", f"{VG}/{lv}"], check=False).out.strip()
-    if not uuid:
-        return "missing"
-    info = g.run(["lvmlockctl", "--info"], check=False).out
-    m = re.search(rf"^LK LV (ex|sh) {re.escape(uuid)}$", info, re.M)
-    return m.group(1) if m else "off"
-
-
-def log(g) -> str:
-    return g.run(["cat", LOG], check=False).out
 
 
 def test_dlm_two_daemons_create_move_grow_and_pvmove_a_shared_lv(dlm_nodes):
@@ -90,97 +56,37 @@ def test_dlm_two_daemons_create_move_grow_and_pvmove_a_shared_lv(dlm_nodes):
     a, b = p
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    put_spec(p, "64M", '"node-a" = "exclusive", "*" = "inactive"')
-    daemons = [start_daemon(a), start_daemon(b)]
-    try:
+    with two_daemons(p, "64M", '"node-a" = "exclusive", "*" = "inactive"'):
         # 1. a creates the VG (DLM) and the LV; b starts its lockspace.
-        wait_for(lambda: lv_mode(a) == "ex", 300, "data exclusive on node-a", interval=2)
-        wait_for(lambda: f"LS dlm lvm_{VG}" in b.run(["lvmlockctl", "--info"]).out, 300,
-                 "node-b's DLM lockspace", interval=2)
+        create_and_start(p, timings, t0)
         # the lockspace shows while vgchange --lock-start still runs; its log line follows
         wait_for(lambda: "ran vgchange --lock-start vgs" in log(b), 60, "node-b's lock-start logged")
-        timings["created+started"] = time.monotonic() - t0
         assert "ran vgcreate --shared --locktype dlm" in log(a), log(a)[-3000:]
-        assert "ran vgcreate" not in log(b) and "ran lvcreate" not in log(b)
-        assert "ran vgchange --lock-start vgs" in log(b)
         for g in (a, b):  # each pass read corosync's quorum before touching the DLM VG
             assert "ran corosync-quorumtool -s -> rc 0" in log(g), log(g)[-3000:]
         ls = b.run(["dlm_tool", "ls"]).out
         assert re.search(rf"name\s+lvm_{VG}\n(.*\n)*?members\s+1 2\s*\n", ls), ls
-        assert lv_mode(b) == "off"
 
-        # 2. ext4 + writer on a; the spec moves the LV to b.
-        data = Data(a, f"/dev/{VG}/data", "/mnt/data").make(files=4, size="1M")
-        data.start_writer()
-        time.sleep(3)
-        put_spec(p, "64M", '"node-b" = "exclusive", "*" = "inactive"')
-        t1 = time.monotonic()
-        wait_for(lambda: "LV locked by other host" in log(b), 120, "node-b waiting on node-a's lock")
-        wait_for(lambda: "is open (mounted or in use) on node-a" in log(a), 120,
-                 "node-a refusing to deactivate the mounted LV")
-        assert lv_mode(a) == "ex" and lv_mode(b) == "off"
-        assert not re.search(r"outcome.*failed|step failed", log(b)), log(b)[-3000:]
-        data.stop_writer()
-        assert data.writer_files > 0
-        manifests = {m: a.run(["cat", f"{data.state_dir}/{m}"]).out for m in ("before.md5", "writer.md5")}
-        a.run(["umount", "/mnt/data"])
-        wait_for(lambda: lv_mode(b) == "ex", 240, "data exclusive on node-b", interval=2)
-        timings["move a->b after unmount"] = time.monotonic() - t1
-        assert lv_mode(a) == "off"
-        for m, text in manifests.items():
-            b.write_file(f"/tmp/{m}", text)
-        b.sh(f"""
-            e2fsck -fn /dev/{VG}/data
-            mkdir -p /mnt/data && mount /dev/{VG}/data /mnt/data
-            cd /mnt/data && md5sum --quiet -c /tmp/before.md5 && md5sum --quiet -c /tmp/writer.md5
-        """)
-
+        # 2. ext4 + writer on a; the spec moves the LV to b (lockd_daemons.move_a_to_b).
+        move_a_to_b(p, timings)
         # 3. grow it: b holds it, so b resizes (mounted), a does not.
-        put_spec(p, "96M", '"node-b" = "exclusive", "*" = "inactive"')
-        wait_for(lambda: b.run(["lvs", "--noheadings", "--units", "b", "--nosuffix", "-o",
-                                "lv_size", f"{VG}/data"]).out.strip() == str(96 << 20), 240,
-                 "data grown to 96M by node-b", interval=2)
-        assert "ran lvextend" in log(b) and "ran lvextend" not in log(a)
-
+        grow(p)
         # 3b. pvmove while mounted and written to: node-a (creator) adds /dev/vdb, node-b
         # (the exclusive holder) moves the extents; md5 afterwards.
-        moving = Data(b, f"/dev/{VG}/data", "/mnt/data")
-        b.write_file("/tmp/lab-writer.sh", WRITER, mode="755")
-        b.sh(f"mkdir -p {moving.state_dir} && rm -f {moving.state_dir}/* && "
-             f"cd /mnt/data && mkdir froma && mv w* froma/ && "
-             f"md5sum before* froma/* > {moving.state_dir}/before.md5")
-        moving.start_writer()
-        t2 = time.monotonic()
-        put_spec(p, "96M", '"node-b" = "exclusive", "*" = "inactive"',
-                 pvs='"/dev/vda", "/dev/vdb"', placement='placement = ["/dev/vdb"]')
-        wait_for(lambda: b.run(["lvs", "--noheadings", "-o", "devices", f"{VG}/data"]
-                               ).out.strip() == "/dev/vdb(0)", 300, "data moved onto /dev/vdb", interval=2)
-        timings["vgextend on a + pvmove on b"] = time.monotonic() - t2
-        moving.stop_writer()
-        assert moving.writer_files > 0
-        assert "ran vgextend" in log(a) and "ran pvmove" in log(b) and "ran pvmove" not in log(a)
-        moving.verify()
-        b.run(["umount", "/mnt/data"])
+        pvmove_while_written(p, timings)
         print(f"\ndlm daemons: boot {p.boot_s:.1f}s, stack {p.start_s:.1f}s; "
               + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
               + f"; whole body {time.monotonic() - t0:.1f}s")
-    finally:
-        for g in (a, b):
-            g.run(f"kill $(cat {PIDFILE}) 2>/dev/null; true", check=False)
-        for g, fut in zip((a, b), daemons):
-            res = g.wait(fut, timeout=120)
-            print(f"[{g.name}] daemon rc {res.rc}; log tail:\n{log(g)[-2500:]}")
 
 
-# -- dual-primary DRBD with GFS2 over DLM (seed 003 §6) ---------------------------------------------
+# -- Pacemaker owns what it owns: a DRBD clone and an LV of the DLM VG with its file system --------
 
-GFS2_SPEC_DIR = "/tmp/spec-gfs2"
-GFS2_SPEC = """\
+# r0 as the Pacemaker and the GFS2 tests declare it, each on a 64M disk of each guest's own
+DRBD_R0 = """\
 [drbd.r0]
 protocol = "C"
 initial_sync_from = "node-a"
-allow_two_primaries = true
-resync_rate = "400M"
+{two}resync_rate = "400M"
 [drbd.r0.net]          # a short connect-int (as test_lab_drbd.py); pings patient enough for
 connect_int = 1        # a loaded TCG host (lab: with ping_int 1, ping_timeout 2 a PingAck came
 ping_int = 3           # late while GFS2 wrote, both primaries wrote apart for 3 s: a split
@@ -188,19 +94,232 @@ ping_timeout = 5       # brain, DRBD 8.4 without fencing)
 [drbd.r0.disk]
 c_plan_ahead = 0
 [drbd.r0.nodes.node-a]
-disk = "/dev/vdc"
+disk = "{disk}"
 address = "{ip_a}"
-role = "primary"
+role = "{role_a}"
 [drbd.r0.nodes.node-b]
-disk = "/dev/vdc"
+disk = "{disk}"
 address = "{ip_b}"
 role = "{role_b}"
 """
+PCMK_SPEC_DIR = "/tmp/spec-pcmk"
+PCMK_VG = """
+[vg.vgs]
+nodes = ["node-a", "node-b"]
+scope = "shared"
+lock_type = "dlm"
+create_on = "node-a"
+pvs = ["/dev/vda", "/dev/vdb"]
+
+[vg.vgs.lv.pm]
+size = "32M"
+activation = {{ "{lv_on}" = "exclusive", "*" = "inactive" }}
+"""
+# the LV and its ext4, started together where Pacemaker decides (the DRBD clone is
+# record_pacemaker_fixtures.CLONE)
+PM_GROUP = ('<group id="pm-grp">'
+            + primitive("lvm-pm", "ocf:heartbeat:LVM-activate", vgname=VG, lvname="pm",
+                        vg_access_mode="lvmlockd", activation_mode="exclusive")
+            + primitive("fs-pm", "ocf:heartbeat:Filesystem", device=f"/dev/{VG}/pm",
+                        directory="/mnt/pm", fstype="ext4")
+            + "</group>")
+
+
+class PcmkLab(Lab):
+    """test_lab_drbd's Lab on the DLM guests: r0 on each guest's /dev/vdd, the DLM VG's LV
+    pm; every pass ``--once`` on both at once, logging each command it runs."""
+
+    def spec(self, *, role_a="primary", role_b="secondary", lv_on="node-a"):
+        text = (DRBD_R0.format(two="", disk="/dev/vdd", ip_a=self.link.a.ip, ip_b=self.link.b.ip,
+                               role_a=role_a, role_b=role_b) + PCMK_VG.format(lv_on=lv_on))
+        for g in (self.a, self.b):
+            g.run(["mkdir", "-p", PCMK_SPEC_DIR])
+            g.write_file(f"{PCMK_SPEC_DIR}/spec.toml", text)
+
+    def roles(self, primary: str, lv_on: str) -> None:
+        """The spec with r0 primary on ``primary`` and pm exclusive on ``lv_on``."""
+        self.spec(role_a="primary" if primary == "node-a" else "secondary",
+                  role_b="primary" if primary == "node-b" else "secondary", lv_on=lv_on)
+
+    def both(self) -> dict[str, Run]:
+        futs = {}
+        for node, g in self.guests.items():
+            argv = reconcile_argv("--once", "--output", "json", "--log-level", "DEBUG",
+                                  spec=PCMK_SPEC_DIR, node=node)
+            futs[node] = g.spawn(_wrap(argv, False), timeout=240, env={"NO_COLOR": "1"})
+        out = {node: Run(r := self.guests[node].wait(fut), _json(r.out)) for node, fut in futs.items()}
+        for node, run in out.items():
+            assert run.doc is not None and "ran lvm fullreport" in run.log, run  # the log is there
+            self.logs[node].append(run)
+        return out
+
+
+def crm_roles(g, rid: str) -> dict[str, str]:
+    """node -> role of primitive ``rid`` as crm_mon shows it ({} while it does not answer)."""
+    res = g.run(["crm_mon", "--output-as=xml"], check=False)
+    return pcmk.parse_crm_mon(res.out)[0].get(rid, {}) if res.rc == 0 else {}
+
+
+def promoted(g) -> str | None:
+    return next((n for n, r in crm_roles(g, "drbd-r0").items() if r == "Promoted"), None)
+
+
+def started(g) -> str | None:
+    """Where pm-grp runs: the LV active and its file system mounted there."""
+    lv, fs = crm_roles(g, "lvm-pm"), crm_roles(g, "fs-pm")
+    return next(iter(fs)) if len(lv) == 1 and lv == fs and set(fs.values()) == {"Started"} else None
+
+
+def ran_drbd(runs, allowed: tuple[str, ...] = ()) -> list[str]:
+    """What the passes changed: applied steps (but those keyed in ``allowed``), and any
+    drbdadm/modprobe they ran."""
+    return [*(str(a) for r in runs.values() for a in r.doc["applied"] if a["key"] not in allowed),
+            *(line for r in runs.values() for line in r.log.splitlines()
+              if re.search(r"ran (drbdadm|modprobe) ", line))]
+
+
+def activations(runs) -> list[str]:
+    """The lvchange -a (activation) commands the passes ran."""
+    return [line for r in runs.values() for line in r.log.splitlines()
+            if re.search(r"ran lvchange .*-a", line)]
+
+
+def other_node(node: str) -> str:
+    return "node-b" if node == "node-a" else "node-a"
+
+
+def test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them(dlm_nodes):
+    """Issue 20 (``-k pacemaker``) on the DLM guests (their corosync; dlm_controld runs beside).
+
+    The reconcilers create DRBD r0 (each /dev/vdd) and its first sync (node-a primary) and, in
+    the DLM VG (created here unless the DLM test did), LV pm exclusive on node-a; 8 MiB of
+    random data on /dev/drbd0 and an ext4 on pm. The operator hands both to Pacemaker: node-a
+    demoted and pm deactivated by hand, pacemakerd started on both, ``stonith-enabled=false``
+    (the lab has no fence device; production needs one), a promotable ``ocf:linbit:drbd``
+    clone for r0 and a group of ``ocf:heartbeat:LVM-activate`` (vgs/pm, lvmlockd, exclusive)
+    and ``ocf:heartbeat:Filesystem`` (/dev/vgs/pm on /mnt/pm); 8 MiB written there. Then:
+
+    1. the spec says what Pacemaker runs: both passes exit 0, r0, pm and its device listed as
+       Pacemaker's, nothing applied, no drbdadm, modprobe nor lvchange -a; crm_mon and
+       cibadmin --query read;
+    2. ``crm_resource --move`` of both to the other node: Pacemaker moves them; both
+       reconcilers, spec unchanged, report each disagreement (exit 1), per object, and run no
+       drbdadm nor lvchange -a (the one step they may apply is the lockspace start on the node
+       pm left: the agent's stop runs ``vgchange --lockstop`` there, and the lockspace is not
+       Pacemaker's); the md5s on the new primary and on pm's new node are the ones written;
+    3. the spec follows: exit 0 on both, nothing run.
+    Pacemaker is then stopped and its CIB removed, so that what follows runs without it.
+    """
+    t0 = time.monotonic()
+    lab = PcmkLab(dlm_nodes)
+    a, b = lab.a, lab.b
+    lab.spec()
+    lab.until(lambda runs: ok(runs) and lv_mode(a, "pm") == "ex", 15, "create, first sync, LV pm")
+    a.run("dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 oflag=direct status=none")
+    md5 = a.run("dd if=/dev/drbd0 bs=1M count=8 iflag=direct status=none | md5sum").out.split()[0]
+    a.run(["mkfs.ext4", "-q", f"/dev/{VG}/pm"])
+    t_create = time.monotonic() - t0
+
+    try:
+        # the operator hands r0 and pm to Pacemaker (corosync runs already: dlm_nodes)
+        a.run(["drbdadm", "secondary", "r0"])
+        a.run(["lvchange", "-an", f"{VG}/pm"])
+        for g in (a, b):
+            g.run(["sh", "-c", "mkdir -p /var/log/pacemaker /mnt/pm; setsid -f pacemakerd </dev/null "
+                   ">/var/log/pacemaker/pacemakerd.out 2>&1"])
+        wait_for(lambda: len(re.findall(r'<node name="node-[ab]"[^>]* online="true"',
+                                        a.run(["crm_mon", "--output-as=xml"], check=False).out)) == 2,
+                 300, "both nodes online in Pacemaker", interval=2)
+        a.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
+        # the default 20 s per action is short for a loaded TCG host (LVM-activate's start ~10 s quiet)
+        a.run(["crm_attribute", "--type", "op_defaults", "--name", "timeout", "--update", "120s"])
+        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", CLONE])
+        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", PM_GROUP])
+        first = wait_for(lambda: promoted(a), 300, "r0 promoted by Pacemaker", interval=2)
+        lv_first = wait_for(lambda: started(a), 300, "pm-grp started by Pacemaker", interval=2)
+        other, lv_other = other_node(first), other_node(lv_first)
+        g = lab.guests[lv_first]
+        fs_md5 = g.run("dd if=/dev/urandom of=/mnt/pm/f bs=1M count=8 conv=fsync status=none && "
+                       "md5sum < /mnt/pm/f").out.split()[0]
+        t_pcmk = time.monotonic() - t0 - t_create
+
+        # 1. the spec says what Pacemaker runs: nothing to do, r0 and pm are Pacemaker's
+        lab.roles(first, lv_first)
+        runs = lab.both()
+        assert ok(runs), runs
+        assert not ran_drbd(runs), ran_drbd(runs)
+        assert not activations(runs), activations(runs)
+        for r in runs.values():
+            assert "drbd r0 (Pacemaker's: ocf:linbit:drbd primitive drbd-r0 in drbd-r0-clone)" in r.result.out, r
+            assert "ran cibadmin --query -> rc 0" in r.log and "ran crm_mon --output-as=xml -> rc 0" in r.log
+            for x in ("lv vgs/pm (Pacemaker's: ocf:heartbeat:LVM-activate primitive lvm-pm in pm-grp)",
+                      "device /dev/vgs/pm (Pacemaker's: ocf:heartbeat:Filesystem primitive fs-pm in "
+                      "pm-grp, mounted at /mnt/pm)"):  # (with vgs/data, undeclared, after the DLM test)
+                assert x in r.doc["final"]["unmanaged"], r
+
+        # 2. Pacemaker moves both; the reconcilers, with the old spec, report and touch nothing
+        a.run(["crm_resource", "--resource", "drbd-r0-clone", "--move", "--node", other, "--promoted"])
+        a.run(["crm_resource", "--resource", "pm-grp", "--move", "--node", lv_other])
+        wait_for(lambda: promoted(a) == other and crm_roles(a, "drbd-r0").get(first) == "Unpromoted", 300,
+                 f"r0 promoted on {other} by Pacemaker", interval=2)
+        wait_for(lambda: started(a) == lv_other, 300, f"pm-grp started on {lv_other} by Pacemaker", interval=2)
+        runs = lab.both()
+        assert all(r.rc == 1 for r in runs.values()), runs
+        assert not ran_drbd(runs, allowed=("vg:vgs:lock-start",)), ran_drbd(runs)
+        assert not activations(runs), activations(runs)
+        assert f"the spec says {first} is primary (Promoted), Pacemaker runs it Unpromoted on {first}" in runs[first].result.out
+        assert f"the spec says {other} is secondary (Unpromoted), Pacemaker runs it Promoted on {other}" in runs[other].result.out
+        assert f"ro:Primary/Secondary" in lab.line(other) and promoted(a) == other
+        g = lab.guests[other]
+        assert g.run("dd if=/dev/drbd0 bs=1M count=8 iflag=direct status=none | md5sum").out.split()[0] == md5
+        for node, r in runs.items():  # pm: refused on both nodes, each naming Pacemaker, where
+            # it runs it and what to do (mounted on lv_other by its Filesystem: no "unmount")
+            (why,) = [x["reason"] for x in r.doc["final"]["blocked"] if x["object"] == "lv vgs/pm"]
+            assert why.startswith("managed by Pacemaker (ocf:heartbeat:LVM-activate primitive lvm-pm in "
+                                  f"pm-grp, from cibadmin --query; Pacemaker runs it Started on {lv_other})"), why
+            assert "crm_resource --move pm-grp" in why and "unmount" not in why, why
+        assert lv_mode(lab.guests[lv_other], "pm") == "ex" and lv_mode(lab.guests[lv_first], "pm") == "off"
+        g = lab.guests[lv_other]
+        assert g.run("md5sum < /mnt/pm/f").out.split()[0] == fs_md5
+
+        # 3. the spec follows Pacemaker
+        lab.roles(other, lv_other)
+        runs = lab.both()
+        assert ok(runs) and not ran_drbd(runs) and not activations(runs), runs
+        t_moves = time.monotonic() - t0 - t_create - t_pcmk
+
+    except BaseException:
+        for g in (a, b):  # what Pacemaker did, for the failure report
+            print(f"== [{g.name}] Pacemaker\n" + g.run(
+                "crm_mon -1 --show-detail 2>&1 | tail -30; grep -E 'LVM-activate|Filesystem|drbd\\(|"
+                "error|timed out' /var/log/pacemaker/pacemaker.log | tail -40 | cut -c1-300",
+                check=False, timeout=60).out, flush=True)
+        raise
+    finally:
+        # Pacemaker leaves: its resources stopped (r0 down, pm deactivated), pacemakerd gone,
+        # its CIB removed (a pass reads Pacemaker only where its CIB file exists)
+        for rid in ("drbd-r0-clone", "pm-grp"):
+            a.run(["crm_resource", "--resource", rid, "--clear"], check=False)
+        a.run(["crm_attribute", "--type", "crm_config", "--name", "stop-all-resources", "--update",
+               "true"], check=False)
+        wait_for(lambda: not any(crm_roles(a, rid) for rid in ("drbd-r0", "lvm-pm", "fs-pm")), 300,
+                 "Pacemaker's resources stopped", interval=2)
+        for g in (a, b):
+            g.run("kill $(pidof pacemakerd) 2>/dev/null; while pidof pacemakerd >/dev/null; do "
+                  "sleep 0.5; done; rm -f /var/lib/pacemaker/cib/cib*", timeout=180)
+    print(f"\npacemaker: create+sync {t_create:.1f}s, pacemaker up and both started {t_pcmk:.1f}s, "
+          f"moves {t_moves:.1f}s, whole {time.monotonic() - t0:.1f}s")
+
+
+# -- dual-primary DRBD with GFS2 over DLM (seed 003 §6) ---------------------------------------------
+
+GFS2_SPEC_DIR = "/tmp/spec-gfs2"
 MNT = "/mnt/g"
 
 
 def gfs2_spec(p, role_b: str = "primary") -> None:
-    text = GFS2_SPEC.format(ip_a=p.link.a.ip, ip_b=p.link.b.ip, role_b=role_b)
+    text = DRBD_R0.format(two="allow_two_primaries = true\n", disk="/dev/vdc", ip_a=p.link.a.ip,
+                          ip_b=p.link.b.ip, role_a="primary", role_b=role_b)
     for g in p.nodes:
         g.write_file(f"{GFS2_SPEC_DIR}.new", text)
         g.run(["sh", "-c", f"mkdir -p {GFS2_SPEC_DIR} && mv {GFS2_SPEC_DIR}.new {GFS2_SPEC_DIR}/spec.toml"])

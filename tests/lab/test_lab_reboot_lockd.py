@@ -26,11 +26,11 @@ import time
 import pytest
 
 from lockd import lockd_nodes  # noqa: F401  (fixture)
+from lockd_daemons import VG, lv_mode
 from reconciler_lab import Run, _json, _wrap, reconcile_argv, wait_for
 
 pytestmark = pytest.mark.lab
 
-VG = "vgs"
 SPEC_DIR = "/etc/reconciler/spec"  # survives a reboot, as on a real host
 STATE = "/var/lib/lab-data"
 SPEC = """\
@@ -72,16 +72,6 @@ def passes(p, logs: dict[str, list[Run]]) -> dict[str, Run]:
         out[name] = Run(res, _json(res.out))
         logs.setdefault(name, []).append(out[name])
     return out
-
-
-def lv_mode(g, lv: str = "data") -> str:
-    """'ex', 'sh' or 'off' on this node, from lvmlockd (the report cannot tell)."""
-    uuid = g.run(["lvs", "--noheadings", "-o", "lv_uuid", f"{VG}/{lv}"], check=False).out.strip()
-    if not uuid:
-        return "missing"
-    info = g.run(["lvmlockctl", "--info"], check=False).out
-    m = re.search(rf"^LK LV (ex|sh) {re.escape(uuid)}$", info, re.M)
-    return m.group(1) if m else "off"
 
 
 def active_here(g) -> bool:

@@ -58,3 +58,18 @@ def test_the_lockspace_start_and_a_grow_are_still_planned(c, n):
     p = plan_on(n, "node-a", grown, {"node-a": "Started"})
     assert not p.blocked, p.blocked
     assert any(isinstance(s.action, actions.ResizeLv) for s in p.steps), p.steps
+
+
+def test_a_mounted_lv_pacemaker_runs_here_is_refused_naming_pacemaker(c, n):
+    """Lab finding: after ``crm_resource --move`` the LV is active and mounted (by Pacemaker's
+    Filesystem) on the node the spec wants it inactive on. The refusal must name Pacemaker
+    and what to do with it, not tell the operator to unmount what Pacemaker mounted."""
+    converge(n, shared_vg(data(node_b="exclusive", all="inactive")))
+    c.mount("node-b", "vgs", "data", "/mnt/data")
+    p = plan_on(n, "node-b", shared_vg(data(node_a="exclusive", all="inactive")),
+                {"node-b": "Started"})
+    assert not [s for s in p.steps if isinstance(s.action, actions.SetActivation)], p.steps
+    (why,) = [b.reason for b in p.blocked if b.object == "lv vgs/data"]
+    assert why.startswith("managed by Pacemaker (ocf:heartbeat:LVM-activate primitive lvm-data, "
+                          "from cibadmin --query; Pacemaker runs it Started on node-b)"), why
+    assert "crm_resource --move lvm-data" in why and "unmount" not in why, why
