@@ -199,7 +199,7 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
                     if seen is not None:
                         return StepResult(step, seen[0], seen[1], time.monotonic() - t0, ran)
                 if done == 0:
-                    _check_taken(action, now, runner)
+                    _check_taken(action, now, runner, sleep)
                 while done < len(commands):
                     result = runner.run(commands[done])
                     ran.append(result)
@@ -247,14 +247,34 @@ def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, 
     return md.parse_mountinfo(text or "")
 
 
-def _check_taken(action: actions.Action, st: state.HostState, runner: Runner) -> None:
+# udev's workers open a disk for a moment after another program closed it (blkid's probe
+# after ``drbdadm create-md``, ``pvcreate``, ``mkfs``): not a user, but an opener all the
+# same. Seen alone, they are waited out for up to UDEV_WAIT_S, then count like any other.
+UDEV_WORKERS = ("(udev-worker)", "systemd-udevd")
+UDEV_WAIT_S = 5.0
+UDEV_POLL_S = 0.25
+
+
+def _only_udev(opened: dict[str, tuple[str, ...]]) -> bool:
+    who = [w for ws in opened.values() for w in ws]
+    return bool(who) and all(w.endswith(tuple(f"({c})" for c in UDEV_WORKERS)) for w in who)
+
+
+def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
     the uses the last observed state shows, every mount the kernel lists now, and every
-    process that has it open now."""
+    process that has it open now (a udev worker's probe alone is waited out first)."""
     takes = action.takes_devices()
     if not takes:
         return
-    opened = runner.openers(tuple(dict.fromkeys(t.device for t in takes)), host=action.host)
+    devices = tuple(dict.fromkeys(t.device for t in takes))
+    opened = runner.openers(devices, host=action.host)
+    waited = 0.0
+    while _only_udev(opened) and waited < UDEV_WAIT_S:
+        sleep(UDEV_POLL_S)
+        waited += UDEV_POLL_S
+        opened = runner.openers(devices, host=action.host)
     mounted = _mounted_now(runner, action.host)
     refused: list[tuple[str, str, tuple[str, ...], str]] = []
     only_processes = True

@@ -243,3 +243,58 @@ def test_a_split_is_not_made_while_a_process_writes_the_source_directly(scenario
     host.close_device(OLD, 4242)
     assert sc.converge(sc.spec(clone_spec("split"))).exit_code == 0
     assert host.md_array(MD) is None and same_content(host)
+
+
+# -- a udev worker's probe -------------------------------------------------------------------
+
+UDEV = "(udev-worker)"
+
+
+def test_a_udev_workers_probe_alone_is_waited_out_then_the_step_runs(scenario):
+    # Lab (systemd guest, 2026-12-05): udev probed the backing disk right after drbdadm
+    # create-md closed it, and the next step was refused as "open by pid N ((udev-worker))".
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.open_device("/dev/vdb", 311, UDEV)
+    checks = []
+    real = host.openers
+
+    def openers(paths, **kw):
+        out = real(paths, **kw)
+        checks.append(out)
+        if len(checks) == 3:  # the probe ends after two polls
+            host.close_device("/dev/vdb", 311)
+        return out
+
+    host.openers = openers
+    sc = scenario(host)
+    spec = sc.spec(local_vg("vg0", ["/dev/vdb"]))
+    r = sc.one_pass(spec)
+    assert r.exit_code == 0, r.final
+    assert [c[0] for c in sc.mutations()] == ["pvcreate", "vgcreate"]
+    assert checks[0] == {"/dev/vdb": (f"pid 311 ({UDEV})",)} and len(checks) >= 4
+
+
+def test_a_udev_worker_that_stays_is_an_opener_like_any_other(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.open_device("/dev/vdb", 311, UDEV)
+    sc = scenario(host)
+    spec = sc.spec(local_vg("vg0", ["/dev/vdb"]))
+    r = sc.one_pass(spec)
+    assert r.exit_code == controller.EXIT_ERROR, r.final
+    assert f"the device /dev/vdb is open by pid 311 ({UDEV})" in outcome(r, "pv:/dev/vdb:create").detail
+    assert sc.mutations() == []
+    # waited out for UDEV_WAIT_S in polls, then refused (not one look)
+    assert len(host.opener_checks) > 10
+
+
+def test_a_udev_worker_beside_a_real_user_is_not_waited_for(scenario):
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 1 * G)
+    host.open_device("/dev/vdb", 311, UDEV)
+    host.open_device("/dev/vdb", 4242, "qemu-system-x86")
+    sc = scenario(host)
+    r = sc.one_pass(sc.spec(local_vg("vg0", ["/dev/vdb"])))
+    assert r.exit_code == controller.EXIT_ERROR, r.final
+    assert sc.mutations() == [] and len(host.opener_checks) == 1
