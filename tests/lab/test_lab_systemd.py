@@ -313,7 +313,7 @@ def test_systemd_unit_as_shipped(sd_and_peer):
         if (doc.get("last_pass") or {}).get("started_at", 0) <= t:
             return None
         return (rc, doc) if doc.get("state") in ("in-sync", "error", "blocked") else None
-    rc, doc = wait_for("iSCSI in place and r0 promoted", settled, 300, every=2)
+    rc, doc = wait_for("iSCSI in place and r0 promoted", settled, 480, every=2)
     t_7a = time.monotonic() - t_7
     assert (rc, doc["state"]) == (0, "in-sync"), (doc, journal(g, "--since", f"@{t - 1:.0f}"),
                                                   peer.run(["cat", PEER_LOG], check=False).out[-4000:])
