@@ -272,8 +272,10 @@ def test_systemd_unit_as_shipped(sd_and_peer):
     st = show(g, "MainPID", "NRestarts")
     assert int(st["NRestarts"]) == int(old["NRestarts"]) + 1, st
     assert len(instances(g)) == 1, instances(g)
-    doc = in_sync_after(g, t, timeout=300)
+    # active again means READY=1: the new daemon's first pass has observed the host, the move
+    # included; the rest of the copy need not crawl
     g.throttle(1)
+    doc = in_sync_after(g, t, timeout=300)
     assert data.stop_writer() > 0
     data.verify()
     assert g.run(f"pvs --noheadings -o vg_name {b}").out.strip() == "vg0"
