@@ -1,8 +1,11 @@
-"""The unit as shipped, under a real systemd (issue 19): one guest whose PID 1 is the host's
+"""The unit as shipped, under a real systemd (issue 19): a guest ``sd`` whose PID 1 is the host's
 systemd (``Guest(systemd=True)``: sysinit.target with journald and udevd, the lab agent as a
 service), the project installed by the README's two commands exactly as written (from a copy
 of this checkout, Debian's python3, the dependencies' wheels from the lab directory since the
-guest has no network), then, through ``reconciler.service`` and its sandbox:
+guest has no network), then, through ``reconciler.service`` and its sandbox. A second guest,
+``peer`` (no systemd; booted with ``sd``, in parallel, on a lab link), is DRBD r0's other
+node: its reconciler (``--once`` while ``sd`` installs, then a daemon for step 7) runs its
+side of the same ``[drbd.r0]`` text.
 
 1. the install: ``/usr/local/sbin/reconcile`` runs the venv's program, ``systemd-analyze
    verify`` has nothing to say about the unit, the unit is active (``Type=notify``: READY=1
@@ -20,11 +23,13 @@ guest has no network), then, through ``reconciler.service`` and its sandbox:
 7. iSCSI and DRBD through the unit: the spec gains a LIO target exporting a disk of this guest
    on 127.0.0.1 and a session to it from this same guest (the rtslib applier under the
    sandbox: configfs, its dbroot; iscsiadm's node records in /etc/iscsi), whose LUN's disk
-   then appears under its by-path name; and a DRBD resource whose peer is an address nobody
-   answers: the resource file, the metadata (drbdmeta), the ledger, ``drbdadm up``; with no
-   peer it is not promoted (never without a connected peer, planning/drbd.py) but waits for
-   it, which ``reconcile status`` says. No line of the unit's journal says EACCES or EROFS.
-   (A promotion needs the peer: two guests, as test_lab_drbd.py; not here, for time);
+   then appears under its by-path name; and DRBD r0 with ``sd`` declared primary and
+   ``peer`` the first sync's source: the unit writes the resource file, the metadata
+   (drbdmeta) and the ledger and brings r0 up; the nodes connect, ``peer`` seeds the first
+   sync and steps down as declared, and the unit's daemon (its MainPID, in its journal) runs
+   ``drbdadm primary r0`` once its disk is UpToDate (the reconciler never promotes without a
+   connected peer). Data written on the promoted device under the unit is on ``peer``'s
+   backing disk (md5). No line of the unit's journal says EACCES or EROFS;
 8. a hung loop (SIGSTOP) is restarted by the watchdog (interval shortened by a runtime drop-in
    for this step only: the shipped 2 min would cost 2 min);
 9. ``systemctl stop`` while a step runs (a ``lvcreate`` on a throttled disk): the step
@@ -39,12 +44,12 @@ import shlex
 import time
 
 import pytest
-from harness import LAB_DIR, REPO_ROOT, Guest
-from reconciler_lab import Data
+from harness import LAB_DIR, REPO_ROOT, Guest, Link, boot
+from reconciler_lab import Data, _wrap, reconcile_argv
 
 from reconciler import paths
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.lab_alone]  # two guests booted by hand
 
 UNIT = "reconciler"
 SPECS = "/etc/reconciler/specs"
@@ -79,19 +84,34 @@ portal = "{portal}"
 target = "{iqn}"
 luns = [0]
 initiator = "{initiator}"
-
+"""
+# The same text on both nodes. peer seeds the first sync (primary --force there) and is
+# declared secondary, so sd's promotion is a plain `drbdadm primary`, run by the unit once its
+# disk is UpToDate and peer has stepped down.
+DRBD = """
 [drbd.r0]
 protocol = "C"
-initial_sync_from = "sd"
+initial_sync_from = "peer"
+resync_rate = "400M"
+[drbd.r0.net]          # the lab's short timeouts, as test_lab_drbd.py
+connect_int = 1
+ping_int = 1
+ping_timeout = 2
+[drbd.r0.disk]
+c_plan_ahead = 0
 [drbd.r0.nodes.sd]
-disk = "{drbd}"
-address = "127.0.0.1"
+disk = "{sd_disk}"
+address = "{sd_ip}"
 role = "primary"
-[drbd.r0.nodes.ghost]   # nobody answers there: no route in the guest
-disk = "/dev/vdb"
-address = "192.0.2.2"
+[drbd.r0.nodes.peer]
+disk = "/dev/vda"
+address = "{peer_ip}"
 role = "secondary"
 """
+PEER_SPEC = "/tmp/spec"
+PEER_PID = "/tmp/peer-reconciler.pid"
+PEER_LOG = "/tmp/peer-reconciler.log"
+DRBD_MIB = 8  # written on sd's /dev/drbd0, read back from peer's backing disk
 
 
 def readme_install_commands() -> list[str]:
@@ -150,12 +170,35 @@ def instances(g: Guest) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-def test_systemd_unit_as_shipped(make_guest):
-    t_start = time.monotonic()
+@pytest.fixture
+def sd_and_peer(lab, request):
+    """``sd`` (systemd) and ``peer`` on one link, booted in parallel; closed after the report
+    (so that a failure's report has their console tails)."""
+    link = Link()
+    g = Guest("sd", ["64M", "64M", "16M", "8M", "16M"], nics=[link.a], systemd=True,
+              lvm={"polling_interval": 1})
+    peer = Guest("peer", ["16M"], nics=[link.b])
+    request.node._lab_guests = [g, peer]
+    t0 = time.monotonic()
+    try:
+        boot(g, peer)
+        yield g, peer, link, t0
+    finally:
+        g.close()
+        peer.close()
+
+
+def test_systemd_unit_as_shipped(sd_and_peer):
+    g, peer, link, t_start = sd_and_peer
     assert WHEELS.is_dir(), f"{WHEELS} missing: run `bash tests/lab/setup.sh`"
-    g = make_guest("sd", disks=["64M", "64M", "16M", "8M", "16M"], systemd=True,
-                   lvm={"polling_interval": 1})
     a, b, c, lun, drbd = (g.disk(i) for i in range(5))
+    drbd_text = DRBD.format(sd_disk=drbd, sd_ip=link.a.ip, peer_ip=link.b.ip)
+    # peer's side of r0 comes up while sd installs (one pass: file, metadata, up; it then
+    # waits for sd), so that sd's `drbdadm up` under the unit meets a node that answers
+    peer.run(["mkdir", "-p", PEER_SPEC])
+    peer.write_file(f"{PEER_SPEC}/drbd.toml", drbd_text)
+    peer_up = peer.spawn(_wrap(reconcile_argv("--once", spec=PEER_SPEC, node="peer"), False),
+                         timeout=300, env={"NO_COLOR": "1"})
     assert g.run("ps -o comm= -p 1").out.strip() == "systemd"
     g.run("systemctl is-system-running --wait", timeout=300, check=False)
     assert g.run("systemctl is-system-running").out.strip() == "running"
@@ -176,6 +219,8 @@ def test_systemd_unit_as_shipped(make_guest):
         r = g.run(cmd, env=env, cwd=SRC, timeout=600, check=False)
         assert r.ok, (cmd, r.out[-3000:], r.err[-3000:])
     t_installed = time.monotonic()
+    up = peer.wait(peer_up)
+    assert up.rc == 2 and "cs:WFConnection" in peer.read_file("/proc/drbd"), (up.out, up.err[-3000:])
     assert g.run("readlink -f /usr/local/sbin/reconcile").out.strip().startswith("/opt/reconciler/")
     assert g.run(["/usr/local/sbin/reconcile", "--version"], env={"PATH": DEBIAN_PATH}).out.startswith("reconcile")
     verify = g.run(["systemd-analyze", "verify", f"/etc/systemd/system/{UNIT}.service"], check=False)
@@ -227,8 +272,10 @@ def test_systemd_unit_as_shipped(make_guest):
     st = show(g, "MainPID", "NRestarts")
     assert int(st["NRestarts"]) == int(old["NRestarts"]) + 1, st
     assert len(instances(g)) == 1, instances(g)
-    doc = in_sync_after(g, t, timeout=300)
+    # active again means READY=1: the new daemon's first pass has observed the host, the move
+    # included; the rest of the copy need not crawl
     g.throttle(1)
+    doc = in_sync_after(g, t, timeout=300)
     assert data.stop_writer() > 0
     data.verify()
     assert g.run(f"pvs --noheadings -o vg_name {b}").out.strip() == "vg0"
@@ -246,8 +293,7 @@ def test_systemd_unit_as_shipped(make_guest):
     assert "invalid spec" in errs, errs
     assert "daemon started" not in journal(g, "-p", "warning")
     assert "daemon started" in journal(g, "-p", "info")
-    g.run(["rm", f"{SPECS}/bad.toml"])
-    in_sync_after(g, t, timeout=60)
+    g.run(["rm", f"{SPECS}/bad.toml"])  # step 7's pass, in sync, is the one after it
 
     # 7. iSCSI and DRBD under the unit. Lab plumbing, not product: this guest's own initiator
     # name, and iscsid's socket (a host has it in sockets.target; lab.target does not pull that)
@@ -255,21 +301,24 @@ def test_systemd_unit_as_shipped(make_guest):
     g.write_file("/etc/iscsi/initiatorname.iscsi", f"InitiatorName={INITIATOR}\n")
     g.run(["systemctl", "start", "iscsid.socket"])
     disk0 = f"/dev/disk/by-path/ip-{PORTAL}-iscsi-{IQN}-lun-0"
+    # peer's daemon: seeds the first sync once the nodes are connected, then steps down
+    peer_daemon = peer.spawn(
+        f"echo $$ > {PEER_PID}; cd / && exec python3 -m reconciler --spec {PEER_SPEC} --node peer "
+        f"--resync-interval 5 --status-dir /tmp/rec-status 2> {PEER_LOG}",
+        timeout=1200, env={"NO_COLOR": "1"})
     t = now(g)
     g.write_file(f"{SPECS}/lab.toml", SPEC.format(pv=b, extra="") + SELF.format(
-        iqn=IQN, portal=PORTAL, initiator=INITIATOR, lun=lun, drbd=drbd))
+        iqn=IQN, portal=PORTAL, initiator=INITIATOR, lun=lun) + drbd_text)
 
-    def settled():  # waiting on the peer only (or a failure: no use waiting longer)
+    def settled():  # in sync (r0 promoted), or a failure: no use waiting longer
         rc, doc = status(g)
         if (doc.get("last_pass") or {}).get("started_at", 0) <= t:
             return None
-        return (rc, doc) if doc.get("state") in ("waiting", "error", "blocked") else None
-    rc, doc = wait_for("iSCSI in place and r0 waiting on its peer", settled, 180, every=2)
+        return (rc, doc) if doc.get("state") in ("in-sync", "error", "blocked") else None
+    rc, doc = wait_for("iSCSI in place and r0 promoted", settled, 480, every=2)
     t_7a = time.monotonic() - t_7
-    assert (rc, doc["state"]) == (2, "waiting"), (doc, journal(g, "--since", f"@{t - 1:.0f}"))
-    waits = [(f["object"], f["waiting_on"], f["what"]) for f in doc["in_flight"]]
-    assert len(waits) == 1 and waits[0][:2] == ("drbd r0", "ghost"), waits
-    assert waits[0][2].startswith("waiting for ghost to connect (WFConnection"), waits
+    assert (rc, doc["state"]) == (0, "in-sync"), (doc, journal(g, "--since", f"@{t - 1:.0f}"),
+                                                  peer.run(["cat", PEER_LOG], check=False).out[-4000:])
     # the target, made by the applier in the sandbox (configfs, rtslib's dbroot)
     tpg = f"/sys/kernel/config/target/iscsi/{IQN}/tpgt_1"
     assert g.run(["cat", f"{tpg}/enable"]).out.strip() == "1"
@@ -285,15 +334,30 @@ def test_systemd_unit_as_shipped(make_guest):
     assert sd.startswith("/dev/sd"), sd
     assert g.run(["blockdev", "--getsize64", sd]).out.strip() == \
         g.run(["blockdev", "--getsize64", lun]).out.strip()
-    # DRBD: the file, the metadata and the ledger, up; not promoted without its peer
+    # DRBD: the file, the metadata and the ledger written in the sandbox; up, connected,
+    # synced from peer, and promoted here by the unit's own process
     assert g.run(["test", "-f", "/etc/drbd.d/r0.res"], check=False).ok
     assert "r0" in g.run(["cat", f"{paths.DRBD_LEDGER}"]).out
     assert "drbd-minor-0.lkbd" in g.run("ls /var/lib/drbd").out.split()  # drbdadm's, at up
     proc = g.run("cat /proc/drbd").out
-    assert re.search(r"0: cs:WFConnection ro:Secondary/Unknown ds:Inconsistent/DUnknown", proc), proc
-    text = g.run("reconcile status", check=False)
-    assert text.rc == 2 and "WAITING ON ANOTHER NODE" in text.out, text
-    assert "drbd r0: waiting on another node: ghost: waiting for ghost to connect" in text.out, text
+    assert re.search(r"0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate", proc), proc
+    assert re.search(r"0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+                     peer.read_file("/proc/drbd")), peer.read_file("/proc/drbd")
+    pid = show(g, "MainPID")["MainPID"]
+    ran = g.run(["journalctl", "-u", UNIT, f"_PID={pid}", "--no-pager", "-o", "cat",
+                 "--since", f"@{t - 1:.0f}"]).out
+    assert re.search(r"ran drbdadm primary r0 -> rc 0", ran), ran
+    assert "primary --force" not in ran, ran  # the first sync was peer's
+    peer_log = peer.read_file(PEER_LOG)
+    assert "ran drbdadm primary --force r0 -> rc 0" in peer_log, peer_log[-4000:]
+    assert "ran drbdadm secondary r0 -> rc 0" in peer_log, peer_log[-4000:]
+    peer.run(f"kill $(cat {PEER_PID})")  # its work is done: no CPU taken from the steps below
+    peer.wait(peer_daemon)
+    # data on the device the unit promoted reaches peer's disk (protocol C, O_DIRECT)
+    g.run(f"dd if=/dev/urandom of=/dev/drbd0 bs=1M count={DRBD_MIB} oflag=direct status=none")
+    md5 = f"dd if={{}} bs=1M count={DRBD_MIB} iflag=direct status=none | md5sum"
+    written = g.run(md5.format("/dev/drbd0")).out.split()[0]
+    assert peer.run(md5.format("/dev/vda")).out.split()[0] == written
     # no step failed, and nothing the unit ran met a read-only or forbidden path
     assert journal(g, "-q", "-p", "err", "--since", f"@{t - 1:.0f}") == "", journal(g, "-p", "err")
     denied = re.findall(r".*(?:EACCES|EROFS|Read-only file system|Permission denied).*",
