@@ -84,13 +84,15 @@ def set_sync_speed(md: str, which: str, kib: int, *, host: str = "local") -> Com
 
 def write_ledger(path: str, text: str, *, host: str = "local") -> tuple[Command, ...]:
     """Replace the ledger atomically and durably: data synced before the rename, the
-    directory synced after it."""
+    directory synced after it, and the directory's parent (the directory itself, which
+    ``mkdir -p`` may have just made)."""
     directory = posixpath.dirname(path) or "/"
     tmp = posixpath.join(directory, f".{posixpath.basename(path)}.tmp")
     return (_cmd("mkdir", "-p", directory, host=host),
             _cmd("dd", f"of={tmp}", "conv=fsync", "status=none", host=host, input=text),
             _cmd("mv", "-f", tmp, path, host=host),
-            _cmd("sync", directory, host=host))
+            _cmd("sync", directory, host=host),
+            _cmd("sync", posixpath.dirname(directory) or "/", host=host))
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -212,6 +212,7 @@ def test_clone_a_mounted_file_system_online_while_it_is_written_then_split(make_
                            "dd of=/var/lib/reconciler/.clones.json.tmp conv=fsync status=none",
                            f"mv -f /var/lib/reconciler/.clones.json.tmp {LEDGER}",
                            "sync /var/lib/reconciler",
+                           "sync /var/lib",
                            f"mdadm --stop {MD}"], split
     assert "md100" not in g.read_file("/proc/mdstat")
     record, = json.loads(g.read_file(LEDGER))["copies"]

@@ -139,7 +139,8 @@ def test_ledger_round_trip_and_damage():
                 text.replace("67108864", '"64M"'), f'{{"format": 2, "copies": [{one}, {one}]}}'):
         assert md.parse_ledger("/x", bad).problem.startswith("/x cannot be read"), bad
     cmds = md.write_ledger("/var/lib/reconciler/clones.json", text)
-    assert [c.argv[0] for c in cmds] == ["mkdir", "dd", "mv", "sync"]
+    assert [c.argv[0] for c in cmds] == ["mkdir", "dd", "mv", "sync", "sync"]
+    assert cmds[4].argv == ("sync", "/var/lib")
     assert cmds[1].input == text and cmds[2].argv[-1] == "/var/lib/reconciler/clones.json"
 
 

@@ -22,7 +22,7 @@ STOP = ("mdadm", "--stop", "/dev/md100")
 WRITE_LEDGER = [("mkdir", "-p", "/var/lib/reconciler"),
                 ("dd", "of=/var/lib/reconciler/.clones.json.tmp", "conv=fsync", "status=none"),
                 ("mv", "-f", "/var/lib/reconciler/.clones.json.tmp", LEDGER),
-                ("sync", "/var/lib/reconciler")]
+                ("sync", "/var/lib/reconciler"), ("sync", "/var/lib")]
 
 
 def run(host, *argv: str) -> CommandResult:
@@ -177,7 +177,7 @@ def test_a_crash_after_the_record_and_before_the_stop_is_a_split(scenario):
     host.crash_after(2 * len(WRITE_LEDGER))
     with pytest.raises(SimulatedCrash):
         sc.one_pass(spec)
-    assert sc.mutations()[-8:] == WRITE_LEDGER * 2
+    assert sc.mutations()[-2 * len(WRITE_LEDGER):] == WRITE_LEDGER * 2
     host.recover()
     settled = sc.one_pass(spec, fresh_memory=True)
     assert settled.exit_code == 0 and settled.plan.converged
