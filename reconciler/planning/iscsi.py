@@ -48,6 +48,12 @@ Decisions taken here, each for a data-safety reason:
   initiator rewrites its node record at once, and a session whose live credentials (sysfs)
   are not its file's logs out when its disks are idle (the target then takes the new secret
   and the next pass logs in); in use, it is blocked, saying what the operator can do.
+* A session FAILED or FREE (its connection down, iscsid retrying with the credentials it
+  logged in with) gets no login (iscsiadm: already present). When those live credentials
+  are not the declared ones (a rotation the target applied while the link was down: it saw
+  no session), it can never log in again on its own: idle, it is logged out (the next pass
+  logs in with the declared ones); in use, never (the queued I/O would fail), blocked with
+  the two ways out (``_failed``). Live credentials that cannot be read are said, not guessed.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
   in the same plan and runs after the login. When the spec declares the target on other
   node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
