@@ -160,3 +160,23 @@ def test_a_failed_session_with_the_declared_credentials_is_left_to_recover_itsel
     r = pair.run("b", loaded)
     assert r.plan.steps == () and r.plan.blocked == () and r.exit_code == 0
     assert not any(c.argv[-1:] == ("--logout",) for c in pair.b.calls if isinstance(c, Command))
+
+
+def test_a_process_holding_a_disk_open_keeps_the_failed_session(pair):
+    """No PV, mount or holder, but a process has the disk open (qemu): the logout is
+    refused when it would run, naming the process; once it closes, the session is taken
+    over to the declared credentials."""
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)
+    _converged(pair, loaded)
+    (s,) = pair.b.iscsi.sessions
+    pair.b.open_device(s.disks[0], 4242, "qemu-system-x86")
+    _cut_and_rotate(pair, loaded)
+    pair.fabric.reconnect(PORTAL)
+    rb = pair.run("b", loaded)
+    assert rb.exit_code != 0 and pair.b.iscsi.sessions == [s] and s.state == "FAILED"
+    assert not any(c.argv[-1:] == ("--logout",) for c in pair.b.calls)
+    assert "qemu-system-x86" in str(rb.final) or "qemu-system-x86" in str(rb.error), rb.final
+    pair.b.close_device(s.disks[0], 4242)
+    assert pair.converge("b", loaded).exit_code == 0
+    (again,) = pair.b.iscsi.sessions
+    assert again.state == "LOGGED_IN" and again.password == "rotated-0987"
