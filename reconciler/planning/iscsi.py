@@ -521,13 +521,15 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
             f"target has the new secret)")))
         return
     where = target_secret or "the target's CHAP file on the exporting node"
+    lost = ("a logout would fail the I/O queued on them" if s.state == "FAILED" else
+            "a logout would take them away from under what uses them for good (the "
+            "session's recovery gives them back)")
     out.blocked.append(actions.Blocked(obj, (
         f"{head}. It logged in with other CHAP credentials than those of {want.chap_file}: "
         f"if the target's secret was rotated while the link was down (the target's node "
         f"sees no session then and applies it), this session will not log in again on its "
         f"own: a live session keeps the credentials it logged in with and re-logs in only "
-        f"with them. It is not logged out: {'; '.join(uses)}, and a logout would fail the "
-        f"I/O queued on them. To recover, either put the previous secret back on the "
+        f"with them. It is not logged out: {'; '.join(uses)}, and {lost}. To recover, either put the previous secret back on the "
         f"target: write the previous userid and password into {where}; that node's next "
         f"pass restores it in LIO and open-iscsi logs this session in again by itself "
         f"within seconds; keep it until the session is LOGGED_IN and its disks are idle, "
