@@ -244,7 +244,7 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                 timeouts[short] = n
         target = _one(read, f"{base}/targetname")
         record = None
-        live = ""
+        live = None
         if private is not None:  # /etc/iscsi/nodes is root's alone: the listing too
             for path in record_paths(private, f"{addr}:{port}", target):
                 record = parse_node_record(private(path)) or record
@@ -256,15 +256,21 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
     return tuple(sorted(out, key=lambda s: int(s.sid[7:])))
 
 
-def session_chap(private: Read, base: str) -> str:
+def session_chap(private: Read, base: str) -> str | None:
     """The fingerprint of the CHAP credentials a live session logged in with: the kernel's
-    copy in sysfs (``username``, ``password``; reading them needs CAP_SYS_ADMIN), which
-    open-iscsi's iscsid also holds and re-logs in with after a link cut. "" for none
-    ("(null)": no CHAP) or unreadable."""
-    def one(name: str) -> str:
-        value = _one(private, f"{base}/{name}")
-        return "" if value == "(null)" else value
-    return fingerprint(one("username"), one("password"))
+    copy in sysfs (``username``, ``password``), which open-iscsi's iscsid also holds and
+    re-logs in with after a link cut. "" for none ("(null)": libiscsi prints a NULL name so;
+    no CHAP). None when unreadable: the files are mode 0444 but the kernel answers them
+    only to CAP_SYS_ADMIN (``show_session_param_*`` in scsi_transport_iscsi.c returns
+    EACCES), so a reader without it knows nothing, never "no CHAP"."""
+    values = []
+    for name in ("username", "password"):
+        text = private(f"{base}/{name}")
+        if text is None:
+            return None
+        value = text.strip()
+        values.append("" if value == "(null)" else value)
+    return fingerprint(*values)
 
 
 def parse_initiator_name(text: str | None) -> str:

@@ -48,6 +48,12 @@ Decisions taken here, each for a data-safety reason:
   initiator rewrites its node record at once, and a session whose live credentials (sysfs)
   are not its file's logs out when its disks are idle (the target then takes the new secret
   and the next pass logs in); in use, it is blocked, saying what the operator can do.
+* A session FAILED or FREE (its connection down, iscsid retrying with the credentials it
+  logged in with) gets no login (iscsiadm: already present). When those live credentials
+  are not the declared ones (a rotation the target applied while the link was down: it saw
+  no session), it can never log in again on its own: idle, it is logged out (the next pass
+  logs in with the declared ones); in use, never (the queued I/O would fail), blocked with
+  the two ways out (``_failed``). Live credentials that cannot be read are said, not guessed.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
   in the same plan and runs after the login. When the spec declares the target on other
   node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
@@ -115,7 +121,8 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         want = spec.iscsi_session[name]
         _plan_session(out, name, want, st, will_release,
                       _exporters(want_iqn=want.target, portal=want.portal, others=others),
-                      _applied_here(out, spec, want), _named_pvs(spec))
+                      _applied_here(out, spec, want), _named_pvs(spec),
+                      _target_secret(spec, want, others))
     return out
 
 
@@ -356,6 +363,19 @@ def _exporters(want_iqn: str, portal: str, others: Elsewhere) -> str:
                              and at & set(t.portals) for n in t.nodes if n != "*"}))
 
 
+def _target_secret(spec: models.Spec, want: iscsi_spec.Session, others: Elsewhere) -> str:
+    """Where the spec keeps the secret of the target ``want`` logs in to, in words: its
+    ``chap_file`` and the node(s) declaring it, for an operator told to put a previous
+    secret back; "" when the spec declares no such target with CHAP."""
+    said = []
+    for tables in (spec.iscsi_target, others.targets):
+        for n, t in sorted(tables.items()):
+            if t.iqn == want.target and t.chap_file and t.state is iscsi_spec.Presence.PRESENT:
+                said.append(f"{t.chap_file} on {', '.join(t.nodes)} "
+                            f"(iscsi_target.{n}.chap_file)")
+    return "; ".join(dict.fromkeys(said))
+
+
 def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str = "") -> str:
     return (f"{what} is refused: initiator(s) {', '.join(who)} are logged in to {want.iqn} "
             f"and may be using its disks (a PV, a mounted file system)"
@@ -366,13 +386,15 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "",
                   after: frozenset[str] = frozenset(),
-                  named_pvs: Mapping[str, str] | None = None) -> None:
+                  named_pvs: Mapping[str, str] | None = None, target_secret: str = "") -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
     node while the target is not offered yet. Absent: a logout, refused while any of its
     disks is in use here (a PV of any VG, mounted, held), unless a step of this plan frees
-    it first (``will_release``: the vgexport that hands the VG over)."""
+    it first (``will_release``: the vgexport that hands the VG over). A session that is
+    there but not logged in (FAILED, FREE) is never logged in again over itself (iscsiadm
+    finds it present): see ``_failed``."""
     obj = f"iscsi session {name}"
     mine = st.iscsi.initiator_name if st.iscsi is not None else ""
     if want.initiator is not None and want.initiator != mine:
@@ -385,6 +407,9 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
         return
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
+        if s is not None and not s.logged_in and s.state:
+            _failed(out, obj, name, want, s, st, named_pvs or {}, target_secret)
+            return
         timeouts = tuple(sorted(want.timeouts.declared().items()))
         step = actions.LoginSession(name=name, portal=want.portal, target=want.target,
                                           chap_file=want.chap_file, luns=want.luns,
@@ -426,6 +451,95 @@ def _logout(name: str, want: iscsi_spec.Session, s: state_iscsi.IscsiSession,
         disks=tuple(paths[lun] for lun in sorted(paths))), why)
 
 
+def _busy(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.HostState,
+          named_pvs: Mapping[str, str]) -> list[str]:
+    """What makes the disks of ``s`` unfit for a logout under a rotation, in words (empty:
+    idle): ``_in_use``, and a disk a VG of this node's spec names in its ``pvs`` (even
+    before it is a PV: this plan may be about to pvcreate it; and a PV on a disk whose I/O
+    fails is missing to lvm, so only its name in the spec ties it to its VG). A process
+    holding a disk open is seen by the executor right before the logout runs, which is
+    then refused (``LogoutSession.takes_devices``)."""
+    uses = _in_use(want, s, st, frozenset())
+    for d in s.disks:
+        path = iscsi_spec.disk_path(want.portal, want.target, d.lun)
+        vg = named_pvs.get(path) or named_pvs.get(f"/dev/{d.name}")
+        if vg is not None and not any(u.startswith(f"/dev/{d.name} ") for u in uses):
+            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in vg.{vg}.pvs")
+    return uses
+
+
+def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
+            s: state_iscsi.IscsiSession, st: state.HostState, named_pvs: Mapping[str, str],
+            target_secret: str) -> None:
+    """A session that is there but not logged in: FAILED (its connection down, iscsid
+    retrying the login with the credentials the session logged in with, never its node
+    record's) or FREE (the same, its replacement_timeout passed: its disks fail I/O). A
+    login over it is refused by iscsiadm (exit 15, "already present"), so none is planned.
+
+    When those live credentials (sysfs, read as root) are not the declared ones, it can
+    never log in again on its own once the target took the new secret, which the target's
+    node does when it sees no session: a rotation applied while the link was down (LIO
+    drops a silent initiator's session after its nop-in timeouts and time2retain). Idle, it
+    is logged out; the next pass logs in with the declared credentials (retried each pass
+    while the link is down or the target has not taken the new secret yet). In use, it is
+    never logged out: the I/O queued on its disks would fail. Live credentials that cannot
+    be read are said, not guessed; the declared ones unreadable are not compared."""
+    tmo = s.timeouts.get("replacement_timeout")
+    io = ((f"its disks fail their I/O (its replacement_timeout{f' of {tmo}s' if tmo else ''} "
+           f"has passed)") if s.state == "FREE" else
+          f"its disks' I/O is queued and fails once its replacement_timeout"
+          f"{f' ({tmo}s)' if tmo else ''} passes")
+    head = f"session {s.sid} to {want.target} at {want.portal} is {s.state} ({io})"
+    if want.chap_file and s.chap is None:
+        out.blocked.append(actions.Blocked(obj, (
+            f"{head}, and the CHAP credentials it logged in with cannot be read "
+            f"(/sys/class/iscsi_session/{s.sid}/username and password: the kernel answers "
+            f"them only to CAP_SYS_ADMIN; run as root): whether it failed because the "
+            f"target's secret was rotated while the link was down (then it never logs in "
+            f"again on its own) cannot be told, so nothing is done to it; open-iscsi goes on "
+            f"retrying its login")))
+        return
+    if not st.iscsi.chap_differs(s.chap, want.chap_file):
+        known = (not want.chap_file) or bool(st.iscsi.chap_files.get(want.chap_file))
+        out.blocked.append(actions.Blocked(obj, (
+            f"{head}: its connection is down or its login refused; open-iscsi re-logs in by "
+            f"itself, with the credentials it logged in with"
+            f"{', which are the declared ones' if known else ''}, once the target answers "
+            f"and admits them (nothing to do here; check the link to {want.portal} and the "
+            f"target)" + ("" if known else f"; {want.chap_file} cannot be read to compare "
+                                            f"them with the declared ones"))))
+        return
+    uses = _busy(want, s, st, named_pvs)
+    if not uses:
+        out.steps.append(_logout(name, want, s, st, (
+            f"{head}, and it logged in with other CHAP credentials than those of "
+            f"{want.chap_file} (rotated): a live session keeps those and re-logs in only "
+            f"with them, so once the target has the new secret (its node applies it when it "
+            f"sees no session, as while the link was down) it never logs in again on its "
+            f"own. Its disks are idle: it is logged out, and the next pass logs in with the "
+            f"declared credentials (retried each pass until the link is back and the "
+            f"target has the new secret)")))
+        return
+    where = target_secret or "the target's CHAP file on the exporting node"
+    lost = ("a logout would fail the I/O queued on them" if s.state == "FAILED" else
+            "a logout would take them away from under what uses them for good (the "
+            "session's recovery gives them back)")
+    out.blocked.append(actions.Blocked(obj, (
+        f"{head}. It logged in with other CHAP credentials than those of {want.chap_file}: "
+        f"if the target's secret was rotated while the link was down (the target's node "
+        f"sees no session then and applies it), this session will not log in again on its "
+        f"own: a live session keeps the credentials it logged in with and re-logs in only "
+        f"with them. It is not logged out: {'; '.join(uses)}, and {lost}. To recover, either put the previous secret back on the "
+        f"target: write the previous userid and password into {where}; that node's next "
+        f"pass restores it in LIO and open-iscsi logs this session in again by itself "
+        f"within seconds; keep it until the session is LOGGED_IN and its disks are idle, "
+        f"then write the new secret again (the target holds it while this session is "
+        f"logged in, and this node's reconciler takes the session over to it once its "
+        f"disks are idle); or stop what uses the disks (unmount them, deactivate the LVs "
+        f"on them or move those off with the VG's pvs; a dm-N holder is an active LV), and "
+        f"the next pass logs the session out and in with the declared credentials")))
+
+
 def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
              s: state_iscsi.IscsiSession, st: state.HostState,
              named_pvs: Mapping[str, str]) -> bool:
@@ -436,12 +550,7 @@ def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
     what finishes the rotation. The session goes on meanwhile: its re-logins still work.
     A disk a VG of this node's spec names in its ``pvs`` is in use too, even before it is a
     PV: this plan may be about to pvcreate it. True when it logs out."""
-    uses = _in_use(want, s, st, frozenset())
-    for d in s.disks:
-        path = iscsi_spec.disk_path(want.portal, want.target, d.lun)
-        vg = named_pvs.get(path) or named_pvs.get(f"/dev/{d.name}")
-        if vg is not None and not any(u.startswith(f"/dev/{d.name} ") for u in uses):
-            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in vg.{vg}.pvs")
+    uses = _busy(want, s, st, named_pvs)
     if not uses:
         out.steps.append(_logout(name, want, s, st, (
             f"the session logged in with other CHAP credentials than those of "

@@ -6,7 +6,12 @@ A login makes the target's mapped LUNs appear on the initiator's host as SCSI di
 a logout makes them disappear (a disk that is an LVM PV stays, failed: lvm then sees its PV
 missing, as it does when a session drops under it). A session keeps the CHAP credentials it
 logged in with and re-logs in with them after a link cut (``Fabric.blip``), as open-iscsi
-does. What each side shows in configfs/sysfs
+does. A link that stays down (``Fabric.cut``, then ``Fabric.reconnect``) leaves the session
+FAILED (FREE once its replacement_timeout has passed, as the kernel shows it) and the target
+without it; iscsid's re-logins, with the session's own credentials, succeed once the link is
+back and the target admits them (``Fabric.retry``), as the lab showed. While a session is
+logged in, its disk holds what the exported device holds (one content: a write on either
+side is seen on the other). What each side shows in configfs/sysfs
 and what iscsiadm prints follow the lab recordings (tests/fixtures/outputs/iscsi/).
 """
 
@@ -57,8 +62,20 @@ class Session:
     # them in sysfs): a re-login after a link cut uses these, never the node record's
     userid: str = ""
     password: str = ""
-    # LOGGED_IN; FAILED once a re-login after a link cut was refused (``Fabric.blip``)
+    # LOGGED_IN; FAILED once its connection is down and not re-established (a link cut,
+    # a refused re-login: ``Fabric.cut``, ``Fabric.blip``)
     state: str = "LOGGED_IN"
+    failed_at: float | None = None  # when it became FAILED (the host's clock)
+
+    def sysfs_state(self, now: float) -> str:
+        """What the kernel shows (``iscsi_session/sessionN/state``): a FAILED session turns
+        FREE once its replacement_timeout (recovery_tmo) has passed, its disks then failing
+        I/O (``session_recovery_timedout`` in scsi_transport_iscsi.c; the lab saw FREE 30 s
+        after a refused re-login). iscsid goes on retrying either way."""
+        if self.state == "FAILED" and self.failed_at is not None and \
+                now - self.failed_at >= self.timeouts["replacement_timeout"]:
+            return "FREE"
+        return self.state
 
 
 @dataclass
@@ -114,28 +131,84 @@ class Fabric:
         once (a target restart, a TPG disabled and enabled, a switch blip), as the lab showed
         (tests/lab/test_lab_iscsi.py): with the credentials the session logged in with. A
         target that no longer admits them refuses every retry: the session is FAILED and,
-        its replacement_timeout later, its disks fail their I/O (modelled at once; what
-        happens to a FAILED session afterwards is not modelled: see ``iscsi_tools``)."""
-        where = self.at(portal)
-        for h in self.hosts:
-            side = h.iscsi
-            for s in side.sessions:
-                if s.portal != portal:
-                    continue
-                if s.state != "LOGGED_IN":
-                    raise UnsupportedCommand(f"a link cut of session {s.sid}, already "
-                                             f"FAILED (iscsid's retries "
-                                             f"of a refused re-login), is not modelled")
-                t = where[1].targets.get(s.target) if where else None
-                acl = t.acls.get(side.initiator) if t is not None and t.enabled else None
-                if acl is not None and (not t.auth or (s.userid, s.password)
-                                        == (acl.userid, acl.password)):
-                    continue  # re-logged in
-                s.state = "FAILED"
-                if t is not None:
-                    t.sessions.discard(side.initiator)
+        its replacement_timeout later, its disks fail their I/O (modelled at once)."""
+        self._check()
+        for h, side, s in self._sessions(portal):
+            if s.state != "LOGGED_IN":
+                raise UnsupportedCommand(f"a link cut of session {s.sid}, already "
+                                         f"FAILED (iscsid's retries "
+                                         f"of a refused re-login), is not modelled")
+            if not self._admitted(side, s):
+                self._fail(h, side, s)
+
+    def cut(self, portal: str) -> None:
+        """The link to ``portal`` goes down and stays down. Each session to it notices (its
+        nop-out pings, ``noop_out_timeout``) and is FAILED, iscsid retrying its login; its
+        disks fail their I/O (modelled at once: the kernel queues it for replacement_timeout
+        first). The target drops the session too: LIO ends a session whose initiator stops
+        answering its nop-ins once time2retain passes, and then shows none for that ACL
+        (modelled at once: a pass of the exporting node here runs after those timeouts)."""
+        self._check()
+        self.unreachable.add(portal)
+        for h, side, s in self._sessions(portal):
+            if s.state == "LOGGED_IN":
+                self._fail(h, side, s)
+
+    def reconnect(self, portal: str) -> None:
+        """The link to ``portal`` is back: iscsid's next retry reaches the target."""
+        if portal not in self.unreachable:
+            raise ValueError(f"the link to {portal} is not down")
+        self.unreachable.discard(portal)
+        self.retry()
+
+    def retry(self) -> None:
+        """iscsid's retries of each FAILED session's login (about every 2 s in the lab), with
+        the credentials the session logged in with, never its node record's: where the
+        target answers and admits them, the session is LOGGED_IN again and its disks work
+        (the lab: within about 3 s of the old secret being back in the ACL); elsewhere it
+        stays FAILED, retrying."""
+        for h, side, s in self._sessions(None):
+            if s.state == "LOGGED_IN" or s.portal in self.unreachable:
+                continue
+            if self._admitted(side, s):
+                s.state, s.failed_at = "LOGGED_IN", None
+                where = self.at(s.portal)
+                assert where is not None
+                where[1].targets[s.target].sessions.add(side.initiator)
                 for name in s.disks.values():
-                    h.fail_device(name)
+                    if h.model.device(name).failed_at is not None:
+                        h.restore_device(name)
+
+    def _check(self) -> None:
+        """A session logged in to a portal made unreachable by hand (``unreachable.add``)
+        would be silently alive: the tests cut a link with ``cut``."""
+        for _, _, s in self._sessions(None):
+            if s.state == "LOGGED_IN" and s.portal in self.unreachable:
+                raise UnsupportedCommand(f"session {s.sid} is logged in to {s.portal}, which "
+                                         f"was made unreachable without Fabric.cut: not "
+                                         f"modelled")
+
+    def _sessions(self, portal: str | None) -> list[tuple[Machine, IscsiSide, Session]]:
+        return [(h, h.iscsi, s) for h in self.hosts for s in h.iscsi.sessions
+                if portal is None or s.portal == portal]
+
+    def _admitted(self, side: IscsiSide, s: Session) -> bool:
+        """The target at ``s.portal`` answers and admits this session's own credentials."""
+        where = self.at(s.portal)
+        t = where[1].targets.get(s.target) if where else None
+        acl = t.acls.get(side.initiator) if t is not None and t.enabled else None
+        return acl is not None and (not t.auth or (s.userid, s.password)
+                                    == (acl.userid, acl.password))
+
+    def _fail(self, h: Machine, side: IscsiSide, s: Session) -> None:
+        s.state, s.failed_at = "FAILED", h.clock.now()
+        at = {s.portal, f"0.0.0.0:{s.portal.rsplit(':', 1)[1]}"}
+        for host in self.hosts:
+            t = host.iscsi.targets.get(s.target)
+            if t is not None and at & set(t.portals):
+                t.sessions.discard(side.initiator)
+        for name in s.disks.values():
+            h.fail_device(name)
 
     def join(self, host: Machine, initiator: str = "") -> IscsiSide:
         side = IscsiSide(initiator=initiator, fabric=self)

@@ -165,6 +165,8 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         acl.mapped |= set(t.luns)
     t.auth = chap is not None
     t.enabled = True
+    if side.fabric is not None:
+        side.fabric.retry()  # iscsid's retries of a FAILED session may now be admitted
     return Out(0, stdout=["ok\n"])
 
 
@@ -189,6 +191,8 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     the LUNs mapped to this initiator appear here as SCSI disks (with their by-path names;
     a disk's LVM metadata is then shared with the exporting host, ``shared.Link``)."""
     side = _side(host)
+    if side.fabric is not None:
+        side.fabric._check()
     mode, portal, iqn = _opt(argv, "-m"), _opt(argv, "-p"), _opt(argv, "-T")
     if mode == "discovery" and _opt(argv, "-t") == "sendtargets" and portal and len(argv) == 7:
         where = side.fabric.at(portal) if side.fabric else None
@@ -215,9 +219,9 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         del side.nodes[(portal, iqn)]
         return Out(0)
     current = next((s for s in side.sessions if (s.portal, s.target) == (portal, iqn)), None)
-    if current is not None and current.state != "LOGGED_IN":
-        raise UnsupportedCommand(f"a session in recovery ({current.state}: its re-login after "
-                                 f"a link cut was refused) is not modelled: {' '.join(argv)}")
+    # A FAILED session (iscsid retrying its login) is logged out like any: open-iscsi's
+    # session_logout_task accepts a session in reopen and shuts its connection down without
+    # a logout PDU; a login finds it present (exit 15) whatever its state.
     if op == ("--logout",):
         if current is None:
             return Out(21, stderr=["iscsiadm: No matching sessions found\n"])
@@ -260,6 +264,13 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         host.add_device(name, size, (f"/dev/disk/by-path/ip-{portal}-iscsi-{iqn}-lun-{n}",))
         s.disks[n] = name
         backing = remote_host.model.device(dev)
+        disk = host.model.device(name)
+        # one content on both sides: the disk reads and writes the exported device's
+        host.devices.content[disk] = (
+            _Through(disk, remote_host.devices.content.setdefault(backing, {}))
+            if backing is not None else
+            _NotShared(f"the content of {name} on {host.name}, a LUN over the LV {dev}: an "
+                       f"LV's content is not shared over iSCSI by the simulator"))
         if backing is not None and side.fabric is not None:
             # a disk (not an LV: lvm does not scan LVs): its LVM metadata is shared
             link = Link(host, name, remote_host, backing.path)
@@ -267,6 +278,59 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
             copy_lvm(remote_host, host, {backing.path: name})
     side.sessions.append(s)
     return Out(0, stdout=[*head, f"Login to {_bracket(iqn, portal)} successful.\n"])
+
+
+class _Through(dict):
+    """A session disk's content: the exported device's (``backing``, the same chunks), read
+    and written through the session. A write while the disk has failed (its session FAILED:
+    the I/O queued, then failed upward) never reaches the exported device; the kernel model
+    does not fail a plain write to a failed device, md marks such a member faulty."""
+
+    def __init__(self, disk: object, backing: dict[int, bytes]) -> None:
+        super().__init__()
+        self.disk, self.backing = disk, backing
+
+    def __setitem__(self, chunk: int, token: bytes) -> None:
+        if self.disk.failed_at is None:
+            self.backing[chunk] = token
+
+    def pop(self, chunk, default=None):
+        return self.backing.pop(chunk, default) if self.disk.failed_at is None else default
+
+    def __getitem__(self, chunk: int) -> bytes:
+        return self.backing[chunk]
+
+    def __iter__(self):
+        return iter(self.backing)
+
+    def __len__(self) -> int:
+        return len(self.backing)
+
+    def get(self, chunk, default=None):
+        return self.backing.get(chunk, default)
+
+    def keys(self):
+        return self.backing.keys()
+
+    def items(self):
+        return self.backing.items()
+
+    def values(self):
+        return self.backing.values()
+
+
+class _NotShared(dict):
+    """The content of a session disk the simulator does not model: any use of it fails
+    loudly rather than show an empty disk."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+    def _refuse(self, *args: object, **kw: object) -> None:
+        raise UnsupportedCommand(self.why)
+
+    __getitem__ = __setitem__ = __iter__ = __len__ = get = keys = items = values = _refuse
 
 
 def _size(host: Machine, path: str) -> int:
@@ -295,10 +359,12 @@ def _logout(host: Machine, side: IscsiSide, s: Session) -> None:
         if side.fabric is not None:
             side.fabric.links = [k for k in side.fabric.links
                                  if not (k.initiator is host and k.disk == name)]
+        dev = host.model.device(name)
+        host.devices.content.pop(dev, None)  # the exported device keeps what it holds
         if host.model.pv(name) is not None and not forget_disk(host, name):
             host.fail_device(name)  # the PV stays in lvm's metadata, missing
         else:
-            host.devices.remove_device(host.model.device(name).path)
+            host.devices.remove_device(dev.path)
 
 
 # -- kernel files ----------------------------------------------------------------------------
@@ -398,7 +464,7 @@ def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set
     for s in side.sessions:
         base = f"/sys/class/iscsi_session/session{s.sid}"
         f(f"{base}/targetname", f"{s.target}\n")
-        f(f"{base}/state", f"{s.state}\n")
+        f(f"{base}/state", f"{s.sysfs_state(host.clock.now())}\n")
         # the credentials it logged in with (the kernel's copy; root-only: CAP_SYS_ADMIN)
         f(f"{base}/username", f"{s.userid or '(null)'}\n")
         f(f"{base}/password", f"{s.password or '(null)'}\n")

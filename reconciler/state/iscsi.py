@@ -74,8 +74,15 @@ class IscsiSession:
     record: NodeRecord | None = None  # None: not read (a capture does not; or no record)
     # the CHAP credentials the session logged in with (sysfs username/password, root-only),
     # as a fingerprint: open-iscsi re-logs in after a link cut with these, not the record's;
-    # "" when not read (a capture does not) or the session has no CHAP
-    chap: str = ""
+    # "" when the session has no CHAP; None when not read (a capture does not) or unreadable
+    # (the kernel answers them only to CAP_SYS_ADMIN: EACCES otherwise)
+    chap: str | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        """The kernel shows the session LOGGED_IN: not FAILED (its connection down, iscsid
+        retrying the login) nor FREE (the same, its replacement_timeout passed)."""
+        return self.state == "LOGGED_IN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,7 @@ class IscsiState:
     # unreadable or invalid (the applier then says why, at apply); not read by a capture
     chap_files: dict[str, str] = field(default_factory=dict)
 
-    def chap_differs(self, observed: str, chap_file: str | None) -> bool:
+    def chap_differs(self, observed: str | None, chap_file: str | None) -> bool:
         """The credentials ``observed`` (a fingerprint) are not those of ``chap_file`` now: the
         file was rotated. Unknown on either side (not read, unreadable) is not a difference."""
         if not chap_file:

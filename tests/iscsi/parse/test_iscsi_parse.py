@@ -45,6 +45,23 @@ def test_a_session_and_its_disks_from_sysfs():
     assert [(d.lun, d.name, d.devno) for d in s.disks] == [(0, "sda", (8, 0)), (1, "sdb", (8, 16))]
 
 
+def test_the_live_session_credentials_as_root_as_another_user_and_not_read():
+    """The lab's sysfs as root: username/password are the login's (``(null)`` for those not
+    set, as password_in shows); without CAP_SYS_ADMIN the kernel answers EACCES (the private
+    reader gives None): unknown, never taken for "no CHAP"."""
+    read = Tree("b_logged_in", "b_logged_in_blocks")
+    (s,) = iscsi.observe_sessions(read, private=read)
+    assert s.chap == iscsi.fingerprint("labuser", "labsecret1234")
+    base = "/sys/class/iscsi_session/session2"
+    assert iscsi.session_chap(lambda p: read(p.replace("/username", "/username_in").replace(
+        "/password", "/password_in")), base) == ""  # both "(null)": no CHAP
+    denied = lambda p: None if p.endswith(("/username", "/password")) else read(p)  # noqa: E731
+    (s,) = iscsi.observe_sessions(read, private=denied)
+    assert s.chap is None
+    (s,) = iscsi.observe_sessions(read)  # a capture reads no secret
+    assert s.chap is None
+
+
 @pytest.mark.parametrize("state", ["b_none", "b_logged_out"])
 def test_no_session(state):
     assert iscsi.observe_sessions(Tree(state)) == ()

@@ -1,0 +1,103 @@
+"""Planning for a session that is there but not logged in (FAILED, FREE), pure: what the
+initiator's reconciler does with it depends on the credentials it logged in with (sysfs)
+against the declared ones, and on whether its disks are in use."""
+
+from __future__ import annotations
+
+import pytest
+from support import specs
+
+from reconciler import state
+from reconciler.planning.iscsi import plan_iscsi
+from reconciler.state import iscsi as state_iscsi
+
+IQN = "iqn.2003-01.org.example.a:export0"
+PORTAL = "192.0.2.1:3260"
+FILE = "/etc/reconciler/b.chap"
+SPEC = f"""
+[iscsi_session.from_a]
+nodes = ["b"]
+portal = "{PORTAL}"
+target = "{IQN}"
+chap_file = "{FILE}"
+luns = [0]
+"""
+
+
+def _plan(*, state_="FAILED", live="old", declared="new", holders=(), spec=SPEC):
+    disk = state_iscsi.IscsiDisk(lun=0, name="sda", devno=(8, 0), holders=tuple(holders))
+    s = state_iscsi.IscsiSession(sid="session1", target=IQN, portal=PORTAL, state=state_,
+                                 disks=(disk,), timeouts={"replacement_timeout": 30},
+                                 chap=live)
+    st = state.HostState(host="b", iscsi=state_iscsi.IscsiState(
+        sessions=(s,), chap_files={FILE: declared} if declared is not None else {}))
+    return plan_iscsi(specs.load(spec).for_node("b"), st)
+
+
+def test_an_idle_failed_session_with_other_live_credentials_is_logged_out():
+    out = _plan()
+    (step,) = out.steps
+    assert step.key == "iscsi-session:from_a:logout" and not out.blocked
+    assert "FAILED" in step.reason and "idle" in step.reason and "30s" in step.reason
+
+
+@pytest.mark.parametrize("state_, io, lost", [
+    ("FAILED", "fails once its replacement_timeout", "a logout would fail the I/O queued"),
+    ("FREE", "has passed", "a logout would take them away from under what uses them")])
+def test_a_busy_failed_session_is_blocked_never_logged_out(state_, io, lost):
+    out = _plan(state_=state_, holders=("dm-3",))
+    assert out.steps == []
+    (why,) = out.blocked
+    assert f"is {state_}" in why.reason and io in why.reason and "held by dm-3" in why.reason
+    assert lost in why.reason
+    assert "put the previous secret back on the target" in why.reason
+
+
+def test_a_busy_failed_session_names_the_targets_secret_file_the_spec_declares():
+    whole = SPEC + f"""
+[iscsi_target.export0]
+nodes = ["a"]
+iqn = "{IQN}"
+portals = ["{PORTAL}"]
+acls = ["iqn.2004-10.com.example:b"]
+chap_file = "/etc/reconciler/a.chap"
+[iscsi_target.export0.lun.0]
+device = "/dev/vdb"
+"""
+    from reconciler.planning.iscsi import elsewhere
+    loaded = specs.load(whole)
+    disk = state_iscsi.IscsiDisk(lun=0, name="sda", devno=(8, 0), mounts=("/srv",))
+    s = state_iscsi.IscsiSession(sid="session1", target=IQN, portal=PORTAL, state="FAILED",
+                                 disks=(disk,), chap="old")
+    st = state.HostState(host="b", iscsi=state_iscsi.IscsiState(sessions=(s,),
+                                                                chap_files={FILE: "new"}))
+    out = plan_iscsi(loaded.for_node("b"), st, others=elsewhere(loaded.spec, "b"))
+    (why,) = out.blocked
+    assert "/etc/reconciler/a.chap on a (iscsi_target.export0.chap_file)" in why.reason
+    assert "mounted at /srv" in why.reason
+
+
+def test_live_credentials_not_read_block_with_the_reason_not_a_guess():
+    out = _plan(live=None)
+    assert out.steps == []
+    (why,) = out.blocked
+    assert "cannot be read" in why.reason and "CAP_SYS_ADMIN" in why.reason
+
+
+@pytest.mark.parametrize("live, declared, spec, also", [
+    ("same", "same", SPEC, "which are the declared ones"),  # a link cut, no rotation
+    ("old", "", SPEC, f"{FILE} cannot be read"),  # the declared file unreadable: not compared
+    ("", None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "which are the declared ones"),
+    (None, None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "which are the declared ones"),
+])
+def test_a_failed_session_is_left_to_open_iscsi_when_nothing_says_it_cannot_recover(
+        live, declared, spec, also):
+    out = _plan(live=live, declared=declared, spec=spec)
+    assert out.steps == []  # no login over it (iscsiadm: already present), no logout
+    (why,) = out.blocked
+    assert "re-logs in by itself" in why.reason and also in why.reason
+
+
+def test_a_logged_in_session_is_not_taken_for_a_failed_one():
+    out = _plan(state_="LOGGED_IN", live="same", declared="same")
+    assert out.steps == [] and out.blocked == []
