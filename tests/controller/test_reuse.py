@@ -2,8 +2,10 @@
 ``lvm fullreport`` and its plan (issue 22): the parse is a pure function of the report's
 text, and the plan a pure function of (the node's spec, the observed state, what is
 stalled). Anything else (one changed byte of the report, another spec, another observed
-fact, an operation in flight, a clone, whose planning reads the observation's time) makes a
-full pass, and every pass's plan is the one a fresh process would make."""
+fact, an operation in flight, a clone, a plan that read the observation's time) makes a
+full pass, and every pass's plan is the one a fresh process would make: a plan that read
+the time (``Plan.reads_time``) is made again at every pass, so a step that waits for the
+time is taken when the time says so."""
 
 from __future__ import annotations
 
