@@ -138,17 +138,17 @@ class Memory:
         """``planning.plan``, or the previous pass's plan when every input it was made from
         is the same: the spec (its digest), the node, what is stalled, and the observed
         state but for its time, the report being the very text the previous pass parsed.
-        Planning is a pure function of those, but for the clock: only a plan with no step
-        and nothing in flight (whose stall windows run on the clock) is kept, and none made
-        for a clone (md's planning stamps a completed copy with the observation's time)."""
+        Planning is a pure function of those and of the time, which it reads through one
+        accessor that marks the plan (``Plan.reads_time``): only a plan that did not read
+        it is kept (``reusable``)."""
         kept = self.planned
         if kept is not None and kept.fits(digest, node, st, stalled):
             self.reused += 1
             return kept.plan
         the_plan = planning.plan(spec, st, node=node, spec_digest=digest, stalled=stalled,
                                  whole=whole)
-        clockless = not spec.clone and not the_plan.steps and not the_plan.in_flight
-        self.planned = _Planned(digest, node, st, stalled, the_plan) if clockless else None
+        keep = reusable(spec, the_plan)
+        self.planned = _Planned(digest, node, st, stalled, the_plan) if keep else None
         return the_plan
 
     def requeue_after(self, env: "Environment", acted: bool, plan: actions.Plan) -> float:
@@ -246,6 +246,18 @@ class Memory:
                 out[f.key] = stall
         self.progress = tracks
         return out
+
+
+def reusable(spec: models.Spec, the_plan: actions.Plan) -> bool:
+    """Whether ``Memory`` may give ``the_plan`` to a later pass whose inputs are the same
+    but for the time: a plan that did not read the time (``Plan.reads_time``), with no
+    step and nothing in flight (whose stall windows the loop judges on the clock), and not
+    made for a clone (kept out as before; md's planning reads the time only to stamp a
+    completed copy, in a plan that has a step). Planning has no other way to the time
+    (tests/planning/test_time_reads.py), and every test's plan that this allows is planned
+    again with the time moved, to be the same (tests/support/timeshift.py)."""
+    return (not the_plan.reads_time and not the_plan.steps and not the_plan.in_flight
+            and not spec.clone)
 
 
 # What a plan is made from, but the clock (compared one field at a time, see ``_Planned``).

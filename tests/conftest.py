@@ -1,7 +1,9 @@
 """Root fixtures: size constants, and the tripwire that keeps unit tests off real processes.
 
 ``M`` and ``G`` (bytes) come from ``support`` (``from support import M, G``); the fixtures
-``host`` (support.fixtures) and ``scenario`` (support.scenario) are registered here.
+``host`` (support.fixtures) and ``scenario`` (support.scenario) are registered here, and
+the autouse ``time_shift`` (support.timeshift): every plan a daemon would reuse, in every
+test, is planned again with the time moved and must be the same (issue 22's plan reuse).
 
 The tripwire (autouse): a test that starts a real process fails, whether it meant to or
 not: a runner left a ``SubprocessRunner`` where a simulated host belonged, a helper
@@ -34,6 +36,7 @@ import pytest
 from support import G, M  # noqa: F401 - the size constants, importable from here too
 from support.fixtures import host  # noqa: F401 - the small simulated host (tests/simulate, tests/lvm/simulate)
 from support.scenario import scenario  # noqa: F401 - one host under the real pass (tests/*/scenarios)
+from support.timeshift import time_shift  # noqa: F401 - autouse: reused plans do not depend on the time
 
 
 class RealProcessStarted(BaseException):

@@ -147,6 +147,9 @@ class Plan:
     # Steps of objects that are not blocked themselves, held back (not planned, never run)
     # because something else in their VG is: shown, so a block hides nothing.
     held: tuple[Step, ...] = ()
+    # Made reading the observation's time (``planning.partial.observed_time``): good for that
+    # observation only; a daemon never reuses it for a later pass (``controller.Memory``).
+    reads_time: bool = False
 
     @property
     def converged(self) -> bool:

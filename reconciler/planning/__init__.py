@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import actions, gc_pause, state
 from reconciler.planning import lockd, lvm
-from reconciler.planning.partial import Partial, without_refused
+from reconciler.planning.partial import Partial, timed, without_refused
 from reconciler.spec import models
 from reconciler.state import taking
 
@@ -63,10 +63,14 @@ def plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str 
     ``whole``: the spec of every node, read only to tell what another node is declared to
     do (an iSCSI logout there), so that this node waits on it instead of blocking; never
     planned here.
+
+    ``Plan.reads_time`` says whether a planner read the observation's time (its one way,
+    ``partial.observed_time``): every other input is an argument here.
     """
     with gc_pause.paused():  # tens of thousands of objects at 10,000 LVs, none in a cycle
-        return _plan(spec, st, node=node, spec_digest=spec_digest, stalled=stalled,
-                     whole=whole)
+        made, read_time = timed(lambda: _plan(spec, st, node=node, spec_digest=spec_digest,
+                                              stalled=stalled, whole=whole))
+    return dataclasses.replace(made, reads_time=True) if read_time else made
 
 
 def _plan(spec: models.Spec, st: state.HostState, *, node: str, spec_digest: str,

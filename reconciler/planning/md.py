@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from reconciler import actions, state
-from reconciler.planning.partial import Partial, devices_named_twice
+from reconciler.planning.partial import Partial, devices_named_twice, observed_time
 from reconciler.spec import models
 from reconciler.units import format_size
 
@@ -480,7 +480,7 @@ def _plan_clone(name: str, want: models.Clone, st: state.HostState,
     if want.state is models.CloneState.SPLIT and in_sync:
         synced = state.CloneRecord(
             clone=name, source=want.source, target=want.target, md=want.md,
-            split_at=st.observed_at, source_id=src.identity, target_id=dst.identity,
+            split_at=observed_time(st), source_id=src.identity, target_id=dst.identity,
             size=src.size if src.size is not None else arr.size, recopy=want.recopy or "",
             split=False)
         have = (owned and rec is not None and rec.recopy == synced.recopy

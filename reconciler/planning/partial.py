@@ -1,8 +1,12 @@
-"""What one subsystem's planner contributes to a plan."""
+"""What one subsystem's planner contributes to a plan, and the one way a planner reads the
+observation's time (``observed_time``)."""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reconciler import actions, state
 from reconciler.spec import models
@@ -23,6 +27,35 @@ class Partial:
         self.in_flight.extend(other.in_flight)
         self.blocked.extend(other.blocked)
         self.unmanaged.extend(other.unmanaged)
+
+
+# Set by ``planning.plan`` for the time it plans (``timed``): whether a planner read the time.
+_TIME_READ: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "planning_time_read", default=None)
+_T = TypeVar("_T")
+
+
+def observed_time(st: state.HostState) -> float:
+    """``st.observed_at``, for a planner: the only way planning reads the time (a test
+    refuses any other read of it, or of a clock, in planning, actions and state:
+    tests/planning/test_time_reads.py). The plan being made is marked by it
+    (``Plan.reads_time``, whatever structure the planner builds its part in): a plan made
+    reading the time holds for that observation only, and the daemon never reuses it for a
+    later pass (``controller.Memory.plan``), since the time alone may change it."""
+    mark = _TIME_READ.get()
+    if mark is not None:
+        mark[0] = True
+    return st.observed_at
+
+
+def timed(make: Callable[[], _T]) -> tuple[_T, bool]:
+    """``make()``, and whether it read the time through ``observed_time``."""
+    mark = [False]
+    token = _TIME_READ.set(mark)
+    try:
+        return make(), mark[0]
+    finally:
+        _TIME_READ.reset(token)
 
 
 def devices_named_twice(spec: models.Spec, st: state.HostState) -> dict[str, list[str]]:

@@ -2,8 +2,10 @@
 ``lvm fullreport`` and its plan (issue 22): the parse is a pure function of the report's
 text, and the plan a pure function of (the node's spec, the observed state, what is
 stalled). Anything else (one changed byte of the report, another spec, another observed
-fact, an operation in flight, a clone, whose planning reads the observation's time) makes a
-full pass, and every pass's plan is the one a fresh process would make."""
+fact, an operation in flight, a clone, a plan that read the observation's time) makes a
+full pass, and every pass's plan is the one a fresh process would make: a plan that read
+the time (``Plan.reads_time``) is made again at every pass, so a step that waits for the
+time is taken when the time says so."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from support.mdfix import clone_host, clone_spec
 from support.nodes import Nodes
 from support.specs import local_vg
 
-from reconciler import controller, planning
+from reconciler import actions, controller, planning
 from reconciler.adapters import lvm
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.planning.partial import observed_time
 from reconciler.runner import CommandResult
 
 NODE = "node-1"
@@ -193,3 +196,42 @@ def test_a_pass_with_a_clone_is_always_planned(tmp_path, calls):
     for _ in range(2):
         assert nodes.one_pass(NODE, loaded).exit_code == 0
     assert calls["plan"] == before["plan"] + 2
+
+
+SETTLE = 60.0  # the test planner's "wait this long, then act"
+
+
+def test_a_plan_that_waits_on_the_clock_is_planned_again_as_time_passes(
+        tmp_path, calls, monkeypatch):
+    """No planner waits on the clock today (tests/planning/test_time_reads.py), but one
+    that did must not have its waiting plan kept by the daemon: the simulator's virtual
+    time advances and nothing else changes, and the step is taken when the time says so.
+    The test planner holds VG vg0's steps back for ``SETTLE`` seconds from the clock's
+    start (a settle period), reading the observation's time the one way planning may
+    (``observed_time``; a direct read of ``st.observed_at``, as this test first did,
+    failed here: the blocked plan was kept and lvcreate never ran)."""
+    host = disks_host(G, "/dev/vdb", "/dev/vdc", vg="vg0")
+    nodes = Nodes.of_hosts(tmp_path, {NODE: host})
+    loaded = nodes.spec(local_vg("vg0", ["/dev/vdb", "/dev/vdc"], lv={"data": {"size": "64M"}}))
+    start = nodes.clock.now()
+    plan_vgs = planning.lvm.plan_vgs
+
+    def settling(spec, st, *args, **kwargs):
+        part = plan_vgs(spec, st, *args, **kwargs)
+        if observed_time(st) < start + SETTLE and part.steps:
+            part.held.extend(part.steps)
+            part.steps.clear()
+            part.blocked.append(actions.Blocked("vg vg0", "settling (a test planner)"))
+        return part
+
+    monkeypatch.setattr(planning.lvm, "plan_vgs", settling)
+    first = nodes.one_pass(NODE, loaded)
+    assert first.exit_code == 1 and first.plan.blocked and not first.changes
+    nodes.clock.advance(SETTLE / 2)
+    second = nodes.one_pass(NODE, loaded)
+    assert second.exit_code == 1 and not second.changes  # still settling
+    nodes.clock.advance(SETTLE)
+    third = nodes.one_pass(NODE, loaded)
+    assert third.changes and third.changes[0][0] == "lvcreate", third.plan.as_dict()
+    assert third.exit_code == 0
+    assert calls["plan"] == 3 + 1  # every pass planned (and the third once more, after)
