@@ -16,6 +16,8 @@ shortcut around them.
   text or doc) written to ``directory``; the test fails if they load.
 * ``local_vg(name, pvs, lv=..., **fields)``: the doc of one local VG on every node, the
   table most LVM tests start from.
+* ``shared_vg(name, pvs, lock_type, lv=..., **fields)``: the doc of one shared (lvmlockd)
+  VG of node-a and node-b that node-a creates (``create_on``).
 """
 
 from __future__ import annotations
@@ -114,6 +116,17 @@ def local_vg(name: str, pvs, lv: Mapping | None = None, **fields) -> dict:
     """The doc of one VG ``name`` on every node (``nodes = ["*"]``, ``scope = "local"``,
     either overridden by ``fields``) over ``pvs``, with the LV tables ``lv`` (name -> table)."""
     vg: dict = {"nodes": ["*"], "scope": "local", "pvs": list(pvs), **fields}
+    if lv:
+        vg["lv"] = dict(lv)
+    return {"vg": {name: vg}}
+
+
+def shared_vg(name: str, pvs, lock_type: str, lv: Mapping | None = None, **fields) -> dict:
+    """The doc of one shared VG ``name`` (``scope = "shared"``, ``lock_type``) of node-a and
+    node-b, created by node-a (``create_on``; either overridden by ``fields``) over ``pvs``,
+    with the LV tables ``lv`` (name -> table)."""
+    vg: dict = {"nodes": ["node-a", "node-b"], "scope": "shared", "lock_type": lock_type,
+                "create_on": "node-a", "pvs": list(pvs), **fields}
     if lv:
         vg["lv"] = dict(lv)
     return {"vg": {name: vg}}
