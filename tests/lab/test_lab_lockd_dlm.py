@@ -193,7 +193,7 @@ def unmanaged(g) -> bool:
     them unmanaged)."""
     out = g.run(["crm_mon", "--output-as=xml"], check=False).out
     return ('maintenance-mode="true"' in out and 'id="drbd-r0"' in out
-            and 'managed="true"' not in out)
+            and not re.search(r'\smanaged="true"', out))
 
 
 def other_node(node: str) -> str:
@@ -312,8 +312,8 @@ def test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them
     finally:
         # Pacemaker stays, hands off: maintenance mode (no start, stop, promotion nor monitor
         # of its resources from now on: the GFS2 test cuts the link, and without stonith both
-        # halves would take r0 and pm-grp). Stopping its
-        # resources and pacemakerd cost a minute under TCG, for nothing the GFS2 test needs.
+        # halves would take r0 and pm-grp). Stopping its resources and pacemakerd cost a
+        # minute under TCG, for nothing the GFS2 test needs.
         t_leave = time.monotonic()
         if a.run(["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update",
                   "true"], check=False).rc == 0:
