@@ -43,9 +43,9 @@ from dlm import dlm_nodes  # noqa: F401  (fixture)
 from harness import LabError
 from lockd_daemons import (VG, create_and_start, grow, log, lv_mode, move_a_to_b,
                            pvmove_while_written, two_daemons)
-from record_pacemaker_fixtures import CLONE
 from reconciler_lab import Run, _json, _wrap, reconcile_argv, wait_for
 from support import specs
+from support.pcmk import DRBD_CLONE
 from test_lab_drbd import Lab, ok
 
 from reconciler.adapters import pacemaker as pcmk
@@ -115,11 +115,11 @@ PCMK_SPEC_DIR = "/tmp/spec-pcmk"
 
 def pcmk_vg(lv_on: str) -> str:
     """The DLM VG with LV pm, exclusive on ``lv_on``."""
-    return specs.toml(specs.shared_vg(VG, ["/dev/vda", "/dev/vdb"], "dlm", lv={
+    return specs.toml(specs.shared_vg(VG, ["/dev/vda", "/dev/vdb"], lock_type="dlm", lv={
         "pm": {"size": "32M", "activation": {lv_on: "exclusive", "*": "inactive"}}}))
 
 # the LV and its ext4, started together where Pacemaker decides (the DRBD clone is
-# record_pacemaker_fixtures.CLONE)
+# support.pcmk.DRBD_CLONE, the recorder's)
 PM_GROUP = ('<group id="pm-grp">'
             + primitive("lvm-pm", "ocf:heartbeat:LVM-activate", vgname=VG, lvname="pm",
                         vg_access_mode="lvmlockd", activation_mode="exclusive")
@@ -247,7 +247,7 @@ def test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them
         a.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
         # the default 20 s per action is short for a loaded TCG host (LVM-activate's start ~10 s quiet)
         a.run(["crm_attribute", "--type", "op_defaults", "--name", "timeout", "--update", "120s"])
-        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", CLONE])
+        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", DRBD_CLONE])
         a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", PM_GROUP])
         first = wait_for(lambda: promoted(a), 300, "r0 promoted by Pacemaker", interval=2)
         lv_first = wait_for(lambda: started(a), 300, "pm-grp started by Pacemaker", interval=2)
