@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from support import M
 from support.mdfix import NEW, clone_host, clone_spec
+from support import pcmk as pcmk_xml
 from support.nodes import Nodes
 from support.pcmk import (blocked, lv_host, lv_spec, lvchanges, recorded_cib, with_cib,
                           with_pacemaker)
@@ -227,15 +228,8 @@ def test_an_lvname_only_a_ruled_set_gives_may_be_unset_so_the_whole_vg_is_owned(
 
 
 def test_sets_without_rules_or_scores_keep_the_first_sets_values():
-    text = """\
-      <primitive id="fs-p" class="ocf" provider="heartbeat" type="Filesystem">
-        <instance_attributes id="fs-p-1">
-          <nvpair id="fs-p-1-device" name="device" value="/dev/vdb"/>
-        </instance_attributes>
-        <instance_attributes id="fs-p-2">
-          <nvpair id="fs-p-2-device" name="device" value="/dev/vdc"/>
-        </instance_attributes>
-      </primitive>"""
+    text = pcmk_xml.primitive("fs-p", "ocf:heartbeat:Filesystem", {"device": "/dev/vdb"},
+                              {"device": "/dev/vdc"})
     r, = pcmk.parse_cib(recorded_cib(text))
     assert r.values("device") == ("/dev/vdb",) and not r.may_lack("device")
 

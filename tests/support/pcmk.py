@@ -45,15 +45,18 @@ def _set(tag: str, set_id: str, pair_id: str, values: Mapping[str, str], pad: st
             f"{pad}</{tag}>"]
 
 
-def primitive(pid: str, agent: str, params: Mapping[str, str], *,
+def primitive(pid: str, agent: str, params: Mapping[str, str], *more: Mapping[str, str],
               meta: Mapping[str, str] | None = None, monitors: Mapping[str, str] | None = None,
               pad: str = "  ") -> str:
     """A ``<primitive>`` of ``agent`` ("class:provider:type") with the instance attributes
-    ``params``, the meta attributes ``meta`` and a monitor operation per role in ``monitors``
+    ``params`` (and a further set of them per mapping in ``more``, in that order: no rule,
+    no score), the meta attributes ``meta`` and a monitor operation per role in ``monitors``
     (role -> interval)."""
     cls, provider, typ = agent.split(":")
-    lines = [f'{pad}<primitive id="{pid}" class="{cls}" provider="{provider}" type="{typ}">',
-             *_set("instance_attributes", f"{pid}-params", f"{pid}-params", params, pad + "  ")]
+    lines = [f'{pad}<primitive id="{pid}" class="{cls}" provider="{provider}" type="{typ}">']
+    for i, values in enumerate((params, *more), 1):
+        set_id = f"{pid}-params" if i == 1 else f"{pid}-params-{i}"
+        lines += _set("instance_attributes", set_id, set_id, values, pad + "  ")
     if meta:
         lines += _set("meta_attributes", f"{pid}-meta", pid, meta, pad + "  ")
     if monitors:
