@@ -81,9 +81,10 @@ DRBD_CLONE = clone("drbd-r0-clone",
                    {"promotable": "true", "promoted-max": "1", "clone-max": "2", "notify": "true"})
 
 
-def with_cib(host, text: str, node: str = "node-1", running: bool = True):
+def with_cib(host, text: str, node: str | None = "node-1", running: bool = True):
     """``host`` with Pacemaker holding the CIB ``text`` (``running`` or not; ``node``: this
-    host's name in the cluster), its CIB file saying the same. Returns the host."""
+    host's name in the cluster, None: the host's own), its CIB file saying the same. Returns
+    the host."""
     host.pacemaker = PacemakerSim(text, running=running, node=node)
     host.md.files[pcmk.CIB_FILE] = text
     return host
