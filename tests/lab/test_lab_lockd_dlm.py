@@ -84,32 +84,23 @@ def test_dlm_two_daemons_create_move_grow_and_pvmove_a_shared_lv(dlm_nodes):
 
 # -- Pacemaker owns what it owns: a DRBD clone and an LV of the DLM VG with its file system --------
 
-# the DRBD resource as the Pacemaker (r0) and the GFS2 (gfs) tests declare it, each on a 64M
-# disk of each guest's own, with a minor and a port of its own
-DRBD_RES = """\
-[drbd.{name}]
-protocol = "C"
-initial_sync_from = "node-a"
-{two}resync_rate = "400M"
-[drbd.{name}.net]      # a short connect-int (as test_lab_drbd.py); pings patient enough for
-connect_int = 1        # a loaded TCG host (lab: with ping_int 1, ping_timeout 2 a PingAck came
-ping_int = 3           # late while GFS2 wrote, both primaries wrote apart for 3 s: a split
-ping_timeout = 5       # brain, DRBD 8.4 without fencing)
-[drbd.{name}.disk]
-c_plan_ahead = 0
-[drbd.{name}.nodes.node-a]
-disk = "{disk}"
-address = "{ip_a}"
-minor = {minor}
-port = {port}
-role = "{role_a}"
-[drbd.{name}.nodes.node-b]
-disk = "{disk}"
-address = "{ip_b}"
-minor = {minor}
-port = {port}
-role = "{role_b}"
-"""
+def drbd_res(name: str, minor: int, port: int, disk: str, link, role_a: str, role_b: str,
+             two: bool = False) -> str:
+    """The DRBD resource as the Pacemaker (r0) and the GFS2 (gfs, ``two`` primaries) tests
+    declare it, each on a 64M disk of each guest's own, with a minor and a port of its own."""
+    def node(ip: str, role: str) -> dict:
+        return {"disk": disk, "address": ip, "minor": minor, "port": port, "role": role}
+    return specs.toml({"drbd": {name: {
+        "protocol": "C", "initial_sync_from": "node-a",
+        **({"allow_two_primaries": True} if two else {}), "resync_rate": "400M",
+        # a short connect-int (as test_lab_drbd.py); pings patient enough for a loaded TCG
+        # host (lab: with ping_int 1, ping_timeout 2 a PingAck came late while GFS2 wrote,
+        # both primaries wrote apart for 3 s: a split brain, DRBD 8.4 without fencing)
+        "net": {"connect_int": 1, "ping_int": 3, "ping_timeout": 5},
+        "disk": {"c_plan_ahead": 0},
+        "nodes": {"node-a": node(link.a.ip, role_a), "node-b": node(link.b.ip, role_b)}}}})
+
+
 PCMK_SPEC_DIR = "/tmp/spec-pcmk"
 
 
@@ -133,9 +124,7 @@ class PcmkLab(Lab):
     pm; every pass ``--once`` on both at once, logging each command it runs."""
 
     def spec(self, *, role_a="primary", role_b="secondary", lv_on="node-a"):
-        text = (DRBD_RES.format(name="r0", minor=0, port=7789, two="", disk="/dev/vdd",
-                                ip_a=self.link.a.ip, ip_b=self.link.b.ip, role_a=role_a,
-                                role_b=role_b) + pcmk_vg(lv_on))
+        text = drbd_res("r0", 0, 7789, "/dev/vdd", self.link, role_a, role_b) + pcmk_vg(lv_on)
         for g in (self.a, self.b):
             g.run(["mkdir", "-p", PCMK_SPEC_DIR])
             g.write_file(f"{PCMK_SPEC_DIR}/spec.toml", text)
@@ -334,9 +323,7 @@ GFS_DEV = "/dev/drbd1"
 
 
 def gfs2_spec(p, role_b: str = "primary") -> None:
-    text = DRBD_RES.format(name=GFS, minor=1, port=7790, two="allow_two_primaries = true\n",
-                           disk="/dev/vdc", ip_a=p.link.a.ip, ip_b=p.link.b.ip, role_a="primary",
-                           role_b=role_b)
+    text = drbd_res(GFS, 1, 7790, "/dev/vdc", p.link, "primary", role_b, two=True)
     for g in p.nodes:
         g.write_file(f"{GFS2_SPEC_DIR}.new", text)
         g.run(["sh", "-c", f"mkdir -p {GFS2_SPEC_DIR} && mv {GFS2_SPEC_DIR}.new {GFS2_SPEC_DIR}/spec.toml"])
