@@ -7,16 +7,10 @@ import json
 import re
 
 from conftest import ROOT
+from support import specs
 
 DEMO = str(ROOT / "specs" / "demo")
-NEVER = """
-[vg.vgnew]
-nodes = ["node-a", "node-b"]
-scope = "shared"
-lock_type = "sanlock"
-create_on = "node-a"
-pvs = ["/dev/mapper/lun01"]
-"""
+NEVER = specs.toml(specs.shared_vg("vgnew", ["/dev/mapper/lun01"], lock_type="sanlock"))
 WAIT = "vg vgnew: waiting on another node: node-a: create the shared VG vgnew"
 
 

@@ -25,7 +25,6 @@ pytest fixture: ``dlm_nodes`` (module scope).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import sys
 import time
@@ -36,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import Disk, Guest, LabError, Link, boot
-from lockd import LVM_SETTINGS, NODE_NAMES, LockdPair
+from harness import Disk, Guest, LabError, Link
+from lockd import LVM_SETTINGS, NODE_NAMES, LockdPair, booted, module_fixture
 
 SHARED_DISKS = ("256M", "128M")
 OWN_DISKS = ("64M", "64M")  # /dev/vdc, /dev/vdd in each guest: test_lab_lockd_dlm.py backs DRBD on them (GFS2, Pacemaker)
@@ -106,44 +105,25 @@ def dlm_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, own: Sequ
               for n, end in zip(NODE_NAMES, (link.a, link.b))]
     pair = DlmPair(guests[0], guests[1], disks)
     pair.link = link
-    try:
-        t0 = time.monotonic()
-        boot(*guests)
-        pair.boot_s = time.monotonic() - t0
+    with booted(pair):
         if not start:
             yield pair
             return
         t1 = time.monotonic()
         for g in guests:
             g.write_file("/etc/corosync/corosync.conf", corosync_conf(link))
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            for f in [pool.submit(pair.start_corosync, g) for g in guests]:
-                f.result()
+        pair.in_parallel(pair.start_corosync)
         for g in guests:
             pair.wait_quorate(g)
         pair.timings["corosync quorate"] = time.monotonic() - t1
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            for f in [pool.submit(pair.start_stack, g) for g in guests]:
-                f.result()
+        pair.in_parallel(pair.start_stack)
         pair.start_s = time.monotonic() - t1
         if verbose:
             print(f"dlm pair: booted in {pair.boot_s:.1f}s (udev), corosync quorate and "
                   f"dlm_controld + lvmpolld + lvmlockd -g dlm started in {pair.start_s:.1f}s",
                   flush=True)
         yield pair
-    finally:
-        pair.close()
 
 
-try:
-    import pytest
-except ImportError:  # a recorder runs without pytest
-    pytest = None
-
-if pytest is not None:
-
-    @pytest.fixture(scope="module")
-    def dlm_nodes(lab) -> Iterator[DlmPair]:
-        """node-a and node-b on a link: corosync quorate, dlm_controld and lvmlockd -g dlm."""
-        with dlm_pair() as p:
-            yield p
+dlm_nodes = module_fixture("dlm_nodes", dlm_pair,
+                           "node-a and node-b on a link: corosync quorate, dlm_controld and lvmlockd -g dlm.")

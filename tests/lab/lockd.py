@@ -37,7 +37,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +152,12 @@ class LockdPair:
 
     # -- helpers -----------------------------------------------------------------------
 
+    def in_parallel(self, fn: Callable[[Guest], object]) -> None:
+        """``fn(g)`` on both nodes at once (a thread each); raises the first error."""
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for f in [pool.submit(fn, g) for g in self.nodes]:
+                f.result()
+
     def both(self, cmd, timeout: float = 180, check: bool = True) -> tuple[Result, Result]:
         """Run the same command on both nodes at once."""
         fa, fb = self.a.spawn(cmd, timeout), self.b.spawn(cmd, timeout)
@@ -186,24 +192,31 @@ def vg_of(data: dict, name: str) -> dict | None:
 
 
 @contextlib.contextmanager
+def booted(pair: LockdPair) -> Iterator[LockdPair]:
+    """Boot the pair's two guests (``boot_s``, the seconds it took) and always tear them and
+    the shared disks down: the body of ``lockd_pair`` and ``dlm.dlm_pair``."""
+    try:
+        t0 = time.monotonic()
+        boot(*pair.nodes)
+        pair.boot_s = time.monotonic() - t0
+        yield pair
+    finally:
+        pair.close()
+
+
+@contextlib.contextmanager
 def lockd_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, mem: str = "768M",
                verbose: bool = True) -> Iterator[LockdPair]:
     """Boot node-a and node-b with udev and the shared disks, configure lvm for lvmlockd,
     and (``start``) start sanlock and lvmlockd on both. Always tears down."""
     disks = [Disk(s, f"shared{i}", shared=True) for i, s in enumerate(shared)]
     guests = [Guest(n, disks, udev=True, mem=mem, lvm=LVM_SETTINGS) for n in NODE_NAMES]
-    pair = LockdPair(guests[0], guests[1], disks)
-    try:
-        t0 = time.monotonic()
-        boot(*guests)
-        pair.boot_s = time.monotonic() - t0
+    with booted(LockdPair(guests[0], guests[1], disks)) as pair:
         for g in guests:
             pair.set_host_id(g, HOST_IDS[g.name])
         if start:
             t1 = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                for f in [pool.submit(pair.start_daemons, g) for g in guests]:
-                    f.result()
+            pair.in_parallel(pair.start_daemons)
             pair.start_s = time.monotonic() - t1
         for g in guests:
             got = g.run(["sh", "-c", "hostname; lvmconfig --type full global/use_lvmlockd "
@@ -216,27 +229,34 @@ def lockd_pair(start: bool = True, shared: Sequence[str] = SHARED_DISKS, mem: st
                     else " (daemons not started)")
             print(f"lockd pair: booted in {pair.boot_s:.1f}s (udev){what}", flush=True)
         yield pair
-    finally:
-        pair.close()
 
 
 # -- pytest fixtures (module scope: one boot per test module) ------------------------------
 
 try:
     import pytest
-except ImportError:  # the recorder runs without pytest
+except ImportError:  # a recorder runs without pytest
     pytest = None
 
-if pytest is not None:
 
-    @pytest.fixture(scope="module")
-    def lockd_nodes(lab) -> Iterator[LockdPair]:
-        """node-a and node-b, booted, lvmpolld + sanlock + lvmlockd running on both."""
-        with lockd_pair(start=True) as p:
-            yield p
+def module_fixture(name: str, pairing: Callable[..., contextlib.AbstractContextManager[LockdPair]],
+                   doc: str, **kwargs):
+    """A module-scope pytest fixture ``name`` (on the ``lab`` fixture) yielding the pair
+    ``pairing(**kwargs)`` boots, torn down after the module's last test; None without pytest
+    (a recorder imports this module too). Import it into the test module."""
+    if pytest is None:
+        return None
 
-    @pytest.fixture(scope="module")
-    def lockd_nodes_unstarted(lab) -> Iterator[LockdPair]:
-        """node-a and node-b, booted and configured, lvmpolld, sanlock and lvmlockd NOT running."""
-        with lockd_pair(start=False) as p:
+    def fixture(lab) -> Iterator[LockdPair]:
+        with pairing(**kwargs) as p:
             yield p
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="module", name=name)(fixture)
+
+
+lockd_nodes = module_fixture("lockd_nodes", lockd_pair,
+                             "node-a and node-b, booted, lvmpolld + sanlock + lvmlockd running on both.",
+                             start=True)
+lockd_nodes_unstarted = module_fixture(
+    "lockd_nodes_unstarted", lockd_pair,
+    "node-a and node-b, booted and configured, lvmpolld, sanlock and lvmlockd NOT running.", start=False)

@@ -23,28 +23,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))  # tests/: support
 
 from dlm import DlmPair, corosync_conf  # noqa: E402
 from harness import Guest, LabError, Link, boot  # noqa: E402
 from record_fixtures import jstr  # noqa: E402
-
-CLONE = """<clone id="drbd-r0-clone">
-  <meta_attributes id="drbd-r0-clone-meta">
-    <nvpair id="drbd-r0-clone-promotable" name="promotable" value="true"/>
-    <nvpair id="drbd-r0-clone-promoted-max" name="promoted-max" value="1"/>
-    <nvpair id="drbd-r0-clone-clone-max" name="clone-max" value="2"/>
-    <nvpair id="drbd-r0-clone-notify" name="notify" value="true"/>
-  </meta_attributes>
-  <primitive id="drbd-r0" class="ocf" provider="linbit" type="drbd">
-    <instance_attributes id="drbd-r0-params">
-      <nvpair id="drbd-r0-params-drbd_resource" name="drbd_resource" value="r0"/>
-    </instance_attributes>
-    <operations>
-      <op id="drbd-r0-monitor-promoted" name="monitor" interval="29s" role="Promoted"/>
-      <op id="drbd-r0-monitor-unpromoted" name="monitor" interval="31s" role="Unpromoted"/>
-    </operations>
-  </primitive>
-</clone>"""
+from support.pcmk import DRBD_CLONE  # noqa: E402
 
 
 def res_file(link: Link) -> str:
@@ -113,7 +97,7 @@ def main() -> int:
         wait(online, 300, "both nodes online in Pacemaker")
         r.cmd(a, "crm_mon_online", ["crm_mon", "--output-as=xml"], "both nodes online, no resource")
         a.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
-        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", CLONE])
+        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", DRBD_CLONE])
 
         def promoted() -> bool:
             x = a.run(["crm_mon", "--output-as=xml"], check=False).out

@@ -18,11 +18,13 @@ The steps are tests/lab/lockd_daemons.py's, the sanlock test's own.
 ``test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them`` (``-k
 pacemaker``), on the same guests and corosync: DRBD r0 (each guest's /dev/vdd) and an LV of
 the DLM VG handed to Pacemaker, moved by it, never by the reconcilers (its docstring). It
-stops Pacemaker when done, and makes its VG itself when the DLM test did not run.
+leaves Pacemaker running in maintenance mode when done (stopping it cost a minute), and
+makes its VG itself when the DLM test did not run.
 
 ``test_gfs2_on_dual_primary_drbd_over_dlm`` (``-k gfs2``, seed 003 §6), last, on the same
-guests (each with a 64M disk of its own, /dev/vdc): two daemons from a spec declaring DRBD r0 with
-both nodes primary and ``allow_two_primaries``; the operator makes GFS2 over DLM and mounts
+guests (each with a 64M disk of its own, /dev/vdc): two daemons from a spec declaring DRBD
+``gfs`` (minor 1, port 7790: r0 and /dev/drbd0 stay Pacemaker's, which owns nothing of
+``gfs``) with both nodes primary and ``allow_two_primaries``; the operator makes GFS2 over DLM and mounts
 it on both; files written on each node checked (md5) from the other; a demotion refused
 while mounted; the link cut (both stay primary: reported, nothing run), DLM without fencing
 lets both go on writing; node-b demoted by hand is not promoted without node-a. The link
@@ -41,8 +43,9 @@ from dlm import dlm_nodes  # noqa: F401  (fixture)
 from harness import LabError
 from lockd_daemons import (VG, create_and_start, grow, log, lv_mode, move_a_to_b,
                            pvmove_while_written, two_daemons)
-from record_pacemaker_fixtures import CLONE
 from reconciler_lab import Run, _json, _wrap, reconcile_argv, wait_for
+from support import specs
+from support.pcmk import DRBD_CLONE
 from test_lab_drbd import Lab, ok
 
 from reconciler.adapters import pacemaker as pcmk
@@ -81,42 +84,33 @@ def test_dlm_two_daemons_create_move_grow_and_pvmove_a_shared_lv(dlm_nodes):
 
 # -- Pacemaker owns what it owns: a DRBD clone and an LV of the DLM VG with its file system --------
 
-# r0 as the Pacemaker and the GFS2 tests declare it, each on a 64M disk of each guest's own
-DRBD_R0 = """\
-[drbd.r0]
-protocol = "C"
-initial_sync_from = "node-a"
-{two}resync_rate = "400M"
-[drbd.r0.net]          # a short connect-int (as test_lab_drbd.py); pings patient enough for
-connect_int = 1        # a loaded TCG host (lab: with ping_int 1, ping_timeout 2 a PingAck came
-ping_int = 3           # late while GFS2 wrote, both primaries wrote apart for 3 s: a split
-ping_timeout = 5       # brain, DRBD 8.4 without fencing)
-[drbd.r0.disk]
-c_plan_ahead = 0
-[drbd.r0.nodes.node-a]
-disk = "{disk}"
-address = "{ip_a}"
-role = "{role_a}"
-[drbd.r0.nodes.node-b]
-disk = "{disk}"
-address = "{ip_b}"
-role = "{role_b}"
-"""
-PCMK_SPEC_DIR = "/tmp/spec-pcmk"
-PCMK_VG = """
-[vg.vgs]
-nodes = ["node-a", "node-b"]
-scope = "shared"
-lock_type = "dlm"
-create_on = "node-a"
-pvs = ["/dev/vda", "/dev/vdb"]
+def drbd_res(name: str, minor: int, port: int, disk: str, link, role_a: str, role_b: str,
+             two: bool = False) -> str:
+    """The DRBD resource as the Pacemaker (r0) and the GFS2 (gfs, ``two`` primaries) tests
+    declare it, each on a 64M disk of each guest's own, with a minor and a port of its own."""
+    def node(ip: str, role: str) -> dict:
+        return {"disk": disk, "address": ip, "minor": minor, "port": port, "role": role}
+    return specs.toml({"drbd": {name: {
+        "protocol": "C", "initial_sync_from": "node-a",
+        **({"allow_two_primaries": True} if two else {}), "resync_rate": "400M",
+        # a short connect-int (as test_lab_drbd.py); pings patient enough for a loaded TCG
+        # host (lab: with ping_int 1, ping_timeout 2 a PingAck came late while GFS2 wrote,
+        # both primaries wrote apart for 3 s: a split brain, DRBD 8.4 without fencing)
+        "net": {"connect_int": 1, "ping_int": 3, "ping_timeout": 5},
+        "disk": {"c_plan_ahead": 0},
+        "nodes": {"node-a": node(link.a.ip, role_a), "node-b": node(link.b.ip, role_b)}}}})
 
-[vg.vgs.lv.pm]
-size = "32M"
-activation = {{ "{lv_on}" = "exclusive", "*" = "inactive" }}
-"""
+
+PCMK_SPEC_DIR = "/tmp/spec-pcmk"
+
+
+def pcmk_vg(lv_on: str) -> str:
+    """The DLM VG with LV pm, exclusive on ``lv_on``."""
+    return specs.toml(specs.shared_vg(VG, ["/dev/vda", "/dev/vdb"], lock_type="dlm", lv={
+        "pm": {"size": "32M", "activation": {lv_on: "exclusive", "*": "inactive"}}}))
+
 # the LV and its ext4, started together where Pacemaker decides (the DRBD clone is
-# record_pacemaker_fixtures.CLONE)
+# support.pcmk.DRBD_CLONE, the recorder's)
 PM_GROUP = ('<group id="pm-grp">'
             + primitive("lvm-pm", "ocf:heartbeat:LVM-activate", vgname=VG, lvname="pm",
                         vg_access_mode="lvmlockd", activation_mode="exclusive")
@@ -130,8 +124,7 @@ class PcmkLab(Lab):
     pm; every pass ``--once`` on both at once, logging each command it runs."""
 
     def spec(self, *, role_a="primary", role_b="secondary", lv_on="node-a"):
-        text = (DRBD_R0.format(two="", disk="/dev/vdd", ip_a=self.link.a.ip, ip_b=self.link.b.ip,
-                               role_a=role_a, role_b=role_b) + PCMK_VG.format(lv_on=lv_on))
+        text = drbd_res("r0", 0, 7789, "/dev/vdd", self.link, role_a, role_b) + pcmk_vg(lv_on)
         for g in (self.a, self.b):
             g.run(["mkdir", "-p", PCMK_SPEC_DIR])
             g.write_file(f"{PCMK_SPEC_DIR}/spec.toml", text)
@@ -184,6 +177,14 @@ def activations(runs) -> list[str]:
             if re.search(r"ran lvchange .*-a", line)]
 
 
+def unmanaged(g) -> bool:
+    """crm_mon on ``g`` says the cluster is in maintenance mode and lists its resources (all of
+    them unmanaged)."""
+    out = g.run(["crm_mon", "--output-as=xml"], check=False).out
+    return ('maintenance-mode="true"' in out and 'id="drbd-r0"' in out
+            and not re.search(r'\smanaged="true"', out))
+
+
 def other_node(node: str) -> str:
     return "node-b" if node == "node-a" else "node-a"
 
@@ -208,7 +209,9 @@ def test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them
        pm left: the agent's stop runs ``vgchange --lockstop`` there, and the lockspace is not
        Pacemaker's); the md5s on the new primary and on pm's new node are the ones written;
     3. the spec follows: exit 0 on both, nothing run.
-    Pacemaker is then stopped and its CIB removed, so that what follows runs without it.
+    Pacemaker is then left running in maintenance mode (it starts, stops, moves and monitors
+    nothing from then on, whatever becomes of the link): what follows uses objects of its own
+    (the GFS2 test: DRBD ``gfs``, /dev/vdc, minor 1, port 7790), none Pacemaker's.
     """
     t0 = time.monotonic()
     lab = PcmkLab(dlm_nodes)
@@ -233,7 +236,7 @@ def test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them
         a.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
         # the default 20 s per action is short for a loaded TCG host (LVM-activate's start ~10 s quiet)
         a.run(["crm_attribute", "--type", "op_defaults", "--name", "timeout", "--update", "120s"])
-        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", CLONE])
+        a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", DRBD_CLONE])
         a.run(["cibadmin", "--create", "-o", "resources", "--xml-text", PM_GROUP])
         first = wait_for(lambda: promoted(a), 300, "r0 promoted by Pacemaker", interval=2)
         lv_first = wait_for(lambda: started(a), 300, "pm-grp started by Pacemaker", interval=2)
@@ -296,30 +299,31 @@ def test_pacemaker_owns_the_drbd_resource_and_an_lv_of_the_dlm_vg_and_moves_them
                 check=False, timeout=60).out, flush=True)
         raise
     finally:
-        # Pacemaker leaves: its resources stopped (r0 down, pm deactivated), pacemakerd gone,
-        # its CIB removed (a pass reads Pacemaker only where its CIB file exists)
-        for rid in ("drbd-r0-clone", "pm-grp"):
-            a.run(["crm_resource", "--resource", rid, "--clear"], check=False)
-        a.run(["crm_attribute", "--type", "crm_config", "--name", "stop-all-resources", "--update",
-               "true"], check=False)
-        wait_for(lambda: not any(crm_roles(a, rid) for rid in ("drbd-r0", "lvm-pm", "fs-pm")), 300,
-                 "Pacemaker's resources stopped", interval=2)
-        for g in (a, b):
-            g.run("kill $(pidof pacemakerd) 2>/dev/null; while pidof pacemakerd >/dev/null; do "
-                  "sleep 0.5; done; rm -f /var/lib/pacemaker/cib/cib*", timeout=180)
+        # Pacemaker stays, hands off: maintenance mode (no start, stop, promotion nor monitor
+        # of its resources from now on: the GFS2 test cuts the link, and without stonith both
+        # halves would take r0 and pm-grp). Stopping its resources and pacemakerd cost a
+        # minute under TCG, for nothing the GFS2 test needs.
+        t_leave = time.monotonic()
+        if a.run(["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update",
+                  "true"], check=False).rc == 0:
+            wait_for(lambda: all(unmanaged(g) for g in (a, b)), 120,
+                     "Pacemaker in maintenance mode on both nodes", interval=2)
     print(f"\npacemaker: create+sync {t_create:.1f}s, pacemaker up and both started {t_pcmk:.1f}s, "
-          f"moves {t_moves:.1f}s, whole {time.monotonic() - t0:.1f}s")
+          f"moves {t_moves:.1f}s, maintenance mode {time.monotonic() - t_leave:.1f}s, "
+          f"whole {time.monotonic() - t0:.1f}s")
 
 
 # -- dual-primary DRBD with GFS2 over DLM (seed 003 §6) ---------------------------------------------
 
 GFS2_SPEC_DIR = "/tmp/spec-gfs2"
 MNT = "/mnt/g"
+# a resource of its own, beside Pacemaker's r0 (left in maintenance mode by the Pacemaker test)
+GFS = "gfs"
+GFS_DEV = "/dev/drbd1"
 
 
 def gfs2_spec(p, role_b: str = "primary") -> None:
-    text = DRBD_R0.format(two="allow_two_primaries = true\n", disk="/dev/vdc", ip_a=p.link.a.ip,
-                          ip_b=p.link.b.ip, role_a="primary", role_b=role_b)
+    text = drbd_res(GFS, 1, 7790, "/dev/vdc", p.link, "primary", role_b, two=True)
     for g in p.nodes:
         g.write_file(f"{GFS2_SPEC_DIR}.new", text)
         g.run(["sh", "-c", f"mkdir -p {GFS2_SPEC_DIR} && mv {GFS2_SPEC_DIR}.new {GFS2_SPEC_DIR}/spec.toml"])
@@ -364,7 +368,8 @@ def gfs2_log(g) -> str:
 
 
 def drbd_line(g) -> str:
-    m = re.search(r"^ 0: (cs:\S+ ro:\S+ ds:\S+)", g.run(["cat", "/proc/drbd"], check=False).out, re.M)
+    """GFS's line of /proc/drbd (minor 1)."""
+    m = re.search(r"^ 1: (cs:\S+ ro:\S+ ds:\S+)", g.run(["cat", "/proc/drbd"], check=False).out, re.M)
     return m.group(1) if m else ""
 
 
@@ -386,9 +391,9 @@ def test_gfs2_on_dual_primary_drbd_over_dlm(dlm_nodes):
     daemons = [gfs2_daemon(a), gfs2_daemon(b)]
     try:
         wait_for(lambda: all(drbd_line(g) == both for g in p.nodes), 300, "both primary", interval=2)
-        assert "ran drbdadm primary --force r0" in gfs2_log(a)
+        assert f"ran drbdadm primary --force {GFS}" in gfs2_log(a)
         assert "primary --force" not in gfs2_log(b)
-        assert "allow-two-primaries yes;" in a.read_file("/etc/drbd.d/r0.res")
+        assert "allow-two-primaries yes;" in a.read_file(f"/etc/drbd.d/{GFS}.res")
         timings["both primary"] = time.monotonic() - t0
         print(f"gfs2 progress: {timings}", flush=True)
 
@@ -396,9 +401,9 @@ def test_gfs2_on_dual_primary_drbd_over_dlm(dlm_nodes):
         # cluster_name), mounts it on both, writes on both; each node's files checked from the other
         t1 = time.monotonic()
         a.run(["mkfs.gfs2", "-O", "-p", "lock_dlm", "-t", "lab:gfs0", "-j", "2", "-J", "8",
-               "/dev/drbd0"], timeout=120)
+               GFS_DEV], timeout=120)
         for g in p.nodes:
-            g.run(["sh", "-c", f"modprobe gfs2 && mkdir -p {MNT} && mount -t gfs2 /dev/drbd0 {MNT}"],
+            g.run(["sh", "-c", f"modprobe gfs2 && mkdir -p {MNT} && mount -t gfs2 {GFS_DEV} {MNT}"],
                   timeout=120)
         ls = a.run(["dlm_tool", "ls"]).out
         assert re.search(r"name\s+gfs0\n(.*\n)*?members\s+1 2\s*\n", ls), ls
@@ -415,7 +420,7 @@ def test_gfs2_on_dual_primary_drbd_over_dlm(dlm_nodes):
         gfs2_spec(p, role_b="secondary")
         st = fresh(b, lambda st: st["blocked"], 120, "the demotion refused")
         reasons = "\n".join(x["reason"] for x in st["blocked"])
-        assert f"to become secondary, /dev/drbd0 must be closed, but it is in use ({MNT})" in reasons
+        assert f"to become secondary, {GFS_DEV} must be closed, but it is in use ({MNT})" in reasons
         assert "never unmounts" in reasons
         assert not any("drbdadm secondary" in line for line in drbdadm_changes(b))
         assert drbd_line(b) == both
@@ -452,7 +457,7 @@ def test_gfs2_on_dual_primary_drbd_over_dlm(dlm_nodes):
                    "conv=fsync", "status=none"], timeout=120)
 
         # 5. node-b's operator unmounts and demotes it by hand: not promoted without node-a
-        b.sh(f"umount {MNT} && drbdadm secondary r0")
+        b.sh(f"umount {MNT} && drbdadm secondary {GFS}")
         st = fresh(b, lambda st: st["in_flight"], 120, "no promotion without the peer")
         (wait,) = st["in_flight"]
         assert wait["waiting_on"] == "node-a" and "not promoted: node-a cannot be reached" in wait["what"], st

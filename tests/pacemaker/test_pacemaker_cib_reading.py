@@ -7,31 +7,16 @@ iSCSILogicalUnit primitive can own. Each CIB is the lab's ``cibadmin --query`` r
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from support import FIXTURES, M
-from support.fixtures import disks_host
+from support import pcmk as pcmk_xml
 from support.mdfix import NEW, clone_host, clone_spec
 from support.nodes import Nodes
-from support.specs import local_vg
+from support.pcmk import blocked, clone, lv_host, lv_spec, lvchanges, recorded_cib, with_pacemaker
 
 from reconciler import controller
 from reconciler.adapters import pacemaker as pcmk
 from reconciler.simulate.cluster import Cluster
-from reconciler.simulate.pacemaker_tools import PacemakerSim
-
-RECORDED = (FIXTURES / "outputs" / "pacemaker" / "commands" / "cibadmin_query_a.txt").read_text()
-RECORDED_CIB = RECORDED.split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
-
-
-def recorded_cib(resources: str) -> str:
-    """The recorded CIB with ``resources`` (the XML inside ``<resources>``) instead of its
-    DRBD clone, and no status section (the simulator's crm_mon answers for status)."""
-    text = re.sub(r"(?s)<resources>.*</resources>", f"<resources>\n{resources}\n    </resources>",
-                  RECORDED_CIB)
-    return re.sub(r"(?s)\n  <status>.*</status>", "\n  <status/>", text)
-
+from reconciler.simulate.pacemaker_tools import primitive
 
 TEMPLATES = """\
       <template id="lvm-tmpl" class="ocf" provider="heartbeat" type="LVM-activate">
@@ -80,13 +65,7 @@ ID_REFS = """\
         </instance_attributes>
       </primitive>"""
 
-LEGACY_LVM = """\
-      <primitive id="lvm-legacy" class="ocf" provider="heartbeat" type="LVM">
-        <instance_attributes id="lvm-legacy-params">
-          <nvpair id="lvm-legacy-params-volgrpname" name="volgrpname" value="vg0"/>
-          <nvpair id="lvm-legacy-params-exclusive" name="exclusive" value="true"/>
-        </instance_attributes>
-      </primitive>"""
+LEGACY_LVM = primitive("lvm-legacy", "ocf:heartbeat:LVM", volgrpname="vg0", exclusive="true")
 
 
 def by_id(text: str) -> dict:
@@ -118,21 +97,10 @@ def test_id_refs_of_attribute_sets_and_nvpairs_are_followed():
 
 
 def test_a_clones_meta_attributes_are_its_primitives_under_their_own():
-    rs = by_id(recorded_cib("""\
-      <clone id="c">
-        <meta_attributes id="c-meta">
-          <nvpair id="c-meta-is-managed" name="is-managed" value="false"/>
-          <nvpair id="c-meta-target-role" name="target-role" value="Started"/>
-        </meta_attributes>
-        <primitive id="p" class="ocf" provider="linbit" type="drbd">
-          <instance_attributes id="p-params">
-            <nvpair id="p-params-drbd_resource" name="drbd_resource" value="r0"/>
-          </instance_attributes>
-          <meta_attributes id="p-meta">
-            <nvpair id="p-meta-target-role" name="target-role" value="Stopped"/>
-          </meta_attributes>
-        </primitive>
-      </clone>"""))
+    rs = by_id(recorded_cib(clone(
+        "c", pcmk_xml.primitive("p", "ocf:linbit:drbd", {"drbd_resource": "r0"},
+                                meta={"target-role": "Stopped"}),
+        {"is-managed": "false", "target-role": "Started"})))
     assert rs["p"].meta == {"is-managed": "false", "target-role": "Stopped"}
     assert rs["p"].parent == "c"
 
@@ -157,35 +125,6 @@ def test_the_legacy_lvm_agent_owns_every_lv_of_its_vg():
 
 
 # -- end to end, on a simulated host (node-1) ---------------------------------------------
-
-
-def with_pacemaker(host, resources: str):
-    text = recorded_cib(resources)
-    host.pacemaker = PacemakerSim(text, node="node-1")
-    host.md.files[pcmk.CIB_FILE] = text
-    return host
-
-
-def lv_host(resources: str):
-    h = disks_host(512 * M, "/dev/vdb", "/dev/vdc", vg="vg0")
-    h.add_lv("vg0", "data", 32 * M, pvs=["/dev/vdb"])
-    h.add_lv("vg0", "logs", 16 * M, pvs=["/dev/vdb"])
-    h.lv("vg0", "data").active = h.lv("vg0", "logs").active = True
-    return with_pacemaker(h, resources)
-
-
-def lv_spec(activation: str) -> dict:
-    return local_vg("vg0", ("/dev/vdb", "/dev/vdc"), lv={
-        "data": {"size": "32M", "activation": {"node-1": activation}},
-        "logs": {"size": "16M", "activation": {"node-1": activation}}})
-
-
-def lvchanges(host) -> list[tuple[str, ...]]:
-    return [c.argv for c in host.calls if c.argv[0] == "lvchange" and c.argv[1].startswith("-a")]
-
-
-def blocked(r) -> str:
-    return "\n".join(f"{b.object}: {b.reason}" for b in r.final.blocked)
 
 
 def test_no_lv_of_a_vg_the_legacy_lvm_agent_activates_is_deactivated(scenario):
@@ -225,49 +164,32 @@ def test_a_filesystem_whose_device_is_an_id_ref_owns_that_device(scenario):
                 f"mounted at {where})") in r.final.unmanaged
 
 
-FS_ON_TARGET = f"""\
-      <primitive id="fs-new" class="ocf" provider="heartbeat" type="Filesystem">
-        <instance_attributes id="fs-new-params">
-          <nvpair id="fs-new-params-device" name="device" value="{NEW}"/>
-          <nvpair id="fs-new-params-directory" name="directory" value="/srv/new"/>
-          <nvpair id="fs-new-params-fstype" name="fstype" value="ext4"/>
-        </instance_attributes>
-      </primitive>"""
+FS_ON_TARGET = primitive("fs-new", "ocf:heartbeat:Filesystem", device=NEW, directory="/srv/new",
+                         fstype="ext4")
+LU_ON_TARGET = primitive("lu-new", "ocf:heartbeat:iSCSILogicalUnit",
+                         target_iqn="iqn.2003-01.org.example:t", lun="3", path=NEW)
 
 
-def test_a_spec_of_md_clones_only_reads_the_cib_and_leaves_a_filesystems_device_alone(scenario):
-    h = with_pacemaker(clone_host(), FS_ON_TARGET)
+@pytest.mark.parametrize("resources, owner, what, listed", [
+    (FS_ON_TARGET, "ocf:heartbeat:Filesystem primitive fs-new", "the device it mounts at /srv/new",
+     "mounted at /srv/new"),
+    (LU_ON_TARGET, "ocf:heartbeat:iSCSILogicalUnit primitive lu-new",
+     "the device it exports as LUN 3 of iqn.2003-01.org.example:t",
+     "exported as LUN 3 of iqn.2003-01.org.example:t"),
+], ids=["filesystem", "iscsi-logical-unit"])
+def test_a_spec_of_md_clones_reads_the_cib_and_leaves_a_device_pacemaker_uses_alone(
+        scenario, resources, owner, what, listed):
+    """The clone's target is a Filesystem primitive's device (mounted where Pacemaker
+    decides) or an iSCSILogicalUnit's (exported): never overwritten by the clone."""
+    h = with_pacemaker(clone_host(), resources)
     sc = scenario(h)
     r = sc.one_pass(sc.spec(clone_spec("mirrored")))
     assert pcmk.CIB_QUERY_ARGV in [c.argv for c in h.calls]
     assert ("mdadm", "/dev/md100", "--add", NEW) not in sc.mutations()
     why = blocked(r)
-    assert "managed by Pacemaker (ocf:heartbeat:Filesystem primitive fs-new" in why
-    assert "the device it mounts at /srv/new" in why
-    assert (f"device {NEW} (Pacemaker's: ocf:heartbeat:Filesystem primitive fs-new, mounted "
-            f"at /srv/new)") in r.final.unmanaged
-
-
-LU_ON_TARGET = f"""\
-      <primitive id="lu-new" class="ocf" provider="heartbeat" type="iSCSILogicalUnit">
-        <instance_attributes id="lu-new-params">
-          <nvpair id="lu-new-params-target_iqn" name="target_iqn" value="iqn.2003-01.org.example:t"/>
-          <nvpair id="lu-new-params-lun" name="lun" value="3"/>
-          <nvpair id="lu-new-params-path" name="path" value="{NEW}"/>
-        </instance_attributes>
-      </primitive>"""
-
-
-def test_a_device_an_iscsi_logical_unit_exports_is_not_overwritten_by_a_clone(scenario):
-    h = with_pacemaker(clone_host(), LU_ON_TARGET)
-    sc = scenario(h)
-    r = sc.one_pass(sc.spec(clone_spec("mirrored")))
-    assert ("mdadm", "/dev/md100", "--add", NEW) not in sc.mutations()
-    why = blocked(r)
-    assert "managed by Pacemaker (ocf:heartbeat:iSCSILogicalUnit primitive lu-new" in why
-    assert "the device it exports as LUN 3 of iqn.2003-01.org.example:t" in why
-    assert (f"device {NEW} (Pacemaker's: ocf:heartbeat:iSCSILogicalUnit primitive lu-new, "
-            f"exported as LUN 3 of iqn.2003-01.org.example:t)") in r.final.unmanaged
+    assert f"managed by Pacemaker ({owner}" in why
+    assert what in why
+    assert f"device {NEW} (Pacemaker's: {owner}, {listed})" in r.final.unmanaged
 
 
 def test_a_spec_of_iscsi_sessions_only_reads_the_cib(tmp_path):

@@ -12,13 +12,15 @@ from __future__ import annotations
 import pytest
 from support import M
 from support.mdfix import NEW, clone_host, clone_spec
+from support import pcmk as pcmk_xml
 from support.nodes import Nodes
-from test_pacemaker_cib_reading import blocked, recorded_cib, with_pacemaker
+from support.pcmk import (blocked, lv_host, lv_spec, lvchanges, recorded_cib, with_cib,
+                          with_pacemaker)
 
 from reconciler import controller
 from reconciler.adapters import pacemaker as pcmk
 from reconciler.simulate.cluster import Cluster
-from reconciler.simulate.pacemaker_tools import PacemakerSim, cib, primitive
+from reconciler.simulate.pacemaker_tools import cib, primitive
 
 ADD_NEW = ("mdadm", "/dev/md100", "--add", NEW)
 
@@ -70,7 +72,6 @@ def test_a_device_name_this_node_cannot_resolve_blocks_every_step_that_takes_a_d
 
 
 def test_a_step_that_takes_no_device_still_runs_beside_an_unresolved_name(scenario):
-    from test_pacemaker_cib_reading import lv_host, lvchanges
     h = lv_host(filesystem("LABEL=data"))
     sc = scenario(h)
     r = sc.one_pass(sc.spec(lv_spec_with_new()))
@@ -95,23 +96,13 @@ PORTAL = "192.0.2.1:3260"
 DISK0 = f"/dev/disk/by-path/ip-{PORTAL}-iscsi-{IQN}-lun-0"
 
 
-def session_spec(state: str) -> str:
-    return f"""
-[iscsi_target.export0]
-nodes = ["a"]
-iqn = "{IQN}"
-portals = ["{PORTAL}"]
-acls = ["iqn.2004-10.com.example:b"]
-[iscsi_target.export0.lun.0]
-device = "/dev/vdb"
-
-[iscsi_session.from_a]
-nodes = ["b"]
-portal = "{PORTAL}"
-target = "{IQN}"
-luns = [0]
-state = "{state}"
-"""
+def session_spec(state: str) -> dict:
+    """a exports /dev/vdb as LUN 0 of export0 to b; b's session to it is ``state``."""
+    return {"iscsi_target": {"export0": {"nodes": ["a"], "iqn": IQN, "portals": [PORTAL],
+                                         "acls": ["iqn.2004-10.com.example:b"],
+                                         "lun": {"0": {"device": "/dev/vdb"}}}},
+            "iscsi_session": {"from_a": {"nodes": ["b"], "portal": PORTAL, "target": IQN,
+                                         "luns": [0], "state": state}}}
 
 
 @pytest.fixture
@@ -131,9 +122,7 @@ def pair(tmp_path):
 
 
 def pacemaker_on(host, *primitives: str) -> None:
-    text = cib(*primitives)
-    host.pacemaker = PacemakerSim(text, node="b")
-    host.md.files[pcmk.CIB_FILE] = text
+    with_cib(host, cib(*primitives), node="b")
 
 
 def kernel_name(host, link: str) -> str:
@@ -239,15 +228,8 @@ def test_an_lvname_only_a_ruled_set_gives_may_be_unset_so_the_whole_vg_is_owned(
 
 
 def test_sets_without_rules_or_scores_keep_the_first_sets_values():
-    text = """\
-      <primitive id="fs-p" class="ocf" provider="heartbeat" type="Filesystem">
-        <instance_attributes id="fs-p-1">
-          <nvpair id="fs-p-1-device" name="device" value="/dev/vdb"/>
-        </instance_attributes>
-        <instance_attributes id="fs-p-2">
-          <nvpair id="fs-p-2-device" name="device" value="/dev/vdc"/>
-        </instance_attributes>
-      </primitive>"""
+    text = pcmk_xml.primitive("fs-p", "ocf:heartbeat:Filesystem", {"device": "/dev/vdb"},
+                              {"device": "/dev/vdc"})
     r, = pcmk.parse_cib(recorded_cib(text))
     assert r.values("device") == ("/dev/vdb",) and not r.may_lack("device")
 
@@ -255,7 +237,6 @@ def test_sets_without_rules_or_scores_keep_the_first_sets_values():
 def test_a_filesystem_on_an_active_lvs_mapper_name_owns_the_lv(scenario):
     """/dev/mapper/vg0-data resolves to the LV's device number while it is active; the
     spec's /dev/vg0/data is the same LV by name."""
-    from test_pacemaker_cib_reading import lv_host, lv_spec, lvchanges
     h = lv_host(filesystem("/dev/mapper/vg0-data"))
     sc = scenario(h)
     r = sc.one_pass(sc.spec(lv_spec("inactive")))

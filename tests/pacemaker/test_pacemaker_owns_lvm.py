@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 from support import M
-from support.fixtures import disks_host
+from support.pcmk import blocked, lvchanges, vg0_host
 from support.specs import local_vg
 
 from reconciler import controller
 from reconciler.adapters import pacemaker as pcmk
 from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command
-from reconciler.simulate.pacemaker_tools import PacemakerSim, cib, primitive
+from reconciler.simulate.pacemaker_tools import cib, primitive
 
 NODE = "node-1"
 LVM_DATA = primitive("lvm-data", "ocf:heartbeat:LVM-activate", vgname="vg0", lvname="data",
@@ -23,13 +23,7 @@ OWNED = "lv vg0/data (Pacemaker's: ocf:heartbeat:LVM-activate primitive lvm-data
 
 
 def host_with(*primitives, active: bool = True, running: bool = True):
-    h = disks_host(512 * M, "/dev/vdb", "/dev/vdc", vg="vg0")
-    h.add_lv("vg0", "data", 32 * M, pvs=["/dev/vdb"])
-    h.lv("vg0", "data").active = active
-    text = cib(*primitives)
-    h.pacemaker = PacemakerSim(text, running=running, node=NODE)
-    h.md.files[pcmk.CIB_FILE] = text
-    return h
+    return vg0_host(cib(*primitives), "data", active=active, running=running)
 
 
 def spec(size: str = "32M", activation: str | None = None, pvs=("/dev/vdb", "/dev/vdc")) -> dict:
@@ -37,14 +31,6 @@ def spec(size: str = "32M", activation: str | None = None, pvs=("/dev/vdb", "/de
     if activation:
         lv["activation"] = {NODE: activation}
     return local_vg("vg0", pvs, lv={"data": lv})
-
-
-def lvchanges(host) -> list[tuple[str, ...]]:
-    return [c.argv for c in host.calls if c.argv[0] == "lvchange" and c.argv[1].startswith("-a")]
-
-
-def blocked(r) -> str:
-    return "\n".join(f"{b.object}: {b.reason}" for b in r.final.blocked)
 
 
 def test_the_cib_is_read_once_per_pass_for_a_spec_with_only_a_vg_and_a_grow_still_runs(scenario):

@@ -7,7 +7,7 @@
   harness; ``support.scenario``, ``support.fixtures``: the one-host scenario and the small
   simulated host (fixtures ``scenario`` and ``host``, registered in tests/conftest.py); the
   per-subsystem helpers (``simtools``, ``mdfix``, ``drbdsim``, ``lockd_sim``,
-  ``iscsi_recorded``, ``seed000``).
+  ``iscsi_recorded``, ``seed000``, ``pcmk``: the Pacemaker CIB the tests and the lab declare).
 """
 
 from pathlib import Path

@@ -16,6 +16,8 @@ shortcut around them.
   text or doc) written to ``directory``; the test fails if they load.
 * ``local_vg(name, pvs, lv=..., **fields)``: the doc of one local VG on every node, the
   table most LVM tests start from.
+* ``shared_vg(name, pvs, lv=..., lock_type=..., **fields)``: the doc of one shared
+  (lvmlockd) VG of node-a and node-b that node-a creates (``create_on``).
 """
 
 from __future__ import annotations
@@ -114,6 +116,20 @@ def local_vg(name: str, pvs, lv: Mapping | None = None, **fields) -> dict:
     """The doc of one VG ``name`` on every node (``nodes = ["*"]``, ``scope = "local"``,
     either overridden by ``fields``) over ``pvs``, with the LV tables ``lv`` (name -> table)."""
     vg: dict = {"nodes": ["*"], "scope": "local", "pvs": list(pvs), **fields}
+    if lv:
+        vg["lv"] = dict(lv)
+    return {"vg": {name: vg}}
+
+
+def shared_vg(name: str, pvs, lv: Mapping | None = None, *, lock_type: str | None = None,
+              create_on: str | None = "node-a", **fields) -> dict:
+    """The doc of one shared VG ``name`` (``scope = "shared"``) of node-a and node-b over
+    ``pvs``, created by ``create_on``, of lock manager ``lock_type`` (None: not written, the
+    default, sanlock), with the LV tables ``lv`` (name -> table); ``fields`` override or add
+    (a None value leaves its key out)."""
+    vg: dict = {"nodes": ["node-a", "node-b"], "scope": "shared", "pvs": list(pvs),
+                "lock_type": lock_type, "create_on": create_on, **fields}
+    vg = {k: v for k, v in vg.items() if v is not None}
     if lv:
         vg["lv"] = dict(lv)
     return {"vg": {name: vg}}

@@ -5,15 +5,14 @@ crm_mon's roles follow the simulated DRBD. A test plays Pacemaker's own moves wi
 from __future__ import annotations
 
 import pytest
-from support import FIXTURES
 from support.drbdsim import Pair
+from support.pcmk import RECORDED_CIB as CIB
+from support.pcmk import with_cib
 
 from reconciler import controller
 from reconciler.adapters import pacemaker as pcmk
-from reconciler.simulate.pacemaker_tools import PacemakerSim, cib, primitive
+from reconciler.simulate.pacemaker_tools import cib, primitive
 
-CIB = (FIXTURES / "outputs" / "pacemaker" / "commands" / "cibadmin_query_a.txt").read_text(
-    ).split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
 OWNED = "drbd r0 (Pacemaker's: ocf:linbit:drbd primitive drbd-r0 in drbd-r0-clone)"
 
 
@@ -22,8 +21,7 @@ def pair(tmp_path):
     p = Pair(tmp_path)
     p.converge(p.spec())  # r0 up, node-a primary, before Pacemaker takes it over
     for h in p.hosts.values():
-        h.pacemaker = PacemakerSim(CIB)
-        h.md.files[pcmk.CIB_FILE] = CIB
+        with_cib(h, CIB, node=None)  # (crm_mon's node: the host's name)
     return p
 
 
@@ -96,8 +94,7 @@ def test_a_filesystem_primitive_on_the_drbd_device_forbids_its_demotion(tmp_path
     text = cib(primitive("fs-r0", "ocf:heartbeat:Filesystem", device="/dev/drbd0",
                          directory="/srv/r0", fstype="ext4"))
     for name, h in p.hosts.items():
-        h.pacemaker = PacemakerSim(text, node=name)
-        h.md.files[pcmk.CIB_FILE] = text
+        with_cib(h, text, node=name)
     out = p.rounds(p.spec(role_a="secondary", role_b="primary"), 2)
     assert p.res("node-a").role == "Primary"
     assert ("secondary", "r0") not in [c.argv[1:] for c in p.hosts["node-a"].calls

@@ -7,7 +7,8 @@ quorum) until it is quorate again."""
 from __future__ import annotations
 
 import pytest
-from support.lockd_sim import converge, data, dlm_cluster, mode, nodes, run_pass, shared_vg
+from support.lockd_sim import (converge, data, dlm_cluster, mode, nodes,
+                               pvmove_onto_a_pv_the_creator_adds, run_pass, shared_vg)
 
 from reconciler import executing
 from reconciler.runner import Command
@@ -135,13 +136,4 @@ def test_without_fencing_dlm_frees_a_crashed_nodes_lock_for_the_survivor(c, n):
 
 
 def test_a_move_onto_a_pv_the_creator_adds_under_dlm(c, n):
-    converge(n, dlm_vg(data(node_b="exclusive", all="inactive"), pvs=("/dev/vda",)))
-    onto = dlm_vg({"data": {"size": "32M", "placement": ["/dev/vdb"],
-                            "activation": {"node-b": "exclusive", "*": "inactive"}}})
-    assert run_pass(n, "node-b", onto).changes == []  # waits for the creator's vgextend
-    a = run_pass(n, "node-a", onto)
-    assert a.changes == [("pvcreate", "/dev/vdb"), ("vgextend", "vgs", "/dev/vdb")]
-    b = run_pass(n, "node-b", onto)
-    assert b.changes == [("pvmove", "--background", "--name", "vgs/data", "/dev/vda",
-                          "/dev/vdb")]
-    assert [pv.name for pv in c.lvm.vgs["vgs"].lvs["data"].pvs()] == ["/dev/vdb"]
+    pvmove_onto_a_pv_the_creator_adds(c, n, lock_type="dlm")

@@ -4,7 +4,8 @@ only by the simulated lvmlockd."""
 
 from __future__ import annotations
 
-from support.lockd_sim import c, converge, data, mode, n, run_pass, shared_vg  # noqa: F401 - c, n: fixtures
+from support.lockd_sim import (  # noqa: F401 - c, n: fixtures
+    c, converge, data, mode, n, pvmove_onto_a_pv_the_creator_adds, run_pass, shared_vg)
 
 from reconciler import actions, executing
 from reconciler.simulate.ops import extend_lv
@@ -151,21 +152,12 @@ def test_pvmove_by_the_exclusive_holder_and_refused_while_shared(c, n):
 
 
 def test_a_move_onto_a_pv_the_creator_adds_waits_for_the_creator(c, n):
-    converge(n, shared_vg(data(node_b="exclusive", all="inactive"), pvs=("/dev/vda",)))
-    c.mount("node-b", "vgs", "data", "/mnt/data")  # pvmove runs mounted
-    onto = shared_vg({"data": {"size": "32M", "placement": ["/dev/vdb"],
-                          "activation": {"node-b": "exclusive", "*": "inactive"}}})
-    b = run_pass(n, "node-b", onto)
-    assert b.changes == [] and exit_code(b) == 2
+    onto, b = pvmove_onto_a_pv_the_creator_adds(c, n, mounted=True)  # pvmove runs mounted
+    # node-b's first pass ran nothing and said it waits on node-a's vgextend
+    assert exit_code(b) == 2
     assert any(actions.describe_in_flight(f).startswith(
         "waiting on another node: node-a: vg vgs: vgextend") and f.waiting_on == "node-a"
                for f in b.plan.in_flight), b.plan.in_flight
-    a = run_pass(n, "node-a", onto)
-    assert a.changes == [("pvcreate", "/dev/vdb"), ("vgextend", "vgs", "/dev/vdb")]
-    b = run_pass(n, "node-b", onto)
-    assert b.changes == [("pvmove", "--background", "--name", "vgs/data", "/dev/vda",
-                           "/dev/vdb")]
-    assert [pv.name for pv in c.lvm.vgs["vgs"].lvs["data"].pvs()] == ["/dev/vdb"]
     assert exit_code(run_pass(n, "node-b", onto)) == 0
 
 
