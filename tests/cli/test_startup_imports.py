@@ -54,11 +54,30 @@ def loaded_subsystems() -> list[str]:
 EVERY_PASS = ["reconciler.adapters.md", "reconciler.adapters.pacemaker"]
 
 
+# The actions, which only a plan with steps makes (a settled host's pass makes none).
+ACTIONS = re.compile(r"^reconciler\.actions\.(lvm|lockd|md|drbd|iscsi)$")
+
+
+def loaded_actions() -> list[str]:
+    return sorted(n for n in sys.modules if ACTIONS.match(n))
+
+
 def test_importing_the_cli_loads_no_other_subsystem_than_what_every_pass_reads():
     with anew():
         importlib.import_module("reconciler.cli")
         assert "reconciler.controller" in sys.modules  # the pass's own modules are there
         assert loaded_subsystems() == EVERY_PASS
+        assert loaded_actions() == []  # not even LVM's
+
+
+def test_an_action_class_asked_for_is_imported_then():
+    with anew():
+        actions = importlib.import_module("reconciler.actions")
+        assert loaded_actions() == []
+        assert actions.CreateVg.__module__ == "reconciler.actions.lvm"
+        assert loaded_actions() == ["reconciler.actions.lvm"]
+        assert actions.SetActivation.__module__ == "reconciler.actions.lockd"
+        assert loaded_actions() == ["reconciler.actions.lockd", "reconciler.actions.lvm"]
 
 
 def lvm_only(tmp_path, host):
@@ -81,12 +100,14 @@ def test_an_lvm_only_pass_loads_only_what_the_host_shows(tmp_path):
         assert loaded_subsystems() == sorted([*EVERY_PASS, "reconciler.adapters.drbd",
                                               "reconciler.spec.drbd", "reconciler.state.drbd",
                                               "reconciler.state.md"])
+        assert loaded_actions() == ["reconciler.actions.lvm"]  # its steps are LVM's
     with anew():  # the same host, settled, under a new process
         n, loaded = lvm_only(tmp_path / "again", host)
         settled = n.one_pass("node-1", loaded)
         assert settled.exit_code == 0 and settled.plan.converged and not settled.changes
         # No CIB here, so neither Pacemaker's state nor its planner.
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
+        assert loaded_actions() == []  # a plan of no step makes no action
 
 
 def test_a_clone_table_loads_md_and_only_md():
