@@ -121,3 +121,47 @@ def test_a_clone_table_loads_md_and_only_md():
         p = planning.plan(spec, state.HostState(host="node-1"), node="node-1")
         assert [b.object for b in p.blocked] == ["clone db"]  # the ledger was not read
         assert loaded_subsystems() == ["reconciler.planning.md", "reconciler.spec.md"]
+
+
+# What only another subsystem's spec, or another command, needs: the real host's path of
+# ``reconcile --once`` must not bring them back for an LVM-only spec.
+NOT_FOR_LVM_ONCE = ("reconciler.adapters.iscsi", "reconciler.state.iscsi", "reconciler.status",
+                    "reconciler.forecasting", "reconciler.simulate.demo")
+
+
+def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_reads(
+        tmp_path, monkeypatch):
+    """``reconcile --once`` down the real host's path (not ``--simulate``: the spec's
+    permissions checked, the instance lock taken, the host's runner made), its runner and
+    device lookups answered by a simulated host that a first pass settled."""
+    with anew():
+        host = importlib.import_module("reconciler.simulate").SimulatedHost()
+        host.add_device("/dev/vdb", 64 * M)
+        n, loaded = lvm_only(tmp_path / "first", host)
+        assert n.one_pass("node-1", loaded).exit_code == 0
+    spec = importlib.import_module("support.specs").write(LVM_ONLY, tmp_path)
+    with anew():
+        cli = importlib.import_module("reconciler.cli")
+        controller = importlib.import_module("reconciler.controller")
+        runner = importlib.import_module("reconciler.runner")
+        monkeypatch.setattr(runner, "SubprocessRunner", lambda **_: host)
+        real = controller.Environment
+        monkeypatch.setattr(controller, "Environment", lambda **kw: real(
+            **kw, resolve=host.resolve_device, clock=host.clock))
+        before = len(host.calls)
+        code = cli.main(["--once", "--spec", str(spec), "--node", "node-1",
+                         "--lock-file", str(tmp_path / "lock")])
+        ran = host.calls[before:]
+        assert code == 0 and ran and not [c.argv for c in ran if c.mutates]
+        assert [m for m in NOT_FOR_LVM_ONCE if m in sys.modules] == []
+        assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
+        assert loaded_actions() == []
+
+
+def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_target():
+    import argparse
+    with anew():
+        cli = importlib.import_module("reconciler.cli")
+        env, _ = cli._environment(argparse.Namespace(simulate=None, node="n1"),
+                                  iscsi_targets=False)
+        assert env.lio_applier == "" and "reconciler.adapters.iscsi" not in sys.modules
