@@ -20,7 +20,6 @@ run goes on and ends with the exit code it earned.
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
 import json
 import os
@@ -887,6 +886,7 @@ _LEADING = {"apply": ("--simulate", "--log-level", "--output", "--lock-file",
 def _unknown_subcommand(word: str) -> int:
     """``reconcile valdiate``: say which subcommand was probably meant (exit 1, a usage
     error; never 2, which means drift)."""
+    import difflib  # only for a misspelt subcommand
     close = difflib.get_close_matches(word, SUBCOMMAND_NAMES, n=1, cutoff=0.6)
     _run_parser().print_usage(sys.stderr)
     hint = (f"did you mean '{close[0]}'?" if close

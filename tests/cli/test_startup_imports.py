@@ -154,6 +154,7 @@ def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_re
         ran = host.calls[before:]
         assert code == 0 and ran and not [c.argv for c in ran if c.mutates]
         assert [m for m in NOT_FOR_LVM_ONCE if m in sys.modules] == []
+        assert "difflib" not in vars(cli)  # (pytest has it loaded) only for a misspelt word
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
         assert loaded_actions() == []
 
