@@ -62,12 +62,22 @@ def loaded_actions() -> list[str]:
     return sorted(n for n in sys.modules if ACTIONS.match(n))
 
 
+# lvmlockd's observation (its adapter and observed state): only for a shared VG. Its planner
+# stays, which plans every VG (it tells a VG declared local from one the host shows shared).
+LOCKD_OBSERVED = ("reconciler.adapters.lockd", "reconciler.state.lockd")
+
+
+def loaded_lockd() -> list[str]:
+    return [m for m in LOCKD_OBSERVED if m in sys.modules]
+
+
 def test_importing_the_cli_loads_no_other_subsystem_than_what_every_pass_reads():
     with anew():
         importlib.import_module("reconciler.cli")
         assert "reconciler.controller" in sys.modules  # the pass's own modules are there
         assert loaded_subsystems() == EVERY_PASS
         assert loaded_actions() == []  # not even LVM's
+        assert loaded_lockd() == []
 
 
 def test_an_action_class_asked_for_is_imported_then():
@@ -157,6 +167,7 @@ def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_re
         assert "difflib" not in vars(cli)  # (pytest has it loaded) only for a misspelt word
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
         assert loaded_actions() == []
+        assert loaded_lockd() == []  # no shared VG
 
 
 def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_target():
