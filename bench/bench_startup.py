@@ -16,6 +16,8 @@ ratio to json, measured in the same run, much less).
   third-party libraries (pydantic, loguru with the asyncio it imports, tenacity, the
   standard library's modules). The first part is what importing only the spec's subsystems
   could save at most.
+* ``from pydantic import BaseModel; import loguru`` alone, in the same rounds: the part of
+  the import that is those two libraries'.
 * ``--against REV``: the same ``import reconciler.cli`` of the product as it was at git
   revision REV (its ``reconciler/`` exported to a temporary directory) in the same rounds,
   alternated with today's and json: before and after side by side under the same load.
@@ -48,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 OTHER_SUBSYSTEMS = ("md", "drbd", "iscsi")
+# What every pass needs whatever we do: the spec's validation and the log lines.
+LIBRARIES = "from pydantic import BaseModel; import loguru"
 
 
 CPU: list[float] = []  # user + sys seconds of each interpreter importtime started, in order
@@ -173,6 +177,9 @@ def measure(runs: int, rev: str | None, before: Path | None,
     for _ in range(runs):
         j = importtime("import json")["json"][1]
         cpu["json"].append(CPU[-1])
+        found = importtime(LIBRARIES)
+        cpu["libraries"].append(CPU[-1])
+        pass_us["libraries"].append(total_self(found))
         if before is not None:
             t = importtime("import reconciler.cli", before)["reconciler.cli"][1]
             cpu["then"].append(CPU[-1])
@@ -229,7 +236,11 @@ def measure(runs: int, rev: str | None, before: Path | None,
     total = med(cli)
     for name, values in sorted(parts.items(), key=lambda kv: -med(kv[1])):
         print(f"    {name:<48} {med(values) / 1000:7.1f} ms  {100 * med(values) / total:4.0f} %")
-    if not pass_us:
+    print(f"  the two libraries every pass needs, alone (`{LIBRARIES}`): "
+          f"{med(pass_us['libraries']) / 1000:.1f} ms (self times summed); CPU "
+          f"{med(cpu['libraries']) * 1000:.0f} ms, {(med(cpu['libraries']) - base) * 1000:.0f}"
+          f" ms beyond json's interpreter")
+    if len(pass_us) == 1:
         return
     print("a real `reconcile --once` of an LVM-only spec on a settled host: the modules it "
           "loads, imported in that order (self times summed, medians):")
@@ -243,6 +254,11 @@ def measure(runs: int, rev: str | None, before: Path | None,
               f"import times, {med(n / t for n, t in zip(pass_us['now'], pass_us['then'])):.2f}"
               f" (median of each round's now / then); by CPU beyond json's interpreter "
               f"{(med(cpu['pass-now']) - base) / (med(cpu['pass-then']) - base):.2f}")
+    if "now" in pass_us:
+        print(f"  CPU beyond json's interpreter: {(med(cpu['pass-now']) - base) * 1000:.0f} ms "
+              f"now, the two libraries alone {(med(cpu['libraries']) - base) * 1000:.0f} ms"
+              + (f"; half of {rev}'s is {(med(cpu['pass-then']) - base) * 500:.0f} ms"
+                 if "then" in pass_us else ""))
     if "then" in mods and mods["then"] and mods["now"]:
         gone = [m for m in mods["then"] if m not in set(mods["now"])]
         came = [m for m in mods["now"] if m not in set(mods["then"])]
