@@ -136,7 +136,7 @@ def test_a_clone_table_loads_md_and_only_md():
 # What only another subsystem's spec, or another command, needs: the real host's path of
 # ``reconcile --once`` must not bring them back for an LVM-only spec.
 NOT_FOR_LVM_ONCE = ("reconciler.adapters.iscsi", "reconciler.state.iscsi", "reconciler.status",
-                    "reconciler.forecasting", "reconciler.simulate.demo")
+                    "reconciler.forecasting", "reconciler.simulate", "reconciler.simulate.demo")
 
 
 def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_reads(
@@ -177,3 +177,13 @@ def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_targe
         env, _ = cli._environment(argparse.Namespace(simulate=None, node="n1"),
                                   iscsi_targets=False)
         assert env.lio_applier == "" and "reconciler.adapters.iscsi" not in sys.modules
+
+
+def test_the_help_lists_the_simulated_hosts_it_imports_only_when_shown():
+    with anew():
+        cli = importlib.import_module("reconciler.cli")
+        parser = cli._run_parser()
+        assert "reconciler.simulate" not in sys.modules  # parsing a pass's arguments
+        text = parser.format_help()
+        hosts = importlib.import_module("reconciler.simulate.demo").HOSTS
+        assert hosts and all(f"  {name:<9} {e.spec}" in text for name, e in hosts.items())
