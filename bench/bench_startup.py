@@ -16,18 +16,28 @@ ratio to json, measured in the same run, much less).
   third-party libraries (pydantic, loguru with the asyncio it imports, tenacity, the
   standard library's modules). The first part is what importing only the spec's subsystems
   could save at most.
+* ``from pydantic import BaseModel; import loguru`` alone, in the same rounds: the part of
+  the import that is those two libraries'.
 * ``--against REV``: the same ``import reconciler.cli`` of the product as it was at git
   revision REV (its ``reconciler/`` exported to a temporary directory) in the same rounds,
   alternated with today's and json: before and after side by side under the same load.
 * The CPU time (user + sys) of each of those interpreters, medians: what the import itself
   costs whatever the wall clock waited for a core the machine's other processes held; with
   ``--against``, the CLI's import beyond json's interpreter, now over then.
+* What a real ``reconcile --once`` of an LVM-only spec on a settled host imports, which is
+  more than ``import reconciler.cli`` (what the pass imports on its way: the spec's
+  permissions, the instance lock, the observation's lazy imports…): the modules it loads
+  are found by ``bench/startup_pass.py`` (the CLI's real host path, its runner answered by
+  a simulated host, the simulator's own imports not counted), once per tree, then imported
+  in that order in fresh interpreters in the same rounds: the sum of their ``-X
+  importtime`` self times and the interpreter's CPU time, now and at ``--against REV``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import resource
@@ -40,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 OTHER_SUBSYSTEMS = ("md", "drbd", "iscsi")
+# What every pass needs whatever we do: the spec's validation and the log lines.
+LIBRARIES = "from pydantic import BaseModel; import loguru"
 
 
 CPU: list[float] = []  # user + sys seconds of each interpreter importtime started, in order
@@ -88,6 +100,41 @@ def part(module: str) -> str:
     return "standard library and others"
 
 
+def pass_modules(tree: Path, directory: str) -> list[str] | None:
+    """The modules a real ``--once`` on the settled host in ``directory`` loads, with the
+    product at ``tree`` (None, with why, when that tree's CLI cannot be driven so)."""
+    out = Path(directory) / f"modules-{abs(hash(str(tree)))}.json"
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "startup_pass.py"), "modules",
+                          directory, str(out)], env=env, cwd=tree, capture_output=True,
+                         text=True)
+    if run.returncode != 0:
+        print(f"  (the pass could not be driven with {tree}: "
+              f"{(run.stderr.strip().splitlines() or ['?'])[-1]})")
+        return None
+    return json.loads(out.read_text())
+
+
+def importing(mods: list[str]) -> str:
+    """A statement importing ``mods`` in order (one the tree cannot import is left out)."""
+    return ("import importlib\n"
+            f"for m in {mods!r}:\n"
+            "    try:\n        importlib.import_module(m)\n"
+            "    except ImportError:\n        pass\n")
+
+
+def after_site(found: dict[str, tuple[int, int, int]]) -> dict[str, tuple[int, int, int]]:
+    """The modules the statement imported: those the interpreter's start-up (``site``, the
+    last it imports) had not."""
+    names = list(found)
+    return {n: found[n] for n in names[names.index("site") + 1:]} if "site" in found else found
+
+
+def total_self(found: dict[str, tuple[int, int, int]]) -> int:
+    """Microseconds: the self times of every module the statement imported."""
+    return sum(v[0] for v in after_site(found).values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=9)
@@ -101,13 +148,28 @@ def main() -> None:
             tar = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "reconciler"],
                                  capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", tmp], input=tar, check=True)
-        measure(args.runs, args.against, before)
+        work = Path(tmp) / "pass"
+        work.mkdir()
+        subprocess.run([sys.executable, str(ROOT / "bench" / "startup_pass.py"), "settle",
+                        str(work)], env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                       check=True, capture_output=True)
+        mods = {"now": pass_modules(ROOT, str(work))}
+        if before is not None:
+            mods["then"] = pass_modules(before, str(work))
+        measure(args.runs, args.against, before, mods)
 
 
-def measure(runs: int, rev: str | None, before: Path | None) -> None:
+def measure(runs: int, rev: str | None, before: Path | None,
+            mods: dict[str, list[str] | None]) -> None:
     importtime("import reconciler.cli")  # bytecode written, caches warm
     if before is not None:
         importtime("import reconciler.cli", before)
+    trees = {"now": ROOT, "then": before}
+    passes = {k: importing(v) for k, v in mods.items() if v}
+    for k, stmt in passes.items():
+        importtime(stmt, trees[k])
+    pass_us: dict[str, list[int]] = collections.defaultdict(list)
+    pass_parts: dict[str, list[int]] = collections.defaultdict(list)
     then, then_ratios = [], []
     cli, yard, ratios = [], [], []
     parts: dict[str, list[int]] = collections.defaultdict(list)
@@ -115,6 +177,9 @@ def measure(runs: int, rev: str | None, before: Path | None) -> None:
     for _ in range(runs):
         j = importtime("import json")["json"][1]
         cpu["json"].append(CPU[-1])
+        found = importtime(LIBRARIES)
+        cpu["libraries"].append(CPU[-1])
+        pass_us["libraries"].append(total_self(found))
         if before is not None:
             t = importtime("import reconciler.cli", before)["reconciler.cli"][1]
             cpu["then"].append(CPU[-1])
@@ -136,6 +201,16 @@ def measure(runs: int, rev: str | None, before: Path | None) -> None:
         sums[part("reconciler.cli")] += found["reconciler.cli"][0]
         for k, v in sums.items():
             parts[k].append(v)
+        for k, stmt in passes.items():
+            found = importtime(stmt, trees[k])
+            cpu[f"pass-{k}"].append(CPU[-1])
+            pass_us[k].append(total_self(found))
+            if k == "now":
+                sums = collections.defaultdict(int)
+                for n, v in after_site(found).items():
+                    sums[part(n)] += v[0]
+                for name, v in sums.items():
+                    pass_parts[name].append(v)
     med = statistics.median
     print(f"python -X importtime, {runs} fresh interpreters each, alternated (medians):")
     print(f"  import json              {med(yard) / 1000:8.1f} ms   (the yardstick)")
@@ -160,6 +235,40 @@ def measure(runs: int, rev: str | None, before: Path | None) -> None:
     print("  of which, by part (median self times; medians of parts need not add up):")
     total = med(cli)
     for name, values in sorted(parts.items(), key=lambda kv: -med(kv[1])):
+        print(f"    {name:<48} {med(values) / 1000:7.1f} ms  {100 * med(values) / total:4.0f} %")
+    print(f"  the two libraries every pass needs, alone (`{LIBRARIES}`): "
+          f"{med(pass_us['libraries']) / 1000:.1f} ms (self times summed); CPU "
+          f"{med(cpu['libraries']) * 1000:.0f} ms, {(med(cpu['libraries']) - base) * 1000:.0f}"
+          f" ms beyond json's interpreter")
+    if len(pass_us) == 1:
+        return
+    print("a real `reconcile --once` of an LVM-only spec on a settled host: the modules it "
+          "loads, imported in that order (self times summed, medians):")
+    for k, label in (("then", f"at {rev}"), ("now", "now")):
+        if k in pass_us:
+            print(f"  {len(mods[k]):4} modules {label:<14} {med(pass_us[k]) / 1000:8.1f} ms   "
+                  f"= {med(pass_us[k]) / med(yard):.0f} x json; CPU of the interpreter "
+                  f"{med(cpu[f'pass-{k}']) * 1000:.0f} ms")
+    if "then" in pass_us and "now" in pass_us:
+        print(f"  now / at {rev}: {med(pass_us['now']) / med(pass_us['then']):.2f} by the "
+              f"import times, {med(n / t for n, t in zip(pass_us['now'], pass_us['then'])):.2f}"
+              f" (median of each round's now / then); by CPU beyond json's interpreter "
+              f"{(med(cpu['pass-now']) - base) / (med(cpu['pass-then']) - base):.2f}")
+    if "now" in pass_us:
+        print(f"  CPU beyond json's interpreter: {(med(cpu['pass-now']) - base) * 1000:.0f} ms "
+              f"now, the two libraries alone {(med(cpu['libraries']) - base) * 1000:.0f} ms"
+              + (f"; half of {rev}'s is {(med(cpu['pass-then']) - base) * 500:.0f} ms"
+                 if "then" in pass_us else ""))
+    if "then" in mods and mods["then"] and mods["now"]:
+        gone = [m for m in mods["then"] if m not in set(mods["now"])]
+        came = [m for m in mods["now"] if m not in set(mods["then"])]
+        print(f"  modules no longer loaded ({len(gone)}): "
+              + ", ".join(m for m in gone if m.startswith("reconciler")) + " and "
+              f"{sum(not m.startswith('reconciler') for m in gone)} others; newly loaded: "
+              + (", ".join(came) or "none"))
+    total = med(pass_us["now"])
+    print("  now, by part (median self times):")
+    for name, values in sorted(pass_parts.items(), key=lambda kv: -med(kv[1])):
         print(f"    {name:<48} {med(values) / 1000:7.1f} ms  {100 * med(values) / total:4.0f} %")
 
 

@@ -20,7 +20,6 @@ run goes on and ends with the exit code it earned.
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
 import json
 import os
@@ -102,6 +101,30 @@ def _hosts_help() -> str:
     return "\n".join(f"  {e.name:<9} {e.spec:<38} {e.about}" for e in demo.HOSTS.values())
 
 
+class _RunParser(_Parser):
+    """The parser of a run (``--once`` or the daemon). Its epilog lists the simulated hosts,
+    which are made by the simulator: that is imported when the help is shown, not by every
+    pass that parses its arguments (issue 22: start-up)."""
+
+    def format_help(self) -> str:
+        self.epilog = EPILOG.format(hosts=_hosts_help())
+        return super().format_help()
+
+
+class _Version(argparse.Action):
+    """``--version``, as argparse's own, the version looked up (the package's metadata) only
+    when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"{parser.prog} {version()}\n", sys.stdout)
+        parser.exit()
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -130,10 +153,10 @@ def _duration(text: str) -> float:
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = _RunParser(
         prog="reconcile", description="Converge this host's storage to the TOML spec.",
-        epilog=EPILOG.format(hosts=_hosts_help()), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action=_Version)
     p.add_argument("--spec", default=None, metavar="PATH",
                    help=f"spec file or directory of *.toml (with --once, default {DEFAULT_SPEC}; "
                    "the daemon needs it given)")
@@ -180,8 +203,12 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _environment(args: argparse.Namespace) -> tuple[controller.Environment, list[str]]:
-    """The host to act on, and notes on what a simulated one leaves out."""
+def _environment(args: argparse.Namespace, *, iscsi_targets: bool = True
+                 ) -> tuple[controller.Environment, list[str]]:
+    """The host to act on, and notes on what a simulated one leaves out. ``iscsi_targets``:
+    whether the spec could declare an iSCSI target (the daemon's, which it may read again
+    with one, always could): only then is the LIO applier looked up, with iSCSI's adapter
+    (a pass reads it only for a spec with iSCSI tables, issue 22)."""
     if args.simulate:
         from reconciler import offline
         sim = offline.simulated_host(args.simulate, node=args.node)
@@ -189,11 +216,14 @@ def _environment(args: argparse.Namespace) -> tuple[controller.Environment, list
         node = args.node or sim.node or socket.gethostname()
         return controller.Environment(runner=host, node=node, resolve=host.resolve_device,
                                       clock=host.clock), sim.notes
-    from reconciler.adapters import iscsi
     from reconciler.runner import SubprocessRunner
+    lio_applier = ""
+    if iscsi_targets:
+        from reconciler.adapters import iscsi
+        lio_applier = iscsi.applier_problem()
     return controller.Environment(runner=SubprocessRunner(stuck_file=STUCK_FILE),
                                   node=args.node or socket.gethostname(),
-                                  lio_applier=iscsi.applier_problem()), []
+                                  lio_applier=lio_applier), []
 
 
 def _check_spec_path(spec: str) -> str | None:
@@ -499,7 +529,7 @@ def _prepare_once(args: argparse.Namespace):
     the instance lock taken (a pass that changes the host never runs beside the daemon or
     another --once), the environment and the warnings to show; or the exit code of the
     first refusal, already printed."""
-    from reconciler import instance_lock, status
+    from reconciler import instance_lock
     # Root acts on what the spec says: on a real host, refuse one others could have written.
     loaded = _load_spec(args.spec, trusted_only=not args.simulate)
     if isinstance(loaded, int):
@@ -507,7 +537,7 @@ def _prepare_once(args: argparse.Namespace):
     if not args.simulate and not args.dry_run:
         # A pass that changes the host must not run beside the daemon (or another --once).
         lock = instance_lock.InstanceLock(Path(args.lock_file) if args.lock_file
-                                          else status.DEFAULT_DIR / "lock")
+                                          else Path(paths.RUN_DIR) / "lock")
         try:
             lock.acquire()
         except errors.ReconcilerError as exc:
@@ -517,7 +547,8 @@ def _prepare_once(args: argparse.Namespace):
             print(f"error: cannot take the lock {lock.path}: {exc}", file=sys.stderr)
             return controller.EXIT_ERROR
     try:
-        env, notes = _environment(args)
+        # the LIO applier matters only to a spec with iSCSI targets (it is observed with them)
+        env, notes = _environment(args, iscsi_targets=bool(loaded.spec.iscsi_target))
     except errors.ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
@@ -855,6 +886,7 @@ _LEADING = {"apply": ("--simulate", "--log-level", "--output", "--lock-file",
 def _unknown_subcommand(word: str) -> int:
     """``reconcile valdiate``: say which subcommand was probably meant (exit 1, a usage
     error; never 2, which means drift)."""
+    import difflib  # only for a misspelt subcommand
     close = difflib.get_close_matches(word, SUBCOMMAND_NAMES, n=1, cutoff=0.6)
     _run_parser().print_usage(sys.stderr)
     hint = (f"did you mean '{close[0]}'?" if close

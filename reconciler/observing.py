@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from reconciler import errors, paths, state
 from reconciler.adapters import lvm, md
 from reconciler.adapters import fs as fs_adapter
-from reconciler.adapters import lockd as lockd_adapter
 from reconciler.adapters import pacemaker as pcmk
 from reconciler.runner import Runner
 
@@ -288,6 +287,7 @@ def observe_lockd(runner: Runner, host: str, quorum: bool = False) -> state.Lock
     a table's length, holders, mounts). lvmlockd not reachable is a fact, not a failure:
     planning says what to start. ``quorum`` (a DLM VG is declared on this node): corosync's
     quorum too (``corosync-quorumtool -s``, read-only, a second process)."""
+    from reconciler.adapters import lockd as lockd_adapter  # only for a shared VG (issue 22)
     info = runner.run(lockd_adapter.lockctl_info(host))
     if info.ok:
         spaces, locks = lockd_adapter.parse_info(info.stdout)

@@ -22,21 +22,22 @@ base types and ``Plan``.
 
 from reconciler import ondemand
 from reconciler.actions.base import Action, Progress, Symbol
-from reconciler.actions.lvm import (AddCopy, LvmAction, AddMirrorLeg, CreateLv, CreatePv, CreateVg,
-                                    DropMirrorLeg, ExportVg, ExtendVg, FinishSplitCopy,
-                                    ForgetSplit, MoveExtents,
-                                    ReduceVg, RefreshCopy, RemoveLv, RemoveVg, RenameLv, ResizeLv,
-                                    ResizePv, ResumeMoves, SplitCopy, SplitVg, TakeOverVg)
-from reconciler.actions.lockd import (CreateSharedLv, CreateSharedVg, RefreshLv, RemoveStaleDm,
-                                      SetActivation, StartLockspace)
 from reconciler.actions.plans import (GIVES_UP_MARK, SIGNS, WAITING, Blocked, Condition, Health, InFlight, Plan,
                                       Stall, Step, legend,
                                       describe_in_flight, waiting_text)
 
-# The subsystems an LVM-only spec does not use are imported the first time one of their
-# classes is asked for (``actions.BuildMdClone``), not with the package (issue 22: start-up).
-# LVM and lockd are every pass's.
+# Each subsystem's actions are imported the first time one of their classes is asked for
+# (``actions.BuildMdClone``), not with the package (issue 22: start-up): an LVM-only spec
+# uses no md, DRBD or iSCSI action, and a pass with nothing to do (a plan of no step) makes
+# no action at all, so it imports neither LVM's nor lockd's. The plan's types are every
+# pass's.
 _ON_DEMAND = {
+    "lvm": ("AddCopy", "LvmAction", "AddMirrorLeg", "CreateLv", "CreatePv", "CreateVg",
+            "DropMirrorLeg", "ExportVg", "ExtendVg", "FinishSplitCopy", "ForgetSplit",
+            "MoveExtents", "ReduceVg", "RefreshCopy", "RemoveLv", "RemoveVg", "RenameLv",
+            "ResizeLv", "ResizePv", "ResumeMoves", "SplitCopy", "SplitVg", "TakeOverVg"),
+    "lockd": ("CreateSharedLv", "CreateSharedVg", "RefreshLv", "RemoveStaleDm", "SetActivation",
+              "StartLockspace"),
     "iscsi": ("ApplyTarget", "LoginSession", "LogoutSession", "UpdateSession"),
     "drbd": ("AttachDrbd", "ClearSplitBrain", "ConnectDrbd", "CreateDrbdMetadata", "DrbdLedgerWrite",
              "LoadDrbd", "RecordDrbdLoss", "RecordDrbdMetadata", "SpendDrbdFence", "SeedFirstSync", "SetDrbdRole", "UpDrbd",

@@ -46,12 +46,21 @@ from reconciler.planning.vgplan import VgPlan
 from reconciler.spec import models
 
 LOCKD_TYPES = ("sanlock", "dlm")
-# Steps only the creator runs on a shared VG (structure), and those only the node allowed to
-# by lvmlockd runs (they need the LV's exclusive lock, or the LV inactive everywhere).
-_CREATOR_ONLY = (actions.CreatePv, actions.CreateVg, actions.ExtendVg, actions.ReduceVg,
-                 actions.CreateLv, actions.RemoveLv, actions.RemoveVg, actions.ForgetSplit)
-_NEEDS_EX = (actions.ResizeLv, actions.MoveExtents, actions.AddMirrorLeg,
-             actions.DropMirrorLeg)
+
+
+def _creator_only() -> tuple[type[actions.Action], ...]:
+    """Steps only the creator runs on a shared VG (structure). A function, not a table:
+    the LVM actions are imported by the first plan that makes one (``actions``)."""
+    return (actions.CreatePv, actions.CreateVg, actions.ExtendVg, actions.ReduceVg,
+            actions.CreateLv, actions.RemoveLv, actions.RemoveVg, actions.ForgetSplit)
+
+
+def _needs_ex() -> tuple[type[actions.Action], ...]:
+    """Steps only the node allowed to by lvmlockd runs (they need the LV's exclusive lock,
+    or the LV inactive everywhere)."""
+    return (actions.ResizeLv, actions.MoveExtents, actions.AddMirrorLeg, actions.DropMirrorLeg)
+
+
 _MODE = {models.Activation.EXCLUSIVE: "ex", models.Activation.SHARED: "sh",
          models.Activation.ACTIVE: "active"}
 
@@ -231,9 +240,9 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
     elsewhere: dict[str, tuple[str, str]] = {}
     for step in planned:
         action = step.action
-        if shared and not creator and isinstance(action, _CREATOR_ONLY):
+        if shared and not creator and isinstance(action, _creator_only()):
             elsewhere[step.key] = (want.create_on or "", f"{action.object}: {action.describe()}")
-        elif shared and isinstance(action, _NEEDS_EX) and ex_runner(want, action.lv)[0] != node:
+        elif shared and isinstance(action, _needs_ex()) and ex_runner(want, action.lv)[0] != node:
             elsewhere[step.key] = (ex_runner(want, action.lv)[0] or "",
                                    f"{action.object}: {action.describe()}")
     for step in planned:
@@ -246,7 +255,7 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
                 key=step.key, object=action.object, percent=None, what=what,
                 waiting_on=who))
             continue
-        if shared and isinstance(action, _CREATOR_ONLY):
+        if shared and isinstance(action, _creator_only()):
             if not creator:
                 continue
             lv_here = obs.lvs.get(getattr(action, "lv", "")) if obs else None
@@ -278,7 +287,7 @@ def shape(name: str, want: models.Vg, obs: state.Vg | None, st: state.HostState,
             elif type(action) is actions.CreateLv:
                 action = actions.CreateSharedLv(vg=action.vg, lv=action.lv, size=action.size,
                                                 pvs=action.pvs, host=action.host)
-        elif shared and isinstance(action, _NEEDS_EX):
+        elif shared and isinstance(action, _needs_ex()):
             lv_name = action.lv
             runner, why = ex_runner(want, lv_name)
             if runner is None:

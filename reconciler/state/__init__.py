@@ -7,7 +7,8 @@ project's tags and name rules, which every layer uses. The parsers in ``adapters
 these objects; planning reads them; nothing writes to them. Sizes are ``units.Size`` bytes.
 
 Every public name is also importable from ``reconciler.state`` itself; those of md, DRBD,
-iSCSI and Pacemaker, which an LVM-only spec on a host without Pacemaker does not use, are imported the first time one is asked for
+iSCSI and Pacemaker, which an LVM-only spec on a host without Pacemaker does not use, and
+lvmlockd's, which only a shared VG's observation makes, are imported the first time one is asked for
 (``state.MdArray``), not with the package (issue 22: start-up).
 """
 
@@ -23,12 +24,11 @@ from reconciler.state.lvm import (  # noqa: F401
     PvMove, Process, Pollers, Vg, needs_refresh, split_problems)
 from reconciler.state.devices import (  # noqa: F401
     UNSTABLE_IDENTITY, is_stable_identity, BlockDevice, FileSystem, DiskProbe)
-from reconciler.state.lockd import (  # noqa: F401
-    DmDevice, Lockd)
 from reconciler.state.host import (  # noqa: F401
     HostState, activation_here, open_state, image_on, handover_problem)
 
 _ON_DEMAND = {
+    "lockd": ("DmDevice", "Lockd"),
     "md": ("MdMember", "MdArray", "CloneRecord", "Ledger", "recopies_used"),
     "drbd": ("DEFAULT_LEDGER", "JUST_CREATED_GI", "CONNECTED", "SYNCING", "DrbdSync",
              "DrbdMinor", "Gi", "DrbdBacking", "DrbdResourceState", "DrbdMetaRecord",

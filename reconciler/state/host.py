@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.state.devices import BlockDevice, DiskProbe, FileSystem
-from reconciler.state.lockd import Lockd
 from reconciler.state.lvm import Lv, Pollers, Pv, RaidImage, Vg, split_problems
 
 if TYPE_CHECKING:  # only the fields' types: an LVM-only pass imports none of them (issue 22)
     from reconciler.state.drbd import DrbdHost
     from reconciler.state.iscsi import IscsiState
+    from reconciler.state.lockd import Lockd
     from reconciler.state.md import Ledger, MdArray
     from reconciler.state.pacemaker import Pacemaker
 

@@ -54,11 +54,40 @@ def loaded_subsystems() -> list[str]:
 EVERY_PASS = ["reconciler.adapters.md", "reconciler.adapters.pacemaker"]
 
 
+# The actions, which only a plan with steps makes (a settled host's pass makes none).
+ACTIONS = re.compile(r"^reconciler\.actions\.(lvm|lockd|md|drbd|iscsi)$")
+
+
+def loaded_actions() -> list[str]:
+    return sorted(n for n in sys.modules if ACTIONS.match(n))
+
+
+# lvmlockd's observation (its adapter and observed state): only for a shared VG. Its planner
+# stays, which plans every VG (it tells a VG declared local from one the host shows shared).
+LOCKD_OBSERVED = ("reconciler.adapters.lockd", "reconciler.state.lockd")
+
+
+def loaded_lockd() -> list[str]:
+    return [m for m in LOCKD_OBSERVED if m in sys.modules]
+
+
 def test_importing_the_cli_loads_no_other_subsystem_than_what_every_pass_reads():
     with anew():
         importlib.import_module("reconciler.cli")
         assert "reconciler.controller" in sys.modules  # the pass's own modules are there
         assert loaded_subsystems() == EVERY_PASS
+        assert loaded_actions() == []  # not even LVM's
+        assert loaded_lockd() == []
+
+
+def test_an_action_class_asked_for_is_imported_then():
+    with anew():
+        actions = importlib.import_module("reconciler.actions")
+        assert loaded_actions() == []
+        assert actions.CreateVg.__module__ == "reconciler.actions.lvm"
+        assert loaded_actions() == ["reconciler.actions.lvm"]
+        assert actions.SetActivation.__module__ == "reconciler.actions.lockd"
+        assert loaded_actions() == ["reconciler.actions.lockd", "reconciler.actions.lvm"]
 
 
 def lvm_only(tmp_path, host):
@@ -81,12 +110,14 @@ def test_an_lvm_only_pass_loads_only_what_the_host_shows(tmp_path):
         assert loaded_subsystems() == sorted([*EVERY_PASS, "reconciler.adapters.drbd",
                                               "reconciler.spec.drbd", "reconciler.state.drbd",
                                               "reconciler.state.md"])
+        assert loaded_actions() == ["reconciler.actions.lvm"]  # its steps are LVM's
     with anew():  # the same host, settled, under a new process
         n, loaded = lvm_only(tmp_path / "again", host)
         settled = n.one_pass("node-1", loaded)
         assert settled.exit_code == 0 and settled.plan.converged and not settled.changes
         # No CIB here, so neither Pacemaker's state nor its planner.
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
+        assert loaded_actions() == []  # a plan of no step makes no action
 
 
 def test_a_clone_table_loads_md_and_only_md():
@@ -100,3 +131,59 @@ def test_a_clone_table_loads_md_and_only_md():
         p = planning.plan(spec, state.HostState(host="node-1"), node="node-1")
         assert [b.object for b in p.blocked] == ["clone db"]  # the ledger was not read
         assert loaded_subsystems() == ["reconciler.planning.md", "reconciler.spec.md"]
+
+
+# What only another subsystem's spec, or another command, needs: the real host's path of
+# ``reconcile --once`` must not bring them back for an LVM-only spec.
+NOT_FOR_LVM_ONCE = ("reconciler.adapters.iscsi", "reconciler.state.iscsi", "reconciler.status",
+                    "reconciler.forecasting", "reconciler.simulate", "reconciler.simulate.demo")
+
+
+def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_reads(
+        tmp_path, monkeypatch):
+    """``reconcile --once`` down the real host's path (not ``--simulate``: the spec's
+    permissions checked, the instance lock taken, the host's runner made), its runner and
+    device lookups answered by a simulated host that a first pass settled."""
+    with anew():
+        host = importlib.import_module("reconciler.simulate").SimulatedHost()
+        host.add_device("/dev/vdb", 64 * M)
+        n, loaded = lvm_only(tmp_path / "first", host)
+        assert n.one_pass("node-1", loaded).exit_code == 0
+    spec = importlib.import_module("support.specs").write(LVM_ONLY, tmp_path)
+    with anew():
+        cli = importlib.import_module("reconciler.cli")
+        controller = importlib.import_module("reconciler.controller")
+        runner = importlib.import_module("reconciler.runner")
+        monkeypatch.setattr(runner, "SubprocessRunner", lambda **_: host)
+        real = controller.Environment
+        monkeypatch.setattr(controller, "Environment", lambda **kw: real(
+            **kw, resolve=host.resolve_device, clock=host.clock))
+        before = len(host.calls)
+        code = cli.main(["--once", "--spec", str(spec), "--node", "node-1",
+                         "--lock-file", str(tmp_path / "lock")])
+        ran = host.calls[before:]
+        assert code == 0 and ran and not [c.argv for c in ran if c.mutates]
+        assert [m for m in NOT_FOR_LVM_ONCE if m in sys.modules] == []
+        assert "difflib" not in vars(cli)  # (pytest has it loaded) only for a misspelt word
+        assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
+        assert loaded_actions() == []
+        assert loaded_lockd() == []  # no shared VG
+
+
+def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_target():
+    import argparse
+    with anew():
+        cli = importlib.import_module("reconciler.cli")
+        env, _ = cli._environment(argparse.Namespace(simulate=None, node="n1"),
+                                  iscsi_targets=False)
+        assert env.lio_applier == "" and "reconciler.adapters.iscsi" not in sys.modules
+
+
+def test_the_help_lists_the_simulated_hosts_it_imports_only_when_shown():
+    with anew():
+        cli = importlib.import_module("reconciler.cli")
+        parser = cli._run_parser()
+        assert "reconciler.simulate" not in sys.modules  # parsing a pass's arguments
+        text = parser.format_help()
+        hosts = importlib.import_module("reconciler.simulate.demo").HOSTS
+        assert hosts and all(f"  {name:<9} {e.spec}" in text for name, e in hosts.items())
