@@ -116,8 +116,10 @@ def measure(pvs: int, lvs: int, rounds_n: int = ROUNDS) -> dict:
         del spec
         rounds = []
         floors = []
-        cpu_totals, cpu_ratios, cpu_floors = [], [], []  # in this thread's CPU time: what other processes
-        for _ in range(rounds_n):  # on the cores take (preemption) is not counted in it
+        # In this thread's CPU time: what other processes on the cores take (preemption) is
+        # not counted in it.
+        cpu_totals, cpu_ratios, cpu_floors = [], [], []
+        for _ in range(rounds_n):
             wall, cpu_floor = floor(spec_text, report_text)
             floors.append(wall)
             c0 = time.thread_time()
@@ -201,7 +203,7 @@ def main() -> None:
             now.append(child(args.pvs, args.lvs, args.rounds))
             if then_tree is not None:
                 then.append(child(args.pvs, args.lvs, args.rounds, then_tree))
-    fig = now[len(now) // 2] if len(now) == 1 else _median_run(now)
+    fig = _median_run(now)
     report(fig, args.rounds)
     if len(now) > 1 or then:
         runs_report(now, then, args.against)
