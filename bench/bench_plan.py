@@ -7,7 +7,13 @@ time, and in the thread's CPU time, which what other processes take of the cores
 count); 100,000 LVs at most 11 x the 10,000 figure (linear); peak RSS growth at most 40 MB at
 10,000; exactly 1 process for a no-op pass whatever the LV count.
 
-    python3 bench/bench_plan.py [--pvs 1000] [--lvs 10000] [--no-scale]
+    python3 bench/bench_plan.py [--pvs 1000] [--lvs 10000] [--no-scale] [--runs N] [--against REV]
+
+``--runs N`` runs the measurement N times, each in a fresh child process, and prints each
+run's figures and their medians. ``--against REV`` also measures the product as it was at git
+revision REV (its ``reconciler/`` exported to a temporary directory), by this same script
+(the same fixture, rounds, window and floor), each of its runs alternated with one of today's:
+before and after side by side under the same load.
 
 The observation replays what the simulated host answered (recorded once, before the rounds):
 what is measured is our work on the tools' output, not the simulator's rendering of it (lvm
@@ -22,14 +28,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+# A child measuring another revision (``--against``) is given that revision's tree first.
+sys.path.insert(0, str(ROOT))
+if "--tree" in sys.argv:
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
 M = 1024**2
 ROUNDS = 5
@@ -104,8 +116,10 @@ def measure(pvs: int, lvs: int, rounds_n: int = ROUNDS) -> dict:
         del spec
         rounds = []
         floors = []
-        cpu_totals, cpu_ratios = [], []  # in this thread's CPU time: what other processes
-        for _ in range(rounds_n):  # on the cores take (preemption) is not counted in it
+        # In this thread's CPU time: what other processes on the cores take (preemption) is
+        # not counted in it.
+        cpu_totals, cpu_ratios, cpu_floors = [], [], []
+        for _ in range(rounds_n):
             wall, cpu_floor = floor(spec_text, report_text)
             floors.append(wall)
             c0 = time.thread_time()
@@ -120,6 +134,7 @@ def measure(pvs: int, lvs: int, rounds_n: int = ROUNDS) -> dict:
             t3 = time.perf_counter()
             cpu_totals.append(time.thread_time() - c0)
             cpu_ratios.append(cpu_totals[-1] / cpu_floor)
+            cpu_floors.append(cpu_floor)
             rounds.append((t3 - t0, t0, t1, t2, t3, (t3 - t0) / floors[-1]))
             del spec, st
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -150,6 +165,7 @@ def measure(pvs: int, lvs: int, rounds_n: int = ROUNDS) -> dict:
         "ratio": round(ratios[len(ratios) // 2], 2), "ratio_best": round(ratios[0], 2),
         "cpu_ratio": round(sorted(cpu_ratios)[len(cpu_ratios) // 2], 2),
         "cpu_total_s": round(sorted(cpu_totals)[len(cpu_totals) // 2], 3),
+        "cpu_floor_s": round(sorted(cpu_floors)[len(cpu_floors) // 2], 3),
         "peak_rss_growth_mb": round((rss1 - rss0) / 1024, 1),
         "peak_rss_mb": round(rss1 / 1024, 1),
         "noop_pass_processes": procs, "noop_pass_exit": res.exit_code,
@@ -161,17 +177,36 @@ def main() -> None:
     ap.add_argument("--pvs", type=int, default=1000)
     ap.add_argument("--lvs", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="fresh child processes measuring the same (their figures' medians)")
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="also the product as it was at this git revision, runs alternated")
     ap.add_argument("--no-scale", action="store_true",
                     help="skip the run at ten times the size (the linearity check)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", default=None, help=argparse.SUPPRESS)  # read above
     args = ap.parse_args()
     if args.child:
         from reconciler import logs
         logs.setup("WARNING")
         print(json.dumps(measure(args.pvs, args.lvs, args.rounds)))
         return
-    fig = child(args.pvs, args.lvs, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
+        then_tree = None
+        if args.against:
+            then_tree = tmp
+            tar = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "reconciler"],
+                                 capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=tar, check=True)
+        now, then = [], []
+        for _ in range(args.runs):
+            now.append(child(args.pvs, args.lvs, args.rounds))
+            if then_tree is not None:
+                then.append(child(args.pvs, args.lvs, args.rounds, then_tree))
+    fig = _median_run(now)
     report(fig, args.rounds)
+    if len(now) > 1 or then:
+        runs_report(now, then, args.against)
     if not args.no_scale:
         big = child(args.pvs * 10, args.lvs * 10, 3)
         print(f"ten times the size, {big['lvs']} LVs on {big['pvs']} PVs (median of 3 rounds):")
@@ -182,11 +217,38 @@ def main() -> None:
               f"the {fig['lvs']}-LV figure ({fig['cpu_total_s']:.3f} s)")
         print(f"  (load spec {big['load_s']:.3f} s, observe {big['observe_s']:.3f} s, plan {big['plan_s']:.3f} s)")
         print(f"  peak RSS growth  {big['peak_rss_growth_mb']:.1f} MB")
+    print(f"  (load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
 
 
-def child(pvs: int, lvs: int, rounds: int) -> dict:
+def _median_run(runs: list[dict]) -> dict:
+    """The run whose CPU-time ratio is the median of the runs'."""
+    return sorted(runs, key=lambda f: f["cpu_ratio"])[len(runs) // 2]
+
+
+def runs_report(now: list[dict], then: list[dict], rev: str | None) -> None:
+    med = statistics.median
+
+    def each(runs: list[dict], key: str, fmt: str = ".2f") -> str:
+        return f"{med(f[key] for f in runs):{fmt}} ({', '.join(format(f[key], fmt) for f in runs)})"
+
+    print(f"{len(now)} runs, each a fresh process of its own rounds"
+          + (f", alternated with the product at {rev}:" if then else ":"))
+    for name, runs in (("now", now), (f"at {rev}", then)):
+        if not runs:
+            continue
+        print(f"  {name:<16} in CPU time {each(runs, 'cpu_ratio')} x the floor; wall-clock "
+              f"{each(runs, 'ratio')}; CPU time {each(runs, 'cpu_total_s', '.3f')} s, floor's "
+              f"{each(runs, 'cpu_floor_s', '.3f')} s; peak RSS growth "
+              f"{each(runs, 'peak_rss_growth_mb', '.1f')} MB")
+    if then:
+        ratio = med(f["cpu_total_s"] for f in now) / med(f["cpu_total_s"] for f in then)
+        print(f"  now / then       {ratio:.2f} in CPU time (the runs' medians)")
+
+
+def child(pvs: int, lvs: int, rounds: int, tree: str | None = None) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", "--pvs", str(pvs),
-                          "--lvs", str(lvs), "--rounds", str(rounds)],
+                          "--lvs", str(lvs), "--rounds", str(rounds),
+                          *(("--tree", tree) if tree else ())],
                          capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"benchmark failed:\n{out.stderr}")

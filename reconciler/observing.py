@@ -364,11 +364,11 @@ def spec_devices(spec) -> list[str]:
     """Every device path a spec names (what ``observe`` must resolve)."""
     out: list[str] = []
     for vg in spec.vg.values():
+        # (An LV's placement names none but its VG's pvs: ``spec.lvm.Vg``'s check refuses
+        # any other device, and every ``Vg`` is validated; 10,000 LVs are not read here.)
         out.extend(vg.pvs)
         if vg.handover is not None:
             out.extend(vg.handover.pvs)
-        for lv in vg.lv.values():
-            out.extend(lv.placement)
     for clone in spec.clone.values():
         out.extend((clone.source, clone.target))
     for target in getattr(spec, "iscsi_target", {}).values():

@@ -12,7 +12,6 @@ Sizes are always passed as ``<bytes>b`` so no unit conversion happens on either 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections import defaultdict
@@ -315,15 +314,34 @@ def _strip(name: str) -> str:
     return name[1:-1] if name.startswith("[") and name.endswith("]") else name
 
 
-@functools.lru_cache(maxsize=512)
-def _attr(raw: str) -> state.LvAttr:
-    """One (immutable) ``LvAttr`` per distinct lv_attr text: 10,000 LVs share a handful."""
-    return state.LvAttr(raw)
+class _Memo:
+    """One report's texts made objects once each: a size (10,000 LVs of one size share one
+    ``Size``), an lv_attr (``LvAttr``, 10,000 LVs share a handful), a comma-separated list,
+    a one-segment LV's segment types. All immutable; kept for one parse only, so that they
+    are fewer objects for the cyclic collector to scan, and none outlives its report."""
 
+    __slots__ = ("sizes", "attrs", "csvs", "one")
 
-@functools.lru_cache(maxsize=512)
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(value.split(",")) if value else ()
+    def __init__(self) -> None:
+        self.sizes: dict[object, Size] = {"": _NO_SIZE, None: _NO_SIZE}
+        self.attrs: dict[str, state.LvAttr] = {}
+        self.csvs: dict[object, tuple[str, ...]] = {"": (), None: ()}
+        self.one: dict[str, tuple[str]] = {}
+
+    def size(self, row: dict, key: str) -> Size:
+        """``Size(_int(row, key))``."""
+        value = row.get(key, "")
+        size = self.sizes.get(value)
+        return size if size is not None else self.sizes.setdefault(value, Size(int(value)))
+
+    def attr(self, raw: str) -> state.LvAttr:
+        attr = self.attrs.get(raw)
+        return attr if attr is not None else self.attrs.setdefault(raw, state.LvAttr(raw))
+
+    def csv(self, value: str) -> tuple[str, ...]:
+        items = self.csvs.get(value)
+        return (items if items is not None
+                else self.csvs.setdefault(value, tuple(value.split(",")) if value else ()))
 
 
 def parse_fullreport(text: str, host: str = "local", observed_at: float = 0.0) -> state.HostState:
@@ -345,6 +363,8 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
     pvs: dict[str, state.Pv] = {}
     vgs: dict[str, state.Vg] = {}
     twice: dict[str, list[str]] = {}
+    memo = _Memo()
+    size = memo.size
     try:
         for rep in reports:
             vg_rows = rep.get("vg") or []
@@ -363,20 +383,20 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
                     name, devno = state.missing_pv_key(row["pv_uuid"]), None
                 pv = state.Pv(
                     name=name, uuid=row["pv_uuid"], vg=vg_name, devno=devno,
-                    dev_size=Size(_int(row, "dev_size")), size=Size(_int(row, "pv_size")),
-                    free=Size(_int(row, "pv_free")), pe_count=_int(row, "pv_pe_count"),
+                    dev_size=size(row, "dev_size"), size=size(row, "pv_size"),
+                    free=size(row, "pv_free"), pe_count=_int(row, "pv_pe_count"),
                     pe_alloc_count=_int(row, "pv_pe_alloc_count"),
                     missing=missing or state.is_missing_pv_key(name),
                     allocatable=len(attr) > 0 and attr[0] == "a",
-                    pe_start=Size(_int(row, "pe_start")), mda_count=_int(row, "pv_mda_count"),
-                    mda_size=Size(_int(row, "pv_mda_size")))
+                    pe_start=size(row, "pe_start"), mda_count=_int(row, "pv_mda_count"),
+                    mda_size=size(row, "pv_mda_size"))
                 # An orphan PV can appear in several report objects; a VG member wins.
                 if pv.name not in pvs or pv.vg is not None:
                     pvs[pv.name] = pv
                 pv_by_uuid[pv.uuid] = pv.name
             if vg_name is None:
                 continue
-            vg = _parse_vg(vg_row, rep, pv_by_uuid)
+            vg = _parse_vg(vg_row, rep, pv_by_uuid, memo)
             if vg_name in vgs and vgs[vg_name].uuid != vg.uuid:
                 # Two VGs of one name (a local vg0 and another host's, seen with
                 # --foreign): never merged or overwritten silently; the planner blocks the
@@ -392,19 +412,30 @@ def _parse_fullreport(text: str, host: str, observed_at: float) -> state.HostSta
                            vg_names_twice={n: tuple(ids) for n, ids in twice.items()})
 
 
-def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
+def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str], memo: _Memo) -> state.Vg:
     """One VG's report -> Vg: its top-level LVs, each carrying what its hidden sub-LVs say
     (raid images with their PVs, sync and health), per-PV extents from the PV segments, and
     the VG's pvmoves in flight (from the hidden pvmove LVs), so that placement and leg rules
     read one object per LV."""
     vg_name = vg_row["vg_name"]
     lv_rows = {row["lv_uuid"]: row for row in rep.get("lv", [])}
-    # (Hidden sub-LVs are "[name]"; the common case, a visible LV, is not stripped.)
-    name_of = {uuid: (_strip(n) if n[:1] == "[" else n)
-               for uuid, n in ((uuid, row["lv_name"]) for uuid, row in lv_rows.items())}
-    # Only sub-LVs have a parent: an LV missing here has none (top() reads .get()).
-    parent_of = {name_of[uuid]: _strip(row["lv_parent"])
-                 for uuid, row in lv_rows.items() if row.get("lv_parent")}
+    # One loop over the LV rows: each one's name (a hidden sub-LV's "[name]" stripped; the
+    # common case, a visible LV, is not), its parent (only sub-LVs have one: an LV missing
+    # from ``parent_of`` has none, top() reads .get()), and whether it is hidden.
+    name_of: dict[str, str] = {}
+    parent_of: dict[str, str] = {}
+    hidden_rows, visible_rows = [], []
+    for uuid, row in lv_rows.items():
+        n = row["lv_name"]
+        if n[:1] == "[":
+            n = _strip(n)
+            hidden_rows.append(row)
+        else:
+            visible_rows.append(row)
+        name_of[uuid] = n
+        parent = row.get("lv_parent")
+        if parent:
+            parent_of[n] = _strip(parent)
 
     def top(name: str) -> str:
         seen = 0
@@ -429,17 +460,24 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             extents[name] = {pv: n}
         else:
             per_pv[pv] = per_pv.get(pv, 0) + n
-    segtypes: dict[str, list[str]] = {}
+    # Segment types per LV: the tuple ``memo`` shares for one segment (10,000 linear LVs
+    # hold one ("linear",)), a list from the second segment on.
+    segtypes: dict[str, tuple[str, ...] | list[str]] = {}
+    segtypes_get, one_of = segtypes.get, memo.one
     via: dict[str, str] = {}
     for row in rep.get("seg", []):
         name = name_get(row.get("lv_uuid", ""))
         if name is None:
             continue
-        types = segtypes.get(name)
+        segtype = row.get("segtype", "")
+        types = segtypes_get(name)
         if types is None:
-            segtypes[name] = [row.get("segtype", "")]
+            one = one_of.get(segtype)
+            segtypes[name] = one if one is not None else one_of.setdefault(segtype, (segtype,))
+        elif type(types) is tuple:
+            segtypes[name] = [*types, segtype]
         else:
-            types.append(row.get("segtype", ""))
+            types.append(segtype)
         devices = row.get("devices", "")
         if "pvmove" not in devices:  # the common case: no segment through a pvmove
             continue
@@ -448,15 +486,12 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             if dev.startswith("pvmove"):
                 via[name] = dev
 
-    hidden_rows, visible_rows = [], []
-    for r in lv_rows.values():
-        (hidden_rows if r["lv_name"][:1] == "[" else visible_rows).append(r)
     folded: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     legs: dict[str, dict[str, dict]] = defaultdict(dict)
     pvmoves = []
     for row in hidden_rows:
         name = _strip(row["lv_name"])
-        attr = _attr(row["lv_attr"])
+        attr = memo.attr(row["lv_attr"])
         if attr.is_pvmove:
             pv_ext = extents.get(name, {})
             source = row.get("move_pv") or None
@@ -487,10 +522,14 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
             for pv, n in extents.get(name, {}).items():
                 leg["pvs"][pv] += n
     lvs: dict[str, state.Lv] = {}
-    make_lv, segtypes_get, via_get = state.Lv, segtypes.get, via.get
+    make_lv, via_get = state.Lv, via.get
+    sizes, attrs, csvs = memo.sizes, memo.attrs, memo.csvs
+    sizes_get, attrs_get, csvs_get = sizes.get, attrs.get, csvs.get
     for row in visible_rows:
         name = row["lv_name"]
-        pv_ext = extents_get(name, {})
+        pv_ext = extents_get(name)
+        if pv_ext is None:
+            pv_ext = {}
         if name in folded:
             pv_ext = dict(pv_ext)
             for pv, n in folded[name].items():
@@ -501,26 +540,45 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str]) -> state.Vg:
                             uuid=leg["uuid"])
             for idx, leg in sorted(legs[name].items(), key=lambda kv: int(kv[0]))
         ) if name in legs else ()
-        # _int and _pct, inline: a report's numbers are strings, "" when lvm has none
+        # _int and _pct, inline: a report's numbers are strings, "" when lvm has none; each
+        # text of a size, lv_attr, layout or tags is made an object once per report (memo)
         size, sync, copy = row.get("lv_size", ""), row.get("sync_percent"), row.get("copy_percent")
-        lvs[name] = make_lv(
-            vg=vg_name, name=name, uuid=row["lv_uuid"],
-            size=Size(int(size)) if size not in _NONE else _NO_SIZE,
-            attr=_attr(row["lv_attr"]), layout=_csv(row.get("lv_layout", "")),
-            segtypes=tuple(segtypes_get(name, ())), pv_extents=pv_ext, images=images,
-            sync_percent=float(sync) if sync not in _NONE else None,
-            copy_percent=float(copy) if copy not in _NONE else None,
-            raid_sync_action=row.get("raid_sync_action") or None, moving_via=via_get(name),
-            tags=_csv(row.get("lv_tags", "")), health_status=row.get("lv_health_status") or "")
+        lv_size = sizes_get(size)
+        if lv_size is None:
+            lv_size = sizes.setdefault(size, Size(int(size)))
+        raw = row["lv_attr"]
+        attr = attrs_get(raw)
+        if attr is None:
+            attr = attrs.setdefault(raw, state.LvAttr(raw))
+        raw = row.get("lv_layout", "")
+        layout = csvs_get(raw)
+        if layout is None:
+            layout = csvs.setdefault(raw, tuple(raw.split(",")))
+        types = segtypes_get(name, ())
+        if type(types) is list:
+            types = tuple(types)
+        sync = float(sync) if sync not in _NONE else None
+        copy = float(copy) if copy not in _NONE else None
+        raw = row.get("lv_tags", "")
+        tags = csvs_get(raw)
+        if tags is None:
+            tags = csvs.setdefault(raw, tuple(raw.split(",")))
+        # Positional, in ``state.Lv``'s field order: vg, name, uuid, size, attr, layout,
+        # segtypes, pv_extents, images, sync_percent, copy_percent, raid_sync_action,
+        # moving_via, tags, health_status.
+        lvs[name] = make_lv(vg_name, name, row["lv_uuid"], lv_size, attr, layout, types, pv_ext,
+                            images, sync, copy, row.get("raid_sync_action") or None,
+                            via_get(name), tags, row.get("lv_health_status") or "")
     return state.Vg(
-        name=vg_name, uuid=vg_row.get("vg_uuid", ""), extent_size=Size(_int(vg_row, "vg_extent_size")),
+        name=vg_name, uuid=vg_row.get("vg_uuid", ""),
+        extent_size=memo.size(vg_row, "vg_extent_size"),
         extent_count=_int(vg_row, "vg_extent_count"), free_count=_int(vg_row, "vg_free_count"),
         lock_type=vg_row.get("vg_lock_type", "") or "none",
         missing_pv_count=_int(vg_row, "vg_missing_pv_count"),
         pvs=tuple(sorted(pv_by_uuid.values())), lvs=lvs, pvmoves=tuple(pvmoves),
         system_id=vg_row.get("vg_systemid") or "",
         exported=(vg_row.get("vg_attr") or "---")[2:3] == "x",
-        tags=_csv(vg_row.get("vg_tags", "")))
+        tags=memo.csv(vg_row.get("vg_tags", "")))
 
 
 def parse_systemid(text: str) -> str:

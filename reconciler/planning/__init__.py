@@ -121,12 +121,11 @@ def _spelled(steps: list[actions.Step], spec: models.Spec, st: state.HostState
     """Each LVM step told how the spec spells the PVs LVM names otherwise (``LvmAction.aka``),
     for its description; its commands keep LVM's names."""
     aka: dict[str, str] = {}
-    seen: set[str] = set()  # a placement names the VG's PVs again (10,000 LVs)
+    # A placement names none but its VG's pvs (``spec.lvm.Vg``'s check refuses any other
+    # device, and every ``Vg`` is validated): the pvs are every spelling (10,000 LVs' placements
+    # are not read again).
     for vg in spec.vg.values():
-        for dev in (*vg.pvs, *(d for lv in vg.lv.values() for d in (lv.placement or ()))):
-            if dev in seen:
-                continue
-            seen.add(dev)
+        for dev in vg.pvs:
             pv = st.pv_for(dev)
             if pv is not None and pv.name != dev:
                 aka.setdefault(pv.name, dev)

@@ -289,16 +289,23 @@ def plan_vg(name: str, want: models.Vg, st: state.HostState, host: str,
     # 4. LVs. One that is as declared (its size, on its placement) with nothing under way
     # plans nothing (``_plan_lv``): told by one test here, for 10,000 LVs.
     have = obs.lvs if obs is not None else {}
-    anywhere = {names[d] for d in want.pvs}  # the PVs of an LV without placement
-    for lv_name in sorted(want.lv):
-        lv_want, lv = want.lv[lv_name], have.get(lv_name)
-        if (lv is not None and lv_want.state is models.Presence.PRESENT
+    # The PVs an LV may be on, by its placement (10,000 LVs name a few placements): no
+    # placement is the VG's PVs.
+    on: dict[tuple[str, ...], set[str]] = {(): {names[d] for d in want.pvs}}
+    present, split_tag = models.Presence.PRESENT, state.SPLIT_TAG
+    have_get, lvs_want = have.get, want.lv
+    for lv_name in sorted(lvs_want):
+        lv_want, lv = lvs_want[lv_name], have_get(lv_name)
+        if (lv is not None and lv_want.state is present
                 and lv_want.size is not None and lv.moving_via is None and not lv_want.copies
-                and not lv.images and not lv_want.resize_fs and state.SPLIT_TAG not in lv.tags
-                and lv.size == -(-lv_want.size // extent_size) * extent_size
-                and (set(map(names.__getitem__, lv_want.placement)) if lv_want.placement
-                     else anywhere).issuperset(lv.pv_extents)):
-            continue
+                and not lv.images and not lv_want.resize_fs and split_tag not in lv.tags
+                and lv.size == -(-lv_want.size // extent_size) * extent_size):
+            placement = lv_want.placement
+            pvs = on.get(placement)
+            if pvs is None:
+                pvs = on[placement] = set(map(names.__getitem__, placement))
+            if pvs.issuperset(lv.pv_extents):
+                continue
         _plan_lv(vp, name, lv_name, lv_want, obs, st, host, extent_size, want,
                  names, ready, grown)
 
