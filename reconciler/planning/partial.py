@@ -49,13 +49,19 @@ def observed_time(st: state.HostState) -> float:
 
 
 def timed(make: Callable[[], _T]) -> tuple[_T, bool]:
-    """``make()``, and whether it read the time through ``observed_time``."""
+    """``make()``, and whether it read the time through ``observed_time``. Nested, a read
+    inside marks the outer plan too. The mark is a context variable, which a thread does
+    not inherit: planning starts none (tests/planning/test_time_reads.py refuses the
+    modules that would)."""
+    outer = _TIME_READ.get()
     mark = [False]
     token = _TIME_READ.set(mark)
     try:
         return make(), mark[0]
     finally:
         _TIME_READ.reset(token)
+        if outer is not None and mark[0]:
+            outer[0] = True
 
 
 def devices_named_twice(spec: models.Spec, st: state.HostState) -> dict[str, list[str]]:

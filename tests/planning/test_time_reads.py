@@ -44,6 +44,9 @@ SCANNED = (sorted((ROOT / "planning").glob("*.py")) + sorted((ROOT / "actions").
            + [ROOT / "units.py"])
 ACCESSOR = (ROOT / "planning" / "partial.py", "observed_time")
 CLOCK_MODULES = {"time", "timeit", "sched"}
+# Modules that run code in another thread or task, where the context variable that marks the
+# plan is not inherited: a time read there would not mark it.
+THREAD_MODULES = {"threading", "_thread", "concurrent", "asyncio", "multiprocessing"}
 # Calls that read a clock or a file's times, whatever they are called on.
 CLOCK_CALLS = {"now", "utcnow", "today", "monotonic", "monotonic_ns", "perf_counter",
                "perf_counter_ns", "time", "time_ns", "process_time", "clock_gettime",
@@ -69,8 +72,9 @@ def time_reads(source: str, path: Path) -> list[str]:
             out.append(f"{path.name}:{line}: names {node.value!r}")
         elif isinstance(node, ast.Import):
             out += [f"{path.name}:{line}: imports {a.name}" for a in node.names
-                    if a.name.split(".")[0] in CLOCK_MODULES]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in CLOCK_MODULES:
+                    if a.name.split(".")[0] in CLOCK_MODULES | THREAD_MODULES]
+        elif (isinstance(node, ast.ImportFrom)
+              and (node.module or "").split(".")[0] in CLOCK_MODULES | THREAD_MODULES):
             out.append(f"{path.name}:{line}: imports from {node.module}")
         elif isinstance(node, ast.Call):
             f = node.func
@@ -100,6 +104,8 @@ def test_the_scan_finds_each_kind_of_time_read():
         "t = os.stat(path).st_mtime": "calls stat()",
         "up = open('/proc/uptime').read()": "names '/proc/uptime'",
         "t = clock()\nx = date.today()": "calls today()",
+        "from concurrent.futures import ThreadPoolExecutor": "imports from concurrent.futures",
+        "import threading": "imports threading",
     }
     for source, words in reads.items():
         assert any(words in r for r in time_reads(source, path)), (source, words)
@@ -147,3 +153,33 @@ def test_the_time_shift_check_fails_a_plan_that_depends_on_the_time_unmarked(
         planning.plan(sp, st, node="n")
     assert len(time_shift) == 1
     time_shift.clear()  # (found as it should be: this test does not fail at its teardown)
+
+
+def test_a_time_read_in_a_nested_timed_call_marks_the_outer_plan_too():
+    from reconciler.planning.partial import timed
+    st = HostState(host="a", observed_at=1000.0)
+    (inner, inner_read), outer_read = timed(lambda: timed(lambda: observed_time(st)))
+    assert inner == 1000.0 and inner_read and outer_read
+    (_, inner_read), outer_read = timed(lambda: timed(lambda: None))
+    assert not inner_read and not outer_read
+
+
+def test_the_time_shift_check_also_moves_the_time_back(monkeypatch, time_shift):
+    """A planner that changes its plan only for a time earlier than the observation's (a
+    record "in the future" once a clock stepped back) is caught by the backward shift."""
+    plan_vgs = planning.lvm.plan_vgs
+
+    def before_a_record(spec, st, *args, **kwargs):
+        part = plan_vgs(spec, st, *args, **kwargs)
+        part.held.extend(part.steps)  # held back, blocked, at any time: a step-less plan
+        part.steps.clear()
+        part.blocked.append(actions.Blocked("vg vg0", "held (a test planner)"))
+        if st.observed_at < 50.0:  # a record written at 50.0 would be "in the future"
+            part.blocked.append(actions.Blocked("vg vg0", "a record from the future"))
+        return part
+
+    monkeypatch.setattr(planning.lvm, "plan_vgs", before_a_record)
+    sp = spec(local_vg("vg0", ["/dev/vdb"]))
+    with pytest.raises(TimeDependentPlan, match=r"time moved \(-"):
+        planning.plan(sp, HostState(host="local", observed_at=100.0), node="n")
+    time_shift.clear()

@@ -5,8 +5,9 @@ A daemon reuses the previous pass's plan when every input but the time is the sa
 not read the time (``Plan.reads_time``). That is right only if the time alone cannot change
 such a plan. So in every test, each plan ``planning.plan`` makes that the reuse would keep
 is planned once more on the same inputs with the observation's time moved by ``SHIFT``
-(400 days and 12.5 hours later: past any age, stall or settle threshold under a year, another
-day of the week, the other half of the day), and must be the same plan. A difference means
+(400 days and 12.5 hours later, and as much earlier: past any age, stall or settle threshold
+under a year, another day of the week, the other half of the day, a record "in the future"
+after a clock stepped back), and must be the same plan both times. A difference means
 that a planner read the time without the accessor that marks the plan
 (``planning.partial.observed_time``); the test fails, at the call (``TimeDependentPlan``, a
 BaseException no ``except Exception`` swallows) and at its teardown.
@@ -40,14 +41,15 @@ def checking(plan: Callable[..., object], found: list[str]) -> Callable[..., obj
         made = plan(spec, st, *args, **kwargs)
         if not controller.reusable(spec, made):
             return made
-        later = plan(spec, dataclasses.replace(st, observed_at=st.observed_at + SHIFT),
-                     *args, **kwargs)
-        if later != made:
-            found.append(f"a plan with no step and nothing in flight changed when only the "
-                         f"time moved ({SHIFT:.0f} s later), although it did not read the time "
-                         f"through planning.partial.observed_time:\n  at the time: {made}\n  "
-                         f"later: {later}")
-            raise TimeDependentPlan(found[-1])
+        for shift in (SHIFT, -SHIFT):
+            other = plan(spec, dataclasses.replace(st, observed_at=st.observed_at + shift),
+                         *args, **kwargs)
+            if other != made:
+                found.append(f"a plan with no step and nothing in flight changed when only "
+                             f"the time moved ({shift:+.0f} s), although it did not read the "
+                             f"time through planning.partial.observed_time:\n  at the time: "
+                             f"{made}\n  moved: {other}")
+                raise TimeDependentPlan(found[-1])
         return made
 
     return plan_checked
