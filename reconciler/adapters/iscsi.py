@@ -49,8 +49,8 @@ from collections.abc import Callable, Iterable
 
 from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
-from reconciler.state.iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
-                                    LioTarget, NodeRecord)
+from reconciler.state.iscsi import (IscsiDisk, IscsiPartition, IscsiSession, IscsiState,
+                                    LioAcl, LioLun, LioTarget, NodeRecord)
 
 CONFIGFS = "/sys/kernel/config/target"
 SESSIONS = "/sys/class/iscsi_session"
@@ -229,14 +229,14 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                 if not re.match(r"^[0-9]+:[0-9]+:[0-9]+:[0-9]+$", hctl):
                     continue
                 for blk in _lines(read(f"{dev}/{tgt}/{hctl}/block/")):
-                    raw = _one(read, f"/sys/block/{blk}/dev")
-                    devno = (int(raw.split(":")[0]), int(raw.split(":")[1])) if ":" in raw else None
+                    devno = _devno(_one(read, f"/sys/block/{blk}/dev"))
                     holders = tuple(_lines(read(f"/sys/block/{blk}/holders/")))
                     if mounts is None:
                         mounts = parse_mounts(read("/proc/self/mountinfo"))
                     disks.append(IscsiDisk(
                         lun=int(hctl.rsplit(":", 1)[1]), name=blk, devno=devno,
-                        holders=holders, mounts=mounts.get(devno, ()) if devno else ()))
+                        holders=holders, mounts=mounts.get(devno, ()) if devno else (),
+                        partitions=_partitions(read, blk, mounts)))
         timeouts = {}
         for short, (_, where, name) in TIMEOUTS.items():
             n = _number(_one(read, f"{base if where == 'session' else conn}/{name}"))
@@ -254,6 +254,31 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                                 disks=tuple(sorted(disks, key=lambda d: d.lun)),
                                 timeouts=timeouts, record=record, chap=live))
     return tuple(sorted(out, key=lambda s: int(s.sid[7:])))
+
+
+def _devno(raw: str) -> tuple[int, int] | None:
+    """"8:17" -> (8, 17); None for anything else."""
+    major, sep, minor = raw.partition(":")
+    return (int(major), int(minor)) if sep and major.isdigit() and minor.isdigit() else None
+
+
+def _partitions(read: Read, blk: str,
+                mounts: dict[tuple[int, int], tuple[str, ...]]) -> tuple[IscsiPartition, ...]:
+    """The partitions of session disk ``blk``: the subdirectories of /sys/block/<blk>/
+    named after it (sda1, nvme0n1p1) that have a ``dev``, with their holders (an LV of a PV
+    on the partition, md) and mounts. What uses a partition uses the disk: the logout takes
+    both away."""
+    out = []
+    for e in _lines(read(f"/sys/block/{blk}/")):
+        if not e.startswith(blk) or e == blk:
+            continue
+        devno = _devno(_one(read, f"/sys/block/{blk}/{e}/dev"))
+        if devno is None:
+            continue
+        out.append(IscsiPartition(name=e, devno=devno,
+                                  holders=tuple(_lines(read(f"/sys/block/{blk}/{e}/holders/"))),
+                                  mounts=mounts.get(devno, ())))
+    return tuple(sorted(out, key=lambda p: p.name))
 
 
 def session_chap(private: Read, base: str) -> str | None:

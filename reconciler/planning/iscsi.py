@@ -31,7 +31,8 @@ Decisions taken here, each for a data-safety reason:
 * A device to export that does not exist blocks the target, unless another step of the
   same plan provides it (an LV created in this pass): the core orders the two.
 * Logout is refused while any disk of the session is in use: an LVM PV (of a VG or not),
-  mounted, or held (device-mapper, md), saying what holds it. Removing the PV from its VG
+  mounted, or held (device-mapper, md), saying what holds it; the same of any partition of
+  it (sdX1: the logout takes it away with the disk). Removing the PV from its VG
   (the VG's ``pvs``) is what frees it; the next pass logs out. A PV of an exported VG
   (a handover) is not in use; a handover planned in the same plan releases the disk, and
   the logout is ordered after its ``vgexport``. A process holding a disk open (qemu, dd:
@@ -576,17 +577,21 @@ def _in_use(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.Hos
     paths = {d.lun: iscsi_spec.disk_path(want.portal, want.target, d.lun) for d in s.disks}
     for d in s.disks:
         what = []
-        pv = next((p for p in st.pvs.values() if d.devno is not None and p.devno == d.devno),
-                  None)
-        vg = st.vgs.get(pv.vg) if pv is not None and pv.vg else None
-        if paths[d.lun] in will_release and not d.mounts and not d.holders:
-            pass  # a step of this plan exports its VG (a handover): the logout comes after
-        elif vg is not None and vg.exported:
-            pass  # a PV of an exported VG: no host uses it until one imports it
-        elif pv is not None:
-            what.append(f"an LVM PV of VG {pv.vg}" if pv.vg else "an LVM PV (in no VG)")
-        what += [f"mounted at {m}" for m in d.mounts]
-        what += [f"held by {h}" for h in d.holders]
+        mounts, holders = d.all_mounts, d.all_holders
+        for n in d.devnos:  # the disk's, then each partition's: a PV on sda1 is one on sda
+            part = "" if n == d.devno else next(
+                f" (on {p.name})" for p in d.partitions if p.devno == n)
+            pv = next((p for p in st.pvs.values() if p.devno == n), None)
+            vg = st.vgs.get(pv.vg) if pv is not None and pv.vg else None
+            if paths[d.lun] in will_release and not mounts and not holders:
+                pass  # a step of this plan exports its VG (a handover): the logout is after
+            elif vg is not None and vg.exported:
+                pass  # a PV of an exported VG: no host uses it until one imports it
+            elif pv is not None:
+                what.append((f"an LVM PV of VG {pv.vg}" if pv.vg else "an LVM PV (in no VG)")
+                            + part)
+        what += [f"mounted at {m}" for m in mounts]
+        what += [f"held by {h}" for h in holders]
         if what:
             uses.append(f"/dev/{d.name} (LUN {d.lun}) is {', '.join(what)}")
     return uses

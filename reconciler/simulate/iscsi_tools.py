@@ -485,4 +485,11 @@ def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set
             _add(dirs, f"/sys/block/{kname}/holders")
             for h in holders:
                 _add(dirs, f"/sys/block/{kname}/holders/{h}")
+            # its partitions: /sys/block/sdX/sdX1/{dev,holders/}, as the kernel lists them
+            for part in host.md.partitions.get(dev.path, []):
+                pname = part.path.rsplit("/", 1)[1]
+                f(f"/sys/block/{kname}/{pname}/dev", f"{part.major}:{part.minor}\n")
+                _add(dirs, f"/sys/block/{kname}/{pname}/holders")
+                for h in kernel.holders(host, part):
+                    _add(dirs, f"/sys/block/{kname}/{pname}/holders/{h}")
     return files, dirs

@@ -43,6 +43,23 @@ class LioTarget:
         return tuple(sorted(i for i, a in self.acls.items() if a.session))
 
 
+def by_path(portal: str, target: str, lun: int) -> str:
+    """udev's by-path name of LUN ``lun`` of ``target`` logged in through ``portal``
+    (60-persistent-storage.rules: ``ip-$addr:$port-iscsi-$target-lun-$lun``)."""
+    return f"/dev/disk/by-path/ip-{portal}-iscsi-{target}-lun-{lun}"
+
+
+@dataclass(frozen=True, slots=True)
+class IscsiPartition:
+    """A partition of a session's disk (/sys/block/<disk>/<name>/): what uses it uses the
+    disk (a logout takes it away with the disk)."""
+
+    name: str  # kernel name, "sda1"
+    devno: tuple[int, int] | None = None
+    holders: tuple[str, ...] = ()  # /sys/block/<disk>/<name>/holders
+    mounts: tuple[str, ...] = ()  # where the partition is mounted
+
+
 @dataclass(frozen=True, slots=True)
 class IscsiDisk:
     lun: int
@@ -50,6 +67,25 @@ class IscsiDisk:
     devno: tuple[int, int] | None = None
     holders: tuple[str, ...] = ()  # /sys/block/<name>/holders (dm-3, md1…)
     mounts: tuple[str, ...] = ()  # where the disk itself is mounted
+    partitions: tuple[IscsiPartition, ...] = ()
+
+    @property
+    def devnos(self) -> tuple[tuple[int, int], ...]:
+        """The device numbers of the disk and of each of its partitions (known ones)."""
+        return tuple(n for n in (self.devno, *(p.devno for p in self.partitions))
+                     if n is not None)
+
+    @property
+    def all_holders(self) -> tuple[str, ...]:
+        """The disk's holders and its partitions' ("dm-3 (on sda1)")."""
+        return self.holders + tuple(f"{h} (on {p.name})" for p in self.partitions
+                                    for h in p.holders)
+
+    @property
+    def all_mounts(self) -> tuple[str, ...]:
+        """Where the disk and its partitions are mounted ("/srv (on sda1)")."""
+        return self.mounts + tuple(f"{m} (on {p.name})" for p in self.partitions
+                                   for m in p.mounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +142,14 @@ class IscsiState:
             return False
         want = self.chap_files.get(chap_file, "")
         return bool(want) and bool(observed) and observed != want
+
+    def disk_at(self, path: str) -> IscsiDisk | None:
+        """The session disk whose by-path name (or /dev/<kernel name>) is ``path``."""
+        for s in self.sessions:
+            for d in s.disks:
+                if path in (by_path(s.portal, s.target, d.lun), f"/dev/{d.name}"):
+                    return d
+        return None
 
     def session(self, portal: str, target: str) -> IscsiSession | None:
         return next((s for s in self.sessions if s.target == target and s.portal == portal), None)
