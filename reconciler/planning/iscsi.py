@@ -83,14 +83,16 @@ class Elsewhere:
 
     sessions: Mapping[str, iscsi_spec.Session] = field(default_factory=dict)
     targets: Mapping[str, iscsi_spec.Target] = field(default_factory=dict)
+    node: str = ""  # this node's name ("": not known; then every node's DRBD disk counts)
 
 
 def elsewhere(whole: models.Spec | None, node: str) -> Elsewhere:
     if whole is None:
-        return Elsewhere()
+        return Elsewhere(node=node)
     return Elsewhere(
         sessions={n: s for n, s in whole.iscsi_session.items() if not s.applies_to(node)},
-        targets={n: t for n, t in whole.iscsi_target.items() if not t.applies_to(node)})
+        targets={n: t for n, t in whole.iscsi_target.items() if not t.applies_to(node)},
+        node=node)
 
 
 def plan_iscsi(spec: models.Spec, st: state.HostState,
@@ -122,7 +124,7 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         want = spec.iscsi_session[name]
         _plan_session(out, name, want, st, will_release,
                       _exporters(want_iqn=want.target, portal=want.portal, others=others),
-                      _applied_here(out, spec, want), _named_pvs(spec),
+                      _applied_here(out, spec, want), _spec_roles(spec, others.node),
                       _target_secret(spec, want, others))
     return out
 
@@ -139,9 +141,34 @@ def _applied_here(out: Partial, spec: models.Spec, want: iscsi_spec.Session) -> 
                      and s.action.name in here and not s.action.delete)
 
 
-def _named_pvs(spec: models.Spec) -> dict[str, str]:
-    """Device path -> the VG whose ``pvs`` name it in this node's spec."""
-    return {path: name for name in sorted(spec.vg) for path in spec.vg[name].pvs}
+def _spec_roles(spec: models.Spec, node: str) -> dict[str, str]:
+    """Device path (as this node's spec spells it) -> what the spec makes of it here, in
+    words: a VG's PV (``vg.N.pvs``, its handover's), a DRBD backing disk
+    (``drbd.R.nodes.<node>.disk``; every node's when ``node`` is not known), a LUN this node
+    exports, an md clone's source or target. Each is a kernel user of the device that may
+    link no sysfs holder (DRBD 8.4, LIO's iblock) or may be about to be made."""
+    out: dict[str, str] = {}
+    for name in sorted(spec.vg):
+        vg = spec.vg[name]
+        for path in (*vg.pvs, *(vg.handover.pvs if vg.handover is not None else ())):
+            out.setdefault(path, f"vg.{name}.pvs")
+    for name in sorted(spec.drbd):
+        for n, me in sorted(spec.drbd[name].nodes.items()):
+            if not node or n == node:
+                out.setdefault(me.disk, f"drbd.{name}.nodes.{n}.disk (DRBD's backing disk: "
+                                        f"DRBD links no holder)")
+    for name in sorted(spec.iscsi_target):
+        t = spec.iscsi_target[name]
+        if t.state is iscsi_spec.Presence.PRESENT:
+            for k, lun in sorted(t.luns().items()):
+                if lun.state is iscsi_spec.Presence.PRESENT:
+                    out.setdefault(lun.device, f"iscsi_target.{name}.lun.{k}.device (a LUN "
+                                               f"this node exports: its initiators' I/O)")
+    for name in sorted(spec.clone):
+        c = spec.clone[name]
+        out.setdefault(c.source, f"clone.{name}.source")
+        out.setdefault(c.target, f"clone.{name}.target")
+    return out
 
 
 def _declared_pvs(spec: models.Spec, st: state.HostState) -> dict[object, str]:
@@ -387,7 +414,7 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "",
                   after: frozenset[str] = frozenset(),
-                  named_pvs: Mapping[str, str] | None = None, target_secret: str = "") -> None:
+                  roles: Mapping[str, str] | None = None, target_secret: str = "") -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
@@ -409,7 +436,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         if s is not None and not s.logged_in and s.state:
-            _failed(out, obj, name, want, s, st, named_pvs or {}, target_secret)
+            _failed(out, obj, name, want, s, st, roles or {}, target_secret)
             return
         timeouts = tuple(sorted(want.timeouts.declared().items()))
         step = actions.LoginSession(name=name, portal=want.portal, target=want.target,
@@ -427,7 +454,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
                                              chap_file=want.chap_file, timeouts=timeouts,
                                              host=st.host)
         if s is not None and st.iscsi.chap_differs(s.chap, want.chap_file) \
-                and _relogin(out, obj, name, want, s, st, named_pvs or {}):
+                and _relogin(out, obj, name, want, s, st, roles or {}):
             return  # logged out: the login after it writes the record anew
         differs = update.differences(st)
         if differs:
@@ -453,24 +480,29 @@ def _logout(name: str, want: iscsi_spec.Session, s: state_iscsi.IscsiSession,
 
 
 def _busy(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.HostState,
-          named_pvs: Mapping[str, str]) -> list[str]:
+          roles: Mapping[str, str]) -> list[str]:
     """What makes the disks of ``s`` unfit for a logout under a rotation, in words (empty:
-    idle): ``_in_use``, and a disk a VG of this node's spec names in its ``pvs`` (even
-    before it is a PV: this plan may be about to pvcreate it; and a PV on a disk whose I/O
-    fails is missing to lvm, so only its name in the spec ties it to its VG). A process
-    holding a disk open is seen by the executor right before the logout runs, which is
-    then refused (``LogoutSession.takes_devices``)."""
+    idle): ``_in_use``, and a disk (or a partition of it) this node's spec names in any role
+    (``_spec_roles``), matched by its names (by-path, /dev/sdX) or by device number (a
+    by-id spelling): a VG's ``pvs`` (even before it is a PV: this plan may be about to
+    pvcreate it; and a PV on a disk whose I/O fails is missing to lvm, so only its name in
+    the spec ties it to its VG), DRBD's backing disk and a LUN exported again (kernel users
+    that link no holder). A process holding a disk open (or swap on it) is seen by the
+    executor right before the logout runs, which is then refused
+    (``LogoutSession.takes_devices``)."""
     uses = _in_use(want, s, st, frozenset())
     for d in s.disks:
-        path = iscsi_spec.disk_path(want.portal, want.target, d.lun)
-        vg = named_pvs.get(path) or named_pvs.get(f"/dev/{d.name}")
-        if vg is not None and not any(u.startswith(f"/dev/{d.name} ") for u in uses):
-            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in vg.{vg}.pvs")
+        names = {iscsi_spec.disk_path(want.portal, want.target, d.lun), f"/dev/{d.name}",
+                 *(f"/dev/{p.name}" for p in d.partitions)}
+        named = [role for path, role in roles.items()
+                 if path in names or st.device_key(path) in d.devnos]
+        if named:
+            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in {', '.join(named)}")
     return uses
 
 
 def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
-            s: state_iscsi.IscsiSession, st: state.HostState, named_pvs: Mapping[str, str],
+            s: state_iscsi.IscsiSession, st: state.HostState, roles: Mapping[str, str],
             target_secret: str) -> None:
     """A session that is there but not logged in: FAILED (its connection down, iscsid
     retrying the login with the credentials the session logged in with, never its node
@@ -510,16 +542,31 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
             f"target)" + ("" if known else f"; {want.chap_file} cannot be read to compare "
                                             f"them with the declared ones"))))
         return
-    uses = _busy(want, s, st, named_pvs)
+    uses = _busy(want, s, st, roles)
+    if not uses and s.state != "FREE":
+        out.blocked.append(actions.Blocked(obj, (
+            f"{head}, and it logged in with other CHAP credentials than those of "
+            f"{want.chap_file} (rotated): if the target took the new secret while the link "
+            f"was down, it never logs in again on its own. No disk of it is seen in use, "
+            f"but it is not taken over before its replacement_timeout"
+            f"{f' ({tmo}s)' if tmo else ''} has passed (FREE): until then the kernel holds "
+            f"the I/O queued on its disks (writes of a process that closed them, dirty pages "
+            f"no file descriptor shows), and putting the previous secret back on the target "
+            f"({target_secret or 'its CHAP file on the exporting node'}) would still let "
+            f"the session log in again and write them; a logout now would fail them. Once "
+            f"FREE (that I/O already failed) the next pass logs it out and in with the "
+            f"declared credentials")))
+        return
     if not uses:
         out.steps.append(_logout(name, want, s, st, (
             f"{head}, and it logged in with other CHAP credentials than those of "
             f"{want.chap_file} (rotated): a live session keeps those and re-logs in only "
             f"with them, so once the target has the new secret (its node applies it when it "
             f"sees no session, as while the link was down) it never logs in again on its "
-            f"own. Its disks are idle: it is logged out, and the next pass logs in with the "
-            f"declared credentials (retried each pass until the link is back and the "
-            f"target has the new secret)")))
+            f"own. Its disks are idle (no PV, mount or holder on them or a partition, no "
+            f"role in this node's spec) and its queued I/O already failed: it is logged "
+            f"out, and the next pass logs in with the declared credentials (retried each "
+            f"pass until the link is back and the target has the new secret)")))
         return
     where = target_secret or "the target's CHAP file on the exporting node"
     lost = ("a logout would fail the I/O queued on them" if s.state == "FAILED" else
@@ -543,7 +590,7 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
 
 def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
              s: state_iscsi.IscsiSession, st: state.HostState,
-             named_pvs: Mapping[str, str]) -> bool:
+             roles: Mapping[str, str]) -> bool:
     """The session logged in with other CHAP credentials than its file's (rotated). open-iscsi
     re-logs in after a link cut with those (see ``_rotation_held``), and the target's node
     keeps the old secret while this session lives: with its disks idle, it logs out (the
@@ -551,7 +598,7 @@ def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
     what finishes the rotation. The session goes on meanwhile: its re-logins still work.
     A disk a VG of this node's spec names in its ``pvs`` is in use too, even before it is a
     PV: this plan may be about to pvcreate it. True when it logs out."""
-    uses = _busy(want, s, st, named_pvs)
+    uses = _busy(want, s, st, roles)
     if not uses:
         out.steps.append(_logout(name, want, s, st, (
             f"the session logged in with other CHAP credentials than those of "

@@ -8,7 +8,7 @@ import pytest
 from support import specs
 
 from reconciler import state
-from reconciler.planning.iscsi import plan_iscsi
+from reconciler.planning.iscsi import elsewhere, plan_iscsi
 from reconciler.state import iscsi as state_iscsi
 
 IQN = "iqn.2003-01.org.example.a:export0"
@@ -24,21 +24,104 @@ luns = [0]
 """
 
 
-def _plan(*, state_="FAILED", live="old", declared="new", holders=(), spec=SPEC):
-    disk = state_iscsi.IscsiDisk(lun=0, name="sda", devno=(8, 0), holders=tuple(holders))
+def _plan(*, state_="FAILED", live="old", declared="new", holders=(), spec=SPEC,
+          devices=None, partitions=()):
+    disk = state_iscsi.IscsiDisk(lun=0, name="sda", devno=(8, 0), holders=tuple(holders),
+                                 partitions=tuple(partitions))
     s = state_iscsi.IscsiSession(sid="session1", target=IQN, portal=PORTAL, state=state_,
                                  disks=(disk,), timeouts={"replacement_timeout": 30},
                                  chap=live)
-    st = state.HostState(host="b", iscsi=state_iscsi.IscsiState(
+    st = state.HostState(host="b", devices=devices or {}, iscsi=state_iscsi.IscsiState(
         sessions=(s,), chap_files={FILE: declared} if declared is not None else {}))
-    return plan_iscsi(specs.load(spec).for_node("b"), st)
+    loaded = specs.load(spec)
+    return plan_iscsi(loaded.for_node("b"), st, others=elsewhere(loaded.spec, "b"))
 
 
-def test_an_idle_failed_session_with_other_live_credentials_is_logged_out():
-    out = _plan()
+def test_an_idle_free_session_with_other_live_credentials_is_logged_out():
+    out = _plan(state_="FREE")
     (step,) = out.steps
     assert step.key == "iscsi-session:from_a:logout" and not out.blocked
-    assert "FAILED" in step.reason and "idle" in step.reason and "30s" in step.reason
+    assert "FREE" in step.reason and "idle" in step.reason and "30s" in step.reason
+    assert "queued I/O already failed" in step.reason
+
+
+def test_an_idle_failed_session_waits_for_its_replacement_timeout():
+    """While FAILED the kernel still holds the I/O queued on its disks (a writer blocked in
+    its last close, dirty pages: no fd, mount or holder shows them); the previous secret
+    back on the target would still deliver it, a logout would fail it (REVIEW7 F5)."""
+    out = _plan(state_="FAILED")
+    assert out.steps == []
+    (why,) = out.blocked
+    assert "is FAILED" in why.reason and "not taken over before its replacement_timeout " \
+        "(30s) has passed (FREE)" in why.reason, why.reason
+    assert "putting the previous secret back on the target" in why.reason
+    assert "a logout now would fail them" in why.reason
+    assert "Once FREE" in why.reason and "the next pass logs it out" in why.reason
+
+
+DISK0 = f"/dev/disk/by-path/ip-{PORTAL}-iscsi-{IQN}-lun-0"
+BYID = "/dev/disk/by-id/wwn-0x6001405abcdef0123456789abcdef012"
+
+
+@pytest.mark.parametrize("extra, devices, role", [
+    (f"""
+[drbd.r0]
+protocol = "C"
+[drbd.r0.nodes.b]
+disk = "{DISK0}"
+address = "10.0.0.2"
+role = "primary"
+[drbd.r0.nodes.c]
+disk = "/dev/vdb"
+address = "10.0.0.3"
+""", {}, "drbd.r0.nodes.b.disk (DRBD's backing disk"),
+    (f"""
+[drbd.r0]
+protocol = "C"
+[drbd.r0.nodes.b]
+disk = "{BYID}"
+address = "10.0.0.2"
+[drbd.r0.nodes.c]
+disk = "/dev/vdb"
+address = "10.0.0.3"
+""", {BYID: (8, 0)}, "drbd.r0.nodes.b.disk"),
+    (f"""
+[iscsi_target.gw]
+nodes = ["b"]
+iqn = "iqn.2003-01.org.example.b:gw"
+portals = ["10.0.0.2:3260"]
+acls = ["iqn.2004-10.com.example:c"]
+[iscsi_target.gw.lun.0]
+device = "{DISK0}"
+""", {}, "iscsi_target.gw.lun.0.device (a LUN this node exports"),
+    (f"""
+[vg.vg0]
+nodes = ["b"]
+pvs = ["{BYID}"]
+""", {BYID: (8, 0)}, "vg.vg0.pvs"),
+    ("""
+[vg.vg0]
+nodes = ["b"]
+pvs = ["/dev/disk/by-id/wwn-0x6001405abcdef0123456789abcdef012-part1"]
+""", {BYID + "-part1": (8, 1)}, "vg.vg0.pvs"),
+    (f"""
+[clone.c0]
+nodes = ["b"]
+source = "{BYID}"
+target = "/dev/vdc"
+md = "/dev/md100"
+""", {BYID: (8, 0)}, "clone.c0.source"),
+], ids=["drbd-backing", "drbd-backing-by-id", "lio-reexport", "vg-pvs-by-id",
+        "vg-pvs-partition-by-id", "clone-source"])
+def test_a_disk_this_nodes_spec_uses_keeps_a_free_session(extra, devices, role):
+    """A kernel user that links no holder (DRBD 8.4's backing disk, LIO's iblock) or a PV
+    that lvm reports missing once the disk fails: only the spec ties them to the disk, by
+    its names or by device number (REVIEW7 F2)."""
+    out = _plan(state_="FREE", spec=SPEC + extra, devices=devices,
+                partitions=(state_iscsi.IscsiPartition(name="sda1", devno=(8, 1)),))
+    assert [s.key for s in out.steps if s.key.startswith("iscsi-session")] == [], out.steps
+    (why,) = [b for b in out.blocked if b.object == "iscsi session from_a"]
+    assert f"/dev/sda (LUN 0) is named in {role}" in why.reason, why.reason
 
 
 @pytest.mark.parametrize("state_, io, lost", [

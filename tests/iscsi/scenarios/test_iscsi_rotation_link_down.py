@@ -69,11 +69,18 @@ def test_an_idle_session_failed_by_a_rotation_while_the_link_was_down_logs_in_ag
     _cut_and_rotate(pair, loaded)
     pair.b.write(disk, 0, b"lost")  # I/O on the FAILED session: never reaches the target
     assert pair.a.fingerprint("/dev/vdb") == before
-    rb = pair.run("b", loaded)  # the link still down: logged out, the login waits for it
+    rb = pair.run("b", loaded)  # FAILED: its queued I/O could still be saved, it waits
+    assert rb.plan.steps == (), rb.plan
+    (why,) = [b.reason for b in rb.plan.blocked if b.object == "iscsi session from_a"]
+    assert "is FAILED" in why and "not taken over before its replacement_timeout" in why
+    assert pair.b.iscsi.sessions and not any(c.argv[-1:] == ("--logout",)
+                                             for c in pair.b.calls)
+    pair.b.clock.advance(pair.b.iscsi.sessions[0].timeouts["replacement_timeout"])
+    rb = pair.run("b", loaded)  # FREE, the link still down: logged out, the login waits
     keys = [x.key for x in rb.plan.steps]
     assert keys == ["iscsi-session:from_a:logout"], rb.plan
     step = rb.plan.steps[0]
-    assert "FAILED" in step.reason and "idle" in step.reason, step.reason
+    assert "FREE" in step.reason and "idle" in step.reason, step.reason
     assert pair.b.iscsi.sessions == [] and rb.plan.blocked == ()
     rb = pair.run("b", loaded)
     assert rb.exit_code != 0 and "unreachable" in str(rb.error or rb.final), rb.final
@@ -172,8 +179,9 @@ def test_a_process_holding_a_disk_open_keeps_the_failed_session(pair):
     pair.b.open_device(s.disks[0], 4242, "qemu-system-x86")
     _cut_and_rotate(pair, loaded)
     pair.fabric.reconnect(PORTAL)
+    pair.b.clock.advance(s.timeouts["replacement_timeout"])  # FREE: taken over when idle
     rb = pair.run("b", loaded)
-    assert rb.exit_code != 0 and pair.b.iscsi.sessions == [s] and s.state == "FAILED"
+    assert rb.exit_code != 0 and pair.b.iscsi.sessions == [s] and _state(pair, s) == "FREE"
     assert not any(c.argv[-1:] == ("--logout",) for c in pair.b.calls)
     assert "qemu-system-x86" in str(rb.final) or "qemu-system-x86" in str(rb.error), rb.final
     pair.b.close_device(s.disks[0], 4242)
