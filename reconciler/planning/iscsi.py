@@ -125,7 +125,8 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         _plan_session(out, name, want, st, will_release,
                       _exporters(want_iqn=want.target, portal=want.portal, others=others),
                       _applied_here(out, spec, want), _spec_roles(spec, others.node),
-                      _target_secret(spec, want, others))
+                      _target_secret(spec, want, others),
+                      _other_initiators(spec, want, others, st))
     return out
 
 
@@ -404,6 +405,20 @@ def _target_secret(spec: models.Spec, want: iscsi_spec.Session, others: Elsewher
     return "; ".join(dict.fromkeys(said))
 
 
+def _other_initiators(spec: models.Spec, want: iscsi_spec.Session, others: Elsewhere,
+                      st: state.HostState) -> tuple[str, ...]:
+    """The other initiators the spec's target of ``want`` admits (its ``acls`` but this
+    node's initiator name): each one logged in with the new secret makes the target's node
+    hold it (``_rotation_held``), whatever this node's operator writes back."""
+    mine = {want.initiator or "", st.iscsi.initiator_name if st.iscsi is not None else ""}
+    acls: dict[str, None] = {}
+    for tables in (spec.iscsi_target, others.targets):
+        for t in tables.values():
+            if t.iqn == want.target and t.state is iscsi_spec.Presence.PRESENT:
+                acls.update(dict.fromkeys(a for a in t.acls if a not in mine))
+    return tuple(acls)
+
+
 def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str = "") -> str:
     return (f"{what} is refused: initiator(s) {', '.join(who)} are logged in to {want.iqn} "
             f"and may be using its disks (a PV, a mounted file system)"
@@ -414,7 +429,8 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "",
                   after: frozenset[str] = frozenset(),
-                  roles: Mapping[str, str] | None = None, target_secret: str = "") -> None:
+                  roles: Mapping[str, str] | None = None, target_secret: str = "",
+                  other_initiators: tuple[str, ...] = ()) -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
@@ -436,7 +452,8 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         if s is not None and not s.logged_in and s.state:
-            _failed(out, obj, name, want, s, st, roles or {}, target_secret)
+            _failed(out, obj, name, want, s, st, roles or {}, target_secret,
+                    other_initiators)
             return
         timeouts = tuple(sorted(want.timeouts.declared().items()))
         step = actions.LoginSession(name=name, portal=want.portal, target=want.target,
@@ -503,7 +520,7 @@ def _busy(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.HostS
 
 def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
             s: state_iscsi.IscsiSession, st: state.HostState, roles: Mapping[str, str],
-            target_secret: str) -> None:
+            target_secret: str, other_initiators: tuple[str, ...] = ()) -> None:
     """A session that is there but not logged in: FAILED (its connection down, iscsid
     retrying the login with the credentials the session logged in with, never its node
     record's) or FREE (the same, its replacement_timeout passed: its disks fail I/O). A
@@ -569,23 +586,51 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
             f"pass until the link is back and the target has the new secret)")))
         return
     where = target_secret or "the target's CHAP file on the exporting node"
-    lost = ("a logout would fail the I/O queued on them" if s.state == "FAILED" else
+    failed = s.state == "FAILED"
+    lost = ("a logout would fail the I/O queued on them" if failed else
             "a logout would take them away from under what uses them for good (the "
             "session's recovery gives them back)")
+    if other_initiators:
+        shared = (f"This works only while no other initiator of {want.target} is logged in "
+                  f"with the new secret (the spec's target admits "
+                  f"{', '.join(other_initiators)}): while one is, the target's node holds "
+                  f"the new secret (its pass says \"the CHAP rotation is held\") and the "
+                  f"previous one written back is not applied; LIO holds one secret per "
+                  f"ACL, one file for all of them, so that initiator and this session "
+                  f"cannot both be served by it. ")
+    else:
+        shared = (f"This works only while no other initiator of {want.target} is logged in "
+                  f"with the new secret (the target's node then holds it: its pass says "
+                  f"\"the CHAP rotation is held\"; the spec declares no other ACL on it). ")
+    back = (f"put the previous secret back on the target"
+            f"{' before its replacement_timeout passes' if failed else ''}: write the "
+            f"previous userid and password into {where}; that node's next pass restores it "
+            f"in LIO and open-iscsi logs this session in again by itself within seconds. "
+            f"{shared}Keep it until the session is LOGGED_IN and its disks are idle, then "
+            f"write the new secret again (the target holds it while this session is logged "
+            f"in, and this node's reconciler takes the session over to it once its disks "
+            f"are idle)")
+    if failed:
+        ways = (f"The one way out that keeps the I/O queued on them: {back}. Stopping what "
+                f"uses the disks is no safe way out while the session is FAILED: an "
+                f"unmount or an LV deactivation flushes to disks whose I/O is queued, so it "
+                f"blocks until the replacement_timeout passes and then those writes fail "
+                f"(the file system reports I/O errors; what was queued is lost), and a "
+                f"pvmove off them cannot read them. Once FREE, that I/O has failed anyway; "
+                f"the session is taken over only when its disks are idle")
+    else:
+        ways = (f"The I/O queued on them has already failed (expect I/O errors in what "
+                f"uses them; check those file systems). Either {back}; or give up what "
+                f"uses them: unmount them (expect errors) and deactivate the LVs on them (a "
+                f"dm-N holder is an active LV); a PV missing to lvm is never removed from "
+                f"its VG by the reconciler. Once nothing uses them, the next pass logs the "
+                f"session out and in with the declared credentials")
     out.blocked.append(actions.Blocked(obj, (
         f"{head}. It logged in with other CHAP credentials than those of {want.chap_file}: "
         f"if the target's secret was rotated while the link was down (the target's node "
         f"sees no session then and applies it), this session will not log in again on its "
         f"own: a live session keeps the credentials it logged in with and re-logs in only "
-        f"with them. It is not logged out: {'; '.join(uses)}, and {lost}. To recover, either put the previous secret back on the "
-        f"target: write the previous userid and password into {where}; that node's next "
-        f"pass restores it in LIO and open-iscsi logs this session in again by itself "
-        f"within seconds; keep it until the session is LOGGED_IN and its disks are idle, "
-        f"then write the new secret again (the target holds it while this session is "
-        f"logged in, and this node's reconciler takes the session over to it once its "
-        f"disks are idle); or stop what uses the disks (unmount them, deactivate the LVs "
-        f"on them or move those off with the VG's pvs; a dm-N holder is an active LV), and "
-        f"the next pass logs the session out and in with the declared credentials")))
+        f"with them. It is not logged out: {'; '.join(uses)}, and {lost}. {ways}")))
 
 
 def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,

@@ -25,14 +25,15 @@ luns = [0]
 
 
 def _plan(*, state_="FAILED", live="old", declared="new", holders=(), spec=SPEC,
-          devices=None, partitions=()):
+          devices=None, partitions=(), initiator=""):
     disk = state_iscsi.IscsiDisk(lun=0, name="sda", devno=(8, 0), holders=tuple(holders),
                                  partitions=tuple(partitions))
     s = state_iscsi.IscsiSession(sid="session1", target=IQN, portal=PORTAL, state=state_,
                                  disks=(disk,), timeouts={"replacement_timeout": 30},
                                  chap=live)
     st = state.HostState(host="b", devices=devices or {}, iscsi=state_iscsi.IscsiState(
-        sessions=(s,), chap_files={FILE: declared} if declared is not None else {}))
+        sessions=(s,), chap_files={FILE: declared} if declared is not None else {},
+        initiator_name=initiator))
     loaded = specs.load(spec)
     return plan_iscsi(loaded.for_node("b"), st, others=elsewhere(loaded.spec, "b"))
 
@@ -184,3 +185,49 @@ def test_a_failed_session_is_left_to_open_iscsi_when_nothing_says_it_cannot_reco
 def test_a_logged_in_session_is_not_taken_for_a_failed_one():
     out = _plan(state_="LOGGED_IN", live="same", declared="same")
     assert out.steps == [] and out.blocked == []
+
+
+TARGET = f"""
+[iscsi_target.export0]
+nodes = ["a"]
+iqn = "{IQN}"
+portals = ["{PORTAL}"]
+acls = ["iqn.2004-10.com.example:b", "iqn.2004-10.com.example:c"]
+chap_file = "/etc/reconciler/a.chap"
+[iscsi_target.export0.lun.0]
+device = "/dev/vdb"
+"""
+
+
+def test_the_previous_secret_back_is_said_not_to_help_while_another_initiator_holds_it():
+    """REVIEW7 F3: c, logged in with the new secret, makes a's node hold it: writing the old
+    one back does not reach LIO, and b's session runs into its replacement_timeout."""
+    out = _plan(spec=SPEC + TARGET, holders=("dm-3",), initiator="iqn.2004-10.com.example:b")
+    (why,) = out.blocked
+    text = why.reason
+    assert "put the previous secret back on the target before its replacement_timeout " \
+        "passes" in text, text
+    assert "works only while no other initiator of " + IQN + " is logged in with the new " \
+        "secret" in text
+    assert "admits iqn.2004-10.com.example:c)" in text and ":b," not in text
+    assert "the CHAP rotation is held" in text and "is not applied" in text
+
+
+def test_stopping_what_uses_a_failed_sessions_disks_is_said_to_lose_the_queued_writes():
+    """REVIEW7 F8: while FAILED an unmount or a deactivation flushes into queued I/O: it
+    blocks, then the writes fail. Never offered as a safe way, never a logout promised."""
+    text = _plan(holders=("dm-3",)).blocked[0].reason
+    assert "no safe way out while the session is FAILED" in text, text
+    assert "blocks until the replacement_timeout passes and then those writes fail" in text
+    assert "what was queued is lost" in text and "pvmove off them cannot read them" in text
+    assert "next pass logs the session out" not in text
+    assert "The one way out that keeps the I/O queued on them: put the previous secret back" \
+        in text
+
+
+def test_a_busy_free_session_says_its_queued_io_already_failed():
+    text = _plan(state_="FREE", holders=("dm-3",)).blocked[0].reason
+    assert "has already failed (expect I/O errors" in text, text
+    assert "before its replacement_timeout passes" not in text
+    assert "Once nothing uses them, the next pass logs the session out" in text
+    assert "give up what uses them" in text

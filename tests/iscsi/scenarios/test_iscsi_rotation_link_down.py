@@ -118,7 +118,10 @@ def test_a_busy_session_is_never_logged_out_and_says_what_recovers_it(pair):
     assert "will not log in again on its own" in text
     assert "/etc/reconciler/a.chap" in text and "iscsi_target.export0" in text  # the cure
     assert "held by dm-" in text or "an LVM PV" in text  # what uses the disks
-    assert "logout" not in text.replace("logout would", "")  # never advised as safe
+    # no logout is ever advised as safe while FAILED: stopping the users costs the writes
+    assert "logs the session out" not in text and "logout" not in text.replace(
+        "logout would", "")
+    assert "no safe way out while the session is FAILED" in text
     assert "a logout would fail the I/O queued" in text
     assert pair.b.iscsi.sessions == [s] and _state(pair, s) == "FAILED"
     # the operator puts the previous secret back on the target: the session recovers
