@@ -435,6 +435,46 @@ def explain(result: CommandResult, *, session: str, portal: str, target: str,
                                                  initiator=initiator)
 
 
+# What iscsid answers ``iscsiadm -m node -u`` when it will not log a session out
+# (open-iscsi's session_logout_task; include/iscsi_err.h): a refusal, with its reason, that
+# repeating the logout does not change while the session stays as it is.
+_LOGOUT_REFUSED = {
+    32: ("iscsid refuses to log this session out: it is trying to reconnect it and has "
+         "re-synced it (iscsid was restarted while the session was down), which it does "
+         "not log out until the session has logged in again (iscsiadm exit 32, target "
+         "likely not connected). A session failed by a CHAP rotation never logs in again "
+         "by itself: put the previous secret back on the target (the session then logs in, "
+         "and its rotation is finished as a logged-in one's); nothing was done to it"),
+    9: ("iscsid refuses to log this session out in its present state (iscsiadm exit 9, "
+        "invalid state for logout): a first login still in progress, or a session iscsid "
+        "re-synced after a restart while it was down, which it does not log out until it "
+        "has logged in again. A session failed by a CHAP rotation never logs in again by "
+        "itself: put the previous secret back on the target (the session then logs in, and "
+        "its rotation is finished as a logged-in one's); nothing was done to it"),
+    28: ("iscsid refuses to log this session out: iscsid.safe_logout = Yes and it found a "
+         "mount or swap on its disks, their partitions or holders (iscsiadm exit 28, device "
+         "or resource in use); take them out of use here; nothing was done to it"),
+}
+
+
+def logout_refused(result: CommandResult) -> str:
+    """Why iscsid refused a logout (exit 32, 9, 28: ``_LOGOUT_REFUSED``), or ""."""
+    if result.timed_out:
+        return ""
+    for rc, why in _LOGOUT_REFUSED.items():
+        if result.rc == rc or f"({rc} - " in result.stderr:
+            return why
+    return ""
+
+
+def explain_logout(result: CommandResult, *, session: str, portal: str, target: str) -> str:
+    """A one-line reason for a failed logout: iscsid's refusal when it refused."""
+    refused = logout_refused(result)
+    if refused:
+        return f"iscsi session {session}: {refused}"
+    return explain(result, session=session, portal=portal, target=target)
+
+
 def not_offered(result: CommandResult) -> bool:
     """The target is not offered at the portal, or nothing answers there: what a login
     sees before the exporting node has exported (not a refusal: CHAP, ACL)."""

@@ -225,6 +225,14 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if op == ("--logout",):
         if current is None:
             return Out(21, stderr=["iscsiadm: No matching sessions found\n"])
+        if current.synced:  # iscsid re-synced it while down: refused until it logs in
+            down = side.fabric is not None and portal in side.fabric.unreachable
+            rc, what = (32, "target likely not connected") if down else (9, "internal error")
+            return Out(rc, stderr=[
+                f"iscsiadm: Could not logout of [sid: {current.sid}, target: {iqn}, portal: "
+                f"{portal.replace(':', ',')}].\n",
+                f"iscsiadm: initiator reported error ({rc} - {what})\n",
+                "iscsiadm: Could not logout of all requested sessions\n"])
         _logout(host, side, current)
         return Out(0, stdout=[f"Logging out of session [sid: {current.sid}, target: {iqn}, "
                               f"portal: {portal.replace(':', ',')}]\n",

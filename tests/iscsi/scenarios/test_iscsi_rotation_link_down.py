@@ -191,3 +191,37 @@ def test_a_process_holding_a_disk_open_keeps_the_failed_session(pair):
     assert pair.converge("b", loaded).exit_code == 0
     (again,) = pair.b.iscsi.sessions
     assert again.state == "LOGGED_IN" and again.password == "rotated-0987"
+
+
+@pytest.mark.parametrize("link_back, rc, words", [
+    (False, 32, "it is trying to reconnect it and has re-synced it"),
+    (True, 9, "in its present state (iscsiadm exit 9, invalid state for logout)")])
+def test_iscsid_refusing_the_logout_of_a_session_it_resynced_is_a_refusal_said(
+        pair, link_back, rc, words):
+    """REVIEW7 F6: iscsid restarted while the session was down re-syncs it and refuses
+    ``-u`` until it has logged in again (open-iscsi session_logout_task: exit 32 waiting to
+    reconnect, 9 in a login attempt). The step fails with that reason, once per pass (a
+    refusal, not a busy retry), and the session is left as it is."""
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)
+    _converged(pair, loaded)
+    s = _cut_and_rotate(pair, loaded)
+    if link_back:
+        pair.fabric.reconnect(PORTAL)
+    pair.b.clock.advance(s.timeouts["replacement_timeout"])  # FREE: taken over when idle
+    pair.b.iscsi.restart_iscsid()
+    rb = pair.run("b", loaded)
+    assert [x.key for x in rb.plan.steps] == ["iscsi-session:from_a:logout"], rb.plan
+    (res,) = [x for x in rb.report.results if x.step.key == "iscsi-session:from_a:logout"]
+    assert str(res.outcome) == "failed", res
+    assert res.error.rc == rc and not res.error.kind.is_transient, res.error
+    text = str(res.error)
+    assert "iscsid refuses to log this session out" in text and words in text, text
+    assert "put the previous secret back on the target" in text
+    logouts = [c for c in pair.b.calls if "--logout" in c.argv]
+    assert len(logouts) == 1 and pair.b.iscsi.sessions == [s]
+    # the previous secret back on the target: the session logs in, iscsid forgets the sync
+    pair.a.md.files["/etc/reconciler/a.chap"] = OLD
+    if not link_back:
+        pair.fabric.reconnect(PORTAL)
+    assert pair.run("a", loaded).plan.steps
+    assert _state(pair, s) == "LOGGED_IN" and not s.synced
