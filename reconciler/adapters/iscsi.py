@@ -145,7 +145,7 @@ def _target(read: Read, iqn: str, backstores: dict[str, str],
         info = read(f"{a}/info") or ""
         userid = _one(read, f"{a}/auth/userid")
         password = private(f"{a}/auth/password") if private is not None else None
-        chap = fingerprint(userid, password.strip()) if password is not None else ""
+        chap = fingerprint(userid, password.strip()) if password is not None else None
         acls[initiator] = LioAcl(initiator=initiator, mapped_luns=mapped, chap_userid=userid,
                                  session=parse_acl_session(info), chap=chap)
     return LioTarget(

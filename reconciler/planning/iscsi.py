@@ -470,7 +470,7 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
         update = actions.UpdateSession(name=name, portal=want.portal, target=want.target,
                                              chap_file=want.chap_file, timeouts=timeouts,
                                              host=st.host)
-        if s is not None and st.iscsi.chap_differs(s.chap, want.chap_file) \
+        if s is not None and st.iscsi.chap_differs(s.live_chap, want.chap_file) \
                 and _relogin(out, obj, name, want, s, st, roles or {}):
             return  # logged out: the login after it writes the record anew
         differs = update.differences(st)
@@ -549,15 +549,24 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
             f"again on its own) cannot be told, so nothing is done to it; open-iscsi goes on "
             f"retrying its login")))
         return
-    if not st.iscsi.chap_differs(s.chap, want.chap_file):
-        known = (not want.chap_file) or bool(st.iscsi.chap_files.get(want.chap_file))
+    if not st.iscsi.chap_differs(s.live_chap, want.chap_file):
+        declared = st.iscsi.chap_files.get(want.chap_file, "") if want.chap_file else ""
+        same = s.live_chap is not None and s.live_chap == declared and \
+            (bool(declared) or not want.chap_file)
+        if same:
+            said = ", which are the declared ones"
+        elif want.chap_file and not declared:
+            said = ""
+        elif s.live_chap is None:
+            said = " (not read, so not compared with the declared ones)"
+        else:  # CHAP live, the spec declaring none
+            said = " (CHAP, while the spec declares none for it)"
         out.blocked.append(actions.Blocked(obj, (
             f"{head}: its connection is down or its login refused; open-iscsi re-logs in by "
-            f"itself, with the credentials it logged in with"
-            f"{', which are the declared ones' if known else ''}, once the target answers "
+            f"itself, with the credentials it logged in with{said}, once the target answers "
             f"and admits them (nothing to do here; check the link to {want.portal} and the "
-            f"target)" + ("" if known else f"; {want.chap_file} cannot be read to compare "
-                                            f"them with the declared ones"))))
+            f"target)" + (f"; {want.chap_file} cannot be read to compare them with the "
+                          f"declared ones" if want.chap_file and not declared else ""))))
         return
     uses = _busy(want, s, st, roles)
     if not uses and s.state != "FREE":

@@ -22,8 +22,9 @@ class LioAcl:
     chap_userid: str = ""
     session: bool = False  # the initiator has an active session (acls/<iqn>/info)
     # the CHAP credentials LIO holds, as a fingerprint (``adapters.iscsi.fingerprint``:
-    # keyed per process, never the secret); "" when not read (a capture does not)
-    chap: str = ""
+    # keyed per process, never the secret); "" for none (no CHAP on the ACL); None when not
+    # read (a capture does not)
+    chap: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,16 @@ class IscsiSession:
     chap: str | None = None
 
     @property
+    def live_chap(self) -> str | None:
+        """``chap`` as far as it tells the credentials the session re-logs in with: "" (no
+        CHAP, "(null)") only for a session that completed a login (it has disks, or it is
+        FAILED); the kernel shows a session whose first login is still under way FREE with
+        "(null)" too (iscsid keeps it across its initial login retries): unknown then."""
+        if self.chap == "" and not self.disks and self.state != "FAILED":
+            return None
+        return self.chap
+
+    @property
     def logged_in(self) -> bool:
         """The kernel shows the session LOGGED_IN: not FAILED (its connection down, iscsid
         retrying the login) nor FREE (the same, its replacement_timeout passed)."""
@@ -136,12 +147,13 @@ class IscsiState:
     chap_files: dict[str, str] = field(default_factory=dict)
 
     def chap_differs(self, observed: str | None, chap_file: str | None) -> bool:
-        """The credentials ``observed`` (a fingerprint) are not those of ``chap_file`` now: the
-        file was rotated. Unknown on either side (not read, unreadable) is not a difference."""
+        """The credentials ``observed`` (a fingerprint; "" for no CHAP, None for unknown) are
+        not those of ``chap_file`` now: the file was rotated, or CHAP was introduced where
+        none was used. Unknown on either side (not read, unreadable) is not a difference."""
         if not chap_file:
             return False
         want = self.chap_files.get(chap_file, "")
-        return bool(want) and bool(observed) and observed != want
+        return bool(want) and observed is not None and observed != want
 
     def disk_at(self, path: str) -> IscsiDisk | None:
         """The session disk whose by-path name (or /dev/<kernel name>) is ``path``."""

@@ -172,7 +172,10 @@ def test_live_credentials_not_read_block_with_the_reason_not_a_guess():
     ("same", "same", SPEC, "which are the declared ones"),  # a link cut, no rotation
     ("old", "", SPEC, f"{FILE} cannot be read"),  # the declared file unreadable: not compared
     ("", None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "which are the declared ones"),
-    (None, None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "which are the declared ones"),
+    # unreadable live credentials are not said to be the declared ones (REVIEW7 F4)
+    (None, None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "not read, so not compared"),
+    ("old", None, SPEC.replace(f'chap_file = "{FILE}"\n', ""),
+     "(CHAP, while the spec declares none for it)"),
 ])
 def test_a_failed_session_is_left_to_open_iscsi_when_nothing_says_it_cannot_recover(
         live, declared, spec, also):
@@ -231,3 +234,27 @@ def test_a_busy_free_session_says_its_queued_io_already_failed():
     assert "before its replacement_timeout passes" not in text
     assert "Once nothing uses them, the next pass logs the session out" in text
     assert "give up what uses them" in text
+
+
+def test_a_failed_session_without_chap_is_not_said_to_have_the_declared_credentials():
+    """REVIEW7 F4: "(null)" live credentials are no CHAP, a credential state: with CHAP
+    declared, the session cannot log in again once the target requires it."""
+    out = _plan(state_="FAILED", live="")
+    assert out.steps == []
+    (why,) = out.blocked
+    assert "which are the declared ones" not in why.reason
+    assert "not taken over before its replacement_timeout" in why.reason, why.reason
+    (step,) = _plan(state_="FREE", live="").steps
+    assert step.key == "iscsi-session:from_a:logout"
+
+
+def test_a_free_session_with_no_credentials_and_no_disk_yet_is_unknown_not_taken_over():
+    """A first login still under way shows FREE with "(null)" credentials (iscsid keeps the
+    kernel session across its initial login retries): not a session without CHAP."""
+    disk = state_iscsi.IscsiSession(sid="session1", target=IQN, portal=PORTAL, state="FREE",
+                                    chap="")
+    st = state.HostState(host="b", iscsi=state_iscsi.IscsiState(
+        sessions=(disk,), chap_files={FILE: "new"}))
+    out = plan_iscsi(specs.load(SPEC).for_node("b"), st)
+    assert out.steps == []
+    assert "re-logs in by itself" in out.blocked[0].reason

@@ -225,3 +225,35 @@ def test_iscsid_refusing_the_logout_of_a_session_it_resynced_is_a_refusal_said(
         pair.fabric.reconnect(PORTAL)
     assert pair.run("a", loaded).plan.steps
     assert _state(pair, s) == "LOGGED_IN" and not s.synced
+
+
+def test_chap_introduced_while_a_session_runs_without_it_is_held_then_taken_over(pair):
+    """REVIEW7 F4: a session logged in without CHAP ("(null)" in sysfs) when the spec
+    introduces CHAP: the target holds it while that session is logged in (its re-login
+    without CHAP would be refused), the initiator's idle session logs out, the target then
+    takes CHAP and the next login uses it."""
+    from reconciler.spec import loading
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)
+    text = (pair.tmp / "spec.toml").read_text()
+    plain_text = text.replace('chap_file = "/etc/reconciler/a.chap"\n', "").replace(
+        'chap_file = "/etc/reconciler/b.chap"\n', "")
+    assert plain_text != text
+    (pair.tmp / "spec.toml").write_text(plain_text)
+    plain = loading.load(pair.tmp / "spec.toml")
+    assert pair.converge("a", plain).exit_code == 0
+    assert pair.converge("b", plain).exit_code == 0
+    (s,) = pair.b.iscsi.sessions
+    assert s.state == "LOGGED_IN" and not s.userid and not pair.a.iscsi.targets[IQN].auth
+    ra = pair.run("a", loaded)  # CHAP introduced: held while b is logged in without it
+    assert not [x for x in ra.plan.steps if x.key.startswith("iscsi-target")], ra.plan
+    (held,) = [b.reason for b in ra.plan.blocked if b.object == "iscsi target export0"]
+    assert "the CHAP rotation is held" in held and not pair.a.iscsi.targets[IQN].auth
+    rb = pair.run("b", loaded)  # idle: logs out so that the target can take CHAP
+    assert "iscsi-session:from_a:logout" in [x.key for x in rb.plan.steps], rb.plan
+    assert pair.b.iscsi.sessions == []
+    assert pair.converge("a", loaded).exit_code == 0 and pair.a.iscsi.targets[IQN].auth
+    assert pair.converge("b", loaded).exit_code == 0
+    (again,) = pair.b.iscsi.sessions
+    assert again.state == "LOGGED_IN" and (again.userid, again.password) == ("b", "abcdefghijkl")
+    pair.fabric.blip(PORTAL)
+    assert again.state == "LOGGED_IN"
