@@ -438,19 +438,19 @@ def explain(result: CommandResult, *, session: str, portal: str, target: str,
 # What iscsid answers ``iscsiadm -m node -u`` when it will not log a session out
 # (open-iscsi's session_logout_task; include/iscsi_err.h): a refusal, with its reason, that
 # repeating the logout does not change while the session stays as it is.
+_RESYNCED_CURE = ("A session failed by a CHAP rotation never logs in again by itself: put "
+                  "the previous secret back on the target, while no other initiator of it is "
+                  "logged in with the new one (the session then logs in, and its rotation is "
+                  "finished as a logged-in one's); nothing was done to it")
 _LOGOUT_REFUSED = {
     32: ("iscsid refuses to log this session out: it is trying to reconnect it and has "
          "re-synced it (iscsid was restarted while the session was down), which it does "
          "not log out until the session has logged in again (iscsiadm exit 32, target "
-         "likely not connected). A session failed by a CHAP rotation never logs in again "
-         "by itself: put the previous secret back on the target (the session then logs in, "
-         "and its rotation is finished as a logged-in one's); nothing was done to it"),
+         "likely not connected). " + _RESYNCED_CURE),
     9: ("iscsid refuses to log this session out in its present state (iscsiadm exit 9, "
         "invalid state for logout): a first login still in progress, or a session iscsid "
         "re-synced after a restart while it was down, which it does not log out until it "
-        "has logged in again. A session failed by a CHAP rotation never logs in again by "
-        "itself: put the previous secret back on the target (the session then logs in, and "
-        "its rotation is finished as a logged-in one's); nothing was done to it"),
+        "has logged in again. " + _RESYNCED_CURE),
     28: ("iscsid refuses to log this session out: iscsid.safe_logout = Yes and it found a "
          "mount or swap on its disks, their partitions or holders (iscsiadm exit 28, device "
          "or resource in use); take them out of use here; nothing was done to it"),

@@ -52,9 +52,14 @@ Decisions taken here, each for a data-safety reason:
 * A session FAILED or FREE (its connection down, iscsid retrying with the credentials it
   logged in with) gets no login (iscsiadm: already present). When those live credentials
   are not the declared ones (a rotation the target applied while the link was down: it saw
-  no session), it can never log in again on its own: idle, it is logged out (the next pass
-  logs in with the declared ones); in use, never (the queued I/O would fail), blocked with
-  the two ways out (``_failed``). Live credentials that cannot be read are said, not guessed.
+  no session), it can never log in again on its own: idle (nothing of it in use, no disk or
+  partition with a role in this node's spec) and FREE (its replacement_timeout passed: the
+  I/O queued on it already failed), it is logged out (the next pass logs in with the
+  declared ones); idle but FAILED, it waits for FREE (the previous secret back on the
+  target would still deliver that I/O); in use, never (the queued I/O would fail), blocked
+  saying what recovers it and what giving up its users costs (``_failed``). No CHAP
+  ("(null)") is a credential state; live credentials that cannot be read are said, not
+  guessed.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
   in the same plan and runs after the login. When the spec declares the target on other
   node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
@@ -529,11 +534,13 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
     When those live credentials (sysfs, read as root) are not the declared ones, it can
     never log in again on its own once the target took the new secret, which the target's
     node does when it sees no session: a rotation applied while the link was down (LIO
-    drops a silent initiator's session after its nop-in timeouts and time2retain). Idle, it
-    is logged out; the next pass logs in with the declared credentials (retried each pass
-    while the link is down or the target has not taken the new secret yet). In use, it is
-    never logged out: the I/O queued on its disks would fail. Live credentials that cannot
-    be read are said, not guessed; the declared ones unreadable are not compared."""
+    drops a silent initiator's session after its nop-in timeouts and time2retain). Idle and
+    FREE, it is logged out; the next pass logs in with the declared credentials (retried
+    each pass while the link is down or the target has not taken the new secret yet). Idle
+    and FAILED, it waits for FREE: the kernel still holds I/O queued on its disks that no
+    opener, mount or holder shows, which the previous secret back would deliver. In use,
+    it is never logged out: the I/O queued on its disks would fail. Live credentials that
+    cannot be read are said, not guessed; the declared ones unreadable are not compared."""
     tmo = s.timeouts.get("replacement_timeout")
     io = ((f"its disks fail their I/O (its replacement_timeout{f' of {tmo}s' if tmo else ''} "
            f"has passed)") if s.state == "FREE" else
