@@ -247,6 +247,17 @@ def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, 
     return md.parse_mountinfo(text or "")
 
 
+def _holders_now(runner: Runner, devno: tuple[int, int], host: str) -> tuple[str, ...]:
+    """What holds the device right now (/sys/dev/block/M:m/holders/: a file listing, no
+    process): a device-mapper map or md array built since the last observation (multipathd,
+    LVM or md autoactivation once a disk answers again)."""
+    try:
+        text = runner.read(f"/sys/dev/block/{devno[0]}:{devno[1]}/holders/", host=host)
+    except OSError:
+        return ()
+    return tuple(x for x in (text or "").splitlines() if x)
+
+
 # udev's workers open a disk for a moment after another program closed it (blkid's probe
 # after ``drbdadm create-md``, ``pvcreate``, ``mkfs``): not a user, but an opener all the
 # same. Seen alone, they are waited out for up to UDEV_WAIT_S, then count like any other.
@@ -264,7 +275,9 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
                  sleep: Callable[[float], None] = time.sleep) -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
     the uses the last observed state shows, every mount the kernel lists now, and every
-    process that has it open now (a udev worker's probe alone is waited out first)."""
+    process that has it open now (a udev worker's probe alone is waited out first). An
+    iSCSI session's disk (resolved by its by-path name to the observed device number) is
+    checked with each of its partitions, for mounts and for holders as sysfs lists them now."""
     takes = action.takes_devices()
     if not takes:
         return
@@ -280,10 +293,16 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     only_processes = True
     for take in takes:
         uses = taking.blocking(take, st)
-        devno = taking.devno_of(st, take.device)
         seen = {u.key for u in uses}
-        uses += [u for u in (taking.Use("mount", m) for m in mounted.get(devno, ()))
-                 if devno is not None and u.key not in seen and take.counts(u)]
+        for devno, on in taking.family(st, take.device):
+            now = [taking.Use("mount", m + on) for m in mounted.get(devno, ())]
+            if on or st.iscsi is not None and st.iscsi.disk_at(take.device) is not None:
+                now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
+                                                                           action.host)]
+            for u in now:
+                if u.key not in seen and take.counts(u):
+                    seen.add(u.key)
+                    uses.append(u)
         uses += [u for u in (taking.Use("process", who) for who in opened.get(take.device, ()))
                  if take.counts(u)]
         if uses:

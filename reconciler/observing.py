@@ -375,6 +375,8 @@ def spec_devices(spec) -> list[str]:
         out.extend(lun.device for lun in target.lun.values())
     for session in getattr(spec, "iscsi_session", {}).values():
         out.extend(session.disks())
+    for res in getattr(spec, "drbd", {}).values():  # a backing disk, by device number too
+        out.extend(me.disk for me in res.nodes.values())
     return sorted(set(out))
 
 

@@ -281,5 +281,7 @@ class LogoutSession(Action):
         return st.iscsi is None or st.iscsi.session(self.portal, self.target) is None
 
     def failure(self, result: CommandResult) -> errors.CommandFailed:
-        return iscsi.failure(result, iscsi.explain(
+        """iscsid's refusal (exit 32, 9, 28) is said with its reason: a refusal (fatal for
+        this pass, the next pass plans again from what it sees), never retried as busy."""
+        return iscsi.failure(result, iscsi.explain_logout(
             result, session=self.name, portal=self.portal, target=self.target))

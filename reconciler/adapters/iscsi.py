@@ -49,8 +49,8 @@ from collections.abc import Callable, Iterable
 
 from reconciler import errors, paths
 from reconciler.runner import Command, CommandResult
-from reconciler.state.iscsi import (IscsiDisk, IscsiSession, IscsiState, LioAcl, LioLun,
-                                    LioTarget, NodeRecord)
+from reconciler.state.iscsi import (IscsiDisk, IscsiPartition, IscsiSession, IscsiState,
+                                    LioAcl, LioLun, LioTarget, NodeRecord)
 
 CONFIGFS = "/sys/kernel/config/target"
 SESSIONS = "/sys/class/iscsi_session"
@@ -145,7 +145,7 @@ def _target(read: Read, iqn: str, backstores: dict[str, str],
         info = read(f"{a}/info") or ""
         userid = _one(read, f"{a}/auth/userid")
         password = private(f"{a}/auth/password") if private is not None else None
-        chap = fingerprint(userid, password.strip()) if password is not None else ""
+        chap = fingerprint(userid, password.strip()) if password is not None else None
         acls[initiator] = LioAcl(initiator=initiator, mapped_luns=mapped, chap_userid=userid,
                                  session=parse_acl_session(info), chap=chap)
     return LioTarget(
@@ -229,14 +229,14 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                 if not re.match(r"^[0-9]+:[0-9]+:[0-9]+:[0-9]+$", hctl):
                     continue
                 for blk in _lines(read(f"{dev}/{tgt}/{hctl}/block/")):
-                    raw = _one(read, f"/sys/block/{blk}/dev")
-                    devno = (int(raw.split(":")[0]), int(raw.split(":")[1])) if ":" in raw else None
+                    devno = _devno(_one(read, f"/sys/block/{blk}/dev"))
                     holders = tuple(_lines(read(f"/sys/block/{blk}/holders/")))
                     if mounts is None:
                         mounts = parse_mounts(read("/proc/self/mountinfo"))
                     disks.append(IscsiDisk(
                         lun=int(hctl.rsplit(":", 1)[1]), name=blk, devno=devno,
-                        holders=holders, mounts=mounts.get(devno, ()) if devno else ()))
+                        holders=holders, mounts=mounts.get(devno, ()) if devno else (),
+                        partitions=_partitions(read, blk, mounts)))
         timeouts = {}
         for short, (_, where, name) in TIMEOUTS.items():
             n = _number(_one(read, f"{base if where == 'session' else conn}/{name}"))
@@ -254,6 +254,31 @@ def observe_sessions(read: Read, private: Read | None = None) -> tuple[IscsiSess
                                 disks=tuple(sorted(disks, key=lambda d: d.lun)),
                                 timeouts=timeouts, record=record, chap=live))
     return tuple(sorted(out, key=lambda s: int(s.sid[7:])))
+
+
+def _devno(raw: str) -> tuple[int, int] | None:
+    """"8:17" -> (8, 17); None for anything else."""
+    major, sep, minor = raw.partition(":")
+    return (int(major), int(minor)) if sep and major.isdigit() and minor.isdigit() else None
+
+
+def _partitions(read: Read, blk: str,
+                mounts: dict[tuple[int, int], tuple[str, ...]]) -> tuple[IscsiPartition, ...]:
+    """The partitions of session disk ``blk``: the subdirectories of /sys/block/<blk>/
+    named after it (sda1, nvme0n1p1) that have a ``dev``, with their holders (an LV of a PV
+    on the partition, md) and mounts. What uses a partition uses the disk: the logout takes
+    both away."""
+    out = []
+    for e in _lines(read(f"/sys/block/{blk}/")):
+        if not e.startswith(blk) or e == blk:
+            continue
+        devno = _devno(_one(read, f"/sys/block/{blk}/{e}/dev"))
+        if devno is None:
+            continue
+        out.append(IscsiPartition(name=e, devno=devno,
+                                  holders=tuple(_lines(read(f"/sys/block/{blk}/{e}/holders/"))),
+                                  mounts=mounts.get(devno, ())))
+    return tuple(sorted(out, key=lambda p: p.name))
 
 
 def session_chap(private: Read, base: str) -> str | None:
@@ -408,6 +433,46 @@ def explain(result: CommandResult, *, session: str, portal: str, target: str,
     """A one-line reason for a failed iscsiadm/applier command, naming the session."""
     return f"iscsi session {session}: " + reason(result, portal=portal, target=target,
                                                  initiator=initiator)
+
+
+# What iscsid answers ``iscsiadm -m node -u`` when it will not log a session out
+# (open-iscsi's session_logout_task; include/iscsi_err.h): a refusal, with its reason, that
+# repeating the logout does not change while the session stays as it is.
+_RESYNCED_CURE = ("A session failed by a CHAP rotation never logs in again by itself: put "
+                  "the previous secret back on the target, while no other initiator of it is "
+                  "logged in with the new one (the session then logs in, and its rotation is "
+                  "finished as a logged-in one's); nothing was done to it")
+_LOGOUT_REFUSED = {
+    32: ("iscsid refuses to log this session out: it is trying to reconnect it and has "
+         "re-synced it (iscsid was restarted while the session was down), which it does "
+         "not log out until the session has logged in again (iscsiadm exit 32, target "
+         "likely not connected). " + _RESYNCED_CURE),
+    9: ("iscsid refuses to log this session out in its present state (iscsiadm exit 9, "
+        "invalid state for logout): a first login still in progress, or a session iscsid "
+        "re-synced after a restart while it was down, which it does not log out until it "
+        "has logged in again. " + _RESYNCED_CURE),
+    28: ("iscsid refuses to log this session out: iscsid.safe_logout = Yes and it found a "
+         "mount or swap on its disks, their partitions or holders (iscsiadm exit 28, device "
+         "or resource in use); take them out of use here; nothing was done to it"),
+}
+
+
+def logout_refused(result: CommandResult) -> str:
+    """Why iscsid refused a logout (exit 32, 9, 28: ``_LOGOUT_REFUSED``), or ""."""
+    if result.timed_out:
+        return ""
+    for rc, why in _LOGOUT_REFUSED.items():
+        if result.rc == rc or f"({rc} - " in result.stderr:
+            return why
+    return ""
+
+
+def explain_logout(result: CommandResult, *, session: str, portal: str, target: str) -> str:
+    """A one-line reason for a failed logout: iscsid's refusal when it refused."""
+    refused = logout_refused(result)
+    if refused:
+        return f"iscsi session {session}: {refused}"
+    return explain(result, session=session, portal=portal, target=target)
 
 
 def not_offered(result: CommandResult) -> bool:

@@ -31,7 +31,8 @@ Decisions taken here, each for a data-safety reason:
 * A device to export that does not exist blocks the target, unless another step of the
   same plan provides it (an LV created in this pass): the core orders the two.
 * Logout is refused while any disk of the session is in use: an LVM PV (of a VG or not),
-  mounted, or held (device-mapper, md), saying what holds it. Removing the PV from its VG
+  mounted, or held (device-mapper, md), saying what holds it; the same of any partition of
+  it (sdX1: the logout takes it away with the disk). Removing the PV from its VG
   (the VG's ``pvs``) is what frees it; the next pass logs out. A PV of an exported VG
   (a handover) is not in use; a handover planned in the same plan releases the disk, and
   the logout is ordered after its ``vgexport``. A process holding a disk open (qemu, dd:
@@ -51,9 +52,14 @@ Decisions taken here, each for a data-safety reason:
 * A session FAILED or FREE (its connection down, iscsid retrying with the credentials it
   logged in with) gets no login (iscsiadm: already present). When those live credentials
   are not the declared ones (a rotation the target applied while the link was down: it saw
-  no session), it can never log in again on its own: idle, it is logged out (the next pass
-  logs in with the declared ones); in use, never (the queued I/O would fail), blocked with
-  the two ways out (``_failed``). Live credentials that cannot be read are said, not guessed.
+  no session), it can never log in again on its own: idle (nothing of it in use, no disk or
+  partition with a role in this node's spec) and FREE (its replacement_timeout passed: the
+  I/O queued on it already failed), it is logged out (the next pass logs in with the
+  declared ones); idle but FAILED, it waits for FREE (the previous secret back on the
+  target would still deliver that I/O); in use, never (the queued I/O would fail), blocked
+  saying what recovers it and what giving up its users costs (``_failed``). No CHAP
+  ("(null)") is a credential state; live credentials that cannot be read are said, not
+  guessed.
 * The session's login ``provides()`` its disks' by-path names: a VG naming them is planned
   in the same plan and runs after the login. When the spec declares the target on other
   node(s) (``exported_by``), a login that finds no such target, or no portal, is a wait on
@@ -82,14 +88,16 @@ class Elsewhere:
 
     sessions: Mapping[str, iscsi_spec.Session] = field(default_factory=dict)
     targets: Mapping[str, iscsi_spec.Target] = field(default_factory=dict)
+    node: str = ""  # this node's name ("": not known; then every node's DRBD disk counts)
 
 
 def elsewhere(whole: models.Spec | None, node: str) -> Elsewhere:
     if whole is None:
-        return Elsewhere()
+        return Elsewhere(node=node)
     return Elsewhere(
         sessions={n: s for n, s in whole.iscsi_session.items() if not s.applies_to(node)},
-        targets={n: t for n, t in whole.iscsi_target.items() if not t.applies_to(node)})
+        targets={n: t for n, t in whole.iscsi_target.items() if not t.applies_to(node)},
+        node=node)
 
 
 def plan_iscsi(spec: models.Spec, st: state.HostState,
@@ -121,8 +129,9 @@ def plan_iscsi(spec: models.Spec, st: state.HostState,
         want = spec.iscsi_session[name]
         _plan_session(out, name, want, st, will_release,
                       _exporters(want_iqn=want.target, portal=want.portal, others=others),
-                      _applied_here(out, spec, want), _named_pvs(spec),
-                      _target_secret(spec, want, others))
+                      _applied_here(out, spec, want), _spec_roles(spec, others.node),
+                      _target_secret(spec, want, others),
+                      _other_initiators(spec, want, others, st))
     return out
 
 
@@ -138,9 +147,34 @@ def _applied_here(out: Partial, spec: models.Spec, want: iscsi_spec.Session) -> 
                      and s.action.name in here and not s.action.delete)
 
 
-def _named_pvs(spec: models.Spec) -> dict[str, str]:
-    """Device path -> the VG whose ``pvs`` name it in this node's spec."""
-    return {path: name for name in sorted(spec.vg) for path in spec.vg[name].pvs}
+def _spec_roles(spec: models.Spec, node: str) -> dict[str, str]:
+    """Device path (as this node's spec spells it) -> what the spec makes of it here, in
+    words: a VG's PV (``vg.N.pvs``, its handover's), a DRBD backing disk
+    (``drbd.R.nodes.<node>.disk``; every node's when ``node`` is not known), a LUN this node
+    exports, an md clone's source or target. Each is a kernel user of the device that may
+    link no sysfs holder (DRBD 8.4, LIO's iblock) or may be about to be made."""
+    out: dict[str, str] = {}
+    for name in sorted(spec.vg):
+        vg = spec.vg[name]
+        for path in (*vg.pvs, *(vg.handover.pvs if vg.handover is not None else ())):
+            out.setdefault(path, f"vg.{name}.pvs")
+    for name in sorted(spec.drbd):
+        for n, me in sorted(spec.drbd[name].nodes.items()):
+            if not node or n == node:
+                out.setdefault(me.disk, f"drbd.{name}.nodes.{n}.disk (DRBD's backing disk: "
+                                        f"DRBD links no holder)")
+    for name in sorted(spec.iscsi_target):
+        t = spec.iscsi_target[name]
+        if t.state is iscsi_spec.Presence.PRESENT:
+            for k, lun in sorted(t.luns().items()):
+                if lun.state is iscsi_spec.Presence.PRESENT:
+                    out.setdefault(lun.device, f"iscsi_target.{name}.lun.{k}.device (a LUN "
+                                               f"this node exports: its initiators' I/O)")
+    for name in sorted(spec.clone):
+        c = spec.clone[name]
+        out.setdefault(c.source, f"clone.{name}.source")
+        out.setdefault(c.target, f"clone.{name}.target")
+    return out
 
 
 def _declared_pvs(spec: models.Spec, st: state.HostState) -> dict[object, str]:
@@ -376,6 +410,20 @@ def _target_secret(spec: models.Spec, want: iscsi_spec.Session, others: Elsewher
     return "; ".join(dict.fromkeys(said))
 
 
+def _other_initiators(spec: models.Spec, want: iscsi_spec.Session, others: Elsewhere,
+                      st: state.HostState) -> tuple[str, ...]:
+    """The other initiators the spec's target of ``want`` admits (its ``acls`` but this
+    node's initiator name): each one logged in with the new secret makes the target's node
+    hold it (``_rotation_held``), whatever this node's operator writes back."""
+    mine = {want.initiator or "", st.iscsi.initiator_name if st.iscsi is not None else ""}
+    acls: dict[str, None] = {}
+    for tables in (spec.iscsi_target, others.targets):
+        for t in tables.values():
+            if t.iqn == want.target and t.state is iscsi_spec.Presence.PRESENT:
+                acls.update(dict.fromkeys(a for a in t.acls if a not in mine))
+    return tuple(acls)
+
+
 def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str = "") -> str:
     return (f"{what} is refused: initiator(s) {', '.join(who)} are logged in to {want.iqn} "
             f"and may be using its disks (a PV, a mounted file system)"
@@ -386,7 +434,8 @@ def _refuse(what: str, want: iscsi_spec.Target, who: tuple[str, ...], why: str =
 def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.HostState,
                   will_release: frozenset[str] = frozenset(), exported_by: str = "",
                   after: frozenset[str] = frozenset(),
-                  named_pvs: Mapping[str, str] | None = None, target_secret: str = "") -> None:
+                  roles: Mapping[str, str] | None = None, target_secret: str = "",
+                  other_initiators: tuple[str, ...] = ()) -> None:
     """One declared session on this node. Its initiator name is checked first (a session
     naming another host's initiator is blocked: it was copied to the wrong node). Logged in:
     done, or a login (a long step until udev names its disks) that waits on the exporting
@@ -408,7 +457,8 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
     s = st.iscsi.session(want.portal, want.target) if st.iscsi is not None else None
     if want.state is iscsi_spec.SessionState.LOGGED_IN:
         if s is not None and not s.logged_in and s.state:
-            _failed(out, obj, name, want, s, st, named_pvs or {}, target_secret)
+            _failed(out, obj, name, want, s, st, roles or {}, target_secret,
+                    other_initiators)
             return
         timeouts = tuple(sorted(want.timeouts.declared().items()))
         step = actions.LoginSession(name=name, portal=want.portal, target=want.target,
@@ -425,8 +475,8 @@ def _plan_session(out: Partial, name: str, want: iscsi_spec.Session, st: state.H
         update = actions.UpdateSession(name=name, portal=want.portal, target=want.target,
                                              chap_file=want.chap_file, timeouts=timeouts,
                                              host=st.host)
-        if s is not None and st.iscsi.chap_differs(s.chap, want.chap_file) \
-                and _relogin(out, obj, name, want, s, st, named_pvs or {}):
+        if s is not None and st.iscsi.chap_differs(s.live_chap, want.chap_file) \
+                and _relogin(out, obj, name, want, s, st, roles or {}):
             return  # logged out: the login after it writes the record anew
         differs = update.differences(st)
         if differs:
@@ -452,25 +502,30 @@ def _logout(name: str, want: iscsi_spec.Session, s: state_iscsi.IscsiSession,
 
 
 def _busy(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.HostState,
-          named_pvs: Mapping[str, str]) -> list[str]:
+          roles: Mapping[str, str]) -> list[str]:
     """What makes the disks of ``s`` unfit for a logout under a rotation, in words (empty:
-    idle): ``_in_use``, and a disk a VG of this node's spec names in its ``pvs`` (even
-    before it is a PV: this plan may be about to pvcreate it; and a PV on a disk whose I/O
-    fails is missing to lvm, so only its name in the spec ties it to its VG). A process
-    holding a disk open is seen by the executor right before the logout runs, which is
-    then refused (``LogoutSession.takes_devices``)."""
+    idle): ``_in_use``, and a disk (or a partition of it) this node's spec names in any role
+    (``_spec_roles``), matched by its names (by-path, /dev/sdX) or by device number (a
+    by-id spelling): a VG's ``pvs`` (even before it is a PV: this plan may be about to
+    pvcreate it; and a PV on a disk whose I/O fails is missing to lvm, so only its name in
+    the spec ties it to its VG), DRBD's backing disk and a LUN exported again (kernel users
+    that link no holder). A process holding a disk open (or swap on it) is seen by the
+    executor right before the logout runs, which is then refused
+    (``LogoutSession.takes_devices``)."""
     uses = _in_use(want, s, st, frozenset())
     for d in s.disks:
-        path = iscsi_spec.disk_path(want.portal, want.target, d.lun)
-        vg = named_pvs.get(path) or named_pvs.get(f"/dev/{d.name}")
-        if vg is not None and not any(u.startswith(f"/dev/{d.name} ") for u in uses):
-            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in vg.{vg}.pvs")
+        names = {iscsi_spec.disk_path(want.portal, want.target, d.lun), f"/dev/{d.name}",
+                 *(f"/dev/{p.name}" for p in d.partitions)}
+        named = [role for path, role in roles.items()
+                 if path in names or st.device_key(path) in d.devnos]
+        if named:
+            uses.append(f"/dev/{d.name} (LUN {d.lun}) is named in {', '.join(named)}")
     return uses
 
 
 def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
-            s: state_iscsi.IscsiSession, st: state.HostState, named_pvs: Mapping[str, str],
-            target_secret: str) -> None:
+            s: state_iscsi.IscsiSession, st: state.HostState, roles: Mapping[str, str],
+            target_secret: str, other_initiators: tuple[str, ...] = ()) -> None:
     """A session that is there but not logged in: FAILED (its connection down, iscsid
     retrying the login with the credentials the session logged in with, never its node
     record's) or FREE (the same, its replacement_timeout passed: its disks fail I/O). A
@@ -479,11 +534,13 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
     When those live credentials (sysfs, read as root) are not the declared ones, it can
     never log in again on its own once the target took the new secret, which the target's
     node does when it sees no session: a rotation applied while the link was down (LIO
-    drops a silent initiator's session after its nop-in timeouts and time2retain). Idle, it
-    is logged out; the next pass logs in with the declared credentials (retried each pass
-    while the link is down or the target has not taken the new secret yet). In use, it is
-    never logged out: the I/O queued on its disks would fail. Live credentials that cannot
-    be read are said, not guessed; the declared ones unreadable are not compared."""
+    drops a silent initiator's session after its nop-in timeouts and time2retain). Idle and
+    FREE, it is logged out; the next pass logs in with the declared credentials (retried
+    each pass while the link is down or the target has not taken the new secret yet). Idle
+    and FAILED, it waits for FREE: the kernel still holds I/O queued on its disks that no
+    opener, mount or holder shows, which the previous secret back would deliver. In use,
+    it is never logged out: the I/O queued on its disks would fail. Live credentials that
+    cannot be read are said, not guessed; the declared ones unreadable are not compared."""
     tmo = s.timeouts.get("replacement_timeout")
     io = ((f"its disks fail their I/O (its replacement_timeout{f' of {tmo}s' if tmo else ''} "
            f"has passed)") if s.state == "FREE" else
@@ -499,50 +556,102 @@ def _failed(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
             f"again on its own) cannot be told, so nothing is done to it; open-iscsi goes on "
             f"retrying its login")))
         return
-    if not st.iscsi.chap_differs(s.chap, want.chap_file):
-        known = (not want.chap_file) or bool(st.iscsi.chap_files.get(want.chap_file))
+    if not st.iscsi.chap_differs(s.live_chap, want.chap_file):
+        declared = st.iscsi.chap_files.get(want.chap_file, "") if want.chap_file else ""
+        same = s.live_chap is not None and s.live_chap == declared and \
+            (bool(declared) or not want.chap_file)
+        if same:
+            said = ", which are the declared ones"
+        elif want.chap_file and not declared:
+            said = ""
+        elif s.live_chap is None:
+            said = " (not read, so not compared with the declared ones)"
+        else:  # CHAP live, the spec declaring none
+            said = " (CHAP, while the spec declares none for it)"
         out.blocked.append(actions.Blocked(obj, (
             f"{head}: its connection is down or its login refused; open-iscsi re-logs in by "
-            f"itself, with the credentials it logged in with"
-            f"{', which are the declared ones' if known else ''}, once the target answers "
+            f"itself, with the credentials it logged in with{said}, once the target answers "
             f"and admits them (nothing to do here; check the link to {want.portal} and the "
-            f"target)" + ("" if known else f"; {want.chap_file} cannot be read to compare "
-                                            f"them with the declared ones"))))
+            f"target)" + (f"; {want.chap_file} cannot be read to compare them with the "
+                          f"declared ones" if want.chap_file and not declared else ""))))
         return
-    uses = _busy(want, s, st, named_pvs)
+    uses = _busy(want, s, st, roles)
+    if not uses and s.state != "FREE":
+        out.blocked.append(actions.Blocked(obj, (
+            f"{head}, and it logged in with other CHAP credentials than those of "
+            f"{want.chap_file} (rotated): if the target took the new secret while the link "
+            f"was down, it never logs in again on its own. No disk of it is seen in use, "
+            f"but it is not taken over before its replacement_timeout"
+            f"{f' ({tmo}s)' if tmo else ''} has passed (FREE): until then the kernel holds "
+            f"the I/O queued on its disks (writes of a process that closed them, dirty pages "
+            f"no file descriptor shows), and putting the previous secret back on the target "
+            f"({target_secret or 'its CHAP file on the exporting node'}) would still let "
+            f"the session log in again and write them; a logout now would fail them. Once "
+            f"FREE (that I/O already failed) the next pass logs it out and in with the "
+            f"declared credentials")))
+        return
     if not uses:
         out.steps.append(_logout(name, want, s, st, (
             f"{head}, and it logged in with other CHAP credentials than those of "
             f"{want.chap_file} (rotated): a live session keeps those and re-logs in only "
             f"with them, so once the target has the new secret (its node applies it when it "
             f"sees no session, as while the link was down) it never logs in again on its "
-            f"own. Its disks are idle: it is logged out, and the next pass logs in with the "
-            f"declared credentials (retried each pass until the link is back and the "
-            f"target has the new secret)")))
+            f"own. Its disks are idle (no PV, mount or holder on them or a partition, no "
+            f"role in this node's spec) and its queued I/O already failed: it is logged "
+            f"out, and the next pass logs in with the declared credentials (retried each "
+            f"pass until the link is back and the target has the new secret)")))
         return
     where = target_secret or "the target's CHAP file on the exporting node"
-    lost = ("a logout would fail the I/O queued on them" if s.state == "FAILED" else
+    failed = s.state == "FAILED"
+    lost = ("a logout would fail the I/O queued on them" if failed else
             "a logout would take them away from under what uses them for good (the "
             "session's recovery gives them back)")
+    if other_initiators:
+        shared = (f"This works only while no other initiator of {want.target} is logged in "
+                  f"with the new secret (the spec's target admits "
+                  f"{', '.join(other_initiators)}): while one is, the target's node holds "
+                  f"the new secret (its pass says \"the CHAP rotation is held\") and the "
+                  f"previous one written back is not applied; LIO holds one secret per "
+                  f"ACL, one file for all of them, so that initiator and this session "
+                  f"cannot both be served by it. ")
+    else:
+        shared = (f"This works only while no other initiator of {want.target} is logged in "
+                  f"with the new secret (the target's node then holds it: its pass says "
+                  f"\"the CHAP rotation is held\"; the spec declares no other ACL on it). ")
+    back = (f"put the previous secret back on the target"
+            f"{' before its replacement_timeout passes' if failed else ''}: write the "
+            f"previous userid and password into {where}; that node's next pass restores it "
+            f"in LIO and open-iscsi logs this session in again by itself within seconds. "
+            f"{shared}Keep it until the session is LOGGED_IN and its disks are idle, then "
+            f"write the new secret again (the target holds it while this session is logged "
+            f"in, and this node's reconciler takes the session over to it once its disks "
+            f"are idle)")
+    if failed:
+        ways = (f"The one way out that keeps the I/O queued on them: {back}. Stopping what "
+                f"uses the disks is no safe way out while the session is FAILED: an "
+                f"unmount or an LV deactivation flushes to disks whose I/O is queued, so it "
+                f"blocks until the replacement_timeout passes and then those writes fail "
+                f"(the file system reports I/O errors; what was queued is lost), and a "
+                f"pvmove off them cannot read them. Once FREE, that I/O has failed anyway; "
+                f"the session is taken over only when its disks are idle")
+    else:
+        ways = (f"The I/O queued on them has already failed (expect I/O errors in what "
+                f"uses them; check those file systems). Either {back}; or give up what "
+                f"uses them: unmount them (expect errors) and deactivate the LVs on them (a "
+                f"dm-N holder is an active LV); a PV missing to lvm is never removed from "
+                f"its VG by the reconciler. Once nothing uses them, the next pass logs the "
+                f"session out and in with the declared credentials")
     out.blocked.append(actions.Blocked(obj, (
         f"{head}. It logged in with other CHAP credentials than those of {want.chap_file}: "
         f"if the target's secret was rotated while the link was down (the target's node "
         f"sees no session then and applies it), this session will not log in again on its "
         f"own: a live session keeps the credentials it logged in with and re-logs in only "
-        f"with them. It is not logged out: {'; '.join(uses)}, and {lost}. To recover, either put the previous secret back on the "
-        f"target: write the previous userid and password into {where}; that node's next "
-        f"pass restores it in LIO and open-iscsi logs this session in again by itself "
-        f"within seconds; keep it until the session is LOGGED_IN and its disks are idle, "
-        f"then write the new secret again (the target holds it while this session is "
-        f"logged in, and this node's reconciler takes the session over to it once its "
-        f"disks are idle); or stop what uses the disks (unmount them, deactivate the LVs "
-        f"on them or move those off with the VG's pvs; a dm-N holder is an active LV), and "
-        f"the next pass logs the session out and in with the declared credentials")))
+        f"with them. It is not logged out: {'; '.join(uses)}, and {lost}. {ways}")))
 
 
 def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
              s: state_iscsi.IscsiSession, st: state.HostState,
-             named_pvs: Mapping[str, str]) -> bool:
+             roles: Mapping[str, str]) -> bool:
     """The session logged in with other CHAP credentials than its file's (rotated). open-iscsi
     re-logs in after a link cut with those (see ``_rotation_held``), and the target's node
     keeps the old secret while this session lives: with its disks idle, it logs out (the
@@ -550,7 +659,7 @@ def _relogin(out: Partial, obj: str, name: str, want: iscsi_spec.Session,
     what finishes the rotation. The session goes on meanwhile: its re-logins still work.
     A disk a VG of this node's spec names in its ``pvs`` is in use too, even before it is a
     PV: this plan may be about to pvcreate it. True when it logs out."""
-    uses = _busy(want, s, st, named_pvs)
+    uses = _busy(want, s, st, roles)
     if not uses:
         out.steps.append(_logout(name, want, s, st, (
             f"the session logged in with other CHAP credentials than those of "
@@ -576,17 +685,21 @@ def _in_use(want: iscsi_spec.Session, s: state_iscsi.IscsiSession, st: state.Hos
     paths = {d.lun: iscsi_spec.disk_path(want.portal, want.target, d.lun) for d in s.disks}
     for d in s.disks:
         what = []
-        pv = next((p for p in st.pvs.values() if d.devno is not None and p.devno == d.devno),
-                  None)
-        vg = st.vgs.get(pv.vg) if pv is not None and pv.vg else None
-        if paths[d.lun] in will_release and not d.mounts and not d.holders:
-            pass  # a step of this plan exports its VG (a handover): the logout comes after
-        elif vg is not None and vg.exported:
-            pass  # a PV of an exported VG: no host uses it until one imports it
-        elif pv is not None:
-            what.append(f"an LVM PV of VG {pv.vg}" if pv.vg else "an LVM PV (in no VG)")
-        what += [f"mounted at {m}" for m in d.mounts]
-        what += [f"held by {h}" for h in d.holders]
+        mounts, holders = d.all_mounts, d.all_holders
+        for n in d.devnos:  # the disk's, then each partition's: a PV on sda1 is one on sda
+            part = "" if n == d.devno else next(
+                f" (on {p.name})" for p in d.partitions if p.devno == n)
+            pv = next((p for p in st.pvs.values() if p.devno == n), None)
+            vg = st.vgs.get(pv.vg) if pv is not None and pv.vg else None
+            if paths[d.lun] in will_release and not mounts and not holders:
+                pass  # a step of this plan exports its VG (a handover): the logout is after
+            elif vg is not None and vg.exported:
+                pass  # a PV of an exported VG: no host uses it until one imports it
+            elif pv is not None:
+                what.append((f"an LVM PV of VG {pv.vg}" if pv.vg else "an LVM PV (in no VG)")
+                            + part)
+        what += [f"mounted at {m}" for m in mounts]
+        what += [f"held by {h}" for h in holders]
         if what:
             uses.append(f"/dev/{d.name} (LUN {d.lun}) is {', '.join(what)}")
     return uses

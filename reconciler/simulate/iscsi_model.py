@@ -66,6 +66,10 @@ class Session:
     # a refused re-login: ``Fabric.cut``, ``Fabric.blip``)
     state: str = "LOGGED_IN"
     failed_at: float | None = None  # when it became FAILED (the host's clock)
+    # iscsid re-synced it (restarted while the session was down: iscsi_sync_session sets
+    # its notify_qtask, cleared only by a successful re-login): iscsid then refuses to log
+    # it out (``IscsiSide.restart_iscsid``)
+    synced: bool = False
 
     def sysfs_state(self, now: float) -> str:
         """What the kernel shows (``iscsi_session/sessionN/state``): a FAILED session turns
@@ -91,6 +95,15 @@ class IscsiSide:
     next_sid: int = 1
     file_modes: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (mode, uid)
     fabric: Fabric | None = None
+
+    def restart_iscsid(self) -> None:
+        """iscsid restarts (an operator's try, socket activation): it re-syncs every session
+        the kernel has; one that is down (FAILED, FREE) is then refused a logout until it
+        has logged in again (open-iscsi's session_logout_task: exit 32 while it waits to
+        reconnect, 9 while a login attempt is under way)."""
+        for s in self.sessions:
+            if s.state != "LOGGED_IN":
+                s.synced = True
 
 
 class Fabric:
@@ -171,7 +184,7 @@ class Fabric:
             if s.state == "LOGGED_IN" or s.portal in self.unreachable:
                 continue
             if self._admitted(side, s):
-                s.state, s.failed_at = "LOGGED_IN", None
+                s.state, s.failed_at, s.synced = "LOGGED_IN", None, False
                 where = self.at(s.portal)
                 assert where is not None
                 where[1].targets[s.target].sessions.add(side.initiator)

@@ -225,6 +225,14 @@ def _iscsiadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     if op == ("--logout",):
         if current is None:
             return Out(21, stderr=["iscsiadm: No matching sessions found\n"])
+        if current.synced:  # iscsid re-synced it while down: refused until it logs in
+            down = side.fabric is not None and portal in side.fabric.unreachable
+            rc, what = (32, "target likely not connected") if down else (9, "internal error")
+            return Out(rc, stderr=[
+                f"iscsiadm: Could not logout of [sid: {current.sid}, target: {iqn}, portal: "
+                f"{portal.replace(':', ',')}].\n",
+                f"iscsiadm: initiator reported error ({rc} - {what})\n",
+                "iscsiadm: Could not logout of all requested sessions\n"])
         _logout(host, side, current)
         return Out(0, stdout=[f"Logging out of session [sid: {current.sid}, target: {iqn}, "
                               f"portal: {portal.replace(':', ',')}]\n",
@@ -485,4 +493,11 @@ def _tree(host: Machine, side: IscsiSide) -> tuple[dict[str, str], dict[str, set
             _add(dirs, f"/sys/block/{kname}/holders")
             for h in holders:
                 _add(dirs, f"/sys/block/{kname}/holders/{h}")
+            # its partitions: /sys/block/sdX/sdX1/{dev,holders/}, as the kernel lists them
+            for part in host.md.partitions.get(dev.path, []):
+                pname = part.path.rsplit("/", 1)[1]
+                f(f"/sys/block/{kname}/{pname}/dev", f"{part.major}:{part.minor}\n")
+                _add(dirs, f"/sys/block/{kname}/{pname}/holders")
+                for h in kernel.holders(host, part):
+                    _add(dirs, f"/sys/block/{kname}/{pname}/holders/{h}")
     return files, dirs

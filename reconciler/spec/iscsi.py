@@ -47,6 +47,7 @@ from reconciler.spec import names
 from reconciler.spec.base import At, Checks, Model, Presence
 from reconciler.spec.names import DevicePath, NodeName, check_device, check_node  # noqa: F401
 from reconciler.spec.text import shown
+from reconciler.state import iscsi as state_iscsi
 
 # RFC 3720 3.2.6.3.1: iqn.YYYY-MM.reversed.domain[:anything]; LIO also accepts eui./naa.
 _IQN_RE = re.compile(r"^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?"
@@ -88,7 +89,7 @@ IscsiName = Annotated[str, AfterValidator(check_name)]
 def disk_path(portal: str, target: str, lun: int) -> str:
     """udev's by-path name of LUN ``lun`` of ``target`` logged in through ``portal``
     (60-persistent-storage.rules: ``ip-$addr:$port-iscsi-$target-lun-$lun``)."""
-    return f"/dev/disk/by-path/ip-{portal}-iscsi-{target}-lun-{lun}"
+    return state_iscsi.by_path(portal, target, lun)
 
 
 class SessionState(enum.StrEnum):

@@ -110,10 +110,29 @@ def devno_of(st: HostState, path: str) -> tuple[int, int] | None:
     if bd is not None and bd.devno is not None:
         return bd.devno
     pv = st.pvs.get(path)
-    if pv is not None:
+    if pv is not None and pv.devno is not None:
         return pv.devno
     rs = _drbd_of(st, path)
-    return rs.devno if rs is not None else None
+    if rs is not None:
+        return rs.devno
+    disk = st.iscsi.disk_at(path) if st.iscsi is not None else None
+    return disk.devno if disk is not None else None
+
+
+def family(st: HostState, path: str) -> tuple[tuple[tuple[int, int], str], ...]:
+    """The device numbers that taking ``path`` takes, each with how to name it in a use
+    ("" for the device itself, " (on sda1)" for a partition): the device's own and, for an
+    iSCSI session's disk, each of its partitions' (a logout takes them all away)."""
+    devno = devno_of(st, path)
+    if devno is None:
+        return ()
+    out = [(devno, "")]
+    for s in st.iscsi.sessions if st.iscsi is not None else ():
+        for d in s.disks:
+            if d.devno == devno:
+                out += [(p.devno, f" (on {p.name})") for p in d.partitions
+                        if p.devno is not None]
+    return tuple(dict.fromkeys(out))
 
 
 def _drbd_of(st: HostState, path: str) -> DrbdResourceState | None:
@@ -139,9 +158,13 @@ def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
     pv = st.pv_for(path)
     if pv is None and devno is not None:
         pv = next((p for p in st.pvs.values() if p.devno == devno), None)
-    if pv is not None and pv.vg:
-        vg = st.vgs.get(pv.vg)
-        if vg is not None and not vg.exported and _active_here(st, vg):
+    pvs = [pv] if pv is not None else []
+    for n, _ in family(st, path)[1:]:  # a PV on a partition of a session's disk
+        pvs += [p for p in st.pvs.values() if p.devno == n]
+    for pv in pvs:
+        vg = st.vgs.get(pv.vg) if pv.vg else None
+        if vg is not None and not vg.exported and _active_here(st, vg) \
+                and Use("pv", vg.name) not in out:
             out.append(Use("pv", vg.name))
     mounts: list[str] = []
     holders: list[str] = []
@@ -152,9 +175,9 @@ def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
     if st.iscsi is not None and devno is not None:
         for s in st.iscsi.sessions:
             for d in s.disks:
-                if d.devno == devno:
-                    mounts += d.mounts
-                    holders += d.holders
+                if d.devno == devno:  # with its partitions' ("dm-3 (on sda1)")
+                    mounts += d.all_mounts
+                    holders += d.all_holders
     rs = _drbd_of(st, path)
     if rs is not None:  # a DRBD device (a demotion takes it away): its mounts and holders
         mounts += rs.mounts

@@ -107,3 +107,24 @@ def test_chap_file_rules(tmp_path):
     assert "abcdefghijkl" not in str(e.value)
     p.chmod(0o600)
     assert iscsi.read_chap(str(p)) == ("u", "abcdefghijkl")
+
+
+@pytest.mark.parametrize("rc, words", [
+    (32, "trying to reconnect it and has re-synced it"),
+    (9, "invalid state for logout"),
+    (28, "iscsid.safe_logout = Yes")])
+def test_iscsids_refusal_of_a_logout_is_a_refusal_with_its_reason(rc, words):
+    """open-iscsi's session_logout_task (include/iscsi_err.h: 32 SESSION_NOT_CONNECTED, 9
+    INTERNAL, 28 BUSY): said with its reason, and not a transient (busy) failure."""
+    from reconciler import actions
+    from reconciler.runner import CommandResult
+
+    step = actions.LogoutSession(name="from_a", portal="192.0.2.1:3260", target="iqn.x:t")
+    cmd = step.commands()[0]
+    err = step.failure(CommandResult(command=cmd, rc=rc, stdout="", stderr=(
+        f"iscsiadm: initiator reported error ({rc} - whatever)\n")))
+    assert "iscsid refuses to log this session out" in str(err) and words in str(err)
+    assert not err.kind.is_transient
+    plain = step.failure(CommandResult(command=cmd, rc=1, stdout="",
+                                       stderr="iscsiadm: something else\n"))
+    assert "refuses" not in str(plain)

@@ -69,11 +69,18 @@ def test_an_idle_session_failed_by_a_rotation_while_the_link_was_down_logs_in_ag
     _cut_and_rotate(pair, loaded)
     pair.b.write(disk, 0, b"lost")  # I/O on the FAILED session: never reaches the target
     assert pair.a.fingerprint("/dev/vdb") == before
-    rb = pair.run("b", loaded)  # the link still down: logged out, the login waits for it
+    rb = pair.run("b", loaded)  # FAILED: its queued I/O could still be saved, it waits
+    assert rb.plan.steps == (), rb.plan
+    (why,) = [b.reason for b in rb.plan.blocked if b.object == "iscsi session from_a"]
+    assert "is FAILED" in why and "not taken over before its replacement_timeout" in why
+    assert pair.b.iscsi.sessions and not any(c.argv[-1:] == ("--logout",)
+                                             for c in pair.b.calls)
+    pair.b.clock.advance(pair.b.iscsi.sessions[0].timeouts["replacement_timeout"])
+    rb = pair.run("b", loaded)  # FREE, the link still down: logged out, the login waits
     keys = [x.key for x in rb.plan.steps]
     assert keys == ["iscsi-session:from_a:logout"], rb.plan
     step = rb.plan.steps[0]
-    assert "FAILED" in step.reason and "idle" in step.reason, step.reason
+    assert "FREE" in step.reason and "idle" in step.reason, step.reason
     assert pair.b.iscsi.sessions == [] and rb.plan.blocked == ()
     rb = pair.run("b", loaded)
     assert rb.exit_code != 0 and "unreachable" in str(rb.error or rb.final), rb.final
@@ -111,7 +118,10 @@ def test_a_busy_session_is_never_logged_out_and_says_what_recovers_it(pair):
     assert "will not log in again on its own" in text
     assert "/etc/reconciler/a.chap" in text and "iscsi_target.export0" in text  # the cure
     assert "held by dm-" in text or "an LVM PV" in text  # what uses the disks
-    assert "logout" not in text.replace("logout would", "")  # never advised as safe
+    # no logout is ever advised as safe while FAILED: stopping the users costs the writes
+    assert "logs the session out" not in text and "logout" not in text.replace(
+        "logout would", "")
+    assert "no safe way out while the session is FAILED" in text
     assert "a logout would fail the I/O queued" in text
     assert pair.b.iscsi.sessions == [s] and _state(pair, s) == "FAILED"
     # the operator puts the previous secret back on the target: the session recovers
@@ -172,11 +182,78 @@ def test_a_process_holding_a_disk_open_keeps_the_failed_session(pair):
     pair.b.open_device(s.disks[0], 4242, "qemu-system-x86")
     _cut_and_rotate(pair, loaded)
     pair.fabric.reconnect(PORTAL)
+    pair.b.clock.advance(s.timeouts["replacement_timeout"])  # FREE: taken over when idle
     rb = pair.run("b", loaded)
-    assert rb.exit_code != 0 and pair.b.iscsi.sessions == [s] and s.state == "FAILED"
+    assert rb.exit_code != 0 and pair.b.iscsi.sessions == [s] and _state(pair, s) == "FREE"
     assert not any(c.argv[-1:] == ("--logout",) for c in pair.b.calls)
     assert "qemu-system-x86" in str(rb.final) or "qemu-system-x86" in str(rb.error), rb.final
     pair.b.close_device(s.disks[0], 4242)
     assert pair.converge("b", loaded).exit_code == 0
     (again,) = pair.b.iscsi.sessions
     assert again.state == "LOGGED_IN" and again.password == "rotated-0987"
+
+
+@pytest.mark.parametrize("link_back, rc, words", [
+    (False, 32, "it is trying to reconnect it and has re-synced it"),
+    (True, 9, "in its present state (iscsiadm exit 9, invalid state for logout)")])
+def test_iscsid_refusing_the_logout_of_a_session_it_resynced_is_a_refusal_said(
+        pair, link_back, rc, words):
+    """REVIEW7 F6: iscsid restarted while the session was down re-syncs it and refuses
+    ``-u`` until it has logged in again (open-iscsi session_logout_task: exit 32 waiting to
+    reconnect, 9 in a login attempt). The step fails with that reason, once per pass (a
+    refusal, not a busy retry), and the session is left as it is."""
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)
+    _converged(pair, loaded)
+    s = _cut_and_rotate(pair, loaded)
+    if link_back:
+        pair.fabric.reconnect(PORTAL)
+    pair.b.clock.advance(s.timeouts["replacement_timeout"])  # FREE: taken over when idle
+    pair.b.iscsi.restart_iscsid()
+    rb = pair.run("b", loaded)
+    assert [x.key for x in rb.plan.steps] == ["iscsi-session:from_a:logout"], rb.plan
+    (res,) = [x for x in rb.report.results if x.step.key == "iscsi-session:from_a:logout"]
+    assert str(res.outcome) == "failed", res
+    assert res.error.rc == rc and not res.error.kind.is_transient, res.error
+    text = str(res.error)
+    assert "iscsid refuses to log this session out" in text and words in text, text
+    assert "put the previous secret back on the target" in text
+    logouts = [c for c in pair.b.calls if "--logout" in c.argv]
+    assert len(logouts) == 1 and pair.b.iscsi.sessions == [s]
+    # the previous secret back on the target: the session logs in, iscsid forgets the sync
+    pair.a.md.files["/etc/reconciler/a.chap"] = OLD
+    if not link_back:
+        pair.fabric.reconnect(PORTAL)
+    assert pair.run("a", loaded).plan.steps
+    assert _state(pair, s) == "LOGGED_IN" and not s.synced
+
+
+def test_chap_introduced_while_a_session_runs_without_it_is_held_then_taken_over(pair):
+    """REVIEW7 F4: a session logged in without CHAP ("(null)" in sysfs) when the spec
+    introduces CHAP: the target holds it while that session is logged in (its re-login
+    without CHAP would be refused), the initiator's idle session logs out, the target then
+    takes CHAP and the next login uses it."""
+    from reconciler.spec import loading
+    loaded = pair.spec(pvs='"/dev/vda"', back=True)
+    text = (pair.tmp / "spec.toml").read_text()
+    plain_text = text.replace('chap_file = "/etc/reconciler/a.chap"\n', "").replace(
+        'chap_file = "/etc/reconciler/b.chap"\n', "")
+    assert plain_text != text
+    (pair.tmp / "spec.toml").write_text(plain_text)
+    plain = loading.load(pair.tmp / "spec.toml")
+    assert pair.converge("a", plain).exit_code == 0
+    assert pair.converge("b", plain).exit_code == 0
+    (s,) = pair.b.iscsi.sessions
+    assert s.state == "LOGGED_IN" and not s.userid and not pair.a.iscsi.targets[IQN].auth
+    ra = pair.run("a", loaded)  # CHAP introduced: held while b is logged in without it
+    assert not [x for x in ra.plan.steps if x.key.startswith("iscsi-target")], ra.plan
+    (held,) = [b.reason for b in ra.plan.blocked if b.object == "iscsi target export0"]
+    assert "the CHAP rotation is held" in held and not pair.a.iscsi.targets[IQN].auth
+    rb = pair.run("b", loaded)  # idle: logs out so that the target can take CHAP
+    assert "iscsi-session:from_a:logout" in [x.key for x in rb.plan.steps], rb.plan
+    assert pair.b.iscsi.sessions == []
+    assert pair.converge("a", loaded).exit_code == 0 and pair.a.iscsi.targets[IQN].auth
+    assert pair.converge("b", loaded).exit_code == 0
+    (again,) = pair.b.iscsi.sessions
+    assert again.state == "LOGGED_IN" and (again.userid, again.password) == ("b", "abcdefghijkl")
+    pair.fabric.blip(PORTAL)
+    assert again.state == "LOGGED_IN"
