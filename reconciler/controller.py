@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from reconciler import actions, errors, executing, observing, planning, state
+from reconciler import actions, errors, executing, observing, ondemand, planning, state
 from reconciler.runner import CommandResult, RecordingRunner, Runner
 from reconciler.spec import models
 from reconciler.spec.loading import LoadedSpec
@@ -437,6 +437,15 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         return PassResult(the_plan, the_plan, None, code, count[0], time.monotonic() - t0,
                           memory.requeue_after(env, False, the_plan) if code == EXIT_PENDING else None,
                           observed=st)
+    try:  # all of this process's code, before its first command (see ondemand)
+        ondemand.load_everything()
+    except ImportError as exc:
+        why = (f"the reconciler's own code could not be imported before the first step "
+               f"({exc}); nothing was run. Is an upgrade of the package under way? Run "
+               f"again once it is installed (restart the service)")
+        log.error("not applied: {}", why)
+        return PassResult(the_plan, the_plan, None, EXIT_ERROR, count[0],
+                          time.monotonic() - t0, None, why, observed=st)
 
     def on_step(r: executing.StepResult) -> None:
         lg = logger.bind(pass_no=pass_no, obj=r.step.action.object, step=r.step.key)

@@ -9,7 +9,16 @@ its names is asked for, then every name it gives is bound in the package like an
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
+
+# What a module of the product imports inside a function, from outside the product, that a
+# step may need (the first step's retries, the first CIB read).
+_IMPORTED_LATE = ("tenacity", "xml.etree.ElementTree")
+# Not the product's own code at run time: the simulator (tests, demo, offline planning) and
+# the package's entry point (importing it runs the CLI).
+_NOT_LOADED = ("reconciler.simulate", "reconciler.__main__")
+_everything_loaded = False
 
 
 def names(package: str, namespace: dict, table: Mapping[str, tuple[str, ...]]
@@ -31,3 +40,35 @@ def names(package: str, namespace: dict, table: Mapping[str, tuple[str, ...]]
         return sorted({*namespace, *module_of})
 
     return getattr_, dir_
+
+
+def load_everything() -> None:
+    """Import every module of the product now (but the simulator and the entry point), and
+    the libraries its functions import late: once per process, before its first command
+    that changes the host.
+
+    What a lazy import saves at start-up must not cost a mix of versions: a daemon started
+    on one version, whose package is upgraded on disk while it runs (``pip install
+    --upgrade`` then a restart of the service), would otherwise import the new version's
+    modules at its first step and run them with the old version's planner; and an import
+    that fails (a half-written upgrade) would do so after commands already ran. The daemon
+    calls this as it starts, and a pass before its first step (``controller``), so a
+    process that changes the host has imported all of its code before it does."""
+    global _everything_loaded
+    if _everything_loaded:
+        return
+    import reconciler
+
+    _load_under(reconciler.__path__, "reconciler.")
+    for name in _IMPORTED_LATE:
+        importlib.import_module(name)
+    _everything_loaded = True
+
+
+def _load_under(path: list[str], prefix: str) -> None:
+    for found in pkgutil.iter_modules(path, prefix):
+        if found.name in _NOT_LOADED:
+            continue
+        module = importlib.import_module(found.name)
+        if found.ispkg:
+            _load_under(module.__path__, found.name + ".")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from reconciler import actions, controller, errors, notify, status, watching
+from reconciler import actions, controller, errors, notify, ondemand, status, watching
 from reconciler.daemon.wakeup import Wakeup
 from reconciler.instance_lock import InstanceLock
 from reconciler.runner import KILL_BOUND_SECONDS, Command, CommandResult, Runner
@@ -145,6 +145,11 @@ class Daemon:
     # -- run -----------------------------------------------------------------------------------
 
     def run(self) -> int:
+        """The daemon until it is stopped: all of its code imported first (a module imported
+        at a later step could come from a package upgraded on disk since it started: see
+        ``ondemand``), the instance lock taken, then a pass per wake-up (a spec change, a
+        signal, a resync or a requeue), its result published after each."""
+        ondemand.load_everything()
         self.lock.acquire()  # AlreadyRunning propagates: the caller prints it and exits 1
         previous = None
         if threading.current_thread() is threading.main_thread():

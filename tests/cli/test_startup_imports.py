@@ -14,6 +14,7 @@ import importlib
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from support import M
 
@@ -105,12 +106,8 @@ def test_an_lvm_only_pass_loads_only_what_the_host_shows(tmp_path):
         n, loaded = lvm_only(tmp_path / "first", host)
         first = n.one_pass("node-1", loaded)
         assert first.exit_code == 0 and ("vgcreate", "vg0", "/dev/vdb") in first.changes
-        # A device to make a PV of is probed first (DRBD's wipefs probe, its adapter's),
-        # and the clone ledger was read (md's observed state).
-        assert loaded_subsystems() == sorted([*EVERY_PASS, "reconciler.adapters.drbd",
-                                              "reconciler.spec.drbd", "reconciler.state.drbd",
-                                              "reconciler.state.md"])
-        assert loaded_actions() == ["reconciler.actions.lvm"]  # its steps are LVM's
+        # A pass with steps imports all of its code before its first one (the test below).
+        assert [m for m in product_modules() if m not in sys.modules] == []
     with anew():  # the same host, settled, under a new process
         n, loaded = lvm_only(tmp_path / "again", host)
         settled = n.one_pass("node-1", loaded)
@@ -187,3 +184,82 @@ def test_the_help_lists_the_simulated_hosts_it_imports_only_when_shown():
         text = parser.format_help()
         hosts = importlib.import_module("reconciler.simulate.demo").HOSTS
         assert hosts and all(f"  {name:<9} {e.spec}" in text for name, e in hosts.items())
+
+
+def product_modules() -> list[str]:
+    """Every module of the product, but the simulator and the entry point, by its files."""
+    import pkgutil
+    root = importlib.import_module("reconciler")
+    out, todo = [], [(root.__path__, "reconciler.")]
+    while todo:
+        path, prefix = todo.pop()
+        for m in pkgutil.iter_modules(path, prefix):
+            if m.name.startswith("reconciler.simulate") or m.name == "reconciler.__main__":
+                continue
+            out.append(m.name)
+            if m.ispkg:
+                todo.append(([str(Path(p) / m.name.rsplit(".", 1)[1]) for p in path],
+                             m.name + "."))
+    return sorted(out)
+
+
+def test_a_pass_with_steps_has_imported_all_of_its_code_before_its_first_command(tmp_path):
+    """A process that changes the host imports every module of the product before its first
+    command that does (``ondemand.load_everything``): what it imports later could come from a
+    package upgraded on disk since it started (review of issue 22's lazy imports)."""
+    with anew():
+        host = importlib.import_module("reconciler.simulate").SimulatedHost()
+        host.add_device("/dev/vdb", 64 * M)
+        seen: list[list[str]] = []
+        run = host.run
+
+        def first_change_sees_the_modules(cmd):
+            if cmd.mutates and not seen:
+                seen.append(sorted(n for n in sys.modules if n.startswith("reconciler")))
+            return run(cmd)
+
+        host.run = first_change_sees_the_modules
+        n, loaded = lvm_only(tmp_path / "first", host)
+        assert n.one_pass("node-1", loaded).exit_code == 0 and seen
+        missing = [m for m in product_modules() if m not in seen[0]]
+        assert missing == [], missing
+        assert "tenacity" in sys.modules and "xml.etree.ElementTree" in sys.modules
+
+
+def test_the_daemon_imports_all_of_its_code_as_it_starts(tmp_path, monkeypatch):
+    with anew():
+        loop = importlib.import_module("reconciler.daemon.loop")
+        ondemand = importlib.import_module("reconciler.ondemand")
+        assert loaded_actions() == []
+
+        class Started(Exception):
+            pass
+
+        def acquire():
+            raise Started(sorted(n for n in sys.modules if n.startswith("reconciler")))
+
+        daemon = loop.Daemon.__new__(loop.Daemon)
+        daemon.lock = type("Lock", (), {"acquire": staticmethod(acquire)})()
+        try:
+            daemon.run()
+        except Started as started:
+            modules = started.args[0]
+        missing = [m for m in product_modules() if m not in modules]
+        assert missing == [] and ondemand._everything_loaded, missing
+
+
+def test_code_that_cannot_be_imported_before_the_first_step_runs_nothing(tmp_path, monkeypatch):
+    from reconciler import controller, ondemand
+    from reconciler.simulate import SimulatedHost
+
+    def half_upgraded():
+        raise ImportError("cannot import name 'CreateVg' from 'reconciler.actions.lvm'")
+
+    monkeypatch.setattr(ondemand, "load_everything", half_upgraded)
+    host = SimulatedHost()
+    host.add_device("/dev/vdb", 64 * M)
+    n, loaded = lvm_only(tmp_path / "one", host)
+    result = n.one_pass("node-1", loaded)
+    assert result.exit_code == controller.EXIT_ERROR and not result.changes
+    assert "could not be imported before the first step" in result.error
+    assert "nothing was run" in result.error and result.plan.steps
