@@ -40,6 +40,11 @@ DISCARD_TIMEOUT = 600.0   # lvremove, lvreduce: freed extents may be discarded f
 OBSERVE_TIMEOUT = REPORT_TIMEOUT
 CHANGE_TIMEOUT = METADATA_TIMEOUT
 
+# ``state.Lv``'s fields in the order the report parser passes them, positionally.
+LV_FIELDS = ("vg", "name", "uuid", "size", "attr", "layout", "segtypes", "pv_extents", "images",
+             "sync_percent", "copy_percent", "raid_sync_action", "moving_via", "tags",
+             "health_status")
+
 # -- commands ------------------------------------------------------------------------------
 
 
@@ -563,9 +568,8 @@ def _parse_vg(vg_row: dict, rep: dict, pv_by_uuid: dict[str, str], memo: _Memo) 
         tags = csvs_get(raw)
         if tags is None:
             tags = csvs.setdefault(raw, tuple(raw.split(",")))
-        # Positional, in ``state.Lv``'s field order: vg, name, uuid, size, attr, layout,
-        # segtypes, pv_extents, images, sync_percent, copy_percent, raid_sync_action,
-        # moving_via, tags, health_status.
+        # Positional, in ``state.Lv``'s field order (``LV_FIELDS``; a test holds the two
+        # together).
         lvs[name] = make_lv(vg_name, name, row["lv_uuid"], lv_size, attr, layout, types, pv_ext,
                             images, sync, copy, row.get("raid_sync_action") or None,
                             via_get(name), tags, row.get("lv_health_status") or "")
