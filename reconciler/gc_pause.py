@@ -14,9 +14,10 @@ the observed state: 20 to 30 ms of a 10,000-LV pass), and a middle-generation co
 scans it again. Objects moved so are not counted by the collector's own rule for a full
 collection (it counts only what its young collections promote), so cyclic garbage made in
 or before a pause would wait for one that nothing brings nearer: ``paused`` keeps its own
-rule, the collector's in kind. It notes the heap's size (``sys.getallocatedblocks()``) after
-each full collection, its own or the collector's; once the heap is a quarter larger, it runs
-a full collection at the end of the pause. Garbage a pause defers is so never more than a
+rule, the collector's in kind. It notes the heap's size (``sys.getallocatedblocks()``, and
+the resident pages, which large buffers grow) after each full collection, its own or the
+collector's; once either is a quarter larger, it runs a full collection at the end of the
+pause. Garbage a pause defers is so never more than a
 quarter of the heap, however many passes a daemon runs
 (tests/lvm/planning/test_gc_paused.py).
 """
@@ -32,11 +33,23 @@ GROWTH = 1.25  # the heap may grow by this factor since the last full collection
 
 
 class _Heap:
-    """What the rule remembers: the heap's size after the last full collection, and how
-    many full collections the collector had run then (to see one it ran itself)."""
+    """What the rule remembers: the heap's size after the last full collection (in the
+    interpreter's blocks, and the process's resident pages: a large buffer is one block, so
+    cycles holding large buffers grow the second only), and how many full collections the
+    collector had run then (to see one it ran itself)."""
 
     blocks: int | None = None
+    pages: int = 0
     full_collections: int = -1
+
+
+def _resident_pages() -> int:
+    """The process's resident set in pages (/proc/self/statm), 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _full_collections() -> int:
@@ -60,10 +73,11 @@ def paused() -> Iterator[None]:
 def _to_oldest() -> None:
     gc.freeze()
     gc.unfreeze()
-    blocks = sys.getallocatedblocks()
+    blocks, pages = sys.getallocatedblocks(), _resident_pages()
     if _Heap.blocks is None or _full_collections() != _Heap.full_collections:
-        _Heap.blocks = blocks  # the first pause, or the collector ran a full collection
-    elif blocks > _Heap.blocks * GROWTH:
+        # the first pause, or the collector ran a full collection
+        _Heap.blocks, _Heap.pages = blocks, pages
+    elif blocks > _Heap.blocks * GROWTH or pages > _Heap.pages * GROWTH:
         gc.collect()
-        _Heap.blocks = sys.getallocatedblocks()
+        _Heap.blocks, _Heap.pages = sys.getallocatedblocks(), _resident_pages()
     _Heap.full_collections = _full_collections()
