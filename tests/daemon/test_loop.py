@@ -172,8 +172,9 @@ def test_a_no_op_pass_on_unchanged_inputs_reuses_the_last_plan_and_a_change_is_s
     the VG: another report) is planned and undone as before."""
     r = start_daemon(resync_seconds=60)
     r.daemon.request_pass("test")
-    wait_for(lambda: r.daemon.passes == 2, timeout=2)
-    assert r.daemon.memory.reused == 1 and r.daemon.state == status.IN_SYNC
+    # (the pass count goes up as a pass starts: wait for what its end shows)
+    wait_for(lambda: r.daemon.passes == 2 and r.daemon.memory.reused == 1
+             and r.daemon.state == status.IN_SYNC, timeout=2)
     assert r.runner.observations() == 2  # it observed all the same
     with r.runner.lock:
         assert r.host.run(lvm.pvcreate("/dev/mapper/lun31")).ok
