@@ -227,6 +227,27 @@ class LockdNode:
             raise NodeDown(f"node {self.n.name} is down; cannot check openers")
         return {p: tuple(self.opened.get(p, ())) for p in paths}
 
+    def claimed(self, paths, *, host: str = "local") -> dict[str, bool | str]:
+        """``Runner.claimed`` for an LV's device (/dev/VG/LV, /dev/mapper/NAME), the only
+        devices a step takes here: claimed while mounted or held; absent, not claimed.
+        The shared disks' own claims (the dm devices on them) are not modelled: asking
+        for another path raises."""
+        if not self.n.up:
+            raise NodeDown(f"node {self.n.name} is down; cannot probe devices")
+        out: dict[str, bool | str] = {}
+        for p in paths:
+            parts = p.split("/")
+            if len(parts) == 4 and parts[:3] == ["", "dev", "mapper"]:
+                name = parts[3]
+            elif len(parts) == 4 and parts[:2] == ["", "dev"]:
+                name = dm_name(parts[2], parts[3])
+            else:
+                raise UnsupportedCommand(f"exclusive-open probe of {p} is not modelled by "
+                                         f"the lockd simulator (LV devices only)")
+            dev = self.n.dm.get(name)
+            out[p] = dev is not None and dev.open
+        return out
+
     # -- kernel files ----------------------------------------------------------------------
 
     def read(self, path: str, *, host: str = "local") -> str | None:

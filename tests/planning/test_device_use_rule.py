@@ -116,6 +116,9 @@ class _Runner:
         self.asked.append(tuple(paths))
         return {p: tuple(self.opened.get(p, ())) for p in paths}
 
+    def claimed(self, paths, *, host="local"):
+        return {p: False for p in paths}
+
 
 def test_the_executor_refuses_a_step_naming_every_device_and_every_user():
     from reconciler import executing
