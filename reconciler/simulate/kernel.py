@@ -40,16 +40,17 @@ def holders(host: Kernel, dev: Device) -> list[str]:
                          key=lambda lv: lv.uuid):
             out.append(f"dm-{host.dm_minor(lv.uuid)}")
     out += model.holders.get((dev.major, dev.minor), [])
+    if host.drbd is not None:  # DRBD links its attached backing disk's holder (lab, 6.1)
+        out += [f"drbd{r.minor}" for r in host.drbd.res.values() if r.disk_path is not None
+                and host.resolve_device(r.disk_path) == (dev.major, dev.minor)]
     return sorted(out)
 
 
 def busy(host: Kernel, dev: Device) -> bool:
-    """An exclusive open (mdadm's) fails: the device or one of its partitions is mounted or
-    held by something."""
-    for d in (dev, *host.md.partitions.get(dev.path, [])):
-        if holders(host, d) or any(m[0] == (d.major, d.minor) for m in host.md.mounts):
-            return True
-    return False
+    """An exclusive open (mdadm's, mount's) fails: the kernel claims the device, one of its
+    partitions, or (for a partition) its disk (``Kernel.claimed``)."""
+    direct = host._claims()
+    return any(n in direct for n in host._family((dev.major, dev.minor)))
 
 
 class Kernel:
