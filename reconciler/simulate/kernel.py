@@ -248,10 +248,10 @@ class Kernel:
         LV's device-mapper device on its PV, what tests stack), DRBD's attached backing disks,
         LIO backstores, and processes' O_EXCL opens (``open_device(exclusive=True)``). As
         the kernel's bd_may_claim: a disk is refused while it or one of its partitions is
-        claimed, a partition while it or its disk itself is. A DRBD device answers from DRBD's
-        own model (mounted or held); a disk of a FREE iSCSI session (its SCSI device
-        transport-offline) answers ENXIO, as sd_open does after the claim check passed; a path
-        that does not exist is not claimed. Swap areas are not modelled: no simulated host
+        claimed, a partition while it or its disk itself is. A DRBD device answers from
+        DRBD's own model (mounted or held; a Secondary's open fails EMEDIUMTYPE); a disk of
+        a FREE iSCSI session (its SCSI device transport-offline) answers ENXIO, as sd_open
+        does after the claim check passed; a path that does not exist is not claimed. Swap areas are not modelled: no simulated host
         has one."""
         if self.crashed:
             raise SimulatedCrash(f"host {self.name} is down; cannot probe devices")
@@ -263,7 +263,13 @@ class Kernel:
         for path in paths:
             drbd = self._drbd_minor(path)
             if drbd is not None:
-                out[path] = drbd[0].in_use(drbd[1]) if drbd[1] in drbd[0].res else False
+                node, minor = drbd
+                res = node.res.get(minor)
+                # drbd_open refuses a read-only open of a Secondary (EMEDIUMTYPE), after
+                # the claim check
+                out[path] = (False if res is None else True if node.in_use(minor) else
+                             "EMEDIUMTYPE: Wrong medium type" if res.role == "Secondary"
+                             else False)
                 continue
             devno = self._devno(path)
             if devno is None:

@@ -195,8 +195,10 @@ def test_the_exclusive_open_probe_sees_drbd_s_attached_backing_disk():
                                                                    "/dev/drbd0": False}
     node.loaded = True
     node.res[0] = _drbd_res("/dev/vdb")
-    assert host.claimed(["/dev/vdb", "/dev/drbd0"]) == {"/dev/vdb": True,
-                                                                   "/dev/drbd0": False}
+    assert host.claimed(["/dev/vdb", "/dev/drbd0"]) == {
+        "/dev/vdb": True, "/dev/drbd0": "EMEDIUMTYPE: Wrong medium type"}  # a Secondary
+    node.res[0].role = "Primary"
+    assert host.claimed(["/dev/drbd0"]) == {"/dev/drbd0": False}
     # and links its holder, as the lab's 6.1 kernel shows (tests/lab/test_lab_drbd.py)
     assert host.read("/sys/dev/block/254:16/holders/") == "drbd0\n"
     node.mounts[0] = ["/mnt/d"]
