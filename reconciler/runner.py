@@ -39,6 +39,7 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from typing import Protocol
 # After a command's timeout: how long SIGTERM is given to work before SIGKILL, and how long
 # the reap of a killed process is waited for before it is abandoned as stuck.
 TERM_GRACE_SECONDS = 10.0
+# How long an exclusive-open probe (``SubprocessRunner.claimed``) may take for one device.
+PROBE_SECONDS = 10.0
 REAP_SECONDS = 10.0
 # ``run`` returns at most this long after a command's own timeout expired.
 KILL_BOUND_SECONDS = TERM_GRACE_SECONDS + REAP_SECONDS
@@ -191,6 +194,7 @@ class SubprocessRunner:
         # process: a new --once or a restarted daemon must not start lvm behind it either.
         self.stuck_file = stuck_file
         self.term_grace = term_grace
+        self.probe_seconds = PROBE_SECONDS
         self.reap_wait = reap_wait
         self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
         self.env = dict(os.environ, LC_ALL="C", LANG="C")
@@ -466,27 +470,25 @@ class SubprocessRunner:
         removable drive's open from waiting for media. The close of the last opener of a
         device flushes and drops its page cache (the kernel's last-close sync): a device left
         with dirty pages by a writer that has closed it, whose I/O no longer completes,
-        keeps this close waiting as long as that I/O does.
+        keeps this close waiting as long as that I/O does (hence the probe's thread and its
+        time limit, ``probe_seconds``: past it the answer is an ETIMEDOUT error).
         """
         if host != "local":
             raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
         out: dict[str, bool | str] = {}
         for path in paths:
-            try:
-                if not stat.S_ISBLK(os.stat(path).st_mode):
-                    out[path] = False
-                    continue
-                fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
-            except FileNotFoundError:
-                out[path] = False
-                continue
-            except OSError as exc:
-                out[path] = (True if exc.errno == errno.EBUSY else
-                             f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: "
-                             f"{exc.strerror or exc}")
-                continue
-            os.close(fd)
-            out[path] = False
+            # In a thread of its own, waited for PROBE_SECONDS: an open or a last close that
+            # waits on I/O that never completes (above) stops this pass no longer; that
+            # thread stays blocked in the kernel until the I/O ends, as a stuck command does
+            # (an open that returns late still holds its claim until its close).
+            box: list[bool | str] = []
+            t = threading.Thread(target=lambda p=path: box.append(_claim_probe(p)),
+                                 name=f"exclusive-open probe {path}", daemon=True)
+            t.start()
+            t.join(self.probe_seconds)
+            out[path] = box[0] if box else (
+                f"ETIMEDOUT: the exclusive open of {path} or its close did not return within "
+                f"{self.probe_seconds:g} s (I/O to it stuck?)")
         return out
 
 
@@ -523,6 +525,22 @@ def _family(rdev: int, sys_root: str = "/sys") -> list[int]:
     related += [devno(f"{base}/{n}") for n in names if os.path.exists(f"{base}/{n}/partition")]
     out += [n for n in related if n is not None and n not in out]
     return out
+
+
+def _claim_probe(path: str) -> bool | str:
+    """One exclusive-open probe (``SubprocessRunner.claimed``)."""
+    try:
+        if not stat.S_ISBLK(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return True
+        return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror or exc}"
+    os.close(fd)
+    return False
 
 
 def _identity(path: str) -> tuple[int, ...] | None:

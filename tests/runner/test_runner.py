@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -471,3 +472,28 @@ def test_claimed_says_an_error_it_cannot_read_as_a_claim(monkeypatch):
 
     monkeypatch.setattr(os, "open", offline)
     assert SubprocessRunner().claimed([dev]) == {dev: "ENXIO: No such device or address"}
+
+
+def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
+    """An open (or a last close) waiting on I/O that never completes: the probe answers an
+    error after ``probe_seconds`` (the step is then refused, quoting it), not never."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    release = threading.Event()
+    real_open = os.open
+
+    def stuck(path, flags, *a):
+        release.wait(5)
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", stuck)
+    r = SubprocessRunner()
+    r.probe_seconds = 0.05
+    t0 = time.monotonic()
+    got = r.claimed([dev])[dev]
+    assert time.monotonic() - t0 < 2
+    release.set()
+    assert isinstance(got, str) and got.startswith("ETIMEDOUT: the exclusive open of ") \
+        and "did not return within 0.05 s" in got, got
