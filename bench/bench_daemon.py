@@ -63,6 +63,9 @@ class Timestamps:
     def openers(self, paths, *, host="local"):
         return self.inner.openers(paths, host=host)
 
+    def claimed(self, paths, *, host="local"):
+        return self.inner.claimed(paths, host=host)
+
 
 def write_spec(path: Path, size: int) -> float:
     tmp = path.with_name(f".{path.name}.tmp")

@@ -271,13 +271,36 @@ def _only_udev(opened: dict[str, tuple[str, ...]]) -> bool:
     return bool(who) and all(w.endswith(tuple(f"({c})" for c in UDEV_WORKERS)) for w in who)
 
 
+# Uses that are exclusive claims themselves: one of them found explains the kernel's EBUSY
+# (it lets one holder claim a device at a time). A PV of an active VG is claimed by its LVs'
+# device-mapper maps, an LV's open count by whoever has it open (LIO, DRBD, a mount...).
+_CLAIMING = ("pv", "mount", "holder", "open")
+
+
+def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
+    """The use the exclusive-open probe adds to those ``found`` for one device: None when
+    nothing claims it, or when a use found (counted for the step or allowed) claims it
+    itself; a "claim" when the kernel refuses the open (EBUSY) and nothing found explains
+    it; a "probe" use when the probe met another error, which is said. ENXIO is nobody's
+    claim: the kernel checks the claim before the driver opens the disk, so the open got
+    past it (a SCSI disk set transport-offline, e.g. a FREE iSCSI session's, answers ENXIO
+    from its driver)."""
+    if probe is False or (isinstance(probe, str) and probe.startswith("ENXIO")):
+        return None
+    if any(u.kind in _CLAIMING or u.key == "process:swap" for u in found):
+        return None
+    return taking.Use("claim", "kernel") if probe is True else taking.Use("probe", probe)
+
+
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
                  sleep: Callable[[float], None] = time.sleep) -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
-    the uses the last observed state shows, every mount the kernel lists now, and every
-    process that has it open now (a udev worker's probe alone is waited out first). An
-    iSCSI session's disk (resolved by its by-path name to the observed device number) is
-    checked with each of its partitions, for mounts and for holders as sysfs lists them now."""
+    the uses the last observed state shows, every mount the kernel lists now, every
+    process that has it open now (a udev worker's probe alone is waited out first), and a
+    claim of the kernel's that none of those explains (an exclusive open refused now:
+    ``Runner.claimed``, ``_claim``). An iSCSI session's disk (resolved by its by-path name
+    to the observed device number) is checked with each of its partitions, for mounts and
+    for holders as sysfs lists them now."""
     takes = action.takes_devices()
     if not takes:
         return
@@ -289,22 +312,26 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         waited += UDEV_POLL_S
         opened = runner.openers(devices, host=action.host)
     mounted = _mounted_now(runner, action.host)
+    claimed = runner.claimed(devices, host=action.host)
     refused: list[tuple[str, str, tuple[str, ...], str]] = []
     only_processes = True
     for take in takes:
-        uses = taking.blocking(take, st)
-        seen = {u.key for u in uses}
+        found = list(taking.observed_uses(st, take.device))  # counted or not: see _claim
+        seen = {u.key for u in found}
         for devno, on in taking.family(st, take.device):
             now = [taking.Use("mount", m + on) for m in mounted.get(devno, ())]
             if on or st.iscsi is not None and st.iscsi.disk_at(take.device) is not None:
                 now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
                                                                            action.host)]
             for u in now:
-                if u.key not in seen and take.counts(u):
+                if u.key not in seen:
                     seen.add(u.key)
-                    uses.append(u)
-        uses += [u for u in (taking.Use("process", who) for who in opened.get(take.device, ()))
-                 if take.counts(u)]
+                    found.append(u)
+        found += [taking.Use("process", who) for who in opened.get(take.device, ())]
+        claim = _claim(claimed.get(take.device, False), found)
+        if claim is not None:
+            found.append(claim)
+        uses = [u for u in found if take.counts(u)]
         if uses:
             only_processes = only_processes and all(u.kind == "process" for u in uses)
             refused.append((take.role, take.device,

@@ -34,10 +34,12 @@ host, so the executor asks only right before a step that overwrites or stops a d
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +48,8 @@ from typing import Protocol
 # After a command's timeout: how long SIGTERM is given to work before SIGKILL, and how long
 # the reap of a killed process is waited for before it is abandoned as stuck.
 TERM_GRACE_SECONDS = 10.0
+# How long an exclusive-open probe (``SubprocessRunner.claimed``) may take for one device.
+PROBE_SECONDS = 10.0
 REAP_SECONDS = 10.0
 # ``run`` returns at most this long after a command's own timeout expired.
 KILL_BOUND_SECONDS = TERM_GRACE_SECONDS + REAP_SECONDS
@@ -107,6 +111,11 @@ class Runner(Protocol):
     human strings ("pid 4242 (qemu-system-x86)", "swap"); an empty tuple means nobody.
     Asked only right before a step that overwrites or stops a device; wrappers forward it.
 
+    ``claimed(paths)`` says, for each device path, whether the kernel refuses an exclusive
+    open of it right now (True: something holds it exclusively, False: nothing does, or the
+    path does not exist), or, when the probe could not tell, the error it met ("ENXIO: No
+    such device or address"). Asked with ``openers``; wrappers forward it.
+
     ``read_bytes(path, offset, length)`` returns at most ``length`` bytes (never more than
     ``MAX_READ_BYTES``) of a file or block device from ``offset`` (fewer at its end), or None
     when it does not exist: a file system's superblock, read with no process.
@@ -121,6 +130,9 @@ class Runner(Protocol):
 
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]: ...
+
+    def claimed(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, bool | str]: ...
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -182,6 +194,7 @@ class SubprocessRunner:
         # process: a new --once or a restarted daemon must not start lvm behind it either.
         self.stuck_file = stuck_file
         self.term_grace = term_grace
+        self.probe_seconds = PROBE_SECONDS
         self.reap_wait = reap_wait
         self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
         self.env = dict(os.environ, LC_ALL="C", LANG="C")
@@ -425,6 +438,59 @@ class SubprocessRunner:
                     found[path].append("swap")
         return {path: tuple(who) for path, who in found.items()}
 
+    def claimed(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, bool | str]:
+        """For each block device path, whether the kernel holds it exclusively right now:
+        ``open(path, O_RDONLY | O_EXCL | O_NONBLOCK | O_CLOEXEC)``, closed at once.
+
+        On Linux, O_EXCL without O_CREAT on a block device asks for an exclusive claim
+        (blkdev_open: FMODE_EXCL, the open file as the holder); the kernel checks the claim
+        before the driver opens the disk and refuses it with EBUSY while anything else holds
+        the device, or one of its partitions, or (for a partition) its whole disk, exclusively:
+        a mounted file system (btrfs' every member too), device-mapper and md (their tables
+        and arrays claim their legs), DRBD's attached backing disk (8.4's attach claims it
+        and links no sysfs holder), a LIO iblock backstore, an active swap area, ZFS and
+        bcache, a process with its own O_EXCL open (mkfs, pvcreate, mdadm, wipefs...). None of
+        those but device-mapper and md leaves a holder link; none leaves a descriptor in
+        /proc. Not claims, so not seen here: a plain ``open()`` (qemu, dd, a database:
+        ``openers`` finds those) and a loop device over the device (loop opens its backing
+        file without a claim; /sys/block/loopN/loop/backing_file names it).
+
+        Answers: True for EBUSY; False when the open succeeded, when the path does not exist
+        (ENOENT: nothing there to take) or is not a block device (a file: O_EXCL without
+        O_CREAT means nothing for it, it is never opened); any other error is said, not
+        guessed: "ENXIO: No such device or address" (the driver refused to open the disk
+        after the claim check passed, e.g. a SCSI disk set transport-offline: the caller
+        decides what that means), "EACCES: ..." (not root), "EIO: ...".
+
+        Side effects, all of an instant: while the probe holds its claim, another exclusive
+        opener (a mkfs, pvcreate, mount or mdadm started at that very moment) fails with
+        EBUSY; the open is read-only, so its close makes udev emit no "change" event (udev
+        watches for a close after a write open) and writes nothing; O_NONBLOCK keeps a
+        removable drive's open from waiting for media. The close of the last opener of a
+        device flushes and drops its page cache (the kernel's last-close sync): a device left
+        with dirty pages by a writer that has closed it, whose I/O no longer completes,
+        keeps this close waiting as long as that I/O does (hence the probe's thread and its
+        time limit, ``probe_seconds``: past it the answer is an ETIMEDOUT error).
+        """
+        if host != "local":
+            raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
+        out: dict[str, bool | str] = {}
+        for path in paths:
+            # In a thread of its own, waited for PROBE_SECONDS: an open or a last close that
+            # waits on I/O that never completes (above) stops this pass no longer; that
+            # thread stays blocked in the kernel until the I/O ends, as a stuck command does
+            # (an open that returns late still holds its claim until its close).
+            box: list[bool | str] = []
+            t = threading.Thread(target=lambda p=path: box.append(_claim_probe(p)),
+                                 name=f"exclusive-open probe {path}", daemon=True)
+            t.start()
+            t.join(self.probe_seconds)
+            out[path] = box[0] if box else (
+                f"ETIMEDOUT: the exclusive open of {path} or its close did not return within "
+                f"{self.probe_seconds:g} s (I/O to it stuck?)")
+        return out
+
 
 _LVM_TOOLS = ("lv", "vg", "pv")
 
@@ -461,6 +527,22 @@ def _family(rdev: int, sys_root: str = "/sys") -> list[int]:
     return out
 
 
+def _claim_probe(path: str) -> bool | str:
+    """One exclusive-open probe (``SubprocessRunner.claimed``)."""
+    try:
+        if not stat.S_ISBLK(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return True
+        return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror or exc}"
+    os.close(fd)
+    return False
+
+
 def _identity(path: str) -> tuple[int, ...] | None:
     """What makes two names the same open object: a block device's number, else the inode."""
     try:
@@ -494,6 +576,10 @@ class RecordingRunner:
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
         return self.inner.openers(paths, host=host)
+
+    def claimed(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, bool | str]:
+        return self.inner.claimed(paths, host=host)
 
 
 def _short(argv: str, width: int = 100) -> str:

@@ -74,9 +74,10 @@ class ApplyTarget(Action):
         return tuple(self.released)
 
     def takes_devices(self) -> tuple[Take, ...]:
-        # LIO itself has an exported device open (an LV's open bit): its own use.
+        # LIO itself has an exported device open (an LV's open bit) and claimed (its iblock
+        # backstore's exclusive claim, which leaves room for no other): its own uses.
         return (*(Take(d, Effect.EXPORTS, "the device to export") for d in self.exports),
-                *(Take(d, Effect.TAKES_AWAY, "the exported device", allow=("open:",))
+                *(Take(d, Effect.TAKES_AWAY, "the exported device", allow=("open:", "claim:"))
                   for d in self.released))
 
     def is_done(self, st: state.HostState) -> bool:

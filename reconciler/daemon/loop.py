@@ -81,6 +81,10 @@ class _LoopRunner:
                 host: str = "local") -> dict[str, tuple[str, ...]]:
         return self.inner.openers(paths, host=host)
 
+    def claimed(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, bool | str]:
+        return self.inner.claimed(paths, host=host)
+
 
 # -- the loop ----------------------------------------------------------------------------------
 

@@ -75,6 +75,9 @@ class _Recorder:
     def openers(self, paths, *, host: str = "local"):
         return self.inner.openers(paths, host=host)
 
+    def claimed(self, paths, *, host: str = "local"):
+        return self.inner.claimed(paths, host=host)
+
 
 def optional_part(part: str, not_modelled: dict[str, str], observe):
     """Run one subsystem's observation; a simulated host that does not model that subsystem

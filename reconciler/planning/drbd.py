@@ -654,8 +654,9 @@ def _adopt(out: Partial, name: str, me, node: str, d: state.DrbdHost, rs, after:
     """A resource up with its disk attached, and no record of it on that disk: record it.
     The kernel was configured from the resource file (``up``/``adjust`` read it; ours is
     applied before it is moved in place), so when that file gives this node the declared
-    disk, the metadata the kernel runs is this resource's on that disk. (/proc/drbd and sysfs
-    do not name DRBD's backing disk: it links no holder.)"""
+    disk, the metadata the kernel runs is this resource's on that disk. (/proc/drbd does not
+    name DRBD's backing disk; the lab's 6.1 kernel links drbdN as its holder, which says a
+    DRBD minor holds the disk but not whose metadata it runs.)"""
     m = d.minors.get(me.minor)
     if m is None or m.disk in ("Diskless", "Unconfigured") or rs.disk_id is None:
         return

@@ -50,6 +50,8 @@ class DeviceTable:
         self.holders: dict[Devno, list[str]] = {}  # added by tests: crypt, dm, ...
         # processes holding a device open with a plain open(): devno -> [(pid, comm)]
         self.opened: dict[Devno, list[tuple[int, str]]] = {}
+        # of those, the ones opened with O_EXCL (the kernel's exclusive claim): devno -> pid
+        self.exclusive: dict[Devno, int] = {}
         self.failed: set[Device] = set()  # md's members whose every I/O fails
         self.content: dict[Device, dict[int, bytes]] = {}
         self._numbers: set[Devno] = set()

@@ -40,16 +40,17 @@ def holders(host: Kernel, dev: Device) -> list[str]:
                          key=lambda lv: lv.uuid):
             out.append(f"dm-{host.dm_minor(lv.uuid)}")
     out += model.holders.get((dev.major, dev.minor), [])
+    if host.drbd is not None:  # DRBD links its attached backing disk's holder (lab, 6.1)
+        out += [f"drbd{r.minor}" for r in host.drbd.res.values() if r.disk_path is not None
+                and host.resolve_device(r.disk_path) == (dev.major, dev.minor)]
     return sorted(out)
 
 
 def busy(host: Kernel, dev: Device) -> bool:
-    """An exclusive open (mdadm's) fails: the device or one of its partitions is mounted or
-    held by something."""
-    for d in (dev, *host.md.partitions.get(dev.path, [])):
-        if holders(host, d) or any(m[0] == (d.major, d.minor) for m in host.md.mounts):
-            return True
-    return False
+    """An exclusive open (mdadm's, mount's) fails: the kernel claims the device, one of its
+    partitions, or (for a partition) its disk (``Kernel.claimed``)."""
+    direct = host._claims()
+    return any(n in direct for n in host._family((dev.major, dev.minor)))
 
 
 class Kernel:
@@ -197,13 +198,19 @@ class Kernel:
         dev = self.model.device(path)
         return (dev.major, dev.minor) if dev is not None else None
 
-    def open_device(self, path: str, pid: int, comm: str) -> None:
+    def open_device(self, path: str, pid: int, comm: str, *, exclusive: bool = False) -> None:
         """Process ``pid`` (named ``comm``) opens a device, an LV or an md array with a plain
-        ``open()``: no mount, no holder, no O_EXCL. ``openers`` sees it, and it counts in
-        the kernel's open count (an LV's lv_attr open bit)."""
+        ``open()`` (no mount, no holder), or with O_EXCL (``exclusive``: mkfs, pvcreate; the
+        kernel then refuses every other exclusive open, ``claimed``; refused like the kernel
+        does while something else claims it). ``openers`` sees it, and it counts in the
+        kernel's open count (an LV's lv_attr open bit)."""
         devno = self._devno(path)
         if devno is None:
             raise ValueError(f"no device or array {path}")
+        if exclusive:
+            if self.claimed([path], host=self.name)[path] is not False:
+                raise ValueError(f"{path}: an exclusive open is refused (EBUSY)")
+            self.devices.exclusive[devno] = pid
         held = self.opened.setdefault(devno, [])
         if all(p != pid for p, _ in held):
             held.append((pid, comm))
@@ -214,6 +221,8 @@ class Kernel:
         if all(p != pid for p, _ in held):
             raise ValueError(f"pid {pid} does not hold {path} open")
         held[:] = [(p, c) for p, c in held if p != pid]
+        if devno is not None and self.devices.exclusive.get(devno) == pid:
+            del self.devices.exclusive[devno]
 
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
@@ -231,6 +240,77 @@ class Kernel:
             held = {h for n in self._family(devno) for h in self.opened.get(n, [])}
             out[path] = tuple(f"pid {pid} ({comm})" for pid, comm in sorted(held))
         return out
+
+    def claimed(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, bool | str]:
+        """Whether an exclusive open of each path is refused now (``Runner.claimed``), from
+        what the host models: the kernel's claims are mounts, holders (md arrays, an active
+        LV's device-mapper device on its PV, what tests stack), DRBD's attached backing disks,
+        LIO backstores, and processes' O_EXCL opens (``open_device(exclusive=True)``). As
+        the kernel's bd_may_claim: a disk is refused while it or one of its partitions is
+        claimed, a partition while it or its disk itself is. A DRBD device answers from
+        DRBD's own model (mounted or held; a Secondary's open fails EMEDIUMTYPE); a disk of
+        a FREE iSCSI session (its SCSI device transport-offline) answers ENXIO, as sd_open
+        does after the claim check passed; a path that does not exist is not claimed. Swap areas are not modelled: no simulated host
+        has one."""
+        if self.crashed:
+            raise SimulatedCrash(f"host {self.name} is down; cannot probe devices")
+        if host != self.name:
+            raise UnsupportedCommand(f"exclusive-open probe for host {host!r} asked of "
+                                     f"simulated host {self.name!r}: {paths}")
+        direct = self._claims()
+        out: dict[str, bool | str] = {}
+        for path in paths:
+            drbd = self._drbd_minor(path)
+            if drbd is not None:
+                node, minor = drbd
+                res = node.res.get(minor)
+                # drbd_open refuses a read-only open of a Secondary (EMEDIUMTYPE), after
+                # the claim check
+                out[path] = (False if res is None else True if node.in_use(minor) else
+                             "EMEDIUMTYPE: Wrong medium type" if res.role == "Secondary"
+                             else False)
+                continue
+            devno = self._devno(path)
+            if devno is None:
+                out[path] = False
+            elif devno in self._offline():
+                out[path] = "ENXIO: No such device or address"
+            else:
+                # _family: a disk's partitions, or a partition's disk
+                out[path] = any(n in direct for n in self._family(devno))
+        return out
+
+    def _drbd_minor(self, path: str):
+        if not path.startswith("/dev/drbd"):
+            return None
+        if self.drbd is None:
+            raise UnsupportedCommand(f"{path}: DRBD is not modelled on host {self.name}")
+        return self.drbd, int(path[len("/dev/drbd"):])
+
+    def _claims(self) -> set[tuple[int, int]]:
+        """The device numbers the kernel holds exclusively, each claimed for itself."""
+        out = {m[0] for m in self.md.mounts}
+        out |= {n for n, hs in self.md.holders.items() if hs}
+        for dev in self.model.devices.values():
+            if holders(self, dev):
+                out.add((dev.major, dev.minor))
+        out |= {a.devno for a in self.md.arrays.values() if a.holders}
+        claimers = list(self.devices.exclusive)
+        if self.drbd is not None:
+            claimers += [self._devno(r.disk_path) for r in self.drbd.res.values()
+                         if r.disk_path is not None]
+        if self.iscsi is not None:
+            claimers += [self._devno(d) for d in self.iscsi.backstores.values()]
+        return out | {n for n in claimers if n is not None}
+
+    def _offline(self) -> set[tuple[int, int]]:
+        """The disks of FREE iSCSI sessions: their SCSI devices are transport-offline."""
+        if self.iscsi is None:
+            return set()
+        now = self.clock.now()
+        return {n for s in self.iscsi.sessions if s.sysfs_state(now) == "FREE"
+                for d in s.disks.values() if (n := self._devno(d)) is not None}
 
     def _family(self, devno: tuple[int, int] | None) -> list[tuple[int, int]]:
         """A device with its partitions, or a partition with its disk (as the real scan

@@ -227,6 +227,35 @@ class LockdNode:
             raise NodeDown(f"node {self.n.name} is down; cannot check openers")
         return {p: tuple(self.opened.get(p, ())) for p in paths}
 
+    def claimed(self, paths, *, host: str = "local") -> dict[str, bool | str]:
+        """``Runner.claimed``: a shared disk is claimed on this node while an LV with
+        extents on it is active here (its device-mapper map claims the disk); an LV's device
+        (/dev/VG/LV, /dev/mapper/NAME) while mounted or held; a path this cluster does not
+        have is not claimed. Anything else (a path under /dev/VG that names no LV) raises."""
+        if not self.n.up:
+            raise NodeDown(f"node {self.n.name} is down; cannot probe devices")
+        out: dict[str, bool | str] = {}
+        for p in paths:
+            disk = self.c.lvm.device(p)
+            if disk is not None:
+                pv = self.c.lvm.pvs.get(disk.path)
+                lvs = {e[1] for e in pv.used.values()} if pv is not None else set()
+                mine = {d.uuid for d in self.n.dm.values()}
+                out[p] = any("LVM-" + lv.vg.uuid.replace("-", "") + lv.uuid.replace("-", "")
+                             in mine for lv in lvs)
+                continue
+            parts = p.split("/")
+            if len(parts) == 4 and parts[:3] == ["", "dev", "mapper"]:
+                name = parts[3]
+            elif len(parts) == 4 and parts[:2] == ["", "dev"]:
+                name = dm_name(parts[2], parts[3])
+            else:
+                out[p] = False  # no such device here
+                continue
+            dev = self.n.dm.get(name)
+            out[p] = dev is not None and dev.open
+        return out
+
     # -- kernel files ----------------------------------------------------------------------
 
     def read(self, path: str, *, host: str = "local") -> str | None:

@@ -19,7 +19,15 @@ is judged here (by planning and the executor), not in each action:
   shows a use, so a dry run says it (``planning`` calls ``observed_uses``);
 * the executor checks again right before the step's first command, on the state it last
   observed plus ``Runner.openers`` (the /proc/*/fd scan, asked only then), and refuses the
-  step naming the device and every user.
+  step naming the device and every user;
+* the kernel's own claims that leave no trace in sysfs or /proc (DRBD's backing disk, a
+  LIO backstore, btrfs, ZFS) are found then too, by an exclusive open (``Runner.claimed``):
+  EBUSY that no use found explains is a use of its own, "claim". A use found that claims
+  the device itself (a PV of an active VG: its LVs' device-mapper maps; a mount, a holder,
+  an LV's open count, swap) explains the EBUSY whether it counts or not, since the kernel
+  lets one holder claim a device at a time: an allowed use (vgexport's own VG) is not
+  refused again as a claim. A claim is judged by ``Take.counts`` like any use that is not a
+  process, so a copy's source is never refused for one.
 
 "In use here" for a PV means a VG with an LV active on this host: the exporting host of a
 seed-004 move sees the VG its initiator wrote on the exported disk (LVM reads its metadata
@@ -58,7 +66,9 @@ class Use:
     """One observed user of a device. ``kind``: "pv" (a PV of VG ``who``, active here),
     "mount" (mounted at ``who``), "holder" (held by the kernel device ``who``), "open"
     (lv_attr's open bit: the kernel's open count, ``who`` the LV), "process" (``who`` as
-    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap")."""
+    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap"), "claim" (the kernel
+    refuses an exclusive open and no other use explains it: ``Runner.claimed``, ``who``
+    "kernel"), "probe" (that probe could not tell: ``who`` its error)."""
 
     kind: str
     who: str
@@ -76,6 +86,13 @@ class Use:
             return f"held by {self.who}"
         if self.kind == "open":
             return f"open (lv_attr of {self.who}: mounted, held or open by a process)"
+        if self.kind == "claim":
+            return ("claimed by the kernel: an exclusive open is refused (EBUSY) and no "
+                    "mount, holder, PV or swap explains it — e.g. DRBD's backing disk, a LIO "
+                    "backstore, btrfs, ZFS; see `lsblk`, `/proc/drbd`, `targetcli ls`")
+        if self.kind == "probe":
+            return (f"perhaps claimed by the kernel: the exclusive-open probe could not tell "
+                    f"({self.who})")
         return f"open by {self.who}"
 
 

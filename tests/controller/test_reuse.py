@@ -52,6 +52,9 @@ class Edited:
     def openers(self, paths, *, host="local"):
         return self.host.openers(paths, host=host)
 
+    def claimed(self, paths, *, host="local"):
+        return self.host.claimed(paths, host=host)
+
     def resolve_device(self, path):
         return self.host.resolve_device(self.moved.get(path, path))
 

@@ -93,6 +93,10 @@ class Recorder:
         with self.lock:
             return self.inner.openers(paths, host=host)
 
+    def claimed(self, paths, *, host: str = "local"):
+        with self.lock:
+            return self.inner.claimed(paths, host=host)
+
     def argvs(self, mutating_only: bool = False) -> list[tuple[str, ...]]:
         return [c.argv for _, c in list(self.started) if c.mutates or not mutating_only]
 

@@ -29,6 +29,9 @@ class ShortTimeouts:
     def openers(self, paths, *, host="local"):
         return self.inner.openers(paths, host=host)
 
+    def claimed(self, paths, *, host="local"):
+        return self.inner.claimed(paths, host=host)
+
 
 @pytest.mark.real_process
 def test_a_tool_missing_from_path_is_reported_and_the_loop_goes_on(start_daemon, tmp_path):

@@ -3,7 +3,9 @@
 One pair of guests (node-a, node-b; each /dev/vda 64M backing, /dev/vdb 64M replacement)
 joined by a harness Link, one scenario in order (boot once):
 
-1. create + first sync from the declared node (``primary --force`` on node-a only);
+1. create + first sync from the declared node (``primary --force`` on node-a only); the
+   exclusive-open probe (``Runner.claimed``) says node-b's attached backing disk is claimed
+   (no holder link) and its free disk is not;
 2. ext4 on the primary with a writer running while both reconcilers pass (no change);
 3. move the primary to node-b: node-a's demotion refused while mounted, node-b waits; the
    test unmounts; node-a demotes, node-b promotes; every file's md5 checked on node-b;
@@ -20,6 +22,7 @@ Every pass is ``reconcile --once`` run in both guests at the same time.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 import time
@@ -121,6 +124,13 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     conf = a.read_file("/etc/drbd.d/r0.res")
     assert conf.startswith("# managed by reconciler") and conf == b.read_file("/etc/drbd.d/r0.res")
     t_create = time.monotonic() - t0
+    # the executor's exclusive-open probe (Runner.claimed, REVIEW7 F2) on a real kernel: the
+    # kernel refuses an O_EXCL open of DRBD's attached backing disk; the free disk next to it
+    # opens. (This kernel's in-tree DRBD 8.4 also links its holder: the lab showed it.)
+    probe = b.run(["python3", "-c", "import json; from reconciler.runner import SubprocessRunner; "
+                   "print(json.dumps(SubprocessRunner().claimed(['/dev/vda', '/dev/vdb'])))"], cwd="/")
+    assert json.loads(probe.out) == {"/dev/vda": True, "/dev/vdb": False}, probe
+    assert b.run(["ls", "/sys/block/vda/holders"]).out.split() == ["drbd0"]
 
     # 2. ext4 on the primary, a writer while both reconcilers pass
     a.sh("mkfs.ext4 -q /dev/drbd0 && mkdir -p /mnt/d && mount /dev/drbd0 /mnt/d && "

@@ -101,9 +101,10 @@ def test_pvcreate_on_a_mounted_device_is_blocked_at_planning_with_the_steps_afte
 
 
 class _Runner:
-    def __init__(self, opened=None):
+    def __init__(self, opened=None, claims=None):
         self.calls, self.asked = [], []
         self.opened = opened or {}
+        self.claims = claims or {}
 
     def run(self, cmd):
         self.calls.append(cmd)
@@ -115,6 +116,9 @@ class _Runner:
     def openers(self, paths, *, host="local"):
         self.asked.append(tuple(paths))
         return {p: tuple(self.opened.get(p, ())) for p in paths}
+
+    def claimed(self, paths, *, host="local"):
+        return {p: self.claims.get(p, False) for p in paths}
 
 
 def test_the_executor_refuses_a_step_naming_every_device_and_every_user():
@@ -174,3 +178,53 @@ def test_the_executor_refuses_a_drbd_demotion_mounted_since_the_plan_was_made():
     (res,) = report.results
     assert res.outcome is executing.Outcome.FAILED and runner.calls == [], res
     assert res.detail.startswith("not run: the device /dev/drbd0 is mounted at /mnt/gfs2"), res.detail
+
+
+CLAIM = ("claimed by the kernel: an exclusive open is refused (EBUSY) and no mount, holder, "
+         "PV or swap explains it")
+
+
+def test_a_kernel_claim_nothing_found_explains_refuses_what_the_take_counts():
+    """REVIEW7 F2, the rule: EBUSY with no use found is a use of its own ("claim"), judged
+    by ``Take.counts`` like a mount or a holder: the clone's target (overwritten) is refused
+    for it; its source (copied from: only processes count) is not, as a mounted source is
+    not; a probe that could not tell is said; ENXIO is nobody's claim."""
+    from reconciler import executing
+
+    st = state.HostState(host="local", devices={"/dev/vdb": (254, 16), "/dev/vdc": (254, 32)})
+    add = actions.AddMdMember(clone="db", md="/dev/md100", target="/dev/vdc", source="/dev/vdb")
+    both = {"/dev/vdb": True, "/dev/vdc": True}
+    try:
+        executing._check_taken(add, st, _Runner(claims=both))
+        raise AssertionError("not refused")
+    except Exception as exc:  # DeviceInUse
+        text = str(exc)
+    assert f"the target /dev/vdc is {CLAIM}" in text, text
+    assert "targetcli ls" in text and "/proc/drbd" in text
+    assert "/dev/vdb" not in text  # the source: a claim does not count for a copy's source
+    executing._check_taken(add, st, _Runner(claims={"/dev/vdb": True}))  # the source alone
+    executing._check_taken(add, st, _Runner(claims={"/dev/vdc": "ENXIO: No such device or "
+                                                                "address"}))
+    try:
+        executing._check_taken(add, st, _Runner(claims={"/dev/vdc": "EIO: Input/output error"}))
+        raise AssertionError("not refused")
+    except Exception as exc:
+        assert "the target /dev/vdc is perhaps claimed by the kernel: the exclusive-open " \
+               "probe could not tell (EIO: Input/output error)" in str(exc), str(exc)
+
+
+def test_a_kernel_claim_a_use_found_explains_is_judged_as_that_use():
+    """vgexport takes its PVs with its own VG's uses allowed (the VG, its LVs' dm maps): the
+    kernel's EBUSY there is those maps' claim (one holder at a time), not refused again;
+    a use found that counts refuses the step once, under its own name."""
+    from reconciler import executing
+
+    st = _host(devices={"/dev/sda": (8, 0)})
+    export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
+    executing._check_taken(export, st, _Runner(claims={"/dev/sda": True}))
+    create = actions.CreatePv(device="/dev/sda")
+    try:
+        executing._check_taken(create, st, _Runner(claims={"/dev/sda": True}))
+        raise AssertionError("not refused")
+    except Exception as exc:
+        assert "a PV of VG vg0 (active here)" in str(exc) and "claimed" not in str(exc)

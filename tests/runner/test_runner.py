@@ -6,12 +6,14 @@ The commands are short Python scripts that record the signals they receive in a 
 the order TERM -> grace -> KILL is read from the process's own side.
 """
 
+import errno
 import os
 import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -433,3 +435,65 @@ def test_read_bytes_is_bounded_and_says_none_for_a_missing_path(tmp_path):
     for offset, length in ((0, 0), (-1, 16), (0, 64 * 1024 + 1)):
         with pytest.raises(ValueError):
             r.read_bytes(str(f), offset, length)
+
+
+def test_claimed_is_ebusy_while_another_exclusive_open_holds_the_device(tmp_path):
+    """The exclusive-open probe on this machine's kernel, with no process: this test's own
+    O_EXCL descriptor of a loop device is another holder, so the probe's open is refused
+    (EBUSY); once it is closed, the probe opens and closes it; its own open is released at
+    once (a second probe opens it too). A missing path or a plain file is not claimed."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    f = tmp_path / "disk.img"
+    f.write_bytes(b"\0" * 4096)
+    r = SubprocessRunner()
+    assert r.claimed([dev, str(f), str(tmp_path / "missing")]) == {
+        dev: False, str(f): False, str(tmp_path / "missing"): False}
+    assert r.claimed([dev]) == {dev: False}  # the probe let go of its own claim
+    fd = os.open(dev, os.O_RDONLY | os.O_EXCL)
+    try:
+        assert r.claimed([dev]) == {dev: True}
+    finally:
+        os.close(fd)
+    assert r.claimed([dev]) == {dev: False}
+
+
+def test_claimed_says_an_error_it_cannot_read_as_a_claim(monkeypatch):
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+
+    def offline(path, flags, *a):  # sd_open of a transport-offline SCSI disk
+        assert flags & os.O_EXCL and not flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        raise OSError(errno.ENXIO, "No such device or address")
+
+    monkeypatch.setattr(os, "open", offline)
+    assert SubprocessRunner().claimed([dev]) == {dev: "ENXIO: No such device or address"}
+
+
+def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
+    """An open (or a last close) waiting on I/O that never completes: the probe answers an
+    error after ``probe_seconds`` (the step is then refused, quoting it), not never."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    release = threading.Event()
+    real_open = os.open
+
+    def stuck(path, flags, *a):
+        release.wait(5)
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", stuck)
+    r = SubprocessRunner()
+    r.probe_seconds = 0.05
+    t0 = time.monotonic()
+    got = r.claimed([dev])[dev]
+    assert time.monotonic() - t0 < 2
+    release.set()
+    assert isinstance(got, str) and got.startswith("ETIMEDOUT: the exclusive open of ") \
+        and "did not return within 0.05 s" in got, got

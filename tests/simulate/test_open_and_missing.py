@@ -13,6 +13,7 @@ from support.simtools import open_device, run
 from reconciler import controller, state
 from reconciler.adapters import lvm
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.errors import UnsupportedCommand
 from reconciler.runner import Command
 from reconciler.simulate import SimulatedHost
 from reconciler.spec import loading
@@ -143,3 +144,69 @@ def test_openers_of_a_disk_include_its_partitions_and_the_reverse():
     host.close_device(part, 4242)
     host.open_device("/dev/vdc", 77, "qemu-system-x86")
     assert host.openers([part]) == {part: ("pid 77 (qemu-system-x86)",)}
+
+
+def test_the_exclusive_open_probe_answers_from_what_the_kernel_claims():
+    """``claimed`` (Runner.claimed): EBUSY for a device the kernel holds exclusively, by
+    any of its names, with bd_may_claim's disk/partition rule; a plain open is no claim."""
+    from reconciler.simulate.cluster import Cluster
+    cluster = Cluster()
+    host = cluster.add_host("h")
+    cluster.join_iscsi("h")
+    for d in ("/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde", "/dev/vdf"):
+        host.add_device(d, 64 * M)
+    part = host.add_partition("/dev/vdc", 1, 32 * M)
+    paths = ["/dev/vdb", "/dev/vdc", part, "/dev/vdd", "/dev/vde", "/dev/vdf", "/dev/nope"]
+    assert host.claimed(paths) == {p: False for p in paths}
+    host.open_device("/dev/vdb", 7, "qemu-system-x86")  # a plain open: no claim
+    host.mount(part, "/srv")  # a partition mounted: its disk is refused too
+    host.add_vg("vg", ["/dev/vdd"])  # a PV with an active LV: its dm map claims it
+    host.add_lv("vg", "data", 16 * M)
+    host.iscsi.backstores["iblock_0/x"] = "/dev/vde"  # LIO's iblock: no holder link
+    host.open_device("/dev/vdf", 9, "mkfs.ext4", exclusive=True)
+    assert host.claimed(paths) == {
+        "/dev/vdb": False, "/dev/vdc": True, part: True, "/dev/vdd": True, "/dev/vde": True,
+        "/dev/vdf": True, "/dev/nope": False}
+    assert host.openers(["/dev/vdf"])["/dev/vdf"] == ("pid 9 (mkfs.ext4)",)
+    with pytest.raises(ValueError, match="exclusive open is refused"):
+        host.open_device("/dev/vde", 10, "pvcreate", exclusive=True)
+    with pytest.raises(ValueError, match="busy"):
+        host.mount("/dev/vde", "/mnt")  # mount claims the device too: refused like the kernel
+    host.close_device("/dev/vdf", 9)
+    host.umount("/srv")
+    assert host.claimed(["/dev/vdc", part, "/dev/vdf"]) == {
+        "/dev/vdc": False, part: False, "/dev/vdf": False}
+    with pytest.raises(UnsupportedCommand):
+        host.claimed(["/dev/drbd0"])  # no DRBD on this host: not guessed
+    with pytest.raises(UnsupportedCommand):
+        host.claimed(["/dev/vdb"], host="other")
+
+
+def test_the_exclusive_open_probe_sees_drbd_s_attached_backing_disk():
+    """DRBD 8.4 claims its attached backing disk (attach: an exclusive open of it)."""
+    from reconciler.simulate.cluster import Cluster
+    from reconciler.simulate.drbd_model import Meta
+    cluster = Cluster()
+    host = cluster.add_host("h")
+    node = cluster.join_drbd("h")
+    host.add_device("/dev/vdb", 64 * M)
+    node.metadata["/dev/vdb"] = Meta("Inconsistent", "")
+    assert host.claimed(["/dev/vdb", "/dev/drbd0"]) == {"/dev/vdb": False,
+                                                                   "/dev/drbd0": False}
+    node.loaded = True
+    node.res[0] = _drbd_res("/dev/vdb")
+    assert host.claimed(["/dev/vdb", "/dev/drbd0"]) == {
+        "/dev/vdb": True, "/dev/drbd0": "EMEDIUMTYPE: Wrong medium type"}  # a Secondary
+    node.res[0].role = "Primary"
+    assert host.claimed(["/dev/drbd0"]) == {"/dev/drbd0": False}
+    # and links its holder, as the lab's 6.1 kernel shows (tests/lab/test_lab_drbd.py)
+    assert host.read("/sys/dev/block/254:16/holders/") == "drbd0\n"
+    node.mounts[0] = ["/mnt/d"]
+    assert host.claimed(["/dev/drbd0"]) == {"/dev/drbd0": True}
+
+
+def _drbd_res(disk):
+    from reconciler.simulate.drbd_model import NodeConf, Res, ResConf
+    conf = ResConf("r0", nodes={"h": NodeConf("h", 0, disk, "10.0.0.1:7789"),
+                                "p": NodeConf("p", 0, disk, "10.0.0.2:7789")})
+    return Res(conf=conf, minor=0, disk_path=disk)

@@ -186,6 +186,9 @@ class _NodeRunner:
     def openers(self, paths, *, host: str = "local"):
         return self.node.runner.openers(paths, host=host)
 
+    def claimed(self, paths, *, host: str = "local"):
+        return self.node.runner.claimed(paths, host=host)
+
 
 class Nodes:
     """The 1..N nodes of one simulated cluster, each with its own reconciler process."""

@@ -178,3 +178,24 @@ def test_a_logout_is_refused_when_the_disk_was_mounted_after_the_pass_observed_t
     pair.b.umount("/mnt/just-now")
     assert pair.converge("b", loaded).exit_code == 0
     assert pair.b.iscsi.sessions == []
+
+
+def test_a_logout_is_refused_while_the_kernel_claims_the_disk_without_a_holder_link(pair):
+    # REVIEW7 F2: b re-exports the session's disk through a LIO backstore of its own, which
+    # b's spec does not declare. LIO's iblock claims the disk in the kernel: no sysfs holder,
+    # no mount, no process descriptor, so only an exclusive open tells (EBUSY). Logging the
+    # session out would fail every write b's own initiators queue on it.
+    unused_session(pair)
+    pair.b.iscsi.backstores["iblock_0/reexport"] = DISK0
+    loaded = pair.spec(pvs='"/dev/vda"', back=True, session="absent")
+    r = pair.run("b", loaded)
+    assert not any("--logout" in c.argv for c in pair.b.calls)
+    step = next(x for x in r.report.results if x.step.key == "iscsi-session:from_a:logout")
+    assert str(step.outcome) == "failed" and not step.results, step
+    assert f"the disk {DISK0} is claimed by the kernel: an exclusive open is refused" \
+        in step.detail
+    assert "targetcli ls" in step.detail
+    assert len(pair.b.iscsi.sessions) == 1
+    del pair.b.iscsi.backstores["iblock_0/reexport"]  # the re-export is taken down
+    assert pair.converge("b", loaded).exit_code == 0
+    assert pair.b.iscsi.sessions == []

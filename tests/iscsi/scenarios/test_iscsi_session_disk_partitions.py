@@ -116,6 +116,9 @@ class _Runner:
     def openers(self, paths, *, host="local"):
         return {p: () for p in paths}
 
+    def claimed(self, paths, *, host="local"):
+        return {p: False for p in paths}
+
 
 def _session_host(**disk) -> state.HostState:
     """b's state: the session's disk sda (8:0) with its partition sda1 (8:1), as observed;

@@ -410,6 +410,9 @@ class FailingTargetRunner:
     def openers(self, paths, *, host="local"):
         return {}
 
+    def claimed(self, paths, *, host="local"):
+        return {}
+
     def read(self, path, *, host="local"):  # the Runner protocol's kernel files: none here
         return None
 
