@@ -448,11 +448,11 @@ class SubprocessRunner:
         before the driver opens the disk and refuses it with EBUSY while anything else holds
         the device, or one of its partitions, or (for a partition) its whole disk, exclusively:
         a mounted file system (btrfs' every member too), device-mapper and md (their tables
-        and arrays claim their legs), DRBD's attached backing disk (8.4's attach claims it
-        and links no sysfs holder), a LIO iblock backstore, an active swap area, ZFS and
-        bcache, a process with its own O_EXCL open (mkfs, pvcreate, mdadm, wipefs...). None of
-        those but device-mapper and md leaves a holder link; none leaves a descriptor in
-        /proc. Not claims, so not seen here: a plain ``open()`` (qemu, dd, a database:
+        and arrays claim their legs), DRBD's attached backing disk (8.4's attach claims it;
+        the lab's kernel also lists drbdN among its holders), a LIO iblock backstore, an
+        active swap area, ZFS and bcache, a process with its own O_EXCL open (mkfs,
+        pvcreate, mdadm, wipefs...). Of those, device-mapper, md and DRBD leave a holder
+        link; none leaves a descriptor in /proc. Not claims, so not seen here: a plain ``open()`` (qemu, dd, a database:
         ``openers`` finds those) and a loop device over the device (loop opens its backing
         file without a claim; /sys/block/loopN/loop/backing_file names it).
 

@@ -152,7 +152,8 @@ def _spec_roles(spec: models.Spec, node: str) -> dict[str, str]:
     words: a VG's PV (``vg.N.pvs``, its handover's), a DRBD backing disk
     (``drbd.R.nodes.<node>.disk``; every node's when ``node`` is not known), a LUN this node
     exports, an md clone's source or target. Each is a kernel user of the device that may
-    link no sysfs holder (DRBD 8.4, LIO's iblock) or may be about to be made."""
+    link no sysfs holder (LIO's iblock) or may be about to be made (DRBD's backing disk
+    before its attach)."""
     out: dict[str, str] = {}
     for name in sorted(spec.vg):
         vg = spec.vg[name]
@@ -161,8 +162,8 @@ def _spec_roles(spec: models.Spec, node: str) -> dict[str, str]:
     for name in sorted(spec.drbd):
         for n, me in sorted(spec.drbd[name].nodes.items()):
             if not node or n == node:
-                out.setdefault(me.disk, f"drbd.{name}.nodes.{n}.disk (DRBD's backing disk: "
-                                        f"DRBD links no holder)")
+                out.setdefault(me.disk, f"drbd.{name}.nodes.{n}.disk (DRBD's backing disk, "
+                                        f"attached or about to be)")
     for name in sorted(spec.iscsi_target):
         t = spec.iscsi_target[name]
         if t.state is iscsi_spec.Presence.PRESENT:

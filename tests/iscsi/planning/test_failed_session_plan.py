@@ -115,7 +115,7 @@ md = "/dev/md100"
 ], ids=["drbd-backing", "drbd-backing-by-id", "lio-reexport", "vg-pvs-by-id",
         "vg-pvs-partition-by-id", "clone-source"])
 def test_a_disk_this_nodes_spec_uses_keeps_a_free_session(extra, devices, role):
-    """A kernel user that links no holder (DRBD 8.4's backing disk, LIO's iblock) or a PV
+    """A kernel user that may link no holder (LIO's iblock; DRBD's backing disk before attach) or a PV
     that lvm reports missing once the disk fails: only the spec ties them to the disk, by
     its names or by device number (REVIEW7 F2)."""
     out = _plan(state_="FREE", spec=SPEC + extra, devices=devices,
