@@ -39,11 +39,10 @@ import os
 import signal
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 # After a command's timeout: how long SIGTERM is given to work before SIGKILL, and how long
 # the reap of a killed process is waited for before it is abandoned as stuck.
@@ -467,29 +466,115 @@ class SubprocessRunner:
         opener (a mkfs, pvcreate, mount or mdadm started at that very moment) fails with
         EBUSY; the open is read-only, so its close makes udev emit no "change" event (udev
         watches for a close after a write open) and writes nothing; O_NONBLOCK keeps a
-        removable drive's open from waiting for media. The close of the last opener of a
-        device flushes and drops its page cache (the kernel's last-close sync): a device left
-        with dirty pages by a writer that has closed it, whose I/O no longer completes,
-        keeps this close waiting as long as that I/O does (hence the probe's thread and its
-        time limit, ``probe_seconds``: past it the answer is an ETIMEDOUT error).
+        removable drive's open from waiting for media.
+
+        The probe can wait in the kernel, mostly in the open itself: a disk's partition scan
+        holds its open mutex while the disk stops answering right after a login (up to the
+        iSCSI replacement timeout), SCSI error handling on the HBA keeps ``sd_open`` waiting,
+        md waits for a stuck ioctl's mutex; more rarely in a last close that flushes dirty
+        pages whose I/O no longer completes. So each probe is a forked child
+        (``_probe_child``), waited for ``probe_seconds`` at most (past it the answer is an
+        ETIMEDOUT error), never a thread of ours: a thread stuck in the kernel cannot be
+        killed, would keep this process from exiting (its thread-group leader stays a zombie
+        until that thread returns), would keep every descriptor of ours open (threads share
+        one descriptor table: the instance lock's too, so the next reconciler would find
+        the host locked), and a new one would pile up each pass. The child closes every
+        descriptor but 0-2 before it opens anything, so it holds nothing of ours; this
+        process can exit and its lock be taken by the next one while such a child waits.
+        Not a new interpreter (``subprocess`` running Python or a helper): its start-up
+        costs seconds under TCG emulation, per device and step, where a fork costs a few
+        milliseconds. A child still waiting at the limit is remembered per device path
+        (``_STUCK_PROBES``, its pid and start); while it lives a later probe of that path
+        starts no other (it would wait on the same thing, and one that returns late holds
+        its claim until its close) and answers that it is still stuck; once it has ended it
+        is reaped and the path probed again.
         """
         if host != "local":
             raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
-        out: dict[str, bool | str] = {}
-        for path in paths:
-            # In a thread of its own, waited for PROBE_SECONDS: an open or a last close that
-            # waits on I/O that never completes (above) stops this pass no longer; that
-            # thread stays blocked in the kernel until the I/O ends, as a stuck command does
-            # (an open that returns late still holds its claim until its close).
-            box: list[bool | str] = []
-            t = threading.Thread(target=lambda p=path: box.append(_claim_probe(p)),
-                                 name=f"exclusive-open probe {path}", daemon=True)
-            t.start()
-            t.join(self.probe_seconds)
-            out[path] = box[0] if box else (
-                f"ETIMEDOUT: the exclusive open of {path} or its close did not return within "
-                f"{self.probe_seconds:g} s (I/O to it stuck?)")
-        return out
+        _reap_probes()
+        return {path: _claim_probe(path, self.probe_seconds) for path in paths}
+
+
+# Probes still waiting in the kernel past their limit, per device path: (pid, started at,
+# wall clock). Process-wide: a child is this process's, whichever runner forked it.
+_STUCK_PROBES: dict[str, tuple[int, float]] = {}
+
+
+def _reap_probes() -> None:
+    """Forget (and reap) the stuck probes that have ended since."""
+    for path, (pid, _) in list(_STUCK_PROBES.items()):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            del _STUCK_PROBES[path]
+
+
+def _errno_text(code: int) -> str:
+    return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+
+
+def _claim_probe(path: str, limit: float) -> bool | str:
+    """One exclusive-open probe (``SubprocessRunner.claimed``), in a forked child."""
+    if path in _STUCK_PROBES:
+        pid, since = _STUCK_PROBES[path]
+        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+        return (f"ETIMEDOUT: an earlier exclusive-open probe of {path} (pid {pid}), started "
+                f"at {at}, is still stuck in the kernel (I/O to the device not completing); "
+                "no other probe of it is started while it waits")
+    try:
+        if not stat.S_ISBLK(os.stat(path).st_mode):
+            return False  # a file: O_EXCL without O_CREAT means nothing for it
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        return _errno_text(exc.errno or 0)
+    max_fd = os.sysconf("SC_OPEN_MAX")
+    since = time.time()
+    pid = os.fork()
+    if pid == 0:
+        _probe_child(path, max_fd)
+    deadline = time.monotonic() + limit
+    pause = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _STUCK_PROBES[path] = (pid, since)
+            return (f"ETIMEDOUT: the exclusive open of {path} or its close did not return "
+                    f"within {limit:g} s (I/O to it stuck?); the probe (pid {pid}) is left "
+                    "waiting in the kernel, holding nothing of this process")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+    if os.WIFSIGNALED(status):
+        return f"EINTR: the exclusive-open probe of {path} was killed by signal " \
+               f"{os.WTERMSIG(status)}"
+    code = os.WEXITSTATUS(status)
+    if code in (0, errno.ENOENT):
+        return False
+    if code == errno.EBUSY:
+        return True
+    return _errno_text(code)
+
+
+def _probe_child(path: str, max_fd: int) -> NoReturn:
+    """The forked probe: close every descriptor but 0-2 (the instance lock's among them),
+    open the device exclusively, close it, exit with the open's errno (0: it opened). Only
+    these calls: no logging, nothing of the parent's state touched; never returns."""
+    code = 0
+    try:
+        os.closerange(3, max_fd)
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.close(fd)
+    except OSError as exc:
+        code = exc.errno or 255
+    except BaseException:
+        code = 255
+    finally:
+        os._exit(code)
 
 
 _LVM_TOOLS = ("lv", "vg", "pv")
@@ -525,22 +610,6 @@ def _family(rdev: int, sys_root: str = "/sys") -> list[int]:
     related += [devno(f"{base}/{n}") for n in names if os.path.exists(f"{base}/{n}/partition")]
     out += [n for n in related if n is not None and n not in out]
     return out
-
-
-def _claim_probe(path: str) -> bool | str:
-    """One exclusive-open probe (``SubprocessRunner.claimed``)."""
-    try:
-        if not stat.S_ISBLK(os.stat(path).st_mode):
-            return False
-        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:
-            return True
-        return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror or exc}"
-    os.close(fd)
-    return False
 
 
 def _identity(path: str) -> tuple[int, ...] | None:

@@ -437,6 +437,7 @@ def test_read_bytes_is_bounded_and_says_none_for_a_missing_path(tmp_path):
             r.read_bytes(str(f), offset, length)
 
 
+@pytest.mark.real_process  # the probe is a forked child
 def test_claimed_is_ebusy_while_another_exclusive_open_holds_the_device(tmp_path):
     """The exclusive-open probe on this machine's kernel, with no process: this test's own
     O_EXCL descriptor of a loop device is another holder, so the probe's open is refused
@@ -460,6 +461,7 @@ def test_claimed_is_ebusy_while_another_exclusive_open_holds_the_device(tmp_path
     assert r.claimed([dev]) == {dev: False}
 
 
+@pytest.mark.real_process  # the probe is a forked child
 def test_claimed_says_an_error_it_cannot_read_as_a_claim(monkeypatch):
     found = _a_block_device()
     if found is None:
@@ -474,6 +476,7 @@ def test_claimed_says_an_error_it_cannot_read_as_a_claim(monkeypatch):
     assert SubprocessRunner().claimed([dev]) == {dev: "ENXIO: No such device or address"}
 
 
+@pytest.mark.real_process  # the probe is a forked child
 def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
     """An open (or a last close) waiting on I/O that never completes: the probe answers an
     error after ``probe_seconds`` (the step is then refused, quoting it), not never."""
@@ -492,8 +495,97 @@ def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
     r = SubprocessRunner()
     r.probe_seconds = 0.05
     t0 = time.monotonic()
-    got = r.claimed([dev])[dev]
-    assert time.monotonic() - t0 < 2
-    release.set()
+    try:
+        got = r.claimed([dev])[dev]
+        assert time.monotonic() - t0 < 2
+    finally:
+        for pid, _ in runner_mod._STUCK_PROBES.values():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        runner_mod._STUCK_PROBES.clear()
     assert isinstance(got, str) and got.startswith("ETIMEDOUT: the exclusive open of ") \
         and "did not return within 0.05 s" in got, got
+
+
+@pytest.mark.real_process
+def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twice(
+        tmp_path, monkeypatch):
+    """A probe whose open never returns (here: the child's open waits on a FIFO no one has
+    opened for writing, a real wait in the kernel) is a forked child, not a thread of ours:
+    ``claimed`` answers within its limit, leaves no thread behind, and the child holds no
+    descriptor of ours beyond 0-2 (not the instance lock, whose file stays ours alone). While
+    it lives, a later probe of that device starts no second child and says so; once it has
+    ended it is reaped and the device is probed again."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    lock = os.open(tmp_path / "instance.lock", os.O_RDWR | os.O_CREAT)  # stands for ours
+    real_open = os.open
+    stuck = {"on": True}
+
+    def blocking_open(path, flags, *a):
+        if stuck["on"] and path == dev:
+            return real_open(fifo, os.O_RDONLY)  # waits in the kernel for a writer
+        return real_open(path, flags, *a)
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "open", blocking_open)
+    monkeypatch.setattr(os, "fork", counting_fork)
+    threads = threading.active_count()
+    r = SubprocessRunner()
+    r.probe_seconds = 0.5
+    try:
+        t0 = time.monotonic()
+        got = r.claimed([dev])[dev]
+        assert time.monotonic() - t0 < 3
+        assert isinstance(got, str) and got.startswith("ETIMEDOUT: the exclusive open of "), got
+        assert threading.active_count() == threads  # no thread of ours waits on it
+        assert len(forks) == 1
+        child = forks[0]
+        fds = sorted(int(n) for n in os.listdir(f"/proc/{child}/fd"))
+        assert all(n <= 2 for n in fds), fds  # neither the lock nor any other of ours
+        # A second probe of the same device: no second child, an answer naming the first.
+        got = r.claimed([dev])[dev]
+        assert len(forks) == 1
+        assert isinstance(got, str) and f"probe of {dev}" in got and f"pid {child}" in got \
+            and "still stuck in the kernel" in got, got
+        # The open returns (a writer appears): the child ends, is reaped, the device probed.
+        stuck["on"] = False
+        w = real_open(fifo, os.O_WRONLY)
+        os.close(w)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive_unreaped(child):
+            time.sleep(0.02)
+        assert r.claimed([dev]) == {dev: False}
+        assert len(forks) == 2
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child, os.WNOHANG)  # reaped by the runner, no zombie left
+    finally:
+        os.close(lock)
+        for pid in forks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        runner_mod._STUCK_PROBES.clear()
+
+
+def _alive_unreaped(pid: int) -> bool:
+    """The process is running (not yet a zombie waiting for its reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
