@@ -479,7 +479,7 @@ class SubprocessRunner:
         until that thread returns), would keep every descriptor of ours open (threads share
         one descriptor table: the instance lock's too, so the next reconciler would find
         the host locked), and a new one would pile up each pass. The child closes every
-        descriptor but 0-2 before it opens anything, so it holds nothing of ours; this
+        descriptor (0-2 too) before it opens anything, so it holds nothing of ours; this
         process can exit and its lock be taken by the next one while such a child waits.
         Not a new interpreter (``subprocess`` running Python or a helper): its start-up
         costs seconds under TCG emulation, per device and step, where a fork costs a few
@@ -561,12 +561,13 @@ def _claim_probe(path: str, limit: float) -> bool | str:
 
 
 def _probe_child(path: str, max_fd: int) -> NoReturn:
-    """The forked probe: close every descriptor but 0-2 (the instance lock's among them),
+    """The forked probe: close every descriptor (the instance lock's, and 0-2 too: a
+    caller reading a ``--once``'s output until its end must not wait for a stuck probe),
     open the device exclusively, close it, exit with the open's errno (0: it opened). Only
     these calls: no logging, nothing of the parent's state touched; never returns."""
     code = 0
     try:
-        os.closerange(3, max_fd)
+        os.closerange(0, max_fd)
         fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
         os.close(fd)
     except OSError as exc:

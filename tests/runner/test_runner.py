@@ -7,6 +7,7 @@ the order TERM -> grace -> KILL is read from the process's own side.
 """
 
 import errno
+import fcntl
 import os
 import signal
 import stat
@@ -513,7 +514,8 @@ def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twi
     """A probe whose open never returns (here: the child's open waits on a FIFO no one has
     opened for writing, a real wait in the kernel) is a forked child, not a thread of ours:
     ``claimed`` answers within its limit, leaves no thread behind, and the child holds no
-    descriptor of ours beyond 0-2 (not the instance lock, whose file stays ours alone). While
+    descriptor of ours (not the instance lock, nor 0-2: whoever reads our output to its
+    end must not wait for it). While
     it lives, a later probe of that device starts no second child and says so; once it has
     ended it is reaped and the device is probed again."""
     found = _a_block_device()
@@ -554,7 +556,7 @@ def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twi
         assert len(forks) == 1
         child = forks[0]
         fds = sorted(int(n) for n in os.listdir(f"/proc/{child}/fd"))
-        assert all(n <= 2 for n in fds), fds  # neither the lock nor any other of ours
+        assert fds == [], fds  # neither the lock nor any other of ours, not even 0-2
         # A second probe of the same device: no second child, an answer naming the first.
         got = r.claimed([dev])[dev]
         assert len(forks) == 1
@@ -589,3 +591,54 @@ def _alive_unreaped(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+@pytest.mark.real_process
+def test_a_process_with_a_stuck_probe_exits_and_leaves_its_lock_free(tmp_path):
+    """A reconciler whose probe is stuck in the kernel (its child's open waits on a FIFO)
+    exits at once all the same, its output ends (a caller reading it to its end is not kept
+    waiting), and its flock (the instance lock) is free for the next one: the stuck child
+    holds no descriptor of it."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    lock = tmp_path / "instance.lock"
+    pidfile = tmp_path / "probe.pid"
+    body = f"""
+        import fcntl, os, sys
+        sys.path.insert(0, {str(Path(runner_mod.__file__).parents[1])!r})
+        from reconciler import runner
+        fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        real_open = os.open
+        os.open = lambda p, f, *a: real_open({str(fifo)!r}, os.O_RDONLY) if p == {dev!r} \\
+            else real_open(p, f, *a)
+        r = runner.SubprocessRunner()
+        r.probe_seconds = 0.2
+        print(r.claimed([{dev!r}]), flush=True)
+        with open({str(pidfile)!r}, "w") as f:
+            f.write(str(runner._STUCK_PROBES[{dev!r}][0]))
+    """
+    child = None
+    try:
+        t0 = time.monotonic()
+        out = subprocess.run(script(body), capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert "ETIMEDOUT" in out.stdout
+        assert time.monotonic() - t0 < 25
+        child = int(pidfile.read_text())
+        assert _alive_unreaped(child) or os.path.exists(f"/proc/{child}")  # still waiting
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody holds it any more
+        finally:
+            os.close(fd)
+    finally:
+        if child is not None:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
