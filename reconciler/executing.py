@@ -271,10 +271,13 @@ def _only_udev(opened: dict[str, tuple[str, ...]]) -> bool:
     return bool(who) and all(w.endswith(tuple(f"({c})" for c in UDEV_WORKERS)) for w in who)
 
 
-# Uses that are exclusive claims themselves: one of them found explains the kernel's EBUSY
-# (it lets one holder claim a device at a time). A PV of an active VG is claimed by its LVs'
-# device-mapper maps, an LV's open count by whoever has it open (LIO, DRBD, a mount...).
-_CLAIMING = ("pv", "mount", "holder", "open")
+# Uses that are exclusive claims on the device itself (or a partition, or its disk): one of
+# them found explains the kernel's EBUSY (it lets one holder claim a device at a time). Not
+# "pv": a VG active here (some LV of it, or only an lvmlockd lock) claims none of its PVs
+# by itself; its LVs' maps claim those they map, and those show as holders (read now). Not
+# "open": an LV's open bit is set by a plain open() too. Not a process: only its own O_EXCL
+# would claim, which the scan cannot tell.
+_CLAIMING = ("mount", "holder")
 
 
 def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
@@ -300,7 +303,8 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     claim of the kernel's that none of those explains (an exclusive open refused now:
     ``Runner.claimed``, ``_claim``). An iSCSI session's disk (resolved by its by-path name
     to the observed device number) is checked with each of its partitions, for mounts and
-    for holders as sysfs lists them now."""
+    for holders as sysfs lists them now (every taken device's holders are read now: they
+    are what explains the kernel's EBUSY on a PV of an active VG)."""
     takes = action.takes_devices()
     if not takes:
         return
@@ -320,9 +324,8 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         seen = {u.key for u in found}
         for devno, on in taking.family(st, take.device):
             now = [taking.Use("mount", m + on) for m in mounted.get(devno, ())]
-            if on or st.iscsi is not None and st.iscsi.disk_at(take.device) is not None:
-                now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
-                                                                           action.host)]
+            now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
+                                                                       action.host)]
             for u in now:
                 if u.key not in seen:
                     seen.add(u.key)

@@ -22,11 +22,13 @@ is judged here (by planning and the executor), not in each action:
   step naming the device and every user;
 * the kernel's own claims that leave no trace in sysfs or /proc (DRBD's backing disk, a
   LIO backstore, btrfs, ZFS) are found then too, by an exclusive open (``Runner.claimed``):
-  EBUSY that no use found explains is a use of its own, "claim". A use found that claims
-  the device itself (a PV of an active VG: its LVs' device-mapper maps; a mount, a holder,
-  an LV's open count, swap) explains the EBUSY whether it counts or not, since the kernel
-  lets one holder claim a device at a time: an allowed use (vgexport's own VG) is not
-  refused again as a claim. A claim is judged by ``Take.counts`` like any use that is not a
+  EBUSY that no use found explains is a use of its own, "claim". Only a use found that is
+  itself a claim on the device, a partition of it or its disk (a mount, a holder: sysfs'
+  holders are read for every taken device then; an active swap area) explains the EBUSY,
+  whether it counts or not, since the kernel lets one holder claim a device at a time: an
+  allowed use (vgexport's own VG's device-mapper maps on its PVs) is not refused again as a
+  claim. A PV of a VG active here explains nothing by itself (the VG may have no map on
+  that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
   process, so a copy's source is never refused for one.
 
 "In use here" for a PV means a VG with an LV active on this host: the exporting host of a

@@ -221,10 +221,47 @@ def test_a_kernel_claim_a_use_found_explains_is_judged_as_that_use():
 
     st = _host(devices={"/dev/sda": (8, 0)})
     export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
-    executing._check_taken(export, st, _Runner(claims={"/dev/sda": True}))
+    held = _Runner(claims={"/dev/sda": True})  # vg0/data's map holds sda, as sysfs says now
+    held.read = lambda path, host="local": ("dm-0\n" if path == "/sys/dev/block/8:0/holders/"
+                                            else None)
+    executing._check_taken(export, st, held)
     create = actions.CreatePv(device="/dev/sda")
     try:
-        executing._check_taken(create, st, _Runner(claims={"/dev/sda": True}))
+        executing._check_taken(create, st, held)
         raise AssertionError("not refused")
     except Exception as exc:
-        assert "a PV of VG vg0 (active here)" in str(exc) and "claimed" not in str(exc)
+        assert "a PV of VG vg0 (active here), held by dm-0" in str(exc) \
+            and "claimed" not in str(exc), str(exc)
+
+
+def test_a_kernel_claim_is_explained_only_by_a_claim_on_that_device_not_by_its_vg():
+    """REVIEW7c F3: vg0 on sda and sdb, its only active LV on sda; sdb, an empty PV, is
+    claimed by something that leaves no trace (an operator's LIO backstore). The VG being
+    active here (or an lvmlockd lock) is no claim on sdb, nor is an LV's open bit (a plain
+    open sets it too): the EBUSY stays unexplained and vgexport is refused, not run to hand
+    sdb to another host while LIO exports it."""
+    from reconciler import executing
+
+    st = _host(devices={"/dev/sda": (8, 0), "/dev/sdb": (8, 16)})
+    vg = st.vgs["vg0"]
+    st.vgs["vg0"] = state.Vg(name="vg0", uuid="vgu", extent_size=Size(EXT), extent_count=200,
+                             free_count=198, lock_type="none", missing_pv_count=0,
+                             pvs=("/dev/sda", "/dev/sdb"), lvs=vg.lvs)
+    st.pvs["/dev/sdb"] = _pv("/dev/sdb", "vg0", (8, 16))
+    runner = _Runner(claims={"/dev/sda": True, "/dev/sdb": True})
+    runner.read = lambda path, host="local": ("dm-0\n" if path == "/sys/dev/block/8:0/holders/"
+                                              else None)
+    export = actions.ExportVg(vg="vg0", devices=("/dev/sda", "/dev/sdb"))
+    try:
+        executing._check_taken(export, st, runner)
+        raise AssertionError("not refused")
+    except Exception as exc:
+        text = str(exc)
+    assert "the PV /dev/sdb is claimed by the kernel" in text, text
+    assert "/dev/sda" not in text, text  # its own map's claim, allowed
+    assert executing._claim(True, [Use("pv", "vg0")]) == Use("claim", "kernel")
+    assert executing._claim(True, [Use("open", "vg0/data")]) == Use("claim", "kernel")
+    assert executing._claim(True, [Use("process", "pid 7 (qemu-system-x86)")]) \
+        == Use("claim", "kernel")
+    for explains in (Use("mount", "/mnt/x"), Use("holder", "dm-3"), Use("process", "swap")):
+        assert executing._claim(True, [explains]) is None
