@@ -278,17 +278,20 @@ def _only_udev(opened: dict[str, tuple[str, ...]]) -> bool:
 # "open": an LV's open bit is set by a plain open() too. Not a process: only its own O_EXCL
 # would claim, which the scan cannot tell.
 _CLAIMING = ("mount", "holder")
+# Errors of the probe's open that its driver returns, after the kernel's claim check passed.
+_PAST_THE_CLAIM = ("ENXIO", "EMEDIUMTYPE")
 
 
 def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
     """The use the exclusive-open probe adds to those ``found`` for one device: None when
     nothing claims it, or when a use found (counted for the step or allowed) claims it
     itself; a "claim" when the kernel refuses the open (EBUSY) and nothing found explains
-    it; a "probe" use when the probe met another error, which is said. ENXIO is nobody's
-    claim: the kernel checks the claim before the driver opens the disk, so the open got
-    past it (a SCSI disk set transport-offline, e.g. a FREE iSCSI session's, answers ENXIO
-    from its driver)."""
-    if probe is False or (isinstance(probe, str) and probe.startswith("ENXIO")):
+    it; a "probe" use when the probe met another error, which is said. ENXIO and
+    EMEDIUMTYPE are nobody's claim: the kernel checks the claim before the driver opens the
+    disk, so the open got past it (a SCSI disk set transport-offline, e.g. a FREE iSCSI
+    session's, answers ENXIO from its driver; DRBD 8.4's open of a Secondary, EMEDIUMTYPE:
+    DRBD refuses every open there, so nothing here uses it)."""
+    if probe is False or (isinstance(probe, str) and probe.startswith(_PAST_THE_CLAIM)):
         return None
     if any(u.kind in _CLAIMING or u.key == "process:swap" for u in found):
         return None

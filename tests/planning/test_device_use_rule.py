@@ -265,3 +265,16 @@ def test_a_kernel_claim_is_explained_only_by_a_claim_on_that_device_not_by_its_v
         == Use("claim", "kernel")
     for explains in (Use("mount", "/mnt/x"), Use("holder", "dm-3"), Use("process", "swap")):
         assert executing._claim(True, [explains]) is None
+
+
+def test_a_secondary_drbd_devices_emediumtype_is_nobodys_claim():
+    """REVIEW7c F2: DRBD 8.4 refuses a read-only open of a Secondary with EMEDIUMTYPE from
+    its driver's open, after the kernel's claim check passed: nothing claims it. A demotion
+    planned while Primary, found Secondary when it runs, is not refused for it."""
+    from reconciler import executing
+
+    demote = actions.SetDrbdRole(resource="r0", minor=0, role="Secondary")
+    executing._check_taken(demote, _drbd_host(),
+                           _Runner(claims={"/dev/drbd0": "EMEDIUMTYPE: Wrong medium type"}))
+    assert executing._claim("EMEDIUMTYPE: Wrong medium type", []) is None
+
