@@ -276,8 +276,8 @@ def _only_udev(opened: dict[str, tuple[str, ...]]) -> bool:
 # "pv": a VG active here (some LV of it, or only an lvmlockd lock) claims none of its PVs
 # by itself; its LVs' maps claim those they map, and those show as holders (read now). Not
 # "open": an LV's open bit is set by a plain open() too. Not a process: only its own O_EXCL
-# would claim, which the scan cannot tell.
-_CLAIMING = ("mount", "holder")
+# would claim, which the scan cannot tell. A LIO backstore over it (observed) claims it.
+_CLAIMING = ("mount", "holder", "backstore")
 # Errors of the probe's open that its driver returns, after the kernel's claim check passed.
 _PAST_THE_CLAIM = ("ENXIO", "EMEDIUMTYPE")
 

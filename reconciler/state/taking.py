@@ -45,6 +45,7 @@ clone planner's business. So only processes count for it.
 from __future__ import annotations
 
 import enum
+import fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,8 @@ class Use:
     """One observed user of a device. ``kind``: "pv" (a PV of VG ``who``, active here),
     "mount" (mounted at ``who``), "holder" (held by the kernel device ``who``), "open"
     (lv_attr's open bit: the kernel's open count, ``who`` the LV), "process" (``who`` as
-    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap"), "claim" (the kernel
+    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap"), "backstore" (this
+    host's LIO backstore ``who``, "iblock_0/t1_lun0", over it: LIO's claim), "claim" (the kernel
     refuses an exclusive open and no other use explains it: ``Runner.claimed``, ``who``
     "kernel"), "probe" (that probe could not tell: ``who`` its error)."""
 
@@ -88,6 +90,9 @@ class Use:
             return f"held by {self.who}"
         if self.kind == "open":
             return f"open (lv_attr of {self.who}: mounted, held or open by a process)"
+        if self.kind == "backstore":
+            return (f"exported by LIO backstore {self.who} (targetcli ls "
+                    f"/backstores/block)")
         if self.kind == "claim":
             return ("claimed by the kernel: an exclusive open is refused (EBUSY) and no "
                     "mount, holder, PV or swap explains it — e.g. DRBD's backing disk, a LIO "
@@ -102,7 +107,8 @@ class Use:
 class Take:
     """A device a step takes: ``device`` as the step spells it, what the step does to it,
     what it is to the step (for messages: "the target", "the array"), and the uses that
-    are the step's own (``Use.key``s; one ending in ':' allows every use of that kind)."""
+    are the step's own (``Use.key``s; one ending in ':' allows every use of that kind, one
+    with a '*' those it matches as a shell pattern: "backstore:*/t1_lun*")."""
 
     device: str
     effect: Effect = Effect.OVERWRITES
@@ -111,7 +117,7 @@ class Take:
 
     def allows(self, use: Use) -> bool:
         return any(use.key == a or (a.endswith(":") and use.key.startswith(a))
-                   for a in self.allow)
+                   or ("*" in a and fnmatch.fnmatchcase(use.key, a)) for a in self.allow)
 
     def counts(self, use: Use) -> bool:
         """Whether ``use`` stops this step."""
@@ -220,7 +226,19 @@ def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
     out += [Use("holder", h) for h in dict.fromkeys(holders)]
     if lv is not None and lv.attr.is_open:
         out.append(Use("open", lv.key))
+    out += [Use("backstore", b) for b in _backstores(st, path)]
     return tuple(out)
+
+
+def _backstores(st: HostState, path: str) -> list[str]:
+    """This host's LIO backstores ("iblock_0/t1_lun0") over ``path``, a partition of it or its
+    disk (by their udev_path, resolved to the device numbers observation found): each claims
+    its device, exported or not (a partial apply's leftover)."""
+    if st.iscsi is None or not st.iscsi.backstores:
+        return []
+    numbers = {n for n, _ in family(st, path)}
+    return [name for name, dev in st.iscsi.backstores.items()
+            if dev and (dev == path or devno_of(st, dev) in numbers)]
 
 
 def _lv_of(st: HostState, path: str) -> Lv | None:

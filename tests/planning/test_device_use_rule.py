@@ -278,3 +278,34 @@ def test_a_secondary_drbd_devices_emediumtype_is_nobodys_claim():
                            _Runner(claims={"/dev/drbd0": "EMEDIUMTYPE: Wrong medium type"}))
     assert executing._claim("EMEDIUMTYPE: Wrong medium type", []) is None
 
+
+def _lio_host(backstores) -> state.HostState:
+    from reconciler.state import iscsi as state_iscsi
+
+    return state.HostState(host="local", devices={"/dev/sdx": (8, 48)},
+                           iscsi=state_iscsi.IscsiState(targets={}, backstores=backstores))
+
+
+def test_a_lio_backstore_is_a_use_its_own_targets_apply_may_take_again():
+    """REVIEW7c F4: an apply that created backstore t1_lun0 over /dev/sdx then failed (no LUN
+    yet) leaves LIO claiming it: the retry exporting it again (it reuses that backstore) is
+    not refused; any other step is, naming the backstore; another target's export too."""
+    from reconciler import executing
+
+    st = _lio_host({"iblock_0/t1_lun0": "/dev/sdx"})
+    assert observed_uses(st, "/dev/sdx") == (Use("backstore", "iblock_0/t1_lun0"),)
+    busy = _Runner(claims={"/dev/sdx": True})
+
+    def apply(name):
+        return actions.ApplyTarget(name=name, iqn=f"iqn.2024-01.x:{name}", portals=("p",),
+                                   luns=((0, "/dev/sdx"),), exports=("/dev/sdx",))
+
+    executing._check_taken(apply("t1"), st, busy)
+    for action in (actions.CreatePv(device="/dev/sdx"), apply("t2")):
+        try:
+            executing._check_taken(action, st, busy)
+            raise AssertionError(f"not refused: {action}")
+        except Exception as exc:
+            text = str(exc)
+        assert "/dev/sdx is exported by LIO backstore iblock_0/t1_lun0 (targetcli ls " \
+               "/backstores/block)" in text and "claimed by the kernel" not in text, text
