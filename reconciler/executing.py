@@ -258,6 +258,33 @@ def _holders_now(runner: Runner, devno: tuple[int, int], host: str) -> tuple[str
     return tuple(x for x in (text or "").splitlines() if x)
 
 
+def _family_now(runner: Runner, st: state.HostState, path: str,
+                host: str) -> tuple[tuple[tuple[int, int], str], ...]:
+    """``taking.family`` with the partitions sysfs lists now for a whole disk (a plain
+    disk's too: a mounted vdc1 is named under a take of /dev/vdc, not left to the probe's
+    EBUSY), each named " (on vdc1)"."""
+    out = list(taking.family(st, path))
+    if not out:
+        return ()
+    major, minor = out[0][0]
+    base = f"/sys/dev/block/{major}:{minor}"
+    try:
+        uevent = runner.read(f"{base}/uevent", host=host) or ""
+        name = next((x[len("DEVNAME="):] for x in uevent.splitlines()
+                     if x.startswith("DEVNAME=")), "")
+        entries = (runner.read(f"{base}/", host=host) or "").splitlines() if name else []
+        for e in entries:
+            if e == name or not e.startswith(name) or any(f" (on {e})" == on for _, on in out):
+                continue
+            text = (runner.read(f"{base}/{e}/dev", host=host) or "").strip()
+            if ":" in text:
+                a, b = text.split(":", 1)
+                out.append(((int(a), int(b)), f" (on {e})"))
+    except (OSError, ValueError):
+        pass
+    return tuple(dict.fromkeys(out))
+
+
 # udev's workers open a disk for a moment after another program closed it (blkid's probe
 # after ``drbdadm create-md``, ``pvcreate``, ``mkfs``): not a user, but an opener all the
 # same. Seen alone, they are waited out for up to UDEV_WAIT_S, then count like any other.
@@ -295,7 +322,11 @@ def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
         return None
     if any(u.kind in _CLAIMING or u.key == "process:swap" for u in found):
         return None
-    return taking.Use("claim", "kernel") if probe is True else taking.Use("probe", probe)
+    if probe is not True:
+        return taking.Use("probe", probe)
+    # a process listed: most likely its own exclusive open (the scan cannot tell which)
+    return taking.Use("claim", "process" if any(u.kind == "process" for u in found)
+                      else "kernel")
 
 
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
@@ -325,7 +356,7 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     for take in takes:
         found = list(taking.observed_uses(st, take.device))  # counted or not: see _claim
         seen = {u.key for u in found}
-        for devno, on in taking.family(st, take.device):
+        for devno, on in _family_now(runner, st, take.device, action.host):
             now = [taking.Use("mount", m + on) for m in mounted.get(devno, ())]
             now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
                                                                        action.host)]

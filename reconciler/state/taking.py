@@ -20,8 +20,9 @@ is judged here (by planning and the executor), not in each action:
 * the executor checks again right before the step's first command, on the state it last
   observed plus ``Runner.openers`` (the /proc/*/fd scan, asked only then), and refuses the
   step naming the device and every user;
-* the kernel's own claims that leave no trace in sysfs or /proc (DRBD's backing disk, a
-  LIO backstore, btrfs, ZFS) are found then too, by an exclusive open (``Runner.claimed``):
+* the kernel's own claims that leave no trace in sysfs or /proc (a LIO backstore not
+  observed, btrfs' members, ZFS, a process's own O_EXCL) are found then too, by an
+  exclusive open (``Runner.claimed``):
   EBUSY that no use found explains is a use of its own, "claim". Only a use found that is
   itself a claim on the device, a partition of it or its disk (a mount, a holder: sysfs'
   holders are read for every taken device then; an active swap area) explains the EBUSY,
@@ -72,7 +73,8 @@ class Use:
     ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap"), "backstore" (this
     host's LIO backstore ``who``, "iblock_0/t1_lun0", over it: LIO's claim), "claim" (the kernel
     refuses an exclusive open and no other use explains it: ``Runner.claimed``, ``who``
-    "kernel"), "probe" (that probe could not tell: ``who`` its error)."""
+    "kernel", or "process" when a process has it open too), "probe" (that probe could not
+    tell: ``who`` its error)."""
 
     kind: str
     who: str
@@ -94,12 +96,19 @@ class Use:
             return (f"exported by LIO backstore {self.who} (targetcli ls "
                     f"/backstores/block)")
         if self.kind == "claim":
+            by = ("the process it is open by, with an exclusive open of its own (mkfs, mdadm, "
+                  "pvcreate...), or " if self.who == "process" else "")
             return ("claimed by the kernel: an exclusive open is refused (EBUSY) and no "
-                    "mount, holder, PV or swap explains it — e.g. DRBD's backing disk, a LIO "
-                    "backstore, btrfs, ZFS; see `lsblk`, `/proc/drbd`, `targetcli ls`")
+                    "mount, holder, swap area or LIO backstore found explains it; perhaps " +
+                    by + "a member of a mounted btrfs (/proc/mounts names one device of it: "
+                    "`btrfs filesystem show`), ZFS (`zpool status`), a LIO backstore not seen "
+                    "(LIO is read where the spec declares a target here, or it was made since: "
+                    "`targetcli ls`, /sys/kernel/config/target/core); lsblk shows none of these")
         if self.kind == "probe":
+            hint = (": the probe needs root, and access to the device in its cgroup"
+                    if self.who.startswith(("EACCES", "EPERM")) else "")
             return (f"perhaps claimed by the kernel: the exclusive-open probe could not tell "
-                    f"({self.who})")
+                    f"({self.who}{hint})")
         return f"open by {self.who}"
 
 
