@@ -520,9 +520,9 @@ def _claim_probe(path: str, limit: float) -> bool | str:
     if path in _STUCK_PROBES:
         pid, since = _STUCK_PROBES[path]
         at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
-        return (f"ETIMEDOUT: an earlier exclusive-open probe of {path} (pid {pid}), started "
-                f"at {at}, is still stuck in the kernel (I/O to the device not completing); "
-                "no other probe of it is started while it waits")
+        return (f"ETIMEDOUT: an earlier exclusive-open probe of {path} ({_describe_stuck(pid)}"
+                f"), started at {at}, is still stuck in the kernel (I/O to the device not "
+                "completing); no other probe of it is started while it waits")
     try:
         if not stat.S_ISBLK(os.stat(path).st_mode):
             return False  # a file: O_EXCL without O_CREAT means nothing for it
@@ -545,8 +545,9 @@ def _claim_probe(path: str, limit: float) -> bool | str:
         if left <= 0:
             _STUCK_PROBES[path] = (pid, since)
             return (f"ETIMEDOUT: the exclusive open of {path} or its close did not return "
-                    f"within {limit:g} s (I/O to it stuck?); the probe (pid {pid}) is left "
-                    "waiting in the kernel, holding nothing of this process")
+                    f"within {limit:g} s (I/O to it stuck?); the probe "
+                    f"({_describe_stuck(pid)}) is left waiting, holding nothing of this "
+                    "process")
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.05)
     if os.WIFSIGNALED(status):
