@@ -484,15 +484,80 @@ class SubprocessRunner:
         Not a new interpreter (``subprocess`` running Python or a helper): its start-up
         costs seconds under TCG emulation, per device and step, where a fork costs a few
         milliseconds. A child still waiting at the limit is remembered per device path
-        (``_STUCK_PROBES``, its pid and start); while it lives a later probe of that path
-        starts no other (it would wait on the same thing, and one that returns late holds
-        its claim until its close) and answers that it is still stuck; once it has ended it
-        is reaped and the path probed again.
+        (``_STUCK_PROBES``, its pid and start; with a ``stuck_file``, also in
+        ``<stuck_file>.probes`` for the next reconciler process, by pid and start time);
+        while it lives a later probe of that path starts no other (it would wait on the same
+        thing, and one that returns late holds its claim until its close) and answers that
+        it is still stuck; once it has ended it is reaped and the path probed again.
         """
         if host != "local":
             raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
         _reap_probes()
-        return {path: _claim_probe(path, self.probe_seconds) for path in paths}
+        earlier = self._remembered_probes()
+        out: dict[str, bool | str] = {}
+        for path in paths:
+            if path in earlier and path not in _STUCK_PROBES:
+                out[path] = _still_stuck(path, *earlier[path][::2])
+            else:
+                out[path] = _claim_probe(path, self.probe_seconds)
+        self._remember_probes(earlier)
+        return out
+
+    def _probes_file(self) -> str | None:
+        return f"{self.stuck_file}.probes" if self.stuck_file else None
+
+    def _remembered_probes(self) -> dict[str, tuple[int, int, float]]:
+        """The stuck probes another reconciler process left (path -> pid, start time,
+        started at), those still alive (same pid and start time) only."""
+        name = self._probes_file()
+        out: dict[str, tuple[int, int, float]] = {}
+        try:
+            with open(name or "", encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            try:
+                pid, start, since, path = line.split(" ", 3)
+                entry = (int(pid), int(start), float(since))
+            except ValueError:
+                continue
+            if _start_time(entry[0]) == entry[1]:
+                out[path] = entry
+        return out
+
+    def _remember_probes(self, earlier: dict[str, tuple[int, int, float]]) -> None:
+        """Write this process's stuck probes with the others' still alive, for the next
+        process (a --once started by a timer, a restarted daemon); no file when none."""
+        name = self._probes_file()
+        if not name:
+            return
+        entries = dict(earlier)
+        for path, (pid, since) in _STUCK_PROBES.items():
+            start = _start_time(pid)
+            if start is not None:
+                entries[path] = (pid, start, since)
+        text = "".join(f"{pid} {start} {since!r} {path}\n"
+                       for path, (pid, start, since) in sorted(entries.items()))
+        try:
+            if not text:
+                if os.path.exists(name):
+                    os.unlink(name)
+                return
+            with open(name, encoding="utf-8") as f:
+                if f.read() == text:
+                    return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+            with open(f"{name}.tmp", "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(f"{name}.tmp", name)
+        except OSError:
+            pass  # the in-memory guard still holds for this process
 
 
 # Probes still waiting in the kernel past their limit, per device path: (pid, started at,
@@ -511,6 +576,13 @@ def _reap_probes() -> None:
             del _STUCK_PROBES[path]
 
 
+def _still_stuck(path: str, pid: int, since: float) -> str:
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+    return (f"ETIMEDOUT: an earlier exclusive-open probe of {path} ({_describe_stuck(pid)}), "
+            f"started at {at}, is still stuck in the kernel (I/O to the device not "
+            "completing); no other probe of it is started while it waits")
+
+
 def _errno_text(code: int) -> str:
     return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
 
@@ -518,11 +590,7 @@ def _errno_text(code: int) -> str:
 def _claim_probe(path: str, limit: float) -> bool | str:
     """One exclusive-open probe (``SubprocessRunner.claimed``), in a forked child."""
     if path in _STUCK_PROBES:
-        pid, since = _STUCK_PROBES[path]
-        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
-        return (f"ETIMEDOUT: an earlier exclusive-open probe of {path} ({_describe_stuck(pid)}"
-                f"), started at {at}, is still stuck in the kernel (I/O to the device not "
-                "completing); no other probe of it is started while it waits")
+        return _still_stuck(path, *_STUCK_PROBES[path])
     try:
         if not stat.S_ISBLK(os.stat(path).st_mode):
             return False  # a file: O_EXCL without O_CREAT means nothing for it

@@ -642,3 +642,60 @@ def test_a_process_with_a_stuck_probe_exits_and_leaves_its_lock_free(tmp_path):
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.real_process
+def test_a_stuck_probe_is_remembered_for_the_next_reconciler_process(tmp_path, monkeypatch):
+    """With a ``stuck_file``, a probe stuck in the kernel is remembered (pid, start time) for
+    the next process too (a --once started by a timer, a restarted daemon): it starts no
+    second probe of that device while that very process lives, and forgets it once gone."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    real_open = os.open
+    stuck = {"on": True}
+    monkeypatch.setattr(os, "open", lambda p, f, *a: real_open(fifo, os.O_RDONLY)
+                        if stuck["on"] and p == dev else real_open(p, f, *a))
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    stuck_file = str(tmp_path / "run" / "stuck-command")
+    first = SubprocessRunner(stuck_file=stuck_file)
+    first.probe_seconds = 0.3
+    try:
+        assert first.claimed([dev])[dev].startswith("ETIMEDOUT: the exclusive open of ")
+        (child,) = forks
+        runner_mod._STUCK_PROBES.clear()  # what the next process knows: the file only
+        second = SubprocessRunner(stuck_file=stuck_file)
+        second.probe_seconds = 0.3
+        got = second.claimed([dev])[dev]
+        assert f"an earlier exclusive-open probe of {dev} (pid {child}" in got, got
+        assert forks == [child]
+        stuck["on"] = False
+        os.close(real_open(fifo, os.O_WRONLY))  # its open returns: it ends (unreaped here)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive_unreaped(child):
+            time.sleep(0.02)
+        assert second.claimed([dev]) == {dev: False} and len(forks) == 2
+        assert not os.path.exists(f"{stuck_file}.probes")
+    finally:
+        for pid in forks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        runner_mod._STUCK_PROBES.clear()
