@@ -350,7 +350,10 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         waited += UDEV_POLL_S
         opened = runner.openers(devices, host=action.host)
     mounted = _mounted_now(runner, action.host)
-    claimed = runner.claimed(devices, host=action.host)
+    # a claim never counts for a copy's source (Take.counts): not probed, it could only wait
+    probed = tuple(d for d in devices
+                   if any(t.device == d and t.effect is not taking.Effect.COPIES for t in takes))
+    claimed = runner.claimed(probed, host=action.host) if probed else {}
     refused: list[tuple[str, str, tuple[str, ...], str]] = []
     only_processes = True
     for take in takes:

@@ -368,3 +368,18 @@ def test_a_shrink_is_refused_while_the_lv_is_in_use_here():
         raise AssertionError("not refused")
     except Exception as exc:
         assert "the LV to shrink /dev/vg0/data is claimed by the kernel" in str(exc), str(exc)
+
+
+def test_a_copys_source_alone_is_not_probed():
+    """REVIEW7c F6: a claim never counts for a copy's source (busy by design while it is
+    copied), so the probe is not asked about it: it could only wait on it."""
+    from reconciler import executing
+
+    st = state.HostState(host="local", devices={"/dev/vdb": (254, 16), "/dev/vdc": (254, 32)})
+    add = actions.AddMdMember(clone="db", md="/dev/md100", target="/dev/vdc", source="/dev/vdb")
+    runner = _Runner()
+    probed: list[tuple[str, ...]] = []
+    runner.claimed = lambda paths, host="local": probed.append(tuple(paths)) or {
+        p: False for p in paths}
+    executing._check_taken(add, st, runner)
+    assert probed == [("/dev/vdc",)]
