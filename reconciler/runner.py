@@ -457,7 +457,9 @@ class SubprocessRunner:
 
         Answers: True for EBUSY; False when the open succeeded, when the path does not exist
         (ENOENT: nothing there to take) or is not a block device (a file: O_EXCL without
-        O_CREAT means nothing for it, it is never opened); any other error is said, not
+        O_CREAT means nothing for it, it is never opened), or is a node whose device sysfs
+        does not list (not opened: that open would load a module or create an empty md
+        array or loop device); any other error is said, not
         guessed: "ENXIO: No such device or address" (the driver refused to open the disk
         after the claim check passed, e.g. a SCSI disk set transport-offline: the caller
         decides what that means), "EACCES: ..." (not root), "EIO: ...".
@@ -592,12 +594,18 @@ def _claim_probe(path: str, limit: float) -> bool | str:
     if path in _STUCK_PROBES:
         return _still_stuck(path, *_STUCK_PROBES[path])
     try:
-        if not stat.S_ISBLK(os.stat(path).st_mode):
+        st = os.stat(path)
+        if not stat.S_ISBLK(st.st_mode):
             return False  # a file: O_EXCL without O_CREAT means nothing for it
     except FileNotFoundError:
         return False
     except OSError as exc:
         return _errno_text(exc.errno or 0)
+    if os.path.isdir("/sys/dev/block") and not os.path.exists(
+            f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"):
+        # a stale node with no device behind it: nothing to claim, and its open would make
+        # the kernel load a module or create the device (an empty md array, a loop device)
+        return False
     max_fd = os.sysconf("SC_OPEN_MAX")
     since = time.time()
     pid = os.fork()

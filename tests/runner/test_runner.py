@@ -699,3 +699,25 @@ def test_a_stuck_probe_is_remembered_for_the_next_reconciler_process(tmp_path, m
             except ChildProcessError:
                 pass
         runner_mod._STUCK_PROBES.clear()
+
+
+@pytest.mark.real_process
+def test_a_node_with_no_device_behind_it_is_not_opened(tmp_path, monkeypatch):
+    """REVIEW7c F6: a stale node (a static /dev, one mdadm made without udev) whose device
+    sysfs does not list: opening it would make the kernel load a module or create the
+    device (md, loop). Nothing there to claim: False, with no probe started."""
+    ghost = tmp_path / "ghost"
+    major, minor = 7, 1048000  # a loop minor nobody has
+    if os.path.exists(f"/sys/dev/block/{major}:{minor}"):
+        pytest.fail("that loop device exists here")
+    try:
+        os.mknod(ghost, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+    except PermissionError:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            raise
+        pytest.skip("mknod needs root")
+    forks: list[int] = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or (_ for _ in ()).throw(
+        AssertionError("forked")))
+    assert SubprocessRunner().claimed([str(ghost)]) == {str(ghost): False}
+    assert forks == []
