@@ -608,7 +608,10 @@ def _claim_probe(path: str, limit: float) -> bool | str:
         return False
     max_fd = os.sysconf("SC_OPEN_MAX")
     since = time.time()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # EAGAIN: the unit's TasksMax, the pid limit
+        return f"{_errno_text(exc.errno or 0)} (the exclusive-open probe could not be forked)"
     if pid == 0:
         _probe_child(path, max_fd)
     deadline = time.monotonic() + limit
@@ -634,7 +637,12 @@ def _claim_probe(path: str, limit: float) -> bool | str:
         return False
     if code == errno.EBUSY:
         return True
+    if code == _CHILD_FAILED:
+        return f"the exclusive-open probe of {path} failed in its child (exit {code})"
     return _errno_text(code)
+
+
+_CHILD_FAILED = 255  # the probe's child exit status for anything but an open's errno
 
 
 def _probe_child(path: str, max_fd: int) -> NoReturn:
@@ -648,9 +656,9 @@ def _probe_child(path: str, max_fd: int) -> NoReturn:
         fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
         os.close(fd)
     except OSError as exc:
-        code = exc.errno or 255
+        code = exc.errno if exc.errno and exc.errno < _CHILD_FAILED else _CHILD_FAILED
     except BaseException:
-        code = 255
+        code = _CHILD_FAILED
     finally:
         os._exit(code)
 

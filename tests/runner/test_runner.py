@@ -721,3 +721,20 @@ def test_a_node_with_no_device_behind_it_is_not_opened(tmp_path, monkeypatch):
         AssertionError("forked")))
     assert SubprocessRunner().claimed([str(ghost)]) == {str(ghost): False}
     assert forks == []
+
+
+def test_a_probe_that_cannot_be_forked_says_so(monkeypatch):
+    """At the unit's TasksMax (or the pid limit) fork fails EAGAIN: the probe could not
+    tell, which is said (the step is then refused quoting it), not a crash of the pass."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+
+    def no_fork():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert SubprocessRunner().claimed([dev]) == {dev: (
+        "EAGAIN: Resource temporarily unavailable (the exclusive-open probe could not be "
+        "forked)")}
