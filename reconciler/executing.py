@@ -258,6 +258,33 @@ def _holders_now(runner: Runner, devno: tuple[int, int], host: str) -> tuple[str
     return tuple(x for x in (text or "").splitlines() if x)
 
 
+def _family_now(runner: Runner, st: state.HostState, path: str,
+                host: str) -> tuple[tuple[tuple[int, int], str], ...]:
+    """``taking.family`` with the partitions sysfs lists now for a whole disk (a plain
+    disk's too: a mounted vdc1 is named under a take of /dev/vdc, not left to the probe's
+    EBUSY), each named " (on vdc1)"."""
+    out = list(taking.family(st, path))
+    if not out:
+        return ()
+    major, minor = out[0][0]
+    base = f"/sys/dev/block/{major}:{minor}"
+    try:
+        uevent = runner.read(f"{base}/uevent", host=host) or ""
+        name = next((x[len("DEVNAME="):] for x in uevent.splitlines()
+                     if x.startswith("DEVNAME=")), "")
+        entries = (runner.read(f"{base}/", host=host) or "").splitlines() if name else []
+        for e in entries:
+            if e == name or not e.startswith(name) or any(f" (on {e})" == on for _, on in out):
+                continue
+            text = (runner.read(f"{base}/{e}/dev", host=host) or "").strip()
+            if ":" in text:
+                a, b = text.split(":", 1)
+                out.append(((int(a), int(b)), f" (on {e})"))
+    except (OSError, ValueError):
+        pass
+    return tuple(dict.fromkeys(out))
+
+
 # udev's workers open a disk for a moment after another program closed it (blkid's probe
 # after ``drbdadm create-md``, ``pvcreate``, ``mkfs``): not a user, but an opener all the
 # same. Seen alone, they are waited out for up to UDEV_WAIT_S, then count like any other.
@@ -271,25 +298,35 @@ def _only_udev(opened: dict[str, tuple[str, ...]]) -> bool:
     return bool(who) and all(w.endswith(tuple(f"({c})" for c in UDEV_WORKERS)) for w in who)
 
 
-# Uses that are exclusive claims themselves: one of them found explains the kernel's EBUSY
-# (it lets one holder claim a device at a time). A PV of an active VG is claimed by its LVs'
-# device-mapper maps, an LV's open count by whoever has it open (LIO, DRBD, a mount...).
-_CLAIMING = ("pv", "mount", "holder", "open")
+# Uses that are exclusive claims on the device itself (or a partition, or its disk): one of
+# them found explains the kernel's EBUSY (it lets one holder claim a device at a time). Not
+# "pv": a VG active here (some LV of it, or only an lvmlockd lock) claims none of its PVs
+# by itself; its LVs' maps claim those they map, and those show as holders (read now). Not
+# "open": an LV's open bit is set by a plain open() too. Not a process: only its own O_EXCL
+# would claim, which the scan cannot tell. A LIO backstore over it (observed) claims it.
+_CLAIMING = ("mount", "holder", "backstore")
+# Errors of the probe's open that its driver returns, after the kernel's claim check passed.
+_PAST_THE_CLAIM = ("ENXIO", "EMEDIUMTYPE")
 
 
 def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
     """The use the exclusive-open probe adds to those ``found`` for one device: None when
     nothing claims it, or when a use found (counted for the step or allowed) claims it
     itself; a "claim" when the kernel refuses the open (EBUSY) and nothing found explains
-    it; a "probe" use when the probe met another error, which is said. ENXIO is nobody's
-    claim: the kernel checks the claim before the driver opens the disk, so the open got
-    past it (a SCSI disk set transport-offline, e.g. a FREE iSCSI session's, answers ENXIO
-    from its driver)."""
-    if probe is False or (isinstance(probe, str) and probe.startswith("ENXIO")):
+    it; a "probe" use when the probe met another error, which is said. ENXIO and
+    EMEDIUMTYPE are nobody's claim: the kernel checks the claim before the driver opens the
+    disk, so the open got past it (a SCSI disk set transport-offline, e.g. a FREE iSCSI
+    session's, answers ENXIO from its driver; DRBD 8.4's open of a Secondary, EMEDIUMTYPE:
+    DRBD refuses every open there, so nothing here uses it)."""
+    if probe is False or (isinstance(probe, str) and probe.startswith(_PAST_THE_CLAIM)):
         return None
     if any(u.kind in _CLAIMING or u.key == "process:swap" for u in found):
         return None
-    return taking.Use("claim", "kernel") if probe is True else taking.Use("probe", probe)
+    if probe is not True:
+        return taking.Use("probe", probe)
+    # a process listed: most likely its own exclusive open (the scan cannot tell which)
+    return taking.Use("claim", "process" if any(u.kind == "process" for u in found)
+                      else "kernel")
 
 
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
@@ -300,7 +337,8 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     claim of the kernel's that none of those explains (an exclusive open refused now:
     ``Runner.claimed``, ``_claim``). An iSCSI session's disk (resolved by its by-path name
     to the observed device number) is checked with each of its partitions, for mounts and
-    for holders as sysfs lists them now."""
+    for holders as sysfs lists them now (every taken device's holders are read now: they
+    are what explains the kernel's EBUSY on a PV of an active VG)."""
     takes = action.takes_devices()
     if not takes:
         return
@@ -312,17 +350,19 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         waited += UDEV_POLL_S
         opened = runner.openers(devices, host=action.host)
     mounted = _mounted_now(runner, action.host)
-    claimed = runner.claimed(devices, host=action.host)
+    # a claim never counts for a copy's source (Take.counts): not probed, it could only wait
+    probed = tuple(d for d in devices
+                   if any(t.device == d and t.effect is not taking.Effect.COPIES for t in takes))
+    claimed = runner.claimed(probed, host=action.host) if probed else {}
     refused: list[tuple[str, str, tuple[str, ...], str]] = []
     only_processes = True
     for take in takes:
         found = list(taking.observed_uses(st, take.device))  # counted or not: see _claim
         seen = {u.key for u in found}
-        for devno, on in taking.family(st, take.device):
+        for devno, on in _family_now(runner, st, take.device, action.host):
             now = [taking.Use("mount", m + on) for m in mounted.get(devno, ())]
-            if on or st.iscsi is not None and st.iscsi.disk_at(take.device) is not None:
-                now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
-                                                                           action.host)]
+            now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
+                                                                       action.host)]
             for u in now:
                 if u.key not in seen:
                     seen.add(u.key)

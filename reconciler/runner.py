@@ -39,11 +39,10 @@ import os
 import signal
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 # After a command's timeout: how long SIGTERM is given to work before SIGKILL, and how long
 # the reap of a killed process is waited for before it is abandoned as stuck.
@@ -458,7 +457,9 @@ class SubprocessRunner:
 
         Answers: True for EBUSY; False when the open succeeded, when the path does not exist
         (ENOENT: nothing there to take) or is not a block device (a file: O_EXCL without
-        O_CREAT means nothing for it, it is never opened); any other error is said, not
+        O_CREAT means nothing for it, it is never opened), or is a node whose device sysfs
+        does not list (not opened: that open would load a module or create an empty md
+        array or loop device); any other error is said, not
         guessed: "ENXIO: No such device or address" (the driver refused to open the disk
         after the claim check passed, e.g. a SCSI disk set transport-offline: the caller
         decides what that means), "EACCES: ..." (not root), "EIO: ...".
@@ -467,29 +468,199 @@ class SubprocessRunner:
         opener (a mkfs, pvcreate, mount or mdadm started at that very moment) fails with
         EBUSY; the open is read-only, so its close makes udev emit no "change" event (udev
         watches for a close after a write open) and writes nothing; O_NONBLOCK keeps a
-        removable drive's open from waiting for media. The close of the last opener of a
-        device flushes and drops its page cache (the kernel's last-close sync): a device left
-        with dirty pages by a writer that has closed it, whose I/O no longer completes,
-        keeps this close waiting as long as that I/O does (hence the probe's thread and its
-        time limit, ``probe_seconds``: past it the answer is an ETIMEDOUT error).
+        removable drive's open from waiting for media.
+
+        The probe can wait in the kernel, mostly in the open itself: a disk's partition scan
+        holds its open mutex while the disk stops answering right after a login (up to the
+        iSCSI replacement timeout), SCSI error handling on the HBA keeps ``sd_open`` waiting,
+        md waits for a stuck ioctl's mutex; more rarely in a last close that flushes dirty
+        pages whose I/O no longer completes. So each probe is a forked child
+        (``_probe_child``), waited for ``probe_seconds`` at most (past it the answer is an
+        ETIMEDOUT error), never a thread of ours: a thread stuck in the kernel cannot be
+        killed, would keep this process from exiting (its thread-group leader stays a zombie
+        until that thread returns), would keep every descriptor of ours open (threads share
+        one descriptor table: the instance lock's too, so the next reconciler would find
+        the host locked), and a new one would pile up each pass. The child closes every
+        descriptor (0-2 too) before it opens anything, so it holds nothing of ours; this
+        process can exit and its lock be taken by the next one while such a child waits.
+        Not a new interpreter (``subprocess`` running Python or a helper): its start-up
+        costs seconds under TCG emulation, per device and step, where a fork costs a few
+        milliseconds. A child still waiting at the limit is remembered per device path
+        (``_STUCK_PROBES``, its pid and start; with a ``stuck_file``, also in
+        ``<stuck_file>.probes`` for the next reconciler process, by pid and start time);
+        while it lives a later probe of that path starts no other (it would wait on the same
+        thing, and one that returns late holds its claim until its close) and answers that
+        it is still stuck; once it has ended it is reaped and the path probed again.
         """
         if host != "local":
             raise ValueError(f"SubprocessRunner checks local devices only, not on {host!r}")
+        _reap_probes()
+        earlier = self._remembered_probes()
         out: dict[str, bool | str] = {}
         for path in paths:
-            # In a thread of its own, waited for PROBE_SECONDS: an open or a last close that
-            # waits on I/O that never completes (above) stops this pass no longer; that
-            # thread stays blocked in the kernel until the I/O ends, as a stuck command does
-            # (an open that returns late still holds its claim until its close).
-            box: list[bool | str] = []
-            t = threading.Thread(target=lambda p=path: box.append(_claim_probe(p)),
-                                 name=f"exclusive-open probe {path}", daemon=True)
-            t.start()
-            t.join(self.probe_seconds)
-            out[path] = box[0] if box else (
-                f"ETIMEDOUT: the exclusive open of {path} or its close did not return within "
-                f"{self.probe_seconds:g} s (I/O to it stuck?)")
+            if path in earlier and path not in _STUCK_PROBES:
+                out[path] = _still_stuck(path, *earlier[path][::2])
+            else:
+                out[path] = _claim_probe(path, self.probe_seconds)
+        self._remember_probes(earlier)
         return out
+
+    def _probes_file(self) -> str | None:
+        return f"{self.stuck_file}.probes" if self.stuck_file else None
+
+    def _remembered_probes(self) -> dict[str, tuple[int, int, float]]:
+        """The stuck probes another reconciler process left (path -> pid, start time,
+        started at), those still alive (same pid and start time) only."""
+        name = self._probes_file()
+        out: dict[str, tuple[int, int, float]] = {}
+        try:
+            with open(name or "", encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            try:
+                pid, start, since, path = line.split(" ", 3)
+                entry = (int(pid), int(start), float(since))
+            except ValueError:
+                continue
+            if _start_time(entry[0]) == entry[1]:
+                out[path] = entry
+        return out
+
+    def _remember_probes(self, earlier: dict[str, tuple[int, int, float]]) -> None:
+        """Write this process's stuck probes with the others' still alive, for the next
+        process (a --once started by a timer, a restarted daemon); no file when none."""
+        name = self._probes_file()
+        if not name:
+            return
+        entries = dict(earlier)
+        for path, (pid, since) in _STUCK_PROBES.items():
+            start = _start_time(pid)
+            if start is not None:
+                entries[path] = (pid, start, since)
+        text = "".join(f"{pid} {start} {since!r} {path}\n"
+                       for path, (pid, start, since) in sorted(entries.items()))
+        try:
+            if not text:
+                if os.path.exists(name):
+                    os.unlink(name)
+                return
+            with open(name, encoding="utf-8") as f:
+                if f.read() == text:
+                    return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+            with open(f"{name}.tmp", "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(f"{name}.tmp", name)
+        except OSError:
+            pass  # the in-memory guard still holds for this process
+
+
+# Probes still waiting in the kernel past their limit, per device path: (pid, started at,
+# wall clock). Process-wide: a child is this process's, whichever runner forked it.
+_STUCK_PROBES: dict[str, tuple[int, float]] = {}
+
+
+def _reap_probes() -> None:
+    """Forget (and reap) the stuck probes that have ended since."""
+    for path, (pid, _) in list(_STUCK_PROBES.items()):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            del _STUCK_PROBES[path]
+
+
+def _still_stuck(path: str, pid: int, since: float) -> str:
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+    return (f"ETIMEDOUT: an earlier exclusive-open probe of {path} ({_describe_stuck(pid)}), "
+            f"started at {at}, is still stuck in the kernel (I/O to the device not "
+            "completing); no other probe of it is started while it waits")
+
+
+def _errno_text(code: int) -> str:
+    return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+
+
+def _claim_probe(path: str, limit: float) -> bool | str:
+    """One exclusive-open probe (``SubprocessRunner.claimed``), in a forked child."""
+    if path in _STUCK_PROBES:
+        return _still_stuck(path, *_STUCK_PROBES[path])
+    try:
+        st = os.stat(path)
+        if not stat.S_ISBLK(st.st_mode):
+            return False  # a file: O_EXCL without O_CREAT means nothing for it
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        return _errno_text(exc.errno or 0)
+    if os.path.isdir("/sys/dev/block") and not os.path.exists(
+            f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"):
+        # a stale node with no device behind it: nothing to claim, and its open would make
+        # the kernel load a module or create the device (an empty md array, a loop device)
+        return False
+    max_fd = os.sysconf("SC_OPEN_MAX")
+    since = time.time()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # EAGAIN: the unit's TasksMax, the pid limit
+        return f"{_errno_text(exc.errno or 0)} (the exclusive-open probe could not be forked)"
+    if pid == 0:
+        _probe_child(path, max_fd)
+    deadline = time.monotonic() + limit
+    pause = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _STUCK_PROBES[path] = (pid, since)
+            return (f"ETIMEDOUT: the exclusive open of {path} or its close did not return "
+                    f"within {limit:g} s (I/O to it stuck?); the probe "
+                    f"({_describe_stuck(pid)}) is left waiting, holding nothing of this "
+                    "process")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+    if os.WIFSIGNALED(status):
+        return f"EINTR: the exclusive-open probe of {path} was killed by signal " \
+               f"{os.WTERMSIG(status)}"
+    code = os.WEXITSTATUS(status)
+    if code in (0, errno.ENOENT):
+        return False
+    if code == errno.EBUSY:
+        return True
+    if code == _CHILD_FAILED:
+        return f"the exclusive-open probe of {path} failed in its child (exit {code})"
+    return _errno_text(code)
+
+
+_CHILD_FAILED = 255  # the probe's child exit status for anything but an open's errno
+
+
+def _probe_child(path: str, max_fd: int) -> NoReturn:
+    """The forked probe: close every descriptor (the instance lock's, and 0-2 too: a
+    caller reading a ``--once``'s output until its end must not wait for a stuck probe),
+    open the device exclusively, close it, exit with the open's errno (0: it opened). Only
+    these calls: no logging, nothing of the parent's state touched; never returns."""
+    code = 0
+    try:
+        os.closerange(0, max_fd)
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.close(fd)
+    except OSError as exc:
+        code = exc.errno if exc.errno and exc.errno < _CHILD_FAILED else _CHILD_FAILED
+    except BaseException:
+        code = _CHILD_FAILED
+    finally:
+        os._exit(code)
 
 
 _LVM_TOOLS = ("lv", "vg", "pv")
@@ -525,22 +696,6 @@ def _family(rdev: int, sys_root: str = "/sys") -> list[int]:
     related += [devno(f"{base}/{n}") for n in names if os.path.exists(f"{base}/{n}/partition")]
     out += [n for n in related if n is not None and n not in out]
     return out
-
-
-def _claim_probe(path: str) -> bool | str:
-    """One exclusive-open probe (``SubprocessRunner.claimed``)."""
-    try:
-        if not stat.S_ISBLK(os.stat(path).st_mode):
-            return False
-        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:
-            return True
-        return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror or exc}"
-    os.close(fd)
-    return False
 
 
 def _identity(path: str) -> tuple[int, ...] | None:

@@ -15,7 +15,8 @@ no ``except Exception`` swallows it) and the test fails at teardown even if some
 Opting out, explicitly: tests under ``tests/lab`` (marked ``lab``), and tests marked
 ``real_process`` because running a real process is what they test. Those are:
 
-* tests/runner/test_runner.py: the SubprocessRunner itself (timeouts, kills, openers);
+* tests/runner/test_runner.py: the SubprocessRunner itself (timeouts, kills, openers, the
+  exclusive-open probe, a forked child);
 * tests/daemon/test_logs.py, test_runtime_errors.py, test_signals_and_lock.py: the CLI
   or daemon as a separate process (signals, the instance lock, stderr);
 * tests/daemon/test_spec_writers.py: git commits a spec like a GitOps writer;

@@ -75,10 +75,14 @@ class ApplyTarget(Action):
 
     def takes_devices(self) -> tuple[Take, ...]:
         # LIO itself has an exported device open (an LV's open bit) and claimed (its iblock
-        # backstore's exclusive claim, which leaves room for no other): its own uses.
-        return (*(Take(d, Effect.EXPORTS, "the device to export") for d in self.exports),
-                *(Take(d, Effect.TAKES_AWAY, "the exported device", allow=("open:", "claim:"))
-                  for d in self.released))
+        # backstore's exclusive claim, which leaves room for no other): its own uses. Its
+        # backstores are this target's ("{name}_lunN", which the apply reuses or deletes),
+        # one over a device to export too: a partial apply's leftover, reused by the retry.
+        own = f"backstore:*/{self.name}_lun*"
+        return (*(Take(d, Effect.EXPORTS, "the device to export", allow=(own,))
+                  for d in self.exports),
+                *(Take(d, Effect.TAKES_AWAY, "the exported device",
+                       allow=("open:", "claim:", own)) for d in self.released))
 
     def is_done(self, st: state.HostState) -> bool:
         t = _targets(st).get(self.iqn)

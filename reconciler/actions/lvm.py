@@ -271,6 +271,13 @@ class ResizeLv(LvmAction):
         return (f"what {self.vg}/{self.lv} holds beyond {format_size(self.size)} is cut off"
                 if self.shrink else "")
 
+    def takes_devices(self) -> tuple[Take, ...]:
+        # A shrink cuts the tail off under whoever uses the LV (a LIO export, DRBD's backing
+        # disk, a mount: lvreduce's own check sees a local file system only). ``gives_up``
+        # gives up the tail's data, not a user's device shrinking under it.
+        return ((Take(f"/dev/{self.vg}/{self.lv}", Effect.TAKES_AWAY, "the LV to shrink"),)
+                if self.shrink else ())
+
     def commands(self) -> tuple[Command, ...]:
         if self.shrink:
             return (lvm.lvreduce(self.vg, self.lv, self.size, host=self.host),)

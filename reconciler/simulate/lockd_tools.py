@@ -238,11 +238,7 @@ class LockdNode:
         for p in paths:
             disk = self.c.lvm.device(p)
             if disk is not None:
-                pv = self.c.lvm.pvs.get(disk.path)
-                lvs = {e[1] for e in pv.used.values()} if pv is not None else set()
-                mine = {d.uuid for d in self.n.dm.values()}
-                out[p] = any("LVM-" + lv.vg.uuid.replace("-", "") + lv.uuid.replace("-", "")
-                             in mine for lv in lvs)
+                out[p] = bool(self._maps_on(disk))  # as its holders/ lists them
                 continue
             parts = p.split("/")
             if len(parts) == 4 and parts[:3] == ["", "dev", "mapper"]:
@@ -255,6 +251,46 @@ class LockdNode:
             dev = self.n.dm.get(name)
             out[p] = dev is not None and dev.open
         return out
+
+    def _maps_on(self, disk) -> list[DmDev]:
+        """This node's device-mapper maps of the LVs with extents on ``disk``: they claim it."""
+        pv = self.c.lvm.pvs.get(disk.path)
+        lvs = {e[1] for e in pv.used.values()} if pv is not None else set()
+        uuids = {"LVM-" + lv.vg.uuid.replace("-", "") + lv.uuid.replace("-", "") for lv in lvs}
+        return [d for d in self.n.dm.values() if d.uuid in uuids]
+
+    def _dev_block(self, path: str) -> str | None:
+        """/sys/dev/block/M:m/...: a shared disk's name, entries (no partition) and holders
+        (this node's maps on it), or an LV's map (as /sys/block/dm-N/); None for a number
+        this node has no device of; UnsupportedCommand for a file not modelled."""
+        numbers, _, rest = path[len("/sys/dev/block/"):].partition("/")
+        major, _, minor = numbers.partition(":")
+        devno = (int(major), int(minor))
+        if devno[0] == DM_MAJOR:
+            dev = next((d for d in self.n.dm.values() if d.minor == devno[1]), None)
+            if dev is None:
+                return None
+            if rest == "uevent":
+                return f"MAJOR={DM_MAJOR}\nMINOR={dev.minor}\nDEVNAME=dm-{dev.minor}\nDEVTYPE=disk\n"
+            if rest == "":
+                return "dev\ndm\nholders\nsize\nslaves\nuevent\n"
+            return self.read(f"/sys/block/dm-{dev.minor}/{rest}")
+        disk = next((d for d in self.c.lvm.table.devices.values()
+                     if (d.major, d.minor) == devno),
+                    None)
+        if disk is None:
+            return None
+        name = disk.path.rsplit("/", 1)[-1]
+        if rest == "uevent":
+            return f"MAJOR={disk.major}\nMINOR={disk.minor}\nDEVNAME={name}\nDEVTYPE=disk\n"
+        if rest == "":
+            return "dev\nholders\nsize\nslaves\nuevent\n"
+        if rest == "holders/":
+            return "".join(f"dm-{d.minor}\n" for d in sorted(self._maps_on(disk),
+                                                             key=lambda d: d.minor))
+        if rest == "dev":
+            return f"{disk.major}:{disk.minor}\n"
+        raise UnsupportedCommand(f"file not modelled by the lockd simulator: {path}")
 
     # -- kernel files ----------------------------------------------------------------------
 
@@ -275,6 +311,8 @@ class LockdNode:
             return {"dm/name": f"{dev.name}\n", "dm/uuid": f"{dev.uuid}\n",
                     "size": f"{dev.sectors}\n", "dev": f"{DM_MAJOR}:{dev.minor}\n",
                     "holders/": "".join(f"{h}\n" for h in dev.holders)}.get(rest)
+        if path.startswith("/sys/dev/block/"):
+            return self._dev_block(path)
         if path.startswith(LOCAL_STATE_DIR):  # the node's own disk, not the shared one
             return self.n.files.get(path)
         if path == PCMK_CIB_FILE:  # no Pacemaker here unless a test writes its CIB (then

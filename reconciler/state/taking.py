@@ -20,13 +20,16 @@ is judged here (by planning and the executor), not in each action:
 * the executor checks again right before the step's first command, on the state it last
   observed plus ``Runner.openers`` (the /proc/*/fd scan, asked only then), and refuses the
   step naming the device and every user;
-* the kernel's own claims that leave no trace in sysfs or /proc (DRBD's backing disk, a
-  LIO backstore, btrfs, ZFS) are found then too, by an exclusive open (``Runner.claimed``):
-  EBUSY that no use found explains is a use of its own, "claim". A use found that claims
-  the device itself (a PV of an active VG: its LVs' device-mapper maps; a mount, a holder,
-  an LV's open count, swap) explains the EBUSY whether it counts or not, since the kernel
-  lets one holder claim a device at a time: an allowed use (vgexport's own VG) is not
-  refused again as a claim. A claim is judged by ``Take.counts`` like any use that is not a
+* the kernel's own claims that leave no trace in sysfs or /proc (a LIO backstore not
+  observed, btrfs' members, ZFS, a process's own O_EXCL) are found then too, by an
+  exclusive open (``Runner.claimed``):
+  EBUSY that no use found explains is a use of its own, "claim". Only a use found that is
+  itself a claim on the device, a partition of it or its disk (a mount, a holder: sysfs'
+  holders are read for every taken device then; an active swap area) explains the EBUSY,
+  whether it counts or not, since the kernel lets one holder claim a device at a time: an
+  allowed use (vgexport's own VG's device-mapper maps on its PVs) is not refused again as a
+  claim. A PV of a VG active here explains nothing by itself (the VG may have no map on
+  that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
   process, so a copy's source is never refused for one.
 
 "In use here" for a PV means a VG with an LV active on this host: the exporting host of a
@@ -43,6 +46,7 @@ clone planner's business. So only processes count for it.
 from __future__ import annotations
 
 import enum
+import fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -66,9 +70,11 @@ class Use:
     """One observed user of a device. ``kind``: "pv" (a PV of VG ``who``, active here),
     "mount" (mounted at ``who``), "holder" (held by the kernel device ``who``), "open"
     (lv_attr's open bit: the kernel's open count, ``who`` the LV), "process" (``who`` as
-    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap"), "claim" (the kernel
+    ``Runner.openers`` says it: "pid 42 (qemu-system-x86)", "swap"), "backstore" (this
+    host's LIO backstore ``who``, "iblock_0/t1_lun0", over it: LIO's claim), "claim" (the kernel
     refuses an exclusive open and no other use explains it: ``Runner.claimed``, ``who``
-    "kernel"), "probe" (that probe could not tell: ``who`` its error)."""
+    "kernel", or "process" when a process has it open too), "probe" (that probe could not
+    tell: ``who`` its error)."""
 
     kind: str
     who: str
@@ -86,13 +92,23 @@ class Use:
             return f"held by {self.who}"
         if self.kind == "open":
             return f"open (lv_attr of {self.who}: mounted, held or open by a process)"
+        if self.kind == "backstore":
+            return (f"exported by LIO backstore {self.who} (targetcli ls "
+                    f"/backstores/block)")
         if self.kind == "claim":
+            by = ("the process it is open by, with an exclusive open of its own (mkfs, mdadm, "
+                  "pvcreate...), or " if self.who == "process" else "")
             return ("claimed by the kernel: an exclusive open is refused (EBUSY) and no "
-                    "mount, holder, PV or swap explains it — e.g. DRBD's backing disk, a LIO "
-                    "backstore, btrfs, ZFS; see `lsblk`, `/proc/drbd`, `targetcli ls`")
+                    "mount, holder, swap area or LIO backstore found explains it; perhaps " +
+                    by + "a member of a mounted btrfs (/proc/mounts names one device of it: "
+                    "`btrfs filesystem show`), ZFS (`zpool status`), a LIO backstore not seen "
+                    "(LIO is read where the spec declares a target here, or it was made since: "
+                    "`targetcli ls`, /sys/kernel/config/target/core); lsblk shows none of these")
         if self.kind == "probe":
+            hint = (": the probe needs root, and access to the device in its cgroup"
+                    if self.who.startswith(("EACCES", "EPERM")) else "")
             return (f"perhaps claimed by the kernel: the exclusive-open probe could not tell "
-                    f"({self.who})")
+                    f"({self.who}{hint})")
         return f"open by {self.who}"
 
 
@@ -100,7 +116,8 @@ class Use:
 class Take:
     """A device a step takes: ``device`` as the step spells it, what the step does to it,
     what it is to the step (for messages: "the target", "the array"), and the uses that
-    are the step's own (``Use.key``s; one ending in ':' allows every use of that kind)."""
+    are the step's own (``Use.key``s; one ending in ':' allows every use of that kind, one
+    with a '*' those it matches as a shell pattern: "backstore:*/t1_lun*")."""
 
     device: str
     effect: Effect = Effect.OVERWRITES
@@ -109,7 +126,7 @@ class Take:
 
     def allows(self, use: Use) -> bool:
         return any(use.key == a or (a.endswith(":") and use.key.startswith(a))
-                   for a in self.allow)
+                   or ("*" in a and fnmatch.fnmatchcase(use.key, a)) for a in self.allow)
 
     def counts(self, use: Use) -> bool:
         """Whether ``use`` stops this step."""
@@ -218,7 +235,19 @@ def observed_uses(st: HostState, path: str) -> tuple[Use, ...]:
     out += [Use("holder", h) for h in dict.fromkeys(holders)]
     if lv is not None and lv.attr.is_open:
         out.append(Use("open", lv.key))
+    out += [Use("backstore", b) for b in _backstores(st, path)]
     return tuple(out)
+
+
+def _backstores(st: HostState, path: str) -> list[str]:
+    """This host's LIO backstores ("iblock_0/t1_lun0") over ``path``, a partition of it or its
+    disk (by their udev_path, resolved to the device numbers observation found): each claims
+    its device, exported or not (a partial apply's leftover)."""
+    if st.iscsi is None or not st.iscsi.backstores:
+        return []
+    numbers = {n for n, _ in family(st, path)}
+    return [name for name, dev in st.iscsi.backstores.items()
+            if dev and (dev == path or devno_of(st, dev) in numbers)]
 
 
 def _lv_of(st: HostState, path: str) -> Lv | None:

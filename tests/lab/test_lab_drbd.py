@@ -4,8 +4,8 @@ One pair of guests (node-a, node-b; each /dev/vda 64M backing, /dev/vdb 64M repl
 joined by a harness Link, one scenario in order (boot once):
 
 1. create + first sync from the declared node (``primary --force`` on node-a only); the
-   exclusive-open probe (``Runner.claimed``) says node-b's attached backing disk is claimed
-   (no holder link) and its free disk is not;
+   exclusive-open probe (``Runner.claimed``, a forked child) says node-b's attached backing
+   disk is claimed, its free disk is not, and its Secondary /dev/drbd0 answers EMEDIUMTYPE;
 2. ext4 on the primary with a writer running while both reconcilers pass (no change);
 3. move the primary to node-b: node-a's demotion refused while mounted, node-b waits; the
    test unmounts; node-a demotes, node-b promotes; every file's md5 checked on node-b;
@@ -126,10 +126,14 @@ def test_drbd_pair_create_failover_split_brain_and_lost_disk(make_pair):
     t_create = time.monotonic() - t0
     # the executor's exclusive-open probe (Runner.claimed, REVIEW7 F2) on a real kernel: the
     # kernel refuses an O_EXCL open of DRBD's attached backing disk; the free disk next to it
-    # opens. (This kernel's in-tree DRBD 8.4 also links its holder: the lab showed it.)
+    # opens. (This kernel's in-tree DRBD 8.4 also links its holder: the lab showed it.) The
+    # Secondary's /dev/drbd0: DRBD's own open refuses it, after the claim check (REVIEW7c
+    # F2: EMEDIUMTYPE, which the executor reads as nobody's claim).
     probe = b.run(["python3", "-c", "import json; from reconciler.runner import SubprocessRunner; "
-                   "print(json.dumps(SubprocessRunner().claimed(['/dev/vda', '/dev/vdb'])))"], cwd="/")
-    assert json.loads(probe.out) == {"/dev/vda": True, "/dev/vdb": False}, probe
+                   "print(json.dumps(SubprocessRunner().claimed(['/dev/vda', '/dev/vdb', "
+                   "'/dev/drbd0'])))"], cwd="/")
+    assert json.loads(probe.out) == {"/dev/vda": True, "/dev/vdb": False,
+                                     "/dev/drbd0": "EMEDIUMTYPE: Wrong medium type"}, probe
     assert b.run(["ls", "/sys/block/vda/holders"]).out.split() == ["drbd0"]
 
     # 2. ext4 on the primary, a writer while both reconcilers pass

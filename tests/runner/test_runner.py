@@ -7,6 +7,7 @@ the order TERM -> grace -> KILL is read from the process's own side.
 """
 
 import errno
+import fcntl
 import os
 import signal
 import stat
@@ -437,6 +438,7 @@ def test_read_bytes_is_bounded_and_says_none_for_a_missing_path(tmp_path):
             r.read_bytes(str(f), offset, length)
 
 
+@pytest.mark.real_process  # the probe is a forked child
 def test_claimed_is_ebusy_while_another_exclusive_open_holds_the_device(tmp_path):
     """The exclusive-open probe on this machine's kernel, with no process: this test's own
     O_EXCL descriptor of a loop device is another holder, so the probe's open is refused
@@ -460,6 +462,7 @@ def test_claimed_is_ebusy_while_another_exclusive_open_holds_the_device(tmp_path
     assert r.claimed([dev]) == {dev: False}
 
 
+@pytest.mark.real_process  # the probe is a forked child
 def test_claimed_says_an_error_it_cannot_read_as_a_claim(monkeypatch):
     found = _a_block_device()
     if found is None:
@@ -474,6 +477,7 @@ def test_claimed_says_an_error_it_cannot_read_as_a_claim(monkeypatch):
     assert SubprocessRunner().claimed([dev]) == {dev: "ENXIO: No such device or address"}
 
 
+@pytest.mark.real_process  # the probe is a forked child
 def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
     """An open (or a last close) waiting on I/O that never completes: the probe answers an
     error after ``probe_seconds`` (the step is then refused, quoting it), not never."""
@@ -492,8 +496,245 @@ def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
     r = SubprocessRunner()
     r.probe_seconds = 0.05
     t0 = time.monotonic()
-    got = r.claimed([dev])[dev]
-    assert time.monotonic() - t0 < 2
-    release.set()
+    try:
+        got = r.claimed([dev])[dev]
+        assert time.monotonic() - t0 < 2
+    finally:
+        for pid, _ in runner_mod._STUCK_PROBES.values():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        runner_mod._STUCK_PROBES.clear()
     assert isinstance(got, str) and got.startswith("ETIMEDOUT: the exclusive open of ") \
         and "did not return within 0.05 s" in got, got
+
+
+@pytest.mark.real_process
+def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twice(
+        tmp_path, monkeypatch):
+    """A probe whose open never returns (here: the child's open waits on a FIFO no one has
+    opened for writing, a real wait in the kernel) is a forked child, not a thread of ours:
+    ``claimed`` answers within its limit, leaves no thread behind, and the child holds no
+    descriptor of ours (not the instance lock, nor 0-2: whoever reads our output to its
+    end must not wait for it). While
+    it lives, a later probe of that device starts no second child and says so; once it has
+    ended it is reaped and the device is probed again."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    lock = os.open(tmp_path / "instance.lock", os.O_RDWR | os.O_CREAT)  # stands for ours
+    real_open = os.open
+    stuck = {"on": True}
+
+    def blocking_open(path, flags, *a):
+        if stuck["on"] and path == dev:
+            return real_open(fifo, os.O_RDONLY)  # waits in the kernel for a writer
+        return real_open(path, flags, *a)
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "open", blocking_open)
+    monkeypatch.setattr(os, "fork", counting_fork)
+    threads = threading.active_count()
+    r = SubprocessRunner()
+    r.probe_seconds = 0.5
+    try:
+        t0 = time.monotonic()
+        got = r.claimed([dev])[dev]
+        assert time.monotonic() - t0 < 3
+        assert isinstance(got, str) and got.startswith("ETIMEDOUT: the exclusive open of "), got
+        assert threading.active_count() == threads  # no thread of ours waits on it
+        assert len(forks) == 1
+        child = forks[0]
+        fds = sorted(int(n) for n in os.listdir(f"/proc/{child}/fd"))
+        assert fds == [], fds  # neither the lock nor any other of ours, not even 0-2
+        # A second probe of the same device: no second child, an answer naming the first.
+        got = r.claimed([dev])[dev]
+        assert len(forks) == 1
+        assert isinstance(got, str) and f"probe of {dev}" in got and f"pid {child}" in got \
+            and "still stuck in the kernel" in got, got
+        # The open returns (a writer appears): the child ends, is reaped, the device probed.
+        stuck["on"] = False
+        w = real_open(fifo, os.O_WRONLY)
+        os.close(w)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive_unreaped(child):
+            time.sleep(0.02)
+        assert r.claimed([dev]) == {dev: False}
+        assert len(forks) == 2
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child, os.WNOHANG)  # reaped by the runner, no zombie left
+    finally:
+        os.close(lock)
+        for pid in forks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        runner_mod._STUCK_PROBES.clear()
+
+
+def _alive_unreaped(pid: int) -> bool:
+    """The process is running (not yet a zombie waiting for its reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.real_process
+def test_a_process_with_a_stuck_probe_exits_and_leaves_its_lock_free(tmp_path):
+    """A reconciler whose probe is stuck in the kernel (its child's open waits on a FIFO)
+    exits at once all the same, its output ends (a caller reading it to its end is not kept
+    waiting), and its flock (the instance lock) is free for the next one: the stuck child
+    holds no descriptor of it."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    lock = tmp_path / "instance.lock"
+    pidfile = tmp_path / "probe.pid"
+    body = f"""
+        import fcntl, os, sys
+        sys.path.insert(0, {str(Path(runner_mod.__file__).parents[1])!r})
+        from reconciler import runner
+        fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        real_open = os.open
+        os.open = lambda p, f, *a: real_open({str(fifo)!r}, os.O_RDONLY) if p == {dev!r} \\
+            else real_open(p, f, *a)
+        r = runner.SubprocessRunner()
+        r.probe_seconds = 0.2
+        print(r.claimed([{dev!r}]), flush=True)
+        with open({str(pidfile)!r}, "w") as f:
+            f.write(str(runner._STUCK_PROBES[{dev!r}][0]))
+    """
+    child = None
+    try:
+        t0 = time.monotonic()
+        out = subprocess.run(script(body), capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert "ETIMEDOUT" in out.stdout
+        assert time.monotonic() - t0 < 25
+        child = int(pidfile.read_text())
+        assert _alive_unreaped(child) or os.path.exists(f"/proc/{child}")  # still waiting
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody holds it any more
+        finally:
+            os.close(fd)
+    finally:
+        if child is not None:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.real_process
+def test_a_stuck_probe_is_remembered_for_the_next_reconciler_process(tmp_path, monkeypatch):
+    """With a ``stuck_file``, a probe stuck in the kernel is remembered (pid, start time) for
+    the next process too (a --once started by a timer, a restarted daemon): it starts no
+    second probe of that device while that very process lives, and forgets it once gone."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    real_open = os.open
+    stuck = {"on": True}
+    monkeypatch.setattr(os, "open", lambda p, f, *a: real_open(fifo, os.O_RDONLY)
+                        if stuck["on"] and p == dev else real_open(p, f, *a))
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    stuck_file = str(tmp_path / "run" / "stuck-command")
+    first = SubprocessRunner(stuck_file=stuck_file)
+    first.probe_seconds = 0.3
+    try:
+        assert first.claimed([dev])[dev].startswith("ETIMEDOUT: the exclusive open of ")
+        (child,) = forks
+        runner_mod._STUCK_PROBES.clear()  # what the next process knows: the file only
+        second = SubprocessRunner(stuck_file=stuck_file)
+        second.probe_seconds = 0.3
+        got = second.claimed([dev])[dev]
+        assert f"an earlier exclusive-open probe of {dev} (pid {child}" in got, got
+        assert forks == [child]
+        stuck["on"] = False
+        os.close(real_open(fifo, os.O_WRONLY))  # its open returns: it ends (unreaped here)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive_unreaped(child):
+            time.sleep(0.02)
+        assert second.claimed([dev]) == {dev: False} and len(forks) == 2
+        assert not os.path.exists(f"{stuck_file}.probes")
+    finally:
+        for pid in forks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        runner_mod._STUCK_PROBES.clear()
+
+
+@pytest.mark.real_process
+def test_a_node_with_no_device_behind_it_is_not_opened(tmp_path, monkeypatch):
+    """REVIEW7c F6: a stale node (a static /dev, one mdadm made without udev) whose device
+    sysfs does not list: opening it would make the kernel load a module or create the
+    device (md, loop). Nothing there to claim: False, with no probe started."""
+    ghost = tmp_path / "ghost"
+    major, minor = 7, 1048000  # a loop minor nobody has
+    if os.path.exists(f"/sys/dev/block/{major}:{minor}"):
+        pytest.fail("that loop device exists here")
+    try:
+        os.mknod(ghost, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+    except PermissionError:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            raise
+        pytest.skip("mknod needs root")
+    forks: list[int] = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or (_ for _ in ()).throw(
+        AssertionError("forked")))
+    assert SubprocessRunner().claimed([str(ghost)]) == {str(ghost): False}
+    assert forks == []
+
+
+def test_a_probe_that_cannot_be_forked_says_so(monkeypatch):
+    """At the unit's TasksMax (or the pid limit) fork fails EAGAIN: the probe could not
+    tell, which is said (the step is then refused quoting it), not a crash of the pass."""
+    found = _a_block_device()
+    if found is None:
+        _no_block_device()
+    dev, _ = found
+
+    def no_fork():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert SubprocessRunner().claimed([dev]) == {dev: (
+        "EAGAIN: Resource temporarily unavailable (the exclusive-open probe could not be "
+        "forked)")}

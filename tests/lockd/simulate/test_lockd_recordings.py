@@ -185,3 +185,28 @@ NOT_MODELLED = {
 } | {str(p.relative_to(OUTPUTS)) for p in LOCKD.glob("*.json")} \
   | {str(p.relative_to(OUTPUTS)) for p in (LOCKD / "state").glob("*.txt")}
 COMPARES = frozenset(COMPARED | NOT_MODELLED)
+
+
+def test_a_shared_disks_sysfs_lists_the_maps_that_claim_it_on_each_node():
+    """/sys/dev/block/M:m/ of a shared disk, as each node's kernel shows it: its name
+    (uevent), no partition, and as holders the device-mapper maps of the LVs active on that
+    node with extents on it: what makes the exclusive-open probe answer EBUSY there
+    (``claimed``), so what explains it."""
+    c = LockdCluster({"node-a": 1, "node-b": 2})
+    c.add_disk("/dev/vda", 1024 * M)
+    a, b = c.node("node-a"), c.node("node-b")
+    major, minor = a.resolve_device("/dev/vda")
+    base = f"/sys/dev/block/{major}:{minor}"
+    assert a.read(f"{base}/uevent") == f"MAJOR={major}\nMINOR={minor}\nDEVNAME=vda\nDEVTYPE=disk\n"
+    assert "vda1" not in a.read(f"{base}/") and "holders" in a.read(f"{base}/").split()
+    assert a.read(f"{base}/holders/") == "" and a.claimed(["/dev/vda"]) == {"/dev/vda": False}
+    assert a.run(Command(argv=("vgcreate", "--shared", "vgs", "/dev/vda"))).ok
+    assert a.run(Command(argv=("vgchange", "--lock-start", "vgs"))).ok
+    assert a.run(Command(argv=("lvcreate", "--yes", "--name", "lv1", "--size", "33554432b",
+                               "vgs", "/dev/vda"))).ok
+    held = a.read(f"{base}/holders/").split()
+    minors = {f"dm-{d.minor}" for d in c.nodes["node-a"].dm.values()}
+    assert held and set(held) <= minors, (held, minors)
+    assert a.claimed(["/dev/vda"]) == {"/dev/vda": True}
+    assert b.read(f"{base}/holders/") == "" and b.claimed(["/dev/vda"]) == {"/dev/vda": False}
+    assert a.read("/sys/dev/block/254:999/holders/") is None  # no such device
