@@ -271,17 +271,6 @@ class ResizeLv(LvmAction):
         return (f"what {self.vg}/{self.lv} holds beyond {format_size(self.size)} is cut off"
                 if self.shrink else "")
 
-    def takes_devices(self) -> tuple[Take, ...]:
-        # A shrink cuts the tail off under whoever uses the LV: a LIO export, DRBD's backing
-        # disk, a dm device on it, a process with the LV itself open, a claim nothing found
-        # explains. ``gives_up`` gives up the tail's data, not a user's device shrinking
-        # under it. A mounted file system is the shrink's own case (the open bit is what the
-        # mount sets): planning shrinks under one only once the file system is smaller than
-        # the new size (the administrator's resize2fs first), and lvreduce checks it again.
-        return ((Take(f"/dev/{self.vg}/{self.lv}", Effect.TAKES_AWAY, "the LV to shrink",
-                      allow=("mount:", "open:")),)
-                if self.shrink else ())
-
     def commands(self) -> tuple[Command, ...]:
         if self.shrink:
             return (lvm.lvreduce(self.vg, self.lv, self.size, host=self.host),)

@@ -84,10 +84,6 @@ def test_every_step_that_takes_a_device_declares_it():
         == [("/dev/t", "overwrites"), ("/dev/s", "copies")]
     assert takes(actions.SetDrbdRole(resource="r0", minor=3, role="Secondary")) == [
         ("/dev/drbd3", "takes away")]
-    # REVIEW7c F7: a shrink cuts the LV's tail off under whoever uses it; a grow takes nothing
-    assert takes(actions.ResizeLv(vg="v", lv="l", size=8, extent_size=4, shrink=True)) == [
-        ("/dev/v/l", "takes away")]
-    assert takes(actions.ResizeLv(vg="v", lv="l", size=8, extent_size=4)) == []
 
 
 def test_pvcreate_on_a_mounted_device_is_blocked_at_planning_with_the_steps_after_it():
@@ -351,34 +347,6 @@ def test_a_claims_words_name_what_is_known():
     text = refused(runner)
     assert "the device /dev/vdc is mounted at /mnt/x (on vdc1)" in text \
         and "claimed" not in text, text
-
-
-def test_a_shrink_is_refused_while_the_lv_is_in_use_here():
-    """REVIEW7c F7: lvreduce under a LIO export or DRBD (claimed), or a process with the LV
-    open, would cut its user's tail off: refused, naming the use; an LV nobody uses is
-    shrunk, and so is one with a mounted file system (the open bit is the mount's): planning
-    shrinks under a mount only once the file system is smaller (tests/lab/test_lvm_e2e.py,
-    test_shrink_refused_without_allow_shrink)."""
-    from reconciler import executing
-
-    shrink = actions.ResizeLv(vg="vg0", lv="data", size=4 * M, extent_size=EXT, shrink=True)
-    (take,) = shrink.takes_devices()
-    assert blocking(take, _host(attr="-wi-ao----")) == []
-    assert take.counts(Use("mount", "/mnt/data")) is False
-    assert take.counts(Use("process", "1234 (qemu)")) and take.counts(Use("holder", "drbd0"))
-    assert take.counts(Use("backstore", "iblock_0/t1_lun0"))
-    assert blocking(take, _host()) == []
-    executing._check_taken(shrink, _host(), _Runner())
-    try:
-        executing._check_taken(shrink, _host(), _Runner(opened={"/dev/vg0/data": ("1234 (qemu)",)}))
-        raise AssertionError("not refused")
-    except Exception as exc:
-        assert "1234 (qemu)" in str(exc), str(exc)
-    try:
-        executing._check_taken(shrink, _host(), _Runner(claims={"/dev/vg0/data": True}))
-        raise AssertionError("not refused")
-    except Exception as exc:
-        assert "the LV to shrink /dev/vg0/data is claimed by the kernel" in str(exc), str(exc)
 
 
 def test_a_copys_source_alone_is_not_probed():
