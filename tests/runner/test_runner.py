@@ -508,6 +508,32 @@ def test_claimed_does_not_wait_past_its_limit_for_a_stuck_open(monkeypatch):
         and "did not return within 0.05 s" in got, got
 
 
+def _stuck_opens_of(dev: str, tmp_path, monkeypatch):
+    """(stuck, forks, fifo): while ``stuck["on"]``, an open of ``dev`` (in the probe's child)
+    opens ``fifo``, which nobody writes, instead: a real wait in the kernel, which a write
+    open of ``fifo`` ends. ``forks``: the pids of the children forked."""
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    real_open, real_fork = os.open, os.fork
+    stuck = {"on": True}
+    forks: list[int] = []
+
+    def blocking_open(path, flags, *a):
+        if stuck["on"] and path == dev:
+            return real_open(fifo, os.O_RDONLY)  # waits in the kernel for a writer
+        return real_open(path, flags, *a)
+
+    def counting_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "open", blocking_open)
+    monkeypatch.setattr(os, "fork", counting_fork)
+    return stuck, forks, fifo
+
+
 @pytest.mark.real_process
 def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twice(
         tmp_path, monkeypatch):
@@ -522,28 +548,8 @@ def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twi
     if found is None:
         _no_block_device()
     dev, _ = found
-    fifo = tmp_path / "never-written"
-    os.mkfifo(fifo)
     lock = os.open(tmp_path / "instance.lock", os.O_RDWR | os.O_CREAT)  # stands for ours
-    real_open = os.open
-    stuck = {"on": True}
-
-    def blocking_open(path, flags, *a):
-        if stuck["on"] and path == dev:
-            return real_open(fifo, os.O_RDONLY)  # waits in the kernel for a writer
-        return real_open(path, flags, *a)
-
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork():
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "open", blocking_open)
-    monkeypatch.setattr(os, "fork", counting_fork)
+    stuck, forks, fifo = _stuck_opens_of(dev, tmp_path, monkeypatch)
     threads = threading.active_count()
     r = SubprocessRunner()
     r.probe_seconds = 0.5
@@ -564,7 +570,7 @@ def test_a_stuck_probe_is_a_child_holding_nothing_of_ours_and_is_not_started_twi
             and "still stuck in the kernel" in got, got
         # The open returns (a writer appears): the child ends, is reaped, the device probed.
         stuck["on"] = False
-        w = real_open(fifo, os.O_WRONLY)
+        w = os.open(fifo, os.O_WRONLY)
         os.close(w)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _alive_unreaped(child):
@@ -653,22 +659,7 @@ def test_a_stuck_probe_is_remembered_for_the_next_reconciler_process(tmp_path, m
     if found is None:
         _no_block_device()
     dev, _ = found
-    fifo = tmp_path / "never-written"
-    os.mkfifo(fifo)
-    real_open = os.open
-    stuck = {"on": True}
-    monkeypatch.setattr(os, "open", lambda p, f, *a: real_open(fifo, os.O_RDONLY)
-                        if stuck["on"] and p == dev else real_open(p, f, *a))
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork():
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", counting_fork)
+    stuck, forks, fifo = _stuck_opens_of(dev, tmp_path, monkeypatch)
     stuck_file = str(tmp_path / "run" / "stuck-command")
     first = SubprocessRunner(stuck_file=stuck_file)
     first.probe_seconds = 0.3
@@ -682,7 +673,7 @@ def test_a_stuck_probe_is_remembered_for_the_next_reconciler_process(tmp_path, m
         assert f"an earlier exclusive-open probe of {dev} (pid {child}" in got, got
         assert forks == [child]
         stuck["on"] = False
-        os.close(real_open(fifo, os.O_WRONLY))  # its open returns: it ends (unreaped here)
+        os.close(os.open(fifo, os.O_WRONLY))  # its open returns: it ends (unreaped here)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _alive_unreaped(child):
             time.sleep(0.02)
