@@ -2,7 +2,9 @@
 
 Prints figures; asserts nothing. Goals (issue 5):
 * a no-op ``reconcile --once`` (a spec declaring 1,000 LVs, all in sync) against one bare
-  ``lvm fullreport`` run: ratio ≤ 1.15 (issue 22: ≤ 1.05);
+  ``lvm fullreport`` run: ratio ≤ 1.15 (issue 22: ≤ 1.05); its first run (the warm-up)
+  saves the no-op pass (``noop_memo``), which the measured runs then use; the same with
+  ``--fresh`` (parse and plan every time) is measured beside it;
 * the daemon's no-op pass (its second and later passes, on unchanged inputs) against the
   same ``lvm fullreport``, in interleaved rounds: ≤ 1.05 (issue 22);
 * a pvmove driven by the reconciler (``reconcile --once --wait``) against the same pvmove
@@ -170,19 +172,25 @@ def noop_pass(g: Guest, b: Bench, lvs: int, active: bool, create: str) -> None:
     report_bytes = []
     passes: list[dict] = []
     inner: list[float] = []
+    fresh_passes: list[dict] = []
+    fresh_inner: list[float] = []
+    saved_used: list[bool] = []
 
     def after(name: str, rnd: int) -> None:
         if name == "lvm fullreport (reconciler's argv)":
             report_bytes.append(int(g.run(["stat", "-c", "%s", f"{WORK}/out"]).out))
-        if name == "reconcile --once (no-op)":
+        if name.startswith("reconcile --once"):
             doc = json.loads(b.output())
             if doc["exit_code"] != 0 or doc["plan"]["steps"]:
                 raise RuntimeError(f"the no-op pass was not a no-op: {b.output()[:3000]}")
+            fresh = "--fresh" in name
             if rnd:
-                passes.append(doc)
+                (fresh_passes if fresh else passes).append(doc)
                 m = re.search(r"ran lvm fullreport .* -> rc 0 in ([0-9.]+)s", b.errors())
                 if m:
-                    inner.append(float(m.group(1)))
+                    (fresh_inner if fresh else inner).append(float(m.group(1)))
+                if not fresh:
+                    saved_used.append("the last no-op pass's" in b.errors())
 
     # DEBUG: the pass logs how long its own fullreport process took
     once = reconcile_argv("--once", "--output", "json", "--log-level", "DEBUG",
@@ -196,6 +204,7 @@ def noop_pass(g: Guest, b: Bench, lvs: int, active: bool, create: str) -> None:
         "reconcile validate (start-up + spec load)": [
             "python3", "-m", "reconciler", "validate", "--spec", f"{WORK}/spec"],
         "reconcile --once (no-op)": once,
+        "reconcile --once --fresh (no-op)": [*once, "--fresh"],
     }, after=after)
     for name, xs in times.items():
         print(f"  {name:45s} {spread(xs)}")
@@ -204,6 +213,12 @@ def noop_pass(g: Guest, b: Bench, lvs: int, active: bool, create: str) -> None:
           f"  [{passes[-1]['processes']} process(es) per pass]")
     if inner:
         print(f"  {'    of which its lvm fullreport process':45s} {spread(inner)}")
+    print(f"  {'    the last no-op pass (noop_memo) used':45s} {sum(saved_used)} of "
+          f"{len(saved_used)} rounds")
+    fresh_s = [d["duration_s"] for d in fresh_passes]
+    print(f"  {'  of which the --fresh pass':45s} {spread(fresh_s)}")
+    if fresh_inner:
+        print(f"  {'    of which its lvm fullreport process':45s} {spread(fresh_inner)}")
     print(f"  fullreport output: {report_bytes[-1] / 1e6:.2f} MB of JSON")
 
     fr = med(times["lvm fullreport (reconciler's argv)"])
@@ -218,9 +233,14 @@ def noop_pass(g: Guest, b: Bench, lvs: int, active: bool, create: str) -> None:
     print(f"  (interpreter {interp:.2f} s, imports {imports - interp:.2f} s, spec load "
           f"~{max(0.0, validate - imports):.2f} s, pass {med(pass_s):.2f} s, "
           f"rest {wall - imports - med(pass_s):.2f} s)")
+    print(f"  the --fresh pass alone (duration_s)       {med(fresh_s) / fr:6.2f}"
+          f"   (parsed and planned: no saved pass)")
     if inner:
-        print(f"  inside the pass: lvm fullreport {med(inner):.2f} s, parse + plan in Python "
+        print(f"  inside the pass: lvm fullreport {med(inner):.2f} s, the rest "
               f"{med(pass_s) - med(inner):.2f} s")
+    if fresh_inner:
+        print(f"  inside the --fresh pass: lvm fullreport {med(fresh_inner):.2f} s, parse + "
+              f"plan in Python {med(fresh_s) - med(fresh_inner):.2f} s")
     daemon_passes(g, b, f"{WORK}/spec")
 
 

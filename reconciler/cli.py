@@ -153,6 +153,8 @@ def _duration(text: str) -> float:
 
 
 def _run_parser() -> argparse.ArgumentParser:
+    """The options of a run: one pass (``--once``, with ``--dry-run``, ``--wait``,
+    ``--fresh``...) or the daemon (its own group)."""
     p = _RunParser(
         prog="reconcile", description="Converge this host's storage to the TOML spec.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,6 +186,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="run against a simulated host: an embedded one (default, seed000, "
                    "seed001, seed002, seed004, cluster, ...; listed below) or a directory written by "
                    "'reconcile capture'. --node defaults to the node the host plays")
+    p.add_argument("--fresh", action="store_true",
+                   help="with --once: observe and plan from scratch even when every answer "
+                   "the last no-op pass read is the same (see 'The no-op pass' in the README)")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     d = p.add_argument_group("daemon (without --once)")
     d.add_argument("--resync-interval", type=_positive, default=300.0, metavar="SECONDS",
@@ -488,7 +493,8 @@ def _cmd_run(argv: list[str]) -> int:
         print("error: --out goes with --once --dry-run (it saves the forecast)", file=sys.stderr)
         return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
-        result = controller.reconcile_once(loaded, env, dry_run=args.dry_run)
+        result = controller.reconcile_once(loaded, env, dry_run=args.dry_run,
+                                           memo=_memo_path(args))
         if args.detailed_exitcodes:
             result.exit_code = controller.detailed(
                 result.exit_code, result.report is not None and result.report.changed)
@@ -502,6 +508,17 @@ def _cmd_run(argv: list[str]) -> int:
             return _save_plan(args, loaded, env, result, forecast)
         return result.exit_code
     return _wait(args, loaded, env, warnings)
+
+
+def _memo_path(args: argparse.Namespace) -> str | None:
+    """Where a plain ``--once`` keeps its last no-op pass (``noop_memo``), beside the lock:
+    not on a simulated host, nor for ``--out`` (it saves the observed state, which the saved
+    pass does not keep), nor with ``--fresh``."""
+    if args.simulate or args.out or args.fresh:
+        return None
+    from reconciler import noop_memo
+    return str((Path(args.lock_file).parent if args.lock_file else Path(paths.RUN_DIR))
+               / noop_memo.FILE_NAME)
 
 
 def _save_plan(args: argparse.Namespace, loaded, env, result, forecast) -> int:

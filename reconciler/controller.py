@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from reconciler import actions, errors, executing, observing, ondemand, planning, state
+from reconciler import actions, errors, executing, noop_memo, observing, ondemand, planning, state
 from reconciler.runner import CommandResult, RecordingRunner, Runner
 from reconciler.spec import models
 from reconciler.spec.loading import LoadedSpec
@@ -248,6 +248,15 @@ class Memory:
         return out
 
 
+def _memo_settings(env: Environment) -> tuple:
+    """What of ``env`` could reach a plan, for ``noop_memo``'s key (its runner, resolver
+    and clock by kind: a simulated host and a real one never share a saved pass)."""
+    return (type(env.runner).__qualname__, getattr(env.resolve, "__qualname__", "?"),
+            type(env.clock).__qualname__, env.requeue_seconds, env.requeue_max_seconds,
+            env.stall_seconds, env.stall_steps, env.stall_floor_rate,
+            env.poller_grace_seconds, env.ledger, env.lio_applier)
+
+
 def reusable(spec: models.Spec, the_plan: actions.Plan) -> bool:
     """Whether ``Memory`` may give ``the_plan`` to a later pass whose inputs are the same
     but for the time: a plan that did not read the time (``Plan.reads_time``), with no
@@ -327,7 +336,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                    memory: Memory | None = None, pass_no: int = 1,
                    should_stop: Callable[[], bool] | None = None,
                    vet: Callable[[actions.Plan], str | None] | None = None,
-                   vet_step: Callable[[actions.Step], str | None] | None = None) -> PassResult:
+                   vet_step: Callable[[actions.Step], str | None] | None = None,
+                   memo: str | None = None) -> PassResult:
     """One pass: observe, plan, apply, and plan again on what the apply left.
 
     Decides the pass's exit code and when to come back: an observation that fails ends the
@@ -343,7 +353,11 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     ``vet(plan)`` (``reconcile apply``) is asked before anything is applied: a reason from
     it ends the pass with ``EXIT_STALE_PLAN`` and that reason, nothing run. ``vet_step(step)``
     is asked right before a step's first command (``executing.apply``'s ``before_commands``):
-    a reason from it ends the pass there with ``EXIT_STALE_PLAN``, nothing more run."""
+    a reason from it ends the pass there with ``EXIT_STALE_PLAN``, nothing more run.
+    ``memo`` (``reconcile --once``, a process's only pass): the file of the last no-op pass
+    (``noop_memo``); its plan is this pass's when every input is the same, byte for byte,
+    and this pass's is saved there when it may be reused."""
+    memo = memo if memory is None else None  # the daemon reuses in memory (Memory.plan)
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
@@ -377,8 +391,32 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     pcmk_wanted = bool(spec.vg or spec.iscsi_target or spec.drbd or spec.clone
                        or spec.iscsi_session)
 
+    # The last no-op --once pass (noop_memo): its reads asked again, in order, before the
+    # first observation; a miss gives that observation the answers already read.
+    memo_key = saved = None
+    first: list = [runner, env.resolve]  # what the first observation reads through
+    if memo is not None:
+        memo_key = noop_memo.key(spec_digest=loaded.digest, node=env.node,
+                                 settings=_memo_settings(env))
+        saved, why = noop_memo.load(memo, memo_key)
+        if saved is None:
+            log.debug("the last no-op pass ({}) not used: {}", memo, why)
+        else:
+            same, primed = noop_memo.check(saved, runner, env.resolve)
+            if not same:
+                saved, first = None, [primed, primed.resolve]
+                log.debug("the last no-op pass ({}) not used: an answer differs", memo)
+    transcript: list[noop_memo.Transcript] = []
+
     def observe() -> state.HostState:
-        st = observing.observe(runner, host="local", devices=devices, resolve=env.resolve,
+        reader, resolve = runner, env.resolve
+        if first:
+            reader, resolve = first
+            first.clear()
+            if memo_key is not None:
+                transcript.append(noop_memo.Transcript(reader, resolve))
+                reader, resolve = transcript[0], transcript[0].resolve
+        st = observing.observe(reader, host="local", devices=devices, resolve=resolve,
                                now=env.clock.now(), md_targets=md_targets,
                                iscsi_parts=observing.iscsi_parts(spec), lockd=lockd,
                                quorum=quorum,
@@ -398,18 +436,32 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
               loaded.digest[:12], len(loaded.files), len(spec.vg), len(spec.clone),
               " [dry run]" if dry_run else "")
     empty = actions.Plan(node=env.node, spec_digest=loaded.digest)
-    try:
-        st = observe()
-    except errors.ReconcilerError as exc:
-        log.error("observation failed: {}", exc)
-        return PassResult(empty, empty, None, EXIT_ERROR, count[0], time.monotonic() - t0,
-                          env.requeue_seconds, str(exc))
-    stalled = memory.stalled(st, env.clock.now(), env)
-    reused = memory.reused
-    the_plan = memory.plan(spec, st, node=env.node, digest=loaded.digest, stalled=stalled,
-                           whole=loaded.spec)
-    if memory.reused != reused:
-        log.debug("plan: the previous pass's, made from the same inputs (spec, report, files)")
+    st: state.HostState | None = None
+    if saved is not None:
+        the_plan = saved.plan
+        memory.reused += 1
+        log.debug("plan: the last no-op pass's ({}), made from the same inputs (code, spec, "
+                  "every answer read)", memo)
+    else:
+        try:
+            st = observe()
+        except errors.ReconcilerError as exc:
+            log.error("observation failed: {}", exc)
+            return PassResult(empty, empty, None, EXIT_ERROR, count[0],
+                              time.monotonic() - t0, env.requeue_seconds, str(exc))
+        stalled = memory.stalled(st, env.clock.now(), env)
+        reused = memory.reused
+        the_plan = memory.plan(spec, st, node=env.node, digest=loaded.digest,
+                               stalled=stalled, whole=loaded.spec)
+        if memory.reused != reused:
+            log.debug("plan: the previous pass's, made from the same inputs (spec, report, "
+                      "files)")
+        if memo_key is not None and transcript and not stalled and reusable(spec, the_plan):
+            try:
+                noop_memo.save(memo, memo_key, transcript[0].reads, the_plan)
+            except Exception as exc:  # noqa: BLE001 - an optimisation: the pass is done
+                log.debug("the no-op pass not saved to {}: {}: {}", memo, type(exc).__name__,
+                          exc)
     the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
     # A pass that only waits for an operation in flight says so in one line (below).
     waiting = {f.key for f in the_plan.in_flight}

@@ -41,7 +41,8 @@ class Written:
 
 WRITTEN: tuple[Written, ...] = (
     Written(RUN_DIR, "reconciler", "status.json, reconciler.prom, the instance lock, the note "
-            "of a command abandoned after its timeout, DRBD's split-brain markers"),
+            "of a command abandoned after its timeout, DRBD's split-brain markers, "
+            "reconcile --once's last no-op pass (once-memo)"),
     Written(STATE_DIR, "reconciler", "the clone ledger and the DRBD ledger"),
     Written(DRBD_CONF_DIR, "reconciler (DRBD adapter)", "the rendered resource files",
             optional=True),

@@ -243,8 +243,10 @@ class Nodes:
 
     def one_pass(self, name: str, loaded: loading.LoadedSpec, *, dry_run: bool = False,
                  fresh_memory: bool = False, as_node: str | None = None,
-                 _turns: _Turns | None = None) -> Pass:
-        """One pass of ``name``'s reconciler (run as ``--node as_node``: a wrong unit)."""
+                 memo: str | None = None, _turns: _Turns | None = None) -> Pass:
+        """One pass of ``name``'s reconciler (run as ``--node as_node``: a wrong unit).
+        ``memo``: a ``reconcile --once`` process's pass instead (no memory of earlier
+        passes), keeping its last no-op pass in that file (``noop_memo``)."""
         node = self.nodes[name]
         if node.down:
             raise AssertionError(f"{name} is down: reboot it first")
@@ -256,9 +258,9 @@ class Nodes:
         try:
             env = self.env(name, runner)
             env.node = as_node or name
-            p.result = controller.reconcile_once(loaded, env,
-                                                 dry_run=dry_run, memory=node.memory,
-                                                 pass_no=p.no)
+            p.result = controller.reconcile_once(
+                loaded, env, dry_run=dry_run, memory=None if memo else node.memory,
+                pass_no=p.no, memo=memo)
         except NodeCrashed:  # (the simulator's own crash_after raises its own exception)
             pass
         return p

@@ -1,0 +1,217 @@
+"""``reconcile --once`` keeps its last no-op pass on disk (``noop_memo``, issue 22): the next
+``--once`` whose code, spec, node, settings and every answer it reads are the same, byte for
+byte and in the same order, gives that pass's plan without parsing and planning again; it
+still runs every command and reads every file the observation would. Anything else is a
+full pass whose plan is the one a fresh process makes, and that never asks the host twice.
+A file not this user's alone, or one that does not load, is never used."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+
+import pytest
+from support import G
+from support.edited import Edited
+from support.fixtures import disks_host
+from support.mdfix import clone_host, clone_spec
+from support.nodes import Nodes
+from support.specs import local_vg
+
+from reconciler import controller, noop_memo, planning
+from reconciler.adapters import lvm
+from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+
+NODE = "node-1"
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    seen = {"parse": 0, "plan": 0}
+    parse, plan = lvm.parse_fullreport, planning.plan
+
+    def counted_parse(*a, **kw):
+        seen["parse"] += 1
+        return parse(*a, **kw)
+
+    def counted_plan(*a, **kw):
+        seen["plan"] += 1
+        return plan(*a, **kw)
+
+    monkeypatch.setattr(lvm, "parse_fullreport", counted_parse)
+    monkeypatch.setattr(planning, "plan", counted_plan)
+    return seen
+
+
+def _spec(**lv):
+    return local_vg("vg0", ["/dev/vdb", "/dev/vdc"],
+                    lv=lv or {"data": {"size": "64M"}, "logs": {"size": "8M"}})
+
+
+def _settled(tmp_path, spec=None):
+    """A host converged to ``spec`` by the daemon-style passes, then a memo file path in a
+    directory of this user's alone."""
+    host = disks_host(G, "/dev/vdb", "/dev/vdc", vg="vg0")
+    edited = Edited(host)
+    nodes = Nodes.of_hosts(tmp_path, {NODE: host})
+    nodes.nodes[NODE].runner = edited
+    loaded = nodes.spec(spec or _spec())
+    assert nodes.one_pass(NODE, loaded).changes
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    return nodes, edited, loaded, str(d / noop_memo.FILE_NAME)
+
+
+def _argvs(p):
+    return [c.argv for c in p.commands]
+
+
+def test_a_second_once_with_the_same_inputs_gives_the_saved_plan(tmp_path, calls):
+    nodes, _, loaded, memo = _settled(tmp_path)
+    first = nodes.one_pass(NODE, loaded, memo=memo)
+    assert first.exit_code == 0 and not first.changes
+    assert os.stat(memo).st_mode & 0o777 == 0o600
+    before = dict(calls)
+    second = nodes.one_pass(NODE, loaded, memo=memo)
+    assert (calls["parse"], calls["plan"]) == (before["parse"], before["plan"])
+    # the same commands ran (the check asks every read again), the same plan and figures
+    assert _argvs(second) == _argvs(first) and second.commands[0].argv == FULLREPORT_ARGV
+    assert second.result.processes == first.result.processes
+    assert second.exit_code == 0 and second.plan.as_dict() == first.plan.as_dict()
+    assert second.result.observed is None  # nothing was built
+    fresh = nodes.one_pass(NODE, loaded)  # what a process without the file plans
+    assert fresh.plan.as_dict() == second.plan.as_dict()
+
+
+def test_one_changed_byte_plans_again_and_asks_nothing_twice(tmp_path, calls):
+    nodes, edited, loaded, memo = _settled(tmp_path)
+    first = nodes.one_pass(NODE, loaded, memo=memo)
+    # LV "logs" reported as "logz": logs must be made again (a dry run: the plan is looked at)
+    edited.edit = lambda t: t.replace('"lv_name":"logs"', '"lv_name":"logz"', 1)
+    before = dict(calls)
+    second = nodes.one_pass(NODE, loaded, memo=memo, dry_run=True)
+    assert (calls["parse"], calls["plan"]) == (before["parse"] + 1, before["plan"] + 1)
+    assert any("logs" in s.key for s in second.plan.steps), second.plan.as_dict()
+    assert _argvs(second) == _argvs(first)  # the report read by the check is the pass's
+    # a plan with a step is never saved: the file still holds the no-op pass, and the
+    # host as it was before the edit gives it again
+    edited.edit = None
+    before = dict(calls)
+    third = nodes.one_pass(NODE, loaded, memo=memo)
+    assert (calls["parse"], calls["plan"]) == (before["parse"], before["plan"])
+    assert third.plan.as_dict() == first.plan.as_dict()
+
+
+def test_a_later_read_that_differs_plans_again(tmp_path, calls):
+    """The report is the same but a device resolves to another number: the check goes on
+    past the report, and the difference in a later read is found."""
+    nodes, edited, loaded, memo = _settled(tmp_path)
+    first = nodes.one_pass(NODE, loaded, memo=memo)
+    edited.moved["/dev/vdc"] = "/dev/vdb"  # one disk named twice
+    before = dict(calls)
+    second = nodes.one_pass(NODE, loaded, memo=memo)
+    assert calls["plan"] == before["plan"] + 1
+    assert second.plan.as_dict() != first.plan.as_dict()
+    assert _argvs(second) == _argvs(first)
+
+
+@pytest.mark.parametrize("change", ["spec", "node", "code", "setting"])
+def test_another_key_plans_again(tmp_path, calls, monkeypatch, change):
+    nodes, _, loaded, memo = _settled(tmp_path)
+    nodes.one_pass(NODE, loaded, memo=memo)
+    if change == "spec":
+        loaded = nodes.spec(_spec(data={"size": "64M"}, logs={"size": "8M"},
+                                  more={"size": "4M", "state": "absent"}))
+    elif change == "node":
+        monkeypatch.setattr(controller, "_memo_settings",
+                            lambda env: ("as if run", env.node + "x"))
+    elif change == "code":
+        real = noop_memo.code_identity
+        monkeypatch.setattr(noop_memo, "code_identity", lambda: real() + b"upgraded")
+    else:
+        real_settings = controller._memo_settings
+        monkeypatch.setattr(controller, "_memo_settings",
+                            lambda env: real_settings(env) + ("lio applier gone",))
+    before = dict(calls)
+    nodes.one_pass(NODE, loaded, memo=memo)
+    assert calls["plan"] == before["plan"] + 1 and calls["parse"] == before["parse"] + 1
+
+
+def test_the_code_identity_follows_the_source_files(tmp_path, monkeypatch):
+    """An edited (or upgraded) source file changes the key: size or modification time."""
+    a = noop_memo.code_identity()
+    assert noop_memo.code_identity() == a
+    src = os.path.join(os.path.dirname(noop_memo.__file__), "units.py")
+    st = os.stat(src)
+    try:
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert noop_memo.code_identity() != a
+    finally:
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert noop_memo.code_identity() == a
+
+
+@pytest.mark.parametrize("how", ["group-writable", "world-writable dir", "symlink",
+                                 "garbage", "other object"])
+def test_a_file_that_is_not_ours_alone_or_does_not_load_is_a_miss(tmp_path, calls, how):
+    nodes, _, loaded, memo = _settled(tmp_path)
+    first = nodes.one_pass(NODE, loaded, memo=memo)
+    if how == "group-writable":
+        os.chmod(memo, 0o620)
+    elif how == "world-writable dir":
+        os.chmod(os.path.dirname(memo), 0o777)
+    elif how == "symlink":
+        os.rename(memo, memo + ".real")
+        os.symlink(memo + ".real", memo)
+    elif how == "garbage":
+        with open(memo, "wb") as f:
+            f.write(b"\x80\x05not a pickle")
+    else:
+        with open(memo, "wb") as f:
+            pickle.dump({"plan": "nothing"}, f)
+    before = dict(calls)
+    second = nodes.one_pass(NODE, loaded, memo=memo)
+    assert calls["plan"] == before["plan"] + 1
+    assert second.plan.as_dict() == first.plan.as_dict()
+    assert _argvs(second) == _argvs(first)
+
+
+def test_a_plan_with_a_step_or_a_clone_is_never_saved(tmp_path):
+    nodes, _, loaded, memo = _settled(tmp_path)
+    grown = nodes.spec(_spec(data={"size": "64M"}, logs={"size": "16M"}))
+    p = nodes.one_pass(NODE, grown, memo=memo, dry_run=True)
+    assert p.plan.steps and not os.path.exists(memo)
+    host = clone_host()
+    (tmp_path / "c").mkdir()
+    nodes = Nodes.of_hosts(tmp_path / "c", {NODE: host})
+    loaded = nodes.spec(clone_spec("split"))
+    nodes.converge(loaded, seconds=30)
+    assert nodes.nodes[NODE].last.exit_code == 0
+    assert nodes.one_pass(NODE, loaded, memo=memo).exit_code == 0
+    assert not os.path.exists(memo)
+
+
+def test_a_plan_that_read_the_time_is_never_saved(tmp_path, monkeypatch):
+    nodes, _, loaded, memo = _settled(tmp_path)
+    plan = planning.plan
+    monkeypatch.setattr(planning, "plan",
+                        lambda *a, **kw: dataclasses.replace(plan(*a, **kw), reads_time=True))
+    assert nodes.one_pass(NODE, loaded, memo=memo).exit_code == 0
+    assert not os.path.exists(memo)
+
+
+def test_a_file_read_that_differs_plans_again(tmp_path, calls, monkeypatch):
+    """Not a command's output: a file the observation reads (here the clone ledger, empty
+    before, a record now) answers differently; the pass observes and plans again."""
+    nodes, edited, loaded, memo = _settled(tmp_path)
+    first = nodes.one_pass(NODE, loaded, memo=memo)
+    ledger = nodes.env(NODE).ledger
+    read = edited.read
+    monkeypatch.setattr(edited, "read", lambda path, *, host="local": (
+        '{"format": 1, "clones": {}}' if path == ledger else read(path, host=host)))
+    before = dict(calls)
+    second = nodes.one_pass(NODE, loaded, memo=memo, dry_run=True)
+    assert calls["plan"] == before["plan"] + 1
+    assert [s.key for s in second.plan.steps] == ["ledger:clones"]  # the format-1 ledger rewritten
+    assert _argvs(second) == _argvs(first)
