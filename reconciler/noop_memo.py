@@ -199,6 +199,8 @@ def check(saved: "Saved", runner: Runner,
     the answers read, to be given to the pass that follows a miss)."""
     primed = Primed(runner, resolve)
     for kind, args, digest in saved.reads:
+        if kind == "run" and args[3]:  # a command that changes the host is never asked here
+            return False, primed
         value = _ask(runner, resolve, kind, args)
         primed.answers.setdefault((kind, args), deque()).append(value)
         if _answer(kind, _comparable(kind, value)) != digest:
@@ -269,7 +271,11 @@ def load(path: str, want: bytes) -> tuple["Saved | None", str]:
 
 def save(path: str, want: bytes, reads: Sequence[Read], plan: actions.Plan) -> None:
     """Write the pass atomically (a temporary file renamed over it), readable by this user
-    alone. An error is raised to the caller, who logs it: the pass itself is done."""
+    alone. An error is raised to the caller, who logs it: the pass itself is done. An
+    observation that ran a command that changes the host is not saved (observation runs
+    none; ``check`` would never ask one)."""
+    if any(kind == "run" and args[3] for kind, args, _ in reads):
+        raise ValueError("the observation ran a command that changes the host")
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:

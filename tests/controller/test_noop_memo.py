@@ -215,3 +215,21 @@ def test_a_file_read_that_differs_plans_again(tmp_path, calls, monkeypatch):
     assert calls["plan"] == before["plan"] + 1
     assert [s.key for s in second.plan.steps] == ["ledger:clones"]  # the format-1 ledger rewritten
     assert _argvs(second) == _argvs(first)
+
+
+def test_a_command_that_changes_the_host_is_never_saved_nor_asked():
+    class Host:
+        def __init__(self):
+            self.ran = []
+
+        def run(self, cmd):
+            self.ran.append(cmd.argv)
+            raise AssertionError("asked")
+
+    read = ("run", ("local", ("lvremove", "vg0/data"), None, True, 120.0), b"x" * 32)
+    saved = noop_memo.Saved(noop_memo.FORMAT, b"k", (read,), None)
+    host = Host()
+    same, _ = noop_memo.check(saved, host, lambda p: None)
+    assert not same and host.ran == []
+    with pytest.raises(ValueError):
+        noop_memo.save("/nonexistent/memo", b"k", [read], None)
