@@ -221,6 +221,11 @@ def noop_pass(g: Guest, b: Bench, lvs: int, active: bool, create: str) -> None:
         print(f"  {'    of which its lvm fullreport process':45s} {spread(fresh_inner)}")
     print(f"  fullreport output: {report_bytes[-1] / 1e6:.2f} MB of JSON")
 
+    ident = g.run(["python3", "-c", "import time; from reconciler import noop_memo; "
+                   "noop_memo.code_identity(); t = time.perf_counter(); "
+                   "[noop_memo.code_identity() for _ in range(5)]; "
+                   "print((time.perf_counter() - t) / 5)"]).out.strip()
+    print(f"  the saved pass's code identity (stat of the package's files): {float(ident):.3f} s")
     fr = med(times["lvm fullreport (reconciler's argv)"])
     wall = med(times["reconcile --once (no-op)"])
     imports = med(times["python3 -c 'import reconciler.cli, ...'"])
