@@ -214,13 +214,17 @@ def code_identity() -> bytes:
     import pydantic
     root = os.path.dirname(os.path.abspath(__file__))
     entries = []
-    for d, dirs, files in os.walk(root):
-        dirs[:] = sorted(x for x in dirs if x != "__pycache__")
-        for f in sorted(files):
-            if f.endswith(".py"):
-                p = os.path.join(d, f)
-                st = os.stat(p)
-                entries.append((os.path.relpath(p, root), st.st_size, st.st_mtime_ns))
+    todo = [root]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != "__pycache__":
+                        todo.append(e.path)
+                elif e.name.endswith(".py"):
+                    st = e.stat()
+                    entries.append((e.path[len(root):], st.st_size, st.st_mtime_ns))
+    entries.sort()
     return _digest(FORMAT, sys.version, sys.executable, pydantic.VERSION, root, entries)
 
 
