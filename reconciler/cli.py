@@ -494,7 +494,7 @@ def _cmd_run(argv: list[str]) -> int:
         return controller.EXIT_ERROR
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run,
-                                           memo=_memo_path(args))
+                                           memo=_memo_path(args), fresh=args.fresh)
         if args.detailed_exitcodes:
             result.exit_code = controller.detailed(
                 result.exit_code, result.report is not None and result.report.changed)
@@ -511,10 +511,10 @@ def _cmd_run(argv: list[str]) -> int:
 
 
 def _memo_path(args: argparse.Namespace) -> str | None:
-    """Where a plain ``--once`` keeps its last no-op pass (``noop_memo``), beside the lock:
-    not on a simulated host, nor for ``--out`` (it saves the observed state, which the saved
-    pass does not keep), nor with ``--fresh``."""
-    if args.simulate or args.out or args.fresh:
+    """Where a plain ``--once`` keeps its last no-op pass (``noop_memo``), beside the lock
+    (``--fresh`` removes it and saves its own): not on a simulated host, nor for ``--out``
+    (it saves the observed state, which the saved pass does not keep), nor with ``--wait``."""
+    if args.simulate or args.out or args.wait:
         return None
     from reconciler import noop_memo
     return str((Path(args.lock_file).parent if args.lock_file else Path(paths.RUN_DIR))

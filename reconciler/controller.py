@@ -6,8 +6,10 @@ are never waited for inside a pass; the result carries ``requeue_after`` instead
 
 The only memory kept between passes is in this process (``Memory``): the progress each
 operation in flight showed, to tell a slow one from a stalled one, and when this process
-last started a pvmove. Nothing is written to disk: after a crash, observation alone says
-what to do.
+last started a pvmove. Nothing of it is written to disk: after a crash, observation alone
+says what to do. (A ``--once`` process keeps one thing on disk, its last plan that had nothing
+to do, with every answer it was made from: ``noop_memo``; it is used only when every answer
+is the same again, so it never says what to do instead of the observation.)
 
 * **A pvmove is resumed only when no process polls it.** Observation reads who polls it
   from /proc (a ``pvmove`` process, or lvmpolld's ``lvm lvpoll``); bare
@@ -337,7 +339,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                    should_stop: Callable[[], bool] | None = None,
                    vet: Callable[[actions.Plan], str | None] | None = None,
                    vet_step: Callable[[actions.Step], str | None] | None = None,
-                   memo: str | None = None) -> PassResult:
+                   memo: str | None = None, fresh: bool = False) -> PassResult:
     """One pass: observe, plan, apply, and plan again on what the apply left.
 
     Decides the pass's exit code and when to come back: an observation that fails ends the
@@ -356,7 +358,9 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     a reason from it ends the pass there with ``EXIT_STALE_PLAN``, nothing more run.
     ``memo`` (``reconcile --once``, a process's only pass): the file of the last no-op pass
     (``noop_memo``); its plan is this pass's when every input is the same, byte for byte,
-    and this pass's is saved there when it may be reused."""
+    and this pass's is saved there when it may be reused (``fresh``: the file is removed
+    first, and this pass plans from scratch). Not for a node whose spec holds iSCSI: its
+    observation reads CHAP secrets, of which no digest is ever kept."""
     memo = memo if memory is None else None  # the daemon reuses in memory (Memory.plan)
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
@@ -395,17 +399,29 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     # first observation; a miss gives that observation the answers already read.
     memo_key = saved = None
     first: list = [runner, env.resolve]  # what the first observation reads through
+    secrets = frozenset(observing.chap_files(spec))
+    if memo is not None and (spec.iscsi_target or spec.iscsi_session or secrets):
+        memo = None
     if memo is not None:
         memo_key = noop_memo.key(spec_digest=loaded.digest, node=env.node,
                                  settings=_memo_settings(env))
-        saved, why = noop_memo.load(memo, memo_key)
-        if saved is None:
-            log.debug("the last no-op pass ({}) not used: {}", memo, why)
-        else:
-            same, primed = noop_memo.check(saved, runner, env.resolve)
-            if not same:
-                saved, first = None, [primed, primed.resolve]
-                log.debug("the last no-op pass ({}) not used: an answer differs", memo)
+    if memo is not None and fresh:
+        noop_memo.forget(memo)
+    elif memo is not None:
+        try:
+            saved, why = noop_memo.load(memo, memo_key)
+            if saved is None:
+                log.debug("the last no-op pass ({}) not used: {}", memo, why)
+            else:
+                same, primed = noop_memo.check(saved, runner, env.resolve)
+                first = [primed, primed.resolve]  # what it read, given to the observation
+                if not same:
+                    saved = None
+                    log.debug("the last no-op pass ({}) not used: an answer differs", memo)
+        except Exception as exc:  # noqa: BLE001 - a miss: the pass observes as always
+            saved = None
+            log.debug("the last no-op pass ({}) not used: {}: {}", memo, type(exc).__name__,
+                      exc)
     transcript: list[noop_memo.Transcript] = []
 
     def observe() -> state.HostState:
@@ -414,7 +430,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
             reader, resolve = first
             first.clear()
             if memo_key is not None:
-                transcript.append(noop_memo.Transcript(reader, resolve))
+                transcript.append(noop_memo.Transcript(reader, resolve, secrets))
                 reader, resolve = transcript[0], transcript[0].resolve
         st = observing.observe(reader, host="local", devices=devices, resolve=resolve,
                                now=env.clock.now(), md_targets=md_targets,
@@ -456,9 +472,9 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         if memory.reused != reused:
             log.debug("plan: the previous pass's, made from the same inputs (spec, report, "
                       "files)")
-        if memo_key is not None and transcript and not stalled and reusable(spec, the_plan):
+        if memo_key and transcript and not stalled and reusable(spec, the_plan):
             try:
-                noop_memo.save(memo, memo_key, transcript[0].reads, the_plan)
+                noop_memo.save(memo, memo_key, transcript[0], the_plan)
             except Exception as exc:  # noqa: BLE001 - an optimisation: the pass is done
                 log.debug("the no-op pass not saved to {}: {}: {}", memo, type(exc).__name__,
                           exc)

@@ -67,9 +67,14 @@ def _digest(*parts: object) -> bytes:
 
 
 def _answer(kind: str, value: object) -> bytes:
+    if isinstance(value, _Raised):
+        exc = value.exc
+        return _digest("raised", type(exc).__qualname__, getattr(exc, "errno", None), str(exc))
     if kind == "run":
         r: CommandResult = value  # type: ignore[assignment]
         return _digest(r.rc, r.stdout, r.stderr, r.timed_out, r.stuck_pid)
+    if kind in ("openers", "claimed"):
+        value = sorted(value.items())  # type: ignore[union-attr]
     if value is None or isinstance(value, (str, bytes)):
         return _digest(type(value).__name__, value if value is not None else b"")
     return _digest(type(value).__name__, value)
@@ -79,95 +84,127 @@ def _command_args(cmd: Command) -> tuple:
     return (cmd.host, tuple(cmd.argv), cmd.input, cmd.mutates, cmd.timeout)
 
 
+@dataclass(frozen=True)
+class _Raised:
+    """A read that raised instead of answering (kept to be raised again after a miss)."""
+
+    exc: Exception
+
+
+# A file of LIO's whose text is a CHAP secret (an ACL's or a portal group's ``auth/``): a
+# pass that read one is not saved, so no digest of a secret is ever kept on disk (the
+# iSCSI adapter keeps secrets only as a fingerprint keyed by its own process).
+_SECRET_PARTS = ("/auth/",)
+
+
+def _secret(kind: str, args: tuple, secrets: frozenset[str]) -> bool:
+    if kind not in ("read", "read_bytes"):
+        return False
+    path = args[0]
+    return path in secrets or any(part in path for part in _SECRET_PARTS)
+
+
 @dataclass
 class Transcript:
     """A runner and a resolver that forward to ``runner``/``resolve`` and note each read
-    and its answer's digest, in order."""
+    and its answer's digest, in order. ``unsaveable`` says why such a pass must not be
+    saved: a read raised (observation turns some errors into state, e.g. a superblock that
+    cannot be read, and the error might not come again), a command changed the host, or a
+    secret was read (``secrets``: the spec's CHAP files)."""
 
     runner: Runner
     resolve_inner: Callable[[str], "tuple[int, int] | None"]
+    secrets: frozenset[str] = frozenset()
     reads: list[Read] = field(default_factory=list)
+    unsaveable: str = ""
 
-    def _note(self, kind: str, args: tuple, value: object) -> None:
+    def _call(self, kind: str, args: tuple, ask: Callable[[], object]) -> object:
+        if _secret(kind, args, self.secrets):
+            self.unsaveable = self.unsaveable or "a secret was read"
+        if kind == "run" and args[3]:
+            self.unsaveable = self.unsaveable or "a command that changes the host ran"
+        try:
+            value = ask()
+        except Exception as exc:
+            self.reads.append((kind, args, _answer(kind, _Raised(exc))))
+            self.unsaveable = self.unsaveable or f"a read raised {type(exc).__name__}"
+            raise
         self.reads.append((kind, args, _answer(kind, value)))
+        return value
 
     def run(self, cmd: Command) -> CommandResult:
-        res = self.runner.run(cmd)
-        self._note("run", _command_args(cmd), res)
-        return res
+        return self._call("run", _command_args(cmd),  # type: ignore[return-value]
+                          lambda: self.runner.run(cmd))
 
     def read(self, path: str, *, host: str = "local") -> str | None:
-        out = self.runner.read(path, host=host)
-        self._note("read", (path, host), out)
-        return out
+        return self._call("read", (path, host),  # type: ignore[return-value]
+                          lambda: self.runner.read(path, host=host))
 
     def read_bytes(self, path: str, offset: int, length: int, *,
                    host: str = "local") -> bytes | None:
-        out = self.runner.read_bytes(path, offset, length, host=host)
-        self._note("read_bytes", (path, offset, length, host), out)
-        return out
+        return self._call("read_bytes", (path, offset, length, host),  # type: ignore[return-value]
+                          lambda: self.runner.read_bytes(path, offset, length, host=host))
 
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
-        out = self.runner.openers(paths, host=host)
-        self._note("openers", (tuple(paths), host), sorted(out.items()))
-        return out
+        return self._call("openers", (tuple(paths), host),  # type: ignore[return-value]
+                          lambda: self.runner.openers(paths, host=host))
 
     def claimed(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, bool | str]:
-        out = self.runner.claimed(paths, host=host)
-        self._note("claimed", (tuple(paths), host), sorted(out.items()))
-        return out
+        return self._call("claimed", (tuple(paths), host),  # type: ignore[return-value]
+                          lambda: self.runner.claimed(paths, host=host))
 
     def resolve(self, path: str) -> tuple[int, int] | None:
-        out = self.resolve_inner(path)
-        self._note("resolve", (path,), out)
-        return out
+        return self._call("resolve", (path,),  # type: ignore[return-value]
+                          lambda: self.resolve_inner(path))
 
 
 @dataclass
 class Primed:
     """A runner and a resolver that give the answers a failed ``check`` already read (each
-    once, per read, in the order read) before asking ``runner``/``resolve``: the pass that
-    follows a miss asks nothing twice."""
+    once, per read, in the order read; one that raised raises again) before asking
+    ``runner``/``resolve``: the pass that follows a miss asks nothing twice."""
 
     runner: Runner
     resolve_inner: Callable[[str], "tuple[int, int] | None"]
     answers: dict[tuple[str, tuple], deque] = field(default_factory=dict)
 
-    def _given(self, kind: str, args: tuple) -> tuple[bool, object]:
+    def _call(self, kind: str, args: tuple, ask: Callable[[], object]) -> object:
         q = self.answers.get((kind, args))
-        if q:
-            return True, q.popleft()
-        return False, None
+        if not q:
+            return ask()
+        value = q.popleft()
+        if isinstance(value, _Raised):
+            raise value.exc
+        return value
 
     def run(self, cmd: Command) -> CommandResult:
-        hit, v = self._given("run", _command_args(cmd))
-        return v if hit else self.runner.run(cmd)  # type: ignore[return-value]
+        return self._call("run", _command_args(cmd),  # type: ignore[return-value]
+                          lambda: self.runner.run(cmd))
 
     def read(self, path: str, *, host: str = "local") -> str | None:
-        hit, v = self._given("read", (path, host))
-        return v if hit else self.runner.read(path, host=host)  # type: ignore[return-value]
+        return self._call("read", (path, host),  # type: ignore[return-value]
+                          lambda: self.runner.read(path, host=host))
 
     def read_bytes(self, path: str, offset: int, length: int, *,
                    host: str = "local") -> bytes | None:
-        hit, v = self._given("read_bytes", (path, offset, length, host))
-        return v if hit else self.runner.read_bytes(  # type: ignore[return-value]
-            path, offset, length, host=host)
+        return self._call("read_bytes", (path, offset, length, host),  # type: ignore[return-value]
+                          lambda: self.runner.read_bytes(path, offset, length, host=host))
 
     def openers(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, tuple[str, ...]]:
-        hit, v = self._given("openers", (tuple(paths), host))
-        return v if hit else self.runner.openers(paths, host=host)  # type: ignore[return-value]
+        return self._call("openers", (tuple(paths), host),  # type: ignore[return-value]
+                          lambda: self.runner.openers(paths, host=host))
 
     def claimed(self, paths: Sequence[str], *,
                 host: str = "local") -> dict[str, bool | str]:
-        hit, v = self._given("claimed", (tuple(paths), host))
-        return v if hit else self.runner.claimed(paths, host=host)  # type: ignore[return-value]
+        return self._call("claimed", (tuple(paths), host),  # type: ignore[return-value]
+                          lambda: self.runner.claimed(paths, host=host))
 
     def resolve(self, path: str) -> tuple[int, int] | None:
-        hit, v = self._given("resolve", (path,))
-        return v if hit else self.resolve_inner(path)  # type: ignore[return-value]
+        return self._call("resolve", (path,),  # type: ignore[return-value]
+                          lambda: self.resolve_inner(path))
 
 
 def _ask(runner: Runner, resolve: Callable[[str], "tuple[int, int] | None"], kind: str,
@@ -189,47 +226,73 @@ def _ask(runner: Runner, resolve: Callable[[str], "tuple[int, int] | None"], kin
     raise ValueError(f"unknown read {kind!r}")
 
 
-def _comparable(kind: str, value: object) -> object:
-    return sorted(value.items()) if kind in ("openers", "claimed") else value  # type: ignore[union-attr]
-
-
 def check(saved: "Saved", runner: Runner,
           resolve: Callable[[str], "tuple[int, int] | None"]) -> tuple[bool, Primed]:
-    """Ask ``saved``'s reads again, in order, until one answers differently: (all the same,
-    the answers read, to be given to the pass that follows a miss)."""
+    """Ask ``saved``'s reads again, in order, until one answers differently (or raises):
+    (all the same, the answers read, to be given to the pass that follows a miss). A
+    command that changes the host is never asked (a saved pass never holds one)."""
     primed = Primed(runner, resolve)
     for kind, args, digest in saved.reads:
-        if kind == "run" and args[3]:  # a command that changes the host is never asked here
+        if kind == "run" and args[3]:
             return False, primed
-        value = _ask(runner, resolve, kind, args)
+        try:
+            value = _ask(runner, resolve, kind, args)
+        except Exception as exc:  # the observation meets it again, and handles it as always
+            primed.answers.setdefault((kind, args), deque()).append(_Raised(exc))
+            return False, primed
         primed.answers.setdefault((kind, args), deque()).append(value)
-        if _answer(kind, _comparable(kind, value)) != digest:
+        if _answer(kind, value) != digest:
             return False, primed
     return True, primed
 
 
-def code_identity() -> bytes:
-    """This package's source files (name, size, modification time), the Python running it
-    and pydantic's version."""
-    import pydantic
-    root = os.path.dirname(os.path.abspath(__file__))
+def code_identity(root: str | None = None) -> bytes:
+    """The code that plans: every file of this package but its bytecode caches (name,
+    size, modification and change times, inode: a file edited or replaced, even to the same
+    size and modification time, changes it), the Python running it, and the versions of
+    pydantic and tomli (they build the spec's values) and of this package. Empty when the
+    package's files cannot be listed (a zip, a build without sources): nothing is saved."""
+    root = root or os.path.dirname(os.path.abspath(__file__))
     entries = []
     todo = [root]
-    while todo:
-        with os.scandir(todo.pop()) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    if e.name != "__pycache__":
-                        todo.append(e.path)
-                elif e.name.endswith(".py"):
-                    st = e.stat()
-                    entries.append((e.path[len(root):], st.st_size, st.st_mtime_ns))
+    try:
+        while todo:
+            with os.scandir(todo.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        if e.name != "__pycache__":
+                            todo.append(e.path)
+                    else:
+                        st = e.stat(follow_symlinks=False)
+                        entries.append((e.path[len(root):], st.st_size, st.st_mtime_ns,
+                                        st.st_ctime_ns, st.st_ino))
+    except OSError:
+        return b""
+    if not any(name.endswith(".py") for name, *_ in entries):
+        return b""
     entries.sort()
-    return _digest(FORMAT, sys.version, sys.executable, pydantic.VERSION, root, entries)
+    import pydantic
+    import pydantic_core
+
+    import reconciler
+    try:
+        import tomli
+        toml = tomli.__version__
+    except ImportError:  # the spec's loader reads with the standard library's tomllib
+        toml = "tomllib"
+    versions = [pydantic.VERSION, pydantic_core.__version__, toml, reconciler.__version__]
+    return _digest(FORMAT, sys.version, sys.executable, versions, root, entries)
+
+
+# The code this process runs, as it was on disk when this module was first imported (the
+# start of a ``reconcile`` process): a pass is saved only when the files are still the
+# same then (an upgrade while it ran would save the old code's plan under the new key).
+IMPORTED = code_identity()
 
 
 def key(*, spec_digest: str, node: str, settings: object) -> bytes:
-    return _digest(code_identity(), spec_digest, node, settings)
+    """The key of a pass (empty: this code cannot be told from another, nothing is saved)."""
+    return _digest(IMPORTED, spec_digest, node, settings) if IMPORTED else b""
 
 
 @dataclass(frozen=True)
@@ -240,32 +303,44 @@ class Saved:
     plan: actions.Plan
 
 
-def _trusted(path: str) -> str | None:
-    """Why ``path`` may not be loaded (None: it may)."""
-    me = os.geteuid()
+def _ours_alone(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _directory(path: str) -> str | None:
+    """Why the directory of ``path`` may not hold a saved pass (None: it may)."""
     try:
         d = os.stat(os.path.dirname(os.path.abspath(path)))
-        f = os.lstat(path)
     except OSError as exc:
         return str(exc)
-    if not stat.S_ISREG(f.st_mode):
-        return "not a regular file"
-    for what, st in (("the file", f), ("its directory", d)):
-        if st.st_uid != me or st.st_mode & 0o022:
-            return f"{what} is not this user's alone (owner {st.st_uid}, mode {st.st_mode & 0o7777:o})"
+    if not _ours_alone(d):
+        return (f"its directory is not this user's alone (owner {d.st_uid}, mode "
+                f"{d.st_mode & 0o7777:o})")
     return None
 
 
 def load(path: str, want: bytes) -> tuple["Saved | None", str]:
-    """The saved pass at ``path`` for key ``want``, or None and why not."""
-    why = _trusted(path)
+    """The saved pass at ``path`` for key ``want``, or None and why not. It is a pickle
+    (loading one runs what it says), so it is read only from a regular file, not through a
+    symlink, that this user owns and no one else can write, in a directory likewise."""
+    if not want:
+        return None, "this code cannot be told from another (its files are not listed)"
+    why = _directory(path)
     if why:
         return None, why
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        return None, str(exc)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _ours_alone(st):
+            return None, (f"not a regular file of this user's alone (owner {st.st_uid}, mode "
+                          f"{st.st_mode & 0o7777:o})")
+        try:
             saved = pickle.load(f)
-    except Exception as exc:  # a file that does not load is a miss, whatever it holds
-        return None, f"does not load ({type(exc).__name__})"
+        except Exception as exc:  # a file that does not load is a miss, whatever it holds
+            return None, f"does not load ({type(exc).__name__})"
     if not isinstance(saved, Saved) or saved.format != FORMAT:
         return None, "another format"
     if saved.key != want:
@@ -273,18 +348,27 @@ def load(path: str, want: bytes) -> tuple["Saved | None", str]:
     return saved, ""
 
 
-def save(path: str, want: bytes, reads: Sequence[Read], plan: actions.Plan) -> None:
-    """Write the pass atomically (a temporary file renamed over it), readable by this user
-    alone. An error is raised to the caller, who logs it: the pass itself is done. An
-    observation that ran a command that changes the host is not saved (observation runs
-    none; ``check`` would never ask one)."""
-    if any(kind == "run" and args[3] for kind, args, _ in reads):
-        raise ValueError("the observation ran a command that changes the host")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+def save(path: str, want: bytes, transcript: Transcript, plan: actions.Plan) -> None:
+    """Write the pass atomically (a new temporary file, made exclusively, renamed over the
+    old one), readable by this user alone, in a directory ``load`` would trust. Raises
+    ``ValueError`` for a pass that must not be saved (``Transcript.unsaveable``, the code
+    changed on disk since this process started, no key) and ``OSError``; the caller logs it:
+    the pass itself is done."""
+    import tempfile
+    if not want:
+        raise ValueError("this code cannot be told from another")
+    if transcript.unsaveable:
+        raise ValueError(transcript.unsaveable)
+    if code_identity() != IMPORTED:
+        raise ValueError("the package's files changed since this process started")
+    why = _directory(path)
+    if why:
+        raise ValueError(why)
+    d, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=d)  # O_EXCL, 0600
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(Saved(FORMAT, want, tuple(reads), plan), f,
+            pickle.dump(Saved(FORMAT, want, tuple(transcript.reads), plan), f,
                         protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except BaseException:
@@ -296,6 +380,7 @@ def save(path: str, want: bytes, reads: Sequence[Read], plan: actions.Plan) -> N
 
 
 def forget(path: str) -> None:
+    """No saved pass at ``path`` any more (``--fresh``)."""
     try:
         os.unlink(path)
     except OSError:

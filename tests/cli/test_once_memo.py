@@ -55,16 +55,20 @@ def test_a_second_once_says_the_same_from_the_saved_pass(tmp_path, host, capsys,
     assert first[0] == 0 and memo.exists() and len(planned) == 1
     second = _once(tmp_path, host, capsys)
     assert second == first and len(planned) == 1
+    # --fresh plans from scratch and replaces the saved pass (here one that does not load)
+    # with its own, which the next --once uses
+    memo.write_bytes(b"not a saved pass")
     fresh = _once(tmp_path, host, capsys, "--fresh")
     assert fresh == first and len(planned) == 2
+    assert _once(tmp_path, host, capsys) == first and len(planned) == 2
     os.unlink(memo)
     _once(tmp_path, host, capsys, "--dry-run")  # a dry run (audit) saves and uses it too
     assert memo.exists() and len(planned) == 3
 
 
-def test_simulate_and_out_never_use_it():
+def test_simulate_out_and_wait_never_use_it():
     import argparse
-    base = dict(simulate=None, out=None, fresh=False, lock_file=None)
+    base = dict(simulate=None, out=None, wait=False, lock_file=None)
     assert cli._memo_path(argparse.Namespace(**base)) == "/run/reconciler/once-memo"
-    for k, v in (("simulate", "default"), ("out", "plan.json"), ("fresh", True)):
+    for k, v in (("simulate", "default"), ("out", "plan.json"), ("wait", True)):
         assert cli._memo_path(argparse.Namespace(**{**base, k: v})) is None

@@ -22,6 +22,7 @@ from support.specs import local_vg
 from reconciler import controller, noop_memo, planning
 from reconciler.adapters import lvm
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
+from reconciler.runner import Command, CommandResult
 
 NODE = "node-1"
 
@@ -126,9 +127,8 @@ def test_another_key_plans_again(tmp_path, calls, monkeypatch, change):
     elif change == "node":
         monkeypatch.setattr(controller, "_memo_settings",
                             lambda env: ("as if run", env.node + "x"))
-    elif change == "code":
-        real = noop_memo.code_identity
-        monkeypatch.setattr(noop_memo, "code_identity", lambda: real() + b"upgraded")
+    elif change == "code":  # this process started on other files
+        monkeypatch.setattr(noop_memo, "IMPORTED", noop_memo.IMPORTED + b"upgraded")
     else:
         real_settings = controller._memo_settings
         monkeypatch.setattr(controller, "_memo_settings",
@@ -138,18 +138,38 @@ def test_another_key_plans_again(tmp_path, calls, monkeypatch, change):
     assert calls["plan"] == before["plan"] + 1 and calls["parse"] == before["parse"] + 1
 
 
-def test_the_code_identity_follows_the_source_files(tmp_path, monkeypatch):
-    """An edited (or upgraded) source file changes the key: size or modification time."""
-    a = noop_memo.code_identity()
-    assert noop_memo.code_identity() == a
-    src = os.path.join(os.path.dirname(noop_memo.__file__), "units.py")
-    st = os.stat(src)
-    try:
-        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-        assert noop_memo.code_identity() != a
-    finally:
-        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert noop_memo.code_identity() == a
+def test_the_code_identity_follows_the_source_files(tmp_path):
+    """An edited or replaced file changes it, even to the same size and modification time
+    (its change time and inode do); bytecode caches do not; a package without sources has
+    none, and nothing is saved for it."""
+    root = tmp_path / "pkg"
+    (root / "sub" / "__pycache__").mkdir(parents=True)
+    (root / "a.py").write_text("x = 60.0\n")
+    (root / "sub" / "b.py").write_text("y = 1\n")
+    a = noop_memo.code_identity(str(root))
+    assert a and noop_memo.code_identity(str(root)) == a
+    (root / "sub" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"cache")
+    assert noop_memo.code_identity(str(root)) == a
+    st = os.stat(root / "a.py")
+    (root / "a.py").write_text("x = 90.0\n")  # same size
+    os.utime(root / "a.py", ns=(st.st_atime_ns, st.st_mtime_ns))  # same modification time
+    assert noop_memo.code_identity(str(root)) != a
+    b = noop_memo.code_identity(str(root))
+    (root / "c.py").write_text("")
+    assert noop_memo.code_identity(str(root)) != b
+    (root / "a.py").unlink()
+    (root / "sub" / "b.py").unlink()
+    (root / "c.py").unlink()
+    (root / "a.pyc").write_bytes(b"compiled only")
+    assert noop_memo.code_identity(str(root)) == b""
+    assert noop_memo.code_identity(str(tmp_path / "missing")) == b""
+
+
+def test_files_changed_since_the_process_started_are_not_saved(tmp_path, monkeypatch):
+    nodes, _, loaded, memo = _settled(tmp_path)
+    monkeypatch.setattr(noop_memo, "code_identity", lambda root=None: b"the files now")
+    assert nodes.one_pass(NODE, loaded, memo=memo).exit_code == 0
+    assert not os.path.exists(memo)
 
 
 @pytest.mark.parametrize("how", ["group-writable", "world-writable dir", "symlink",
@@ -231,5 +251,76 @@ def test_a_command_that_changes_the_host_is_never_saved_nor_asked():
     host = Host()
     same, _ = noop_memo.check(saved, host, lambda p: None)
     assert not same and host.ran == []
-    with pytest.raises(ValueError):
-        noop_memo.save("/nonexistent/memo", b"k", [read], None)
+    t = noop_memo.Transcript(saved_runner(), lambda p: None)
+    t.run(Command(argv=("lvremove", "vg0/data")))
+    assert t.unsaveable
+    with pytest.raises(ValueError, match="changes the host"):
+        noop_memo.save("/nonexistent/memo", b"k", t, None)
+
+
+def saved_runner():
+    class Ok:
+        def run(self, cmd):
+            return CommandResult(command=cmd, rc=0, stdout="", stderr="")
+    return Ok()
+
+
+def _failing_superblock(edited, monkeypatch, failing: list[bool]):
+    read_bytes = edited.read_bytes
+
+    def flaky(path, offset, length, *, host="local"):
+        if failing[0] and path == "/dev/mapper/vg0-data":
+            raise OSError(5, "Input/output error")
+        return read_bytes(path, offset, length, host=host)
+    monkeypatch.setattr(edited, "read_bytes", flaky)
+
+
+def test_a_pass_where_a_read_raised_is_not_saved(tmp_path, calls, monkeypatch):
+    """The superblock cannot be read: the LV is reported, nothing to do; the error might
+    not come again (and a file system smaller than its LV would then be grown), so such a
+    pass is never saved."""
+    nodes, edited, loaded, memo = _settled(
+        tmp_path, local_vg("vg0", ["/dev/vdb", "/dev/vdc"],
+                           lv={"data": {"size": "64M", "resize_fs": True}}))
+    failing = [True]
+    _failing_superblock(edited, monkeypatch, failing)
+    first = nodes.one_pass(NODE, loaded, memo=memo)
+    assert not first.plan.steps and "superblock" in str(first.plan.as_dict())
+    assert not os.path.exists(memo)
+    failing[0] = False
+    assert nodes.one_pass(NODE, loaded, memo=memo).exit_code == 0 and os.path.exists(memo)
+
+
+def test_a_read_that_raises_in_the_check_is_a_miss_the_pass_handles(tmp_path, calls,
+                                                                      monkeypatch):
+    """Saved while the superblock read; now it raises: the check stops there, and the
+    observation meets the same error (not asked twice) and reports it as always."""
+    nodes, edited, loaded, memo = _settled(
+        tmp_path, local_vg("vg0", ["/dev/vdb", "/dev/vdc"],
+                           lv={"data": {"size": "64M", "resize_fs": True}}))
+    assert nodes.one_pass(NODE, loaded, memo=memo).exit_code == 0 and os.path.exists(memo)
+    asked = []
+    failing = [True]
+    _failing_superblock(edited, monkeypatch, failing)
+    flaky = edited.read_bytes
+    monkeypatch.setattr(edited, "read_bytes", lambda *a, **kw: asked.append(a) or flaky(*a, **kw))
+    before = dict(calls)
+    p = nodes.one_pass(NODE, loaded, memo=memo)
+    assert calls["plan"] == before["plan"] + 1
+    assert "superblock" in str(p.plan.as_dict()) and len(asked) == 1
+    fresh = nodes.one_pass(NODE, loaded)
+    assert fresh.plan.as_dict() == p.plan.as_dict()
+
+
+def test_a_transcript_that_read_a_secret_is_not_saved():
+    class Files:
+        def read(self, path, *, host="local"):
+            return "userid = a\npassword = abcdefghijkl\n"
+    for path, secrets in (("/etc/reconciler/a.chap", {"/etc/reconciler/a.chap"}),
+                          ("/sys/kernel/config/target/iscsi/iqn.x/tpgt_1/acls/iqn.y/auth/"
+                           "password", set())):
+        t = noop_memo.Transcript(Files(), lambda p: None, frozenset(secrets))
+        t.read(path)
+        assert t.unsaveable == "a secret was read"
+        with pytest.raises(ValueError, match="secret"):
+            noop_memo.save("/nonexistent/memo", b"k", t, None)
