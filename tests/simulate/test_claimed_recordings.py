@@ -151,3 +151,53 @@ def test_a_refused_backstore_leaves_nothing_in_lio():
     targets = [x for x in listing.splitlines() if x.startswith("iqn.")]
     assert sorted(host.iscsi.targets) == targets
     assert [t.enabled for _, t in sorted(host.iscsi.targets.items())] == [True] + [False] * 5
+
+
+# -- beyond the recordings: what follows from them, and what is refused as not modelled --------
+
+
+def test_adjust_attaching_a_claimed_replacement_disk_is_refused_like_up():
+    """``drbdadm adjust`` of a Diskless resource attaches its disk through the same
+    ``drbdmeta apply-al`` as ``up``: a claimed replacement disk is refused the same way,
+    and the resource stays Diskless."""
+    from reconciler.simulate.drbd_model import Meta
+    host = lab_host()
+    node = host.drbd
+    node.net.fail_disk("node-a", HOLDERS["drbd"])
+    assert node.res[0].disk == "Diskless"
+    mounted = HOLDERS["mounted"]
+    node.metadata[mounted] = Meta("Inconsistent", "")
+    host.md.files["/etc/drbd.d/r0.res"] = res_config("r0", 0, mounted, 7789)
+    r = host.run(Command(argv=("drbdadm", "adjust", "r0")))
+    assert (r.rc, r.stdout, r.stderr) == (
+        1, "Operation canceled.\n",
+        f"open({mounted}) failed: Device or resource busy\n"
+        f"Command 'drbdmeta 0 v08 {mounted} internal apply-al' terminated with exit code 20\n")
+    assert (node.res[0].disk, node.res[0].disk_path) == ("Diskless", None)
+
+
+@pytest.mark.parametrize("argv", [
+    ("drbdadm", "--", "--force", "create-md", "c1"),  # drbdmeta would go on without O_EXCL
+    ("drbdadm", "--", "--force", "create-md", "r0"),  # r0's own minor is attached
+    ("pvcreate", HOLDERS["mounted"], HOLDERS["md"]),  # two claimed at once: not recorded
+    ("vgcreate", "two", HOLDERS["lio"], HOLDERS["drbd"]),
+])
+def test_what_the_recordings_do_not_show_is_not_modelled(argv):
+    from reconciler.errors import UnsupportedCommand
+    host = lab_host()
+    with pytest.raises(UnsupportedCommand):
+        host.run(Command(argv=argv, input="" if "create-md" in argv else None))
+
+
+def test_a_disk_nothing_claims_is_taken_by_each_claimer():
+    """The refusals come from the claim alone: the same commands on the free disk work."""
+    host = lab_host()
+    assert host.run(Command(argv=("mdadm", "--stop", "/dev/md101"))).rc == 0
+    assert host.claimed([FREE]) == {FREE: False}
+    host.add_device("/dev/vdg", 64 * M)
+    assert host.run(Command(argv=("pvcreate", "/dev/vdg"))).rc == 0
+    assert host.claimed(["/dev/vdg"]) == {"/dev/vdg": False}  # a label is no claim
+    host.md.files["/etc/drbd.d/c9.res"] = res_config("c9", 9, FREE, 7799)
+    assert host.run(Command(argv=("drbdadm", "create-md", "c9"), input="")).rc == 0
+    assert host.run(Command(argv=("drbdadm", "up", "c9"))).rc == 0
+    assert host.claimed([FREE]) == {FREE: True}  # attached: DRBD's claim now
