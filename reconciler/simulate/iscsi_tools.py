@@ -153,6 +153,11 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
                 return Out(1, stderr=[f"reconciler-iscsi: ApplyError: LUN {n} of {d['iqn']} "
                                       f"exports {side.backstores[t.luns[n]]}, not {dev}\n"])
             continue
+        leftover = next((so for so in side.backstores if so.split("/", 1)[1] == f"{prefix}{n}"),
+                        None)
+        if leftover is not None:  # the applier reuses its own storage object by name
+            t.luns[n] = leftover
+            continue
         if host.model.device(dev) is None and host.lv_by_path(dev) is None:
             return Out(1, stderr=[f"reconciler-iscsi: RTSLibError: Device {dev} does not "
                                   f"exist\n"])

@@ -28,6 +28,7 @@ HOLDERS = {"mounted": "/dev/vda", "dm": "/dev/vdb", "md": "/dev/vdc", "lio": "/d
 FREE = "/dev/vdf"  # the free member of /dev/md101, where --add is tried
 LIO_MODULES = ("configfs", "target_core_mod", "target_core_iblock", "iscsi_target_mod")
 APPLIER = ("python3", "-m", "reconciler.adapters.iscsi")
+IQN = "iqn.2003-01.org.linux-iscsi.lab:claim"
 
 
 def res_config(name: str, minor: int, disk: str, port: int) -> str:
@@ -201,3 +202,24 @@ def test_a_disk_nothing_claims_is_taken_by_each_claimer():
     assert host.run(Command(argv=("drbdadm", "create-md", "c9"), input="")).rc == 0
     assert host.run(Command(argv=("drbdadm", "up", "c9"))).rc == 0
     assert host.claimed([FREE]) == {FREE: True}  # attached: DRBD's claim now
+
+
+def test_the_applier_reuses_its_own_leftover_backstore_over_a_device_it_claims():
+    """A partial apply's leftover (a storage object "{name}_lunN" with no LUN) claims its
+    device; the applier's retry reuses it by name (rtslib opens nothing then), as the
+    executor's take allows (actions/iscsi.py: its own backstore is its own use). Another
+    target's backstore over the device is a claim: refused."""
+    host = lab_host()
+    side = host.iscsi
+    side.backstores["iblock_9/c1_lun0"] = FREE  # made, then the apply stopped before its LUN
+    host.run(Command(argv=("mdadm", "--stop", "/dev/md101")))
+    assert host.claimed([FREE]) == {FREE: True}
+    want = {"iqn": f"{IQN}1", "name": "c1", "portals": ["127.0.0.1:3261"], "luns": {"0": FREE},
+            "acls": [], "chap_file": None}
+    r = host.run(Command(argv=(*APPLIER, "lio-apply", json.dumps(want))))
+    assert (r.rc, r.stdout, r.stderr) == (0, "ok\n", "")
+    assert side.targets[f"{IQN}1"].luns == {0: "iblock_9/c1_lun0"}
+    assert sorted(side.backstores) == ["iblock_0/held_lun0", "iblock_9/c1_lun0"]
+    other = {**want, "iqn": f"{IQN}2", "name": "c2"}
+    r = host.run(Command(argv=(*APPLIER, "lio-apply", json.dumps(other))))
+    assert r.rc == 1 and "is already in use" in r.stderr
