@@ -366,7 +366,13 @@ def _claimed(host: Machine, names: list[str], argv: tuple[str, ...], out: Out) -
     is refused as lvm 2.03.16 does it (tests/fixtures/outputs/claim): the failed open said
     at the rescan and again at each filter that reads the device, which then finds no
     label and calls the unread device one with a signature. Nothing is labelled. Two or
-    more claimed devices in one command are not recorded: not modelled."""
+    more claimed devices in one command are not recorded: not modelled; nor is a
+    partitioned disk (lvm's partition filter refuses it before any exclusive open)."""
+    for name in names:
+        dev = host.model.device(name)
+        if dev is not None and host.md.partitions.get(dev.path):
+            raise UnsupportedCommand(f"lvm on the partitioned disk {name} is not modelled: "
+                                     f"{' '.join(argv)}")
     claimed = [n for n in dict.fromkeys(names) if host.refuses_exclusive(n)]
     if len(claimed) > 1:
         raise UnsupportedCommand(f"several claimed devices in one command are not "

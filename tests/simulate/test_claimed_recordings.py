@@ -223,3 +223,15 @@ def test_the_applier_reuses_its_own_leftover_backstore_over_a_device_it_claims()
     other = {**want, "iqn": f"{IQN}2", "name": "c2"}
     r = host.run(Command(argv=(*APPLIER, "lio-apply", json.dumps(other))))
     assert r.rc == 1 and "is already in use" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [("pvcreate", "/dev/vdg"), ("vgcreate", "p", "/dev/vdg")])
+def test_lvm_on_a_partitioned_disk_is_not_modelled(argv):
+    """lvm's partition filter refuses a partitioned disk before any exclusive open (not
+    recorded): neither taken nor refused as claimed, even with a partition mounted."""
+    from reconciler.errors import UnsupportedCommand
+    host = lab_host()
+    host.add_device("/dev/vdg", 64 * M)
+    host.mount(host.add_partition("/dev/vdg", 1, 32 * M), "/srv")
+    with pytest.raises(UnsupportedCommand):
+        host.run(Command(argv=argv))
