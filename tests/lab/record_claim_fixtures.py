@@ -13,6 +13,8 @@ then what an O_EXCL open (``Runner.claimed``'s probe) gets, and what LIO's confi
 after a refused backstore. Writes, under --out:
 
 - ``commands/<case>_<holder>.txt``: ``argv:``, ``rc:``, ``--- stdout``, ``--- stderr``.
+- ``res/<name>.res``: the DRBD resource files written (r0 up on the DRBD disk, c1..c5 each
+  naming one claimed disk).
 - ``INDEX.md``: every file in order, with rc.
 """
 
@@ -114,7 +116,15 @@ def main() -> int:
                   "luns": {"0": lio}, "acls": [], "chap_file": None}
         g.run(["python3", "-m", "reconciler.adapters.iscsi", "lio-apply", json.dumps(export)],
               env=ENV, cwd=str(ROOT))
-        g.write_file("/etc/drbd.d/r0.res", res_config("r0", g.name, 0, drbd, 7789))
+        (out / "res").mkdir(exist_ok=True)
+
+        def res(name: str, minor: int, disk: str, port: int) -> None:
+            text = res_config(name, g.name, minor, disk, port)
+            g.write_file(f"/etc/drbd.d/{name}.res", text)
+            (out / "res" / f"{name}.res").write_text(text)
+            rec.index.append(f"- `res/{name}.res`: /etc/drbd.d/{name}.res as written")
+
+        res("r0", 0, drbd, 7789)
         g.sh("drbdadm create-md r0 </dev/null; drbdadm up r0; cat /proc/drbd", env=ENV)
         # the mdadm array whose --add is tried on each claimed disk
         g.run(["mdadm", "--build", "/dev/md101", "--level=1", "--raid-devices=2", free,
@@ -126,7 +136,7 @@ def main() -> int:
             rec.cmd(f"vgcreate_{holder}", ["vgcreate", f"c{n}vg", disk])
             if holder != "dm":
                 rec.cmd(f"vgextend_{holder}", ["vgextend", "held", disk])
-            g.write_file(f"/etc/drbd.d/c{n}.res", res_config(f"c{n}", g.name, n, disk, 7789 + n))
+            res(f"c{n}", n, disk, 7789 + n)
             rec.cmd(f"drbd_create_md_{holder}", ["drbdadm", "create-md", f"c{n}"], input="")
             rec.cmd(f"drbd_up_{holder}", ["drbdadm", "up", f"c{n}"])
             g.run(["drbdadm", "down", f"c{n}"], check=False, env=ENV)

@@ -21,7 +21,8 @@ from reconciler.runner import Command
 from reconciler.simulate.cluster import Cluster
 
 OUT = FIXTURES / "outputs" / "claim"
-RECORDINGS = sorted(f"commands/{p.name}" for p in (OUT / "commands").iterdir())
+RECORDINGS = sorted(f"{sub}/{p.name}" for sub in ("commands", "res")
+                    for p in (OUT / sub).iterdir())
 COMPARES = tuple(f"claim/{n}" for n in RECORDINGS)  # relative to tests/fixtures/outputs
 HOLDERS = {"mounted": "/dev/vda", "dm": "/dev/vdb", "md": "/dev/vdc", "lio": "/dev/vdd",
            "drbd": "/dev/vde"}
@@ -31,24 +32,9 @@ APPLIER = ("python3", "-m", "reconciler.adapters.iscsi")
 IQN = "iqn.2003-01.org.linux-iscsi.lab:claim"
 
 
-def res_config(name: str, minor: int, disk: str, port: int) -> str:
-    """The resource file the recorder wrote (tests/lab/record_claim_fixtures.py)."""
-    return f"""resource {name} {{
-  protocol C;
-  on node-a {{
-    device /dev/drbd{minor} minor {minor};
-    disk {disk};
-    address 127.0.0.1:{port};
-    meta-disk internal;
-  }}
-  on peer {{
-    device /dev/drbd{minor} minor {minor};
-    disk {disk};
-    address 127.0.0.2:{port};
-    meta-disk internal;
-  }}
-}}
-"""
+def res_file(name: str) -> str:
+    """The DRBD resource file the recorder wrote (res/NAME.res)."""
+    return (OUT / "res" / f"{name}.res").read_text()
 
 
 def recorded(name: str) -> dict:
@@ -91,13 +77,13 @@ def lab_host():
         "iqn": "iqn.2003-01.org.linux-iscsi.lab:claim", "name": "held",
         "portals": ["127.0.0.1:3260"], "luns": {"0": HOLDERS["lio"]}, "acls": [],
         "chap_file": None}))
-    host.md.files["/etc/drbd.d/r0.res"] = res_config("r0", 0, HOLDERS["drbd"], 7789)
+    host.md.files["/etc/drbd.d/r0.res"] = res_file("r0")
     run("modprobe", "drbd")
     run("drbdadm", "create-md", "r0", stdin="")
     run("drbdadm", "up", "r0")
     run("mdadm", "--build", "/dev/md101", "--level=1", "--raid-devices=2", FREE, "missing")
-    for n, disk in enumerate(HOLDERS.values(), start=1):
-        host.md.files[f"/etc/drbd.d/c{n}.res"] = res_config(f"c{n}", n, disk, 7789 + n)
+    for n in range(1, len(HOLDERS) + 1):
+        host.md.files[f"/etc/drbd.d/c{n}.res"] = res_file(f"c{n}")
     assert node.res[0].disk_path == HOLDERS["drbd"]
     return host
 
@@ -121,8 +107,8 @@ def test_the_probe_answers_what_the_recorded_exclusive_open_got(case):
 
 
 def _cases() -> list[str]:
-    return [n for n in RECORDINGS
-            if n.split("/")[1].split(".")[0] not in ("probe", "probe_after", "configfs_after")]
+    return [n for n in RECORDINGS if n.startswith("commands/")
+            and n.split("/")[1].split(".")[0] not in ("probe", "probe_after", "configfs_after")]
 
 
 @pytest.mark.parametrize("name", _cases(), ids=lambda n: n.split("/")[1].removesuffix(".txt"))
@@ -168,7 +154,7 @@ def test_adjust_attaching_a_claimed_replacement_disk_is_refused_like_up():
     assert node.res[0].disk == "Diskless"
     mounted = HOLDERS["mounted"]
     node.metadata[mounted] = Meta("Inconsistent", "")
-    host.md.files["/etc/drbd.d/r0.res"] = res_config("r0", 0, mounted, 7789)
+    host.md.files["/etc/drbd.d/r0.res"] = res_file("r0").replace(HOLDERS["drbd"], mounted)
     r = host.run(Command(argv=("drbdadm", "adjust", "r0")))
     assert (r.rc, r.stdout, r.stderr) == (
         1, "Operation canceled.\n",
@@ -198,7 +184,8 @@ def test_a_disk_nothing_claims_is_taken_by_each_claimer():
     host.add_device("/dev/vdg", 64 * M)
     assert host.run(Command(argv=("pvcreate", "/dev/vdg"))).rc == 0
     assert host.claimed(["/dev/vdg"]) == {"/dev/vdg": False}  # a label is no claim
-    host.md.files["/etc/drbd.d/c9.res"] = res_config("c9", 9, FREE, 7799)
+    host.md.files["/etc/drbd.d/c9.res"] = res_file("c1").replace("c1", "c9").replace(
+        "drbd1 minor 1", "drbd9 minor 9").replace(HOLDERS["mounted"], FREE)
     assert host.run(Command(argv=("drbdadm", "create-md", "c9"), input="")).rc == 0
     assert host.run(Command(argv=("drbdadm", "up", "c9"))).rc == 0
     assert host.claimed([FREE]) == {FREE: True}  # attached: DRBD's claim now
