@@ -373,7 +373,9 @@ def _claimed(host: Machine, names: list[str], argv: tuple[str, ...], out: Out) -
         if dev is not None and host.md.partitions.get(dev.path):
             raise UnsupportedCommand(f"lvm on the partitioned disk {name} is not modelled: "
                                      f"{' '.join(argv)}")
-    claimed = [n for n in dict.fromkeys(names) if host.refuses_exclusive(n)]
+    # Kernel.refuses_exclusive's answer for every device at once (one reading of the claims)
+    answers = host.claimed(list(dict.fromkeys(names)), host=host.name)
+    claimed = [n for n, said in answers.items() if said is True]
     if len(claimed) > 1:
         raise UnsupportedCommand(f"several claimed devices in one command are not "
                                  f"modelled: {' '.join(argv)}")
