@@ -150,12 +150,16 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         n = int(key)
         if n in t.luns:
             if side.backstores[t.luns[n]] != dev:
-                return Out(1, stderr=[f"reconciler-iscsi: ApplyError: LUN {n} of {d['iqn']} "
-                                      f"exports {side.backstores[t.luns[n]]}, not {dev}\n"])
+                return Out(3, stderr=[f"reconciler-iscsi: LUN {n} of {d['iqn']} exports "
+                                      f"{side.backstores[t.luns[n]]}, not {dev}\n"])
             continue
         leftover = next((so for so in side.backstores if so.split("/", 1)[1] == f"{prefix}{n}"),
                         None)
         if leftover is not None:  # the applier reuses its own storage object by name
+            if side.backstores[leftover] != dev:
+                return Out(3, stderr=[f"reconciler-iscsi: storage object {prefix}{n}, made by "
+                                      f"an earlier apply, exports {side.backstores[leftover]}, "
+                                      f"not {dev}\n"])
             t.luns[n] = leftover
             continue
         if host.model.device(dev) is None and host.lv_by_path(dev) is None:
