@@ -620,6 +620,11 @@ def apply_target(desired: dict) -> str:
         so = next((s for s in root.storage_objects if s.name == f"{prefix}{n}"), None)
         if so is None:
             so = rtslib_fb.BlockStorageObject(f"{prefix}{n}", dev=device)
+        elif so.udev_path != device:
+            # an earlier apply's, for another device: exporting it would hand the initiator
+            # a disk nobody asked for as this LUN
+            raise ApplyError(f"storage object {so.name}, made by an earlier apply, exports "
+                             f"{so.udev_path}, not {device}")
         luns[n] = rtslib_fb.LUN(tpg, n, so)
     acls = {a.node_wwn: a for a in tpg.node_acls}
     for initiator in desired["acls"]:

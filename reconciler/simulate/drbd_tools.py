@@ -118,7 +118,9 @@ def drbdadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
             return _up(node, conf, me.minor, me.disk)
         r.conf = conf
         if r.disk == "Diskless":
-            _attach(node, r, me.disk)
+            # attach runs the same drbdmeta apply-al as up first (its refusal not recorded
+            # apart from up's)
+            return _claimed(host, me.minor, me.disk, "apply-al") or _attach(node, r, me.disk)
         return out
     if r is None:
         raise UnsupportedCommand(f"drbdadm {verb} on an unconfigured resource is not modelled")
@@ -180,10 +182,39 @@ def drbdadm(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     return out
 
 
+def _claimed(host: Machine, minor: int, disk: str, verb: str) -> Out | None:
+    """drbdmeta opens the backing disk with O_EXCL before it reads anything: while another
+    holder claims it (``Kernel.refuses_exclusive``) create-md asks whether to go on anyway
+    (twice; stdin is no TTY, so no) and exits 20, and ``up``'s ``apply-al`` fails at once
+    (tests/fixtures/outputs/claim). None when the disk is not claimed."""
+    if not host.refuses_exclusive(disk):
+        return None
+    failed = f"open({disk}) failed: Device or resource busy"
+    tail = f"Command 'drbdmeta {minor} v08 {disk} internal {verb}' terminated with exit code 20"
+    out = Out(stdout=["Operation canceled.\n"])
+    if verb == "create-md":
+        ask = (failed, "", "Exclusive open failed. Do it anyways?",
+               "stdin not a TTY, not waiting for confirmation")
+        return out.err(*ask, *ask, tail, rc=20)
+    return out.err(failed, tail, rc=1)
+
+
 def _create_md(host: Machine, node: DrbdNode, disk: str, minor: int, *, force: bool) -> Out:
     dev = host.model.device(disk)
     if dev is None or dev.failed_at is not None:
         raise UnsupportedCommand(f"create-md on a missing or failed disk {disk} is not modelled")
+    r = node.res.get(minor)
+    if r is not None and r.disk_path is not None:
+        raise UnsupportedCommand(f"create-md on the attached minor {minor} is not modelled")
+    if force:
+        if host.refuses_exclusive(disk):
+            raise UnsupportedCommand(f"create-md --force on the claimed disk {disk} is not "
+                                     f"modelled (drbdmeta would go on without its exclusive "
+                                     f"open)")
+    else:
+        refused = _claimed(host, minor, disk, "create-md")
+        if refused is not None:
+            return refused
     out = Out()
     if not force and dev.signature is not None:
         out.stdout += ["\n", f"Found {'ext3' if dev.signature.startswith('ext') else dev.signature} filesystem\n",
@@ -207,6 +238,9 @@ def _create_md(host: Machine, node: DrbdNode, disk: str, minor: int, *, force: b
 
 
 def _up(node: DrbdNode, conf: ResConf, minor: int, disk: str) -> Out:
+    refused = _claimed(node.host, minor, disk, "apply-al")
+    if refused is not None:
+        return refused
     if disk not in node.metadata:
         raise UnsupportedCommand(f"drbdadm up on {disk} without DRBD metadata is not modelled")
     r = Res(conf=conf, minor=minor, disk_path=disk)
@@ -222,7 +256,7 @@ def _up(node: DrbdNode, conf: ResConf, minor: int, disk: str) -> Out:
     return Out()
 
 
-def _attach(node: DrbdNode, r: Res, disk: str) -> None:
+def _attach(node: DrbdNode, r: Res, disk: str) -> Out:
     if disk not in node.metadata:
         raise UnsupportedCommand(f"attach of {disk} without DRBD metadata is not modelled")
     dev = node.host.model.device(disk)
@@ -238,6 +272,7 @@ def _attach(node: DrbdNode, r: Res, disk: str) -> None:
     if r.cstate in CONNECTED and peer is not None and peer.disk == "UpToDate":
         pn = node.net.peer_node(node, r)
         node.net._sync(pn, peer, r, full=True)
+    return Out()
 
 
 def drbdmeta(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:

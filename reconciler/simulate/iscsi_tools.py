@@ -26,8 +26,9 @@ APPLIER = "reconciler.adapters.iscsi"
 
 
 def lookup(argv: tuple[str, ...]) -> Tool | None:
-    """The tool for an iSCSI command, or None when it is not one. None reads stdin."""
-    if argv[0] == "modprobe":
+    """The tool for an iSCSI command, or None when it is not one (``modprobe drbd`` is
+    DRBD's). None reads stdin."""
+    if argv[0] == "modprobe" and argv[1:2] == ("-a",):
         return Tool(_modprobe, True)
     if argv[0] == "iscsiadm":
         return Tool(_iscsiadm, True)
@@ -76,10 +77,10 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
     ``node-chap`` sets a node record's CHAP from a file; ``node-clean`` removes a record a
     power cut left empty (``{"broken": ...}``: iscsiadm reads it as no record, discovery
     keeps it); ``lio-apply JSON`` creates, updates
-    or deletes one target with its LUNs (refusing a LUN that exports another device, or a
-    device that does not exist, with rtslib's errors), portals and ACLs (CHAP from the
-    file) in LIO, and prints "ok" (or "deleted"). Refused (UnsupportedCommand) before LIO's
-    module is loaded or for another form."""
+    or deletes one target with its LUNs (refusing a LUN that exports another device, a
+    device that does not exist or one another holder claims, with rtslib's errors),
+    portals and ACLs (CHAP from the file) in LIO, and prints "ok" (or "deleted").
+    Refused (UnsupportedCommand) before LIO's module is loaded or for another form."""
     side = _side(host)
     op = argv[3]
     if op == "node-chap" and len(argv) == 7:
@@ -149,12 +150,27 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         n = int(key)
         if n in t.luns:
             if side.backstores[t.luns[n]] != dev:
-                return Out(1, stderr=[f"reconciler-iscsi: ApplyError: LUN {n} of {d['iqn']} "
-                                      f"exports {side.backstores[t.luns[n]]}, not {dev}\n"])
+                return Out(3, stderr=[f"reconciler-iscsi: LUN {n} of {d['iqn']} exports "
+                                      f"{side.backstores[t.luns[n]]}, not {dev}\n"])
+            continue
+        leftover = next((so for so in side.backstores if so.split("/", 1)[1] == f"{prefix}{n}"),
+                        None)
+        if leftover is not None:  # the applier reuses its own storage object by name
+            if side.backstores[leftover] != dev:
+                return Out(3, stderr=[f"reconciler-iscsi: storage object {prefix}{n}, made by "
+                                      f"an earlier apply, exports {side.backstores[leftover]}, "
+                                      f"not {dev}\n"])
+            t.luns[n] = leftover
             continue
         if host.model.device(dev) is None and host.lv_by_path(dev) is None:
             return Out(1, stderr=[f"reconciler-iscsi: RTSLibError: Device {dev} does not "
                                   f"exist\n"])
+        if host.refuses_exclusive(dev):
+            # rtslib's BlockStorageObject tries an O_EXCL open of the device first and
+            # deletes the storage object it could not configure; its message names no
+            # device (the literal "{dev}": tests/fixtures/outputs/claim)
+            return Out(1, stderr=["reconciler-iscsi: RTSLibError: Cannot configure "
+                                  "StorageObject because device {dev} is already in use\n"])
         so = f"iblock_{len(side.backstores)}/{prefix}{n}"
         side.backstores[so] = dev
         t.luns[n] = so

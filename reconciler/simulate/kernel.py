@@ -49,8 +49,7 @@ def holders(host: Kernel, dev: Device) -> list[str]:
 def busy(host: Kernel, dev: Device) -> bool:
     """An exclusive open (mdadm's, mount's) fails: the kernel claims the device, one of its
     partitions, or (for a partition) its disk (``Kernel.claimed``)."""
-    direct = host._claims()
-    return any(n in direct for n in host._family((dev.major, dev.minor)))
+    return host.refuses_exclusive(dev.path)
 
 
 class Kernel:
@@ -251,8 +250,9 @@ class Kernel:
         claimed, a partition while it or its disk itself is. A DRBD device answers from
         DRBD's own model (mounted or held; a Secondary's open fails EMEDIUMTYPE); a disk of
         a FREE iSCSI session (its SCSI device transport-offline) answers ENXIO, as sd_open
-        does after the claim check passed; a path that does not exist is not claimed. Swap areas are not modelled: no simulated host
-        has one."""
+        does after the claim check passed; a path that does not exist is not claimed. Swap
+        areas are not modelled: no simulated host has one. The simulated tools refuse what
+        this answers True for (``refuses_exclusive``)."""
         if self.crashed:
             raise SimulatedCrash(f"host {self.name} is down; cannot probe devices")
         if host != self.name:
@@ -281,6 +281,22 @@ class Kernel:
                 out[path] = any(n in direct for n in self._family(devno))
         return out
 
+    def refuses_exclusive(self, path: str) -> bool:
+        """A tool's O_EXCL open of ``path`` fails with EBUSY now: the one notion of claimed
+        that every simulated claimer (pvcreate and the commands that label PVs, drbdmeta,
+        LIO's backstore, mdadm, mount) obeys, and that ``claimed`` (Runner.claimed) answers
+        the executor's probe from."""
+        return self.claimed([path], host=self.name)[path] is True
+
+    def claimed_apart_from_dm(self, path: str) -> bool:
+        """Something other than device-mapper claims ``path`` (or its disk or partitions):
+        every dm table claims its devices with one holder shared by all of dm, so loading
+        an LV's table over a PV fails (EBUSY) only while a mount, md, DRBD, LIO or a
+        process holds the PV."""
+        devno = self._devno(path)
+        direct = self._claims(dm=False)
+        return any(n in direct for n in self._family(devno))
+
     def _drbd_minor(self, path: str):
         if not path.startswith("/dev/drbd"):
             return None
@@ -288,12 +304,16 @@ class Kernel:
             raise UnsupportedCommand(f"{path}: DRBD is not modelled on host {self.name}")
         return self.drbd, int(path[len("/dev/drbd"):])
 
-    def _claims(self) -> set[tuple[int, int]]:
-        """The device numbers the kernel holds exclusively, each claimed for itself."""
+    def _claims(self, *, dm: bool = True) -> set[tuple[int, int]]:
+        """The device numbers the kernel holds exclusively, each claimed for itself (with
+        ``dm`` False, leaving out device-mapper's claims: the holders named dm-N)."""
+        def counted(names: list[str]) -> bool:
+            return any(dm or not h.startswith("dm-") for h in names)
+
         out = {m[0] for m in self.md.mounts}
-        out |= {n for n, hs in self.md.holders.items() if hs}
+        out |= {n for n, hs in self.md.holders.items() if counted(hs)}
         for dev in self.model.devices.values():
-            if holders(self, dev):
+            if counted(holders(self, dev)):
                 out.add((dev.major, dev.minor))
         out |= {a.devno for a in self.md.arrays.values() if a.holders}
         claimers = list(self.devices.exclusive)

@@ -24,7 +24,8 @@ COMPARING_MODULES = (TESTS / "lvm" / "simulate" / "test_recorded_scenarios.py",
                      TESTS / "iscsi" / "simulate" / "test_iscsi_simulator_vs_recorded.py",
                      TESTS / "drbd" / "simulate" / "test_drbd_simulator.py",
                      TESTS / "lockd" / "simulate" / "test_lockd_dlm_recordings.py",
-                     TESTS / "pacemaker" / "test_pacemaker_recordings.py")
+                     TESTS / "pacemaker" / "test_pacemaker_recordings.py",
+                     TESTS / "simulate" / "test_claimed_recordings.py")
 
 
 def _claims() -> dict[str, str]:

@@ -14,14 +14,23 @@ from reconciler.state import iscsi as state_iscsi
 IQN = "iqn.2003-01.org.example.a:export0"
 PORTAL = "192.0.2.1:3260"
 FILE = "/etc/reconciler/b.chap"
-SPEC = f"""
-[iscsi_session.from_a]
-nodes = ["b"]
-portal = "{PORTAL}"
-target = "{IQN}"
-chap_file = "{FILE}"
-luns = [0]
-"""
+SESSION = {"nodes": ["b"], "portal": PORTAL, "target": IQN, "chap_file": FILE, "luns": [0]}
+SPEC = {"iscsi_session": {"from_a": SESSION}}
+NO_CHAP = {"iscsi_session": {"from_a": {k: v for k, v in SESSION.items() if k != "chap_file"}}}
+
+
+def _export0(*acls: str) -> dict:
+    """a's target exporting /dev/vdb as the session's LUN 0, CHAP from a's own file."""
+    return {"iscsi_target": {"export0": {
+        "nodes": ["a"], "iqn": IQN, "portals": [PORTAL], "acls": list(acls),
+        "chap_file": "/etc/reconciler/a.chap", "lun": {"0": {"device": "/dev/vdb"}}}}}
+
+
+def _drbd_r0(disk: str, **b) -> dict:
+    """DRBD r0 with node b's backing disk ``disk`` (``b``: more of b's keys)."""
+    return {"drbd": {"r0": {"protocol": "C", "nodes": {
+        "b": {"disk": disk, "address": "10.0.0.2", **b},
+        "c": {"disk": "/dev/vdb", "address": "10.0.0.3"}}}}}
 
 
 def _plan(*, state_="FAILED", live="old", declared="new", holders=(), spec=SPEC,
@@ -65,60 +74,24 @@ BYID = "/dev/disk/by-id/wwn-0x6001405abcdef0123456789abcdef012"
 
 
 @pytest.mark.parametrize("extra, devices, role", [
-    (f"""
-[drbd.r0]
-protocol = "C"
-[drbd.r0.nodes.b]
-disk = "{DISK0}"
-address = "10.0.0.2"
-role = "primary"
-[drbd.r0.nodes.c]
-disk = "/dev/vdb"
-address = "10.0.0.3"
-""", {}, "drbd.r0.nodes.b.disk (DRBD's backing disk"),
-    (f"""
-[drbd.r0]
-protocol = "C"
-[drbd.r0.nodes.b]
-disk = "{BYID}"
-address = "10.0.0.2"
-[drbd.r0.nodes.c]
-disk = "/dev/vdb"
-address = "10.0.0.3"
-""", {BYID: (8, 0)}, "drbd.r0.nodes.b.disk"),
-    (f"""
-[iscsi_target.gw]
-nodes = ["b"]
-iqn = "iqn.2003-01.org.example.b:gw"
-portals = ["10.0.0.2:3260"]
-acls = ["iqn.2004-10.com.example:c"]
-[iscsi_target.gw.lun.0]
-device = "{DISK0}"
-""", {}, "iscsi_target.gw.lun.0.device (a LUN this node exports"),
-    (f"""
-[vg.vg0]
-nodes = ["b"]
-pvs = ["{BYID}"]
-""", {BYID: (8, 0)}, "vg.vg0.pvs"),
-    ("""
-[vg.vg0]
-nodes = ["b"]
-pvs = ["/dev/disk/by-id/wwn-0x6001405abcdef0123456789abcdef012-part1"]
-""", {BYID + "-part1": (8, 1)}, "vg.vg0.pvs"),
-    (f"""
-[clone.c0]
-nodes = ["b"]
-source = "{BYID}"
-target = "/dev/vdc"
-md = "/dev/md100"
-""", {BYID: (8, 0)}, "clone.c0.source"),
+    (_drbd_r0(DISK0, role="primary"), {}, "drbd.r0.nodes.b.disk (DRBD's backing disk"),
+    (_drbd_r0(BYID), {BYID: (8, 0)}, "drbd.r0.nodes.b.disk"),
+    ({"iscsi_target": {"gw": {"nodes": ["b"], "iqn": "iqn.2003-01.org.example.b:gw",
+                              "portals": ["10.0.0.2:3260"], "acls": ["iqn.2004-10.com.example:c"],
+                              "lun": {"0": {"device": DISK0}}}}},
+     {}, "iscsi_target.gw.lun.0.device (a LUN this node exports"),
+    (specs.local_vg("vg0", [BYID], nodes=["b"]), {BYID: (8, 0)}, "vg.vg0.pvs"),
+    (specs.local_vg("vg0", [BYID + "-part1"], nodes=["b"]), {BYID + "-part1": (8, 1)},
+     "vg.vg0.pvs"),
+    ({"clone": {"c0": {"nodes": ["b"], "source": BYID, "target": "/dev/vdc",
+                       "md": "/dev/md100"}}}, {BYID: (8, 0)}, "clone.c0.source"),
 ], ids=["drbd-backing", "drbd-backing-by-id", "lio-reexport", "vg-pvs-by-id",
         "vg-pvs-partition-by-id", "clone-source"])
 def test_a_disk_this_nodes_spec_uses_keeps_a_free_session(extra, devices, role):
     """A kernel user that may link no holder (LIO's iblock; DRBD's backing disk before attach) or a PV
     that lvm reports missing once the disk fails: only the spec ties them to the disk, by
     its names or by device number (REVIEW7 F2)."""
-    out = _plan(state_="FREE", spec=SPEC + extra, devices=devices,
+    out = _plan(state_="FREE", spec={**SPEC, **extra}, devices=devices,
                 partitions=(state_iscsi.IscsiPartition(name="sda1", devno=(8, 1)),))
     assert [s.key for s in out.steps if s.key.startswith("iscsi-session")] == [], out.steps
     (why,) = [b for b in out.blocked if b.object == "iscsi session from_a"]
@@ -138,16 +111,7 @@ def test_a_busy_failed_session_is_blocked_never_logged_out(state_, io, lost):
 
 
 def test_a_busy_failed_session_names_the_targets_secret_file_the_spec_declares():
-    whole = SPEC + f"""
-[iscsi_target.export0]
-nodes = ["a"]
-iqn = "{IQN}"
-portals = ["{PORTAL}"]
-acls = ["iqn.2004-10.com.example:b"]
-chap_file = "/etc/reconciler/a.chap"
-[iscsi_target.export0.lun.0]
-device = "/dev/vdb"
-"""
+    whole = {**SPEC, **_export0("iqn.2004-10.com.example:b")}
     from reconciler.planning.iscsi import elsewhere
     loaded = specs.load(whole)
     disk = state_iscsi.IscsiDisk(lun=0, name="sda", devno=(8, 0), mounts=("/srv",))
@@ -171,11 +135,10 @@ def test_live_credentials_not_read_block_with_the_reason_not_a_guess():
 @pytest.mark.parametrize("live, declared, spec, also", [
     ("same", "same", SPEC, "which are the declared ones"),  # a link cut, no rotation
     ("old", "", SPEC, f"{FILE} cannot be read"),  # the declared file unreadable: not compared
-    ("", None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "which are the declared ones"),
+    ("", None, NO_CHAP, "which are the declared ones"),
     # unreadable live credentials are not said to be the declared ones (REVIEW7 F4)
-    (None, None, SPEC.replace(f'chap_file = "{FILE}"\n', ""), "not read, so not compared"),
-    ("old", None, SPEC.replace(f'chap_file = "{FILE}"\n', ""),
-     "(CHAP, while the spec declares none for it)"),
+    (None, None, NO_CHAP, "not read, so not compared"),
+    ("old", None, NO_CHAP, "(CHAP, while the spec declares none for it)"),
 ])
 def test_a_failed_session_is_left_to_open_iscsi_when_nothing_says_it_cannot_recover(
         live, declared, spec, also):
@@ -190,22 +153,13 @@ def test_a_logged_in_session_is_not_taken_for_a_failed_one():
     assert out.steps == [] and out.blocked == []
 
 
-TARGET = f"""
-[iscsi_target.export0]
-nodes = ["a"]
-iqn = "{IQN}"
-portals = ["{PORTAL}"]
-acls = ["iqn.2004-10.com.example:b", "iqn.2004-10.com.example:c"]
-chap_file = "/etc/reconciler/a.chap"
-[iscsi_target.export0.lun.0]
-device = "/dev/vdb"
-"""
+TARGET = _export0("iqn.2004-10.com.example:b", "iqn.2004-10.com.example:c")
 
 
 def test_the_previous_secret_back_is_said_not_to_help_while_another_initiator_holds_it():
     """REVIEW7 F3: c, logged in with the new secret, makes a's node hold it: writing the old
     one back does not reach LIO, and b's session runs into its replacement_timeout."""
-    out = _plan(spec=SPEC + TARGET, holders=("dm-3",), initiator="iqn.2004-10.com.example:b")
+    out = _plan(spec={**SPEC, **TARGET}, holders=("dm-3",), initiator="iqn.2004-10.com.example:b")
     (why,) = out.blocked
     text = why.reason
     assert "put the previous secret back on the target before its replacement_timeout " \

@@ -633,3 +633,31 @@ def test_the_iscsi_demo_plays_either_server_and_shares_the_disk():
     _ok(old, "iscsiadm", "-m", "node", "-T", iqn, "-p", portal, "--login")
     _ok(old, "vgextend", "vgold", "/dev/sda")
     assert _vgs(new) == {"vgold": ("wz-pn-", "/dev/md1,[unknown]")}
+
+
+def test_an_lv_is_not_activated_while_another_holder_than_dm_claims_its_pv(host):
+    """Loading an LV's table claims its PVs with device-mapper's one shared holder: another
+    LV's table on the same PV is no obstacle, any other claim (recorded: LIO's backstore,
+    lvm/commands/takeover_activate_while_exported.txt; the same EBUSY for a mount of the
+    raw PV, an md array over it, a process's O_EXCL open) makes the reload fail."""
+    _lv(host)
+    run(host, "lvcreate", "--yes", "--name", "other", "--size", f"{4 * M}b", "vg", "/dev/vdb")
+    assert run(host, "lvchange", "--activate", "n", "vg/data").rc == 0
+    assert host.claimed(["/dev/vdb"]) == {"/dev/vdb": True}  # vg/other's table holds it
+    assert run(host, "lvchange", "-ay", "vg/data").rc == 0
+    for lv in ("vg/data", "vg/other"):
+        assert run(host, "lvchange", "--activate", "n", lv).rc == 0
+    minor = host.lv_devno(host.lv("vg", "data"))[1]
+    busy = (5, "", f"  device-mapper: reload ioctl on  (253:{minor}) failed: Device or "
+                   f"resource busy\n")
+    host.open_device("/dev/vdb", 4242, "mkfs.ext4", exclusive=True)
+    res = run(host, "lvchange", "-ay", "vg/data")
+    assert (res.rc, res.stdout, res.stderr) == busy
+    assert not host.lv("vg", "data").active
+    host.close_device("/dev/vdb", 4242)
+    host.hold("/dev/vdb", "md7")  # an md array stacked on the PV
+    res = run(host, "lvchange", "-ay", "vg/data")
+    assert (res.rc, res.stdout, res.stderr) == busy
+    host.unhold("/dev/vdb", "md7")
+    host.hold("/dev/vdb", "dm-9")  # a dm device of anyone's: the same holder as lvm's
+    assert run(host, "lvchange", "-ay", "vg/data").rc == 0
