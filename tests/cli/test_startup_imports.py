@@ -22,7 +22,8 @@ from support import M
 # for the host's tools, is not the product's start-up).
 OTHER_SUBSYSTEM = re.compile(
     r"^reconciler\.(spec|state|adapters|actions|planning)\.(md|drbd|iscsi|pacemaker)$")
-ANEW = ("reconciler", "support")
+# loguru too: the product imports it for the first record a sink takes (reconciler/logs.py)
+ANEW = ("reconciler", "support", "loguru")
 
 LVM_ONLY = {"vg": {"vg0": {"nodes": ["node-1"], "pvs": ["/dev/vdb"],
                            "lv": {"data": {"size": "8M"}}}}}
@@ -165,6 +166,8 @@ def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_re
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
         assert loaded_actions() == []
         assert loaded_lockd() == []  # no shared VG
+        # Nothing said at INFO or above (the pass's lines are DEBUG): loguru not imported.
+        assert "loguru" not in sys.modules
 
 
 def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_target():
