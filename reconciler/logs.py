@@ -181,14 +181,15 @@ def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
             real.configure(extra={"pass_no": "-", "obj": "-", "step": "-"})
             real.add(console.write if console else stream, level=level, format=_format,
                      filter=_shown, colorize=colorize, backtrace=False, diagnose=False)
-    _threshold = _LEVEL_NO[level]
-    if "loguru" in sys.modules:
-        _pending = None
-        from loguru import logger as real
-        real.remove()
-        add(real)
-    else:
-        _pending = add
+    with _handing_over:
+        _threshold = _LEVEL_NO[level]
+        if "loguru" in sys.modules:
+            _pending = None
+            from loguru import logger as real
+            real.remove()
+            add(real)
+        else:
+            _pending = add
 
 
 # The sink ``setup`` made while loguru was not imported, given to it when it is (``_loguru``).
@@ -199,6 +200,8 @@ _threshold = 0
 # ``logger.contextualize``'s fields: every record made inside carries them (under its own).
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "reconciler_logs_context", default={})
+# ``_pending`` handed to loguru once, whichever thread's record comes first (the daemon's)
+_handing_over = threading.Lock()
 
 
 def _loguru() -> Any:
@@ -209,17 +212,21 @@ def _loguru() -> Any:
     records): the sink goes in beside theirs, as it would have been, unless they removed
     every sink since (loguru's default one is gone), which would have removed it too."""
     global _pending
-    already = "loguru" in sys.modules
-    from loguru import logger as real
-    add, _pending = _pending, None
-    if add is not None:
-        try:
-            real.remove(0)  # the default sink ``import loguru`` added
-        except ValueError:
-            if already:
-                return real
-            real.remove()
-        add(real)
+    if _pending is None and "loguru" in sys.modules:
+        from loguru import logger as real
+        return real
+    with _handing_over:
+        already = "loguru" in sys.modules
+        from loguru import logger as real
+        add, _pending = _pending, None
+        if add is not None:
+            try:
+                real.remove(0)  # the default sink ``import loguru`` added
+            except ValueError:
+                if already:
+                    return real
+                real.remove()
+            add(real)
     return real
 
 
