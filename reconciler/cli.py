@@ -27,9 +27,8 @@ import socket
 import sys
 from pathlib import Path
 
-from loguru import logger
-
 from reconciler import actions, controller, errors, executing, logs, paths
+from reconciler.logs import logger
 
 DEFAULT_SPEC = "/etc/reconciler/specs"
 # A command abandoned after its timeout, remembered for the next reconciler process.

@@ -37,9 +37,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loguru import logger
-
 from reconciler import actions, errors, executing, noop_memo, observing, ondemand, planning, state
+from reconciler.logs import logger
 from reconciler.runner import CommandResult, RecordingRunner, Runner
 from reconciler.spec import models
 from reconciler.spec.loading import LoadedSpec

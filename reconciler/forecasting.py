@@ -30,9 +30,8 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loguru import logger
-
 from reconciler import actions, controller, errors, executing, offline
+from reconciler.logs import logger
 from reconciler.spec.loading import LoadedSpec
 
 # How a copy was made (``Forecast.copy``).

@@ -13,8 +13,9 @@ import pkgutil
 from collections.abc import Callable, Mapping
 
 # What a module of the product imports inside a function, from outside the product, that a
-# step may need (the first step's retries, the first CIB read).
-_IMPORTED_LATE = ("tenacity", "xml.etree.ElementTree")
+# step may need (the first log line a sink takes, the first step's retries, the first CIB
+# read).
+_IMPORTED_LATE = ("loguru", "tenacity", "xml.etree.ElementTree")
 # Not the product's own code at run time: the simulator (tests, demo, offline planning) and
 # the package's entry point (importing it runs the CLI).
 _NOT_LOADED = ("reconciler.simulate", "reconciler.__main__")

@@ -18,11 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loguru import logger
-
 from reconciler import actions, controller, errors, notify, ondemand, status, watching
 from reconciler.daemon.wakeup import Wakeup
 from reconciler.instance_lock import InstanceLock
+from reconciler.logs import logger
 from reconciler.runner import KILL_BOUND_SECONDS, Command, CommandResult, Runner
 from reconciler.spec import loading
 from reconciler.spec.permissions import check_permissions

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import re
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from support import M
 # for the host's tools, is not the product's start-up).
 OTHER_SUBSYSTEM = re.compile(
     r"^reconciler\.(spec|state|adapters|actions|planning)\.(md|drbd|iscsi|pacemaker)$")
-ANEW = ("reconciler", "support")
+# loguru too: the product imports it for the first record a sink takes (reconciler/logs.py)
+ANEW = ("reconciler", "support", "loguru")
 
 LVM_ONLY = {"vg": {"vg0": {"nodes": ["node-1"], "pvs": ["/dev/vdb"],
                            "lv": {"data": {"size": "8M"}}}}}
@@ -165,6 +167,8 @@ def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_re
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
         assert loaded_actions() == []
         assert loaded_lockd() == []  # no shared VG
+        # Nothing said at INFO or above (the pass's lines are DEBUG): loguru not imported.
+        assert "loguru" not in sys.modules
 
 
 def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_target():
@@ -208,6 +212,8 @@ def test_a_pass_with_steps_has_imported_all_of_its_code_before_its_first_command
     command that does (``ondemand.load_everything``): what it imports later could come from a
     package upgraded on disk since it started (review of issue 22's lazy imports)."""
     with anew():
+        # no record imports loguru: what a pass logs at CRITICAL
+        importlib.import_module("reconciler.logs").setup("CRITICAL", stream=io.StringIO())
         host = importlib.import_module("reconciler.simulate").SimulatedHost()
         host.add_device("/dev/vdb", 64 * M)
         seen: list[list[str]] = []
@@ -215,13 +221,14 @@ def test_a_pass_with_steps_has_imported_all_of_its_code_before_its_first_command
 
         def first_change_sees_the_modules(cmd):
             if cmd.mutates and not seen:
-                seen.append(sorted(n for n in sys.modules if n.startswith("reconciler")))
+                seen.append(sorted(n for n in sys.modules
+                                   if n.startswith("reconciler") or n == "loguru"))
             return run(cmd)
 
         host.run = first_change_sees_the_modules
         n, loaded = lvm_only(tmp_path / "first", host)
         assert n.one_pass("node-1", loaded).exit_code == 0 and seen
-        missing = [m for m in product_modules() if m not in seen[0]]
+        missing = [m for m in product_modules() + ["loguru"] if m not in seen[0]]
         assert missing == [], missing
         assert "tenacity" in sys.modules and "xml.etree.ElementTree" in sys.modules
 
