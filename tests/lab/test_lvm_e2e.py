@@ -125,7 +125,21 @@ def test_create_then_grow(make_guest):
     assert vg.extent_size == 8 * MiB and sorted(vg.pvs) == [a, b]
     assert vg.lvs["data"].pv_extents == {a: 8}
     assert vg.lvs["logs"].size == 24 * MiB  # lvm rounds up to whole extents
-    assert_settled(g)
+    settled = assert_settled(g)  # a plain --once: it saves its no-op pass (noop_memo)
+    assert g.run(["test", "-s", "/run/reconciler/once-memo"], check=False).ok
+
+    # The next --once on the same host gives the saved plan, after asking every read again
+    # (its own fullreport among them), and says exactly what the first said (the number
+    # of processes it ran included).
+    again = reconcile(g, "--log-level", "DEBUG")
+    assert "the last no-op pass's" in again.log and "ran lvm fullreport" in again.log, again
+    assert {**again.doc, "duration_s": 0} == {**settled.doc, "duration_s": 0}
+    # An LV made by hand: the report differs, so the pass parses and plans, and lists it.
+    g.run(["lvcreate", "--yes", "--name", "byhand", "--size", "8M", "vgdata"])
+    seen = reconcile(g, "--log-level", "DEBUG")
+    assert seen.rc == 0 and "an answer differs" in seen.log, seen
+    assert "lv vgdata/byhand" in seen.doc["plan"]["unmanaged"], seen
+    g.run(["lvremove", "--yes", "vgdata/byhand"])
 
     data = Data(g, "/dev/vgdata/data", "/mnt/data").make()
     put_spec(g, spec.format(a=a, b=b, size="96M"))
