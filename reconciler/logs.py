@@ -192,6 +192,12 @@ def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
             _pending = add
 
 
+def writes_every_pass() -> bool:
+    """Whether ``setup``'s level takes DEBUG records, which every pass writes (the CLI then
+    imports loguru with the process, not inside its first pass)."""
+    return _threshold <= _LEVEL_NO["DEBUG"]
+
+
 # The sink ``setup`` made while loguru was not imported, given to it when it is (``_loguru``).
 _pending: Callable[[Any], None] | None = None
 # The lowest level a sink takes while loguru is not imported: ``setup``'s; before any

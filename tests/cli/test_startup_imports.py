@@ -270,3 +270,13 @@ def test_code_that_cannot_be_imported_before_the_first_step_runs_nothing(tmp_pat
     assert result.exit_code == controller.EXIT_ERROR and not result.changes
     assert "could not be imported before the first step" in result.error
     assert "nothing was run" in result.error and result.plan.steps
+
+
+def test_at_debug_loguru_comes_with_the_process_not_inside_the_first_pass():
+    """Every pass writes DEBUG records: at that level loguru is imported as logging is set
+    up, so its import is not counted in the first pass's time; at INFO it is not."""
+    for level, imported in (("INFO", False), ("DEBUG", True)):
+        with anew():
+            cli = importlib.import_module("reconciler.cli")
+            assert cli._logging(level)
+            assert ("loguru" in sys.modules) is imported
