@@ -104,8 +104,46 @@ def _secret(kind: str, args: tuple, secrets: frozenset[str]) -> bool:
     return path in secrets or any(part in path for part in _SECRET_PARTS)
 
 
+class _Reads:
+    """The runner's reads and the resolver, each one passed to ``_call(kind, args, ask)``
+    (``ask()`` asks the wrapped runner or resolver)."""
+
+    runner: Runner
+    resolve_inner: Callable[[str], "tuple[int, int] | None"]
+
+    def _call(self, kind: str, args: tuple, ask: Callable[[], object]) -> object:
+        raise NotImplementedError
+
+    def run(self, cmd: Command) -> CommandResult:
+        return self._call("run", _command_args(cmd),  # type: ignore[return-value]
+                          lambda: self.runner.run(cmd))
+
+    def read(self, path: str, *, host: str = "local") -> str | None:
+        return self._call("read", (path, host),  # type: ignore[return-value]
+                          lambda: self.runner.read(path, host=host))
+
+    def read_bytes(self, path: str, offset: int, length: int, *,
+                   host: str = "local") -> bytes | None:
+        return self._call("read_bytes", (path, offset, length, host),  # type: ignore[return-value]
+                          lambda: self.runner.read_bytes(path, offset, length, host=host))
+
+    def openers(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, tuple[str, ...]]:
+        return self._call("openers", (tuple(paths), host),  # type: ignore[return-value]
+                          lambda: self.runner.openers(paths, host=host))
+
+    def claimed(self, paths: Sequence[str], *,
+                host: str = "local") -> dict[str, bool | str]:
+        return self._call("claimed", (tuple(paths), host),  # type: ignore[return-value]
+                          lambda: self.runner.claimed(paths, host=host))
+
+    def resolve(self, path: str) -> tuple[int, int] | None:
+        return self._call("resolve", (path,),  # type: ignore[return-value]
+                          lambda: self.resolve_inner(path))
+
+
 @dataclass
-class Transcript:
+class Transcript(_Reads):
     """A runner and a resolver that forward to ``runner``/``resolve`` and note each read
     and its answer's digest, in order. ``unsaveable`` says why such a pass must not be
     saved: a read raised (observation turns some errors into state, e.g. a superblock that
@@ -132,36 +170,9 @@ class Transcript:
         self.reads.append((kind, args, _answer(kind, value)))
         return value
 
-    def run(self, cmd: Command) -> CommandResult:
-        return self._call("run", _command_args(cmd),  # type: ignore[return-value]
-                          lambda: self.runner.run(cmd))
-
-    def read(self, path: str, *, host: str = "local") -> str | None:
-        return self._call("read", (path, host),  # type: ignore[return-value]
-                          lambda: self.runner.read(path, host=host))
-
-    def read_bytes(self, path: str, offset: int, length: int, *,
-                   host: str = "local") -> bytes | None:
-        return self._call("read_bytes", (path, offset, length, host),  # type: ignore[return-value]
-                          lambda: self.runner.read_bytes(path, offset, length, host=host))
-
-    def openers(self, paths: Sequence[str], *,
-                host: str = "local") -> dict[str, tuple[str, ...]]:
-        return self._call("openers", (tuple(paths), host),  # type: ignore[return-value]
-                          lambda: self.runner.openers(paths, host=host))
-
-    def claimed(self, paths: Sequence[str], *,
-                host: str = "local") -> dict[str, bool | str]:
-        return self._call("claimed", (tuple(paths), host),  # type: ignore[return-value]
-                          lambda: self.runner.claimed(paths, host=host))
-
-    def resolve(self, path: str) -> tuple[int, int] | None:
-        return self._call("resolve", (path,),  # type: ignore[return-value]
-                          lambda: self.resolve_inner(path))
-
 
 @dataclass
-class Primed:
+class Primed(_Reads):
     """A runner and a resolver that give the answers a failed ``check`` already read (each
     once, per read, in the order read; one that raised raises again) before asking
     ``runner``/``resolve``: the pass that follows a miss asks nothing twice."""
@@ -178,33 +189,6 @@ class Primed:
         if isinstance(value, _Raised):
             raise value.exc
         return value
-
-    def run(self, cmd: Command) -> CommandResult:
-        return self._call("run", _command_args(cmd),  # type: ignore[return-value]
-                          lambda: self.runner.run(cmd))
-
-    def read(self, path: str, *, host: str = "local") -> str | None:
-        return self._call("read", (path, host),  # type: ignore[return-value]
-                          lambda: self.runner.read(path, host=host))
-
-    def read_bytes(self, path: str, offset: int, length: int, *,
-                   host: str = "local") -> bytes | None:
-        return self._call("read_bytes", (path, offset, length, host),  # type: ignore[return-value]
-                          lambda: self.runner.read_bytes(path, offset, length, host=host))
-
-    def openers(self, paths: Sequence[str], *,
-                host: str = "local") -> dict[str, tuple[str, ...]]:
-        return self._call("openers", (tuple(paths), host),  # type: ignore[return-value]
-                          lambda: self.runner.openers(paths, host=host))
-
-    def claimed(self, paths: Sequence[str], *,
-                host: str = "local") -> dict[str, bool | str]:
-        return self._call("claimed", (tuple(paths), host),  # type: ignore[return-value]
-                          lambda: self.runner.claimed(paths, host=host))
-
-    def resolve(self, path: str) -> tuple[int, int] | None:
-        return self._call("resolve", (path,),  # type: ignore[return-value]
-                          lambda: self.resolve_inner(path))
 
 
 def _ask(runner: Runner, resolve: Callable[[str], "tuple[int, int] | None"], kind: str,

@@ -20,29 +20,10 @@ from support.nodes import Nodes
 from support.specs import local_vg
 
 from reconciler import controller, noop_memo, planning
-from reconciler.adapters import lvm
 from reconciler.adapters.lvm_report import FULLREPORT_ARGV
 from reconciler.runner import Command, CommandResult
 
 NODE = "node-1"
-
-
-@pytest.fixture
-def calls(monkeypatch):
-    seen = {"parse": 0, "plan": 0}
-    parse, plan = lvm.parse_fullreport, planning.plan
-
-    def counted_parse(*a, **kw):
-        seen["parse"] += 1
-        return parse(*a, **kw)
-
-    def counted_plan(*a, **kw):
-        seen["plan"] += 1
-        return plan(*a, **kw)
-
-    monkeypatch.setattr(lvm, "parse_fullreport", counted_parse)
-    monkeypatch.setattr(planning, "plan", counted_plan)
-    return seen
 
 
 def _spec(**lv):

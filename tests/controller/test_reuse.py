@@ -28,25 +28,6 @@ from reconciler.runner import CommandResult
 NODE = "node-1"
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """How many times the report was parsed and a plan was made."""
-    seen = {"parse": 0, "plan": 0}
-    parse, plan = lvm.parse_fullreport, planning.plan
-
-    def counted_parse(*a, **kw):
-        seen["parse"] += 1
-        return parse(*a, **kw)
-
-    def counted_plan(*a, **kw):
-        seen["plan"] += 1
-        return plan(*a, **kw)
-
-    monkeypatch.setattr(lvm, "parse_fullreport", counted_parse)
-    monkeypatch.setattr(planning, "plan", counted_plan)
-    return seen
-
-
 def _settled(tmp_path, spec=None, host=None):
     """A node whose first pass created what ``spec`` declares, then one no-op pass."""
     host = host or disks_host(G, "/dev/vdb", "/dev/vdc", vg="vg0")
