@@ -399,7 +399,8 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     memo_key = saved = None
     first: list = [runner, env.resolve]  # what the first observation reads through
     secrets = frozenset(observing.chap_files(spec))
-    if memo is not None and (spec.iscsi_target or spec.iscsi_session or secrets):
+    if memo is not None and (any(observing.iscsi_parts(spec)) or secrets):
+        noop_memo.forget(memo)  # (one an older version saved could hold a secret's digest)
         memo = None
     if memo is not None:
         memo_key = noop_memo.key(spec_digest=loaded.digest, node=env.node,
@@ -471,7 +472,9 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
         if memory.reused != reused:
             log.debug("plan: the previous pass's, made from the same inputs (spec, report, "
                       "files)")
-        if memo_key and transcript and not stalled and reusable(spec, the_plan):
+        if memo is not None and transcript and transcript[0].secret:
+            noop_memo.forget(memo)  # a pass that read a secret: no file (see noop_memo)
+        elif memo_key and transcript and not stalled and reusable(spec, the_plan):
             try:
                 noop_memo.save(memo, memo_key, transcript[0], the_plan)
             except Exception as exc:  # noqa: BLE001 - an optimisation: the pass is done

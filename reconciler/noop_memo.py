@@ -34,6 +34,7 @@ could be written into it); anything else, or a file that does not load, is a mis
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -43,11 +44,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import reconciler
 from reconciler import actions
 from reconciler.runner import Command, CommandResult, Runner
 
 FORMAT = 1
 FILE_NAME = "once-memo"
+_NOT_GIVEN = object()
 
 Read = tuple[str, tuple, bytes]  # (kind, arguments, digest of the answer)
 
@@ -80,8 +83,19 @@ def _answer(kind: str, value: object) -> bytes:
     return _digest(type(value).__name__, value)
 
 
+# A command as the transcript keeps it: every field of ``Command``, in its order (a field
+# added there is compared and asked again without a change here).
+_COMMAND_FIELDS = tuple(f.name for f in dataclasses.fields(Command))
+_MUTATES = _COMMAND_FIELDS.index("mutates")
+
+
 def _command_args(cmd: Command) -> tuple:
-    return (cmd.host, tuple(cmd.argv), cmd.input, cmd.mutates, cmd.timeout)
+    return tuple(tuple(cmd.argv) if name == "argv" else getattr(cmd, name)
+                 for name in _COMMAND_FIELDS)
+
+
+def _changes_host(kind: str, args: tuple) -> bool:
+    return kind == "run" and bool(args[_MUTATES])
 
 
 @dataclass(frozen=True)
@@ -91,17 +105,29 @@ class _Raised:
     exc: Exception
 
 
-# A file of LIO's whose text is a CHAP secret (an ACL's or a portal group's ``auth/``): a
-# pass that read one is not saved, so no digest of a secret is ever kept on disk (the
-# iSCSI adapter keeps secrets only as a fingerprint keyed by its own process).
-_SECRET_PARTS = ("/auth/",)
+# What may hold a secret: a pass that read one is not saved (and the file it would have
+# replaced is removed), so no digest of a secret is ever kept on disk (the iSCSI adapter
+# keeps secrets only as a fingerprint keyed by its own process). CHAP: the spec's files
+# (``secrets``), LIO's and the kernel's ``auth``/``password`` attributes, open-iscsi's node
+# records; Pacemaker's CIB (a fence agent's or a primitive's password); DRBD's
+# ``shared-secret``. Only an answer with text counts (a file that is not there holds none).
+_SECRET_PATHS = ("/auth/", "discovery_auth", "/password", "/etc/iscsi/", "/pacemaker/")
+_SECRET_COMMANDS = ("cibadmin", "crm_mon", "iscsiadm")
+_SECRET_TEXT = ("shared-secret", "password")
 
 
-def _secret(kind: str, args: tuple, secrets: frozenset[str]) -> bool:
-    if kind not in ("read", "read_bytes"):
+def _secret(kind: str, args: tuple, value: object, secrets: frozenset[str]) -> bool:
+    if kind == "run":
+        argv = args[_COMMAND_FIELDS.index("argv")]
+        text = value.stdout if isinstance(value, CommandResult) else ""
+        return bool(text) and (os.path.basename(argv[0]) in _SECRET_COMMANDS
+                               or any(t in text for t in _SECRET_TEXT))
+    if kind not in ("read", "read_bytes") or not value:
         return False
     path = args[0]
-    return path in secrets or any(part in path for part in _SECRET_PARTS)
+    text = value if isinstance(value, str) else ""
+    return (path in secrets or any(part in path for part in _SECRET_PATHS)
+            or any(t in text for t in _SECRET_TEXT))
 
 
 class _Reads:
@@ -155,11 +181,10 @@ class Transcript(_Reads):
     secrets: frozenset[str] = frozenset()
     reads: list[Read] = field(default_factory=list)
     unsaveable: str = ""
+    secret: bool = False  # a secret was read: the file must not keep an older pass either
 
     def _call(self, kind: str, args: tuple, ask: Callable[[], object]) -> object:
-        if _secret(kind, args, self.secrets):
-            self.unsaveable = self.unsaveable or "a secret was read"
-        if kind == "run" and args[3]:
+        if _changes_host(kind, args):
             self.unsaveable = self.unsaveable or "a command that changes the host ran"
         try:
             value = ask()
@@ -167,6 +192,9 @@ class Transcript(_Reads):
             self.reads.append((kind, args, _answer(kind, _Raised(exc))))
             self.unsaveable = self.unsaveable or f"a read raised {type(exc).__name__}"
             raise
+        if _secret(kind, args, value, self.secrets):
+            self.secret = True
+            self.unsaveable = self.unsaveable or "a secret was read"
         self.reads.append((kind, args, _answer(kind, value)))
         return value
 
@@ -194,9 +222,7 @@ class Primed(_Reads):
 def _ask(runner: Runner, resolve: Callable[[str], "tuple[int, int] | None"], kind: str,
          args: tuple) -> object:
     if kind == "run":
-        host, argv, stdin, mutates, timeout = args
-        return runner.run(Command(argv=argv, host=host, input=stdin, mutates=mutates,
-                                  timeout=timeout))
+        return runner.run(Command(**dict(zip(_COMMAND_FIELDS, args))))
     if kind == "read":
         return runner.read(args[0], host=args[1])
     if kind == "read_bytes":
@@ -217,7 +243,7 @@ def check(saved: "Saved", runner: Runner,
     command that changes the host is never asked (a saved pass never holds one)."""
     primed = Primed(runner, resolve)
     for kind, args, digest in saved.reads:
-        if kind == "run" and args[3]:
+        if _changes_host(kind, args):
             return False, primed
         try:
             value = _ask(runner, resolve, kind, args)
@@ -230,48 +256,34 @@ def check(saved: "Saved", runner: Runner,
     return True, primed
 
 
-def code_identity(root: str | None = None) -> bytes:
-    """The code that plans: every file of this package but its bytecode caches (name,
-    size, modification and change times, inode: a file edited or replaced, even to the same
-    size and modification time, changes it), the Python running it, and the versions of
-    pydantic and tomli (they build the spec's values) and of this package. Empty when the
-    package's files cannot be listed (a zip, a build without sources): nothing is saved."""
-    root = root or os.path.dirname(os.path.abspath(__file__))
-    entries = []
-    todo = [root]
-    try:
-        while todo:
-            with os.scandir(todo.pop()) as it:
-                for e in it:
-                    if e.is_dir(follow_symlinks=False):
-                        if e.name != "__pycache__":
-                            todo.append(e.path)
-                    else:
-                        st = e.stat(follow_symlinks=False)
-                        entries.append((e.path[len(root):], st.st_size, st.st_mtime_ns,
-                                        st.st_ctime_ns, st.st_ino))
-    except OSError:
+def code_identity(files: list | None = _NOT_GIVEN) -> bytes:  # type: ignore[assignment]
+    """The code that plans: the package's files (``reconciler._package_files``: a file
+    edited or replaced, even to the same size and modification time, changes them; bytecode
+    caches do not), as they are now unless ``files`` is given, the Python running it, and
+    the versions of pydantic, pydantic-core and tomli (they build the spec's values) and of
+    this package. Empty when the files cannot be listed or hold no source (a zip, a build
+    without sources): nothing is saved then."""
+    if files is _NOT_GIVEN:
+        files = reconciler._package_files()
+    if not files or not any(name.endswith(".py") for name, *_ in files):
         return b""
-    if not any(name.endswith(".py") for name, *_ in entries):
-        return b""
-    entries.sort()
     import pydantic
     import pydantic_core
-
-    import reconciler
     try:
         import tomli
         toml = tomli.__version__
     except ImportError:  # the spec's loader reads with the standard library's tomllib
         toml = "tomllib"
     versions = [pydantic.VERSION, pydantic_core.__version__, toml, reconciler.__version__]
-    return _digest(FORMAT, sys.version, sys.executable, versions, root, entries)
+    root = os.path.dirname(os.path.abspath(reconciler.__file__))
+    return _digest(FORMAT, sys.version, sys.executable, versions, root, files)
 
 
-# The code this process runs, as it was on disk when this module was first imported (the
-# start of a ``reconcile`` process): a pass is saved only when the files are still the
-# same then (an upgrade while it ran would save the old code's plan under the new key).
-IMPORTED = code_identity()
+# The code this process runs: the package's files as they were when it was first imported
+# (the start of a ``reconcile`` process, before any of its code was). A pass is saved only
+# when they are still the same (an upgrade while it ran would save the old code's plan
+# under the new key).
+IMPORTED = code_identity(reconciler.FILES_AT_START)
 
 
 def key(*, spec_digest: str, node: str, settings: object) -> bytes:

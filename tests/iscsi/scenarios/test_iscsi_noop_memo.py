@@ -19,6 +19,8 @@ def test_neither_the_target_nor_the_initiator_saves_a_pass(tmp_path):
     run.mkdir(mode=0o700)
     for node in ("a", "b"):
         memo = str(run / f"memo-{node}")
+        with open(memo, "wb") as f:  # one an older version saved: removed, never read
+            f.write(b"an older pass, maybe with a secret's digest")
         p = pair.one_pass(node, loaded, memo=memo)
         assert p.exit_code == 0 and not p.plan.steps
         assert not os.path.exists(memo)
