@@ -362,3 +362,87 @@ def test_a_copys_source_alone_is_not_probed():
         p: False for p in paths}
     executing._check_taken(add, st, runner)
     assert probed == [("/dev/vdc",)]
+
+
+def _sysfs_runner(files, claims):
+    runner = _Runner(claims=claims)
+    runner.read = lambda path, host="local": files.get(path)
+    return runner
+
+
+def _refusal(action, st, runner) -> str:
+    from reconciler import executing
+
+    try:
+        executing._check_taken(action, st, runner)
+    except Exception as exc:  # DeviceInUse
+        return str(exc)
+    raise AssertionError(f"not refused: {action}")
+
+
+def test_vgexport_takes_only_its_own_lvs_maps_as_its_own_holders():
+    """Issue 22's note (the probe): vgexport allowed any holder of its PVs, so EBUSY from a
+    multipath map, dm-crypt, another VG's LV, md or DRBD over a PV let it hand that disk to
+    another host. Now a holder is its own only when sysfs' dm/uuid, read then, is an LV map
+    of this VG ("LVM-<vg uuid><lv uuid>", its identity; not its dm name, which anyone may
+    choose); any other is refused, named, with what to check. Planning, which cannot tell
+    (the observed state has no holder's uuid), still leaves them to the executor."""
+    from reconciler import executing
+
+    st = _host(devices={"/dev/sda": (8, 0)})
+    st.vgs["vg1"] = state.Vg(name="vg1", uuid="vg1u", extent_size=Size(EXT), extent_count=1,
+                             free_count=1, lock_type="none", missing_pv_count=0, pvs=(),
+                             lvs={})
+    export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
+    maps = {"dm-0": ("vg0-data", "LVM-vgulvu"),  # vg0/data's map
+            "dm-1": ("vg0-data", "mpath-3600a0b80001"),  # a multipath map named like it
+            "dm-2": ("vg1-other", "LVM-vg1uxyz"),  # another VG's LV
+            "dm-3": ("luks-9f2", "CRYPT-LUKS2-9f2-luks-9f2")}  # dm-crypt
+
+    def files(holder):
+        out = {"/sys/dev/block/8:0/holders/": f"{holder}\n"}
+        if holder in maps:
+            out[f"/sys/block/{holder}/dm/name"] = maps[holder][0] + "\n"
+            out[f"/sys/block/{holder}/dm/uuid"] = maps[holder][1] + "\n"
+        return out
+
+    busy = {"/dev/sda": True}
+    executing._check_taken(export, st, _sysfs_runner(files("dm-0"), busy))
+    for holder, named in (("dm-1", "mpath-3600a0b80001"), ("dm-2", "LVM-vg1uxyz"),
+                          ("dm-3", "CRYPT-LUKS2-9f2-luks-9f2"), ("md100", "md100"),
+                          ("drbd0", "drbd0"), ("dm-4", "dm-4")):  # dm-4: gone, or unreadable
+        text = _refusal(export, st, _sysfs_runner(files(holder), busy))
+        assert f"the PV /dev/sda is held by {holder}" in text and named in text, text
+        assert "not a device-mapper map of an LV of VG vg0" in text, text
+        assert "dmsetup info" in text and "lsblk" in text, text
+        assert "claimed by the kernel" not in text, text  # the holder explains the EBUSY
+        # not probed busy: the holder is still there, and still not vgexport's own
+        text = _refusal(export, st, _sysfs_runner(files(holder), {}))
+        assert f"held by {holder}" in text, text
+    # planning cannot tell whose map an observed holder is: left to the executor, as before
+    held = _host(devices={"/dev/sda": (8, 0)}, blockdevs={"/dev/sda": state.BlockDevice(
+        path="/dev/sda", devno=(8, 0), holders=("dm-1",))})
+    (take,) = export.takes_devices()
+    assert blocking(take, held) == []
+    # an observed holder the executor reads no dm uuid of now is not its own either
+    text = _refusal(export, held, _sysfs_runner({}, busy))
+    assert "held by dm-1" in text and "not a device-mapper map of an LV of VG vg0" in text, text
+
+
+def test_a_mount_gone_since_observation_neither_refuses_nor_explains_a_claim():
+    """Issue 22's note (the probe): the mounts observation saw could explain the kernel's
+    EBUSY at apply time (holders were read again then, mounts were not): the kernel's mount
+    table now is what counts. A mount gone leaves the EBUSY unexplained (refused as a
+    claim); gone and unclaimed, nothing stops the step. Unreadable, the observed mounts
+    stay."""
+    from reconciler import executing
+
+    st = state.HostState(host="local", devices={"/dev/vdc": (254, 32)}, blockdevs={
+        "/dev/vdc": state.BlockDevice(path="/dev/vdc", devno=(254, 32), mounts=("/mnt/old",))})
+    create = actions.CreatePv(device="/dev/vdc")
+    now = {"/proc/self/mountinfo": "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n"}
+    text = _refusal(create, st, _sysfs_runner(now, {"/dev/vdc": True}))
+    assert f"the device /dev/vdc is {CLAIM}" in text and "/mnt/old" not in text, text
+    executing._check_taken(create, st, _sysfs_runner(now, {}))
+    text = _refusal(create, st, _sysfs_runner({}, {"/dev/vdc": True}))
+    assert "mounted at /mnt/old" in text and "claimed" not in text, text
