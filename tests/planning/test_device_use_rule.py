@@ -218,6 +218,12 @@ def test_a_kernel_claim_nothing_found_explains_refuses_what_the_take_counts():
                "probe could not tell (EIO: Input/output error)" in str(exc), str(exc)
 
 
+# sda held by vg0/data's map, dm-0, as sysfs shows it (its dm uuid: "LVM-", the VG's uuid
+# and the LV's, without dashes; tests/fixtures/outputs/lvmlockd/state)
+_VG0_DATA_MAP = {"/sys/dev/block/8:0/holders/": "dm-0\n", "/sys/block/dm-0/dm/name": "vg0-data\n",
+                 "/sys/block/dm-0/dm/uuid": "LVM-vgulvu\n"}
+
+
 def test_a_kernel_claim_a_use_found_explains_is_judged_as_that_use():
     """vgexport takes its PVs with its own VG's uses allowed (the VG, its LVs' dm maps): the
     kernel's EBUSY there is those maps' claim (one holder at a time), not refused again;
@@ -227,8 +233,7 @@ def test_a_kernel_claim_a_use_found_explains_is_judged_as_that_use():
     st = _host(devices={"/dev/sda": (8, 0)})
     export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
     held = _Runner(claims={"/dev/sda": True})  # vg0/data's map holds sda, as sysfs says now
-    held.read = lambda path, host="local": ("dm-0\n" if path == "/sys/dev/block/8:0/holders/"
-                                            else None)
+    held.read = lambda path, host="local": _VG0_DATA_MAP.get(path)
     executing._check_taken(export, st, held)
     create = actions.CreatePv(device="/dev/sda")
     try:
@@ -254,8 +259,7 @@ def test_a_kernel_claim_is_explained_only_by_a_claim_on_that_device_not_by_its_v
                              pvs=("/dev/sda", "/dev/sdb"), lvs=vg.lvs)
     st.pvs["/dev/sdb"] = _pv("/dev/sdb", "vg0", (8, 16))
     runner = _Runner(claims={"/dev/sda": True, "/dev/sdb": True})
-    runner.read = lambda path, host="local": ("dm-0\n" if path == "/sys/dev/block/8:0/holders/"
-                                              else None)
+    runner.read = lambda path, host="local": _VG0_DATA_MAP.get(path)
     export = actions.ExportVg(vg="vg0", devices=("/dev/sda", "/dev/sdb"))
     try:
         executing._check_taken(export, st, runner)
