@@ -358,13 +358,16 @@ def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
                  sleep: Callable[[float], None] = time.sleep) -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
-    the uses the last observed state shows, every mount the kernel lists now, every
+    the uses the last observed state shows (its mounts replaced by those the kernel lists
+    now, when it can be read and the device's number is known), every
     process that has it open now (a udev worker's probe alone is waited out first), and a
     claim of the kernel's that none of those explains (an exclusive open refused now:
     ``Runner.claimed``, ``_claim``). An iSCSI session's disk (resolved by its by-path name
     to the observed device number) is checked with each of its partitions, for mounts and
     for holders as sysfs lists them now (every taken device's holders are read now: they
-    are what explains the kernel's EBUSY on a PV of an active VG)."""
+    are what explains the kernel's EBUSY on a PV of an active VG). A take whose own holders
+    are its VG's LV maps (vgexport: ``Take.maps_of``) has each holder told by its dm uuid
+    now (``_map_now``): any other refuses it, named."""
     takes = action.takes_devices()
     if not takes:
         return

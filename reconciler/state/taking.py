@@ -27,8 +27,9 @@ is judged here (by planning and the executor), not in each action:
   itself a claim on the device, a partition of it or its disk (a mount, a holder: sysfs'
   holders are read for every taken device then; an active swap area) explains the EBUSY,
   whether it counts or not, since the kernel lets one holder claim a device at a time: an
-  allowed use (vgexport's own VG's device-mapper maps on its PVs) is not refused again as a
-  claim. A PV of a VG active here explains nothing by itself (the VG may have no map on
+  allowed use (vgexport's own VG's device-mapper maps on its PVs, told by their dm uuid,
+  ``Take.maps_of``) is not refused again as a claim. The mounts are the kernel's then, not
+  observation's: a mount gone since explains nothing. A PV of a VG active here explains nothing by itself (the VG may have no map on
   that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
   process, so a copy's source is never refused for one.
 
