@@ -5,10 +5,12 @@ the step runs (with the processes, tests/scenarios, iscsi, drbd, lockd)."""
 
 from __future__ import annotations
 
-from support import M
+import re
+
+from support import FIXTURES, M
 
 from reconciler import actions, planning, state
-from reconciler.state.taking import Effect, Take, Use, blocking, observed_uses
+from reconciler.state.taking import Effect, Take, Use, blocking, lv_map_vg, observed_uses
 from reconciler.spec import models
 from reconciler.units import Size
 
@@ -450,3 +452,25 @@ def test_a_mount_gone_since_observation_neither_refuses_nor_explains_a_claim():
     executing._check_taken(create, st, _sysfs_runner(now, {}))
     text = _refusal(create, st, _sysfs_runner({}, {"/dev/vdc": True}))
     assert "mounted at /mnt/old" in text and "claimed" not in text, text
+
+
+def test_an_lv_maps_dm_uuid_is_told_by_its_vgs_uuid_as_the_lab_recorded_them():
+    """The lab's own pair, recorded at one moment (tests/fixtures/outputs/lvmlockd): the
+    report's vg_uuid (with dashes) and sysfs' dm/uuid of that VG's lvmlock LV ("LVM-", the
+    VG's and the LV's uuids without dashes): the map is vgs'. An internal map's suffix
+    ("-real", "-cow") is the VG's too; the VG's uuid alone, another VG's, or a map that is
+    not LVM's (multipath, dm-crypt) are not."""
+    from reconciler.adapters import lvm
+
+    lockd = FIXTURES / "outputs" / "lvmlockd"
+    text = (lockd / "vg_started_a.json").read_text()
+    st = lvm.parse_fullreport(text[text.index("\n") + 1:])
+    (uuid,) = re.findall(r"^/sys/block/dm-0/dm/uuid:(.*)$",
+                         (lockd / "state" / "vg_started_a.txt").read_text(), re.M)
+    assert st.vgs["vgs"].uuid == "hSkTd1-TeRR-VQZo-b1xV-3HAK-qoOA-WqEXoy"
+    assert lv_map_vg(st, uuid) == "vgs"
+    assert lv_map_vg(st, uuid + "-real") == "vgs"
+    for other in ("LVM-hSkTd1TeRRVQZob1xV3HAKqoOAWqEXoy", "LVM-" + "x" * 64,
+                  "mpath-3600140512345678901234567890abcde", uuid[4:], "CRYPT-LUKS2-" + uuid[4:],
+                  ""):
+        assert lv_map_vg(st, other) == "", other
