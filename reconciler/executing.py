@@ -276,12 +276,13 @@ def _map_now(runner: Runner, st: state.HostState, use: taking.Use, vg: str, devi
     owner = taking.lv_map_vg(st, uuid)
     if owner == vg:
         return taking.Use("holder", use.who, of=owner)
-    what = (f"device-mapper map {dm_name or '?'}, uuid {uuid}" if uuid else
-            "no device-mapper uuid readable now" if name.startswith("dm-") else "")
-    return taking.Use("holder", f"{name}{' ' + on if on else ''} ({what + ': ' if what else ''}"
-                      f"not a device-mapper map of an LV of VG {vg}; check what it is before "
-                      f"the disk leaves this host: dmsetup info {name}, lsblk {device})",
-                      of=owner)
+    dm = name.startswith("dm-")
+    what = (f"device-mapper map {dm_name or '?'}, uuid {uuid}: " if uuid else
+            "no device-mapper uuid readable now: " if dm else "")
+    look = f"dmsetup info {name}, lsblk {device}" if dm else f"lsblk {device}"
+    return taking.Use("holder", f"{name}{' ' + on if on else ''} ({what}not a device-mapper "
+                      f"map of an LV of VG {vg}; check what it is before the disk leaves "
+                      f"this host: {look})", of=owner)
 
 
 def _family_now(runner: Runner, st: state.HostState, path: str,

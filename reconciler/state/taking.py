@@ -29,8 +29,8 @@ is judged here (by planning and the executor), not in each action:
   whether it counts or not, since the kernel lets one holder claim a device at a time: an
   allowed use (vgexport's own VG's device-mapper maps on its PVs, told by their dm uuid,
   ``Take.maps_of``) is not refused again as a claim. The mounts are the kernel's then, not
-  observation's: a mount gone since explains nothing. A PV of a VG active here explains nothing by itself (the VG may have no map on
-  that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
+  observation's: a mount gone since explains nothing. A PV of a VG active here explains
+  nothing by itself (the VG may have no map on that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
   process, so a copy's source is never refused for one.
 
 "In use here" for a PV means a VG with an LV active on this host: the exporting host of a
@@ -177,11 +177,10 @@ def lv_map_vg(st: HostState, dm_uuid: str) -> str:
     pvmove) are not in the observed state, so the VG's part is what is compared."""
     if not dm_uuid.startswith("LVM-"):
         return ""
-    for vg in st.vgs.values():
-        prefix = "LVM-" + vg.uuid.replace("-", "")
-        if vg.uuid and dm_uuid.startswith(prefix) and dm_uuid[len(prefix):].split("-")[0]:
-            return vg.name
-    return ""
+    owners = {vg.name for vg in st.vgs.values() if vg.uuid
+              and dm_uuid.startswith(prefix := "LVM-" + vg.uuid.replace("-", ""))
+              and dm_uuid[len(prefix):].split("-")[0]}
+    return owners.pop() if len(owners) == 1 else ""  # two: no identity (a cloned VG's)
 
 
 def family(st: HostState, path: str) -> tuple[tuple[tuple[int, int], str], ...]:

@@ -5,6 +5,7 @@ the step runs (with the processes, tests/scenarios, iscsi, drbd, lockd)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from support import FIXTURES, M
@@ -420,7 +421,8 @@ def test_vgexport_takes_only_its_own_lvs_maps_as_its_own_holders():
         text = _refusal(export, st, _sysfs_runner(files(holder), busy))
         assert f"the PV /dev/sda is held by {holder}" in text and named in text, text
         assert "not a device-mapper map of an LV of VG vg0" in text, text
-        assert "dmsetup info" in text and "lsblk" in text, text
+        assert "lsblk /dev/sda)" in text, text
+        assert (f"dmsetup info {holder}, " in text) == holder.startswith("dm-"), text
         assert "claimed by the kernel" not in text, text  # the holder explains the EBUSY
         # not probed busy: the holder is still there, and still not vgexport's own
         text = _refusal(export, st, _sysfs_runner(files(holder), {}))
@@ -470,6 +472,8 @@ def test_an_lv_maps_dm_uuid_is_told_by_its_vgs_uuid_as_the_lab_recorded_them():
     assert st.vgs["vgs"].uuid == "hSkTd1-TeRR-VQZo-b1xV-3HAK-qoOA-WqEXoy"
     assert lv_map_vg(st, uuid) == "vgs"
     assert lv_map_vg(st, uuid + "-real") == "vgs"
+    twin = dataclasses.replace(st.vgs["vgs"], name="vgs_clone")  # the same uuid twice
+    assert lv_map_vg(dataclasses.replace(st, vgs={**st.vgs, "vgs_clone": twin}), uuid) == ""
     for other in ("LVM-hSkTd1TeRRVQZob1xV3HAKqoOAWqEXoy", "LVM-" + "x" * 64,
                   "mpath-3600140512345678901234567890abcde", uuid[4:], "CRYPT-LUKS2-" + uuid[4:],
                   ""):
