@@ -30,8 +30,9 @@ is judged here (by planning and the executor), not in each action:
   allowed use (vgexport's own VG's device-mapper maps on its PVs, told by their dm uuid,
   ``Take.maps_of``) is not refused again as a claim. The mounts are the kernel's then, not
   observation's: a mount gone since explains nothing. A PV of a VG active here explains
-  nothing by itself (the VG may have no map on that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
-  process, so a copy's source is never refused for one.
+  nothing by itself (the VG may have no map on that PV), nor does an LV's open bit (a
+  plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like
+  any use that is not a process, so a copy's source is never refused for one.
 
 "In use here" for a PV means a VG with an LV active on this host: the exporting host of a
 seed-004 move sees the VG its initiator wrote on the exported disk (LVM reads its metadata
