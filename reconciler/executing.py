@@ -237,14 +237,15 @@ def _seen_again(action: actions.Action, st: state.HostState) -> tuple[Outcome, s
     return None
 
 
-def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, ...]]:
+def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, ...]] | None:
     """Device number -> mount points, as the kernel says right now (/proc/self/mountinfo:
-    a file, no process). A mount made since the last observation is in no /proc/*/fd."""
+    a file, no process, parsed as observation parses it), or None when it cannot be read.
+    A mount made since the last observation is in no /proc/*/fd; one gone since is gone."""
     try:
         text = runner.read("/proc/self/mountinfo", host=host)
     except OSError:
-        return {}
-    return md.parse_mountinfo(text or "")
+        return None
+    return None if text is None else md.parse_mountinfo(text)
 
 
 def _holders_now(runner: Runner, devno: tuple[int, int], host: str) -> tuple[str, ...]:
@@ -256,6 +257,32 @@ def _holders_now(runner: Runner, devno: tuple[int, int], host: str) -> tuple[str
     except OSError:
         return ()
     return tuple(x for x in (text or "").splitlines() if x)
+
+
+def _map_now(runner: Runner, st: state.HostState, use: taking.Use, vg: str, device: str,
+             host: str) -> taking.Use:
+    """A holder ``use`` of ``device``, resolved as sysfs says now: its own when its dm uuid
+    (/sys/block/dm-N/dm/uuid, read then) is a map of an LV of ``vg``; anything else (a
+    multipath map, dm-crypt, another VG's LV, md, DRBD, a map gone or unreadable) named,
+    with where to look."""
+    name, _, on = use.who.partition(" ")
+    dm_name = uuid = ""
+    if name.startswith("dm-"):
+        try:
+            dm_name = (runner.read(f"/sys/block/{name}/dm/name", host=host) or "").strip()
+            uuid = (runner.read(f"/sys/block/{name}/dm/uuid", host=host) or "").strip()
+        except OSError:
+            dm_name = uuid = ""
+    owner = taking.lv_map_vg(st, uuid)
+    if owner == vg:
+        return taking.Use("holder", use.who, of=owner)
+    dm = name.startswith("dm-")
+    what = (f"device-mapper map {dm_name or '?'}, uuid {uuid}: " if uuid else
+            "no device-mapper uuid readable now: " if dm else "")
+    look = f"dmsetup info {name}, lsblk {device}" if dm else f"lsblk {device}"
+    return taking.Use("holder", f"{name}{' ' + on if on else ''} ({what}not a device-mapper "
+                      f"map of an LV of VG {vg}; check what it is before the disk leaves "
+                      f"this host: {look})", of=owner)
 
 
 def _family_now(runner: Runner, st: state.HostState, path: str,
@@ -332,13 +359,16 @@ def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
                  sleep: Callable[[float], None] = time.sleep) -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
-    the uses the last observed state shows, every mount the kernel lists now, every
+    the uses the last observed state shows (its mounts replaced by those the kernel lists
+    now, when it can be read and the device's number is known), every
     process that has it open now (a udev worker's probe alone is waited out first), and a
     claim of the kernel's that none of those explains (an exclusive open refused now:
     ``Runner.claimed``, ``_claim``). An iSCSI session's disk (resolved by its by-path name
     to the observed device number) is checked with each of its partitions, for mounts and
     for holders as sysfs lists them now (every taken device's holders are read now: they
-    are what explains the kernel's EBUSY on a PV of an active VG)."""
+    are what explains the kernel's EBUSY on a PV of an active VG). A take whose own holders
+    are its VG's LV maps (vgexport: ``Take.maps_of``) has each holder told by its dm uuid
+    now (``_map_now``): any other refuses it, named."""
     takes = action.takes_devices()
     if not takes:
         return
@@ -358,15 +388,22 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     only_processes = True
     for take in takes:
         found = list(taking.observed_uses(st, take.device))  # counted or not: see _claim
+        family = _family_now(runner, st, take.device, action.host)
+        if mounted is not None and family:  # the kernel's mounts now, not observation's
+            found = [u for u in found if u.kind != "mount"]
         seen = {u.key for u in found}
-        for devno, on in _family_now(runner, st, take.device, action.host):
-            now = [taking.Use("mount", m + on) for m in mounted.get(devno, ())]
+        for devno, on in family:
+            now = [taking.Use("mount", m + on) for m in (mounted or {}).get(devno, ())]
             now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
                                                                        action.host)]
             for u in now:
                 if u.key not in seen:
                     seen.add(u.key)
                     found.append(u)
+        vg = take.maps_of
+        if vg is not None:  # whose maps its holders are, by their dm uuid now
+            found = [_map_now(runner, st, u, vg, take.device, action.host)
+                     if u.kind == "holder" else u for u in found]
         found += [taking.Use("process", who) for who in opened.get(take.device, ())]
         claim = _claim(claimed.get(take.device, False), found)
         if claim is not None:

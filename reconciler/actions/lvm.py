@@ -810,9 +810,12 @@ class ExportVg(LvmAction):
         return self.devices
 
     def takes_devices(self) -> tuple[Take, ...]:
-        # Its own VG and its LVs' device-mapper devices (its vgchange -an removes them) are
-        # its own uses; a mounted or open LV fails vgchange -an itself.
-        return tuple(Take(d, Effect.TAKES_AWAY, "the PV", allow=(f"pv:{self.vg}", "holder:"))
+        # Its own VG and its LVs' device-mapper maps (its vgchange -an removes them) are its
+        # own uses; a mounted or open LV fails vgchange -an itself. Any other holder (a
+        # multipath map, dm-crypt, another VG's LV, md, DRBD) is not: the executor tells
+        # them by their dm uuid (Take.maps_of).
+        return tuple(Take(d, Effect.TAKES_AWAY, "the PV", allow=(f"pv:{self.vg}",
+                                                                 f"lvmap:{self.vg}"))
                      for d in self.devices)
 
     def is_done(self, st: state.HostState) -> bool:

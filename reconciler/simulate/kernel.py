@@ -94,6 +94,8 @@ class Kernel:
             dev.sysfs["wwid"] = (wwid or f"eui.{digest[:16]}") + "\n"
         elif kind == "dm":
             dev.sysfs["dm/uuid"] = (dm_uuid or f"LVM-{self.model.stable_id(path, 64)}") + "\n"
+            if path.startswith("/dev/mapper/"):  # the kernel shows every map's name
+                dev.sysfs["dm/name"] = path[len("/dev/mapper/"):] + "\n"
 
     def resolve_device(self, path: str) -> tuple[int, int] | None:
         """What ``stat`` gives for ``path``: a disk's, an md array's or an LV's device

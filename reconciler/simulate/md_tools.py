@@ -235,6 +235,10 @@ def lookup(argv: tuple[str, ...]) -> Tool | None:
 
 _MD_SYS = re.compile(r"^/sys/block/(md[0-9]+)/(.+)$")
 _DEV_SYS = re.compile(r"^/sys/dev/block/([0-9]+):([0-9]+)/(.*)$")
+# a device-mapper map's own files by its kernel name (a holders/ listing names it "dm-N"):
+# only those the reconciler reads, the rest fails loudly
+_DM_SYS = re.compile(r"^/sys/block/dm-([0-9]+)/(dm/name|dm/uuid)$")
+DM_MAJOR = 253
 
 
 def read(host: Machine, path: str) -> str | None:
@@ -249,6 +253,9 @@ def read(host: Machine, path: str) -> str | None:
     if m:
         array = model.arrays.get(m.group(1))
         return None if array is None else _md_file(array, m.group(2), path)
+    m = _DM_SYS.match(path)
+    if m:  # None: no such map now (removed since it was listed)
+        return _dev_file(host, (DM_MAJOR, int(m.group(1))), m.group(2), path)
     m = _DEV_SYS.match(path)
     if m:
         return _dev_file(host, (int(m.group(1)), int(m.group(2))), m.group(3), path)
@@ -328,7 +335,7 @@ def _disk_of(host: Machine, dev: Device) -> Device | None:
 def _lv_file(host: Machine, devno: tuple[int, int], rest: str) -> str | None:
     """An active LV's device-mapper files (every simulated LV counts as active): its uuid is
     "LVM-" and the VG's and LV's uuids without dashes, as lvm2 sets it."""
-    if devno[0] != 253:
+    if devno[0] != DM_MAJOR:
         return None
     for vg in host.model.vgs.values():
         for lv in vg.lvs.values():

@@ -27,10 +27,12 @@ is judged here (by planning and the executor), not in each action:
   itself a claim on the device, a partition of it or its disk (a mount, a holder: sysfs'
   holders are read for every taken device then; an active swap area) explains the EBUSY,
   whether it counts or not, since the kernel lets one holder claim a device at a time: an
-  allowed use (vgexport's own VG's device-mapper maps on its PVs) is not refused again as a
-  claim. A PV of a VG active here explains nothing by itself (the VG may have no map on
-  that PV), nor does an LV's open bit (a plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like any use that is not a
-  process, so a copy's source is never refused for one.
+  allowed use (vgexport's own VG's device-mapper maps on its PVs, told by their dm uuid,
+  ``Take.maps_of``) is not refused again as a claim. The mounts are the kernel's then, not
+  observation's: a mount gone since explains nothing. A PV of a VG active here explains
+  nothing by itself (the VG may have no map on that PV), nor does an LV's open bit (a
+  plain ``open()`` sets it) or a process's open. A claim is judged by ``Take.counts`` like
+  any use that is not a process, so a copy's source is never refused for one.
 
 "In use here" for a PV means a VG with an LV active on this host: the exporting host of a
 seed-004 move sees the VG its initiator wrote on the exported disk (LVM reads its metadata
@@ -78,6 +80,10 @@ class Use:
 
     kind: str
     who: str
+    # a holder's owner as the executor read it from sysfs right before the step (its
+    # dm/uuid): the VG whose LV's device-mapper map it is, "" for none (another map, md,
+    # DRBD, gone); None where nobody read it (the observed state has no holder's uuid)
+    of: str | None = None
 
     @property
     def key(self) -> str:
@@ -117,14 +123,25 @@ class Take:
     """A device a step takes: ``device`` as the step spells it, what the step does to it,
     what it is to the step (for messages: "the target", "the array"), and the uses that
     are the step's own (``Use.key``s; one ending in ':' allows every use of that kind, one
-    with a '*' those it matches as a shell pattern: "backstore:*/t1_lun*")."""
+    with a '*' those it matches as a shell pattern: "backstore:*/t1_lun*"; "lvmap:VG" the
+    holders that are device-mapper maps of VG's LVs, ``maps_of``)."""
 
     device: str
     effect: Effect = Effect.OVERWRITES
     role: str = "the device"
     allow: tuple[str, ...] = ()
 
+    @property
+    def maps_of(self) -> str | None:
+        """The VG whose LVs' device-mapper maps are this step's own holders ("lvmap:VG"):
+        only those, told by their dm uuid (``lv_map_vg``), which only the executor reads
+        (right before the step); planning, which cannot tell, leaves every holder to it."""
+        return next((a[len("lvmap:"):] for a in self.allow if a.startswith("lvmap:")), None)
+
     def allows(self, use: Use) -> bool:
+        vg = self.maps_of
+        if use.kind == "holder" and vg is not None:
+            return use.of is None or use.of == vg
         return any(use.key == a or (a.endswith(":") and use.key.startswith(a))
                    or ("*" in a and fnmatch.fnmatchcase(use.key, a)) for a in self.allow)
 
@@ -151,6 +168,20 @@ def devno_of(st: HostState, path: str) -> tuple[int, int] | None:
         return rs.devno
     disk = st.iscsi.disk_at(path) if st.iscsi is not None else None
     return disk.devno if disk is not None else None
+
+
+def lv_map_vg(st: HostState, dm_uuid: str) -> str:
+    """The VG (observed here) whose LV a device-mapper map of uuid ``dm_uuid`` is, or "":
+    lvm2 sets an LV's to "LVM-", the VG's uuid and the LV's without dashes, with a suffix
+    for its internal maps ("-real", "-cow", "-tpool"...). The VG's uuid is its identity (a
+    dm name is only appearance: anyone may give one); hidden sub-LVs (a RAID image, a
+    pvmove) are not in the observed state, so the VG's part is what is compared."""
+    if not dm_uuid.startswith("LVM-"):
+        return ""
+    owners = {vg.name for vg in st.vgs.values() if vg.uuid
+              and dm_uuid.startswith(prefix := "LVM-" + vg.uuid.replace("-", ""))
+              and dm_uuid[len(prefix):].split("-")[0]}
+    return owners.pop() if len(owners) == 1 else ""  # two: no identity (a cloned VG's)
 
 
 def family(st: HostState, path: str) -> tuple[tuple[tuple[int, int], str], ...]:

@@ -5,10 +5,13 @@ the step runs (with the processes, tests/scenarios, iscsi, drbd, lockd)."""
 
 from __future__ import annotations
 
-from support import M
+import dataclasses
+import re
+
+from support import FIXTURES, M
 
 from reconciler import actions, planning, state
-from reconciler.state.taking import Effect, Take, Use, blocking, observed_uses
+from reconciler.state.taking import Effect, Take, Use, blocking, lv_map_vg, observed_uses
 from reconciler.spec import models
 from reconciler.units import Size
 
@@ -218,6 +221,12 @@ def test_a_kernel_claim_nothing_found_explains_refuses_what_the_take_counts():
                "probe could not tell (EIO: Input/output error)" in str(exc), str(exc)
 
 
+# sda held by vg0/data's map, dm-0, as sysfs shows it (its dm uuid: "LVM-", the VG's uuid
+# and the LV's, without dashes; tests/fixtures/outputs/lvmlockd/state)
+_VG0_DATA_MAP = {"/sys/dev/block/8:0/holders/": "dm-0\n", "/sys/block/dm-0/dm/name": "vg0-data\n",
+                 "/sys/block/dm-0/dm/uuid": "LVM-vgulvu\n"}
+
+
 def test_a_kernel_claim_a_use_found_explains_is_judged_as_that_use():
     """vgexport takes its PVs with its own VG's uses allowed (the VG, its LVs' dm maps): the
     kernel's EBUSY there is those maps' claim (one holder at a time), not refused again;
@@ -227,8 +236,7 @@ def test_a_kernel_claim_a_use_found_explains_is_judged_as_that_use():
     st = _host(devices={"/dev/sda": (8, 0)})
     export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
     held = _Runner(claims={"/dev/sda": True})  # vg0/data's map holds sda, as sysfs says now
-    held.read = lambda path, host="local": ("dm-0\n" if path == "/sys/dev/block/8:0/holders/"
-                                            else None)
+    held.read = lambda path, host="local": _VG0_DATA_MAP.get(path)
     executing._check_taken(export, st, held)
     create = actions.CreatePv(device="/dev/sda")
     try:
@@ -254,8 +262,7 @@ def test_a_kernel_claim_is_explained_only_by_a_claim_on_that_device_not_by_its_v
                              pvs=("/dev/sda", "/dev/sdb"), lvs=vg.lvs)
     st.pvs["/dev/sdb"] = _pv("/dev/sdb", "vg0", (8, 16))
     runner = _Runner(claims={"/dev/sda": True, "/dev/sdb": True})
-    runner.read = lambda path, host="local": ("dm-0\n" if path == "/sys/dev/block/8:0/holders/"
-                                              else None)
+    runner.read = lambda path, host="local": _VG0_DATA_MAP.get(path)
     export = actions.ExportVg(vg="vg0", devices=("/dev/sda", "/dev/sdb"))
     try:
         executing._check_taken(export, st, runner)
@@ -362,3 +369,112 @@ def test_a_copys_source_alone_is_not_probed():
         p: False for p in paths}
     executing._check_taken(add, st, runner)
     assert probed == [("/dev/vdc",)]
+
+
+def _sysfs_runner(files, claims):
+    runner = _Runner(claims=claims)
+    runner.read = lambda path, host="local": files.get(path)
+    return runner
+
+
+def _refusal(action, st, runner) -> str:
+    from reconciler import executing
+
+    try:
+        executing._check_taken(action, st, runner)
+    except Exception as exc:  # DeviceInUse
+        return str(exc)
+    raise AssertionError(f"not refused: {action}")
+
+
+def test_vgexport_takes_only_its_own_lvs_maps_as_its_own_holders():
+    """Issue 22's note (the probe): vgexport allowed any holder of its PVs, so EBUSY from a
+    multipath map, dm-crypt, another VG's LV, md or DRBD over a PV let it hand that disk to
+    another host. Now a holder is its own only when sysfs' dm/uuid, read then, is an LV map
+    of this VG ("LVM-<vg uuid><lv uuid>", its identity; not its dm name, which anyone may
+    choose); any other is refused, named, with what to check. Planning, which cannot tell
+    (the observed state has no holder's uuid), still leaves them to the executor."""
+    from reconciler import executing
+
+    st = _host(devices={"/dev/sda": (8, 0)})
+    st.vgs["vg1"] = state.Vg(name="vg1", uuid="vg1u", extent_size=Size(EXT), extent_count=1,
+                             free_count=1, lock_type="none", missing_pv_count=0, pvs=(),
+                             lvs={})
+    export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
+    maps = {"dm-0": ("vg0-data", "LVM-vgulvu"),  # vg0/data's map
+            "dm-1": ("vg0-data", "mpath-3600a0b80001"),  # a multipath map named like it
+            "dm-2": ("vg1-other", "LVM-vg1uxyz"),  # another VG's LV
+            "dm-3": ("luks-9f2", "CRYPT-LUKS2-9f2-luks-9f2")}  # dm-crypt
+
+    def files(holder):
+        out = {"/sys/dev/block/8:0/holders/": f"{holder}\n"}
+        if holder in maps:
+            out[f"/sys/block/{holder}/dm/name"] = maps[holder][0] + "\n"
+            out[f"/sys/block/{holder}/dm/uuid"] = maps[holder][1] + "\n"
+        return out
+
+    busy = {"/dev/sda": True}
+    executing._check_taken(export, st, _sysfs_runner(files("dm-0"), busy))
+    for holder, named in (("dm-1", "mpath-3600a0b80001"), ("dm-2", "LVM-vg1uxyz"),
+                          ("dm-3", "CRYPT-LUKS2-9f2-luks-9f2"), ("md100", "md100"),
+                          ("drbd0", "drbd0"), ("dm-4", "dm-4")):  # dm-4: gone, or unreadable
+        text = _refusal(export, st, _sysfs_runner(files(holder), busy))
+        assert f"the PV /dev/sda is held by {holder}" in text and named in text, text
+        assert "not a device-mapper map of an LV of VG vg0" in text, text
+        assert "lsblk /dev/sda)" in text, text
+        assert (f"dmsetup info {holder}, " in text) == holder.startswith("dm-"), text
+        assert "claimed by the kernel" not in text, text  # the holder explains the EBUSY
+        # not probed busy: the holder is still there, and still not vgexport's own
+        text = _refusal(export, st, _sysfs_runner(files(holder), {}))
+        assert f"held by {holder}" in text, text
+    # planning cannot tell whose map an observed holder is: left to the executor, as before
+    held = _host(devices={"/dev/sda": (8, 0)}, blockdevs={"/dev/sda": state.BlockDevice(
+        path="/dev/sda", devno=(8, 0), holders=("dm-1",))})
+    (take,) = export.takes_devices()
+    assert blocking(take, held) == []
+    # an observed holder the executor reads no dm uuid of now is not its own either
+    text = _refusal(export, held, _sysfs_runner({}, busy))
+    assert "held by dm-1" in text and "not a device-mapper map of an LV of VG vg0" in text, text
+
+
+def test_a_mount_gone_since_observation_neither_refuses_nor_explains_a_claim():
+    """Issue 22's note (the probe): the mounts observation saw could explain the kernel's
+    EBUSY at apply time (holders were read again then, mounts were not): the kernel's mount
+    table now is what counts. A mount gone leaves the EBUSY unexplained (refused as a
+    claim); gone and unclaimed, nothing stops the step. Unreadable, the observed mounts
+    stay."""
+    from reconciler import executing
+
+    st = state.HostState(host="local", devices={"/dev/vdc": (254, 32)}, blockdevs={
+        "/dev/vdc": state.BlockDevice(path="/dev/vdc", devno=(254, 32), mounts=("/mnt/old",))})
+    create = actions.CreatePv(device="/dev/vdc")
+    now = {"/proc/self/mountinfo": "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n"}
+    text = _refusal(create, st, _sysfs_runner(now, {"/dev/vdc": True}))
+    assert f"the device /dev/vdc is {CLAIM}" in text and "/mnt/old" not in text, text
+    executing._check_taken(create, st, _sysfs_runner(now, {}))
+    text = _refusal(create, st, _sysfs_runner({}, {"/dev/vdc": True}))
+    assert "mounted at /mnt/old" in text and "claimed" not in text, text
+
+
+def test_an_lv_maps_dm_uuid_is_told_by_its_vgs_uuid_as_the_lab_recorded_them():
+    """The lab's own pair, recorded at one moment (tests/fixtures/outputs/lvmlockd): the
+    report's vg_uuid (with dashes) and sysfs' dm/uuid of that VG's lvmlock LV ("LVM-", the
+    VG's and the LV's uuids without dashes): the map is vgs'. An internal map's suffix
+    ("-real", "-cow") is the VG's too; the VG's uuid alone, another VG's, or a map that is
+    not LVM's (multipath, dm-crypt) are not."""
+    from reconciler.adapters import lvm
+
+    lockd = FIXTURES / "outputs" / "lvmlockd"
+    text = (lockd / "vg_started_a.json").read_text()
+    st = lvm.parse_fullreport(text[text.index("\n") + 1:])
+    (uuid,) = re.findall(r"^/sys/block/dm-0/dm/uuid:(.*)$",
+                         (lockd / "state" / "vg_started_a.txt").read_text(), re.M)
+    assert st.vgs["vgs"].uuid == "hSkTd1-TeRR-VQZo-b1xV-3HAK-qoOA-WqEXoy"
+    assert lv_map_vg(st, uuid) == "vgs"
+    assert lv_map_vg(st, uuid + "-real") == "vgs"
+    twin = dataclasses.replace(st.vgs["vgs"], name="vgs_clone")  # the same uuid twice
+    assert lv_map_vg(dataclasses.replace(st, vgs={**st.vgs, "vgs_clone": twin}), uuid) == ""
+    for other in ("LVM-hSkTd1TeRRVQZob1xV3HAKqoOAWqEXoy", "LVM-" + "x" * 64,
+                  "mpath-3600140512345678901234567890abcde", uuid[4:], "CRYPT-LUKS2-" + uuid[4:],
+                  ""):
+        assert lv_map_vg(st, other) == "", other

@@ -29,3 +29,34 @@ def test_vgexport_is_refused_while_a_process_holds_a_pv_of_the_vg_open(tmp_path)
     old.close_device(LUN0, 4242)
     assert move.converge("old", c2).exit_code == 0
     assert old.vg("vg0moved").exported
+
+
+MPATH_UUID = "mpath-3600140512345678901234567890abcde"
+
+
+def test_vgexport_is_refused_while_a_map_not_of_its_vg_holds_a_pv(tmp_path):
+    """Issue 22's note (the probe): a holder of a PV that is not a map of the VG's own LVs
+    (here a multipath map, told by its dm uuid, read in sysfs right before the step) is no
+    use of vgexport's: refused naming it, with what to check; done once it has gone. The
+    VG's own LVs' maps, active until its vgchange -an, are its own."""
+    move = Move(tmp_path)
+    old = move.old
+    c1 = move.commit(COMMIT1)
+    assert move.converge("new", c1).exit_code == 0
+    assert move.converge("old", c1).exit_code == 0
+    old.add_device("/dev/mapper/mpatha", 1 << 30, major=253, minor=60, dm_uuid=MPATH_UUID)
+    old.hold(LUN0, "dm-60")
+    c2 = move.commit(COMMIT2)
+    r = move.converge("old", c2)
+    assert r.exit_code == controller.EXIT_ERROR
+    step = next(x for x in r.report.results if x.step.key == "vg:vg0moved:export")
+    assert str(step.outcome) == "failed" and not step.results
+    assert (f"the PV {LUN0} is held by dm-60 (device-mapper map mpatha, uuid {MPATH_UUID}: "
+            "not a device-mapper map of an LV of VG vg0moved; check what it is before the "
+            f"disk leaves this host: dmsetup info dm-60, lsblk {LUN0})") in step.detail, \
+        step.detail
+    assert not old.vg("vg0moved").exported
+    assert not any(c.argv[0] == "vgexport" for c in old.calls)
+    old.unhold(LUN0, "dm-60")
+    assert move.converge("old", c2).exit_code == 0
+    assert old.vg("vg0moved").exported

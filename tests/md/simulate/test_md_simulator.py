@@ -298,3 +298,29 @@ def test_simulated_identity_defaults_by_kind():
     assert read("/dev/loop0", "serial") is None and read("/dev/loop0", "dm/uuid") is None
     with pytest.raises(ValueError, match="shows no serial"):
         host.add_device("/dev/sdb", 64 * M, serial="x")
+
+
+def test_a_holders_dm_name_and_uuid_read_by_its_kernel_name_as_recorded():
+    """A holders/ listing names a map "dm-N"; the executor reads its dm/name and dm/uuid
+    under /sys/block/dm-N/ (issue 22's note: vgexport's own holders are told by their
+    uuid). As the lab's kernel shows them (tests/fixtures/outputs/lvmlockd/state: "vgs-
+    lvmlock", "LVM-" and 64 characters): an LV's map, a map a test adds under /dev/mapper
+    (its name); a map gone reads None; another file of it is not modelled."""
+    recorded = (MD.parent / "lvmlockd" / "state" / "vg_started_a.txt").read_text()
+    assert re.search(r"^/sys/block/dm-0/dm/name:vgs-lvmlock$", recorded, re.M)
+    assert re.search(r"^/sys/block/dm-0/dm/uuid:LVM-[A-Za-z0-9]{64}$", recorded, re.M)
+    host = SimulatedHost()
+    host.add_device("/dev/vdd", 64 * M)
+    host.add_vg("vgx", ["/dev/vdd"])
+    host.add_lv("vgx", "l", 8 * M)
+    (holder,) = host.read("/sys/dev/block/254:48/holders/").split()
+    vg, lv = host.vg("vgx"), host.lv("vgx", "l")
+    assert host.read(f"/sys/block/{holder}/dm/name") == "vgx-l\n"
+    assert host.read(f"/sys/block/{holder}/dm/uuid") == \
+        f"LVM-{vg.uuid.replace('-', '')}{lv.uuid.replace('-', '')}\n"
+    host.add_device("/dev/mapper/mpatha", 64 * M, major=253, minor=60, dm_uuid="mpath-36001")
+    assert host.read("/sys/block/dm-60/dm/name") == "mpatha\n"
+    assert host.read("/sys/block/dm-60/dm/uuid") == "mpath-36001\n"
+    assert host.read("/sys/block/dm-61/dm/uuid") is None
+    with pytest.raises(UnsupportedCommand):
+        host.read(f"/sys/block/{holder}/size")
