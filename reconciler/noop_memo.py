@@ -6,30 +6,37 @@ every LV on every pass, even when nothing changed since the last one; the daemon
 work in memory (``controller.Memory``). This is the same reuse across processes, keyed on
 what the pass read rather than on what it built from it:
 
-* the **transcript** of the pass's first observation: every command it ran (argv, host, stdin)
-  with the SHA-256 of what came back (exit code, stdout, stderr, timeout), every file and
+* the **transcript** of the pass's first observation: every command it ran (every field of
+  ``Command``) with the SHA-256 of what came back (exit code, stdout, stderr, timeout,
+  what it raised), every file and
   directory it read (``read``, ``read_bytes``), every ``openers``/``claimed`` answer and
   every device number it resolved, in the order asked. Observation reads the host only
   through the runner and the resolver (planning is pure and has no ``os``: an import
   contract), so two observations whose reads answer the same, in order, build the same
   state: each read it makes is decided by the answers before it;
 * the **key**: the spec's digest (every file's name and bytes), the node, the settings of
-  the environment planning sees, the Python that runs, pydantic's version (it builds the
-  spec's values), and the name, size and modification time of every source file of this
-  package (an upgrade, an edit, a reinstall plans again).
+  the environment planning sees, the Python that runs, the versions of pydantic,
+  pydantic-core and tomli (they build the spec's values) and of this package, and its
+  files (``reconciler.FILES_AT_START``: name, size, modification and change times, inode),
+  as they were when the package was first imported and again when the pass is saved.
 
 The next ``--once`` with the same key asks the same reads again, in the same order, and
-compares each answer's digest as it comes (``check``): the first that differs ends the
-check, and the pass observes and plans as always, given the answers already read (nothing
-is asked twice, ``Primed``). When all agree, the saved plan is the plan. Only a plan that
-``controller.reusable`` allows is saved: no step, nothing in flight, no read of the time,
-no clone; so a pass that would change anything never comes from here, and every command
-the pass would run to observe still runs. The plan is kept, never the observed state, so
-``--out PLAN.json`` (which saves the observed state) and ``--wait`` do not use it.
+compares each answer's digest as it comes (``check``): the first that differs, or raises,
+ends the check, and the pass observes and plans as always, given the answers already read
+(nothing is asked twice, ``Primed``; one that raised raises again). When all agree, the
+saved plan is the plan. Only a plan that ``controller.reusable`` allows is saved: no step,
+nothing in flight, no read of the time, no clone; so a pass that would change anything
+never comes from here, and every command the pass would run to observe still runs. Nor is
+a pass saved when a read raised (observation turns some errors into state that may not
+come again), when a command changed the host, or when it read what may hold a secret
+(``_secret``: such a pass removes the file). The plan is kept, never the observed state,
+so ``--out PLAN.json`` (which saves the observed state) and ``--wait`` do not use it; nor
+does a node whose spec holds iSCSI (the controller's rule).
 
-The file is read only when it is a regular file owned by this user and writable by no one
-else, in a directory writable by no one else (it is a pickle: loading it runs code that
-could be written into it); anything else, or a file that does not load, is a miss.
+The file is a pickle (loading one runs what it says): it is read only from a regular file,
+not through a symlink, that this user owns and no one else can write, in a directory
+likewise, and written only into such a directory; anything else, or a file that does not
+load, is a miss.
 """
 
 from __future__ import annotations
