@@ -248,15 +248,16 @@ def _mounted_now(runner: Runner, host: str) -> dict[tuple[int, int], tuple[str, 
     return None if text is None else md.parse_mountinfo(text)
 
 
-def _holders_now(runner: Runner, devno: tuple[int, int], host: str) -> tuple[str, ...]:
+def _holders_now(runner: Runner, devno: tuple[int, int],
+                 host: str) -> tuple[str, ...] | None:
     """What holds the device right now (/sys/dev/block/M:m/holders/: a file listing, no
     process): a device-mapper map or md array built since the last observation (multipathd,
-    LVM or md autoactivation once a disk answers again)."""
+    LVM or md autoactivation once a disk answers again); None when it cannot be read."""
     try:
         text = runner.read(f"/sys/dev/block/{devno[0]}:{devno[1]}/holders/", host=host)
     except OSError:
-        return ()
-    return tuple(x for x in (text or "").splitlines() if x)
+        return None
+    return None if text is None else tuple(x for x in text.splitlines() if x)
 
 
 def _map_now(runner: Runner, st: state.HostState, use: taking.Use, vg: str, device: str,
@@ -391,11 +392,15 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         family = _family_now(runner, st, take.device, action.host)
         if mounted is not None and family:  # the kernel's mounts now, not observation's
             found = [u for u in found if u.kind != "mount"]
+        holders = {devno: _holders_now(runner, devno, action.host) for devno, _ in family}
+        if take.maps_of is not None and family and None not in holders.values():
+            # whose maps the holders are is read now (_map_now): a map gone since
+            # observation (its dm-N perhaps another map's now) is not judged
+            found = [u for u in found if u.kind != "holder"]
         seen = {u.key for u in found}
         for devno, on in family:
             now = [taking.Use("mount", m + on) for m in (mounted or {}).get(devno, ())]
-            now += [taking.Use("holder", h + on) for h in _holders_now(runner, devno,
-                                                                       action.host)]
+            now += [taking.Use("holder", h + on) for h in holders[devno] or ()]
             for u in now:
                 if u.key not in seen:
                     seen.add(u.key)

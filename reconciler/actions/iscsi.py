@@ -78,7 +78,7 @@ class ApplyTarget(Action):
         # backstore's exclusive claim, which leaves room for no other): its own uses. Its
         # backstores are this target's ("{name}_lunN", which the apply reuses or deletes),
         # one over a device to export too: a partial apply's leftover, reused by the retry.
-        own = f"backstore:*/{self.name}_lun*"
+        own = f"backstore:*/{self.name}_lun[0-9]*"
         return (*(Take(d, Effect.EXPORTS, "the device to export", allow=(own,))
                   for d in self.exports),
                 *(Take(d, Effect.TAKES_AWAY, "the exported device",

@@ -587,12 +587,15 @@ def apply_target(desired: dict) -> str:
     root = rtslib_fb.RTSRoot()
     fabric = rtslib_fb.FabricModule("iscsi")
     prefix = f"{desired['name']}_lun"
+    # this target's own storage objects: "{name}_lunN" exactly (another target's name may
+    # start with this one's: "t1" and "t1_lunA", whose objects are "t1_lunA_lunN")
+    own = re.compile(re.escape(prefix) + "[0-9]+")
     if desired.get("delete"):
         for t in root.targets:
             if t.wwn == desired["iqn"]:
                 t.delete()
         for so in root.storage_objects:
-            if so.name.startswith(prefix):
+            if own.fullmatch(so.name) and not list(so.attached_luns):
                 so.delete()
         return "deleted"
     target = rtslib_fb.Target(fabric, desired["iqn"], "any")
@@ -608,7 +611,7 @@ def apply_target(desired: dict) -> str:
         if lun is not None:
             so = lun.storage_object
             lun.delete()
-            if so.name.startswith(prefix) and not list(so.attached_luns):
+            if own.fullmatch(so.name) and not list(so.attached_luns):
                 so.delete()
     for key, device in sorted(desired["luns"].items(), key=lambda kv: int(kv[0])):
         n = int(key)

@@ -131,9 +131,12 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         if isinstance(chap, str):
             return Out(3, stderr=[chap])
     prefix = f"{d['name']}_lun"
+    own = re.compile(re.escape(prefix) + "[0-9]+")  # "{name}_lunN" exactly, as the applier
     if d.get("delete"):
         side.targets.pop(d["iqn"], None)
-        for k in [k for k in side.backstores if k.split("/", 1)[1].startswith(prefix)]:
+        used = {so for t in side.targets.values() for so in t.luns.values()}
+        for k in [k for k in side.backstores
+                  if own.fullmatch(k.split("/", 1)[1]) and k not in used]:
             del side.backstores[k]
         return Out(0, stdout=["deleted\n"])
     t = side.targets.setdefault(d["iqn"], Target(iqn=d["iqn"]))
@@ -144,7 +147,8 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
         so = t.luns.pop(int(n), None)
         for acl in t.acls.values():
             acl.mapped.discard(int(n))
-        if so is not None and so.split("/", 1)[1].startswith(prefix):
+        used = {so for t in side.targets.values() for so in t.luns.values()}
+        if so is not None and own.fullmatch(so.split("/", 1)[1]) and so not in used:
             side.backstores.pop(so, None)
     for key, dev in sorted(d["luns"].items(), key=lambda kv: int(kv[0])):
         n = int(key)

@@ -437,6 +437,23 @@ def test_vgexport_takes_only_its_own_lvs_maps_as_its_own_holders():
     assert "held by dm-1" in text and "not a device-mapper map of an LV of VG vg0" in text, text
 
 
+def test_vgexport_judges_the_holders_sysfs_lists_now_not_those_observed():
+    """REVIEW8c F1: a holder observed but gone since (its dm-N unreadable now, or another
+    map's) refused vgexport for a pass. When the PV's holders are read now, they alone are
+    judged; when they cannot be read, the observed ones still are (above)."""
+    from reconciler import executing
+
+    held = _host(devices={"/dev/sda": (8, 0)}, blockdevs={"/dev/sda": state.BlockDevice(
+        path="/dev/sda", devno=(8, 0), holders=("dm-1",))})
+    export = actions.ExportVg(vg="vg0", devices=("/dev/sda",))
+    executing._check_taken(export, held, _sysfs_runner(
+        {"/sys/dev/block/8:0/holders/": ""}, {}))  # gone: nothing holds it now
+    text = _refusal(export, held, _sysfs_runner(
+        {"/sys/dev/block/8:0/holders/": "dm-7\n", "/sys/block/dm-7/dm/uuid": "mpath-1\n"},
+        {"/dev/sda": True}))
+    assert "held by dm-7" in text and "dm-1" not in text, text
+
+
 def test_a_mount_gone_since_observation_neither_refuses_nor_explains_a_claim():
     """Issue 22's note (the probe): the mounts observation saw could explain the kernel's
     EBUSY at apply time (holders were read again then, mounts were not): the kernel's mount

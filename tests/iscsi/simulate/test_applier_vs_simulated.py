@@ -27,6 +27,12 @@ class _Fake:
     class RTSLibError(Exception):
         pass
 
+    def storage_object(self, name: str, dev: str) -> types.SimpleNamespace:
+        so = types.SimpleNamespace(name=name, udev_path=dev, attached_luns=[])
+        so.delete = lambda: self.sos.remove(so)
+        self.sos.append(so)
+        return so
+
     def __init__(self, dbroot: str, claimed: set[str]):
         self.sos: list[types.SimpleNamespace] = []
         self.tpgs: dict[str, types.SimpleNamespace] = {}
@@ -48,9 +54,7 @@ class _Fake:
             if dev in fake.claimed:  # rtslib-fb's message, its {dev} unformatted (recorded)
                 raise fake.RTSLibError("Cannot configure StorageObject because device {dev} "
                                        "is already in use")
-            so = types.SimpleNamespace(name=name, udev_path=dev, attached_luns=[])
-            fake.sos.append(so)
-            return so
+            return fake.storage_object(name, dev)
 
         def TPG(target, tag, mode):  # noqa: N802
             return fake.tpgs.setdefault(target, types.SimpleNamespace(
@@ -72,25 +76,28 @@ class _Fake:
 
 
 def _real(monkeypatch, capsys, tmp_path, request: dict, *, leftover=None, claimed=(),
-          lun0=None):
+          lun0=None, others=(), left=None):
     """``main(["lio-apply", JSON])`` over the fake: (rc, stdout, stderr), the LUNs made."""
     fake = _Fake(str(tmp_path / "dbroot"), set(claimed))
+    left = [] if left is None else left
     if leftover is not None:
-        fake.sos.append(types.SimpleNamespace(name=leftover[0], udev_path=leftover[1],
-                                              attached_luns=[]))
+        fake.storage_object(*leftover)
     if lun0 is not None:  # the target made already, its LUN 0 over ``lun0``
         so = fake.module.BlockStorageObject("export0_lun0", dev=lun0)
         fake.module.LUN(fake.module.TPG(IQN, 1, "any"), 0, so)
     monkeypatch.setitem(sys.modules, "rtslib_fb", fake.module)
     monkeypatch.setattr(iscsi, "_mount_configfs", lambda: None)
+    for name, dev in others:
+        fake.storage_object(name, dev)
     rc = iscsi.main(["lio-apply", json.dumps(request)])
     out = capsys.readouterr()
+    left.extend(so.name for so in fake.sos)
     tpg = fake.tpgs.get(request["iqn"])
     luns = {lun.lun: lun.storage_object.udev_path for lun in tpg.luns} if tpg else {}
     return (rc, out.out, out.err), luns
 
 
-def _simulated(request: dict, *, leftover=None, claimed=(), lun0=None):
+def _simulated(request: dict, *, leftover=None, claimed=(), lun0=None, others=(), left=None):
     cluster = Cluster()
     host = cluster.add_host("a")
     side = cluster.join_iscsi("a")
@@ -105,8 +112,12 @@ def _simulated(request: dict, *, leftover=None, claimed=(), lun0=None):
         from reconciler.simulate.iscsi_model import Target
         side.backstores["iblock_0/export0_lun0"] = lun0
         side.targets[IQN] = Target(iqn=IQN, luns={0: "iblock_0/export0_lun0"})
+    for i, (name, dev) in enumerate(others):
+        side.backstores[f"iblock_{20 + i}/{name}"] = dev
     r = host.run(Command(argv=("python3", "-m", "reconciler.adapters.iscsi", "lio-apply",
                                json.dumps(request))))
+    if left is not None:
+        left.extend(k.split("/", 1)[1] for k in side.backstores)
     t = side.targets.get(request["iqn"])
     luns = {n: side.backstores[so] for n, so in t.luns.items()} if t else {}
     return (r.rc, r.stdout, r.stderr), luns
@@ -131,3 +142,18 @@ def test_the_simulated_applier_answers_as_the_applier(monkeypatch, capsys, tmp_p
     sim, sim_luns = _simulated(REQUEST, leftover=leftover, claimed=claimed, lun0=lun0)
     assert real == sim
     assert real_luns == sim_luns == luns
+
+
+def test_deleting_a_target_deletes_its_own_storage_objects_only(monkeypatch, capsys,
+                                                                  tmp_path):
+    """Target "export0" and another named "export0_lunA": the other's storage objects
+    ("export0_lunA_lun0") start with this one's prefix but are not this target's; deleting
+    export0 leaves them (rtslib deletes a storage object's LUNs with it: its initiators would
+    lose their disk)."""
+    request = {**REQUEST, "luns": {}, "delete": True}
+    others = (("export0_lun0", "/dev/vdb"), ("export0_lunA_lun0", "/dev/vdc"))
+    real_left, sim_left = [], []
+    real, _ = _real(monkeypatch, capsys, tmp_path, request, others=others, left=real_left)
+    sim, _ = _simulated(request, others=others, left=sim_left)
+    assert real == sim and real[0] == 0
+    assert real_left == sim_left == ["export0_lunA_lun0"]
