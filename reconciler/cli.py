@@ -20,6 +20,7 @@ run goes on and ends with the exit code it earned.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -483,19 +484,27 @@ def _cmd_run(argv: list[str]) -> int:
         return _run_daemon(args)
     if args.spec is None:
         args.spec = DEFAULT_SPEC
-    ready = _prepare_once(args)
-    if isinstance(ready, int):
-        return ready
-    loaded, env, warnings = ready
     if args.wait_timeout is not None and not args.wait:
         print("error: --wait-timeout goes with --wait", file=sys.stderr)
         return controller.EXIT_ERROR
     if args.out and not args.dry_run:
         print("error: --out goes with --once --dry-run (it saves the forecast)", file=sys.stderr)
         return controller.EXIT_ERROR
+    ready = _prepare_once(args)
+    if isinstance(ready, int):
+        return ready
+    if isinstance(ready[0], controller.PassResult):  # the last no-op pass's, inputs the same
+        result, warnings = ready
+        if args.detailed_exitcodes:
+            result.exit_code = controller.detailed(result.exit_code, False)
+        _print_result(result, args.output, warnings)
+        return result.exit_code
+    loaded, env, warnings, asked = ready
     if not args.wait or args.dry_run:
         result = controller.reconcile_once(loaded, env, dry_run=args.dry_run,
-                                           memo=_memo_path(args), fresh=args.fresh)
+                                           memo=_memo_path(args), fresh=args.fresh,
+                                           asked=asked, memo_tag=_memo_tag(args),
+                                           memo_notes=tuple(warnings))
         if args.detailed_exitcodes:
             result.exit_code = controller.detailed(
                 result.exit_code, result.report is not None and result.report.changed)
@@ -515,7 +524,7 @@ def _memo_path(args: argparse.Namespace) -> str | None:
     """Where a plain ``--once`` keeps its last no-op pass (``noop_memo``), beside the lock
     (``--fresh`` removes it and saves its own): not on a simulated host, nor for ``--out``
     (it saves the observed state, which the saved pass does not keep), nor with ``--wait``."""
-    if args.simulate or args.out or args.wait:
+    if args.simulate or getattr(args, "out", None) or args.wait:
         return None
     from reconciler import noop_memo
     return str((Path(args.lock_file).parent if args.lock_file else Path(paths.RUN_DIR))
@@ -542,31 +551,107 @@ def _save_plan(args: argparse.Namespace, loaded, env, result, forecast) -> int:
     return result.exit_code
 
 
+def _take_lock(args: argparse.Namespace) -> int | None:
+    """The instance lock, for a pass that may change the host (not a dry run nor a
+    simulated host): it must not run beside the daemon (or another --once). None when
+    taken (or not needed), else the exit code, the refusal printed. Held until exit."""
+    from reconciler import instance_lock
+    if args.simulate or args.dry_run:
+        return None
+    lock = instance_lock.InstanceLock(Path(args.lock_file) if args.lock_file
+                                      else Path(paths.RUN_DIR) / "lock")
+    try:
+        lock.acquire()
+    except errors.ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    except OSError as exc:
+        print(f"error: cannot take the lock {lock.path}: {exc}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    return None
+
+
+def _memo_tag(args: argparse.Namespace) -> tuple:
+    """What the CLI decides from its arguments beside the spec and node, in the saved pass's
+    key: an explicit ``--node`` the spec never names is an error, the same node found as
+    the host's name only a warning."""
+    return ("cli", args.node is not None)
+
+
+def _saved_once(args: argparse.Namespace):
+    """A plain ``--once`` whose spec (its bytes, not parsed), node, code and every answer
+    the host gives are those of its last no-op pass (``noop_memo``): that pass's result
+    and its warnings, the spec's models never imported; or, when it is not, the
+    environment and the lock already made and what was already read (``Primed``, for the
+    pass, which asks none of it again); or None when there was no such pass to try (the
+    lock not taken), or the exit code of a refusal."""
+    from reconciler.spec import files
+    memo = _memo_path(args)
+    if memo is None or getattr(args, "fresh", False) or args.dry_run:
+        return None
+    digest = files.digest(args.spec)
+    if digest is None:  # the loader says what it cannot read
+        return None
+    try:
+        env, _ = _environment(args, iscsi_targets=False)  # no saved pass holds a target
+    except errors.ReconcilerError:
+        return None
+    saved = controller.saved_candidate(digest, env, memo, tag=_memo_tag(args))
+    if saved is None:
+        return None
+    refused = _take_lock(args)
+    if refused is not None:
+        return refused
+    outcome = controller.saved_pass(saved, env, memo)
+    if isinstance(outcome, controller.PassResult):
+        for w in saved.notes:
+            logger.warning(w)
+        return outcome, list(saved.notes)
+    return env, outcome
+
+
 def _prepare_once(args: argparse.Namespace):
     """What one pass needs: the spec loaded (its files' permissions checked on a real host),
     the instance lock taken (a pass that changes the host never runs beside the daemon or
-    another --once), the environment and the warnings to show; or the exit code of the
-    first refusal, already printed."""
-    from reconciler import instance_lock
-    # Root acts on what the spec says: on a real host, refuse one others could have written.
-    loaded = _load_spec(args.spec, trusted_only=not args.simulate)
-    if isinstance(loaded, int):
-        return loaded
-    if not args.simulate and not args.dry_run:
-        # A pass that changes the host must not run beside the daemon (or another --once).
-        lock = instance_lock.InstanceLock(Path(args.lock_file) if args.lock_file
-                                          else Path(paths.RUN_DIR) / "lock")
+    another --once), the environment, the warnings to show and what the try of the last
+    no-op pass already read (``_saved_once``); or that pass's result and warnings; or the
+    exit code of the first refusal, already printed."""
+    from reconciler.spec import permissions
+    missing = _check_spec_path(args.spec)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return controller.EXIT_ERROR
+    if not args.simulate:
+        # Root acts on what the spec says: on a real host, refuse one others could have written.
         try:
-            lock.acquire()
-        except errors.ReconcilerError as exc:
+            permissions.check_permissions(args.spec)
+        except errors.SpecError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return controller.EXIT_ERROR
-        except OSError as exc:
-            print(f"error: cannot take the lock {lock.path}: {exc}", file=sys.stderr)
-            return controller.EXIT_ERROR
+    tried = _saved_once(args)
+    if isinstance(tried, int):
+        return tried
+    if tried is not None and isinstance(tried[0], controller.PassResult):
+        return tried
+    loaded = _load_spec(args.spec)
+    if isinstance(loaded, int):
+        return loaded
+    asked = None
+    if tried is None:
+        refused = _take_lock(args)
+        if refused is not None:
+            return refused
+    else:
+        env, asked = tried
     try:
-        # the LIO applier matters only to a spec with iSCSI targets (it is observed with them)
-        env, notes = _environment(args, iscsi_targets=bool(loaded.spec.iscsi_target))
+        if tried is None:
+            # the LIO applier matters only to a spec with iSCSI targets (observed with them)
+            env, notes = _environment(args, iscsi_targets=bool(loaded.spec.iscsi_target))
+        else:
+            notes = []
+            if loaded.spec.iscsi_target:  # the spec changed since: it holds a target now
+                from reconciler.adapters import iscsi
+                env = dataclasses.replace(env, lio_applier=iscsi.applier_problem())
     except errors.ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return controller.EXIT_ERROR
@@ -580,7 +665,7 @@ def _prepare_once(args: argparse.Namespace):
         warnings.append(nothing)
     for w in warnings:
         logger.warning(w)
-    return loaded, env, warnings
+    return loaded, env, warnings, asked
 
 
 def _wait(args: argparse.Namespace, loaded, env, warnings: list[str]) -> int:
@@ -676,7 +761,7 @@ def _cmd_apply(argv: list[str]) -> int:
     ready = _prepare_once(args)
     if isinstance(ready, int):
         return ready
-    loaded, env, warnings = ready
+    loaded, env, warnings, _ = ready  # (--wait: no saved pass is tried)
     with logs.muted(_preview_pass):
         preview = controller.reconcile_once(loaded, env, dry_run=True, pass_no=0)
     if preview.error:

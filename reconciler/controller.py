@@ -37,11 +37,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler import actions, errors, executing, noop_memo, observing, ondemand, planning, state
+from typing import TYPE_CHECKING
+
+from reconciler import actions, errors, executing, noop_memo, observing, ondemand, state
 from reconciler.logs import logger
 from reconciler.runner import CommandResult, RecordingRunner, Runner
-from reconciler.spec import models
-from reconciler.spec.loading import LoadedSpec
+
+if TYPE_CHECKING:  # the spec's models and the planner: imported by the first pass that plans
+    from reconciler.spec import models
+    from reconciler.spec.loading import LoadedSpec
 
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
@@ -146,6 +150,7 @@ class Memory:
         if kept is not None and kept.fits(digest, node, st, stalled):
             self.reused += 1
             return kept.plan
+        from reconciler import planning
         the_plan = planning.plan(spec, st, node=node, spec_digest=digest, stalled=stalled,
                                  whole=whole)
         keep = reusable(spec, the_plan)
@@ -333,12 +338,98 @@ def _exit_code(p: actions.Plan) -> int:
     return EXIT_PENDING if (p.steps or p.in_flight) else EXIT_IN_SYNC
 
 
+def _recorded(env: Environment, pass_no: int, current_step: list[str]
+              ) -> tuple[RecordingRunner, list[int]]:
+    """``env``'s runner, each command it runs counted and logged (tagged with the step in
+    ``current_step``): [commands run, of them those that change the host (at INFO)]."""
+    counts = [0, 0]
+
+    def on_result(res: CommandResult) -> None:
+        counts[0] += 1
+        if res.command.mutates:
+            counts[1] += 1
+        logger.bind(pass_no=pass_no, obj=res.command.host, step=current_step[0]).log(
+            "DEBUG" if not res.command.mutates else "INFO",
+            "ran {} -> rc {} in {:.3f}s{}", " ".join(res.command.argv), res.rc, res.duration,
+            "" if res.ok else f": {res.stderr.strip().splitlines()[-1:] or ''}")
+
+    return RecordingRunner(env.runner, on_result), counts
+
+
+def _log_plan(pass_no: int, log, the_plan: actions.Plan) -> None:
+    """The plan's summary line (DEBUG when it only waits), what blocks it (WARNING) and
+    what is in flight (INFO)."""
+    waiting = {f.key for f in the_plan.in_flight}
+    only_waiting = the_plan.only_waiting_on_others or (
+        not the_plan.blocked and all(s.after & waiting for s in the_plan.steps))
+    log.log("DEBUG" if only_waiting else "INFO",
+            "plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
+            len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
+    for b in the_plan.blocked:
+        logger.bind(pass_no=pass_no, obj=b.object).warning("blocked: {}", b.reason)
+    for f in the_plan.in_flight:
+        if f.waiting_on:  # every pass, at INFO: what this node waits for, and on whom
+            logger.bind(pass_no=pass_no, obj=f.object).info(
+                "{}", actions.describe_in_flight(f))
+            continue
+        logger.bind(pass_no=pass_no, obj=f.object).info(
+            "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
+
+
+def saved_candidate(spec_digest: str, env: Environment, memo: str, *,
+                    tag: object = None) -> noop_memo.Saved | None:
+    """The last no-op ``--once`` pass saved at ``memo`` for this spec (``spec_digest``: the
+    digest ``spec.files`` reads, the spec not parsed), node, environment, code and ``tag``,
+    or None (why not is logged at DEBUG). Reads no more than that file: the host is asked
+    only by ``saved_pass``, once the caller has taken the instance lock."""
+    key = noop_memo.key(spec_digest=spec_digest, node=env.node,
+                        settings=_memo_settings(env), tag=tag)
+    try:
+        saved, why = noop_memo.load(memo, key)
+    except Exception as exc:  # noqa: BLE001 - a miss: the pass parses and plans as always
+        saved, why = None, f"{type(exc).__name__}: {exc}"
+    if saved is None:
+        logger.bind(obj=f"node {env.node}").debug("the last no-op pass ({}) not used: {}",
+                                                  memo, why)
+    return saved
+
+
+def saved_pass(saved: noop_memo.Saved, env: Environment, memo: str, *,
+               pass_no: int = 1) -> PassResult | noop_memo.Primed:
+    """``saved`` (``saved_candidate``) asked again, before the spec is parsed: its plan as
+    this pass's result when every answer read is the same, byte for byte (the pass parses,
+    observes and plans nothing, and imports neither the spec's models nor the planner);
+    else the answers already read, for ``reconcile_once(asked=...)``, which parses, observes
+    and plans as always and asks none of them twice. The key held the spec's bytes and the
+    code (models, validators and TOML reader included), so the spec is the one that was
+    valid and planned when it was saved, and its plan is the one planning would make."""
+    log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
+    t0 = time.monotonic()
+    runner, counts = _recorded(env, pass_no, ["-"])
+    try:
+        same, primed = noop_memo.check(saved, runner, env.resolve)
+    except Exception as exc:  # noqa: BLE001 - a miss: the pass observes as always
+        log.debug("the last no-op pass ({}) not used: {}: {}", memo, type(exc).__name__, exc)
+        return noop_memo.Primed(runner, env.resolve)
+    if not same:
+        log.debug("the last no-op pass ({}) not used: an answer differs", memo)
+        primed.ran = counts[0]
+        return primed
+    log.debug("pass start: spec {}: plan: the last no-op pass's ({}), made from the same "
+              "inputs (code, spec, every answer read)", "(not parsed)", memo)
+    _log_plan(pass_no, log, saved.plan)
+    return PassResult(saved.plan, saved.plan, None, _exit_code(saved.plan), counts[0],
+                      time.monotonic() - t0, None)
+
+
 def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = False,
                    memory: Memory | None = None, pass_no: int = 1,
                    should_stop: Callable[[], bool] | None = None,
                    vet: Callable[[actions.Plan], str | None] | None = None,
                    vet_step: Callable[[actions.Step], str | None] | None = None,
-                   memo: str | None = None, fresh: bool = False) -> PassResult:
+                   memo: str | None = None, fresh: bool = False,
+                   asked: noop_memo.Primed | None = None, memo_tag: object = None,
+                   memo_notes: tuple[str, ...] = ()) -> PassResult:
     """One pass: observe, plan, apply, and plan again on what the apply left.
 
     Decides the pass's exit code and when to come back: an observation that fails ends the
@@ -358,26 +449,18 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     ``memo`` (``reconcile --once``, a process's only pass): the file of the last no-op pass
     (``noop_memo``); its plan is this pass's when every input is the same, byte for byte,
     and this pass's is saved there when it may be reused (``fresh``: the file is removed
-    first, and this pass plans from scratch). Not for a node whose spec holds iSCSI: its
-    observation reads CHAP secrets, of which no digest is ever kept."""
+    first, and this pass plans from scratch), with ``memo_notes`` (the caller's warnings)
+    and ``memo_tag`` in its key. ``asked``: what a ``saved_pass`` that missed already read
+    (the file is not loaded again). Not for a node whose spec holds iSCSI: its observation
+    reads CHAP secrets, of which no digest is ever kept."""
+    from reconciler import planning
+    from reconciler.spec import models
     memo = memo if memory is None else None  # the daemon reuses in memory (Memory.plan)
     memory = memory if memory is not None else Memory()
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
-    count = [0]
-    changes = [0]  # of ``count``: commands that change the host (logged at INFO)
     current_step = ["-"]  # tags each command's log line with the step that ran it
-
-    def on_result(res: CommandResult) -> None:
-        count[0] += 1
-        if res.command.mutates:
-            changes[0] += 1
-        logger.bind(pass_no=pass_no, obj=res.command.host, step=current_step[0]).log(
-            "DEBUG" if not res.command.mutates else "INFO",
-            "ran {} -> rc {} in {:.3f}s{}", " ".join(res.command.argv), res.rc, res.duration,
-            "" if res.ok else f": {res.stderr.strip().splitlines()[-1:] or ''}")
-
-    runner = RecordingRunner(env.runner, on_result)
+    runner, count = _recorded(env, pass_no, current_step)  # count[1]: changed the host
     spec = loaded.for_node(env.node)
     devices = observing.spec_devices(spec)
     md_targets = observing.md_targets(spec, env.ledger)
@@ -398,16 +481,20 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
     # first observation; a miss gives that observation the answers already read.
     memo_key = saved = None
     first: list = [runner, env.resolve]  # what the first observation reads through
+    if asked is not None:  # asked by saved_pass: counted here, asked on through this runner
+        count[0] += asked.ran
+        asked = dataclasses.replace(asked, runner=runner, ran=0)
+        first = [asked, asked.resolve]
     secrets = frozenset(observing.chap_files(spec))
     if memo is not None and (any(observing.iscsi_parts(spec)) or secrets):
         noop_memo.forget(memo)  # (one an older version saved could hold a secret's digest)
         memo = None
     if memo is not None:
         memo_key = noop_memo.key(spec_digest=loaded.digest, node=env.node,
-                                 settings=_memo_settings(env))
+                                 settings=_memo_settings(env), tag=memo_tag)
     if memo is not None and fresh:
         noop_memo.forget(memo)
-    elif memo is not None:
+    elif memo is not None and asked is None:
         try:
             saved, why = noop_memo.load(memo, memo_key)
             if saved is None:
@@ -476,27 +563,12 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
             noop_memo.forget(memo)  # a pass that read a secret: no file (see noop_memo)
         elif memo_key and transcript and not stalled and reusable(spec, the_plan):
             try:
-                noop_memo.save(memo, memo_key, transcript[0], the_plan)
+                noop_memo.save(memo, memo_key, transcript[0], the_plan, memo_notes)
             except Exception as exc:  # noqa: BLE001 - an optimisation: the pass is done
                 log.debug("the no-op pass not saved to {}: {}: {}", memo, type(exc).__name__,
                           exc)
     the_plan = planning.note_stalls(the_plan, memory.stalls(the_plan, env.clock.now(), env))
-    # A pass that only waits for an operation in flight says so in one line (below).
-    waiting = {f.key for f in the_plan.in_flight}
-    only_waiting = the_plan.only_waiting_on_others or (
-        not the_plan.blocked and all(s.after & waiting for s in the_plan.steps))
-    log.log("DEBUG" if only_waiting else "INFO",
-            "plan: {} step(s), {} in flight, {} blocked, {} unmanaged", len(the_plan.steps),
-            len(the_plan.in_flight), len(the_plan.blocked), len(the_plan.unmanaged))
-    for b in the_plan.blocked:
-        logger.bind(pass_no=pass_no, obj=b.object).warning("blocked: {}", b.reason)
-    for f in the_plan.in_flight:
-        if f.waiting_on:  # every pass, at INFO: what this node waits for, and on whom
-            logger.bind(pass_no=pass_no, obj=f.object).info(
-                "{}", actions.describe_in_flight(f))
-            continue
-        logger.bind(pass_no=pass_no, obj=f.object).info(
-            "in flight: {} {}", f.what, "?" if f.percent is None else f"{f.percent:.1f}%")
+    _log_plan(pass_no, log, the_plan)
     refusal = vet(the_plan) if vet is not None and not dry_run else None
     if refusal:
         log.error("not applied: {}", refusal)
@@ -562,7 +634,7 @@ def reconcile_once(loaded: LoadedSpec, env: Environment, *, dry_run: bool = Fals
                         observed=st)
     log.log("INFO" if report.changed or report.failed else "DEBUG",
             "pass end: exit {} in {:.3f}s, {} process(es): {} that change the host, {} "
-            "observation(s)", code, result.duration, count[0], changes[0], count[0] - changes[0])
+            "observation(s)", code, result.duration, count[0], count[1], count[0] - count[1])
     return result
 
 

@@ -15,17 +15,23 @@ what the pass read rather than on what it built from it:
   contract), so two observations whose reads answer the same, in order, build the same
   state: each read it makes is decided by the answers before it;
 * the **key**: the spec's digest (every file's name and bytes), the node, the settings of
-  the environment planning sees, the Python that runs, the versions of pydantic,
-  pydantic-core and tomli (they build the spec's values) and of this package, and its
+  the environment planning sees, what the caller decided from its own arguments (the
+  CLI: whether the node was named), the Python that runs, this package's version and its
   files (``reconciler.FILES_AT_START``: name, size, modification and change times, inode),
-  as they were when the package was first imported and again when the pass is saved.
+  as they were when the package was first imported and again when the pass is saved, and
+  likewise the files of pydantic, pydantic-core and tomli (they build the spec's values;
+  known by their files, so that none of them is imported to tell).
 
 The next ``--once`` with the same key asks the same reads again, in the same order, and
 compares each answer's digest as it comes (``check``): the first that differs, or raises,
 ends the check, and the pass observes and plans as always, given the answers already read
 (nothing is asked twice, ``Primed``; one that raised raises again). When all agree, the
-saved plan is the plan. Only a plan that ``controller.reusable`` allows is saved: no step,
-nothing in flight, no read of the time, no clone; so a pass that would change anything
+saved plan is the plan. A plain ``reconcile --once`` tries it before it parses the spec
+(``controller.saved_candidate`` and ``saved_pass``, on the digest ``spec.files`` reads; the
+saved spec was valid, and the same bytes under the same code are again): on a settled host
+it imports neither the spec's models, nor pydantic, nor the planner. Only a plan that
+``controller.reusable`` allows is saved: no step, nothing in flight, no read of the time,
+no clone; so a pass that would change anything
 never comes from here, and every command the pass would run to observe still runs. Nor is
 a pass saved when a read raised (observation turns some errors into state that may not
 come again), when a command changed the host, or when it read what may hold a secret
@@ -55,7 +61,7 @@ import reconciler
 from reconciler import actions
 from reconciler.runner import Command, CommandResult, Runner
 
-FORMAT = 1
+FORMAT = 2
 FILE_NAME = "once-memo"
 _NOT_GIVEN = object()
 
@@ -215,6 +221,7 @@ class Primed(_Reads):
     runner: Runner
     resolve_inner: Callable[[str], "tuple[int, int] | None"]
     answers: dict[tuple[str, tuple], deque] = field(default_factory=dict)
+    ran: int = 0  # commands ``check`` ran (``controller.saved_pass`` counts them)
 
     def _call(self, kind: str, args: tuple, ask: Callable[[], object]) -> object:
         q = self.answers.get((kind, args))
@@ -263,39 +270,65 @@ def check(saved: "Saved", runner: Runner,
     return True, primed
 
 
-def code_identity(files: list | None = _NOT_GIVEN) -> bytes:  # type: ignore[assignment]
+# What builds the spec's values beside this package (the models' validators, the TOML
+# reader): known by their files, like this package's, so that knowing them imports none
+# of them (a saved pass is used without pydantic, see ``controller.saved_pass``).
+DEPENDENCIES = ("pydantic", "pydantic_core", "tomli")
+
+
+def dependency_files() -> list:
+    """Each of ``DEPENDENCIES`` with its files as ``reconciler._package_files`` lists them
+    (None for one not installed: the loader then reads with the standard library's
+    ``tomllib``, known by the Python's version), found without importing it."""
+    import importlib.util
+    out: list = []
+    for name in DEPENDENCIES:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        roots = list(found.submodule_search_locations or []) if found is not None else []
+        out.append((name, [(root, reconciler._package_files(root)) for root in roots]
+                    if roots else None))
+    return out
+
+
+def code_identity(files: list | None = _NOT_GIVEN,  # type: ignore[assignment]
+                  dependencies: list | None = _NOT_GIVEN) -> bytes:  # type: ignore[assignment]
     """The code that plans: the package's files (``reconciler._package_files``: a file
     edited or replaced, even to the same size and modification time, changes them; bytecode
-    caches do not), as they are now unless ``files`` is given, the Python running it, and
-    the versions of pydantic, pydantic-core and tomli (they build the spec's values) and of
-    this package. Empty when the files cannot be listed or hold no source (a zip, a build
-    without sources): nothing is saved then."""
+    caches do not) and those of pydantic, pydantic-core and tomli (``dependency_files``:
+    they build the spec's values), as they are now unless given, the Python running it and
+    this package's version. Empty when the package's files cannot be listed or hold no
+    source (a zip, a build without sources), or a dependency's cannot: nothing is saved
+    then."""
     if files is _NOT_GIVEN:
         files = reconciler._package_files()
+    if dependencies is _NOT_GIVEN:
+        dependencies = dependency_files()
     if not files or not any(name.endswith(".py") for name, *_ in files):
         return b""
-    import pydantic
-    import pydantic_core
-    try:
-        import tomli
-        toml = tomli.__version__
-    except ImportError:  # the spec's loader reads with the standard library's tomllib
-        toml = "tomllib"
-    versions = [pydantic.VERSION, pydantic_core.__version__, toml, reconciler.__version__]
+    if any(listed is not None and any(f is None for _, f in listed)
+           for _, listed in dependencies):
+        return b""
     root = os.path.dirname(os.path.abspath(reconciler.__file__))
-    return _digest(FORMAT, sys.version, sys.executable, versions, root, files)
+    return _digest(FORMAT, sys.version, sys.executable, reconciler.__version__, root, files,
+                   dependencies)
 
 
 # The code this process runs: the package's files as they were when it was first imported
 # (the start of a ``reconcile`` process, before any of its code was). A pass is saved only
 # when they are still the same (an upgrade while it ran would save the old code's plan
 # under the new key).
-IMPORTED = code_identity(reconciler.FILES_AT_START)
+DEPENDENCIES_AT_START = dependency_files()
+IMPORTED = code_identity(reconciler.FILES_AT_START, DEPENDENCIES_AT_START)
 
 
-def key(*, spec_digest: str, node: str, settings: object) -> bytes:
-    """The key of a pass (empty: this code cannot be told from another, nothing is saved)."""
-    return _digest(IMPORTED, spec_digest, node, settings) if IMPORTED else b""
+def key(*, spec_digest: str, node: str, settings: object, tag: object = None) -> bytes:
+    """The key of a pass (empty: this code cannot be told from another, nothing is saved):
+    ``tag`` is what the caller decided from its own inputs beside these (the CLI: whether
+    the node was named on its command line)."""
+    return _digest(IMPORTED, spec_digest, node, settings, tag) if IMPORTED else b""
 
 
 @dataclass(frozen=True)
@@ -304,6 +337,7 @@ class Saved:
     key: bytes
     reads: tuple[Read, ...]
     plan: actions.Plan
+    notes: tuple[str, ...] = ()  # the caller's warnings about the spec and node (the CLI's)
 
 
 def _ours_alone(st: os.stat_result) -> bool:
@@ -351,7 +385,8 @@ def load(path: str, want: bytes) -> tuple["Saved | None", str]:
     return saved, ""
 
 
-def save(path: str, want: bytes, transcript: Transcript, plan: actions.Plan) -> None:
+def save(path: str, want: bytes, transcript: Transcript, plan: actions.Plan,
+         notes: tuple[str, ...] = ()) -> None:
     """Write the pass atomically (a new temporary file, made exclusively, renamed over the
     old one), readable by this user alone, in a directory ``load`` would trust. Raises
     ``ValueError`` for a pass that must not be saved (``Transcript.unsaveable``, the code
@@ -371,7 +406,7 @@ def save(path: str, want: bytes, transcript: Transcript, plan: actions.Plan) -> 
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=d)  # O_EXCL, 0600
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(Saved(FORMAT, want, tuple(transcript.reads), plan), f,
+            pickle.dump(Saved(FORMAT, want, tuple(transcript.reads), plan, tuple(notes)), f,
                         protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except BaseException:

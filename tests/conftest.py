@@ -23,7 +23,9 @@ Opting out, explicitly: tests under ``tests/lab`` (marked ``lab``), and tests ma
 * tests/daemon/test_systemd_unit.py: ``systemd-analyze verify`` of the unit;
 * tests/cli/test_readme_commands.py: the README's shell commands, run by bash;
 * tests/daemon/test_monitoring.py: ``promtool`` checks the alert rules and runs them on
-  textfiles the daemon wrote.
+  textfiles the daemon wrote;
+* tests/controller/test_noop_memo.py: a new interpreter, to see which modules importing
+  ``noop_memo`` imports.
 """
 
 from __future__ import annotations

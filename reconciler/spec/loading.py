@@ -22,7 +22,6 @@ import copy
 import difflib
 import hashlib
 import os
-import stat
 import tomllib
 import types
 import typing
@@ -32,19 +31,14 @@ from pathlib import Path
 import pydantic
 
 from reconciler import errors, gc_pause
-from reconciler.spec import base, models, parsing
+from reconciler.spec import base, files, models, parsing
+from reconciler.spec.files import MAX_FILE_BYTES, Problem, spec_files  # noqa: F401 (their home was here)
 from reconciler.spec.text import file_name, key_path, shown, toml_type
 
 # 10,000 LVs (bench/bench_plan.py) make a 0.8 MB spec; 16 MiB leaves room for twenty times that
 # and still bounds what a mistaken path (a disk image, /dev/zero) can make us read.
-MAX_FILE_BYTES = 16 * 1024**2
 MAX_PROBLEMS = 200  # a file of 100,000 bad entries reports the first ones and a count
 _BOM = b"\xef\xbb\xbf"
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISDIR, "a directory"))
-
-Problem = tuple[str, str, str]  # (file, key path, message), all safe to print
 
 
 @dataclass(frozen=True)
@@ -66,97 +60,6 @@ class LoadedSpec:
             iscsi_session={n: s for n, s in self.spec.iscsi_session.items()
                            if s.applies_to(node)},
             drbd={n: r for n, r in self.spec.drbd.items() if r.applies_to(node)})
-
-
-def _collect(location: str | Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
-    """(path, name relative to the location) of every spec file, and problems found walking.
-
-    Everything named ``*.toml`` is returned whatever its type (the reader refuses what is not
-    a regular file, naming it); symbolic links to directories are not descended into.
-    """
-    root = Path(location)
-    if not root.is_dir():
-        return [(root, root.name)], []
-    problems: list[Problem] = []
-
-    def walk_error(exc: OSError) -> None:
-        problems.append((file_name(str(exc.filename or root)), "",
-                         f"cannot read this directory: {exc.strerror or exc}"))
-
-    found: list[tuple[Path, str]] = []
-    for top, dirs, names in os.walk(root, onerror=walk_error):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in names:
-            if name.startswith(".") or not name.endswith(".toml"):
-                continue
-            path = Path(top) / name
-            found.append((path, path.relative_to(root).as_posix()))
-    return sorted(found, key=lambda f: f[1]), problems
-
-
-def spec_files(location: str | Path) -> list[Path]:
-    """Every path ``load`` reads at ``location`` (for the daemon's permission check)."""
-    return [path for path, _ in _collect(location)[0]]
-
-
-def _read(path: Path, problems: list[Problem]) -> bytes | None:
-    """The file's bytes, or None with a problem: never opens what is not a regular file."""
-    where = file_name(str(path))
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            problems.append((where, "", f"a symbolic link to {file_name(os.readlink(path))}, "
-                             f"which does not exist"))
-        else:
-            problems.append((where, "", "no such file or directory"))
-        return None
-    except OSError as exc:
-        problems.append((where, "", f"cannot read: {exc.strerror or exc}"))
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        problems.append((where, "", _not_regular(st.st_mode)))
-        return None
-    if st.st_size > MAX_FILE_BYTES:
-        problems.append((where, "", _too_big(st.st_size)))
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as exc:
-        problems.append((where, "", f"cannot read: {exc.strerror or exc}"))
-        return None
-    try:
-        st = os.fstat(fd)  # what was opened, not what was stat-ed a moment ago
-        if not stat.S_ISREG(st.st_mode):
-            problems.append((where, "", _not_regular(st.st_mode)))
-            return None
-        chunks: list[bytes] = []
-        total = 0
-        while total <= MAX_FILE_BYTES:
-            chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > MAX_FILE_BYTES:
-            problems.append((where, "", _too_big(total, grew=True)))
-            return None
-        return b"".join(chunks)
-    except OSError as exc:
-        problems.append((where, "", f"cannot read: {exc.strerror or exc}"))
-        return None
-    finally:
-        os.close(fd)
-
-
-def _not_regular(mode: int) -> str:
-    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
-    return f"{kind}, not a regular file: a spec file is read only when it is a regular file"
-
-
-def _too_big(size: int, grew: bool = False) -> str:
-    return (f"{'grew past' if grew else 'is'} {size} bytes; a spec file is at most "
-            f"{MAX_FILE_BYTES // 1024**2} MiB (is this really a spec file?)")
 
 
 def _decode(raw: bytes, where: str, problems: list[Problem]) -> str | None:
@@ -472,7 +375,7 @@ def _unwrap(annotation: object) -> object:
 
 def _parse_file(path: Path, problems: list[Problem]) -> tuple[models.Spec | None, bytes | None, dict]:
     where = file_name(str(path))
-    raw = _read(path, problems)
+    raw = files.read(path, problems)
     if raw is None:
         return None, None, {}
     text = _decode(raw, where, problems)
@@ -523,7 +426,7 @@ def _load(location: str | Path) -> LoadedSpec:
     where_loc = file_name(str(location))
     if not os.path.lexists(location):
         raise errors.SpecError([(where_loc, "", "no such file or directory")])
-    found, problems = _collect(location)
+    found, problems = files.collect(location)
     if not found and not problems:
         raise errors.SpecError([(where_loc, "", "no *.toml spec files found")])
     digest = hashlib.sha256()
@@ -543,7 +446,7 @@ def _load(location: str | Path) -> LoadedSpec:
             continue
         spec, raw, data = _parse_file(path, problems)
         if raw is not None:
-            digest.update(rel.encode() + b"\0" + str(len(raw)).encode() + b"\0" + raw)
+            files.add_to_digest(digest, rel, raw)
         if spec is None:
             continue
         pv_lists = {name: _at(data, ("vg", name, "pvs")) for name in spec.vg}

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from reconciler import errors
-from reconciler.spec import loading
+from reconciler.spec import files
 
 
 class UntrustedSpec(errors.SpecError):
@@ -78,7 +78,7 @@ def check_permissions(location: str | Path, trusted_uids: frozenset[int] | None 
         except OSError as exc:
             problems.append((str(root), "", f"cannot read the spec directory: "
                              f"{exc.strerror or exc}"))
-        for f in loading.spec_files(root):
+        for f in files.spec_files(root):
             for d in reversed(f.parents):
                 if d != root and d.is_relative_to(root):
                     check(d, "a spec subdirectory")

@@ -72,3 +72,62 @@ def test_simulate_out_and_wait_never_use_it():
     assert cli._memo_path(argparse.Namespace(**base)) == "/run/reconciler/once-memo"
     for k, v in (("simulate", "default"), ("out", "plan.json"), ("wait", True)):
         assert cli._memo_path(argparse.Namespace(**{**base, k: v})) is None
+
+
+def _text_once(tmp_path, host, capsys, spec, *extra, lock=None):
+    before = len(host.calls)
+    code = cli.main(["--once", "--spec", str(spec), "--lock-file",
+                     str(lock or tmp_path / "run" / f"lock{before}"), *extra])
+    return code, capsys.readouterr(), host.calls[before:]
+
+
+def test_its_warnings_and_node_are_the_first_passs(tmp_path, host, capsys, monkeypatch):
+    """A spec that names only other nodes: the host's own name (no --node) gets a warning
+    and exit 0, every time, the saved pass's too; the same name given with --node is an
+    error (a typo must not read as in sync), saved pass or not: the key tells them apart."""
+    (tmp_path / "run").mkdir(mode=0o700)
+    monkeypatch.setattr(cli.socket, "gethostname", lambda: "node-9")
+    planned = []
+    plan = planning.plan
+    monkeypatch.setattr(planning, "plan", lambda *a, **kw: planned.append(1) or plan(*a, **kw))
+    spec = write(SPEC, tmp_path)
+    first = _text_once(tmp_path, host, capsys, spec)
+    assert first[0] == 0 and "warning: nothing in the spec applies to node node-9" in first[1].out
+    assert (tmp_path / "run" / noop_memo.FILE_NAME).exists() and len(planned) == 1
+    again = _text_once(tmp_path, host, capsys, spec)
+    assert again[0] == 0 and again[1].out == first[1].out  # the saved pass, its warning too
+    assert "WARNING" in again[1].err and "nothing in the spec applies" in again[1].err
+    assert len(planned) == 1
+    named = _text_once(tmp_path, host, capsys, spec, "--node", "node-9")
+    assert named[0] == 1 and "--node node-9: the spec never names node node-9" in named[1].err
+    assert not named[2] and len(planned) == 1  # refused before any command
+
+
+def test_a_saved_pass_is_not_used_beside_another_reconciler(tmp_path, host, capsys):
+    """The lock is taken before the host is asked, as for any pass that may change it."""
+    from reconciler import instance_lock
+    (tmp_path / "run").mkdir(mode=0o700)
+    spec = write(SPEC, tmp_path)
+    assert _text_once(tmp_path, host, capsys, spec, "--node", "node-1")[0] == 0
+    held = tmp_path / "run" / "held"
+    instance_lock.InstanceLock(held).acquire()
+    code, out, ran = _text_once(tmp_path, host, capsys, spec, "--node", "node-1", lock=held)
+    assert code == 1 and "another reconciler is already running" in out.err and not ran
+
+
+def test_a_miss_after_the_saved_pass_was_tried_asks_nothing_twice(tmp_path, host, capsys,
+                                                                    monkeypatch):
+    """The host changed since the saved pass (an LV made by hand): its first read differs,
+    the spec is parsed and the pass observes and plans with what that try read, each
+    command run once, all of them counted."""
+    (tmp_path / "run").mkdir(mode=0o700)
+    first = _once(tmp_path, host, capsys)
+    host.run(runner.Command(argv=("lvcreate", "--yes", "--size", f"{4 * M}b", "--name", "byhand", "vg0")))
+    tried = []
+    real = controller.saved_pass
+    monkeypatch.setattr(controller, "saved_pass", lambda *a, **kw: tried.append(1) or real(
+        *a, **kw))
+    code, doc, ran = _once(tmp_path, host, capsys)
+    assert tried and code == 0 and doc["plan"] != first[1]["plan"]
+    assert "byhand" in json.dumps(doc["plan"])  # (an LV the spec does not declare)
+    assert len(ran) == len(set(map(tuple, ran))) == doc["processes"] == len(first[2])

@@ -138,37 +138,77 @@ NOT_FOR_LVM_ONCE = ("reconciler.adapters.iscsi", "reconciler.state.iscsi", "reco
                     "reconciler.forecasting", "reconciler.simulate", "reconciler.simulate.demo")
 
 
-def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_reads(
-        tmp_path, monkeypatch):
-    """``reconcile --once`` down the real host's path (not ``--simulate``: the spec's
-    permissions checked, the instance lock taken, the host's runner made), its runner and
-    device lookups answered by a simulated host that a first pass settled."""
+def settled_host(tmp_path):
+    """A simulated host a first pass settled on the LVM-only spec, and that spec written."""
     with anew():
         host = importlib.import_module("reconciler.simulate").SimulatedHost()
         host.add_device("/dev/vdb", 64 * M)
         n, loaded = lvm_only(tmp_path / "first", host)
         assert n.one_pass("node-1", loaded).exit_code == 0
-    spec = importlib.import_module("support.specs").write(LVM_ONLY, tmp_path)
+    return host, importlib.import_module("support.specs").write(LVM_ONLY, tmp_path)
+
+
+def real_once(tmp_path, host, spec, monkeypatch, capsys):
+    """``reconcile --once`` down the real host's path (not ``--simulate``: the spec's
+    permissions checked, the instance lock taken, the host's runner made), its runner and
+    device lookups answered by ``host``, in the product as imported now: (exit code, what
+    it printed, the commands it ran)."""
+    cli = importlib.import_module("reconciler.cli")
+    controller = importlib.import_module("reconciler.controller")
+    runner = importlib.import_module("reconciler.runner")
+    monkeypatch.setattr(runner, "SubprocessRunner", lambda **_: host)
+    real = controller.Environment
+    monkeypatch.setattr(controller, "Environment", lambda **kw: real(
+        **kw, resolve=host.resolve_device, clock=host.clock))
+    before = len(host.calls)
+    # (one lock file per call: this process keeps each it took; the saved pass beside them)
+    code = cli.main(["--once", "--spec", str(spec), "--node", "node-1",
+                     "--lock-file", str(tmp_path / f"lock{before}")])
+    return code, capsys.readouterr().out, host.calls[before:]
+
+
+def test_a_real_once_of_an_lvm_only_spec_on_a_settled_host_loads_only_what_it_reads(
+        tmp_path, monkeypatch, capsys):
+    host, spec = settled_host(tmp_path)
     with anew():
-        cli = importlib.import_module("reconciler.cli")
-        controller = importlib.import_module("reconciler.controller")
-        runner = importlib.import_module("reconciler.runner")
-        monkeypatch.setattr(runner, "SubprocessRunner", lambda **_: host)
-        real = controller.Environment
-        monkeypatch.setattr(controller, "Environment", lambda **kw: real(
-            **kw, resolve=host.resolve_device, clock=host.clock))
-        before = len(host.calls)
-        code = cli.main(["--once", "--spec", str(spec), "--node", "node-1",
-                         "--lock-file", str(tmp_path / "lock")])
-        ran = host.calls[before:]
+        code, _, ran = real_once(tmp_path, host, spec, monkeypatch, capsys)
         assert code == 0 and ran and not [c.argv for c in ran if c.mutates]
         assert [m for m in NOT_FOR_LVM_ONCE if m in sys.modules] == []
-        assert "difflib" not in vars(cli)  # (pytest has it loaded) only for a misspelt word
+        assert "difflib" not in vars(importlib.import_module("reconciler.cli"))  # (pytest
+        # has it loaded) only for a misspelt word
         assert loaded_subsystems() == [*EVERY_PASS, "reconciler.state.md"]
         assert loaded_actions() == []
         assert loaded_lockd() == []  # no shared VG
         # Nothing said at INFO or above (the pass's lines are DEBUG): loguru not imported.
         assert "loguru" not in sys.modules
+
+
+# What parses the spec and plans: a --once whose every input is its last no-op pass's needs
+# none of it (nor pydantic, which only the models import).
+PARSE_AND_PLAN = ("reconciler.spec.loading", "reconciler.spec.models", "reconciler.spec.lvm",
+                  "reconciler.planning", "reconciler.planning.lvm")
+
+
+def test_a_second_real_once_on_a_settled_host_neither_parses_nor_plans(
+        tmp_path, monkeypatch, capsys):
+    host, spec = settled_host(tmp_path)
+    with anew():  # the first: parses, plans, and keeps its no-op pass beside the lock
+        first = real_once(tmp_path, host, spec, monkeypatch, capsys)
+        assert [m for m in PARSE_AND_PLAN if m not in sys.modules] == []
+    with anew():  # the next process: the same spec, code and answers
+        again = real_once(tmp_path, host, spec, monkeypatch, capsys)
+        assert [m for m in PARSE_AND_PLAN if m in sys.modules] == []
+        assert "pydantic" not in vars(importlib.import_module("reconciler.noop_memo"))
+        assert "loguru" not in sys.modules
+    assert again[:2] == first[:2] and first[0] == 0 and "in sync" in first[1]
+    assert [c.argv for c in again[2]] == [c.argv for c in first[2]]  # the same reads, once
+    with anew():  # one byte of the spec changed: parsed and planned again
+        spec.write_text(spec.read_text() + "\n")
+        edited = real_once(tmp_path, host, spec, monkeypatch, capsys)
+        assert [m for m in PARSE_AND_PLAN if m not in sys.modules] == []
+    assert edited[0] == 0 and edited[1] != first[1]  # (its digest is the edited spec's)
+    assert edited[1].splitlines()[1:] == first[1].splitlines()[1:]
+    assert [c.argv for c in edited[2]] == [c.argv for c in first[2]]
 
 
 def test_the_lio_applier_is_looked_up_only_for_a_spec_that_could_declare_a_target():

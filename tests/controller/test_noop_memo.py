@@ -158,6 +158,39 @@ def test_the_code_identity_follows_the_source_files(tmp_path):
     assert noop_memo.code_identity() == noop_memo.IMPORTED
 
 
+@pytest.mark.real_process  # a new interpreter: what importing the module imports
+def test_the_code_identity_follows_the_dependencies_files_without_importing_them():
+    """pydantic, pydantic-core and tomli build the spec's values: a file of theirs changed
+    (an upgrade) changes the identity; one not installed is known as such; one whose files
+    cannot be listed leaves none (nothing saved). Found without importing any of them, so
+    that a saved pass is used without pydantic (tests/cli/test_startup_imports.py)."""
+    import subprocess
+    import sys
+
+    import reconciler
+    deps = noop_memo.dependency_files()
+    assert [name for name, _ in deps] == list(noop_memo.DEPENDENCIES)
+    assert all(listed and all(files for _, files in listed) for _, listed in deps)
+    files = reconciler.FILES_AT_START
+    base = noop_memo.code_identity(files, deps)
+    assert base and base == noop_memo.code_identity(files, noop_memo.dependency_files())
+
+    def pydantic_as(change):
+        return [(name, [(root, change(list(fl))) for root, fl in listed]
+                 if name == "pydantic" else listed) for name, listed in deps]
+    one_bigger = pydantic_as(lambda fl: fl[:-1] + [(fl[-1][0], fl[-1][1] + 1, *fl[-1][2:])])
+    assert noop_memo.code_identity(files, one_bigger) not in (base, b"")
+    assert noop_memo.code_identity(files, pydantic_as(lambda fl: None)) == b""
+    gone = [(name, None if name == "tomli" else listed) for name, listed in deps]
+    assert noop_memo.code_identity(files, gone) not in (base, b"")
+    out = subprocess.run([sys.executable, "-c", "import sys, reconciler.noop_memo; "
+                          "print(sorted(set(reconciler.noop_memo.DEPENDENCIES) & set(sys.modules)))"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.path.dirname(
+                             os.path.dirname(reconciler.__file__))})
+    assert out.stdout.strip() == "[]"
+
+
 def test_files_changed_since_the_process_started_are_not_saved(tmp_path, monkeypatch):
     nodes, _, loaded, memo = _settled(tmp_path)
     monkeypatch.setattr(noop_memo, "code_identity", lambda *files: b"the files now")
