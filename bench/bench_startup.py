@@ -43,6 +43,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -105,14 +106,15 @@ def part(module: str) -> str:
     return "standard library and others"
 
 
-def pass_modules(tree: Path, directory: str) -> list[str] | None:
+def pass_modules(tree: Path, directory: str, saved: bool = False) -> list[str] | None:
     """The modules a real ``--once`` on the settled host in ``directory`` loads, with the
-    product at ``tree`` (None, with why, when that tree's CLI cannot be driven so)."""
-    out = Path(directory) / f"modules-{abs(hash(str(tree)))}.json"
+    product at ``tree`` (None, with why, when that tree's CLI cannot be driven so);
+    ``saved``: a second ``--once`` there, which gives the first's no-op pass."""
+    out = Path(directory) / f"modules-{'saved' if saved else 'first'}.json"
     env = dict(os.environ, PYTHONPATH=str(tree))
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "startup_pass.py"), "modules",
-                          directory, str(out)], env=env, cwd=tree, capture_output=True,
-                         text=True)
+                          directory, str(out), *(["saved"] if saved else [])], env=env,
+                         cwd=tree, capture_output=True, text=True)
     if run.returncode != 0:
         print(f"  (the pass could not be driven with {tree}: "
               f"{(run.stderr.strip().splitlines() or ['?'])[-1]})")
@@ -158,9 +160,12 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "bench" / "startup_pass.py"), "settle",
                         str(work)], env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
                        check=True, capture_output=True)
-        mods = {"now": pass_modules(ROOT, str(work))}
+        mods: dict[str, list[str] | None] = {}
         if before is not None:
-            mods["then"] = pass_modules(before, str(work))
+            shutil.copytree(work, Path(tmp) / "then")
+            mods["then"] = pass_modules(before, str(Path(tmp) / "then"))
+        mods["now"] = pass_modules(ROOT, str(work))  # parses, plans, keeps its no-op pass
+        mods["saved"] = pass_modules(ROOT, str(work), saved=True)
         measure(args.runs, args.against, before, mods)
 
 
@@ -169,7 +174,7 @@ def measure(runs: int, rev: str | None, before: Path | None,
     importtime("import reconciler.cli")  # bytecode written, caches warm
     if before is not None:
         importtime("import reconciler.cli", before)
-    trees = {"now": ROOT, "then": before}
+    trees = {"now": ROOT, "saved": ROOT, "then": before}
     passes = {k: importing(v) for k, v in mods.items() if v}
     for k, stmt in passes.items():
         importtime(stmt, trees[k])
@@ -248,21 +253,25 @@ def measure(runs: int, rev: str | None, before: Path | None,
     if len(pass_us) == 1:
         return
     print("a real `reconcile --once` of an LVM-only spec on a settled host: the modules it "
-          "loads, imported in that order (self times summed, medians):")
-    for k, label in (("then", f"at {rev}"), ("now", "now")):
+          "loads, imported in that order (self times summed, medians); the next `--once`, "
+          "whose inputs are all the same, gives the first's no-op pass (the spec not parsed):")
+    labels = (("then", f"at {rev}"), ("now", "now"), ("saved", "now, the next"))
+    for k, label in labels:
         if k in pass_us:
             print(f"  {len(mods[k]):4} modules {label:<14} {med(pass_us[k]) / 1000:8.1f} ms   "
                   f"= {med(pass_us[k]) / med(yard):.0f} x json; CPU of the interpreter "
-                  f"{med(cpu[f'pass-{k}']) * 1000:.0f} ms")
-    if "then" in pass_us and "now" in pass_us:
-        print(f"  now / at {rev}: {med(pass_us['now']) / med(pass_us['then']):.2f} by the "
-              f"import times, {med(n / t for n, t in zip(pass_us['now'], pass_us['then'])):.2f}"
-              f" (median of each round's now / then); by CPU beyond json's interpreter "
-              f"{(med(cpu['pass-now']) - base) / (med(cpu['pass-then']) - base):.2f}")
+                  f"{med(cpu[f'pass-{k}']) * 1000:.0f} ms, "
+                  f"{(med(cpu[f'pass-{k}']) - base) * 1000:.0f} ms beyond json's")
+    for k, label in labels[1:]:
+        if "then" in pass_us and k in pass_us:
+            print(f"  {label} / at {rev}: {med(pass_us[k]) / med(pass_us['then']):.2f} by the "
+                  f"import times, {med(n / t for n, t in zip(pass_us[k], pass_us['then'])):.2f}"
+                  f" (median of each round's {k} / then); by CPU beyond json's interpreter "
+                  f"{(med(cpu[f'pass-{k}']) - base) / (med(cpu['pass-then']) - base):.2f}")
     if "now" in pass_us:
-        print(f"  CPU beyond json's interpreter: {(med(cpu['pass-now']) - base) * 1000:.0f} ms "
-              f"now, pydantic's BaseModel alone {(med(cpu['libraries']) - base) * 1000:.0f} ms"
-              + (f"; half of {rev}'s is {(med(cpu['pass-then']) - base) * 500:.0f} ms"
+        print(f"  pydantic's BaseModel alone: {(med(cpu['libraries']) - base) * 1000:.0f} ms of "
+              f"CPU beyond json's interpreter"
+              + (f"; half of {rev}'s pass is {(med(cpu['pass-then']) - base) * 500:.0f} ms"
                  if "then" in pass_us else ""))
     if "then" in mods and mods["then"] and mods["now"]:
         gone = [m for m in mods["then"] if m not in set(mods["now"])]

@@ -5,15 +5,19 @@ spec on a settled host imports (not a benchmark by itself).
 simulated host with the spec's one VG and LV made (two passes), and keeps it in
 ``DIR/host`` (``reconcile capture``'s directory) with the spec in ``DIR/spec.toml``.
 
-``python3 bench/startup_pass.py modules DIR OUT``: with the tree to measure on
+``python3 bench/startup_pass.py modules DIR OUT [saved]``: with the tree to measure on
 ``PYTHONPATH``, runs ``cli.main(["--once", ...])`` down the real host's path (the spec's
 permissions checked, the instance lock taken, the host's runner made, as on a host: not
 ``--simulate``), where only the runner and the device lookups are answered by that host,
 loaded from ``DIR/host`` on the pass's first command. Writes to ``OUT`` the modules the
-product imported, in the order it first asked for each, as JSON. An import counts as the
+product imported, in the order it first asked for each, as JSON. The pass keeps its no-op
+pass in ``DIR`` (beside its lock), so a second run on the same ``DIR`` is the next
+``--once`` on a settled host, which gives that pass's plan without parsing the spec nor
+planning; with ``saved``, the run checks that it did. An import counts as the
 product's unless the simulator asked for it (a function of ``reconciler.simulate`` or
 ``reconciler.offline`` running on the stack, or this helper loading the host), so what the
-simulator imports is not counted; the simulator's modules that the product itself imports
+simulator imports is not counted, nor is a module only looked up (``importlib.util.find_spec``,
+which imports nothing); the simulator's modules that the product itself imports
 (an older CLI did, for its help) are. Not seen: a module the simulator had already imported
 when the product asked for it (the DRBD and iSCSI adapters, ``xml.etree``); an LVM-only pass
 on a settled host needs none of them (tests/cli/test_startup_imports.py checks it).
@@ -51,7 +55,7 @@ def settle(directory: str) -> None:
     offline.capture_simulated(str(d / "host"), host, name="bench-startup", node="node-1")
 
 
-def modules(directory: str, out: str) -> None:
+def modules(directory: str, out: str, saved: str = "") -> None:
     loading_host = [False]
     asked: list[str] = []
 
@@ -60,6 +64,9 @@ def modules(directory: str, out: str) -> None:
             return False
         f = sys._getframe(2)
         while f is not None:
+            # a lookup, not an import (noop_memo finds pydantic's files so)
+            if f.f_code.co_name == "find_spec" and f.f_globals.get("__name__") == "importlib.util":
+                return False
             # the simulator running (a function of it), not a module of it being imported
             if (f.f_code.co_name != "<module>" and f.f_globals.get("__name__", "").startswith(
                     ("reconciler.simulate", "reconciler.offline"))):
@@ -106,6 +113,9 @@ def modules(directory: str, out: str) -> None:
     ran = [c for c in sim().calls if c.mutates]
     assert not ran, ran  # settled: the pass changed nothing
     found = [m for m in dict.fromkeys(asked) if m in sys.modules]
+    if saved:  # the last no-op pass's plan: the spec not parsed, nothing planned
+        assert "reconciler.spec.models" not in sys.modules, "the saved pass was not used"
+        assert "reconciler.planning" not in sys.modules, "the saved pass was not used"
     import json
     with open(out, "w") as f:
         json.dump(found, f)
