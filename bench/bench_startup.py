@@ -33,6 +33,9 @@ ratio to json, measured in the same run, much less).
   a simulated host, the simulator's own imports not counted), once per tree, then imported
   in that order in fresh interpreters in the same rounds: the sum of their ``-X
   importtime`` self times and the interpreter's CPU time, now and at ``--against REV``.
+  Now twice: the first ``--once`` (it parses the spec and plans, as a pass whose inputs
+  changed does, and keeps its no-op pass) and the next, whose inputs are all the same (it
+  gives that pass's plan without parsing the spec: ``noop_memo``).
 """
 
 from __future__ import annotations
