@@ -573,9 +573,11 @@ def _take_lock(args: argparse.Namespace) -> int | None:
 
 def _memo_tag(args: argparse.Namespace) -> tuple:
     """What the CLI decides from its arguments beside the spec and node, in the saved pass's
-    key: an explicit ``--node`` the spec never names is an error, the same node found as
-    the host's name only a warning."""
-    return ("cli", args.node is not None)
+    key: ``--node`` as given (None: not given). An explicit ``--node`` the spec never names
+    is an error, the same node found as the host's name only a warning; and ``--node ""``
+    (a variable that expanded to nothing) is an error, though the pass's node is then the
+    host's name."""
+    return ("cli", args.node)
 
 
 def _saved_once(args: argparse.Namespace):
@@ -593,7 +595,8 @@ def _saved_once(args: argparse.Namespace):
     if digest is None:  # the loader says what it cannot read
         return None
     try:
-        env, _ = _environment(args, iscsi_targets=False)  # no saved pass holds a target
+        # (the LIO applier is not in the key: no saved pass observed an iSCSI target)
+        env, _ = _environment(args, iscsi_targets=False)
     except errors.ReconcilerError:
         return None
     saved = controller.saved_candidate(digest, env, memo, tag=_memo_tag(args))

@@ -256,11 +256,15 @@ class Memory:
 
 def _memo_settings(env: Environment) -> tuple:
     """What of ``env`` could reach a plan, for ``noop_memo``'s key (its runner, resolver
-    and clock by kind: a simulated host and a real one never share a saved pass)."""
+    and clock by kind: a simulated host and a real one never share a saved pass). Not the
+    LIO applier's state: it reaches a plan only through the iSCSI state observed for this
+    node's targets and sessions, and a node with any never saves nor uses a pass
+    (``reconcile_once``); so a spec declaring another node's target keys the same as the
+    ``--once`` that tries its saved pass before parsing it (and so before knowing)."""
     return (type(env.runner).__qualname__, getattr(env.resolve, "__qualname__", "?"),
             type(env.clock).__qualname__, env.requeue_seconds, env.requeue_max_seconds,
             env.stall_seconds, env.stall_steps, env.stall_floor_rate,
-            env.poller_grace_seconds, env.ledger, env.lio_applier)
+            env.poller_grace_seconds, env.ledger)
 
 
 def reusable(spec: models.Spec, the_plan: actions.Plan) -> bool:
@@ -406,11 +410,7 @@ def saved_pass(saved: noop_memo.Saved, env: Environment, memo: str, *,
     log = logger.bind(pass_no=pass_no, obj=f"node {env.node}")
     t0 = time.monotonic()
     runner, counts = _recorded(env, pass_no, ["-"])
-    try:
-        same, primed = noop_memo.check(saved, runner, env.resolve)
-    except Exception as exc:  # noqa: BLE001 - a miss: the pass observes as always
-        log.debug("the last no-op pass ({}) not used: {}: {}", memo, type(exc).__name__, exc)
-        return noop_memo.Primed(runner, env.resolve)
+    same, primed = noop_memo.check(saved, runner, env.resolve)
     if not same:
         log.debug("the last no-op pass ({}) not used: an answer differs", memo)
         primed.ran = counts[0]

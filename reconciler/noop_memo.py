@@ -254,32 +254,60 @@ def check(saved: "Saved", runner: Runner,
           resolve: Callable[[str], "tuple[int, int] | None"]) -> tuple[bool, Primed]:
     """Ask ``saved``'s reads again, in order, until one answers differently (or raises):
     (all the same, the answers read, to be given to the pass that follows a miss). A
-    command that changes the host is never asked (a saved pass never holds one)."""
+    command that changes the host is never asked (a saved pass never holds one). Never
+    raises: a read that cannot even be asked again is a miss, with the answers before it."""
     primed = Primed(runner, resolve)
-    for kind, args, digest in saved.reads:
-        if _changes_host(kind, args):
-            return False, primed
-        try:
-            value = _ask(runner, resolve, kind, args)
-        except Exception as exc:  # the observation meets it again, and handles it as always
-            primed.answers.setdefault((kind, args), deque()).append(_Raised(exc))
-            return False, primed
-        primed.answers.setdefault((kind, args), deque()).append(value)
-        if _answer(kind, value) != digest:
-            return False, primed
+    try:
+        for kind, args, digest in saved.reads:
+            if _changes_host(kind, args):
+                return False, primed
+            try:
+                value = _ask(runner, resolve, kind, args)
+            except Exception as exc:  # the observation meets it again, handles it as always
+                primed.answers.setdefault((kind, args), deque()).append(_Raised(exc))
+                return False, primed
+            primed.answers.setdefault((kind, args), deque()).append(value)
+            if _answer(kind, value) != digest:
+                return False, primed
+    except Exception:  # noqa: BLE001 - a saved read that cannot be asked (a damaged file):
+        return False, primed  # a miss, with what was read before it
     return True, primed
 
 
 # What builds the spec's values beside this package (the models' validators, the TOML
-# reader): known by their files, like this package's, so that knowing them imports none
-# of them (a saved pass is used without pydantic, see ``controller.saved_pass``).
-DEPENDENCIES = ("pydantic", "pydantic_core", "tomli")
+# reader, and what pydantic itself builds them with): known by their files, like this
+# package's, so that knowing them imports none of them (a saved pass is used without
+# pydantic, see ``controller.saved_pass``).
+DEPENDENCIES = ("pydantic", "pydantic_core", "tomli", "annotated_types", "typing_extensions",
+                "typing_inspection")
+
+
+def _stat(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _installed(where: str, name: str) -> list:
+    """The ``RECORD`` of each of ``name``'s ``*.dist-info`` directories in ``where``: an
+    installer writes it anew for every install, so it changes with any file of the
+    distribution, those kept outside its package too (tomli's compiled modules)."""
+    try:
+        entries = sorted(os.listdir(where))
+    except OSError:
+        return []
+    prefix = name.lower() + "-"
+    return [(e, _stat(os.path.join(where, e, "RECORD"))) for e in entries
+            if e.lower().startswith(prefix) and e.endswith(".dist-info")]
 
 
 def dependency_files() -> list:
-    """Each of ``DEPENDENCIES`` with its files as ``reconciler._package_files`` lists them
-    (None for one not installed: the loader then reads with the standard library's
-    ``tomllib``, known by the Python's version), found without importing it."""
+    """Each of ``DEPENDENCIES`` with its files (a package's as ``reconciler._package_files``
+    lists them, a single module's own) and its installation's record, or None for one not
+    installed (the loader then reads with the standard library's ``tomllib``, known by the
+    Python's version); found with ``importlib.util.find_spec``, which imports nothing."""
     import importlib.util
     out: list = []
     for name in DEPENDENCIES:
@@ -287,9 +315,17 @@ def dependency_files() -> list:
             found = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             found = None
-        roots = list(found.submodule_search_locations or []) if found is not None else []
-        out.append((name, [(root, reconciler._package_files(root)) for root in roots]
-                    if roots else None))
+        if found is None or not (found.submodule_search_locations or found.origin):
+            out.append((name, None))
+            continue
+        if found.submodule_search_locations:
+            roots = list(found.submodule_search_locations)
+            files = [(root, reconciler._package_files(root)) for root in roots]
+        else:
+            roots = [found.origin]
+            stated = _stat(found.origin)
+            files = [(found.origin, [("", *stated)] if stated else None)]
+        out.append((name, (files, _installed(os.path.dirname(roots[0]), name))))
     return out
 
 
@@ -297,19 +333,19 @@ def code_identity(files: list | None = _NOT_GIVEN,  # type: ignore[assignment]
                   dependencies: list | None = _NOT_GIVEN) -> bytes:  # type: ignore[assignment]
     """The code that plans: the package's files (``reconciler._package_files``: a file
     edited or replaced, even to the same size and modification time, changes them; bytecode
-    caches do not) and those of pydantic, pydantic-core and tomli (``dependency_files``:
-    they build the spec's values), as they are now unless given, the Python running it and
-    this package's version. Empty when the package's files cannot be listed or hold no
-    source (a zip, a build without sources), or a dependency's cannot: nothing is saved
-    then."""
+    caches do not) and those of pydantic, pydantic-core, tomli and pydantic's own
+    dependencies (``dependency_files``: they build the spec's values), as they are now
+    unless given, the Python running it and this package's version. Empty when the
+    package's files cannot be listed or hold no source (a zip, a build without sources),
+    or a dependency's cannot: nothing is saved then."""
     if files is _NOT_GIVEN:
         files = reconciler._package_files()
     if dependencies is _NOT_GIVEN:
         dependencies = dependency_files()
     if not files or not any(name.endswith(".py") for name, *_ in files):
         return b""
-    if any(listed is not None and any(f is None for _, f in listed)
-           for _, listed in dependencies):
+    if any(found is not None and any(f is None for _, f in found[0])
+           for _, found in dependencies):
         return b""
     root = os.path.dirname(os.path.abspath(reconciler.__file__))
     return _digest(FORMAT, sys.version, sys.executable, reconciler.__version__, root, files,
@@ -320,6 +356,9 @@ def code_identity(files: list | None = _NOT_GIVEN,  # type: ignore[assignment]
 # (the start of a ``reconcile`` process, before any of its code was). A pass is saved only
 # when they are still the same (an upgrade while it ran would save the old code's plan
 # under the new key).
+# (the dependencies' as this module is first imported: in ``reconcile``, with the CLI,
+# before the spec is loaded, so before any of them is imported; in any case a pass is
+# saved only if they are still the same then)
 DEPENDENCIES_AT_START = dependency_files()
 IMPORTED = code_identity(reconciler.FILES_AT_START, DEPENDENCIES_AT_START)
 

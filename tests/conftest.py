@@ -24,8 +24,8 @@ Opting out, explicitly: tests under ``tests/lab`` (marked ``lab``), and tests ma
 * tests/cli/test_readme_commands.py: the README's shell commands, run by bash;
 * tests/daemon/test_monitoring.py: ``promtool`` checks the alert rules and runs them on
   textfiles the daemon wrote;
-* tests/controller/test_noop_memo.py: a new interpreter, to see which modules importing
-  ``noop_memo`` imports.
+* tests/controller/test_noop_memo.py, tests/cli/test_startup_imports.py: new interpreters,
+  to see which modules importing ``noop_memo``, or a ``reconcile --once``, imports.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from support import M
 
 # A module of md, DRBD, iSCSI or Pacemaker in a layer of the pass (the simulator, which stands
@@ -320,3 +322,32 @@ def test_at_debug_loguru_comes_with_the_process_not_inside_the_first_pass():
             cli = importlib.import_module("reconciler.cli")
             assert cli._logging(level)
             assert ("loguru" in sys.modules) is imported
+
+
+@pytest.mark.real_process  # new interpreters: this one has pydantic loaded by the tests
+def test_the_next_real_once_on_a_settled_host_imports_no_pydantic(tmp_path):
+    """``bench/startup_pass.py`` drives ``reconcile --once`` down the real host's path in a
+    new interpreter and lists the modules the product imported (the simulated host's own
+    not counted): the first parses and plans; the next, its inputs all the same, imports
+    neither pydantic nor the spec's models nor the planner."""
+    import json
+    import os
+    import subprocess
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    work = tmp_path / "pass"
+    work.mkdir(mode=0o700)
+
+    def helper(*argv):
+        subprocess.run([sys.executable, str(root / "bench" / "startup_pass.py"), *argv],
+                       env=env, cwd=root, check=True, capture_output=True)
+    helper("settle", str(work))
+    helper("modules", str(work), str(tmp_path / "first.json"))
+    helper("modules", str(work), str(tmp_path / "next.json"), "saved")
+    first, after = (json.loads((tmp_path / n).read_text()) for n in ("first.json", "next.json"))
+    heavy = ("pydantic", "pydantic_core", "reconciler.spec.models", "reconciler.spec.loading",
+             "reconciler.planning")
+    assert [m for m in heavy if m not in first] == []
+    assert [m for m in after if m.split(".")[0] in ("pydantic", "pydantic_core")
+            or m in heavy] == []
+    assert len(after) < len(first) / 2

@@ -170,18 +170,24 @@ def test_the_code_identity_follows_the_dependencies_files_without_importing_them
     import reconciler
     deps = noop_memo.dependency_files()
     assert [name for name, _ in deps] == list(noop_memo.DEPENDENCIES)
-    assert all(listed and all(files for _, files in listed) for _, listed in deps)
+    # each listed, its installation's record with it (tomli's compiled modules, outside
+    # its package, change that record); typing_extensions is one module, not a package
+    assert all(found and all(files for _, files in found[0]) and found[1]
+               for _, found in deps)
     files = reconciler.FILES_AT_START
     base = noop_memo.code_identity(files, deps)
     assert base and base == noop_memo.code_identity(files, noop_memo.dependency_files())
 
     def pydantic_as(change):
-        return [(name, [(root, change(list(fl))) for root, fl in listed]
-                 if name == "pydantic" else listed) for name, listed in deps]
+        return [(name, ([(root, change(list(fl))) for root, fl in found[0]], found[1])
+                 if name == "pydantic" else found) for name, found in deps]
     one_bigger = pydantic_as(lambda fl: fl[:-1] + [(fl[-1][0], fl[-1][1] + 1, *fl[-1][2:])])
     assert noop_memo.code_identity(files, one_bigger) not in (base, b"")
     assert noop_memo.code_identity(files, pydantic_as(lambda fl: None)) == b""
-    gone = [(name, None if name == "tomli" else listed) for name, listed in deps]
+    reinstalled = [(name, (found[0], [(d, (1, 2, 3, 4)) for d, _ in found[1]])
+                    if name == "tomli" else found) for name, found in deps]
+    assert noop_memo.code_identity(files, reinstalled) not in (base, b"")
+    gone = [(name, None if name == "tomli" else found) for name, found in deps]
     assert noop_memo.code_identity(files, gone) not in (base, b"")
     out = subprocess.run([sys.executable, "-c", "import sys, reconciler.noop_memo; "
                           "print(sorted(set(reconciler.noop_memo.DEPENDENCIES) & set(sys.modules)))"],

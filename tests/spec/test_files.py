@@ -158,3 +158,27 @@ def test_the_digest_counts_names_and_content(tmp_path):
     single = tmp_path / "z.toml"
     single.write_text(GOOD + "# a comment\n")
     assert loading.load(single).digest == loading.load(d).digest  # one file, dir or not
+
+
+def test_the_digest_read_without_parsing_is_the_loaders(tmp_path):
+    """``spec.files.digest`` (what a ``--once`` compares with its saved pass's before it
+    parses anything) is the loader's digest, for a directory of nested files, a BOM, CRLF,
+    and what the loader skips; and None wherever the loader would report a problem reading."""
+    from reconciler.spec import files
+    d = tmp_path / "specs"
+    (d / "sub" / "deeper").mkdir(parents=True)
+    (d / ".git").mkdir()
+    (d / "a.toml").write_bytes(b'\xef\xbb\xbf[vg.vg0]\r\nnodes = ["n1"]\r\npvs = ["/dev/vdb"]\r\n')
+    (d / "sub" / "b.toml").write_text('[vg.vg1]\nnodes = ["n1"]\npvs = ["/dev/vdc"]\n')
+    (d / "sub" / "deeper" / "c.toml").write_text('[vg.vg2]\nnodes = ["n2"]\npvs = ["/dev/vdd"]\n')
+    (d / ".git" / "x.toml").write_text("not read")
+    (d / ".x.toml").write_text("not read")
+    (d / "notes.txt").write_text("not read")
+    assert files.digest(d) == loading.load(d).digest
+    assert files.digest(d / "a.toml") == loading.load(d / "a.toml").digest
+    (d / "bad\x1b.toml").write_text(GOOD.replace("vg0", "vg3"))
+    assert files.digest(d) is None
+    (d / "bad\x1b.toml").unlink()
+    os.symlink(d / "gone", d / "dangling.toml")
+    assert files.digest(d) is None
+    assert files.digest(tmp_path / "missing.toml") is None
