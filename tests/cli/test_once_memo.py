@@ -12,6 +12,7 @@ from support import M
 from support.nodes import Nodes
 from support.specs import write
 
+import reconciler
 from reconciler import cli, controller, noop_memo, planning, runner
 from reconciler.simulate import SimulatedHost
 
@@ -198,3 +199,66 @@ def test_another_nodes_target_keys_the_same_before_and_after_parsing(tmp_path, h
     monkeypatch.setattr(cli, "_load_spec", lambda *a, **kw: parsed.append(1))
     again = _text_once(tmp_path, host, capsys, spec, "--node", "node-1")
     assert again[0] == 0 and again[1].out == first[1].out and not parsed and not planned
+
+
+def test_a_spec_edited_to_be_invalid_is_refused_though_a_pass_is_saved(tmp_path, host,
+                                                                     capsys):
+    (tmp_path / "run").mkdir(mode=0o700)
+    spec = write(SPEC, tmp_path)
+    assert _text_once(tmp_path, host, capsys, spec, "--node", "node-1")[0] == 0
+    spec.write_text(spec.read_text().replace('size = "8M"', 'size = "eight"'))
+    code, out, ran = _text_once(tmp_path, host, capsys, spec, "--node", "node-1")
+    assert code == 1 and "invalid spec" in out.err and not ran
+
+
+def test_a_blocked_saved_pass_says_the_same_in_every_output(tmp_path, host, capsys,
+                                                            monkeypatch):
+    """A plan that is blocked (a VG whose PV is not there) with nothing to do is saved and
+    used: exit 1 with the reason, in text and JSON, with --detailed-exitcodes too."""
+    (tmp_path / "run").mkdir(mode=0o700)
+    planned = []
+    plan = planning.plan
+    monkeypatch.setattr(planning, "plan", lambda *a, **kw: planned.append(1) or plan(*a, **kw))
+    spec = write({"vg": {**SPEC["vg"], "vg9": {"nodes": ["node-1"], "pvs": ["/dev/vdz"]}}},
+                 tmp_path)
+    for extra in ((), ("--output", "json"), ("--detailed-exitcodes",)):
+        first = _text_once(tmp_path, host, capsys, spec, "--node", "node-1", *extra)
+        again = _text_once(tmp_path, host, capsys, spec, "--node", "node-1", *extra)
+        assert first[0] == again[0] == 1 and "/dev/vdz" in first[1].out
+        strip = (lambda t: "\n".join(line for line in t.splitlines() if "duration_s" not in line))
+        assert strip(again[1].out) == strip(first[1].out)
+        assert [c.argv for c in again[2]] == [c.argv for c in first[2]]
+    assert len(planned) == 1  # the first pass planned; the five after it used its plan
+
+
+def test_the_same_bytes_elsewhere_use_it_and_their_own_permissions_are_checked(
+        tmp_path, host, capsys, monkeypatch):
+    (tmp_path / "run").mkdir(mode=0o700)
+    spec = write(SPEC, tmp_path)
+    assert _text_once(tmp_path, host, capsys, spec, "--node", "node-1")[0] == 0
+    parsed = []
+    real = cli._load_spec
+    monkeypatch.setattr(cli, "_load_spec", lambda *a, **kw: parsed.append(1) or real(*a, **kw))
+    (tmp_path / "copy").mkdir()
+    copy = tmp_path / "copy" / spec.name
+    copy.write_bytes(spec.read_bytes())
+    assert _text_once(tmp_path, host, capsys, copy, "--node", "node-1")[0] == 0 and not parsed
+    os.chmod(tmp_path / "copy", 0o777)
+    code, out, ran = _text_once(tmp_path, host, capsys, copy, "--node", "node-1")
+    assert code == 1 and "spec refused (permissions)" in out.err and not ran
+
+
+def test_a_dependency_changed_since_the_pass_was_saved_parses_again(tmp_path, host, capsys,
+                                                                   monkeypatch):
+    """pydantic upgraded between two --once: the key differs, the spec is parsed."""
+    (tmp_path / "run").mkdir(mode=0o700)
+    spec = write(SPEC, tmp_path)
+    assert _text_once(tmp_path, host, capsys, spec, "--node", "node-1")[0] == 0
+    deps = [(name, (found[0], [(d, (0, 0, 0, 0)) for d, _ in found[1]])
+             if name == "pydantic" else found) for name, found in noop_memo.DEPENDENCIES_AT_START]
+    monkeypatch.setattr(noop_memo, "IMPORTED", noop_memo.code_identity(
+        reconciler.FILES_AT_START, deps))
+    parsed = []
+    real = cli._load_spec
+    monkeypatch.setattr(cli, "_load_spec", lambda *a, **kw: parsed.append(1) or real(*a, **kw))
+    assert _text_once(tmp_path, host, capsys, spec, "--node", "node-1")[0] == 0 and parsed

@@ -123,3 +123,16 @@ def _check(argv, code, err):
     assert "Traceback" not in err, (argv, err)
     if code == 1:
         assert "error" in err, (argv, err)
+
+
+@pytest.mark.parametrize("argv", [["--out", "plan.json"], ["--wait-timeout", "5s"]])
+def test_an_option_without_its_partner_is_refused_before_the_spec_is_read(reconcile, tmp_path,
+                                                                          argv):
+    """Usage first: nothing read, no lock taken, for a command line that is refused (a
+    spec that is not even TOML is not reported)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("this is not [ TOML")
+    code, out, err = reconcile("--once", "--spec", str(bad), "--lock-file",
+                               str(tmp_path / "lock"), *argv)
+    assert code == 1 and "goes with" in err and "TOML" not in err
+    assert not (tmp_path / "lock").exists()
