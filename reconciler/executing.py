@@ -201,6 +201,10 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
                 if done == 0:
                     _check_taken(action, now, runner, sleep)
                 while done < len(commands):
+                    if done:  # what a command before it should have freed: verified free
+                        again = action.takes_before(done)
+                        if again:
+                            _check_taken(action, now, runner, sleep, takes=again)
                     result = runner.run(commands[done])
                     ran.append(result)
                     if not result.ok:
@@ -358,7 +362,8 @@ def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
 
 
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 takes: tuple[taking.Take, ...] | None = None) -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
     the uses the last observed state shows (its mounts replaced by those the kernel lists
     now, when it can be read and the device's number is known), every
@@ -369,8 +374,11 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     for holders as sysfs lists them now (every taken device's holders are read now: they
     are what explains the kernel's EBUSY on a PV of an active VG). A take whose own holders
     are its VG's LV maps (vgexport: ``Take.maps_of``) has each holder told by its dm uuid
-    now (``_map_now``): any other refuses it, named."""
-    takes = action.takes_devices()
+    now (``_map_now``): any other refuses it, named. ``takes``: checked between two of the
+    step's commands (``Action.takes_before``) instead of its own, where what observation
+    recorded before the step is stale: the holders are those sysfs lists now."""
+    between = takes is not None
+    takes = action.takes_devices() if takes is None else takes
     if not takes:
         return
     devices = tuple(dict.fromkeys(t.device for t in takes))
@@ -393,7 +401,7 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         if mounted is not None and family:  # the kernel's mounts now, not observation's
             found = [u for u in found if u.kind != "mount"]
         holders = {devno: _holders_now(runner, devno, action.host) for devno, _ in family}
-        if take.maps_of is not None and family and None not in holders.values():
+        if (take.maps_of is not None or between) and family and None not in holders.values():
             # whose maps the holders are is read now (_map_now): a map gone since
             # observation (its dm-N perhaps another map's now) is not judged
             found = [u for u in found if u.kind != "holder"]

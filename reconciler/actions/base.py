@@ -98,6 +98,13 @@ class Action:
         return tuple(Take(d, Effect.TAKES_AWAY, self.exclusive_role(d))
                      for d in self.exclusive_devices())
 
+    def takes_before(self, index: int) -> tuple[Take, ...]:
+        """What the step takes, checked again by the executor right before its command
+        ``index`` (after the first; the first's check is ``takes_devices``): a command that
+        should have freed a device is verified to have, before the one that gives it away
+        (``ExportVg``: ``vgchange -an``, then ``vgexport``). None by default."""
+        return ()
+
     def exclusive_devices(self) -> tuple[str, ...]:
         """The older form of ``takes_devices`` (devices it overwrites or stops); declare
         ``takes_devices`` instead."""
