@@ -442,6 +442,7 @@ def save(path: str, want: bytes, transcript: Transcript, plan: actions.Plan,
     if why:
         raise ValueError(why)
     d, name = os.path.split(os.path.abspath(path))
+    _forget_leftovers(d, name)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=d)  # O_EXCL, 0600
     try:
         with os.fdopen(fd, "wb") as f:
@@ -454,6 +455,28 @@ def save(path: str, want: bytes, transcript: Transcript, plan: actions.Plan,
         except OSError:
             pass
         raise
+
+
+LEFTOVER_S = 600.0  # a temporary file older than this is no save in progress
+
+
+def _forget_leftovers(directory: str, name: str) -> None:
+    """The temporary files of saves a killed process left (``.NAME.*.tmp``, regular, this
+    user's, older than ``LEFTOVER_S``: a save writes and renames its own in well under a
+    second), removed; one of another save under way is younger and stays."""
+    import time
+    now = time.time()
+    try:
+        with os.scandir(directory) as entries:
+            for e in entries:
+                if not (e.name.startswith(f".{name}.") and e.name.endswith(".tmp")):
+                    continue
+                st = e.stat(follow_symlinks=False)
+                if (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+                        and now - st.st_mtime > LEFTOVER_S):
+                    os.unlink(e.path)
+    except OSError:
+        pass
 
 
 def forget(path: str) -> None:

@@ -405,3 +405,22 @@ def test_the_commands_fields_are_all_kept_and_asked_again():
             return CommandResult(command=c, rc=0, stdout="", stderr="")
     noop_memo._ask(Host(), lambda p: None, "run", args)
     assert seen == [cmd]
+
+
+def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
+    """A process killed between the temporary file and its rename leaves a
+    ``.once-memo.*.tmp``; the next save removes such leftovers (older than a save takes),
+    not a younger one (another save under way) nor anything else."""
+    nodes, _, loaded, memo = _settled(tmp_path)
+    d = os.path.dirname(memo)
+    old, young, other = (os.path.join(d, n) for n in (
+        ".once-memo.abc123.tmp", ".once-memo.def456.tmp", ".other.abc.tmp"))
+    for f in (old, young, other):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+    past = os.stat(old).st_mtime - noop_memo.LEFTOVER_S - 60
+    os.utime(old, (past, past))
+    os.utime(other, (past, past))
+    nodes.one_pass(NODE, loaded, memo=memo)
+    assert os.path.exists(memo)
+    assert not os.path.exists(old) and os.path.exists(young) and os.path.exists(other)
