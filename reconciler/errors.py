@@ -81,14 +81,18 @@ class DeviceInUse(UnsafePlan):
     """A step would take away, overwrite or export a device in use here: each of
     ``refused`` is (what the device is to the step, the device, the processes that have it
     open, the whole refusal in words: "the disk /dev/sdb is mounted at /mnt, open by pid
-    42 (qemu)")."""
+    42 (qemu)"). ``lead``: what was not run ("not run": the step; between two of its
+    commands, the command not run and those done). ``only_processes``: every use found is
+    a process's open (one may soon be gone)."""
 
     def __init__(self, refused: Sequence[tuple[str, str, tuple[str, ...], str]],
-                 advice: str = "stop it first"):
+                 advice: str = "stop it first", *, lead: str = "not run",
+                 only_processes: bool = False):
         self.refused = tuple(refused)
         self.device = self.refused[0][1]
         self.openers = tuple(p for r in self.refused for p in r[2])
-        super().__init__(f"not run: {'; '.join(r[3] for r in self.refused)}; {advice} (the "
+        self.only_processes = only_processes
+        super().__init__(f"{lead}: {'; '.join(r[3] for r in self.refused)}; {advice} (the "
                          f"step takes the device away, writes over it, exports it or copies "
                          f"it: never under a user of it)")
 

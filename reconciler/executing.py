@@ -14,7 +14,9 @@ The rules, all about not making things worse:
   device is in use here: a PV of a VG active here, mounted, held (the state observed last),
   or open by any process or swap (``Runner.openers``, asked right before the step's first
   command, never on passes that do not need it). Once a command of the step has run, the
-  step is not refused half way on a retry;
+  step is not refused half way on a retry, except where the step says what its commands
+  so far should have freed (``Action.takes_before``: vgexport only once ``vgchange -an``
+  has freed the PVs), which is checked again right before the next command;
 * after a step's commands succeed the state is observed again and the step must be done
   (or, for a long operation, visibly started): exit code 0 is not proof (``NotConverged``);
 * the dependents of a failed step are skipped, the dependents of a started long operation
@@ -202,9 +204,7 @@ def _apply_step(step: actions.Step, runner: Runner, observe: Callable[[], state.
                     _check_taken(action, now, runner, sleep)
                 while done < len(commands):
                     if done:  # what a command before it should have freed: verified free
-                        again = action.takes_before(done)
-                        if again:
-                            _check_taken(action, now, runner, sleep, takes=again)
+                        _check_between(action, now, runner, sleep, commands, done)
                     result = runner.run(commands[done])
                     ran.append(result)
                     if not result.ok:
@@ -361,9 +361,54 @@ def _claim(probe: bool | str, found: list[taking.Use]) -> taking.Use | None:
                       else "kernel")
 
 
+def _shown(cmd) -> str:
+    return "`" + " ".join(cmd.argv) + "`"
+
+
+def _check_between(action: actions.Action, st: state.HostState, runner: Runner,
+                   sleep: Callable[[float], None], commands: tuple, done: int) -> None:
+    """``Action.takes_before(done)`` checked right before command ``done`` of the step (the
+    ones before it ran): what they should have freed is free now, or the step fails there,
+    saying what was done and what was not. A process's open alone (a udev-started ``lvm``
+    reading the disk after the metadata it just wrote) is waited out for up to
+    ``UDEV_WAIT_S``, then counts; a holder counts at once."""
+    takes = action.takes_before(done)
+    if not takes:
+        return
+    lead = (f"{_shown(commands[done])} not run (done: "
+            f"{', '.join(_shown(c) for c in commands[:done])})")
+    waited = 0.0
+    while True:
+        try:
+            _check_taken(action, st, runner, sleep, takes=takes, lead=lead)
+            return
+        except errors.DeviceInUse as exc:
+            if not exc.only_processes or waited >= UDEV_WAIT_S:
+                raise
+        sleep(UDEV_POLL_S)
+        waited += UDEV_POLL_S
+
+
+def _named_now(runner: Runner, use: taking.Use, device: str, host: str) -> taking.Use:
+    """A holder still there between a step's commands, named as sysfs says now (its dm name
+    and uuid), with where to look."""
+    name, _, on = use.who.partition(" ")
+    if not name.startswith("dm-"):
+        return use
+    try:
+        dm_name = (runner.read(f"/sys/block/{name}/dm/name", host=host) or "").strip()
+        uuid = (runner.read(f"/sys/block/{name}/dm/uuid", host=host) or "").strip()
+    except OSError:
+        dm_name = uuid = ""
+    return taking.Use("holder", f"{name}{' ' + on if on else ''} (device-mapper map "
+                      f"{dm_name or '?'}, uuid {uuid or '?'}, still there; check what it is "
+                      f"and whether anything uses it: dmsetup info {name}, lsblk {device})")
+
+
 def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
                  sleep: Callable[[float], None] = time.sleep,
-                 takes: tuple[taking.Take, ...] | None = None) -> None:
+                 takes: tuple[taking.Take, ...] | None = None,
+                 lead: str = "not run") -> None:
     """Refuse to start a step while a device it takes is in use here (``state.taking``):
     the uses the last observed state shows (its mounts replaced by those the kernel lists
     now, when it can be read and the device's number is known), every
@@ -375,8 +420,9 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
     are what explains the kernel's EBUSY on a PV of an active VG). A take whose own holders
     are its VG's LV maps (vgexport: ``Take.maps_of``) has each holder told by its dm uuid
     now (``_map_now``): any other refuses it, named. ``takes``: checked between two of the
-    step's commands (``Action.takes_before``) instead of its own, where what observation
-    recorded before the step is stale: the holders are those sysfs lists now."""
+    step's commands (``_check_between``) instead of its own, where what observation
+    recorded before the step is stale: the holders are those sysfs lists now, each named by
+    its dm name and uuid, and one that cannot be read refuses; ``lead`` says what was run."""
     between = takes is not None
     takes = action.takes_devices() if takes is None else takes
     if not takes:
@@ -401,7 +447,12 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         if mounted is not None and family:  # the kernel's mounts now, not observation's
             found = [u for u in found if u.kind != "mount"]
         holders = {devno: _holders_now(runner, devno, action.host) for devno, _ in family}
-        if (take.maps_of is not None or between) and family and None not in holders.values():
+        if between:  # what the step's commands left is what sysfs lists now
+            found = [u for u in found if u.kind != "holder"]
+            found += [taking.Use("holder", f"what /sys/dev/block/{a}:{b}/holders/ lists (it "
+                                 f"cannot be read now)") for (a, b), h in holders.items()
+                      if h is None]
+        elif take.maps_of is not None and family and None not in holders.values():
             # whose maps the holders are is read now (_map_now): a map gone since
             # observation (its dm-N perhaps another map's now) is not judged
             found = [u for u in found if u.kind != "holder"]
@@ -417,6 +468,9 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
         if vg is not None:  # whose maps its holders are, by their dm uuid now
             found = [_map_now(runner, st, u, vg, take.device, action.host)
                      if u.kind == "holder" else u for u in found]
+        elif between:
+            found = [_named_now(runner, u, take.device, action.host)
+                     if u.kind == "holder" else u for u in found]
         found += [taking.Use("process", who) for who in opened.get(take.device, ())]
         claim = _claim(claimed.get(take.device, False), found)
         if claim is not None:
@@ -429,7 +483,8 @@ def _check_taken(action: actions.Action, st: state.HostState, runner: Runner,
                             taking.refusal(take, uses)))
     if refused:
         raise errors.DeviceInUse(refused, "stop it first" if only_processes
-                                 else "take it out of use here first")
+                                 else "take it out of use here first", lead=lead,
+                                 only_processes=only_processes)
 
 
 def _verify(step: actions.Step, st: state.HostState, res: StepResult) -> StepResult:

@@ -461,22 +461,27 @@ LEFTOVER_S = 600.0  # a temporary file older than this is no save in progress
 
 
 def _forget_leftovers(directory: str, name: str) -> None:
-    """The temporary files of saves a killed process left (``.NAME.*.tmp``, regular, this
-    user's, older than ``LEFTOVER_S``: a save writes and renames its own in well under a
-    second), removed; one of another save under way is younger and stays."""
+    """The temporary files of saves a killed process left (``.NAME.XXXXXXXX.tmp``, the
+    shape ``save`` makes them in; regular, this user's, older than ``LEFTOVER_S``: a save
+    writes and renames its own in well under a second), removed; one of another save under
+    way is younger and stays."""
+    import re
     import time
+    shape = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.tmp")
     now = time.time()
     try:
         with os.scandir(directory) as entries:
-            for e in entries:
-                if not (e.name.startswith(f".{name}.") and e.name.endswith(".tmp")):
-                    continue
-                st = e.stat(follow_symlinks=False)
-                if (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
-                        and now - st.st_mtime > LEFTOVER_S):
-                    os.unlink(e.path)
+            found = [e for e in entries if shape.fullmatch(e.name)]
     except OSError:
-        pass
+        return
+    for e in found:
+        try:
+            st = e.stat(follow_symlinks=False)
+            if (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+                    and now - st.st_mtime > LEFTOVER_S):
+                os.unlink(e.path)
+        except OSError:
+            continue
 
 
 def forget(path: str) -> None:

@@ -811,22 +811,22 @@ class ExportVg(LvmAction):
 
     def takes_devices(self) -> tuple[Take, ...]:
         # Its own VG and its LVs' device-mapper maps (its vgchange -an removes them, which is
-        # verified before vgexport: takes_before) are its own uses; a mounted or open LV fails vgchange -an itself. Any other holder (a
-        # multipath map, dm-crypt, another VG's LV, md, DRBD) is not: the executor tells
-        # them by their dm uuid (Take.maps_of).
+        # verified before vgexport: takes_before) are its own uses; a mounted or open LV
+        # fails vgchange -an itself. Any other holder (a multipath map, dm-crypt, another
+        # VG's LV, md, DRBD) is not: the executor tells them by their dm uuid (Take.maps_of).
         return tuple(Take(d, Effect.TAKES_AWAY, "the PV", allow=(f"pv:{self.vg}",
                                                                  f"lvmap:{self.vg}"))
                      for d in self.devices)
 
     def takes_before(self, index: int) -> tuple[Take, ...]:
         # Between vgchange -an and vgexport: no map may hold a PV any more, its own included.
-        # Maps of the VG that vgchange -an leaves (lvmlockd's lvmlock LV; one left by a
-        # crashed lvconvert or pvmove, or of an LV another host removed while it was active
-        # here, perhaps mounted) would keep using a disk that vgexport hands over.
+        # A map of the VG that vgchange -an leaves (one left by a crashed lvconvert or
+        # pvmove, or of an LV another host removed while it was active here, perhaps
+        # mounted) would keep using a disk that vgexport hands over.
         if index != 1:
             return ()
-        return tuple(Take(d, Effect.TAKES_AWAY, "after vgchange -an, the PV",
-                          allow=(f"pv:{self.vg}",)) for d in self.devices)
+        return tuple(Take(d, Effect.TAKES_AWAY, "the PV", allow=(f"pv:{self.vg}",))
+                     for d in self.devices)
 
     def is_done(self, st: state.HostState) -> bool:
         vg = st.vgs.get(self.vg)

@@ -413,14 +413,18 @@ def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
     not a younger one (another save under way) nor anything else."""
     nodes, _, loaded, memo = _settled(tmp_path)
     d = os.path.dirname(memo)
-    old, young, other = (os.path.join(d, n) for n in (
-        ".once-memo.abc123.tmp", ".once-memo.def456.tmp", ".other.abc.tmp"))
-    for f in (old, young, other):
+    old, young, other, longer = (os.path.join(d, n) for n in (
+        ".once-memo.abc123_x.tmp", ".once-memo.def456_y.tmp", ".other.abc123_x.tmp",
+        ".once-memo.other.abc123_x.tmp"))  # (the last: another memo's, named once-memo.other)
+    for f in (old, young, other, longer):
         with open(f, "wb") as fh:
             fh.write(b"partial")
     past = os.stat(old).st_mtime - noop_memo.LEFTOVER_S - 60
-    os.utime(old, (past, past))
-    os.utime(other, (past, past))
+    for f in (old, other, longer):
+        os.utime(f, (past, past))
+    os.symlink(memo + ".elsewhere", os.path.join(d, ".once-memo.zzzzzzzz.tmp"))
     nodes.one_pass(NODE, loaded, memo=memo)
     assert os.path.exists(memo)
-    assert not os.path.exists(old) and os.path.exists(young) and os.path.exists(other)
+    assert not os.path.exists(old)
+    assert all(os.path.lexists(f) for f in (young, other, longer,
+                                            os.path.join(d, ".once-memo.zzzzzzzz.tmp")))
