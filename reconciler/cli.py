@@ -652,7 +652,7 @@ def _prepare_once(args: argparse.Namespace):
             env, notes = _environment(args, iscsi_targets=bool(loaded.spec.iscsi_target))
         else:
             notes = []
-            if loaded.spec.iscsi_target:  # the spec changed since: it holds a target now
+            if loaded.spec.iscsi_target:  # (another node's, or one added since the try)
                 from reconciler.adapters import iscsi
                 env = dataclasses.replace(env, lio_applier=iscsi.applier_problem())
     except errors.ReconcilerError as exc:
