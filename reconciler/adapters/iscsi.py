@@ -621,13 +621,18 @@ def apply_target(desired: dict) -> str:
                                  f"{luns[n].storage_object.udev_path}, not {device}")
             continue
         so = next((s for s in root.storage_objects if s.name == f"{prefix}{n}"), None)
+        if so is not None and so.udev_path != device:
+            if list(so.attached_luns):  # exported by some LUN: never taken from it here
+                raise ApplyError(f"storage object {so.name} exports {so.udev_path}, not "
+                                 f"{device}, and a LUN exports it")
+            # an earlier apply's, unattached, over another device or the same one spelled
+            # otherwise (a by-id name for /dev/sdb): it exports nothing; exporting it would
+            # hand the initiator a disk nobody asked for as this LUN, or keep a spelling the
+            # spec no longer has: made again over the spec's device
+            so.delete()
+            so = None
         if so is None:
             so = rtslib_fb.BlockStorageObject(f"{prefix}{n}", dev=device)
-        elif so.udev_path != device:
-            # an earlier apply's, for another device: exporting it would hand the initiator
-            # a disk nobody asked for as this LUN
-            raise ApplyError(f"storage object {so.name}, made by an earlier apply, exports "
-                             f"{so.udev_path}, not {device}")
         luns[n] = rtslib_fb.LUN(tpg, n, so)
     acls = {a.node_wwn: a for a in tpg.node_acls}
     for initiator in desired["acls"]:

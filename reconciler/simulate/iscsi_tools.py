@@ -159,11 +159,17 @@ def _applier(host: Machine, argv: tuple[str, ...], stdin: str | None) -> Out:
             continue
         leftover = next((so for so in side.backstores if so.split("/", 1)[1] == f"{prefix}{n}"),
                         None)
+        if leftover is not None and side.backstores[leftover] != dev:
+            used = {so for tg in side.targets.values() for so in tg.luns.values()}
+            if leftover in used:
+                return Out(3, stderr=[f"reconciler-iscsi: storage object {prefix}{n} exports "
+                                      f"{side.backstores[leftover]}, not {dev}, and a LUN "
+                                      f"exports it\n"])
+            # the applier deletes its own unattached leftover over another device (or the
+            # same spelled otherwise) and makes it again over the spec's
+            side.backstores.pop(leftover)
+            leftover = None
         if leftover is not None:  # the applier reuses its own storage object by name
-            if side.backstores[leftover] != dev:
-                return Out(3, stderr=[f"reconciler-iscsi: storage object {prefix}{n}, made by "
-                                      f"an earlier apply, exports {side.backstores[leftover]}, "
-                                      f"not {dev}\n"])
             t.luns[n] = leftover
             continue
         if host.model.device(dev) is None and host.lv_by_path(dev) is None:

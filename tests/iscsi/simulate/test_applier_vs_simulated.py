@@ -131,10 +131,14 @@ REQUEST = {"iqn": IQN, "name": "export0", "portals": [], "luns": {"0": "/dev/vdb
     (None, (), None, {0: "/dev/vdb"}),
     (None, ("/dev/vdb",), None, {}),  # claimed: rtslib's refusal
     (("export0_lun0", "/dev/vdb"), (), None, {0: "/dev/vdb"}),  # its own leftover: reused
-    # a leftover of an earlier request over another device: never exported as LUN 0 instead
-    (("export0_lun0", "/dev/vdc"), (), None, {}),
+    # a leftover of an earlier request over another device: never exported as LUN 0 instead;
+    # unattached, it exports nothing: made again over the spec's device
+    (("export0_lun0", "/dev/vdc"), (), None, {0: "/dev/vdb"}),
+    # the same, the spec's device claimed: refused as for a new one, the leftover gone
+    (("export0_lun0", "/dev/vdc"), ("/dev/vdb",), None, {}),
     (None, (), "/dev/vdc", {0: "/dev/vdc"}),  # LUN 0 exports another device: left, refused
-], ids=["free", "claimed", "own-leftover", "leftover-of-another-device", "lun-of-another"])
+], ids=["free", "claimed", "own-leftover", "leftover-of-another-device",
+        "leftover-of-another-device-claimed", "lun-of-another"])
 def test_the_simulated_applier_answers_as_the_applier(monkeypatch, capsys, tmp_path,
                                                        leftover, claimed, lun0, luns):
     real, real_luns = _real(monkeypatch, capsys, tmp_path, REQUEST, leftover=leftover,
