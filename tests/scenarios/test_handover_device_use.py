@@ -13,12 +13,18 @@ from reconciler import controller
 DD = "pid 4242 (dd)"
 
 
-def test_vgexport_is_refused_while_a_process_holds_a_pv_of_the_vg_open(tmp_path):
+def _at_commit1(tmp_path) -> Move:
+    """Both servers converged on the first commit (the old one's disks on the new SAN)."""
     move = Move(tmp_path)
-    old = move.old
     c1 = move.commit(COMMIT1)
     assert move.converge("new", c1).exit_code == 0
     assert move.converge("old", c1).exit_code == 0
+    return move
+
+
+def test_vgexport_is_refused_while_a_process_holds_a_pv_of_the_vg_open(tmp_path):
+    move = _at_commit1(tmp_path)
+    old = move.old
     old.open_device(LUN0, 4242, "dd")
     c2 = move.commit(COMMIT2)
     r = move.converge("old", c2)
@@ -41,11 +47,8 @@ def test_vgexport_is_refused_while_a_map_not_of_its_vg_holds_a_pv(tmp_path):
     (here a multipath map, told by its dm uuid, read in sysfs right before the step) is no
     use of vgexport's: refused naming it, with what to check; done once it has gone. The
     VG's own LVs' maps, active until its vgchange -an, are its own."""
-    move = Move(tmp_path)
+    move = _at_commit1(tmp_path)
     old = move.old
-    c1 = move.commit(COMMIT1)
-    assert move.converge("new", c1).exit_code == 0
-    assert move.converge("old", c1).exit_code == 0
     old.add_device("/dev/mapper/mpatha", 1 << 30, major=253, minor=60, dm_uuid=MPATH_UUID)
     old.hold(LUN0, "dm-60")
     c2 = move.commit(COMMIT2)
@@ -71,11 +74,8 @@ def test_vgexport_is_refused_when_a_map_of_its_vg_outlives_its_vgchange_an(tmp_p
     removed while it was active here, perhaps mounted) is the step's own before its
     ``vgchange -an``, and must be gone after it: checked again between the two commands,
     refused naming it before vgexport hands the disk over; done once it has gone."""
-    move = Move(tmp_path)
+    move = _at_commit1(tmp_path)
     old = move.old
-    c1 = move.commit(COMMIT1)
-    assert move.converge("new", c1).exit_code == 0
-    assert move.converge("old", c1).exit_code == 0
     left: list[str] = []
     real = old.run
 
@@ -111,11 +111,8 @@ def test_a_process_that_opens_a_pv_after_vgchange_an_for_a_moment_is_waited_out(
         tmp_path, monkeypatch):
     """Right after vgchange -an, a process's open alone (a udev-started lvm reading the
     disk) is waited out for a few seconds before vgexport; a holder is not (above)."""
-    move = Move(tmp_path)
+    move = _at_commit1(tmp_path)
     old = move.old
-    c1 = move.commit(COMMIT1)
-    assert move.converge("new", c1).exit_code == 0
-    assert move.converge("old", c1).exit_code == 0
     real_run, real_openers = old.run, old.openers
     seen: list[dict] = []
 
@@ -143,11 +140,8 @@ def test_holders_that_cannot_be_read_after_vgchange_an_refuse_vgexport(tmp_path,
     """Between vgchange -an and vgexport the holders are what sysfs lists then: when it
     cannot be read, vgexport is refused saying so, not judged on the maps observed before
     vgchange -an removed them."""
-    move = Move(tmp_path)
+    move = _at_commit1(tmp_path)
     old = move.old
-    c1 = move.commit(COMMIT1)
-    assert move.converge("new", c1).exit_code == 0
-    assert move.converge("old", c1).exit_code == 0
     real_run, real_read = old.run, old.read
     after: list[int] = []
 
