@@ -16,11 +16,12 @@ what the pass read rather than on what it built from it:
   state: each read it makes is decided by the answers before it;
 * the **key**: the spec's digest (every file's name and bytes), the node, the settings of
   the environment planning sees, what the caller decided from its own arguments (the
-  CLI: whether the node was named), the Python that runs, this package's version and its
+  CLI: ``--node`` as given), the Python that runs, this package's version and its
   files (``reconciler.FILES_AT_START``: name, size, modification and change times, inode),
   as they were when the package was first imported and again when the pass is saved, and
-  likewise the files of pydantic, pydantic-core and tomli (they build the spec's values;
-  known by their files, so that none of them is imported to tell).
+  likewise the files of pydantic, pydantic-core, tomli and pydantic's own dependencies,
+  with each one's installation RECORD (they build the spec's values; known by their files,
+  so that none of them is imported to tell).
 
 The next ``--once`` with the same key asks the same reads again, in the same order, and
 compares each answer's digest as it comes (``check``): the first that differs, or raises,
