@@ -160,28 +160,72 @@ def test_a_stuck_process_is_remembered_by_the_next_runner(tmp_path):
 
 
 @pytest.mark.real_process
-def test_run_returns_when_a_descendant_keeps_the_output_open(tmp_path):
-    """A killed command whose child escaped its process group and holds stdout: the
-    reap is waited for a bounded time, not until the child closes the pipe."""
+def test_a_killed_command_returns_at_its_kill_though_a_descendant_keeps_the_output(tmp_path):
+    """A killed command whose child escaped its process group and holds stdout: run()
+    returns once the command itself is reaped (its output goes to a file, not a pipe whose
+    last writer would have to close it), with what it wrote before it was killed."""
     pidfile = tmp_path / "child"
     cmd = Command(argv=script(f"""
-        import signal, subprocess, time
+        import signal, subprocess, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         child = subprocess.Popen(["sleep", "60"], start_new_session=True)
         open({str(pidfile)!r}, "w").write(str(child.pid))
+        print("written before the kill", flush=True)
         time.sleep(60)
         """), timeout=START)
     try:
         t0 = time.monotonic()
-        r = SubprocessRunner(term_grace=0.5, reap_wait=1.0).run(cmd)
-        # bounded: the timeout, the grace, the reap wait and slack for a loaded machine,
-        # far below the 60 s the child would keep the pipe open
-        assert time.monotonic() - t0 < START + 0.5 + 1.0 + 5.0
-        assert r.timed_out and r.stuck_pid is None
-        assert "still holds its output open" in r.stderr
+        r = SubprocessRunner(term_grace=0.5, reap_wait=30.0).run(cmd)
+        # the timeout, the grace and slack for a loaded machine: not the 30 s reap wait,
+        # nor the 60 s the child keeps the output open
+        assert time.monotonic() - t0 < START + 0.5 + 5.0
+        assert r.timed_out and r.stuck_pid is None and r.rc == 124
+        assert r.stderr.endswith("still running after 0.5 s: killed with SIGKILL")
+        assert r.stdout == "written before the kill\n"
     finally:
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.real_process
+def test_a_command_that_exits_returns_at_once_though_what_it_started_keeps_its_output(tmp_path):
+    """A command that starts a daemon of its own (its own session, stdout inherited) and
+    exits 0 is done when it exits: through a pipe, run() would have waited for the daemon
+    to close it, then timed the command out."""
+    pidfile = tmp_path / "child"
+    cmd = Command(argv=script(f"""
+        import subprocess
+        child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        open({str(pidfile)!r}, "w").write(str(child.pid))
+        print("started")
+        """), timeout=30.0)
+    try:
+        t0 = time.monotonic()
+        r = SubprocessRunner().run(cmd)
+        assert time.monotonic() - t0 < 15.0
+        assert r.ok and r.stdout == "started\n" and not r.timed_out
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.real_process
+def test_output_is_text_as_the_tools_wrote_it_and_input_reaches_the_command():
+    """Input is written to the command's stdin; stdout and stderr come back apart, line
+    ends made plain, bytes that are not UTF-8 replaced rather than failing the pass, and
+    an output far larger than a pipe's buffer complete."""
+    r = SubprocessRunner().run(Command(argv=script("""
+        import sys
+        data = sys.stdin.read()
+        sys.stdout.buffer.write(data.upper().encode() + b"a\\r\\nb\\rc\\n" + b"x" * 3_000_000)
+        sys.stderr.buffer.write(b"label \\xff\\xfe\\n")
+        sys.exit(3)
+        """), input="pvs\n", mutates=False, timeout=60.0))
+    assert r.rc == 3 and not r.timed_out
+    assert r.stdout.startswith("PVS\na\nb\nc\n") and len(r.stdout) == 10 + 3_000_000
+    assert r.stderr == "label \ufffd\ufffd\n"
+    missing = SubprocessRunner().run(Command(argv=("no-such-tool-here",), mutates=False))
+    assert missing.rc == 127 and "not found" in missing.stderr
 
 
 @pytest.mark.real_process
