@@ -24,7 +24,13 @@ and pile up behind it, and a host with a device that does not answer is no place
 data. Every pass then fails at once with that reason until the process is gone; with a
 ``stuck_file`` the process is remembered (pid and start time) for the next reconciler
 process too (a new ``--once``, a restarted daemon). An
-orphaned ``lvs`` holding a VG lock is worse than a failed pass.
+orphaned ``lvs`` holding a VG lock is worse than a failed pass. After a timeout the
+command's whole process group is waited for, not only the command: a helper it started
+(drbdsetup, fsadm) is killed with it, and abandoned like it if it cannot die.
+
+A command's output goes to anonymous files (``_capture_file``), read once it has exited,
+and its exit is seen the moment it happens (a pidfd): a command is done when its own
+process is, however long something it started keeps its output open.
 
 ``openers`` answers who has a block device open right now (every process's descriptors
 in /proc, and swap): a plain ``open()`` of a raw disk (a VM, a database) is invisible to
@@ -35,7 +41,10 @@ host, so the executor asks only right before a step that overwrites or stops a d
 from __future__ import annotations
 
 import errno
+import fcntl
+import math
 import os
+import select
 import signal
 import stat
 import subprocess
@@ -142,6 +151,11 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
+# memfd_create's MFD_NOEXEC_SEAL (Linux 6.3; older kernels refuse it with EINVAL, newer
+# ones warn once without it or without MFD_EXEC), not in ``os`` before Python 3.12.
+_MFD_NOEXEC_SEAL = 0x0008
+
+
 def _capture_file(name: str) -> int:
     """An anonymous file in memory for one stream of a command's output.
 
@@ -149,10 +163,18 @@ def _capture_file(name: str) -> int:
     on one busy CPU every write to a pipe can wake this process to read a few kilobytes,
     and ``lvm fullreport`` on 1,000 LVs (0.8 MB of JSON) took about 5 % longer through a
     pipe than written to a file (bench/bench_lab.py's guest). The output is read once the
-    command has exited; a process it started that keeps the descriptor cannot delay that.
+    command has exited (``_captured``); a process it started that keeps the descriptor
+    cannot delay that. A tool that opens ``/dev/stdout`` anew writes from the start of the
+    file (``>`` truncates it); none of those the adapters run does.
     """
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
-        return os.memfd_create(f"reconciler-{name}", os.MFD_CLOEXEC)
+        try:
+            return os.memfd_create(f"reconciler-{name}", flags | _MFD_NOEXEC_SEAL)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            return os.memfd_create(f"reconciler-{name}", flags)
     except (AttributeError, OSError):  # no memfd (kernel < 3.17): an unlinked temporary file
         import tempfile
 
@@ -161,15 +183,139 @@ def _capture_file(name: str) -> int:
 
 
 def _captured(fd: int) -> str:
-    """What a command wrote to ``fd`` (a ``_capture_file``), as text: UTF-8 with invalid
-    bytes replaced (a tool may print a label or a path in another encoding), and line ends
-    as ``text=True`` gave them."""
+    """What a command that has exited wrote to ``fd`` (a ``_capture_file``), as text: UTF-8
+    with invalid bytes replaced (a tool may print a label or a path in another encoding),
+    and line ends as ``text=True`` gave them.
+
+    The file is sealed first (a memfd): a process the command left behind that still
+    writes to it gets EPERM (through a pipe it got EPIPE once the pipe was closed), so the
+    size read is the size there is and nothing grows behind it; emptied after."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    except OSError:  # not a memfd (the fallback), or a writable mapping of it (EBUSY)
+        pass
+    size = os.fstat(fd).st_size
     chunks, offset = [], 0
-    while chunk := os.pread(fd, 1 << 20, offset):
+    while offset < size and (chunk := os.pread(fd, size - offset, offset)):
         chunks.append(chunk)
         offset += len(chunk)
+    os.ftruncate(fd, 0)
     text = b"".join(chunks).decode("utf-8", errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+class _Exit:
+    """Waits for a command's process to exit without reaping it, writing its input
+    meanwhile: a pidfd (Linux 5.3) wakes ``poll`` at the exit itself; without one, ``waitid``
+    is asked after sleeps of 0.5 ms growing to 50 ms (what ``Popen.wait`` does). Unreaped,
+    the process keeps its process group id from being reused while the group is signalled
+    and looked for (``SubprocessRunner._stop``)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.fd: int | None = None
+
+    def __enter__(self) -> _Exit:
+        try:
+            self.fd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def exited(self) -> bool:
+        try:
+            flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            return os.waitid(os.P_PID, self.proc.pid, flags) is not None
+        except ChildProcessError:  # reaped already
+            return True
+
+    def _close_input(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def wait(self, timeout: float, data: bytes | None = None) -> bool:
+        """True once the process has exited, False when ``timeout`` seconds pass first.
+        ``data`` is written to its stdin, which is closed once written (or once the process
+        stops reading it); with no ``data`` its stdin, if a pipe, is closed at once."""
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        if self.fd is not None:
+            poller.register(self.fd, select.POLLIN)
+        view, stdin = memoryview(data or b""), None
+        if view and self.proc.stdin is not None and not self.proc.stdin.closed:
+            stdin = self.proc.stdin.fileno()
+            os.set_blocking(stdin, False)
+            poller.register(stdin, select.POLLOUT)
+        else:
+            self._close_input()
+        delay = 0.0005
+        while not self.exited():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.fd is None:
+                left, delay = min(left, delay), min(delay * 2, 0.05)
+            for fd, _ in poller.poll(max(1, math.ceil(left * 1000))):
+                if fd != stdin:
+                    continue
+                try:
+                    view = view[os.write(stdin, view[:_PIPE_CHUNK]):]
+                except BlockingIOError:
+                    continue
+                except OSError:  # EPIPE: it closed its input; what it read is its answer
+                    view = view[:0]
+                if not view:
+                    poller.unregister(stdin)
+                    stdin = None
+                    self._close_input()
+        self._close_input()
+        return True
+
+
+# How much of a command's input one write offers its pipe (a pipe holds 64 KiB).
+_PIPE_CHUNK = 64 * 1024
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` other than its leader (from /proc:
+    the group is field 5 of /proc/PID/stat, the state field 3)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == pgid:
+            continue
+        line = _proc_field(int(name), "stat")
+        fields = line.rsplit(")", 1)[1].split() if line else []
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            found.append(int(name))
+    return sorted(found)
+
+
+def _group_left(leader: _Exit, timeout: float) -> int | None:
+    """After a signal to a command's process group: None once the command has exited and
+    no other process of its group is left, within ``timeout`` seconds; else the pid of one
+    still there (the command's own first). The command is not reaped here."""
+    deadline = time.monotonic() + timeout
+    if not leader.wait(timeout):
+        return leader.proc.pid
+    while members := _group_members(leader.proc.pid):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return members[0]
+        time.sleep(min(0.05, left))
+    return None
+
+
+def _member(proc: subprocess.Popen, who: str) -> str:
+    """``who`` (``_describe_stuck``), said as one of the group if it is not the command."""
+    return who if who.startswith(f"pid {proc.pid} ") else f"{who}, of its process group,"
 
 
 def _proc_field(pid: int, name: str) -> str:
@@ -225,7 +371,9 @@ class SubprocessRunner:
         self.term_grace = term_grace
         self.probe_seconds = PROBE_SECONDS
         self.reap_wait = reap_wait
-        self._stuck: list[tuple[Command, subprocess.Popen]] = []  # abandoned, maybe alive
+        # abandoned, maybe alive: the command, its process, the pid abandoned (that process's
+        # or one of its group's) and that pid's start time
+        self._stuck: list[tuple[Command, subprocess.Popen, int, int | None]] = []
         self.env = dict(os.environ, LC_ALL="C", LANG="C")
         # lvm2 prints a warning per inherited descriptor otherwise; we close them anyway.
         self.env["LVM_SUPPRESS_FD_WARNINGS"] = "1"
@@ -241,82 +389,96 @@ class SubprocessRunner:
         if blocked is not None:
             return CommandResult(command=cmd, rc=124, stdout="", stderr=blocked[1],
                                  duration=0.0, timed_out=True, stuck_pid=blocked[0])
-        self.started += 1
-        out_fd, err_fd = _capture_file("stdout"), _capture_file("stderr")
+        data = None if cmd.input is None else cmd.input.encode()
+        out_fd = err_fd = -1
         try:
+            out_fd = _capture_file("stdout")
+            err_fd = _capture_file("stderr")
+            self.started += 1
             try:
                 proc = subprocess.Popen(
-                    argv, stdin=subprocess.PIPE if cmd.input is not None else subprocess.DEVNULL,
+                    argv, stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
                     stdout=out_fd, stderr=err_fd, env=self.env, close_fds=True,
                     start_new_session=True)
             except FileNotFoundError:
                 return CommandResult(command=cmd, rc=127, stdout="",
                                      stderr=f"{argv[0]}: command not found in PATH",
                                      duration=0.0)
-            try:
-                proc.communicate(None if cmd.input is None else cmd.input.encode(),
-                                 timeout=cmd.timeout)
-            except subprocess.TimeoutExpired:
-                return self._stop(cmd, proc, t0, out_fd, err_fd)
-            return CommandResult(command=cmd, rc=proc.returncode, stdout=_captured(out_fd),
-                                 stderr=_captured(err_fd), duration=time.monotonic() - t0)
+            with _Exit(proc) as leader:
+                if not leader.wait(cmd.timeout, data):
+                    return self._stop(cmd, proc, leader, t0, out_fd, err_fd)
+                proc.wait()
+                return CommandResult(command=cmd, rc=proc.returncode,
+                                     stdout=_captured(out_fd), stderr=_captured(err_fd),
+                                     duration=time.monotonic() - t0)
         finally:
-            os.close(out_fd)
-            os.close(err_fd)
+            for fd in (out_fd, err_fd):
+                if fd >= 0:
+                    os.close(fd)
 
-    def _stop(self, cmd: Command, proc: subprocess.Popen, t0: float, out_fd: int,
-              err_fd: int) -> CommandResult:
+    def _stop(self, cmd: Command, proc: subprocess.Popen, leader: _Exit, t0: float,
+              out_fd: int, err_fd: int) -> CommandResult:
         """The timeout expired: SIGTERM the group, wait the grace, SIGKILL, wait the reap;
-        a process that is still there then is abandoned (never waited for again)."""
+        a process that is still there then is abandoned (never waited for again).
+
+        The group is waited for, not only the command: a helper it started (drbdsetup under
+        drbdadm, fsadm under lvm) that ignores SIGTERM is killed too, and one that outlives
+        SIGKILL is abandoned like the command. The command's own process is reaped last, so
+        its process group id cannot be reused while the group is signalled or looked for.
+        """
         said = [f"timed out after {cmd.timeout:g} s: sent SIGTERM to its process group"]
         _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.communicate(timeout=self.term_grace)
+        left = _group_left(leader, self.term_grace)
+        if left is None:
+            proc.wait()
             said.append(f"it exited within the {self.term_grace:g} s grace (exit {proc.returncode})")
             return self._timed_out(cmd, _captured(out_fd), _captured(err_fd), said, t0)
-        except subprocess.TimeoutExpired:
-            pass
-        if cmd.mutates and _is_lvm(cmd.argv):
+        if left == proc.pid and cmd.mutates and _is_lvm(cmd.argv):
             # lvm blocks signals in its suspend/commit section: a SIGKILL there would leave
             # an LV suspended (all I/O to it hanging). It is left to finish; the guard
             # below keeps every other command off while it lives.
             said.append(f"still running after {self.term_grace:g} s; not killed (a changing "
                         f"lvm command may be inside its suspend/commit section, where a "
                         f"kill would leave an LV suspended)")
-            return self._abandon(cmd, proc, said, t0, "was left running after SIGTERM")
-        said.append(f"still running after {self.term_grace:g} s: killed with SIGKILL")
+            return self._abandon(cmd, proc, proc.pid, said, t0, "was left running after SIGTERM")
+        said.append(f"still running after {self.term_grace:g} s: killed with SIGKILL"
+                    if left == proc.pid else
+                    f"it exited, but {_describe_stuck(left)} of its process group was still "
+                    f"running after {self.term_grace:g} s: the group killed with SIGKILL")
         _signal_group(proc.pid, signal.SIGKILL)
-        try:
-            proc.communicate(timeout=self.reap_wait)
+        left = _group_left(leader, self.reap_wait)
+        if left is None:
+            proc.wait()
             return self._timed_out(cmd, _captured(out_fd), _captured(err_fd), said, t0)
-        except subprocess.TimeoutExpired:
-            pass
-        return self._abandon(cmd, proc, said, t0,
+        return self._abandon(cmd, proc, left, said, t0,
                              f"did not exit {self.reap_wait:g} s after SIGKILL")
 
-    def _abandon(self, cmd: Command, proc: subprocess.Popen, said: list[str], t0: float,
-                 how: str) -> CommandResult:
-        """Give up on ``proc``: never waited for again, and no command starts while it
-        lives (``_blocked_by_stuck``)."""
-        # Abandon it: close our end of its input pipe (a writer gets EPIPE) and never wait
-        # again. Its output goes to files of its own (``_capture_file``), so nothing it
-        # started can keep this wait going by holding its output open.
+    def _abandon(self, cmd: Command, proc: subprocess.Popen, pid: int, said: list[str],
+                 t0: float, how: str) -> CommandResult:
+        """Give up on ``pid`` (the command's process, or one of its group that outlived it):
+        never waited for again, and no command starts while it lives (``_blocked_by_stuck``).
+        The command's process is reaped if it is not the one abandoned."""
+        # Close our end of its input pipe (a writer gets EPIPE). Its output goes to files of
+        # its own (``_capture_file``), left open for it: a write must not fail inside lvm's
+        # own section.
         if proc.stdin is not None:
             try:
                 proc.stdin.close()
             except OSError:
                 pass
-        who = _describe_stuck(proc.pid)
-        self._stuck.append((cmd, proc))
-        self._remember_stuck(cmd, proc.pid)
+        if pid != proc.pid:
+            proc.wait()
+        who = _describe_stuck(pid)
+        self._stuck.append((cmd, proc, pid, _start_time(pid)))
+        self._remember_stuck(cmd, pid)
         said.append(
-            f"{who} {how} and was abandoned: it is stuck in the kernel or in lvm's own "
-            f"section (state D is uninterruptible I/O, e.g. on a suspended "
+            f"{_member(proc, who)} {how} and was abandoned: it is stuck in the kernel or "
+            f"in lvm's own section (state D is uninterruptible I/O, e.g. on a suspended "
             f"device-mapper device or a disk that does not answer) and keeps any lock it "
             f"took; no further command runs here until it is gone. Check "
-            f"`dmsetup info -c` for a suspended device and `cat /proc/{proc.pid}/stack`; "
+            f"`dmsetup info -c` for a suspended device and `cat /proc/{pid}/stack`; "
             f"resume or fail the device and the process ends by itself")
-        return self._timed_out(cmd, "", "", said, t0, stuck_pid=proc.pid)
+        return self._timed_out(cmd, "", "", said, t0, stuck_pid=pid)
 
     @staticmethod
     def _timed_out(cmd: Command, out: str | None, err: str | None, said: list[str], t0: float,
@@ -329,10 +491,12 @@ class SubprocessRunner:
     def _blocked_by_stuck(self, cmd: Command) -> tuple[int, str] | None:
         """A process abandoned earlier and still alive: its pid and the reason not to start
         ``cmd``. Processes that have gone meanwhile are reaped here."""
-        self._stuck = [(c, p) for c, p in self._stuck if p.poll() is None]
+        self._stuck = [(c, proc, pid, start) for c, proc, pid, start in self._stuck
+                       if (proc.poll() is None if pid == proc.pid
+                           else start is not None and _start_time(pid) == start)]
         if self._stuck:
-            old, proc = self._stuck[0]
-            pid, argv = proc.pid, " ".join(old.argv)
+            old, _, pid, _ = self._stuck[0]
+            argv = " ".join(old.argv)
         else:
             remembered = self._remembered_stuck()
             if remembered is None:

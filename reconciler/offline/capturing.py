@@ -226,8 +226,8 @@ def _capture(directory: str, runner: Runner, inventory: Inventory,
     (out / COMMANDS_FILE).write_text(json.dumps(
         [{"argv": list(r.command.argv), "rc": r.rc, "stdout": r.stdout, "stderr": r.stderr}
          for r in rec.results], indent=1) + "\n")
-    (out / VERSION_FILE).write_text(version.stdout)
-    (out / FULLREPORT_FILE).write_text(report.stdout)
+    (out / VERSION_FILE).write_text(version.stdout, encoding="utf-8")
+    (out / FULLREPORT_FILE).write_text(report.stdout, encoding="utf-8")
     (out / KERNEL_FILES).write_text(json.dumps(rec.files, indent=1, sort_keys=True) + "\n")
     (out / BLOCK_DEVICES).write_text(json.dumps({"devices": inventory}, indent=1) + "\n")
     entries = [{"argv": list(r.command.argv), "rc": r.rc, "file": f,

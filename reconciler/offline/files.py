@@ -51,7 +51,7 @@ def read_capture(directory: str) -> Capture:
         raise errors.ReconcilerError(f"{directory}: no such capture directory")
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text())
-        text = (path / FULLREPORT_FILE).read_text()
+        text = (path / FULLREPORT_FILE).read_text(encoding="utf-8")
         fmt = manifest.get("format")
         if fmt not in (1, 2, FORMAT):
             raise errors.ReconcilerError(f"{directory}: unknown capture format {fmt!r}")

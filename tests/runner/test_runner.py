@@ -229,6 +229,150 @@ def test_output_is_text_as_the_tools_wrote_it_and_input_reaches_the_command():
 
 
 @pytest.mark.real_process
+def test_a_helper_in_the_group_that_ignores_sigterm_is_killed_after_the_command_exits(tmp_path):
+    """The command dies on SIGTERM, a helper it started in its own process group (as
+    drbdadm starts drbdsetup) ignores it: the group is waited for, not only the command,
+    so the helper gets SIGKILL after the grace and is gone when run() returns."""
+    pidfile = tmp_path / "helper"
+    cmd = Command(argv=script(f"""
+        import subprocess, sys, time
+        helper = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "open({str(pidfile)!r}, 'w').write('ready'); time.sleep(60)"])
+        while True:
+            try:
+                if open({str(pidfile)!r}).read() == "ready":
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        open({str(pidfile)!r}, "w").write(str(helper.pid))
+        time.sleep(60)
+        """), timeout=2 * START)
+    r = SubprocessRunner(term_grace=1.0, reap_wait=5.0).run(cmd)
+    helper = int(pidfile.read_text())
+    try:
+        assert r.timed_out and r.stuck_pid is None
+        assert "it exited, but pid" in r.stderr and "of its process group was still running " \
+            "after 1 s: the group killed with SIGKILL" in r.stderr
+        wait_gone(helper)
+    finally:
+        try:
+            os.kill(helper, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.real_process
+def test_a_helper_that_outlives_sigkill_is_abandoned_and_blocks_the_next_command(tmp_path,
+                                                                                 monkeypatch):
+    """A helper of the group still there after SIGKILL (here the SIGKILL is withheld, as
+    for a process in state D) is named and abandoned like the command itself: no command
+    starts while it lives, and commands run again once it is gone."""
+    real = runner_mod._signal_group
+    monkeypatch.setattr(runner_mod, "_signal_group",
+                        lambda pgid, sig: None if sig == signal.SIGKILL else real(pgid, sig))
+    pidfile = tmp_path / "helper"
+    cmd = Command(argv=script(f"""
+        import subprocess, sys, time
+        helper = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "open({str(pidfile)!r}, 'w').write('ready'); time.sleep(60)"])
+        while not (__import__("os").path.exists({str(pidfile)!r})
+                   and open({str(pidfile)!r}).read() == "ready"):
+            time.sleep(0.05)
+        open({str(pidfile)!r}, "w").write(str(helper.pid))
+        time.sleep(60)
+        """), mutates=False, timeout=2 * START)
+    runner = SubprocessRunner(term_grace=0.5, reap_wait=0.5)
+    r = runner.run(cmd)
+    helper = int(pidfile.read_text())
+    try:
+        assert r.timed_out and r.stuck_pid == helper
+        assert f"pid {helper} (python" in r.stderr and "of its process group, did not exit " \
+            "0.5 s after SIGKILL and was abandoned" in r.stderr
+        blocked = runner.run(Command(argv=("true",), mutates=False))
+        assert blocked.rc == 124 and blocked.stuck_pid == helper
+    finally:
+        os.kill(helper, signal.SIGKILL)
+    wait_gone(helper)
+    assert runner.run(Command(argv=("true",), mutates=False)).ok
+
+
+@pytest.mark.real_process
+def test_what_a_command_leaves_behind_cannot_write_to_its_output_once_it_is_read(tmp_path):
+    """A daemon the command started (its own session, stdout inherited) that keeps writing:
+    the output is read as it was when the command exited, and the daemon's later writes
+    fail (EPERM on the sealed file, as they got EPIPE on a closed pipe), so nothing grows
+    in memory behind the pass."""
+    errfile = tmp_path / "daemon"
+    daemon = textwrap.dedent(f"""
+        import os, time
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.write(1, b"x" * 4096)
+            except OSError as exc:
+                open({str(errfile)!r}, "w").write(str(exc.errno))
+                break
+            time.sleep(0.01)
+        """)
+    cmd = Command(argv=script(f"""
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", {daemon!r}], start_new_session=True)
+        print("started", flush=True)
+        """), mutates=False, timeout=30.0)
+    r = SubprocessRunner().run(cmd)
+    assert r.ok and r.stdout.startswith("started\n")
+    deadline = time.monotonic() + 20
+    while not errfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert errfile.read_text() == str(errno.EPERM)
+
+
+@pytest.mark.real_process
+def test_no_descriptor_is_left_open_on_any_way_out(monkeypatch):
+    """A command that ran, one not found, one that timed out, and the second output file
+    failing to be made: the descriptors this process holds are the same after each."""
+    def fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    runner = SubprocessRunner(term_grace=0.2, reap_wait=2.0)
+    assert runner.run(Command(argv=("true",), mutates=False)).ok
+    assert runner.run(Command(argv=("no-such-tool-here",), mutates=False)).rc == 127
+    assert runner.run(Command(argv=("sleep", "30"), mutates=False, timeout=0.2)).timed_out
+    made = []
+    real = runner_mod._capture_file
+
+    def second_fails(name):
+        if made:
+            raise OSError(errno.EMFILE, "Too many open files")
+        made.append(name)
+        return real(name)
+
+    monkeypatch.setattr(runner_mod, "_capture_file", second_fails)
+    with pytest.raises(OSError):
+        runner.run(Command(argv=("true",), mutates=False))
+    assert fds() == before
+
+
+@pytest.mark.real_process
+def test_without_a_pidfd_the_exit_is_still_seen_and_input_still_written(monkeypatch):
+    """On a kernel without pidfd_open (before 5.3) the runner asks waitid after short
+    sleeps instead: the same answers."""
+    def no_pidfd(pid, flags=0):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(runner_mod.os, "pidfd_open", no_pidfd)
+    r = SubprocessRunner().run(Command(argv=("cat",), input="a" * 200_000, mutates=False))
+    assert r.ok and r.stdout == "a" * 200_000
+    t = SubprocessRunner(term_grace=0.2).run(
+        Command(argv=("sleep", "30"), mutates=False, timeout=0.3))
+    assert t.timed_out and "it exited within the 0.2 s grace (exit -15)" in t.stderr
+
+
+@pytest.mark.real_process
 def test_a_process_that_cannot_die_is_abandoned_named_and_not_piled_up(tmp_path, monkeypatch):
     """A process in state D does not die on SIGKILL; here the SIGKILL is withheld to get
     one. run() returns in bounded time, names the pid, and no other command starts while
