@@ -24,13 +24,14 @@ and pile up behind it, and a host with a device that does not answer is no place
 data. Every pass then fails at once with that reason until the process is gone; with a
 ``stuck_file`` the process is remembered (pid and start time) for the next reconciler
 process too (a new ``--once``, a restarted daemon). An
-orphaned ``lvs`` holding a VG lock is worse than a failed pass. After a timeout the
-command's whole process group is waited for, not only the command: a helper it started
-(drbdsetup, fsadm) is killed with it, and abandoned like it if it cannot die.
+orphaned ``lvs`` holding a VG lock is worse than a failed pass. The command's whole
+process group is waited for, not only the command: a helper it started in its group
+(drbdsetup under drbdadm) is part of it, killed with it after the timeout (unless the
+command is a changing lvm one) and abandoned like it if it cannot die.
 
 A command's output goes to anonymous files (``_capture_file``), read once it has exited,
-and its exit is seen the moment it happens (a pidfd): a command is done when its own
-process is, however long something it started keeps its output open.
+and its exit is seen the moment it happens (a pidfd): a process it started in a session of
+its own (a daemon) cannot delay that by keeping its output open.
 
 ``openers`` answers who has a block device open right now (every process's descriptors
 in /proc, and swap): a plain ``open()`` of a raw disk (a VM, a database) is invisible to
@@ -189,17 +190,23 @@ def _captured(fd: int) -> str:
 
     The file is sealed first (a memfd): a process the command left behind that still
     writes to it gets EPERM (through a pipe it got EPIPE once the pipe was closed), so the
-    size read is the size there is and nothing grows behind it; emptied after."""
-    try:
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
-    except OSError:  # not a memfd (the fallback), or a writable mapping of it (EBUSY)
-        pass
+    size read is the size there is and nothing grows behind it; emptied after, once nothing can write to it."""
+    sealed = False
+    for seals in (fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE, fcntl.F_SEAL_GROW):
+        try:
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            sealed = bool(seals & fcntl.F_SEAL_WRITE)
+            break
+        except OSError as exc:  # EBUSY: a writable mapping of it; else not a memfd
+            if exc.errno != errno.EBUSY:
+                break
     size = os.fstat(fd).st_size
     chunks, offset = [], 0
     while offset < size and (chunk := os.pread(fd, size - offset, offset)):
         chunks.append(chunk)
         offset += len(chunk)
-    os.ftruncate(fd, 0)
+    if sealed:  # nothing writes to it any more: its memory goes now, not with the last fd
+        os.ftruncate(fd, 0)
     text = b"".join(chunks).decode("utf-8", errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
@@ -256,14 +263,19 @@ class _Exit:
             poller.register(stdin, select.POLLOUT)
         else:
             self._close_input()
-        delay = 0.0005
+        delay, pidfd = 0.0005, self.fd
         while not self.exited():
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if self.fd is None:
+            if pidfd is None:
                 left, delay = min(left, delay), min(delay * 2, 0.05)
             for fd, _ in poller.poll(max(1, math.ceil(left * 1000))):
+                if fd == pidfd:
+                    if not self.exited():  # a tracer (gdb) holds the exit: poll would spin
+                        poller.unregister(fd)
+                        pidfd = None
+                    continue
                 if fd != stdin:
                     continue
                 try:
@@ -298,24 +310,38 @@ def _group_members(pgid: int) -> list[int]:
     return sorted(found)
 
 
-def _group_left(leader: _Exit, timeout: float) -> int | None:
-    """After a signal to a command's process group: None once the command has exited and
-    no other process of its group is left, within ``timeout`` seconds; else the pid of one
-    still there (the command's own first). The command is not reaped here."""
+def _group_left(leader: _Exit, timeout: float) -> list[int]:
+    """After a signal to a command's process group: [] once the command has exited and no
+    other process of its group is left, within ``timeout`` seconds; else the pids still
+    there, the command's own first. The command is not reaped here."""
     deadline = time.monotonic() + timeout
     if not leader.wait(timeout):
-        return leader.proc.pid
+        return [leader.proc.pid, *_group_members(leader.proc.pid)]
     while members := _group_members(leader.proc.pid):
         left = deadline - time.monotonic()
         if left <= 0:
-            return members[0]
+            return members
         time.sleep(min(0.05, left))
-    return None
+    return []
 
 
-def _member(proc: subprocess.Popen, who: str) -> str:
-    """``who`` (``_describe_stuck``), said as one of the group if it is not the command."""
-    return who if who.startswith(f"pid {proc.pid} ") else f"{who}, of its process group,"
+def _group_gone(pgid: int, deadline: float) -> bool:
+    """Whether process group ``pgid``, its leader reaped, is empty by ``deadline``
+    (``time.monotonic``): one ``kill(-pgid, 0)`` when it is, as it nearly always is. While a
+    process of the group lives, its id is not given to another process."""
+    delay = 0.0005
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # a member that is not ours to signal: it is there
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
 
 
 def _proc_field(pid: int, name: str) -> str:
@@ -408,6 +434,10 @@ class SubprocessRunner:
                 if not leader.wait(cmd.timeout, data):
                     return self._stop(cmd, proc, leader, t0, out_fd, err_fd)
                 proc.wait()
+                # A helper still running in its process group (it did not wait for it):
+                # the command is not done until the helper is, as through a pipe it held.
+                if not _group_gone(proc.pid, t0 + cmd.timeout):
+                    return self._stop(cmd, proc, leader, t0, out_fd, err_fd)
                 return CommandResult(command=cmd, rc=proc.returncode,
                                      stdout=_captured(out_fd), stderr=_captured(err_fd),
                                      duration=time.monotonic() - t0)
@@ -422,63 +452,82 @@ class SubprocessRunner:
         a process that is still there then is abandoned (never waited for again).
 
         The group is waited for, not only the command: a helper it started (drbdsetup under
-        drbdadm, fsadm under lvm) that ignores SIGTERM is killed too, and one that outlives
-        SIGKILL is abandoned like the command. The command's own process is reaped last, so
-        its process group id cannot be reused while the group is signalled or looked for.
+        drbdadm) that ignores SIGTERM is killed too, and one that outlives SIGKILL is
+        abandoned like the command. A changing lvm command's group is never sent SIGKILL,
+        whether lvm itself or a helper of it (fsadm, a file system check) is what is left.
+        The group is signalled while the command's process is unreaped or one of the group
+        lives, so its id cannot have been reused.
         """
-        said = [f"timed out after {cmd.timeout:g} s: sent SIGTERM to its process group"]
+        if proc.returncode is None:
+            said = [f"timed out after {cmd.timeout:g} s: sent SIGTERM to its process group"]
+        else:
+            said = [f"it exited (exit {proc.returncode}) but its process group was still "
+                    f"running after {cmd.timeout:g} s: sent SIGTERM to the group"]
         _signal_group(proc.pid, signal.SIGTERM)
         left = _group_left(leader, self.term_grace)
-        if left is None:
+        if not left:
             proc.wait()
             said.append(f"it exited within the {self.term_grace:g} s grace (exit {proc.returncode})")
             return self._timed_out(cmd, _captured(out_fd), _captured(err_fd), said, t0)
-        if left == proc.pid and cmd.mutates and _is_lvm(cmd.argv):
+        others = "" if left[0] == proc.pid else \
+            f"it exited, but {_describe_stuck(left[0])} of its process group was "
+        if cmd.mutates and _is_lvm(cmd.argv):
             # lvm blocks signals in its suspend/commit section: a SIGKILL there would leave
             # an LV suspended (all I/O to it hanging). It is left to finish; the guard
             # below keeps every other command off while it lives.
-            said.append(f"still running after {self.term_grace:g} s; not killed (a changing "
-                        f"lvm command may be inside its suspend/commit section, where a "
-                        f"kill would leave an LV suspended)")
-            return self._abandon(cmd, proc, proc.pid, said, t0, "was left running after SIGTERM")
-        said.append(f"still running after {self.term_grace:g} s: killed with SIGKILL"
-                    if left == proc.pid else
-                    f"it exited, but {_describe_stuck(left)} of its process group was still "
-                    f"running after {self.term_grace:g} s: the group killed with SIGKILL")
+            said.append(f"{others}still running after {self.term_grace:g} s; not killed (a "
+                        f"changing lvm command may be inside its suspend/commit section, "
+                        f"where a kill would leave an LV suspended)")
+            return self._abandon(cmd, proc, left, said, t0, "was left running after SIGTERM")
+        said.append(f"{others}still running after {self.term_grace:g} s: "
+                    f"{'the group ' if others else ''}killed with SIGKILL")
         _signal_group(proc.pid, signal.SIGKILL)
         left = _group_left(leader, self.reap_wait)
-        if left is None:
+        if not left:
             proc.wait()
             return self._timed_out(cmd, _captured(out_fd), _captured(err_fd), said, t0)
         return self._abandon(cmd, proc, left, said, t0,
                              f"did not exit {self.reap_wait:g} s after SIGKILL")
 
-    def _abandon(self, cmd: Command, proc: subprocess.Popen, pid: int, said: list[str],
-                 t0: float, how: str) -> CommandResult:
-        """Give up on ``pid`` (the command's process, or one of its group that outlived it):
-        never waited for again, and no command starts while it lives (``_blocked_by_stuck``).
-        The command's process is reaped if it is not the one abandoned."""
+    def _abandon(self, cmd: Command, proc: subprocess.Popen, pids: list[int],
+                 said: list[str], t0: float, how: str) -> CommandResult:
+        """Give up on ``pids`` (the command's process first if it is there, then those of its
+        group that outlived it): never waited for again, and no command starts while one of
+        them lives (``_blocked_by_stuck``). The command's process is reaped if it is not
+        one of them."""
         # Close our end of its input pipe (a writer gets EPIPE). Its output goes to files of
-        # its own (``_capture_file``), left open for it: a write must not fail inside lvm's
-        # own section.
+        # its own (``_capture_file``), left open and unsealed for it: a write must not fail
+        # inside lvm's own section.
         if proc.stdin is not None:
             try:
                 proc.stdin.close()
             except OSError:
                 pass
-        if pid != proc.pid:
+        if proc.pid not in pids:
             proc.wait()
-        who = _describe_stuck(pid)
-        self._stuck.append((cmd, proc, pid, _start_time(pid)))
-        self._remember_stuck(cmd, pid)
+        stuck = [(pid, start) for pid in pids
+                 if (start := _start_time(pid)) is not None or pid == proc.pid]
+        if not stuck:
+            said.append("what was left of its process group exited meanwhile")
+            return self._timed_out(cmd, "", "", said, t0)
+        for pid, start in stuck:
+            self._stuck.append((cmd, proc, pid, start))
+        self._remember_stuck(cmd, stuck)
+        first = stuck[0][0]
+        who = _describe_stuck(first)
+        if first != proc.pid:
+            who += ", of its process group,"
+        if len(stuck) > 1:
+            who += f" (and {len(stuck) - 1} more of its group: " \
+                   f"{', '.join(str(pid) for pid, _ in stuck[1:])})"
         said.append(
-            f"{_member(proc, who)} {how} and was abandoned: it is stuck in the kernel or "
+            f"{who} {how} and was abandoned: it is stuck in the kernel or "
             f"in lvm's own section (state D is uninterruptible I/O, e.g. on a suspended "
             f"device-mapper device or a disk that does not answer) and keeps any lock it "
             f"took; no further command runs here until it is gone. Check "
-            f"`dmsetup info -c` for a suspended device and `cat /proc/{pid}/stack`; "
+            f"`dmsetup info -c` for a suspended device and `cat /proc/{first}/stack`; "
             f"resume or fail the device and the process ends by itself")
-        return self._timed_out(cmd, "", "", said, t0, stuck_pid=pid)
+        return self._timed_out(cmd, "", "", said, t0, stuck_pid=first)
 
     @staticmethod
     def _timed_out(cmd: Command, out: str | None, err: str | None, said: list[str], t0: float,
@@ -508,33 +557,36 @@ class SubprocessRunner:
             f"would block behind it. Resume or fail the device it waits on "
             f"(`cat /proc/{pid}/stack`), and the next pass goes on")
 
-    def _remember_stuck(self, cmd: Command, pid: int) -> None:
-        start = _start_time(pid)
-        if not self.stuck_file or start is None:
+    def _remember_stuck(self, cmd: Command, stuck: list[tuple[int, int | None]]) -> None:
+        """Write the abandoned processes (pid and start time of each, on the first line) and
+        the command to ``stuck_file``."""
+        known = [(pid, start if start is not None else _start_time(pid)) for pid, start in stuck]
+        pairs = " ".join(f"{pid} {start}" for pid, start in known if start is not None)
+        if not self.stuck_file or not pairs:
             return
         try:
             os.makedirs(os.path.dirname(self.stuck_file) or ".", exist_ok=True)
             tmp = f"{self.stuck_file}.tmp"
             with open(tmp, "w", encoding="utf-8") as f:
-                f.write(f"{pid} {start}\n{' '.join(cmd.argv)}\n")
+                f.write(f"{pairs}\n{' '.join(cmd.argv)}\n")
             os.replace(tmp, self.stuck_file)
         except OSError:
             pass  # the in-memory guard still holds for this process
 
     def _remembered_stuck(self) -> tuple[int, str] | None:
-        """The process another reconciler process abandoned, if that very process (same
-        pid and start time) is still alive; the file goes once it is not."""
+        """The first process another reconciler process abandoned that is still alive (the
+        same pid and start time), if any; the file goes once none is."""
         if not self.stuck_file or not os.path.exists(self.stuck_file):
             return None
         try:
             with open(self.stuck_file, encoding="utf-8") as f:
                 first, _, argv = f.read().partition("\n")
-            pid_text, start_text = first.split()
-            pid, start = int(pid_text), int(start_text)
+            numbers = [int(x) for x in first.split()]
         except (OSError, ValueError):
             return None
-        if _start_time(pid) == start:
-            return pid, argv.strip()
+        for pid, start in zip(numbers[::2], numbers[1::2]):
+            if _start_time(pid) == start:
+                return pid, argv.strip()
         try:
             os.unlink(self.stuck_file)
         except OSError:

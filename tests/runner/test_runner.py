@@ -210,10 +210,15 @@ def test_a_command_that_exits_returns_at_once_though_what_it_started_keeps_its_o
 
 
 @pytest.mark.real_process
-def test_output_is_text_as_the_tools_wrote_it_and_input_reaches_the_command():
+def test_output_is_text_as_the_tools_wrote_it_and_input_reaches_the_command(monkeypatch):
     """Input is written to the command's stdin; stdout and stderr come back apart, line
     ends made plain, bytes that are not UTF-8 replaced rather than failing the pass, and
-    an output far larger than a pipe's buffer complete."""
+    an output far larger than a pipe's buffer complete. The exit is waited for with a
+    pidfd (this kernel has them)."""
+    opened = []
+    real = os.pidfd_open
+    monkeypatch.setattr(runner_mod.os, "pidfd_open",
+                        lambda pid, flags=0: opened.append(pid) or real(pid, flags))
     r = SubprocessRunner().run(Command(argv=script("""
         import sys
         data = sys.stdin.read()
@@ -224,8 +229,38 @@ def test_output_is_text_as_the_tools_wrote_it_and_input_reaches_the_command():
     assert r.rc == 3 and not r.timed_out
     assert r.stdout.startswith("PVS\na\nb\nc\n") and len(r.stdout) == 10 + 3_000_000
     assert r.stderr == "label \ufffd\ufffd\n"
+    assert len(opened) == 1
     missing = SubprocessRunner().run(Command(argv=("no-such-tool-here",), mutates=False))
     assert missing.rc == 127 and "not found" in missing.stderr
+
+
+def with_helpers(tmp_path: Path, n: int = 1, leader: str = "time.sleep(60)") -> str:
+    """A command's body that starts ``n`` helpers in its own process group, each ignoring
+    SIGTERM and writing its pid to ``tmp_path/helper.I`` once it does, waits for them,
+    then runs ``leader``."""
+    return textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        for i in range({n}):
+            subprocess.Popen([sys.executable, "-c",
+                "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                f"open({str(tmp_path)!r} + '/helper.{{i}}.tmp', 'w').write(str(os.getpid())); "
+                f"os.rename({str(tmp_path)!r} + '/helper.{{i}}.tmp', {str(tmp_path)!r} + '/helper.{{i}}'); "
+                "time.sleep(60)"])
+        while not all(os.path.exists(f"{tmp_path}/helper.{{i}}") for i in range({n})):
+            time.sleep(0.05)
+        """) + leader + "\n"
+
+
+def helper_pids(tmp_path: Path) -> list[int]:
+    return [int(p.read_text()) for p in sorted(tmp_path.glob("helper.[0-9]"))]
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.mark.real_process
@@ -233,70 +268,100 @@ def test_a_helper_in_the_group_that_ignores_sigterm_is_killed_after_the_command_
     """The command dies on SIGTERM, a helper it started in its own process group (as
     drbdadm starts drbdsetup) ignores it: the group is waited for, not only the command,
     so the helper gets SIGKILL after the grace and is gone when run() returns."""
-    pidfile = tmp_path / "helper"
-    cmd = Command(argv=script(f"""
-        import subprocess, sys, time
-        helper = subprocess.Popen([sys.executable, "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "open({str(pidfile)!r}, 'w').write('ready'); time.sleep(60)"])
-        while True:
-            try:
-                if open({str(pidfile)!r}).read() == "ready":
-                    break
-            except FileNotFoundError:
-                pass
-            time.sleep(0.05)
-        open({str(pidfile)!r}, "w").write(str(helper.pid))
-        time.sleep(60)
-        """), timeout=2 * START)
+    cmd = Command(argv=(PY, "-c", with_helpers(tmp_path)), mutates=False, timeout=2 * START)
     r = SubprocessRunner(term_grace=1.0, reap_wait=5.0).run(cmd)
-    helper = int(pidfile.read_text())
+    helpers = helper_pids(tmp_path)
     try:
-        assert r.timed_out and r.stuck_pid is None
+        assert len(helpers) == 1 and r.timed_out and r.stuck_pid is None
         assert "it exited, but pid" in r.stderr and "of its process group was still running " \
             "after 1 s: the group killed with SIGKILL" in r.stderr
-        wait_gone(helper)
+        wait_gone(helpers[0])
     finally:
-        try:
-            os.kill(helper, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_all(helpers)
 
 
 @pytest.mark.real_process
-def test_a_helper_that_outlives_sigkill_is_abandoned_and_blocks_the_next_command(tmp_path,
-                                                                                 monkeypatch):
-    """A helper of the group still there after SIGKILL (here the SIGKILL is withheld, as
-    for a process in state D) is named and abandoned like the command itself: no command
-    starts while it lives, and commands run again once it is gone."""
+def test_helpers_that_outlive_sigkill_are_all_abandoned_and_block_the_next_command(
+        tmp_path, monkeypatch):
+    """Helpers of the group still there after SIGKILL (here the SIGKILL is withheld, as
+    for processes in state D) are named and abandoned like the command itself, every one
+    of them: no command starts while one lives, and commands run again once all are gone."""
     real = runner_mod._signal_group
     monkeypatch.setattr(runner_mod, "_signal_group",
                         lambda pgid, sig: None if sig == signal.SIGKILL else real(pgid, sig))
-    pidfile = tmp_path / "helper"
-    cmd = Command(argv=script(f"""
-        import subprocess, sys, time
-        helper = subprocess.Popen([sys.executable, "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "open({str(pidfile)!r}, 'w').write('ready'); time.sleep(60)"])
-        while not (__import__("os").path.exists({str(pidfile)!r})
-                   and open({str(pidfile)!r}).read() == "ready"):
-            time.sleep(0.05)
-        open({str(pidfile)!r}, "w").write(str(helper.pid))
-        time.sleep(60)
-        """), mutates=False, timeout=2 * START)
+    cmd = Command(argv=(PY, "-c", with_helpers(tmp_path, 2)), mutates=False,
+                  timeout=2 * START)
     runner = SubprocessRunner(term_grace=0.5, reap_wait=0.5)
     r = runner.run(cmd)
-    helper = int(pidfile.read_text())
+    first, second = helpers = helper_pids(tmp_path)
     try:
-        assert r.timed_out and r.stuck_pid == helper
-        assert f"pid {helper} (python" in r.stderr and "of its process group, did not exit " \
-            "0.5 s after SIGKILL and was abandoned" in r.stderr
+        assert r.timed_out and r.stuck_pid == min(helpers)
+        assert f"pid {min(helpers)} (python" in r.stderr
+        assert f"of its process group, (and 1 more of its group: {max(helpers)}) did not " \
+            f"exit 0.5 s after SIGKILL and was abandoned" in r.stderr
+        os.kill(min(helpers), signal.SIGKILL)
+        wait_gone(min(helpers))
         blocked = runner.run(Command(argv=("true",), mutates=False))
-        assert blocked.rc == 124 and blocked.stuck_pid == helper
+        assert blocked.rc == 124 and blocked.stuck_pid == max(helpers)
     finally:
-        os.kill(helper, signal.SIGKILL)
-    wait_gone(helper)
+        kill_all(helpers)
+    wait_gone(first)
+    wait_gone(second)
     assert runner.run(Command(argv=("true",), mutates=False)).ok
+
+
+@pytest.mark.real_process
+def test_a_changing_lvm_commands_helper_is_never_killed_even_once_lvm_has_exited(tmp_path):
+    """``lvextend --resizefs`` runs fsadm in lvm's group: when lvm exits on SIGTERM but the
+    helper goes on, the group is not sent SIGKILL (it may be finishing what lvm started);
+    the helper is abandoned, and blocks the next command, as lvm itself would be."""
+    fake = tmp_path / "lvm"
+    fake.write_text(f"#!{PY}\n" + with_helpers(tmp_path))
+    fake.chmod(0o755)
+    runner = SubprocessRunner(term_grace=0.5, reap_wait=0.5)
+    r = runner.run(Command(argv=(str(fake), "lvextend", "--resizefs"), timeout=2 * START))
+    helpers = helper_pids(tmp_path)
+    try:
+        assert len(helpers) == 1 and r.timed_out and r.stuck_pid == helpers[0]
+        assert "still running after 0.5 s; not killed (a changing lvm command" in r.stderr
+        assert "SIGKILL" not in r.stderr
+        assert _start_time_of(helpers[0]) is not None  # alive: never killed
+        assert runner.run(Command(argv=("true",), mutates=False)).stuck_pid == helpers[0]
+    finally:
+        kill_all(helpers)
+
+
+@pytest.mark.real_process
+def test_a_command_is_done_when_the_helpers_in_its_group_are(tmp_path):
+    """A command that exits while a helper it started in its own group still runs: run()
+    waits for the helper (as it did through a pipe the helper held), then returns the
+    command's own exit code; a helper still there at the command's timeout is stopped with
+    the group, and the result says the command itself had exited."""
+    quick = Command(argv=script("""
+        import subprocess, sys
+        subprocess.Popen(["sleep", "1"])
+        print("done", flush=True)
+        sys.exit(4)
+        """), mutates=False, timeout=30.0)
+    t0 = time.monotonic()
+    r = SubprocessRunner().run(quick)
+    assert time.monotonic() - t0 >= 1.0
+    assert r.rc == 4 and not r.timed_out and r.stdout == "done\n"
+    slow = Command(argv=(PY, "-c", with_helpers(tmp_path, leader="sys.exit(0)")),
+                   mutates=False, timeout=START)
+    r = SubprocessRunner(term_grace=0.5, reap_wait=5.0).run(slow)
+    helpers = helper_pids(tmp_path)
+    try:
+        assert r.timed_out and r.stuck_pid is None
+        assert r.stderr.startswith(f"it exited (exit 0) but its process group was still "
+                                   f"running after {START:g} s: sent SIGTERM to the group")
+        wait_gone(helpers[0])
+    finally:
+        kill_all(helpers)
+
+
+def _start_time_of(pid: int) -> int | None:
+    return runner_mod._start_time(pid)
 
 
 @pytest.mark.real_process
@@ -319,8 +384,8 @@ def test_what_a_command_leaves_behind_cannot_write_to_its_output_once_it_is_read
         """)
     cmd = Command(argv=script(f"""
         import subprocess, sys
-        subprocess.Popen([sys.executable, "-c", {daemon!r}], start_new_session=True)
         print("started", flush=True)
+        subprocess.Popen([sys.executable, "-c", {daemon!r}], start_new_session=True)
         """), mutates=False, timeout=30.0)
     r = SubprocessRunner().run(cmd)
     assert r.ok and r.stdout.startswith("started\n")
