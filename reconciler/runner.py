@@ -190,7 +190,8 @@ def _captured(fd: int) -> str:
 
     The file is sealed first (a memfd): a process the command left behind that still
     writes to it gets EPERM (through a pipe it got EPIPE once the pipe was closed), so the
-    size read is the size there is and nothing grows behind it; emptied after, once nothing can write to it."""
+    size read is the size there is and nothing grows behind it; emptied after, once
+    nothing can write to it."""
     sealed = False
     for seals in (fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE, fcntl.F_SEAL_GROW):
         try:

@@ -244,7 +244,8 @@ def with_helpers(tmp_path: Path, n: int = 1, leader: str = "time.sleep(60)") -> 
             subprocess.Popen([sys.executable, "-c",
                 "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                 f"open({str(tmp_path)!r} + '/helper.{{i}}.tmp', 'w').write(str(os.getpid())); "
-                f"os.rename({str(tmp_path)!r} + '/helper.{{i}}.tmp', {str(tmp_path)!r} + '/helper.{{i}}'); "
+                f"os.rename({str(tmp_path)!r} + '/helper.{{i}}.tmp', "
+                f"{str(tmp_path)!r} + '/helper.{{i}}'); "
                 "time.sleep(60)"])
         while not all(os.path.exists(f"{tmp_path}/helper.{{i}}") for i in range({n})):
             time.sleep(0.05)
