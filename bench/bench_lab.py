@@ -317,7 +317,13 @@ def daemon_passes(g: Guest, b: Bench, spec: str) -> None:
         if rnd:  # the first is a warm-up, as everywhere above
             fr.append(t)
             passes.append(lp["duration_s"])
-    g.run(f"kill -TERM $(cat {d}/pid)")
+    pid = g.read_file(f"{d}/pid").strip()
+    rss = re.search(r"VmRSS:\s+(\d+)", g.read_file(f"/proc/{pid}/status")).group(1)
+    available = re.search(r"MemAvailable:\s+(\d+)", g.read_file("/proc/meminfo")).group(1)
+    g.run(f"kill -TERM {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.2; done", timeout=120)
+    # the same bare command once the daemon has exited: whether its presence alone (its
+    # memory, with the guest's) slows lvm
+    alone = [b.time(list(FULLREPORT_ARGV))[1] for _ in range(b.repeat + 1)][1:]
     log = g.read_file(f"{d}/log")
     # DEBUG: each pass logs its fullreport's time; the first two passes are not counted
     inner = [float(x) for x in re.findall(r"ran lvm fullreport .* -> rc 0 in ([0-9.]+)s", log)]
@@ -333,7 +339,12 @@ def daemon_passes(g: Guest, b: Bench, spec: str) -> None:
         print(f"  {'  of which its lvm fullreport process':45s} {spread(inner)}")
     print(f"  the daemon's CPU after a pass's status was written, before it was idle (each "
           f"bare command waits for it): {spread(after_pass[1:])}")
+    print(f"  {'lvm fullreport once the daemon had exited':45s} {spread(alone)}")
+    print(f"  the daemon's RSS {int(rss) / 1024:.0f} MiB, the guest's MemAvailable "
+          f"{int(available) / 1024:.0f} MiB while it ran")
     print(f"  ratio, daemon pass / lvm fullreport (goal <= 1.05): {med(passes) / med(fr):6.2f}")
+    print(f"  ratio, daemon pass / lvm fullreport once the daemon had exited: "
+          f"{med(passes) / med(alone):6.2f}")
     if len(inner) == len(passes):
         own = med([p / i for p, i in zip(passes, inner)])
         print(f"  ratio, daemon pass / its own lvm fullreport (median per pass): {own:6.2f}")
