@@ -47,6 +47,14 @@ def wait_gone(pid: int, timeout: float = 5.0) -> None:
     raise AssertionError(f"pid {pid} still alive")
 
 
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.real_process
 def test_sigterm_comes_first_and_a_command_that_finishes_its_work_is_not_killed(tmp_path):
     log = tmp_path / "signals"
@@ -125,10 +133,7 @@ def test_a_changing_lvm_command_is_never_killed_only_abandoned(tmp_path, mutates
             assert "killed with SIGKILL" in res.stderr
             wait_gone(pid)
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_all([pid])
 
 
 @pytest.mark.real_process
@@ -256,14 +261,6 @@ def helper_pids(tmp_path: Path) -> list[int]:
     return [int(p.read_text()) for p in sorted(tmp_path.glob("helper.[0-9]"))]
 
 
-def kill_all(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.mark.real_process
 def test_a_helper_in_the_group_that_ignores_sigterm_is_killed_after_the_command_exits(tmp_path):
     """The command dies on SIGTERM, a helper it started in its own process group (as
@@ -326,7 +323,7 @@ def test_a_changing_lvm_commands_helper_is_never_killed_even_once_lvm_has_exited
         assert len(helpers) == 1 and r.timed_out and r.stuck_pid == helpers[0]
         assert "still running after 0.5 s; not killed (a changing lvm command" in r.stderr
         assert "SIGKILL" not in r.stderr
-        assert _start_time_of(helpers[0]) is not None  # alive: never killed
+        assert runner_mod._start_time(helpers[0]) is not None  # alive: never killed
         assert runner.run(Command(argv=("true",), mutates=False)).stuck_pid == helpers[0]
     finally:
         kill_all(helpers)
@@ -359,10 +356,6 @@ def test_a_command_is_done_when_the_helpers_in_its_group_are(tmp_path):
         wait_gone(helpers[0])
     finally:
         kill_all(helpers)
-
-
-def _start_time_of(pid: int) -> int | None:
-    return runner_mod._start_time(pid)
 
 
 @pytest.mark.real_process
