@@ -36,8 +36,9 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-# Fixtures that boot two guests at once: their tests are marked ``lab_alone`` so that
-# tests/run-all.sh runs them one at a time (tests booting pairs by hand say so themselves).
+# Fixtures that boot two guests at once: their tests are marked ``lab_pair`` so that
+# tests/run-all.sh runs them apart from the one-guest tests (tests booting pairs by hand say
+# so themselves).
 PAIR_FIXTURES = {"make_pair", "guest_pair", "lockd_nodes", "lockd_nodes_unstarted", "dlm_nodes"}
 
 
@@ -46,7 +47,7 @@ def pytest_collection_modifyitems(config, items):
         if LAB_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.lab)
             if PAIR_FIXTURES & set(getattr(item, "fixturenames", ())):
-                item.add_marker(pytest.mark.lab_alone)
+                item.add_marker(pytest.mark.lab_pair)
 
 
 @pytest.hookimpl(hookwrapper=True)

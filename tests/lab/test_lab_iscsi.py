@@ -22,7 +22,7 @@ import pytest
 from harness import Guest, Link, boot
 from reconciler_lab import Data, put_spec, reconcile
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_alone]  # two guests booted by hand
+pytestmark = [pytest.mark.lab, pytest.mark.lab_pair]  # two guests booted by hand
 
 IQN = "iqn.2003-01.org.example.lab-a:export0"
 INIT_B = "iqn.2004-10.com.example:lab-b"

@@ -28,7 +28,7 @@ from reconciler_lab import Data, commands, install_shims, mark, reconcile, wait_
 from test_lab_server_move import (IQN, checkout, dm_status, lvs, pvs_of, plan_says, prepare_old,
                                   report, spec_repo, vgs)
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_alone]  # two guests booted by hand
+pytestmark = [pytest.mark.lab, pytest.mark.lab_pair]  # two guests booted by hand
 
 MiB = 1 << 20
 STATE = "/var/lib/lab-data"  # Data's manifests: persistent, unlike /tmp

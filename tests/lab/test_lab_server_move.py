@@ -37,7 +37,7 @@ from harness import Disk, Guest, LabError, Link, boot
 from reconciler_lab import (FULLREPORT_ARGV, Data, commands, held, hold, install_shims, mark,
                             put_spec, reconcile, spawn_reconcile, wait_for)
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_alone]  # two guests booted by hand
+pytestmark = [pytest.mark.lab, pytest.mark.lab_pair]  # two guests booted by hand
 
 MiB = 1 << 20
 IQN = "iqn.2003-01.org.example.new:move"

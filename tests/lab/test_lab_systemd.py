@@ -49,7 +49,7 @@ from reconciler_lab import Data, _wrap, reconcile_argv
 
 from reconciler import paths
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_alone]  # two guests booted by hand
+pytestmark = [pytest.mark.lab, pytest.mark.lab_pair]  # two guests booted by hand
 
 UNIT = "reconciler"
 SPECS = "/etc/reconciler/specs"
