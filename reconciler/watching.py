@@ -35,11 +35,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent,
+                             FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
+                             FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
 from watchdog.observers import Observer
 
 _COUNTED = {"created", "modified", "closed", "moved", "deleted"}
 _DIR_COUNTED = {"created", "moved", "deleted"}
+
+# What each watch asks the kernel for (watchdog makes the inotify mask of these): entries
+# coming and going, and, where spec files are, data written and files closed after writing.
+# Nothing else reaches this process: not the opens and reads of the specs (the loader's own),
+# nor, in the parent directory of a spec directory, the writes to the files beside it (a
+# log or a report written there would otherwise wake the observer thread at every write).
+_ENTRIES = [FileCreatedEvent, DirCreatedEvent, FileDeletedEvent, DirDeletedEvent,
+            FileMovedEvent, DirMovedEvent]
+_WRITES = [FileModifiedEvent, FileClosedEvent]
 
 
 def _text(path: str | bytes) -> str:
@@ -144,11 +155,16 @@ class SpecWatcher:
         # watchdog does not follow a symlinked root: watch the target, and re-arm when the
         # link is swapped (the parent's watch sees that).
         self._root = Path(os.path.realpath(self.location))
+        tree = identity is not None and self._root.is_dir()
         try:
             if parent.is_dir():
-                self._observer.schedule(handler, str(parent), recursive=False)
-            if identity is not None and self._root.is_dir():
-                self._observer.schedule(handler, str(self._root), recursive=True)
+                # a spec file (or one still to come) is written in place under its parent's
+                # watch; a directory's files under its own
+                self._observer.schedule(handler, str(parent), recursive=False,
+                                        event_filter=_ENTRIES if tree else _ENTRIES + _WRITES)
+            if tree:
+                self._observer.schedule(handler, str(self._root), recursive=True,
+                                        event_filter=_ENTRIES + _WRITES)
         except OSError as exc:
             # e.g. the inotify watch limit (fs.inotify.max_user_watches) is reached; the
             # periodic resync still catches every change, only later.
