@@ -7,8 +7,9 @@ Prints figures; asserts nothing. Goals (issue 5):
   ``--fresh`` (parse and plan every time) is measured beside it;
 * the daemon's no-op pass (its second and later passes, on unchanged inputs) against the
   same ``lvm fullreport``, in interleaved rounds (each once the daemon is idle), and timed
-  again once the daemon has exited (a bare lvm is slower in this guest while the daemon
-  merely runs): ≤ 1.05 (issue 22);
+  again once the daemon has exited (the bare command writes its report beside the daemon's
+  spec directory: a daemon woken by such writes slowed it by half, before 77d2fbd):
+  ≤ 1.05 (issue 22);
 * a pvmove driven by the reconciler (``reconcile --once --wait``) against the same pvmove
   run bare (``pvmove --name VG/LV SRC DST`` in the foreground): ≥ 0.95 of its speed.
 
@@ -323,8 +324,7 @@ def daemon_passes(g: Guest, b: Bench, spec: str) -> None:
     rss = re.search(r"VmRSS:\s+(\d+)", g.read_file(f"/proc/{pid}/status")).group(1)
     available = re.search(r"MemAvailable:\s+(\d+)", g.read_file("/proc/meminfo")).group(1)
     g.run(f"kill -TERM {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.2; done", timeout=120)
-    # the same bare command once the daemon has exited: whether its presence alone (its
-    # memory, with the guest's) slows lvm
+    # the same bare command once the daemon has exited: whether its presence alone slows lvm
     alone = [b.time(list(FULLREPORT_ARGV))[1] for _ in range(b.repeat + 1)][1:]
     log = g.read_file(f"{d}/log")
     # DEBUG: each pass logs its fullreport's time; the first two passes are not counted
