@@ -31,25 +31,58 @@ def _mutations(r):
     return [(t, c.argv) for t, c in list(r.runner.started) if c.mutates]
 
 
-def test_a_file_written_in_place_in_slow_chunks_is_applied_only_whole(start_daemon, spec_dir):
-    r = start_daemon()
+def _write_slowly(path) -> float:
+    """FINAL written in place in three chunks, each followed by a pause longer than the
+    debounce (0.2 s) and its cap's half; returns when the last one was written."""
     text = textwrap.dedent(FINAL)
     cut = text.index("placement")
-    chunks = [text[:cut], text[cut:], "# written by a slow tool\n"]
-    path = spec_dir / "vgglobal.toml"
     with open(path, "w") as f:  # truncates: the old content is gone at once
-        for chunk in chunks:
+        for chunk in (text[:cut], text[cut:], "# written by a slow tool\n"):
             f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-            time.sleep(0.6)  # longer than the debounce (0.2 s) and its cap's half
-        done = time.monotonic()
+            time.sleep(0.6)
+        return time.monotonic()
+
+
+def _applied_only_whole(r, done: float) -> None:
     wait_for(lambda: _mutations(r), timeout=5)
     wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=5)
     mutations = _mutations(r)
-    assert mutations[0][0] >= done, "a command ran before the file was complete"
+    assert mutations[0][0] >= done, f"a command ran before the file was complete: {mutations}"
     assert [argv for _, argv in mutations] == [FINAL_LVCREATE]
     assert {pv.name for pv in r.host.lv("vgglobal", "newlv").pvs()} == {"/dev/mapper/lun02"}
+
+
+def test_a_file_written_in_place_in_slow_chunks_is_applied_only_whole(start_daemon, spec_dir):
+    r = start_daemon()
+    _applied_only_whole(r, _write_slowly(spec_dir / "vgglobal.toml"))
+
+
+# The location itself replaced or made while the daemon runs (review 11): the watches follow
+# before anything is loaded from what is being written there.
+
+def test_a_spec_directory_replaced_by_a_file_written_slowly(start_daemon, spec_dir):
+    r = start_daemon()
+    time.sleep(0.5)
+    shutil.rmtree(spec_dir)
+    _applied_only_whole(r, _write_slowly(spec_dir))  # often on the directory's old inode
+
+
+def test_a_spec_file_that_was_not_there_written_slowly(start_daemon, tmp_path):
+    spec = tmp_path / "spec.toml"
+    r = start_daemon(spec=spec)
+    time.sleep(0.5)
+    _applied_only_whole(r, _write_slowly(spec))
+
+
+def test_a_spec_directory_removed_and_made_again_then_written(start_daemon, spec_dir):
+    r = start_daemon()
+    time.sleep(0.5)
+    shutil.rmtree(spec_dir)
+    spec_dir.mkdir()  # ext4 often gives it the removed directory's inode
+    time.sleep(1.5)  # the daemon has seen it (an empty spec directory)
+    _applied_only_whole(r, _write_slowly(spec_dir / "vgglobal.toml"))
 
 
 def test_a_file_left_open_for_writing_is_refused_and_nothing_changes(start_daemon, spec_dir):
