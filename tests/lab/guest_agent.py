@@ -192,7 +192,7 @@ def wait_exit(proc: subprocess.Popen, timeout: float | None) -> int:
     try:
         ready = select.poll()
         ready.register(fd, select.POLLIN)
-        if not ready.poll(max(0, int(timeout * 1000))):
+        if not ready.poll(min(max(0, int(timeout * 1000)), 2**31 - 1)):  # poll's int ms
             raise subprocess.TimeoutExpired(proc.args, timeout)
     finally:
         os.close(fd)

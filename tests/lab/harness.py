@@ -226,8 +226,6 @@ class Link:
     def __init__(self, net: int | None = None):
         self.net = 100 + (next(self._net) % 150 if net is None else net)
         self.ports = (_free_udp_port(), _free_udp_port())
-        while self.ports[1] == self.ports[0]:
-            self.ports = (self.ports[0], _free_udp_port())
         tag = random.randrange(0, 256)
         ips = (f"169.254.{self.net}.1", f"169.254.{self.net}.2")
         self.a = LinkEnd(self, 0, f"52:54:00:{tag:02x}:{self.net:02x}:01", ips[0], ips[1])
@@ -237,10 +235,31 @@ class Link:
         return f"Link({self.a.ip}<->{self.b.ip}, udp {self.ports})"
 
 
+_handed_out: set[int] = set()
+
+
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A UDP port on 127.0.0.1 free now, for a qemu ``-netdev socket`` end to bind later.
+
+    Not an ephemeral port the kernel picks: two pytest-xdist workers booting pairs at the
+    same moment could be handed the same one between this check and qemu's bind, and qemu
+    binds with SO_REUSEADDR, so both would bind and datagrams go astray, silently. Each
+    worker takes its ports from a range of its own below the ephemeral range (gw0 20000 to
+    20999, gw1 21000 to 21999, ...), never one it handed out before."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    base = 20000 + (int(worker) % 10 if worker.isdigit() else 0) * 1000
+    for _ in range(1000):
+        port = base + random.randrange(1000)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise LabError(f"no free UDP port in {base}..{base + 999} for a lab link")
 
 
 # --------------------------------------------------------------------------------------------

@@ -368,10 +368,11 @@ def gfs2_log(g) -> str:
 
 
 def gfs2_recoveries(g) -> int:
-    """How many journal recoveries GFS2 has finished on this node since it booted (the
-    kernel log's "recover generation N done" lines of the lab's file system)."""
-    return len(re.findall(r"gfs2: fsid=lab:gfs0\.\d+: recover generation \d+ done",
-                          g.run(["dmesg"]).out))
+    """The last lockspace generation whose journal recovery GFS2 finished on this node (the
+    kernel log's "recover generation N done" lines of the lab's file system; 0 if none): a
+    number that grows with each recovery, whatever the log ring dropped before it."""
+    return max(map(int, re.findall(r"gfs2: fsid=lab:gfs0\.\d+: recover generation (\d+) done",
+                                   g.run(["dmesg"]).out)), default=0)
 
 
 def drbd_line(g) -> str:
