@@ -30,29 +30,16 @@ whenever the location now resolves to another inode.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent,
-                             FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
-                             FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 _COUNTED = {"created", "modified", "closed", "moved", "deleted"}
 _DIR_COUNTED = {"created", "moved", "deleted"}
-
-# What each watch asks the kernel for (watchdog makes the inotify mask of these): entries
-# coming and going, and, where spec files are, data written and files closed after writing.
-# Nothing else reaches this process: not the opens and reads of the specs (the loader's own),
-# nor, in the parent directory of a spec directory, the writes to the files beside it (a
-# log or a report written there would otherwise wake the observer thread at every write).
-_ENTRIES = [FileCreatedEvent, DirCreatedEvent, FileDeletedEvent, DirDeletedEvent,
-            FileMovedEvent, DirMovedEvent]
-_WRITES = [FileModifiedEvent, FileClosedEvent]
-_ENTRY_KINDS = {"created", "deleted", "moved"}
 
 
 def _text(path: str | bytes) -> str:
@@ -67,11 +54,6 @@ class _Handler(FileSystemEventHandler):
         paths = [_text(event.src_path)]
         if getattr(event, "dest_path", ""):
             paths.append(_text(event.dest_path))
-        if event.event_type in _ENTRY_KINDS and any(
-                Path(p) in (self.watcher.location, self.watcher._root) for p in paths):
-            # the location itself (or its target) came, went or was replaced: the watches
-            # are re-armed at the next refresh(), even when the new one has the old inode
-            self.watcher._stale = True
         hit = next((p for p in paths if self.watcher.relevant(p, event.event_type,
                                                                 event.is_directory)), None)
         if hit is not None:
@@ -87,10 +69,8 @@ class SpecWatcher:
         self.location = Path(location).absolute()
         self.trigger = trigger
         self._observer = None
-        self._identity: tuple[int, int, int] | None = None
+        self._identity: tuple[int, int] | None = None
         self._armed = False
-        self._stale = False  # an event named the location or its target since the arming
-        self._wanted: tuple[bool, Path | None] = (False, None)  # parent watched; tree watched
         self._root = self.location  # the location's target, where its events come from
         self.error: str | None = None
         self._lock = threading.Lock()
@@ -131,12 +111,12 @@ class SpecWatcher:
 
     # -- arming ------------------------------------------------------------------------------
 
-    def _current_identity(self) -> tuple[int, int, int] | None:
+    def _current_identity(self) -> tuple[int, int] | None:
         try:
             st = os.stat(self.location)  # follows a symlinked location on purpose
         except OSError:
             return None
-        return st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode)
+        return st.st_dev, st.st_ino
 
     def start(self) -> None:
         self._observer = Observer()
@@ -145,46 +125,30 @@ class SpecWatcher:
         self.refresh()
 
     def refresh(self) -> bool:
-        """Re-arm the watches when the ones the location needs now are not the ones armed:
-        a directory's are on its inode, so a directory replaced (another inode, or the same
-        one reused after the old was removed: an event named the location since) needs new
-        ones, and so does a location that became a directory, or a file, or appeared. A
-        spec file's watch is its parent's, which a new file under the same name (an
-        editor's write-then-rename) does not change: it is kept, with what it knows of files
-        being written. Cheap (a ``stat`` or two); the daemon calls it before each wait and
-        before each load. Returns True when the watches were (re)armed."""
+        """Re-arm the watches if the location now resolves to another inode (or did not
+        exist before). Cheap (one ``stat``); the daemon calls it before each wait.
+        Returns True when the watches were (re)armed."""
         if self._observer is None:
             return False
         identity = self._current_identity()
-        root = Path(os.path.realpath(self.location))
-        tree = identity is not None and root.is_dir()
-        parent = self.location.parent
-        wanted = (parent.is_dir(), root if tree else None)
-        stale, self._stale = self._stale, False
-        if (self._armed and self.error is None and wanted == self._wanted
-                and not (tree and (stale or identity != self._identity))):
-            self._identity, self._root = identity, root
+        if self._armed and identity == self._identity and self.error is None:
             return False
         self._observer.unschedule_all()
         with self._lock:
             self._writing.clear()  # a new watch: what was open before is not known
         self._identity = identity
-        self._wanted = wanted
         self._armed = True
         self.error = None
         handler = _Handler(self)
+        parent = self.location.parent
         # watchdog does not follow a symlinked root: watch the target, and re-arm when the
         # link is swapped (the parent's watch sees that).
-        self._root = root
+        self._root = Path(os.path.realpath(self.location))
         try:
-            if wanted[0]:
-                # a spec file (or one still to come) is written in place under its parent's
-                # watch; a directory's files under its own
-                self._observer.schedule(handler, str(parent), recursive=False,
-                                        event_filter=_ENTRIES if tree else _ENTRIES + _WRITES)
-            if tree:
-                self._observer.schedule(handler, str(root), recursive=True,
-                                        event_filter=_ENTRIES + _WRITES)
+            if parent.is_dir():
+                self._observer.schedule(handler, str(parent), recursive=False)
+            if identity is not None and self._root.is_dir():
+                self._observer.schedule(handler, str(self._root), recursive=True)
         except OSError as exc:
             # e.g. the inotify watch limit (fs.inotify.max_user_watches) is reached; the
             # periodic resync still catches every change, only later.

@@ -217,13 +217,6 @@ class Daemon:
         pass is caught and reported like a failed pass: a bug must not end the loop that keeps
         the storage converged.
         """
-        if self.watcher is not None and self.watcher.refresh() and self.watcher.error is None:
-            # The location was replaced since the loop last looked (a directory by a file, a
-            # swapped symlink): the new watches see its writes from now on, not before, so
-            # the load waits one debounce for a writer still at work to show itself.
-            self.next_pass_at = time.monotonic() + self.settings.debounce_max_seconds
-            self.next_reason = reason
-            return
         open_for_writing = self._open_for_writing()
         if open_for_writing and open_for_writing[1] < self.settings.write_wait_seconds:
             # A file is half-written (its writer has not closed it): wait for the close,
