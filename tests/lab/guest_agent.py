@@ -185,6 +185,8 @@ def wait_exit(proc: subprocess.Popen, timeout: float | None) -> int:
     when the process exits, and nothing wakes before."""
     if timeout is None:
         return proc.wait()
+    if not 0 <= timeout < 2**31 / 1000:  # poll takes an int of milliseconds
+        return proc.wait(timeout=timeout)
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):  # Linux < 5.3: Popen's own polling
@@ -192,7 +194,7 @@ def wait_exit(proc: subprocess.Popen, timeout: float | None) -> int:
     try:
         ready = select.poll()
         ready.register(fd, select.POLLIN)
-        if not ready.poll(min(max(0, int(timeout * 1000)), 2**31 - 1)):  # poll's int ms
+        if not ready.poll(int(-(-timeout * 1000 // 1))):  # whole ms, rounded up
             raise subprocess.TimeoutExpired(proc.args, timeout)
     finally:
         os.close(fd)

@@ -248,8 +248,7 @@ def _free_udp_port() -> int:
     20999, gw1 21000 to 21999, ...), never one it handed out before."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
     base = 20000 + (int(worker) % 10 if worker.isdigit() else 0) * 1000
-    for _ in range(1000):
-        port = base + random.randrange(1000)
+    for port in random.sample(range(base, base + 1000), 1000):
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
