@@ -434,6 +434,11 @@ def test_sigkill_during_mirror_sync_waits_for_sync_then_splits(make_guest):
     second = spawn_reconcile(g, "--wait", log="/tmp/run2.log")
     wait_for(lambda: "in flight: raid1 sync" in g.run("cat /tmp/run2.log || true").out, 90,
              "the restarted reconciler to see the sync in flight")
+    # a file written from start to end while the leg synced, before the sync is let go: each
+    # write waits behind the throttled sync, so how many fit in the window varies (one CI
+    # run had two where three were asked)
+    wait_for(lambda: g.run(f"cat {data.state_dir}/during 2>/dev/null || true").out.split(), 120,
+             "a file written during the sync")
     g.throttle(1)
     run = g.wait(second, timeout=240)
     data.stop_writer()
@@ -443,7 +448,7 @@ def test_sigkill_during_mirror_sync_waits_for_sync_then_splits(make_guest):
     assert in_sync_when_split(g, "lvrepnb") == [True]
     lv = observe(g).vgs[VG].lvs["lvrepnb"]
     assert lv.pv_extents == {big: 16} and not lv.images
-    assert len(data.written_during) >= 3, (data.written_during, data.writer_files)
+    assert data.written_during, (data.written_during, data.writer_files)
     data.verify()
     assert_settled(g)
 
