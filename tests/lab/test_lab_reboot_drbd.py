@@ -154,7 +154,9 @@ def test_drbd_reboot_of_the_primary_then_the_secondary_with_ext4_mounted_and_a_w
     a.reboot()
     assert writer.exception() is not None  # the guest went away under it
     n_p = written(a, "p")
-    assert n_p >= 5, n_p
+    # five lines were seen; the last may have been appended but not yet synced when the reset
+    # came (one CI run kept four): every line before it was synced
+    assert n_p >= 4, n_p
     assert a.read_file("/etc/drbd.d/r0.res") == res_file  # /etc survived the reset
     assert not a.run("test -e /proc/drbd", check=False).ok  # the kernel state did not
     wait_for(lambda: lab.line("node-b").startswith(("cs:WFConnection ro:Secondary/Unknown",
