@@ -247,8 +247,8 @@ def _logging(level: str | None) -> bool:
     except logs.LogLevelError as exc:
         print(f"reconcile: error: {exc}", file=sys.stderr)
         return False
-    if logs.writes_every_pass():  # loguru now, with the process, not in the first pass
-        import loguru  # noqa: F401
+    if logs.writes_every_pass():  # loguru and its sink now, not in the first pass
+        logs.attach()
     return True
 
 

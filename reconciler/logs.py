@@ -192,6 +192,13 @@ def setup(level: str | None = None, *, stream: TextIO | None = None) -> None:
             _pending = add
 
 
+def attach() -> None:
+    """Import loguru and give it ``setup``'s sink now, not at the first record: adding a
+    sink builds loguru's exception formatter, which reads every install scheme's paths
+    (``sysconfig``), 0.1 s of a pass under TCG at DEBUG (bench_lab, issue 22)."""
+    _loguru()
+
+
 def writes_every_pass() -> bool:
     """Whether ``setup``'s level takes DEBUG records, which every pass writes (the CLI then
     imports loguru with the process, not inside its first pass)."""
