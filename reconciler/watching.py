@@ -23,13 +23,23 @@ write-then-rename never shows: the temporary name is hidden or not ``.toml``).
 
 The spec location itself may be replaced (a GitOps tool swapping a symlink, a directory
 removed and recreated, a spec directory that did not exist yet at start): the parent
-directory is watched for that entry too, and ``refresh()`` re-arms the recursive watch
-whenever the location now resolves to another inode.
+directory is watched for that entry too, and ``refresh()`` re-arms the watches whenever the
+location now resolves to another inode, an event named the location itself (created,
+removed, moved), or a watch ended by itself (watchdog ends the watch of a directory that
+was removed: a directory made again on the removed one's inode looks the same to ``stat``).
+
+A new watch cannot know what was opened before it existed: a file being written into a
+directory that replaced the old one, or a spec file that did not exist, would look
+complete after its writer's first pause. So a re-arm asks the kernel (``open_for_writing``:
+every process's descriptors in /proc and their access mode) which spec files there are
+open for writing right now, and takes them as being written until their close is seen.
+Only processes this one may inspect are seen: the daemon runs as root.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -59,7 +69,53 @@ class _Handler(FileSystemEventHandler):
         if hit is not None:
             if not event.is_directory:
                 self.watcher._track(event.event_type, paths)
+            if event.event_type in _DIR_COUNTED and self.watcher.location in map(Path, paths):
+                with self.watcher._lock:  # the location itself made, removed or replaced
+                    self.watcher._stale = True
             self.watcher.trigger(hit)
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def open_for_writing(files: dict[tuple[int, int], str]) -> set[str]:
+    """Which of ``files`` ((st_dev, st_ino) -> path) some process has open for writing now:
+    every descriptor in /proc/PID/fd whose target has the name of one of them (the only ones
+    looked at further: a host may hold hundreds of thousands), matched by what it is, not by
+    its path (another mount namespace names it otherwise), its access mode from
+    /proc/PID/fdinfo. A process that goes away meanwhile is skipped: it holds nothing."""
+    found: set[str] = set()
+    names = {os.path.basename(path) for path in files.values()}
+    if not names:
+        return found
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            link = f"{fd_dir}/{fd}"
+            try:
+                if os.path.basename(os.readlink(link)) not in names:
+                    continue
+                st = os.stat(link)
+                with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as f:
+                    info = f.read()
+            except (OSError, ValueError):
+                continue
+            path = files.get((st.st_dev, st.st_ino))
+            flags = next((line.split()[1] for line in info.splitlines()
+                          if line.startswith("flags:")), None)
+            if path is not None and flags is not None and \
+                    int(flags, 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                found.add(path)
+    return found
 
 
 class SpecWatcher:
@@ -75,6 +131,10 @@ class SpecWatcher:
         self.error: str | None = None
         self._lock = threading.Lock()
         self._writing: dict[str, float] = {}  # path -> monotonic time first seen written
+        # Closed, removed or moved since a re-arm began to ask /proc (``_seed_writing``):
+        # what /proc answered for them is older than their event.
+        self._closed_since: set[str] | None = None
+        self._stale = False  # an event named the location itself: re-arm (``refresh``)
 
     # -- files being written ---------------------------------------------------------------
 
@@ -87,6 +147,51 @@ class SpecWatcher:
             elif kind in ("closed", "deleted", "moved"):
                 for p in paths:
                     self._writing.pop(p, None)
+                if self._closed_since is not None:
+                    self._closed_since.update(paths)
+
+    def _spec_files(self) -> dict[tuple[int, int], str]:
+        """The spec files at the location now, as events name them: (st_dev, st_ino) ->
+        path. A symlinked single file is left out: its target's directory is not watched,
+        so its close would never be seen."""
+        files: dict[tuple[int, int], str] = {}
+
+        def add(path: str) -> None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return
+            if stat.S_ISREG(st.st_mode):
+                files[(st.st_dev, st.st_ino)] = path
+
+        if self.location.is_symlink() and not self._root.is_dir():
+            return files
+        if not self._root.is_dir():
+            add(str(self.location))
+            return files
+        for top, dirs, names in os.walk(self._root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in names:
+                if name.endswith(".toml") and not name.startswith("."):
+                    add(os.path.join(top, name))
+        return files
+
+    def _seed_writing(self, before: dict[str, float]) -> None:
+        """After a re-arm: the spec files the kernel says are open for writing are being
+        written (the new watch then sees their close), since when ``before`` (what the old
+        watch knew) says, else from now. Called once the watches exist, so a file opened
+        later is seen by them and one closed since is not taken as open."""
+        with self._lock:
+            self._closed_since = set()
+        found: set[str] = set()
+        try:
+            found = open_for_writing(self._spec_files())
+        finally:
+            with self._lock:
+                closed, self._closed_since = self._closed_since or set(), None
+                now = time.monotonic()
+                for path in found - closed:
+                    self._writing.setdefault(path, before.get(path, now))
 
     def writing(self) -> dict[str, float]:
         """Spec files open for writing now: path -> since when (monotonic), as far as the
@@ -103,7 +208,7 @@ class SpecWatcher:
             return kind in _COUNTED  # the location itself replaced, removed or (re)created
         if self._identity is None or not p.is_relative_to(self._root):
             return False
-        if any(part.startswith(".") for part in p.relative_to(self._root).parts):
+        if _hidden(p.relative_to(self._root)):
             return False
         if is_directory:
             return kind in _DIR_COUNTED
@@ -124,18 +229,31 @@ class SpecWatcher:
         self._observer.start()
         self.refresh()
 
+    def _watch_ended(self) -> bool:
+        """Whether one of the watches ended by itself (watchdog ends the watch of a directory
+        removed, whose inode a directory made again may then reuse)."""
+        try:
+            return any(not emitter.is_alive() for emitter in list(self._observer.emitters))
+        except RuntimeError:  # the set changed while it was copied: look again next time
+            return False
+
     def refresh(self) -> bool:
         """Re-arm the watches if the location now resolves to another inode (or did not
-        exist before). Cheap (one ``stat``); the daemon calls it before each wait.
-        Returns True when the watches were (re)armed."""
+        exist before), an event named the location itself, or a watch ended. Cheap (one
+        ``stat``); the daemon calls it before each wait. Returns True when the watches were
+        (re)armed; what was open for writing then is asked of the kernel."""
         if self._observer is None:
             return False
+        with self._lock:
+            stale, self._stale = self._stale, False
         identity = self._current_identity()
-        if self._armed and identity == self._identity and self.error is None:
+        if (self._armed and identity == self._identity and self.error is None
+                and not stale and not self._watch_ended()):
             return False
         self._observer.unschedule_all()
         with self._lock:
-            self._writing.clear()  # a new watch: what was open before is not known
+            # a new watch: what is open now is asked of /proc below
+            before, self._writing = self._writing, {}
         self._identity = identity
         self._armed = True
         self.error = None
@@ -154,6 +272,7 @@ class SpecWatcher:
             # periodic resync still catches every change, only later.
             self.error = f"cannot watch {self.location}: {exc.strerror or exc}"
             self._identity = None
+        self._seed_writing(before)
         return True
 
     def stop(self) -> None:

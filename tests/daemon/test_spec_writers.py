@@ -8,11 +8,12 @@ import os
 import shutil
 import subprocess
 import textwrap
+import threading
 import time
 
 import pytest
 
-from reconciler import status
+from reconciler import status, watching
 
 from .conftest import IN_SYNC, wait_for, write_spec
 
@@ -31,9 +32,10 @@ def _mutations(r):
     return [(t, c.argv) for t, c in list(r.runner.started) if c.mutates]
 
 
-def _write_slowly(path) -> float:
-    """FINAL written in place in three chunks, each followed by a pause longer than the
-    debounce (0.2 s) and its cap's half; returns when the last one was written."""
+def _write_slowly(path, pause: float = 0.6) -> float:
+    """FINAL written in place in three chunks, each followed by ``pause`` seconds (0.6:
+    longer than the debounce, 0.2 s, and its cap's half; 1.5: longer than the cap, a stalled
+    scp or curl); returns when the last one was written."""
     text = textwrap.dedent(FINAL)
     cut = text.index("placement")
     with open(path, "w") as f:  # truncates: the old content is gone at once
@@ -41,7 +43,7 @@ def _write_slowly(path) -> float:
             f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-            time.sleep(0.6)
+            time.sleep(pause)
         return time.monotonic()
 
 
@@ -67,6 +69,66 @@ def test_a_spec_directory_replaced_by_a_file_written_slowly(start_daemon, spec_d
     time.sleep(0.5)
     shutil.rmtree(spec_dir)
     _applied_only_whole(r, _write_slowly(spec_dir))  # often on the directory's old inode
+
+
+# A new watch cannot know what was opened before it: what the kernel says is open for
+# writing there (/proc) is taken as being written (reviews 11 and 12). The directory is moved
+# away rather than removed, so what replaces it never has its inode: the watch is re-armed.
+
+def test_a_spec_directory_moved_away_and_replaced_by_a_file_with_long_pauses(start_daemon,
+                                                                            spec_dir):
+    r = start_daemon()
+    time.sleep(0.5)
+    spec_dir.rename(spec_dir.with_name("specs.old"))
+    _applied_only_whole(r, _write_slowly(spec_dir, pause=1.5))
+
+
+def test_a_spec_file_that_was_not_there_written_with_long_pauses(start_daemon, tmp_path):
+    spec = tmp_path / "spec.toml"
+    r = start_daemon(spec=spec)
+    time.sleep(0.5)
+    _applied_only_whole(r, _write_slowly(spec, pause=1.5))
+
+
+def test_a_spec_directory_replaced_while_a_pass_runs_by_a_file_written_slowly(start_daemon,
+                                                                             spec_dir):
+    """The loop re-arms the watch after the pass, and the next pass comes at once (the
+    events that poked it are old by then): the file being written must already be known."""
+    r = start_daemon()
+    time.sleep(0.5)
+    r.runner.gate_match = ("lvm", "fullreport")
+    r.daemon.request_pass("test")
+    assert r.runner.gate_entered.wait(5)
+    spec_dir.rename(spec_dir.with_name("specs.old"))
+    done: list[float] = []
+    writer = threading.Thread(target=lambda: done.append(_write_slowly(spec_dir, pause=0.9)))
+    writer.start()
+    time.sleep(0.3)
+    r.runner.gate_match = None
+    r.runner.gate_release.set()
+    writer.join()
+    _applied_only_whole(r, done[0])
+
+
+def test_a_spec_directory_made_again_on_the_removed_ones_inode_is_watched_again(
+        start_daemon, spec_dir, monkeypatch):
+    """ext4 often gives a directory made again the removed one's inode: the location looks
+    the same, but its watch ended with the directory (tmpfs never reuses one at once, so the
+    reuse is made certain here)."""
+    r = start_daemon()
+    watcher = r.daemon.watcher
+    same = watcher._current_identity()
+    shutil.rmtree(spec_dir)
+    spec_dir.mkdir()
+    monkeypatch.setattr(watcher, "_current_identity", lambda: same)
+    time.sleep(1.5)  # the daemon has seen it (an empty spec directory)
+    tmp = spec_dir / ".vgglobal.toml.tmp"
+    tmp.write_text(textwrap.dedent(FINAL))
+    os.replace(tmp, spec_dir / "vgglobal.toml")
+    done = time.monotonic()
+    wait_for(lambda: _mutations(r), timeout=5)  # the resync is 60 s away: the watch saw it
+    assert _mutations(r)[0][0] >= done
+    assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
 
 
 def test_a_file_left_open_for_writing_is_refused_and_nothing_changes(start_daemon, spec_dir):
@@ -127,3 +189,43 @@ def test_a_git_pull_of_many_files_is_applied_once_complete(start_daemon, tmp_pat
     assert r.daemon.in_force.digest != "" and r.daemon.spec_error is None
     # one pass for the whole pull (and the one at start)
     assert r.daemon.passes <= 3
+
+
+def test_the_kernel_is_asked_which_spec_files_are_open_for_writing(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text("")
+    st = os.stat(spec)
+    files = {(st.st_dev, st.st_ino): str(spec)}
+    with open(spec, "a"):
+        assert watching.open_for_writing(files) == {str(spec)}
+    assert watching.open_for_writing(files) == set()
+    with open(spec):  # read only
+        assert watching.open_for_writing(files) == set()
+    with open(spec, "r+"):
+        assert watching.open_for_writing(files) == {str(spec)}
+
+
+@pytest.mark.parametrize("single_file", [True, False])
+def test_edits_in_place_and_new_files_do_not_re_arm_the_watch(tmp_path, single_file):
+    """Only the location itself made, removed or replaced, or a watch ended, re-arms: a
+    re-arm forgets what the events said was being written (asked of /proc again)."""
+    d = tmp_path / "specs"
+    d.mkdir()
+    location = d / "spec.toml" if single_file else d
+    (d / "spec.toml").write_text("a = 1\n")
+    seen: list[str] = []
+    w = watching.SpecWatcher(location, seen.append)
+    w.start()
+    try:
+        assert not w.refresh()
+        with open(d / "spec.toml", "a") as f:
+            f.write("b = 2\n")
+        (d / "other.toml").write_text("c = 3\n")
+        wait_for(lambda: len(seen) >= 2, timeout=5)
+        time.sleep(0.2)
+        assert not w.refresh() and not w.refresh()
+        os.rename(location, tmp_path / "away")
+        wait_for(lambda: w._stale, timeout=5)
+        assert w.refresh() and not w.refresh()
+    finally:
+        w.stop()
