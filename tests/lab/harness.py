@@ -245,9 +245,18 @@ def _free_udp_port() -> int:
     same moment could be handed the same one between this check and qemu's bind, and qemu
     binds with SO_REUSEADDR, so both would bind and datagrams go astray, silently. Each
     worker takes its ports from a range of its own below the ephemeral range (gw0 20000 to
-    20999, gw1 21000 to 21999, ...), never one it handed out before."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
-    base = 20000 + (int(worker) % 10 if worker.isdigit() else 0) * 1000
+    20999, gw1 21000 to 21999, ... gw9), never one it handed out before. A process outside
+    xdist (a benchmark, a recording script, a test run by hand beside CI) takes one of ten
+    ranges from 10000 by its pid, never one of the workers'."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker:
+        n = int(worker[2:]) if worker[2:].isdigit() else -1
+        if not 0 <= n < 10:
+            raise LabError(f"xdist worker {worker!r}: lab links have port ranges for gw0 to "
+                           f"gw9 only (run the lab with -n 10 or fewer)")
+        base = 20000 + n * 1000
+    else:
+        base = 10000 + (os.getpid() % 10) * 1000
     for port in random.sample(range(base, base + 1000), 1000):
         if port in _handed_out:
             continue
