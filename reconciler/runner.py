@@ -297,6 +297,18 @@ class _Exit:
 _PIPE_CHUNK = 64 * 1024
 
 
+def _live(pid: int, state: str) -> bool:
+    """Whether a process in ``state`` (/proc/PID/stat field 3) is still running: a zombie is
+    not, unless only its main thread has ended (``pthread_exit``) and other threads of it
+    run on (/proc/PID/task lists them)."""
+    if state != "Z":
+        return True
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
+
+
 def _group_members(pgid: int) -> list[int]:
     """The live processes of process group ``pgid`` other than its leader (from /proc:
     the group is field 5 of /proc/PID/stat, the state field 3)."""
@@ -306,7 +318,7 @@ def _group_members(pgid: int) -> list[int]:
             continue
         line = _proc_field(int(name), "stat")
         fields = line.rsplit(")", 1)[1].split() if line else []
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+        if len(fields) > 2 and fields[2] == str(pgid) and _live(int(name), fields[0]):
             found.append(int(name))
     return sorted(found)
 
@@ -359,7 +371,7 @@ def _start_time(pid: int) -> int | None:
     line = _proc_field(pid, "stat")
     try:
         fields = line.rsplit(")", 1)[1].split() if line else []
-        if not fields or fields[0] == "Z":  # gone (a zombie waits only for its reap)
+        if not fields or not _live(pid, fields[0]):  # gone (a zombie waits for its reap)
             return None
         return int(fields[19])
     except (IndexError, ValueError):

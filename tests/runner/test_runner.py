@@ -239,10 +239,18 @@ def test_output_is_text_as_the_tools_wrote_it_and_input_reaches_the_command(monk
     assert missing.rc == 127 and "not found" in missing.stderr
 
 
-def with_helpers(tmp_path: Path, n: int = 1, leader: str = "time.sleep(60)") -> str:
+# A helper's end whose main thread ends (pthread_exit) while another thread of it runs on:
+# /proc/PID/stat then says 'Z', and the process is still there.
+MAIN_THREAD_ENDS = ("import ctypes, threading; "
+                    "threading.Thread(target=time.sleep, args=(60,)).start(); "
+                    "ctypes.CDLL(None).pthread_exit(None)")
+
+
+def with_helpers(tmp_path: Path, n: int = 1, leader: str = "time.sleep(60)",
+                 helper: str = "time.sleep(60)") -> str:
     """A command's body that starts ``n`` helpers in its own process group, each ignoring
-    SIGTERM and writing its pid to ``tmp_path/helper.I`` once it does, waits for them,
-    then runs ``leader``."""
+    SIGTERM and writing its pid to ``tmp_path/helper.I`` once it does (then running
+    ``helper``), waits for them, then runs ``leader``."""
     return textwrap.dedent(f"""
         import os, subprocess, sys, time
         for i in range({n}):
@@ -251,7 +259,7 @@ def with_helpers(tmp_path: Path, n: int = 1, leader: str = "time.sleep(60)") -> 
                 f"open({str(tmp_path)!r} + '/helper.{{i}}.tmp', 'w').write(str(os.getpid())); "
                 f"os.rename({str(tmp_path)!r} + '/helper.{{i}}.tmp', "
                 f"{str(tmp_path)!r} + '/helper.{{i}}'); "
-                "time.sleep(60)"])
+                {helper!r}])
         while not all(os.path.exists(f"{tmp_path}/helper.{{i}}") for i in range({n})):
             time.sleep(0.05)
         """) + leader + "\n"
@@ -324,6 +332,26 @@ def test_a_changing_lvm_commands_helper_is_never_killed_even_once_lvm_has_exited
         assert "still running after 0.5 s; not killed (a changing lvm command" in r.stderr
         assert "SIGKILL" not in r.stderr
         assert runner_mod._start_time(helpers[0]) is not None  # alive: never killed
+        assert runner.run(Command(argv=("true",), mutates=False)).stuck_pid == helpers[0]
+    finally:
+        kill_all(helpers)
+
+
+@pytest.mark.real_process
+def test_a_helper_whose_main_thread_has_ended_is_still_running(tmp_path):
+    """/proc says 'Z' for a process whose main thread has ended while another thread of it
+    runs on: it is still there, so lvm's helper is abandoned and blocks the next command
+    (taken for gone, the next lvm would start beside it)."""
+    fake = tmp_path / "lvm"
+    fake.write_text(f"#!{PY}\n" + with_helpers(tmp_path, helper=MAIN_THREAD_ENDS))
+    fake.chmod(0o755)
+    runner = SubprocessRunner(term_grace=0.5, reap_wait=0.5)
+    r = runner.run(Command(argv=(str(fake), "lvextend", "--resizefs"), timeout=2 * START))
+    helpers = helper_pids(tmp_path)
+    try:
+        stat_line = Path(f"/proc/{helpers[0]}/stat").read_text()
+        assert stat_line.rsplit(")", 1)[1].split()[0] == "Z"
+        assert len(helpers) == 1 and r.timed_out and r.stuck_pid == helpers[0], r.stderr
         assert runner.run(Command(argv=("true",), mutates=False)).stuck_pid == helpers[0]
     finally:
         kill_all(helpers)
