@@ -72,20 +72,34 @@ class _Handler(FileSystemEventHandler):
             if event.event_type in _DIR_COUNTED and self.watcher.location in map(Path, paths):
                 with self.watcher._lock:  # the location itself made, removed or replaced
                     self.watcher._stale = True
+            elif event.event_type in ("created", "moved") and (
+                    event.is_directory or event.event_type == "moved"):
+                # A directory made or moved in (its watch came after what was written in it
+                # first), or a spec file moved in: ask /proc what is open there
+                with self.watcher._lock:
+                    self.watcher._rescan = True
             self.watcher.trigger(hit)
+
+    def on_events_lost(self, event: FileSystemEvent) -> None:
+        """The kernel's event queue overflowed: a close or a write may be among what was
+        lost, so the watches are set up again and /proc asked (``refresh``)."""
+        with self.watcher._lock:
+            self.watcher._stale = True
+        self.watcher.trigger(str(self.watcher.location))
 
 
 def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def open_for_writing(files: dict[tuple[int, int], str]) -> set[str]:
-    """Which of ``files`` ((st_dev, st_ino) -> path) some process has open for writing now:
-    every descriptor in /proc/PID/fd whose target has the name of one of them (the only ones
-    looked at further: a host may hold hundreds of thousands), matched by what it is, not by
-    its path (another mount namespace names it otherwise), its access mode from
-    /proc/PID/fdinfo. A process that goes away meanwhile is skipped: it holds nothing."""
-    found: set[str] = set()
+def open_for_writing(files: dict[tuple[int, int], str]) -> dict[str, str]:
+    """Which of ``files`` ((st_dev, st_ino) -> path) some process has open for writing now,
+    each with one such process ('pid 4242 (scp)'): every descriptor in /proc/PID/fd whose
+    target has the name of one of them (the only ones looked at further: a host may hold
+    hundreds of thousands), matched by what it is, not by its path (another mount namespace
+    names it otherwise), its access mode from /proc/PID/fdinfo. A process that goes away
+    meanwhile is skipped: it holds nothing."""
+    found: dict[str, str] = {}
     names = {os.path.basename(path) for path in files.values()}
     if not names:
         return found
@@ -114,8 +128,32 @@ def open_for_writing(files: dict[tuple[int, int], str]) -> set[str]:
                           if line.startswith("flags:")), None)
             if path is not None and flags is not None and \
                     int(flags, 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
-                found.add(path)
+                found.setdefault(path, f"pid {pid} ({_comm(pid)})")
     return found
+
+
+def _comm(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def proc_blind_spot() -> str | None:
+    """Why /proc may not show every process that has a spec file open (``open_for_writing``
+    then finds nothing for them), or None: not root, or in a PID namespace of its own."""
+    if os.geteuid() != 0:
+        return "not running as root: other users' processes are not seen in /proc"
+    try:
+        if os.stat("/proc/self/ns/pid").st_ino != _INIT_PID_NS:
+            return "in a PID namespace of its own: the host's other processes are not seen"
+    except OSError:
+        return "/proc/self/ns/pid cannot be read"
+    return None
+
+
+_INIT_PID_NS = 0xEFFFFFFC  # the initial PID namespace's inode (PROC_PID_INIT_INO)
 
 
 class SpecWatcher:
@@ -135,6 +173,10 @@ class SpecWatcher:
         # what /proc answered for them is older than their event.
         self._closed_since: set[str] | None = None
         self._stale = False  # an event named the location itself: re-arm (``refresh``)
+        self._rescan = False  # a directory or a spec file came into the tree: ask /proc
+        # Being written as /proc said (at a re-arm or a rescan), no event of its own since:
+        # path -> the holder. Asked of /proc again while passes wait (``recheck``).
+        self._seeded: dict[str, str] = {}
 
     # -- files being written ---------------------------------------------------------------
 
@@ -144,30 +186,33 @@ class SpecWatcher:
             # finds in a directory created a moment ago as "created", with no close to follow.
             if kind == "modified":
                 self._writing.setdefault(paths[0], time.monotonic())
+                self._seeded.pop(paths[0], None)  # the watch sees it: its close will come
             elif kind in ("closed", "deleted", "moved"):
                 for p in paths:
                     self._writing.pop(p, None)
+                    self._seeded.pop(p, None)
                 if self._closed_since is not None:
                     self._closed_since.update(paths)
 
     def _spec_files(self) -> dict[tuple[int, int], str]:
-        """The spec files at the location now, as events name them: (st_dev, st_ino) ->
-        path. A symlinked single file is left out: its target's directory is not watched,
-        so its close would never be seen."""
+        """The spec files at the location now whose close the watches would see, as events
+        name them: (st_dev, st_ino) -> path. Left out: a spec file that is a symlink (its
+        target's directory is not watched), and a single-file location under a symlinked
+        directory (the parent's watch is on the link, not on where the file is)."""
         files: dict[tuple[int, int], str] = {}
 
         def add(path: str) -> None:
             try:
-                st = os.stat(path)
+                st = os.lstat(path)
             except OSError:
                 return
             if stat.S_ISREG(st.st_mode):
                 files[(st.st_dev, st.st_ino)] = path
 
-        if self.location.is_symlink() and not self._root.is_dir():
-            return files
         if not self._root.is_dir():
-            add(str(self.location))
+            parent = os.path.normpath(self.location.parent)
+            if os.path.realpath(parent) == parent:
+                add(str(self.location))
             return files
         for top, dirs, names in os.walk(self._root):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -183,15 +228,51 @@ class SpecWatcher:
         later is seen by them and one closed since is not taken as open."""
         with self._lock:
             self._closed_since = set()
-        found: set[str] = set()
+        found: dict[str, str] = {}
         try:
             found = open_for_writing(self._spec_files())
         finally:
             with self._lock:
                 closed, self._closed_since = self._closed_since or set(), None
                 now = time.monotonic()
-                for path in found - closed:
+                for path, holder in found.items():
+                    if path in closed:
+                        continue
+                    if path not in self._writing:  # not already known from an event
+                        self._seeded[path] = holder
                     self._writing.setdefault(path, before.get(path, now))
+
+    def recheck(self) -> None:
+        """Forget the files taken as being written on /proc's word (``_seed_writing``) that
+        no process has open for writing any more: their close may have happened where no
+        watch sees it. A file marked by an event is left to its close event: /proc may not
+        show its writer (another PID namespace), and then this could not tell."""
+        with self._lock:
+            seeded = [p for p in self._seeded if p in self._writing]
+        if not seeded:
+            return
+        files: dict[tuple[int, int], str] = {}
+        for path in seeded:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            files[(st.st_dev, st.st_ino)] = path
+        still = open_for_writing(files)
+        with self._lock:
+            for path in seeded:
+                if path not in self._seeded:  # an event about it came meanwhile: its own
+                    continue
+                if path in still:
+                    self._seeded[path] = still[path]
+                else:
+                    self._seeded.pop(path, None)
+                    self._writing.pop(path, None)
+
+    def holder(self, path: str) -> str | None:
+        """The process /proc named for a file taken as being written on its word, if so."""
+        with self._lock:
+            return self._seeded.get(path)
 
     def writing(self) -> dict[str, float]:
         """Spec files open for writing now: path -> since when (monotonic), as far as the
@@ -246,14 +327,18 @@ class SpecWatcher:
             return False
         with self._lock:
             stale, self._stale = self._stale, False
+            rescan, self._rescan = self._rescan, False
         identity = self._current_identity()
         if (self._armed and identity == self._identity and self.error is None
                 and not stale and not self._watch_ended()):
+            if rescan:
+                self._seed_writing(self.writing())
             return False
         self._observer.unschedule_all()
         with self._lock:
             # a new watch: what is open now is asked of /proc below
             before, self._writing = self._writing, {}
+            self._seeded = {}
         self._identity = identity
         self._armed = True
         self.error = None

@@ -165,6 +165,10 @@ class Daemon:
             if self.settings.watch:
                 self.watcher = watching.SpecWatcher(self.settings.spec, self._spec_event)
                 self.watcher.start()
+                blind = watching.proc_blind_spot()
+                if blind:
+                    log.warning("{}: a spec file being written when the spec's watch is set "
+                                "up again is recognised only by its next write", blind)
             self._publish()
             self.wakeup.poke("start")
             tick_every = (self.notifier.watchdog_seconds / 2
@@ -217,6 +221,11 @@ class Daemon:
         pass is caught and reported like a failed pass: a bug must not end the loop that keeps
         the storage converged.
         """
+        if self.watcher is not None:
+            # The location may have been replaced during the wait: the watches are set up
+            # again, and /proc asked what is open there, before anything is read (review 13)
+            self.watcher.refresh()
+            self.watcher.recheck()
         open_for_writing = self._open_for_writing()
         if open_for_writing and open_for_writing[1] < self.settings.write_wait_seconds:
             # A file is half-written (its writer has not closed it): wait for the close,
@@ -301,9 +310,13 @@ class Daemon:
         log = logger.bind(obj=f"spec {location}")
         try:
             if still_open is not None:
+                holder = self.watcher.holder(still_open[0]) if self.watcher else None
+                how = (f"held open for writing by {holder} for {still_open[1]:.0f} s (seen in "
+                       f"/proc when the spec's watch was set up)" if holder else
+                       f"still open for writing after {still_open[1]:.0f} s (modified, never "
+                       f"closed)")
                 raise errors.SpecError([(still_open[0], "", (
-                    f"still open for writing after {still_open[1]:.0f} s (modified, never "
-                    f"closed); a half-written file is never applied: close it, or write "
+                    f"{how}; a half-written file is never applied: close it, or write "
                     f"specs to a temporary name and rename them into place"))])
             if self.settings.check_permissions:
                 check_permissions(location)

@@ -48,8 +48,8 @@ def _write_slowly(path, pause: float = 0.6) -> float:
 
 
 def _applied_only_whole(r, done: float) -> None:
-    wait_for(lambda: _mutations(r), timeout=5)
-    wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=5)
+    wait_for(lambda: _mutations(r), timeout=8)
+    wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=8)
     mutations = _mutations(r)
     assert mutations[0][0] >= done, f"a command ran before the file was complete: {mutations}"
     assert [argv for _, argv in mutations] == [FINAL_LVCREATE]
@@ -131,6 +131,153 @@ def test_a_spec_directory_made_again_on_the_removed_ones_inode_is_watched_again(
     assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
 
 
+def test_a_spec_directory_moved_away_and_made_again_then_written_slowly_inside(start_daemon,
+                                                                               spec_dir):
+    """The pass the new directory's event asks for comes before the loop would set the
+    watch up again: it does so itself before reading (review 13, B1)."""
+    r = start_daemon()
+    time.sleep(0.5)
+    spec_dir.rename(spec_dir.with_name("specs.old"))
+    spec_dir.mkdir()
+    os.chmod(spec_dir, 0o755)
+    _applied_only_whole(r, _write_slowly(spec_dir / "vgglobal.toml"))
+
+
+def test_a_spec_directory_not_there_at_start_made_and_written_slowly(start_daemon, tmp_path):
+    d = tmp_path / "later"
+    r = start_daemon(spec=d, error_backoff_seconds=5.0)  # the default: no early retry pass
+    time.sleep(0.5)
+    d.mkdir()
+    os.chmod(d, 0o755)
+    _applied_only_whole(r, _write_slowly(d / "vgglobal.toml"))
+
+
+def test_a_directory_moved_into_the_spec_tree_while_a_file_in_it_is_written(start_daemon,
+                                                                            spec_dir, tmp_path):
+    """Its first writes were made before any watch of it existed (review 13, M2)."""
+    r = start_daemon()
+    time.sleep(0.5)
+    (spec_dir / "vgglobal.toml").unlink()  # the VG's spec moves to the new subdirectory
+    time.sleep(1.5)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    os.chmod(stage, 0o755)
+
+    def move_in():
+        time.sleep(0.3)  # after the first chunk
+        os.rename(stage, spec_dir / "site2")
+
+    mover = threading.Thread(target=move_in)
+    mover.start()
+    done = _write_slowly(stage / "vgglobal.toml", pause=0.9)  # on through its open descriptor
+    mover.join()
+    _applied_only_whole(r, done)
+
+
+def test_a_daemon_started_while_a_spec_file_is_written(start_daemon, spec_dir):
+    done: list[float] = []
+    writer = threading.Thread(
+        target=lambda: done.append(_write_slowly(spec_dir / "vgglobal.toml", pause=0.9)))
+    writer.start()
+    time.sleep(0.3)  # the first chunk is there, the writer pauses
+    r = start_daemon(wait_ready=False)
+    writer.join()
+    _applied_only_whole(r, done[0])
+
+
+def test_a_symlinked_spec_file_open_as_the_daemon_starts_is_applied_once_closed(
+        start_daemon, spec_dir, tmp_path):
+    """specs/vgglobal.toml -> ../available/vgglobal.toml: its close happens where no watch
+    sees it, so it is not taken as being written on /proc's word (review 13, M1)."""
+    available = tmp_path / "available"
+    available.mkdir()
+    os.chmod(available, 0o755)
+    target = available / "vgglobal.toml"
+    (spec_dir / "vgglobal.toml").unlink()
+    os.symlink(target, spec_dir / "vgglobal.toml")
+    with open(target, "w") as f:
+        f.write(textwrap.dedent(FINAL))
+        f.flush()
+        r = start_daemon(write_wait_seconds=2.0, wait_ready=False)
+        time.sleep(1.0)
+    wait_for(lambda: _mutations(r), timeout=8)
+    assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
+    wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=8)
+    assert r.daemon.spec_error is None
+
+
+def test_a_file_held_open_for_writing_when_the_watch_is_set_up_again_names_its_holder(
+        start_daemon, spec_dir):
+    """A process holding a spec file open for writing (here for a lock, never writing) is
+    seen only in /proc when the directory is swapped: the spec is refused while it holds
+    it, the refusal names the process, and the spec is applied once it lets go."""
+    new = spec_dir.with_name("specs.new")
+    new.mkdir()
+    os.chmod(new, 0o755)
+    write_spec(new / "vgglobal.toml", FINAL)
+    holder = open(new / "vgglobal.toml", "r+")
+    try:
+        r = start_daemon(write_wait_seconds=1.0, resync_seconds=0.5)
+        spec_dir.rename(spec_dir.with_name("specs.old"))
+        new.rename(spec_dir)
+        wait_for(lambda: r.daemon.spec_error is not None, timeout=8)
+        assert f"held open for writing by pid {os.getpid()} (" in r.daemon.spec_error
+        assert _mutations(r) == []
+    finally:
+        holder.close()  # its close is a close-without-write: /proc is asked again
+    wait_for(lambda: _mutations(r), timeout=8)
+    assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
+
+
+def test_a_symlinked_spec_directory_whose_target_is_made_again_is_watched_again(
+        tmp_path, monkeypatch):
+    """The link is unchanged and (inode reuse made certain here) so is what it resolves to:
+    only the end of the target's watch tells."""
+    target = tmp_path / "v1"
+    target.mkdir()
+    link = tmp_path / "specs"
+    os.symlink(target, link)
+    seen: list[str] = []
+    w = watching.SpecWatcher(link, seen.append)
+    w.start()
+    try:
+        same = w._current_identity()
+        monkeypatch.setattr(w, "_current_identity", lambda: same)
+        shutil.rmtree(target)
+        target.mkdir()
+        wait_for(w._watch_ended, timeout=5)
+        assert w.refresh() and not w.refresh()
+        (target / "a.toml").write_text("a = 1\n")
+        wait_for(lambda: any(p.endswith("a.toml") for p in seen), timeout=5)
+    finally:
+        w.stop()
+
+
+def test_a_close_seen_while_proc_is_read_is_not_taken_as_open(tmp_path, monkeypatch):
+    d = tmp_path / "specs"
+    d.mkdir()
+    spec = d / "a.toml"
+    spec.write_text("a = 1\n")
+    w = watching.SpecWatcher(d, lambda path: None)
+    w.start()
+    try:
+        def scan_that_sees_a_close(files):
+            w._track("closed", [str(spec)])  # the writer closes while /proc is read
+            return {str(spec): "pid 1 (writer)"}
+
+        monkeypatch.setattr(watching, "open_for_writing", scan_that_sees_a_close)
+        w._seed_writing({})
+        assert w.writing() == {} and w.holder(str(spec)) is None
+        monkeypatch.setattr(watching, "open_for_writing", lambda files: {str(spec): "pid 1 (w)"})
+        w._seed_writing({})
+        assert list(w.writing()) == [str(spec)] and w.holder(str(spec)) == "pid 1 (w)"
+        monkeypatch.setattr(watching, "open_for_writing", lambda files: {})
+        w.recheck()  # its writer has gone, its close unseen: forgotten
+        assert w.writing() == {}
+    finally:
+        w.stop()
+
+
 def test_a_file_left_open_for_writing_is_refused_and_nothing_changes(start_daemon, spec_dir):
     r = start_daemon(write_wait_seconds=1.0, resync_seconds=0.3)
     text = textwrap.dedent(FINAL)
@@ -197,12 +344,13 @@ def test_the_kernel_is_asked_which_spec_files_are_open_for_writing(tmp_path):
     st = os.stat(spec)
     files = {(st.st_dev, st.st_ino): str(spec)}
     with open(spec, "a"):
-        assert watching.open_for_writing(files) == {str(spec)}
-    assert watching.open_for_writing(files) == set()
+        found = watching.open_for_writing(files)
+        assert list(found) == [str(spec)] and found[str(spec)].startswith(f"pid {os.getpid()} (")
+    assert watching.open_for_writing(files) == {}
     with open(spec):  # read only
-        assert watching.open_for_writing(files) == set()
+        assert watching.open_for_writing(files) == {}
     with open(spec, "r+"):
-        assert watching.open_for_writing(files) == {str(spec)}
+        assert set(watching.open_for_writing(files)) == {str(spec)}
 
 
 @pytest.mark.parametrize("single_file", [True, False])
