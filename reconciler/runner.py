@@ -304,9 +304,15 @@ def _live(pid: int, state: str) -> bool:
     if state != "Z":
         return True
     try:
-        return len(os.listdir(f"/proc/{pid}/task")) > 1
+        tasks = [t for t in os.listdir(f"/proc/{pid}/task") if t != str(pid)]
     except OSError:
         return False
+    for tid in tasks:  # a thread that has ended but is not reaped yet (a tracer's) runs nothing
+        line = _proc_field(pid, f"task/{tid}/stat")
+        fields = line.rsplit(")", 1)[1].split() if line else []
+        if fields and fields[0] not in ("Z", "X", "x"):
+            return True
+    return False
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -72,12 +72,15 @@ class _Handler(FileSystemEventHandler):
             if event.event_type in _DIR_COUNTED and self.watcher.location in map(Path, paths):
                 with self.watcher._lock:  # the location itself made, removed or replaced
                     self.watcher._stale = True
-            elif event.event_type in ("created", "moved") and (
-                    event.is_directory or event.event_type == "moved"):
+            elif event.event_type in ("created", "moved"):
                 # A directory made or moved in (its watch came after what was written in it
-                # first), or a spec file moved in: ask /proc what is open there
+                # first), or a spec file moved in (watchdog says 'created' for one moved in
+                # from outside the tree): ask /proc what is open there, and only there
                 with self.watcher._lock:
-                    self.watcher._rescan = True
+                    self.watcher._rescan.add(paths[-1])
+            if event.is_directory and event.event_type in ("deleted", "moved"):
+                # its files left that path with it (no event of their own): G2
+                self.watcher._forget_under(paths[0])
             self.watcher.trigger(hit)
 
     def on_events_lost(self, event: FileSystemEvent) -> None:
@@ -110,16 +113,20 @@ def open_for_writing(files: dict[tuple[int, int], str]) -> dict[str, str]:
     for pid in pids:
         fd_dir = f"/proc/{pid}/fd"
         try:
-            fds = os.listdir(fd_dir)
+            fds = [f"{fd_dir}/{fd}" for fd in os.listdir(fd_dir)]
+            if not fds:  # a process whose main thread has ended: its threads hold the table
+                fds = [f"/proc/{pid}/task/{t}/fd/{fd}" for t in os.listdir(f"/proc/{pid}/task")
+                       for fd in os.listdir(f"/proc/{pid}/task/{t}/fd")]
         except OSError:
             continue
-        for fd in fds:
-            link = f"{fd_dir}/{fd}"
+        for link in fds:
+            fd = link.rsplit("/", 1)[1]
+            info_dir = link.rsplit("/fd/", 1)[0] + "/fdinfo"
             try:
                 if os.path.basename(os.readlink(link)) not in names:
                     continue
                 st = os.stat(link)
-                with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as f:
+                with open(f"{info_dir}/{fd}", encoding="ascii") as f:
                     info = f.read()
             except (OSError, ValueError):
                 continue
@@ -173,7 +180,7 @@ class SpecWatcher:
         # what /proc answered for them is older than their event.
         self._closed_since: set[str] | None = None
         self._stale = False  # an event named the location itself: re-arm (``refresh``)
-        self._rescan = False  # a directory or a spec file came into the tree: ask /proc
+        self._rescan: set[str] = set()  # directories or spec files that came in: ask /proc
         # Being written as /proc said (at a re-arm or a rescan), no event of its own since:
         # path -> the holder. Asked of /proc again while passes wait (``recheck``).
         self._seeded: dict[str, str] = {}
@@ -194,25 +201,33 @@ class SpecWatcher:
                 if self._closed_since is not None:
                     self._closed_since.update(paths)
 
-    def _spec_files(self) -> dict[tuple[int, int], str]:
-        """The spec files at the location now whose close the watches would see, as events
-        name them: (st_dev, st_ino) -> path. Left out: a spec file that is a symlink (its
-        target's directory is not watched), and a single-file location under a symlinked
-        directory (the parent's watch is on the link, not on where the file is)."""
+    def _forget_under(self, directory: str) -> None:
+        prefix = directory.rstrip("/") + "/"
+        with self._lock:
+            for p in [p for p in self._writing if p.startswith(prefix)]:
+                self._writing.pop(p, None)
+                self._seeded.pop(p, None)
+
+    def _spec_files(self, only: set[str] | None = None) -> dict[tuple[int, int], str]:
+        """The spec files at the location now, as events name them: (st_dev, st_ino) ->
+        path; with ``only``, those at or below those paths. A file whose close no watch
+        sees (a spec file that is a symlink, a single-file location under a symlinked
+        directory) is among them: ``recheck`` forgets it once /proc shows no writer."""
         files: dict[tuple[int, int], str] = {}
 
         def add(path: str) -> None:
+            if only is not None and not any(path == o or path.startswith(o.rstrip("/") + "/")
+                                            for o in only):
+                return
             try:
-                st = os.lstat(path)
+                st = os.stat(path)
             except OSError:
                 return
             if stat.S_ISREG(st.st_mode):
                 files[(st.st_dev, st.st_ino)] = path
 
         if not self._root.is_dir():
-            parent = os.path.normpath(self.location.parent)
-            if os.path.realpath(parent) == parent:
-                add(str(self.location))
+            add(str(self.location))
             return files
         for top, dirs, names in os.walk(self._root):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -221,16 +236,18 @@ class SpecWatcher:
                     add(os.path.join(top, name))
         return files
 
-    def _seed_writing(self, before: dict[str, float]) -> None:
-        """After a re-arm: the spec files the kernel says are open for writing are being
-        written (the new watch then sees their close), since when ``before`` (what the old
-        watch knew) says, else from now. Called once the watches exist, so a file opened
-        later is seen by them and one closed since is not taken as open."""
+    def _seed_writing(self, before: dict[str, float], only: set[str] | None = None) -> None:
+        """After a re-arm (or, with ``only``, for what came into the tree: a directory, a
+        file moved in): the spec files the kernel says are open for writing are being
+        written (a watch sees their close, or ``recheck`` their writer gone), since when
+        ``before`` (what the old watch knew) says, else from now. Called once the watches
+        exist, so a file opened later is seen by them and one closed since is not taken as
+        open."""
         with self._lock:
             self._closed_since = set()
         found: dict[str, str] = {}
         try:
-            found = open_for_writing(self._spec_files())
+            found = open_for_writing(self._spec_files(only))
         finally:
             with self._lock:
                 closed, self._closed_since = self._closed_since or set(), None
@@ -254,7 +271,7 @@ class SpecWatcher:
         files: dict[tuple[int, int], str] = {}
         for path in seeded:
             try:
-                st = os.lstat(path)
+                st = os.stat(path)
             except OSError:
                 continue
             files[(st.st_dev, st.st_ino)] = path
@@ -327,12 +344,12 @@ class SpecWatcher:
             return False
         with self._lock:
             stale, self._stale = self._stale, False
-            rescan, self._rescan = self._rescan, False
+            rescan, self._rescan = self._rescan, set()
         identity = self._current_identity()
         if (self._armed and identity == self._identity and self.error is None
                 and not stale and not self._watch_ended()):
             if rescan:
-                self._seed_writing(self.writing())
+                self._seed_writing(self.writing(), only=rescan)
             return False
         self._observer.unschedule_all()
         with self._lock:

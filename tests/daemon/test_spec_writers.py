@@ -7,9 +7,11 @@ is applied is what the final spec says.
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -224,9 +226,84 @@ def test_a_file_held_open_for_writing_when_the_watch_is_set_up_again_names_its_h
         assert f"held open for writing by pid {os.getpid()} (" in r.daemon.spec_error
         assert _mutations(r) == []
     finally:
-        holder.close()  # its close is a close-without-write: /proc is asked again
+        holder.close()  # a read-write descriptor's close: the watch sees it
     wait_for(lambda: _mutations(r), timeout=8)
     assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
+
+
+def test_a_spec_file_moved_into_the_tree_while_it_is_written(start_daemon, spec_dir, tmp_path):
+    """watchdog reports a file moved in from outside as created (review 14, G1)."""
+    r = start_daemon()
+    time.sleep(0.5)
+    (spec_dir / "vgglobal.toml").unlink()
+    time.sleep(1.5)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+
+    def move_in():
+        time.sleep(0.3)  # after the first chunk
+        os.rename(stage / "vgglobal.toml", spec_dir / "vgglobal.toml")
+
+    mover = threading.Thread(target=move_in)
+    mover.start()
+    done = _write_slowly(stage / "vgglobal.toml", pause=0.9)  # on through its descriptor
+    mover.join()
+    _applied_only_whole(r, done)
+
+
+def test_a_directory_moved_out_while_a_file_in_it_is_written_leaves_nothing_waited_for(
+        start_daemon, spec_dir, tmp_path):
+    """Its files leave with it, without an event of their own (review 14, G2)."""
+    r = start_daemon(write_wait_seconds=2.0)
+    sub = spec_dir / "site2"
+    sub.mkdir()
+    os.chmod(sub, 0o755)
+    time.sleep(1.0)
+    with open(sub / "other.toml", "w") as f:
+        f.write("# being written\n")
+        f.flush()
+        wait_for(lambda: r.daemon.watcher.writing(), timeout=5)
+        os.rename(sub, tmp_path / "site2.out")
+        wait_for(lambda: not r.daemon.watcher.writing(), timeout=5)
+    write_spec(spec_dir / "vgglobal.toml", FINAL)
+    wait_for(lambda: _mutations(r), timeout=8)
+    assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
+    assert r.daemon.spec_error is None
+
+
+def test_a_single_file_location_below_a_symlink_is_asked_of_proc(start_daemon, tmp_path):
+    """lnk/etc/spec.toml with lnk -> real, the daemon started while it is written
+    (review 14, G3)."""
+    real = tmp_path / "real"
+    (real / "etc").mkdir(parents=True)
+    os.chmod(real / "etc", 0o755)
+    os.symlink(real, tmp_path / "lnk")
+    spec = tmp_path / "lnk" / "etc" / "spec.toml"
+    done: list[float] = []
+    writer = threading.Thread(target=lambda: done.append(_write_slowly(spec, pause=0.9)))
+    writer.start()
+    time.sleep(0.3)
+    r = start_daemon(spec=spec, wait_ready=False)
+    writer.join()
+    _applied_only_whole(r, done[0])
+
+
+def test_a_new_file_in_the_tree_asks_proc_about_itself_only(start_daemon, spec_dir):
+    """A spec file held read-write for a lock, never written, is not taken as being written
+    because another file was saved beside it (review 14, G4)."""
+    r = start_daemon(write_wait_seconds=2.0)
+    time.sleep(0.5)
+    with open(spec_dir / "vgglobal.toml", "r+"):
+        time.sleep(0.5)
+        write_spec(spec_dir / "extra.toml", """
+            [vg.vgextra]
+            nodes = ["*"]
+            scope = "local"
+            pvs = ["/dev/mapper/lun99"]
+            """)
+        passes = r.daemon.passes
+        wait_for(lambda: r.daemon.passes > passes, timeout=5)
+        assert not r.daemon.watcher.writing() and r.daemon.spec_error is None
 
 
 def test_a_symlinked_spec_directory_whose_target_is_made_again_is_watched_again(
@@ -377,3 +454,28 @@ def test_edits_in_place_and_new_files_do_not_re_arm_the_watch(tmp_path, single_f
         assert w.refresh() and not w.refresh()
     finally:
         w.stop()
+
+
+@pytest.mark.real_process
+def test_a_writer_whose_main_thread_has_ended_is_seen_in_proc(tmp_path):
+    """/proc/PID/fd of a process whose main thread has ended is empty: its other threads'
+    descriptor tables are read instead (review 14, R2)."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text("")
+    st = os.stat(spec)
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import ctypes, threading, time
+        f = open({str(spec)!r}, "a")
+        threading.Thread(target=time.sleep, args=(30,)).start()
+        open({str(tmp_path / "ready")!r}, "w").close()
+        ctypes.CDLL(None).pthread_exit(None)
+        """)])
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists() and Path(
+            f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+            timeout=10)
+        found = watching.open_for_writing({(st.st_dev, st.st_ino): str(spec)})
+        assert list(found) == [str(spec)] and found[str(spec)].startswith(f"pid {child.pid} (")
+    finally:
+        child.kill()
+        child.wait()
