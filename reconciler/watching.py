@@ -216,9 +216,6 @@ class SpecWatcher:
         files: dict[tuple[int, int], str] = {}
 
         def add(path: str) -> None:
-            if only is not None and not any(path == o or path.startswith(o.rstrip("/") + "/")
-                                            for o in only):
-                return
             try:
                 st = os.stat(path)
             except OSError:
@@ -227,13 +224,27 @@ class SpecWatcher:
                 files[(st.st_dev, st.st_ino)] = path
 
         if not self._root.is_dir():
-            add(str(self.location))
+            if only is None or str(self.location) in only:
+                add(str(self.location))
             return files
-        for top, dirs, names in os.walk(self._root):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in names:
-                if name.endswith(".toml") and not name.startswith("."):
-                    add(os.path.join(top, name))
+        # what came in, each walked alone (not the whole tree per path: a checkout of
+        # thousands of files comes as thousands of paths)
+        tops = [str(self._root)] if only is None else sorted(only)
+        for top in tops:
+            try:
+                if _hidden(Path(top).relative_to(self._root)):
+                    continue
+            except ValueError:  # not in the tree (moved out)
+                continue
+            if top != str(self._root) and not os.path.isdir(top):
+                if top.endswith(".toml"):
+                    add(top)
+                continue
+            for where, dirs, names in os.walk(top):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for name in names:
+                    if name.endswith(".toml") and not name.startswith("."):
+                        add(os.path.join(where, name))
         return files
 
     def _seed_writing(self, before: dict[str, float], only: set[str] | None = None) -> None:
