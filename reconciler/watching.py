@@ -67,7 +67,9 @@ class _Handler(FileSystemEventHandler):
         hit = next((p for p in paths if self.watcher.relevant(p, event.event_type,
                                                                 event.is_directory)), None)
         if hit is not None:
-            if not event.is_directory:
+            if not event.is_directory and not (event.event_type == "moved"
+                                                 and event.is_synthetic):
+                # (a file's synthetic move: its directory's move carried it, below)
                 self.watcher._track(event.event_type, paths)
             if event.event_type in _DIR_COUNTED and self.watcher.location in map(Path, paths):
                 with self.watcher._lock:  # the location itself made, removed or replaced
@@ -79,8 +81,9 @@ class _Handler(FileSystemEventHandler):
                 with self.watcher._lock:
                     self.watcher._rescan.add(paths[-1])
             if event.is_directory and event.event_type in ("deleted", "moved"):
-                # its files left that path with it (no event of their own): G2
-                self.watcher._forget_under(paths[0])
+                # its files left that path with it (no event of their own): G2; moved
+                # within the tree, they are still being written under the new path
+                self.watcher._forget_under(paths[0], paths[1] if len(paths) == 2 else None)
             self.watcher.trigger(hit)
 
     def on_events_lost(self, event: FileSystemEvent) -> None:
@@ -194,6 +197,12 @@ class SpecWatcher:
             if kind == "modified":
                 self._writing.setdefault(paths[0], time.monotonic())
                 self._seeded.pop(paths[0], None)  # the watch sees it: its close will come
+            elif kind == "moved" and len(paths) == 2 and paths[0] in self._writing:
+                # renamed while open: still being written under its new name (its close
+                # names that; /proc may not show its writer), if the loader reads that name
+                self._carry(paths[0], paths[1])
+                if self._closed_since is not None:
+                    self._closed_since.update(paths)
             elif kind in ("closed", "deleted", "moved"):
                 for p in paths:
                     self._writing.pop(p, None)
@@ -201,12 +210,33 @@ class SpecWatcher:
                 if self._closed_since is not None:
                     self._closed_since.update(paths)
 
-    def _forget_under(self, directory: str) -> None:
+    def _loaded(self, path: str) -> bool:
+        """Whether ``path`` is a name the loader reads (a ``*.toml`` in the tree, no hidden
+        component)."""
+        try:
+            rel = Path(path).relative_to(self._root)
+        except ValueError:
+            return False
+        return not _hidden(rel) and path.endswith(".toml")
+
+    def _carry(self, old: str, new: str | None) -> None:
+        """What was known of ``old`` being written, now of ``new`` (renamed), or forgotten
+        (``new`` None or not read by the loader). Under ``_lock``."""
+        since = self._writing.pop(old, None)
+        holder = self._seeded.pop(old, None)
+        if since is None or new is None or not self._loaded(new):
+            return
+        if new not in self._writing and holder is not None:
+            self._seeded[new] = holder
+        self._writing.setdefault(new, since)
+
+    def _forget_under(self, directory: str, dest: str | None = None) -> None:
+        """A directory removed or moved (to ``dest``): what was being written below it is
+        forgotten, or carried to its new path."""
         prefix = directory.rstrip("/") + "/"
         with self._lock:
             for p in [p for p in self._writing if p.startswith(prefix)]:
-                self._writing.pop(p, None)
-                self._seeded.pop(p, None)
+                self._carry(p, None if dest is None else dest.rstrip("/") + "/" + p[len(prefix):])
 
     def _spec_files(self, only: set[str] | None = None) -> dict[tuple[int, int], str]:
         """The spec files at the location now, as events name them: (st_dev, st_ino) ->
@@ -236,7 +266,8 @@ class SpecWatcher:
                     continue
             except ValueError:  # not in the tree (moved out)
                 continue
-            if top != str(self._root) and not os.path.isdir(top):
+            if top != str(self._root) and (os.path.islink(top) or not os.path.isdir(top)):
+                # (a symlink to a directory is not descended into, nor by the loader)
                 if top.endswith(".toml"):
                     add(top)
                 continue

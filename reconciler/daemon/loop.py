@@ -311,8 +311,8 @@ class Daemon:
         try:
             if still_open is not None:
                 holder = self.watcher.holder(still_open[0]) if self.watcher else None
-                how = (f"held open for writing by {holder} for {still_open[1]:.0f} s (seen in "
-                       f"/proc when the spec's watch was set up)" if holder else
+                how = (f"held open for writing by {holder} for {still_open[1]:.0f} s (as "
+                       f"/proc shows; no write of it seen)" if holder else
                        f"still open for writing after {still_open[1]:.0f} s (modified, never "
                        f"closed)")
                 raise errors.SpecError([(still_open[0], "", (

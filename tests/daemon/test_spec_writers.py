@@ -271,6 +271,32 @@ def test_a_directory_moved_out_while_a_file_in_it_is_written_leaves_nothing_wait
     assert r.daemon.spec_error is None
 
 
+@pytest.mark.parametrize("proc_sees_writers", [True, False])
+def test_a_directory_moved_within_the_tree_while_a_file_in_it_is_written(
+        start_daemon, spec_dir, monkeypatch, proc_sees_writers):
+    """What was known of the file follows it to its new path, also where /proc cannot show
+    its writer (another PID namespace) (review 15, F1)."""
+    if not proc_sees_writers:
+        monkeypatch.setattr(watching, "open_for_writing", lambda files: {})
+    r = start_daemon()
+    time.sleep(0.5)
+    (spec_dir / "vgglobal.toml").unlink()
+    a = spec_dir / "a"
+    a.mkdir()
+    os.chmod(a, 0o755)
+    time.sleep(1.5)
+
+    def move():
+        time.sleep(0.3)  # after the first chunk
+        os.rename(a, spec_dir / "b")
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    done = _write_slowly(a / "vgglobal.toml", pause=0.9)  # on through its descriptor, in b/
+    mover.join()
+    _applied_only_whole(r, done)
+
+
 def test_a_single_file_location_below_a_symlink_is_asked_of_proc(start_daemon, tmp_path):
     """lnk/etc/spec.toml with lnk -> real, the daemon started while it is written
     (review 14, G3)."""
