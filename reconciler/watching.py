@@ -106,7 +106,9 @@ def open_for_writing(files: dict[tuple[int, int], str]) -> dict[str, str]:
     names it otherwise), its access mode from /proc/PID/fdinfo. A process that goes away
     meanwhile is skipped: it holds nothing."""
     found: dict[str, str] = {}
-    names = {os.path.basename(path) for path in files.values()}
+    # a descriptor names the file a symlinked spec file leads to: that name too
+    names = {os.path.basename(name) for path in files.values()
+             for name in (path, os.path.realpath(path))}
     if not names:
         return found
     try:

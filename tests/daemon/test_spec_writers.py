@@ -189,19 +189,25 @@ def test_a_daemon_started_while_a_spec_file_is_written(start_daemon, spec_dir):
 
 def test_a_symlinked_spec_file_open_as_the_daemon_starts_is_applied_once_closed(
         start_daemon, spec_dir, tmp_path):
-    """specs/vgglobal.toml -> ../available/vgglobal.toml: its close happens where no watch
-    sees it, so it is not taken as being written on /proc's word (review 13, M1)."""
+    """specs/vgglobal.toml -> ../available/global.toml, open for writing as the daemon
+    starts: /proc shows it (by the name its descriptor has), so nothing is applied while it
+    is open; its close happens where no watch sees it, so it is forgotten once /proc shows
+    no writer, not refused for ever (reviews 13, M1, and 14)."""
     available = tmp_path / "available"
     available.mkdir()
     os.chmod(available, 0o755)
-    target = available / "vgglobal.toml"
+    target = available / "global.toml"  # named otherwise than the link
     (spec_dir / "vgglobal.toml").unlink()
     os.symlink(target, spec_dir / "vgglobal.toml")
     with open(target, "w") as f:
         f.write(textwrap.dedent(FINAL))
         f.flush()
         r = start_daemon(write_wait_seconds=2.0, wait_ready=False)
+        link = str(spec_dir / "vgglobal.toml")
+        wait_for(lambda: r.daemon.watcher is not None and r.daemon.watcher.holder(link),
+                 timeout=5)
         time.sleep(1.0)
+        assert _mutations(r) == []
     wait_for(lambda: _mutations(r), timeout=8)
     assert [argv for _, argv in _mutations(r)] == [FINAL_LVCREATE]
     wait_for(lambda: r.daemon.state == status.IN_SYNC, timeout=8)
