@@ -316,7 +316,7 @@ def test_code_that_cannot_be_imported_before_the_first_step_runs_nothing(tmp_pat
 
 def test_at_debug_loguru_comes_with_the_process_not_inside_the_first_pass():
     """Every pass writes DEBUG records: at that level loguru is imported as logging is set
-    up, with its sink (adding one reads sysconfig's paths: 0.1 s of a pass under TCG), so
+    up, with its sink (adding one reads sysconfig's paths: 0.04 s of a pass under TCG), so
     neither is counted in the first pass's time; at INFO neither is."""
     for level, imported in (("INFO", False), ("DEBUG", True)):
         with anew():
